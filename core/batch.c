@@ -1,0 +1,250 @@
+/*
+ * batch.c - batches: reference counting, lazy decode and encode, merge and copy.
+ *
+ * A batch holds one export request as encoded bytes, as a decoded protobuf-c
+ * message, or both. Whichever form is missing is made on first use, in the
+ * batch's arena, under the batch's lock: a shared batch may be asked for its
+ * decoded form by two exporters on two threads at once. Once made, a form never
+ * changes while the batch is shared, so readers need no lock after that.
+ */
+#include "batch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "batch_internal.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal)
+{
+    switch (signal) {
+    case SY_SIGNAL_TRACES:
+        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    case SY_SIGNAL_METRICS:
+        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
+    case SY_SIGNAL_LOGS:
+        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
+    }
+    return NULL;
+}
+
+const char *sy__signal_name(sy_signal_t signal)
+{
+    switch (signal) {
+    case SY_SIGNAL_TRACES:
+        return "traces";
+    case SY_SIGNAL_METRICS:
+        return "metrics";
+    case SY_SIGNAL_LOGS:
+        return "logs";
+    }
+    return "unknown";
+}
+
+sy_batch_t *sy__batch_new(sy_signal_t signal, const char *origin)
+{
+    if (!sy__signal_request_descriptor(signal)) return NULL;
+    sy_batch_t *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    atomic_init(&b->refs, 1);
+    b->signal = signal;
+    b->origin = origin ? origin : "";
+    pthread_mutex_init(&b->lock, NULL);
+    sy__arena_init(&b->arena, SY__BATCH_MAX_ARENA);
+    return b;
+}
+
+void *sy__batch_alloc(sy_batch_t *b, size_t size)
+{
+    return sy__arena_alloc(&b->arena, size);
+}
+
+ProtobufCAllocator *sy__batch_allocator(sy_batch_t *b)
+{
+    return &b->arena.pb;
+}
+
+int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err,
+                          size_t err_len)
+{
+    uint64_t items = 0;
+    if (sy__pb_validate(sy__signal_request_descriptor(b->signal), data, len, &items, err,
+                        err_len) < 0)
+        return SY_EINVAL;
+    b->enc = data;
+    b->enc_len = len;
+    b->dec = NULL;
+    b->dec_failed = false;
+    b->items = items;
+    return SY_OK;
+}
+
+int sy__batch_set_decoded(sy_batch_t *b, void *request)
+{
+    if (!request) return SY_EINVAL;
+    const ProtobufCMessage *m = request;
+    if (m->descriptor != sy__signal_request_descriptor(b->signal)) return SY_EINVAL;
+    b->dec = request;
+    b->enc = NULL;
+    b->enc_len = 0;
+    b->items = sy__request_count_items(b->signal, request);
+    return SY_OK;
+}
+
+void sy__batch_retain(sy_batch_t *b)
+{
+    /* Relaxed: a new reference is made from an existing one, which already
+     * orders everything before it. */
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void sy__batch_release(sy_batch_t *b)
+{
+    if (!b) return;
+    /* Release on the decrement publishes this thread's reads and writes of the
+     * batch; the acquire fence on the last one makes every other holder's
+     * accesses happen before the free. */
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release) != 1) return;
+    atomic_thread_fence(memory_order_acquire);
+    for (size_t i = 0; i < b->nparents; i++)
+        sy__batch_release(b->parents[i]);
+    sy__arena_release(&b->arena);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+uint32_t sy__batch_refs(const sy_batch_t *b)
+{
+    return atomic_load_explicit(&((sy_batch_t *)b)->refs, memory_order_acquire);
+}
+
+sy_signal_t sy__batch_signal(const sy_batch_t *b)
+{
+    return b->signal;
+}
+
+uint64_t sy__batch_items(const sy_batch_t *b)
+{
+    return b->items;
+}
+
+void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info)
+{
+    sy_batch_t *mb = (sy_batch_t *)b;
+    pthread_mutex_lock(&mb->lock);
+    info->signal = b->signal;
+    info->items = b->items;
+    info->bytes = b->enc ? b->enc_len : 0;
+    info->has_encoded = b->enc != NULL;
+    info->has_decoded = b->dec != NULL;
+    info->origin = b->origin;
+    pthread_mutex_unlock(&mb->lock);
+}
+
+const void *sy__batch_request(sy_batch_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    if (!b->dec && !b->dec_failed && b->enc) {
+        b->dec = protobuf_c_message_unpack(sy__signal_request_descriptor(b->signal),
+                                           &b->arena.pb, b->enc_len, b->enc);
+        if (!b->dec) b->dec_failed = true;
+    }
+    void *dec = b->dec;
+    pthread_mutex_unlock(&b->lock);
+    return dec;
+}
+
+void *sy__batch_request_mut(sy_batch_t *b)
+{
+    void *dec = (void *)sy__batch_request(b);
+    if (dec) {
+        pthread_mutex_lock(&b->lock);
+        b->enc = NULL; /* stale once changed: packed again when asked for */
+        b->enc_len = 0;
+        pthread_mutex_unlock(&b->lock);
+    }
+    return dec;
+}
+
+void sy__batch_recount(sy_batch_t *b)
+{
+    if (b->dec) b->items = sy__request_count_items(b->signal, b->dec);
+}
+
+const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
+{
+    pthread_mutex_lock(&b->lock);
+    if (!b->enc && b->dec) {
+        size_t n = protobuf_c_message_get_packed_size(b->dec);
+        /* An empty request packs to zero bytes; give it a valid pointer. */
+        uint8_t *buf = sy__arena_alloc(&b->arena, n ? n : 1);
+        if (buf) {
+            protobuf_c_message_pack(b->dec, buf);
+            b->enc = buf;
+            b->enc_len = n;
+        }
+    }
+    const uint8_t *enc = b->enc;
+    if (len) *len = enc ? b->enc_len : 0;
+    pthread_mutex_unlock(&b->lock);
+    return enc;
+}
+
+/* Merging relies on a property of protobuf: two encoded export requests written
+ * back to back are one valid request holding the resource entries of both, in
+ * order. So a merge is one allocation and a memcpy per input, with no decoding. */
+sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n)
+{
+    if (n == 0) return NULL;
+    sy_signal_t signal = batches[0]->signal;
+    size_t total = 0;
+    uint64_t items = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        if (batches[i]->signal != signal) return NULL;
+        if (!sy__batch_encoded(batches[i], &len)) return NULL;
+        total += len;
+        items += batches[i]->items;
+    }
+    sy_batch_t *out = sy__batch_new(signal, origin);
+    if (!out) return NULL;
+    uint8_t *buf = sy__arena_alloc(&out->arena, total ? total : 1);
+    if (!buf) {
+        sy__batch_release(out);
+        return NULL;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(buf + off, batches[i]->enc, batches[i]->enc_len);
+        off += batches[i]->enc_len;
+    }
+    out->enc = buf;
+    out->enc_len = total;
+    out->items = items;
+    return out;
+}
+
+sy_batch_t *sy__batch_copy(sy_batch_t *b)
+{
+    size_t len;
+    const uint8_t *enc = sy__batch_encoded(b, &len);
+    if (!enc) return NULL;
+    sy_batch_t *out = sy__batch_new(b->signal, b->origin);
+    if (!out) return NULL;
+    uint8_t *buf = sy__arena_alloc(&out->arena, len ? len : 1);
+    if (!buf) {
+        sy__batch_release(out);
+        return NULL;
+    }
+    memcpy(buf, enc, len);
+    out->enc = buf;
+    out->enc_len = len;
+    out->items = b->items;
+    return out;
+}

@@ -1,0 +1,54 @@
+/*
+ * batch.h - the unit that moves through the router: one OTLP export request of one
+ * signal, held as encoded protobuf bytes, as a decoded protobuf-c message, or both,
+ * with every byte of it in the batch's own arena.
+ *
+ * The core-internal functions here are what the host API table (sy_host_api_t)
+ * hands to plugins; see include/switchyard/plugin.h for the contracts.
+ */
+#ifndef SY_CORE_BATCH_H
+#define SY_CORE_BATCH_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <switchyard/plugin.h>
+
+/* Bounds that protect the decoders: nesting of messages (AnyValue inside
+ * AnyValue) and the total memory of one batch's arena. */
+#define SY__PB_MAX_DEPTH 64
+#define SY__BATCH_MAX_ARENA ((size_t)1 << 30)
+
+/* The protobuf-c descriptor of the export request of `signal`. */
+const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal);
+const char *sy__signal_name(sy_signal_t signal); /* "traces", "metrics", "logs" */
+
+sy_batch_t *sy__batch_new(sy_signal_t signal, const char *origin);
+void *sy__batch_alloc(sy_batch_t *b, size_t size);
+ProtobufCAllocator *sy__batch_allocator(sy_batch_t *b);
+int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err,
+                          size_t err_len);
+int sy__batch_set_decoded(sy_batch_t *b, void *request);
+void sy__batch_retain(sy_batch_t *b);
+void sy__batch_release(sy_batch_t *b);
+void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info);
+const void *sy__batch_request(sy_batch_t *b);
+void *sy__batch_request_mut(sy_batch_t *b);
+void sy__batch_recount(sy_batch_t *b);
+const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len);
+sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n);
+sy_batch_t *sy__batch_split(const char *origin, sy_batch_t **b, uint64_t max_items);
+/* A private copy of a shared batch, for a processor that mutates. */
+sy_batch_t *sy__batch_copy(sy_batch_t *b);
+uint32_t sy__batch_refs(const sy_batch_t *b);
+sy_signal_t sy__batch_signal(const sy_batch_t *b);
+uint64_t sy__batch_items(const sy_batch_t *b);
+
+/*
+ * Walks encoded protobuf bytes of a message of type `desc` without decoding:
+ * checks every tag, wire type (against the schema for known fields), length and
+ * nesting depth, and counts the item messages (spans, data points or log
+ * records). Returns 0, or -1 with a sentence in err.
+ */
+int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    uint64_t *items, char *err, size_t err_len);
+
+#endif

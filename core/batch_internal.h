@@ -1,0 +1,37 @@
+/* batch_internal.h - the layout of a batch, for the core's batch modules only. */
+#ifndef SY_CORE_BATCH_INTERNAL_H
+#define SY_CORE_BATCH_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "arena.h"
+#include "batch.h"
+
+struct sy_batch_s {
+    atomic_uint refs;
+    sy_signal_t signal;
+    uint64_t items;
+    const char *origin; /* the making instance's ID; instances outlive batches */
+
+    /* The two forms; either may be absent. Guarded by `lock` while one is being
+     * made; stable afterwards for as long as the batch is shared. */
+    pthread_mutex_t lock;
+    const uint8_t *enc;
+    size_t enc_len;
+    void *dec;
+    bool dec_failed;
+
+    /* A split batch points into the decoded structs of the batch it came from and
+     * keeps a reference to it. */
+    sy_batch_t *parents[1];
+    size_t nparents;
+
+    sy__arena_t arena;
+};
+
+/* Spans, metric data points or log records in a decoded request. */
+uint64_t sy__request_count_items(sy_signal_t signal, const void *request);
+
+#endif

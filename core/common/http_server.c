@@ -1,0 +1,846 @@
+/*
+ * http_server.c - HTTP/1.1 on a libuv loop with llhttp. See http_server.h.
+ *
+ * Each connection parses with llhttp and pauses the parser at the end of every
+ * request, so that exactly one request per connection is with the handler at a
+ * time and pipelined requests are answered in order: bytes after the paused
+ * request wait in the connection's `pending` buffer (and the socket is not read)
+ * until the handler has answered. Buffers (headers, body, input, output) belong to
+ * the connection and are reused from one request to the next.
+ *
+ * A connection that must close after its answer (an error, "Connection: close")
+ * shuts down its write side once the answer is out, then reads and discards what
+ * the client still sends for a short while: closing at once with unread data would
+ * reset the connection and could destroy the answer before the client reads it.
+ */
+#include "http_server.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <llhttp.h>
+
+/* Bytes of request line plus headers accepted in one request. */
+#define SY__HTTP_MAX_HEADER_BYTES (64u * 1024u)
+/* Size of a connection's socket read buffer. */
+#define SY__HTTP_READ_SIZE (64u * 1024u)
+/* Unsent answers above which a connection stops reading (a client that pipelines
+ * without reading its answers). */
+#define SY__HTTP_OUT_HIGH (256u * 1024u)
+/* How long a closing connection keeps discarding input after its last answer. */
+#define SY__HTTP_DRAIN_MS 2000u
+
+/* Headers the server keeps; the rest are skipped. */
+enum {
+    HDR_CONTENT_TYPE,
+    HDR_CONTENT_ENCODING,
+    HDR_ACCEPT,
+    HDR_ORIGIN,
+    HDR_EXPECT,
+    HDR_ACR_METHOD,  /* access-control-request-method */
+    HDR_ACR_HEADERS, /* access-control-request-headers */
+    HDR_COUNT
+};
+static const char *const kept_headers[HDR_COUNT] = {
+    "content-type",
+    "content-encoding",
+    "accept",
+    "origin",
+    "expect",
+    "access-control-request-method",
+    "access-control-request-headers",
+};
+#define NO_OFFSET ((size_t)-1)
+
+typedef struct buf_s {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+struct sy_http_server_s {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    llhttp_settings_t settings;
+    size_t max_body;
+    sy_http_handler_fn handler;
+    void *arg;
+    sy_http_error_fn error_handler;
+    void *error_arg;
+    uint64_t idle_timeout_ms;
+    sy_http_conn_t *conns; /* doubly linked */
+    size_t nconns;
+    int port;
+    bool closing;
+    bool listener_closed;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+struct sy_http_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* idle timeout, then the drain deadline */
+    uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
+    llhttp_t parser;
+    sy_http_server_t *server;
+    sy_http_conn_t *prev, *next;
+
+    /* The request being parsed: NUL-terminated strings in `hdr` at offsets. */
+    buf_t hdr;
+    size_t url_off;
+    size_t header_off[HDR_COUNT];
+    char field[40]; /* the header name being read, lower case */
+    size_t field_len;
+    int cur_header;   /* index into kept_headers, or -1 */
+    size_t value_off; /* where the current kept header's value starts in hdr */
+    size_t header_bytes;
+    buf_t body;
+    int refuse_status; /* set by a callback that refuses the request */
+    const char *refuse_msg;
+    sy_http_request_t req;
+
+    buf_t in;      /* a full-size read buffer */
+    buf_t pending; /* input after a paused request, from pending_off */
+    size_t pending_off;
+    buf_t out[2]; /* out[writing_idx] is being written; the other collects */
+    int writing_idx;
+    bool writing;
+
+    int handles_open;
+    bool awaiting;    /* a request is with the handler */
+    bool in_dispatch; /* inside the handler call */
+    bool paused;      /* parser paused and reading stopped until an answer */
+    bool out_blocked; /* reading stopped until the output drains */
+    bool close_after; /* close once the answers are out */
+    bool shutting;    /* write side shut, discarding input */
+    bool closing;     /* uv_close called */
+};
+
+/* ------------------------------------------------------------------------ */
+
+static bool buf_reserve(buf_t *b, size_t more)
+{
+    if (more <= b->cap - b->len) return true;
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2) return false;
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p) return false;
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+static bool buf_append(buf_t *b, const void *data, size_t n)
+{
+    if (!buf_reserve(b, n)) return false;
+    if (n) memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return true;
+}
+
+static bool buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return false;
+    if ((size_t)n >= b->cap - b->len) {
+        if (!buf_reserve(b, (size_t)n + 1)) return false;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+    return true;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Request Entity Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Closing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void server_check_done(sy_http_server_t *s)
+{
+    if (!s->closing || !s->listener_closed || s->nconns > 0) return;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    free(s);
+    if (done) done(arg);
+}
+
+static void conn_maybe_free(sy_http_conn_t *c)
+{
+    if (c->handles_open > 0 || c->awaiting) return;
+    sy_http_server_t *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    free(c->hdr.data);
+    free(c->body.data);
+    free(c->in.data);
+    free(c->pending.data);
+    free(c->out[0].data);
+    free(c->out[1].data);
+    free(c);
+    server_check_done(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    sy_http_conn_t *c = h->data;
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void conn_close(sy_http_conn_t *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    sy_http_conn_t *c = req->data;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Keep reading (and discarding) until the client closes or the deadline. */
+    uv_timer_start(&c->timer, on_drain_timeout, SY__HTTP_DRAIN_MS, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void conn_flush(sy_http_conn_t *c);
+static void conn_resume(sy_http_conn_t *c);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_write(uv_write_t *req, int status)
+{
+    sy_http_conn_t *c = req->data;
+    c->writing = false;
+    c->out[c->writing_idx].len = 0;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+    if (c->out_blocked && !c->writing) {
+        c->out_blocked = false;
+        conn_resume(c);
+    }
+}
+
+/* Starts writing what has been collected, if no write is under way. When all is
+ * written and the connection is to close, shuts its write side down. */
+static void conn_flush(sy_http_conn_t *c)
+{
+    if (c->writing || c->closing) return;
+    int idx = c->writing_idx ^ 1;
+    if (c->out[idx].len == 0) {
+        if (c->close_after && !c->awaiting && !c->shutting) {
+            c->shutting = true;
+            c->shutdown_req.data = c;
+            if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+                conn_close(c);
+        }
+        return;
+    }
+    c->writing_idx = idx;
+    c->writing = true;
+    uv_buf_t b = uv_buf_init(c->out[idx].data, (unsigned)c->out[idx].len);
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        c->writing = false;
+        conn_close(c);
+    }
+}
+
+/* Appends one response to the connection's output. */
+static void conn_queue_response(sy_http_conn_t *c, int status, const char *content_type,
+                                const char *extra_headers, const void *body, size_t body_len)
+{
+    buf_t *o = &c->out[c->writing_idx ^ 1];
+    bool ok = buf_printf(o, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", status,
+                         reason_phrase(status), body_len);
+    if (ok && content_type) ok = buf_printf(o, "Content-Type: %s\r\n", content_type);
+    if (ok && extra_headers) ok = buf_append(o, extra_headers, strlen(extra_headers));
+    if (ok && c->close_after) ok = buf_append(o, "Connection: close\r\n", 19);
+    if (ok) ok = buf_append(o, "\r\n", 2);
+    if (ok) ok = buf_append(o, body, body_len);
+    if (!ok) conn_close(c); /* out of memory: nothing sensible can be sent */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static sy_http_conn_t *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int refuse(sy_http_conn_t *c, int status, const char *msg)
+{
+    c->refuse_status = status;
+    c->refuse_msg = msg;
+    return HPE_USER;
+}
+
+static int count_header_bytes(sy_http_conn_t *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > SY__HTTP_MAX_HEADER_BYTES)
+        return refuse(c, 431, "request line and headers are too large");
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    sy_http_conn_t *c = conn_of(p);
+    c->hdr.len = 0;
+    c->body.len = 0;
+    c->header_bytes = 0;
+    c->url_off = 0;
+    c->field_len = 0;
+    c->cur_header = -1;
+    for (int i = 0; i < HDR_COUNT; i++)
+        c->header_off[i] = NO_OFFSET;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    sy_http_conn_t *c = conn_of(p);
+    if (count_header_bytes(c, len)) return HPE_USER;
+    return buf_append(&c->hdr, at, len) ? 0 : refuse(c, 500, "out of memory");
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    sy_http_conn_t *c = conn_of(p);
+    return buf_append(&c->hdr, "", 1) ? 0 : refuse(c, 500, "out of memory");
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    sy_http_conn_t *c = conn_of(p);
+    if (count_header_bytes(c, len)) return HPE_USER;
+    for (size_t i = 0; i < len; i++) {
+        if (c->field_len < sizeof(c->field) - 1) {
+            char ch = at[i];
+            c->field[c->field_len] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+        }
+        c->field_len++;
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    sy_http_conn_t *c = conn_of(p);
+    c->cur_header = -1;
+    if (c->field_len < sizeof(c->field)) {
+        c->field[c->field_len] = '\0';
+        for (int i = 0; i < HDR_COUNT; i++)
+            if (strcmp(c->field, kept_headers[i]) == 0) c->cur_header = i;
+    }
+    c->field_len = 0;
+    c->value_off = c->hdr.len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    sy_http_conn_t *c = conn_of(p);
+    if (count_header_bytes(c, len)) return HPE_USER;
+    if (c->cur_header < 0) return 0;
+    return buf_append(&c->hdr, at, len) ? 0 : refuse(c, 500, "out of memory");
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    sy_http_conn_t *c = conn_of(p);
+    if (c->cur_header < 0) return 0;
+    if (!buf_append(&c->hdr, "", 1)) return refuse(c, 500, "out of memory");
+    c->header_off[c->cur_header] = c->value_off; /* the last of repeated headers wins */
+    c->cur_header = -1;
+    return 0;
+}
+
+static const char *hdr_value(sy_http_conn_t *c, int h)
+{
+    return c->header_off[h] == NO_OFFSET ? NULL : c->hdr.data + c->header_off[h];
+}
+
+/* Fills c->req from what was parsed; valid until the answer. */
+static void build_request(sy_http_conn_t *c)
+{
+    sy_http_request_t *r = &c->req;
+    memset(r, 0, sizeof(*r));
+    r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
+    if (c->hdr.len > 0) {
+        char *url = c->hdr.data + c->url_off;
+        char *q = strchr(url, '?');
+        if (q) {
+            *q = '\0';
+            r->query = q + 1;
+        }
+        r->path = url;
+    } else {
+        r->path = "";
+    }
+    r->content_type = hdr_value(c, HDR_CONTENT_TYPE);
+    r->content_encoding = hdr_value(c, HDR_CONTENT_ENCODING);
+    r->accept = hdr_value(c, HDR_ACCEPT);
+    r->origin = hdr_value(c, HDR_ORIGIN);
+    r->access_control_request_method = hdr_value(c, HDR_ACR_METHOD);
+    r->access_control_request_headers = hdr_value(c, HDR_ACR_HEADERS);
+    r->body = (const uint8_t *)c->body.data;
+    r->body_len = c->body.len;
+    r->conn = c;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    sy_http_conn_t *c = conn_of(p);
+    size_t max = c->server->max_body;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
+        return refuse(c, 413, "request body is too large");
+    const char *expect = hdr_value(c, HDR_EXPECT);
+    if (expect && strcasecmp(expect, "100-continue") == 0) {
+        buf_t *o = &c->out[c->writing_idx ^ 1];
+        if (!buf_append(o, "HTTP/1.1 100 Continue\r\n\r\n", 25)) return refuse(c, 500, "oom");
+        conn_flush(c);
+    }
+    /* Room for the whole announced body at once, reused by later requests. */
+    if ((p->flags & F_CONTENT_LENGTH) && !buf_reserve(&c->body, (size_t)p->content_length))
+        return refuse(c, 500, "out of memory");
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    sy_http_conn_t *c = conn_of(p);
+    if (len > c->server->max_body - c->body.len) return refuse(c, 413, "request body is too large");
+    return buf_append(&c->body, at, len) ? 0 : refuse(c, 500, "out of memory");
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    (void)p;
+    return HPE_PAUSED; /* handled by conn_process() once llhttp_execute returns */
+}
+
+/* Answers a request the server refuses itself and closes the connection. */
+static void conn_refuse(sy_http_conn_t *c, int status, const char *msg, bool headers_known)
+{
+    c->close_after = true;
+    if (headers_known && c->server->error_handler) {
+        build_request(c);
+        c->req.body = NULL;
+        c->req.body_len = 0;
+        c->awaiting = true;
+        c->in_dispatch = true;
+        c->server->error_handler(c->server->error_arg, &c->req, status, msg);
+        c->in_dispatch = false;
+        if (!c->awaiting) return; /* answered */
+        c->awaiting = false;
+    }
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, msg);
+    conn_queue_response(c, status, "text/plain; charset=utf-8", NULL, body, (size_t)n);
+    conn_flush(c);
+}
+
+/* Keeps unparsed input for later (it may already be in `pending`). */
+static bool conn_keep_pending(sy_http_conn_t *c, const char *data, size_t len)
+{
+    buf_t *pb = &c->pending;
+    if (pb->data && data >= pb->data && data <= pb->data + pb->len) {
+        c->pending_off = (size_t)(data - pb->data);
+        return true;
+    }
+    pb->len = 0;
+    c->pending_off = 0;
+    return buf_append(pb, data, len);
+}
+
+/* Parses input, dispatching each complete request in turn. */
+static void conn_process(sy_http_conn_t *c, const char *data, size_t len)
+{
+    while (!c->closing && !c->close_after) {
+        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+        if (e == HPE_OK) {
+            if (c->pending.data && data >= c->pending.data &&
+                data <= c->pending.data + c->pending.len)
+                c->pending.len = c->pending_off = 0;
+            return;
+        }
+        if (e != HPE_PAUSED) {
+            bool headers_known = c->refuse_status == 413;
+            if (c->refuse_status)
+                conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
+            else
+                conn_refuse(c, 400, llhttp_errno_name(e), false);
+            return;
+        }
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        data += used;
+        len -= used;
+
+        build_request(c);
+        if (!llhttp_should_keep_alive(&c->parser)) c->close_after = true;
+        if (c->server->closing) c->close_after = true;
+        c->awaiting = true;
+        c->in_dispatch = true;
+        c->server->handler(c->server->arg, &c->req);
+        c->in_dispatch = false;
+        if (c->closing) return;
+        llhttp_resume(&c->parser);
+        if (c->awaiting || c->out[c->writing_idx ^ 1].len > SY__HTTP_OUT_HIGH) {
+            /* Wait for the answer (or for the output to drain) before parsing on. */
+            if (c->awaiting)
+                c->paused = true;
+            else
+                c->out_blocked = true;
+            if (len > 0 && !conn_keep_pending(c, data, len)) {
+                conn_close(c);
+                return;
+            }
+            if (len == 0) c->pending.len = c->pending_off = 0;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            return;
+        }
+        if (len == 0) {
+            if (c->pending.data && data >= c->pending.data &&
+                data <= c->pending.data + c->pending.len)
+                c->pending.len = c->pending_off = 0;
+            return;
+        }
+    }
+}
+
+/* Continues after an answer or drained output: parses what was kept, then reads. */
+static void conn_resume(sy_http_conn_t *c)
+{
+    if (c->closing || c->paused || c->out_blocked || c->shutting) return;
+    if (c->pending.len > c->pending_off) {
+        conn_process(c, c->pending.data + c->pending_off, c->pending.len - c->pending_off);
+        if (c->closing || c->paused || c->out_blocked || c->close_after) return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_idle_timeout(uv_timer_t *t)
+{
+    sy_http_conn_t *c = t->data;
+    if (!c->awaiting) conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    sy_http_conn_t *c = h->data;
+    if (!c->in.data) {
+        c->in.data = malloc(SY__HTTP_READ_SIZE);
+        c->in.cap = c->in.data ? SY__HTTP_READ_SIZE : 0;
+    }
+    *buf = uv_buf_init(c->in.data, (unsigned)c->in.cap);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    sy_http_conn_t *c = stream->data;
+    (void)buf;
+    if (c->closing) return;
+    if (nread < 0) {
+        /* End of input or an error: a request with the handler is answered into
+         * the void (sy_http_respond() then frees the connection). */
+        conn_close(c);
+        return;
+    }
+    if (nread == 0) return;
+    if (c->shutting) return; /* discarding input until the client closes */
+    if (c->server->idle_timeout_ms)
+        uv_timer_start(&c->timer, on_idle_timeout, c->server->idle_timeout_ms, 0);
+    conn_process(c, c->in.data, (size_t)nread);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    sy_http_server_t *s = listener->data;
+    if (status < 0 || s->closing) return;
+    sy_http_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return;
+    c->server = s;
+    c->writing_idx = 0;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    if (s->idle_timeout_ms) uv_timer_start(&c->timer, on_idle_timeout, s->idle_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public functions                                                          */
+/* ------------------------------------------------------------------------ */
+
+void sy_http_respond(sy_http_request_t *req, int status, const char *content_type,
+                     const char *extra_headers, const void *body, size_t body_len)
+{
+    sy_http_conn_t *c = req->conn;
+    if (!c || !c->awaiting) return; /* answered already */
+    c->awaiting = false;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (c->server->closing) c->close_after = true;
+    conn_queue_response(c, status, content_type, extra_headers, body, body_len);
+    conn_flush(c);
+    if (!c->in_dispatch) {
+        c->paused = false;
+        conn_resume(c);
+    }
+}
+
+/* Splits "host:port" / "[v6]:port" / ":port" and resolves the host into *addr.
+ * Host names other than localhost are resolved with a synchronous getaddrinfo,
+ * which is acceptable because servers start before their loop runs. */
+static int resolve_endpoint(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
+                            char *shown, size_t shown_len, char *err, size_t err_len)
+{
+    char host[256];
+    const char *port_str;
+    size_t hlen;
+    if (!endpoint || !*endpoint) {
+        snprintf(err, err_len, "empty endpoint: expected host:port");
+        return -1;
+    }
+    if (endpoint[0] == '[') {
+        const char *end = strchr(endpoint, ']');
+        if (!end || end[1] != ':') goto bad;
+        hlen = (size_t)(end - endpoint - 1);
+        if (hlen >= sizeof(host)) goto bad;
+        memcpy(host, endpoint + 1, hlen);
+        port_str = end + 2;
+    } else {
+        const char *colon = strrchr(endpoint, ':');
+        if (!colon) goto bad;
+        hlen = (size_t)(colon - endpoint);
+        if (hlen >= sizeof(host)) goto bad;
+        memcpy(host, endpoint, hlen);
+        port_str = colon + 1;
+        if (memchr(host, ':', hlen)) goto bad; /* IPv6 needs brackets */
+    }
+    host[hlen] = '\0';
+    if (!*port_str || strlen(port_str) > 5 || strspn(port_str, "0123456789") != strlen(port_str))
+        goto bad;
+    int port = atoi(port_str);
+    if (port > 65535) goto bad;
+
+    memset(addr, 0, sizeof(*addr));
+    if (hlen == 0) strcpy(host, "0.0.0.0");
+    if (strcasecmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) != 0) {
+        uv_getaddrinfo_t gai;
+        struct addrinfo hints;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        int rc = uv_getaddrinfo(loop, &gai, NULL, host, NULL, &hints);
+        if (rc != 0 || !gai.addrinfo) {
+            snprintf(err, err_len, "listen tcp %s: lookup %s: %s", endpoint, host,
+                     rc ? uv_strerror(rc) : "no address");
+            if (rc == 0) uv_freeaddrinfo(gai.addrinfo);
+            return -1;
+        }
+        memcpy(addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+        uv_freeaddrinfo(gai.addrinfo);
+        ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
+        if (addr->ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)addr, host, sizeof(host));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)addr, host, sizeof(host));
+    }
+    if (addr->ss_family == AF_INET6)
+        snprintf(shown, shown_len, "[%s]:%d", host, port);
+    else
+        snprintf(shown, shown_len, "%s:%d", host, port);
+    return 0;
+bad:
+    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint);
+    return -1;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    sy_http_server_t *s = h->data;
+    s->listener_closed = true;
+    server_check_done(s);
+}
+
+sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
+                                       sy_http_handler_fn handler, void *arg, char *err,
+                                       size_t err_len)
+{
+    struct sockaddr_storage addr;
+    char shown[300];
+    if (resolve_endpoint(loop, endpoint, &addr, shown, sizeof(shown), err, err_len) != 0)
+        return NULL;
+    sy_http_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->max_body = max_body;
+    s->handler = handler;
+    s->arg = arg;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_url_complete = on_url_complete;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_field_complete = on_header_field_complete;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_header_value_complete = on_header_value_complete;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+
+    int rc = uv_tcp_init(loop, &s->listener);
+    if (rc != 0) {
+        snprintf(err, err_len, "listen tcp %s: %s", shown, uv_strerror(rc));
+        free(s);
+        return NULL;
+    }
+    s->listener.data = s;
+    const char *stage = "bind";
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+        /* libuv reports some bind errors only when listening. */
+        if (rc != 0 && rc != UV_EADDRINUSE && rc != UV_EACCES && rc != UV_EADDRNOTAVAIL)
+            stage = "listen";
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, "listen tcp %s: %s: %s", shown, stage, uv_strerror(rc));
+        s->closing = true;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+        return NULL;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    return s;
+}
+
+int sy_http_server_port(const sy_http_server_t *server)
+{
+    return server->port;
+}
+
+void sy_http_server_set_error_handler(sy_http_server_t *server, sy_http_error_fn fn, void *arg)
+{
+    server->error_handler = fn;
+    server->error_arg = arg;
+}
+
+void sy_http_server_set_idle_timeout(sy_http_server_t *server, uint64_t ms)
+{
+    server->idle_timeout_ms = ms;
+}
+
+void sy_http_server_close(sy_http_server_t *server, void (*done)(void *arg), void *arg)
+{
+    server->closing = true;
+    server->done = done;
+    server->done_arg = arg;
+    uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    for (sy_http_conn_t *c = server->conns; c; c = c->next)
+        conn_close(c);
+}

@@ -1,0 +1,83 @@
+/*
+ * http_server.h - a small HTTP/1.1 server on a libuv loop, parsed with llhttp.
+ *
+ * Shared by the core (its metrics endpoint) and by plugins (the otlp receiver,
+ * health_check), which link it statically from sy_common. One server lives on one
+ * loop and is used only from that loop's thread.
+ *
+ * Connections are kept alive and pipelined requests are answered in order. A body
+ * larger than `max_body` is refused with 413 before it is read in full; a request
+ * line or headers that llhttp rejects get 400 and the connection is closed.
+ */
+#ifndef SY_HTTP_SERVER_H
+#define SY_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct sy_http_server_s sy_http_server_t;
+typedef struct sy_http_conn_s sy_http_conn_t;
+
+/* One request, valid until the handler's response has been passed to
+ * sy_http_respond(). Header values are NULL when the header is absent. */
+typedef struct sy_http_request_s {
+    const char *method;           /* "POST" */
+    const char *path;             /* "/v1/traces", without the query */
+    const char *query;            /* after '?', or NULL */
+    const char *content_type;     /* as sent, parameters included */
+    const char *content_encoding; /* "gzip", ... */
+    const char *accept;
+    const char *origin;                         /* for CORS */
+    const char *access_control_request_method;  /* CORS preflight */
+    const char *access_control_request_headers; /* CORS preflight */
+    const uint8_t *body;
+    size_t body_len;
+    sy_http_conn_t *conn; /* pass to sy_http_respond() */
+} sy_http_request_t;
+
+/* Called on the loop thread once per complete request. The handler answers with
+ * sy_http_respond(), now or later on the same thread (exactly once). */
+typedef void (*sy_http_handler_fn)(void *arg, sy_http_request_t *req);
+
+/*
+ * Listens on `endpoint` ("host:port"; "localhost" and "0.0.0.0" and "[::1]"
+ * allowed; port 0 picks a free port, see sy_http_server_port()). Returns NULL with a
+ * sentence in err on failure (address in use, bad endpoint).
+ */
+sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
+                                       sy_http_handler_fn handler, void *arg, char *err,
+                                       size_t err_len);
+
+/* The port actually bound (useful with port 0). */
+int sy_http_server_port(const sy_http_server_t *server);
+
+/*
+ * Answers a request. `extra_headers` is NULL or lines each ending in "\r\n"
+ * ("Retry-After: 1\r\n"). The body is copied. Content-Length is always sent.
+ */
+void sy_http_respond(sy_http_request_t *req, int status, const char *content_type,
+                     const char *extra_headers, const void *body, size_t body_len);
+
+/*
+ * Called on the loop thread when the server refuses a request whose headers it has
+ * read (413 for a body over max_body), so that the answer can be written in the
+ * protocol's terms. The handler should call sy_http_respond() on `req` (whose body
+ * is empty) before returning; otherwise the server answers in plain text. The
+ * connection is closed after the answer either way.
+ */
+typedef void (*sy_http_error_fn)(void *arg, sy_http_request_t *req, int status,
+                                 const char *message);
+void sy_http_server_set_error_handler(sy_http_server_t *server, sy_http_error_fn fn, void *arg);
+
+/* Closes connections that stay silent (and have no request with the handler) for
+ * `ms` milliseconds; 0, the default, never does. Applies to new connections. */
+void sy_http_server_set_idle_timeout(sy_http_server_t *server, uint64_t ms);
+
+/* Stops listening and closes every connection; `done(arg)` runs on the loop thread
+ * once every handle is closed and the server has been freed. A request still with
+ * the handler keeps its connection's memory until it is answered (the answer is
+ * dropped), so `done` waits for every outstanding sy_http_respond(). */
+void sy_http_server_close(sy_http_server_t *server, void (*done)(void *arg), void *arg);
+
+#endif

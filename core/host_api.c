@@ -1,0 +1,241 @@
+/*
+ * host_api.c - the table of host functions handed to every plugin.
+ *
+ * Each entry is a thin, checked bridge to a core module; the table is filled with
+ * designated initializers so that a new entry can only be added at its end.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "batch.h"
+#include "engine.h"
+#include "log.h"
+#include "telemetry.h"
+
+static _Atomic int engine_status = SY_STATUS_STARTING;
+
+sy_status_t sy__engine_status(void)
+{
+    return (sy_status_t)atomic_load_explicit(&engine_status, memory_order_acquire);
+}
+
+void sy__engine_set_status(sy_status_t s)
+{
+    atomic_store_explicit(&engine_status, (int)s, memory_order_release);
+}
+
+/* ---- logging and the instance ---------------------------------------------- */
+
+static bool api_log_enabled(const sy_instance_t *inst, sy_log_level_t level)
+{
+    (void)inst;
+    return sy__log_enabled(level);
+}
+
+static void api_log(const sy_instance_t *inst, sy_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sy__vlog(inst ? inst->id : NULL, level, fmt, ap);
+    va_end(ap);
+}
+
+static const char *api_instance_id(const sy_instance_t *inst)
+{
+    return inst->id;
+}
+
+static void *api_loop(const sy_instance_t *inst)
+{
+    return inst->thread ? &inst->thread->loop : NULL;
+}
+
+static uint32_t api_signals(const sy_instance_t *inst)
+{
+    return inst->signals;
+}
+
+/* ---- raw configuration nodes ------------------------------------------------- */
+
+static int api_cfg_kind(const sy_cfg_node_t *node)
+{
+    return node ? node->kind : SY__CFG_NULL;
+}
+
+static const char *api_cfg_scalar(const sy_cfg_node_t *node)
+{
+    return node && node->kind == SY__CFG_SCALAR ? node->scalar : NULL;
+}
+
+static size_t api_cfg_len(const sy_cfg_node_t *node)
+{
+    return node && (node->kind == SY__CFG_MAP || node->kind == SY__CFG_LIST) ? node->len : 0;
+}
+
+static const sy_cfg_node_t *api_cfg_at(const sy_cfg_node_t *node, size_t i, const char **key)
+{
+    return node ? sy__cfg_at(node, i, key) : NULL;
+}
+
+static const sy_cfg_node_t *api_cfg_get(const sy_cfg_node_t *node, const char *key)
+{
+    return node ? sy__cfg_get(node, key) : NULL;
+}
+
+static const char *api_cfg_where(const sy_cfg_node_t *node)
+{
+    return node ? sy__cfg_where(node) : "";
+}
+
+/* ---- batches ------------------------------------------------------------------ */
+
+static sy_batch_t *api_batch_new(sy_instance_t *inst, sy_signal_t signal)
+{
+    return sy__batch_new(signal, inst ? inst->id : NULL);
+}
+
+static void *api_batch_allocator(sy_batch_t *b)
+{
+    return sy__batch_allocator(b);
+}
+
+static sy_batch_t *api_batch_merge(sy_instance_t *inst, sy_batch_t *const *batches, size_t n)
+{
+    return sy__batch_merge(inst ? inst->id : NULL, batches, n);
+}
+
+static sy_batch_t *api_batch_split(sy_instance_t *inst, sy_batch_t **batch, uint64_t max_items)
+{
+    return sy__batch_split(inst ? inst->id : NULL, batch, max_items);
+}
+
+/* ---- data flow ------------------------------------------------------------------- */
+
+static int api_emit(sy_instance_t *inst, sy_batch_t *batch)
+{
+    switch (inst->kind) {
+    case SY_KIND_RECEIVER:
+        return sy__receiver_emit(inst, batch);
+    case SY_KIND_PROCESSOR:
+        return sy__processor_emit(inst, batch);
+    default:
+        return SY_ENOTSUP;
+    }
+}
+
+static void api_ready(sy_instance_t *inst)
+{
+    if (inst->kind == SY_KIND_EXPORTER) sy__exporter_ready(inst);
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+struct sy_timer_s {
+    uv_timer_t handle;
+    sy_instance_t *inst;
+    sy_timer_cb cb;
+    void *arg;
+    struct sy_timer_s *next;
+};
+
+static void timer_fire(uv_timer_t *h)
+{
+    struct sy_timer_s *t = h->data;
+    t->cb(t->arg);
+}
+
+static void timer_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static sy_timer_t *api_timer_start(sy_instance_t *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                                   sy_timer_cb cb, void *arg)
+{
+    if (!inst->thread || !cb) return NULL;
+    struct sy_timer_s *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    if (uv_timer_init(&inst->thread->loop, &t->handle) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->handle.data = t;
+    t->inst = inst;
+    t->cb = cb;
+    t->arg = arg;
+    uv_timer_start(&t->handle, timer_fire, timeout_ms, repeat_ms);
+    t->next = inst->timers;
+    inst->timers = t;
+    return t;
+}
+
+static void api_timer_stop(sy_timer_t *t)
+{
+    if (!t) return;
+    for (struct sy_timer_s **pp = &t->inst->timers; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    uv_timer_stop(&t->handle);
+    uv_close((uv_handle_t *)&t->handle, timer_free);
+}
+
+void sy__instance_close_timers(sy_instance_t *inst)
+{
+    while (inst->timers)
+        api_timer_stop(inst->timers);
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+static sy_metric_t *api_metric_register(sy_instance_t *inst, const char *name, const char *help,
+                                        sy_metric_type_t type)
+{
+    return sy__metric_register(name, help, type, inst ? inst->labels : NULL);
+}
+
+static const sy_host_api_t host_api = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_host_api_t),
+    .log_enabled = api_log_enabled,
+    .log = api_log,
+    .instance_id = api_instance_id,
+    .loop = api_loop,
+    .status = sy__engine_status,
+    .signals = api_signals,
+    .cfg_kind = api_cfg_kind,
+    .cfg_scalar = api_cfg_scalar,
+    .cfg_len = api_cfg_len,
+    .cfg_at = api_cfg_at,
+    .cfg_get = api_cfg_get,
+    .cfg_where = api_cfg_where,
+    .batch_new = api_batch_new,
+    .batch_alloc = sy__batch_alloc,
+    .batch_allocator = api_batch_allocator,
+    .batch_set_encoded = sy__batch_set_encoded,
+    .batch_set_decoded = sy__batch_set_decoded,
+    .batch_retain = sy__batch_retain,
+    .batch_release = sy__batch_release,
+    .batch_info = sy__batch_info,
+    .batch_request = sy__batch_request,
+    .batch_request_mut = sy__batch_request_mut,
+    .batch_recount = sy__batch_recount,
+    .batch_encoded = sy__batch_encoded,
+    .batch_merge = api_batch_merge,
+    .batch_split = api_batch_split,
+    .emit = api_emit,
+    .ready = api_ready,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+    .metric_register = api_metric_register,
+    .metric_add = sy__metric_add,
+    .metric_set = sy__metric_set,
+};
+
+const sy_host_api_t *sy__host_api(void)
+{
+    return &host_api;
+}

@@ -1,0 +1,221 @@
+/*
+ * main.c - the switchyard command line.
+ *
+ *   switchyard [--config F]... [--set a.b=c]... [--plugin-dir D]...   run
+ *   switchyard validate --config F ...                                check, start nothing
+ *   switchyard components [--plugin-dir D]...                         list plugins found
+ *   switchyard print-config --config F ...                            the merged config
+ *   switchyard --version | --help
+ *
+ * Exit codes: 0 success; 1 invalid configuration; 2 usage error; 3 failed to
+ * start (a port in use, a plugin's start failed); 4 stopped, but something missed
+ * its shutdown deadline (items counted as failed).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "diag.h"
+#include "engine.h"
+#include "loader.h"
+#include "log.h"
+#include "service_config.h"
+#include "telemetry.h"
+
+#ifndef SY_VERSION
+#define SY_VERSION "0.0.0"
+#endif
+
+enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3, EXIT_STOP = 4 };
+
+static const char usage_text[] =
+    "usage: switchyard [command] [options]\n"
+    "\n"
+    "Commands:\n"
+    "  (none)        run the pipelines of the configuration until SIGTERM or SIGINT\n"
+    "  validate      check the configuration and the plugins it names; start nothing\n"
+    "  components    list the plugins found on the plugin path\n"
+    "  print-config  print the configuration after merging, env expansion and --set\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE       a configuration file (repeatable; later files win on merge)\n"
+    "  --set KEY=VALUE     override one setting, e.g. --set service.telemetry.logs.level=debug\n"
+    "  --plugin-dir DIR    search DIR for plugins first (repeatable); see also\n"
+    "                      SWITCHYARD_PLUGIN_PATH\n"
+    "  --version           print the version and exit\n"
+    "  --help              print this help and exit\n"
+    "\n"
+    "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 failed to start,\n"
+    "4 stopped but missed the shutdown deadline.\n";
+
+static int print_components(sy__registry_t *reg)
+{
+    printf("buildinfo:\n  command: switchyard\n  version: %s\n  abi: %d.%d\n", SY_VERSION,
+           SY_ABI_MAJOR, SY_ABI_MINOR);
+    static const sy_kind_t kinds[] = {SY_KIND_RECEIVER, SY_KIND_PROCESSOR, SY_KIND_EXPORTER,
+                                      SY_KIND_CONNECTOR, SY_KIND_EXTENSION};
+    int rc = 0;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        printf("%ss:\n", sy__kind_name(kinds[k]));
+        for (size_t i = 0; i < reg->nfiles; i++) {
+            sy__plugin_file_t *f = &reg->files[i];
+            if (f->kind != kinds[k]) continue;
+            char err[512];
+            printf("  - type: %s\n", f->type);
+            if (sy__registry_load(f, err, sizeof(err)) < 0) {
+                printf("    error: \"%s\"\n    file: %s\n", err, f->path);
+                rc = 1;
+                continue;
+            }
+            const sy_plugin_t *d = &f->desc;
+            printf("    signals: [");
+            const char *sep = "";
+            if (d->signals & SY_SIGNAL_TRACES) printf("%straces", sep), sep = ", ";
+            if (d->signals & SY_SIGNAL_METRICS) printf("%smetrics", sep), sep = ", ";
+            if (d->signals & SY_SIGNAL_LOGS) printf("%slogs", sep);
+            printf("]\n    abi: %u.%u\n    version: %s\n    file: %s\n", d->abi_major,
+                   d->abi_minor, d->version ? d->version : "", f->path);
+            if (d->description) printf("    description: \"%s\"\n", d->description);
+        }
+    }
+    return rc;
+}
+
+/* Waits for SIGTERM or SIGINT on the main thread; every other thread has these
+ * signals blocked, so they are delivered here and nowhere else. */
+static void wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            sy__log(NULL, SY_LOG_WARN, "SIGHUP received: configuration reload is not supported "
+                                       "yet; restart to apply a new configuration");
+            continue;
+        }
+        sy__log(NULL, SY_LOG_INFO, "Received signal from OS: %s", strsignal(sig));
+        return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    sy__cli_t cli;
+    char err[256];
+    if (sy__cli_parse(&cli, argc, argv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "switchyard: %s\n\n%s", err, usage_text);
+        return EXIT_USAGE;
+    }
+    if (cli.help) {
+        fputs(usage_text, stdout);
+        sy__cli_free(&cli);
+        return 0;
+    }
+    if (cli.version) {
+        printf("switchyard version %s (plugin ABI %d.%d)\n", SY_VERSION, SY_ABI_MAJOR,
+               SY_ABI_MINOR);
+        sy__cli_free(&cli);
+        return 0;
+    }
+
+    /* Signals first, before any thread exists, so that every thread inherits the
+     * mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 0;
+    sy__registry_t reg;
+    if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0) {
+        fprintf(stderr, "switchyard: out of memory scanning the plugin path\n");
+        sy__cli_free(&cli);
+        return EXIT_START;
+    }
+    if (cli.command == SY__CMD_COMPONENTS) {
+        rc = print_components(&reg);
+        sy__registry_free(&reg);
+        sy__cli_free(&cli);
+        return rc;
+    }
+    if (cli.nconfigs == 0) {
+        fprintf(stderr, "switchyard: at least one --config flag must be provided\n\n%s",
+                usage_text);
+        sy__registry_free(&reg);
+        sy__cli_free(&cli);
+        return EXIT_USAGE;
+    }
+
+    sy__diag_t diag;
+    sy__diag_init(&diag);
+    sy__service_cfg_t svc;
+    memset(&svc, 0, sizeof(svc));
+    bool svc_built = false;
+    sy__engine_t *engine = NULL;
+    sy_cfg_node_t *root =
+        sy__cfg_load((const char *const *)cli.configs, cli.nconfigs,
+                     (const char *const *)cli.sets, cli.nsets, &diag);
+    if (!root) {
+        rc = EXIT_CONFIG;
+        goto done;
+    }
+    if (cli.command == SY__CMD_PRINT_CONFIG) {
+        char *yaml = sy__cfg_to_yaml(root);
+        if (yaml) fputs(yaml, stdout);
+        free(yaml);
+        goto done;
+    }
+    svc_built = true;
+    if (sy__service_cfg_build(root, &svc, &diag) < 0) {
+        rc = EXIT_CONFIG;
+        goto done;
+    }
+    sy__log_set_level(svc.log_level);
+    engine = sy__engine_build(&svc, &reg, &diag);
+    if (!engine) {
+        rc = EXIT_CONFIG;
+        goto done;
+    }
+    if (cli.command == SY__CMD_VALIDATE) {
+        fprintf(stderr, "switchyard: configuration is valid (%zu pipelines)\n",
+                svc.npipelines);
+        goto done;
+    }
+    sy__diag_print(&diag, stderr); /* warnings, such as unset variables */
+    sy__diag_free(&diag);
+    sy__diag_init(&diag);
+
+    sy__log(NULL, SY_LOG_INFO, "Starting switchyard %s (plugin ABI %d.%d)", SY_VERSION,
+            SY_ABI_MAJOR, SY_ABI_MINOR);
+    if (svc.metrics_address && sy__telemetry_start(svc.metrics_address, err, sizeof(err)) < 0) {
+        sy__log(NULL, SY_LOG_ERROR, "cannot serve own metrics: %s", err);
+        rc = EXIT_START;
+        goto done;
+    }
+    if (sy__engine_start(engine) < 0) {
+        sy__log(NULL, SY_LOG_ERROR, "startup failed; stopped what had started");
+        rc = EXIT_START;
+        goto done;
+    }
+    wait_for_stop(&set);
+    if (sy__engine_stop(engine) < 0) rc = EXIT_STOP;
+    sy__log(NULL, SY_LOG_INFO, "Shutdown complete.");
+
+done:
+    if (diag.count) sy__diag_print(&diag, stderr);
+    sy__telemetry_stop();
+    sy__engine_free(engine);
+    if (svc_built) sy__service_cfg_free(&svc);
+    sy__cfg_free(root);
+    sy__diag_free(&diag);
+    sy__telemetry_shutdown();
+    sy__registry_free(&reg);
+    sy__cli_free(&cli);
+    return rc;
+}

@@ -1,0 +1,191 @@
+/*
+ * pbwalk.c - validating and counting encoded protobuf without decoding it.
+ *
+ * The receiver path forwards the bytes a client sent; it must still answer 400
+ * for bytes that would not decode later, and it must know how many spans, data
+ * points or log records a request holds. This walk does both in one pass over the
+ * tags and lengths, guided by the protobuf-c descriptors: it accepts exactly what
+ * protobuf_c_message_unpack() accepts (wire types that fit the field's type,
+ * well-formed varints, lengths inside the buffer, packed arrays of whole
+ * elements), and in addition bounds the nesting depth, which protobuf-c does not.
+ */
+#include "batch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
+#include "opentelemetry/proto/trace/v1/trace.pb-c.h"
+
+typedef struct walk_s {
+    const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
+    uint64_t items;
+    char *err;
+    size_t err_len;
+} walk_t;
+
+/* Reads a varint; returns the bytes used, or 0 if it is truncated or over 10 bytes. */
+static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t max = len < 10 ? len : 10;
+    for (size_t i = 0; i < max; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The wire type a scalar field of `type` is written with when not packed. */
+static int wire_type_of(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_BOOL:
+    case PROTOBUF_C_TYPE_ENUM:
+        return 0;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 1;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return 5;
+    default:
+        return 2;
+    }
+}
+
+static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what,
+                uint32_t field)
+{
+    if (w->err && w->err_len)
+        snprintf(w->err, w->err_len, "malformed protobuf in %s: %s (field %u)", desc->name, what,
+                 field);
+    return -1;
+}
+
+/* A packed array of scalars must hold whole elements. */
+static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
+                        const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
+{
+    int wt = wire_type_of(f->type);
+    if (wt == 1 && len % 8) return fail(w, desc, "packed 64-bit array of partial length", f->id);
+    if (wt == 5 && len % 4) return fail(w, desc, "packed 32-bit array of partial length", f->id);
+    if (wt == 0) {
+        size_t off = 0;
+        while (off < len) {
+            uint64_t v;
+            size_t n = read_varint(p + off, len - off, &v);
+            if (!n) return fail(w, desc, "bad varint in packed array", f->id);
+            off += n;
+        }
+    }
+    return 0;
+}
+
+static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                        size_t len, int depth)
+{
+    if (depth > SY__PB_MAX_DEPTH) return fail(w, desc, "nesting too deep", 0);
+    for (int i = 0; i < 4 && w->item[i]; i++)
+        if (w->item[i] == desc) w->items++;
+
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key;
+        size_t n = read_varint(p + off, len - off, &key);
+        if (!n) return fail(w, desc, "truncated tag", 0);
+        off += n;
+        uint32_t field = (uint32_t)(key >> 3);
+        int wt = (int)(key & 7);
+        if (key >> 3 > 0x1fffffff || field == 0) return fail(w, desc, "invalid field number", 0);
+
+        const uint8_t *val = p + off;
+        size_t vlen = 0;
+        switch (wt) {
+        case 0: {
+            uint64_t v;
+            n = read_varint(val, len - off, &v);
+            if (!n) return fail(w, desc, "truncated varint", field);
+            off += n;
+            break;
+        }
+        case 1:
+            if (len - off < 8) return fail(w, desc, "truncated fixed64", field);
+            off += 8;
+            break;
+        case 5:
+            if (len - off < 4) return fail(w, desc, "truncated fixed32", field);
+            off += 4;
+            break;
+        case 2: {
+            uint64_t l;
+            n = read_varint(val, len - off, &l);
+            if (!n) return fail(w, desc, "truncated length", field);
+            off += n;
+            if (l > len - off) return fail(w, desc, "length past the end of the message", field);
+            val = p + off;
+            vlen = (size_t)l;
+            off += vlen;
+            break;
+        }
+        default:
+            return fail(w, desc, "unsupported wire type", field);
+        }
+
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(desc, field);
+        if (!f) continue; /* unknown fields are kept by protobuf-c and skipped here */
+        int want = wire_type_of(f->type);
+        if (wt == want) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                walk_message(w, f->descriptor, val, vlen, depth + 1) < 0)
+                return -1;
+            continue;
+        }
+        /* A repeated scalar may also arrive packed. */
+        if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2) {
+            if (check_packed(w, desc, f, val, vlen) < 0) return -1;
+            continue;
+        }
+        return fail(w, desc, "wire type does not match the field's type", field);
+    }
+    return 0;
+}
+
+static void item_descriptors(const ProtobufCMessageDescriptor *desc,
+                             const ProtobufCMessageDescriptor *item[4])
+{
+    memset(item, 0, 4 * sizeof(item[0]));
+    const char *name = desc->name;
+    if (strstr(name, "Trace")) {
+        item[0] = &opentelemetry__proto__trace__v1__span__descriptor;
+    } else if (strstr(name, "Metrics")) {
+        item[0] = &opentelemetry__proto__metrics__v1__number_data_point__descriptor;
+        item[1] = &opentelemetry__proto__metrics__v1__histogram_data_point__descriptor;
+        item[2] = &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
+        item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
+    } else if (strstr(name, "Logs")) {
+        item[0] = &opentelemetry__proto__logs__v1__log_record__descriptor;
+    }
+}
+
+int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    uint64_t *items, char *err, size_t err_len)
+{
+    walk_t w = {.err = err, .err_len = err_len};
+    item_descriptors(desc, w.item);
+    int rc = walk_message(&w, desc, data, len, 0);
+    if (items) *items = rc == 0 ? w.items : 0;
+    return rc;
+}
