@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define SY__ARENA_ALIGN 16
+#define SY__ARENA_ALIGN     16
 #define SY__ARENA_MIN_CHUNK 4096
-#define SY__ARENA_MAX_STEP ((size_t)4 << 20)
+#define SY__ARENA_MAX_STEP  ((size_t)4 << 20)
 
 struct sy__arena_chunk_s {
     sy__arena_chunk_t *next;

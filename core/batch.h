@@ -14,7 +14,7 @@
 
 /* Bounds that protect the decoders: nesting of messages (AnyValue inside
  * AnyValue) and the total memory of one batch's arena. */
-#define SY__PB_MAX_DEPTH 64
+#define SY__PB_MAX_DEPTH    64
 #define SY__BATCH_MAX_ARENA ((size_t)1 << 30)
 
 /* The protobuf-c descriptor of the export request of `signal`. */

@@ -53,8 +53,9 @@ int sy__parse_duration(const char *s, int64_t *ns)
         uint64_t whole = 0, frac = 0, fscale = 1;
         bool digits = false;
         while (*s >= '0' && *s <= '9') {
-            if (whole > (UINT64_MAX - 9) / 10) return -1;
-            whole = whole * 10 + (uint64_t)(*s++ - '0');
+            uint64_t digit = (uint64_t)(*s++ - '0');
+            if (whole > (UINT64_MAX - digit) / 10) return -1;
+            whole = whole * 10 + digit;
             digits = true;
         }
         if (*s == '.') {
@@ -105,8 +106,9 @@ int sy__parse_size(const char *s, uint64_t *bytes)
     uint64_t n = 0;
     if (!s || !(*s >= '0' && *s <= '9')) return -1;
     while (*s >= '0' && *s <= '9') {
-        if (n > (UINT64_MAX - 9) / 10) return -1;
-        n = n * 10 + (uint64_t)(*s++ - '0');
+        uint64_t digit = (uint64_t)(*s++ - '0');
+        if (n > (UINT64_MAX - digit) / 10) return -1;
+        n = n * 10 + digit;
     }
     while (*s == ' ')
         s++;

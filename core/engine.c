@@ -12,7 +12,6 @@
 #include "log.h"
 #include "telemetry.h"
 
-
 static const char *const item_names[3] = {"spans", "metric_points", "log_records"};
 static const sy_signal_t signal_list[3] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS, SY_SIGNAL_LOGS};
 
@@ -28,6 +27,16 @@ static char *signal_set_names(uint32_t signals)
 }
 
 /* ---- building -------------------------------------------------------------- */
+
+/* Instances and pipelines embed queues, whose hot indices are cache-line aligned:
+ * they must come from an aligned allocation, not plain malloc. */
+static void *zalloc_aligned(size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, size) != 0) return NULL;
+    memset(p, 0, size);
+    return p;
+}
 
 static sy_instance_t *find_shared(sy__engine_t *e, sy_kind_t kind, const char *id)
 {
@@ -80,7 +89,7 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
         return NULL;
     }
 
-    sy_instance_t *inst = calloc(1, sizeof(*inst));
+    sy_instance_t *inst = zalloc_aligned(sizeof(*inst));
     if (!inst) return NULL;
     inst->engine = e;
     inst->kind = kind;
@@ -173,7 +182,7 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
 
     for (size_t pi = 0; pi < svc->npipelines; pi++) {
         const sy__pipeline_cfg_t *pc = &svc->pipelines[pi];
-        sy__pipeline_t *p = calloc(1, sizeof(*p));
+        sy__pipeline_t *p = zalloc_aligned(sizeof(*p));
         if (!p || add_ptr((void ***)&e->pipelines, &e->npipelines, p)) {
             free(p);
             goto fail;
@@ -191,8 +200,8 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
             add_ptr((void ***)&r->outputs, &r->noutputs, p);
         }
         for (size_t i = 0; i < pc->nprocessors; i++) {
-            sy_instance_t *x = make_instance(e, SY_KIND_PROCESSOR, pc->processors[i], p,
-                                             p->nprocessors, diag);
+            sy_instance_t *x =
+                make_instance(e, SY_KIND_PROCESSOR, pc->processors[i], p, p->nprocessors, diag);
             if (!x || !check_signal(x, p, pc->processor_nodes[i], diag)) continue;
             x->signals |= p->signal;
             add_ptr((void ***)&p->processors, &p->nprocessors, x);
@@ -289,9 +298,9 @@ static void register_metrics(sy_instance_t *inst)
         if (!(inst->signals & signal_list[i])) continue;
         char name[96], help[160];
         snprintf(name, sizeof(name), "%s%s", ok, item_names[i]);
-        snprintf(help, sizeof(help), "Number of %s the %s %s.", item_names[i],
-                 sy__kind_name(inst->kind),
-                 inst->kind == SY_KIND_RECEIVER ? "accepted and passed on" : "handed to its backend");
+        snprintf(
+            help, sizeof(help), "Number of %s the %s %s.", item_names[i], sy__kind_name(inst->kind),
+            inst->kind == SY_KIND_RECEIVER ? "accepted and passed on" : "handed to its backend");
         inst->metrics[i].ok = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
         snprintf(name, sizeof(name), "%s%s", failed, item_names[i]);
         snprintf(help, sizeof(help), "Number of %s the %s %s.", item_names[i],
@@ -316,8 +325,8 @@ static void register_queue_metrics(sy__mpmc_t *q, const char *labels)
 {
     sy__metric_register_fn("queue_size", "Batches waiting in the queue.", SY_METRIC_GAUGE, labels,
                            queue_size_fn, q);
-    sy__metric_register_fn("queue_capacity", "Capacity of the queue, in batches.",
-                           SY_METRIC_GAUGE, labels, queue_capacity_fn, q);
+    sy__metric_register_fn("queue_capacity", "Capacity of the queue, in batches.", SY_METRIC_GAUGE,
+                           labels, queue_capacity_fn, q);
 }
 
 static int start_own(sy_instance_t *inst)
@@ -396,8 +405,8 @@ static void log_pipeline(const sy__pipeline_t *p)
     const sy__pipeline_cfg_t *c = p->cfg;
     len += (size_t)snprintf(line + len, sizeof(line) - len, "receivers [");
     for (size_t i = 0; i < c->nreceivers && len < sizeof(line); i++)
-        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "",
-                                c->receivers[i]);
+        len +=
+            (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "", c->receivers[i]);
     if (len < sizeof(line))
         len += (size_t)snprintf(line + len, sizeof(line) - len, "] -> processors [");
     for (size_t i = 0; i < c->nprocessors && len < sizeof(line); i++)
@@ -406,8 +415,8 @@ static void log_pipeline(const sy__pipeline_t *p)
     if (len < sizeof(line))
         len += (size_t)snprintf(line + len, sizeof(line) - len, "] -> exporters [");
     for (size_t i = 0; i < c->nexporters && len < sizeof(line); i++)
-        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "",
-                                c->exporters[i]);
+        len +=
+            (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "", c->exporters[i]);
     if (len < sizeof(line)) snprintf(line + len, sizeof(line) - len, "]");
     SY__LOG(SY_LOG_INFO, NULL, "Pipeline %s is running: %s", p->id, line);
 }
@@ -452,8 +461,7 @@ static int stop_own(sy_instance_t *x, uint64_t timeout_ms)
     if (!x->thread || x->thread != &x->own_thread) return SY_OK;
     sy__thread_call(x->thread, do_shutdown, x);
     if (sy__thread_stop(x->thread, timeout_ms) < 0) {
-        SY__LOG(SY_LOG_ERROR, x->id,
-                "did not close all of its handles within %llu ms of shutdown",
+        SY__LOG(SY_LOG_ERROR, x->id, "did not close all of its handles within %llu ms of shutdown",
                 (unsigned long long)timeout_ms);
         x->thread = NULL;
         return SY_ERROR;
@@ -563,8 +571,7 @@ void sy__engine_free(sy__engine_t *e)
             sy__mpmc_destroy(&x->queue);
         }
         if (x->config_owner) {
-            sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count,
-                                x->config);
+            sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);
             free(x->config);
         }
         free(x->outputs);

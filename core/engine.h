@@ -31,7 +31,7 @@ typedef struct sy__pipeline_s sy__pipeline_t;
  * each exporter. */
 #define SY__PIPELINE_QUEUE_CAPACITY 128
 #define SY__EXPORTER_QUEUE_CAPACITY 128
-#define SY__EXPORTER_BURST 32
+#define SY__EXPORTER_BURST          32
 
 /* Metrics kept per signal for one instance (index: sy__signal_index()). */
 typedef struct sy__signal_metrics_s {

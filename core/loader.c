@@ -220,17 +220,16 @@ static int check_descriptor(sy__plugin_file_t *file, const sy_plugin_t *d, char 
     memcpy(&file->desc, d, d->size < sizeof(file->desc) ? d->size : sizeof(file->desc));
     const sy_plugin_t *c = &file->desc;
     if (c->kind != file->kind || !c->type || strcmp(c->type, file->type) != 0) {
-        snprintf(err, err_len,
-                 "plugin %s declares %s \"%s\", but its file name says %s \"%s\"", file->path,
-                 sy__kind_name(c->kind), c->type ? c->type : "(null)", sy__kind_name(file->kind),
-                 file->type);
+        snprintf(err, err_len, "plugin %s declares %s \"%s\", but its file name says %s \"%s\"",
+                 file->path, sy__kind_name(c->kind), c->type ? c->type : "(null)",
+                 sy__kind_name(file->kind), file->type);
         return SY_ERROR;
     }
-    if (!c->create || !c->destroy || ((c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER) && !c->consume)) {
+    if (!c->create || !c->destroy ||
+        ((c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER) && !c->consume)) {
         snprintf(err, err_len, "plugin %s lacks a required callback (create, destroy%s)",
-                 file->path, c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER
-                                 ? ", consume"
-                                 : "");
+                 file->path,
+                 c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER ? ", consume" : "");
         return SY_ERROR;
     }
     if (c->config_field_count && !c->config_fields) {

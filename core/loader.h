@@ -20,8 +20,8 @@ typedef struct sy__plugin_file_s {
     char *path;
     sy_kind_t kind;
     char *type;
-    void *handle;        /* dlopen handle once loaded */
-    sy_plugin_t desc;    /* the descriptor, copied (zero past the plugin's size) */
+    void *handle;     /* dlopen handle once loaded */
+    sy_plugin_t desc; /* the descriptor, copied (zero past the plugin's size) */
     bool loaded;
 } sy__plugin_file_t;
 

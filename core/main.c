@@ -17,12 +17,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "diag.h"
-#include "engine.h"
-#include "loader.h"
 #include "log.h"
-#include "service_config.h"
+#include "router.h"
 #include "telemetry.h"
 
 #ifndef SY_VERSION
@@ -76,8 +72,8 @@ static int print_components(sy__registry_t *reg)
             if (d->signals & SY_SIGNAL_TRACES) printf("%straces", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_METRICS) printf("%smetrics", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_LOGS) printf("%slogs", sep);
-            printf("]\n    abi: %u.%u\n    version: %s\n    file: %s\n", d->abi_major,
-                   d->abi_minor, d->version ? d->version : "", f->path);
+            printf("]\n    abi: %u.%u\n    version: %s\n    file: %s\n", d->abi_major, d->abi_minor,
+                   d->version ? d->version : "", f->path);
             if (d->description) printf("    description: \"%s\"\n", d->description);
         }
     }
@@ -92,8 +88,9 @@ static void wait_for_stop(const sigset_t *set)
         int sig = 0;
         if (sigwait(set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            sy__log(NULL, SY_LOG_WARN, "SIGHUP received: configuration reload is not supported "
-                                       "yet; restart to apply a new configuration");
+            sy__log(NULL, SY_LOG_WARN,
+                    "SIGHUP received: configuration reload is not supported "
+                    "yet; restart to apply a new configuration");
             continue;
         }
         sy__log(NULL, SY_LOG_INFO, "Received signal from OS: %s", strsignal(sig));
@@ -132,14 +129,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 0;
-    sy__registry_t reg;
-    if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0) {
-        fprintf(stderr, "switchyard: out of memory scanning the plugin path\n");
-        sy__cli_free(&cli);
-        return EXIT_START;
-    }
     if (cli.command == SY__CMD_COMPONENTS) {
-        rc = print_components(&reg);
+        sy__registry_t reg;
+        if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0)
+            rc = EXIT_START;
+        else
+            rc = print_components(&reg);
         sy__registry_free(&reg);
         sy__cli_free(&cli);
         return rc;
@@ -147,44 +142,39 @@ int main(int argc, char **argv)
     if (cli.nconfigs == 0) {
         fprintf(stderr, "switchyard: at least one --config flag must be provided\n\n%s",
                 usage_text);
-        sy__registry_free(&reg);
         sy__cli_free(&cli);
         return EXIT_USAGE;
     }
 
     sy__diag_t diag;
     sy__diag_init(&diag);
-    sy__service_cfg_t svc;
-    memset(&svc, 0, sizeof(svc));
-    bool svc_built = false;
-    sy__engine_t *engine = NULL;
-    sy_cfg_node_t *root =
-        sy__cfg_load((const char *const *)cli.configs, cli.nconfigs,
-                     (const char *const *)cli.sets, cli.nsets, &diag);
-    if (!root) {
-        rc = EXIT_CONFIG;
-        goto done;
-    }
+    sy__router_t *router = NULL;
     if (cli.command == SY__CMD_PRINT_CONFIG) {
-        char *yaml = sy__cfg_to_yaml(root);
+        sy_cfg_node_t *root = sy__cfg_load((const char *const *)cli.configs, cli.nconfigs,
+                                           (const char *const *)cli.sets, cli.nsets, &diag);
+        char *yaml = root ? sy__cfg_to_yaml(root) : NULL;
         if (yaml) fputs(yaml, stdout);
         free(yaml);
+        sy__cfg_free(root);
+        rc = root ? 0 : EXIT_CONFIG;
         goto done;
     }
-    svc_built = true;
-    if (sy__service_cfg_build(root, &svc, &diag) < 0) {
-        rc = EXIT_CONFIG;
-        goto done;
-    }
-    sy__log_set_level(svc.log_level);
-    engine = sy__engine_build(&svc, &reg, &diag);
-    if (!engine) {
+    sy__router_opts_t opts = {
+        .configs = (const char *const *)cli.configs,
+        .nconfigs = cli.nconfigs,
+        .sets = (const char *const *)cli.sets,
+        .nsets = cli.nsets,
+        .plugin_dirs = (const char *const *)cli.plugin_dirs,
+        .nplugin_dirs = cli.nplugin_dirs,
+    };
+    router = sy__router_open(&opts, &diag);
+    if (!router) {
         rc = EXIT_CONFIG;
         goto done;
     }
     if (cli.command == SY__CMD_VALIDATE) {
         fprintf(stderr, "switchyard: configuration is valid (%zu pipelines)\n",
-                svc.npipelines);
+                router->svc.npipelines);
         goto done;
     }
     sy__diag_print(&diag, stderr); /* warnings, such as unset variables */
@@ -193,29 +183,28 @@ int main(int argc, char **argv)
 
     sy__log(NULL, SY_LOG_INFO, "Starting switchyard %s (plugin ABI %d.%d)", SY_VERSION,
             SY_ABI_MAJOR, SY_ABI_MINOR);
-    if (svc.metrics_address && sy__telemetry_start(svc.metrics_address, err, sizeof(err)) < 0) {
+    const char *metrics = router->svc.metrics_address;
+    if (metrics && sy__telemetry_start(metrics, err, sizeof(err)) < 0) {
         sy__log(NULL, SY_LOG_ERROR, "cannot serve own metrics: %s", err);
         rc = EXIT_START;
         goto done;
     }
-    if (sy__engine_start(engine) < 0) {
+    if (sy__router_start(router) < 0) {
         sy__log(NULL, SY_LOG_ERROR, "startup failed; stopped what had started");
         rc = EXIT_START;
         goto done;
     }
     wait_for_stop(&set);
-    if (sy__engine_stop(engine) < 0) rc = EXIT_STOP;
+    if (sy__router_close(router) < 0) rc = EXIT_STOP;
+    router = NULL;
     sy__log(NULL, SY_LOG_INFO, "Shutdown complete.");
 
 done:
     if (diag.count) sy__diag_print(&diag, stderr);
+    sy__router_close(router);
     sy__telemetry_stop();
-    sy__engine_free(engine);
-    if (svc_built) sy__service_cfg_free(&svc);
-    sy__cfg_free(root);
     sy__diag_free(&diag);
     sy__telemetry_shutdown();
-    sy__registry_free(&reg);
     sy__cli_free(&cli);
     return rc;
 }

@@ -66,8 +66,7 @@ static int wire_type_of(ProtobufCType type)
     }
 }
 
-static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what,
-                uint32_t field)
+static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what, uint32_t field)
 {
     if (w->err && w->err_len)
         snprintf(w->err, w->err_len, "malformed protobuf in %s: %s (field %u)", desc->name, what,

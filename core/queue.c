@@ -105,8 +105,8 @@ unsigned sy__spsc_push_burst(sy__spsc_t *q, void *const *items, unsigned n)
         slots[(tail + i) & mask] = items[i];
 
     /* Release: pairs with the consumer's acquire load of `tail` in
-     * sy__spsc_pop_burst() (and sy__spsc_size()), publishing the slot writes
-     * above together with the new tail. */
+     * sy__spsc_pop_burst(), publishing the slot writes above together with
+     * the new tail. */
     atomic_store_explicit(&q->tail, tail + n, memory_order_release);
     return n;
 }

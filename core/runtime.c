@@ -17,7 +17,7 @@
 #include "log.h"
 #include "telemetry.h"
 
-#define SY__BURST 64
+#define SY__BURST    64
 #define SY__RETRY_MS 2
 
 typedef struct sy__pending_s {

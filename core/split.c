@@ -21,7 +21,7 @@
 static const char *const trace_path[] = {"resource_spans", "scope_spans", "spans", NULL};
 static const char *const log_path[] = {"resource_logs", "scope_logs", "log_records", NULL};
 static const char *const metric_path[] = {"resource_metrics", "scope_metrics", "metrics",
-                                          ONEOF_STEP, "data_points", NULL};
+                                          ONEOF_STEP,         "data_points",   NULL};
 
 static const char *const *signal_path(sy_signal_t signal)
 {
@@ -149,8 +149,8 @@ static ProtobufCMessage *slice_at(sy__arena_t *a, const ProtobufCMessage *m,
 }
 
 /* A new batch holding items [start, start + count) of `src`'s decoded request. */
-static sy_batch_t *slice_batch(const char *origin, sy_batch_t *src, const void *req,
-                               uint64_t start, uint64_t count)
+static sy_batch_t *slice_batch(const char *origin, sy_batch_t *src, const void *req, uint64_t start,
+                               uint64_t count)
 {
     sy_batch_t *b = sy__batch_new(src->signal, origin);
     if (!b) return NULL;

@@ -41,7 +41,7 @@ extern "C" {
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
 
 #if defined(__GNUC__)
-#define SY_EXPORT __attribute__((visibility("default")))
+#define SY_EXPORT            __attribute__((visibility("default")))
 #define SY_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define SY_EXPORT
@@ -185,8 +185,7 @@ typedef struct sy_plugin_s {
      * plugin's state in *state. No I/O yet: do that in start().
      * Loop thread of the instance. Returns 0 or a negative SY_E* (logged first).
      */
-    int (*create)(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
-                  void **state);
+    int (*create)(const sy_host_api_t *api, sy_instance_t *inst, const void *config, void **state);
 
     /*
      * Starts the instance: open sockets, start timers. Exporters are started first,
@@ -224,11 +223,11 @@ typedef struct sy_plugin_s {
 typedef const sy_plugin_t *(*sy_plugin_entry_fn)(void);
 
 /* Defines the entry point of a plugin: SY_PLUGIN_DEFINE(my_descriptor); */
-#define SY_PLUGIN_DEFINE(descriptor)                                                              \
-    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void);                                           \
-    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void)                                            \
-    {                                                                                             \
-        return &(descriptor);                                                                     \
+#define SY_PLUGIN_DEFINE(descriptor)                    \
+    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void); \
+    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void)  \
+    {                                                   \
+        return &(descriptor);                           \
     }
 
 /* ------------------------------------------------------------------------ */
@@ -250,11 +249,11 @@ typedef enum sy_metric_type_e {
 /* Where a batch came from and what is known of it. */
 typedef struct sy_batch_info_s {
     sy_signal_t signal;
-    uint64_t items;      /* spans, metric data points, or log records */
-    uint64_t bytes;      /* size of the encoded request (0 if never encoded) */
-    bool has_encoded;    /* protobuf bytes are available without packing */
-    bool has_decoded;    /* the decoded request is available without unpacking */
-    const char *origin;  /* the ID of the receiver that made it ("otlp") */
+    uint64_t items;     /* spans, metric data points, or log records */
+    uint64_t bytes;     /* size of the encoded request (0 if never encoded) */
+    bool has_encoded;   /* protobuf bytes are available without packing */
+    bool has_decoded;   /* the decoded request is available without unpacking */
+    const char *origin; /* the ID of the receiver that made it ("otlp") */
 } sy_batch_info_t;
 
 typedef void (*sy_timer_cb)(void *arg);
@@ -390,13 +389,13 @@ struct sy_host_api_s {
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */
-#define SY_API_HAS(api, member)                                                                   \
+#define SY_API_HAS(api, member) \
     ((api)->size >= offsetof(sy_host_api_t, member) + sizeof(((sy_host_api_t *)0)->member))
 
 /* Logs through the host, formatting only when the level is enabled. */
-#define SY_LOG(api, inst, level, ...)                                                             \
-    do {                                                                                          \
-        if ((api)->log_enabled((inst), (level))) (api)->log((inst), (level), __VA_ARGS__);        \
+#define SY_LOG(api, inst, level, ...)                                                      \
+    do {                                                                                   \
+        if ((api)->log_enabled((inst), (level))) (api)->log((inst), (level), __VA_ARGS__); \
     } while (0)
 
 #ifdef __cplusplus

@@ -159,7 +159,7 @@ service:
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             lines.append(line)
-            if "ready" in line.lower():
+            if re.search(r"\bready\b", line, re.IGNORECASE):
                 ready.set()
 
     reader = threading.Thread(target=read_stderr, daemon=True)

@@ -368,10 +368,10 @@ int main(void)
         size_t capacity;
         double millions;
     } runs[] = {
-        {"spsc", false, 1, 1, 1024, 16},   {"spsc-tiny", false, 1, 1, 16, 8},
-        {"mpmc-1x1", true, 1, 1, 256, 8},  {"mpmc-2x2", true, 2, 2, 64, 8},
-        {"mpmc-4x4", true, 4, 4, 256, 12}, {"mpmc-4x4-tiny", true, 4, 4, 8, 2},
-        {"mpmc-4x1", true, 4, 1, 64, 6},
+        {"spsc", false, 1, 1, 1024, 16},   {"spsc-tiny", false, 1, 1, 16, 12},
+        {"mpmc-1x1", true, 1, 1, 256, 12}, {"mpmc-2x2", true, 2, 2, 64, 16},
+        {"mpmc-4x4", true, 4, 4, 256, 20}, {"mpmc-4x4-tiny", true, 4, 4, 8, 4},
+        {"mpmc-4x1", true, 4, 1, 64, 10},
     };
     unsigned nruns = sizeof(runs) / sizeof(runs[0]), passed = 0;
     uint64_t items = 0;

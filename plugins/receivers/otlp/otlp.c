@@ -1,0 +1,218 @@
+/*
+ * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
+ * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c; gRPC is not in
+ * this build yet and a configuration asking for it is refused.
+ *
+ * Every callback runs on the instance's loop thread; the state needs no locks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otlp.h"
+
+#define OTLP_MIB (1024u * 1024u)
+
+static const sy_config_field_t otlp_fields[] = {
+    {.name = "protocols.http",
+     .type = SY_CFG_PRESENT,
+     .offset = offsetof(otlp_config_t, http),
+     .description = "Enables OTLP/HTTP (protobuf and JSON) when present, even if empty."},
+    {.name = "protocols.http.endpoint",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, http_endpoint),
+     .default_value = "localhost:4318",
+     .description = "host:port the HTTP server listens on (\":4318\" for every interface)."},
+    {.name = "protocols.http.max_request_body_size",
+     .type = SY_CFG_SIZE,
+     .offset = offsetof(otlp_config_t, http_max_body),
+     .default_value = "20MiB",
+     .description = "Largest request body accepted, before and after decompression (413 "
+                    "beyond)."},
+    {.name = "protocols.http.traces_url_path",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, http_paths[0]),
+     .default_value = "/v1/traces",
+     .description = "URL path that receives traces."},
+    {.name = "protocols.http.metrics_url_path",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, http_paths[1]),
+     .default_value = "/v1/metrics",
+     .description = "URL path that receives metrics."},
+    {.name = "protocols.http.logs_url_path",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, http_paths[2]),
+     .default_value = "/v1/logs",
+     .description = "URL path that receives logs."},
+    {.name = "protocols.http.cors.allowed_origins",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(otlp_config_t, cors_origins),
+     .description = "Origins allowed to send cross-origin requests (\"*\" wildcards); CORS is "
+                    "off when empty."},
+    {.name = "protocols.http.cors.allowed_headers",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(otlp_config_t, cors_headers),
+     .description = "Request headers allowed in cross-origin requests besides the simple ones "
+                    "(\"*\" for any)."},
+    {.name = "protocols.http.cors.max_age",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, cors_max_age),
+     .description = "Seconds a browser may cache a preflight answer (0: not sent)."},
+    {.name = "protocols.http.include_metadata",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(otlp_config_t, http_include_metadata),
+     .description = "Accepted for compatibility; client metadata is not propagated yet."},
+    {.name = "protocols.grpc",
+     .type = SY_CFG_PRESENT,
+     .offset = offsetof(otlp_config_t, grpc),
+     .description = "Enables OTLP/gRPC when present (not available in this build yet)."},
+    {.name = "protocols.grpc.endpoint",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, grpc_endpoint),
+     .default_value = "localhost:4317",
+     .description = "host:port the gRPC server listens on."},
+    {.name = "protocols.grpc.max_recv_msg_size_mib",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, grpc_max_recv_msg_size_mib),
+     .default_value = "4",
+     .description = "Largest gRPC message accepted, in MiB."},
+    {.name = "protocols.grpc.max_concurrent_streams",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, grpc_max_concurrent_streams),
+     .description = "Concurrent streams per gRPC connection (0: no limit)."},
+    {.name = "protocols.grpc.keepalive",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(otlp_config_t, grpc_keepalive),
+     .description = "gRPC keepalive settings (server_parameters, enforcement_policy)."},
+    {.name = "protocols.grpc.tls",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(otlp_config_t, grpc_tls),
+     .description = "gRPC TLS settings."},
+    {.name = "protocols.grpc.include_metadata",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(otlp_config_t, grpc_include_metadata),
+     .description = "Propagates gRPC client metadata (not available yet)."},
+};
+
+sy_signal_t otlp_signal_at(int i)
+{
+    static const sy_signal_t signals[OTLP_SIGNALS] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS,
+                                                      SY_SIGNAL_LOGS};
+    return signals[i];
+}
+
+static int otlp_validate(const void *config, char *err, size_t err_len)
+{
+    static const char *const path_keys[OTLP_SIGNALS] = {"traces_url_path", "metrics_url_path",
+                                                        "logs_url_path"};
+    const otlp_config_t *cfg = config;
+    if (!cfg->http && !cfg->grpc) {
+        snprintf(err, err_len, "must specify at least one protocol when using the OTLP receiver");
+        return SY_EINVAL;
+    }
+    if (cfg->grpc) {
+        snprintf(err, err_len,
+                 "protocols::grpc: gRPC is not available yet in this build of the otlp "
+                 "receiver; use protocols::http (OTLP/HTTP) instead");
+        return SY_EINVAL;
+    }
+    if (!cfg->http_endpoint || !*cfg->http_endpoint) {
+        snprintf(err, err_len, "protocols::http::endpoint: must not be empty");
+        return SY_EINVAL;
+    }
+    for (int i = 0; i < OTLP_SIGNALS; i++) {
+        const char *p = cfg->http_paths[i];
+        if (!p || !*p || strlen(p) > 1024 || strpbrk(p, "?# \t\r\n")) {
+            snprintf(err, err_len,
+                     "protocols::http::%s: invalid HTTP URL path set for signal: \"%s\"",
+                     path_keys[i], p ? p : "");
+            return SY_EINVAL;
+        }
+    }
+    if (cfg->cors_max_age < 0) {
+        snprintf(err, err_len, "protocols::http::cors::max_age: must not be negative");
+        return SY_EINVAL;
+    }
+    return 0;
+}
+
+static void otlp_destroy(void *state);
+
+static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
+                       void **state)
+{
+    const otlp_config_t *cfg = config;
+    otlp_state_t *st = calloc(1, sizeof(*st));
+    if (!st) return SY_ENOMEM;
+    st->api = api;
+    st->inst = inst;
+    st->cfg = cfg;
+    /* 0 means the default, as in the collector. */
+    st->max_body = cfg->http_max_body ? (size_t)cfg->http_max_body : (size_t)20 * OTLP_MIB;
+    for (int i = 0; i < OTLP_SIGNALS; i++) {
+        const char *p = cfg->http_paths[i] ? cfg->http_paths[i] : "/";
+        size_t n = strlen(p);
+        /* A path without its leading slash gets one, as the collector does. */
+        st->paths[i] = malloc(n + 2);
+        if (!st->paths[i]) goto fail;
+        snprintf(st->paths[i], n + 2, "%s%s", p[0] == '/' ? "" : "/", p);
+    }
+    st->m_requests =
+        api->metric_register(inst, "receiver_otlp_http_requests",
+                             "OTLP/HTTP requests answered by the receiver.", SY_METRIC_COUNTER);
+    st->m_failed = api->metric_register(inst, "receiver_otlp_http_failed_requests",
+                                        "OTLP/HTTP requests answered with another status than "
+                                        "200.",
+                                        SY_METRIC_COUNTER);
+    if (cfg->http_include_metadata)
+        SY_LOG(api, inst, SY_LOG_WARN,
+               "protocols.http.include_metadata is accepted but client metadata is not "
+               "propagated yet");
+    *state = st;
+    return 0;
+fail:
+    otlp_destroy(st);
+    return SY_ENOMEM;
+}
+
+static int otlp_start(void *state)
+{
+    otlp_state_t *st = state;
+    if (st->cfg->http) return otlp_http_start(st);
+    return 0;
+}
+
+static void otlp_shutdown(void *state)
+{
+    otlp_http_shutdown(state);
+}
+
+static void otlp_destroy(void *state)
+{
+    otlp_state_t *st = state;
+    if (!st) return;
+    for (int i = 0; i < OTLP_SIGNALS; i++)
+        free(st->paths[i]);
+    free(st);
+}
+
+static const sy_plugin_t otlp_plugin = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_plugin_t),
+    .kind = SY_KIND_RECEIVER,
+    .type = "otlp",
+    .signals = SY_SIGNAL_ALL,
+    .version = "0.1.0",
+    .description = "Receives OTLP over HTTP (protobuf and JSON, gzip/deflate/zstd).",
+    .config_fields = otlp_fields,
+    .config_field_count = sizeof(otlp_fields) / sizeof(otlp_fields[0]),
+    .config_size = sizeof(otlp_config_t),
+    .validate = otlp_validate,
+    .create = otlp_create,
+    .start = otlp_start,
+    .shutdown = otlp_shutdown,
+    .destroy = otlp_destroy,
+};
+
+SY_PLUGIN_DEFINE(otlp_plugin)

@@ -1,0 +1,402 @@
+/*
+ * otlp_http.c - OTLP/HTTP for the otlp receiver, answering as the collector's
+ * otlpreceiver does:
+ *
+ *   POST <path> with application/x-protobuf or application/json (parameters
+ *   allowed), optionally Content-Encoding gzip, deflate or zstd:
+ *     200  Export<Signal>ServiceResponse in the request's type (protobuf: no bytes,
+ *          JSON: "{}")
+ *     400  unknown Content-Encoding, corrupt compression, undecodable body
+ *     413  body over max_request_body_size, before or after decompression
+ *     429  the pipeline's queue is full (Retry-After: 1)
+ *     503  the router is shutting down (Retry-After: 1)
+ *   other method: 405 with Allow: POST; other content type: 415; other path: 404.
+ *
+ * Error bodies are a google.rpc.Status in the request's content type, with the gRPC
+ * code matching the HTTP status (InvalidArgument 3, ResourceExhausted 8,
+ * Unavailable 14, Internal 13).
+ *
+ * A protobuf body is copied (or decompressed) into the batch's arena and handed
+ * over encoded: the core validates it and counts its items without decoding. A
+ * JSON body is decoded into the batch's arena.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "compress.h"
+#include "otlp.h"
+#include "otlp_json.h"
+
+#include "google/rpc/status.pb-c.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+#define CT_PROTOBUF "application/x-protobuf"
+#define CT_JSON     "application/json"
+
+/* gRPC status codes used in error bodies. */
+enum {
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14,
+};
+
+typedef enum body_type_e { BODY_OTHER = 0, BODY_PROTOBUF, BODY_JSON } body_type_t;
+
+static const ProtobufCMessageDescriptor *request_descriptor(int signal_index)
+{
+    switch (signal_index) {
+    case 0:
+        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    case 1:
+        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
+    default:
+        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
+    }
+}
+
+/* The media type of a Content-Type header, parameters and case ignored. */
+static body_type_t body_type(const char *content_type)
+{
+    if (!content_type) return BODY_OTHER;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strcspn(content_type, ";");
+    while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    if (n == strlen(CT_PROTOBUF) && strncasecmp(content_type, CT_PROTOBUF, n) == 0)
+        return BODY_PROTOBUF;
+    if (n == strlen(CT_JSON) && strncasecmp(content_type, CT_JSON, n) == 0) return BODY_JSON;
+    return BODY_OTHER;
+}
+
+/* ------------------------------------------------------------------------ */
+/* CORS                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Matches an origin against a pattern where '*' stands for any run of characters. */
+static bool glob_match(const char *pat, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (tolower((unsigned char)*pat) == tolower((unsigned char)*s)) {
+            pat++;
+            s++;
+        } else if (star) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+static bool origin_allowed(const otlp_state_t *st, const char *origin)
+{
+    if (!origin) return false;
+    for (size_t i = 0; i < st->cfg->cors_origins.count; i++)
+        if (glob_match(st->cfg->cors_origins.items[i], origin)) return true;
+    return false;
+}
+
+static bool header_allowed(const otlp_state_t *st, const char *name, size_t len)
+{
+    static const char *const simple[] = {"accept", "content-type", "origin", "x-requested-with",
+                                         "content-encoding"};
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+        if (strlen(simple[i]) == len && strncasecmp(simple[i], name, len) == 0) return true;
+    for (size_t i = 0; i < st->cfg->cors_headers.count; i++) {
+        const char *h = st->cfg->cors_headers.items[i];
+        if (strcmp(h, "*") == 0 || (strlen(h) == len && strncasecmp(h, name, len) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Answers an OPTIONS preflight: 204, with the CORS headers when it is allowed. */
+static void answer_preflight(otlp_state_t *st, sy_http_request_t *req)
+{
+    char hdrs[2048];
+    size_t n = 0;
+    bool ok = origin_allowed(st, req->origin) && req->access_control_request_method &&
+              strcasecmp(req->access_control_request_method, "POST") == 0 &&
+              strlen(req->origin) < 1024;
+    const char *rh = req->access_control_request_headers;
+    if (ok && rh) {
+        /* Every requested header must be allowed. */
+        const char *p = rh;
+        while (*p && ok) {
+            while (*p == ' ' || *p == ',')
+                p++;
+            size_t len = strcspn(p, ", ");
+            if (len > 0 && !header_allowed(st, p, len)) ok = false;
+            p += len;
+        }
+        if (strlen(rh) > 512) ok = false;
+    }
+    if (ok) {
+        n += (size_t)snprintf(hdrs + n, sizeof(hdrs) - n,
+                              "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                              "Access-Control-Allow-Methods: POST\r\n",
+                              req->origin);
+        if (rh && *rh)
+            n += (size_t)snprintf(hdrs + n, sizeof(hdrs) - n,
+                                  "Access-Control-Allow-Headers: %s\r\n", rh);
+        if (st->cfg->cors_max_age > 0)
+            n += (size_t)snprintf(hdrs + n, sizeof(hdrs) - n, "Access-Control-Max-Age: %lld\r\n",
+                                  (long long)st->cfg->cors_max_age);
+    }
+    hdrs[n < sizeof(hdrs) ? n : sizeof(hdrs) - 1] = '\0';
+    sy_http_respond(req, 204, NULL, n ? hdrs : NULL, NULL, 0);
+}
+
+/* The CORS header of an actual (non-preflight) answer, or "". */
+static void cors_headers(const otlp_state_t *st, const sy_http_request_t *req, char *out,
+                         size_t out_len)
+{
+    out[0] = '\0';
+    if (st->cfg->cors_origins.count && origin_allowed(st, req->origin) &&
+        strlen(req->origin) < 1024)
+        snprintf(out, out_len, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", req->origin);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Answers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void respond(otlp_state_t *st, sy_http_request_t *req, int status, const char *ctype,
+                    const char *extra, const void *body, size_t len)
+{
+    char hdrs[1400];
+    cors_headers(st, req, hdrs, sizeof(hdrs) - 64);
+    if (extra) strncat(hdrs, extra, sizeof(hdrs) - strlen(hdrs) - 1);
+    st->api->metric_add(st->m_requests, 1);
+    if (status != 200) st->api->metric_add(st->m_failed, 1);
+    sy_http_respond(req, status, ctype, hdrs[0] ? hdrs : NULL, body, len);
+}
+
+static void respond_text(otlp_state_t *st, sy_http_request_t *req, int status, const char *text,
+                         const char *extra)
+{
+    respond(st, req, status, "text/plain", extra, text, strlen(text));
+}
+
+/* Answers an error as a google.rpc.Status in the request's content type. */
+static void respond_status(otlp_state_t *st, sy_http_request_t *req, body_type_t type,
+                           int http_status, int grpc_code, const char *message, const char *extra)
+{
+    Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+    status.code = grpc_code;
+    status.message = (char *)message;
+    if (type == BODY_PROTOBUF) {
+        uint8_t buf[1200];
+        size_t need = google__rpc__status__get_packed_size(&status);
+        if (need > sizeof(buf)) { /* messages are short; keep the answer bounded */
+            status.message = (char *)"error message too long";
+            need = google__rpc__status__get_packed_size(&status);
+        }
+        size_t len = google__rpc__status__pack(&status, buf);
+        respond(st, req, http_status, CT_PROTOBUF, extra, buf, len);
+        return;
+    }
+    size_t len = 0;
+    char *json = sy_otlp_json_encode(&status.base, &len);
+    if (!json) {
+        static const char fallback[] = "{\"code\":13,\"message\":\"failed to marshal error "
+                                       "message\"}";
+        respond(st, req, 500, CT_JSON, NULL, fallback, sizeof(fallback) - 1);
+        return;
+    }
+    respond(st, req, http_status, CT_JSON, extra, json, len);
+    free(json);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct arena_ctx_s {
+    const sy_host_api_t *api;
+    sy_batch_t *batch;
+} arena_ctx_t;
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+    arena_ctx_t *a = ctx;
+    return a->api->batch_alloc(a->batch, size);
+}
+
+/* Decodes the body into `batch`. Returns 0, or the HTTP status to answer with a
+ * message in err. */
+static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type, int sig,
+                      sy_batch_t *batch, char *err, size_t err_len)
+{
+    const sy_host_api_t *api = st->api;
+    sy_encoding_t enc = sy_encoding_parse(req->content_encoding);
+    const uint8_t *data = req->body;
+    size_t len = req->body_len;
+
+    if (enc == SY_ENCODING_UNKNOWN) {
+        snprintf(err, err_len, "unsupported Content-Encoding \"%.64s\"", req->content_encoding);
+        return 400;
+    }
+    if (enc != SY_ENCODING_IDENTITY) {
+        arena_ctx_t actx = {api, batch};
+        uint8_t *out;
+        int rc = sy_decompress(enc, data, len, st->max_body, arena_alloc, &actx, &out, &len, err,
+                               err_len);
+        if (rc == SY_ENOMEM) return 413;
+        if (rc != 0) return 400;
+        data = out;
+    } else if (type == BODY_PROTOBUF) {
+        /* The encoded request is forwarded as is: its bytes must live in the batch. */
+        uint8_t *copy = api->batch_alloc(batch, len ? len : 1);
+        if (!copy) {
+            snprintf(err, err_len, "out of memory");
+            return 500;
+        }
+        memcpy(copy, data, len);
+        data = copy;
+    }
+
+    if (type == BODY_PROTOBUF) {
+        if (api->batch_set_encoded(batch, data, len, err, err_len) != 0) return 400;
+        return 0;
+    }
+    ProtobufCMessage *msg = sy_otlp_json_decode(request_descriptor(sig), data, len,
+                                                api->batch_allocator(batch), err, err_len);
+    if (!msg) return 400;
+    if (api->batch_set_decoded(batch, msg) == 0) return 0;
+    /* A host that recognises requests by its own descriptor's address refuses
+     * this plugin's copy of the descriptor: hand the request over encoded. */
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    uint8_t *packed = api->batch_alloc(batch, size ? size : 1);
+    if (!packed) {
+        snprintf(err, err_len, "out of memory");
+        return 500;
+    }
+    size = protobuf_c_message_pack(msg, packed);
+    if (api->batch_set_encoded(batch, packed, size, err, err_len) != 0) return 400;
+    return 0;
+}
+
+static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t type, int sig)
+{
+    const sy_host_api_t *api = st->api;
+    char err[512] = "";
+    sy_batch_t *batch = api->batch_new(st->inst, otlp_signal_at(sig));
+    if (!batch) {
+        respond_status(st, req, type, 503, GRPC_UNAVAILABLE, "out of memory", "Retry-After: 1\r\n");
+        return;
+    }
+    int status = fill_batch(st, req, type, sig, batch, err, sizeof(err));
+    if (status != 0) {
+        api->batch_release(batch);
+        SY_LOG(api, st->inst, SY_LOG_DEBUG, "refused a request on %s (%d): %s", req->path, status,
+               err);
+        respond_status(st, req, type, status, status == 500 ? GRPC_INTERNAL : GRPC_INVALID_ARGUMENT,
+                       err, NULL);
+        return;
+    }
+    int rc = api->emit(st->inst, batch);
+    if (rc == SY_OK) {
+        if (type == BODY_PROTOBUF)
+            respond(st, req, 200, CT_PROTOBUF, NULL, NULL, 0);
+        else
+            respond(st, req, 200, CT_JSON, NULL, "{}", 2);
+        return;
+    }
+    api->batch_release(batch);
+    if (rc == SY_EAGAIN)
+        respond_status(st, req, type, 429, GRPC_RESOURCE_EXHAUSTED,
+                       "the pipeline's queue is full, retry later", "Retry-After: 1\r\n");
+    else if (rc == SY_ECLOSED)
+        respond_status(st, req, type, 503, GRPC_UNAVAILABLE, "the router is shutting down",
+                       "Retry-After: 1\r\n");
+    else
+        respond_status(st, req, type, 500, GRPC_INTERNAL, "the request could not be processed",
+                       NULL);
+}
+
+static void on_request(void *arg, sy_http_request_t *req)
+{
+    otlp_state_t *st = arg;
+    int sig = -1;
+    uint32_t wanted = st->api->signals(st->inst);
+    for (int i = 0; i < OTLP_SIGNALS; i++)
+        if ((wanted & otlp_signal_at(i)) && strcmp(req->path, st->paths[i]) == 0) sig = i;
+    if (sig < 0) {
+        respond_text(st, req, 404, "404 page not found\n", NULL);
+        return;
+    }
+    if (strcmp(req->method, "OPTIONS") == 0 && st->cfg->cors_origins.count) {
+        st->api->metric_add(st->m_requests, 1);
+        answer_preflight(st, req);
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        respond_text(st, req, 405, "405 method not allowed, supported: [POST]", "Allow: POST\r\n");
+        return;
+    }
+    body_type_t type = body_type(req->content_type);
+    if (type == BODY_OTHER) {
+        respond_text(st, req, 415,
+                     "415 unsupported media type, supported: [" CT_JSON ", " CT_PROTOBUF "]", NULL);
+        return;
+    }
+    handle_export(st, req, type, sig);
+}
+
+/* The server refused a request by itself (body over the limit). */
+static void on_refused(void *arg, sy_http_request_t *req, int status, const char *message)
+{
+    otlp_state_t *st = arg;
+    body_type_t type = body_type(req->content_type);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s (max_request_body_size is %zu bytes)", message, st->max_body);
+    if (type == BODY_OTHER)
+        respond_text(st, req, status, msg, NULL);
+    else
+        respond_status(st, req, type, status, GRPC_INVALID_ARGUMENT, msg, NULL);
+}
+
+int otlp_http_start(otlp_state_t *st)
+{
+    char err[512];
+    uv_loop_t *loop = st->api->loop(st->inst);
+    st->http = sy_http_server_start(loop, st->cfg->http_endpoint, st->max_body, on_request, st, err,
+                                    sizeof(err));
+    if (!st->http) {
+        SY_LOG(st->api, st->inst, SY_LOG_ERROR, "cannot start the HTTP server: %s", err);
+        return SY_ERROR;
+    }
+    sy_http_server_set_error_handler(st->http, on_refused, st);
+    SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
+           st->cfg->http_endpoint, sy_http_server_port(st->http));
+    return 0;
+}
+
+static void on_http_closed(void *arg)
+{
+    otlp_state_t *st = arg;
+    st->http = NULL;
+    st->http_closing = false;
+}
+
+void otlp_http_shutdown(otlp_state_t *st)
+{
+    if (!st->http || st->http_closing) return;
+    st->http_closing = true;
+    sy_http_server_close(st->http, on_http_closed, st);
+}

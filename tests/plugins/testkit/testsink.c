@@ -1,0 +1,167 @@
+/*
+ * exporter "testsink" (tests only): takes batches, optionally slowly, and writes
+ * a report at shutdown: batches, items, and (with verify) how many distinct span
+ * sequence numbers (see testgen) it saw and how many it saw twice.
+ *
+ * With `delay` it holds each batch that long before taking the next, declining
+ * (SY_EAGAIN) while it is busy and calling api->ready() when done: the slow
+ * exporter that the back-pressure tests need.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <switchyard/plugin.h>
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+typedef struct cfg_s {
+    int64_t delay_ns;
+    char *report_path;
+    bool verify;
+    int64_t max_seq;
+} cfg_t;
+
+static const sy_config_field_t fields[] = {
+    {"delay", SY_CFG_DURATION, offsetof(cfg_t, delay_ns), "0s", false, "time per batch", NULL},
+    {"report_path", SY_CFG_STRING, offsetof(cfg_t, report_path), NULL, false,
+     "file the report is written to at shutdown", NULL},
+    {"verify", SY_CFG_BOOL, offsetof(cfg_t, verify), "false", false,
+     "decode and check span sequence numbers", NULL},
+    {"max_seq", SY_CFG_INT, offsetof(cfg_t, max_seq), "1000000", false,
+     "highest sequence number expected", NULL},
+};
+
+typedef struct sink_s {
+    const sy_host_api_t *api;
+    sy_instance_t *inst;
+    const cfg_t *cfg;
+    sy_timer_t *timer;
+    sy_batch_t *busy;
+    uint64_t batches, items, distinct, duplicates, out_of_range, undecodable;
+    uint8_t *seen;
+} sink_t;
+
+static void take(sink_t *s, sy_batch_t *b)
+{
+    sy_batch_info_t info;
+    s->api->batch_info(b, &info);
+    s->batches++;
+    s->items += info.items;
+    if (s->cfg->verify && info.signal == SY_SIGNAL_TRACES) {
+        const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req =
+            s->api->batch_request(b);
+        if (!req) {
+            s->undecodable++;
+        } else {
+            for (size_t i = 0; i < req->n_resource_spans; i++)
+                for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++) {
+                    const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                        req->resource_spans[i]->scope_spans[j];
+                    for (size_t k = 0; k < ss->n_spans; k++) {
+                        const ProtobufCBinaryData *id = &ss->spans[k]->span_id;
+                        uint64_t seq = 0;
+                        for (size_t x = 0; x < id->len && x < 8; x++)
+                            seq = seq << 8 | id->data[x];
+                        if (seq >= (uint64_t)s->cfg->max_seq) {
+                            s->out_of_range++;
+                        } else if (s->seen[seq]) {
+                            s->duplicates++;
+                        } else {
+                            s->seen[seq] = 1;
+                            s->distinct++;
+                        }
+                    }
+                }
+        }
+    }
+    s->api->batch_release(b);
+}
+
+static void done_waiting(void *arg)
+{
+    sink_t *s = arg;
+    s->timer = NULL;
+    sy_batch_t *b = s->busy;
+    s->busy = NULL;
+    if (b) take(s, b);
+    s->api->ready(s->inst);
+}
+
+static int sink_consume(void *state, sy_batch_t *b)
+{
+    sink_t *s = state;
+    if (s->cfg->delay_ns <= 0) {
+        take(s, b);
+        return SY_OK;
+    }
+    if (s->busy) return SY_EAGAIN;
+    s->busy = b;
+    s->timer =
+        s->api->timer_start(s->inst, (uint64_t)(s->cfg->delay_ns / 1000000), 0, done_waiting, s);
+    return SY_OK;
+}
+
+static int sink_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
+                       void **state)
+{
+    sink_t *s = calloc(1, sizeof(*s));
+    if (!s) return SY_ENOMEM;
+    s->api = api;
+    s->inst = inst;
+    s->cfg = config;
+    if (s->cfg->verify && !(s->seen = calloc((size_t)s->cfg->max_seq, 1))) {
+        free(s);
+        return SY_ENOMEM;
+    }
+    *state = s;
+    return SY_OK;
+}
+
+static void sink_shutdown(void *state)
+{
+    sink_t *s = state;
+    if (s->timer) s->api->timer_stop(s->timer);
+    s->timer = NULL;
+    if (s->busy) take(s, s->busy); /* finishing in-flight work is what a drain means */
+    s->busy = NULL;
+    if (s->cfg->report_path) {
+        FILE *f = fopen(s->cfg->report_path, "w");
+        if (f) {
+            fprintf(f,
+                    "batches=%llu items=%llu distinct=%llu duplicates=%llu out_of_range=%llu "
+                    "undecodable=%llu\n",
+                    (unsigned long long)s->batches, (unsigned long long)s->items,
+                    (unsigned long long)s->distinct, (unsigned long long)s->duplicates,
+                    (unsigned long long)s->out_of_range, (unsigned long long)s->undecodable);
+            fclose(f);
+        }
+    }
+}
+
+static void sink_destroy(void *state)
+{
+    sink_t *s = state;
+    free(s->seen);
+    free(s);
+}
+
+static const sy_plugin_t descriptor = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_plugin_t),
+    .kind = SY_KIND_EXPORTER,
+    .type = "testsink",
+    .signals = SY_SIGNAL_ALL,
+    .version = "test",
+    .description = "Test exporter: counts and checks what it is given, optionally slowly.",
+    .config_fields = fields,
+    .config_field_count = sizeof(fields) / sizeof(fields[0]),
+    .config_size = sizeof(cfg_t),
+    .create = sink_create,
+    .consume = sink_consume,
+    .shutdown = sink_shutdown,
+    .destroy = sink_destroy,
+};
+
+SY_PLUGIN_DEFINE(descriptor)
