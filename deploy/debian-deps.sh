@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Switchyard needs on Debian 12 (run as root, or through sudo).
+#   deploy/debian-deps.sh          build and run
+#   deploy/debian-deps.sh --test   also what the tests need (cmocka, python3, node,
+#                                  clang for the fuzz targets and sanitizers)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+build_pkgs=(build-essential cmake pkg-config git ca-certificates
+  libuv1-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler libyajl-dev
+  zlib1g-dev libzstd-dev node-llhttp)
+test_pkgs=(libcmocka-dev python3 curl clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${test_pkgs[@]}")
+  # Node.js drives the OpenTelemetry JS SDK in the integration tests. Keep a newer
+  # node that is already installed (the SDK needs >= 18.19; 20 is what we test).
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
