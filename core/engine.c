@@ -99,12 +99,16 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
     inst->pipeline = p;
     inst->index = index;
     inst->id = strdup(id);
-    int n;
+    char labels[512];
     if (p)
-        n = asprintf(&inst->labels, "%s=\"%s\",pipeline=\"%s\"", sy__kind_name(kind), id, p->id);
+        inst->labels = sy__metric_labels(labels, sizeof(labels), sy__kind_name(kind), id,
+                                         "pipeline", p->id, NULL)
+                           ? strdup(labels)
+                           : NULL;
     else
-        n = asprintf(&inst->labels, "%s=\"%s\"", sy__kind_name(kind), id);
-    if (n < 0) inst->labels = NULL;
+        inst->labels = sy__metric_labels(labels, sizeof(labels), sy__kind_name(kind), id, NULL)
+                           ? strdup(labels)
+                           : NULL;
     if (!inst->id || !inst->labels || add_ptr((void ***)&e->instances, &e->ninstances, inst)) {
         free(inst->id);
         free(inst->labels);
@@ -321,12 +325,21 @@ static int64_t queue_capacity_fn(void *arg)
     return (int64_t)sy__mpmc_capacity(arg);
 }
 
-static void register_queue_metrics(sy__mpmc_t *q, const char *labels)
+/* The gauges read the queue at scrape time, so they are unregistered before the
+ * queue is freed (see unregister_queue_metrics). */
+static void register_queue_metrics(sy__mpmc_t *q, const char *labels, sy_metric_t *out[2])
 {
-    sy__metric_register_fn("queue_size", "Batches waiting in the queue.", SY_METRIC_GAUGE, labels,
-                           queue_size_fn, q);
-    sy__metric_register_fn("queue_capacity", "Capacity of the queue, in batches.", SY_METRIC_GAUGE,
-                           labels, queue_capacity_fn, q);
+    out[0] = sy__metric_register_fn("queue_size", "Batches waiting in the queue.", SY_METRIC_GAUGE,
+                                    labels, queue_size_fn, q);
+    out[1] = sy__metric_register_fn("queue_capacity", "Capacity of the queue, in batches.",
+                                    SY_METRIC_GAUGE, labels, queue_capacity_fn, q);
+}
+
+static void unregister_queue_metrics(sy_metric_t *m[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (m[i]) sy__metric_unregister(m[i]);
+    m[0] = m[1] = NULL;
 }
 
 static int start_own(sy_instance_t *inst)
@@ -346,7 +359,7 @@ static int start_exporter(sy_instance_t *x)
     x->queue_ready = true;
     char labels[256];
     snprintf(labels, sizeof(labels), "%s,queue=\"exporter\"", x->labels);
-    register_queue_metrics(&x->queue, labels);
+    register_queue_metrics(&x->queue, labels, x->queue_metrics);
     register_metrics(x);
     /* Before the thread starts; consume() is not called before start() returned,
      * because on_wake checks `started`, which is set on the same thread. */
@@ -370,9 +383,9 @@ static int start_pipeline(sy__pipeline_t *p)
 {
     if (sy__mpmc_init(&p->in, SY__PIPELINE_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
     p->queue_ready = true;
-    char labels[128];
-    snprintf(labels, sizeof(labels), "pipeline=\"%s\",queue=\"pipeline\"", p->id);
-    register_queue_metrics(&p->in, labels);
+    char labels[256];
+    if (sy__metric_labels(labels, sizeof(labels), "pipeline", p->id, "queue", "pipeline", NULL))
+        register_queue_metrics(&p->in, labels, p->queue_metrics);
     char name[32];
     snprintf(name, sizeof(name), "pipeline:%s", p->id);
     /* Set before the thread starts (which orders these writes before its reads);
@@ -549,6 +562,7 @@ void sy__engine_free(sy__engine_t *e)
     if (!e) return;
     for (size_t i = 0; i < e->npipelines; i++) {
         sy__pipeline_t *p = e->pipelines[i];
+        unregister_queue_metrics(p->queue_metrics);
         if (p->queue_ready) {
             void *b;
             while (sy__mpmc_pop(&p->in, &b))
@@ -564,6 +578,7 @@ void sy__engine_free(sy__engine_t *e)
     free(e->pipelines);
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
+        unregister_queue_metrics(x->queue_metrics);
         if (x->kind == SY_KIND_EXPORTER && x->queue_ready) {
             void *b;
             while (sy__mpmc_pop(&x->queue, &b))

@@ -71,6 +71,7 @@ struct sy_instance_s {
      * consumed (the first of which it may have declined with SY_EAGAIN). */
     sy__mpmc_t queue;
     bool queue_ready;
+    sy_metric_t *queue_metrics[2]; /* size and capacity gauges */
     void *backlog[SY__EXPORTER_BURST];
     unsigned backlog_pos, backlog_n;
     atomic_bool blocked;
@@ -87,6 +88,7 @@ struct sy__pipeline_s {
     bool thread_started, timer_ready;
     sy__mpmc_t in;
     bool queue_ready;
+    sy_metric_t *queue_metrics[2];
 
     sy_instance_t **processors; /* owned: one instance per pipeline, as otelcol does */
     size_t nprocessors;
