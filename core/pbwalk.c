@@ -20,7 +20,6 @@
 
 typedef struct walk_s {
     const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
-    uint64_t items;
     char *err;
     size_t err_len;
 } walk_t;
@@ -93,12 +92,26 @@ static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
     return 0;
 }
 
+/*
+ * Walks one message; adds the items in it to *items. Items are counted as
+ * protobuf-c will decode them: a field of a oneof that occurs more than once
+ * (the same member again, or another member) replaces what came before, so only
+ * the last occurrence of each oneof counts; a repeated field, and a singular
+ * message field that protobuf-c merges, count every occurrence.
+ */
 static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p,
-                        size_t len, int depth)
+                        size_t len, int depth, uint64_t *items)
 {
     if (depth > SY__PB_MAX_DEPTH) return fail(w, desc, "nesting too deep", 0);
+    uint64_t total = 0;
     for (int i = 0; i < 4 && w->item[i]; i++)
-        if (w->item[i] == desc) w->items++;
+        if (w->item[i] == desc) total++;
+    /* Items under each oneof seen so far, keyed by the oneof's case offset. */
+    struct {
+        unsigned qoff;
+        uint64_t items;
+    } oneofs[8];
+    size_t noneofs = 0;
 
     size_t off = 0;
     while (off < len) {
@@ -147,9 +160,22 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
         if (!f) continue; /* unknown fields are kept by protobuf-c and skipped here */
         int want = wire_type_of(f->type);
         if (wt == want) {
-            if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                walk_message(w, f->descriptor, val, vlen, depth + 1) < 0)
-                return -1;
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+            uint64_t sub = 0;
+            if (walk_message(w, f->descriptor, val, vlen, depth + 1, &sub) < 0) return -1;
+            if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+                total += sub;
+                continue;
+            }
+            size_t k = 0;
+            while (k < noneofs && oneofs[k].qoff != f->quantifier_offset)
+                k++;
+            if (k == noneofs) {
+                if (noneofs == sizeof(oneofs) / sizeof(oneofs[0]))
+                    return fail(w, desc, "too many oneofs", field);
+                oneofs[noneofs++].qoff = f->quantifier_offset;
+            }
+            oneofs[k].items = sub; /* the last occurrence replaces the earlier ones */
             continue;
         }
         /* A repeated scalar may also arrive packed. */
@@ -159,6 +185,9 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
         }
         return fail(w, desc, "wire type does not match the field's type", field);
     }
+    for (size_t k = 0; k < noneofs; k++)
+        total += oneofs[k].items;
+    *items += total;
     return 0;
 }
 
@@ -184,7 +213,8 @@ int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
 {
     walk_t w = {.err = err, .err_len = err_len};
     item_descriptors(desc, w.item);
-    int rc = walk_message(&w, desc, data, len, 0);
-    if (items) *items = rc == 0 ? w.items : 0;
+    uint64_t n = 0;
+    int rc = walk_message(&w, desc, data, len, 0, &n);
+    if (items) *items = rc == 0 ? n : 0;
     return rc;
 }

@@ -31,6 +31,9 @@
 /* Unsent answers above which a connection stops reading (a client that pipelines
  * without reading its answers). */
 #define SY__HTTP_OUT_HIGH (256u * 1024u)
+/* A body buffer larger than this is given back after its request is answered, so
+ * that one large request does not pin its memory for the connection's life. */
+#define SY__HTTP_KEEP_BODY (1u << 20)
 /* How long a closing connection keeps discarding input after its last answer. */
 #define SY__HTTP_DRAIN_MS 2000u
 
@@ -547,7 +550,7 @@ static void conn_process(sy_http_conn_t *c, const char *data, size_t len)
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
             else
-                conn_refuse(c, 400, llhttp_errno_name(e), false);
+                conn_refuse(c, 400, llhttp_get_error_reason(&c->parser), false);
             return;
         }
         const char *pos = llhttp_get_error_pos(&c->parser);
@@ -674,6 +677,10 @@ void sy_http_respond(sy_http_request_t *req, int status, const char *content_typ
     if (c->closing) {
         conn_maybe_free(c);
         return;
+    }
+    if (c->body.cap > SY__HTTP_KEEP_BODY) {
+        free(c->body.data);
+        memset(&c->body, 0, sizeof(c->body));
     }
     if (c->server->closing) c->close_after = true;
     conn_queue_response(c, status, content_type, extra_headers, body, body_len);

@@ -100,8 +100,12 @@ static bool field_name_matches(const char *name, const unsigned char *key, size_
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *desc,
                                                   const unsigned char *key, size_t len)
 {
+    if (len == 0) return NULL;
+    /* Both spellings of a name start with the same character: a cheap filter. */
     for (unsigned i = 0; i < desc->n_fields; i++)
-        if (field_name_matches(desc->fields[i].name, key, len)) return &desc->fields[i];
+        if ((unsigned char)desc->fields[i].name[0] == key[0] &&
+            field_name_matches(desc->fields[i].name, key, len))
+            return &desc->fields[i];
     return NULL;
 }
 

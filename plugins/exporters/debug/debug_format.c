@@ -4,7 +4,7 @@
  * The collector prints values with pcommon's Value.AsString(), times with Go's
  * time.Time.String(), floats with Go's %v / %f / JSON rules and maps and slices as
  * Go's encoding/json does. This file reproduces those spellings in C; the
- * per-signal layouts are in debug_signals.c.
+ * per-signal layouts are in debug_normal.c and debug_detailed.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -226,8 +226,8 @@ void dbg_put_time(dbg_buf_t *b, uint64_t ns)
         dbg_buf_puts(b, "?");
         return;
     }
-    dbg_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    dbg_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                   tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (frac) {
         char f[16];
         snprintf(f, sizeof(f), "%09lld", (long long)frac);

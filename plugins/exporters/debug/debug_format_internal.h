@@ -1,5 +1,6 @@
 /*
- * debug_format_internal.h - what debug_format.c shares with debug_signals.c: short
+ * debug_format_internal.h - what debug_format.c shares with debug_normal.c and
+ * debug_detailed.c: short
  * names for the protobuf-c types and the Go-style primitives.
  */
 #ifndef SY_DEBUG_FORMAT_INTERNAL_H
@@ -25,8 +26,7 @@ typedef Opentelemetry__Proto__Trace__V1__Span pb_span_t;
 typedef Opentelemetry__Proto__Trace__V1__Span__Event pb_event_t;
 typedef Opentelemetry__Proto__Trace__V1__Span__Link pb_link_t;
 
-typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest
-    pb_metrics_req_t;
+typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest pb_metrics_req_t;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics pb_resource_metrics_t;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics pb_scope_metrics_t;
 typedef Opentelemetry__Proto__Metrics__V1__Metric pb_metric_t;
@@ -42,6 +42,12 @@ typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest pb_l
 typedef Opentelemetry__Proto__Logs__V1__ResourceLogs pb_resource_logs_t;
 typedef Opentelemetry__Proto__Logs__V1__ScopeLogs pb_scope_logs_t;
 typedef Opentelemetry__Proto__Logs__V1__LogRecord pb_log_t;
+
+/* An absent protobuf-c string reads as empty. */
+static inline const char *dbg_str(const char *s)
+{
+    return s ? s : "";
+}
 
 /* Floats as Go's %v, as Go's encoding/json (and pcommon's AsString) and as %f. */
 void dbg_put_float_v(dbg_buf_t *b, double v);

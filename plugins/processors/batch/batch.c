@@ -45,7 +45,7 @@ typedef struct pending_s {
     sy_batch_t **held; /* references we own, in arrival order */
     size_t nheld;
     size_t cap;
-    uint64_t items;   /* items in held[] */
+    uint64_t items;    /* items in held[] */
     sy_timer_t *timer; /* running while items > 0 and timeout > 0 */
 } pending_t;
 
@@ -126,8 +126,7 @@ static int batch_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (c->send_batch_max_size < 0 || c->send_batch_max_size > (int64_t)SIZE_LIMIT) {
-        snprintf(err, err_len, "send_batch_max_size must be between 0 and %" PRIu32,
-                 SIZE_LIMIT);
+        snprintf(err, err_len, "send_batch_max_size must be between 0 and %" PRIu32, SIZE_LIMIT);
         return SY_EINVAL;
     }
     if (c->send_batch_max_size > 0 && c->send_batch_max_size < c->send_batch_size) {
@@ -158,8 +157,8 @@ static void send_one(batch_state_t *s, sy_batch_t *b, trigger_t trigger)
         s->api->batch_release(b);
         if (s->m_failed_items) s->api->metric_add(s->m_failed_items, (int64_t)items);
         SY_LOG(s->api, s->inst, SY_LOG_WARN,
-               "dropped a batch of %" PRIu64 " items: the next component refused it (%d)",
-               items, rc);
+               "dropped a batch of %" PRIu64 " items: the next component refused it (%d)", items,
+               rc);
         return;
     }
     if (s->m_send_size) s->api->metric_set(s->m_send_size, (int64_t)items);
@@ -321,16 +320,15 @@ static int batch_create(const sy_host_api_t *api, sy_instance_t *inst, const voi
     for (int i = 0; i < NSIGNALS; i++)
         s->pending[i].owner = s;
 
-    s->m_send_size = api->metric_register(inst, "processor_batch_batch_send_size",
-                                          "Number of items in the last batch sent.",
-                                          SY_METRIC_GAUGE);
+    s->m_send_size =
+        api->metric_register(inst, "processor_batch_batch_send_size",
+                             "Number of items in the last batch sent.", SY_METRIC_GAUGE);
     s->m_timeout_send = api->metric_register(
         inst, "processor_batch_timeout_trigger_send",
         "Number of times a batch was sent because of the timeout.", SY_METRIC_COUNTER);
     s->m_size_send = api->metric_register(
         inst, "processor_batch_batch_size_trigger_send",
-        "Number of times a batch was sent because it reached send_batch_size.",
-        SY_METRIC_COUNTER);
+        "Number of times a batch was sent because it reached send_batch_size.", SY_METRIC_COUNTER);
     s->m_failed_items = api->metric_register(
         inst, "processor_batch_emit_failed_items",
         "Items dropped because the next component refused them during shutdown.",

@@ -37,6 +37,9 @@
 
 #define CT_PROTOBUF "application/x-protobuf"
 #define CT_JSON     "application/json"
+/* Connections silent for this long are closed (the collector's default
+ * idle_timeout is one minute). */
+#define OTLP_HTTP_IDLE_TIMEOUT_MS 60000
 
 /* gRPC status codes used in error bodies. */
 enum {
@@ -382,6 +385,7 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     sy_http_server_set_error_handler(st->http, on_refused, st);
+    sy_http_server_set_idle_timeout(st->http, OTLP_HTTP_IDLE_TIMEOUT_MS);
     SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
            st->cfg->http_endpoint, sy_http_server_port(st->http));
     return 0;

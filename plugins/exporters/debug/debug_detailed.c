@@ -1,6 +1,6 @@
 /*
- * debug_signals.c - the layouts of the debug exporter's text, per signal: the
- * summary, `normal` (one line per item) and `detailed` (the collector's otlptext).
+ * debug_detailed.c - the debug exporter's `detailed` verbosity text: the
+ * collector's otlptext dump, field by field, for traces, metrics and logs.
  *
  * Every request field may be absent (NULL) in a decoded request that came from
  * a peer; each access below checks for it.
@@ -10,335 +10,6 @@
 #include <string.h>
 
 #include "debug_format_internal.h"
-
-static const char *str(const char *s)
-{
-    return s ? s : "";
-}
-
-/* ------------------------------------------------------------------------ */
-/* Counting, for the summary                                                 */
-/* ------------------------------------------------------------------------ */
-
-static size_t metric_points(const pb_metric_t *m)
-{
-    switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        return m->gauge ? m->gauge->n_data_points : 0;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-        return m->sum ? m->sum->n_data_points : 0;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        return m->histogram ? m->histogram->n_data_points : 0;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        return m->exponential_histogram ? m->exponential_histogram->n_data_points : 0;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        return m->summary ? m->summary->n_data_points : 0;
-    default:
-        return 0;
-    }
-}
-
-void dbg_summary(sy_signal_t signal, const void *request, char *out, size_t out_len)
-{
-    size_t resources = 0, items = 0, metrics = 0;
-    switch (signal) {
-    case SY_SIGNAL_TRACES: {
-        const pb_traces_req_t *r = request;
-        resources = r->n_resource_spans;
-        for (size_t i = 0; i < r->n_resource_spans; i++)
-            for (size_t j = 0; j < r->resource_spans[i]->n_scope_spans; j++)
-                items += r->resource_spans[i]->scope_spans[j]->n_spans;
-        snprintf(out, out_len, "Traces {\"resource spans\": %zu, \"spans\": %zu}", resources,
-                 items);
-        return;
-    }
-    case SY_SIGNAL_METRICS: {
-        const pb_metrics_req_t *r = request;
-        resources = r->n_resource_metrics;
-        for (size_t i = 0; i < r->n_resource_metrics; i++) {
-            const pb_resource_metrics_t *rm = r->resource_metrics[i];
-            for (size_t j = 0; j < rm->n_scope_metrics; j++) {
-                const pb_scope_metrics_t *sm = rm->scope_metrics[j];
-                metrics += sm->n_metrics;
-                for (size_t k = 0; k < sm->n_metrics; k++)
-                    items += metric_points(sm->metrics[k]);
-            }
-        }
-        snprintf(out, out_len,
-                 "Metrics {\"resource metrics\": %zu, \"metrics\": %zu, \"data points\": %zu}",
-                 resources, metrics, items);
-        return;
-    }
-    case SY_SIGNAL_LOGS: {
-        const pb_logs_req_t *r = request;
-        resources = r->n_resource_logs;
-        for (size_t i = 0; i < r->n_resource_logs; i++)
-            for (size_t j = 0; j < r->resource_logs[i]->n_scope_logs; j++)
-                items += r->resource_logs[i]->scope_logs[j]->n_log_records;
-        snprintf(out, out_len, "Logs {\"resource logs\": %zu, \"log records\": %zu}", resources,
-                 items);
-        return;
-    }
-    }
-    snprintf(out, out_len, "unknown signal %d", (int)signal);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Normal verbosity                                                          */
-/* ------------------------------------------------------------------------ */
-
-/* "k=v" for each attribute, joined by `sep`, values as AsString(). */
-static void put_attrs_joined(dbg_buf_t *b, pb_kv_t *const *kv, size_t n, const char *sep)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (i) dbg_buf_puts(b, sep);
-        dbg_buf_puts(b, str(kv[i]->key));
-        dbg_buf_put(b, "=", 1);
-        dbg_put_value_string(b, kv[i]->value);
-    }
-}
-
-/* The "ResourceX #i [schema] k=v ..." and "ScopeX #i name@version [schema] k=v"
- * header lines of normal verbosity. */
-static void normal_resource(dbg_buf_t *b, const char *what, size_t i, const char *schema_url,
-                            const pb_resource_t *res)
-{
-    dbg_buf_printf(b, "%s #%zu", what, i);
-    if (schema_url && *schema_url) dbg_buf_printf(b, " [%s]", schema_url);
-    if (res && res->n_attributes) {
-        dbg_buf_put(b, " ", 1);
-        put_attrs_joined(b, res->attributes, res->n_attributes, " ");
-    }
-    dbg_buf_put(b, "\n", 1);
-}
-
-static void normal_scope(dbg_buf_t *b, const char *what, size_t i, const pb_scope_t *scope,
-                         const char *schema_url)
-{
-    dbg_buf_printf(b, "%s #%zu", what, i);
-    const char *name = scope ? str(scope->name) : "";
-    const char *version = scope ? str(scope->version) : "";
-    bool any = false;
-    if (*name || *version || (schema_url && *schema_url)) dbg_buf_put(b, " ", 1);
-    if (*name) {
-        dbg_buf_puts(b, name);
-        any = true;
-    }
-    if (*version) {
-        dbg_buf_printf(b, "@%s", version);
-        any = true;
-    }
-    if (schema_url && *schema_url) dbg_buf_printf(b, "%s[%s]", any ? " " : "", schema_url);
-    if (scope && scope->n_attributes) {
-        dbg_buf_put(b, " ", 1);
-        put_attrs_joined(b, scope->attributes, scope->n_attributes, " ");
-    }
-    dbg_buf_put(b, "\n", 1);
-}
-
-static void normal_traces(dbg_buf_t *b, const pb_traces_req_t *r)
-{
-    for (size_t i = 0; i < r->n_resource_spans; i++) {
-        const pb_resource_spans_t *rs = r->resource_spans[i];
-        normal_resource(b, "ResourceTraces", i, rs->schema_url, rs->resource);
-        for (size_t j = 0; j < rs->n_scope_spans; j++) {
-            const pb_scope_spans_t *ss = rs->scope_spans[j];
-            /* The collector numbers scope lines with the resource's index; so do we,
-             * to print the same text. */
-            normal_scope(b, "ScopeTraces", i, ss->scope, ss->schema_url);
-            for (size_t k = 0; k < ss->n_spans; k++) {
-                const pb_span_t *sp = ss->spans[k];
-                dbg_buf_puts(b, str(sp->name));
-                dbg_buf_put(b, " ", 1);
-                dbg_put_id(b, &sp->trace_id);
-                dbg_buf_put(b, " ", 1);
-                dbg_put_id(b, &sp->span_id);
-                if (sp->n_attributes) {
-                    dbg_buf_put(b, " ", 1);
-                    put_attrs_joined(b, sp->attributes, sp->n_attributes, " ");
-                }
-                dbg_buf_put(b, "\n", 1);
-            }
-        }
-    }
-}
-
-static void normal_number_points(dbg_buf_t *b, const pb_metric_t *m, pb_number_dp_t *const *dps,
-                                 size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const pb_number_dp_t *dp = dps[i];
-        dbg_buf_printf(b, "%s{", str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_puts(b, "} ");
-        if (dp->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
-            dbg_buf_printf(b, "%lld", (long long)dp->as_int);
-        else if (dp->value_case ==
-                 OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE)
-            dbg_put_float_v(b, dp->as_double);
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-/* " sum=.. min=.. max=.." of the histogram kinds, as %v. */
-static void normal_sum_min_max(dbg_buf_t *b, bool has_sum, double sum, bool has_min, double min,
-                               bool has_max, double max)
-{
-    if (has_sum) {
-        dbg_buf_puts(b, " sum=");
-        dbg_put_float_v(b, sum);
-    }
-    if (has_min) {
-        dbg_buf_puts(b, " min=");
-        dbg_put_float_v(b, min);
-    }
-    if (has_max) {
-        dbg_buf_puts(b, " max=");
-        dbg_put_float_v(b, max);
-    }
-}
-
-static void normal_histogram(dbg_buf_t *b, const pb_metric_t *m)
-{
-    for (size_t i = 0; m->histogram && i < m->histogram->n_data_points; i++) {
-        const pb_hist_dp_t *dp = m->histogram->data_points[i];
-        dbg_buf_printf(b, "%s{", str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu", (unsigned long long)dp->count);
-        normal_sum_min_max(b, dp->_sum_case != 0, dp->sum, dp->_min_case != 0, dp->min,
-                           dp->_max_case != 0, dp->max);
-        for (size_t k = 0; k < dp->n_bucket_counts; k++) {
-            dbg_buf_put(b, " ", 1);
-            if (k < dp->n_explicit_bounds) {
-                dbg_buf_puts(b, "le");
-                dbg_put_float_v(b, dp->explicit_bounds[k]);
-                dbg_buf_put(b, "=", 1);
-            }
-            dbg_buf_printf(b, "%llu", (unsigned long long)dp->bucket_counts[k]);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_exp_buckets(dbg_buf_t *b, const pb_exphist_buckets_t *bk, double base)
-{
-    for (size_t k = 0; bk && k < bk->n_bucket_counts; k++) {
-        dbg_buf_puts(b, " le");
-        dbg_put_float_v(b, pow(base, (double)bk->offset + (double)k));
-        dbg_buf_printf(b, "=%llu", (unsigned long long)bk->bucket_counts[k]);
-    }
-}
-
-static void normal_exp_histogram(dbg_buf_t *b, const pb_metric_t *m)
-{
-    const Opentelemetry__Proto__Metrics__V1__ExponentialHistogram *h = m->exponential_histogram;
-    for (size_t i = 0; h && i < h->n_data_points; i++) {
-        const pb_exphist_dp_t *dp = h->data_points[i];
-        dbg_buf_printf(b, "%s{", str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu", (unsigned long long)dp->count);
-        normal_sum_min_max(b, dp->_sum_case != 0, dp->sum, dp->_min_case != 0, dp->min,
-                           dp->_max_case != 0, dp->max);
-        double base = pow(2, pow(2, -(double)dp->scale));
-        normal_exp_buckets(b, dp->negative, base);
-        normal_exp_buckets(b, dp->positive, base);
-        if (dp->zero_count > 0) {
-            dbg_buf_puts(b, " zero_count");
-            dbg_put_float_v(b, dp->zero_threshold);
-            dbg_buf_printf(b, "=%llu", (unsigned long long)dp->zero_count);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_summary(dbg_buf_t *b, const pb_metric_t *m)
-{
-    for (size_t i = 0; m->summary && i < m->summary->n_data_points; i++) {
-        const pb_summary_dp_t *dp = m->summary->data_points[i];
-        dbg_buf_printf(b, "%s{", str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu sum=", (unsigned long long)dp->count);
-        dbg_put_float_f(b, dp->sum);
-        for (size_t k = 0; k < dp->n_quantile_values; k++) {
-            dbg_buf_puts(b, " q");
-            dbg_put_float_v(b, dp->quantile_values[k]->quantile);
-            dbg_buf_put(b, "=", 1);
-            dbg_put_float_v(b, dp->quantile_values[k]->value);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_metrics(dbg_buf_t *b, const pb_metrics_req_t *r)
-{
-    for (size_t i = 0; i < r->n_resource_metrics; i++) {
-        const pb_resource_metrics_t *rm = r->resource_metrics[i];
-        normal_resource(b, "ResourceMetrics", i, rm->schema_url, rm->resource);
-        for (size_t j = 0; j < rm->n_scope_metrics; j++) {
-            const pb_scope_metrics_t *sm = rm->scope_metrics[j];
-            normal_scope(b, "ScopeMetrics", i, sm->scope, sm->schema_url);
-            for (size_t k = 0; k < sm->n_metrics; k++) {
-                const pb_metric_t *m = sm->metrics[k];
-                switch (m->data_case) {
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-                    if (m->gauge)
-                        normal_number_points(b, m, m->gauge->data_points,
-                                             m->gauge->n_data_points);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-                    if (m->sum)
-                        normal_number_points(b, m, m->sum->data_points, m->sum->n_data_points);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-                    normal_histogram(b, m);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-                    normal_exp_histogram(b, m);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-                    normal_summary(b, m);
-                    break;
-                default:
-                    break;
-                }
-            }
-        }
-    }
-}
-
-static void normal_logs(dbg_buf_t *b, const pb_logs_req_t *r)
-{
-    for (size_t i = 0; i < r->n_resource_logs; i++) {
-        const pb_resource_logs_t *rl = r->resource_logs[i];
-        normal_resource(b, "ResourceLog", i, rl->schema_url, rl->resource);
-        for (size_t j = 0; j < rl->n_scope_logs; j++) {
-            const pb_scope_logs_t *sl = rl->scope_logs[j];
-            normal_scope(b, "ScopeLog", i, sl->scope, sl->schema_url);
-            for (size_t k = 0; k < sl->n_log_records; k++) {
-                const pb_log_t *lr = sl->log_records[k];
-                dbg_put_value_string(b, lr->body);
-                dbg_buf_put(b, " ", 1);
-                put_attrs_joined(b, lr->attributes, lr->n_attributes, " ");
-                dbg_buf_put(b, "\n", 1);
-            }
-        }
-    }
-}
-
-void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, const void *request)
-{
-    switch (signal) {
-    case SY_SIGNAL_TRACES:
-        normal_traces(b, request);
-        break;
-    case SY_SIGNAL_METRICS:
-        normal_metrics(b, request);
-        break;
-    case SY_SIGNAL_LOGS:
-        normal_logs(b, request);
-        break;
-    }
-}
 
 /* ------------------------------------------------------------------------ */
 /* Detailed verbosity: otlptext                                              */
@@ -356,7 +27,7 @@ static void put_attributes(dbg_buf_t *b, const char *header, pb_kv_t *const *kv,
     const char *arrow = strstr(header, "->");
     int indent = arrow ? (int)(arrow - header) : 0;
     for (size_t i = 0; i < n; i++) {
-        dbg_buf_printf(b, "%*s     -> %s: ", indent, "", str(kv[i]->key));
+        dbg_buf_printf(b, "%*s     -> %s: ", indent, "", dbg_str(kv[i]->key));
         dbg_put_value(b, kv[i]->value);
         dbg_buf_put(b, "\n", 1);
     }
@@ -371,7 +42,7 @@ static void put_field(dbg_buf_t *b, const char *name)
 static void put_field_str(dbg_buf_t *b, const char *name, const char *value)
 {
     put_field(b, name);
-    dbg_buf_printf(b, "%s\n", str(value));
+    dbg_buf_printf(b, "%s\n", dbg_str(value));
 }
 
 static void put_field_time(dbg_buf_t *b, const char *name, uint64_t ns)
@@ -392,7 +63,7 @@ static void put_resource(dbg_buf_t *b, const char *what, size_t i, const char *s
                          const pb_resource_t *res)
 {
     dbg_buf_printf(b, "%s #%zu\n", what, i);
-    dbg_buf_printf(b, "Resource SchemaURL: %s\n", str(schema_url));
+    dbg_buf_printf(b, "Resource SchemaURL: %s\n", dbg_str(schema_url));
     if (!res) return;
     put_attributes(b, "Resource attributes", res->attributes, res->n_attributes);
     if (res->n_entity_refs == 0) return;
@@ -400,15 +71,15 @@ static void put_resource(dbg_buf_t *b, const char *what, size_t i, const char *s
     for (size_t e = 0; e < res->n_entity_refs; e++) {
         const Opentelemetry__Proto__Common__V1__EntityRef *ref = res->entity_refs[e];
         dbg_buf_printf(b, "     -> Entity ref #%zu:\n", e);
-        dbg_buf_printf(b, "          -> Type: %s\n", str(ref->type));
+        dbg_buf_printf(b, "          -> Type: %s\n", dbg_str(ref->type));
         if (ref->schema_url && *ref->schema_url)
             dbg_buf_printf(b, "          -> Schema URL: %s\n", ref->schema_url);
         if (ref->n_id_keys) dbg_buf_puts(b, "          -> ID keys:\n");
         for (size_t k = 0; k < ref->n_id_keys; k++)
-            dbg_buf_printf(b, "               -> %s\n", str(ref->id_keys[k]));
+            dbg_buf_printf(b, "               -> %s\n", dbg_str(ref->id_keys[k]));
         if (ref->n_description_keys) dbg_buf_puts(b, "          -> Description keys:\n");
         for (size_t k = 0; k < ref->n_description_keys; k++)
-            dbg_buf_printf(b, "               -> %s\n", str(ref->description_keys[k]));
+            dbg_buf_printf(b, "               -> %s\n", dbg_str(ref->description_keys[k]));
     }
 }
 
@@ -416,9 +87,9 @@ static void put_scope(dbg_buf_t *b, const char *what, size_t j, const char *sche
                       const pb_scope_t *scope)
 {
     dbg_buf_printf(b, "%s #%zu\n", what, j);
-    dbg_buf_printf(b, "%s SchemaURL: %s\n", what, str(schema_url));
-    dbg_buf_printf(b, "InstrumentationScope %s %s\n", scope ? str(scope->name) : "",
-                   scope ? str(scope->version) : "");
+    dbg_buf_printf(b, "%s SchemaURL: %s\n", what, dbg_str(schema_url));
+    dbg_buf_printf(b, "InstrumentationScope %s %s\n", scope ? dbg_str(scope->name) : "",
+                   scope ? dbg_str(scope->version) : "");
     if (scope)
         put_attributes(b, "InstrumentationScope attributes", scope->attributes,
                        scope->n_attributes);
@@ -444,7 +115,7 @@ static void detailed_span(dbg_buf_t *b, const pb_span_t *sp)
     for (size_t e = 0; e < sp->n_events; e++) {
         const pb_event_t *ev = sp->events[e];
         dbg_buf_printf(b, "SpanEvent #%zu\n", e);
-        dbg_buf_printf(b, "     -> Name: %s\n", str(ev->name));
+        dbg_buf_printf(b, "     -> Name: %s\n", dbg_str(ev->name));
         dbg_buf_puts(b, "     -> Timestamp: ");
         dbg_put_time(b, ev->time_unix_nano);
         dbg_buf_printf(b, "\n     -> DroppedAttributesCount: %u\n", ev->dropped_attributes_count);
@@ -458,7 +129,7 @@ static void detailed_span(dbg_buf_t *b, const pb_span_t *sp)
         dbg_put_id(b, &ln->trace_id);
         dbg_buf_puts(b, "\n     -> ID: ");
         dbg_put_id(b, &ln->span_id);
-        dbg_buf_printf(b, "\n     -> TraceState: %s\n", str(ln->trace_state));
+        dbg_buf_printf(b, "\n     -> TraceState: %s\n", dbg_str(ln->trace_state));
         dbg_buf_printf(b, "     -> DroppedAttributesCount: %u\n", ln->dropped_attributes_count);
         put_attributes(b, "     -> Attributes:", ln->attributes, ln->n_attributes);
     }
@@ -566,8 +237,8 @@ static void detailed_exp_histogram(dbg_buf_t *b, pb_exphist_dp_t *const *dps, si
 {
     for (size_t i = 0; i < n; i++) {
         const pb_exphist_dp_t *dp = dps[i];
-        put_point_head(b, "ExponentialHistogramDataPoints", i, dp->attributes,
-                       dp->n_attributes, dp->start_time_unix_nano, dp->time_unix_nano);
+        put_point_head(b, "ExponentialHistogramDataPoints", i, dp->attributes, dp->n_attributes,
+                       dp->start_time_unix_nano, dp->time_unix_nano);
         dbg_buf_printf(b, "Count: %llu\n", (unsigned long long)dp->count);
         if (dp->_sum_case) put_line_f(b, "Sum", dp->sum);
         if (dp->_min_case) put_line_f(b, "Min", dp->min);
@@ -637,9 +308,9 @@ static const char *metric_type(const pb_metric_t *m)
 static void detailed_metric(dbg_buf_t *b, const pb_metric_t *m)
 {
     dbg_buf_puts(b, "Descriptor:\n");
-    dbg_buf_printf(b, "     -> Name: %s\n", str(m->name));
-    dbg_buf_printf(b, "     -> Description: %s\n", str(m->description));
-    dbg_buf_printf(b, "     -> Unit: %s\n", str(m->unit));
+    dbg_buf_printf(b, "     -> Name: %s\n", dbg_str(m->name));
+    dbg_buf_printf(b, "     -> Description: %s\n", dbg_str(m->description));
+    dbg_buf_printf(b, "     -> Unit: %s\n", dbg_str(m->unit));
     dbg_buf_printf(b, "     -> DataType: %s\n", metric_type(m));
     put_attributes(b, "     -> Metadata", m->metadata, m->n_metadata);
     switch (m->data_case) {
@@ -697,7 +368,7 @@ static void detailed_log(dbg_buf_t *b, const pb_log_t *lr)
     dbg_put_time(b, lr->observed_time_unix_nano);
     dbg_buf_puts(b, "\nTimestamp: ");
     dbg_put_time(b, lr->time_unix_nano);
-    dbg_buf_printf(b, "\nSeverityText: %s\n", str(lr->severity_text));
+    dbg_buf_printf(b, "\nSeverityText: %s\n", dbg_str(lr->severity_text));
     dbg_buf_printf(b, "SeverityNumber: %s(%d)\n",
                    dbg_severity(lr->severity_number, sev, sizeof(sev)), (int)lr->severity_number);
     if (lr->event_name && *lr->event_name) dbg_buf_printf(b, "EventName: %s\n", lr->event_name);
