@@ -154,6 +154,58 @@ static void test_two_instances_coexist(void **state)
     unlink(b);
 }
 
+/* The real batch processor twice, with different sizes, behind one receiver that
+ * feeds both pipelines: each instance batches by its own configuration. */
+static void test_batch_and_batch2_coexist(void **state)
+{
+    (void)state;
+    char yaml[1024], a[64], b[64];
+    snprintf(a, sizeof(a), "/tmp/sy_batch2_a.%d", (int)getpid());
+    snprintf(b, sizeof(b), "/tmp/sy_batch2_b.%d", (int)getpid());
+    snprintf(yaml, sizeof(yaml),
+             "receivers:\n"
+             "  testgen/bb: {count: 7, spans: 5}\n"
+             "processors:\n"
+             "  batch: {send_batch_size: 10, timeout: 10s}\n"
+             "  batch/2: {send_batch_size: 35, timeout: 10s}\n"
+             "exporters:\n"
+             "  testsink/bb1: {report_path: %s}\n"
+             "  testsink/bb2: {report_path: %s}\n"
+             "service:\n"
+             "  telemetry: {logs: {level: warn}}\n"
+             "  pipelines:\n"
+             "    traces/1: {receivers: [testgen/bb], processors: [batch], exporters: "
+             "[testsink/bb1]}\n"
+             "    traces/2: {receivers: [testgen/bb], processors: [batch/2], exporters: "
+             "[testsink/bb2]}\n",
+             a, b);
+    const char *dirs[] = {SY_TEST_KIT_DIR};
+    sy__diag_t diag;
+    sy__diag_init(&diag);
+    sy__router_opts_t opts = {.yaml = yaml, .plugin_dirs = dirs, .nplugin_dirs = 1};
+    sy__router_t *r = sy__router_open(&opts, &diag);
+    if (!r) sy__diag_print(&diag, stderr);
+    assert_non_null(r);
+    assert_int_equal(sy__router_start(r), 0);
+    usleep(300000);
+    assert_int_equal(sy__router_close(r), 0); /* the shutdown flushes batch's remainder */
+    sy__diag_free(&diag);
+    char line[256];
+    FILE *f = fopen(a, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    /* 35 spans by tens: 10, 10, 10 on size, then 5 flushed at shutdown. */
+    assert_non_null(strstr(line, "batches=4 items=35 "));
+    f = fopen(b, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    assert_non_null(strstr(line, "batches=1 items=35 "));
+    unlink(a);
+    unlink(b);
+}
+
 static void expect_config_error(const char *yaml, const char *needle)
 {
     const char *dirs[] = {SY_TEST_KIT_DIR, ABI_DIR};
@@ -209,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_newer_minor_loads),
         cmocka_unit_test(test_registry_path_and_types),
         cmocka_unit_test(test_two_instances_coexist),
+        cmocka_unit_test(test_batch_and_batch2_coexist),
         cmocka_unit_test(test_graph_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_otlp_json.c - the OTLP/JSON codec (core/common/otlp_json.c): decoding of
  * spec-style documents of each signal, what is refused and how it is reported,
- * and encode -> decode round trips. Every decode allocates from a recording
+ * encode -> decode round trips, and the body decompression the receiver uses with
+ * it (core/common/compress.c). Every decode allocates from a recording
  * allocator that frees everything at the end of the test, so LSan sees no leak.
  */
 #include <setjmp.h>
@@ -16,7 +17,12 @@
 
 #include <math.h>
 
+#include "compress.h"
 #include "otlp_json.h"
+
+#include <switchyard/plugin.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
@@ -444,6 +450,103 @@ static void test_encode_format(void **state)
     free(j);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Decompression                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void *test_alloc(void *ctx, size_t size)
+{
+    return rec_alloc(ctx, size);
+}
+
+/* Compresses with zlib: window_bits 16+15 for gzip, 15 for a zlib stream. */
+static size_t zcompress(const void *in, size_t len, uint8_t *out, size_t cap, int window_bits)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t n = zs.total_out;
+    deflateEnd(&zs);
+    return n;
+}
+
+static int decompress(sy_encoding_t enc, const uint8_t *in, size_t len, size_t max, uint8_t **out,
+                      size_t *out_len, char *err)
+{
+    return sy_decompress(enc, in, len, max, test_alloc, &g_rec, out, out_len, err, 256);
+}
+
+static void test_decompress(void **state)
+{
+    (void)state;
+    static uint8_t plain[100000], packed[120000], two[240000];
+    for (size_t i = 0; i < sizeof(plain); i++)
+        plain[i] = (uint8_t)(i * 7 / 13);
+    uint8_t *out;
+    size_t out_len;
+    char err[256];
+
+    assert_int_equal(sy_encoding_parse(NULL), SY_ENCODING_IDENTITY);
+    assert_int_equal(sy_encoding_parse(" GZIP "), SY_ENCODING_GZIP);
+    assert_int_equal(sy_encoding_parse("x-gzip"), SY_ENCODING_GZIP);
+    assert_int_equal(sy_encoding_parse("deflate"), SY_ENCODING_DEFLATE);
+    assert_int_equal(sy_encoding_parse("zstd"), SY_ENCODING_ZSTD);
+    assert_int_equal(sy_encoding_parse("br"), SY_ENCODING_UNKNOWN);
+
+    /* gzip, one member and two members back to back. */
+    size_t n = zcompress(plain, sizeof(plain), packed, sizeof(packed), 16 + MAX_WBITS);
+    assert_int_equal(decompress(SY_ENCODING_GZIP, packed, n, sizeof(plain), &out, &out_len, err),
+                     0);
+    assert_int_equal(out_len, sizeof(plain));
+    assert_memory_equal(out, plain, sizeof(plain));
+    memcpy(two, packed, n);
+    memcpy(two + n, packed, n);
+    assert_int_equal(
+        decompress(SY_ENCODING_GZIP, two, 2 * n, 2 * sizeof(plain), &out, &out_len, err), 0);
+    assert_int_equal(out_len, 2 * sizeof(plain));
+    /* One byte over the bound is refused; truncation and garbage are errors. */
+    assert_int_equal(
+        decompress(SY_ENCODING_GZIP, packed, n, sizeof(plain) - 1, &out, &out_len, err), SY_ENOMEM);
+    assert_non_null(strstr(err, "larger than the limit"));
+    assert_int_equal(
+        decompress(SY_ENCODING_GZIP, packed, n - 10, sizeof(plain), &out, &out_len, err),
+        SY_EINVAL);
+    assert_int_equal(
+        decompress(SY_ENCODING_GZIP, (const uint8_t *)"hello", 5, 100, &out, &out_len, err),
+        SY_EINVAL);
+    /* A bomb stops at the bound, whatever its trailer claims. */
+    static uint8_t zeros[1 << 20];
+    n = zcompress(zeros, sizeof(zeros), packed, sizeof(packed), 16 + MAX_WBITS);
+    assert_true(n < 2000);
+    assert_int_equal(decompress(SY_ENCODING_GZIP, packed, n, 65536, &out, &out_len, err),
+                     SY_ENOMEM);
+
+    /* deflate: a zlib stream, and raw deflate. */
+    n = zcompress(plain, sizeof(plain), packed, sizeof(packed), MAX_WBITS);
+    assert_int_equal(decompress(SY_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err),
+                     0);
+    assert_memory_equal(out, plain, sizeof(plain));
+    n = zcompress(plain, sizeof(plain), packed, sizeof(packed), -MAX_WBITS);
+    assert_int_equal(decompress(SY_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err),
+                     0);
+    assert_int_equal(out_len, sizeof(plain));
+
+    /* zstd. */
+    n = ZSTD_compress(packed, sizeof(packed), plain, sizeof(plain), 3);
+    assert_false(ZSTD_isError(n));
+    assert_int_equal(decompress(SY_ENCODING_ZSTD, packed, n, sizeof(plain), &out, &out_len, err),
+                     0);
+    assert_memory_equal(out, plain, sizeof(plain));
+    assert_int_equal(decompress(SY_ENCODING_ZSTD, packed, n, 1000, &out, &out_len, err), SY_ENOMEM);
+    assert_int_equal(
+        decompress(SY_ENCODING_ZSTD, packed, n / 2, sizeof(plain), &out, &out_len, err), SY_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +557,7 @@ int main(void)
         cmocka_unit_test_teardown(test_errors, teardown),
         cmocka_unit_test_teardown(test_round_trip, teardown),
         cmocka_unit_test_teardown(test_encode_format, teardown),
+        cmocka_unit_test_teardown(test_decompress, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

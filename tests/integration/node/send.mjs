@@ -83,18 +83,18 @@ const resourceOf = (r) => plain(r.attributes);
 const scopeOf = (s) => ({ name: s.name, version: s.version ?? '' });
 
 // Wraps exporter.export so that every call's result is printed and counted, and
-// what it was handed is recorded (only once the export succeeded: a failed export
-// fails the run anyway).
+// what it was handed is recorded once the export succeeded (a failed export fails
+// the run anyway). record(items, keep) returns the number of items.
 function watch(signal, exporter, record) {
   const original = exporter.export.bind(exporter);
   exporter.export = (items, done) => {
     original(items, (result) => {
-      const n = record(items, true);
-      const name = result.code === ExportResultCode.SUCCESS ? 'SUCCESS' : 'FAILED';
+      const ok = result.code === ExportResultCode.SUCCESS;
+      const n = record(items, ok);
+      const name = ok ? 'SUCCESS' : 'FAILED';
       const err = result.error ? ` (${result.error.message ?? result.error})` : '';
       console.log(`export ${signal} ${opts.protocol}${opts.gzip ? '+gzip' : ''}: ${name}, ${n} items${err}`);
       results.push({ signal, code: result.code, items: n, error: err });
-      if (result.code !== ExportResultCode.SUCCESS) record(items, false);
       done(result);
     });
   };
@@ -202,7 +202,7 @@ const meterProvider = new MeterProvider({ resource, readers: [metricReader] });
 const meter = meterProvider.getMeter('js-test-meter', '0.2.0');
 
 const logExporter = watch('logs', proto ? new LogProto(exporterOptions('logs')) : new LogJson(exporterOptions('logs')), recordLogs);
-const loggerProvider = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor(logExporter)] });
+const loggerProvider = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: logExporter })] });
 const logger = loggerProvider.getLogger('js-test-logger', '0.3.0');
 
 // Spans: one of each kind; the first carries attributes of every type and an
