@@ -139,6 +139,7 @@ int sy__signal_index(sy_signal_t signal);
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch);
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch);
 void sy__exporter_ready(sy_instance_t *inst);
+void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent);
 int sy__pipeline_init(sy__pipeline_t *p);
 void sy__pipeline_on_wake(void *arg);
 void sy__pipeline_drain(void *arg);

@@ -128,6 +128,12 @@ static void api_ready(sy_instance_t *inst)
     if (inst->kind == SY_KIND_EXPORTER) sy__exporter_ready(inst);
 }
 
+static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items,
+                                 bool sent)
+{
+    if (inst->kind == SY_KIND_EXPORTER) sy__exporter_outcome(inst, signal, items, sent);
+}
+
 /* ---- timers ------------------------------------------------------------------------ */
 
 struct sy_timer_s {
@@ -233,6 +239,7 @@ static const sy_host_api_t host_api = {
     .metric_register = api_metric_register,
     .metric_add = sy__metric_add,
     .metric_set = sy__metric_set,
+    .exporter_outcome = api_exporter_outcome,
 };
 
 const sy_host_api_t *sy__host_api(void)

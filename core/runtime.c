@@ -263,8 +263,14 @@ static int deliver(sy_instance_t *x, sy_batch_t *batch)
         sy__batch_release(batch);
         return rc;
     }
-    count(m->ok, items);
+    if (!(x->plugin->flags & SY_PLUGIN_REPORTS_OUTCOME)) count(m->ok, items);
     return SY_OK;
+}
+
+void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent)
+{
+    sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
+    count(sent ? m->ok : m->failed, items);
 }
 
 void sy__exporter_on_wake(void *arg)

@@ -691,6 +691,43 @@ void sy_http_respond(sy_http_request_t *req, int status, const char *content_typ
     }
 }
 
+/* Splits an endpoint into its host (copied into host[256]) and port. */
+static int split_endpoint(const char *endpoint, char *host, int *port)
+{
+    const char *port_str;
+    size_t hlen;
+    if (!endpoint) return -1;
+    if (endpoint[0] == '[') {
+        const char *end = strchr(endpoint, ']');
+        if (!end || end[1] != ':') return -1;
+        hlen = (size_t)(end - endpoint - 1);
+        if (hlen >= 256) return -1;
+        memcpy(host, endpoint + 1, hlen);
+        port_str = end + 2;
+    } else {
+        const char *colon = strrchr(endpoint, ':');
+        if (!colon) return -1;
+        hlen = (size_t)(colon - endpoint);
+        if (hlen >= 256 || memchr(endpoint, ':', hlen)) return -1; /* IPv6 needs brackets */
+        memcpy(host, endpoint, hlen);
+        port_str = colon + 1;
+    }
+    host[hlen] = '\0';
+    size_t plen = strlen(port_str);
+    if (plen == 0 || plen > 5 || strspn(port_str, "0123456789") != plen) return -1;
+    *port = atoi(port_str);
+    return *port > 65535 ? -1 : 0;
+}
+
+int sy_http_endpoint_check(const char *endpoint, char *err, size_t err_len)
+{
+    char host[256];
+    int port;
+    if (split_endpoint(endpoint, host, &port) == 0) return 0;
+    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint ? endpoint : "");
+    return -1;
+}
+
 /* Splits "host:port" / "[v6]:port" / ":port" and resolves the host into *addr.
  * Host names other than localhost are resolved with a synchronous getaddrinfo,
  * which is acceptable because servers start before their loop runs. */
@@ -698,33 +735,9 @@ static int resolve_endpoint(uv_loop_t *loop, const char *endpoint, struct sockad
                             char *shown, size_t shown_len, char *err, size_t err_len)
 {
     char host[256];
-    const char *port_str;
-    size_t hlen;
-    if (!endpoint || !*endpoint) {
-        snprintf(err, err_len, "empty endpoint: expected host:port");
-        return -1;
-    }
-    if (endpoint[0] == '[') {
-        const char *end = strchr(endpoint, ']');
-        if (!end || end[1] != ':') goto bad;
-        hlen = (size_t)(end - endpoint - 1);
-        if (hlen >= sizeof(host)) goto bad;
-        memcpy(host, endpoint + 1, hlen);
-        port_str = end + 2;
-    } else {
-        const char *colon = strrchr(endpoint, ':');
-        if (!colon) goto bad;
-        hlen = (size_t)(colon - endpoint);
-        if (hlen >= sizeof(host)) goto bad;
-        memcpy(host, endpoint, hlen);
-        port_str = colon + 1;
-        if (memchr(host, ':', hlen)) goto bad; /* IPv6 needs brackets */
-    }
-    host[hlen] = '\0';
-    if (!*port_str || strlen(port_str) > 5 || strspn(port_str, "0123456789") != strlen(port_str))
-        goto bad;
-    int port = atoi(port_str);
-    if (port > 65535) goto bad;
+    int port;
+    if (split_endpoint(endpoint, host, &port) != 0) goto bad;
+    size_t hlen = strlen(host);
 
     memset(addr, 0, sizeof(*addr));
     if (hlen == 0) strcpy(host, "0.0.0.0");
@@ -757,7 +770,7 @@ static int resolve_endpoint(uv_loop_t *loop, const char *endpoint, struct sockad
         snprintf(shown, shown_len, "%s:%d", host, port);
     return 0;
 bad:
-    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint);
+    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint ? endpoint : "");
     return -1;
 }
 

@@ -49,6 +49,11 @@ sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, si
                                        sy_http_handler_fn handler, void *arg, char *err,
                                        size_t err_len);
 
+/* Checks the syntax of an endpoint as sy_http_server_start() takes it ("host:port",
+ * "[v6]:port", ":port"; port 0..65535) without resolving the host, for a plugin's
+ * validate(). Returns 0, or -1 with a sentence in err. Any thread. */
+int sy_http_endpoint_check(const char *endpoint, char *err, size_t err_len);
+
 /* The port actually bound (useful with port 0). */
 int sy_http_server_port(const sy_http_server_t *server);
 

@@ -148,6 +148,10 @@ enum {
     /* A processor that changes the data it is given: the host hands it a batch it
      * owns alone (copying a shared one first) and lets it use batch_request_mut(). */
     SY_PLUGIN_MUTATES_DATA = 1u << 0,
+    /* An exporter that sends asynchronously: the host does not count a batch as
+     * sent when consume() returns SY_OK; the plugin reports each batch's outcome
+     * with api->exporter_outcome() once it knows it. */
+    SY_PLUGIN_REPORTS_OUTCOME = 1u << 1,
 };
 
 typedef struct sy_host_api_s sy_host_api_t;
@@ -385,7 +389,13 @@ struct sy_host_api_s {
     /* Sets a gauge (any thread, lock-free). */
     void (*metric_set)(sy_metric_t *metric, int64_t value);
 
-    /* Added in ABI 1.0 end. New members go below this line only. */
+    /* Exporters with SY_PLUGIN_REPORTS_OUTCOME: `items` of `signal` were delivered
+     * (sent = true) or given up on (sent = false: dropped after retries, refused
+     * by the backend as permanent, or dropped from a full sending queue). Feeds
+     * the exporter_sent_* / exporter_send_failed_* metrics. Any thread. */
+    void (*exporter_outcome)(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent);
+
+    /* End of ABI 1.0. New members go below this line only. */
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */
