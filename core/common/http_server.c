@@ -325,8 +325,11 @@ static void conn_flush(sy_http_conn_t *c)
 }
 
 /* Appends one response to the connection's output. */
+/* A response to HEAD (head_only) carries the Content-Length of the body it would
+ * have had, and no body: RFC 9110 section 9.3.2. */
 static void conn_queue_response(sy_http_conn_t *c, int status, const char *content_type,
-                                const char *extra_headers, const void *body, size_t body_len)
+                                const char *extra_headers, const void *body, size_t body_len,
+                                bool head_only)
 {
     buf_t *o = &c->out[c->writing_idx ^ 1];
     bool ok = buf_printf(o, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", status,
@@ -335,7 +338,7 @@ static void conn_queue_response(sy_http_conn_t *c, int status, const char *conte
     if (ok && extra_headers) ok = buf_append(o, extra_headers, strlen(extra_headers));
     if (ok && c->close_after) ok = buf_append(o, "Connection: close\r\n", 19);
     if (ok) ok = buf_append(o, "\r\n", 2);
-    if (ok) ok = buf_append(o, body, body_len);
+    if (ok && !head_only) ok = buf_append(o, body, body_len);
     if (!ok) conn_close(c); /* out of memory: nothing sensible can be sent */
 }
 
@@ -517,7 +520,7 @@ static void conn_refuse(sy_http_conn_t *c, int status, const char *msg, bool hea
     }
     char body[160];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, msg);
-    conn_queue_response(c, status, "text/plain; charset=utf-8", NULL, body, (size_t)n);
+    conn_queue_response(c, status, "text/plain; charset=utf-8", NULL, body, (size_t)n, false);
     conn_flush(c);
 }
 
@@ -683,7 +686,8 @@ void sy_http_respond(sy_http_request_t *req, int status, const char *content_typ
         memset(&c->body, 0, sizeof(c->body));
     }
     if (c->server->closing) c->close_after = true;
-    conn_queue_response(c, status, content_type, extra_headers, body, body_len);
+    bool head_only = req->method && strcmp(req->method, "HEAD") == 0;
+    conn_queue_response(c, status, content_type, extra_headers, body, body_len, head_only);
     conn_flush(c);
     if (!c->in_dispatch) {
         c->paused = false;

@@ -116,8 +116,9 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
                  "receiver; use protocols::http (OTLP/HTTP) instead");
         return SY_EINVAL;
     }
-    if (!cfg->http_endpoint || !*cfg->http_endpoint) {
-        snprintf(err, err_len, "protocols::http::endpoint: must not be empty");
+    char why[300];
+    if (sy_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "protocols::http::endpoint: %s", why);
         return SY_EINVAL;
     }
     for (int i = 0; i < OTLP_SIGNALS; i++) {

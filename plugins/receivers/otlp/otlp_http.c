@@ -45,6 +45,7 @@
 enum {
     GRPC_INVALID_ARGUMENT = 3,
     GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_UNIMPLEMENTED = 12,
     GRPC_INTERNAL = 13,
     GRPC_UNAVAILABLE = 14,
 };
@@ -280,17 +281,10 @@ static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type
     ProtobufCMessage *msg = sy_otlp_json_decode(request_descriptor(sig), data, len,
                                                 api->batch_allocator(batch), err, err_len);
     if (!msg) return 400;
-    if (api->batch_set_decoded(batch, msg) == 0) return 0;
-    /* A host that recognises requests by its own descriptor's address refuses
-     * this plugin's copy of the descriptor: hand the request over encoded. */
-    size_t size = protobuf_c_message_get_packed_size(msg);
-    uint8_t *packed = api->batch_alloc(batch, size ? size : 1);
-    if (!packed) {
-        snprintf(err, err_len, "out of memory");
+    if (api->batch_set_decoded(batch, msg) != 0) {
+        snprintf(err, err_len, "the decoded request was refused by the host");
         return 500;
     }
-    size = protobuf_c_message_pack(msg, packed);
-    if (api->batch_set_encoded(batch, packed, size, err, err_len) != 0) return 400;
     return 0;
 }
 
@@ -327,6 +321,9 @@ static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t 
     else if (rc == SY_ECLOSED)
         respond_status(st, req, type, 503, GRPC_UNAVAILABLE, "the router is shutting down",
                        "Retry-After: 1\r\n");
+    else if (rc == SY_ENOTSUP) /* as otelcol: no pipeline of this signal, no handler */
+        respond_status(st, req, type, 404, GRPC_UNIMPLEMENTED,
+                       "no pipeline takes this signal from this receiver", NULL);
     else
         respond_status(st, req, type, 500, GRPC_INTERNAL, "the request could not be processed",
                        NULL);

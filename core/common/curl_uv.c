@@ -1,0 +1,293 @@
+/*
+ * curl_uv.c - libcurl multi on a libuv loop (see curl_uv.h).
+ *
+ * Each socket curl asks us to watch gets a poll_ctx_t holding a uv_poll_t, found
+ * again through curl_multi_assign(). Closing is asynchronous, as always with libuv:
+ * a poll context is freed in its close callback, and the whole sy_curl_uv_t only
+ * when its timer and every poll handle have been closed.
+ *
+ * curl_global_init(): since curl 7.84 it is thread-safe when curl reports the
+ * "threadsafe" feature (Debian's 7.88 does), and it counts its callers, so every
+ * sy_curl_uv_t takes one reference and gives it back when freed. Two exporter
+ * instances on two loop threads may therefore start at the same moment.
+ */
+#include "curl_uv.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <switchyard/plugin.h>
+
+typedef struct poll_ctx_s poll_ctx_t;
+
+struct poll_ctx_s {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    sy_curl_uv_t *owner;
+    poll_ctx_t *prev, *next; /* every live poll context, to close them at the end */
+};
+
+/* What a transfer carries in CURLOPT_PRIVATE; listed so that close can forget
+ * the ones still running. */
+typedef struct transfer_s transfer_t;
+struct transfer_s {
+    sy_curl_done_fn done;
+    void *arg;
+    CURL *easy;
+    transfer_t *prev, *next;
+};
+
+struct sy_curl_uv_s {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    poll_ctx_t *polls;
+    transfer_t *transfers;
+    size_t active;
+    size_t open_handles; /* libuv handles not yet closed (timer + polls) */
+    bool closing;
+    bool global_ref;
+    void (*closed)(void *arg);
+    void *closed_arg;
+};
+
+static void maybe_free(sy_curl_uv_t *c)
+{
+    if (!c->closing || c->open_handles) return;
+    void (*closed)(void *) = c->closed;
+    void *arg = c->closed_arg;
+    if (c->global_ref) curl_global_cleanup();
+    free(c);
+    if (closed) closed(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    sy_curl_uv_t *c = h->data;
+    c->open_handles--;
+    maybe_free(c);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    poll_ctx_t *p = h->data;
+    sy_curl_uv_t *c = p->owner;
+    free(p);
+    c->open_handles--;
+    maybe_free(c);
+}
+
+static void poll_close(poll_ctx_t *p)
+{
+    sy_curl_uv_t *c = p->owner;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        c->polls = p->next;
+    if (p->next) p->next->prev = p->prev;
+    uv_poll_stop(&p->poll);
+    uv_close((uv_handle_t *)&p->poll, on_poll_closed);
+}
+
+/* Detaches a transfer from the multi handle and frees what this module kept. */
+static void transfer_forget(sy_curl_uv_t *c, transfer_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        c->transfers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    curl_multi_remove_handle(c->multi, t->easy);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, NULL);
+    c->active--;
+    free(t);
+}
+
+/* Hands every finished transfer to its owner. A done callback may add or cancel
+ * transfers: curl allows both while messages are being read. */
+static void check_multi_info(sy_curl_uv_t *c)
+{
+    CURLMsg *msg;
+    int pending;
+    while ((msg = curl_multi_info_read(c->multi, &pending))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        transfer_t *t = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+        if (!t) continue;
+        sy_curl_done_fn done = t->done;
+        void *arg = t->arg;
+        transfer_forget(c, t);
+        done(arg, easy, result);
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    poll_ctx_t *p = h->data;
+    sy_curl_uv_t *c = p->owner;
+    int flags = 0;
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    } else {
+        if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    }
+    int running;
+    curl_multi_socket_action(c->multi, p->fd, flags, &running);
+    check_multi_info(c);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    sy_curl_uv_t *c = h->data;
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(c);
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer; otherwise (re)start it. A timeout of
+ * 0 also goes through the loop, since curl forbids calling back into the multi
+ * handle from inside this callback. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    sy_curl_uv_t *c = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what curl wants to know about one socket. */
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    sy_curl_uv_t *c = userp;
+    poll_ctx_t *p = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (p) {
+            curl_multi_assign(c->multi, fd, NULL);
+            poll_close(p);
+        }
+        return 0;
+    }
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p) return -1;
+        if (uv_poll_init_socket(c->loop, &p->poll, fd) != 0) {
+            free(p);
+            return -1;
+        }
+        p->fd = fd;
+        p->owner = c;
+        p->poll.data = p;
+        p->next = c->polls;
+        if (c->polls) c->polls->prev = p;
+        c->polls = p;
+        c->open_handles++;
+        curl_multi_assign(c->multi, fd, p);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= UV_WRITABLE;
+    uv_poll_start(&p->poll, events, on_poll);
+    return 0;
+}
+
+sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
+                             size_t err_len)
+{
+    sy_curl_uv_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    CURLcode gc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (gc != CURLE_OK) {
+        snprintf(err, err_len, "libcurl could not be initialised: %s", curl_easy_strerror(gc));
+        goto fail;
+    }
+    c->global_ref = true;
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        snprintf(err, err_len, "libcurl could not make a multi handle");
+        goto fail;
+    }
+    if (uv_timer_init(loop, &c->timer) != 0) {
+        snprintf(err, err_len, "could not make a timer on the loop");
+        goto fail;
+    }
+    c->timer.data = c;
+    c->open_handles = 1;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (max_host_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+    return c;
+fail:
+    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->global_ref) curl_global_cleanup();
+    free(c);
+    return NULL;
+}
+
+int sy_curl_uv_add(sy_curl_uv_t *c, CURL *easy, sy_curl_done_fn done, void *arg)
+{
+    if (c->closing) return SY_ECLOSED;
+    transfer_t *t = calloc(1, sizeof(*t));
+    if (!t) return SY_ENOMEM;
+    t->done = done;
+    t->arg = arg;
+    t->easy = easy;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+    if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+        free(t);
+        return SY_ERROR;
+    }
+    t->next = c->transfers;
+    if (c->transfers) c->transfers->prev = t;
+    c->transfers = t;
+    c->active++;
+    return SY_OK;
+}
+
+void sy_curl_uv_cancel(sy_curl_uv_t *c, CURL *easy)
+{
+    transfer_t *t = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    if (t) transfer_forget(c, t); /* else not ours, or already finished */
+}
+
+size_t sy_curl_uv_active(const sy_curl_uv_t *c)
+{
+    return c->active;
+}
+
+void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg)
+{
+    if (c->closing) return;
+    /* Forget the transfers still under way: by the contract no done callback comes
+     * after close, and their easy handles stay with their owners. */
+    while (c->transfers)
+        transfer_forget(c, c->transfers);
+    c->closing = true;
+    c->closed = closed;
+    c->closed_arg = arg;
+    /* curl_multi_cleanup() closes the cached connections, telling socket_cb to
+     * remove their sockets; whatever poll is left after that is closed here. */
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    while (c->polls)
+        poll_close(c->polls);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}

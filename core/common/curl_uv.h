@@ -1,0 +1,60 @@
+/*
+ * curl_uv.h - libcurl's multi interface driven by a libuv loop.
+ *
+ * The standard integration: curl tells us which sockets to watch
+ * (CURLMOPT_SOCKETFUNCTION) and when it wants a timeout (CURLMOPT_TIMERFUNCTION); we
+ * watch them with uv_poll_t and one uv_timer_t and hand every event back through
+ * curl_multi_socket_action(). Nothing blocks the loop: name resolution uses curl's
+ * threaded resolver, connects and TLS handshakes are non-blocking.
+ *
+ * One sy_curl_uv_t lives on one loop and is used only from that loop's thread. It
+ * multiplexes HTTP/2 streams over shared connections (CURLPIPE_MULTIPLEX).
+ */
+#ifndef SY_CURL_UV_H
+#define SY_CURL_UV_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+typedef struct sy_curl_uv_s sy_curl_uv_t;
+
+/* Called on the loop thread when a transfer has finished, with curl's result. The
+ * easy handle has already been removed from the multi handle; the callee owns it
+ * again (reuse it or curl_easy_cleanup() it). */
+typedef void (*sy_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
+
+/*
+ * Initialises curl once per process (curl_global_init is not thread-safe on every
+ * build, so call this from a plugin's create(), which the host serializes per
+ * loop thread; see the note in curl_uv.c) and makes a multi handle on `loop`.
+ * `max_host_connections` bounds the connections to one host (0: no bound).
+ * Returns NULL with a sentence in err.
+ */
+sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
+                             size_t err_len);
+
+/*
+ * Starts a transfer. `done(arg, easy, result)` is called exactly once, later, on
+ * the loop thread (never from inside this call), unless sy_curl_uv_cancel() is
+ * called first. The easy handle's CURLOPT_PRIVATE is used by this module.
+ * Returns 0, or SY_ERROR when curl refuses the handle (nothing is called then).
+ */
+int sy_curl_uv_add(sy_curl_uv_t *c, CURL *easy, sy_curl_done_fn done, void *arg);
+
+/* Stops a transfer started with sy_curl_uv_add() without calling its done
+ * callback; the caller owns the easy handle again. */
+void sy_curl_uv_cancel(sy_curl_uv_t *c, CURL *easy);
+
+/* Transfers under way. */
+size_t sy_curl_uv_active(const sy_curl_uv_t *c);
+
+/*
+ * Cancels whatever is still running (no done callbacks), closes the multi handle
+ * and every libuv handle, and frees `c` once the last close callback has run, then
+ * calls closed(arg) if given. The loop must keep running until then.
+ */
+void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg);
+
+#endif
