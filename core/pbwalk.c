@@ -11,6 +11,7 @@
  */
 #include "batch.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,11 +25,13 @@ typedef struct walk_s {
     size_t err_len;
 } walk_t;
 
-/* Reads a varint; returns the bytes used, or 0 if it is truncated or over 10 bytes. */
-static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+/* Reads a varint of at most `limit` bytes; returns the bytes used, or 0 if it is
+ * truncated or longer. protobuf-c reads values with up to 10 bytes, but tags and
+ * length prefixes with up to 5, and refuses longer ones: so must we. */
+static size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
 {
     uint64_t v = 0;
-    size_t max = len < 10 ? len : 10;
+    size_t max = len < limit ? len : limit;
     for (size_t i = 0; i < max; i++) {
         v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if (!(p[i] & 0x80)) {
@@ -37,6 +40,11 @@ static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
         }
     }
     return 0;
+}
+
+static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+{
+    return read_varint_max(p, len, 10, out);
 }
 
 /* The wire type a scalar field of `type` is written with when not packed. */
@@ -116,8 +124,8 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
     size_t off = 0;
     while (off < len) {
         uint64_t key;
-        size_t n = read_varint(p + off, len - off, &key);
-        if (!n) return fail(w, desc, "truncated tag", 0);
+        size_t n = read_varint_max(p + off, len - off, 5, &key);
+        if (!n) return fail(w, desc, "truncated or overlong tag", 0);
         off += n;
         uint32_t field = (uint32_t)(key >> 3);
         int wt = (int)(key & 7);
@@ -143,8 +151,9 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
             break;
         case 2: {
             uint64_t l;
-            n = read_varint(val, len - off, &l);
-            if (!n) return fail(w, desc, "truncated length", field);
+            n = read_varint_max(val, len - off, 5, &l);
+            if (!n) return fail(w, desc, "truncated or overlong length", field);
+            if (l > INT_MAX) return fail(w, desc, "length over 2 GiB", field);
             off += n;
             if (l > len - off) return fail(w, desc, "length past the end of the message", field);
             val = p + off;
