@@ -32,7 +32,7 @@ static sy_batch_t *make_traces(const size_t *per, size_t nres)
     ss_t *ss_ptrs[8];
     rs_t rs[8];
     rs_t *rs_ptrs[8];
-    char names[64][16];
+    char names[64][48];
     size_t k = 0;
     for (size_t i = 0; i < nres; i++) {
         opentelemetry__proto__trace__v1__resource_spans__init(&rs[i]);

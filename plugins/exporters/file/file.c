@@ -286,14 +286,16 @@ static int file_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         return SY_ENOMEM;
     }
     s->m_bytes = api->metric_register(inst, "exporter_file_written_bytes",
-                                      "Bytes of records written to the file (before buffering "
-                                      "is flushed), including framing.",
+                                      "Bytes of records accepted for writing, with their "
+                                      "framing or newline.",
                                       SY_METRIC_COUNTER);
     s->m_rotations = api->metric_register(inst, "exporter_file_rotations",
                                           "Times the file was rotated.", SY_METRIC_COUNTER);
     s->m_write_errors =
         api->metric_register(inst, "exporter_file_write_errors",
-                             "Failed writes, flushes and rotations.", SY_METRIC_COUNTER);
+                             "Failed writes, flushes and rotations, and batches that "
+                             "could not be encoded.",
+                             SY_METRIC_COUNTER);
     *state = s;
     return SY_OK;
 }
@@ -336,8 +338,10 @@ static int file_start(void *state)
 }
 
 /*
- * Encodes one batch into *out (malloc'd, freed by the caller) or points *view at
- * bytes the batch owns. Returns 0 or a negative SY_E* with a sentence in err.
+ * Encodes one batch: sets *data and *len to the bytes to write, which are either
+ * the batch's own protobuf bytes (valid while it is held) or JSON in *owned,
+ * malloc'd and freed by the caller (*owned is NULL otherwise). Returns 0 or a
+ * negative SY_E* with a sentence in err.
  */
 static int encode(file_state_t *s, sy_batch_t *batch, const uint8_t **data, size_t *len,
                   char **owned, char *err, size_t err_len)

@@ -1,0 +1,49 @@
+/*
+ * loadgen_payload.h - the requests loadgen sends, encoded once at start: OTLP
+ * ExportTraceServiceRequests built with the protobuf-c generated types, and
+ * optionally gzip-compressed. Knows nothing of the transport that carries them.
+ */
+#ifndef LOADGEN_PAYLOAD_H
+#define LOADGEN_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LG_MAX_SPANS    1000000 /* spans in one request */
+#define LG_MAX_ATTRS    128     /* attributes on one span */
+#define LG_MAX_DISTINCT 64      /* distinct requests cycled */
+
+typedef struct lg_payload_opts_s {
+    unsigned spans;    /* spans per request */
+    unsigned attrs;    /* attributes per span, alternately string and int */
+    unsigned distinct; /* how many different requests to build */
+    bool gzip;         /* compress the bodies */
+    uint64_t seed;     /* for the IDs and values */
+} lg_payload_opts_t;
+
+/* One encoded request. The body is what goes on the wire: the serialized
+ * ExportTraceServiceRequest, or its gzip compression. */
+typedef struct lg_payload_s {
+    unsigned index; /* position in the set */
+    uint8_t *body;  /* owned by the set */
+    size_t len;     /* bytes of body */
+    size_t raw_len; /* bytes of the serialized protobuf, before compression */
+    unsigned spans; /* spans it holds */
+    bool gzip;      /* the body is gzip-compressed */
+} lg_payload_t;
+
+typedef struct lg_payload_set_s {
+    lg_payload_t *items;
+    unsigned count;
+} lg_payload_set_t;
+
+/* Builds opts->distinct requests into *set. Returns 0, or -1 with a message in
+ * err. On failure *set is empty and needs no free. */
+int lg_payload_build(const lg_payload_opts_t *opts, lg_payload_set_t *set, char *err,
+                     size_t err_len);
+
+/* Frees what lg_payload_build made; an empty set is fine. */
+void lg_payload_free(lg_payload_set_t *set);
+
+#endif
