@@ -12,12 +12,65 @@
 #include "batch.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
 #include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
+
+/*
+ * Field lookup by number is the walk's hottest step (a binary search per tag in
+ * protobuf-c). OTLP's field numbers are small, so every message type reachable
+ * from the three export requests gets a table indexed by field number, holding
+ * the field and, for a message field, the table of its type. The tables are built
+ * once (pthread_once) and read-only afterwards. Larger field numbers, and types
+ * not reached from the requests, fall back to protobuf-c's search.
+ */
+#define PB_FAST_FIELDS 32
+#define PB_MAX_SCHEMAS 64
+
+typedef struct pb_schema_s pb_schema_t;
+struct pb_schema_s {
+    const ProtobufCMessageDescriptor *desc;
+    const ProtobufCFieldDescriptor *field[PB_FAST_FIELDS];
+    const pb_schema_t *sub[PB_FAST_FIELDS];
+};
+
+static pb_schema_t schemas[PB_MAX_SCHEMAS];
+static size_t nschemas;
+static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
+
+static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
+{
+    for (size_t i = 0; i < nschemas; i++)
+        if (schemas[i].desc == d) return &schemas[i];
+    return NULL;
+}
+
+/* Adds d and, depth first, every message type it reaches (while room lasts). */
+static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
+{
+    pb_schema_t *s = (pb_schema_t *)schema_find(d);
+    if (s) return s;
+    if (nschemas == PB_MAX_SCHEMAS) return NULL;
+    s = &schemas[nschemas++];
+    s->desc = d;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->id >= PB_FAST_FIELDS) continue;
+        s->field[f->id] = f;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) s->sub[f->id] = schema_add(f->descriptor);
+    }
+    return s;
+}
+
+static void schemas_init(void)
+{
+    for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
+        schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
+}
 
 typedef struct walk_s {
     const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
@@ -30,6 +83,10 @@ typedef struct walk_s {
  * length prefixes with up to 5, and refuses longer ones: so must we. */
 static size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
 {
+    if (len && p[0] < 0x80) { /* most tags and lengths fit in one byte */
+        *out = p[0];
+        return 1;
+    }
     uint64_t v = 0;
     size_t max = len < limit ? len : limit;
     for (size_t i = 0; i < max; i++) {
@@ -107,8 +164,9 @@ static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
  * the last occurrence of each oneof counts; a repeated field, and a singular
  * message field that protobuf-c merges, count every occurrence.
  */
-static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p,
-                        size_t len, int depth, uint64_t *items)
+static int walk_message(walk_t *w, const pb_schema_t *schema,
+                        const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                        int depth, uint64_t *items)
 {
     if (depth > SY__PB_MAX_DEPTH) return fail(w, desc, "nesting too deep", 0);
     uint64_t total = 0;
@@ -165,15 +223,23 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
             return fail(w, desc, "unsupported wire type", field);
         }
 
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(desc, field);
+        const ProtobufCFieldDescriptor *f;
+        const pb_schema_t *sub;
+        if (schema && field < PB_FAST_FIELDS) {
+            f = schema->field[field];
+            sub = schema->sub[field];
+        } else {
+            f = protobuf_c_message_descriptor_get_field(desc, field);
+            sub = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? schema_find(f->descriptor) : NULL;
+        }
         if (!f) continue; /* unknown fields are kept by protobuf-c and skipped here */
         int want = wire_type_of(f->type);
         if (wt == want) {
             if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
-            uint64_t sub = 0;
-            if (walk_message(w, f->descriptor, val, vlen, depth + 1, &sub) < 0) return -1;
+            uint64_t subitems = 0;
+            if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
             if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
-                total += sub;
+                total += subitems;
                 continue;
             }
             size_t k = 0;
@@ -184,7 +250,7 @@ static int walk_message(walk_t *w, const ProtobufCMessageDescriptor *desc, const
                     return fail(w, desc, "too many oneofs", field);
                 oneofs[noneofs++].qoff = f->quantifier_offset;
             }
-            oneofs[k].items = sub; /* the last occurrence replaces the earlier ones */
+            oneofs[k].items = subitems; /* the last occurrence replaces the earlier ones */
             continue;
         }
         /* A repeated scalar may also arrive packed. */
@@ -223,7 +289,8 @@ int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
     walk_t w = {.err = err, .err_len = err_len};
     item_descriptors(desc, w.item);
     uint64_t n = 0;
-    int rc = walk_message(&w, desc, data, len, 0, &n);
+    pthread_once(&schemas_once, schemas_init);
+    int rc = walk_message(&w, schema_find(desc), desc, data, len, 0, &n);
     if (items) *items = rc == 0 ? n : 0;
     return rc;
 }
