@@ -32,6 +32,8 @@ typedef struct sy__pipeline_s sy__pipeline_t;
 #define SY__PIPELINE_QUEUE_CAPACITY 128
 #define SY__EXPORTER_QUEUE_CAPACITY 128
 #define SY__EXPORTER_BURST          32
+/* A queue holding anything refuses more once it holds this many items. */
+#define SY__QUEUE_MAX_ITEMS 65536
 
 /* Metrics kept per signal for one instance (index: sy__signal_index()). */
 typedef struct sy__signal_metrics_s {
@@ -70,6 +72,7 @@ struct sy_instance_s {
     /* Exporter: its input queue, and the burst taken from it but not yet
      * consumed (the first of which it may have declined with SY_EAGAIN). */
     sy__mpmc_t queue;
+    _Atomic int64_t queue_items;
     bool queue_ready;
     sy_metric_t *queue_metrics[2]; /* size and capacity gauges */
     void *backlog[SY__EXPORTER_BURST];
@@ -87,6 +90,7 @@ struct sy__pipeline_s {
     sy__thread_t thread;
     bool thread_started, timer_ready;
     sy__mpmc_t in;
+    _Atomic int64_t in_items;
     bool queue_ready;
     sy_metric_t *queue_metrics[2];
 

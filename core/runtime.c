@@ -43,6 +43,39 @@ static void count(sy_metric_t *m, uint64_t n)
     if (m) sy__metric_add(m, (int64_t)n);
 }
 
+/*
+ * A queue is full when it holds its capacity in batches, or SY__QUEUE_MAX_ITEMS
+ * items (spans, data points, log records) while it holds anything at all: a
+ * bound on memory as well as on count, since a merged batch can hold thousands of
+ * items. Items rather than bytes because a batch's item count never changes while
+ * it is queued (a shared batch is read-only), so what is added at push is exactly
+ * what is taken off at pop. Added before the push and taken back if the push
+ * fails, so the count never goes below zero.
+ */
+static bool queue_full(sy__mpmc_t *q, const _Atomic int64_t *items)
+{
+    size_t n = sy__mpmc_size(q);
+    return n >= sy__mpmc_capacity(q) ||
+           (n > 0 && atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS);
+}
+
+static bool queue_push(sy__mpmc_t *q, _Atomic int64_t *items, sy_batch_t *b)
+{
+    int64_t n = (int64_t)sy__batch_items(b);
+    atomic_fetch_add_explicit(items, n, memory_order_relaxed);
+    if (sy__mpmc_push(q, b)) return true;
+    atomic_fetch_sub_explicit(items, n, memory_order_relaxed);
+    return false;
+}
+
+static void queue_popped(_Atomic int64_t *items, void *const *batches, unsigned n)
+{
+    int64_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += (int64_t)sy__batch_items(batches[i]);
+    if (total) atomic_fetch_sub_explicit(items, total, memory_order_relaxed);
+}
+
 /* ---- receivers ----------------------------------------------------------- */
 
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
@@ -65,7 +98,7 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     for (size_t i = 0; i < inst->noutputs && n < 16; i++) {
         sy__pipeline_t *p = inst->outputs[i];
         if (p->signal != signal) continue;
-        if (sy__mpmc_size(&p->in) >= sy__mpmc_capacity(&p->in)) {
+        if (queue_full(&p->in, &p->in_items)) {
             count(m->failed, items);
             return SY_EAGAIN;
         }
@@ -76,7 +109,7 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     /* One reference per pipeline: the caller's goes to the last one. */
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n) sy__batch_retain(batch);
-        if (!sy__mpmc_push(&targets[i]->in, batch)) {
+        if (!queue_push(&targets[i]->in, &targets[i]->in_items, batch)) {
             if (i + 1 < n) sy__batch_release(batch);
             for (size_t j = 0; j < i; j++)
                 sy__thread_wake(&targets[j]->thread);
@@ -117,7 +150,8 @@ static bool pending_flush(sy__pipeline_t *p)
             sy_instance_t *x = p->exporters[pe->next];
             bool last = pe->next + 1 == p->nexporters;
             if (!last) sy__batch_retain(pe->batch);
-            if (!sy__mpmc_push(&x->queue, pe->batch)) {
+            if (queue_full(&x->queue, &x->queue_items) ||
+                !queue_push(&x->queue, &x->queue_items, pe->batch)) {
                 if (!last) sy__batch_release(pe->batch);
                 goto blocked;
             }
@@ -191,6 +225,7 @@ void sy__pipeline_on_wake(void *arg)
     }
     void *items[SY__BURST];
     unsigned n = sy__mpmc_pop_burst(&p->in, items, SY__BURST);
+    queue_popped(&p->in_items, items, n);
     for (unsigned i = 0; i < n; i++)
         run_chain(p, 0, items[i]);
     if (p->npending) {
@@ -217,9 +252,11 @@ void sy__pipeline_drain(void *arg)
     sy__pipeline_t *p = arg;
     void *items[SY__BURST];
     unsigned n;
-    while ((n = sy__mpmc_pop_burst(&p->in, items, SY__BURST)) > 0)
+    while ((n = sy__mpmc_pop_burst(&p->in, items, SY__BURST)) > 0) {
+        queue_popped(&p->in_items, items, n);
         for (unsigned i = 0; i < n; i++)
             run_chain(p, 0, items[i]);
+    }
     for (size_t i = 0; i < p->nprocessors; i++) {
         sy_instance_t *proc = p->processors[i];
         if (proc->started && proc->plugin->shutdown) proc->plugin->shutdown(proc->state);
@@ -281,6 +318,7 @@ void sy__exporter_on_wake(void *arg)
         if (x->backlog_pos == x->backlog_n) {
             x->backlog_pos = 0;
             x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
+            queue_popped(&x->queue_items, x->backlog, x->backlog_n);
             if (x->backlog_n == 0) return;
         }
         while (x->backlog_pos < x->backlog_n) {
@@ -328,6 +366,7 @@ uint64_t sy__exporter_abandon(sy_instance_t *x)
         }
         x->backlog_pos = 0;
         x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
+        queue_popped(&x->queue_items, x->backlog, x->backlog_n);
         if (!x->backlog_n) return lost;
     }
 }

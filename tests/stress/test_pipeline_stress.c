@@ -149,11 +149,39 @@ static void test_back_pressure_slow_exporter(void **state)
     run(yaml, "2", 700 * 5, a, b, true);
 }
 
+static void test_item_bound_pushes_back(void **state)
+{
+    (void)state;
+    /* Large batches (3000 spans): the queues fill by their item bound long before
+     * their 128-batch capacity, and the generators are refused all the same. */
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "receivers:\n"
+             "  testgen/a3: {count: 60, spans: 3000}\n"
+             "  testgen/b3: {count: 60, spans: 3000, first_seq: 200000}\n"
+             "exporters:\n"
+             "  testsink/a3: {verify: true, max_seq: 400000, delay: 5ms, report_path: "
+             "/tmp/sy_ib_a.%d}\n"
+             "  testsink/b3: {verify: true, max_seq: 400000, report_path: /tmp/sy_ib_b.%d}\n"
+             "service:\n"
+             "  telemetry: {logs: {level: warn}}\n"
+             "  pipelines:\n"
+             "    traces:\n"
+             "      receivers: [testgen/a3, testgen/b3]\n"
+             "      exporters: [testsink/a3, testsink/b3]\n",
+             (int)getpid(), (int)getpid());
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "/tmp/sy_ib_a.%d", (int)getpid());
+    snprintf(b, sizeof(b), "/tmp/sy_ib_b.%d", (int)getpid());
+    run(yaml, "3", 120 * 3000, a, b, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fan_in_fan_out_fast),
         cmocka_unit_test(test_back_pressure_slow_exporter),
+        cmocka_unit_test(test_item_bound_pushes_back),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sy__telemetry_shutdown();
