@@ -49,7 +49,8 @@ static bool prom_buf_reserve(prom_buf_t *b, size_t n)
     size_t need = b->len + n + 1;
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *p = realloc(b->data, cap);
     if (!p) {
         b->failed = true;
@@ -125,7 +126,8 @@ static void shortest_digits(double v, char digits[20], int *nd, int *dp)
     for (; *s && *s != 'e'; s++)
         if (*s >= '0' && *s <= '9' && n < 19) digits[n++] = *s;
     int e = (*s == 'e') ? atoi(s + 1) : 0;
-    while (n > 1 && digits[n - 1] == '0') n--;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
     digits[n] = '\0';
     *nd = n;
     *dp = e + 1;
@@ -150,7 +152,8 @@ static void put_exp_form(prom_buf_t *b, const char *digits, int nd, int dp, bool
 static void put_fixed_form(prom_buf_t *b, const char *digits, int nd, int dp)
 {
     if (dp > 0) {
-        for (int i = 0; i < dp; i++) prom_buf_char(b, i < nd ? digits[i] : '0');
+        for (int i = 0; i < dp; i++)
+            prom_buf_char(b, i < nd ? digits[i] : '0');
     } else {
         prom_buf_char(b, '0');
     }

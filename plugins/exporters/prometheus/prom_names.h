@@ -18,8 +18,8 @@
 /* The metric types the names depend on (otlptranslator.MetricType). */
 typedef enum prom_mtype_e {
     PROM_MT_GAUGE = 0,
-    PROM_MT_COUNTER,  /* monotonic sum: "_total" */
-    PROM_MT_UPDOWN,   /* non-monotonic sum: no "_total", no "_ratio" */
+    PROM_MT_COUNTER, /* monotonic sum: "_total" */
+    PROM_MT_UPDOWN,  /* non-monotonic sum: no "_total", no "_ratio" */
     PROM_MT_HISTOGRAM,
     PROM_MT_EXPHISTOGRAM,
     PROM_MT_SUMMARY,
@@ -51,15 +51,17 @@ prom_namer_t prom_namer_for(int strategy, bool add_metric_suffixes, const char *
  * empty or made of underscores only (the collector drops such a metric); the buffer
  * then holds nothing new.
  */
-int prom_metric_name(prom_buf_t *out, const prom_namer_t *namer, const char *name,
-                     const char *unit, prom_mtype_t type);
+int prom_metric_name(prom_buf_t *out, const prom_namer_t *namer, const char *name, const char *unit,
+                     prom_mtype_t type);
 
 /* Appends the unit part of a name ("bytes_per_second"; "" for "1" or "{packets}"). */
 void prom_unit_name(prom_buf_t *out, const char *unit, bool utf8);
 
 /*
- * Appends the Prometheus name of an attribute key (n bytes). Returns 0, or -1 when
- * it comes out empty or only underscores (the attribute is then left out).
+ * Appends the Prometheus name of an attribute key (n bytes): runs of invalid
+ * characters become one '_', "__x__" stays reserved, a leading digit gets "key_".
+ * Returns 0, or -1 when it comes out empty or only underscores (the attribute is
+ * then left out).
  */
 int prom_label_name(prom_buf_t *out, const char *key, size_t n, bool utf8);
 
