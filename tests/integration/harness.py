@@ -1,10 +1,15 @@
 """Shared pieces of the integration tests: free ports, HTTP calls, starting and
-stopping the real switchyard binary with a temporary configuration, and bounded
-waits. Python standard library only."""
+stopping the real switchyard binary with a temporary configuration, bounded
+waits, soft checks, and OTLP request bodies (JSON, and a tiny protobuf writer).
+Python standard library only."""
+import json
 import os
+import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -30,6 +35,12 @@ def http(method, url, body=None, headers=None, timeout=5.0):
         return e.code, e.headers, e.read()
 
 
+def post_json(url, obj, timeout=5.0):
+    """POSTs obj as OTLP/JSON; returns (status, headers, body bytes) as http()."""
+    return http("POST", url, json.dumps(obj).encode(), {"Content-Type": "application/json"},
+                timeout)
+
+
 def wait_for(what, fn, timeout):
     """Calls fn() until it returns a true value; raises after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -46,9 +57,14 @@ def wait_for(what, fn, timeout):
 
 
 class Router:
-    """The real binary on a temporary config; output goes to a file we can read."""
+    """The real binary on a temporary config; output goes to a file we can read.
 
-    def __init__(self, binary, plugin_dirs, config_text):
+    With wait=True (the default) the constructor returns once the router logged
+    "Everything is ready" and raises AssertionError (after killing it) otherwise;
+    with wait=False the caller decides, through wait_ready(). Used as a context
+    manager, the process is killed and the temporary directory removed on exit."""
+
+    def __init__(self, binary, plugin_dirs, config_text, wait=True):
         self.dir = tempfile.mkdtemp(prefix="sy-it-")
         self.config = os.path.join(self.dir, "config.yaml")
         with open(self.config, "w") as f:
@@ -58,15 +74,34 @@ class Router:
         args = [binary, "--config", self.config]
         for d in plugin_dirs:
             args += ["--plugin-dir", d]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("the router to be ready",
-                 lambda: self._check_alive() and b"Everything is ready" in self.output_bytes(),
-                 STARTUP_TIMEOUT)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if wait and not self.wait_ready():
+            exited = self.proc.poll()
+            self.kill()
+            if exited is not None:
+                raise AssertionError(f"router exited with {exited}:\n{self.output()}")
+            raise AssertionError(f"timed out waiting for the router to be ready "
+                                 f"({STARTUP_TIMEOUT}s):\n{self.output()}")
 
-    def _check_alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"router exited with {self.proc.returncode}:\n{self.output()}")
-        return True
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def wait_ready(self, timeout=STARTUP_TIMEOUT):
+        """True once the ready line is out; False if the process exits first or the
+        timeout passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"Everything is ready" in self.output_bytes():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
 
     def output_bytes(self):
         with open(self.log_path, "rb") as f:
@@ -75,8 +110,39 @@ class Router:
     def output(self):
         return self.output_bytes().decode("utf-8", "replace")
 
-    def stop(self, timeout=EXIT_TIMEOUT):
-        """SIGTERM, then wait; returns the exit code (kills after the timeout)."""
+    def lines(self):
+        """The complete lines written so far; a last line without its newline only
+        once the process has exited (until then it may be half written)."""
+        done = self.proc.poll() is not None
+        text = self.output()
+        lines = text.split("\n")
+        tail = lines.pop()
+        if done and tail:
+            lines.append(tail)
+        return lines
+
+    def wait_output(self, what, predicate, timeout):
+        """Waits until predicate(lines()) is true; returns those lines, or None (with a
+        note on stderr) when the timeout passes or the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.lines()
+            if predicate(lines):
+                return lines
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        print("timed out waiting for %s" % what, file=sys.stderr)
+        return None
+
+    def dump(self, n=200, prefix=""):
+        """The last n lines of output, to stderr."""
+        for line in self.lines()[-n:]:
+            print(prefix + line, file=sys.stderr)
+
+    def terminate(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, then wait; returns the exit code, or None when the process had to
+        be killed after the timeout."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -84,11 +150,109 @@ class Router:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"router did not exit within {timeout}s:\n{self.output()}")
+            rc = None
         self.log.close()
+        return rc
+
+    def stop(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, then wait; returns the exit code (kills after the timeout)."""
+        rc = self.terminate(timeout)
+        if rc is None:
+            raise AssertionError(f"router did not exit within {timeout}s:\n{self.output()}")
         return rc
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
+
+    def cleanup(self):
+        """Kills the process if it still runs and removes the temporary directory."""
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Checks:
+    """Soft assertions: check(cond, what) prints ok/FAIL and collects the failures,
+    so that one run reports every broken check."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what):
+        if cond:
+            print("ok   " + what)
+        else:
+            print("FAIL " + what)
+            self.failures.append(what)
+        return cond
+
+
+# --- OTLP/JSON bodies --------------------------------------------------------
+
+TRACE_ID_HEX = "5b8efff798038103d269b633813fc60c"
+SPAN_ID_HEX = "eee19b7ec3c1b174"
+START_NS = 1544712660000000000
+END_NS = 1544712661000000000
+
+
+def json_span(name, trace_id=TRACE_ID_HEX, span_id=SPAN_ID_HEX, start_ns=START_NS,
+              end_ns=END_NS, kind=2, attributes=None):
+    """One span of an OTLP/JSON request; attributes are OTLP/JSON key-value objects."""
+    span = {"traceId": trace_id, "spanId": span_id, "name": name, "kind": kind,
+            "startTimeUnixNano": str(start_ns), "endTimeUnixNano": str(end_ns)}
+    if attributes is not None:
+        span["attributes"] = attributes
+    return span
+
+
+def json_traces(spans, service, scope="test"):
+    """An ExportTraceServiceRequest of one resource (service.name) and one scope."""
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name",
+                                     "value": {"stringValue": service}}]},
+        "scopeSpans": [{"scope": {"name": scope}, "spans": spans}],
+    }]}
+
+
+# --- a tiny protobuf writer and reader ----------------------------------------
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field_len(num, payload):
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def field_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def field_fixed64(num, v):
+    return varint(num << 3 | 1) + struct.pack("<Q", v)
+
+
+def field_double(num, v):
+    return varint(num << 3 | 1) + struct.pack("<d", v)
+
+
+def read_varint(data, i):
+    """Decodes the varint at data[i]; returns (value, index after it)."""
+    shift = v = 0
+    while True:
+        b = data[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i

@@ -21,20 +21,13 @@ stderr:
 Every wait is bounded; python3 standard library only.
 """
 import argparse
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
-STARTUP_TIMEOUT = 20.0
+import harness
+from harness import free_port, http, json_span, json_traces, post_json
+
 OUTPUT_TIMEOUT = 15.0
 EXIT_TIMEOUT = 15.0
 BATCH_TIMEOUT_S = 10  # the batch timeout of cases a and b; the drain must beat it
@@ -45,124 +38,28 @@ START_NS = "1581452772000000321"
 END_NS = "1581452773000000789"
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post_json(url, obj, timeout=5.0):
-    """POSTs obj as OTLP/JSON; returns the HTTP status (errors are answers too)."""
-    body = json.dumps(obj).encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-def http_get(url, timeout=5.0):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError):
-        return ""
-
-
 def span(name, i):
-    return {
-        "traceId": "0102030405060708090a0b0c0d0e0f10",
-        "spanId": "%016x" % (i + 1),
-        "name": name,
-        "kind": 2,
-        "startTimeUnixNano": START_NS,
-        "endTimeUnixNano": END_NS,
-        "attributes": [{"key": "seq", "value": {"intValue": str(i)}}],
-    }
+    return json_span(name, trace_id="0102030405060708090a0b0c0d0e0f10", span_id="%016x" % (i + 1),
+                     start_ns=START_NS, end_ns=END_NS,
+                     attributes=[{"key": "seq", "value": {"intValue": str(i)}}])
 
 
 def traces_request(spans):
-    return {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name",
-                                     "value": {"stringValue": "batch-debug-test"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
-    }]}
+    return json_traces(spans, service="batch-debug-test")
 
 
-class Router:
-    """One switchyard process whose stderr lines are collected by a thread."""
+class Router(harness.Router):
+    """The binary on `config`, a str.format template of {port} (the OTLP/HTTP
+    receiver) and {metrics_port} (service.telemetry.metrics); it does not wait for
+    readiness, the cases check wait_ready() themselves."""
 
-    def __init__(self, args, tmpdir, name, config):
+    def __init__(self, args, config):
         self.port = free_port()
         self.metrics_port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
-        path = os.path.join(tmpdir, name + ".yaml")
-        with open(path, "w") as f:
-            f.write(config.format(port=self.port, metrics_port=self.metrics_port))
-        self.lines = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [args.bin, "--config", path, "--plugin-dir", args.plugin_dir],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self.lock:
-                self.lines.append(line)
-            if re.search(r"\bready\b", line, re.IGNORECASE):
-                self.ready.set()
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-    def wait_ready(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.ready.wait(0.1):
-                return True
-            if self.proc.poll() is not None:
-                return False
-        return False
-
-    def wait_output(self, what, predicate, timeout=OUTPUT_TIMEOUT):
-        """Waits until predicate(lines) is true; returns the lines or None."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.snapshot()
-            if predicate(lines):
-                return lines
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        print("timed out waiting for %s" % what, file=sys.stderr)
-        return None
-
-    def stop(self):
-        """SIGTERM; returns (exit code or None on timeout, seconds it took)."""
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = None
-        self.reader.join(timeout=5.0)
-        return rc, time.monotonic() - t0
-
-    def dump(self):
-        for line in self.snapshot()[-200:]:
-            print("  | " + line, file=sys.stderr)
+        super().__init__(args.bin, [args.plugin_dir],
+                         config.format(port=self.port, metrics_port=self.metrics_port),
+                         wait=False)
 
 
 def traces_config(batch_settings, verbosity="detailed"):
@@ -216,57 +113,62 @@ def check(cond, msg, failures):
     return cond
 
 
-def case_size(args, tmpdir, failures):
+def case_size(args, failures):
     before = len(failures)
     n = 20
-    r = Router(args, tmpdir, "size", traces_config(
-        ["send_batch_size: 5", "timeout: %ds" % BATCH_TIMEOUT_S]))
-    try:
-        if not check(r.wait_ready(), "a: router did not become ready", failures):
-            return
-        for i in range(n):
-            st = post_json(r.base + "/v1/traces", traces_request([span("size-%d" % i, i)]))
-            check(st == 200, "a: request %d answered %d" % (i, st), failures)
-        lines = r.wait_output("a: %d spans in summaries" % n,
-                              lambda ls: sum(summaries(ls)) >= n)
-        if check(lines is not None, "a: not all spans were written", failures):
-            counts = summaries(lines)
-            check(counts == [5] * (n // 5), "a: batch sizes %r, want %r" % (counts, [5] * 4),
-                  failures)
-            names = span_names(lines)
-            want = ["size-%d" % i for i in range(n)]
-            check(sorted(names) == sorted(want),
-                  "a: span names %r, want each of %r once" % (sorted(names), want), failures)
-    finally:
-        rc, _ = r.stop()
-        check(rc == 0, "a: exit code %r" % rc, failures)
-        if len(failures) > before:
-            r.dump()
+    with Router(args, traces_config(
+            ["send_batch_size: 5", "timeout: %ds" % BATCH_TIMEOUT_S])) as r:
+        try:
+            if not check(r.wait_ready(), "a: router did not become ready", failures):
+                return
+            for i in range(n):
+                req = traces_request([span("size-%d" % i, i)])
+                st = post_json(r.base + "/v1/traces", req)[0]
+                check(st == 200, "a: request %d answered %d" % (i, st), failures)
+            lines = r.wait_output("a: %d spans in summaries" % n,
+                                  lambda ls: sum(summaries(ls)) >= n, OUTPUT_TIMEOUT)
+            if check(lines is not None, "a: not all spans were written", failures):
+                counts = summaries(lines)
+                check(counts == [5] * (n // 5),
+                      "a: batch sizes %r, want %r" % (counts, [5] * 4), failures)
+                names = span_names(lines)
+                want = ["size-%d" % i for i in range(n)]
+                check(sorted(names) == sorted(want),
+                      "a: span names %r, want each of %r once" % (sorted(names), want),
+                      failures)
+        finally:
+            rc = r.terminate(EXIT_TIMEOUT)
+            check(rc == 0, "a: exit code %r" % rc, failures)
+            if len(failures) > before:
+                r.dump(prefix="  | ")
 
 
-def case_drain(args, tmpdir, failures):
+def case_drain(args, failures):
     before = len(failures)
-    r = Router(args, tmpdir, "drain", traces_config(
-        ["send_batch_size: 100", "timeout: %ds" % BATCH_TIMEOUT_S]))
-    try:
-        if not check(r.wait_ready(), "b: router did not become ready", failures):
-            return
-        for i in range(3):
-            st = post_json(r.base + "/v1/traces", traces_request([span("drain-%d" % i, i)]))
-            check(st == 200, "b: request %d answered %d" % (i, st), failures)
-        time.sleep(0.2)
-        check(span_names(r.snapshot()) == [], "b: spans were written before the timeout",
-              failures)
-    finally:
-        rc, took = r.stop()
-    check(rc == 0, "b: exit code %r" % rc, failures)
-    check(took < BATCH_TIMEOUT_S - 1,
-          "b: shutdown took %.1fs, as if it waited for the batch timeout" % took, failures)
-    names = span_names(r.snapshot())
-    check(sorted(names) == ["drain-0", "drain-1", "drain-2"],
-          "b: after drain the output has spans %r" % names, failures)
-    if len(failures) > before:
-        r.dump()
+    with Router(args, traces_config(
+            ["send_batch_size: 100", "timeout: %ds" % BATCH_TIMEOUT_S])) as r:
+        try:
+            if not check(r.wait_ready(), "b: router did not become ready", failures):
+                return
+            for i in range(3):
+                req = traces_request([span("drain-%d" % i, i)])
+                st = post_json(r.base + "/v1/traces", req)[0]
+                check(st == 200, "b: request %d answered %d" % (i, st), failures)
+            time.sleep(0.2)
+            check(span_names(r.lines()) == [], "b: spans were written before the timeout",
+                  failures)
+        finally:
+            t0 = time.monotonic()
+            rc = r.terminate(EXIT_TIMEOUT)
+            took = time.monotonic() - t0
+        check(rc == 0, "b: exit code %r" % rc, failures)
+        check(took < BATCH_TIMEOUT_S - 1,
+              "b: shutdown took %.1fs, as if it waited for the batch timeout" % took, failures)
+        names = span_names(r.lines())
+        check(sorted(names) == ["drain-0", "drain-1", "drain-2"],
+              "b: after drain the output has spans %r" % names, failures)
+        if len(failures) > before:
+            r.dump(prefix="  | ")
 
 
 def metric_value(text, name):
@@ -280,44 +182,49 @@ def metric_value(text, name):
     return None
 
 
-def case_split(args, tmpdir, failures):
+def case_split(args, failures):
     before = len(failures)
-    r = Router(args, tmpdir, "split", traces_config(
-        ["send_batch_size: 5", "send_batch_max_size: 5", "timeout: 1s"]))
-    try:
-        if not check(r.wait_ready(), "c: router did not become ready", failures):
-            return
-        spans = [span("split-%d" % i, i) for i in range(12)]
-        st = post_json(r.base + "/v1/traces", traces_request(spans))
-        check(st == 200, "c: request answered %d" % st, failures)
-        lines = r.wait_output("c: 12 spans in summaries", lambda ls: sum(summaries(ls)) >= 12)
-        if check(lines is not None, "c: not all spans were written", failures):
-            check(summaries(lines) == [5, 5, 2],
-                  "c: batch sizes %r, want [5, 5, 2]" % summaries(lines), failures)
-            names = span_names(lines)
-            check(names == ["split-%d" % i for i in range(12)],
-                  "c: span names out of order or missing: %r" % names, failures)
-        # The processor's own metrics, as the collector names them.
-        url = "http://127.0.0.1:%d/metrics" % r.metrics_port
-        size_name = "switchyard_processor_batch_batch_size_trigger_send_total"
-        timeout_name = "switchyard_processor_batch_timeout_trigger_send_total"
-        text = ""
-        deadline = time.monotonic() + OUTPUT_TIMEOUT
-        while time.monotonic() < deadline:
-            text = http_get(url)
-            if metric_value(text, timeout_name) == 1:
-                break
-            time.sleep(0.1)
-        check(metric_value(text, size_name) == 2,
-              "c: %s is %r, want 2" % (size_name, metric_value(text, size_name)), failures)
-        check(metric_value(text, timeout_name) == 1,
-              "c: %s is %r, want 1" % (timeout_name, metric_value(text, timeout_name)),
-              failures)
-    finally:
-        rc, _ = r.stop()
-        check(rc == 0, "c: exit code %r" % rc, failures)
-        if len(failures) > before:
-            r.dump()
+    with Router(args, traces_config(
+            ["send_batch_size: 5", "send_batch_max_size: 5", "timeout: 1s"])) as r:
+        try:
+            if not check(r.wait_ready(), "c: router did not become ready", failures):
+                return
+            spans = [span("split-%d" % i, i) for i in range(12)]
+            st = post_json(r.base + "/v1/traces", traces_request(spans))[0]
+            check(st == 200, "c: request answered %d" % st, failures)
+            lines = r.wait_output("c: 12 spans in summaries",
+                                  lambda ls: sum(summaries(ls)) >= 12, OUTPUT_TIMEOUT)
+            if check(lines is not None, "c: not all spans were written", failures):
+                check(summaries(lines) == [5, 5, 2],
+                      "c: batch sizes %r, want [5, 5, 2]" % summaries(lines), failures)
+                names = span_names(lines)
+                check(names == ["split-%d" % i for i in range(12)],
+                      "c: span names out of order or missing: %r" % names, failures)
+            # The processor's own metrics, as the collector names them.
+            url = "http://127.0.0.1:%d/metrics" % r.metrics_port
+            size_name = "switchyard_processor_batch_batch_size_trigger_send_total"
+            timeout_name = "switchyard_processor_batch_timeout_trigger_send_total"
+            text = ""
+            deadline = time.monotonic() + OUTPUT_TIMEOUT
+            while time.monotonic() < deadline:
+                try:
+                    text = http("GET", url)[2].decode("utf-8", "replace")
+                except OSError:
+                    text = ""
+                if metric_value(text, timeout_name) == 1:
+                    break
+                time.sleep(0.1)
+            check(metric_value(text, size_name) == 2,
+                  "c: %s is %r, want 2" % (size_name, metric_value(text, size_name)),
+                  failures)
+            check(metric_value(text, timeout_name) == 1,
+                  "c: %s is %r, want 1" % (timeout_name, metric_value(text, timeout_name)),
+                  failures)
+        finally:
+            rc = r.terminate(EXIT_TIMEOUT)
+            check(rc == 0, "c: exit code %r" % rc, failures)
+            if len(failures) > before:
+                r.dump(prefix="  | ")
 
 
 METRICS_LOGS_CONFIG = """
@@ -441,28 +348,29 @@ def contains_all(lines, expected):
                    else line == e for line in lines) for e in expected)
 
 
-def case_metrics_logs(args, tmpdir, failures):
+def case_metrics_logs(args, failures):
     before = len(failures)
-    r = Router(args, tmpdir, "metrics_logs", METRICS_LOGS_CONFIG)
-    try:
-        if not check(r.wait_ready(), "d: router did not become ready", failures):
-            return
-        st = post_json(r.base + "/v1/metrics", METRICS_REQUEST)
-        check(st == 200, "d: metrics request answered %d" % st, failures)
-        st = post_json(r.base + "/v1/logs", LOGS_REQUEST)
-        check(st == 200, "d: logs request answered %d" % st, failures)
-        lines = r.wait_output("d: the metric and the log record",
-                              lambda ls: contains_all(ls, METRICS_EXPECTED + LOGS_EXPECTED))
-        if lines is None:
-            lines = r.snapshot()
-            for e in METRICS_EXPECTED + LOGS_EXPECTED:
-                check(contains_all(lines, [e]), "d: missing line %r" % e, failures)
-            failures.append("d: detailed output incomplete")
-    finally:
-        rc, _ = r.stop()
-        check(rc == 0, "d: exit code %r" % rc, failures)
-        if len(failures) > before:
-            r.dump()
+    with Router(args, METRICS_LOGS_CONFIG) as r:
+        try:
+            if not check(r.wait_ready(), "d: router did not become ready", failures):
+                return
+            st = post_json(r.base + "/v1/metrics", METRICS_REQUEST)[0]
+            check(st == 200, "d: metrics request answered %d" % st, failures)
+            st = post_json(r.base + "/v1/logs", LOGS_REQUEST)[0]
+            check(st == 200, "d: logs request answered %d" % st, failures)
+            lines = r.wait_output("d: the metric and the log record",
+                                  lambda ls: contains_all(ls, METRICS_EXPECTED + LOGS_EXPECTED),
+                                  OUTPUT_TIMEOUT)
+            if lines is None:
+                lines = r.lines()
+                for e in METRICS_EXPECTED + LOGS_EXPECTED:
+                    check(contains_all(lines, [e]), "d: missing line %r" % e, failures)
+                failures.append("d: detailed output incomplete")
+        finally:
+            rc = r.terminate(EXIT_TIMEOUT)
+            check(rc == 0, "d: exit code %r" % rc, failures)
+            if len(failures) > before:
+                r.dump(prefix="  | ")
 
 
 def main():
@@ -474,11 +382,10 @@ def main():
     args = ap.parse_args()
     cases = {"a": case_size, "b": case_drain, "c": case_split, "d": case_metrics_logs}
     failures = []
-    with tempfile.TemporaryDirectory(prefix="sy-batch-debug-") as tmpdir:
-        for key in args.case or sorted(cases):
-            before = len(failures)
-            cases[key](args, tmpdir, failures)
-            print("case %s: %s" % (key, "ok" if len(failures) == before else "FAILED"))
+    for key in args.case or sorted(cases):
+        before = len(failures)
+        cases[key](args, failures)
+        print("case %s: %s" % (key, "ok" if len(failures) == before else "FAILED"))
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1

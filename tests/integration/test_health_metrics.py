@@ -11,19 +11,12 @@ expects a clean exit (0).
 """
 import argparse
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
-STARTUP_TIMEOUT = 20.0
+from harness import Router, free_port, http, json_span, json_traces, post_json, wait_for
+
 POLL_TIMEOUT = 10.0
 EXIT_TIMEOUT = 15.0
 
@@ -32,37 +25,6 @@ SAMPLE_RE = re.compile(
     r'(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
     r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})?'
     r' (-?[0-9.e+-]+|NaN|[+-]Inf)$')
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method, url, body=None, headers=None, timeout=5.0):
-    """Returns (status, headers, body bytes); HTTP errors are answers too."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
-def wait_for(what, fn, timeout):
-    """Calls fn() until it returns a true value or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except OSError as e:  # connection refused while starting
-            last = e
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def parse_metrics(text):
@@ -96,23 +58,7 @@ def find_sample(samples, name, label):
     return None
 
 
-SPAN = {
-    "resourceSpans": [{
-        "resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": "health-metrics-test"}}]},
-        "scopeSpans": [{
-            "scope": {"name": "test"},
-            "spans": [{
-                "traceId": "5b8efff798038103d269b633813fc60c",
-                "spanId": "eee19b7ec3c1b174",
-                "name": "one span",
-                "kind": 2,
-                "startTimeUnixNano": "1544712660000000000",
-                "endTimeUnixNano": "1544712661000000000",
-            }],
-        }],
-    }],
-}
+SPAN = json_traces([json_span("one span")], service="health-metrics-test")
 
 
 def main():
@@ -144,33 +90,11 @@ service:
       receivers: [otlp]
       exporters: [nop]
 """
-    tmp = tempfile.TemporaryDirectory(prefix="sy-health-")
-    cfg_path = os.path.join(tmp.name, "config.yaml")
-    with open(cfg_path, "w") as f:
-        f.write(config)
-
-    proc = subprocess.Popen(
-        [args.bin, "--config", cfg_path, "--plugin-dir", args.plugin_dir],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lines = []
-    ready = threading.Event()
-
-    def read_stderr():
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            lines.append(line)
-            if re.search(r"\bready\b", line, re.IGNORECASE):
-                ready.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-
+    router = None
     ok = False
     try:
-        if not ready.wait(STARTUP_TIMEOUT):
-            raise AssertionError("no 'ready' line within %.0fs (exit code %r)"
-                                 % (STARTUP_TIMEOUT, proc.poll()))
+        # Raises when there is no ready line within harness.STARTUP_TIMEOUT.
+        router = Router(args.bin, [args.plugin_dir], config)
 
         health = f"http://127.0.0.1:{health_port}/health/status"
         status, headers, body = wait_for(
@@ -203,9 +127,7 @@ service:
         assert abs(start - time.time()) < 300, start
         print("metrics: process metrics ok, rss %.1f MiB" % (rss / 1048576))
 
-        status, _, body = http(
-            "POST", f"http://127.0.0.1:{otlp_port}/v1/traces",
-            body=json.dumps(SPAN).encode(), headers={"Content-Type": "application/json"})
+        status, _, body = post_json(f"http://127.0.0.1:{otlp_port}/v1/traces", SPAN)
         assert status == 200, (status, body)
 
         def counted():
@@ -219,8 +141,7 @@ service:
         accepted, sent = wait_for("the span to be counted", counted, POLL_TIMEOUT)
         print("metrics: receiver accepted %d, exporter sent %d" % (accepted, sent))
 
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(EXIT_TIMEOUT)
+        code = router.stop(EXIT_TIMEOUT)
         assert code == 0, "exit code %d after SIGTERM" % code
         ok = True
         print("PASS")
@@ -228,14 +149,12 @@ service:
         import traceback
         traceback.print_exc()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=2)
-        if not ok:
-            print("---- switchyard stderr ----", file=sys.stderr)
-            print("\n".join(lines[-200:]), file=sys.stderr)
-        tmp.cleanup()
+        if router is not None:
+            router.kill()
+            if not ok:
+                print("---- switchyard output ----", file=sys.stderr)
+                router.dump(200)
+            router.cleanup()
     return 0 if ok else 1
 
 

@@ -13,58 +13,21 @@ import argparse
 import gzip
 import http.client
 import json
-import os
 import re
-import signal
 import socket
-import struct
-import subprocess
 import sys
-import tempfile
 import time
 import zlib
 
+from harness import (Checks, Router, field_double, field_fixed64, field_len, field_varint,
+                     free_port, json_span, json_traces, read_varint)
+
 MAX_BODY = 4096
-failures = []
+check = Checks()
+failures = check.failures
 
 
-def check(cond, what):
-    if cond:
-        print("ok   " + what)
-    else:
-        print("FAIL " + what)
-        failures.append(what)
-
-
-# --- a tiny protobuf writer ------------------------------------------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field_len(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def field_varint(num, v):
-    return varint(num << 3) + varint(v)
-
-
-def field_fixed64(num, v):
-    return varint(num << 3 | 1) + struct.pack("<Q", v)
-
-
-def field_double(num, v):
-    return varint(num << 3 | 1) + struct.pack("<d", v)
-
+# --- protobuf bodies ---------------------------------------------------------
 
 def trace_request_pb(span_name):
     span = (field_len(1, bytes(range(1, 17))) + field_len(2, bytes(range(1, 9))) +
@@ -108,27 +71,12 @@ def read_status_pb(data):
     return code, message
 
 
-def read_varint(data, i):
-    shift = v = 0
-    while True:
-        b = data[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
 # --- JSON bodies -----------------------------------------------------------
 
 def trace_request_json(span_name):
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "itest"}}]},
-        "scopeSpans": [{"scope": {"name": "itest-lib"}, "spans": [{
-            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-            "name": span_name, "kind": 2, "startTimeUnixNano": "1544712660000000000",
-            "endTimeUnixNano": "1544712661000000000",
-            "attributes": [{"key": "n", "value": {"intValue": "7"}}]}]}]}]}).encode()
+    return json.dumps(json_traces(
+        [json_span(span_name, attributes=[{"key": "n", "value": {"intValue": "7"}}])],
+        service="itest", scope="itest-lib")).encode()
 
 
 def metrics_request_json(metric_name):
@@ -145,27 +93,6 @@ def logs_request_json(body_text):
 
 
 # --- the process -----------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, deadline_s=15.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
 
 class Client:
     """One keep-alive connection, reopened when the server closes it."""
@@ -336,11 +263,7 @@ def main():
     args = ap.parse_args()
 
     port = free_port()
-    tmp = tempfile.mkdtemp(prefix="sy-otlp-http-")
-    cfg_path = os.path.join(tmp, "config.yaml")
-    out_path = os.path.join(tmp, "output.log")
-    with open(cfg_path, "w") as f:
-        f.write("""receivers:
+    config = """receivers:
   otlp:
     protocols:
       http:
@@ -366,32 +289,25 @@ service:
     logs:
       receivers: [otlp]
       exporters: [debug]
-""" % (port, MAX_BODY))
+""" % (port, MAX_BODY)
 
-    out = open(out_path, "wb")
-    proc = subprocess.Popen([args.bin, "--config", cfg_path, "--plugin-dir", args.plugin_dir],
-                            stdout=out, stderr=subprocess.STDOUT)
+    router = Router(args.bin, [args.plugin_dir], config, wait=False)
     try:
-        if not wait_port(port, proc):
-            out.flush()
-            print(open(out_path, errors="replace").read())
+        if not router.wait_ready():
+            router.kill()
+            print(router.output())
             print("FAIL the receiver did not listen on port %d" % port)
+            router.cleanup()
             return 1
         run_checks(port)
         time.sleep(0.5)  # let the debug exporter print
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait(timeout=5)
+        rc = router.terminate(15)
+        if rc is None:
             failures.append("switchyard did not stop within 15 s of SIGTERM")
-        out.close()
 
     check(rc == 0, "SIGTERM -> exit status 0 (got %r)" % rc)
-    output = open(out_path, errors="replace").read()
+    output = router.output()
     for name in ("pb-span-alpha", "json-span-delta", "gzip-span-eta", "gzip-json-theta",
                  "pipelined-one", "pipelined-two"):
         check(("Name           : " + name) in output or name in output,
@@ -400,10 +316,11 @@ service:
                  "deflate log iota", "cors log kappa"):
         check(text in output, "the debug exporter printed %r" % text)
     if failures:
-        print("---- switchyard output (%s) ----" % out_path)
+        print("---- switchyard output (%s) ----" % router.log_path)
         print(output[-6000:])
         print("%d check(s) failed" % len(failures))
         return 1
+    router.cleanup()
     print("all checks passed")
     return 0
 
