@@ -66,7 +66,14 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
                                     sy__pipeline_t *p, size_t index, sy__diag_t *diag)
 {
     const sy__component_cfg_t *comp = sy__service_cfg_find(e->svc, kind, id);
-    if (!comp) return NULL; /* a dangling reference: service_config reported it */
+    if (!comp) {
+        /* A pipeline may name a connector where a receiver or exporter goes. */
+        const sy__component_cfg_t *conn = sy__service_cfg_find(e->svc, SY_KIND_CONNECTOR, id);
+        if (conn)
+            sy__diag_add(diag, conn->key,
+                         "connector \"%s\": connectors are not available in this build yet", id);
+        return NULL; /* otherwise a dangling reference: service_config reported it */
+    }
 
     sy_instance_t *twin = NULL; /* the same processor in an earlier pipeline */
     if (p) {
@@ -163,13 +170,16 @@ static sy_instance_t *shared_instance(sy__engine_t *e, sy_kind_t kind, const cha
     /* Remember failures so that a component referenced by several pipelines is
      * reported once. */
     for (size_t i = 0; reported && i < e->svc->ncomponents; i++)
-        if (e->svc->components[i].kind == kind && strcmp(e->svc->components[i].id, id) == 0 &&
-            reported[i])
+        if ((e->svc->components[i].kind == kind ||
+             e->svc->components[i].kind == SY_KIND_CONNECTOR) &&
+            strcmp(e->svc->components[i].id, id) == 0 && reported[i])
             return NULL;
     inst = make_instance(e, kind, id, NULL, 0, diag);
     if (!inst && reported)
         for (size_t i = 0; i < e->svc->ncomponents; i++)
-            if (e->svc->components[i].kind == kind && strcmp(e->svc->components[i].id, id) == 0)
+            if ((e->svc->components[i].kind == kind ||
+                 e->svc->components[i].kind == SY_KIND_CONNECTOR) &&
+                strcmp(e->svc->components[i].id, id) == 0)
                 reported[i] = true;
     return inst;
 }

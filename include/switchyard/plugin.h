@@ -215,7 +215,11 @@ typedef struct sy_plugin_s {
      * exporter finishes or abandons what is in flight by the deadline it was
      * given in its timeout settings. All libuv handles the plugin opened must be
      * closed (uv_close) by the time the plugin's last close callback has run; the
-     * host runs the loop until they have. Loop thread.
+     * host runs the loop until they have (at most the router's shutdown timeout,
+     * 10 s, shared by all exporters). Timers made with api->timer_start() are
+     * closed by the host as soon as shutdown() returns: work that must go on after
+     * that (an exporter draining its retries) uses libuv timers of its own on
+     * api->loop(). Loop thread.
      */
     void (*shutdown)(void *state);
 
