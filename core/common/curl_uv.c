@@ -13,9 +13,13 @@
  */
 #include "curl_uv.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <switchyard/plugin.h>
 
@@ -46,7 +50,9 @@ struct sy_curl_uv_s {
     transfer_t *transfers;
     size_t active;
     size_t open_handles; /* libuv handles not yet closed (timer + polls) */
+    int reading;         /* inside check_multi_info(): closing waits for it */
     bool closing;
+    bool closed_multi;
     bool global_ref;
     void (*closed)(void *arg);
     void *closed_arg;
@@ -106,11 +112,14 @@ static void transfer_forget(sy_curl_uv_t *c, transfer_t *t)
 
 /* Hands every finished transfer to its owner. A done callback may add or cancel
  * transfers: curl allows both while messages are being read. */
+static void finish_close(sy_curl_uv_t *c);
+
 static void check_multi_info(sy_curl_uv_t *c)
 {
     CURLMsg *msg;
     int pending;
-    while ((msg = curl_multi_info_read(c->multi, &pending))) {
+    c->reading++;
+    while (!c->closing && (msg = curl_multi_info_read(c->multi, &pending))) {
         if (msg->msg != CURLMSG_DONE) continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
@@ -122,6 +131,9 @@ static void check_multi_info(sy_curl_uv_t *c)
         transfer_forget(c, t);
         done(arg, easy, result);
     }
+    /* A done callback may have closed us: the multi handle goes only now that
+     * curl_multi_info_read() is no longer running. */
+    if (--c->reading == 0 && c->closing) finish_close(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -198,8 +210,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     return 0;
 }
 
-sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
-                             size_t err_len)
+sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err, size_t err_len)
 {
     sy_curl_uv_t *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -282,6 +293,13 @@ void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg)
     c->closing = true;
     c->closed = closed;
     c->closed_arg = arg;
+    if (!c->reading) finish_close(c);
+}
+
+static void finish_close(sy_curl_uv_t *c)
+{
+    if (c->closed_multi) return;
+    c->closed_multi = true;
     /* curl_multi_cleanup() closes the cached connections, telling socket_cb to
      * remove their sockets; whatever poll is left after that is closed here. */
     curl_multi_cleanup(c->multi);
@@ -290,4 +308,147 @@ void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg)
         poll_close(c->polls);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* ---- OTLP client pieces --------------------------------------------------------- */
+
+void sy_curl_apply_tls(CURL *easy, const sy_tls_client_t *tls)
+{
+    if (tls->ca_file && *tls->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, tls->ca_file);
+    if (tls->cert_file && *tls->cert_file) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->cert_file);
+    if (tls->key_file && *tls->key_file) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls->key_file);
+    if (tls->insecure_skip_verify) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    sy_curl_exchange_t *x = arg;
+    size_t len = size * n;
+    size_t room = SY_CURL_MAX_RESPONSE - x->body_len;
+    size_t take = len < room ? len : room;
+    if (take < len) x->body_truncated = true;
+    if (take && x->body_len + take > x->body_cap) {
+        size_t cap = x->body_cap ? x->body_cap : 1024;
+        while (cap < x->body_len + take)
+            cap *= 2;
+        if (cap > SY_CURL_MAX_RESPONSE) cap = SY_CURL_MAX_RESPONSE;
+        uint8_t *b = realloc(x->body, cap);
+        if (!b) return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
+        x->body = b;
+        x->body_cap = cap;
+    }
+    if (take) memcpy(x->body + x->body_len, data, take);
+    x->body_len += take;
+    return len;
+}
+
+/* Copies a header's value (blanks trimmed) when its name matches. */
+static bool header_value(const char *line, size_t len, const char *name, char *out, size_t out_len)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl)) return false;
+    const char *v = line + nl + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && isspace((unsigned char)end[-1]))
+        end--;
+    size_t vl = (size_t)(end - v);
+    if (vl >= out_len) vl = out_len - 1;
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+    return true;
+}
+
+/* Called for every header line, HTTP/2 trailers included (curl passes trailers to
+ * the header callback after the body; checked with curl 7.88 against grpc-js). */
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    sy_curl_exchange_t *x = arg;
+    size_t len = size * n;
+    static const struct {
+        const char *name;
+        size_t offset, size;
+    } wanted[] = {
+        {"retry-after", offsetof(sy_curl_exchange_t, retry_after), sizeof(x->retry_after)},
+        {"content-type", offsetof(sy_curl_exchange_t, content_type), sizeof(x->content_type)},
+        {"grpc-status", offsetof(sy_curl_exchange_t, grpc_status), sizeof(x->grpc_status)},
+        {"grpc-message", offsetof(sy_curl_exchange_t, grpc_message), sizeof(x->grpc_message)},
+        {"grpc-encoding", offsetof(sy_curl_exchange_t, grpc_encoding), sizeof(x->grpc_encoding)},
+        {"grpc-status-details-bin", offsetof(sy_curl_exchange_t, grpc_details),
+         sizeof(x->grpc_details)},
+    };
+    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
+        if (header_value(line, len, wanted[i].name, (char *)x + wanted[i].offset, wanted[i].size))
+            break;
+    return len;
+}
+
+int sy_curl_exchange_init(sy_curl_exchange_t *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->easy = curl_easy_init();
+    if (!x->easy) return SY_ENOMEM;
+    curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    return SY_OK;
+}
+
+void sy_curl_exchange_clear(sy_curl_exchange_t *x)
+{
+    x->errbuf[0] = '\0';
+    x->body_len = 0;
+    x->body_truncated = false;
+    x->retry_after[0] = x->content_type[0] = x->grpc_status[0] = '\0';
+    x->grpc_message[0] = x->grpc_encoding[0] = x->grpc_details[0] = '\0';
+}
+
+void sy_curl_exchange_free(sy_curl_exchange_t *x)
+{
+    if (x->easy) curl_easy_cleanup(x->easy);
+    free(x->body);
+    x->easy = NULL;
+    x->body = NULL;
+}
+
+bool sy_curl_retryable(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_WRITE_ERROR:
+    case CURLE_READ_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+        return false;
+    default:
+        return true;
+    }
+}
+
+int64_t sy_curl_retry_after_ms(const char *value)
+{
+    if (!value || !*value) return -1;
+    char *end;
+    if (isdigit((unsigned char)*value)) {
+        long long secs = strtoll(value, &end, 10);
+        if (*end != '\0' || secs < 0) return -1;
+        return secs > 86400 ? 86400000 : secs * 1000;
+    }
+    time_t at = curl_getdate(value, NULL);
+    if (at < 0) return -1;
+    time_t now = time(NULL);
+    if (at <= now) return 0;
+    return at - now > 86400 ? 86400000 : (int64_t)(at - now) * 1000;
 }

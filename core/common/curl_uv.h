@@ -13,7 +13,9 @@
 #ifndef SY_CURL_UV_H
 #define SY_CURL_UV_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <curl/curl.h>
 #include <uv.h>
@@ -32,8 +34,7 @@ typedef void (*sy_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
  * `max_host_connections` bounds the connections to one host (0: no bound).
  * Returns NULL with a sentence in err.
  */
-sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
-                             size_t err_len);
+sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err, size_t err_len);
 
 /*
  * Starts a transfer. `done(arg, easy, result)` is called exactly once, later, on
@@ -56,5 +57,59 @@ size_t sy_curl_uv_active(const sy_curl_uv_t *c);
  * calls closed(arg) if given. The loop must keep running until then.
  */
 void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg);
+
+/* ---- what an OTLP client needs around one transfer ------------------------------- */
+
+/* Client TLS settings, the collector's `tls` block (configtls.ClientConfig). */
+typedef struct sy_tls_client_s {
+    bool insecure; /* gRPC: plaintext h2c instead of TLS */
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    bool insecure_skip_verify;
+    char *server_name_override;
+} sy_tls_client_t;
+
+/* Sets the TLS options of `easy` (they matter only for https:// URLs). */
+void sy_curl_apply_tls(CURL *easy, const sy_tls_client_t *tls);
+
+/* The largest response body kept (the OTLP specification's 4 MiB bound); more is
+ * discarded and the exchange is marked truncated. */
+#define SY_CURL_MAX_RESPONSE (4u << 20)
+
+/* One request/response on one easy handle, with the response status line's code,
+ * a bounded body and the response headers (and trailers) an OTLP client reads. */
+typedef struct sy_curl_exchange_s {
+    CURL *easy;
+    char errbuf[CURL_ERROR_SIZE];
+    uint8_t *body;
+    size_t body_len, body_cap;
+    bool body_truncated;
+    char retry_after[64];
+    char content_type[128];
+    char grpc_status[16];
+    char grpc_message[512];
+    char grpc_encoding[32];
+    char grpc_details[4096]; /* grpc-status-details-bin, base64 */
+} sy_curl_exchange_t;
+
+/* Makes the easy handle and points its write and header callbacks at `x`.
+ * Returns 0 or SY_ENOMEM. */
+int sy_curl_exchange_init(sy_curl_exchange_t *x);
+
+/* Forgets the last response before another attempt (options stay set). */
+void sy_curl_exchange_clear(sy_curl_exchange_t *x);
+
+/* Frees the body and the easy handle (which must not be in a transfer). */
+void sy_curl_exchange_free(sy_curl_exchange_t *x);
+
+/* Whether a transfer that failed with `rc` (no HTTP answer) is worth retrying:
+ * connection refused or reset, timeouts, name resolution, TLS handshakes; not a
+ * malformed URL or an unsupported protocol. */
+bool sy_curl_retryable(CURLcode rc);
+
+/* A Retry-After value, delay-seconds or an HTTP-date, in milliseconds from now
+ * (bounded to one day); -1 when absent or unreadable. */
+int64_t sy_curl_retry_after_ms(const char *value);
 
 #endif

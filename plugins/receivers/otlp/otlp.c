@@ -1,7 +1,8 @@
 /*
  * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
- * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c; gRPC is not in
- * this build yet and a configuration asking for it is refused.
+ * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c, gRPC (OTLP/gRPC
+ * over h2c) in otlp_grpc.c; both hand their batches to the same api->emit(), so
+ * they feed the same pipelines.
  *
  * Every callback runs on the instance's loop thread; the state needs no locks.
  */
@@ -65,33 +66,87 @@ static const sy_config_field_t otlp_fields[] = {
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc),
-     .description = "Enables OTLP/gRPC when present (not available in this build yet)."},
+     .description = "Enables OTLP/gRPC when present, even if empty."},
     {.name = "protocols.grpc.endpoint",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, grpc_endpoint),
      .default_value = "localhost:4317",
-     .description = "host:port the gRPC server listens on."},
+     .description = "host:port the gRPC server listens on (\":4317\" for every interface)."},
+    {.name = "protocols.grpc.transport",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, grpc_transport),
+     .default_value = "tcp",
+     .description = "Network of the gRPC listener: tcp (tcp4 and tcp6 are taken as tcp)."},
     {.name = "protocols.grpc.max_recv_msg_size_mib",
      .type = SY_CFG_INT,
      .offset = offsetof(otlp_config_t, grpc_max_recv_msg_size_mib),
      .default_value = "4",
-     .description = "Largest gRPC message accepted, in MiB."},
+     .description = "Largest gRPC message accepted, in MiB, compressed and decompressed "
+                    "(RESOURCE_EXHAUSTED beyond; 0 means 4)."},
     {.name = "protocols.grpc.max_concurrent_streams",
      .type = SY_CFG_INT,
      .offset = offsetof(otlp_config_t, grpc_max_concurrent_streams),
-     .description = "Concurrent streams per gRPC connection (0: no limit)."},
-    {.name = "protocols.grpc.keepalive",
-     .type = SY_CFG_RAW,
-     .offset = offsetof(otlp_config_t, grpc_keepalive),
-     .description = "gRPC keepalive settings (server_parameters, enforcement_policy)."},
-    {.name = "protocols.grpc.tls",
-     .type = SY_CFG_RAW,
-     .offset = offsetof(otlp_config_t, grpc_tls),
-     .description = "gRPC TLS settings."},
+     .description = "Concurrent calls per gRPC connection, sent as "
+                    "SETTINGS_MAX_CONCURRENT_STREAMS (0: 100)."},
+    {.name = "protocols.grpc.read_buffer_size",
+     .type = SY_CFG_SIZE,
+     .offset = offsetof(otlp_config_t, grpc_read_buffer_size),
+     .default_value = "512KiB",
+     .description = "Size of the socket read buffer (clamped to 16KiB..4MiB)."},
+    {.name = "protocols.grpc.write_buffer_size",
+     .type = SY_CFG_SIZE,
+     .offset = offsetof(otlp_config_t, grpc_write_buffer_size),
+     .description = "Bytes in flight to a client before the connection stops reading "
+                    "(0: 64KiB; clamped to 64KiB..4MiB)."},
+    {.name = "protocols.grpc.keepalive.server_parameters.max_connection_idle",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_max_connection_idle),
+     .description = "Accepted; connections are not closed for idleness yet."},
+    {.name = "protocols.grpc.keepalive.server_parameters.max_connection_age",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_max_connection_age),
+     .description = "Accepted; connections are not closed for age yet."},
+    {.name = "protocols.grpc.keepalive.server_parameters.max_connection_age_grace",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_max_connection_age_grace),
+     .description = "Accepted (see max_connection_age)."},
+    {.name = "protocols.grpc.keepalive.server_parameters.time",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_time),
+     .description = "Accepted; the server sends no keepalive PINGs of its own (it answers "
+                    "the client's)."},
+    {.name = "protocols.grpc.keepalive.server_parameters.timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_timeout),
+     .description = "Accepted (see time)."},
+    {.name = "protocols.grpc.keepalive.enforcement_policy.min_time",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, ka_min_time),
+     .description = "Accepted; client PINGs are answered whatever their rate."},
+    {.name = "protocols.grpc.keepalive.enforcement_policy.permit_without_stream",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(otlp_config_t, ka_permit_without_stream),
+     .description = "Accepted; PINGs without calls are always answered."},
+    {.name = "protocols.grpc.tls.cert_file",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, tls_cert_file),
+     .description = "Server certificate (PEM); TLS is not supported yet and refused."},
+    {.name = "protocols.grpc.tls.key_file",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, tls_key_file),
+     .description = "Server private key (PEM); refused as cert_file."},
+    {.name = "protocols.grpc.tls.client_ca_file",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, tls_client_ca_file),
+     .description = "CA of client certificates (mTLS); refused as cert_file."},
+    {.name = "protocols.grpc.tls.min_version",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, tls_min_version),
+     .description = "Lowest TLS version; refused as cert_file."},
     {.name = "protocols.grpc.include_metadata",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
-     .description = "Propagates gRPC client metadata (not available yet)."},
+     .description = "Accepted for compatibility; client metadata is not propagated yet."},
 };
 
 sy_signal_t otlp_signal_at(int i)
@@ -110,12 +165,8 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "must specify at least one protocol when using the OTLP receiver");
         return SY_EINVAL;
     }
-    if (cfg->grpc) {
-        snprintf(err, err_len,
-                 "protocols::grpc: gRPC is not available yet in this build of the otlp "
-                 "receiver; use protocols::http (OTLP/HTTP) instead");
-        return SY_EINVAL;
-    }
+    if (cfg->grpc && otlp_grpc_validate(cfg, err, err_len) != 0) return SY_EINVAL;
+    if (!cfg->http) return 0;
     char why[300];
     if (sy_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::http::endpoint: %s", why);
@@ -165,6 +216,17 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
                                         "OTLP/HTTP requests answered with another status than "
                                         "200.",
                                         SY_METRIC_COUNTER);
+    st->m_grpc_calls =
+        api->metric_register(inst, "receiver_otlp_grpc_calls",
+                             "OTLP/gRPC calls answered by the receiver.", SY_METRIC_COUNTER);
+    st->m_grpc_failed = api->metric_register(inst, "receiver_otlp_grpc_failed_calls",
+                                             "OTLP/gRPC calls answered with another status "
+                                             "than OK.",
+                                             SY_METRIC_COUNTER);
+    if (cfg->grpc && cfg->grpc_include_metadata)
+        SY_LOG(api, inst, SY_LOG_WARN,
+               "protocols.grpc.include_metadata is accepted but client metadata is not "
+               "propagated yet");
     if (cfg->http_include_metadata)
         SY_LOG(api, inst, SY_LOG_WARN,
                "protocols.http.include_metadata is accepted but client metadata is not "
@@ -179,12 +241,17 @@ fail:
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
-    if (st->cfg->http) return otlp_http_start(st);
+    if (st->cfg->grpc && otlp_grpc_start(st) != 0) return SY_ERROR;
+    if (st->cfg->http && otlp_http_start(st) != 0) {
+        otlp_grpc_shutdown(st);
+        return SY_ERROR;
+    }
     return 0;
 }
 
 static void otlp_shutdown(void *state)
 {
+    otlp_grpc_shutdown(state);
     otlp_http_shutdown(state);
 }
 
@@ -205,7 +272,8 @@ static const sy_plugin_t otlp_plugin = {
     .type = "otlp",
     .signals = SY_SIGNAL_ALL,
     .version = "0.1.0",
-    .description = "Receives OTLP over HTTP (protobuf and JSON, gzip/deflate/zstd).",
+    .description = "Receives OTLP over gRPC (h2c) and HTTP (protobuf and JSON, "
+                   "gzip/deflate/zstd).",
     .config_fields = otlp_fields,
     .config_field_count = sizeof(otlp_fields) / sizeof(otlp_fields[0]),
     .config_size = sizeof(otlp_config_t),

@@ -1,6 +1,7 @@
 /*
  * otlp.h - private to the otlp receiver: its configuration and state, shared by
- * otlp.c (configuration and lifecycle) and otlp_http.c (the HTTP protocol).
+ * otlp.c (configuration and lifecycle), otlp_http.c (the HTTP protocol) and
+ * otlp_grpc.c (the gRPC protocol).
  */
 #ifndef SY_RECEIVER_OTLP_H
 #define SY_RECEIVER_OTLP_H
@@ -26,12 +27,29 @@ typedef struct otlp_config_s {
 
     bool grpc;
     char *grpc_endpoint;
+    char *grpc_transport;
     int64_t grpc_max_recv_msg_size_mib;
     int64_t grpc_max_concurrent_streams;
-    const sy_cfg_node_t *grpc_keepalive;
-    const sy_cfg_node_t *grpc_tls;
+    uint64_t grpc_read_buffer_size;
+    uint64_t grpc_write_buffer_size;
+    /* keepalive.server_parameters (nanoseconds; 0: not set) */
+    int64_t ka_max_connection_idle;
+    int64_t ka_max_connection_age;
+    int64_t ka_max_connection_age_grace;
+    int64_t ka_time;
+    int64_t ka_timeout;
+    /* keepalive.enforcement_policy */
+    int64_t ka_min_time;
+    bool ka_permit_without_stream;
+    /* tls (TLS is on when cert_file is set) */
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_client_ca_file;
+    char *tls_min_version;
     bool grpc_include_metadata;
 } otlp_config_t;
+
+typedef struct otlp_grpc_server_s otlp_grpc_server_t;
 
 typedef struct otlp_state_s {
     const sy_host_api_t *api;
@@ -44,6 +62,9 @@ typedef struct otlp_state_s {
     size_t max_body;
     sy_metric_t *m_requests; /* HTTP requests answered */
     sy_metric_t *m_failed;   /* of which not answered 200 */
+    otlp_grpc_server_t *grpc;
+    sy_metric_t *m_grpc_calls;  /* gRPC calls answered */
+    sy_metric_t *m_grpc_failed; /* of which not answered OK */
 } otlp_state_t;
 
 /* The signal of index i (0 traces, 1 metrics, 2 logs). */
@@ -52,5 +73,13 @@ sy_signal_t otlp_signal_at(int i);
 /* Starts and stops the HTTP protocol (otlp_http.c). Loop thread. */
 int otlp_http_start(otlp_state_t *st);
 void otlp_http_shutdown(otlp_state_t *st);
+
+/* Checks the gRPC settings for validate() (otlp_grpc.c). Any thread. */
+int otlp_grpc_validate(const otlp_config_t *cfg, char *err, size_t err_len);
+
+/* Starts and stops the gRPC protocol (otlp_grpc.c). Loop thread. Shutting down
+ * closes every handle; the server frees itself when the last one has closed. */
+int otlp_grpc_start(otlp_state_t *st);
+void otlp_grpc_shutdown(otlp_state_t *st);
 
 #endif

@@ -1,13 +1,15 @@
-// send.mjs - sends traces, metrics and logs to an OTLP/HTTP endpoint through the
-// real OpenTelemetry JS SDK and its OTLP exporters, and writes a manifest of
+// send.mjs - sends traces, metrics and logs to an OTLP/HTTP or OTLP/gRPC endpoint
+// through the real OpenTelemetry JS SDK and its OTLP exporters, and writes a manifest of
 // exactly what the exporters were handed, for test_otel_js.py to compare with
 // what the debug exporter printed.
 //
-//   node send.mjs --endpoint http://127.0.0.1:4318 --protocol proto|json
+//   node send.mjs --endpoint http://127.0.0.1:4318 --protocol proto|json|grpc
 //                 --prefix NAME [--gzip] --manifest FILE
 //
 // protocol "proto" uses the exporter-*-otlp-proto packages (application/x-protobuf),
-// "json" the exporter-*-otlp-http packages (application/json). Every span, metric
+// "json" the exporter-*-otlp-http packages (application/json), "grpc" the
+// exporter-*-otlp-grpc packages (@grpc/grpc-js; the endpoint is then the gRPC
+// server's http://host:port). Every span, metric
 // and log record carries NAME (span names NAME-span-1.., log bodies, the resource
 // attribute test.run), so that several runs can share one router.
 //
@@ -35,6 +37,9 @@ import { OTLPMetricExporter as MetricProto } from '@opentelemetry/exporter-metri
 import { OTLPMetricExporter as MetricJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPLogExporter as LogProto } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPLogExporter as LogJson } from '@opentelemetry/exporter-logs-otlp-http';
+import { OTLPTraceExporter as TraceGrpc } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPMetricExporter as MetricGrpc } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPLogExporter as LogGrpc } from '@opentelemetry/exporter-logs-otlp-grpc';
 
 const WATCHDOG_MS = 60000;
 const EXPORT_TIMEOUT_MS = 10000;
@@ -48,8 +53,8 @@ const { values: opts } = parseArgs({
     gzip: { type: 'boolean', default: false },
   },
 });
-if (!opts.endpoint || !['proto', 'json'].includes(opts.protocol) || !opts.prefix || !opts.manifest) {
-  console.error('usage: send.mjs --endpoint URL --protocol proto|json --prefix NAME --manifest FILE [--gzip]');
+if (!opts.endpoint || !['proto', 'json', 'grpc'].includes(opts.protocol) || !opts.prefix || !opts.manifest) {
+  console.error('usage: send.mjs --endpoint URL --protocol proto|json|grpc --prefix NAME --manifest FILE [--gzip]');
   process.exit(2);
 }
 
@@ -59,12 +64,20 @@ const watchdog = setTimeout(() => {
 }, WATCHDOG_MS);
 
 const P = opts.prefix;
+const grpc = opts.protocol === 'grpc';
 const exporterOptions = (signal) => ({
-  url: `${opts.endpoint}/v1/${signal}`,
+  url: grpc ? opts.endpoint : `${opts.endpoint}/v1/${signal}`,
   timeoutMillis: EXPORT_TIMEOUT_MS,
   ...(opts.gzip ? { compression: 'gzip' } : {}),
 });
 const proto = opts.protocol === 'proto';
+// The exporter class of each signal for the chosen protocol.
+const Exporters = {
+  proto: { traces: TraceProto, metrics: MetricProto, logs: LogProto },
+  json: { traces: TraceJson, metrics: MetricJson, logs: LogJson },
+  grpc: { traces: TraceGrpc, metrics: MetricGrpc, logs: LogGrpc },
+}[opts.protocol];
+const exporterFor = (signal) => new Exporters[signal](exporterOptions(signal));
 
 // ---------------------------------------------------------------------------
 // Recording what is exported
@@ -182,16 +195,16 @@ const resource = resourceFromAttributes({
   'test.run': P,
 });
 
-const traceExporter = watch('traces', proto ? new TraceProto(exporterOptions('traces')) : new TraceJson(exporterOptions('traces')), recordSpans);
+const traceExporter = watch('traces', exporterFor('traces'), recordSpans);
 // The batch processor sends several spans in one request, the simple one a request
-// per span: use one for each protocol.
-const spanProcessor = proto
+// per span: use one for each protocol (gRPC: the batch one).
+const spanProcessor = proto || grpc
   ? new BatchSpanProcessor(traceExporter, { scheduledDelayMillis: 100, exportTimeoutMillis: EXPORT_TIMEOUT_MS })
   : new SimpleSpanProcessor(traceExporter);
 const tracerProvider = new BasicTracerProvider({ resource, spanProcessors: [spanProcessor] });
 const tracer = tracerProvider.getTracer('js-test-tracer', '0.1.0');
 
-const metricExporter = watch('metrics', proto ? new MetricProto(exporterOptions('metrics')) : new MetricJson(exporterOptions('metrics')), recordMetrics);
+const metricExporter = watch('metrics', exporterFor('metrics'), recordMetrics);
 // A long interval: the only collection is the one shutdown() makes.
 const metricReader = new PeriodicExportingMetricReader({
   exporter: metricExporter,
@@ -201,7 +214,7 @@ const metricReader = new PeriodicExportingMetricReader({
 const meterProvider = new MeterProvider({ resource, readers: [metricReader] });
 const meter = meterProvider.getMeter('js-test-meter', '0.2.0');
 
-const logExporter = watch('logs', proto ? new LogProto(exporterOptions('logs')) : new LogJson(exporterOptions('logs')), recordLogs);
+const logExporter = watch('logs', exporterFor('logs'), recordLogs);
 const loggerProvider = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: logExporter })] });
 const logger = loggerProvider.getLogger('js-test-logger', '0.3.0');
 

@@ -1,0 +1,743 @@
+/*
+ * exporterhelper.c - sending queue, retries and outcomes of the OTLP exporters (see
+ * exporterhelper.h).
+ *
+ * A request is in exactly one of three lists: `queue` (FIFO, waiting for a
+ * consumer slot), `sending` (an attempt is under way in the transport) or
+ * `waiting` (backing off, sorted by when its next attempt is due). A request in
+ * `sending` or `waiting` holds one of the num_consumers slots, as a collector
+ * consumer goroutine stays busy while its request backs off; so a backend that is
+ * down fills the queue, and the queue then pushes back to the pipeline.
+ *
+ * The helper's two timers (the earliest retry due, the shutdown deadline) are its
+ * own uv_timer_t rather than api->timer_start() ones, because the host closes an
+ * instance's timers when shutdown() returns, while retries and the deadline must
+ * outlive that call.
+ */
+#include "exporterhelper.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "google/rpc/status.pb-c.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "otlp_json.h"
+
+const char *const sy_xh_sizer_names[] = {"requests", "items", "bytes", NULL};
+const char *const sy_xh_compression_names[] = {"gzip", "zstd", "none", NULL};
+
+enum { WHERE_QUEUED = 0, WHERE_SENDING = 1, WHERE_WAITING = 2 };
+
+/* A doubly linked list of requests. */
+typedef struct req_list_s {
+    sy_xh_req_t *head, *tail;
+    size_t n;
+} req_list_t;
+
+struct sy_xh_s {
+    const sy_host_api_t *api;
+    sy_instance_t *inst;
+    const sy_xh_config_t *cfg;
+    const sy_xh_ops_t *ops;
+    void *ctx;
+    uv_loop_t *loop;
+
+    req_list_t queue;          /* waiting for a slot */
+    req_list_t sending;        /* an attempt under way: holds a slot */
+    req_list_t waiting;        /* backing off, earliest due first: holds a slot */
+    uint64_t queued;           /* queue use in units of the sizer */
+    uint64_t capacity;         /* queue_size, or 0 without a queue */
+    size_t consumers;          /* slots */
+    bool want_ready;           /* consume() said SY_EAGAIN: call api->ready() on room */
+    bool closing;              /* shutdown began */
+    uint64_t rng;              /* xorshift64 state for the jitter */
+    uv_timer_t retry_timer;    /* fires when waiting.head is due */
+    uv_timer_t deadline_timer; /* the shutdown deadline */
+    bool timers_open;
+    void (*drained)(void *arg);
+    void *drained_arg;
+
+    /* Drops from a full queue are logged at most once a second, with a count. */
+    uint64_t drops_unlogged;
+    uint64_t drop_log_ms;
+
+    sy_metric_t *m_queue_size;
+    sy_metric_t *m_queue_capacity;
+    sy_metric_t *m_enqueue_failed[3];
+    sy_metric_t *m_retries;
+};
+
+/* ---- configuration ------------------------------------------------------------ */
+
+int sy_xh_config_validate(const sy_xh_config_t *c, char *err, size_t err_len)
+{
+    if (c->timeout_ns < 0) {
+        snprintf(err, err_len, "'timeout' must not be negative");
+        return SY_EINVAL;
+    }
+    if (c->retry_enabled) {
+        if (c->initial_interval_ns <= 0 || c->max_interval_ns <= 0) {
+            snprintf(err, err_len,
+                     "'retry_on_failure.initial_interval' and 'max_interval' must be positive");
+            return SY_EINVAL;
+        }
+        if (c->max_elapsed_ns < 0) {
+            snprintf(err, err_len, "'retry_on_failure.max_elapsed_time' must not be negative");
+            return SY_EINVAL;
+        }
+        if (c->multiplier < 1.0 || c->multiplier > 1000.0) {
+            snprintf(err, err_len, "'retry_on_failure.multiplier' must be between 1 and 1000");
+            return SY_EINVAL;
+        }
+        if (c->randomization_factor < 0.0 || c->randomization_factor > 1.0) {
+            snprintf(err, err_len,
+                     "'retry_on_failure.randomization_factor' must be between 0 and 1");
+            return SY_EINVAL;
+        }
+    }
+    if (c->storage && *c->storage) {
+        snprintf(err, err_len,
+                 "'sending_queue.storage': a persistent sending queue is not implemented yet; "
+                 "remove the key to use the in-memory queue");
+        return SY_EINVAL;
+    }
+    if (c->queue_enabled) {
+        if (c->num_consumers < 1 || c->num_consumers > 10000) {
+            snprintf(err, err_len, "'sending_queue.num_consumers' must be between 1 and 10000");
+            return SY_EINVAL;
+        }
+        if (c->queue_size < 1) {
+            snprintf(err, err_len, "'sending_queue.queue_size' must be positive");
+            return SY_EINVAL;
+        }
+        if (c->sizer == SY_XH_SIZER_BYTES) {
+            snprintf(err, err_len,
+                     "'sending_queue.sizer': bytes is not supported yet (use requests or items)");
+            return SY_EINVAL;
+        }
+    }
+    return SY_OK;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int signal_index(sy_signal_t s)
+{
+    return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
+}
+
+const char *sy_xh_item_name(sy_signal_t signal)
+{
+    static const char *const names[3] = {"spans", "metric data points", "log records"};
+    return names[signal_index(signal)];
+}
+
+static void list_push(req_list_t *l, sy_xh_req_t *r)
+{
+    r->next = NULL;
+    r->prev = l->tail;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->n++;
+}
+
+static void list_remove(req_list_t *l, sy_xh_req_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
+    r->prev = r->next = NULL;
+    l->n--;
+}
+
+static uint64_t req_size(const sy_xh_t *xh, const sy_xh_req_t *r)
+{
+    return xh->cfg->sizer == SY_XH_SIZER_ITEMS ? r->items : 1;
+}
+
+static uint64_t now_ms(sy_xh_t *xh)
+{
+    uv_update_time(xh->loop);
+    return uv_now(xh->loop);
+}
+
+/* A uniform double in [0, 1) from the instance's own xorshift64 state. */
+static double rand_unit(sy_xh_t *xh)
+{
+    uint64_t x = xh->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    xh->rng = x;
+    return (double)(x >> 11) / 9007199254740992.0;
+}
+
+static size_t slots_used(const sy_xh_t *xh)
+{
+    return xh->sending.n + xh->waiting.n;
+}
+
+static req_list_t *list_of(sy_xh_t *xh, const sy_xh_req_t *r)
+{
+    return r->where == WHERE_QUEUED    ? &xh->queue
+           : r->where == WHERE_SENDING ? &xh->sending
+                                       : &xh->waiting;
+}
+
+static void update_queue_gauge(sy_xh_t *xh)
+{
+    if (xh->m_queue_size) xh->api->metric_set(xh->m_queue_size, (int64_t)xh->queued);
+}
+
+/* ---- the life of a request ------------------------------------------------------- */
+
+static void dispatch(sy_xh_t *xh);
+static void check_drained(sy_xh_t *xh);
+static void on_retry_due(uv_timer_t *t);
+
+/* The helper is done with a request: report, release, free the slot. */
+static void finish(sy_xh_t *xh, sy_xh_req_t *r, uint64_t sent, uint64_t failed)
+{
+    list_remove(list_of(xh, r), r);
+    if (sent) xh->api->exporter_outcome(xh->inst, r->signal, sent, true);
+    if (failed) xh->api->exporter_outcome(xh->inst, r->signal, failed, false);
+    xh->ops->req_free(xh->ctx, r);
+    xh->api->batch_release(r->batch);
+    free(r);
+}
+
+/* Moves `r` (already out of its list) into `sending` and starts an attempt. */
+static void start_attempt(sy_xh_t *xh, sy_xh_req_t *r)
+{
+    r->where = WHERE_SENDING;
+    list_push(&xh->sending, r);
+    r->attempts++;
+    if (r->attempts == 1) r->first_attempt_ms = now_ms(xh);
+    if (xh->ops->send(xh->ctx, r) < 0) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "Exporting failed. Dropping data. (%" PRIu64 " %s: the request could not be made)",
+               r->items, sy_xh_item_name(r->signal));
+        finish(xh, r, 0, r->items);
+    }
+}
+
+static void arm_retry_timer(sy_xh_t *xh)
+{
+    if (!xh->timers_open) return;
+    if (!xh->waiting.head) {
+        uv_timer_stop(&xh->retry_timer);
+        return;
+    }
+    uint64_t now = now_ms(xh), due = xh->waiting.head->due_ms;
+    uv_timer_start(&xh->retry_timer, on_retry_due, due > now ? due - now : 0, 0);
+}
+
+/* Starts every request whose back-off is over. */
+static void on_retry_due(uv_timer_t *t)
+{
+    sy_xh_t *xh = t->data;
+    uint64_t now = now_ms(xh);
+    while (xh->waiting.head && xh->waiting.head->due_ms <= now) {
+        sy_xh_req_t *r = xh->waiting.head;
+        list_remove(&xh->waiting, r);
+        start_attempt(xh, r);
+    }
+    arm_retry_timer(xh);
+    check_drained(xh);
+}
+
+/* Puts `r` (out of its list) into `waiting`, kept sorted by due time. */
+static void wait_until(sy_xh_t *xh, sy_xh_req_t *r, uint64_t due)
+{
+    r->where = WHERE_WAITING;
+    r->due_ms = due;
+    sy_xh_req_t *after = xh->waiting.tail;
+    while (after && after->due_ms > due)
+        after = after->prev;
+    if (!after) {
+        r->prev = NULL;
+        r->next = xh->waiting.head;
+        if (xh->waiting.head)
+            xh->waiting.head->prev = r;
+        else
+            xh->waiting.tail = r;
+        xh->waiting.head = r;
+        xh->waiting.n++;
+    } else if (after == xh->waiting.tail) {
+        list_push(&xh->waiting, r);
+    } else {
+        r->prev = after;
+        r->next = after->next;
+        after->next->prev = r;
+        after->next = r;
+        xh->waiting.n++;
+    }
+    if (xh->waiting.head == r) arm_retry_timer(xh);
+}
+
+/* Starts queued requests while slots are free; tells the host there is room. */
+static void dispatch(sy_xh_t *xh)
+{
+    bool freed = false;
+    while (xh->queue.head && slots_used(xh) < xh->consumers) {
+        sy_xh_req_t *r = xh->queue.head;
+        list_remove(&xh->queue, r);
+        xh->queued -= req_size(xh, r);
+        freed = true;
+        start_attempt(xh, r);
+    }
+    if (freed) update_queue_gauge(xh);
+    /* Without a queue, room means a free slot; with one, room in the queue. */
+    bool room = xh->capacity ? xh->queued < xh->capacity : slots_used(xh) < xh->consumers;
+    if (xh->want_ready && room && !xh->closing) {
+        xh->want_ready = false;
+        xh->api->ready(xh->inst);
+    }
+}
+
+/* The wait before the next retry, advancing the back-off interval: a random value in
+ * [i*(1-f), i*(1+f)], then i = min(i*multiplier, max_interval), as the collector's
+ * exponential back-off does. */
+static uint64_t next_backoff_ms(sy_xh_t *xh, sy_xh_req_t *r)
+{
+    const sy_xh_config_t *c = xh->cfg;
+    uint64_t max_ms = (uint64_t)(c->max_interval_ns / 1000000);
+    if (r->interval_ms == 0) r->interval_ms = (uint64_t)(c->initial_interval_ns / 1000000);
+    if (r->interval_ms == 0) r->interval_ms = 1;
+    double i = (double)r->interval_ms;
+    double f = c->randomization_factor;
+    double wait = i - f * i + rand_unit(xh) * (2.0 * f * i);
+    double next = i * c->multiplier;
+    r->interval_ms = next > (double)max_ms ? max_ms : (uint64_t)next;
+    return wait < 1.0 ? 1 : (uint64_t)wait;
+}
+
+void *sy_xh_req_ctx(const sy_xh_req_t *req)
+{
+    return req->owner->ctx;
+}
+
+void sy_xh_attempt_done(sy_xh_req_t *r, const sy_xh_result_t *res)
+{
+    sy_xh_t *xh = r->owner;
+    const sy_xh_config_t *c = xh->cfg;
+    const char *what = sy_xh_item_name(r->signal);
+
+    if (res->verdict == SY_XH_SENT) {
+        uint64_t rejected = res->rejected > r->items ? r->items : res->rejected;
+        if (rejected || res->message[0])
+            SY_LOG(xh->api, xh->inst, SY_LOG_WARN,
+                   "Partial success response: %" PRIu64 " of %" PRIu64 " %s rejected: %s", rejected,
+                   r->items, what, res->message[0] ? res->message : "(no message)");
+        finish(xh, r, r->items - rejected, rejected);
+    } else if (res->verdict == SY_XH_PERMANENT) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "Exporting failed. The error is not retryable. Dropping data. "
+               "(%s; dropped %" PRIu64 " %s)",
+               res->message, r->items, what);
+        finish(xh, r, 0, r->items);
+    } else if (!c->retry_enabled || xh->closing) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "Exporting failed. Dropping data. (%s; %s; dropped %" PRIu64 " %s)", res->message,
+               xh->closing ? "shutting down" : "retry_on_failure is disabled", r->items, what);
+        finish(xh, r, 0, r->items);
+    } else {
+        uint64_t wait = next_backoff_ms(xh, r);
+        if (res->retry_after_ms >= 0 && (uint64_t)res->retry_after_ms > wait)
+            wait = (uint64_t)res->retry_after_ms;
+        uint64_t now = now_ms(xh);
+        uint64_t elapsed = now - r->first_attempt_ms;
+        uint64_t max_elapsed = (uint64_t)(c->max_elapsed_ns / 1000000);
+        if (max_elapsed && elapsed + wait > max_elapsed) {
+            SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+                   "Exporting failed. No more retries left. Dropping data. (%s; %u attempts "
+                   "in %" PRIu64 " ms; dropped %" PRIu64 " %s)",
+                   res->message, r->attempts, elapsed, r->items, what);
+            finish(xh, r, 0, r->items);
+        } else {
+            list_remove(&xh->sending, r);
+            wait_until(xh, r, now + wait);
+            if (xh->m_retries) xh->api->metric_add(xh->m_retries, 1);
+            SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
+                   "Exporting failed. Will retry the request after interval. (%s; "
+                   "interval %" PRIu64 " ms; %" PRIu64 " %s)",
+                   res->message, wait, r->items, what);
+        }
+    }
+    dispatch(xh);
+    check_drained(xh);
+}
+
+/* ---- the queue ------------------------------------------------------------------ */
+
+sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_config_t *cfg,
+                   const sy_xh_ops_t *ops, void *ctx, char *err, size_t err_len)
+{
+    sy_xh_t *xh = calloc(1, sizeof(*xh));
+    if (!xh) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    xh->api = api;
+    xh->inst = inst;
+    xh->cfg = cfg;
+    xh->ops = ops;
+    xh->ctx = ctx;
+    xh->loop = api->loop(inst);
+    xh->capacity = cfg->queue_enabled ? (uint64_t)cfg->queue_size : 0;
+    xh->consumers = cfg->queue_enabled ? (size_t)cfg->num_consumers : 1;
+    xh->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)xh ^ 0x9e3779b97f4a7c15ull;
+    if (!xh->rng) xh->rng = 1;
+    xh->m_queue_size = api->metric_register(inst, "exporter_queue_size",
+                                            "Current size of the sending queue, in units of "
+                                            "its sizer.",
+                                            SY_METRIC_GAUGE);
+    xh->m_queue_capacity = api->metric_register(inst, "exporter_queue_capacity",
+                                                "Capacity of the sending queue.", SY_METRIC_GAUGE);
+    if (xh->m_queue_capacity) api->metric_set(xh->m_queue_capacity, (int64_t)xh->capacity);
+    static const char *const enq[3] = {"exporter_enqueue_failed_spans",
+                                       "exporter_enqueue_failed_metric_points",
+                                       "exporter_enqueue_failed_log_records"};
+    static const sy_signal_t sigs[3] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS, SY_SIGNAL_LOGS};
+    for (int i = 0; i < 3; i++)
+        if (api->signals(inst) & sigs[i])
+            xh->m_enqueue_failed[i] =
+                api->metric_register(inst, enq[i],
+                                     "Items dropped because the sending queue was full "
+                                     "(block_on_overflow: false).",
+                                     SY_METRIC_COUNTER);
+    xh->m_retries = api->metric_register(inst, "exporter_retries",
+                                         "Export attempts that failed and were scheduled "
+                                         "again.",
+                                         SY_METRIC_COUNTER);
+    return xh;
+}
+
+static void count_drop(sy_xh_t *xh, sy_signal_t signal, uint64_t items)
+{
+    sy_metric_t *m = xh->m_enqueue_failed[signal_index(signal)];
+    if (m) xh->api->metric_add(m, (int64_t)items);
+    xh->api->exporter_outcome(xh->inst, signal, items, false);
+    xh->drops_unlogged += items;
+    uint64_t now = now_ms(xh);
+    if (now - xh->drop_log_ms >= 1000 || xh->drop_log_ms == 0) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_WARN,
+               "Dropping data because sending_queue is full (block_on_overflow: false): %" PRIu64
+               " items dropped since the last message",
+               xh->drops_unlogged);
+        xh->drops_unlogged = 0;
+        xh->drop_log_ms = now;
+    }
+}
+
+int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch)
+{
+    if (xh->closing) return SY_ECLOSED;
+    sy_batch_info_t info;
+    xh->api->batch_info(batch, &info);
+    uint64_t size = xh->cfg->sizer == SY_XH_SIZER_ITEMS ? info.items : 1;
+    bool full;
+    if (!xh->capacity)
+        full = slots_used(xh) >= xh->consumers;
+    else
+        /* A request larger than the whole queue is taken when the queue is empty,
+         * so that it is never refused for ever. */
+        full = xh->queued && xh->queued + size > xh->capacity;
+    if (full) {
+        if (xh->capacity && xh->cfg->block_on_overflow_set && !xh->cfg->block_on_overflow) {
+            count_drop(xh, info.signal, info.items);
+            xh->api->batch_release(batch);
+            return SY_OK;
+        }
+        xh->want_ready = true;
+        return SY_EAGAIN;
+    }
+    sy_xh_req_t *r = calloc(1, sizeof(*r));
+    if (!r) return SY_ENOMEM;
+    r->batch = batch;
+    r->signal = info.signal;
+    r->items = info.items;
+    r->bytes = info.bytes;
+    r->owner = xh;
+    r->where = WHERE_QUEUED;
+    list_push(&xh->queue, r);
+    xh->queued += size;
+    update_queue_gauge(xh);
+    dispatch(xh);
+    return SY_OK;
+}
+
+/* ---- start and shutdown -------------------------------------------------------------- */
+
+int sy_xh_start(sy_xh_t *xh)
+{
+    if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) return SY_ERROR;
+    if (uv_timer_init(xh->loop, &xh->deadline_timer) != 0) {
+        uv_close((uv_handle_t *)&xh->retry_timer, NULL);
+        return SY_ERROR;
+    }
+    xh->retry_timer.data = xh->deadline_timer.data = xh;
+    xh->timers_open = true;
+    return SY_OK;
+}
+
+static void check_drained(sy_xh_t *xh)
+{
+    if (!xh->closing || !xh->drained || xh->queue.n || slots_used(xh)) return;
+    if (xh->timers_open) {
+        /* The struct outlives the close callbacks: it is freed in destroy(), after the
+         * host has run the loop until every handle is closed. */
+        uv_close((uv_handle_t *)&xh->retry_timer, NULL);
+        uv_close((uv_handle_t *)&xh->deadline_timer, NULL);
+        xh->timers_open = false;
+    }
+    void (*drained)(void *) = xh->drained;
+    xh->drained = NULL;
+    drained(xh->drained_arg);
+}
+
+/* Gives up whatever is left: aborts attempts, counts everything as failed. Returns
+ * the items given up. */
+static uint64_t give_up_all(sy_xh_t *xh)
+{
+    uint64_t lost = 0;
+    req_list_t *lists[3] = {&xh->sending, &xh->waiting, &xh->queue};
+    for (int i = 0; i < 3; i++)
+        while (lists[i]->head) {
+            sy_xh_req_t *r = lists[i]->head;
+            if (r->where == WHERE_SENDING) xh->ops->abort(xh->ctx, r);
+            lost += r->items;
+            finish(xh, r, 0, r->items);
+        }
+    xh->queued = 0;
+    update_queue_gauge(xh);
+    return lost;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    sy_xh_t *xh = t->data;
+    uint64_t lost = give_up_all(xh);
+    if (lost)
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "Shutdown deadline passed: %" PRIu64 " items still queued or in flight are "
+               "counted as failed",
+               lost);
+    check_drained(xh);
+}
+
+void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg)
+{
+    xh->closing = true;
+    xh->drained = drained;
+    xh->drained_arg = arg;
+    if (!xh->timers_open) {
+        /* Never started: nothing was ever sent. */
+        give_up_all(xh);
+        check_drained(xh);
+        return;
+    }
+    /* Requests backing off get one last attempt now rather than after their wait. */
+    while (xh->waiting.head) {
+        sy_xh_req_t *r = xh->waiting.head;
+        list_remove(&xh->waiting, r);
+        start_attempt(xh, r);
+    }
+    uv_timer_stop(&xh->retry_timer);
+    if (xh->queue.n || slots_used(xh))
+        uv_timer_start(&xh->deadline_timer, on_deadline, deadline_ms, 0);
+    check_drained(xh);
+}
+
+void sy_xh_free(sy_xh_t *xh)
+{
+    if (!xh) return;
+    /* Normally empty by now (drained); anything left is released and counted as
+     * failed, so that nothing leaks. */
+    give_up_all(xh);
+    free(xh);
+}
+
+/* ---- compression ------------------------------------------------------------------ */
+
+static int gzip_into(const uint8_t *in, size_t len, size_t prefix, uint8_t **out, size_t *out_len)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    /* 15 window bits + 16: a gzip header and trailer rather than zlib's. */
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return SY_ENOMEM;
+    size_t cap = prefix + deflateBound(&zs, (uLong)len) + 32;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        deflateEnd(&zs);
+        return SY_ENOMEM;
+    }
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = buf + prefix;
+    zs.avail_out = (uInt)(cap - prefix);
+    int rc = deflate(&zs, Z_FINISH);
+    size_t produced = cap - prefix - zs.avail_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return SY_ENOMEM;
+    }
+    *out = buf;
+    *out_len = prefix + produced;
+    return SY_OK;
+}
+
+int sy_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
+                   size_t *out_len)
+{
+    if (len > UINT32_MAX) return SY_ENOMEM;
+    if (compression == SY_XH_COMPRESS_GZIP) return gzip_into(in, len, prefix, out, out_len);
+    if (compression != SY_XH_COMPRESS_ZSTD) return SY_EINVAL;
+    size_t cap = prefix + ZSTD_compressBound(len);
+    uint8_t *buf = malloc(cap);
+    if (!buf) return SY_ENOMEM;
+    size_t n = ZSTD_compress(buf + prefix, cap - prefix, in, len, 1);
+    if (ZSTD_isError(n)) {
+        free(buf);
+        return SY_ENOMEM;
+    }
+    *out = buf;
+    *out_len = prefix + n;
+    return SY_OK;
+}
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+/* An allocator for the JSON decoder that remembers every block, so that one call
+ * frees them all (the decoder never frees piecewise). Bounded to 8 MiB in all. */
+typedef struct track_s {
+    void *blocks;
+    size_t total;
+} track_t;
+
+static void *track_alloc(void *data, size_t size)
+{
+    track_t *t = data;
+    if (size > (8u << 20) || t->total + size > (8u << 20)) return NULL;
+    void **b = malloc(16 + size);
+    if (!b) return NULL;
+    *b = t->blocks;
+    t->blocks = b;
+    t->total += size;
+    return (uint8_t *)b + 16;
+}
+
+static void track_free_one(void *data, void *ptr)
+{
+    (void)data;
+    (void)ptr; /* everything goes at once in track_free_all() */
+}
+
+static void track_free_all(track_t *t)
+{
+    while (t->blocks) {
+        void **b = t->blocks;
+        t->blocks = *b;
+        free(b);
+    }
+}
+
+/* Decodes `body` as message `desc` (protobuf or OTLP/JSON) with the tracking
+ * allocator. NULL if it does not decode. */
+static ProtobufCMessage *decode_any(const ProtobufCMessageDescriptor *desc, const uint8_t *body,
+                                    size_t len, bool json, track_t *t)
+{
+    ProtobufCAllocator a = {.alloc = track_alloc, .free = track_free_one, .allocator_data = t};
+    if (!json) return protobuf_c_message_unpack(desc, &a, len, body);
+    char err[64];
+    return sy_otlp_json_decode(desc, body, len, &a, err, sizeof(err));
+}
+
+static void copy_message(char *msg, size_t msg_len, const char *s)
+{
+    if (!msg_len) return;
+    snprintf(msg, msg_len, "%s", s ? s : "");
+}
+
+int sy_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
+                          uint64_t *rejected, char *msg, size_t msg_len)
+{
+    *rejected = 0;
+    copy_message(msg, msg_len, "");
+    if (len == 0) return SY_OK;
+    const ProtobufCMessageDescriptor *desc =
+        signal == SY_SIGNAL_TRACES
+            ? &opentelemetry__proto__collector__trace__v1__export_trace_service_response__descriptor
+        : signal == SY_SIGNAL_METRICS
+            ? &opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__descriptor
+            : &opentelemetry__proto__collector__logs__v1__export_logs_service_response__descriptor;
+    track_t t = {0};
+    ProtobufCMessage *m = decode_any(desc, body, len, json, &t);
+    if (!m) {
+        track_free_all(&t);
+        return SY_EINVAL;
+    }
+    if (signal == SY_SIGNAL_TRACES) {
+        Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            *rejected = (uint64_t)r->partial_success->rejected_spans;
+            copy_message(msg, msg_len, r->partial_success->error_message);
+        }
+    } else if (signal == SY_SIGNAL_METRICS) {
+        Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            *rejected = (uint64_t)r->partial_success->rejected_data_points;
+            copy_message(msg, msg_len, r->partial_success->error_message);
+        }
+    } else {
+        Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            *rejected = (uint64_t)r->partial_success->rejected_log_records;
+            copy_message(msg, msg_len, r->partial_success->error_message);
+        }
+    }
+    track_free_all(&t);
+    return SY_OK;
+}
+
+/* The body's first bytes with anything unprintable replaced, for a log line. */
+static void printable(const uint8_t *body, size_t len, char *msg, size_t msg_len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < msg_len && n < 200; i++)
+        msg[n++] = body[i] >= 0x20 && body[i] < 0x7f ? (char)body[i] : '.';
+    msg[n] = '\0';
+}
+
+void sy_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len)
+{
+    copy_message(msg, msg_len, "");
+    if (!len) return;
+    track_t t = {0};
+    Google__Rpc__Status *st =
+        (void *)decode_any(&google__rpc__status__descriptor, body, len, json, &t);
+    if (!st || !st->message || !*st->message)
+        printable(body, len, msg, msg_len);
+    else
+        copy_message(msg, msg_len, st->message);
+    track_free_all(&t);
+}

@@ -1,0 +1,279 @@
+/*
+ * exporterhelper.h - what the OTLP exporters share, as the collector's
+ * exporterhelper defines it: `timeout`, `retry_on_failure` (exponential back-off
+ * with randomization, Retry-After / RetryInfo honoured, max_elapsed_time) and
+ * `sending_queue` (queue_size, num_consumers, sizer requests|items,
+ * block_on_overflow), independent of the transport.
+ *
+ * A plugin embeds sy_xh_config_t in its configuration struct and lists its fields
+ * with SY_XH_CONFIG_FIELDS(); it makes one sy_xh_t in create() and hands every batch
+ * to sy_xh_consume(). The helper queues requests, starts at most num_consumers at a
+ * time through ops->send(), waits and retries as the transport's verdict says, and
+ * reports each batch's outcome with api->exporter_outcome() (the plugin sets
+ * SY_PLUGIN_REPORTS_OUTCOME). Everything runs on the instance's loop thread.
+ *
+ * Deliberate difference from the collector: a full sending queue pushes back to
+ * the pipeline (consume returns SY_EAGAIN and the helper calls api->ready() when
+ * there is room), unless `block_on_overflow: false` is written explicitly, which
+ * drops and counts as the collector does by default.
+ */
+#ifndef SY_EXPORTERHELPER_H
+#define SY_EXPORTERHELPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <switchyard/plugin.h>
+
+enum { SY_XH_SIZER_REQUESTS = 0, SY_XH_SIZER_ITEMS = 1, SY_XH_SIZER_BYTES = 2 };
+
+/* The helper's part of a plugin's configuration, filled by the host from the
+ * fields of SY_XH_CONFIG_FIELDS(). */
+typedef struct sy_xh_config_s {
+    int64_t timeout_ns;
+    bool retry_enabled;
+    int64_t initial_interval_ns;
+    int64_t max_interval_ns;
+    int64_t max_elapsed_ns; /* 0: retry for ever */
+    double multiplier;
+    double randomization_factor;
+    bool queue_enabled;
+    int64_t num_consumers;
+    int64_t queue_size;
+    int sizer;                  /* SY_XH_SIZER_* */
+    bool block_on_overflow;     /* value, default true here (see above) */
+    bool block_on_overflow_set; /* the key was written */
+    char *storage;              /* persistent queue: refused, not implemented yet */
+} sy_xh_config_t;
+
+extern const char *const sy_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
+
+/* The field table entries for a sy_xh_config_t member `m` of config type `T`. */
+#define SY_XH_CONFIG_FIELDS(T, m)                                                                 \
+    {.name = "timeout",                                                                           \
+     .type = SY_CFG_DURATION,                                                                     \
+     .offset = offsetof(T, m.timeout_ns),                                                         \
+     .default_value = "5s",                                                                       \
+     .description = "Time one export attempt may take."},                                         \
+        {.name = "retry_on_failure.enabled",                                                      \
+         .type = SY_CFG_BOOL,                                                                     \
+         .offset = offsetof(T, m.retry_enabled),                                                  \
+         .default_value = "true",                                                                 \
+         .description = "Retry failures that the OTLP specification calls retryable."},           \
+        {.name = "retry_on_failure.initial_interval",                                             \
+         .type = SY_CFG_DURATION,                                                                 \
+         .offset = offsetof(T, m.initial_interval_ns),                                            \
+         .default_value = "5s",                                                                   \
+         .description = "Wait before the first retry."},                                          \
+        {.name = "retry_on_failure.max_interval",                                                 \
+         .type = SY_CFG_DURATION,                                                                 \
+         .offset = offsetof(T, m.max_interval_ns),                                                \
+         .default_value = "30s",                                                                  \
+         .description = "Upper bound of the wait between retries."},                              \
+        {.name = "retry_on_failure.max_elapsed_time",                                             \
+         .type = SY_CFG_DURATION,                                                                 \
+         .offset = offsetof(T, m.max_elapsed_ns),                                                 \
+         .default_value = "300s",                                                                 \
+         .description = "Give a request up when its next attempt would start later than "         \
+                        "this after its first (0: never give up)."},                              \
+        {.name = "retry_on_failure.multiplier",                                                   \
+         .type = SY_CFG_DOUBLE,                                                                   \
+         .offset = offsetof(T, m.multiplier),                                                     \
+         .default_value = "1.5",                                                                  \
+         .description = "Factor by which the wait grows after each retry."},                      \
+        {.name = "retry_on_failure.randomization_factor",                                         \
+         .type = SY_CFG_DOUBLE,                                                                   \
+         .offset = offsetof(T, m.randomization_factor),                                           \
+         .default_value = "0.5",                                                                  \
+         .description = "Each wait is drawn from [wait*(1-f), wait*(1+f)]."},                     \
+        {.name = "sending_queue.enabled",                                                         \
+         .type = SY_CFG_BOOL,                                                                     \
+         .offset = offsetof(T, m.queue_enabled),                                                  \
+         .default_value = "true",                                                                 \
+         .description = "Queue requests in memory and send several at once."},                    \
+        {.name = "sending_queue.num_consumers",                                                   \
+         .type = SY_CFG_INT,                                                                      \
+         .offset = offsetof(T, m.num_consumers),                                                  \
+         .default_value = "10",                                                                   \
+         .description = "Requests in flight at once (waiting to retry included)."},               \
+        {.name = "sending_queue.queue_size",                                                      \
+         .type = SY_CFG_INT,                                                                      \
+         .offset = offsetof(T, m.queue_size),                                                     \
+         .default_value = "1000",                                                                 \
+         .description = "Capacity of the queue, in units of the sizer."},                         \
+        {.name = "sending_queue.sizer",                                                           \
+         .type = SY_CFG_ENUM,                                                                     \
+         .offset = offsetof(T, m.sizer),                                                          \
+         .default_value = "requests",                                                             \
+         .enum_values = sy_xh_sizer_names,                                                        \
+         .description = "What queue_size counts: requests or items (spans, data points, log "     \
+                        "records)."},                                                             \
+        {.name = "sending_queue.block_on_overflow",                                               \
+         .type = SY_CFG_BOOL,                                                                     \
+         .offset = offsetof(T, m.block_on_overflow),                                              \
+         .default_value = "true",                                                                 \
+         .description = "When the queue is full, push back to the pipeline (true, the "           \
+                        "default here) or drop and count (false, the collector's default)."},     \
+        {.name = "sending_queue.block_on_overflow",                                               \
+         .type = SY_CFG_PRESENT,                                                                  \
+         .offset = offsetof(T, m.block_on_overflow_set),                                          \
+         .description = "(whether block_on_overflow was written)"},                               \
+    {                                                                                             \
+        .name = "sending_queue.storage", .type = SY_CFG_STRING, .offset = offsetof(T, m.storage), \
+        .description = "Persistent queue storage extension: not implemented yet; must be unset."  \
+    }
+
+/* The field table entries of the collector's client `tls` block, for a
+ * sy_tls_client_t (curl_uv.h) member `m` of config type `T`. */
+#define SY_XH_TLS_FIELDS(T, m)                                                              \
+    {.name = "tls.insecure",                                                                \
+     .type = SY_CFG_BOOL,                                                                   \
+     .offset = offsetof(T, m.insecure),                                                     \
+     .default_value = "false",                                                              \
+     .description = "gRPC: plaintext HTTP/2 (h2c) instead of TLS. An http:// endpoint is "  \
+                    "plaintext anyway."},                                                   \
+        {.name = "tls.ca_file",                                                             \
+         .type = SY_CFG_STRING,                                                             \
+         .offset = offsetof(T, m.ca_file),                                                  \
+         .description = "CA certificates (PEM) that verify the server."},                   \
+        {.name = "tls.cert_file",                                                           \
+         .type = SY_CFG_STRING,                                                             \
+         .offset = offsetof(T, m.cert_file),                                                \
+         .description = "Client certificate (PEM), for mutual TLS."},                       \
+        {.name = "tls.key_file",                                                            \
+         .type = SY_CFG_STRING,                                                             \
+         .offset = offsetof(T, m.key_file),                                                 \
+         .description = "Client private key (PEM), for mutual TLS."},                       \
+        {.name = "tls.insecure_skip_verify",                                                \
+         .type = SY_CFG_BOOL,                                                               \
+         .offset = offsetof(T, m.insecure_skip_verify),                                     \
+         .default_value = "false",                                                          \
+         .description = "Do not verify the server's certificate or name."},                 \
+    {                                                                                       \
+        .name = "tls.server_name_override", .type = SY_CFG_STRING,                          \
+        .offset = offsetof(T, m.server_name_override),                                      \
+        .description = "Name to verify the server's certificate against (also sent as SNI " \
+                       "and :authority)."                                                   \
+    }
+
+/* Checks ranges and combinations of a sy_xh_config_t; SY_EINVAL with a sentence. */
+int sy_xh_config_validate(const sy_xh_config_t *cfg, char *err, size_t err_len);
+
+typedef struct sy_xh_s sy_xh_t;
+
+/* One request: one batch on its way to the backend, through its attempts. The
+ * transport may keep its own per-request state in `transport`. */
+typedef struct sy_xh_req_s sy_xh_req_t;
+struct sy_xh_req_s {
+    sy_batch_t *batch; /* the helper's reference */
+    sy_signal_t signal;
+    uint64_t items;
+    uint64_t bytes;
+    void *transport; /* the transport's, freed by ops->req_free() */
+    /* The helper's own fields below. */
+    sy_xh_t *owner;
+    sy_xh_req_t *prev, *next;
+    uint64_t first_attempt_ms;
+    uint64_t interval_ms; /* the current back-off interval, before randomization */
+    uint64_t due_ms;      /* waiting: when the next attempt starts (loop time) */
+    unsigned attempts;
+    int where; /* queued, sending, waiting to retry */
+};
+
+/* What one attempt came to. */
+typedef enum sy_xh_verdict_e {
+    SY_XH_SENT = 0,      /* delivered (maybe partially: see rejected) */
+    SY_XH_RETRYABLE = 1, /* the OTLP specification says retry */
+    SY_XH_PERMANENT = 2, /* do not retry: drop, log and count */
+} sy_xh_verdict_t;
+
+typedef struct sy_xh_result_s {
+    sy_xh_verdict_t verdict;
+    int64_t retry_after_ms; /* a delay the server asked for (Retry-After, RetryInfo); <0: none */
+    uint64_t rejected;      /* partial success: items the backend refused */
+    char message[512];      /* why, for the log line */
+} sy_xh_result_t;
+
+/* The transport. All three are called on the loop thread. */
+typedef struct sy_xh_ops_s {
+    /* Starts one attempt of `req`; reports it later with sy_xh_attempt_done(), never
+     * from inside this call. A negative return fails the request permanently
+     * (the transport has logged why). */
+    int (*send)(void *ctx, sy_xh_req_t *req);
+    /* Stops an attempt under way without reporting it (shutdown deadline). */
+    void (*abort)(void *ctx, sy_xh_req_t *req);
+    /* The helper is done with `req`: free req->transport. */
+    void (*req_free)(void *ctx, sy_xh_req_t *req);
+} sy_xh_ops_t;
+
+/*
+ * Makes the helper of one exporter instance. `cfg` must outlive it. Registers the
+ * queue metrics (exporter_queue_size, exporter_queue_capacity,
+ * exporter_enqueue_failed_*, exporter_retries). Returns NULL with a sentence in err.
+ */
+sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_config_t *cfg,
+                   const sy_xh_ops_t *ops, void *ctx, char *err, size_t err_len);
+
+/* Opens the helper's timers on the loop (the plugin's start()). Returns 0 or
+ * SY_ERROR. */
+int sy_xh_start(sy_xh_t *xh);
+
+/*
+ * Takes one batch (the plugin's consume()). SY_OK: the reference is the helper's
+ * (queued, or dropped and counted when the queue is full and configured to drop).
+ * SY_EAGAIN: the queue is full; the helper calls api->ready() when there is room.
+ * SY_ECLOSED: shutting down.
+ */
+int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch);
+
+/* The transport's ctx given to sy_xh_new(), for a request's callbacks. */
+void *sy_xh_req_ctx(const sy_xh_req_t *req);
+
+/* Reports the end of one attempt started by ops->send(). */
+void sy_xh_attempt_done(sy_xh_req_t *req, const sy_xh_result_t *result);
+
+/*
+ * Begins stopping: takes nothing new, gives requests waiting to retry one last
+ * attempt now, sends what is queued, and after `deadline_ms` aborts what is still
+ * under way and counts it, with the queue's rest, as failed. Once nothing is left it
+ * closes its timers and calls drained(arg) (possibly from inside this call); the
+ * transport then closes its handles.
+ */
+void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg);
+
+/* Frees the helper (after drained was called). */
+void sy_xh_free(sy_xh_t *xh);
+
+/* ---- OTLP pieces both exporters use -------------------------------------------- */
+
+enum { SY_XH_COMPRESS_GZIP = 0, SY_XH_COMPRESS_ZSTD = 1, SY_XH_COMPRESS_NONE = 2 };
+extern const char *const sy_xh_compression_names[]; /* "gzip", "zstd", "none", NULL */
+
+/*
+ * Compresses in[0..len) with `compression` (SY_XH_COMPRESS_GZIP or _ZSTD) into a
+ * malloc() buffer that starts with `prefix` uninitialised bytes (room for a gRPC
+ * frame header). Returns 0 with *out / *out_len (prefix included), or SY_ENOMEM.
+ */
+int sy_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
+                   size_t *out_len);
+
+/* The name of a signal's items, for log lines ("spans"). */
+const char *sy_xh_item_name(sy_signal_t signal);
+
+/*
+ * Reads partial_success from an Export{Trace,Metrics,Logs}ServiceResponse of
+ * `signal`, encoded as protobuf (json false) or OTLP/JSON. Sets *rejected and copies
+ * its error_message into msg. An empty body is a full success. Returns 0, or
+ * SY_EINVAL when the body does not decode (the caller treats the export as done).
+ */
+int sy_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
+                          uint64_t *rejected, char *msg, size_t msg_len);
+
+/*
+ * The message of a google.rpc.Status in protobuf (json false) or JSON, for log lines
+ * about refused requests; when it does not decode, the body's first printable bytes.
+ */
+void sy_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len);
+
+#endif

@@ -1,0 +1,555 @@
+/*
+ * otlp_grpc.c - the `otlp` exporter (also built as `otlp_grpc`, the collector's
+ * name since v0.144): unary gRPC Export calls of the OTLP collector services.
+ *
+ * gRPC is spoken through libcurl (core/common/curl_uv.c) rather than a gRPC
+ * library: HTTP/2 (prior knowledge on plaintext, ALPN on TLS), POST
+ * /opentelemetry.proto.collector.<signal>.v1.<Service>/Export with
+ * `content-type: application/grpc` and `te: trailers`, the request as one
+ * length-prefixed message (1 byte compressed flag, 4 bytes big-endian length), and
+ * the status read from the trailers (`grpc-status`, `grpc-message`,
+ * `grpc-status-details-bin`), which curl hands to the header callback after the
+ * body. Concurrent calls are multiplexed as streams over one connection. See the
+ * README for why curl and not nghttp2 directly.
+ *
+ * Status handling as the OTLP specification says: OK is success (partial_success
+ * logged, rejected items counted as failed); CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+ * OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retried, RESOURCE_EXHAUSTED only when
+ * the status carries a google.rpc.RetryInfo (whose delay is honoured); everything
+ * else is permanent. A connection that cannot be made is retried.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <switchyard/plugin.h>
+
+#include "curl_uv.h"
+#include "exporterhelper.h"
+#include "grpc_frame.h"
+
+#ifndef OTLP_GRPC_TYPE
+#define OTLP_GRPC_TYPE "otlp"
+#endif
+
+typedef struct otlp_config_s {
+    char *endpoint;
+    sy_cfg_strmap_t headers;
+    int compression;
+    char *authority;
+    int64_t keepalive_time_ns;
+    int64_t keepalive_timeout_ns;
+    bool keepalive_permit_without_stream;
+    bool wait_for_ready;
+    char *balancer_name;
+    sy_tls_client_t tls;
+    sy_xh_config_t xh;
+} otlp_config_t;
+
+static const sy_config_field_t otlp_fields[] = {
+    {.name = "endpoint",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, endpoint),
+     .required = true,
+     .description = "host:port of the gRPC server; an http:// or https:// scheme chooses "
+                    "plaintext or TLS."},
+    {.name = "headers",
+     .type = SY_CFG_STRMAP,
+     .offset = offsetof(otlp_config_t, headers),
+     .description = "Metadata (headers) added to every call."},
+    {.name = "compression",
+     .type = SY_CFG_ENUM,
+     .offset = offsetof(otlp_config_t, compression),
+     .default_value = "gzip",
+     .enum_values = sy_xh_compression_names,
+     .description = "grpc-encoding of the requests: gzip, zstd or none."},
+    {.name = "authority",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, authority),
+     .description = "The :authority sent instead of the endpoint's host:port."},
+    {.name = "keepalive.time",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, keepalive_time_ns),
+     .description = "Idle time before TCP keepalive probes start (0: system default)."},
+    {.name = "keepalive.timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, keepalive_timeout_ns),
+     .description = "Interval between TCP keepalive probes."},
+    {.name = "keepalive.permit_without_stream",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(otlp_config_t, keepalive_permit_without_stream),
+     .description = "Accepted for compatibility; TCP keepalive runs regardless."},
+    {.name = "wait_for_ready",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(otlp_config_t, wait_for_ready),
+     .description = "Accepted for compatibility; a connection that cannot be made is retried "
+                    "by retry_on_failure."},
+    {.name = "balancer_name",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, balancer_name),
+     .description = "Accepted for compatibility; one connection per host is used."},
+    SY_XH_TLS_FIELDS(otlp_config_t, tls),
+    SY_XH_CONFIG_FIELDS(otlp_config_t, xh),
+};
+
+/* Per request: the framed body, built once, and the exchange. */
+typedef struct greq_s {
+    sy_curl_exchange_t x;
+    bool x_ready;
+    uint8_t *body;
+    size_t body_len;
+} greq_t;
+
+typedef struct otlp_s {
+    const sy_host_api_t *api;
+    sy_instance_t *inst;
+    const otlp_config_t *cfg;
+    sy_curl_uv_t *curl;
+    sy_xh_t *xh;
+    char *urls[3];    /* traces, metrics, logs */
+    char *connect_to; /* server_name_override: "name:port:host:port" */
+    struct curl_slist *connect_list;
+    struct curl_slist *headers;
+    bool h2c_no_reuse; /* libcurl < 8.0: see otlp_send() */
+} otlp_t;
+
+static int signal_index(sy_signal_t s)
+{
+    return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
+}
+
+/* ---- the endpoint ------------------------------------------------------------------- */
+
+typedef struct target_s {
+    bool tls;
+    char host[256]; /* with brackets for IPv6 */
+    char port[8];
+} target_t;
+
+/* Splits "[scheme://]host:port" (also "dns:///host:port"). Returns 0 or -1 with a
+ * sentence in err. */
+static int parse_target(const otlp_config_t *c, target_t *t, char *err, size_t err_len)
+{
+    const char *e = c->endpoint ? c->endpoint : "";
+    t->tls = !c->tls.insecure;
+    if (!strncmp(e, "http://", 7)) {
+        t->tls = false;
+        e += 7;
+    } else if (!strncmp(e, "https://", 8)) {
+        t->tls = true;
+        e += 8;
+    } else if (!strncmp(e, "dns:///", 7)) {
+        e += 7;
+    }
+    size_t n = strcspn(e, "/");
+    const char *colon = NULL;
+    if (e[0] == '[') {
+        const char *close = memchr(e, ']', n);
+        if (close && close + 1 < e + n && close[1] == ':') colon = close + 1;
+    } else {
+        colon = memchr(e, ':', n);
+        if (colon && memchr(colon + 1, ':', (size_t)(e + n - colon - 1))) colon = NULL;
+    }
+    size_t hl = colon ? (size_t)(colon - e) : 0;
+    size_t pl = colon ? (size_t)(e + n - colon - 1) : 0;
+    if (!colon || hl == 0 || hl >= sizeof(t->host) || pl == 0 || pl >= sizeof(t->port) ||
+        (e[n] == '/' && e[n + 1] != '\0')) {
+        snprintf(err, err_len,
+                 "'endpoint' must be host:port (optionally with http:// or "
+                 "https://), got \"%.100s\"",
+                 c->endpoint ? c->endpoint : "");
+        return -1;
+    }
+    memcpy(t->host, e, hl);
+    t->host[hl] = '\0';
+    memcpy(t->port, colon + 1, pl);
+    t->port[pl] = '\0';
+    for (size_t i = 0; i < pl; i++)
+        if (!isdigit((unsigned char)t->port[i])) {
+            snprintf(err, err_len, "'endpoint': the port of \"%.100s\" is not a number",
+                     c->endpoint);
+            return -1;
+        }
+    for (size_t i = 0; i < hl; i++)
+        if (isspace((unsigned char)t->host[i]) || t->host[i] == '@') {
+            snprintf(err, err_len, "'endpoint': invalid host in \"%.100s\"", c->endpoint);
+            return -1;
+        }
+    return 0;
+}
+
+static int otlp_validate(const void *config, char *err, size_t err_len)
+{
+    const otlp_config_t *c = config;
+    target_t t;
+    if (parse_target(c, &t, err, err_len) < 0) return SY_EINVAL;
+    for (size_t i = 0; i < c->headers.count; i++)
+        if (strpbrk(c->headers.keys[i], ":\r\n") || strpbrk(c->headers.values[i], "\r\n")) {
+            snprintf(err, err_len, "'headers': invalid header \"%.64s\"", c->headers.keys[i]);
+            return SY_EINVAL;
+        }
+    if (c->tls.server_name_override && strpbrk(c->tls.server_name_override, ":/[] ")) {
+        snprintf(err, err_len, "'tls.server_name_override' must be a host name");
+        return SY_EINVAL;
+    }
+    return sy_xh_config_validate(&c->xh, err, err_len);
+}
+
+/* The gRPC status of an HTTP answer without grpc-status, as the gRPC spec maps it. */
+static int code_from_http(long status)
+{
+    switch (status) {
+    case 400:
+        return SY_GRPC_INTERNAL;
+    case 401:
+        return SY_GRPC_UNAUTHENTICATED;
+    case 403:
+        return SY_GRPC_PERMISSION_DENIED;
+    case 404:
+        return SY_GRPC_UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return SY_GRPC_UNAVAILABLE;
+    default:
+        return SY_GRPC_UNKNOWN;
+    }
+}
+
+/* ---- one call ----------------------------------------------------------------------- */
+
+static void on_done(void *arg, CURL *easy, CURLcode rc);
+
+/* The length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length. */
+static int build_body(otlp_t *s, sy_xh_req_t *req, greq_t *g)
+{
+    size_t len;
+    const uint8_t *raw = s->api->batch_encoded(req->batch, &len);
+    if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
+    bool compress = s->cfg->compression != SY_XH_COMPRESS_NONE;
+    if (compress) {
+        if (sy_xh_compress(s->cfg->compression, 5, raw, len, &g->body, &g->body_len) < 0)
+            return SY_ENOMEM;
+    } else {
+        g->body = malloc(len + 5);
+        if (!g->body) return SY_ENOMEM;
+        memcpy(g->body + 5, raw, len);
+        g->body_len = len + 5;
+    }
+    sy_grpc_frame_header(g->body, compress, (uint32_t)(g->body_len - SY_GRPC_FRAME_HEADER));
+    return SY_OK;
+}
+
+static int otlp_send(void *ctx, sy_xh_req_t *req)
+{
+    otlp_t *s = ctx;
+    greq_t *g = req->transport;
+    if (!s->curl) return SY_ECLOSED;
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (!g) return SY_ENOMEM;
+        req->transport = g;
+        if (build_body(s, req, g) < 0 || sy_curl_exchange_init(&g->x) < 0) return SY_ENOMEM;
+        g->x_ready = true;
+        CURL *e = g->x.easy;
+        const otlp_config_t *c = s->cfg;
+        curl_easy_setopt(e, CURLOPT_URL, s->urls[signal_index(req->signal)]);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)g->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "grpc-c-switchyard/0.1.0");
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->xh.timeout_ns / 1000000));
+        if (s->h2c_no_reuse && !strncmp(s->urls[0], "http:", 5)) {
+            /* libcurl before 8.0 fails every call on a reused prior-knowledge h2c
+             * connection ("Error in the HTTP2 framing layer", curl issue 10634):
+             * there, each plaintext call gets a connection of its own. */
+            curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        } else {
+            /* Several calls share one connection as HTTP/2 streams. */
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+        }
+        if (c->keepalive_time_ns > 0) {
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+            long idle = (long)(c->keepalive_time_ns / 1000000000);
+            long intvl = (long)(c->keepalive_timeout_ns / 1000000000);
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, idle > 0 ? idle : 1L);
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, intvl > 0 ? intvl : 1L);
+        }
+        if (s->connect_list) curl_easy_setopt(e, CURLOPT_CONNECT_TO, s->connect_list);
+        sy_curl_apply_tls(e, &c->tls);
+    } else {
+        sy_curl_exchange_clear(&g->x);
+    }
+    return sy_curl_uv_add(s->curl, g->x.easy, on_done, req);
+}
+
+/* The verdict of a gRPC status, as the OTLP specification sorts the codes. */
+static void judge(otlp_t *s, sy_xh_req_t *req, greq_t *g, int code, sy_xh_result_t *res)
+{
+    sy_grpc_message_decode(g->x.grpc_message);
+    uint64_t retry_ms = 0;
+    bool has_retry_info =
+        g->x.grpc_details[0] &&
+        sy_grpc_status_details_retry_delay(g->x.grpc_details, strlen(g->x.grpc_details), &retry_ms);
+    if (code == SY_GRPC_OK) {
+        res->verdict = SY_XH_SENT;
+        /* A response the server compressed (it should not: we announce no
+         * grpc-accept-encoding) is not looked into for partial success. */
+        if (g->x.body_len >= SY_GRPC_FRAME_HEADER && g->x.body[0] == 0) {
+            uint32_t n = (uint32_t)g->x.body[1] << 24 | (uint32_t)g->x.body[2] << 16 |
+                         (uint32_t)g->x.body[3] << 8 | g->x.body[4];
+            if (n <= g->x.body_len - SY_GRPC_FRAME_HEADER &&
+                sy_xh_partial_success(req->signal, g->x.body + SY_GRPC_FRAME_HEADER, n, false,
+                                      &res->rejected, res->message, sizeof(res->message)) < 0)
+                SY_LOG(s->api, s->inst, SY_LOG_DEBUG, "the Export response does not decode");
+        }
+        return;
+    }
+    snprintf(res->message, sizeof(res->message), "rpc error: code = %s desc = %.400s",
+             sy_grpc_code_name(code), g->x.grpc_message);
+    res->verdict = sy_grpc_code_retryable(code, has_retry_info) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
+    if (has_retry_info) res->retry_after_ms = retry_ms > 86400000 ? 86400000 : (int64_t)retry_ms;
+}
+
+static void on_done(void *arg, CURL *easy, CURLcode rc)
+{
+    sy_xh_req_t *req = arg;
+    greq_t *g = req->transport;
+    otlp_t *s = sy_xh_req_ctx(req);
+    sy_xh_result_t res = {.verdict = SY_XH_SENT, .retry_after_ms = -1};
+    if (rc != CURLE_OK) {
+        res.verdict = sy_curl_retryable(rc) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
+        snprintf(res.message, sizeof(res.message), "rpc error: code = %s desc = %.400s",
+                 sy_grpc_code_name(rc == CURLE_OPERATION_TIMEDOUT ? SY_GRPC_DEADLINE_EXCEEDED
+                                                                  : SY_GRPC_UNAVAILABLE),
+                 g->x.errbuf[0] ? g->x.errbuf : curl_easy_strerror(rc));
+        sy_xh_attempt_done(req, &res);
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    int code;
+    if (g->x.grpc_status[0] && isdigit((unsigned char)g->x.grpc_status[0]))
+        code = atoi(g->x.grpc_status);
+    else if (status != 200)
+        code = code_from_http(status);
+    else
+        /* An answer that ends without a status: the stream was cut short, which a
+         * retry may well get through. */
+        code = SY_GRPC_UNAVAILABLE;
+    if (!g->x.grpc_status[0] && !g->x.grpc_message[0])
+        snprintf(g->x.grpc_message, sizeof(g->x.grpc_message),
+                 "HTTP status %ld without "
+                 "grpc-status",
+                 status);
+    judge(s, req, g, code, &res);
+    sy_xh_attempt_done(req, &res);
+}
+
+static void otlp_abort(void *ctx, sy_xh_req_t *req)
+{
+    otlp_t *s = ctx;
+    greq_t *g = req->transport;
+    if (g && g->x_ready && s->curl) sy_curl_uv_cancel(s->curl, g->x.easy);
+}
+
+static void otlp_req_free(void *ctx, sy_xh_req_t *req)
+{
+    (void)ctx;
+    greq_t *g = req->transport;
+    if (!g) return;
+    if (g->x_ready) sy_curl_exchange_free(&g->x);
+    free(g->body);
+    free(g);
+    req->transport = NULL;
+}
+
+static const sy_xh_ops_t otlp_ops = {
+    .send = otlp_send,
+    .abort = otlp_abort,
+    .req_free = otlp_req_free,
+};
+
+/* ---- the instance -------------------------------------------------------------------- */
+
+static struct curl_slist *append(struct curl_slist *l, const char *line)
+{
+    struct curl_slist *n = l ? curl_slist_append(l, line) : NULL;
+    if (!n) curl_slist_free_all(l);
+    return n;
+}
+
+/* The headers every call carries. */
+static struct curl_slist *make_headers(const otlp_config_t *c)
+{
+    struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/grpc");
+    l = append(l, "TE: trailers");
+    l = append(l, "Expect:");
+    if (c->compression != SY_XH_COMPRESS_NONE)
+        l = append(l, c->compression == SY_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
+                                                            : "grpc-encoding: zstd");
+    char line[64];
+    int64_t ms = c->xh.timeout_ns / 1000000;
+    if (ms > 0 && ms < 100000000) {
+        snprintf(line, sizeof(line), "grpc-timeout: %" PRId64 "m", ms);
+        l = append(l, line);
+    }
+    if (c->authority && *c->authority) {
+        char *h = NULL;
+        if (asprintf(&h, "Host: %s", c->authority) < 0) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = append(l, h);
+        free(h);
+    }
+    for (size_t i = 0; l && i < c->headers.count; i++) {
+        char *h = NULL;
+        if (asprintf(&h, "%s: %s", c->headers.keys[i], c->headers.values[i]) < 0) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = append(l, h);
+        free(h);
+    }
+    return l;
+}
+
+static void otlp_free(otlp_t *s)
+{
+    sy_xh_free(s->xh);
+    curl_slist_free_all(s->headers);
+    curl_slist_free_all(s->connect_list);
+    free(s->connect_to);
+    for (int i = 0; i < 3; i++)
+        free(s->urls[i]);
+    free(s);
+}
+
+static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
+                       void **state)
+{
+    static const char *const services[3] = {
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        "opentelemetry.proto.collector.metrics.v1.MetricsService",
+        "opentelemetry.proto.collector.logs.v1.LogsService"};
+    const otlp_config_t *c = config;
+    char err[256];
+    target_t t;
+    otlp_t *s = calloc(1, sizeof(*s));
+    if (!s) return SY_ENOMEM;
+    s->api = api;
+    s->inst = inst;
+    s->cfg = c;
+    if (parse_target(c, &t, err, sizeof(err)) < 0) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
+        goto fail;
+    }
+    /* With server_name_override the URL names the override (so TLS checks the
+     * certificate against it, and sends it as SNI and :authority) and CONNECT_TO
+     * sends the connection to the real host. */
+    const char *sno = c->tls.server_name_override;
+    const char *url_host = sno && *sno ? sno : t.host;
+    if (sno && *sno) {
+        if (asprintf(&s->connect_to, "%s:%s:%s:%s", sno, t.port, t.host, t.port) < 0) {
+            s->connect_to = NULL;
+            goto nomem;
+        }
+        s->connect_list = curl_slist_append(NULL, s->connect_to);
+        if (!s->connect_list) goto nomem;
+    }
+    for (int i = 0; i < 3; i++)
+        if (asprintf(&s->urls[i], "%s://%s:%s/%s/Export", t.tls ? "https" : "http", url_host,
+                     t.port, services[i]) < 0) {
+            s->urls[i] = NULL;
+            goto nomem;
+        }
+    s->headers = make_headers(c);
+    if (!s->headers) goto nomem;
+    s->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
+    s->xh = sy_xh_new(api, inst, &c->xh, &otlp_ops, s, err, sizeof(err));
+    if (!s->xh) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: %s", err);
+        goto fail;
+    }
+    *state = s;
+    return SY_OK;
+nomem:
+    SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: out of memory");
+fail:
+    otlp_free(s);
+    return SY_ERROR;
+}
+
+/* Everything sent or given up: close curl's handles (the loop runs until they are). */
+static void on_drained(void *arg)
+{
+    otlp_t *s = arg;
+    if (!s->curl) return;
+    sy_curl_uv_close(s->curl, NULL, NULL);
+    s->curl = NULL;
+}
+
+static int otlp_start(void *state)
+{
+    otlp_t *s = state;
+    char err[256];
+    if (sy_xh_start(s->xh) < 0) {
+        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
+        return SY_ERROR;
+    }
+    s->curl = sy_curl_uv_new(s->api->loop(s->inst), 0, err, sizeof(err));
+    if (!s->curl) {
+        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: %s", err);
+        sy_xh_shutdown(s->xh, 0, on_drained, s); /* closes the helper's timers */
+        return SY_ERROR;
+    }
+    return SY_OK;
+}
+
+static int otlp_consume(void *state, sy_batch_t *batch)
+{
+    otlp_t *s = state;
+    return sy_xh_consume(s->xh, batch);
+}
+
+static void otlp_shutdown(void *state)
+{
+    otlp_t *s = state;
+    uint64_t ms = (uint64_t)(s->cfg->xh.timeout_ns / 1000000);
+    sy_xh_shutdown(s->xh, ms < 1000 ? 1000 : ms, on_drained, s);
+}
+
+static void otlp_destroy(void *state)
+{
+    otlp_free(state);
+}
+
+static const sy_plugin_t otlp_plugin = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_plugin_t),
+    .kind = SY_KIND_EXPORTER,
+    .type = OTLP_GRPC_TYPE,
+    .signals = SY_SIGNAL_ALL,
+    .flags = SY_PLUGIN_REPORTS_OUTCOME,
+    .version = "0.1.0",
+    .description = "Sends OTLP over gRPC with a sending queue and retries.",
+    .config_fields = otlp_fields,
+    .config_field_count = sizeof(otlp_fields) / sizeof(otlp_fields[0]),
+    .config_size = sizeof(otlp_config_t),
+    .validate = otlp_validate,
+    .create = otlp_create,
+    .start = otlp_start,
+    .consume = otlp_consume,
+    .shutdown = otlp_shutdown,
+    .destroy = otlp_destroy,
+};
+
+SY_PLUGIN_DEFINE(otlp_plugin)

@@ -1,0 +1,840 @@
+/*
+ * otlp_grpc.c - OTLP/gRPC for the otlp receiver: HTTP/2 over cleartext TCP
+ * (h2c with prior knowledge, as gRPC clients speak it) on the instance's loop,
+ * through nghttp2's server session, answering as the collector's otlpreceiver
+ * (grpc-go) does:
+ *
+ *   POST /opentelemetry.proto.collector.{trace,metrics,logs}.v1.
+ *        {Trace,Metrics,Logs}Service/Export, content-type application/grpc[+proto]
+ *     OK (0)                 an empty Export*ServiceResponse, then grpc-status 0
+ *     INVALID_ARGUMENT (3)   undecodable message, corrupt compression, bad framing
+ *     RESOURCE_EXHAUSTED (8) message over max_recv_msg_size_mib; or the pipeline's
+ *                            queue is full (then with a google.rpc.RetryInfo of 1s
+ *                            in grpc-status-details-bin)
+ *     UNIMPLEMENTED (12)     another service or method, a signal no pipeline of
+ *                            this receiver carries, an unknown grpc-encoding
+ *     UNAVAILABLE (14)       the router is shutting down
+ *   another content-type: HTTP 415 with grpc-status 3, as grpc-go answers it.
+ *
+ * Errors are "trailers-only" answers (one HEADERS frame with END_STREAM). The
+ * message bytes land in the batch's arena as they arrive (the framing parser asks
+ * for the whole message once its length is known) and are handed on encoded: the
+ * core validates them and counts their items without decoding.
+ *
+ * Writes: nghttp2_session_mem_send() output is copied into write requests of up
+ * to 64 KiB; while more than write_buffer_size bytes are in flight the connection
+ * stops both producing and reading, so a slow client cannot make us buffer.
+ *
+ * Everything runs on the instance's loop thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include "grpc_frame.h"
+#include "otlp.h"
+
+#define MIB                  (1024u * 1024u)
+#define WRITE_CHUNK          (64u * 1024u)
+#define STREAM_WINDOW        (1u * MIB)
+#define CONNECTION_WINDOW    (4u * MIB)
+#define DEFAULT_STREAMS      100u
+#define MAX_HEADER_VALUE     512u
+#define RETRY_DELAY_MS       1000u
+#define SERVICE_PREFIX       "/opentelemetry.proto.collector."
+#define CT_GRPC              "application/grpc"
+#define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
+
+typedef struct grpc_conn_s grpc_conn_t;
+
+/* One call: what its headers said, its message, and how it was answered. */
+typedef struct grpc_stream_s {
+    grpc_conn_t *conn;
+    struct grpc_stream_s *prev, *next;
+    int32_t id;
+    char path[MAX_HEADER_VALUE];
+    char method[16];
+    char content_type[MAX_HEADER_VALUE];
+    char encoding[64];
+    int sig;           /* index of the signal, -1 until the headers were checked */
+    bool answered;     /* a response was submitted; later input is ignored */
+    bool have_message; /* the one message of this unary call is complete */
+    sy_grpc_message_t message;
+    sy_grpc_parser_t parser;
+    sy_batch_t *batch; /* created when the message's length is known */
+    size_t body_sent;  /* bytes of the framed empty response handed to nghttp2 */
+} grpc_stream_t;
+
+struct grpc_conn_s {
+    otlp_grpc_server_t *server;
+    struct grpc_conn_s *prev, *next;
+    uv_tcp_t tcp;
+    nghttp2_session *session;
+    grpc_stream_t *streams;
+    size_t in_flight; /* bytes handed to uv_write and not yet written */
+    bool reading;
+    bool closing;
+};
+
+struct otlp_grpc_server_s {
+    otlp_state_t *st;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    bool listener_open;
+    bool closing;
+    grpc_conn_t *conns;
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *option;
+    size_t max_message;
+    size_t write_limit;
+    /* One read buffer for every connection: a read is consumed whole by
+     * nghttp2_session_mem_recv() before the loop reads anything else. */
+    uint8_t *read_buf;
+    size_t read_buf_len;
+};
+
+typedef struct write_req_s {
+    uv_write_t req;
+    grpc_conn_t *conn;
+    size_t len;
+    uint8_t data[];
+} write_req_t;
+
+static const char *const services[OTLP_SIGNALS] = {
+    "opentelemetry.proto.collector.trace.v1.TraceService",
+    "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    "opentelemetry.proto.collector.logs.v1.LogsService",
+};
+
+static void conn_flush(grpc_conn_t *c);
+static void conn_close(grpc_conn_t *c);
+static void server_check_done(otlp_grpc_server_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Answers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define NV(n, v)                                                                               \
+    {                                                                                          \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
+    }
+
+static void count_answer(grpc_stream_t *s, int code)
+{
+    otlp_state_t *st = s->conn->server->st;
+    st->api->metric_add(st->m_grpc_calls, 1);
+    if (code != SY_GRPC_OK) st->api->metric_add(st->m_grpc_failed, 1);
+}
+
+/*
+ * Answers a call with a status and no message ("trailers-only"): one HEADERS
+ * frame that ends the stream. http_status is 200 except for a request that is not
+ * gRPC at all (415). With retry, grpc-status-details-bin carries RetryInfo.
+ */
+static void answer_error(grpc_stream_t *s, int http_status, int code, const char *message,
+                         bool retry)
+{
+    otlp_state_t *st = s->conn->server->st;
+    if (s->answered) return;
+    s->answered = true;
+    count_answer(s, code);
+    SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "gRPC call %.200s answered %s: %s", s->path,
+           sy_grpc_code_name(code), message);
+    char status_text[8], code_text[8], msg[600], details[800];
+    snprintf(status_text, sizeof(status_text), "%d", http_status);
+    snprintf(code_text, sizeof(code_text), "%d", code);
+    sy_grpc_message_encode(message, msg, sizeof(msg));
+    nghttp2_nv nva[6] = {
+        NV(":status", status_text),
+        NV("content-type", CT_GRPC),
+        NV("grpc-status", code_text),
+        NV("grpc-message", msg),
+    };
+    size_t n = 4;
+    if (retry &&
+        sy_grpc_status_details_retry(code, message, RETRY_DELAY_MS, details, sizeof(details)) > 0)
+        nva[n++] = (nghttp2_nv)NV("grpc-status-details-bin", details);
+    if (nghttp2_submit_response(s->conn->session, s->id, nva, n, NULL) != 0)
+        nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
+/* Hands nghttp2 the framed empty Export*ServiceResponse, then the trailers. */
+static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                             size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                             void *user_data)
+{
+    (void)user_data;
+    grpc_stream_t *s = source->ptr;
+    uint8_t frame[SY_GRPC_FRAME_HEADER];
+    sy_grpc_frame_header(frame, false, 0);
+    size_t n = sizeof(frame) - s->body_sent;
+    if (n > length) n = length;
+    memcpy(buf, frame + s->body_sent, n);
+    s->body_sent += n;
+    if (s->body_sent == sizeof(frame)) {
+        nghttp2_nv trailers[] = {NV("grpc-status", "0")};
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (nghttp2_submit_trailer(session, stream_id, trailers, 1) == 0)
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+static void answer_ok(grpc_stream_t *s)
+{
+    s->answered = true;
+    count_answer(s, SY_GRPC_OK);
+    nghttp2_nv nva[] = {
+        NV(":status", "200"),
+        NV("content-type", CT_GRPC),
+        NV("grpc-accept-encoding", GRPC_ACCEPT_ENCODING),
+    };
+    nghttp2_data_provider body = {.source.ptr = s, .read_callback = read_response};
+    if (nghttp2_submit_response(s->conn->session, s->id, nva, 3, &body) != 0)
+        nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Calls                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Memory for the message (and its decompressed form): the call's batch arena. */
+static void *stream_alloc(void *ctx, size_t size)
+{
+    grpc_stream_t *s = ctx;
+    otlp_state_t *st = s->conn->server->st;
+    if (!s->batch) s->batch = st->api->batch_new(st->inst, otlp_signal_at(s->sig));
+    return s->batch ? st->api->batch_alloc(s->batch, size ? size : 1) : NULL;
+}
+
+/* The request's headers are complete: refuses what is not an Export call. */
+static void stream_check_headers(grpc_stream_t *s)
+{
+    otlp_grpc_server_t *srv = s->conn->server;
+    otlp_state_t *st = srv->st;
+    char msg[700];
+    size_t ct_len = strlen(CT_GRPC);
+    /* grpc-go: application/grpc, optionally followed by "+subtype" or ";params". */
+    if (strncasecmp(s->content_type, CT_GRPC, ct_len) != 0 ||
+        (s->content_type[ct_len] != '\0' && s->content_type[ct_len] != '+' &&
+         s->content_type[ct_len] != ';')) {
+        snprintf(msg, sizeof(msg), "invalid gRPC request content-type \"%s\"", s->content_type);
+        answer_error(s, 415, SY_GRPC_INVALID_ARGUMENT, msg, false);
+        return;
+    }
+    if (strcmp(s->method, "POST") != 0) {
+        snprintf(msg, sizeof(msg), "invalid gRPC request method \"%s\"", s->method);
+        answer_error(s, 200, SY_GRPC_INTERNAL, msg, false);
+        return;
+    }
+    const char *slash = s->path[0] == '/' ? strchr(s->path + 1, '/') : NULL;
+    if (!slash) {
+        snprintf(msg, sizeof(msg), "malformed method name: \"%s\"", s->path);
+        answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+        return;
+    }
+    size_t service_len = (size_t)(slash - s->path - 1);
+    uint32_t wanted = st->api->signals(st->inst);
+    for (int i = 0; i < OTLP_SIGNALS; i++) {
+        /* As in the collector, a service is registered only for a signal that a
+         * pipeline of this receiver carries. */
+        if (!(wanted & otlp_signal_at(i)) || strlen(services[i]) != service_len ||
+            strncmp(services[i], s->path + 1, service_len) != 0)
+            continue;
+        if (strcmp(slash + 1, "Export") != 0) {
+            snprintf(msg, sizeof(msg), "unknown method %s for service %s", slash + 1, services[i]);
+            answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+            return;
+        }
+        s->sig = i;
+        sy_grpc_parser_init(&s->parser, srv->max_message, stream_alloc, s);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "unknown service %.*s", (int)service_len, s->path + 1);
+    answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+}
+
+static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
+{
+    char msg[200];
+    while (len > 0 && !s->answered) {
+        size_t used;
+        sy_grpc_message_t m;
+        uint64_t declared = 0;
+        int rc = sy_grpc_parser_feed(&s->parser, data, len, &used, &m, &declared);
+        data += used;
+        len -= used;
+        if (rc == SY_GRPC_PARSE_MESSAGE) {
+            if (s->have_message) {
+                answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+                             "grpc: more than one request message in a unary call", false);
+                return;
+            }
+            s->have_message = true;
+            s->message = m;
+        } else if (rc == SY_ENOMEM && declared > s->parser.max_message) {
+            snprintf(msg, sizeof(msg), "grpc: received message larger than max (%llu vs. %zu)",
+                     (unsigned long long)declared, s->parser.max_message);
+            answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, msg, false);
+        } else if (rc == SY_ENOMEM) {
+            answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
+        } else if (rc == SY_EINVAL) {
+            answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+                         "grpc: invalid compressed flag in the message header", false);
+        }
+    }
+}
+
+/* The client ended its side: decodes the one message and hands it on. */
+static void stream_end(grpc_stream_t *s)
+{
+    otlp_state_t *st = s->conn->server->st;
+    const sy_host_api_t *api = st->api;
+    char err[512];
+    if (s->answered) return;
+    if (!s->have_message || !sy_grpc_parser_idle(&s->parser)) {
+        answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+                     s->have_message ? "grpc: the stream ended inside a message"
+                                     : "grpc: the call ended without a request message",
+                     false);
+        return;
+    }
+    const uint8_t *data = s->message.data;
+    size_t len = s->message.len;
+    if (s->message.compressed) {
+        uint8_t *out;
+        int rc = sy_grpc_decompress(s->encoding, data, len, s->parser.max_message, stream_alloc, s,
+                                    &out, &len, err, sizeof(err));
+        if (rc != 0) {
+            if (rc == SY_ENOMEM)
+                snprintf(err, sizeof(err),
+                         "grpc: received message after decompression larger than max (%zu)",
+                         s->parser.max_message);
+            answer_error(s, 200,
+                         rc == SY_ENOTSUP  ? SY_GRPC_UNIMPLEMENTED
+                         : rc == SY_ENOMEM ? SY_GRPC_RESOURCE_EXHAUSTED
+                                           : SY_GRPC_INVALID_ARGUMENT,
+                         err, false);
+            return;
+        }
+        data = out;
+    }
+    if (!s->batch && !stream_alloc(s, 1)) {
+        answer_error(s, 200, SY_GRPC_UNAVAILABLE, "out of memory", true);
+        return;
+    }
+    if (api->batch_set_encoded(s->batch, data, len, err, sizeof(err)) != 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "grpc: error unmarshalling request: %s", err);
+        answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT, msg, false);
+        return;
+    }
+    int rc = api->emit(st->inst, s->batch);
+    if (rc == SY_OK) {
+        s->batch = NULL; /* handed over */
+        answer_ok(s);
+    } else if (rc == SY_EAGAIN) {
+        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED,
+                     "the pipeline's queue is full, retry later", true);
+    } else if (rc == SY_ECLOSED) {
+        answer_error(s, 200, SY_GRPC_UNAVAILABLE, "the router is shutting down", true);
+    } else if (rc == SY_ENOTSUP) {
+        answer_error(s, 200, SY_GRPC_UNIMPLEMENTED,
+                     "no pipeline takes this signal from this receiver", false);
+    } else {
+        answer_error(s, 200, SY_GRPC_INTERNAL, "the request could not be processed", false);
+    }
+}
+
+static void stream_free(grpc_stream_t *s)
+{
+    grpc_conn_t *c = s->conn;
+    if (s->batch) c->server->st->api->batch_release(s->batch);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* nghttp2 callbacks                                                         */
+/* ------------------------------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    grpc_conn_t *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    grpc_stream_t *s = calloc(1, sizeof(*s));
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    s->conn = c;
+    s->id = frame->hd.stream_id;
+    s->sig = -1;
+    s->next = c->streams;
+    if (c->streams) c->streams->prev = s;
+    c->streams = s;
+    nghttp2_session_set_stream_user_data(session, s->id, s);
+    return 0;
+}
+
+/* Copies a header value, truncated to the destination (a longer value cannot
+ * match anything we accept anyway). */
+static void copy_value(char *dst, size_t cap, const uint8_t *value, size_t len)
+{
+    if (len >= cap) len = cap - 1;
+    memcpy(dst, value, len);
+    dst[len] = '\0';
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s) return 0;
+#define IS(n) (namelen == sizeof(n) - 1 && memcmp(name, n, namelen) == 0)
+    if (IS(":path"))
+        copy_value(s->path, sizeof(s->path), value, valuelen);
+    else if (IS(":method"))
+        copy_value(s->method, sizeof(s->method), value, valuelen);
+    else if (IS("content-type"))
+        copy_value(s->content_type, sizeof(s->content_type), value, valuelen);
+    else if (IS("grpc-encoding"))
+        copy_value(s->encoding, sizeof(s->encoding), value, valuelen);
+#undef IS
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        stream_check_headers(s);
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) stream_end(s);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (s && !s->answered && s->sig >= 0) stream_data(s, data, len);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user_data)
+{
+    (void)error_code;
+    (void)user_data;
+    grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (s) stream_free(s);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    grpc_conn_t *c = handle->data;
+    buf->base = (char *)c->server->read_buf;
+    buf->len = c->server->read_buf_len;
+}
+
+static void conn_set_reading(grpc_conn_t *c, bool on);
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    grpc_conn_t *c = stream->data;
+    if (nread == 0 || c->closing) return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    ssize_t rc = nghttp2_session_mem_recv(c->session, (const uint8_t *)buf->base, (size_t)nread);
+    if (rc < 0) {
+        SY_LOG(c->server->st->api, c->server->st->inst, SY_LOG_DEBUG,
+               "closing a gRPC connection: %s", nghttp2_strerror((int)rc));
+        /* A GOAWAY may be queued: send it, then close (want_read is off now). */
+        nghttp2_session_terminate_session(c->session, NGHTTP2_PROTOCOL_ERROR);
+        conn_set_reading(c, false);
+    }
+    conn_flush(c);
+}
+
+static void conn_set_reading(grpc_conn_t *c, bool on)
+{
+    if (c->closing || c->reading == on) return;
+    if (on) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    c->reading = on;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    grpc_conn_t *c = w->conn;
+    c->in_flight -= w->len;
+    free(w);
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+/*
+ * Sends what nghttp2 has to send, in writes of up to WRITE_CHUNK bytes, while less
+ * than write_limit bytes are in flight; reads only while below that limit too.
+ * Closes the connection once nghttp2 wants neither to read nor to write.
+ */
+static void conn_flush(grpc_conn_t *c)
+{
+    size_t limit = c->server->write_limit;
+    while (!c->closing && c->in_flight < limit) {
+        write_req_t *w = NULL;
+        size_t cap = 0;
+        for (;;) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(c->session, &data);
+            if (n < 0) {
+                free(w);
+                conn_close(c);
+                return;
+            }
+            if (n == 0) break;
+            size_t len = w ? w->len : 0;
+            if (len + (size_t)n > cap) {
+                size_t want = len + (size_t)n > WRITE_CHUNK ? len + (size_t)n : WRITE_CHUNK;
+                write_req_t *grown = realloc(w, sizeof(*w) + want);
+                if (!grown) {
+                    free(w);
+                    conn_close(c);
+                    return;
+                }
+                if (!w) grown->len = 0;
+                w = grown;
+                cap = want;
+            }
+            memcpy(w->data + w->len, data, (size_t)n);
+            w->len += (size_t)n;
+            if (w->len >= WRITE_CHUNK) break;
+        }
+        if (!w) break;
+        w->conn = c;
+        uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->len);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+            free(w);
+            conn_close(c);
+            return;
+        }
+        c->in_flight += w->len;
+    }
+    if (c->closing) return;
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+        if (c->in_flight == 0) conn_close(c);
+        return;
+    }
+    conn_set_reading(c, c->in_flight < limit && nghttp2_session_want_read(c->session));
+}
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    grpc_conn_t *c = handle->data;
+    otlp_grpc_server_t *s = c->server;
+    while (c->streams)
+        stream_free(c->streams);
+    nghttp2_session_del(c->session);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    server_check_done(s);
+}
+
+static void conn_close(grpc_conn_t *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* The first bytes of a connection: the server's SETTINGS and a wider window. */
+static int conn_submit_settings(grpc_conn_t *c)
+{
+    const otlp_config_t *cfg = c->server->st->cfg;
+    uint32_t streams =
+        cfg->grpc_max_concurrent_streams > 0 && cfg->grpc_max_concurrent_streams <= INT32_MAX
+            ? (uint32_t)cfg->grpc_max_concurrent_streams
+            : DEFAULT_STREAMS;
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64u * 1024u},
+    };
+    int rc = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings,
+                                     sizeof(settings) / sizeof(settings[0]));
+    if (rc == 0)
+        rc = nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
+                                                   CONNECTION_WINDOW);
+    return rc;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    otlp_grpc_server_t *s = listener->data;
+    if (status < 0 || s->closing) return;
+    grpc_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return;
+    c->server = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (conn_submit_settings(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_flush(c); /* sends the SETTINGS and starts reading */
+}
+
+/* ------------------------------------------------------------------------ */
+/* The server                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void server_free(otlp_grpc_server_t *s)
+{
+    if (!s) return;
+    if (s->callbacks) nghttp2_session_callbacks_del(s->callbacks);
+    if (s->option) nghttp2_option_del(s->option);
+    free(s->read_buf);
+    free(s);
+}
+
+static void server_check_done(otlp_grpc_server_t *s)
+{
+    if (!s->closing || s->listener_open || s->conns) return;
+    if (s->st->grpc == s) s->st->grpc = NULL;
+    server_free(s);
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    otlp_grpc_server_t *s = handle->data;
+    s->listener_open = false;
+    server_check_done(s);
+}
+
+/* Resolves "host:port" (":port" for every interface, "localhost" as 127.0.0.1,
+ * "[v6]:port"); a host name through a synchronous lookup, which is acceptable
+ * because the server starts before its loop runs. */
+static int resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr, char *err,
+                   size_t err_len)
+{
+    char host[256];
+    if (sy_http_endpoint_check(endpoint, err, err_len) != 0) return SY_EINVAL;
+    const char *colon = strrchr(endpoint, ':');
+    size_t hlen = (size_t)(colon - endpoint);
+    const char *h = endpoint;
+    if (h[0] == '[') {
+        h++;
+        hlen -= 2;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
+    if (hlen == 0) snprintf(host, sizeof(host), "0.0.0.0");
+    if (strcasecmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
+    int port = atoi(colon + 1);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0)
+        return 0;
+    uv_getaddrinfo_t gai;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int rc = uv_getaddrinfo(loop, &gai, NULL, host, NULL, &hints);
+    if (rc != 0 || !gai.addrinfo) {
+        snprintf(err, err_len, "listen tcp %s: lookup %s: %s", endpoint, host,
+                 rc ? uv_strerror(rc) : "no address");
+        if (rc == 0) uv_freeaddrinfo(gai.addrinfo);
+        return SY_EINVAL;
+    }
+    memcpy(addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(gai.addrinfo);
+    ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int server_callbacks(otlp_grpc_server_t *s)
+{
+    if (nghttp2_session_callbacks_new(&s->callbacks) != 0) return SY_ENOMEM;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(s->callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(s->callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(s->callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(s->callbacks, on_stream_close);
+    if (nghttp2_option_new(&s->option) != 0) return SY_ENOMEM;
+    /* Bounds what a peer can make us queue: SETTINGS/PING acks it never reads. */
+    nghttp2_option_set_max_outbound_ack(s->option, 1000);
+    return 0;
+}
+
+int otlp_grpc_validate(const otlp_config_t *cfg, char *err, size_t err_len)
+{
+    char why[300];
+    if (sy_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
+        return SY_EINVAL;
+    }
+    if (cfg->grpc_transport && strcmp(cfg->grpc_transport, "tcp") != 0 &&
+        strcmp(cfg->grpc_transport, "tcp4") != 0 && strcmp(cfg->grpc_transport, "tcp6") != 0) {
+        snprintf(err, err_len,
+                 "protocols::grpc::transport: \"%s\" is not supported (tcp, tcp4 or tcp6)",
+                 cfg->grpc_transport);
+        return SY_EINVAL;
+    }
+    if (cfg->grpc_max_recv_msg_size_mib < 0 || cfg->grpc_max_recv_msg_size_mib > 2047) {
+        snprintf(err, err_len,
+                 "protocols::grpc::max_recv_msg_size_mib: must be between 0 and 2047, got %lld",
+                 (long long)cfg->grpc_max_recv_msg_size_mib);
+        return SY_EINVAL;
+    }
+    if (cfg->grpc_max_concurrent_streams < 0 || cfg->grpc_max_concurrent_streams > INT32_MAX) {
+        snprintf(err, err_len, "protocols::grpc::max_concurrent_streams: out of range: %lld",
+                 (long long)cfg->grpc_max_concurrent_streams);
+        return SY_EINVAL;
+    }
+    const int64_t durations[] = {cfg->ka_max_connection_idle,
+                                 cfg->ka_max_connection_age,
+                                 cfg->ka_max_connection_age_grace,
+                                 cfg->ka_time,
+                                 cfg->ka_timeout,
+                                 cfg->ka_min_time};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (durations[i] < 0) {
+            snprintf(err, err_len, "protocols::grpc::keepalive: durations must not be negative");
+            return SY_EINVAL;
+        }
+    }
+    if ((cfg->tls_cert_file && *cfg->tls_cert_file) || (cfg->tls_key_file && *cfg->tls_key_file) ||
+        (cfg->tls_client_ca_file && *cfg->tls_client_ca_file)) {
+        snprintf(err, err_len,
+                 "protocols::grpc::tls: TLS is not supported by this build's gRPC server yet; "
+                 "remove the tls settings (cleartext h2c) or terminate TLS in front of it");
+        return SY_EINVAL;
+    }
+    return 0;
+}
+
+int otlp_grpc_start(otlp_state_t *st)
+{
+    const otlp_config_t *cfg = st->cfg;
+    char err[512];
+    struct sockaddr_storage addr;
+    uv_loop_t *loop = st->api->loop(st->inst);
+    memset(&addr, 0, sizeof(addr));
+    if (resolve(loop, cfg->grpc_endpoint, &addr, err, sizeof(err)) != 0) goto fail_log;
+
+    otlp_grpc_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail_log;
+    }
+    s->st = st;
+    s->loop = loop;
+    /* 0 means the default (4 MiB), as in the collector. */
+    s->max_message =
+        (size_t)(cfg->grpc_max_recv_msg_size_mib > 0 ? cfg->grpc_max_recv_msg_size_mib : 4) * MIB;
+    /* Clamped: a tiny buffer would only slow us down, a huge one waste memory. */
+    s->read_buf_len =
+        cfg->grpc_read_buffer_size ? (size_t)cfg->grpc_read_buffer_size : 512u * 1024u;
+    if (s->read_buf_len < 16u * 1024u) s->read_buf_len = 16u * 1024u;
+    if (s->read_buf_len > 4u * MIB) s->read_buf_len = 4u * MIB;
+    s->write_limit =
+        cfg->grpc_write_buffer_size ? (size_t)cfg->grpc_write_buffer_size : WRITE_CHUNK;
+    if (s->write_limit < WRITE_CHUNK) s->write_limit = WRITE_CHUNK;
+    if (s->write_limit > 4u * MIB) s->write_limit = 4u * MIB;
+    s->read_buf = malloc(s->read_buf_len);
+    if (!s->read_buf || server_callbacks(s) != 0) {
+        snprintf(err, sizeof(err), "out of memory");
+        server_free(s);
+        goto fail_log;
+    }
+
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = true;
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (rc != 0) {
+        snprintf(err, sizeof(err), "listen tcp %s: %s", cfg->grpc_endpoint, uv_strerror(rc));
+        s->closing = true;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+        goto fail_log;
+    }
+    st->grpc = s;
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    int port = 0;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
+        port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting GRPC server on endpoint %s (port %d)",
+           cfg->grpc_endpoint, port);
+    return 0;
+fail_log:
+    SY_LOG(st->api, st->inst, SY_LOG_ERROR, "cannot start the gRPC server: %s", err);
+    return SY_ERROR;
+}
+
+void otlp_grpc_shutdown(otlp_state_t *st)
+{
+    otlp_grpc_server_t *s = st->grpc;
+    if (!s || s->closing) return;
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    /* Every call is answered synchronously, so nothing is pending: tell each
+     * client with a GOAWAY written now, best effort, and close. */
+    for (grpc_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing) continue;
+        nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+        const uint8_t *data;
+        ssize_t n;
+        while (c->in_flight == 0 && (n = nghttp2_session_mem_send(c->session, &data)) > 0) {
+            uv_buf_t buf = uv_buf_init((char *)data, (unsigned)n);
+            if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != n) break;
+        }
+        conn_close(c);
+    }
+}
