@@ -3,12 +3,13 @@
  *
  * It encodes a few ExportTraceServiceRequests once at start (loadgen_payload.c),
  * then sends them round-robin over N keep-alive connections of a transport
- * (loadgen_http.c; gRPC is meant to plug in beside it through
+ * (loadgen_http.c for OTLP/HTTP, loadgen_grpc.c for OTLP/gRPC, both behind
  * loadgen_transport.h), either as fast as the server answers (closed loop: each
- * connection sends its next request when the last one is answered) or at a fixed
- * total rate (open loop). In open loop a request's latency is counted from the
- * moment it was due, not from when a connection became free to carry it, so a
- * slow server is not hidden by the client waiting for it (coordinated omission).
+ * request slot sends its next request when the last one is answered) or at a
+ * fixed total rate (open loop). A slot is a connection, or with gRPC one of the
+ * --streams concurrent streams of a connection. In open loop a request's latency is counted from
+ * the moment it was due, not from when a connection became free to carry it, so a slow server is
+ * not hidden by the client waiting for it (coordinated omission).
  *
  * Usage: loadgen [options]   (loadgen --help lists them)
  *
@@ -31,15 +32,19 @@
 #include "loadgen_transport.h"
 
 #define MAX_CONNECTIONS 10000
+#define MAX_STREAMS     1000  /* concurrent streams per connection (gRPC) */
+#define MAX_SLOTS       10000 /* connections x streams */
 #define TICK_MS         1     /* how often the open-loop scheduler looks for due requests */
 #define DRAIN_MS        10000 /* how long answers in flight are awaited at the end */
 #define START_MS        5000  /* how long the first connection may take */
 
 typedef struct options_s {
-    const char *url;
+    const char *url; /* NULL until given: the protocol's default */
     const char *protocol;
     unsigned connections;
-    double duration; /* seconds; 0 with --requests alone */
+    unsigned streams; /* requests in flight per connection */
+    unsigned slots;   /* connections x streams */
+    double duration;  /* seconds; 0 with --requests alone */
     uint64_t requests;
     double rate; /* requests per second in all, 0 for as fast as possible */
     bool json;
@@ -48,7 +53,7 @@ typedef struct options_s {
 
 typedef struct driver_s driver_t;
 
-/* One connection as the driver sees it. */
+/* One request slot (a connection, or a stream of one) as the driver sees it. */
 typedef struct slot_s {
     driver_t *d;
     lg_conn_t *conn;
@@ -153,7 +158,7 @@ static void on_conn_error(void *user, const char *message)
 static void on_tick(uv_timer_t *t)
 {
     driver_t *d = t->data;
-    for (unsigned i = 0; i < d->o->connections; i++)
+    for (unsigned i = 0; i < d->o->slots; i++)
         try_send(&d->slots[i]);
 }
 
@@ -203,7 +208,7 @@ static void finish(driver_t *d)
     d->stopping = true;
     d->t_end = uv_hrtime();
     if (!d->started) d->t0 = d->t_end;
-    for (unsigned i = 0; i < d->o->connections; i++)
+    for (unsigned i = 0; i < d->o->slots; i++)
         if (d->slots[i].conn) d->tp->conn_close(d->slots[i].conn);
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->stop, NULL);
@@ -290,23 +295,25 @@ static void report(const driver_t *d)
     const lg_hist_t *h = &d->hist;
     if (o->json) {
         printf(
-            "{\"protocol\":\"%s\",\"url\":\"%s\",\"connections\":%u,\"rate\":%.0f,"
+            "{\"protocol\":\"%s\",\"url\":\"%s\",\"connections\":%u,\"streams\":%u,"
+            "\"rate\":%.0f,"
             "\"spans_per_request\":%u,\"attrs\":%u,\"request_bytes\":%.0f,\"body_bytes\":%.0f,"
             "\"bytes_per_span\":%.1f,\"gzip\":%s,\"seconds\":%.3f,\"requests\":%" PRIu64
             ",\"accepted\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"failed\":%" PRIu64
             ",\"errors\":%" PRIu64 ",\"conn_errors\":%" PRIu64 ",\"accepted_spans\":%" PRIu64
             ",\"requests_per_s\":%.1f,\"spans_per_s\":%.0f,\"mbytes_per_s\":%.1f,"
             "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f}\n",
-            d->tp->name, o->url, o->connections, o->rate, o->payload.spans, o->payload.attrs,
-            raw_avg, body_avg, bytes_per_span, o->payload.gzip ? "true" : "false", secs,
-            answered + d->errors, d->accepted, d->refused, d->failed, d->errors, d->conn_errors,
-            d->accepted_spans, (double)answered / secs, (double)d->accepted_spans / secs,
-            (double)d->bytes_sent / secs / 1e6, us(lg_hist_quantile(h, 0.5)),
-            us(lg_hist_quantile(h, 0.9)), us(lg_hist_quantile(h, 0.99)),
-            us(lg_hist_quantile(h, 0.999)), us(h->max));
+            d->tp->name, o->url, o->connections, o->streams, o->rate, o->payload.spans,
+            o->payload.attrs, raw_avg, body_avg, bytes_per_span, o->payload.gzip ? "true" : "false",
+            secs, answered + d->errors, d->accepted, d->refused, d->failed, d->errors,
+            d->conn_errors, d->accepted_spans, (double)answered / secs,
+            (double)d->accepted_spans / secs, (double)d->bytes_sent / secs / 1e6,
+            us(lg_hist_quantile(h, 0.5)), us(lg_hist_quantile(h, 0.9)),
+            us(lg_hist_quantile(h, 0.99)), us(lg_hist_quantile(h, 0.999)), us(h->max));
     } else {
-        printf("loadgen: %s %s, %u connection%s, %s\n", d->tp->name, o->url, o->connections,
-               o->connections == 1 ? "" : "s", o->rate > 0 ? "open loop" : "closed loop");
+        printf("loadgen: %s %s, %u connection%s x %u stream%s, %s\n", d->tp->name, o->url,
+               o->connections, o->connections == 1 ? "" : "s", o->streams,
+               o->streams == 1 ? "" : "s", o->rate > 0 ? "open loop" : "closed loop");
         printf("  payload: %u spans x %u attributes per request, %.0f bytes (%.1f B/span)%s",
                o->payload.spans, o->payload.attrs, raw_avg, bytes_per_span,
                o->payload.gzip ? "" : "\n");
@@ -315,8 +322,10 @@ static void report(const driver_t *d)
                "%.1f MB/s sent\n",
                secs, answered, (double)answered / secs, (double)d->accepted_spans / secs / 1e6,
                (double)d->bytes_sent / secs / 1e6);
-        printf("  accepted %" PRIu64 ", refused (429/503) %" PRIu64 ", other status %" PRIu64,
-               d->accepted, d->refused, d->failed);
+        printf("  accepted %" PRIu64 ", refused (%s) %" PRIu64 ", other status %" PRIu64,
+               d->accepted,
+               strcmp(d->tp->name, "grpc") == 0 ? "RESOURCE_EXHAUSTED/UNAVAILABLE" : "429/503",
+               d->refused, d->failed);
         if (d->failed) printf(" (last %d)", d->last_failed_status);
         printf(", errors %" PRIu64 ", connection errors %" PRIu64 "\n", d->errors, d->conn_errors);
         if (d->first_error[0]) printf("  first connection error: %s\n", d->first_error);
@@ -332,9 +341,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: loadgen [options]\n"
-            "  --url URL              where to send (default http://127.0.0.1:4318/v1/traces)\n"
-            "  --protocol P           transport: http (default; grpc is planned)\n"
+            "  --url URL              where to send (default http://127.0.0.1:4318/v1/traces,\n"
+            "                         with grpc http://127.0.0.1:4317, the path naming the\n"
+            "                         method: TraceService/Export when none)\n"
+            "  --target HOST:PORT     the same as --url http://HOST:PORT\n"
+            "  --protocol P           transport: http (OTLP/HTTP, default) or grpc (OTLP/gRPC,\n"
+            "                         HTTP/2 cleartext)\n"
             "  --connections N        keep-alive connections (default 1)\n"
+            "  --streams N            requests in flight per connection (default 1; grpc only)\n"
             "  --duration S           seconds to send for (default 10, unless --requests)\n"
             "  --requests N           stop after N requests\n"
             "  --rate R               requests per second in all (default: as fast as answered)\n"
@@ -360,7 +374,9 @@ static int parse_options(int argc, char **argv, options_t *o)
     static const struct option longs[] = {
         {"url", required_argument, NULL, 'u'},
         {"protocol", required_argument, NULL, 'P'},
+        {"target", required_argument, NULL, 'T'},
         {"connections", required_argument, NULL, 'c'},
+        {"streams", required_argument, NULL, 'm'},
         {"duration", required_argument, NULL, 'd'},
         {"requests", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},
@@ -374,22 +390,32 @@ static int parse_options(int argc, char **argv, options_t *o)
         {NULL, 0, NULL, 0},
     };
     *o = (options_t){
-        .url = "http://127.0.0.1:4318/v1/traces",
         .protocol = "http",
         .connections = 1,
+        .streams = 1,
         .payload = {.spans = 512, .attrs = 10, .distinct = 4, .seed = 1},
     };
     bool duration_set = false;
     int c;
     uint64_t v;
     char *end;
+    static char target_url[300]; /* --target as a URL; lives as long as the options */
     while ((c = getopt_long(argc, argv, "u:c:d:n:r:s:a:zo:h", longs, NULL)) != -1) {
         switch (c) {
         case 'u':
             o->url = optarg;
             break;
+        case 'T':
+            if (strlen(optarg) + 8 > sizeof(target_url) || strchr(optarg, '/')) goto bad;
+            snprintf(target_url, sizeof(target_url), "http://%s", optarg);
+            o->url = target_url;
+            break;
         case 'P':
             o->protocol = optarg;
+            break;
+        case 'm':
+            if (parse_uint(optarg, MAX_STREAMS, &v) < 0 || v == 0) goto bad;
+            o->streams = (unsigned)v;
             break;
         case 'c':
             if (parse_uint(optarg, MAX_CONNECTIONS, &v) < 0 || v == 0) goto bad;
@@ -444,6 +470,14 @@ static int parse_options(int argc, char **argv, options_t *o)
         return -1;
     }
     if (!duration_set && !o->requests) o->duration = 10;
+    if (!o->url)
+        o->url = strcmp(o->protocol, "grpc") == 0 ? "http://127.0.0.1:4317"
+                                                  : "http://127.0.0.1:4318/v1/traces";
+    if ((uint64_t)o->connections * o->streams > MAX_SLOTS) {
+        fprintf(stderr, "loadgen: --connections x --streams may be at most %u\n", MAX_SLOTS);
+        return -1;
+    }
+    o->slots = o->connections * o->streams;
     return 0;
 bad:
     fprintf(stderr, "loadgen: bad value \"%s\" for option -%c (see --help)\n", optarg, c);
@@ -453,7 +487,8 @@ bad:
 static const lg_transport_t *find_transport(const char *name)
 {
     if (strcmp(name, "http") == 0) return &lg_http_transport;
-    return NULL; /* "grpc" is a later transport with the same interface */
+    if (strcmp(name, "grpc") == 0) return &lg_grpc_transport;
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -468,7 +503,12 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) < 0) return 2;
     d.o = &o;
     if (!(d.tp = find_transport(o.protocol))) {
-        fprintf(stderr, "loadgen: unknown protocol \"%s\" (this build knows: http)\n", o.protocol);
+        fprintf(stderr, "loadgen: unknown protocol \"%s\" (this build knows: http, grpc)\n",
+                o.protocol);
+        return 2;
+    }
+    if (o.streams > 1 && !d.tp->conn_share) {
+        fprintf(stderr, "loadgen: --streams needs a protocol that multiplexes (grpc)\n");
         return 2;
     }
     if (parse_url(o.url, &d.target, err, sizeof(err)) < 0) {
@@ -486,16 +526,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: %s\n", err);
         goto fail;
     }
-    if (!(d.slots = calloc(o.connections, sizeof(*d.slots)))) goto fail;
+    if (!(d.slots = calloc(o.slots, sizeof(*d.slots)))) goto fail;
     uv_timer_init(&d.loop, &d.tick);
     uv_timer_init(&d.loop, &d.stop);
     uv_timer_init(&d.loop, &d.drain);
     uv_signal_init(&d.loop, &d.sigint);
     d.tick.data = d.stop.data = d.drain.data = d.sigint.data = &d;
     uv_signal_start_oneshot(&d.sigint, on_sigint, SIGINT);
-    for (unsigned i = 0; i < o.connections; i++) {
-        d.slots[i].d = &d;
-        if (!(d.slots[i].conn = d.tp->conn_open(d.client, &d.slots[i], err, sizeof(err)))) {
+    /* Slots i * streams .. i * streams + streams - 1 share connection i. */
+    for (unsigned i = 0; i < o.slots; i++) {
+        slot_t *s = &d.slots[i];
+        s->d = &d;
+        if (i % o.streams == 0)
+            s->conn = d.tp->conn_open(d.client, s, err, sizeof(err));
+        else
+            s->conn = d.tp->conn_share(d.slots[i - i % o.streams].conn, s, err, sizeof(err));
+        if (!s->conn) {
             fprintf(stderr, "loadgen: %s\n", err);
             finish(&d);
             break;
