@@ -36,76 +36,47 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Router, free_port, http, wait_for  # noqa: E402
+from harness import (Checks, Router, field_fixed64, field_len, field_varint,  # noqa: E402
+                     free_port, http, read_varint, wait_for)
 
-failures = []
+check = Checks()
+failures = check.failures
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(0x11, 0x19))
 START_NS = 1544712660000000000
 END_NS = 1544712661000000000
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-# --- a tiny protobuf writer and reader --------------------------------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def f_len(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def f_varint(num, v):
-    return varint(num << 3) + varint(v)
-
-
-def f_fixed64(num, v):
-    return varint(num << 3 | 1) + struct.pack("<Q", v)
-
-
-def f_double(num, v):
-    return varint(num << 3 | 1) + struct.pack("<d", v)
-
+# --- OTLP bodies, with harness's tiny protobuf writer -------------------------
 
 def kv_str(key, value):
-    return f_len(1, key.encode()) + f_len(2, f_len(1, value.encode()))
+    return field_len(1, key.encode()) + field_len(2, field_len(1, value.encode()))
 
 
 def kv_int(key, value):
-    return f_len(1, key.encode()) + f_len(2, f_varint(3, value))
+    return field_len(1, key.encode()) + field_len(2, field_varint(3, value))
 
 
 def trace_request_pb(names, pad=b""):
     """One resource, one scope, one span per name (span IDs 1, 2, ...)."""
     spans = b""
     for i, name in enumerate(names):
-        attrs = f_len(9, kv_int("http.status_code", 200)) + f_len(9, kv_str("peer", "db"))
+        attrs = field_len(9, kv_int("http.status_code", 200)) + field_len(9, kv_str("peer", "db"))
         if pad:
-            attrs += f_len(9, f_len(1, b"pad") + f_len(2, f_len(1, pad)))
-        spans += f_len(2, f_len(1, TRACE_ID) + f_len(2, struct.pack(">Q", i + 1)) +
-                       f_len(5, name.encode()) + f_varint(6, 2) + f_fixed64(7, START_NS) +
-                       f_fixed64(8, END_NS) + attrs)
-    resource = f_len(1, f_len(1, kv_str("service.name", "checkout")))
-    scope = f_len(1, f_len(1, b"io.example") + f_len(2, b"1.0.0"))
-    return f_len(1, resource + f_len(2, scope + spans))
+            attrs += field_len(9, field_len(1, b"pad") + field_len(2, field_len(1, pad)))
+        spans += field_len(2, field_len(1, TRACE_ID) + field_len(2, struct.pack(">Q", i + 1)) +
+                           field_len(5, name.encode()) + field_varint(6, 2) +
+                           field_fixed64(7, START_NS) + field_fixed64(8, END_NS) + attrs)
+    resource = field_len(1, field_len(1, kv_str("service.name", "checkout")))
+    scope = field_len(1, field_len(1, b"io.example") + field_len(2, b"1.0.0"))
+    return field_len(1, resource + field_len(2, scope + spans))
 
 
 def logs_request_pb(body):
-    record = (f_fixed64(1, START_NS) + f_varint(2, 9) + f_len(3, b"INFO") +
-              f_len(5, f_len(1, body.encode())) + f_len(9, TRACE_ID) + f_len(10, SPAN_ID))
-    return f_len(1, f_len(2, f_len(2, record)))
+    record = (field_fixed64(1, START_NS) + field_varint(2, 9) + field_len(3, b"INFO") +
+              field_len(5, field_len(1, body.encode())) + field_len(9, TRACE_ID) +
+              field_len(10, SPAN_ID))
+    return field_len(1, field_len(2, field_len(2, record)))
 
 
 def metrics_request_json(name, value):
@@ -122,17 +93,6 @@ def metrics_request_json(name, value):
                                                     "value": {"stringValue": "ps"}}]}]}},
             {"name": name + ".g", "gauge": {"dataPoints": [{"asDouble": 0.25,
                                                              "timeUnixNano": str(END_NS)}]}}]}]}]}
-
-
-def read_varint(data, i):
-    shift = v = 0
-    while True:
-        b = data[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
 
 
 def pb_fields(data):

@@ -10,7 +10,10 @@
  * the status read from the trailers (`grpc-status`, `grpc-message`,
  * `grpc-status-details-bin`), which curl hands to the header callback after the
  * body. Concurrent calls are multiplexed as streams over one connection. See the
- * README for why curl and not nghttp2 directly.
+ * README for why curl and not nghttp2 directly. The instance and request glue
+ * (queue, retries, start, shutdown) is core/common/otlp_exporter_common.c, shared
+ * with otlphttp; this file frames the request, sets the HTTP/2 options and reads
+ * the gRPC status.
  *
  * Status handling as the OTLP specification says: OK is success (partial_success
  * logged, rejected items counted as failed); CANCELLED, DEADLINE_EXCEEDED, ABORTED,
@@ -26,9 +29,8 @@
 
 #include <switchyard/plugin.h>
 
-#include "curl_uv.h"
-#include "exporterhelper.h"
 #include "grpc_frame.h"
+#include "otlp_exporter_common.h"
 
 #ifndef OTLP_GRPC_TYPE
 #define OTLP_GRPC_TYPE "otlp"
@@ -94,31 +96,13 @@ static const sy_config_field_t otlp_fields[] = {
     SY_XH_CONFIG_FIELDS(otlp_config_t, xh),
 };
 
-/* Per request: the framed body, built once, and the exchange. */
-typedef struct greq_s {
-    sy_curl_exchange_t x;
-    bool x_ready;
-    uint8_t *body;
-    size_t body_len;
-} greq_t;
-
 typedef struct otlp_s {
-    const sy_host_api_t *api;
-    sy_instance_t *inst;
+    sy_oxp_t base; /* first: the plugin's state is also the shared part's */
     const otlp_config_t *cfg;
-    sy_curl_uv_t *curl;
-    sy_xh_t *xh;
-    char *urls[3];    /* traces, metrics, logs */
     char *connect_to; /* server_name_override: "name:port:host:port" */
     struct curl_slist *connect_list;
-    struct curl_slist *headers;
-    bool h2c_no_reuse; /* libcurl < 8.0: see otlp_send() */
+    bool h2c_no_reuse; /* libcurl < 8.0: see otlp_setup() */
 } otlp_t;
-
-static int signal_index(sy_signal_t s)
-{
-    return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
-}
 
 /* ---- the endpoint ------------------------------------------------------------------- */
 
@@ -185,11 +169,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     const otlp_config_t *c = config;
     target_t t;
     if (parse_target(c, &t, err, err_len) < 0) return SY_EINVAL;
-    for (size_t i = 0; i < c->headers.count; i++)
-        if (strpbrk(c->headers.keys[i], ":\r\n") || strpbrk(c->headers.values[i], "\r\n")) {
-            snprintf(err, err_len, "'headers': invalid header \"%.64s\"", c->headers.keys[i]);
-            return SY_EINVAL;
-        }
+    if (sy_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
     if (c->tls.server_name_override && strpbrk(c->tls.server_name_override, ":/[] ")) {
         snprintf(err, err_len, "'tls.server_name_override' must be a host name");
         return SY_EINVAL;
@@ -221,215 +201,148 @@ static int code_from_http(long status)
 
 /* ---- one call ----------------------------------------------------------------------- */
 
-static void on_done(void *arg, CURL *easy, CURLcode rc);
-
 /* The length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length. */
-static int build_body(otlp_t *s, sy_xh_req_t *req, greq_t *g)
+static int otlp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
 {
-    size_t len;
-    const uint8_t *raw = s->api->batch_encoded(req->batch, &len);
+    const otlp_t *s = (const otlp_t *)o;
+    size_t len, body_len;
+    const uint8_t *raw = o->api->batch_encoded(req->batch, &len);
     if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
     bool compress = s->cfg->compression != SY_XH_COMPRESS_NONE;
     if (compress) {
-        if (sy_xh_compress(s->cfg->compression, 5, raw, len, &g->body, &g->body_len) < 0)
+        if (sy_xh_compress(s->cfg->compression, 5, raw, len, &r->owned, &body_len) < 0)
             return SY_ENOMEM;
     } else {
-        g->body = malloc(len + 5);
-        if (!g->body) return SY_ENOMEM;
-        memcpy(g->body + 5, raw, len);
-        g->body_len = len + 5;
+        r->owned = malloc(len + 5);
+        if (!r->owned) return SY_ENOMEM;
+        memcpy(r->owned + 5, raw, len);
+        body_len = len + 5;
     }
-    sy_grpc_frame_header(g->body, compress, (uint32_t)(g->body_len - SY_GRPC_FRAME_HEADER));
+    sy_grpc_frame_header(r->owned, compress, (uint32_t)(body_len - SY_GRPC_FRAME_HEADER));
+    r->body = r->owned;
+    r->body_len = body_len;
     return SY_OK;
 }
 
-static int otlp_send(void *ctx, sy_xh_req_t *req)
+/* gRPC's options beyond the shared ones: HTTP/2, connection reuse, keepalive and
+ * server_name_override. */
+static void otlp_setup(sy_oxp_t *o, sy_xh_req_t *req, CURL *e)
 {
-    otlp_t *s = ctx;
-    greq_t *g = req->transport;
-    if (!s->curl) return SY_ECLOSED;
-    if (!g) {
-        g = calloc(1, sizeof(*g));
-        if (!g) return SY_ENOMEM;
-        req->transport = g;
-        if (build_body(s, req, g) < 0 || sy_curl_exchange_init(&g->x) < 0) return SY_ENOMEM;
-        g->x_ready = true;
-        CURL *e = g->x.easy;
-        const otlp_config_t *c = s->cfg;
-        curl_easy_setopt(e, CURLOPT_URL, s->urls[signal_index(req->signal)]);
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)g->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "grpc-c-switchyard/0.1.0");
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->xh.timeout_ns / 1000000));
-        if (s->h2c_no_reuse && !strncmp(s->urls[0], "http:", 5)) {
-            /* libcurl before 8.0 fails every call on a reused prior-knowledge h2c
-             * connection ("Error in the HTTP2 framing layer", curl issue 10634):
-             * there, each plaintext call gets a connection of its own. */
-            curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-        } else {
-            /* Several calls share one connection as HTTP/2 streams. */
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-        }
-        if (c->keepalive_time_ns > 0) {
-            curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-            long idle = (long)(c->keepalive_time_ns / 1000000000);
-            long intvl = (long)(c->keepalive_timeout_ns / 1000000000);
-            curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, idle > 0 ? idle : 1L);
-            curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, intvl > 0 ? intvl : 1L);
-        }
-        if (s->connect_list) curl_easy_setopt(e, CURLOPT_CONNECT_TO, s->connect_list);
-        sy_curl_apply_tls(e, &c->tls);
+    (void)req;
+    const otlp_t *s = (const otlp_t *)o;
+    const otlp_config_t *c = s->cfg;
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    if (s->h2c_no_reuse && !strncmp(o->urls[0], "http:", 5)) {
+        /* libcurl before 8.0 fails every call on a reused prior-knowledge h2c
+         * connection ("Error in the HTTP2 framing layer", curl issue 10634):
+         * there, each plaintext call gets a connection of its own. */
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     } else {
-        sy_curl_exchange_clear(&g->x);
+        /* Several calls share one connection as HTTP/2 streams. */
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     }
-    return sy_curl_uv_add(s->curl, g->x.easy, on_done, req);
+    if (c->keepalive_time_ns > 0) {
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        long idle = (long)(c->keepalive_time_ns / 1000000000);
+        long intvl = (long)(c->keepalive_timeout_ns / 1000000000);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, idle > 0 ? idle : 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, intvl > 0 ? intvl : 1L);
+    }
+    if (s->connect_list) curl_easy_setopt(e, CURLOPT_CONNECT_TO, s->connect_list);
 }
 
 /* The verdict of a gRPC status, as the OTLP specification sorts the codes. */
-static void judge(otlp_t *s, sy_xh_req_t *req, greq_t *g, int code, sy_xh_result_t *res)
+static void judge_code(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, int code,
+                       sy_xh_result_t *res)
 {
-    sy_grpc_message_decode(g->x.grpc_message);
+    sy_curl_exchange_t *x = &r->x;
+    sy_grpc_message_decode(x->grpc_message);
     uint64_t retry_ms = 0;
     bool has_retry_info =
-        g->x.grpc_details[0] &&
-        sy_grpc_status_details_retry_delay(g->x.grpc_details, strlen(g->x.grpc_details), &retry_ms);
+        x->grpc_details[0] &&
+        sy_grpc_status_details_retry_delay(x->grpc_details, strlen(x->grpc_details), &retry_ms);
     if (code == SY_GRPC_OK) {
         res->verdict = SY_XH_SENT;
         /* A response the server compressed (it should not: we announce no
          * grpc-accept-encoding) is not looked into for partial success. */
-        if (g->x.body_len >= SY_GRPC_FRAME_HEADER && g->x.body[0] == 0) {
-            uint32_t n = (uint32_t)g->x.body[1] << 24 | (uint32_t)g->x.body[2] << 16 |
-                         (uint32_t)g->x.body[3] << 8 | g->x.body[4];
-            if (n <= g->x.body_len - SY_GRPC_FRAME_HEADER &&
-                sy_xh_partial_success(req->signal, g->x.body + SY_GRPC_FRAME_HEADER, n, false,
+        if (x->body_len >= SY_GRPC_FRAME_HEADER && x->body[0] == 0) {
+            uint32_t n = (uint32_t)x->body[1] << 24 | (uint32_t)x->body[2] << 16 |
+                         (uint32_t)x->body[3] << 8 | x->body[4];
+            if (n <= x->body_len - SY_GRPC_FRAME_HEADER &&
+                sy_xh_partial_success(req->signal, x->body + SY_GRPC_FRAME_HEADER, n, false,
                                       &res->rejected, res->message, sizeof(res->message)) < 0)
-                SY_LOG(s->api, s->inst, SY_LOG_DEBUG, "the Export response does not decode");
+                SY_LOG(o->api, o->inst, SY_LOG_DEBUG, "the Export response does not decode");
         }
         return;
     }
     snprintf(res->message, sizeof(res->message), "rpc error: code = %s desc = %.400s",
-             sy_grpc_code_name(code), g->x.grpc_message);
+             sy_grpc_code_name(code), x->grpc_message);
     res->verdict = sy_grpc_code_retryable(code, has_retry_info) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
     if (has_retry_info) res->retry_after_ms = retry_ms > 86400000 ? 86400000 : (int64_t)retry_ms;
 }
 
-static void on_done(void *arg, CURL *easy, CURLcode rc)
+/* A call that got no answer: UNAVAILABLE, or DEADLINE_EXCEEDED on a timeout. */
+static void otlp_failed(sy_oxp_t *o, sy_xh_req_t *req, CURLcode rc, const char *why,
+                        sy_xh_result_t *res)
 {
-    sy_xh_req_t *req = arg;
-    greq_t *g = req->transport;
-    otlp_t *s = sy_xh_req_ctx(req);
-    sy_xh_result_t res = {.verdict = SY_XH_SENT, .retry_after_ms = -1};
-    if (rc != CURLE_OK) {
-        res.verdict = sy_curl_retryable(rc) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
-        snprintf(res.message, sizeof(res.message), "rpc error: code = %s desc = %.400s",
-                 sy_grpc_code_name(rc == CURLE_OPERATION_TIMEDOUT ? SY_GRPC_DEADLINE_EXCEEDED
-                                                                  : SY_GRPC_UNAVAILABLE),
-                 g->x.errbuf[0] ? g->x.errbuf : curl_easy_strerror(rc));
-        sy_xh_attempt_done(req, &res);
-        return;
-    }
-    long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    (void)o;
+    (void)req;
+    snprintf(res->message, sizeof(res->message), "rpc error: code = %s desc = %.400s",
+             sy_grpc_code_name(rc == CURLE_OPERATION_TIMEDOUT ? SY_GRPC_DEADLINE_EXCEEDED
+                                                              : SY_GRPC_UNAVAILABLE),
+             why);
+}
+
+static void otlp_judge(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long status,
+                       sy_xh_result_t *res)
+{
+    sy_curl_exchange_t *x = &r->x;
     int code;
-    if (g->x.grpc_status[0] && isdigit((unsigned char)g->x.grpc_status[0]))
-        code = atoi(g->x.grpc_status);
+    if (x->grpc_status[0] && isdigit((unsigned char)x->grpc_status[0]))
+        code = atoi(x->grpc_status);
     else if (status != 200)
         code = code_from_http(status);
     else
         /* An answer that ends without a status: the stream was cut short, which a
          * retry may well get through. */
         code = SY_GRPC_UNAVAILABLE;
-    if (!g->x.grpc_status[0] && !g->x.grpc_message[0])
-        snprintf(g->x.grpc_message, sizeof(g->x.grpc_message),
-                 "HTTP status %ld without "
-                 "grpc-status",
+    if (!x->grpc_status[0] && !x->grpc_message[0])
+        snprintf(x->grpc_message, sizeof(x->grpc_message), "HTTP status %ld without grpc-status",
                  status);
-    judge(s, req, g, code, &res);
-    sy_xh_attempt_done(req, &res);
+    judge_code(o, req, r, code, res);
 }
 
-static void otlp_abort(void *ctx, sy_xh_req_t *req)
+static void otlp_free(sy_oxp_t *o)
 {
-    otlp_t *s = ctx;
-    greq_t *g = req->transport;
-    if (g && g->x_ready && s->curl) sy_curl_uv_cancel(s->curl, g->x.easy);
+    otlp_t *s = (otlp_t *)o;
+    curl_slist_free_all(s->connect_list);
+    free(s->connect_to);
 }
 
-static void otlp_req_free(void *ctx, sy_xh_req_t *req)
-{
-    (void)ctx;
-    greq_t *g = req->transport;
-    if (!g) return;
-    if (g->x_ready) sy_curl_exchange_free(&g->x);
-    free(g->body);
-    free(g);
-    req->transport = NULL;
-}
-
-static const sy_xh_ops_t otlp_ops = {
-    .send = otlp_send,
-    .abort = otlp_abort,
-    .req_free = otlp_req_free,
+static const sy_oxp_ops_t otlp_ops = {
+    .build_body = otlp_build_body,
+    .setup = otlp_setup,
+    .failed = otlp_failed,
+    .judge = otlp_judge,
+    .free = otlp_free,
 };
 
 /* ---- the instance -------------------------------------------------------------------- */
-
-static struct curl_slist *append(struct curl_slist *l, const char *line)
-{
-    struct curl_slist *n = l ? curl_slist_append(l, line) : NULL;
-    if (!n) curl_slist_free_all(l);
-    return n;
-}
 
 /* The headers every call carries. */
 static struct curl_slist *make_headers(const otlp_config_t *c)
 {
     struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/grpc");
-    l = append(l, "TE: trailers");
-    l = append(l, "Expect:");
+    l = sy_oxp_header(l, "TE: trailers");
+    l = sy_oxp_header(l, "Expect:");
     if (c->compression != SY_XH_COMPRESS_NONE)
-        l = append(l, c->compression == SY_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
-                                                            : "grpc-encoding: zstd");
-    char line[64];
+        l = sy_oxp_header(l, c->compression == SY_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
+                                                                   : "grpc-encoding: zstd");
     int64_t ms = c->xh.timeout_ns / 1000000;
-    if (ms > 0 && ms < 100000000) {
-        snprintf(line, sizeof(line), "grpc-timeout: %" PRId64 "m", ms);
-        l = append(l, line);
-    }
-    if (c->authority && *c->authority) {
-        char *h = NULL;
-        if (asprintf(&h, "Host: %s", c->authority) < 0) {
-            curl_slist_free_all(l);
-            return NULL;
-        }
-        l = append(l, h);
-        free(h);
-    }
-    for (size_t i = 0; l && i < c->headers.count; i++) {
-        char *h = NULL;
-        if (asprintf(&h, "%s: %s", c->headers.keys[i], c->headers.values[i]) < 0) {
-            curl_slist_free_all(l);
-            return NULL;
-        }
-        l = append(l, h);
-        free(h);
-    }
-    return l;
-}
-
-static void otlp_free(otlp_t *s)
-{
-    sy_xh_free(s->xh);
-    curl_slist_free_all(s->headers);
-    curl_slist_free_all(s->connect_list);
-    free(s->connect_to);
-    for (int i = 0; i < 3; i++)
-        free(s->urls[i]);
-    free(s);
+    if (ms > 0 && ms < 100000000) l = sy_oxp_headerf(l, "grpc-timeout: %" PRId64 "m", ms);
+    if (c->authority && *c->authority) l = sy_oxp_headerf(l, "Host: %s", c->authority);
+    return sy_oxp_header_map(l, &c->headers);
 }
 
 static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -442,14 +355,13 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     const otlp_config_t *c = config;
     char err[256];
     target_t t;
-    otlp_t *s = calloc(1, sizeof(*s));
+    otlp_t *s =
+        sy_oxp_alloc(sizeof(*s), api, inst, &otlp_ops, &c->xh, &c->tls, "grpc-c-switchyard/0.1.0");
     if (!s) return SY_ENOMEM;
-    s->api = api;
-    s->inst = inst;
     s->cfg = c;
     if (parse_target(c, &t, err, sizeof(err)) < 0) {
         SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
-        goto fail;
+        return sy_oxp_create_fail(&s->base);
     }
     /* With server_name_override the URL names the override (so TLS checks the
      * certificate against it, and sends it as SNI and :authority) and CONNECT_TO
@@ -465,70 +377,17 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         if (!s->connect_list) goto nomem;
     }
     for (int i = 0; i < 3; i++)
-        if (asprintf(&s->urls[i], "%s://%s:%s/%s/Export", t.tls ? "https" : "http", url_host,
+        if (asprintf(&s->base.urls[i], "%s://%s:%s/%s/Export", t.tls ? "https" : "http", url_host,
                      t.port, services[i]) < 0) {
-            s->urls[i] = NULL;
+            s->base.urls[i] = NULL;
             goto nomem;
         }
-    s->headers = make_headers(c);
-    if (!s->headers) goto nomem;
     s->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
-    s->xh = sy_xh_new(api, inst, &c->xh, &otlp_ops, s, err, sizeof(err));
-    if (!s->xh) {
-        SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: %s", err);
-        goto fail;
-    }
-    *state = s;
-    return SY_OK;
+    s->base.headers = make_headers(c);
+    return sy_oxp_create_done(&s->base, state);
 nomem:
     SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: out of memory");
-fail:
-    otlp_free(s);
-    return SY_ERROR;
-}
-
-/* Everything sent or given up: close curl's handles (the loop runs until they are). */
-static void on_drained(void *arg)
-{
-    otlp_t *s = arg;
-    if (!s->curl) return;
-    sy_curl_uv_close(s->curl, NULL, NULL);
-    s->curl = NULL;
-}
-
-static int otlp_start(void *state)
-{
-    otlp_t *s = state;
-    char err[256];
-    if (sy_xh_start(s->xh) < 0) {
-        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
-        return SY_ERROR;
-    }
-    s->curl = sy_curl_uv_new(s->api->loop(s->inst), 0, err, sizeof(err));
-    if (!s->curl) {
-        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: %s", err);
-        sy_xh_shutdown(s->xh, 0, on_drained, s); /* closes the helper's timers */
-        return SY_ERROR;
-    }
-    return SY_OK;
-}
-
-static int otlp_consume(void *state, sy_batch_t *batch)
-{
-    otlp_t *s = state;
-    return sy_xh_consume(s->xh, batch);
-}
-
-static void otlp_shutdown(void *state)
-{
-    otlp_t *s = state;
-    uint64_t ms = (uint64_t)(s->cfg->xh.timeout_ns / 1000000);
-    sy_xh_shutdown(s->xh, ms < 1000 ? 1000 : ms, on_drained, s);
-}
-
-static void otlp_destroy(void *state)
-{
-    otlp_free(state);
+    return sy_oxp_create_fail(&s->base);
 }
 
 static const sy_plugin_t otlp_plugin = {
@@ -546,10 +405,10 @@ static const sy_plugin_t otlp_plugin = {
     .config_size = sizeof(otlp_config_t),
     .validate = otlp_validate,
     .create = otlp_create,
-    .start = otlp_start,
-    .consume = otlp_consume,
-    .shutdown = otlp_shutdown,
-    .destroy = otlp_destroy,
+    .start = sy_oxp_start,
+    .consume = sy_oxp_consume,
+    .shutdown = sy_oxp_shutdown,
+    .destroy = sy_oxp_destroy,
 };
 
 SY_PLUGIN_DEFINE(otlp_plugin)

@@ -4,8 +4,10 @@
  *
  * Transfers run on libcurl's multi interface on the exporter's loop
  * (core/common/curl_uv.c); queueing, retries and outcomes are the shared
- * exporterhelper's. The protobuf body is the batch's encoded bytes, forwarded as
- * they arrived (never decoded here); JSON is encoded from the decoded request.
+ * exporterhelper's, and the instance and request glue around both is
+ * core/common/otlp_exporter_common.c, shared with the otlp (gRPC) exporter. The
+ * protobuf body is the batch's encoded bytes, forwarded as they arrived (never
+ * decoded here); JSON is encoded from the decoded request.
  *
  * Status handling as the OTLP specification says: 2xx is success (a
  * partial_success in the body is logged and its rejected items counted as failed);
@@ -20,8 +22,7 @@
 
 #include <switchyard/plugin.h>
 
-#include "curl_uv.h"
-#include "exporterhelper.h"
+#include "otlp_exporter_common.h"
 #include "otlp_json.h"
 
 #ifndef OTLPHTTP_TYPE
@@ -82,29 +83,10 @@ static const sy_config_field_t otlphttp_fields[] = {
     SY_XH_CONFIG_FIELDS(otlphttp_config_t, xh),
 };
 
-/* Per request: the body (built once, kept for every attempt) and the exchange. */
-typedef struct hreq_s {
-    sy_curl_exchange_t x;
-    bool x_ready;
-    const uint8_t *body;
-    size_t body_len;
-    uint8_t *owned; /* the body when it is not the batch's own bytes */
-} hreq_t;
-
 typedef struct otlphttp_s {
-    const sy_host_api_t *api;
-    sy_instance_t *inst;
+    sy_oxp_t base; /* first: the plugin's state is also the shared part's */
     const otlphttp_config_t *cfg;
-    sy_curl_uv_t *curl;
-    sy_xh_t *xh;
-    char *urls[3]; /* traces, metrics, logs */
-    struct curl_slist *headers;
 } otlphttp_t;
-
-static int signal_index(sy_signal_t s)
-{
-    return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
-}
 
 static bool url_ok(const char *url)
 {
@@ -131,11 +113,7 @@ static int otlphttp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "at least one endpoint must be specified");
         return SY_EINVAL;
     }
-    for (size_t i = 0; i < c->headers.count; i++)
-        if (strpbrk(c->headers.keys[i], ":\r\n") || strpbrk(c->headers.values[i], "\r\n")) {
-            snprintf(err, err_len, "'headers': invalid header \"%.64s\"", c->headers.keys[i]);
-            return SY_EINVAL;
-        }
+    if (sy_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
     return sy_xh_config_validate(&c->xh, err, err_len);
 }
 
@@ -156,126 +134,70 @@ static char *signal_url(const otlphttp_config_t *c, int i)
 
 /* ---- one request ------------------------------------------------------------------ */
 
-static void on_done(void *arg, CURL *easy, CURLcode rc);
-
 /* Builds the body once: the encoded bytes (or OTLP/JSON), compressed if asked. */
-static int build_body(otlphttp_t *s, sy_xh_req_t *req, hreq_t *h)
+static int otlphttp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
 {
+    const otlphttp_t *s = (const otlphttp_t *)o;
     const uint8_t *raw;
     size_t raw_len;
     char *json = NULL;
     if (s->cfg->encoding == ENCODING_JSON) {
-        const ProtobufCMessage *m = s->api->batch_request(req->batch);
+        const ProtobufCMessage *m = o->api->batch_request(req->batch);
         json = m ? sy_otlp_json_encode(m, &raw_len) : NULL;
         if (!json) return SY_ENOMEM;
         raw = (const uint8_t *)json;
     } else {
-        raw = s->api->batch_encoded(req->batch, &raw_len);
+        raw = o->api->batch_encoded(req->batch, &raw_len);
         if (!raw) return SY_ENOMEM;
     }
     if (s->cfg->compression == SY_XH_COMPRESS_NONE) {
-        h->body = raw;
-        h->body_len = raw_len;
-        h->owned = (uint8_t *)json;
+        r->body = raw;
+        r->body_len = raw_len;
+        r->owned = (uint8_t *)json;
         return SY_OK;
     }
-    int rc = sy_xh_compress(s->cfg->compression, 0, raw, raw_len, &h->owned, &h->body_len);
+    int rc = sy_xh_compress(s->cfg->compression, 0, raw, raw_len, &r->owned, &r->body_len);
     free(json);
-    h->body = h->owned;
+    r->body = r->owned;
     return rc;
 }
 
-static int otlphttp_send(void *ctx, sy_xh_req_t *req)
+static void otlphttp_failed(sy_oxp_t *o, sy_xh_req_t *req, CURLcode rc, const char *why,
+                            sy_xh_result_t *res)
 {
-    otlphttp_t *s = ctx;
-    hreq_t *h = req->transport;
-    const char *url = s->urls[signal_index(req->signal)];
-    if (!url) {
-        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "no endpoint is configured for this signal");
-        return SY_EINVAL;
-    }
-    if (!s->curl) return SY_ECLOSED;
-    if (!h) {
-        h = calloc(1, sizeof(*h));
-        if (!h) return SY_ENOMEM;
-        req->transport = h;
-        if (build_body(s, req, h) < 0 || sy_curl_exchange_init(&h->x) < 0) return SY_ENOMEM;
-        h->x_ready = true;
-        CURL *e = h->x.easy;
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)h->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "Switchyard/0.1.0");
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(s->cfg->xh.timeout_ns / 1000000));
-        sy_curl_apply_tls(e, &s->cfg->tls);
-    } else {
-        sy_curl_exchange_clear(&h->x);
-    }
-    return sy_curl_uv_add(s->curl, h->x.easy, on_done, req);
+    (void)rc;
+    snprintf(res->message, sizeof(res->message), "Post \"%s\": %s",
+             o->urls[sy_oxp_signal_index(req->signal)], why);
 }
 
-static void on_done(void *arg, CURL *easy, CURLcode rc)
+static void otlphttp_judge(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long status,
+                           sy_xh_result_t *res)
 {
-    sy_xh_req_t *req = arg;
-    hreq_t *h = req->transport;
-    otlphttp_t *s = sy_xh_req_ctx(req);
-    sy_xh_result_t res = {.verdict = SY_XH_SENT, .retry_after_ms = -1};
-    if (rc != CURLE_OK) {
-        res.verdict = sy_curl_retryable(rc) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
-        snprintf(res.message, sizeof(res.message), "Post \"%s\": %s",
-                 s->urls[signal_index(req->signal)],
-                 h->x.errbuf[0] ? h->x.errbuf : curl_easy_strerror(rc));
-        sy_xh_attempt_done(req, &res);
-        return;
-    }
-    long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    bool json = strstr(h->x.content_type, "json") != NULL;
+    const sy_curl_exchange_t *x = &r->x;
+    bool json = strstr(x->content_type, "json") != NULL;
     if (status >= 200 && status < 300) {
-        if (sy_xh_partial_success(req->signal, h->x.body, h->x.body_len, json, &res.rejected,
-                                  res.message, sizeof(res.message)) < 0)
-            SY_LOG(s->api, s->inst, SY_LOG_DEBUG, "the %ld response's body does not decode",
+        if (sy_xh_partial_success(req->signal, x->body, x->body_len, json, &res->rejected,
+                                  res->message, sizeof(res->message)) < 0)
+            SY_LOG(o->api, o->inst, SY_LOG_DEBUG, "the %ld response's body does not decode",
                    status);
-        sy_xh_attempt_done(req, &res);
         return;
     }
     char why[300];
-    sy_xh_rpc_status(h->x.body, h->x.body_len, json, why, sizeof(why));
+    sy_xh_rpc_status(x->body, x->body_len, json, why, sizeof(why));
     if (status == 429 || status == 502 || status == 503 || status == 504) {
-        res.verdict = SY_XH_RETRYABLE;
-        res.retry_after_ms = sy_curl_retry_after_ms(h->x.retry_after);
+        res->verdict = SY_XH_RETRYABLE;
+        res->retry_after_ms = sy_curl_retry_after_ms(x->retry_after);
     } else {
-        res.verdict = SY_XH_PERMANENT;
+        res->verdict = SY_XH_PERMANENT;
     }
-    snprintf(res.message, sizeof(res.message), "HTTP %ld from %s%s%s", status,
-             s->urls[signal_index(req->signal)], why[0] ? ": " : "", why);
-    sy_xh_attempt_done(req, &res);
+    snprintf(res->message, sizeof(res->message), "HTTP %ld from %s%s%s", status,
+             o->urls[sy_oxp_signal_index(req->signal)], why[0] ? ": " : "", why);
 }
 
-static void otlphttp_abort(void *ctx, sy_xh_req_t *req)
-{
-    otlphttp_t *s = ctx;
-    hreq_t *h = req->transport;
-    if (h && h->x_ready && s->curl) sy_curl_uv_cancel(s->curl, h->x.easy);
-}
-
-static void otlphttp_req_free(void *ctx, sy_xh_req_t *req)
-{
-    (void)ctx;
-    hreq_t *h = req->transport;
-    if (!h) return;
-    if (h->x_ready) sy_curl_exchange_free(&h->x);
-    free(h->owned);
-    free(h);
-    req->transport = NULL;
-}
-
-static const sy_xh_ops_t otlphttp_ops = {
-    .send = otlphttp_send,
-    .abort = otlphttp_abort,
-    .req_free = otlphttp_req_free,
+static const sy_oxp_ops_t otlphttp_ops = {
+    .build_body = otlphttp_build_body,
+    .failed = otlphttp_failed,
+    .judge = otlphttp_judge,
 };
 
 /* ---- the instance ------------------------------------------------------------------- */
@@ -284,99 +206,22 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
                            void **state)
 {
     const otlphttp_config_t *c = config;
-    otlphttp_t *s = calloc(1, sizeof(*s));
-    char err[256];
+    otlphttp_t *s =
+        sy_oxp_alloc(sizeof(*s), api, inst, &otlphttp_ops, &c->xh, &c->tls, "Switchyard/0.1.0");
     if (!s) return SY_ENOMEM;
-    s->api = api;
-    s->inst = inst;
     s->cfg = c;
     for (int i = 0; i < 3; i++)
-        s->urls[i] = signal_url(c, i);
+        s->base.urls[i] = signal_url(c, i);
     const char *ctype = c->encoding == ENCODING_JSON ? "Content-Type: application/json"
                                                      : "Content-Type: application/x-protobuf";
     struct curl_slist *l = curl_slist_append(NULL, ctype);
     /* No "Expect: 100-continue" round trip before large bodies. */
-    if (l) l = curl_slist_append(l, "Expect:");
-    if (l && c->compression != SY_XH_COMPRESS_NONE)
-        l = curl_slist_append(l, c->compression == SY_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
-                                                                       : "Content-Encoding: zstd");
-    for (size_t i = 0; l && i < c->headers.count; i++) {
-        char *line = NULL;
-        if (asprintf(&line, "%s: %s", c->headers.keys[i], c->headers.values[i]) < 0) {
-            curl_slist_free_all(l);
-            l = NULL;
-            break;
-        }
-        struct curl_slist *n = curl_slist_append(l, line);
-        free(line);
-        if (!n) curl_slist_free_all(l);
-        l = n;
-    }
-    s->headers = l;
-    s->xh = sy_xh_new(api, inst, &c->xh, &otlphttp_ops, s, err, sizeof(err));
-    if (!s->headers || !s->xh) {
-        SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: %s",
-               s->xh ? "out of memory" : err);
-        goto fail;
-    }
-    *state = s;
-    return SY_OK;
-fail:
-    sy_xh_free(s->xh);
-    curl_slist_free_all(s->headers);
-    for (int i = 0; i < 3; i++)
-        free(s->urls[i]);
-    free(s);
-    return SY_ERROR;
-}
-
-/* Everything sent or given up: close curl's handles (the loop runs until they are). */
-static void on_drained(void *arg)
-{
-    otlphttp_t *s = arg;
-    if (!s->curl) return;
-    sy_curl_uv_close(s->curl, NULL, NULL);
-    s->curl = NULL;
-}
-
-static int otlphttp_start(void *state)
-{
-    otlphttp_t *s = state;
-    char err[256];
-    if (sy_xh_start(s->xh) < 0) {
-        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
-        return SY_ERROR;
-    }
-    s->curl = sy_curl_uv_new(s->api->loop(s->inst), 0, err, sizeof(err));
-    if (!s->curl) {
-        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "could not start: %s", err);
-        sy_xh_shutdown(s->xh, 0, on_drained, s); /* closes the helper's timers */
-        return SY_ERROR;
-    }
-    return SY_OK;
-}
-
-static int otlphttp_consume(void *state, sy_batch_t *batch)
-{
-    otlphttp_t *s = state;
-    return sy_xh_consume(s->xh, batch);
-}
-
-static void otlphttp_shutdown(void *state)
-{
-    otlphttp_t *s = state;
-    uint64_t ms = (uint64_t)(s->cfg->xh.timeout_ns / 1000000);
-    sy_xh_shutdown(s->xh, ms < 1000 ? 1000 : ms, on_drained, s);
-}
-
-static void otlphttp_destroy(void *state)
-{
-    otlphttp_t *s = state;
-    sy_xh_free(s->xh);
-    curl_slist_free_all(s->headers);
-    for (int i = 0; i < 3; i++)
-        free(s->urls[i]);
-    free(s);
+    l = sy_oxp_header(l, "Expect:");
+    if (c->compression != SY_XH_COMPRESS_NONE)
+        l = sy_oxp_header(l, c->compression == SY_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
+                                                                   : "Content-Encoding: zstd");
+    s->base.headers = sy_oxp_header_map(l, &c->headers);
+    return sy_oxp_create_done(&s->base, state);
 }
 
 static const sy_plugin_t otlphttp_plugin = {
@@ -394,10 +239,10 @@ static const sy_plugin_t otlphttp_plugin = {
     .config_size = sizeof(otlphttp_config_t),
     .validate = otlphttp_validate,
     .create = otlphttp_create,
-    .start = otlphttp_start,
-    .consume = otlphttp_consume,
-    .shutdown = otlphttp_shutdown,
-    .destroy = otlphttp_destroy,
+    .start = sy_oxp_start,
+    .consume = sy_oxp_consume,
+    .shutdown = sy_oxp_shutdown,
+    .destroy = sy_oxp_destroy,
 };
 
 SY_PLUGIN_DEFINE(otlphttp_plugin)
