@@ -1,8 +1,8 @@
 /*
  * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
  * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c, gRPC (OTLP/gRPC
- * over h2c) in otlp_grpc.c; both hand their batches to the same api->emit(), so
- * they feed the same pipelines.
+ * over h2c, or over TLS through otlp_tls.c) in otlp_grpc.c; both hand their batches to the same
+ * api->emit(), so they feed the same pipelines.
  *
  * Every callback runs on the instance's loop thread; the state needs no locks.
  */
@@ -127,22 +127,38 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, ka_permit_without_stream),
      .description = "Accepted; PINGs without calls are always answered."},
+    {.name = "protocols.grpc.tls",
+     .type = SY_CFG_PRESENT,
+     .offset = offsetof(otlp_config_t, grpc_tls),
+     .description = "Serves OTLP/gRPC over TLS (ALPN h2) when present; cert_file and key_file "
+                    "are then required."},
     {.name = "protocols.grpc.tls.cert_file",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, tls_cert_file),
-     .description = "Server certificate (PEM); TLS is not supported yet and refused."},
+     .description = "Server certificate chain (PEM), leaf first."},
     {.name = "protocols.grpc.tls.key_file",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, tls_key_file),
-     .description = "Server private key (PEM); refused as cert_file."},
+     .description = "Server private key (PEM)."},
     {.name = "protocols.grpc.tls.client_ca_file",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, tls_client_ca_file),
-     .description = "CA of client certificates (mTLS); refused as cert_file."},
+     .description = "CA certificates (PEM) of client certificates: when set, clients must "
+                    "present a certificate they signed (mutual TLS)."},
     {.name = "protocols.grpc.tls.min_version",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, tls_min_version),
-     .description = "Lowest TLS version; refused as cert_file."},
+     .default_value = "1.2",
+     .description = "Lowest TLS version accepted: 1.0, 1.1, 1.2 or 1.3."},
+    {.name = "protocols.grpc.tls.max_version",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(otlp_config_t, tls_max_version),
+     .description = "Highest TLS version accepted (unset: the highest known, 1.3)."},
+    {.name = "protocols.grpc.tls.reload_interval",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, tls_reload_interval),
+     .description = "Reads the certificate, key and client CA again at this interval, for "
+                    "new connections (0: never)."},
     {.name = "protocols.grpc.include_metadata",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
@@ -156,6 +172,25 @@ sy_signal_t otlp_signal_at(int i)
     return signals[i];
 }
 
+/* TLS is on with a tls section, or with any of its files named. */
+static bool tls_wanted(const otlp_config_t *cfg)
+{
+    return cfg->grpc && (cfg->grpc_tls || (cfg->tls_cert_file && *cfg->tls_cert_file) ||
+                         (cfg->tls_key_file && *cfg->tls_key_file) ||
+                         (cfg->tls_client_ca_file && *cfg->tls_client_ca_file));
+}
+
+static otlp_tls_settings_t tls_settings(const otlp_config_t *cfg)
+{
+    return (otlp_tls_settings_t){
+        .cert_file = cfg->tls_cert_file,
+        .key_file = cfg->tls_key_file,
+        .client_ca_file = cfg->tls_client_ca_file,
+        .min_version = cfg->tls_min_version,
+        .max_version = cfg->tls_max_version,
+    };
+}
+
 static int otlp_validate(const void *config, char *err, size_t err_len)
 {
     static const char *const path_keys[OTLP_SIGNALS] = {"traces_url_path", "metrics_url_path",
@@ -166,6 +201,15 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (cfg->grpc && otlp_grpc_validate(cfg, err, err_len) != 0) return SY_EINVAL;
+    if (tls_wanted(cfg)) {
+        otlp_tls_settings_t set = tls_settings(cfg);
+        if (otlp_tls_settings_check(&set, "protocols::grpc::tls", err, err_len) != 0)
+            return SY_EINVAL;
+        if (cfg->tls_reload_interval < 0) {
+            snprintf(err, err_len, "protocols::grpc::tls::reload_interval: must not be negative");
+            return SY_EINVAL;
+        }
+    }
     if (!cfg->http) return 0;
     char why[300];
     if (sy_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
@@ -223,6 +267,22 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
                                              "OTLP/gRPC calls answered with another status "
                                              "than OK.",
                                              SY_METRIC_COUNTER);
+    st->m_grpc_tls_failed =
+        api->metric_register(inst, "receiver_otlp_grpc_tls_handshake_failures",
+                             "TLS handshakes that failed on the gRPC port (cleartext clients "
+                             "among them).",
+                             SY_METRIC_COUNTER);
+    if (tls_wanted(cfg)) {
+        /* The files are read now so that a bad one fails startup, naming it. */
+        char err[700];
+        st->tls_settings = tls_settings(cfg);
+        st->tls = otlp_tls_ctx_new(&st->tls_settings, err, sizeof(err));
+        if (!st->tls) {
+            SY_LOG(api, inst, SY_LOG_ERROR, "protocols.grpc.%s", err);
+            otlp_destroy(st);
+            return SY_EINVAL;
+        }
+    }
     if (cfg->grpc && cfg->grpc_include_metadata)
         SY_LOG(api, inst, SY_LOG_WARN,
                "protocols.grpc.include_metadata is accepted but client metadata is not "
@@ -238,6 +298,18 @@ fail:
     return SY_ENOMEM;
 }
 
+/* tls.reload_interval: reads the files again; a failure keeps what was loaded. */
+static void otlp_tls_reload(void *arg)
+{
+    otlp_state_t *st = arg;
+    char err[700];
+    if (otlp_tls_ctx_reload(st->tls, err, sizeof(err)) != 0)
+        SY_LOG(st->api, st->inst, SY_LOG_WARN,
+               "protocols.grpc.%s; the TLS files loaded before stay in use", err);
+    else
+        SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "reloaded the gRPC server's TLS files");
+}
+
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
@@ -246,13 +318,25 @@ static int otlp_start(void *state)
         otlp_grpc_shutdown(st);
         return SY_ERROR;
     }
+    if (st->tls && st->cfg->tls_reload_interval > 0) {
+        uint64_t ms = (uint64_t)st->cfg->tls_reload_interval / 1000000u;
+        if (ms == 0) ms = 1;
+        st->tls_reload = st->api->timer_start(st->inst, ms, ms, otlp_tls_reload, st);
+        if (!st->tls_reload)
+            SY_LOG(st->api, st->inst, SY_LOG_WARN,
+                   "cannot start the timer of tls.reload_interval: the TLS files will not be "
+                   "reloaded");
+    }
     return 0;
 }
 
 static void otlp_shutdown(void *state)
 {
-    otlp_grpc_shutdown(state);
-    otlp_http_shutdown(state);
+    otlp_state_t *st = state;
+    if (st->tls_reload) st->api->timer_stop(st->tls_reload);
+    st->tls_reload = NULL;
+    otlp_grpc_shutdown(st);
+    otlp_http_shutdown(st);
 }
 
 static void otlp_destroy(void *state)
@@ -261,6 +345,7 @@ static void otlp_destroy(void *state)
     if (!st) return;
     for (int i = 0; i < OTLP_SIGNALS; i++)
         free(st->paths[i]);
+    otlp_tls_ctx_free(st->tls);
     free(st);
 }
 
@@ -272,7 +357,7 @@ static const sy_plugin_t otlp_plugin = {
     .type = "otlp",
     .signals = SY_SIGNAL_ALL,
     .version = "0.1.0",
-    .description = "Receives OTLP over gRPC (h2c) and HTTP (protobuf and JSON, "
+    .description = "Receives OTLP over gRPC (h2c or TLS) and HTTP (protobuf and JSON, "
                    "gzip/deflate/zstd).",
     .config_fields = otlp_fields,
     .config_field_count = sizeof(otlp_fields) / sizeof(otlp_fields[0]),

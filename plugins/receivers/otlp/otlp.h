@@ -12,6 +12,7 @@
 #include <switchyard/plugin.h>
 
 #include "http_server.h"
+#include "otlp_tls.h"
 
 #define OTLP_SIGNALS 3 /* traces, metrics, logs, in that order below */
 
@@ -41,11 +42,14 @@ typedef struct otlp_config_s {
     /* keepalive.enforcement_policy */
     int64_t ka_min_time;
     bool ka_permit_without_stream;
-    /* tls (TLS is on when cert_file is set) */
+    /* tls: present turns TLS on (configtls server settings) */
+    bool grpc_tls;
     char *tls_cert_file;
     char *tls_key_file;
     char *tls_client_ca_file;
     char *tls_min_version;
+    char *tls_max_version;
+    int64_t tls_reload_interval; /* nanoseconds; 0: never reloaded */
     bool grpc_include_metadata;
 } otlp_config_t;
 
@@ -65,6 +69,12 @@ typedef struct otlp_state_s {
     otlp_grpc_server_t *grpc;
     sy_metric_t *m_grpc_calls;  /* gRPC calls answered */
     sy_metric_t *m_grpc_failed; /* of which not answered OK */
+    /* TLS on the gRPC port: the settings, the context made from them in create()
+     * (NULL without tls), the timer that reloads it, failed handshakes. */
+    otlp_tls_settings_t tls_settings;
+    otlp_tls_ctx_t *tls;
+    sy_timer_t *tls_reload;
+    sy_metric_t *m_grpc_tls_failed;
 } otlp_state_t;
 
 /* The signal of index i (0 traces, 1 metrics, 2 logs). */

@@ -25,6 +25,13 @@
  * to 64 KiB; while more than write_buffer_size bytes are in flight the connection
  * stops both producing and reading, so a slow client cannot make us buffer.
  *
+ * TLS (when tls is set): otlp_tls.c sits between the socket and nghttp2. What is
+ * read is fed to it and what it decrypts goes to nghttp2; each write request of
+ * nghttp2's output is encrypted whole. Until the handshake has completed (with
+ * ALPN "h2") nghttp2 is not asked for output, so its SETTINGS wait. A failed
+ * handshake (a cleartext client among them) is counted, logged at debug (and at
+ * warn at most once a minute), its alert sent, and the connection closed.
+ *
  * Everything runs on the instance's loop thread.
  */
 #include <stdio.h>
@@ -45,6 +52,8 @@
 #define DEFAULT_STREAMS      100u
 #define MAX_HEADER_VALUE     512u
 #define RETRY_DELAY_MS       1000u
+#define TLS_WARN_INTERVAL_MS 60000u
+#define TLS_RECORD_MAX       16384u /* largest plaintext of one TLS record */
 #define SERVICE_PREFIX       "/opentelemetry.proto.collector."
 #define CT_GRPC              "application/grpc"
 #define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
@@ -74,9 +83,11 @@ struct grpc_conn_s {
     struct grpc_conn_s *prev, *next;
     uv_tcp_t tcp;
     nghttp2_session *session;
+    otlp_tls_conn_t *tls; /* NULL on cleartext */
     grpc_stream_t *streams;
     size_t in_flight; /* bytes handed to uv_write and not yet written */
     bool reading;
+    bool draining; /* writes what is queued, then closes; reads no more */
     bool closing;
 };
 
@@ -95,6 +106,11 @@ struct otlp_grpc_server_s {
      * nghttp2_session_mem_recv() before the loop reads anything else. */
     uint8_t *read_buf;
     size_t read_buf_len;
+    /* TLS: decrypted bytes, consumed whole by nghttp2 like read_buf. */
+    uint8_t *plain_buf;
+    uint64_t tls_failures;
+    uint64_t tls_warned_at; /* uv_now() of the last warning */
+    bool tls_warned;
 };
 
 typedef struct write_req_s {
@@ -461,15 +477,10 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 
 static void conn_set_reading(grpc_conn_t *c, bool on);
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Hands HTTP/2 bytes (as read, or decrypted) to nghttp2. */
+static void conn_recv(grpc_conn_t *c, const uint8_t *data, size_t len)
 {
-    grpc_conn_t *c = stream->data;
-    if (nread == 0 || c->closing) return;
-    if (nread < 0) {
-        conn_close(c);
-        return;
-    }
-    ssize_t rc = nghttp2_session_mem_recv(c->session, (const uint8_t *)buf->base, (size_t)nread);
+    ssize_t rc = nghttp2_session_mem_recv(c->session, data, len);
     if (rc < 0) {
         SY_LOG(c->server->st->api, c->server->st->inst, SY_LOG_DEBUG,
                "closing a gRPC connection: %s", nghttp2_strerror((int)rc));
@@ -477,6 +488,82 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         nghttp2_session_terminate_session(c->session, NGHTTP2_PROTOCOL_ERROR);
         conn_set_reading(c, false);
     }
+}
+
+/* Counts a failed handshake; logs it at debug, and at warn at most once every
+ * TLS_WARN_INTERVAL_MS so that a port scanner cannot flood the log. */
+static void tls_handshake_failed(grpc_conn_t *c, const char *why)
+{
+    otlp_grpc_server_t *s = c->server;
+    otlp_state_t *st = s->st;
+    char peer[INET6_ADDRSTRLEN + 8] = "?";
+    struct sockaddr_storage addr;
+    int alen = sizeof(addr);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &alen) == 0) {
+        if (addr.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&addr, peer, sizeof(peer));
+        else
+            uv_ip4_name((struct sockaddr_in *)&addr, peer, sizeof(peer));
+    }
+    st->api->metric_add(st->m_grpc_tls_failed, 1);
+    s->tls_failures++;
+    uint64_t now = uv_now(s->loop);
+    bool warn = !s->tls_warned || now - s->tls_warned_at >= TLS_WARN_INTERVAL_MS;
+    if (warn) {
+        s->tls_warned = true;
+        s->tls_warned_at = now;
+    }
+    SY_LOG(st->api, st->inst, warn ? SY_LOG_WARN : SY_LOG_DEBUG,
+           "TLS handshake with gRPC client %s failed: %s (%llu failed so far%s)", peer, why,
+           (unsigned long long)s->tls_failures,
+           warn ? "; the next ones within a minute are logged at debug" : "");
+}
+
+/* Feeds ciphertext to the TLS layer and hands what it decrypts to nghttp2. A
+ * failure (handshake or later) or the client's close_notify drains the
+ * connection: the alert or GOAWAY queued is sent, then the socket closed. */
+static void conn_recv_tls(grpc_conn_t *c, const uint8_t *data, size_t len)
+{
+    otlp_grpc_server_t *s = c->server;
+    char err[300];
+    if (otlp_tls_conn_feed(c->tls, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        bool was_established = otlp_tls_conn_established(c->tls);
+        ssize_t n = otlp_tls_conn_read(c->tls, s->plain_buf, TLS_RECORD_MAX, err, sizeof(err));
+        if (n > 0) {
+            conn_recv(c, s->plain_buf, (size_t)n);
+            if (c->closing || !nghttp2_session_want_read(c->session)) return;
+            continue;
+        }
+        if (n == 0) return;
+        if (n == SY_ECLOSED)
+            SY_LOG(s->st->api, s->st->inst, SY_LOG_DEBUG, "a gRPC client closed its TLS session");
+        else if (!was_established)
+            tls_handshake_failed(c, err);
+        else
+            SY_LOG(s->st->api, s->st->inst, SY_LOG_DEBUG, "closing a gRPC connection: TLS: %s",
+                   err);
+        c->draining = true;
+        conn_set_reading(c, false);
+        return;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    grpc_conn_t *c = stream->data;
+    if (nread == 0 || c->closing || c->draining) return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->tls)
+        conn_recv_tls(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        conn_recv(c, (const uint8_t *)buf->base, (size_t)nread);
     conn_flush(c);
 }
 
@@ -508,14 +595,55 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
+/* Hands a write request to the socket (taking it). 0, or -1 when the
+ * connection is closing. */
+static int conn_write(grpc_conn_t *c, write_req_t *w)
+{
+    w->conn = c;
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    c->in_flight += w->len;
+    return 0;
+}
+
+/* Writes the ciphertext the TLS layer holds (handshake records, alerts, frames
+ * just encrypted), in one request. 0, or -1 when the connection is closing. */
+static int conn_write_tls(grpc_conn_t *c)
+{
+    size_t n = otlp_tls_conn_pending(c->tls);
+    if (n == 0) return 0;
+    write_req_t *w = malloc(sizeof(*w) + n);
+    if (!w) {
+        conn_close(c);
+        return -1;
+    }
+    w->len = otlp_tls_conn_take(c->tls, w->data, n);
+    return conn_write(c, w);
+}
+
 /*
- * Sends what nghttp2 has to send, in writes of up to WRITE_CHUNK bytes, while less
- * than write_limit bytes are in flight; reads only while below that limit too.
- * Closes the connection once nghttp2 wants neither to read nor to write.
+ * Sends what nghttp2 has to send, in writes of up to WRITE_CHUNK bytes (encrypted
+ * when on TLS), while less than write_limit bytes are in flight; reads only while
+ * below that limit too. Closes the connection once nghttp2 wants neither to read
+ * nor to write, or once a draining connection has written everything.
  */
 static void conn_flush(grpc_conn_t *c)
 {
     size_t limit = c->server->write_limit;
+    if (c->closing || (c->tls && conn_write_tls(c) != 0)) return;
+    if (c->draining) {
+        if (c->in_flight == 0) conn_close(c);
+        return;
+    }
+    if (c->tls && !otlp_tls_conn_established(c->tls)) {
+        /* The handshake: nghttp2 waits, the client's next flight is read. */
+        conn_set_reading(c, c->in_flight < limit);
+        return;
+    }
     while (!c->closing && c->in_flight < limit) {
         write_req_t *w = NULL;
         size_t cap = 0;
@@ -546,14 +674,17 @@ static void conn_flush(grpc_conn_t *c)
             if (w->len >= WRITE_CHUNK) break;
         }
         if (!w) break;
-        w->conn = c;
-        uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->len);
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+        if (c->tls) {
+            int rc = otlp_tls_conn_write(c->tls, w->data, w->len);
             free(w);
-            conn_close(c);
+            if (rc != 0) {
+                conn_close(c);
+                return;
+            }
+            if (conn_write_tls(c) != 0) return;
+        } else if (conn_write(c, w) != 0) {
             return;
         }
-        c->in_flight += w->len;
     }
     if (c->closing) return;
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
@@ -570,6 +701,7 @@ static void on_conn_closed(uv_handle_t *handle)
     while (c->streams)
         stream_free(c->streams);
     nghttp2_session_del(c->session);
+    otlp_tls_conn_free(c->tls);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -620,7 +752,8 @@ static void on_connection(uv_stream_t *listener, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0) {
+        nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
+        (s->st->tls && !(c->tls = otlp_tls_conn_new(s->st->tls)))) {
         conn_close(c);
         return;
     }
@@ -629,7 +762,7 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
-    conn_flush(c); /* sends the SETTINGS and starts reading */
+    conn_flush(c); /* sends the SETTINGS (after the TLS handshake) and starts reading */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -642,6 +775,7 @@ static void server_free(otlp_grpc_server_t *s)
     if (s->callbacks) nghttp2_session_callbacks_del(s->callbacks);
     if (s->option) nghttp2_option_del(s->option);
     free(s->read_buf);
+    free(s->plain_buf);
     free(s);
 }
 
@@ -747,13 +881,6 @@ int otlp_grpc_validate(const otlp_config_t *cfg, char *err, size_t err_len)
             return SY_EINVAL;
         }
     }
-    if ((cfg->tls_cert_file && *cfg->tls_cert_file) || (cfg->tls_key_file && *cfg->tls_key_file) ||
-        (cfg->tls_client_ca_file && *cfg->tls_client_ca_file)) {
-        snprintf(err, err_len,
-                 "protocols::grpc::tls: TLS is not supported by this build's gRPC server yet; "
-                 "remove the tls settings (cleartext h2c) or terminate TLS in front of it");
-        return SY_EINVAL;
-    }
     return 0;
 }
 
@@ -786,7 +913,8 @@ int otlp_grpc_start(otlp_state_t *st)
     if (s->write_limit < WRITE_CHUNK) s->write_limit = WRITE_CHUNK;
     if (s->write_limit > 4u * MIB) s->write_limit = 4u * MIB;
     s->read_buf = malloc(s->read_buf_len);
-    if (!s->read_buf || server_callbacks(s) != 0) {
+    if (st->tls) s->plain_buf = malloc(TLS_RECORD_MAX);
+    if (!s->read_buf || (st->tls && !s->plain_buf) || server_callbacks(s) != 0) {
         snprintf(err, sizeof(err), "out of memory");
         server_free(s);
         goto fail_log;
@@ -809,12 +937,37 @@ int otlp_grpc_start(otlp_state_t *st)
     int port = 0;
     if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
         port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-    SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting GRPC server on endpoint %s (port %d)",
-           cfg->grpc_endpoint, port);
+    SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting GRPC server on endpoint %s (port %d%s)",
+           cfg->grpc_endpoint, port, st->tls ? ", TLS" : "");
     return 0;
 fail_log:
     SY_LOG(st->api, st->inst, SY_LOG_ERROR, "cannot start the gRPC server: %s", err);
     return SY_ERROR;
+}
+
+/* Writes the GOAWAY nghttp2 has queued (and a close_notify on TLS) now, best
+ * effort, before the connection is closed at shutdown. */
+static void conn_goodbye(grpc_conn_t *c)
+{
+    const uint8_t *data;
+    ssize_t n;
+    if (c->tls && !otlp_tls_conn_established(c->tls)) return;
+    while ((n = nghttp2_session_mem_send(c->session, &data)) > 0) {
+        if (c->tls) {
+            if (otlp_tls_conn_write(c->tls, data, (size_t)n) != 0) return;
+            continue;
+        }
+        uv_buf_t buf = uv_buf_init((char *)data, (unsigned)n);
+        if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != n) return;
+    }
+    if (!c->tls) return;
+    otlp_tls_conn_close_notify(c->tls);
+    uint8_t out[4096];
+    size_t got;
+    while ((got = otlp_tls_conn_take(c->tls, out, sizeof(out))) > 0) {
+        uv_buf_t buf = uv_buf_init((char *)out, (unsigned)got);
+        if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != (int)got) return;
+    }
 }
 
 void otlp_grpc_shutdown(otlp_state_t *st)
@@ -829,12 +982,7 @@ void otlp_grpc_shutdown(otlp_state_t *st)
         next = c->next;
         if (c->closing) continue;
         nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
-        const uint8_t *data;
-        ssize_t n;
-        while (c->in_flight == 0 && (n = nghttp2_session_mem_send(c->session, &data)) > 0) {
-            uv_buf_t buf = uv_buf_init((char *)data, (unsigned)n);
-            if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != n) break;
-        }
+        if (c->in_flight == 0 && !c->draining) conn_goodbye(c);
         conn_close(c);
     }
 }
