@@ -128,8 +128,7 @@ static void api_ready(sy_instance_t *inst)
     if (inst->kind == SY_KIND_EXPORTER) sy__exporter_ready(inst);
 }
 
-static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items,
-                                 bool sent)
+static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent)
 {
     if (inst->kind == SY_KIND_EXPORTER) sy__exporter_outcome(inst, signal, items, sent);
 }
