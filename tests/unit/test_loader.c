@@ -107,6 +107,35 @@ static void test_registry_path_and_types(void **state)
     unsetenv("SWITCHYARD_PLUGIN_PATH");
 }
 
+/* Runs a router on `yaml` with the test kit for a moment, stops it (which
+ * flushes and makes each testsink write its report), and checks that report
+ * file a starts with want_a and b with want_b. */
+static void run_and_check_reports(const char *yaml, const char *a, const char *want_a,
+                                  const char *b, const char *want_b)
+{
+    const char *dirs[] = {SY_TEST_KIT_DIR};
+    sy__diag_t diag;
+    sy__diag_init(&diag);
+    sy__router_opts_t opts = {.yaml = yaml, .plugin_dirs = dirs, .nplugin_dirs = 1};
+    sy__router_t *r = sy__router_open(&opts, &diag);
+    if (!r) sy__diag_print(&diag, stderr);
+    assert_non_null(r);
+    assert_int_equal(sy__router_start(r), 0);
+    usleep(300000);
+    assert_int_equal(sy__router_close(r), 0);
+    sy__diag_free(&diag);
+    const char *paths[2] = {a, b}, *wants[2] = {want_a, want_b};
+    for (int i = 0; i < 2; i++) {
+        char line[256];
+        FILE *f = fopen(paths[i], "r");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof(line), f));
+        fclose(f);
+        assert_non_null(strstr(line, wants[i]));
+        unlink(paths[i]);
+    }
+}
+
 /* Two instances of one plugin, configured differently, run side by side and keep
  * their own state: each sink writes its own report with its own counts. */
 static void test_two_instances_coexist(void **state)
@@ -128,30 +157,7 @@ static void test_two_instances_coexist(void **state)
              "    traces/one: {receivers: [testgen/one], exporters: [testsink/one]}\n"
              "    traces/two: {receivers: [testgen/two], exporters: [testsink/two]}\n",
              a, b);
-    const char *dirs[] = {SY_TEST_KIT_DIR};
-    sy__diag_t diag;
-    sy__diag_init(&diag);
-    sy__router_opts_t opts = {.yaml = yaml, .plugin_dirs = dirs, .nplugin_dirs = 1};
-    sy__router_t *r = sy__router_open(&opts, &diag);
-    if (!r) sy__diag_print(&diag, stderr);
-    assert_non_null(r);
-    assert_int_equal(sy__router_start(r), 0);
-    usleep(300000);
-    assert_int_equal(sy__router_close(r), 0);
-    sy__diag_free(&diag);
-    char line[256];
-    FILE *f = fopen(a, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    assert_non_null(strstr(line, "batches=3 items=6 "));
-    f = fopen(b, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    assert_non_null(strstr(line, "batches=5 items=35 "));
-    unlink(a);
-    unlink(b);
+    run_and_check_reports(yaml, a, "batches=3 items=6 ", b, "batches=5 items=35 ");
 }
 
 /* The real batch processor twice, with different sizes, behind one receiver that
@@ -179,31 +185,8 @@ static void test_batch_and_batch2_coexist(void **state)
              "    traces/2: {receivers: [testgen/bb], processors: [batch/2], exporters: "
              "[testsink/bb2]}\n",
              a, b);
-    const char *dirs[] = {SY_TEST_KIT_DIR};
-    sy__diag_t diag;
-    sy__diag_init(&diag);
-    sy__router_opts_t opts = {.yaml = yaml, .plugin_dirs = dirs, .nplugin_dirs = 1};
-    sy__router_t *r = sy__router_open(&opts, &diag);
-    if (!r) sy__diag_print(&diag, stderr);
-    assert_non_null(r);
-    assert_int_equal(sy__router_start(r), 0);
-    usleep(300000);
-    assert_int_equal(sy__router_close(r), 0); /* the shutdown flushes batch's remainder */
-    sy__diag_free(&diag);
-    char line[256];
-    FILE *f = fopen(a, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    /* 35 spans by tens: 10, 10, 10 on size, then 5 flushed at shutdown. */
-    assert_non_null(strstr(line, "batches=4 items=35 "));
-    f = fopen(b, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    assert_non_null(strstr(line, "batches=1 items=35 "));
-    unlink(a);
-    unlink(b);
+    /* batch: 35 spans by tens: 10, 10, 10 on size, then 5 flushed at shutdown. */
+    run_and_check_reports(yaml, a, "batches=4 items=35 ", b, "batches=1 items=35 ");
 }
 
 static void expect_config_error(const char *yaml, const char *needle)
