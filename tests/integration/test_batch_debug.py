@@ -373,14 +373,41 @@ def case_metrics_logs(args, failures):
                 r.dump(prefix="  | ")
 
 
+def case_basic_encoded(args, failures):
+    """Basic verbosity counts from the encoded bytes (no decode); the counts must be
+    the ones the decoded form gives: 2 resources x 3 spans sent as protobuf."""
+    before = len(failures)
+    span_pb = lambda i: harness.field_len(5, ("basic-%d" % i).encode())  # Span.name
+    scope = harness.field_len(2, b"".join(harness.field_len(2, span_pb(i)) for i in range(3)))
+    body = b"".join(harness.field_len(1, scope) for _ in range(2))  # ExportTraceServiceRequest
+    with Router(args, traces_config(["timeout: 0s"], verbosity="basic")) as r:
+        try:
+            if not check(r.wait_ready(), "e: router did not become ready", failures):
+                return
+            st = http("POST", r.base + "/v1/traces", body,
+                      {"Content-Type": "application/x-protobuf"})[0]
+            check(st == 200, "e: protobuf request answered %d" % st, failures)
+            lines = r.wait_output("e: the summary line",
+                                  lambda ls: any(SUMMARY_RE.search(l) for l in ls),
+                                  OUTPUT_TIMEOUT)
+            got = [SUMMARY_RE.search(l).groups() for l in lines or [] if SUMMARY_RE.search(l)]
+            check(got == [("2", "6")], "e: summaries %r, want [('2', '6')]" % got, failures)
+        finally:
+            rc = r.terminate(EXIT_TIMEOUT)
+            check(rc == 0, "e: exit code %r" % rc, failures)
+            if len(failures) > before:
+                r.dump(prefix="  | ")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--case", choices=["a", "b", "c", "d"], action="append",
+    ap.add_argument("--case", choices=["a", "b", "c", "d", "e"], action="append",
                     help="run only these cases (default: all)")
     args = ap.parse_args()
-    cases = {"a": case_size, "b": case_drain, "c": case_split, "d": case_metrics_logs}
+    cases = {"a": case_size, "b": case_drain, "c": case_split, "d": case_metrics_logs,
+             "e": case_basic_encoded}
     failures = []
     for key in args.case or sorted(cases):
         before = len(failures)

@@ -37,6 +37,10 @@ void dbg_buf_printf(dbg_buf_t *b, const char *fmt, ...) __attribute__((format(pr
  * `Traces {"resource spans": 1, "spans": 2}`, into out (always NUL-terminated).
  */
 void dbg_summary(sy_signal_t signal, const void *request, char *out, size_t out_len);
+/* The same summary from the encoded request, without decoding it (`items` is the
+ * host's count). Returns 0, or -1 if the bytes do not parse. */
+int dbg_summary_encoded(sy_signal_t signal, uint64_t items, const uint8_t *bytes, size_t len,
+                        char *out, size_t out_len);
 
 /* Appends the `normal` verbosity text of a request (one line per item). */
 void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, const void *request);

@@ -6,6 +6,7 @@
  * Every request field may be absent (NULL) in a decoded request that came from
  * a peer; each access below checks for it.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -332,4 +333,95 @@ void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, const void *request)
         normal_logs(b, request);
         break;
     }
+}
+
+/* Reads a varint; returns the bytes used, 0 when truncated. */
+static size_t wire_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) return i + 1;
+    }
+    return 0;
+}
+
+/*
+ * Calls fn(arg, value, len) for every length-delimited field `field` of one
+ * encoded message, skipping the others. Returns the occurrences, or -1 when the
+ * bytes are malformed (the host has validated them, so that does not happen).
+ */
+static long wire_each(const uint8_t *p, size_t len, uint32_t field,
+                      void (*fn)(void *, const uint8_t *, size_t), void *arg)
+{
+    long n = 0;
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key, v;
+        size_t k = wire_varint(p + off, len - off, &key);
+        if (!k) return -1;
+        off += k;
+        switch (key & 7) {
+        case 0:
+            if (!(k = wire_varint(p + off, len - off, &v))) return -1;
+            off += k;
+            break;
+        case 1:
+            off += 8;
+            break;
+        case 5:
+            off += 4;
+            break;
+        case 2:
+            if (!(k = wire_varint(p + off, len - off, &v)) || v > len - off - k) return -1;
+            off += k;
+            if ((key >> 3) == field) {
+                n++;
+                if (fn) fn(arg, p + off, (size_t)v);
+            }
+            off += (size_t)v;
+            break;
+        default:
+            return -1;
+        }
+        if (off > len) return -1;
+    }
+    return n;
+}
+
+static void count_metrics_in_scope(void *arg, const uint8_t *p, size_t len)
+{
+    long n = wire_each(p, len, 2, NULL, NULL); /* ScopeMetrics.metrics */
+    if (n > 0) *(size_t *)arg += (size_t)n;
+}
+
+static void count_metrics_in_resource(void *arg, const uint8_t *p, size_t len)
+{
+    wire_each(p, len, 2, count_metrics_in_scope, arg); /* ResourceMetrics.scope_metrics */
+}
+
+int dbg_summary_encoded(sy_signal_t signal, uint64_t items, const uint8_t *bytes, size_t len,
+                        char *out, size_t out_len)
+{
+    size_t metrics = 0;
+    long resources = wire_each(
+        bytes, len, 1, signal == SY_SIGNAL_METRICS ? count_metrics_in_resource : NULL, &metrics);
+    if (resources < 0) return -1;
+    switch (signal) {
+    case SY_SIGNAL_TRACES:
+        snprintf(out, out_len, "Traces {\"resource spans\": %ld, \"spans\": %" PRIu64 "}",
+                 resources, items);
+        return 0;
+    case SY_SIGNAL_METRICS:
+        snprintf(out, out_len,
+                 "Metrics {\"resource metrics\": %ld, \"metrics\": %zu, \"data points\": %" PRIu64
+                 "}",
+                 resources, metrics, items);
+        return 0;
+    case SY_SIGNAL_LOGS:
+        snprintf(out, out_len, "Logs {\"resource logs\": %ld, \"log records\": %" PRIu64 "}",
+                 resources, items);
+        return 0;
+    }
+    return -1;
 }
