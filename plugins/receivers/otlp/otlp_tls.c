@@ -2,6 +2,10 @@
  * otlp_tls.c - the TLS server layer of the otlp receiver (see otlp_tls.h): an
  * OpenSSL SSL object per connection between two memory BIOs, so that the socket
  * stays libuv's and nothing here ever blocks or touches a file descriptor.
+ *
+ * Built as its own shared object, otlp_tls.so (see otlp_tls_module.h), the only
+ * one to link OpenSSL: everything is hidden but the table at the end, and the
+ * receiver reaches these functions through otlp_tls_shim.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +18,7 @@
 
 #include <switchyard/plugin.h>
 
-#include "otlp_tls.h"
+#include "otlp_tls_module.h"
 
 struct otlp_tls_ctx_s {
     SSL_CTX *ssl_ctx; /* replaced by a reload; SSL objects hold their own reference */
@@ -36,50 +40,14 @@ static bool is_set(const char *s)
     return s && *s;
 }
 
-/* The protocol version a configtls string names; 0 when unset, -1 when unknown. */
+/* The OpenSSL protocol version a configtls string names (its rank from
+ * otlp_tls_version_rank()); 0 when unset or unknown (settings_check refused it). */
 static int version_of(const char *v)
 {
-    static const struct {
-        const char *name;
-        int version;
-    } versions[] = {
-        {"1.0", TLS1_VERSION},
-        {"1.1", TLS1_1_VERSION},
-        {"1.2", TLS1_2_VERSION},
-        {"1.3", TLS1_3_VERSION},
-    };
-    if (!is_set(v)) return 0;
-    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
-        if (strcmp(v, versions[i].name) == 0) return versions[i].version;
-    return -1;
-}
-
-int otlp_tls_settings_check(const otlp_tls_settings_t *set, const char *prefix, char *err,
-                            size_t err_len)
-{
-    if (!is_set(set->cert_file) || !is_set(set->key_file)) {
-        snprintf(err, err_len,
-                 "%s: a TLS server needs both cert_file and key_file (remove tls for "
-                 "cleartext h2c)",
-                 prefix);
-        return SY_EINVAL;
-    }
-    int min = version_of(set->min_version), max = version_of(set->max_version);
-    if (min < 0 || max < 0) {
-        snprintf(err, err_len, "%s: invalid TLS %s: unsupported TLS version: \"%.20s\"", prefix,
-                 min < 0 ? "min_version" : "max_version",
-                 min < 0 ? set->min_version : set->max_version);
-        return SY_EINVAL;
-    }
-    if (min == 0) min = TLS1_2_VERSION;
-    if (max != 0 && max < min) {
-        snprintf(err, err_len,
-                 "%s: invalid TLS configuration: min_version cannot be greater "
-                 "than max_version",
-                 prefix);
-        return SY_EINVAL;
-    }
-    return 0;
+    static const int versions[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
+    int rank = otlp_tls_version_rank(v);
+    if (rank < 1 || rank > (int)(sizeof(versions) / sizeof(versions[0]))) return 0;
+    return versions[rank - 1];
 }
 
 /* The reason of the oldest OpenSSL error, or `fallback`; clears the queue. */
@@ -366,4 +334,30 @@ size_t otlp_tls_conn_take(otlp_tls_conn_t *conn, uint8_t *out, size_t cap)
     int chunk = cap > INT32_MAX ? INT32_MAX : (int)cap;
     int n = BIO_read(conn->wbio, out, chunk);
     return n > 0 ? (size_t)n : 0;
+}
+
+static const otlp_tls_module_t otlp_tls_table = {
+    .abi = OTLP_TLS_MODULE_ABI,
+    .size = sizeof(otlp_tls_module_t),
+    .settings_check = otlp_tls_settings_check,
+    .ctx_new = otlp_tls_ctx_new,
+    .ctx_reload = otlp_tls_ctx_reload,
+    .ctx_free = otlp_tls_ctx_free,
+    .conn_new = otlp_tls_conn_new,
+    .conn_free = otlp_tls_conn_free,
+    .conn_feed = otlp_tls_conn_feed,
+    .conn_read = otlp_tls_conn_read,
+    .conn_established = otlp_tls_conn_established,
+    .conn_write = otlp_tls_conn_write,
+    .conn_close_notify = otlp_tls_conn_close_notify,
+    .conn_pending = otlp_tls_conn_pending,
+    .conn_take = otlp_tls_conn_take,
+};
+
+/* The module's only export (OTLP_TLS_MODULE_ENTRY). */
+__attribute__((visibility("default"))) const otlp_tls_module_t *otlp_tls_module(void);
+
+const otlp_tls_module_t *otlp_tls_module(void)
+{
+    return &otlp_tls_table;
 }
