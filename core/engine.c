@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "log.h"
@@ -97,7 +99,10 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
     }
 
     sy_instance_t *inst = zalloc_aligned(sizeof(*inst));
-    if (!inst) return NULL;
+    if (!inst) {
+        sy__diag_add(diag, comp->key, "'%s': out of memory", id);
+        return NULL;
+    }
     inst->engine = e;
     inst->kind = kind;
     inst->file = file;
@@ -120,6 +125,7 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
         free(inst->id);
         free(inst->labels);
         free(inst);
+        sy__diag_add(diag, comp->key, "'%s': out of memory", id);
         return NULL;
     }
 
@@ -129,7 +135,10 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
     }
     const sy_plugin_t *d = inst->plugin;
     void *config = calloc(1, d->config_size ? d->config_size : 1);
-    if (!config) return NULL;
+    if (!config) {
+        sy__diag_add(diag, comp->key, "'%s': out of memory", id);
+        return NULL;
+    }
     if (sy__cfg_fill(id, d->config_fields, d->config_field_count, comp->node, config, diag) < 0) {
         sy__cfg_free_struct(d->config_fields, d->config_field_count, config);
         free(config);
@@ -191,41 +200,45 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
     e->svc = svc;
     e->reg = reg;
     e->shutdown_timeout_ms = 10000;
-    size_t errors_before = diag->count - diag->warnings;
+    size_t errors_before = sy__diag_errors(diag);
     bool *reported = calloc(svc->ncomponents + 1, sizeof(bool));
+    if (!reported) goto oom;
 
     for (size_t pi = 0; pi < svc->npipelines; pi++) {
         const sy__pipeline_cfg_t *pc = &svc->pipelines[pi];
         sy__pipeline_t *p = zalloc_aligned(sizeof(*p));
         if (!p || add_ptr((void ***)&e->pipelines, &e->npipelines, p)) {
             free(p);
-            goto fail;
+            goto oom;
         }
         p->engine = e;
         p->cfg = pc;
         p->id = strdup(pc->id);
         p->signal = pc->signal;
+        if (!p->id) goto oom;
 
         for (size_t i = 0; i < pc->nreceivers; i++) {
             sy_instance_t *r =
                 shared_instance(e, SY_KIND_RECEIVER, pc->receivers[i], diag, reported);
             if (!r || !check_signal(r, p, pc->receiver_nodes[i], diag)) continue;
             r->signals |= p->signal;
-            add_ptr((void ***)&r->outputs, &r->noutputs, p);
+            if (add_ptr((void ***)&r->outputs, &r->noutputs, p) < 0) goto oom;
         }
         for (size_t i = 0; i < pc->nprocessors; i++) {
             sy_instance_t *x =
                 make_instance(e, SY_KIND_PROCESSOR, pc->processors[i], p, p->nprocessors, diag);
             if (!x || !check_signal(x, p, pc->processor_nodes[i], diag)) continue;
             x->signals |= p->signal;
-            add_ptr((void ***)&p->processors, &p->nprocessors, x);
+            if (add_ptr((void ***)&p->processors, &p->nprocessors, x) < 0) goto oom;
         }
         for (size_t i = 0; i < pc->nexporters; i++) {
             sy_instance_t *x =
                 shared_instance(e, SY_KIND_EXPORTER, pc->exporters[i], diag, reported);
             if (!x || !check_signal(x, p, pc->exporter_nodes[i], diag)) continue;
             x->signals |= p->signal;
-            add_ptr((void ***)&p->exporters, &p->nexporters, x);
+            if (add_ptr((void ***)&p->exporters, &p->nexporters, x) < 0 ||
+                add_ptr((void ***)&x->feeders, &x->nfeeders, p) < 0)
+                goto oom;
         }
     }
     for (size_t i = 0; i < svc->nextensions; i++)
@@ -233,67 +246,169 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
 
     free(reported);
     reported = NULL;
-    if (diag->count - diag->warnings > errors_before) goto fail;
+    if (sy__diag_errors(diag) > errors_before) goto fail;
     return e;
+oom:
+    sy__diag_add(diag, NULL, "out of memory building the pipelines");
 fail:
     free(reported);
     sy__engine_free(e);
     return NULL;
 }
 
+/* ---- worker pools ------------------------------------------------------------- */
+
+size_t sy__engine_pool_max(void)
+{
+    /* Enough to keep every core busy in each role, and a few more for plugins that
+     * spend time on blocking file I/O (the file exporter), never more than 8. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = cpus > 0 ? (size_t)cpus : 2;
+    if (n < 2) n = 2;
+    return n > 8 ? 8 : n;
+}
+
+static size_t role_members(const sy__engine_t *e, sy__role_t role)
+{
+    if (role == SY__ROLE_PIPELINE) return e->npipelines;
+    size_t n = 0;
+    for (size_t i = 0; i < e->ninstances; i++) {
+        sy_kind_t k = e->instances[i]->kind;
+        if ((role == SY__ROLE_RECEIVER && k == SY_KIND_RECEIVER) ||
+            (role == SY__ROLE_EXPORTER && k == SY_KIND_EXPORTER) ||
+            (role == SY__ROLE_EXTENSION && k == SY_KIND_EXTENSION))
+            n++;
+    }
+    return n;
+}
+
+/* Which worker of `role` the n-th member of that role lives on. */
+static sy__thread_t *role_worker(sy__engine_t *e, sy__role_t role, size_t n)
+{
+    return &e->workers[e->role_first[role] + n % e->role_count[role]].thread;
+}
+
+static bool on_worker(const sy__thread_t *t, const sy__thread_t *w)
+{
+    return t == w;
+}
+
+/* Run on a worker once its loop has ended: destroys what lived there. */
+static void worker_exit(void *arg)
+{
+    sy__worker_t *w = arg;
+    sy__engine_t *e = w->engine;
+    if (w->role == SY__ROLE_PIPELINE) {
+        for (size_t i = 0; i < e->npipelines; i++) {
+            sy__pipeline_t *p = e->pipelines[i];
+            if (!on_worker(p->thread, &w->thread)) continue;
+            for (size_t j = 0; j < p->nprocessors; j++)
+                sy__instance_destroy(p->processors[j]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < e->ninstances; i++) {
+        sy_instance_t *x = e->instances[i];
+        if (!x->pipeline && on_worker(x->thread, &w->thread)) sy__instance_destroy(x);
+    }
+}
+
+static int start_workers(sy__engine_t *e)
+{
+    size_t max = sy__engine_pool_max(), total = 0;
+    for (int r = 0; r < SY__ROLE_COUNT; r++) {
+        size_t n = role_members(e, (sy__role_t)r);
+        e->role_count[r] = n < max ? n : max;
+        if (r == SY__ROLE_EXTENSION && e->role_count[r] > 1) e->role_count[r] = 1;
+        e->role_first[r] = total;
+        total += e->role_count[r];
+    }
+    e->workers = calloc(total ? total : 1, sizeof(*e->workers));
+    if (!e->workers) {
+        SY__LOG(SY_LOG_ERROR, NULL, "out of memory starting %zu worker threads", total);
+        return SY_ENOMEM;
+    }
+    static const char *const names[] = {"recv", "pipe", "exp", "ext"};
+    for (int r = 0; r < SY__ROLE_COUNT; r++) {
+        for (size_t i = 0; i < e->role_count[r]; i++) {
+            sy__worker_t *w = &e->workers[e->role_first[r] + i];
+            char name[32];
+            snprintf(name, sizeof(name), "sy-%s-%zu", names[r], i);
+            w->engine = e;
+            w->role = (sy__role_t)r;
+            w->thread.on_exit = worker_exit;
+            w->thread.exit_arg = w;
+            if (sy__thread_start(&w->thread, name) < 0) {
+                SY__LOG(SY_LOG_ERROR, NULL, "cannot start worker thread %s: %s", name,
+                        strerror(errno));
+                return SY_ERROR;
+            }
+            e->nworkers = e->role_first[r] + i + 1;
+        }
+    }
+    return SY_OK;
+}
+
 /* ---- starting ------------------------------------------------------------------ */
 
-typedef struct call_s {
-    sy_instance_t *inst;
-    int rc;
-} call_t;
+/* The deadline for a call into a plugin while starting. */
+static uint64_t start_deadline(const sy__engine_t *e)
+{
+    return sy__now_ms() + e->shutdown_timeout_ms;
+}
+
+/* Notes a call or a worker that missed its deadline: from now on nothing that a
+ * stuck thread can reach is freed. */
+static int check_call(sy__engine_t *e, int rc, const char *what, const char *id)
+{
+    if (rc == SY__ETIMEDOUT) {
+        e->wedged = true;
+        SY__LOG(SY_LOG_ERROR, id,
+                "%s did not return within the deadline; its thread is left "
+                "running and the router will exit",
+                what);
+    }
+    return rc;
+}
 
 static void do_create_start(void *arg)
 {
-    call_t *c = arg;
-    sy_instance_t *inst = c->inst;
+    sy_instance_t *inst = arg;
     const sy_plugin_t *d = inst->plugin;
-    c->rc = d->create(sy__host_api(), inst, inst->config, &inst->state);
-    if (c->rc < 0) {
-        SY__LOG(SY_LOG_ERROR, inst->id, "failed to create (error %d)", c->rc);
+    inst->start_rc = d->create(sy__host_api(), inst, inst->config, &inst->state);
+    if (inst->start_rc < 0) {
+        SY__LOG(SY_LOG_ERROR, inst->id, "failed to create (error %d)", inst->start_rc);
         return;
     }
     inst->created = true;
-    if (d->start) c->rc = d->start(inst->state);
-    if (c->rc < 0) {
-        SY__LOG(SY_LOG_ERROR, inst->id, "failed to start (error %d)", c->rc);
+    if (d->start) inst->start_rc = d->start(inst->state);
+    if (inst->start_rc < 0) {
+        SY__LOG(SY_LOG_ERROR, inst->id, "failed to start (error %d)", inst->start_rc);
         return;
     }
     inst->started = true;
 }
 
-static void do_shutdown(void *arg)
+void sy__instance_shutdown(sy_instance_t *inst)
 {
-    sy_instance_t *inst = arg;
     if (inst->started && inst->plugin->shutdown) inst->plugin->shutdown(inst->state);
     inst->started = false;
     sy__instance_close_timers(inst);
 }
 
-static void do_destroy(void *arg)
+void sy__instance_destroy(sy_instance_t *inst)
 {
-    sy_instance_t *inst = arg;
     if (inst->created) inst->plugin->destroy(inst->state);
     inst->created = false;
     inst->state = NULL;
 }
 
-/* Run on a loop thread once its loop has ended: destroys what lived there. */
-static void own_thread_exit(void *arg)
+static int create_start(sy_instance_t *inst)
 {
-    do_destroy(arg);
-}
-
-static void pipeline_thread_exit(void *arg)
-{
-    sy__pipeline_t *p = arg;
-    for (size_t i = 0; i < p->nprocessors; i++)
-        do_destroy(p->processors[i]);
+    inst->start_rc = SY_ERROR;
+    int rc = sy__thread_call(inst->thread, do_create_start, inst, start_deadline(inst->engine));
+    if (check_call(inst->engine, rc, "create/start", inst->id) < 0) return rc;
+    return inst->start_rc;
 }
 
 static void register_metrics(sy_instance_t *inst)
@@ -322,6 +437,35 @@ static void register_metrics(sy_instance_t *inst)
                  inst->kind == SY_KIND_RECEIVER ? "refused (the client was told to retry)"
                                                 : "failed to send");
         inst->metrics[i].failed = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
+        if (inst->kind != SY_KIND_EXPORTER) continue;
+        snprintf(name, sizeof(name), "exporter_enqueue_failed_%s", item_names[i]);
+        snprintf(help, sizeof(help),
+                 "Number of %s a pipeline could not hand to the exporter (out of memory, "
+                 "or the shutdown deadline).",
+                 item_names[i]);
+        inst->metrics[i].enqueue_failed =
+            sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
+    }
+}
+
+static void register_processor_metrics(sy_instance_t *x)
+{
+    const char *items = item_names[sy__signal_index(x->pipeline->signal)];
+    static const struct {
+        const char *what, *help;
+    } names[4] = {
+        {"incoming", "handed to the processor"},
+        {"outgoing", "the processor passed on"},
+        {"refused", "in batches the processor refused (its consume failed)"},
+        {"dropped", "the router could not hand to the processor (out of memory)"},
+    };
+    sy_metric_t **out[4] = {&x->pmetrics.incoming, &x->pmetrics.outgoing, &x->pmetrics.refused,
+                            &x->pmetrics.dropped};
+    for (int i = 0; i < 4; i++) {
+        char name[96], help[160];
+        snprintf(name, sizeof(name), "processor_%s_%s", names[i].what, items);
+        snprintf(help, sizeof(help), "Number of %s %s.", items, names[i].help);
+        *out[i] = sy__metric_register(name, help, SY_METRIC_COUNTER, x->labels);
     }
 }
 
@@ -352,18 +496,13 @@ static void unregister_queue_metrics(sy_metric_t *m[2])
     m[0] = m[1] = NULL;
 }
 
-static int start_own(sy_instance_t *inst)
+static void exporter_open_call(void *arg)
 {
-    inst->own_thread.on_exit = own_thread_exit;
-    inst->own_thread.exit_arg = inst;
-    if (sy__thread_start(&inst->own_thread, inst->id) < 0) return SY_ERROR;
-    inst->thread = &inst->own_thread;
-    call_t c = {.inst = inst};
-    sy__thread_call(inst->thread, do_create_start, &c);
-    return c.rc;
+    sy_instance_t *x = arg;
+    x->start_rc = sy__exporter_open(x);
 }
 
-static int start_exporter(sy_instance_t *x)
+static int start_exporter(sy_instance_t *x, size_t n)
 {
     if (sy__mpmc_init(&x->queue, SY__EXPORTER_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
     x->queue_ready = true;
@@ -371,52 +510,48 @@ static int start_exporter(sy_instance_t *x)
     snprintf(labels, sizeof(labels), "%s,queue=\"exporter\"", x->labels);
     register_queue_metrics(&x->queue, labels, x->queue_metrics);
     register_metrics(x);
-    /* Before the thread starts; consume() is not called before start() returned,
-     * because on_wake checks `started`, which is set on the same thread. */
-    x->own_thread.on_wake = sy__exporter_on_wake;
-    x->own_thread.wake_arg = x;
-    return start_own(x);
+    x->thread = role_worker(x->engine, SY__ROLE_EXPORTER, n);
+    x->start_rc = SY_ERROR;
+    int rc = sy__thread_call(x->thread, exporter_open_call, x, start_deadline(x->engine));
+    if (check_call(x->engine, rc, "opening the exporter", x->id) < 0) return rc;
+    if (x->start_rc < 0) return x->start_rc;
+    /* consume() is not called before start() returned: on_wake checks `started`,
+     * which is set on the same thread. */
+    return create_start(x);
 }
 
-typedef struct pipeline_call_s {
-    sy__pipeline_t *p;
-    int rc;
-} pipeline_call_t;
-
-static void pipeline_init_call(void *arg)
+static void pipeline_open_call(void *arg)
 {
-    pipeline_call_t *c = arg;
-    c->rc = sy__pipeline_init(c->p);
+    sy__pipeline_t *p = arg;
+    if (sy__pipeline_open(p) < 0) p->thread = NULL;
 }
 
-static int start_pipeline(sy__pipeline_t *p)
+static int start_pipeline(sy__pipeline_t *p, size_t n)
 {
-    if (sy__mpmc_init(&p->in, SY__PIPELINE_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
+    /* The ring has one spare slot for every receiver worker that may push at the
+     * same time as another passes its room check (runtime.c, sy__receiver_emit). */
+    sy__engine_t *e = p->engine;
+    size_t spare = e->role_count[SY__ROLE_RECEIVER];
+    p->in_limit = SY__PIPELINE_QUEUE_CAPACITY;
+    if (sy__mpmc_init(&p->in, SY__PIPELINE_QUEUE_CAPACITY + spare) < 0) return SY_ENOMEM;
     p->queue_ready = true;
     char labels[256];
     if (sy__metric_labels(labels, sizeof(labels), "pipeline", p->id, "queue", "pipeline", NULL))
         register_queue_metrics(&p->in, labels, p->queue_metrics);
-    char name[32];
-    snprintf(name, sizeof(name), "pipeline:%s", p->id);
-    /* Set before the thread starts (which orders these writes before its reads);
-     * the pipeline pulls nothing before receivers start, which is after every
-     * processor here has started. */
-    p->thread.on_wake = sy__pipeline_on_wake;
-    p->thread.wake_arg = p;
-    p->thread.on_exit = pipeline_thread_exit;
-    p->thread.exit_arg = p;
-    if (sy__thread_start(&p->thread, name) < 0) return SY_ERROR;
-    p->thread_started = true;
-    pipeline_call_t c = {.p = p};
-    sy__thread_call(&p->thread, pipeline_init_call, &c);
-    if (c.rc < 0) return c.rc;
-    p->timer_ready = true;
+    sy__thread_t *w = role_worker(e, SY__ROLE_PIPELINE, n);
+    p->thread = w;
+    int rc = sy__thread_call(w, pipeline_open_call, p, start_deadline(e));
+    if (check_call(e, rc, "opening the pipeline", p->id) < 0) return rc;
+    if (!p->thread) {
+        p->thread = w;
+        SY__LOG(SY_LOG_ERROR, p->id, "cannot open the pipeline's handles");
+        return SY_ERROR;
+    }
     for (size_t i = 0; i < p->nprocessors; i++) {
         sy_instance_t *x = p->processors[i];
-        x->thread = &p->thread;
-        call_t pc = {.inst = x};
-        sy__thread_call(&p->thread, do_create_start, &pc);
-        if (pc.rc < 0) return pc.rc;
+        x->thread = w;
+        register_processor_metrics(x);
+        if ((rc = create_start(x)) < 0) return rc;
     }
     return SY_OK;
 }
@@ -447,25 +582,29 @@ static void log_pipeline(const sy__pipeline_t *p)
 int sy__engine_start(sy__engine_t *e)
 {
     sy__engine_set_status(SY_STATUS_STARTING);
+    if (start_workers(e) < 0) goto fail;
     /* Extensions first (health_check answers 503 while starting), then exporters,
      * the pipelines with their processors, and the receivers last, so that nothing
      * is sent to a component that is not running. */
-    static const sy_kind_t order[] = {SY_KIND_EXTENSION, SY_KIND_EXPORTER};
-    for (size_t k = 0; k < 2; k++) {
-        for (size_t i = 0; i < e->ninstances; i++) {
-            sy_instance_t *x = e->instances[i];
-            if (x->kind != order[k]) continue;
-            int rc = x->kind == SY_KIND_EXPORTER ? start_exporter(x) : start_own(x);
-            if (rc < 0) goto fail;
-        }
+    size_t next_ext = 0, next_exp = 0, next_recv = 0;
+    for (size_t i = 0; i < e->ninstances; i++) {
+        sy_instance_t *x = e->instances[i];
+        if (x->kind != SY_KIND_EXTENSION) continue;
+        x->thread = role_worker(e, SY__ROLE_EXTENSION, next_ext++);
+        if (create_start(x) < 0) goto fail;
+    }
+    for (size_t i = 0; i < e->ninstances; i++) {
+        sy_instance_t *x = e->instances[i];
+        if (x->kind == SY_KIND_EXPORTER && start_exporter(x, next_exp++) < 0) goto fail;
     }
     for (size_t i = 0; i < e->npipelines; i++)
-        if (start_pipeline(e->pipelines[i]) < 0) goto fail;
+        if (start_pipeline(e->pipelines[i], i) < 0) goto fail;
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
         if (x->kind != SY_KIND_RECEIVER) continue;
         register_metrics(x);
-        if (start_own(x) < 0) goto fail;
+        x->thread = role_worker(e, SY__ROLE_RECEIVER, next_recv++);
+        if (create_start(x) < 0) goto fail;
     }
     for (size_t i = 0; i < e->npipelines; i++)
         log_pipeline(e->pipelines[i]);
@@ -479,97 +618,101 @@ fail:
 
 /* ---- stopping ---------------------------------------------------------------------- */
 
-static int stop_own(sy_instance_t *x, uint64_t timeout_ms)
+typedef struct role_call_s {
+    sy__engine_t *e;
+    sy__thread_t *worker;
+} role_call_t;
+
+static void shutdown_instances_on(void *arg)
 {
-    if (!x->thread || x->thread != &x->own_thread) return SY_OK;
-    sy__thread_call(x->thread, do_shutdown, x);
-    if (sy__thread_stop(x->thread, timeout_ms) < 0) {
-        SY__LOG(SY_LOG_ERROR, x->id, "did not close all of its handles within %llu ms of shutdown",
-                (unsigned long long)timeout_ms);
-        x->thread = NULL;
-        return SY_ERROR;
+    role_call_t *c = arg;
+    for (size_t i = 0; i < c->e->ninstances; i++) {
+        sy_instance_t *x = c->e->instances[i];
+        if (!x->pipeline && x->thread == c->worker) sy__instance_shutdown(x);
     }
-    x->thread = NULL;
+}
+
+static void drain_pipelines_on(void *arg)
+{
+    role_call_t *c = arg;
+    for (size_t i = 0; i < c->e->npipelines; i++)
+        if (c->e->pipelines[i]->thread == c->worker) sy__pipeline_begin_drain(c->e->pipelines[i]);
+}
+
+static void drain_exporters_on(void *arg)
+{
+    role_call_t *c = arg;
+    for (size_t i = 0; i < c->e->ninstances; i++) {
+        sy_instance_t *x = c->e->instances[i];
+        if (x->kind == SY_KIND_EXPORTER && x->thread == c->worker) sy__exporter_begin_drain(x);
+    }
+}
+
+/*
+ * Stops the workers of one role: runs `begin` on each (which starts the shutdown
+ * of every component there), then waits until each worker's loop has ended, all
+ * by `deadline`. The call objects live on the heap and are leaked on a timeout,
+ * since a stuck worker may still read them.
+ */
+static int stop_role(sy__engine_t *e, sy__role_t role, sy__thread_fn begin, uint64_t deadline)
+{
+    size_t first = e->role_first[role], n = e->role_count[role];
+    if (first + n > e->nworkers) n = e->nworkers > first ? e->nworkers - first : 0;
+    for (size_t i = 0; i < n && !e->wedged; i++) {
+        sy__thread_t *w = &e->workers[first + i].thread;
+        role_call_t *c = malloc(sizeof(*c));
+        if (!c) {
+            SY__LOG(SY_LOG_ERROR, NULL, "out of memory stopping %s", w->name);
+            continue;
+        }
+        *c = (role_call_t){.e = e, .worker = w};
+        int rc = sy__thread_call(w, begin, c, deadline);
+        if (check_call(e, rc, "shutdown", w->name) == SY__ETIMEDOUT) return rc;
+        free(c);
+    }
+    for (size_t i = 0; i < n && !e->wedged; i++) {
+        sy__thread_t *w = &e->workers[first + i].thread;
+        if (check_call(e, sy__thread_stop(w, deadline), "closing the components", w->name) ==
+            SY__ETIMEDOUT)
+            return SY__ETIMEDOUT;
+    }
     return SY_OK;
-}
-
-typedef struct backlog_call_s {
-    sy_instance_t *x;
-    size_t backlog;
-    uint64_t lost;
-} backlog_call_t;
-
-static void backlog_check(void *arg)
-{
-    backlog_call_t *c = arg;
-    c->backlog = sy__exporter_backlog(c->x);
-}
-
-static void backlog_abandon(void *arg)
-{
-    backlog_call_t *c = arg;
-    c->lost = sy__exporter_abandon(c->x);
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int sy__engine_stop(sy__engine_t *e)
 {
-    int rc = SY_OK;
     sy__engine_set_status(SY_STATUS_STOPPING);
     SY__LOG(SY_LOG_INFO, NULL, "Shutdown: stopping receivers, draining pipelines and exporters.");
-    for (size_t i = 0; i < e->ninstances; i++)
-        if (e->instances[i]->kind == SY_KIND_RECEIVER &&
-            stop_own(e->instances[i], e->shutdown_timeout_ms) < 0)
-            rc = SY_ERROR;
-
-    for (size_t i = 0; i < e->npipelines; i++) {
-        sy__pipeline_t *p = e->pipelines[i];
-        if (!p->thread_started) continue;
-        if (p->timer_ready) sy__thread_call(&p->thread, sy__pipeline_drain, p);
-        if (sy__thread_stop(&p->thread, e->shutdown_timeout_ms) < 0) {
-            SY__LOG(SY_LOG_ERROR, p->id, "pipeline did not stop within the shutdown timeout");
-            rc = SY_ERROR;
-        }
-        p->thread_started = false;
+    if (e->wedged) return SY__ETIMEDOUT; /* a start call is still stuck */
+    /* One deadline for the whole stop; extensions (health, zpages) get a moment
+     * after it so that they can still answer while exporters finish. */
+    e->deadline_ms = sy__now_ms() + e->shutdown_timeout_ms;
+    if (stop_role(e, SY__ROLE_RECEIVER, shutdown_instances_on, e->deadline_ms) < 0 ||
+        stop_role(e, SY__ROLE_PIPELINE, drain_pipelines_on, e->deadline_ms) < 0 ||
+        stop_role(e, SY__ROLE_EXPORTER, drain_exporters_on, e->deadline_ms) < 0 ||
+        stop_role(e, SY__ROLE_EXTENSION, shutdown_instances_on, e->deadline_ms + 500) < 0) {
+        SY__LOG(SY_LOG_ERROR, NULL,
+                "shutdown deadline (%llu ms) missed: a component is stuck; data it holds is lost",
+                (unsigned long long)e->shutdown_timeout_ms);
+        return SY__ETIMEDOUT;
     }
-
-    uint64_t deadline = now_ms() + e->shutdown_timeout_ms;
-    for (size_t i = 0; i < e->ninstances; i++) {
-        sy_instance_t *x = e->instances[i];
-        if (x->kind != SY_KIND_EXPORTER || !x->thread) continue;
-        backlog_call_t c = {.x = x};
-        for (;;) {
-            sy__thread_call(x->thread, backlog_check, &c);
-            if (c.backlog == 0 || now_ms() >= deadline) break;
-            sy__thread_wake(x->thread);
-            uv_sleep(2);
-        }
-        if (c.backlog) {
-            sy__thread_call(x->thread, backlog_abandon, &c);
-            SY__LOG(SY_LOG_ERROR, x->id,
-                    "shutdown timeout: %llu items were never sent and are counted as failed",
-                    (unsigned long long)c.lost);
-            rc = SY_ERROR;
-        }
-        uint64_t left = deadline > now_ms() ? deadline - now_ms() : 100;
-        if (stop_own(x, left < 100 ? 100 : left) < 0) rc = SY_ERROR;
+    uint64_t lost = atomic_load(&e->lost_at_stop);
+    if (lost) {
+        SY__LOG(SY_LOG_ERROR, NULL,
+                "%llu acknowledged items could not be delivered by the shutdown deadline",
+                (unsigned long long)lost);
+        return SY_ERROR;
     }
-    for (size_t i = 0; i < e->ninstances; i++)
-        if (e->instances[i]->kind == SY_KIND_EXTENSION &&
-            stop_own(e->instances[i], e->shutdown_timeout_ms) < 0)
-            rc = SY_ERROR;
-    return rc;
+    return SY_OK;
 }
 
 void sy__engine_free(sy__engine_t *e)
 {
     if (!e) return;
+    if (e->wedged) return; /* a thread may still be inside; leave its memory alone */
+    for (size_t i = 0; i < e->nworkers; i++)
+        if (e->workers[i].thread.started) sy__thread_stop(&e->workers[i].thread, 0);
+    free(e->workers);
     for (size_t i = 0; i < e->npipelines; i++) {
         sy__pipeline_t *p = e->pipelines[i];
         unregister_queue_metrics(p->queue_metrics);
@@ -579,6 +722,8 @@ void sy__engine_free(sy__engine_t *e)
                 sy__batch_release(b);
             sy__mpmc_destroy(&p->in);
         }
+        for (size_t j = 0; j < p->npending; j++)
+            sy__batch_release(p->pending[j].batch);
         free(p->pending);
         free(p->processors);
         free(p->exporters);
@@ -590,6 +735,8 @@ void sy__engine_free(sy__engine_t *e)
         sy_instance_t *x = e->instances[i];
         unregister_queue_metrics(x->queue_metrics);
         if (x->kind == SY_KIND_EXPORTER && x->queue_ready) {
+            while (x->backlog_pos < x->backlog_n)
+                sy__batch_release(x->backlog[x->backlog_pos++]);
             void *b;
             while (sy__mpmc_pop(&x->queue, &b))
                 sy__batch_release(b);
@@ -600,6 +747,7 @@ void sy__engine_free(sy__engine_t *e)
             free(x->config);
         }
         free(x->outputs);
+        free(x->feeders);
         free(x->id);
         free(x->labels);
         free(x);

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "diag.h"
 #include "loader.h"
+#include "log.h"
 #include "loop.h"
 #include "queue.h"
 #include "service_config.h"
@@ -37,11 +38,44 @@ typedef struct sy__pipeline_s sy__pipeline_t;
 
 /* Metrics kept per signal for one instance (index: sy__signal_index()). */
 typedef struct sy__signal_metrics_s {
-    sy_metric_t *ok;     /* receiver: accepted; exporter: sent */
-    sy_metric_t *failed; /* receiver: refused; exporter: send_failed */
+    sy_metric_t *ok;             /* receiver: accepted; exporter: sent */
+    sy_metric_t *failed;         /* receiver: refused; exporter: send_failed */
+    sy_metric_t *enqueue_failed; /* exporter: never reached its queue (pipeline dropped) */
 } sy__signal_metrics_t;
 
+/* A processor's counters (one signal: its pipeline's). For every processor,
+ * incoming = outgoing + refused + dropped once the router has stopped. */
+typedef struct sy__processor_metrics_s {
+    sy_metric_t *incoming; /* items handed to consume() */
+    sy_metric_t *outgoing; /* items it emitted */
+    sy_metric_t *refused;  /* items of batches whose consume() failed */
+    sy_metric_t *dropped;  /* items the core could not hand to it (out of memory) */
+} sy__processor_metrics_t;
+
+/* The roles that get a pool of workers of their own. Stopping goes role by role
+ * (receivers, pipelines, exporters, extensions), and a worker's loop ends only when
+ * every component on it has closed its handles, so one worker never hosts two. */
+typedef enum sy__role_e {
+    SY__ROLE_RECEIVER,
+    SY__ROLE_PIPELINE,
+    SY__ROLE_EXPORTER,
+    SY__ROLE_EXTENSION,
+    SY__ROLE_COUNT
+} sy__role_t;
+
+typedef struct sy__worker_s {
+    sy__thread_t thread; /* first: a sy__thread_t * of a worker is its sy__worker_t * */
+    sy__engine_t *engine;
+    sy__role_t role;
+} sy__worker_t;
+
 typedef struct sy__timer_list_s sy__timer_list_t;
+
+/* A batch at the end of a pipeline's chain that not every exporter has taken. */
+typedef struct sy__pending_s {
+    sy_batch_t *batch; /* one reference, for the exporters not yet served */
+    size_t next;       /* the first exporter that has not taken it yet */
+} sy__pending_t;
 
 struct sy_instance_s {
     sy__engine_t *engine;
@@ -55,19 +89,21 @@ struct sy_instance_s {
     bool config_owner; /* processors of several pipelines share one config */
     void *state;
     bool created, started;
+    int start_rc;     /* what create()/start() returned (written on its worker) */
     uint32_t signals; /* of the pipelines it is in */
 
-    sy__thread_t *thread; /* its loop thread (a processor's is its pipeline's) */
-    sy__thread_t own_thread;
+    sy__thread_t *thread;      /* its worker (a processor's is its pipeline's) */
     struct sy_timer_s *timers; /* open timers, closed at shutdown if the plugin forgot */
 
     /* Receiver: the pipelines it feeds. */
     sy__pipeline_t **outputs;
     size_t noutputs;
 
-    /* Processor: its pipeline and place in the chain. */
+    /* Processor: its pipeline, place in the chain, and counters. */
     sy__pipeline_t *pipeline;
     size_t index;
+    sy__processor_metrics_t pmetrics;
+    sy__ratelimit_t refusal_log;
 
     /* Exporter: its input queue, and the burst taken from it but not yet
      * consumed (the first of which it may have declined with SY_EAGAIN). */
@@ -78,6 +114,15 @@ struct sy_instance_s {
     void *backlog[SY__EXPORTER_BURST];
     unsigned backlog_pos, backlog_n;
     atomic_bool blocked;
+    sy__wake_t wake;
+    /* The pipelines that feed it, and whether one of them waits for room in its
+     * queue (set by that pipeline, cleared by the exporter when it makes room). */
+    sy__pipeline_t **feeders;
+    size_t nfeeders;
+    atomic_bool has_waiter;
+    /* Draining at shutdown: finishes when the backlog is empty, or at the deadline. */
+    bool draining, drained, deadline_ready;
+    uv_timer_t deadline;
 
     sy__signal_metrics_t metrics[3];
 };
@@ -87,9 +132,11 @@ struct sy__pipeline_s {
     const sy__pipeline_cfg_t *cfg;
     char *id;
     sy_signal_t signal;
-    sy__thread_t thread;
-    bool thread_started, timer_ready;
+    sy__thread_t *thread; /* its worker */
+    sy__wake_t wake;
+    bool wake_ready;
     sy__mpmc_t in;
+    size_t in_limit; /* logical capacity, below the ring's: see runtime.c */
     _Atomic int64_t in_items;
     bool queue_ready;
     sy_metric_t *queue_metrics[2];
@@ -101,12 +148,13 @@ struct sy__pipeline_s {
 
     /* Batches the last processor emitted that not every exporter queue has taken
      * yet. While any is pending the pipeline takes nothing new from `in`, which is
-     * how a full exporter queue pushes back to the receivers. */
+     * how a full exporter queue pushes back to the receivers; the exporter that
+     * makes room wakes it. */
     struct sy__pending_s *pending;
     size_t npending, cap_pending;
-    uv_timer_t retry;
-    bool retry_armed;
-    bool stopping;
+    /* Draining at shutdown: finishes when nothing is pending, or at the deadline. */
+    bool draining, drained, deadline_ready;
+    uv_timer_t deadline;
 };
 
 struct sy__engine_s {
@@ -116,8 +164,17 @@ struct sy__engine_s {
     size_t ninstances;
     sy__pipeline_t **pipelines;
     size_t npipelines;
-    _Atomic int status; /* sy_status_t */
+    sy__worker_t *workers; /* the pools, role by role */
+    size_t nworkers;
+    size_t role_first[SY__ROLE_COUNT], role_count[SY__ROLE_COUNT];
     uint64_t shutdown_timeout_ms;
+    uint64_t deadline_ms; /* of the stop in progress (CLOCK_MONOTONIC) */
+    /* Items that were acknowledged and then not delivered because of the shutdown
+     * deadline (the exit code says so). */
+    _Atomic uint64_t lost_at_stop;
+    /* A cross-thread call or a worker missed its deadline: a thread may still be
+     * running inside a plugin, so nothing it can reach is ever freed. */
+    bool wedged;
 };
 
 /* Resolves and checks everything; returns NULL with errors in diag. `svc` and
@@ -127,7 +184,10 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
 int sy__engine_start(sy__engine_t *e);
 /* Stops and drains. Returns 0, or SY_ERROR if something missed its deadline. */
 int sy__engine_stop(sy__engine_t *e);
+/* Frees everything, unless a thread was left running (wedged): then nothing. */
 void sy__engine_free(sy__engine_t *e);
+/* Worker threads per role at most (the pools' bound). */
+size_t sy__engine_pool_max(void);
 
 /* The status every host API call reports (one engine per process). */
 sy_status_t sy__engine_status(void);
@@ -144,12 +204,14 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch);
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch);
 void sy__exporter_ready(sy_instance_t *inst);
 void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent);
-int sy__pipeline_init(sy__pipeline_t *p);
+int sy__pipeline_open(sy__pipeline_t *p);
 void sy__pipeline_on_wake(void *arg);
-void sy__pipeline_drain(void *arg);
+void sy__pipeline_begin_drain(sy__pipeline_t *p);
+int sy__exporter_open(sy_instance_t *x);
 void sy__exporter_on_wake(void *arg);
+void sy__exporter_begin_drain(sy_instance_t *x);
 void sy__instance_close_timers(sy_instance_t *inst);
-size_t sy__exporter_backlog(const sy_instance_t *x);
-uint64_t sy__exporter_abandon(sy_instance_t *x);
+void sy__instance_shutdown(sy_instance_t *inst);
+void sy__instance_destroy(sy_instance_t *inst);
 
 #endif

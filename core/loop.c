@@ -1,20 +1,38 @@
+/*
+ * loop.c - worker threads (one libuv loop each), their control-plane calls with
+ * deadlines, and the components' coalescing wake-ups.
+ */
 #include "loop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <switchyard/plugin.h>
 
+/*
+ * A control-plane call. Heap-allocated so that a caller that gives up at its
+ * deadline can leave it behind: whoever is last to let go of it frees it (the
+ * caller when the call finished or never started; the worker when the caller
+ * had abandoned it while it ran). Every field is guarded by the worker's mu.
+ */
 struct sy__call_s {
     sy__call_t *next;
     sy__thread_fn fn;
     void *arg;
-    bool done;
+    bool running, done, abandoned;
 };
 
 static _Thread_local const sy__thread_t *current_thread;
+
+uint64_t sy__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void run_calls(sy__thread_t *t)
 {
@@ -22,20 +40,22 @@ static void run_calls(sy__thread_t *t)
     while (t->calls) {
         sy__call_t *c = t->calls;
         t->calls = c->next;
+        c->running = true;
         pthread_mutex_unlock(&t->mu);
         c->fn(c->arg);
         pthread_mutex_lock(&t->mu);
         c->done = true;
-        pthread_cond_broadcast(&t->cond);
+        if (c->abandoned)
+            free(c);
+        else
+            pthread_cond_broadcast(&t->cond);
     }
     pthread_mutex_unlock(&t->mu);
 }
 
-static void on_async(uv_async_t *h)
+static void on_ctl(uv_async_t *h)
 {
-    sy__thread_t *t = h->data;
-    run_calls(t);
-    if (t->on_wake && !t->closing) t->on_wake(t->wake_arg);
+    run_calls(h->data);
 }
 
 static void thread_main(void *arg)
@@ -43,7 +63,7 @@ static void thread_main(void *arg)
     sy__thread_t *t = arg;
     current_thread = t;
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    run_calls(t); /* calls that raced with closing: run them rather than hang */
+    run_calls(t); /* calls that raced with closing: run them rather than strand them */
     if (t->on_exit) t->on_exit(t->exit_arg);
     uv_loop_close(&t->loop);
     pthread_mutex_lock(&t->mu);
@@ -56,17 +76,24 @@ int sy__thread_start(sy__thread_t *t, const char *name)
 {
     snprintf(t->name, sizeof(t->name), "%s", name);
     if (uv_loop_init(&t->loop) != 0) return SY_ERROR;
-    if (uv_async_init(&t->loop, &t->wake, on_async) != 0) {
+    if (uv_async_init(&t->loop, &t->ctl, on_ctl) != 0) {
         uv_loop_close(&t->loop);
         return SY_ERROR;
     }
-    t->wake.data = t;
+    t->ctl.data = t;
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cond, NULL);
+    /* Deadlines are on CLOCK_MONOTONIC, so that a clock step cannot stretch them. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
     if (uv_thread_create(&t->tid, thread_main, t) != 0) {
-        uv_close((uv_handle_t *)&t->wake, NULL);
+        uv_close((uv_handle_t *)&t->ctl, NULL);
         uv_run(&t->loop, UV_RUN_DEFAULT);
         uv_loop_close(&t->loop);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cond);
         return SY_ERROR;
     }
     t->started = true;
@@ -78,68 +105,135 @@ bool sy__thread_is_current(const sy__thread_t *t)
     return current_thread == t;
 }
 
-int sy__thread_call(sy__thread_t *t, sy__thread_fn fn, void *arg)
+/* Waits on t->cond (mu held) until deadline_ms; false once it has passed. */
+static bool wait_until(sy__thread_t *t, uint64_t deadline_ms)
+{
+    if (deadline_ms == 0) {
+        pthread_cond_wait(&t->cond, &t->mu);
+        return true;
+    }
+    if (sy__now_ms() >= deadline_ms) return false;
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    return pthread_cond_timedwait(&t->cond, &t->mu, &ts) != ETIMEDOUT || sy__now_ms() < deadline_ms;
+}
+
+int sy__thread_call(sy__thread_t *t, sy__thread_fn fn, void *arg, uint64_t deadline_ms)
 {
     if (sy__thread_is_current(t)) {
         fn(arg);
         return SY_OK;
     }
-    sy__call_t c = {.fn = fn, .arg = arg};
+    sy__call_t *c = calloc(1, sizeof(*c));
+    if (!c) return SY_ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
     pthread_mutex_lock(&t->mu);
     if (t->closing || t->exited) {
         pthread_mutex_unlock(&t->mu);
+        free(c);
         return SY_ECLOSED;
     }
     /* Append, so that calls run in the order they were made. */
     sy__call_t **pp = &t->calls;
     while (*pp)
         pp = &(*pp)->next;
-    *pp = &c;
+    *pp = c;
     pthread_mutex_unlock(&t->mu);
-    uv_async_send(&t->wake);
+    uv_async_send(&t->ctl);
+
     pthread_mutex_lock(&t->mu);
-    while (!c.done)
-        pthread_cond_wait(&t->cond, &t->mu);
+    while (!c->done && wait_until(t, deadline_ms)) {
+    }
+    int rc = SY_OK;
+    if (c->done) {
+        free(c);
+    } else if (!c->running) {
+        /* Never started: take it off the queue, so that it never will. */
+        for (pp = &t->calls; *pp; pp = &(*pp)->next) {
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+        }
+        free(c);
+        rc = SY__ETIMEDOUT;
+    } else {
+        c->abandoned = true; /* the worker frees it if fn ever returns */
+        rc = SY__ETIMEDOUT;
+    }
     pthread_mutex_unlock(&t->mu);
-    return SY_OK;
+    return rc;
 }
 
-void sy__thread_wake(sy__thread_t *t)
-{
-    uv_async_send(&t->wake);
-}
-
-static void close_wake(void *arg)
+static void close_ctl(void *arg)
 {
     sy__thread_t *t = arg;
     pthread_mutex_lock(&t->mu);
     t->closing = true;
     pthread_mutex_unlock(&t->mu);
-    uv_close((uv_handle_t *)&t->wake, NULL);
+    uv_close((uv_handle_t *)&t->ctl, NULL);
 }
 
-int sy__thread_stop(sy__thread_t *t, uint64_t timeout_ms)
+int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms)
 {
     if (!t->started) return SY_OK;
-    sy__thread_call(t, close_wake, t);
+    int rc = sy__thread_call(t, close_ctl, t, deadline_ms);
+    if (rc == SY__ETIMEDOUT) return rc;
     pthread_mutex_lock(&t->mu);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
+    while (!t->exited && wait_until(t, deadline_ms)) {
     }
-    int rc = 0;
-    while (!t->exited && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&t->cond, &t->mu, &deadline);
     bool exited = t->exited;
     pthread_mutex_unlock(&t->mu);
-    if (!exited) return SY_ERROR;
+    if (!exited) return SY__ETIMEDOUT;
     uv_thread_join(&t->tid);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cond);
     t->started = false;
     return SY_OK;
+}
+
+/* ---- wake-ups ------------------------------------------------------------------ */
+
+static void on_wake(uv_async_t *h)
+{
+    sy__wake_t *w = h->data;
+    if (atomic_load_explicit(&w->open, memory_order_relaxed)) w->fn(w->arg);
+}
+
+int sy__wake_open(sy__wake_t *w, sy__thread_t *t, sy__thread_fn fn, void *arg)
+{
+    if (uv_async_init(&t->loop, &w->async, on_wake) != 0) return SY_ERROR;
+    w->async.data = w;
+    w->thread = t;
+    w->fn = fn;
+    w->arg = arg;
+    atomic_init(&w->senders, 0);
+    atomic_init(&w->open, true);
+    return SY_OK;
+}
+
+/*
+ * A send may come from any thread at any time, even while the component closes
+ * (an exporter waking a pipeline that has just finished draining), and
+ * uv_async_send() on a closed handle writes to a closed descriptor. So a sender
+ * announces itself before it looks at `open`, and the closer clears `open` before
+ * it looks at `senders`: with both sides sequentially consistent, either the
+ * sender sees the handle closed, or the closer sees the sender and waits the few
+ * instructions until it is done.
+ */
+void sy__wake_send(sy__wake_t *w)
+{
+    atomic_fetch_add(&w->senders, 1);
+    if (atomic_load(&w->open)) uv_async_send(&w->async);
+    atomic_fetch_sub(&w->senders, 1);
+}
+
+void sy__wake_close(sy__wake_t *w)
+{
+    if (!atomic_load(&w->open)) return;
+    atomic_store(&w->open, false);
+    while (atomic_load(&w->senders) != 0)
+        sched_yield();
+    uv_close((uv_handle_t *)&w->async, NULL);
 }

@@ -1,13 +1,16 @@
 /*
  * runtime.c - how batches move: receivers -> pipeline queue -> processors ->
- * fan-out -> exporter queues -> exporters.
+ * fan-out -> exporter queues -> exporters, and how each stage drains at shutdown.
  *
  * Back-pressure runs backwards along the same path. An exporter that declines a
  * batch (SY_EAGAIN) stops being fed; its queue fills; a pipeline that cannot hand
- * a batch to every exporter queue keeps it pending and takes nothing more from its
- * own queue; that queue fills; and a receiver's emit() then fails with SY_EAGAIN,
- * which the receiver turns into its protocol's "retry later". Nothing is dropped
- * on the way.
+ * a batch to every exporter queue keeps it pending, takes nothing more from its
+ * own queue and waits to be woken by the exporter that makes room; that queue
+ * fills; and a receiver's emit() then fails with SY_EAGAIN, which the receiver
+ * turns into its protocol's "retry later". Nothing is dropped on the way: what a
+ * stage cannot carry (out of memory, a processor's refusal, the shutdown
+ * deadline) is counted where it happens, so that for every component items in =
+ * items out + refused + dropped.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +20,7 @@
 #include "log.h"
 #include "telemetry.h"
 
-#define SY__BURST    64
-#define SY__RETRY_MS 2
-
-typedef struct sy__pending_s {
-    sy_batch_t *batch; /* one reference, for the exporters not yet served */
-    size_t next;       /* the first exporter that has not taken it yet */
-} sy__pending_t;
+#define SY__BURST 64
 
 int sy__signal_index(sy_signal_t signal)
 {
@@ -40,22 +37,22 @@ int sy__signal_index(sy_signal_t signal)
 
 static void count(sy_metric_t *m, uint64_t n)
 {
-    if (m) sy__metric_add(m, (int64_t)n);
+    if (m && n) sy__metric_add(m, (int64_t)n);
 }
 
 /*
- * A queue is full when it holds its capacity in batches, or SY__QUEUE_MAX_ITEMS
- * items (spans, data points, log records) while it holds anything at all: a
- * bound on memory as well as on count, since a merged batch can hold thousands of
- * items. Items rather than bytes because a batch's item count never changes while
- * it is queued (a shared batch is read-only), so what is added at push is exactly
- * what is taken off at pop. Added before the push and taken back if the push
- * fails, so the count never goes below zero.
+ * A queue is full when it holds `limit` batches, or SY__QUEUE_MAX_ITEMS items
+ * (spans, data points, log records) while it holds anything at all: a bound on
+ * memory as well as on count, since a merged batch can hold thousands of items.
+ * Items rather than bytes because a batch's item count never changes while it is
+ * queued (a shared batch is read-only), so what is added at push is exactly what
+ * is taken off at pop. Added before the push and taken back if the push fails, so
+ * the count never goes below zero.
  */
-static bool queue_full(sy__mpmc_t *q, const _Atomic int64_t *items)
+static bool queue_full(sy__mpmc_t *q, size_t limit, const _Atomic int64_t *items)
 {
     size_t n = sy__mpmc_size(q);
-    return n >= sy__mpmc_capacity(q) ||
+    return n >= limit ||
            (n > 0 && atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS);
 }
 
@@ -78,6 +75,14 @@ static void queue_popped(_Atomic int64_t *items, void *const *batches, unsigned 
 
 /* ---- receivers ----------------------------------------------------------- */
 
+/*
+ * Hands a batch to every pipeline of its signal that the receiver feeds, or to
+ * none. All of them are checked for room first, against a logical limit that
+ * leaves one ring slot for every worker that may be producing at the same time
+ * (engine.c sizes the rings so): however such checks interleave, every push that
+ * follows a successful check finds a free slot, so a batch is never left in some
+ * pipelines but not others.
+ */
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
 {
     sy_signal_t signal = sy__batch_signal(batch);
@@ -88,41 +93,53 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
         return SY_ECLOSED;
     }
 
-    /* Which pipelines take this signal, and do they all have room? Checking first
-     * keeps a refusal from leaving the batch in some pipelines but not others in
-     * the common case; a race with another receiver can still fill a queue in
-     * between, in which case the client's retry duplicates the batch in the
-     * pipelines that took it (as the collector's fan-out does). */
-    sy__pipeline_t *targets[16];
-    size_t n = 0;
-    for (size_t i = 0; i < inst->noutputs && n < 16; i++) {
+    size_t n = 0, last = 0;
+    for (size_t i = 0; i < inst->noutputs; i++) {
         sy__pipeline_t *p = inst->outputs[i];
         if (p->signal != signal) continue;
-        if (queue_full(&p->in, &p->in_items)) {
+        if (queue_full(&p->in, p->in_limit, &p->in_items)) {
             count(m->failed, items);
             return SY_EAGAIN;
         }
-        targets[n++] = p;
+        n++;
+        last = i;
     }
     if (n == 0) return SY_ENOTSUP;
 
     /* One reference per pipeline: the caller's goes to the last one. */
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n) sy__batch_retain(batch);
-        if (!queue_push(&targets[i]->in, &targets[i]->in_items, batch)) {
-            if (i + 1 < n) sy__batch_release(batch);
-            for (size_t j = 0; j < i; j++)
-                sy__thread_wake(&targets[j]->thread);
+    for (size_t i = 0; i < inst->noutputs; i++) {
+        sy__pipeline_t *p = inst->outputs[i];
+        if (p->signal != signal) continue;
+        if (i != last) sy__batch_retain(batch);
+        if (!queue_push(&p->in, &p->in_items, batch)) {
+            /* Cannot happen while the ring has its spare slots; if it did, the
+             * pipelines served so far keep the batch and the client's retry
+             * duplicates it there. Said loudly rather than hidden. */
+            if (i != last) sy__batch_release(batch);
+            SY__LOG(SY_LOG_ERROR, inst->id, "pipeline %s: queue full after the room check", p->id);
             count(m->failed, items);
             return SY_EAGAIN;
         }
-        sy__thread_wake(&targets[i]->thread);
+        sy__wake_send(&p->wake);
     }
     count(m->ok, items);
     return SY_OK;
 }
 
 /* ---- pipelines ------------------------------------------------------------- */
+
+static void pipeline_finish(sy__pipeline_t *p);
+
+/* Counts a batch as never having reached exporters first..nexporters-1. */
+static void enqueue_failed(sy__pipeline_t *p, size_t first, sy_batch_t *batch)
+{
+    uint64_t items = sy__batch_items(batch);
+    int si = sy__signal_index(p->signal);
+    for (size_t i = first; i < p->nexporters; i++)
+        count(p->exporters[i]->metrics[si].enqueue_failed, items);
+    if (sy__engine_status() == SY_STATUS_STOPPING)
+        atomic_fetch_add(&p->engine->lost_at_stop, items);
+}
 
 static int pending_add(sy__pipeline_t *p, sy_batch_t *batch)
 {
@@ -139,8 +156,25 @@ static int pending_add(sy__pipeline_t *p, sy_batch_t *batch)
     return SY_OK;
 }
 
+/*
+ * Whether exporter x's queue has room; when it has not, leaves word that this
+ * pipeline waits. The exporter clears the word after it pops (see
+ * exporter_made_room): the store here and the pop there are each followed by a
+ * sequentially consistent fence before the other variable is read, so either the
+ * second check here sees the room, or the exporter sees the word and wakes us.
+ */
+static bool exporter_has_room(sy_instance_t *x)
+{
+    if (!queue_full(&x->queue, sy__mpmc_capacity(&x->queue), &x->queue_items)) return true;
+    atomic_store_explicit(&x->has_waiter, true, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    return !queue_full(&x->queue, sy__mpmc_capacity(&x->queue), &x->queue_items);
+}
+
 /* Hands pending batches to the exporter queues, in order. Returns true when
- * nothing is left pending. */
+ * nothing is left pending. Pipeline thread, the only producer of these queues
+ * besides other pipelines' threads, each of which checks before it pushes; a
+ * push can still lose a race for the last slot, and then checks again. */
 static bool pending_flush(sy__pipeline_t *p)
 {
     size_t done = 0;
@@ -149,13 +183,15 @@ static bool pending_flush(sy__pipeline_t *p)
         while (pe->next < p->nexporters) {
             sy_instance_t *x = p->exporters[pe->next];
             bool last = pe->next + 1 == p->nexporters;
+            if (!exporter_has_room(x)) goto blocked;
             if (!last) sy__batch_retain(pe->batch);
-            if (queue_full(&x->queue, &x->queue_items) ||
-                !queue_push(&x->queue, &x->queue_items, pe->batch)) {
+            if (!queue_push(&x->queue, &x->queue_items, pe->batch)) {
+                /* Another pipeline took the last slot since the check: check again,
+                 * which leaves word for the exporter if there is still no room. */
                 if (!last) sy__batch_release(pe->batch);
-                goto blocked;
+                continue;
             }
-            sy__thread_wake(x->thread);
+            sy__wake_send(&x->wake);
             pe->next++;
         }
         if (p->nexporters == 0) sy__batch_release(pe->batch);
@@ -168,59 +204,67 @@ blocked:
     return p->npending == 0;
 }
 
-static void on_retry(uv_timer_t *t)
-{
-    sy__pipeline_t *p = t->data;
-    p->retry_armed = false;
-    sy__pipeline_on_wake(p);
-}
-
-static void arm_retry(sy__pipeline_t *p)
-{
-    if (p->retry_armed || p->stopping) return;
-    p->retry_armed = true;
-    uv_timer_start(&p->retry, on_retry, SY__RETRY_MS, 0);
-}
-
 /* The end of the processor chain. Always takes the batch: it is kept pending
- * until every exporter queue has taken it. */
-static int fan_out(sy__pipeline_t *p, sy_batch_t *batch)
+ * until every exporter queue has taken it, or counted as failed to enqueue. */
+static void fan_out(sy__pipeline_t *p, sy_batch_t *batch)
 {
-    if (pending_add(p, batch) < 0) return SY_ENOMEM;
-    if (!pending_flush(p)) arm_retry(p);
-    return SY_OK;
+    if (pending_add(p, batch) < 0) {
+        SY__LOG(SY_LOG_ERROR, p->id, "out of memory: %llu items not handed to the exporters",
+                (unsigned long long)sy__batch_items(batch));
+        enqueue_failed(p, 0, batch);
+        sy__batch_release(batch);
+        return;
+    }
+    pending_flush(p);
 }
 
-static int run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
+/* Runs `batch` through processors index.. and on to the fan-out. Always takes the
+ * batch: what cannot go on is counted at the stage where it stopped. */
+static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
 {
-    if (index >= p->nprocessors) return fan_out(p, batch);
+    if (index >= p->nprocessors) {
+        fan_out(p, batch);
+        return;
+    }
     sy_instance_t *proc = p->processors[index];
+    uint64_t items = sy__batch_items(batch);
+    count(proc->pmetrics.incoming, items);
     if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_refs(batch) > 1) {
         /* Shared batches are read-only: a processor that changes data gets its own. */
         sy_batch_t *copy = sy__batch_copy(batch);
-        if (!copy) return SY_ENOMEM;
         sy__batch_release(batch);
+        if (!copy) {
+            count(proc->pmetrics.dropped, items);
+            SY__LOG_RATELIMITED(&proc->refusal_log, 10000, SY_LOG_WARN, proc->id,
+                                "out of memory copying a shared batch: %llu items dropped",
+                                (unsigned long long)items);
+            return;
+        }
         batch = copy;
     }
     int rc = proc->plugin->consume(proc->state, batch);
     if (rc < 0) {
-        SY__LOG(SY_LOG_WARN, proc->id, "processor refused a batch of %llu items (error %d)",
-                (unsigned long long)sy__batch_items(batch), rc);
+        count(proc->pmetrics.refused, items);
+        SY__LOG_RATELIMITED(&proc->refusal_log, 10000, SY_LOG_WARN, proc->id,
+                            "processor refused a batch of %llu items (error %d)",
+                            (unsigned long long)items, rc);
         sy__batch_release(batch);
     }
-    return SY_OK;
 }
 
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch)
 {
-    return run_chain(inst->pipeline, inst->index + 1, batch);
+    count(inst->pmetrics.outgoing, sy__batch_items(batch));
+    run_chain(inst->pipeline, inst->index + 1, batch);
+    return SY_OK;
 }
 
 void sy__pipeline_on_wake(void *arg)
 {
     sy__pipeline_t *p = arg;
-    if (p->npending && !pending_flush(p)) {
-        arm_retry(p);
+    if (p->npending && !pending_flush(p)) return; /* the exporter wakes us */
+    if (p->draining) {
+        if (!p->npending) pipeline_finish(p);
         return;
     }
     void *items[SY__BURST];
@@ -228,50 +272,20 @@ void sy__pipeline_on_wake(void *arg)
     queue_popped(&p->in_items, items, n);
     for (unsigned i = 0; i < n; i++)
         run_chain(p, 0, items[i]);
-    if (p->npending) {
-        arm_retry(p);
-        return;
-    }
     /* More may be queued: come back on the next loop turn rather than hog it, so
-     * that timers (the batch processor's) keep firing under load. */
-    if (n == SY__BURST) sy__thread_wake(&p->thread);
+     * that timers (the batch processor's) and other pipelines on this worker get
+     * their turn. Not while something is pending: the exporter wakes us then. */
+    if (n == SY__BURST && !p->npending) sy__wake_send(&p->wake);
 }
 
-int sy__pipeline_init(sy__pipeline_t *p)
+static void on_pipeline_deadline(uv_timer_t *t)
 {
-    if (uv_timer_init(&p->thread.loop, &p->retry) != 0) return SY_ERROR;
-    p->retry.data = p;
-    return SY_OK;
-}
-
-/* On the pipeline thread at shutdown, after the receivers have stopped: pushes
- * everything queued through the chain, lets each processor flush in order, and
- * waits (bounded) until the exporter queues have taken everything. */
-void sy__pipeline_drain(void *arg)
-{
-    sy__pipeline_t *p = arg;
-    void *items[SY__BURST];
-    unsigned n;
-    while ((n = sy__mpmc_pop_burst(&p->in, items, SY__BURST)) > 0) {
-        queue_popped(&p->in_items, items, n);
-        for (unsigned i = 0; i < n; i++)
-            run_chain(p, 0, items[i]);
-    }
-    for (size_t i = 0; i < p->nprocessors; i++) {
-        sy_instance_t *proc = p->processors[i];
-        if (proc->started && proc->plugin->shutdown) proc->plugin->shutdown(proc->state);
-        proc->started = false;
-        sy__instance_close_timers(proc);
-    }
-    uint64_t waited = 0;
-    while (!pending_flush(p) && waited < p->engine->shutdown_timeout_ms) {
-        uv_sleep(SY__RETRY_MS);
-        waited += SY__RETRY_MS;
-    }
+    sy__pipeline_t *p = t->data;
     if (p->npending) {
         uint64_t lost = 0;
         for (size_t i = 0; i < p->npending; i++) {
             lost += sy__batch_items(p->pending[i].batch);
+            enqueue_failed(p, p->pending[i].next, p->pending[i].batch);
             sy__batch_release(p->pending[i].batch);
         }
         SY__LOG(SY_LOG_ERROR, p->id,
@@ -279,12 +293,66 @@ void sy__pipeline_drain(void *arg)
                 p->npending, (unsigned long long)lost);
         p->npending = 0;
     }
-    p->stopping = true;
-    uv_timer_stop(&p->retry);
-    uv_close((uv_handle_t *)&p->retry, NULL);
+    pipeline_finish(p);
+}
+
+/* On the pipeline's worker, before any receiver starts. */
+int sy__pipeline_open(sy__pipeline_t *p)
+{
+    if (uv_timer_init(&p->thread->loop, &p->deadline) != 0) return SY_ERROR;
+    p->deadline.data = p;
+    p->deadline_ready = true;
+    if (sy__wake_open(&p->wake, p->thread, sy__pipeline_on_wake, p) < 0) return SY_ERROR;
+    p->wake_ready = true;
+    return SY_OK;
+}
+
+/* Closes the pipeline's own handles; its worker's loop can then end. */
+static void pipeline_finish(sy__pipeline_t *p)
+{
+    if (p->drained) return;
+    p->drained = true;
+    if (p->wake_ready) sy__wake_close(&p->wake);
+    if (p->deadline_ready) {
+        uv_timer_stop(&p->deadline);
+        uv_close((uv_handle_t *)&p->deadline, NULL);
+    }
+}
+
+/*
+ * On the pipeline's worker at shutdown, after the receivers have stopped: pushes
+ * everything queued through the chain, lets each processor flush in order, and
+ * then finishes as soon as the exporter queues have taken everything, or at the
+ * engine's deadline (what is left is counted as failed to enqueue).
+ */
+void sy__pipeline_begin_drain(sy__pipeline_t *p)
+{
+    if (p->draining || !p->wake_ready) {
+        pipeline_finish(p);
+        return;
+    }
+    void *items[SY__BURST];
+    unsigned n;
+    while ((n = sy__mpmc_pop_burst(&p->in, items, SY__BURST)) > 0) {
+        queue_popped(&p->in_items, items, n);
+        for (unsigned i = 0; i < n; i++)
+            run_chain(p, 0, items[i]);
+    }
+    for (size_t i = 0; i < p->nprocessors; i++)
+        sy__instance_shutdown(p->processors[i]);
+    p->draining = true;
+    if (pending_flush(p)) {
+        pipeline_finish(p);
+        return;
+    }
+    uint64_t now = sy__now_ms();
+    uint64_t left = p->engine->deadline_ms > now ? p->engine->deadline_ms - now : 0;
+    uv_timer_start(&p->deadline, on_pipeline_deadline, left, 0);
 }
 
 /* ---- exporters --------------------------------------------------------------- */
+
+static void exporter_finish(sy_instance_t *x);
 
 static int deliver(sy_instance_t *x, sy_batch_t *batch)
 {
@@ -308,6 +376,30 @@ void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, 
 {
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     count(sent ? m->ok : m->failed, items);
+    if (!sent && sy__engine_status() == SY_STATUS_STOPPING)
+        atomic_fetch_add(&x->engine->lost_at_stop, items);
+}
+
+/* After a pop: wakes the pipelines if one of them waits for room (the other half
+ * of exporter_has_room's handshake). */
+static void exporter_made_room(sy_instance_t *x)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&x->has_waiter, memory_order_relaxed)) return;
+    if (!atomic_exchange(&x->has_waiter, false)) return;
+    for (size_t i = 0; i < x->nfeeders; i++)
+        sy__wake_send(&x->feeders[i]->wake);
+}
+
+static bool backlog_refill(sy_instance_t *x)
+{
+    if (x->backlog_pos < x->backlog_n) return true;
+    x->backlog_pos = 0;
+    x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
+    if (x->backlog_n == 0) return false;
+    queue_popped(&x->queue_items, x->backlog, x->backlog_n);
+    exporter_made_room(x);
+    return true;
 }
 
 void sy__exporter_on_wake(void *arg)
@@ -315,11 +407,9 @@ void sy__exporter_on_wake(void *arg)
     sy_instance_t *x = arg;
     if (!x->started) return;
     for (int rounds = 0; rounds < 4; rounds++) {
-        if (x->backlog_pos == x->backlog_n) {
-            x->backlog_pos = 0;
-            x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
-            queue_popped(&x->queue_items, x->backlog, x->backlog_n);
-            if (x->backlog_n == 0) return;
+        if (!backlog_refill(x)) {
+            if (x->draining) exporter_finish(x);
+            return;
         }
         while (x->backlog_pos < x->backlog_n) {
             /* Assume the exporter will decline before asking it: a ready() that it
@@ -337,23 +427,18 @@ void sy__exporter_on_wake(void *arg)
         }
     }
     /* More may be queued: yield to the loop's other handles, then come back. */
-    sy__thread_wake(x->thread);
+    sy__wake_send(&x->wake);
 }
 
 void sy__exporter_ready(sy_instance_t *inst)
 {
     atomic_store_explicit(&inst->blocked, false, memory_order_release);
-    sy__thread_wake(inst->thread);
+    sy__wake_send(&inst->wake);
 }
 
-size_t sy__exporter_backlog(const sy_instance_t *x)
-{
-    return (x->backlog_n - x->backlog_pos) + sy__mpmc_size(&x->queue);
-}
-
-/* Releases whatever an exporter never took (shutdown deadline passed), counting it
- * as failed. Returns the items dropped. Exporter thread. */
-uint64_t sy__exporter_abandon(sy_instance_t *x)
+/* Releases whatever the exporter never took (shutdown deadline passed), counting it
+ * as failed. Returns the items dropped. Exporter's worker. */
+static uint64_t exporter_abandon(sy_instance_t *x)
 {
     uint64_t lost = 0;
     for (;;) {
@@ -367,6 +452,62 @@ uint64_t sy__exporter_abandon(sy_instance_t *x)
         x->backlog_pos = 0;
         x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
         queue_popped(&x->queue_items, x->backlog, x->backlog_n);
-        if (!x->backlog_n) return lost;
+        if (!x->backlog_n) break;
     }
+    atomic_fetch_add(&x->engine->lost_at_stop, lost);
+    return lost;
+}
+
+static void on_exporter_deadline(uv_timer_t *t)
+{
+    sy_instance_t *x = t->data;
+    uint64_t lost = exporter_abandon(x);
+    if (lost)
+        SY__LOG(SY_LOG_ERROR, x->id,
+                "shutdown timeout: %llu items were never sent and are counted as failed",
+                (unsigned long long)lost);
+    exporter_finish(x);
+}
+
+/* On the exporter's worker, before any pipeline starts. */
+int sy__exporter_open(sy_instance_t *x)
+{
+    if (uv_timer_init(&x->thread->loop, &x->deadline) != 0) return SY_ERROR;
+    x->deadline.data = x;
+    x->deadline_ready = true;
+    return sy__wake_open(&x->wake, x->thread, sy__exporter_on_wake, x);
+}
+
+/* Everything the exporter was given has been taken (or abandoned): its plugin
+ * finishes or abandons what is in flight, and the host's handles close. */
+static void exporter_finish(sy_instance_t *x)
+{
+    if (x->drained) return;
+    x->drained = true;
+    sy__instance_shutdown(x);
+    sy__wake_close(&x->wake);
+    if (x->deadline_ready) {
+        uv_timer_stop(&x->deadline);
+        uv_close((uv_handle_t *)&x->deadline, NULL);
+    }
+}
+
+/* On the exporter's worker at shutdown, after every pipeline has finished. */
+void sy__exporter_begin_drain(sy_instance_t *x)
+{
+    if (x->draining) return;
+    x->draining = true;
+    if (!x->started) {
+        exporter_abandon(x);
+        exporter_finish(x);
+        return;
+    }
+    if (x->backlog_pos == x->backlog_n && sy__mpmc_size(&x->queue) == 0) {
+        exporter_finish(x);
+        return;
+    }
+    uint64_t now = sy__now_ms();
+    uint64_t left = x->engine->deadline_ms > now ? x->engine->deadline_ms - now : 0;
+    uv_timer_start(&x->deadline, on_exporter_deadline, left, 0);
+    sy__exporter_on_wake(x);
 }
