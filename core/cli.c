@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,17 @@ int sy__cli_parse(sy__cli_t *cli, int argc, char **argv, char *err, size_t err_l
                 goto fail;
             }
             if (push(&cli->sets, &cli->nsets, v) < 0) goto nomem;
+            continue;
+        }
+        if ((m = option_value(argc, argv, &i, "--shutdown-timeout", &v)) != 0) {
+            if (m < 0) goto missing;
+            int64_t ns;
+            if (sy__parse_duration(v, &ns) < 0 || ns <= 0) {
+                snprintf(err, err_len, "--shutdown-timeout %s: expected a duration such as 10s",
+                         v);
+                goto fail;
+            }
+            cli->shutdown_timeout_ms = (uint64_t)(ns / 1000000);
             continue;
         }
         if ((m = option_value(argc, argv, &i, "--plugin-dir", &v)) != 0) {

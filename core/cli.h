@@ -3,6 +3,7 @@
 #define SY_CORE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 typedef enum sy__command_e {
@@ -20,6 +21,7 @@ typedef struct sy__cli_s {
     size_t nsets;
     char **plugin_dirs;
     size_t nplugin_dirs;
+    uint64_t shutdown_timeout_ms; /* 0: the default */
     bool help, version;
 } sy__cli_t;
 

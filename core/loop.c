@@ -62,6 +62,9 @@ static void thread_main(void *arg)
 {
     sy__thread_t *t = arg;
     current_thread = t;
+    char name[16] = ""; /* the kernel keeps 15 characters */
+    memcpy(name, t->name, sizeof(name) - 1);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     run_calls(t); /* calls that raced with closing: run them rather than strand them */
     if (t->on_exit) t->on_exit(t->exit_arg);

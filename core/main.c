@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -39,13 +40,14 @@ static const char usage_text[] =
     "Options:\n"
     "  --config FILE       a configuration file (repeatable; later files win on merge)\n"
     "  --set KEY=VALUE     override one setting, e.g. --set service.telemetry.logs.level=debug\n"
+    "  --shutdown-timeout DURATION  how long draining may take on SIGTERM (default 10s)\n"
     "  --plugin-dir DIR    search DIR for plugins first (repeatable); see also\n"
     "                      SWITCHYARD_PLUGIN_PATH\n"
     "  --version           print the version and exit\n"
     "  --help              print this help and exit\n"
     "\n"
     "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 failed to start,\n"
-    "4 stopped but missed the shutdown deadline.\n";
+    "4 stopped, but data was lost or a component missed the shutdown deadline.\n";
 
 static int print_components(sy__registry_t *reg)
 {
@@ -96,6 +98,17 @@ static void wait_for_stop(const sigset_t *set)
         sy__log(NULL, SY_LOG_INFO, "Received signal from OS: %s", strsignal(sig));
         return;
     }
+}
+
+/* A thread is stuck inside a plugin past the shutdown deadline: nothing may be
+ * freed or unloaded under it, and exit() would run destructors that can race it.
+ * Leaves at once, with what was written so far flushed. */
+static _Noreturn void leave_stuck(int rc)
+{
+    sy__log(NULL, SY_LOG_ERROR, "exiting with a component still stuck (exit code %d)", rc);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(rc);
 }
 
 int main(int argc, char **argv)
@@ -166,6 +179,7 @@ int main(int argc, char **argv)
         .nsets = cli.nsets,
         .plugin_dirs = (const char *const *)cli.plugin_dirs,
         .nplugin_dirs = cli.nplugin_dirs,
+        .shutdown_timeout_ms = cli.shutdown_timeout_ms,
     };
     router = sy__router_open(&opts, &diag);
     if (!router) {
@@ -192,10 +206,13 @@ int main(int argc, char **argv)
     if (sy__router_start(router) < 0) {
         sy__log(NULL, SY_LOG_ERROR, "startup failed; stopped what had started");
         rc = EXIT_START;
+        if (sy__router_wedged(router)) leave_stuck(rc);
         goto done;
     }
     wait_for_stop(&set);
-    if (sy__router_close(router) < 0) rc = EXIT_STOP;
+    int crc = sy__router_close(router);
+    if (crc == SY__ETIMEDOUT) leave_stuck(EXIT_STOP); /* not freed: a thread is stuck */
+    if (crc < 0) rc = EXIT_STOP;
     router = NULL;
     sy__log(NULL, SY_LOG_INFO, "Shutdown complete.");
 

@@ -23,6 +23,7 @@ sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
     sy__log_set_level(r->svc.log_level);
     r->engine = sy__engine_build(&r->svc, &r->reg, diag);
     if (!r->engine) goto fail;
+    if (opts->shutdown_timeout_ms) r->engine->shutdown_timeout_ms = opts->shutdown_timeout_ms;
     return r;
 fail:
     sy__router_close(r);
@@ -36,11 +37,17 @@ int sy__router_start(sy__router_t *r)
     return SY_OK;
 }
 
+bool sy__router_wedged(const sy__router_t *r)
+{
+    return r && r->engine && r->engine->wedged;
+}
+
 int sy__router_close(sy__router_t *r)
 {
     if (!r) return SY_OK;
     int rc = SY_OK;
     if (r->started) rc = sy__engine_stop(r->engine);
+    if (sy__router_wedged(r)) return SY__ETIMEDOUT; /* plugins' code may still run */
     sy__engine_free(r->engine);
     if (r->svc_built) sy__service_cfg_free(&r->svc);
     sy__cfg_free(r->root);
