@@ -495,12 +495,8 @@ static void sy__metrics_handle(void *arg, sy_http_request_t *req)
                         sizeof not_allowed - 1);
         return;
     }
-    /* The server writes whatever body it is given: a HEAD is answered without one,
-     * since a body after a HEAD answer would be read as the next response. */
-    if (strcmp(req->method, "HEAD") == 0) {
-        sy_http_respond(req, 200, SY__METRICS_CONTENT_TYPE, NULL, NULL, 0);
-        return;
-    }
+    /* HEAD is rendered like GET: the server sends the Content-Length of this body
+     * and leaves the body out (RFC 9110 section 9.3.2). */
     size_t len = 0;
     char *text = sy__metrics_render(&len);
     if (text == NULL) {
