@@ -10,6 +10,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One expansion of one tree: where errors go, and how much the expansion has
+ * produced so far, so that a reference used many times (or a value that is a huge
+ * flow list) cannot make the configuration unbounded. */
+typedef struct expand_s {
+    sy__diag_t *diag;
+    size_t bytes; /* of the scalars expanded so far (their text after expansion) */
+    size_t nodes; /* of the tree, counting nodes that typed values added */
+    bool limited; /* a bound was hit or memory ran out: stop, reported once */
+} expand_t;
+
+/* Reports that the expanded text would pass SY__CFG_MAX_EXPANDED. */
+static int expand_too_large(expand_t *x, const sy_cfg_node_t *at, const char *body, size_t n)
+{
+    sy__diag_add(x->diag, at,
+                 "environment references expand the configuration beyond %u MiB (at \"${%.*s}\"); "
+                 "is a large variable used many times?",
+                 SY__CFG_MAX_EXPANDED >> 20, (int)(n > 64 ? 64 : n), body);
+    x->limited = true;
+    return -1;
+}
+
+/* Appends a reference's value, unless that takes the expansion past its bound. */
+static int expand_put(expand_t *x, const sy_cfg_node_t *at, const char *body, size_t n,
+                      sy__cfg_buf_t *out, const char *val, size_t len)
+{
+    if (len > SY__CFG_MAX_EXPANDED || x->bytes + out->len + len > SY__CFG_MAX_EXPANDED)
+        return expand_too_large(x, at, body, n);
+    if (sy__cfg_buf_put(out, val, len) < 0) {
+        sy__diag_add(x->diag, at, "out of memory expanding \"${%.*s}\"", (int)(n > 64 ? 64 : n),
+                     body);
+        x->limited = true; /* the next reference would fail the same way */
+        return -1;
+    }
+    return 0;
+}
+
 static bool is_env_name(const char *s, size_t n)
 {
     if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
@@ -35,9 +71,10 @@ static bool is_scheme(const char *s, size_t n)
  * Resolves the reference "${body}" (body is the text between the braces) into
  * out. Returns 0 or -1 (error reported at `at`).
  */
-static int expand_reference(const char *body, size_t n, const sy_cfg_node_t *at, sy__diag_t *d,
+static int expand_reference(expand_t *x, const char *body, size_t n, const sy_cfg_node_t *at,
                             sy__cfg_buf_t *out)
 {
+    sy__diag_t *d = x->diag;
     const char *name = body, *def = NULL;
     size_t name_len = n, def_len = 0;
     const char *colon = memchr(body, ':', n);
@@ -84,22 +121,23 @@ static int expand_reference(const char *body, size_t n, const sy_cfg_node_t *at,
     memcpy(var, name, name_len);
     var[name_len] = '\0';
     const char *val = getenv(var);
-    if (!val && def) return sy__cfg_buf_put(out, def, def_len);
+    if (!val && def) return expand_put(x, at, body, n, out, def, def_len);
     if (!val) {
         sy__diag_warn(d, at,
                       "environment variable \"%s\" is not set; it expands to an empty string", var);
-        return sy__cfg_buf_put(out, "", 0);
+        return 0;
     }
-    return sy__cfg_buf_put(out, val, strlen(val));
+    return expand_put(x, at, body, n, out, val, strlen(val));
 }
 
 /*
  * Expands one scalar. *single tells whether the whole scalar was exactly one
  * reference. Returns 0 with *out allocated, or -1.
  */
-static int expand_scalar(const char *s, const sy_cfg_node_t *at, sy__diag_t *d, char **out,
+static int expand_scalar(expand_t *x, const char *s, const sy_cfg_node_t *at, char **out,
                          bool *single)
 {
+    sy__diag_t *d = x->diag;
     sy__cfg_buf_t b = {0};
     size_t nrefs = 0;
     bool literal = false;
@@ -129,7 +167,7 @@ static int expand_scalar(const char *s, const sy_cfg_node_t *at, sy__diag_t *d, 
                              dollar);
                 goto fail;
             }
-            if (expand_reference(dollar + 2, (size_t)(end - dollar - 2), at, d, &b) < 0) goto fail;
+            if (expand_reference(x, dollar + 2, (size_t)(end - dollar - 2), at, &b) < 0) goto fail;
             nrefs++;
             c = end + 1;
         } else {
@@ -140,10 +178,12 @@ static int expand_scalar(const char *s, const sy_cfg_node_t *at, sy__diag_t *d, 
         }
     }
     *single = nrefs == 1 && !literal;
+    x->bytes += b.len;
     *out = b.data;
     return 0;
 nomem:
     sy__diag_add(d, at, "out of memory");
+    x->limited = true;
 fail:
     free(b.data);
     return -1;
@@ -169,24 +209,45 @@ static sy_cfg_node_t *typed_value(const char *text, const sy_cfg_node_t *at)
     return v;
 }
 
-int sy__cfg_expand_env(sy_cfg_node_t **np, sy__diag_t *diag)
+/* Nodes in a subtree, map keys included (as the parser counts them). */
+static size_t count_nodes(const sy_cfg_node_t *n)
+{
+    size_t c = 1;
+    for (size_t i = 0; i < n->len; i++)
+        c += count_nodes(n->items[i]) + (n->key_nodes ? 1 : 0);
+    return c;
+}
+
+static int expand_node(expand_t *x, sy_cfg_node_t **np)
 {
     sy_cfg_node_t *n = *np;
     int rc = 0;
 
     if (n->kind == SY__CFG_MAP || n->kind == SY__CFG_LIST) {
-        for (size_t i = 0; i < n->len; i++)
-            if (sy__cfg_expand_env(&n->items[i], diag) < 0) rc = -1;
-        return rc;
+        for (size_t i = 0; i < n->len && !x->limited; i++)
+            if (expand_node(x, &n->items[i]) < 0) rc = -1;
+        return x->limited ? -1 : rc;
     }
     if (n->kind != SY__CFG_SCALAR || !strchr(n->scalar, '$')) return 0;
 
     char *text;
     bool single;
-    if (expand_scalar(n->scalar, n, diag, &text, &single) < 0) return -1;
+    if (expand_scalar(x, n->scalar, n, &text, &single) < 0) return -1;
     if (single && !n->quoted) {
         sy_cfg_node_t *v = typed_value(text, n);
         if (v) {
+            /* The value replaces one node; its own nodes count toward the bound. */
+            size_t k = count_nodes(v);
+            x->nodes += k - 1;
+            if (k > 1 && x->nodes > SY__CFG_MAX_NODES) {
+                sy__diag_add(x->diag, n,
+                             "environment references make the document more than %d nodes",
+                             SY__CFG_MAX_NODES);
+                x->limited = true;
+                sy__cfg_free(v);
+                free(text);
+                return -1;
+            }
             free(text);
             sy__cfg_free(n);
             *np = v;
@@ -197,4 +258,10 @@ int sy__cfg_expand_env(sy_cfg_node_t **np, sy__diag_t *diag)
     free(n->scalar);
     n->scalar = text;
     return 0;
+}
+
+int sy__cfg_expand_env(sy_cfg_node_t **np, sy__diag_t *diag)
+{
+    expand_t x = {.diag = diag, .nodes = count_nodes(*np)};
+    return expand_node(&x, np);
 }

@@ -21,12 +21,12 @@ static char *read_file(const char *path, size_t *len, sy__diag_t *diag)
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) goto syserr;
     if (!S_ISREG(st.st_mode)) {
-        sy__diag_add(diag, NULL, "%s: cannot read config file: not a regular file", path);
+        sy__diag_add_at(diag, path, 0, 0, "cannot read config file: not a regular file");
         goto fail;
     }
     if ((uint64_t)st.st_size > SY__CFG_MAX_FILE) {
-        sy__diag_add(diag, NULL, "%s: config file is larger than %u MiB", path,
-                     SY__CFG_MAX_FILE >> 20);
+        sy__diag_add_at(diag, path, 0, 0, "config file is larger than %u MiB",
+                        SY__CFG_MAX_FILE >> 20);
         goto fail;
     }
     data = malloc((size_t)st.st_size + 1);
@@ -44,7 +44,7 @@ static char *read_file(const char *path, size_t *len, sy__diag_t *diag)
     close(fd);
     return data;
 syserr:
-    sy__diag_add(diag, NULL, "%s: cannot read config file: %s", path, strerror(errno));
+    sy__diag_add_at(diag, path, 0, 0, "cannot read config file: %s", strerror(errno));
 fail:
     free(data);
     if (fd >= 0) close(fd);

@@ -21,7 +21,7 @@ sy_cfg_node_t *sy__cfg_node_new(int kind, const char *file, int line, int col)
     n->line = line;
     n->col = col;
     n->file = strdup(file);
-    if (!n->file || asprintf(&n->where, "%s:%d:%d", file, line, col) < 0) {
+    if (!n->file || !(n->where = sy__diag_where(file, line, col))) {
         free(n->file);
         free(n);
         return NULL;

@@ -41,14 +41,10 @@ static void parse_error_at(parser_t *p, const yaml_mark_t *m, const char *fmt, .
 
 static void parse_error_at(parser_t *p, const yaml_mark_t *m, const char *fmt, ...)
 {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int rc = vasprintf(&msg, fmt, ap);
+    sy__diag_vreport(p->diag, false, p->name, (int)m->line + 1, (int)m->column + 1, fmt, ap);
     va_end(ap);
-    sy__diag_add(p->diag, NULL, "%s:%zu:%zu: %s", p->name, m->line + 1, m->column + 1,
-                 rc < 0 ? "error" : msg);
-    if (rc >= 0) free(msg);
     p->failed = true;
 }
 
@@ -348,7 +344,7 @@ sy_cfg_node_t *sy__cfg_parse_string(const char *name, const char *yaml, size_t l
     size_t docs = 0;
 
     if (!yaml_parser_initialize(&p.yp)) {
-        sy__diag_add(diag, NULL, "%s: out of memory", name);
+        sy__diag_add_at(diag, name, 0, 0, "out of memory");
         return NULL;
     }
     yaml_parser_set_input_string(&p.yp, (const unsigned char *)yaml, len);
