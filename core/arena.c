@@ -1,3 +1,8 @@
+/*
+ * arena.c - the bump allocator behind every batch (see arena.h): chunks taken
+ * from malloc as the arena grows, a byte limit, the protobuf-c allocator that
+ * draws from it, and the one release that frees every chunk.
+ */
 #include "arena.h"
 
 #include <stdalign.h>

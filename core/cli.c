@@ -1,3 +1,9 @@
+/*
+ * cli.c - the command line parsed into a sy__cli_t: the command (validate,
+ * components, print-config, run), --config, --set and --plugin-dir (each
+ * repeatable, as "--flag value" or "--flag=value"), --help and --version. It
+ * checks syntax only; main.c decides what to do and prints usage on error.
+ */
 #include "cli.h"
 
 #include "config.h"

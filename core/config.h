@@ -27,6 +27,8 @@ enum { SY__CFG_NULL = 'n', SY__CFG_SCALAR = 's', SY__CFG_MAP = 'm', SY__CFG_LIST
 #define SY__CFG_MAX_DEPTH 128         /* nesting of maps and lists */
 #define SY__CFG_MAX_NODES 1000000     /* nodes of one document, aliases expanded */
 #define SY__CFG_MAX_FILE  (64u << 20) /* bytes of one configuration file */
+/* Bytes of all scalar text that environment expansion produces in one load. */
+#define SY__CFG_MAX_EXPANDED (64u << 20)
 
 struct sy_cfg_node_s {
     int kind;     /* SY__CFG_* */
@@ -62,7 +64,10 @@ sy_cfg_node_t *sy__cfg_parse_string(const char *name, const char *yaml, size_t l
                                     sy__diag_t *diag);
 
 /* Expands env references in every scalar value under *node (the node may be
- * replaced, when a whole plain scalar was one reference). Returns 0 or -1. */
+ * replaced, when a whole plain scalar was one reference). The expanded text is
+ * bounded by SY__CFG_MAX_EXPANDED bytes in all, and nodes added by typed values
+ * keep the tree within SY__CFG_MAX_NODES; passing either is an error at the
+ * reference's file:line:col, and expansion stops there. Returns 0 or -1. */
 int sy__cfg_expand_env(sy_cfg_node_t **node, sy__diag_t *diag);
 
 /* Merges src into *dst (src is consumed): maps merge recursively, anything else

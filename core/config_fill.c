@@ -138,13 +138,10 @@ static void fill_error(fill_t *f, const sy_cfg_node_t *at, const char *fmt, ...)
 
 static void fill_error(fill_t *f, const sy_cfg_node_t *at, const char *fmt, ...)
 {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int rc = vasprintf(&msg, fmt, ap);
+    sy__diag_vadd(f->diag, at, fmt, ap);
     va_end(ap);
-    sy__diag_add(f->diag, at, "%s", rc < 0 ? "out of memory" : msg);
-    if (rc >= 0) free(msg);
     f->errors++;
 }
 

@@ -1,5 +1,6 @@
 /*
- * diag.c - the list of configuration errors and warnings.
+ * diag.c - the list of configuration errors and warnings, and the one place
+ * their text ("file:line:col: [warning: ]message") is formatted.
  */
 #include "diag.h"
 
@@ -22,14 +23,23 @@ void sy__diag_free(sy__diag_t *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* Formats "where: [warning: ]message" and appends it. Returns false when the
- * message could not be stored (bound reached or out of memory). */
-static bool diag_vappend(sy__diag_t *d, const sy_cfg_node_t *at, const char *prefix,
-                         const char *fmt, va_list ap)
+char *sy__diag_where(const char *file, int line, int col)
 {
-    char *body = NULL, *line = NULL;
+    char *where = NULL;
+    return asprintf(&where, "%s:%d:%d", file, line, col) < 0 ? NULL : where;
+}
 
+/* Formats the line and appends it. Returns false when the message could not be
+ * stored: the bound was reached (*nomem false) or memory ran out (*nomem true). */
+static bool diag_vappend(sy__diag_t *d, const char *file, int line, int col, const char *prefix,
+                         const char *fmt, va_list ap, bool *nomem)
+{
+    char *body = NULL, *text = NULL;
+    int rc;
+
+    *nomem = false;
     if (d->count >= SY__DIAG_MAX) return false;
+    *nomem = true;
     if (d->count == d->cap) {
         size_t ncap = d->cap ? d->cap * 2 : 8;
         char **n = realloc(d->msgs, ncap * sizeof(*n));
@@ -38,28 +48,57 @@ static bool diag_vappend(sy__diag_t *d, const sy_cfg_node_t *at, const char *pre
         d->cap = ncap;
     }
     if (vasprintf(&body, fmt, ap) < 0) return false;
-    int rc = at ? asprintf(&line, "%s: %s%s", at->where, prefix, body)
-                : asprintf(&line, "%s%s", prefix, body);
+    if (!file)
+        rc = asprintf(&text, "%s%s", prefix, body);
+    else if (line <= 0)
+        rc = asprintf(&text, "%s: %s%s", file, prefix, body);
+    else
+        rc = asprintf(&text, "%s:%d:%d: %s%s", file, line, col, prefix, body);
     free(body);
     if (rc < 0) return false;
-    d->msgs[d->count++] = line;
+    d->msgs[d->count++] = text;
+    *nomem = false;
     return true;
+}
+
+void sy__diag_vreport(sy__diag_t *d, bool warning, const char *file, int line, int col,
+                      const char *fmt, va_list ap)
+{
+    bool nomem;
+    bool stored = diag_vappend(d, file, line, col, warning ? "warning: " : "", fmt, ap, &nomem);
+    if (nomem) d->lost++;
+    if (!warning)
+        d->errors++;
+    else if (stored)
+        d->warnings++;
+}
+
+void sy__diag_add_at(sy__diag_t *d, const char *file, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sy__diag_vreport(d, false, file, line, col, fmt, ap);
+    va_end(ap);
+}
+
+void sy__diag_vadd(sy__diag_t *d, const sy_cfg_node_t *at, const char *fmt, va_list ap)
+{
+    sy__diag_vreport(d, false, at ? at->file : NULL, at ? at->line : 0, at ? at->col : 0, fmt, ap);
 }
 
 void sy__diag_add(sy__diag_t *d, const sy_cfg_node_t *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    diag_vappend(d, at, "", fmt, ap);
+    sy__diag_vadd(d, at, fmt, ap);
     va_end(ap);
-    d->errors++;
 }
 
 void sy__diag_warn(sy__diag_t *d, const sy_cfg_node_t *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (diag_vappend(d, at, "warning: ", fmt, ap)) d->warnings++;
+    sy__diag_vreport(d, true, at ? at->file : NULL, at ? at->line : 0, at ? at->col : 0, fmt, ap);
     va_end(ap);
 }
 
@@ -72,6 +111,9 @@ void sy__diag_print(const sy__diag_t *d, FILE *out)
 {
     for (size_t i = 0; i < d->count; i++)
         fprintf(out, "%s\n", d->msgs[i]);
+    if (d->lost)
+        fprintf(out, "out of memory: %zu configuration message%s could not be stored\n", d->lost,
+                d->lost == 1 ? "" : "s");
     if (d->errors + d->warnings > d->count)
         fprintf(out, "(%zu more messages not shown)\n", d->errors + d->warnings - d->count);
 }

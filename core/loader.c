@@ -1,3 +1,9 @@
+/*
+ * loader.c - plugins on disk: the plugin path (--plugin-dir, SWITCHYARD_PLUGIN_PATH,
+ * next to the binary, the install directory), the <kind>_<type>.so names found
+ * there, dlopen of a plugin when first used, and the checks of its descriptor
+ * (ABI version, size, kind, type) before the core calls into it.
+ */
 #include "loader.h"
 
 #include <dirent.h>

@@ -144,9 +144,10 @@ int main(int argc, char **argv)
     int rc = 0;
     if (cli.command == SY__CMD_COMPONENTS) {
         sy__registry_t reg;
-        if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0)
+        if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0) {
+            fprintf(stderr, "switchyard: cannot scan the plugin path: out of memory\n");
             rc = EXIT_START;
-        else
+        } else
             rc = print_components(&reg);
         sy__registry_free(&reg);
         sy__cli_free(&cli);
@@ -167,9 +168,11 @@ int main(int argc, char **argv)
                                            (const char *const *)cli.sets, cli.nsets, &diag);
         char *yaml = root ? sy__cfg_to_yaml(root) : NULL;
         if (yaml) fputs(yaml, stdout);
+        rc = yaml ? 0 : EXIT_CONFIG;
+        if (root && !yaml)
+            fprintf(stderr, "switchyard: cannot render the configuration: out of memory\n");
         free(yaml);
         sy__cfg_free(root);
-        rc = root ? 0 : EXIT_CONFIG;
         goto done;
     }
     sy__router_opts_t opts = {
@@ -212,12 +215,20 @@ int main(int argc, char **argv)
     wait_for_stop(&set);
     int crc = sy__router_close(router);
     if (crc == SY__ETIMEDOUT) leave_stuck(EXIT_STOP); /* not freed: a thread is stuck */
-    if (crc < 0) rc = EXIT_STOP;
+    if (crc < 0) {
+        sy__log(NULL, SY_LOG_ERROR,
+                "stopped, but acknowledged data was not delivered (counted as failed)");
+        rc = EXIT_STOP;
+    }
     router = NULL;
     sy__log(NULL, SY_LOG_INFO, "Shutdown complete.");
 
 done:
-    if (diag.count) sy__diag_print(&diag, stderr);
+    if (diag.count || diag.lost) sy__diag_print(&diag, stderr);
+    /* Every failure says why: a configuration that failed without a message of
+     * its own (which should not happen) still gets one. */
+    if (rc == EXIT_CONFIG && !diag.count && !diag.lost)
+        fprintf(stderr, "switchyard: the configuration could not be loaded (out of memory?)\n");
     sy__router_close(router);
     sy__telemetry_stop();
     sy__diag_free(&diag);

@@ -1,3 +1,8 @@
+/*
+ * router.c - one whole router as a library: scan the plugin path, load the
+ * configuration, build the service model and the engine (sy__router_open), start
+ * it, and stop and free it. main.c and the in-process tests both use it.
+ */
 #include "router.h"
 
 #include <stdlib.h>
@@ -8,7 +13,10 @@
 sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
 {
     sy__router_t *r = calloc(1, sizeof(*r));
-    if (!r) return NULL;
+    if (!r) {
+        sy__diag_add(diag, NULL, "out of memory starting the router");
+        return NULL;
+    }
     if (sy__registry_scan(&r->reg, opts->plugin_dirs, opts->nplugin_dirs) < 0) {
         sy__diag_add(diag, NULL, "out of memory scanning the plugin path");
         goto fail;
@@ -26,6 +34,9 @@ sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
     if (opts->shutdown_timeout_ms) r->engine->shutdown_timeout_ms = opts->shutdown_timeout_ms;
     return r;
 fail:
+    /* Every way to fail leaves a reason; one that did not (memory ran out while
+     * reporting) still gets one. */
+    if (!sy__diag_errors(diag)) sy__diag_add(diag, NULL, "out of memory opening the router");
     sy__router_close(r);
     return NULL;
 }

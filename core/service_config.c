@@ -145,13 +145,10 @@ static void berror(build_t *b, const sy_cfg_node_t *at, const char *fmt, ...)
 
 static void berror(build_t *b, const sy_cfg_node_t *at, const char *fmt, ...)
 {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int rc = vasprintf(&msg, fmt, ap);
+    sy__diag_vadd(b->diag, at, fmt, ap);
     va_end(ap);
-    sy__diag_add(b->diag, at, "%s", rc < 0 ? "out of memory" : msg);
-    if (rc >= 0) free(msg);
     b->errors++;
 }
 

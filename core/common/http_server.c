@@ -15,6 +15,8 @@
  */
 #include "http_server.h"
 
+#include "endpoint.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -695,87 +697,11 @@ void sy_http_respond(sy_http_request_t *req, int status, const char *content_typ
     }
 }
 
-/* Splits an endpoint into its host (copied into host[256]) and port. */
-static int split_endpoint(const char *endpoint, char *host, int *port)
-{
-    const char *port_str;
-    size_t hlen;
-    if (!endpoint) return -1;
-    if (endpoint[0] == '[') {
-        const char *end = strchr(endpoint, ']');
-        if (!end || end[1] != ':') return -1;
-        hlen = (size_t)(end - endpoint - 1);
-        if (hlen >= 256) return -1;
-        memcpy(host, endpoint + 1, hlen);
-        port_str = end + 2;
-    } else {
-        const char *colon = strrchr(endpoint, ':');
-        if (!colon) return -1;
-        hlen = (size_t)(colon - endpoint);
-        if (hlen >= 256 || memchr(endpoint, ':', hlen)) return -1; /* IPv6 needs brackets */
-        memcpy(host, endpoint, hlen);
-        port_str = colon + 1;
-    }
-    host[hlen] = '\0';
-    size_t plen = strlen(port_str);
-    if (plen == 0 || plen > 5 || strspn(port_str, "0123456789") != plen) return -1;
-    *port = atoi(port_str);
-    return *port > 65535 ? -1 : 0;
-}
-
 int sy_http_endpoint_check(const char *endpoint, char *err, size_t err_len)
 {
     char host[256];
     int port;
-    if (split_endpoint(endpoint, host, &port) == 0) return 0;
-    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint ? endpoint : "");
-    return -1;
-}
-
-/* Splits "host:port" / "[v6]:port" / ":port" and resolves the host into *addr.
- * Host names other than localhost are resolved with a synchronous getaddrinfo,
- * which is acceptable because servers start before their loop runs. */
-static int resolve_endpoint(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
-                            char *shown, size_t shown_len, char *err, size_t err_len)
-{
-    char host[256];
-    int port;
-    if (split_endpoint(endpoint, host, &port) != 0) goto bad;
-    size_t hlen = strlen(host);
-
-    memset(addr, 0, sizeof(*addr));
-    if (hlen == 0) strcpy(host, "0.0.0.0");
-    if (strcasecmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) != 0) {
-        uv_getaddrinfo_t gai;
-        struct addrinfo hints;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        int rc = uv_getaddrinfo(loop, &gai, NULL, host, NULL, &hints);
-        if (rc != 0 || !gai.addrinfo) {
-            snprintf(err, err_len, "listen tcp %s: lookup %s: %s", endpoint, host,
-                     rc ? uv_strerror(rc) : "no address");
-            if (rc == 0) uv_freeaddrinfo(gai.addrinfo);
-            return -1;
-        }
-        memcpy(addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
-        uv_freeaddrinfo(gai.addrinfo);
-        ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
-        if (addr->ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)addr, host, sizeof(host));
-        else
-            uv_ip6_name((struct sockaddr_in6 *)addr, host, sizeof(host));
-    }
-    if (addr->ss_family == AF_INET6)
-        snprintf(shown, shown_len, "[%s]:%d", host, port);
-    else
-        snprintf(shown, shown_len, "%s:%d", host, port);
-    return 0;
-bad:
-    snprintf(err, err_len, "invalid endpoint \"%s\": expected host:port", endpoint ? endpoint : "");
-    return -1;
+    return sy_endpoint_split(endpoint, host, sizeof(host), &port, err, err_len) == 0 ? 0 : -1;
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -791,7 +717,7 @@ sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, si
 {
     struct sockaddr_storage addr;
     char shown[300];
-    if (resolve_endpoint(loop, endpoint, &addr, shown, sizeof(shown), err, err_len) != 0)
+    if (sy_endpoint_resolve(loop, endpoint, &addr, shown, sizeof(shown), err, err_len) != 0)
         return NULL;
     sy_http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {

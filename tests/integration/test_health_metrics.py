@@ -12,6 +12,7 @@ expects a clean exit (0).
 import argparse
 import json
 import re
+import socket
 import sys
 import time
 
@@ -56,6 +57,52 @@ def find_sample(samples, name, label):
         if label in labels.split(","):
             return value
     return None
+
+
+def raw_head(port, path, timeout=5.0):
+    """Sends HEAD on its own connection and reads until the server closes it, so
+    that any body bytes after the headers are seen. Returns (status, headers as a
+    lower-case dict, the bytes after the blank line)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, "no end of headers in %r" % data
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, rest
+
+
+def check_head_matches_get(what, port, path, attempts=20):
+    """HEAD must carry the Content-Length GET's body has, and no body. Bodies that
+    hold live numbers (uptime, counters) may change length between two requests, so
+    a mismatch is retried; a HEAD that carries body bytes fails at once."""
+    url = f"http://127.0.0.1:{port}{path}"
+    last = None
+    for _ in range(attempts):
+        status, headers, rest = raw_head(port, path)
+        assert rest == b"", "%s: HEAD answered with %d body bytes" % (what, len(rest))
+        assert status == 200, (what, status)
+        head_len = int(headers.get("content-length", "-1"))
+        get_status, _, body = http("GET", url)
+        assert get_status == 200, (what, get_status)
+        assert len(body) > 0, what
+        if head_len == len(body):
+            print("%s: HEAD Content-Length %d equals the GET body length" % (what, head_len))
+            return
+        last = (head_len, len(body))
+        time.sleep(0.05)
+    raise AssertionError("%s: HEAD Content-Length vs GET body length: %r" % (what, last))
 
 
 SPAN = json_traces([json_span("one span")], service="health-metrics-test")
@@ -107,6 +154,7 @@ service:
         assert re.match(r"^[0-9hmsµn.]+s$", doc["uptime"]), doc
         status, _, body = http("HEAD", health)
         assert status == 200 and body == b"", (status, body)
+        check_head_matches_get("health", health_port, "/health/status")
         status, _, _ = http("GET", f"http://127.0.0.1:{health_port}/elsewhere")
         assert status == 404, status
         print("health: ok", doc)
@@ -126,6 +174,7 @@ service:
         start = samples["switchyard_process_start_time_seconds"][0][1]
         assert abs(start - time.time()) < 300, start
         print("metrics: process metrics ok, rss %.1f MiB" % (rss / 1048576))
+        check_head_matches_get("metrics", metrics_port, "/metrics")
 
         status, _, body = post_json(f"http://127.0.0.1:{otlp_port}/v1/traces", SPAN)
         assert status == 200, (status, body)

@@ -343,6 +343,75 @@ static void test_env_malformed(void **state)
     sy__diag_free(&d);
 }
 
+/* A large variable used many times stops at SY__CFG_MAX_EXPANDED bytes, with an
+ * error at the reference that crossed it, instead of growing without end. */
+static void test_env_expansion_size_is_bounded(void **state)
+{
+    (void)state;
+    size_t big_len = 100000, refs = 1000;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    setenv("SY_T_BIG", big, 1);
+    free(big);
+
+    static const char item[] = "  - ${env:SY_T_BIG}\n";
+    char *yaml = malloc(3 + refs * (sizeof item - 1) + 1);
+    assert_non_null(yaml);
+    strcpy(yaml, "a:\n");
+    for (size_t i = 0; i < refs; i++)
+        strcat(yaml + 3 + i * (sizeof item - 1), item);
+
+    sy__diag_t d;
+    sy_cfg_node_t *r = load(yaml, &d);
+    assert_null(r);
+    /* 671 values of 100,000 bytes fit in 64 MiB; the 672nd (line 673) does not. */
+    assert_diag(&d, "t.yaml:673:5: environment references expand the configuration beyond 64 "
+                    "MiB (at \"${env:SY_T_BIG}\"); is a large variable used many times?");
+    assert_int_equal(sy__diag_errors(&d), 1); /* expansion stops at the first */
+    sy__diag_free(&d);
+    free(yaml);
+    unsetenv("SY_T_BIG");
+}
+
+/* A variable holding a flow list adds its nodes to the document's; the total is
+ * bounded like the parser's node count. */
+static void test_env_expansion_nodes_are_bounded(void **state)
+{
+    (void)state;
+    size_t items = 10000, refs = 101;
+    char *list = malloc(2 * items + 2);
+    assert_non_null(list);
+    char *p = list;
+    *p++ = '[';
+    for (size_t i = 0; i < items; i++) {
+        *p++ = 'x';
+        *p++ = i + 1 < items ? ',' : ']';
+    }
+    *p = '\0';
+    setenv("SY_T_LIST10K", list, 1);
+    free(list);
+
+    static const char item[] = "  - ${env:SY_T_LIST10K}\n";
+    char *yaml = malloc(3 + refs * (sizeof item - 1) + 1);
+    assert_non_null(yaml);
+    strcpy(yaml, "a:\n");
+    for (size_t i = 0; i < refs; i++)
+        strcat(yaml + 3 + i * (sizeof item - 1), item);
+
+    sy__diag_t d;
+    sy_cfg_node_t *r = load(yaml, &d);
+    assert_null(r);
+    /* 104 nodes of its own, 10,000 more per list: the 100th (line 101) passes 10^6. */
+    assert_diag(&d, "t.yaml:101:5: environment references make the document more than 1000000 "
+                    "nodes");
+    assert_int_equal(sy__diag_errors(&d), 1);
+    sy__diag_free(&d);
+    free(yaml);
+    unsetenv("SY_T_LIST10K");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Merging and --set                                                         */
 /* ------------------------------------------------------------------------ */
@@ -793,6 +862,35 @@ static void test_diag_print(void **state)
     sy__diag_free(&d);
 }
 
+/* Every diagnostic has one shape: "file:line:col: ", "file: " when only the file
+ * is known, nothing when nothing is; a node's position is written the same way. */
+static void test_diag_one_format(void **state)
+{
+    (void)state;
+    sy__diag_t d;
+    sy_cfg_node_t *r = load("a:\n  b: 1\n", &d);
+    assert_non_null(r);
+    const sy_cfg_node_t *b = path(r, "a.b");
+    sy__diag_add(&d, b, "bad %s", "value");
+    sy__diag_warn(&d, b, "odd");
+    sy__diag_add_at(&d, "f.yaml", 3, 7, "from a mark");
+    sy__diag_add_at(&d, "f.yaml", 0, 0, "cannot read");
+    sy__diag_add_at(&d, NULL, 0, 0, "nowhere");
+    assert_diag(&d, "t.yaml:2:6: bad value");
+    assert_diag(&d, "t.yaml:2:6: warning: odd");
+    assert_diag(&d, "f.yaml:3:7: from a mark");
+    assert_diag(&d, "f.yaml: cannot read");
+    assert_diag(&d, "nowhere");
+    assert_string_equal(sy__cfg_where(b), "t.yaml:2:6");
+    char *where = sy__diag_where("t.yaml", 2, 6);
+    assert_string_equal(where, sy__cfg_where(b));
+    free(where);
+    assert_int_equal(sy__diag_errors(&d), 4);
+    assert_int_equal(d.warnings, 1);
+    sy__cfg_free(r);
+    sy__diag_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -809,6 +907,8 @@ int main(void)
         cmocka_unit_test(test_env_forms),
         cmocka_unit_test(test_env_unset_warns),
         cmocka_unit_test(test_env_malformed),
+        cmocka_unit_test(test_env_expansion_size_is_bounded),
+        cmocka_unit_test(test_env_expansion_nodes_are_bounded),
         cmocka_unit_test(test_merge_two_files),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_set_on_empty_root),
@@ -822,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_fill_env_typed),
         cmocka_unit_test(test_to_yaml_round_trip),
         cmocka_unit_test(test_diag_print),
+        cmocka_unit_test(test_diag_one_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

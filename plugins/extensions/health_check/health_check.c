@@ -206,12 +206,8 @@ static void hc_handle(void *arg, sy_http_request_t *req)
     bool ready = hc_observe(s);
     const char *custom = ready ? s->cfg->body_healthy : s->cfg->body_unhealthy;
     int status = ready ? 200 : 503;
-    /* The server writes whatever body it is given, so a HEAD is answered without
-     * one here: a body after a HEAD answer would be read as the next response. */
-    if (strcmp(req->method, "HEAD") == 0) {
-        sy_http_respond(req, status, "application/json", NULL, NULL, 0);
-        return;
-    }
+    /* HEAD is answered like GET: the server sends the Content-Length of the body
+     * and leaves the body out (RFC 9110 section 9.3.2). */
     if (custom != NULL) {
         sy_http_respond(req, status, "application/json", NULL, custom, strlen(custom));
         return;
