@@ -50,8 +50,7 @@ static pthread_mutex_t never_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never_cond = PTHREAD_COND_INITIALIZER;
 
 /* Never returns when `where` is the configured callback. */
-static void maybe_block(const sy_host_api_t *api, sy_instance_t *inst, const cfg_t *cfg,
-                        int where)
+static void maybe_block(const sy_host_api_t *api, sy_instance_t *inst, const cfg_t *cfg, int where)
 {
     if (cfg->block_in != where) return;
     SY_LOG(api, inst, SY_LOG_WARN, "testblock: blocking forever in %s()", block_names[where]);

@@ -26,8 +26,7 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"seed", SY_CFG_INT, offsetof(cfg_t, seed), "1", false, "seed of the refusal sequence",
-     NULL},
+    {"seed", SY_CFG_INT, offsetof(cfg_t, seed), "1", false, "seed of the refusal sequence", NULL},
     {"refuse_permille", SY_CFG_INT, offsetof(cfg_t, refuse_permille), "0", false,
      "batches in 1000 refused with SY_ERROR", NULL},
     {"enomem_permille", SY_CFG_INT, offsetof(cfg_t, enomem_permille), "0", false,

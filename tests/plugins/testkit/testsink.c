@@ -36,8 +36,7 @@ static const sy_config_field_t fields[] = {
     {"max_seq", SY_CFG_INT, offsetof(cfg_t, max_seq), "1000000", false,
      "highest sequence number expected", NULL},
     {"counts_path", SY_CFG_STRING, offsetof(cfg_t, counts_path), NULL, false,
-     "file the arrivals of each sequence number are written to at shutdown (with verify)",
-     NULL},
+     "file the arrivals of each sequence number are written to at shutdown (with verify)", NULL},
 };
 
 typedef struct sink_s {
