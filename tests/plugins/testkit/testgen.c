@@ -2,8 +2,12 @@
  * receiver "testgen" (tests only): generates `count` trace batches of `spans`
  * spans each, as fast as the pipeline takes them or every `interval`. Span IDs are
  * a global sequence number (big-endian), so that a sink can check that every span
- * arrived exactly once. Under back-pressure (emit() says SY_EAGAIN) it retries the
- * same batch a millisecond later and counts the refusal.
+ * arrived exactly once; give each instance its own `first_seq` so that the ranges
+ * of several instances do not overlap. Under back-pressure or out of memory
+ * (emit() says SY_EAGAIN or SY_ENOMEM) it retries the same batch a millisecond
+ * later and counts the refusal; when the host cannot make a batch (batch_new() or
+ * batch_alloc() returns NULL) it tries again a millisecond later, and a sequence
+ * number is used up only by a batch that was made whole.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +55,9 @@ static sy_batch_t *make_batch(gen_t *g)
     Opentelemetry__Proto__Trace__V1__Span **ptrs = api->batch_alloc(b, n * sizeof(*ptrs));
     uint8_t *ids = api->batch_alloc(b, n * 24);
     if (!spans || !ptrs || !ids) goto fail;
-    for (size_t i = 0; i < n; i++) {
+    uint64_t seq = g->next_seq;
+    for (size_t i = 0; i < n; i++, seq++) {
         opentelemetry__proto__trace__v1__span__init(&spans[i]);
-        uint64_t seq = g->next_seq++;
         uint8_t *tid = ids + i * 24, *sid = tid + 16;
         memset(tid, 0, 16);
         tid[15] = 1;
@@ -88,6 +92,7 @@ static sy_batch_t *make_batch(gen_t *g)
     protobuf_c_message_pack(&req.base, buf);
     char err[128];
     if (api->batch_set_encoded(b, buf, len, err, sizeof(err)) < 0) goto fail;
+    g->next_seq = seq;
     return b;
 fail:
     api->batch_release(b);
@@ -103,9 +108,12 @@ static void tick(void *arg)
     while (burst-- > 0 && g->sent < g->cfg->count) {
         sy_batch_t *b = g->pending ? g->pending : make_batch(g);
         g->pending = NULL;
-        if (!b) break;
+        if (!b) {
+            g->timer = g->api->timer_start(g->inst, 1, 0, tick, g);
+            return;
+        }
         int rc = g->api->emit(g->inst, b);
-        if (rc == SY_EAGAIN) {
+        if (rc == SY_EAGAIN || rc == SY_ENOMEM) {
             g->pending = b;
             g->api->metric_add(g->refused, 1);
             g->timer = g->api->timer_start(g->inst, 1, 0, tick, g);

@@ -1,7 +1,11 @@
 /*
  * exporter "testsink" (tests only): takes batches, optionally slowly, and writes
  * a report at shutdown: batches, items, and (with verify) how many distinct span
- * sequence numbers (see testgen) it saw and how many it saw twice.
+ * sequence numbers (see testgen) it saw and how many arrivals repeated one seen
+ * before. With `counts_path` (and verify) it also writes, at shutdown, one byte
+ * per sequence number 0..max_seq-1: how many times that span arrived (255 means
+ * 255 or more), so that a test can check the multiplicity of every span when one
+ * receiver reaches the sink along several pipelines.
  *
  * With `delay` it holds each batch that long before taking the next, declining
  * (SY_EAGAIN) while it is busy and calling api->ready() when done: the slow
@@ -20,6 +24,7 @@ typedef struct cfg_s {
     char *report_path;
     bool verify;
     int64_t max_seq;
+    char *counts_path;
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
@@ -30,6 +35,8 @@ static const sy_config_field_t fields[] = {
      "decode and check span sequence numbers", NULL},
     {"max_seq", SY_CFG_INT, offsetof(cfg_t, max_seq), "1000000", false,
      "highest sequence number expected", NULL},
+    {"counts_path", SY_CFG_STRING, offsetof(cfg_t, counts_path), NULL, false,
+     "file the arrivals of each sequence number are written to at shutdown (with verify)", NULL},
 };
 
 typedef struct sink_s {
@@ -39,7 +46,7 @@ typedef struct sink_s {
     sy_timer_t *timer;
     sy_batch_t *busy;
     uint64_t batches, items, distinct, duplicates, out_of_range, undecodable;
-    uint8_t *seen;
+    uint8_t *seen; /* arrivals of each sequence number, saturating at 255 */
 } sink_t;
 
 static void take(sink_t *s, sy_batch_t *b)
@@ -65,11 +72,12 @@ static void take(sink_t *s, sy_batch_t *b)
                             seq = seq << 8 | id->data[x];
                         if (seq >= (uint64_t)s->cfg->max_seq) {
                             s->out_of_range++;
-                        } else if (s->seen[seq]) {
-                            s->duplicates++;
                         } else {
-                            s->seen[seq] = 1;
-                            s->distinct++;
+                            if (s->seen[seq])
+                                s->duplicates++;
+                            else
+                                s->distinct++;
+                            if (s->seen[seq] < UINT8_MAX) s->seen[seq]++;
                         }
                     }
                 }
@@ -134,6 +142,13 @@ static void sink_shutdown(void *state)
                     (unsigned long long)s->batches, (unsigned long long)s->items,
                     (unsigned long long)s->distinct, (unsigned long long)s->duplicates,
                     (unsigned long long)s->out_of_range, (unsigned long long)s->undecodable);
+            fclose(f);
+        }
+    }
+    if (s->cfg->counts_path && s->seen) {
+        FILE *f = fopen(s->cfg->counts_path, "wb");
+        if (f) {
+            fwrite(s->seen, 1, (size_t)s->cfg->max_seq, f);
             fclose(f);
         }
     }
