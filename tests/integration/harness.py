@@ -64,14 +64,14 @@ class Router:
     with wait=False the caller decides, through wait_ready(). Used as a context
     manager, the process is killed and the temporary directory removed on exit."""
 
-    def __init__(self, binary, plugin_dirs, config_text, wait=True):
+    def __init__(self, binary, plugin_dirs, config_text, wait=True, extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="sy-it-")
         self.config = os.path.join(self.dir, "config.yaml")
         with open(self.config, "w") as f:
             f.write(config_text)
         self.log_path = os.path.join(self.dir, "output.log")
         self.log = open(self.log_path, "wb")
-        args = [binary, "--config", self.config]
+        args = [binary, "--config", self.config, *extra_args]
         for d in plugin_dirs:
             args += ["--plugin-dir", d]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,

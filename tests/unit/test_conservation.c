@@ -10,7 +10,7 @@
  *     pipeline's receivers (a receiver's batch is accepted into all of its
  *     pipelines or none);
  *   - each exporter: the sum over its pipelines of the pipeline's last outgoing
- *     (or of its receivers' accepted) = sent + send_failed;
+ *     (or of its receivers' accepted) = sent + send_failed + enqueue_failed;
  *
  * and every testsink must have been handed exactly what its exporter counted as
  * sent, each span at most once per path from its receiver to the sink, and
@@ -555,16 +555,19 @@ static void check_balance(const graph_t *g, const char *text)
         exp_labels(g, x, labels, sizeof(labels));
         int64_t sent = need(text, "switchyard_exporter_sent_spans_total", labels);
         int64_t failed = need(text, "switchyard_exporter_send_failed_spans_total", labels);
-        if (sent < 0 || failed < 0) continue;
-        if (!unknown[x] && into_exporter[x] != sent + failed)
+        int64_t enq = need(text, "switchyard_exporter_enqueue_failed_spans_total", labels);
+        if (sent < 0 || failed < 0 || enq < 0) continue;
+        if (!unknown[x] && into_exporter[x] != sent + failed + enq)
             flag(g,
                  "exporter x%d: its pipelines handed it %" PRId64 " != sent %" PRId64
-                 " + send_failed %" PRId64,
-                 x, into_exporter[x], sent, failed);
-        /* Out of memory queueing for an exporter is its send_failed; otherwise a
-         * testsink never fails. */
-        if (failed != 0 && !g->oom)
+                 " + send_failed %" PRId64 " + enqueue_failed %" PRId64,
+                 x, into_exporter[x], sent, failed, enq);
+        /* Out of memory queueing for an exporter is its enqueue_failed; a testsink
+         * never fails. */
+        if (failed != 0)
             flag(g, "exporter x%d: send_failed %" PRId64 " (testsink never fails)", x, failed);
+        if (enq != 0 && !g->oom)
+            flag(g, "exporter x%d: enqueue_failed %" PRId64 " without out of memory", x, enq);
         check_sink(g, x, sent);
     }
     if (missing)
