@@ -17,34 +17,18 @@
 
 #include "arena.h"
 #include "batch_internal.h"
-#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
-#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "signals.h"
 
 const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal)
 {
-    switch (signal) {
-    case SY_SIGNAL_TRACES:
-        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
-    case SY_SIGNAL_METRICS:
-        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
-    case SY_SIGNAL_LOGS:
-        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
-    }
-    return NULL;
+    const sy_signal_info_t *si = sy_signal_info(signal);
+    return si ? si->request : NULL;
 }
 
 const char *sy__signal_name(sy_signal_t signal)
 {
-    switch (signal) {
-    case SY_SIGNAL_TRACES:
-        return "traces";
-    case SY_SIGNAL_METRICS:
-        return "metrics";
-    case SY_SIGNAL_LOGS:
-        return "logs";
-    }
-    return "unknown";
+    const sy_signal_info_t *si = sy_signal_info(signal);
+    return si ? si->name : "unknown";
 }
 
 sy_batch_t *sy__batch_new(sy_signal_t signal, const char *origin)

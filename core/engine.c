@@ -12,18 +12,17 @@
 
 #include "batch.h"
 #include "log.h"
+#include "signals.h"
 #include "telemetry.h"
 
-static const char *const item_names[3] = {"spans", "metric_points", "log_records"};
-static const sy_signal_t signal_list[3] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS, SY_SIGNAL_LOGS};
 
 static char *signal_set_names(uint32_t signals)
 {
     char buf[64] = "";
-    for (int i = 0; i < 3; i++) {
-        if (!(signals & signal_list[i])) continue;
+    for (int i = 0; i < SY_SIGNAL_COUNT; i++) {
+        if (!(signals & sy_signal_table[i].signal)) continue;
         if (buf[0]) strcat(buf, ", ");
-        strcat(buf, sy__signal_name(signal_list[i]));
+        strcat(buf, sy_signal_table[i].name);
     }
     return strdup(buf[0] ? buf : "none");
 }
@@ -423,26 +422,27 @@ static void register_metrics(sy_instance_t *inst)
     } else {
         return;
     }
-    for (int i = 0; i < 3; i++) {
-        if (!(inst->signals & signal_list[i])) continue;
+    for (int i = 0; i < SY_SIGNAL_COUNT; i++) {
+        if (!(inst->signals & sy_signal_table[i].signal)) continue;
+        const char *items = sy_signal_table[i].item_metric;
         char name[96], help[160];
-        snprintf(name, sizeof(name), "%s%s", ok, item_names[i]);
+        snprintf(name, sizeof(name), "%s%s", ok, items);
         snprintf(
-            help, sizeof(help), "Number of %s the %s %s.", item_names[i], sy__kind_name(inst->kind),
+            help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
             inst->kind == SY_KIND_RECEIVER ? "accepted and passed on" : "handed to its backend");
         inst->metrics[i].ok = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
-        snprintf(name, sizeof(name), "%s%s", failed, item_names[i]);
-        snprintf(help, sizeof(help), "Number of %s the %s %s.", item_names[i],
+        snprintf(name, sizeof(name), "%s%s", failed, items);
+        snprintf(help, sizeof(help), "Number of %s the %s %s.", items,
                  sy__kind_name(inst->kind),
                  inst->kind == SY_KIND_RECEIVER ? "refused (the client was told to retry)"
                                                 : "failed to send");
         inst->metrics[i].failed = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
         if (inst->kind != SY_KIND_EXPORTER) continue;
-        snprintf(name, sizeof(name), "exporter_enqueue_failed_%s", item_names[i]);
+        snprintf(name, sizeof(name), "exporter_enqueue_failed_%s", items);
         snprintf(help, sizeof(help),
                  "Number of %s a pipeline could not hand to the exporter (out of memory, "
                  "or the shutdown deadline).",
-                 item_names[i]);
+                 items);
         inst->metrics[i].enqueue_failed =
             sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
     }
@@ -450,7 +450,7 @@ static void register_metrics(sy_instance_t *inst)
 
 static void register_processor_metrics(sy_instance_t *x)
 {
-    const char *items = item_names[sy__signal_index(x->pipeline->signal)];
+    const char *items = sy_signal_info(x->pipeline->signal)->item_metric;
     static const struct {
         const char *what, *help;
     } names[4] = {

@@ -18,21 +18,15 @@
 #include "batch.h"
 #include "engine.h"
 #include "log.h"
+#include "signals.h"
 #include "telemetry.h"
 
 #define SY__BURST 64
 
 int sy__signal_index(sy_signal_t signal)
 {
-    switch (signal) {
-    case SY_SIGNAL_TRACES:
-        return 0;
-    case SY_SIGNAL_METRICS:
-        return 1;
-    case SY_SIGNAL_LOGS:
-        return 2;
-    }
-    return 0;
+    const sy_signal_info_t *si = sy_signal_info(signal);
+    return si ? si->index : 0;
 }
 
 static void count(sy_metric_t *m, uint64_t n)

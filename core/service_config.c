@@ -5,6 +5,8 @@
  */
 #include "service_config.h"
 
+#include "signals.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,11 +334,6 @@ static void read_refs(build_t *b, const sy_cfg_node_t *pipe, const char *pid, co
     }
 }
 
-static const char *signal_name(sy_signal_t s)
-{
-    return s == SY_SIGNAL_TRACES ? "traces" : s == SY_SIGNAL_METRICS ? "metrics" : "logs";
-}
-
 static void read_pipelines(build_t *b, const sy_cfg_node_t *pipes, const sy_cfg_node_t *at)
 {
     static const char *const pipeline_keys[] = {"receivers", "processors", "exporters", NULL};
@@ -358,9 +355,8 @@ static void read_pipelines(build_t *b, const sy_cfg_node_t *pipes, const sy_cfg_
         const sy_cfg_node_t *key = sy__cfg_key_node(pipes, i);
         const char *slash = strchr(pid, '/');
         size_t tlen = slash ? (size_t)(slash - pid) : strlen(pid);
-        sy_signal_t signal = 0;
-        for (sy_signal_t s = SY_SIGNAL_TRACES; s <= SY_SIGNAL_LOGS; s <<= 1)
-            if (strlen(signal_name(s)) == tlen && !strncmp(pid, signal_name(s), tlen)) signal = s;
+        const sy_signal_info_t *si = sy_signal_by_name(pid, tlen);
+        sy_signal_t signal = si ? si->signal : 0;
         if (!signal) {
             berror(b, key,
                    "service::pipelines: invalid pipeline ID \"%s\": the signal must be traces, "
