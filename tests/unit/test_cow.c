@@ -71,8 +71,8 @@ static report_t read_report(const char *name)
     int n =
         fscanf(f,
                "batches=%llu items=%llu distinct=%llu duplicates=%llu out_of_range=%llu "
-               "undecodable=%llu names0=%llu names1=%llu names2=%llu span_hash=%llx "
-               "bytes_hash=%llx",
+               "undecodable=%llu names0=%llu names1=%llu names2=%llu span_hash=%llu "
+               "bytes_hash=%llu",
                &r.batches, &r.items, &r.distinct, &r.duplicates, &r.out_of_range, &r.undecodable,
                &r.names[0], &r.names[1], &r.names[2], &r.span_hash, &r.bytes_hash);
     fclose(f);
@@ -80,7 +80,7 @@ static report_t read_report(const char *name)
     assert_int_equal(n, 11);
     fprintf(stderr,
             "%s: batches=%llu items=%llu distinct=%llu names0=%llu names1=%llu names2=%llu "
-            "span_hash=%016llx bytes_hash=%016llx\n",
+            "span_hash=%llu bytes_hash=%llu\n",
             name, r.batches, r.items, r.distinct, r.names[0], r.names[1], r.names[2], r.span_hash,
             r.bytes_hash);
     return r;

@@ -7,7 +7,8 @@
  * tell changed data from unchanged: how many span names carry no, one, or more
  * than one "mut." prefix (see testmutate); a sum of hashes of every packed span,
  * which does not depend on how spans were batched; and a chained hash of every
- * batch's encoded bytes in order. These come after the fields other tests read.
+ * batch's encoded bytes in order. These come after the fields other tests read,
+ * and like them are decimal integers (the integration tests parse every field so).
  *
  * With `delay` it holds each batch that long before taking the next, declining
  * (SY_EAGAIN) while it is busy and calling api->ready() when done: the slow
@@ -182,8 +183,8 @@ static void sink_shutdown(void *state)
         if (f) {
             fprintf(f,
                     "batches=%llu items=%llu distinct=%llu duplicates=%llu out_of_range=%llu "
-                    "undecodable=%llu names0=%llu names1=%llu names2=%llu span_hash=%016llx "
-                    "bytes_hash=%016llx\n",
+                    "undecodable=%llu names0=%llu names1=%llu names2=%llu span_hash=%llu "
+                    "bytes_hash=%llu\n",
                     (unsigned long long)s->batches, (unsigned long long)s->items,
                     (unsigned long long)s->distinct, (unsigned long long)s->duplicates,
                     (unsigned long long)s->out_of_range, (unsigned long long)s->undecodable,
