@@ -6,6 +6,11 @@
  * batch's arena, under the batch's lock: a shared batch may be asked for its
  * decoded form by two exporters on two threads at once. Once made, a form never
  * changes while the batch is shared, so readers need no lock after that.
+ *
+ * Copy-on-write: a shared batch (see sy__batch_is_shared) is never changed in
+ * place. sy__batch_request_mut refuses one, and the runtime gives a processor
+ * that mutates a deep copy instead (sy__batch_copy). Who may ask for a mutable
+ * request at all is decided in cow.c, which knows the calling instance.
  */
 #include "batch.h"
 
@@ -122,6 +127,11 @@ uint64_t sy__batch_items(const sy_batch_t *b)
     return b->items;
 }
 
+const char *sy__batch_origin(const sy_batch_t *b)
+{
+    return b->origin;
+}
+
 void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info)
 {
     sy_batch_t *mb = (sy_batch_t *)b;
@@ -148,8 +158,29 @@ const void *sy__batch_request(sy_batch_t *b)
     return dec;
 }
 
+/*
+ * Shared means that someone else can see this batch's memory:
+ *  - another reference (fan-out to several pipelines or exporters; a processor
+ *    that retained it);
+ *  - a piece of a split, whose message structs point into its parent's decoded
+ *    request, which siblings and the parent's other holders also read;
+ *  - a parent that pieces point into: every piece holds a reference on it, so
+ *    its count is above one for as long as anyone else holds it too, and the
+ *    first test covers it.
+ * A caller holding the only reference of an unshared batch is its only reader,
+ * and nobody can take a new reference without one, so the answer cannot turn
+ * true behind its back.
+ */
+bool sy__batch_is_shared(const sy_batch_t *b)
+{
+    return sy__batch_refs(b) > 1 || b->nparents > 0;
+}
+
 void *sy__batch_request_mut(sy_batch_t *b)
 {
+    /* The last line of defence: whatever the caller, shared memory is not
+     * handed out for writing. */
+    if (sy__batch_is_shared(b)) return NULL;
     void *dec = (void *)sy__batch_request(b);
     if (dec) {
         pthread_mutex_lock(&b->lock);
@@ -218,6 +249,10 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     return out;
 }
 
+/* The copy is deep because it goes through the encoded form: a piece of a split,
+ * which has only decoded structs pointing into its parent, is packed first (in
+ * its own arena, under its lock, as any reader may), and the copy holds those
+ * bytes in its own arena, with no parent. It decodes afresh when asked. */
 sy_batch_t *sy__batch_copy(sy_batch_t *b)
 {
     size_t len;

@@ -9,6 +9,8 @@
 #ifndef SY_CORE_BATCH_H
 #define SY_CORE_BATCH_H
 
+#include <stdbool.h>
+
 #include <protobuf-c/protobuf-c.h>
 #include <switchyard/plugin.h>
 
@@ -31,14 +33,26 @@ void sy__batch_retain(sy_batch_t *b);
 void sy__batch_release(sy_batch_t *b);
 void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info);
 const void *sy__batch_request(sy_batch_t *b);
+/* The decoded request for changing it, dropping the encoded form; NULL when the
+ * batch is shared or does not decode. It does not check who asks: plugins reach
+ * it through sy__cow_request_mut (cow.h), which does. */
 void *sy__batch_request_mut(sy_batch_t *b);
 void sy__batch_recount(sy_batch_t *b);
 const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len);
 sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n);
 sy_batch_t *sy__batch_split(const char *origin, sy_batch_t **b, uint64_t max_items);
-/* A private copy of a shared batch, for a processor that mutates. */
+/* A private, deep copy of a shared batch, for a processor that mutates: its own
+ * memory only, one reference, no parent. NULL on out of memory or when `b` cannot
+ * be encoded. */
 sy_batch_t *sy__batch_copy(sy_batch_t *b);
 uint32_t sy__batch_refs(const sy_batch_t *b);
+/* True when changing `b` in place could change what someone else sees: more than
+ * one reference, or a piece of a split that shares its parent's structs (a parent
+ * that pieces point into has their references, so more than one). The caller
+ * holds a reference. */
+bool sy__batch_is_shared(const sy_batch_t *b);
+/* The ID of the instance that made it ("" when none); see cow.c. */
+const char *sy__batch_origin(const sy_batch_t *b);
 sy_signal_t sy__batch_signal(const sy_batch_t *b);
 uint64_t sy__batch_items(const sy_batch_t *b);
 

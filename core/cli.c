@@ -78,8 +78,7 @@ int sy__cli_parse(sy__cli_t *cli, int argc, char **argv, char *err, size_t err_l
             if (m < 0) goto missing;
             int64_t ns;
             if (sy__parse_duration(v, &ns) < 0 || ns <= 0) {
-                snprintf(err, err_len, "--shutdown-timeout %s: expected a duration such as 10s",
-                         v);
+                snprintf(err, err_len, "--shutdown-timeout %s: expected a duration such as 10s", v);
                 goto fail;
             }
             cli->shutdown_timeout_ms = (uint64_t)(ns / 1000000);

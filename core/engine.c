@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "cow.h"
 #include "log.h"
 #include "signals.h"
 #include "telemetry.h"
-
 
 static char *signal_set_names(uint32_t signals)
 {
@@ -370,9 +370,8 @@ static int check_call(sy__engine_t *e, int rc, const char *what, const char *id)
     return rc;
 }
 
-static void do_create_start(void *arg)
+static void create_start_here(sy_instance_t *inst)
 {
-    sy_instance_t *inst = arg;
     const sy_plugin_t *d = inst->plugin;
     inst->start_rc = d->create(sy__host_api(), inst, inst->config, &inst->state);
     if (inst->start_rc < 0) {
@@ -388,16 +387,30 @@ static void do_create_start(void *arg)
     inst->started = true;
 }
 
+static void do_create_start(void *arg)
+{
+    sy_instance_t *inst = arg;
+    sy_instance_t *prev = sy__consumer_enter(inst);
+    create_start_here(inst);
+    sy__consumer_leave(prev);
+}
+
+/* Plugin callbacks run with their instance marked as current (cow.c), so that
+ * whatever they do through the host API is attributed to them. */
 void sy__instance_shutdown(sy_instance_t *inst)
 {
+    sy_instance_t *prev = sy__consumer_enter(inst);
     if (inst->started && inst->plugin->shutdown) inst->plugin->shutdown(inst->state);
+    sy__consumer_leave(prev);
     inst->started = false;
     sy__instance_close_timers(inst);
 }
 
 void sy__instance_destroy(sy_instance_t *inst)
 {
+    sy_instance_t *prev = sy__consumer_enter(inst);
     if (inst->created) inst->plugin->destroy(inst->state);
+    sy__consumer_leave(prev);
     inst->created = false;
     inst->state = NULL;
 }
@@ -427,13 +440,12 @@ static void register_metrics(sy_instance_t *inst)
         const char *items = sy_signal_table[i].item_metric;
         char name[96], help[160];
         snprintf(name, sizeof(name), "%s%s", ok, items);
-        snprintf(
-            help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
-            inst->kind == SY_KIND_RECEIVER ? "accepted and passed on" : "handed to its backend");
+        snprintf(help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
+                 inst->kind == SY_KIND_RECEIVER ? "accepted and passed on"
+                                                : "handed to its backend");
         inst->metrics[i].ok = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
         snprintf(name, sizeof(name), "%s%s", failed, items);
-        snprintf(help, sizeof(help), "Number of %s the %s %s.", items,
-                 sy__kind_name(inst->kind),
+        snprintf(help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
                  inst->kind == SY_KIND_RECEIVER ? "refused (the client was told to retry)"
                                                 : "failed to send");
         inst->metrics[i].failed = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);

@@ -104,6 +104,7 @@ struct sy_instance_s {
     size_t index;
     sy__processor_metrics_t pmetrics;
     sy__ratelimit_t refusal_log;
+    sy__ratelimit_t cow_log; /* batch_request_mut refusals (cow.c) */
 
     /* Exporter: its input queue, and the burst taken from it but not yet
      * consumed (the first of which it may have declined with SY_EAGAIN). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "batch.h"
+#include "cow.h"
 #include "engine.h"
 #include "log.h"
 #include "telemetry.h"
@@ -143,10 +144,15 @@ struct sy_timer_s {
     struct sy_timer_s *next;
 };
 
+/* The instance is current while its callback runs, so that a batch processor
+ * flushing from its timer is held to its own flags (cow.h). `t` may be stopped,
+ * and later freed, inside the callback: nothing of it is read afterwards. */
 static void timer_fire(uv_timer_t *h)
 {
     struct sy_timer_s *t = h->data;
+    sy_instance_t *prev = sy__consumer_enter(t->inst);
     t->cb(t->arg);
+    sy__consumer_leave(prev);
 }
 
 static void timer_free(uv_handle_t *h)
@@ -226,7 +232,7 @@ static const sy_host_api_t host_api = {
     .batch_release = sy__batch_release,
     .batch_info = sy__batch_info,
     .batch_request = sy__batch_request,
-    .batch_request_mut = sy__batch_request_mut,
+    .batch_request_mut = sy__cow_request_mut,
     .batch_recount = sy__batch_recount,
     .batch_encoded = sy__batch_encoded,
     .batch_merge = api_batch_merge,

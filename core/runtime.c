@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "cow.h"
 #include "engine.h"
 #include "log.h"
 #include "signals.h"
@@ -223,7 +224,7 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
     sy_instance_t *proc = p->processors[index];
     uint64_t items = sy__batch_items(batch);
     count(proc->pmetrics.incoming, items);
-    if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_refs(batch) > 1) {
+    if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_is_shared(batch)) {
         /* Shared batches are read-only: a processor that changes data gets its own. */
         sy_batch_t *copy = sy__batch_copy(batch);
         sy__batch_release(batch);
@@ -236,7 +237,9 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
         }
         batch = copy;
     }
+    sy_instance_t *prev = sy__consumer_enter(proc);
     int rc = proc->plugin->consume(proc->state, batch);
+    sy__consumer_leave(prev);
     if (rc < 0) {
         count(proc->pmetrics.refused, items);
         SY__LOG_RATELIMITED(&proc->refusal_log, 10000, SY_LOG_WARN, proc->id,
@@ -352,7 +355,9 @@ static int deliver(sy_instance_t *x, sy_batch_t *batch)
 {
     sy_signal_t signal = sy__batch_signal(batch);
     uint64_t items = sy__batch_items(batch);
+    sy_instance_t *prev = sy__consumer_enter(x);
     int rc = x->plugin->consume(x->state, batch);
+    sy__consumer_leave(prev);
     if (rc == SY_EAGAIN) return rc;
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     if (rc < 0) {

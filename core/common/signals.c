@@ -18,7 +18,8 @@ const sy_signal_info_t sy_signal_table[SY_SIGNAL_COUNT] = {
         .item_text = "spans",
         .http_path = "/v1/traces",
         .grpc_service = "opentelemetry.proto.collector.trace.v1.TraceService",
-        .request = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+        .request =
+            &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
         .response =
             &opentelemetry__proto__collector__trace__v1__export_trace_service_response__descriptor,
     },
@@ -43,7 +44,8 @@ const sy_signal_info_t sy_signal_table[SY_SIGNAL_COUNT] = {
         .item_text = "log records",
         .http_path = "/v1/logs",
         .grpc_service = "opentelemetry.proto.collector.logs.v1.LogsService",
-        .request = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+        .request =
+            &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
         .response =
             &opentelemetry__proto__collector__logs__v1__export_logs_service_response__descriptor,
     },

@@ -146,7 +146,8 @@ typedef struct sy_config_field_s {
 /* Flags of a plugin. */
 enum {
     /* A processor that changes the data it is given: the host hands it a batch it
-     * owns alone (copying a shared one first) and lets it use batch_request_mut(). */
+     * owns alone (a deep copy when the batch is shared, see batch_request_mut())
+     * and lets it use batch_request_mut(). Without it that call returns NULL. */
     SY_PLUGIN_MUTATES_DATA = 1u << 0,
     /* An exporter that sends asynchronously: the host does not count a batch as
      * sent when consume() returns SY_OK; the plugin reports each batch's outcome
@@ -341,10 +342,25 @@ struct sy_host_api_s {
      * on first use. Read-only. NULL if the bytes do not decode. Any thread
      * holding a reference. */
     const void *(*batch_request)(sy_batch_t *batch);
-    /* The decoded request for changing it: only for a plugin with
-     * SY_PLUGIN_MUTATES_DATA holding the only reference. Drops the encoded bytes,
-     * which are packed again when needed. Call batch_recount() after changing the
-     * number of items. */
+    /*
+     * The decoded request for changing it in place. Drops the encoded bytes, which
+     * are packed again when needed. Call batch_recount() after changing the number
+     * of items. Returns NULL, and changes nothing, when:
+     *  - the batch is shared: it has more than one reference, or it is a piece of
+     *    batch_split() (whose structs point into the batch it was cut from, which
+     *    others may be reading); a batch that pieces were cut from is shared
+     *    through their references. Refused even to a plugin with the flag.
+     *  - the caller is a plugin without SY_PLUGIN_MUTATES_DATA, called from its
+     *    consume() or a timer of its own, and the batch is not one this instance
+     *    made (batch_new, batch_merge, batch_split of its own: the batch's
+     *    origin). A receiver building its own, unshared batch is allowed.
+     *  - the bytes do not decode.
+     * A refusal is logged at error level with the instance's ID and counted in
+     * switchyard_batch_mutation_refused_total. A processor with
+     * SY_PLUGIN_MUTATES_DATA is always handed a batch it owns alone (the host
+     * copies a shared one first), so for it a NULL here means its own retain or
+     * split made the batch shared. Any thread holding a reference.
+     */
     void *(*batch_request_mut)(sy_batch_t *batch);
     void (*batch_recount)(sy_batch_t *batch);
     /* The encoded request, packed on first use when the batch was built decoded.

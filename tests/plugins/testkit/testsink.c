@@ -7,6 +7,13 @@
  * 255 or more), so that a test can check the multiplicity of every span when one
  * receiver reaches the sink along several pipelines.
  *
+ * With `digest` it also reports, for traces, what the copy-on-write tests need to
+ * tell changed data from unchanged: how many span names carry no, one, or more
+ * than one "mut." prefix (see testmutate); a sum of hashes of every packed span,
+ * which does not depend on how spans were batched; and a chained hash of every
+ * batch's encoded bytes in order. These come after the fields other tests read,
+ * and like them are decimal integers (the integration tests parse every field so).
+ *
  * With `delay` it holds each batch that long before taking the next, declining
  * (SY_EAGAIN) while it is busy and calling api->ready() when done: the slow
  * exporter that the back-pressure tests need.
@@ -25,6 +32,7 @@ typedef struct cfg_s {
     bool verify;
     int64_t max_seq;
     char *counts_path;
+    bool digest;
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
@@ -37,6 +45,8 @@ static const sy_config_field_t fields[] = {
      "highest sequence number expected", NULL},
     {"counts_path", SY_CFG_STRING, offsetof(cfg_t, counts_path), NULL, false,
      "file the arrivals of each sequence number are written to at shutdown (with verify)", NULL},
+    {"digest", SY_CFG_BOOL, offsetof(cfg_t, digest), "false", false,
+     "count renamed spans and hash the spans and bytes seen", NULL},
 };
 
 typedef struct sink_s {
@@ -46,8 +56,49 @@ typedef struct sink_s {
     sy_timer_t *timer;
     sy_batch_t *busy;
     uint64_t batches, items, distinct, duplicates, out_of_range, undecodable;
-    uint8_t *seen; /* arrivals of each sequence number, saturating at 255 */
+    uint8_t *seen;     /* arrivals of each sequence number, saturating at 255 */
+    uint64_t names[3]; /* spans whose name has 0, 1, 2 or more "mut." prefixes */
+    uint64_t span_hash, bytes_hash;
 } sink_t;
+
+#define FNV_OFFSET 14695981039346656037ull
+
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void digest(sink_t *s, sy_batch_t *b)
+{
+    size_t len = 0;
+    const uint8_t *enc = s->api->batch_encoded(b, &len);
+    if (enc) s->bytes_hash = fnv1a(s->bytes_hash, enc, len);
+    const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req =
+        s->api->batch_request(b);
+    if (!req) return;
+    for (size_t i = 0; i < req->n_resource_spans; i++)
+        for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++) {
+            const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                req->resource_spans[i]->scope_spans[j];
+            for (size_t k = 0; k < ss->n_spans; k++) {
+                const char *name = ss->spans[k]->name ? ss->spans[k]->name : "";
+                int prefixes = 0;
+                while (strncmp(name, "mut.", 4) == 0) {
+                    name += 4;
+                    prefixes++;
+                }
+                s->names[prefixes < 2 ? prefixes : 2]++;
+                size_t n = protobuf_c_message_get_packed_size(&ss->spans[k]->base);
+                uint8_t *buf = malloc(n ? n : 1);
+                if (!buf) continue;
+                protobuf_c_message_pack(&ss->spans[k]->base, buf);
+                s->span_hash += fnv1a(FNV_OFFSET, buf, n);
+                free(buf);
+            }
+        }
+}
 
 static void take(sink_t *s, sy_batch_t *b)
 {
@@ -55,6 +106,7 @@ static void take(sink_t *s, sy_batch_t *b)
     s->api->batch_info(b, &info);
     s->batches++;
     s->items += info.items;
+    if (s->cfg->digest && info.signal == SY_SIGNAL_TRACES) digest(s, b);
     if (s->cfg->verify && info.signal == SY_SIGNAL_TRACES) {
         const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req =
             s->api->batch_request(b);
@@ -118,6 +170,7 @@ static int sink_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     s->api = api;
     s->inst = inst;
     s->cfg = config;
+    s->bytes_hash = FNV_OFFSET;
     if (s->cfg->verify && !(s->seen = calloc((size_t)s->cfg->max_seq, 1))) {
         free(s);
         return SY_ENOMEM;
@@ -138,10 +191,14 @@ static void sink_shutdown(void *state)
         if (f) {
             fprintf(f,
                     "batches=%llu items=%llu distinct=%llu duplicates=%llu out_of_range=%llu "
-                    "undecodable=%llu\n",
+                    "undecodable=%llu names0=%llu names1=%llu names2=%llu span_hash=%llu "
+                    "bytes_hash=%llu\n",
                     (unsigned long long)s->batches, (unsigned long long)s->items,
                     (unsigned long long)s->distinct, (unsigned long long)s->duplicates,
-                    (unsigned long long)s->out_of_range, (unsigned long long)s->undecodable);
+                    (unsigned long long)s->out_of_range, (unsigned long long)s->undecodable,
+                    (unsigned long long)s->names[0], (unsigned long long)s->names[1],
+                    (unsigned long long)s->names[2], (unsigned long long)s->span_hash,
+                    (unsigned long long)s->bytes_hash);
             fclose(f);
         }
     }
