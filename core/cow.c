@@ -78,8 +78,9 @@ void *sy__cow_request_mut(sy_batch_t *batch)
         char who[256];
         if (!inst)
             snprintf(who, sizeof(who), "a caller outside any plugin");
-        else if (inst->pipeline)
-            snprintf(who, sizeof(who), "plugin %s (pipeline %s)", inst->id, inst->pipeline->id);
+        else if (inst->kind == SY_KIND_PROCESSOR)
+            snprintf(who, sizeof(who), "plugin %s (pipeline %s)", inst->id,
+                     inst->proc.pipeline->id);
         else
             snprintf(who, sizeof(who), "plugin %s", inst->id);
         SY__LOG_RATELIMITED(

@@ -42,7 +42,7 @@ static void *zalloc_aligned(size_t size)
 static sy_instance_t *find_shared(sy__engine_t *e, sy_kind_t kind, const char *id)
 {
     for (size_t i = 0; i < e->ninstances; i++)
-        if (e->instances[i]->kind == kind && !e->instances[i]->pipeline &&
+        if (e->instances[i]->kind == kind && e->instances[i]->kind != SY_KIND_PROCESSOR &&
             strcmp(e->instances[i]->id, id) == 0)
             return e->instances[i];
     return NULL;
@@ -107,8 +107,10 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
     inst->file = file;
     inst->plugin = &file->desc;
     inst->cfg = comp;
-    inst->pipeline = p;
-    inst->index = index;
+    if (kind == SY_KIND_PROCESSOR) {
+        inst->proc.pipeline = p;
+        inst->proc.index = index;
+    }
     inst->id = strdup(id);
     char labels[512];
     if (p)
@@ -221,7 +223,7 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
                 shared_instance(e, SY_KIND_RECEIVER, pc->receivers[i], diag, reported);
             if (!r || !check_signal(r, p, pc->receiver_nodes[i], diag)) continue;
             r->signals |= p->signal;
-            if (add_ptr((void ***)&r->outputs, &r->noutputs, p) < 0) goto oom;
+            if (add_ptr((void ***)&r->recv.outputs, &r->recv.noutputs, p) < 0) goto oom;
         }
         for (size_t i = 0; i < pc->nprocessors; i++) {
             sy_instance_t *x =
@@ -236,7 +238,7 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
             if (!x || !check_signal(x, p, pc->exporter_nodes[i], diag)) continue;
             x->signals |= p->signal;
             if (add_ptr((void ***)&p->exporters, &p->nexporters, x) < 0 ||
-                add_ptr((void ***)&x->feeders, &x->nfeeders, p) < 0)
+                add_ptr((void ***)&x->exp.feeders, &x->exp.nfeeders, p) < 0)
                 goto oom;
         }
     }
@@ -308,7 +310,8 @@ static void worker_exit(void *arg)
     }
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (!x->pipeline && on_worker(x->thread, &w->thread)) sy__instance_destroy(x);
+        if (x->kind != SY_KIND_PROCESSOR && on_worker(x->thread, &w->thread))
+            sy__instance_destroy(x);
     }
 }
 
@@ -462,7 +465,7 @@ static void register_metrics(sy_instance_t *inst)
 
 static void register_processor_metrics(sy_instance_t *x)
 {
-    const char *items = sy_signal_info(x->pipeline->signal)->item_metric;
+    const char *items = sy_signal_info(x->proc.pipeline->signal)->item_metric;
     static const struct {
         const char *what, *help;
     } names[4] = {
@@ -471,8 +474,8 @@ static void register_processor_metrics(sy_instance_t *x)
         {"refused", "in batches the processor refused (its consume failed)"},
         {"dropped", "the router could not hand to the processor (out of memory)"},
     };
-    sy_metric_t **out[4] = {&x->pmetrics.incoming, &x->pmetrics.outgoing, &x->pmetrics.refused,
-                            &x->pmetrics.dropped};
+    sy_metric_t **out[4] = {&x->proc.pmetrics.incoming, &x->proc.pmetrics.outgoing,
+                            &x->proc.pmetrics.refused, &x->proc.pmetrics.dropped};
     for (int i = 0; i < 4; i++) {
         char name[96], help[160];
         snprintf(name, sizeof(name), "processor_%s_%s", names[i].what, items);
@@ -516,11 +519,11 @@ static void exporter_open_call(void *arg)
 
 static int start_exporter(sy_instance_t *x, size_t n)
 {
-    if (sy__mpmc_init(&x->queue, SY__EXPORTER_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
-    x->queue_ready = true;
+    if (sy__mpmc_init(&x->exp.queue, SY__EXPORTER_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
+    x->exp.queue_ready = true;
     char labels[256];
     snprintf(labels, sizeof(labels), "%s,queue=\"exporter\"", x->labels);
-    register_queue_metrics(&x->queue, labels, x->queue_metrics);
+    register_queue_metrics(&x->exp.queue, labels, x->exp.queue_metrics);
     register_metrics(x);
     x->thread = role_worker(x->engine, SY__ROLE_EXPORTER, n);
     x->start_rc = SY_ERROR;
@@ -640,7 +643,7 @@ static void shutdown_instances_on(void *arg)
     role_call_t *c = arg;
     for (size_t i = 0; i < c->e->ninstances; i++) {
         sy_instance_t *x = c->e->instances[i];
-        if (!x->pipeline && x->thread == c->worker) sy__instance_shutdown(x);
+        if (x->kind != SY_KIND_PROCESSOR && x->thread == c->worker) sy__instance_shutdown(x);
     }
 }
 
@@ -745,21 +748,21 @@ void sy__engine_free(sy__engine_t *e)
     free(e->pipelines);
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        unregister_queue_metrics(x->queue_metrics);
-        if (x->kind == SY_KIND_EXPORTER && x->queue_ready) {
-            while (x->backlog_pos < x->backlog_n)
-                sy__batch_release(x->backlog[x->backlog_pos++]);
+        if (x->kind == SY_KIND_EXPORTER) unregister_queue_metrics(x->exp.queue_metrics);
+        if (x->kind == SY_KIND_EXPORTER && x->exp.queue_ready) {
+            while (x->exp.backlog_pos < x->exp.backlog_n)
+                sy__batch_release(x->exp.backlog[x->exp.backlog_pos++]);
             void *b;
-            while (sy__mpmc_pop(&x->queue, &b))
+            while (sy__mpmc_pop(&x->exp.queue, &b))
                 sy__batch_release(b);
-            sy__mpmc_destroy(&x->queue);
+            sy__mpmc_destroy(&x->exp.queue);
         }
         if (x->config_owner) {
             sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);
             free(x->config);
         }
-        free(x->outputs);
-        free(x->feeders);
+        if (x->kind == SY_KIND_RECEIVER) free(x->recv.outputs);
+        if (x->kind == SY_KIND_EXPORTER) free(x->exp.feeders);
         free(x->id);
         free(x->labels);
         free(x);

@@ -77,6 +77,42 @@ typedef struct sy__pending_s {
     size_t next;       /* the first exporter that has not taken it yet */
 } sy__pending_t;
 
+/* What only a receiver has: the pipelines it feeds. */
+typedef struct sy__receiver_part_s {
+    sy__pipeline_t **outputs;
+    size_t noutputs;
+} sy__receiver_part_t;
+
+/* What only a processor has: its pipeline, its place in the chain, its counters. */
+typedef struct sy__processor_part_s {
+    sy__pipeline_t *pipeline;
+    size_t index;
+    sy__processor_metrics_t pmetrics;
+    sy__ratelimit_t refusal_log;
+} sy__processor_part_t;
+
+/* What only an exporter has: its input queue and the burst taken from it but not
+ * yet consumed (the first of which it may have declined with SY_EAGAIN), the
+ * pipelines that feed it, and its drain at shutdown. */
+typedef struct sy__exporter_part_s {
+    sy__mpmc_t queue;
+    _Atomic int64_t queue_items;
+    bool queue_ready;
+    sy_metric_t *queue_metrics[2]; /* size and capacity gauges */
+    void *backlog[SY__EXPORTER_BURST];
+    unsigned backlog_pos, backlog_n;
+    atomic_bool blocked;
+    sy__wake_t wake;
+    /* The pipelines that feed it, and whether one of them waits for room in its
+     * queue (set by that pipeline, cleared by the exporter when it makes room). */
+    sy__pipeline_t **feeders;
+    size_t nfeeders;
+    atomic_bool has_waiter;
+    /* Draining at shutdown: finishes when the backlog is empty, or at the deadline. */
+    bool draining, drained, deadline_ready;
+    uv_timer_t deadline;
+} sy__exporter_part_t;
+
 struct sy_instance_s {
     sy__engine_t *engine;
     char *id;     /* "batch/2" */
@@ -94,38 +130,16 @@ struct sy_instance_s {
 
     sy__thread_t *thread;      /* its worker (a processor's is its pipeline's) */
     struct sy_timer_s *timers; /* open timers, closed at shutdown if the plugin forgot */
-
-    /* Receiver: the pipelines it feeds. */
-    sy__pipeline_t **outputs;
-    size_t noutputs;
-
-    /* Processor: its pipeline, place in the chain, and counters. */
-    sy__pipeline_t *pipeline;
-    size_t index;
-    sy__processor_metrics_t pmetrics;
-    sy__ratelimit_t refusal_log;
-    sy__ratelimit_t cow_log; /* batch_request_mut refusals (cow.c) */
-
-    /* Exporter: its input queue, and the burst taken from it but not yet
-     * consumed (the first of which it may have declined with SY_EAGAIN). */
-    sy__mpmc_t queue;
-    _Atomic int64_t queue_items;
-    bool queue_ready;
-    sy_metric_t *queue_metrics[2]; /* size and capacity gauges */
-    void *backlog[SY__EXPORTER_BURST];
-    unsigned backlog_pos, backlog_n;
-    atomic_bool blocked;
-    sy__wake_t wake;
-    /* The pipelines that feed it, and whether one of them waits for room in its
-     * queue (set by that pipeline, cleared by the exporter when it makes room). */
-    sy__pipeline_t **feeders;
-    size_t nfeeders;
-    atomic_bool has_waiter;
-    /* Draining at shutdown: finishes when the backlog is empty, or at the deadline. */
-    bool draining, drained, deadline_ready;
-    uv_timer_t deadline;
-
+    sy__ratelimit_t cow_log;   /* batch_request_mut refusals (cow.c) */
     sy__signal_metrics_t metrics[3];
+
+    /* By kind: recv for receivers, proc for processors, exp for exporters
+     * (extensions have nothing of their own). */
+    union {
+        sy__receiver_part_t recv;
+        sy__processor_part_t proc;
+        sy__exporter_part_t exp;
+    };
 };
 
 struct sy__pipeline_s {

@@ -89,8 +89,8 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     }
 
     size_t n = 0, last = 0;
-    for (size_t i = 0; i < inst->noutputs; i++) {
-        sy__pipeline_t *p = inst->outputs[i];
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
         if (p->signal != signal) continue;
         if (queue_full(&p->in, p->in_limit, &p->in_items)) {
             count(m->failed, items);
@@ -102,8 +102,8 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     if (n == 0) return SY_ENOTSUP;
 
     /* One reference per pipeline: the caller's goes to the last one. */
-    for (size_t i = 0; i < inst->noutputs; i++) {
-        sy__pipeline_t *p = inst->outputs[i];
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
         if (p->signal != signal) continue;
         if (i != last) sy__batch_retain(batch);
         if (!queue_push(&p->in, &p->in_items, batch)) {
@@ -160,10 +160,11 @@ static int pending_add(sy__pipeline_t *p, sy_batch_t *batch)
  */
 static bool exporter_has_room(sy_instance_t *x)
 {
-    if (!queue_full(&x->queue, sy__mpmc_capacity(&x->queue), &x->queue_items)) return true;
-    atomic_store_explicit(&x->has_waiter, true, memory_order_relaxed);
+    if (!queue_full(&x->exp.queue, sy__mpmc_capacity(&x->exp.queue), &x->exp.queue_items))
+        return true;
+    atomic_store_explicit(&x->exp.has_waiter, true, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    return !queue_full(&x->queue, sy__mpmc_capacity(&x->queue), &x->queue_items);
+    return !queue_full(&x->exp.queue, sy__mpmc_capacity(&x->exp.queue), &x->exp.queue_items);
 }
 
 /* Hands pending batches to the exporter queues, in order. Returns true when
@@ -180,13 +181,13 @@ static bool pending_flush(sy__pipeline_t *p)
             bool last = pe->next + 1 == p->nexporters;
             if (!exporter_has_room(x)) goto blocked;
             if (!last) sy__batch_retain(pe->batch);
-            if (!queue_push(&x->queue, &x->queue_items, pe->batch)) {
+            if (!queue_push(&x->exp.queue, &x->exp.queue_items, pe->batch)) {
                 /* Another pipeline took the last slot since the check: check again,
                  * which leaves word for the exporter if there is still no room. */
                 if (!last) sy__batch_release(pe->batch);
                 continue;
             }
-            sy__wake_send(&x->wake);
+            sy__wake_send(&x->exp.wake);
             pe->next++;
         }
         if (p->nexporters == 0) sy__batch_release(pe->batch);
@@ -223,14 +224,14 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
     }
     sy_instance_t *proc = p->processors[index];
     uint64_t items = sy__batch_items(batch);
-    count(proc->pmetrics.incoming, items);
+    count(proc->proc.pmetrics.incoming, items);
     if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_is_shared(batch)) {
         /* Shared batches are read-only: a processor that changes data gets its own. */
         sy_batch_t *copy = sy__batch_copy(batch);
         sy__batch_release(batch);
         if (!copy) {
-            count(proc->pmetrics.dropped, items);
-            SY__LOG_RATELIMITED(&proc->refusal_log, 10000, SY_LOG_WARN, proc->id,
+            count(proc->proc.pmetrics.dropped, items);
+            SY__LOG_RATELIMITED(&proc->proc.refusal_log, 10000, SY_LOG_WARN, proc->id,
                                 "out of memory copying a shared batch: %llu items dropped",
                                 (unsigned long long)items);
             return;
@@ -241,8 +242,8 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
     int rc = proc->plugin->consume(proc->state, batch);
     sy__consumer_leave(prev);
     if (rc < 0) {
-        count(proc->pmetrics.refused, items);
-        SY__LOG_RATELIMITED(&proc->refusal_log, 10000, SY_LOG_WARN, proc->id,
+        count(proc->proc.pmetrics.refused, items);
+        SY__LOG_RATELIMITED(&proc->proc.refusal_log, 10000, SY_LOG_WARN, proc->id,
                             "processor refused a batch of %llu items (error %d)",
                             (unsigned long long)items, rc);
         sy__batch_release(batch);
@@ -251,8 +252,8 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
 
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch)
 {
-    count(inst->pmetrics.outgoing, sy__batch_items(batch));
-    run_chain(inst->pipeline, inst->index + 1, batch);
+    count(inst->proc.pmetrics.outgoing, sy__batch_items(batch));
+    run_chain(inst->proc.pipeline, inst->proc.index + 1, batch);
     return SY_OK;
 }
 
@@ -384,19 +385,19 @@ void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, 
 static void exporter_made_room(sy_instance_t *x)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(&x->has_waiter, memory_order_relaxed)) return;
-    if (!atomic_exchange(&x->has_waiter, false)) return;
-    for (size_t i = 0; i < x->nfeeders; i++)
-        sy__wake_send(&x->feeders[i]->wake);
+    if (!atomic_load_explicit(&x->exp.has_waiter, memory_order_relaxed)) return;
+    if (!atomic_exchange(&x->exp.has_waiter, false)) return;
+    for (size_t i = 0; i < x->exp.nfeeders; i++)
+        sy__wake_send(&x->exp.feeders[i]->wake);
 }
 
 static bool backlog_refill(sy_instance_t *x)
 {
-    if (x->backlog_pos < x->backlog_n) return true;
-    x->backlog_pos = 0;
-    x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
-    if (x->backlog_n == 0) return false;
-    queue_popped(&x->queue_items, x->backlog, x->backlog_n);
+    if (x->exp.backlog_pos < x->exp.backlog_n) return true;
+    x->exp.backlog_pos = 0;
+    x->exp.backlog_n = sy__mpmc_pop_burst(&x->exp.queue, x->exp.backlog, SY__EXPORTER_BURST);
+    if (x->exp.backlog_n == 0) return false;
+    queue_popped(&x->exp.queue_items, x->exp.backlog, x->exp.backlog_n);
     exporter_made_room(x);
     return true;
 }
@@ -407,32 +408,32 @@ void sy__exporter_on_wake(void *arg)
     if (!x->started) return;
     for (int rounds = 0; rounds < 4; rounds++) {
         if (!backlog_refill(x)) {
-            if (x->draining) exporter_finish(x);
+            if (x->exp.draining) exporter_finish(x);
             return;
         }
-        while (x->backlog_pos < x->backlog_n) {
+        while (x->exp.backlog_pos < x->exp.backlog_n) {
             /* Assume the exporter will decline before asking it: a ready() that it
              * calls from another thread after deciding to decline then always lands
              * after this store, so it cannot be lost. Relaxed on both sides would
              * lose nothing either (one variable), but release/acquire also orders
              * the plugin's own state before the wake-up. */
-            atomic_store_explicit(&x->blocked, true, memory_order_release);
-            if (deliver(x, x->backlog[x->backlog_pos]) == SY_EAGAIN) {
-                if (atomic_load_explicit(&x->blocked, memory_order_acquire)) return;
+            atomic_store_explicit(&x->exp.blocked, true, memory_order_release);
+            if (deliver(x, x->exp.backlog[x->exp.backlog_pos]) == SY_EAGAIN) {
+                if (atomic_load_explicit(&x->exp.blocked, memory_order_acquire)) return;
                 continue; /* ready() came while it declined: offer it again */
             }
-            atomic_store_explicit(&x->blocked, false, memory_order_release);
-            x->backlog_pos++;
+            atomic_store_explicit(&x->exp.blocked, false, memory_order_release);
+            x->exp.backlog_pos++;
         }
     }
     /* More may be queued: yield to the loop's other handles, then come back. */
-    sy__wake_send(&x->wake);
+    sy__wake_send(&x->exp.wake);
 }
 
 void sy__exporter_ready(sy_instance_t *inst)
 {
-    atomic_store_explicit(&inst->blocked, false, memory_order_release);
-    sy__wake_send(&inst->wake);
+    atomic_store_explicit(&inst->exp.blocked, false, memory_order_release);
+    sy__wake_send(&inst->exp.wake);
 }
 
 /* Releases whatever the exporter never took (shutdown deadline passed), counting it
@@ -441,17 +442,17 @@ static uint64_t exporter_abandon(sy_instance_t *x)
 {
     uint64_t lost = 0;
     for (;;) {
-        while (x->backlog_pos < x->backlog_n) {
-            sy_batch_t *b = x->backlog[x->backlog_pos++];
+        while (x->exp.backlog_pos < x->exp.backlog_n) {
+            sy_batch_t *b = x->exp.backlog[x->exp.backlog_pos++];
             uint64_t items = sy__batch_items(b);
             count(x->metrics[sy__signal_index(sy__batch_signal(b))].failed, items);
             lost += items;
             sy__batch_release(b);
         }
-        x->backlog_pos = 0;
-        x->backlog_n = sy__mpmc_pop_burst(&x->queue, x->backlog, SY__EXPORTER_BURST);
-        queue_popped(&x->queue_items, x->backlog, x->backlog_n);
-        if (!x->backlog_n) break;
+        x->exp.backlog_pos = 0;
+        x->exp.backlog_n = sy__mpmc_pop_burst(&x->exp.queue, x->exp.backlog, SY__EXPORTER_BURST);
+        queue_popped(&x->exp.queue_items, x->exp.backlog, x->exp.backlog_n);
+        if (!x->exp.backlog_n) break;
     }
     atomic_fetch_add(&x->engine->lost_at_stop, lost);
     return lost;
@@ -471,42 +472,42 @@ static void on_exporter_deadline(uv_timer_t *t)
 /* On the exporter's worker, before any pipeline starts. */
 int sy__exporter_open(sy_instance_t *x)
 {
-    if (uv_timer_init(&x->thread->loop, &x->deadline) != 0) return SY_ERROR;
-    x->deadline.data = x;
-    x->deadline_ready = true;
-    return sy__wake_open(&x->wake, x->thread, sy__exporter_on_wake, x);
+    if (uv_timer_init(&x->thread->loop, &x->exp.deadline) != 0) return SY_ERROR;
+    x->exp.deadline.data = x;
+    x->exp.deadline_ready = true;
+    return sy__wake_open(&x->exp.wake, x->thread, sy__exporter_on_wake, x);
 }
 
 /* Everything the exporter was given has been taken (or abandoned): its plugin
  * finishes or abandons what is in flight, and the host's handles close. */
 static void exporter_finish(sy_instance_t *x)
 {
-    if (x->drained) return;
-    x->drained = true;
+    if (x->exp.drained) return;
+    x->exp.drained = true;
     sy__instance_shutdown(x);
-    sy__wake_close(&x->wake);
-    if (x->deadline_ready) {
-        uv_timer_stop(&x->deadline);
-        uv_close((uv_handle_t *)&x->deadline, NULL);
+    sy__wake_close(&x->exp.wake);
+    if (x->exp.deadline_ready) {
+        uv_timer_stop(&x->exp.deadline);
+        uv_close((uv_handle_t *)&x->exp.deadline, NULL);
     }
 }
 
 /* On the exporter's worker at shutdown, after every pipeline has finished. */
 void sy__exporter_begin_drain(sy_instance_t *x)
 {
-    if (x->draining) return;
-    x->draining = true;
+    if (x->exp.draining) return;
+    x->exp.draining = true;
     if (!x->started) {
         exporter_abandon(x);
         exporter_finish(x);
         return;
     }
-    if (x->backlog_pos == x->backlog_n && sy__mpmc_size(&x->queue) == 0) {
+    if (x->exp.backlog_pos == x->exp.backlog_n && sy__mpmc_size(&x->exp.queue) == 0) {
         exporter_finish(x);
         return;
     }
     uint64_t now = sy__now_ms();
     uint64_t left = x->engine->deadline_ms > now ? x->engine->deadline_ms - now : 0;
-    uv_timer_start(&x->deadline, on_exporter_deadline, left, 0);
+    uv_timer_start(&x->exp.deadline, on_exporter_deadline, left, 0);
     sy__exporter_on_wake(x);
 }
