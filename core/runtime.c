@@ -153,17 +153,19 @@ static int pending_add(sy__pipeline_t *p, sy_batch_t *batch)
 
 /*
  * Whether exporter x's queue has room; when it has not, leaves word that this
- * pipeline waits. The exporter clears the word after it pops (see
- * exporter_made_room): the store here and the pop there are each followed by a
- * sequentially consistent fence before the other variable is read, so either the
- * second check here sees the room, or the exporter sees the word and wakes us.
+ * pipeline waits, and looks again. The exporter takes the word back with an
+ * exchange after every pop (exporter_made_room). Both sides use read-modify-writes
+ * on the one flag, so they are totally ordered on it: if the exporter's exchange
+ * comes first, ours reads from it (acquire after its release), so the pop that
+ * preceded it happens before our second look, which then sees the room; if ours
+ * comes first, the exporter's exchange reads `true` and wakes us. (A plain store
+ * and load would need a fence on each side, which ThreadSanitizer cannot follow.)
  */
 static bool exporter_has_room(sy_instance_t *x)
 {
     if (!queue_full(&x->exp.queue, sy__mpmc_capacity(&x->exp.queue), &x->exp.queue_items))
         return true;
-    atomic_store_explicit(&x->exp.has_waiter, true, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_exchange_explicit(&x->exp.has_waiter, true, memory_order_acq_rel);
     return !queue_full(&x->exp.queue, sy__mpmc_capacity(&x->exp.queue), &x->exp.queue_items);
 }
 
@@ -384,9 +386,9 @@ void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, 
  * of exporter_has_room's handshake). */
 static void exporter_made_room(sy_instance_t *x)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(&x->exp.has_waiter, memory_order_relaxed)) return;
-    if (!atomic_exchange(&x->exp.has_waiter, false)) return;
+    /* Always the exchange, never a cheaper load first: a load may read a stale
+     * `false` and lose the wake-up. One per burst popped. */
+    if (!atomic_exchange_explicit(&x->exp.has_waiter, false, memory_order_acq_rel)) return;
     for (size_t i = 0; i < x->exp.nfeeders; i++)
         sy__wake_send(&x->exp.feeders[i]->wake);
 }

@@ -65,7 +65,8 @@ void *__wrap_aligned_alloc(size_t align, size_t size);
  * through these, the main thread only flips the switch and reads the tally. */
 static atomic_bool fail_on;
 static atomic_uint_fast64_t fail_counter, fail_injected;
-static uint64_t fail_one_in = 20, fail_salt;
+static uint64_t fail_one_in = 20;
+static atomic_uint_fast64_t fail_salt;
 
 static uint64_t splitmix(uint64_t *state)
 {
@@ -78,7 +79,8 @@ static uint64_t splitmix(uint64_t *state)
 static bool should_fail(void)
 {
     if (!atomic_load_explicit(&fail_on, memory_order_relaxed)) return false;
-    uint64_t n = atomic_fetch_add_explicit(&fail_counter, 1, memory_order_relaxed) ^ fail_salt;
+    uint64_t n = atomic_fetch_add_explicit(&fail_counter, 1, memory_order_relaxed) ^
+                 atomic_load_explicit(&fail_salt, memory_order_relaxed);
     if (splitmix(&n) % fail_one_in != 0) return false;
     atomic_fetch_add_explicit(&fail_injected, 1, memory_order_relaxed);
     return true;
@@ -625,7 +627,7 @@ static void run_seed(unsigned seed)
     if (g->oom) {
         /* Failures only while the router runs: from after start until close
          * begins, so that building and tearing down are not what is tested. */
-        fail_salt = seed;
+        atomic_store_explicit(&fail_salt, seed, memory_order_relaxed);
         atomic_store_explicit(&fail_injected, 0, memory_order_relaxed);
         atomic_store_explicit(&fail_on, true, memory_order_relaxed);
         usleep(300000);
