@@ -699,13 +699,15 @@ int sy__engine_stop(sy__engine_t *e)
     sy__engine_set_status(SY_STATUS_STOPPING);
     SY__LOG(SY_LOG_INFO, NULL, "Shutdown: stopping receivers, draining pipelines and exporters.");
     if (e->wedged) return SY__ETIMEDOUT; /* a start call is still stuck */
-    /* One deadline for the whole stop; extensions (health, zpages) get a moment
-     * after it so that they can still answer while exporters finish. */
+    /* One deadline for the whole stop. Components give up what they still hold at
+     * it (their own timers, on their workers); the main thread waits half a second
+     * longer for them to have done so before it calls a worker stuck. */
     e->deadline_ms = sy__now_ms() + e->shutdown_timeout_ms;
-    if (stop_role(e, SY__ROLE_RECEIVER, shutdown_instances_on, e->deadline_ms) < 0 ||
-        stop_role(e, SY__ROLE_PIPELINE, drain_pipelines_on, e->deadline_ms) < 0 ||
-        stop_role(e, SY__ROLE_EXPORTER, drain_exporters_on, e->deadline_ms) < 0 ||
-        stop_role(e, SY__ROLE_EXTENSION, shutdown_instances_on, e->deadline_ms + 500) < 0) {
+    uint64_t hard = e->deadline_ms + 500;
+    if (stop_role(e, SY__ROLE_RECEIVER, shutdown_instances_on, hard) < 0 ||
+        stop_role(e, SY__ROLE_PIPELINE, drain_pipelines_on, hard) < 0 ||
+        stop_role(e, SY__ROLE_EXPORTER, drain_exporters_on, hard) < 0 ||
+        stop_role(e, SY__ROLE_EXTENSION, shutdown_instances_on, hard) < 0) {
         SY__LOG(SY_LOG_ERROR, NULL,
                 "shutdown deadline (%llu ms) missed: a component is stuck; data it holds is lost",
                 (unsigned long long)e->shutdown_timeout_ms);
