@@ -72,15 +72,25 @@ ProtobufCAllocator *sy__batch_allocator(sy_batch_t *b)
 
 int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
 {
-    uint64_t items = 0;
-    if (sy__pb_validate(sy__signal_request_descriptor(b->signal), data, len, &items, err, err_len) <
-        0)
+    sy__pb_stats_t st;
+    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, &st, err, err_len) < 0)
         return SY_EINVAL;
+    if (st.decoded_bytes + len > SY__REQUEST_MAX_DECODED) {
+        if (err && err_len)
+            snprintf(err, err_len,
+                     "request too large: its %llu items would take about %llu MiB to decode, "
+                     "over the limit of %llu MiB per request; send fewer items per request",
+                     (unsigned long long)st.items,
+                     (unsigned long long)((st.decoded_bytes + len) >> 20),
+                     (unsigned long long)(SY__REQUEST_MAX_DECODED >> 20));
+        return SY_ENOMEM;
+    }
     b->enc = data;
     b->enc_len = len;
     b->dec = NULL;
     b->dec_failed = false;
-    b->items = items;
+    b->dec_est = st.decoded_bytes;
+    b->items = st.items;
     return SY_OK;
 }
 
@@ -96,6 +106,7 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->dec = request;
     b->enc = NULL;
     b->enc_len = 0;
+    b->dec_est = 0;
     b->items = sy__request_count_items(b->signal, request);
     return SY_OK;
 }
@@ -171,6 +182,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         pthread_mutex_lock(&b->lock);
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
+        b->dec_est = 0;
         pthread_mutex_unlock(&b->lock);
     }
     return dec;
@@ -200,21 +212,40 @@ const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
     return enc;
 }
 
+/* The decoded-size estimate of b's encoded form, walking it once if unknown. */
+static uint64_t batch_dec_est(sy_batch_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    uint64_t est = b->dec_est;
+    if (!est && b->enc) {
+        sy__pb_stats_t st;
+        if (sy__pb_walk(sy__signal_request_descriptor(b->signal), b->enc, b->enc_len, &st, NULL,
+                        0) == 0)
+            est = b->dec_est = st.decoded_bytes;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return est;
+}
+
 /* Merging relies on a property of protobuf: two encoded export requests written
  * back to back are one valid request holding the resource entries of both, in
- * order. So a merge is one allocation and a memcpy per input, with no decoding. */
+ * order. So a merge is one allocation and a memcpy per input, with no decoding.
+ * A merge that would pass SY__BATCH_MAX_DECODED fails (NULL), so that whatever
+ * is merged still decodes; the caller sends the inputs in smaller groups. */
 sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n)
 {
     if (n == 0) return NULL;
     sy_signal_t signal = batches[0]->signal;
     size_t total = 0;
-    uint64_t items = 0;
+    uint64_t items = 0, est = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
         if (!sy__batch_encoded(batches[i], &len)) return NULL;
         total += len;
         items += batches[i]->items;
+        est += batch_dec_est(batches[i]);
+        if (total + est > SY__BATCH_MAX_DECODED) return NULL;
     }
     sy_batch_t *out = sy__batch_new(signal, origin);
     if (!out) return NULL;
@@ -230,6 +261,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     }
     out->enc = buf;
     out->enc_len = total;
+    out->dec_est = est;
     out->items = items;
     return out;
 }
@@ -249,6 +281,7 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     memcpy(buf, enc, len);
     out->enc = buf;
     out->enc_len = len;
+    out->dec_est = b->dec_est;
     out->items = b->items;
     return out;
 }

@@ -22,6 +22,9 @@ struct sy_batch_s {
     size_t enc_len;
     void *dec;
     bool dec_failed;
+    /* sy__pb_walk's decoded_bytes of `enc`; 0 until known (set by set_encoded and
+     * merge; computed by merge for a batch that was decoded). */
+    uint64_t dec_est;
 
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */

@@ -152,4 +152,14 @@ void sy__instance_close_timers(sy_instance_t *inst);
 size_t sy__exporter_backlog(const sy_instance_t *x);
 uint64_t sy__exporter_abandon(sy_instance_t *x);
 
+/*
+ * Items that exporters reported failed (api->exporter_outcome(..., false)) while
+ * the router was stopping: data acknowledged to a client that was never
+ * delivered. The router's close turns a non-zero count into exit code 4.
+ * Any thread (shutdown_loss.c).
+ */
+void sy__shutdown_loss_add(uint64_t items);
+uint64_t sy__shutdown_loss(void);
+void sy__shutdown_loss_reset(void);
+
 #endif

@@ -7,7 +7,9 @@
  * tags and lengths, guided by the protobuf-c descriptors: it accepts exactly what
  * protobuf_c_message_unpack() accepts (wire types that fit the field's type,
  * well-formed varints, lengths inside the buffer, packed arrays of whole
- * elements), and in addition bounds the nesting depth, which protobuf-c does not.
+ * elements), and in addition bounds the nesting depth, which protobuf-c does not,
+ * refuses strings that are not UTF-8 (which OTLP requires and protobuf-c does not
+ * check), and estimates the memory a decode would take.
  */
 #include "batch.h"
 
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "utf8.h"
 #include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 
@@ -74,6 +77,7 @@ static void schemas_init(void)
 
 typedef struct walk_s {
     const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
+    uint64_t mem; /* what protobuf_c_message_unpack() would allocate (see below) */
     char *err;
     size_t err_len;
 } walk_t;
@@ -138,7 +142,35 @@ static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *w
     return -1;
 }
 
-/* A packed array of scalars must hold whole elements. */
+static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
+                     const ProtobufCFieldDescriptor *f)
+{
+    if (w->err && w->err_len)
+        snprintf(w->err, w->err_len,
+                 "invalid UTF-8 in string field %s.%s (field %u): OTLP strings must be valid "
+                 "UTF-8",
+                 desc->name, f->name, f->id);
+    return -1;
+}
+
+/*
+ * The decoded-size estimate. protobuf-c's unpack, into a batch arena that never
+ * frees, allocates per message its struct and, when the message has more than 16
+ * field occurrences, slabs of 32-byte scan records doubling in size (at most 64
+ * bytes per occurrence in all); per repeated field an array (8 bytes an element
+ * at most); per string len + 1 bytes; per bytes field len bytes; per unknown
+ * field a 24-byte record and a copy. The arena rounds every allocation up to 16.
+ * The walk charges every occurrence PB_PER_FIELD (an array element, a record,
+ * rounding) plus the length of what is copied, so the estimate is an upper
+ * bound, not a guess, and costs one add per string in the loop.
+ */
+#define PB_ROUND16(n)     (((uint64_t)(n) + 15) & ~(uint64_t)15)
+#define PB_SCAN_ON_STACK  16
+#define PB_SCAN_PER_FIELD 64
+#define PB_PER_FIELD      48
+
+/* A packed array of scalars must hold whole elements. Adds its decoded size to
+ * the estimate. Returns 0 or -1. */
 static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
                         const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
 {
@@ -146,13 +178,15 @@ static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
     if (wt == 1 && len % 8) return fail(w, desc, "packed 64-bit array of partial length", f->id);
     if (wt == 5 && len % 4) return fail(w, desc, "packed 32-bit array of partial length", f->id);
     if (wt == 0) {
-        size_t off = 0;
+        size_t off = 0, n_elems = 0;
         while (off < len) {
             uint64_t v;
             size_t n = read_varint(p + off, len - off, &v);
             if (!n) return fail(w, desc, "bad varint in packed array", f->id);
             off += n;
+            n_elems++;
         }
+        w->mem += 8 * (uint64_t)n_elems; /* the walk added len; elements widen to 8 */
     }
     return 0;
 }
@@ -178,9 +212,11 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
         uint64_t items;
     } oneofs[8];
     size_t noneofs = 0;
+    uint64_t occurrences = 0, copied = 0;
 
     size_t off = 0;
     while (off < len) {
+        occurrences++;
         uint64_t key;
         size_t n = read_varint_max(p + off, len - off, 5, &key);
         if (!n) return fail(w, desc, "truncated or overlong tag", 0);
@@ -232,10 +268,18 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
             f = protobuf_c_message_descriptor_get_field(desc, field);
             sub = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? schema_find(f->descriptor) : NULL;
         }
-        if (!f) continue; /* unknown fields are kept by protobuf-c and skipped here */
+        if (!f) { /* unknown fields are kept by protobuf-c and skipped here */
+            copied += vlen;
+            continue;
+        }
         int want = wire_type_of(f->type);
         if (wt == want) {
-            if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+                copied += vlen; /* 0 but for strings and bytes */
+                if (f->type == PROTOBUF_C_TYPE_STRING && !sy_utf8_valid(val, vlen))
+                    return fail_utf8(w, desc, f);
+                continue;
+            }
             uint64_t subitems = 0;
             if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
             if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
@@ -255,6 +299,7 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
         }
         /* A repeated scalar may also arrive packed. */
         if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2) {
+            copied += vlen;
             if (check_packed(w, desc, f, val, vlen) < 0) return -1;
             continue;
         }
@@ -263,6 +308,8 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
     for (size_t k = 0; k < noneofs; k++)
         total += oneofs[k].items;
     *items += total;
+    w->mem += PB_ROUND16(desc->sizeof_message) + copied + PB_PER_FIELD * occurrences;
+    if (occurrences > PB_SCAN_ON_STACK) w->mem += PB_SCAN_PER_FIELD * occurrences;
     return 0;
 }
 
@@ -283,14 +330,26 @@ static void item_descriptors(const ProtobufCMessageDescriptor *desc,
     }
 }
 
-int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
-                    uint64_t *items, char *err, size_t err_len)
+int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                sy__pb_stats_t *stats, char *err, size_t err_len)
 {
     walk_t w = {.err = err, .err_len = err_len};
     item_descriptors(desc, w.item);
     uint64_t n = 0;
     pthread_once(&schemas_once, schemas_init);
     int rc = walk_message(&w, schema_find(desc), desc, data, len, 0, &n);
-    if (items) *items = rc == 0 ? n : 0;
+    if (stats) {
+        stats->items = rc == 0 ? n : 0;
+        stats->decoded_bytes = rc == 0 ? w.mem : 0;
+    }
+    return rc;
+}
+
+int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    uint64_t *items, char *err, size_t err_len)
+{
+    sy__pb_stats_t st;
+    int rc = sy__pb_walk(desc, data, len, &st, err, err_len);
+    if (items) *items = st.items;
     return rc;
 }

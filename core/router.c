@@ -31,6 +31,7 @@ fail:
 
 int sy__router_start(sy__router_t *r)
 {
+    sy__shutdown_loss_reset();
     if (sy__engine_start(r->engine) < 0) return SY_ERROR;
     r->started = true;
     return SY_OK;
@@ -40,7 +41,17 @@ int sy__router_close(sy__router_t *r)
 {
     if (!r) return SY_OK;
     int rc = SY_OK;
-    if (r->started) rc = sy__engine_stop(r->engine);
+    if (r->started) {
+        rc = sy__engine_stop(r->engine);
+        uint64_t lost = sy__shutdown_loss();
+        if (lost) {
+            SY__LOG(SY_LOG_ERROR, NULL,
+                    "Shutdown: %llu items were not delivered by the shutdown deadline and are "
+                    "counted as failed",
+                    (unsigned long long)lost);
+            rc = SY_ERROR;
+        }
+    }
     sy__engine_free(r->engine);
     if (r->svc_built) sy__service_cfg_free(&r->svc);
     sy__cfg_free(r->root);

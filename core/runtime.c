@@ -308,6 +308,7 @@ void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, 
 {
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     count(sent ? m->ok : m->failed, items);
+    if (!sent && sy__engine_status() == SY_STATUS_STOPPING) sy__shutdown_loss_add(items);
 }
 
 void sy__exporter_on_wake(void *arg)
