@@ -212,6 +212,13 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
         uint64_t items;
     } oneofs[8];
     size_t noneofs = 0;
+    /* Decoded size so far of each singular (not oneof) message field, for the
+     * cost of protobuf-c merging a later occurrence into it (see below). */
+    struct {
+        uint32_t field;
+        uint64_t mem;
+    } singles[8];
+    size_t nsingles = 0;
     uint64_t occurrences = 0, copied = 0;
 
     size_t off = 0;
@@ -280,10 +287,29 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
                     return fail_utf8(w, desc, f);
                 continue;
             }
-            uint64_t subitems = 0;
+            uint64_t subitems = 0, before = w->mem;
             if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
             if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
                 total += subitems;
+                if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+                    /* A singular message field given again is merged into what came
+                     * before: protobuf-c allocates every repeated array of both
+                     * anew, and never frees into an arena. So the k-th occurrence
+                     * costs what all before it cost, and a field repeated many
+                     * times costs quadratically, which the bound then refuses. */
+                    size_t k = 0;
+                    while (k < nsingles && singles[k].field != field)
+                        k++;
+                    if (k == nsingles) {
+                        if (nsingles == sizeof(singles) / sizeof(singles[0]))
+                            return fail(w, desc, "too many singular message fields", field);
+                        singles[nsingles].field = field;
+                        singles[nsingles++].mem = 0;
+                    }
+                    uint64_t sub_mem = w->mem - before;
+                    if (singles[k].mem) w->mem += singles[k].mem + sub_mem;
+                    singles[k].mem += sub_mem;
+                }
                 continue;
             }
             size_t k = 0;

@@ -457,6 +457,32 @@ static void test_decoded_size_bounds(void **state)
     sy__batch_release(b);
     free(small);
 
+    /* ResourceSpans.resource given k times, each with one attribute: protobuf-c
+     * merges each into the one before, allocating the attribute array anew every
+     * time (quadratic). The estimate follows; at 20000 times it is refused. */
+    for (size_t k = 2000; k <= 20000; k += 18000) {
+        size_t inner = 4 * k, hdr = 0;
+        uint8_t *q = malloc(inner + 8);
+        q[hdr++] = 0x0a; /* resource_spans */
+        for (size_t l = inner;; l >>= 7) {
+            q[hdr++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+            if (l <= 0x7f) break;
+        }
+        for (size_t i = 0; i < k; i++)
+            memcpy(q + hdr + 4 * i, "\x0a\x02\x0a\x00", 4); /* resource{attributes{}} */
+        size_t qlen = hdr + inner;
+        assert_int_equal(
+            sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), q, qlen, &st, err, 64), 0);
+        if (k == 2000) {
+            assert_true(alloc_total(q, qlen) <= st.decoded_bytes);
+        } else {
+            b = sy__batch_new(SY_SIGNAL_TRACES, "test");
+            assert_int_equal(sy__batch_set_encoded(b, q, qlen, err, sizeof(err)), SY_ENOMEM);
+            sy__batch_release(b);
+        }
+        free(q);
+    }
+
     /* 10,000,000 empty spans (20 MB): refused, with a sentence. */
     uint8_t *huge = empty_spans(10000000, &len);
     b = sy__batch_new(SY_SIGNAL_TRACES, "test");
