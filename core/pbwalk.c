@@ -159,7 +159,8 @@ static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
  * field occurrences, slabs of 32-byte scan records doubling in size (at most 64
  * bytes per occurrence in all); per repeated field an array (8 bytes an element
  * at most); per string len + 1 bytes; per bytes field len bytes; per unknown
- * field a 24-byte record and a copy. The arena rounds every allocation up to 16.
+ * field a 24-byte record and a copy of its value with its length prefix. The arena
+ * rounds every allocation up to 16.
  * The walk charges every occurrence PB_PER_FIELD (an array element, a record,
  * rounding) plus the length of what is copied, so the estimate is an upper
  * bound, not a guess, and costs one add per string in the loop.
@@ -275,8 +276,8 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
             f = protobuf_c_message_descriptor_get_field(desc, field);
             sub = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? schema_find(f->descriptor) : NULL;
         }
-        if (!f) { /* unknown fields are kept by protobuf-c and skipped here */
-            copied += vlen;
+        if (!f) {                /* unknown fields are kept by protobuf-c and skipped here */
+            copied += vlen + 16; /* the copy includes the length prefix (<= 5 bytes) */
             continue;
         }
         int want = wire_type_of(f->type);
@@ -289,27 +290,27 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
             }
             uint64_t subitems = 0, before = w->mem;
             if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
+            if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+                /* A singular message field (a oneof member too) given again is
+                 * merged into what came before: protobuf-c allocates every repeated
+                 * array of both anew, and never frees into an arena. So the k-th
+                 * occurrence costs what all before it cost, and a field repeated
+                 * many times costs quadratically, which the bound then refuses. */
+                size_t k = 0;
+                while (k < nsingles && singles[k].field != field)
+                    k++;
+                if (k == nsingles) {
+                    if (nsingles == sizeof(singles) / sizeof(singles[0]))
+                        return fail(w, desc, "too many singular message fields", field);
+                    singles[nsingles].field = field;
+                    singles[nsingles++].mem = 0;
+                }
+                uint64_t sub_mem = w->mem - before;
+                if (singles[k].mem) w->mem += singles[k].mem + sub_mem;
+                singles[k].mem += sub_mem;
+            }
             if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
                 total += subitems;
-                if (f->label != PROTOBUF_C_LABEL_REPEATED) {
-                    /* A singular message field given again is merged into what came
-                     * before: protobuf-c allocates every repeated array of both
-                     * anew, and never frees into an arena. So the k-th occurrence
-                     * costs what all before it cost, and a field repeated many
-                     * times costs quadratically, which the bound then refuses. */
-                    size_t k = 0;
-                    while (k < nsingles && singles[k].field != field)
-                        k++;
-                    if (k == nsingles) {
-                        if (nsingles == sizeof(singles) / sizeof(singles[0]))
-                            return fail(w, desc, "too many singular message fields", field);
-                        singles[nsingles].field = field;
-                        singles[nsingles++].mem = 0;
-                    }
-                    uint64_t sub_mem = w->mem - before;
-                    if (singles[k].mem) w->mem += singles[k].mem + sub_mem;
-                    singles[k].mem += sub_mem;
-                }
                 continue;
             }
             size_t k = 0;

@@ -74,6 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         protobuf_c_message_unpack(sy__signal_request_descriptor(signal), &counting, size, body);
     check(m != NULL, "the body unpacks with malloc too");
     protobuf_c_message_free_unpacked(m, &counting);
+    if (alloc_sum > b->dec_est)
+        fprintf(stderr, "protobuf-c allocated %zu bytes, estimate %llu\n", alloc_sum,
+                (unsigned long long)b->dec_est);
     check(alloc_sum <= b->dec_est, "the decoded-size estimate bounds protobuf-c's allocations");
 
     /* Split into pieces of `step` items, re-encode each, merge them back. */
