@@ -10,6 +10,7 @@
 #define SY_CORE_BATCH_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <switchyard/plugin.h>
 
 /* Bounds that protect the decoders: nesting of messages (AnyValue inside
@@ -61,17 +62,22 @@ uint64_t sy__batch_items(const sy_batch_t *b);
 typedef struct sy__pb_stats_s {
     uint64_t items;         /* spans, data points or log records */
     uint64_t decoded_bytes; /* upper bound of protobuf-c's unpack into an arena */
+    bool decoded_exact;     /* decoded_bytes is the field-by-field estimate */
 } sy__pb_stats_t;
 
 /*
  * Walks encoded protobuf bytes of a message of type `desc` without decoding:
  * checks every tag, wire type (against the schema for known fields), length,
  * nesting depth and the UTF-8 of every string field; counts the item messages
- * and estimates the memory a decode takes. Returns 0, or -1 with a sentence in
- * err (stats are then zero).
+ * and bounds the memory a decode takes. With `estimate`, the bound is computed
+ * field by field (what protobuf-c allocates, closely); without, the walk is
+ * cheaper and the bound is a multiple of len (about 160 bytes a byte), or
+ * UINT64_MAX when only the field-by-field walk can tell (a singular message
+ * field given twice, which protobuf-c merges). Returns 0, or -1 with a sentence
+ * in err (stats are then zero).
  */
 int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
-                sy__pb_stats_t *stats, char *err, size_t err_len);
+                bool estimate, sy__pb_stats_t *stats, char *err, size_t err_len);
 
 /*
  * sy__pb_walk() for the item count only.

@@ -440,8 +440,9 @@ static void test_decoded_size_bounds(void **state)
     /* 20000 empty spans: decodes, and within the estimate. */
     uint8_t *small = empty_spans(20000, &len);
     sy__pb_stats_t st;
-    assert_int_equal(
-        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), small, len, &st, err, 64), 0);
+    assert_int_equal(sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), small, len, true,
+                                 &st, err, 64),
+                     0);
     assert_int_equal(st.items, 20000);
     sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "test");
     assert_int_equal(sy__batch_set_encoded(b, small, len, err, sizeof(err)), SY_OK);
@@ -452,7 +453,8 @@ static void test_decoded_size_bounds(void **state)
     uint8_t buf[1024];
     size_t blen = traces_with_strings(buf, "service.name", 12, val, sizeof(val) - 1, "span", 4);
     assert_int_equal(
-        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), buf, blen, &st, err, 64), 0);
+        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), buf, blen, true, &st, err, 64),
+        0);
     assert_true(alloc_total(buf, blen) <= st.decoded_bytes);
     sy__batch_release(b);
     free(small);
@@ -471,8 +473,9 @@ static void test_decoded_size_bounds(void **state)
         for (size_t i = 0; i < k; i++)
             memcpy(q + hdr + 4 * i, "\x0a\x02\x0a\x00", 4); /* resource{attributes{}} */
         size_t qlen = hdr + inner;
-        assert_int_equal(
-            sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), q, qlen, &st, err, 64), 0);
+        assert_int_equal(sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), q, qlen, true,
+                                     &st, err, 64),
+                         0);
         if (k == 2000) {
             assert_true(alloc_total(q, qlen) <= st.decoded_bytes);
         } else {
@@ -496,7 +499,8 @@ static void test_decoded_size_bounds(void **state)
     size_t n = 100000;
     uint8_t *part = empty_spans(n, &len);
     assert_int_equal(
-        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), part, len, &st, err, 64), 0);
+        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), part, len, true, &st, err, 64),
+        0);
     size_t per = (size_t)((SY__REQUEST_MAX_DECODED - 4096) / (st.decoded_bytes + len));
     free(part);
     part = empty_spans(n * per, &len);
