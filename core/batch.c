@@ -59,17 +59,45 @@ ProtobufCAllocator *sy__batch_allocator(sy_batch_t *b)
     return &b->arena.pb;
 }
 
+/* The field-by-field decoded-size estimate of data[0..len), or UINT64_MAX. */
+static uint64_t exact_estimate(sy_signal_t signal, const uint8_t *data, size_t len)
+{
+    sy__pb_stats_t st;
+    if (sy__pb_walk(sy__signal_request_descriptor(signal), data, len, true, &st, NULL, 0) < 0)
+        return UINT64_MAX;
+    return st.decoded_bytes;
+}
+
 int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
 {
-    uint64_t items = 0;
-    if (sy__pb_validate(sy__signal_request_descriptor(b->signal), data, len, &items, err, err_len) <
+    /* The cheap walk bounds the decoded size by a multiple of len; only a request
+     * large enough for that bound to matter (over about 1.6 MB) is walked again
+     * field by field. */
+    sy__pb_stats_t st;
+    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
         0)
         return SY_EINVAL;
+    if (st.decoded_bytes > SY__REQUEST_MAX_DECODED - len) {
+        st.decoded_bytes = exact_estimate(b->signal, data, len);
+        st.decoded_exact = true;
+    }
+    if (st.decoded_bytes > SY__REQUEST_MAX_DECODED - len) {
+        if (err && err_len)
+            snprintf(err, err_len,
+                     "request too large: its %llu items would take about %llu MiB to decode, "
+                     "over the limit of %llu MiB per request; send fewer items per request",
+                     (unsigned long long)st.items,
+                     (unsigned long long)((st.decoded_bytes + len) >> 20),
+                     (unsigned long long)(SY__REQUEST_MAX_DECODED >> 20));
+        return SY_ENOMEM;
+    }
     b->enc = data;
     b->enc_len = len;
     b->dec = NULL;
     b->dec_failed = false;
-    b->items = items;
+    b->dec_est = st.decoded_bytes;
+    b->dec_exact = st.decoded_exact;
+    b->items = st.items;
     return SY_OK;
 }
 
@@ -85,6 +113,8 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->dec = request;
     b->enc = NULL;
     b->enc_len = 0;
+    b->dec_est = 0;
+    b->dec_exact = false;
     b->items = sy__request_count_items(b->signal, request);
     return SY_OK;
 }
@@ -186,6 +216,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         pthread_mutex_lock(&b->lock);
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
+        b->dec_est = 0;
         pthread_mutex_unlock(&b->lock);
     }
     return dec;
@@ -215,21 +246,46 @@ const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
     return enc;
 }
 
+/* An upper bound of what decoding b's encoded form takes: the one known, or (when
+ * `exact` or none is known) the field-by-field estimate, walked once and kept. */
+static uint64_t batch_dec_est(sy_batch_t *b, bool exact)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->enc && (!b->dec_est || (exact && !b->dec_exact))) {
+        b->dec_est = exact_estimate(b->signal, b->enc, b->enc_len);
+        b->dec_exact = true;
+    }
+    uint64_t est = b->dec_est;
+    pthread_mutex_unlock(&b->lock);
+    return est;
+}
+
 /* Merging relies on a property of protobuf: two encoded export requests written
  * back to back are one valid request holding the resource entries of both, in
- * order. So a merge is one allocation and a memcpy per input, with no decoding. */
+ * order. So a merge is one allocation and a memcpy per input, with no decoding.
+ * A merge that would pass SY__BATCH_MAX_DECODED fails (NULL), so that whatever
+ * is merged still decodes; the caller sends the inputs in smaller groups. */
 sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n)
 {
     if (n == 0) return NULL;
     sy_signal_t signal = batches[0]->signal;
     size_t total = 0;
-    uint64_t items = 0;
+    uint64_t items = 0, est = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
         if (!sy__batch_encoded(batches[i], &len)) return NULL;
         total += len;
         items += batches[i]->items;
+    }
+    /* The cheap bounds first; the field-by-field estimates only when those are
+     * too coarse to allow the merge (inputs of more than a few MB in all). */
+    for (int exact = 0; exact <= 1; exact++) {
+        est = 0;
+        for (size_t i = 0; i < n && est <= SY__BATCH_MAX_DECODED; i++)
+            est += batch_dec_est(batches[i], exact);
+        if (total + est <= SY__BATCH_MAX_DECODED) break;
+        if (exact) return NULL;
     }
     sy_batch_t *out = sy__batch_new(signal, origin);
     if (!out) return NULL;
@@ -245,6 +301,8 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     }
     out->enc = buf;
     out->enc_len = total;
+    out->dec_est = est;
+    out->dec_exact = false; /* a sum of bounds: walked again if it ever matters */
     out->items = items;
     return out;
 }
@@ -268,6 +326,8 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     memcpy(buf, enc, len);
     out->enc = buf;
     out->enc_len = len;
+    out->dec_est = b->dec_est;
+    out->dec_exact = b->dec_exact;
     out->items = b->items;
     return out;
 }

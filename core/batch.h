@@ -12,12 +12,28 @@
 #include <stdbool.h>
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <switchyard/plugin.h>
 
 /* Bounds that protect the decoders: nesting of messages (AnyValue inside
  * AnyValue) and the total memory of one batch's arena. */
 #define SY__PB_MAX_DEPTH    64
 #define SY__BATCH_MAX_ARENA ((size_t)1 << 30)
+
+/*
+ * Bounds that keep every batch decodable, so that nothing acknowledged fails to
+ * decode later. The measure is a batch's encoded bytes plus what protobuf-c would
+ * allocate to decode them (sy__pb_walk's decoded_bytes, an upper bound). The
+ * arena may waste at most as much as it hands out (a chunk's unused tail is
+ * smaller than the allocation that did not fit), so a batch within half of
+ * SY__BATCH_MAX_ARENA always decodes.
+ *   SY__BATCH_MAX_DECODED: no merge makes a batch larger than this.
+ *   SY__REQUEST_MAX_DECODED: batch_set_encoded() refuses a request larger than
+ *   this (SY_ENOMEM; receivers answer 413 / RESOURCE_EXHAUSTED), which leaves
+ *   room to merge at least two of the largest requests.
+ */
+#define SY__BATCH_MAX_DECODED   (SY__BATCH_MAX_ARENA / 2)
+#define SY__REQUEST_MAX_DECODED (SY__BATCH_MAX_DECODED / 2)
 
 /* The protobuf-c descriptor of the export request of `signal`. */
 const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal);
@@ -56,11 +72,30 @@ const char *sy__batch_origin(const sy_batch_t *b);
 sy_signal_t sy__batch_signal(const sy_batch_t *b);
 uint64_t sy__batch_items(const sy_batch_t *b);
 
+/* What one walk learned of a message. */
+typedef struct sy__pb_stats_s {
+    uint64_t items;         /* spans, data points or log records */
+    uint64_t decoded_bytes; /* upper bound of protobuf-c's unpack into an arena */
+    bool decoded_exact;     /* decoded_bytes is the field-by-field estimate */
+} sy__pb_stats_t;
+
 /*
  * Walks encoded protobuf bytes of a message of type `desc` without decoding:
- * checks every tag, wire type (against the schema for known fields), length and
- * nesting depth, and counts the item messages (spans, data points or log
- * records). Returns 0, or -1 with a sentence in err.
+ * checks every tag, wire type (against the schema for known fields), length,
+ * nesting depth and the UTF-8 of every string field; counts the item messages
+ * and bounds the memory a decode takes. With `estimate`, the bound is computed
+ * field by field (what protobuf-c allocates, closely); without, the walk is
+ * cheaper and the bound is a multiple of len (about 160 bytes a byte), or
+ * UINT64_MAX when only the field-by-field walk can tell (a singular message
+ * field given twice, which protobuf-c merges). Returns 0, or -1 with a sentence
+ * in err (stats are then zero).
+ */
+int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                bool estimate, sy__pb_stats_t *stats, char *err, size_t err_len);
+
+/*
+ * sy__pb_walk() for the item count only.
+ * Returns 0, or -1 with a sentence in err.
  */
 int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                     uint64_t *items, char *err, size_t err_len);

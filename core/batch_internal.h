@@ -22,6 +22,11 @@ struct sy_batch_s {
     size_t enc_len;
     void *dec;
     bool dec_failed;
+    /* An upper bound of what decoding `enc` takes (sy__pb_walk's decoded_bytes);
+     * 0 until known. dec_exact: it is the field-by-field estimate rather than the
+     * cheap multiple of the length, which merge refines when it matters. */
+    uint64_t dec_est;
+    bool dec_exact;
 
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */

@@ -7,7 +7,9 @@
  * tags and lengths, guided by the protobuf-c descriptors: it accepts exactly what
  * protobuf_c_message_unpack() accepts (wire types that fit the field's type,
  * well-formed varints, lengths inside the buffer, packed arrays of whole
- * elements), and in addition bounds the nesting depth, which protobuf-c does not.
+ * elements), and in addition bounds the nesting depth, which protobuf-c does not,
+ * refuses strings that are not UTF-8 (which OTLP requires and protobuf-c does not
+ * check), and estimates the memory a decode would take.
  */
 #include "batch.h"
 
@@ -15,8 +17,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "utf8.h"
 #include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 
@@ -40,6 +46,7 @@ struct pb_schema_s {
 
 static pb_schema_t schemas[PB_MAX_SCHEMAS];
 static size_t nschemas;
+static size_t max_sizeof_message; /* of every type reached (4096 if the table filled) */
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
 
 static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
@@ -70,10 +77,17 @@ static void schemas_init(void)
 {
     for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
         schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
+    for (size_t i = 0; i < nschemas; i++)
+        if (schemas[i].desc->sizeof_message > max_sizeof_message)
+            max_sizeof_message = schemas[i].desc->sizeof_message;
+    if (nschemas == PB_MAX_SCHEMAS) max_sizeof_message = 4096;
 }
 
 typedef struct walk_s {
     const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
+    bool estimate;                             /* compute `mem`; otherwise only note `merges` */
+    bool merges;  /* a singular message field occurred twice in one message */
+    uint64_t mem; /* what protobuf_c_message_unpack() would allocate (see below) */
     char *err;
     size_t err_len;
 } walk_t;
@@ -138,7 +152,57 @@ static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *w
     return -1;
 }
 
-/* A packed array of scalars must hold whole elements. */
+static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
+                     const ProtobufCFieldDescriptor *f)
+{
+    if (w->err && w->err_len)
+        snprintf(w->err, w->err_len,
+                 "invalid UTF-8 in string field %s.%s (field %u): OTLP strings must be valid "
+                 "UTF-8",
+                 desc->name, f->name, f->id);
+    return -1;
+}
+
+/*
+ * The decoded-size estimate. protobuf-c's unpack, into a batch arena that never
+ * frees, allocates per message its struct and, when the message has more than 16
+ * field occurrences, slabs of 32-byte scan records doubling in size (at most 64
+ * bytes per occurrence in all); per repeated field an array (8 bytes an element
+ * at most); per string len + 1 bytes; per bytes field len bytes; per unknown
+ * field a 24-byte record and a copy of its value with its length prefix. The arena
+ * rounds every allocation up to 16.
+ * The walk charges every occurrence PB_PER_FIELD (an array element, a record,
+ * rounding) plus the length of what is copied, so the estimate is an upper
+ * bound, not a guess, and costs one add per string in the loop.
+ */
+#define PB_ROUND16(n)     (((uint64_t)(n) + 15) & ~(uint64_t)15)
+#define PB_SCAN_ON_STACK  16
+#define PB_SCAN_PER_FIELD 64
+#define PB_PER_FIELD      48
+#define PB_ESTIMATE_CAP   ((uint64_t)1 << 60) /* far past any bound */
+
+/*
+ * Whether the string s[0..n) is UTF-8, knowing that `room` bytes from s are
+ * readable (the rest of the enclosing message). Most OTLP strings are short
+ * ASCII keys and values: a string of at most 16 bytes with 16 readable is
+ * checked with one unaligned 16-byte load and a mask, without a branch on its
+ * length; anything else goes to sy_utf8_valid().
+ */
+static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
+{
+#if defined(__SSE2__)
+    if (n <= 16 && room >= 16) {
+        unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
+        if (!(high & (unsigned)((1u << n) - 1))) return true;
+    }
+#else
+    (void)room;
+#endif
+    return sy_utf8_valid(s, n);
+}
+
+/* A packed array of scalars must hold whole elements. Adds its decoded size to
+ * the estimate. Returns 0 or -1. */
 static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
                         const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
 {
@@ -146,13 +210,15 @@ static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
     if (wt == 1 && len % 8) return fail(w, desc, "packed 64-bit array of partial length", f->id);
     if (wt == 5 && len % 4) return fail(w, desc, "packed 32-bit array of partial length", f->id);
     if (wt == 0) {
-        size_t off = 0;
+        size_t off = 0, n_elems = 0;
         while (off < len) {
             uint64_t v;
             size_t n = read_varint(p + off, len - off, &v);
             if (!n) return fail(w, desc, "bad varint in packed array", f->id);
             off += n;
+            n_elems++;
         }
+        if (w->estimate) w->mem += 8 * (uint64_t)n_elems; /* elements widen to 8 */
     }
     return 0;
 }
@@ -178,9 +244,17 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
         uint64_t items;
     } oneofs[8];
     size_t noneofs = 0;
+    /* Singular message fields seen so far (bit per field number, the last bit
+     * shared by numbers from 63 up), and the estimate when this message began,
+     * for the cost of protobuf-c merging a field given again (see below). */
+    uint64_t singles_seen = 0;
+    uint64_t mem_at_start = w->mem;
+    uint64_t occurrences = 0, copied = 0;
+    const bool estimate = w->estimate;
 
     size_t off = 0;
     while (off < len) {
+        occurrences++;
         uint64_t key;
         size_t n = read_varint_max(p + off, len - off, 5, &key);
         if (!n) return fail(w, desc, "truncated or overlong tag", 0);
@@ -232,12 +306,38 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
             f = protobuf_c_message_descriptor_get_field(desc, field);
             sub = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? schema_find(f->descriptor) : NULL;
         }
-        if (!f) continue; /* unknown fields are kept by protobuf-c and skipped here */
+        if (!f) {                /* unknown fields are kept by protobuf-c and skipped here */
+            copied += vlen + 16; /* the copy includes the length prefix (<= 5 bytes) */
+            continue;
+        }
         int want = wire_type_of(f->type);
         if (wt == want) {
-            if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+                copied += vlen; /* 0 but for strings and bytes */
+                if (f->type == PROTOBUF_C_TYPE_STRING &&
+                    !string_is_utf8(val, vlen, (size_t)(p + len - val)))
+                    return fail_utf8(w, desc, f);
+                continue;
+            }
             uint64_t subitems = 0;
             if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
+            if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+                /* A singular message field (a oneof member too) given again is
+                 * merged into what came before: protobuf-c allocates every repeated
+                 * array of both anew, and never frees into an arena. The earlier
+                 * occurrences cost at most what this message has cost so far, so
+                 * that is charged again: a field repeated many times grows the
+                 * estimate at least quadratically, and the bound refuses it.
+                 * Encoders never repeat a singular field, so this costs nothing
+                 * but a bit test on real traffic. */
+                uint64_t bit = (uint64_t)1 << (field < 63 ? field : 63);
+                if (singles_seen & bit) {
+                    w->merges = true;
+                    if (estimate && w->mem < PB_ESTIMATE_CAP)
+                        w->mem += w->mem - mem_at_start; /* doubles: capped, never wraps */
+                }
+                singles_seen |= bit;
+            }
             if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
                 total += subitems;
                 continue;
@@ -255,6 +355,7 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
         }
         /* A repeated scalar may also arrive packed. */
         if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2) {
+            copied += vlen;
             if (check_packed(w, desc, f, val, vlen) < 0) return -1;
             continue;
         }
@@ -263,6 +364,10 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
     for (size_t k = 0; k < noneofs; k++)
         total += oneofs[k].items;
     *items += total;
+    if (estimate) {
+        w->mem += PB_ROUND16(desc->sizeof_message) + copied + PB_PER_FIELD * occurrences;
+        if (occurrences > PB_SCAN_ON_STACK) w->mem += PB_SCAN_PER_FIELD * occurrences;
+    }
     return 0;
 }
 
@@ -283,14 +388,41 @@ static void item_descriptors(const ProtobufCMessageDescriptor *desc,
     }
 }
 
-int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
-                    uint64_t *items, char *err, size_t err_len)
+int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                bool estimate, sy__pb_stats_t *stats, char *err, size_t err_len)
 {
-    walk_t w = {.err = err, .err_len = err_len};
+    walk_t w = {.err = err, .err_len = err_len, .estimate = estimate};
     item_descriptors(desc, w.item);
     uint64_t n = 0;
     pthread_once(&schemas_once, schemas_init);
     int rc = walk_message(&w, schema_find(desc), desc, data, len, 0, &n);
-    if (items) *items = rc == 0 ? n : 0;
+    if (stats) {
+        stats->items = rc == 0 ? n : 0;
+        stats->decoded_exact = estimate;
+        if (rc != 0)
+            stats->decoded_bytes = 0;
+        else if (estimate)
+            stats->decoded_bytes = w.mem;
+        else if (w.merges)
+            stats->decoded_bytes = UINT64_MAX; /* unknown: walk again with the estimate */
+        else
+            /* Every field occurrence takes at least 2 bytes on the wire and costs
+             * at most a struct, its per-field charge, its scan record and 16
+             * bytes of copy overhead; every other byte copied costs one. */
+            stats->decoded_bytes =
+                (uint64_t)len *
+                    ((PB_ROUND16(max_sizeof_message) + PB_PER_FIELD + PB_SCAN_PER_FIELD + 16 + 1) /
+                     2) +
+                PB_ROUND16(desc->sizeof_message);
+    }
+    return rc;
+}
+
+int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    uint64_t *items, char *err, size_t err_len)
+{
+    sy__pb_stats_t st;
+    int rc = sy__pb_walk(desc, data, len, false, &st, err, err_len);
+    if (items) *items = st.items;
     return rc;
 }

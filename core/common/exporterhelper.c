@@ -54,6 +54,7 @@ struct sy_xh_s {
     req_list_t sending;        /* an attempt under way: holds a slot */
     req_list_t waiting;        /* backing off, earliest due first: holds a slot */
     uint64_t queued;           /* queue use in units of the sizer */
+    uint64_t retrying;         /* `waiting` in units of the sizer */
     uint64_t capacity;         /* queue_size, or 0 without a queue */
     size_t consumers;          /* slots */
     bool want_ready;           /* consume() said SY_EAGAIN: call api->ready() on room */
@@ -200,9 +201,21 @@ static req_list_t *list_of(sy_xh_t *xh, const sy_xh_req_t *r)
                                        : &xh->waiting;
 }
 
+/* exporter_queue_size counts what waits to be sent: the queue, and the requests
+ * backing off before a retry (which hold a consumer slot, not queue room, but
+ * are just as undelivered). */
 static void update_queue_gauge(sy_xh_t *xh)
 {
-    if (xh->m_queue_size) xh->api->metric_set(xh->m_queue_size, (int64_t)xh->queued);
+    if (xh->m_queue_size)
+        xh->api->metric_set(xh->m_queue_size, (int64_t)(xh->queued + xh->retrying));
+}
+
+/* Takes `r` out of `waiting`. */
+static void leave_waiting(sy_xh_t *xh, sy_xh_req_t *r)
+{
+    list_remove(&xh->waiting, r);
+    xh->retrying -= req_size(xh, r);
+    update_queue_gauge(xh);
 }
 
 /* ---- the life of a request ------------------------------------------------------- */
@@ -214,7 +227,10 @@ static void on_retry_due(uv_timer_t *t);
 /* The helper is done with a request: report, release, free the slot. */
 static void finish(sy_xh_t *xh, sy_xh_req_t *r, uint64_t sent, uint64_t failed)
 {
-    list_remove(list_of(xh, r), r);
+    if (r->where == WHERE_WAITING)
+        leave_waiting(xh, r);
+    else
+        list_remove(list_of(xh, r), r);
     if (sent) xh->api->exporter_outcome(xh->inst, r->signal, sent, true);
     if (failed) xh->api->exporter_outcome(xh->inst, r->signal, failed, false);
     xh->ops->req_free(xh->ctx, r);
@@ -255,7 +271,7 @@ static void on_retry_due(uv_timer_t *t)
     uint64_t now = now_ms(xh);
     while (xh->waiting.head && xh->waiting.head->due_ms <= now) {
         sy_xh_req_t *r = xh->waiting.head;
-        list_remove(&xh->waiting, r);
+        leave_waiting(xh, r);
         start_attempt(xh, r);
     }
     arm_retry_timer(xh);
@@ -288,6 +304,8 @@ static void wait_until(sy_xh_t *xh, sy_xh_req_t *r, uint64_t due)
         after->next = r;
         xh->waiting.n++;
     }
+    xh->retrying += req_size(xh, r);
+    update_queue_gauge(xh);
     if (xh->waiting.head == r) arm_retry_timer(xh);
 }
 
@@ -405,8 +423,9 @@ sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_co
     xh->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)xh ^ 0x9e3779b97f4a7c15ull;
     if (!xh->rng) xh->rng = 1;
     xh->m_queue_size = api->metric_register(inst, "exporter_queue_size",
-                                            "Current size of the sending queue, in units of "
-                                            "its sizer.",
+                                            "Requests (or items, by the sizer) waiting to "
+                                            "be sent: in the sending queue or backing off "
+                                            "before a retry.",
                                             SY_METRIC_GAUGE);
     xh->m_queue_capacity = api->metric_register(inst, "exporter_queue_capacity",
                                                 "Capacity of the sending queue.", SY_METRIC_GAUGE);
@@ -556,7 +575,7 @@ void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg
     /* Requests backing off get one last attempt now rather than after their wait. */
     while (xh->waiting.head) {
         sy_xh_req_t *r = xh->waiting.head;
-        list_remove(&xh->waiting, r);
+        leave_waiting(xh, r);
         start_attempt(xh, r);
     }
     uv_timer_stop(&xh->retry_timer);

@@ -4,6 +4,7 @@
  * See otlp_json.h for the rules.
  */
 #include "otlp_json.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -452,6 +453,11 @@ static int store_scalar(decoder_t *d, const ProtobufCFieldDescriptor *f, void *s
         return 1;
     case PROTOBUF_C_TYPE_STRING: {
         if (kind != J_STRING) goto bad_type;
+        /* After unescaping: catches what yajl's loose check lets through
+         * (overlong forms, encoded surrogates, code points past U+10FFFF). */
+        if (!sy_utf8_valid(s, len))
+            return fail(d, "field \"%s\": invalid UTF-8: OTLP strings must be valid UTF-8",
+                        json_name(f, name, sizeof(name)));
         char *str = dec_alloc(d, len + 1);
         if (!str) return 0;
         memcpy(str, s, len);
@@ -728,6 +734,16 @@ ProtobufCMessage *sy_otlp_json_decode(const ProtobufCMessageDescriptor *desc, co
     d.err = err;
     d.err_len = err_len;
     if (err && err_len) err[0] = '\0';
+    /* yajl turns a lone high surrogate escape into '?', so escapes are checked
+     * before it sees them. */
+    size_t bad_at;
+    if (!sy_json_surrogates_valid(json, len, &bad_at)) {
+        fail(&d,
+             "invalid UTF-8: unpaired UTF-16 surrogate escape \"%.6s\" (at offset %zu); "
+             "OTLP strings must be valid UTF-8",
+             (const char *)json + bad_at, bad_at);
+        return NULL;
+    }
 
     yajl_mem_t mem = {0, len > SIZE_MAX - SY__YAJL_MEM_BASE ? SIZE_MAX : SY__YAJL_MEM_BASE + len};
     yajl_alloc_funcs funcs = {ymem_malloc, ymem_realloc, ymem_free, &mem};

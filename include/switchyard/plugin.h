@@ -326,7 +326,9 @@ struct sy_host_api_s {
     /* Sets the batch's content to encoded protobuf bytes of the signal's request,
      * which must live in the batch's arena (batch_alloc) or outlive the batch.
      * Validates the wire format against the schema and counts the items without
-     * decoding. Returns 0, or SY_EINVAL with a sentence in err. */
+     * decoding. Returns 0, or SY_EINVAL with a sentence in err (malformed, or a
+     * string that is not UTF-8), or SY_ENOMEM with a sentence when the request is
+     * too large to decode within the core's bound (about 256 MiB decoded). */
     int (*batch_set_encoded)(sy_batch_t *batch, const uint8_t *data, size_t len, char *err,
                              size_t err_len);
     /* Sets the batch's content to a decoded request allocated in the batch's arena

@@ -4,7 +4,10 @@
  * The first byte picks the signal; the rest is the body. Properties checked:
  *  - the wire walk (sy__pb_validate) accepts exactly what protobuf-c decodes:
  *    a body it accepts must unpack, and the items it counted must equal the items
- *    in the decoded request;
+ *    in the decoded request (the walk also refuses strings that are not UTF-8,
+ *    which protobuf-c does not check, so the other direction does not hold);
+ *  - the walk's decoded-size estimate bounds what protobuf-c allocates to
+ *    unpack the body (each allocation rounded to 16, as the arena does);
  *  - splitting a valid batch into pieces of every size keeps every item once,
  *    and every piece encodes to bytes the walk accepts with the same count;
  *  - merging the pieces back gives the original count.
@@ -24,6 +27,23 @@ static void check(int cond, const char *what)
         fprintf(stderr, "fuzz_otlp_proto: property violated: %s\n", what);
         abort();
     }
+}
+
+/* What protobuf-c allocates, rounded as the arena rounds; frees are not
+ * subtracted (the arena never frees). */
+static size_t alloc_sum;
+
+static void *counting_alloc(void *data, size_t size)
+{
+    (void)data;
+    alloc_sum += (size + 15) & ~(size_t)15;
+    return malloc(size);
+}
+
+static void counting_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,6 +68,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const void *req = sy__batch_request(b);
     check(req != NULL, "a body the wire walk accepted must decode");
     check(sy__request_count_items(signal, req) == items, "walked and decoded counts agree");
+    ProtobufCAllocator counting = {.alloc = counting_alloc, .free = counting_free};
+    alloc_sum = 0;
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(sy__signal_request_descriptor(signal), &counting, size, body);
+    check(m != NULL, "the body unpacks with malloc too");
+    protobuf_c_message_free_unpacked(m, &counting);
+    if (alloc_sum > b->dec_est)
+        fprintf(stderr, "protobuf-c allocated %zu bytes, estimate %llu\n", alloc_sum,
+                (unsigned long long)b->dec_est);
+    check(alloc_sum <= b->dec_est, "the decoded-size estimate bounds protobuf-c's allocations");
 
     /* Split into pieces of `step` items, re-encode each, merge them back. */
     uint64_t step = items > 3 ? items / 3 : 1;

@@ -14,8 +14,9 @@
    check the status codes: OK, gzip accepted, INVALID_ARGUMENT for a bad message,
    UNIMPLEMENTED for an unknown method or service and for a signal without a
    pipeline, RESOURCE_EXHAUSTED over max_recv_msg_size_mib (compressed and
-   decompressed), and RESOURCE_EXHAUSTED with a google.rpc.RetryInfo of 1 s when a
-   slow exporter fills the queues.
+   decompressed), INVALID_ARGUMENT for a string that is not UTF-8,
+   RESOURCE_EXHAUSTED over max_items_per_request, and RESOURCE_EXHAUSTED with a
+   google.rpc.RetryInfo of 1 s when a slow exporter fills the queues.
 
 Needs the npm packages that the integration.node_setup test installs; every wait is
 bounded; python3 standard library only.
@@ -28,7 +29,7 @@ import sys
 import tempfile
 
 import test_otel_js as otel
-from harness import Checks, Router, free_port, read_varint
+from harness import Checks, Router, field_len, free_port, read_varint
 from test_otlp_http import trace_request_pb
 
 NODE_TIMEOUT = 90.0
@@ -42,6 +43,7 @@ SDK_CONFIG = otel.CONFIG.replace("      http:\n", "      grpc:\n")
 RAW_CONFIG = """
 receivers:
   otlp:
+    max_items_per_request: 1000
     protocols:
       grpc:
         endpoint: 127.0.0.1:{port}
@@ -105,6 +107,11 @@ def retry_delay(details_hex):
     return status.get(1, [0])[0], delay
 
 
+def many_spans_pb(n):
+    """One resource and scope holding n empty spans."""
+    return field_len(1, field_len(2, b"\x12\x00" * n))
+
+
 def raw_cases():
     big_name = "x" * (MAX_MIB * 1024 * 1024 + 1000)
     return [
@@ -120,6 +127,12 @@ def raw_cases():
         # Small on the wire, over the bound once decompressed.
         {"name": "too large gzip", "path": TRACE_EXPORT, "gzip": True,
          "hex": trace_request_pb(big_name).hex()},
+        # OTLP strings must be valid UTF-8: a span name with 0xff 0xfe.
+        {"name": "invalid utf-8", "path": TRACE_EXPORT,
+         "hex": trace_request_pb("grpc-raw-ab").replace(b"-ab", b"\xff\xfe!").hex()},
+        # 1001 empty spans, over max_items_per_request: 1000.
+        {"name": "too many items", "path": TRACE_EXPORT,
+         "hex": many_spans_pb(1001).hex()},
         {"name": "queue full", "path": TRACE_EXPORT, "repeat": 5000,
          "hex": trace_request_pb("grpc-raw-flood").hex()},
     ]
@@ -165,6 +178,10 @@ def run_raw(args, check):
         expect("no metrics pipeline", UNIMPLEMENTED, "unknown service")
         expect("too large", RESOURCE_EXHAUSTED, "larger than max")
         expect("too large gzip", RESOURCE_EXHAUSTED, "larger than max")
+        expect("invalid utf-8", INVALID_ARGUMENT,
+               "invalid UTF-8 in string field opentelemetry.proto.trace.v1.Span.name")
+        expect("too many items", RESOURCE_EXHAUSTED,
+               "1001 items in one request, over max_items_per_request (1000)")
         full = expect("queue full", RESOURCE_EXHAUSTED, "queue is full")
         details = full.get("metadata", {}).get("grpc-status-details-bin", "")
         code, delay = retry_delay(details) if details else (None, None)

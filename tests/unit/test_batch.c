@@ -14,6 +14,7 @@
 
 #include "batch.h"
 #include "batch_internal.h"
+#include "utf8.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -249,6 +250,275 @@ static void test_invalid_and_too_deep(void **state)
     sy__batch_release(b);
 }
 
+/* Appends a length-delimited field (tag byte, varint length, bytes) to buf. */
+static size_t put_ld(uint8_t *buf, uint8_t tag, const uint8_t *val, size_t len)
+{
+    size_t n = 0;
+    buf[n++] = tag;
+    size_t l = len;
+    do {
+        buf[n++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+        l >>= 7;
+    } while (l);
+    memmove(buf + n, val, len);
+    return n + len;
+}
+
+/* ExportTraceServiceRequest{resource_spans{resource{attributes{key, string_value
+ * value}}, scope_spans{spans{name}}}}: strings at depth 4 and 5. */
+static size_t traces_with_strings(uint8_t *out, const char *key, size_t key_len, const char *val,
+                                  size_t val_len, const char *name, size_t name_len)
+{
+    uint8_t a[256], b[256], c[256], rs[1024];
+    size_t n_any = put_ld(a, 0x0a, (const uint8_t *)val, val_len);    /* AnyValue.string_value */
+    size_t n_kv = put_ld(b, 0x0a, (const uint8_t *)key, key_len);     /* KeyValue.key */
+    n_kv += put_ld(b + n_kv, 0x12, a, n_any);                         /* KeyValue.value */
+    size_t n_res = put_ld(c, 0x0a, b, n_kv);                          /* Resource.attributes */
+    size_t n_rs = put_ld(rs, 0x0a, c, n_res);                         /* ResourceSpans.resource */
+    size_t n_span = put_ld(a, 0x2a, (const uint8_t *)name, name_len); /* Span.name */
+    size_t n_ss = put_ld(b, 0x12, a, n_span);                         /* ScopeSpans.spans */
+    n_rs += put_ld(rs + n_rs, 0x12, b, n_ss); /* ResourceSpans.scope_spans */
+    return put_ld(out, 0x0a, rs, n_rs);       /* resource_spans */
+}
+
+static void test_utf8_strings(void **state)
+{
+    (void)state;
+    char err[256];
+    uint8_t buf[2048];
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "test");
+
+    /* NUL and multi-byte UTF-8 are valid; the decoded string keeps the bytes up to
+     * the NUL only (a char *): see the file exporter's notes. */
+    static const char ok_val[] = "a\0b \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    size_t len = traces_with_strings(buf, "k", 1, ok_val, sizeof(ok_val) - 1, "span", 4);
+    assert_int_equal(sy__batch_set_encoded(b, buf, len, err, sizeof(err)), SY_OK);
+    assert_int_equal(sy__batch_items(b), 1);
+
+    static const struct {
+        const char *s;
+        size_t len;
+        int where; /* 0 key, 1 value, 2 span name */
+        const char *field;
+    } bad[] = {
+        {"\xff", 1, 0, "KeyValue.key"},
+        {"ok\xc0\xaf", 4, 1, "AnyValue.string_value"},        /* overlong '/' */
+        {"\xed\xa0\x80", 3, 2, "Span.name"},                  /* a surrogate */
+        {"abcdefgh\xf4\x90\x80\x80", 12, 2, "Span.name"},     /* above U+10FFFF */
+        {"abcdefghijklmnopq\xe2\x82", 19, 1, "string_value"}, /* truncated */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        len = traces_with_strings(
+            buf, bad[i].where == 0 ? bad[i].s : "k", bad[i].where == 0 ? bad[i].len : 1,
+            bad[i].where == 1 ? bad[i].s : "v", bad[i].where == 1 ? bad[i].len : 1,
+            bad[i].where == 2 ? bad[i].s : "n", bad[i].where == 2 ? bad[i].len : 1);
+        assert_int_equal(sy__batch_set_encoded(b, buf, len, err, sizeof(err)), SY_EINVAL);
+        if (!strstr(err, "invalid UTF-8") || !strstr(err, bad[i].field))
+            fail_msg("case %zu: %s", i, err);
+    }
+    sy__batch_release(b);
+}
+
+static void test_utf8_validator(void **state)
+{
+    (void)state;
+    assert_true(sy_utf8_valid((const uint8_t *)"", 0));
+    assert_true(sy_utf8_valid((const uint8_t *)"\0\0\0", 3));
+    /* Every length class (<4, 4..7, 8..16, >16) with the bad byte at each end. */
+    for (size_t n = 1; n <= 40; n++) {
+        uint8_t s[48];
+        memset(s, 'x', n);
+        assert_true(sy_utf8_valid(s, n));
+        s[n - 1] = 0x80;
+        assert_false(sy_utf8_valid(s, n));
+        s[n - 1] = 'x';
+        s[0] = 0xfe;
+        assert_false(sy_utf8_valid(s, n));
+        if (n >= 2) {
+            s[0] = 0xc3;
+            s[1] = 0xa9;
+            assert_true(sy_utf8_valid(s, n));
+        }
+    }
+    static const char *const good[] = {"\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
+                                       "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(sy_utf8_valid((const uint8_t *)good[i], strlen(good[i])));
+    static const char *const bad[] = {"\xc1\xbf",         "\xe0\x9f\xbf",     "\xed\xa0\x80",
+                                      "\xed\xbf\xbf",     "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+                                      "\xf5\x80\x80\x80", "\xe2\x28\xa1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(sy_utf8_valid((const uint8_t *)bad[i], strlen(bad[i])));
+
+    size_t at = 0;
+    static const char pair[] = "{\"a\":\"\\ud83d\\ude00 \\\\ud800 \\u0041\"}";
+    assert_true(sy_json_surrogates_valid((const uint8_t *)pair, strlen(pair), &at));
+    static const char lone_hi[] = "{\"a\":\"x\\uD800y\"}";
+    assert_false(sy_json_surrogates_valid((const uint8_t *)lone_hi, strlen(lone_hi), &at));
+    assert_int_equal(at, 7);
+    static const char lone_lo[] = "{\"a\":\"\\udc00\"}";
+    assert_false(sy_json_surrogates_valid((const uint8_t *)lone_lo, strlen(lone_lo), &at));
+    static const char hi_hi[] = "{\"a\":\"\\ud800\\ud800\"}";
+    assert_false(sy_json_surrogates_valid((const uint8_t *)hi_hi, strlen(hi_hi), &at));
+}
+
+/* `n` empty spans under one resource and scope, encoded (malloc). */
+static uint8_t *empty_spans(size_t n, size_t *len)
+{
+    size_t inner = 2 * n;
+    uint8_t *buf = malloc(inner + 32);
+    size_t k = 0;
+    size_t ss_len = inner, rs_len;
+    uint8_t hdr[32];
+    size_t h = 0;
+    /* resource_spans { scope_spans { spans... } } with varint lengths. */
+    uint8_t ss_hdr[8], rs_hdr[8];
+    size_t nss = 0, nrs = 0, l = ss_len;
+    ss_hdr[nss++] = 0x12;
+    do {
+        ss_hdr[nss++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+        l >>= 7;
+    } while (l);
+    rs_len = nss + ss_len;
+    l = rs_len;
+    rs_hdr[nrs++] = 0x0a;
+    do {
+        rs_hdr[nrs++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+        l >>= 7;
+    } while (l);
+    memcpy(hdr + h, rs_hdr, nrs);
+    h += nrs;
+    memcpy(hdr + h, ss_hdr, nss);
+    h += nss;
+    memcpy(buf, hdr, h);
+    k = h;
+    for (size_t i = 0; i < n; i++) {
+        buf[k++] = 0x12;
+        buf[k++] = 0x00;
+    }
+    *len = k;
+    return buf;
+}
+
+/* What protobuf-c allocates to unpack a trace request, each allocation rounded
+ * to 16 bytes as the arena does (it never frees, so frees are not subtracted). */
+static size_t alloc_sum;
+
+static void *counting_alloc(void *data, size_t size)
+{
+    (void)data;
+    alloc_sum += (size + 15) & ~(size_t)15;
+    return malloc(size);
+}
+
+static void counting_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static size_t alloc_total(const uint8_t *buf, size_t len)
+{
+    ProtobufCAllocator a = {.alloc = counting_alloc, .free = counting_free};
+    alloc_sum = 0;
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(sy__signal_request_descriptor(SY_SIGNAL_TRACES), &a, len, buf);
+    assert_non_null(m);
+    protobuf_c_message_free_unpacked(m, &a);
+    return alloc_sum;
+}
+
+/* The decoded-size estimate bounds what a decode takes; a request past
+ * SY__REQUEST_MAX_DECODED is refused with SY_ENOMEM, and no merge passes
+ * SY__BATCH_MAX_DECODED. */
+static void test_decoded_size_bounds(void **state)
+{
+    (void)state;
+    char err[256];
+    size_t len;
+
+    /* 20000 empty spans: decodes, and within the estimate. */
+    uint8_t *small = empty_spans(20000, &len);
+    sy__pb_stats_t st;
+    assert_int_equal(sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), small, len, true,
+                                 &st, err, 64),
+                     0);
+    assert_int_equal(st.items, 20000);
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "test");
+    assert_int_equal(sy__batch_set_encoded(b, small, len, err, sizeof(err)), SY_OK);
+    assert_non_null(sy__batch_request(b));
+    assert_true(alloc_total(small, len) <= st.decoded_bytes);
+    /* A string-heavy request: the estimate bounds it too. */
+    static const char val[] = "a value of some length, \xc3\xa9";
+    uint8_t buf[1024];
+    size_t blen = traces_with_strings(buf, "service.name", 12, val, sizeof(val) - 1, "span", 4);
+    assert_int_equal(
+        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), buf, blen, true, &st, err, 64),
+        0);
+    assert_true(alloc_total(buf, blen) <= st.decoded_bytes);
+    sy__batch_release(b);
+    free(small);
+
+    /* ResourceSpans.resource given k times, each with one attribute: protobuf-c
+     * merges each into the one before, allocating the attribute array anew every
+     * time (quadratic). The estimate follows; at 20000 times it is refused. */
+    for (size_t k = 2000; k <= 20000; k += 18000) {
+        size_t inner = 4 * k, hdr = 0;
+        uint8_t *q = malloc(inner + 8);
+        q[hdr++] = 0x0a; /* resource_spans */
+        for (size_t l = inner;; l >>= 7) {
+            q[hdr++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+            if (l <= 0x7f) break;
+        }
+        for (size_t i = 0; i < k; i++)
+            memcpy(q + hdr + 4 * i, "\x0a\x02\x0a\x00", 4); /* resource{attributes{}} */
+        size_t qlen = hdr + inner;
+        assert_int_equal(sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), q, qlen, true,
+                                     &st, err, 64),
+                         0);
+        if (k == 2000) {
+            assert_true(alloc_total(q, qlen) <= st.decoded_bytes);
+        } else {
+            b = sy__batch_new(SY_SIGNAL_TRACES, "test");
+            assert_int_equal(sy__batch_set_encoded(b, q, qlen, err, sizeof(err)), SY_ENOMEM);
+            sy__batch_release(b);
+        }
+        free(q);
+    }
+
+    /* 10,000,000 empty spans (20 MB): refused, with a sentence. */
+    uint8_t *huge = empty_spans(10000000, &len);
+    b = sy__batch_new(SY_SIGNAL_TRACES, "test");
+    assert_int_equal(sy__batch_set_encoded(b, huge, len, err, sizeof(err)), SY_ENOMEM);
+    assert_non_null(strstr(err, "request too large"));
+    assert_non_null(strstr(err, "10000000 items"));
+    sy__batch_release(b);
+    free(huge);
+
+    /* Requests just under the per-request bound: two merge, three do not. */
+    size_t n = 100000;
+    uint8_t *part = empty_spans(n, &len);
+    assert_int_equal(
+        sy__pb_walk(sy__signal_request_descriptor(SY_SIGNAL_TRACES), part, len, true, &st, err, 64),
+        0);
+    size_t per = (size_t)((SY__REQUEST_MAX_DECODED - 4096) / (st.decoded_bytes + len));
+    free(part);
+    part = empty_spans(n * per, &len);
+    sy_batch_t *in[3];
+    for (int i = 0; i < 3; i++) {
+        in[i] = sy__batch_new(SY_SIGNAL_TRACES, "test");
+        assert_int_equal(sy__batch_set_encoded(in[i], part, len, err, sizeof(err)), SY_OK);
+    }
+    sy_batch_t *two = sy__batch_merge("test", in, 2);
+    assert_non_null(two);
+    assert_int_equal(sy__batch_items(two), 2 * n * per);
+    assert_null(sy__batch_merge("test", in, 3));
+    sy__batch_release(two);
+    for (int i = 0; i < 3; i++)
+        sy__batch_release(in[i]);
+    free(part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +527,9 @@ int main(void)
         cmocka_unit_test(test_split_at_items),
         cmocka_unit_test(test_split_metrics_by_data_point),
         cmocka_unit_test(test_invalid_and_too_deep),
+        cmocka_unit_test(test_utf8_strings),
+        cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_decoded_size_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

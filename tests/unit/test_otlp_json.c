@@ -302,6 +302,20 @@ static void test_logs_anyvalue(void **state)
 static void test_errors(void **state)
 {
     (void)state;
+    /* UTF-8, after unescaping: OTLP strings must be valid UTF-8. */
+    expect_error(TRACE_REQ_DESC,
+                 "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"a\\ud800b\"}]}]}]}",
+                 "unpaired UTF-16 surrogate escape");
+    expect_error(TRACE_REQ_DESC,
+                 "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"\\uDC00\"}]}]}]}",
+                 "invalid UTF-8");
+    expect_error(TRACE_REQ_DESC,
+                 "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"\xc0\xaf\"}]}]}]}",
+                 "field \"name\": invalid UTF-8"); /* yajl lets overlong forms through */
+    expect_error(TRACE_REQ_DESC,
+                 "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"\xed\xa0\x80\","
+                 "\"value\":{\"stringValue\":\"v\"}}]}}]}",
+                 "field \"key\": invalid UTF-8");
     /* IDs. */
     expect_error(TRACE_REQ_DESC,
                  "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"abc\"}]}]}]}",

@@ -197,9 +197,30 @@ static sy_batch_t *send_pieces(batch_state_t *s, sy_batch_t *b, uint64_t keep_be
 }
 
 /*
+ * Sends held[0..n) (references we own), merged in as few groups as the host
+ * allows: a merge fails when its result would be too large to decode (or out of
+ * memory), and then each half is tried on its own, down to single batches.
+ */
+static void send_in_groups(batch_state_t *s, sy_batch_t **held, size_t n, trigger_t trigger)
+{
+    sy_batch_t *m = n == 1 ? held[0] : s->api->batch_merge(s->inst, held, n);
+    if (m) {
+        if (n > 1)
+            for (size_t i = 0; i < n; i++)
+                s->api->batch_release(held[i]);
+        sy_batch_t *left = send_pieces(s, m, 0, trigger);
+        if (left) s->api->batch_release(left); /* an empty remainder */
+        return;
+    }
+    send_in_groups(s, held, n / 2, trigger);
+    send_in_groups(s, held + n / 2, n - n / 2, trigger);
+}
+
+/*
  * Merges every batch held for `p` into one reference and empties p->held.
- * Returns NULL when nothing is held. If merging fails (out of memory), the held
- * batches are sent as they are, so that nothing is lost.
+ * Returns NULL when nothing is held. If merging fails (the merge would be too
+ * large to decode, or out of memory), the held batches are sent in smaller
+ * merged groups, so that nothing is lost and every batch sent still decodes.
  */
 static sy_batch_t *take_merged(batch_state_t *s, pending_t *p, trigger_t trigger)
 {
@@ -212,12 +233,11 @@ static sy_batch_t *take_merged(batch_state_t *s, pending_t *p, trigger_t trigger
             for (size_t i = 0; i < p->nheld; i++)
                 s->api->batch_release(p->held[i]);
         } else {
-            SY_LOG(s->api, s->inst, SY_LOG_WARN,
-                   "could not merge %zu batches; sending them one by one", p->nheld);
-            for (size_t i = 0; i < p->nheld; i++) {
-                sy_batch_t *left = send_pieces(s, p->held[i], 0, trigger);
-                if (left) s->api->batch_release(left); /* an empty remainder */
-            }
+            SY_LOG(s->api, s->inst, SY_LOG_DEBUG,
+                   "could not merge %zu batches into one (too large to decode, or out of "
+                   "memory); sending them in smaller groups",
+                   p->nheld);
+            send_in_groups(s, p->held, p->nheld, trigger);
         }
     }
     p->nheld = 0;

@@ -15,6 +15,12 @@
 #define OTLP_MIB (1024u * 1024u)
 
 static const sy_config_field_t otlp_fields[] = {
+    {.name = "max_items_per_request",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, max_items_per_request),
+     .default_value = "1000000",
+     .description = "Most spans, data points or log records one request may hold (HTTP 413 / "
+                    "gRPC RESOURCE_EXHAUSTED beyond; 0: no bound but the decoded size)."},
     {.name = "protocols.http",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, http),
@@ -172,6 +178,20 @@ sy_signal_t otlp_signal_at(int i)
     return signals[i];
 }
 
+int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_t err_len)
+{
+    uint64_t max = (uint64_t)st->cfg->max_items_per_request;
+    if (!max) return 0;
+    sy_batch_info_t info;
+    st->api->batch_info(batch, &info);
+    if (info.items <= max) return 0;
+    snprintf(err, err_len,
+             "request too large: %llu items in one request, over max_items_per_request (%llu); "
+             "send fewer items per request",
+             (unsigned long long)info.items, (unsigned long long)max);
+    return -1;
+}
+
 /* TLS is on with a tls section, or with any of its files named. */
 static bool tls_wanted(const otlp_config_t *cfg)
 {
@@ -196,6 +216,10 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     static const char *const path_keys[OTLP_SIGNALS] = {"traces_url_path", "metrics_url_path",
                                                         "logs_url_path"};
     const otlp_config_t *cfg = config;
+    if (cfg->max_items_per_request < 0) {
+        snprintf(err, err_len, "max_items_per_request: must not be negative");
+        return SY_EINVAL;
+    }
     if (!cfg->http && !cfg->grpc) {
         snprintf(err, err_len, "must specify at least one protocol when using the OTLP receiver");
         return SY_EINVAL;

@@ -17,6 +17,7 @@
 #define OTLP_SIGNALS 3 /* traces, metrics, logs, in that order below */
 
 typedef struct otlp_config_s {
+    int64_t max_items_per_request; /* 0: no bound besides the core's decoded size */
     bool http;
     char *http_endpoint;
     uint64_t http_max_body;
@@ -79,6 +80,10 @@ typedef struct otlp_state_s {
 
 /* The signal of index i (0 traces, 1 metrics, 2 logs). */
 sy_signal_t otlp_signal_at(int i);
+
+/* Checks a filled batch against max_items_per_request. Returns 0, or -1 with a
+ * sentence in err (the caller answers 413 / RESOURCE_EXHAUSTED). */
+int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_t err_len);
 
 /* Starts and stops the HTTP protocol (otlp_http.c). Loop thread. */
 int otlp_http_start(otlp_state_t *st);

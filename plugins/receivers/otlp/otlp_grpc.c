@@ -345,10 +345,19 @@ static void stream_end(grpc_stream_t *s)
         answer_error(s, 200, SY_GRPC_UNAVAILABLE, "out of memory", true);
         return;
     }
-    if (api->batch_set_encoded(s->batch, data, len, err, sizeof(err)) != 0) {
+    int set = api->batch_set_encoded(s->batch, data, len, err, sizeof(err));
+    if (set == SY_ENOMEM) {
+        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, err, false);
+        return;
+    }
+    if (set != 0) {
         char msg[600];
         snprintf(msg, sizeof(msg), "grpc: error unmarshalling request: %s", err);
         answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT, msg, false);
+        return;
+    }
+    if (otlp_check_items(st, s->batch, err, sizeof(err)) != 0) {
+        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;
     }
     int rc = api->emit(st->inst, s->batch);

@@ -6,8 +6,11 @@
  *   allowed), optionally Content-Encoding gzip, deflate or zstd:
  *     200  Export<Signal>ServiceResponse in the request's type (protobuf: no bytes,
  *          JSON: "{}")
- *     400  unknown Content-Encoding, corrupt compression, undecodable body
- *     413  body over max_request_body_size, before or after decompression
+ *     400  unknown Content-Encoding, corrupt compression, undecodable body, a
+ *          string that is not valid UTF-8
+ *     413  body over max_request_body_size, before or after decompression; more
+ *          than max_items_per_request items; too large to decode within the
+ *          core's bound (RESOURCE_EXHAUSTED in the Status)
  *     429  the pipeline's queue is full (Retry-After: 1)
  *     503  the router is shutting down (Retry-After: 1)
  *   other method: 405 with Allow: POST; other content type: 415; other path: 404.
@@ -275,8 +278,10 @@ static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type
     }
 
     if (type == BODY_PROTOBUF) {
-        if (api->batch_set_encoded(batch, data, len, err, err_len) != 0) return 400;
-        return 0;
+        int rc = api->batch_set_encoded(batch, data, len, err, err_len);
+        if (rc == SY_ENOMEM) return 413;
+        if (rc != 0) return 400;
+        return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
     }
     ProtobufCMessage *msg = sy_otlp_json_decode(request_descriptor(sig), data, len,
                                                 api->batch_allocator(batch), err, err_len);
@@ -285,7 +290,7 @@ static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type
         snprintf(err, err_len, "the decoded request was refused by the host");
         return 500;
     }
-    return 0;
+    return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
 }
 
 static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t type, int sig)
@@ -302,7 +307,10 @@ static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t 
         api->batch_release(batch);
         SY_LOG(api, st->inst, SY_LOG_DEBUG, "refused a request on %s (%d): %s", req->path, status,
                err);
-        respond_status(st, req, type, status, status == 500 ? GRPC_INTERNAL : GRPC_INVALID_ARGUMENT,
+        respond_status(st, req, type, status,
+                       status == 500   ? GRPC_INTERNAL
+                       : status == 413 ? GRPC_RESOURCE_EXHAUSTED
+                                       : GRPC_INVALID_ARGUMENT,
                        err, NULL);
         return;
     }
