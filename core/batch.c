@@ -26,13 +26,13 @@
 
 const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal)
 {
-    const sy_signal_info_t *si = sy_signal_info(signal);
+    const syc_signal_info_t *si = syc_signal_info(signal);
     return si ? si->request : NULL;
 }
 
 const char *sy__signal_name(sy_signal_t signal)
 {
-    const sy_signal_info_t *si = sy_signal_info(signal);
+    const syc_signal_info_t *si = syc_signal_info(signal);
     return si ? si->name : "unknown";
 }
 

@@ -19,10 +19,10 @@
 static char *signal_set_names(uint32_t signals)
 {
     char buf[64] = "";
-    for (int i = 0; i < SY_SIGNAL_COUNT; i++) {
-        if (!(signals & sy_signal_table[i].signal)) continue;
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
+        if (!(signals & syc_signal_table[i].signal)) continue;
         if (buf[0]) strcat(buf, ", ");
-        strcat(buf, sy_signal_table[i].name);
+        strcat(buf, syc_signal_table[i].name);
     }
     return strdup(buf[0] ? buf : "none");
 }
@@ -438,9 +438,9 @@ static void register_metrics(sy_instance_t *inst)
     } else {
         return;
     }
-    for (int i = 0; i < SY_SIGNAL_COUNT; i++) {
-        if (!(inst->signals & sy_signal_table[i].signal)) continue;
-        const char *items = sy_signal_table[i].item_metric;
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
+        if (!(inst->signals & syc_signal_table[i].signal)) continue;
+        const char *items = syc_signal_table[i].item_metric;
         char name[96], help[160];
         snprintf(name, sizeof(name), "%s%s", ok, items);
         snprintf(help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
@@ -465,7 +465,7 @@ static void register_metrics(sy_instance_t *inst)
 
 static void register_processor_metrics(sy_instance_t *x)
 {
-    const char *items = sy_signal_info(x->proc.pipeline->signal)->item_metric;
+    const char *items = syc_signal_info(x->proc.pipeline->signal)->item_metric;
     static const struct {
         const char *what, *help;
     } names[4] = {

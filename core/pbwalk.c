@@ -186,7 +186,7 @@ static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
  * readable (the rest of the enclosing message). Most OTLP strings are short
  * ASCII keys and values: a string of at most 16 bytes with 16 readable is
  * checked with one unaligned 16-byte load and a mask, without a branch on its
- * length; anything else goes to sy_utf8_valid().
+ * length; anything else goes to syc_utf8_valid().
  */
 static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
 {
@@ -198,7 +198,7 @@ static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
 #else
     (void)room;
 #endif
-    return sy_utf8_valid(s, n);
+    return syc_utf8_valid(s, n);
 }
 
 /* A packed array of scalars must hold whole elements. Adds its decoded size to

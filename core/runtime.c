@@ -26,7 +26,7 @@
 
 int sy__signal_index(sy_signal_t signal)
 {
-    const sy_signal_info_t *si = sy_signal_info(signal);
+    const syc_signal_info_t *si = syc_signal_info(signal);
     return si ? si->index : 0;
 }
 

@@ -355,7 +355,7 @@ static void read_pipelines(build_t *b, const sy_cfg_node_t *pipes, const sy_cfg_
         const sy_cfg_node_t *key = sy__cfg_key_node(pipes, i);
         const char *slash = strchr(pid, '/');
         size_t tlen = slash ? (size_t)(slash - pid) : strlen(pid);
-        const sy_signal_info_t *si = sy_signal_by_name(pid, tlen);
+        const syc_signal_info_t *si = syc_signal_by_name(pid, tlen);
         sy_signal_t signal = si ? si->signal : 0;
         if (!signal) {
             berror(b, key,

@@ -88,26 +88,26 @@ static struct {
     pthread_t thread;
     uv_loop_t loop;
     uv_async_t stop;
-    sy_http_server_t *server;
+    syc_http_server_t *server;
     int port;
 } sy__srv;
 
 #define SY__METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-static void sy__metrics_handle(void *arg, sy_http_request_t *req)
+static void sy__metrics_handle(void *arg, syc_http_request_t *req)
 {
     static const char not_found[] = "404 page not found\n";
     static const char not_allowed[] = "405 method not allowed\n";
     static const char no_memory[] = "500 out of memory\n";
     (void)arg;
     if (strcmp(req->path, "/metrics") != 0) {
-        sy_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
-                        sizeof not_found - 1);
+        syc_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
+                         sizeof not_found - 1);
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        sy_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", not_allowed,
-                        sizeof not_allowed - 1);
+        syc_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", not_allowed,
+                         sizeof not_allowed - 1);
         return;
     }
     /* HEAD is rendered like GET: the server sends the Content-Length of this body
@@ -115,11 +115,11 @@ static void sy__metrics_handle(void *arg, sy_http_request_t *req)
     size_t len = 0;
     char *text = sy__metrics_render(&len);
     if (text == NULL) {
-        sy_http_respond(req, 500, "text/plain; charset=utf-8", NULL, no_memory,
-                        sizeof no_memory - 1);
+        syc_http_respond(req, 500, "text/plain; charset=utf-8", NULL, no_memory,
+                         sizeof no_memory - 1);
         return;
     }
-    sy_http_respond(req, 200, SY__METRICS_CONTENT_TYPE, NULL, text, len);
+    syc_http_respond(req, 200, SY__METRICS_CONTENT_TYPE, NULL, text, len);
     free(text);
 }
 
@@ -131,7 +131,7 @@ static void sy__metrics_server_closed(void *arg)
 static void sy__metrics_stop_cb(uv_async_t *handle)
 {
     if (sy__srv.server != NULL)
-        sy_http_server_close(sy__srv.server, sy__metrics_server_closed, NULL);
+        syc_http_server_close(sy__srv.server, sy__metrics_server_closed, NULL);
     sy__srv.server = NULL;
     uv_close((uv_handle_t *)handle, NULL);
 }
@@ -162,15 +162,15 @@ int sy__telemetry_start(const char *endpoint, char *err, size_t err_len)
         return SY_ERROR;
     }
     char serr[256] = "";
-    sy__srv.server = sy_http_server_start(&sy__srv.loop, endpoint, 4096, sy__metrics_handle, NULL,
-                                          serr, sizeof serr);
+    sy__srv.server = syc_http_server_start(&sy__srv.loop, endpoint, 4096, sy__metrics_handle, NULL,
+                                           serr, sizeof serr);
     if (sy__srv.server == NULL) {
         snprintf(err, err_len, "service.telemetry.metrics: cannot serve on \"%s\": %s", endpoint,
                  serr);
         rc = SY_EINVAL;
         goto fail_loop;
     }
-    sy__srv.port = sy_http_server_port(sy__srv.server);
+    sy__srv.port = syc_http_server_port(sy__srv.server);
     uv_async_init(&sy__srv.loop, &sy__srv.stop, sy__metrics_stop_cb);
 
     /* The thread starts with every signal blocked, so that SIGTERM and SIGHUP reach

@@ -1,11 +1,11 @@
 /*
  * fuzz_grpc_frame.c - libFuzzer target for the gRPC message framing that the otlp
- * receiver parses from a stream's DATA (core/common/grpc_frame.c).
+ * receiver parses from a stream's DATA (plugins/common/grpc_frame.c).
  *
  * The first two bytes of the input choose how the rest is cut into DATA chunks
  * (as HTTP/2 frames would deliver it) and which grpc-encoding applies; the rest
- * goes through sy_grpc_parser_feed(), and every compressed message through
- * sy_grpc_decompress() with a bound. Invariants checked (abort on violation): the
+ * goes through syc_grpc_parser_feed(), and every compressed message through
+ * syc_grpc_decompress() with a bound. Invariants checked (abort on violation): the
  * parser consumes what it says, messages never exceed the bound, and cutting the
  * input differently yields the same messages. The header helpers (grpc-timeout,
  * grpc-message escaping, grpc-status-details-bin) are fed the input too.
@@ -66,8 +66,8 @@ static uint64_t mix(uint64_t h, const uint8_t *p, size_t n)
 static void parse(const uint8_t *data, size_t size, size_t chunk, const char *encoding,
                   blocks_t *blocks, outcome_t *o)
 {
-    sy_grpc_parser_t p;
-    sy_grpc_parser_init(&p, FUZZ_MAX_MESSAGE, blocks_alloc, blocks);
+    syc_grpc_parser_t p;
+    syc_grpc_parser_init(&p, FUZZ_MAX_MESSAGE, blocks_alloc, blocks);
     memset(o, 0, sizeof(*o));
     o->hash = 0xcbf29ce484222325ull;
     size_t pos = 0;
@@ -75,16 +75,16 @@ static void parse(const uint8_t *data, size_t size, size_t chunk, const char *en
         size_t n = size - pos < chunk ? size - pos : chunk;
         const uint8_t *in = data + pos;
         pos += n;
-        while (n > 0 || o->end == SY_GRPC_PARSE_MESSAGE) {
+        while (n > 0 || o->end == SYC_GRPC_PARSE_MESSAGE) {
             size_t used = 0;
-            sy_grpc_message_t m;
+            syc_grpc_message_t m;
             uint64_t declared = 0;
-            o->end = sy_grpc_parser_feed(&p, in, n, &used, &m, &declared);
+            o->end = syc_grpc_parser_feed(&p, in, n, &used, &m, &declared);
             if (used > n) abort();
             in += used;
             n -= used;
             if (o->end < 0) return;
-            if (o->end != SY_GRPC_PARSE_MESSAGE) break;
+            if (o->end != SYC_GRPC_PARSE_MESSAGE) break;
             if (m.len > FUZZ_MAX_MESSAGE) abort();
             o->messages++;
             o->hash = mix(o->hash, &(uint8_t){m.compressed}, 1);
@@ -93,15 +93,15 @@ static void parse(const uint8_t *data, size_t size, size_t chunk, const char *en
                 uint8_t *out = NULL;
                 size_t out_len = 0;
                 char err[256];
-                int rc = sy_grpc_decompress(encoding, m.data, m.len, FUZZ_MAX_OUT, blocks_alloc,
-                                            blocks, &out, &out_len, err, sizeof(err));
+                int rc = syc_grpc_decompress(encoding, m.data, m.len, FUZZ_MAX_OUT, blocks_alloc,
+                                             blocks, &out, &out_len, err, sizeof(err));
                 if (rc == 0 && out_len > FUZZ_MAX_OUT) abort();
                 if (rc != 0 && err[0] == '\0') abort();
             }
-            o->end = SY_GRPC_PARSE_MORE;
+            o->end = SYC_GRPC_PARSE_MORE;
         }
     }
-    if (o->end >= 0 && !sy_grpc_parser_idle(&p)) o->end = 2; /* ended inside a message */
+    if (o->end >= 0 && !syc_grpc_parser_idle(&p)) o->end = 2; /* ended inside a message */
 }
 
 static void headers(const uint8_t *data, size_t size)
@@ -111,22 +111,22 @@ static void headers(const uint8_t *data, size_t size)
     memcpy(text, data, n);
     text[n] = '\0';
     uint64_t ms;
-    (void)sy_grpc_timeout_parse(text, &ms);
+    (void)syc_grpc_timeout_parse(text, &ms);
 
     char escaped[3 * sizeof(text)];
-    sy_grpc_message_encode(text, escaped, sizeof(escaped));
+    syc_grpc_message_encode(text, escaped, sizeof(escaped));
     char round[sizeof(escaped)];
     memcpy(round, escaped, sizeof(escaped));
-    sy_grpc_message_decode(round);
+    syc_grpc_message_decode(round);
     /* Escaping is lossless for what fits (the input up to its first NUL). */
     if (strlen(escaped) < sizeof(escaped) - 3 && strcmp(round, text) != 0) abort();
 
-    (void)sy_grpc_status_details_retry_delay((const char *)data, size, &ms);
+    (void)syc_grpc_status_details_retry_delay((const char *)data, size, &ms);
     char details[512];
-    if (sy_grpc_status_details_retry((int)(size % 17), text, size * 7, details, sizeof(details)) >
+    if (syc_grpc_status_details_retry((int)(size % 17), text, size * 7, details, sizeof(details)) >
         0) {
         uint64_t back = 0;
-        if (!sy_grpc_status_details_retry_delay(details, strlen(details), &back) ||
+        if (!syc_grpc_status_details_retry_delay(details, strlen(details), &back) ||
             back != size * 7)
             abort();
     }

@@ -71,16 +71,16 @@ static void decode_all(const uint8_t *data, size_t size, arena_t *arena)
     ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
     char err[256];
     for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
-        ProtobufCMessage *m = sy_otlp_json_decode(descs[i], data, size, &alloc, err, sizeof(err));
+        ProtobufCMessage *m = syc_otlp_json_decode(descs[i], data, size, &alloc, err, sizeof(err));
         if (!m) {
             if (!err[0]) abort(); /* every refusal says why */
             continue;
         }
         size_t len;
-        char *json = sy_otlp_json_encode(m, &len);
+        char *json = syc_otlp_json_encode(m, &len);
         if (!json) continue; /* deeper than the encoder goes, or out of memory */
         ProtobufCMessage *again =
-            sy_otlp_json_decode(descs[i], (const uint8_t *)json, len, &alloc, err, sizeof(err));
+            syc_otlp_json_decode(descs[i], (const uint8_t *)json, len, &alloc, err, sizeof(err));
         if (!again) {
             fprintf(stderr, "re-decoding our own encoding failed: %s\n%.*s\n", err, (int)len, json);
             abort();
@@ -99,13 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     arena_t arena = {0};
     decode_all(data, size, &arena);
-    static const sy_encoding_t encs[] = {SY_ENCODING_GZIP, SY_ENCODING_DEFLATE, SY_ENCODING_ZSTD};
+    static const syc_encoding_t encs[] = {SYC_ENCODING_GZIP, SYC_ENCODING_DEFLATE,
+                                          SYC_ENCODING_ZSTD};
     for (size_t i = 0; i < sizeof(encs) / sizeof(encs[0]); i++) {
         uint8_t *out;
         size_t out_len;
         char err[256];
-        if (sy_decompress(encs[i], data, size, FUZZ_MAX_OUT, arena_alloc, &arena, &out, &out_len,
-                          err, sizeof(err)) == 0) {
+        if (syc_decompress(encs[i], data, size, FUZZ_MAX_OUT, arena_alloc, &arena, &out, &out_len,
+                           err, sizeof(err)) == 0) {
             if (out_len > FUZZ_MAX_OUT) abort();
             decode_all(out, out_len, &arena);
         }

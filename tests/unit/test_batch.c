@@ -322,44 +322,44 @@ static void test_utf8_strings(void **state)
 static void test_utf8_validator(void **state)
 {
     (void)state;
-    assert_true(sy_utf8_valid((const uint8_t *)"", 0));
-    assert_true(sy_utf8_valid((const uint8_t *)"\0\0\0", 3));
+    assert_true(syc_utf8_valid((const uint8_t *)"", 0));
+    assert_true(syc_utf8_valid((const uint8_t *)"\0\0\0", 3));
     /* Every length class (<4, 4..7, 8..16, >16) with the bad byte at each end. */
     for (size_t n = 1; n <= 40; n++) {
         uint8_t s[48];
         memset(s, 'x', n);
-        assert_true(sy_utf8_valid(s, n));
+        assert_true(syc_utf8_valid(s, n));
         s[n - 1] = 0x80;
-        assert_false(sy_utf8_valid(s, n));
+        assert_false(syc_utf8_valid(s, n));
         s[n - 1] = 'x';
         s[0] = 0xfe;
-        assert_false(sy_utf8_valid(s, n));
+        assert_false(syc_utf8_valid(s, n));
         if (n >= 2) {
             s[0] = 0xc3;
             s[1] = 0xa9;
-            assert_true(sy_utf8_valid(s, n));
+            assert_true(syc_utf8_valid(s, n));
         }
     }
     static const char *const good[] = {"\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
                                        "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        assert_true(sy_utf8_valid((const uint8_t *)good[i], strlen(good[i])));
+        assert_true(syc_utf8_valid((const uint8_t *)good[i], strlen(good[i])));
     static const char *const bad[] = {"\xc1\xbf",         "\xe0\x9f\xbf",     "\xed\xa0\x80",
                                       "\xed\xbf\xbf",     "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
                                       "\xf5\x80\x80\x80", "\xe2\x28\xa1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(sy_utf8_valid((const uint8_t *)bad[i], strlen(bad[i])));
+        assert_false(syc_utf8_valid((const uint8_t *)bad[i], strlen(bad[i])));
 
     size_t at = 0;
     static const char pair[] = "{\"a\":\"\\ud83d\\ude00 \\\\ud800 \\u0041\"}";
-    assert_true(sy_json_surrogates_valid((const uint8_t *)pair, strlen(pair), &at));
+    assert_true(syc_json_surrogates_valid((const uint8_t *)pair, strlen(pair), &at));
     static const char lone_hi[] = "{\"a\":\"x\\uD800y\"}";
-    assert_false(sy_json_surrogates_valid((const uint8_t *)lone_hi, strlen(lone_hi), &at));
+    assert_false(syc_json_surrogates_valid((const uint8_t *)lone_hi, strlen(lone_hi), &at));
     assert_int_equal(at, 7);
     static const char lone_lo[] = "{\"a\":\"\\udc00\"}";
-    assert_false(sy_json_surrogates_valid((const uint8_t *)lone_lo, strlen(lone_lo), &at));
+    assert_false(syc_json_surrogates_valid((const uint8_t *)lone_lo, strlen(lone_lo), &at));
     static const char hi_hi[] = "{\"a\":\"\\ud800\\ud800\"}";
-    assert_false(sy_json_surrogates_valid((const uint8_t *)hi_hi, strlen(hi_hi), &at));
+    assert_false(syc_json_surrogates_valid((const uint8_t *)hi_hi, strlen(hi_hi), &at));
 }
 
 /* `n` empty spans under one resource and scope, encoded (malloc). */

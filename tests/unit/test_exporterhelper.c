@@ -1,6 +1,6 @@
 /*
  * test_exporterhelper.c - the exporter helper's queue and retry state machine
- * (core/common/exporterhelper.c), driven through a fake host API and a fake
+ * (plugins/common/exporterhelper.c), driven through a fake host API and a fake
  * transport whose attempts the test ends by hand.
  *
  * Each test runs a private libuv loop; back-off intervals are a few
@@ -36,11 +36,11 @@ typedef struct fake_s {
     uint64_t sent, failed; /* items, from exporter_outcome */
     unsigned ready_calls;
     unsigned sends, aborts;
-    sy_xh_req_t *pending[MAX_PENDING]; /* attempts under way, oldest first */
+    syc_xh_req_t *pending[MAX_PENDING]; /* attempts under way, oldest first */
     size_t npending;
     bool drained;
-    sy_xh_config_t cfg;
-    sy_xh_t *xh;
+    syc_xh_config_t cfg;
+    syc_xh_t *xh;
 } fake_t;
 
 static fake_t *F; /* the fake of the running test */
@@ -136,7 +136,7 @@ static const sy_host_api_t fake_api = {
 
 /* ---- the fake transport ------------------------------------------------------- */
 
-static int t_send(void *ctx, sy_xh_req_t *req)
+static int t_send(void *ctx, syc_xh_req_t *req)
 {
     (void)ctx;
     assert_true(F->npending < MAX_PENDING);
@@ -145,7 +145,7 @@ static int t_send(void *ctx, sy_xh_req_t *req)
     return 0;
 }
 
-static void drop_pending(sy_xh_req_t *req)
+static void drop_pending(syc_xh_req_t *req)
 {
     for (size_t i = 0; i < F->npending; i++)
         if (F->pending[i] == req) {
@@ -157,30 +157,30 @@ static void drop_pending(sy_xh_req_t *req)
     fail_msg("request not pending");
 }
 
-static void t_abort(void *ctx, sy_xh_req_t *req)
+static void t_abort(void *ctx, syc_xh_req_t *req)
 {
     (void)ctx;
     drop_pending(req);
     F->aborts++;
 }
 
-static void t_req_free(void *ctx, sy_xh_req_t *req)
+static void t_req_free(void *ctx, syc_xh_req_t *req)
 {
     (void)ctx;
     (void)req;
 }
 
-static const sy_xh_ops_t fake_ops = {.send = t_send, .abort = t_abort, .req_free = t_req_free};
+static const syc_xh_ops_t fake_ops = {.send = t_send, .abort = t_abort, .req_free = t_req_free};
 
 /* Ends the oldest attempt under way with `verdict`. */
-static void answer(sy_xh_verdict_t verdict)
+static void answer(syc_xh_verdict_t verdict)
 {
     assert_true(F->npending > 0);
-    sy_xh_req_t *req = F->pending[0];
+    syc_xh_req_t *req = F->pending[0];
     drop_pending(req);
-    sy_xh_result_t res = {.verdict = verdict, .retry_after_ms = -1};
+    syc_xh_result_t res = {.verdict = verdict, .retry_after_ms = -1};
     snprintf(res.message, sizeof(res.message), "fake verdict %d", (int)verdict);
-    sy_xh_attempt_done(req, &res);
+    syc_xh_attempt_done(req, &res);
 }
 
 /* Runs the loop until `cond` holds or `ms` pass; returns whether it held. */
@@ -236,7 +236,7 @@ static int setup(void **state)
     memset(&fake, 0, sizeof(fake));
     F = &fake;
     assert_int_equal(uv_loop_init(&F->loop), 0);
-    F->cfg = (sy_xh_config_t){
+    F->cfg = (syc_xh_config_t){
         .timeout_ns = 1000000000,
         .retry_enabled = true,
         .initial_interval_ns = 20 * 1000000,
@@ -247,7 +247,7 @@ static int setup(void **state)
         .queue_enabled = true,
         .num_consumers = 1,
         .queue_size = 2,
-        .sizer = SY_XH_SIZER_REQUESTS,
+        .sizer = SYC_XH_SIZER_REQUESTS,
         .block_on_overflow = true,
     };
     *state = F;
@@ -258,10 +258,10 @@ static int setup(void **state)
 static void start(void)
 {
     char err[256];
-    assert_int_equal(sy_xh_config_validate(&F->cfg, err, sizeof(err)), SY_OK);
-    F->xh = sy_xh_new(&fake_api, (sy_instance_t *)F, &F->cfg, &fake_ops, F, err, sizeof(err));
+    assert_int_equal(syc_xh_config_validate(&F->cfg, err, sizeof(err)), SY_OK);
+    F->xh = syc_xh_new(&fake_api, (sy_instance_t *)F, &F->cfg, &fake_ops, F, err, sizeof(err));
     assert_non_null(F->xh);
-    assert_int_equal(sy_xh_start(F->xh), SY_OK);
+    assert_int_equal(syc_xh_start(F->xh), SY_OK);
 }
 
 static void on_drained(void *arg)
@@ -275,9 +275,9 @@ static int teardown(void **state)
 {
     (void)state;
     if (F->xh) {
-        if (!F->drained) sy_xh_shutdown(F->xh, 0, on_drained, F);
+        if (!F->drained) syc_xh_shutdown(F->xh, 0, on_drained, F);
         assert_true(run_until(is_drained, 1000));
-        sy_xh_free(F->xh);
+        syc_xh_free(F->xh);
     }
     uv_run(&F->loop, UV_RUN_DEFAULT); /* the close callbacks */
     assert_int_equal(uv_loop_close(&F->loop), 0);
@@ -292,12 +292,12 @@ static void retry_with_backoff(void **state)
 {
     (void)state;
     start();
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(3)), SY_OK);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(3)), SY_OK);
     assert_int_equal(F->sends, 1);
     assert_int_equal(metric("exporter_queue_size"), 0); /* in flight, not waiting */
 
     uint64_t t0 = uv_hrtime();
-    answer(SY_XH_RETRYABLE);
+    answer(SYC_XH_RETRYABLE);
     assert_int_equal(metric("exporter_retries"), 1);
     assert_int_equal(metric("exporter_queue_size"), 1); /* waiting for its retry */
     assert_int_equal(F->npending, 0);
@@ -308,7 +308,7 @@ static void retry_with_backoff(void **state)
     assert_int_equal(F->sends, 2);
     assert_int_equal(metric("exporter_queue_size"), 0);
 
-    answer(SY_XH_SENT);
+    answer(SYC_XH_SENT);
     assert_int_equal(F->sent, 3);
     assert_int_equal(F->failed, 0);
 }
@@ -320,11 +320,11 @@ static void give_up_after_max_elapsed(void **state)
     (void)state;
     F->cfg.max_elapsed_ns = 50 * 1000000; /* waits are 20 then 40 ms */
     start();
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(4)), SY_OK);
-    answer(SY_XH_RETRYABLE); /* 0 + 20 <= 50: retried */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(4)), SY_OK);
+    answer(SYC_XH_RETRYABLE); /* 0 + 20 <= 50: retried */
     assert_true(run_until(has_pending, 2000));
     assert_int_equal(F->sends, 2);
-    answer(SY_XH_RETRYABLE); /* ~20 + 40 > 50: given up */
+    answer(SYC_XH_RETRYABLE); /* ~20 + 40 > 50: given up */
     assert_int_equal(F->failed, 4);
     assert_int_equal(F->sent, 0);
     assert_int_equal(metric("exporter_retries"), 1);
@@ -337,8 +337,8 @@ static void permanent_not_retried(void **state)
 {
     (void)state;
     start();
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(5)), SY_OK);
-    answer(SY_XH_PERMANENT);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK);
+    answer(SYC_XH_PERMANENT);
     assert_int_equal(F->failed, 5);
     assert_int_equal(metric("exporter_retries"), 0);
     uv_sleep(30);
@@ -352,20 +352,20 @@ static void queue_full_pushes_back(void **state)
 {
     (void)state;
     start();
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(1)), SY_OK); /* sending */
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(1)), SY_OK); /* queued */
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(1)), SY_OK); /* queued */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* queued */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* queued */
     assert_int_equal(metric("exporter_queue_size"), 2);
     sy_batch_t *fourth = make_batch(1);
-    assert_int_equal(sy_xh_consume(F->xh, fourth), SY_EAGAIN);
+    assert_int_equal(syc_xh_consume(F->xh, fourth), SY_EAGAIN);
     assert_int_equal(F->ready_calls, 0);
 
-    answer(SY_XH_SENT); /* the next queued one starts: room for one */
+    answer(SYC_XH_SENT); /* the next queued one starts: room for one */
     assert_int_equal(F->ready_calls, 1);
     assert_int_equal(metric("exporter_queue_size"), 1);
-    assert_int_equal(sy_xh_consume(F->xh, fourth), SY_OK);
+    assert_int_equal(syc_xh_consume(F->xh, fourth), SY_OK);
     for (int i = 0; i < 3; i++)
-        answer(SY_XH_SENT);
+        answer(SYC_XH_SENT);
     assert_int_equal(F->sent, 4);
     assert_int_equal(F->failed, 0);
 }
@@ -378,8 +378,8 @@ static void queue_full_drops_when_configured(void **state)
     F->cfg.block_on_overflow_set = true;
     start();
     for (int i = 0; i < 3; i++)
-        assert_int_equal(sy_xh_consume(F->xh, make_batch(2)), SY_OK);
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(2)), SY_OK); /* dropped */
+        assert_int_equal(syc_xh_consume(F->xh, make_batch(2)), SY_OK);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(2)), SY_OK); /* dropped */
     assert_int_equal(metric("exporter_enqueue_failed_spans"), 2);
     assert_int_equal(F->failed, 2);
 }
@@ -392,19 +392,19 @@ static void shutdown_counts_held_items_failed(void **state)
     (void)state;
     F->cfg.num_consumers = 1;
     start();
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(3)), SY_OK);
-    assert_int_equal(sy_xh_consume(F->xh, make_batch(6)), SY_OK); /* queued */
-    answer(SY_XH_RETRYABLE);                                      /* backing off */
-    assert_int_equal(metric("exporter_queue_size"), 2);           /* 1 queued + 1 waiting */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(3)), SY_OK);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(6)), SY_OK); /* queued */
+    answer(SYC_XH_RETRYABLE);                                      /* backing off */
+    assert_int_equal(metric("exporter_queue_size"), 2);            /* 1 queued + 1 waiting */
 
-    sy_xh_shutdown(F->xh, 30, on_drained, F);
+    syc_xh_shutdown(F->xh, 30, on_drained, F);
     assert_int_equal(F->sends, 2); /* the last attempt, now rather than after the wait */
     assert_false(F->drained);
     sy_batch_t *late = make_batch(1);
-    assert_int_equal(sy_xh_consume(F->xh, late), SY_ECLOSED); /* the caller keeps it */
+    assert_int_equal(syc_xh_consume(F->xh, late), SY_ECLOSED); /* the caller keeps it */
     sy__batch_release(late);
 
-    answer(SY_XH_RETRYABLE); /* while closing: no more retries */
+    answer(SYC_XH_RETRYABLE); /* while closing: no more retries */
     assert_int_equal(F->failed, 3);
     /* The queued one is sent; the backend never answers; the deadline passes. */
     assert_int_equal(F->npending, 1);

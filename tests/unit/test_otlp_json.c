@@ -1,8 +1,8 @@
 /*
- * test_otlp_json.c - the OTLP/JSON codec (core/common/otlp_json.c): decoding of
+ * test_otlp_json.c - the OTLP/JSON codec (plugins/common/otlp_json.c): decoding of
  * spec-style documents of each signal, what is refused and how it is reported,
  * encode -> decode round trips, and the body decompression the receiver uses with
- * it (core/common/compress.c). Every decode allocates from a recording
+ * it (plugins/common/compress.c). Every decode allocates from a recording
  * allocator that frees everything at the end of the test, so LSan sees no leak.
  */
 #include <setjmp.h>
@@ -87,7 +87,7 @@ static int teardown(void **state)
 static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *d, const char *json, char *err,
                                 size_t err_len)
 {
-    return sy_otlp_json_decode(d, (const uint8_t *)json, strlen(json), &g_alloc, err, err_len);
+    return syc_otlp_json_decode(d, (const uint8_t *)json, strlen(json), &g_alloc, err, err_len);
 }
 
 static void expect_error(const ProtobufCMessageDescriptor *d, const char *json,
@@ -392,12 +392,12 @@ static void round_trip(const ProtobufCMessageDescriptor *d, const char *json)
     ProtobufCMessage *a = decode(d, json, err, sizeof(err));
     if (!a) fail_msg("decode failed: %s", err);
     size_t len1, len2;
-    char *j1 = sy_otlp_json_encode(a, &len1);
+    char *j1 = syc_otlp_json_encode(a, &len1);
     assert_non_null(j1);
     assert_int_equal(strlen(j1), len1);
     ProtobufCMessage *b = decode(d, j1, err, sizeof(err));
     if (!b) fail_msg("re-decode of %s failed: %s", j1, err);
-    char *j2 = sy_otlp_json_encode(b, &len2);
+    char *j2 = syc_otlp_json_encode(b, &len2);
     assert_non_null(j2);
     assert_string_equal(j1, j2);
     size_t p1 = protobuf_c_message_get_packed_size(a), p2 = protobuf_c_message_get_packed_size(b);
@@ -443,7 +443,7 @@ static void test_encode_format(void **state)
         err, sizeof(err));
     if (!req) fail_msg("decode failed: %s", err);
     size_t len;
-    char *j = sy_otlp_json_encode(&req->base, &len);
+    char *j = syc_otlp_json_encode(&req->base, &len);
     assert_string_equal(j, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
                            "\"5b8efff798038103d269b633813fc60c\",\"kind\":2,\"startTimeUnixNano\":"
                            "\"12\",\"attributes\":[{\"key\":\"zero\",\"value\":{\"intValue\":"
@@ -453,13 +453,13 @@ static void test_encode_format(void **state)
     Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
     st.code = 3;
     st.message = (char *)"bad \xff input";
-    j = sy_otlp_json_encode(&st.base, &len);
+    j = syc_otlp_json_encode(&st.base, &len);
     assert_string_equal(j, "{\"code\":3,\"message\":\"bad \xef\xbf\xbd input\"}");
     free(j);
 
     Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp =
         OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
-    j = sy_otlp_json_encode(&resp.base, &len);
+    j = syc_otlp_json_encode(&resp.base, &len);
     assert_string_equal(j, "{}");
     free(j);
 }
@@ -489,10 +489,10 @@ static size_t zcompress(const void *in, size_t len, uint8_t *out, size_t cap, in
     return n;
 }
 
-static int decompress(sy_encoding_t enc, const uint8_t *in, size_t len, size_t max, uint8_t **out,
+static int decompress(syc_encoding_t enc, const uint8_t *in, size_t len, size_t max, uint8_t **out,
                       size_t *out_len, char *err)
 {
-    return sy_decompress(enc, in, len, max, test_alloc, &g_rec, out, out_len, err, 256);
+    return syc_decompress(enc, in, len, max, test_alloc, &g_rec, out, out_len, err, 256);
 }
 
 static void test_decompress(void **state)
@@ -505,60 +505,63 @@ static void test_decompress(void **state)
     size_t out_len;
     char err[256];
 
-    assert_int_equal(sy_encoding_parse(NULL), SY_ENCODING_IDENTITY);
-    assert_int_equal(sy_encoding_parse(" GZIP "), SY_ENCODING_GZIP);
-    assert_int_equal(sy_encoding_parse("x-gzip"), SY_ENCODING_GZIP);
-    assert_int_equal(sy_encoding_parse("deflate"), SY_ENCODING_DEFLATE);
-    assert_int_equal(sy_encoding_parse("zstd"), SY_ENCODING_ZSTD);
-    assert_int_equal(sy_encoding_parse("br"), SY_ENCODING_UNKNOWN);
+    assert_int_equal(syc_encoding_parse(NULL), SYC_ENCODING_IDENTITY);
+    assert_int_equal(syc_encoding_parse(" GZIP "), SYC_ENCODING_GZIP);
+    assert_int_equal(syc_encoding_parse("x-gzip"), SYC_ENCODING_GZIP);
+    assert_int_equal(syc_encoding_parse("deflate"), SYC_ENCODING_DEFLATE);
+    assert_int_equal(syc_encoding_parse("zstd"), SYC_ENCODING_ZSTD);
+    assert_int_equal(syc_encoding_parse("br"), SYC_ENCODING_UNKNOWN);
 
     /* gzip, one member and two members back to back. */
     size_t n = zcompress(plain, sizeof(plain), packed, sizeof(packed), 16 + MAX_WBITS);
-    assert_int_equal(decompress(SY_ENCODING_GZIP, packed, n, sizeof(plain), &out, &out_len, err),
+    assert_int_equal(decompress(SYC_ENCODING_GZIP, packed, n, sizeof(plain), &out, &out_len, err),
                      0);
     assert_int_equal(out_len, sizeof(plain));
     assert_memory_equal(out, plain, sizeof(plain));
     memcpy(two, packed, n);
     memcpy(two + n, packed, n);
     assert_int_equal(
-        decompress(SY_ENCODING_GZIP, two, 2 * n, 2 * sizeof(plain), &out, &out_len, err), 0);
+        decompress(SYC_ENCODING_GZIP, two, 2 * n, 2 * sizeof(plain), &out, &out_len, err), 0);
     assert_int_equal(out_len, 2 * sizeof(plain));
     /* One byte over the bound is refused; truncation and garbage are errors. */
     assert_int_equal(
-        decompress(SY_ENCODING_GZIP, packed, n, sizeof(plain) - 1, &out, &out_len, err), SY_ENOMEM);
+        decompress(SYC_ENCODING_GZIP, packed, n, sizeof(plain) - 1, &out, &out_len, err),
+        SY_ENOMEM);
     assert_non_null(strstr(err, "larger than the limit"));
     assert_int_equal(
-        decompress(SY_ENCODING_GZIP, packed, n - 10, sizeof(plain), &out, &out_len, err),
+        decompress(SYC_ENCODING_GZIP, packed, n - 10, sizeof(plain), &out, &out_len, err),
         SY_EINVAL);
     assert_int_equal(
-        decompress(SY_ENCODING_GZIP, (const uint8_t *)"hello", 5, 100, &out, &out_len, err),
+        decompress(SYC_ENCODING_GZIP, (const uint8_t *)"hello", 5, 100, &out, &out_len, err),
         SY_EINVAL);
     /* A bomb stops at the bound, whatever its trailer claims. */
     static uint8_t zeros[1 << 20];
     n = zcompress(zeros, sizeof(zeros), packed, sizeof(packed), 16 + MAX_WBITS);
     assert_true(n < 2000);
-    assert_int_equal(decompress(SY_ENCODING_GZIP, packed, n, 65536, &out, &out_len, err),
+    assert_int_equal(decompress(SYC_ENCODING_GZIP, packed, n, 65536, &out, &out_len, err),
                      SY_ENOMEM);
 
     /* deflate: a zlib stream, and raw deflate. */
     n = zcompress(plain, sizeof(plain), packed, sizeof(packed), MAX_WBITS);
-    assert_int_equal(decompress(SY_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err),
-                     0);
+    assert_int_equal(
+        decompress(SYC_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err), 0);
     assert_memory_equal(out, plain, sizeof(plain));
     n = zcompress(plain, sizeof(plain), packed, sizeof(packed), -MAX_WBITS);
-    assert_int_equal(decompress(SY_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err),
-                     0);
+    assert_int_equal(
+        decompress(SYC_ENCODING_DEFLATE, packed, n, sizeof(plain), &out, &out_len, err), 0);
     assert_int_equal(out_len, sizeof(plain));
 
     /* zstd. */
     n = ZSTD_compress(packed, sizeof(packed), plain, sizeof(plain), 3);
     assert_false(ZSTD_isError(n));
-    assert_int_equal(decompress(SY_ENCODING_ZSTD, packed, n, sizeof(plain), &out, &out_len, err),
+    assert_int_equal(decompress(SYC_ENCODING_ZSTD, packed, n, sizeof(plain), &out, &out_len, err),
                      0);
     assert_memory_equal(out, plain, sizeof(plain));
-    assert_int_equal(decompress(SY_ENCODING_ZSTD, packed, n, 1000, &out, &out_len, err), SY_ENOMEM);
+    assert_int_equal(decompress(SYC_ENCODING_ZSTD, packed, n, 1000, &out, &out_len, err),
+                     SY_ENOMEM);
     assert_int_equal(
-        decompress(SY_ENCODING_ZSTD, packed, n / 2, sizeof(plain), &out, &out_len, err), SY_EINVAL);
+        decompress(SYC_ENCODING_ZSTD, packed, n / 2, sizeof(plain), &out, &out_len, err),
+        SY_EINVAL);
 }
 
 int main(void)

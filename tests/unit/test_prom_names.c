@@ -449,8 +449,8 @@ static size_t add_json(fixture_t *f, const char *json, uint64_t now_ms)
 {
     ProtobufCAllocator a = {.alloc = rec_alloc, .free = rec_free, .allocator_data = &f->rec};
     char err[256] = "";
-    MetricsReq *req = (MetricsReq *)sy_otlp_json_decode(METRICS_REQ_DESC, (const uint8_t *)json,
-                                                        strlen(json), &a, err, sizeof(err));
+    MetricsReq *req = (MetricsReq *)syc_otlp_json_decode(METRICS_REQ_DESC, (const uint8_t *)json,
+                                                         strlen(json), &a, err, sizeof(err));
     if (!req) fail_msg("test JSON does not decode: %s", err);
     return prom_store_add(&f->store, req, now_ms);
 }

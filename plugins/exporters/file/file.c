@@ -360,7 +360,7 @@ static int encode(file_state_t *s, sy_batch_t *batch, const uint8_t **data, size
         snprintf(err, err_len, "cannot decode the batch");
         return SY_EINVAL;
     }
-    if (!(*owned = sy_otlp_json_encode(req, len))) {
+    if (!(*owned = syc_otlp_json_encode(req, len))) {
         snprintf(err, err_len, "cannot encode the batch as JSON (out of memory or too deep)");
         return SY_ENOMEM;
     }

@@ -2,7 +2,7 @@
  * otlp_grpc.c - the `otlp` exporter (also built as `otlp_grpc`, the collector's
  * name since v0.144): unary gRPC Export calls of the OTLP collector services.
  *
- * gRPC is spoken through libcurl (core/common/curl_uv.c) rather than a gRPC
+ * gRPC is spoken through libcurl (plugins/common/curl_uv.c) rather than a gRPC
  * library: HTTP/2 (prior knowledge on plaintext, ALPN on TLS), POST
  * /opentelemetry.proto.collector.<signal>.v1.<Service>/Export with
  * `content-type: application/grpc` and `te: trailers`, the request as one
@@ -11,7 +11,7 @@
  * `grpc-status-details-bin`), which curl hands to the header callback after the
  * body. Concurrent calls are multiplexed as streams over one connection. See the
  * README for why curl and not nghttp2 directly. The instance and request glue
- * (queue, retries, start, shutdown) is core/common/otlp_exporter_common.c, shared
+ * (queue, retries, start, shutdown) is plugins/common/otlp_exporter_common.c, shared
  * with otlphttp; this file frames the request, sets the HTTP/2 options and reads
  * the gRPC status.
  *
@@ -46,8 +46,8 @@ typedef struct otlp_config_s {
     bool keepalive_permit_without_stream;
     bool wait_for_ready;
     char *balancer_name;
-    sy_tls_client_t tls;
-    sy_xh_config_t xh;
+    syc_tls_client_t tls;
+    syc_xh_config_t xh;
 } otlp_config_t;
 
 static const sy_config_field_t otlp_fields[] = {
@@ -65,7 +65,7 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_ENUM,
      .offset = offsetof(otlp_config_t, compression),
      .default_value = "gzip",
-     .enum_values = sy_xh_compression_names,
+     .enum_values = syc_xh_compression_names,
      .description = "grpc-encoding of the requests: gzip, zstd or none."},
     {.name = "authority",
      .type = SY_CFG_STRING,
@@ -92,12 +92,12 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, balancer_name),
      .description = "Accepted for compatibility; one connection per host is used."},
-    SY_XH_TLS_FIELDS(otlp_config_t, tls),
-    SY_XH_CONFIG_FIELDS(otlp_config_t, xh),
+    SYC_XH_TLS_FIELDS(otlp_config_t, tls),
+    SYC_XH_CONFIG_FIELDS(otlp_config_t, xh),
 };
 
 typedef struct otlp_s {
-    sy_oxp_t base; /* first: the plugin's state is also the shared part's */
+    syc_oxp_t base; /* first: the plugin's state is also the shared part's */
     const otlp_config_t *cfg;
     char *connect_to; /* server_name_override: "name:port:host:port" */
     struct curl_slist *connect_list;
@@ -169,12 +169,12 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     const otlp_config_t *c = config;
     target_t t;
     if (parse_target(c, &t, err, err_len) < 0) return SY_EINVAL;
-    if (sy_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
     if (c->tls.server_name_override && strpbrk(c->tls.server_name_override, ":/[] ")) {
         snprintf(err, err_len, "'tls.server_name_override' must be a host name");
         return SY_EINVAL;
     }
-    return sy_xh_config_validate(&c->xh, err, err_len);
+    return syc_xh_config_validate(&c->xh, err, err_len);
 }
 
 /* The gRPC status of an HTTP answer without grpc-status, as the gRPC spec maps it. */
@@ -182,35 +182,35 @@ static int code_from_http(long status)
 {
     switch (status) {
     case 400:
-        return SY_GRPC_INTERNAL;
+        return SYC_GRPC_INTERNAL;
     case 401:
-        return SY_GRPC_UNAUTHENTICATED;
+        return SYC_GRPC_UNAUTHENTICATED;
     case 403:
-        return SY_GRPC_PERMISSION_DENIED;
+        return SYC_GRPC_PERMISSION_DENIED;
     case 404:
-        return SY_GRPC_UNIMPLEMENTED;
+        return SYC_GRPC_UNIMPLEMENTED;
     case 429:
     case 502:
     case 503:
     case 504:
-        return SY_GRPC_UNAVAILABLE;
+        return SYC_GRPC_UNAVAILABLE;
     default:
-        return SY_GRPC_UNKNOWN;
+        return SYC_GRPC_UNKNOWN;
     }
 }
 
 /* ---- one call ----------------------------------------------------------------------- */
 
 /* The length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length. */
-static int otlp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
+static int otlp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
 {
     const otlp_t *s = (const otlp_t *)o;
     size_t len, body_len;
     const uint8_t *raw = o->api->batch_encoded(req->batch, &len);
     if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
-    bool compress = s->cfg->compression != SY_XH_COMPRESS_NONE;
+    bool compress = s->cfg->compression != SYC_XH_COMPRESS_NONE;
     if (compress) {
-        if (sy_xh_compress(s->cfg->compression, 5, raw, len, &r->owned, &body_len) < 0)
+        if (syc_xh_compress(s->cfg->compression, 5, raw, len, &r->owned, &body_len) < 0)
             return SY_ENOMEM;
     } else {
         r->owned = malloc(len + 5);
@@ -218,7 +218,7 @@ static int otlp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
         memcpy(r->owned + 5, raw, len);
         body_len = len + 5;
     }
-    sy_grpc_frame_header(r->owned, compress, (uint32_t)(body_len - SY_GRPC_FRAME_HEADER));
+    syc_grpc_frame_header(r->owned, compress, (uint32_t)(body_len - SYC_GRPC_FRAME_HEADER));
     r->body = r->owned;
     r->body_len = body_len;
     return SY_OK;
@@ -226,7 +226,7 @@ static int otlp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
 
 /* gRPC's options beyond the shared ones: HTTP/2, connection reuse, keepalive and
  * server_name_override. */
-static void otlp_setup(sy_oxp_t *o, sy_xh_req_t *req, CURL *e)
+static void otlp_setup(syc_oxp_t *o, syc_xh_req_t *req, CURL *e)
 {
     (void)req;
     const otlp_t *s = (const otlp_t *)o;
@@ -253,51 +253,52 @@ static void otlp_setup(sy_oxp_t *o, sy_xh_req_t *req, CURL *e)
 }
 
 /* The verdict of a gRPC status, as the OTLP specification sorts the codes. */
-static void judge_code(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, int code,
-                       sy_xh_result_t *res)
+static void judge_code(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, int code,
+                       syc_xh_result_t *res)
 {
-    sy_curl_exchange_t *x = &r->x;
-    sy_grpc_message_decode(x->grpc_message);
+    syc_curl_exchange_t *x = &r->x;
+    syc_grpc_message_decode(x->grpc_message);
     uint64_t retry_ms = 0;
     bool has_retry_info =
         x->grpc_details[0] &&
-        sy_grpc_status_details_retry_delay(x->grpc_details, strlen(x->grpc_details), &retry_ms);
-    if (code == SY_GRPC_OK) {
-        res->verdict = SY_XH_SENT;
+        syc_grpc_status_details_retry_delay(x->grpc_details, strlen(x->grpc_details), &retry_ms);
+    if (code == SYC_GRPC_OK) {
+        res->verdict = SYC_XH_SENT;
         /* A response the server compressed (it should not: we announce no
          * grpc-accept-encoding) is not looked into for partial success. */
-        if (x->body_len >= SY_GRPC_FRAME_HEADER && x->body[0] == 0) {
+        if (x->body_len >= SYC_GRPC_FRAME_HEADER && x->body[0] == 0) {
             uint32_t n = (uint32_t)x->body[1] << 24 | (uint32_t)x->body[2] << 16 |
                          (uint32_t)x->body[3] << 8 | x->body[4];
-            if (n <= x->body_len - SY_GRPC_FRAME_HEADER &&
-                sy_xh_partial_success(req->signal, x->body + SY_GRPC_FRAME_HEADER, n, false,
-                                      &res->rejected, res->message, sizeof(res->message)) < 0)
+            if (n <= x->body_len - SYC_GRPC_FRAME_HEADER &&
+                syc_xh_partial_success(req->signal, x->body + SYC_GRPC_FRAME_HEADER, n, false,
+                                       &res->rejected, res->message, sizeof(res->message)) < 0)
                 SY_LOG(o->api, o->inst, SY_LOG_DEBUG, "the Export response does not decode");
         }
         return;
     }
     snprintf(res->message, sizeof(res->message), "rpc error: code = %s desc = %.400s",
-             sy_grpc_code_name(code), x->grpc_message);
-    res->verdict = sy_grpc_code_retryable(code, has_retry_info) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
+             syc_grpc_code_name(code), x->grpc_message);
+    res->verdict =
+        syc_grpc_code_retryable(code, has_retry_info) ? SYC_XH_RETRYABLE : SYC_XH_PERMANENT;
     if (has_retry_info) res->retry_after_ms = retry_ms > 86400000 ? 86400000 : (int64_t)retry_ms;
 }
 
 /* A call that got no answer: UNAVAILABLE, or DEADLINE_EXCEEDED on a timeout. */
-static void otlp_failed(sy_oxp_t *o, sy_xh_req_t *req, CURLcode rc, const char *why,
-                        sy_xh_result_t *res)
+static void otlp_failed(syc_oxp_t *o, syc_xh_req_t *req, CURLcode rc, const char *why,
+                        syc_xh_result_t *res)
 {
     (void)o;
     (void)req;
     snprintf(res->message, sizeof(res->message), "rpc error: code = %s desc = %.400s",
-             sy_grpc_code_name(rc == CURLE_OPERATION_TIMEDOUT ? SY_GRPC_DEADLINE_EXCEEDED
-                                                              : SY_GRPC_UNAVAILABLE),
+             syc_grpc_code_name(rc == CURLE_OPERATION_TIMEDOUT ? SYC_GRPC_DEADLINE_EXCEEDED
+                                                               : SYC_GRPC_UNAVAILABLE),
              why);
 }
 
-static void otlp_judge(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long status,
-                       sy_xh_result_t *res)
+static void otlp_judge(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, long status,
+                       syc_xh_result_t *res)
 {
-    sy_curl_exchange_t *x = &r->x;
+    syc_curl_exchange_t *x = &r->x;
     int code;
     if (x->grpc_status[0] && isdigit((unsigned char)x->grpc_status[0]))
         code = atoi(x->grpc_status);
@@ -306,21 +307,21 @@ static void otlp_judge(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long stat
     else
         /* An answer that ends without a status: the stream was cut short, which a
          * retry may well get through. */
-        code = SY_GRPC_UNAVAILABLE;
+        code = SYC_GRPC_UNAVAILABLE;
     if (!x->grpc_status[0] && !x->grpc_message[0])
         snprintf(x->grpc_message, sizeof(x->grpc_message), "HTTP status %ld without grpc-status",
                  status);
     judge_code(o, req, r, code, res);
 }
 
-static void otlp_free(sy_oxp_t *o)
+static void otlp_free(syc_oxp_t *o)
 {
     otlp_t *s = (otlp_t *)o;
     curl_slist_free_all(s->connect_list);
     free(s->connect_to);
 }
 
-static const sy_oxp_ops_t otlp_ops = {
+static const syc_oxp_ops_t otlp_ops = {
     .build_body = otlp_build_body,
     .setup = otlp_setup,
     .failed = otlp_failed,
@@ -334,15 +335,15 @@ static const sy_oxp_ops_t otlp_ops = {
 static struct curl_slist *make_headers(const otlp_config_t *c)
 {
     struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/grpc");
-    l = sy_oxp_header(l, "TE: trailers");
-    l = sy_oxp_header(l, "Expect:");
-    if (c->compression != SY_XH_COMPRESS_NONE)
-        l = sy_oxp_header(l, c->compression == SY_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
-                                                                   : "grpc-encoding: zstd");
+    l = syc_oxp_header(l, "TE: trailers");
+    l = syc_oxp_header(l, "Expect:");
+    if (c->compression != SYC_XH_COMPRESS_NONE)
+        l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
+                                                                     : "grpc-encoding: zstd");
     int64_t ms = c->xh.timeout_ns / 1000000;
-    if (ms > 0 && ms < 100000000) l = sy_oxp_headerf(l, "grpc-timeout: %" PRId64 "m", ms);
-    if (c->authority && *c->authority) l = sy_oxp_headerf(l, "Host: %s", c->authority);
-    return sy_oxp_header_map(l, &c->headers);
+    if (ms > 0 && ms < 100000000) l = syc_oxp_headerf(l, "grpc-timeout: %" PRId64 "m", ms);
+    if (c->authority && *c->authority) l = syc_oxp_headerf(l, "Host: %s", c->authority);
+    return syc_oxp_header_map(l, &c->headers);
 }
 
 static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -356,12 +357,12 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     char err[256];
     target_t t;
     otlp_t *s =
-        sy_oxp_alloc(sizeof(*s), api, inst, &otlp_ops, &c->xh, &c->tls, "grpc-c-switchyard/0.1.0");
+        syc_oxp_alloc(sizeof(*s), api, inst, &otlp_ops, &c->xh, &c->tls, "grpc-c-switchyard/0.1.0");
     if (!s) return SY_ENOMEM;
     s->cfg = c;
     if (parse_target(c, &t, err, sizeof(err)) < 0) {
         SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
-        return sy_oxp_create_fail(&s->base);
+        return syc_oxp_create_fail(&s->base);
     }
     /* With server_name_override the URL names the override (so TLS checks the
      * certificate against it, and sends it as SNI and :authority) and CONNECT_TO
@@ -384,10 +385,10 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         }
     s->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
     s->base.headers = make_headers(c);
-    return sy_oxp_create_done(&s->base, state);
+    return syc_oxp_create_done(&s->base, state);
 nomem:
     SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: out of memory");
-    return sy_oxp_create_fail(&s->base);
+    return syc_oxp_create_fail(&s->base);
 }
 
 static const sy_plugin_t otlp_plugin = {
@@ -405,10 +406,10 @@ static const sy_plugin_t otlp_plugin = {
     .config_size = sizeof(otlp_config_t),
     .validate = otlp_validate,
     .create = otlp_create,
-    .start = sy_oxp_start,
-    .consume = sy_oxp_consume,
-    .shutdown = sy_oxp_shutdown,
-    .destroy = sy_oxp_destroy,
+    .start = syc_oxp_start,
+    .consume = syc_oxp_consume,
+    .shutdown = syc_oxp_shutdown,
+    .destroy = syc_oxp_destroy,
 };
 
 SY_PLUGIN_DEFINE(otlp_plugin)

@@ -3,9 +3,9 @@
  * name since v0.144): OTLP/HTTP POSTs of protobuf or JSON to <endpoint>/v1/<signal>.
  *
  * Transfers run on libcurl's multi interface on the exporter's loop
- * (core/common/curl_uv.c); queueing, retries and outcomes are the shared
+ * (plugins/common/curl_uv.c); queueing, retries and outcomes are the shared
  * exporterhelper's, and the instance and request glue around both is
- * core/common/otlp_exporter_common.c, shared with the otlp (gRPC) exporter. The
+ * plugins/common/otlp_exporter_common.c, shared with the otlp (gRPC) exporter. The
  * protobuf body is the batch's encoded bytes, forwarded as they arrived (never
  * decoded here); JSON is encoded from the decoded request.
  *
@@ -39,8 +39,8 @@ typedef struct otlphttp_config_s {
     sy_cfg_strmap_t headers;
     int compression;
     int encoding;
-    sy_tls_client_t tls;
-    sy_xh_config_t xh;
+    syc_tls_client_t tls;
+    syc_xh_config_t xh;
 } otlphttp_config_t;
 
 static const char *const encoding_names[] = {"proto", "json", NULL};
@@ -71,7 +71,7 @@ static const sy_config_field_t otlphttp_fields[] = {
      .type = SY_CFG_ENUM,
      .offset = offsetof(otlphttp_config_t, compression),
      .default_value = "gzip",
-     .enum_values = sy_xh_compression_names,
+     .enum_values = syc_xh_compression_names,
      .description = "Content-Encoding of the requests: gzip, zstd or none."},
     {.name = "encoding",
      .type = SY_CFG_ENUM,
@@ -79,12 +79,12 @@ static const sy_config_field_t otlphttp_fields[] = {
      .default_value = "proto",
      .enum_values = encoding_names,
      .description = "Body encoding: proto (application/x-protobuf) or json (OTLP/JSON)."},
-    SY_XH_TLS_FIELDS(otlphttp_config_t, tls),
-    SY_XH_CONFIG_FIELDS(otlphttp_config_t, xh),
+    SYC_XH_TLS_FIELDS(otlphttp_config_t, tls),
+    SYC_XH_CONFIG_FIELDS(otlphttp_config_t, xh),
 };
 
 typedef struct otlphttp_s {
-    sy_oxp_t base; /* first: the plugin's state is also the shared part's */
+    syc_oxp_t base; /* first: the plugin's state is also the shared part's */
     const otlphttp_config_t *cfg;
 } otlphttp_t;
 
@@ -113,8 +113,8 @@ static int otlphttp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "at least one endpoint must be specified");
         return SY_EINVAL;
     }
-    if (sy_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
-    return sy_xh_config_validate(&c->xh, err, err_len);
+    if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    return syc_xh_config_validate(&c->xh, err, err_len);
 }
 
 /* <endpoint>/v1/<signal>, or the signal's own URL; NULL when the signal has none. */
@@ -135,7 +135,7 @@ static char *signal_url(const otlphttp_config_t *c, int i)
 /* ---- one request ------------------------------------------------------------------ */
 
 /* Builds the body once: the encoded bytes (or OTLP/JSON), compressed if asked. */
-static int otlphttp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
+static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
 {
     const otlphttp_t *s = (const otlphttp_t *)o;
     const uint8_t *raw;
@@ -143,58 +143,58 @@ static int otlphttp_build_body(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r)
     char *json = NULL;
     if (s->cfg->encoding == ENCODING_JSON) {
         const ProtobufCMessage *m = o->api->batch_request(req->batch);
-        json = m ? sy_otlp_json_encode(m, &raw_len) : NULL;
+        json = m ? syc_otlp_json_encode(m, &raw_len) : NULL;
         if (!json) return SY_ENOMEM;
         raw = (const uint8_t *)json;
     } else {
         raw = o->api->batch_encoded(req->batch, &raw_len);
         if (!raw) return SY_ENOMEM;
     }
-    if (s->cfg->compression == SY_XH_COMPRESS_NONE) {
+    if (s->cfg->compression == SYC_XH_COMPRESS_NONE) {
         r->body = raw;
         r->body_len = raw_len;
         r->owned = (uint8_t *)json;
         return SY_OK;
     }
-    int rc = sy_xh_compress(s->cfg->compression, 0, raw, raw_len, &r->owned, &r->body_len);
+    int rc = syc_xh_compress(s->cfg->compression, 0, raw, raw_len, &r->owned, &r->body_len);
     free(json);
     r->body = r->owned;
     return rc;
 }
 
-static void otlphttp_failed(sy_oxp_t *o, sy_xh_req_t *req, CURLcode rc, const char *why,
-                            sy_xh_result_t *res)
+static void otlphttp_failed(syc_oxp_t *o, syc_xh_req_t *req, CURLcode rc, const char *why,
+                            syc_xh_result_t *res)
 {
     (void)rc;
     snprintf(res->message, sizeof(res->message), "Post \"%s\": %s",
-             o->urls[sy_oxp_signal_index(req->signal)], why);
+             o->urls[syc_oxp_signal_index(req->signal)], why);
 }
 
-static void otlphttp_judge(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long status,
-                           sy_xh_result_t *res)
+static void otlphttp_judge(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, long status,
+                           syc_xh_result_t *res)
 {
-    const sy_curl_exchange_t *x = &r->x;
+    const syc_curl_exchange_t *x = &r->x;
     bool json = strstr(x->content_type, "json") != NULL;
     if (status >= 200 && status < 300) {
-        if (sy_xh_partial_success(req->signal, x->body, x->body_len, json, &res->rejected,
-                                  res->message, sizeof(res->message)) < 0)
+        if (syc_xh_partial_success(req->signal, x->body, x->body_len, json, &res->rejected,
+                                   res->message, sizeof(res->message)) < 0)
             SY_LOG(o->api, o->inst, SY_LOG_DEBUG, "the %ld response's body does not decode",
                    status);
         return;
     }
     char why[300];
-    sy_xh_rpc_status(x->body, x->body_len, json, why, sizeof(why));
+    syc_xh_rpc_status(x->body, x->body_len, json, why, sizeof(why));
     if (status == 429 || status == 502 || status == 503 || status == 504) {
-        res->verdict = SY_XH_RETRYABLE;
-        res->retry_after_ms = sy_curl_retry_after_ms(x->retry_after);
+        res->verdict = SYC_XH_RETRYABLE;
+        res->retry_after_ms = syc_curl_retry_after_ms(x->retry_after);
     } else {
-        res->verdict = SY_XH_PERMANENT;
+        res->verdict = SYC_XH_PERMANENT;
     }
     snprintf(res->message, sizeof(res->message), "HTTP %ld from %s%s%s", status,
-             o->urls[sy_oxp_signal_index(req->signal)], why[0] ? ": " : "", why);
+             o->urls[syc_oxp_signal_index(req->signal)], why[0] ? ": " : "", why);
 }
 
-static const sy_oxp_ops_t otlphttp_ops = {
+static const syc_oxp_ops_t otlphttp_ops = {
     .build_body = otlphttp_build_body,
     .failed = otlphttp_failed,
     .judge = otlphttp_judge,
@@ -207,7 +207,7 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
 {
     const otlphttp_config_t *c = config;
     otlphttp_t *s =
-        sy_oxp_alloc(sizeof(*s), api, inst, &otlphttp_ops, &c->xh, &c->tls, "Switchyard/0.1.0");
+        syc_oxp_alloc(sizeof(*s), api, inst, &otlphttp_ops, &c->xh, &c->tls, "Switchyard/0.1.0");
     if (!s) return SY_ENOMEM;
     s->cfg = c;
     for (int i = 0; i < 3; i++)
@@ -216,12 +216,12 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
                                                      : "Content-Type: application/x-protobuf";
     struct curl_slist *l = curl_slist_append(NULL, ctype);
     /* No "Expect: 100-continue" round trip before large bodies. */
-    l = sy_oxp_header(l, "Expect:");
-    if (c->compression != SY_XH_COMPRESS_NONE)
-        l = sy_oxp_header(l, c->compression == SY_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
-                                                                   : "Content-Encoding: zstd");
-    s->base.headers = sy_oxp_header_map(l, &c->headers);
-    return sy_oxp_create_done(&s->base, state);
+    l = syc_oxp_header(l, "Expect:");
+    if (c->compression != SYC_XH_COMPRESS_NONE)
+        l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
+                                                                     : "Content-Encoding: zstd");
+    s->base.headers = syc_oxp_header_map(l, &c->headers);
+    return syc_oxp_create_done(&s->base, state);
 }
 
 static const sy_plugin_t otlphttp_plugin = {
@@ -239,10 +239,10 @@ static const sy_plugin_t otlphttp_plugin = {
     .config_size = sizeof(otlphttp_config_t),
     .validate = otlphttp_validate,
     .create = otlphttp_create,
-    .start = sy_oxp_start,
-    .consume = sy_oxp_consume,
-    .shutdown = sy_oxp_shutdown,
-    .destroy = sy_oxp_destroy,
+    .start = syc_oxp_start,
+    .consume = syc_oxp_consume,
+    .shutdown = syc_oxp_shutdown,
+    .destroy = syc_oxp_destroy,
 };
 
 SY_PLUGIN_DEFINE(otlphttp_plugin)

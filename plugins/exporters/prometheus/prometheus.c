@@ -49,7 +49,7 @@ typedef struct prom_state_s {
     prom_store_t store;
     prom_buf_t out; /* the scrape answer, kept between scrapes */
     char *target_info_name;
-    sy_http_server_t *server;
+    syc_http_server_t *server;
     sy_timer_t *sweep;
     uint64_t last_warn_ms[PROM_WARN_COUNT];
     uint64_t suppressed[PROM_WARN_COUNT];
@@ -154,7 +154,7 @@ static int prom_validate(const void *config, char *err, size_t err_len)
                  "endpoint: expecting a non-blank address to run the Prometheus metrics handler");
         return SY_EINVAL;
     }
-    if (sy_http_endpoint_check(c->endpoint, why, sizeof(why)) != 0) {
+    if (syc_http_endpoint_check(c->endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "endpoint: %s", why);
         return SY_EINVAL;
     }
@@ -211,20 +211,20 @@ static void prom_sweep(void *arg)
     prom_update_metrics(s);
 }
 
-static void prom_handle(void *arg, sy_http_request_t *req)
+static void prom_handle(void *arg, syc_http_request_t *req)
 {
     static const char not_found[] = "404 page not found\n";
     static const char not_allowed[] = "405 method not allowed\n";
     static const char failed[] = "the exposition is too large or memory ran out\n";
     prom_state_t *s = arg;
     if (strcmp(req->path, "/metrics") != 0) {
-        sy_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
-                        sizeof(not_found) - 1);
+        syc_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
+                         sizeof(not_found) - 1);
         return;
     }
     if (strcmp(req->method, "GET") != 0) {
-        sy_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET\r\n", not_allowed,
-                        sizeof(not_allowed) - 1);
+        syc_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET\r\n", not_allowed,
+                         sizeof(not_allowed) - 1);
         return;
     }
     prom_store_expire(&s->store, monotonic_ms());
@@ -243,11 +243,11 @@ static void prom_handle(void *arg, sy_http_request_t *req)
                (size_t)PROM_MAX_RESPONSE);
         prom_buf_free(&s->out);
         prom_buf_init(&s->out, PROM_MAX_RESPONSE);
-        sy_http_respond(req, 500, "text/plain; charset=utf-8", NULL, failed, sizeof(failed) - 1);
+        syc_http_respond(req, 500, "text/plain; charset=utf-8", NULL, failed, sizeof(failed) - 1);
         return;
     }
-    sy_http_respond(req, 200, o.openmetrics ? PROM_CONTENT_TYPE_OM : PROM_CONTENT_TYPE_TEXT, NULL,
-                    s->out.data, s->out.len);
+    syc_http_respond(req, 200, o.openmetrics ? PROM_CONTENT_TYPE_OM : PROM_CONTENT_TYPE_TEXT, NULL,
+                     s->out.data, s->out.len);
 }
 
 static void prom_destroy(void *state);
@@ -334,8 +334,8 @@ static int prom_start(void *state)
 {
     prom_state_t *s = state;
     char err[256] = "";
-    s->server = sy_http_server_start(s->api->loop(s->inst), s->cfg->endpoint, 64 * 1024,
-                                     prom_handle, s, err, sizeof(err));
+    s->server = syc_http_server_start(s->api->loop(s->inst), s->cfg->endpoint, 64 * 1024,
+                                      prom_handle, s, err, sizeof(err));
     if (!s->server) {
         s->api->log(s->inst, SY_LOG_ERROR, "cannot listen on \"%s\": %s", s->cfg->endpoint, err);
         return SY_ERROR;
@@ -386,7 +386,7 @@ static void prom_shutdown(void *state)
         s->api->timer_stop(s->sweep);
         s->sweep = NULL;
     }
-    if (s->server) sy_http_server_close(s->server, prom_server_closed, s);
+    if (s->server) syc_http_server_close(s->server, prom_server_closed, s);
 }
 
 static void prom_destroy(void *state)

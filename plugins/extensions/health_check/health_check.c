@@ -65,7 +65,7 @@ typedef struct hc_state_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
     const hc_config_t *cfg;
-    sy_http_server_t *server;
+    syc_http_server_t *server;
     sy_timer_t *watch;       /* polls the status until it is READY; NULL after */
     bool ready;              /* the status was READY when last looked at */
     struct timespec up_wall; /* when it became READY: wall clock, for upSince */
@@ -188,19 +188,19 @@ static bool hc_path_matches(const char *pattern, const char *path)
     return strcmp(path, pattern) == 0;
 }
 
-static void hc_handle(void *arg, sy_http_request_t *req)
+static void hc_handle(void *arg, syc_http_request_t *req)
 {
     static const char not_found[] = "404 page not found\n";
     static const char not_allowed[] = "405 method not allowed\n";
     hc_state_t *s = arg;
     if (!hc_path_matches(s->cfg->path, req->path)) {
-        sy_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
-                        sizeof not_found - 1);
+        syc_http_respond(req, 404, "text/plain; charset=utf-8", NULL, not_found,
+                         sizeof not_found - 1);
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        sy_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", not_allowed,
-                        sizeof not_allowed - 1);
+        syc_http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", not_allowed,
+                         sizeof not_allowed - 1);
         return;
     }
     bool ready = hc_observe(s);
@@ -209,7 +209,7 @@ static void hc_handle(void *arg, sy_http_request_t *req)
     /* HEAD is answered like GET: the server sends the Content-Length of the body
      * and leaves the body out (RFC 9110 section 9.3.2). */
     if (custom != NULL) {
-        sy_http_respond(req, status, "application/json", NULL, custom, strlen(custom));
+        syc_http_respond(req, status, "application/json", NULL, custom, strlen(custom));
         return;
     }
     char body[256], since[64], uptime[64];
@@ -228,7 +228,7 @@ static void hc_handle(void *arg, sy_http_request_t *req)
                  "{\"status\":\"Server not available\",\"upSince\":\"0001-01-01T00:00:00Z\","
                  "\"uptime\":\"\"}");
     }
-    sy_http_respond(req, status, "application/json", NULL, body, strlen(body));
+    syc_http_respond(req, status, "application/json", NULL, body, strlen(body));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -275,8 +275,8 @@ static int hc_start(void *state)
 {
     hc_state_t *s = state;
     char err[256] = "";
-    s->server = sy_http_server_start(s->api->loop(s->inst), s->cfg->endpoint, 1024, hc_handle, s,
-                                     err, sizeof err);
+    s->server = syc_http_server_start(s->api->loop(s->inst), s->cfg->endpoint, 1024, hc_handle, s,
+                                      err, sizeof err);
     if (s->server == NULL) {
         s->api->log(s->inst, SY_LOG_ERROR, "cannot listen on \"%s\": %s", s->cfg->endpoint, err);
         return SY_ERROR;
@@ -301,7 +301,7 @@ static void hc_shutdown(void *state)
         s->api->timer_stop(s->watch);
         s->watch = NULL;
     }
-    if (s->server != NULL) sy_http_server_close(s->server, hc_server_closed, s);
+    if (s->server != NULL) syc_http_server_close(s->server, hc_server_closed, s);
 }
 
 static void hc_destroy(void *state)

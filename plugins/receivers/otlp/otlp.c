@@ -236,7 +236,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     }
     if (!cfg->http) return 0;
     char why[300];
-    if (sy_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
+    if (syc_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::http::endpoint: %s", why);
         return SY_EINVAL;
     }

@@ -60,7 +60,7 @@ typedef struct otlp_state_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
     const otlp_config_t *cfg;
-    sy_http_server_t *http;
+    syc_http_server_t *http;
     bool http_closing;
     /* The URL path of each signal, with a leading '/' (owned). */
     char *paths[OTLP_SIGNALS];

@@ -72,8 +72,8 @@ typedef struct grpc_stream_s {
     int sig;           /* index of the signal, -1 until the headers were checked */
     bool answered;     /* a response was submitted; later input is ignored */
     bool have_message; /* the one message of this unary call is complete */
-    sy_grpc_message_t message;
-    sy_grpc_parser_t parser;
+    syc_grpc_message_t message;
+    syc_grpc_parser_t parser;
     sy_batch_t *batch; /* created when the message's length is known */
     size_t body_sent;  /* bytes of the framed empty response handed to nghttp2 */
 } grpc_stream_t;
@@ -143,7 +143,7 @@ static void count_answer(grpc_stream_t *s, int code)
 {
     otlp_state_t *st = s->conn->server->st;
     st->api->metric_add(st->m_grpc_calls, 1);
-    if (code != SY_GRPC_OK) st->api->metric_add(st->m_grpc_failed, 1);
+    if (code != SYC_GRPC_OK) st->api->metric_add(st->m_grpc_failed, 1);
 }
 
 /*
@@ -159,11 +159,11 @@ static void answer_error(grpc_stream_t *s, int http_status, int code, const char
     s->answered = true;
     count_answer(s, code);
     SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "gRPC call %.200s answered %s: %s", s->path,
-           sy_grpc_code_name(code), message);
+           syc_grpc_code_name(code), message);
     char status_text[8], code_text[8], msg[600], details[800];
     snprintf(status_text, sizeof(status_text), "%d", http_status);
     snprintf(code_text, sizeof(code_text), "%d", code);
-    sy_grpc_message_encode(message, msg, sizeof(msg));
+    syc_grpc_message_encode(message, msg, sizeof(msg));
     nghttp2_nv nva[6] = {
         NV(":status", status_text),
         NV("content-type", CT_GRPC),
@@ -172,7 +172,7 @@ static void answer_error(grpc_stream_t *s, int http_status, int code, const char
     };
     size_t n = 4;
     if (retry &&
-        sy_grpc_status_details_retry(code, message, RETRY_DELAY_MS, details, sizeof(details)) > 0)
+        syc_grpc_status_details_retry(code, message, RETRY_DELAY_MS, details, sizeof(details)) > 0)
         nva[n++] = (nghttp2_nv)NV("grpc-status-details-bin", details);
     if (nghttp2_submit_response(s->conn->session, s->id, nva, n, NULL) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
@@ -186,8 +186,8 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 {
     (void)user_data;
     grpc_stream_t *s = source->ptr;
-    uint8_t frame[SY_GRPC_FRAME_HEADER];
-    sy_grpc_frame_header(frame, false, 0);
+    uint8_t frame[SYC_GRPC_FRAME_HEADER];
+    syc_grpc_frame_header(frame, false, 0);
     size_t n = sizeof(frame) - s->body_sent;
     if (n > length) n = length;
     memcpy(buf, frame + s->body_sent, n);
@@ -204,7 +204,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 static void answer_ok(grpc_stream_t *s)
 {
     s->answered = true;
-    count_answer(s, SY_GRPC_OK);
+    count_answer(s, SYC_GRPC_OK);
     nghttp2_nv nva[] = {
         NV(":status", "200"),
         NV("content-type", CT_GRPC),
@@ -241,18 +241,18 @@ static void stream_check_headers(grpc_stream_t *s)
         (s->content_type[ct_len] != '\0' && s->content_type[ct_len] != '+' &&
          s->content_type[ct_len] != ';')) {
         snprintf(msg, sizeof(msg), "invalid gRPC request content-type \"%s\"", s->content_type);
-        answer_error(s, 415, SY_GRPC_INVALID_ARGUMENT, msg, false);
+        answer_error(s, 415, SYC_GRPC_INVALID_ARGUMENT, msg, false);
         return;
     }
     if (strcmp(s->method, "POST") != 0) {
         snprintf(msg, sizeof(msg), "invalid gRPC request method \"%s\"", s->method);
-        answer_error(s, 200, SY_GRPC_INTERNAL, msg, false);
+        answer_error(s, 200, SYC_GRPC_INTERNAL, msg, false);
         return;
     }
     const char *slash = s->path[0] == '/' ? strchr(s->path + 1, '/') : NULL;
     if (!slash) {
         snprintf(msg, sizeof(msg), "malformed method name: \"%s\"", s->path);
-        answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+        answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
         return;
     }
     size_t service_len = (size_t)(slash - s->path - 1);
@@ -265,15 +265,15 @@ static void stream_check_headers(grpc_stream_t *s)
             continue;
         if (strcmp(slash + 1, "Export") != 0) {
             snprintf(msg, sizeof(msg), "unknown method %s for service %s", slash + 1, services[i]);
-            answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+            answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
             return;
         }
         s->sig = i;
-        sy_grpc_parser_init(&s->parser, srv->max_message, stream_alloc, s);
+        syc_grpc_parser_init(&s->parser, srv->max_message, stream_alloc, s);
         return;
     }
     snprintf(msg, sizeof(msg), "unknown service %.*s", (int)service_len, s->path + 1);
-    answer_error(s, 200, SY_GRPC_UNIMPLEMENTED, msg, false);
+    answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
 }
 
 static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
@@ -281,14 +281,14 @@ static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
     char msg[200];
     while (len > 0 && !s->answered) {
         size_t used;
-        sy_grpc_message_t m;
+        syc_grpc_message_t m;
         uint64_t declared = 0;
-        int rc = sy_grpc_parser_feed(&s->parser, data, len, &used, &m, &declared);
+        int rc = syc_grpc_parser_feed(&s->parser, data, len, &used, &m, &declared);
         data += used;
         len -= used;
-        if (rc == SY_GRPC_PARSE_MESSAGE) {
+        if (rc == SYC_GRPC_PARSE_MESSAGE) {
             if (s->have_message) {
-                answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+                answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT,
                              "grpc: more than one request message in a unary call", false);
                 return;
             }
@@ -297,11 +297,11 @@ static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
         } else if (rc == SY_ENOMEM && declared > s->parser.max_message) {
             snprintf(msg, sizeof(msg), "grpc: received message larger than max (%llu vs. %zu)",
                      (unsigned long long)declared, s->parser.max_message);
-            answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, msg, false);
+            answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, msg, false);
         } else if (rc == SY_ENOMEM) {
-            answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
+            answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
         } else if (rc == SY_EINVAL) {
-            answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+            answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT,
                          "grpc: invalid compressed flag in the message header", false);
         }
     }
@@ -314,8 +314,8 @@ static void stream_end(grpc_stream_t *s)
     const sy_host_api_t *api = st->api;
     char err[512];
     if (s->answered) return;
-    if (!s->have_message || !sy_grpc_parser_idle(&s->parser)) {
-        answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT,
+    if (!s->have_message || !syc_grpc_parser_idle(&s->parser)) {
+        answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT,
                      s->have_message ? "grpc: the stream ended inside a message"
                                      : "grpc: the call ended without a request message",
                      false);
@@ -325,39 +325,39 @@ static void stream_end(grpc_stream_t *s)
     size_t len = s->message.len;
     if (s->message.compressed) {
         uint8_t *out;
-        int rc = sy_grpc_decompress(s->encoding, data, len, s->parser.max_message, stream_alloc, s,
-                                    &out, &len, err, sizeof(err));
+        int rc = syc_grpc_decompress(s->encoding, data, len, s->parser.max_message, stream_alloc, s,
+                                     &out, &len, err, sizeof(err));
         if (rc != 0) {
             if (rc == SY_ENOMEM)
                 snprintf(err, sizeof(err),
                          "grpc: received message after decompression larger than max (%zu)",
                          s->parser.max_message);
             answer_error(s, 200,
-                         rc == SY_ENOTSUP  ? SY_GRPC_UNIMPLEMENTED
-                         : rc == SY_ENOMEM ? SY_GRPC_RESOURCE_EXHAUSTED
-                                           : SY_GRPC_INVALID_ARGUMENT,
+                         rc == SY_ENOTSUP  ? SYC_GRPC_UNIMPLEMENTED
+                         : rc == SY_ENOMEM ? SYC_GRPC_RESOURCE_EXHAUSTED
+                                           : SYC_GRPC_INVALID_ARGUMENT,
                          err, false);
             return;
         }
         data = out;
     }
     if (!s->batch && !stream_alloc(s, 1)) {
-        answer_error(s, 200, SY_GRPC_UNAVAILABLE, "out of memory", true);
+        answer_error(s, 200, SYC_GRPC_UNAVAILABLE, "out of memory", true);
         return;
     }
     int set = api->batch_set_encoded(s->batch, data, len, err, sizeof(err));
     if (set == SY_ENOMEM) {
-        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, err, false);
+        answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;
     }
     if (set != 0) {
         char msg[600];
         snprintf(msg, sizeof(msg), "grpc: error unmarshalling request: %s", err);
-        answer_error(s, 200, SY_GRPC_INVALID_ARGUMENT, msg, false);
+        answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT, msg, false);
         return;
     }
     if (otlp_check_items(st, s->batch, err, sizeof(err)) != 0) {
-        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED, err, false);
+        answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;
     }
     int rc = api->emit(st->inst, s->batch);
@@ -365,15 +365,15 @@ static void stream_end(grpc_stream_t *s)
         s->batch = NULL; /* handed over */
         answer_ok(s);
     } else if (rc == SY_EAGAIN) {
-        answer_error(s, 200, SY_GRPC_RESOURCE_EXHAUSTED,
+        answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED,
                      "the pipeline's queue is full, retry later", true);
     } else if (rc == SY_ECLOSED) {
-        answer_error(s, 200, SY_GRPC_UNAVAILABLE, "the router is shutting down", true);
+        answer_error(s, 200, SYC_GRPC_UNAVAILABLE, "the router is shutting down", true);
     } else if (rc == SY_ENOTSUP) {
-        answer_error(s, 200, SY_GRPC_UNIMPLEMENTED,
+        answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED,
                      "no pipeline takes this signal from this receiver", false);
     } else {
-        answer_error(s, 200, SY_GRPC_INTERNAL, "the request could not be processed", false);
+        answer_error(s, 200, SYC_GRPC_INTERNAL, "the request could not be processed", false);
     }
 }
 
@@ -809,7 +809,7 @@ static int resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storag
                    size_t err_len)
 {
     char host[256];
-    if (sy_http_endpoint_check(endpoint, err, err_len) != 0) return SY_EINVAL;
+    if (syc_http_endpoint_check(endpoint, err, err_len) != 0) return SY_EINVAL;
     const char *colon = strrchr(endpoint, ':');
     size_t hlen = (size_t)(colon - endpoint);
     const char *h = endpoint;
@@ -856,7 +856,7 @@ static int server_callbacks(otlp_grpc_server_t *s)
 int otlp_grpc_validate(const otlp_config_t *cfg, char *err, size_t err_len)
 {
     char why[300];
-    if (sy_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
+    if (syc_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
         return SY_EINVAL;
     }

@@ -132,7 +132,7 @@ static bool header_allowed(const otlp_state_t *st, const char *name, size_t len)
 }
 
 /* Answers an OPTIONS preflight: 204, with the CORS headers when it is allowed. */
-static void answer_preflight(otlp_state_t *st, sy_http_request_t *req)
+static void answer_preflight(otlp_state_t *st, syc_http_request_t *req)
 {
     char hdrs[2048];
     size_t n = 0;
@@ -165,11 +165,11 @@ static void answer_preflight(otlp_state_t *st, sy_http_request_t *req)
                                   (long long)st->cfg->cors_max_age);
     }
     hdrs[n < sizeof(hdrs) ? n : sizeof(hdrs) - 1] = '\0';
-    sy_http_respond(req, 204, NULL, n ? hdrs : NULL, NULL, 0);
+    syc_http_respond(req, 204, NULL, n ? hdrs : NULL, NULL, 0);
 }
 
 /* The CORS header of an actual (non-preflight) answer, or "". */
-static void cors_headers(const otlp_state_t *st, const sy_http_request_t *req, char *out,
+static void cors_headers(const otlp_state_t *st, const syc_http_request_t *req, char *out,
                          size_t out_len)
 {
     out[0] = '\0';
@@ -182,7 +182,7 @@ static void cors_headers(const otlp_state_t *st, const sy_http_request_t *req, c
 /* Answers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void respond(otlp_state_t *st, sy_http_request_t *req, int status, const char *ctype,
+static void respond(otlp_state_t *st, syc_http_request_t *req, int status, const char *ctype,
                     const char *extra, const void *body, size_t len)
 {
     char hdrs[1400];
@@ -190,17 +190,17 @@ static void respond(otlp_state_t *st, sy_http_request_t *req, int status, const 
     if (extra) strncat(hdrs, extra, sizeof(hdrs) - strlen(hdrs) - 1);
     st->api->metric_add(st->m_requests, 1);
     if (status != 200) st->api->metric_add(st->m_failed, 1);
-    sy_http_respond(req, status, ctype, hdrs[0] ? hdrs : NULL, body, len);
+    syc_http_respond(req, status, ctype, hdrs[0] ? hdrs : NULL, body, len);
 }
 
-static void respond_text(otlp_state_t *st, sy_http_request_t *req, int status, const char *text,
+static void respond_text(otlp_state_t *st, syc_http_request_t *req, int status, const char *text,
                          const char *extra)
 {
     respond(st, req, status, "text/plain", extra, text, strlen(text));
 }
 
 /* Answers an error as a google.rpc.Status in the request's content type. */
-static void respond_status(otlp_state_t *st, sy_http_request_t *req, body_type_t type,
+static void respond_status(otlp_state_t *st, syc_http_request_t *req, body_type_t type,
                            int http_status, int grpc_code, const char *message, const char *extra)
 {
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
@@ -218,7 +218,7 @@ static void respond_status(otlp_state_t *st, sy_http_request_t *req, body_type_t
         return;
     }
     size_t len = 0;
-    char *json = sy_otlp_json_encode(&status.base, &len);
+    char *json = syc_otlp_json_encode(&status.base, &len);
     if (!json) {
         static const char fallback[] = "{\"code\":13,\"message\":\"failed to marshal error "
                                        "message\"}";
@@ -246,23 +246,23 @@ static void *arena_alloc(void *ctx, size_t size)
 
 /* Decodes the body into `batch`. Returns 0, or the HTTP status to answer with a
  * message in err. */
-static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type, int sig,
+static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig,
                       sy_batch_t *batch, char *err, size_t err_len)
 {
     const sy_host_api_t *api = st->api;
-    sy_encoding_t enc = sy_encoding_parse(req->content_encoding);
+    syc_encoding_t enc = syc_encoding_parse(req->content_encoding);
     const uint8_t *data = req->body;
     size_t len = req->body_len;
 
-    if (enc == SY_ENCODING_UNKNOWN) {
+    if (enc == SYC_ENCODING_UNKNOWN) {
         snprintf(err, err_len, "unsupported Content-Encoding \"%.64s\"", req->content_encoding);
         return 400;
     }
-    if (enc != SY_ENCODING_IDENTITY) {
+    if (enc != SYC_ENCODING_IDENTITY) {
         arena_ctx_t actx = {api, batch};
         uint8_t *out;
-        int rc = sy_decompress(enc, data, len, st->max_body, arena_alloc, &actx, &out, &len, err,
-                               err_len);
+        int rc = syc_decompress(enc, data, len, st->max_body, arena_alloc, &actx, &out, &len, err,
+                                err_len);
         if (rc == SY_ENOMEM) return 413;
         if (rc != 0) return 400;
         data = out;
@@ -283,8 +283,8 @@ static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type
         if (rc != 0) return 400;
         return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
     }
-    ProtobufCMessage *msg = sy_otlp_json_decode(request_descriptor(sig), data, len,
-                                                api->batch_allocator(batch), err, err_len);
+    ProtobufCMessage *msg = syc_otlp_json_decode(request_descriptor(sig), data, len,
+                                                 api->batch_allocator(batch), err, err_len);
     if (!msg) return 400;
     if (api->batch_set_decoded(batch, msg) != 0) {
         snprintf(err, err_len, "the decoded request was refused by the host");
@@ -293,7 +293,7 @@ static int fill_batch(otlp_state_t *st, sy_http_request_t *req, body_type_t type
     return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
 }
 
-static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t type, int sig)
+static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig)
 {
     const sy_host_api_t *api = st->api;
     char err[512] = "";
@@ -337,7 +337,7 @@ static void handle_export(otlp_state_t *st, sy_http_request_t *req, body_type_t 
                        NULL);
 }
 
-static void on_request(void *arg, sy_http_request_t *req)
+static void on_request(void *arg, syc_http_request_t *req)
 {
     otlp_state_t *st = arg;
     int sig = -1;
@@ -367,7 +367,7 @@ static void on_request(void *arg, sy_http_request_t *req)
 }
 
 /* The server refused a request by itself (body over the limit). */
-static void on_refused(void *arg, sy_http_request_t *req, int status, const char *message)
+static void on_refused(void *arg, syc_http_request_t *req, int status, const char *message)
 {
     otlp_state_t *st = arg;
     body_type_t type = body_type(req->content_type);
@@ -383,16 +383,16 @@ int otlp_http_start(otlp_state_t *st)
 {
     char err[512];
     uv_loop_t *loop = st->api->loop(st->inst);
-    st->http = sy_http_server_start(loop, st->cfg->http_endpoint, st->max_body, on_request, st, err,
-                                    sizeof(err));
+    st->http = syc_http_server_start(loop, st->cfg->http_endpoint, st->max_body, on_request, st,
+                                     err, sizeof(err));
     if (!st->http) {
         SY_LOG(st->api, st->inst, SY_LOG_ERROR, "cannot start the HTTP server: %s", err);
         return SY_ERROR;
     }
-    sy_http_server_set_error_handler(st->http, on_refused, st);
-    sy_http_server_set_idle_timeout(st->http, OTLP_HTTP_IDLE_TIMEOUT_MS);
+    syc_http_server_set_error_handler(st->http, on_refused, st);
+    syc_http_server_set_idle_timeout(st->http, OTLP_HTTP_IDLE_TIMEOUT_MS);
     SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
-           st->cfg->http_endpoint, sy_http_server_port(st->http));
+           st->cfg->http_endpoint, syc_http_server_port(st->http));
     return 0;
 }
 
@@ -407,5 +407,5 @@ void otlp_http_shutdown(otlp_state_t *st)
 {
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
-    sy_http_server_close(st->http, on_http_closed, st);
+    syc_http_server_close(st->http, on_http_closed, st);
 }

@@ -2,7 +2,7 @@
  * otlp_tls.h - private to the otlp receiver: a TLS server layer over OpenSSL
  * memory BIOs, for a protocol that owns its sockets (otlp_grpc.c puts it between
  * uv_read/uv_write and nghttp2). It knows nothing of the receiver, so that it can
- * move to core/common once the HTTP server wants it too.
+ * move to plugins/common once the HTTP server wants it too.
  *
  * A context holds the certificate, key, client CA and version bounds (OpenSSL's
  * SSL_CTX); a connection is one SSL object fed with the ciphertext read from its

@@ -16,12 +16,12 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef struct sy_http_server_s sy_http_server_t;
-typedef struct sy_http_conn_s sy_http_conn_t;
+typedef struct syc_http_server_s syc_http_server_t;
+typedef struct syc_http_conn_s syc_http_conn_t;
 
 /* One request, valid until the handler's response has been passed to
- * sy_http_respond(). Header values are NULL when the header is absent. */
-typedef struct sy_http_request_s {
+ * syc_http_respond(). Header values are NULL when the header is absent. */
+typedef struct syc_http_request_s {
     const char *method;           /* "POST" */
     const char *path;             /* "/v1/traces", without the query */
     const char *query;            /* after '?', or NULL */
@@ -33,56 +33,56 @@ typedef struct sy_http_request_s {
     const char *access_control_request_headers; /* CORS preflight */
     const uint8_t *body;
     size_t body_len;
-    sy_http_conn_t *conn; /* pass to sy_http_respond() */
-} sy_http_request_t;
+    syc_http_conn_t *conn; /* pass to syc_http_respond() */
+} syc_http_request_t;
 
 /* Called on the loop thread once per complete request. The handler answers with
- * sy_http_respond(), now or later on the same thread (exactly once). */
-typedef void (*sy_http_handler_fn)(void *arg, sy_http_request_t *req);
+ * syc_http_respond(), now or later on the same thread (exactly once). */
+typedef void (*syc_http_handler_fn)(void *arg, syc_http_request_t *req);
 
 /*
  * Listens on `endpoint` ("host:port"; "localhost" and "0.0.0.0" and "[::1]"
- * allowed; port 0 picks a free port, see sy_http_server_port()). Returns NULL with a
+ * allowed; port 0 picks a free port, see syc_http_server_port()). Returns NULL with a
  * sentence in err on failure (address in use, bad endpoint).
  */
-sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
-                                       sy_http_handler_fn handler, void *arg, char *err,
-                                       size_t err_len);
+syc_http_server_t *syc_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
+                                         syc_http_handler_fn handler, void *arg, char *err,
+                                         size_t err_len);
 
-/* Checks the syntax of an endpoint as sy_http_server_start() takes it ("host:port",
+/* Checks the syntax of an endpoint as syc_http_server_start() takes it ("host:port",
  * "[v6]:port", ":port"; port 0..65535) without resolving the host, for a plugin's
  * validate(). Returns 0, or -1 with a sentence in err. Any thread. */
-int sy_http_endpoint_check(const char *endpoint, char *err, size_t err_len);
+int syc_http_endpoint_check(const char *endpoint, char *err, size_t err_len);
 
 /* The port actually bound (useful with port 0). */
-int sy_http_server_port(const sy_http_server_t *server);
+int syc_http_server_port(const syc_http_server_t *server);
 
 /*
  * Answers a request. `extra_headers` is NULL or lines each ending in "\r\n"
  * ("Retry-After: 1\r\n"). The body is copied. Content-Length is always sent.
  */
-void sy_http_respond(sy_http_request_t *req, int status, const char *content_type,
-                     const char *extra_headers, const void *body, size_t body_len);
+void syc_http_respond(syc_http_request_t *req, int status, const char *content_type,
+                      const char *extra_headers, const void *body, size_t body_len);
 
 /*
  * Called on the loop thread when the server refuses a request whose headers it has
  * read (413 for a body over max_body), so that the answer can be written in the
- * protocol's terms. The handler should call sy_http_respond() on `req` (whose body
+ * protocol's terms. The handler should call syc_http_respond() on `req` (whose body
  * is empty) before returning; otherwise the server answers in plain text. The
  * connection is closed after the answer either way.
  */
-typedef void (*sy_http_error_fn)(void *arg, sy_http_request_t *req, int status,
-                                 const char *message);
-void sy_http_server_set_error_handler(sy_http_server_t *server, sy_http_error_fn fn, void *arg);
+typedef void (*syc_http_error_fn)(void *arg, syc_http_request_t *req, int status,
+                                  const char *message);
+void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error_fn fn, void *arg);
 
 /* Closes connections that stay silent (and have no request with the handler) for
  * `ms` milliseconds; 0, the default, never does. Applies to new connections. */
-void sy_http_server_set_idle_timeout(sy_http_server_t *server, uint64_t ms);
+void syc_http_server_set_idle_timeout(syc_http_server_t *server, uint64_t ms);
 
 /* Stops listening and closes every connection; `done(arg)` runs on the loop thread
  * once every handle is closed and the server has been freed. A request still with
  * the handler keeps its connection's memory until it is answered (the answer is
- * dropped), so `done` waits for every outstanding sy_http_respond(). */
-void sy_http_server_close(sy_http_server_t *server, void (*done)(void *arg), void *arg);
+ * dropped), so `done` waits for every outstanding syc_http_respond(). */
+void syc_http_server_close(syc_http_server_t *server, void (*done)(void *arg), void *arg);
 
 #endif

@@ -31,33 +31,33 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
     va_end(ap);
 }
 
-sy_encoding_t sy_encoding_parse(const char *ce)
+syc_encoding_t syc_encoding_parse(const char *ce)
 {
-    if (!ce) return SY_ENCODING_IDENTITY;
+    if (!ce) return SYC_ENCODING_IDENTITY;
     while (*ce == ' ' || *ce == '\t')
         ce++;
     size_t n = strlen(ce);
     while (n > 0 && (ce[n - 1] == ' ' || ce[n - 1] == '\t'))
         n--;
-    if (n == 0 || (n == 8 && strncasecmp(ce, "identity", 8) == 0)) return SY_ENCODING_IDENTITY;
+    if (n == 0 || (n == 8 && strncasecmp(ce, "identity", 8) == 0)) return SYC_ENCODING_IDENTITY;
     if ((n == 4 && strncasecmp(ce, "gzip", 4) == 0) ||
         (n == 6 && strncasecmp(ce, "x-gzip", 6) == 0))
-        return SY_ENCODING_GZIP;
-    if (n == 7 && strncasecmp(ce, "deflate", 7) == 0) return SY_ENCODING_DEFLATE;
-    if (n == 4 && strncasecmp(ce, "zstd", 4) == 0) return SY_ENCODING_ZSTD;
-    return SY_ENCODING_UNKNOWN;
+        return SYC_ENCODING_GZIP;
+    if (n == 7 && strncasecmp(ce, "deflate", 7) == 0) return SYC_ENCODING_DEFLATE;
+    if (n == 4 && strncasecmp(ce, "zstd", 4) == 0) return SYC_ENCODING_ZSTD;
+    return SYC_ENCODING_UNKNOWN;
 }
 
-const char *sy_encoding_name(sy_encoding_t encoding)
+const char *syc_encoding_name(syc_encoding_t encoding)
 {
     switch (encoding) {
-    case SY_ENCODING_IDENTITY:
+    case SYC_ENCODING_IDENTITY:
         return "identity";
-    case SY_ENCODING_GZIP:
+    case SYC_ENCODING_GZIP:
         return "gzip";
-    case SY_ENCODING_DEFLATE:
+    case SYC_ENCODING_DEFLATE:
         return "deflate";
-    case SY_ENCODING_ZSTD:
+    case SYC_ENCODING_ZSTD:
         return "zstd";
     default:
         return "unknown";
@@ -66,7 +66,7 @@ const char *sy_encoding_name(sy_encoding_t encoding)
 
 /* A growing output in abandoned-on-growth blocks of the caller's allocator. */
 typedef struct out_buf_s {
-    sy_alloc_fn alloc;
+    syc_alloc_fn alloc;
     void *ctx;
     uint8_t *data;
     size_t len;
@@ -208,9 +208,9 @@ static int unzstd_all(const uint8_t *in, size_t in_len, out_buf_t *o, char *err,
     return rc;
 }
 
-int sy_decompress(sy_encoding_t encoding, const uint8_t *in, size_t in_len, size_t max_out,
-                  sy_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
-                  size_t err_len)
+int syc_decompress(syc_encoding_t encoding, const uint8_t *in, size_t in_len, size_t max_out,
+                   syc_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
+                   size_t err_len)
 {
     out_buf_t o = {alloc, ctx, NULL, 0, 0, max_out == SIZE_MAX ? SIZE_MAX : max_out + 1};
     size_t hint = 0;
@@ -220,7 +220,7 @@ int sy_decompress(sy_encoding_t encoding, const uint8_t *in, size_t in_len, size
     *out_len = 0;
     if (err && err_len) err[0] = '\0';
     switch (encoding) {
-    case SY_ENCODING_GZIP:
+    case SYC_ENCODING_GZIP:
         /* The trailer's ISIZE is the size of the last member modulo 2^32: a hint. */
         if (in_len >= 18)
             hint = (size_t)in[in_len - 4] | (size_t)in[in_len - 3] << 8 |
@@ -228,7 +228,7 @@ int sy_decompress(sy_encoding_t encoding, const uint8_t *in, size_t in_len, size
         if ((rc = out_reserve(&o, initial_size(hint, in_len, o.limit))) != 0) break;
         rc = inflate_all(in, in_len, 16 + MAX_WBITS, &o, "gzip", err, err_len);
         break;
-    case SY_ENCODING_DEFLATE:
+    case SYC_ENCODING_DEFLATE:
         if ((rc = out_reserve(&o, initial_size(0, in_len, o.limit))) != 0) break;
         /* RFC 9110 "deflate" is a zlib stream, but raw deflate is common too: a
          * zlib header has a checksum that raw data rarely passes. */
@@ -237,7 +237,7 @@ int sy_decompress(sy_encoding_t encoding, const uint8_t *in, size_t in_len, size
         else
             rc = inflate_all(in, in_len, -MAX_WBITS, &o, "deflate", err, err_len);
         break;
-    case SY_ENCODING_ZSTD: {
+    case SYC_ENCODING_ZSTD: {
         unsigned long long fcs = ZSTD_getFrameContentSize(in, in_len);
         if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != ZSTD_CONTENTSIZE_ERROR && fcs < SIZE_MAX)
             hint = (size_t)fcs;

@@ -133,7 +133,7 @@ typedef struct decoder_s {
     size_t used, limit; /* bytes taken from alloc, and the bound */
     const ProtobufCMessageDescriptor *root_desc;
     ProtobufCMessage *root;
-    frame_t stack[SY_OTLP_JSON_MAX_DEPTH];
+    frame_t stack[SYC_OTLP_JSON_MAX_DEPTH];
     int depth;       /* frames in use */
     int skip;        /* nesting inside a value that is being ignored */
     bool skip_value; /* the next value belongs to an unknown key */
@@ -455,7 +455,7 @@ static int store_scalar(decoder_t *d, const ProtobufCFieldDescriptor *f, void *s
         if (kind != J_STRING) goto bad_type;
         /* After unescaping: catches what yajl's loose check lets through
          * (overlong forms, encoded surrogates, code points past U+10FFFF). */
-        if (!sy_utf8_valid(s, len))
+        if (!syc_utf8_valid(s, len))
             return fail(d, "field \"%s\": invalid UTF-8: OTLP strings must be valid UTF-8",
                         json_name(f, name, sizeof(name)));
         char *str = dec_alloc(d, len + 1);
@@ -580,8 +580,8 @@ static int cb_start_map(void *ctx)
 {
     decoder_t *d = ctx;
     char name[128];
-    if (d->depth + d->skip >= SY_OTLP_JSON_MAX_DEPTH)
-        return fail(d, "JSON nested deeper than %d levels", SY_OTLP_JSON_MAX_DEPTH);
+    if (d->depth + d->skip >= SYC_OTLP_JSON_MAX_DEPTH)
+        return fail(d, "JSON nested deeper than %d levels", SYC_OTLP_JSON_MAX_DEPTH);
     if (skipping_container(d)) return 1;
     ProtobufCMessage *child;
     if (d->depth == 0) {
@@ -638,8 +638,8 @@ static int cb_start_array(void *ctx)
 {
     decoder_t *d = ctx;
     char name[128];
-    if (d->depth + d->skip >= SY_OTLP_JSON_MAX_DEPTH)
-        return fail(d, "JSON nested deeper than %d levels", SY_OTLP_JSON_MAX_DEPTH);
+    if (d->depth + d->skip >= SYC_OTLP_JSON_MAX_DEPTH)
+        return fail(d, "JSON nested deeper than %d levels", SYC_OTLP_JSON_MAX_DEPTH);
     if (skipping_container(d)) return 1;
     if (d->depth == 0) return fail(d, "expected a JSON object, got an array");
     frame_t *top = &d->stack[d->depth - 1];
@@ -720,9 +720,9 @@ static void *ymem_realloc(void *ctx, void *ptr, size_t size)
     return (char *)q + 16;
 }
 
-ProtobufCMessage *sy_otlp_json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *json,
-                                      size_t len, ProtobufCAllocator *alloc, char *err,
-                                      size_t err_len)
+ProtobufCMessage *syc_otlp_json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *json,
+                                       size_t len, ProtobufCAllocator *alloc, char *err,
+                                       size_t err_len)
 {
     decoder_t d;
     memset(&d, 0, sizeof(d));
@@ -737,7 +737,7 @@ ProtobufCMessage *sy_otlp_json_decode(const ProtobufCMessageDescriptor *desc, co
     /* yajl turns a lone high surrogate escape into '?', so escapes are checked
      * before it sees them. */
     size_t bad_at;
-    if (!sy_json_surrogates_valid(json, len, &bad_at)) {
+    if (!syc_json_surrogates_valid(json, len, &bad_at)) {
         fail(&d,
              "invalid UTF-8: unpaired UTF-16 surrogate escape \"%.6s\" (at offset %zu); "
              "OTLP strings must be valid UTF-8",
@@ -1075,7 +1075,7 @@ static bool is_default(const ProtobufCFieldDescriptor *f, const void *slot)
 
 static bool encode_message(out_t *o, const ProtobufCMessage *m, int depth)
 {
-    if (depth >= SY_OTLP_JSON_MAX_DEPTH) return false;
+    if (depth >= SYC_OTLP_JSON_MAX_DEPTH) return false;
     const ProtobufCMessageDescriptor *desc = m->descriptor;
     bool first = true;
     putc_(o, '{');
@@ -1112,7 +1112,7 @@ static bool encode_message(out_t *o, const ProtobufCMessage *m, int depth)
     return !o->oom;
 }
 
-char *sy_otlp_json_encode(const ProtobufCMessage *msg, size_t *len)
+char *syc_otlp_json_encode(const ProtobufCMessage *msg, size_t *len)
 {
     out_t o = {0};
     if (!encode_message(&o, msg, 0) || !out_reserve(&o, 1)) {

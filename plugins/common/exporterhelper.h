@@ -5,9 +5,9 @@
  * `sending_queue` (queue_size, num_consumers, sizer requests|items,
  * block_on_overflow), independent of the transport.
  *
- * A plugin embeds sy_xh_config_t in its configuration struct and lists its fields
- * with SY_XH_CONFIG_FIELDS(); it makes one sy_xh_t in create() and hands every batch
- * to sy_xh_consume(). The helper queues requests, starts at most num_consumers at a
+ * A plugin embeds syc_xh_config_t in its configuration struct and lists its fields
+ * with SYC_XH_CONFIG_FIELDS(); it makes one syc_xh_t in create() and hands every batch
+ * to syc_xh_consume(). The helper queues requests, starts at most num_consumers at a
  * time through ops->send(), waits and retries as the transport's verdict says, and
  * reports each batch's outcome with api->exporter_outcome() (the plugin sets
  * SY_PLUGIN_REPORTS_OUTCOME). Everything runs on the instance's loop thread.
@@ -26,11 +26,11 @@
 
 #include <switchyard/plugin.h>
 
-enum { SY_XH_SIZER_REQUESTS = 0, SY_XH_SIZER_ITEMS = 1, SY_XH_SIZER_BYTES = 2 };
+enum { SYC_XH_SIZER_REQUESTS = 0, SYC_XH_SIZER_ITEMS = 1, SYC_XH_SIZER_BYTES = 2 };
 
 /* The helper's part of a plugin's configuration, filled by the host from the
- * fields of SY_XH_CONFIG_FIELDS(). */
-typedef struct sy_xh_config_s {
+ * fields of SYC_XH_CONFIG_FIELDS(). */
+typedef struct syc_xh_config_s {
     int64_t timeout_ns;
     bool retry_enabled;
     int64_t initial_interval_ns;
@@ -41,16 +41,16 @@ typedef struct sy_xh_config_s {
     bool queue_enabled;
     int64_t num_consumers;
     int64_t queue_size;
-    int sizer;                  /* SY_XH_SIZER_* */
+    int sizer;                  /* SYC_XH_SIZER_* */
     bool block_on_overflow;     /* value, default true here (see above) */
     bool block_on_overflow_set; /* the key was written */
     char *storage;              /* persistent queue: refused, not implemented yet */
-} sy_xh_config_t;
+} syc_xh_config_t;
 
-extern const char *const sy_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
+extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
 
-/* The field table entries for a sy_xh_config_t member `m` of config type `T`. */
-#define SY_XH_CONFIG_FIELDS(T, m)                                                                 \
+/* The field table entries for a syc_xh_config_t member `m` of config type `T`. */
+#define SYC_XH_CONFIG_FIELDS(T, m)                                                                \
     {.name = "timeout",                                                                           \
      .type = SY_CFG_DURATION,                                                                     \
      .offset = offsetof(T, m.timeout_ns),                                                         \
@@ -106,7 +106,7 @@ extern const char *const sy_xh_sizer_names[]; /* "requests", "items", "bytes", N
          .type = SY_CFG_ENUM,                                                                     \
          .offset = offsetof(T, m.sizer),                                                          \
          .default_value = "requests",                                                             \
-         .enum_values = sy_xh_sizer_names,                                                        \
+         .enum_values = syc_xh_sizer_names,                                                       \
          .description = "What queue_size counts: requests or items (spans, data points, log "     \
                         "records)."},                                                             \
         {.name = "sending_queue.block_on_overflow",                                               \
@@ -125,8 +125,8 @@ extern const char *const sy_xh_sizer_names[]; /* "requests", "items", "bytes", N
     }
 
 /* The field table entries of the collector's client `tls` block, for a
- * sy_tls_client_t (curl_uv.h) member `m` of config type `T`. */
-#define SY_XH_TLS_FIELDS(T, m)                                                              \
+ * syc_tls_client_t (curl_uv.h) member `m` of config type `T`. */
+#define SYC_XH_TLS_FIELDS(T, m)                                                             \
     {.name = "tls.insecure",                                                                \
      .type = SY_CFG_BOOL,                                                                   \
      .offset = offsetof(T, m.insecure),                                                     \
@@ -157,23 +157,23 @@ extern const char *const sy_xh_sizer_names[]; /* "requests", "items", "bytes", N
                        "and :authority)."                                                   \
     }
 
-/* Checks ranges and combinations of a sy_xh_config_t; SY_EINVAL with a sentence. */
-int sy_xh_config_validate(const sy_xh_config_t *cfg, char *err, size_t err_len);
+/* Checks ranges and combinations of a syc_xh_config_t; SY_EINVAL with a sentence. */
+int syc_xh_config_validate(const syc_xh_config_t *cfg, char *err, size_t err_len);
 
-typedef struct sy_xh_s sy_xh_t;
+typedef struct syc_xh_s syc_xh_t;
 
 /* One request: one batch on its way to the backend, through its attempts. The
  * transport may keep its own per-request state in `transport`. */
-typedef struct sy_xh_req_s sy_xh_req_t;
-struct sy_xh_req_s {
+typedef struct syc_xh_req_s syc_xh_req_t;
+struct syc_xh_req_s {
     sy_batch_t *batch; /* the helper's reference */
     sy_signal_t signal;
     uint64_t items;
     uint64_t bytes;
     void *transport; /* the transport's, freed by ops->req_free() */
     /* The helper's own fields below. */
-    sy_xh_t *owner;
-    sy_xh_req_t *prev, *next;
+    syc_xh_t *owner;
+    syc_xh_req_t *prev, *next;
     uint64_t first_attempt_ms;
     uint64_t interval_ms; /* the current back-off interval, before randomization */
     uint64_t due_ms;      /* waiting: when the next attempt starts (loop time) */
@@ -182,42 +182,42 @@ struct sy_xh_req_s {
 };
 
 /* What one attempt came to. */
-typedef enum sy_xh_verdict_e {
-    SY_XH_SENT = 0,      /* delivered (maybe partially: see rejected) */
-    SY_XH_RETRYABLE = 1, /* the OTLP specification says retry */
-    SY_XH_PERMANENT = 2, /* do not retry: drop, log and count */
-} sy_xh_verdict_t;
+typedef enum syc_xh_verdict_e {
+    SYC_XH_SENT = 0,      /* delivered (maybe partially: see rejected) */
+    SYC_XH_RETRYABLE = 1, /* the OTLP specification says retry */
+    SYC_XH_PERMANENT = 2, /* do not retry: drop, log and count */
+} syc_xh_verdict_t;
 
-typedef struct sy_xh_result_s {
-    sy_xh_verdict_t verdict;
+typedef struct syc_xh_result_s {
+    syc_xh_verdict_t verdict;
     int64_t retry_after_ms; /* a delay the server asked for (Retry-After, RetryInfo); <0: none */
     uint64_t rejected;      /* partial success: items the backend refused */
     char message[512];      /* why, for the log line */
-} sy_xh_result_t;
+} syc_xh_result_t;
 
 /* The transport. All three are called on the loop thread. */
-typedef struct sy_xh_ops_s {
-    /* Starts one attempt of `req`; reports it later with sy_xh_attempt_done(), never
+typedef struct syc_xh_ops_s {
+    /* Starts one attempt of `req`; reports it later with syc_xh_attempt_done(), never
      * from inside this call. A negative return fails the request permanently
      * (the transport has logged why). */
-    int (*send)(void *ctx, sy_xh_req_t *req);
+    int (*send)(void *ctx, syc_xh_req_t *req);
     /* Stops an attempt under way without reporting it (shutdown deadline). */
-    void (*abort)(void *ctx, sy_xh_req_t *req);
+    void (*abort)(void *ctx, syc_xh_req_t *req);
     /* The helper is done with `req`: free req->transport. */
-    void (*req_free)(void *ctx, sy_xh_req_t *req);
-} sy_xh_ops_t;
+    void (*req_free)(void *ctx, syc_xh_req_t *req);
+} syc_xh_ops_t;
 
 /*
  * Makes the helper of one exporter instance. `cfg` must outlive it. Registers the
  * queue metrics (exporter_queue_size, exporter_queue_capacity,
  * exporter_enqueue_failed_*, exporter_retries). Returns NULL with a sentence in err.
  */
-sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_config_t *cfg,
-                   const sy_xh_ops_t *ops, void *ctx, char *err, size_t err_len);
+syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh_config_t *cfg,
+                     const syc_xh_ops_t *ops, void *ctx, char *err, size_t err_len);
 
 /* Opens the helper's timers on the loop (the plugin's start()). Returns 0 or
  * SY_ERROR. */
-int sy_xh_start(sy_xh_t *xh);
+int syc_xh_start(syc_xh_t *xh);
 
 /*
  * Takes one batch (the plugin's consume()). SY_OK: the reference is the helper's
@@ -225,13 +225,13 @@ int sy_xh_start(sy_xh_t *xh);
  * SY_EAGAIN: the queue is full; the helper calls api->ready() when there is room.
  * SY_ECLOSED: shutting down.
  */
-int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch);
+int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch);
 
-/* The transport's ctx given to sy_xh_new(), for a request's callbacks. */
-void *sy_xh_req_ctx(const sy_xh_req_t *req);
+/* The transport's ctx given to syc_xh_new(), for a request's callbacks. */
+void *syc_xh_req_ctx(const syc_xh_req_t *req);
 
 /* Reports the end of one attempt started by ops->send(). */
-void sy_xh_attempt_done(sy_xh_req_t *req, const sy_xh_result_t *result);
+void syc_xh_attempt_done(syc_xh_req_t *req, const syc_xh_result_t *result);
 
 /*
  * Begins stopping: takes nothing new, gives requests waiting to retry one last
@@ -240,26 +240,26 @@ void sy_xh_attempt_done(sy_xh_req_t *req, const sy_xh_result_t *result);
  * closes its timers and calls drained(arg) (possibly from inside this call); the
  * transport then closes its handles.
  */
-void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg);
+void syc_xh_shutdown(syc_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg);
 
 /* Frees the helper (after drained was called). */
-void sy_xh_free(sy_xh_t *xh);
+void syc_xh_free(syc_xh_t *xh);
 
 /* ---- OTLP pieces both exporters use -------------------------------------------- */
 
-enum { SY_XH_COMPRESS_GZIP = 0, SY_XH_COMPRESS_ZSTD = 1, SY_XH_COMPRESS_NONE = 2 };
-extern const char *const sy_xh_compression_names[]; /* "gzip", "zstd", "none", NULL */
+enum { SYC_XH_COMPRESS_GZIP = 0, SYC_XH_COMPRESS_ZSTD = 1, SYC_XH_COMPRESS_NONE = 2 };
+extern const char *const syc_xh_compression_names[]; /* "gzip", "zstd", "none", NULL */
 
 /*
- * Compresses in[0..len) with `compression` (SY_XH_COMPRESS_GZIP or _ZSTD) into a
+ * Compresses in[0..len) with `compression` (SYC_XH_COMPRESS_GZIP or _ZSTD) into a
  * malloc() buffer that starts with `prefix` uninitialised bytes (room for a gRPC
  * frame header). Returns 0 with *out / *out_len (prefix included), or SY_ENOMEM.
  */
-int sy_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
-                   size_t *out_len);
+int syc_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
+                    size_t *out_len);
 
 /* The name of a signal's items, for log lines ("spans"). */
-const char *sy_xh_item_name(sy_signal_t signal);
+const char *syc_xh_item_name(sy_signal_t signal);
 
 /*
  * Reads partial_success from an Export{Trace,Metrics,Logs}ServiceResponse of
@@ -267,13 +267,13 @@ const char *sy_xh_item_name(sy_signal_t signal);
  * its error_message into msg. An empty body is a full success. Returns 0, or
  * SY_EINVAL when the body does not decode (the caller treats the export as done).
  */
-int sy_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
-                          uint64_t *rejected, char *msg, size_t msg_len);
+int syc_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
+                           uint64_t *rejected, char *msg, size_t msg_len);
 
 /*
  * The message of a google.rpc.Status in protobuf (json false) or JSON, for log lines
  * about refused requests; when it does not decode, the body's first printable bytes.
  */
-void sy_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len);
+void syc_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len);
 
 #endif

@@ -8,21 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sy_oxp_signal_index(sy_signal_t signal)
+int syc_oxp_signal_index(sy_signal_t signal)
 {
     return signal == SY_SIGNAL_TRACES ? 0 : signal == SY_SIGNAL_METRICS ? 1 : 2;
 }
 
 /* ---- headers and configuration ------------------------------------------------------ */
 
-struct curl_slist *sy_oxp_header(struct curl_slist *l, const char *line)
+struct curl_slist *syc_oxp_header(struct curl_slist *l, const char *line)
 {
     struct curl_slist *n = l ? curl_slist_append(l, line) : NULL;
     if (!n) curl_slist_free_all(l);
     return n;
 }
 
-struct curl_slist *sy_oxp_headerf(struct curl_slist *l, const char *fmt, ...)
+struct curl_slist *syc_oxp_headerf(struct curl_slist *l, const char *fmt, ...)
 {
     if (!l) return NULL;
     char *line = NULL;
@@ -34,19 +34,19 @@ struct curl_slist *sy_oxp_headerf(struct curl_slist *l, const char *fmt, ...)
         curl_slist_free_all(l);
         return NULL;
     }
-    l = sy_oxp_header(l, line);
+    l = syc_oxp_header(l, line);
     free(line);
     return l;
 }
 
-struct curl_slist *sy_oxp_header_map(struct curl_slist *l, const sy_cfg_strmap_t *headers)
+struct curl_slist *syc_oxp_header_map(struct curl_slist *l, const sy_cfg_strmap_t *headers)
 {
     for (size_t i = 0; l && i < headers->count; i++)
-        l = sy_oxp_headerf(l, "%s: %s", headers->keys[i], headers->values[i]);
+        l = syc_oxp_headerf(l, "%s: %s", headers->keys[i], headers->values[i]);
     return l;
 }
 
-int sy_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t err_len)
+int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t err_len)
 {
     for (size_t i = 0; i < headers->count; i++)
         if (strpbrk(headers->keys[i], ":\r\n") || strpbrk(headers->values[i], "\r\n")) {
@@ -60,26 +60,26 @@ int sy_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t er
 
 static void on_done(void *arg, CURL *easy, CURLcode rc)
 {
-    sy_xh_req_t *req = arg;
-    sy_oxp_req_t *r = req->transport;
-    sy_oxp_t *o = sy_xh_req_ctx(req);
-    sy_xh_result_t res = {.verdict = SY_XH_SENT, .retry_after_ms = -1};
+    syc_xh_req_t *req = arg;
+    syc_oxp_req_t *r = req->transport;
+    syc_oxp_t *o = syc_xh_req_ctx(req);
+    syc_xh_result_t res = {.verdict = SYC_XH_SENT, .retry_after_ms = -1};
     if (rc != CURLE_OK) {
-        res.verdict = sy_curl_retryable(rc) ? SY_XH_RETRYABLE : SY_XH_PERMANENT;
+        res.verdict = syc_curl_retryable(rc) ? SYC_XH_RETRYABLE : SYC_XH_PERMANENT;
         o->ops->failed(o, req, rc, r->x.errbuf[0] ? r->x.errbuf : curl_easy_strerror(rc), &res);
     } else {
         long status = 0;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         o->ops->judge(o, req, r, status, &res);
     }
-    sy_xh_attempt_done(req, &res);
+    syc_xh_attempt_done(req, &res);
 }
 
-static int oxp_send(void *ctx, sy_xh_req_t *req)
+static int oxp_send(void *ctx, syc_xh_req_t *req)
 {
-    sy_oxp_t *o = ctx;
-    sy_oxp_req_t *r = req->transport;
-    const char *url = o->urls[sy_oxp_signal_index(req->signal)];
+    syc_oxp_t *o = ctx;
+    syc_oxp_req_t *r = req->transport;
+    const char *url = o->urls[syc_oxp_signal_index(req->signal)];
     if (!url) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "no endpoint is configured for this signal");
         return SY_EINVAL;
@@ -89,7 +89,8 @@ static int oxp_send(void *ctx, sy_xh_req_t *req)
         r = calloc(1, sizeof(*r));
         if (!r) return SY_ENOMEM;
         req->transport = r;
-        if (o->ops->build_body(o, req, r) < 0 || sy_curl_exchange_init(&r->x) < 0) return SY_ENOMEM;
+        if (o->ops->build_body(o, req, r) < 0 || syc_curl_exchange_init(&r->x) < 0)
+            return SY_ENOMEM;
         r->x_ready = true;
         CURL *e = r->x.easy;
         curl_easy_setopt(e, CURLOPT_URL, url);
@@ -100,32 +101,32 @@ static int oxp_send(void *ctx, sy_xh_req_t *req)
         curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
         if (o->ops->setup) o->ops->setup(o, req, e);
-        sy_curl_apply_tls(e, o->tls);
+        syc_curl_apply_tls(e, o->tls);
     } else {
-        sy_curl_exchange_clear(&r->x);
+        syc_curl_exchange_clear(&r->x);
     }
-    return sy_curl_uv_add(o->curl, r->x.easy, on_done, req);
+    return syc_curl_uv_add(o->curl, r->x.easy, on_done, req);
 }
 
-static void oxp_abort(void *ctx, sy_xh_req_t *req)
+static void oxp_abort(void *ctx, syc_xh_req_t *req)
 {
-    sy_oxp_t *o = ctx;
-    sy_oxp_req_t *r = req->transport;
-    if (r && r->x_ready && o->curl) sy_curl_uv_cancel(o->curl, r->x.easy);
+    syc_oxp_t *o = ctx;
+    syc_oxp_req_t *r = req->transport;
+    if (r && r->x_ready && o->curl) syc_curl_uv_cancel(o->curl, r->x.easy);
 }
 
-static void oxp_req_free(void *ctx, sy_xh_req_t *req)
+static void oxp_req_free(void *ctx, syc_xh_req_t *req)
 {
     (void)ctx;
-    sy_oxp_req_t *r = req->transport;
+    syc_oxp_req_t *r = req->transport;
     if (!r) return;
-    if (r->x_ready) sy_curl_exchange_free(&r->x);
+    if (r->x_ready) syc_curl_exchange_free(&r->x);
     free(r->owned);
     free(r);
     req->transport = NULL;
 }
 
-static const sy_xh_ops_t oxp_ops = {
+static const syc_xh_ops_t oxp_ops = {
     .send = oxp_send,
     .abort = oxp_abort,
     .req_free = oxp_req_free,
@@ -133,12 +134,12 @@ static const sy_xh_ops_t oxp_ops = {
 
 /* ---- the instance ------------------------------------------------------------------ */
 
-void *sy_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
-                   const sy_oxp_ops_t *ops, const sy_xh_config_t *xh_cfg,
-                   const sy_tls_client_t *tls, const char *user_agent)
+void *syc_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
+                    const syc_oxp_ops_t *ops, const syc_xh_config_t *xh_cfg,
+                    const syc_tls_client_t *tls, const char *user_agent)
 {
-    if (size < sizeof(sy_oxp_t)) return NULL;
-    sy_oxp_t *o = calloc(1, size);
+    if (size < sizeof(syc_oxp_t)) return NULL;
+    syc_oxp_t *o = calloc(1, size);
     if (!o) return NULL;
     o->api = api;
     o->inst = inst;
@@ -149,72 +150,72 @@ void *sy_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
     return o;
 }
 
-int sy_oxp_create_done(sy_oxp_t *o, void **state)
+int syc_oxp_create_done(syc_oxp_t *o, void **state)
 {
     char err[256];
     if (!o->headers) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not create the exporter: out of memory");
-        return sy_oxp_create_fail(o);
+        return syc_oxp_create_fail(o);
     }
-    o->xh = sy_xh_new(o->api, o->inst, o->xh_cfg, &oxp_ops, o, err, sizeof(err));
+    o->xh = syc_xh_new(o->api, o->inst, o->xh_cfg, &oxp_ops, o, err, sizeof(err));
     if (!o->xh) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not create the exporter: %s", err);
-        return sy_oxp_create_fail(o);
+        return syc_oxp_create_fail(o);
     }
     *state = o;
     return SY_OK;
 }
 
-int sy_oxp_create_fail(sy_oxp_t *o)
+int syc_oxp_create_fail(syc_oxp_t *o)
 {
-    sy_oxp_destroy(o);
+    syc_oxp_destroy(o);
     return SY_ERROR;
 }
 
 /* Everything sent or given up: close curl's handles (the loop runs until they are). */
 static void on_drained(void *arg)
 {
-    sy_oxp_t *o = arg;
+    syc_oxp_t *o = arg;
     if (!o->curl) return;
-    sy_curl_uv_close(o->curl, NULL, NULL);
+    syc_curl_uv_close(o->curl, NULL, NULL);
     o->curl = NULL;
 }
 
-int sy_oxp_start(void *state)
+int syc_oxp_start(void *state)
 {
-    sy_oxp_t *o = state;
+    syc_oxp_t *o = state;
     char err[256];
-    if (sy_xh_start(o->xh) < 0) {
+    if (syc_xh_start(o->xh) < 0) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
         return SY_ERROR;
     }
-    o->curl = sy_curl_uv_new(o->api->loop(o->inst), 0, err, sizeof(err));
+    o->curl = syc_curl_uv_new(o->api->loop(o->inst), 0, err, sizeof(err));
     if (!o->curl) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: %s", err);
-        sy_xh_shutdown(o->xh, 0, on_drained, o); /* closes the helper's timers */
+        syc_xh_shutdown(o->xh, 0, on_drained, o); /* closes the helper's timers */
         return SY_ERROR;
     }
     return SY_OK;
 }
 
-int sy_oxp_consume(void *state, sy_batch_t *batch)
+int syc_oxp_consume(void *state, sy_batch_t *batch)
 {
-    sy_oxp_t *o = state;
-    return sy_xh_consume(o->xh, batch);
+    syc_oxp_t *o = state;
+    return syc_xh_consume(o->xh, batch);
 }
 
-void sy_oxp_shutdown(void *state)
+void syc_oxp_shutdown(void *state)
 {
-    sy_oxp_t *o = state;
+    syc_oxp_t *o = state;
     uint64_t ms = (uint64_t)(o->xh_cfg->timeout_ns / 1000000);
-    sy_xh_shutdown(o->xh, ms < 1000 ? 1000 : ms, on_drained, o);
+    syc_xh_shutdown(o->xh, ms < 1000 ? 1000 : ms, on_drained, o);
 }
 
-void sy_oxp_destroy(void *state)
+void syc_oxp_destroy(void *state)
 {
-    sy_oxp_t *o = state;
+    syc_oxp_t *o = state;
     if (!o) return;
-    sy_xh_free(o->xh);
+    syc_xh_free(o->xh);
     if (o->ops->free) o->ops->free(o);
     curl_slist_free_all(o->headers);
     for (int i = 0; i < 3; i++)

@@ -66,17 +66,17 @@ typedef struct buf_s {
     size_t len, cap;
 } buf_t;
 
-struct sy_http_server_s {
+struct syc_http_server_s {
     uv_loop_t *loop;
     uv_tcp_t listener;
     llhttp_settings_t settings;
     size_t max_body;
-    sy_http_handler_fn handler;
+    syc_http_handler_fn handler;
     void *arg;
-    sy_http_error_fn error_handler;
+    syc_http_error_fn error_handler;
     void *error_arg;
     uint64_t idle_timeout_ms;
-    sy_http_conn_t *conns; /* doubly linked */
+    syc_http_conn_t *conns; /* doubly linked */
     size_t nconns;
     int port;
     bool closing;
@@ -85,14 +85,14 @@ struct sy_http_server_s {
     void *done_arg;
 };
 
-struct sy_http_conn_s {
+struct syc_http_conn_s {
     uv_tcp_t tcp;
     uv_timer_t timer; /* idle timeout, then the drain deadline */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     llhttp_t parser;
-    sy_http_server_t *server;
-    sy_http_conn_t *prev, *next;
+    syc_http_server_t *server;
+    syc_http_conn_t *prev, *next;
 
     /* The request being parsed: NUL-terminated strings in `hdr` at offsets. */
     buf_t hdr;
@@ -106,7 +106,7 @@ struct sy_http_conn_s {
     buf_t body;
     int refuse_status; /* set by a callback that refuses the request */
     const char *refuse_msg;
-    sy_http_request_t req;
+    syc_http_request_t req;
 
     buf_t in;      /* a full-size read buffer */
     buf_t pending; /* input after a paused request, from pending_off */
@@ -214,7 +214,7 @@ static const char *reason_phrase(int status)
 /* Closing                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void server_check_done(sy_http_server_t *s)
+static void server_check_done(syc_http_server_t *s)
 {
     if (!s->closing || !s->listener_closed || s->nconns > 0) return;
     void (*done)(void *) = s->done;
@@ -223,10 +223,10 @@ static void server_check_done(sy_http_server_t *s)
     if (done) done(arg);
 }
 
-static void conn_maybe_free(sy_http_conn_t *c)
+static void conn_maybe_free(syc_http_conn_t *c)
 {
     if (c->handles_open > 0 || c->awaiting) return;
-    sy_http_server_t *s = c->server;
+    syc_http_server_t *s = c->server;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -245,12 +245,12 @@ static void conn_maybe_free(sy_http_conn_t *c)
 
 static void on_conn_handle_closed(uv_handle_t *h)
 {
-    sy_http_conn_t *c = h->data;
+    syc_http_conn_t *c = h->data;
     c->handles_open--;
     conn_maybe_free(c);
 }
 
-static void conn_close(sy_http_conn_t *c)
+static void conn_close(syc_http_conn_t *c)
 {
     if (c->closing) return;
     c->closing = true;
@@ -265,7 +265,7 @@ static void on_drain_timeout(uv_timer_t *t)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    sy_http_conn_t *c = req->data;
+    syc_http_conn_t *c = req->data;
     if (c->closing) return;
     if (status < 0) {
         conn_close(c);
@@ -279,14 +279,14 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* Writing                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void conn_flush(sy_http_conn_t *c);
-static void conn_resume(sy_http_conn_t *c);
+static void conn_flush(syc_http_conn_t *c);
+static void conn_resume(syc_http_conn_t *c);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void on_write(uv_write_t *req, int status)
 {
-    sy_http_conn_t *c = req->data;
+    syc_http_conn_t *c = req->data;
     c->writing = false;
     c->out[c->writing_idx].len = 0;
     if (c->closing) return;
@@ -303,7 +303,7 @@ static void on_write(uv_write_t *req, int status)
 
 /* Starts writing what has been collected, if no write is under way. When all is
  * written and the connection is to close, shuts its write side down. */
-static void conn_flush(sy_http_conn_t *c)
+static void conn_flush(syc_http_conn_t *c)
 {
     if (c->writing || c->closing) return;
     int idx = c->writing_idx ^ 1;
@@ -329,7 +329,7 @@ static void conn_flush(sy_http_conn_t *c)
 /* Appends one response to the connection's output. */
 /* A response to HEAD (head_only) carries the Content-Length of the body it would
  * have had, and no body: RFC 9110 section 9.3.2. */
-static void conn_queue_response(sy_http_conn_t *c, int status, const char *content_type,
+static void conn_queue_response(syc_http_conn_t *c, int status, const char *content_type,
                                 const char *extra_headers, const void *body, size_t body_len,
                                 bool head_only)
 {
@@ -348,19 +348,19 @@ static void conn_queue_response(sy_http_conn_t *c, int status, const char *conte
 /* Parsing                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static sy_http_conn_t *conn_of(llhttp_t *p)
+static syc_http_conn_t *conn_of(llhttp_t *p)
 {
     return p->data;
 }
 
-static int refuse(sy_http_conn_t *c, int status, const char *msg)
+static int refuse(syc_http_conn_t *c, int status, const char *msg)
 {
     c->refuse_status = status;
     c->refuse_msg = msg;
     return HPE_USER;
 }
 
-static int count_header_bytes(sy_http_conn_t *c, size_t n)
+static int count_header_bytes(syc_http_conn_t *c, size_t n)
 {
     c->header_bytes += n;
     if (c->header_bytes > SY__HTTP_MAX_HEADER_BYTES)
@@ -370,7 +370,7 @@ static int count_header_bytes(sy_http_conn_t *c, size_t n)
 
 static int on_message_begin(llhttp_t *p)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     c->hdr.len = 0;
     c->body.len = 0;
     c->header_bytes = 0;
@@ -384,20 +384,20 @@ static int on_message_begin(llhttp_t *p)
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     if (count_header_bytes(c, len)) return HPE_USER;
     return buf_append(&c->hdr, at, len) ? 0 : refuse(c, 500, "out of memory");
 }
 
 static int on_url_complete(llhttp_t *p)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     return buf_append(&c->hdr, "", 1) ? 0 : refuse(c, 500, "out of memory");
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     if (count_header_bytes(c, len)) return HPE_USER;
     for (size_t i = 0; i < len; i++) {
         if (c->field_len < sizeof(c->field) - 1) {
@@ -411,7 +411,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     c->cur_header = -1;
     if (c->field_len < sizeof(c->field)) {
         c->field[c->field_len] = '\0';
@@ -425,7 +425,7 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     if (count_header_bytes(c, len)) return HPE_USER;
     if (c->cur_header < 0) return 0;
     return buf_append(&c->hdr, at, len) ? 0 : refuse(c, 500, "out of memory");
@@ -433,7 +433,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     if (c->cur_header < 0) return 0;
     if (!buf_append(&c->hdr, "", 1)) return refuse(c, 500, "out of memory");
     c->header_off[c->cur_header] = c->value_off; /* the last of repeated headers wins */
@@ -441,15 +441,15 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-static const char *hdr_value(sy_http_conn_t *c, int h)
+static const char *hdr_value(syc_http_conn_t *c, int h)
 {
     return c->header_off[h] == NO_OFFSET ? NULL : c->hdr.data + c->header_off[h];
 }
 
 /* Fills c->req from what was parsed; valid until the answer. */
-static void build_request(sy_http_conn_t *c)
+static void build_request(syc_http_conn_t *c)
 {
-    sy_http_request_t *r = &c->req;
+    syc_http_request_t *r = &c->req;
     memset(r, 0, sizeof(*r));
     r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
     if (c->hdr.len > 0) {
@@ -476,7 +476,7 @@ static void build_request(sy_http_conn_t *c)
 
 static int on_headers_complete(llhttp_t *p)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     size_t max = c->server->max_body;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return refuse(c, 413, "request body is too large");
@@ -494,7 +494,7 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    sy_http_conn_t *c = conn_of(p);
+    syc_http_conn_t *c = conn_of(p);
     if (len > c->server->max_body - c->body.len) return refuse(c, 413, "request body is too large");
     return buf_append(&c->body, at, len) ? 0 : refuse(c, 500, "out of memory");
 }
@@ -506,7 +506,7 @@ static int on_message_complete(llhttp_t *p)
 }
 
 /* Answers a request the server refuses itself and closes the connection. */
-static void conn_refuse(sy_http_conn_t *c, int status, const char *msg, bool headers_known)
+static void conn_refuse(syc_http_conn_t *c, int status, const char *msg, bool headers_known)
 {
     c->close_after = true;
     if (headers_known && c->server->error_handler) {
@@ -527,7 +527,7 @@ static void conn_refuse(sy_http_conn_t *c, int status, const char *msg, bool hea
 }
 
 /* Keeps unparsed input for later (it may already be in `pending`). */
-static bool conn_keep_pending(sy_http_conn_t *c, const char *data, size_t len)
+static bool conn_keep_pending(syc_http_conn_t *c, const char *data, size_t len)
 {
     buf_t *pb = &c->pending;
     if (pb->data && data >= pb->data && data <= pb->data + pb->len) {
@@ -540,7 +540,7 @@ static bool conn_keep_pending(sy_http_conn_t *c, const char *data, size_t len)
 }
 
 /* Parses input, dispatching each complete request in turn. */
-static void conn_process(sy_http_conn_t *c, const char *data, size_t len)
+static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
 {
     while (!c->closing && !c->close_after) {
         llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
@@ -596,7 +596,7 @@ static void conn_process(sy_http_conn_t *c, const char *data, size_t len)
 }
 
 /* Continues after an answer or drained output: parses what was kept, then reads. */
-static void conn_resume(sy_http_conn_t *c)
+static void conn_resume(syc_http_conn_t *c)
 {
     if (c->closing || c->paused || c->out_blocked || c->shutting) return;
     if (c->pending.len > c->pending_off) {
@@ -608,14 +608,14 @@ static void conn_resume(sy_http_conn_t *c)
 
 static void on_idle_timeout(uv_timer_t *t)
 {
-    sy_http_conn_t *c = t->data;
+    syc_http_conn_t *c = t->data;
     if (!c->awaiting) conn_close(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    sy_http_conn_t *c = h->data;
+    syc_http_conn_t *c = h->data;
     if (!c->in.data) {
         c->in.data = malloc(SY__HTTP_READ_SIZE);
         c->in.cap = c->in.data ? SY__HTTP_READ_SIZE : 0;
@@ -625,12 +625,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    sy_http_conn_t *c = stream->data;
+    syc_http_conn_t *c = stream->data;
     (void)buf;
     if (c->closing) return;
     if (nread < 0) {
         /* End of input or an error: a request with the handler is answered into
-         * the void (sy_http_respond() then frees the connection). */
+         * the void (syc_http_respond() then frees the connection). */
         conn_close(c);
         return;
     }
@@ -643,9 +643,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-    sy_http_server_t *s = listener->data;
+    syc_http_server_t *s = listener->data;
     if (status < 0 || s->closing) return;
-    sy_http_conn_t *c = calloc(1, sizeof(*c));
+    syc_http_conn_t *c = calloc(1, sizeof(*c));
     if (!c) return;
     c->server = s;
     c->writing_idx = 0;
@@ -673,10 +673,10 @@ static void on_connection(uv_stream_t *listener, int status)
 /* Public functions                                                          */
 /* ------------------------------------------------------------------------ */
 
-void sy_http_respond(sy_http_request_t *req, int status, const char *content_type,
-                     const char *extra_headers, const void *body, size_t body_len)
+void syc_http_respond(syc_http_request_t *req, int status, const char *content_type,
+                      const char *extra_headers, const void *body, size_t body_len)
 {
-    sy_http_conn_t *c = req->conn;
+    syc_http_conn_t *c = req->conn;
     if (!c || !c->awaiting) return; /* answered already */
     c->awaiting = false;
     if (c->closing) {
@@ -697,29 +697,29 @@ void sy_http_respond(sy_http_request_t *req, int status, const char *content_typ
     }
 }
 
-int sy_http_endpoint_check(const char *endpoint, char *err, size_t err_len)
+int syc_http_endpoint_check(const char *endpoint, char *err, size_t err_len)
 {
     char host[256];
     int port;
-    return sy_endpoint_split(endpoint, host, sizeof(host), &port, err, err_len) == 0 ? 0 : -1;
+    return syc_endpoint_split(endpoint, host, sizeof(host), &port, err, err_len) == 0 ? 0 : -1;
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
-    sy_http_server_t *s = h->data;
+    syc_http_server_t *s = h->data;
     s->listener_closed = true;
     server_check_done(s);
 }
 
-sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
-                                       sy_http_handler_fn handler, void *arg, char *err,
-                                       size_t err_len)
+syc_http_server_t *syc_http_server_start(uv_loop_t *loop, const char *endpoint, size_t max_body,
+                                         syc_http_handler_fn handler, void *arg, char *err,
+                                         size_t err_len)
 {
     struct sockaddr_storage addr;
     char shown[300];
-    if (sy_endpoint_resolve(loop, endpoint, &addr, shown, sizeof(shown), err, err_len) != 0)
+    if (syc_endpoint_resolve(loop, endpoint, &addr, shown, sizeof(shown), err, err_len) != 0)
         return NULL;
-    sy_http_server_t *s = calloc(1, sizeof(*s));
+    syc_http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -769,28 +769,28 @@ sy_http_server_t *sy_http_server_start(uv_loop_t *loop, const char *endpoint, si
     return s;
 }
 
-int sy_http_server_port(const sy_http_server_t *server)
+int syc_http_server_port(const syc_http_server_t *server)
 {
     return server->port;
 }
 
-void sy_http_server_set_error_handler(sy_http_server_t *server, sy_http_error_fn fn, void *arg)
+void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error_fn fn, void *arg)
 {
     server->error_handler = fn;
     server->error_arg = arg;
 }
 
-void sy_http_server_set_idle_timeout(sy_http_server_t *server, uint64_t ms)
+void syc_http_server_set_idle_timeout(syc_http_server_t *server, uint64_t ms)
 {
     server->idle_timeout_ms = ms;
 }
 
-void sy_http_server_close(sy_http_server_t *server, void (*done)(void *arg), void *arg)
+void syc_http_server_close(syc_http_server_t *server, void (*done)(void *arg), void *arg)
 {
     server->closing = true;
     server->done = done;
     server->done_arg = arg;
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
-    for (sy_http_conn_t *c = server->conns; c; c = c->next)
+    for (syc_http_conn_t *c = server->conns; c; c = c->next)
         conn_close(c);
 }

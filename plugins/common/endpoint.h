@@ -19,8 +19,8 @@
 /* Splits an endpoint into its host (copied into host, host_len bytes, brackets
  * removed) and port, checking the syntax only. Returns 0, or SY_EINVAL with a
  * sentence in err ("invalid endpoint \"x\": expected host:port"). Any thread. */
-int sy_endpoint_split(const char *endpoint, char *host, size_t host_len, int *port, char *err,
-                      size_t err_len);
+int syc_endpoint_split(const char *endpoint, char *host, size_t host_len, int *port, char *err,
+                       size_t err_len);
 
 /*
  * Resolves an endpoint into *addr, ready for uv_tcp_bind(). When shown is not
@@ -29,7 +29,7 @@ int sy_endpoint_split(const char *endpoint, char *host, size_t host_len, int *po
  * syntax, or "listen tcp <endpoint>: lookup <host>: <reason>"). Runs a blocking
  * lookup for host names: call it on the loop's thread before the loop runs.
  */
-int sy_endpoint_resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
-                        char *shown, size_t shown_len, char *err, size_t err_len);
+int syc_endpoint_resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
+                         char *shown, size_t shown_len, char *err, size_t err_len);
 
 #endif /* SY_COMMON_ENDPOINT_H */

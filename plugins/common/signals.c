@@ -9,7 +9,7 @@
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
-const sy_signal_info_t sy_signal_table[SY_SIGNAL_COUNT] = {
+const syc_signal_info_t syc_signal_table[SYC_SIGNAL_COUNT] = {
     {
         .signal = SY_SIGNAL_TRACES,
         .index = 0,
@@ -51,32 +51,32 @@ const sy_signal_info_t sy_signal_table[SY_SIGNAL_COUNT] = {
     },
 };
 
-const sy_signal_info_t *sy_signal_info(sy_signal_t signal)
+const syc_signal_info_t *syc_signal_info(sy_signal_t signal)
 {
-    for (int i = 0; i < SY_SIGNAL_COUNT; i++)
-        if (sy_signal_table[i].signal == signal) return &sy_signal_table[i];
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++)
+        if (syc_signal_table[i].signal == signal) return &syc_signal_table[i];
     return NULL;
 }
 
-const sy_signal_info_t *sy_signal_by_index(int index)
+const syc_signal_info_t *syc_signal_by_index(int index)
 {
-    return index >= 0 && index < SY_SIGNAL_COUNT ? &sy_signal_table[index] : NULL;
+    return index >= 0 && index < SYC_SIGNAL_COUNT ? &syc_signal_table[index] : NULL;
 }
 
-const sy_signal_info_t *sy_signal_by_name(const char *name, size_t len)
+const syc_signal_info_t *syc_signal_by_name(const char *name, size_t len)
 {
-    for (int i = 0; i < SY_SIGNAL_COUNT; i++)
-        if (strlen(sy_signal_table[i].name) == len &&
-            memcmp(sy_signal_table[i].name, name, len) == 0)
-            return &sy_signal_table[i];
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++)
+        if (strlen(syc_signal_table[i].name) == len &&
+            memcmp(syc_signal_table[i].name, name, len) == 0)
+            return &syc_signal_table[i];
     return NULL;
 }
 
-const sy_signal_info_t *sy_signal_by_grpc_service(const char *service, size_t len)
+const syc_signal_info_t *syc_signal_by_grpc_service(const char *service, size_t len)
 {
-    for (int i = 0; i < SY_SIGNAL_COUNT; i++)
-        if (strlen(sy_signal_table[i].grpc_service) == len &&
-            memcmp(sy_signal_table[i].grpc_service, service, len) == 0)
-            return &sy_signal_table[i];
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++)
+        if (strlen(syc_signal_table[i].grpc_service) == len &&
+            memcmp(syc_signal_table[i].grpc_service, service, len) == 0)
+            return &syc_signal_table[i];
     return NULL;
 }

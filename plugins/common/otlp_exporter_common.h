@@ -5,10 +5,10 @@
  * body and curl exchange, the helper's transport ops (send, abort, free) and the
  * plugin's start, consume, shutdown and destroy entries.
  *
- * A plugin's state struct has a sy_oxp_t as its first member, so that the plugin's
- * state pointer is also the sy_oxp_t's and the entries below serve directly in its
+ * A plugin's state struct has a syc_oxp_t as its first member, so that the plugin's
+ * state pointer is also the syc_oxp_t's and the entries below serve directly in its
  * sy_plugin_t. The plugin keeps only what differs: its configuration, URLs and
- * headers (filled in create() before sy_oxp_create_done()), and the sy_oxp_ops_t
+ * headers (filled in create() before syc_oxp_create_done()), and the syc_oxp_ops_t
  * that builds a request's body, sets its own curl options and judges the answer.
  * Everything runs on the instance's loop thread.
  */
@@ -24,60 +24,61 @@
 #include "curl_uv.h"
 #include "exporterhelper.h"
 
-typedef struct sy_oxp_s sy_oxp_t;
+typedef struct syc_oxp_s syc_oxp_t;
 
 /* Per request: the body, built once and kept for every attempt, and the exchange. */
-typedef struct sy_oxp_req_s {
-    sy_curl_exchange_t x;
+typedef struct syc_oxp_req_s {
+    syc_curl_exchange_t x;
     bool x_ready;
     const uint8_t *body;
     size_t body_len;
     uint8_t *owned; /* freed with the request: the body when it is not the batch's bytes */
-} sy_oxp_req_t;
+} syc_oxp_req_t;
 
 /* What differs between the exporters. All are called on the loop thread. */
-typedef struct sy_oxp_ops_s {
+typedef struct syc_oxp_ops_s {
     /* Sets r->body and r->body_len from req->batch (r->owned if it allocates).
      * Returns 0 or SY_ENOMEM; the request then fails permanently. */
-    int (*build_body)(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r);
+    int (*build_body)(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r);
     /* Optional: sets the plugin's own options on a new request's easy handle, after
      * the shared ones (URL, POST body, headers, user agent, timeout) and before TLS. */
-    void (*setup)(sy_oxp_t *o, sy_xh_req_t *req, CURL *easy);
+    void (*setup)(syc_oxp_t *o, syc_xh_req_t *req, CURL *easy);
     /* Writes res->message for a transfer that got no answer: curl failed with `rc`
-     * for the reason `why`; res->verdict is already set as sy_curl_retryable() says. */
-    void (*failed)(sy_oxp_t *o, sy_xh_req_t *req, CURLcode rc, const char *why,
-                   sy_xh_result_t *res);
+     * for the reason `why`; res->verdict is already set as syc_curl_retryable() says. */
+    void (*failed)(syc_oxp_t *o, syc_xh_req_t *req, CURLcode rc, const char *why,
+                   syc_xh_result_t *res);
     /* Judges an answer with HTTP status `status` (the rest is in r->x): fills res,
-     * which comes in as {SY_XH_SENT, retry_after_ms -1}. */
-    void (*judge)(sy_oxp_t *o, sy_xh_req_t *req, sy_oxp_req_t *r, long status, sy_xh_result_t *res);
-    /* Optional: frees what the plugin's state holds beyond the sy_oxp_t (destroy). */
-    void (*free)(sy_oxp_t *o);
-} sy_oxp_ops_t;
+     * which comes in as {SYC_XH_SENT, retry_after_ms -1}. */
+    void (*judge)(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, long status,
+                  syc_xh_result_t *res);
+    /* Optional: frees what the plugin's state holds beyond the syc_oxp_t (destroy). */
+    void (*free)(syc_oxp_t *o);
+} syc_oxp_ops_t;
 
 /* The shared part of an instance; the first member of the plugin's state. */
-struct sy_oxp_s {
+struct syc_oxp_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
-    const sy_oxp_ops_t *ops;
-    const sy_xh_config_t *xh_cfg; /* the plugin's configuration: outlives the instance */
-    const sy_tls_client_t *tls;
+    const syc_oxp_ops_t *ops;
+    const syc_xh_config_t *xh_cfg; /* the plugin's configuration: outlives the instance */
+    const syc_tls_client_t *tls;
     const char *user_agent; /* a string literal */
-    sy_curl_uv_t *curl;     /* from start() until drained */
-    sy_xh_t *xh;
-    char *urls[3]; /* traces, metrics, logs (sy_oxp_signal_index); NULL: no endpoint */
+    syc_curl_uv_t *curl;    /* from start() until drained */
+    syc_xh_t *xh;
+    char *urls[3]; /* traces, metrics, logs (syc_oxp_signal_index); NULL: no endpoint */
     struct curl_slist *headers;
 };
 
-/* The index of a signal in sy_oxp_t.urls. */
-int sy_oxp_signal_index(sy_signal_t signal);
+/* The index of a signal in syc_oxp_t.urls. */
+int syc_oxp_signal_index(sy_signal_t signal);
 
 /*
- * Allocates a zeroed plugin state of `size` bytes (at least sizeof(sy_oxp_t)) whose
- * first member is the sy_oxp_t, and fills in the arguments. NULL when out of memory.
+ * Allocates a zeroed plugin state of `size` bytes (at least sizeof(syc_oxp_t)) whose
+ * first member is the syc_oxp_t, and fills in the arguments. NULL when out of memory.
  */
-void *sy_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
-                   const sy_oxp_ops_t *ops, const sy_xh_config_t *xh_cfg,
-                   const sy_tls_client_t *tls, const char *user_agent);
+void *syc_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
+                    const syc_oxp_ops_t *ops, const syc_xh_config_t *xh_cfg,
+                    const syc_tls_client_t *tls, const char *user_agent);
 
 /*
  * Ends the plugin's create() once it has filled o->urls and o->headers: makes the
@@ -85,32 +86,32 @@ void *sy_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
  * memory) or the helper cannot be made, logs why, destroys the state and returns
  * SY_ERROR.
  */
-int sy_oxp_create_done(sy_oxp_t *o, void **state);
+int syc_oxp_create_done(syc_oxp_t *o, void **state);
 
 /* Ends the plugin's create() on a failure it has logged: destroys the state and
  * returns SY_ERROR. */
-int sy_oxp_create_fail(sy_oxp_t *o);
+int syc_oxp_create_fail(syc_oxp_t *o);
 
 /* Appends one header line to `l`. On failure frees the list and returns NULL; a NULL
  * list stays NULL, so a chain of calls needs one check at the end. */
-struct curl_slist *sy_oxp_header(struct curl_slist *l, const char *line);
+struct curl_slist *syc_oxp_header(struct curl_slist *l, const char *line);
 
-/* sy_oxp_header() of a printf-formatted line. */
-struct curl_slist *sy_oxp_headerf(struct curl_slist *l, const char *fmt, ...)
+/* syc_oxp_header() of a printf-formatted line. */
+struct curl_slist *syc_oxp_headerf(struct curl_slist *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* sy_oxp_header() of "key: value" for each of the configuration's `headers`. */
-struct curl_slist *sy_oxp_header_map(struct curl_slist *l, const sy_cfg_strmap_t *headers);
+/* syc_oxp_header() of "key: value" for each of the configuration's `headers`. */
+struct curl_slist *syc_oxp_header_map(struct curl_slist *l, const sy_cfg_strmap_t *headers);
 
 /* Checks the configuration's `headers` (no ':' or line break in a key, no line
  * break in a value): 0, or SY_EINVAL with a sentence in err. */
-int sy_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t err_len);
+int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t err_len);
 
 /* The plugin's entries (sy_plugin_t start, consume, shutdown, destroy); `state` is
- * the one sy_oxp_create_done() handed out. */
-int sy_oxp_start(void *state);
-int sy_oxp_consume(void *state, sy_batch_t *batch);
-void sy_oxp_shutdown(void *state);
-void sy_oxp_destroy(void *state);
+ * the one syc_oxp_create_done() handed out. */
+int syc_oxp_start(void *state);
+int syc_oxp_consume(void *state, sy_batch_t *batch);
+void syc_oxp_shutdown(void *state);
+void syc_oxp_destroy(void *state);
 
 #endif

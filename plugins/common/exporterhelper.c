@@ -31,22 +31,22 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 #include "otlp_json.h"
 
-const char *const sy_xh_sizer_names[] = {"requests", "items", "bytes", NULL};
-const char *const sy_xh_compression_names[] = {"gzip", "zstd", "none", NULL};
+const char *const syc_xh_sizer_names[] = {"requests", "items", "bytes", NULL};
+const char *const syc_xh_compression_names[] = {"gzip", "zstd", "none", NULL};
 
 enum { WHERE_QUEUED = 0, WHERE_SENDING = 1, WHERE_WAITING = 2 };
 
 /* A doubly linked list of requests. */
 typedef struct req_list_s {
-    sy_xh_req_t *head, *tail;
+    syc_xh_req_t *head, *tail;
     size_t n;
 } req_list_t;
 
-struct sy_xh_s {
+struct syc_xh_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
-    const sy_xh_config_t *cfg;
-    const sy_xh_ops_t *ops;
+    const syc_xh_config_t *cfg;
+    const syc_xh_ops_t *ops;
     void *ctx;
     uv_loop_t *loop;
 
@@ -78,7 +78,7 @@ struct sy_xh_s {
 
 /* ---- configuration ------------------------------------------------------------ */
 
-int sy_xh_config_validate(const sy_xh_config_t *c, char *err, size_t err_len)
+int syc_xh_config_validate(const syc_xh_config_t *c, char *err, size_t err_len)
 {
     if (c->timeout_ns < 0) {
         snprintf(err, err_len, "'timeout' must not be negative");
@@ -119,7 +119,7 @@ int sy_xh_config_validate(const sy_xh_config_t *c, char *err, size_t err_len)
             snprintf(err, err_len, "'sending_queue.queue_size' must be positive");
             return SY_EINVAL;
         }
-        if (c->sizer == SY_XH_SIZER_BYTES) {
+        if (c->sizer == SYC_XH_SIZER_BYTES) {
             snprintf(err, err_len,
                      "'sending_queue.sizer': bytes is not supported yet (use requests or items)");
             return SY_EINVAL;
@@ -135,13 +135,13 @@ static int signal_index(sy_signal_t s)
     return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
 }
 
-const char *sy_xh_item_name(sy_signal_t signal)
+const char *syc_xh_item_name(sy_signal_t signal)
 {
     static const char *const names[3] = {"spans", "metric data points", "log records"};
     return names[signal_index(signal)];
 }
 
-static void list_push(req_list_t *l, sy_xh_req_t *r)
+static void list_push(req_list_t *l, syc_xh_req_t *r)
 {
     r->next = NULL;
     r->prev = l->tail;
@@ -153,7 +153,7 @@ static void list_push(req_list_t *l, sy_xh_req_t *r)
     l->n++;
 }
 
-static void list_remove(req_list_t *l, sy_xh_req_t *r)
+static void list_remove(req_list_t *l, syc_xh_req_t *r)
 {
     if (r->prev)
         r->prev->next = r->next;
@@ -167,19 +167,19 @@ static void list_remove(req_list_t *l, sy_xh_req_t *r)
     l->n--;
 }
 
-static uint64_t req_size(const sy_xh_t *xh, const sy_xh_req_t *r)
+static uint64_t req_size(const syc_xh_t *xh, const syc_xh_req_t *r)
 {
-    return xh->cfg->sizer == SY_XH_SIZER_ITEMS ? r->items : 1;
+    return xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? r->items : 1;
 }
 
-static uint64_t now_ms(sy_xh_t *xh)
+static uint64_t now_ms(syc_xh_t *xh)
 {
     uv_update_time(xh->loop);
     return uv_now(xh->loop);
 }
 
 /* A uniform double in [0, 1) from the instance's own xorshift64 state. */
-static double rand_unit(sy_xh_t *xh)
+static double rand_unit(syc_xh_t *xh)
 {
     uint64_t x = xh->rng;
     x ^= x << 13;
@@ -189,12 +189,12 @@ static double rand_unit(sy_xh_t *xh)
     return (double)(x >> 11) / 9007199254740992.0;
 }
 
-static size_t slots_used(const sy_xh_t *xh)
+static size_t slots_used(const syc_xh_t *xh)
 {
     return xh->sending.n + xh->waiting.n;
 }
 
-static req_list_t *list_of(sy_xh_t *xh, const sy_xh_req_t *r)
+static req_list_t *list_of(syc_xh_t *xh, const syc_xh_req_t *r)
 {
     return r->where == WHERE_QUEUED    ? &xh->queue
            : r->where == WHERE_SENDING ? &xh->sending
@@ -204,14 +204,14 @@ static req_list_t *list_of(sy_xh_t *xh, const sy_xh_req_t *r)
 /* exporter_queue_size counts what waits to be sent: the queue, and the requests
  * backing off before a retry (which hold a consumer slot, not queue room, but
  * are just as undelivered). */
-static void update_queue_gauge(sy_xh_t *xh)
+static void update_queue_gauge(syc_xh_t *xh)
 {
     if (xh->m_queue_size)
         xh->api->metric_set(xh->m_queue_size, (int64_t)(xh->queued + xh->retrying));
 }
 
 /* Takes `r` out of `waiting`. */
-static void leave_waiting(sy_xh_t *xh, sy_xh_req_t *r)
+static void leave_waiting(syc_xh_t *xh, syc_xh_req_t *r)
 {
     list_remove(&xh->waiting, r);
     xh->retrying -= req_size(xh, r);
@@ -220,12 +220,12 @@ static void leave_waiting(sy_xh_t *xh, sy_xh_req_t *r)
 
 /* ---- the life of a request ------------------------------------------------------- */
 
-static void dispatch(sy_xh_t *xh);
-static void check_drained(sy_xh_t *xh);
+static void dispatch(syc_xh_t *xh);
+static void check_drained(syc_xh_t *xh);
 static void on_retry_due(uv_timer_t *t);
 
 /* The helper is done with a request: report, release, free the slot. */
-static void finish(sy_xh_t *xh, sy_xh_req_t *r, uint64_t sent, uint64_t failed)
+static void finish(syc_xh_t *xh, syc_xh_req_t *r, uint64_t sent, uint64_t failed)
 {
     if (r->where == WHERE_WAITING)
         leave_waiting(xh, r);
@@ -239,7 +239,7 @@ static void finish(sy_xh_t *xh, sy_xh_req_t *r, uint64_t sent, uint64_t failed)
 }
 
 /* Moves `r` (already out of its list) into `sending` and starts an attempt. */
-static void start_attempt(sy_xh_t *xh, sy_xh_req_t *r)
+static void start_attempt(syc_xh_t *xh, syc_xh_req_t *r)
 {
     r->where = WHERE_SENDING;
     list_push(&xh->sending, r);
@@ -248,12 +248,12 @@ static void start_attempt(sy_xh_t *xh, sy_xh_req_t *r)
     if (xh->ops->send(xh->ctx, r) < 0) {
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
                "Exporting failed. Dropping data. (%" PRIu64 " %s: the request could not be made)",
-               r->items, sy_xh_item_name(r->signal));
+               r->items, syc_xh_item_name(r->signal));
         finish(xh, r, 0, r->items);
     }
 }
 
-static void arm_retry_timer(sy_xh_t *xh)
+static void arm_retry_timer(syc_xh_t *xh)
 {
     if (!xh->timers_open) return;
     if (!xh->waiting.head) {
@@ -267,10 +267,10 @@ static void arm_retry_timer(sy_xh_t *xh)
 /* Starts every request whose back-off is over. */
 static void on_retry_due(uv_timer_t *t)
 {
-    sy_xh_t *xh = t->data;
+    syc_xh_t *xh = t->data;
     uint64_t now = now_ms(xh);
     while (xh->waiting.head && xh->waiting.head->due_ms <= now) {
-        sy_xh_req_t *r = xh->waiting.head;
+        syc_xh_req_t *r = xh->waiting.head;
         leave_waiting(xh, r);
         start_attempt(xh, r);
     }
@@ -279,11 +279,11 @@ static void on_retry_due(uv_timer_t *t)
 }
 
 /* Puts `r` (out of its list) into `waiting`, kept sorted by due time. */
-static void wait_until(sy_xh_t *xh, sy_xh_req_t *r, uint64_t due)
+static void wait_until(syc_xh_t *xh, syc_xh_req_t *r, uint64_t due)
 {
     r->where = WHERE_WAITING;
     r->due_ms = due;
-    sy_xh_req_t *after = xh->waiting.tail;
+    syc_xh_req_t *after = xh->waiting.tail;
     while (after && after->due_ms > due)
         after = after->prev;
     if (!after) {
@@ -310,11 +310,11 @@ static void wait_until(sy_xh_t *xh, sy_xh_req_t *r, uint64_t due)
 }
 
 /* Starts queued requests while slots are free; tells the host there is room. */
-static void dispatch(sy_xh_t *xh)
+static void dispatch(syc_xh_t *xh)
 {
     bool freed = false;
     while (xh->queue.head && slots_used(xh) < xh->consumers) {
-        sy_xh_req_t *r = xh->queue.head;
+        syc_xh_req_t *r = xh->queue.head;
         list_remove(&xh->queue, r);
         xh->queued -= req_size(xh, r);
         freed = true;
@@ -332,9 +332,9 @@ static void dispatch(sy_xh_t *xh)
 /* The wait before the next retry, advancing the back-off interval: a random value in
  * [i*(1-f), i*(1+f)], then i = min(i*multiplier, max_interval), as the collector's
  * exponential back-off does. */
-static uint64_t next_backoff_ms(sy_xh_t *xh, sy_xh_req_t *r)
+static uint64_t next_backoff_ms(syc_xh_t *xh, syc_xh_req_t *r)
 {
-    const sy_xh_config_t *c = xh->cfg;
+    const syc_xh_config_t *c = xh->cfg;
     uint64_t max_ms = (uint64_t)(c->max_interval_ns / 1000000);
     if (r->interval_ms == 0) r->interval_ms = (uint64_t)(c->initial_interval_ns / 1000000);
     if (r->interval_ms == 0) r->interval_ms = 1;
@@ -346,25 +346,25 @@ static uint64_t next_backoff_ms(sy_xh_t *xh, sy_xh_req_t *r)
     return wait < 1.0 ? 1 : (uint64_t)wait;
 }
 
-void *sy_xh_req_ctx(const sy_xh_req_t *req)
+void *syc_xh_req_ctx(const syc_xh_req_t *req)
 {
     return req->owner->ctx;
 }
 
-void sy_xh_attempt_done(sy_xh_req_t *r, const sy_xh_result_t *res)
+void syc_xh_attempt_done(syc_xh_req_t *r, const syc_xh_result_t *res)
 {
-    sy_xh_t *xh = r->owner;
-    const sy_xh_config_t *c = xh->cfg;
-    const char *what = sy_xh_item_name(r->signal);
+    syc_xh_t *xh = r->owner;
+    const syc_xh_config_t *c = xh->cfg;
+    const char *what = syc_xh_item_name(r->signal);
 
-    if (res->verdict == SY_XH_SENT) {
+    if (res->verdict == SYC_XH_SENT) {
         uint64_t rejected = res->rejected > r->items ? r->items : res->rejected;
         if (rejected || res->message[0])
             SY_LOG(xh->api, xh->inst, SY_LOG_WARN,
                    "Partial success response: %" PRIu64 " of %" PRIu64 " %s rejected: %s", rejected,
                    r->items, what, res->message[0] ? res->message : "(no message)");
         finish(xh, r, r->items - rejected, rejected);
-    } else if (res->verdict == SY_XH_PERMANENT) {
+    } else if (res->verdict == SYC_XH_PERMANENT) {
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
                "Exporting failed. The error is not retryable. Dropping data. "
                "(%s; dropped %" PRIu64 " %s)",
@@ -404,10 +404,10 @@ void sy_xh_attempt_done(sy_xh_req_t *r, const sy_xh_result_t *res)
 
 /* ---- the queue ------------------------------------------------------------------ */
 
-sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_config_t *cfg,
-                   const sy_xh_ops_t *ops, void *ctx, char *err, size_t err_len)
+syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh_config_t *cfg,
+                     const syc_xh_ops_t *ops, void *ctx, char *err, size_t err_len)
 {
-    sy_xh_t *xh = calloc(1, sizeof(*xh));
+    syc_xh_t *xh = calloc(1, sizeof(*xh));
     if (!xh) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -448,7 +448,7 @@ sy_xh_t *sy_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const sy_xh_co
     return xh;
 }
 
-static void count_drop(sy_xh_t *xh, sy_signal_t signal, uint64_t items)
+static void count_drop(syc_xh_t *xh, sy_signal_t signal, uint64_t items)
 {
     sy_metric_t *m = xh->m_enqueue_failed[signal_index(signal)];
     if (m) xh->api->metric_add(m, (int64_t)items);
@@ -465,12 +465,12 @@ static void count_drop(sy_xh_t *xh, sy_signal_t signal, uint64_t items)
     }
 }
 
-int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch)
+int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 {
     if (xh->closing) return SY_ECLOSED;
     sy_batch_info_t info;
     xh->api->batch_info(batch, &info);
-    uint64_t size = xh->cfg->sizer == SY_XH_SIZER_ITEMS ? info.items : 1;
+    uint64_t size = xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
     bool full;
     if (!xh->capacity)
         full = slots_used(xh) >= xh->consumers;
@@ -487,7 +487,7 @@ int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch)
         xh->want_ready = true;
         return SY_EAGAIN;
     }
-    sy_xh_req_t *r = calloc(1, sizeof(*r));
+    syc_xh_req_t *r = calloc(1, sizeof(*r));
     if (!r) return SY_ENOMEM;
     r->batch = batch;
     r->signal = info.signal;
@@ -504,7 +504,7 @@ int sy_xh_consume(sy_xh_t *xh, sy_batch_t *batch)
 
 /* ---- start and shutdown -------------------------------------------------------------- */
 
-int sy_xh_start(sy_xh_t *xh)
+int syc_xh_start(syc_xh_t *xh)
 {
     if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) return SY_ERROR;
     if (uv_timer_init(xh->loop, &xh->deadline_timer) != 0) {
@@ -516,7 +516,7 @@ int sy_xh_start(sy_xh_t *xh)
     return SY_OK;
 }
 
-static void check_drained(sy_xh_t *xh)
+static void check_drained(syc_xh_t *xh)
 {
     if (!xh->closing || !xh->drained || xh->queue.n || slots_used(xh)) return;
     if (xh->timers_open) {
@@ -533,13 +533,13 @@ static void check_drained(sy_xh_t *xh)
 
 /* Gives up whatever is left: aborts attempts, counts everything as failed. Returns
  * the items given up. */
-static uint64_t give_up_all(sy_xh_t *xh)
+static uint64_t give_up_all(syc_xh_t *xh)
 {
     uint64_t lost = 0;
     req_list_t *lists[3] = {&xh->sending, &xh->waiting, &xh->queue};
     for (int i = 0; i < 3; i++)
         while (lists[i]->head) {
-            sy_xh_req_t *r = lists[i]->head;
+            syc_xh_req_t *r = lists[i]->head;
             if (r->where == WHERE_SENDING) xh->ops->abort(xh->ctx, r);
             lost += r->items;
             finish(xh, r, 0, r->items);
@@ -551,7 +551,7 @@ static uint64_t give_up_all(sy_xh_t *xh)
 
 static void on_deadline(uv_timer_t *t)
 {
-    sy_xh_t *xh = t->data;
+    syc_xh_t *xh = t->data;
     uint64_t lost = give_up_all(xh);
     if (lost)
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
@@ -561,7 +561,7 @@ static void on_deadline(uv_timer_t *t)
     check_drained(xh);
 }
 
-void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg)
+void syc_xh_shutdown(syc_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg), void *arg)
 {
     xh->closing = true;
     xh->drained = drained;
@@ -574,7 +574,7 @@ void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg
     }
     /* Requests backing off get one last attempt now rather than after their wait. */
     while (xh->waiting.head) {
-        sy_xh_req_t *r = xh->waiting.head;
+        syc_xh_req_t *r = xh->waiting.head;
         leave_waiting(xh, r);
         start_attempt(xh, r);
     }
@@ -584,7 +584,7 @@ void sy_xh_shutdown(sy_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *arg
     check_drained(xh);
 }
 
-void sy_xh_free(sy_xh_t *xh)
+void syc_xh_free(syc_xh_t *xh)
 {
     if (!xh) return;
     /* Normally empty by now (drained); anything left is released and counted as
@@ -625,12 +625,12 @@ static int gzip_into(const uint8_t *in, size_t len, size_t prefix, uint8_t **out
     return SY_OK;
 }
 
-int sy_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
-                   size_t *out_len)
+int syc_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
+                    size_t *out_len)
 {
     if (len > UINT32_MAX) return SY_ENOMEM;
-    if (compression == SY_XH_COMPRESS_GZIP) return gzip_into(in, len, prefix, out, out_len);
-    if (compression != SY_XH_COMPRESS_ZSTD) return SY_EINVAL;
+    if (compression == SYC_XH_COMPRESS_GZIP) return gzip_into(in, len, prefix, out, out_len);
+    if (compression != SYC_XH_COMPRESS_ZSTD) return SY_EINVAL;
     size_t cap = prefix + ZSTD_compressBound(len);
     uint8_t *buf = malloc(cap);
     if (!buf) return SY_ENOMEM;
@@ -688,7 +688,7 @@ static ProtobufCMessage *decode_any(const ProtobufCMessageDescriptor *desc, cons
     ProtobufCAllocator a = {.alloc = track_alloc, .free = track_free_one, .allocator_data = t};
     if (!json) return protobuf_c_message_unpack(desc, &a, len, body);
     char err[64];
-    return sy_otlp_json_decode(desc, body, len, &a, err, sizeof(err));
+    return syc_otlp_json_decode(desc, body, len, &a, err, sizeof(err));
 }
 
 static void copy_message(char *msg, size_t msg_len, const char *s)
@@ -697,8 +697,8 @@ static void copy_message(char *msg, size_t msg_len, const char *s)
     snprintf(msg, msg_len, "%s", s ? s : "");
 }
 
-int sy_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
-                          uint64_t *rejected, char *msg, size_t msg_len)
+int syc_xh_partial_success(sy_signal_t signal, const uint8_t *body, size_t len, bool json,
+                           uint64_t *rejected, char *msg, size_t msg_len)
 {
     *rejected = 0;
     copy_message(msg, msg_len, "");
@@ -747,7 +747,7 @@ static void printable(const uint8_t *body, size_t len, char *msg, size_t msg_len
     msg[n] = '\0';
 }
 
-void sy_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len)
+void syc_xh_rpc_status(const uint8_t *body, size_t len, bool json, char *msg, size_t msg_len)
 {
     copy_message(msg, msg_len, "");
     if (!len) return;

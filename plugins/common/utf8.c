@@ -13,7 +13,7 @@
 
 #define HIGH_BITS 0x8080808080808080ull
 
-bool sy_utf8_valid_from(const uint8_t *p, size_t len)
+bool syc_utf8_valid_from(const uint8_t *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -78,7 +78,7 @@ static int hex4(const uint8_t *p, unsigned *out)
     return 1;
 }
 
-bool sy_json_surrogates_valid(const uint8_t *json, size_t len, size_t *at)
+bool syc_json_surrogates_valid(const uint8_t *json, size_t len, size_t *at)
 {
     size_t i = 0;
     for (;;) {

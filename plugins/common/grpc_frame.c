@@ -15,7 +15,7 @@
 
 #define RETRY_INFO_TYPE_URL "type.googleapis.com/google.rpc.RetryInfo"
 
-const char *sy_grpc_code_name(int code)
+const char *syc_grpc_code_name(int code)
 {
     static const char *const names[] = {
         "OK",
@@ -40,17 +40,17 @@ const char *sy_grpc_code_name(int code)
     return names[code];
 }
 
-bool sy_grpc_code_retryable(int code, bool has_retry_info)
+bool syc_grpc_code_retryable(int code, bool has_retry_info)
 {
     switch (code) {
-    case SY_GRPC_CANCELLED:
-    case SY_GRPC_DEADLINE_EXCEEDED:
-    case SY_GRPC_ABORTED:
-    case SY_GRPC_OUT_OF_RANGE:
-    case SY_GRPC_UNAVAILABLE:
-    case SY_GRPC_DATA_LOSS:
+    case SYC_GRPC_CANCELLED:
+    case SYC_GRPC_DEADLINE_EXCEEDED:
+    case SYC_GRPC_ABORTED:
+    case SYC_GRPC_OUT_OF_RANGE:
+    case SYC_GRPC_UNAVAILABLE:
+    case SYC_GRPC_DATA_LOSS:
         return true;
-    case SY_GRPC_RESOURCE_EXHAUSTED:
+    case SYC_GRPC_RESOURCE_EXHAUSTED:
         return has_retry_info;
     default:
         return false;
@@ -61,7 +61,7 @@ bool sy_grpc_code_retryable(int code, bool has_retry_info)
 /* Framing                                                                   */
 /* ------------------------------------------------------------------------ */
 
-void sy_grpc_frame_header(uint8_t out[SY_GRPC_FRAME_HEADER], bool compressed, uint32_t len)
+void syc_grpc_frame_header(uint8_t out[SYC_GRPC_FRAME_HEADER], bool compressed, uint32_t len)
 {
     out[0] = compressed ? 1 : 0;
     out[1] = (uint8_t)(len >> 24);
@@ -70,7 +70,7 @@ void sy_grpc_frame_header(uint8_t out[SY_GRPC_FRAME_HEADER], bool compressed, ui
     out[4] = (uint8_t)len;
 }
 
-void sy_grpc_parser_init(sy_grpc_parser_t *p, size_t max_message, sy_alloc_fn alloc, void *ctx)
+void syc_grpc_parser_init(syc_grpc_parser_t *p, size_t max_message, syc_alloc_fn alloc, void *ctx)
 {
     memset(p, 0, sizeof(*p));
     p->max_message = max_message;
@@ -78,26 +78,26 @@ void sy_grpc_parser_init(sy_grpc_parser_t *p, size_t max_message, sy_alloc_fn al
     p->alloc_ctx = ctx;
 }
 
-bool sy_grpc_parser_idle(const sy_grpc_parser_t *p)
+bool syc_grpc_parser_idle(const syc_grpc_parser_t *p)
 {
     return p->header_len == 0;
 }
 
-int sy_grpc_parser_feed(sy_grpc_parser_t *p, const uint8_t *data, size_t len, size_t *used,
-                        sy_grpc_message_t *out, uint64_t *declared)
+int syc_grpc_parser_feed(syc_grpc_parser_t *p, const uint8_t *data, size_t len, size_t *used,
+                         syc_grpc_message_t *out, uint64_t *declared)
 {
     static const uint8_t empty[1];
     size_t pos = 0;
     *used = 0;
     if (p->error) return p->error;
-    while (pos < len || (p->header_len == SY_GRPC_FRAME_HEADER && p->body_len == p->length)) {
-        if (p->header_len < SY_GRPC_FRAME_HEADER) {
-            size_t take = SY_GRPC_FRAME_HEADER - p->header_len;
+    while (pos < len || (p->header_len == SYC_GRPC_FRAME_HEADER && p->body_len == p->length)) {
+        if (p->header_len < SYC_GRPC_FRAME_HEADER) {
+            size_t take = SYC_GRPC_FRAME_HEADER - p->header_len;
             if (take > len - pos) take = len - pos;
             memcpy(p->header + p->header_len, data + pos, take);
             p->header_len = (uint8_t)(p->header_len + take);
             pos += take;
-            if (p->header_len < SY_GRPC_FRAME_HEADER) break;
+            if (p->header_len < SYC_GRPC_FRAME_HEADER) break;
             if (p->header[0] > 1) {
                 *used = pos;
                 return p->error = SY_EINVAL;
@@ -135,35 +135,35 @@ int sy_grpc_parser_feed(sy_grpc_parser_t *p, const uint8_t *data, size_t len, si
             p->body_len = 0;
             p->length = 0;
             *used = pos;
-            return SY_GRPC_PARSE_MESSAGE;
+            return SYC_GRPC_PARSE_MESSAGE;
         }
     }
     *used = pos;
-    return SY_GRPC_PARSE_MORE;
+    return SYC_GRPC_PARSE_MORE;
 }
 
-int sy_grpc_decompress(const char *encoding, const uint8_t *in, size_t in_len, size_t max_out,
-                       sy_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
-                       size_t err_len)
+int syc_grpc_decompress(const char *encoding, const uint8_t *in, size_t in_len, size_t max_out,
+                        syc_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
+                        size_t err_len)
 {
-    sy_encoding_t enc = sy_encoding_parse(encoding);
-    if (enc == SY_ENCODING_IDENTITY) {
+    syc_encoding_t enc = syc_encoding_parse(encoding);
+    if (enc == SYC_ENCODING_IDENTITY) {
         snprintf(err, err_len, "compressed flag set with identity or empty grpc-encoding");
         return SY_EINVAL;
     }
-    if (enc == SY_ENCODING_UNKNOWN) {
+    if (enc == SYC_ENCODING_UNKNOWN) {
         snprintf(err, err_len, "grpc: Decompressor is not installed for grpc-encoding \"%.64s\"",
                  encoding);
         return SY_ENOTSUP;
     }
-    return sy_decompress(enc, in, in_len, max_out, alloc, ctx, out, out_len, err, err_len);
+    return syc_decompress(enc, in, in_len, max_out, alloc, ctx, out, out_len, err, err_len);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Headers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-int sy_grpc_timeout_parse(const char *value, uint64_t *ms)
+int syc_grpc_timeout_parse(const char *value, uint64_t *ms)
 {
     if (!value) return SY_EINVAL;
     size_t n = strlen(value);
@@ -194,7 +194,7 @@ int sy_grpc_timeout_parse(const char *value, uint64_t *ms)
     return 0;
 }
 
-size_t sy_grpc_message_encode(const char *message, char *out, size_t out_len)
+size_t syc_grpc_message_encode(const char *message, char *out, size_t out_len)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
@@ -223,7 +223,7 @@ static int hex_value(char c)
     return -1;
 }
 
-void sy_grpc_message_decode(char *message)
+void syc_grpc_message_decode(char *message)
 {
     char *w = message;
     for (const char *r = message; *r; r++) {
@@ -287,8 +287,8 @@ static long b64_decode(const char *in, size_t len, uint8_t *out, size_t out_cap)
     return (long)n;
 }
 
-size_t sy_grpc_status_details_retry(int code, const char *message, uint64_t retry_ms, char *out,
-                                    size_t out_len)
+size_t syc_grpc_status_details_retry(int code, const char *message, uint64_t retry_ms, char *out,
+                                     size_t out_len)
 {
     Google__Protobuf__Duration delay = GOOGLE__PROTOBUF__DURATION__INIT;
     delay.seconds = (int64_t)(retry_ms / 1000u);
@@ -319,7 +319,7 @@ size_t sy_grpc_status_details_retry(int code, const char *message, uint64_t retr
     return n;
 }
 
-bool sy_grpc_status_details_retry_delay(const char *value, size_t len, uint64_t *retry_ms)
+bool syc_grpc_status_details_retry_delay(const char *value, size_t len, uint64_t *retry_ms)
 {
     bool found = false;
     if (!value || len == 0 || len > 64 * 1024) return false;

@@ -18,7 +18,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 /* Nesting of JSON objects and arrays that the decoder accepts. */
-#define SY_OTLP_JSON_MAX_DEPTH 64
+#define SYC_OTLP_JSON_MAX_DEPTH 64
 
 /*
  * Decodes OTLP/JSON of message type `desc` into a new message. Every allocation
@@ -30,9 +30,9 @@
  * on invalid input or out of memory; what was allocated until then stays with the
  * arena. Any thread; no global state.
  */
-ProtobufCMessage *sy_otlp_json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *json,
-                                      size_t len, ProtobufCAllocator *alloc, char *err,
-                                      size_t err_len);
+ProtobufCMessage *syc_otlp_json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *json,
+                                       size_t len, ProtobufCAllocator *alloc, char *err,
+                                       size_t err_len);
 
 /*
  * Encodes a message as OTLP/JSON on one line without a trailing newline, into a
@@ -40,8 +40,8 @@ ProtobufCMessage *sy_otlp_json_decode(const ProtobufCMessageDescriptor *desc, co
  * buffer is also NUL-terminated). Fields holding their default value are left out,
  * except members of a oneof that is set. Invalid UTF-8 in strings is replaced by
  * U+FFFD. Returns NULL on out of memory or if messages nest deeper than
- * SY_OTLP_JSON_MAX_DEPTH.
+ * SYC_OTLP_JSON_MAX_DEPTH.
  */
-char *sy_otlp_json_encode(const ProtobufCMessage *msg, size_t *len);
+char *syc_otlp_json_encode(const ProtobufCMessage *msg, size_t *len);
 
 #endif

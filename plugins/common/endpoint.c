@@ -13,8 +13,8 @@
 
 #include <switchyard/plugin.h>
 
-int sy_endpoint_split(const char *endpoint, char *host, size_t host_len, int *port, char *err,
-                      size_t err_len)
+int syc_endpoint_split(const char *endpoint, char *host, size_t host_len, int *port, char *err,
+                       size_t err_len)
 {
     const char *port_str;
     size_t hlen;
@@ -45,12 +45,13 @@ bad:
     return SY_EINVAL;
 }
 
-int sy_endpoint_resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
-                        char *shown, size_t shown_len, char *err, size_t err_len)
+int syc_endpoint_resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr,
+                         char *shown, size_t shown_len, char *err, size_t err_len)
 {
     char host[256];
     int port;
-    if (sy_endpoint_split(endpoint, host, sizeof(host), &port, err, err_len) != 0) return SY_EINVAL;
+    if (syc_endpoint_split(endpoint, host, sizeof(host), &port, err, err_len) != 0)
+        return SY_EINVAL;
 
     memset(addr, 0, sizeof(*addr));
     if (host[0] == '\0') strcpy(host, "0.0.0.0");

@@ -10,9 +10,9 @@
 #include <protobuf-c/protobuf-c.h>
 #include <switchyard/plugin.h>
 
-#define SY_SIGNAL_COUNT 3
+#define SYC_SIGNAL_COUNT 3
 
-typedef struct sy_signal_info_s {
+typedef struct syc_signal_info_s {
     sy_signal_t signal;
     int index;                /* 0, 1, 2: traces, metrics, logs */
     const char *name;         /* "traces": pipeline IDs, config, logs */
@@ -22,17 +22,17 @@ typedef struct sy_signal_info_s {
     const char *grpc_service; /* "opentelemetry.proto.collector.trace.v1.TraceService" */
     const ProtobufCMessageDescriptor *request;  /* Export*ServiceRequest */
     const ProtobufCMessageDescriptor *response; /* Export*ServiceResponse */
-} sy_signal_info_t;
+} syc_signal_info_t;
 
 /* The table, in index order. */
-extern const sy_signal_info_t sy_signal_table[SY_SIGNAL_COUNT];
+extern const syc_signal_info_t syc_signal_table[SYC_SIGNAL_COUNT];
 
 /* The entry of `signal` (one of SY_SIGNAL_*); NULL for anything else. */
-const sy_signal_info_t *sy_signal_info(sy_signal_t signal);
+const syc_signal_info_t *syc_signal_info(sy_signal_t signal);
 
 /* The entry whose index, name or gRPC service matches; NULL if none does. */
-const sy_signal_info_t *sy_signal_by_index(int index);
-const sy_signal_info_t *sy_signal_by_name(const char *name, size_t len);
-const sy_signal_info_t *sy_signal_by_grpc_service(const char *service, size_t len);
+const syc_signal_info_t *syc_signal_by_index(int index);
+const syc_signal_info_t *syc_signal_by_name(const char *name, size_t len);
+const syc_signal_info_t *syc_signal_by_grpc_service(const char *service, size_t len);
 
 #endif

@@ -7,7 +7,7 @@
  * curl_multi_socket_action(). Nothing blocks the loop: name resolution uses curl's
  * threaded resolver, connects and TLS handshakes are non-blocking.
  *
- * One sy_curl_uv_t lives on one loop and is used only from that loop's thread. It
+ * One syc_curl_uv_t lives on one loop and is used only from that loop's thread. It
  * multiplexes HTTP/2 streams over shared connections (CURLPIPE_MULTIPLEX).
  */
 #ifndef SY_CURL_UV_H
@@ -20,12 +20,12 @@
 #include <curl/curl.h>
 #include <uv.h>
 
-typedef struct sy_curl_uv_s sy_curl_uv_t;
+typedef struct syc_curl_uv_s syc_curl_uv_t;
 
 /* Called on the loop thread when a transfer has finished, with curl's result. The
  * easy handle has already been removed from the multi handle; the callee owns it
  * again (reuse it or curl_easy_cleanup() it). */
-typedef void (*sy_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
+typedef void (*syc_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
 
 /*
  * Initialises curl once per process (curl_global_init is not thread-safe on every
@@ -34,52 +34,53 @@ typedef void (*sy_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
  * `max_host_connections` bounds the connections to one host (0: no bound).
  * Returns NULL with a sentence in err.
  */
-sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err, size_t err_len);
+syc_curl_uv_t *syc_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
+                               size_t err_len);
 
 /*
  * Starts a transfer. `done(arg, easy, result)` is called exactly once, later, on
- * the loop thread (never from inside this call), unless sy_curl_uv_cancel() is
+ * the loop thread (never from inside this call), unless syc_curl_uv_cancel() is
  * called first. The easy handle's CURLOPT_PRIVATE is used by this module.
  * Returns 0, or SY_ERROR when curl refuses the handle (nothing is called then).
  */
-int sy_curl_uv_add(sy_curl_uv_t *c, CURL *easy, sy_curl_done_fn done, void *arg);
+int syc_curl_uv_add(syc_curl_uv_t *c, CURL *easy, syc_curl_done_fn done, void *arg);
 
-/* Stops a transfer started with sy_curl_uv_add() without calling its done
+/* Stops a transfer started with syc_curl_uv_add() without calling its done
  * callback; the caller owns the easy handle again. */
-void sy_curl_uv_cancel(sy_curl_uv_t *c, CURL *easy);
+void syc_curl_uv_cancel(syc_curl_uv_t *c, CURL *easy);
 
 /* Transfers under way. */
-size_t sy_curl_uv_active(const sy_curl_uv_t *c);
+size_t syc_curl_uv_active(const syc_curl_uv_t *c);
 
 /*
  * Cancels whatever is still running (no done callbacks), closes the multi handle
  * and every libuv handle, and frees `c` once the last close callback has run, then
  * calls closed(arg) if given. The loop must keep running until then.
  */
-void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg);
+void syc_curl_uv_close(syc_curl_uv_t *c, void (*closed)(void *arg), void *arg);
 
 /* ---- what an OTLP client needs around one transfer ------------------------------- */
 
 /* Client TLS settings, the collector's `tls` block (configtls.ClientConfig). */
-typedef struct sy_tls_client_s {
+typedef struct syc_tls_client_s {
     bool insecure; /* gRPC: plaintext h2c instead of TLS */
     char *ca_file;
     char *cert_file;
     char *key_file;
     bool insecure_skip_verify;
     char *server_name_override;
-} sy_tls_client_t;
+} syc_tls_client_t;
 
 /* Sets the TLS options of `easy` (they matter only for https:// URLs). */
-void sy_curl_apply_tls(CURL *easy, const sy_tls_client_t *tls);
+void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls);
 
 /* The largest response body kept (the OTLP specification's 4 MiB bound); more is
  * discarded and the exchange is marked truncated. */
-#define SY_CURL_MAX_RESPONSE (4u << 20)
+#define SYC_CURL_MAX_RESPONSE (4u << 20)
 
 /* One request/response on one easy handle, with the response status line's code,
  * a bounded body and the response headers (and trailers) an OTLP client reads. */
-typedef struct sy_curl_exchange_s {
+typedef struct syc_curl_exchange_s {
     CURL *easy;
     char errbuf[CURL_ERROR_SIZE];
     uint8_t *body;
@@ -91,25 +92,25 @@ typedef struct sy_curl_exchange_s {
     char grpc_message[512];
     char grpc_encoding[32];
     char grpc_details[4096]; /* grpc-status-details-bin, base64 */
-} sy_curl_exchange_t;
+} syc_curl_exchange_t;
 
 /* Makes the easy handle and points its write and header callbacks at `x`.
  * Returns 0 or SY_ENOMEM. */
-int sy_curl_exchange_init(sy_curl_exchange_t *x);
+int syc_curl_exchange_init(syc_curl_exchange_t *x);
 
 /* Forgets the last response before another attempt (options stay set). */
-void sy_curl_exchange_clear(sy_curl_exchange_t *x);
+void syc_curl_exchange_clear(syc_curl_exchange_t *x);
 
 /* Frees the body and the easy handle (which must not be in a transfer). */
-void sy_curl_exchange_free(sy_curl_exchange_t *x);
+void syc_curl_exchange_free(syc_curl_exchange_t *x);
 
 /* Whether a transfer that failed with `rc` (no HTTP answer) is worth retrying:
  * connection refused or reset, timeouts, name resolution, TLS handshakes; not a
  * malformed URL or an unsupported protocol. */
-bool sy_curl_retryable(CURLcode rc);
+bool syc_curl_retryable(CURLcode rc);
 
 /* A Retry-After value, delay-seconds or an HTTP-date, in milliseconds from now
  * (bounded to one day); -1 when absent or unreadable. */
-int64_t sy_curl_retry_after_ms(const char *value);
+int64_t syc_curl_retry_after_ms(const char *value);
 
 #endif

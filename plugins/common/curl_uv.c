@@ -3,12 +3,12 @@
  *
  * Each socket curl asks us to watch gets a poll_ctx_t holding a uv_poll_t, found
  * again through curl_multi_assign(). Closing is asynchronous, as always with libuv:
- * a poll context is freed in its close callback, and the whole sy_curl_uv_t only
+ * a poll context is freed in its close callback, and the whole syc_curl_uv_t only
  * when its timer and every poll handle have been closed.
  *
  * curl_global_init(): since curl 7.84 it is thread-safe when curl reports the
  * "threadsafe" feature (Debian's 7.88 does), and it counts its callers, so every
- * sy_curl_uv_t takes one reference and gives it back when freed. Two exporter
+ * syc_curl_uv_t takes one reference and gives it back when freed. Two exporter
  * instances on two loop threads may therefore start at the same moment.
  */
 #include "curl_uv.h"
@@ -28,7 +28,7 @@ typedef struct poll_ctx_s poll_ctx_t;
 struct poll_ctx_s {
     uv_poll_t poll;
     curl_socket_t fd;
-    sy_curl_uv_t *owner;
+    syc_curl_uv_t *owner;
     poll_ctx_t *prev, *next; /* every live poll context, to close them at the end */
 };
 
@@ -36,13 +36,13 @@ struct poll_ctx_s {
  * the ones still running. */
 typedef struct transfer_s transfer_t;
 struct transfer_s {
-    sy_curl_done_fn done;
+    syc_curl_done_fn done;
     void *arg;
     CURL *easy;
     transfer_t *prev, *next;
 };
 
-struct sy_curl_uv_s {
+struct syc_curl_uv_s {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
@@ -58,7 +58,7 @@ struct sy_curl_uv_s {
     void *closed_arg;
 };
 
-static void maybe_free(sy_curl_uv_t *c)
+static void maybe_free(syc_curl_uv_t *c)
 {
     if (!c->closing || c->open_handles) return;
     void (*closed)(void *) = c->closed;
@@ -70,7 +70,7 @@ static void maybe_free(sy_curl_uv_t *c)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    sy_curl_uv_t *c = h->data;
+    syc_curl_uv_t *c = h->data;
     c->open_handles--;
     maybe_free(c);
 }
@@ -78,7 +78,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void on_poll_closed(uv_handle_t *h)
 {
     poll_ctx_t *p = h->data;
-    sy_curl_uv_t *c = p->owner;
+    syc_curl_uv_t *c = p->owner;
     free(p);
     c->open_handles--;
     maybe_free(c);
@@ -86,7 +86,7 @@ static void on_poll_closed(uv_handle_t *h)
 
 static void poll_close(poll_ctx_t *p)
 {
-    sy_curl_uv_t *c = p->owner;
+    syc_curl_uv_t *c = p->owner;
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -97,7 +97,7 @@ static void poll_close(poll_ctx_t *p)
 }
 
 /* Detaches a transfer from the multi handle and frees what this module kept. */
-static void transfer_forget(sy_curl_uv_t *c, transfer_t *t)
+static void transfer_forget(syc_curl_uv_t *c, transfer_t *t)
 {
     if (t->prev)
         t->prev->next = t->next;
@@ -112,9 +112,9 @@ static void transfer_forget(sy_curl_uv_t *c, transfer_t *t)
 
 /* Hands every finished transfer to its owner. A done callback may add or cancel
  * transfers: curl allows both while messages are being read. */
-static void finish_close(sy_curl_uv_t *c);
+static void finish_close(syc_curl_uv_t *c);
 
-static void check_multi_info(sy_curl_uv_t *c)
+static void check_multi_info(syc_curl_uv_t *c)
 {
     CURLMsg *msg;
     int pending;
@@ -126,7 +126,7 @@ static void check_multi_info(sy_curl_uv_t *c)
         transfer_t *t = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
         if (!t) continue;
-        sy_curl_done_fn done = t->done;
+        syc_curl_done_fn done = t->done;
         void *arg = t->arg;
         transfer_forget(c, t);
         done(arg, easy, result);
@@ -139,7 +139,7 @@ static void check_multi_info(sy_curl_uv_t *c)
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     poll_ctx_t *p = h->data;
-    sy_curl_uv_t *c = p->owner;
+    syc_curl_uv_t *c = p->owner;
     int flags = 0;
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
@@ -154,7 +154,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void on_timer(uv_timer_t *h)
 {
-    sy_curl_uv_t *c = h->data;
+    syc_curl_uv_t *c = h->data;
     int running;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_multi_info(c);
@@ -166,7 +166,7 @@ static void on_timer(uv_timer_t *h)
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    sy_curl_uv_t *c = userp;
+    syc_curl_uv_t *c = userp;
     if (timeout_ms < 0)
         uv_timer_stop(&c->timer);
     else
@@ -178,7 +178,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
-    sy_curl_uv_t *c = userp;
+    syc_curl_uv_t *c = userp;
     poll_ctx_t *p = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (p) {
@@ -210,9 +210,10 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     return 0;
 }
 
-sy_curl_uv_t *sy_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err, size_t err_len)
+syc_curl_uv_t *syc_curl_uv_new(uv_loop_t *loop, long max_host_connections, char *err,
+                               size_t err_len)
 {
-    sy_curl_uv_t *c = calloc(1, sizeof(*c));
+    syc_curl_uv_t *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -250,7 +251,7 @@ fail:
     return NULL;
 }
 
-int sy_curl_uv_add(sy_curl_uv_t *c, CURL *easy, sy_curl_done_fn done, void *arg)
+int syc_curl_uv_add(syc_curl_uv_t *c, CURL *easy, syc_curl_done_fn done, void *arg)
 {
     if (c->closing) return SY_ECLOSED;
     transfer_t *t = calloc(1, sizeof(*t));
@@ -271,19 +272,19 @@ int sy_curl_uv_add(sy_curl_uv_t *c, CURL *easy, sy_curl_done_fn done, void *arg)
     return SY_OK;
 }
 
-void sy_curl_uv_cancel(sy_curl_uv_t *c, CURL *easy)
+void syc_curl_uv_cancel(syc_curl_uv_t *c, CURL *easy)
 {
     transfer_t *t = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
     if (t) transfer_forget(c, t); /* else not ours, or already finished */
 }
 
-size_t sy_curl_uv_active(const sy_curl_uv_t *c)
+size_t syc_curl_uv_active(const syc_curl_uv_t *c)
 {
     return c->active;
 }
 
-void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg)
+void syc_curl_uv_close(syc_curl_uv_t *c, void (*closed)(void *arg), void *arg)
 {
     if (c->closing) return;
     /* Forget the transfers still under way: by the contract no done callback comes
@@ -296,7 +297,7 @@ void sy_curl_uv_close(sy_curl_uv_t *c, void (*closed)(void *arg), void *arg)
     if (!c->reading) finish_close(c);
 }
 
-static void finish_close(sy_curl_uv_t *c)
+static void finish_close(syc_curl_uv_t *c)
 {
     if (c->closed_multi) return;
     c->closed_multi = true;
@@ -312,7 +313,7 @@ static void finish_close(sy_curl_uv_t *c)
 
 /* ---- OTLP client pieces --------------------------------------------------------- */
 
-void sy_curl_apply_tls(CURL *easy, const sy_tls_client_t *tls)
+void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
 {
     if (tls->ca_file && *tls->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, tls->ca_file);
     if (tls->cert_file && *tls->cert_file) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->cert_file);
@@ -325,16 +326,16 @@ void sy_curl_apply_tls(CURL *easy, const sy_tls_client_t *tls)
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
-    sy_curl_exchange_t *x = arg;
+    syc_curl_exchange_t *x = arg;
     size_t len = size * n;
-    size_t room = SY_CURL_MAX_RESPONSE - x->body_len;
+    size_t room = SYC_CURL_MAX_RESPONSE - x->body_len;
     size_t take = len < room ? len : room;
     if (take < len) x->body_truncated = true;
     if (take && x->body_len + take > x->body_cap) {
         size_t cap = x->body_cap ? x->body_cap : 1024;
         while (cap < x->body_len + take)
             cap *= 2;
-        if (cap > SY_CURL_MAX_RESPONSE) cap = SY_CURL_MAX_RESPONSE;
+        if (cap > SYC_CURL_MAX_RESPONSE) cap = SYC_CURL_MAX_RESPONSE;
         uint8_t *b = realloc(x->body, cap);
         if (!b) return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
         x->body = b;
@@ -366,18 +367,18 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
  * the header callback after the body; checked with curl 7.88 against grpc-js). */
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
 {
-    sy_curl_exchange_t *x = arg;
+    syc_curl_exchange_t *x = arg;
     size_t len = size * n;
     static const struct {
         const char *name;
         size_t offset, size;
     } wanted[] = {
-        {"retry-after", offsetof(sy_curl_exchange_t, retry_after), sizeof(x->retry_after)},
-        {"content-type", offsetof(sy_curl_exchange_t, content_type), sizeof(x->content_type)},
-        {"grpc-status", offsetof(sy_curl_exchange_t, grpc_status), sizeof(x->grpc_status)},
-        {"grpc-message", offsetof(sy_curl_exchange_t, grpc_message), sizeof(x->grpc_message)},
-        {"grpc-encoding", offsetof(sy_curl_exchange_t, grpc_encoding), sizeof(x->grpc_encoding)},
-        {"grpc-status-details-bin", offsetof(sy_curl_exchange_t, grpc_details),
+        {"retry-after", offsetof(syc_curl_exchange_t, retry_after), sizeof(x->retry_after)},
+        {"content-type", offsetof(syc_curl_exchange_t, content_type), sizeof(x->content_type)},
+        {"grpc-status", offsetof(syc_curl_exchange_t, grpc_status), sizeof(x->grpc_status)},
+        {"grpc-message", offsetof(syc_curl_exchange_t, grpc_message), sizeof(x->grpc_message)},
+        {"grpc-encoding", offsetof(syc_curl_exchange_t, grpc_encoding), sizeof(x->grpc_encoding)},
+        {"grpc-status-details-bin", offsetof(syc_curl_exchange_t, grpc_details),
          sizeof(x->grpc_details)},
     };
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
@@ -386,7 +387,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     return len;
 }
 
-int sy_curl_exchange_init(sy_curl_exchange_t *x)
+int syc_curl_exchange_init(syc_curl_exchange_t *x)
 {
     memset(x, 0, sizeof(*x));
     x->easy = curl_easy_init();
@@ -400,7 +401,7 @@ int sy_curl_exchange_init(sy_curl_exchange_t *x)
     return SY_OK;
 }
 
-void sy_curl_exchange_clear(sy_curl_exchange_t *x)
+void syc_curl_exchange_clear(syc_curl_exchange_t *x)
 {
     x->errbuf[0] = '\0';
     x->body_len = 0;
@@ -409,7 +410,7 @@ void sy_curl_exchange_clear(sy_curl_exchange_t *x)
     x->grpc_message[0] = x->grpc_encoding[0] = x->grpc_details[0] = '\0';
 }
 
-void sy_curl_exchange_free(sy_curl_exchange_t *x)
+void syc_curl_exchange_free(syc_curl_exchange_t *x)
 {
     if (x->easy) curl_easy_cleanup(x->easy);
     free(x->body);
@@ -417,7 +418,7 @@ void sy_curl_exchange_free(sy_curl_exchange_t *x)
     x->body = NULL;
 }
 
-bool sy_curl_retryable(CURLcode rc)
+bool syc_curl_retryable(CURLcode rc)
 {
     switch (rc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -437,7 +438,7 @@ bool sy_curl_retryable(CURLcode rc)
     }
 }
 
-int64_t sy_curl_retry_after_ms(const char *value)
+int64_t syc_curl_retry_after_ms(const char *value)
 {
     if (!value || !*value) return -1;
     char *end;

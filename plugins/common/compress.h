@@ -12,24 +12,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum sy_encoding_e {
-    SY_ENCODING_IDENTITY = 0,
-    SY_ENCODING_GZIP = 1,
-    SY_ENCODING_DEFLATE = 2, /* zlib stream (RFC 1950), raw deflate also accepted */
-    SY_ENCODING_ZSTD = 3,
-    SY_ENCODING_UNKNOWN = -1,
-} sy_encoding_t;
+typedef enum syc_encoding_e {
+    SYC_ENCODING_IDENTITY = 0,
+    SYC_ENCODING_GZIP = 1,
+    SYC_ENCODING_DEFLATE = 2, /* zlib stream (RFC 1950), raw deflate also accepted */
+    SYC_ENCODING_ZSTD = 3,
+    SYC_ENCODING_UNKNOWN = -1,
+} syc_encoding_t;
 
 /* Allocates `size` bytes that stay valid as long as the caller needs them; never
  * freed piecewise. Returns NULL when out of memory or over the caller's bound. */
-typedef void *(*sy_alloc_fn)(void *ctx, size_t size);
+typedef void *(*syc_alloc_fn)(void *ctx, size_t size);
 
 /* Maps a Content-Encoding header value (NULL, "", "identity", "gzip", "x-gzip",
  * "deflate", "zstd", case-insensitive, surrounding blanks ignored) to an encoding. */
-sy_encoding_t sy_encoding_parse(const char *content_encoding);
+syc_encoding_t syc_encoding_parse(const char *content_encoding);
 
 /* The name of an encoding, for messages ("gzip"). */
-const char *sy_encoding_name(sy_encoding_t encoding);
+const char *syc_encoding_name(syc_encoding_t encoding);
 
 /*
  * Decompresses in[0..in_len) of `encoding` (not identity) into memory from
@@ -39,8 +39,8 @@ const char *sy_encoding_name(sy_encoding_t encoding);
  * Growing the output may allocate more than once (the earlier blocks are
  * abandoned to the allocator), so the allocator's use is at most about 2 x max_out.
  */
-int sy_decompress(sy_encoding_t encoding, const uint8_t *in, size_t in_len, size_t max_out,
-                  sy_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
-                  size_t err_len);
+int syc_decompress(syc_encoding_t encoding, const uint8_t *in, size_t in_len, size_t max_out,
+                   syc_alloc_fn alloc, void *ctx, uint8_t **out, size_t *out_len, char *err,
+                   size_t err_len);
 
 #endif
