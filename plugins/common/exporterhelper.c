@@ -15,6 +15,7 @@
  * outlive that call.
  */
 #include "exporterhelper.h"
+#include "signals.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -132,13 +133,12 @@ int syc_xh_config_validate(const syc_xh_config_t *c, char *err, size_t err_len)
 
 static int signal_index(sy_signal_t s)
 {
-    return s == SY_SIGNAL_TRACES ? 0 : s == SY_SIGNAL_METRICS ? 1 : 2;
+    return syc_signal_info(s)->index;
 }
 
 const char *syc_xh_item_name(sy_signal_t signal)
 {
-    static const char *const names[3] = {"spans", "metric data points", "log records"};
-    return names[signal_index(signal)];
+    return syc_signal_info(signal)->item_text;
 }
 
 static void list_push(req_list_t *l, syc_xh_req_t *r)

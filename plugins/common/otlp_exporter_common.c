@@ -2,6 +2,7 @@
  * otlp_exporter_common.c - the instance glue of the OTLP exporters (see the header).
  */
 #include "otlp_exporter_common.h"
+#include "signals.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 
 int syc_oxp_signal_index(sy_signal_t signal)
 {
-    return signal == SY_SIGNAL_TRACES ? 0 : signal == SY_SIGNAL_METRICS ? 1 : 2;
+    return syc_signal_info(signal)->index;
 }
 
 /* ---- headers and configuration ------------------------------------------------------ */

@@ -31,6 +31,7 @@
 
 #include "grpc_frame.h"
 #include "otlp_exporter_common.h"
+#include "signals.h"
 
 #ifndef OTLP_GRPC_TYPE
 #define OTLP_GRPC_TYPE "otlp"
@@ -349,10 +350,6 @@ static struct curl_slist *make_headers(const otlp_config_t *c)
 static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                        void **state)
 {
-    static const char *const services[3] = {
-        "opentelemetry.proto.collector.trace.v1.TraceService",
-        "opentelemetry.proto.collector.metrics.v1.MetricsService",
-        "opentelemetry.proto.collector.logs.v1.LogsService"};
     const otlp_config_t *c = config;
     char err[256];
     target_t t;
@@ -379,7 +376,7 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     }
     for (int i = 0; i < 3; i++)
         if (asprintf(&s->base.urls[i], "%s://%s:%s/%s/Export", t.tls ? "https" : "http", url_host,
-                     t.port, services[i]) < 0) {
+                     t.port, syc_signal_by_index(i)->grpc_service) < 0) {
             s->base.urls[i] = NULL;
             goto nomem;
         }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "otlp.h"
+#include "signals.h"
 
 #define OTLP_MIB (1024u * 1024u)
 
@@ -173,9 +174,7 @@ static const sy_config_field_t otlp_fields[] = {
 
 sy_signal_t otlp_signal_at(int i)
 {
-    static const sy_signal_t signals[OTLP_SIGNALS] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS,
-                                                      SY_SIGNAL_LOGS};
-    return signals[i];
+    return syc_signal_by_index(i)->signal;
 }
 
 int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_t err_len)

@@ -42,7 +42,10 @@
 #include <nghttp2/nghttp2.h>
 #include <uv.h>
 
+#include "answer.h"
+#include "endpoint.h"
 #include "grpc_frame.h"
+#include "signals.h"
 #include "otlp.h"
 
 #define MIB                  (1024u * 1024u)
@@ -119,12 +122,6 @@ typedef struct write_req_s {
     size_t len;
     uint8_t data[];
 } write_req_t;
-
-static const char *const services[OTLP_SIGNALS] = {
-    "opentelemetry.proto.collector.trace.v1.TraceService",
-    "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    "opentelemetry.proto.collector.logs.v1.LogsService",
-};
 
 static void conn_flush(grpc_conn_t *c);
 static void conn_close(grpc_conn_t *c);
@@ -260,11 +257,13 @@ static void stream_check_headers(grpc_stream_t *s)
     for (int i = 0; i < OTLP_SIGNALS; i++) {
         /* As in the collector, a service is registered only for a signal that a
          * pipeline of this receiver carries. */
-        if (!(wanted & otlp_signal_at(i)) || strlen(services[i]) != service_len ||
-            strncmp(services[i], s->path + 1, service_len) != 0)
+        if (!(wanted & otlp_signal_at(i)) ||
+            strlen(syc_signal_by_index(i)->grpc_service) != service_len ||
+            strncmp(syc_signal_by_index(i)->grpc_service, s->path + 1, service_len) != 0)
             continue;
         if (strcmp(slash + 1, "Export") != 0) {
-            snprintf(msg, sizeof(msg), "unknown method %s for service %s", slash + 1, services[i]);
+            snprintf(msg, sizeof(msg), "unknown method %s for service %s", slash + 1,
+                     syc_signal_by_index(i)->grpc_service);
             answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
             return;
         }
@@ -364,16 +363,9 @@ static void stream_end(grpc_stream_t *s)
     if (rc == SY_OK) {
         s->batch = NULL; /* handed over */
         answer_ok(s);
-    } else if (rc == SY_EAGAIN) {
-        answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED,
-                     "the pipeline's queue is full, retry later", true);
-    } else if (rc == SY_ECLOSED) {
-        answer_error(s, 200, SYC_GRPC_UNAVAILABLE, "the router is shutting down", true);
-    } else if (rc == SY_ENOTSUP) {
-        answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED,
-                     "no pipeline takes this signal from this receiver", false);
     } else {
-        answer_error(s, 200, SYC_GRPC_INTERNAL, "the request could not be processed", false);
+        const syc_answer_t *a = syc_answer_for(rc);
+        answer_error(s, 200, a->grpc_code, a->message, a->retry);
     }
 }
 
@@ -805,40 +797,6 @@ static void on_listener_closed(uv_handle_t *handle)
 /* Resolves "host:port" (":port" for every interface, "localhost" as 127.0.0.1,
  * "[v6]:port"); a host name through a synchronous lookup, which is acceptable
  * because the server starts before its loop runs. */
-static int resolve(uv_loop_t *loop, const char *endpoint, struct sockaddr_storage *addr, char *err,
-                   size_t err_len)
-{
-    char host[256];
-    if (syc_http_endpoint_check(endpoint, err, err_len) != 0) return SY_EINVAL;
-    const char *colon = strrchr(endpoint, ':');
-    size_t hlen = (size_t)(colon - endpoint);
-    const char *h = endpoint;
-    if (h[0] == '[') {
-        h++;
-        hlen -= 2;
-    }
-    snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
-    if (hlen == 0) snprintf(host, sizeof(host), "0.0.0.0");
-    if (strcasecmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    int port = atoi(colon + 1);
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0)
-        return 0;
-    uv_getaddrinfo_t gai;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    int rc = uv_getaddrinfo(loop, &gai, NULL, host, NULL, &hints);
-    if (rc != 0 || !gai.addrinfo) {
-        snprintf(err, err_len, "listen tcp %s: lookup %s: %s", endpoint, host,
-                 rc ? uv_strerror(rc) : "no address");
-        if (rc == 0) uv_freeaddrinfo(gai.addrinfo);
-        return SY_EINVAL;
-    }
-    memcpy(addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
-    uv_freeaddrinfo(gai.addrinfo);
-    ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
-    return 0;
-}
-
 static int server_callbacks(otlp_grpc_server_t *s)
 {
     if (nghttp2_session_callbacks_new(&s->callbacks) != 0) return SY_ENOMEM;
@@ -900,7 +858,8 @@ int otlp_grpc_start(otlp_state_t *st)
     struct sockaddr_storage addr;
     uv_loop_t *loop = st->api->loop(st->inst);
     memset(&addr, 0, sizeof(addr));
-    if (resolve(loop, cfg->grpc_endpoint, &addr, err, sizeof(err)) != 0) goto fail_log;
+    if (syc_endpoint_resolve(loop, cfg->grpc_endpoint, &addr, NULL, 0, err, sizeof(err)) != 0)
+        goto fail_log;
 
     otlp_grpc_server_t *s = calloc(1, sizeof(*s));
     if (!s) {

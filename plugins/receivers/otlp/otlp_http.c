@@ -29,9 +29,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "answer.h"
 #include "compress.h"
+#include "grpc_frame.h"
 #include "otlp.h"
 #include "otlp_json.h"
+#include "signals.h"
 
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
@@ -45,26 +48,12 @@
 #define OTLP_HTTP_IDLE_TIMEOUT_MS 60000
 
 /* gRPC status codes used in error bodies. */
-enum {
-    GRPC_INVALID_ARGUMENT = 3,
-    GRPC_RESOURCE_EXHAUSTED = 8,
-    GRPC_UNIMPLEMENTED = 12,
-    GRPC_INTERNAL = 13,
-    GRPC_UNAVAILABLE = 14,
-};
 
 typedef enum body_type_e { BODY_OTHER = 0, BODY_PROTOBUF, BODY_JSON } body_type_t;
 
 static const ProtobufCMessageDescriptor *request_descriptor(int signal_index)
 {
-    switch (signal_index) {
-    case 0:
-        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
-    case 1:
-        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
-    default:
-        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
-    }
+    return syc_signal_by_index(signal_index)->request;
 }
 
 /* The media type of a Content-Type header, parameters and case ignored. */
@@ -299,7 +288,8 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
     char err[512] = "";
     sy_batch_t *batch = api->batch_new(st->inst, otlp_signal_at(sig));
     if (!batch) {
-        respond_status(st, req, type, 503, GRPC_UNAVAILABLE, "out of memory", "Retry-After: 1\r\n");
+        respond_status(st, req, type, 503, SYC_GRPC_UNAVAILABLE, "out of memory",
+                       "Retry-After: 1\r\n");
         return;
     }
     int status = fill_batch(st, req, type, sig, batch, err, sizeof(err));
@@ -308,9 +298,10 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
         SY_LOG(api, st->inst, SY_LOG_DEBUG, "refused a request on %s (%d): %s", req->path, status,
                err);
         respond_status(st, req, type, status,
-                       status == 500   ? GRPC_INTERNAL
-                       : status == 413 ? GRPC_RESOURCE_EXHAUSTED
-                                       : GRPC_INVALID_ARGUMENT,
+                       syc_answer_for(status == 500   ? SY_ERROR
+                                      : status == 413 ? SY_ENOMEM
+                                                      : SY_EINVAL)
+                           ->grpc_code,
                        err, NULL);
         return;
     }
@@ -323,18 +314,9 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
         return;
     }
     api->batch_release(batch);
-    if (rc == SY_EAGAIN)
-        respond_status(st, req, type, 429, GRPC_RESOURCE_EXHAUSTED,
-                       "the pipeline's queue is full, retry later", "Retry-After: 1\r\n");
-    else if (rc == SY_ECLOSED)
-        respond_status(st, req, type, 503, GRPC_UNAVAILABLE, "the router is shutting down",
-                       "Retry-After: 1\r\n");
-    else if (rc == SY_ENOTSUP) /* as otelcol: no pipeline of this signal, no handler */
-        respond_status(st, req, type, 404, GRPC_UNIMPLEMENTED,
-                       "no pipeline takes this signal from this receiver", NULL);
-    else
-        respond_status(st, req, type, 500, GRPC_INTERNAL, "the request could not be processed",
-                       NULL);
+    const syc_answer_t *a = syc_answer_for(rc);
+    respond_status(st, req, type, a->http_status, a->grpc_code, a->message,
+                   a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
 static void on_request(void *arg, syc_http_request_t *req)
@@ -376,7 +358,7 @@ static void on_refused(void *arg, syc_http_request_t *req, int status, const cha
     if (type == BODY_OTHER)
         respond_text(st, req, status, msg, NULL);
     else
-        respond_status(st, req, type, status, GRPC_INVALID_ARGUMENT, msg, NULL);
+        respond_status(st, req, type, status, SYC_GRPC_INVALID_ARGUMENT, msg, NULL);
 }
 
 int otlp_http_start(otlp_state_t *st)
