@@ -89,6 +89,7 @@ typedef struct sy__processor_part_s {
     size_t index;
     sy__processor_metrics_t pmetrics;
     sy__ratelimit_t refusal_log;
+    atomic_bool refusing; /* api->pipeline_refuse(): counted in pipeline->refusing */
 } sy__processor_part_t;
 
 /* What only an exporter has: its input queue and the burst taken from it but not
@@ -152,6 +153,7 @@ struct sy__pipeline_s {
     bool wake_ready;
     sy__mpmc_t in;
     size_t in_limit; /* logical capacity, below the ring's: see runtime.c */
+    atomic_uint refusing; /* processors that ask receivers to be refused */
     _Atomic int64_t in_items;
     bool queue_ready;
     sy_metric_t *queue_metrics[2];
@@ -217,6 +219,7 @@ int sy__signal_index(sy_signal_t signal);
 /* Internal plumbing between engine.c, runtime.c and host_api.c. */
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch);
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch);
+void sy__processor_refuse(sy_instance_t *inst, bool refuse);
 void sy__exporter_ready(sy_instance_t *inst);
 void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent);
 int sy__pipeline_open(sy__pipeline_t *p);

@@ -129,6 +129,11 @@ static void api_ready(sy_instance_t *inst)
     if (inst->kind == SY_KIND_EXPORTER) sy__exporter_ready(inst);
 }
 
+static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)
+{
+    if (inst->kind == SY_KIND_PROCESSOR) sy__processor_refuse(inst, refuse);
+}
+
 static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent)
 {
     if (inst->kind == SY_KIND_EXPORTER) sy__exporter_outcome(inst, signal, items, sent);
@@ -245,6 +250,7 @@ static const sy_host_api_t host_api = {
     .metric_add = sy__metric_add,
     .metric_set = sy__metric_set,
     .exporter_outcome = api_exporter_outcome,
+    .pipeline_refuse = api_pipeline_refuse,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -92,7 +92,8 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     for (size_t i = 0; i < inst->recv.noutputs; i++) {
         sy__pipeline_t *p = inst->recv.outputs[i];
         if (p->signal != signal) continue;
-        if (queue_full(&p->in, p->in_limit, &p->in_items)) {
+        if (queue_full(&p->in, p->in_limit, &p->in_items) ||
+            atomic_load_explicit(&p->refusing, memory_order_relaxed)) {
             count(m->failed, items);
             return SY_EAGAIN;
         }
@@ -257,6 +258,19 @@ int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch)
     count(inst->proc.pmetrics.outgoing, sy__batch_items(batch));
     run_chain(inst->proc.pipeline, inst->proc.index + 1, batch);
     return SY_OK;
+}
+
+/* A processor asks that receivers be refused (or no longer): counted per pipeline,
+ * so that two processors that both ask must both stop asking. Relaxed: the flag
+ * guards no data; a receiver that reads it a moment late only takes one more
+ * batch, which the pipeline carries as usual. */
+void sy__processor_refuse(sy_instance_t *inst, bool refuse)
+{
+    if (atomic_exchange(&inst->proc.refusing, refuse) == refuse) return;
+    if (refuse)
+        atomic_fetch_add_explicit(&inst->proc.pipeline->refusing, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&inst->proc.pipeline->refusing, 1, memory_order_relaxed);
 }
 
 void sy__pipeline_on_wake(void *arg)

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 0
+#define SY_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -418,6 +418,14 @@ struct sy_host_api_s {
     void (*exporter_outcome)(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent);
 
     /* End of ABI 1.0. New members go below this line only. */
+
+    /* --- ABI 1.1 ----------------------------------------------------------- */
+
+    /* Processors: while `refuse` is true, a receiver that emits into this
+     * processor's pipeline is refused with SY_EAGAIN (its client is told to retry
+     * later), as when the pipeline's queue is full. What the pipeline already took
+     * still flows. For the memory_limiter; any thread. */
+    void (*pipeline_refuse)(sy_instance_t *inst, bool refuse);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

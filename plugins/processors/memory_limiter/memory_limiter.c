@@ -1,0 +1,271 @@
+/*
+ * memory_limiter.c - the `memory_limiter` processor: refuses new data while the
+ * router's memory is above a soft limit, as the collector's does.
+ *
+ * Every check_interval it reads the process's resident set size. At or above the
+ * soft limit (limit minus spike limit) it asks the host to refuse receivers that
+ * emit into its pipeline (api->pipeline_refuse): their clients are told to retry
+ * (HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED), which is the collector's
+ * behaviour seen from the client. Below the soft limit it lets data in again.
+ * At or above the hard limit it also hands freed heap back to the system
+ * (malloc_trim), the closest thing C has to the collector's forced GC.
+ *
+ * Unlike the collector it never drops a batch that reaches it: data in the
+ * pipeline was already acknowledged to a client, so it is carried on. The bound
+ * comes from refusing what has not been acknowledged yet.
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <switchyard/plugin.h>
+
+#define MIB (1024ull * 1024ull)
+
+typedef struct ml_config_s {
+    int64_t check_interval_ns;
+    int64_t limit_mib;
+    int64_t spike_limit_mib;
+    int64_t limit_percentage;
+    int64_t spike_limit_percentage;
+} ml_config_t;
+
+typedef struct ml_state_s {
+    const sy_host_api_t *api;
+    sy_instance_t *inst;
+    const ml_config_t *cfg;
+    uint64_t hard, soft; /* bytes */
+    sy_timer_t *timer;
+    bool refusing;
+    long page_size;
+    sy_metric_t *m_rss, *m_refusing, *m_checks_refusing;
+} ml_state_t;
+
+static const sy_config_field_t ml_fields[] = {
+    {.name = "check_interval",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(ml_config_t, check_interval_ns),
+     .default_value = "0s",
+     .description = "Time between measurements of memory usage; must be set (the collector's "
+                    "default of 0 performs no checks and is refused)."},
+    {.name = "limit_mib",
+     .type = SY_CFG_INT,
+     .offset = offsetof(ml_config_t, limit_mib),
+     .default_value = "0",
+     .description = "Hard limit of the resident set size, in MiB."},
+    {.name = "spike_limit_mib",
+     .type = SY_CFG_INT,
+     .offset = offsetof(ml_config_t, spike_limit_mib),
+     .default_value = "0",
+     .description = "Largest spike expected between two checks, in MiB; the soft limit is "
+                    "limit_mib minus this. 0 means 20 % of limit_mib."},
+    {.name = "limit_percentage",
+     .type = SY_CFG_INT,
+     .offset = offsetof(ml_config_t, limit_percentage),
+     .default_value = "0",
+     .description = "Hard limit as a percentage of the memory available (the cgroup's limit, "
+                    "or the machine's memory); used when limit_mib is 0."},
+    {.name = "spike_limit_percentage",
+     .type = SY_CFG_INT,
+     .offset = offsetof(ml_config_t, spike_limit_percentage),
+     .default_value = "0",
+     .description = "Spike limit as a percentage of the memory available, with "
+                    "limit_percentage."},
+};
+
+/* The memory this process may use: the cgroup v2 limit when there is one, else the
+ * machine's. 0 if neither can be read. */
+static uint64_t memory_available(void)
+{
+    unsigned long long v = 0;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1) v = 0; /* "max": no limit */
+        fclose(f);
+        if (v) return v;
+    }
+    f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemTotal: %llu kB", &v) == 1) break;
+    fclose(f);
+    return (uint64_t)v * 1024;
+}
+
+/* The limits in bytes, or a sentence in err. Shared by validate() and create(). */
+static int ml_limits(const ml_config_t *c, uint64_t *hard, uint64_t *soft, char *err,
+                     size_t err_len)
+{
+    if (c->check_interval_ns <= 0) {
+        snprintf(err, err_len, "check_interval must be greater than zero");
+        return SY_EINVAL;
+    }
+    if (c->limit_mib < 0 || c->spike_limit_mib < 0 || c->limit_percentage < 0 ||
+        c->spike_limit_percentage < 0) {
+        snprintf(err, err_len, "limits must not be negative");
+        return SY_EINVAL;
+    }
+    uint64_t h, spike;
+    if (c->limit_mib > 0) {
+        h = (uint64_t)c->limit_mib * MIB;
+        spike = c->spike_limit_mib > 0 ? (uint64_t)c->spike_limit_mib * MIB : h / 5;
+        if (c->spike_limit_mib > 0 && c->spike_limit_mib >= c->limit_mib) {
+            snprintf(err, err_len, "spike_limit_mib (%lld) must be smaller than limit_mib (%lld)",
+                     (long long)c->spike_limit_mib, (long long)c->limit_mib);
+            return SY_EINVAL;
+        }
+    } else if (c->limit_percentage > 0) {
+        if (c->limit_percentage > 100 || c->spike_limit_percentage >= c->limit_percentage) {
+            snprintf(err, err_len,
+                     "limit_percentage (%lld) must be at most 100 and above "
+                     "spike_limit_percentage (%lld)",
+                     (long long)c->limit_percentage, (long long)c->spike_limit_percentage);
+            return SY_EINVAL;
+        }
+        uint64_t total = memory_available();
+        if (total == 0) {
+            snprintf(err, err_len, "limit_percentage: the memory available cannot be read");
+            return SY_EINVAL;
+        }
+        h = total / 100 * (uint64_t)c->limit_percentage;
+        spike = total / 100 * (uint64_t)c->spike_limit_percentage;
+    } else {
+        snprintf(err, err_len, "either limit_mib or limit_percentage must be greater than zero");
+        return SY_EINVAL;
+    }
+    *hard = h;
+    *soft = h - spike;
+    return SY_OK;
+}
+
+static int ml_validate(const void *config, char *err, size_t err_len)
+{
+    uint64_t h, s;
+    return ml_limits(config, &h, &s, err, err_len);
+}
+
+/* Resident set size in bytes (second field of /proc/self/statm, in pages). */
+static uint64_t rss_bytes(const ml_state_t *s)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (uint64_t)resident * (uint64_t)s->page_size : 0;
+}
+
+static void ml_check(void *arg)
+{
+    ml_state_t *s = arg;
+    const sy_host_api_t *api = s->api;
+    uint64_t rss = rss_bytes(s);
+    if (rss >= s->hard) malloc_trim(0);
+    api->metric_set(s->m_rss, (int64_t)rss);
+    bool refuse = rss >= s->soft;
+    if (refuse) api->metric_add(s->m_checks_refusing, 1);
+    if (refuse == s->refusing) return;
+    s->refusing = refuse;
+    api->pipeline_refuse(s->inst, refuse);
+    api->metric_set(s->m_refusing, refuse);
+    if (refuse)
+        SY_LOG(api, s->inst, SY_LOG_WARN,
+               "Memory usage is above soft limit. Refusing data. (rss %llu MiB, soft limit %llu "
+               "MiB, hard limit %llu MiB)",
+               (unsigned long long)(rss / MIB), (unsigned long long)(s->soft / MIB),
+               (unsigned long long)(s->hard / MIB));
+    else
+        SY_LOG(api, s->inst, SY_LOG_INFO,
+               "Memory usage back within limits. Resuming normal operation. (rss %llu MiB)",
+               (unsigned long long)(rss / MIB));
+}
+
+static int ml_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
+                     void **state)
+{
+    if (!SY_API_HAS(api, pipeline_refuse)) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "this host has no pipeline_refuse (plugin ABI 1.1)");
+        return SY_ENOTSUP;
+    }
+    ml_state_t *s = calloc(1, sizeof(*s));
+    if (!s) return SY_ENOMEM;
+    s->api = api;
+    s->inst = inst;
+    s->cfg = config;
+    char err[256];
+    if (ml_limits(s->cfg, &s->hard, &s->soft, err, sizeof(err)) < 0) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
+        free(s);
+        return SY_EINVAL;
+    }
+    s->page_size = sysconf(_SC_PAGESIZE);
+    if (s->page_size <= 0) s->page_size = 4096;
+    s->m_rss = api->metric_register(inst, "memory_limiter_rss_bytes",
+                                    "Resident set size at the last check.", SY_METRIC_GAUGE);
+    s->m_refusing = api->metric_register(
+        inst, "memory_limiter_refusing",
+        "1 while receivers feeding the pipeline are refused (memory above the soft limit).",
+        SY_METRIC_GAUGE);
+    s->m_checks_refusing = api->metric_register(
+        inst, "memory_limiter_checks_above_soft_limit",
+        "Checks that found memory at or above the soft limit.", SY_METRIC_COUNTER);
+    *state = s;
+    return SY_OK;
+}
+
+static int ml_start(void *state)
+{
+    ml_state_t *s = state;
+    uint64_t ms = (uint64_t)(s->cfg->check_interval_ns / 1000000);
+    if (ms == 0) ms = 1;
+    ml_check(s); /* know where we stand before the first batch */
+    s->timer = s->api->timer_start(s->inst, ms, ms, ml_check, s);
+    return s->timer ? SY_OK : SY_ENOMEM;
+}
+
+/* Carries every batch on: it was acknowledged before it got here. */
+static int ml_consume(void *state, sy_batch_t *batch)
+{
+    ml_state_t *s = state;
+    return s->api->emit(s->inst, batch);
+}
+
+static void ml_shutdown(void *state)
+{
+    ml_state_t *s = state;
+    if (s->timer) s->api->timer_stop(s->timer);
+    s->timer = NULL;
+    if (s->refusing) s->api->pipeline_refuse(s->inst, false);
+    s->refusing = false;
+}
+
+static void ml_destroy(void *state)
+{
+    free(state);
+}
+
+static const sy_plugin_t ml_plugin = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_plugin_t),
+    .kind = SY_KIND_PROCESSOR,
+    .type = "memory_limiter",
+    .signals = SY_SIGNAL_ALL,
+    .flags = 0,
+    .version = "0.1.0",
+    .description = "Refuses new data while memory is above a soft limit.",
+    .config_fields = ml_fields,
+    .config_field_count = sizeof(ml_fields) / sizeof(ml_fields[0]),
+    .config_size = sizeof(ml_config_t),
+    .validate = ml_validate,
+    .create = ml_create,
+    .start = ml_start,
+    .consume = ml_consume,
+    .shutdown = ml_shutdown,
+    .destroy = ml_destroy,
+};
+
+SY_PLUGIN_DEFINE(ml_plugin)
