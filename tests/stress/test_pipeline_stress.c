@@ -160,7 +160,7 @@ static void test_item_bound_pushes_back(void **state)
              "  testgen/a3: {count: 60, spans: 3000}\n"
              "  testgen/b3: {count: 60, spans: 3000, first_seq: 200000}\n"
              "exporters:\n"
-             "  testsink/a3: {verify: true, max_seq: 400000, delay: 5ms, report_path: "
+             "  testsink/a3: {verify: true, max_seq: 400000, delay: 15ms, report_path: "
              "/tmp/sy_ib_a.%d}\n"
              "  testsink/b3: {verify: true, max_seq: 400000, report_path: /tmp/sy_ib_b.%d}\n"
              "service:\n"
