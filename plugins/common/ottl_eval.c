@@ -472,13 +472,13 @@ static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *o
 static int eval_bool(eval_t *ev, const syc__ottl_node_t *n, bool *out)
 {
     int rc;
+    /* and/or chains lean right (see parse_chain): walk them without recursing. */
+    while (n->kind == N_AND || n->kind == N_OR) {
+        if ((rc = eval_bool(ev, n->u.bin.l, out))) return rc;
+        if (*out == (n->kind == N_OR)) return 0; /* false and ..., true or ... */
+        n = n->u.bin.r;
+    }
     switch (n->kind) {
-    case N_AND:
-        if ((rc = eval_bool(ev, n->u.bin.l, out)) || !*out) return rc;
-        return eval_bool(ev, n->u.bin.r, out);
-    case N_OR:
-        if ((rc = eval_bool(ev, n->u.bin.l, out)) || *out) return rc;
-        return eval_bool(ev, n->u.bin.r, out);
     case N_NOT:
         if ((rc = eval_bool(ev, n->u.not_, out))) return rc;
         *out = !*out;

@@ -73,10 +73,6 @@ typedef struct syc__ottl_lexer_s {
 /* Reads the next token. An error is a TOK_ERROR token at the offending offset. */
 void syc__ottl_lex_next(syc__ottl_lexer_t *lx, syc__ottl_token_t *tok);
 
-/* A token as a diagnostic names it ("')'", "identifier foo", "end of input"). */
-void syc__ottl_tok_describe(const syc__ottl_lexer_t *lx, const syc__ottl_token_t *tok, char *buf,
-                            size_t cap);
-
 /* ---- the tree ---- */
 
 typedef enum syc__ottl_node_kind_e {

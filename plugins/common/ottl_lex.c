@@ -288,16 +288,3 @@ void syc__ottl_lex_next(syc__ottl_lexer_t *lx, syc__ottl_token_t *tok)
     }
     if (tok->type != TOK_ERROR) tok->end = lx->pos;
 }
-
-void syc__ottl_tok_describe(const syc__ottl_lexer_t *lx, const syc__ottl_token_t *tok, char *buf,
-                            size_t cap)
-{
-    if (tok->type == TOK_EOF) {
-        snprintf(buf, cap, "end of input");
-        return;
-    }
-    size_t n = tok->end > tok->off ? tok->end - tok->off : 1;
-    if (n > 24) n = 24;
-    snprintf(buf, cap, "'%.*s%s'", (int)n, lx->src + tok->off,
-             tok->end - tok->off > 24 ? "..." : "");
-}

@@ -749,32 +749,36 @@ static syc__ottl_node_t *parse_term(parser_t *p)
     return node;
 }
 
-static syc__ottl_node_t *parse_and(parser_t *p)
+/*
+ * A chain `a and b and c` (or `or`) is built leaning right, AND(a, AND(b, c)), so
+ * that the evaluator walks it with a loop rather than recursion however long the
+ * chain is; the order of evaluation (and short-circuiting) stays left to right.
+ */
+static syc__ottl_node_t *parse_chain(parser_t *p, syc__ottl_node_kind_t kind, const char *word,
+                                     syc__ottl_node_t *(*operand)(parser_t *))
 {
-    syc__ottl_node_t *l = parse_term(p);
-    while (l && tok_is_word(&p->tok, "and")) {
-        syc__ottl_node_t *n = new_node(p, N_AND, p->tok.off);
+    syc__ottl_node_t *first = operand(p);
+    syc__ottl_node_t **slot = &first; /* where the next operand goes */
+    while (first && tok_is_word(&p->tok, word)) {
+        syc__ottl_node_t *n = new_node(p, kind, p->tok.off);
         if (!n || !next(p)) return NULL;
-        n->u.bin.l = l;
-        if (!(n->u.bin.r = parse_term(p))) return NULL;
-        l = n;
+        n->u.bin.l = *slot;
+        *slot = n;
+        if (!(n->u.bin.r = operand(p))) return NULL;
+        slot = &n->u.bin.r;
     }
-    return l;
+    return first;
 }
 
+static syc__ottl_node_t *parse_and(parser_t *p)
+{
+    return parse_chain(p, N_AND, "and", parse_term);
+}
+
+/* Only parse_term recurses into parse_or, and parse_term counts the depth. */
 static syc__ottl_node_t *parse_or(parser_t *p)
 {
-    if (!enter(p)) return NULL;
-    syc__ottl_node_t *l = parse_and(p);
-    while (l && tok_is_word(&p->tok, "or")) {
-        syc__ottl_node_t *n = new_node(p, N_OR, p->tok.off);
-        if (!n || !next(p)) return NULL;
-        n->u.bin.l = l;
-        if (!(n->u.bin.r = parse_and(p))) return NULL;
-        l = n;
-    }
-    p->depth--;
-    return l;
+    return parse_chain(p, N_OR, "or", parse_and);
 }
 
 static syc_ottl_prog_t *compile(const char *src, size_t len, syc_ottl_context_t ctx,

@@ -672,6 +672,36 @@ static void test_reuse(void **state)
     syc_ottl_free(p);
 }
 
+/* A chain of 20000 terms is walked without recursion; nesting is bounded. */
+static void test_long_chain(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static char src[N * 16];
+    size_t n = 0;
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(src + n, sizeof src - n, "%skind == %d", i ? " or " : "",
+                              i == N - 1 ? 2 : 9);
+    fake_item_t it;
+    fake_item_init(&it);
+    assert_true(eval_in(&it, SPAN, src));
+    n = 0;
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(src + n, sizeof src - n, "%strue", i ? " and " : "");
+    assert_true(eval_in(&it, SPAN, src));
+
+    n = 0;
+    for (int i = 0; i < 40; i++)
+        src[n++] = '(';
+    memcpy(src + n, "true", 4);
+    n += 4;
+    for (int i = 0; i < 40; i++)
+        src[n++] = ')';
+    syc_ottl_error_t err;
+    assert_null(syc_ottl_compile_condition(src, n, SPAN, &err));
+    assert_string_equal(err.msg, "col 33: expression nested too deeply (limit 32)");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -693,7 +723,7 @@ int main(void)
         cmocka_unit_test(test_operators), cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_enums),     cmocka_unit_test(test_converters),
         cmocka_unit_test(test_contexts),  cmocka_unit_test(test_editors),
-        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_reuse),     cmocka_unit_test(test_long_chain),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
