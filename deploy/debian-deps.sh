@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 build_pkgs=(build-essential cmake pkg-config git ca-certificates
   libuv1-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler libyajl-dev
-  zlib1g-dev libzstd-dev node-llhttp libnghttp2-dev libcurl4-openssl-dev libssl-dev)
+  zlib1g-dev libzstd-dev node-llhttp libnghttp2-dev libcurl4-openssl-dev libssl-dev libpcre2-dev)
 test_pkgs=(libcmocka-dev python3 curl clang libclang-rt-14-dev prometheus)
 
 want=("${build_pkgs[@]}")
