@@ -347,47 +347,53 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
     uint64_t mem_at_start = estimate ? w->mem : 0;
     uint64_t occurrences = 0, copied = 0;
 
-    size_t off = 0;
-    while (off < len) {
+    const uint8_t *q = p, *const end = p + len; /* the cursor, and the message's end */
+    while (q < end) {
         if (estimate) occurrences++;
-        uint64_t key;
-        size_t n = read_varint_max(p + off, len - off, 5, &key);
-        if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong tag", 0);
-        off += n;
+        uint64_t key = *q;
+        size_t n;
+        if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
+            if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            q++;
+        } else {
+            n = read_varint_max(q, (size_t)(end - q), 5, &key);
+            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong tag", 0);
+            q += n;
+            if (PB_UNLIKELY(key >> 3 > 0x1fffffff || key >> 3 == 0))
+                return fail(w, desc, "invalid field number", 0);
+        }
         uint32_t field = (uint32_t)(key >> 3);
         int wt = (int)(key & 7);
-        if (PB_UNLIKELY(key >> 3 > 0x1fffffff || field == 0))
-            return fail(w, desc, "invalid field number", 0);
 
-        const uint8_t *val = p + off;
+        const uint8_t *val = q;
         size_t vlen = 0;
         switch (wt) {
         case 0: {
             uint64_t v;
-            n = read_varint(val, len - off, &v);
+            n = read_varint(q, (size_t)(end - q), &v);
             if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated varint", field);
-            off += n;
+            q += n;
             break;
         }
         case 1:
-            if (PB_UNLIKELY(len - off < 8)) return fail(w, desc, "truncated fixed64", field);
-            off += 8;
+            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+            q += 8;
             break;
         case 5:
-            if (PB_UNLIKELY(len - off < 4)) return fail(w, desc, "truncated fixed32", field);
-            off += 4;
+            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+            q += 4;
             break;
         case 2: {
             uint64_t l;
-            n = read_varint_max(val, len - off, 5, &l);
+            n = read_varint_max(q, (size_t)(end - q), 5, &l);
             if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong length", field);
             if (PB_UNLIKELY(l > INT_MAX)) return fail(w, desc, "length over 2 GiB", field);
-            off += n;
-            if (PB_UNLIKELY(l > len - off))
+            q += n;
+            if (PB_UNLIKELY(l > (size_t)(end - q)))
                 return fail(w, desc, "length past the end of the message", field);
-            val = p + off;
+            val = q;
             vlen = (size_t)l;
-            off += vlen;
+            q += vlen;
             break;
         }
         default:
@@ -472,8 +478,9 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             if (check_packed(w, desc, pf->f, act, val, vlen, estimate) < 0) return -1;
             continue;
         case PB_MISMATCH:
-        default:
             return fail(w, desc, "wire type does not match the field's type", field);
+        default:
+            __builtin_unreachable(); /* actions come from classify() */
         }
     }
     for (size_t k = 0; k < noneofs; k++)
