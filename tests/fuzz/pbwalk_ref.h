@@ -3,8 +3,9 @@
  * fast (commit 70819bf), kept as a reference oracle: ref_pb_walk() must make the
  * same accept/reject decision, count the same items and compute the same
  * decoded-size bound as sy__pb_walk() for every input. Straightforward rather
- * than fast: a field lookup and a wire-type switch per tag. Included by the unit
- * test and the fuzz target; everything here is static.
+ * than fast: per tag a field lookup, a wire-type switch and tests of the field's
+ * type, label and flags, and the estimate's counts kept whether asked for or not.
+ * Included by the unit test and the fuzz target; everything here is static.
  */
 #ifndef SY_TEST_PBWALK_REF_H
 #define SY_TEST_PBWALK_REF_H

@@ -202,6 +202,47 @@ static void test_string_edges_agree(void **state)
         }
 }
 
+/* Writes tag, varint length and body[0..n) before `at` in a buffer filled from
+ * the end; returns the new start. */
+static uint8_t *wrap(uint8_t *at, uint8_t tag, size_t n)
+{
+    uint8_t len[10];
+    size_t k = 0;
+    do {
+        len[k++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+        n >>= 7;
+    } while (n);
+    at -= k;
+    memcpy(at, len, k);
+    *--at = tag;
+    return at;
+}
+
+/* AnyValues nested in ArrayValues, around the depth limit: the same answer (and
+ * the limit's error sentence) from both walks, accepted up to the limit. */
+static void test_depth_limit_agrees(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    uint8_t *end = buf + sizeof(buf);
+    bool accepted = false, refused = false;
+    for (int levels = 1; levels <= 40; levels++) {
+        uint8_t *p = end;
+        *--p = 'x';
+        p = wrap(p, 0x0a, 1); /* AnyValue.string_value: depth 2 * levels */
+        for (int i = 0; i < levels; i++) {
+            p = wrap(p, 0x0a, (size_t)(end - p)); /* ArrayValue.values */
+            p = wrap(p, 0x2a, (size_t)(end - p)); /* AnyValue.array_value */
+        }
+        assert_agrees(p, (size_t)(end - p));
+        int rc = sy__pb_walk(descs[3], p, (size_t)(end - p), false, NULL, NULL, 0);
+        assert_int_equal(rc == 0, 2 * levels <= SY__PB_MAX_DEPTH);
+        accepted |= rc == 0;
+        refused |= rc != 0;
+    }
+    assert_true(accepted && refused);
+}
+
 int main(void)
 {
     descs_init();
@@ -209,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_seeds_agree),
         cmocka_unit_test(test_mutations_agree),
         cmocka_unit_test(test_string_edges_agree),
+        cmocka_unit_test(test_depth_limit_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
