@@ -26,22 +26,54 @@
 #include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 
+#define PB_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define PB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PB_COLD        __attribute__((cold, noinline))
+
 /*
- * Field lookup by number is the walk's hottest step (a binary search per tag in
+ * What one field occurrence asks of the walk. It depends only on the field's
+ * descriptor and the wire type the occurrence arrived with, so it is decided once
+ * per (field, wire type) when the tables are built, and the loop does one lookup
+ * and one switch per tag instead of a field search, a wire-type switch and tests
+ * of the field's type, label and flags.
+ */
+typedef enum {
+    PB_MISMATCH,       /* the wire type does not fit the field's type: refused */
+    PB_UNKNOWN,        /* no such field: protobuf-c keeps a copy of it */
+    PB_SCALAR,         /* a number in its own wire type: nothing more to check */
+    PB_BYTES,          /* copied */
+    PB_STRING,         /* copied, and must be UTF-8 */
+    PB_MSG_REPEATED,   /* walked; every occurrence's items count */
+    PB_MSG_SINGULAR,   /* walked; merged into the earlier one if given again */
+    PB_MSG_ONEOF,      /* as singular, and only the last member of its oneof counts */
+    PB_PACKED_VARINT,  /* a repeated scalar, packed: whole varints */
+    PB_PACKED_FIXED64, /* a repeated scalar, packed: whole 8-byte elements */
+    PB_PACKED_FIXED32, /* a repeated scalar, packed: whole 4-byte elements */
+} pb_action_t;
+
+/*
+ * Field lookup by number was the walk's hottest step (a binary search per tag in
  * protobuf-c). OTLP's field numbers are small, so every message type reachable
- * from the three export requests gets a table indexed by field number, holding
- * the field and, for a message field, the table of its type. The tables are built
- * once (pthread_once) and read-only afterwards. Larger field numbers, and types
- * not reached from the requests, fall back to protobuf-c's search.
+ * from the three export requests gets a table indexed by tag (field number and
+ * wire type) holding the action, and by field number holding the field and, for
+ * a message field, the table of its type. The tables are built once
+ * (pthread_once) and read-only afterwards. Larger field numbers, and types not
+ * reached from the requests, take the same decisions through protobuf-c's search
+ * and classify().
  */
 #define PB_FAST_FIELDS 32
-#define PB_MAX_SCHEMAS 64
+#define PB_MAX_SCHEMAS 64 /* at most 64: walk_t.item_mask has a bit per table */
 
 typedef struct pb_schema_s pb_schema_t;
+typedef struct pb_field_s {
+    const ProtobufCFieldDescriptor *f; /* NULL: no such field */
+    const pb_schema_t *sub;            /* the table of a message field's type, or NULL */
+} pb_field_t;
 struct pb_schema_s {
     const ProtobufCMessageDescriptor *desc;
-    const ProtobufCFieldDescriptor *field[PB_FAST_FIELDS];
-    const pb_schema_t *sub[PB_FAST_FIELDS];
+    unsigned index;                     /* in schemas[] */
+    uint8_t action[PB_FAST_FIELDS * 8]; /* pb_action_t by tag, field << 3 | wire type */
+    pb_field_t field[PB_FAST_FIELDS];
 };
 
 static pb_schema_t schemas[PB_MAX_SCHEMAS];
@@ -54,68 +86,6 @@ static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
     for (size_t i = 0; i < nschemas; i++)
         if (schemas[i].desc == d) return &schemas[i];
     return NULL;
-}
-
-/* Adds d and, depth first, every message type it reaches (while room lasts). */
-static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
-{
-    pb_schema_t *s = (pb_schema_t *)schema_find(d);
-    if (s) return s;
-    if (nschemas == PB_MAX_SCHEMAS) return NULL;
-    s = &schemas[nschemas++];
-    s->desc = d;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->id >= PB_FAST_FIELDS) continue;
-        s->field[f->id] = f;
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE) s->sub[f->id] = schema_add(f->descriptor);
-    }
-    return s;
-}
-
-static void schemas_init(void)
-{
-    for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
-        schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
-    for (size_t i = 0; i < nschemas; i++)
-        if (schemas[i].desc->sizeof_message > max_sizeof_message)
-            max_sizeof_message = schemas[i].desc->sizeof_message;
-    if (nschemas == PB_MAX_SCHEMAS) max_sizeof_message = 4096;
-}
-
-typedef struct walk_s {
-    const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
-    bool estimate;                             /* compute `mem`; otherwise only note `merges` */
-    bool merges;  /* a singular message field occurred twice in one message */
-    uint64_t mem; /* what protobuf_c_message_unpack() would allocate (see below) */
-    char *err;
-    size_t err_len;
-} walk_t;
-
-/* Reads a varint of at most `limit` bytes; returns the bytes used, or 0 if it is
- * truncated or longer. protobuf-c reads values with up to 10 bytes, but tags and
- * length prefixes with up to 5, and refuses longer ones: so must we. */
-static size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
-{
-    if (len && p[0] < 0x80) { /* most tags and lengths fit in one byte */
-        *out = p[0];
-        return 1;
-    }
-    uint64_t v = 0;
-    size_t max = len < limit ? len : limit;
-    for (size_t i = 0; i < max; i++) {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *out = v;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
-{
-    return read_varint_max(p, len, 10, out);
 }
 
 /* The wire type a scalar field of `type` is written with when not packed. */
@@ -144,7 +114,103 @@ static int wire_type_of(ProtobufCType type)
     }
 }
 
-static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what, uint32_t field)
+/*
+ * What an occurrence of field f (NULL if the message has no such field) with
+ * wire type wt (0, 1, 2 or 5) asks: what protobuf_c_message_unpack() accepts is
+ * the field's own wire type, or for a repeated scalar also a packed array.
+ */
+static pb_action_t classify(const ProtobufCFieldDescriptor *f, int wt)
+{
+    if (!f) return PB_UNKNOWN;
+    int want = wire_type_of(f->type);
+    if (wt == want) {
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_MESSAGE:
+            if (f->label == PROTOBUF_C_LABEL_REPEATED) return PB_MSG_REPEATED;
+            return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? PB_MSG_ONEOF : PB_MSG_SINGULAR;
+        case PROTOBUF_C_TYPE_STRING:
+            return PB_STRING;
+        case PROTOBUF_C_TYPE_BYTES:
+            return PB_BYTES;
+        default:
+            return PB_SCALAR;
+        }
+    }
+    if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2)
+        return want == 0 ? PB_PACKED_VARINT : want == 1 ? PB_PACKED_FIXED64 : PB_PACKED_FIXED32;
+    return PB_MISMATCH;
+}
+
+/* Adds d and, depth first, every message type it reaches (while room lasts). */
+static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
+{
+    pb_schema_t *s = (pb_schema_t *)schema_find(d);
+    if (s) return s;
+    if (nschemas == PB_MAX_SCHEMAS) return NULL;
+    s = &schemas[nschemas];
+    s->index = (unsigned)nschemas++;
+    s->desc = d;
+    memset(s->action, PB_UNKNOWN, sizeof(s->action));
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->id >= PB_FAST_FIELDS) continue;
+        s->field[f->id].f = f;
+        for (int wt = 0; wt < 8; wt++)
+            s->action[f->id << 3 | (unsigned)wt] = (uint8_t)classify(f, wt);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) s->field[f->id].sub = schema_add(f->descriptor);
+    }
+    return s;
+}
+
+static void schemas_init(void)
+{
+    for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
+        schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
+    for (size_t i = 0; i < nschemas; i++)
+        if (schemas[i].desc->sizeof_message > max_sizeof_message)
+            max_sizeof_message = schemas[i].desc->sizeof_message;
+    if (nschemas == PB_MAX_SCHEMAS) max_sizeof_message = 4096;
+}
+
+typedef struct walk_s {
+    const ProtobufCMessageDescriptor *item[4]; /* messages that count as items */
+    uint64_t item_mask; /* the same, as a bit per table index (pb_schema_t.index) */
+    const uint8_t *end; /* of the whole buffer: reads up to it are safe */
+    bool merges;        /* a singular message field occurred twice in one message */
+    uint64_t mem;       /* what protobuf_c_message_unpack() would allocate (see below) */
+    char *err;
+    size_t err_len;
+} walk_t;
+
+/* Reads a varint of at most `limit` bytes; returns the bytes used, or 0 if it is
+ * truncated or longer. protobuf-c reads values with up to 10 bytes, but tags and
+ * length prefixes with up to 5, and refuses longer ones: so must we. */
+static inline size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
+{
+    if (PB_LIKELY(len && p[0] < 0x80)) { /* most tags and lengths fit in one byte */
+        *out = p[0];
+        return 1;
+    }
+    uint64_t v = 0;
+    size_t max = len < limit ? len : limit;
+    for (size_t i = 0; i < max; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static inline size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+{
+    return read_varint_max(p, len, 10, out);
+}
+
+/* Error formatting stays out of the loop's way: out of line, in a cold section. */
+static PB_COLD int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what,
+                        uint32_t field)
 {
     if (w->err && w->err_len)
         snprintf(w->err, w->err_len, "malformed protobuf in %s: %s (field %u)", desc->name, what,
@@ -152,8 +218,8 @@ static int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *w
     return -1;
 }
 
-static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
-                     const ProtobufCFieldDescriptor *f)
+static PB_COLD int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
+                             const ProtobufCFieldDescriptor *f)
 {
     if (w->err && w->err_len)
         snprintf(w->err, w->err_len,
@@ -183,33 +249,45 @@ static int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
 
 /*
  * Whether the string s[0..n) is UTF-8, knowing that `room` bytes from s are
- * readable (the rest of the enclosing message). Most OTLP strings are short
- * ASCII keys and values: a string of at most 16 bytes with 16 readable is
- * checked with one unaligned 16-byte load and a mask, without a branch on its
- * length; anything else goes to syc_utf8_valid().
+ * readable (the rest of the buffer). Most OTLP strings are ASCII: a string of at
+ * most 16 bytes with 16 readable is checked with one unaligned 16-byte load and a
+ * mask, without a branch on its length; a longer one by OR-ing its 16-byte blocks
+ * (the last one overlapping) and testing the high bits once. Only a string with a
+ * high bit, or at the very end of the buffer, goes to syc_utf8_valid(), which
+ * decides: ASCII is always valid, so the answer is the same.
  */
 static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
 {
 #if defined(__SSE2__)
-    if (n <= 16 && room >= 16) {
-        unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
-        if (!(high & (unsigned)((1u << n) - 1))) return true;
+    if (PB_LIKELY(n <= 16)) {
+        if (PB_LIKELY(room >= 16)) {
+            unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
+            if (PB_LIKELY(!(high & ((1u << n) - 1)))) return true;
+        }
+    } else {
+        __m128i any = _mm_loadu_si128((const __m128i *)s);
+        for (size_t i = 16; i + 16 < n; i += 16)
+            any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + n - 16)));
+        if (PB_LIKELY(!_mm_movemask_epi8(any))) return true;
     }
 #else
-    (void)room;
+    (void)room; /* syc_utf8_valid() goes 8 bytes at a time */
 #endif
     return syc_utf8_valid(s, n);
 }
 
-/* A packed array of scalars must hold whole elements. Adds its decoded size to
- * the estimate. Returns 0 or -1. */
+/* A packed array of scalars must hold whole elements. With `estimate`, adds its
+ * decoded size to the estimate. Returns 0 or -1. */
 static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
-                        const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
+                        const ProtobufCFieldDescriptor *f, pb_action_t act, const uint8_t *p,
+                        size_t len, bool estimate)
 {
-    int wt = wire_type_of(f->type);
-    if (wt == 1 && len % 8) return fail(w, desc, "packed 64-bit array of partial length", f->id);
-    if (wt == 5 && len % 4) return fail(w, desc, "packed 32-bit array of partial length", f->id);
-    if (wt == 0) {
+    if (act == PB_PACKED_FIXED64 && len % 8)
+        return fail(w, desc, "packed 64-bit array of partial length", f->id);
+    if (act == PB_PACKED_FIXED32 && len % 4)
+        return fail(w, desc, "packed 32-bit array of partial length", f->id);
+    if (act == PB_PACKED_VARINT) {
         size_t off = 0, n_elems = 0;
         while (off < len) {
             uint64_t v;
@@ -218,26 +296,44 @@ static int check_packed(walk_t *w, const ProtobufCMessageDescriptor *desc,
             off += n;
             n_elems++;
         }
-        if (w->estimate) w->mem += 8 * (uint64_t)n_elems; /* elements widen to 8 */
+        if (estimate) w->mem += 8 * (uint64_t)n_elems; /* elements widen to 8 */
     }
     return 0;
 }
 
-/*
- * Walks one message; adds the items in it to *items. Items are counted as
- * protobuf-c will decode them: a field of a oneof that occurs more than once
- * (the same member again, or another member) replaces what came before, so only
- * the last occurrence of each oneof counts; a repeated field, and a singular
- * message field that protobuf-c merges, count every occurrence.
- */
-static int walk_message(walk_t *w, const pb_schema_t *schema,
-                        const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
-                        int depth, uint64_t *items)
+/* Whether a message of type desc, which has no table, counts as an item. */
+static PB_COLD uint64_t is_item_slow(const walk_t *w, const ProtobufCMessageDescriptor *desc)
 {
-    if (depth > SY__PB_MAX_DEPTH) return fail(w, desc, "nesting too deep", 0);
-    uint64_t total = 0;
     for (int i = 0; i < 4 && w->item[i]; i++)
-        if (w->item[i] == desc) total++;
+        if (w->item[i] == desc) return 1;
+    return 0;
+}
+
+static int64_t walk_plain(walk_t *w, const pb_schema_t *schema,
+                          const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                          int depth);
+static int64_t walk_estimated(walk_t *w, const pb_schema_t *schema,
+                              const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                              int depth);
+
+/*
+ * Walks one message of type desc (whose table is schema, or NULL); returns the
+ * items in it, or -1. Items are counted as protobuf-c will decode them: a field
+ * of a oneof that occurs more than once (the same member again, or another
+ * member) replaces what came before, so only the last occurrence of each oneof
+ * counts; a repeated field, and a singular message field that protobuf-c merges,
+ * count every occurrence.
+ * `estimate` is a constant in each of the two copies, walk_plain() and
+ * walk_estimated(): the plain walk, the one on every request, keeps no counts
+ * for the estimate at all.
+ */
+static inline __attribute__((always_inline)) int64_t
+walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescriptor *desc,
+             const uint8_t *p, size_t len, int depth, const bool estimate)
+{
+    if (PB_UNLIKELY(depth > SY__PB_MAX_DEPTH)) return fail(w, desc, "nesting too deep", 0);
+    uint64_t total =
+        PB_LIKELY(schema != NULL) ? (w->item_mask >> schema->index) & 1 : is_item_slow(w, desc);
     /* Items under each oneof seen so far, keyed by the oneof's case offset. */
     struct {
         unsigned qoff;
@@ -248,127 +344,166 @@ static int walk_message(walk_t *w, const pb_schema_t *schema,
      * shared by numbers from 63 up), and the estimate when this message began,
      * for the cost of protobuf-c merging a field given again (see below). */
     uint64_t singles_seen = 0;
-    uint64_t mem_at_start = w->mem;
+    uint64_t mem_at_start = estimate ? w->mem : 0;
     uint64_t occurrences = 0, copied = 0;
-    const bool estimate = w->estimate;
 
-    size_t off = 0;
-    while (off < len) {
-        occurrences++;
-        uint64_t key;
-        size_t n = read_varint_max(p + off, len - off, 5, &key);
-        if (!n) return fail(w, desc, "truncated or overlong tag", 0);
-        off += n;
+    const uint8_t *q = p, *const end = p + len; /* the cursor, and the message's end */
+    while (q < end) {
+        if (estimate) occurrences++;
+        uint64_t key = *q;
+        size_t n;
+        if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
+            if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            q++;
+        } else {
+            n = read_varint_max(q, (size_t)(end - q), 5, &key);
+            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong tag", 0);
+            q += n;
+            if (PB_UNLIKELY(key >> 3 > 0x1fffffff || key >> 3 == 0))
+                return fail(w, desc, "invalid field number", 0);
+        }
         uint32_t field = (uint32_t)(key >> 3);
         int wt = (int)(key & 7);
-        if (key >> 3 > 0x1fffffff || field == 0) return fail(w, desc, "invalid field number", 0);
 
-        const uint8_t *val = p + off;
+        const uint8_t *val = q;
         size_t vlen = 0;
         switch (wt) {
         case 0: {
             uint64_t v;
-            n = read_varint(val, len - off, &v);
-            if (!n) return fail(w, desc, "truncated varint", field);
-            off += n;
+            n = read_varint(q, (size_t)(end - q), &v);
+            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated varint", field);
+            q += n;
             break;
         }
         case 1:
-            if (len - off < 8) return fail(w, desc, "truncated fixed64", field);
-            off += 8;
+            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+            q += 8;
             break;
         case 5:
-            if (len - off < 4) return fail(w, desc, "truncated fixed32", field);
-            off += 4;
+            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+            q += 4;
             break;
         case 2: {
             uint64_t l;
-            n = read_varint_max(val, len - off, 5, &l);
-            if (!n) return fail(w, desc, "truncated or overlong length", field);
-            if (l > INT_MAX) return fail(w, desc, "length over 2 GiB", field);
-            off += n;
-            if (l > len - off) return fail(w, desc, "length past the end of the message", field);
-            val = p + off;
+            n = read_varint_max(q, (size_t)(end - q), 5, &l);
+            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong length", field);
+            if (PB_UNLIKELY(l > INT_MAX)) return fail(w, desc, "length over 2 GiB", field);
+            q += n;
+            if (PB_UNLIKELY(l > (size_t)(end - q)))
+                return fail(w, desc, "length past the end of the message", field);
+            val = q;
             vlen = (size_t)l;
-            off += vlen;
+            q += vlen;
             break;
         }
         default:
             return fail(w, desc, "unsupported wire type", field);
         }
 
-        const ProtobufCFieldDescriptor *f;
-        const pb_schema_t *sub;
-        if (schema && field < PB_FAST_FIELDS) {
-            f = schema->field[field];
-            sub = schema->sub[field];
+        pb_action_t act;
+        const pb_field_t *pf;
+        pb_field_t slow;
+        if (PB_LIKELY(schema && key < PB_FAST_FIELDS * 8)) {
+            act = (pb_action_t)schema->action[key];
+            pf = &schema->field[field];
         } else {
-            f = protobuf_c_message_descriptor_get_field(desc, field);
-            sub = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? schema_find(f->descriptor) : NULL;
+            slow.f = protobuf_c_message_descriptor_get_field(desc, field);
+            slow.sub = slow.f && slow.f->type == PROTOBUF_C_TYPE_MESSAGE
+                           ? schema_find(slow.f->descriptor)
+                           : NULL;
+            act = classify(slow.f, wt);
+            pf = &slow;
         }
-        if (!f) {                /* unknown fields are kept by protobuf-c and skipped here */
-            copied += vlen + 16; /* the copy includes the length prefix (<= 5 bytes) */
+
+        int64_t sub;
+        switch (act) {
+        case PB_SCALAR:
             continue;
-        }
-        int want = wire_type_of(f->type);
-        if (wt == want) {
-            if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-                copied += vlen; /* 0 but for strings and bytes */
-                if (f->type == PROTOBUF_C_TYPE_STRING &&
-                    !string_is_utf8(val, vlen, (size_t)(p + len - val)))
-                    return fail_utf8(w, desc, f);
-                continue;
+        case PB_STRING:
+            if (estimate) copied += vlen;
+            if (PB_UNLIKELY(!string_is_utf8(val, vlen, (size_t)(w->end - val))))
+                return fail_utf8(w, desc, pf->f);
+            continue;
+        case PB_BYTES:
+            if (estimate) copied += vlen;
+            continue;
+        case PB_UNKNOWN: /* unknown fields are kept by protobuf-c and skipped here */
+            if (estimate) copied += vlen + 16; /* the copy includes the length prefix */
+            continue;
+        case PB_MSG_REPEATED:
+            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
+                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            if (PB_UNLIKELY(sub < 0)) return -1;
+            total += (uint64_t)sub;
+            continue;
+        case PB_MSG_SINGULAR:
+        case PB_MSG_ONEOF: {
+            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
+                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            if (PB_UNLIKELY(sub < 0)) return -1;
+            /* A singular message field (a oneof member too) given again is
+             * merged into what came before: protobuf-c allocates every repeated
+             * array of both anew, and never frees into an arena. The earlier
+             * occurrences cost at most what this message has cost so far, so
+             * that is charged again: a field repeated many times grows the
+             * estimate at least quadratically, and the bound refuses it.
+             * Encoders never repeat a singular field, so this costs nothing
+             * but a bit test on real traffic. */
+            uint64_t bit = (uint64_t)1 << (field < 63 ? field : 63);
+            if (PB_UNLIKELY(singles_seen & bit)) {
+                w->merges = true;
+                if (estimate && w->mem < PB_ESTIMATE_CAP)
+                    w->mem += w->mem - mem_at_start; /* doubles: capped, never wraps */
             }
-            uint64_t subitems = 0;
-            if (walk_message(w, sub, f->descriptor, val, vlen, depth + 1, &subitems) < 0) return -1;
-            if (f->label != PROTOBUF_C_LABEL_REPEATED) {
-                /* A singular message field (a oneof member too) given again is
-                 * merged into what came before: protobuf-c allocates every repeated
-                 * array of both anew, and never frees into an arena. The earlier
-                 * occurrences cost at most what this message has cost so far, so
-                 * that is charged again: a field repeated many times grows the
-                 * estimate at least quadratically, and the bound refuses it.
-                 * Encoders never repeat a singular field, so this costs nothing
-                 * but a bit test on real traffic. */
-                uint64_t bit = (uint64_t)1 << (field < 63 ? field : 63);
-                if (singles_seen & bit) {
-                    w->merges = true;
-                    if (estimate && w->mem < PB_ESTIMATE_CAP)
-                        w->mem += w->mem - mem_at_start; /* doubles: capped, never wraps */
-                }
-                singles_seen |= bit;
-            }
-            if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
-                total += subitems;
+            singles_seen |= bit;
+            if (act == PB_MSG_SINGULAR) {
+                total += (uint64_t)sub;
                 continue;
             }
             size_t k = 0;
-            while (k < noneofs && oneofs[k].qoff != f->quantifier_offset)
+            while (k < noneofs && oneofs[k].qoff != pf->f->quantifier_offset)
                 k++;
             if (k == noneofs) {
-                if (noneofs == sizeof(oneofs) / sizeof(oneofs[0]))
+                if (PB_UNLIKELY(noneofs == sizeof(oneofs) / sizeof(oneofs[0])))
                     return fail(w, desc, "too many oneofs", field);
-                oneofs[noneofs++].qoff = f->quantifier_offset;
+                oneofs[noneofs++].qoff = pf->f->quantifier_offset;
             }
-            oneofs[k].items = subitems; /* the last occurrence replaces the earlier ones */
+            oneofs[k].items = (uint64_t)sub; /* the last occurrence replaces the earlier ones */
             continue;
         }
-        /* A repeated scalar may also arrive packed. */
-        if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2) {
-            copied += vlen;
-            if (check_packed(w, desc, f, val, vlen) < 0) return -1;
+        case PB_PACKED_VARINT:
+        case PB_PACKED_FIXED64:
+        case PB_PACKED_FIXED32:
+            if (estimate) copied += vlen;
+            if (check_packed(w, desc, pf->f, act, val, vlen, estimate) < 0) return -1;
             continue;
+        case PB_MISMATCH:
+            return fail(w, desc, "wire type does not match the field's type", field);
+        default:
+            __builtin_unreachable(); /* actions come from classify() */
         }
-        return fail(w, desc, "wire type does not match the field's type", field);
     }
     for (size_t k = 0; k < noneofs; k++)
         total += oneofs[k].items;
-    *items += total;
     if (estimate) {
         w->mem += PB_ROUND16(desc->sizeof_message) + copied + PB_PER_FIELD * occurrences;
         if (occurrences > PB_SCAN_ON_STACK) w->mem += PB_SCAN_PER_FIELD * occurrences;
     }
-    return 0;
+    return (int64_t)total;
+}
+
+static int64_t walk_plain(walk_t *w, const pb_schema_t *schema,
+                          const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                          int depth)
+{
+    return walk_message(w, schema, desc, p, len, depth, false);
+}
+
+static int64_t walk_estimated(walk_t *w, const pb_schema_t *schema,
+                              const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                              int depth)
+{
+    return walk_message(w, schema, desc, p, len, depth, true);
 }
 
 static void item_descriptors(const ProtobufCMessageDescriptor *desc,
@@ -391,13 +526,19 @@ static void item_descriptors(const ProtobufCMessageDescriptor *desc,
 int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                 bool estimate, sy__pb_stats_t *stats, char *err, size_t err_len)
 {
-    walk_t w = {.err = err, .err_len = err_len, .estimate = estimate};
+    walk_t w = {.err = err, .err_len = err_len, .end = len ? data + len : data};
     item_descriptors(desc, w.item);
-    uint64_t n = 0;
     pthread_once(&schemas_once, schemas_init);
-    int rc = walk_message(&w, schema_find(desc), desc, data, len, 0, &n);
+    for (int i = 0; i < 4 && w.item[i]; i++) {
+        const pb_schema_t *s = schema_find(w.item[i]);
+        if (s) w.item_mask |= (uint64_t)1 << s->index;
+    }
+    const pb_schema_t *schema = schema_find(desc);
+    int64_t n = estimate ? walk_estimated(&w, schema, desc, data, len, 0)
+                         : walk_plain(&w, schema, desc, data, len, 0);
+    int rc = n < 0 ? -1 : 0;
     if (stats) {
-        stats->items = rc == 0 ? n : 0;
+        stats->items = rc == 0 ? (uint64_t)n : 0;
         stats->decoded_exact = estimate;
         if (rc != 0)
             stats->decoded_bytes = 0;

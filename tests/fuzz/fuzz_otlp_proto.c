@@ -10,7 +10,11 @@
  *    unpack the body (each allocation rounded to 16, as the arena does);
  *  - splitting a valid batch into pieces of every size keeps every item once,
  *    and every piece encodes to bytes the walk accepts with the same count;
- *  - merging the pieces back gives the original count.
+ *  - merging the pieces back gives the original count;
+ *  - the wire walk agrees with the reference walk of pbwalk_ref.h (the code before
+ *    it was made fast) on the answer, the items, the decoded-size bound and the
+ *    error sentence, with and without the estimate, for the three requests and
+ *    for a type reached from them (AnyValue) and one that is not (a response).
  * Any violation aborts, which libFuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -20,6 +24,8 @@
 
 #include "batch.h"
 #include "batch_internal.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "pbwalk_ref.h"
 
 static void check(int cond, const char *what)
 {
@@ -55,6 +61,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sy_signal_t signal = signals[data[0] % 3];
     data++;
     size--;
+
+    static const ProtobufCMessageDescriptor *const others[2] = {
+        &opentelemetry__proto__common__v1__any_value__descriptor,
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_response__descriptor};
+    for (int i = 0; i < 5; i++) {
+        const ProtobufCMessageDescriptor *d =
+            i < 3 ? sy__signal_request_descriptor(signals[i]) : others[i - 3];
+        const char *differs = pbwalk_differs(d, data, size);
+        if (differs)
+            fprintf(stderr, "%s: the walk and its reference differ: %s\n", d->name, differs);
+        check(differs == NULL, "the walk agrees with the reference walk");
+    }
 
     sy_batch_t *b = sy__batch_new(signal, "fuzz");
     uint8_t *body = sy__batch_alloc(b, size ? size : 1);
