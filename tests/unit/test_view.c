@@ -213,6 +213,21 @@ static sy_batch_t *batch_of(sy_signal_t signal, const ProtobufCMessage *m)
     int rc = sy__batch_set_encoded(b, buf, len, err, sizeof(err));
     if (rc) fprintf(stderr, "%s\n", err);
     assert_int_equal(rc, 0);
+    /* SY_VIEW_SEED_DIR=dir: write each request as a seed of tests/fuzz/fuzz_view. */
+    const char *dir = getenv("SY_VIEW_SEED_DIR");
+    if (dir && len < 4096) {
+        static int seq;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/test_view_%d.bin", dir, seq++);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            uint8_t head[2] = {signal == SY_SIGNAL_TRACES ? 0 : signal == SY_SIGNAL_METRICS ? 1 : 2,
+                               0};
+            fwrite(head, 1, 2, f);
+            fwrite(buf, 1, len, f);
+            fclose(f);
+        }
+    }
     return b;
 }
 
