@@ -911,6 +911,10 @@ static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
     if (s->f1 == SY__F_SUB || s->f1 == SY__F_DATA) {
         sy_view_node_t *sub = sy__view_sub(n, false);
         if (!sub) return 0;
+        /* A Gauge or Summary has no temporality, only a Sum is monotonic. */
+        if (s->f1 == SY__F_DATA && !(sub->field == 7 || (s->field == SY_FIELD_TEMPORALITY &&
+                                                         (sub->field == 9 || sub->field == 10))))
+            return 0;
         cs = sub->cs;
         ce = sub->ce;
         num = s->f2;
@@ -926,7 +930,10 @@ static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
         }
     }
     if ((rc = sy__pb_find(buf, cs, ce, num, &f)) <= 0) return rc < 0 ? SY_EINVAL : 0;
-    return read_scalar(buf, &f, s->type, out);
+    /* A wire type that does not fit can only be an unknown field of the same
+     * number (the walk checks known fields): it is not this field. */
+    if (read_scalar(buf, &f, s->type, out) < 0) value_empty(out);
+    return 0;
 }
 
 /* The node that has `field`: n, or the nearest enclosing node that does. */
@@ -1050,13 +1057,12 @@ long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen)
     for (uint32_t i = 0; i < h->nattrs; i++) {
         sy__pbf_t f, k;
         if (attr_bytes(h, i, &f) < 0) continue;
-        /* The key is almost always the KeyValue's first field. */
-        size_t pos = f.vs;
-        while (sy__pb_next(buf, &pos, f.ve, &k) > 0) {
-            if (k.num != 1 || k.wt != 2) continue;
-            if (k.ve - k.vs == keylen && memcmp(buf + k.vs, key, keylen) == 0) return (long)i;
-            break;
+        /* The key as sy__view_parse_kv reads it: its last occurrence. */
+        if (sy__pb_find(buf, f.vs, f.ve, 1, &k) <= 0 || k.wt != 2) {
+            if (keylen == 0) return (long)i;
+            continue;
         }
+        if (k.ve - k.vs == keylen && memcmp(buf + k.vs, key, keylen) == 0) return (long)i;
     }
     return -1;
 }

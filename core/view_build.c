@@ -51,26 +51,6 @@ struct sy_view_builder_s {
     uint32_t first, last; /* resource groups */
 };
 
-sy_view_builder_t *sy__view_build(const char *origin, sy_signal_t signal)
-{
-    if (!sy__signal_request_descriptor(signal)) return NULL;
-    sy_view_builder_t *b = calloc(1, sizeof(*b));
-    if (!b) return NULL;
-    b->origin = origin;
-    b->signal = signal;
-    b->first = b->last = NONE;
-    return b;
-}
-
-void sy__view_build_abort(sy_view_builder_t *b)
-{
-    if (!b) return;
-    free(b->data);
-    free(b->g);
-    free(b->it);
-    free(b);
-}
-
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return true;
@@ -82,6 +62,31 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
     *p = q;
     *cap = c;
     return true;
+}
+
+sy_view_builder_t *sy__view_build(const char *origin, sy_signal_t signal)
+{
+    if (!sy__signal_request_descriptor(signal)) return NULL;
+    sy_view_builder_t *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    b->origin = origin;
+    b->signal = signal;
+    b->first = b->last = NONE;
+    /* Never NULL, so that offsets into it are always defined (headers may be empty). */
+    if (!grow((void **)&b->data, &b->cap, 256, 1)) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void sy__view_build_abort(sy_view_builder_t *b)
+{
+    if (!b) return;
+    free(b->data);
+    free(b->g);
+    free(b->it);
+    free(b);
 }
 
 /* Appends every field of n's content but the ones `skip` says to data. */

@@ -67,6 +67,8 @@ static void read_node(walk_t *w, sy_view_node_t *n)
     for (int f = SY_FIELD_NAME; f <= SY_FIELD_QUANTILES; f++) {
         sy_value_t v;
         int rc = sy__view_get(n, (sy_field_t)f, &v);
+        if (rc != 0 && rc != SY_ENOTSUP)
+            fprintf(stderr, "field %d of a node of kind %d: %d\n", f, (int)sy__view_kind(n), rc);
         check(rc == 0 || rc == SY_ENOTSUP, "reading a field does not fail");
         read_value(&v, 0);
     }
