@@ -12,6 +12,7 @@
  *  - a builder given every item makes a batch with exactly those items.
  * Any violation aborts, which libFuzzer reports as a crash.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sy__batch_release(b);
         return 0;
     }
+    ProtobufCMessage *orig =
+        protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, len, copy);
+    bool body_unpacks = orig != NULL;
+    if (orig) protobuf_c_message_free_unpacked(orig, NULL);
     walk_t *w = calloc(1, sizeof(*w));
     sy_view_t *v = sy__view_open(b);
     check(v != NULL, "a view opens");
@@ -187,8 +192,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(enc != NULL, "the committed batch has bytes");
     ProtobufCMessage *m =
         protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, elen, enc);
-    check(m != NULL, "the committed request unpacks");
-    protobuf_c_message_free_unpacked(m, NULL);
+    /* Bytes the walk accepts but protobuf-c does not are fuzz_otlp_proto's
+     * business; here only what the view wrote is judged. */
+    check(m != NULL || !body_unpacks, "the committed request unpacks");
+    if (m) protobuf_c_message_free_unpacked(m, NULL);
     memset(w, 0, sizeof(*w));
     walk(w, sy__view_root(v), 0);
     free(w);
