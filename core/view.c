@@ -447,18 +447,28 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
     if (h->flags & SY__VN_ATTRS) return 0;
     const uint8_t *buf = h->view->buf;
     sy__pbf_t f;
+    /* One walk into a stack array holds most nodes' attributes; more than it
+     * holds are counted and collected by a second walk. */
+    uint32_t local[64];
     size_t pos = h->cs;
     uint32_t n = 0;
     int rc;
     while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0)
-        if (f.num == field && f.wt == 2) n++;
+        if (f.num == field && f.wt == 2) {
+            if (n < 64) local[n] = (uint32_t)f.start;
+            n++;
+        }
     if (rc < 0) return SY_EINVAL;
     uint32_t *a = n ? sy__arena_alloc(&h->view->arena, n * sizeof(*a)) : NULL;
     if (n && !a) return SY_ENOMEM;
-    pos = h->cs;
-    n = 0;
-    while (sy__pb_next(buf, &pos, h->ce, &f) > 0)
-        if (f.num == field && f.wt == 2) a[n++] = (uint32_t)f.start;
+    if (n <= 64) {
+        if (n) memcpy(a, local, n * sizeof(*a));
+    } else {
+        pos = h->cs;
+        n = 0;
+        while (sy__pb_next(buf, &pos, h->ce, &f) > 0)
+            if (f.num == field && f.wt == 2) a[n++] = (uint32_t)f.start;
+    }
     h->attrs = a;
     h->nattrs = n;
     h->flags |= SY__VN_ATTRS;
