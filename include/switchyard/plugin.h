@@ -16,6 +16,9 @@
  * a plugin that wants a newer host function checks api->size before calling it
  * (see SY_API_HAS()).
  *
+ * Minors: 1.0, the first; 1.1 added the view (view_open() ... view_build_abort():
+ * reading, changing and regrouping a batch without protobuf-c, docs/view.md).
+ *
  * Threads: every instance is bound to one thread, its "loop thread", which runs a
  * libuv loop (api->loop()). create(), start(), consume(), shutdown() and destroy()
  * of an instance are all called on that thread, so a plugin needs no locks for its

@@ -221,7 +221,9 @@ static sy_batch_t *batch_of(sy_signal_t signal, const ProtobufCMessage *m)
         snprintf(path, sizeof(path), "%s/test_view_%d.bin", dir, seq++);
         FILE *f = fopen(path, "wb");
         if (f) {
-            uint8_t head[2] = {signal == SY_SIGNAL_TRACES ? 0 : signal == SY_SIGNAL_METRICS ? 1 : 2,
+            uint8_t head[2] = {signal == SY_SIGNAL_TRACES    ? 0
+                               : signal == SY_SIGNAL_METRICS ? 1
+                                                             : 2,
                                0};
             fwrite(head, 1, 2, f);
             fwrite(buf, 1, len, f);
