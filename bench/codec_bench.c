@@ -2,8 +2,9 @@
  * codec_bench - what each step of the batch path costs, on one core, in spans per
  * second: walking (validating and counting) the encoded bytes, the same walk with
  * the field-by-field decoded-size estimate (what requests over about 1.6 MB and
- * merged requests get), protobuf-c unpack
- * with malloc and into a batch arena, packing, and merging by concatenation.
+ * merged requests get), protobuf-c unpack with malloc and into a batch arena,
+ * packing, merging by concatenation, and the view (ABI 1.1): reading every span's
+ * name and attributes, and changing one attribute a span and committing.
  *
  *   codec_bench [--spans 512] [--attrs 10] [--seconds 2]
  *
@@ -17,6 +18,8 @@
 
 #include "batch.h"
 #include "loadgen_payload.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "view.h"
 
 static double now(void)
 {
@@ -93,6 +96,101 @@ static void step_merge16(const lg_payload_t *p)
         sy__batch_release(in[i]);
 }
 
+/* The batch the view rows read, made once: they measure the view, not the walk. */
+static sy_batch_t *view_batch;
+
+static void view_fail(const char *what)
+{
+    fprintf(stderr, "view bench: %s\n", what);
+    exit(1);
+}
+
+/* Iterates every span, reading its name and every attribute (key and value). */
+static unsigned long view_read_all(sy_view_t *v)
+{
+    unsigned long sum = 0;
+    sy_view_node_t *root = sy__view_root(v);
+    size_t nr = sy__view_count(root, SY_VIEW_RESOURCES);
+    for (size_t r = 0; r < nr; r++) {
+        sy_view_node_t *res = sy__view_at(root, SY_VIEW_RESOURCES, r);
+        size_t ns = sy__view_count(res, SY_VIEW_SCOPES);
+        for (size_t s = 0; s < ns; s++) {
+            sy_view_node_t *sc = sy__view_at(res, SY_VIEW_SCOPES, s);
+            size_t ni = sy__view_count(sc, SY_VIEW_ITEMS);
+            for (size_t i = 0; i < ni; i++) {
+                sy_view_node_t *span = sy__view_at(sc, SY_VIEW_ITEMS, i);
+                sy_value_t name, k, val;
+                if (sy__view_get(span, SY_FIELD_NAME, &name) < 0) view_fail("name");
+                sum += name.len;
+                size_t na = sy__view_attr_count(span);
+                for (size_t a = 0; a < na; a++) {
+                    if (sy__view_attr_at(span, a, &k, &val) < 0) view_fail("attribute");
+                    sum += k.len + (size_t)val.type;
+                }
+            }
+        }
+    }
+    return sum;
+}
+
+static void step_view_read(const lg_payload_t *p)
+{
+    sy_view_t *v = sy__view_open(view_batch);
+    if (!v || view_read_all(v) == 0 || p->spans == 0) view_fail("read");
+    sy__view_close(v);
+}
+
+/* A batch of its own (copy + walk, as a receiver makes one), then one attribute
+ * changed on every span (the value of http.request.method) and one commit: the
+ * new request written, and validated by the walk. */
+static void step_view_edit(const lg_payload_t *p)
+{
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "bench");
+    uint8_t *body = sy__batch_alloc(b, p->len);
+    memcpy(body, p->body, p->len);
+    if (sy__batch_set_encoded(b, body, p->len, NULL, 0) < 0) view_fail("set_encoded");
+    sy_view_t *v = sy__view_open(b);
+    sy_view_node_t *root = sy__view_root(v);
+    sy_value_t nv = {.type = SY_VALUE_STRING, .str = "PATCH", .len = 5};
+    for (size_t r = 0; r < sy__view_count(root, SY_VIEW_RESOURCES); r++) {
+        sy_view_node_t *res = sy__view_at(root, SY_VIEW_RESOURCES, r);
+        for (size_t s = 0; s < sy__view_count(res, SY_VIEW_SCOPES); s++) {
+            sy_view_node_t *sc = sy__view_at(res, SY_VIEW_SCOPES, s);
+            for (size_t i = 0; i < sy__view_count(sc, SY_VIEW_ITEMS); i++)
+                if (sy__view_attr_set(sy__view_at(sc, SY_VIEW_ITEMS, i), "http.request.method", 19,
+                                      &nv, SY_ATTR_UPSERT) < 0)
+                    view_fail("attr_set");
+        }
+    }
+    if (sy__view_commit(v) < 0 || sy__batch_items(b) != p->spans) view_fail("commit");
+    sy__view_close(v);
+    sy__batch_release(b);
+}
+
+/* The same change through the decoded form: copy + walk + unpack into the arena,
+ * change, pack (what batch_request_mut costs a processor that edits). */
+static void step_decoded_edit(const lg_payload_t *p)
+{
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "bench");
+    uint8_t *body = sy__batch_alloc(b, p->len);
+    memcpy(body, p->body, p->len);
+    if (sy__batch_set_encoded(b, body, p->len, NULL, 0) < 0) view_fail("set_encoded");
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req =
+        sy__batch_request_mut(b);
+    if (!req) view_fail("request_mut");
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++) {
+            Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                req->resource_spans[r]->scope_spans[s];
+            for (size_t i = 0; i < ss->n_spans; i++)
+                for (size_t a = 0; a < ss->spans[i]->n_attributes; a++)
+                    if (!strcmp(ss->spans[i]->attributes[a]->key, "http.request.method"))
+                        ss->spans[i]->attributes[a]->value->string_value = "PATCH";
+        }
+    if (!sy__batch_encoded(b, NULL)) view_fail("pack");
+    sy__batch_release(b);
+}
+
 static void run(const char *name, step_fn fn, const lg_payload_t *p, double seconds,
                 unsigned spans_per_call)
 {
@@ -138,6 +236,12 @@ int main(int argc, char **argv)
     run("batch: copy + walk + arena unpack", step_batch_decode, p, seconds, p->spans);
     run("protobuf-c pack", step_pack, p, seconds, p->spans);
     run("batch: walk x16 + merge (concat)", step_merge16, p, seconds, 16 * p->spans);
+    view_batch = sy__batch_new(SY_SIGNAL_TRACES, "bench");
+    if (sy__batch_set_encoded(view_batch, p->body, p->len, NULL, 0) < 0) view_fail("batch");
+    run("view: name + every attribute", step_view_read, p, seconds, p->spans);
+    run("view: copy+walk, 1 attr/span, commit", step_view_edit, p, seconds, p->spans);
+    run("decoded: copy+walk+unpack, edit, pack", step_decoded_edit, p, seconds, p->spans);
+    sy__batch_release(view_batch);
     protobuf_c_message_free_unpacked((ProtobufCMessage *)packed_src, NULL);
     lg_payload_free(&set);
     return 0;

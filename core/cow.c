@@ -58,7 +58,7 @@ static void count_refusal(const sy_instance_t *inst)
     sy__metric_add(m, 1);
 }
 
-void *sy__cow_request_mut(sy_batch_t *batch)
+bool sy__cow_may_change(sy_batch_t *batch, const char *what)
 {
     sy_instance_t *inst = current;
     bool shared = sy__batch_is_shared(batch);
@@ -73,20 +73,23 @@ void *sy__cow_request_mut(sy_batch_t *batch)
                       : shared    ? "the batch is shared (another reference, or a piece of a split)"
                       : unflagged ? "the plugin does not declare SY_PLUGIN_MUTATES_DATA"
                                   : NULL;
-    if (why) {
-        count_refusal(inst);
-        char who[256];
-        if (!inst)
-            snprintf(who, sizeof(who), "a caller outside any plugin");
-        else if (inst->kind == SY_KIND_PROCESSOR)
-            snprintf(who, sizeof(who), "plugin %s (pipeline %s)", inst->id,
-                     inst->proc.pipeline->id);
-        else
-            snprintf(who, sizeof(who), "plugin %s", inst->id);
-        SY__LOG_RATELIMITED(
-            inst ? &inst->cow_log : &refusal_rl, 1000, SY_LOG_ERROR, inst ? inst->id : NULL,
-            "batch_request_mut refused for %s: %s; the batch is left unchanged", who, why);
-        return NULL;
-    }
+    if (!why) return true;
+    count_refusal(inst);
+    char who[256];
+    if (!inst)
+        snprintf(who, sizeof(who), "a caller outside any plugin");
+    else if (inst->kind == SY_KIND_PROCESSOR)
+        snprintf(who, sizeof(who), "plugin %s (pipeline %s)", inst->id, inst->proc.pipeline->id);
+    else
+        snprintf(who, sizeof(who), "plugin %s", inst->id);
+    SY__LOG_RATELIMITED(inst ? &inst->cow_log : &refusal_rl, 1000, SY_LOG_ERROR,
+                        inst ? inst->id : NULL,
+                        "%s refused for %s: %s; the batch is left unchanged", what, who, why);
+    return false;
+}
+
+void *sy__cow_request_mut(sy_batch_t *batch)
+{
+    if (!sy__cow_may_change(batch, "batch_request_mut")) return NULL;
     return sy__batch_request_mut(batch);
 }

@@ -10,6 +10,8 @@
 #ifndef SY_CORE_COW_H
 #define SY_CORE_COW_H
 
+#include <stdbool.h>
+
 #include <switchyard/plugin.h>
 
 /*
@@ -34,5 +36,13 @@ sy_instance_t *sy__consumer_current(void);
  * holding a reference.
  */
 void *sy__cow_request_mut(sy_batch_t *batch);
+
+/*
+ * The check behind sy__cow_request_mut, for every way of changing a batch in
+ * place (the view's commit too): true when the current instance may change
+ * `batch` now; otherwise logs the refusal naming `what` ("view_commit") and
+ * counts it as batch_request_mut's are counted, and returns false.
+ */
+bool sy__cow_may_change(sy_batch_t *batch, const char *what);
 
 #endif

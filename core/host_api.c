@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "log.h"
 #include "telemetry.h"
+#include "view.h"
 
 static _Atomic int engine_status = SY_STATUS_STARTING;
 
@@ -204,6 +205,13 @@ void sy__instance_close_timers(sy_instance_t *inst)
         api_timer_stop(inst->timers);
 }
 
+/* ---- the view ------------------------------------------------------------------------ */
+
+static sy_view_builder_t *api_view_build(sy_instance_t *inst, sy_signal_t signal)
+{
+    return sy__view_build(inst ? inst->id : NULL, signal);
+}
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 static sy_metric_t *api_metric_register(sy_instance_t *inst, const char *name, const char *help,
@@ -250,6 +258,29 @@ static const sy_host_api_t host_api = {
     .metric_add = sy__metric_add,
     .metric_set = sy__metric_set,
     .exporter_outcome = api_exporter_outcome,
+    /* ABI 1.1: the view */
+    .view_open = sy__view_open,
+    .view_close = sy__view_close,
+    .view_root = sy__view_root,
+    .view_kind = sy__view_kind,
+    .view_parent = sy__view_parent_api,
+    .view_count = sy__view_count,
+    .view_at = sy__view_at,
+    .view_get = sy__view_get,
+    .view_attr_count = sy__view_attr_count,
+    .view_attr_at = sy__view_attr_at,
+    .view_attr_get = sy__view_attr_get,
+    .view_value_next = sy__view_value_next,
+    .view_set = sy__view_set,
+    .view_attr_set = sy__view_attr_set,
+    .view_attr_delete = sy__view_attr_delete,
+    .view_attr_rename = sy__view_attr_rename,
+    .view_drop = sy__view_drop,
+    .view_commit = sy__view_commit,
+    .view_build = api_view_build,
+    .view_build_add = sy__view_build_add,
+    .view_build_finish = sy__view_build_finish,
+    .view_build_abort = sy__view_build_abort,
     .pipeline_refuse = api_pipeline_refuse,
 };
 

@@ -16,6 +16,10 @@
  * a plugin that wants a newer host function checks api->size before calling it
  * (see SY_API_HAS()).
  *
+ * Minors: 1.0, the first; 1.1 added the view (view_open() ... view_build_abort():
+ * reading, changing and regrouping a batch without protobuf-c, docs/view.md) and
+ * pipeline_refuse() (the memory_limiter's back-pressure).
+ *
  * Threads: every instance is bound to one thread, its "loop thread", which runs a
  * libuv loop (api->loop()). create(), start(), consume(), shutdown() and destroy()
  * of an instance are all called on that thread, so a plugin needs no locks for its
@@ -265,6 +269,166 @@ typedef struct sy_batch_info_s {
     const char *origin; /* the ID of the receiver that made it ("otlp") */
 } sy_batch_info_t;
 
+/* ------------------------------------------------------------------------ */
+/* The view (ABI 1.1): reading and changing a batch without protobuf-c       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The view walks a batch's encoded request (batch_encoded()) and hands out
+ * opaque node handles and plain C values that point into those bytes: nothing is
+ * decoded and nothing is allocated per item outside the view's own arena. See
+ * docs/view.md for a worked example and the cost of each call.
+ *
+ * Lifetimes. A sy_view_t belongs to one thread at a time and to the caller who
+ * opened it; it holds no reference on its batch, so the caller keeps the batch
+ * until view_close(). Node handles live until view_close() or a successful
+ * view_commit(). Pointers inside a sy_value_t point into the batch's memory and
+ * stay valid for as long as the batch lives (a commit does not free the old
+ * bytes; they go with the batch's arena).
+ *
+ * Reads see the request as it was when the view was opened or last committed:
+ * edits are recorded, and become visible to reads after view_commit().
+ * A singular field given more than once on the wire reads as its last occurrence;
+ * an attribute key given twice reads as its first.
+ */
+typedef struct sy_view_s sy_view_t;                 /* one view of one batch */
+typedef struct sy_view_node_s sy_view_node_t;       /* a resource, scope, item, ... */
+typedef struct sy_view_builder_s sy_view_builder_t; /* makes a batch of chosen items */
+
+/* What a node is. Items are spans, data points (of five types) and log records. */
+typedef enum sy_node_kind_e {
+    SY_NODE_REQUEST = 1,  /* the export request: the root */
+    SY_NODE_RESOURCE = 2, /* ResourceSpans / ResourceMetrics / ResourceLogs */
+    SY_NODE_SCOPE = 3,    /* ScopeSpans / ScopeMetrics / ScopeLogs */
+    SY_NODE_SPAN = 4,
+    SY_NODE_EVENT = 5, /* Span.Event */
+    SY_NODE_LINK = 6,  /* Span.Link */
+    SY_NODE_METRIC = 7,
+    SY_NODE_NUMBER_POINT = 8, /* gauge and sum data points */
+    SY_NODE_HISTOGRAM_POINT = 9,
+    SY_NODE_EXP_HISTOGRAM_POINT = 10,
+    SY_NODE_SUMMARY_POINT = 11,
+    SY_NODE_EXEMPLAR = 12,
+    SY_NODE_LOG = 13,
+} sy_node_kind_t;
+
+/* The children a node is asked for (view_count(), view_at()). */
+typedef enum sy_view_rel_e {
+    SY_VIEW_RESOURCES = 1, /* of the request */
+    SY_VIEW_SCOPES = 2,    /* of a resource */
+    SY_VIEW_ITEMS = 3,     /* of a scope: spans, log records, or the data points of
+                            * all its metrics in order; of a metric: its data points */
+    SY_VIEW_METRICS = 4,   /* of a metrics scope */
+    SY_VIEW_EVENTS = 5,    /* of a span */
+    SY_VIEW_LINKS = 6,     /* of a span */
+    SY_VIEW_EXEMPLARS = 7, /* of a number, histogram or exponential histogram point */
+} sy_view_rel_t;
+
+/* The fields view_get() reads and view_set() writes. A field of an enclosing
+ * node may be asked of an item: SY_FIELD_METRIC_NAME of a data point is its
+ * metric's name, SY_FIELD_SCOPE_NAME of a span its scope's name. */
+typedef enum sy_field_e {
+    SY_FIELD_NAME = 1,           /* STRING: span, event, metric, log event_name, scope */
+    SY_FIELD_KIND,               /* INT: span kind (SpanKind) */
+    SY_FIELD_TRACE_ID,           /* BYTES: span, link, log, exemplar */
+    SY_FIELD_SPAN_ID,            /* BYTES: span, link, log, exemplar */
+    SY_FIELD_PARENT_SPAN_ID,     /* BYTES: span */
+    SY_FIELD_TRACE_STATE,        /* STRING: span, link */
+    SY_FIELD_FLAGS,              /* INT: span, link, log, data points */
+    SY_FIELD_STATUS_CODE,        /* INT: span (Status.code) */
+    SY_FIELD_STATUS_MESSAGE,     /* STRING: span (Status.message) */
+    SY_FIELD_START_TIME,         /* INT (ns): span, data points */
+    SY_FIELD_END_TIME,           /* INT (ns): span */
+    SY_FIELD_TIME,               /* INT (ns): event, log, data points, exemplar */
+    SY_FIELD_OBSERVED_TIME,      /* INT (ns): log */
+    SY_FIELD_SEVERITY_NUMBER,    /* INT: log */
+    SY_FIELD_SEVERITY_TEXT,      /* STRING: log */
+    SY_FIELD_BODY,               /* any type: log (an AnyValue) */
+    SY_FIELD_EVENT_NAME,         /* STRING: log */
+    SY_FIELD_DROPPED_ATTRIBUTES, /* INT: any node with attributes but a data point */
+    SY_FIELD_DROPPED_EVENTS,     /* INT: span */
+    SY_FIELD_DROPPED_LINKS,      /* INT: span */
+    SY_FIELD_SCHEMA_URL,         /* STRING: resource, scope */
+    SY_FIELD_SCOPE_NAME,         /* STRING: scope (InstrumentationScope.name) */
+    SY_FIELD_SCOPE_VERSION,      /* STRING: scope */
+    SY_FIELD_METRIC_NAME,        /* STRING: metric */
+    SY_FIELD_METRIC_DESCRIPTION, /* STRING: metric */
+    SY_FIELD_METRIC_UNIT,        /* STRING: metric */
+    SY_FIELD_METRIC_TYPE,        /* INT: metric, one of SY_METRIC_TYPE_* (read only) */
+    SY_FIELD_TEMPORALITY,        /* INT: metric (sum, histogram, exp. histogram) */
+    SY_FIELD_MONOTONIC,          /* BOOL: metric (sum) */
+    SY_FIELD_VALUE,              /* DOUBLE or INT: number point, exemplar */
+    SY_FIELD_COUNT,              /* INT: histogram, exp. histogram, summary point */
+    SY_FIELD_SUM,                /* DOUBLE: idem (EMPTY when an optional sum is absent) */
+    SY_FIELD_MIN,                /* DOUBLE: histogram, exp. histogram point */
+    SY_FIELD_MAX,                /* DOUBLE: idem */
+    SY_FIELD_BUCKET_COUNTS,      /* ARRAY of INT: histogram point (read only) */
+    SY_FIELD_EXPLICIT_BOUNDS,    /* ARRAY of DOUBLE: histogram point (read only) */
+    SY_FIELD_SCALE,              /* INT: exp. histogram point */
+    SY_FIELD_ZERO_COUNT,         /* INT: exp. histogram point */
+    SY_FIELD_ZERO_THRESHOLD,     /* DOUBLE: exp. histogram point */
+    SY_FIELD_POSITIVE_OFFSET,    /* INT: exp. histogram point */
+    SY_FIELD_POSITIVE_BUCKETS,   /* ARRAY of INT (read only) */
+    SY_FIELD_NEGATIVE_OFFSET,    /* INT */
+    SY_FIELD_NEGATIVE_BUCKETS,   /* ARRAY of INT (read only) */
+    SY_FIELD_QUANTILES,          /* MAP DOUBLE quantile -> DOUBLE value: summary (read only) */
+} sy_field_t;
+
+/* SY_FIELD_METRIC_TYPE: which member of Metric.data is present. */
+enum {
+    SY_METRIC_TYPE_NONE = 0,
+    SY_METRIC_TYPE_GAUGE = 1,
+    SY_METRIC_TYPE_SUM = 2,
+    SY_METRIC_TYPE_HISTOGRAM = 3,
+    SY_METRIC_TYPE_EXP_HISTOGRAM = 4,
+    SY_METRIC_TYPE_SUMMARY = 5,
+};
+
+typedef enum sy_value_type_e {
+    SY_VALUE_EMPTY = 0, /* absent field, or an AnyValue holding nothing */
+    SY_VALUE_STRING = 1,
+    SY_VALUE_BOOL = 2,
+    SY_VALUE_INT = 3,
+    SY_VALUE_DOUBLE = 4,
+    SY_VALUE_BYTES = 5,
+    SY_VALUE_ARRAY = 6,
+    SY_VALUE_MAP = 7,
+} sy_value_type_t;
+
+/*
+ * One value, read or to be written. Only the members of its type are meaningful:
+ * STRING: str, len (UTF-8, not NUL-terminated); BYTES: bytes, len; INT: i;
+ * DOUBLE: d; BOOL: b; ARRAY and MAP: len is the number of entries, iterated with
+ * view_value_next(). To write a value, fill type and the members of the type;
+ * an ARRAY or MAP can be written only as read from a view (it is copied encoded).
+ * priv is the host's: leave it as read.
+ */
+typedef struct sy_value_s {
+    sy_value_type_t type;
+    const char *str;
+    size_t len;
+    int64_t i;
+    double d;
+    bool b;
+    const uint8_t *bytes;
+    const void *priv;
+    uint32_t priv_len, priv_kind;
+} sy_value_t;
+
+/* A position in an ARRAY or MAP: zero it and set `value`, then call
+ * view_value_next() until it returns 0. */
+typedef struct sy_value_iter_s {
+    const sy_value_t *value;
+    size_t pos, sub, index;
+} sy_value_iter_t;
+
+/* How view_attr_set() treats an existing attribute of the key. */
+typedef enum sy_attr_mode_e {
+    SY_ATTR_INSERT = 1, /* only if the key is absent */
+    SY_ATTR_UPDATE = 2, /* only if the key is present */
+    SY_ATTR_UPSERT = 3, /* either way */
+} sy_attr_mode_t;
+
 typedef void (*sy_timer_cb)(void *arg);
 
 /* What the OTLP request of each signal is, as protobuf-c types (see proto/):
@@ -419,7 +583,89 @@ struct sy_host_api_s {
 
     /* End of ABI 1.0. New members go below this line only. */
 
-    /* --- ABI 1.1 ----------------------------------------------------------- */
+    /* --- ABI 1.1: the view (docs/view.md) ------------------------------------- */
+
+    /* Opens a view of the batch's encoded request (packed first if the batch was
+     * built decoded). The caller keeps its reference until view_close(). NULL on
+     * out of memory. Any thread holding a reference; the view is then used by
+     * that thread only. Reading never changes the batch, shared or not. */
+    sy_view_t *(*view_open)(sy_batch_t *batch);
+    /* Frees the view, its nodes and any edits not committed. */
+    void (*view_close)(sy_view_t *view);
+    /* The request node, the root of the tree. */
+    sy_view_node_t *(*view_root)(sy_view_t *view);
+    sy_node_kind_t (*view_kind)(const sy_view_node_t *node);
+    /* The enclosing node: a data point's metric, an item's scope, a scope's
+     * resource, a resource's request; NULL for the request. */
+    sy_view_node_t *(*view_parent)(const sy_view_node_t *node);
+    /* The number of children of one relation (0 when it does not apply), and the
+     * i-th (NULL past the end). The first call indexes them: one walk of the
+     * node's bytes, nodes from the view's arena. */
+    size_t (*view_count)(sy_view_node_t *node, sy_view_rel_t rel);
+    sy_view_node_t *(*view_at)(sy_view_node_t *node, sy_view_rel_t rel, size_t i);
+    /* Reads one field into *out: SY_VALUE_EMPTY when it is absent. Returns 0, or
+     * SY_ENOTSUP when the node (and the nodes that enclose it) has no such field,
+     * SY_EINVAL on bytes that do not parse. */
+    int (*view_get)(sy_view_node_t *node, sy_field_t field, sy_value_t *out);
+    /* Attributes of a node: a resource's, a scope's, a metric's metadata, an
+     * item's, an event's, a link's, an exemplar's filtered attributes. */
+    size_t (*view_attr_count)(sy_view_node_t *node);
+    /* The i-th attribute: key (STRING) and value. Returns 0 or SY_EINVAL. */
+    int (*view_attr_at)(sy_view_node_t *node, size_t i, sy_value_t *key, sy_value_t *val);
+    /* The value of the first attribute named key[0..keylen). Returns 0, or
+     * SY_EAGAIN when there is none (*val is then EMPTY). */
+    int (*view_attr_get)(sy_view_node_t *node, const char *key, size_t keylen, sy_value_t *val);
+    /* The next entry of an ARRAY (key untouched) or MAP (key set; may be NULL).
+     * Returns 1 with an entry, 0 at the end, SY_EINVAL on bytes that do not parse. */
+    int (*view_value_next)(sy_value_iter_t *it, sy_value_t *key, sy_value_t *val);
+
+    /* Edits: recorded in the view, applied by view_commit(). Returns 0, or
+     * SY_ENOTSUP (the field cannot be written on that node), SY_EINVAL (a value
+     * of the wrong type), SY_ENOMEM. Setting a field to EMPTY removes it. */
+    int (*view_set)(sy_view_node_t *node, sy_field_t field, const sy_value_t *val);
+    /* Returns 0 when done, SY_EAGAIN when the mode says to leave it alone. */
+    int (*view_attr_set)(sy_view_node_t *node, const char *key, size_t keylen,
+                         const sy_value_t *val, sy_attr_mode_t mode);
+    /* Removes every attribute of that key. 0, or SY_EAGAIN when there was none. */
+    int (*view_attr_delete)(sy_view_node_t *node, const char *key, size_t keylen);
+    /* Gives the attribute `key` the name `new_key`, keeping its value; an
+     * attribute already named new_key is removed. 0, or SY_EAGAIN when absent. */
+    int (*view_attr_rename)(sy_view_node_t *node, const char *key, size_t keylen,
+                            const char *new_key, size_t new_keylen);
+    /* Drops an item, event, link, exemplar, metric, scope or resource. A scope
+     * (metric, resource) all of whose items (points, scopes) are dropped is
+     * dropped with them at commit. */
+    int (*view_drop)(sy_view_node_t *node);
+    /*
+     * Applies every recorded edit in one pass: writes the new encoded request
+     * into the batch's arena, makes it the batch's content (its decoded form is
+     * dropped, its items recounted) and resets the view onto the new bytes (node
+     * handles from before are invalid). With no edits it does nothing. Refused
+     * exactly as batch_request_mut() refuses (a shared batch; a plugin without
+     * SY_PLUGIN_MUTATES_DATA changing a batch it did not make): returns SY_EAGAIN,
+     * leaves the batch unchanged, logs and counts the refusal. SY_EINVAL when the
+     * result does not validate (a string set that is not UTF-8), SY_ENOMEM. On
+     * any error the edits are discarded and the view reads the batch as before.
+     */
+    int (*view_commit)(sy_view_t *view);
+
+    /* A builder of a new batch of `signal` from items of other batches, made by
+     * `inst` (the new batch's origin). NULL on out of memory. */
+    sy_view_builder_t *(*view_build)(sy_instance_t *inst, sy_signal_t signal);
+    /* Copies an item (a span, a data point, a log record) with its resource and
+     * scope (and metric) as they are encoded, without the view's pending edits.
+     * Items whose resource and scope (and metric) are the same bytes as the ones
+     * of the item added before share one ResourceX / ScopeX (Metric) in the new
+     * batch. The source batch may be released as soon as this returns.
+     * Returns 0, SY_EINVAL (not an item of the builder's signal), SY_ENOMEM. */
+    int (*view_build_add)(sy_view_builder_t *builder, const sy_view_node_t *item);
+    /* The new batch (one reference, the caller's) and frees the builder; NULL on
+     * failure (the builder is freed all the same). */
+    sy_batch_t *(*view_build_finish)(sy_view_builder_t *builder);
+    /* Frees a builder without making a batch. */
+    void (*view_build_abort)(sy_view_builder_t *builder);
+
+    /* --- ABI 1.1: receivers refused on a processor's word ------------------ */
 
     /* Processors: while `refuse` is true, a receiver that emits into this
      * processor's pipeline is refused with SY_EAGAIN (its client is told to retry

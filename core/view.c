@@ -1,0 +1,1093 @@
+/*
+ * view.c - reading a batch through the view: nodes, fields and attributes as
+ * plain C values pointing into the encoded request, with no decoding.
+ *
+ * Every node is a byte range of the request; its children and its attributes
+ * are indexed on first use by one walk of its tags (nodes and index arrays come
+ * from the view's arena, one allocation per indexed node, none per read). A
+ * field is read by walking the tags of its node, which for OTLP's items is a
+ * dozen or so fields: no cache is kept, which keeps nodes small and reads
+ * correct after any number of edits are recorded.
+ *
+ * The bytes were validated (batch_set_encoded, or packed by protobuf-c), but
+ * every read is bounds-checked all the same: a walk that meets bytes that do
+ * not parse reports SY_EINVAL and never reads outside the buffer.
+ */
+#include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "view_internal.h"
+
+/* ---- the wire ------------------------------------------------------------------ */
+
+static size_t get_varint(const uint8_t *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t max = n < 10 ? n : 10;
+    for (size_t i = 0; i < max; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
+{
+    size_t off = *pos;
+    if (off >= end) return 0;
+    uint64_t key;
+    size_t n = get_varint(buf + off, end - off, &key);
+    if (!n || (key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
+    f->start = off;
+    off += n;
+    f->num = (uint32_t)(key >> 3);
+    f->wt = (int)(key & 7);
+    f->vs = off;
+    switch (f->wt) {
+    case 0:
+        n = get_varint(buf + off, end - off, &f->v);
+        if (!n) return -1;
+        off += n;
+        break;
+    case 1:
+        if (end - off < 8) return -1;
+        f->v = get_le64(buf + off);
+        off += 8;
+        break;
+    case 5:
+        if (end - off < 4) return -1;
+        f->v = get_le32(buf + off);
+        off += 4;
+        break;
+    case 2: {
+        uint64_t l;
+        n = get_varint(buf + off, end - off, &l);
+        if (!n) return -1;
+        off += n;
+        if (l > end - off) return -1;
+        f->vs = off;
+        f->v = l;
+        off += (size_t)l;
+        break;
+    }
+    default:
+        return -1;
+    }
+    f->ve = off;
+    *pos = off;
+    return 1;
+}
+
+int sy__pb_find(const uint8_t *buf, size_t s, size_t e, uint32_t num, sy__pbf_t *out)
+{
+    sy__pbf_t f;
+    int found = 0, rc;
+    while ((rc = sy__pb_next(buf, &s, e, &f)) > 0)
+        if (f.num == num) {
+            *out = f;
+            found = 1;
+        }
+    return rc < 0 ? -1 : found;
+}
+
+size_t sy__varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t sy__varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* ---- the field table ------------------------------------------------------------ */
+
+#define RO true
+#define RW false
+static const sy__fspec_t span_fields[] = {
+    {SY_FIELD_NAME, 5, 0, SY__FT_STR, RW},
+    {SY_FIELD_KIND, 6, 0, SY__FT_ENUM, RW},
+    {SY_FIELD_TRACE_ID, 1, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_SPAN_ID, 2, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_PARENT_SPAN_ID, 4, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_TRACE_STATE, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_FLAGS, 16, 0, SY__FT_FIXED32, RW},
+    {SY_FIELD_STATUS_CODE, SY__F_SUB, 3, SY__FT_ENUM, RW},
+    {SY_FIELD_STATUS_MESSAGE, SY__F_SUB, 2, SY__FT_STR, RW},
+    {SY_FIELD_START_TIME, 7, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_END_TIME, 8, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, 10, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_DROPPED_EVENTS, 12, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_DROPPED_LINKS, 14, 0, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t event_fields[] = {
+    {SY_FIELD_TIME, 1, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_NAME, 2, 0, SY__FT_STR, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, 4, 0, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t link_fields[] = {
+    {SY_FIELD_TRACE_ID, 1, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_SPAN_ID, 2, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_TRACE_STATE, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, 5, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_FLAGS, 6, 0, SY__FT_FIXED32, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t resource_fields[] = {
+    {SY_FIELD_SCHEMA_URL, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, SY__F_SUB, 2, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t scope_fields[] = {
+    {SY_FIELD_SCHEMA_URL, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_SCOPE_NAME, SY__F_SUB, 1, SY__FT_STR, RW},
+    {SY_FIELD_NAME, SY__F_SUB, 1, SY__FT_STR, RW},
+    {SY_FIELD_SCOPE_VERSION, SY__F_SUB, 2, SY__FT_STR, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, SY__F_SUB, 4, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t metric_fields[] = {
+    {SY_FIELD_NAME, 1, 0, SY__FT_STR, RW},
+    {SY_FIELD_METRIC_NAME, 1, 0, SY__FT_STR, RW},
+    {SY_FIELD_METRIC_DESCRIPTION, 2, 0, SY__FT_STR, RW},
+    {SY_FIELD_METRIC_UNIT, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_METRIC_TYPE, 0, 0, SY__FT_MTYPE, RO},
+    {SY_FIELD_TEMPORALITY, SY__F_DATA, 2, SY__FT_ENUM, RW},
+    {SY_FIELD_MONOTONIC, SY__F_DATA, 3, SY__FT_BOOL, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t number_fields[] = {
+    {SY_FIELD_START_TIME, 2, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_TIME, 3, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_VALUE, 4, 6, SY__FT_NUMVAL, RW},
+    {SY_FIELD_FLAGS, 8, 0, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t histogram_fields[] = {
+    {SY_FIELD_START_TIME, 2, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_TIME, 3, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_COUNT, 4, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_SUM, 5, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_BUCKET_COUNTS, 6, 0, SY__FT_ARR_FIXED64, RO},
+    {SY_FIELD_EXPLICIT_BOUNDS, 7, 0, SY__FT_ARR_DOUBLE, RO},
+    {SY_FIELD_FLAGS, 10, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_MIN, 11, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_MAX, 12, 0, SY__FT_DOUBLE, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t exphist_fields[] = {
+    {SY_FIELD_START_TIME, 2, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_TIME, 3, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_COUNT, 4, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_SUM, 5, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_SCALE, 6, 0, SY__FT_SINT32, RW},
+    {SY_FIELD_ZERO_COUNT, 7, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_POSITIVE_OFFSET, 8, 1, SY__FT_SINT32, RO},
+    {SY_FIELD_POSITIVE_BUCKETS, 8, 2, SY__FT_ARR_UVARINT, RO},
+    {SY_FIELD_NEGATIVE_OFFSET, 9, 1, SY__FT_SINT32, RO},
+    {SY_FIELD_NEGATIVE_BUCKETS, 9, 2, SY__FT_ARR_UVARINT, RO},
+    {SY_FIELD_FLAGS, 10, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_MIN, 12, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_MAX, 13, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_ZERO_THRESHOLD, 14, 0, SY__FT_DOUBLE, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t summary_fields[] = {
+    {SY_FIELD_START_TIME, 2, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_TIME, 3, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_COUNT, 4, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_SUM, 5, 0, SY__FT_DOUBLE, RW},
+    {SY_FIELD_QUANTILES, 6, 0, SY__FT_QUANT, RO},
+    {SY_FIELD_FLAGS, 8, 0, SY__FT_UVARINT, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t exemplar_fields[] = {
+    {SY_FIELD_TIME, 2, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_VALUE, 3, 6, SY__FT_NUMVAL, RW},
+    {SY_FIELD_SPAN_ID, 4, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_TRACE_ID, 5, 0, SY__FT_BYTES, RW},
+    {0, 0, 0, 0, 0},
+};
+static const sy__fspec_t log_fields[] = {
+    {SY_FIELD_TIME, 1, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_OBSERVED_TIME, 11, 0, SY__FT_FIXED64, RW},
+    {SY_FIELD_SEVERITY_NUMBER, 2, 0, SY__FT_ENUM, RW},
+    {SY_FIELD_SEVERITY_TEXT, 3, 0, SY__FT_STR, RW},
+    {SY_FIELD_BODY, 5, 0, SY__FT_ANY, RW},
+    {SY_FIELD_DROPPED_ATTRIBUTES, 7, 0, SY__FT_UVARINT, RW},
+    {SY_FIELD_FLAGS, 8, 0, SY__FT_FIXED32, RW},
+    {SY_FIELD_TRACE_ID, 9, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_SPAN_ID, 10, 0, SY__FT_BYTES, RW},
+    {SY_FIELD_EVENT_NAME, 12, 0, SY__FT_STR, RW},
+    {SY_FIELD_NAME, 12, 0, SY__FT_STR, RW},
+    {0, 0, 0, 0, 0},
+};
+#undef RO
+#undef RW
+
+const sy__fspec_t *sy__view_spec(int kind, sy_field_t field)
+{
+    const sy__fspec_t *t;
+    switch (kind) {
+    case SY_NODE_RESOURCE:
+        t = resource_fields;
+        break;
+    case SY_NODE_SCOPE:
+        t = scope_fields;
+        break;
+    case SY_NODE_SPAN:
+        t = span_fields;
+        break;
+    case SY_NODE_EVENT:
+        t = event_fields;
+        break;
+    case SY_NODE_LINK:
+        t = link_fields;
+        break;
+    case SY_NODE_METRIC:
+        t = metric_fields;
+        break;
+    case SY_NODE_NUMBER_POINT:
+        t = number_fields;
+        break;
+    case SY_NODE_HISTOGRAM_POINT:
+        t = histogram_fields;
+        break;
+    case SY_NODE_EXP_HISTOGRAM_POINT:
+        t = exphist_fields;
+        break;
+    case SY_NODE_SUMMARY_POINT:
+        t = summary_fields;
+        break;
+    case SY_NODE_EXEMPLAR:
+        t = exemplar_fields;
+        break;
+    case SY_NODE_LOG:
+        t = log_fields;
+        break;
+    default:
+        return NULL;
+    }
+    for (; t->field; t++)
+        if (t->field == (uint8_t)field) return t;
+    return NULL;
+}
+
+/* ---- nodes ---------------------------------------------------------------------- */
+
+void *sy__view_alloc(sy_view_t *v, size_t size)
+{
+    void *p = sy__arena_alloc(&v->arena, size ? size : 1);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+static void node_init(sy_view_node_t *n, sy_view_t *v, sy_view_node_t *parent, int kind,
+                      const sy__pbf_t *f)
+{
+    memset(n, 0, sizeof(*n));
+    n->view = v;
+    n->parent = parent;
+    n->kind = (uint8_t)kind;
+    n->ops_tail = &n->ops;
+    if (f) {
+        n->fstart = (uint32_t)f->start;
+        n->cs = (uint32_t)f->vs;
+        n->ce = (uint32_t)f->ve;
+        n->field = f->num;
+        /* The tag as written (an encoder may pad it); a virtual node has none. */
+        size_t i = f->start;
+        if (f->vs > f->start)
+            while (i < f->vs && (v->buf[i] & 0x80))
+                i++;
+        n->taglen = (uint8_t)(f->vs > f->start ? i - f->start + 1 : 0);
+    }
+}
+
+sy_view_node_t *sy__view_node_new(sy_view_t *v, sy_view_node_t *parent, int kind,
+                                  const sy__pbf_t *f)
+{
+    sy_view_node_t *n = sy__arena_alloc(&v->arena, sizeof(*n));
+    if (n) node_init(n, v, parent, kind, f);
+    return n;
+}
+
+static uint32_t sub_field(int kind)
+{
+    switch (kind) {
+    case SY_NODE_RESOURCE:
+    case SY_NODE_SCOPE:
+        return 1;
+    case SY_NODE_SPAN:
+        return 15;
+    default:
+        return 0;
+    }
+}
+
+static bool is_data_field(uint32_t num)
+{
+    return num == 5 || num == 7 || num == 9 || num == 10 || num == 11;
+}
+
+sy_view_node_t *sy__view_sub(sy_view_node_t *n, bool create)
+{
+    sy_view_t *v = n->view;
+    if (!(n->flags & SY__VN_SUB)) {
+        n->flags |= SY__VN_SUB;
+        sy__pbf_t f, last;
+        bool found = false;
+        size_t pos = n->cs;
+        uint32_t want = sub_field(n->kind);
+        while (sy__pb_next(v->buf, &pos, n->ce, &f) > 0) {
+            bool hit = n->kind == SY_NODE_METRIC ? is_data_field(f.num) : want && f.num == want;
+            if (hit && f.wt == 2) {
+                last = f;
+                found = true;
+            }
+        }
+        int kind = n->kind == SY_NODE_RESOURCE ? SY__VK_RESOURCE_MSG
+                   : n->kind == SY_NODE_SCOPE  ? SY__VK_SCOPE_MSG
+                   : n->kind == SY_NODE_SPAN   ? SY__VK_STATUS
+                                               : SY__VK_DATA;
+        if (found) n->sub = sy__view_node_new(v, n, kind, &last);
+        if (found && !n->sub) n->flags &= (uint8_t)~SY__VN_SUB; /* out of memory: retry */
+    }
+    if (n->sub || !create || n->kind == SY_NODE_METRIC || !sub_field(n->kind)) return n->sub;
+    /* A virtual node at the end of n's content, written at commit if edited. */
+    sy__pbf_t f = {.num = sub_field(n->kind), .wt = 2, .start = n->ce, .vs = n->ce, .ve = n->ce};
+    int kind = n->kind == SY_NODE_RESOURCE ? SY__VK_RESOURCE_MSG
+               : n->kind == SY_NODE_SCOPE  ? SY__VK_SCOPE_MSG
+                                           : SY__VK_STATUS;
+    n->sub = sy__view_node_new(v, n, kind, &f);
+    if (n->sub) n->sub->flags |= SY__VN_VIRTUAL;
+    return n->sub;
+}
+
+sy_view_node_t *sy__view_parent(const sy_view_node_t *n)
+{
+    sy_view_node_t *p = n->parent;
+    while (p && p->kind >= SY__VK_RESOURCE_MSG)
+        p = p->parent;
+    return p;
+}
+
+static uint32_t attr_field(int kind)
+{
+    switch (kind) {
+    case SY_NODE_SPAN:
+        return 9;
+    case SY_NODE_EVENT:
+        return 3;
+    case SY_NODE_LINK:
+        return 4;
+    case SY_NODE_METRIC:
+        return 12;
+    case SY_NODE_NUMBER_POINT:
+        return 7;
+    case SY_NODE_HISTOGRAM_POINT:
+        return 9;
+    case SY_NODE_EXP_HISTOGRAM_POINT:
+        return 1;
+    case SY_NODE_SUMMARY_POINT:
+        return 7;
+    case SY_NODE_EXEMPLAR:
+        return 7;
+    case SY_NODE_LOG:
+        return 6;
+    default:
+        return 0;
+    }
+}
+
+sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *field)
+{
+    if (n->kind == SY_NODE_RESOURCE || n->kind == SY_NODE_SCOPE) {
+        *field = n->kind == SY_NODE_RESOURCE ? 1 : 3;
+        return sy__view_sub(n, create);
+    }
+    *field = attr_field(n->kind);
+    return *field ? n : NULL;
+}
+
+int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
+{
+    if (h->flags & SY__VN_ATTRS) return 0;
+    const uint8_t *buf = h->view->buf;
+    sy__pbf_t f;
+    /* One walk into a stack array holds most nodes' attributes; more than it
+     * holds are counted and collected by a second walk. */
+    uint32_t local[64];
+    size_t pos = h->cs;
+    uint32_t n = 0;
+    int rc;
+    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0)
+        if (f.num == field && f.wt == 2) {
+            if (n < 64) local[n] = (uint32_t)f.start;
+            n++;
+        }
+    if (rc < 0) return SY_EINVAL;
+    uint32_t *a = n ? sy__arena_alloc(&h->view->arena, n * sizeof(*a)) : NULL;
+    if (n && !a) return SY_ENOMEM;
+    if (n <= 64) {
+        if (n) memcpy(a, local, n * sizeof(*a));
+    } else {
+        pos = h->cs;
+        n = 0;
+        while (sy__pb_next(buf, &pos, h->ce, &f) > 0)
+            if (f.num == field && f.wt == 2) a[n++] = (uint32_t)f.start;
+    }
+    h->attrs = a;
+    h->nattrs = n;
+    h->flags |= SY__VN_ATTRS;
+    return 0;
+}
+
+/* Which slot of kids, and which kind of child, a relation is on node n; the
+ * field number the children have in the content of `holder`. */
+typedef struct rel_s {
+    int slot;
+    int kind;
+    uint32_t field;
+    sy_view_node_t *holder;
+} rel_t;
+
+static int point_kind(uint32_t data_field)
+{
+    switch (data_field) {
+    case 5:
+    case 7:
+        return SY_NODE_NUMBER_POINT;
+    case 9:
+        return SY_NODE_HISTOGRAM_POINT;
+    case 10:
+        return SY_NODE_EXP_HISTOGRAM_POINT;
+    case 11:
+        return SY_NODE_SUMMARY_POINT;
+    default:
+        return 0;
+    }
+}
+
+static bool rel_of(sy_view_node_t *n, sy_view_rel_t rel, rel_t *r)
+{
+    r->holder = n;
+    switch (n->kind) {
+    case SY_NODE_REQUEST:
+        *r = (rel_t){0, SY_NODE_RESOURCE, 1, n};
+        return rel == SY_VIEW_RESOURCES;
+    case SY_NODE_RESOURCE:
+        *r = (rel_t){0, SY_NODE_SCOPE, 2, n};
+        return rel == SY_VIEW_SCOPES;
+    case SY_NODE_SCOPE:
+        if (n->view->signal == SY_SIGNAL_METRICS) {
+            *r = (rel_t){rel == SY_VIEW_ITEMS ? 1 : 0, SY_NODE_METRIC, 2, n};
+            return rel == SY_VIEW_METRICS || rel == SY_VIEW_ITEMS;
+        }
+        *r = (rel_t){0, n->view->signal == SY_SIGNAL_TRACES ? SY_NODE_SPAN : SY_NODE_LOG, 2, n};
+        return rel == SY_VIEW_ITEMS;
+    case SY_NODE_SPAN:
+        if (rel == SY_VIEW_EVENTS) *r = (rel_t){0, SY_NODE_EVENT, 11, n};
+        if (rel == SY_VIEW_LINKS) *r = (rel_t){1, SY_NODE_LINK, 13, n};
+        return rel == SY_VIEW_EVENTS || rel == SY_VIEW_LINKS;
+    case SY_NODE_METRIC: {
+        if (rel != SY_VIEW_ITEMS) return false;
+        sy_view_node_t *d = sy__view_sub(n, false);
+        *r = (rel_t){0, d ? point_kind(d->field) : 0, 1, d};
+        return true;
+    }
+    case SY_NODE_NUMBER_POINT:
+        *r = (rel_t){0, SY_NODE_EXEMPLAR, 5, n};
+        return rel == SY_VIEW_EXEMPLARS;
+    case SY_NODE_HISTOGRAM_POINT:
+        *r = (rel_t){0, SY_NODE_EXEMPLAR, 8, n};
+        return rel == SY_VIEW_EXEMPLARS;
+    case SY_NODE_EXP_HISTOGRAM_POINT:
+        *r = (rel_t){0, SY_NODE_EXEMPLAR, 11, n};
+        return rel == SY_VIEW_EXEMPLARS;
+    default:
+        return false;
+    }
+}
+
+static int index_kids(sy_view_node_t *n, sy_view_rel_t rel)
+{
+    rel_t r = {0};
+    if (!rel_of(n, rel, &r)) return SY_ENOTSUP;
+    if (n->indexed[r.slot]) return 0;
+    sy_view_t *v = n->view;
+    if (r.slot == 1 && n->kind == SY_NODE_SCOPE) {
+        /* The data points of every metric of the scope, in order. */
+        int rc = index_kids(n, SY_VIEW_METRICS);
+        if (rc < 0) return rc;
+        size_t total = 0;
+        for (uint32_t i = 0; i < n->nkids[0]; i++) {
+            if ((rc = index_kids(n->kids[0][i], SY_VIEW_ITEMS)) < 0) return rc;
+            total += n->kids[0][i]->nkids[0];
+        }
+        sy_view_node_t **a = total ? sy__arena_alloc(&v->arena, total * sizeof(*a)) : NULL;
+        if (total && !a) return SY_ENOMEM;
+        size_t k = 0;
+        for (uint32_t i = 0; i < n->nkids[0]; i++)
+            for (uint32_t j = 0; j < n->kids[0][i]->nkids[0]; j++)
+                a[k++] = n->kids[0][i]->kids[0][j];
+        n->kids[1] = a;
+        n->nkids[1] = (uint32_t)total;
+        n->indexed[1] = true;
+        return 0;
+    }
+    uint32_t count = 0;
+    sy__pbf_t f;
+    if (r.holder && r.kind) {
+        size_t pos = r.holder->cs;
+        int rc;
+        while ((rc = sy__pb_next(v->buf, &pos, r.holder->ce, &f)) > 0)
+            if (f.num == r.field && f.wt == 2) count++;
+        if (rc < 0) return SY_EINVAL;
+    }
+    sy_view_node_t **a = NULL;
+    if (count) {
+        a = sy__arena_alloc(&v->arena, count * sizeof(*a));
+        sy_view_node_t *block = sy__arena_alloc(&v->arena, count * sizeof(*block));
+        if (!a || !block) return SY_ENOMEM;
+        size_t pos = r.holder->cs;
+        uint32_t k = 0;
+        while (sy__pb_next(v->buf, &pos, r.holder->ce, &f) > 0)
+            if (f.num == r.field && f.wt == 2) {
+                node_init(&block[k], v, r.holder, r.kind, &f);
+                a[k] = &block[k];
+                k++;
+            }
+    }
+    n->kids[r.slot] = a;
+    n->nkids[r.slot] = count;
+    n->indexed[r.slot] = true;
+    return 0;
+}
+
+/* ---- values ---------------------------------------------------------------------- */
+
+static const char empty_str[1] = "";
+
+static void value_empty(sy_value_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = SY_VALUE_EMPTY;
+    out->str = empty_str;
+}
+
+/* Counts the entries of an ARRAY/MAP value (sets out->len). */
+static int value_count(sy_value_t *out)
+{
+    sy_value_iter_t it = {.value = out};
+    size_t n = 0;
+    int rc;
+    sy_value_t k, val;
+    while ((rc = sy__view_value_next(&it, &k, &val)) > 0)
+        n++;
+    out->len = n;
+    return rc < 0 ? SY_EINVAL : 0;
+}
+
+static void value_container(sy_value_t *out, sy_value_type_t type, const uint8_t *p, size_t len,
+                            uint32_t kind)
+{
+    value_empty(out);
+    out->type = type;
+    out->bytes = p;
+    out->priv = p;
+    out->priv_len = (uint32_t)len;
+    out->priv_kind = kind;
+}
+
+int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out)
+{
+    value_empty(out);
+    sy__pbf_t f;
+    size_t pos = 0;
+    int rc;
+    while ((rc = sy__pb_next(p, &pos, len, &f)) > 0) {
+        switch (f.num) {
+        case 1:
+            if (f.wt != 2) break;
+            value_empty(out);
+            out->type = SY_VALUE_STRING;
+            out->str = (const char *)p + f.vs;
+            out->len = f.ve - f.vs;
+            break;
+        case 2:
+            if (f.wt != 0) break;
+            value_empty(out);
+            out->type = SY_VALUE_BOOL;
+            out->b = f.v != 0;
+            out->i = out->b;
+            break;
+        case 3:
+            if (f.wt != 0) break;
+            value_empty(out);
+            out->type = SY_VALUE_INT;
+            out->i = (int64_t)f.v;
+            break;
+        case 4: {
+            if (f.wt != 1) break;
+            value_empty(out);
+            out->type = SY_VALUE_DOUBLE;
+            memcpy(&out->d, &f.v, sizeof(out->d));
+            break;
+        }
+        case 5:
+        case 6:
+            if (f.wt != 2) break;
+            value_container(out, f.num == 5 ? SY_VALUE_ARRAY : SY_VALUE_MAP, p + f.vs, f.ve - f.vs,
+                            f.num == 5 ? SY__PK_ANYARRAY : SY__PK_KVLIST);
+            break;
+        case 7:
+            if (f.wt != 2) break;
+            value_empty(out);
+            out->type = SY_VALUE_BYTES;
+            out->bytes = p + f.vs;
+            out->len = f.ve - f.vs;
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc < 0) return SY_EINVAL;
+    if (out->type == SY_VALUE_ARRAY || out->type == SY_VALUE_MAP) return value_count(out);
+    return 0;
+}
+
+int sy__view_parse_kv(const uint8_t *p, size_t len, sy_value_t *key, sy_value_t *val)
+{
+    sy__pbf_t f, kf = {0}, vf = {0};
+    bool hk = false, hv = false;
+    size_t pos = 0;
+    int rc;
+    while ((rc = sy__pb_next(p, &pos, len, &f)) > 0) {
+        if (f.num == 1 && f.wt == 2) kf = f, hk = true;
+        if (f.num == 2 && f.wt == 2) vf = f, hv = true;
+    }
+    if (rc < 0) return SY_EINVAL;
+    if (key) {
+        value_empty(key);
+        key->type = SY_VALUE_STRING;
+        if (hk) {
+            key->str = (const char *)p + kf.vs;
+            key->len = kf.ve - kf.vs;
+        }
+    }
+    if (!val) return 0;
+    if (!hv) {
+        value_empty(val);
+        return 0;
+    }
+    return sy__view_parse_any(p + vf.vs, vf.ve - vf.vs, val);
+}
+
+int sy__view_value_next(sy_value_iter_t *it, sy_value_t *key, sy_value_t *val)
+{
+    const sy_value_t *c = it->value;
+    if (!c || (c->type != SY_VALUE_ARRAY && c->type != SY_VALUE_MAP) || !c->priv) return 0;
+    const uint8_t *p = c->priv;
+    size_t len = c->priv_len;
+    uint32_t pk = c->priv_kind & 0xff, field = c->priv_kind >> 8;
+    sy__pbf_t f;
+    int rc;
+    sy_value_t scratch;
+    if (!val) val = &scratch;
+    for (;;) {
+        if (it->sub) {            /* inside a packed run [sub, packed end) of field at pos */
+            size_t end = it->pos; /* pos is the end of the packed run while sub != 0 */
+            size_t s = it->sub;
+            value_empty(val);
+            if (pk == SY__PK_UVARINT) {
+                uint64_t x;
+                size_t n = get_varint(p + s, end - s, &x);
+                if (!n) return SY_EINVAL;
+                val->type = SY_VALUE_INT;
+                val->i = (int64_t)x;
+                s += n;
+            } else {
+                if (end - s < 8) return SY_EINVAL;
+                uint64_t x = get_le64(p + s);
+                if (pk == SY__PK_DOUBLE) {
+                    val->type = SY_VALUE_DOUBLE;
+                    memcpy(&val->d, &x, sizeof(val->d));
+                } else {
+                    val->type = SY_VALUE_INT;
+                    val->i = (int64_t)x;
+                }
+                s += 8;
+            }
+            it->sub = s < end ? s : 0;
+            it->index++;
+            return 1;
+        }
+        if ((rc = sy__pb_next(p, &it->pos, len, &f)) <= 0) return rc < 0 ? SY_EINVAL : 0;
+        if (pk == SY__PK_ANYARRAY || pk == SY__PK_KVLIST || pk == SY__PK_QUANT) {
+            uint32_t want = pk == SY__PK_QUANT ? field : 1;
+            if (f.num != want || f.wt != 2) continue;
+            it->index++;
+            if (pk == SY__PK_ANYARRAY) {
+                if (key) value_empty(key);
+                return sy__view_parse_any(p + f.vs, f.ve - f.vs, val) < 0 ? SY_EINVAL : 1;
+            }
+            if (pk == SY__PK_KVLIST)
+                return sy__view_parse_kv(p + f.vs, f.ve - f.vs, key, val) < 0 ? SY_EINVAL : 1;
+            /* ValueAtQuantile: quantile (1) and value (2), both doubles. */
+            sy__pbf_t q;
+            size_t qp = f.vs;
+            if (key) {
+                value_empty(key);
+                key->type = SY_VALUE_DOUBLE;
+            }
+            value_empty(val);
+            val->type = SY_VALUE_DOUBLE;
+            while ((rc = sy__pb_next(p, &qp, f.ve, &q)) > 0) {
+                if (q.wt != 1) continue;
+                if (q.num == 1 && key) memcpy(&key->d, &q.v, sizeof(key->d));
+                if (q.num == 2) memcpy(&val->d, &q.v, sizeof(val->d));
+            }
+            return rc < 0 ? SY_EINVAL : 1;
+        }
+        if (f.num != field) continue;
+        if (f.wt == 2) { /* packed */
+            if (f.ve == f.vs) continue;
+            it->sub = f.vs;
+            /* pos already points past the run: it doubles as the run's end. */
+            if (it->pos != f.ve) return SY_EINVAL;
+            continue;
+        }
+        value_empty(val);
+        if (pk == SY__PK_UVARINT && f.wt == 0) {
+            val->type = SY_VALUE_INT;
+            val->i = (int64_t)f.v;
+        } else if (pk != SY__PK_UVARINT && f.wt == 1) {
+            val->type = pk == SY__PK_DOUBLE ? SY_VALUE_DOUBLE : SY_VALUE_INT;
+            if (pk == SY__PK_DOUBLE)
+                memcpy(&val->d, &f.v, sizeof(val->d));
+            else
+                val->i = (int64_t)f.v;
+        } else {
+            continue;
+        }
+        it->index++;
+        if (key) value_empty(key);
+        return 1;
+    }
+}
+
+/* ---- reading fields -------------------------------------------------------------- */
+
+static int read_scalar(const uint8_t *buf, const sy__pbf_t *f, int type, sy_value_t *out)
+{
+    value_empty(out);
+    switch (type) {
+    case SY__FT_STR:
+        if (f->wt != 2) return SY_EINVAL;
+        out->type = SY_VALUE_STRING;
+        out->str = (const char *)buf + f->vs;
+        out->len = f->ve - f->vs;
+        return 0;
+    case SY__FT_BYTES:
+        if (f->wt != 2) return SY_EINVAL;
+        out->type = SY_VALUE_BYTES;
+        out->bytes = buf + f->vs;
+        out->len = f->ve - f->vs;
+        return 0;
+    case SY__FT_UVARINT:
+    case SY__FT_ENUM:
+    case SY__FT_SINT32:
+    case SY__FT_BOOL:
+        if (f->wt != 0) return SY_EINVAL;
+        if (type == SY__FT_BOOL) {
+            out->type = SY_VALUE_BOOL;
+            out->b = f->v != 0;
+            out->i = out->b;
+            return 0;
+        }
+        out->type = SY_VALUE_INT;
+        if (type == SY__FT_ENUM)
+            out->i = (int32_t)(uint32_t)f->v;
+        else if (type == SY__FT_SINT32) {
+            uint32_t u = (uint32_t)f->v;
+            out->i = (int32_t)((u >> 1) ^ (0u - (u & 1)));
+        } else
+            out->i = (int64_t)f->v;
+        return 0;
+    case SY__FT_FIXED64:
+        if (f->wt != 1) return SY_EINVAL;
+        out->type = SY_VALUE_INT;
+        out->i = (int64_t)f->v;
+        return 0;
+    case SY__FT_FIXED32:
+        if (f->wt != 5) return SY_EINVAL;
+        out->type = SY_VALUE_INT;
+        out->i = (int64_t)f->v;
+        return 0;
+    case SY__FT_DOUBLE:
+        if (f->wt != 1) return SY_EINVAL;
+        out->type = SY_VALUE_DOUBLE;
+        memcpy(&out->d, &f->v, sizeof(out->d));
+        return 0;
+    case SY__FT_ANY:
+        if (f->wt != 2) return SY_EINVAL;
+        return sy__view_parse_any(buf + f->vs, f->ve - f->vs, out);
+    default:
+        return SY_EINVAL;
+    }
+}
+
+static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
+{
+    const uint8_t *buf = n->view->buf;
+    sy__pbf_t f;
+    int rc;
+    value_empty(out);
+    switch (s->type) {
+    case SY__FT_MTYPE: {
+        sy_view_node_t *d = sy__view_sub(n, false);
+        static const uint8_t types[12] = {[5] = SY_METRIC_TYPE_GAUGE,
+                                          [7] = SY_METRIC_TYPE_SUM,
+                                          [9] = SY_METRIC_TYPE_HISTOGRAM,
+                                          [10] = SY_METRIC_TYPE_EXP_HISTOGRAM,
+                                          [11] = SY_METRIC_TYPE_SUMMARY};
+        out->type = SY_VALUE_INT;
+        out->i = d && d->field < 12 ? types[d->field] : SY_METRIC_TYPE_NONE;
+        return 0;
+    }
+    case SY__FT_NUMVAL: {
+        /* The oneof: its last member on the wire wins. */
+        size_t pos = n->cs;
+        sy__pbf_t last = {0};
+        while ((rc = sy__pb_next(buf, &pos, n->ce, &f)) > 0)
+            if ((f.num == s->f1 || f.num == s->f2) && f.wt == 1) last = f;
+        if (rc < 0) return SY_EINVAL;
+        if (!last.num) return 0;
+        out->type = last.num == s->f1 ? SY_VALUE_DOUBLE : SY_VALUE_INT;
+        if (last.num == s->f1)
+            memcpy(&out->d, &last.v, sizeof(out->d));
+        else
+            out->i = (int64_t)last.v;
+        return 0;
+    }
+    case SY__FT_ARR_FIXED64:
+    case SY__FT_ARR_DOUBLE:
+    case SY__FT_QUANT: {
+        uint32_t pk = s->type == SY__FT_ARR_FIXED64  ? SY__PK_FIXED64
+                      : s->type == SY__FT_ARR_DOUBLE ? SY__PK_DOUBLE
+                                                     : SY__PK_QUANT;
+        value_container(out, pk == SY__PK_QUANT ? SY_VALUE_MAP : SY_VALUE_ARRAY, buf + n->cs,
+                        n->ce - n->cs, pk | (uint32_t)s->f1 << 8);
+        return value_count(out);
+    }
+    default:
+        break;
+    }
+    size_t cs = n->cs, ce = n->ce;
+    uint32_t num = s->f1;
+    if (s->f1 == SY__F_SUB || s->f1 == SY__F_DATA) {
+        sy_view_node_t *sub = sy__view_sub(n, false);
+        if (!sub) return 0;
+        /* A Gauge or Summary has no temporality, only a Sum is monotonic. */
+        if (s->f1 == SY__F_DATA && !(sub->field == 7 || (s->field == SY_FIELD_TEMPORALITY &&
+                                                         (sub->field == 9 || sub->field == 10))))
+            return 0;
+        cs = sub->cs;
+        ce = sub->ce;
+        num = s->f2;
+    } else if (s->f2) { /* a field of a sub-message (exponential histogram buckets) */
+        if ((rc = sy__pb_find(buf, cs, ce, s->f1, &f)) <= 0) return rc < 0 ? SY_EINVAL : 0;
+        if (f.wt != 2) return SY_EINVAL;
+        cs = f.vs;
+        ce = f.ve;
+        num = s->f2;
+        if (s->type == SY__FT_ARR_UVARINT) {
+            value_container(out, SY_VALUE_ARRAY, buf + cs, ce - cs, SY__PK_UVARINT | num << 8);
+            return value_count(out);
+        }
+    }
+    if ((rc = sy__pb_find(buf, cs, ce, num, &f)) <= 0) return rc < 0 ? SY_EINVAL : 0;
+    /* A wire type that does not fit can only be an unknown field of the same
+     * number (the walk checks known fields): it is not this field. */
+    if (read_scalar(buf, &f, s->type, out) < 0) value_empty(out);
+    return 0;
+}
+
+/* The node that has `field`: n, or the nearest enclosing node that does. */
+static sy_view_node_t *field_owner(sy_view_node_t *n, sy_field_t field, const sy__fspec_t **spec)
+{
+    for (; n; n = sy__view_parent(n))
+        if ((*spec = sy__view_spec(n->kind, field))) return n;
+    return NULL;
+}
+
+int sy__view_get(sy_view_node_t *n, sy_field_t field, sy_value_t *out)
+{
+    const sy__fspec_t *s;
+    value_empty(out);
+    if (!n) return SY_EINVAL;
+    sy_view_node_t *o = field_owner(n, field, &s);
+    if (!o) return SY_ENOTSUP;
+    return get_field(o, s, out);
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+int sy__view_reset(sy_view_t *v)
+{
+    sy__arena_release(&v->arena);
+    v->edited = false;
+    v->seq = 0;
+    size_t len = 0;
+    const uint8_t *buf = sy__batch_encoded(v->batch, &len);
+    v->buf = buf ? buf : (const uint8_t *)empty_str;
+    v->len = buf ? len : 0;
+    v->root = sy__view_node_new(v, NULL, SY_NODE_REQUEST, NULL);
+    if (!v->root) return SY_ENOMEM;
+    v->root->ce = (uint32_t)v->len;
+    return 0;
+}
+
+sy_view_t *sy__view_open(sy_batch_t *batch)
+{
+    if (!batch) return NULL;
+    sy_view_t *v = calloc(1, sizeof(*v));
+    if (!v) return NULL;
+    v->batch = batch;
+    v->signal = sy__batch_signal(batch);
+    sy__arena_init(&v->arena, SY__BATCH_MAX_ARENA);
+    if (sy__view_reset(v) < 0) {
+        sy__view_close(v);
+        return NULL;
+    }
+    return v;
+}
+
+void sy__view_close(sy_view_t *v)
+{
+    if (!v) return;
+    sy__arena_release(&v->arena);
+    free(v);
+}
+
+sy_view_node_t *sy__view_root(sy_view_t *v)
+{
+    return v ? v->root : NULL;
+}
+
+sy_node_kind_t sy__view_kind(const sy_view_node_t *n)
+{
+    return n ? (sy_node_kind_t)n->kind : (sy_node_kind_t)0;
+}
+
+sy_view_node_t *sy__view_parent_api(const sy_view_node_t *n)
+{
+    return n ? sy__view_parent(n) : NULL;
+}
+
+size_t sy__view_count(sy_view_node_t *n, sy_view_rel_t rel)
+{
+    if (!n || index_kids(n, rel) < 0) return 0;
+    rel_t r = {0};
+    rel_of(n, rel, &r);
+    return n->nkids[r.slot];
+}
+
+sy_view_node_t *sy__view_at(sy_view_node_t *n, sy_view_rel_t rel, size_t i)
+{
+    if (!n || index_kids(n, rel) < 0) return NULL;
+    rel_t r = {0};
+    rel_of(n, rel, &r);
+    return i < n->nkids[r.slot] ? n->kids[r.slot][i] : NULL;
+}
+
+size_t sy__view_attr_count(sy_view_node_t *n)
+{
+    uint32_t field;
+    sy_view_node_t *h = n ? sy__view_attr_host(n, false, &field) : NULL;
+    if (!h || sy__view_index_attrs(h, field) < 0) return 0;
+    return h->nattrs;
+}
+
+/* The KeyValue content of h's i-th attribute. */
+static int attr_bytes(sy_view_node_t *h, size_t i, sy__pbf_t *f)
+{
+    size_t pos = h->attrs[i];
+    return sy__pb_next(h->view->buf, &pos, h->ce, f) > 0 && f->wt == 2 ? 0 : SY_EINVAL;
+}
+
+int sy__view_attr_at(sy_view_node_t *n, size_t i, sy_value_t *key, sy_value_t *val)
+{
+    uint32_t field;
+    sy_view_node_t *h = n ? sy__view_attr_host(n, false, &field) : NULL;
+    int rc;
+    if (!h || (rc = sy__view_index_attrs(h, field)) < 0 || i >= h->nattrs) return SY_EINVAL;
+    sy__pbf_t f;
+    if (attr_bytes(h, i, &f) < 0) return SY_EINVAL;
+    return sy__view_parse_kv(h->view->buf + f.vs, f.ve - f.vs, key, val);
+}
+
+/* Finds key in h's original attributes: the index of its first occurrence, or -1. */
+long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen)
+{
+    const uint8_t *buf = h->view->buf;
+    for (uint32_t i = 0; i < h->nattrs; i++) {
+        sy__pbf_t f, k;
+        if (attr_bytes(h, i, &f) < 0) continue;
+        /* The key as sy__view_parse_kv reads it: its last occurrence. */
+        if (sy__pb_find(buf, f.vs, f.ve, 1, &k) <= 0 || k.wt != 2) {
+            if (keylen == 0) return (long)i;
+            continue;
+        }
+        if (k.ve - k.vs == keylen && memcmp(buf + k.vs, key, keylen) == 0) return (long)i;
+    }
+    return -1;
+}
+
+int sy__view_attr_get(sy_view_node_t *n, const char *key, size_t keylen, sy_value_t *val)
+{
+    value_empty(val);
+    uint32_t field;
+    sy_view_node_t *h = n ? sy__view_attr_host(n, false, &field) : NULL;
+    if (!h) return n ? SY_EAGAIN : SY_EINVAL;
+    int rc = sy__view_index_attrs(h, field);
+    if (rc < 0) return rc;
+    long i = sy__view_attr_find(h, key, keylen);
+    if (i < 0) return SY_EAGAIN;
+    sy__pbf_t f;
+    if (attr_bytes(h, (size_t)i, &f) < 0) return SY_EINVAL;
+    return sy__view_parse_kv(h->view->buf + f.vs, f.ve - f.vs, NULL, val);
+}

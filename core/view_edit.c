@@ -1,0 +1,655 @@
+/*
+ * view_edit.c - recording edits in the view and applying them in one pass.
+ *
+ * An edit is an op of the node whose content it changes (view_internal.h): a
+ * replaced byte range, or a changed child. Recording an edit registers its node,
+ * and each enclosing node up to the request, as a changed child of its parent,
+ * once; so at commit the changed nodes form a tree below the request, and every
+ * node outside it is copied whole.
+ *
+ * Commit walks that tree twice. The first walk sorts each node's ops by offset
+ * and computes its new content length bottom up: a child's field grows or
+ * shrinks by the change of its content plus the change in size of its length
+ * prefix (a varint: 1 byte up to 127, 2 up to 16383, ...). The first walk also
+ * drops a scope, metric or resource all of whose items, points or scopes were
+ * dropped. The second walk writes: for each node, memcpy of the bytes up to the
+ * next op, then the op's bytes (a replacement, or the child's tag, its new
+ * length prefix and, recursively, its content), then the rest. The result goes
+ * into the batch's arena and through batch_set_encoded(), which validates it and
+ * counts its items like any request a receiver accepts.
+ *
+ * Attribute ops carry the key they decide, so the state of a key (present or
+ * not, and with which value) is its latest op, or else the original bytes;
+ * INSERT/UPDATE/rename test that state, not only the original bytes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "cow.h"
+#include "log.h"
+#include "view_internal.h"
+
+static sy__vop_t *op_new(sy_view_node_t *n)
+{
+    sy__vop_t *op = sy__view_alloc(n->view, sizeof(*op));
+    if (!op) return NULL;
+    op->seq = ++n->view->seq;
+    *n->ops_tail = op;
+    n->ops_tail = &op->next;
+    n->nops++;
+    n->flags &= (uint8_t)~SY__VN_SORTED;
+    return op;
+}
+
+/* Registers n and its enclosing nodes as changed, each once. */
+static int mark_dirty(sy_view_node_t *n)
+{
+    n->view->edited = true;
+    for (; n->parent && !(n->flags & SY__VN_LINKED); n = n->parent) {
+        sy__vop_t *op = op_new(n->parent);
+        if (!op) return SY_ENOMEM;
+        op->child = n;
+        op->start = n->fstart;
+        op->end = n->ce;
+        n->flags |= SY__VN_LINKED;
+    }
+    return 0;
+}
+
+static uint8_t *copy_bytes(sy_view_t *v, const void *p, size_t len)
+{
+    uint8_t *c = sy__arena_alloc(&v->arena, len ? len : 1);
+    if (c && len) memcpy(c, p, len);
+    return c;
+}
+
+static size_t put_tag(uint8_t *p, uint32_t field, int wt)
+{
+    return sy__varint_put(p, (uint64_t)field << 3 | (uint64_t)wt);
+}
+
+static size_t put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return (size_t)n;
+}
+
+/* ---- encoding values ------------------------------------------------------------ */
+
+int sy__view_encode_any(const sy_value_t *val, uint8_t *buf, size_t *len)
+{
+    uint8_t tmp[16];
+    size_t n = 0;
+    uint8_t *p = buf ? buf : tmp;
+    switch (val->type) {
+    case SY_VALUE_EMPTY:
+        break;
+    case SY_VALUE_STRING:
+    case SY_VALUE_BYTES: {
+        const void *src = val->type == SY_VALUE_STRING ? (const void *)val->str : val->bytes;
+        if (!src && val->len) return SY_EINVAL;
+        n += put_tag(p, val->type == SY_VALUE_STRING ? 1 : 7, 2);
+        n += sy__varint_put(p + n, val->len);
+        if (buf && val->len) memcpy(buf + n, src, val->len);
+        n += val->len;
+        break;
+    }
+    case SY_VALUE_BOOL:
+        n += put_tag(p, 2, 0);
+        n += sy__varint_put(p + n, val->b ? 1 : 0);
+        break;
+    case SY_VALUE_INT:
+        n += put_tag(p, 3, 0);
+        n += sy__varint_put(p + n, (uint64_t)val->i);
+        break;
+    case SY_VALUE_DOUBLE: {
+        uint64_t bits;
+        memcpy(&bits, &val->d, sizeof(bits));
+        n += put_tag(p, 4, 1);
+        n += put_le(p + n, bits, 8);
+        break;
+    }
+    case SY_VALUE_ARRAY:
+    case SY_VALUE_MAP: {
+        /* Only as read from a view: the container's encoded content is copied. */
+        uint32_t pk = val->priv_kind & 0xff;
+        if (!val->priv || (val->type == SY_VALUE_ARRAY && pk != SY__PK_ANYARRAY) ||
+            (val->type == SY_VALUE_MAP && pk != SY__PK_KVLIST))
+            return SY_EINVAL;
+        n += put_tag(p, val->type == SY_VALUE_ARRAY ? 5 : 6, 2);
+        n += sy__varint_put(p + n, val->priv_len);
+        if (buf) memcpy(buf + n, val->priv, val->priv_len);
+        n += val->priv_len;
+        break;
+    }
+    default:
+        return SY_EINVAL;
+    }
+    *len = n;
+    return 0;
+}
+
+/* A length-delimited field: tag, length, then `parts` concatenated. */
+typedef struct part_s {
+    const void *p;
+    size_t len;
+} part_t;
+
+static uint8_t *encode_ld(sy_view_t *v, uint32_t field, const part_t *parts, int nparts,
+                          size_t *out_len)
+{
+    size_t body = 0;
+    for (int i = 0; i < nparts; i++)
+        body += parts[i].len;
+    size_t total = sy__varint_size((uint64_t)field << 3) + sy__varint_size(body) + body;
+    uint8_t *buf = sy__arena_alloc(&v->arena, total);
+    if (!buf) return NULL;
+    size_t n = put_tag(buf, field, 2);
+    n += sy__varint_put(buf + n, body);
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].len) memcpy(buf + n, parts[i].p, parts[i].len);
+        n += parts[i].len;
+    }
+    *out_len = n;
+    return buf;
+}
+
+/* A KeyValue field: key, then value (an AnyValue's encoded content). */
+static uint8_t *encode_kv(sy_view_t *v, uint32_t field, const char *key, size_t keylen,
+                          const uint8_t *any, size_t anylen, size_t *out_len)
+{
+    uint8_t h1[16], h2[16];
+    size_t n1 = put_tag(h1, 1, 2);
+    n1 += sy__varint_put(h1 + n1, keylen);
+    size_t n2 = put_tag(h2, 2, 2);
+    n2 += sy__varint_put(h2 + n2, anylen);
+    part_t parts[4] = {{h1, n1}, {key, keylen}, {h2, n2}, {any, anylen}};
+    return encode_ld(v, field, parts, 4, out_len);
+}
+
+/* The bytes of a scalar field of spec type `type` holding val; SY_EINVAL when the
+ * value's type does not fit. */
+static int encode_field(sy_view_t *v, int type, uint32_t num, uint32_t num2, const sy_value_t *val,
+                        uint8_t **out, size_t *out_len)
+{
+    uint8_t tmp[32];
+    size_t n = 0;
+    switch (type) {
+    case SY__FT_STR:
+    case SY__FT_BYTES: {
+        const void *src;
+        if (val->type == SY_VALUE_STRING)
+            src = val->str;
+        else if (val->type == SY_VALUE_BYTES && type == SY__FT_BYTES)
+            src = val->bytes;
+        else
+            return SY_EINVAL;
+        if (!src && val->len) return SY_EINVAL;
+        part_t part = {src, val->len};
+        *out = encode_ld(v, num, &part, 1, out_len);
+        return *out ? 0 : SY_ENOMEM;
+    }
+    case SY__FT_ANY: {
+        size_t alen;
+        int rc = sy__view_encode_any(val, NULL, &alen);
+        if (rc < 0) return rc;
+        uint8_t *any = sy__arena_alloc(&v->arena, alen ? alen : 1);
+        if (!any) return SY_ENOMEM;
+        sy__view_encode_any(val, any, &alen);
+        part_t part = {any, alen};
+        *out = encode_ld(v, num, &part, 1, out_len);
+        return *out ? 0 : SY_ENOMEM;
+    }
+    case SY__FT_UVARINT:
+    case SY__FT_ENUM:
+    case SY__FT_SINT32:
+    case SY__FT_BOOL: {
+        uint64_t x;
+        if (type == SY__FT_BOOL && val->type == SY_VALUE_BOOL)
+            x = val->b;
+        else if (val->type != SY_VALUE_INT)
+            return SY_EINVAL;
+        else if (type == SY__FT_UVARINT && val->i < 0)
+            return SY_EINVAL;
+        else if ((type == SY__FT_ENUM || type == SY__FT_SINT32) &&
+                 (val->i < INT32_MIN || val->i > INT32_MAX))
+            return SY_EINVAL;
+        else if (type == SY__FT_SINT32)
+            x = ((uint32_t)val->i << 1) ^ (uint32_t)(val->i < 0 ? -1 : 0);
+        else if (type == SY__FT_BOOL)
+            x = val->i != 0;
+        else
+            x = (uint64_t)val->i;
+        n = put_tag(tmp, num, 0);
+        n += sy__varint_put(tmp + n, x);
+        break;
+    }
+    case SY__FT_FIXED64:
+        if (val->type != SY_VALUE_INT) return SY_EINVAL;
+        n = put_tag(tmp, num, 1);
+        n += put_le(tmp + n, (uint64_t)val->i, 8);
+        break;
+    case SY__FT_FIXED32:
+        if (val->type != SY_VALUE_INT || val->i < 0 || val->i > (int64_t)UINT32_MAX)
+            return SY_EINVAL;
+        n = put_tag(tmp, num, 5);
+        n += put_le(tmp + n, (uint64_t)val->i, 4);
+        break;
+    case SY__FT_DOUBLE:
+    case SY__FT_NUMVAL: {
+        uint64_t bits;
+        if (type == SY__FT_NUMVAL && val->type == SY_VALUE_INT) {
+            n = put_tag(tmp, num2, 1);
+            n += put_le(tmp + n, (uint64_t)val->i, 8);
+            break;
+        }
+        double d;
+        if (val->type == SY_VALUE_DOUBLE)
+            d = val->d;
+        else if (val->type == SY_VALUE_INT)
+            d = (double)val->i;
+        else
+            return SY_EINVAL;
+        memcpy(&bits, &d, sizeof(bits));
+        n = put_tag(tmp, num, 1);
+        n += put_le(tmp + n, bits, 8);
+        break;
+    }
+    default:
+        return SY_ENOTSUP;
+    }
+    *out = copy_bytes(v, tmp, n);
+    *out_len = n;
+    return *out ? 0 : SY_ENOMEM;
+}
+
+/* ---- field edits ------------------------------------------------------------------ */
+
+/* Makes field `num` (or its oneof sibling num2) of t hold exactly `bytes` (none
+ * when len is 0): the last occurrence is replaced, earlier ones deleted. */
+static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8_t *bytes,
+                     size_t len)
+{
+    sy__vop_t *found = NULL;
+    for (sy__vop_t *op = t->ops; op; op = op->next)
+        if (!op->child && !op->is_attr && op->field == num && (!found || op->seq > found->seq))
+            found = op;
+    if (found) {
+        found->repl = bytes;
+        found->rlen = (uint32_t)len;
+        return 0;
+    }
+    const uint8_t *buf = t->view->buf;
+    sy__pbf_t f, last = {0};
+    size_t pos = t->cs;
+    int rc;
+    if (!(t->flags & SY__VN_VIRTUAL)) {
+        while ((rc = sy__pb_next(buf, &pos, t->ce, &f)) > 0) {
+            if (f.num != num && (!num2 || f.num != num2)) continue;
+            if (last.num) { /* an earlier occurrence: deleted */
+                sy__vop_t *op = op_new(t);
+                if (!op) return SY_ENOMEM;
+                op->start = (uint32_t)last.start;
+                op->end = (uint32_t)last.ve;
+                op->field = num;
+            }
+            last = f;
+        }
+        if (rc < 0) return SY_EINVAL;
+    }
+    sy__vop_t *op = op_new(t);
+    if (!op) return SY_ENOMEM;
+    op->field = num;
+    op->start = last.num ? (uint32_t)last.start : t->ce;
+    op->end = last.num ? (uint32_t)last.ve : t->ce;
+    op->repl = bytes;
+    op->rlen = (uint32_t)len;
+    return mark_dirty(t);
+}
+
+int sy__view_set(sy_view_node_t *n, sy_field_t field, const sy_value_t *val)
+{
+    if (!n || !val) return SY_EINVAL;
+    const sy__fspec_t *s = NULL;
+    sy_view_node_t *o = n;
+    for (; o; o = sy__view_parent(o))
+        if ((s = sy__view_spec(o->kind, field))) break;
+    if (!o) return SY_ENOTSUP;
+    if (s->ro) return SY_ENOTSUP;
+    sy_view_node_t *t = o;
+    uint32_t num = s->f1, num2 = s->type == SY__FT_NUMVAL ? s->f2 : 0;
+    if (s->f1 == SY__F_SUB || s->f1 == SY__F_DATA) {
+        t = sy__view_sub(o, s->f1 == SY__F_SUB);
+        if (!t) return s->f1 == SY__F_SUB ? SY_ENOMEM : SY_ENOTSUP;
+        num = s->f2;
+        /* Only Sum, Histogram and ExponentialHistogram have a temporality, only
+         * Sum is monotonic. */
+        if (s->f1 == SY__F_DATA && !(t->field == 7 || (field == SY_FIELD_TEMPORALITY &&
+                                                       (t->field == 9 || t->field == 10))))
+            return SY_ENOTSUP;
+    }
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (val->type != SY_VALUE_EMPTY) {
+        int rc = encode_field(n->view, s->type, num, num2, val, &bytes, &len);
+        if (rc < 0) return rc;
+    }
+    return set_field(t, num, num2, bytes, len);
+}
+
+/* ---- attribute edits ---------------------------------------------------------------- */
+
+typedef struct attr_state_s {
+    sy_view_node_t *h;
+    uint32_t field;
+    sy__vop_t *op; /* the latest op deciding the key, if any */
+    long orig;     /* its first original occurrence, or -1 */
+    bool present;
+} attr_state_t;
+
+static int attr_state(sy_view_node_t *n, bool create, const char *key, size_t keylen,
+                      attr_state_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->orig = -1;
+    st->h = sy__view_attr_host(n, create, &st->field);
+    if (!st->h) return create && st->field ? SY_ENOMEM : 0;
+    int rc = sy__view_index_attrs(st->h, st->field);
+    if (rc < 0) return rc;
+    for (sy__vop_t *op = st->h->ops; op; op = op->next)
+        if (op->is_attr && op->keylen == keylen && memcmp(op->key, key, keylen) == 0 &&
+            (!st->op || op->seq > st->op->seq))
+            st->op = op;
+    st->orig = sy__view_attr_find(st->h, key, keylen);
+    st->present = st->op ? !st->op->deleted : st->orig >= 0;
+    return 0;
+}
+
+/* The byte range of the h's i-th original attribute field. */
+static void attr_range(sy_view_node_t *h, long i, uint32_t *start, uint32_t *end)
+{
+    sy__pbf_t f;
+    size_t pos = h->attrs[i];
+    sy__pb_next(h->view->buf, &pos, h->ce, &f);
+    *start = (uint32_t)f.start;
+    *end = (uint32_t)f.ve;
+}
+
+static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
+{
+    sy__vop_t *op = op_new(h);
+    if (!op) return NULL;
+    op->is_attr = true;
+    op->key = copy_bytes(h->view, key, keylen);
+    op->keylen = (uint32_t)keylen;
+    op->start = op->end = h->ce;
+    return op->key ? op : NULL;
+}
+
+/* Deletes every original occurrence of key that no op covers yet. */
+static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen)
+{
+    const uint8_t *buf = h->view->buf;
+    for (uint32_t i = 0; i < h->nattrs; i++) {
+        sy_value_t k;
+        uint32_t start, end;
+        attr_range(h, i, &start, &end);
+        sy__pbf_t f;
+        size_t pos = h->attrs[i];
+        if (sy__pb_next(buf, &pos, h->ce, &f) <= 0) continue;
+        if (sy__view_parse_kv(buf + f.vs, f.ve - f.vs, &k, NULL) < 0 || k.len != keylen ||
+            memcmp(k.str, key, keylen) != 0)
+            continue;
+        bool covered = false;
+        for (sy__vop_t *op = h->ops; op && !covered; op = op->next)
+            covered = op->is_attr && op->start == start && op->end == end;
+        if (covered) continue;
+        sy__vop_t *op = attr_op(h, key, keylen);
+        if (!op) return SY_ENOMEM;
+        op->start = start;
+        op->end = end;
+        op->deleted = true;
+    }
+    return 0;
+}
+
+int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const sy_value_t *val,
+                      sy_attr_mode_t mode)
+{
+    if (!n || !val || (!key && keylen)) return SY_EINVAL;
+    attr_state_t st;
+    int rc = attr_state(n, true, key, keylen, &st);
+    if (rc < 0) return rc;
+    if (!st.h) return SY_ENOTSUP;
+    if ((mode == SY_ATTR_INSERT && st.present) || (mode == SY_ATTR_UPDATE && !st.present))
+        return SY_EAGAIN;
+    sy_view_t *v = n->view;
+    size_t alen, kvlen;
+    if ((rc = sy__view_encode_any(val, NULL, &alen)) < 0) return rc;
+    uint8_t *any = sy__arena_alloc(&v->arena, alen ? alen : 1);
+    if (!any) return SY_ENOMEM;
+    sy__view_encode_any(val, any, &alen);
+    uint8_t *kv = encode_kv(v, st.field, key, keylen, any, alen, &kvlen);
+    if (!kv) return SY_ENOMEM;
+    sy__vop_t *op = st.op;
+    if (!op) {
+        if (!(op = attr_op(st.h, key, keylen))) return SY_ENOMEM;
+        if (st.orig >= 0) attr_range(st.h, st.orig, &op->start, &op->end);
+    } else {
+        op->seq = ++v->seq;
+    }
+    op->repl = kv;
+    op->rlen = (uint32_t)kvlen;
+    op->deleted = false;
+    return mark_dirty(st.h);
+}
+
+int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
+{
+    if (!n || (!key && keylen)) return SY_EINVAL;
+    attr_state_t st;
+    int rc = attr_state(n, false, key, keylen, &st);
+    if (rc < 0) return rc;
+    if (!st.h || !st.present) return SY_EAGAIN;
+    if (st.op) {
+        st.op->repl = NULL;
+        st.op->rlen = 0;
+        st.op->deleted = true;
+    }
+    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    return mark_dirty(st.h);
+}
+
+int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, const char *nkey,
+                         size_t nkeylen)
+{
+    if (!n || (!key && keylen) || (!nkey && nkeylen)) return SY_EINVAL;
+    attr_state_t st;
+    int rc = attr_state(n, false, key, keylen, &st);
+    if (rc < 0) return rc;
+    if (!st.h || !st.present) return SY_EAGAIN;
+    if (keylen == nkeylen && memcmp(key, nkey, keylen) == 0) return 0;
+    sy_view_t *v = n->view;
+    /* The value's encoded AnyValue, from the op that set it or the original. */
+    const uint8_t *kvp;
+    size_t kvl;
+    sy__pbf_t f;
+    if (st.op) {
+        size_t pos = 0;
+        if (sy__pb_next(st.op->repl, &pos, st.op->rlen, &f) <= 0) return SY_EINVAL;
+        kvp = st.op->repl + f.vs;
+        kvl = f.ve - f.vs;
+    } else {
+        size_t pos = st.h->attrs[st.orig];
+        if (sy__pb_next(v->buf, &pos, st.h->ce, &f) <= 0) return SY_EINVAL;
+        kvp = v->buf + f.vs;
+        kvl = f.ve - f.vs;
+    }
+    sy__pbf_t vf;
+    if ((rc = sy__pb_find(kvp, 0, kvl, 2, &vf)) < 0) return SY_EINVAL;
+    const uint8_t *any = rc ? kvp + vf.vs : NULL;
+    size_t anylen = rc ? vf.ve - vf.vs : 0;
+    rc = sy__view_attr_delete(n, nkey, nkeylen);
+    if (rc < 0 && rc != SY_EAGAIN) return rc;
+    size_t len;
+    uint8_t *kv = encode_kv(v, st.field, nkey, nkeylen, any, anylen, &len);
+    uint8_t *k2 = copy_bytes(v, nkey, nkeylen);
+    if (!kv || !k2) return SY_ENOMEM;
+    sy__vop_t *op = st.op;
+    if (!op) {
+        if (!(op = attr_op(st.h, key, keylen))) return SY_ENOMEM;
+        attr_range(st.h, st.orig, &op->start, &op->end);
+    }
+    op->key = k2;
+    op->keylen = (uint32_t)nkeylen;
+    op->repl = kv;
+    op->rlen = (uint32_t)len;
+    op->deleted = false;
+    op->seq = ++v->seq;
+    /* The old key is absent now: a tombstone decides it, and any other original
+     * occurrence of it goes. */
+    sy__vop_t *tomb = attr_op(st.h, key, keylen);
+    if (!tomb) return SY_ENOMEM;
+    tomb->deleted = true;
+    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    return mark_dirty(st.h);
+}
+
+/* ---- drops ---------------------------------------------------------------------------- */
+
+int sy__view_drop(sy_view_node_t *n)
+{
+    if (!n || n->kind == SY_NODE_REQUEST || n->kind >= SY__VK_RESOURCE_MSG) return SY_EINVAL;
+    if (n->flags & SY__VN_DROPPED) return 0;
+    n->flags |= SY__VN_DROPPED;
+    /* Counted against the parent whose kids[0] holds n (a data point against its
+     * metric, a metric against its scope, a scope against its resource). */
+    sy_view_node_t *p = sy__view_parent(n);
+    bool counted = p && !(n->kind == SY_NODE_LINK || n->kind == SY_NODE_EXEMPLAR);
+    if (counted) p->ndropped++;
+    return mark_dirty(n);
+}
+
+/* ---- commit ----------------------------------------------------------------------------- */
+
+static int op_cmp(const void *a, const void *b)
+{
+    const sy__vop_t *x = *(const sy__vop_t *const *)a, *y = *(const sy__vop_t *const *)b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool auto_drops(const sy_view_node_t *n)
+{
+    return (n->kind == SY_NODE_SCOPE || n->kind == SY_NODE_RESOURCE || n->kind == SY_NODE_METRIC) &&
+           n->indexed[0] && n->nkids[0] > 0 && n->ndropped >= n->nkids[0];
+}
+
+/* First walk: sorts n's ops and computes n->newlen. */
+static int calc(sy_view_node_t *n, int depth)
+{
+    if (depth > 64) return SY_EINVAL;
+    if (!(n->flags & SY__VN_SORTED)) {
+        n->opv = n->nops ? sy__arena_alloc(&n->view->arena, n->nops * sizeof(*n->opv)) : NULL;
+        if (n->nops && !n->opv) return SY_ENOMEM;
+        size_t k = 0;
+        for (sy__vop_t *op = n->ops; op; op = op->next)
+            n->opv[k++] = op;
+        qsort(n->opv, n->nops, sizeof(*n->opv), op_cmp);
+        n->flags |= SY__VN_SORTED;
+    }
+    int64_t len = (int64_t)(n->ce - n->cs);
+    for (uint32_t i = 0; i < n->nops; i++) {
+        sy__vop_t *op = n->opv[i];
+        sy_view_node_t *c = op->child;
+        if (!c) {
+            len += (int64_t)op->rlen - (int64_t)(op->end - op->start);
+            continue;
+        }
+        if (!(c->flags & SY__VN_DROPPED)) {
+            int rc = calc(c, depth + 1);
+            if (rc < 0) return rc;
+        }
+        int64_t orig = (int64_t)(c->ce - c->fstart);
+        if (c->flags & SY__VN_DROPPED) {
+            len -= orig;
+            continue;
+        }
+        size_t tag =
+            (c->flags & SY__VN_VIRTUAL) ? sy__varint_size((uint64_t)c->field << 3) : c->taglen;
+        len += (int64_t)(tag + sy__varint_size(c->newlen) + c->newlen) - orig;
+    }
+    if (len < 0) return SY_EINVAL;
+    n->newlen = (size_t)len;
+    if (auto_drops(n)) {
+        n->flags |= SY__VN_DROPPED;
+        sy_view_node_t *p = sy__view_parent(n);
+        if (p) p->ndropped++;
+    }
+    return 0;
+}
+
+/* Second walk: writes n's new content at out; returns the end, or NULL when the
+ * ops overlap (which would be a bug here, not bad input). */
+static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
+{
+    size_t pos = n->cs;
+    for (uint32_t i = 0; i < n->nops; i++) {
+        const sy__vop_t *op = n->opv[i];
+        if (op->start < pos || op->end > n->ce) return NULL;
+        memcpy(out, buf + pos, op->start - pos);
+        out += op->start - pos;
+        const sy_view_node_t *c = op->child;
+        if (!c) {
+            if (op->rlen) memcpy(out, op->repl, op->rlen);
+            out += op->rlen;
+        } else if (!(c->flags & SY__VN_DROPPED)) {
+            if (c->flags & SY__VN_VIRTUAL) {
+                out += put_tag(out, c->field, 2);
+            } else {
+                memcpy(out, buf + c->fstart, c->taglen);
+                out += c->taglen;
+            }
+            out += sy__varint_put(out, c->newlen);
+            if (!(out = emit(c, buf, out))) return NULL;
+        }
+        pos = op->end;
+    }
+    memcpy(out, buf + pos, n->ce - pos);
+    return out + (n->ce - pos);
+}
+
+int sy__view_commit(sy_view_t *v)
+{
+    if (!v) return SY_EINVAL;
+    if (!v->edited) return 0;
+    int rc;
+    if (!sy__cow_may_change(v->batch, "view_commit")) {
+        rc = SY_EAGAIN;
+        goto fail;
+    }
+    if ((rc = calc(v->root, 0)) < 0) goto fail;
+    size_t len = v->root->newlen;
+    uint8_t *out = sy__batch_alloc(v->batch, len ? len : 1);
+    if (!out) {
+        rc = SY_ENOMEM;
+        goto fail;
+    }
+    uint8_t *end = emit(v->root, v->buf, out);
+    if (!end || (size_t)(end - out) != len) {
+        rc = SY_EINVAL;
+        goto fail;
+    }
+    char err[256];
+    if ((rc = sy__batch_set_encoded(v->batch, out, len, err, sizeof(err))) < 0) {
+        SY__LOG(SY_LOG_ERROR, NULL, "view_commit: the edited request was refused: %s", err);
+        goto fail;
+    }
+    return sy__view_reset(v);
+fail:
+    sy__view_reset(v);
+    return rc;
+}

@@ -1,0 +1,197 @@
+/*
+ * view_internal.h - the view's nodes and edits, shared by view.c (reading),
+ * view_edit.c (recording and applying edits) and view_build.c (the builder).
+ *
+ * A node is a message of the encoded request, known by byte offsets into the
+ * view's buffer: where its field's tag starts (fstart) and its content range
+ * [cs, ce). Its parent is the message whose content holds it, so the parent
+ * chain is the chain of enclosing length prefixes that an edit must fix up.
+ * Some nodes are internal: the Resource inside a ResourceSpans, the
+ * InstrumentationScope inside a ScopeSpans, a span's Status, a metric's data
+ * (Gauge, Sum, ...). Plugins never see those; view_parent() steps over them.
+ *
+ * An edit is an op in the list of the node whose content it changes: replace
+ * the byte range [start, end) of that content with `repl` (a delete when rlen
+ * is 0, an insert when start == end), or a changed child node (its own ops
+ * apply inside it; a dropped child is skipped). Applying edits is two walks of
+ * the tree of changed nodes only: one computes new lengths bottom up, one
+ * copies untouched ranges and writes new length prefixes (view_edit.c).
+ */
+#ifndef SY_CORE_VIEW_INTERNAL_H
+#define SY_CORE_VIEW_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <switchyard/plugin.h>
+
+#include "arena.h"
+#include "view.h"
+
+/* Kinds of internal nodes, after the public sy_node_kind_t values. */
+enum {
+    SY__VK_RESOURCE_MSG = 32, /* ResourceX.resource (Resource) */
+    SY__VK_SCOPE_MSG = 33,    /* ScopeX.scope (InstrumentationScope) */
+    SY__VK_STATUS = 34,       /* Span.status */
+    SY__VK_DATA = 35,         /* Metric.data: Gauge, Sum, Histogram, ... */
+};
+
+/* Node flags. */
+enum {
+    SY__VN_VIRTUAL = 1u << 0, /* absent on the wire: made to hold edits, written at commit */
+    SY__VN_DROPPED = 1u << 1,
+    SY__VN_LINKED = 1u << 2, /* registered as a changed child in its parent's ops */
+    SY__VN_ATTRS = 1u << 3,  /* attrs[] indexed */
+    SY__VN_SUB = 1u << 4,    /* sub looked up */
+    SY__VN_SORTED = 1u << 5, /* ops sorted into opv */
+};
+
+typedef struct sy__vop_s sy__vop_t;
+struct sy__vop_s {
+    sy__vop_t *next;
+    uint32_t start, end; /* the replaced range of the node's content (absolute) */
+    const uint8_t *repl; /* what replaces it */
+    uint32_t rlen;
+    uint32_t seq;          /* order of recording: inserts at one offset keep it */
+    sy_view_node_t *child; /* a changed child instead of a replacement */
+    uint32_t field;        /* field ops: the field number written */
+    const uint8_t *key;    /* attribute ops: the key this op decides */
+    uint32_t keylen;
+    bool is_attr;
+    bool deleted; /* attribute ops: the key is absent after this op */
+};
+
+struct sy_view_node_s {
+    sy_view_t *view;
+    sy_view_node_t *parent;  /* the enclosing message (internal nodes included) */
+    uint32_t fstart, cs, ce; /* tag offset and content range in view->buf */
+    uint8_t kind;            /* sy_node_kind_t or SY__VK_* */
+    uint8_t taglen;          /* bytes of the tag at fstart */
+    uint8_t flags;           /* SY__VN_* */
+    uint32_t field;          /* field number of this node in its parent */
+    sy_view_node_t *sub;     /* the internal node below it, if any (SY__VN_SUB) */
+    sy_view_node_t **kids[2];
+    uint32_t nkids[2];
+    bool indexed[2];
+    uint32_t *attrs; /* tag offsets of its KeyValue fields (SY__VN_ATTRS) */
+    uint32_t nattrs;
+    sy__vop_t *ops, **ops_tail;
+    sy__vop_t **opv; /* ops sorted (SY__VN_SORTED), for the two commit walks */
+    uint32_t nops;
+    uint32_t ndropped; /* of kids[0] */
+    size_t newlen;     /* content length after edits (commit, first walk) */
+};
+
+struct sy_view_s {
+    sy_batch_t *batch;
+    sy_signal_t signal;
+    const uint8_t *buf;
+    size_t len;
+    sy__arena_t arena; /* nodes, indexes, edits: freed on close or commit */
+    sy_view_node_t *root;
+    bool edited;
+    uint32_t seq;
+};
+
+/* ---- the wire ----------------------------------------------------------------- */
+
+/* One field occurrence: the tag at `start`, the value's bytes [vs, ve) (for wire
+ * types 1 and 5 the fixed bytes, for 0 the varint), and the varint/fixed value. */
+typedef struct sy__pbf_s {
+    uint32_t num;
+    int wt;
+    size_t start, vs, ve;
+    uint64_t v;
+} sy__pbf_t;
+
+/* Reads the field at *pos of buf[..end); advances *pos past it. Returns 1, 0 at
+ * end, -1 on bytes that do not parse. */
+int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
+/* The last occurrence of field `num` (any wire type) in buf[s, e): 1, 0, -1. */
+int sy__pb_find(const uint8_t *buf, size_t s, size_t e, uint32_t num, sy__pbf_t *out);
+size_t sy__varint_size(uint64_t v);
+size_t sy__varint_put(uint8_t *p, uint64_t v);
+
+/* ---- nodes (view.c) ------------------------------------------------------------ */
+
+void *sy__view_alloc(sy_view_t *v, size_t size); /* zeroed; NULL when out of memory */
+sy_view_node_t *sy__view_node_new(sy_view_t *v, sy_view_node_t *parent, int kind,
+                                  const sy__pbf_t *f);
+/* The internal node below `n` (Resource, InstrumentationScope, Status, metric
+ * data); with `create`, a virtual one when absent (NULL for metric data). */
+sy_view_node_t *sy__view_sub(sy_view_node_t *n, bool create);
+/* The node whose content holds n's attributes, and their field number there; NULL
+ * when n has none (or, without create, its Resource/InstrumentationScope is absent). */
+sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *field);
+int sy__view_index_attrs(sy_view_node_t *h, uint32_t field);
+/* The index of the first of h's indexed attributes named key, or -1. */
+long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen);
+/* Parses a KeyValue's content into key and value. */
+int sy__view_parse_kv(const uint8_t *p, size_t len, sy_value_t *key, sy_value_t *val);
+int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out);
+/* The logical parent (internal nodes skipped). */
+sy_view_node_t *sy__view_parent(const sy_view_node_t *n);
+/* Frees nodes and edits and roots the view at its batch's current bytes. */
+int sy__view_reset(sy_view_t *v);
+
+/* ---- edits (view_edit.c) -------------------------------------------------------- */
+
+int sy__view_set(sy_view_node_t *n, sy_field_t field, const sy_value_t *val);
+int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const sy_value_t *val,
+                      sy_attr_mode_t mode);
+int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen);
+int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, const char *nkey,
+                         size_t nkeylen);
+int sy__view_drop(sy_view_node_t *n);
+int sy__view_commit(sy_view_t *v);
+/* The AnyValue encoding of val (content only); its size with buf NULL. SY_EINVAL
+ * for an ARRAY or MAP not read from a view. */
+int sy__view_encode_any(const sy_value_t *val, uint8_t *buf, size_t *len);
+
+/* ---- the field table (view.c) ---------------------------------------------------- */
+
+typedef enum sy__ftype_e {
+    SY__FT_STR = 1,
+    SY__FT_BYTES,
+    SY__FT_UVARINT, /* uint32 / uint64 varint */
+    SY__FT_ENUM,    /* int32 varint (sign-extended from 32 bits) */
+    SY__FT_SINT32,
+    SY__FT_BOOL,
+    SY__FT_FIXED64,
+    SY__FT_FIXED32,
+    SY__FT_DOUBLE,
+    SY__FT_ANY,    /* an AnyValue message */
+    SY__FT_NUMVAL, /* oneof double (f1) / sfixed64 (f2) */
+    SY__FT_MTYPE,  /* which Metric.data member */
+    SY__FT_ARR_FIXED64,
+    SY__FT_ARR_DOUBLE,
+    SY__FT_ARR_UVARINT,
+    SY__FT_QUANT,
+} sy__ftype_t;
+
+#define SY__F_SUB  0xff /* f1: inside the node's internal sub node */
+#define SY__F_DATA 0xfe /* f1: inside the metric's data (Gauge, Sum, ...) */
+
+typedef struct sy__fspec_s {
+    uint8_t field; /* sy_field_t */
+    uint8_t f1;    /* field number in the node, or SY__F_SUB / SY__F_DATA */
+    uint8_t f2;    /* field number inside the sub node; NUMVAL: the int member */
+    uint8_t type;  /* sy__ftype_t */
+    bool ro;       /* read only */
+} sy__fspec_t;
+
+/* The spec of `field` on a node of `kind`, or NULL. */
+const sy__fspec_t *sy__view_spec(int kind, sy_field_t field);
+
+/* Packed-iteration kinds of a value's priv_kind (low byte; field number above). */
+enum {
+    SY__PK_ANYARRAY = 1,
+    SY__PK_KVLIST = 2,
+    SY__PK_FIXED64 = 3,
+    SY__PK_DOUBLE = 4,
+    SY__PK_UVARINT = 5,
+    SY__PK_QUANT = 6,
+};
+
+#endif

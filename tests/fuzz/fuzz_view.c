@@ -1,0 +1,205 @@
+/*
+ * Fuzz target: the view, over any request the wire walk accepts.
+ *
+ * Input: byte 0 picks the signal, byte 1 is the length E of an edit script,
+ * the next E bytes are the script, the rest is the request body. Properties:
+ *  - reading every field of every node, every attribute (by index and by key)
+ *    and every entry of every ARRAY/MAP value never reads outside the buffer
+ *    (ASan) and never fails on bytes the walk accepted;
+ *  - any edits the script makes commit (SY_OK), and the new request is accepted
+ *    by the walk (commit validates it) and unpacks with protobuf-c;
+ *  - the committed request reads again without failure;
+ *  - a builder given every item makes a batch with exactly those items.
+ * Any violation aborts, which libFuzzer reports as a crash.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "view.h"
+
+static void check(int cond, const char *what)
+{
+    if (!cond) {
+        fprintf(stderr, "fuzz_view: property violated: %s\n", what);
+        abort();
+    }
+}
+
+#define MAX_NODES 4096
+
+typedef struct walk_s {
+    sy_view_node_t *nodes[MAX_NODES];
+    size_t n;
+    sy_view_node_t *items[MAX_NODES];
+    size_t nitems;
+} walk_t;
+
+static void read_value(const sy_value_t *v, int depth)
+{
+    if (v->type == SY_VALUE_STRING || v->type == SY_VALUE_BYTES) {
+        volatile uint8_t sink = 0;
+        const uint8_t *p = v->type == SY_VALUE_STRING ? (const uint8_t *)v->str : v->bytes;
+        for (size_t i = 0; i < v->len; i++)
+            sink ^= p[i];
+        (void)sink;
+    }
+    if (v->type != SY_VALUE_ARRAY && v->type != SY_VALUE_MAP) return;
+    check(depth < 100, "values nest within the walk's depth bound");
+    sy_value_iter_t it = {.value = v};
+    sy_value_t k, x;
+    size_t n = 0;
+    int rc;
+    while ((rc = sy__view_value_next(&it, &k, &x)) == 1) {
+        read_value(&k, depth + 1);
+        read_value(&x, depth + 1);
+        n++;
+    }
+    check(rc == 0, "iterating a value does not fail");
+    check(n == v->len, "an ARRAY/MAP has len entries");
+}
+
+static void read_node(walk_t *w, sy_view_node_t *n)
+{
+    if (w->n < MAX_NODES) w->nodes[w->n++] = n;
+    for (int f = SY_FIELD_NAME; f <= SY_FIELD_QUANTILES; f++) {
+        sy_value_t v;
+        int rc = sy__view_get(n, (sy_field_t)f, &v);
+        if (rc != 0 && rc != SY_ENOTSUP)
+            fprintf(stderr, "field %d of a node of kind %d: %d\n", f, (int)sy__view_kind(n), rc);
+        check(rc == 0 || rc == SY_ENOTSUP, "reading a field does not fail");
+        read_value(&v, 0);
+    }
+    size_t na = sy__view_attr_count(n);
+    for (size_t i = 0; i < na; i++) {
+        sy_value_t k, v, g;
+        check(sy__view_attr_at(n, i, &k, &v) == 0, "reading an attribute does not fail");
+        read_value(&k, 0);
+        read_value(&v, 0);
+        check(sy__view_attr_get(n, k.str, k.len, &g) == 0, "an attribute is found by its key");
+    }
+}
+
+static void walk(walk_t *w, sy_view_node_t *n, int depth)
+{
+    static const sy_view_rel_t rels[] = {SY_VIEW_RESOURCES, SY_VIEW_SCOPES, SY_VIEW_METRICS,
+                                         SY_VIEW_ITEMS,     SY_VIEW_EVENTS, SY_VIEW_LINKS,
+                                         SY_VIEW_EXEMPLARS};
+    read_node(w, n);
+    sy_node_kind_t kind = sy__view_kind(n);
+    for (size_t r = 0; r < sizeof(rels) / sizeof(rels[0]); r++) {
+        /* A metrics scope's ITEMS are its metrics' points: walked through them. */
+        if (kind == SY_NODE_SCOPE && rels[r] == SY_VIEW_ITEMS && sy__view_count(n, SY_VIEW_METRICS))
+            continue;
+        size_t c = sy__view_count(n, rels[r]);
+        for (size_t i = 0; i < c; i++) {
+            sy_view_node_t *k = sy__view_at(n, rels[r], i);
+            check(k != NULL, "every counted child exists");
+            check(depth < 8, "the tree is shallow");
+            sy_node_kind_t kk = sy__view_kind(k);
+            if ((kk == SY_NODE_SPAN || kk == SY_NODE_LOG ||
+                 (kk >= SY_NODE_NUMBER_POINT && kk <= SY_NODE_SUMMARY_POINT)) &&
+                w->nitems < MAX_NODES)
+                w->items[w->nitems++] = k;
+            walk(w, k, depth + 1);
+        }
+    }
+}
+
+static const char *const keys[] = {"a", "service.name", "", "k.1"};
+
+/* One edit from 3 script bytes. */
+static void edit(walk_t *w, const uint8_t *s)
+{
+    if (!w->n) return;
+    sy_view_node_t *n = w->nodes[s[1] % w->n];
+    const char *key = keys[s[2] & 3];
+    const char *key2 = keys[(s[2] >> 2) & 3];
+    sy_value_t v = {.type = (sy_value_type_t)((s[2] >> 4) % 6)};
+    v.str = "fz";
+    v.len = v.type == SY_VALUE_STRING || v.type == SY_VALUE_BYTES ? 2 : 0;
+    v.bytes = (const uint8_t *)"\x00\xff";
+    v.i = (int64_t)s[2] * (s[0] & 1 ? -1 : 1);
+    v.d = s[2] / 7.0;
+    v.b = s[2] & 1;
+    switch (s[0] % 6) {
+    case 0:
+        sy__view_set(n, (sy_field_t)(SY_FIELD_NAME + s[2] % SY_FIELD_QUANTILES), &v);
+        break;
+    case 1:
+        sy__view_attr_set(n, key, strlen(key), &v, (sy_attr_mode_t)(1 + s[0] / 6 % 3));
+        break;
+    case 2:
+        sy__view_attr_delete(n, key, strlen(key));
+        break;
+    case 3:
+        sy__view_attr_rename(n, key, strlen(key), key2, strlen(key2));
+        break;
+    case 4:
+    case 5:
+        sy__view_drop(n);
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2) return 0;
+    static const sy_signal_t signals[3] = {SY_SIGNAL_TRACES, SY_SIGNAL_METRICS, SY_SIGNAL_LOGS};
+    sy_signal_t signal = signals[data[0] % 3];
+    size_t e = data[1];
+    if (e > size - 2) e = size - 2;
+    const uint8_t *script = data + 2;
+    const uint8_t *body = script + e;
+    size_t len = size - 2 - e;
+
+    sy_batch_t *b = sy__batch_new(signal, "fuzz");
+    uint8_t *copy = sy__batch_alloc(b, len ? len : 1);
+    memcpy(copy, body, len);
+    if (sy__batch_set_encoded(b, copy, len, NULL, 0) < 0) {
+        sy__batch_release(b);
+        return 0;
+    }
+    ProtobufCMessage *orig =
+        protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, len, copy);
+    bool body_unpacks = orig != NULL;
+    if (orig) protobuf_c_message_free_unpacked(orig, NULL);
+    walk_t *w = calloc(1, sizeof(*w));
+    sy_view_t *v = sy__view_open(b);
+    check(v != NULL, "a view opens");
+    walk(w, sy__view_root(v), 0);
+
+    /* The builder, before any edit: every item, in a new batch. */
+    sy_view_builder_t *bld = sy__view_build("fuzz", signal);
+    for (size_t i = 0; i < w->nitems; i++)
+        check(sy__view_build_add(bld, w->items[i]) == 0, "an item is added to a builder");
+    sy_batch_t *built = sy__view_build_finish(bld);
+    check(built != NULL, "the builder's batch validates");
+    check(sy__batch_items(built) == w->nitems, "the builder's batch holds every item added");
+    sy__batch_release(built);
+
+    for (size_t i = 0; i + 3 <= e; i += 3)
+        edit(w, script + i);
+    int rc = sy__view_commit(v);
+    check(rc == 0, "edits commit to a request the walk accepts");
+    size_t elen;
+    const uint8_t *enc = sy__batch_encoded(b, &elen);
+    check(enc != NULL, "the committed batch has bytes");
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, elen, enc);
+    /* Bytes the walk accepts but protobuf-c does not are fuzz_otlp_proto's
+     * business; here only what the view wrote is judged. */
+    check(m != NULL || !body_unpacks, "the committed request unpacks");
+    if (m) protobuf_c_message_free_unpacked(m, NULL);
+    memset(w, 0, sizeof(*w));
+    walk(w, sy__view_root(v), 0);
+    free(w);
+    sy__view_close(v);
+    sy__batch_release(b);
+    return 0;
+}
