@@ -8,10 +8,9 @@
  * before the end of the one taken. Nothing is allocated: the pending matches
  * live in a small struct on the caller's stack.
  *
- * Before any scanner runs, one pass over the string with a byte-class table
- * notes which of the bytes the detectors need it holds (digits and how many,
- * '@', ':', '.', '/'): a word without them costs one table lookup a byte, and
- * detectors that cannot match are never called.
+ * Before any scanner runs, one vectorized pass over the string notes which of
+ * the bytes the detectors need it holds (digits and how many, '@', ':', '.',
+ * '/'), and detectors that cannot match are never called.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,40 +97,40 @@ bool syc_luhn_valid(const char *digits, size_t n)
 
 /* ---- the prefilter ---- */
 
-enum {
-    PF_DIGIT = 1,
-    PF_AT = 2,
-    PF_COLON = 4,
-    PF_DOT = 8,
-    PF_SLASH = 16,
-};
-
-static const uint8_t prefilter_class[256] = {
-    ['0'] = PF_DIGIT, ['1'] = PF_DIGIT, ['2'] = PF_DIGIT, ['3'] = PF_DIGIT, ['4'] = PF_DIGIT,
-    ['5'] = PF_DIGIT, ['6'] = PF_DIGIT, ['7'] = PF_DIGIT, ['8'] = PF_DIGIT, ['9'] = PF_DIGIT,
-    ['@'] = PF_AT,    [':'] = PF_COLON, ['.'] = PF_DOT,   ['/'] = PF_SLASH,
-};
-
 /* The shortest string the bearer detector matches: "apikey=" and one byte. */
 #define BEARER_MIN_LEN 8u
 
-/* Which detectors of `kinds` can match s at all, from the bytes it holds. */
+/*
+ * Which detectors of `kinds` can match s at all, from the bytes it holds: a
+ * card needs 13 digits, an IPv4 address 4 digits and a dot, an e-mail address
+ * '@' and '.', an IPv6 address ':', a URL password ':', '/' and '@'. The loop
+ * is branch-free compares and sums so that the compiler vectorizes it (16 or 32
+ * bytes a step): it is most of what a value without secrets costs.
+ */
 static uint32_t prefilter(uint32_t kinds, const uint8_t *s, size_t len)
 {
-    unsigned seen = 0;
     size_t digits = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned c = prefilter_class[s[i]];
-        seen |= c;
-        digits += c & PF_DIGIT;
+    uint8_t at = 0, colon = 0, dot = 0, slash = 0;
+    /* Byte-wide counters, 255 bytes at a time, keep the vector lanes bytes. */
+    for (size_t block = 0; block < len; block += 255) {
+        size_t end = len - block < 255 ? len : block + 255;
+        uint8_t d = 0;
+        for (size_t i = block; i < end; i++) {
+            uint8_t c = s[i];
+            d += (uint8_t)(c - '0') < 10;
+            at |= c == '@';
+            colon |= c == ':';
+            dot |= c == '.';
+            slash |= c == '/';
+        }
+        digits += d;
     }
     uint32_t can = 0;
     if (digits >= 13) can |= 1u << SYC_DETECT_CARD;
-    if ((seen & PF_AT) && (seen & PF_DOT)) can |= 1u << SYC_DETECT_EMAIL;
-    if (digits >= 4 && (seen & PF_DOT)) can |= 1u << SYC_DETECT_IPV4;
-    if (seen & PF_COLON) can |= 1u << SYC_DETECT_IPV6;
-    if ((seen & (PF_COLON | PF_SLASH | PF_AT)) == (PF_COLON | PF_SLASH | PF_AT))
-        can |= 1u << SYC_DETECT_URL_PASSWORD;
+    if (at && dot) can |= 1u << SYC_DETECT_EMAIL;
+    if (digits >= 4 && dot) can |= 1u << SYC_DETECT_IPV4;
+    if (colon) can |= 1u << SYC_DETECT_IPV6;
+    if (colon && slash && at) can |= 1u << SYC_DETECT_URL_PASSWORD;
     if (len >= BEARER_MIN_LEN) can |= 1u << SYC_DETECT_BEARER;
     return kinds & can;
 }

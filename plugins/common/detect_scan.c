@@ -86,15 +86,22 @@ bool syc_detect_scan_card(const uint8_t *s, size_t len, size_t from, syc_detect_
             i++;
             continue;
         }
-        size_t run_start = i;
+        /* Digits glued to a word or a decimal are skipped, but not the groups
+         * after them: "x1 4111 1111 1111 1111" still holds a card. Shorter
+         * numbers without a separator after them are skipped at once. */
+        size_t j = i;
+        while (j < len && syc_is_digit(s[j]))
+            j++;
+        bool separated = j + 1 < len && (s[j] == ' ' || s[j] == '-') && syc_is_digit(s[j + 1]);
+        if (!number_starts_at(s, i) || (j - i < CARD_MIN_LEN && !separated)) {
+            i = j;
+            continue;
+        }
         i = card_read_run(s, len, i, &r);
-        /* A run glued to a word or a decimal loses its edge group, not the rest:
-         * "x1 4111 1111 1111 1111" still holds a card. */
-        size_t lo = number_starts_at(s, run_start) ? 0 : 1;
         size_t hi = r.groups;
         if (r.complete && !number_ends_at(s, len, i)) hi--;
         /* The earliest start, then the longest candidate from it. */
-        for (size_t a = lo; a < hi; a++) {
+        for (size_t a = 0; a < hi; a++) {
             size_t count = 0, best = SIZE_MAX;
             for (size_t b = a; b < hi; b++) {
                 size_t g = r.end[b] - r.start[b];

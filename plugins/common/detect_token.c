@@ -224,9 +224,17 @@ static size_t try_stripe(const uint8_t *s, size_t len, size_t p, size_t *start)
     return p + 8 + n;
 }
 
+/* The first bytes of the keywords and shapes. */
+static const uint8_t token_first[256] = {
+    ['B'] = 1, ['b'] = 1, ['e'] = 1, ['A'] = 1, ['a'] = 1,
+    ['g'] = 1, ['x'] = 1, ['s'] = 1, ['r'] = 1,
+};
+
 bool syc_detect_scan_bearer(const uint8_t *s, size_t len, size_t from, syc_detect_match_t *m)
 {
     for (size_t i = from; i < len; i++) {
+        /* Every shape starts a word: the bytes inside words cost two loads. */
+        if (!token_first[s[i]] || (i > 0 && syc_is_alnum(s[i - 1]))) continue;
         size_t start = 0, end = 0;
         switch (s[i]) {
         case 'B':
