@@ -9,14 +9,16 @@
  * proto3 fields without presence left out at their default value, and a field
  * given more than once resolved as protobuf-c resolves it:
  *  - a scalar, string or bytes field: the last occurrence wins;
- *  - a oneof: the member that occurs last wins, and a message member keeps only
- *    its occurrences after the last one of another member;
- *  - a singular message field: its occurrences are merged as protobuf defines
+ *  - a oneof: the occurrence of a member that comes last wins whole (a message
+ *    member too: protobuf-c replaces a oneof's value rather than merging it);
+ *  - a singular message field outside a oneof: its occurrences are merged as protobuf defines
  *    it, by reading the concatenation of their bytes as one message (repeated
- *    fields append, scalars last wins, messages merge again). protobuf-c's own
- *    merge differs in one corner (a later occurrence holding a default value
- *    explicitly does not override an earlier value there); encoders never write
- *    such messages, and the count of merges is reported for tests.
+ *    fields append, scalars last wins, messages merge again). protobuf-c 1.4's
+ *    own merge differs in one respect: a scalar field without presence takes
+ *    the later occurrence's value even where the later occurrence does not
+ *    hold the field (so {code: 2} then {message: "m"} loses the code there and
+ *    keeps it here). Encoders never split a message so; the number of merges
+ *    is reported so that tests can tell such inputs apart.
  * A message whose fields come in descriptor order with no singular field twice
  * (what every encoder writes) is written in one pass over its bytes; any other
  * goes field by field, one pass over its bytes each.
@@ -569,25 +571,24 @@ static bool encode_in_order(out_t *o, const ProtobufCMessageDescriptor *desc, co
     return !o->oom;
 }
 
-/* A singular message field given more than once, from occurrence number
- * `from` on: its payloads concatenated, read as one message. */
+/* A singular message field (not in a oneof) given more than once: its
+ * payloads concatenated, read as one message. */
 static bool encode_merged(out_t *o, const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len,
-                          size_t from, int depth)
+                          int depth)
 {
-    size_t off = 0, total = 0, k = 0;
+    size_t off = 0, total = 0;
     wf_t w;
     while (wire_next(p, len, &off, &w) > 0)
-        if (w.num == f->id && k++ >= from) total += w.len;
+        if (w.num == f->id) total += w.len;
     uint8_t *cat = malloc(total ? total : 1);
     if (!cat) {
         o->oom = true;
         return false;
     }
     off = 0;
-    k = 0;
     size_t at = 0;
     while (wire_next(p, len, &off, &w) > 0)
-        if (w.num == f->id && k++ >= from) {
+        if (w.num == f->id) {
             memcpy(cat + at, w.val, w.len);
             at += w.len;
         }
@@ -612,12 +613,12 @@ static bool encode_by_field(out_t *o, const ProtobufCMessageDescriptor *desc, co
             if (n) putc_(o, ']');
             continue;
         }
-        /* The last occurrence; for a oneof, the last of any member decides,
-         * and occurrences of this member count from after another member's. */
+        /* The last occurrence; for a oneof, the last of any member decides
+         * (protobuf-c replaces a oneof's value whole, a message member too). */
         bool oneof = (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
         wf_t last = {0};
         bool have = false;
-        size_t count = 0, from = 0;
+        size_t count = 0;
         while (wire_next(p, len, &off, &w) > 0) {
             if (w.num == f->id) {
                 last = w;
@@ -629,15 +630,13 @@ static bool encode_by_field(out_t *o, const ProtobufCMessageDescriptor *desc, co
             const ProtobufCFieldDescriptor *g =
                 protobuf_c_message_descriptor_get_field(desc, w.num);
             if (g && (g->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                g->quantifier_offset == f->quantifier_offset) {
+                g->quantifier_offset == f->quantifier_offset)
                 have = false; /* another member replaces this one */
-                from = count;
-            }
         }
         if (!have || value_omitted(f, &last)) continue;
         put_key(o, f, &first);
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && count - from > 1) {
-            if (!encode_merged(o, f, p, len, from, depth)) return false;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && !oneof && count > 1) {
+            if (!encode_merged(o, f, p, len, depth)) return false;
         } else if (!put_value(o, f, &last, depth)) {
             return false;
         }
