@@ -1,7 +1,9 @@
 /*
  * codec_bench - what each step of the batch path costs, on one core, in spans per
  * second: walking (validating and counting) the encoded bytes, protobuf-c unpack
- * with malloc and into a batch arena, packing, and merging by concatenation.
+ * with malloc and into a batch arena, packing, merging by concatenation, and the
+ * OTLP/JSON codec as the otlp receiver (JSON body -> batch) and the file exporter
+ * (batch -> JSON line) use it.
  *
  *   codec_bench [--spans 512] [--attrs 10] [--seconds 2]
  *
@@ -15,6 +17,7 @@
 
 #include "batch.h"
 #include "loadgen_payload.h"
+#include "otlp_json.h"
 
 static double now(void)
 {
@@ -80,6 +83,36 @@ static void step_merge16(const lg_payload_t *p)
         sy__batch_release(in[i]);
 }
 
+/* The request as OTLP/JSON (what a JSON client would send). */
+static char *json_body;
+static size_t json_len;
+
+/* The otlp receiver's JSON path: JSON -> encoded request in the batch's arena,
+ * then validated and counted like a protobuf body. */
+static void step_json_decode(const lg_payload_t *p)
+{
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "bench");
+    char err[256];
+    size_t n;
+    uint8_t *wire = syc_otlp_json_to_wire(req_desc, (const uint8_t *)json_body, json_len,
+                                          sy__batch_allocator(b), &n, err, sizeof(err));
+    if (!wire || sy__batch_set_encoded(b, wire, n, err, sizeof(err)) < 0 ||
+        sy__batch_items(b) != p->spans) {
+        fprintf(stderr, "json decode failed: %s\n", err);
+        exit(1);
+    }
+    sy__batch_release(b);
+}
+
+/* The file exporter's JSON format: encoded request -> one JSON line. */
+static void step_json_encode(const lg_payload_t *p)
+{
+    size_t n;
+    char *json = syc_otlp_json_from_wire(req_desc, p->body, p->len, &n, NULL);
+    if (!json || n != json_len) exit(1);
+    free(json);
+}
+
 static void run(const char *name, step_fn fn, const lg_payload_t *p, double seconds,
                 unsigned spans_per_call)
 {
@@ -124,6 +157,12 @@ int main(int argc, char **argv)
     run("batch: copy + walk + arena unpack", step_batch_decode, p, seconds, p->spans);
     run("protobuf-c pack", step_pack, p, seconds, p->spans);
     run("batch: walk x16 + merge (concat)", step_merge16, p, seconds, 16 * p->spans);
+    json_body = syc_otlp_json_from_wire(req_desc, p->body, p->len, &json_len, NULL);
+    if (!json_body) return 1;
+    printf("as OTLP/JSON: %zu bytes\n", json_len);
+    run("json: decode -> batch (receiver)", step_json_decode, p, seconds, p->spans);
+    run("json: encode from batch (file)", step_json_encode, p, seconds, p->spans);
+    free(json_body);
     protobuf_c_message_free_unpacked((ProtobufCMessage *)packed_src, NULL);
     lg_payload_free(&set);
     return 0;

@@ -291,6 +291,7 @@ static int wire_next(const uint8_t *p, size_t len, size_t *off, wf_t *f)
     *off += n;
     f->num = (uint32_t)(key >> 3);
     f->wt = (int)(key & 7);
+    f->nonzero = false;
     switch (f->wt) {
     case 0:
         n = read_varint(p + *off, len - *off, 10, &f->v, &f->nonzero);
