@@ -10,9 +10,9 @@
  * when the descriptor says so, fields without presence left out at their
  * default value. A key given twice: a scalar's later value wins (a later
  * default is then written explicitly, so that it does override), a repeated
- * field's arrays append, and a message field's objects merge as protobuf
- * merges two occurrences (protojson refuses duplicate keys; the struct decoder
- * this replaced kept the last object whole).
+ * field's arrays append, and a message field's later object replaces the
+ * earlier one whole, as the struct decoder this replaced had it (its bytes are
+ * taken out of the body: see sub_remove; protojson refuses duplicate keys).
  *
  * Length prefixes: a nested message's length is known only at its closing
  * brace, and the varint that holds it takes 1 to 5 bytes. The content is
@@ -57,6 +57,22 @@ typedef enum frame_kind_e {
     FRAME_ARRAY = 2,   /* the array of repeated field `field` */
 } frame_kind_t;
 
+/* Where a singular message field of a message lies in the body, so that the
+ * same key given again can take its place (the later object wins whole, as
+ * the struct decoder had it: two occurrences on the wire would be merged, and
+ * protobuf-c 1.4 fails to merge two occurrences of a message whose oneof is
+ * unset). */
+typedef struct sub_s {
+    const ProtobufCFieldDescriptor *field;
+    size_t tag_at, end;      /* its bytes in the body, tag included */
+    size_t sp_first, sp_end; /* its splices */
+    size_t prefix_bytes;     /* what it added to the parent's extra */
+} sub_t;
+
+/* Singular message fields remembered per message: OTLP messages have at most
+ * three (a span's status; a record's body; a metric's data). */
+#define SUBS_MAX 6
+
 typedef struct frame_s {
     frame_kind_t kind;
     const ProtobufCMessageDescriptor *desc; /* FRAME_MESSAGE */
@@ -65,10 +81,14 @@ typedef struct frame_s {
     const ProtobufCFieldDescriptor *field;
     bool packed;    /* FRAME_ARRAY: elements go into one length-delimited run */
     size_t start;   /* where the content begins in the body */
-    size_t tag_at;  /* packed run: where its tag begins (taken back if empty) */
+    size_t tag_at;  /* where its tag begins (a packed run's is taken back if empty) */
     size_t splice;  /* the splice of its length prefix, or NO_SPLICE */
     size_t extra;   /* bytes of the length prefixes inside it */
     uint64_t wrote; /* FRAME_MESSAGE: singular fields written (bit per field index) */
+    /* A singular message field's own frame: its field (NULL otherwise). */
+    const ProtobufCFieldDescriptor *self;
+    sub_t subs[SUBS_MAX]; /* FRAME_MESSAGE: its singular message fields so far */
+    unsigned nsubs;
 } frame_t;
 
 /* Where a length prefix goes in the body, and the length it holds. */
@@ -207,10 +227,49 @@ static void frame_close(decoder_t *d)
         d->splices[fr->splice].len = len;
         extra += syc__varint_size(len);
     }
-    if (d->depth > 0)
-        d->stack[d->depth - 1].extra += extra;
-    else
+    if (d->depth == 0) {
         d->root_extra = extra;
+        return;
+    }
+    frame_t *parent = &d->stack[d->depth - 1];
+    parent->extra += extra;
+    if (fr->self && parent->nsubs < SUBS_MAX)
+        parent->subs[parent->nsubs++] =
+            (sub_t){fr->self, fr->tag_at, d->len, fr->splice, d->nsplices, extra};
+}
+
+/* Takes out of the body the earlier object of singular message field f of the
+ * message in frame fr (the top frame), before the same key's new object.
+ * Returns false after fail() if it cannot (not remembered). */
+static bool sub_remove(decoder_t *d, frame_t *fr, const ProtobufCFieldDescriptor *f)
+{
+    char name[SYC__JSON_NAME_MAX];
+    unsigned k = 0;
+    while (k < fr->nsubs && fr->subs[k].field != f)
+        k++;
+    if (k == fr->nsubs) {
+        fail(d, "field \"%s\": given twice", json_name(f, name, sizeof(name)));
+        return false;
+    }
+    sub_t sub = fr->subs[k];
+    size_t bytes = sub.end - sub.tag_at, nsp = sub.sp_end - sub.sp_first;
+    memmove(d->body + sub.tag_at, d->body + sub.end, d->len - sub.end);
+    d->len -= bytes;
+    memmove(d->splices + sub.sp_first, d->splices + sub.sp_end,
+            (d->nsplices - sub.sp_end) * sizeof(splice_t));
+    d->nsplices -= nsp;
+    for (size_t i = sub.sp_first; i < d->nsplices; i++)
+        d->splices[i].at -= bytes;
+    fr->extra -= sub.prefix_bytes;
+    fr->subs[k] = fr->subs[--fr->nsubs];
+    for (unsigned i = 0; i < fr->nsubs; i++)
+        if (fr->subs[i].tag_at > sub.tag_at) {
+            fr->subs[i].tag_at -= bytes;
+            fr->subs[i].end -= bytes;
+            fr->subs[i].sp_first -= nsp;
+            fr->subs[i].sp_end -= nsp;
+        }
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -649,9 +708,13 @@ static int cb_start_map(void *ctx)
             return fail(d, "field \"%s\": expected an array, got an object",
                         json_name(f, name, sizeof(name)));
         if (top->kind == FRAME_MESSAGE) {
+            size_t i = (size_t)(f - top->desc->fields);
+            if (i < 64 && (top->wrote >> i & 1) && !sub_remove(d, top, f)) return 0;
             mark_wrote(top, f);
             top->field = NULL;
+            fr.self = f;
         }
+        fr.tag_at = d->len;
         if (!put_tag(d, f, 2) || !splice_open(d, &fr)) return 0;
         fr.desc = f->descriptor;
     }
