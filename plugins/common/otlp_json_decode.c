@@ -166,8 +166,16 @@ too_big:
     return false;
 }
 
+static uint8_t *body_grow(decoder_t *d, size_t n);
+
 /* Room for n more bytes of body; a pointer to them, or NULL after fail(). */
-static uint8_t *body_room(decoder_t *d, size_t n)
+static inline uint8_t *body_room(decoder_t *d, size_t n)
+{
+    if (n <= d->cap - d->len) return d->body + d->len;
+    return body_grow(d, n);
+}
+
+static uint8_t *body_grow(decoder_t *d, size_t n)
 {
     if (n > SIZE_MAX - d->len) {
         fail(d, "the decoded request would need more than %zu bytes", d->limit);
@@ -686,6 +694,25 @@ static bool skipping_container(decoder_t *d)
     return false;
 }
 
+/* The next frame, its bookkeeping cleared (not its sub records, which nsubs
+ * says are empty: a frame is pushed per object, and clearing them all would
+ * cost more than the object). */
+static frame_t *frame_next(decoder_t *d, frame_kind_t kind)
+{
+    frame_t *fr = &d->stack[d->depth];
+    fr->kind = kind;
+    fr->desc = NULL;
+    fr->field = NULL;
+    fr->packed = false;
+    fr->start = fr->tag_at = 0;
+    fr->splice = NO_SPLICE;
+    fr->extra = 0;
+    fr->wrote = 0;
+    fr->self = NULL;
+    fr->nsubs = 0;
+    return fr;
+}
+
 static int cb_start_map(void *ctx)
 {
     decoder_t *d = ctx;
@@ -693,11 +720,11 @@ static int cb_start_map(void *ctx)
     if (d->depth + d->skip >= SYC_OTLP_JSON_MAX_DEPTH)
         return fail(d, "JSON nested deeper than %d levels", SYC_OTLP_JSON_MAX_DEPTH);
     if (skipping_container(d)) return 1;
-    frame_t fr = {.kind = FRAME_MESSAGE, .splice = NO_SPLICE};
+    frame_t *fr = frame_next(d, FRAME_MESSAGE);
     if (d->depth == 0) {
         if (d->root_seen) return fail(d, "more than one JSON value");
         d->root_seen = true;
-        fr.desc = d->root_desc;
+        fr->desc = d->root_desc;
     } else {
         frame_t *top = &d->stack[d->depth - 1];
         const ProtobufCFieldDescriptor *f = top->field;
@@ -712,13 +739,13 @@ static int cb_start_map(void *ctx)
             if (i < 64 && (top->wrote >> i & 1) && !sub_remove(d, top, f)) return 0;
             mark_wrote(top, f);
             top->field = NULL;
-            fr.self = f;
+            fr->self = f;
         }
-        fr.tag_at = d->len;
-        if (!put_tag(d, f, 2) || !splice_open(d, &fr)) return 0;
-        fr.desc = f->descriptor;
+        fr->tag_at = d->len;
+        if (!put_tag(d, f, 2) || !splice_open(d, fr)) return 0;
+        fr->desc = f->descriptor;
     }
-    d->stack[d->depth++] = fr;
+    d->depth++;
     return 1;
 }
 
@@ -762,13 +789,14 @@ static int cb_start_array(void *ctx)
     top->field = NULL;
     /* A key given twice appends to what the first gave: protobuf-c reads two
      * runs of one repeated field as one array. */
-    frame_t fr = {.kind = FRAME_ARRAY, .field = f, .splice = NO_SPLICE};
+    frame_t *fr = frame_next(d, FRAME_ARRAY);
+    fr->field = f;
     if (syc__field_packable(f) && (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED)) {
-        fr.packed = true;
-        fr.tag_at = d->len;
-        if (!put_tag(d, f, 2) || !splice_open(d, &fr)) return 0;
+        fr->packed = true;
+        fr->tag_at = d->len;
+        if (!put_tag(d, f, 2) || !splice_open(d, fr)) return 0;
     }
-    d->stack[d->depth++] = fr;
+    d->depth++;
     return 1;
 }
 
@@ -882,6 +910,11 @@ uint8_t *syc_otlp_json_to_wire(const ProtobufCMessageDescriptor *desc, const uin
              (const char *)json + bad_at, bad_at);
         return NULL;
     }
+
+    /* The encoded request is usually about half the JSON: start there, so that
+     * the body grows once or twice rather than a dozen times. */
+    if (!grow(&d, (void **)&d.body, &d.cap, 1, len / 2 < d.limit / 2 ? len / 2 + 64 : 64))
+        goto done;
 
     yajl_mem_t mem = {0, len > SIZE_MAX - SY__YAJL_MEM_BASE ? SIZE_MAX : SY__YAJL_MEM_BASE + len};
     yajl_alloc_funcs funcs = {ymem_malloc, ymem_realloc, ymem_free, &mem};
