@@ -3,8 +3,10 @@
  * second: walking (validating and counting) the encoded bytes, the same walk with
  * the field-by-field decoded-size estimate (what requests over about 1.6 MB and
  * merged requests get), protobuf-c unpack with malloc and into a batch arena,
- * packing, merging by concatenation, and the view (ABI 1.1): reading every span's
- * name and attributes, and changing one attribute a span and committing.
+ * packing, merging by concatenation, the view (ABI 1.1): reading every span's
+ * name and attributes, and changing one attribute a span and committing, and the
+ * OTLP/JSON codec as the otlp receiver (JSON body -> batch) and the file exporter
+ * (batch -> JSON line) use it.
  *
  *   codec_bench [--spans 512] [--attrs 10] [--seconds 2]
  *
@@ -20,6 +22,7 @@
 #include "loadgen_payload.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 #include "view.h"
+#include "otlp_json.h"
 
 static double now(void)
 {
@@ -191,6 +194,36 @@ static void step_decoded_edit(const lg_payload_t *p)
     sy__batch_release(b);
 }
 
+/* The request as OTLP/JSON (what a JSON client would send). */
+static char *json_body;
+static size_t json_len;
+
+/* The otlp receiver's JSON path: JSON -> encoded request in the batch's arena,
+ * then validated and counted like a protobuf body. */
+static void step_json_decode(const lg_payload_t *p)
+{
+    sy_batch_t *b = sy__batch_new(SY_SIGNAL_TRACES, "bench");
+    char err[256];
+    size_t n;
+    uint8_t *wire = syc_otlp_json_to_wire(req_desc, (const uint8_t *)json_body, json_len,
+                                          sy__batch_allocator(b), &n, err, sizeof(err));
+    if (!wire || sy__batch_set_encoded(b, wire, n, err, sizeof(err)) < 0 ||
+        sy__batch_items(b) != p->spans) {
+        fprintf(stderr, "json decode failed: %s\n", err);
+        exit(1);
+    }
+    sy__batch_release(b);
+}
+
+/* The file exporter's JSON format: encoded request -> one JSON line. */
+static void step_json_encode(const lg_payload_t *p)
+{
+    size_t n;
+    char *json = syc_otlp_json_from_wire(req_desc, p->body, p->len, &n, NULL);
+    if (!json || n != json_len) exit(1);
+    free(json);
+}
+
 static void run(const char *name, step_fn fn, const lg_payload_t *p, double seconds,
                 unsigned spans_per_call)
 {
@@ -242,6 +275,12 @@ int main(int argc, char **argv)
     run("view: copy+walk, 1 attr/span, commit", step_view_edit, p, seconds, p->spans);
     run("decoded: copy+walk+unpack, edit, pack", step_decoded_edit, p, seconds, p->spans);
     sy__batch_release(view_batch);
+    json_body = syc_otlp_json_from_wire(req_desc, p->body, p->len, &json_len, NULL);
+    if (!json_body) return 1;
+    printf("as OTLP/JSON: %zu bytes\n", json_len);
+    run("json: decode -> batch (receiver)", step_json_decode, p, seconds, p->spans);
+    run("json: encode from batch (file)", step_json_encode, p, seconds, p->spans);
+    free(json_body);
     protobuf_c_message_free_unpacked((ProtobufCMessage *)packed_src, NULL);
     lg_payload_free(&set);
     return 0;

@@ -1,17 +1,24 @@
 /*
  * fuzz_otlp_body.c - libFuzzer target for what the otlp receiver does with a
- * request body: the OTLP/JSON decoder for each signal's request, then the same
- * after gzip, deflate and zstd decompression of the input. Every message decoded
- * is encoded again, and that encoding must decode: a failure is a bug (abort).
+ * request body: the OTLP/JSON decoder (JSON -> encoded protobuf) for each
+ * signal's request, then the same after gzip, deflate and zstd decompression of
+ * the input. What it decodes goes through the wire encoder and back, compared
+ * with protobuf-c and with the struct encoder it replaced (see decode_all): a
+ * failure is a bug (abort).
  *
  * Built with -fsanitize=fuzzer when SY_BUILD_FUZZ is ON, and always with
  * replay_main.c as a corpus replayer that ctest runs (fuzz.otlp_body.corpus).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/otlp_json_ref.h"
 #include "compress.h"
 #include "otlp_json.h"
 
@@ -61,6 +68,30 @@ static void arena_reset(arena_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+static void check(int cond, const char *what, const char *json, size_t len)
+{
+    if (!cond) {
+        fprintf(stderr, "fuzz_otlp_body: property violated: %s\n%.*s\n", what,
+                (int)(len > 2000 ? 2000 : len), json ? json : "");
+        abort();
+    }
+}
+
+/* Whether the JSON holds a NUL in some string (the struct form cuts there). */
+static bool has_nul(const char *json, size_t len)
+{
+    return memmem(json, len, "\\u0000", 6) != NULL;
+}
+
+/*
+ * JSON -> wire -> JSON -> wire for each signal's request. Properties:
+ *  - a refusal says why; accepted JSON gives bytes that protobuf-c unpacks;
+ *  - the JSON written from those bytes equals the struct encoder's output for
+ *    protobuf-c's decode of them (when no string holds a NUL and no message
+ *    field was merged: see otlp_json_encode.c);
+ *  - that JSON decodes again to bytes that encode to the same JSON, and those
+ *    bytes are exactly what protobuf-c packs for its own decode of them.
+ */
 static void decode_all(const uint8_t *data, size_t size, arena_t *arena)
 {
     static const ProtobufCMessageDescriptor *const descs[] = {
@@ -71,25 +102,47 @@ static void decode_all(const uint8_t *data, size_t size, arena_t *arena)
     ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
     char err[256];
     for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
-        ProtobufCMessage *m = syc_otlp_json_decode(descs[i], data, size, &alloc, err, sizeof(err));
-        if (!m) {
+        size_t wlen;
+        uint8_t *wire =
+            syc_otlp_json_to_wire(descs[i], data, size, &alloc, &wlen, err, sizeof(err));
+        if (!wire) {
             if (!err[0]) abort(); /* every refusal says why */
             continue;
         }
-        size_t len;
-        char *json = syc_otlp_json_encode(m, &len);
-        if (!json) continue; /* deeper than the encoder goes, or out of memory */
-        ProtobufCMessage *again =
-            syc_otlp_json_decode(descs[i], (const uint8_t *)json, len, &alloc, err, sizeof(err));
-        if (!again) {
-            fprintf(stderr, "re-decoding our own encoding failed: %s\n%.*s\n", err, (int)len, json);
-            abort();
+        ProtobufCMessage *m = protobuf_c_message_unpack(descs[i], &alloc, wlen, wire);
+        check(m != NULL, "the decoder's bytes unpack", (const char *)data, size);
+        size_t jlen, rlen;
+        unsigned merges;
+        char *json = syc_otlp_json_from_wire(descs[i], wire, wlen, &jlen, &merges);
+        check(json != NULL, "the decoder's bytes encode", (const char *)data, size);
+        if (merges == 0 && !has_nul(json, jlen)) {
+            char *ref = ref_otlp_json_encode(m, &rlen);
+            check(ref && rlen == jlen && memcmp(ref, json, jlen) == 0,
+                  "wire encoder equals struct encoder", json, jlen);
+            free(ref);
         }
-        /* Packing walks every field the decoder set. */
-        size_t packed = protobuf_c_message_get_packed_size(again);
-        uint8_t *buf = malloc(packed ? packed : 1);
-        if (buf) protobuf_c_message_pack(again, buf);
-        free(buf);
+        size_t w2len;
+        uint8_t *w2 = syc_otlp_json_to_wire(descs[i], (const uint8_t *)json, jlen, &alloc, &w2len,
+                                            err, sizeof(err));
+        if (!w2) fprintf(stderr, "re-decoding our own encoding failed: %s\n", err);
+        check(w2 != NULL, "our own encoding decodes", json, jlen);
+        size_t j2len;
+        char *j2 = syc_otlp_json_from_wire(descs[i], w2, w2len, &j2len, NULL);
+        check(j2 && j2len == jlen && memcmp(j2, json, jlen) == 0, "JSON -> wire -> JSON is stable",
+              json, jlen);
+        if (!has_nul(json, jlen)) {
+            ProtobufCMessage *again = protobuf_c_message_unpack(descs[i], &alloc, w2len, w2);
+            check(again != NULL, "our bytes unpack", json, jlen);
+            size_t packed = protobuf_c_message_get_packed_size(again);
+            uint8_t *buf = malloc(packed ? packed : 1);
+            if (buf) {
+                protobuf_c_message_pack(again, buf);
+                check(packed == w2len && memcmp(buf, w2, w2len) == 0,
+                      "the decoder writes what protobuf-c packs", json, jlen);
+            }
+            free(buf);
+        }
+        free(j2);
         free(json);
     }
 }

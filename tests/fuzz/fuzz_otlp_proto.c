@@ -15,17 +15,28 @@
  *    it was made fast) on the answer, the items, the decoded-size bound and the
  *    error sentence, with and without the estimate, for the three requests and
  *    for a type reached from them (AnyValue) and one that is not (a response).
+ *  - the wire -> OTLP/JSON encoder writes what the struct encoder it replaced
+ *    writes for protobuf-c's decode (unless a string holds a NUL, which the
+ *    struct cuts, or a message field occurs twice, which the two merge
+ *    differently: see otlp_json_encode.c), fails only where that one does
+ *    (nesting), and its JSON decodes back to bytes that encode to the same
+ *    JSON (wire -> JSON -> wire -> JSON).
  * Any violation aborts, which libFuzzer reports as a crash.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/otlp_json_ref.h"
 #include "batch.h"
 #include "batch_internal.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 #include "pbwalk_ref.h"
+#include "otlp_json.h"
 
 static void check(int cond, const char *what)
 {
@@ -50,6 +61,42 @@ static void counting_free(void *data, void *ptr)
 {
     (void)data;
     free(ptr);
+}
+
+/* The wire -> JSON -> wire properties (see the top). */
+static void check_json(sy_signal_t signal, const uint8_t *body, size_t size, const void *req)
+{
+    const ProtobufCMessageDescriptor *desc = sy__signal_request_descriptor(signal);
+    size_t jlen, rlen;
+    unsigned merges;
+    char *json = syc_otlp_json_from_wire(desc, body, size, &jlen, &merges);
+    char *ref = ref_otlp_json_encode(req, &rlen);
+    check((json == NULL) == (ref == NULL), "the wire encoder fails where the struct one does");
+    if (json && merges == 0 && !memmem(json, jlen, "\\u0000", 6)) {
+        if (rlen != jlen || memcmp(ref, json, jlen) != 0)
+            fprintf(stderr, "ref: %s\nnew: %s\n", ref, json);
+        check(rlen == jlen && memcmp(ref, json, jlen) == 0, "wire encoder equals struct encoder");
+    }
+    free(ref);
+    if (!json) return;
+    char err[256];
+    size_t wlen;
+    uint8_t *wire =
+        syc_otlp_json_to_wire(desc, (const uint8_t *)json, jlen, NULL, &wlen, err, sizeof(err));
+    /* JSON nests deeper than the messages (arrays count): a deep request's
+     * JSON may be refused. So is an ID of the wrong length, which the wire
+     * walk lets through and the encoder writes as hex of that length. */
+    check(wire != NULL || strstr(err, "nested deeper") != NULL || strstr(err, "invalid ID: "),
+          "our JSON decodes");
+    if (wire) {
+        size_t j2len;
+        char *j2 = syc_otlp_json_from_wire(desc, wire, wlen, &j2len, NULL);
+        check(j2 && j2len == jlen && memcmp(j2, json, jlen) == 0,
+              "wire -> JSON -> wire -> JSON is stable");
+        free(j2);
+        free(wire);
+    }
+    free(json);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -96,6 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "protobuf-c allocated %zu bytes, estimate %llu\n", alloc_sum,
                 (unsigned long long)b->dec_est);
     check(alloc_sum <= b->dec_est, "the decoded-size estimate bounds protobuf-c's allocations");
+
+    check_json(signal, body, size, req);
 
     /* Split into pieces of `step` items, re-encode each, merge them back. */
     uint64_t step = items > 3 ? items / 3 : 1;

@@ -1,5 +1,5 @@
 /*
- * test_otlp_json.c - the OTLP/JSON codec (plugins/common/otlp_json.c): decoding of
+ * test_otlp_json.c - the OTLP/JSON codec (plugins/common/otlp_json_*.c): decoding of
  * spec-style documents of each signal, what is refused and how it is reported,
  * encode -> decode round trips, and the body decompression the receiver uses with
  * it (plugins/common/compress.c). Every decode allocates from a recording

@@ -34,6 +34,7 @@
 
 #include "file_writer.h"
 #include "otlp_json.h"
+#include "signals.h"
 
 /* At most one error line per this many milliseconds; the rest are counted. */
 #define ERROR_LOG_INTERVAL_MS 5000
@@ -355,13 +356,20 @@ static int encode(file_state_t *s, sy_batch_t *batch, const uint8_t **data, size
         }
         return SY_OK;
     }
-    const ProtobufCMessage *req = s->api->batch_request(batch);
-    if (!req) {
-        snprintf(err, err_len, "cannot decode the batch");
+    /* JSON straight from the encoded bytes: strings keep every byte, NUL too,
+     * which a decode into protobuf-c structs would cut. */
+    sy_batch_info_t info;
+    s->api->batch_info(batch, &info);
+    const syc_signal_info_t *sig = syc_signal_info(info.signal);
+    size_t wire_len;
+    const uint8_t *wire = sig ? s->api->batch_encoded(batch, &wire_len) : NULL;
+    if (!wire) {
+        snprintf(err, err_len, "cannot encode the batch as protobuf");
         return SY_EINVAL;
     }
-    if (!(*owned = syc_otlp_json_encode(req, len))) {
-        snprintf(err, err_len, "cannot encode the batch as JSON (out of memory or too deep)");
+    if (!(*owned = syc_otlp_json_from_wire(sig->request, wire, wire_len, len, NULL))) {
+        snprintf(err, err_len,
+                 "cannot encode the batch as JSON (out of memory, malformed or too deep)");
         return SY_ENOMEM;
     }
     *data = (const uint8_t *)*owned;

@@ -7,7 +7,7 @@
  * exporterhelper's, and the instance and request glue around both is
  * plugins/common/otlp_exporter_common.c, shared with the otlp (gRPC) exporter. The
  * protobuf body is the batch's encoded bytes, forwarded as they arrived (never
- * decoded here); JSON is encoded from the decoded request.
+ * decoded here); JSON is written from those bytes too (plugins/common/otlp_json_encode.c).
  *
  * Status handling as the OTLP specification says: 2xx is success (a
  * partial_success in the body is logged and its rejected items counted as failed);
@@ -24,6 +24,7 @@
 
 #include "otlp_exporter_common.h"
 #include "otlp_json.h"
+#include "signals.h"
 
 #ifndef OTLPHTTP_TYPE
 #define OTLPHTTP_TYPE "otlphttp"
@@ -142,8 +143,11 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
     size_t raw_len;
     char *json = NULL;
     if (s->cfg->encoding == ENCODING_JSON) {
-        const ProtobufCMessage *m = o->api->batch_request(req->batch);
-        json = m ? syc_otlp_json_encode(m, &raw_len) : NULL;
+        /* From the encoded bytes, so that strings keep every byte (NUL too). */
+        const syc_signal_info_t *sig = syc_signal_info(req->signal);
+        size_t wire_len;
+        const uint8_t *wire = sig ? o->api->batch_encoded(req->batch, &wire_len) : NULL;
+        json = wire ? syc_otlp_json_from_wire(sig->request, wire, wire_len, &raw_len, NULL) : NULL;
         if (!json) return SY_ENOMEM;
         raw = (const uint8_t *)json;
     } else {

@@ -272,13 +272,15 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
         if (rc != 0) return 400;
         return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
     }
-    ProtobufCMessage *msg = syc_otlp_json_decode(request_descriptor(sig), data, len,
-                                                 api->batch_allocator(batch), err, err_len);
-    if (!msg) return 400;
-    if (api->batch_set_decoded(batch, msg) != 0) {
-        snprintf(err, err_len, "the decoded request was refused by the host");
-        return 500;
-    }
+    /* JSON becomes the encoded request, in the batch's arena: from here on it is
+     * validated, counted and forwarded like a protobuf body, strings whole. */
+    size_t wire_len;
+    uint8_t *wire = syc_otlp_json_to_wire(request_descriptor(sig), data, len,
+                                          api->batch_allocator(batch), &wire_len, err, err_len);
+    if (!wire) return 400;
+    int rc = api->batch_set_encoded(batch, wire, wire_len, err, err_len);
+    if (rc == SY_ENOMEM) return 413;
+    if (rc != 0) return 400;
     return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
 }
 
