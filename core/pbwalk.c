@@ -208,6 +208,21 @@ static inline size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
     return read_varint_max(p, len, 10, out);
 }
 
+/*
+ * Whether messages of this type hold a oneof. A singular field of such a type
+ * given twice is refused: protobuf-c 1.4 merges the two occurrences and fails
+ * when neither sets a member of the oneof (KeyValue{value: {}, value: {}}), so
+ * such a request could be acknowledged and then never decode. No encoder writes a
+ * singular field twice; the rule costs nothing on real traffic (only a repeat
+ * reaches it).
+ */
+static PB_COLD bool has_oneof(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; d && i < d->n_fields; i++)
+        if (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) return true;
+    return false;
+}
+
 /* Error formatting stays out of the loop's way: out of line, in a cold section. */
 static PB_COLD int fail(walk_t *w, const ProtobufCMessageDescriptor *desc, const char *what,
                         uint32_t field)
@@ -451,6 +466,9 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
              * but a bit test on real traffic. */
             uint64_t bit = (uint64_t)1 << (field < 63 ? field : 63);
             if (PB_UNLIKELY(singles_seen & bit)) {
+                if (field < 63 && has_oneof(pf->f->descriptor))
+                    return fail(w, desc, "a singular field holding a oneof given more than once",
+                                field);
                 w->merges = true;
                 if (estimate && w->mem < PB_ESTIMATE_CAP)
                     w->mem += w->mem - mem_at_start; /* doubles: capped, never wraps */

@@ -336,6 +336,14 @@ static int ref_walk_message(ref_walk_t *w, const ref_schema_t *schema,
                  * but a bit test on real traffic. */
                 uint64_t bit = (uint64_t)1 << (field < 63 ? field : 63);
                 if (singles_seen & bit) {
+                    bool oneof = false;
+                    const ProtobufCMessageDescriptor *fd = f->descriptor;
+                    for (unsigned i = 0; i < fd->n_fields; i++)
+                        if (fd->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) oneof = true;
+                    if (field < 63 && oneof)
+                        return ref_fail(w, desc,
+                                        "a singular field holding a oneof given more than once",
+                                        field);
                     w->merges = true;
                     if (estimate && w->mem < REF_PB_ESTIMATE_CAP)
                         w->mem += w->mem - mem_at_start; /* doubles: capped, never wraps */

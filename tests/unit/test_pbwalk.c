@@ -243,6 +243,40 @@ static void test_depth_limit_agrees(void **state)
     assert_true(accepted && refused);
 }
 
+/* A singular field holding a oneof given twice is refused: protobuf-c 1.4 fails to
+ * merge two occurrences of KeyValue.value when neither sets a member, so such a
+ * request would be acknowledged and then never decode. With a member set in one
+ * of them protobuf-c merges fine, but the walk refuses every repeat of such a
+ * field alike (no encoder writes one). A repeated Span.status (no oneof) is still
+ * merged and accepted. */
+static void test_repeated_oneof_holder_refused(void **state)
+{
+    (void)state;
+    descs_init();
+    const ProtobufCMessageDescriptor *kv = &opentelemetry__proto__common__v1__key_value__descriptor;
+    static const uint8_t empty_twice[] = {0x0a, 1, 'k', 0x12, 0, 0x12, 0};
+    static const uint8_t int_then_empty[] = {0x0a, 1, 'k', 0x12, 2, 0x18, 1, 0x12, 0};
+    static const uint8_t once[] = {0x0a, 1, 'k', 0x12, 2, 0x18, 1};
+    char err[256] = "";
+    uint64_t items;
+    assert_int_equal(
+        sy__pb_validate(kv, empty_twice, sizeof(empty_twice), &items, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "a singular field holding a oneof given more than once"));
+    assert_int_equal(
+        sy__pb_validate(kv, int_then_empty, sizeof(int_then_empty), &items, err, sizeof(err)), -1);
+    assert_int_equal(sy__pb_validate(kv, once, sizeof(once), &items, err, sizeof(err)), 0);
+    /* Span{status: {}, status: {code: 2}}: merged, accepted, and protobuf-c agrees. */
+    const ProtobufCMessageDescriptor *span = &opentelemetry__proto__trace__v1__span__descriptor;
+    static const uint8_t status_twice[] = {0x7a, 0, 0x7a, 2, 0x18, 2};
+    assert_int_equal(
+        sy__pb_validate(span, status_twice, sizeof(status_twice), &items, err, sizeof(err)), 0);
+    ProtobufCMessage *m = protobuf_c_message_unpack(span, NULL, sizeof(status_twice), status_twice);
+    assert_non_null(m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    assert_agrees(empty_twice, sizeof(empty_twice));
+    assert_agrees(status_twice, sizeof(status_twice));
+}
+
 int main(void)
 {
     descs_init();
@@ -251,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_mutations_agree),
         cmocka_unit_test(test_string_edges_agree),
         cmocka_unit_test(test_depth_limit_agrees),
+        cmocka_unit_test(test_repeated_oneof_holder_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
