@@ -181,13 +181,20 @@ bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b)
 {
     if (a->type != b->type) return false;
     switch (a->type) {
-    case SY_VALUE_EMPTY: return true;
-    case SY_VALUE_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
-    case SY_VALUE_BYTES: return a->len == b->len && !memcmp(a->bytes, b->bytes, a->len);
-    case SY_VALUE_BOOL: return a->b == b->b;
-    case SY_VALUE_INT: return a->i == b->i;
-    case SY_VALUE_DOUBLE: return a->d == b->d;
-    default: return false; /* arrays and maps are not compared */
+    case SY_VALUE_EMPTY:
+        return true;
+    case SY_VALUE_STRING:
+        return a->len == b->len && !memcmp(a->str, b->str, a->len);
+    case SY_VALUE_BYTES:
+        return a->len == b->len && !memcmp(a->bytes, b->bytes, a->len);
+    case SY_VALUE_BOOL:
+        return a->b == b->b;
+    case SY_VALUE_INT:
+        return a->i == b->i;
+    case SY_VALUE_DOUBLE:
+        return a->d == b->d;
+    default:
+        return false; /* arrays and maps are not compared */
     }
 }
 
@@ -242,8 +249,8 @@ static pcre2_code *compile(const char *pattern, char *msg, size_t msg_len)
 {
     int ec;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec,
-                                   &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
     if (!re) pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, msg_len);
     return re;
 }
@@ -251,9 +258,9 @@ static pcre2_code *compile(const char *pattern, char *msg, size_t msg_len)
 static int parse_one(const sy_host_api_t *api, const sy_cfg_node_t *m, size_t i, action_t *t,
                      char *err, size_t err_len)
 {
-    static const char *const known[] = {"key",           "value",          "pattern",
-                                        "from_attribute", "from_context",  "action",
-                                        "converted_type", NULL};
+    static const char *const known[] = {
+        "key",          "value",  "pattern",        "from_attribute",
+        "from_context", "action", "converted_type", NULL};
     if (api->cfg_kind(m) != 'm')
         return fail(api, m, err, err_len, "the %zu-th actions must be a map", i);
     for (size_t j = 0; j < api->cfg_len(m); j++) {
@@ -502,7 +509,9 @@ static int hash_entry(syc_attr_actions_t *a, entry_t *e)
         buf[0] = e->val.b ? 1 : 0;
         len = 1;
         break;
-    case SY_VALUE_INT: u = (uint64_t)e->val.i; goto le;
+    case SY_VALUE_INT:
+        u = (uint64_t)e->val.i;
+        goto le;
     case SY_VALUE_DOUBLE:
         memcpy(&u, &e->val.d, 8);
     le:
@@ -510,7 +519,8 @@ static int hash_entry(syc_attr_actions_t *a, entry_t *e)
             buf[i] = (uint8_t)(u >> (8 * i));
         len = 8;
         break;
-    default: break;
+    default:
+        break;
     }
     if (len == 0) {
         set_string(e, "", 0);
@@ -558,10 +568,10 @@ static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
     case CONV_INT:
         if (v->type == SY_VALUE_DOUBLE) {
             /* Go's int64(f) on amd64: out of range and NaN give the minimum. */
-            int64_t i = (isnan(v->d) || v->d >= 9223372036854775808.0 ||
-                         v->d < -9223372036854775808.0)
-                            ? INT64_MIN
-                            : (int64_t)v->d;
+            int64_t i =
+                (isnan(v->d) || v->d >= 9223372036854775808.0 || v->d < -9223372036854775808.0)
+                    ? INT64_MIN
+                    : (int64_t)v->d;
             v->type = SY_VALUE_INT, v->i = i, e->dirty = true;
         } else if (v->type == SY_VALUE_BOOL) {
             v->type = SY_VALUE_INT, v->i = v->b ? 1 : 0, e->dirty = true;
@@ -602,8 +612,11 @@ static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
         char *out;
         int n;
         switch (v->type) {
-        case SY_VALUE_STRING: return SY_OK;
-        case SY_VALUE_EMPTY: set_string(e, "", 0); return SY_OK;
+        case SY_VALUE_STRING:
+            return SY_OK;
+        case SY_VALUE_EMPTY:
+            set_string(e, "", 0);
+            return SY_OK;
         case SY_VALUE_BOOL:
             set_string(e, v->b ? "true" : "false", v->b ? 4 : 5);
             return SY_OK;
@@ -634,7 +647,8 @@ static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
             set_string(e, out, o);
             return SY_OK;
         }
-        default: return SY_OK; /* arrays and maps are left as they are */
+        default:
+            return SY_OK; /* arrays and maps are left as they are */
         }
     }
     }
@@ -696,8 +710,7 @@ static int apply_one(syc_attr_actions_t *a, action_t *t)
         if (e && t->kind == ACT_INSERT) return SY_OK;
         if (!e && t->kind == ACT_UPDATE) return SY_OK;
         /* Absent source: nothing happens (checked before the entry is made). */
-        if (!t->has_value && !find(a, t->from_attribute, strlen(t->from_attribute)))
-            return SY_OK;
+        if (!t->has_value && !find(a, t->from_attribute, strlen(t->from_attribute))) return SY_OK;
         if (!e && !(e = append(a, t->key, t->key_len))) return SY_ENOMEM;
         bool set = false;
         return set_from_source(a, t, e, &set);
@@ -721,8 +734,10 @@ static int apply_one(syc_attr_actions_t *a, action_t *t)
                     if (rc < 0) return rc;
                 }
         return SY_OK;
-    case ACT_EXTRACT: return e ? extract(a, t, e) : SY_OK;
-    case ACT_CONVERT: return e ? convert_entry(a, e, t->conv) : SY_OK;
+    case ACT_EXTRACT:
+        return e ? extract(a, t, e) : SY_OK;
+    case ACT_CONVERT:
+        return e ? convert_entry(a, e, t->conv) : SY_OK;
     }
     return SY_OK;
 }
