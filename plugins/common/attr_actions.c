@@ -423,8 +423,12 @@ syc_attr_actions_t *syc_attr_actions_parse(const sy_host_api_t *api, const sy_cf
     syc_attr_actions_t *a = NULL;
     if (!list || api->cfg_kind(list) == 'n' ||
         (api->cfg_kind(list) == 'l' && api->cfg_len(list) == 0)) {
-        snprintf(err, err_len, "error creating AttrProc due to missing required field \"%s\"",
-                 what);
+        if (list)
+            fail(api, list, err, err_len,
+                 "error creating AttrProc due to missing required field \"%s\"", what);
+        else
+            snprintf(err, err_len, "error creating AttrProc due to missing required field \"%s\"",
+                     what);
         return NULL;
     }
     if (api->cfg_kind(list) != 'l') {
@@ -669,20 +673,25 @@ static int extract(syc_attr_actions_t *a, action_t *t, entry_t *src)
     pcre2_pattern_info(t->re, PCRE2_INFO_NAMEENTRYSIZE, &size);
     pcre2_pattern_info(t->re, PCRE2_INFO_NAMETABLE, &table);
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *ent = table + (size_t)i * size;
-        int group = (ent[0] << 8) | ent[1];
-        const char *name = (const char *)ent + 2;
-        const char *val = "";
-        size_t vlen = 0;
-        if (group < rc && ov[2 * group] != PCRE2_UNSET) {
-            val = subject + ov[2 * group];
-            vlen = ov[2 * group + 1] - ov[2 * group];
+    uint32_t groups = 0;
+    pcre2_pattern_info(t->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    /* The name table is sorted by name; the collector writes in group order. */
+    for (uint32_t g = 1, i = 0; g <= groups; g++)
+        for (i = 0; i < count; i++) {
+            const uint8_t *ent = table + (size_t)i * size;
+            int group = (ent[0] << 8) | ent[1];
+            if ((uint32_t)group != g) continue;
+            const char *name = (const char *)ent + 2;
+            const char *val = "";
+            size_t vlen = 0;
+            if (group < rc && ov[2 * group] != PCRE2_UNSET) {
+                val = subject + ov[2 * group];
+                vlen = ov[2 * group + 1] - ov[2 * group];
+            }
+            entry_t *e = find(a, name, strlen(name));
+            if (!e && !(e = append(a, name, strlen(name)))) return SY_ENOMEM;
+            set_string(e, val, vlen);
         }
-        entry_t *e = find(a, name, strlen(name));
-        if (!e && !(e = append(a, name, strlen(name)))) return SY_ENOMEM;
-        set_string(e, val, vlen);
-    }
     return SY_OK;
 }
 
