@@ -1,0 +1,53 @@
+/*
+ * attr_actions.h - the collector's attribute actions (insert, update, upsert,
+ * delete, hash, extract, convert), shared by the `attributes` and `resource`
+ * processors and written with the view only (docs/view.md).
+ *
+ * A list of actions is parsed once from its YAML node and applied, in order, to
+ * the attributes of one view node at a time. Each action sees the result of the
+ * ones before it (the engine keeps the node's attributes in a scratch table and
+ * records only the difference as view edits at the end).
+ */
+#ifndef SY_COMMON_ATTR_ACTIONS_H
+#define SY_COMMON_ATTR_ACTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <switchyard/plugin.h>
+
+typedef struct syc_attr_actions_s syc_attr_actions_t;
+
+/*
+ * Parses a YAML list of actions (`actions:` of the attributes processor,
+ * `attributes:` of the resource processor). `what` names the list in errors
+ * ("actions"). Returns the actions, owned by the caller (syc_attr_actions_free),
+ * or NULL with a sentence in err that starts with the file:line:col of the node
+ * at fault. Main or loop thread.
+ */
+syc_attr_actions_t *syc_attr_actions_parse(const sy_host_api_t *api, const sy_cfg_node_t *list,
+                                           const char *what, char *err, size_t err_len);
+
+void syc_attr_actions_free(syc_attr_actions_t *actions);
+
+/*
+ * Applies every action to the attributes of `node`, recording the changes as view
+ * edits (committed later by the caller). Returns the number of edits recorded
+ * (0: the node is unchanged), or a negative SY_E*. The actions hold scratch
+ * memory, so one list is applied by one thread at a time.
+ */
+int syc_attr_actions_apply(syc_attr_actions_t *actions, const sy_host_api_t *api,
+                           sy_view_node_t *node);
+
+/*
+ * Reads a YAML scalar as the collector types a value: true/false as BOOL,
+ * integers as INT, floats as DOUBLE, anything else as STRING (pointing into
+ * `text`). A quoted scalar cannot be told apart from a plain one through the
+ * plugin API, so "123" in quotes is also an INT.
+ */
+void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
+
+/* True if two values are equal in type and content (strings byte-wise). */
+bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b);
+
+#endif
