@@ -1,0 +1,420 @@
+/*
+ * redaction.c - the `redaction` processor: deletes attributes whose keys are not
+ * allowed and masks values that match blocked patterns, as the collector's
+ * redactionprocessor does, on resource, scope, span, span event, log record
+ * and data point attributes and on string log bodies. Beyond the collector, the
+ * detectors of plugins/common/detect.h (cards, e-mails, credentials, IPs, URL
+ * passwords) can mask what they find in every value checked.
+ *
+ * It reads and edits a batch through the view only (docs/view.md): the edits of
+ * a whole batch are applied by one view_commit(), and a batch with nothing to
+ * change is emitted as it came, without a commit.
+ *
+ * The order of the decisions on one attribute is the collector's: an ignored key
+ * is left alone; a key not allowed (with allow_all_keys false) is deleted; a
+ * value matching allowed_values is left alone; a key matching
+ * blocked_key_patterns has its whole value masked; otherwise the matches of
+ * blocked_values (and of the detectors) are masked. The `redaction.*` summary
+ * attributes are written as the collector writes them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <switchyard/plugin.h>
+
+#include "redaction_rules.h"
+
+/* A key seen in one attribute list: points into the batch. */
+typedef struct rd_key_s {
+    const char *p;
+    size_t len;
+} rd_key_t;
+
+typedef struct rd_keylist_s {
+    rd_key_t *k;
+    size_t n, cap;
+} rd_keylist_t;
+
+typedef struct rd_state_s {
+    const sy_host_api_t *api;
+    sy_instance_t *inst;
+    const rd_config_t *cfg;
+    rd_rules_t rules;
+    rd_keylist_t redacted, masked, allowed, merge;
+    rd_buf_t join;
+    size_t edits; /* edits recorded on the current view */
+    bool oom;
+    sy_metric_t *m_redacted, *m_masked, *m_allowed, *m_ignored, *m_detected;
+} rd_state_t;
+
+static const char *const rd_hash_names[] = {"none",        "md5",         "sha1", "sha3",
+                                            "hmac-sha256", "hmac-sha512", NULL};
+static const char *const rd_summary_names[] = {"silent", "info", "debug", NULL};
+
+static const sy_config_field_t rd_fields[] = {
+    {.name = "allow_all_keys",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(rd_config_t, allow_all_keys),
+     .default_value = "false",
+     .description = "Keep every attribute key; allowed_keys is then not used."},
+    {.name = "allowed_keys",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, allowed_keys),
+     .description = "Attribute keys kept; every other key is deleted (empty: all are deleted) "
+                    "unless allow_all_keys is true."},
+    {.name = "ignored_keys",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, ignored_keys),
+     .description = "Attribute keys kept and never checked or masked."},
+    {.name = "blocked_key_patterns",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, blocked_key_patterns),
+     .description = "Regexes; the whole value of a key that matches one is masked."},
+    {.name = "blocked_values",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, blocked_values),
+     .description = "Regexes; the matching parts of values are masked."},
+    {.name = "allowed_values",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, allowed_values),
+     .description = "Regexes; a value matching one is not masked."},
+    {.name = "detectors",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, detectors),
+     .description = "Detectors masking what they find in every checked value: card, email, "
+                    "bearer, ipv4, ipv6, url_password (none by default)."},
+    {.name = "hash_function",
+     .type = SY_CFG_ENUM,
+     .offset = offsetof(rd_config_t, hash_function),
+     .default_value = "none",
+     .description = "Replace a masked match by its hex digest instead of ****.",
+     .enum_values = rd_hash_names},
+    {.name = "hmac_key",
+     .type = SY_CFG_STRING,
+     .offset = offsetof(rd_config_t, hmac_key),
+     .description = "The key of hash_function hmac-sha256 and hmac-sha512."},
+    {.name = "summary",
+     .type = SY_CFG_ENUM,
+     .offset = offsetof(rd_config_t, summary),
+     .default_value = "silent",
+     .description = "The redaction.* attributes written: debug (keys and counts), info (counts), "
+                    "silent (none).",
+     .enum_values = rd_summary_names},
+};
+
+static int rd_validate(const void *config, char *err, size_t err_len)
+{
+    rd_rules_t r = {0};
+    int rc = rd_rules_init(&r, config, err, err_len);
+    rd_rules_free(&r);
+    return rc < 0 ? SY_EINVAL : SY_OK;
+}
+
+/* The attributes the processor writes: always allowed, so that a second
+ * redaction processor downstream keeps (and adds to) them, as the collector. */
+static const char *const rd_summary_keys[] = {
+    "redaction.redacted.keys",      "redaction.redacted.count",     "redaction.masked.keys",
+    "redaction.masked.count",       "redaction.allowed.keys",       "redaction.allowed.count",
+    "redaction.ignored.count",      "redaction.body.redacted.keys", "redaction.body.redacted.count",
+    "redaction.body.masked.keys",   "redaction.body.masked.count",  "redaction.body.allowed.keys",
+    "redaction.body.allowed.count", "redaction.body.ignored.count",
+};
+
+static bool is_summary_key(const char *k, size_t len)
+{
+    if (len < 10 || memcmp(k, "redaction.", 10) != 0) return false;
+    for (size_t i = 0; i < sizeof(rd_summary_keys) / sizeof(rd_summary_keys[0]); i++)
+        if (strlen(rd_summary_keys[i]) == len && memcmp(rd_summary_keys[i], k, len) == 0)
+            return true;
+    return false;
+}
+
+static void keylist_push(rd_state_t *s, rd_keylist_t *l, const char *p, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        rd_key_t *k = realloc(l->k, cap * sizeof(*k));
+        if (!k) {
+            s->oom = true;
+            return;
+        }
+        l->k = k;
+        l->cap = cap;
+    }
+    l->k[l->n++] = (rd_key_t){p, len};
+}
+
+/* Go's sort.Strings order: bytewise, a prefix first. */
+static int key_cmp(const void *a, const void *b)
+{
+    const rd_key_t *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+    if (c) return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void record(rd_state_t *s, int rc)
+{
+    if (rc == SY_OK)
+        s->edits++;
+    else if (rc == SY_ENOMEM)
+        s->oom = true;
+}
+
+/*
+ * The collector's addMetaAttrs: with summary debug, keys_attr gets the sorted,
+ * comma-joined keys (merged with what an earlier processor wrote there); with
+ * info or debug, count_attr gets their number (added to an earlier count).
+ */
+static void add_meta(rd_state_t *s, sy_view_node_t *node, const rd_keylist_t *keys,
+                     const char *keys_attr, const char *count_attr)
+{
+    const sy_host_api_t *api = s->api;
+    if (keys->n == 0 || s->cfg->summary == RD_SUMMARY_SILENT) return;
+    sy_value_t old, v;
+    if (s->cfg->summary == RD_SUMMARY_DEBUG && keys_attr) {
+        rd_keylist_t *m = &s->merge;
+        m->n = 0;
+        for (size_t i = 0; i < keys->n; i++)
+            keylist_push(s, m, keys->k[i].p, keys->k[i].len);
+        if (api->view_attr_get(node, keys_attr, strlen(keys_attr), &old) == SY_OK &&
+            old.type == SY_VALUE_STRING && old.len > 0) {
+            size_t from = 0;
+            for (size_t i = 0; i <= old.len; i++)
+                if (i == old.len || old.str[i] == ',') {
+                    keylist_push(s, m, old.str + from, i - from);
+                    from = i + 1;
+                }
+        }
+        if (s->oom) return;
+        qsort(m->k, m->n, sizeof(*m->k), key_cmp);
+        s->join.len = 0;
+        for (size_t i = 0; i < m->n; i++)
+            if ((i > 0 && rd_buf_put(&s->join, ",", 1) < 0) ||
+                rd_buf_put(&s->join, m->k[i].p, m->k[i].len) < 0)
+                s->oom = true;
+        v = (sy_value_t){
+            .type = SY_VALUE_STRING, .str = s->join.p ? s->join.p : "", .len = s->join.len};
+        record(s, api->view_attr_set(node, keys_attr, strlen(keys_attr), &v, SY_ATTR_UPSERT));
+    }
+    int64_t count = (int64_t)keys->n;
+    if (api->view_attr_get(node, count_attr, strlen(count_attr), &old) == SY_OK &&
+        old.type == SY_VALUE_INT)
+        count += old.i;
+    v = (sy_value_t){.type = SY_VALUE_INT, .i = count};
+    record(s, api->view_attr_set(node, count_attr, strlen(count_attr), &v, SY_ATTR_UPSERT));
+}
+
+static void set_string_attr(rd_state_t *s, sy_view_node_t *node, const sy_value_t *key,
+                            const char *val, size_t len)
+{
+    sy_value_t v = {.type = SY_VALUE_STRING, .str = val, .len = len};
+    record(s, s->api->view_attr_set(node, key->str, key->len, &v, SY_ATTR_UPSERT));
+}
+
+/* The collector's processAttrs, on the attributes of one node. */
+static void process_attrs(rd_state_t *s, sy_view_node_t *node)
+{
+    const sy_host_api_t *api = s->api;
+    rd_rules_t *r = &s->rules;
+    size_t n = api->view_attr_count(node);
+    if (n == 0) return;
+    s->redacted.n = s->masked.n = s->allowed.n = 0;
+    size_t ignored = 0;
+    uint64_t detected = 0;
+    for (size_t i = 0; i < n; i++) {
+        sy_value_t k, v;
+        if (api->view_attr_at(node, i, &k, &v) != SY_OK) continue;
+        if (rd_key_in(&r->ignored, k.str, k.len)) {
+            ignored++;
+            continue;
+        }
+        if (!s->cfg->allow_all_keys && !rd_key_in(&r->allowed, k.str, k.len) &&
+            !is_summary_key(k.str, k.len)) {
+            keylist_push(s, &s->redacted, k.str, k.len);
+            continue;
+        }
+        /* As the collector's Value.Str(): a value of another type reads as "". */
+        const char *str = v.type == SY_VALUE_STRING ? v.str : "";
+        size_t len = v.type == SY_VALUE_STRING ? v.len : 0;
+        if (rd_regex_any(r, &r->allowed_values, str, len)) {
+            keylist_push(s, &s->allowed, k.str, k.len);
+            continue;
+        }
+        const char *out;
+        size_t out_len;
+        if (rd_regex_any(r, &r->blocked_keys, k.str, k.len)) {
+            keylist_push(s, &s->masked, k.str, k.len);
+            if (rd_mask_whole(r, str, len, &out, &out_len) < 0)
+                s->oom = true;
+            else
+                set_string_attr(s, node, &k, out, out_len);
+            continue;
+        }
+        int rc = rd_mask_value(r, str, len, &out, &out_len, &detected);
+        if (rc < 0) {
+            s->oom = true;
+        } else if (rc > 0) {
+            keylist_push(s, &s->masked, k.str, k.len);
+            set_string_attr(s, node, &k, out, out_len);
+        }
+    }
+    for (size_t i = 0; i < s->redacted.n; i++)
+        record(s, api->view_attr_delete(node, s->redacted.k[i].p, s->redacted.k[i].len));
+    add_meta(s, node, &s->redacted, "redaction.redacted.keys", "redaction.redacted.count");
+    add_meta(s, node, &s->masked, "redaction.masked.keys", "redaction.masked.count");
+    add_meta(s, node, &s->allowed, "redaction.allowed.keys", "redaction.allowed.count");
+    rd_keylist_t ign = {.n = ignored};
+    add_meta(s, node, &ign, NULL, "redaction.ignored.count");
+    api->metric_add(s->m_redacted, (int64_t)s->redacted.n);
+    api->metric_add(s->m_masked, (int64_t)s->masked.n);
+    api->metric_add(s->m_allowed, (int64_t)s->allowed.n);
+    api->metric_add(s->m_ignored, (int64_t)ignored);
+    api->metric_add(s->m_detected, (int64_t)detected);
+}
+
+/* The collector's processLogBody for a string body; other bodies stay as they are. */
+static void process_body(rd_state_t *s, sy_view_node_t *log)
+{
+    const sy_host_api_t *api = s->api;
+    sy_value_t b;
+    if (api->view_get(log, SY_FIELD_BODY, &b) != SY_OK || b.type != SY_VALUE_STRING) return;
+    if (rd_regex_any(&s->rules, &s->rules.allowed_values, b.str, b.len)) return;
+    const char *out;
+    size_t out_len;
+    uint64_t detected = 0;
+    int rc = rd_mask_value(&s->rules, b.str, b.len, &out, &out_len, &detected);
+    api->metric_add(s->m_detected, (int64_t)detected);
+    if (rc < 0) s->oom = true;
+    if (rc <= 0) return;
+    sy_value_t v = {.type = SY_VALUE_STRING, .str = out, .len = out_len};
+    record(s, api->view_set(log, SY_FIELD_BODY, &v));
+    api->metric_add(s->m_masked, 1);
+    rd_key_t body = {"body", 4};
+    rd_keylist_t masked = {.k = &body, .n = 1};
+    add_meta(s, log, &masked, "redaction.body.masked.keys", "redaction.body.masked.count");
+}
+
+static void process_item(rd_state_t *s, sy_view_node_t *item)
+{
+    const sy_host_api_t *api = s->api;
+    process_attrs(s, item);
+    switch (api->view_kind(item)) {
+    case SY_NODE_SPAN:
+        for (size_t e = 0, ne = api->view_count(item, SY_VIEW_EVENTS); e < ne; e++)
+            process_attrs(s, api->view_at(item, SY_VIEW_EVENTS, e));
+        break;
+    case SY_NODE_LOG:
+        process_body(s, item);
+        break;
+    default: /* data points: attributes only, as the collector */
+        break;
+    }
+}
+
+static int rd_consume(void *state, sy_batch_t *batch)
+{
+    rd_state_t *s = state;
+    const sy_host_api_t *api = s->api;
+    sy_view_t *view = api->view_open(batch);
+    if (!view) return SY_ENOMEM; /* the batch is still the caller's */
+    s->edits = 0;
+    s->oom = false;
+    sy_view_node_t *root = api->view_root(view);
+    for (size_t ri = 0, nr = api->view_count(root, SY_VIEW_RESOURCES); ri < nr; ri++) {
+        sy_view_node_t *res = api->view_at(root, SY_VIEW_RESOURCES, ri);
+        process_attrs(s, res);
+        for (size_t si = 0, ns = api->view_count(res, SY_VIEW_SCOPES); si < ns; si++) {
+            sy_view_node_t *sc = api->view_at(res, SY_VIEW_SCOPES, si);
+            process_attrs(s, sc);
+            for (size_t ii = 0, ni = api->view_count(sc, SY_VIEW_ITEMS); ii < ni; ii++)
+                process_item(s, api->view_at(sc, SY_VIEW_ITEMS, ii));
+        }
+    }
+    int rc = SY_OK;
+    if (s->oom) {
+        /* Emitting a batch half redacted, or unredacted, could leak what the
+         * processor is there to remove: refuse it instead. */
+        SY_LOG(api, s->inst, SY_LOG_ERROR, "out of memory while redacting; batch refused");
+        rc = SY_ENOMEM;
+    } else if (s->edits > 0) {
+        rc = api->view_commit(view);
+        if (rc < 0) SY_LOG(api, s->inst, SY_LOG_ERROR, "redaction not applied (%d)", rc);
+    }
+    api->view_close(view);
+    if (rc < 0) return rc;
+    return api->emit(s->inst, batch);
+}
+
+static int rd_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
+                     void **state)
+{
+    if (!SY_API_HAS(api, view_build_abort)) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "this host has no view (plugin ABI 1.1)");
+        return SY_ENOTSUP;
+    }
+    rd_state_t *s = calloc(1, sizeof(*s));
+    if (!s) return SY_ENOMEM;
+    s->api = api;
+    s->inst = inst;
+    s->cfg = config;
+    char err[512];
+    int rc = rd_rules_init(&s->rules, s->cfg, err, sizeof(err));
+    if (rc < 0) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
+        free(s);
+        return rc;
+    }
+    s->m_redacted = api->metric_register(inst, "redaction_attributes_redacted",
+                                         "Attributes deleted because their key is not allowed.",
+                                         SY_METRIC_COUNTER);
+    s->m_masked = api->metric_register(
+        inst, "redaction_values_masked",
+        "Attribute values and log bodies masked or hashed (blocked_key_patterns, blocked_values, "
+        "detectors).",
+        SY_METRIC_COUNTER);
+    s->m_allowed = api->metric_register(inst, "redaction_values_allowed",
+                                        "Attribute values left alone as they match allowed_values.",
+                                        SY_METRIC_COUNTER);
+    s->m_ignored = api->metric_register(inst, "redaction_attributes_ignored",
+                                        "Attributes left alone as their key is in ignored_keys.",
+                                        SY_METRIC_COUNTER);
+    s->m_detected = api->metric_register(inst, "redaction_detector_matches",
+                                         "Ranges masked by the detectors.", SY_METRIC_COUNTER);
+    *state = s;
+    return SY_OK;
+}
+
+static void rd_destroy(void *state)
+{
+    rd_state_t *s = state;
+    rd_rules_free(&s->rules);
+    free(s->redacted.k);
+    free(s->masked.k);
+    free(s->allowed.k);
+    free(s->merge.k);
+    free(s->join.p);
+    free(s);
+}
+
+static const sy_plugin_t rd_plugin = {
+    .abi_major = SY_ABI_MAJOR,
+    .abi_minor = SY_ABI_MINOR,
+    .size = sizeof(sy_plugin_t),
+    .kind = SY_KIND_PROCESSOR,
+    .type = "redaction",
+    .signals = SY_SIGNAL_ALL,
+    .flags = SY_PLUGIN_MUTATES_DATA,
+    .version = "0.1.0",
+    .description = "Deletes attributes not allowed and masks blocked values and detected secrets.",
+    .config_fields = rd_fields,
+    .config_field_count = sizeof(rd_fields) / sizeof(rd_fields[0]),
+    .config_size = sizeof(rd_config_t),
+    .validate = rd_validate,
+    .create = rd_create,
+    .consume = rd_consume,
+    .destroy = rd_destroy,
+};
+
+SY_PLUGIN_DEFINE(rd_plugin)

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""integration.redaction: the `redaction` processor through the real binary and .so.
+
+The otlp receiver (OTLP/HTTP JSON) feeds redaction, which feeds the file exporter
+(format json); every case reads the file back and checks it field by field:
+
+  a. keys: allowed_keys, ignored_keys, blocked_key_patterns, blocked_values,
+     allowed_values and the detectors (card with Luhn, email, bearer,
+     url_password) on span, span event, resource, log record and data point
+     attributes and on string log bodies; the summary attributes (debug) equal
+     the collector's; every other field is as sent;
+  b. hash: hash_function md5, sha1, sha3 give Python hashlib's hex digest of the
+     matched bytes; summary info writes counts only;
+  c. untouched: a batch with nothing to change comes out as it went in;
+  d. config: a bad regex is refused with PCRE2's message and file:line, an
+     unknown detector and a missing hmac_key too.
+
+    test_redaction.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
+
+Python standard library only; every wait is bounded.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Checks, Router, free_port, json_span, json_traces,  # noqa: E402
+                     post_json, wait_for)
+
+check = Checks()
+failures = check.failures
+
+
+def s(key, value):
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def i(key, value):
+    return {"key": key, "value": {"intValue": str(value)}}
+
+
+def config(port, path, redaction_yaml):
+    lines = ["receivers:", "  otlp:", "    protocols:", "      http:",
+             "        endpoint: 127.0.0.1:%d" % port,
+             "processors:", "  redaction:"]
+    lines += ["    " + line for line in redaction_yaml.strip().splitlines()]
+    lines += ["exporters:", "  file:", "    path: %s" % path, "    flush_interval: 100ms",
+              "service:", "  telemetry:", "    metrics:", "      level: none", "  pipelines:"]
+    for sig in ("traces", "metrics", "logs"):
+        lines.append("    %s: {receivers: [otlp], processors: [redaction], exporters: [file]}"
+                     % sig)
+    return "\n".join(lines) + "\n"
+
+
+def run(args, tmp, name, redaction_yaml, requests):
+    """Starts a router, posts (signal, body) requests, returns the parsed lines of
+    the file (one per request, in order)."""
+    path = os.path.join(tmp, name + ".json")
+    port = free_port()
+    with Router(args.bin, [args.plugin_dir], config(port, path, redaction_yaml)) as r:
+        for signal, body in requests:
+            status, _, resp = post_json("http://127.0.0.1:%d/v1/%s" % (port, signal), body)
+            check(status == 200, "%s: %s accepted (%d %r)" % (name, signal, status, resp[:200]))
+
+        def lines():
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                return None
+            return data.count(b"\n") >= len(requests) and data
+        data = wait_for("%d lines in %s" % (len(requests), path), lines, 10)
+        check(r.stop() == 0, "%s: SIGTERM exits 0" % name)
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def attrs(lst):
+    return {a["key"]: a["value"] for a in lst}
+
+
+# --- a. keys, values, detectors, summary --------------------------------------
+
+KEYS_CFG = r"""
+allowed_keys: [service.name, http.url, card, note, auth, email, contact, id, host, api_token]
+ignored_keys: [safe]
+blocked_key_patterns: [".*token.*"]
+blocked_values: ["secret-[0-9]+"]
+allowed_values: [".+@mycompany\\.com"]
+detectors: [card, email, bearer, url_password]
+summary: debug
+"""
+
+SPAN_ATTRS = [
+    s("http.url", "https://bob:hunter2@example.com/cart"),
+    s("card", "paid 4111 1111 1111 1111 ok"),
+    s("note", "order 4111 1111 1111 1112, code secret-1234 and secret-99"),
+    s("auth", "Bearer abc123def456ghi789"),
+    s("email", "mail alice@example.org now"),
+    s("contact", "bob@mycompany.com"),
+    s("api_token", "t0k3n"),
+    s("safe", "4111111111111111"),
+    s("dropme", "x"),
+    i("id", 42),
+    i("other", 7),
+    s("host", "10.0.0.1"),
+]
+
+
+def case_keys(args, tmp):
+    span = json_span("GET /cart", attributes=copy.deepcopy(SPAN_ATTRS))
+    span["events"] = [{"timeUnixNano": "1544712660500000000", "name": "charge",
+                       "attributes": [s("card", "4111-1111-1111-1111"), s("note", "plain")]}]
+    traces = json_traces([span], "checkout")
+    traces["resourceSpans"][0]["resource"]["attributes"].append(s("pod.secret", "abc"))
+    logs = {"resourceLogs": [{"resource": {"attributes": [s("service.name", "checkout")]},
+                              "scopeLogs": [{"scope": {"name": "log"}, "logRecords": [
+                                  {"timeUnixNano": "1544712660000000000", "severityNumber": 9,
+                                   "body": {"stringValue": "user alice@example.org paid with "
+                                            "4111111111111111 from 10.0.0.1"},
+                                   "attributes": [s("note", "fine")]},
+                                  {"timeUnixNano": "1544712660000000001", "severityNumber": 9,
+                                   "body": {"stringValue": "nothing here 4111111111111112"},
+                                   "attributes": [s("note", "fine")]}]}]}]}
+    metrics = {"resourceMetrics": [{"resource": {"attributes": [s("service.name", "checkout")]},
+                                    "scopeMetrics": [{"metrics": [{"name": "m", "gauge": {
+                                        "dataPoints": [{"asInt": "3",
+                                                        "timeUnixNano": "1544712660000000000",
+                                                        "attributes": [s("dropme", "x"),
+                                                                       s("note", "secret-7")]}]}}]}]}]}
+    docs = run(args, tmp, "keys", KEYS_CFG,
+               [("traces", traces), ("logs", logs), ("metrics", metrics)])
+    by = {k: d for d in docs for k in d}
+
+    rs = by["resourceSpans"]["resourceSpans"][0]
+    check(rs["resource"]["attributes"] == [
+        s("service.name", "checkout"),
+        s("redaction.redacted.keys", "pod.secret"), i("redaction.redacted.count", 1)],
+        "keys: resource attribute not allowed deleted, summary on the resource")
+    check(rs["scopeSpans"][0]["scope"] == {"name": "test"}, "keys: scope as sent")
+    out = rs["scopeSpans"][0]["spans"][0]
+    want = [
+        s("http.url", "https://bob:****@example.com/cart"),
+        s("card", "paid **** ok"),
+        s("note", "order 4111 1111 1111 1112, code **** and ****"),
+        s("auth", "Bearer ****"),
+        s("email", "mail **** now"),
+        s("contact", "bob@mycompany.com"),
+        s("api_token", "****"),
+        s("safe", "4111111111111111"),
+        i("id", 42),
+        s("host", "10.0.0.1"),
+        s("redaction.redacted.keys", "dropme,other"),
+        i("redaction.redacted.count", 2),
+        s("redaction.masked.keys", "api_token,auth,card,email,http.url,note"),
+        i("redaction.masked.count", 6),
+        s("redaction.allowed.keys", "contact"),
+        i("redaction.allowed.count", 1),
+        i("redaction.ignored.count", 1),
+    ]
+    got = out["attributes"]
+    for w in want:
+        check(w in got, "keys: span attribute %s = %s" % (w["key"], w["value"]))
+    check(got == want, "keys: span attributes exactly, in order (got %s)" % json.dumps(got))
+    rest_in = {k: v for k, v in span.items() if k not in ("attributes", "events")}
+    rest_out = {k: v for k, v in out.items() if k not in ("attributes", "events")}
+    check(rest_in == rest_out, "keys: every other span field as sent (%s)" % rest_out)
+    ev = out["events"][0]
+    check(ev["attributes"] == [s("card", "****"), s("note", "plain"),
+                               s("redaction.masked.keys", "card"),
+                               i("redaction.masked.count", 1)],
+          "keys: event attributes masked, summary on the event (%s)" % ev["attributes"])
+    check(ev["name"] == "charge" and ev["timeUnixNano"] == "1544712660500000000",
+          "keys: event fields as sent")
+
+    recs = by["resourceLogs"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    check(recs[0]["body"] == {"stringValue": "user **** paid with **** from 10.0.0.1"},
+          "keys: log body: e-mail and Luhn-valid card masked, IPv4 kept (detector off)")
+    check(recs[0]["attributes"] == [s("note", "fine"), s("redaction.body.masked.keys", "body"),
+                                    i("redaction.body.masked.count", 1)],
+          "keys: body summary on the log record (%s)" % recs[0]["attributes"])
+    want_log1 = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][1]
+    check(recs[1] == want_log1, "keys: untouched log record as sent (%s)" % recs[1])
+    check(recs[0]["timeUnixNano"] == "1544712660000000000" and recs[0]["severityNumber"] == 9,
+          "keys: log fields as sent")
+
+    pt = by["resourceMetrics"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
+    pt = pt["gauge"]["dataPoints"][0]
+    check(pt["attributes"] == [s("note", "****"), s("redaction.redacted.keys", "dropme"),
+                               i("redaction.redacted.count", 1),
+                               s("redaction.masked.keys", "note"),
+                               i("redaction.masked.count", 1)],
+          "keys: data point attributes (%s)" % pt["attributes"])
+    check(pt["asInt"] == "3", "keys: data point value as sent")
+
+
+# --- b. hash_function ------------------------------------------------------------
+
+def case_hash(args, tmp):
+    for fn, algo in (("md5", "md5"), ("sha1", "sha1"), ("sha3", "sha3_256")):
+        cfg = ("allow_all_keys: true\nblocked_values: [\"4[0-9]{15}\"]\n"
+               "blocked_key_patterns: [\"^password$\"]\ndetectors: [email]\n"
+               "hash_function: %s\nsummary: info\n" % fn)
+        span = json_span("op", attributes=[s("card", "pay 4111111111111111 now"),
+                                           s("mail", "to bob@example.org"),
+                                           s("password", "hunter2"), s("plain", "ok")])
+        docs = run(args, tmp, "hash-" + fn, cfg, [("traces", json_traces([span], "svc"))])
+        got = docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+
+        def h(b):
+            return hashlib.new(algo, b.encode()).hexdigest()
+        want = [s("card", "pay %s now" % h("4111111111111111")),
+                s("mail", "to %s" % h("bob@example.org")),
+                s("password", h("hunter2")), s("plain", "ok"),
+                i("redaction.masked.count", 3)]
+        check(got == want, "hash %s: matches replaced by hashlib's %s hex digest, count only "
+              "with summary info (got %s)" % (fn, algo, json.dumps(got)))
+        res = docs[0]["resourceSpans"][0]["resource"]["attributes"]
+        check(res == [s("service.name", "svc")], "hash %s: resource untouched" % fn)
+
+
+# --- c. nothing to change -------------------------------------------------------
+
+def case_untouched(args, tmp):
+    span = json_span("op", attributes=[s("a", "b"), i("n", 1)])
+    sent = json_traces([span], "svc")
+    docs = run(args, tmp, "untouched", "allow_all_keys: true\nblocked_values: [nomatch]\n"
+               "detectors: [card, email, bearer, ipv4, ipv6, url_password]\nsummary: debug",
+               [("traces", sent)])
+    check(docs[0] == sent, "untouched: the batch comes out as it went in (%s)" % docs[0])
+
+
+# --- d. configuration errors ----------------------------------------------------
+
+def case_config(args, tmp):
+    cases = [
+        ("blocked_values: [\"ok\", \"(unclosed\"]",
+         r"config\.yaml:\d+:\d+: .*blocked_values\[1\] \"\(unclosed\": missing closing "
+         r"parenthesis at offset 9"),
+        ("allowed_values: [\"a{2,1}\"]", r"config\.yaml:\d+.*allowed_values\[0\].*numbers out of order"),
+        ("blocked_key_patterns: [\"[a\"]", r"config\.yaml:\d+.*blocked_key_patterns\[0\].*missing terminating \]"),
+        ("detectors: [card, ssn]", r"unknown detector \"ssn\""),
+        ("hash_function: sha256", r"hash_function"),
+        ("hash_function: hmac-sha256", r"hmac_key must not be empty"),
+        ("summary: verbose", r"summary"),
+    ]
+    for n, (cfg, want) in enumerate(cases):
+        d = os.path.join(tmp, "cfg-%d" % n)
+        os.makedirs(d)
+        cfg_path = os.path.join(d, "config.yaml")
+        with open(cfg_path, "w") as f:
+            f.write(config(free_port(), os.path.join(d, "o.json"), cfg))
+        p = subprocess.run([args.bin, "validate", "--config", cfg_path,
+                            "--plugin-dir", args.plugin_dir], capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        check(p.returncode == 1 and re.search(want, out),
+              "config: %r refused with /%s/ (rc %d: %s)" % (cfg, want, p.returncode,
+                                                          out.strip()[-300:]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--case", action="append", choices=["keys", "hash", "untouched", "config"])
+    args = ap.parse_args()
+    cases = {"keys": case_keys, "hash": case_hash, "untouched": case_untouched,
+             "config": case_config}
+    with tempfile.TemporaryDirectory(prefix="sy-redaction-") as tmp:
+        for name in args.case or list(cases):
+            before = len(failures)
+            try:
+                cases[name](args, tmp)
+            except AssertionError as e:
+                check(False, "%s: %s" % (name, e))
+            print("case %s: %s" % (name, "ok" if len(failures) == before else "FAILED"))
+    if failures:
+        print("%d failure(s)" % len(failures), file=sys.stderr)
+        return 1
+    print("all cases passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
