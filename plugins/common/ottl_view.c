@@ -114,8 +114,7 @@ static void from_view(syc_ottl_view_item_t *it, const sy_value_t *v, syc_ottl_va
         *out = (syc_ottl_value_t){.type = SYC_OTTL_STRING, .u.s = {v->str, v->len}};
         break;
     case SY_VALUE_BYTES:
-        *out = (syc_ottl_value_t){.type = SYC_OTTL_BYTES,
-                                  .u.s = {(const char *)v->bytes, v->len}};
+        *out = (syc_ottl_value_t){.type = SYC_OTTL_BYTES, .u.s = {(const char *)v->bytes, v->len}};
         if (v->len == 0) out->type = SYC_OTTL_NIL; /* a nil byte slice counts as nil */
         break;
     case SY_VALUE_BOOL:
@@ -205,8 +204,8 @@ static int va_get(void *item, syc_ottl_field_t field, syc_ottl_value_t *out)
         /* pdata's IntValue() of a double point is 0, and the reverse. */
         bool want_int = field == SYC_OTTL_F_VALUE_INT;
         if (want_int)
-            *out = (syc_ottl_value_t){.type = SYC_OTTL_INT,
-                                      .u.i = v.type == SY_VALUE_INT ? v.i : 0};
+            *out =
+                (syc_ottl_value_t){.type = SYC_OTTL_INT, .u.i = v.type == SY_VALUE_INT ? v.i : 0};
         else
             *out = (syc_ottl_value_t){.type = SYC_OTTL_DOUBLE,
                                       .u.d = v.type == SY_VALUE_DOUBLE ? v.d : 0.0};
@@ -454,8 +453,8 @@ int syc_ottl_view_walk(const sy_host_api_t *api, sy_view_node_t *root, syc_ottl_
 /* ---- compiling a configured list --------------------------------------------- */
 
 int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
-                          syc_ottl_context_t ctx, bool statements, syc_ottl_list_t *list,
-                          char *err, size_t err_len)
+                          syc_ottl_context_t ctx, bool statements, syc_ottl_list_t *list, char *err,
+                          size_t err_len)
 {
     list->ctx = ctx;
     if (!node || api->cfg_kind(node) == 'n') return 0;

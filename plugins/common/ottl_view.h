@@ -48,8 +48,7 @@ extern const syc_ottl_accessor_t syc_ottl_view_accessor;
 
 /* Points item at node (a resource, scope, span, event, log, metric or data point)
  * and finds its enclosing nodes. */
-void syc_ottl_view_bind(syc_ottl_view_item_t *item, const sy_host_api_t *api,
-                        sy_view_node_t *node);
+void syc_ottl_view_bind(syc_ottl_view_item_t *item, const sy_host_api_t *api, sy_view_node_t *node);
 
 /* Calls fn(node, arg) for every node of the context ctx in the request under
  * root, in order: resources, scopes, spans (and their events), metrics (and their
@@ -76,8 +75,8 @@ typedef struct syc_ottl_list_s {
  * syc_ottl_list_free.
  */
 int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
-                          syc_ottl_context_t ctx, bool statements, syc_ottl_list_t *list,
-                          char *err, size_t err_len);
+                          syc_ottl_context_t ctx, bool statements, syc_ottl_list_t *list, char *err,
+                          size_t err_len);
 void syc_ottl_list_free(syc_ottl_list_t *list);
 
 #endif

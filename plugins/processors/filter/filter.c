@@ -210,8 +210,7 @@ static int filter_consume(void *state, sy_batch_t *batch)
     int rc = syc_ottl_view_walk(api, api->view_root(v), ctx, visit, &run);
     if (rc < 0) {
         api->view_close(v);
-        if (!run.error)
-            SY_LOG(api, s->inst, SY_LOG_ERROR, "failed filtering batch (error %d)", rc);
+        if (!run.error) SY_LOG(api, s->inst, SY_LOG_ERROR, "failed filtering batch (error %d)", rc);
         return rc;
     }
     if (run.dropped) rc = api->view_commit(v);
@@ -220,7 +219,7 @@ static int filter_consume(void *state, sy_batch_t *batch)
         SY_LOG(api, s->inst, SY_LOG_ERROR, "failed committing filtered batch (error %d)", rc);
         return rc;
     }
-    if (run.dropped) api->metric_add(counter, (int64_t)run.dropped);
+    if (run.dropped && counter) api->metric_add(counter, (int64_t)run.dropped);
     api->batch_info(batch, &info);
     if (info.items == 0) {
         api->batch_release(batch); /* everything was dropped: nothing to send */
@@ -263,14 +262,20 @@ static int filter_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
             return rc;
         }
     }
-    s->m_spans = api->metric_register(inst, "processor_filter_spans_filtered",
-                                      "Spans dropped by the filter processor.", SY_METRIC_COUNTER);
-    s->m_points =
-        api->metric_register(inst, "processor_filter_datapoints_filtered",
-                             "Data points dropped by the filter processor.", SY_METRIC_COUNTER);
-    s->m_logs =
-        api->metric_register(inst, "processor_filter_logs_filtered",
-                             "Log records dropped by the filter processor.", SY_METRIC_COUNTER);
+    /* A processor has one instance per pipeline: count only what it can see. */
+    uint32_t sig = api->signals(inst);
+    if (sig & SY_SIGNAL_TRACES)
+        s->m_spans =
+            api->metric_register(inst, "processor_filter_spans_filtered",
+                                 "Spans dropped by the filter processor.", SY_METRIC_COUNTER);
+    if (sig & SY_SIGNAL_METRICS)
+        s->m_points =
+            api->metric_register(inst, "processor_filter_datapoints_filtered",
+                                 "Data points dropped by the filter processor.", SY_METRIC_COUNTER);
+    if (sig & SY_SIGNAL_LOGS)
+        s->m_logs =
+            api->metric_register(inst, "processor_filter_logs_filtered",
+                                 "Log records dropped by the filter processor.", SY_METRIC_COUNTER);
     *state = s;
     return SY_OK;
 nomem:

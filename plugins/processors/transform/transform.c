@@ -36,8 +36,8 @@ static const struct {
     unsigned contexts; /* bit set of the contexts the signal allows */
 } signal_info[S_COUNT] = {
     [S_TRACES] = {"trace_statements", SYC_OTTL_CTX_SPAN,
-                  1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE |
-                      1u << SYC_OTTL_CTX_SPAN | 1u << SYC_OTTL_CTX_SPANEVENT},
+                  1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_SPAN |
+                      1u << SYC_OTTL_CTX_SPANEVENT},
     [S_METRICS] = {"metric_statements", SYC_OTTL_CTX_DATAPOINT,
                    1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE |
                        1u << SYC_OTTL_CTX_METRIC | 1u << SYC_OTTL_CTX_DATAPOINT},
