@@ -249,6 +249,10 @@ static void test_span_edits(void **state)
     assert_int_equal(stmt(span, C, "set(attributes[\"added\"], \"yes\")"), 0);
     assert_int_equal(stmt(span, C, "set(attributes[\"copy\"], attributes[\"nested\"])"), 0);
     assert_int_equal(stmt(span, C, "delete_key(attributes, \"secret\")"), 0);
+    /* a chain of edits of one key applies in order */
+    assert_int_equal(stmt(span, C, "set(attributes[\"chain\"], \"1\")"), 0);
+    assert_int_equal(stmt(span, C, "delete_key(attributes, \"chain\")"), 0);
+    assert_int_equal(stmt(span, C, "set(attributes[\"chain\"], \"3\")"), 0);
     assert_int_equal(stmt(span, C,
                           "replace_pattern(attributes[\"http.route\"], \"c(ar)t\", "
                           "\"x$1\")"),
@@ -268,6 +272,7 @@ static void test_span_edits(void **state)
     assert_true(cond(span, C, "status.message == \"boom\""));
     assert_attr_str(span, "added", "yes");
     assert_attr_str(span, "secret", NULL);
+    assert_attr_str(span, "chain", "3");
     assert_attr_str(span, "http.route", "/xar");
     assert_true(cond(span, C, "attributes[\"copy\"][\"inner\"] == \"deep\""));
     assert_true(cond(span, C, "attributes[\"n\"] == 7"));
