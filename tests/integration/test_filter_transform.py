@@ -202,7 +202,8 @@ def case_traces(args, tmp):
                 if ln.startswith("switchyard_processor_filter_spans_filtered_total{")]
         check(len(line) == 1 and 'pipeline="traces"' in line[0] and line[0].endswith(" 3"),
               "spans_filtered counter (traces pipeline only): %r" % line)
-        r.stop()
+        check(r.stop() == 0, "clean exit")
+        check("Sanitizer" not in r.output(), "no sanitizer report:\n%s" % r.output()[-3000:])
 
 
 def case_logs(args, tmp):
@@ -305,6 +306,7 @@ def case_config_error(args, tmp):
         want = "config.yaml:%d:%d: traces.span[1]: col 15: invalid regex" % (lineno, col)
         check(r.proc.returncode != 0, "bad condition: exit status %s" % r.proc.returncode)
         check(want in out, "bad condition reported as %r:\n%s" % (want, out[-2000:]))
+        check("Sanitizer" not in out, "no sanitizer report")
     finally:
         r.kill()
         r.cleanup()
@@ -321,6 +323,7 @@ def case_config_error(args, tmp):
         want = "config.yaml:%d:%d: trace_statements[0].statements[0]: col 16: expected 'where'" % (lineno, col)
         check(r.proc.returncode != 0, "bad statement: exit status %s" % r.proc.returncode)
         check(want in out, "bad statement reported as %r:\n%s" % (want, out[-2000:]))
+        check("Sanitizer" not in out, "no sanitizer report")
     finally:
         r.kill()
         r.cleanup()
