@@ -17,7 +17,9 @@ the input field by field:
   d. error_mode: a condition failing at run time (indexing a string) drops
      nothing under ignore; under propagate the batch is refused;
   e. config errors: a bad condition and a bad statement fail startup with the
-     file:line:col of the condition's YAML node and the column inside it.
+     file:line:col of the condition's YAML node and the column inside it;
+  f. the legacy include/exclude blocks (strict and regexp) of spans, logs and
+     metrics, and their config errors.
 
     test_filter_transform.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
 """
@@ -329,8 +331,78 @@ def case_config_error(args, tmp):
         r.cleanup()
 
 
+LEGACY = r'''
+spans:
+  include:
+    match_type: regexp
+    services: ["^check"]
+  exclude:
+    match_type: strict
+    span_names: ["GET /health"]
+    attributes:
+      - {key: http.route}
+logs:
+  exclude:
+    match_type: regexp
+    bodies: ["^debug"]
+metrics:
+  include:
+    match_type: strict
+    metric_names: [keep.metric]
+'''
+
+
+def case_legacy(args, tmp):
+    path = os.path.join(tmp, "legacy.json")
+    port = free_port()
+    with Router(args.bin, [args.plugin_dir], config(port, path, LEGACY, "")):
+        base = "http://127.0.0.1:%d/v1/" % port
+        sent = traces([span("GET /health", "0000000000000001", [s_attr("http.route", "/h")]),
+                       span("GET /health", "0000000000000002", []),
+                       span("GET /cart", "0000000000000003", [s_attr("http.route", "/c")])])
+        other = copy.deepcopy(sent)
+        other["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] = "web"
+        check(post_json(base + "traces", sent)[0] == 200, "legacy: traces accepted")
+        check(post_json(base + "traces", other)[0] == 200, "legacy: other service accepted")
+        logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+            {"body": {"stringValue": "debug x"}}, {"body": {"stringValue": "info y"}}]}]}]}
+        check(post_json(base + "logs", logs)[0] == 200, "legacy: logs accepted")
+        ms = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": n, "gauge": {"dataPoints": [{"asInt": "1"}]}}
+            for n in ("keep.metric", "other.metric")]}]}]}
+        check(post_json(base + "metrics", ms)[0] == 200, "legacy: metrics accepted")
+        lines = wait_lines(path, 3)
+        time.sleep(0.3)
+        lines = read_lines(path)
+        names = [s["name"] for ln in lines for rs in ln.get("resourceSpans", [])
+                 for ss in rs["scopeSpans"] for s in ss["spans"]]
+        check(names == ["GET /health", "GET /cart"],
+              "legacy spans: service included, /health with http.route excluded: %r" % names)
+        bodies = [r["body"]["stringValue"] for ln in lines for rl in ln.get("resourceLogs", [])
+                  for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+        check(bodies == ["info y"], "legacy logs: %r" % bodies)
+        mnames = [m["name"] for ln in lines for rm in ln.get("resourceMetrics", [])
+                  for sm in rm["scopeMetrics"] for m in sm["metrics"]]
+        check(mnames == ["keep.metric"], "legacy metrics: %r" % mnames)
+    # both forms for one signal, and a bad regex, are refused at startup
+    for bad, want in (
+            ("spans:\n  exclude:\n    match_type: strict\n    span_names: [a]\n"
+             "traces:\n  span: ['name == \"b\"']\n",
+             "cannot use ottl conditions and include/exclude for spans at the same time"),
+            ("logs:\n  include:\n    match_type: regexp\n    bodies: [\"(\"]\n",
+             "logs.include.bodies: invalid regex")):
+        text = config(free_port(), path, bad, "")
+        r = Router(args.bin, [args.plugin_dir], text, wait=False)
+        try:
+            wait_for("exit", lambda: r.proc.poll() is not None, 15)
+            check(r.proc.returncode != 0 and want in r.output() and "config.yaml:" in r.output(),
+                  "legacy config error %r:\n%s" % (want, r.output()[-1500:]))
+        finally:
+            r.cleanup()
+
+
 CASES = {"traces": case_traces, "logs": case_logs, "metrics": case_metrics,
-         "error_mode": case_error_mode, "config_error": case_config_error}
+         "error_mode": case_error_mode, "config_error": case_config_error, "legacy": case_legacy}
 
 
 def main():

@@ -15,6 +15,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "filter_legacy.h"
 #include "ottl.h"
 #include "ottl_view.h"
 
@@ -27,7 +28,20 @@ enum { L_SPAN, L_SPANEVENT, L_METRIC, L_DATAPOINT, L_LOG, L_COUNT };
 typedef struct filter_config_s {
     int error_mode;
     const sy_cfg_node_t *lists[L_COUNT];
+    const sy_cfg_node_t *legacy[3][2]; /* spans, logs, metrics x include, exclude */
 } filter_config_t;
+
+/* The legacy blocks: which kind, which key, and the list their condition joins. */
+static const struct {
+    filter_legacy_kind_t kind;
+    const char *what;
+    int list;
+    int first, last; /* the OTTL lists of the same signal */
+} legacy_info[3] = {
+    {FL_SPANS, "spans", L_SPAN, L_SPAN, L_SPANEVENT},
+    {FL_LOGS, "logs", L_LOG, L_LOG, L_LOG},
+    {FL_METRICS, "metrics", L_METRIC, L_METRIC, L_DATAPOINT},
+};
 
 static const struct {
     const char *key;
@@ -68,6 +82,18 @@ static const sy_config_field_t filter_fields[] = {
      .type = SY_CFG_RAW,
      .offset = offsetof(filter_config_t, lists[L_LOG]),
      .description = "OTTL conditions on each log record."},
+#define LEGACY(key, i, j, what)                                                             \
+    {                                                                                       \
+        .name = key, .type = SY_CFG_RAW, .offset = offsetof(filter_config_t, legacy[i][j]), \
+        .description = "Legacy " what " block (match_type strict or regexp)."               \
+    }
+    LEGACY("spans.include", 0, 0, "include"),
+    LEGACY("spans.exclude", 0, 1, "exclude"),
+    LEGACY("logs.include", 1, 0, "include"),
+    LEGACY("logs.exclude", 1, 1, "exclude"),
+    LEGACY("metrics.include", 2, 0, "include"),
+    LEGACY("metrics.exclude", 2, 1, "exclude"),
+#undef LEGACY
 };
 
 typedef struct filter_state_s {
@@ -238,6 +264,38 @@ static void filter_destroy(void *state)
     free(s);
 }
 
+/* Compiles the condition made of legacy block k and appends it to its list;
+ * refuses it next to OTTL conditions of the same signal, as the collector does. */
+static int add_legacy(filter_state_t *s, int k, const char *cond, char *err, size_t err_len)
+{
+    const sy_host_api_t *api = s->api;
+    const sy_cfg_node_t *at = s->cfg->legacy[k][0] ? s->cfg->legacy[k][0] : s->cfg->legacy[k][1];
+    for (int l = legacy_info[k].first; l <= legacy_info[k].last; l++)
+        if (s->lists[l].count) {
+            snprintf(err, err_len,
+                     "%s: cannot use ottl conditions and include/exclude for %s at the same time",
+                     api->cfg_where(at), legacy_info[k].what);
+            return SY_EINVAL;
+        }
+    syc_ottl_list_t *list = &s->lists[legacy_info[k].list];
+    syc_ottl_error_t e = {0};
+    syc_ottl_prog_t *p = syc_ottl_compile_condition(cond, strlen(cond), list->ctx, &e);
+    if (!p) {
+        snprintf(err, err_len, "%s: %s: %s (in the condition made of it: %s)", api->cfg_where(at),
+                 legacy_info[k].what, e.msg, cond);
+        return SY_EINVAL;
+    }
+    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
+    if (!progs) {
+        syc_ottl_free(p);
+        return SY_ENOMEM;
+    }
+    list->progs = progs;
+    progs[list->count++] = p;
+    SY_LOG(api, s->inst, SY_LOG_DEBUG, "%s include/exclude as OTTL: %s", legacy_info[k].what, cond);
+    return 0;
+}
+
 static int filter_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                          void **state)
 {
@@ -256,6 +314,20 @@ static int filter_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
         char err[512] = "";
         int rc = syc_ottl_list_compile(api, s->cfg->lists[l], list_info[l].key, list_info[l].ctx,
                                        false, &s->lists[l], err, sizeof err);
+        if (rc < 0) {
+            if (err[0]) api->log(inst, SY_LOG_ERROR, "%s", err);
+            filter_destroy(s);
+            return rc;
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        char err[512] = "";
+        char *cond = NULL;
+        int rc = filter_legacy_condition(api, legacy_info[k].kind, legacy_info[k].what,
+                                         s->cfg->legacy[k][0], s->cfg->legacy[k][1], &cond, err,
+                                         sizeof err);
+        if (rc == 0 && cond) rc = add_legacy(s, k, cond, err, sizeof err);
+        free(cond);
         if (rc < 0) {
             if (err[0]) api->log(inst, SY_LOG_ERROR, "%s", err);
             filter_destroy(s);
