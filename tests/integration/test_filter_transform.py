@@ -395,7 +395,8 @@ def case_legacy(args, tmp):
         r = Router(args.bin, [args.plugin_dir], text, wait=False)
         try:
             wait_for("exit", lambda: r.proc.poll() is not None, 15)
-            check(r.proc.returncode != 0 and want in r.output() and "config.yaml:" in r.output(),
+            check(r.proc.returncode != 0 and want in r.output() and "config.yaml:" in r.output()
+                  and "Sanitizer" not in r.output(),
                   "legacy config error %r:\n%s" % (want, r.output()[-1500:]))
         finally:
             r.cleanup()
