@@ -18,7 +18,9 @@ the input field by field:
      nothing under ignore; under propagate the batch is refused;
   e. config errors: a bad condition and a bad statement fail startup with the
      file:line:col of the condition's YAML node and the column inside it;
-  f. the legacy include/exclude blocks (strict and regexp) of spans, logs and
+  f. transform error_mode: ignore (default) and silent go on with the next
+     statement, propagate refuses the batch;
+  g. the legacy include/exclude blocks (strict and regexp) of spans, logs and
      metrics, and their config errors.
 
     test_filter_transform.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
@@ -292,6 +294,36 @@ def case_error_mode(args, tmp):
                 check("failed processing batch" in r.output(), "propagate logs the error")
 
 
+def case_transform_error_mode(args, tmp):
+    """transform: a statement failing at run time; its default error_mode is ignore."""
+    stmts = ('trace_statements:\n  - set(attributes["x"], attributes["s"]["y"])\n'
+             '  - set(attributes["after"], "yes")\n')
+    for mode in (None, "silent", "propagate"):
+        path = os.path.join(tmp, "terr_%s.json" % mode)
+        port = free_port()
+        tcfg = stmts + ("error_mode: %s\n" % mode if mode else "")
+        with Router(args.bin, [args.plugin_dir], config(port, path, "", tcfg)) as r:
+            url = "http://127.0.0.1:%d/v1/traces" % port
+            st, _, _ = post_json(url, traces([span("a", "0000000000000001",
+                                                   [s_attr("s", "str")])]))
+            check(st == 200, "transform %s: accepted" % mode)
+            time.sleep(0.6)
+            lines = read_lines(path)
+            if mode == "propagate":
+                check(not lines, "transform propagate: batch refused")
+                check("failed processing batch" in r.output(), "transform propagate: logged")
+                continue
+            check(len(lines) == 1, "transform %s: written" % mode)
+            if lines:
+                a = attrs_dict(lines[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+                               ["attributes"])
+                check(a == {"s": {"stringValue": "str"}, "after": {"stringValue": "yes"}},
+                      "transform %s: next statement ran, failed one changed nothing: %r"
+                      % (mode, a))
+            check(("going on" in r.output()) == (mode is None),
+                  "transform %s: logged only under ignore" % mode)
+
+
 def case_config_error(args, tmp):
     path = os.path.join(tmp, "cfg.json")
     bad_filter = 'traces:\n  span:\n    - name == "a"\n    - IsMatch(name, "(")\n'
@@ -403,7 +435,7 @@ def case_legacy(args, tmp):
 
 
 CASES = {"traces": case_traces, "logs": case_logs, "metrics": case_metrics,
-         "error_mode": case_error_mode, "config_error": case_config_error, "legacy": case_legacy}
+         "error_mode": case_error_mode, "transform_error_mode": case_transform_error_mode, "config_error": case_config_error, "legacy": case_legacy}
 
 
 def main():
