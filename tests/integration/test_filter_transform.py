@@ -11,7 +11,7 @@ the input field by field:
      attributes set / deleted / replaced, resource attribute), every other field
      identical to what was sent; a request whose spans are all dropped writes
      nothing;
-  b. logs: log_record conditions, set(body), replace_pattern, keep_keys;
+  b. logs: log_record conditions, set(body) where IsMatch(...), keep_keys;
   c. metrics: a metric dropped by name, a data point by value, transform on
      datapoint attributes and metric description;
   d. error_mode: a condition failing at run time (indexing a string) drops
