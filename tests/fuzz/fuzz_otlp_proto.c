@@ -67,7 +67,7 @@ static void counting_free(void *data, void *ptr)
 static void check_json(sy_signal_t signal, const uint8_t *body, size_t size, const void *req)
 {
     const ProtobufCMessageDescriptor *desc = sy__signal_request_descriptor(signal);
-    size_t jlen, rlen;
+    size_t jlen = 0, rlen = 0;
     unsigned merges;
     char *json = syc_otlp_json_from_wire(desc, body, size, &jlen, &merges);
     char *ref = ref_otlp_json_encode(req, &rlen);
