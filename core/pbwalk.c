@@ -22,6 +22,7 @@
 #endif
 
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "otlp_json_map.h" /* syc__wire_type_of */
 #include "utf8.h"
 #include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
@@ -88,32 +89,6 @@ static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
     return NULL;
 }
 
-/* The wire type a scalar field of `type` is written with when not packed. */
-static int wire_type_of(ProtobufCType type)
-{
-    switch (type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_BOOL:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 0;
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 1;
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-        return 5;
-    default:
-        return 2;
-    }
-}
-
 /*
  * What an occurrence of field f (NULL if the message has no such field) with
  * wire type wt (0, 1, 2 or 5) asks: what protobuf_c_message_unpack() accepts is
@@ -122,7 +97,7 @@ static int wire_type_of(ProtobufCType type)
 static pb_action_t classify(const ProtobufCFieldDescriptor *f, int wt)
 {
     if (!f) return PB_UNKNOWN;
-    int want = wire_type_of(f->type);
+    int want = syc__wire_type_of(f->type);
     if (wt == want) {
         switch (f->type) {
         case PROTOBUF_C_TYPE_MESSAGE:
