@@ -132,7 +132,7 @@ const tracer = tracerProvider.getTracer('scrub-tracer', '0.4.0');
 const logExporter = watch('logs', new OTLPLogExporter({ url: url('logs'), timeoutMillis: EXPORT_TIMEOUT_MS }), recordLogs);
 const loggerProvider = new LoggerProvider({
   resource,
-  processors: [new BatchLogRecordProcessor(logExporter, { scheduledDelayMillis: 100, exportTimeoutMillis: EXPORT_TIMEOUT_MS })],
+  processors: [new BatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: 100, exportTimeoutMillis: EXPORT_TIMEOUT_MS })],
 });
 const logger = loggerProvider.getLogger('scrub-logger', '0.5.0');
 
