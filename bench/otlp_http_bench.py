@@ -85,11 +85,11 @@ class Router:
     """A switchyard process started with one config, its stderr drained by a thread
     (the debug exporter writes there; a full pipe would stall the router)."""
 
-    def __init__(self, build, config, cpu=None, timeout=10.0):
+    def __init__(self, build, config, cpu=None, timeout=10.0, **env_extra):
         self.port = free_port()
         self.metrics_port = free_port()
         env = dict(os.environ, SY_BENCH_PORT=str(self.port),
-                   SY_BENCH_METRICS_PORT=str(self.metrics_port))
+                   SY_BENCH_METRICS_PORT=str(self.metrics_port), **env_extra)
         argv = [os.path.join(build, "bin", "switchyard"), "--config", config]
         pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         self.tail = []
@@ -160,11 +160,26 @@ def run_loadgen(build, url, duration, connections, gzip, cpu, extra):
     return res
 
 
+def needs_sink(config):
+    """A config that sends on (an otlphttp exporter) names SY_BENCH_SINK: it gets a
+    second router, bench/configs/otlp_http_nop.yaml (OTLP/HTTP -> nop), as its sink."""
+    with open(config) as f:
+        return "SY_BENCH_SINK" in f.read()
+
+
+def start_sink(build, config, cpu):
+    if not needs_sink(config):
+        return None, {}
+    sink = Router(build, os.path.join(HERE, "configs", "otlp_http_nop.yaml"), cpu=cpu)
+    return sink, {"SY_BENCH_SINK": f"127.0.0.1:{sink.port}"}
+
+
 def measure_ready(build, config, runs):
     """Start-to-ready times (ms) and idle RSS (kB) over several starts, unpinned."""
     ready, rss, rss_1s = [], [], []
+    sink, env = start_sink(build, config, None)
     for i in range(runs):
-        r = Router(build, config)
+        r = Router(build, config, **env)
         ready.append(r.ready_s * 1e3)
         rss.append(proc_status(r.pid, "VmRSS"))
         if i == 0:
@@ -173,6 +188,8 @@ def measure_ready(build, config, runs):
         rc = r.stop()
         if rc != 0:
             raise RuntimeError(f"switchyard exited {rc} on SIGTERM:\n" + "\n".join(r.tail[-20:]))
+    if sink is not None:
+        sink.stop()
     return {"ready_ms_median": statistics.median(ready), "ready_ms_min": min(ready),
             "ready_ms_max": max(ready), "idle_rss_kb_median": statistics.median(rss),
             "idle_rss_kb_after_1s": rss_1s[0], "runs": runs}
@@ -180,7 +197,10 @@ def measure_ready(build, config, runs):
 
 def measure_load(build, config, duration, connections, gzip, cpus, extra):
     router_cpu, loadgen_cpu = cpus
-    r = Router(build, config, cpu=router_cpu)
+    # The sink (if the config has one) shares loadgen's CPU; its CPU time is not
+    # counted.
+    sink, env = start_sink(build, config, loadgen_cpu)
+    r = Router(build, config, cpu=router_cpu, **env)
     url = f"http://127.0.0.1:{r.port}/v1/traces"
     try:
         time.sleep(0.2)
@@ -195,6 +215,10 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         hwm = proc_status(r.pid, "VmHWM")
     finally:
         rc = r.stop()
+        if sink is not None:
+            sink_rc = sink.stop()
+            if sink_rc != 0:
+                rc = rc or 100 + sink_rc
     cpu = cpu1 - cpu0
     res = {
         "config": os.path.basename(config), "connections": connections, "gzip": gzip,
@@ -243,6 +267,8 @@ def main():
     ap.add_argument("--connections", default="1,4")
     ap.add_argument("--gzip", default="off,on", help="off, on, or off,on")
     ap.add_argument("--loadgen-args", default="", help="more loadgen options, one string")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the load table this many times, the variants alternating")
     ap.add_argument("--json", help="also write every result to this file as JSON lines")
     args = ap.parse_args()
 
@@ -280,11 +306,12 @@ def main():
     print("| config | conns | gzip | spans/CPU-s | spans/s | router CPU | req/s | refused | "
           "errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS kB | loadgen CPU | router waiting | exit |")
     print("| " + " | ".join(["---"] * 18) + " |")
-    for v in variants:
+    for v, rep in [(v, rep) for rep in range(args.repeat) for v in variants]:
         for c in conns:
             for g in gzips:
                 r = measure_load(build, cfg(v), args.duration, c, g, pin, extra)
                 r["kind"] = "load"
+                r["repeat"] = rep
                 results.append(r)
                 lg = r["loadgen"]
                 spc = fmt_k(r["spans_per_cpu_s"]) if r["spans_per_cpu_s"] else "n/a"
