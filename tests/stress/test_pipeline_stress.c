@@ -57,8 +57,18 @@ static void read_report(const char *path, unsigned long long v[6])
 
 /* The registry of metrics is process-wide and keyed by name and labels, so each
  * test uses IDs of its own: `sfx` is appended to every component ID. */
+/* The refusals counted at both generators so far. */
+static int64_t refusals(sy__router_t *r, const char *gen_a, const char *gen_b)
+{
+    return sy__metric_value(find(r, gen_a)->metrics[0].failed) +
+           sy__metric_value(find(r, gen_b)->metrics[0].failed);
+}
+
+/* With `gate` (a file path the slow sink waits for), the sink declines everything
+ * until the generators have been refused, then the gate opens: the push-back is
+ * seen however fast or slow this build makes the generators. */
 static void run(const char *yaml, const char *sfx, int64_t spans, const char *report_a,
-                const char *report_b, bool expect_refusals)
+                const char *report_b, bool expect_refusals, const char *gate)
 {
     sy__diag_t diag;
     sy__diag_init(&diag);
@@ -72,14 +82,21 @@ static void run(const char *yaml, const char *sfx, int64_t spans, const char *re
     snprintf(id[1], sizeof(id[1]), "testsink/b%s", sfx);
     snprintf(id[2], sizeof(id[2]), "testgen/a%s", sfx);
     snprintf(id[3], sizeof(id[3]), "testgen/b%s", sfx);
+    if (gate) {
+        for (int i = 0; i < 6000 && refusals(r, id[2], id[3]) == 0; i++)
+            usleep(10000);
+        FILE *g = fopen(gate, "w");
+        assert_non_null(g);
+        fclose(g);
+    }
     assert_int_equal(wait_sent(r, id[0], spans, 120), spans);
     assert_int_equal(wait_sent(r, id[1], spans, 120), spans);
-    int64_t refused = sy__metric_value(find(r, id[2])->metrics[0].failed) +
-                      sy__metric_value(find(r, id[3])->metrics[0].failed);
+    int64_t refused = refusals(r, id[2], id[3]);
     fprintf(stderr, "spans=%lld refused-at-receivers=%lld\n", (long long)spans, (long long)refused);
     if (expect_refusals) assert_true(refused > 0);
     assert_int_equal(sy__router_close(r), 0);
     sy__diag_free(&diag);
+    if (gate) unlink(gate);
 
     const char *reports[2] = {report_a, report_b};
     for (int i = 0; i < 2; i++) {
@@ -118,7 +135,7 @@ static void test_fan_in_fan_out_fast(void **state)
     char a[64], b[64];
     snprintf(a, sizeof(a), "/tmp/sy_stress_a.%d", (int)getpid());
     snprintf(b, sizeof(b), "/tmp/sy_stress_b.%d", (int)getpid());
-    run(yaml, "1", 3000 * 40, a, b, false);
+    run(yaml, "1", 3000 * 40, a, b, false, NULL);
 }
 
 static void test_back_pressure_slow_exporter(void **state)
@@ -146,7 +163,7 @@ static void test_back_pressure_slow_exporter(void **state)
     char a[64], b[64];
     snprintf(a, sizeof(a), "/tmp/sy_bp_a.%d", (int)getpid());
     snprintf(b, sizeof(b), "/tmp/sy_bp_b.%d", (int)getpid());
-    run(yaml, "2", 700 * 5, a, b, true);
+    run(yaml, "2", 700 * 5, a, b, true, NULL);
 }
 
 static void test_item_bound_pushes_back(void **state)
@@ -154,28 +171,29 @@ static void test_item_bound_pushes_back(void **state)
     (void)state;
     /* Large batches (3000 spans): the queues fill by their item bound long before
      * their 128-batch capacity, and the generators are refused all the same. The
-     * slow sink takes 60 ms a batch, so that even a sanitizer build on a loaded
-     * machine makes batches faster than it drains them. */
-    char yaml[2048];
+     * slow sink holds its gate shut until they have been: a timing-free way to
+     * make the queues fill in any build on any machine. */
+    char yaml[2048], a[64], b[64], gate[64];
+    snprintf(a, sizeof(a), "/tmp/sy_ib_a.%d", (int)getpid());
+    snprintf(b, sizeof(b), "/tmp/sy_ib_b.%d", (int)getpid());
+    snprintf(gate, sizeof(gate), "/tmp/sy_ib_gate.%d", (int)getpid());
+    unlink(gate);
     snprintf(yaml, sizeof(yaml),
              "receivers:\n"
              "  testgen/a3: {count: 40, spans: 3000}\n"
              "  testgen/b3: {count: 40, spans: 3000, first_seq: 200000}\n"
              "exporters:\n"
-             "  testsink/a3: {verify: true, max_seq: 400000, delay: 60ms, report_path: "
-             "/tmp/sy_ib_a.%d}\n"
-             "  testsink/b3: {verify: true, max_seq: 400000, report_path: /tmp/sy_ib_b.%d}\n"
+             "  testsink/a3: {verify: true, max_seq: 400000, delay: 5ms, gate_path: %s, "
+             "report_path: %s}\n"
+             "  testsink/b3: {verify: true, max_seq: 400000, report_path: %s}\n"
              "service:\n"
              "  telemetry: {logs: {level: warn}}\n"
              "  pipelines:\n"
              "    traces:\n"
              "      receivers: [testgen/a3, testgen/b3]\n"
              "      exporters: [testsink/a3, testsink/b3]\n",
-             (int)getpid(), (int)getpid());
-    char a[64], b[64];
-    snprintf(a, sizeof(a), "/tmp/sy_ib_a.%d", (int)getpid());
-    snprintf(b, sizeof(b), "/tmp/sy_ib_b.%d", (int)getpid());
-    run(yaml, "3", 80 * 3000, a, b, true);
+             gate, a, b);
+    run(yaml, "3", 80 * 3000, a, b, true, gate);
 }
 
 int main(void)

@@ -20,6 +20,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <switchyard/plugin.h>
@@ -32,6 +33,7 @@ typedef struct cfg_s {
     bool verify;
     int64_t max_seq;
     char *counts_path;
+    char *gate_path;
     bool digest;
 } cfg_t;
 
@@ -43,6 +45,8 @@ static const sy_config_field_t fields[] = {
      "decode and check span sequence numbers", NULL},
     {"max_seq", SY_CFG_INT, offsetof(cfg_t, max_seq), "1000000", false,
      "highest sequence number expected", NULL},
+    {"gate_path", SY_CFG_STRING, offsetof(cfg_t, gate_path), NULL, false,
+     "decline every batch until this file exists (a test opens the gate)", NULL},
     {"counts_path", SY_CFG_STRING, offsetof(cfg_t, counts_path), NULL, false,
      "file the arrivals of each sequence number are written to at shutdown (with verify)", NULL},
     {"digest", SY_CFG_BOOL, offsetof(cfg_t, digest), "false", false,
@@ -59,6 +63,8 @@ typedef struct sink_s {
     uint8_t *seen;     /* arrivals of each sequence number, saturating at 255 */
     uint64_t names[3]; /* spans whose name has 0, 1, 2 or more "mut." prefixes */
     uint64_t span_hash, bytes_hash;
+    sy_timer_t *gate_timer; /* polls for gate_path while the gate is shut */
+    bool gate_open;
 } sink_t;
 
 #define FNV_OFFSET 14695981039346656037ull
@@ -148,9 +154,29 @@ static void done_waiting(void *arg)
     s->api->ready(s->inst);
 }
 
+/* While the gate is shut, look for its file every 10 ms; once it is there, the
+ * host is told to offer the declined batch again. */
+static void gate_check(void *arg)
+{
+    sink_t *s = arg;
+    if (access(s->cfg->gate_path, F_OK) != 0) return;
+    s->gate_open = true;
+    s->api->timer_stop(s->gate_timer);
+    s->gate_timer = NULL;
+    s->api->ready(s->inst);
+}
+
 static int sink_consume(void *state, sy_batch_t *b)
 {
     sink_t *s = state;
+    if (s->cfg->gate_path && !s->gate_open) {
+        if (access(s->cfg->gate_path, F_OK) == 0) {
+            s->gate_open = true;
+        } else {
+            if (!s->gate_timer) s->gate_timer = s->api->timer_start(s->inst, 10, 10, gate_check, s);
+            return SY_EAGAIN;
+        }
+    }
     if (s->cfg->delay_ns <= 0) {
         take(s, b);
         return SY_OK;
@@ -184,6 +210,8 @@ static void sink_shutdown(void *state)
     sink_t *s = state;
     if (s->timer) s->api->timer_stop(s->timer);
     s->timer = NULL;
+    if (s->gate_timer) s->api->timer_stop(s->gate_timer);
+    s->gate_timer = NULL;
     if (s->busy) take(s, s->busy); /* finishing in-flight work is what a drain means */
     s->busy = NULL;
     if (s->cfg->report_path) {
