@@ -13,6 +13,11 @@ Both files must hold every string byte for byte: the JSON lines as "\\u0000"
 escapes that json.loads() turns back into the same strings, the protobuf
 records with the NUL bytes in place.
 
+Then the same three requests go to the debug exporter with `verbosity: normal`
+and with `verbosity: detailed`: every string comes out whole, each NUL byte as
+the six characters "\\u0000" (plugins/exporters/debug/README.md), and no raw NUL
+byte is written.
+
     test_nul_strings.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
 
 Python standard library only; every wait is bounded.
@@ -124,6 +129,69 @@ def pb_traces():
     return field_len(1, field_len(2, field_len(2, span)))
 
 
+def debug_config(port, verbosity):
+    return """receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:%d
+exporters:
+  debug:
+    verbosity: %s
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug]}
+    logs: {receivers: [otlp], exporters: [debug]}
+""" % (port, verbosity)
+
+
+# What each verbosity must write for the three requests: the strings whole, a NUL
+# as the six characters \u0000.
+TID = TRACE_ID.hex().encode()
+DEBUG_EXPECT = {
+    "normal": [
+        b"\na\\u0000b " + TID + b" 0102030405060708 attr=x\\u0000y k\\u0000ey=\\u0000\n",
+        b"\np\\u0000q " + TID + b" 090a0b0c0d0e0f10 attr=v\\u0000w\n",
+        b"\nl\\u0000m \n",
+    ],
+    "detailed": [
+        b"\n    Name           : a\\u0000b\n",
+        b"\n     -> attr: Str(x\\u0000y)\n",
+        b"\n     -> k\\u0000ey: Str(\\u0000)\n",
+        b"\n    Name           : p\\u0000q\n",
+        b"\n     -> attr: Str(v\\u0000w)\n",
+        b"\nBody: Str(l\\u0000m)\n",
+    ],
+}
+
+
+def case_debug(args, verbosity):
+    port = free_port()
+    with Router(args.bin, [args.plugin_dir], debug_config(port, verbosity)) as r:
+        for signal, body, ctype in (
+                ("traces", json.dumps(JSON_TRACES).encode(), "application/json"),
+                ("logs", json.dumps(JSON_LOGS).encode(), "application/json"),
+                ("traces", pb_traces(), "application/x-protobuf")):
+            st, data = post(port, signal, body, ctype)
+            check(st == 200, "debug %s: %s accepted (got %d %r)" % (verbosity, signal, st, data))
+        want = DEBUG_EXPECT[verbosity]
+        deadline = time.monotonic() + 10
+        out = b""
+        while time.monotonic() < deadline:
+            out = r.output_bytes()
+            if all(w in out for w in want):
+                break
+            time.sleep(0.05)
+        for w in want:
+            check(w in out, "debug %s: writes %r" % (verbosity, w.strip()))
+        check(b"\x00" not in out, "debug %s: no raw NUL byte written" % verbosity)
+        if check.failures:
+            print(out.decode("utf-8", "replace")[-4000:])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
@@ -193,6 +261,9 @@ def main():
     check(keys == [b"attr", b"attr", b"k\x00ey"], "proto file: keys intact (got %r)" % keys)
     bodies = [b for rec in logs for b in pb_get(rec, 1, 2, 2, 5, 1)]
     check(bodies == [b"l\x00m"], "proto file: log body intact (got %r)" % bodies)
+
+    for verbosity in ("normal", "detailed"):
+        case_debug(args, verbosity)
 
     if check.failures:
         print("%d check(s) failed" % len(check.failures))

@@ -133,6 +133,8 @@ static void write_out(FILE *f, const dbg_buf_t *b)
 static int debug_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                         void **state)
 {
+    /* normal and detailed read batches through the view (ABI 1.1). */
+    if (!SY_API_HAS(api, view_build_abort)) return SY_ENOTSUP;
     debug_state_t *s = calloc(1, sizeof(*s));
     if (!s) return SY_ENOMEM;
     s->api = api;
@@ -150,7 +152,7 @@ static int debug_start(void *state)
 }
 
 /*
- * Writes one batch and releases it. Never fails: a batch that does not decode is
+ * Writes one batch and releases it. Never fails: a batch that cannot be read is
  * reported in a warning and dropped, as there is nothing to retry.
  */
 static int debug_consume(void *state, sy_batch_t *batch)
@@ -168,40 +170,59 @@ static int debug_consume(void *state, sy_batch_t *batch)
     sy_batch_info_t info;
     api->batch_info(batch, &info);
     char summary[256];
-    const void *req = NULL;
-    /* Basic verbosity needs only counts: take them from the encoded bytes when the
-     * batch has no decoded form yet, rather than decoding every batch (which costs
-     * CPU and, under load, hundreds of megabytes of decoded batches in flight). */
-    bool counted = false;
-    if (s->cfg->verbosity == VERBOSITY_BASIC && info.has_encoded && !info.has_decoded) {
-        size_t len = 0;
-        const uint8_t *bytes = api->batch_encoded(batch, &len);
-        counted = bytes && dbg_summary_encoded(info.signal, info.items, bytes, len, summary,
-                                               sizeof(summary)) == 0;
-    }
-    if (!counted) req = api->batch_request(batch);
-    if (!counted && !req) {
-        SY_LOG(api, s->inst, SY_LOG_WARN,
-               "could not decode a batch of %" PRIu64 " items; not written", info.items);
-        api->batch_release(batch);
-        return SY_OK;
-    }
-
-    if (!counted) dbg_summary(info.signal, req, summary, sizeof(summary));
     dbg_buf_t b;
     dbg_buf_init(&b, OUTPUT_LIMIT);
+    b.api = api;
+    sy_view_t *view = NULL;
+    const uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (s->cfg->verbosity == VERBOSITY_BASIC) {
+        /* Basic verbosity needs only counts: take them from the encoded bytes when
+         * the batch has no decoded form yet, rather than decoding every batch (which
+         * costs CPU and, under load, hundreds of megabytes of decoded batches in
+         * flight). */
+        bool counted = false;
+        if (info.has_encoded && !info.has_decoded) {
+            bytes = api->batch_encoded(batch, &len);
+            counted = bytes && dbg_summary_encoded(info.signal, info.items, bytes, len, summary,
+                                                   sizeof(summary)) == 0;
+        }
+        const void *req = counted ? NULL : api->batch_request(batch);
+        if (!counted && !req) {
+            SY_LOG(api, s->inst, SY_LOG_WARN,
+                   "could not decode a batch of %" PRIu64 " items; not written", info.items);
+            api->batch_release(batch);
+            return SY_OK;
+        }
+        if (!counted) dbg_summary(info.signal, req, summary, sizeof(summary));
+    } else {
+        /* normal and detailed read through the view: strings are pointer and
+         * length into the encoded bytes (NUL bytes kept), and nothing is decoded. */
+        view = api->view_open(batch);
+        bytes = view ? api->batch_encoded(batch, &len) : NULL;
+        if (!view || !bytes) {
+            SY_LOG(api, s->inst, SY_LOG_WARN,
+                   "could not read a batch of %" PRIu64 " items; not written", info.items);
+            if (view) api->view_close(view);
+            api->batch_release(batch);
+            return SY_OK;
+        }
+        dbg_summary_view(&b, info.signal, view, summary, sizeof(summary));
+    }
+
     if (internal)
         api->log(s->inst, SY_LOG_INFO, "%s", summary);
     else {
         put_prefix(s, &b);
         dbg_buf_printf(&b, "%s\n", summary);
     }
-    if (s->cfg->verbosity != VERBOSITY_BASIC) {
+    if (view) {
         put_prefix(s, &b);
         if (s->cfg->verbosity == VERBOSITY_DETAILED)
-            dbg_format_detailed(&b, info.signal, req);
+            dbg_format_detailed(&b, info.signal, view, bytes, len);
         else
-            dbg_format_normal(&b, info.signal, req);
+            dbg_format_normal(&b, info.signal, view);
+        api->view_close(view);
         if (b.truncated) {
             /* Lift the bound for the one note that says the text was cut. */
             b.truncated = false;

@@ -241,43 +241,61 @@ void dbg_put_time(dbg_buf_t *b, uint64_t ns)
 }
 
 /* A trace or span ID as pdata prints it: lower-case hex, empty when all zero. */
-void dbg_put_id(dbg_buf_t *b, const ProtobufCBinaryData *id)
+void dbg_put_id(dbg_buf_t *b, const sy_value_t *id)
 {
     static const char hex[] = "0123456789abcdef";
+    if (id->type != SY_VALUE_BYTES || !id->bytes) return;
     size_t n = id->len > 32 ? 32 : id->len; /* IDs are 16 or 8 bytes; bound junk */
     bool zero = true;
     for (size_t i = 0; i < n; i++)
-        if (id->data[i]) zero = false;
+        if (id->bytes[i]) zero = false;
     if (zero) return;
     for (size_t i = 0; i < n; i++) {
-        char c[2] = {hex[id->data[i] >> 4], hex[id->data[i] & 15]};
+        char c[2] = {hex[id->bytes[i] >> 4], hex[id->bytes[i] & 15]};
         dbg_buf_put(b, c, 2);
     }
 }
 
 /* ------------------------------------------------------------------------ */
-/* Values                                                                    */
+/* Strings and values                                                        */
 /* ------------------------------------------------------------------------ */
+
+void dbg_put_str(dbg_buf_t *b, const char *s, size_t n)
+{
+    if (!s) return;
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\0') continue;
+        dbg_buf_put(b, s + from, i - from);
+        dbg_buf_put(b, "\\u0000", 6);
+        from = i + 1;
+    }
+    dbg_buf_put(b, s + from, n - from);
+}
+
+void dbg_put_sv(dbg_buf_t *b, const sy_value_t *v)
+{
+    if (v->type == SY_VALUE_STRING) dbg_put_str(b, v->str, v->len);
+}
 
 #define VALUE_MAX_DEPTH 32 /* deeper maps and slices are written as "..." */
 
-const char *dbg_value_type(const pb_any_t *v)
+const char *dbg_value_type(const sy_value_t *v)
 {
-    if (!v) return "Empty";
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    switch (v->type) {
+    case SY_VALUE_STRING:
         return "Str";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    case SY_VALUE_BOOL:
         return "Bool";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    case SY_VALUE_INT:
         return "Int";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+    case SY_VALUE_DOUBLE:
         return "Double";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+    case SY_VALUE_ARRAY:
         return "Slice";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+    case SY_VALUE_MAP:
         return "Map";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    case SY_VALUE_BYTES:
         return "Bytes";
     default:
         return "Empty";
@@ -287,6 +305,7 @@ const char *dbg_value_type(const pb_any_t *v)
 static void put_base64(dbg_buf_t *b, const uint8_t *d, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!d) return;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t w = (uint32_t)d[i] << 16;
         if (i + 1 < n) w |= (uint32_t)d[i + 1] << 8;
@@ -297,13 +316,16 @@ static void put_base64(dbg_buf_t *b, const uint8_t *d, size_t n)
     }
 }
 
-/* A JSON string as Go's encoding/json writes it, HTML characters escaped. */
-static void put_json_string(dbg_buf_t *b, const char *s)
+/* A JSON string as Go's encoding/json writes it, HTML characters escaped (a NUL
+ * byte, as every control byte, as \u00XX). */
+static void put_json_string(dbg_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    if (!s) n = 0;
     dbg_buf_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        unsigned char c = *p;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             dbg_buf_put(b, e, 2);
@@ -316,91 +338,104 @@ static void put_json_string(dbg_buf_t *b, const char *s)
         } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             dbg_buf_put(b, e, 6);
-        } else if (c == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-            dbg_buf_puts(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
-            p += 2;
+        } else if (c == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
+                   (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)) {
+            dbg_buf_puts(b, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
+            i += 2;
         } else {
-            dbg_buf_put(b, (const char *)p, 1);
+            dbg_buf_put(b, (const char *)p + i, 1);
         }
     }
     dbg_buf_put(b, "\"", 1);
 }
 
+typedef struct kv_pair_s {
+    sy_value_t key, val;
+} kv_pair_t;
+
+/* Keys by bytes, as Go compares strings (a NUL is a byte like any other). */
 static int compare_keys(const void *a, const void *b)
 {
-    const pb_kv_t *x = *(const pb_kv_t *const *)a;
-    const pb_kv_t *y = *(const pb_kv_t *const *)b;
-    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+    const sy_value_t *x = &((const kv_pair_t *)a)->key;
+    const sy_value_t *y = &((const kv_pair_t *)b)->key;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->str, y->str, n) : 0;
+    if (c) return c;
+    return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static void put_json_value(dbg_buf_t *b, const pb_any_t *v, int depth);
+static void put_json_value(dbg_buf_t *b, const sy_value_t *v, int depth);
 
-/* A map as Go's encoding/json writes map[string]any: keys sorted by bytes. */
-static void put_json_map(dbg_buf_t *b, const pb_kvlist_t *m, int depth)
+/* A map as Go's encoding/json writes map[string]any: keys sorted by bytes. A key
+ * given twice is written twice (pcommon's AsRaw keeps the last; rare enough). */
+static void put_json_map(dbg_buf_t *b, const sy_value_t *m, int depth)
 {
-    size_t n = m ? m->n_values : 0;
-    if (n == 0) {
+    size_t cap = m->len;
+    if (cap == 0) {
         dbg_buf_puts(b, "{}");
         return;
     }
-    const pb_kv_t **sorted = malloc(n * sizeof(*sorted));
+    kv_pair_t *sorted = malloc(cap * sizeof(*sorted));
     if (!sorted) {
         b->truncated = true;
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = m->values[i];
+    size_t n = 0;
+    sy_value_iter_t it = {.value = m};
+    sy_value_t k, x;
+    while (n < cap && b->api->view_value_next(&it, &k, &x) == 1) {
+        if (k.type != SY_VALUE_STRING || !k.str)
+            k = (sy_value_t){.type = SY_VALUE_STRING, .str = ""};
+        sorted[n++] = (kv_pair_t){k, x};
+    }
     qsort(sorted, n, sizeof(*sorted), compare_keys);
     dbg_buf_put(b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         if (i) dbg_buf_put(b, ",", 1);
-        put_json_string(b, sorted[i]->key);
+        put_json_string(b, sorted[i].key.str, sorted[i].key.len);
         dbg_buf_put(b, ":", 1);
-        put_json_value(b, sorted[i]->value, depth + 1);
+        put_json_value(b, &sorted[i].val, depth + 1);
     }
     dbg_buf_put(b, "}", 1);
     free(sorted);
 }
 
-static void put_json_value(dbg_buf_t *b, const pb_any_t *v, int depth)
+static void put_json_value(dbg_buf_t *b, const sy_value_t *v, int depth)
 {
     if (depth > VALUE_MAX_DEPTH) {
         dbg_buf_puts(b, "\"...\"");
         return;
     }
-    if (!v) {
-        dbg_buf_puts(b, "null");
-        return;
-    }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        put_json_string(b, v->string_value);
+    switch (v->type) {
+    case SY_VALUE_STRING:
+        put_json_string(b, v->str, v->len);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        dbg_buf_puts(b, v->bool_value ? "true" : "false");
+    case SY_VALUE_BOOL:
+        dbg_buf_puts(b, v->b ? "true" : "false");
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        dbg_buf_printf(b, "%lld", (long long)v->int_value);
+    case SY_VALUE_INT:
+        dbg_buf_printf(b, "%lld", (long long)v->i);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        dbg_put_float_json(b, v->double_value);
+    case SY_VALUE_DOUBLE:
+        dbg_put_float_json(b, v->d);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
-        const pb_array_t *a = v->array_value;
+    case SY_VALUE_ARRAY: {
         dbg_buf_put(b, "[", 1);
-        for (size_t i = 0; a && i < a->n_values; i++) {
+        sy_value_iter_t it = {.value = v};
+        sy_value_t x;
+        for (size_t i = 0; b->api->view_value_next(&it, NULL, &x) == 1; i++) {
             if (i) dbg_buf_put(b, ",", 1);
-            put_json_value(b, a->values[i], depth + 1);
+            put_json_value(b, &x, depth + 1);
         }
         dbg_buf_put(b, "]", 1);
         break;
     }
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
-        put_json_map(b, v->kvlist_value, depth);
+    case SY_VALUE_MAP:
+        put_json_map(b, v, depth);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    case SY_VALUE_BYTES:
         dbg_buf_put(b, "\"", 1);
-        put_base64(b, v->bytes_value.data, v->bytes_value.len);
+        put_base64(b, v->bytes, v->len);
         dbg_buf_put(b, "\"", 1);
         break;
     default:
@@ -409,35 +444,34 @@ static void put_json_value(dbg_buf_t *b, const pb_any_t *v, int depth)
     }
 }
 
-void dbg_put_value_string(dbg_buf_t *b, const pb_any_t *v)
+void dbg_put_value_string(dbg_buf_t *b, const sy_value_t *v)
 {
-    if (!v) return;
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        dbg_buf_puts(b, v->string_value);
+    switch (v->type) {
+    case SY_VALUE_STRING:
+        dbg_put_str(b, v->str, v->len);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        dbg_buf_puts(b, v->bool_value ? "true" : "false");
+    case SY_VALUE_BOOL:
+        dbg_buf_puts(b, v->b ? "true" : "false");
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        dbg_buf_printf(b, "%lld", (long long)v->int_value);
+    case SY_VALUE_INT:
+        dbg_buf_printf(b, "%lld", (long long)v->i);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        dbg_put_float_json(b, v->double_value);
+    case SY_VALUE_DOUBLE:
+        dbg_put_float_json(b, v->d);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+    case SY_VALUE_ARRAY:
+    case SY_VALUE_MAP:
         put_json_value(b, v, 0);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        put_base64(b, v->bytes_value.data, v->bytes_value.len);
+    case SY_VALUE_BYTES:
+        put_base64(b, v->bytes, v->len);
         break;
     default:
         break;
     }
 }
 
-void dbg_put_value(dbg_buf_t *b, const pb_any_t *v)
+void dbg_put_value(dbg_buf_t *b, const sy_value_t *v)
 {
     dbg_buf_puts(b, dbg_value_type(v));
     dbg_buf_put(b, "(", 1);
@@ -449,35 +483,91 @@ void dbg_put_value(dbg_buf_t *b, const pb_any_t *v)
 /* Enum names as pdata's String() methods spell them                         */
 /* ------------------------------------------------------------------------ */
 
-const char *dbg_span_kind(int kind)
+const char *dbg_span_kind(int64_t kind)
 {
     static const char *const names[] = {"Unspecified", "Internal", "Server",
                                         "Client",      "Producer", "Consumer"};
     return kind >= 0 && kind < 6 ? names[kind] : "";
 }
 
-const char *dbg_status_code(int code)
+const char *dbg_status_code(int64_t code)
 {
     static const char *const names[] = {"Unset", "Ok", "Error"};
     return code >= 0 && code < 3 ? names[code] : "";
 }
 
-const char *dbg_temporality(int t)
+const char *dbg_temporality(int64_t t)
 {
     static const char *const names[] = {"Unspecified", "Delta", "Cumulative"};
     return t >= 0 && t < 3 ? names[t] : "";
 }
 
 /* "Info", "Info2", ... as plog.SeverityNumber.String(); into buf (>= 16 bytes). */
-const char *dbg_severity(int n, char *buf, size_t len)
+const char *dbg_severity(int64_t n, char *buf, size_t len)
 {
     static const char *const names[] = {"Trace", "Debug", "Info", "Warn", "Error", "Fatal"};
     if (n == 0) return "Unspecified";
     if (n < 1 || n > 24) return "";
-    int group = (n - 1) / 4, step = (n - 1) % 4;
+    int group = (int)(n - 1) / 4, step = (int)(n - 1) % 4;
     if (step == 0)
         snprintf(buf, len, "%s", names[group]);
     else
         snprintf(buf, len, "%s%d", names[group], step + 1);
     return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The wire                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Reads a varint; returns the bytes used, 0 when truncated. */
+static size_t wire_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) return i + 1;
+    }
+    return 0;
+}
+
+/* Calls fn(arg, value, len) for every length-delimited field `field` of one
+ * encoded message, skipping the others. Returns the occurrences, or -1 when the
+ * bytes are malformed (the host has validated them, so that does not happen). */
+long dbg_wire_each(const uint8_t *p, size_t len, uint32_t field,
+                   void (*fn)(void *, const uint8_t *, size_t), void *arg)
+{
+    long n = 0;
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key, v;
+        size_t k = wire_varint(p + off, len - off, &key);
+        if (!k) return -1;
+        off += k;
+        switch (key & 7) {
+        case 0:
+            if (!(k = wire_varint(p + off, len - off, &v))) return -1;
+            off += k;
+            break;
+        case 1:
+            off += 8;
+            break;
+        case 5:
+            off += 4;
+            break;
+        case 2:
+            if (!(k = wire_varint(p + off, len - off, &v)) || v > len - off - k) return -1;
+            off += k;
+            if ((key >> 3) == field) {
+                n++;
+                if (fn) fn(arg, p + off, (size_t)v);
+            }
+            off += (size_t)v;
+            break;
+        default:
+            return -1;
+        }
+        if (off > len) return -1;
+    }
+    return n;
 }

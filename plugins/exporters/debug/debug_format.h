@@ -3,8 +3,11 @@
  *
  * The formats are the collector's debugexporter's: the summary of every verbosity,
  * the one-line-per-item text of `normal`, and the otlptext dump of `detailed`,
- * with values, times and numbers spelled as Go prints them. Everything here is
- * pure formatting over a decoded request (read-only) and may run on any thread.
+ * with values, times and numbers spelled as Go prints them. `normal` and
+ * `detailed` read the request through the host's view (ABI 1.1): every string is
+ * a pointer and a length into the encoded bytes, so one holding a NUL byte is
+ * written whole (the NUL as the six characters `\u0000`). Everything here is
+ * read-only formatting and may run on any thread.
  */
 #ifndef SY_DEBUG_FORMAT_H
 #define SY_DEBUG_FORMAT_H
@@ -24,6 +27,7 @@ typedef struct dbg_buf_s {
     size_t cap;
     size_t limit;
     bool truncated;
+    const sy_host_api_t *api; /* the view functions the formatters read through */
 } dbg_buf_t;
 
 void dbg_buf_init(dbg_buf_t *b, size_t limit);
@@ -42,10 +46,17 @@ void dbg_summary(sy_signal_t signal, const void *request, char *out, size_t out_
 int dbg_summary_encoded(sy_signal_t signal, uint64_t items, const uint8_t *bytes, size_t len,
                         char *out, size_t out_len);
 
-/* Appends the `normal` verbosity text of a request (one line per item). */
-void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, const void *request);
+/* The summary of a request read through a view (b->api set). */
+void dbg_summary_view(dbg_buf_t *b, sy_signal_t signal, sy_view_t *view, char *out, size_t out_len);
 
-/* Appends the `detailed` verbosity text of a request (the otlptext dump). */
-void dbg_format_detailed(dbg_buf_t *b, sy_signal_t signal, const void *request);
+/* Appends the `normal` verbosity text of a request (one line per item), read
+ * through a view of it (b->api set). */
+void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, sy_view_t *view);
+
+/* Appends the `detailed` verbosity text of a request (the otlptext dump), read
+ * through a view of it; `bytes` is the encoded request the view reads (for the
+ * resources' entity refs, which the view does not expose). */
+void dbg_format_detailed(dbg_buf_t *b, sy_signal_t signal, sy_view_t *view, const uint8_t *bytes,
+                         size_t len);
 
 #endif

@@ -43,10 +43,23 @@ typedef Opentelemetry__Proto__Logs__V1__ResourceLogs pb_resource_logs_t;
 typedef Opentelemetry__Proto__Logs__V1__ScopeLogs pb_scope_logs_t;
 typedef Opentelemetry__Proto__Logs__V1__LogRecord pb_log_t;
 
-/* An absent protobuf-c string reads as empty. */
-static inline const char *dbg_str(const char *s)
+/* One field of a node; EMPTY (str "", numbers 0) when absent or not the node's. */
+static inline sy_value_t dbg_get(const dbg_buf_t *b, sy_view_node_t *node, sy_field_t field)
 {
-    return s ? s : "";
+    sy_value_t v = {.type = SY_VALUE_EMPTY, .str = ""};
+    if (b->api->view_get(node, field, &v) < 0) v = (sy_value_t){.type = SY_VALUE_EMPTY, .str = ""};
+    return v;
+}
+
+/* A string of the request, byte for byte; a NUL byte as `\u0000` (one line per
+ * log line: the raw byte would end C-string readers of the output). */
+void dbg_put_str(dbg_buf_t *b, const char *s, size_t n);
+/* A STRING value as dbg_put_str(); nothing for any other type. */
+void dbg_put_sv(dbg_buf_t *b, const sy_value_t *v);
+/* True if v is a non-empty string. */
+static inline bool dbg_sv_set(const sy_value_t *v)
+{
+    return v->type == SY_VALUE_STRING && v->len > 0;
 }
 
 /* Floats as Go's %v, as Go's encoding/json (and pcommon's AsString) and as %f. */
@@ -57,19 +70,24 @@ void dbg_put_float_f(dbg_buf_t *b, double v);
 /* Go's time.Time.String() in UTC of nanoseconds since the epoch. */
 void dbg_put_time(dbg_buf_t *b, uint64_t ns);
 
-/* Lower-case hex; nothing when the ID is empty or all zero. */
-void dbg_put_id(dbg_buf_t *b, const ProtobufCBinaryData *id);
+/* Lower-case hex of a BYTES value; nothing when the ID is empty or all zero. */
+void dbg_put_id(dbg_buf_t *b, const sy_value_t *id);
 
 /* pcommon.Value's Type().String(): Str, Int, Double, Bool, Map, Slice, Bytes, Empty. */
-const char *dbg_value_type(const pb_any_t *v);
+const char *dbg_value_type(const sy_value_t *v);
 /* pcommon.Value's AsString(): maps and slices as JSON, bytes as base64. */
-void dbg_put_value_string(dbg_buf_t *b, const pb_any_t *v);
+void dbg_put_value_string(dbg_buf_t *b, const sy_value_t *v);
 /* "Type(AsString)", as otlptext writes every value. */
-void dbg_put_value(dbg_buf_t *b, const pb_any_t *v);
+void dbg_put_value(dbg_buf_t *b, const sy_value_t *v);
 
-const char *dbg_span_kind(int kind);
-const char *dbg_status_code(int code);
-const char *dbg_temporality(int t);
-const char *dbg_severity(int n, char *buf, size_t len);
+const char *dbg_span_kind(int64_t kind);
+const char *dbg_status_code(int64_t code);
+const char *dbg_temporality(int64_t t);
+const char *dbg_severity(int64_t n, char *buf, size_t len);
+
+/* Calls fn(arg, value, len) for every length-delimited field `field` of one
+ * encoded message. Returns the occurrences, or -1 when the bytes are malformed. */
+long dbg_wire_each(const uint8_t *p, size_t len, uint32_t field,
+                   void (*fn)(void *, const uint8_t *, size_t), void *arg);
 
 #endif

@@ -3,8 +3,9 @@
  * text (one line per span, data point or log record), as the collector's
  * debugexporter writes them.
  *
- * Every request field may be absent (NULL) in a decoded request that came from
- * a peer; each access below checks for it.
+ * The summary of `basic` counts from the decoded request or the encoded bytes;
+ * `normal` reads the request through the host's view, so strings are written
+ * whole (pointer and length), NUL bytes included.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -83,328 +84,300 @@ void dbg_summary(sy_signal_t signal, const void *request, char *out, size_t out_
 /* Normal verbosity                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* "k=v" for each attribute, joined by `sep`, values as AsString(). */
-static void put_attrs_joined(dbg_buf_t *b, pb_kv_t *const *kv, size_t n, const char *sep)
+/* "k=v" for each attribute of a node, joined by `sep`, values as AsString(). */
+static void put_attrs_joined(dbg_buf_t *b, sy_view_node_t *node, const char *sep)
 {
+    const sy_host_api_t *api = b->api;
+    size_t n = api->view_attr_count(node);
     for (size_t i = 0; i < n; i++) {
+        sy_value_t k, v;
+        if (api->view_attr_at(node, i, &k, &v) < 0) continue;
         if (i) dbg_buf_puts(b, sep);
-        dbg_buf_puts(b, dbg_str(kv[i]->key));
+        dbg_put_sv(b, &k);
         dbg_buf_put(b, "=", 1);
-        dbg_put_value_string(b, kv[i]->value);
+        dbg_put_value_string(b, &v);
     }
 }
 
 /* The "ResourceX #i [schema] k=v ..." and "ScopeX #i name@version [schema] k=v"
  * header lines of normal verbosity. */
-static void normal_resource(dbg_buf_t *b, const char *what, size_t i, const char *schema_url,
-                            const pb_resource_t *res)
+static void normal_resource(dbg_buf_t *b, const char *what, size_t i, sy_view_node_t *res)
 {
     dbg_buf_printf(b, "%s #%zu", what, i);
-    if (schema_url && *schema_url) dbg_buf_printf(b, " [%s]", schema_url);
-    if (res && res->n_attributes) {
+    sy_value_t schema = dbg_get(b, res, SY_FIELD_SCHEMA_URL);
+    if (dbg_sv_set(&schema)) {
+        dbg_buf_puts(b, " [");
+        dbg_put_sv(b, &schema);
+        dbg_buf_put(b, "]", 1);
+    }
+    if (b->api->view_attr_count(res)) {
         dbg_buf_put(b, " ", 1);
-        put_attrs_joined(b, res->attributes, res->n_attributes, " ");
+        put_attrs_joined(b, res, " ");
     }
     dbg_buf_put(b, "\n", 1);
 }
 
-static void normal_scope(dbg_buf_t *b, const char *what, size_t i, const pb_scope_t *scope,
-                         const char *schema_url)
+static void normal_scope(dbg_buf_t *b, const char *what, size_t i, sy_view_node_t *scope)
 {
     dbg_buf_printf(b, "%s #%zu", what, i);
-    const char *name = scope ? dbg_str(scope->name) : "";
-    const char *version = scope ? dbg_str(scope->version) : "";
+    sy_value_t name = dbg_get(b, scope, SY_FIELD_SCOPE_NAME);
+    sy_value_t version = dbg_get(b, scope, SY_FIELD_SCOPE_VERSION);
+    sy_value_t schema = dbg_get(b, scope, SY_FIELD_SCHEMA_URL);
     bool any = false;
-    if (*name || *version || (schema_url && *schema_url)) dbg_buf_put(b, " ", 1);
-    if (*name) {
-        dbg_buf_puts(b, name);
+    if (dbg_sv_set(&name) || dbg_sv_set(&version) || dbg_sv_set(&schema)) dbg_buf_put(b, " ", 1);
+    if (dbg_sv_set(&name)) {
+        dbg_put_sv(b, &name);
         any = true;
     }
-    if (*version) {
-        dbg_buf_printf(b, "@%s", version);
+    if (dbg_sv_set(&version)) {
+        dbg_buf_put(b, "@", 1);
+        dbg_put_sv(b, &version);
         any = true;
     }
-    if (schema_url && *schema_url) dbg_buf_printf(b, "%s[%s]", any ? " " : "", schema_url);
-    if (scope && scope->n_attributes) {
+    if (dbg_sv_set(&schema)) {
+        dbg_buf_puts(b, any ? " [" : "[");
+        dbg_put_sv(b, &schema);
+        dbg_buf_put(b, "]", 1);
+    }
+    if (b->api->view_attr_count(scope)) {
         dbg_buf_put(b, " ", 1);
-        put_attrs_joined(b, scope->attributes, scope->n_attributes, " ");
+        put_attrs_joined(b, scope, " ");
     }
     dbg_buf_put(b, "\n", 1);
 }
 
-static void normal_traces(dbg_buf_t *b, const pb_traces_req_t *r)
+static void normal_span(dbg_buf_t *b, sy_view_node_t *sp)
 {
-    for (size_t i = 0; i < r->n_resource_spans; i++) {
-        const pb_resource_spans_t *rs = r->resource_spans[i];
-        normal_resource(b, "ResourceTraces", i, rs->schema_url, rs->resource);
-        for (size_t j = 0; j < rs->n_scope_spans; j++) {
-            const pb_scope_spans_t *ss = rs->scope_spans[j];
+    sy_value_t name = dbg_get(b, sp, SY_FIELD_NAME);
+    sy_value_t tid = dbg_get(b, sp, SY_FIELD_TRACE_ID);
+    sy_value_t sid = dbg_get(b, sp, SY_FIELD_SPAN_ID);
+    dbg_put_sv(b, &name);
+    dbg_buf_put(b, " ", 1);
+    dbg_put_id(b, &tid);
+    dbg_buf_put(b, " ", 1);
+    dbg_put_id(b, &sid);
+    if (b->api->view_attr_count(sp)) {
+        dbg_buf_put(b, " ", 1);
+        put_attrs_joined(b, sp, " ");
+    }
+    dbg_buf_put(b, "\n", 1);
+}
+
+/* "name{k=v,...}" that every data point line starts with. */
+static void normal_point_head(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    sy_value_t name = dbg_get(b, dp, SY_FIELD_METRIC_NAME);
+    dbg_put_sv(b, &name);
+    dbg_buf_put(b, "{", 1);
+    put_attrs_joined(b, dp, ",");
+    dbg_buf_put(b, "}", 1);
+}
+
+static void normal_number_point(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    normal_point_head(b, dp);
+    dbg_buf_put(b, " ", 1);
+    sy_value_t v = dbg_get(b, dp, SY_FIELD_VALUE);
+    if (v.type == SY_VALUE_INT)
+        dbg_buf_printf(b, "%lld", (long long)v.i);
+    else if (v.type == SY_VALUE_DOUBLE)
+        dbg_put_float_v(b, v.d);
+    dbg_buf_put(b, "\n", 1);
+}
+
+/* " sum=.. min=.. max=.." of the histogram kinds, as %v; absent ones are EMPTY. */
+static void normal_sum_min_max(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    static const struct {
+        sy_field_t f;
+        const char *label;
+    } fields[] = {{SY_FIELD_SUM, " sum="}, {SY_FIELD_MIN, " min="}, {SY_FIELD_MAX, " max="}};
+    for (size_t i = 0; i < 3; i++) {
+        sy_value_t v = dbg_get(b, dp, fields[i].f);
+        if (v.type != SY_VALUE_DOUBLE) continue;
+        dbg_buf_puts(b, fields[i].label);
+        dbg_put_float_v(b, v.d);
+    }
+}
+
+static void normal_histogram_point(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    const sy_host_api_t *api = b->api;
+    normal_point_head(b, dp);
+    dbg_buf_printf(b, " count=%llu", (unsigned long long)dbg_get(b, dp, SY_FIELD_COUNT).i);
+    normal_sum_min_max(b, dp);
+    sy_value_t counts = dbg_get(b, dp, SY_FIELD_BUCKET_COUNTS);
+    sy_value_t bounds = dbg_get(b, dp, SY_FIELD_EXPLICIT_BOUNDS);
+    sy_value_iter_t ci = {.value = &counts}, bi = {.value = &bounds};
+    sy_value_t c, bound;
+    while (api->view_value_next(&ci, NULL, &c) == 1) {
+        dbg_buf_put(b, " ", 1);
+        if (api->view_value_next(&bi, NULL, &bound) == 1) {
+            dbg_buf_puts(b, "le");
+            dbg_put_float_v(b, bound.d);
+            dbg_buf_put(b, "=", 1);
+        }
+        dbg_buf_printf(b, "%llu", (unsigned long long)c.i);
+    }
+    dbg_buf_put(b, "\n", 1);
+}
+
+static void normal_exp_buckets(dbg_buf_t *b, sy_view_node_t *dp, sy_field_t offset_field,
+                               sy_field_t buckets_field, double base)
+{
+    sy_value_t buckets = dbg_get(b, dp, buckets_field);
+    int64_t offset = dbg_get(b, dp, offset_field).i;
+    sy_value_iter_t it = {.value = &buckets};
+    sy_value_t c;
+    for (size_t k = 0; b->api->view_value_next(&it, NULL, &c) == 1; k++) {
+        dbg_buf_puts(b, " le");
+        dbg_put_float_v(b, pow(base, (double)offset + (double)k));
+        dbg_buf_printf(b, "=%llu", (unsigned long long)c.i);
+    }
+}
+
+static void normal_exp_histogram_point(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    normal_point_head(b, dp);
+    dbg_buf_printf(b, " count=%llu", (unsigned long long)dbg_get(b, dp, SY_FIELD_COUNT).i);
+    normal_sum_min_max(b, dp);
+    int32_t scale = (int32_t)dbg_get(b, dp, SY_FIELD_SCALE).i;
+    double base = pow(2, pow(2, -(double)scale));
+    normal_exp_buckets(b, dp, SY_FIELD_NEGATIVE_OFFSET, SY_FIELD_NEGATIVE_BUCKETS, base);
+    normal_exp_buckets(b, dp, SY_FIELD_POSITIVE_OFFSET, SY_FIELD_POSITIVE_BUCKETS, base);
+    uint64_t zero_count = (uint64_t)dbg_get(b, dp, SY_FIELD_ZERO_COUNT).i;
+    if (zero_count > 0) {
+        dbg_buf_puts(b, " zero_count");
+        dbg_put_float_v(b, dbg_get(b, dp, SY_FIELD_ZERO_THRESHOLD).d);
+        dbg_buf_printf(b, "=%llu", (unsigned long long)zero_count);
+    }
+    dbg_buf_put(b, "\n", 1);
+}
+
+static void normal_summary_point(dbg_buf_t *b, sy_view_node_t *dp)
+{
+    normal_point_head(b, dp);
+    dbg_buf_printf(b, " count=%llu sum=", (unsigned long long)dbg_get(b, dp, SY_FIELD_COUNT).i);
+    dbg_put_float_f(b, dbg_get(b, dp, SY_FIELD_SUM).d);
+    sy_value_t q = dbg_get(b, dp, SY_FIELD_QUANTILES);
+    sy_value_iter_t it = {.value = &q};
+    sy_value_t k, v;
+    while (b->api->view_value_next(&it, &k, &v) == 1) {
+        dbg_buf_puts(b, " q");
+        dbg_put_float_v(b, k.d);
+        dbg_buf_put(b, "=", 1);
+        dbg_put_float_v(b, v.d);
+    }
+    dbg_buf_put(b, "\n", 1);
+}
+
+static void normal_item(dbg_buf_t *b, sy_view_node_t *item)
+{
+    switch (b->api->view_kind(item)) {
+    case SY_NODE_SPAN:
+        normal_span(b, item);
+        break;
+    case SY_NODE_NUMBER_POINT:
+        normal_number_point(b, item);
+        break;
+    case SY_NODE_HISTOGRAM_POINT:
+        normal_histogram_point(b, item);
+        break;
+    case SY_NODE_EXP_HISTOGRAM_POINT:
+        normal_exp_histogram_point(b, item);
+        break;
+    case SY_NODE_SUMMARY_POINT:
+        normal_summary_point(b, item);
+        break;
+    case SY_NODE_LOG: {
+        sy_value_t body = dbg_get(b, item, SY_FIELD_BODY);
+        dbg_put_value_string(b, &body);
+        dbg_buf_put(b, " ", 1);
+        put_attrs_joined(b, item, " ");
+        dbg_buf_put(b, "\n", 1);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, sy_view_t *view)
+{
+    static const char *const names[][2] = {{"ResourceTraces", "ScopeTraces"},
+                                           {"ResourceMetrics", "ScopeMetrics"},
+                                           {"ResourceLog", "ScopeLog"}};
+    const char *const *what = signal == SY_SIGNAL_TRACES    ? names[0]
+                              : signal == SY_SIGNAL_METRICS ? names[1]
+                                                            : names[2];
+    const sy_host_api_t *api = b->api;
+    sy_view_node_t *root = api->view_root(view);
+    size_t nres = api->view_count(root, SY_VIEW_RESOURCES);
+    for (size_t i = 0; i < nres; i++) {
+        sy_view_node_t *res = api->view_at(root, SY_VIEW_RESOURCES, i);
+        normal_resource(b, what[0], i, res);
+        size_t nsc = api->view_count(res, SY_VIEW_SCOPES);
+        for (size_t j = 0; j < nsc; j++) {
+            sy_view_node_t *sc = api->view_at(res, SY_VIEW_SCOPES, j);
             /* The collector numbers scope lines with the resource's index; so do we,
              * to print the same text. */
-            normal_scope(b, "ScopeTraces", i, ss->scope, ss->schema_url);
-            for (size_t k = 0; k < ss->n_spans; k++) {
-                const pb_span_t *sp = ss->spans[k];
-                dbg_buf_puts(b, dbg_str(sp->name));
-                dbg_buf_put(b, " ", 1);
-                dbg_put_id(b, &sp->trace_id);
-                dbg_buf_put(b, " ", 1);
-                dbg_put_id(b, &sp->span_id);
-                if (sp->n_attributes) {
-                    dbg_buf_put(b, " ", 1);
-                    put_attrs_joined(b, sp->attributes, sp->n_attributes, " ");
-                }
-                dbg_buf_put(b, "\n", 1);
-            }
+            normal_scope(b, what[1], i, sc);
+            /* A metrics scope's items are its metrics' data points, in order. */
+            size_t n = api->view_count(sc, SY_VIEW_ITEMS);
+            for (size_t k = 0; k < n; k++)
+                normal_item(b, api->view_at(sc, SY_VIEW_ITEMS, k));
         }
     }
 }
 
-static void normal_number_points(dbg_buf_t *b, const pb_metric_t *m, pb_number_dp_t *const *dps,
-                                 size_t n)
+void dbg_summary_view(dbg_buf_t *b, sy_signal_t signal, sy_view_t *view, char *out, size_t out_len)
 {
-    for (size_t i = 0; i < n; i++) {
-        const pb_number_dp_t *dp = dps[i];
-        dbg_buf_printf(b, "%s{", dbg_str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_puts(b, "} ");
-        if (dp->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
-            dbg_buf_printf(b, "%lld", (long long)dp->as_int);
-        else if (dp->value_case ==
-                 OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE)
-            dbg_put_float_v(b, dp->as_double);
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-/* " sum=.. min=.. max=.." of the histogram kinds, as %v. */
-static void normal_sum_min_max(dbg_buf_t *b, bool has_sum, double sum, bool has_min, double min,
-                               bool has_max, double max)
-{
-    if (has_sum) {
-        dbg_buf_puts(b, " sum=");
-        dbg_put_float_v(b, sum);
-    }
-    if (has_min) {
-        dbg_buf_puts(b, " min=");
-        dbg_put_float_v(b, min);
-    }
-    if (has_max) {
-        dbg_buf_puts(b, " max=");
-        dbg_put_float_v(b, max);
-    }
-}
-
-static void normal_histogram(dbg_buf_t *b, const pb_metric_t *m)
-{
-    for (size_t i = 0; m->histogram && i < m->histogram->n_data_points; i++) {
-        const pb_hist_dp_t *dp = m->histogram->data_points[i];
-        dbg_buf_printf(b, "%s{", dbg_str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu", (unsigned long long)dp->count);
-        normal_sum_min_max(b, dp->_sum_case != 0, dp->sum, dp->_min_case != 0, dp->min,
-                           dp->_max_case != 0, dp->max);
-        for (size_t k = 0; k < dp->n_bucket_counts; k++) {
-            dbg_buf_put(b, " ", 1);
-            if (k < dp->n_explicit_bounds) {
-                dbg_buf_puts(b, "le");
-                dbg_put_float_v(b, dp->explicit_bounds[k]);
-                dbg_buf_put(b, "=", 1);
-            }
-            dbg_buf_printf(b, "%llu", (unsigned long long)dp->bucket_counts[k]);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_exp_buckets(dbg_buf_t *b, const pb_exphist_buckets_t *bk, double base)
-{
-    for (size_t k = 0; bk && k < bk->n_bucket_counts; k++) {
-        dbg_buf_puts(b, " le");
-        dbg_put_float_v(b, pow(base, (double)bk->offset + (double)k));
-        dbg_buf_printf(b, "=%llu", (unsigned long long)bk->bucket_counts[k]);
-    }
-}
-
-static void normal_exp_histogram(dbg_buf_t *b, const pb_metric_t *m)
-{
-    const Opentelemetry__Proto__Metrics__V1__ExponentialHistogram *h = m->exponential_histogram;
-    for (size_t i = 0; h && i < h->n_data_points; i++) {
-        const pb_exphist_dp_t *dp = h->data_points[i];
-        dbg_buf_printf(b, "%s{", dbg_str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu", (unsigned long long)dp->count);
-        normal_sum_min_max(b, dp->_sum_case != 0, dp->sum, dp->_min_case != 0, dp->min,
-                           dp->_max_case != 0, dp->max);
-        double base = pow(2, pow(2, -(double)dp->scale));
-        normal_exp_buckets(b, dp->negative, base);
-        normal_exp_buckets(b, dp->positive, base);
-        if (dp->zero_count > 0) {
-            dbg_buf_puts(b, " zero_count");
-            dbg_put_float_v(b, dp->zero_threshold);
-            dbg_buf_printf(b, "=%llu", (unsigned long long)dp->zero_count);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_summary(dbg_buf_t *b, const pb_metric_t *m)
-{
-    for (size_t i = 0; m->summary && i < m->summary->n_data_points; i++) {
-        const pb_summary_dp_t *dp = m->summary->data_points[i];
-        dbg_buf_printf(b, "%s{", dbg_str(m->name));
-        put_attrs_joined(b, dp->attributes, dp->n_attributes, ",");
-        dbg_buf_printf(b, "} count=%llu sum=", (unsigned long long)dp->count);
-        dbg_put_float_f(b, dp->sum);
-        for (size_t k = 0; k < dp->n_quantile_values; k++) {
-            dbg_buf_puts(b, " q");
-            dbg_put_float_v(b, dp->quantile_values[k]->quantile);
-            dbg_buf_put(b, "=", 1);
-            dbg_put_float_v(b, dp->quantile_values[k]->value);
-        }
-        dbg_buf_put(b, "\n", 1);
-    }
-}
-
-static void normal_metrics(dbg_buf_t *b, const pb_metrics_req_t *r)
-{
-    for (size_t i = 0; i < r->n_resource_metrics; i++) {
-        const pb_resource_metrics_t *rm = r->resource_metrics[i];
-        normal_resource(b, "ResourceMetrics", i, rm->schema_url, rm->resource);
-        for (size_t j = 0; j < rm->n_scope_metrics; j++) {
-            const pb_scope_metrics_t *sm = rm->scope_metrics[j];
-            normal_scope(b, "ScopeMetrics", i, sm->scope, sm->schema_url);
-            for (size_t k = 0; k < sm->n_metrics; k++) {
-                const pb_metric_t *m = sm->metrics[k];
-                switch (m->data_case) {
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-                    if (m->gauge)
-                        normal_number_points(b, m, m->gauge->data_points, m->gauge->n_data_points);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-                    if (m->sum)
-                        normal_number_points(b, m, m->sum->data_points, m->sum->n_data_points);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-                    normal_histogram(b, m);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-                    normal_exp_histogram(b, m);
-                    break;
-                case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-                    normal_summary(b, m);
-                    break;
-                default:
-                    break;
-                }
-            }
+    const sy_host_api_t *api = b->api;
+    sy_view_node_t *root = api->view_root(view);
+    size_t resources = api->view_count(root, SY_VIEW_RESOURCES), metrics = 0, items = 0;
+    for (size_t i = 0; i < resources; i++) {
+        sy_view_node_t *res = api->view_at(root, SY_VIEW_RESOURCES, i);
+        size_t nsc = api->view_count(res, SY_VIEW_SCOPES);
+        for (size_t j = 0; j < nsc; j++) {
+            sy_view_node_t *sc = api->view_at(res, SY_VIEW_SCOPES, j);
+            items += api->view_count(sc, SY_VIEW_ITEMS);
+            if (signal == SY_SIGNAL_METRICS) metrics += api->view_count(sc, SY_VIEW_METRICS);
         }
     }
-}
-
-static void normal_logs(dbg_buf_t *b, const pb_logs_req_t *r)
-{
-    for (size_t i = 0; i < r->n_resource_logs; i++) {
-        const pb_resource_logs_t *rl = r->resource_logs[i];
-        normal_resource(b, "ResourceLog", i, rl->schema_url, rl->resource);
-        for (size_t j = 0; j < rl->n_scope_logs; j++) {
-            const pb_scope_logs_t *sl = rl->scope_logs[j];
-            normal_scope(b, "ScopeLog", i, sl->scope, sl->schema_url);
-            for (size_t k = 0; k < sl->n_log_records; k++) {
-                const pb_log_t *lr = sl->log_records[k];
-                dbg_put_value_string(b, lr->body);
-                dbg_buf_put(b, " ", 1);
-                put_attrs_joined(b, lr->attributes, lr->n_attributes, " ");
-                dbg_buf_put(b, "\n", 1);
-            }
-        }
-    }
-}
-
-void dbg_format_normal(dbg_buf_t *b, sy_signal_t signal, const void *request)
-{
     switch (signal) {
     case SY_SIGNAL_TRACES:
-        normal_traces(b, request);
-        break;
+        snprintf(out, out_len, "Traces {\"resource spans\": %zu, \"spans\": %zu}", resources,
+                 items);
+        return;
     case SY_SIGNAL_METRICS:
-        normal_metrics(b, request);
-        break;
+        snprintf(out, out_len,
+                 "Metrics {\"resource metrics\": %zu, \"metrics\": %zu, \"data points\": %zu}",
+                 resources, metrics, items);
+        return;
     case SY_SIGNAL_LOGS:
-        normal_logs(b, request);
-        break;
+        snprintf(out, out_len, "Logs {\"resource logs\": %zu, \"log records\": %zu}", resources,
+                 items);
+        return;
     }
-}
-
-/* Reads a varint; returns the bytes used, 0 when truncated. */
-static size_t wire_varint(const uint8_t *p, size_t len, uint64_t *v)
-{
-    *v = 0;
-    for (size_t i = 0; i < len && i < 10; i++) {
-        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) return i + 1;
-    }
-    return 0;
-}
-
-/*
- * Calls fn(arg, value, len) for every length-delimited field `field` of one
- * encoded message, skipping the others. Returns the occurrences, or -1 when the
- * bytes are malformed (the host has validated them, so that does not happen).
- */
-static long wire_each(const uint8_t *p, size_t len, uint32_t field,
-                      void (*fn)(void *, const uint8_t *, size_t), void *arg)
-{
-    long n = 0;
-    size_t off = 0;
-    while (off < len) {
-        uint64_t key, v;
-        size_t k = wire_varint(p + off, len - off, &key);
-        if (!k) return -1;
-        off += k;
-        switch (key & 7) {
-        case 0:
-            if (!(k = wire_varint(p + off, len - off, &v))) return -1;
-            off += k;
-            break;
-        case 1:
-            off += 8;
-            break;
-        case 5:
-            off += 4;
-            break;
-        case 2:
-            if (!(k = wire_varint(p + off, len - off, &v)) || v > len - off - k) return -1;
-            off += k;
-            if ((key >> 3) == field) {
-                n++;
-                if (fn) fn(arg, p + off, (size_t)v);
-            }
-            off += (size_t)v;
-            break;
-        default:
-            return -1;
-        }
-        if (off > len) return -1;
-    }
-    return n;
+    snprintf(out, out_len, "unknown signal %d", (int)signal);
 }
 
 static void count_metrics_in_scope(void *arg, const uint8_t *p, size_t len)
 {
-    long n = wire_each(p, len, 2, NULL, NULL); /* ScopeMetrics.metrics */
+    long n = dbg_wire_each(p, len, 2, NULL, NULL); /* ScopeMetrics.metrics */
     if (n > 0) *(size_t *)arg += (size_t)n;
 }
 
 static void count_metrics_in_resource(void *arg, const uint8_t *p, size_t len)
 {
-    wire_each(p, len, 2, count_metrics_in_scope, arg); /* ResourceMetrics.scope_metrics */
+    dbg_wire_each(p, len, 2, count_metrics_in_scope, arg); /* ResourceMetrics.scope_metrics */
 }
 
 int dbg_summary_encoded(sy_signal_t signal, uint64_t items, const uint8_t *bytes, size_t len,
                         char *out, size_t out_len)
 {
     size_t metrics = 0;
-    long resources = wire_each(
+    long resources = dbg_wire_each(
         bytes, len, 1, signal == SY_SIGNAL_METRICS ? count_metrics_in_resource : NULL, &metrics);
     if (resources < 0) return -1;
     switch (signal) {
