@@ -125,8 +125,11 @@ def case_size(args, failures):
                 req = traces_request([span("size-%d" % i, i)])
                 st = post_json(r.base + "/v1/traces", req)[0]
                 check(st == 200, "a: request %d answered %d" % (i, st), failures)
+            # The debug exporter writes a batch as several log lines, the summary
+            # first: wait for the span lines too, not only for the summaries.
             lines = r.wait_output("a: %d spans in summaries" % n,
-                                  lambda ls: sum(summaries(ls)) >= n, OUTPUT_TIMEOUT)
+                                  lambda ls: sum(summaries(ls)) >= n and len(span_names(ls)) >= n,
+                                  OUTPUT_TIMEOUT)
             if check(lines is not None, "a: not all spans were written", failures):
                 counts = summaries(lines)
                 check(counts == [5] * (n // 5),
@@ -193,7 +196,8 @@ def case_split(args, failures):
             st = post_json(r.base + "/v1/traces", traces_request(spans))[0]
             check(st == 200, "c: request answered %d" % st, failures)
             lines = r.wait_output("c: 12 spans in summaries",
-                                  lambda ls: sum(summaries(ls)) >= 12, OUTPUT_TIMEOUT)
+                                  lambda ls: sum(summaries(ls)) >= 12 and len(span_names(ls)) >= 12,
+                                  OUTPUT_TIMEOUT)
             if check(lines is not None, "c: not all spans were written", failures):
                 check(summaries(lines) == [5, 5, 2],
                       "c: batch sizes %r, want [5, 5, 2]" % summaries(lines), failures)
