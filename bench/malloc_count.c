@@ -49,8 +49,7 @@ int posix_memalign(void **out, size_t align, size_t n)
 {
     atomic_fetch_add_explicit(&n_memalign, 1, memory_order_relaxed);
     void *p = __libc_memalign(align, n);
-    if (!p)
-        return 12; /* ENOMEM */
+    if (!p) return 12; /* ENOMEM */
     *out = p;
     return 0;
 }
@@ -63,8 +62,7 @@ void *aligned_alloc(size_t align, size_t n)
 
 void free(void *p)
 {
-    if (p)
-        atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
+    if (p) atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
     __libc_free(p);
 }
 
@@ -72,11 +70,9 @@ __attribute__((destructor)) static void report(void)
 {
     const char *path = getenv("MALLOC_COUNT_OUT");
     FILE *f = path ? fopen(path, "w") : stderr;
-    if (!f)
-        return;
+    if (!f) return;
     fprintf(f, "malloc %lu calloc %lu realloc %lu memalign %lu free %lu bytes %lu\n",
             atomic_load(&n_malloc), atomic_load(&n_calloc), atomic_load(&n_realloc),
             atomic_load(&n_memalign), atomic_load(&n_free), atomic_load(&n_bytes));
-    if (f != stderr)
-        fclose(f);
+    if (f != stderr) fclose(f);
 }

@@ -289,11 +289,6 @@ static sy__thread_t *role_worker(sy__engine_t *e, sy__role_t role, size_t n)
     return &e->workers[e->role_first[role] + n % e->role_count[role]].thread;
 }
 
-static bool on_worker(const sy__thread_t *t, const sy__thread_t *w)
-{
-    return t == w;
-}
-
 /* Run on a worker once its loop has ended: destroys what lived there. */
 static void worker_exit(void *arg)
 {
@@ -302,7 +297,7 @@ static void worker_exit(void *arg)
     if (w->role == SY__ROLE_PIPELINE) {
         for (size_t i = 0; i < e->npipelines; i++) {
             sy__pipeline_t *p = e->pipelines[i];
-            if (!on_worker(p->thread, &w->thread)) continue;
+            if (p->thread != &w->thread) continue;
             for (size_t j = 0; j < p->nprocessors; j++)
                 sy__instance_destroy(p->processors[j]);
         }
@@ -310,8 +305,7 @@ static void worker_exit(void *arg)
     }
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind != SY_KIND_PROCESSOR && on_worker(x->thread, &w->thread))
-            sy__instance_destroy(x);
+        if (x->kind != SY_KIND_PROCESSOR && x->thread == &w->thread) sy__instance_destroy(x);
     }
 }
 
@@ -538,7 +532,7 @@ static int start_exporter(sy_instance_t *x, size_t n)
 static void pipeline_open_call(void *arg)
 {
     sy__pipeline_t *p = arg;
-    if (sy__pipeline_open(p) < 0) p->thread = NULL;
+    p->open_rc = sy__pipeline_open(p);
 }
 
 static int start_pipeline(sy__pipeline_t *p, size_t n)
@@ -555,12 +549,12 @@ static int start_pipeline(sy__pipeline_t *p, size_t n)
         register_queue_metrics(&p->in, labels, p->queue_metrics);
     sy__thread_t *w = role_worker(e, SY__ROLE_PIPELINE, n);
     p->thread = w;
+    p->open_rc = SY_ERROR;
     int rc = sy__thread_call(w, pipeline_open_call, p, start_deadline(e));
     if (check_call(e, rc, "opening the pipeline", p->id) < 0) return rc;
-    if (!p->thread) {
-        p->thread = w;
+    if (p->open_rc < 0) {
         SY__LOG(SY_LOG_ERROR, p->id, "cannot open the pipeline's handles");
-        return SY_ERROR;
+        return p->open_rc;
     }
     for (size_t i = 0; i < p->nprocessors; i++) {
         sy_instance_t *x = p->processors[i];

@@ -69,8 +69,6 @@ typedef struct sy__worker_s {
     sy__role_t role;
 } sy__worker_t;
 
-typedef struct sy__timer_list_s sy__timer_list_t;
-
 /* A batch at the end of a pipeline's chain that not every exporter has taken. */
 typedef struct sy__pending_s {
     sy_batch_t *batch; /* one reference, for the exporters not yet served */
@@ -152,7 +150,8 @@ struct sy__pipeline_s {
     sy__wake_t wake;
     bool wake_ready;
     sy__mpmc_t in;
-    size_t in_limit; /* logical capacity, below the ring's: see runtime.c */
+    size_t in_limit;      /* logical capacity, below the ring's: see runtime.c */
+    int open_rc;          /* what sy__pipeline_open() returned (written on its worker) */
     atomic_uint refusing; /* processors that ask receivers to be refused */
     _Atomic int64_t in_items;
     bool queue_ready;

@@ -343,6 +343,25 @@ static int convert_double(const syc_ottl_value_t *v, syc_ottl_value_t *out)
     return 0;
 }
 
+/* The value type an Is* converter tests for. */
+static syc_ottl_type_t is_type_of(int fn)
+{
+    switch (fn) {
+    case FN_ISSTRING:
+        return SYC_OTTL_STRING;
+    case FN_ISINT:
+        return SYC_OTTL_INT;
+    case FN_ISDOUBLE:
+        return SYC_OTTL_DOUBLE;
+    case FN_ISBOOL:
+        return SYC_OTTL_BOOL;
+    case FN_ISMAP:
+        return SYC_OTTL_MAP;
+    default:
+        return SYC_OTTL_SLICE; /* FN_ISLIST */
+    }
+}
+
 static int eval_call(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
 {
     syc__ottl_node_t *const *args = n->u.call.args;
@@ -371,22 +390,12 @@ static int eval_call(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
         return 0;
     }
     case FN_ISSTRING:
-        out->u.b = v.type == SYC_OTTL_STRING;
-        return 0;
     case FN_ISINT:
-        out->u.b = v.type == SYC_OTTL_INT;
-        return 0;
     case FN_ISDOUBLE:
-        out->u.b = v.type == SYC_OTTL_DOUBLE;
-        return 0;
     case FN_ISBOOL:
-        out->u.b = v.type == SYC_OTTL_BOOL;
-        return 0;
     case FN_ISMAP:
-        out->u.b = v.type == SYC_OTTL_MAP;
-        return 0;
     case FN_ISLIST:
-        out->u.b = v.type == SYC_OTTL_SLICE;
+        out->u.b = v.type == is_type_of(fn);
         return 0;
     case FN_LEN:
         out->type = SYC_OTTL_INT;
