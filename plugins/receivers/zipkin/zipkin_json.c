@@ -253,8 +253,8 @@ static int read_id(dec_t *d, field_t f, const unsigned char *s, size_t len)
         bool ok = d->format == ZK_V1 ? (len == 16 || len == 32) && hex_right(s, len, sp->trace_id, 16)
                                      : hex_right(s, len, sp->trace_id, 16);
         if (!ok)
-            return fail(d, "traceId \"%.40s\" is not %s hex digits", (const char *)s,
-                        d->format == ZK_V1 ? "16 or 32" : "1 to 32");
+            return fail(d, "traceId \"%.*s\" is not %s hex digits", (int)(len < 40 ? len : 40),
+                        (const char *)s, d->format == ZK_V1 ? "16 or 32" : "1 to 32");
         if (all_zero(sp->trace_id, 16)) return fail(d, "traceId is zero");
         d->seen_trace = true;
         return 1;
@@ -264,8 +264,8 @@ static int read_id(dec_t *d, field_t f, const unsigned char *s, size_t len)
     bool ok = d->format == ZK_V1 ? len == 16 && hex_right(s, len, dst, 8) : hex_right(s, len, dst, 8);
     const char *key = f == F_ID ? "id" : "parentId";
     if (!ok)
-        return fail(d, "%s \"%.40s\" is not %s hex digits", key, (const char *)s,
-                    d->format == ZK_V1 ? "16" : "1 to 16");
+        return fail(d, "%s \"%.*s\" is not %s hex digits", key, (int)(len < 40 ? len : 40),
+                    (const char *)s, d->format == ZK_V1 ? "16" : "1 to 16");
     if (all_zero(dst, 8) && (f == F_ID || d->format == ZK_V1)) return fail(d, "%s is zero", key);
     if (f == F_ID)
         d->seen_id = true;

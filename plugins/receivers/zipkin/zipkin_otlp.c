@@ -437,10 +437,13 @@ static bool resource_from_span(tr_t *t, tags_t *tg, const char *svc,
     return true;
 }
 
+/* The collector's names (STATUS_CODE_OK, STATUS_CODE_ERROR), the specification's
+ * (OK, ERROR: what OpenTelemetry SDKs write) and pdata's (Ok, Error). */
 static int status_code_of(const zk_str_t *v)
 {
-    if (!strcmp(v->s, "STATUS_CODE_OK")) return 1;
-    if (!strcmp(v->s, "STATUS_CODE_ERROR")) return 2;
+    if (!strcmp(v->s, "STATUS_CODE_OK") || !strcmp(v->s, "OK") || !strcmp(v->s, "Ok")) return 1;
+    if (!strcmp(v->s, "STATUS_CODE_ERROR") || !strcmp(v->s, "ERROR") || !strcmp(v->s, "Error"))
+        return 2;
     return 0;
 }
 
@@ -488,9 +491,12 @@ static int span_v2(tr_t *t, zk_span_t *zs, tags_t *tg, span_t *sp)
         const zk_str_t *sd = tag_take(tg, "otel.status_description");
         if (sd) message = sd->s;
     }
+    /* An "error" tag other than "false" is an error; its value, unless "true", is
+     * the message (OpenTelemetry SDKs write the status description there). */
     const zk_str_t *e = tag_get(tg, "error", NULL);
-    if (e && !strcmp(e->s, "true")) {
+    if (e && strcmp(e->s, "false") != 0) {
         code = 2;
+        if (!message && e->len && strcmp(e->s, "true") != 0) message = e->s;
         tag_take(tg, "error");
     }
     if (code >= 0 || message) {
