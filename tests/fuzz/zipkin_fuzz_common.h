@@ -67,7 +67,7 @@ static void fz_translate_check(zk_format_t format, zk_spans_t *spans, bool parse
     if (protobuf_c_message_pack(&req->base, buf) != len) abort();
     Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *back =
         opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, len,
-                                                                                          buf);
+                                                                                         buf);
     if (!back) abort();
     size_t count = 0;
     for (size_t r = 0; r < back->n_resource_spans; r++)

@@ -619,6 +619,9 @@ service:
                 dict(json_span("typed", kind=1, attributes=[
                     {"key": "i", "value": {"intValue": "42"}},
                     {"key": "d", "value": {"doubleValue": 1.5}},
+                    {"key": "tiny", "value": {"doubleValue": 1e-7}},
+                    {"key": "huge", "value": {"doubleValue": 1e21}},
+                    {"key": "tenth", "value": {"doubleValue": 0.1}},
                     {"key": "b", "value": {"boolValue": True}},
                     {"key": "s", "value": {"stringValue": "x"}},
                     {"key": "arr", "value": {"arrayValue": {"values": [{"intValue": "1"}, {"stringValue": "a"}]}}},
@@ -651,7 +654,7 @@ service:
             check(s.get("localEndpoint") == {"serviceName": "otlp-svc"}, "otlp->zipkin: local endpoint")
             check(s.get("remoteEndpoint") == {"serviceName": "db", "ipv4": "10.1.1.1", "port": 8443},
                   "otlp->zipkin: remote endpoint from net.peer.*/peer.service (%r)" % s.get("remoteEndpoint"))
-            want = {"i": "42", "d": "1.5", "b": "true", "s": "x", "arr": '[1,"a"]', "host.name": "h1",
+            want = {"i": "42", "d": "1.5", "tiny": "1e-7", "huge": "1e+21", "tenth": "0.1", "b": "true", "s": "x", "arr": '[1,"a"]', "host.name": "h1",
                     "otel.library.name": "scope-a", "error": "true", "otel.status_code": "ERROR",
                     "otel.status_description": "bad thing", "span.kind": "internal",
                     "otlp.link.0": "11" * 16 + "|" + "22" * 8 + "|k=v|{}|0"}

@@ -146,8 +146,9 @@ static void zipkin_judge(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, long
     for (size_t i = 0; i < x->body_len && n < sizeof(why) - 1; i++)
         why[n++] = x->body[i] >= 0x20 && x->body[i] < 0x7f ? (char)x->body[i] : ' ';
     why[n] = '\0';
-    snprintf(res->message, sizeof(res->message), "failed the request with status code %ld from %s%s%s",
-             status, o->urls[0], n ? ": " : "", why);
+    snprintf(res->message, sizeof(res->message),
+             "failed the request with status code %ld from %s%s%s", status, o->urls[0],
+             n ? ": " : "", why);
 }
 
 static const syc_oxp_ops_t zipkin_ops = {
@@ -173,9 +174,9 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                         "Spans left out because their trace or span id is "
                                         "zero or missing.",
                                         SY_METRIC_COUNTER);
-    struct curl_slist *l = curl_slist_append(NULL, c->format == FORMAT_PROTO
-                                                       ? "Content-Type: application/x-protobuf"
-                                                       : "Content-Type: application/json");
+    struct curl_slist *l =
+        curl_slist_append(NULL, c->format == FORMAT_PROTO ? "Content-Type: application/x-protobuf"
+                                                          : "Content-Type: application/json");
     l = syc_oxp_header(l, "Expect:");
     if (c->compression != SYC_XH_COMPRESS_NONE)
         l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"

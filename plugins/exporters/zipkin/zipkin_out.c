@@ -63,20 +63,30 @@ static void put_base64(zo_buf_t *b, const uint8_t *p, size_t n)
     }
 }
 
-/* Go's strconv.FormatFloat(d, 'f', -1, 64): the shortest decimal that reads back
- * as d, without an exponent. */
+/* A double as pcommon's AsString writes it (Go's encoding/json): the shortest
+ * decimal that reads back as d, with an exponent below 1e-6 and from 1e21 up
+ * ("1e-7", "1e+21"), without one in between. */
 static void put_double(zo_buf_t *b, double d, bool json)
 {
     char s[400];
     if (isnan(d) || isinf(d)) {
         const char *t = isnan(d) ? "NaN" : d > 0 ? "+Inf" : "-Inf";
-        if (json) zo_json_str(b, t, strlen(t)); /* JSON has no NaN: written as a string */
-        else zo_puts(b, t);
+        if (json)
+            zo_json_str(b, t, strlen(t)); /* JSON has no NaN: written as a string */
+        else
+            zo_puts(b, t);
         return;
     }
+    double a = fabs(d);
+    bool exp = a != 0 && (a < 1e-6 || a >= 1e21);
     for (int p = 0; p <= 340; p++) {
-        snprintf(s, sizeof(s), "%.*f", p, d);
+        snprintf(s, sizeof(s), exp ? "%.*e" : "%.*f", p, d);
         if (strtod(s, NULL) == d) break;
+    }
+    size_t n = strlen(s);
+    if (exp && n >= 4 && s[n - 4] == 'e' && s[n - 3] == '-' && s[n - 2] == '0') {
+        s[n - 2] = s[n - 1]; /* e-07 -> e-7, as Go writes it */
+        s[n - 1] = '\0';
     }
     zo_puts(b, s);
 }
@@ -110,15 +120,21 @@ static void put_value(const sy_host_api_t *api, zo_buf_t *b, const sy_value_t *v
     char num[32];
     switch (v->type) {
     case SY_VALUE_STRING:
-        if (json) zo_json_str(b, v->str, v->len);
-        else zo_put(b, v->str, v->len);
+        if (json)
+            zo_json_str(b, v->str, v->len);
+        else
+            zo_put(b, v->str, v->len);
         break;
-    case SY_VALUE_BOOL: zo_puts(b, v->b ? "true" : "false"); break;
+    case SY_VALUE_BOOL:
+        zo_puts(b, v->b ? "true" : "false");
+        break;
     case SY_VALUE_INT:
         snprintf(num, sizeof(num), "%" PRId64, v->i);
         zo_puts(b, num);
         break;
-    case SY_VALUE_DOUBLE: put_double(b, v->d, json); break;
+    case SY_VALUE_DOUBLE:
+        put_double(b, v->d, json);
+        break;
     case SY_VALUE_BYTES:
         if (json) zo_put(b, "\"", 1);
         put_base64(b, v->bytes, v->len);
@@ -126,8 +142,10 @@ static void put_value(const sy_host_api_t *api, zo_buf_t *b, const sy_value_t *v
         break;
     case SY_VALUE_ARRAY:
     case SY_VALUE_MAP:
-        if (depth > 32) zo_puts(b, json ? "null" : "");
-        else put_container(api, b, v, depth);
+        if (depth > 32)
+            zo_puts(b, json ? "null" : "");
+        else
+            put_container(api, b, v, depth);
         break;
     default:
         if (json) zo_puts(b, "null");
@@ -261,7 +279,9 @@ static void status_to_tags(tx_t *t, sy_view_node_t *span, tagmap_t *m)
         tag_take(m, "error", NULL); /* only an error status says error */
     if (c == 0) return;
     tag_setc(t, m, "otel.status_code",
-             c == 1 ? (zo_str_t){"OK", 2} : c == 2 ? (zo_str_t){"ERROR", 5} : value_text(t, &code));
+             c == 1   ? (zo_str_t){"OK", 2}
+             : c == 2 ? (zo_str_t){"ERROR", 5}
+                      : value_text(t, &code));
     if (msg.type == SY_VALUE_STRING && msg.len)
         tag_setc(t, m, "otel.status_description", (zo_str_t){msg.str, msg.len});
 }
@@ -407,7 +427,8 @@ static bool span_out(tx_t *t, sy_view_node_t *span, zo_str_t service, const tagm
     attrs_to_tags(t, span, m);
     sy_value_t v;
     t->api->view_get(span, SY_FIELD_TRACE_STATE, &v);
-    if (v.type == SY_VALUE_STRING && v.len) tag_setc(t, m, "w3c.tracestate", (zo_str_t){v.str, v.len});
+    if (v.type == SY_VALUE_STRING && v.len)
+        tag_setc(t, m, "w3c.tracestate", (zo_str_t){v.str, v.len});
     t->api->view_get(span, SY_FIELD_NAME, &v);
     zs->name = (zo_str_t){v.str ? v.str : "", v.len};
     uint64_t start = (uint64_t)get_int(t, span, SY_FIELD_START_TIME);

@@ -44,8 +44,8 @@ void zo_json_str(zo_buf_t *b, const char *s, size_t len);
 typedef struct zo_endpoint_s {
     bool present;
     zo_str_t service_name;
-    zo_str_t ip;  /* text */
-    bool ipv6;    /* ip is an IPv6 address */
+    zo_str_t ip; /* text */
+    bool ipv6;   /* ip is an IPv6 address */
     uint16_t port;
 } zo_endpoint_t;
 

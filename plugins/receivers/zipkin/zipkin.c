@@ -29,10 +29,10 @@
 #include "http_server.h"
 #include "zipkin_model.h"
 
-#define ZK_IDLE_TIMEOUT_MS   60000
-#define ZK_LOG_INTERVAL_MS   10000 /* at most one warning per interval about bad input */
-#define ZK_PATH_V2           "/api/v2/spans"
-#define ZK_PATH_V1           "/api/v1/spans"
+#define ZK_IDLE_TIMEOUT_MS 60000
+#define ZK_LOG_INTERVAL_MS 10000 /* at most one warning per interval about bad input */
+#define ZK_PATH_V2         "/api/v2/spans"
+#define ZK_PATH_V1         "/api/v1/spans"
 
 typedef struct zipkin_config_s {
     char *endpoint;
@@ -106,13 +106,13 @@ static void warn_refused(zipkin_t *z, const syc_http_request_t *req, int status,
     uint64_t now = uv_now(z->api->loop(z->inst));
     if (z->last_warn_ms && now - z->last_warn_ms < ZK_LOG_INTERVAL_MS) {
         z->suppressed++;
-        SY_LOG(z->api, z->inst, SY_LOG_DEBUG, "refused a request to %s (%d): %s", req->path,
-               status, why);
+        SY_LOG(z->api, z->inst, SY_LOG_DEBUG, "refused a request to %s (%d): %s", req->path, status,
+               why);
         return;
     }
     SY_LOG(z->api, z->inst, SY_LOG_WARN,
-           "refused a request to %s (%d): %s (%llu more refused since the last warning)",
-           req->path, status, why, (unsigned long long)z->suppressed);
+           "refused a request to %s (%d): %s (%llu more refused since the last warning)", req->path,
+           status, why, (unsigned long long)z->suppressed);
     z->last_warn_ms = now;
     z->suppressed = 0;
 }
@@ -171,8 +171,8 @@ static int fill_batch(zipkin_t *z, syc_http_request_t *req, zk_format_t format, 
                                 : zk_json_decode(format, data, len, &alloc, &spans, err, err_len);
     if (rc == SY_ENOMEM) return 413;
     if (rc != 0) return 400;
-    void *request = zk_to_otlp(format, &spans, z->cfg->parse_string_tags, now_ns(), &alloc, err,
-                               err_len);
+    void *request =
+        zk_to_otlp(format, &spans, z->cfg->parse_string_tags, now_ns(), &alloc, err, err_len);
     zk_spans_free(&spans);
     if (!request) return strstr(err, "out of memory") ? 413 : 400;
     if (api->batch_set_decoded(batch, request) != 0) {
@@ -203,8 +203,7 @@ static void on_request(void *arg, syc_http_request_t *req)
         char why[200];
         snprintf(why, sizeof(why), "unsupported Content-Type \"%.64s\", supported: [%s]",
                  req->content_type ? req->content_type : "",
-                 format == ZK_V1 ? "application/json"
-                                 : "application/json, application/x-protobuf");
+                 format == ZK_V1 ? "application/json" : "application/json, application/x-protobuf");
         refuse(z, req, 415, why);
         return;
     }

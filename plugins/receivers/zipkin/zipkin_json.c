@@ -29,16 +29,16 @@
 #define ZK_JSON_MAX_DEPTH 64
 
 typedef enum ctx_e {
-    CTX_TOP = 0,   /* before the array */
-    CTX_SPANS,     /* the array of spans */
-    CTX_SPAN,      /* a span object */
-    CTX_ENDPOINT,  /* an endpoint object (ep points at it) */
-    CTX_ANN_LIST,  /* "annotations" */
-    CTX_ANN,       /* one annotation */
-    CTX_BIN_LIST,  /* v1 "binaryAnnotations" */
-    CTX_BIN,       /* one binary annotation */
-    CTX_TAGS,      /* v2 "tags" */
-    CTX_DONE,      /* after the array */
+    CTX_TOP = 0,  /* before the array */
+    CTX_SPANS,    /* the array of spans */
+    CTX_SPAN,     /* a span object */
+    CTX_ENDPOINT, /* an endpoint object (ep points at it) */
+    CTX_ANN_LIST, /* "annotations" */
+    CTX_ANN,      /* one annotation */
+    CTX_BIN_LIST, /* v1 "binaryAnnotations" */
+    CTX_BIN,      /* one binary annotation */
+    CTX_TAGS,     /* v2 "tags" */
+    CTX_DONE,     /* after the array */
 } ctx_t;
 
 /* The key whose value comes next. */
@@ -74,23 +74,38 @@ typedef struct names_s {
 } names_t;
 
 static const names_t span_v2_keys[] = {
-    {"traceId", F_TRACE_ID},   {"id", F_ID},
-    {"parentId", F_PARENT_ID}, {"name", F_NAME},
-    {"kind", F_KIND},          {"timestamp", F_TIMESTAMP},
-    {"duration", F_DURATION},  {"debug", F_DEBUG},
-    {"shared", F_SHARED},      {"localEndpoint", F_LOCAL},
-    {"remoteEndpoint", F_REMOTE}, {"annotations", F_ANNOTATIONS},
-    {"tags", F_TAGS},          {NULL, F_NONE},
+    {"traceId", F_TRACE_ID},
+    {"id", F_ID},
+    {"parentId", F_PARENT_ID},
+    {"name", F_NAME},
+    {"kind", F_KIND},
+    {"timestamp", F_TIMESTAMP},
+    {"duration", F_DURATION},
+    {"debug", F_DEBUG},
+    {"shared", F_SHARED},
+    {"localEndpoint", F_LOCAL},
+    {"remoteEndpoint", F_REMOTE},
+    {"annotations", F_ANNOTATIONS},
+    {"tags", F_TAGS},
+    {NULL, F_NONE},
 };
 static const names_t span_v1_keys[] = {
-    {"traceId", F_TRACE_ID},   {"id", F_ID},
-    {"parentId", F_PARENT_ID}, {"name", F_NAME},
-    {"timestamp", F_TIMESTAMP}, {"duration", F_DURATION},
-    {"debug", F_DEBUG},        {"annotations", F_ANNOTATIONS},
-    {"binaryAnnotations", F_BINARY}, {NULL, F_NONE},
+    {"traceId", F_TRACE_ID},
+    {"id", F_ID},
+    {"parentId", F_PARENT_ID},
+    {"name", F_NAME},
+    {"timestamp", F_TIMESTAMP},
+    {"duration", F_DURATION},
+    {"debug", F_DEBUG},
+    {"annotations", F_ANNOTATIONS},
+    {"binaryAnnotations", F_BINARY},
+    {NULL, F_NONE},
 };
 static const names_t endpoint_keys[] = {
-    {"serviceName", F_SERVICE_NAME}, {"ipv4", F_IPV4}, {"ipv6", F_IPV6}, {"port", F_PORT},
+    {"serviceName", F_SERVICE_NAME},
+    {"ipv4", F_IPV4},
+    {"ipv6", F_IPV6},
+    {"port", F_PORT},
     {NULL, F_NONE},
 };
 static const names_t ann_keys[] = {
@@ -110,15 +125,15 @@ typedef struct dec_s {
     zk_spans_t *out;
     yajl_handle yajl;
     ctx_t stack[ZK_JSON_MAX_DEPTH];
-    int depth;      /* entries of stack in use; stack[depth-1] is the current one */
-    int skip;       /* nesting inside a value that is ignored */
-    field_t field;  /* the key just read */
+    int depth;     /* entries of stack in use; stack[depth-1] is the current one */
+    int skip;      /* nesting inside a value that is ignored */
+    field_t field; /* the key just read */
     zk_str_t tag_key;
-    zk_span_t span;        /* the span being read */
-    zk_endpoint_t *ep;     /* the endpoint being read */
-    zk_annotation_t ann;   /* the annotation being read */
-    zk_tag_t bin;          /* the binary annotation being read */
-    zk_endpoint_t bin_ep;  /* its endpoint */
+    zk_span_t span;       /* the span being read */
+    zk_endpoint_t *ep;    /* the endpoint being read */
+    zk_annotation_t ann;  /* the annotation being read */
+    zk_tag_t bin;         /* the binary annotation being read */
+    zk_endpoint_t bin_ep; /* its endpoint */
     vec_t anns, tags;
     bool seen_trace, seen_id;
     char *err;
@@ -250,8 +265,9 @@ static int read_id(dec_t *d, field_t f, const unsigned char *s, size_t len)
 {
     zk_span_t *sp = &d->span;
     if (f == F_TRACE_ID) {
-        bool ok = d->format == ZK_V1 ? (len == 16 || len == 32) && hex_right(s, len, sp->trace_id, 16)
-                                     : hex_right(s, len, sp->trace_id, 16);
+        bool ok = d->format == ZK_V1
+                      ? (len == 16 || len == 32) && hex_right(s, len, sp->trace_id, 16)
+                      : hex_right(s, len, sp->trace_id, 16);
         if (!ok)
             return fail(d, "traceId \"%.*s\" is not %s hex digits", (int)(len < 40 ? len : 40),
                         (const char *)s, d->format == ZK_V1 ? "16 or 32" : "1 to 32");
@@ -261,7 +277,8 @@ static int read_id(dec_t *d, field_t f, const unsigned char *s, size_t len)
     }
     if (f == F_PARENT_ID && len == 0) return 1; /* "" is no parent */
     uint8_t *dst = f == F_ID ? sp->id : sp->parent_id;
-    bool ok = d->format == ZK_V1 ? len == 16 && hex_right(s, len, dst, 8) : hex_right(s, len, dst, 8);
+    bool ok =
+        d->format == ZK_V1 ? len == 16 && hex_right(s, len, dst, 8) : hex_right(s, len, dst, 8);
     const char *key = f == F_ID ? "id" : "parentId";
     if (!ok)
         return fail(d, "%s \"%.*s\" is not %s hex digits", key, (int)(len < 40 ? len : 40),
@@ -332,7 +349,7 @@ static int on_null(void *ctx)
         d->stack[d->depth++] = CTX_DONE; /* null: no spans */
         return 1;
     }
-    if (c == CTX_SPANS) return 1;                            /* a null span: skipped */
+    if (c == CTX_SPANS) return 1; /* a null span: skipped */
     if (c == CTX_ANN_LIST) {
         zk_annotation_t a = {.null = true};
         if (!vec_push(&d->anns, &a)) return fail(d, "too many annotations");
@@ -367,10 +384,9 @@ static int on_bool(void *ctx, int b)
         return 1;
     }
     if (c == CTX_TOP || c == CTX_SPANS) return fail(d, "expected an array of span objects");
-    if (f == F_NONE && c != CTX_TAGS)
-        return fail(d, "unexpected boolean");
-    return type_error(d, f, f == F_PORT || f == F_TIMESTAMP || f == F_DURATION ? "an integer"
-                                                                              : "a string");
+    if (f == F_NONE && c != CTX_TAGS) return fail(d, "unexpected boolean");
+    return type_error(
+        d, f, f == F_PORT || f == F_TIMESTAMP || f == F_DURATION ? "an integer" : "a string");
 }
 
 /* Reads an integer JSON number (Go's encoding/json refuses fractions and exponents
@@ -446,12 +462,22 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
     if (f == F_DEBUG || f == F_SHARED) return type_error(d, f, "a boolean");
     zk_str_t *dst = NULL;
     switch (c) {
-    case CTX_SPAN: dst = f == F_NAME ? &d->span.name : NULL; break;
-    case CTX_ENDPOINT: dst = f == F_SERVICE_NAME ? &d->ep->service_name : NULL; break;
-    case CTX_ANN: dst = f == F_VALUE ? &d->ann.value : NULL; break;
-    case CTX_BIN: dst = f == F_KEY ? &d->bin.key : f == F_VALUE ? &d->bin.value : NULL; break;
-    case CTX_TAGS: break;
-    default: return fail(d, "unexpected string");
+    case CTX_SPAN:
+        dst = f == F_NAME ? &d->span.name : NULL;
+        break;
+    case CTX_ENDPOINT:
+        dst = f == F_SERVICE_NAME ? &d->ep->service_name : NULL;
+        break;
+    case CTX_ANN:
+        dst = f == F_VALUE ? &d->ann.value : NULL;
+        break;
+    case CTX_BIN:
+        dst = f == F_KEY ? &d->bin.key : f == F_VALUE ? &d->bin.value : NULL;
+        break;
+    case CTX_TAGS:
+        break;
+    default:
+        return fail(d, "unexpected string");
     }
     if (c != CTX_TAGS && !dst) return type_error(d, f, "an object");
     const char *v = zk_strdup(d->alloc, (const char *)s, len);
@@ -496,10 +522,11 @@ static int on_start_map(void *ctx)
         } else if (f == F_TAGS) {
             next = CTX_TAGS;
         } else {
-            return type_error(d, f, f == F_ANNOTATIONS || f == F_BINARY ? "an array"
-                                    : f == F_TIMESTAMP || f == F_DURATION ? "an integer"
-                                    : f == F_DEBUG || f == F_SHARED     ? "a boolean"
-                                                                        : "a string");
+            return type_error(d, f,
+                              f == F_ANNOTATIONS || f == F_BINARY   ? "an array"
+                              : f == F_TIMESTAMP || f == F_DURATION ? "an integer"
+                              : f == F_DEBUG || f == F_SHARED       ? "a boolean"
+                                                                    : "a string");
         }
         break;
     case CTX_ANN_LIST:
@@ -535,10 +562,18 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
     if (skipping(d)) return 1;
     const names_t *names;
     switch (top(d)) {
-    case CTX_SPAN: names = d->format == ZK_V2 ? span_v2_keys : span_v1_keys; break;
-    case CTX_ENDPOINT: names = endpoint_keys; break;
-    case CTX_ANN: names = ann_keys; break;
-    case CTX_BIN: names = bin_keys; break;
+    case CTX_SPAN:
+        names = d->format == ZK_V2 ? span_v2_keys : span_v1_keys;
+        break;
+    case CTX_ENDPOINT:
+        names = endpoint_keys;
+        break;
+    case CTX_ANN:
+        names = ann_keys;
+        break;
+    case CTX_BIN:
+        names = bin_keys;
+        break;
     case CTX_TAGS: {
         const char *k = zk_strdup(d->alloc, (const char *)key, len);
         if (!k) return no_memory(d);
@@ -546,7 +581,8 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
         d->field = F_TAG;
         return 1;
     }
-    default: return fail(d, "unexpected key");
+    default:
+        return fail(d, "unexpected key");
     }
     d->field = lookup(names, key, len);
     if (d->field == F_ENDPOINT && d->format == ZK_V2) d->field = F_NONE;
@@ -587,7 +623,8 @@ static int on_end_map(void *ctx)
     ctx_t c = top(d);
     d->depth--;
     switch (c) {
-    case CTX_SPAN: return span_end(d);
+    case CTX_SPAN:
+        return span_end(d);
     case CTX_ANN:
         if (!vec_push(&d->anns, &d->ann)) return fail(d, "too many annotations");
         return 1;
@@ -597,7 +634,8 @@ static int on_end_map(void *ctx)
     case CTX_ENDPOINT:
         if (top(d) == CTX_BIN) d->bin.endpoint_service = d->bin_ep.service_name;
         return 1;
-    default: return 1;
+    default:
+        return 1;
     }
 }
 
@@ -622,9 +660,10 @@ static int on_start_array(void *ctx)
     else if (c == CTX_SPANS || c == CTX_ANN_LIST || c == CTX_BIN_LIST)
         return fail(d, "expected an object, got an array");
     else
-        return type_error(d, f, f == F_LOCAL || f == F_REMOTE || f == F_TAGS || f == F_ENDPOINT
-                                    ? "an object"
-                                    : "a scalar");
+        return type_error(d, f,
+                          f == F_LOCAL || f == F_REMOTE || f == F_TAGS || f == F_ENDPOINT
+                              ? "an object"
+                              : "a scalar");
     if (!push(d, next)) return fail(d, "nested too deeply");
     return 1;
 }
@@ -647,21 +686,21 @@ static int on_end_array(void *ctx)
  * value is ignored". A scalar then resets it to 0; a map or array makes it 1 and
  * the nesting counts down to 0 at its end. The wrappers below do that first.
  */
-#define SKIP_SCALAR(d)                 \
-    do {                               \
-        if ((d)->skip < 0) {           \
-            (d)->skip = 0;             \
-            (d)->field = F_NONE;       \
-            return 1;                  \
-        }                              \
+#define SKIP_SCALAR(d)           \
+    do {                         \
+        if ((d)->skip < 0) {     \
+            (d)->skip = 0;       \
+            (d)->field = F_NONE; \
+            return 1;            \
+        }                        \
     } while (0)
-#define SKIP_OPEN(d)                   \
-    do {                               \
-        if ((d)->skip < 0) {           \
-            (d)->skip = 1;             \
-            (d)->field = F_NONE;       \
-            return 1;                  \
-        }                              \
+#define SKIP_OPEN(d)             \
+    do {                         \
+        if ((d)->skip < 0) {     \
+            (d)->skip = 1;       \
+            (d)->field = F_NONE; \
+            return 1;            \
+        }                        \
     } while (0)
 
 static int cb_null(void *ctx)

@@ -35,26 +35,93 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest re
 /* Tags that are never span attributes: the resource semantic conventions of
  * semconv v1.6.1 and a few more (the collector's nonSpanAttributes). Sorted. */
 static const char *const resource_keys[] = {
-    "aws.ecs.cluster.arn", "aws.ecs.container.arn", "aws.ecs.launchtype", "aws.ecs.task.arn",
-    "aws.ecs.task.family", "aws.ecs.task.revision", "aws.eks.cluster.arn", "aws.log.group.arns",
-    "aws.log.group.names", "aws.log.stream.arns", "aws.log.stream.names", "cloud.account.id",
-    "cloud.availability_zone", "cloud.platform", "cloud.provider", "cloud.region", "container.id",
-    "container.image.name", "container.image.tag", "container.name", "container.runtime",
-    "deployment.environment", "device.id", "device.model.identifier", "device.model.name",
-    "faas.id", "faas.instance", "faas.max_memory", "faas.name", "faas.version", "host.arch",
-    "host.id", "host.image.id", "host.image.name", "host.image.version", "host.name", "host.type",
-    "k8s.cluster.name", "k8s.container.name", "k8s.cronjob.name", "k8s.cronjob.uid",
-    "k8s.daemonset.name", "k8s.daemonset.uid", "k8s.deployment.name", "k8s.deployment.uid",
-    "k8s.job.name", "k8s.job.uid", "k8s.namespace.name", "k8s.node.name", "k8s.node.uid",
-    "k8s.pod.name", "k8s.pod.uid", "k8s.replicaset.name", "k8s.replicaset.uid",
-    "k8s.statefulset.name", "k8s.statefulset.uid", "opencensus.exporterversion",
-    "opencensus.resourcetype", "opencensus.starttime", "os.description", "os.name", "os.type",
-    "os.version", LIB_NAME, LIB_VERSION, SN_SOURCE, "process.command", "process.command_args",
-    "process.command_line", "process.executable.name", "process.executable.path", "process.owner",
-    "process.pid", "process.runtime.description", "process.runtime.name",
-    "process.runtime.version", "service.instance.id", "service.name", "service.namespace",
-    "service.version", "telemetry.auto.version", "telemetry.sdk.language", "telemetry.sdk.name",
-    "telemetry.sdk.version", "webengine.description", "webengine.name", "webengine.version",
+    "aws.ecs.cluster.arn",
+    "aws.ecs.container.arn",
+    "aws.ecs.launchtype",
+    "aws.ecs.task.arn",
+    "aws.ecs.task.family",
+    "aws.ecs.task.revision",
+    "aws.eks.cluster.arn",
+    "aws.log.group.arns",
+    "aws.log.group.names",
+    "aws.log.stream.arns",
+    "aws.log.stream.names",
+    "cloud.account.id",
+    "cloud.availability_zone",
+    "cloud.platform",
+    "cloud.provider",
+    "cloud.region",
+    "container.id",
+    "container.image.name",
+    "container.image.tag",
+    "container.name",
+    "container.runtime",
+    "deployment.environment",
+    "device.id",
+    "device.model.identifier",
+    "device.model.name",
+    "faas.id",
+    "faas.instance",
+    "faas.max_memory",
+    "faas.name",
+    "faas.version",
+    "host.arch",
+    "host.id",
+    "host.image.id",
+    "host.image.name",
+    "host.image.version",
+    "host.name",
+    "host.type",
+    "k8s.cluster.name",
+    "k8s.container.name",
+    "k8s.cronjob.name",
+    "k8s.cronjob.uid",
+    "k8s.daemonset.name",
+    "k8s.daemonset.uid",
+    "k8s.deployment.name",
+    "k8s.deployment.uid",
+    "k8s.job.name",
+    "k8s.job.uid",
+    "k8s.namespace.name",
+    "k8s.node.name",
+    "k8s.node.uid",
+    "k8s.pod.name",
+    "k8s.pod.uid",
+    "k8s.replicaset.name",
+    "k8s.replicaset.uid",
+    "k8s.statefulset.name",
+    "k8s.statefulset.uid",
+    "opencensus.exporterversion",
+    "opencensus.resourcetype",
+    "opencensus.starttime",
+    "os.description",
+    "os.name",
+    "os.type",
+    "os.version",
+    LIB_NAME,
+    LIB_VERSION,
+    SN_SOURCE,
+    "process.command",
+    "process.command_args",
+    "process.command_line",
+    "process.executable.name",
+    "process.executable.path",
+    "process.owner",
+    "process.pid",
+    "process.runtime.description",
+    "process.runtime.name",
+    "process.runtime.version",
+    "service.instance.id",
+    "service.name",
+    "service.namespace",
+    "service.version",
+    "telemetry.auto.version",
+    "telemetry.sdk.language",
+    "telemetry.sdk.name",
+    "telemetry.sdk.version",
+    "webengine.description",
+    "webengine.name",
+    "webengine.version",
 };
 
 static int cmp_key(const void *a, const void *b)
@@ -191,10 +258,14 @@ static vtype_t value_type(const char *s, size_t n)
 static bool put_tag(tr_t *t, attrs_t *a, const char *key, zk_str_t val)
 {
     if (t->parse_tags) switch (value_type(val.s, val.len)) {
-        case VT_INT: return put_int(t, a, key, strtoll(val.s, NULL, 10));
-        case VT_DOUBLE: return put_double(t, a, key, strtod(val.s, NULL));
-        case VT_BOOL: return put_bool(t, a, key, val.s[0] == 't');
-        case VT_STRING: break;
+        case VT_INT:
+            return put_int(t, a, key, strtoll(val.s, NULL, 10));
+        case VT_DOUBLE:
+            return put_double(t, a, key, strtod(val.s, NULL));
+        case VT_BOOL:
+            return put_bool(t, a, key, val.s[0] == 't');
+        case VT_STRING:
+            break;
         }
     return put_str(t, a, key, val.s);
 }
@@ -229,8 +300,7 @@ static int json_attrs(tr_t *t, const char *json, size_t len, attrs_t *a, const c
     }
     int rc = 0;
     for (size_t i = 0; i < root->u.object.len && rc == 0; i++) {
-        const char *k = zk_strdup(t->alloc, root->u.object.keys[i],
-                                  strlen(root->u.object.keys[i]));
+        const char *k = zk_strdup(t->alloc, root->u.object.keys[i], strlen(root->u.object.keys[i]));
         yajl_val v = root->u.object.values[i];
         bool ok = true;
         if (!k) {
@@ -241,7 +311,7 @@ static int json_attrs(tr_t *t, const char *json, size_t len, attrs_t *a, const c
         } else if (YAJL_IS_NUMBER(v)) {
             double d = strtod(YAJL_GET_NUMBER(v), NULL);
             ok = fmod(d, 1.0) == 0.0 && fabs(d) < 9.2e18 ? put_int(t, a, k, (int64_t)d)
-                                                          : put_double(t, a, k, d);
+                                                         : put_double(t, a, k, d);
         } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
             ok = put_bool(t, a, k, YAJL_IS_TRUE(v));
         }
@@ -293,6 +363,10 @@ static int annotation_event(tr_t *t, const zk_annotation_t *an, event_t *ev)
 {
     opentelemetry__proto__trace__v1__span__event__init(ev);
     ev->time_unix_nano = an->timestamp_us > 0 ? (uint64_t)an->timestamp_us * 1000u : 0;
+    if (!an->value.s) { /* no "value": an event without a name */
+        ev->name = (char *)"";
+        return 0;
+    }
     const char *p[3];
     size_t len[3];
     size_t parts = split_bars(an->value.s, an->value.len, p, len, 1);
@@ -306,8 +380,8 @@ static int annotation_event(tr_t *t, const zk_annotation_t *an, event_t *ev)
     attrs_t a;
     if (!ev->name || !attrs_init(t, &a, 4)) return (t->oom = true, -1);
     if (json_attrs(t, json, (size_t)(last - json), &a, "annotation") < 0) return -1;
-    if (parse_dropped(t, last + 1, strlen(last + 1), &ev->dropped_attributes_count,
-                      "annotation") < 0)
+    if (parse_dropped(t, last + 1, strlen(last + 1), &ev->dropped_attributes_count, "annotation") <
+        0)
         return -1;
     attrs_set(&a, &ev->n_attributes, &ev->attributes);
     return 0;
@@ -320,8 +394,10 @@ static bool hex_bytes(const char *s, size_t n, uint8_t *out, size_t size)
     if (n != size * 2) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (v < 0) return false;
         if (i % 2 == 0)
             out[i / 2] = (uint8_t)(v << 4);
@@ -397,7 +473,7 @@ static const zk_str_t *tag_take(tags_t *tg, const char *key)
 static const char *service_of(const zk_span_t *s)
 {
     return s->local.present && s->local.service_name.len ? s->local.service_name.s
-                                                          : NO_SERVICE_NAME;
+                                                         : NO_SERVICE_NAME;
 }
 
 static const char *library_of(const zk_span_t *s)
@@ -749,8 +825,8 @@ static bool str_eq(zk_str_t a, zk_str_t b)
 
 static bool ep_eq(const v1_ep_t *a, const v1_ep_t *b)
 {
-    return str_eq(a->service, b->service) && str_eq(a->ipv4, b->ipv4) &&
-           str_eq(a->ipv6, b->ipv6) && a->port == b->port;
+    return str_eq(a->service, b->service) && str_eq(a->ipv4, b->ipv4) && str_eq(a->ipv6, b->ipv6) &&
+           a->port == b->port;
 }
 
 static int span_v1(tr_t *t, const zk_span_t *zs, uint64_t now_ns, span_t *sp, v1_ep_t *ep)

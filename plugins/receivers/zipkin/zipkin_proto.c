@@ -128,8 +128,8 @@ static int one_span(const Zipkin__Proto3__Span *ps, const zk_alloc_t *alloc, zk_
     sp->debug = ps->debug;
     sp->shared = ps->shared;
     int rc = endpoint(ps->local_endpoint, alloc, &sp->local, "local_endpoint", err, err_len);
-    if (rc == 0) rc = endpoint(ps->remote_endpoint, alloc, &sp->remote, "remote_endpoint", err,
-                               err_len);
+    if (rc == 0)
+        rc = endpoint(ps->remote_endpoint, alloc, &sp->remote, "remote_endpoint", err, err_len);
     if (rc) return rc;
     if (ps->n_annotations) {
         sp->annotations = alloc->fn(alloc->ctx, ps->n_annotations * sizeof(zk_annotation_t));
