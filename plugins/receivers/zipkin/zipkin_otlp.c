@@ -131,6 +131,8 @@ static int cmp_key(const void *a, const void *b)
 
 static bool is_resource_key(const char *k)
 {
+    /* Every key above starts with one of these letters: most tags stop here. */
+    if (!strchr("acdfhkoptsw", k[0]) || !k[0]) return false;
     return bsearch(&k, resource_keys, sizeof(resource_keys) / sizeof(resource_keys[0]),
                    sizeof(resource_keys[0]), cmp_key) != NULL;
 }
@@ -174,7 +176,7 @@ static bool attrs_init(tr_t *t, attrs_t *a, size_t cap)
 static any_t *attrs_put(tr_t *t, attrs_t *a, const char *key)
 {
     for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i]->key, key) == 0) {
+        if (a->v[i]->key[0] == key[0] && strcmp(a->v[i]->key, key) == 0) {
             opentelemetry__proto__common__v1__any_value__init(a->v[i]->value);
             return a->v[i]->value;
         }
@@ -449,10 +451,16 @@ typedef struct tags_s {
     size_t n;
 } tags_t;
 
+static bool key_eq(const zk_str_t *k, const char *key, size_t len)
+{
+    return k->len == len && memcmp(k->s, key, len) == 0;
+}
+
 static const zk_str_t *tag_get(const tags_t *tg, const char *key, size_t *at)
 {
+    size_t len = strlen(key);
     for (size_t i = tg->n; i-- > 0;)
-        if (!tg->gone[i] && strcmp(tg->v[i].key.s, key) == 0) {
+        if (!tg->gone[i] && key_eq(&tg->v[i].key, key, len)) {
             if (at) *at = i;
             return &tg->v[i].value;
         }
@@ -465,8 +473,9 @@ static const zk_str_t *tag_take(tags_t *tg, const char *key)
     size_t at;
     const zk_str_t *v = tag_get(tg, key, &at);
     if (!v) return NULL;
+    size_t len = strlen(key);
     for (size_t i = 0; i < tg->n; i++)
-        if (strcmp(tg->v[i].key.s, key) == 0) tg->gone[i] = true;
+        if (key_eq(&tg->v[i].key, key, len)) tg->gone[i] = true;
     return v;
 }
 
@@ -479,18 +488,24 @@ static const char *service_of(const zk_span_t *s)
 static const char *library_of(const zk_span_t *s)
 {
     for (size_t i = s->n_tags; i-- > 0;)
-        if (strcmp(s->tags[i].key.s, LIB_NAME) == 0) return s->tags[i].value.s;
+        if (key_eq(&s->tags[i].key, LIB_NAME, sizeof(LIB_NAME) - 1)) return s->tags[i].value.s;
     return "";
 }
+
+/* A span with its sort keys, computed once. */
+typedef struct order_s {
+    zk_span_t *span;
+    const char *svc, *lib;
+} order_t;
 
 /* The collector sorts spans by service name, then library name (sort.Sort: the
  * order of equal spans is unspecified there; here it is kept). */
 static int cmp_spans(const void *a, const void *b)
 {
-    const zk_span_t *x = *(const zk_span_t *const *)a, *y = *(const zk_span_t *const *)b;
-    int c = strcmp(service_of(x), service_of(y));
-    if (!c) c = strcmp(library_of(x), library_of(y));
-    if (!c) c = x < y ? -1 : x > y;
+    const order_t *x = a, *y = b;
+    int c = strcmp(x->svc, y->svc);
+    if (!c) c = strcmp(x->lib, y->lib);
+    if (!c) c = x->span < y->span ? -1 : x->span > y->span;
     return c;
 }
 
@@ -585,7 +600,10 @@ static int span_v2(tr_t *t, zk_span_t *zs, tags_t *tg, span_t *sp)
     /* Links from otlp.link.0, .1, ... (up to the first one missing). */
     link_t *links[128];
     size_t nl = 0;
-    for (int i = 0; i < 128; i++) {
+    bool any_link = false;
+    for (size_t i = 0; i < tg->n && !any_link; i++)
+        any_link = tg->v[i].key.len > 10 && !memcmp(tg->v[i].key.s, "otlp.link.", 10);
+    for (int i = 0; any_link && i < 128; i++) {
         char key[24];
         snprintf(key, sizeof(key), "otlp.link.%d", i);
         const zk_str_t *lv = tag_take(tg, key);
@@ -674,7 +692,7 @@ static sspans_t *new_scope(tr_t *t)
 static int to_otlp_v2(tr_t *t, zk_spans_t *spans, request_t *req)
 {
     size_t n = spans->n;
-    zk_span_t **order = malloc(n * sizeof(*order));
+    order_t *order = malloc(n * sizeof(*order));
     bool *gone = NULL;
     size_t max_tags = 0;
     for (size_t i = 0; i < n; i++)
@@ -687,7 +705,7 @@ static int to_otlp_v2(tr_t *t, zk_spans_t *spans, request_t *req)
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        order[i] = &spans->v[i];
+        order[i] = (order_t){&spans->v[i], service_of(&spans->v[i]), library_of(&spans->v[i])};
     qsort(order, n, sizeof(*order), cmp_spans);
     size_t rcap = 0, scap = 0, pcap = 0;
     rspans_t *rs = NULL;
@@ -695,10 +713,10 @@ static int to_otlp_v2(tr_t *t, zk_spans_t *spans, request_t *req)
     const char *prev_svc = NULL, *prev_lib = NULL;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        zk_span_t *zs = order[i];
+        zk_span_t *zs = order[i].span;
         tags_t tg = {zs->tags, gone, zs->n_tags};
         memset(gone, 0, max_tags + 1);
-        const char *svc = service_of(zs), *lib = library_of(zs);
+        const char *svc = order[i].svc, *lib = order[i].lib;
         rc = -1;
         if (!prev_svc || strcmp(svc, prev_svc) != 0) {
             prev_svc = svc;
