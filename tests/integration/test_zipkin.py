@@ -642,8 +642,12 @@ service:
                 json_span("anon", span_id="0102030405060708", kind=3)]}]})
             st, _, _ = post_json("http://127.0.0.1:%d/v1/traces" % oport, req)
             check(st == 200, "exporter: otlp receiver accepted")
-            got = wait_for("protobuf spans", lambda: len(sink.spans("application/x-protobuf")) >= 2 and
-                           sink.spans("application/x-protobuf"), OUTPUT_TIMEOUT)
+            try:
+                got = wait_for("protobuf spans", lambda: len(sink.spans("application/x-protobuf")) >= 2
+                               and sink.spans("application/x-protobuf"), OUTPUT_TIMEOUT)
+            except AssertionError:
+                r.dump(60, "router: ")
+                raise
             got = {s["name"]: s for s in got}
             s = got.get("typed", {})
             t = s.get("tags", {})

@@ -314,7 +314,7 @@ static void attrs_json(tx_t *t, sy_view_node_t *node, zo_buf_t *b)
         kv[m] = (zo_tag_t){{k.str, k.len}, {(const char *)&vals[m], 0}};
         m++;
     }
-    qsort(kv, m, sizeof(*kv), cmp_tag);
+    if (m > 1) qsort(kv, m, sizeof(*kv), cmp_tag);
     zo_put(b, "{", 1);
     for (size_t i = 0; i < m; i++) {
         if (i) zo_put(b, ",", 1);
