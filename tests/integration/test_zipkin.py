@@ -164,9 +164,8 @@ def by_id(spans):
 
 
 def receiver_config(port, out_path, parse_tags=False, metrics_port=None):
-    tel = ""
-    if metrics_port:
-        tel = "  telemetry:\n    metrics:\n      address: 127.0.0.1:%d\n" % metrics_port
+    # Its own metrics on a free port: tests run in parallel (ctest -j).
+    tel = "  telemetry:\n    metrics:\n      address: 127.0.0.1:%d\n" % (metrics_port or free_port())
     return f"""
 receivers:
   zipkin:
@@ -571,6 +570,9 @@ exporters:
     compression: gzip
     default_service_name: fallback-svc
 service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{free_port()}
   pipelines:
     traces/roundtrip:
       receivers: [zipkin]
