@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Checks, Router, free_port, http, json_span, json_traces,  # noqa: E402
-                     post_json, wait_for)
+                     post_json, read_varint, varint, wait_for)
 import test_otel_js  # noqa: E402  (npm ci and copy_if_changed, shared with the OTLP JS tests)
 
 NODE_TIMEOUT = 60.0
@@ -48,33 +48,20 @@ def fail(msg):
 # A generic protobuf writer and reader (field numbers and wire types only)
 # ---------------------------------------------------------------------------
 
-def pb_varint(n):
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def pb_field(num, value):
     """bytes/str -> length-delimited, int -> varint, ('fixed64', v) -> fixed64,
     list -> repeated, dict -> a nested message of {num: value}."""
     if isinstance(value, list):
         return b"".join(pb_field(num, v) for v in value)
     if isinstance(value, tuple) and value[0] == "fixed64":
-        return pb_varint(num << 3 | 1) + struct.pack("<Q", value[1])
+        return varint(num << 3 | 1) + struct.pack("<Q", value[1])
     if isinstance(value, bool) or isinstance(value, int):
-        return pb_varint(num << 3) + pb_varint(int(value))
+        return varint(num << 3) + varint(int(value))
     if isinstance(value, dict):
         value = pb_message(value)
     if isinstance(value, str):
         value = value.encode()
-    return pb_varint(num << 3 | 2) + pb_varint(len(value)) + value
+    return varint(num << 3 | 2) + varint(len(value)) + value
 
 
 def pb_message(fields):
@@ -100,17 +87,6 @@ def pb_read(data):
             raise ValueError("wire type %d" % wt)
         out.setdefault(num, []).append(v)
     return out
-
-
-def read_varint(data, i):
-    shift = v = 0
-    while True:
-        b = data[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
 
 
 # ---------------------------------------------------------------------------

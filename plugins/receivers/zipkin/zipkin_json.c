@@ -321,10 +321,24 @@ static int read_ip(dec_t *d, field_t f, const unsigned char *s, size_t len)
 
 /* ---- yajl callbacks ---------------------------------------------------------------- */
 
-/* A value of an unknown key, or of a known key inside an ignored value. */
-static bool skipping(dec_t *d)
+/*
+ * Values that are ignored: on_map_key sets skip to -1 after an unknown key,
+ * meaning "the next value is ignored". A scalar then sets it back to 0; a map or
+ * array makes it 1, and the nesting counts it down to 0 at its end. Returns true
+ * when the value (or the start of one) is ignored.
+ */
+static bool ignored(dec_t *d, bool open)
 {
-    return d->skip > 0;
+    if (d->skip < 0) {
+        d->skip = open ? 1 : 0;
+        d->field = F_NONE;
+        return true;
+    }
+    if (d->skip > 0) {
+        if (open) d->skip++;
+        return true;
+    }
+    return false;
 }
 
 /* The current field's value is being set: returns the field, consuming it. */
@@ -343,7 +357,7 @@ static int type_error(dec_t *d, field_t f, const char *want)
 static int on_null(void *ctx)
 {
     dec_t *d = ctx;
-    if (skipping(d)) return 1;
+    if (ignored(d, false)) return 1;
     ctx_t c = top(d);
     if (c == CTX_TOP) {
         d->stack[d->depth++] = CTX_DONE; /* null: no spans */
@@ -369,7 +383,7 @@ static int on_null(void *ctx)
 static int on_bool(void *ctx, int b)
 {
     dec_t *d = ctx;
-    if (skipping(d)) return 1;
+    if (ignored(d, false)) return 1;
     ctx_t c = top(d);
     field_t f = take(d);
     if (c == CTX_SPAN && (f == F_DEBUG || (f == F_SHARED && d->format == ZK_V2))) {
@@ -409,7 +423,7 @@ static bool parse_int(const char *s, size_t len, int64_t *out)
 static int on_number(void *ctx, const char *s, size_t len)
 {
     dec_t *d = ctx;
-    if (skipping(d)) return 1;
+    if (ignored(d, false)) return 1;
     ctx_t c = top(d);
     field_t f = take(d);
     if (c == CTX_TOP || c == CTX_SPANS) return fail(d, "expected an array of span objects");
@@ -443,7 +457,7 @@ static int on_number(void *ctx, const char *s, size_t len)
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
     dec_t *d = ctx;
-    if (skipping(d)) return 1;
+    if (ignored(d, false)) return 1;
     ctx_t c = top(d);
     field_t f = take(d);
     if (c == CTX_TOP || c == CTX_SPANS) return fail(d, "expected an array of span objects");
@@ -501,10 +515,7 @@ static void span_reset(dec_t *d)
 static int on_start_map(void *ctx)
 {
     dec_t *d = ctx;
-    if (skipping(d)) {
-        d->skip++;
-        return 1;
-    }
+    if (ignored(d, true)) return 1;
     ctx_t c = top(d);
     field_t f = take(d);
     ctx_t next;
@@ -559,7 +570,7 @@ static int on_start_map(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     dec_t *d = ctx;
-    if (skipping(d)) return 1;
+    if (ignored(d, false)) return 1;
     const names_t *names;
     switch (top(d)) {
     case CTX_SPAN:
@@ -586,7 +597,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
     }
     d->field = lookup(names, key, len);
     if (d->field == F_ENDPOINT && d->format == ZK_V2) d->field = F_NONE;
-    if (d->field == F_NONE) d->skip = -1; /* the next value is skipped (see note_skip) */
+    if (d->field == F_NONE) d->skip = -1; /* the next value is ignored (see ignored()) */
     return 1;
 }
 
@@ -642,10 +653,7 @@ static int on_end_map(void *ctx)
 static int on_start_array(void *ctx)
 {
     dec_t *d = ctx;
-    if (skipping(d)) {
-        d->skip++;
-        return 1;
-    }
+    if (ignored(d, true)) return 1;
     ctx_t c = top(d);
     field_t f = take(d);
     ctx_t next;
@@ -681,68 +689,15 @@ static int on_end_array(void *ctx)
     return 1;
 }
 
-/*
- * Skipping an unknown key's value: on_map_key sets skip to -1, meaning "the next
- * value is ignored". A scalar then resets it to 0; a map or array makes it 1 and
- * the nesting counts down to 0 at its end. The wrappers below do that first.
- */
-#define SKIP_SCALAR(d)           \
-    do {                         \
-        if ((d)->skip < 0) {     \
-            (d)->skip = 0;       \
-            (d)->field = F_NONE; \
-            return 1;            \
-        }                        \
-    } while (0)
-#define SKIP_OPEN(d)             \
-    do {                         \
-        if ((d)->skip < 0) {     \
-            (d)->skip = 1;       \
-            (d)->field = F_NONE; \
-            return 1;            \
-        }                        \
-    } while (0)
-
-static int cb_null(void *ctx)
-{
-    SKIP_SCALAR((dec_t *)ctx);
-    return on_null(ctx);
-}
-static int cb_bool(void *ctx, int b)
-{
-    SKIP_SCALAR((dec_t *)ctx);
-    return on_bool(ctx, b);
-}
-static int cb_number(void *ctx, const char *s, size_t len)
-{
-    SKIP_SCALAR((dec_t *)ctx);
-    return on_number(ctx, s, len);
-}
-static int cb_string(void *ctx, const unsigned char *s, size_t len)
-{
-    SKIP_SCALAR((dec_t *)ctx);
-    return on_string(ctx, s, len);
-}
-static int cb_start_map(void *ctx)
-{
-    SKIP_OPEN((dec_t *)ctx);
-    return on_start_map(ctx);
-}
-static int cb_start_array(void *ctx)
-{
-    SKIP_OPEN((dec_t *)ctx);
-    return on_start_array(ctx);
-}
-
 static const yajl_callbacks callbacks = {
-    .yajl_null = cb_null,
-    .yajl_boolean = cb_bool,
-    .yajl_number = cb_number,
-    .yajl_string = cb_string,
-    .yajl_start_map = cb_start_map,
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
     .yajl_map_key = on_map_key,
     .yajl_end_map = on_end_map,
-    .yajl_start_array = cb_start_array,
+    .yajl_start_array = on_start_array,
     .yajl_end_array = on_end_array,
 };
 

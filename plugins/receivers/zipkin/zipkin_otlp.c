@@ -199,40 +199,37 @@ static any_t *attrs_put(tr_t *t, attrs_t *a, const char *key)
     return val;
 }
 
-static bool put_str(tr_t *t, attrs_t *a, const char *key, const char *val)
+/* Puts an attribute of one value case; the caller fills the value. */
+static any_t *put_case(tr_t *t, attrs_t *a, const char *key,
+                       Opentelemetry__Proto__Common__V1__AnyValue__ValueCase vcase)
 {
     any_t *v = attrs_put(t, a, key);
-    if (!v) return false;
-    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-    v->string_value = (char *)val;
-    return true;
+    if (v) v->value_case = vcase;
+    return v;
+}
+
+static bool put_str(tr_t *t, attrs_t *a, const char *key, const char *val)
+{
+    any_t *v = put_case(t, a, key, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
+    return v ? (v->string_value = (char *)val, true) : false;
 }
 
 static bool put_int(tr_t *t, attrs_t *a, const char *key, int64_t val)
 {
-    any_t *v = attrs_put(t, a, key);
-    if (!v) return false;
-    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-    v->int_value = val;
-    return true;
+    any_t *v = put_case(t, a, key, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
+    return v ? (v->int_value = val, true) : false;
 }
 
 static bool put_double(tr_t *t, attrs_t *a, const char *key, double val)
 {
-    any_t *v = attrs_put(t, a, key);
-    if (!v) return false;
-    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-    v->double_value = val;
-    return true;
+    any_t *v = put_case(t, a, key, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE);
+    return v ? (v->double_value = val, true) : false;
 }
 
 static bool put_bool(tr_t *t, attrs_t *a, const char *key, bool val)
 {
-    any_t *v = attrs_put(t, a, key);
-    if (!v) return false;
-    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-    v->bool_value = val;
-    return true;
+    any_t *v = put_case(t, a, key, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
+    return v ? (v->bool_value = val, true) : false;
 }
 
 /* The collector's DetermineValueType for parse_string_tags: ^-?\d+$ is an int,
