@@ -150,8 +150,12 @@ def threshold(pct):
     return min(int(fl * ulp), 2**64 - 1)
 
 
+def prob_keeps_id(salt, pct, trace_id_hex):
+    return fnv1a64(salt.encode() + bytes.fromhex(trace_id_hex)) <= threshold(pct)
+
+
 def prob_keeps(salt, pct, t):
-    return fnv1a64(salt.encode() + bytes.fromhex(tid(t))) <= threshold(pct)
+    return prob_keeps_id(salt, pct, tid(t))
 
 
 # ---- the scenarios ------------------------------------------------------------------
