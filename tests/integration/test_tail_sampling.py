@@ -321,7 +321,7 @@ def scenario_config(sc, late_port, mem_port, bytes_port, ports, paths, mport, la
             "status_code: {status_codes: [ERROR]}}]",
             "  tail_sampling/mem:", "    decision_wait: 120s", "    num_traces: 5",
             "    policies: [{name: all, type: always_sample}]",
-            "  tail_sampling/bytes:", "    decision_wait: 120s", "    max_bytes: 3000",
+            "  tail_sampling/bytes:", "    decision_wait: 120s", "    max_bytes: 5000",
             "    policies: [{name: all, type: always_sample}]"]
     out.append("exporters:")
     for name in list(sc) + ["late", "mem", "bytes"]:
@@ -372,7 +372,7 @@ def run_main(args):
         mem_url = "http://127.0.0.1:%d/v1/traces" % mem_port
         for t in range(300, 308):
             post_json(mem_url, request(trace(t, 2)))
-        # c. max_bytes 3000: 6 requests of 4 spans (~300 B encoded + 4 x 128 counted each)
+        # c. max_bytes 5000: 6 requests of 4 spans (~300 B encoded + 4 x 320 counted each)
         bytes_url = "http://127.0.0.1:%d/v1/traces" % bytes_port
         for t in range(400, 406):
             post_json(bytes_url, request(trace(t, 4)))
@@ -448,7 +448,7 @@ def run_main(args):
         early = metric(text, "processor_tail_sampling_sampling_trace_dropped_too_early_total",
                        "bytes")
         on_mem = metric(text, "processor_tail_sampling_sampling_traces_on_memory", "bytes")
-        check(held is not None and 0 < held <= 3000, "bytes: %s bytes held <= 3000" % held)
+        check(held is not None and 0 < held <= 5000, "bytes: %s bytes held <= 5000" % held)
         check(early is not None and early >= 1 and early + on_mem == 6,
               "bytes: %s decided early + %s held == 6" % (early, on_mem))
         check(len(read_spans(bytes_path)) == early, "bytes: the early ones were emitted")
