@@ -20,7 +20,10 @@ metrics count them:
      decision is emitted, one of a dropped trace is not, both counted;
   c. the memory bound: num_traces (the oldest decided early, counted) and
      max_bytes; traces pending at shutdown are decided and written before exit;
-  d. config errors: unknown policy type, bad status code, duplicate name, invalid
+  d. the other keys: sample_on_first_match, maximum_trace_size_bytes,
+     decision_wait_after_root_received, block_on_overflow (the receiver refuses),
+     drop_pending_traces_on_shutdown;
+  e. config errors: unknown policy type, bad status code, duplicate name, invalid
      regex, unknown key, span-ingest.
 
     test_tail_sampling.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
@@ -490,6 +493,96 @@ def config_error(args, policies, expect, extra=""):
         r.cleanup()
 
 
+OPTIONS = {
+    # name -> processor settings (YAML lines)
+    "first": ["decision_wait: 1s", "sample_on_first_match: true",
+              "policies: [{name: all, type: always_sample}, "
+              "{name: none, type: probabilistic, probabilistic: {sampling_percentage: 0}}]"],
+    "every": ["decision_wait: 1s",
+              "policies: [{name: all, type: always_sample}, "
+              "{name: none, type: probabilistic, probabilistic: {sampling_percentage: 0}}]"],
+    "maxsize": ["decision_wait: 1s", "maximum_trace_size_bytes: 600",
+                "policies: [{name: all, type: always_sample}]"],
+    "root": ["decision_wait: 120s", "decision_wait_after_root_received: 500ms",
+             "policies: [{name: all, type: always_sample}]"],
+    "block": ["decision_wait: 120s", "num_traces: 2", "block_on_overflow: true",
+              "policies: [{name: all, type: always_sample}]"],
+    "droppending": ["decision_wait: 120s", "drop_pending_traces_on_shutdown: true",
+                    "policies: [{name: all, type: always_sample}]"],
+}
+
+
+def run_options(args):
+    """The other top-level keys: sample_on_first_match, maximum_trace_size_bytes,
+    decision_wait_after_root_received, block_on_overflow,
+    drop_pending_traces_on_shutdown."""
+    tmp = tempfile.mkdtemp(prefix="sy-ts-opt-")
+    ports = {n: free_port() for n in OPTIONS}
+    paths = {n: os.path.join(tmp, n + ".json") for n in OPTIONS}
+    mport = free_port()
+    out = ["receivers:"]
+    for n in OPTIONS:
+        out += ["  otlp/%s:" % n, "    protocols:", "      http:",
+                "        endpoint: 127.0.0.1:%d" % ports[n]]
+    out.append("processors:")
+    for n, lines in OPTIONS.items():
+        out += ["  tail_sampling/%s:" % n] + ["    " + x for x in lines]
+    out.append("exporters:")
+    for n in OPTIONS:
+        out += ["  file/%s:" % n, "    path: %s" % paths[n], "    flush_interval: 50ms"]
+    out += ["service:", "  telemetry:", "    metrics:", "      address: 127.0.0.1:%d" % mport,
+            "  pipelines:"]
+    for n in OPTIONS:
+        out.append("    traces/%s: {receivers: [otlp/%s], processors: [tail_sampling/%s], "
+                   "exporters: [file/%s]}" % (n, n, n, n))
+    url = {n: "http://127.0.0.1:%d/v1/traces" % ports[n] for n in OPTIONS}
+    with Router(args.bin, [args.plugin_dir], "\n".join(out) + "\n") as r:
+        post_json(url["first"], request(trace(500, 2)))
+        post_json(url["every"], request(trace(501, 2)))
+        # one small trace and one of 12 spans (~100 encoded bytes each)
+        post_json(url["maxsize"], request(trace(502, 1) + trace(503, 12)))
+        # 504 has its root; 505 only children (the root never comes)
+        post_json(url["root"], request(trace(504, 3) + [span(505, 1), span(505, 2)]))
+        st = [post_json(url["block"], request(trace(t, 1)))[0] for t in (506, 507, 508)]
+        check(st == [200, 200, 200], "block: the first three requests accepted (%s)" % st)
+        st4 = post_json(url["block"], request(trace(509, 1)))[0]
+        check(st4 in (429, 503), "block: past num_traces the receiver refuses (%s)" % st4)
+        post_json(url["droppending"], request(trace(510, 2) + trace(511, 2)))
+
+        def done():
+            text = metrics(mport)
+            return all(metric(text, "processor_tail_sampling_sampling_traces_on_memory", n) == v
+                       for n, v in (("first", 0), ("every", 0), ("maxsize", 0), ("root", 1)))
+        wait_for("the option scenarios' decisions", done, 10)
+        wait_for("files", lambda: read_spans(paths["root"]) and read_spans(paths["maxsize"]), 5)
+        text = metrics(mport)
+        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_none_total",
+                     "first") in (None, 0),
+              "sample_on_first_match: the second policy was not asked")
+        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_none_total",
+                     "every") == 1, "without it every policy is asked")
+        check(set(read_spans(paths["first"])) == {tid(500)}, "sample_on_first_match: kept")
+        check(set(read_spans(paths["maxsize"])) == {tid(502)},
+              "maximum_trace_size_bytes: the large trace dropped, the small one kept")
+        check(metric(text, "processor_tail_sampling_traces_over_maximum_size_total",
+                     "maxsize") == 1, "maximum_trace_size_bytes: counted")
+        check(metric(text, "processor_tail_sampling_spans_over_maximum_size_total",
+                     "maxsize") == 12, "maximum_trace_size_bytes: all 12 of its spans dropped")
+        got = read_spans(paths["root"])
+        check(set(got) == {tid(504)} and len(got[tid(504)]) == 3,
+              "decision_wait_after_root_received: the rooted trace decided early, whole")
+        check(metric(text, "processor_tail_sampling_sampling_trace_dropped_too_early_total",
+                      "block") == 1, "block: past the hard bound the oldest decided early")
+        rc = r.terminate()
+        check(rc == 0, "options router exits 0 (%s)" % rc)
+        check(read_spans(paths["droppending"]) == {},
+              "drop_pending_traces_on_shutdown: nothing written")
+        check("dropped 2 undecided traces at shutdown" in r.output(),
+              "drop_pending_traces_on_shutdown: logged with the count")
+        got = read_spans(paths["root"])
+        check(set(got) == {tid(504), tid(505)}, "the rootless trace decided at shutdown")
+
+
 def run_errors(args):
     config_error(args, "[{name: x, type: nope}]", "unknown sampling policy type nope")
     config_error(args, "[{name: x, type: status_code, status_code: {status_codes: [BAD]}}]",
@@ -512,6 +605,7 @@ def main():
     ap.add_argument("--plugin-dir", required=True)
     args = ap.parse_args()
     run_main(args)
+    run_options(args)
     run_errors(args)
     if check.failures:
         print("%d check(s) failed" % len(check.failures))

@@ -156,6 +156,7 @@ typedef struct ts_trace_s {
     uint32_t prev, next; /* in its list; next is the free list link when unused */
     uint8_t list;
     bool live;
+    bool too_large; /* dropped for maximum_trace_size_bytes: its later spans follow */
 } ts_trace_t;
 
 typedef struct ts_pmetrics_s {
@@ -186,7 +187,7 @@ typedef struct ts_state_s {
     sy_metric_t *m_traces, *m_bytes, *m_spans;
     sy_metric_t *m_sampled, *m_not_sampled, *m_dropped;
     sy_metric_t *m_early, *m_late_sampled, *m_late_not_sampled, *m_new, *m_errors;
-    sy_metric_t *m_too_large, *m_shutdown_dropped, *m_lost;
+    sy_metric_t *m_too_large, *m_too_large_spans, *m_shutdown_dropped, *m_lost;
 } ts_state_t;
 
 static uint64_t now_ns(void)
@@ -343,6 +344,10 @@ static ts_decision_t make_decision(ts_state_t *s, const ts_trace_data_t *td)
 static void decide(ts_state_t *s, uint32_t i)
 {
     ts_trace_t *t = &s->traces[i];
+    if (t->too_large) { /* already dropped and counted: its slot only kept its ID */
+        trace_free(s, i);
+        return;
+    }
     ts_trace_data_t td = {t->id, t->spans, t->nspans, t->bytes};
     ts_decision_t d = make_decision(s, &td);
     if (d == TS_SAMPLED) {
@@ -417,7 +422,7 @@ static void on_tick(void *arg)
         while (s->head[l] != NIL && s->traces[s->head[l]].deadline_ms <= now_ms)
             decide(s, s->head[l]);
     out_flush(s);
-    if (s->refusing && !over_bounds(s, 0)) {
+    if (s->refusing && !over_bounds(s, 1)) { /* room for one more trace again */
         s->refusing = false;
         s->api->pipeline_refuse(s->inst, false);
     }
@@ -499,6 +504,10 @@ static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_
         return;
     }
     uint32_t i = trace_get(s, id, now_ms);
+    if (i != NIL && s->traces[i].too_large) {
+        count(s, s->m_too_large_spans, 1);
+        return;
+    }
     if (i == NIL || trace_add_span(s, &s->traces[i], span, h) < 0) {
         count(s, s->m_lost, 1);
         SY_LOG(s->api, s->inst, SY_LOG_ERROR, "out of memory: a span could not be held");
@@ -506,10 +515,17 @@ static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_
     }
     ts_trace_t *t = &s->traces[i];
     if (s->cfg->maximum_trace_size_bytes && t->bytes > s->cfg->maximum_trace_size_bytes) {
-        /* As the collector: too large to decide on, dropped now. */
+        /* Too large to decide on: its spans are dropped now, and the trace stays
+         * (without spans) until its decision time so that its later spans are
+         * dropped too rather than kept as a part of it. */
         (void)ts_cache_put(&s->not_sampled, t->id);
         count(s, s->m_too_large, 1);
-        trace_free(s, i);
+        count(s, s->m_too_large_spans, t->nspans);
+        for (uint32_t k = 0; k < t->nspans; k++)
+            held_unref(s, t->spans[k].held);
+        s->held_spans -= t->nspans;
+        t->nspans = 0;
+        t->too_large = true;
         return;
     }
     if (s->cfg->decision_wait_after_root_received) root_seen(s, i, span, now_ms);
@@ -613,7 +629,7 @@ static void ts_shutdown(void *state)
     uint32_t i;
     while ((i = oldest(s)) != NIL) {
         if (s->cfg->drop_pending_traces_on_shutdown) {
-            dropped++;
+            dropped += !s->traces[i].too_large;
             trace_free(s, i);
         } else {
             decide(s, i);
@@ -691,6 +707,8 @@ static void register_metrics(ts_state_t *s)
                     "Policy evaluations that failed.");
     s->m_too_large = C("processor_tail_sampling_traces_over_maximum_size",
                        "Traces dropped because they grew past maximum_trace_size_bytes.");
+    s->m_too_large_spans = C("processor_tail_sampling_spans_over_maximum_size",
+                             "Spans dropped with their trace for maximum_trace_size_bytes.");
     s->m_shutdown_dropped = C("processor_tail_sampling_traces_dropped_on_shutdown",
                               "Undecided traces dropped at shutdown.");
     s->m_lost = C("processor_tail_sampling_spans_lost",
