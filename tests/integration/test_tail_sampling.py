@@ -381,10 +381,16 @@ def run_main(args):
             post_json(bytes_url, request(trace(t, 4)))
 
         def all_decided():
+            # Every trace taken (counted as it comes) and decided: sampled + not
+            # sampled + dropped (counted as each is decided) covers them all.
             text = metrics(mport)
-            for name in sc:
-                v = metric(text, "processor_tail_sampling_sampling_traces_on_memory", name)
-                if v is None or v != 0:
+            for name, (_, reqs, _) in sc.items():
+                n = len(sent_spans(reqs))
+                if metric(text, "processor_tail_sampling_new_trace_id_received_total", name) != n:
+                    return False
+                decided = sum(metric(text, "processor_tail_sampling_global_count_traces_%s_total"
+                                     % k, name) or 0 for k in ("sampled", "not_sampled", "dropped"))
+                if decided != n:
                     return False
             return metric(text, "processor_tail_sampling_sampling_traces_on_memory", "late") == 0
         wait_for("every scenario's decision", all_decided, 15)
@@ -419,8 +425,10 @@ def run_main(args):
         check(40 <= pk <= 110, "probabilistic: %d of 200 kept at 37.5 %% (sanity)" % pk)
 
         # b. late spans follow the cached decisions
+        wait_for("the late scenario's kept trace", lambda: tid(200) in read_spans(late_path), 5)
         got = read_spans(late_path)
-        check(set(got) == {tid(200)}, "late: only the error trace kept before late spans")
+        check(set(got) == {tid(200)} and len(got[tid(200)]) == 2,
+              "late: only the error trace kept, whole, before the late spans")
         post_json(late_url, request([span(200, 5), span(201, 5)]))
         wait_for("late span of the kept trace", lambda: len(read_spans(late_path).get(
             tid(200), ())) == 3, 5)
@@ -431,7 +439,7 @@ def run_main(args):
                      "processor_tail_sampling_early_releases_from_cache_decision_not_sampled_total",
                      "late") == 1, "late: one span dropped by the non-sampled cache")
         check(tid(201) not in read_spans(late_path), "late: the dropped trace stays dropped")
-        check(metric(text, "processor_tail_sampling_sampling_traces_on_memory", "late") == 0,
+        check(metric(text, "processor_tail_sampling_new_trace_id_received_total", "late") == 2,
               "late: late spans start no new trace")
 
         # c. num_traces: the three oldest were decided at once (decision_wait is 120s)
@@ -442,10 +450,17 @@ def run_main(args):
         text = metrics(mport)
         check(metric(text, "processor_tail_sampling_sampling_trace_dropped_too_early_total",
                      "mem") == 3, "mem: 3 counted as decided too early")
-        check(metric(text, "processor_tail_sampling_sampling_traces_on_memory", "mem") == 5,
-              "mem: 5 traces held")
+        # The gauges are set by the processor's one-second timer.
+        wait_for("mem: 5 traces held (gauge)", lambda: metric(
+            metrics(mport), "processor_tail_sampling_sampling_traces_on_memory", "mem") == 5, 5)
         # c. max_bytes: held bytes stay under the bound, the rest went out early
         wait_for("early decisions (max_bytes)", lambda: len(read_spans(bytes_path)) >= 1, 5)
+        wait_for("bytes: every trace taken", lambda: metric(
+            metrics(mport), "processor_tail_sampling_new_trace_id_received_total", "bytes") == 6, 5)
+        wait_for("bytes: the gauges set after the last one", lambda: (lambda t: (metric(
+            t, "processor_tail_sampling_sampling_traces_on_memory", "bytes") or 0) + (metric(
+                t, "processor_tail_sampling_sampling_trace_dropped_too_early_total", "bytes")
+                or 0) == 6)(metrics(mport)), 5)
         text = metrics(mport)
         held = metric(text, "processor_tail_sampling_sampling_bytes_on_memory", "bytes")
         early = metric(text, "processor_tail_sampling_sampling_trace_dropped_too_early_total",
@@ -454,7 +469,7 @@ def run_main(args):
         check(held is not None and 0 < held <= 5000, "bytes: %s bytes held <= 5000" % held)
         check(early is not None and early >= 1 and early + on_mem == 6,
               "bytes: %s decided early + %s held == 6" % (early, on_mem))
-        check(len(read_spans(bytes_path)) == early, "bytes: the early ones were emitted")
+        wait_for("bytes: the early ones written", lambda: len(read_spans(bytes_path)) == early, 5)
 
         # Shutdown decides what is pending: every trace of mem and bytes is written.
         rc = r.terminate()
@@ -545,16 +560,23 @@ def run_options(args):
         post_json(url["root"], request(trace(504, 3) + [span(505, 1), span(505, 2)]))
         st = [post_json(url["block"], request(trace(t, 1)))[0] for t in (506, 507, 508)]
         check(st == [200, 200, 200], "block: the first three requests accepted (%s)" % st)
+        # The receiver answers once the pipeline queue took a request; wait until the
+        # processor has taken the third one (it went past num_traces: the oldest
+        # was decided early and the processor asked for receivers to be refused).
+        wait_for("block: the third trace taken", lambda: metric(
+            metrics(mport), "processor_tail_sampling_sampling_trace_dropped_too_early_total",
+            "block") == 1, 10)
         st4 = post_json(url["block"], request(trace(509, 1)))[0]
         check(st4 in (429, 503), "block: past num_traces the receiver refuses (%s)" % st4)
         post_json(url["droppending"], request(trace(510, 2) + trace(511, 2)))
 
         def done():
             text = metrics(mport)
-            return all(metric(text, "processor_tail_sampling_sampling_traces_on_memory", n) == v
-                       for n, v in (("first", 0), ("every", 0), ("maxsize", 0), ("root", 1)))
+            return all(metric(text, "processor_tail_sampling_global_count_traces_sampled_total",
+                              n) == 1 for n in ("first", "every", "maxsize", "root"))
         wait_for("the option scenarios' decisions", done, 10)
-        wait_for("files", lambda: read_spans(paths["root"]) and read_spans(paths["maxsize"]), 5)
+        wait_for("files", lambda: all(read_spans(paths[n]) for n in
+                                      ("first", "every", "maxsize", "root")), 5)
         text = metrics(mport)
         check(metric(text, "processor_tail_sampling_count_traces_not_sampled_none_total",
                      "first") in (None, 0),
