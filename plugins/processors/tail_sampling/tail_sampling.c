@@ -183,6 +183,7 @@ typedef struct ts_state_s {
     uint32_t out_spans;
     sy_timer_t *timer;
     bool refusing;
+    bool stopped; /* shutdown() ran: what still comes is decided at once */
 
     sy_metric_t *m_traces, *m_bytes, *m_spans;
     sy_metric_t *m_sampled, *m_not_sampled, *m_dropped;
@@ -353,7 +354,7 @@ static void decide(ts_state_t *s, uint32_t i)
     if (d == TS_SAMPLED) {
         out_add(s, t->spans, t->nspans);
         count(s, s->m_sampled, 1);
-        if (ts_cache_put(&s->sampled, t->id) < 0) count(s, s->m_errors, 0);
+        (void)ts_cache_put(&s->sampled, t->id); /* out of memory: only the cache misses it */
     } else {
         count(s, d == TS_DROPPED ? s->m_dropped : s->m_not_sampled, 1);
         (void)ts_cache_put(&s->not_sampled, t->id);
@@ -569,6 +570,9 @@ static int ts_consume(void *state, sy_batch_t *batch)
     }
     held_unref(s, h);
     enforce_bounds(s, 0);
+    if (s->stopped) /* no timer any more: nothing may wait for it */
+        for (uint32_t i; (i = oldest(s)) != NIL;)
+            decide(s, i);
     out_flush(s);
     return SY_OK;
 }
@@ -624,6 +628,7 @@ static void ts_shutdown(void *state)
     ts_state_t *s = state;
     if (s->timer) s->api->timer_stop(s->timer);
     s->timer = NULL;
+    s->stopped = true;
     s->ev.now_ns = now_ns();
     uint64_t dropped = 0;
     uint32_t i;
@@ -716,8 +721,18 @@ static void register_metrics(ts_state_t *s)
 #undef C
 #undef G
     for (size_t i = 0; i < s->pols.count; i++) {
-        char name[160];
-        const char *pn = ts_policy_name(s->pols.list[i]);
+        char name[160], pn[96];
+        metric_name(pn, sizeof pn, "", ts_policy_name(s->pols.list[i]));
+        /* Two names that differ only in characters made '_' get their index. */
+        for (size_t j = 0; j < i; j++) {
+            char other[96];
+            metric_name(other, sizeof other, "", ts_policy_name(s->pols.list[j]));
+            if (!strcmp(other, pn)) {
+                size_t n = strlen(pn);
+                snprintf(pn + n, sizeof pn - n, "_%zu", i);
+                break;
+            }
+        }
         metric_name(name, sizeof name, "processor_tail_sampling_count_traces_sampled_", pn);
         s->pm[i].sampled =
             api->metric_register(in, name, "Traces this policy sampled.", SY_METRIC_COUNTER);
