@@ -202,7 +202,7 @@ def scenarios():
          [span(46, 0, attrs=[s_attr("http.route", "/web/api/v2/")])]],
         {45})
     sc["string_invert"] = (
-        "[{name: nothealth, type: string_attribute, string_attribute: "
+        "[{name: not-health.v2, type: string_attribute, string_attribute: "
         "{key: http.route, values: [/health], invert_match: true}}]",
         [[span(47, 0, attrs=[s_attr("http.route", "/health")]), span(47, 1)],
          [span(48, 0, attrs=[s_attr("http.route", "/pay")])], [span(49, 0)]],
@@ -421,6 +421,12 @@ def run_main(args):
                      "status") == 1, "status: per-policy not-sampled count")
         check(metric(text, "processor_tail_sampling_global_count_traces_dropped_total",
                      "drop") == 1, "drop: counted as dropped")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_not_health_v2_total",
+                     "string_invert") == 2,
+              "string_invert: InvertSampled counted as sampled, under the policy's name with "
+              "'-' and '.' as '_'")
+        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_not_health_v2_total",
+                     "string_invert") == 1, "string_invert: InvertNotSampled counted as not sampled")
         pk = len(sc["probabilistic"][2])
         check(40 <= pk <= 110, "probabilistic: %d of 200 kept at 37.5 %% (sanity)" % pk)
 
