@@ -5,6 +5,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "ts_policy.h"
+#include "ts_tracestate.h"
 
 #include <errno.h>
 #include <math.h>
@@ -858,31 +859,6 @@ static ts_decision_t eval_latency(ts_policy_t *p, ts_eval_t *ev, const ts_trace_
     return TS_NOT_SAMPLED;
 }
 
-/* The value of key in a W3C tracestate ("k1=v1,k2=v2"), or false. */
-static bool tracestate_get(const char *s, size_t len, const char *key, size_t keylen,
-                           const char **val, size_t *vlen)
-{
-    size_t i = 0;
-    while (i < len) {
-        size_t j = i;
-        while (j < len && s[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (a < b && (s[a] == ' ' || s[a] == '\t'))
-            a++;
-        while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t'))
-            b--;
-        const char *eq = memchr(s + a, '=', b - a);
-        if (eq && (size_t)(eq - (s + a)) == keylen && !memcmp(s + a, key, keylen)) {
-            *val = eq + 1;
-            *vlen = (size_t)(s + b - (eq + 1));
-            return true;
-        }
-        i = j + 1;
-    }
-    return false;
-}
-
 static ts_decision_t eval_trace_state(ts_policy_t *p, ts_eval_t *ev, const ts_trace_data_t *t)
 {
     for (size_t i = 0; i < t->nspans; i++) {
@@ -892,7 +868,7 @@ static ts_decision_t eval_trace_state(ts_policy_t *p, ts_eval_t *ev, const ts_tr
             continue;
         const char *val;
         size_t vlen;
-        if (!tracestate_get(v.str, v.len, p->key, p->keylen, &val, &vlen)) continue;
+        if (!ts_tracestate_get(v.str, v.len, p->key, p->keylen, &val, &vlen)) continue;
         for (size_t k = 0; k < p->nvalues; k++)
             /* A list member is at most 256 characters: longer values never match. */
             if (p->value_lens[k] && p->keylen + p->value_lens[k] < 256 &&
