@@ -8,7 +8,9 @@ the decisions have run, each file holds exactly the traces the policy keeps, eac
 with every span it was sent with (never part of a trace), and the per-policy
 metrics count them:
 
-  a. every policy type on traces that it keeps and traces that it does not:
+  a. every policy type on traces that it keeps and traces that it does not
+     (and 300 traces whose spans are shuffled over 40 requests of two resources:
+     grouped by trace ID, each kept span with its own resource and scope):
      always_sample, latency (lower bound; lower + upper bound), status_code,
      string_attribute (exact on span and on resource, regex, invert_match),
      numeric_attribute (and invert_match), boolean_attribute, probabilistic (the
@@ -107,6 +109,27 @@ def read_spans(path):
                 for ss in rs.get("scopeSpans", []):
                     for sp in ss.get("spans", []):
                         out.setdefault(sp["traceId"], set()).add(sp["spanId"])
+    return out
+
+
+def span_homes(reqs_or_path):
+    """span ID -> (service.name, scope name, scope version, span name), from sent
+    requests or from the file exporter's lines."""
+    if isinstance(reqs_or_path, str):
+        with open(reqs_or_path) as f:
+            bodies = [json.loads(line) for line in f if line.strip()]
+    else:
+        bodies = [r if isinstance(r, dict) else request(r) for r in reqs_or_path]
+    out = {}
+    for body in bodies:
+        for rs in body.get("resourceSpans", []):
+            svc = [a["value"]["stringValue"] for a in rs.get("resource", {}).get("attributes", [])
+                   if a["key"] == "service.name"]
+            for ss in rs.get("scopeSpans", []):
+                sc = ss.get("scope", {})
+                for sp in ss.get("spans", []):
+                    out[sp["spanId"]] = (svc[0] if svc else None, sc.get("name"),
+                                         sc.get("version", ""), sp.get("name"))
     return out
 
 
@@ -302,6 +325,33 @@ def scenarios():
         "string_attribute: {key: route, values: [/health], invert_match: true}}]",
         [[span(95, 0, attrs=[s_attr("route", "/health")])], [span(96, 0)]],
         {96})
+    # 300 traces of 1 to 20 spans, their spans shuffled over 40 requests of two
+    # resources (services) each: grouping by trace ID across requests and
+    # resources; kept: the error traces and the 50 % the hash keeps.
+    import random
+    rnd = random.Random(8)
+    spans, errors = [], set()
+    for t in range(2000, 2300):
+        n = rnd.randint(1, 20)
+        err = rnd.random() < 0.1
+        if err:
+            errors.add(t)
+        for k in range(n):
+            spans.append(span(t, k, start_ms=k, status=2 if err and k == n - 1 else 0))
+    rnd.shuffle(spans)
+    reqs = []
+    for i in range(40):
+        part = spans[i::40]
+        half = len(part) // 2
+        reqs.append({"resourceSpans": [
+            {"resource": {"attributes": [s_attr("service.name", "a")]},
+             "scopeSpans": [{"scope": {"name": "lib"}, "spans": part[:half]}]},
+            {"resource": {"attributes": [s_attr("service.name", "b")]},
+             "scopeSpans": [{"scope": {"name": "lib2", "version": "2"}, "spans": part[half:]}]}]})
+    sc["shuffled"] = (
+        "[{name: e, type: status_code, status_code: {status_codes: [ERROR]}}, "
+        "{name: p, type: probabilistic, probabilistic: {hash_salt: s2, sampling_percentage: 50}}]",
+        reqs, errors | {t for t in range(2000, 2300) if prob_keeps("s2", 50, t)})
     return sc
 
 
@@ -415,6 +465,10 @@ def run_main(args):
                         name) or 0
             check(nn + nd == len(sent) - len(kept), "%s: not sampled + dropped %s == %d" % (
                 name, nn + nd, len(sent) - len(kept)))
+        sent_homes, got_homes = span_homes(sc["shuffled"][1]), span_homes(paths["shuffled"])
+        check(got_homes and all(sent_homes[k] == v for k, v in got_homes.items()),
+              "shuffled: every kept span with its own resource and scope (%d spans)"
+              % len(got_homes))
         check(metric(text, "processor_tail_sampling_count_traces_sampled_errors_total",
                      "status") == 1, "status: per-policy sampled count")
         check(metric(text, "processor_tail_sampling_count_traces_not_sampled_errors_total",
