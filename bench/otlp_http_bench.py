@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 READY = b"Everything is ready"
@@ -213,6 +214,7 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         cpu1 = proc_cpu_seconds(r.pid)
         wait1 = proc_runqueue_wait_seconds(r.pid)
         hwm = proc_status(r.pid, "VmHWM")
+        held = tail_sampling_held(r, rss_before)
     finally:
         rc = r.stop()
         if sink is not None:
@@ -229,9 +231,33 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         "rss_before_kb": rss_before, "peak_rss_kb": hwm, "router_exit": rc,
         "loadgen": lg,
     }
+    if held:
+        res["tail_sampling"] = held
     if rc != 0:
         res["router_tail"] = r.tail[-20:]
     return res
+
+
+def tail_sampling_held(r, rss_before_kb):
+    """For a router with a tail_sampling processor: what it holds once loadgen is
+    done (traces, spans, bytes from its own gauges) and the RSS it costs, per
+    10 000 traces (RSS now less RSS before the load). None without the processor."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{r.metrics_port}/metrics", timeout=5) as f:
+            text = f.read().decode()
+    except OSError:
+        return None
+    vals = {}
+    for line in text.splitlines():
+        for k in ("traces", "spans", "bytes"):
+            if line.startswith(f"switchyard_processor_tail_sampling_sampling_{k}_on_memory{{"):
+                vals[k] = float(line.rsplit(" ", 1)[1])
+    if not vals.get("traces"):
+        return None
+    rss = proc_status(r.pid, "VmRSS")
+    vals["rss_kb"] = rss
+    vals["rss_kb_per_10k_traces"] = round((rss - rss_before_kb) * 10000 / vals["traces"])
+    return vals
 
 
 def sizes(build):
@@ -325,6 +351,12 @@ def main():
                       f"{lg['loadgen_cpu_s'] / r['wall_s'] * 100:.0f} % | "
                       f"{r['router_wait_util'] * 100:.0f} % | {r['router_exit']} |",
                       flush=True)
+                if r.get("tail_sampling"):
+                    ts = r["tail_sampling"]
+                    print(f"|   | tail_sampling held after the run: {ts['traces']:.0f} traces, "
+                          f"{ts['spans']:.0f} spans, {ts['bytes'] / 1e6:.1f} MB counted; RSS "
+                          f"{ts['rss_kb']} kB, {ts['rss_kb_per_10k_traces']} kB per 10 000 "
+                          f"traces held |" + " |" * 16, flush=True)
                 if r["router_exit"] != 0:
                     print("router output:\n" + "\n".join(r.get("router_tail", [])),
                           file=sys.stderr)
