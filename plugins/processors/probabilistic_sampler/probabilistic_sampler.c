@@ -261,20 +261,20 @@ static int span_priority(const sy_host_api_t *api, sy_view_node_t *span)
     return d == 0 ? 0 : d > 0 ? 1 : -1;
 }
 
-/* One span: its randomness and carrier (randomnessFromSpan of each mode). */
-static void span_item(ps_state_t *s, sy_view_node_t *span, ps_item_t *it, const char **ts_raw,
-                      size_t *ts_len)
+/* One span: its randomness and carrier (randomnessFromSpan of each mode), given
+ * its trace id and priority (span_priority()). */
+static void span_item(ps_state_t *s, sy_view_node_t *span, const sy_value_t *tid, int prio,
+                      ps_item_t *it, const char **ts_raw, size_t *ts_len)
 {
     const sy_host_api_t *api = s->api;
-    sy_value_t tid, tsv;
-    if (api->view_get(span, SY_FIELD_TRACE_ID, &tid) < 0) tid.type = SY_VALUE_EMPTY;
+    sy_value_t tsv;
     if (api->view_get(span, SY_FIELD_TRACE_STATE, &tsv) < 0 || tsv.type != SY_VALUE_STRING)
         tsv.len = 0, tsv.str = "";
     *ts_raw = tsv.str;
     *ts_len = tsv.len;
     ps_tracestate_t *ts = &s->ts;
     ps_err_t perr = ps_tracestate_parse(ts, tsv.str, tsv.len);
-    bool empty = id_empty(&tid);
+    bool empty = id_empty(tid);
     it->perr = perr;
     switch (s->kind) {
     case K_NEVER:
@@ -287,7 +287,7 @@ static void span_item(ps_state_t *s, sy_view_node_t *span, ps_item_t *it, const 
     case K_HASH:
         it->policy = empty ? P_MISSING_RANDOMNESS : P_TRACE_ID_HASH;
         it->missing = empty;
-        if (!empty) it->rnd = ps_hash_randomness(tid.bytes, 16, s->seed);
+        if (!empty) it->rnd = ps_hash_randomness(tid->bytes, 16, s->seed);
         if (perr) {
             it->err = E_PARSE;
         } else if (ps_tracestate_has_rv(ts)) {
@@ -311,7 +311,7 @@ static void span_item(ps_state_t *s, sy_view_node_t *span, ps_item_t *it, const 
             it->rnd = ts->rnd;
             it->policy = P_SAMPLING_RANDOMNESS;
         } else if (!empty) {
-            it->rnd = ps_trace_id_randomness(tid.bytes);
+            it->rnd = ps_trace_id_randomness(tid->bytes);
             it->policy = P_TRACE_ID_W3C;
         } else {
             it->missing = true;
@@ -321,20 +321,56 @@ static void span_item(ps_state_t *s, sy_view_node_t *span, ps_item_t *it, const 
     }
     it->has_th = it->carrier && ps_tracestate_has_th(ts);
     it->th = ts->threshold;
-    int prio = span_priority(api, span);
     if (prio >= 0) {
         it->prio = true;
         it->prio_th = prio ? PS_ALWAYS_THRESHOLD : PS_NEVER_THRESHOLD;
     }
 }
 
+/*
+ * The spans whose fate is known without their tracestate: a priority of 0, and,
+ * under fail_closed in hash_seed mode (or at 0 %), a hash under the threshold
+ * without a priority that keeps. Whatever the tracestate says, the collector
+ * drops them with the same policy: not reading it saves a walk of each (most)
+ * dropped span. Only the log line of a tracestate error of such a span is lost.
+ */
+static bool drop_early(ps_state_t *s, const sy_value_t *tid, int prio, ps_run_t *run)
+{
+    int policy;
+    if (prio == 0) {
+        policy = P_SAMPLING_PRIORITY;
+    } else if (prio < 0 && s->cfg->fail_closed && s->kind == K_NEVER) {
+        policy = P_SAMPLING_PRIORITY;
+    } else if (prio < 0 && s->cfg->fail_closed && s->kind == K_HASH) {
+        if (id_empty(tid)) {
+            note_error(run, E_MISSING, PS_OK);
+            policy = P_MISSING_RANDOMNESS;
+        } else if (ps_hash_randomness(tid->bytes, 16, s->seed) < s->fixed_th) {
+            policy = P_TRACE_ID_HASH;
+        } else {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    run->counts[policy][0]++;
+    return true;
+}
+
 static int visit_span(ps_state_t *s, sy_view_node_t *span, ps_run_t *run)
 {
     const sy_host_api_t *api = s->api;
+    sy_value_t tid;
+    if (api->view_get(span, SY_FIELD_TRACE_ID, &tid) < 0) tid.type = SY_VALUE_EMPTY;
+    int prio = span_priority(api, span);
+    if (drop_early(s, &tid, prio, run)) {
+        run->dropped++;
+        return api->view_drop(span);
+    }
     ps_item_t it = {0};
     const char *raw;
     size_t raw_len;
-    span_item(s, span, &it, &raw, &raw_len);
+    span_item(s, span, &tid, prio, &it, &raw, &raw_len);
     ps_decide(s, &it, run);
     if (!it.sampled) {
         run->dropped++;
