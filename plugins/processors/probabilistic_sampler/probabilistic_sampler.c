@@ -24,18 +24,8 @@
 
 #include <switchyard/plugin.h>
 
+#include "probabilistic_sampler.h"
 #include "sampling.h"
-
-typedef struct ps_config_s {
-    double sampling_percentage;
-    int64_t hash_seed;
-    char *mode;
-    bool fail_closed;
-    int64_t sampling_precision;
-    char *attribute_source;
-    char *from_attribute;
-    char *sampling_priority;
-} ps_config_t;
 
 static const sy_config_field_t ps_fields[] = {
     {.name = "sampling_percentage",
