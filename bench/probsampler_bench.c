@@ -121,6 +121,7 @@ int main(int argc, char **argv)
         double pct;
     } rows[] = {
         {"baseline: copy + validate a batch", NULL, -1},
+        {"hash_seed 1 %", "hash_seed", 1},
         {"hash_seed 10 %", "hash_seed", 10},
         {"hash_seed 100 % (rv and th written on every span)", "hash_seed", 100},
         {"proportional 10 %", "proportional", 10},

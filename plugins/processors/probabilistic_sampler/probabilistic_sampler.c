@@ -603,7 +603,9 @@ static int ps_consume(void *state, sy_batch_t *batch)
             }
         }
     }
-    if (rc >= 0 && (run.dropped || run.edits)) rc = api->view_commit(v);
+    /* Nothing kept: no need to write the empty request, the batch just goes. */
+    bool none_kept = rc >= 0 && run.dropped == info.items;
+    if (rc >= 0 && !none_kept && (run.dropped || run.edits)) rc = api->view_commit(v);
     api->view_close(v);
     if (rc < 0) {
         SY_LOG(api, s->inst, SY_LOG_ERROR, "failed sampling batch (error %d)", rc);
@@ -614,8 +616,8 @@ static int ps_consume(void *state, sy_batch_t *batch)
             if (run.counts[p][k] && s->counts[sig][p][k])
                 api->metric_add(s->counts[sig][p][k], (int64_t)run.counts[p][k]);
     log_errors(s, &run, sig);
-    api->batch_info(batch, &info);
-    if (info.items == 0) {
+    if (!none_kept) api->batch_info(batch, &info);
+    if (none_kept || info.items == 0) {
         api->batch_release(batch); /* nothing was kept: nothing to send */
         return SY_OK;
     }
