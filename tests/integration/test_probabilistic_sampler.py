@@ -23,6 +23,7 @@ The expected decisions come from two places that are not our C code:
   c. sampling.priority of every type;
   d. tracestate th/rv vectors (equalizing and proportional), fail_closed errors;
   e. two tiers: equalizing 50 % then 25 % keeps 25 %, a subset of the 50 % set;
+     and two routers (OTLP/HTTP between them) keep exactly the spec's ids with th:c;
   f. logs: trace id and record attribute sources, priority, thresholds;
   g. bad configurations refused with the collector's messages and file:line;
   h. the own metrics.
@@ -535,6 +536,69 @@ def case_tiers(args, tmp):
         run.close()
 
 
+def case_two_routers(args, tmp):
+    """A real two-tier deployment: router A (equalizing 50 %) sends OTLP/HTTP to
+    router B (proportional 50 %): B reads the th that A wrote, on the wire."""
+    rng = random.Random(78)
+    ids = [hexid(rng, 16) for _ in range(4000)]
+    pa, pb = free_port(), free_port()
+    path = os.path.join(tmp, "two_routers.json")
+    cfg_b = "\n".join([
+        "receivers:", "  otlp:", "    protocols:", "      http:",
+        "        endpoint: 127.0.0.1:%d" % pb,
+        "processors:", "  probabilistic_sampler:", "    mode: proportional",
+        "    sampling_percentage: 50",
+        "exporters:", "  file:", "    path: %s" % path, "    flush_interval: 50ms",
+        "service:", "  telemetry:", "    metrics:", "      level: none", "  pipelines:",
+        "    traces: {receivers: [otlp], processors: [probabilistic_sampler], exporters: [file]}",
+        ""])
+    cfg_a = "\n".join([
+        "receivers:", "  otlp:", "    protocols:", "      http:",
+        "        endpoint: 127.0.0.1:%d" % pa,
+        "processors:", "  probabilistic_sampler:", "    mode: equalizing",
+        "    sampling_percentage: 50",
+        "exporters:", "  otlphttp:", "    endpoint: http://127.0.0.1:%d" % pb,
+        "    compression: none",
+        "service:", "  telemetry:", "    metrics:", "      level: none", "  pipelines:",
+        "    traces: {receivers: [otlp], processors: [probabilistic_sampler], "
+        "exporters: [otlphttp]}", ""])
+    b = Router(args.bin, [args.plugin_dir], cfg_b)
+    try:
+        a = Router(args.bin, [args.plugin_dir], cfg_a)
+        try:
+            url = "http://127.0.0.1:%d/v1/traces" % pa
+            for c in chunks(list(enumerate(ids)), 500):
+                st, _, body = post_json(url, traces([span(t, "%016x" % (i + 1)) for i, t in c]))
+                check(st == 200, "tier 1 accepted the request (%s %r)" % (st, body[:100]))
+            post_json(url, traces([span(MARKER_TID, "00000000000000ff", "marker-2r",
+                                        attrs=kv({"sampling.priority": 1}))]))
+            want = {t for t in ids if w3c_randomness(t) >= 0xC << 52}
+            # tier 1's exporter may send its requests in any order: wait for the
+            # marker and for as many spans as the reference keeps (or 20 s)
+            deadline = time.monotonic() + 20
+            while True:
+                got = spans_of(read_lines(path))
+                done = any(s["name"] == "marker-2r" for s in got) and len(got) > len(want)
+                if done or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.2)
+            got = [s for s in spans_of(read_lines(path)) if s["name"] != "marker-2r"]
+            check({s["traceId"] for s in got} == want and len(got) == len(want),
+                  "two routers, 50 %% then 50 %% of that: exactly the %d ids with randomness >= "
+                  "c0000000000000 (got %d)" % (len(want), len(got)))
+            check(all(s.get("traceState") == "ot=th:c" for s in got),
+                  "tier 2 rewrote tier 1's th:8 to th:c on every span")
+            check(a.stop() == 0, "tier 1 exits 0")
+            check("Sanitizer" not in a.output(), "no sanitizer report at tier 1")
+        finally:
+            a.cleanup()
+        check(b.stop() == 0, "tier 2 exits 0")
+        check("Sanitizer" not in b.output(), "no sanitizer report at tier 2")
+    finally:
+        b.cleanup()
+
+
 # --- f. logs -----------------------------------------------------------------------
 
 def case_logs(args, tmp):
@@ -712,7 +776,8 @@ def case_metrics(args, tmp):
 
 CASES = {"reference": case_reference, "hash_seed": case_hash_seed,
          "statistics": case_statistics, "priority": case_priority,
-         "tracestate": case_tracestate, "tiers": case_tiers, "logs": case_logs,
+         "tracestate": case_tracestate, "tiers": case_tiers, "two_routers": case_two_routers,
+         "logs": case_logs,
          "config_errors": case_config_errors, "metrics": case_metrics}
 
 
