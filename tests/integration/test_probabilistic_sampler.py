@@ -496,6 +496,14 @@ def case_tracestate(args, tmp):
             check(sorted(s["name"] for s in got) == sorted(e[0] for e in ERR_VECTORS),
                   "%s fail open: every erroneous span kept" % m)
             k += 2
+        # a tracestate that does not parse is logged at info level (the collector's
+        # level), with the collector's error text, and at most once a second
+        out = run.r.output()
+        lines = [ln for ln in out.splitlines() if "traces sampler: " in ln]
+        check(any("invalid syntax" in ln or "r-value must have 14 hex digits" in ln or
+                  "t-value exceeds 14 hex digits" in ln for ln in lines),
+              "tracestate errors logged: %r" % lines[:3])
+        check(0 < len(lines) <= 8, "errors logged at most once a second (%d lines)" % len(lines))
     finally:
         run.close()
 

@@ -146,9 +146,12 @@ typedef struct ps_run_s {
     uint64_t dropped;
 } ps_run_t;
 
+/* Keeps the first error, or the first parse error: the line is logged at the
+ * level of the worst and says what that one was. */
 static void note_error(ps_run_t *run, int err, ps_err_t perr)
 {
-    if (run->errors++ == 0) run->first_err = err, run->first_perr = perr;
+    if (run->errors++ == 0 || (err == E_PARSE && !run->info))
+        run->first_err = err, run->first_perr = perr;
     if (err == E_PARSE) run->info = true;
 }
 
