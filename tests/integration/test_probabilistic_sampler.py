@@ -632,6 +632,8 @@ def case_logs(args, tmp):
                   "from_attribute: unused\nfail_closed: false\nsampling_priority: mprio"]),                       # 9
         ("logs", ["sampling_percentage: 100\nmode: hash_seed\nsampling_priority: mprio"]),                        # 10
         ("logs", ["sampling_percentage: 50\nmode: equalizing\nsampling_priority: prio"]),  # 11
+        ("logs", ["sampling_percentage: 50\nmode: equalizing\nfail_closed: false\n"
+                  "sampling_priority: mprio"]),                                         # 12
     ]
     run = Run(args, tmp, cases)
     try:
@@ -706,6 +708,12 @@ def case_logs(args, tmp):
         check(len(got) == 1 and plain(got[0]["attributes"]) == {"sampling.threshold": "c",
                                                                  "prio": 37},
               "equalizing, th c, priority 37: th stays c (%r)" % got)
+        # 12: the same inconsistent threshold failing open: removed, then th 0 written
+        got = run.send(12, [logs([log("fefefefefefefefefeb0000000000000", "a",
+                                      kv({"sampling.threshold": "c", "k": "v"}))])])
+        check(len(got) == 1 and plain(got[0]["attributes"]) == {"k": "v",
+                                                                 "sampling.threshold": "0"},
+              "logs: inconsistent threshold failing open: replaced by th 0 (%r)" % got)
     finally:
         run.close()
 
