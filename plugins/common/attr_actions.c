@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "attr_actions.h"
+#include "ottl.h"
 #include "hash.h"
 
 typedef enum {
@@ -538,32 +539,65 @@ static int hash_entry(syc_attr_actions_t *a, entry_t *e)
     return SY_OK;
 }
 
-/* A double as Go's pcommon Value.AsString writes it: the shortest digits that
- * read back the same, in plain notation for 1e-6 <= |d| < 1e21, else with an
- * exponent (e-07, e+21 written e-7, e+21). */
-static int format_double(double d, char *out, size_t cap)
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t syc_value_as_string_cap(const sy_value_t *v)
 {
-    if (isnan(d)) return snprintf(out, cap, "NaN");
-    if (isinf(d)) return snprintf(out, cap, d > 0 ? "+Inf" : "-Inf");
-    char e[40];
-    int p = 1;
-    for (; p <= 17; p++) {
-        snprintf(e, sizeof(e), "%.*e", p - 1, d);
-        if (strtod(e, NULL) == d) break;
-    }
-    double ad = fabs(d);
-    if (ad == 0 || (ad >= 1e-6 && ad < 1e21)) {
-        int exp10 = atoi(strchr(e, 'e') + 1);
-        int decimals = p - 1 - exp10;
-        return snprintf(out, cap, "%.*f", decimals > 0 ? decimals : 0, d);
-    }
-    char *x = strchr(e, 'e');
-    int exp10 = atoi(x + 1);
-    *x = '\0';
-    return snprintf(out, cap, "%se%c%d", e, exp10 < 0 ? '-' : '+', abs(exp10));
+    return v->type == SY_VALUE_BYTES ? (v->len + 2) / 3 * 4 + 1 : 48;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+int syc_value_as_string(const sy_value_t *v, char *buf, size_t cap, const char **out,
+                        size_t *out_len)
+{
+    int n = 0;
+    *out = buf;
+    switch (v->type) {
+    case SY_VALUE_STRING:
+        *out = v->str ? v->str : "";
+        *out_len = v->len;
+        return SY_OK;
+    case SY_VALUE_EMPTY:
+        *out = "";
+        *out_len = 0;
+        return SY_OK;
+    case SY_VALUE_BOOL:
+        *out = v->b ? "true" : "false";
+        *out_len = v->b ? 4 : 5;
+        return SY_OK;
+    case SY_VALUE_INT:
+        n = snprintf(buf, cap, "%" PRId64, v->i);
+        break;
+    case SY_VALUE_DOUBLE:
+        if (isnan(v->d))
+            n = snprintf(buf, cap, "NaN");
+        else if (isinf(v->d))
+            n = snprintf(buf, cap, v->d > 0 ? "+Inf" : "-Inf");
+        else
+            n = (int)syc_ottl_format_double(v->d, buf, cap);
+        break;
+    case SY_VALUE_BYTES: {
+        size_t len = v->len, o = 0;
+        const uint8_t *in = v->bytes;
+        if (cap < syc_value_as_string_cap(v)) return SY_ENOMEM;
+        for (size_t i = 0; i < len; i += 3) {
+            uint32_t w = (uint32_t)in[i] << 16;
+            if (i + 1 < len) w |= (uint32_t)in[i + 1] << 8;
+            if (i + 2 < len) w |= in[i + 2];
+            buf[o++] = b64[(w >> 18) & 63];
+            buf[o++] = b64[(w >> 12) & 63];
+            buf[o++] = i + 1 < len ? b64[(w >> 6) & 63] : '=';
+            buf[o++] = i + 2 < len ? b64[w & 63] : '=';
+        }
+        *out_len = o;
+        return SY_OK;
+    }
+    default:
+        return SY_EINVAL; /* arrays and maps (the collector writes JSON) */
+    }
+    if (n < 0 || (size_t)n >= cap) return SY_ENOMEM;
+    *out_len = (size_t)n;
+    return SY_OK;
+}
 
 static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
 {
@@ -613,47 +647,17 @@ static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
         }
         return SY_OK;
     case CONV_STRING: {
-        char *out;
-        int n;
-        switch (v->type) {
-        case SY_VALUE_STRING:
-            return SY_OK;
-        case SY_VALUE_EMPTY:
-            set_string(e, "", 0);
-            return SY_OK;
-        case SY_VALUE_BOOL:
-            set_string(e, v->b ? "true" : "false", v->b ? 4 : 5);
-            return SY_OK;
-        case SY_VALUE_INT:
-            if (!(out = pool_alloc(a, 24))) return SY_ENOMEM;
-            n = snprintf(out, 24, "%" PRId64, v->i);
-            set_string(e, out, (size_t)n);
-            return SY_OK;
-        case SY_VALUE_DOUBLE:
-            if (!(out = pool_alloc(a, 48))) return SY_ENOMEM;
-            n = format_double(v->d, out, 48);
-            set_string(e, out, (size_t)n);
-            return SY_OK;
-        case SY_VALUE_BYTES: {
-            size_t len = v->len;
-            const uint8_t *in = v->bytes;
-            if (!(out = pool_alloc(a, (len + 2) / 3 * 4 + 1))) return SY_ENOMEM;
-            size_t o = 0;
-            for (size_t i = 0; i < len; i += 3) {
-                uint32_t w = (uint32_t)in[i] << 16;
-                if (i + 1 < len) w |= (uint32_t)in[i + 1] << 8;
-                if (i + 2 < len) w |= in[i + 2];
-                out[o++] = b64[(w >> 18) & 63];
-                out[o++] = b64[(w >> 12) & 63];
-                out[o++] = i + 1 < len ? b64[(w >> 6) & 63] : '=';
-                out[o++] = i + 2 < len ? b64[w & 63] : '=';
-            }
-            set_string(e, out, o);
-            return SY_OK;
-        }
-        default:
+        if (v->type == SY_VALUE_STRING || v->type == SY_VALUE_ARRAY || v->type == SY_VALUE_MAP)
             return SY_OK; /* arrays and maps are left as they are */
-        }
+        size_t cap = syc_value_as_string_cap(v);
+        char *buf = pool_alloc(a, cap);
+        const char *out;
+        size_t n;
+        if (!buf) return SY_ENOMEM;
+        int rc = syc_value_as_string(v, buf, cap, &out, &n);
+        if (rc < 0) return rc;
+        set_string(e, out, n);
+        return SY_OK;
     }
     }
     return SY_OK;

@@ -50,4 +50,15 @@ void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
 /* True if two values are equal in type and content (strings byte-wise). */
 bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b);
 
+/*
+ * v as the collector's pcommon Value.AsString() writes it: strings as they are,
+ * ints in decimal, doubles as Go's JSON ("1.5", "1e-7"; NaN, +Inf, -Inf), bools
+ * true/false, bytes in standard base64, nothing as "". *out points at v's own
+ * string, a constant, or buf (at least syc_value_as_string_cap(v) bytes). Returns
+ * 0, SY_ENOMEM when buf is too small, SY_EINVAL for arrays and maps.
+ */
+int syc_value_as_string(const sy_value_t *v, char *buf, size_t cap, const char **out,
+                        size_t *out_len);
+size_t syc_value_as_string_cap(const sy_value_t *v);
+
 #endif

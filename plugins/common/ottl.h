@@ -234,4 +234,12 @@ int syc_ottl_eval_condition(const syc_ottl_prog_t *prog, const syc_ottl_accessor
 int syc_ottl_exec_statement(const syc_ottl_prog_t *prog, const syc_ottl_accessor_t *acc, void *item,
                             syc_ottl_scratch_t *scratch, bool *applied);
 
+/*
+ * A double as Go's encoding/json (and pcommon.Value.AsString) writes it: the
+ * shortest digits that read back, plain unless |d| < 1e-6 or >= 1e21, where it is
+ * exponent form ("1e-7", "1e+21"). Returns the length written to buf (NUL
+ * terminated), or 0 for NaN and the infinities, which have no such form.
+ */
+size_t syc_ottl_format_double(double d, char *buf, size_t cap);
+
 #endif

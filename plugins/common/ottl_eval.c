@@ -81,7 +81,7 @@ static int scratch_put(eval_t *ev, const void *p, size_t len)
  * the shortest digits that read back, plain unless |d| < 1e-6 or >= 1e21, where
  * it is exponent form with at least one exponent digit ("1e-7", "1e+21"). NaN and
  * the infinities have no such form: 0 (the caller reports a type error). */
-static size_t format_double(double d, char *buf, size_t cap)
+size_t syc_ottl_format_double(double d, char *buf, size_t cap)
 {
     if (isnan(d) || isinf(d)) return 0;
     char e[40];
@@ -140,7 +140,7 @@ static int string_like(eval_t *ev, const syc_ottl_value_t *v, const char **p, si
         n = (size_t)snprintf(tmp, sizeof tmp, "%" PRId64, v->u.i);
         break;
     case SYC_OTTL_DOUBLE:
-        n = format_double(v->u.d, tmp, sizeof tmp);
+        n = syc_ottl_format_double(v->u.d, tmp, sizeof tmp);
         if (n == 0) return SY_EINVAL;
         break;
     default:

@@ -108,7 +108,8 @@ int rd_rules_init(rd_rules_t *r, const rd_config_t *cfg, char *err, size_t err_l
     int rc;
     r->cfg = cfg;
     if ((rc = keys_init(&r->allowed, &cfg->allowed_keys)) < 0 ||
-        (rc = keys_init(&r->ignored, &cfg->ignored_keys)) < 0) {
+        (rc = keys_init(&r->ignored, &cfg->ignored_keys)) < 0 ||
+        (rc = keys_init(&r->url_attributes, &cfg->url_attributes)) < 0) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
@@ -117,7 +118,9 @@ int rd_rules_init(rd_rules_t *r, const rd_config_t *cfg, char *err, size_t err_l
         (rc = regexes_init(&r->blocked_values, &cfg->blocked_values, "blocked_values", "block list",
                            err, err_len)) < 0 ||
         (rc = regexes_init(&r->allowed_values, &cfg->allowed_values, "allowed_values", "allow list",
-                           err, err_len)) < 0)
+                           err, err_len)) < 0 ||
+        (rc = regexes_init(&r->ignored_key_patterns, &cfg->ignored_key_patterns,
+                           "ignored_key_patterns", "ignore keys list", err, err_len)) < 0)
         goto fail;
     if (cfg->detectors.count > 0) {
         char derr[200];
@@ -153,8 +156,11 @@ void rd_rules_free(rd_rules_t *r)
 {
     free(r->allowed.len);
     free(r->ignored.len);
+    free(r->url_attributes.len);
     r->allowed = (rd_keys_t){0};
     r->ignored = (rd_keys_t){0};
+    r->url_attributes = (rd_keys_t){0};
+    regexes_free(&r->ignored_key_patterns);
     regexes_free(&r->blocked_keys);
     regexes_free(&r->blocked_values);
     regexes_free(&r->allowed_values);
@@ -168,6 +174,11 @@ void rd_rules_free(rd_rules_t *r)
     free(r->found);
     r->found = NULL;
     r->found_cap = 0;
+}
+
+bool rd_key_ignored(rd_rules_t *r, const char *key, size_t len)
+{
+    return rd_key_in(&r->ignored, key, len) || rd_regex_any(r, &r->ignored_key_patterns, key, len);
 }
 
 /* 1 and the match's range when code matches s[0, len) at or after pos, else 0. */
