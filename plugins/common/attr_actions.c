@@ -539,66 +539,6 @@ static int hash_entry(syc_attr_actions_t *a, entry_t *e)
     return SY_OK;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t syc_value_as_string_cap(const sy_value_t *v)
-{
-    return v->type == SY_VALUE_BYTES ? (v->len + 2) / 3 * 4 + 1 : 48;
-}
-
-int syc_value_as_string(const sy_value_t *v, char *buf, size_t cap, const char **out,
-                        size_t *out_len)
-{
-    int n = 0;
-    *out = buf;
-    switch (v->type) {
-    case SY_VALUE_STRING:
-        *out = v->str ? v->str : "";
-        *out_len = v->len;
-        return SY_OK;
-    case SY_VALUE_EMPTY:
-        *out = "";
-        *out_len = 0;
-        return SY_OK;
-    case SY_VALUE_BOOL:
-        *out = v->b ? "true" : "false";
-        *out_len = v->b ? 4 : 5;
-        return SY_OK;
-    case SY_VALUE_INT:
-        n = snprintf(buf, cap, "%" PRId64, v->i);
-        break;
-    case SY_VALUE_DOUBLE:
-        if (isnan(v->d))
-            n = snprintf(buf, cap, "NaN");
-        else if (isinf(v->d))
-            n = snprintf(buf, cap, v->d > 0 ? "+Inf" : "-Inf");
-        else
-            n = (int)syc_ottl_format_double(v->d, buf, cap);
-        break;
-    case SY_VALUE_BYTES: {
-        size_t len = v->len, o = 0;
-        const uint8_t *in = v->bytes;
-        if (cap < syc_value_as_string_cap(v)) return SY_ENOMEM;
-        for (size_t i = 0; i < len; i += 3) {
-            uint32_t w = (uint32_t)in[i] << 16;
-            if (i + 1 < len) w |= (uint32_t)in[i + 1] << 8;
-            if (i + 2 < len) w |= in[i + 2];
-            buf[o++] = b64[(w >> 18) & 63];
-            buf[o++] = b64[(w >> 12) & 63];
-            buf[o++] = i + 1 < len ? b64[(w >> 6) & 63] : '=';
-            buf[o++] = i + 2 < len ? b64[w & 63] : '=';
-        }
-        *out_len = o;
-        return SY_OK;
-    }
-    default:
-        return SY_EINVAL; /* arrays and maps (the collector writes JSON) */
-    }
-    if (n < 0 || (size_t)n >= cap) return SY_ENOMEM;
-    *out_len = (size_t)n;
-    return SY_OK;
-}
-
 static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
 {
     sy_value_t *v = &e->val;

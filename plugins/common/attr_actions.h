@@ -50,6 +50,25 @@ void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
 /* True if two values are equal in type and content (strings byte-wise). */
 bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b);
 
+/* A growable byte buffer (p is NULL until something is put). */
+typedef struct syc_buf_s {
+    char *p;
+    size_t len, cap;
+} syc_buf_t;
+
+/* Appends n bytes to b. Returns 0 or SY_ENOMEM. */
+int syc_buf_put(syc_buf_t *b, const void *p, size_t n);
+
+/*
+ * Appends one entry of an encoded container to b: a KeyValue when key (a STRING)
+ * is not NULL, else an ArrayValue element. v is a scalar, or an ARRAY/MAP whose
+ * encoded content is content[0, clen) (content NULL: v's own, as read from a
+ * view). What b holds in the end is what value_container() takes. Returns 0 or
+ * SY_ENOMEM.
+ */
+int syc_anyvalue_put_entry(syc_buf_t *b, const sy_value_t *key, const sy_value_t *v,
+                           const void *content, size_t clen);
+
 /*
  * v as the collector's pcommon Value.AsString() writes it: strings as they are,
  * ints in decimal, doubles as Go's JSON ("1.5", "1e-7"; NaN, +Inf, -Inf), bools

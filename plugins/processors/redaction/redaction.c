@@ -34,7 +34,7 @@ typedef struct rd_state_s {
     rd_rules_t rules;
     rd_keylist_t redacted, masked, allowed, ignored, merge;
     rd_walk_t walk; /* inside maps and arrays */
-    rd_buf_t join, url;
+    syc_buf_t join, url;
     size_t edits; /* edits recorded on the current view */
     bool oom;
     sy_metric_t *m_redacted, *m_masked, *m_allowed, *m_ignored, *m_detected, *m_url;
@@ -206,8 +206,8 @@ static void add_meta(rd_state_t *s, sy_view_node_t *node, const rd_keylist_t *ke
         qsort(m->k, m->n, sizeof(*m->k), key_cmp);
         s->join.len = 0;
         for (size_t i = 0; i < m->n; i++)
-            if ((i > 0 && rd_buf_put(&s->join, ",", 1) < 0) ||
-                rd_buf_put(&s->join, m->k[i].p, m->k[i].len) < 0)
+            if ((i > 0 && syc_buf_put(&s->join, ",", 1) < 0) ||
+                syc_buf_put(&s->join, m->k[i].p, m->k[i].len) < 0)
                 s->oom = true;
         v = (sy_value_t){
             .type = SY_VALUE_STRING, .str = s->join.p ? s->join.p : "", .len = s->join.len};
@@ -576,8 +576,8 @@ static bool db_sanitizer_enabled(const sy_host_api_t *api, const sy_cfg_node_t *
 static int rd_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                      void **state)
 {
-    if (!SY_API_HAS(api, view_build_abort)) {
-        SY_LOG(api, inst, SY_LOG_ERROR, "this host has no view (plugin ABI 1.1)");
+    if (!SY_API_HAS(api, value_container)) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "this host lacks value_container (plugin ABI 1.2)");
         return SY_ENOTSUP;
     }
     rd_state_t *s = calloc(1, sizeof(*s));

@@ -16,6 +16,8 @@
 
 #include <switchyard/plugin.h>
 
+#include "attr_actions.h"
+
 /* hash_function values, in the order of the config's enum_values. */
 enum {
     RD_HASH_NONE = 0,
@@ -55,12 +57,6 @@ typedef struct rd_config_s {
     const sy_cfg_node_t *db_sanitizer; /* refused when it turns anything on */
 } rd_config_t;
 
-/* A growable byte buffer. */
-typedef struct rd_buf_s {
-    char *p;
-    size_t len, cap;
-} rd_buf_t;
-
 typedef struct rd_regexes_s {
     size_t n;
     void **code; /* pcre2_code * */
@@ -79,7 +75,7 @@ typedef struct rd_rules_s {
     rd_regexes_t blocked_keys, blocked_values, allowed_values, ignored_key_patterns;
     struct syc_detect_set_s *detect; /* NULL when no detector is on */
     void *match_data;                /* pcre2_match_data *, one pair */
-    rd_buf_t buf[2];                 /* scratch: the value being rewritten */
+    syc_buf_t buf[2];                 /* scratch: the value being rewritten */
     struct syc_detect_match_s *found;
     size_t found_cap;
 } rd_rules_t;
@@ -124,12 +120,10 @@ bool rd_key_ignored(rd_rules_t *r, const char *key, size_t len);
  * fragment dropped, identifier segments of the path replaced by "*"
  * (redaction_url.c). Returns 0 or SY_ENOMEM.
  */
-int rd_url_sanitize(const char *s, size_t len, rd_buf_t *out);
+int rd_url_sanitize(const char *s, size_t len, syc_buf_t *out);
 /* Whether every non-empty segment of s is "*" (the collector then keeps a span
  * name as it was). */
 bool rd_url_fully_redacted(const char *s, size_t len);
 
-/* Appends n bytes to b. Returns 0 or SY_ENOMEM. */
-int rd_buf_put(rd_buf_t *b, const void *p, size_t n);
 
 #endif

@@ -25,7 +25,7 @@ static bool url_valid_char(unsigned char c)
            c == '.' || c == ' ';
 }
 
-int rd_url_sanitize(const char *s, size_t len, rd_buf_t *out)
+int rd_url_sanitize(const char *s, size_t len, syc_buf_t *out)
 {
     size_t seg = 0;     /* length of the current segment (kept so far) */
     bool skip = false;  /* the current segment is an identifier */
@@ -37,9 +37,9 @@ int rd_url_sanitize(const char *s, size_t len, rd_buf_t *out)
         unsigned char c = (unsigned char)s[i];
         if (c == '?' || c == '&' || c == '#') break;
         if (c == '/') {
-            if (skip && (rc = rd_buf_put(out, "*", 1)) < 0) return rc;
+            if (skip && (rc = syc_buf_put(out, "*", 1)) < 0) return rc;
             if (++segments >= URL_MAX_SEGMENTS) return SY_OK; /* the rest is cut off */
-            if ((rc = rd_buf_put(out, "/", 1)) < 0) return rc;
+            if ((rc = syc_buf_put(out, "/", 1)) < 0) return rc;
             seg = 0;
             skip = false;
             grace = true;
@@ -57,9 +57,9 @@ int rd_url_sanitize(const char *s, size_t len, rd_buf_t *out)
                 continue;
             }
         }
-        if ((rc = rd_buf_put(out, &s[i], 1)) < 0) return rc;
+        if ((rc = syc_buf_put(out, &s[i], 1)) < 0) return rc;
     }
-    if (skip && (rc = rd_buf_put(out, "*", 1)) < 0) return rc;
+    if (skip && (rc = syc_buf_put(out, "*", 1)) < 0) return rc;
     return SY_OK;
 }
 

@@ -8,9 +8,9 @@
  * an ArrayValue (repeated AnyValue values = 1); an AnyValue is string = 1,
  * bool = 2, int = 3, double = 4, array = 5, kvlist = 6, bytes = 7. The content of
  * a nested container is built first in the next level's buffer, so that its
- * length is known when the enclosing entry is written. The new value is handed
- * to the view as the view hands out a container (type, priv, priv_len and the
- * priv_kind of the value as read), so the host copies it encoded.
+ * length is known when the enclosing entry is written (syc_anyvalue_put_entry);
+ * the new content becomes a value through the host's value_container() (ABI
+ * 1.2), which the view copies encoded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,121 +34,13 @@ void rd_keylist_push(rd_keylist_t *l, const char *p, size_t len, bool *oom)
     l->k[l->n++] = (rd_key_t){p, len, 0};
 }
 
-/* ---- the wire format ---- */
-
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static int put_varint(rd_buf_t *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return rd_buf_put(b, tmp, n);
-}
-
-/* The header of a length-delimited field (all fields written here are < 16). */
-static int put_ld(rd_buf_t *b, uint32_t field, size_t len)
-{
-    uint8_t tag = (uint8_t)(field << 3 | 2);
-    int rc = rd_buf_put(b, &tag, 1);
-    return rc < 0 ? rc : put_varint(b, len);
-}
-
-/* The size of the encoded AnyValue of a scalar, or of a container whose content
- * is clen bytes long. */
-static size_t any_size(const sy_value_t *v, size_t clen)
-{
-    switch (v->type) {
-    case SY_VALUE_STRING:
-    case SY_VALUE_BYTES:
-        return 1 + varint_size(v->len) + v->len;
-    case SY_VALUE_BOOL:
-        return 2;
-    case SY_VALUE_INT:
-        return 1 + varint_size((uint64_t)v->i);
-    case SY_VALUE_DOUBLE:
-        return 9;
-    case SY_VALUE_ARRAY:
-    case SY_VALUE_MAP:
-        return 1 + varint_size(clen) + clen;
-    default:
-        return 0;
-    }
-}
-
-/* Writes the AnyValue of v; a container's content is content[0, clen). */
-static int put_any(rd_buf_t *b, const sy_value_t *v, const void *content, size_t clen)
-{
-    uint8_t tmp[10];
-    int rc;
-    switch (v->type) {
-    case SY_VALUE_STRING:
-    case SY_VALUE_BYTES:
-        if ((rc = put_ld(b, v->type == SY_VALUE_STRING ? 1 : 7, v->len)) < 0) return rc;
-        return rd_buf_put(b, v->type == SY_VALUE_STRING ? (const void *)v->str : v->bytes,
-                          v->len);
-    case SY_VALUE_BOOL:
-        tmp[0] = 2 << 3;
-        tmp[1] = v->b ? 1 : 0;
-        return rd_buf_put(b, tmp, 2);
-    case SY_VALUE_INT:
-        tmp[0] = 3 << 3;
-        if ((rc = rd_buf_put(b, tmp, 1)) < 0) return rc;
-        return put_varint(b, (uint64_t)v->i);
-    case SY_VALUE_DOUBLE: {
-        uint64_t bits;
-        memcpy(&bits, &v->d, sizeof(bits));
-        tmp[0] = 4 << 3 | 1;
-        for (int i = 0; i < 8; i++)
-            tmp[1 + i] = (uint8_t)(bits >> (8 * i));
-        return rd_buf_put(b, tmp, 9);
-    }
-    case SY_VALUE_ARRAY:
-    case SY_VALUE_MAP:
-        if ((rc = put_ld(b, v->type == SY_VALUE_ARRAY ? 5 : 6, clen)) < 0) return rc;
-        return rd_buf_put(b, content, clen);
-    default:
-        return SY_OK;
-    }
-}
-
-/* Writes one entry of the container being built: a KeyValue (key not NULL) or
- * an ArrayValue element. */
-static int put_entry(rd_buf_t *b, const sy_value_t *key, const sy_value_t *v,
-                     const void *content, size_t clen)
-{
-    size_t alen = any_size(v, clen);
-    int rc;
-    if (!key) {
-        if ((rc = put_ld(b, 1, alen)) < 0) return rc;
-        return put_any(b, v, content, clen);
-    }
-    size_t kvlen = 1 + varint_size(key->len) + key->len + 1 + varint_size(alen) + alen;
-    if ((rc = put_ld(b, 1, kvlen)) < 0 || (rc = put_ld(b, 1, key->len)) < 0 ||
-        (rc = rd_buf_put(b, key->str, key->len)) < 0 || (rc = put_ld(b, 2, alen)) < 0)
-        return rc;
-    return put_any(b, v, content, clen);
-}
-
 /* ---- paths ---- */
 
 /* Records the current path in list. */
 static void note(rd_walk_t *w, rd_keylist_t *list)
 {
     size_t off = w->store.len;
-    if (rd_buf_put(&w->store, w->path.p ? w->path.p : "", w->path.len) < 0) {
+    if (syc_buf_put(&w->store, w->path.p ? w->path.p : "", w->path.len) < 0) {
         w->oom = true;
         return;
     }
@@ -176,7 +68,7 @@ static size_t path_push(rd_walk_t *w, const char *name, size_t len, bool index, 
         len = (size_t)snprintf(num, sizeof(num), "[%zu]", i);
         name = num;
     }
-    if ((old > 0 && rd_buf_put(&w->path, ".", 1) < 0) || rd_buf_put(&w->path, name, len) < 0)
+    if ((old > 0 && syc_buf_put(&w->path, ".", 1) < 0) || syc_buf_put(&w->path, name, len) < 0)
         w->oom = true;
     return old;
 }
@@ -188,7 +80,7 @@ static int walk_container(rd_walk_t *w, const sy_value_t *v, int depth, const rd
 
 /* One scalar inside a container, as the collector's default branch: its
  * AsString() allowed, or masked. Writes the entry (new or as it was). */
-static int walk_scalar(rd_walk_t *w, rd_buf_t *out, const sy_value_t *key, const sy_value_t *v,
+static int walk_scalar(rd_walk_t *w, syc_buf_t *out, const sy_value_t *key, const sy_value_t *v,
                        const rd_lists_t *lists, bool *changed)
 {
     rd_rules_t *r = w->rules;
@@ -202,20 +94,20 @@ static int walk_scalar(rd_walk_t *w, rd_buf_t *out, const sy_value_t *key, const
     const char *str;
     size_t len;
     if (syc_value_as_string(v, w->text.p, w->text.cap, &str, &len) < 0)
-        return put_entry(out, key, v, NULL, 0);
+        return syc_anyvalue_put_entry(out, key, v, NULL, 0);
     if (rd_regex_any(r, &r->allowed_values, str, len)) {
         note(w, lists->allowed);
-        return put_entry(out, key, v, NULL, 0);
+        return syc_anyvalue_put_entry(out, key, v, NULL, 0);
     }
     const char *m;
     size_t mlen;
     int rc = rd_mask_value(r, str, len, &m, &mlen, &w->detected);
     if (rc < 0) return rc;
-    if (rc == 0) return put_entry(out, key, v, NULL, 0);
+    if (rc == 0) return syc_anyvalue_put_entry(out, key, v, NULL, 0);
     note(w, lists->masked);
     *changed = true;
     sy_value_t s = {.type = SY_VALUE_STRING, .str = m, .len = mlen};
-    return put_entry(out, key, &s, NULL, 0);
+    return syc_anyvalue_put_entry(out, key, &s, NULL, 0);
 }
 
 /* One entry of the container at depth: checks its key (maps), then walks its value. */
@@ -223,14 +115,12 @@ static int walk_entry(rd_walk_t *w, int depth, const sy_value_t *key, const sy_v
                       const rd_lists_t *lists, bool *changed)
 {
     rd_rules_t *r = w->rules;
-    rd_buf_t *out = &w->level[depth];
+    syc_buf_t *out = &w->level[depth];
     if (key) {
         const char *k = key->str ? key->str : "";
         if (rd_key_ignored(r, k, key->len)) {
             note(w, lists->ignored);
-            if (v->type == SY_VALUE_ARRAY || v->type == SY_VALUE_MAP)
-                return put_entry(out, key, v, v->priv, v->priv_len);
-            return put_entry(out, key, v, NULL, 0);
+            return syc_anyvalue_put_entry(out, key, v, NULL, 0);
         }
         if (!r->cfg->allow_all_keys && !rd_key_in(&r->allowed, k, key->len)) {
             note(w, lists->redacted);
@@ -248,7 +138,7 @@ static int walk_entry(rd_walk_t *w, int depth, const sy_value_t *key, const sy_v
             note(w, lists->masked);
             *changed = true;
             sy_value_t s = {.type = SY_VALUE_STRING, .str = m, .len = mlen};
-            return put_entry(out, key, &s, NULL, 0);
+            return syc_anyvalue_put_entry(out, key, &s, NULL, 0);
         }
     }
     if (v->type != SY_VALUE_ARRAY && v->type != SY_VALUE_MAP)
@@ -261,15 +151,15 @@ static int walk_entry(rd_walk_t *w, int depth, const sy_value_t *key, const sy_v
         note(w, lists->masked);
         *changed = true;
         sy_value_t s = {.type = SY_VALUE_STRING, .str = m, .len = mlen};
-        return put_entry(out, key, &s, NULL, 0);
+        return syc_anyvalue_put_entry(out, key, &s, NULL, 0);
     }
     bool inner = false;
     int rc = walk_container(w, v, depth + 1, lists, &inner);
     if (rc < 0) return rc;
-    if (!inner) return put_entry(out, key, v, v->priv, v->priv_len);
+    if (!inner) return syc_anyvalue_put_entry(out, key, v, NULL, 0);
     *changed = true;
-    rd_buf_t *content = &w->level[depth + 1];
-    return put_entry(out, key, v, content->p, content->len);
+    syc_buf_t *content = &w->level[depth + 1];
+    return syc_anyvalue_put_entry(out, key, v, content->p, content->len);
 }
 
 /* Writes the new content of the container v into w->level[depth]. */
@@ -303,14 +193,12 @@ int rd_walk(rd_walk_t *w, const sy_value_t *v, const char *prefix, size_t plen,
 {
     bool changed = false;
     w->path.len = 0;
-    if (plen && rd_buf_put(&w->path, prefix, plen) < 0) return SY_ENOMEM;
+    if (plen && syc_buf_put(&w->path, prefix, plen) < 0) return SY_ENOMEM;
     int rc = walk_container(w, v, 0, lists, &changed);
     if (rc < 0 || w->oom) return SY_ENOMEM;
     if (!changed) return 0;
-    *out = *v;
-    out->priv = w->level[0].p ? w->level[0].p : "";
-    out->priv_len = (uint32_t)w->level[0].len;
-    out->bytes = (const uint8_t *)out->priv;
+    if (w->api->value_container(v->type, (const uint8_t *)w->level[0].p, w->level[0].len, out) < 0)
+        return SY_EINVAL;
     return 1;
 }
 

@@ -44,10 +44,10 @@ typedef struct rd_lists_s {
 typedef struct rd_walk_s {
     const sy_host_api_t *api;
     rd_rules_t *rules;
-    rd_buf_t level[RD_MAX_DEPTH + 1]; /* encoded content of the container at each depth */
-    rd_buf_t path;                    /* the path of the entry being looked at */
-    rd_buf_t store;                   /* the paths put into the lists */
-    rd_buf_t text;                    /* a scalar as a string */
+    syc_buf_t level[RD_MAX_DEPTH + 1]; /* encoded content of the container at each depth */
+    syc_buf_t path;                    /* the path of the entry being looked at */
+    syc_buf_t store;                   /* the paths put into the lists */
+    syc_buf_t text;                    /* a scalar as a string */
     uint64_t detected;                /* detector matches */
     bool oom;
 } rd_walk_t;
