@@ -49,8 +49,9 @@ typedef struct action_s {
     size_t key_len;
     char *from_attribute;
     bool has_value;
-    sy_value_t value; /* str points into value_text */
+    sy_value_t value; /* str points into value_text; a list or map into value_enc */
     char *value_text;
+    syc_buf_t value_enc; /* the encoded content of a list or map value */
     pcre2_code *re; /* keys (delete, hash) or the value (extract) */
     pcre2_match_data *md;
     conv_t conv;
@@ -201,11 +202,81 @@ bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b)
 
 /* --- parsing ------------------------------------------------------------------ */
 
+/* A scalar config node as the collector's YAML decoding types it: quoted, a
+ * string; plain, by its look (syc_attr_value_from_yaml). text must outlive out. */
+static void scalar_value(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
+                         sy_value_t *out)
+{
+    if (SY_API_HAS(api, cfg_quoted) && api->cfg_quoted(n)) {
+        memset(out, 0, sizeof(*out));
+        out->type = SY_VALUE_STRING;
+        out->str = text;
+        out->len = strlen(text);
+        return;
+    }
+    syc_attr_value_from_yaml(text, out);
+}
+
+/* Appends the entries of the list or map node n to b, encoded as an ArrayValue's
+ * or KeyValueList's content (as pcommon's FromRaw makes them: a null is an empty
+ * value, nested lists and maps recurse). Depth-bounded by the config loader. */
+static int encode_container(const sy_host_api_t *api, const sy_cfg_node_t *n, syc_buf_t *b)
+{
+    bool is_map = api->cfg_kind(n) == 'm';
+    for (size_t i = 0, len = api->cfg_len(n); i < len; i++) {
+        const char *key = NULL;
+        const sy_cfg_node_t *c = api->cfg_at(n, i, &key);
+        sy_value_t k = {.type = SY_VALUE_STRING, .str = key, .len = key ? strlen(key) : 0};
+        sy_value_t v = {.type = SY_VALUE_EMPTY};
+        int rc, kind = api->cfg_kind(c);
+        if (kind == 'm' || kind == 'l') {
+            syc_buf_t inner = {0};
+            if ((rc = encode_container(api, c, &inner)) == 0) {
+                v.type = kind == 'm' ? SY_VALUE_MAP : SY_VALUE_ARRAY;
+                rc = syc_anyvalue_put_entry(b, is_map ? &k : NULL, &v, inner.p ? inner.p : "",
+                                            inner.len);
+            }
+            free(inner.p);
+            if (rc < 0) return rc;
+            continue;
+        }
+        if (kind == 's') scalar_value(api, c, api->cfg_scalar(c), &v);
+        if ((rc = syc_anyvalue_put_entry(b, is_map ? &k : NULL, &v, NULL, 0)) < 0) return rc;
+    }
+    return SY_OK;
+}
+
+/* The `value` of an action: a scalar typed as the collector's YAML decoding types
+ * it, or a list (ARRAY) or map (MAP), as pcommon's FromRaw. */
+static int value_from_config(const sy_host_api_t *api, const sy_cfg_node_t *w_val, action_t *t,
+                             char *err, size_t err_len)
+{
+    int kind = api->cfg_kind(w_val);
+    if (kind == 's') {
+        if (!(t->value_text = strdup(api->cfg_scalar(w_val)))) return SY_ENOMEM;
+        scalar_value(api, w_val, t->value_text, &t->value);
+        return SY_OK;
+    }
+    if (!SY_API_HAS(api, value_container)) {
+        snprintf(err, err_len, "%s: a list or map \"value\" needs a host of plugin ABI 1.2",
+                 api->cfg_where(w_val));
+        return SY_EINVAL;
+    }
+    int rc = encode_container(api, w_val, &t->value_enc);
+    if (rc < 0) return rc;
+    const char *p = t->value_enc.p ? t->value_enc.p : "";
+    rc = api->value_container(kind == 'm' ? SY_VALUE_MAP : SY_VALUE_ARRAY, (const uint8_t *)p,
+                              t->value_enc.len, &t->value);
+    if (rc < 0) snprintf(err, err_len, "%s: \"value\" could not be encoded", api->cfg_where(w_val));
+    return rc;
+}
+
 static void act_free(action_t *t)
 {
     free(t->key);
     free(t->from_attribute);
     free(t->value_text);
+    free(t->value_enc.p);
     pcre2_match_data_free(t->md);
     pcre2_code_free(t->re);
 }
@@ -325,19 +396,16 @@ static int parse_one(const sy_host_api_t *api, const sy_cfg_node_t *m, size_t i,
                         act_names[kind], i);
         if (ctx)
             return fail(api, w_ctx, err, err_len,
-                        "from_context is not supported at the %zu-th actions: Switchyard "
-                        "batches do not carry client metadata or auth context; use value or "
-                        "from_attribute",
+                        "from_context is not supported at the %zu-th actions: the collector "
+                        "reads it from the request's client info (metadata.<header> from a "
+                        "receiver with include_metadata, auth.<attribute> from an "
+                        "authenticator extension, client.address), and Switchyard receivers "
+                        "do not pass request metadata along with a batch, so the attribute "
+                        "could never be set; use value or from_attribute",
                         i);
         if (has_value) {
-            if (api->cfg_kind(w_val) != 's')
-                return fail(api, w_val, err, err_len,
-                            "error creating AttrProc: \"value\" at the %zu-th actions must be a "
-                            "string, integer, double or boolean",
-                            i);
-            t->value_text = strdup(api->cfg_scalar(w_val));
-            if (!t->value_text) return SY_ENOMEM;
-            syc_attr_value_from_yaml(t->value_text, &t->value);
+            int rc = value_from_config(api, w_val, t, err, err_len);
+            if (rc < 0) return rc;
             t->has_value = true;
         }
         if (from && !(t->from_attribute = strdup(from))) return SY_ENOMEM;

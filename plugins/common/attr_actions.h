@@ -42,8 +42,8 @@ int syc_attr_actions_apply(syc_attr_actions_t *actions, const sy_host_api_t *api
 /*
  * Reads a YAML scalar as the collector types a value: true/false as BOOL,
  * integers as INT, floats as DOUBLE, anything else as STRING (pointing into
- * `text`). A quoted scalar cannot be told apart from a plain one through the
- * plugin API, so "123" in quotes is also an INT.
+ * `text`). For a plain scalar only: the actions read a quoted one as a string
+ * (api->cfg_quoted, ABI 1.2).
  */
 void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
 
