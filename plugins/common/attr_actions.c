@@ -202,10 +202,8 @@ bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b)
 
 /* --- parsing ------------------------------------------------------------------ */
 
-/* A scalar config node as the collector's YAML decoding types it: quoted, a
- * string; plain, by its look (syc_attr_value_from_yaml). text must outlive out. */
-static void scalar_value(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
-                         sy_value_t *out)
+void syc_attr_value_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
+                             sy_value_t *out)
 {
     if (SY_API_HAS(api, cfg_quoted) && api->cfg_quoted(n)) {
         memset(out, 0, sizeof(*out));
@@ -240,7 +238,7 @@ static int encode_container(const sy_host_api_t *api, const sy_cfg_node_t *n, sy
             if (rc < 0) return rc;
             continue;
         }
-        if (kind == 's') scalar_value(api, c, api->cfg_scalar(c), &v);
+        if (kind == 's') syc_attr_value_from_cfg(api, c, api->cfg_scalar(c), &v);
         if ((rc = syc_anyvalue_put_entry(b, is_map ? &k : NULL, &v, NULL, 0)) < 0) return rc;
     }
     return SY_OK;
@@ -254,7 +252,7 @@ static int value_from_config(const sy_host_api_t *api, const sy_cfg_node_t *w_va
     int kind = api->cfg_kind(w_val);
     if (kind == 's') {
         if (!(t->value_text = strdup(api->cfg_scalar(w_val)))) return SY_ENOMEM;
-        scalar_value(api, w_val, t->value_text, &t->value);
+        syc_attr_value_from_cfg(api, w_val, t->value_text, &t->value);
         return SY_OK;
     }
     if (!SY_API_HAS(api, value_container)) {

@@ -47,6 +47,12 @@ int syc_attr_actions_apply(syc_attr_actions_t *actions, const sy_host_api_t *api
  */
 void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
 
+/* A scalar config node n (whose text, a copy that outlives out, is `text`) as
+ * the collector's YAML decoding types it: quoted (api->cfg_quoted, ABI 1.2), a
+ * string; plain, as syc_attr_value_from_yaml. */
+void syc_attr_value_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
+                             sy_value_t *out);
+
 /* True if two values are equal in type and content (strings byte-wise). */
 bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b);
 
