@@ -204,6 +204,25 @@ syc_ottl_prog_t *syc_ottl_compile_statement(const char *src, size_t len, syc_ott
                                             syc_ottl_error_t *err);
 void syc_ottl_free(syc_ottl_prog_t *prog);
 
+/*
+ * The context of a statement or condition written with context-prefixed paths,
+ * as the collector infers it (transform's flat *_statements, filter's
+ * *_conditions): the most specific context any path names, in the order log,
+ * datapoint, spanevent, span, metric, scope (or instrumentation_scope),
+ * resource. `allowed` is the bit set (1u << ctx) of the contexts the caller can
+ * run. Returns 0 with *out; SY_EAGAIN when no path names a context (the caller
+ * may fall back to a default); SY_EINVAL when the context is not allowed or the
+ * text does not lex, with *err filled in.
+ */
+int syc_ottl_infer_context(const char *src, size_t len, unsigned allowed, syc_ottl_context_t *out,
+                           syc_ottl_error_t *err);
+/* The two halves, for a group of statements and conditions that share one
+ * context: adds the contexts the paths of src name to *named (SY_EINVAL with
+ * *err when src does not lex), then picks from a union of such sets. */
+int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ottl_error_t *err);
+int syc_ottl_context_pick(unsigned named, unsigned allowed, syc_ottl_context_t *out,
+                          syc_ottl_error_t *err);
+
 /* Whether the program is a statement (else a condition), and its context. */
 bool syc_ottl_is_statement(const syc_ottl_prog_t *prog);
 syc_ottl_context_t syc_ottl_prog_context(const syc_ottl_prog_t *prog);

@@ -18,6 +18,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "hash.h"
 #include "ottl_internal.h"
 
 struct syc_ottl_scratch_s {
@@ -64,6 +65,8 @@ typedef struct eval_s {
 } eval_t;
 
 static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out);
+static int eval_string_fn(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                          syc_ottl_value_t *out);
 static int eval_bool(eval_t *ev, const syc__ottl_node_t *n, bool *out);
 
 /* ---- strings in the scratch ---- */
@@ -455,14 +458,133 @@ static int eval_call(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
         out->u.s.len = len;
         return 0;
     }
+    case FN_TOLOWERCASE:
+    case FN_TOUPPERCASE:
+    case FN_SUBSTRING:
+    case FN_SHA256:
+    case FN_SHA1:
+    case FN_MD5:
+        return eval_string_fn(ev, n, &v, out);
     default:
         return SY_EINVAL;
     }
 }
 
+/* l op r as OTTL's math: both ints (wrapping as Go's int64) or both doubles;
+ * anything else, and a division by zero, is a run-time error. */
+static int eval_math(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
+{
+    syc_ottl_value_t a, b;
+    int rc;
+    if ((rc = eval_value(ev, n->u.math.l, &a)) || (rc = eval_value(ev, n->u.math.r, &b)))
+        return rc;
+    if (a.type == SYC_OTTL_INT && b.type == SYC_OTTL_INT) {
+        uint64_t x = (uint64_t)a.u.i, y = (uint64_t)b.u.i;
+        out->type = SYC_OTTL_INT;
+        switch (n->u.math.op) {
+        case '+':
+            out->u.i = (int64_t)(x + y);
+            return 0;
+        case '-':
+            out->u.i = (int64_t)(x - y);
+            return 0;
+        case '*':
+            out->u.i = (int64_t)(x * y);
+            return 0;
+        default:
+            if (b.u.i == 0) return SY_EINVAL;
+            out->u.i = (b.u.i == -1) ? (int64_t)(0 - x) : a.u.i / b.u.i; /* MinInt64 / -1 wraps */
+            return 0;
+        }
+    }
+    if (a.type == SYC_OTTL_DOUBLE && b.type == SYC_OTTL_DOUBLE) {
+        out->type = SYC_OTTL_DOUBLE;
+        switch (n->u.math.op) {
+        case '+':
+            out->u.d = a.u.d + b.u.d;
+            return 0;
+        case '-':
+            out->u.d = a.u.d - b.u.d;
+            return 0;
+        case '*':
+            out->u.d = a.u.d * b.u.d;
+            return 0;
+        default:
+            if (b.u.d == 0) return SY_EINVAL;
+            out->u.d = a.u.d / b.u.d;
+            return 0;
+        }
+    }
+    return SY_EINVAL;
+}
+
+/* A string argument of a converter that takes only strings (OTTL's StringGetter). */
+static int want_string(const syc_ottl_value_t *v, const char **p, size_t *len)
+{
+    if (v->type != SYC_OTTL_STRING) return SY_EINVAL;
+    *p = v->u.s.ptr;
+    *len = v->u.s.len;
+    return 0;
+}
+
+/* The string converters: case, Substring, digests. The result goes to the scratch. */
+static int eval_string_fn(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                          syc_ottl_value_t *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+    if ((rc = want_string(v, &p, &len))) return rc;
+    size_t at = ev->s->used;
+    switch (n->u.call.fn) {
+    case FN_TOLOWERCASE:
+    case FN_TOUPPERCASE: {
+        if ((rc = scratch_put(ev, p, len))) return rc;
+        bool lower = n->u.call.fn == FN_TOLOWERCASE;
+        for (char *c = ev->s->buf + at; c < ev->s->buf + ev->s->used; c++) {
+            if (lower && *c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            if (!lower && *c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+        }
+        break;
+    }
+    case FN_SUBSTRING: {
+        syc_ottl_value_t start, count;
+        if ((rc = eval_value(ev, n->u.call.args[1], &start)) ||
+            (rc = eval_value(ev, n->u.call.args[2], &count)))
+            return rc;
+        if (start.type != SYC_OTTL_INT || count.type != SYC_OTTL_INT) return SY_EINVAL;
+        /* As the collector: start >= 0, length > 0, start + length within the
+         * target (in bytes). */
+        if (start.u.i < 0 || count.u.i <= 0 || (uint64_t)start.u.i > len ||
+            (uint64_t)count.u.i > len - (uint64_t)start.u.i)
+            return SY_EINVAL;
+        out->type = SYC_OTTL_STRING;
+        out->u.s.ptr = p + start.u.i;
+        out->u.s.len = (size_t)count.u.i;
+        return 0;
+    }
+    default: {
+        static const char *const algs[] = {[FN_SHA256 - FN_SHA256] = "sha256",
+                                           [FN_SHA1 - FN_SHA256] = "sha1",
+                                           [FN_MD5 - FN_SHA256] = "md5"};
+        char hex[129];
+        int hn = syc_hash_hex(algs[n->u.call.fn - FN_SHA256], p, len, hex, sizeof hex);
+        if (hn < 0) return hn;
+        if ((rc = scratch_put(ev, hex, (size_t)hn))) return rc;
+        break;
+    }
+    }
+    out->type = SYC_OTTL_STRING;
+    out->u.s.ptr = ev->s->buf + at;
+    out->u.s.len = ev->s->used - at;
+    return 0;
+}
+
 static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
 {
     switch (n->kind) {
+    case N_MATH:
+        return eval_math(ev, n, out);
     case N_LITERAL:
         *out = n->u.lit;
         return 0;

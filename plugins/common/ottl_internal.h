@@ -48,7 +48,7 @@ typedef enum syc__ottl_tok_e {
     TOK_LE,
     TOK_GT,
     TOK_GE,
-    TOK_MATH, /* + - * / (math expressions are not supported yet) */
+    TOK_MATH, /* + - * / */
     TOK_ASSIGN,
     TOK_ERROR /* text: the lexer's message */
 } syc__ottl_tok_t;
@@ -83,7 +83,8 @@ typedef enum syc__ottl_node_kind_e {
     N_CMP,
     N_AND,
     N_OR,
-    N_NOT
+    N_NOT,
+    N_MATH /* u.math: l op r, op one of + - * / */
 } syc__ottl_node_kind_t;
 
 typedef enum syc__ottl_cmp_e { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE } syc__ottl_cmp_t;
@@ -124,6 +125,10 @@ struct syc__ottl_node_s {
             syc__ottl_node_t *l, *r;
         } bin;
         syc__ottl_node_t *not_;
+        struct {
+            char op;
+            syc__ottl_node_t *l, *r;
+        } math;
     } u;
 };
 
@@ -153,6 +158,12 @@ typedef enum syc__ottl_fn_e {
     FN_INT,
     FN_DOUBLE,
     FN_STRING,
+    FN_TOLOWERCASE,
+    FN_TOUPPERCASE,
+    FN_SUBSTRING,
+    FN_SHA256,
+    FN_SHA1,
+    FN_MD5,
     /* editors */
     FN_SET,
     FN_DELETE_KEY,

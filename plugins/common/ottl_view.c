@@ -485,6 +485,22 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
     return 0;
 }
 
+int syc_ottl_list_names(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
+                        unsigned *named, char *err, size_t err_len)
+{
+    if (!node || api->cfg_kind(node) != 'l') return 0; /* compiling reports the shape */
+    for (size_t i = 0, n = api->cfg_len(node); i < n; i++) {
+        const sy_cfg_node_t *el = api->cfg_at(node, i, NULL);
+        const char *src = api->cfg_kind(el) == 's' ? api->cfg_scalar(el) : NULL;
+        syc_ottl_error_t e = {0};
+        if (src && syc_ottl_context_names(src, strlen(src), named, &e) < 0) {
+            snprintf(err, err_len, "%s: %s[%zu]: %s", api->cfg_where(el), what, i, e.msg);
+            return SY_EINVAL;
+        }
+    }
+    return 0;
+}
+
 void syc_ottl_list_free(syc_ottl_list_t *list)
 {
     for (size_t i = 0; i < list->count; i++)

@@ -79,4 +79,10 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
                           size_t err_len);
 void syc_ottl_list_free(syc_ottl_list_t *list);
 
+/* Adds to *named the contexts that the paths of every string of the YAML list
+ * `node` start with (syc_ottl_context_names), for inferring a group's context.
+ * Returns 0, or SY_EINVAL with "file:line:col: <what>[i]: col N: message". */
+int syc_ottl_list_names(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
+                        unsigned *named, char *err, size_t err_len);
+
 #endif
