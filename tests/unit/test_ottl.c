@@ -64,6 +64,15 @@ static const valid_t valid[] = {
     {LOG, false, "IsString(body) and Len(body) > 1024"},
     {RES, false, "attributes[\"host.name\"] == \"localhost\""},
     {SCO, false, "name == \"io.opentelemetry.http\" and version != \"\""},
+    /* math, string converters, context-prefixed paths (transform README) */
+    {SPAN, true,
+     "set(span.attributes[\"duration.ms\"], (span.end_time_unix_nano - "
+     "span.start_time_unix_nano) / 1000000)"},
+    {SPAN, true, "set(span.name, ToLowerCase(span.name)) where span.kind == SPAN_KIND_SERVER"},
+    {SPAN, false, "span.attributes[\"retries\"] * 2 > 10"},
+    {SPAN, false, "(span.attributes[\"n\"] + 1) * 2 >= 4 or (name == \"x\")"},
+    {LOG, true, "set(log.attributes[\"x\"], SHA256(Substring(log.body, 0, 4)))"},
+    {DP, false, "datapoint.value_int > 1000 and metric.name == \"queue.size\""},
     /* LANGUAGE.md */
     {SPAN, false, "1 < 2"},
     {SPAN, false, "attributes[\"custom-attr\"] != nil"},
