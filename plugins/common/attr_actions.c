@@ -52,7 +52,7 @@ typedef struct action_s {
     sy_value_t value; /* str points into value_text; a list or map into value_enc */
     char *value_text;
     syc_buf_t value_enc; /* the encoded content of a list or map value */
-    pcre2_code *re; /* keys (delete, hash) or the value (extract) */
+    pcre2_code *re;      /* keys (delete, hash) or the value (extract) */
     pcre2_match_data *md;
     conv_t conv;
 } action_t;

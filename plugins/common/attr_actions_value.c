@@ -156,8 +156,7 @@ static int put_any(syc_buf_t *b, const sy_value_t *v, const void *content, size_
     case SY_VALUE_STRING:
     case SY_VALUE_BYTES:
         if ((rc = put_ld(b, v->type == SY_VALUE_STRING ? 1 : 7, v->len)) < 0) return rc;
-        return syc_buf_put(b, v->type == SY_VALUE_STRING ? (const void *)v->str : v->bytes,
-                           v->len);
+        return syc_buf_put(b, v->type == SY_VALUE_STRING ? (const void *)v->str : v->bytes, v->len);
     case SY_VALUE_BOOL:
         tmp[0] = 2 << 3;
         tmp[1] = v->b ? 1 : 0;

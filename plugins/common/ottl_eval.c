@@ -476,8 +476,7 @@ static int eval_math(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
 {
     syc_ottl_value_t a, b;
     int rc;
-    if ((rc = eval_value(ev, n->u.math.l, &a)) || (rc = eval_value(ev, n->u.math.r, &b)))
-        return rc;
+    if ((rc = eval_value(ev, n->u.math.l, &a)) || (rc = eval_value(ev, n->u.math.r, &b))) return rc;
     if (a.type == SYC_OTTL_INT && b.type == SYC_OTTL_INT) {
         uint64_t x = (uint64_t)a.u.i, y = (uint64_t)b.u.i;
         out->type = SYC_OTTL_INT;

@@ -599,8 +599,10 @@ static bool math_op(parser_t *p, bool additive, char *op)
         return false;
     *op = c;
     if (c == '-') {
-        if (t->type == TOK_INT) t->i = (int64_t)(0 - (uint64_t)t->i);
-        else t->d = -t->d;
+        if (t->type == TOK_INT)
+            t->i = (int64_t)(0 - (uint64_t)t->i);
+        else
+            t->d = -t->d;
     }
     t->off++;
     return true;
@@ -626,13 +628,15 @@ static syc__ottl_node_t *parse_factor(parser_t *p, bool allow_list)
 /* A math operand must be something that can be a number. */
 static bool check_math_operand(parser_t *p, const syc__ottl_node_t *n)
 {
-    if (n->kind == N_LIST) return fail(p, n->off, "a list cannot be used in a math expression"), false;
+    if (n->kind == N_LIST)
+        return fail(p, n->off, "a list cannot be used in a math expression"), false;
     if (n->kind == N_LITERAL && n->u.lit.type != SYC_OTTL_INT && n->u.lit.type != SYC_OTTL_DOUBLE)
         return fail(p, n->off, "math expressions take int and float operands"), false;
     if (n->kind == N_CALL) {
         syc_ottl_type_t r = syc__ottl_funcs[n->u.call.fn].returns;
         if (r == SYC_OTTL_BOOL || r == SYC_OTTL_STRING)
-            return fail(p, n->off, "%s does not return a number", syc__ottl_funcs[n->u.call.fn].name),
+            return fail(p, n->off, "%s does not return a number",
+                        syc__ottl_funcs[n->u.call.fn].name),
                    false;
     }
     return true;

@@ -197,7 +197,8 @@ static const invalid_t invalid[] = {
     {SPAN, false, "kind + \"a\" == 2", "col 8: math expressions take int and float operands"},
     {SPAN, false, "kind * IsString(name) == 2", "col 8: IsString does not return a number"},
     {SPAN, false, "(kind + 1 == 2", "col 15: expected ')' to close '(' at col 1"},
-    {SPAN, true, "set(attributes[\"x\"], [1] + 1)", "col 22: a list cannot be used in a math expression"},
+    {SPAN, true, "set(attributes[\"x\"], [1] + 1)",
+     "col 22: a list cannot be used in a math expression"},
     {SPAN, false, "set(name, \"x\")", "col 1: editor 'set' can only start a statement"},
     {SPAN, false, "Len(name)", "col 10: expected a comparison operator"},
     {SPAN, false, "HasAttrKeyOnDatapoint(\"k\")",
@@ -719,9 +720,10 @@ static void test_inference(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         syc_ottl_error_t err;
         syc_ottl_context_t ctx = SPAN;
-        int rc = syc_ottl_infer_context(cases[i].src, strlen(cases[i].src), cases[i].allowed,
-                                        &ctx, &err);
-        if (rc != cases[i].rc) fail_msg("case %zu \"%s\": rc %d (%s)", i, cases[i].src, rc, err.msg);
+        int rc = syc_ottl_infer_context(cases[i].src, strlen(cases[i].src), cases[i].allowed, &ctx,
+                                        &err);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu \"%s\": rc %d (%s)", i, cases[i].src, rc, err.msg);
         if (rc == 0 && ctx != cases[i].ctx) fail_msg("case %zu: context %d", i, (int)ctx);
         if (rc != 0) assert_true(err.msg[0] != '\0');
     }
@@ -737,7 +739,8 @@ static void test_inference(void **state)
     assert_true(eval_in(&it, SPAN, "span.name == name and span.kind == kind"));
     assert_true(eval_in(&it, SPAN, "scope.name == instrumentation_scope.name"));
     assert_true(eval_in(&it, SCO, "scope.name == name"));
-    assert_true(eval_in(&it, RES, "resource.attributes[\"host.name\"] == attributes[\"host.name\"]"));
+    assert_true(
+        eval_in(&it, RES, "resource.attributes[\"host.name\"] == attributes[\"host.name\"]"));
 }
 
 static void test_reuse(void **state)

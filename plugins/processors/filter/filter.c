@@ -48,8 +48,8 @@ static const struct {
      1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_METRIC |
          1u << SYC_OTTL_CTX_DATAPOINT,
      L_METRIC},
-    {"log_conditions", 1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_LOG,
-     L_LOG},
+    {"log_conditions",
+     1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_LOG, L_LOG},
 };
 
 /* The legacy blocks: which kind, which key, and the list their condition joins. */

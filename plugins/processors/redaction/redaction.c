@@ -474,8 +474,14 @@ static void process_body(rd_state_t *s, sy_view_node_t *log)
  * HTTP (an http.* or url.full attribute, or a '/' in the name), as the
  * collector; a name that would become nothing but stars is kept. */
 static const char *const rd_http_keys[] = {
-    "http.route", "http.request.method", "http.request.method_original",
-    "http.response.status_code", "url.full", "http.scheme", "http.target", "http.method",
+    "http.route",
+    "http.request.method",
+    "http.request.method_original",
+    "http.response.status_code",
+    "url.full",
+    "http.scheme",
+    "http.target",
+    "http.method",
     "http.url",
 };
 

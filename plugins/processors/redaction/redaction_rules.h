@@ -75,7 +75,7 @@ typedef struct rd_rules_s {
     rd_regexes_t blocked_keys, blocked_values, allowed_values, ignored_key_patterns;
     struct syc_detect_set_s *detect; /* NULL when no detector is on */
     void *match_data;                /* pcre2_match_data *, one pair */
-    syc_buf_t buf[2];                 /* scratch: the value being rewritten */
+    syc_buf_t buf[2];                /* scratch: the value being rewritten */
     struct syc_detect_match_s *found;
     size_t found_cap;
 } rd_rules_t;
@@ -124,6 +124,5 @@ int rd_url_sanitize(const char *s, size_t len, syc_buf_t *out);
 /* Whether every non-empty segment of s is "*" (the collector then keeps a span
  * name as it was). */
 bool rd_url_fully_redacted(const char *s, size_t len);
-
 
 #endif

@@ -21,15 +21,15 @@
 
 static bool url_valid_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
-           c == '.' || c == ' ';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.' ||
+           c == ' ';
 }
 
 int rd_url_sanitize(const char *s, size_t len, syc_buf_t *out)
 {
-    size_t seg = 0;     /* length of the current segment (kept so far) */
-    bool skip = false;  /* the current segment is an identifier */
-    bool grace = true;  /* one other character allowed in second place */
+    size_t seg = 0;    /* length of the current segment (kept so far) */
+    bool skip = false; /* the current segment is an identifier */
+    bool grace = true; /* one other character allowed in second place */
     size_t segments = 0;
     int rc;
     out->len = 0;

@@ -174,8 +174,8 @@ static int walk_container(rd_walk_t *w, const sy_value_t *v, int depth, const rd
     w->level[depth].len = 0;
     bool is_map = v->type == SY_VALUE_MAP;
     while ((rc = api->view_value_next(&it, &key, &val)) > 0) {
-        size_t old = is_map ? path_push(w, key.str, key.len, false, 0)
-                            : path_push(w, NULL, 0, true, i);
+        size_t old =
+            is_map ? path_push(w, key.str, key.len, false, 0) : path_push(w, NULL, 0, true, i);
         if (w->oom) return SY_ENOMEM;
         rc = walk_entry(w, depth, is_map ? &key : NULL, &val, lists, changed);
         w->path.len = old;

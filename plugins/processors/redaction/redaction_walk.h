@@ -48,7 +48,7 @@ typedef struct rd_walk_s {
     syc_buf_t path;                    /* the path of the entry being looked at */
     syc_buf_t store;                   /* the paths put into the lists */
     syc_buf_t text;                    /* a scalar as a string */
-    uint64_t detected;                /* detector matches */
+    uint64_t detected;                 /* detector matches */
     bool oom;
 } rd_walk_t;
 

@@ -183,7 +183,8 @@ static tf_group_t *add_group(transform_state_t *s, int sig, syc_ottl_context_t c
     if (!g) return NULL;
     s->groups[sig] = g;
     g = &g[s->ngroups[sig]++];
-    *g = (tf_group_t){.stmts = {.ctx = ctx}, .conds = {.ctx = ctx}, .error_mode = s->cfg->error_mode};
+    *g = (tf_group_t){
+        .stmts = {.ctx = ctx}, .conds = {.ctx = ctx}, .error_mode = s->cfg->error_mode};
     return g;
 }
 
@@ -283,7 +284,8 @@ static int compile_group(transform_state_t *s, int sig, const sy_cfg_node_t *el,
         while (error_modes[i] && strcmp(error_modes[i], m) != 0)
             i++;
         if (!error_modes[i]) {
-            snprintf(err, err_len, "%s: %s.error_mode: '%s' is not one of ignore, silent, propagate",
+            snprintf(err, err_len,
+                     "%s: %s.error_mode: '%s' is not one of ignore, silent, propagate",
                      api->cfg_where(emode), what, m);
             return SY_EINVAL;
         }
