@@ -485,6 +485,31 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
     return 0;
 }
 
+int syc_ottl_list_push(syc_ottl_list_t *list, syc_ottl_prog_t *prog)
+{
+    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
+    if (!progs) {
+        syc_ottl_free(prog);
+        return SY_ENOMEM;
+    }
+    list->progs = progs;
+    progs[list->count++] = prog;
+    return 0;
+}
+
+int syc_ottl_context_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *node, unsigned allowed,
+                              const char *what, const char *key, syc_ottl_context_t *ctx, char *err,
+                              size_t err_len)
+{
+    const char *name = api->cfg_kind(node) == 's' ? api->cfg_scalar(node) : NULL;
+    if (!name || syc_ottl_context_parse(name, ctx) < 0 || !(allowed & (1u << *ctx))) {
+        snprintf(err, err_len, "%s: %s.context: unknown context '%s' for %s", api->cfg_where(node),
+                 what, name ? name : "", key);
+        return SY_EINVAL;
+    }
+    return 0;
+}
+
 int syc_ottl_list_names(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
                         unsigned *named, char *err, size_t err_len)
 {

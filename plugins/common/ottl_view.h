@@ -79,6 +79,16 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
                           size_t err_len);
 void syc_ottl_list_free(syc_ottl_list_t *list);
 
+/* Appends prog to list; on SY_ENOMEM prog is freed. */
+int syc_ottl_list_push(syc_ottl_list_t *list, syc_ottl_prog_t *prog);
+
+/* The `context:` of a group (a scalar node) as a context among `allowed` (bit
+ * set); SY_EINVAL with "file:line:col: <what>.context: unknown context 'x' for
+ * <key>" otherwise. */
+int syc_ottl_context_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *node, unsigned allowed,
+                              const char *what, const char *key, syc_ottl_context_t *ctx, char *err,
+                              size_t err_len);
+
 /* Adds to *named the contexts that the paths of every string of the YAML list
  * `node` start with (syc_ottl_context_names), for inferring a group's context.
  * Returns 0, or SY_EINVAL with "file:line:col: <what>[i]: col N: message". */

@@ -540,24 +540,27 @@ def case_inferred(args, tmp):
           "inferred: datapoint condition and metric.name read from a datapoint (%s)" % pts)
 
     # An inferred context the signal does not have: file:line:col and the column.
-    bad = 'trace_conditions:\n  - log.body == "x"\n'
-    port = free_port()
-    text = config(port, path + ".bad", bad, "trace_statements: []")
+    text = config(free_port(), path + ".bad", 'trace_conditions:\n  - log.body == "x"\n',
+                  "trace_statements: []")
+    out, rc = startup_output(args, text)
+    lines = text.splitlines()
+    lineno = next(i for i, l in enumerate(lines) if "log.body" in l) + 1
+    col = lines[lineno - 1].index("log.body") + 1
+    want = ("config.yaml:%d:%d: trace_conditions[0]: col 1: the log context (inferred from "
+            "the 'log.' paths) is not available here" % (lineno, col))
+    check(rc != 0 and want in out, "inferred: wrong context refused as %r:\n%s"
+          % (want, out[-1500:]))
+
+
+def startup_output(args, text):
+    """Starts a router that is expected to fail at startup: (its output, exit status)."""
     r = Router(args.bin, [args.plugin_dir], text, wait=False)
     try:
         wait_for("exit", lambda: r.proc.poll() is not None, 15)
-        out = r.output()
-        lines = text.splitlines()
-        lineno = next(i for i, l in enumerate(lines) if "log.body" in l) + 1
-        col = lines[lineno - 1].index("log.body") + 1
-        want = ("config.yaml:%d:%d: trace_conditions[0]: col 1: the log context (inferred from "
-                "the 'log.' paths) is not available here" % (lineno, col))
-        check(r.proc.returncode != 0 and want in out,
-              "inferred: wrong context refused as %r:\n%s" % (want, out[-1500:]))
+        return r.output(), r.proc.returncode
     finally:
         r.kill()
         r.cleanup()
-
 
 RYW_TRANSFORM = r"""
 trace_statements:

@@ -319,13 +319,7 @@ static int add_legacy(filter_state_t *s, int k, const char *cond, char *err, siz
                  legacy_info[k].what, e.msg, cond);
         return SY_EINVAL;
     }
-    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
-    if (!progs) {
-        syc_ottl_free(p);
-        return SY_ENOMEM;
-    }
-    list->progs = progs;
-    progs[list->count++] = p;
+    if (syc_ottl_list_push(list, p) < 0) return SY_ENOMEM;
     SY_LOG(api, s->inst, SY_LOG_DEBUG, "%s include/exclude as OTTL: %s", legacy_info[k].what, cond);
     return 0;
 }
@@ -349,13 +343,7 @@ static int add_condition(filter_state_t *s, int k, syc_ottl_context_t ctx, const
         snprintf(err, err_len, "%s: %s: %s", s->api->cfg_where(at), what, e.msg);
         return SY_EINVAL;
     }
-    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
-    if (!progs) {
-        syc_ottl_free(p);
-        return SY_ENOMEM;
-    }
-    list->progs = progs;
-    progs[list->count++] = p;
+    if (syc_ottl_list_push(list, p) < 0) return SY_ENOMEM;
     return 0;
 }
 
@@ -410,13 +398,9 @@ static int compile_inferred(filter_state_t *s, int k, char *err, size_t err_len)
         char sub[128];
         snprintf(sub, sizeof sub, "%s.conditions", what);
         if (ctxn) {
-            const char *cname = api->cfg_kind(ctxn) == 's' ? api->cfg_scalar(ctxn) : NULL;
-            if (!cname || syc_ottl_context_parse(cname, &ctx) < 0 ||
-                !(inferred_info[k].contexts & (1u << ctx))) {
-                snprintf(err, err_len, "%s: %s.context: unknown context '%s' for %s",
-                         api->cfg_where(ctxn), what, cname ? cname : "", key);
-                return SY_EINVAL;
-            }
+            rc = syc_ottl_context_from_cfg(api, ctxn, inferred_info[k].contexts, what, key, &ctx,
+                                           err, err_len);
+            if (rc < 0) return rc;
         } else {
             unsigned named = 0;
             if ((rc = syc_ottl_list_names(api, conds, sub, &named, err, err_len)) < 0) return rc;

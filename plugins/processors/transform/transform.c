@@ -214,13 +214,7 @@ static int compile_flat(transform_state_t *s, int sig, const sy_cfg_node_t *el, 
         return SY_ENOMEM;
     }
     syc_ottl_list_t *l = &(*flat)->stmts;
-    syc_ottl_prog_t **progs = realloc(l->progs, (l->count + 1) * sizeof *progs);
-    if (!progs) {
-        syc_ottl_free(p);
-        return SY_ENOMEM;
-    }
-    l->progs = progs;
-    progs[l->count++] = p;
+    if (syc_ottl_list_push(l, p) < 0) return SY_ENOMEM;
     return 0;
 }
 
@@ -253,13 +247,9 @@ static int compile_group(transform_state_t *s, int sig, const sy_cfg_node_t *el,
     syc_ottl_context_t ctx = signal_info[sig].default_ctx;
     char sub[128];
     if (ctxn) {
-        const char *cname = api->cfg_kind(ctxn) == 's' ? api->cfg_scalar(ctxn) : NULL;
-        if (!cname || syc_ottl_context_parse(cname, &ctx) < 0 ||
-            !(signal_info[sig].contexts & (1u << ctx))) {
-            snprintf(err, err_len, "%s: %s.context: unknown context '%s' for %s",
-                     api->cfg_where(ctxn), what, cname ? cname : "", key);
-            return SY_EINVAL;
-        }
+        int rc = syc_ottl_context_from_cfg(api, ctxn, signal_info[sig].contexts, what, key, &ctx,
+                                           err, err_len);
+        if (rc < 0) return rc;
     } else {
         /* One context for the whole group: the most specific its paths name. */
         unsigned named = 0;
