@@ -181,6 +181,14 @@ typedef struct syc_ottl_accessor_s {
      * (with value, when value is not NULL). */
     int (*datapoint_has_attr)(void *item, const char *key, size_t key_len,
                               const syc_ottl_value_t *value, bool *out);
+    /* A new list (SLICE) of values[0, n), or map (MAP) of keys[i] -> values[i],
+     * that the other callbacks and set() accept (Split, list and map literals in
+     * set()). The accessor copies what it needs; the handle stays valid until the
+     * item is bound to another node. NULL: such values are SY_ENOTSUP at run
+     * time. */
+    int (*make_list)(void *item, const syc_ottl_value_t *values, size_t n, syc_ottl_value_t *out);
+    int (*make_map)(void *item, const syc_ottl_key_t *keys, const syc_ottl_value_t *values,
+                    size_t n, syc_ottl_value_t *out);
 } syc_ottl_accessor_t;
 
 /* A compile error: the 1-based column (in characters) inside the source, and the

@@ -67,6 +67,9 @@ typedef struct eval_s {
 static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out);
 static int eval_string_fn(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
                           syc_ottl_value_t *out);
+static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                      syc_ottl_value_t *out);
+static int eval_container(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out);
 static int eval_bool(eval_t *ev, const syc__ottl_node_t *n, bool *out);
 
 /* ---- strings in the scratch ---- */
@@ -78,6 +81,16 @@ static int scratch_put(eval_t *ev, const void *p, size_t len)
     memmove(s->buf + s->used, p, len); /* p may lie in the scratch, at or after used */
     s->used += len;
     return 0;
+}
+
+/* n bytes of the scratch aligned for any value, or NULL when it is full. */
+static void *scratch_alloc(eval_t *ev, size_t n)
+{
+    syc_ottl_scratch_t *s = ev->s;
+    size_t at = (s->used + _Alignof(max_align_t) - 1) & ~(size_t)(_Alignof(max_align_t) - 1);
+    if (at > s->cap || s->cap - at < n) return NULL;
+    s->used = at + n;
+    return s->buf + at;
 }
 
 /* A double as the collector's StringLikeGetter writes it (Go's encoding/json):
@@ -465,9 +478,87 @@ static int eval_call(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
     case FN_SHA1:
     case FN_MD5:
         return eval_string_fn(ev, n, &v, out);
+    case FN_SPLIT:
+        return eval_split(ev, n, &v, out);
     default:
         return SY_EINVAL;
     }
+}
+
+/* A string argument of a converter that takes only strings (OTTL's StringGetter). */
+static int want_string(const syc_ottl_value_t *v, const char **p, size_t *len)
+{
+    if (v->type != SYC_OTTL_STRING) return SY_EINVAL;
+    *p = v->u.s.ptr;
+    *len = v->u.s.len;
+    return 0;
+}
+
+/* A list or map literal (set()'s value), built by the accessor from the values of
+ * its items. The values array lives in the scratch. */
+static int eval_container(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
+{
+    bool is_map = n->kind == N_MAPLIT;
+    size_t count = is_map ? n->u.maplit.n : n->u.list.n;
+    syc__ottl_node_t *const *items = is_map ? n->u.maplit.values : n->u.list.items;
+    if (is_map ? !ev->acc->make_map : !ev->acc->make_list) return SY_ENOTSUP;
+    syc_ottl_value_t *vals = scratch_alloc(ev, (count ? count : 1) * sizeof *vals);
+    if (!vals) return SY_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        int rc = eval_value(ev, items[i], &vals[i]);
+        if (rc) return rc;
+    }
+    return is_map ? ev->acc->make_map(ev->item, n->u.maplit.keys, vals, count, out)
+                  : ev->acc->make_list(ev->item, vals, count, out);
+}
+
+/* Split(target, delimiter) as Go's strings.Split: the pieces between the
+ * delimiters (an empty delimiter: every UTF-8 sequence), as a list the accessor
+ * builds. */
+static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                      syc_ottl_value_t *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+    if ((rc = want_string(v, &p, &len))) return rc;
+    if (!ev->acc->make_list) return SY_ENOTSUP;
+    const syc_ottl_value_t *d = &n->u.call.args[1]->u.lit;
+    size_t dl = d->u.s.len, count = 0;
+    /* Count the pieces first, to take the array from the scratch in one go. */
+    for (size_t i = 0; i <= len;) {
+        size_t step = 1;
+        if (dl == 0) {
+            if (i == len) break;
+            unsigned char c = (unsigned char)p[i];
+            step = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (step > len - i) step = 1;
+            count++;
+            i += step;
+            continue;
+        }
+        const char *hit = i < len ? memmem(p + i, len - i, d->u.s.ptr, dl) : NULL;
+        count++;
+        if (!hit) break;
+        i = (size_t)(hit - p) + dl;
+    }
+    syc_ottl_value_t *vals = scratch_alloc(ev, (count ? count : 1) * sizeof *vals);
+    if (!vals) return SY_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; k < count;) {
+        size_t end;
+        if (dl == 0) {
+            unsigned char c = (unsigned char)p[i];
+            size_t step = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            end = i + (step > len - i ? 1 : step);
+        } else {
+            const char *hit = i < len ? memmem(p + i, len - i, d->u.s.ptr, dl) : NULL;
+            end = hit ? (size_t)(hit - p) : len;
+        }
+        vals[k++] = (syc_ottl_value_t){.type = SYC_OTTL_STRING, .u.s = {p + i, end - i}};
+        i = dl == 0 ? end : end + dl;
+    }
+    return ev->acc->make_list(ev->item, vals, count, out);
 }
 
 /* l op r as OTTL's math: both ints (wrapping as Go's int64) or both doubles;
@@ -515,15 +606,6 @@ static int eval_math(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
         }
     }
     return SY_EINVAL;
-}
-
-/* A string argument of a converter that takes only strings (OTTL's StringGetter). */
-static int want_string(const syc_ottl_value_t *v, const char **p, size_t *len)
-{
-    if (v->type != SYC_OTTL_STRING) return SY_EINVAL;
-    *p = v->u.s.ptr;
-    *len = v->u.s.len;
-    return 0;
 }
 
 /* The string converters: case, Substring, digests. The result goes to the scratch. */
@@ -592,7 +674,8 @@ static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *o
     case N_CALL:
         return eval_call(ev, n, out);
     case N_LIST:
-        return SY_EINVAL; /* the compiler only lets lists be function arguments */
+    case N_MAPLIT:
+        return eval_container(ev, n, out);
     default:
         out->type = SYC_OTTL_BOOL;
         return eval_bool(ev, n, &out->u.b);

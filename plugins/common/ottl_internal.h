@@ -84,7 +84,8 @@ typedef enum syc__ottl_node_kind_e {
     N_AND,
     N_OR,
     N_NOT,
-    N_MATH /* u.math: l op r, op one of + - * / */
+    N_MATH,  /* u.math: l op r, op one of + - * / */
+    N_MAPLIT /* u.maplit: {"k": value, ...} */
 } syc__ottl_node_kind_t;
 
 typedef enum syc__ottl_cmp_e { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE } syc__ottl_cmp_t;
@@ -129,6 +130,11 @@ struct syc__ottl_node_s {
             char op;
             syc__ottl_node_t *l, *r;
         } math;
+        struct {
+            size_t n;
+            syc_ottl_key_t *keys; /* strings */
+            syc__ottl_node_t **values;
+        } maplit;
     } u;
 };
 
@@ -164,6 +170,7 @@ typedef enum syc__ottl_fn_e {
     FN_SHA256,
     FN_SHA1,
     FN_MD5,
+    FN_SPLIT,
     /* editors */
     FN_SET,
     FN_DELETE_KEY,
@@ -186,7 +193,8 @@ typedef enum syc__ottl_arg_e {
     ARG_INT,     /* a non-negative int literal */
     ARG_STRLIST, /* a list of string literals */
     ARG_LIST,    /* a list of values */
-    ARG_MODE     /* "key" or "value" */
+    ARG_MODE,    /* "key" or "value" */
+    ARG_ANY      /* a value, a list or a map literal (set's value) */
 } syc__ottl_arg_t;
 
 typedef struct syc__ottl_func_s {

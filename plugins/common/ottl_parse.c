@@ -292,7 +292,8 @@ const syc__ottl_func_t syc__ottl_funcs[FN_COUNT_] = {
     [FN_SHA256] = {"SHA256", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
     [FN_SHA1] = {"SHA1", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
     [FN_MD5] = {"MD5", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
-    [FN_SET] = {"set", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_VALUE}, ALL},
+    [FN_SPLIT] = {"Split", false, SYC_OTTL_SLICE, 2, {ARG_VALUE, ARG_STRING}, ALL},
+    [FN_SET] = {"set", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_ANY}, ALL},
     [FN_DELETE_KEY] = {"delete_key", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_STRING}, ALL},
     [FN_DELETE_MATCHING_KEYS] =
         {"delete_matching_keys", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_REGEX}, ALL},
@@ -408,6 +409,7 @@ static bool enter(parser_t *p)
 
 static syc__ottl_node_t *parse_or(parser_t *p);
 static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list);
+static syc__ottl_node_t *parse_maplit(parser_t *p);
 static syc__ottl_node_t *parse_call(parser_t *p, int fn);
 
 static bool is_cmp(syc__ottl_tok_t t)
@@ -497,6 +499,39 @@ static syc__ottl_node_t *parse_list(parser_t *p)
     return node;
 }
 
+/* A map literal: '{' string ':' value (',' string ':' value)* '}' (or '{}'). */
+static syc__ottl_node_t *parse_maplit(parser_t *p)
+{
+    syc__ottl_node_t *node = new_node(p, N_MAPLIT, p->tok.off);
+    if (!node || !next(p)) return NULL;
+    syc_ottl_key_t keys[64];
+    syc__ottl_node_t *values[64];
+    size_t n = 0;
+    if (p->tok.type != TOK_RBRACE) {
+        for (;;) {
+            if (n == 64) return fail(p, p->tok.off, "more than 64 entries in a map literal");
+            if (p->tok.type != TOK_STRING)
+                return fail(p, p->tok.off, "expected a string key in a map literal");
+            keys[n] = (syc_ottl_key_t){.str = p->tok.text, .len = p->tok.len};
+            if (!next(p)) return NULL;
+            if (p->tok.type != TOK_COLON) return fail(p, p->tok.off, "expected ':' after key");
+            if (!next(p) || !(values[n++] = parse_value(p, true))) return NULL;
+            if (p->tok.type == TOK_RBRACE) break;
+            if (p->tok.type != TOK_COMMA)
+                return fail(p, p->tok.off, "expected ',' or '}' in map literal");
+            if (!next(p)) return NULL;
+        }
+    }
+    if (!next(p)) return NULL;
+    node->u.maplit.n = n;
+    node->u.maplit.keys = syc__ottl_arena_alloc(&p->prog->arena, (n ? n : 1) * sizeof *keys);
+    node->u.maplit.values = syc__ottl_arena_alloc(&p->prog->arena, (n ? n : 1) * sizeof *values);
+    if (!node->u.maplit.keys || !node->u.maplit.values) return fail(p, node->off, "out of memory");
+    memcpy(node->u.maplit.keys, keys, n * sizeof *keys);
+    memcpy(node->u.maplit.values, values, n * sizeof *values);
+    return node;
+}
+
 static syc__ottl_node_t *literal(parser_t *p, syc_ottl_type_t type)
 {
     syc__ottl_node_t *node = new_node(p, N_LITERAL, p->tok.off);
@@ -535,7 +570,9 @@ static syc__ottl_node_t *parse_primary(parser_t *p, bool allow_list)
         node = parse_list(p);
         break;
     case TOK_LBRACE:
-        return fail(p, t.off, "map literals are not supported yet");
+        if (!allow_list) return fail(p, t.off, "map literals are only supported as set()'s value");
+        node = parse_maplit(p);
+        break;
     case TOK_IDENT: {
         if (tok_is_word(&t, "true") || tok_is_word(&t, "false")) {
             node = literal(p, SYC_OTTL_BOOL);
@@ -628,13 +665,13 @@ static syc__ottl_node_t *parse_factor(parser_t *p, bool allow_list)
 /* A math operand must be something that can be a number. */
 static bool check_math_operand(parser_t *p, const syc__ottl_node_t *n)
 {
-    if (n->kind == N_LIST)
-        return fail(p, n->off, "a list cannot be used in a math expression"), false;
+    if (n->kind == N_LIST || n->kind == N_MAPLIT)
+        return fail(p, n->off, "a list or map cannot be used in a math expression"), false;
     if (n->kind == N_LITERAL && n->u.lit.type != SYC_OTTL_INT && n->u.lit.type != SYC_OTTL_DOUBLE)
         return fail(p, n->off, "math expressions take int and float operands"), false;
     if (n->kind == N_CALL) {
         syc_ottl_type_t r = syc__ottl_funcs[n->u.call.fn].returns;
-        if (r == SYC_OTTL_BOOL || r == SYC_OTTL_STRING)
+        if (r == SYC_OTTL_BOOL || r == SYC_OTTL_STRING || r == SYC_OTTL_SLICE)
             return fail(p, n->off, "%s does not return a number",
                         syc__ottl_funcs[n->u.call.fn].name),
                    false;
@@ -737,6 +774,9 @@ static bool check_arg(parser_t *p, syc__ottl_node_t *call, int i)
     switch (f->args[i]) {
     case ARG_VALUE:
         if (a->kind == N_LIST) return fail(p, a->off, "%s cannot be a list", what), false;
+        if (a->kind == N_MAPLIT) return fail(p, a->off, "%s cannot be a map literal", what), false;
+        return true;
+    case ARG_ANY:
         return true;
     case ARG_PATH:
         if (a->kind != N_PATH) return fail(p, a->off, "%s must be a path", what), false;

@@ -41,7 +41,15 @@ typedef struct syc_ottl_view_item_s {
     syc_ottl_view_map_t attrs, scope_attrs, resource_attrs;
     syc_ottl_view_map_t pool[SYC_OTTL_VIEW_POOL];
     unsigned next;
+    /* Lists and maps the program builds (Split, literals), encoded: chunks that
+     * never move, reused from one bind to the next. Freed by
+     * syc_ottl_view_item_free(). */
+    struct syc_ottl_view_chunk_s *chunks;
 } syc_ottl_view_item_t;
+
+/* Frees what the item allocated (the built lists and maps); the item may be bound
+ * again afterwards. */
+void syc_ottl_view_item_free(syc_ottl_view_item_t *it);
 
 /* The accessor: every callback, editors included. */
 extern const syc_ottl_accessor_t syc_ottl_view_accessor;

@@ -463,6 +463,8 @@ trace_statements:
   - set(scope.attributes["seen"], true)
   - set(span.name, Concat([ToUpperCase(span.name), Substring(span.attributes["id"], 0, 3)], "-"))
   - set(span.attributes["h"], SHA256(span.attributes["id"]))
+  - set(span.attributes["parts"], Split(span.attributes["id"], "c")) where span.attributes["n"] == 7
+  - 'set(span.attributes["m"], {"a": 1, "b": ["x", 2.5], "c": {"d": true}}) where span.attributes["n"] == 7'
   - conditions:
       - span.attributes["n"] >= 5
     statements:
@@ -522,10 +524,18 @@ def case_inferred(args, tmp):
     if len(got) == 2:
         a0, a1 = attrs_dict(got[0]["attributes"]), attrs_dict(got[1]["attributes"])
         sha = "6ca13d52ca70c883e0f0bb101e425a89e8624de51db2d2392593af6a84118090"
+        arr = {"arrayValue": {"values": [{"stringValue": "ab"}, {"stringValue": "123"}]}}
+        kvl = {"kvlistValue": {"values": [
+            {"key": "a", "value": {"intValue": "1"}},
+            {"key": "b", "value": {"arrayValue": {"values": [{"stringValue": "x"},
+                                                             {"doubleValue": 2.5}]}}},
+            {"key": "c", "value": {"kvlistValue": {"values": [
+                {"key": "d", "value": {"boolValue": True}}]}}}]}}
         check(a0 == {"n": {"intValue": "7"}, "id": {"stringValue": "abc123"},
-                     "math": {"intValue": "15"}, "h": {"stringValue": sha},
-                     "big": {"boolValue": True}, "half": {"intValue": "3"}},
-              "inferred: math, SHA256 and the group's conditions (%s)" % a0)
+                     "math": {"intValue": "15"}, "h": {"stringValue": sha}, "parts": arr,
+                     "m": kvl, "big": {"boolValue": True}, "half": {"intValue": "3"}},
+              "inferred: math, SHA256, Split, a map literal and the group's conditions (%s)"
+              % json.dumps(a0))
         check("big" not in a1 and a1.get("math") == {"intValue": "5"},
               "inferred: the group's statements skipped where its condition is false (%s)" % a1)
         check([e["name"] for e in got[0].get("events", [])] == ["keep"],

@@ -193,12 +193,16 @@ static const invalid_t invalid[] = {
     {SPAN, false, "attributes[\"x\" == 1", "col 16: expected ']' after key"},
     {SPAN, false, "status. == 1", "col 9: expected a field name after '.'"},
     {SPAN, false, "name == [\"a\"]", "col 9: lists are only supported as function arguments"},
-    {SPAN, false, "name == {}", "col 9: map literals are not supported yet"},
+    {SPAN, false, "name == {}", "col 9: map literals are only supported as set()'s value"},
+    {SPAN, true, "set(attributes[\"m\"], {1: 2})",
+     "col 23: expected a string key in a map literal"},
+    {SPAN, true, "set(attributes[\"m\"], {\"a\" 2})", "col 27: expected ':' after key"},
+    {SPAN, false, "IsMap({\"a\": 1})", "col 7: argument 1 of IsMap cannot be a map literal"},
     {SPAN, false, "kind + \"a\" == 2", "col 8: math expressions take int and float operands"},
     {SPAN, false, "kind * IsString(name) == 2", "col 8: IsString does not return a number"},
     {SPAN, false, "(kind + 1 == 2", "col 15: expected ')' to close '(' at col 1"},
     {SPAN, true, "set(attributes[\"x\"], [1] + 1)",
-     "col 22: a list cannot be used in a math expression"},
+     "col 22: a list or map cannot be used in a math expression"},
     {SPAN, false, "set(name, \"x\")", "col 1: editor 'set' can only start a statement"},
     {SPAN, false, "Len(name)", "col 10: expected a comparison operator"},
     {SPAN, false, "HasAttrKeyOnDatapoint(\"k\")",
@@ -517,6 +521,13 @@ static void test_converters(void **state)
     assert_int_equal(eval_rc(&it, SPAN, "1.0 / 0.0 == 0.0"), SY_EINVAL);
     assert_int_equal(eval_rc(&it, SPAN, "1 + 1.0 == 2"), SY_EINVAL); /* no mixing */
     assert_int_equal(eval_rc(&it, SPAN, "attributes[\"missing\"] + 1 == 2"), SY_EINVAL);
+    /* Split, as Go's strings.Split, through the accessor's make_list */
+    T("Len(Split(\"a,b,c\", \",\")) == 3 and Len(Split(\"\", \",\")) == 1");
+    T("Len(Split(\"a,b,\", \",\")) == 3 and Len(Split(\"ab\", \"\")) == 2");
+    T("Len(Split(\"\", \"\")) == 0 and IsList(Split(name, \" \"))");
+    assert_int_equal(eval_rc(&it, SPAN, "Len(Split(kind, \",\")) == 1"), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "Len(Split(\"a,b,c,d,e\", \",\")) == 5"),
+                     SY_ENOMEM); /* the fake's lists hold 4 */
     /* string converters */
     T("ToLowerCase(name) == \"get /api/users\" and ToUpperCase(\"aBc\") == \"ABC\"");
     T("Substring(name, 4, 4) == \"/api\" and Substring(\"abc\", 0, 3) == \"abc\"");

@@ -295,6 +295,7 @@ static void filter_destroy(void *state)
     for (int l = 0; l < L_COUNT; l++)
         syc_ottl_list_free(&s->lists[l]);
     syc_ottl_scratch_free(s->scratch);
+    syc_ottl_view_item_free(&s->item);
     free(s);
 }
 

@@ -173,6 +173,7 @@ static void transform_destroy(void *state)
         free(s->groups[sig]);
     }
     syc_ottl_scratch_free(s->scratch);
+    syc_ottl_view_item_free(&s->item);
     free(s);
 }
 
