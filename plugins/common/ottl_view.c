@@ -71,6 +71,7 @@ static const field_map_t field_map[SYC_OTTL_F_COUNT_] = {
 struct syc_ottl_view_chunk_s {
     struct syc_ottl_view_chunk_s *next;
     size_t used, cap;
+    unsigned epoch; /* the bind its bytes belong to; another one: all free */
     _Alignas(max_align_t) char data[];
 };
 
@@ -80,13 +81,16 @@ struct syc_ottl_view_chunk_s {
 static char *chunk_alloc(syc_ottl_view_item_t *it, size_t n)
 {
     struct syc_ottl_view_chunk_s *c = it->chunks;
-    for (; c; c = c->next)
+    for (; c; c = c->next) {
+        if (c->epoch != it->epoch) c->used = 0, c->epoch = it->epoch;
         if (c->cap - c->used >= n) break;
+    }
     if (!c) {
         size_t cap = n > VIEW_CHUNK ? n : VIEW_CHUNK;
         if (!(c = malloc(sizeof *c + cap))) return NULL;
         c->used = 0;
         c->cap = cap;
+        c->epoch = it->epoch;
         c->next = it->chunks;
         it->chunks = c;
     }
@@ -106,8 +110,7 @@ void syc_ottl_view_item_free(syc_ottl_view_item_t *it)
 
 void syc_ottl_view_bind(syc_ottl_view_item_t *it, const sy_host_api_t *api, sy_view_node_t *node)
 {
-    for (struct syc_ottl_view_chunk_s *c = it->chunks; c; c = c->next)
-        c->used = 0;
+    it->epoch++; /* what make_list / make_map built for the last node is free again */
     it->api = api;
     it->node = node;
     it->scope = it->resource = it->metric = NULL;

@@ -45,7 +45,10 @@ typedef struct syc_ottl_view_item_s {
      * never move, reused from one bind to the next. Freed by
      * syc_ottl_view_item_free(). */
     struct syc_ottl_view_chunk_s *chunks;
+    unsigned epoch; /* counts binds */
 } syc_ottl_view_item_t;
+
+/* An item starts zeroed (`syc_ottl_view_item_t it = {0};` or calloc). */
 
 /* Frees what the item allocated (the built lists and maps); the item may be bound
  * again afterwards. */
