@@ -679,10 +679,10 @@ struct sy_host_api_s {
     /* --- ABI 1.2: config scalars' style, containers a plugin encodes -------- */
 
     /* Whether a raw configuration scalar was quoted (or tagged !!str) in the
-     * YAML, so that `"123"` is meant as a string and `123` as a number. A scalar
-     * that came whole from an environment reference counts as quoted unless it
-     * was typed (a bare `${env:X}` holding 42 reads as a plain 42). False for
-     * NULL and for maps and lists. Main or loop thread. */
+     * YAML, so that `"123"` is meant as a string and `123` as a number. A bare
+     * `${env:X}` is replaced by its value read as YAML (42 is a plain scalar,
+     * "42" in quotes a quoted one), `"${env:X}"` is quoted. False for NULL and
+     * for maps and lists. Main or loop thread. */
     bool (*cfg_quoted)(const sy_cfg_node_t *node);
     /* Makes *out an ARRAY or MAP value for view_set() / view_attr_set() from its
      * encoded content: the fields of an ArrayValue (repeated AnyValue values = 1)
