@@ -332,6 +332,12 @@ TYPING_ACTIONS = r"""
       - {key: q_list, value: [1, "2", 2.5, false, [x], {k: v}], action: insert}
       - {key: q_map, value: {a: 1, b: "2", c: [y], d: {e: true}}, action: upsert}
       - {key: q_empty, value: [], action: insert}
+      - key: q_env
+        value: ${env:SY_ATTR_TEST_NUM}
+        action: insert
+      - key: q_env_str
+        value: "${env:SY_ATTR_TEST_NUM}"
+        action: insert
 """
 
 
@@ -349,6 +355,7 @@ def case_typing(args, tmp):
     req = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [
         json_span("op", attributes=attrs([("keep", sv("k"))]))]}]}]}
     lines = []
+    os.environ["SY_ATTR_TEST_NUM"] = "42"  # a bare ${env:...} is read as YAML (an int)
     with Router(args.bin, [args.plugin_dir], text) as r:
         status, _, _ = post_json("http://127.0.0.1:%d/v1/traces" % port, req)
         check(status == 200, "typing: post answered %s" % status)
@@ -376,7 +383,7 @@ def case_typing(args, tmp):
                                  kvl(("k", sv("v"))))),
                   ("q_map", kvl(("a", iv(1)), ("b", sv("2")), ("c", arr(sv("y"))),
                                 ("d", kvl(("e", bv(True)))))),
-                  ("q_empty", {"arrayValue": {}})])
+                  ("q_empty", {"arrayValue": {}}), ("q_env", iv(42)), ("q_env_str", sv("42"))])
     compare("typing: quoted scalars strings, plain ones int/double/bool, lists arrays and "
             "maps maps", got, want)
 
