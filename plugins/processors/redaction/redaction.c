@@ -278,6 +278,29 @@ static int sanitize_url(rd_state_t *s, const char *str, size_t len)
 }
 
 /*
+ * blocked_values and the detectors on str, then (when url is true) the URL
+ * sanitizer: the collector's processStringValueFor{Attribute,LogBody}. Returns
+ * 1 with the new string in *out (scratch, valid until the next value), 0 when
+ * nothing changed, or SY_ENOMEM (s->oom set).
+ */
+static int mask_string(rd_state_t *s, const char *str, size_t len, bool url, const char **out,
+                       size_t *out_len, uint64_t *detected)
+{
+    int rc = rd_mask_value(&s->rules, str, len, out, out_len, detected);
+    if (rc == 0) *out = str, *out_len = len;
+    if (rc >= 0 && url) {
+        int u = sanitize_url(s, *out, *out_len);
+        if (u > 0) {
+            s->api->metric_add(s->m_url, 1);
+            *out = s->url.p, *out_len = s->url.len, rc = 1;
+        }
+        if (u < 0) rc = u;
+    }
+    if (rc < 0) s->oom = true;
+    return rc;
+}
+
+/*
  * One attribute value, as the collector's processAttrs after the key checks:
  * allowed_values, blocked_key_patterns, blocked_values (then our detectors),
  * then the url_sanitizer for the keys it lists.
@@ -310,28 +333,8 @@ static void process_value(rd_state_t *s, sy_view_node_t *node, const sy_value_t 
             set_string_attr(s, node, k, out, out_len);
         return;
     }
-    int rc = rd_mask_value(r, str, len, &out, &out_len, detected);
-    if (rc < 0) {
-        s->oom = true;
-        return;
-    }
-    if (rc == 0) {
-        out = str;
-        out_len = len;
-    }
-    if (cfg->url_enabled && rd_key_in(&r->url_attributes, k->str, k->len)) {
-        int u = sanitize_url(s, out, out_len);
-        if (u < 0) {
-            s->oom = true;
-            return;
-        }
-        if (u > 0) {
-            s->api->metric_add(s->m_url, 1);
-            out = s->url.p;
-            out_len = s->url.len;
-            rc = 1;
-        }
-    }
+    bool url = cfg->url_enabled && rd_key_in(&r->url_attributes, k->str, k->len);
+    int rc = mask_string(s, str, len, url, &out, &out_len, detected);
     if (rc > 0) {
         keylist_push(s, &s->masked, k->str, k->len);
         set_string_attr(s, node, k, out, out_len);
@@ -440,25 +443,10 @@ static void process_body(rd_state_t *s, sy_view_node_t *log)
         if (rd_regex_any(r, &r->allowed_values, str, len)) {
             keylist_push(s, &s->allowed, body.p, body.len);
         } else {
-            const char *out = str;
-            size_t out_len = len;
-            int rc = rd_mask_value(r, str, len, &out, &out_len, &detected);
-            if (rc < 0) {
-                s->oom = true;
-                return;
-            }
-            if (rc == 0) out = str, out_len = len;
-            if (b.type == SY_VALUE_STRING && s->cfg->url_enabled && s->cfg->url_log_body) {
-                int u = sanitize_url(s, out, out_len);
-                if (u < 0) {
-                    s->oom = true;
-                    return;
-                }
-                if (u > 0) {
-                    api->metric_add(s->m_url, 1);
-                    out = s->url.p, out_len = s->url.len, rc = 1;
-                }
-            }
+            const char *out;
+            size_t out_len;
+            bool url = b.type == SY_VALUE_STRING && s->cfg->url_enabled && s->cfg->url_log_body;
+            int rc = mask_string(s, str, len, url, &out, &out_len, &detected);
             if (rc > 0) {
                 sy_value_t v = {.type = SY_VALUE_STRING, .str = out, .len = out_len};
                 record(s, api->view_set(log, SY_FIELD_BODY, &v));
