@@ -512,6 +512,14 @@ static int eval_container(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_
                   : ev->acc->make_list(ev->item, vals, count, out);
 }
 
+/* The width of the UTF-8 sequence at p (1 for a stray byte or a cut sequence). */
+static size_t utf8_step(const char *p, size_t left)
+{
+    unsigned char c = (unsigned char)p[0];
+    size_t w = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    return w > left ? 1 : w;
+}
+
 /* Split(target, delimiter) as Go's strings.Split: the pieces between the
  * delimiters (an empty delimiter: every UTF-8 sequence), as a list the accessor
  * builds. */
@@ -530,9 +538,7 @@ static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_valu
         size_t step = 1;
         if (dl == 0) {
             if (i == len) break;
-            unsigned char c = (unsigned char)p[i];
-            step = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-            if (step > len - i) step = 1;
+            step = utf8_step(p + i, len - i);
             count++;
             i += step;
             continue;
@@ -548,9 +554,7 @@ static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_valu
     for (size_t i = 0; k < count;) {
         size_t end;
         if (dl == 0) {
-            unsigned char c = (unsigned char)p[i];
-            size_t step = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-            end = i + (step > len - i ? 1 : step);
+            end = i + utf8_step(p + i, len - i);
         } else {
             const char *hit = i < len ? memmem(p + i, len - i, d->u.s.ptr, dl) : NULL;
             end = hit ? (size_t)(hit - p) : len;
