@@ -225,8 +225,13 @@ void syc_ottl_free(syc_ottl_prog_t *prog);
 int syc_ottl_infer_context(const char *src, size_t len, unsigned allowed, syc_ottl_context_t *out,
                            syc_ottl_error_t *err);
 /* The two halves, for a group of statements and conditions that share one
- * context: adds the contexts the paths of src name to *named (SY_EINVAL with
- * *err when src does not lex), then picks from a union of such sets. */
+ * context: adds the contexts the paths of src name to *named, and
+ * SYC_OTTL_CTX_UNNAMED when a path has no context name (SY_EINVAL with *err
+ * when src does not lex), then picks from a union of such sets. Paths with and
+ * without a context name in one set are an error, as in the collector; a set
+ * with no context name at all is SY_EAGAIN (the caller's default). Pass pick
+ * the *err of names (or a zeroed one) so that it can name the path at fault. */
+#define SYC_OTTL_CTX_UNNAMED (1u << 30)
 int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ottl_error_t *err);
 int syc_ottl_context_pick(unsigned named, unsigned allowed, syc_ottl_context_t *out,
                           syc_ottl_error_t *err);

@@ -1045,41 +1045,81 @@ static const syc_ottl_context_t infer_order[] = {
     SYC_OTTL_CTX_METRIC, SYC_OTTL_CTX_SCOPE,     SYC_OTTL_CTX_RESOURCE,
 };
 
+/* Whether the identifier t, followed by `follow`, starts a path: not a call, an
+ * enum (upper case), a keyword or a named argument. */
+static bool starts_path(const syc__ottl_token_t *t, syc__ottl_tok_t follow)
+{
+    static const char *const words[] = {"and", "or", "not", "where", "true", "false", "nil"};
+    if (follow == TOK_LPAREN || follow == TOK_ASSIGN || (t->text[0] >= 'A' && t->text[0] <= 'Z'))
+        return false;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (tok_is_word(t, words[i])) return false;
+    return true;
+}
+
 int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ottl_error_t *err)
 {
     syc__ottl_arena_t arena = {0};
     syc__ottl_lexer_t lx = {.src = src, .len = len, .arena = &arena};
     syc__ottl_token_t prev = {.type = TOK_EOF}, tok;
     syc__ottl_tok_t before = TOK_EOF; /* the type of the token before prev */
+    size_t bare_off = 0;              /* the first path without a context name */
+    bool bare = false;
     for (;;) {
         syc__ottl_lex_next(&lx, &tok);
-        if (tok.type == TOK_ERROR || tok.type == TOK_EOF) break;
-        /* A path starts with an identifier followed by '.', not after a '.'. */
-        if (tok.type == TOK_DOT && prev.type == TOK_IDENT && before != TOK_DOT) {
+        if (tok.type == TOK_ERROR) break;
+        /* prev, an identifier not after a '.', followed by tok: a path's start? */
+        if (prev.type == TOK_IDENT && before != TOK_DOT && starts_path(&prev, tok.type)) {
             char name[32];
             size_t n = prev.len < sizeof name - 1 ? prev.len : sizeof name - 1;
             memcpy(name, prev.text, n);
             name[n] = '\0';
             syc_ottl_context_t c;
             if (strcmp(name, "instrumentation_scope") == 0) strcpy(name, "scope");
-            if (syc_ottl_context_parse(name, &c) == 0) *named |= 1u << c;
+            if (tok.type == TOK_DOT && syc_ottl_context_parse(name, &c) == 0) {
+                *named |= 1u << c;
+            } else if (!bare) {
+                bare = true;
+                bare_off = prev.off;
+            }
         }
+        if (tok.type == TOK_EOF) break;
         before = prev.type;
         prev = tok;
     }
     syc__ottl_arena_free(&arena);
-    if (tok.type != TOK_ERROR) return 0;
     syc_ottl_prog_t dummy = {0};
     parser_t p = {.lx = {.src = src, .len = len}, .err = err, .prog = &dummy};
-    fail(&p, tok.off, "%s", tok.text);
-    return SY_EINVAL;
+    if (tok.type == TOK_ERROR) {
+        fail(&p, tok.off, "%s", tok.text);
+        return SY_EINVAL;
+    }
+    if (bare) {
+        *named |= SYC_OTTL_CTX_UNNAMED;
+        /* Kept for the caller, in case the other paths name a context. */
+        size_t n = strcspn(src + bare_off, ".[ ),=<>!");
+        fail(&p, bare_off,
+             "a path without a context name ('%.*s') next to paths with one: write every path "
+             "with its context (span., resource., log., ...)",
+             (int)(n < 40 ? n : 40), src + bare_off);
+    }
+    return 0;
 }
 
 int syc_ottl_context_pick(unsigned named, unsigned allowed, syc_ottl_context_t *out,
                           syc_ottl_error_t *err)
 {
+    bool mixed = (named & SYC_OTTL_CTX_UNNAMED) && (named & ~SYC_OTTL_CTX_UNNAMED);
+    if (mixed && err->msg[0]) return SY_EINVAL; /* the message of syc_ottl_context_names */
     err->col = 0;
     err->msg[0] = '\0';
+    if (mixed) {
+        err->col = 1;
+        snprintf(err->msg, sizeof err->msg,
+                 "col 1: some paths have a context name and some do not: write every path with "
+                 "its context (span., resource., log., ...)");
+        return SY_EINVAL;
+    }
     for (size_t i = 0; i < sizeof infer_order / sizeof infer_order[0]; i++) {
         syc_ottl_context_t c = infer_order[i];
         if (!(named & (1u << c))) continue;

@@ -726,6 +726,9 @@ static void test_inference(void **state)
         {"attributes[\"x\"] == 1", all, SY_EAGAIN, SPAN},
         {"set(attributes[\"a.b\"], name)", all, SY_EAGAIN, SPAN},
         {"log.body == \"x\"", traces, SY_EINVAL, SPAN},
+        {"set(attributes[\"x\"], resource.attributes[\"y\"])", traces, SY_EINVAL, SPAN},
+        {"span.name == \"a\" and kind == SPAN_KIND_SERVER", traces, SY_EINVAL, SPAN},
+        {"IsMatch(span.name, \"x\") and span.kind == SPAN_KIND_SERVER", traces, 0, SPAN},
         {"span.name == \"unterminated", traces, SY_EINVAL, SPAN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -744,6 +747,11 @@ static void test_inference(void **state)
     assert_string_equal(err.msg,
                         "col 1: the log context (inferred from the 'log.' paths) is not available "
                         "here");
+    const char *mixed = "set(attributes[\"x\"], resource.attributes[\"y\"])";
+    assert_int_equal(syc_ottl_infer_context(mixed, strlen(mixed), traces, &ctx, &err), SY_EINVAL);
+    assert_string_equal(err.msg, "col 5: a path without a context name ('attributes') next to "
+                                 "paths with one: write every path with its context (span., "
+                                 "resource., log., ...)");
     /* The prefixed paths compile in the inferred context and read the same fields. */
     fake_item_t it;
     fake_item_init(&it);

@@ -259,7 +259,7 @@ static int compile_group(transform_state_t *s, int sig, const sy_cfg_node_t *el,
         if ((rc = syc_ottl_list_names(api, stmts, sub, &named, err, err_len)) < 0) return rc;
         snprintf(sub, sizeof sub, "%s.conditions", what);
         if ((rc = syc_ottl_list_names(api, conds, sub, &named, err, err_len)) < 0) return rc;
-        syc_ottl_error_t e;
+        syc_ottl_error_t e = {0};
         rc = syc_ottl_context_pick(named, signal_info[sig].contexts, &ctx, &e);
         if (rc == SY_EINVAL) {
             snprintf(err, err_len, "%s: %s: %s", api->cfg_where(el), what, e.msg + 7);
