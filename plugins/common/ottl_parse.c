@@ -1097,11 +1097,13 @@ int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ott
     if (bare) {
         *named |= SYC_OTTL_CTX_UNNAMED;
         /* Kept for the caller, in case the other paths name a context. */
-        size_t n = strcspn(src + bare_off, ".[ ),=<>!");
+        size_t n = 0; /* the path's first name; src is not NUL-terminated */
+        while (bare_off + n < len && n < 40 && !strchr(".[ ),=<>!", src[bare_off + n]))
+            n++;
         fail(&p, bare_off,
              "a path without a context name ('%.*s') next to paths with one: write every path "
              "with its context (span., resource., log., ...)",
-             (int)(n < 40 ? n : 40), src + bare_off);
+             (int)n, src + bare_off);
     }
     return 0;
 }
