@@ -5,7 +5,9 @@
  * designated initializers so that a new entry can only be added at its end.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "batch.h"
 #include "cow.h"
@@ -13,6 +15,7 @@
 #include "log.h"
 #include "telemetry.h"
 #include "view.h"
+#include "view_internal.h"
 
 static _Atomic int engine_status = SY_STATUS_STARTING;
 
@@ -87,6 +90,40 @@ static const sy_cfg_node_t *api_cfg_get(const sy_cfg_node_t *node, const char *k
 static const char *api_cfg_where(const sy_cfg_node_t *node)
 {
     return node ? sy__cfg_where(node) : "";
+}
+
+static bool api_cfg_quoted(const sy_cfg_node_t *node)
+{
+    return node && node->kind == SY__CFG_SCALAR && node->quoted;
+}
+
+/* ---- values a plugin encodes ---------------------------------------------------- */
+
+/* The container as the view would hand it out (priv, priv_len, priv_kind), its
+ * entries counted, which also checks that every one of them parses. */
+static int api_value_container(sy_value_type_t type, const uint8_t *content, size_t len,
+                               sy_value_t *out)
+{
+    if (!out || (type != SY_VALUE_ARRAY && type != SY_VALUE_MAP) || (!content && len) ||
+        len > UINT32_MAX)
+        return SY_EINVAL;
+    static const uint8_t none[1];
+    memset(out, 0, sizeof(*out));
+    out->type = type;
+    out->str = "";
+    out->bytes = content ? content : none;
+    out->priv = out->bytes;
+    out->priv_len = (uint32_t)len;
+    out->priv_kind = type == SY_VALUE_ARRAY ? SY__PK_ANYARRAY : SY__PK_KVLIST;
+    sy_value_iter_t it = {.value = out};
+    sy_value_t k, v;
+    size_t n = 0;
+    int rc;
+    while ((rc = sy__view_value_next(&it, &k, &v)) > 0)
+        n++;
+    if (rc < 0) return SY_EINVAL;
+    out->len = n;
+    return 0;
 }
 
 /* ---- batches ------------------------------------------------------------------ */
@@ -282,6 +319,8 @@ static const sy_host_api_t host_api = {
     .view_build_finish = sy__view_build_finish,
     .view_build_abort = sy__view_build_abort,
     .pipeline_refuse = api_pipeline_refuse,
+    .cfg_quoted = api_cfg_quoted,
+    .value_container = api_value_container,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -18,7 +18,9 @@
  *
  * Minors: 1.0, the first; 1.1 added the view (view_open() ... view_build_abort():
  * reading, changing and regrouping a batch without protobuf-c, docs/view.md) and
- * pipeline_refuse() (the memory_limiter's back-pressure).
+ * pipeline_refuse() (the memory_limiter's back-pressure); 1.2 added cfg_quoted()
+ * (a quoted YAML scalar is a string) and value_container() (writing an ARRAY or
+ * MAP value the plugin encoded itself).
  *
  * Threads: every instance is bound to one thread, its "loop thread", which runs a
  * libuv loop (api->loop()). create(), start(), consume(), shutdown() and destroy()
@@ -39,7 +41,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 1
+#define SY_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -400,7 +402,8 @@ typedef enum sy_value_type_e {
  * STRING: str, len (UTF-8, not NUL-terminated); BYTES: bytes, len; INT: i;
  * DOUBLE: d; BOOL: b; ARRAY and MAP: len is the number of entries, iterated with
  * view_value_next(). To write a value, fill type and the members of the type;
- * an ARRAY or MAP can be written only as read from a view (it is copied encoded).
+ * an ARRAY or MAP can be written as read from a view or as made by
+ * value_container() (ABI 1.2) from its encoded content (it is copied encoded).
  * priv is the host's: leave it as read.
  */
 typedef struct sy_value_s {
@@ -672,6 +675,24 @@ struct sy_host_api_s {
      * later), as when the pipeline's queue is full. What the pipeline already took
      * still flows. For the memory_limiter; any thread. */
     void (*pipeline_refuse)(sy_instance_t *inst, bool refuse);
+
+    /* --- ABI 1.2: config scalars' style, containers a plugin encodes -------- */
+
+    /* Whether a raw configuration scalar was quoted (or tagged !!str) in the
+     * YAML, so that `"123"` is meant as a string and `123` as a number. A bare
+     * `${env:X}` is replaced by its value read as YAML (42 is a plain scalar,
+     * "42" in quotes a quoted one), `"${env:X}"` is quoted. False for NULL and
+     * for maps and lists. Main or loop thread. */
+    bool (*cfg_quoted)(const sy_cfg_node_t *node);
+    /* Makes *out an ARRAY or MAP value for view_set() / view_attr_set() from its
+     * encoded content: the fields of an ArrayValue (repeated AnyValue values = 1)
+     * or of a KeyValueList (repeated KeyValue values = 1), without their own tag
+     * and length. The content is not copied here: it must stay valid until the
+     * value has been written (view_set() and view_attr_set() copy it). Returns 0,
+     * or SY_EINVAL when type is neither ARRAY nor MAP or the content does not
+     * parse. Any thread. */
+    int (*value_container)(sy_value_type_t type, const uint8_t *content, size_t len,
+                           sy_value_t *out);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

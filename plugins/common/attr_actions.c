@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "attr_actions.h"
+#include "ottl.h"
 #include "hash.h"
 
 typedef enum {
@@ -48,9 +49,10 @@ typedef struct action_s {
     size_t key_len;
     char *from_attribute;
     bool has_value;
-    sy_value_t value; /* str points into value_text */
+    sy_value_t value; /* str points into value_text; a list or map into value_enc */
     char *value_text;
-    pcre2_code *re; /* keys (delete, hash) or the value (extract) */
+    syc_buf_t value_enc; /* the encoded content of a list or map value */
+    pcre2_code *re;      /* keys (delete, hash) or the value (extract) */
     pcre2_match_data *md;
     conv_t conv;
 } action_t;
@@ -200,11 +202,79 @@ bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b)
 
 /* --- parsing ------------------------------------------------------------------ */
 
+void syc_attr_value_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
+                             sy_value_t *out)
+{
+    if (SY_API_HAS(api, cfg_quoted) && api->cfg_quoted(n)) {
+        memset(out, 0, sizeof(*out));
+        out->type = SY_VALUE_STRING;
+        out->str = text;
+        out->len = strlen(text);
+        return;
+    }
+    syc_attr_value_from_yaml(text, out);
+}
+
+/* Appends the entries of the list or map node n to b, encoded as an ArrayValue's
+ * or KeyValueList's content (as pcommon's FromRaw makes them: a null is an empty
+ * value, nested lists and maps recurse). Depth-bounded by the config loader. */
+static int encode_container(const sy_host_api_t *api, const sy_cfg_node_t *n, syc_buf_t *b)
+{
+    bool is_map = api->cfg_kind(n) == 'm';
+    for (size_t i = 0, len = api->cfg_len(n); i < len; i++) {
+        const char *key = NULL;
+        const sy_cfg_node_t *c = api->cfg_at(n, i, &key);
+        sy_value_t k = {.type = SY_VALUE_STRING, .str = key, .len = key ? strlen(key) : 0};
+        sy_value_t v = {.type = SY_VALUE_EMPTY};
+        int rc, kind = api->cfg_kind(c);
+        if (kind == 'm' || kind == 'l') {
+            syc_buf_t inner = {0};
+            if ((rc = encode_container(api, c, &inner)) == 0) {
+                v.type = kind == 'm' ? SY_VALUE_MAP : SY_VALUE_ARRAY;
+                rc = syc_anyvalue_put_entry(b, is_map ? &k : NULL, &v, inner.p ? inner.p : "",
+                                            inner.len);
+            }
+            free(inner.p);
+            if (rc < 0) return rc;
+            continue;
+        }
+        if (kind == 's') syc_attr_value_from_cfg(api, c, api->cfg_scalar(c), &v);
+        if ((rc = syc_anyvalue_put_entry(b, is_map ? &k : NULL, &v, NULL, 0)) < 0) return rc;
+    }
+    return SY_OK;
+}
+
+/* The `value` of an action: a scalar typed as the collector's YAML decoding types
+ * it, or a list (ARRAY) or map (MAP), as pcommon's FromRaw. */
+static int value_from_config(const sy_host_api_t *api, const sy_cfg_node_t *w_val, action_t *t,
+                             char *err, size_t err_len)
+{
+    int kind = api->cfg_kind(w_val);
+    if (kind == 's') {
+        if (!(t->value_text = strdup(api->cfg_scalar(w_val)))) return SY_ENOMEM;
+        syc_attr_value_from_cfg(api, w_val, t->value_text, &t->value);
+        return SY_OK;
+    }
+    if (!SY_API_HAS(api, value_container)) {
+        snprintf(err, err_len, "%s: a list or map \"value\" needs a host of plugin ABI 1.2",
+                 api->cfg_where(w_val));
+        return SY_EINVAL;
+    }
+    int rc = encode_container(api, w_val, &t->value_enc);
+    if (rc < 0) return rc;
+    const char *p = t->value_enc.p ? t->value_enc.p : "";
+    rc = api->value_container(kind == 'm' ? SY_VALUE_MAP : SY_VALUE_ARRAY, (const uint8_t *)p,
+                              t->value_enc.len, &t->value);
+    if (rc < 0) snprintf(err, err_len, "%s: \"value\" could not be encoded", api->cfg_where(w_val));
+    return rc;
+}
+
 static void act_free(action_t *t)
 {
     free(t->key);
     free(t->from_attribute);
     free(t->value_text);
+    free(t->value_enc.p);
     pcre2_match_data_free(t->md);
     pcre2_code_free(t->re);
 }
@@ -324,19 +394,16 @@ static int parse_one(const sy_host_api_t *api, const sy_cfg_node_t *m, size_t i,
                         act_names[kind], i);
         if (ctx)
             return fail(api, w_ctx, err, err_len,
-                        "from_context is not supported at the %zu-th actions: Switchyard "
-                        "batches do not carry client metadata or auth context; use value or "
-                        "from_attribute",
+                        "from_context is not supported at the %zu-th actions: the collector "
+                        "reads it from the request's client info (metadata.<header> from a "
+                        "receiver with include_metadata, auth.<attribute> from an "
+                        "authenticator extension, client.address), and Switchyard receivers "
+                        "do not pass request metadata along with a batch, so the attribute "
+                        "could never be set; use value or from_attribute",
                         i);
         if (has_value) {
-            if (api->cfg_kind(w_val) != 's')
-                return fail(api, w_val, err, err_len,
-                            "error creating AttrProc: \"value\" at the %zu-th actions must be a "
-                            "string, integer, double or boolean",
-                            i);
-            t->value_text = strdup(api->cfg_scalar(w_val));
-            if (!t->value_text) return SY_ENOMEM;
-            syc_attr_value_from_yaml(t->value_text, &t->value);
+            int rc = value_from_config(api, w_val, t, err, err_len);
+            if (rc < 0) return rc;
             t->has_value = true;
         }
         if (from && !(t->from_attribute = strdup(from))) return SY_ENOMEM;
@@ -538,33 +605,6 @@ static int hash_entry(syc_attr_actions_t *a, entry_t *e)
     return SY_OK;
 }
 
-/* A double as Go's pcommon Value.AsString writes it: the shortest digits that
- * read back the same, in plain notation for 1e-6 <= |d| < 1e21, else with an
- * exponent (e-07, e+21 written e-7, e+21). */
-static int format_double(double d, char *out, size_t cap)
-{
-    if (isnan(d)) return snprintf(out, cap, "NaN");
-    if (isinf(d)) return snprintf(out, cap, d > 0 ? "+Inf" : "-Inf");
-    char e[40];
-    int p = 1;
-    for (; p <= 17; p++) {
-        snprintf(e, sizeof(e), "%.*e", p - 1, d);
-        if (strtod(e, NULL) == d) break;
-    }
-    double ad = fabs(d);
-    if (ad == 0 || (ad >= 1e-6 && ad < 1e21)) {
-        int exp10 = atoi(strchr(e, 'e') + 1);
-        int decimals = p - 1 - exp10;
-        return snprintf(out, cap, "%.*f", decimals > 0 ? decimals : 0, d);
-    }
-    char *x = strchr(e, 'e');
-    int exp10 = atoi(x + 1);
-    *x = '\0';
-    return snprintf(out, cap, "%se%c%d", e, exp10 < 0 ? '-' : '+', abs(exp10));
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
 {
     sy_value_t *v = &e->val;
@@ -613,47 +653,17 @@ static int convert_entry(syc_attr_actions_t *a, entry_t *e, conv_t to)
         }
         return SY_OK;
     case CONV_STRING: {
-        char *out;
-        int n;
-        switch (v->type) {
-        case SY_VALUE_STRING:
-            return SY_OK;
-        case SY_VALUE_EMPTY:
-            set_string(e, "", 0);
-            return SY_OK;
-        case SY_VALUE_BOOL:
-            set_string(e, v->b ? "true" : "false", v->b ? 4 : 5);
-            return SY_OK;
-        case SY_VALUE_INT:
-            if (!(out = pool_alloc(a, 24))) return SY_ENOMEM;
-            n = snprintf(out, 24, "%" PRId64, v->i);
-            set_string(e, out, (size_t)n);
-            return SY_OK;
-        case SY_VALUE_DOUBLE:
-            if (!(out = pool_alloc(a, 48))) return SY_ENOMEM;
-            n = format_double(v->d, out, 48);
-            set_string(e, out, (size_t)n);
-            return SY_OK;
-        case SY_VALUE_BYTES: {
-            size_t len = v->len;
-            const uint8_t *in = v->bytes;
-            if (!(out = pool_alloc(a, (len + 2) / 3 * 4 + 1))) return SY_ENOMEM;
-            size_t o = 0;
-            for (size_t i = 0; i < len; i += 3) {
-                uint32_t w = (uint32_t)in[i] << 16;
-                if (i + 1 < len) w |= (uint32_t)in[i + 1] << 8;
-                if (i + 2 < len) w |= in[i + 2];
-                out[o++] = b64[(w >> 18) & 63];
-                out[o++] = b64[(w >> 12) & 63];
-                out[o++] = i + 1 < len ? b64[(w >> 6) & 63] : '=';
-                out[o++] = i + 2 < len ? b64[w & 63] : '=';
-            }
-            set_string(e, out, o);
-            return SY_OK;
-        }
-        default:
+        if (v->type == SY_VALUE_STRING || v->type == SY_VALUE_ARRAY || v->type == SY_VALUE_MAP)
             return SY_OK; /* arrays and maps are left as they are */
-        }
+        size_t cap = syc_value_as_string_cap(v);
+        char *buf = pool_alloc(a, cap);
+        const char *out;
+        size_t n;
+        if (!buf) return SY_ENOMEM;
+        int rc = syc_value_as_string(v, buf, cap, &out, &n);
+        if (rc < 0) return rc;
+        set_string(e, out, n);
+        return SY_OK;
     }
     }
     return SY_OK;

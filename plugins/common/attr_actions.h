@@ -42,12 +42,48 @@ int syc_attr_actions_apply(syc_attr_actions_t *actions, const sy_host_api_t *api
 /*
  * Reads a YAML scalar as the collector types a value: true/false as BOOL,
  * integers as INT, floats as DOUBLE, anything else as STRING (pointing into
- * `text`). A quoted scalar cannot be told apart from a plain one through the
- * plugin API, so "123" in quotes is also an INT.
+ * `text`). For a plain scalar only: the actions read a quoted one as a string
+ * (api->cfg_quoted, ABI 1.2).
  */
 void syc_attr_value_from_yaml(const char *text, sy_value_t *out);
 
+/* A scalar config node n (whose text, a copy that outlives out, is `text`) as
+ * the collector's YAML decoding types it: quoted (api->cfg_quoted, ABI 1.2), a
+ * string; plain, as syc_attr_value_from_yaml. */
+void syc_attr_value_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *n, const char *text,
+                             sy_value_t *out);
+
 /* True if two values are equal in type and content (strings byte-wise). */
 bool syc_attr_value_equal(const sy_value_t *a, const sy_value_t *b);
+
+/* A growable byte buffer (p is NULL until something is put). */
+typedef struct syc_buf_s {
+    char *p;
+    size_t len, cap;
+} syc_buf_t;
+
+/* Appends n bytes to b. Returns 0 or SY_ENOMEM. */
+int syc_buf_put(syc_buf_t *b, const void *p, size_t n);
+
+/*
+ * Appends one entry of an encoded container to b: a KeyValue when key (a STRING)
+ * is not NULL, else an ArrayValue element. v is a scalar, or an ARRAY/MAP whose
+ * encoded content is content[0, clen) (content NULL: v's own, as read from a
+ * view). What b holds in the end is what value_container() takes. Returns 0 or
+ * SY_ENOMEM.
+ */
+int syc_anyvalue_put_entry(syc_buf_t *b, const sy_value_t *key, const sy_value_t *v,
+                           const void *content, size_t clen);
+
+/*
+ * v as the collector's pcommon Value.AsString() writes it: strings as they are,
+ * ints in decimal, doubles as Go's JSON ("1.5", "1e-7"; NaN, +Inf, -Inf), bools
+ * true/false, bytes in standard base64, nothing as "". *out points at v's own
+ * string, a constant, or buf (at least syc_value_as_string_cap(v) bytes). Returns
+ * 0, SY_ENOMEM when buf is too small, SY_EINVAL for arrays and maps.
+ */
+int syc_value_as_string(const sy_value_t *v, char *buf, size_t cap, const char **out,
+                        size_t *out_len);
+size_t syc_value_as_string_cap(const sy_value_t *v);
 
 #endif

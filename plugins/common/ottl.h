@@ -181,6 +181,14 @@ typedef struct syc_ottl_accessor_s {
      * (with value, when value is not NULL). */
     int (*datapoint_has_attr)(void *item, const char *key, size_t key_len,
                               const syc_ottl_value_t *value, bool *out);
+    /* A new list (SLICE) of values[0, n), or map (MAP) of keys[i] -> values[i],
+     * that the other callbacks and set() accept (Split, list and map literals in
+     * set()). The accessor copies what it needs; the handle stays valid until the
+     * item is bound to another node. NULL: such values are SY_ENOTSUP at run
+     * time. */
+    int (*make_list)(void *item, const syc_ottl_value_t *values, size_t n, syc_ottl_value_t *out);
+    int (*make_map)(void *item, const syc_ottl_key_t *keys, const syc_ottl_value_t *values,
+                    size_t n, syc_ottl_value_t *out);
 } syc_ottl_accessor_t;
 
 /* A compile error: the 1-based column (in characters) inside the source, and the
@@ -203,6 +211,30 @@ syc_ottl_prog_t *syc_ottl_compile_condition(const char *src, size_t len, syc_ott
 syc_ottl_prog_t *syc_ottl_compile_statement(const char *src, size_t len, syc_ottl_context_t ctx,
                                             syc_ottl_error_t *err);
 void syc_ottl_free(syc_ottl_prog_t *prog);
+
+/*
+ * The context of a statement or condition written with context-prefixed paths,
+ * as the collector infers it (transform's flat *_statements, filter's
+ * *_conditions): the most specific context any path names, in the order log,
+ * datapoint, spanevent, span, metric, scope (or instrumentation_scope),
+ * resource. `allowed` is the bit set (1u << ctx) of the contexts the caller can
+ * run. Returns 0 with *out; SY_EAGAIN when no path names a context (the caller
+ * may fall back to a default); SY_EINVAL when the context is not allowed or the
+ * text does not lex, with *err filled in.
+ */
+int syc_ottl_infer_context(const char *src, size_t len, unsigned allowed, syc_ottl_context_t *out,
+                           syc_ottl_error_t *err);
+/* The two halves, for a group of statements and conditions that share one
+ * context: adds the contexts the paths of src name to *named, and
+ * SYC_OTTL_CTX_UNNAMED when a path has no context name (SY_EINVAL with *err
+ * when src does not lex), then picks from a union of such sets. Paths with and
+ * without a context name in one set are an error, as in the collector; a set
+ * with no context name at all is SY_EAGAIN (the caller's default). Pass pick
+ * the *err of names (or a zeroed one) so that it can name the path at fault. */
+#define SYC_OTTL_CTX_UNNAMED (1u << 30)
+int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ottl_error_t *err);
+int syc_ottl_context_pick(unsigned named, unsigned allowed, syc_ottl_context_t *out,
+                          syc_ottl_error_t *err);
 
 /* Whether the program is a statement (else a condition), and its context. */
 bool syc_ottl_is_statement(const syc_ottl_prog_t *prog);
@@ -233,5 +265,13 @@ int syc_ottl_eval_condition(const syc_ottl_prog_t *prog, const syc_ottl_accessor
  */
 int syc_ottl_exec_statement(const syc_ottl_prog_t *prog, const syc_ottl_accessor_t *acc, void *item,
                             syc_ottl_scratch_t *scratch, bool *applied);
+
+/*
+ * A double as Go's encoding/json (and pcommon.Value.AsString) writes it: the
+ * shortest digits that read back, plain unless |d| < 1e-6 or >= 1e21, where it is
+ * exponent form ("1e-7", "1e+21"). Returns the length written to buf (NUL
+ * terminated), or 0 for NaN and the infinities, which have no such form.
+ */
+size_t syc_ottl_format_double(double d, char *buf, size_t cap);
 
 #endif

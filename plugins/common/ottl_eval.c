@@ -18,6 +18,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "hash.h"
 #include "ottl_internal.h"
 
 struct syc_ottl_scratch_s {
@@ -64,6 +65,11 @@ typedef struct eval_s {
 } eval_t;
 
 static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out);
+static int eval_string_fn(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                          syc_ottl_value_t *out);
+static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                      syc_ottl_value_t *out);
+static int eval_container(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out);
 static int eval_bool(eval_t *ev, const syc__ottl_node_t *n, bool *out);
 
 /* ---- strings in the scratch ---- */
@@ -77,11 +83,21 @@ static int scratch_put(eval_t *ev, const void *p, size_t len)
     return 0;
 }
 
+/* n bytes of the scratch aligned for any value, or NULL when it is full. */
+static void *scratch_alloc(eval_t *ev, size_t n)
+{
+    syc_ottl_scratch_t *s = ev->s;
+    size_t at = (s->used + _Alignof(max_align_t) - 1) & ~(size_t)(_Alignof(max_align_t) - 1);
+    if (at > s->cap || s->cap - at < n) return NULL;
+    s->used = at + n;
+    return s->buf + at;
+}
+
 /* A double as the collector's StringLikeGetter writes it (Go's encoding/json):
  * the shortest digits that read back, plain unless |d| < 1e-6 or >= 1e21, where
  * it is exponent form with at least one exponent digit ("1e-7", "1e+21"). NaN and
  * the infinities have no such form: 0 (the caller reports a type error). */
-static size_t format_double(double d, char *buf, size_t cap)
+size_t syc_ottl_format_double(double d, char *buf, size_t cap)
 {
     if (isnan(d) || isinf(d)) return 0;
     char e[40];
@@ -140,7 +156,7 @@ static int string_like(eval_t *ev, const syc_ottl_value_t *v, const char **p, si
         n = (size_t)snprintf(tmp, sizeof tmp, "%" PRId64, v->u.i);
         break;
     case SYC_OTTL_DOUBLE:
-        n = format_double(v->u.d, tmp, sizeof tmp);
+        n = syc_ottl_format_double(v->u.d, tmp, sizeof tmp);
         if (n == 0) return SY_EINVAL;
         break;
     default:
@@ -455,14 +471,205 @@ static int eval_call(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *ou
         out->u.s.len = len;
         return 0;
     }
+    case FN_TOLOWERCASE:
+    case FN_TOUPPERCASE:
+    case FN_SUBSTRING:
+    case FN_SHA256:
+    case FN_SHA1:
+    case FN_MD5:
+        return eval_string_fn(ev, n, &v, out);
+    case FN_SPLIT:
+        return eval_split(ev, n, &v, out);
     default:
         return SY_EINVAL;
     }
 }
 
+/* A string argument of a converter that takes only strings (OTTL's StringGetter). */
+static int want_string(const syc_ottl_value_t *v, const char **p, size_t *len)
+{
+    if (v->type != SYC_OTTL_STRING) return SY_EINVAL;
+    *p = v->u.s.ptr;
+    *len = v->u.s.len;
+    return 0;
+}
+
+/* A list or map literal (set()'s value), built by the accessor from the values of
+ * its items. The values array lives in the scratch. */
+static int eval_container(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
+{
+    bool is_map = n->kind == N_MAPLIT;
+    size_t count = is_map ? n->u.maplit.n : n->u.list.n;
+    syc__ottl_node_t *const *items = is_map ? n->u.maplit.values : n->u.list.items;
+    if (is_map ? !ev->acc->make_map : !ev->acc->make_list) return SY_ENOTSUP;
+    syc_ottl_value_t *vals = scratch_alloc(ev, (count ? count : 1) * sizeof *vals);
+    if (!vals) return SY_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        int rc = eval_value(ev, items[i], &vals[i]);
+        if (rc) return rc;
+    }
+    return is_map ? ev->acc->make_map(ev->item, n->u.maplit.keys, vals, count, out)
+                  : ev->acc->make_list(ev->item, vals, count, out);
+}
+
+/* The width of the UTF-8 sequence at p (1 for a stray byte or a cut sequence). */
+static size_t utf8_step(const char *p, size_t left)
+{
+    unsigned char c = (unsigned char)p[0];
+    size_t w = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    return w > left ? 1 : w;
+}
+
+/* Split(target, delimiter) as Go's strings.Split: the pieces between the
+ * delimiters (an empty delimiter: every UTF-8 sequence), as a list the accessor
+ * builds. */
+static int eval_split(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                      syc_ottl_value_t *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+    if ((rc = want_string(v, &p, &len))) return rc;
+    if (!ev->acc->make_list) return SY_ENOTSUP;
+    const syc_ottl_value_t *d = &n->u.call.args[1]->u.lit;
+    size_t dl = d->u.s.len, count = 0;
+    /* Count the pieces first, to take the array from the scratch in one go. */
+    for (size_t i = 0; i <= len;) {
+        size_t step = 1;
+        if (dl == 0) {
+            if (i == len) break;
+            step = utf8_step(p + i, len - i);
+            count++;
+            i += step;
+            continue;
+        }
+        const char *hit = i < len ? memmem(p + i, len - i, d->u.s.ptr, dl) : NULL;
+        count++;
+        if (!hit) break;
+        i = (size_t)(hit - p) + dl;
+    }
+    syc_ottl_value_t *vals = scratch_alloc(ev, (count ? count : 1) * sizeof *vals);
+    if (!vals) return SY_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; k < count;) {
+        size_t end;
+        if (dl == 0) {
+            end = i + utf8_step(p + i, len - i);
+        } else {
+            const char *hit = i < len ? memmem(p + i, len - i, d->u.s.ptr, dl) : NULL;
+            end = hit ? (size_t)(hit - p) : len;
+        }
+        vals[k++] = (syc_ottl_value_t){.type = SYC_OTTL_STRING, .u.s = {p + i, end - i}};
+        i = dl == 0 ? end : end + dl;
+    }
+    return ev->acc->make_list(ev->item, vals, count, out);
+}
+
+/* l op r as OTTL's math: both ints (wrapping as Go's int64) or both doubles;
+ * anything else, and a division by zero, is a run-time error. */
+static int eval_math(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
+{
+    syc_ottl_value_t a, b;
+    int rc;
+    if ((rc = eval_value(ev, n->u.math.l, &a)) || (rc = eval_value(ev, n->u.math.r, &b))) return rc;
+    if (a.type == SYC_OTTL_INT && b.type == SYC_OTTL_INT) {
+        uint64_t x = (uint64_t)a.u.i, y = (uint64_t)b.u.i;
+        out->type = SYC_OTTL_INT;
+        switch (n->u.math.op) {
+        case '+':
+            out->u.i = (int64_t)(x + y);
+            return 0;
+        case '-':
+            out->u.i = (int64_t)(x - y);
+            return 0;
+        case '*':
+            out->u.i = (int64_t)(x * y);
+            return 0;
+        default:
+            if (b.u.i == 0) return SY_EINVAL;
+            out->u.i = (b.u.i == -1) ? (int64_t)(0 - x) : a.u.i / b.u.i; /* MinInt64 / -1 wraps */
+            return 0;
+        }
+    }
+    if (a.type == SYC_OTTL_DOUBLE && b.type == SYC_OTTL_DOUBLE) {
+        out->type = SYC_OTTL_DOUBLE;
+        switch (n->u.math.op) {
+        case '+':
+            out->u.d = a.u.d + b.u.d;
+            return 0;
+        case '-':
+            out->u.d = a.u.d - b.u.d;
+            return 0;
+        case '*':
+            out->u.d = a.u.d * b.u.d;
+            return 0;
+        default:
+            if (b.u.d == 0) return SY_EINVAL;
+            out->u.d = a.u.d / b.u.d;
+            return 0;
+        }
+    }
+    return SY_EINVAL;
+}
+
+/* The string converters: case, Substring, digests. The result goes to the scratch. */
+static int eval_string_fn(eval_t *ev, const syc__ottl_node_t *n, const syc_ottl_value_t *v,
+                          syc_ottl_value_t *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+    if ((rc = want_string(v, &p, &len))) return rc;
+    size_t at = ev->s->used;
+    switch (n->u.call.fn) {
+    case FN_TOLOWERCASE:
+    case FN_TOUPPERCASE: {
+        if ((rc = scratch_put(ev, p, len))) return rc;
+        bool lower = n->u.call.fn == FN_TOLOWERCASE;
+        for (char *c = ev->s->buf + at; c < ev->s->buf + ev->s->used; c++) {
+            if (lower && *c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            if (!lower && *c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+        }
+        break;
+    }
+    case FN_SUBSTRING: {
+        syc_ottl_value_t start, count;
+        if ((rc = eval_value(ev, n->u.call.args[1], &start)) ||
+            (rc = eval_value(ev, n->u.call.args[2], &count)))
+            return rc;
+        if (start.type != SYC_OTTL_INT || count.type != SYC_OTTL_INT) return SY_EINVAL;
+        /* As the collector: start >= 0, length > 0, start + length within the
+         * target (in bytes). */
+        if (start.u.i < 0 || count.u.i <= 0 || (uint64_t)start.u.i > len ||
+            (uint64_t)count.u.i > len - (uint64_t)start.u.i)
+            return SY_EINVAL;
+        out->type = SYC_OTTL_STRING;
+        out->u.s.ptr = p + start.u.i;
+        out->u.s.len = (size_t)count.u.i;
+        return 0;
+    }
+    default: {
+        static const char *const algs[] = {[FN_SHA256 - FN_SHA256] = "sha256",
+                                           [FN_SHA1 - FN_SHA256] = "sha1",
+                                           [FN_MD5 - FN_SHA256] = "md5"};
+        char hex[129];
+        int hn = syc_hash_hex(algs[n->u.call.fn - FN_SHA256], p, len, hex, sizeof hex);
+        if (hn < 0) return hn;
+        if ((rc = scratch_put(ev, hex, (size_t)hn))) return rc;
+        break;
+    }
+    }
+    out->type = SYC_OTTL_STRING;
+    out->u.s.ptr = ev->s->buf + at;
+    out->u.s.len = ev->s->used - at;
+    return 0;
+}
+
 static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *out)
 {
     switch (n->kind) {
+    case N_MATH:
+        return eval_math(ev, n, out);
     case N_LITERAL:
         *out = n->u.lit;
         return 0;
@@ -471,7 +678,8 @@ static int eval_value(eval_t *ev, const syc__ottl_node_t *n, syc_ottl_value_t *o
     case N_CALL:
         return eval_call(ev, n, out);
     case N_LIST:
-        return SY_EINVAL; /* the compiler only lets lists be function arguments */
+    case N_MAPLIT:
+        return eval_container(ev, n, out);
     default:
         out->type = SYC_OTTL_BOOL;
         return eval_bool(ev, n, &out->u.b);

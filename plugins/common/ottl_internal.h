@@ -48,7 +48,7 @@ typedef enum syc__ottl_tok_e {
     TOK_LE,
     TOK_GT,
     TOK_GE,
-    TOK_MATH, /* + - * / (math expressions are not supported yet) */
+    TOK_MATH, /* + - * / */
     TOK_ASSIGN,
     TOK_ERROR /* text: the lexer's message */
 } syc__ottl_tok_t;
@@ -83,7 +83,9 @@ typedef enum syc__ottl_node_kind_e {
     N_CMP,
     N_AND,
     N_OR,
-    N_NOT
+    N_NOT,
+    N_MATH,  /* u.math: l op r, op one of + - * / */
+    N_MAPLIT /* u.maplit: {"k": value, ...} */
 } syc__ottl_node_kind_t;
 
 typedef enum syc__ottl_cmp_e { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE } syc__ottl_cmp_t;
@@ -124,6 +126,15 @@ struct syc__ottl_node_s {
             syc__ottl_node_t *l, *r;
         } bin;
         syc__ottl_node_t *not_;
+        struct {
+            char op;
+            syc__ottl_node_t *l, *r;
+        } math;
+        struct {
+            size_t n;
+            syc_ottl_key_t *keys; /* strings */
+            syc__ottl_node_t **values;
+        } maplit;
     } u;
 };
 
@@ -153,6 +164,13 @@ typedef enum syc__ottl_fn_e {
     FN_INT,
     FN_DOUBLE,
     FN_STRING,
+    FN_TOLOWERCASE,
+    FN_TOUPPERCASE,
+    FN_SUBSTRING,
+    FN_SHA256,
+    FN_SHA1,
+    FN_MD5,
+    FN_SPLIT,
     /* editors */
     FN_SET,
     FN_DELETE_KEY,
@@ -175,7 +193,8 @@ typedef enum syc__ottl_arg_e {
     ARG_INT,     /* a non-negative int literal */
     ARG_STRLIST, /* a list of string literals */
     ARG_LIST,    /* a list of values */
-    ARG_MODE     /* "key" or "value" */
+    ARG_MODE,    /* "key" or "value" */
+    ARG_ANY      /* a value, a list or a map literal (set's value) */
 } syc__ottl_arg_t;
 
 typedef struct syc__ottl_func_s {

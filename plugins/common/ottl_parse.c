@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <switchyard/plugin.h>
+
 #include "ottl_internal.h"
 
 /* ---- arena ---- */
@@ -283,7 +285,15 @@ const syc__ottl_func_t syc__ottl_funcs[FN_COUNT_] = {
     [FN_INT] = {"Int", false, SYC_OTTL_NIL, 1, {ARG_VALUE}, ALL},
     [FN_DOUBLE] = {"Double", false, SYC_OTTL_NIL, 1, {ARG_VALUE}, ALL},
     [FN_STRING] = {"String", false, SYC_OTTL_NIL, 1, {ARG_VALUE}, ALL},
-    [FN_SET] = {"set", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_VALUE}, ALL},
+    [FN_TOLOWERCASE] = {"ToLowerCase", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
+    [FN_TOUPPERCASE] = {"ToUpperCase", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
+    [FN_SUBSTRING] =
+        {"Substring", false, SYC_OTTL_STRING, 3, {ARG_VALUE, ARG_VALUE, ARG_VALUE}, ALL},
+    [FN_SHA256] = {"SHA256", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
+    [FN_SHA1] = {"SHA1", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
+    [FN_MD5] = {"MD5", false, SYC_OTTL_STRING, 1, {ARG_VALUE}, ALL},
+    [FN_SPLIT] = {"Split", false, SYC_OTTL_SLICE, 2, {ARG_VALUE, ARG_STRING}, ALL},
+    [FN_SET] = {"set", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_ANY}, ALL},
     [FN_DELETE_KEY] = {"delete_key", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_STRING}, ALL},
     [FN_DELETE_MATCHING_KEYS] =
         {"delete_matching_keys", true, SYC_OTTL_NIL, 2, {ARG_PATH, ARG_REGEX}, ALL},
@@ -399,6 +409,7 @@ static bool enter(parser_t *p)
 
 static syc__ottl_node_t *parse_or(parser_t *p);
 static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list);
+static syc__ottl_node_t *parse_maplit(parser_t *p);
 static syc__ottl_node_t *parse_call(parser_t *p, int fn);
 
 static bool is_cmp(syc__ottl_tok_t t)
@@ -429,6 +440,13 @@ static syc__ottl_node_t *parse_path(parser_t *p)
     size_t cl = strlen(ctxname);
     if (!def && strncmp(text, ctxname, cl) == 0 && text[cl] == '.')
         def = path_lookup(ctx, text + cl + 1);
+    if (!def && strncmp(text, "scope.", 6) == 0) {
+        /* The context-prefixed spelling of instrumentation_scope.* (and, in the
+         * scope context, of the scope's own fields). */
+        char alt[sizeof text + 16];
+        snprintf(alt, sizeof alt, "instrumentation_scope.%s", text + 6);
+        def = ctx == SYC_OTTL_CTX_SCOPE ? path_lookup(ctx, text + 6) : path_lookup(ctx, alt);
+    }
     if (!def) return fail(p, start, "unknown path '%s' in the %s context", text, ctxname);
 
     syc__ottl_node_t *node = new_node(p, N_PATH, start);
@@ -481,6 +499,39 @@ static syc__ottl_node_t *parse_list(parser_t *p)
     return node;
 }
 
+/* A map literal: '{' string ':' value (',' string ':' value)* '}' (or '{}'). */
+static syc__ottl_node_t *parse_maplit(parser_t *p)
+{
+    syc__ottl_node_t *node = new_node(p, N_MAPLIT, p->tok.off);
+    if (!node || !next(p)) return NULL;
+    syc_ottl_key_t keys[64];
+    syc__ottl_node_t *values[64];
+    size_t n = 0;
+    if (p->tok.type != TOK_RBRACE) {
+        for (;;) {
+            if (n == 64) return fail(p, p->tok.off, "more than 64 entries in a map literal");
+            if (p->tok.type != TOK_STRING)
+                return fail(p, p->tok.off, "expected a string key in a map literal");
+            keys[n] = (syc_ottl_key_t){.str = p->tok.text, .len = p->tok.len};
+            if (!next(p)) return NULL;
+            if (p->tok.type != TOK_COLON) return fail(p, p->tok.off, "expected ':' after key");
+            if (!next(p) || !(values[n++] = parse_value(p, true))) return NULL;
+            if (p->tok.type == TOK_RBRACE) break;
+            if (p->tok.type != TOK_COMMA)
+                return fail(p, p->tok.off, "expected ',' or '}' in map literal");
+            if (!next(p)) return NULL;
+        }
+    }
+    if (!next(p)) return NULL;
+    node->u.maplit.n = n;
+    node->u.maplit.keys = syc__ottl_arena_alloc(&p->prog->arena, (n ? n : 1) * sizeof *keys);
+    node->u.maplit.values = syc__ottl_arena_alloc(&p->prog->arena, (n ? n : 1) * sizeof *values);
+    if (!node->u.maplit.keys || !node->u.maplit.values) return fail(p, node->off, "out of memory");
+    memcpy(node->u.maplit.keys, keys, n * sizeof *keys);
+    memcpy(node->u.maplit.values, values, n * sizeof *values);
+    return node;
+}
+
 static syc__ottl_node_t *literal(parser_t *p, syc_ottl_type_t type)
 {
     syc__ottl_node_t *node = new_node(p, N_LITERAL, p->tok.off);
@@ -495,8 +546,8 @@ static syc__ottl_node_t *literal(parser_t *p, syc_ottl_type_t type)
     return next(p) ? node : NULL;
 }
 
-/* A value: literal, enum, path, converter call or (where allowed) list. */
-static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list)
+/* A primary value: literal, enum, path, converter call or (where allowed) list. */
+static syc__ottl_node_t *parse_primary(parser_t *p, bool allow_list)
 {
     if (!enter(p)) return NULL;
     syc__ottl_node_t *node = NULL;
@@ -519,7 +570,9 @@ static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list)
         node = parse_list(p);
         break;
     case TOK_LBRACE:
-        return fail(p, t.off, "map literals are not supported yet");
+        if (!allow_list) return fail(p, t.off, "map literals are only supported as set()'s value");
+        node = parse_maplit(p);
+        break;
     case TOK_IDENT: {
         if (tok_is_word(&t, "true") || tok_is_word(&t, "false")) {
             node = literal(p, SYC_OTTL_BOOL);
@@ -558,15 +611,103 @@ static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list)
         node = parse_path(p);
         break;
     }
-    case TOK_MATH:
-        return fail(p, t.off, "math expressions are not supported yet");
     default:
         return fail(p, t.off, "expected a value");
     }
     p->depth--;
-    if (node && p->tok.type == TOK_MATH)
-        return fail(p, p->tok.off, "math expressions are not supported yet");
     return node;
+}
+
+/*
+ * Whether the current token is an operator of the level (+ and -, or * and /),
+ * in *op. The lexer reads `- 1` as an operator but `-1` as a negative literal;
+ * after an operand a signed literal is the operator and an unsigned literal, so
+ * `x -1` is `x - 1` (the token is rewritten in place, past its sign).
+ */
+static bool math_op(parser_t *p, bool additive, char *op)
+{
+    syc__ottl_token_t *t = &p->tok;
+    char c = t->off < p->lx.len ? p->lx.src[t->off] : 0;
+    if (t->type == TOK_MATH) {
+        *op = c;
+        return additive == (c == '+' || c == '-');
+    }
+    if (!additive || (t->type != TOK_INT && t->type != TOK_FLOAT) || (c != '+' && c != '-'))
+        return false;
+    *op = c;
+    if (c == '-') {
+        if (t->type == TOK_INT)
+            t->i = (int64_t)(0 - (uint64_t)t->i);
+        else
+            t->d = -t->d;
+    }
+    t->off++;
+    return true;
+}
+
+static syc__ottl_node_t *parse_math(parser_t *p, bool allow_list);
+
+/* An operand of a math expression: a primary or a parenthesized math expression. */
+static syc__ottl_node_t *parse_factor(parser_t *p, bool allow_list)
+{
+    if (p->tok.type != TOK_LPAREN) return parse_primary(p, allow_list);
+    size_t start = p->tok.off;
+    if (!enter(p) || !next(p)) return NULL;
+    syc__ottl_node_t *node = parse_math(p, false);
+    if (!node) return NULL;
+    if (p->tok.type != TOK_RPAREN)
+        return fail(p, p->tok.off, "expected ')' to close '(' at col %d", column_of(p, start));
+    if (!next(p)) return NULL;
+    p->depth--;
+    return node;
+}
+
+/* A math operand must be something that can be a number. */
+static bool check_math_operand(parser_t *p, const syc__ottl_node_t *n)
+{
+    if (n->kind == N_LIST || n->kind == N_MAPLIT)
+        return fail(p, n->off, "a list or map cannot be used in a math expression"), false;
+    if (n->kind == N_LITERAL && n->u.lit.type != SYC_OTTL_INT && n->u.lit.type != SYC_OTTL_DOUBLE)
+        return fail(p, n->off, "math expressions take int and float operands"), false;
+    if (n->kind == N_CALL) {
+        syc_ottl_type_t r = syc__ottl_funcs[n->u.call.fn].returns;
+        if (r == SYC_OTTL_BOOL || r == SYC_OTTL_STRING || r == SYC_OTTL_SLICE)
+            return fail(p, n->off, "%s does not return a number",
+                        syc__ottl_funcs[n->u.call.fn].name),
+                   false;
+    }
+    return true;
+}
+
+/* One level of a math expression: operands of the next level joined by this
+ * level's operators, leaning left (1 - 2 - 3 is (1 - 2) - 3). */
+static syc__ottl_node_t *parse_math_level(parser_t *p, bool additive, bool allow_list)
+{
+    syc__ottl_node_t *l =
+        additive ? parse_math_level(p, false, allow_list) : parse_factor(p, allow_list);
+    char op;
+    while (l && math_op(p, additive, &op)) {
+        syc__ottl_node_t *n = new_node(p, N_MATH, p->tok.off);
+        if (!n || !check_math_operand(p, l)) return NULL;
+        if (p->tok.type == TOK_MATH && !next(p)) return NULL; /* a signed literal stays */
+        n->u.math.op = op;
+        n->u.math.l = l;
+        n->u.math.r = additive ? parse_math_level(p, false, false) : parse_factor(p, false);
+        if (!n->u.math.r || !check_math_operand(p, n->u.math.r)) return NULL;
+        l = n;
+    }
+    return l;
+}
+
+static syc__ottl_node_t *parse_math(parser_t *p, bool allow_list)
+{
+    return parse_math_level(p, true, allow_list);
+}
+
+/* A value: a math expression of primaries (a single primary most of the time). */
+static syc__ottl_node_t *parse_value(parser_t *p, bool allow_list)
+{
+    return parse_math(p, allow_list);
 }
 
 /* Checks a replacement string: '$' is followed by '$', digits, {name} or a name. */
@@ -633,6 +774,9 @@ static bool check_arg(parser_t *p, syc__ottl_node_t *call, int i)
     switch (f->args[i]) {
     case ARG_VALUE:
         if (a->kind == N_LIST) return fail(p, a->off, "%s cannot be a list", what), false;
+        if (a->kind == N_MAPLIT) return fail(p, a->off, "%s cannot be a map literal", what), false;
+        return true;
+    case ARG_ANY:
         return true;
     case ARG_PATH:
         if (a->kind != N_PATH) return fail(p, a->off, "%s must be a path", what), false;
@@ -715,23 +859,52 @@ static syc__ottl_node_t *parse_call(parser_t *p, int fn)
     return node;
 }
 
+/*
+ * `( condition )` at p->tok, if that is what it is: `(a + 1) * 2 > 3` also starts
+ * with '(' but is a math operand. The parser tries the condition first and,
+ * when that does not parse or is followed by an operator, rewinds to the '('
+ * (NULL, p->failed false) for the caller to read a value.
+ */
+static syc__ottl_node_t *parse_group(parser_t *p, syc_ottl_error_t *group_err)
+{
+    parser_t saved = *p;
+    syc_ottl_error_t saved_err = *p->err;
+    syc__ottl_node_t *node = NULL;
+    if (next(p) && (node = parse_or(p)) && p->tok.type == TOK_RPAREN && next(p)) {
+        char op;
+        syc__ottl_token_t t = p->tok;
+        bool math = math_op(p, true, &op) || math_op(p, false, &op);
+        p->tok = t;
+        if (!math && !is_cmp(p->tok.type)) return node;
+    }
+    if (!p->failed && node && p->tok.type != TOK_RPAREN)
+        fail(p, p->tok.off, "expected ')' to close '(' at col %d", column_of(p, saved.tok.off));
+    if (p->failed) *group_err = *p->err;
+    *p = saved;
+    *p->err = saved_err;
+    return NULL;
+}
+
 /* A boolean term: not term | ( condition ) | value op value | bool value. */
 static syc__ottl_node_t *parse_term(parser_t *p)
 {
     if (!enter(p)) return NULL;
     syc__ottl_node_t *node;
     size_t start = p->tok.off;
+    syc_ottl_error_t group_err = {0};
     if (tok_is_word(&p->tok, "not")) {
         node = new_node(p, N_NOT, start);
         if (!node || !next(p) || !(node->u.not_ = parse_term(p))) return NULL;
-    } else if (p->tok.type == TOK_LPAREN) {
-        if (!next(p) || !(node = parse_or(p))) return NULL;
-        if (p->tok.type != TOK_RPAREN)
-            return fail(p, p->tok.off, "expected ')' to close '(' at col %d", column_of(p, start));
-        if (!next(p)) return NULL;
+    } else if (p->tok.type == TOK_LPAREN && (node = parse_group(p, &group_err))) {
+        /* a parenthesized condition */
     } else {
         syc__ottl_node_t *l = parse_value(p, false);
-        if (!l) return NULL;
+        if (!l) {
+            /* Neither reading parsed: the condition's error, if it had one,
+             * says more than the value's. */
+            if (group_err.msg[0]) *p->err = group_err;
+            return NULL;
+        }
         if (is_cmp(p->tok.type)) {
             node = new_node(p, N_CMP, p->tok.off);
             if (!node) return NULL;
@@ -863,6 +1036,118 @@ void syc_ottl_free(syc_ottl_prog_t *prog)
         pcre2_code_free(re->code);
     syc__ottl_arena_free(&prog->arena);
     free(prog);
+}
+
+/* Contexts from the most specific to the least: inference picks the first one a
+ * statement names. */
+static const syc_ottl_context_t infer_order[] = {
+    SYC_OTTL_CTX_LOG,    SYC_OTTL_CTX_DATAPOINT, SYC_OTTL_CTX_SPANEVENT, SYC_OTTL_CTX_SPAN,
+    SYC_OTTL_CTX_METRIC, SYC_OTTL_CTX_SCOPE,     SYC_OTTL_CTX_RESOURCE,
+};
+
+/* Whether the identifier t, followed by `follow`, starts a path: not a call, an
+ * enum (upper case), a keyword or a named argument. */
+static bool starts_path(const syc__ottl_token_t *t, syc__ottl_tok_t follow)
+{
+    static const char *const words[] = {"and", "or", "not", "where", "true", "false", "nil"};
+    if (follow == TOK_LPAREN || follow == TOK_ASSIGN || (t->text[0] >= 'A' && t->text[0] <= 'Z'))
+        return false;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (tok_is_word(t, words[i])) return false;
+    return true;
+}
+
+int syc_ottl_context_names(const char *src, size_t len, unsigned *named, syc_ottl_error_t *err)
+{
+    syc__ottl_arena_t arena = {0};
+    syc__ottl_lexer_t lx = {.src = src, .len = len, .arena = &arena};
+    syc__ottl_token_t prev = {.type = TOK_EOF}, tok;
+    syc__ottl_tok_t before = TOK_EOF; /* the type of the token before prev */
+    size_t bare_off = 0;              /* the first path without a context name */
+    bool bare = false;
+    for (;;) {
+        syc__ottl_lex_next(&lx, &tok);
+        if (tok.type == TOK_ERROR) break;
+        /* prev, an identifier not after a '.', followed by tok: a path's start? */
+        if (prev.type == TOK_IDENT && before != TOK_DOT && starts_path(&prev, tok.type)) {
+            char name[32];
+            size_t n = prev.len < sizeof name - 1 ? prev.len : sizeof name - 1;
+            memcpy(name, prev.text, n);
+            name[n] = '\0';
+            syc_ottl_context_t c;
+            if (strcmp(name, "instrumentation_scope") == 0) strcpy(name, "scope");
+            if (tok.type == TOK_DOT && syc_ottl_context_parse(name, &c) == 0) {
+                *named |= 1u << c;
+            } else if (!bare) {
+                bare = true;
+                bare_off = prev.off;
+            }
+        }
+        if (tok.type == TOK_EOF) break;
+        before = prev.type;
+        prev = tok;
+    }
+    syc__ottl_arena_free(&arena);
+    syc_ottl_prog_t dummy = {0};
+    parser_t p = {.lx = {.src = src, .len = len}, .err = err, .prog = &dummy};
+    if (tok.type == TOK_ERROR) {
+        fail(&p, tok.off, "%s", tok.text);
+        return SY_EINVAL;
+    }
+    if (bare) {
+        *named |= SYC_OTTL_CTX_UNNAMED;
+        /* Kept for the caller, in case the other paths name a context. */
+        size_t n = 0; /* the path's first name; src is not NUL-terminated */
+        while (bare_off + n < len && n < 40 && !strchr(".[ ),=<>!", src[bare_off + n]))
+            n++;
+        fail(&p, bare_off,
+             "a path without a context name ('%.*s') next to paths with one: write every path "
+             "with its context (span., resource., log., ...)",
+             (int)n, src + bare_off);
+    }
+    return 0;
+}
+
+int syc_ottl_context_pick(unsigned named, unsigned allowed, syc_ottl_context_t *out,
+                          syc_ottl_error_t *err)
+{
+    bool mixed = (named & SYC_OTTL_CTX_UNNAMED) && (named & ~SYC_OTTL_CTX_UNNAMED);
+    if (mixed && err->msg[0]) return SY_EINVAL; /* the message of syc_ottl_context_names */
+    err->col = 0;
+    err->msg[0] = '\0';
+    if (mixed) {
+        err->col = 1;
+        snprintf(err->msg, sizeof err->msg,
+                 "col 1: some paths have a context name and some do not: write every path with "
+                 "its context (span., resource., log., ...)");
+        return SY_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof infer_order / sizeof infer_order[0]; i++) {
+        syc_ottl_context_t c = infer_order[i];
+        if (!(named & (1u << c))) continue;
+        if (!(allowed & (1u << c))) {
+            err->col = 1;
+            snprintf(err->msg, sizeof err->msg,
+                     "col 1: the %s context (inferred from the '%s.' paths) is not available here",
+                     context_names[c], context_names[c]);
+            return SY_EINVAL;
+        }
+        *out = c;
+        return 0;
+    }
+    err->col = 1;
+    snprintf(err->msg, sizeof err->msg,
+             "col 1: cannot infer the context: no path starts with a context name (write "
+             "span.attributes[...], resource.attributes[...], log.body, metric.name, ...)");
+    return SY_EAGAIN;
+}
+
+int syc_ottl_infer_context(const char *src, size_t len, unsigned allowed, syc_ottl_context_t *out,
+                           syc_ottl_error_t *err)
+{
+    unsigned named = 0;
+    int rc = syc_ottl_context_names(src, len, &named, err);
+    return rc < 0 ? rc : syc_ottl_context_pick(named, allowed, out, err);
 }
 
 bool syc_ottl_is_statement(const syc_ottl_prog_t *prog)

@@ -8,6 +8,7 @@
  * edited through the view's attribute calls; MAP and ARRAY values inside
  * attributes or a body can be read and copied, not edited in place (SY_ENOTSUP).
  */
+#include "attr_actions.h"
 #include "ottl_view.h"
 
 #include <stdio.h>
@@ -66,8 +67,50 @@ static const field_map_t field_map[SYC_OTTL_F_COUNT_] = {
     [SYC_OTTL_F_SUM] = {OWN_ITEM, SY_FIELD_SUM, Z_DBL},
 };
 
+/* A chunk of encoded lists and maps: used bytes, capacity, then the bytes. */
+struct syc_ottl_view_chunk_s {
+    struct syc_ottl_view_chunk_s *next;
+    size_t used, cap;
+    unsigned epoch; /* the bind its bytes belong to; another one: all free */
+    _Alignas(max_align_t) char data[];
+};
+
+#define VIEW_CHUNK 4096u
+
+/* Room for n bytes that do not move until the next bind. */
+static char *chunk_alloc(syc_ottl_view_item_t *it, size_t n)
+{
+    struct syc_ottl_view_chunk_s *c = it->chunks;
+    for (; c; c = c->next) {
+        if (c->epoch != it->epoch) c->used = 0, c->epoch = it->epoch;
+        if (c->cap - c->used >= n) break;
+    }
+    if (!c) {
+        size_t cap = n > VIEW_CHUNK ? n : VIEW_CHUNK;
+        if (!(c = malloc(sizeof *c + cap))) return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->epoch = it->epoch;
+        c->next = it->chunks;
+        it->chunks = c;
+    }
+    char *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+void syc_ottl_view_item_free(syc_ottl_view_item_t *it)
+{
+    for (struct syc_ottl_view_chunk_s *c = it->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    it->chunks = NULL;
+}
+
 void syc_ottl_view_bind(syc_ottl_view_item_t *it, const sy_host_api_t *api, sy_view_node_t *node)
 {
+    it->epoch++; /* what make_list / make_map built for the last node is free again */
     it->api = api;
     it->node = node;
     it->scope = it->resource = it->metric = NULL;
@@ -381,6 +424,47 @@ static int va_dp_has_attr(void *item, const char *key, size_t len, const syc_ott
     return 0;
 }
 
+/* make_list / make_map: the entries encoded (syc_anyvalue_put_entry), copied into
+ * the item's chunks, and made a value by the host (value_container, ABI 1.2). */
+static int va_make(syc_ottl_view_item_t *it, const syc_ottl_key_t *keys,
+                   const syc_ottl_value_t *values, size_t n, syc_ottl_value_t *out)
+{
+    const sy_host_api_t *api = it->api;
+    if (!SY_API_HAS(api, value_container)) return SY_ENOTSUP;
+    syc_buf_t b = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sy_value_t v, k = {.type = SY_VALUE_STRING};
+        if ((rc = to_view(&values[i], &v)) < 0) break;
+        if (keys) k.str = keys[i].str, k.len = keys[i].len;
+        rc = syc_anyvalue_put_entry(&b, keys ? &k : NULL, &v, NULL, 0);
+    }
+    char *p = rc == 0 ? chunk_alloc(it, b.len ? b.len : 1) : NULL;
+    if (rc == 0 && !p) rc = SY_ENOMEM;
+    if (rc == 0) {
+        if (b.len) memcpy(p, b.p, b.len);
+        syc_ottl_view_map_t *m = &it->pool[it->next++ % SYC_OTTL_VIEW_POOL];
+        m->node = NULL;
+        rc = api->value_container(keys ? SY_VALUE_MAP : SY_VALUE_ARRAY, (const uint8_t *)p, b.len,
+                                  &m->value);
+        if (rc == 0)
+            *out = (syc_ottl_value_t){.type = keys ? SYC_OTTL_MAP : SYC_OTTL_SLICE, .u.map = m};
+    }
+    free(b.p);
+    return rc;
+}
+
+static int va_make_list(void *item, const syc_ottl_value_t *values, size_t n, syc_ottl_value_t *out)
+{
+    return va_make(item, NULL, values, n, out);
+}
+
+static int va_make_map(void *item, const syc_ottl_key_t *keys, const syc_ottl_value_t *values,
+                       size_t n, syc_ottl_value_t *out)
+{
+    return va_make(item, keys, values, n, out);
+}
+
 const syc_ottl_accessor_t syc_ottl_view_accessor = {
     .get = va_get,
     .map_get = va_map_get,
@@ -391,6 +475,8 @@ const syc_ottl_accessor_t syc_ottl_view_accessor = {
     .map_delete = va_map_delete,
     .map_edit = va_map_edit,
     .datapoint_has_attr = va_dp_has_attr,
+    .make_list = va_make_list,
+    .make_map = va_make_map,
 };
 
 /* ---- walking the nodes of a context ------------------------------------------- */
@@ -481,6 +567,47 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
             return SY_EINVAL;
         }
         list->progs[list->count++] = p;
+    }
+    return 0;
+}
+
+int syc_ottl_list_push(syc_ottl_list_t *list, syc_ottl_prog_t *prog)
+{
+    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
+    if (!progs) {
+        syc_ottl_free(prog);
+        return SY_ENOMEM;
+    }
+    list->progs = progs;
+    progs[list->count++] = prog;
+    return 0;
+}
+
+int syc_ottl_context_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *node, unsigned allowed,
+                              const char *what, const char *key, syc_ottl_context_t *ctx, char *err,
+                              size_t err_len)
+{
+    const char *name = api->cfg_kind(node) == 's' ? api->cfg_scalar(node) : NULL;
+    if (!name || syc_ottl_context_parse(name, ctx) < 0 || !(allowed & (1u << *ctx))) {
+        snprintf(err, err_len, "%s: %s.context: unknown context '%s' for %s", api->cfg_where(node),
+                 what, name ? name : "", key);
+        return SY_EINVAL;
+    }
+    return 0;
+}
+
+int syc_ottl_list_names(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
+                        unsigned *named, char *err, size_t err_len)
+{
+    if (!node || api->cfg_kind(node) != 'l') return 0; /* compiling reports the shape */
+    for (size_t i = 0, n = api->cfg_len(node); i < n; i++) {
+        const sy_cfg_node_t *el = api->cfg_at(node, i, NULL);
+        const char *src = api->cfg_kind(el) == 's' ? api->cfg_scalar(el) : NULL;
+        syc_ottl_error_t e = {0};
+        if (src && syc_ottl_context_names(src, strlen(src), named, &e) < 0) {
+            snprintf(err, err_len, "%s: %s[%zu]: %s", api->cfg_where(el), what, i, e.msg);
+            return SY_EINVAL;
+        }
     }
     return 0;
 }

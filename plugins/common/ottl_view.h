@@ -41,7 +41,18 @@ typedef struct syc_ottl_view_item_s {
     syc_ottl_view_map_t attrs, scope_attrs, resource_attrs;
     syc_ottl_view_map_t pool[SYC_OTTL_VIEW_POOL];
     unsigned next;
+    /* Lists and maps the program builds (Split, literals), encoded: chunks that
+     * never move, reused from one bind to the next. Freed by
+     * syc_ottl_view_item_free(). */
+    struct syc_ottl_view_chunk_s *chunks;
+    unsigned epoch; /* counts binds */
 } syc_ottl_view_item_t;
+
+/* An item starts zeroed (`syc_ottl_view_item_t it = {0};` or calloc). */
+
+/* Frees what the item allocated (the built lists and maps); the item may be bound
+ * again afterwards. */
+void syc_ottl_view_item_free(syc_ottl_view_item_t *it);
 
 /* The accessor: every callback, editors included. */
 extern const syc_ottl_accessor_t syc_ottl_view_accessor;
@@ -78,5 +89,21 @@ int syc_ottl_list_compile(const sy_host_api_t *api, const sy_cfg_node_t *node, c
                           syc_ottl_context_t ctx, bool statements, syc_ottl_list_t *list, char *err,
                           size_t err_len);
 void syc_ottl_list_free(syc_ottl_list_t *list);
+
+/* Appends prog to list; on SY_ENOMEM prog is freed. */
+int syc_ottl_list_push(syc_ottl_list_t *list, syc_ottl_prog_t *prog);
+
+/* The `context:` of a group (a scalar node) as a context among `allowed` (bit
+ * set); SY_EINVAL with "file:line:col: <what>.context: unknown context 'x' for
+ * <key>" otherwise. */
+int syc_ottl_context_from_cfg(const sy_host_api_t *api, const sy_cfg_node_t *node, unsigned allowed,
+                              const char *what, const char *key, syc_ottl_context_t *ctx, char *err,
+                              size_t err_len);
+
+/* Adds to *named the contexts that the paths of every string of the YAML list
+ * `node` start with (syc_ottl_context_names), for inferring a group's context.
+ * Returns 0, or SY_EINVAL with "file:line:col: <what>[i]: col N: message". */
+int syc_ottl_list_names(const sy_host_api_t *api, const sy_cfg_node_t *node, const char *what,
+                        unsigned *named, char *err, size_t err_len);
 
 #endif

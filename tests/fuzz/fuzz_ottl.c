@@ -7,7 +7,10 @@
  * in-memory item of tests/unit/ottl_fake.h, with a small scratch so that its
  * bound is hit too. Invariants checked (abort on violation): a refused input has
  * a message "col N: ..." with N inside the input (or just past its end); compiling
- * is deterministic; evaluation returns 0 or a SY_E… code.
+ * is deterministic; evaluation returns 0 or a SY_E… code; context inference
+ * (syc_ottl_infer_context) returns 0 with a context it was allowed, SY_EAGAIN or
+ * SY_EINVAL with a message, and a context it infers compiles the same input or
+ * refuses it with a well-formed error.
  *
  * Built with -fsanitize=fuzzer when SY_BUILD_FUZZ is ON, and always with
  * replay_main.c as a corpus replayer that ctest runs (fuzz.ottl.corpus).
@@ -45,6 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 2;
 
     syc_ottl_error_t err;
+    unsigned allowed = (unsigned)data[1] >> 1 | 1u; /* a few contexts, always resource */
+    syc_ottl_context_t inferred;
+    int irc = syc_ottl_infer_context(src, n, allowed, &inferred, &err);
+    if (irc == 0) {
+        if (!(allowed & (1u << inferred))) abort();
+    } else if ((irc != SY_EAGAIN && irc != SY_EINVAL) || !err.msg[0]) {
+        abort();
+    }
+
     syc_ottl_prog_t *p = compile(src, n, ctx, stmt, &err);
     if (!p) {
         int col = 0;

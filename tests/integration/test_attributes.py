@@ -320,13 +320,81 @@ def case_config_errors(args, tmp):
                   "config %d refused with %r (rc %s): %s" % (i, want, rc, out.strip()[-300:]))
 
 
+TYPING_ACTIONS = r"""
+      - {key: q_str, value: "123", action: insert}
+      - {key: q_sq, value: '1.5', action: insert}
+      - {key: q_bool_str, value: "true", action: insert}
+      - {key: q_int, value: 123, action: insert}
+      - {key: q_neg, value: -7, action: insert}
+      - {key: q_dbl, value: 1.5, action: insert}
+      - {key: q_bool, value: true, action: insert}
+      - {key: q_word, value: hello, action: insert}
+      - {key: q_list, value: [1, "2", 2.5, false, [x], {k: v}], action: insert}
+      - {key: q_map, value: {a: 1, b: "2", c: [y], d: {e: true}}, action: upsert}
+      - {key: q_empty, value: [], action: insert}
+      - key: q_env
+        value: ${env:SY_ATTR_TEST_NUM}
+        action: insert
+      - key: q_env_str
+        value: "${env:SY_ATTR_TEST_NUM}"
+        action: insert
+"""
+
+
+def case_typing(args, tmp):
+    """value typing as the collector's YAML decoding: quoted scalars are strings,
+    plain ones typed by their look, lists and maps become arrays and maps."""
+    path = os.path.join(tmp, "typing.json")
+    port = free_port()
+    text = ("receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: "
+            "127.0.0.1:%d\nprocessors:\n  attributes:\n    actions:%s"
+            "exporters:\n  file:\n    path: %s\n    flush_interval: 100ms\n"
+            "service:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n"
+            "    traces: {receivers: [otlp], processors: [attributes], exporters: [file]}\n"
+            % (port, TYPING_ACTIONS, path))
+    req = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [
+        json_span("op", attributes=attrs([("keep", sv("k"))]))]}]}]}
+    lines = []
+    os.environ["SY_ATTR_TEST_NUM"] = "42"  # a bare ${env:...} is read as YAML (an int)
+    with Router(args.bin, [args.plugin_dir], text) as r:
+        status, _, _ = post_json("http://127.0.0.1:%d/v1/traces" % port, req)
+        check(status == 200, "typing: post answered %s" % status)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not lines:
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [json.loads(x) for x in f.read().splitlines() if x.strip()]
+            time.sleep(0.05)
+        check(r.stop() == 0, "typing: router exits cleanly")
+    if not lines:
+        check(False, "typing: a record written")
+        return
+    got = lines[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+
+    def arr(*v):
+        return {"arrayValue": {"values": list(v)}}
+
+    def kvl(*kv):
+        return {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in kv]}}
+    want = attrs([("keep", sv("k")), ("q_str", sv("123")), ("q_sq", sv("1.5")),
+                  ("q_bool_str", sv("true")), ("q_int", iv(123)), ("q_neg", iv(-7)),
+                  ("q_dbl", dv(1.5)), ("q_bool", bv(True)), ("q_word", sv("hello")),
+                  ("q_list", arr(iv(1), sv("2"), dv(2.5), bv(False), arr(sv("x")),
+                                 kvl(("k", sv("v"))))),
+                  ("q_map", kvl(("a", iv(1)), ("b", sv("2")), ("c", arr(sv("y"))),
+                                ("d", kvl(("e", bv(True)))))),
+                  ("q_empty", {"arrayValue": {}}), ("q_env", iv(42)), ("q_env_str", sv("42"))])
+    compare("typing: quoted scalars strings, plain ones int/double/bool, lists arrays and "
+            "maps maps", got, want)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--case", action="append", choices=["actions", "config"])
+    ap.add_argument("--case", action="append", choices=["actions", "config", "typing"])
     args = ap.parse_args()
-    cases = {"actions": case_actions, "config": case_config_errors}
+    cases = {"actions": case_actions, "config": case_config_errors, "typing": case_typing}
     with tempfile.TemporaryDirectory(prefix="sy-attrs-") as tmp:
         for name in args.case or list(cases):
             before = len(failures)

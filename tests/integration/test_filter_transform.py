@@ -21,7 +21,16 @@ the input field by field:
   f. transform error_mode: ignore (default) and silent go on with the next
      statement, propagate refuses the batch;
   g. the legacy include/exclude blocks (strict and regexp) of spans, logs and
-     metrics, and their config errors.
+     metrics, and their config errors;
+  h. the collector's newer forms: transform's flat statements with the context
+     inferred from path prefixes (span., resource., scope., log., datapoint.,
+     metric.), groups without a context and with `conditions`, filter's
+     trace_/metric_/log_conditions; math expressions and the string converters
+     (ToUpperCase, Substring, SHA256, Concat) through the real .so; an inferred
+     context the signal does not have is a config error with file:line:col;
+  i. read_your_writes (only with --case read_your_writes): a statement reads what
+     an earlier statement of the same transform set. Needs the view to return
+     pending edits (another branch); registered as an expected failure until then.
 
     test_filter_transform.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
 """
@@ -434,8 +443,169 @@ def case_legacy(args, tmp):
             r.cleanup()
 
 
+INFER_FILTER = r"""
+trace_conditions:
+  - span.name == "drop me"
+  - resource.attributes["service.name"] == "blocked"
+  - spanevent.name == "noise"
+  - conditions:
+      - span.attributes["n"] * 10 > 500
+log_conditions:
+  - log.severity_text == "DEBUG"
+metric_conditions:
+  - datapoint.value_int > 100 and metric.name == "m"
+"""
+
+INFER_TRANSFORM = r"""
+trace_statements:
+  - set(span.attributes["math"], span.attributes["n"] * 2 + 1)
+  - set(resource.attributes["env"], "prod")
+  - set(scope.attributes["seen"], true)
+  - set(span.name, Concat([ToUpperCase(span.name), Substring(span.attributes["id"], 0, 3)], "-"))
+  - set(span.attributes["h"], SHA256(span.attributes["id"]))
+  - set(span.attributes["parts"], Split(span.attributes["id"], "c")) where span.attributes["n"] == 7
+  - 'set(span.attributes["m"], {"a": 1, "b": ["x", 2.5], "c": {"d": true}}) where span.attributes["n"] == 7'
+  - conditions:
+      - span.attributes["n"] >= 5
+    statements:
+      - set(span.attributes["big"], true)
+      - set(span.attributes["half"], span.attributes["n"] / 2)
+log_statements:
+  - set(log.attributes["sev_plus"], log.severity_number + 100)
+metric_statements:
+  - set(datapoint.attributes["metric"], metric.name)
+"""
+
+
+def case_inferred(args, tmp):
+    path = os.path.join(tmp, "inferred.json")
+    port = free_port()
+    with Router(args.bin, [args.plugin_dir], config(port, path, INFER_FILTER, INFER_TRANSFORM)):
+        base = "http://127.0.0.1:%d/v1/" % port
+        spans = [span("get user", "0000000000000001", [i_attr("n", 7), s_attr("id", "abc123")],
+                      events=[{"timeUnixNano": "1544712660500000000", "name": "noise"},
+                              {"timeUnixNano": "1544712660600000000", "name": "keep"}]),
+                 span("drop me", "0000000000000002", [i_attr("n", 1)]),
+                 span("small", "0000000000000003", [i_attr("n", 2), s_attr("id", "xyz")]),
+                 span("huge", "0000000000000004", [i_attr("n", 60)])]
+        req = traces(spans)
+        blocked = traces([span("other", "0000000000000005", [i_attr("n", 1)])])
+        blocked["resourceSpans"][0]["resource"]["attributes"][0] = s_attr("service.name",
+                                                                          "blocked")
+        req["resourceSpans"] += blocked["resourceSpans"]
+        st, _, _ = post_json(base + "traces", req)
+        check(st == 200, "inferred: traces accepted")
+        logs = {"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "1", "severityNumber": 5, "severityText": "DEBUG",
+             "body": {"stringValue": "d"}},
+            {"timeUnixNano": "2", "severityNumber": 9, "severityText": "INFO",
+             "body": {"stringValue": "i"}}]}]}]}
+        st, _, _ = post_json(base + "logs", logs)
+        check(st == 200, "inferred: logs accepted")
+        mets = {"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"metrics": [
+            {"name": "m", "gauge": {"dataPoints": [
+                {"asInt": "500", "timeUnixNano": "1"}, {"asInt": "5", "timeUnixNano": "2"}]}}]}]}]}
+        st, _, _ = post_json(base + "metrics", mets)
+        check(st == 200, "inferred: metrics accepted")
+        lines = wait_lines(path, 3)
+    by = {k: d for d in lines for k in d}
+    rs = by["resourceSpans"]["resourceSpans"]
+    check(len(rs) == 1, "inferred: the blocked resource is gone with its spans (%d left)"
+          % len(rs))
+    res = attrs_dict(rs[0]["resource"]["attributes"])
+    check(res.get("env") == {"stringValue": "prod"}, "inferred: resource.* set (%s)" % res)
+    sc = rs[0]["scopeSpans"][0]
+    check(attrs_dict(sc["scope"].get("attributes")) == {"seen": {"boolValue": True}},
+          "inferred: scope.attributes set (%s)" % sc["scope"])
+    got = sc["spans"]
+    check([sp["name"] for sp in got] == ["GET USER-abc", "SMALL-xyz"],
+          "inferred: 'drop me' and n*10 > 500 dropped, names from ToUpperCase and Substring "
+          "(%s)" % [sp["name"] for sp in got])
+    if len(got) == 2:
+        a0, a1 = attrs_dict(got[0]["attributes"]), attrs_dict(got[1]["attributes"])
+        sha = "6ca13d52ca70c883e0f0bb101e425a89e8624de51db2d2392593af6a84118090"
+        arr = {"arrayValue": {"values": [{"stringValue": "ab"}, {"stringValue": "123"}]}}
+        kvl = {"kvlistValue": {"values": [
+            {"key": "a", "value": {"intValue": "1"}},
+            {"key": "b", "value": {"arrayValue": {"values": [{"stringValue": "x"},
+                                                             {"doubleValue": 2.5}]}}},
+            {"key": "c", "value": {"kvlistValue": {"values": [
+                {"key": "d", "value": {"boolValue": True}}]}}}]}}
+        check(a0 == {"n": {"intValue": "7"}, "id": {"stringValue": "abc123"},
+                     "math": {"intValue": "15"}, "h": {"stringValue": sha}, "parts": arr,
+                     "m": kvl, "big": {"boolValue": True}, "half": {"intValue": "3"}},
+              "inferred: math, SHA256, Split, a map literal and the group's conditions (%s)"
+              % json.dumps(a0))
+        check("big" not in a1 and a1.get("math") == {"intValue": "5"},
+              "inferred: the group's statements skipped where its condition is false (%s)" % a1)
+        check([e["name"] for e in got[0].get("events", [])] == ["keep"],
+              "inferred: spanevent condition drops the event only")
+    recs = by["resourceLogs"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    check(len(recs) == 1 and attrs_dict(recs[0]["attributes"]) ==
+          {"sev_plus": {"intValue": "109"}}, "inferred: log condition and statement (%s)" % recs)
+    pts = by["resourceMetrics"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
+    pts = pts["gauge"]["dataPoints"]
+    check(len(pts) == 1 and pts[0]["asInt"] == "5" and
+          attrs_dict(pts[0]["attributes"]) == {"metric": {"stringValue": "m"}},
+          "inferred: datapoint condition and metric.name read from a datapoint (%s)" % pts)
+
+    # An inferred context the signal does not have: file:line:col and the column.
+    text = config(free_port(), path + ".bad", 'trace_conditions:\n  - log.body == "x"\n',
+                  "trace_statements: []")
+    out, rc = startup_output(args, text)
+    lines = text.splitlines()
+    lineno = next(i for i, l in enumerate(lines) if "log.body" in l) + 1
+    col = lines[lineno - 1].index("log.body") + 1
+    want = ("config.yaml:%d:%d: trace_conditions[0]: col 1: the log context (inferred from "
+            "the 'log.' paths) is not available here" % (lineno, col))
+    check(rc != 0 and want in out, "inferred: wrong context refused as %r:\n%s"
+          % (want, out[-1500:]))
+
+
+def startup_output(args, text):
+    """Starts a router that is expected to fail at startup: (its output, exit status)."""
+    r = Router(args.bin, [args.plugin_dir], text, wait=False)
+    try:
+        wait_for("exit", lambda: r.proc.poll() is not None, 15)
+        return r.output(), r.proc.returncode
+    finally:
+        r.kill()
+        r.cleanup()
+
+RYW_TRANSFORM = r"""
+trace_statements:
+  - set(span.attributes["a"], "1")
+  - set(span.attributes["b"], span.attributes["a"])
+  - set(span.attributes["c"], "seen") where span.attributes["a"] == "1"
+  - set(span.name, Concat([span.name, "x"], "-"))
+  - set(span.name, Concat([span.name, "y"], "-"))
+"""
+
+
+def case_read_your_writes(args, tmp):
+    """Statement 2 reads what statement 1 set, within one transform and one batch."""
+    path = os.path.join(tmp, "ryw.json")
+    port = free_port()
+    with Router(args.bin, [args.plugin_dir], config(port, path, "", RYW_TRANSFORM)):
+        st, _, _ = post_json("http://127.0.0.1:%d/v1/traces" % port,
+                             traces([span("op", "0000000000000001", [])]))
+        check(st == 200, "read_your_writes: accepted")
+        lines = wait_lines(path, 1)
+    sp = lines[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    a = attrs_dict(sp["attributes"])
+    check(a.get("b") == {"stringValue": "1"}, "read_your_writes: b copied from a set just "
+          "before (%s)" % a)
+    check(a.get("c") == {"stringValue": "seen"}, "read_your_writes: a where clause sees the "
+          "earlier write (%s)" % a)
+    check(sp["name"] == "op-x-y", "read_your_writes: the name set twice builds on itself (%s)"
+          % sp["name"])
+
+
 CASES = {"traces": case_traces, "logs": case_logs, "metrics": case_metrics,
-         "error_mode": case_error_mode, "transform_error_mode": case_transform_error_mode, "config_error": case_config_error, "legacy": case_legacy}
+         "error_mode": case_error_mode, "transform_error_mode": case_transform_error_mode, "config_error": case_config_error, "legacy": case_legacy,
+         "inferred": case_inferred, "read_your_writes": case_read_your_writes}
+# Not run by default: needs the view's read-your-writes (see the docstring, i.).
+OPT_IN = {"read_your_writes"}
 
 
 def main():
@@ -445,7 +615,7 @@ def main():
     ap.add_argument("--case", action="append", choices=sorted(CASES))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sy-ft-") as tmp:
-        for name in args.case or list(CASES):
+        for name in args.case or [c for c in CASES if c not in OPT_IN]:
             before = len(failures)
             CASES[name](args, tmp)
             print("case %s: %s" % (name, "ok" if len(failures) == before else "FAILED"))

@@ -13,7 +13,11 @@ The otlp receiver (OTLP/HTTP JSON) feeds redaction, which feeds the file exporte
      matched bytes; summary info writes counts only;
   c. untouched: a batch with nothing to change comes out as it went in;
   d. config: a bad regex is refused with PCRE2's message and file:line, an
-     unknown detector and a missing hmac_key too.
+     unknown detector and a missing hmac_key too;
+  e. newer keys: redact_all_types (ints, doubles, bools, bytes checked as the
+     collector's AsString), ignored_key_patterns, url_sanitizer (attributes,
+     span names, string log bodies), map and array log bodies and attribute
+     values walked key by key with the body summary; db_sanitizer refused.
 
     test_redaction.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
 
@@ -263,14 +267,166 @@ def case_config(args, tmp):
                                                           out.strip()[-300:]))
 
 
+# --- e. the collector's newer keys, maps and arrays --------------------------------
+
+def kv(key, value):
+    return {"key": key, "value": value}
+
+
+def sv(v):
+    return {"stringValue": v}
+
+
+def iv(v):
+    return {"intValue": str(v)}
+
+
+def kvlist(*pairs):
+    return {"kvlistValue": {"values": list(pairs)}}
+
+
+def arr(*vals):
+    return {"arrayValue": {"values": list(vals)}}
+
+
+def case_newkeys(args, tmp):
+    # redact_all_types: non-string values read through AsString(); a masked one
+    # becomes a string, an unmatched one keeps its type.
+    attrs_in = [kv("card", iv(4111111111111111)), kv("small", iv(7)),
+                kv("price", {"doubleValue": 12345.0}), kv("ok", {"boolValue": True}),
+                kv("blob", {"bytesValue": "MTIzNDU="}), kv("txt", sv("12345"))]
+    cfg = ("allow_all_keys: true\nblocked_values: [\"4[0-9]{15}\", \"^12345$\", \"^true$\"]\n"
+           "redact_all_types: true\nsummary: debug\n")
+    docs = run(args, tmp, "alltypes", cfg,
+               [("traces", json_traces([json_span("op", attributes=copy.deepcopy(attrs_in))],
+                                       "svc"))])
+    got = attrs(docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"])
+    want = {"card": sv("****"), "small": iv(7), "price": sv("****"), "ok": sv("****"),
+            "blob": {"bytesValue": "MTIzNDU="}, "txt": sv("****"),
+            "redaction.masked.keys": sv("card,ok,price,txt"),
+            "redaction.masked.count": iv(4)}
+    check(got == want, "redact_all_types: int, double (12345 as Go writes 12345.0) and bool "
+          "masked as strings, base64 of bytes not matched, small int kept (got %s)" % got)
+    cfg_off = cfg.replace("redact_all_types: true", "redact_all_types: false")
+    docs = run(args, tmp, "alltypes-off", cfg_off,
+               [("traces", json_traces([json_span("op", attributes=copy.deepcopy(attrs_in))],
+                                       "svc"))])
+    got = attrs(docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"])
+    check(got["card"] == iv(4111111111111111) and got["price"] == {"doubleValue": 12345.0}
+          and got["ok"] == {"boolValue": True} and got["txt"] == sv("****"),
+          "redact_all_types false: only strings are checked (got %s)" % got)
+
+    # ignored_key_patterns: such keys are never deleted or masked.
+    cfg = ("allowed_keys: [keep]\nignored_key_patterns: [\"^safe\\\\.\"]\n"
+           "blocked_values: [\"4[0-9]{15}\"]\nsummary: debug\n")
+    span = json_span("op", attributes=[s("safe.card", "4111111111111111"), s("keep", "x"),
+                                       s("gone", "y"), s("unsafe.card", "z")])
+    docs = run(args, tmp, "ignorepat", cfg, [("traces", json_traces([span], "svc"))])
+    got = docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    want = [s("safe.card", "4111111111111111"), s("keep", "x"),
+            s("redaction.redacted.keys", "gone,unsafe.card"), i("redaction.redacted.count", 2),
+            i("redaction.ignored.count", 1)]
+    check(got == want, "ignored_key_patterns: a matching key kept unmasked and counted (got %s)"
+          % json.dumps(got))
+
+    # url_sanitizer: listed attributes, HTTP-looking client/server span names,
+    # string log bodies.
+    cfg = ("allow_all_keys: true\nurl_sanitizer:\n  enabled: true\n"
+           "  attributes: [http.url, url.path]\nsummary: debug\n")
+    spans = [json_span("GET /users/123/orders", kind=2,
+                       attributes=[s("url.path", "/users/123/orders/9f8e7d?page=2"),
+                                   s("http.url", "https://shop.example.com/cart/8d3f9a2c?s=abc"),
+                                   s("other", "/users/123")]),
+             json_span("/internal/123", kind=1),
+             json_span("/123/456", kind=3),
+             json_span("/api/v1/items/42", kind=3)]
+    logs = {"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1544712660000000000", "body": sv("GET /api/v1/items/42?x=1")}]}]}]}
+    docs = run(args, tmp, "url", cfg,
+               [("traces", json_traces(spans, "svc")), ("logs", logs)])
+    got = docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    names = [sp["name"] for sp in got]
+    check(names == ["GET /users/*/orders", "/internal/123", "/123/456", "/api/v1/items/*"],
+          "url_sanitizer: server/client span names clustered, an internal span and a name "
+          "that would be all stars kept (got %s)" % names)
+    a0 = attrs(got[0]["attributes"])
+    check(a0["url.path"] == sv("/users/*/orders/*") and
+          a0["http.url"] == sv("*//shop.example.com/cart/*") and a0["other"] == sv("/users/123")
+          and a0["redaction.masked.keys"] == sv("http.url,url.path"),
+          "url_sanitizer: listed attributes sanitized (query dropped, ids starred), "
+          "others not (got %s)" % a0)
+    body = docs[1]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]
+    check(body == sv("GET /api/v1/items/*"), "url_sanitizer: string log body (got %s)" % body)
+
+    # Map and array log bodies and a map attribute value, walked key by key.
+    cfg = ("allowed_keys: [user, card, name, n, list, keep, password, ctx]\n"
+           "blocked_key_patterns: [\"^password$\"]\nblocked_values: [\"4[0-9]{15}\"]\n"
+           "allowed_values: [\"^4000000000000002$\"]\nsummary: debug\n")
+    body_in = kvlist(kv("user", kvlist(kv("card", sv("4111111111111111")), kv("name", sv("bob")))),
+                     kv("password", iv(1234)), kv("n", iv(4111111111111111)),
+                     kv("list", arr(sv("a"), sv("4111111111111111"), sv("4000000000000002"))),
+                     kv("drop", sv("x")), kv("keep", sv("ok")))
+    rec_attrs = [kv("ctx", kvlist(kv("card", sv("4111111111111111")), kv("token", sv("t")))),
+                 kv("card", arr(sv("4111111111111111"), iv(5)))]
+    logs = {"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1544712660000000000", "body": body_in, "attributes": rec_attrs},
+        {"timeUnixNano": "1544712660000000001",
+         "body": arr(sv("4111111111111111"), kvlist(kv("secret", sv("s"))))}]}]}]}
+    docs = run(args, tmp, "maps", cfg, [("logs", logs)])
+    recs = docs[0]["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    want_body = kvlist(kv("user", kvlist(kv("card", sv("****")), kv("name", sv("bob")))),
+                       kv("password", sv("****")), kv("n", sv("****")),
+                       kv("list", arr(sv("a"), sv("****"), sv("4000000000000002"))),
+                       kv("keep", sv("ok")))
+    check(recs[0]["body"] == want_body, "map body: nested card masked, password key masked "
+          "whole, int checked as its string, array element masked, allowed value kept, key "
+          "not allowed removed (got %s)" % json.dumps(recs[0]["body"]))
+    got = attrs(recs[0]["attributes"])
+    want = {"ctx": kvlist(kv("card", sv("****"))), "card": arr(sv("****"), iv(5)),
+            "redaction.redacted.keys": sv("ctx.token"), "redaction.redacted.count": iv(1),
+            "redaction.masked.keys": sv("card.[0],ctx.card"), "redaction.masked.count": iv(2),
+            "redaction.body.redacted.keys": sv("drop"), "redaction.body.redacted.count": iv(1),
+            "redaction.body.masked.keys": sv("list.[1],n,password,user.card"),
+            "redaction.body.masked.count": iv(4),
+            "redaction.body.allowed.keys": sv("list.[2]"), "redaction.body.allowed.count": iv(1)}
+    check(got == want, "map attribute and body summaries, paths as the collector spells "
+          "them (got %s)" % json.dumps(got))
+    # An emptied map is written as an empty KeyValueList ({} in OTLP/JSON).
+    check(recs[1]["body"] == arr(sv("****"), {"kvlistValue": {}}),
+          "array body: element masked, nested key not allowed removed (got %s)"
+          % json.dumps(recs[1]["body"]))
+
+    # db_sanitizer: accepted when it turns nothing on, refused otherwise.
+    for n, (db, ok) in enumerate(((" {sql: {enabled: false}}", True),
+                                  (" {sql: {enabled: true}}", False))):
+        d = os.path.join(tmp, "db-%d" % n)
+        os.makedirs(d)
+        cfg_path = os.path.join(d, "config.yaml")
+        with open(cfg_path, "w") as f:
+            f.write(config(free_port(), os.path.join(d, "o.json"),
+                           "allow_all_keys: true\ndb_sanitizer:" + db))
+        p = subprocess.run([args.bin, "--config", cfg_path, "--plugin-dir", args.plugin_dir],
+                           capture_output=True, timeout=30) if not ok else None
+        if ok:
+            with Router(args.bin, [args.plugin_dir], open(cfg_path).read()) as r:
+                check(r.stop() == 0, "db_sanitizer disabled: the router starts and stops")
+        else:
+            out = (p.stdout + p.stderr).decode("utf-8", "replace")
+            check(p.returncode != 0 and "db_sanitizer is not supported" in out
+                  and re.search(r"config\.yaml:\d+:\d+", out),
+                  "db_sanitizer enabled: refused at start with file:line (rc %d: %s)"
+                  % (p.returncode, out.strip()[-300:]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--case", action="append", choices=["keys", "hash", "untouched", "config"])
+    ap.add_argument("--case", action="append", choices=["keys", "hash", "untouched", "config",
+                                                     "newkeys"])
     args = ap.parse_args()
     cases = {"keys": case_keys, "hash": case_hash, "untouched": case_untouched,
-             "config": case_config}
+             "config": case_config, "newkeys": case_newkeys}
     with tempfile.TemporaryDirectory(prefix="sy-redaction-") as tmp:
         for name in args.case or list(cases):
             before = len(failures)

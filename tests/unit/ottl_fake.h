@@ -40,6 +40,7 @@ typedef struct fake_item_s {
     char fstr[SYC_OTTL_F_COUNT_][FAKE_STR_CAP];
     fake_map_t maps[FAKE_NMAPS]; /* 0 attributes, 1 resource, 2 scope, 3 body map, 4.. nested */
     fake_slice_t slice;
+    fake_slice_t built;  /* the last list make_list built (Split, list literals) */
     fake_map_t dp_attrs; /* the union of the metric's data point attributes */
     int sets;            /* how many times set() ran */
 } fake_item_t;
@@ -235,6 +236,20 @@ static inline int fake_dp_has_attr(void *item, const char *key, size_t len,
     return 0;
 }
 
+/* Lists of up to 4 values; the values are kept as they are (their strings live
+ * in the program, the item or the scratch for the evaluation). */
+static inline int fake_make_list(void *item, const syc_ottl_value_t *values, size_t n,
+                                 syc_ottl_value_t *out)
+{
+    fake_item_t *it = item;
+    if (n > 4) return SY_ENOMEM;
+    it->built.n = (int)n;
+    for (size_t i = 0; i < n; i++)
+        it->built.v[i] = values[i];
+    *out = (syc_ottl_value_t){.type = SYC_OTTL_SLICE, .u.slice = &it->built};
+    return 0;
+}
+
 static const syc_ottl_accessor_t fake_accessor = {
     .get = fake_get,
     .map_get = fake_map_get,
@@ -245,6 +260,7 @@ static const syc_ottl_accessor_t fake_accessor = {
     .map_delete = fake_map_delete,
     .map_edit = fake_map_edit,
     .datapoint_has_attr = fake_dp_has_attr,
+    .make_list = fake_make_list,
 };
 
 /* A span/log/data point with every field filled in, maps wired to their fields. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,14 +200,120 @@ static void test_yaml_values(void **st)
     assert_int_equal(v.type, SY_VALUE_DOUBLE);
 }
 
+/* Value.AsString() as the collector writes it. */
+static void test_as_string(void **st)
+{
+    (void)st;
+    static const struct {
+        sy_value_t v;
+        const char *want;
+    } cases[] = {
+        {{.type = SY_VALUE_INT, .i = -42}, "-42"},
+        {{.type = SY_VALUE_INT, .i = INT64_MIN}, "-9223372036854775808"},
+        {{.type = SY_VALUE_DOUBLE, .d = 12345.0}, "12345"},
+        {{.type = SY_VALUE_DOUBLE, .d = 1.5}, "1.5"},
+        {{.type = SY_VALUE_DOUBLE, .d = 0.000001}, "0.000001"},
+        {{.type = SY_VALUE_DOUBLE, .d = 1e-7}, "1e-7"},
+        {{.type = SY_VALUE_DOUBLE, .d = 1e21}, "1e+21"},
+        {{.type = SY_VALUE_DOUBLE, .d = -0.1}, "-0.1"},
+        {{.type = SY_VALUE_BOOL, .b = true}, "true"},
+        {{.type = SY_VALUE_BOOL, .b = false}, "false"},
+        {{.type = SY_VALUE_BYTES, .bytes = (const uint8_t *)"12345", .len = 5}, "MTIzNDU="},
+        {{.type = SY_VALUE_BYTES, .bytes = (const uint8_t *)"ab", .len = 2}, "YWI="},
+        {{.type = SY_VALUE_STRING, .str = "s", .len = 1}, "s"},
+        {{.type = SY_VALUE_EMPTY}, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        const char *out;
+        size_t len;
+        assert_true(syc_value_as_string_cap(&cases[i].v) <= sizeof buf);
+        assert_int_equal(syc_value_as_string(&cases[i].v, buf, sizeof buf, &out, &len), 0);
+        if (len != strlen(cases[i].want) || memcmp(out, cases[i].want, len) != 0)
+            fail_msg("case %zu: got %.*s, want %s", i, (int)len, out, cases[i].want);
+    }
+    char buf[64];
+    const char *out;
+    size_t len;
+    sy_value_t nan = {.type = SY_VALUE_DOUBLE, .d = NAN};
+    assert_int_equal(syc_value_as_string(&nan, buf, sizeof buf, &out, &len), 0);
+    assert_memory_equal(out, "NaN", 3);
+    sy_value_t map = {.type = SY_VALUE_MAP};
+    assert_int_equal(syc_value_as_string(&map, buf, sizeof buf, &out, &len), SY_EINVAL);
+    sy_value_t big = {.type = SY_VALUE_INT, .i = INT64_MIN};
+    assert_int_equal(syc_value_as_string(&big, buf, 4, &out, &len), SY_ENOMEM);
+}
+
+/* Containers a plugin encodes become values through value_container (ABI 1.2),
+ * read back with view_value_next; content that does not parse is refused. */
+static void test_value_container(void **st)
+{
+    (void)st;
+    syc_buf_t inner = {0}, outer = {0};
+    sy_value_t s1 = {.type = SY_VALUE_STRING, .str = "x", .len = 1};
+    sy_value_t i7 = {.type = SY_VALUE_INT, .i = 7};
+    assert_int_equal(syc_anyvalue_put_entry(&inner, NULL, &s1, NULL, 0), 0);
+    assert_int_equal(syc_anyvalue_put_entry(&inner, NULL, &i7, NULL, 0), 0);
+    sy_value_t arr = {.type = SY_VALUE_ARRAY};
+    sy_value_t k = {.type = SY_VALUE_STRING, .str = "list", .len = 4};
+    assert_int_equal(syc_anyvalue_put_entry(&outer, &k, &arr, inner.p, inner.len), 0);
+    sy_value_t m;
+    assert_int_equal(api->value_container(SY_VALUE_MAP, (const uint8_t *)outer.p, outer.len, &m),
+                     0);
+    assert_int_equal(m.type, SY_VALUE_MAP);
+    assert_int_equal(m.len, 1);
+    sy_value_iter_t it = {.value = &m};
+    sy_value_t key, val;
+    assert_int_equal(api->view_value_next(&it, &key, &val), 1);
+    assert_int_equal(key.len, 4);
+    assert_memory_equal(key.str, "list", 4);
+    assert_int_equal(val.type, SY_VALUE_ARRAY);
+    assert_int_equal(val.len, 2);
+    sy_value_t list = val, el;
+    sy_value_iter_t it2 = {.value = &list};
+    assert_int_equal(api->view_value_next(&it2, NULL, &el), 1);
+    assert_int_equal(el.type, SY_VALUE_STRING);
+    assert_int_equal(api->view_value_next(&it2, NULL, &el), 1);
+    assert_int_equal(el.i, 7);
+    assert_int_equal(api->view_value_next(&it2, NULL, &el), 0);
+    assert_int_equal(api->view_value_next(&it, &key, &val), 0);
+    /* A truncated entry, and a type that is not a container. */
+    assert_int_equal(
+        api->value_container(SY_VALUE_MAP, (const uint8_t *)outer.p, outer.len - 1, &m), SY_EINVAL);
+    assert_int_equal(api->value_container(SY_VALUE_STRING, (const uint8_t *)"", 0, &m), SY_EINVAL);
+    assert_int_equal(api->value_container(SY_VALUE_ARRAY, NULL, 0, &m), 0);
+    assert_int_equal(m.len, 0);
+    free(inner.p);
+    free(outer.p);
+}
+
+/* cfg_quoted: a quoted scalar is a string, a plain one typed by its look. */
+static void test_cfg_quoted(void **st)
+{
+    (void)st;
+    const char *yaml = "a: \"123\"\nb: 123\nc: '1.5'\nd: !!str true\ne: [x]\n";
+    sy__diag_t d;
+    sy__diag_init(&d);
+    sy_cfg_node_t *root = sy__cfg_parse_string("q.yaml", yaml, strlen(yaml), &d);
+    assert_non_null(root);
+    assert_true(api->cfg_quoted(api->cfg_get(root, "a")));
+    assert_false(api->cfg_quoted(api->cfg_get(root, "b")));
+    assert_true(api->cfg_quoted(api->cfg_get(root, "c")));
+    assert_true(api->cfg_quoted(api->cfg_get(root, "d")));
+    assert_false(api->cfg_quoted(api->cfg_get(root, "e")));
+    assert_false(api->cfg_quoted(NULL));
+    sy__cfg_free(root);
+    sy__diag_free(&d);
+}
+
 int main(void)
 {
     api = sy__host_api();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chain_and_convert),
-        cmocka_unit_test(test_noop_records_nothing),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_yaml_values),
+        cmocka_unit_test(test_chain_and_convert), cmocka_unit_test(test_noop_records_nothing),
+        cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_yaml_values),
+        cmocka_unit_test(test_as_string),         cmocka_unit_test(test_value_container),
+        cmocka_unit_test(test_cfg_quoted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,15 @@ static const valid_t valid[] = {
     {LOG, false, "IsString(body) and Len(body) > 1024"},
     {RES, false, "attributes[\"host.name\"] == \"localhost\""},
     {SCO, false, "name == \"io.opentelemetry.http\" and version != \"\""},
+    /* math, string converters, context-prefixed paths (transform README) */
+    {SPAN, true,
+     "set(span.attributes[\"duration.ms\"], (span.end_time_unix_nano - "
+     "span.start_time_unix_nano) / 1000000)"},
+    {SPAN, true, "set(span.name, ToLowerCase(span.name)) where span.kind == SPAN_KIND_SERVER"},
+    {SPAN, false, "span.attributes[\"retries\"] * 2 > 10"},
+    {SPAN, false, "(span.attributes[\"n\"] + 1) * 2 >= 4 or (name == \"x\")"},
+    {LOG, true, "set(log.attributes[\"x\"], SHA256(Substring(log.body, 0, 4)))"},
+    {DP, false, "datapoint.value_int > 1000 and metric.name == \"queue.size\""},
     /* LANGUAGE.md */
     {SPAN, false, "1 < 2"},
     {SPAN, false, "attributes[\"custom-attr\"] != nil"},
@@ -184,8 +193,16 @@ static const invalid_t invalid[] = {
     {SPAN, false, "attributes[\"x\" == 1", "col 16: expected ']' after key"},
     {SPAN, false, "status. == 1", "col 9: expected a field name after '.'"},
     {SPAN, false, "name == [\"a\"]", "col 9: lists are only supported as function arguments"},
-    {SPAN, false, "name == {}", "col 9: map literals are not supported yet"},
-    {SPAN, false, "kind + 1 == 2", "col 6: math expressions are not supported yet"},
+    {SPAN, false, "name == {}", "col 9: map literals are only supported as set()'s value"},
+    {SPAN, true, "set(attributes[\"m\"], {1: 2})",
+     "col 23: expected a string key in a map literal"},
+    {SPAN, true, "set(attributes[\"m\"], {\"a\" 2})", "col 27: expected ':' after key"},
+    {SPAN, false, "IsMap({\"a\": 1})", "col 7: argument 1 of IsMap cannot be a map literal"},
+    {SPAN, false, "kind + \"a\" == 2", "col 8: math expressions take int and float operands"},
+    {SPAN, false, "kind * IsString(name) == 2", "col 8: IsString does not return a number"},
+    {SPAN, false, "(kind + 1 == 2", "col 15: expected ')' to close '(' at col 1"},
+    {SPAN, true, "set(attributes[\"x\"], [1] + 1)",
+     "col 22: a list or map cannot be used in a math expression"},
     {SPAN, false, "set(name, \"x\")", "col 1: editor 'set' can only start a statement"},
     {SPAN, false, "Len(name)", "col 10: expected a comparison operator"},
     {SPAN, false, "HasAttrKeyOnDatapoint(\"k\")",
@@ -493,6 +510,37 @@ static void test_converters(void **state)
     T("String(0x0a0b) == \"0a0b\" and String(\"s\") == \"s\" and String(nil) == nil");
     assert_int_equal(eval_rc(&it, SPAN, "String(attributes) == nil"), SY_EINVAL);
 
+    /* math: same-type ints or doubles; precedence, grouping, signed literals */
+    T("1 + 2 * 3 == 7 and (1 + 2) * 3 == 9 and 7 / 2 == 3 and 7.0 / 2.0 == 3.5");
+    T("10 - 2 - 3 == 5 and 10 -2 == 8 and 2 * -3 == -6 and -1 - -1 == 0");
+    T("kind + 1 == 3 and kind * 2 > 3 and (kind + 1) * 2 == 6");
+    T("Len(name) - 4 == 10 and attributes[\"ratio\"] * 2.0 == 3.0");
+    T("((1 + 1)) == 2 and not (1 + 1 > 3) and (1 + 1 == 2)");
+    T("-9223372036854775807 - 1 - 1 == 9223372036854775807"); /* wraps as Go */
+    assert_int_equal(eval_rc(&it, SPAN, "1 / 0 == 0"), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "1.0 / 0.0 == 0.0"), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "1 + 1.0 == 2"), SY_EINVAL); /* no mixing */
+    assert_int_equal(eval_rc(&it, SPAN, "attributes[\"missing\"] + 1 == 2"), SY_EINVAL);
+    /* Split, as Go's strings.Split, through the accessor's make_list */
+    T("Len(Split(\"a,b,c\", \",\")) == 3 and Len(Split(\"\", \",\")) == 1");
+    T("Len(Split(\"a,b,\", \",\")) == 3 and Len(Split(\"ab\", \"\")) == 2");
+    T("Len(Split(\"\", \"\")) == 0 and IsList(Split(name, \" \"))");
+    assert_int_equal(eval_rc(&it, SPAN, "Len(Split(kind, \",\")) == 1"), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "Len(Split(\"a,b,c,d,e\", \",\")) == 5"),
+                     SY_ENOMEM); /* the fake's lists hold 4 */
+    /* string converters */
+    T("ToLowerCase(name) == \"get /api/users\" and ToUpperCase(\"aBc\") == \"ABC\"");
+    T("Substring(name, 4, 4) == \"/api\" and Substring(\"abc\", 0, 3) == \"abc\"");
+    assert_int_equal(eval_rc(&it, SPAN, "Substring(name, 10, 10) == \"\""), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "Substring(name, -1, 2) == \"\""), SY_EINVAL);
+    assert_int_equal(eval_rc(&it, SPAN, "Substring(kind, 0, 1) == \"\""), SY_EINVAL);
+    T("SHA256(\"abc\") == "
+      "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
+    T("SHA1(\"abc\") == \"a9993e364706816aba3e25717850c26c9cd0d89d\"");
+    T("MD5(\"abc\") == \"900150983cd24fb0d6963f7d28e17f72\"");
+    T("Concat([ToUpperCase(\"a\"), String(Len(\"xy\") * 2)], \"-\") == \"A-4\"");
+    assert_int_equal(eval_rc(&it, SPAN, "ToLowerCase(kind) == \"\""), SY_EINVAL);
+
     assert_true(eval_in(&it, MET, "HasAttrKeyOnDatapoint(\"http.method\")"));
     assert_false(eval_in(&it, MET, "HasAttrKeyOnDatapoint(\"http.route\")"));
     assert_true(eval_in(&it, MET, "HasAttrOnDatapoint(\"http.method\", \"GET\")"));
@@ -653,6 +701,67 @@ static void test_editors(void **state)
 }
 
 /* One program, many items, one scratch: nothing leaks into the next evaluation. */
+/* Context inference from path prefixes (transform's flat statements, filter's
+ * *_conditions), and the context-prefixed spellings it compiles with. */
+static void test_inference(void **state)
+{
+    (void)state;
+    const unsigned traces = 1u << RES | 1u << SCO | 1u << SPAN | 1u << EVT;
+    const unsigned metrics = 1u << RES | 1u << SCO | 1u << MET | 1u << DP;
+    const unsigned all = traces | metrics | 1u << LOG;
+    static const struct {
+        const char *src;
+        unsigned allowed;
+        int rc;
+        syc_ottl_context_t ctx;
+    } cases[] = {
+        {"set(span.attributes[\"a\"], resource.attributes[\"b\"])", traces, 0, SPAN},
+        {"set(resource.attributes[\"env\"], \"prod\")", traces, 0, RES},
+        {"set(scope.name, \"x\") where resource.attributes[\"a\"] == nil", traces, 0, SCO},
+        {"instrumentation_scope.name == \"x\"", traces, 0, SCO},
+        {"spanevent.name == \"e\" and span.name == \"s\"", traces, 0, EVT},
+        {"set(metric.name, \"m\") where datapoint.attributes[\"a\"] == 1", metrics, 0, DP},
+        {"metric.name == \"m\"", metrics, 0, MET},
+        {"IsMatch(log.body, \"x\") and resource.attributes[\"a\"] == \"span.x\"", all, 0, LOG},
+        {"attributes[\"x\"] == 1", all, SY_EAGAIN, SPAN},
+        {"set(attributes[\"a.b\"], name)", all, SY_EAGAIN, SPAN},
+        {"log.body == \"x\"", traces, SY_EINVAL, SPAN},
+        {"set(attributes[\"x\"], resource.attributes[\"y\"])", traces, SY_EINVAL, SPAN},
+        {"span.name == \"a\" and kind == SPAN_KIND_SERVER", traces, SY_EINVAL, SPAN},
+        {"IsMatch(span.name, \"x\") and span.kind == SPAN_KIND_SERVER", traces, 0, SPAN},
+        {"span.name == \"unterminated", traces, SY_EINVAL, SPAN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        syc_ottl_error_t err;
+        syc_ottl_context_t ctx = SPAN;
+        int rc = syc_ottl_infer_context(cases[i].src, strlen(cases[i].src), cases[i].allowed, &ctx,
+                                        &err);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu \"%s\": rc %d (%s)", i, cases[i].src, rc, err.msg);
+        if (rc == 0 && ctx != cases[i].ctx) fail_msg("case %zu: context %d", i, (int)ctx);
+        if (rc != 0) assert_true(err.msg[0] != '\0');
+    }
+    syc_ottl_error_t err;
+    syc_ottl_context_t ctx;
+    assert_int_equal(syc_ottl_infer_context("log.body == 1", 13, traces, &ctx, &err), SY_EINVAL);
+    assert_string_equal(err.msg,
+                        "col 1: the log context (inferred from the 'log.' paths) is not available "
+                        "here");
+    const char *mixed = "set(attributes[\"x\"], resource.attributes[\"y\"])";
+    assert_int_equal(syc_ottl_infer_context(mixed, strlen(mixed), traces, &ctx, &err), SY_EINVAL);
+    assert_string_equal(err.msg, "col 5: a path without a context name ('attributes') next to "
+                                 "paths with one: write every path with its context (span., "
+                                 "resource., log., ...)");
+    /* The prefixed paths compile in the inferred context and read the same fields. */
+    fake_item_t it;
+    fake_item_init(&it);
+    assert_true(eval_in(&it, SPAN, "span.name == name and span.kind == kind"));
+    assert_true(eval_in(&it, SPAN, "scope.name == instrumentation_scope.name"));
+    assert_true(eval_in(&it, SCO, "scope.name == name"));
+    assert_true(
+        eval_in(&it, RES, "resource.attributes[\"host.name\"] == attributes[\"host.name\"]"));
+}
+
 static void test_reuse(void **state)
 {
     (void)state;
@@ -724,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_enums),     cmocka_unit_test(test_converters),
         cmocka_unit_test(test_contexts),  cmocka_unit_test(test_editors),
         cmocka_unit_test(test_reuse),     cmocka_unit_test(test_long_chain),
+        cmocka_unit_test(test_inference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

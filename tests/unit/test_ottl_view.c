@@ -160,7 +160,7 @@ static bool cond(sy_view_node_t *node, syc_ottl_context_t ctx, const char *src)
     syc_ottl_prog_t *p = syc_ottl_compile_condition(src, strlen(src), ctx, &err);
     if (!p) fail_msg("%s: %s", src, err.msg);
     syc_ottl_scratch_t *s = syc_ottl_scratch_new(0);
-    syc_ottl_view_item_t it;
+    syc_ottl_view_item_t it = {0};
     syc_ottl_view_bind(&it, api, node);
     bool out = false;
     int rc = syc_ottl_eval_condition(p, &syc_ottl_view_accessor, &it, s, &out);
@@ -177,7 +177,7 @@ static int stmt(sy_view_node_t *node, syc_ottl_context_t ctx, const char *src)
     syc_ottl_prog_t *p = syc_ottl_compile_statement(src, strlen(src), ctx, &err);
     if (!p) fail_msg("%s: %s", src, err.msg);
     syc_ottl_scratch_t *s = syc_ottl_scratch_new(0);
-    syc_ottl_view_item_t it;
+    syc_ottl_view_item_t it = {0};
     syc_ottl_view_bind(&it, api, node);
     int rc = syc_ottl_exec_statement(p, &syc_ottl_view_accessor, &it, s, NULL);
     syc_ottl_scratch_free(s);

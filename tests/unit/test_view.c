@@ -1497,8 +1497,9 @@ static void test_api_table(void **state)
 {
     (void)state;
     const sy_host_api_t *api = sy__host_api();
-    assert_int_equal(api->abi_minor, 1);
+    assert_int_equal(api->abi_minor, 2); /* 1.2: cfg_quoted, value_container */
     assert_true(SY_API_HAS(api, view_open));
+    assert_true(SY_API_HAS(api, value_container));
     assert_true(SY_API_HAS(api, view_build_abort));
     assert_ptr_equal(api->view_commit, sy__view_commit);
     /* A 1.0 host's table ends at exporter_outcome. */

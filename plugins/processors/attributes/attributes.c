@@ -200,7 +200,7 @@ static int parse_kvlist(const sy_host_api_t *api, const sy_cfg_node_t *n, bool r
         }
         kv->has_value = true;
         if (!(kv->value_text = strdup(api->cfg_scalar(v)))) return SY_ENOMEM;
-        syc_attr_value_from_yaml(kv->value_text, &kv->value);
+        syc_attr_value_from_cfg(api, v, kv->value_text, &kv->value);
         if (regexp) {
             if (kv->value.type != SY_VALUE_STRING) {
                 snprintf(err, err_len,

@@ -29,7 +29,28 @@ typedef struct filter_config_s {
     int error_mode;
     const sy_cfg_node_t *lists[L_COUNT];
     const sy_cfg_node_t *legacy[3][2]; /* spans, logs, metrics x include, exclude */
+    const sy_cfg_node_t *inferred[3];  /* trace_, metric_, log_conditions */
 } filter_config_t;
+
+/* The *_conditions keys (context inferred from the paths): which contexts the
+ * signal has, and the list a resource or scope condition joins (dropping every
+ * item of a resource drops the resource). */
+static const struct {
+    const char *key;
+    unsigned contexts;
+    int item_list;
+} inferred_info[3] = {
+    {"trace_conditions",
+     1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_SPAN |
+         1u << SYC_OTTL_CTX_SPANEVENT,
+     L_SPAN},
+    {"metric_conditions",
+     1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_METRIC |
+         1u << SYC_OTTL_CTX_DATAPOINT,
+     L_METRIC},
+    {"log_conditions",
+     1u << SYC_OTTL_CTX_RESOURCE | 1u << SYC_OTTL_CTX_SCOPE | 1u << SYC_OTTL_CTX_LOG, L_LOG},
+};
 
 /* The legacy blocks: which kind, which key, and the list their condition joins. */
 static const struct {
@@ -94,6 +115,19 @@ static const sy_config_field_t filter_fields[] = {
     LEGACY("metrics.include", 2, 0, "include"),
     LEGACY("metrics.exclude", 2, 1, "exclude"),
 #undef LEGACY
+    {.name = "trace_conditions",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(filter_config_t, inferred[0]),
+     .description = "OTTL conditions on traces, each in the context its paths name "
+                    "(resource., scope., span., spanevent.), or {context, conditions} groups."},
+    {.name = "metric_conditions",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(filter_config_t, inferred[1]),
+     .description = "OTTL conditions on metrics (resource., scope., metric., datapoint.)."},
+    {.name = "log_conditions",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(filter_config_t, inferred[2]),
+     .description = "OTTL conditions on logs (resource., scope., log.)."},
 };
 
 typedef struct filter_state_s {
@@ -261,6 +295,7 @@ static void filter_destroy(void *state)
     for (int l = 0; l < L_COUNT; l++)
         syc_ottl_list_free(&s->lists[l]);
     syc_ottl_scratch_free(s->scratch);
+    syc_ottl_view_item_free(&s->item);
     free(s);
 }
 
@@ -285,14 +320,113 @@ static int add_legacy(filter_state_t *s, int k, const char *cond, char *err, siz
                  legacy_info[k].what, e.msg, cond);
         return SY_EINVAL;
     }
-    syc_ottl_prog_t **progs = realloc(list->progs, (list->count + 1) * sizeof *progs);
-    if (!progs) {
-        syc_ottl_free(p);
-        return SY_ENOMEM;
-    }
-    list->progs = progs;
-    progs[list->count++] = p;
+    if (syc_ottl_list_push(list, p) < 0) return SY_ENOMEM;
     SY_LOG(api, s->inst, SY_LOG_DEBUG, "%s include/exclude as OTTL: %s", legacy_info[k].what, cond);
+    return 0;
+}
+
+/* The list a condition of context ctx joins, for the signal of *_conditions k. */
+static int list_of(int k, syc_ottl_context_t ctx)
+{
+    for (int l = 0; l < L_COUNT; l++)
+        if (list_info[l].ctx == ctx) return l;
+    return inferred_info[k].item_list; /* resource, scope */
+}
+
+/* Compiles src for the list of context ctx and appends it. */
+static int add_condition(filter_state_t *s, int k, syc_ottl_context_t ctx, const char *src,
+                         const sy_cfg_node_t *at, const char *what, char *err, size_t err_len)
+{
+    syc_ottl_list_t *list = &s->lists[list_of(k, ctx)];
+    syc_ottl_error_t e = {0};
+    syc_ottl_prog_t *p = syc_ottl_compile_condition(src, strlen(src), list->ctx, &e);
+    if (!p) {
+        snprintf(err, err_len, "%s: %s: %s", s->api->cfg_where(at), what, e.msg);
+        return SY_EINVAL;
+    }
+    if (syc_ottl_list_push(list, p) < 0) return SY_ENOMEM;
+    return 0;
+}
+
+/* One trace_/metric_/log_conditions list: strings, each in the context its
+ * paths name, and {context, conditions} groups (context inferred from all of
+ * the group's conditions when absent). */
+static int compile_inferred(filter_state_t *s, int k, char *err, size_t err_len)
+{
+    const sy_host_api_t *api = s->api;
+    const sy_cfg_node_t *node = s->cfg->inferred[k];
+    const char *key = inferred_info[k].key;
+    if (!node || api->cfg_kind(node) == 'n') return 0;
+    if (api->cfg_kind(node) != 'l') {
+        snprintf(err, err_len, "%s: %s: must be a list", api->cfg_where(node), key);
+        return SY_EINVAL;
+    }
+    for (size_t i = 0, n = api->cfg_len(node); i < n; i++) {
+        const sy_cfg_node_t *el = api->cfg_at(node, i, NULL);
+        char what[96];
+        snprintf(what, sizeof what, "%s[%zu]", key, i);
+        syc_ottl_error_t e = {0};
+        syc_ottl_context_t ctx;
+        int rc;
+        if (api->cfg_kind(el) == 's') {
+            const char *src = api->cfg_scalar(el);
+            if (syc_ottl_infer_context(src, strlen(src), inferred_info[k].contexts, &ctx, &e) < 0) {
+                snprintf(err, err_len, "%s: %s: %s", api->cfg_where(el), what, e.msg);
+                return SY_EINVAL;
+            }
+            if ((rc = add_condition(s, k, ctx, src, el, what, err, err_len)) < 0) return rc;
+            continue;
+        }
+        if (api->cfg_kind(el) != 'm') {
+            snprintf(err, err_len, "%s: %s: must be a condition or a {context, conditions} map",
+                     api->cfg_where(el), what);
+            return SY_EINVAL;
+        }
+        const sy_cfg_node_t *ctxn = NULL, *conds = NULL;
+        for (size_t j = 0; j < api->cfg_len(el); j++) {
+            const char *name = NULL;
+            const sy_cfg_node_t *v = api->cfg_at(el, j, &name);
+            if (strcmp(name, "context") == 0) {
+                ctxn = v;
+            } else if (strcmp(name, "conditions") == 0) {
+                conds = v;
+            } else {
+                snprintf(err, err_len, "%s: %s: unknown key '%s' (supported: context, conditions)",
+                         api->cfg_where(v), what, name);
+                return SY_EINVAL;
+            }
+        }
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s.conditions", what);
+        if (ctxn) {
+            rc = syc_ottl_context_from_cfg(api, ctxn, inferred_info[k].contexts, what, key, &ctx,
+                                           err, err_len);
+            if (rc < 0) return rc;
+        } else {
+            unsigned named = 0;
+            if ((rc = syc_ottl_list_names(api, conds, sub, &named, err, err_len)) < 0) return rc;
+            if (syc_ottl_context_pick(named, inferred_info[k].contexts, &ctx, &e) < 0) {
+                snprintf(err, err_len, "%s: %s: %s", api->cfg_where(el), what, e.msg + 7);
+                return SY_EINVAL;
+            }
+        }
+        if (!conds || api->cfg_kind(conds) != 'l') {
+            snprintf(err, err_len, "%s: %s: must be a list of conditions",
+                     api->cfg_where(conds ? conds : el), sub);
+            return SY_EINVAL;
+        }
+        for (size_t j = 0; j < api->cfg_len(conds); j++) {
+            const sy_cfg_node_t *c = api->cfg_at(conds, j, NULL);
+            char cw[160];
+            snprintf(cw, sizeof cw, "%s[%zu]", sub, j);
+            if (api->cfg_kind(c) != 's') {
+                snprintf(err, err_len, "%s: %s: must be a string", api->cfg_where(c), cw);
+                return SY_EINVAL;
+            }
+            if ((rc = add_condition(s, k, ctx, api->cfg_scalar(c), c, cw, err, err_len)) < 0)
+                return rc;
+        }
+    }
     return 0;
 }
 
@@ -314,6 +448,15 @@ static int filter_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
         char err[512] = "";
         int rc = syc_ottl_list_compile(api, s->cfg->lists[l], list_info[l].key, list_info[l].ctx,
                                        false, &s->lists[l], err, sizeof err);
+        if (rc < 0) {
+            if (err[0]) api->log(inst, SY_LOG_ERROR, "%s", err);
+            filter_destroy(s);
+            return rc;
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        char err[512] = "";
+        int rc = compile_inferred(s, k, err, sizeof err);
         if (rc < 0) {
             if (err[0]) api->log(inst, SY_LOG_ERROR, "%s", err);
             filter_destroy(s);

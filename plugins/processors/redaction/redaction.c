@@ -23,29 +23,21 @@
 
 #include <switchyard/plugin.h>
 
+#include "attr_actions.h"
 #include "redaction_rules.h"
-
-/* A key seen in one attribute list: points into the batch. */
-typedef struct rd_key_s {
-    const char *p;
-    size_t len;
-} rd_key_t;
-
-typedef struct rd_keylist_s {
-    rd_key_t *k;
-    size_t n, cap;
-} rd_keylist_t;
+#include "redaction_walk.h"
 
 typedef struct rd_state_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
     const rd_config_t *cfg;
     rd_rules_t rules;
-    rd_keylist_t redacted, masked, allowed, merge;
-    rd_buf_t join;
+    rd_keylist_t redacted, masked, allowed, ignored, merge;
+    rd_walk_t walk; /* inside maps and arrays */
+    syc_buf_t join, url;
     size_t edits; /* edits recorded on the current view */
     bool oom;
-    sy_metric_t *m_redacted, *m_masked, *m_allowed, *m_ignored, *m_detected;
+    sy_metric_t *m_redacted, *m_masked, *m_allowed, *m_ignored, *m_detected, *m_url;
 } rd_state_t;
 
 static const char *const rd_hash_names[] = {"none",        "md5",         "sha1", "sha3",
@@ -101,6 +93,39 @@ static const sy_config_field_t rd_fields[] = {
      .description = "The redaction.* attributes written: debug (keys and counts), info (counts), "
                     "silent (none).",
      .enum_values = rd_summary_names},
+    {.name = "redact_all_types",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(rd_config_t, redact_all_types),
+     .default_value = "false",
+     .description = "Check int, double, bool and bytes values too, as their string form "
+                    "(a masked one becomes a string)."},
+    {.name = "ignored_key_patterns",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, ignored_key_patterns),
+     .description = "Regexes; a key matching one is treated as an ignored key."},
+    {.name = "url_sanitizer.enabled",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(rd_config_t, url_enabled),
+     .default_value = "false",
+     .description = "Replace the identifiers in URL paths by * and drop query strings."},
+    {.name = "url_sanitizer.attributes",
+     .type = SY_CFG_STRLIST,
+     .offset = offsetof(rd_config_t, url_attributes),
+     .description = "Attribute keys whose values are sanitized as URLs."},
+    {.name = "url_sanitizer.sanitize_span_name",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(rd_config_t, url_span_name),
+     .default_value = "true",
+     .description = "Sanitize the names of client and server spans that look like HTTP."},
+    {.name = "url_sanitizer.sanitize_log_body",
+     .type = SY_CFG_BOOL,
+     .offset = offsetof(rd_config_t, url_log_body),
+     .default_value = "true",
+     .description = "Sanitize string log bodies as URLs."},
+    {.name = "db_sanitizer",
+     .type = SY_CFG_RAW,
+     .offset = offsetof(rd_config_t, db_sanitizer),
+     .description = "Not supported: refused when it enables anything."},
 };
 
 static int rd_validate(const void *config, char *err, size_t err_len)
@@ -132,17 +157,7 @@ static bool is_summary_key(const char *k, size_t len)
 
 static void keylist_push(rd_state_t *s, rd_keylist_t *l, const char *p, size_t len)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        rd_key_t *k = realloc(l->k, cap * sizeof(*k));
-        if (!k) {
-            s->oom = true;
-            return;
-        }
-        l->k = k;
-        l->cap = cap;
-    }
-    l->k[l->n++] = (rd_key_t){p, len};
+    rd_keylist_push(l, p, len, &s->oom);
 }
 
 /* Go's sort.Strings order: bytewise, a prefix first. */
@@ -191,8 +206,8 @@ static void add_meta(rd_state_t *s, sy_view_node_t *node, const rd_keylist_t *ke
         qsort(m->k, m->n, sizeof(*m->k), key_cmp);
         s->join.len = 0;
         for (size_t i = 0; i < m->n; i++)
-            if ((i > 0 && rd_buf_put(&s->join, ",", 1) < 0) ||
-                rd_buf_put(&s->join, m->k[i].p, m->k[i].len) < 0)
+            if ((i > 0 && syc_buf_put(&s->join, ",", 1) < 0) ||
+                syc_buf_put(&s->join, m->k[i].p, m->k[i].len) < 0)
                 s->oom = true;
         v = (sy_value_t){
             .type = SY_VALUE_STRING, .str = s->join.p ? s->join.p : "", .len = s->join.len};
@@ -213,21 +228,162 @@ static void set_string_attr(rd_state_t *s, sy_view_node_t *node, const sy_value_
     record(s, s->api->view_attr_set(node, key->str, key->len, &v, SY_ATTR_UPSERT));
 }
 
-/* The collector's processAttrs, on the attributes of one node. */
+/* The lists a walk inside a map or array adds to: the node's own. */
+static rd_lists_t node_lists(rd_state_t *s)
+{
+    return (rd_lists_t){&s->redacted, &s->masked, &s->allowed, &s->ignored};
+}
+
+static void clear_lists(rd_state_t *s)
+{
+    s->redacted.n = s->masked.n = s->allowed.n = s->ignored.n = 0;
+    rd_walk_reset(&s->walk);
+}
+
+/* v as the collector's Value.AsString(), in num (cap bytes) or, for long bytes
+ * values, in s->join. Maps and arrays read as "". Returns 0 or SY_ENOMEM (s->oom
+ * set). */
+static int as_string(rd_state_t *s, const sy_value_t *v, char *num, size_t cap, const char **str,
+                     size_t *len)
+{
+    size_t need = syc_value_as_string_cap(v);
+    char *buf = num;
+    if (need > cap) {
+        if (s->join.cap < need) {
+            char *p = realloc(s->join.p, need);
+            if (!p) {
+                s->oom = true;
+                return SY_ENOMEM;
+            }
+            s->join.p = p;
+            s->join.cap = need;
+        }
+        buf = s->join.p;
+        cap = s->join.cap;
+    }
+    if (syc_value_as_string(v, buf, cap, str, len) < 0) {
+        *str = "";
+        *len = 0;
+    }
+    return SY_OK;
+}
+
+/* The url_sanitizer on str, when on and asked for (key listed, or a body).
+ * Returns 1 with the new string in s->url when it changed, 0, or SY_ENOMEM. */
+static int sanitize_url(rd_state_t *s, const char *str, size_t len)
+{
+    if (len == 0) return 0;
+    if (rd_url_sanitize(str, len, &s->url) < 0) return SY_ENOMEM;
+    return s->url.len != len || memcmp(s->url.p, str, len) != 0;
+}
+
+/*
+ * blocked_values and the detectors on str, then (when url is true) the URL
+ * sanitizer: the collector's processStringValueFor{Attribute,LogBody}. Returns
+ * 1 with the new string in *out (scratch, valid until the next value), 0 when
+ * nothing changed, or SY_ENOMEM (s->oom set).
+ */
+static int mask_string(rd_state_t *s, const char *str, size_t len, bool url, const char **out,
+                       size_t *out_len, uint64_t *detected)
+{
+    int rc = rd_mask_value(&s->rules, str, len, out, out_len, detected);
+    if (rc == 0) *out = str, *out_len = len;
+    if (rc >= 0 && url) {
+        int u = sanitize_url(s, *out, *out_len);
+        if (u > 0) {
+            s->api->metric_add(s->m_url, 1);
+            *out = s->url.p, *out_len = s->url.len, rc = 1;
+        }
+        if (u < 0) rc = u;
+    }
+    if (rc < 0) s->oom = true;
+    return rc;
+}
+
+/*
+ * One attribute value, as the collector's processAttrs after the key checks:
+ * allowed_values, blocked_key_patterns, blocked_values (then our detectors),
+ * then the url_sanitizer for the keys it lists.
+ */
+static void process_value(rd_state_t *s, sy_view_node_t *node, const sy_value_t *k,
+                          const sy_value_t *v, uint64_t *detected)
+{
+    rd_rules_t *r = &s->rules;
+    const rd_config_t *cfg = s->cfg;
+    /* Value.Str(): a value of another type reads as ""; with redact_all_types,
+     * Value.AsString(). */
+    const char *str = "";
+    size_t len = 0;
+    char num[64];
+    if (v->type == SY_VALUE_STRING || cfg->redact_all_types) {
+        int rc = as_string(s, v, num, sizeof(num), &str, &len);
+        if (rc == SY_ENOMEM) return;
+    }
+    if (rd_regex_any(r, &r->allowed_values, str, len)) {
+        keylist_push(s, &s->allowed, k->str, k->len);
+        return;
+    }
+    const char *out;
+    size_t out_len;
+    if (rd_regex_any(r, &r->blocked_keys, k->str, k->len)) {
+        keylist_push(s, &s->masked, k->str, k->len);
+        if (rd_mask_whole(r, str, len, &out, &out_len) < 0)
+            s->oom = true;
+        else
+            set_string_attr(s, node, k, out, out_len);
+        return;
+    }
+    bool url = cfg->url_enabled && rd_key_in(&r->url_attributes, k->str, k->len);
+    int rc = mask_string(s, str, len, url, &out, &out_len, detected);
+    if (rc > 0) {
+        keylist_push(s, &s->masked, k->str, k->len);
+        set_string_attr(s, node, k, out, out_len);
+    }
+}
+
+/* Writes the summary of one node's lists, under the attribute names of `what`
+ * ("" for attributes, "body." for a log body). */
+static void add_summaries(rd_state_t *s, sy_view_node_t *node, bool body)
+{
+    rd_walk_fix(&s->walk, &s->redacted);
+    rd_walk_fix(&s->walk, &s->masked);
+    rd_walk_fix(&s->walk, &s->allowed);
+    if (body) {
+        add_meta(s, node, &s->redacted, "redaction.body.redacted.keys",
+                 "redaction.body.redacted.count");
+        add_meta(s, node, &s->masked, "redaction.body.masked.keys", "redaction.body.masked.count");
+        add_meta(s, node, &s->allowed, "redaction.body.allowed.keys",
+                 "redaction.body.allowed.count");
+        add_meta(s, node, &s->ignored, NULL, "redaction.body.ignored.count");
+    } else {
+        add_meta(s, node, &s->redacted, "redaction.redacted.keys", "redaction.redacted.count");
+        add_meta(s, node, &s->masked, "redaction.masked.keys", "redaction.masked.count");
+        add_meta(s, node, &s->allowed, "redaction.allowed.keys", "redaction.allowed.count");
+        add_meta(s, node, &s->ignored, NULL, "redaction.ignored.count");
+    }
+    const sy_host_api_t *api = s->api;
+    api->metric_add(s->m_redacted, (int64_t)s->redacted.n);
+    api->metric_add(s->m_masked, (int64_t)s->masked.n);
+    api->metric_add(s->m_allowed, (int64_t)s->allowed.n);
+    api->metric_add(s->m_ignored, (int64_t)s->ignored.n);
+}
+
+/* The collector's processAttrs, on the attributes of one node. Beyond the
+ * collector, a map or array value is looked inside, as a log body is. */
 static void process_attrs(rd_state_t *s, sy_view_node_t *node)
 {
     const sy_host_api_t *api = s->api;
     rd_rules_t *r = &s->rules;
     size_t n = api->view_attr_count(node);
     if (n == 0) return;
-    s->redacted.n = s->masked.n = s->allowed.n = 0;
-    size_t ignored = 0;
+    clear_lists(s);
     uint64_t detected = 0;
-    for (size_t i = 0; i < n; i++) {
+    rd_lists_t lists = node_lists(s);
+    for (size_t i = 0; i < n && !s->oom; i++) {
         sy_value_t k, v;
         if (api->view_attr_at(node, i, &k, &v) != SY_OK) continue;
-        if (rd_key_in(&r->ignored, k.str, k.len)) {
-            ignored++;
+        if (rd_key_ignored(r, k.str, k.len)) {
+            keylist_push(s, &s->ignored, k.str, k.len);
             continue;
         }
         if (!s->cfg->allow_all_keys && !rd_key_in(&r->allowed, k.str, k.len) &&
@@ -235,65 +391,107 @@ static void process_attrs(rd_state_t *s, sy_view_node_t *node)
             keylist_push(s, &s->redacted, k.str, k.len);
             continue;
         }
-        /* As the collector's Value.Str(): a value of another type reads as "". */
-        const char *str = v.type == SY_VALUE_STRING ? v.str : "";
-        size_t len = v.type == SY_VALUE_STRING ? v.len : 0;
-        if (rd_regex_any(r, &r->allowed_values, str, len)) {
-            keylist_push(s, &s->allowed, k.str, k.len);
-            continue;
-        }
-        const char *out;
-        size_t out_len;
-        if (rd_regex_any(r, &r->blocked_keys, k.str, k.len)) {
-            keylist_push(s, &s->masked, k.str, k.len);
-            if (rd_mask_whole(r, str, len, &out, &out_len) < 0)
+        if ((v.type == SY_VALUE_MAP || v.type == SY_VALUE_ARRAY) &&
+            !rd_regex_any(r, &r->blocked_keys, k.str, k.len)) {
+            sy_value_t nv;
+            s->walk.detected = 0;
+            int rc = rd_walk(&s->walk, &v, k.str, k.len, &lists, &nv);
+            detected += s->walk.detected;
+            if (rc < 0)
                 s->oom = true;
-            else
-                set_string_attr(s, node, &k, out, out_len);
+            else if (rc > 0)
+                record(s, api->view_attr_set(node, k.str, k.len, &nv, SY_ATTR_UPSERT));
             continue;
         }
-        int rc = rd_mask_value(r, str, len, &out, &out_len, &detected);
-        if (rc < 0) {
-            s->oom = true;
-        } else if (rc > 0) {
-            keylist_push(s, &s->masked, k.str, k.len);
-            set_string_attr(s, node, &k, out, out_len);
-        }
+        process_value(s, node, &k, &v, &detected);
     }
     for (size_t i = 0; i < s->redacted.n; i++)
-        record(s, api->view_attr_delete(node, s->redacted.k[i].p, s->redacted.k[i].len));
-    add_meta(s, node, &s->redacted, "redaction.redacted.keys", "redaction.redacted.count");
-    add_meta(s, node, &s->masked, "redaction.masked.keys", "redaction.masked.count");
-    add_meta(s, node, &s->allowed, "redaction.allowed.keys", "redaction.allowed.count");
-    rd_keylist_t ign = {.n = ignored};
-    add_meta(s, node, &ign, NULL, "redaction.ignored.count");
-    api->metric_add(s->m_redacted, (int64_t)s->redacted.n);
-    api->metric_add(s->m_masked, (int64_t)s->masked.n);
-    api->metric_add(s->m_allowed, (int64_t)s->allowed.n);
-    api->metric_add(s->m_ignored, (int64_t)ignored);
+        if (s->redacted.k[i].p) /* a top-level key (paths inside values have p NULL) */
+            record(s, api->view_attr_delete(node, s->redacted.k[i].p, s->redacted.k[i].len));
+    add_summaries(s, node, false);
     api->metric_add(s->m_detected, (int64_t)detected);
 }
 
-/* The collector's processLogBody for a string body; other bodies stay as they are. */
+/* The collector's processLogBody: a map or array body is walked entry by entry
+ * (redactLogBodyRecursive); any other body is read with AsString(), allowed,
+ * masked (and, with url_sanitizer.sanitize_log_body, sanitized as a URL when it
+ * is a string). */
 static void process_body(rd_state_t *s, sy_view_node_t *log)
 {
     const sy_host_api_t *api = s->api;
+    rd_rules_t *r = &s->rules;
     sy_value_t b;
-    if (api->view_get(log, SY_FIELD_BODY, &b) != SY_OK || b.type != SY_VALUE_STRING) return;
-    if (rd_regex_any(&s->rules, &s->rules.allowed_values, b.str, b.len)) return;
-    const char *out;
-    size_t out_len;
+    if (api->view_get(log, SY_FIELD_BODY, &b) != SY_OK || b.type == SY_VALUE_EMPTY) return;
+    clear_lists(s);
     uint64_t detected = 0;
-    int rc = rd_mask_value(&s->rules, b.str, b.len, &out, &out_len, &detected);
+    if (b.type == SY_VALUE_MAP || b.type == SY_VALUE_ARRAY) {
+        rd_lists_t lists = node_lists(s);
+        sy_value_t nv;
+        s->walk.detected = 0;
+        int rc = rd_walk(&s->walk, &b, "", 0, &lists, &nv);
+        detected = s->walk.detected;
+        if (rc < 0)
+            s->oom = true;
+        else if (rc > 0)
+            record(s, api->view_set(log, SY_FIELD_BODY, &nv));
+    } else {
+        char num[64];
+        const char *str;
+        size_t len;
+        if (as_string(s, &b, num, sizeof(num), &str, &len) < 0) return;
+        rd_key_t body = {"body", 4, 0};
+        if (rd_regex_any(r, &r->allowed_values, str, len)) {
+            keylist_push(s, &s->allowed, body.p, body.len);
+        } else {
+            const char *out;
+            size_t out_len;
+            bool url = b.type == SY_VALUE_STRING && s->cfg->url_enabled && s->cfg->url_log_body;
+            int rc = mask_string(s, str, len, url, &out, &out_len, &detected);
+            if (rc > 0) {
+                sy_value_t v = {.type = SY_VALUE_STRING, .str = out, .len = out_len};
+                record(s, api->view_set(log, SY_FIELD_BODY, &v));
+                keylist_push(s, &s->masked, body.p, body.len);
+            }
+        }
+    }
     api->metric_add(s->m_detected, (int64_t)detected);
-    if (rc < 0) s->oom = true;
-    if (rc <= 0) return;
-    sy_value_t v = {.type = SY_VALUE_STRING, .str = out, .len = out_len};
-    record(s, api->view_set(log, SY_FIELD_BODY, &v));
-    api->metric_add(s->m_masked, 1);
-    rd_key_t body = {"body", 4};
-    rd_keylist_t masked = {.k = &body, .n = 1};
-    add_meta(s, log, &masked, "redaction.body.masked.keys", "redaction.body.masked.count");
+    add_summaries(s, log, true);
+}
+
+/* The URL sanitizer on the name of a client or server span that looks like
+ * HTTP (an http.* or url.full attribute, or a '/' in the name), as the
+ * collector; a name that would become nothing but stars is kept. */
+static const char *const rd_http_keys[] = {
+    "http.route",
+    "http.request.method",
+    "http.request.method_original",
+    "http.response.status_code",
+    "url.full",
+    "http.scheme",
+    "http.target",
+    "http.method",
+    "http.url",
+};
+
+static void sanitize_span_name(rd_state_t *s, sy_view_node_t *span)
+{
+    const sy_host_api_t *api = s->api;
+    sy_value_t kind, name, v;
+    if (api->view_get(span, SY_FIELD_KIND, &kind) != SY_OK || (kind.i != 2 && kind.i != 3))
+        return; /* SPAN_KIND_SERVER, SPAN_KIND_CLIENT */
+    if (api->view_get(span, SY_FIELD_NAME, &name) != SY_OK || name.type != SY_VALUE_STRING ||
+        name.len == 0)
+        return;
+    bool http = memchr(name.str, '/', name.len) != NULL;
+    for (size_t i = 0; !http && i < sizeof(rd_http_keys) / sizeof(rd_http_keys[0]); i++)
+        http = api->view_attr_get(span, rd_http_keys[i], strlen(rd_http_keys[i]), &v) == SY_OK;
+    if (!http) return;
+    int u = sanitize_url(s, name.str, name.len);
+    if (u < 0) s->oom = true;
+    if (u <= 0 || rd_url_fully_redacted(s->url.p, s->url.len)) return;
+    sy_value_t nv = {.type = SY_VALUE_STRING, .str = s->url.p, .len = s->url.len};
+    record(s, api->view_set(span, SY_FIELD_NAME, &nv));
+    api->metric_add(s->m_url, 1);
 }
 
 static void process_item(rd_state_t *s, sy_view_node_t *item)
@@ -304,6 +502,7 @@ static void process_item(rd_state_t *s, sy_view_node_t *item)
     case SY_NODE_SPAN:
         for (size_t e = 0, ne = api->view_count(item, SY_VIEW_EVENTS); e < ne; e++)
             process_attrs(s, api->view_at(item, SY_VIEW_EVENTS, e));
+        if (s->cfg->url_enabled && s->cfg->url_span_name) sanitize_span_name(s, item);
         break;
     case SY_NODE_LOG:
         process_body(s, item);
@@ -347,11 +546,32 @@ static int rd_consume(void *state, sy_batch_t *batch)
     return api->emit(s->inst, batch);
 }
 
+/* Whether a db_sanitizer node turns anything on: an `enabled` key that is not
+ * false anywhere inside it. */
+static bool db_sanitizer_enabled(const sy_host_api_t *api, const sy_cfg_node_t *node)
+{
+    if (!node) return false;
+    int kind = api->cfg_kind(node);
+    if (kind == 's') return false;
+    if (kind != 'm' && kind != 'l') return false;
+    for (size_t i = 0, n = api->cfg_len(node); i < n; i++) {
+        const char *key = NULL;
+        const sy_cfg_node_t *c = api->cfg_at(node, i, &key);
+        if (key && strcmp(key, "enabled") == 0 && api->cfg_kind(c) == 's') {
+            const char *v = api->cfg_scalar(c);
+            if (v && strcmp(v, "false") != 0) return true;
+        } else if (db_sanitizer_enabled(api, c)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int rd_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                      void **state)
 {
-    if (!SY_API_HAS(api, view_build_abort)) {
-        SY_LOG(api, inst, SY_LOG_ERROR, "this host has no view (plugin ABI 1.1)");
+    if (!SY_API_HAS(api, value_container)) {
+        SY_LOG(api, inst, SY_LOG_ERROR, "this host lacks value_container (plugin ABI 1.2)");
         return SY_ENOTSUP;
     }
     rd_state_t *s = calloc(1, sizeof(*s));
@@ -360,6 +580,15 @@ static int rd_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->inst = inst;
     s->cfg = config;
     char err[512];
+    if (db_sanitizer_enabled(api, s->cfg->db_sanitizer)) {
+        SY_LOG(api, inst, SY_LOG_ERROR,
+               "%s: db_sanitizer is not supported: the collector's SQL, Redis, Memcached, MongoDB, "
+               "OpenSearch and Elasticsearch obfuscators have no equivalent here; remove the key "
+               "or set its 'enabled' flags to false",
+               api->cfg_where(s->cfg->db_sanitizer));
+        free(s);
+        return SY_EINVAL;
+    }
     int rc = rd_rules_init(&s->rules, s->cfg, err, sizeof(err));
     if (rc < 0) {
         SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
@@ -382,6 +611,12 @@ static int rd_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
                                         SY_METRIC_COUNTER);
     s->m_detected = api->metric_register(inst, "redaction_detector_matches",
                                          "Ranges masked by the detectors.", SY_METRIC_COUNTER);
+    s->m_url = api->metric_register(inst, "redaction_urls_sanitized",
+                                    "Attribute values, log bodies and span names changed by the "
+                                    "url_sanitizer.",
+                                    SY_METRIC_COUNTER);
+    s->walk.api = api;
+    s->walk.rules = &s->rules;
     *state = s;
     return SY_OK;
 }
@@ -394,7 +629,10 @@ static void rd_destroy(void *state)
     free(s->masked.k);
     free(s->allowed.k);
     free(s->merge.k);
+    free(s->ignored.k);
     free(s->join.p);
+    free(s->url.p);
+    rd_walk_free(&s->walk);
     free(s);
 }
 

@@ -25,23 +25,6 @@
 #define MASK     "****"
 #define MASK_LEN 4
 
-int rd_buf_put(rd_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0) return SY_OK;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) return SY_ENOMEM;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return SY_OK;
-}
-
 static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
 {
     k->n = list->count;
@@ -108,7 +91,8 @@ int rd_rules_init(rd_rules_t *r, const rd_config_t *cfg, char *err, size_t err_l
     int rc;
     r->cfg = cfg;
     if ((rc = keys_init(&r->allowed, &cfg->allowed_keys)) < 0 ||
-        (rc = keys_init(&r->ignored, &cfg->ignored_keys)) < 0) {
+        (rc = keys_init(&r->ignored, &cfg->ignored_keys)) < 0 ||
+        (rc = keys_init(&r->url_attributes, &cfg->url_attributes)) < 0) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
@@ -117,7 +101,9 @@ int rd_rules_init(rd_rules_t *r, const rd_config_t *cfg, char *err, size_t err_l
         (rc = regexes_init(&r->blocked_values, &cfg->blocked_values, "blocked_values", "block list",
                            err, err_len)) < 0 ||
         (rc = regexes_init(&r->allowed_values, &cfg->allowed_values, "allowed_values", "allow list",
-                           err, err_len)) < 0)
+                           err, err_len)) < 0 ||
+        (rc = regexes_init(&r->ignored_key_patterns, &cfg->ignored_key_patterns,
+                           "ignored_key_patterns", "ignore keys list", err, err_len)) < 0)
         goto fail;
     if (cfg->detectors.count > 0) {
         char derr[200];
@@ -153,8 +139,11 @@ void rd_rules_free(rd_rules_t *r)
 {
     free(r->allowed.len);
     free(r->ignored.len);
+    free(r->url_attributes.len);
     r->allowed = (rd_keys_t){0};
     r->ignored = (rd_keys_t){0};
+    r->url_attributes = (rd_keys_t){0};
+    regexes_free(&r->ignored_key_patterns);
     regexes_free(&r->blocked_keys);
     regexes_free(&r->blocked_values);
     regexes_free(&r->allowed_values);
@@ -168,6 +157,11 @@ void rd_rules_free(rd_rules_t *r)
     free(r->found);
     r->found = NULL;
     r->found_cap = 0;
+}
+
+bool rd_key_ignored(rd_rules_t *r, const char *key, size_t len)
+{
+    return rd_key_in(&r->ignored, key, len) || rd_regex_any(r, &r->ignored_key_patterns, key, len);
 }
 
 /* 1 and the match's range when code matches s[0, len) at or after pos, else 0. */
@@ -221,18 +215,18 @@ static int hash_hex(const rd_config_t *cfg, const char *s, size_t len, char *hex
 }
 
 /* Appends the replacement of the match s[0, len): the mask, or its hash. */
-static int put_replacement(rd_rules_t *r, rd_buf_t *out, const char *s, size_t len)
+static int put_replacement(rd_rules_t *r, syc_buf_t *out, const char *s, size_t len)
 {
-    if (r->cfg->hash_function == RD_HASH_NONE) return rd_buf_put(out, MASK, MASK_LEN);
+    if (r->cfg->hash_function == RD_HASH_NONE) return syc_buf_put(out, MASK, MASK_LEN);
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     int n = hash_hex(r->cfg, s, len, hex, sizeof(hex));
     if (n < 0) return SY_ENOMEM;
-    return rd_buf_put(out, hex, (size_t)n);
+    return syc_buf_put(out, hex, (size_t)n);
 }
 
 int rd_mask_whole(rd_rules_t *r, const char *s, size_t len, const char **out, size_t *out_len)
 {
-    rd_buf_t *b = &r->buf[0];
+    syc_buf_t *b = &r->buf[0];
     b->len = 0;
     int rc = put_replacement(r, b, s, len);
     if (rc < 0) return rc;
@@ -255,14 +249,14 @@ static size_t utf8_width(const char *s, size_t left)
  * Regexp.ReplaceAllStringFunc: an empty match right after a match is not
  * replaced, and the search always advances by at least one character.
  */
-static int replace_all(rd_rules_t *r, void *code, const char *s, size_t len, rd_buf_t *out)
+static int replace_all(rd_rules_t *r, void *code, const char *s, size_t len, syc_buf_t *out)
 {
     size_t last_end = 0, search = 0, a0, a1;
     int rc;
     out->len = 0;
     while (search <= len) {
         if (!match_at(r, code, s, len, search, &a0, &a1)) break;
-        if ((rc = rd_buf_put(out, s + last_end, a0 - last_end)) < 0) return rc;
+        if ((rc = syc_buf_put(out, s + last_end, a0 - last_end)) < 0) return rc;
         if (a1 > last_end || a0 == 0)
             if ((rc = put_replacement(r, out, s + a0, a1 - a0)) < 0) return rc;
         last_end = a1;
@@ -274,12 +268,12 @@ static int replace_all(rd_rules_t *r, void *code, const char *s, size_t len, rd_
         else
             search = a1;
     }
-    return rd_buf_put(out, s + last_end, len - last_end);
+    return syc_buf_put(out, s + last_end, len - last_end);
 }
 
 /* The detectors' matches in s[0, len) replaced, into out. Returns the number of
  * matches (0: out untouched), or SY_ENOMEM. */
-static int replace_detected(rd_rules_t *r, const char *s, size_t len, rd_buf_t *out)
+static int replace_detected(rd_rules_t *r, const char *s, size_t len, syc_buf_t *out)
 {
     size_t n = syc_detect_find(r->detect, s, len, r->found, r->found_cap);
     if (n == 0) return 0;
@@ -295,12 +289,12 @@ static int replace_detected(rd_rules_t *r, const char *s, size_t len, rd_buf_t *
     out->len = 0;
     for (size_t i = 0; i < n; i++) {
         const syc_detect_match_t *m = &r->found[i];
-        if ((rc = rd_buf_put(out, s + at, m->offset - at)) < 0 ||
+        if ((rc = syc_buf_put(out, s + at, m->offset - at)) < 0 ||
             (rc = put_replacement(r, out, s + m->offset, m->len)) < 0)
             return rc;
         at = m->offset + m->len;
     }
-    if ((rc = rd_buf_put(out, s + at, len - at)) < 0) return rc;
+    if ((rc = syc_buf_put(out, s + at, len - at)) < 0) return rc;
     return (int)(n > 0x7fffffff ? 0x7fffffff : n);
 }
 
@@ -313,14 +307,14 @@ int rd_mask_value(rd_rules_t *r, const char *s, size_t len, const char **out, si
     for (size_t i = 0; i < r->blocked_values.n; i++) {
         void *code = r->blocked_values.code[i];
         if (!match_at(r, code, cur, cur_len, 0, &a, &b)) continue;
-        rd_buf_t *dst = &r->buf[which];
+        syc_buf_t *dst = &r->buf[which];
         if ((rc = replace_all(r, code, cur, cur_len, dst)) < 0) return rc;
         cur = dst->p ? dst->p : "";
         cur_len = dst->len;
         which ^= 1;
     }
     if (r->detect) {
-        rd_buf_t *dst = &r->buf[which];
+        syc_buf_t *dst = &r->buf[which];
         rc = replace_detected(r, cur, cur_len, dst);
         if (rc < 0) return rc;
         if (rc > 0) {

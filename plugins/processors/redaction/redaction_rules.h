@@ -16,6 +16,8 @@
 
 #include <switchyard/plugin.h>
 
+#include "attr_actions.h"
+
 /* hash_function values, in the order of the config's enum_values. */
 enum {
     RD_HASH_NONE = 0,
@@ -45,13 +47,15 @@ typedef struct rd_config_s {
     int hash_function;
     char *hmac_key;
     int summary;
+    /* Appended with the collector's newer keys. */
+    bool redact_all_types;
+    sy_cfg_strlist_t ignored_key_patterns;
+    bool url_enabled;
+    sy_cfg_strlist_t url_attributes;
+    bool url_span_name;
+    bool url_log_body;
+    const sy_cfg_node_t *db_sanitizer; /* refused when it turns anything on */
 } rd_config_t;
-
-/* A growable byte buffer. */
-typedef struct rd_buf_s {
-    char *p;
-    size_t len, cap;
-} rd_buf_t;
 
 typedef struct rd_regexes_s {
     size_t n;
@@ -67,10 +71,11 @@ typedef struct rd_keys_s {
 typedef struct rd_rules_s {
     const rd_config_t *cfg;
     rd_keys_t allowed, ignored;
-    rd_regexes_t blocked_keys, blocked_values, allowed_values;
+    rd_keys_t url_attributes;
+    rd_regexes_t blocked_keys, blocked_values, allowed_values, ignored_key_patterns;
     struct syc_detect_set_s *detect; /* NULL when no detector is on */
     void *match_data;                /* pcre2_match_data *, one pair */
-    rd_buf_t buf[2];                 /* scratch: the value being rewritten */
+    syc_buf_t buf[2];                /* scratch: the value being rewritten */
     struct syc_detect_match_s *found;
     size_t found_cap;
 } rd_rules_t;
@@ -107,7 +112,17 @@ int rd_mask_whole(rd_rules_t *r, const char *s, size_t len, const char **out, si
 int rd_mask_value(rd_rules_t *r, const char *s, size_t len, const char **out, size_t *out_len,
                   uint64_t *detected);
 
-/* Appends n bytes to b. Returns 0 or SY_ENOMEM. */
-int rd_buf_put(rd_buf_t *b, const void *p, size_t n);
+/* Whether key is ignored: in ignored_keys or matching ignored_key_patterns. */
+bool rd_key_ignored(rd_rules_t *r, const char *key, size_t len);
+
+/*
+ * The url_sanitizer's clustering of s[0, len) into out (cleared first): query and
+ * fragment dropped, identifier segments of the path replaced by "*"
+ * (redaction_url.c). Returns 0 or SY_ENOMEM.
+ */
+int rd_url_sanitize(const char *s, size_t len, syc_buf_t *out);
+/* Whether every non-empty segment of s is "*" (the collector then keeps a span
+ * name as it was). */
+bool rd_url_fully_redacted(const char *s, size_t len);
 
 #endif
