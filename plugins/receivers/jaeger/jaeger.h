@@ -75,7 +75,7 @@ typedef struct jaeger_udp_s {
 
     sy_metric_t *m_received, *m_queue_full, *m_refused, *m_spans_refused, *m_invalid,
         *m_read_errors, *m_queue_len;
-    jaeger_ratelog_t log_dropped, log_invalid;
+    jaeger_ratelog_t log_refused, log_queue_full, log_invalid;
 } jaeger_udp_t;
 
 struct jaeger_state_s {

@@ -96,6 +96,16 @@ static void on_request(void *arg, syc_http_request_t *req)
     respond(st, req, a->http_status, msg, a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
+/* The server refused a request by itself (a body over max_request_body_size). */
+static void on_refused(void *arg, syc_http_request_t *req, int status, const char *message)
+{
+    jaeger_state_t *st = arg;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s (max_request_body_size is %llu bytes)\n", message,
+             (unsigned long long)st->cfg->http_max_body);
+    respond(st, req, status, msg, NULL);
+}
+
 int jaeger_http_start(jaeger_state_t *st)
 {
     char err[512];
@@ -106,6 +116,7 @@ int jaeger_http_start(jaeger_state_t *st)
         SY_LOG(st->api, st->inst, SY_LOG_ERROR, "cannot start the thrift_http server: %s", err);
         return SY_ERROR;
     }
+    syc_http_server_set_error_handler(st->http, on_refused, st);
     syc_http_server_set_idle_timeout(st->http, 60000);
     SY_LOG(st->api, st->inst, SY_LOG_INFO,
            "Starting HTTP server for Jaeger Thrift on endpoint %s "

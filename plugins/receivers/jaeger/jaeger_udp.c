@@ -60,12 +60,14 @@ static void process(jaeger_udp_t *u, jaeger_packet_t *pk)
     if (out.rc == SY_EAGAIN || out.rc == SY_ECLOSED) {
         st->api->metric_add(u->m_refused, 1);
         st->api->metric_add(u->m_spans_refused, (int64_t)out.spans);
-        jaeger_ratelog(st, &u->log_dropped,
+        jaeger_ratelog(st, &u->log_refused,
                        "%s: dropped a packet of %zu spans: the pipeline %s (UDP cannot push back)",
                        u->name, out.spans, out.rc == SY_EAGAIN ? "is full" : "is shutting down");
         return;
     }
     st->api->metric_add(u->m_invalid, 1);
+    SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "%s: invalid packet of %zu bytes: %s", u->name, pk->len,
+           out.err);
     jaeger_ratelog(st, &u->log_invalid, "%s: dropped a packet of %zu bytes: %s", u->name, pk->len,
                    out.err);
 }
@@ -140,7 +142,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (full) {
         free(pk);
         api->metric_add(u->m_queue_full, 1);
-        jaeger_ratelog(u->st, &u->log_dropped,
+        jaeger_ratelog(u->st, &u->log_queue_full,
                        "%s: dropped a packet: the queue of %zu packets is full (raise queue_size "
                        "or workers)",
                        u->name, u->cap);
