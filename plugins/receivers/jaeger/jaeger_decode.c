@@ -33,14 +33,25 @@ static void *array(dec_t *d, uint32_t n, size_t size)
     return p;
 }
 
-/* Reads a list header for a field typed list<struct>. Returns 1 with the count
- * when the elements are structs, 0 when the list was of another type (skipped),
- * -1 on error. */
-static int struct_list(dec_t *d, uint32_t *n)
+/* The fewest bytes a valid element takes in either protocol (its required
+ * fields, each at least a one-byte header and a one-byte value, and the stop
+ * byte): a list whose count could not fit is refused before its array is
+ * allocated, which keeps what a packet makes us allocate to a small multiple of
+ * its length. */
+enum { MIN_TAG = 5, MIN_LOG = 5, MIN_REF = 9, MIN_SPAN = 17 };
+
+/* Reads a list header for a field typed list<struct> whose elements take at
+ * least `min` bytes. Returns 1 with the count when the elements are structs, 0
+ * when the list was of another type (skipped), -1 on error. */
+static int struct_list(dec_t *d, uint32_t *n, size_t min)
 {
     th_type_t elem;
     if (th_list_begin(&d->r, &elem, n) != 0) return -1;
-    if (elem == TH_STRUCT) return 1;
+    if (elem == TH_STRUCT) {
+        if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p))
+            return th_fail(&d->r, "a list count is larger than the data left");
+        return 1;
+    }
     for (uint32_t i = 0; i < *n; i++)
         if (th_skip(&d->r, elem) != 0) return -1;
     return th_container_end(&d->r) != 0 ? -1 : 0;
@@ -96,7 +107,7 @@ static int read_tag(dec_t *d, jg_tag_t *t)
 static int read_tags(dec_t *d, jg_tags_t *tags)
 {
     uint32_t n;
-    int kind = struct_list(d, &n);
+    int kind = struct_list(d, &n, MIN_TAG);
     if (kind <= 0) return kind;
     tags->v = array(d, n, sizeof(jg_tag_t));
     if (n && !tags->v) return -1;
@@ -180,7 +191,7 @@ static int read_span_lists(dec_t *d, jg_span_t *s, int16_t id)
     uint32_t n;
     int kind;
     if (id == 10) return read_tags(d, &s->tags);
-    kind = struct_list(d, &n);
+    kind = struct_list(d, &n, id == 6 ? MIN_REF : MIN_LOG);
     if (kind <= 0) return kind;
     if (id == 6) {
         s->refs = array(d, n, sizeof(jg_ref_t));
@@ -301,7 +312,7 @@ static int read_batch(dec_t *d, jg_batch_t *b)
             rc = read_process(d, b);
             has_process = true;
         } else if (FIELD(id, ft) == FIELD(2, TH_LIST)) {
-            int kind = struct_list(d, &n);
+            int kind = struct_list(d, &n, MIN_SPAN);
             if (kind < 0) return -1;
             if (kind == 1) {
                 b->spans = array(d, n, sizeof(jg_span_t));
