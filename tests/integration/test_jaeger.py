@@ -510,10 +510,38 @@ service:
               "the good packets' 4 spans were accepted")
         rc = router.stop()
         check(rc == 0, "router exit code %s after the bad input" % rc)
+        config_errors(args, check)
     finally:
         router.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     return report(check)
+
+
+def config_errors(args, check):
+    """`switchyard validate` refuses what the receiver cannot run, naming the key."""
+    cases = [
+        ("protocols: {grpc: }", "protocols::grpc: the Jaeger gRPC protocol is not supported"),
+        ("protocols: {}", "must specify at least one protocol when using the Jaeger receiver"),
+        ("protocols: {thrift_compact: {workers: 0}}",
+         "protocols::thrift_compact::workers: must be between 1 and 256"),
+        ("protocols: {thrift_binary: {max_packet_size: 70000}}",
+         "protocols::thrift_binary::max_packet_size: must be between 1 and 65535"),
+        ("protocols: {thrift_binary: {queue_size: 0}}",
+         "protocols::thrift_binary::queue_size: must be between 1 and 1000000"),
+        ("protocols: {thrift_http: {endpoint: nope}}", "protocols::thrift_http::endpoint"),
+        ("protocols: {thrift_compact: {endpont: x}}", "endpont"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for body, want in cases:
+            path = os.path.join(tmp, "c.yaml")
+            with open(path, "w") as f:
+                f.write("receivers:\n  jaeger:\n    %s\nexporters:\n  nop:\nservice:\n"
+                        "  pipelines:\n    traces: {receivers: [jaeger], exporters: [nop]}\n"
+                        % body)
+            out = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                                  args.plugin_dir], capture_output=True, text=True, timeout=30)
+            check(out.returncode != 0 and want in out.stderr + out.stdout,
+                  "validate refuses %s: %s" % (body, (out.stderr + out.stdout).strip()))
 
 
 # ---------------------------------------------------------------------------
