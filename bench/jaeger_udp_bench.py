@@ -236,15 +236,16 @@ def main():
                 hb.fmt_k(r["delivered_spans"] / r["cpu_s"]) if r["cpu_s"] else "-"))
     if "rates" in a.parts:
         print("\n| socket_buffer_size | packets/s | spans/s | sent | lost in the kernel "
-              "| queue full | refused | delivered spans | router CPU % |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| queue full | refused | delivered spans | router CPU % | spans per CPU-second |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for rb in a.rcvbuf:
             for rate in a.rates:
                 r = run(a.build_dir, rb, a.seconds, rate, a.workers)
-                print("| %s | %d | %s | %d | %d | %d | %d | %d | %.0f |" % (
+                print("| %s | %d | %s | %d | %d | %d | %d | %d | %.0f | %s |" % (
                     rb or "0 (OS default)", rate, hb.fmt_k(rate * SPANS), r["sent"],
                     r["sent"] - r["read"], r["queue_full"], r["refused"], r["delivered_spans"],
-                    100 * r["cpu_s"] / r["seconds"]))
+                    100 * r["cpu_s"] / r["seconds"],
+                    hb.fmt_k(r["delivered_spans"] / r["cpu_s"]) if r["cpu_s"] else "-"))
     return 0
 
 

@@ -163,8 +163,69 @@ void jaeger_ratelog(jaeger_state_t *st, jaeger_ratelog_t *rl, const char *fmt, .
                  msg, (unsigned long long)n);
 }
 
-void jaeger_emit(jaeger_state_t *st, th_proto_t proto, bool agent, const uint8_t *data, size_t len,
-                 jaeger_outcome_t *out)
+static void *scratch_alloc(void *data, size_t size)
+{
+    jaeger_scratch_t *s = data;
+    size = (size + 15) & ~(size_t)15;
+    s->need += size;
+    if (s->base && size <= s->cap - s->used) {
+        void *p = s->base + s->used;
+        s->used += size;
+        return p;
+    }
+    if (s->n_extra == s->cap_extra) {
+        size_t n = s->cap_extra ? s->cap_extra * 2 : 16;
+        void **e = realloc(s->extra, n * sizeof(*e));
+        if (!e) return NULL;
+        s->extra = e;
+        s->cap_extra = n;
+    }
+    void *p = malloc(size);
+    if (p) s->extra[s->n_extra++] = p;
+    return p;
+}
+
+static void scratch_free_one(void *data, void *ptr)
+{
+    (void)data;
+    (void)ptr; /* everything goes at reset */
+}
+
+void jaeger_scratch_init(jaeger_scratch_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->pb.alloc = scratch_alloc;
+    s->pb.free = scratch_free_one;
+    s->pb.allocator_data = s;
+}
+
+void jaeger_scratch_reset(jaeger_scratch_t *s)
+{
+    for (size_t i = 0; i < s->n_extra; i++)
+        free(s->extra[i]);
+    s->n_extra = 0;
+    /* Grow the block to what this packet needed, so that the next one like it
+     * is served from it; a block over the keep bound is let go. */
+    if (s->need > s->cap) {
+        free(s->base);
+        s->cap = s->need <= JAEGER_SCRATCH_KEEP ? s->need : 0;
+        s->base = s->cap ? malloc(s->cap) : NULL;
+        if (!s->base) s->cap = 0;
+    }
+    s->used = 0;
+    s->need = 0;
+}
+
+void jaeger_scratch_free(jaeger_scratch_t *s)
+{
+    jaeger_scratch_reset(s);
+    free(s->base);
+    free(s->extra);
+    jaeger_scratch_init(s);
+}
+
+void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
+                 const uint8_t *data, size_t len, jaeger_outcome_t *out)
 {
     const sy_host_api_t *api = st->api;
     out->rc = SY_OK;
@@ -180,7 +241,8 @@ void jaeger_emit(jaeger_state_t *st, th_proto_t proto, bool agent, const uint8_t
     jg_batch_t jb;
     char why[200];
     if (agent) {
-        jg_agent_result_t r = jg_decode_agent(proto, data, len, alloc, &jb, why, sizeof(why));
+        jg_agent_result_t r =
+            jg_decode_agent(proto, data, len, &scratch->pb, &jb, why, sizeof(why));
         if (r == JG_AGENT_ZIPKIN)
             snprintf(out->err, sizeof(out->err),
                      "Agent.emitZipkinBatch is not supported (use the zipkin receiver)");
@@ -189,7 +251,7 @@ void jaeger_emit(jaeger_state_t *st, th_proto_t proto, bool agent, const uint8_t
         else if (r == JG_AGENT_MALFORMED)
             snprintf(out->err, sizeof(out->err), "cannot decode the Thrift message: %s", why);
         if (r != JG_AGENT_BATCH) out->rc = SY_EINVAL;
-    } else if (jg_decode_batch(proto, data, len, alloc, &jb, why, sizeof(why)) != 0) {
+    } else if (jg_decode_batch(proto, data, len, &scratch->pb, &jb, why, sizeof(why)) != 0) {
         snprintf(out->err, sizeof(out->err), "%s", why);
         out->rc = SY_EINVAL;
     }
@@ -201,6 +263,7 @@ void jaeger_emit(jaeger_state_t *st, th_proto_t proto, bool agent, const uint8_t
             snprintf(out->err, sizeof(out->err), "out of memory translating the batch");
         }
     }
+    jaeger_scratch_reset(scratch);
     if (out->rc == SY_OK && api->batch_set_decoded(batch, req) != 0) {
         out->rc = SY_ERROR;
         snprintf(out->err, sizeof(out->err), "the translated request was refused");
@@ -219,6 +282,7 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
     st->api = api;
     st->inst = inst;
     st->cfg = config;
+    jaeger_scratch_init(&st->http_scratch);
     if (st->cfg->http) {
         st->m_http_requests =
             api->metric_register(inst, "receiver_jaeger_thrift_http_requests",
@@ -261,6 +325,7 @@ static void jaeger_destroy(void *state)
     if (!st) return;
     for (int i = 0; i < JG_UDP_PROTOCOLS; i++)
         jaeger_udp_free(st->udp[i]);
+    jaeger_scratch_free(&st->http_scratch);
     free(st);
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <switchyard/plugin.h>
+#include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
 #include "http_server.h"
@@ -41,6 +42,24 @@ typedef struct jaeger_config_s {
 
 typedef struct jaeger_state_s jaeger_state_t;
 
+/* A reusable bump allocator for the decoded Jaeger structs, which live only until
+ * they are translated: one per worker thread (and one for thrift_http), reset
+ * after each packet, so their memory stays warm instead of growing each batch's
+ * arena. Allocations beyond its block are malloc'ed and freed at reset; the block
+ * grows to the largest packet's need, up to JAEGER_SCRATCH_KEEP. */
+#define JAEGER_SCRATCH_KEEP ((size_t)8 << 20)
+typedef struct jaeger_scratch_s {
+    ProtobufCAllocator pb; /* allocator_data points back at the scratch */
+    uint8_t *base;
+    size_t cap, used, need;
+    void **extra;
+    size_t n_extra, cap_extra;
+} jaeger_scratch_t;
+
+void jaeger_scratch_init(jaeger_scratch_t *s);
+void jaeger_scratch_reset(jaeger_scratch_t *s);
+void jaeger_scratch_free(jaeger_scratch_t *s);
+
 /* A packet waiting for a worker. */
 typedef struct jaeger_packet_s {
     size_t len;
@@ -68,6 +87,7 @@ typedef struct jaeger_udp_s {
     pthread_cond_t cv;
     jaeger_packet_t **ring; /* queue_size slots */
     size_t cap, head, count;
+    int idle; /* workers waiting on cv */
     bool stopping;
     pthread_t *threads;
     int nthreads;
@@ -85,6 +105,7 @@ struct jaeger_state_s {
     jaeger_udp_t *udp[JG_UDP_PROTOCOLS];
     syc_http_server_t *http;
     bool http_closing;
+    jaeger_scratch_t http_scratch;
     sy_metric_t *m_http_requests, *m_http_failed;
     jaeger_ratelog_t log_http;
 };
@@ -97,14 +118,15 @@ typedef struct jaeger_outcome_s {
 } jaeger_outcome_t;
 
 /*
- * Decodes Thrift bytes (an agent message when `agent`, else a bare Batch) into a
- * new batch, translates it to OTLP and emits it. Returns SY_OK; SY_EINVAL
+ * Decodes Thrift bytes (an agent message when `agent`, else a bare Batch) into
+ * `scratch` (reset before returning), translates it to OTLP into a new batch and
+ * emits it. Returns SY_OK; SY_EINVAL
  * (undecodable, or an agent method other than emitBatch; err says why);
  * SY_ENOMEM; or emit's SY_EAGAIN / SY_ECLOSED (the pipeline refused; nothing was
  * kept). Any thread of the receiver's own.
  */
-void jaeger_emit(jaeger_state_t *st, th_proto_t proto, bool agent, const uint8_t *data, size_t len,
-                 jaeger_outcome_t *out);
+void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
+                 const uint8_t *data, size_t len, jaeger_outcome_t *out);
 
 /* Logs a warning at most every 10 s per `rl`, saying how many events happened
  * since the last one. Any thread. */

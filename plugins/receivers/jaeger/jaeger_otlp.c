@@ -87,9 +87,12 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
 }
 
 /* A NUL-terminated copy, valid UTF-8: each run of bytes that is not becomes one
- * U+FFFD (as Go's strings.ToValidUTF8). */
-static char *str_copy(tx_t *t, const uint8_t *p, size_t len)
+ * U+FFFD (as Go's strings.ToValidUTF8). The copy ends at the first NUL, where
+ * protobuf-c's strings end anyway. Its length goes to *out_len when not NULL. */
+static char *str_copy_len(tx_t *t, const uint8_t *p, size_t len, size_t *out_len)
 {
+    len = len ? strnlen((const char *)p, len) : 0;
+    if (out_len) *out_len = len;
     if (syc_utf8_valid(p, len)) {
         char *s = tx_alloc(t, len + 1);
         if (!s) return NULL;
@@ -117,7 +120,13 @@ static char *str_copy(tx_t *t, const uint8_t *p, size_t len)
         }
     }
     *o = '\0';
+    if (out_len) *out_len = (size_t)(o - s);
     return s;
+}
+
+static char *str_copy(tx_t *t, const uint8_t *p, size_t len)
+{
+    return str_copy_len(t, p, len, NULL);
 }
 
 static char *jstr(tx_t *t, jg_str_t s)
@@ -131,28 +140,33 @@ static char *jstr(tx_t *t, jg_str_t s)
 
 typedef struct amap_s {
     kv_t **kv;
+    uint32_t *klen; /* strlen of each key: compared before the bytes */
     size_t n, cap;
     uint32_t *index; /* open addressing, slot = position + 1; NULL when small */
     size_t index_mask;
 } amap_t;
 
-static uint32_t key_hash(const char *k)
+/* Lookups and removals by a string literal. */
+#define AMAP_GET(m, lit)    amap_get((m), (lit), sizeof(lit) - 1)
+#define AMAP_REMOVE(m, lit) amap_remove((m), (lit), sizeof(lit) - 1)
+
+static uint32_t key_hash(const char *k, size_t len)
 {
     uint32_t h = 2166136261u;
-    for (; *k; k++)
-        h = (h ^ (uint8_t)*k) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)k[i]) * 16777619u;
     return h;
 }
 
-static int amap_init(tx_t *t, amap_t *m, size_t cap, bool indexed)
+static int amap_init(tx_t *t, amap_t *m, size_t cap)
 {
     memset(m, 0, sizeof(*m));
     m->cap = cap;
-    if (cap) {
-        m->kv = tx_alloc(t, cap * sizeof(kv_t *));
-        if (!m->kv) return -1;
-    }
-    if (indexed && cap > MAP_INDEX_MIN) {
+    if (!cap) return 0;
+    m->kv = tx_alloc(t, cap * sizeof(kv_t *));
+    m->klen = tx_alloc(t, cap * sizeof(uint32_t));
+    if (!m->kv || !m->klen) return -1;
+    if (cap > MAP_INDEX_MIN) {
         size_t slots = 32;
         while (slots < cap * 2)
             slots <<= 1;
@@ -164,31 +178,37 @@ static int amap_init(tx_t *t, amap_t *m, size_t cap, bool indexed)
     return 0;
 }
 
+static bool key_at(const amap_t *m, size_t i, const char *key, size_t len)
+{
+    return m->klen[i] == len && memcmp(m->kv[i]->key, key, len) == 0;
+}
+
 /* Position of `key`, or -1. */
-static long amap_find(const amap_t *m, const char *key)
+static long amap_find(const amap_t *m, const char *key, size_t len)
 {
     if (m->index) {
-        for (size_t s = key_hash(key) & m->index_mask;; s = (s + 1) & m->index_mask) {
+        for (size_t s = key_hash(key, len) & m->index_mask;; s = (s + 1) & m->index_mask) {
             uint32_t v = m->index[s];
             if (!v) return -1;
-            if (strcmp(m->kv[v - 1]->key, key) == 0) return (long)v - 1;
+            if (key_at(m, v - 1, key, len)) return (long)v - 1;
         }
     }
     for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->kv[i]->key, key) == 0) return (long)i;
+        if (key_at(m, i, key, len)) return (long)i;
     return -1;
 }
 
-static any_t *amap_get(const amap_t *m, const char *key)
+static any_t *amap_get(const amap_t *m, const char *key, size_t len)
 {
-    long i = amap_find(m, key);
+    long i = amap_find(m, key, len);
     return i < 0 ? NULL : m->kv[i]->value;
 }
 
-/* Sets key (owned by the arena) to val: in place when the key is there. */
-static void amap_put(tx_t *t, amap_t *m, char *key, any_t *val)
+/* Sets key (owned by the arena, `len` its strlen) to val: in place when the key
+ * is there, else at the end. */
+static void amap_put(tx_t *t, amap_t *m, char *key, size_t len, any_t *val)
 {
-    long i = amap_find(m, key);
+    long i = amap_find(m, key, len);
     if (i >= 0) {
         m->kv[i]->value = val;
         return;
@@ -200,22 +220,25 @@ static void amap_put(tx_t *t, amap_t *m, char *key, any_t *val)
     kv->key = key;
     kv->value = val;
     if (m->index) {
-        size_t s = key_hash(key) & m->index_mask;
+        size_t s = key_hash(key, len) & m->index_mask;
         while (m->index[s])
             s = (s + 1) & m->index_mask;
         m->index[s] = (uint32_t)m->n + 1;
     }
+    m->klen[m->n] = (uint32_t)len;
     m->kv[m->n++] = kv;
 }
 
 /* Removes key, keeping the order of the others. Only after the map is filled
  * (the index is dropped: removals are few and the map is scanned). */
-static void amap_remove(amap_t *m, const char *key)
+static void amap_remove(amap_t *m, const char *key, size_t len)
 {
     m->index = NULL;
-    long i = amap_find(m, key);
+    long i = amap_find(m, key, len);
     if (i < 0) return;
-    memmove(&m->kv[i], &m->kv[i + 1], (m->n - (size_t)i - 1) * sizeof(kv_t *));
+    size_t after = m->n - (size_t)i - 1;
+    memmove(&m->kv[i], &m->kv[i + 1], after * sizeof(kv_t *));
+    memmove(&m->klen[i], &m->klen[i + 1], after * sizeof(uint32_t));
     m->n--;
 }
 
@@ -280,9 +303,10 @@ static any_t *tag_value(tx_t *t, const jg_tag_t *tag)
 static void put_tags(tx_t *t, amap_t *m, const jg_tags_t *tags)
 {
     for (uint32_t i = 0; i < tags->n && !t->oom; i++) {
-        char *key = jstr(t, tags->v[i].key);
+        size_t klen;
+        char *key = str_copy_len(t, tags->v[i].key.p, tags->v[i].key.len, &klen);
         any_t *val = tag_value(t, &tags->v[i]);
-        if (key && val) amap_put(t, m, key, val);
+        if (key && val) amap_put(t, m, key, klen, val);
     }
 }
 
@@ -366,10 +390,10 @@ static bool ascii_upper_eq(const char *s, const char *upper)
 /* otel.status_description, removed from the map when there. */
 static bool take_description(amap_t *m, const char **msg)
 {
-    any_t *v = amap_get(m, "otel.status_description");
+    any_t *v = AMAP_GET(m, "otel.status_description");
     if (!v) return false;
     *msg = any_as_str(v);
-    amap_remove(m, "otel.status_description");
+    AMAP_REMOVE(m, "otel.status_description");
     return true;
 }
 
@@ -379,18 +403,18 @@ static void set_status(tx_t *t, amap_t *m, span_t *span)
     int code = CODE(UNSET);
     const char *msg = "";
     bool exists = false;
-    any_t *v = amap_get(m, "error");
+    any_t *v = AMAP_GET(m, "error");
     if (v && v->value_case == VC(BOOL_VALUE) && v->bool_value) {
         code = CODE(ERROR);
-        amap_remove(m, "error");
+        AMAP_REMOVE(m, "error");
         exists = true;
         if (!take_description(m, &msg)) {
-            any_t *hm = amap_get(m, "http.status_message");
+            any_t *hm = AMAP_GET(m, "http.status_message");
             if (hm) msg = any_as_str(hm);
         }
     }
-    any_t *sc = amap_get(m, "otel.status_code");
-    any_t *hc = sc ? NULL : amap_get(m, "http.status_code");
+    any_t *sc = AMAP_GET(m, "otel.status_code");
+    any_t *hc = sc ? NULL : AMAP_GET(m, "http.status_code");
     if (sc) {
         if (!exists) {
             exists = true;
@@ -400,7 +424,7 @@ static void set_status(tx_t *t, amap_t *m, span_t *span)
                 code = CODE(ERROR);
             take_description(m, &msg);
         }
-        amap_remove(m, "otel.status_code");
+        AMAP_REMOVE(m, "otel.status_code");
     } else if (hc && !exists) {
         int64_t http = 0;
         bool ok = hc->value_case == VC(INT_VALUE)
@@ -417,7 +441,7 @@ static void set_status(tx_t *t, amap_t *m, span_t *span)
                 exists = true;
                 code = c;
             }
-            any_t *hm = amap_get(m, "http.status_message");
+            any_t *hm = AMAP_GET(m, "http.status_message");
             if (hm) msg = any_as_str(hm);
         }
     }
@@ -434,13 +458,13 @@ static Opentelemetry__Proto__Trace__V1__Span__Event *log_event(tx_t *t, const jg
     e->time_unix_nano = (uint64_t)l->timestamp * 1000u;
     if (l->fields.n == 0) return e;
     amap_t m;
-    if (amap_init(t, &m, l->fields.n, true) != 0) return NULL;
+    if (amap_init(t, &m, l->fields.n) != 0) return NULL;
     put_tags(t, &m, &l->fields);
-    any_t *name = amap_get(&m, "event");
+    any_t *name = AMAP_GET(&m, "event");
     if (name) {
         const char *s = any_as_str(name);
         e->name = str_copy(t, (const uint8_t *)s, strlen(s));
-        amap_remove(&m, "event");
+        AMAP_REMOVE(&m, "event");
     }
     e->attributes = m.kv;
     e->n_attributes = m.n;
@@ -492,12 +516,12 @@ static span_t *span_new(tx_t *t, const jg_span_t *s)
     if (parent != 0) span_id(t, &span->parent_span_id, parent);
 
     amap_t m;
-    if (amap_init(t, &m, s->tags.n, true) != 0) return NULL;
+    if (amap_init(t, &m, s->tags.n) != 0) return NULL;
     put_tags(t, &m, &s->tags);
-    any_t *kind = amap_get(&m, "span.kind");
+    any_t *kind = AMAP_GET(&m, "span.kind");
     if (kind) {
         span->kind = span_kind(any_as_str(kind));
-        amap_remove(&m, "span.kind");
+        AMAP_REMOVE(&m, "span.kind");
     }
     set_status(t, &m, span);
     span->attributes = m.kv;
@@ -536,25 +560,25 @@ static Opentelemetry__Proto__Resource__V1__Resource *resource(tx_t *t, const jg_
     if (b->service_name.len == 0 && !b->process_tags.present) return res;
     amap_t m;
     /* service.name, the tags, host.name and opencensus.exporterversion */
-    if (amap_init(t, &m, b->process_tags.n + 3, true) != 0) return NULL;
+    if (amap_init(t, &m, b->process_tags.n + 3) != 0) return NULL;
     if (b->service_name.len)
-        amap_put(t, &m, (char *)"service.name", any_str(t, jstr(t, b->service_name)));
+        amap_put(t, &m, (char *)"service.name", 12, any_str(t, jstr(t, b->service_name)));
     put_tags(t, &m, &b->process_tags);
-    any_t *host = amap_get(&m, "hostname");
-    if (host && !amap_get(&m, "host.name")) {
-        amap_put(t, &m, (char *)"host.name", host);
-        amap_remove(&m, "hostname");
+    any_t *host = AMAP_GET(&m, "hostname");
+    if (host && !AMAP_GET(&m, "host.name")) {
+        amap_put(t, &m, (char *)"host.name", 9, host);
+        AMAP_REMOVE(&m, "hostname");
     }
-    any_t *ver = amap_get(&m, "jaeger.version");
-    if (ver && !amap_get(&m, "opencensus.exporterversion")) {
+    any_t *ver = AMAP_GET(&m, "jaeger.version");
+    if (ver && !AMAP_GET(&m, "opencensus.exporterversion")) {
         const char *v = any_as_str(ver);
         size_t n = strlen(v);
         char *s = tx_alloc(t, n + sizeof("Jaeger-"));
         if (!s) return NULL;
         memcpy(s, "Jaeger-", 7);
         memcpy(s + 7, v, n + 1);
-        amap_put(t, &m, (char *)"opencensus.exporterversion", any_str(t, s));
-        amap_remove(&m, "jaeger.version");
+        amap_put(t, &m, (char *)"opencensus.exporterversion", 26, any_str(t, s));
+        AMAP_REMOVE(&m, "jaeger.version");
     }
     res->attributes = m.kv;
     res->n_attributes = m.n;

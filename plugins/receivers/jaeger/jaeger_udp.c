@@ -51,11 +51,11 @@ static void register_metrics(jaeger_udp_t *u)
 #undef REG
 }
 
-static void process(jaeger_udp_t *u, jaeger_packet_t *pk)
+static void process(jaeger_udp_t *u, jaeger_scratch_t *scratch, jaeger_packet_t *pk)
 {
     jaeger_state_t *st = u->st;
     jaeger_outcome_t out;
-    jaeger_emit(st, u->proto, true, pk->data, pk->len, &out);
+    jaeger_emit(st, scratch, u->proto, true, pk->data, pk->len, &out);
     if (out.rc == SY_OK) return;
     if (out.rc == SY_EAGAIN || out.rc == SY_ECLOSED) {
         st->api->metric_add(u->m_refused, 1);
@@ -75,12 +75,18 @@ static void process(jaeger_udp_t *u, jaeger_packet_t *pk)
 static void *worker_main(void *arg)
 {
     jaeger_udp_t *u = arg;
+    jaeger_scratch_t scratch;
+    jaeger_scratch_init(&scratch);
     for (;;) {
         pthread_mutex_lock(&u->mu);
-        while (!u->count && !u->stopping)
+        while (!u->count && !u->stopping) {
+            u->idle++;
             pthread_cond_wait(&u->cv, &u->mu);
+            u->idle--;
+        }
         if (!u->count) { /* stopping, and nothing left to drain */
             pthread_mutex_unlock(&u->mu);
+            jaeger_scratch_free(&scratch);
             return NULL;
         }
         jaeger_packet_t *pk = u->ring[u->head];
@@ -89,7 +95,7 @@ static void *worker_main(void *arg)
         size_t left = u->count;
         pthread_mutex_unlock(&u->mu);
         u->st->api->metric_set(u->m_queue_len, (int64_t)left);
-        process(u, pk);
+        process(u, &scratch, pk);
         free(pk);
     }
 }
@@ -136,7 +142,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (!full) {
         u->ring[(u->head + u->count) % u->cap] = pk;
         len = ++u->count;
-        pthread_cond_signal(&u->cv);
+        /* A busy worker takes the next packet itself before it sleeps again:
+         * only an idle one needs waking. */
+        if (u->idle) pthread_cond_signal(&u->cv);
     }
     pthread_mutex_unlock(&u->mu);
     if (full) {
