@@ -63,8 +63,9 @@ static int fuzz_thrift_one(th_proto_t proto, const uint8_t *data, size_t size)
         jg_to_otlp(&batch, &out.pb, &spans);
     fuzz_thrift_check(req != NULL, "a decoded batch translates");
     fuzz_thrift_check(spans <= batch.n_spans, "no more spans than decoded");
-    size_t len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
-        req);
+    size_t len =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+            req);
     uint8_t *wire = malloc(len ? len : 1);
     fuzz_thrift_check(wire != NULL, "malloc");
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, wire);
