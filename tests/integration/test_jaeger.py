@@ -511,6 +511,7 @@ service:
         rc = router.stop()
         check(rc == 0, "router exit code %s after the bad input" % rc)
         config_errors(args, check)
+        port_in_use(args, check)
     finally:
         router.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -542,6 +543,41 @@ def config_errors(args, check):
                                   args.plugin_dir], capture_output=True, text=True, timeout=30)
             check(out.returncode != 0 and want in out.stderr + out.stdout,
                   "validate refuses %s: %s" % (body, (out.stderr + out.stdout).strip()))
+
+
+def port_in_use(args, check):
+    """A UDP port already bound fails the startup, naming the address; nothing hangs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = f"""
+receivers:
+  jaeger:
+    protocols:
+      thrift_binary:
+        endpoint: 127.0.0.1:{free_udp_port()}
+      thrift_compact:
+        endpoint: 127.0.0.1:{port}
+exporters:
+  nop:
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces: {{receivers: [jaeger], exporters: [nop]}}
+"""
+        router = Router(args.bin, [args.plugin_dir], config, wait=False)
+        try:
+            rc = router.proc.wait(timeout=30)
+            out = router.output()
+        except subprocess.TimeoutExpired:
+            rc, out = None, router.output()
+        finally:
+            router.cleanup()
+    check(rc not in (0, None) and "listen udp 127.0.0.1:%d" % port in out,
+          "a UDP port in use fails the startup (exit %s): %s" %
+          (rc, [x for x in out.splitlines() if "listen udp" in x]))
 
 
 # ---------------------------------------------------------------------------
