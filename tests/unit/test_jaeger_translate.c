@@ -352,7 +352,7 @@ static void test_many_duplicate_keys(void **state)
     (void)state;
     /* 200 tags, 50 keys each given 4 times: the map's hash index path */
     static jg_tag_t tags[200];
-    static char keys[50][8], vals[200][8];
+    static char keys[50][16], vals[200][16];
     for (int i = 0; i < 200; i++) {
         snprintf(keys[i % 50], sizeof(keys[0]), "k%d", i % 50);
         snprintf(vals[i], sizeof(vals[0]), "v%d", i);
@@ -364,7 +364,7 @@ static void test_many_duplicate_keys(void **state)
     span_t *sp = only_span(translate(&s, 1, &count));
     assert_int_equal(sp->n_attributes, 50);
     for (int k = 0; k < 50; k++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof(want), "v%d", 150 + k);
         assert_string_equal(sp->attributes[k]->value->string_value, want);
     }
