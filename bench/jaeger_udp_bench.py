@@ -4,6 +4,7 @@ router for Jaeger Thrift compact over UDP in -> batch -> OTLP/gRPC out, and the
 rate at which UDP starts to lose packets, with the socket buffer used.
 
     bench/jaeger_udp_bench.py --build-dir build [--rcvbuf 0 4194304] [--seconds 5]
+                              [--compression none|gzip] [--rates 1000 2000 ...]
 
 Router: bench/configs/jaeger_compact_otlp.yaml, pinned to the first CPU; its sink
 (bench/configs/otlp_grpc_sink.yaml, OTLP/gRPC -> nop) and the sender share the
@@ -177,11 +178,11 @@ def send(port, pkt, seconds, rate, cpu):
     return int(data)
 
 
-def run(build, rcvbuf, seconds, rate, workers):
+def run(build, rcvbuf, seconds, rate, workers, compression):
     sink = hb.Router(build, os.path.join(hb.HERE, "configs", "otlp_grpc_sink.yaml"), cpu=1)
     router = hb.Router(build, os.path.join(hb.HERE, "configs", "jaeger_compact_otlp.yaml"), cpu=0,
                        SY_BENCH_SINK="127.0.0.1:%d" % sink.port, SY_BENCH_RCVBUF=str(rcvbuf),
-                       SY_BENCH_WORKERS=str(workers))
+                       SY_BENCH_WORKERS=str(workers), SY_BENCH_COMPRESSION=compression)
     pkt = packet()
     try:
         cpu0 = hb.proc_cpu_seconds(router.pid)
@@ -221,15 +222,18 @@ def main():
                     default=[2000, 5000, 10000, 20000, 40000])
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--parts", nargs="+", default=["max", "rates"])
+    ap.add_argument("--compression", default="none", choices=["none", "gzip"],
+                    help="the otlp exporter's compression (the exporter's default is gzip)")
     a = ap.parse_args()
-    print("packet: %d bytes, %d spans; rmem_max %s" %
-          (len(packet()), SPANS, open("/proc/sys/net/core/rmem_max").read().strip()))
+    print("packet: %d bytes, %d spans; rmem_max %s; exporter compression %s" %
+          (len(packet()), SPANS, open("/proc/sys/net/core/rmem_max").read().strip(),
+           a.compression))
     if "max" in a.parts:
         print("\n| socket_buffer_size | packets sent | read | lost in the kernel | queue full "
               "| refused | spans delivered | router CPU s | spans per CPU-second |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for rb in a.rcvbuf:
-            r = run(a.build_dir, rb, a.seconds, 0, a.workers)
+            r = run(a.build_dir, rb, a.seconds, 0, a.workers, a.compression)
             print("| %s | %d | %d | %d | %d | %d | %d | %.2f | %s |" % (
                 rb or "0 (OS default)", r["sent"], r["read"], r["sent"] - r["read"],
                 r["queue_full"], r["refused"], r["delivered_spans"], r["cpu_s"],
@@ -240,7 +244,7 @@ def main():
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for rb in a.rcvbuf:
             for rate in a.rates:
-                r = run(a.build_dir, rb, a.seconds, rate, a.workers)
+                r = run(a.build_dir, rb, a.seconds, rate, a.workers, a.compression)
                 print("| %s | %d | %s | %d | %d | %d | %d | %d | %.0f | %s |" % (
                     rb or "0 (OS default)", rate, hb.fmt_k(rate * SPANS), r["sent"],
                     r["sent"] - r["read"], r["queue_full"], r["refused"], r["delivered_spans"],

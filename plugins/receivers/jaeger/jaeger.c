@@ -225,7 +225,7 @@ void jaeger_scratch_free(jaeger_scratch_t *s)
 }
 
 void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
-                 const uint8_t *data, size_t len, jaeger_outcome_t *out)
+                 unsigned wait_ms, const uint8_t *data, size_t len, jaeger_outcome_t *out)
 {
     const sy_host_api_t *api = st->api;
     out->rc = SY_OK;
@@ -269,6 +269,16 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
         snprintf(out->err, sizeof(out->err), "the translated request was refused");
     }
     if (out->rc == SY_OK) out->rc = api->emit(st->inst, batch);
+    /* A full pipeline queue is usually a burst: waiting here (a worker thread,
+     * never the loop thread) lets the packet queue absorb it, and when it lasts,
+     * packets are dropped at the queue before they cost a decode, rather than
+     * decoded and then dropped, which starves the pipeline of the CPU it needs to
+     * catch up. */
+    for (unsigned waited = 0; out->rc == SY_EAGAIN && waited < wait_ms; waited++) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        out->rc = api->emit(st->inst, batch);
+    }
     if (out->rc != SY_OK) api->batch_release(batch);
 }
 

@@ -19,6 +19,10 @@
 #include "http_server.h"
 #include "thrift.h"
 
+/* How long a UDP worker retries a batch the pipeline refused as full before it
+ * drops it (milliseconds). */
+#define JAEGER_UDP_EMIT_WAIT_MS 100
+
 /* The two UDP protocols, in this order everywhere. */
 enum { JG_COMPACT = 0, JG_BINARY = 1, JG_UDP_PROTOCOLS = 2 };
 
@@ -120,13 +124,14 @@ typedef struct jaeger_outcome_s {
 /*
  * Decodes Thrift bytes (an agent message when `agent`, else a bare Batch) into
  * `scratch` (reset before returning), translates it to OTLP into a new batch and
- * emits it. Returns SY_OK; SY_EINVAL
+ * emits it; a refusal for a full queue (SY_EAGAIN) is retried every millisecond
+ * for up to wait_ms. Returns SY_OK; SY_EINVAL
  * (undecodable, or an agent method other than emitBatch; err says why);
  * SY_ENOMEM; or emit's SY_EAGAIN / SY_ECLOSED (the pipeline refused; nothing was
  * kept). Any thread of the receiver's own.
  */
 void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
-                 const uint8_t *data, size_t len, jaeger_outcome_t *out);
+                 unsigned wait_ms, const uint8_t *data, size_t len, jaeger_outcome_t *out);
 
 /* Logs a warning at most every 10 s per `rl`, saying how many events happened
  * since the last one. Any thread. */

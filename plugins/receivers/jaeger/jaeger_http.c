@@ -80,7 +80,7 @@ static void on_request(void *arg, syc_http_request_t *req)
         return;
     }
     jaeger_outcome_t out;
-    jaeger_emit(st, &st->http_scratch, TH_PROTO_BINARY, false, req->body, req->body_len, &out);
+    jaeger_emit(st, &st->http_scratch, TH_PROTO_BINARY, false, 0, req->body, req->body_len, &out);
     if (out.rc == SY_OK) {
         respond(st, req, 202, NULL, NULL);
         return;

@@ -6,7 +6,9 @@
  * The socket is read on the loop thread (libuv), which only copies each datagram
  * into a packet of its size and queues it: a full queue drops the packet. The
  * workers take packets from the queue and call jaeger_emit(); a batch the pipeline
- * refuses (SY_EAGAIN: its queue is full, or SY_ECLOSED) is dropped. UDP has no way
+ * refuses (SY_EAGAIN: its queue is full) is offered again for up to
+ * JAEGER_UDP_EMIT_WAIT_MS, and then, or at once when the router is shutting down
+ * (SY_ECLOSED), dropped. UDP has no way
  * to push back, so these are the two places where the router may lose data; each
  * is counted in the instance's metrics and logged at a rate-limited warning.
  *
@@ -55,7 +57,7 @@ static void process(jaeger_udp_t *u, jaeger_scratch_t *scratch, jaeger_packet_t 
 {
     jaeger_state_t *st = u->st;
     jaeger_outcome_t out;
-    jaeger_emit(st, scratch, u->proto, true, pk->data, pk->len, &out);
+    jaeger_emit(st, scratch, u->proto, true, JAEGER_UDP_EMIT_WAIT_MS, pk->data, pk->len, &out);
     if (out.rc == SY_OK) return;
     if (out.rc == SY_EAGAIN || out.rc == SY_ECLOSED) {
         st->api->metric_add(u->m_refused, 1);
