@@ -274,7 +274,9 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
      * packets are dropped at the queue before they cost a decode, rather than
      * decoded and then dropped, which starves the pipeline of the CPU it needs to
      * catch up. */
-    for (unsigned waited = 0; out->rc == SY_EAGAIN && waited < wait_ms; waited++) {
+    for (unsigned waited = 0; out->rc == SY_EAGAIN && waited < wait_ms &&
+                              !atomic_load_explicit(&st->stopping, memory_order_relaxed);
+         waited++) {
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
         out->rc = api->emit(st->inst, batch);
@@ -324,6 +326,9 @@ fail:
 static void jaeger_shutdown(void *state)
 {
     jaeger_state_t *st = state;
+    /* Relaxed: the flag only shortens the workers' waits; joining them is what
+     * orders their last writes before what follows. */
+    atomic_store_explicit(&st->stopping, true, memory_order_relaxed);
     for (int i = 0; i < JG_UDP_PROTOCOLS; i++)
         if (st->udp[i]) jaeger_udp_shutdown(st->udp[i]);
     jaeger_http_shutdown(st);

@@ -107,6 +107,7 @@ struct jaeger_state_s {
     sy_instance_t *inst;
     const jaeger_config_t *cfg;
     jaeger_udp_t *udp[JG_UDP_PROTOCOLS];
+    atomic_bool stopping; /* shutdown() began: workers no longer wait to emit */
     syc_http_server_t *http;
     bool http_closing;
     jaeger_scratch_t http_scratch;
