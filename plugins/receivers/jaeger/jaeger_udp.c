@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "endpoint.h"
 #include "jaeger.h"
 
@@ -237,12 +239,17 @@ int jaeger_udp_start(jaeger_state_t *st, int which)
         SY_LOG(st->api, st->inst, SY_LOG_ERROR, "%s: %s", u->name, uv_strerror(rc));
         return SY_ERROR;
     }
-    int rcvbuf = 0;
+    int rcvbuf = 0, port = 0;
     uv_recv_buffer_size((uv_handle_t *)&u->handle, &rcvbuf);
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_udp_getsockname(&u->handle, (struct sockaddr *)&bound, &blen) == 0)
+        port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     SY_LOG(st->api, st->inst, SY_LOG_INFO,
-           "Starting UDP server for %s Thrift on endpoint %s (%lld workers, queue %zu, "
+           "Starting UDP server for %s Thrift on endpoint %s (port %d; %lld workers, queue %zu, "
            "SO_RCVBUF %d)",
-           which == JG_COMPACT ? "Compact" : "Binary", shown, (long long)cfg->workers, u->cap,
+           which == JG_COMPACT ? "Compact" : "Binary", shown, port, (long long)cfg->workers, u->cap,
            rcvbuf);
     return SY_OK;
 }
