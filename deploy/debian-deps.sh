@@ -30,3 +30,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The jaeger receiver's tests generate a compact-protocol Thrift sender from the
+# Jaeger IDL with Debian's thrift-compiler (tests/integration/test_jaeger.py).
+if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' thrift-compiler 2>/dev/null |
+  grep -q "install ok installed"; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends thrift-compiler
+fi

@@ -1,0 +1,12 @@
+/*
+ * Fuzz target: the jaeger receiver's Thrift binary-protocol decoders (agent
+ * packets and bare Batch bodies) and their translation to OTLP. See fuzz_thrift.h.
+ */
+#include "fuzz_thrift.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_thrift_one(TH_PROTO_BINARY, data, size);
+}
