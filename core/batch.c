@@ -68,15 +68,13 @@ static uint64_t exact_estimate(sy_signal_t signal, const uint8_t *data, size_t l
     return st.decoded_bytes;
 }
 
-int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
+/* Takes data[0..len), of `st`, as b's content, unless it would decode to more
+ * than SY__REQUEST_MAX_DECODED. The cheap bound (a multiple of len) is refined by
+ * a field-by-field walk only for a request large enough for it to matter (over
+ * about 1.6 MB). */
+static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_stats_t st,
+                        bool trusted, char *err, size_t err_len)
 {
-    /* The cheap walk bounds the decoded size by a multiple of len; only a request
-     * large enough for that bound to matter (over about 1.6 MB) is walked again
-     * field by field. */
-    sy__pb_stats_t st;
-    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
-        0)
-        return SY_EINVAL;
     if (st.decoded_bytes > SY__REQUEST_MAX_DECODED - len) {
         st.decoded_bytes = exact_estimate(b->signal, data, len);
         st.decoded_exact = true;
@@ -98,7 +96,33 @@ int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *
     b->dec_est = st.decoded_bytes;
     b->dec_exact = st.decoded_exact;
     b->items = st.items;
+    b->enc_trusted = trusted;
     return SY_OK;
+}
+
+int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
+{
+    sy__pb_stats_t st;
+    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
+        0)
+        return SY_EINVAL;
+    /* UINT64_MAX: a singular message field given twice (see sy__pb_walk). */
+    bool trusted = st.decoded_bytes != UINT64_MAX;
+    return take_encoded(b, data, len, st, trusted, err, err_len);
+}
+
+bool sy__batch_encoded_trusted(const sy_batch_t *b)
+{
+    return b->enc && b->enc_trusted;
+}
+
+int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items, char *err,
+                          size_t err_len)
+{
+    sy__pb_stats_t st = {.items = items,
+                         .decoded_bytes =
+                             sy__pb_cheap_bound(sy__signal_request_descriptor(b->signal), len)};
+    return take_encoded(b, data, len, st, true, err, err_len);
 }
 
 int sy__batch_set_decoded(sy_batch_t *b, void *request)
@@ -113,6 +137,7 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->dec = request;
     b->enc = NULL;
     b->enc_len = 0;
+    b->enc_trusted = false;
     b->dec_est = 0;
     b->dec_exact = false;
     b->items = sy__request_count_items(b->signal, request);
@@ -216,6 +241,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         pthread_mutex_lock(&b->lock);
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
+        b->enc_trusted = false;
         b->dec_est = 0;
         pthread_mutex_unlock(&b->lock);
     }
@@ -271,12 +297,16 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     sy_signal_t signal = batches[0]->signal;
     size_t total = 0;
     uint64_t items = 0, est = 0;
+    bool trusted = true;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
         if (!sy__batch_encoded(batches[i], &len)) return NULL;
         total += len;
         items += batches[i]->items;
+        /* Requests written back to back hold no field twice that either did not:
+         * the request's only field is repeated. */
+        trusted = trusted && batches[i]->enc_trusted;
     }
     /* The cheap bounds first; the field-by-field estimates only when those are
      * too coarse to allow the merge (inputs of more than a few MB in all). */
@@ -304,6 +334,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     out->dec_est = est;
     out->dec_exact = false; /* a sum of bounds: walked again if it ever matters */
     out->items = items;
+    out->enc_trusted = trusted;
     return out;
 }
 
@@ -329,5 +360,6 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     out->dec_est = b->dec_est;
     out->dec_exact = b->dec_exact;
     out->items = b->items;
+    out->enc_trusted = b->enc_trusted;
     return out;
 }

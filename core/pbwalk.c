@@ -540,16 +540,40 @@ int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, siz
         else if (w.merges)
             stats->decoded_bytes = UINT64_MAX; /* unknown: walk again with the estimate */
         else
-            /* Every field occurrence takes at least 2 bytes on the wire and costs
-             * at most a struct, its per-field charge, its scan record and 16
-             * bytes of copy overhead; every other byte copied costs one. */
-            stats->decoded_bytes =
-                (uint64_t)len *
-                    ((PB_ROUND16(max_sizeof_message) + PB_PER_FIELD + PB_SCAN_PER_FIELD + 16 + 1) /
-                     2) +
-                PB_ROUND16(desc->sizeof_message);
+            stats->decoded_bytes = sy__pb_cheap_bound(desc, len);
     }
     return rc;
+}
+
+uint64_t sy__pb_cheap_bound(const ProtobufCMessageDescriptor *desc, size_t len)
+{
+    pthread_once(&schemas_once, schemas_init);
+    /* Every field occurrence takes at least 2 bytes on the wire and costs at most
+     * a struct, its per-field charge, its scan record and 16 bytes of copy
+     * overhead; every other byte copied costs one. */
+    return (uint64_t)len *
+               ((PB_ROUND16(max_sizeof_message) + PB_PER_FIELD + PB_SCAN_PER_FIELD + 16 + 1) / 2) +
+           PB_ROUND16(desc->sizeof_message);
+}
+
+int sy__pb_check_at(const ProtobufCMessageDescriptor *request,
+                    const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    int depth, const uint8_t *buf_end, sy__pb_stats_t *stats, bool *merges)
+{
+    walk_t w = {.end = buf_end};
+    if (request)
+        item_descriptors(request, w.item);
+    else
+        memset(w.item, 0, sizeof(w.item));
+    pthread_once(&schemas_once, schemas_init);
+    for (int i = 0; i < 4 && w.item[i]; i++) {
+        const pb_schema_t *s = schema_find(w.item[i]);
+        if (s) w.item_mask |= (uint64_t)1 << s->index;
+    }
+    int64_t n = walk_plain(&w, schema_find(desc), desc, data, len, depth);
+    if (stats) stats->items = n < 0 ? 0 : (uint64_t)n;
+    if (merges) *merges = w.merges;
+    return n < 0 ? -1 : 0;
 }
 
 int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,

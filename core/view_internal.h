@@ -59,7 +59,17 @@ struct sy__vop_s {
     const uint8_t *key;    /* attribute ops: the key this op decides */
     uint32_t keylen;
     bool is_attr;
-    bool deleted; /* attribute ops: the key is absent after this op */
+    bool deleted;   /* attribute ops: the key is absent after this op */
+    uint8_t check;  /* SY__VC_*: what committing repl needs (view_edit.c) */
+    uint8_t vcheck; /* attribute ops: the same for the value alone */
+};
+
+/* What a commit must do about bytes an edit wrote, in increasing order (the
+ * worst of a commit's ops decides). */
+enum {
+    SY__VC_OK = 0,   /* made by the view from checked values: trusted */
+    SY__VC_WALK = 1, /* a copied ARRAY/MAP holds a singular field twice: walk the result */
+    SY__VC_BAD = 2,  /* a string that is not UTF-8, or a malformed ARRAY/MAP: refused */
 };
 
 struct sy_view_node_s {
