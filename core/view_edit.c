@@ -412,23 +412,109 @@ static int attr_state(sy_view_node_t *n, bool create, const char *key, size_t ke
     if (!st->h) return create && st->field ? SY_ENOMEM : 0;
     int rc = sy__view_index_attrs(st->h, st->field);
     if (rc < 0) return rc;
-    for (sy__vop_t *op = st->h->ops; op; op = op->next)
-        if (op->is_attr && op->keylen == keylen && memcmp(op->key, key, keylen) == 0 &&
-            (!st->op || op->seq > st->op->seq))
-            st->op = op;
+    st->op = sy__view_attr_op(st->h, key, keylen);
     st->orig = sy__view_attr_find(st->h, key, keylen);
     st->present = st->op ? !st->op->deleted : st->orig >= 0;
     return 0;
 }
 
+sy__vop_t *sy__view_attr_op(sy_view_node_t *h, const char *key, size_t keylen)
+{
+    sy__vop_t *found = NULL;
+    for (sy__vop_t *op = h->ops; op; op = op->next)
+        if (op->is_attr && op->keylen == keylen && (!found || op->seq > found->seq) &&
+            memcmp(op->key, key, keylen) == 0)
+            found = op;
+    return found;
+}
+
+const sy__vop_t *sy__view_field_op(const sy_view_node_t *t, uint32_t num)
+{
+    const sy__vop_t *found = NULL;
+    for (const sy__vop_t *op = t->ops; op; op = op->next)
+        if (!op->child && !op->is_attr && op->field == num && (!found || op->seq > found->seq))
+            found = op;
+    return found;
+}
+
 /* The byte range of the h's i-th original attribute field. */
 static void attr_range(sy_view_node_t *h, long i, uint32_t *start, uint32_t *end)
 {
-    sy__pbf_t f;
-    size_t pos = h->attrs[i];
-    sy__pb_next(h->view->buf, &pos, h->ce, &f);
-    *start = (uint32_t)f.start;
-    *end = (uint32_t)f.ve;
+    *start = h->attrs[i].start;
+    *end = h->attrs[i].end;
+}
+
+/* h's attributes read through its edits from now on, and the list is stale. */
+static void attrs_edited(sy_view_node_t *h)
+{
+    h->flags = (uint8_t)((h->flags | SY__VN_AEDIT) & ~SY__VN_EFF);
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+    const sy__vop_t *x = *(const sy__vop_t *const *)a, *y = *(const sy__vop_t *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The attributes as the commit will write them: each original attribute, or the
+ * op that covers its range (replaced, renamed, or gone), in place; then the new
+ * ones, in the order they were first recorded (an op's seq is renewed when it is
+ * set again, so the order is that of the ops' positions on commit: inserts at the
+ * end sort by seq). Built into h->eff when read after an edit; kept until the next.
+ */
+int sy__view_attrs_effective(sy_view_node_t *h)
+{
+    if (h->flags & SY__VN_EFF) return 0;
+    sy_view_t *v = h->view;
+    uint32_t nops = 0;
+    for (const sy__vop_t *op = h->ops; op; op = op->next)
+        nops += op->is_attr;
+    size_t cap = (size_t)h->nattrs + nops;
+    sy__vattr_t *out = cap ? sy__arena_alloc(&v->arena, cap * sizeof(*out)) : NULL;
+    const sy__vop_t **cover = h->nattrs ? sy__view_alloc(v, h->nattrs * sizeof(*cover)) : NULL;
+    sy__vop_t **ins = nops ? sy__arena_alloc(&v->arena, nops * sizeof(*ins)) : NULL;
+    if ((cap && !out) || (h->nattrs && !cover) || (nops && !ins)) return SY_ENOMEM;
+    uint32_t nins = 0;
+    for (sy__vop_t *op = h->ops; op; op = op->next) {
+        if (!op->is_attr) continue;
+        if (op->start == op->end) { /* an insert at the end */
+            ins[nins++] = op;
+            continue;
+        }
+        /* The original attribute whose range it covers (they are in order). */
+        uint32_t lo = 0, hi = h->nattrs;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (h->attrs[mid].start < op->start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < h->nattrs && h->attrs[lo].start == op->start &&
+            (!cover[lo] || op->seq > cover[lo]->seq))
+            cover[lo] = op;
+    }
+    qsort(ins, nins, sizeof(*ins), seq_cmp);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->nattrs + nins; i++) {
+        const sy__vop_t *op = i < h->nattrs ? cover[i] : ins[i - h->nattrs];
+        if (!op) {
+            out[n++] = h->attrs[i];
+            continue;
+        }
+        if (op->deleted || !op->rlen) continue;
+        sy__pbf_t f;
+        size_t pos = 0;
+        if (sy__pb_next(op->repl, &pos, op->rlen, &f) <= 0) return SY_EINVAL;
+        sy__view_attr_parse(op->repl + f.vs, f.ve - f.vs, &out[n]);
+        out[n].start = out[n].end = 0;
+        n++;
+    }
+    h->eff = out;
+    h->neff = n;
+    h->flags |= SY__VN_EFF;
+    return 0;
 }
 
 static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
@@ -445,17 +531,10 @@ static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
 /* Deletes every original occurrence of key that no op covers yet. */
 static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen)
 {
-    const uint8_t *buf = h->view->buf;
     for (uint32_t i = 0; i < h->nattrs; i++) {
-        sy_value_t k;
-        uint32_t start, end;
-        attr_range(h, i, &start, &end);
-        sy__pbf_t f;
-        size_t pos = h->attrs[i];
-        if (sy__pb_next(buf, &pos, h->ce, &f) <= 0) continue;
-        if (sy__view_parse_kv(buf + f.vs, f.ve - f.vs, &k, NULL) < 0 || k.len != keylen ||
-            memcmp(k.str, key, keylen) != 0)
-            continue;
+        const sy__vattr_t *a = &h->attrs[i];
+        if (a->bad || a->keylen != keylen || memcmp(a->key, key, keylen) != 0) continue;
+        uint32_t start = a->start, end = a->end;
         bool covered = false;
         for (sy__vop_t *op = h->ops; op && !covered; op = op->next)
             covered = op->is_attr && op->start == start && op->end == end;
@@ -500,6 +579,7 @@ int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const s
     /* The KeyValue's content sits one level below h's, its AnyValue's two. */
     op->vcheck = value_check(val, node_depth(st.h) + 2);
     op->check = worst(utf8_check(key, keylen), op->vcheck);
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 
@@ -517,6 +597,7 @@ int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
         st.op->check = st.op->vcheck = SY__VC_OK;
     }
     if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 
@@ -531,24 +612,16 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     if (keylen == nkeylen && memcmp(key, nkey, keylen) == 0) return 0;
     sy_view_t *v = n->view;
     /* The value's encoded AnyValue, from the op that set it or the original. */
-    const uint8_t *kvp;
-    size_t kvl;
-    sy__pbf_t f;
+    sy__vattr_t a = st.op ? (sy__vattr_t){0} : st.h->attrs[st.orig];
     if (st.op) {
+        sy__pbf_t f;
         size_t pos = 0;
         if (sy__pb_next(st.op->repl, &pos, st.op->rlen, &f) <= 0) return SY_EINVAL;
-        kvp = st.op->repl + f.vs;
-        kvl = f.ve - f.vs;
-    } else {
-        size_t pos = st.h->attrs[st.orig];
-        if (sy__pb_next(v->buf, &pos, st.h->ce, &f) <= 0) return SY_EINVAL;
-        kvp = v->buf + f.vs;
-        kvl = f.ve - f.vs;
+        sy__view_attr_parse(st.op->repl + f.vs, f.ve - f.vs, &a);
     }
-    sy__pbf_t vf;
-    if ((rc = sy__pb_find(kvp, 0, kvl, 2, &vf)) < 0) return SY_EINVAL;
-    const uint8_t *any = rc ? kvp + vf.vs : NULL;
-    size_t anylen = rc ? vf.ve - vf.vs : 0;
+    if (a.bad) return SY_EINVAL;
+    const uint8_t *any = a.val;
+    size_t anylen = a.vallen;
     rc = sy__view_attr_delete(n, nkey, nkeylen);
     if (rc < 0 && rc != SY_EAGAIN) return rc;
     size_t len;
@@ -574,6 +647,7 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     if (!tomb) return SY_ENOMEM;
     tomb->deleted = true;
     if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 

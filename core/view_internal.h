@@ -45,7 +45,21 @@ enum {
     SY__VN_ATTRS = 1u << 3,  /* attrs[] indexed */
     SY__VN_SUB = 1u << 4,    /* sub looked up */
     SY__VN_SORTED = 1u << 5, /* ops sorted into opv */
+    SY__VN_AEDIT = 1u << 6,  /* attributes edited: eff[] is built from attrs[] and the ops */
+    SY__VN_EFF = 1u << 7,    /* eff[] is up to date with the ops */
 };
+
+/* One attribute: its key and its value's AnyValue content, parsed once when the
+ * node's attributes are first indexed (or, in eff[], from an edit's bytes).
+ * [start, end) is the KeyValue field's range in the view's buffer (original
+ * attributes only). `bad`: the KeyValue does not parse (never in bytes the walk
+ * accepted); it reads as SY_EINVAL. */
+typedef struct sy__vattr_s {
+    const uint8_t *key, *val; /* val NULL: no value (reads as EMPTY) */
+    uint32_t keylen, vallen;
+    uint32_t start, end;
+    bool bad;
+} sy__vattr_t;
 
 typedef struct sy__vop_s sy__vop_t;
 struct sy__vop_s {
@@ -84,8 +98,10 @@ struct sy_view_node_s {
     sy_view_node_t **kids[2];
     uint32_t nkids[2];
     bool indexed[2];
-    uint32_t *attrs; /* tag offsets of its KeyValue fields (SY__VN_ATTRS) */
+    sy__vattr_t *attrs; /* its original attributes (SY__VN_ATTRS) */
     uint32_t nattrs;
+    sy__vattr_t *eff; /* with SY__VN_AEDIT: the attributes as the commit will write them */
+    uint32_t neff;
     sy__vop_t *ops, **ops_tail;
     sy__vop_t **opv; /* ops sorted (SY__VN_SORTED), for the two commit walks */
     uint32_t nops;
@@ -137,6 +153,11 @@ sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *fie
 int sy__view_index_attrs(sy_view_node_t *h, uint32_t field);
 /* The index of the first of h's indexed attributes named key, or -1. */
 long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen);
+/* Parses a KeyValue's content p[0..len) into a (key and value pointers; bad when
+ * it does not parse). */
+void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a);
+/* The value of an attribute entry. */
+int sy__view_attr_value(const sy__vattr_t *a, sy_value_t *val);
 /* Parses a KeyValue's content into key and value. */
 int sy__view_parse_kv(const uint8_t *p, size_t len, sy_value_t *key, sy_value_t *val);
 int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out);
@@ -155,6 +176,13 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
                          size_t nkeylen);
 int sy__view_drop(sy_view_node_t *n);
 int sy__view_commit(sy_view_t *v);
+/* Read-your-writes: the latest op that decides attribute `key` of host h, or NULL
+ * (then the original attributes decide). */
+sy__vop_t *sy__view_attr_op(sy_view_node_t *h, const char *key, size_t keylen);
+/* The latest op that set field `num` of node t, or NULL. */
+const sy__vop_t *sy__view_field_op(const sy_view_node_t *t, uint32_t num);
+/* Builds h->eff, the attributes as the commit will write them, if stale. */
+int sy__view_attrs_effective(sy_view_node_t *h);
 /* The AnyValue encoding of val (content only); its size with buf NULL. SY_EINVAL
  * for an ARRAY or MAP not read from a view. */
 int sy__view_encode_any(const sy_value_t *val, uint8_t *buf, size_t *len);

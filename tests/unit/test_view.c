@@ -667,8 +667,8 @@ static void test_edit_traces(void **state)
                      &(sy_value_t){.type = SY_VALUE_STRING, .str = "newscope", .len = 8}),
         0);
     assert_int_equal(sy__view_drop(sy__view_at(s0, SY_VIEW_EVENTS, 1)), 0);
-    /* Reads still see the request as it was. */
-    check_str(s0, SY_FIELD_NAME, "span0");
+    /* Reads see the edits (read-your-writes; test_read_your_writes has more). */
+    check_str(s0, SY_FIELD_NAME, "renamed-span0");
 
     assert_int_equal(sy__view_commit(v), 0);
     TraceReq *expected = make_traces(true);
