@@ -50,7 +50,7 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
+int sy__pb_next_any(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
 {
     size_t off = *pos;
     if (off >= end) return 0;
@@ -446,6 +446,20 @@ void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
 {
     /* A key or value given twice reads as its last occurrence, as protobuf-c
      * decodes it; a key that is absent (or of another wire type) reads as "". */
+    a->bad = false;
+    /* What every encoder writes: the key (field 1) then the value (field 2), each
+     * under 128 bytes. */
+    if (len >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 <= len) {
+        size_t k = p[1], at = 2 + k;
+        if (at == len ||
+            (len - at >= 2 && p[at] == 0x12 && p[at + 1] < 0x80 && at + 2 + p[at + 1] == len)) {
+            a->key = p + 2;
+            a->keylen = (uint32_t)k;
+            a->val = at == len ? NULL : p + at + 2;
+            a->vallen = at == len ? 0 : p[at + 1];
+            return;
+        }
+    }
     sy__pbf_t f;
     size_t pos = 0;
     int rc;

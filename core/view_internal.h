@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <switchyard/plugin.h>
 
@@ -131,9 +132,70 @@ typedef struct sy__pbf_s {
     uint64_t v;
 } sy__pbf_t;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define SY__LE64(x) __builtin_bswap64(x)
+#define SY__LE32(x) __builtin_bswap32(x)
+#else
+#define SY__LE64(x) (x)
+#define SY__LE32(x) (x)
+#endif
+
+/* sy__pb_next() for any field: out of line. */
+int sy__pb_next_any(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
+
 /* Reads the field at *pos of buf[..end); advances *pos past it. Returns 1, 0 at
- * end, -1 on bytes that do not parse. */
-int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
+ * end, -1 on bytes that do not parse. Inline for the fields most of OTLP is made
+ * of (a one-byte tag, and a one-byte varint, a fixed number, or a length under
+ * 128); the rest, and every error, goes out of line. */
+static inline int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
+{
+    size_t off = *pos;
+    if (off >= end) return 0;
+    uint8_t tag = buf[off];
+    size_t room = end - off; /* at least 1 */
+    if (__builtin_expect(tag >= 8 && tag < 0x80 && room >= 2, 1)) {
+        size_t n;
+        switch (tag & 7) {
+        case 2:
+            if (buf[off + 1] >= 0x80 || (size_t)buf[off + 1] > room - 2) break;
+            f->v = buf[off + 1];
+            f->vs = off + 2;
+            f->ve = off + 2 + buf[off + 1];
+            goto done;
+        case 0:
+            if (buf[off + 1] >= 0x80) break;
+            f->v = buf[off + 1];
+            f->vs = off + 1;
+            f->ve = off + 2;
+            goto done;
+        case 1:
+        case 5:
+            n = (tag & 7) == 1 ? 8 : 4;
+            if (room - 1 < n) break;
+            if (n == 8) {
+                uint64_t x;
+                memcpy(&x, buf + off + 1, 8);
+                f->v = SY__LE64(x);
+            } else {
+                uint32_t x;
+                memcpy(&x, buf + off + 1, 4);
+                f->v = SY__LE32(x);
+            }
+            f->vs = off + 1;
+            f->ve = off + 1 + n;
+            goto done;
+        default:
+            break;
+        }
+    }
+    return sy__pb_next_any(buf, pos, end, f);
+done:
+    f->start = off;
+    f->num = tag >> 3;
+    f->wt = tag & 7;
+    *pos = f->ve;
+    return 1;
+}
 /* The last occurrence of field `num` (any wire type) in buf[s, e): 1, 0, -1. */
 int sy__pb_find(const uint8_t *buf, size_t s, size_t e, uint32_t num, sy__pbf_t *out);
 size_t sy__varint_size(uint64_t v);
