@@ -146,7 +146,7 @@ int sy__pb_next_any(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
 /* Reads the field at *pos of buf[..end); advances *pos past it. Returns 1, 0 at
  * end, -1 on bytes that do not parse. Inline for the fields most of OTLP is made
  * of (a one-byte tag, and a one-byte varint, a fixed number, or a length under
- * 128); the rest, and every error, goes out of line. */
+ * 16384); the rest, and every error, goes out of line. */
 static inline int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
 {
     size_t off = *pos;
@@ -156,12 +156,19 @@ static inline int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__p
     if (__builtin_expect(tag >= 8 && tag < 0x80 && room >= 2, 1)) {
         size_t n;
         switch (tag & 7) {
-        case 2:
-            if (buf[off + 1] >= 0x80 || (size_t)buf[off + 1] > room - 2) break;
-            f->v = buf[off + 1];
-            f->vs = off + 2;
-            f->ve = off + 2 + buf[off + 1];
+        case 2: {
+            size_t l = buf[off + 1], h = 2; /* the length, and where the value starts */
+            if (l >= 0x80) {                /* a two-byte length: a span, a scope */
+                if (room < 3 || buf[off + 2] >= 0x80) break;
+                l = (l & 0x7f) | (size_t)buf[off + 2] << 7;
+                h = 3;
+            }
+            if (l > room - h) break;
+            f->v = l;
+            f->vs = off + h;
+            f->ve = off + h + l;
             goto done;
+        }
         case 0:
             if (buf[off + 1] >= 0x80) break;
             f->v = buf[off + 1];
