@@ -4,10 +4,12 @@
  *
  * Every node is a byte range of the request; its children and its attributes
  * are indexed on first use by one walk of its tags (nodes and index arrays come
- * from the view's arena, one allocation per indexed node, none per read). A
+ * from the view's arena, one allocation per indexed node, none per read); an
+ * attribute's key and value are located once, when its node is indexed. A
  * field is read by walking the tags of its node, which for OTLP's items is a
- * dozen or so fields: no cache is kept, which keeps nodes small and reads
- * correct after any number of edits are recorded.
+ * dozen or so fields, unless an edit recorded on the node decides it: reads see
+ * the edits (read-your-writes), attributes through the list the commit will
+ * write (sy__view_attrs_effective, view_edit.c).
  *
  * The bytes were validated (batch_set_encoded, or packed by protobuf-c), but
  * every read is bounds-checked all the same: a walk that meets bytes that do

@@ -15,12 +15,14 @@
  * dropped. The second walk writes: for each node, memcpy of the bytes up to the
  * next op, then the op's bytes (a replacement, or the child's tag, its new
  * length prefix and, recursively, its content), then the rest. The result goes
- * into the batch's arena and through batch_set_encoded(), which validates it and
- * counts its items like any request a receiver accepts.
+ * into the batch's arena; it is not walked again when the batch's bytes were
+ * trusted (see sy__view_commit), else it goes through batch_set_encoded(), which
+ * validates it and counts its items like any request a receiver accepts.
  *
  * Attribute ops carry the key they decide, so the state of a key (present or
  * not, and with which value) is its latest op, or else the original bytes;
- * INSERT/UPDATE/rename test that state, not only the original bytes.
+ * INSERT/UPDATE/rename test that state, not only the original bytes, and reads
+ * of the node go through the same state (read-your-writes, view.c).
  */
 #include <stdlib.h>
 #include <string.h>
