@@ -785,6 +785,7 @@ int sy__view_value_next(sy_value_iter_t *it, sy_value_t *key, sy_value_t *val)
             size_t end = it->pos; /* pos is the end of the packed run while sub != 0 */
             size_t s = it->sub;
             value_empty(val);
+            if (key) value_empty(key); /* an ARRAY's entries have no key */
             if (pk == SY__PK_UVARINT) {
                 uint64_t x;
                 size_t n = get_varint(p + s, end - s, &x);
