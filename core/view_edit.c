@@ -472,11 +472,24 @@ int sy__view_attrs_effective(sy_view_node_t *h)
     uint32_t nops = 0;
     for (const sy__vop_t *op = h->ops; op; op = op->next)
         nops += op->is_attr;
+    /* A plugin that reads while it edits rebuilds the list after each edit: the
+     * list's block is reused while it is large enough, and the scratch arrays
+     * are on the stack for up to LOCAL attributes and ops. */
+    enum { LOCAL = 32 };
+    const sy__vop_t *cover_local[LOCAL];
+    sy__vop_t *ins_local[LOCAL];
     size_t cap = (size_t)h->nattrs + nops;
-    sy__vattr_t *out = cap ? sy__arena_alloc(&v->arena, cap * sizeof(*out)) : NULL;
-    const sy__vop_t **cover = h->nattrs ? sy__view_alloc(v, h->nattrs * sizeof(*cover)) : NULL;
-    sy__vop_t **ins = nops ? sy__arena_alloc(&v->arena, nops * sizeof(*ins)) : NULL;
-    if ((cap && !out) || (h->nattrs && !cover) || (nops && !ins)) return SY_ENOMEM;
+    sy__vattr_t *out = h->eff;
+    if (cap > h->effcap) {
+        out = sy__arena_alloc(&v->arena, cap * sizeof(*out));
+        if (!out) return SY_ENOMEM;
+        h->effcap = (uint32_t)cap;
+    }
+    const sy__vop_t **cover =
+        h->nattrs <= LOCAL ? cover_local : sy__arena_alloc(&v->arena, h->nattrs * sizeof(*cover));
+    sy__vop_t **ins = nops <= LOCAL ? ins_local : sy__arena_alloc(&v->arena, nops * sizeof(*ins));
+    if (!cover || !ins) return SY_ENOMEM;
+    memset(cover, 0, h->nattrs * sizeof(*cover));
     uint32_t nins = 0;
     for (sy__vop_t *op = h->ops; op; op = op->next) {
         if (!op->is_attr) continue;

@@ -102,7 +102,7 @@ struct sy_view_node_s {
     sy__vattr_t *attrs; /* its original attributes (SY__VN_ATTRS) */
     uint32_t nattrs;
     sy__vattr_t *eff; /* with SY__VN_AEDIT: the attributes as the commit will write them */
-    uint32_t neff;
+    uint32_t neff, effcap;
     sy__vop_t *ops, **ops_tail;
     sy__vop_t **opv; /* ops sorted (SY__VN_SORTED), for the two commit walks */
     uint32_t nops;
