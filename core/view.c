@@ -688,6 +688,20 @@ static void value_container(sy_value_t *out, sy_value_type_t type, const uint8_t
 int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out)
 {
     value_empty(out);
+    /* The usual value: one string under 128 bytes, or one small int. */
+    if (len >= 2 && p[1] < 0x80) {
+        if (p[0] == 0x0a && (size_t)p[1] + 2 == len) {
+            out->type = SY_VALUE_STRING;
+            out->str = (const char *)p + 2;
+            out->len = p[1];
+            return 0;
+        }
+        if (p[0] == 0x18 && len == 2) {
+            out->type = SY_VALUE_INT;
+            out->i = p[1];
+            return 0;
+        }
+    }
     sy__pbf_t f;
     size_t pos = 0;
     int rc;

@@ -543,10 +543,11 @@ static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
     return op->key ? op : NULL;
 }
 
-/* Deletes every original occurrence of key that no op covers yet. */
-static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen)
+/* Deletes every original occurrence of key that no op covers yet; `from` is the
+ * first one (attr_state's orig), or -1 when there is none. */
+static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen, long from)
 {
-    for (uint32_t i = 0; i < h->nattrs; i++) {
+    for (uint32_t i = from < 0 ? h->nattrs : (uint32_t)from; i < h->nattrs; i++) {
         const sy__vattr_t *a = &h->attrs[i];
         if (a->bad || a->keylen != keylen || memcmp(a->key, key, keylen) != 0) continue;
         uint32_t start = a->start, end = a->end;
@@ -611,7 +612,7 @@ int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
         st.op->deleted = true;
         st.op->check = st.op->vcheck = SY__VC_OK;
     }
-    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
     attrs_edited(st.h);
     return mark_dirty(st.h);
 }
@@ -661,7 +662,7 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     sy__vop_t *tomb = attr_op(st.h, key, keylen);
     if (!tomb) return SY_ENOMEM;
     tomb->deleted = true;
-    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
     attrs_edited(st.h);
     return mark_dirty(st.h);
 }
