@@ -42,6 +42,7 @@ sy_batch_t *sy__batch_new(sy_signal_t signal, const char *origin)
     sy_batch_t *b = calloc(1, sizeof(*b));
     if (!b) return NULL;
     atomic_init(&b->refs, 1);
+    b->enc_occ = UINT64_MAX;
     b->signal = signal;
     b->origin = origin ? origin : "";
     pthread_mutex_init(&b->lock, NULL);
@@ -97,6 +98,7 @@ static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_s
     b->dec_exact = st.decoded_exact;
     b->items = st.items;
     b->enc_trusted = trusted;
+    b->enc_occ = st.occurrences;
     return SY_OK;
 }
 
@@ -108,6 +110,11 @@ int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *
         return SY_EINVAL;
     /* UINT64_MAX: a singular message field given twice (see sy__pb_walk). */
     bool trusted = st.decoded_bytes != UINT64_MAX;
+    if (!trusted)
+        st.occurrences = UINT64_MAX;
+    else /* the bound from the occurrences the walk counted: often 4 times tighter */
+        st.decoded_bytes =
+            sy__pb_cheap_bound(sy__signal_request_descriptor(b->signal), len, st.occurrences);
     return take_encoded(b, data, len, st, trusted, err, err_len);
 }
 
@@ -116,12 +123,18 @@ bool sy__batch_encoded_trusted(const sy_batch_t *b)
     return b->enc && b->enc_trusted;
 }
 
-int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items, char *err,
-                          size_t err_len)
+uint64_t sy__batch_occurrences(const sy_batch_t *b)
+{
+    return b->enc ? b->enc_occ : UINT64_MAX;
+}
+
+int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
+                          uint64_t occurrences, char *err, size_t err_len)
 {
     sy__pb_stats_t st = {.items = items,
-                         .decoded_bytes =
-                             sy__pb_cheap_bound(sy__signal_request_descriptor(b->signal), len)};
+                         .occurrences = occurrences,
+                         .decoded_bytes = sy__pb_cheap_bound(
+                             sy__signal_request_descriptor(b->signal), len, occurrences)};
     return take_encoded(b, data, len, st, true, err, err_len);
 }
 
@@ -138,6 +151,7 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->enc = NULL;
     b->enc_len = 0;
     b->enc_trusted = false;
+    b->enc_occ = UINT64_MAX;
     b->dec_est = 0;
     b->dec_exact = false;
     b->items = sy__request_count_items(b->signal, request);
@@ -242,6 +256,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
         b->enc_trusted = false;
+        b->enc_occ = UINT64_MAX;
         b->dec_est = 0;
         pthread_mutex_unlock(&b->lock);
     }
@@ -298,6 +313,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     size_t total = 0;
     uint64_t items = 0, est = 0;
     bool trusted = true;
+    uint64_t occ = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
@@ -307,6 +323,8 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
         /* Requests written back to back hold no field twice that either did not:
          * the request's only field is repeated. */
         trusted = trusted && batches[i]->enc_trusted;
+        occ = occ == UINT64_MAX || batches[i]->enc_occ == UINT64_MAX ? UINT64_MAX
+                                                                     : occ + batches[i]->enc_occ;
     }
     /* The cheap bounds first; the field-by-field estimates only when those are
      * too coarse to allow the merge (inputs of more than a few MB in all). */
@@ -335,6 +353,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     out->dec_exact = false; /* a sum of bounds: walked again if it ever matters */
     out->items = items;
     out->enc_trusted = trusted;
+    out->enc_occ = occ;
     return out;
 }
 
@@ -361,5 +380,6 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     out->dec_exact = b->dec_exact;
     out->items = b->items;
     out->enc_trusted = b->enc_trusted;
+    out->enc_occ = b->enc_occ;
     return out;
 }

@@ -31,6 +31,8 @@ struct sy_batch_s {
      * made by the core from such bytes (merge, copy, a trusted view commit):
      * see sy__batch_encoded_trusted(). */
     bool enc_trusted;
+    /* At least as many field occurrences as `enc` holds, or UINT64_MAX. */
+    uint64_t enc_occ;
 
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */

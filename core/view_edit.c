@@ -703,6 +703,7 @@ static bool auto_drops(const sy_view_node_t *n)
 typedef struct tally_s {
     bool count;
     uint64_t removed;
+    uint64_t added; /* at most this many field occurrences written anew */
     uint8_t check;
 } tally_t;
 
@@ -772,6 +773,8 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
         if (!c) {
             len += (int64_t)op->rlen - (int64_t)(op->end - op->start);
             mine.check = worst(mine.check, op->check);
+            /* Every field occurrence takes at least 2 bytes. */
+            mine.added += (op->rlen + 1) / 2;
             continue;
         }
         int rc;
@@ -783,8 +786,12 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
             tally_t sub = {.count = mine.count};
             if ((rc = calc(c, depth + 1, &sub)) < 0) return rc;
             mine.removed += sub.removed;
-            /* Nothing of a node dropped for being left empty is written. */
-            if (!(c->flags & SY__VN_DROPPED)) mine.check = worst(mine.check, sub.check);
+            /* Nothing of a node dropped for being left empty is written; a
+             * virtual node written is one occurrence more. */
+            if (!(c->flags & SY__VN_DROPPED)) {
+                mine.check = worst(mine.check, sub.check);
+                mine.added += sub.added + ((c->flags & SY__VN_VIRTUAL) ? 1 : 0);
+            }
         }
         int64_t orig = (int64_t)(c->ce - c->fstart);
         if (c->flags & SY__VN_DROPPED) {
@@ -798,6 +805,7 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
     if (len < 0) return SY_EINVAL;
     n->newlen = (size_t)len;
     tally->removed += mine.removed;
+    tally->added += mine.added;
     tally->check = worst(tally->check, mine.check);
     if (auto_drops(n)) {
         n->flags |= SY__VN_DROPPED;
@@ -883,8 +891,12 @@ int sy__view_commit(sy_view_t *v)
     }
     char err[256];
     uint64_t items = sy__batch_items(v->batch);
+    /* Occurrences: the old ones (a drop only removes some) and the new ones. */
+    uint64_t occ = sy__batch_occurrences(v->batch);
+    occ = occ == UINT64_MAX || tally.added > UINT64_MAX - occ ? UINT64_MAX : occ + tally.added;
     if (tally.count && tally.check == SY__VC_OK && tally.removed <= items)
-        rc = sy__batch_set_trusted(v->batch, out, len, items - tally.removed, err, sizeof(err));
+        rc =
+            sy__batch_set_trusted(v->batch, out, len, items - tally.removed, occ, err, sizeof(err));
     else
         rc = sy__batch_set_encoded(v->batch, out, len, err, sizeof(err));
     if (rc < 0) {

@@ -11,6 +11,8 @@
  *  - the oracle of the trusted commit: the committed request, which the commit
  *    did not walk, is accepted by the full validation walk, which counts the
  *    same items the commit recorded; and it unpacks with protobuf-c;
+ *  - the decoded-size bound the batch keeps is at least the field-by-field
+ *    estimate of the committed bytes (the merge limit relies on it);
  *  - a second script on the committed batch (whose bytes are now the commit's
  *    own) holds to the same;
  *  - the committed request reads again without failure;
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "batch_internal.h" /* dec_est: the decoded-size bound a batch keeps */
 #include "view.h"
 
 static void check(int cond, const char *what)
@@ -225,6 +228,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   0,
               "the committed request passes the full validation walk");
         check(st.items == sy__batch_items(b), "the commit counted the items the walk counts");
+        sy__pb_stats_t ex;
+        check(sy__pb_walk(sy__signal_request_descriptor(signal), enc, elen, true, &ex, NULL, 0) ==
+                  0,
+              "the committed request passes the estimating walk");
+        check(b->dec_est >= ex.decoded_bytes || !b->dec_est,
+              "the batch's decoded-size bound is at least the field-by-field estimate");
         ProtobufCMessage *m =
             protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, elen, enc);
         /* Bytes the walk accepts but protobuf-c does not are fuzz_otlp_proto's
