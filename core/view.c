@@ -495,10 +495,11 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
     enum { LOCAL = 32 };
     sy__vattr_t local[LOCAL];
     size_t pos = h->cs;
-    uint32_t n = 0;
+    uint32_t n = 0, events = 0, links = 0;
     int rc;
-    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0)
-        if (f.num == field && f.wt == 2) {
+    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0) {
+        if (f.wt != 2) continue;
+        if (f.num == field) {
             if (n < LOCAL) {
                 sy__view_attr_parse(buf + f.vs, f.ve - f.vs, &local[n]);
                 local[n].start = (uint32_t)f.start;
@@ -506,7 +507,16 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
             }
             n++;
         }
+        events += f.num == 11;
+        links += f.num == 13;
+    }
     if (rc < 0) return SY_EINVAL;
+    /* A span's events (11) and links (13) were walked past as well: when it has
+     * none, they are indexed already (most spans, and a second walk saved). */
+    if (h->kind == SY_NODE_SPAN) {
+        if (!events) h->indexed[0] = true;
+        if (!links) h->indexed[1] = true;
+    }
     sy__vattr_t *a = n ? sy__arena_alloc(&h->view->arena, n * sizeof(*a)) : NULL;
     if (n && !a) return SY_ENOMEM;
     if (n <= LOCAL) {

@@ -760,9 +760,12 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
         n->opv = n->nops ? sy__arena_alloc(&n->view->arena, n->nops * sizeof(*n->opv)) : NULL;
         if (n->nops && !n->opv) return SY_ENOMEM;
         size_t k = 0;
-        for (sy__vop_t *op = n->ops; op; op = op->next)
+        bool sorted = true; /* usually: a plugin edits items in the order it reads them */
+        for (sy__vop_t *op = n->ops; op; op = op->next) {
+            if (k && op_cmp(&n->opv[k - 1], &op) > 0) sorted = false;
             n->opv[k++] = op;
-        qsort(n->opv, n->nops, sizeof(*n->opv), op_cmp);
+        }
+        if (!sorted) qsort(n->opv, n->nops, sizeof(*n->opv), op_cmp);
         n->flags |= SY__VN_SORTED;
     }
     int64_t len = (int64_t)(n->ce - n->cs);
