@@ -6,7 +6,7 @@
  * (copy + walk). The first row is that copy + walk alone, so the processor's own
  * cost is the difference. Emitting downstream is not included.
  *
- *   processor_bench [--spans 512] [--attrs 10] [--seconds 2]
+ *   processor_bench [--spans 512] [--attrs 10] [--seconds 2] [--iterations N] [--row R]
  *
  * The request is the load generator's (bench/loadgen_payload.c): 512 spans with
  * 10 attributes each, about 440 bytes a span.
@@ -108,17 +108,20 @@ static void setup(bool stmts, const char *const *src)
     }
 }
 
+static unsigned long iterations; /* fixed number of batches a row instead of a time */
+static int only = -1, row_index; /* one row only (0 the baseline, then in order) */
+
 static void run(const char *name, const lg_payload_t *p, double seconds)
 {
+    if (only >= 0 && row_index++ != only) return;
     unsigned long calls = 0;
     kept = 0;
     double t0 = now(), t;
     do {
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8 && (!iterations || calls < iterations); i++, calls++)
             step(p);
-        calls += 8;
         t = now();
-    } while (t - t0 < seconds);
+    } while (iterations ? calls < iterations : t - t0 < seconds);
     double spans = (double)calls * p->spans;
     printf("%-58s %7.0f ns/span  %5.1f%% kept\n", name, (t - t0) / spans * 1e9,
            100.0 * (double)kept / spans);
@@ -135,6 +138,10 @@ int main(int argc, char **argv)
             opts.attrs = (unsigned)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds"))
             seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--iterations"))
+            iterations = strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--row"))
+            only = atoi(argv[i + 1]);
     }
     lg_payload_set_t set;
     char err[256];

@@ -74,13 +74,22 @@ int main(int argc, char **argv)
 {
     const char *plugin = "build/lib/switchyard/plugins/processor_redaction.so";
     double seconds = 2;
+    unsigned long iterations = 0; /* fixed number of batches a row instead of a time */
+    int only = -1;                /* one row only (0 baseline, 1 redaction) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--plugin") && i + 1 < argc)
             plugin = argv[++i];
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
+            iterations = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--row") && i + 1 < argc)
+            only = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--plugin processor_redaction.so] [--seconds 2]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--plugin processor_redaction.so] [--seconds 2] "
+                    "[--iterations N] [--row 0|1]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -125,10 +134,11 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int row = 0; row < 2; row++) {
+        if (only >= 0 && row != only) continue;
         unsigned long n = 0;
         double t0 = now(), t;
         do {
-            for (unsigned k = 0; k < set.count; k++) {
+            for (unsigned k = 0; k < set.count && (!iterations || n < iterations); k++) {
                 sy_batch_t *b = copy_batch(&set.items[k]);
                 if (row == 0)
                     sy__batch_release(b);
@@ -136,7 +146,8 @@ int main(int argc, char **argv)
                     return 1;
                 n++;
             }
-        } while ((t = now() - t0) < seconds);
+            t = now() - t0;
+        } while (iterations ? n < iterations : t < seconds);
         double spans = (double)n * opts.spans;
         printf("%-44s %8.1f ns/span  %6.2f M spans/s\n",
                row == 0 ? "baseline: copy + validate a batch"

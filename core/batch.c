@@ -42,6 +42,7 @@ sy_batch_t *sy__batch_new(sy_signal_t signal, const char *origin)
     sy_batch_t *b = calloc(1, sizeof(*b));
     if (!b) return NULL;
     atomic_init(&b->refs, 1);
+    b->enc_occ = UINT64_MAX;
     b->signal = signal;
     b->origin = origin ? origin : "";
     pthread_mutex_init(&b->lock, NULL);
@@ -68,15 +69,13 @@ static uint64_t exact_estimate(sy_signal_t signal, const uint8_t *data, size_t l
     return st.decoded_bytes;
 }
 
-int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
+/* Takes data[0..len), of `st`, as b's content, unless it would decode to more
+ * than SY__REQUEST_MAX_DECODED. The cheap bound (a multiple of len) is refined by
+ * a field-by-field walk only for a request large enough for it to matter (over
+ * about 1.6 MB). */
+static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_stats_t st,
+                        bool trusted, char *err, size_t err_len)
 {
-    /* The cheap walk bounds the decoded size by a multiple of len; only a request
-     * large enough for that bound to matter (over about 1.6 MB) is walked again
-     * field by field. */
-    sy__pb_stats_t st;
-    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
-        0)
-        return SY_EINVAL;
     if (st.decoded_bytes > SY__REQUEST_MAX_DECODED - len) {
         st.decoded_bytes = exact_estimate(b->signal, data, len);
         st.decoded_exact = true;
@@ -98,7 +97,45 @@ int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *
     b->dec_est = st.decoded_bytes;
     b->dec_exact = st.decoded_exact;
     b->items = st.items;
+    b->enc_trusted = trusted;
+    b->enc_occ = st.occurrences;
     return SY_OK;
+}
+
+int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
+{
+    sy__pb_stats_t st;
+    if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
+        0)
+        return SY_EINVAL;
+    /* UINT64_MAX: a singular message field given twice (see sy__pb_walk). */
+    bool trusted = st.decoded_bytes != UINT64_MAX;
+    if (!trusted)
+        st.occurrences = UINT64_MAX;
+    else /* the bound from the occurrences the walk counted: often 4 times tighter */
+        st.decoded_bytes =
+            sy__pb_cheap_bound(sy__signal_request_descriptor(b->signal), len, st.occurrences);
+    return take_encoded(b, data, len, st, trusted, err, err_len);
+}
+
+bool sy__batch_encoded_trusted(const sy_batch_t *b)
+{
+    return b->enc && b->enc_trusted;
+}
+
+uint64_t sy__batch_occurrences(const sy_batch_t *b)
+{
+    return b->enc ? b->enc_occ : UINT64_MAX;
+}
+
+int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
+                          uint64_t occurrences, char *err, size_t err_len)
+{
+    sy__pb_stats_t st = {.items = items,
+                         .occurrences = occurrences,
+                         .decoded_bytes = sy__pb_cheap_bound(
+                             sy__signal_request_descriptor(b->signal), len, occurrences)};
+    return take_encoded(b, data, len, st, true, err, err_len);
 }
 
 int sy__batch_set_decoded(sy_batch_t *b, void *request)
@@ -113,6 +150,8 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->dec = request;
     b->enc = NULL;
     b->enc_len = 0;
+    b->enc_trusted = false;
+    b->enc_occ = UINT64_MAX;
     b->dec_est = 0;
     b->dec_exact = false;
     b->items = sy__request_count_items(b->signal, request);
@@ -216,6 +255,8 @@ void *sy__batch_request_mut(sy_batch_t *b)
         pthread_mutex_lock(&b->lock);
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
+        b->enc_trusted = false;
+        b->enc_occ = UINT64_MAX;
         b->dec_est = 0;
         pthread_mutex_unlock(&b->lock);
     }
@@ -271,12 +312,19 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     sy_signal_t signal = batches[0]->signal;
     size_t total = 0;
     uint64_t items = 0, est = 0;
+    bool trusted = true;
+    uint64_t occ = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
         if (!sy__batch_encoded(batches[i], &len)) return NULL;
         total += len;
         items += batches[i]->items;
+        /* Requests written back to back hold no field twice that either did not:
+         * the request's only field is repeated. */
+        trusted = trusted && batches[i]->enc_trusted;
+        occ = occ == UINT64_MAX || batches[i]->enc_occ == UINT64_MAX ? UINT64_MAX
+                                                                     : occ + batches[i]->enc_occ;
     }
     /* The cheap bounds first; the field-by-field estimates only when those are
      * too coarse to allow the merge (inputs of more than a few MB in all). */
@@ -304,6 +352,8 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     out->dec_est = est;
     out->dec_exact = false; /* a sum of bounds: walked again if it ever matters */
     out->items = items;
+    out->enc_trusted = trusted;
+    out->enc_occ = occ;
     return out;
 }
 
@@ -329,5 +379,7 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     out->dec_est = b->dec_est;
     out->dec_exact = b->dec_exact;
     out->items = b->items;
+    out->enc_trusted = b->enc_trusted;
+    out->enc_occ = b->enc_occ;
     return out;
 }

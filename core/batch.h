@@ -45,6 +45,26 @@ ProtobufCAllocator *sy__batch_allocator(sy_batch_t *b);
 int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err,
                           size_t err_len);
 int sy__batch_set_decoded(sy_batch_t *b, void *request);
+/*
+ * Whether b's encoded bytes are known good: they passed the validation walk with
+ * no singular message field given twice (or were made by the core from such
+ * bytes), so that a request the view builds from them by its own edits needs no
+ * walk of its own (view_edit.c). False for bytes packed from a decoded request.
+ */
+bool sy__batch_encoded_trusted(const sy_batch_t *b);
+/*
+ * Makes data[0..len) b's content, like sy__batch_set_encoded(), but without the
+ * validation walk: for bytes the view wrote from b's trusted bytes and values it
+ * checked, holding `items` items and at most `occurrences` field occurrences
+ * (UINT64_MAX: not known). Only the decoded-size bound is computed (from those;
+ * by a field-by-field walk only when that bound is too coarse). Returns
+ * 0, or SY_ENOMEM with a sentence in err when the request is too large.
+ */
+int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
+                          uint64_t occurrences, char *err, size_t err_len);
+/* At least as many field occurrences as b's encoded bytes hold (UINT64_MAX when
+ * not known): what tightens the decoded-size bound of a request made from them. */
+uint64_t sy__batch_occurrences(const sy_batch_t *b);
 void sy__batch_retain(sy_batch_t *b);
 void sy__batch_release(sy_batch_t *b);
 void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info);
@@ -76,6 +96,7 @@ uint64_t sy__batch_items(const sy_batch_t *b);
 typedef struct sy__pb_stats_s {
     uint64_t items;         /* spans, data points or log records */
     uint64_t decoded_bytes; /* upper bound of protobuf-c's unpack into an arena */
+    uint64_t occurrences;   /* field occurrences (tags) at every depth */
     bool decoded_exact;     /* decoded_bytes is the field-by-field estimate */
 } sy__pb_stats_t;
 
@@ -92,6 +113,26 @@ typedef struct sy__pb_stats_s {
  */
 int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                 bool estimate, sy__pb_stats_t *stats, char *err, size_t err_len);
+
+/* The bound of sy__pb_walk() without `estimate` for a message of type desc of len
+ * bytes that holds no singular message field given twice, and at most
+ * `occurrences` field occurrences (UINT64_MAX: not known; then a multiple of
+ * len). */
+uint64_t sy__pb_cheap_bound(const ProtobufCMessageDescriptor *desc, size_t len,
+                            uint64_t occurrences);
+
+/*
+ * The walk of sy__pb_walk() over the content of one message of type desc that
+ * sits at nesting depth `depth` of a request of type `request` (whose items are
+ * counted; NULL: none) (the request's content is depth 0, a
+ * ResourceSpans' 1, ...), so that the depth bound is the request's. buf_end: the
+ * end of the buffer holding data (reads up to it are safe). Counts items into
+ * stats->items (may be NULL); *merges (may be NULL) tells whether a singular
+ * message field was given twice. Returns 0 or -1.
+ */
+int sy__pb_check_at(const ProtobufCMessageDescriptor *request,
+                    const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    int depth, const uint8_t *buf_end, sy__pb_stats_t *stats, bool *merges);
 
 /*
  * sy__pb_walk() for the item count only.

@@ -27,6 +27,12 @@ struct sy_batch_s {
      * cheap multiple of the length, which merge refines when it matters. */
     uint64_t dec_est;
     bool dec_exact;
+    /* `enc` passed the walk with no singular message field given twice, or was
+     * made by the core from such bytes (merge, copy, a trusted view commit):
+     * see sy__batch_encoded_trusted(). */
+    bool enc_trusted;
+    /* At least as many field occurrences as `enc` holds, or UINT64_MAX. */
+    uint64_t enc_occ;
 
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */

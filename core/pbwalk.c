@@ -152,6 +152,7 @@ typedef struct walk_s {
     uint64_t item_mask; /* the same, as a bit per table index (pb_schema_t.index) */
     const uint8_t *end; /* of the whole buffer: reads up to it are safe */
     bool merges;        /* a singular message field occurred twice in one message */
+    uint64_t occ;       /* field occurrences (tags) walked, at every depth */
     uint64_t mem;       /* what protobuf_c_message_unpack() would allocate (see below) */
     char *err;
     size_t err_len;
@@ -339,7 +340,7 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
 
     const uint8_t *q = p, *const end = p + len; /* the cursor, and the message's end */
     while (q < end) {
-        if (estimate) occurrences++;
+        occurrences++;
         uint64_t key = *q;
         size_t n;
         if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
@@ -478,6 +479,7 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
     }
     for (size_t k = 0; k < noneofs; k++)
         total += oneofs[k].items;
+    w->occ += occurrences;
     if (estimate) {
         w->mem += PB_ROUND16(desc->sizeof_message) + copied + PB_PER_FIELD * occurrences;
         if (occurrences > PB_SCAN_ON_STACK) w->mem += PB_SCAN_PER_FIELD * occurrences;
@@ -532,6 +534,7 @@ int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, siz
     int rc = n < 0 ? -1 : 0;
     if (stats) {
         stats->items = rc == 0 ? (uint64_t)n : 0;
+        stats->occurrences = rc == 0 ? w.occ : 0;
         stats->decoded_exact = estimate;
         if (rc != 0)
             stats->decoded_bytes = 0;
@@ -540,16 +543,55 @@ int sy__pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *data, siz
         else if (w.merges)
             stats->decoded_bytes = UINT64_MAX; /* unknown: walk again with the estimate */
         else
-            /* Every field occurrence takes at least 2 bytes on the wire and costs
-             * at most a struct, its per-field charge, its scan record and 16
-             * bytes of copy overhead; every other byte copied costs one. */
-            stats->decoded_bytes =
-                (uint64_t)len *
-                    ((PB_ROUND16(max_sizeof_message) + PB_PER_FIELD + PB_SCAN_PER_FIELD + 16 + 1) /
-                     2) +
-                PB_ROUND16(desc->sizeof_message);
+            /* By length only: what callers compared against the reference walk
+             * see; sy__batch_set_encoded tightens it with the occurrences. */
+            stats->decoded_bytes = sy__pb_cheap_bound(desc, len, UINT64_MAX);
     }
     return rc;
+}
+
+uint64_t sy__pb_cheap_bound(const ProtobufCMessageDescriptor *desc, size_t len,
+                            uint64_t occurrences)
+{
+    pthread_once(&schemas_once, schemas_init);
+    /* What one field occurrence can cost at most: the struct of the message it
+     * holds, its per-field charge, its scan record, and 16 bytes of copy overhead
+     * (an unknown field's). */
+    uint64_t per_occ = PB_ROUND16(max_sizeof_message) + PB_PER_FIELD + PB_SCAN_PER_FIELD + 16;
+    uint64_t root = PB_ROUND16(desc->sizeof_message);
+    /* Every occurrence takes at least 2 bytes on the wire; every other byte
+     * copied costs one. */
+    uint64_t by_len = (uint64_t)len * ((per_occ + 1) / 2) + root;
+    if (occurrences == UINT64_MAX || occurrences > len) return by_len;
+    /* With the occurrences counted: the estimate charges each message its struct
+     * (one per occurrence of a message field, and the root), each occurrence its
+     * charges, copies at most every byte once, and widens a packed varint's
+     * elements (at least a byte each) to 8 bytes: at most 9 bytes a byte. */
+    uint64_t by_occ = occurrences * per_occ + 9 * (uint64_t)len + root;
+    return by_occ < by_len ? by_occ : by_len;
+}
+
+int sy__pb_check_at(const ProtobufCMessageDescriptor *request,
+                    const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    int depth, const uint8_t *buf_end, sy__pb_stats_t *stats, bool *merges)
+{
+    walk_t w = {.end = buf_end};
+    if (request)
+        item_descriptors(request, w.item);
+    else
+        memset(w.item, 0, sizeof(w.item));
+    pthread_once(&schemas_once, schemas_init);
+    for (int i = 0; i < 4 && w.item[i]; i++) {
+        const pb_schema_t *s = schema_find(w.item[i]);
+        if (s) w.item_mask |= (uint64_t)1 << s->index;
+    }
+    int64_t n = walk_plain(&w, schema_find(desc), desc, data, len, depth);
+    if (stats) {
+        stats->items = n < 0 ? 0 : (uint64_t)n;
+        stats->occurrences = w.occ;
+    }
+    if (merges) *merges = w.merges;
+    return n < 0 ? -1 : 0;
 }
 
 int sy__pb_validate(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,

@@ -4,10 +4,12 @@
  *
  * Every node is a byte range of the request; its children and its attributes
  * are indexed on first use by one walk of its tags (nodes and index arrays come
- * from the view's arena, one allocation per indexed node, none per read). A
+ * from the view's arena, one allocation per indexed node, none per read); an
+ * attribute's key and value are located once, when its node is indexed. A
  * field is read by walking the tags of its node, which for OTLP's items is a
- * dozen or so fields: no cache is kept, which keeps nodes small and reads
- * correct after any number of edits are recorded.
+ * dozen or so fields, unless an edit recorded on the node decides it: reads see
+ * the edits (read-your-writes), attributes through the list the commit will
+ * write (sy__view_attrs_effective, view_edit.c).
  *
  * The bytes were validated (batch_set_encoded, or packed by protobuf-c), but
  * every read is bounds-checked all the same: a walk that meets bytes that do
@@ -50,7 +52,7 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
+int sy__pb_next_any(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
 {
     size_t off = *pos;
     if (off >= end) return 0;
@@ -442,6 +444,47 @@ sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *fie
     return *field ? n : NULL;
 }
 
+void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
+{
+    /* A key or value given twice reads as its last occurrence, as protobuf-c
+     * decodes it; a key that is absent (or of another wire type) reads as "". */
+    a->bad = false;
+    /* What every encoder writes: the key (field 1) then the value (field 2), each
+     * under 128 bytes. */
+    if (len >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 <= len) {
+        size_t k = p[1], at = 2 + k;
+        if (at == len ||
+            (len - at >= 2 && p[at] == 0x12 && p[at + 1] < 0x80 && at + 2 + p[at + 1] == len)) {
+            a->key = p + 2;
+            a->keylen = (uint32_t)k;
+            a->val = at == len ? NULL : p + at + 2;
+            a->vallen = at == len ? 0 : p[at + 1];
+            return;
+        }
+    }
+    sy__pbf_t f;
+    size_t pos = 0;
+    int rc;
+    a->key = p;
+    a->keylen = 0;
+    a->val = NULL;
+    a->vallen = 0;
+    while ((rc = sy__pb_next(p, &pos, len, &f)) > 0) {
+        if (f.wt != 2) continue;
+        if (f.num == 1) {
+            a->key = p + f.vs;
+            a->keylen = (uint32_t)(f.ve - f.vs);
+        } else if (f.num == 2) {
+            a->val = p + f.vs;
+            a->vallen = (uint32_t)(f.ve - f.vs);
+        }
+    }
+    a->bad = rc < 0;
+}
+
+/* Indexes h's attributes (field `field`, KeyValue messages): one walk of h's
+ * tags that parses each KeyValue's key and finds its value, so that reads by
+ * index or key, and edits, compare keys without parsing again. */
 int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
 {
     if (h->flags & SY__VN_ATTRS) return 0;
@@ -449,25 +492,45 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
     sy__pbf_t f;
     /* One walk into a stack array holds most nodes' attributes; more than it
      * holds are counted and collected by a second walk. */
-    uint32_t local[64];
+    enum { LOCAL = 32 };
+    sy__vattr_t local[LOCAL];
     size_t pos = h->cs;
-    uint32_t n = 0;
+    uint32_t n = 0, events = 0, links = 0;
     int rc;
-    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0)
-        if (f.num == field && f.wt == 2) {
-            if (n < 64) local[n] = (uint32_t)f.start;
+    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0) {
+        if (f.wt != 2) continue;
+        if (f.num == field) {
+            if (n < LOCAL) {
+                sy__view_attr_parse(buf + f.vs, f.ve - f.vs, &local[n]);
+                local[n].start = (uint32_t)f.start;
+                local[n].end = (uint32_t)f.ve;
+            }
             n++;
         }
+        events += f.num == 11;
+        links += f.num == 13;
+    }
     if (rc < 0) return SY_EINVAL;
-    uint32_t *a = n ? sy__arena_alloc(&h->view->arena, n * sizeof(*a)) : NULL;
+    /* A span's events (11) and links (13) were walked past as well: when it has
+     * none, they are indexed already (most spans, and a second walk saved). */
+    if (h->kind == SY_NODE_SPAN) {
+        if (!events) h->indexed[0] = true;
+        if (!links) h->indexed[1] = true;
+    }
+    sy__vattr_t *a = n ? sy__arena_alloc(&h->view->arena, n * sizeof(*a)) : NULL;
     if (n && !a) return SY_ENOMEM;
-    if (n <= 64) {
+    if (n <= LOCAL) {
         if (n) memcpy(a, local, n * sizeof(*a));
     } else {
         pos = h->cs;
         n = 0;
         while (sy__pb_next(buf, &pos, h->ce, &f) > 0)
-            if (f.num == field && f.wt == 2) a[n++] = (uint32_t)f.start;
+            if (f.num == field && f.wt == 2) {
+                sy__view_attr_parse(buf + f.vs, f.ve - f.vs, &a[n]);
+                a[n].start = (uint32_t)f.start;
+                a[n].end = (uint32_t)f.ve;
+                n++;
+            }
     }
     h->attrs = a;
     h->nattrs = n;
@@ -635,6 +698,20 @@ static void value_container(sy_value_t *out, sy_value_type_t type, const uint8_t
 int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out)
 {
     value_empty(out);
+    /* The usual value: one string under 128 bytes, or one small int. */
+    if (len >= 2 && p[1] < 0x80) {
+        if (p[0] == 0x0a && (size_t)p[1] + 2 == len) {
+            out->type = SY_VALUE_STRING;
+            out->str = (const char *)p + 2;
+            out->len = p[1];
+            return 0;
+        }
+        if (p[0] == 0x18 && len == 2) {
+            out->type = SY_VALUE_INT;
+            out->i = p[1];
+            return 0;
+        }
+    }
     sy__pbf_t f;
     size_t pos = 0;
     int rc;
@@ -732,6 +809,7 @@ int sy__view_value_next(sy_value_iter_t *it, sy_value_t *key, sy_value_t *val)
             size_t end = it->pos; /* pos is the end of the packed run while sub != 0 */
             size_t s = it->sub;
             value_empty(val);
+            if (key) value_empty(key); /* an ARRAY's entries have no key */
             if (pk == SY__PK_UVARINT) {
                 uint64_t x;
                 size_t n = get_varint(p + s, end - s, &x);
@@ -889,12 +967,18 @@ static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
         return 0;
     }
     case SY__FT_NUMVAL: {
-        /* The oneof: its last member on the wire wins. */
-        size_t pos = n->cs;
+        /* The oneof: its last member on the wire wins, or the value set. */
         sy__pbf_t last = {0};
-        while ((rc = sy__pb_next(buf, &pos, n->ce, &f)) > 0)
-            if ((f.num == s->f1 || f.num == s->f2) && f.wt == 1) last = f;
-        if (rc < 0) return SY_EINVAL;
+        const sy__vop_t *op = n->nops ? sy__view_field_op(n, s->f1) : NULL;
+        if (op) {
+            size_t pos = 0;
+            if (op->rlen && sy__pb_next(op->repl, &pos, op->rlen, &last) <= 0) return SY_EINVAL;
+        } else {
+            size_t pos = n->cs;
+            while ((rc = sy__pb_next(buf, &pos, n->ce, &f)) > 0)
+                if ((f.num == s->f1 || f.num == s->f2) && f.wt == 1) last = f;
+            if (rc < 0) return SY_EINVAL;
+        }
         if (!last.num) return 0;
         out->type = last.num == s->f1 ? SY_VALUE_DOUBLE : SY_VALUE_INT;
         if (last.num == s->f1)
@@ -918,9 +1002,11 @@ static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
     }
     size_t cs = n->cs, ce = n->ce;
     uint32_t num = s->f1;
+    sy_view_node_t *t = n; /* the node whose content holds the field */
     if (s->f1 == SY__F_SUB || s->f1 == SY__F_DATA) {
         sy_view_node_t *sub = sy__view_sub(n, false);
         if (!sub) return 0;
+        t = sub;
         /* A Gauge or Summary has no temporality, only a Sum is monotonic. */
         if (s->f1 == SY__F_DATA && !(sub->field == 7 || (s->field == SY_FIELD_TEMPORALITY &&
                                                          (sub->field == 9 || sub->field == 10))))
@@ -938,6 +1024,16 @@ static int get_field(sy_view_node_t *n, const sy__fspec_t *s, sy_value_t *out)
             value_container(out, SY_VALUE_ARRAY, buf + cs, ce - cs, SY__PK_UVARINT | num << 8);
             return value_count(out);
         }
+        t = NULL; /* read only: never edited */
+    }
+    /* Read-your-writes: a value set (or removed) and not yet committed. */
+    const sy__vop_t *op = t && t->nops ? sy__view_field_op(t, num) : NULL;
+    if (op) {
+        size_t pos = 0;
+        if (!op->rlen) return 0;
+        if (sy__pb_next(op->repl, &pos, op->rlen, &f) <= 0) return SY_EINVAL;
+        if (read_scalar(op->repl, &f, s->type, out) < 0) value_empty(out);
+        return 0;
     }
     if ((rc = sy__pb_find(buf, cs, ce, num, &f)) <= 0) return rc < 0 ? SY_EINVAL : 0;
     /* A wire type that does not fit can only be an unknown field of the same
@@ -1034,45 +1130,66 @@ sy_view_node_t *sy__view_at(sy_view_node_t *n, sy_view_rel_t rel, size_t i)
     return i < n->nkids[r.slot] ? n->kids[r.slot][i] : NULL;
 }
 
-size_t sy__view_attr_count(sy_view_node_t *n)
+int sy__view_attr_value(const sy__vattr_t *a, sy_value_t *val)
+{
+    if (a->bad) return SY_EINVAL;
+    if (!a->val) {
+        value_empty(val);
+        return 0;
+    }
+    return sy__view_parse_any(a->val, a->vallen, val);
+}
+
+/* n's attribute host with its attributes indexed, or NULL. */
+static sy_view_node_t *indexed_host(sy_view_node_t *n)
 {
     uint32_t field;
     sy_view_node_t *h = n ? sy__view_attr_host(n, false, &field) : NULL;
-    if (!h || sy__view_index_attrs(h, field) < 0) return 0;
-    return h->nattrs;
+    return h && sy__view_index_attrs(h, field) == 0 ? h : NULL;
 }
 
-/* The KeyValue content of h's i-th attribute. */
-static int attr_bytes(sy_view_node_t *h, size_t i, sy__pbf_t *f)
+/* The attributes as they read now: the original ones, or after edits those the
+ * commit will write (read-your-writes). */
+static const sy__vattr_t *attr_list(sy_view_node_t *h, uint32_t *n)
 {
-    size_t pos = h->attrs[i];
-    return sy__pb_next(h->view->buf, &pos, h->ce, f) > 0 && f->wt == 2 ? 0 : SY_EINVAL;
+    if (!(h->flags & SY__VN_AEDIT)) {
+        *n = h->nattrs;
+        return h->attrs;
+    }
+    if (sy__view_attrs_effective(h) < 0) return NULL;
+    *n = h->neff;
+    return h->eff;
+}
+
+size_t sy__view_attr_count(sy_view_node_t *n)
+{
+    sy_view_node_t *h = indexed_host(n);
+    uint32_t count = 0;
+    if (!h || !attr_list(h, &count)) return 0;
+    return count;
 }
 
 int sy__view_attr_at(sy_view_node_t *n, size_t i, sy_value_t *key, sy_value_t *val)
 {
-    uint32_t field;
-    sy_view_node_t *h = n ? sy__view_attr_host(n, false, &field) : NULL;
-    int rc;
-    if (!h || (rc = sy__view_index_attrs(h, field)) < 0 || i >= h->nattrs) return SY_EINVAL;
-    sy__pbf_t f;
-    if (attr_bytes(h, i, &f) < 0) return SY_EINVAL;
-    return sy__view_parse_kv(h->view->buf + f.vs, f.ve - f.vs, key, val);
+    sy_view_node_t *h = indexed_host(n);
+    uint32_t count = 0;
+    const sy__vattr_t *a = h ? attr_list(h, &count) : NULL;
+    if (!a || i >= count || a[i].bad) return SY_EINVAL;
+    if (key) {
+        value_empty(key);
+        key->type = SY_VALUE_STRING;
+        key->str = (const char *)a[i].key;
+        key->len = a[i].keylen;
+    }
+    return val ? sy__view_attr_value(&a[i], val) : 0;
 }
 
-/* Finds key in h's original attributes: the index of its first occurrence, or -1. */
 long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen)
 {
-    const uint8_t *buf = h->view->buf;
     for (uint32_t i = 0; i < h->nattrs; i++) {
-        sy__pbf_t f, k;
-        if (attr_bytes(h, i, &f) < 0) continue;
-        /* The key as sy__view_parse_kv reads it: its last occurrence. */
-        if (sy__pb_find(buf, f.vs, f.ve, 1, &k) <= 0 || k.wt != 2) {
-            if (keylen == 0) return (long)i;
-            continue;
-        }
-        if (k.ve - k.vs == keylen && memcmp(buf + k.vs, key, keylen) == 0) return (long)i;
+        const sy__vattr_t *a = &h->attrs[i];
+        if (a->keylen == keylen && !a->bad && (keylen == 0 || memcmp(a->key, key, keylen) == 0))
+            return (long)i;
     }
     return -1;
 }
@@ -1085,9 +1202,20 @@ int sy__view_attr_get(sy_view_node_t *n, const char *key, size_t keylen, sy_valu
     if (!h) return n ? SY_EAGAIN : SY_EINVAL;
     int rc = sy__view_index_attrs(h, field);
     if (rc < 0) return rc;
+    if (h->flags & SY__VN_AEDIT) {
+        /* The key's latest edit decides it, as it will once committed. */
+        const sy__vop_t *op = sy__view_attr_op(h, key, keylen);
+        if (op) {
+            if (op->deleted) return SY_EAGAIN;
+            sy__pbf_t f;
+            size_t pos = 0;
+            if (sy__pb_next(op->repl, &pos, op->rlen, &f) <= 0) return SY_EINVAL;
+            sy__vattr_t a;
+            sy__view_attr_parse(op->repl + f.vs, f.ve - f.vs, &a);
+            return sy__view_attr_value(&a, val);
+        }
+    }
     long i = sy__view_attr_find(h, key, keylen);
     if (i < 0) return SY_EAGAIN;
-    sy__pbf_t f;
-    if (attr_bytes(h, (size_t)i, &f) < 0) return SY_EINVAL;
-    return sy__view_parse_kv(h->view->buf + f.vs, f.ve - f.vs, NULL, val);
+    return sy__view_attr_value(&h->attrs[i], val);
 }

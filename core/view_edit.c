@@ -15,12 +15,14 @@
  * dropped. The second walk writes: for each node, memcpy of the bytes up to the
  * next op, then the op's bytes (a replacement, or the child's tag, its new
  * length prefix and, recursively, its content), then the rest. The result goes
- * into the batch's arena and through batch_set_encoded(), which validates it and
- * counts its items like any request a receiver accepts.
+ * into the batch's arena; it is not walked again when the batch's bytes were
+ * trusted (see sy__view_commit), else it goes through batch_set_encoded(), which
+ * validates it and counts its items like any request a receiver accepts.
  *
  * Attribute ops carry the key they decide, so the state of a key (present or
  * not, and with which value) is its latest op, or else the original bytes;
- * INSERT/UPDATE/rename test that state, not only the original bytes.
+ * INSERT/UPDATE/rename test that state, not only the original bytes, and reads
+ * of the node go through the same state (read-your-writes, view.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,10 @@
 #include "batch.h"
 #include "cow.h"
 #include "log.h"
+#include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
+#include "opentelemetry/proto/trace/v1/trace.pb-c.h"
+#include "utf8.h"
 #include "view_internal.h"
 
 static sy__vop_t *op_new(sy_view_node_t *n)
@@ -74,6 +80,49 @@ static size_t put_le(uint8_t *p, uint64_t v, int n)
     for (int i = 0; i < n; i++)
         p[i] = (uint8_t)(v >> (8 * i));
     return (size_t)n;
+}
+
+/* ---- checking what a plugin supplied -------------------------------------------- */
+
+/* How deep n's content sits in the request (the request's content is depth 0):
+ * the depth the validation walk would reach it at. */
+static int node_depth(const sy_view_node_t *n)
+{
+    int d = 0;
+    for (; n->parent; n = n->parent)
+        d++;
+    return d;
+}
+
+static uint8_t utf8_check(const void *s, size_t len)
+{
+    return syc_utf8_valid(s, len) ? SY__VC_OK : SY__VC_BAD;
+}
+
+/* What committing val, written as an AnyValue whose content sits at depth
+ * any_depth, needs. A string must be UTF-8. An ARRAY or MAP is copied encoded
+ * from where it was read, and a plugin could hand any bytes in its private
+ * fields: its content is walked here as the commit's walk would (depth bound
+ * included), which costs its length and nothing more. */
+static uint8_t value_check(const sy_value_t *val, int any_depth)
+{
+    if (val->type == SY_VALUE_STRING) return utf8_check(val->str, val->len);
+    if (val->type != SY_VALUE_ARRAY && val->type != SY_VALUE_MAP) return SY__VC_OK;
+    const ProtobufCMessageDescriptor *d =
+        val->type == SY_VALUE_ARRAY ? &opentelemetry__proto__common__v1__array_value__descriptor
+                                    : &opentelemetry__proto__common__v1__key_value_list__descriptor;
+    const uint8_t *p = val->priv;
+    bool merges = false;
+    if (!p && val->priv_len) return SY__VC_BAD;
+    if (p && sy__pb_check_at(NULL, d, p, val->priv_len, any_depth + 1, p + val->priv_len, NULL,
+                             &merges) < 0)
+        return SY__VC_BAD;
+    return merges ? SY__VC_WALK : SY__VC_OK;
+}
+
+static uint8_t worst(uint8_t a, uint8_t b)
+{
+    return a > b ? a : b;
 }
 
 /* ---- encoding values ------------------------------------------------------------ */
@@ -171,11 +220,13 @@ static uint8_t *encode_kv(sy_view_t *v, uint32_t field, const char *key, size_t 
 
 /* The bytes of a scalar field of spec type `type` holding val; SY_EINVAL when the
  * value's type does not fit. */
-static int encode_field(sy_view_t *v, int type, uint32_t num, uint32_t num2, const sy_value_t *val,
-                        uint8_t **out, size_t *out_len)
+static int encode_field(sy_view_node_t *t, int type, uint32_t num, uint32_t num2,
+                        const sy_value_t *val, uint8_t **out, size_t *out_len, uint8_t *check)
 {
+    sy_view_t *v = t->view;
     uint8_t tmp[32];
     size_t n = 0;
+    *check = SY__VC_OK;
     switch (type) {
     case SY__FT_STR:
     case SY__FT_BYTES: {
@@ -187,6 +238,7 @@ static int encode_field(sy_view_t *v, int type, uint32_t num, uint32_t num2, con
         else
             return SY_EINVAL;
         if (!src && val->len) return SY_EINVAL;
+        if (type == SY__FT_STR) *check = utf8_check(src, val->len);
         part_t part = {src, val->len};
         *out = encode_ld(v, num, &part, 1, out_len);
         return *out ? 0 : SY_ENOMEM;
@@ -198,6 +250,7 @@ static int encode_field(sy_view_t *v, int type, uint32_t num, uint32_t num2, con
         uint8_t *any = sy__arena_alloc(&v->arena, alen ? alen : 1);
         if (!any) return SY_ENOMEM;
         sy__view_encode_any(val, any, &alen);
+        *check = value_check(val, node_depth(t) + 1);
         part_t part = {any, alen};
         *out = encode_ld(v, num, &part, 1, out_len);
         return *out ? 0 : SY_ENOMEM;
@@ -270,7 +323,7 @@ static int encode_field(sy_view_t *v, int type, uint32_t num, uint32_t num2, con
 /* Makes field `num` (or its oneof sibling num2) of t hold exactly `bytes` (none
  * when len is 0): the last occurrence is replaced, earlier ones deleted. */
 static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8_t *bytes,
-                     size_t len)
+                     size_t len, uint8_t check)
 {
     sy__vop_t *found = NULL;
     for (sy__vop_t *op = t->ops; op; op = op->next)
@@ -279,6 +332,7 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
     if (found) {
         found->repl = bytes;
         found->rlen = (uint32_t)len;
+        found->check = check;
         return 0;
     }
     const uint8_t *buf = t->view->buf;
@@ -306,6 +360,7 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
     op->end = last.num ? (uint32_t)last.ve : t->ce;
     op->repl = bytes;
     op->rlen = (uint32_t)len;
+    op->check = check;
     return mark_dirty(t);
 }
 
@@ -332,11 +387,12 @@ int sy__view_set(sy_view_node_t *n, sy_field_t field, const sy_value_t *val)
     }
     uint8_t *bytes = NULL;
     size_t len = 0;
+    uint8_t check = SY__VC_OK;
     if (val->type != SY_VALUE_EMPTY) {
-        int rc = encode_field(n->view, s->type, num, num2, val, &bytes, &len);
+        int rc = encode_field(t, s->type, num, num2, val, &bytes, &len, &check);
         if (rc < 0) return rc;
     }
-    return set_field(t, num, num2, bytes, len);
+    return set_field(t, num, num2, bytes, len, check);
 }
 
 /* ---- attribute edits ---------------------------------------------------------------- */
@@ -358,23 +414,122 @@ static int attr_state(sy_view_node_t *n, bool create, const char *key, size_t ke
     if (!st->h) return create && st->field ? SY_ENOMEM : 0;
     int rc = sy__view_index_attrs(st->h, st->field);
     if (rc < 0) return rc;
-    for (sy__vop_t *op = st->h->ops; op; op = op->next)
-        if (op->is_attr && op->keylen == keylen && memcmp(op->key, key, keylen) == 0 &&
-            (!st->op || op->seq > st->op->seq))
-            st->op = op;
+    st->op = sy__view_attr_op(st->h, key, keylen);
     st->orig = sy__view_attr_find(st->h, key, keylen);
     st->present = st->op ? !st->op->deleted : st->orig >= 0;
     return 0;
 }
 
+sy__vop_t *sy__view_attr_op(sy_view_node_t *h, const char *key, size_t keylen)
+{
+    sy__vop_t *found = NULL;
+    for (sy__vop_t *op = h->ops; op; op = op->next)
+        if (op->is_attr && op->keylen == keylen && (!found || op->seq > found->seq) &&
+            memcmp(op->key, key, keylen) == 0)
+            found = op;
+    return found;
+}
+
+const sy__vop_t *sy__view_field_op(const sy_view_node_t *t, uint32_t num)
+{
+    const sy__vop_t *found = NULL;
+    for (const sy__vop_t *op = t->ops; op; op = op->next)
+        if (!op->child && !op->is_attr && op->field == num && (!found || op->seq > found->seq))
+            found = op;
+    return found;
+}
+
 /* The byte range of the h's i-th original attribute field. */
 static void attr_range(sy_view_node_t *h, long i, uint32_t *start, uint32_t *end)
 {
-    sy__pbf_t f;
-    size_t pos = h->attrs[i];
-    sy__pb_next(h->view->buf, &pos, h->ce, &f);
-    *start = (uint32_t)f.start;
-    *end = (uint32_t)f.ve;
+    *start = h->attrs[i].start;
+    *end = h->attrs[i].end;
+}
+
+/* h's attributes read through its edits from now on, and the list is stale. */
+static void attrs_edited(sy_view_node_t *h)
+{
+    h->flags = (uint8_t)((h->flags | SY__VN_AEDIT) & ~SY__VN_EFF);
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+    const sy__vop_t *x = *(const sy__vop_t *const *)a, *y = *(const sy__vop_t *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The attributes as the commit will write them: each original attribute, or the
+ * op that covers its range (replaced, renamed, or gone), in place; then the new
+ * ones, in the order they were first recorded (an op's seq is renewed when it is
+ * set again, so the order is that of the ops' positions on commit: inserts at the
+ * end sort by seq). Built into h->eff when read after an edit; kept until the next.
+ */
+int sy__view_attrs_effective(sy_view_node_t *h)
+{
+    if (h->flags & SY__VN_EFF) return 0;
+    sy_view_t *v = h->view;
+    uint32_t nops = 0;
+    for (const sy__vop_t *op = h->ops; op; op = op->next)
+        nops += op->is_attr;
+    /* A plugin that reads while it edits rebuilds the list after each edit: the
+     * list's block is reused while it is large enough, and the scratch arrays
+     * are on the stack for up to LOCAL attributes and ops. */
+    enum { LOCAL = 32 };
+    const sy__vop_t *cover_local[LOCAL];
+    sy__vop_t *ins_local[LOCAL];
+    size_t cap = (size_t)h->nattrs + nops;
+    sy__vattr_t *out = h->eff;
+    if (cap > h->effcap) {
+        out = sy__arena_alloc(&v->arena, cap * sizeof(*out));
+        if (!out) return SY_ENOMEM;
+        h->effcap = (uint32_t)cap;
+    }
+    const sy__vop_t **cover =
+        h->nattrs <= LOCAL ? cover_local : sy__arena_alloc(&v->arena, h->nattrs * sizeof(*cover));
+    sy__vop_t **ins = nops <= LOCAL ? ins_local : sy__arena_alloc(&v->arena, nops * sizeof(*ins));
+    if (!cover || !ins) return SY_ENOMEM;
+    memset(cover, 0, h->nattrs * sizeof(*cover));
+    uint32_t nins = 0;
+    for (sy__vop_t *op = h->ops; op; op = op->next) {
+        if (!op->is_attr) continue;
+        if (op->start == op->end) { /* an insert at the end */
+            ins[nins++] = op;
+            continue;
+        }
+        /* The original attribute whose range it covers (they are in order). */
+        uint32_t lo = 0, hi = h->nattrs;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (h->attrs[mid].start < op->start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < h->nattrs && h->attrs[lo].start == op->start &&
+            (!cover[lo] || op->seq > cover[lo]->seq))
+            cover[lo] = op;
+    }
+    qsort(ins, nins, sizeof(*ins), seq_cmp);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->nattrs + nins; i++) {
+        const sy__vop_t *op = i < h->nattrs ? cover[i] : ins[i - h->nattrs];
+        if (!op) {
+            out[n++] = h->attrs[i];
+            continue;
+        }
+        if (op->deleted || !op->rlen) continue;
+        sy__pbf_t f;
+        size_t pos = 0;
+        if (sy__pb_next(op->repl, &pos, op->rlen, &f) <= 0) return SY_EINVAL;
+        sy__view_attr_parse(op->repl + f.vs, f.ve - f.vs, &out[n]);
+        out[n].start = out[n].end = 0;
+        n++;
+    }
+    h->eff = out;
+    h->neff = n;
+    h->flags |= SY__VN_EFF;
+    return 0;
 }
 
 static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
@@ -388,20 +543,14 @@ static sy__vop_t *attr_op(sy_view_node_t *h, const char *key, size_t keylen)
     return op->key ? op : NULL;
 }
 
-/* Deletes every original occurrence of key that no op covers yet. */
-static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen)
+/* Deletes every original occurrence of key that no op covers yet; `from` is the
+ * first one (attr_state's orig), or -1 when there is none. */
+static int delete_uncovered(sy_view_node_t *h, const char *key, size_t keylen, long from)
 {
-    const uint8_t *buf = h->view->buf;
-    for (uint32_t i = 0; i < h->nattrs; i++) {
-        sy_value_t k;
-        uint32_t start, end;
-        attr_range(h, i, &start, &end);
-        sy__pbf_t f;
-        size_t pos = h->attrs[i];
-        if (sy__pb_next(buf, &pos, h->ce, &f) <= 0) continue;
-        if (sy__view_parse_kv(buf + f.vs, f.ve - f.vs, &k, NULL) < 0 || k.len != keylen ||
-            memcmp(k.str, key, keylen) != 0)
-            continue;
+    for (uint32_t i = from < 0 ? h->nattrs : (uint32_t)from; i < h->nattrs; i++) {
+        const sy__vattr_t *a = &h->attrs[i];
+        if (a->bad || a->keylen != keylen || memcmp(a->key, key, keylen) != 0) continue;
+        uint32_t start = a->start, end = a->end;
         bool covered = false;
         for (sy__vop_t *op = h->ops; op && !covered; op = op->next)
             covered = op->is_attr && op->start == start && op->end == end;
@@ -443,6 +592,10 @@ int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const s
     op->repl = kv;
     op->rlen = (uint32_t)kvlen;
     op->deleted = false;
+    /* The KeyValue's content sits one level below h's, its AnyValue's two. */
+    op->vcheck = value_check(val, node_depth(st.h) + 2);
+    op->check = worst(utf8_check(key, keylen), op->vcheck);
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 
@@ -457,8 +610,10 @@ int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
         st.op->repl = NULL;
         st.op->rlen = 0;
         st.op->deleted = true;
+        st.op->check = st.op->vcheck = SY__VC_OK;
     }
-    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 
@@ -473,24 +628,16 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     if (keylen == nkeylen && memcmp(key, nkey, keylen) == 0) return 0;
     sy_view_t *v = n->view;
     /* The value's encoded AnyValue, from the op that set it or the original. */
-    const uint8_t *kvp;
-    size_t kvl;
-    sy__pbf_t f;
+    sy__vattr_t a = st.op ? (sy__vattr_t){0} : st.h->attrs[st.orig];
     if (st.op) {
+        sy__pbf_t f;
         size_t pos = 0;
         if (sy__pb_next(st.op->repl, &pos, st.op->rlen, &f) <= 0) return SY_EINVAL;
-        kvp = st.op->repl + f.vs;
-        kvl = f.ve - f.vs;
-    } else {
-        size_t pos = st.h->attrs[st.orig];
-        if (sy__pb_next(v->buf, &pos, st.h->ce, &f) <= 0) return SY_EINVAL;
-        kvp = v->buf + f.vs;
-        kvl = f.ve - f.vs;
+        sy__view_attr_parse(st.op->repl + f.vs, f.ve - f.vs, &a);
     }
-    sy__pbf_t vf;
-    if ((rc = sy__pb_find(kvp, 0, kvl, 2, &vf)) < 0) return SY_EINVAL;
-    const uint8_t *any = rc ? kvp + vf.vs : NULL;
-    size_t anylen = rc ? vf.ve - vf.vs : 0;
+    if (a.bad) return SY_EINVAL;
+    const uint8_t *any = a.val;
+    size_t anylen = a.vallen;
     rc = sy__view_attr_delete(n, nkey, nkeylen);
     if (rc < 0 && rc != SY_EAGAIN) return rc;
     size_t len;
@@ -508,12 +655,15 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     op->rlen = (uint32_t)len;
     op->deleted = false;
     op->seq = ++v->seq;
+    /* The value is the op's own (checked when set) or the original bytes. */
+    op->check = worst(utf8_check(nkey, nkeylen), op->vcheck);
     /* The old key is absent now: a tombstone decides it, and any other original
      * occurrence of it goes. */
     sy__vop_t *tomb = attr_op(st.h, key, keylen);
     if (!tomb) return SY_ENOMEM;
     tomb->deleted = true;
-    if ((rc = delete_uncovered(st.h, key, keylen)) < 0) return rc;
+    if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
+    attrs_edited(st.h);
     return mark_dirty(st.h);
 }
 
@@ -548,30 +698,103 @@ static bool auto_drops(const sy_view_node_t *n)
            n->indexed[0] && n->nkids[0] > 0 && n->ndropped >= n->nkids[0];
 }
 
+/* What the first walk learns besides lengths: the items dropped (counted only
+ * when `count`) and the worst check of the ops that will be written. */
+typedef struct tally_s {
+    bool count;
+    uint64_t removed;
+    uint64_t added; /* at most this many field occurrences written anew */
+    uint8_t check;
+} tally_t;
+
+/* The message type of a resource, scope or metric of the view's signal. */
+static const ProtobufCMessageDescriptor *container_desc(sy_signal_t signal, int kind)
+{
+    static const ProtobufCMessageDescriptor *const t[3][2] = {
+        {&opentelemetry__proto__trace__v1__resource_spans__descriptor,
+         &opentelemetry__proto__trace__v1__scope_spans__descriptor},
+        {&opentelemetry__proto__metrics__v1__resource_metrics__descriptor,
+         &opentelemetry__proto__metrics__v1__scope_metrics__descriptor},
+        {&opentelemetry__proto__logs__v1__resource_logs__descriptor,
+         &opentelemetry__proto__logs__v1__scope_logs__descriptor},
+    };
+    int s = signal == SY_SIGNAL_TRACES ? 0 : signal == SY_SIGNAL_METRICS ? 1 : 2;
+    if (kind == SY_NODE_METRIC) return &opentelemetry__proto__metrics__v1__metric__descriptor;
+    return t[s][kind == SY_NODE_SCOPE];
+}
+
+/* The items that dropping node c (not yet counted in any other way) removes: one
+ * for a span, log record or data point, none for an event, link or exemplar, and
+ * for a resource, scope or metric what the validation walk counts in it. */
+static int items_in(const sy_view_node_t *c, uint64_t *items)
+{
+    switch (c->kind) {
+    case SY_NODE_RESOURCE:
+    case SY_NODE_SCOPE:
+    case SY_NODE_METRIC: {
+        sy__pb_stats_t st;
+        const sy_view_t *v = c->view;
+        if (sy__pb_check_at(sy__signal_request_descriptor(v->signal),
+                            container_desc(v->signal, c->kind), v->buf + c->cs, c->ce - c->cs,
+                            node_depth(c), v->buf + v->len, &st, NULL) < 0)
+            return SY_EINVAL;
+        *items = st.items;
+        return 0;
+    }
+    case SY_NODE_EVENT:
+    case SY_NODE_LINK:
+    case SY_NODE_EXEMPLAR:
+        *items = 0;
+        return 0;
+    default:
+        *items = 1;
+        return 0;
+    }
+}
+
 /* First walk: sorts n's ops and computes n->newlen. */
-static int calc(sy_view_node_t *n, int depth)
+static int calc(sy_view_node_t *n, int depth, tally_t *tally)
 {
     if (depth > 64) return SY_EINVAL;
     if (!(n->flags & SY__VN_SORTED)) {
         n->opv = n->nops ? sy__arena_alloc(&n->view->arena, n->nops * sizeof(*n->opv)) : NULL;
         if (n->nops && !n->opv) return SY_ENOMEM;
         size_t k = 0;
-        for (sy__vop_t *op = n->ops; op; op = op->next)
+        bool sorted = true; /* usually: a plugin edits items in the order it reads them */
+        for (sy__vop_t *op = n->ops; op; op = op->next) {
+            if (k && op_cmp(&n->opv[k - 1], &op) > 0) sorted = false;
             n->opv[k++] = op;
-        qsort(n->opv, n->nops, sizeof(*n->opv), op_cmp);
+        }
+        if (!sorted) qsort(n->opv, n->nops, sizeof(*n->opv), op_cmp);
         n->flags |= SY__VN_SORTED;
     }
     int64_t len = (int64_t)(n->ce - n->cs);
+    tally_t mine = {.count = tally->count};
     for (uint32_t i = 0; i < n->nops; i++) {
         sy__vop_t *op = n->opv[i];
         sy_view_node_t *c = op->child;
         if (!c) {
             len += (int64_t)op->rlen - (int64_t)(op->end - op->start);
+            mine.check = worst(mine.check, op->check);
+            /* Every field occurrence takes at least 2 bytes. */
+            mine.added += (op->rlen + 1) / 2;
             continue;
         }
-        if (!(c->flags & SY__VN_DROPPED)) {
-            int rc = calc(c, depth + 1);
-            if (rc < 0) return rc;
+        int rc;
+        if (c->flags & SY__VN_DROPPED) { /* dropped by the plugin */
+            uint64_t items = 0;
+            if (mine.count && (rc = items_in(c, &items)) < 0) return rc;
+            mine.removed += items;
+        } else {
+            tally_t sub = {.count = mine.count};
+            if ((rc = calc(c, depth + 1, &sub)) < 0) return rc;
+            mine.removed += sub.removed;
+            /* Nothing of a node dropped for being left empty is written; a
+             * virtual node written is one occurrence more. */
+            if (!(c->flags & SY__VN_DROPPED)) {
+                mine.check = worst(mine.check, sub.check);
+                mine.added += sub.added + ((c->flags & SY__VN_VIRTUAL) ? 1 : 0);
+            }
         }
         int64_t orig = (int64_t)(c->ce - c->fstart);
         if (c->flags & SY__VN_DROPPED) {
@@ -584,6 +807,9 @@ static int calc(sy_view_node_t *n, int depth)
     }
     if (len < 0) return SY_EINVAL;
     n->newlen = (size_t)len;
+    tally->removed += mine.removed;
+    tally->added += mine.added;
+    tally->check = worst(tally->check, mine.check);
     if (auto_drops(n)) {
         n->flags |= SY__VN_DROPPED;
         sy_view_node_t *p = sy__view_parent(n);
@@ -622,6 +848,17 @@ static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
     return out + (n->ce - pos);
 }
 
+/*
+ * The commit trusts what it wrote when the batch's bytes were trusted (validated
+ * with no singular field merged, sy__batch_encoded_trusted): untouched ranges are
+ * those bytes, lengths and tags are the view's own, and every value a plugin
+ * supplied was checked when it was recorded (UTF-8 of strings and keys, ARRAY/MAP
+ * content walked at the depth it goes to). So the result is not walked again: its
+ * items are the batch's minus those dropped, its decoded-size bound follows from
+ * its length. tests/fuzz/fuzz_view.c holds it to the walk: for random edits, the
+ * walk accepts the committed bytes and counts the same items. Bytes packed from
+ * a decoded request, or a copied value holding a merged field, take the walk.
+ */
 int sy__view_commit(sy_view_t *v)
 {
     if (!v) return SY_EINVAL;
@@ -631,8 +868,20 @@ int sy__view_commit(sy_view_t *v)
         rc = SY_EAGAIN;
         goto fail;
     }
-    if ((rc = calc(v->root, 0)) < 0) goto fail;
+    tally_t tally = {.count = sy__batch_encoded_trusted(v->batch)};
+    if ((rc = calc(v->root, 0, &tally)) < 0) goto fail;
+    if (tally.check == SY__VC_BAD) {
+        SY__LOG(SY_LOG_ERROR, NULL,
+                "view_commit: the edited request was refused: a string set through the view is "
+                "not valid UTF-8, or an ARRAY/MAP value is malformed");
+        rc = SY_EINVAL;
+        goto fail;
+    }
     size_t len = v->root->newlen;
+    if (len > INT32_MAX) { /* the walk's bound on any length */
+        rc = SY_ENOMEM;
+        goto fail;
+    }
     uint8_t *out = sy__batch_alloc(v->batch, len ? len : 1);
     if (!out) {
         rc = SY_ENOMEM;
@@ -644,7 +893,16 @@ int sy__view_commit(sy_view_t *v)
         goto fail;
     }
     char err[256];
-    if ((rc = sy__batch_set_encoded(v->batch, out, len, err, sizeof(err))) < 0) {
+    uint64_t items = sy__batch_items(v->batch);
+    /* Occurrences: the old ones (a drop only removes some) and the new ones. */
+    uint64_t occ = sy__batch_occurrences(v->batch);
+    occ = occ == UINT64_MAX || tally.added > UINT64_MAX - occ ? UINT64_MAX : occ + tally.added;
+    if (tally.count && tally.check == SY__VC_OK && tally.removed <= items)
+        rc =
+            sy__batch_set_trusted(v->batch, out, len, items - tally.removed, occ, err, sizeof(err));
+    else
+        rc = sy__batch_set_encoded(v->batch, out, len, err, sizeof(err));
+    if (rc < 0) {
         SY__LOG(SY_LOG_ERROR, NULL, "view_commit: the edited request was refused: %s", err);
         goto fail;
     }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <switchyard/plugin.h>
 
@@ -45,7 +46,21 @@ enum {
     SY__VN_ATTRS = 1u << 3,  /* attrs[] indexed */
     SY__VN_SUB = 1u << 4,    /* sub looked up */
     SY__VN_SORTED = 1u << 5, /* ops sorted into opv */
+    SY__VN_AEDIT = 1u << 6,  /* attributes edited: eff[] is built from attrs[] and the ops */
+    SY__VN_EFF = 1u << 7,    /* eff[] is up to date with the ops */
 };
+
+/* One attribute: its key and its value's AnyValue content, parsed once when the
+ * node's attributes are first indexed (or, in eff[], from an edit's bytes).
+ * [start, end) is the KeyValue field's range in the view's buffer (original
+ * attributes only). `bad`: the KeyValue does not parse (never in bytes the walk
+ * accepted); it reads as SY_EINVAL. */
+typedef struct sy__vattr_s {
+    const uint8_t *key, *val; /* val NULL: no value (reads as EMPTY) */
+    uint32_t keylen, vallen;
+    uint32_t start, end;
+    bool bad;
+} sy__vattr_t;
 
 typedef struct sy__vop_s sy__vop_t;
 struct sy__vop_s {
@@ -59,7 +74,17 @@ struct sy__vop_s {
     const uint8_t *key;    /* attribute ops: the key this op decides */
     uint32_t keylen;
     bool is_attr;
-    bool deleted; /* attribute ops: the key is absent after this op */
+    bool deleted;   /* attribute ops: the key is absent after this op */
+    uint8_t check;  /* SY__VC_*: what committing repl needs (view_edit.c) */
+    uint8_t vcheck; /* attribute ops: the same for the value alone */
+};
+
+/* What a commit must do about bytes an edit wrote, in increasing order (the
+ * worst of a commit's ops decides). */
+enum {
+    SY__VC_OK = 0,   /* made by the view from checked values: trusted */
+    SY__VC_WALK = 1, /* a copied ARRAY/MAP holds a singular field twice: walk the result */
+    SY__VC_BAD = 2,  /* a string that is not UTF-8, or a malformed ARRAY/MAP: refused */
 };
 
 struct sy_view_node_s {
@@ -74,8 +99,10 @@ struct sy_view_node_s {
     sy_view_node_t **kids[2];
     uint32_t nkids[2];
     bool indexed[2];
-    uint32_t *attrs; /* tag offsets of its KeyValue fields (SY__VN_ATTRS) */
+    sy__vattr_t *attrs; /* its original attributes (SY__VN_ATTRS) */
     uint32_t nattrs;
+    sy__vattr_t *eff; /* with SY__VN_AEDIT: the attributes as the commit will write them */
+    uint32_t neff, effcap;
     sy__vop_t *ops, **ops_tail;
     sy__vop_t **opv; /* ops sorted (SY__VN_SORTED), for the two commit walks */
     uint32_t nops;
@@ -105,9 +132,77 @@ typedef struct sy__pbf_s {
     uint64_t v;
 } sy__pbf_t;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define SY__LE64(x) __builtin_bswap64(x)
+#define SY__LE32(x) __builtin_bswap32(x)
+#else
+#define SY__LE64(x) (x)
+#define SY__LE32(x) (x)
+#endif
+
+/* sy__pb_next() for any field: out of line. */
+int sy__pb_next_any(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
+
 /* Reads the field at *pos of buf[..end); advances *pos past it. Returns 1, 0 at
- * end, -1 on bytes that do not parse. */
-int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f);
+ * end, -1 on bytes that do not parse. Inline for the fields most of OTLP is made
+ * of (a one-byte tag, and a one-byte varint, a fixed number, or a length under
+ * 16384); the rest, and every error, goes out of line. */
+static inline int sy__pb_next(const uint8_t *buf, size_t *pos, size_t end, sy__pbf_t *f)
+{
+    size_t off = *pos;
+    if (off >= end) return 0;
+    uint8_t tag = buf[off];
+    size_t room = end - off; /* at least 1 */
+    if (__builtin_expect(tag >= 8 && tag < 0x80 && room >= 2, 1)) {
+        size_t n;
+        switch (tag & 7) {
+        case 2: {
+            size_t l = buf[off + 1], h = 2; /* the length, and where the value starts */
+            if (l >= 0x80) {                /* a two-byte length: a span, a scope */
+                if (room < 3 || buf[off + 2] >= 0x80) break;
+                l = (l & 0x7f) | (size_t)buf[off + 2] << 7;
+                h = 3;
+            }
+            if (l > room - h) break;
+            f->v = l;
+            f->vs = off + h;
+            f->ve = off + h + l;
+            goto done;
+        }
+        case 0:
+            if (buf[off + 1] >= 0x80) break;
+            f->v = buf[off + 1];
+            f->vs = off + 1;
+            f->ve = off + 2;
+            goto done;
+        case 1:
+        case 5:
+            n = (tag & 7) == 1 ? 8 : 4;
+            if (room - 1 < n) break;
+            if (n == 8) {
+                uint64_t x;
+                memcpy(&x, buf + off + 1, 8);
+                f->v = SY__LE64(x);
+            } else {
+                uint32_t x;
+                memcpy(&x, buf + off + 1, 4);
+                f->v = SY__LE32(x);
+            }
+            f->vs = off + 1;
+            f->ve = off + 1 + n;
+            goto done;
+        default:
+            break;
+        }
+    }
+    return sy__pb_next_any(buf, pos, end, f);
+done:
+    f->start = off;
+    f->num = tag >> 3;
+    f->wt = tag & 7;
+    *pos = f->ve;
+    return 1;
+}
 /* The last occurrence of field `num` (any wire type) in buf[s, e): 1, 0, -1. */
 int sy__pb_find(const uint8_t *buf, size_t s, size_t e, uint32_t num, sy__pbf_t *out);
 size_t sy__varint_size(uint64_t v);
@@ -127,6 +222,11 @@ sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *fie
 int sy__view_index_attrs(sy_view_node_t *h, uint32_t field);
 /* The index of the first of h's indexed attributes named key, or -1. */
 long sy__view_attr_find(sy_view_node_t *h, const char *key, size_t keylen);
+/* Parses a KeyValue's content p[0..len) into a (key and value pointers; bad when
+ * it does not parse). */
+void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a);
+/* The value of an attribute entry. */
+int sy__view_attr_value(const sy__vattr_t *a, sy_value_t *val);
 /* Parses a KeyValue's content into key and value. */
 int sy__view_parse_kv(const uint8_t *p, size_t len, sy_value_t *key, sy_value_t *val);
 int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out);
@@ -145,6 +245,13 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
                          size_t nkeylen);
 int sy__view_drop(sy_view_node_t *n);
 int sy__view_commit(sy_view_t *v);
+/* Read-your-writes: the latest op that decides attribute `key` of host h, or NULL
+ * (then the original attributes decide). */
+sy__vop_t *sy__view_attr_op(sy_view_node_t *h, const char *key, size_t keylen);
+/* The latest op that set field `num` of node t, or NULL. */
+const sy__vop_t *sy__view_field_op(const sy_view_node_t *t, uint32_t num);
+/* Builds h->eff, the attributes as the commit will write them, if stale. */
+int sy__view_attrs_effective(sy_view_node_t *h);
 /* The AnyValue encoding of val (content only); its size with buf NULL. SY_EINVAL
  * for an ARRAY or MAP not read from a view. */
 int sy__view_encode_any(const sy_value_t *val, uint8_t *buf, size_t *len);

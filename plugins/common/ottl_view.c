@@ -373,10 +373,15 @@ static int va_map_edit(void *item, void *map, syc_ottl_edit_fn fn, void *arg)
     if (!m->node) return SY_ENOTSUP;
     const sy_host_api_t *api = it->api;
     size_t n = api->view_attr_count(m->node);
-    for (size_t i = 0; i < n; i++) {
-        sy_value_t k, v;
-        int rc = api->view_attr_at(m->node, i, &k, &v);
-        if (rc < 0) return rc;
+    /* Every attribute is read before the first edit: reads see edits at once
+     * (read-your-writes), so a delete would move the ones still to visit. */
+    sy_value_t local[32], *kv = n <= 16 ? local : malloc(2 * n * sizeof(*kv));
+    if (!kv) return SY_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        rc = api->view_attr_at(m->node, i, &kv[2 * i], &kv[2 * i + 1]);
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        sy_value_t k = kv[2 * i], v = kv[2 * i + 1];
         syc_ottl_value_t ov, nv = {.type = SYC_OTTL_NIL};
         from_view(it, &v, &ov);
         const char *nk = NULL;
@@ -398,9 +403,10 @@ static int va_map_edit(void *item, void *map, syc_ottl_edit_fn fn, void *arg)
             rc = api->view_attr_rename(m->node, k.str, k.len, nk, nkl);
             break;
         }
-        if (rc < 0 && rc != SY_EAGAIN) return rc;
+        if (rc == SY_EAGAIN) rc = 0;
     }
-    return 0;
+    if (kv != local) free(kv);
+    return rc < 0 ? rc : 0;
 }
 
 static int va_dp_has_attr(void *item, const char *key, size_t len, const syc_ottl_value_t *value,

@@ -6,8 +6,15 @@
  *  - reading every field of every node, every attribute (by index and by key)
  *    and every entry of every ARRAY/MAP value never reads outside the buffer
  *    (ASan) and never fails on bytes the walk accepted;
- *  - any edits the script makes commit (SY_OK), and the new request is accepted
- *    by the walk (commit validates it) and unpacks with protobuf-c;
+ *  - any edits the script makes commit (SY_OK), unless the script set a string
+ *    that is not UTF-8 (then SY_EINVAL, and the batch is unchanged);
+ *  - the oracle of the trusted commit: the committed request, which the commit
+ *    did not walk, is accepted by the full validation walk, which counts the
+ *    same items the commit recorded; and it unpacks with protobuf-c;
+ *  - the decoded-size bound the batch keeps is at least the field-by-field
+ *    estimate of the committed bytes (the merge limit relies on it);
+ *  - a second script on the committed batch (whose bytes are now the commit's
+ *    own) holds to the same;
  *  - the committed request reads again without failure;
  *  - a builder given every item makes a batch with exactly those items.
  * Any violation aborts, which libFuzzer reports as a crash.
@@ -19,6 +26,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "batch_internal.h" /* dec_est: the decoded-size bound a batch keeps */
 #include "view.h"
 
 static void check(int cond, const char *what)
@@ -36,6 +44,9 @@ typedef struct walk_s {
     size_t n;
     sy_view_node_t *items[MAX_NODES];
     size_t nitems;
+    sy_value_t containers[4]; /* ARRAY/MAP values read, written back by edits */
+    size_t ncontainers;
+    bool bad_utf8; /* an edit set a string that is not UTF-8 */
 } walk_t;
 
 static void read_value(const sy_value_t *v, int depth)
@@ -77,6 +88,8 @@ static void read_node(walk_t *w, sy_view_node_t *n)
     for (size_t i = 0; i < na; i++) {
         sy_value_t k, v, g;
         check(sy__view_attr_at(n, i, &k, &v) == 0, "reading an attribute does not fail");
+        if ((v.type == SY_VALUE_ARRAY || v.type == SY_VALUE_MAP) && w->ncontainers < 4)
+            w->containers[w->ncontainers++] = v;
         read_value(&k, 0);
         read_value(&v, 0);
         check(sy__view_attr_get(n, k.str, k.len, &g) == 0, "an attribute is found by its key");
@@ -109,34 +122,42 @@ static void walk(walk_t *w, sy_view_node_t *n, int depth)
     }
 }
 
-static const char *const keys[] = {"a", "service.name", "", "k.1"};
+static const char *const keys[] = {"a", "service.name", "", "k.1", "\xff", "\xc3\xa9"};
 
 /* One edit from 3 script bytes. */
 static void edit(walk_t *w, const uint8_t *s)
 {
     if (!w->n) return;
     sy_view_node_t *n = w->nodes[s[1] % w->n];
-    const char *key = keys[s[2] & 3];
-    const char *key2 = keys[(s[2] >> 2) & 3];
+    /* Keys 4 and 5 (not UTF-8, and UTF-8 past ASCII) only now and then. */
+    const char *key = keys[(s[2] & 3) + ((s[0] & 0xc0) == 0xc0 ? 2 : 0)];
+    const char *key2 = keys[((s[2] >> 2) & 3) + ((s[0] & 0xc0) == 0x80 ? 2 : 0)];
     sy_value_t v = {.type = (sy_value_type_t)((s[2] >> 4) % 6)};
-    v.str = "fz";
+    v.str = (s[0] & 0xe0) == 0x60 ? "f\xc0" : "fz"; /* now and then not UTF-8 */
     v.len = v.type == SY_VALUE_STRING || v.type == SY_VALUE_BYTES ? 2 : 0;
+    if ((v.type == SY_VALUE_ARRAY || v.type == SY_VALUE_MAP) && w->ncontainers)
+        v = w->containers[s[2] % w->ncontainers]; /* as read: copied encoded */
+    bool bad_key = key[0] == '\xff', bad_key2 = key2[0] == '\xff';
+    bool bad_val = v.type == SY_VALUE_STRING && v.str[1] == '\xc0';
     v.bytes = (const uint8_t *)"\x00\xff";
     v.i = (int64_t)s[2] * (s[0] & 1 ? -1 : 1);
     v.d = s[2] / 7.0;
     v.b = s[2] & 1;
     switch (s[0] % 6) {
     case 0:
-        sy__view_set(n, (sy_field_t)(SY_FIELD_NAME + s[2] % SY_FIELD_QUANTILES), &v);
+        if (sy__view_set(n, (sy_field_t)(SY_FIELD_NAME + s[2] % SY_FIELD_QUANTILES), &v) == 0)
+            w->bad_utf8 |= bad_val;
         break;
     case 1:
-        sy__view_attr_set(n, key, strlen(key), &v, (sy_attr_mode_t)(1 + s[0] / 6 % 3));
+        if (sy__view_attr_set(n, key, strlen(key), &v, (sy_attr_mode_t)(1 + s[0] / 6 % 3)) == 0)
+            w->bad_utf8 |= bad_key || bad_val;
         break;
     case 2:
         sy__view_attr_delete(n, key, strlen(key));
         break;
     case 3:
-        sy__view_attr_rename(n, key, strlen(key), key2, strlen(key2));
+        if (sy__view_attr_rename(n, key, strlen(key), key2, strlen(key2)) == 0)
+            w->bad_utf8 |= bad_key2;
         break;
     case 4:
     case 5:
@@ -183,21 +204,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(sy__batch_items(built) == w->nitems, "the builder's batch holds every item added");
     sy__batch_release(built);
 
-    for (size_t i = 0; i + 3 <= e; i += 3)
-        edit(w, script + i);
-    int rc = sy__view_commit(v);
-    check(rc == 0, "edits commit to a request the walk accepts");
-    size_t elen;
-    const uint8_t *enc = sy__batch_encoded(b, &elen);
-    check(enc != NULL, "the committed batch has bytes");
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, elen, enc);
-    /* Bytes the walk accepts but protobuf-c does not are fuzz_otlp_proto's
-     * business; here only what the view wrote is judged. */
-    check(m != NULL || !body_unpacks, "the committed request unpacks");
-    if (m) protobuf_c_message_free_unpacked(m, NULL);
-    memset(w, 0, sizeof(*w));
-    walk(w, sy__view_root(v), 0);
+    /* Two rounds: the script's first half on the request as received, then its
+     * second half on what the first commit wrote. */
+    size_t half = e / 6 * 3;
+    for (int round = 0; round < 2; round++) {
+        size_t from = round ? half : 0, to = round ? e : half;
+        for (size_t i = from; i + 3 <= to; i += 3)
+            edit(w, script + i);
+        size_t before_len;
+        const uint8_t *before = sy__batch_encoded(b, &before_len);
+        uint64_t before_items = sy__batch_items(b);
+        int rc = sy__view_commit(v);
+        size_t elen;
+        const uint8_t *enc = sy__batch_encoded(b, &elen);
+        check(enc != NULL, "the committed batch has bytes");
+        if (rc != 0) {
+            check(rc == SY_EINVAL && w->bad_utf8, "edits commit unless a string is not UTF-8");
+            check(enc == before && elen == before_len && sy__batch_items(b) == before_items,
+                  "a refused commit leaves the batch unchanged");
+        }
+        sy__pb_stats_t st;
+        check(sy__pb_walk(sy__signal_request_descriptor(signal), enc, elen, false, &st, NULL, 0) ==
+                  0,
+              "the committed request passes the full validation walk");
+        check(st.items == sy__batch_items(b), "the commit counted the items the walk counts");
+        sy__pb_stats_t ex;
+        check(sy__pb_walk(sy__signal_request_descriptor(signal), enc, elen, true, &ex, NULL, 0) ==
+                  0,
+              "the committed request passes the estimating walk");
+        check(b->dec_est >= ex.decoded_bytes || !b->dec_est,
+              "the batch's decoded-size bound is at least the field-by-field estimate");
+        ProtobufCMessage *m =
+            protobuf_c_message_unpack(sy__signal_request_descriptor(signal), NULL, elen, enc);
+        /* Bytes the walk accepts but protobuf-c does not are fuzz_otlp_proto's
+         * business; here only what the view wrote is judged. */
+        check(m != NULL || !body_unpacks, "the committed request unpacks");
+        if (m) protobuf_c_message_free_unpacked(m, NULL);
+        memset(w, 0, sizeof(*w));
+        walk(w, sy__view_root(v), 0);
+    }
     free(w);
     sy__view_close(v);
     sy__batch_release(b);

@@ -667,8 +667,8 @@ static void test_edit_traces(void **state)
                      &(sy_value_t){.type = SY_VALUE_STRING, .str = "newscope", .len = 8}),
         0);
     assert_int_equal(sy__view_drop(sy__view_at(s0, SY_VIEW_EVENTS, 1)), 0);
-    /* Reads still see the request as it was. */
-    check_str(s0, SY_FIELD_NAME, "span0");
+    /* Reads see the edits (read-your-writes; test_read_your_writes has more). */
+    check_str(s0, SY_FIELD_NAME, "renamed-span0");
 
     assert_int_equal(sy__view_commit(v), 0);
     TraceReq *expected = make_traces(true);
@@ -837,6 +837,209 @@ static void test_drop_items(void **state)
     assert_non_null(sy__batch_encoded(b, &len));
     assert_int_equal(len, 0);
     assert_int_equal(sy__view_count(sy__view_root(v), SY_VIEW_RESOURCES), 0);
+    sy__view_close(v);
+    sy__batch_release(b);
+}
+
+/* ---- read-your-writes ------------------------------------------------------------------ */
+
+static void check_attr_str(sy_view_node_t *n, const char *key, const char *want)
+{
+    sy_value_t v;
+    assert_int_equal(sy__view_attr_get(n, key, strlen(key), &v), 0);
+    check_str_value(&v, want);
+}
+
+/* The keys of n's attributes in order, comma-separated, as attr_at reads them. */
+static const char *attr_keys(sy_view_node_t *n)
+{
+    static char out[512];
+    size_t len = 0, count = sy__view_attr_count(n);
+    out[0] = 0;
+    for (size_t i = 0; i < count; i++) {
+        sy_value_t k, x;
+        assert_int_equal(sy__view_attr_at(n, i, &k, &x), 0);
+        len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%.*s", i ? "," : "", (int)k.len,
+                                k.str);
+    }
+    assert_int_equal(sy__view_attr_at(n, count, NULL, NULL), SY_EINVAL);
+    return out;
+}
+
+/* After an edit, reads of that node return the pending value, as the commit will
+ * write it: a statement set(attributes["b"], attributes["a"]) after
+ * set(attributes["a"], "x") sees "x". */
+static void test_read_your_writes(void **state)
+{
+    (void)state;
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    sy_view_t *v = sy__view_open(b);
+    sy_view_node_t *root = sy__view_root(v);
+    sy_view_node_t *r1 = sy__view_at(root, SY_VIEW_RESOURCES, 1);
+    sy_view_node_t *sc0 = sy__view_at(sy__view_at(root, SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0);
+    sy_view_node_t *sc1 = sy__view_at(r1, SY_VIEW_SCOPES, 0);
+    sy_view_node_t *s0 = sy__view_at(sc0, SY_VIEW_ITEMS, 0);
+    sy_view_node_t *s1 = sy__view_at(sc0, SY_VIEW_ITEMS, 1);
+    sy_view_node_t *s2 = sy__view_at(sc1, SY_VIEW_ITEMS, 0);
+    sy_value_t x = {.type = SY_VALUE_STRING, .str = "x", .len = 1}, got;
+
+    /* set(attributes["a"], "x"); set(attributes["b"], attributes["a"]) */
+    assert_int_equal(sy__view_attr_set(s2, "a", 1, &x, SY_ATTR_UPSERT), 0);
+    assert_int_equal(sy__view_attr_get(s2, "a", 1, &got), 0);
+    check_str_value(&got, "x");
+    assert_int_equal(sy__view_attr_set(s2, "b", 1, &got, SY_ATTR_UPSERT), 0);
+    check_attr_str(s2, "b", "x");
+    assert_string_equal(attr_keys(s2), "before,rename.me,after,a,b");
+    /* A set keeps the place; a rename keeps place and value; a delete removes. */
+    sy_value_t y = {.type = SY_VALUE_STRING, .str = "y", .len = 1};
+    assert_int_equal(sy__view_attr_set(s2, "before", 6, &y, SY_ATTR_UPDATE), 0);
+    check_attr_str(s2, "before", "y");
+    assert_int_equal(sy__view_attr_rename(s2, "rename.me", 9, "renamed", 7), 0);
+    assert_int_equal(sy__view_attr_get(s2, "rename.me", 9, &got), SY_EAGAIN);
+    check_attr_str(s2, "renamed", "v");
+    assert_int_equal(sy__view_attr_delete(s2, "after", 5), 0);
+    assert_int_equal(sy__view_attr_get(s2, "after", 5, &got), SY_EAGAIN);
+    assert_string_equal(attr_keys(s2), "before,renamed,a,b");
+    /* Renaming onto an existing key replaces it, in the renamed one's place. */
+    assert_int_equal(sy__view_attr_rename(s2, "a", 1, "before", 6), 0);
+    /* (a new attribute renamed is written after the other new ones, and read so) */
+    assert_string_equal(attr_keys(s2), "renamed,b,before");
+    check_attr_str(s2, "before", "x");
+    sy_value_t k0;
+    assert_int_equal(sy__view_attr_at(s2, 2, &k0, &got), 0);
+    check_str_value(&k0, "before");
+    check_str_value(&got, "x");
+    /* INSERT and UPDATE test the state the reads show. */
+    assert_int_equal(sy__view_attr_set(s2, "after", 5, &y, SY_ATTR_UPDATE), SY_EAGAIN);
+    assert_int_equal(sy__view_attr_set(s2, "after", 5, &y, SY_ATTR_INSERT), 0);
+    /* (set again after a delete, a key is written where it was) */
+    assert_string_equal(attr_keys(s2), "renamed,after,b,before");
+
+    /* Fields: a set reads back, an EMPTY reads absent, a made Status reads its code. */
+    sy_value_t name = {.type = SY_VALUE_STRING, .str = "new-name", .len = 8};
+    assert_int_equal(sy__view_set(s0, SY_FIELD_NAME, &name), 0);
+    check_str(s0, SY_FIELD_NAME, "new-name");
+    assert_int_equal(sy__view_set(s0, SY_FIELD_TRACE_STATE, &(sy_value_t){0}), 0);
+    assert_int_equal(sy__view_get(s0, SY_FIELD_TRACE_STATE, &got), 0);
+    assert_int_equal(got.type, SY_VALUE_EMPTY);
+    assert_int_equal(sy__view_get(s1, SY_FIELD_STATUS_CODE, &got), 0);
+    assert_int_equal(got.type, SY_VALUE_EMPTY);
+    assert_int_equal(
+        sy__view_set(s1, SY_FIELD_STATUS_CODE, &(sy_value_t){.type = SY_VALUE_INT, .i = 2}), 0);
+    assert_int_equal(sy__view_get(s1, SY_FIELD_STATUS_CODE, &got), 0);
+    assert_int_equal(got.type, SY_VALUE_INT);
+    assert_int_equal(got.i, 2);
+    assert_int_equal(
+        sy__view_set(s0, SY_FIELD_START_TIME, &(sy_value_t){.type = SY_VALUE_INT, .i = 9}), 0);
+    assert_int_equal(sy__view_get(s0, SY_FIELD_START_TIME, &got), 0);
+    assert_int_equal(got.i, 9);
+    /* A resource with no Resource on the wire: its attributes are made and read. */
+    assert_int_equal(sy__view_attr_count(r1), 0);
+    assert_int_equal(sy__view_attr_set(r1, "svc", 3, &x, SY_ATTR_INSERT), 0);
+    assert_string_equal(attr_keys(r1), "svc");
+    /* An item of the scope reads the scope's name as set. */
+    assert_int_equal(sy__view_set(sc1, SY_FIELD_SCOPE_NAME, &name), 0);
+    check_str(s2, SY_FIELD_SCOPE_NAME, "new-name");
+
+    /* What was read before the commit is what the commit wrote. */
+    char before[512];
+    snprintf(before, sizeof(before), "%s", attr_keys(s2));
+    assert_int_equal(sy__view_commit(v), 0);
+    root = sy__view_root(v);
+    r1 = sy__view_at(root, SY_VIEW_RESOURCES, 1);
+    s2 = sy__view_at(sy__view_at(r1, SY_VIEW_SCOPES, 0), SY_VIEW_ITEMS, 0);
+    assert_string_equal(attr_keys(s2), before);
+    check_attr_str(s2, "before", "x");
+    check_attr_str(s2, "b", "x");
+    check_attr_str(s2, "after", "y");
+    check_str(s2, SY_FIELD_SCOPE_NAME, "new-name");
+    assert_string_equal(attr_keys(r1), "svc");
+    s0 = sy__view_at(sy__view_at(sy__view_at(root, SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0),
+                     SY_VIEW_ITEMS, 0);
+    check_str(s0, SY_FIELD_NAME, "new-name");
+    sy__view_close(v);
+    sy__batch_release(b);
+}
+
+static sy_view_node_t *first_span(sy_view_t *v)
+{
+    sy_view_node_t *r0 = sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0);
+    return sy__view_at(sy__view_at(r0, SY_VIEW_SCOPES, 0), SY_VIEW_ITEMS, 0);
+}
+
+/* A string set through the view that is not UTF-8 fails the commit, which changes
+ * nothing; the view is usable again afterwards. */
+static void test_commit_refuses_bad_utf8(void **state)
+{
+    (void)state;
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    size_t len0;
+    const uint8_t *enc0 = sy__batch_encoded(b, &len0);
+    sy_view_t *v = sy__view_open(b);
+    sy_view_node_t *s0;
+    sy_value_t bad = {.type = SY_VALUE_STRING, .str = "a\xc3", .len = 2};
+    sy_value_t good = {.type = SY_VALUE_STRING, .str = "\xc3\xa9", .len = 2};
+    /* As a value, as a key, as a field, as a new key of a rename. */
+    for (int way = 0; way < 4; way++) {
+        s0 = first_span(v); /* a commit, refused too, resets the view */
+        if (way == 0) assert_int_equal(sy__view_attr_set(s0, "k", 1, &bad, SY_ATTR_UPSERT), 0);
+        if (way == 1) assert_int_equal(sy__view_attr_set(s0, "\xff", 1, &good, SY_ATTR_UPSERT), 0);
+        if (way == 2) assert_int_equal(sy__view_set(s0, SY_FIELD_NAME, &bad), 0);
+        if (way == 3) assert_int_equal(sy__view_attr_rename(s0, "str", 3, "s\xfe", 2), 0);
+        assert_int_equal(sy__view_commit(v), SY_EINVAL);
+        size_t len;
+        assert_ptr_equal(sy__batch_encoded(b, &len), enc0);
+        assert_int_equal(len, len0);
+        assert_int_equal(sy__batch_items(b), 3);
+    }
+    /* A bad value replaced by a good one before the commit is not refused; bytes
+     * are never checked as UTF-8. */
+    s0 = first_span(v);
+    assert_int_equal(sy__view_attr_set(s0, "k", 1, &bad, SY_ATTR_UPSERT), 0);
+    assert_int_equal(sy__view_attr_set(s0, "k", 1, &good, SY_ATTR_UPSERT), 0);
+    assert_int_equal(
+        sy__view_set(
+            s0, SY_FIELD_TRACE_ID,
+            &(sy_value_t){.type = SY_VALUE_BYTES, .bytes = (const uint8_t *)"\xff", .len = 1}),
+        0);
+    assert_int_equal(sy__view_commit(v), 0);
+    s0 = sy__view_at(
+        sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0),
+        SY_VIEW_ITEMS, 0);
+    check_attr_str(s0, "k", "\xc3\xa9");
+    /* An ARRAY whose private bytes are not an ArrayValue is refused at commit. */
+    sy_value_t forged = {.type = SY_VALUE_ARRAY,
+                         .priv = "\x0a\x05zz",
+                         .priv_len = 4,
+                         .priv_kind = 1 /* SY__PK_ANYARRAY */};
+    assert_int_equal(sy__view_attr_set(s0, "arr", 3, &forged, SY_ATTR_UPSERT), 0);
+    assert_int_equal(sy__view_commit(v), SY_EINVAL);
+    sy__view_close(v);
+    sy__batch_release(b);
+}
+
+/* The commit counts items from its drops without walking what it wrote: dropping
+ * a scope, a metric, points and a resource leaves the count the walk finds. */
+static void test_trusted_commit_counts(void **state)
+{
+    (void)state;
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    assert_true(sy__batch_encoded_trusted(b));
+    sy_view_t *v = sy__view_open(b);
+    sy_view_node_t *root = sy__view_root(v);
+    /* Resource 0's only scope (2 spans) by the scope, not indexed below it. */
+    assert_int_equal(
+        sy__view_drop(sy__view_at(sy__view_at(root, SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0)), 0);
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_true(sy__batch_encoded_trusted(b));
+    assert_int_equal(sy__batch_items(b), 1);
+    size_t len;
+    const uint8_t *enc = sy__batch_encoded(b, &len);
+    uint64_t walked;
+    assert_int_equal(sy__pb_validate(sy__signal_request_descriptor(SY_SIGNAL_TRACES), enc, len,
+                                     &walked, NULL, 0),
+                     0);
+    assert_int_equal(walked, 1);
     sy__view_close(v);
     sy__batch_release(b);
 }
@@ -1663,6 +1866,9 @@ int main(void)
         cmocka_unit_test_teardown(test_attr_rename_chain, free_all),
         cmocka_unit_test_teardown(test_varint_boundaries, free_all),
         cmocka_unit_test_teardown(test_drop_items, free_all),
+        cmocka_unit_test_teardown(test_read_your_writes, free_all),
+        cmocka_unit_test_teardown(test_commit_refuses_bad_utf8, free_all),
+        cmocka_unit_test_teardown(test_trusted_commit_counts, free_all),
         cmocka_unit_test_teardown(test_read_metrics, free_all),
         cmocka_unit_test_teardown(test_edit_metrics, free_all),
         cmocka_unit_test_teardown(test_read_and_edit_logs, free_all),
