@@ -17,6 +17,7 @@
  */
 #include "view.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1062,9 +1063,13 @@ int sy__view_get(sy_view_node_t *n, sy_field_t field, sy_value_t *out)
 
 /* ---- the API ---------------------------------------------------------------------- */
 
+/* View generations: a node is known by (gen, cs, ce) across views (view_build.c). */
+static _Atomic uint64_t view_gen;
+
 int sy__view_reset(sy_view_t *v)
 {
     sy__arena_release(&v->arena);
+    v->gen = atomic_fetch_add_explicit(&view_gen, 1, memory_order_relaxed) + 1;
     v->edited = false;
     v->seq = 0;
     size_t len = 0;

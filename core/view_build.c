@@ -38,6 +38,16 @@ typedef struct bitem_s {
     uint32_t next;
 } bitem_t;
 
+/* The group the last item's resource (scope, metric data) went into: the next
+ * item mostly has the same one, found again without copying its header (a walk
+ * of all its children's tags). A node is known by its view's generation, which
+ * no other view shares and a commit changes, and its bytes in that buffer. */
+typedef struct bmemo_s {
+    uint64_t gen;
+    uint32_t cs, ce;
+    uint32_t group;
+} bmemo_t;
+
 struct sy_view_builder_s {
     const char *origin;
     sy_signal_t signal;
@@ -49,6 +59,7 @@ struct sy_view_builder_s {
     bitem_t *it;
     size_t nit, capit;
     uint32_t first, last; /* resource groups */
+    bmemo_t mres, mscope, mdata;
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -202,6 +213,16 @@ static bool is_item(sy_signal_t signal, int kind)
     }
 }
 
+static bool memo_hit(const bmemo_t *m, const sy_view_node_t *n)
+{
+    return m->gen == n->view->gen && m->cs == n->cs && m->ce == n->ce;
+}
+
+static void memo_set(bmemo_t *m, const sy_view_node_t *n, uint32_t group)
+{
+    *m = (bmemo_t){.gen = n->view->gen, .cs = n->cs, .ce = n->ce, .group = group};
+}
+
 int sy__view_build_add(sy_view_builder_t *b, const sy_view_node_t *item)
 {
     if (!b || !item || b->failed) return b && b->failed ? SY_ENOMEM : SY_EINVAL;
@@ -211,22 +232,41 @@ int sy__view_build_add(sy_view_builder_t *b, const sy_view_node_t *item)
     const sy_view_node_t *metric = metrics ? data->parent : NULL;
     const sy_view_node_t *scope = metrics ? metric->parent : item->parent;
     const sy_view_node_t *res = scope->parent;
-    size_t start = b->len;
-    if (!copy_header(b, res, skip_children)) goto fail;
-    uint32_t r = group_of(b, NONE, start, 0, 0);
-    if (r == NONE) goto fail;
-    start = b->len;
-    if (!copy_header(b, scope, skip_children)) goto fail;
-    uint32_t s = group_of(b, r, start, 0, 0);
-    if (s == NONE) goto fail;
-    uint32_t leaf = s;
-    if (metrics) {
-        start = b->len;
-        if (!copy_header(b, metric, skip_data)) goto fail;
-        size_t hlen1 = b->len - start;
-        if (!copy_header(b, data, skip_points)) goto fail;
-        leaf = group_of(b, s, start, hlen1, data->field);
-        if (leaf == NONE) goto fail;
+    size_t start;
+    uint32_t leaf;
+    /* A node's bytes lie inside its parent's: a hit on the innermost level
+     * implies the same parents, so their groups need no look-up either. */
+    if (metrics && memo_hit(&b->mdata, data)) {
+        leaf = b->mdata.group;
+    } else if (!metrics && memo_hit(&b->mscope, scope)) {
+        leaf = b->mscope.group;
+    } else {
+        uint32_t r = b->mres.group;
+        if (!memo_hit(&b->mres, res)) {
+            start = b->len;
+            if (!copy_header(b, res, skip_children)) goto fail;
+            r = group_of(b, NONE, start, 0, 0);
+            if (r == NONE) goto fail;
+            memo_set(&b->mres, res, r);
+        }
+        uint32_t s = b->mscope.group;
+        if (!memo_hit(&b->mscope, scope)) {
+            start = b->len;
+            if (!copy_header(b, scope, skip_children)) goto fail;
+            s = group_of(b, r, start, 0, 0);
+            if (s == NONE) goto fail;
+            memo_set(&b->mscope, scope, s);
+        }
+        leaf = s;
+        if (metrics) {
+            start = b->len;
+            if (!copy_header(b, metric, skip_data)) goto fail;
+            size_t hlen1 = b->len - start;
+            if (!copy_header(b, data, skip_points)) goto fail;
+            leaf = group_of(b, s, start, hlen1, data->field);
+            if (leaf == NONE) goto fail;
+            memo_set(&b->mdata, data, leaf);
+        }
     }
     size_t l = item->ce - item->cs;
     if (!grow((void **)&b->data, &b->cap, b->len + l, 1) ||

@@ -119,6 +119,7 @@ struct sy_view_s {
     sy_view_node_t *root;
     bool edited;
     uint32_t seq;
+    uint64_t gen; /* new on every open and commit: names this buffer among all views */
 };
 
 /* ---- the wire ----------------------------------------------------------------- */

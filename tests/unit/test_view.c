@@ -1630,6 +1630,59 @@ static void test_builder_traces(void **state)
 #undef SPAN
 }
 
+/* Consecutive items of one scope reuse its group (the builder remembers the last
+ * resource and scope it copied); after a commit that rewrites the resource in
+ * place (same lengths, other bytes), the same offsets name another resource. */
+static void test_builder_memo(void **state)
+{
+    (void)state;
+    TraceReq *req = one_span(4, 1);
+    ScopeSpans *ss = req->resource_spans[0]->scope_spans[0];
+    Span *s0 = ss->spans[0];
+    Span *s1 = NEW(Span, opentelemetry__proto__trace__v1__span__init);
+    Span *s2 = NEW(Span, opentelemetry__proto__trace__v1__span__init);
+    s1->name = S("one");
+    s2->name = S("two");
+    ss->n_spans = 3;
+    ss->spans = ARR(Span, s0, s1, s2);
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &req->base);
+    sy_view_t *v = sy__view_open(b);
+#define SPAN(i)                                                                              \
+    sy__view_at(                                                                             \
+        sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0), \
+        SY_VIEW_ITEMS, i)
+    sy_view_builder_t *bld = sy__view_build("me", SY_SIGNAL_TRACES);
+    assert_int_equal(sy__view_build_add(bld, SPAN(0)), 0);
+    assert_int_equal(sy__view_build_add(bld, SPAN(1)), 0);
+    /* r: 0 -> 1, a one-byte varint either way: every offset stays. */
+    sy_view_node_t *res = sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0);
+    sy_value_t one = {.type = SY_VALUE_INT, .i = 1};
+    assert_int_equal(sy__view_attr_set(res, "r", 1, &one, SY_ATTR_UPDATE), 0);
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_int_equal(sy__view_build_add(bld, SPAN(2)), 0);
+    sy__view_close(v);
+    sy__batch_release(b);
+    sy_batch_t *out = sy__view_build_finish(bld);
+    assert_non_null(out);
+    assert_int_equal(sy__batch_items(out), 3);
+    /* Expected: resource r=0 {s0, s1}, then resource r=1 {s2}. */
+    ResourceSpans *r1 = NEW(ResourceSpans, opentelemetry__proto__trace__v1__resource_spans__init);
+    r1->resource = NEW(Resource, opentelemetry__proto__resource__v1__resource__init);
+    ATTRS(r1->resource, attributes, kv("r", av_int(1)));
+    ScopeSpans *ss1 = NEW(ScopeSpans, opentelemetry__proto__trace__v1__scope_spans__init);
+    ss1->scope = ss->scope;
+    ss1->n_spans = 1;
+    ss1->spans = ARR(Span, s2);
+    r1->n_scope_spans = 1;
+    r1->scope_spans = ARR(ScopeSpans, ss1);
+    ss->n_spans = 2;
+    req->n_resource_spans = 2;
+    req->resource_spans = ARR(ResourceSpans, req->resource_spans[0], r1);
+    assert_batch_is(out, &req->base);
+    sy__batch_release(out);
+#undef SPAN
+}
+
 static void test_builder_metrics(void **state)
 {
     (void)state;
@@ -1873,6 +1926,7 @@ int main(void)
         cmocka_unit_test_teardown(test_edit_metrics, free_all),
         cmocka_unit_test_teardown(test_read_and_edit_logs, free_all),
         cmocka_unit_test_teardown(test_builder_traces, free_all),
+        cmocka_unit_test_teardown(test_builder_memo, free_all),
         cmocka_unit_test_teardown(test_builder_metrics, free_all),
         cmocka_unit_test_teardown(test_commit_refused_when_shared, free_all),
         cmocka_unit_test_teardown(test_api_table, free_all),
