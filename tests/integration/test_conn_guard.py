@@ -220,7 +220,8 @@ class H2Client:
             return
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
+        except h2.exceptions.ProtocolError as e:
+            print(f"     h2 client: {e!r}")
             events = []
         now = time.monotonic()
         for ev in events:
@@ -254,7 +255,10 @@ class H2Client:
             self.conn.send_data(sid, data[:n])
             self.flush()
             return n
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, OSError):
+        except h2.exceptions.StreamClosedError:
+            return len(data)
+        except (h2.exceptions.ProtocolError, OSError) as e:
+            print(f"     h2 client: stream {sid}: {e!r}")
             return len(data)
 
     def close(self):
@@ -328,9 +332,11 @@ def slowloris_headers(t, check, args, n=20):
     results = [read_until_closed(s, time.monotonic() + 0.5) for s in socks]
     for s in socks:
         s.close()
+    closed = [r for r in results if r[1]]
+    print(f"FIGURE {len(closed)}/{n} connections closed by the router "
+          f"{time.monotonic() - start:.1f}s after the attack began")
     if args.measure:
         return
-    closed = [r for r in results if r[1]]
     check(len(closed) == n, f"slowloris headers: {len(closed)}/{n} connections closed within "
           f"read_header_timeout {HEADER_TIMEOUT_S}s + {MARGIN_S}s")
     statuses = sorted({status_of(r[0]) for r in results})
@@ -360,9 +366,11 @@ def slow_body(t, check, args, n=20):
     results = [read_until_closed(s, time.monotonic() + 0.5) for s in socks]
     for s in socks:
         s.close()
+    closed = [r for r in results if r[1]]
+    print(f"FIGURE {len(closed)}/{n} connections closed by the router "
+          f"{time.monotonic() - start:.1f}s after the attack began")
     if args.measure:
         return
-    closed = [r for r in results if r[1]]
     check(len(closed) == n, f"slow body: {len(closed)}/{n} connections closed within "
           f"read_timeout {READ_TIMEOUT_S}s + {MARGIN_S}s")
     statuses = sorted({status_of(r[0]) for r in results})
@@ -430,8 +438,12 @@ def grpc_half_messages(t, check, args, conns=2, streams=100, fill=None):
 
     def attack(c):
         sids = [c.open_call() for _ in range(streams)]
+        # Every length prefix first (5 bytes each fit the initial windows), then the
+        # bodies as flow control lets them through.
+        for sid in sids:
+            c.send_some(sid, grpc_message(b"", declared))
         c.flush()
-        left = {sid: grpc_message(body, declared) for sid in sids}
+        left = {sid: body for sid in sids}
         while time.monotonic() < start + hold and not c.closed:
             progress = False
             for sid in list(left):
@@ -511,6 +523,8 @@ def grpc_idle(t, check, args, n=5):
             c.pump(0.02)
     for c in clients:
         c.close()
+    print(f"FIGURE {sum(c.closed for c in clients)}/{n} idle connections closed by the router "
+          f"{time.monotonic() - start:.1f}s after they opened")
     if args.measure:
         return
     check(all(c.goaway and c.goaway[0] == 0 for c in clients),
