@@ -8,6 +8,8 @@
  * Connections are kept alive and pipelined requests are answered in order. A body
  * larger than `max_body` is refused with 413 before it is read in full; a request
  * line or headers that llhttp rejects get 400 and the connection is closed.
+ * Deadlines, a connection cap and a bytes-in-flight budget (syc_http_limits_t)
+ * keep slow or greedy clients from holding connections and memory.
  */
 #ifndef SY_HTTP_SERVER_H
 #define SY_HTTP_SERVER_H

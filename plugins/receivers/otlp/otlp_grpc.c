@@ -32,6 +32,16 @@
  * handshake (a cleartext client among them) is counted, logged at debug (and at
  * warn at most once a minute), its alert sent, and the connection closed.
  *
+ * Guards (README "Keys"): a message's bytes count against the connection's and
+ * the server's budgets from its length prefix, before a byte of it is stored; a
+ * call that does not fit is answered RESOURCE_EXHAUSTED with RetryInfo at once.
+ * One timer per server (the sweep, a quarter of the shortest deadline) walks the
+ * connections: calls whose message is late are reset, idle and old connections
+ * get a GOAWAY, keepalive PINGs go out and unanswered ones close the connection.
+ * Past max_connections a connection gets SETTINGS and a GOAWAY, and is closed.
+ * nghttp2 enforces max_concurrent_streams itself (REFUSED_STREAM), also before
+ * the client has acknowledged our SETTINGS.
+ *
  * Everything runs on the instance's loop thread.
  */
 #include <stdio.h>
@@ -62,6 +72,7 @@
 #define CT_GRPC              "application/grpc"
 #define NS_PER_MS            1000000
 #define REFUSED_LINGER_MS    1000u /* a connection refused for max_connections lives this long */
+#define TERMINATED_LINGER_MS 5000u /* a final GOAWAY not written by then: closed anyway */
 #define SWEEP_MIN_MS         50u
 #define SWEEP_MAX_MS         1000u
 #define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
@@ -895,6 +906,7 @@ static void conn_sweep_streams(grpc_conn_t *c, uint64_t now)
 static void conn_terminate(grpc_conn_t *c)
 {
     c->terminated = true;
+    c->goaway_ms = uv_now(c->server->loop);
     if (c->tls && !otlp_tls_conn_established(c->tls))
         conn_close(c); /* no HTTP/2 yet to say goodbye in */
     else
@@ -908,6 +920,8 @@ static void conn_sweep(grpc_conn_t *c, uint64_t now)
         if (now - c->created_ms >= REFUSED_LINGER_MS) conn_close(c);
         return;
     }
+    /* A client that does not read its GOAWAY is not waited for long. */
+    if (c->terminated && now - c->goaway_ms >= TERMINATED_LINGER_MS) conn_close(c);
     if (c->draining || c->terminated) return;
     if (srv->read_ms) conn_sweep_streams(c, now);
     if (srv->idle_ms && c->nstreams == 0 && now - c->idle_since_ms >= srv->idle_ms) {
