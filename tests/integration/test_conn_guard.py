@@ -626,6 +626,12 @@ def run_case(name, args, check):
         check(peak < RSS_BOUND_MB * 1024,
               f"{name}: router peak RSS {peak / 1024:.1f} MB < {RSS_BOUND_MB} MB")
         check(t.router.proc.poll() is None, f"{name}: router still running")
+        rc = t.router.terminate()
+        out = t.router.output()
+        check(rc == 0 and "Sanitizer" not in out,
+              f"{name}: router exits 0 on SIGTERM, no sanitizer report (rc {rc})")
+        if rc != 0 or "Sanitizer" in out:
+            print(out[-3000:])
     finally:
         t.cleanup()
 
