@@ -14,7 +14,7 @@ short deadlines, runs one attack against it, and checks that:
   - the router's peak RSS (VmHWM in /proc/<pid>/status) stays within RSS_BOUND_MB.
 
 Cases: slowloris_headers, slow_body, http_half_bodies, grpc_half_messages,
-grpc_streams_cap, grpc_idle, conn_flood.
+grpc_streams_cap, grpc_idle, ping_flood, conn_flood.
 
 --measure prints the figures without asserting (with --old: a config without the
 keys this change added, for a router built before it; the attacks then run for
@@ -87,7 +87,9 @@ GRPC_EXTRA = f"""        read_timeout: {READ_TIMEOUT_S}s
         max_inflight_bytes: {GRPC_INFLIGHT_MIB}MiB
         keepalive:
           server_parameters:
-            max_connection_idle: {IDLE_S}s"""
+            max_connection_idle: {IDLE_S}s
+          enforcement_policy:
+            min_time: 10s"""
 
 
 class Target:
@@ -537,6 +539,31 @@ def grpc_idle(t, check, args, n=5):
           "idle gRPC: receiver_otlp_grpc_idle_closed counts each")
 
 
+def ping_flood(t, check, args, n=10):
+    """PINGs back to back, more often than enforcement_policy.min_time: GOAWAY
+    ENHANCE_YOUR_CALM "too_many_pings" at the third, then closed."""
+    c = H2Client(t.grpc_port)
+    start = time.monotonic()
+    for i in range(n):
+        try:
+            c.conn.ping(b"%08d" % i)
+            c.flush()
+        except (OSError, h2.exceptions.ProtocolError):
+            break  # the GOAWAY came (h2 refuses to send on a closed connection)
+        c.pump(0.01)
+    deadline = start + 1.0 + MARGIN_S
+    while time.monotonic() < deadline and not c.closed:
+        c.pump(0.02)
+    c.close()
+    if args.measure:
+        return
+    check(c.goaway is not None and c.goaway[0] == 11 and c.goaway[1] == b"too_many_pings",
+          f"ping flood: GOAWAY ENHANCE_YOUR_CALM too_many_pings ({c.goaway})")
+    check(c.closed, "ping flood: and closed")
+    check(t.metric("receiver_otlp_grpc_too_many_pings") == 1,
+          "ping flood: receiver_otlp_grpc_too_many_pings counts it")
+
+
 def conn_flood(t, check, args, extra=10):
     """More connections than max_connections on both ports: the ones over the cap
     are answered (503 + Retry-After; GOAWAY ENHANCE_YOUR_CALM) and closed."""
@@ -584,6 +611,7 @@ CASES = {
     "grpc_half_messages": grpc_half_messages,
     "grpc_streams_cap": grpc_streams_cap,
     "grpc_idle": grpc_idle,
+    "ping_flood": ping_flood,
     "conn_flood": conn_flood,
 }
 # The flood fills the caps on purpose: the normal client is refused then (checked

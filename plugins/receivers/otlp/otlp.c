@@ -168,11 +168,14 @@ static const sy_config_field_t otlp_fields[] = {
     {.name = "protocols.grpc.keepalive.enforcement_policy.min_time",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_min_time),
-     .description = "Accepted; client PINGs are answered whatever their rate."},
+     .description = "Shortest interval between a client's PINGs; the third PING too soon (or "
+                    "without calls, see permit_without_stream) gets a GOAWAY "
+                    "ENHANCE_YOUR_CALM \"too_many_pings\" (0: not enforced)."},
     {.name = "protocols.grpc.keepalive.enforcement_policy.permit_without_stream",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, ka_permit_without_stream),
-     .description = "Accepted; PINGs without calls are always answered."},
+     .description = "With min_time set, whether PINGs on a connection without calls are "
+                    "allowed (false: they count as too soon)."},
     {.name = "protocols.grpc.read_timeout",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, grpc_read_timeout),
@@ -262,6 +265,9 @@ static const char *const grpc_guard_metrics[OTLP_GRPC_GUARD_COUNT][2] = {
      "max_inflight_bytes."},
     {"receiver_otlp_grpc_streams_refused",
      "gRPC streams refused (RST_STREAM REFUSED_STREAM): over max_concurrent_streams."},
+    {"receiver_otlp_grpc_too_many_pings",
+     "gRPC connections sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": PINGs against "
+     "keepalive.enforcement_policy."},
 };
 
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)

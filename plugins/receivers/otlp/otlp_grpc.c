@@ -111,10 +111,12 @@ struct grpc_conn_s {
     size_t nstreams;  /* calls open (grpc_stream_t) */
     size_t reserved;  /* message bytes of its calls counted against the budgets */
     uint64_t created_ms, idle_since_ms, last_read_ms, ping_sent_ms, goaway_ms;
-    bool ping_outstanding; /* a keepalive PING of ours awaits its ACK */
-    bool aged;             /* max_connection_age's GOAWAY was sent */
-    bool terminated;       /* a final GOAWAY is queued; closes once it is written */
-    bool refused;          /* over max_connections: GOAWAY, then closed */
+    bool ping_outstanding;   /* a keepalive PING of ours awaits its ACK */
+    uint64_t client_ping_ms; /* when the client's last PING came */
+    unsigned ping_strikes;   /* client PINGs against enforcement_policy */
+    bool aged;               /* max_connection_age's GOAWAY was sent */
+    bool terminated;         /* a final GOAWAY is queued; closes once it is written */
+    bool refused;            /* over max_connections: GOAWAY, then closed */
     bool reading;
     bool draining; /* writes what is queued, then closes; reads no more */
     bool closing;
@@ -135,6 +137,8 @@ struct otlp_grpc_server_s {
     uv_timer_t sweep;
     bool sweep_open;
     uint64_t idle_ms, age_ms, grace_ms, ka_time_ms, ka_timeout_ms, read_ms;
+    uint64_t ping_min_ms; /* enforcement_policy.min_time; 0: not enforced */
+    bool ping_without_calls;
     size_t max_connections;
     size_t nconns, nrefused;
     syc_byte_budget_t budget; /* message bytes in flight, all connections */
@@ -251,6 +255,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 static void answer_ok(grpc_stream_t *s)
 {
     s->answered = true;
+    s->conn->ping_strikes = 0;
     count_answer(s, SYC_GRPC_OK);
     nghttp2_nv nva[] = {
         NV(":status", "200"),
@@ -510,11 +515,40 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return 0;
 }
 
+/*
+ * keepalive.enforcement_policy, as grpc-go applies it: a client PING sooner than
+ * min_time after the previous one, or on a connection without calls when
+ * permit_without_stream is false, is a strike; the third strike ends the
+ * connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". Answering a call
+ * forgives the strikes (grpc-go resets them when it sends headers or data).
+ */
+static void conn_client_ping(grpc_conn_t *c)
+{
+    otlp_grpc_server_t *srv = c->server;
+    if (!srv->ping_min_ms || c->terminated) return;
+    uint64_t now = uv_now(srv->loop);
+    bool too_soon = c->client_ping_ms && now - c->client_ping_ms < srv->ping_min_ms;
+    c->client_ping_ms = now;
+    if (!too_soon && (c->nstreams > 0 || srv->ping_without_calls)) return;
+    if (++c->ping_strikes <= 2) return;
+    static const char why[] = "too_many_pings";
+    otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_PINGS);
+    c->terminated = true;
+    c->goaway_ms = now;
+    /* Calls under way may finish; the sweep closes the connection once the
+     * GOAWAY is written. */
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof(why) - 1);
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     grpc_conn_t *c = user_data;
     if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
         c->ping_outstanding = false;
+    else if (frame->hd.type == NGHTTP2_PING)
+        conn_client_ping(c);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (!s) return 0;
@@ -920,8 +954,12 @@ static void conn_sweep(grpc_conn_t *c, uint64_t now)
         if (now - c->created_ms >= REFUSED_LINGER_MS) conn_close(c);
         return;
     }
-    /* A client that does not read its GOAWAY is not waited for long. */
-    if (c->terminated && now - c->goaway_ms >= TERMINATED_LINGER_MS) conn_close(c);
+    /* Closed once the final GOAWAY is out; a client that does not read it is not
+     * waited for long. */
+    if (c->terminated &&
+        ((!nghttp2_session_want_write(c->session) && c->in_flight == 0 && c->nstreams == 0) ||
+         now - c->goaway_ms >= TERMINATED_LINGER_MS))
+        conn_close(c);
     if (c->draining || c->terminated) return;
     if (srv->read_ms) conn_sweep_streams(c, now);
     if (srv->idle_ms && c->nstreams == 0 && now - c->idle_since_ms >= srv->idle_ms) {
@@ -1109,6 +1147,8 @@ int otlp_grpc_start(otlp_state_t *st)
     s->ka_time_ms = (uint64_t)cfg->ka_time / NS_PER_MS;
     s->ka_timeout_ms = (uint64_t)cfg->ka_timeout / NS_PER_MS;
     s->read_ms = (uint64_t)cfg->grpc_read_timeout / NS_PER_MS;
+    s->ping_min_ms = (uint64_t)cfg->ka_min_time / NS_PER_MS;
+    s->ping_without_calls = cfg->ka_permit_without_stream;
     s->max_connections = (size_t)cfg->grpc_max_connections;
     s->budget.limit = (size_t)cfg->grpc_max_inflight;
     /* One connection may hold a quarter of the budget, and at least one message. */
