@@ -14,7 +14,7 @@ short deadlines, runs one attack against it, and checks that:
   - the router's peak RSS (VmHWM in /proc/<pid>/status) stays within RSS_BOUND_MB.
 
 Cases: slowloris_headers, slow_body, http_half_bodies, grpc_half_messages,
-grpc_streams_cap, grpc_idle, ping_flood, conn_flood.
+grpc_streams_cap, grpc_idle, ping_flood, grpc_age, grpc_keepalive, conn_flood.
 
 --measure prints the figures without asserting (with --old: a config without the
 keys this change added, for a router built before it; the attacks then run for
@@ -88,19 +88,20 @@ GRPC_EXTRA = f"""        read_timeout: {READ_TIMEOUT_S}s
         keepalive:
           server_parameters:
             max_connection_idle: {IDLE_S}s
-          enforcement_policy:
+{{server_extra}}          enforcement_policy:
             min_time: 10s"""
 
 
 class Target:
     """The router under attack and its ports."""
 
-    def __init__(self, args):
+    def __init__(self, args, server_extra=""):
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         text = CONFIG.format(http_port=self.http_port, grpc_port=self.grpc_port,
                              metrics_port=self.metrics_port,
                              http_extra="" if args.old else HTTP_EXTRA,
-                             grpc_extra="" if args.old else GRPC_EXTRA)
+                             grpc_extra="" if args.old else
+                             GRPC_EXTRA.format(server_extra=server_extra))
         self.router = Router(args.bin, [args.plugin_dir], text)
         self.pid = self.router.proc.pid
 
@@ -262,6 +263,35 @@ class H2Client:
         except (h2.exceptions.ProtocolError, OSError) as e:
             print(f"     h2 client: stream {sid}: {e!r}")
             return len(data)
+
+    def raw_statuses(self, deadline):
+        """After a GOAWAY (when h2 parses nothing more): reads frames by hand until
+        EOF or the deadline, decoding HEADERS with h2's HPACK decoder (its table is
+        the connection's) into self.status."""
+        buf = b""
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.closed, self.closed_at = True, time.monotonic()
+                break
+            buf += chunk
+            while len(buf) >= 9:
+                length = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + length:
+                    break
+                ftype, flags = buf[3], buf[4]
+                sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                payload, buf = buf[9:9 + length], buf[9 + length:]
+                if ftype == 1 and not flags & 0x28:  # HEADERS, no padding or priority
+                    for k, v in self.conn.decoder.decode(payload, raw=True):
+                        if k == b"grpc-status":
+                            self.status[sid] = int(v)
 
     def close(self):
         try:
@@ -564,6 +594,70 @@ def ping_flood(t, check, args, n=10):
           "ping flood: receiver_otlp_grpc_too_many_pings counts it")
 
 
+AGE_EXTRA = """            max_connection_age: 1s
+            max_connection_age_grace: 5s
+"""
+
+
+def grpc_age(t, check, args):
+    """A connection older than max_connection_age gets a GOAWAY naming it; the call
+    under way still completes, then the connection is closed."""
+    c = H2Client(t.grpc_port)
+    msg = grpc_message(trace_request_pb("call across the GOAWAY"))
+    sid = c.open_call()
+    c.conn.send_data(sid, msg[:10])
+    c.flush()
+    start = time.monotonic()
+    while time.monotonic() < start + 1.0 + MARGIN_S and c.goaway is None:
+        c.pump(0.02)
+    goaway_after = time.monotonic() - start
+    # h2 sends nothing after a GOAWAY; RFC 9113 lets the client finish the calls
+    # the GOAWAY's last stream id covers: the DATA frame is written by hand.
+    rest = msg[10:]
+    c.sock.sendall(struct.pack(">I", len(rest))[1:] + bytes([0, 1]) + struct.pack(">I", sid) +
+                   rest)
+    c.raw_statuses(start + 4.0)
+    c.close()
+    if args.measure:
+        return
+    check(c.goaway is not None and c.goaway[0] == 0 and c.goaway[1] == b"max_connection_age",
+          f"max_connection_age: GOAWAY NO_ERROR naming it after {goaway_after:.2f}s "
+          f"({c.goaway})")
+    check(c.status.get(sid) == 0, f"max_connection_age: the call under way completed OK "
+          f"({c.status.get(sid)}, reset {c.reset.get(sid)})")
+    check(c.closed, "max_connection_age: then the connection closed")
+    check(t.metric("receiver_otlp_grpc_age_closed") == 1,
+          "max_connection_age: receiver_otlp_grpc_age_closed counts it")
+
+
+KEEPALIVE_EXTRA = """            time: 500ms
+            timeout: 500ms
+"""
+
+
+def grpc_keepalive(t, check, args):
+    """A client with a call open that stops reading: PING after keepalive time,
+    closed when it is not acknowledged within timeout (before read_timeout)."""
+    c = H2Client(t.grpc_port)
+    sid = c.open_call()
+    c.conn.send_data(sid, grpc_message(b"", 100))
+    c.flush()
+    start = time.monotonic()
+    time.sleep(1.0 + MARGIN_S * 0.5)  # neither reads nor writes: the PING stays unanswered
+    while time.monotonic() < start + 1.0 + MARGIN_S and not c.closed:
+        c.pump(0.02)
+    c.close()
+    if args.measure:
+        return
+    check(c.closed and sid not in c.reset,
+          f"keepalive: closed within time + timeout (1 s) + {MARGIN_S}s, before read_timeout "
+          f"reset the call (closed {c.closed}, reset {c.reset.get(sid)})")
+    check(t.metric("receiver_otlp_grpc_keepalive_timeouts") == 1,
+          "keepalive: receiver_otlp_grpc_keepalive_timeouts counts it")
+    check(t.metric("receiver_otlp_grpc_read_timeouts") == 0,
+          "keepalive: no read_timeout reset before it")
+
+
 def conn_flood(t, check, args, extra=10):
     """More connections than max_connections on both ports: the ones over the cap
     are answered (503 + Retry-After; GOAWAY ENHANCE_YOUR_CALM) and closed."""
@@ -612,15 +706,19 @@ CASES = {
     "grpc_streams_cap": grpc_streams_cap,
     "grpc_idle": grpc_idle,
     "ping_flood": ping_flood,
+    "grpc_age": grpc_age,
+    "grpc_keepalive": grpc_keepalive,
     "conn_flood": conn_flood,
 }
 # The flood fills the caps on purpose: the normal client is refused then (checked
 # in the case itself), so the probe does not run alongside it.
 NO_PROBE = {"conn_flood"}
+# Keepalive parameters of a case's own.
+SERVER_EXTRA = {"grpc_age": AGE_EXTRA, "grpc_keepalive": KEEPALIVE_EXTRA}
 
 
 def run_case(name, args, check):
-    t = Target(args)
+    t = Target(args, SERVER_EXTRA.get(name, ""))
     try:
         rss_before = t.status_kb("VmRSS")
         probe = None if name in NO_PROBE else Probe(t)
