@@ -40,3 +40,12 @@ if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' thrift-compiler 
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends thrift-compiler
 fi
+
+# integration.conn_guard frames HTTP/2 by hand with python3-h2 (and python3-hpack).
+if [[ "${1:-}" == "--test" ]] &&
+  ! dpkg-query -W -f='${Status}' python3-h2 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends python3-h2
+fi

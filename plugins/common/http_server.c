@@ -15,6 +15,7 @@
  */
 #include "http_server.h"
 
+#include "byte_budget.h"
 #include "endpoint.h"
 
 #include <stdarg.h>
@@ -38,6 +39,9 @@
 #define SY__HTTP_KEEP_BODY (1u << 20)
 /* How long a closing connection keeps discarding input after its last answer. */
 #define SY__HTTP_DRAIN_MS 2000u
+/* Deadlines of a server whose owner sets none (syc_http_limits_t). */
+#define SY__HTTP_READ_HEADER_MS 10000u
+#define SY__HTTP_READ_MS        30000u
 
 /* Headers the server keeps; the rest are skipped. */
 enum {
@@ -75,9 +79,11 @@ struct syc_http_server_s {
     void *arg;
     syc_http_error_fn error_handler;
     void *error_arg;
-    uint64_t idle_timeout_ms;
-    syc_http_conn_t *conns; /* doubly linked */
-    size_t nconns;
+    syc_http_limits_t limits;
+    syc_byte_budget_t budget; /* request bodies in flight */
+    syc_http_conn_t *conns;   /* doubly linked */
+    size_t nconns;            /* every connection, refused ones included */
+    size_t nrefused;          /* connections answered 503 for max_connections */
     int port;
     bool closing;
     bool listener_closed;
@@ -87,7 +93,7 @@ struct syc_http_server_s {
 
 struct syc_http_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* idle timeout, then the drain deadline */
+    uv_timer_t timer; /* idle timeout, read deadlines, then the drain deadline */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     llhttp_t parser;
@@ -104,7 +110,9 @@ struct syc_http_conn_s {
     size_t value_off; /* where the current kept header's value starts in hdr */
     size_t header_bytes;
     buf_t body;
-    int refuse_status; /* set by a callback that refuses the request */
+    size_t reserved;    /* body bytes counted against the server's budget */
+    uint64_t req_start; /* uv_now() at the request's first byte */
+    int refuse_status;  /* set by a callback that refuses the request */
     const char *refuse_msg;
     syc_http_request_t req;
 
@@ -116,13 +124,16 @@ struct syc_http_conn_s {
     bool writing;
 
     int handles_open;
-    bool awaiting;    /* a request is with the handler */
-    bool in_dispatch; /* inside the handler call */
-    bool paused;      /* parser paused and reading stopped until an answer */
-    bool out_blocked; /* reading stopped until the output drains */
-    bool close_after; /* close once the answers are out */
-    bool shutting;    /* write side shut, discarding input */
-    bool closing;     /* uv_close called */
+    bool awaiting;     /* a request is with the handler */
+    bool in_dispatch;  /* inside the handler call */
+    bool paused;       /* parser paused and reading stopped until an answer */
+    bool out_blocked;  /* reading stopped until the output drains */
+    bool close_after;  /* close once the answers are out */
+    bool shutting;     /* write side shut, discarding input */
+    bool closing;      /* uv_close called */
+    bool in_request;   /* between a request's first byte and its dispatch */
+    bool headers_done; /* the request's headers are complete */
+    bool refused;      /* over max_connections: answered 503, closing */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -210,6 +221,27 @@ static const char *reason_phrase(int status)
     }
 }
 
+static void guard_fired(syc_http_server_t *s, syc_http_guard_t which)
+{
+    if (s->limits.guard) s->limits.guard(s->limits.guard_arg, which);
+}
+
+/* Gives the request body's bytes back to the budget, and its buffer to the heap
+ * when it is large (so that one large request does not pin its memory for the
+ * connection's life). */
+static void conn_release_body(syc_http_conn_t *c)
+{
+    if (c->body.cap > SY__HTTP_KEEP_BODY) {
+        free(c->body.data);
+        memset(&c->body, 0, sizeof(c->body));
+    }
+    if (c->reserved) {
+        size_t n = c->reserved;
+        c->reserved = 0;
+        syc_byte_budget_give(&c->server->budget, n, uv_now(c->server->loop));
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Closing                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -233,6 +265,8 @@ static void conn_maybe_free(syc_http_conn_t *c)
         s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
+    if (c->refused) s->nrefused--;
+    conn_release_body(c);
     free(c->hdr.data);
     free(c->body.data);
     free(c->in.data);
@@ -368,9 +402,35 @@ static int count_header_bytes(syc_http_conn_t *c, size_t n)
     return 0;
 }
 
+/* The smaller of two bounds where 0 means none. */
+static uint64_t min_bound(uint64_t a, uint64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+static void on_read_deadline(uv_timer_t *t);
+
+/* Arms the connection's timer to fire `limit_ms` after the request's first byte
+ * (stops it for 0). */
+static void conn_arm_read_deadline(syc_http_conn_t *c, uint64_t limit_ms)
+{
+    if (!limit_ms) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t end = c->req_start + limit_ms;
+    uv_timer_start(&c->timer, on_read_deadline, end > now ? end - now : 0, 0);
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     syc_http_conn_t *c = conn_of(p);
+    const syc_http_limits_t *lim = &c->server->limits;
+    c->in_request = true;
+    c->headers_done = false;
+    c->req_start = uv_now(c->server->loop);
+    conn_arm_read_deadline(c, min_bound(lim->read_header_ms, lim->read_ms));
     c->hdr.len = 0;
     c->body.len = 0;
     c->header_bytes = 0;
@@ -480,6 +540,16 @@ static int on_headers_complete(llhttp_t *p)
     size_t max = c->server->max_body;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return refuse(c, 413, "request body is too large");
+    c->headers_done = true;
+    /* The announced body counts from now, before a byte of it is read. */
+    if (p->flags & F_CONTENT_LENGTH) {
+        if (!syc_byte_budget_take(&c->server->budget, (size_t)p->content_length)) {
+            guard_fired(c->server, SYC_HTTP_GUARD_INFLIGHT);
+            return refuse(c, 503, "too many request bytes in flight (max_inflight_bytes)");
+        }
+        c->reserved = (size_t)p->content_length;
+    }
+    conn_arm_read_deadline(c, c->server->limits.read_ms);
     const char *expect = hdr_value(c, HDR_EXPECT);
     if (expect && strcasecmp(expect, "100-continue") == 0) {
         buf_t *o = &c->out[c->writing_idx ^ 1];
@@ -496,6 +566,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     syc_http_conn_t *c = conn_of(p);
     if (len > c->server->max_body - c->body.len) return refuse(c, 413, "request body is too large");
+    /* A chunked body counts as it arrives. */
+    if (!(p->flags & F_CONTENT_LENGTH)) {
+        if (!syc_byte_budget_take(&c->server->budget, len)) {
+            guard_fired(c->server, SYC_HTTP_GUARD_INFLIGHT);
+            return refuse(c, 503, "too many request bytes in flight (max_inflight_bytes)");
+        }
+        c->reserved += len;
+    }
     return buf_append(&c->body, at, len) ? 0 : refuse(c, 500, "out of memory");
 }
 
@@ -522,7 +600,8 @@ static void conn_refuse(syc_http_conn_t *c, int status, const char *msg, bool he
     }
     char body[160];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, msg);
-    conn_queue_response(c, status, "text/plain; charset=utf-8", NULL, body, (size_t)n, false);
+    conn_queue_response(c, status, "text/plain; charset=utf-8",
+                        status == 503 ? "Retry-After: 1\r\n" : NULL, body, (size_t)n, false);
     conn_flush(c);
 }
 
@@ -551,7 +630,7 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
             return;
         }
         if (e != HPE_PAUSED) {
-            bool headers_known = c->refuse_status == 413;
+            bool headers_known = c->refuse_status == 413 || c->refuse_status == 503;
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
             else
@@ -563,6 +642,8 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
         data += used;
         len -= used;
 
+        c->in_request = false;
+        uv_timer_stop(&c->timer); /* the handler has it; idle again once answered */
         build_request(c);
         if (!llhttp_should_keep_alive(&c->parser)) c->close_after = true;
         if (c->server->closing) c->close_after = true;
@@ -609,7 +690,33 @@ static void conn_resume(syc_http_conn_t *c)
 static void on_idle_timeout(uv_timer_t *t)
 {
     syc_http_conn_t *c = t->data;
-    if (!c->awaiting) conn_close(c);
+    if (c->awaiting || c->in_request || c->close_after) return;
+    guard_fired(c->server, SYC_HTTP_GUARD_IDLE);
+    conn_close(c);
+}
+
+static void conn_arm_idle(syc_http_conn_t *c)
+{
+    if (c->server->limits.idle_ms)
+        uv_timer_start(&c->timer, on_idle_timeout, c->server->limits.idle_ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* A request did not arrive in time: 408, then the connection closes. */
+static void on_read_deadline(uv_timer_t *t)
+{
+    syc_http_conn_t *c = t->data;
+    if (c->awaiting || !c->in_request || c->close_after || c->closing) return;
+    bool headers_known = c->headers_done;
+    guard_fired(c->server,
+                headers_known ? SYC_HTTP_GUARD_BODY_TIMEOUT : SYC_HTTP_GUARD_HEADER_TIMEOUT);
+    c->in_request = false;
+    conn_refuse(c, 408,
+                headers_known ? "request body not received within read_timeout"
+                              : "request headers not received within read_header_timeout",
+                headers_known);
+    conn_release_body(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -636,8 +743,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     if (c->shutting) return; /* discarding input until the client closes */
-    if (c->server->idle_timeout_ms)
-        uv_timer_start(&c->timer, on_idle_timeout, c->server->idle_timeout_ms, 0);
+    /* No timer is restarted here: deadlines run from a request's first byte. */
     conn_process(c, c->in.data, (size_t)nread);
 }
 
@@ -665,7 +771,26 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
-    if (s->idle_timeout_ms) uv_timer_start(&c->timer, on_idle_timeout, s->idle_timeout_ms, 0);
+    size_t active = s->nconns - 1 - s->nrefused;
+    if (s->limits.max_connections && active >= s->limits.max_connections) {
+        guard_fired(s, SYC_HTTP_GUARD_MAX_CONNECTIONS);
+        if (s->nrefused >= s->limits.max_connections) {
+            conn_close(c); /* a flood: not even an answer */
+            return;
+        }
+        /* Answered at once, then closed like any refused request. */
+        c->refused = true;
+        s->nrefused++;
+        c->close_after = true;
+        static const char msg[] = "503 too many connections (max_connections); retry later\n";
+        conn_queue_response(c, 503, "text/plain; charset=utf-8", "Retry-After: 1\r\n", msg,
+                            sizeof(msg) - 1, false);
+        conn_flush(c);
+        if (!c->closing && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+            conn_close(c);
+        return;
+    }
+    conn_arm_idle(c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
 
@@ -683,10 +808,8 @@ void syc_http_respond(syc_http_request_t *req, int status, const char *content_t
         conn_maybe_free(c);
         return;
     }
-    if (c->body.cap > SY__HTTP_KEEP_BODY) {
-        free(c->body.data);
-        memset(&c->body, 0, sizeof(c->body));
-    }
+    conn_release_body(c);
+    conn_arm_idle(c);
     if (c->server->closing) c->close_after = true;
     bool head_only = req->method && strcmp(req->method, "HEAD") == 0;
     conn_queue_response(c, status, content_type, extra_headers, body, body_len, head_only);
@@ -726,6 +849,8 @@ syc_http_server_t *syc_http_server_start(uv_loop_t *loop, const char *endpoint, 
     }
     s->loop = loop;
     s->max_body = max_body;
+    s->limits.read_header_ms = SY__HTTP_READ_HEADER_MS;
+    s->limits.read_ms = SY__HTTP_READ_MS;
     s->handler = handler;
     s->arg = arg;
     llhttp_settings_init(&s->settings);
@@ -782,7 +907,18 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 
 void syc_http_server_set_idle_timeout(syc_http_server_t *server, uint64_t ms)
 {
-    server->idle_timeout_ms = ms;
+    server->limits.idle_ms = ms;
+}
+
+void syc_http_server_set_limits(syc_http_server_t *server, const syc_http_limits_t *limits)
+{
+    server->limits = *limits;
+    server->budget.limit = limits->max_inflight_bytes;
+}
+
+size_t syc_http_server_inflight(const syc_http_server_t *server)
+{
+    return server->budget.used;
 }
 
 void syc_http_server_close(syc_http_server_t *server, void (*done)(void *arg), void *arg)

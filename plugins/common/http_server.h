@@ -8,6 +8,8 @@
  * Connections are kept alive and pipelined requests are answered in order. A body
  * larger than `max_body` is refused with 413 before it is read in full; a request
  * line or headers that llhttp rejects get 400 and the connection is closed.
+ * Deadlines, a connection cap and a bytes-in-flight budget (syc_http_limits_t)
+ * keep slow or greedy clients from holding connections and memory.
  */
 #ifndef SY_HTTP_SERVER_H
 #define SY_HTTP_SERVER_H
@@ -78,6 +80,43 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 /* Closes connections that stay silent (and have no request with the handler) for
  * `ms` milliseconds; 0, the default, never does. Applies to new connections. */
 void syc_http_server_set_idle_timeout(syc_http_server_t *server, uint64_t ms);
+
+/* The guards that close connections or refuse requests, for the owner's metrics. */
+typedef enum syc_http_guard_e {
+    SYC_HTTP_GUARD_HEADER_TIMEOUT,  /* headers not complete within read_header_timeout: 408 */
+    SYC_HTTP_GUARD_BODY_TIMEOUT,    /* body not complete within read_timeout: 408 */
+    SYC_HTTP_GUARD_IDLE,            /* no request within idle_timeout: closed */
+    SYC_HTTP_GUARD_MAX_CONNECTIONS, /* over max_connections: 503 and closed */
+    SYC_HTTP_GUARD_INFLIGHT,        /* body over the bytes-in-flight budget: 503 */
+    SYC_HTTP_GUARD_COUNT
+} syc_http_guard_t;
+
+/*
+ * What a server allows its clients; 0 in a field means no bound. Deadlines run
+ * from the first byte of a request and are not extended by later bytes (a client
+ * sending a byte at a time is cut off like a silent one): the request line and
+ * headers must be in within read_header_ms, the whole request within read_ms. Body
+ * bytes in flight (announced by Content-Length, or received when chunked) are
+ * counted from the first byte against max_inflight_bytes for the whole server; a
+ * request that does not fit is refused with 503 and Retry-After. Past
+ * max_connections a new connection gets 503 and is closed. guard(arg, which) is
+ * called on the loop thread whenever one of these acts.
+ */
+typedef struct syc_http_limits_s {
+    uint64_t read_header_ms; /* default 10 s */
+    uint64_t read_ms;        /* default 30 s */
+    uint64_t idle_ms;        /* default 0 */
+    size_t max_connections;
+    size_t max_inflight_bytes;
+    void (*guard)(void *arg, syc_http_guard_t which);
+    void *guard_arg;
+} syc_http_limits_t;
+
+/* Replaces the server's limits (copied); applies to requests that start later. */
+void syc_http_server_set_limits(syc_http_server_t *server, const syc_http_limits_t *limits);
+
+/* Bytes of request bodies the server holds now (reserved as described above). */
+size_t syc_http_server_inflight(const syc_http_server_t *server);
 
 /* Stops listening and closes every connection; `done(arg)` runs on the loop thread
  * once every handle is closed and the server has been freed. A request still with

@@ -70,6 +70,38 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, http_include_metadata),
      .description = "Accepted for compatibility; client metadata is not propagated yet."},
+    {.name = "protocols.http.read_header_timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, http_read_header_timeout),
+     .default_value = "10s",
+     .description = "Time from a request's first byte within which its request line and "
+                    "headers must be in (408 and closed beyond; not extended by later bytes; "
+                    "0: none)."},
+    {.name = "protocols.http.read_timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, http_read_timeout),
+     .default_value = "30s",
+     .description = "Time from a request's first byte within which the whole request, body "
+                    "included, must be in (408 and closed beyond; 0: none)."},
+    {.name = "protocols.http.idle_timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, http_idle_timeout),
+     .default_value = "1m",
+     .description = "A kept-alive connection with no request for this long is closed (0: "
+                    "never)."},
+    {.name = "protocols.http.max_connections",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, http_max_connections),
+     .default_value = "1024",
+     .description = "Open connections at most; one more is answered 503 with Retry-After "
+                    "and closed (0: no bound)."},
+    {.name = "protocols.http.max_inflight_bytes",
+     .type = SY_CFG_SIZE,
+     .offset = offsetof(otlp_config_t, http_max_inflight),
+     .default_value = "64MiB",
+     .description = "Request body bytes held by the server at once, counted from a "
+                    "request's first byte by its Content-Length; a request that does not "
+                    "fit is answered 503 with Retry-After (0: no bound)."},
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc),
@@ -108,32 +140,64 @@ static const sy_config_field_t otlp_fields[] = {
     {.name = "protocols.grpc.keepalive.server_parameters.max_connection_idle",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_max_connection_idle),
-     .description = "Accepted; connections are not closed for idleness yet."},
+     .default_value = "2m",
+     .description = "A connection without calls for this long gets a GOAWAY and is closed "
+                    "(0: never; grpc-go's default is never, ours is finite so that idle "
+                    "connections cannot hold max_connections)."},
     {.name = "protocols.grpc.keepalive.server_parameters.max_connection_age",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_max_connection_age),
-     .description = "Accepted; connections are not closed for age yet."},
+     .description = "A connection this old gets a GOAWAY: its calls finish, new ones go to a "
+                    "new connection (0: never)."},
     {.name = "protocols.grpc.keepalive.server_parameters.max_connection_age_grace",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_max_connection_age_grace),
-     .description = "Accepted (see max_connection_age)."},
+     .description = "Time after max_connection_age's GOAWAY after which the connection is "
+                    "closed, calls or not (0: never)."},
     {.name = "protocols.grpc.keepalive.server_parameters.time",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_time),
-     .description = "Accepted; the server sends no keepalive PINGs of its own (it answers "
-                    "the client's)."},
+     .default_value = "2h",
+     .description = "After this long without input the server sends a PING (0: never)."},
     {.name = "protocols.grpc.keepalive.server_parameters.timeout",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_timeout),
-     .description = "Accepted (see time)."},
+     .default_value = "20s",
+     .description = "A PING of the server's not acknowledged within this time closes the "
+                    "connection."},
     {.name = "protocols.grpc.keepalive.enforcement_policy.min_time",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, ka_min_time),
-     .description = "Accepted; client PINGs are answered whatever their rate."},
+     .description = "Shortest interval between a client's PINGs; the third PING too soon (or "
+                    "without calls, see permit_without_stream) gets a GOAWAY "
+                    "ENHANCE_YOUR_CALM \"too_many_pings\" (0: not enforced)."},
     {.name = "protocols.grpc.keepalive.enforcement_policy.permit_without_stream",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, ka_permit_without_stream),
-     .description = "Accepted; PINGs without calls are always answered."},
+     .description = "With min_time set, whether PINGs on a connection without calls are "
+                    "allowed (false: they count as too soon)."},
+    {.name = "protocols.grpc.read_timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, grpc_read_timeout),
+     .default_value = "30s",
+     .description = "Time from a call's HEADERS within which its request message must be "
+                    "complete; the stream is reset (RST_STREAM CANCEL) beyond (0: none). Not "
+                    "a collector key."},
+    {.name = "protocols.grpc.max_connections",
+     .type = SY_CFG_INT,
+     .offset = offsetof(otlp_config_t, grpc_max_connections),
+     .default_value = "1024",
+     .description = "Open connections at most; one more gets SETTINGS and a GOAWAY "
+                    "(ENHANCE_YOUR_CALM, \"too many connections\") and is closed (0: no "
+                    "bound)."},
+    {.name = "protocols.grpc.max_inflight_bytes",
+     .type = SY_CFG_SIZE,
+     .offset = offsetof(otlp_config_t, grpc_max_inflight),
+     .default_value = "64MiB",
+     .description = "Request message bytes held by the server at once, counted from a "
+                    "message's first byte by its length prefix; a call that does not fit is "
+                    "answered RESOURCE_EXHAUSTED with RetryInfo (0: no bound). One "
+                    "connection may hold a quarter of it (at least one largest message)."},
     {.name = "protocols.grpc.tls",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc_tls),
@@ -171,6 +235,45 @@ static const sy_config_field_t otlp_fields[] = {
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
      .description = "Accepted for compatibility; client metadata is not propagated yet."},
 };
+
+/* The metrics of the connection guards, in syc_http_guard_t and otlp_grpc_guard_t
+ * order. */
+static const char *const http_guard_metrics[SYC_HTTP_GUARD_COUNT][2] = {
+    {"receiver_otlp_http_header_timeouts",
+     "HTTP connections answered 408 and closed: headers not in within read_header_timeout."},
+    {"receiver_otlp_http_body_timeouts",
+     "HTTP connections answered 408 and closed: request not in within read_timeout."},
+    {"receiver_otlp_http_idle_closed",
+     "HTTP connections closed after idle_timeout without a request."},
+    {"receiver_otlp_http_connections_refused",
+     "HTTP connections answered 503 and closed: over max_connections."},
+    {"receiver_otlp_http_inflight_refused",
+     "HTTP requests answered 503: their body did not fit in max_inflight_bytes."},
+};
+static const char *const grpc_guard_metrics[OTLP_GRPC_GUARD_COUNT][2] = {
+    {"receiver_otlp_grpc_idle_closed",
+     "gRPC connections sent GOAWAY and closed after max_connection_idle without calls."},
+    {"receiver_otlp_grpc_age_closed", "gRPC connections sent GOAWAY after max_connection_age."},
+    {"receiver_otlp_grpc_keepalive_timeouts",
+     "gRPC connections closed: the server's PING was not acknowledged within timeout."},
+    {"receiver_otlp_grpc_read_timeouts",
+     "gRPC calls reset: their request message was not in within read_timeout."},
+    {"receiver_otlp_grpc_connections_refused",
+     "gRPC connections sent GOAWAY and closed: over max_connections."},
+    {"receiver_otlp_grpc_inflight_refused",
+     "gRPC calls answered RESOURCE_EXHAUSTED: their message did not fit in "
+     "max_inflight_bytes."},
+    {"receiver_otlp_grpc_streams_refused",
+     "gRPC streams refused (RST_STREAM REFUSED_STREAM): over max_concurrent_streams."},
+    {"receiver_otlp_grpc_too_many_pings",
+     "gRPC connections sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": PINGs against "
+     "keepalive.enforcement_policy."},
+};
+
+void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)
+{
+    st->api->metric_add(st->m_grpc_guard[which], 1);
+}
 
 sy_signal_t otlp_signal_at(int i)
 {
@@ -248,6 +351,13 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
             return SY_EINVAL;
         }
     }
+    if (cfg->http_read_header_timeout < 0 || cfg->http_read_timeout < 0 ||
+        cfg->http_idle_timeout < 0 || cfg->http_max_connections < 0) {
+        snprintf(err, err_len,
+                 "protocols::http: read_header_timeout, read_timeout, idle_timeout and "
+                 "max_connections must not be negative");
+        return SY_EINVAL;
+    }
     if (cfg->cors_max_age < 0) {
         snprintf(err, err_len, "protocols::http::cors::max_age: must not be negative");
         return SY_EINVAL;
@@ -295,6 +405,12 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
                              "TLS handshakes that failed on the gRPC port (cleartext clients "
                              "among them).",
                              SY_METRIC_COUNTER);
+    for (int i = 0; i < SYC_HTTP_GUARD_COUNT; i++)
+        st->m_http_guard[i] = api->metric_register(inst, http_guard_metrics[i][0],
+                                                   http_guard_metrics[i][1], SY_METRIC_COUNTER);
+    for (int i = 0; i < OTLP_GRPC_GUARD_COUNT; i++)
+        st->m_grpc_guard[i] = api->metric_register(inst, grpc_guard_metrics[i][0],
+                                                   grpc_guard_metrics[i][1], SY_METRIC_COUNTER);
     if (tls_wanted(cfg)) {
         /* The files are read now so that a bad one fails startup, naming it. */
         char err[700];

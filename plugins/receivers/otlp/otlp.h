@@ -26,6 +26,12 @@ typedef struct otlp_config_s {
     sy_cfg_strlist_t cors_headers;
     int64_t cors_max_age;
     bool http_include_metadata;
+    /* Connection guards (nanoseconds for durations; 0: no bound). */
+    int64_t http_read_header_timeout;
+    int64_t http_read_timeout;
+    int64_t http_idle_timeout;
+    int64_t http_max_connections;
+    uint64_t http_max_inflight;
 
     bool grpc;
     char *grpc_endpoint;
@@ -52,9 +58,25 @@ typedef struct otlp_config_s {
     char *tls_max_version;
     int64_t tls_reload_interval; /* nanoseconds; 0: never reloaded */
     bool grpc_include_metadata;
+    int64_t grpc_read_timeout; /* nanoseconds: a call's message must be in by then */
+    int64_t grpc_max_connections;
+    uint64_t grpc_max_inflight;
 } otlp_config_t;
 
 typedef struct otlp_grpc_server_s otlp_grpc_server_t;
+
+/* The guards of the gRPC server, for its metrics (names in otlp.c). */
+typedef enum otlp_grpc_guard_e {
+    OTLP_GRPC_GUARD_IDLE,            /* GOAWAY after max_connection_idle */
+    OTLP_GRPC_GUARD_AGE,             /* GOAWAY after max_connection_age */
+    OTLP_GRPC_GUARD_KEEPALIVE,       /* no PING ack within keepalive timeout: closed */
+    OTLP_GRPC_GUARD_READ_TIMEOUT,    /* a call's message not in within read_timeout: reset */
+    OTLP_GRPC_GUARD_MAX_CONNECTIONS, /* over max_connections: GOAWAY, closed */
+    OTLP_GRPC_GUARD_INFLIGHT,        /* message over the bytes-in-flight budget */
+    OTLP_GRPC_GUARD_STREAMS,         /* a stream over max_concurrent_streams: refused */
+    OTLP_GRPC_GUARD_PINGS,           /* PINGs against enforcement_policy: GOAWAY */
+    OTLP_GRPC_GUARD_COUNT
+} otlp_grpc_guard_t;
 
 typedef struct otlp_state_s {
     const sy_host_api_t *api;
@@ -76,7 +98,13 @@ typedef struct otlp_state_s {
     otlp_tls_ctx_t *tls;
     sy_timer_t *tls_reload;
     sy_metric_t *m_grpc_tls_failed;
+    /* What each connection guard did (syc_http_guard_t order for HTTP). */
+    sy_metric_t *m_http_guard[SYC_HTTP_GUARD_COUNT];
+    sy_metric_t *m_grpc_guard[OTLP_GRPC_GUARD_COUNT];
 } otlp_state_t;
+
+/* Counts one action of a gRPC guard. Loop thread. */
+void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which);
 
 /* The signal of index i (0 traces, 1 metrics, 2 logs). */
 sy_signal_t otlp_signal_at(int i);

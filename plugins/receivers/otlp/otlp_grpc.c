@@ -32,6 +32,16 @@
  * handshake (a cleartext client among them) is counted, logged at debug (and at
  * warn at most once a minute), its alert sent, and the connection closed.
  *
+ * Guards (README "Keys"): a message's bytes count against the connection's and
+ * the server's budgets from its length prefix, before a byte of it is stored; a
+ * call that does not fit is answered RESOURCE_EXHAUSTED with RetryInfo at once.
+ * One timer per server (the sweep, a quarter of the shortest deadline) walks the
+ * connections: calls whose message is late are reset, idle and old connections
+ * get a GOAWAY, keepalive PINGs go out and unanswered ones close the connection.
+ * Past max_connections a connection gets SETTINGS and a GOAWAY, and is closed.
+ * nghttp2 enforces max_concurrent_streams itself (REFUSED_STREAM), also before
+ * the client has acknowledged our SETTINGS.
+ *
  * Everything runs on the instance's loop thread.
  */
 #include <stdio.h>
@@ -43,6 +53,7 @@
 #include <uv.h>
 
 #include "answer.h"
+#include "byte_budget.h"
 #include "endpoint.h"
 #include "grpc_frame.h"
 #include "signals.h"
@@ -59,6 +70,11 @@
 #define TLS_RECORD_MAX       16384u /* largest plaintext of one TLS record */
 #define SERVICE_PREFIX       "/opentelemetry.proto.collector."
 #define CT_GRPC              "application/grpc"
+#define NS_PER_MS            1000000
+#define REFUSED_LINGER_MS    1000u /* a connection refused for max_connections lives this long */
+#define TERMINATED_LINGER_MS 5000u /* a final GOAWAY not written by then: closed anyway */
+#define SWEEP_MIN_MS         50u
+#define SWEEP_MAX_MS         1000u
 #define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
 
 typedef struct grpc_conn_s grpc_conn_t;
@@ -77,8 +93,11 @@ typedef struct grpc_stream_s {
     bool have_message; /* the one message of this unary call is complete */
     syc_grpc_message_t message;
     syc_grpc_parser_t parser;
-    sy_batch_t *batch; /* created when the message's length is known */
-    size_t body_sent;  /* bytes of the framed empty response handed to nghttp2 */
+    sy_batch_t *batch;  /* created when the message's length is known */
+    size_t body_sent;   /* bytes of the framed empty response handed to nghttp2 */
+    uint64_t opened_ms; /* uv_now() at its HEADERS */
+    size_t reserved;    /* message bytes counted against the budgets */
+    bool over_budget;   /* the message did not fit in the budgets */
 } grpc_stream_t;
 
 struct grpc_conn_s {
@@ -89,6 +108,15 @@ struct grpc_conn_s {
     otlp_tls_conn_t *tls; /* NULL on cleartext */
     grpc_stream_t *streams;
     size_t in_flight; /* bytes handed to uv_write and not yet written */
+    size_t nstreams;  /* calls open (grpc_stream_t) */
+    size_t reserved;  /* message bytes of its calls counted against the budgets */
+    uint64_t created_ms, idle_since_ms, last_read_ms, ping_sent_ms, goaway_ms;
+    bool ping_outstanding;   /* a keepalive PING of ours awaits its ACK */
+    uint64_t client_ping_ms; /* when the client's last PING came */
+    unsigned ping_strikes;   /* client PINGs against enforcement_policy */
+    bool aged;               /* max_connection_age's GOAWAY was sent */
+    bool terminated;         /* a final GOAWAY is queued; closes once it is written */
+    bool refused;            /* over max_connections: GOAWAY, then closed */
     bool reading;
     bool draining; /* writes what is queued, then closes; reads no more */
     bool closing;
@@ -105,6 +133,16 @@ struct otlp_grpc_server_s {
     nghttp2_option *option;
     size_t max_message;
     size_t write_limit;
+    /* Connection guards (milliseconds; 0: none), checked by the sweep timer. */
+    uv_timer_t sweep;
+    bool sweep_open;
+    uint64_t idle_ms, age_ms, grace_ms, ka_time_ms, ka_timeout_ms, read_ms;
+    uint64_t ping_min_ms; /* enforcement_policy.min_time; 0: not enforced */
+    bool ping_without_calls;
+    size_t max_connections;
+    size_t nconns, nrefused;
+    syc_byte_budget_t budget; /* message bytes in flight, all connections */
+    size_t conn_budget;       /* message bytes in flight, one connection */
     /* One read buffer for every connection: a read is consumed whole by
      * nghttp2_session_mem_recv() before the loop reads anything else. */
     uint8_t *read_buf;
@@ -135,6 +173,21 @@ static void server_check_done(otlp_grpc_server_t *s);
     {                                                                                          \
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
     }
+
+/* Gives the call's memory back: its batch (when not handed on) and its bytes in
+ * flight. Called once the call is answered; its later input is ignored. */
+static void stream_release(grpc_stream_t *s)
+{
+    grpc_conn_t *c = s->conn;
+    otlp_grpc_server_t *srv = c->server;
+    if (s->batch) srv->st->api->batch_release(s->batch);
+    s->batch = NULL;
+    if (s->reserved) {
+        c->reserved -= s->reserved;
+        syc_byte_budget_give(&srv->budget, s->reserved, uv_now(srv->loop));
+        s->reserved = 0;
+    }
+}
 
 static void count_answer(grpc_stream_t *s, int code)
 {
@@ -174,6 +227,7 @@ static void answer_error(grpc_stream_t *s, int http_status, int code, const char
     if (nghttp2_submit_response(s->conn->session, s->id, nva, n, NULL) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
+    stream_release(s);
 }
 
 /* Hands nghttp2 the framed empty Export*ServiceResponse, then the trailers. */
@@ -201,6 +255,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 static void answer_ok(grpc_stream_t *s)
 {
     s->answered = true;
+    s->conn->ping_strikes = 0;
     count_answer(s, SYC_GRPC_OK);
     nghttp2_nv nva[] = {
         NV(":status", "200"),
@@ -211,6 +266,7 @@ static void answer_ok(grpc_stream_t *s)
     if (nghttp2_submit_response(s->conn->session, s->id, nva, 3, &body) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
+    stream_release(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -224,6 +280,23 @@ static void *stream_alloc(void *ctx, size_t size)
     otlp_state_t *st = s->conn->server->st;
     if (!s->batch) s->batch = st->api->batch_new(st->inst, otlp_signal_at(s->sig));
     return s->batch ? st->api->batch_alloc(s->batch, size ? size : 1) : NULL;
+}
+
+/* Memory for the message itself, asked for by the parser once its length prefix is
+ * in: counted against the connection's and the server's budgets first, so that a
+ * half-sent message holds no more than they allow. */
+static void *stream_alloc_message(void *ctx, size_t size)
+{
+    grpc_stream_t *s = ctx;
+    grpc_conn_t *c = s->conn;
+    otlp_grpc_server_t *srv = c->server;
+    if (size > srv->conn_budget - c->reserved || !syc_byte_budget_take(&srv->budget, size)) {
+        s->over_budget = true;
+        return NULL;
+    }
+    s->reserved += size;
+    c->reserved += size;
+    return stream_alloc(ctx, size);
 }
 
 /* The request's headers are complete: refuses what is not an Export call. */
@@ -268,7 +341,7 @@ static void stream_check_headers(grpc_stream_t *s)
             return;
         }
         s->sig = i;
-        syc_grpc_parser_init(&s->parser, srv->max_message, stream_alloc, s);
+        syc_grpc_parser_init(&s->parser, srv->max_message, stream_alloc_message, s);
         return;
     }
     snprintf(msg, sizeof(msg), "unknown service %.*s", (int)service_len, s->path + 1);
@@ -297,6 +370,13 @@ static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
             snprintf(msg, sizeof(msg), "grpc: received message larger than max (%llu vs. %zu)",
                      (unsigned long long)declared, s->parser.max_message);
             answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, msg, false);
+        } else if (rc == SY_ENOMEM && s->over_budget) {
+            otlp_grpc_guard_count(s->conn->server->st, OTLP_GRPC_GUARD_INFLIGHT);
+            snprintf(msg, sizeof(msg),
+                     "too many request bytes in flight (max_inflight_bytes %zu, %zu per "
+                     "connection); retry later",
+                     s->conn->server->budget.limit, s->conn->server->conn_budget);
+            answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, msg, true);
         } else if (rc == SY_ENOMEM) {
             answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
         } else if (rc == SY_EINVAL) {
@@ -372,7 +452,8 @@ static void stream_end(grpc_stream_t *s)
 static void stream_free(grpc_stream_t *s)
 {
     grpc_conn_t *c = s->conn;
-    if (s->batch) c->server->st->api->batch_release(s->batch);
+    stream_release(s);
+    if (--c->nstreams == 0) c->idle_since_ms = uv_now(c->server->loop);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -394,6 +475,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     s->conn = c;
     s->id = frame->hd.stream_id;
     s->sig = -1;
+    s->opened_ms = uv_now(c->server->loop);
+    c->nstreams++;
     s->next = c->streams;
     if (c->streams) c->streams->prev = s;
     c->streams = s;
@@ -432,9 +515,40 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return 0;
 }
 
+/*
+ * keepalive.enforcement_policy, as grpc-go applies it: a client PING sooner than
+ * min_time after the previous one, or on a connection without calls when
+ * permit_without_stream is false, is a strike; the third strike ends the
+ * connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". Answering a call
+ * forgives the strikes (grpc-go resets them when it sends headers or data).
+ */
+static void conn_client_ping(grpc_conn_t *c)
+{
+    otlp_grpc_server_t *srv = c->server;
+    if (!srv->ping_min_ms || c->terminated) return;
+    uint64_t now = uv_now(srv->loop);
+    bool too_soon = c->client_ping_ms && now - c->client_ping_ms < srv->ping_min_ms;
+    c->client_ping_ms = now;
+    if (!too_soon && (c->nstreams > 0 || srv->ping_without_calls)) return;
+    if (++c->ping_strikes <= 2) return;
+    static const char why[] = "too_many_pings";
+    otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_PINGS);
+    c->terminated = true;
+    c->goaway_ms = now;
+    /* Calls under way may finish; the sweep closes the connection once the
+     * GOAWAY is written. */
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof(why) - 1);
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
-    (void)user_data;
+    grpc_conn_t *c = user_data;
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+        c->ping_outstanding = false;
+    else if (frame->hd.type == NGHTTP2_PING)
+        conn_client_ping(c);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (!s) return 0;
@@ -451,6 +565,17 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     (void)user_data;
     grpc_stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
     if (s && !s->answered && s->sig >= 0) stream_data(s, data, len);
+    return 0;
+}
+
+/* Counts the streams nghttp2 refuses by itself (over max_concurrent_streams). */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    (void)session;
+    grpc_conn_t *c = user_data;
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+        otlp_grpc_guard_count(c->server->st, OTLP_GRPC_GUARD_STREAMS);
     return 0;
 }
 
@@ -561,6 +686,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
+    c->last_read_ms = uv_now(c->server->loop);
+    c->ping_outstanding = false; /* the peer is alive */
     if (c->tls)
         conn_recv_tls(c, (const uint8_t *)buf->base, (size_t)nread);
     else
@@ -708,6 +835,8 @@ static void on_conn_closed(uv_handle_t *handle)
     else
         s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    if (c->refused) s->nrefused--;
     free(c);
     server_check_done(s);
 }
@@ -752,6 +881,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
+    s->nconns++;
+    c->created_ms = c->idle_since_ms = c->last_read_ms = uv_now(s->loop);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
         nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
         (s->st->tls && !(c->tls = otlp_tls_conn_new(s->st->tls)))) {
@@ -763,7 +894,131 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    if (s->max_connections && s->nconns - 1 - s->nrefused >= s->max_connections) {
+        otlp_grpc_guard_count(s->st, OTLP_GRPC_GUARD_MAX_CONNECTIONS);
+        if (s->nrefused >= s->max_connections) {
+            conn_close(c); /* a flood: not even an answer */
+            return;
+        }
+        /* SETTINGS and a GOAWAY that accepts no stream; the sweep closes it. */
+        static const char why[] = "too many connections (max_connections)";
+        c->refused = true;
+        s->nrefused++;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_ENHANCE_YOUR_CALM,
+                              (const uint8_t *)why, sizeof(why) - 1);
+    }
     conn_flush(c); /* sends the SETTINGS (after the TLS handshake) and starts reading */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Guards: one timer per server walks the connections                       */
+/* ------------------------------------------------------------------------ */
+
+/* Resets the calls whose request message is not in within read_timeout, and
+ * the answered ones the client leaves open as long (RST_STREAM NO_ERROR). */
+static void conn_sweep_streams(grpc_conn_t *c, uint64_t now)
+{
+    otlp_grpc_server_t *srv = c->server;
+    for (grpc_stream_t *s = c->streams; s; s = s->next) {
+        if (now - s->opened_ms < srv->read_ms) continue;
+        if (!s->answered) {
+            otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_READ_TIMEOUT);
+            SY_LOG(srv->st->api, srv->st->inst, SY_LOG_DEBUG,
+                   "gRPC call %.200s reset: its message was not in within read_timeout", s->path);
+            s->answered = true;
+            stream_release(s);
+            nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        } else if (nghttp2_session_get_stream_local_close(c->session, s->id) == 1 &&
+                   now - s->opened_ms >= 2 * srv->read_ms) {
+            nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+            s->opened_ms = now; /* once */
+        }
+    }
+}
+
+/* Ends the connection with a GOAWAY (closed once it is written). */
+static void conn_terminate(grpc_conn_t *c)
+{
+    c->terminated = true;
+    c->goaway_ms = uv_now(c->server->loop);
+    if (c->tls && !otlp_tls_conn_established(c->tls))
+        conn_close(c); /* no HTTP/2 yet to say goodbye in */
+    else
+        nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+}
+
+static void conn_sweep(grpc_conn_t *c, uint64_t now)
+{
+    otlp_grpc_server_t *srv = c->server;
+    if (c->refused) {
+        if (now - c->created_ms >= REFUSED_LINGER_MS) conn_close(c);
+        return;
+    }
+    /* Closed once the final GOAWAY is out; a client that does not read it is not
+     * waited for long. */
+    if (c->terminated &&
+        ((!nghttp2_session_want_write(c->session) && c->in_flight == 0 && c->nstreams == 0) ||
+         now - c->goaway_ms >= TERMINATED_LINGER_MS))
+        conn_close(c);
+    if (c->draining || c->terminated) return;
+    if (srv->read_ms) conn_sweep_streams(c, now);
+    if (srv->idle_ms && c->nstreams == 0 && now - c->idle_since_ms >= srv->idle_ms) {
+        otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_IDLE);
+        conn_terminate(c);
+    } else if (srv->age_ms && !c->aged && now - c->created_ms >= srv->age_ms) {
+        /* Calls under way finish; new ones are refused and go to a new connection. */
+        otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_AGE);
+        static const char why[] = "max_connection_age";
+        c->aged = true;
+        c->goaway_ms = now;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
+                              (const uint8_t *)why, sizeof(why) - 1);
+    } else if (c->aged &&
+               (c->nstreams == 0 || (srv->grace_ms && now - c->goaway_ms >= srv->grace_ms))) {
+        conn_terminate(c);
+    } else if (srv->ka_time_ms && !c->ping_outstanding &&
+               now - c->last_read_ms >= srv->ka_time_ms &&
+               (!c->tls || otlp_tls_conn_established(c->tls))) {
+        c->ping_outstanding = true;
+        c->ping_sent_ms = now;
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL);
+    } else if (c->ping_outstanding && srv->ka_timeout_ms &&
+               now - c->ping_sent_ms >= srv->ka_timeout_ms) {
+        otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_KEEPALIVE);
+        conn_close(c);
+        return;
+    }
+    if (!c->closing) conn_flush(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    otlp_grpc_server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    for (grpc_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->closing) conn_sweep(c, now);
+    }
+}
+
+/* The sweep's period: a quarter of the shortest deadline, within 50 ms..1 s. */
+static uint64_t sweep_period(const otlp_grpc_server_t *s)
+{
+    const uint64_t all[] = {s->idle_ms,    s->age_ms,        s->grace_ms,
+                            s->ka_time_ms, s->ka_timeout_ms, s->read_ms};
+    uint64_t p = SWEEP_MAX_MS * 4;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i] && all[i] < p) p = all[i];
+    p /= 4;
+    return p < SWEEP_MIN_MS ? SWEEP_MIN_MS : p > SWEEP_MAX_MS ? SWEEP_MAX_MS : p;
+}
+
+static void on_sweep_closed(uv_handle_t *handle)
+{
+    otlp_grpc_server_t *s = handle->data;
+    s->sweep_open = false;
+    server_check_done(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -782,7 +1037,7 @@ static void server_free(otlp_grpc_server_t *s)
 
 static void server_check_done(otlp_grpc_server_t *s)
 {
-    if (!s->closing || s->listener_open || s->conns) return;
+    if (!s->closing || s->listener_open || s->sweep_open || s->conns) return;
     if (s->st->grpc == s) s->st->grpc = NULL;
     server_free(s);
 }
@@ -805,6 +1060,7 @@ static int server_callbacks(otlp_grpc_server_t *s)
     nghttp2_session_callbacks_set_on_frame_recv_callback(s->callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(s->callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(s->callbacks, on_frame_send);
     if (nghttp2_option_new(&s->option) != 0) return SY_ENOMEM;
     /* Bounds what a peer can make us queue: SETTINGS/PING acks it never reads. */
     nghttp2_option_set_max_outbound_ack(s->option, 1000);
@@ -829,6 +1085,11 @@ int otlp_grpc_validate(const otlp_config_t *cfg, char *err, size_t err_len)
         snprintf(err, err_len,
                  "protocols::grpc::max_recv_msg_size_mib: must be between 0 and 2047, got %lld",
                  (long long)cfg->grpc_max_recv_msg_size_mib);
+        return SY_EINVAL;
+    }
+    if (cfg->grpc_max_connections < 0 || cfg->grpc_read_timeout < 0) {
+        snprintf(err, err_len,
+                 "protocols::grpc: max_connections and read_timeout must not be negative");
         return SY_EINVAL;
     }
     if (cfg->grpc_max_concurrent_streams < 0 || cfg->grpc_max_concurrent_streams > INT32_MAX) {
@@ -880,6 +1141,19 @@ int otlp_grpc_start(otlp_state_t *st)
         cfg->grpc_write_buffer_size ? (size_t)cfg->grpc_write_buffer_size : WRITE_CHUNK;
     if (s->write_limit < WRITE_CHUNK) s->write_limit = WRITE_CHUNK;
     if (s->write_limit > 4u * MIB) s->write_limit = 4u * MIB;
+    s->idle_ms = (uint64_t)cfg->ka_max_connection_idle / NS_PER_MS;
+    s->age_ms = (uint64_t)cfg->ka_max_connection_age / NS_PER_MS;
+    s->grace_ms = (uint64_t)cfg->ka_max_connection_age_grace / NS_PER_MS;
+    s->ka_time_ms = (uint64_t)cfg->ka_time / NS_PER_MS;
+    s->ka_timeout_ms = (uint64_t)cfg->ka_timeout / NS_PER_MS;
+    s->read_ms = (uint64_t)cfg->grpc_read_timeout / NS_PER_MS;
+    s->ping_min_ms = (uint64_t)cfg->ka_min_time / NS_PER_MS;
+    s->ping_without_calls = cfg->ka_permit_without_stream;
+    s->max_connections = (size_t)cfg->grpc_max_connections;
+    s->budget.limit = (size_t)cfg->grpc_max_inflight;
+    /* One connection may hold a quarter of the budget, and at least one message. */
+    s->conn_budget = s->budget.limit ? s->budget.limit / 4 : SIZE_MAX;
+    if (s->conn_budget < s->max_message) s->conn_budget = s->max_message;
     s->read_buf = malloc(s->read_buf_len);
     if (st->tls) s->plain_buf = malloc(TLS_RECORD_MAX);
     if (!s->read_buf || (st->tls && !s->plain_buf) || server_callbacks(s) != 0) {
@@ -900,6 +1174,11 @@ int otlp_grpc_start(otlp_state_t *st)
         goto fail_log;
     }
     st->grpc = s;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    s->sweep_open = true;
+    uint64_t period = sweep_period(s);
+    uv_timer_start(&s->sweep, on_sweep, period, period);
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
     int port = 0;
@@ -944,6 +1223,7 @@ void otlp_grpc_shutdown(otlp_state_t *st)
     if (!s || s->closing) return;
     s->closing = true;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
     /* Every call is answered synchronously, so nothing is pending: tell each
      * client with a GOAWAY written now, best effort, and close. */
     for (grpc_conn_t *c = s->conns, *next; c; c = next) {

@@ -43,9 +43,7 @@
 
 #define CT_PROTOBUF "application/x-protobuf"
 #define CT_JSON     "application/json"
-/* Connections silent for this long are closed (the collector's default
- * idle_timeout is one minute). */
-#define OTLP_HTTP_IDLE_TIMEOUT_MS 60000
+#define NS_PER_MS   1000000
 
 /* gRPC status codes used in error bodies. */
 
@@ -356,11 +354,28 @@ static void on_refused(void *arg, syc_http_request_t *req, int status, const cha
     otlp_state_t *st = arg;
     body_type_t type = body_type(req->content_type);
     char msg[256];
-    snprintf(msg, sizeof(msg), "%s (max_request_body_size is %zu bytes)", message, st->max_body);
-    if (type == BODY_OTHER)
-        respond_text(st, req, status, msg, NULL);
+    const char *retry = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    int code = SYC_GRPC_INVALID_ARGUMENT;
+    if (status == 413)
+        snprintf(msg, sizeof(msg), "%s (max_request_body_size is %zu bytes)", message,
+                 st->max_body);
+    else if (status == 503)
+        snprintf(msg, sizeof(msg), "%s (%llu bytes); retry later", message,
+                 (unsigned long long)st->cfg->http_max_inflight);
     else
-        respond_status(st, req, type, status, SYC_GRPC_INVALID_ARGUMENT, msg, NULL);
+        snprintf(msg, sizeof(msg), "%s", message);
+    if (status == 503) code = SYC_GRPC_UNAVAILABLE;
+    if (status == 408) code = SYC_GRPC_DEADLINE_EXCEEDED;
+    if (type == BODY_OTHER)
+        respond_text(st, req, status, msg, retry);
+    else
+        respond_status(st, req, type, status, code, msg, retry);
+}
+
+static void on_guard(void *arg, syc_http_guard_t which)
+{
+    otlp_state_t *st = arg;
+    st->api->metric_add(st->m_http_guard[which], 1);
 }
 
 int otlp_http_start(otlp_state_t *st)
@@ -374,7 +389,17 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
-    syc_http_server_set_idle_timeout(st->http, OTLP_HTTP_IDLE_TIMEOUT_MS);
+    const otlp_config_t *cfg = st->cfg;
+    syc_http_limits_t lim = {
+        .read_header_ms = (uint64_t)cfg->http_read_header_timeout / NS_PER_MS,
+        .read_ms = (uint64_t)cfg->http_read_timeout / NS_PER_MS,
+        .idle_ms = (uint64_t)cfg->http_idle_timeout / NS_PER_MS,
+        .max_connections = (size_t)cfg->http_max_connections,
+        .max_inflight_bytes = (size_t)cfg->http_max_inflight,
+        .guard = on_guard,
+        .guard_arg = st,
+    };
+    syc_http_server_set_limits(st->http, &lim);
     SY_LOG(st->api, st->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
            st->cfg->http_endpoint, syc_http_server_port(st->http));
     return 0;
