@@ -229,13 +229,24 @@ static void service_of(ts_eval_t *ev, const ts_trace_data_t *t, const char **nam
     }
 }
 
+/* Decisions come in batches on the processor's one-second timer, whose ticks
+ * may be a little less than a second apart as the clock reads them: an
+ * interval closes at the batch that comes within half a tick (at most half an
+ * interval) of its end, so that it holds a whole number of ticks and a
+ * one-second interval does not close only every other tick. */
+static uint64_t roll_slack(const ts_adaptive_t *a)
+{
+    uint64_t half = a->cfg.interval_ns / 2;
+    return half < 500000000u ? half : 500000000u;
+}
+
 ts_decision_t ts_adaptive_eval(ts_adaptive_t *a, ts_eval_t *ev, const ts_trace_data_t *t)
 {
     uint64_t now = ev->now_ns;
     if (!a->started) {
         a->started = true;
         a->interval_start_ns = now;
-    } else if (now >= a->interval_start_ns + a->cfg.interval_ns) {
+    } else if (now + roll_slack(a) >= a->interval_start_ns + a->cfg.interval_ns) {
         roll(a, now);
     }
     if (t->nspans == 0) return TS_NOT_SAMPLED;
