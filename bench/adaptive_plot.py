@@ -12,7 +12,10 @@ Two runs:
 
 For each second of sending: offered ordinary traces, kept ordinary traces (read
 back from the file, by the second each trace was sent), error traces kept, and
-the probability in force (the policy's probability gauge, read once a second).
+the policy's probability gauge (read by wall clock at the end of each second:
+it applies to traces sent about two seconds earlier, which are decided then).
+The plot shows the share kept of each second's traces (the probability that was
+applied to them).
 Writes <out>/adaptive_<run>.csv and <out>/adaptive_<run>.png (matplotlib:
 Debian python3-matplotlib).
 
@@ -113,9 +116,12 @@ def plot(args, name, rows):
     ax2.set_ylabel("kept traces/s")
     ax2.set_xlabel("second of the run (by the time each trace was sent)")
     axp = ax2.twinx()
-    axp.plot([r[0] + 1 for r in rows if r[4] != ""], [r[4] for r in rows if r[4] != ""],
-             color="C2", lw=1, label="probability")
-    axp.set_ylabel("probability", color="C2")
+    # The share kept of the traces sent in each second is the probability that
+    # was applied to them (the gauge in the CSV is read by wall clock, about two
+    # seconds before the traces sent then are decided).
+    axp.plot(sec, [r[2] / r[1] if r[1] else 0 for r in rows], color="C2", lw=1,
+             label="share kept (probability applied)")
+    axp.set_ylabel("share kept = kept / offered", color="C2")
     axp.set_ylim(0, 1.05)
     h1, l1 = ax2.get_legend_handles_labels()
     h2, l2 = axp.get_legend_handles_labels()
@@ -132,12 +138,20 @@ def main():
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "docs", "img"))
     ap.add_argument("--run", choices=["step", "ramp", "both"], default="both")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the PNGs from the CSVs already in --out")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    if args.run in ("step", "both"):
-        run(args, "step", step)
-    if args.run in ("ramp", "both"):
-        run(args, "ramp", ramp)
+    for name, rate in (("step", step), ("ramp", ramp)):
+        if args.run not in (name, "both"):
+            continue
+        if args.replot:
+            with open(os.path.join(args.out, "adaptive_%s.csv" % name)) as f:
+                rows = [(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4])
+                        for r in list(csv.reader(f))[1:]]
+            plot(args, name, rows)
+        else:
+            run(args, name, rate)
     return 0
 
 
