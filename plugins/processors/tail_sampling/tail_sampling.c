@@ -32,6 +32,7 @@
 #include <switchyard/plugin.h>
 
 #include "ottl_view.h"
+#include "ts_adaptive.h"
 #include "ts_idmap.h"
 #include "ts_policy.h"
 
@@ -407,6 +408,8 @@ static void flush_metrics(ts_state_t *s)
         count(s, s->pm[i].sampled, s->pm[i].n_sampled);
         count(s, s->pm[i].not_sampled, s->pm[i].n_not_sampled);
         s->pm[i].n_sampled = s->pm[i].n_not_sampled = 0;
+        if (ts_policy_adaptive(s->pols.list[i]))
+            ts_adaptive_flush_metrics(ts_policy_adaptive(s->pols.list[i]), s->api);
     }
     if (s->m_traces) s->api->metric_set(s->m_traces, s->live);
     if (s->m_bytes) s->api->metric_set(s->m_bytes, (int64_t)s->held_bytes);
@@ -739,6 +742,8 @@ static void register_metrics(ts_state_t *s)
         metric_name(name, sizeof name, "processor_tail_sampling_count_traces_not_sampled_", pn);
         s->pm[i].not_sampled =
             api->metric_register(in, name, "Traces this policy did not sample.", SY_METRIC_COUNTER);
+        if (ts_policy_adaptive(s->pols.list[i]))
+            ts_adaptive_register_metrics(ts_policy_adaptive(s->pols.list[i]), api, in, pn);
     }
 }
 

@@ -5,6 +5,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "ts_policy.h"
+#include "ts_adaptive.h"
 #include "ts_tracestate.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@ enum {
     P_BYTES,
     P_FLAGS,
     P_COMPOSITE,
+    P_ADAPTIVE, /* Switchyard's own (ts_adaptive.h) */
     P_COUNT_
 };
 
@@ -55,6 +57,7 @@ static const char *const type_names[P_COUNT_] = {
     "bytes_limiting",
     "trace_flags",
     "composite",
+    "adaptive",
 };
 
 /* Where a policy sits decides which types it may be: the collector's
@@ -101,6 +104,8 @@ struct ts_policy_s {
     int64_t max_total;
     int64_t *allocated, *used;
     int64_t cur_second;
+    /* adaptive */
+    ts_adaptive_t *adaptive;
 };
 
 /* ---- parsing ------------------------------------------------------------------ */
@@ -293,6 +298,7 @@ static void policy_free(ts_policy_t *p)
     free(p->subs);
     free(p->allocated);
     free(p->used);
+    ts_adaptive_free(p->adaptive);
     free(p);
 }
 
@@ -318,6 +324,7 @@ static const char *const policy_keys[] = {"name",
                                           "not",
                                           "drop",
                                           "composite",
+                                          "adaptive",
                                           NULL};
 
 /* Parses the list under `key` of map `cfg` into p->subs. */
@@ -402,6 +409,16 @@ static const char *const k_not[] = {"not_sub_policy", NULL};
 static const char *const k_drop[] = {"drop_sub_policy", NULL};
 static const char *const k_composite[] = {"max_total_spans_per_second", "policy_order",
                                           "composite_sub_policy", "rate_allocation", NULL};
+static const char *const k_adaptive[] = {"target_traces_per_second",
+                                         "latency_threshold_ms",
+                                         "keep_errors",
+                                         "settle_time",
+                                         "adjust_interval",
+                                         "min_probability",
+                                         "max_probability",
+                                         "max_services",
+                                         "hash_salt",
+                                         NULL};
 static const char *const k_none[] = {NULL};
 
 static const char *const *const type_keys[P_COUNT_] = {
@@ -422,6 +439,7 @@ static const char *const *const type_keys[P_COUNT_] = {
     [P_BYTES] = k_bytes,
     [P_FLAGS] = k_none,
     [P_COMPOSITE] = k_composite,
+    [P_ADAPTIVE] = k_adaptive,
 };
 
 static void bucket_init(ts_policy_t *p, int64_t rate, int64_t burst)
@@ -491,6 +509,63 @@ static int parse_composite(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, 
         if (rc < 0) return rc;
     }
     return 0;
+}
+
+/* A duration key (Go syntax: "10s", "500ms"), kept in *ns when present. */
+static int get_duration(pctx_t *c, const sy_cfg_node_t *map, const char *key, const char *path,
+                        uint64_t *ns)
+{
+    const sy_cfg_node_t *n;
+    const char *s = scalar_of(c, map, key, &n);
+    if (!n || c->api->cfg_kind(n) == 'n') return 0;
+    if (ts_adaptive_parse_duration(s, ns) < 0)
+        return fail(c, n, path, "%s: expected a duration such as 10s or 500ms, got \"%s\"", key,
+                    s ? s : "");
+    return 0;
+}
+
+/* The adaptive policy's settings (ts_adaptive.h; README "adaptive"). */
+static int parse_adaptive(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, const char *path)
+{
+    ts_adaptive_cfg_t a = {.keep_errors = true,
+                           .settle_ns = 10000000000u,
+                           .interval_ns = 1000000000u,
+                           .min_p = 0.0,
+                           .max_p = 1.0,
+                           .max_services = 1000};
+    char *salt = NULL;
+    const sy_cfg_node_t *tn = cfg ? c->api->cfg_get(cfg, "target_traces_per_second") : NULL;
+    int rc;
+    if ((rc = get_double(c, cfg, "target_traces_per_second", path, &a.target)) < 0 ||
+        (rc = get_int(c, cfg, "latency_threshold_ms", path, &a.latency_ms)) < 0 ||
+        (rc = get_bool(c, cfg, "keep_errors", path, &a.keep_errors)) < 0 ||
+        (rc = get_duration(c, cfg, "settle_time", path, &a.settle_ns)) < 0 ||
+        (rc = get_duration(c, cfg, "adjust_interval", path, &a.interval_ns)) < 0 ||
+        (rc = get_double(c, cfg, "min_probability", path, &a.min_p)) < 0 ||
+        (rc = get_double(c, cfg, "max_probability", path, &a.max_p)) < 0 ||
+        (rc = get_int(c, cfg, "max_services", path, &a.max_services)) < 0 ||
+        (rc = get_str(c, cfg, "hash_salt", path, &salt)) < 0)
+        goto done;
+    if (!tn || a.target <= 0)
+        rc = fail(c, tn ? tn : cfg, path, "target_traces_per_second must be greater than 0");
+    else if (a.latency_ms < 0)
+        rc = fail(c, cfg, path, "latency_threshold_ms must not be negative");
+    else if (a.interval_ns < 1000000u)
+        rc = fail(c, cfg, path, "adjust_interval must be at least 1ms");
+    else if (a.settle_ns < a.interval_ns)
+        rc = fail(c, cfg, path, "settle_time must be at least adjust_interval");
+    else if (!(a.min_p >= 0 && a.min_p <= a.max_p && a.max_p <= 1 && a.max_p > 0))
+        rc = fail(c, cfg, path,
+                  "min_probability and max_probability must satisfy 0 <= min <= max <= 1, max > 0");
+    else if (a.max_services < 1 || a.max_services > 1000000)
+        rc = fail(c, cfg, path, "max_services must be between 1 and 1000000");
+    if (rc == 0) {
+        a.salt = salt;
+        if (!(p->adaptive = ts_adaptive_new(&a))) rc = SY_ENOMEM;
+    }
+done:
+    free(salt);
+    return rc;
 }
 
 static int parse_type(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, const char *path)
@@ -625,6 +700,8 @@ static int parse_type(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, const
     }
     case P_COMPOSITE:
         return parse_composite(c, p, cfg, path);
+    case P_ADAPTIVE:
+        return parse_adaptive(c, p, cfg, path);
     }
     return 0;
 }
@@ -632,6 +709,7 @@ static int parse_type(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, const
 static bool type_allowed(int type, int level)
 {
     if (level == LVL_TOP) return true;
+    if (type == P_ADAPTIVE) return false; /* its per-second budget is its own */
     if (type == P_COMPOSITE || type == P_DROP || type == P_NOT) return false;
     return level == LVL_COMPOSITE || type != P_AND;
 }
@@ -739,6 +817,11 @@ const char *ts_policy_name(const ts_policy_t *p)
 const char *ts_policy_type_name(const ts_policy_t *p)
 {
     return p->type >= 0 && p->type < P_COUNT_ ? type_names[p->type] : "?";
+}
+
+ts_adaptive_t *ts_policy_adaptive(ts_policy_t *p)
+{
+    return p->type == P_ADAPTIVE ? p->adaptive : NULL;
 }
 
 bool ts_policy_is_drop(const ts_policy_t *p)
@@ -1043,6 +1126,9 @@ int ts_policy_eval(ts_policy_t *p, ts_eval_t *ev, const ts_trace_data_t *t, ts_d
     }
     case P_COMPOSITE:
         return eval_composite(p, ev, t, out);
+    case P_ADAPTIVE:
+        *out = ts_adaptive_eval(p->adaptive, ev, t);
+        return 0;
     }
     *out = TS_NOT_SAMPLED;
     return 0;

@@ -78,6 +78,9 @@ const char *ts_policy_name(const ts_policy_t *p);
 const char *ts_policy_type_name(const ts_policy_t *p);
 bool ts_policy_is_drop(const ts_policy_t *p);
 
+/* The state of an `adaptive` policy (ts_adaptive.h), NULL for any other type. */
+struct ts_adaptive_s *ts_policy_adaptive(ts_policy_t *p);
+
 /* Evaluates p on the trace: 0 with *out set, or a negative SY_E* (an OTTL
  * condition that failed under error_mode propagate). */
 int ts_policy_eval(ts_policy_t *p, ts_eval_t *ev, const ts_trace_data_t *t, ts_decision_t *out);
