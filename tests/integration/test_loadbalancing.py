@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""The loadbalancing exporter through the real binary: one front router (otlp receiver
+-> loadbalancing) and three backend routers (otlp gRPC receiver -> file exporter) on
+free loopback ports.
+
+    test_loadbalancing.py CASE --bin BUILD/bin/switchyard --plugin-dir BUILD/lib/switchyard/plugins
+
+CASE is one of:
+  route   many traces, the spans of each spread over several requests (and two
+          resources): every span arrives once, unchanged, and every span of a trace on
+          exactly the backend an independent reimplementation of the collector's ring
+          (below) computes.
+  resize  the front restarted with the last backend removed: exactly the traces the
+          reference predicts move (all of them the removed backend's, about 1/3), the
+          others stay; restarted with all three again: every trace is back where it was.
+  down    a backend is stopped: its traces are retried (not re-routed) and delivered
+          when it comes back on its port; the other backends get theirs meanwhile.
+  dns     the dns resolver on `localhost` with the port of one backend: the addresses
+          libc gives for localhost are the ring (127.0.0.1:P and, where localhost also
+          has ::1, [::1]:P, where nothing listens: those traces wait in their queue).
+
+The reference ring is written from the collector's documented algorithm
+(opentelemetry-collector-contrib exporter/loadbalancingexporter/consistent_hashing.go:
+positionsFor = crc32-IEEE(endpoint + byte(i)) % 36000 for i < 100, positions taken by an
+earlier endpoint skipped, sorted; endpointFor = crc32-IEEE(key) % 36000 looked up by its
+recursive bsearch), with its own table-driven CRC-32, and first checked against the
+collector's test vectors (consistent_hashing_test.go).
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import Checks, Router, free_port, json_span, post_json, wait_for  # noqa: E402
+
+WAIT = 20.0
+
+# ---- the reference ring ---------------------------------------------------------------
+
+def _crc_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (0xEDB88320 ^ (c >> 1)) if c & 1 else (c >> 1)
+        table.append(c)
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32_ieee(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+MAX_POSITIONS = 36000
+
+
+def ring_items(endpoints, weight=100):
+    """positionsForEndpoints: [(pos, endpoint)] sorted by pos."""
+    taken = set()
+    items = []
+    for ep in endpoints:
+        for i in range(weight):
+            pos = crc32_ieee(ep.encode() + bytes([i & 0xFF])) % MAX_POSITIONS
+            if pos in taken:
+                continue
+            taken.add(pos)
+            items.append((pos, ep))
+    items.sort()
+    return items
+
+
+def bsearch(pos, left, right):
+    """The collector's bsearch, as written there."""
+    if left[-1][0] == pos:
+        return left[-1]
+    if right[0][0] == pos:
+        return right[0]
+    if pos > right[-1][0]:
+        return left[0]
+    if pos > left[-1][0]:
+        if len(right) == 1:
+            return right[0]
+        return bsearch(pos, right[:len(right) // 2], right[len(right) // 2:])
+    if len(left) == 1:
+        return left[0]
+    return bsearch(pos, left[:len(left) // 2], left[len(left) // 2:])
+
+
+class Ring:
+    def __init__(self, endpoints, weight=100):
+        self.items = ring_items(sorted(endpoints), weight)
+
+    def endpoint_for(self, key):
+        pos = crc32_ieee(key) % MAX_POSITIONS
+        n = len(self.items)
+        return bsearch(pos, self.items[:n // 2], self.items[n // 2:])[1]
+
+
+def check_reference():
+    """The reference against the collector's own test vectors."""
+    assert ring_items(["endpoint-1"], 5) == [(p, "endpoint-1") for p in
+                                             (1401, 4175, 14133, 17836, 21667)]
+    assert ring_items(["endpoint-1", "endpoint-1"], 5) == ring_items(["endpoint-1"], 5)
+    two = [(1401, 1), (4175, 1), (10240, 2), (14133, 1), (15002, 2), (17836, 1), (21263, 2),
+           (21667, 1), (26806, 2), (27020, 2)]
+    assert ring_items(["endpoint-1", "endpoint-2"], 5) == [(p, "endpoint-%d" % e)
+                                                          for p, e in two]
+    r = Ring(["endpoint-1", "endpoint-2"])
+    assert len(r.items) == 200
+    for key, want in ((bytes([1, 2, 0, 0]), "endpoint-1"), (bytes([128, 128, 0, 0]), "endpoint-2"),
+                      (b"ad-service-7", "endpoint-1"), (b"get-recommendations-1", "endpoint-2")):
+        assert r.endpoint_for(key) == want, (key, r.endpoint_for(key), want)
+    items = [(p, str(p)) for p in (14, 25, 33, 47, 56, 121, 134, 158, 240, 270, 350)]
+    for req, want in ((85, 121), (14, 14), (351, 14), (270, 270), (271, 350)):
+        got = bsearch(req, items[:len(items) // 2], items[len(items) // 2:])[0]
+        assert got == want, (req, got, want)
+    print("ok   the reference ring reproduces the collector's test vectors")
+
+
+# ---- routers ----------------------------------------------------------------------------
+
+class Backend:
+    """A router: otlp gRPC receiver on `port` -> file exporter (OTLP/JSON lines)."""
+
+    def __init__(self, args, port, tag):
+        self.args, self.port, self.tag = args, port, tag
+        self.router = None
+        self.routers = []
+        self.paths = []
+        self._spawn()
+
+    def _spawn(self):
+        d = tempfile.mkdtemp(prefix="sy-lb-%s-" % self.tag)
+        self.path = os.path.join(d, "spans.json")
+        cfg = "\n".join([
+            "receivers:",
+            "  otlp:",
+            "    protocols:",
+            "      grpc:",
+            "        endpoint: 127.0.0.1:%d" % self.port,
+            "exporters:",
+            "  file:",
+            "    path: %s" % self.path,
+            "    flush_interval: 100ms",
+            "service:",
+            "  telemetry: {metrics: {level: none}}",
+            "  pipelines:",
+            "    traces: {receivers: [otlp], exporters: [file]}",
+            ""])
+        self.router = Router(self.args.bin, [self.args.plugin_dir], cfg)
+        self.routers.append(self.router)
+        self.paths.append(self.path)
+
+    def restart(self):
+        self._spawn()
+
+    def stop(self):
+        self.router.stop()
+
+    def spans(self):
+        """Every span written so far by every run of this backend: (trace id, span id,
+        name, service, attributes) tuples."""
+        out = []
+        for path in self.paths:
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                continue
+            for line in text.split("\n"):
+                if not line.strip():
+                    continue
+                try:
+                    req = json.loads(line)
+                except ValueError:
+                    continue  # a line still being written
+                for rs in req.get("resourceSpans", []):
+                    svc = None
+                    for a in rs.get("resource", {}).get("attributes", []):
+                        if a["key"] == "service.name":
+                            svc = a["value"]["stringValue"]
+                    for ss in rs.get("scopeSpans", []):
+                        for sp in ss.get("spans", []):
+                            out.append((sp["traceId"], sp["spanId"], sp["name"], svc,
+                                        json.dumps(sp.get("attributes", []), sort_keys=True)))
+        return out
+
+    def cleanup(self):
+        for r in self.routers:
+            r.cleanup()
+        for p in self.paths:
+            try:
+                os.remove(p)
+                os.rmdir(os.path.dirname(p))
+            except OSError:
+                pass
+
+
+def front_config(resolver, http_port):
+    return "\n".join([
+        "receivers:",
+        "  otlp:",
+        "    protocols:",
+        "      http:",
+        "        endpoint: 127.0.0.1:%d" % http_port,
+        "exporters:",
+        "  loadbalancing:",
+        "    protocol:",
+        "      otlp:",
+        "        timeout: 2s",
+        "        tls: {insecure: true}",
+        "        retry_on_failure: {initial_interval: 200ms, max_interval: 500ms, "
+        "max_elapsed_time: 120s}",
+        "    resolver:",
+        resolver,
+        "service:",
+        "  telemetry: {metrics: {level: none}}",
+        "  pipelines:",
+        "    traces: {receivers: [otlp], exporters: [loadbalancing]}",
+        ""])
+
+
+def static_resolver(ports):
+    return "\n".join(["      static:", "        hostnames:"] +
+                     ["          - 127.0.0.1:%d" % p for p in ports])
+
+
+def start_front(args, resolver):
+    port = free_port()
+    return Router(args.bin, [args.plugin_dir], front_config(resolver, port)), port
+
+
+# ---- the data ------------------------------------------------------------------------
+
+def trace_ids(n, salt):
+    out = []
+    for i in range(n):
+        h = "%08x" % crc32_ieee(b"%s-%d" % (salt.encode(), i))
+        out.append((h * 4)[:24] + "%08x" % (i + 1))
+    return out
+
+
+def send_traces(front_port, tids, spans_per_trace, run):
+    """Request r holds span r of every trace, half under service a, half under b (two
+    resources a request). Returns the expected spans."""
+    expected = {}
+    for r in range(spans_per_trace):
+        by_svc = {"svc-a": [], "svc-b": []}
+        for t, tid in enumerate(tids):
+            sid = "%02x%06x%08x" % (run, t, r + 1)
+            name = "op-%d-%d" % (t, r)
+            attrs = [{"key": "n", "value": {"intValue": str(t * 100 + r)}},
+                     {"key": "run", "value": {"stringValue": "r%d" % run}}]
+            svc = "svc-a" if t % 2 == 0 else "svc-b"
+            by_svc[svc].append(json_span(name, trace_id=tid, span_id=sid, attributes=attrs))
+            expected[(tid, sid)] = (name, svc, json.dumps(attrs, sort_keys=True))
+        body = {"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": s}}]},
+            "scopeSpans": [{"scope": {"name": "lbtest"}, "spans": sp}]}
+            for s, sp in by_svc.items()]}
+        status, _, resp = post_json("http://127.0.0.1:%d/v1/traces" % front_port, body)
+        if status != 200:
+            raise AssertionError("front answered %d: %r" % (status, resp))
+    return expected
+
+
+def collect(backends, expected, timeout=WAIT, subset=None):
+    """Waits until every expected span (or those of `subset` backends) arrived."""
+    want = len(expected) if subset is None else subset
+
+    def enough():
+        got = sum(len([s for s in b.spans() if (s[0], s[1]) in expected]) for b in backends)
+        return got >= want
+    wait_for("%d spans at the backends" % want, enough, timeout)
+    time.sleep(0.3)  # anything extra (a duplicate) would show up now
+    return {b.tag: [s for s in b.spans() if (s[0], s[1]) in expected] for b in backends}
+
+
+def placement(got):
+    """trace id -> set of backend tags holding its spans."""
+    where = {}
+    for tag, spans in got.items():
+        for s in spans:
+            where.setdefault(s[0], set()).add(tag)
+    return where
+
+
+def check_spans(check, got, expected, what):
+    seen = {}
+    for spans in got.values():
+        for tid, sid, name, svc, attrs in spans:
+            seen[(tid, sid)] = seen.get((tid, sid), 0) + 1
+            if (name, svc, attrs) != expected[(tid, sid)]:
+                check(False, "%s: span %s/%s arrived changed" % (what, tid, sid))
+                return
+    check(len(seen) == len(expected), "%s: all %d spans arrived (%d)" %
+          (what, len(expected), len(seen)))
+    check(all(v == 1 for v in seen.values()), "%s: no span arrived twice" % what)
+    check(True, "%s: every span's name, service and attributes unchanged" % what)
+
+
+def check_routing(check, got, tids, ring, ep_of_tag, what):
+    where = placement(got)
+    one = all(len(where.get(t, ())) == 1 for t in tids)
+    check(one, "%s: every span of each of %d traces on exactly one backend" % (what, len(tids)))
+    bad = [t for t in tids if where.get(t) != {ep_of_tag[ring.endpoint_for(bytes.fromhex(t))]}]
+    check(not bad, "%s: each trace on the backend the reference ring computes (%d wrong%s)" %
+          (what, len(bad), (": " + ", ".join(bad[:3])) if bad else ""))
+    return {t: next(iter(where[t])) for t in tids if len(where.get(t, ())) == 1}
+
+
+# ---- cases ------------------------------------------------------------------------------
+
+def with_backends(args, fn):
+    ports = [free_port() for _ in range(3)]
+    backends = [Backend(args, p, "b%d" % i) for i, p in enumerate(ports)]
+    try:
+        return fn(ports, backends)
+    finally:
+        for b in backends:
+            b.cleanup()
+
+
+def case_route(args):
+    check = Checks()
+
+    def run(ports, backends):
+        tids = trace_ids(90, "route")
+        ring = Ring(["127.0.0.1:%d" % p for p in ports])
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        front, fport = start_front(args, static_resolver(ports))
+        with front:
+            expected = send_traces(fport, tids, 4, 1)
+            got = collect(backends, expected)
+            check_spans(check, got, expected, "route")
+            check_routing(check, got, tids, ring, tag_of, "route")
+            counts = {t: len({s[0] for s in v}) for t, v in got.items()}
+            check(all(c > 0 for c in counts.values()),
+                  "route: every backend got traces (%s)" % counts)
+            check(front.stop() == 0, "route: the front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
+def case_resize(args):
+    check = Checks()
+
+    def run(ports, backends):
+        tids = trace_ids(150, "resize")
+        eps = ["127.0.0.1:%d" % p for p in ports]
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        ring3 = Ring(eps)
+        removed = sorted(eps)[-1]  # the last in sort order: no position freed for others
+        ring2 = Ring([e for e in eps if e != removed])
+        seen = set()
+
+        def phase(ring, eps_now, run_no, what):
+            front, fport = start_front(args, static_resolver([int(e.split(":")[1])
+                                                                for e in eps_now]))
+            with front:
+                expected = send_traces(fport, tids, 2, run_no)
+                got = collect(backends, expected)
+                check_spans(check, got, expected, what)
+                where = check_routing(check, got, tids, ring, tag_of, what)
+                check(front.stop() == 0, "%s: the front exits 0" % what)
+            seen.update(expected)
+            return where
+
+        before = phase(ring3, eps, 1, "3 backends")
+        after = phase(ring2, [e for e in eps if e != removed], 2, "2 backends")
+        moved = [t for t in tids if before.get(t) != after.get(t)]
+        predicted = [t for t in tids if ring3.endpoint_for(bytes.fromhex(t)) !=
+                     ring2.endpoint_for(bytes.fromhex(t))]
+        check(sorted(moved) == sorted(predicted),
+              "resize: the traces that moved are exactly the %d the reference predicts (%d)" %
+              (len(predicted), len(moved)))
+        check(all(before[t] == tag_of[removed] for t in moved),
+              "resize: only traces of the removed backend moved")
+        share = len(moved) / len(tids)
+        check(0.15 <= share <= 0.5, "resize: %.0f%% of the traces moved (about 1/3)" %
+              (100 * share))
+        again = phase(ring3, eps, 3, "3 backends again")
+        check(again == before, "resize: with the backend back, every trace is where it was")
+    with_backends(args, run)
+    return check.failures
+
+
+def case_down(args):
+    check = Checks()
+
+    def run(ports, backends):
+        tids = trace_ids(90, "down")
+        eps = ["127.0.0.1:%d" % p for p in ports]
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        ring = Ring(eps)
+        down = backends[1]
+        down.stop()
+        front, fport = start_front(args, static_resolver(ports))
+        with front:
+            expected = send_traces(fport, tids, 3, 1)
+            down_ep = "127.0.0.1:%d" % down.port
+            on_down = {k for k in expected if ring.endpoint_for(bytes.fromhex(k[0])) == down_ep}
+            check(len(on_down) > 0, "down: the reference sends %d spans to the stopped backend"
+                  % len(on_down))
+            others = {k: v for k, v in expected.items() if k not in on_down}
+            up = [b for b in backends if b is not down]
+            got = collect(up, others)
+            check_spans(check, got, others, "down: the running backends")
+            check_routing(check, got, sorted({k[0] for k in others}), ring, tag_of,
+                          "down: the running backends")
+            time.sleep(1.5)  # several retries go by
+            stray = [s for b in up for s in b.spans() if (s[0], s[1]) in on_down]
+            check(not stray, "down: none of the stopped backend's spans went elsewhere (%d)" %
+                  len(stray))
+            lines = front.output()
+            check("rpc error: code = Unavailable" in lines or "UNAVAILABLE" in lines or
+                  "retry" in lines.lower(), "down: the front logs the failed attempts")
+            down.restart()
+            got = collect(backends, expected, timeout=30.0)
+            check_spans(check, got, expected, "down: after the restart")
+            check_routing(check, got, tids, ring, tag_of, "down: after the restart")
+            check(front.stop() == 0, "down: the front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
+def case_dns(args):
+    check = Checks()
+
+    def run(ports, backends):
+        port = ports[0]
+        addrs = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None,
+                                                               type=socket.SOCK_STREAM)})
+        eps = ["[%s]:%d" % (a, port) if ":" in a else "%s:%d" % (a, port) for a in addrs]
+        check("127.0.0.1:%d" % port in eps, "dns: localhost resolves to 127.0.0.1 (%s)" % addrs)
+        ring = Ring(eps)
+        resolver = "\n".join(["      dns:", "        hostname: localhost",
+                              "        port: %d" % port, "        interval: 1s"])
+        tids = trace_ids(60, "dns")
+        front, fport = start_front(args, resolver)
+        with front:
+            expected = send_traces(fport, tids, 2, 1)
+            mine = {k: v for k, v in expected.items()
+                    if ring.endpoint_for(bytes.fromhex(k[0])) == "127.0.0.1:%d" % port}
+            got = collect(backends, mine)
+            check_spans(check, {k: v for k, v in got.items()}, mine,
+                        "dns: the backend at 127.0.0.1:%d" % port)
+            check(all(len(v) == 0 for t, v in got.items() if t != backends[0].tag),
+                  "dns: nothing went to the other backends")
+            check(all(s[0] in {k[0] for k in mine} for s in got[backends[0].tag]),
+                  "dns: the backend holds exactly the traces the reference ring of %s gives it"
+                  % eps)
+            out = front.output()
+            check("1 backend(s) on the ring" in out or "%d backend(s) on the ring" % len(eps)
+                  in out, "dns: the front logs the ring it built (%d backends)" % len(eps))
+            check(front.stop() == 0, "dns: the front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
+CASES = {"route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--plugin-dir", required=True)
+    args = ap.parse_args()
+    check_reference()
+    failures = CASES[args.case](args)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
