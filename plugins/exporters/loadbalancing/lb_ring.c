@@ -33,8 +33,7 @@ int lb_ring_build(lb_ring_t *ring, const char *const *endpoints, size_t n)
     return lb_ring_build_weighted(ring, endpoints, n, LB_RING_WEIGHT);
 }
 
-int lb_ring_build_weighted(lb_ring_t *ring, const char *const *endpoints, size_t n,
-                           unsigned weight)
+int lb_ring_build_weighted(lb_ring_t *ring, const char *const *endpoints, size_t n, unsigned weight)
 {
     ring->points = NULL;
     ring->n = 0;

@@ -257,8 +257,7 @@ int lb_route(lb_t *s, sy_batch_t *batch)
                     first = b;
                 else if (b != first)
                     several = true;
-                if (!s->builders[b] &&
-                    !(s->builders[b] = api->view_build(s->inst, info.signal))) {
+                if (!s->builders[b] && !(s->builders[b] = api->view_build(s->inst, info.signal))) {
                     rc = SY_ENOMEM;
                     break;
                 }
@@ -316,7 +315,7 @@ int lb_route(lb_t *s, sy_batch_t *batch)
         if (s->last_warn_ms == 0 || now - s->last_warn_ms >= 10000) {
             s->last_warn_ms = now;
             SY_LOG(api, s->inst, SY_LOG_WARN,
-               "%" PRIu64 " %s dropped: unable to get service name (routing_key: service)",
+                   "%" PRIu64 " %s dropped: unable to get service name (routing_key: service)",
                    unroutable, syc_xh_item_name(info.signal));
         }
     }

@@ -105,9 +105,9 @@ static const sy_config_field_t lb_own_fields[] = {
      .description = "The AWS Cloud Map resolver: not implemented."},
 };
 
-#define LB_OWN_COUNT (sizeof(lb_own_fields) / sizeof(lb_own_fields[0]))
+#define LB_OWN_COUNT  (sizeof(lb_own_fields) / sizeof(lb_own_fields[0]))
 #define LB_OTLP_COUNT (sizeof(otlp_fields) / sizeof(otlp_fields[0]))
-#define LB_PREFIX "protocol.otlp."
+#define LB_PREFIX     "protocol.otlp."
 
 /*
  * The full table: ours, then the otlp exporter's under protocol.otlp. Written once,
@@ -138,7 +138,7 @@ static void lb_fields_init(void)
 
 /* ---- configuration ---------------------------------------------------------------- */
 
-static const char *const lb_key_names[] = {"", "traceID", "service", "resource",
+static const char *const lb_key_names[] = {"",       "traceID",  "service",    "resource",
                                            "metric", "streamID", "attributes", NULL};
 
 static lb_key_t parse_key(const char *k)
@@ -158,8 +158,9 @@ static int lb_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (key == LB_KEY_ATTRIBUTES && c->routing_attributes.count == 0) {
-        snprintf(err, err_len, "routing_attributes must be specified when routing_key is "
-                               "\"attributes\"");
+        snprintf(err, err_len,
+                 "routing_attributes must be specified when routing_key is "
+                 "\"attributes\"");
         return SY_EINVAL;
     }
     if (key != LB_KEY_ATTRIBUTES && c->routing_attributes.count > 0) {
@@ -168,8 +169,9 @@ static int lb_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (c->k8s || c->aws_cloud_map) {
-        snprintf(err, err_len, "resolver.%s is not supported by Switchyard (use resolver.dns "
-                               "with a headless Service, or resolver.static)",
+        snprintf(err, err_len,
+                 "resolver.%s is not supported by Switchyard (use resolver.dns "
+                 "with a headless Service, or resolver.static)",
                  c->k8s ? "k8s" : "aws_cloud_map");
         return SY_EINVAL;
     }
@@ -234,9 +236,8 @@ static sy_metric_t *backend_metric(lb_t *s, const char *endpoint)
         if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
               (name[i] >= '0' && name[i] <= '9')))
             name[i] = '_';
-    return s->api->metric_register(s->inst, name,
-                                   "Items routed to one backend (the name says which).",
-                                   SY_METRIC_COUNTER);
+    return s->api->metric_register(
+        s->inst, name, "Items routed to one backend (the name says which).", SY_METRIC_COUNTER);
 }
 
 /* Makes and starts the exporter of one endpoint. NULL on failure (logged). */
@@ -248,8 +249,8 @@ static lb_backend_t *backend_new(lb_t *s, const lb_config_t *c, const char *endp
     b->cfg = oc;
     b->endpoint = strdup(endpoint);
     /* As the collector's endpointWithPort(): no ':' at all gets the default port. */
-    if (!b->endpoint || asprintf(&b->target, strchr(endpoint, ':') ? "%s" : "%s:4317",
-                                 endpoint) < 0) {
+    if (!b->endpoint ||
+        asprintf(&b->target, strchr(endpoint, ':') ? "%s" : "%s:4317", endpoint) < 0) {
         b->target = NULL;
         goto nomem;
     }
@@ -588,17 +589,17 @@ static int lb_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->key_traces = key == LB_KEY_DEFAULT ? LB_KEY_TRACE_ID : key;
     s->key_metrics = key == LB_KEY_DEFAULT ? LB_KEY_SERVICE : key;
     s->key_logs = key == LB_KEY_DEFAULT ? LB_KEY_TRACE_ID : key;
-    s->m_resolutions = api->metric_register(inst, "loadbalancer_num_resolutions",
-                                            "Resolutions the resolver made that succeeded.",
-                                            SY_METRIC_COUNTER);
-    s->m_resolutions_failed = api->metric_register(inst, "loadbalancer_num_resolutions_failed",
-                                                   "Resolutions that failed (the list stays).",
-                                                   SY_METRIC_COUNTER);
-    s->m_backends = api->metric_register(inst, "loadbalancer_num_backends",
-                                         "Backends on the ring.", SY_METRIC_GAUGE);
-    s->m_updates = api->metric_register(inst, "loadbalancer_num_backend_updates",
-                                        "Resolutions that changed the list of backends.",
-                                        SY_METRIC_COUNTER);
+    s->m_resolutions =
+        api->metric_register(inst, "loadbalancer_num_resolutions",
+                             "Resolutions the resolver made that succeeded.", SY_METRIC_COUNTER);
+    s->m_resolutions_failed =
+        api->metric_register(inst, "loadbalancer_num_resolutions_failed",
+                             "Resolutions that failed (the list stays).", SY_METRIC_COUNTER);
+    s->m_backends = api->metric_register(inst, "loadbalancer_num_backends", "Backends on the ring.",
+                                         SY_METRIC_GAUGE);
+    s->m_updates =
+        api->metric_register(inst, "loadbalancer_num_backend_updates",
+                             "Resolutions that changed the list of backends.", SY_METRIC_COUNTER);
     s->m_unroutable = api->metric_register(
         inst, "loadbalancer_unroutable_items",
         "Items not exported for want of a routing key (service routing without service.name).",

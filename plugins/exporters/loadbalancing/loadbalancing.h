@@ -36,15 +36,15 @@ typedef struct lb_keybuf_s {
 /* One backend: an OTLP gRPC exporter (the `otlp` exporter's code, see
  * loadbalancing.c) with its own queue and retries. */
 typedef struct lb_backend_s {
-    char *endpoint;   /* as the resolver gave it: the ring's name for it */
-    char *target;     /* endpoint with the default port added: the exporter's */
-    void *exp;        /* the otlp exporter's state (a syc_oxp_t) */
-    void *cfg;        /* its configuration: the protocol.otlp block, endpoint = target */
+    char *endpoint;      /* as the resolver gave it: the ring's name for it */
+    char *target;        /* endpoint with the default port added: the exporter's */
+    void *exp;           /* the otlp exporter's state (a syc_oxp_t) */
+    void *cfg;           /* its configuration: the protocol.otlp block, endpoint = target */
     sy_metric_t *routed; /* loadbalancer_backend_items_<endpoint> */
     sy_batch_t **pend;   /* pieces its full queue refused, in order */
     size_t npend, cap_pend;
-    bool retired;        /* gone from the resolver: draining, then freed */
-    int reap_ticks;      /* ticks since its exporter said it was drained */
+    bool retired;              /* gone from the resolver: draining, then freed */
+    int reap_ticks;            /* ticks since its exporter said it was drained */
     struct lb_backend_s *next; /* the list of retired backends */
 } lb_backend_t;
 
@@ -61,8 +61,8 @@ typedef struct lb_s {
     size_t nbackends;
     sy_view_builder_t **builders; /* one slot per backend, used inside lb_route() */
     lb_backend_t *retired;
-    size_t npending;  /* pieces parked over all backends */
-    bool refused;     /* consume() returned SY_EAGAIN: call api->ready() when clear */
+    size_t npending; /* pieces parked over all backends */
+    bool refused;    /* consume() returned SY_EAGAIN: call api->ready() when clear */
     bool stopping;
     lb_keybuf_t kb;
     uv_timer_t tick; /* pending flush and reaping; runs only while needed */
@@ -72,8 +72,7 @@ typedef struct lb_s {
     bool dns_open;
     struct lb_dns_req_s *dns_req; /* the lookup under way, NULL if none */
     /* metrics */
-    sy_metric_t *m_resolutions, *m_resolutions_failed, *m_backends, *m_updates,
-        *m_unroutable;
+    sy_metric_t *m_resolutions, *m_resolutions_failed, *m_backends, *m_updates, *m_unroutable;
 } lb_t;
 
 /*
