@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Checks, Router, free_port, json_span, post_json, wait_for  # noqa: E402
+from harness import Checks, Router, free_port, http, json_span, post_json, wait_for  # noqa: E402
 
 WAIT = 20.0
 
@@ -157,6 +157,8 @@ class Backend:
             "  telemetry: {metrics: {level: none}}",
             "  pipelines:",
             "    traces: {receivers: [otlp], exporters: [file]}",
+            "    metrics: {receivers: [otlp], exporters: [file]}",
+            "    logs: {receivers: [otlp], exporters: [file]}",
             ""])
         self.router = Router(self.args.bin, [self.args.plugin_dir], cfg)
         self.routers.append(self.router)
@@ -168,9 +170,8 @@ class Backend:
     def stop(self):
         self.router.stop()
 
-    def spans(self):
-        """Every span written so far by every run of this backend: (trace id, span id,
-        name, service, attributes) tuples."""
+    def requests(self):
+        """Every request written so far by every run of this backend, decoded."""
         out = []
         for path in self.paths:
             try:
@@ -182,18 +183,46 @@ class Backend:
                 if not line.strip():
                     continue
                 try:
-                    req = json.loads(line)
+                    out.append(json.loads(line))
                 except ValueError:
                     continue  # a line still being written
-                for rs in req.get("resourceSpans", []):
-                    svc = None
-                    for a in rs.get("resource", {}).get("attributes", []):
-                        if a["key"] == "service.name":
-                            svc = a["value"]["stringValue"]
-                    for ss in rs.get("scopeSpans", []):
-                        for sp in ss.get("spans", []):
-                            out.append((sp["traceId"], sp["spanId"], sp["name"], svc,
-                                        json.dumps(sp.get("attributes", []), sort_keys=True)))
+        return out
+
+    def spans(self):
+        """Every span written so far by every run of this backend: (trace id, span id,
+        name, service, attributes) tuples."""
+        out = []
+        for req in self.requests():
+            for rs in req.get("resourceSpans", []):
+                svc = service_of(rs)
+                for ss in rs.get("scopeSpans", []):
+                    for sp in ss.get("spans", []):
+                        out.append((sp["traceId"], sp["spanId"], sp["name"], svc,
+                                    json.dumps(sp.get("attributes", []), sort_keys=True)))
+        return out
+
+    def points(self):
+        """(service, metric name, point attributes, value) of every gauge point."""
+        out = []
+        for req in self.requests():
+            for rm in req.get("resourceMetrics", []):
+                for sm in rm.get("scopeMetrics", []):
+                    for m in sm.get("metrics", []):
+                        for dp in m.get("gauge", {}).get("dataPoints", []):
+                            out.append((service_of(rm), m["name"],
+                                        json.dumps(dp.get("attributes", []), sort_keys=True),
+                                        dp.get("asDouble")))
+        return out
+
+    def logs(self):
+        """(trace id, span id, body) of every log record."""
+        out = []
+        for req in self.requests():
+            for rl in req.get("resourceLogs", []):
+                for sl in rl.get("scopeLogs", []):
+                    for lr in sl.get("logRecords", []):
+                        out.append((lr.get("traceId", ""), lr.get("spanId", ""),
+                                    lr.get("body", {}).get("stringValue")))
         return out
 
     def cleanup(self):
@@ -207,7 +236,14 @@ class Backend:
                 pass
 
 
-def front_config(resolver, http_port):
+def service_of(resource_block):
+    for a in resource_block.get("resource", {}).get("attributes", []):
+        if a["key"] == "service.name":
+            return a["value"]["stringValue"]
+    return None
+
+
+def front_config(resolver, http_port, metrics_port=None):
     return "\n".join([
         "receivers:",
         "  otlp:",
@@ -225,10 +261,25 @@ def front_config(resolver, http_port):
         "    resolver:",
         resolver,
         "service:",
-        "  telemetry: {metrics: {level: none}}",
+        ("  telemetry: {metrics: {address: 127.0.0.1:%d}}" % metrics_port) if metrics_port
+        else "  telemetry: {metrics: {level: none}}",
         "  pipelines:",
         "    traces: {receivers: [otlp], exporters: [loadbalancing]}",
+        "    metrics: {receivers: [otlp], exporters: [loadbalancing]}",
+        "    logs: {receivers: [otlp], exporters: [loadbalancing]}",
         ""])
+
+
+def metric_values(port, name):
+    """The values of every series of one metric on the router's /metrics."""
+    status, _, body = http("GET", "http://127.0.0.1:%d/metrics" % port)
+    if status != 200:
+        raise AssertionError("/metrics answered %d" % status)
+    out = []
+    for line in body.decode().split("\n"):
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            out.append(float(line.rsplit(" ", 1)[1]))
+    return out
 
 
 def static_resolver(ports):
@@ -236,9 +287,9 @@ def static_resolver(ports):
                      ["          - 127.0.0.1:%d" % p for p in ports])
 
 
-def start_front(args, resolver):
+def start_front(args, resolver, metrics_port=None):
     port = free_port()
-    return Router(args.bin, [args.plugin_dir], front_config(resolver, port)), port
+    return Router(args.bin, [args.plugin_dir], front_config(resolver, port, metrics_port)), port
 
 
 # ---- the data ------------------------------------------------------------------------
@@ -339,7 +390,8 @@ def case_route(args):
         tids = trace_ids(90, "route")
         ring = Ring(["127.0.0.1:%d" % p for p in ports])
         tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
-        front, fport = start_front(args, static_resolver(ports))
+        mport = free_port()
+        front, fport = start_front(args, static_resolver(ports), mport)
         with front:
             expected = send_traces(fport, tids, 4, 1)
             got = collect(backends, expected)
@@ -348,6 +400,15 @@ def case_route(args):
             counts = {t: len({s[0] for s in v}) for t, v in got.items()}
             check(all(c > 0 for c in counts.values()),
                   "route: every backend got traces (%s)" % counts)
+            check(metric_values(mport, "switchyard_loadbalancer_num_backends") == [3.0],
+                  "route: switchyard_loadbalancer_num_backends is 3")
+            for b in backends:
+                name = "switchyard_loadbalancer_backend_items_127_0_0_1_%d_total" % b.port
+                v = metric_values(mport, name)
+                check(v == [float(len(got[b.tag]))], "route: %s = %s, the spans %s got (%d)" %
+                      (name, v, b.tag, len(got[b.tag])))
+            sent = metric_values(mport, "switchyard_exporter_sent_spans_total")
+            check(sum(sent) == len(expected), "route: exporter_sent_spans = %s" % sent)
             check(front.stop() == 0, "route: the front exits 0")
     with_backends(args, run)
     return check.failures
@@ -469,7 +530,83 @@ def case_dns(args):
     return check.failures
 
 
-CASES = {"route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+def case_signals(args):
+    """Metrics routed by service (the collector's default for metrics), logs by trace
+    id, through the same exporter instance."""
+    check = Checks()
+
+    def run(ports, backends):
+        ring = Ring(["127.0.0.1:%d" % p for p in ports])
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        front, fport = start_front(args, static_resolver(ports))
+        services = ["svc-%d" % i for i in range(12)]
+        tids = trace_ids(40, "logs")
+        with front:
+            want_points = {}
+            for rnd in range(2):
+                body = {"resourceMetrics": [{
+                    "resource": {"attributes": [{"key": "service.name",
+                                                 "value": {"stringValue": svc}}]},
+                    "scopeMetrics": [{"scope": {"name": "lbtest"}, "metrics": [
+                        {"name": "m%d" % m, "gauge": {"dataPoints": [
+                            {"asDouble": rnd * 1000 + i * 10 + m, "timeUnixNano": "1000",
+                             "attributes": [{"key": "r", "value": {"intValue": str(rnd)}}]}]}}
+                        for m in range(3)]}]} for i, svc in enumerate(services)]}
+                for i, svc in enumerate(services):
+                    for m in range(3):
+                        want_points[(svc, "m%d" % m, rnd)] = float(rnd * 1000 + i * 10 + m)
+                status, _, resp = post_json("http://127.0.0.1:%d/v1/metrics" % fport, body)
+                check(status == 200, "signals: metrics request %d accepted (%d)" % (rnd, status))
+            want_logs = {}
+            for rnd in range(2):
+                recs = []
+                for t, tid in enumerate(tids):
+                    sid = "%08x%08x" % (rnd, t + 1)
+                    recs.append({"timeUnixNano": "1000", "traceId": tid, "spanId": sid,
+                                 "body": {"stringValue": "log %d %d" % (rnd, t)}})
+                    want_logs[(tid, sid)] = "log %d %d" % (rnd, t)
+                body = {"resourceLogs": [{"resource": {}, "scopeLogs": [
+                    {"scope": {}, "logRecords": recs}]}]}
+                status, _, resp = post_json("http://127.0.0.1:%d/v1/logs" % fport, body)
+                check(status == 200, "signals: logs request %d accepted (%d)" % (rnd, status))
+
+            def all_in():
+                return (sum(len(b.points()) for b in backends) >= len(want_points) and
+                        sum(len(b.logs()) for b in backends) >= len(want_logs))
+            wait_for("every point and log record", all_in, WAIT)
+            time.sleep(0.3)
+            bad = 0
+            n = 0
+            for b in backends:
+                for svc, name, attrs, val in b.points():
+                    rnd = json.loads(attrs)[0]["value"]["intValue"]
+                    n += 1
+                    if want_points.get((svc, name, int(rnd))) != val:
+                        bad += 1
+                    elif tag_of[ring.endpoint_for(svc.encode())] != b.tag:
+                        bad += 1
+            check(n == len(want_points) and bad == 0,
+                  "signals: %d data points, each once, unchanged, on the backend the reference "
+                  "ring gives its service.name (%d wrong)" % (n, bad))
+            bad = 0
+            n = 0
+            for b in backends:
+                for tid, sid, body in b.logs():
+                    n += 1
+                    if want_logs.get((tid, sid)) != body or \
+                            tag_of[ring.endpoint_for(bytes.fromhex(tid))] != b.tag:
+                        bad += 1
+            check(n == len(want_logs) and bad == 0,
+                  "signals: %d log records, each once, unchanged, on the backend the reference "
+                  "ring gives their trace id (%d wrong)" % (n, bad))
+            used = {b.tag for b in backends if b.points()}
+            check(len(used) >= 2, "signals: the services spread over %d backends" % len(used))
+            check(front.stop() == 0, "signals: the front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
+CASES = {"signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
 
 
 def main():
