@@ -276,7 +276,10 @@ static lb_backend_t *backend_new(lb_t *s, const lb_config_t *c, const char *endp
     return b;
 nomem:
     SY_LOG(s->api, s->inst, SY_LOG_ERROR, "out of memory creating backend %s", endpoint);
-    if (b) b->cfg = oc;
+    if (b)
+        b->cfg = oc;
+    else
+        free(oc);
     backend_free(b);
     return NULL;
 }
