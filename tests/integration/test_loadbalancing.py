@@ -29,7 +29,9 @@ collector's test vectors (consistent_hashing_test.go).
 import argparse
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -607,7 +609,74 @@ def case_signals(args):
     return check.failures
 
 
-CASES = {"signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+CONFIG_ERRORS = [
+    ("resolver: {static: {hostnames: ['a:1']}, dns: {hostname: x}}",
+     "only one resolver should be specified"),
+    ("protocol: {otlp: {timeout: 1s}}", "no resolvers specified for the exporter"),
+    ("resolver: {k8s: {service: x}}", "resolver.k8s is not supported"),
+    ("routing_key: attributes\n    resolver: {static: {hostnames: ['a:1']}}",
+     'routing_attributes must be specified when routing_key is "attributes"'),
+    ("routing_key: service\n    routing_attributes: [x]\n"
+     "    resolver: {static: {hostnames: ['a:1']}}",
+     'routing_attributes can only be used when routing_key is "attributes"'),
+    ("routing_key: bogus\n    resolver: {static: {hostnames: ['a:1']}}",
+     'unsupported routing_key: "bogus"'),
+    ("resolver: {static: {hostnames: []}}", "no endpoints specified for the static resolver"),
+    ("resolver: {dns: {port: 4317}}", "no hostname specified to resolve the backends"),
+    ("resolver: {dns: {hostname: x, port: '99999'}}", "resolver.dns.port must be a port number"),
+    ("protocol: {otlp: {tls: {insecure: true}, bogus: 1}}\n"
+     "    resolver: {static: {hostnames: ['a:1']}}", "has invalid keys: protocol.otlp.bogus"),
+    ("protocol: {otlp: {compression: lz4}}\n    resolver: {static: {hostnames: ['a:1']}}",
+     "compression"),
+]
+
+
+def case_config(args):
+    """Configuration errors, as `switchyard validate` reports them (the collector's
+    messages where it has one), and a key the pipeline's signal does not support."""
+    check = Checks()
+    d = tempfile.mkdtemp(prefix="sy-lb-cfg-")
+    path = os.path.join(d, "c.yaml")
+    try:
+        def validate(body, pipeline="traces"):
+            with open(path, "w") as f:
+                f.write("receivers:\n  otlp:\n    protocols:\n      http:\n"
+                        "        endpoint: 127.0.0.1:%d\n"
+                        "exporters:\n  loadbalancing:\n    %s\nservice:\n"
+                        "  telemetry: {metrics: {level: none}}\n  pipelines:\n"
+                        "    %s: {receivers: [otlp], exporters: [loadbalancing]}\n"
+                        % (free_port(), body, pipeline))
+            p = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                                args.plugin_dir], capture_output=True, text=True, timeout=20)
+            return p.returncode, p.stdout + p.stderr
+        for body, want in CONFIG_ERRORS:
+            rc, out = validate(body)
+            check(rc != 0 and want in out and "c.yaml:" in out,
+                  "config: %r refused with %r (%s)" % (body, want, out.strip()[-160:]))
+        rc, out = validate("protocol: {otlp: {endpoint: ignored:1, tls: {insecure: true}}}\n"
+                           "    resolver: {static: {hostnames: ['a:1', b]}}")
+        check(rc == 0, "config: a valid configuration (protocol.otlp.endpoint ignored) "
+              "passes (%s)" % out.strip()[-120:])
+        with open(path, "w") as f:
+            f.write("receivers:\n  otlp:\n    protocols:\n      http:\n"
+                    "        endpoint: 127.0.0.1:%d\n"
+                    "exporters:\n  loadbalancing:\n    routing_key: metric\n"
+                    "    resolver: {static: {hostnames: ['127.0.0.1:%d']}}\n"
+                    "service:\n  telemetry: {metrics: {level: none}}\n  pipelines:\n"
+                    "    traces: {receivers: [otlp], exporters: [loadbalancing]}\n"
+                    % (free_port(), free_port()))
+        p = subprocess.run([args.bin, "--config", path, "--plugin-dir", args.plugin_dir],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode != 0 and
+              'unsupported routing_key: "metric" for the traces pipeline' in p.stdout + p.stderr,
+              "config: routing_key metric on a traces pipeline stops the start (rc %d)" %
+              p.returncode)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return check.failures
+
+
+CASES = {"config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
 
 
 def main():
