@@ -18,6 +18,11 @@ CASE is one of:
   dns     the dns resolver on `localhost` with the port of one backend: the addresses
           libc gives for localhost are the ring (127.0.0.1:P and, where localhost also
           has ::1, [::1]:P, where nothing listens: those traces wait in their queue).
+  dns_change  the dns answer changes (a private mount namespace with the test's own
+          /etc/hosts; exit 77, a ctest skip, where unshare -m is not permitted): the
+          ring follows, exactly the removed address's traces move.
+  signals metrics routed by service.name, logs by trace id.
+  config  configuration errors with the collector's messages.
 
 The reference ring is written from the collector's documented algorithm
 (opentelemetry-collector-contrib exporter/loadbalancingexporter/consistent_hashing.go:
@@ -676,7 +681,97 @@ def case_config(args):
     return check.failures
 
 
-CASES = {"config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+SKIP = 77
+
+
+def case_dns_change(args):
+    """The dns resolver's answer changes: the front runs in a private mount namespace
+    (unshare -m) whose /etc/hosts is a file of the test, first giving the name two
+    addresses (127.0.0.1, where the backend listens, and ::1, where nothing does), then
+    only 127.0.0.1. The ring follows: the ::1 backend's keys move to the remaining one,
+    the others stay; what waited in the removed backend's queue is given up and
+    counted, as in the collector (its exporter is shut down)."""
+    check = Checks()
+    d = tempfile.mkdtemp(prefix="sy-lb-ns-")
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 lbtest-backends\n::1 lbtest-backends\n")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind %s /etc/hosts" % hosts],
+                           capture_output=True, text=True, timeout=20)
+    if probe.returncode != 0:
+        print("SKIP: no private mount namespace here (unshare -m: %s)" % probe.stderr.strip())
+        shutil.rmtree(d, ignore_errors=True)
+        return SKIP
+    wrapper = os.path.join(d, "front.sh")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nif [ -z "$SY_LB_NS" ]; then SY_LB_NS=1 exec unshare -m "$0" "$@"; fi\n'
+                "mount --bind %s /etc/hosts || exit 97\nexec %s \"$@\"\n" % (hosts, args.bin))
+    os.chmod(wrapper, 0o755)
+
+    def run(ports, backends):
+        port = ports[0]
+        eps2 = ["127.0.0.1:%d" % port, "[::1]:%d" % port]
+        ring2, ring1 = Ring(eps2), Ring(eps2[:1])
+        mport = free_port()
+        fport = free_port()
+        resolver = "\n".join(["      dns:", "        hostname: lbtest-backends",
+                               "        port: %d" % port, "        interval: 300ms"])
+        cfg = front_config(resolver, fport, mport).replace("timeout: 2s", "timeout: 1s")
+        front = Router(wrapper, [args.plugin_dir], cfg)
+        with front:
+            check(front.wait_output("the ring of two", lambda ls: any(
+                "2 backend(s) on the ring" in ln for ln in ls), WAIT) is not None,
+                "dns change: the ring holds both addresses of lbtest-backends")
+            tids = trace_ids(80, "dnschange")
+            expected = send_traces(fport, tids, 2, 1)
+            local = {k: v for k, v in expected.items()
+                     if ring2.endpoint_for(bytes.fromhex(k[0])) == eps2[0]}
+            away = len(expected) - len(local)
+            check(0 < len(local) < len(expected), "dns change: the reference splits the traces "
+                  "(%d spans to 127.0.0.1, %d to ::1)" % (len(local), away))
+            got = collect(backends, local)
+            check_spans(check, got, local, "dns change: 127.0.0.1's share")
+            check(all(len(v) == 0 for t, v in got.items() if t != backends[0].tag),
+                  "dns change: nothing at the other backends")
+            with open(hosts, "w") as f:  # the same inode: the bind mount sees it
+                f.write("127.0.0.1 lbtest-backends\n")
+            check(front.wait_output("the ring of one", lambda ls: any(
+                "1 backend(s) on the ring" in ln for ln in ls), WAIT) is not None,
+                "dns change: the ring follows the new answer (1 backend)")
+            expected2 = send_traces(fport, tids, 2, 2)
+            got2 = collect(backends, expected2)
+            check_spans(check, got2, expected2, "dns change: after the change")
+            before = {t for (t, _) in local}
+            moved = {t for t in tids if t not in before}
+            predicted = {t for t in tids if ring2.endpoint_for(bytes.fromhex(t)) !=
+                         ring1.endpoint_for(bytes.fromhex(t))}
+            check(moved == predicted and all(t in {s[0] for s in got2[backends[0].tag]}
+                                              for t in tids),
+                  "dns change: exactly the %d traces of ::1 moved, the others stayed" %
+                  len(predicted))
+
+            def failed_all():
+                return sum(metric_values(mport, "switchyard_exporter_send_failed_spans_total")) \
+                    >= away
+            wait_for("the removed backend's spans counted as failed", failed_all, WAIT)
+            failed = sum(metric_values(mport, "switchyard_exporter_send_failed_spans_total"))
+            check(failed == away, "dns change: the %d spans queued for the removed backend are counted in "
+                  "exporter_send_failed_spans (%d)" % (away, failed))
+            check(metric_values(mport, "switchyard_loadbalancer_num_backends") == [1.0],
+                  "dns change: loadbalancer_num_backends is 1")
+            check(metric_values(mport, "switchyard_loadbalancer_num_backend_updates_total")
+                  == [2.0], "dns change: loadbalancer_num_backend_updates is 2")
+            check(sum(metric_values(mport, "switchyard_loadbalancer_num_resolutions_total")) >= 3,
+                  "dns change: the resolver ran every interval")
+            check(front.stop() == 0, "dns change: the front exits 0")
+    try:
+        with_backends(args, run)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return check.failures
+
+
+CASES = {"dns_change": case_dns_change, "config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
 
 
 def main():
@@ -687,6 +782,8 @@ def main():
     args = ap.parse_args()
     check_reference()
     failures = CASES[args.case](args)
+    if failures == SKIP:
+        return SKIP
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1
