@@ -40,13 +40,7 @@ enum { LB_TICK_MS = 100 };
 typedef struct lb_config_s {
     char *routing_key;
     sy_cfg_strlist_t routing_attributes;
-    bool static_set;
-    sy_cfg_strlist_t hostnames;
-    bool dns_set;
-    char *dns_hostname;
-    char *dns_port;
-    int64_t dns_interval_ns;
-    int64_t dns_timeout_ns;
+    lb_resolver_cfg_t res;
     const sy_cfg_node_t *k8s;
     const sy_cfg_node_t *aws_cloud_map;
     otlp_config_t otlp;
@@ -65,33 +59,33 @@ static const sy_config_field_t lb_own_fields[] = {
                     "(resource, then scope, then item; span.kind and span.name for spans)."},
     {.name = "resolver.static",
      .type = SY_CFG_PRESENT,
-     .offset = offsetof(lb_config_t, static_set),
+     .offset = offsetof(lb_config_t, res.static_set),
      .description = "(whether the static resolver is configured)"},
     {.name = "resolver.static.hostnames",
      .type = SY_CFG_STRLIST,
-     .offset = offsetof(lb_config_t, hostnames),
+     .offset = offsetof(lb_config_t, res.hostnames),
      .description = "The backends, as host:port (a host without a port gets 4317)."},
     {.name = "resolver.dns",
      .type = SY_CFG_PRESENT,
-     .offset = offsetof(lb_config_t, dns_set),
+     .offset = offsetof(lb_config_t, res.dns_set),
      .description = "(whether the dns resolver is configured)"},
     {.name = "resolver.dns.hostname",
      .type = SY_CFG_STRING,
-     .offset = offsetof(lb_config_t, dns_hostname),
+     .offset = offsetof(lb_config_t, res.dns_hostname),
      .description = "Host name whose addresses are the backends (a headless Service)."},
     {.name = "resolver.dns.port",
      .type = SY_CFG_STRING,
-     .offset = offsetof(lb_config_t, dns_port),
+     .offset = offsetof(lb_config_t, res.dns_port),
      .default_value = "4317",
      .description = "Port of every backend found by the dns resolver."},
     {.name = "resolver.dns.interval",
      .type = SY_CFG_DURATION,
-     .offset = offsetof(lb_config_t, dns_interval_ns),
+     .offset = offsetof(lb_config_t, res.dns_interval_ns),
      .default_value = "5s",
      .description = "Time between two look-ups."},
     {.name = "resolver.dns.timeout",
      .type = SY_CFG_DURATION,
-     .offset = offsetof(lb_config_t, dns_timeout_ns),
+     .offset = offsetof(lb_config_t, res.dns_timeout_ns),
      .default_value = "1s",
      .description = "A look-up that takes longer counts as failed (the list stays)."},
     {.name = "resolver.k8s",
@@ -175,35 +169,35 @@ static int lb_validate(const void *config, char *err, size_t err_len)
                  c->k8s ? "k8s" : "aws_cloud_map");
         return SY_EINVAL;
     }
-    if (c->static_set && c->dns_set) {
+    if (c->res.static_set && c->res.dns_set) {
         snprintf(err, err_len, "only one resolver should be specified");
         return SY_EINVAL;
     }
-    if (!c->static_set && !c->dns_set) {
+    if (!c->res.static_set && !c->res.dns_set) {
         snprintf(err, err_len, "no resolvers specified for the exporter");
         return SY_EINVAL;
     }
-    if (c->static_set && c->hostnames.count == 0) {
+    if (c->res.static_set && c->res.hostnames.count == 0) {
         snprintf(err, err_len, "no endpoints specified for the static resolver");
         return SY_EINVAL;
     }
-    for (size_t i = 0; c->static_set && i < c->hostnames.count; i++)
-        if (!*c->hostnames.items[i] || strpbrk(c->hostnames.items[i], " /@")) {
+    for (size_t i = 0; c->res.static_set && i < c->res.hostnames.count; i++)
+        if (!*c->res.hostnames.items[i] || strpbrk(c->res.hostnames.items[i], " /@")) {
             snprintf(err, err_len, "resolver.static.hostnames: invalid endpoint \"%.100s\"",
-                     c->hostnames.items[i]);
+                     c->res.hostnames.items[i]);
             return SY_EINVAL;
         }
-    if (c->dns_set) {
-        if (!c->dns_hostname || !*c->dns_hostname) {
+    if (c->res.dns_set) {
+        if (!c->res.dns_hostname || !*c->res.dns_hostname) {
             snprintf(err, err_len, "no hostname specified to resolve the backends");
             return SY_EINVAL;
         }
-        const char *p = c->dns_port ? c->dns_port : "";
+        const char *p = c->res.dns_port ? c->res.dns_port : "";
         if (*p && (strspn(p, "0123456789") != strlen(p) || atol(p) > 65535)) {
             snprintf(err, err_len, "resolver.dns.port must be a port number, got \"%.32s\"", p);
             return SY_EINVAL;
         }
-        if (c->dns_interval_ns <= 0 || c->dns_timeout_ns <= 0) {
+        if (c->res.dns_interval_ns <= 0 || c->res.dns_timeout_ns <= 0) {
             snprintf(err, err_len, "resolver.dns.interval and timeout must be positive");
             return SY_EINVAL;
         }
@@ -301,17 +295,12 @@ static void backend_retire(lb_t *s, lb_backend_t *b, sy_batch_t ***reroute, size
     s->retired = b;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /*
  * Installs a new list of endpoints (sorted, no duplicates), as the collector's
  * onBackendChanges(): a new ring; exporters for new endpoints; the ones no longer
  * listed drain and go. Returns true when the list changed.
  */
-static bool lb_set_endpoints(lb_t *s, char **eps, size_t n)
+bool lb_set_endpoints(lb_t *s, char **eps, size_t n)
 {
     const lb_config_t *c = s->config;
     bool same = n == s->nbackends;
@@ -450,113 +439,6 @@ static void tick_update(lb_t *s)
     }
 }
 
-/* ---- resolvers ---------------------------------------------------------------------- */
-
-/* The static resolver: sorted, as the collector's newStaticResolver() does. */
-static void resolve_static(lb_t *s, const lb_config_t *c)
-{
-    size_t n = c->hostnames.count, k = 0;
-    char **eps = calloc(n, sizeof(*eps));
-    if (!eps) return;
-    memcpy(eps, c->hostnames.items, n * sizeof(*eps));
-    qsort(eps, n, sizeof(*eps), cmp_str);
-    for (size_t i = 0; i < n; i++) /* duplicates would be one backend twice */
-        if (k == 0 || strcmp(eps[k - 1], eps[i])) eps[k++] = eps[i];
-    s->api->metric_add(s->m_resolutions, 1);
-    lb_set_endpoints(s, eps, k);
-    free(eps);
-}
-
-/* One look-up under way. Separate from the state: libuv cannot cancel a look-up a
- * worker has begun, so at shutdown the request is orphaned and frees itself. */
-typedef struct lb_dns_req_s {
-    uv_getaddrinfo_t req;
-    lb_t *owner; /* NULL once the instance stopped */
-    uint64_t started_ms;
-} lb_dns_req_t;
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    lb_dns_req_t *r = (lb_dns_req_t *)req;
-    lb_t *s = r->owner;
-    if (!s) {
-        uv_freeaddrinfo(res);
-        free(r);
-        return;
-    }
-    s->dns_req = NULL;
-    const lb_config_t *c = s->config;
-    uint64_t took = uv_now(s->api->loop(s->inst)) - r->started_ms;
-    free(r);
-    if (status != 0 || took > (uint64_t)(c->dns_timeout_ns / 1000000)) {
-        s->api->metric_add(s->m_resolutions_failed, 1);
-        SY_LOG(s->api, s->inst, SY_LOG_WARN, "failed to resolve %s: %s", c->dns_hostname,
-               status != 0 ? uv_strerror(status) : "timed out");
-        uv_freeaddrinfo(res);
-        return;
-    }
-    s->api->metric_add(s->m_resolutions, 1);
-    size_t n = 0, k = 0;
-    for (struct addrinfo *a = res; a; a = a->ai_next)
-        n++;
-    char **eps = calloc(n ? n : 1, sizeof(*eps));
-    const char *port = c->dns_port ? c->dns_port : "";
-    for (struct addrinfo *a = res; eps && a; a = a->ai_next) {
-        char ip[INET6_ADDRSTRLEN + 2], *e = NULL;
-        if (a->ai_family == AF_INET)
-            uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
-        else if (a->ai_family == AF_INET6) {
-            char v6[INET6_ADDRSTRLEN];
-            uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, v6, sizeof(v6));
-            snprintf(ip, sizeof(ip), "[%s]", v6); /* as the collector writes IPv6 */
-        } else
-            continue;
-        if (asprintf(&e, *port ? "%s:%s" : "%s", ip, port) < 0) continue;
-        eps[k++] = e;
-    }
-    uv_freeaddrinfo(res);
-    if (!eps) return;
-    qsort(eps, k, sizeof(*eps), cmp_str);
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++) {
-        if (u > 0 && !strcmp(eps[u - 1], eps[i])) {
-            free(eps[i]);
-            continue;
-        }
-        eps[u++] = eps[i];
-    }
-    lb_set_endpoints(s, eps, u);
-    for (size_t i = 0; i < u; i++)
-        free(eps[i]);
-    free(eps);
-}
-
-static void dns_lookup(lb_t *s)
-{
-    const lb_config_t *c = s->config;
-    if (s->dns_req || s->stopping) return; /* the previous one is still running */
-    lb_dns_req_t *r = calloc(1, sizeof(*r));
-    if (!r) return;
-    r->owner = s;
-    uv_loop_t *loop = s->api->loop(s->inst);
-    r->started_ms = uv_now(loop);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    int rc = uv_getaddrinfo(loop, &r->req, on_resolved, c->dns_hostname, NULL, &hints);
-    if (rc != 0) {
-        free(r);
-        s->api->metric_add(s->m_resolutions_failed, 1);
-        SY_LOG(s->api, s->inst, SY_LOG_WARN, "failed to resolve %s: %s", c->dns_hostname,
-               uv_strerror(rc));
-        return;
-    }
-    s->dns_req = r;
-}
-
-static void on_dns_timer(uv_timer_t *t)
-{
-    dns_lookup(t->data);
-}
-
 /* ---- the plugin ---------------------------------------------------------------------- */
 
 static int lb_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -588,6 +470,7 @@ static int lb_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->api = api;
     s->inst = inst;
     s->config = c;
+    s->res_cfg = &c->res;
     s->routing_attributes = &c->routing_attributes;
     s->key_traces = key == LB_KEY_DEFAULT ? LB_KEY_TRACE_ID : key;
     s->key_metrics = key == LB_KEY_DEFAULT ? LB_KEY_SERVICE : key;
@@ -619,19 +502,10 @@ static int lb_start(void *state)
     if (uv_timer_init(loop, &s->tick) != 0) return SY_ERROR;
     s->tick.data = s;
     s->tick_open = true;
-    if (c->dns_set) {
-        if (uv_timer_init(loop, &s->dns_timer) != 0) return SY_ERROR;
-        s->dns_timer.data = s;
-        s->dns_open = true;
-        uint64_t every = (uint64_t)(c->dns_interval_ns / 1000000);
-        uv_timer_start(&s->dns_timer, on_dns_timer, every ? every : 1, every ? every : 1);
-        dns_lookup(s); /* the first look-up now, as the collector's start() */
-    } else {
-        resolve_static(s, c);
-        if (s->nbackends == 0) {
-            SY_LOG(s->api, s->inst, SY_LOG_ERROR, "no backend could be started");
-            return SY_ERROR;
-        }
+    if (lb_resolver_start(s) < 0) return SY_ERROR;
+    if (!c->res.dns_set && s->nbackends == 0) {
+        SY_LOG(s->api, s->inst, SY_LOG_ERROR, "no backend could be started");
+        return SY_ERROR;
     }
     return SY_OK;
 }
@@ -653,13 +527,7 @@ static void lb_shutdown(void *state)
 {
     lb_t *s = state;
     s->stopping = true;
-    if (s->dns_req) {
-        s->dns_req->owner = NULL; /* frees itself when libuv is done with it */
-        uv_cancel((uv_req_t *)&s->dns_req->req);
-        s->dns_req = NULL;
-    }
-    if (s->dns_open) uv_close((uv_handle_t *)&s->dns_timer, NULL);
-    s->dns_open = false;
+    lb_resolver_stop(s);
     flush_pending(s);
     for (size_t i = 0; i < s->nbackends; i++) {
         lb_backend_t *b = s->backends[i];

@@ -27,6 +27,17 @@ typedef enum lb_key_e {
     LB_KEY_ATTRIBUTES,
 } lb_key_t;
 
+/* The resolver's part of the configuration (filled by the host: loadbalancing.c). */
+typedef struct lb_resolver_cfg_s {
+    bool static_set; /* resolver.static is there */
+    sy_cfg_strlist_t hostnames;
+    bool dns_set; /* resolver.dns is there */
+    char *dns_hostname;
+    char *dns_port;
+    int64_t dns_interval_ns;
+    int64_t dns_timeout_ns;
+} lb_resolver_cfg_t;
+
 /* A growable byte buffer for routing keys. */
 typedef struct lb_keybuf_s {
     uint8_t *p;
@@ -53,6 +64,7 @@ typedef struct lb_s {
     const sy_host_api_t *api;
     sy_instance_t *inst;
     const void *config; /* the lb_config_t (loadbalancing.c) */
+    const lb_resolver_cfg_t *res_cfg;
     const sy_cfg_strlist_t *routing_attributes;
     uint64_t last_warn_ms; /* rate limit of the unroutable warning */
     lb_key_t key_traces, key_metrics, key_logs;
@@ -90,6 +102,21 @@ int lb_item_key(lb_t *s, sy_view_node_t *item, lb_key_t key, lb_keybuf_t *kb);
 /* Hands one piece to backend b (its queue, or its pending list when the queue is
  * full). Takes the reference. */
 void lb_deliver(lb_t *s, lb_backend_t *b, sy_batch_t *piece);
+
+/*
+ * Installs a new list of backend endpoints (sorted, without duplicates; the strings
+ * stay the caller's), as the collector's onBackendChanges(): a new ring, an exporter
+ * for each new endpoint, the ones no longer listed drained and freed. Returns true
+ * when the list changed (loadbalancing.c).
+ */
+bool lb_set_endpoints(lb_t *s, char **eps, size_t n);
+
+/* Starts the configured resolver: `static` installs its list at once, `dns` starts
+ * its timer and first look-up (lb_resolve.c). 0 or SY_ERROR. */
+int lb_resolver_start(lb_t *s);
+
+/* Stops the resolver (shutdown): closes its timer, orphans a look-up under way. */
+void lb_resolver_stop(lb_t *s);
 
 /* The effective key of a signal (resolving LB_KEY_DEFAULT). */
 lb_key_t lb_key_for(const lb_t *s, sy_signal_t signal);
