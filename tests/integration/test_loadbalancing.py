@@ -22,6 +22,7 @@ CASE is one of:
           /etc/hosts; exit 77, a ctest skip, where unshare -m is not permitted): the
           ring follows, exactly the removed address's traces move.
   signals metrics routed by service.name, logs by trace id.
+  keys    traces by `attributes` and by `service`, metrics by `metric`.
   config  configuration errors with the collector's messages.
 
 The reference ring is written from the collector's documented algorithm
@@ -250,7 +251,8 @@ def service_of(resource_block):
     return None
 
 
-def front_config(resolver, http_port, metrics_port=None):
+def front_config(resolver, http_port, metrics_port=None, routing=(),
+                 pipelines=("traces", "metrics", "logs")):
     return "\n".join([
         "receivers:",
         "  otlp:",
@@ -259,6 +261,7 @@ def front_config(resolver, http_port, metrics_port=None):
         "        endpoint: 127.0.0.1:%d" % http_port,
         "exporters:",
         "  loadbalancing:",
+        *["    " + r for r in routing],
         "    protocol:",
         "      otlp:",
         "        timeout: 2s",
@@ -271,9 +274,7 @@ def front_config(resolver, http_port, metrics_port=None):
         ("  telemetry: {metrics: {address: 127.0.0.1:%d}}" % metrics_port) if metrics_port
         else "  telemetry: {metrics: {level: none}}",
         "  pipelines:",
-        "    traces: {receivers: [otlp], exporters: [loadbalancing]}",
-        "    metrics: {receivers: [otlp], exporters: [loadbalancing]}",
-        "    logs: {receivers: [otlp], exporters: [loadbalancing]}",
+        *["    %s: {receivers: [otlp], exporters: [loadbalancing]}" % p for p in pipelines],
         ""])
 
 
@@ -681,6 +682,92 @@ def case_config(args):
     return check.failures
 
 
+def case_keys(args):
+    """The other routing keys: traces by `attributes` (a resource attribute and the
+    span.name pseudo attribute), traces by `service`, metrics by `metric` name; each
+    item on the backend the reference ring gives its key (for service and metric the
+    collector's exact key: the string itself)."""
+    check = Checks()
+
+    def run(ports, backends):
+        ring = Ring(["127.0.0.1:%d" % p for p in ports])
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        tids = trace_ids(30, "keys")
+        # 1. attributes: [tenant, span.name]
+        fport = free_port()
+        cfg = front_config(static_resolver(ports), fport,
+                           routing=["routing_key: attributes",
+                                    "routing_attributes: [tenant, span.name]"],
+                           pipelines=("traces",))
+        spans = {}
+        with Router(args.bin, [args.plugin_dir], cfg) as front:
+            body = {"resourceSpans": [{
+                "resource": {"attributes": [
+                    {"key": "service.name", "value": {"stringValue": "svc"}},
+                    {"key": "tenant", "value": {"stringValue": "tenant-%d" % r}}]},
+                "scopeSpans": [{"scope": {"name": "k"}, "spans": [
+                    json_span("op-%d" % (t % 5), trace_id=tid, span_id="%08x%08x" % (r, t + 1))
+                    for t, tid in enumerate(tids)]}]} for r in range(4)]}
+            for r in range(4):
+                for t, tid in enumerate(tids):
+                    spans[(tid, "%08x%08x" % (r, t + 1))] = b"tenant-%d\x1fop-%d\x1f" % (r, t % 5)
+            status, _, _ = post_json("http://127.0.0.1:%d/v1/traces" % fport, body)
+            check(status == 200, "keys: attributes request accepted")
+            got = collect(backends, {k: None for k in spans})
+            wrong = [k for b in backends for k in ((s[0], s[1]) for s in got[b.tag])
+                     if tag_of[ring.endpoint_for(spans[k])] != b.tag]
+            n = sum(len(v) for v in got.values())
+            check(n == len(spans) and not wrong,
+                  "keys: %d spans by [tenant, span.name], each on the reference's backend "
+                  "(%d wrong)" % (n, len(wrong)))
+            check(len([b for b in backends if got[b.tag]]) >= 2,
+                  "keys: the attribute keys spread over several backends")
+            check(front.stop() == 0, "keys: attributes front exits 0")
+        # 2. service, for traces
+        fport = free_port()
+        cfg = front_config(static_resolver(ports), fport, routing=["routing_key: service"],
+                           pipelines=("traces",))
+        with Router(args.bin, [args.plugin_dir], cfg) as front:
+            expected = send_traces(fport, tids, 2, 7)
+            got = collect(backends, expected)
+            wrong = [s for b in backends for s in got[b.tag]
+                     if tag_of[ring.endpoint_for(s[3].encode())] != b.tag]
+            n = sum(len(v) for v in got.values())
+            check(n == len(expected) and not wrong,
+                  "keys: %d spans by service.name, each on the reference's backend (%d wrong)"
+                  % (n, len(wrong)))
+            check(front.stop() == 0, "keys: service front exits 0")
+        # 3. metric name
+        fport = free_port()
+        cfg = front_config(static_resolver(ports), fport, routing=["routing_key: metric"],
+                           pipelines=("metrics",))
+        with Router(args.bin, [args.plugin_dir], cfg) as front:
+            names = ["metric.%d" % i for i in range(20)]
+            body = {"resourceMetrics": [{
+                "resource": {"attributes": [{"key": "service.name",
+                                             "value": {"stringValue": "keys-%d" % r}}]},
+                "scopeMetrics": [{"scope": {"name": "k"}, "metrics": [
+                    {"name": m, "gauge": {"dataPoints": [
+                        {"asDouble": float(r * 100 + i), "timeUnixNano": "1"}]}}
+                    for i, m in enumerate(names)]}]} for r in range(3)]}
+            status, _, _ = post_json("http://127.0.0.1:%d/v1/metrics" % fport, body)
+            check(status == 200, "keys: metrics request accepted")
+            wait_for("60 points", lambda: sum(len([p for p in b.points()
+                                                   if p[0].startswith("keys-")])
+                                              for b in backends) >= 60, WAIT)
+            time.sleep(0.3)
+            pts = [(b.tag, p) for b in backends for p in b.points() if p[0].startswith("keys-")]
+            wrong = [p for tag, p in pts if tag_of[ring.endpoint_for(p[1].encode())] != tag]
+            vals = sorted(p[3] for _, p in pts)
+            check(len(pts) == 60 and not wrong and
+                  vals == sorted(float(r * 100 + i) for r in range(3) for i in range(20)),
+                  "keys: 60 points by metric name, each once on the reference's backend "
+                  "(%d wrong)" % len(wrong))
+            check(front.stop() == 0, "keys: metric front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
 SKIP = 77
 
 
@@ -771,7 +858,7 @@ def case_dns_change(args):
     return check.failures
 
 
-CASES = {"dns_change": case_dns_change, "config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+CASES = {"keys": case_keys, "dns_change": case_dns_change, "config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
 
 
 def main():
