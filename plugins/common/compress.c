@@ -395,9 +395,8 @@ int syc_compress_default_level(syc_encoding_t encoding)
     switch (encoding) {
     case SYC_ENCODING_GZIP:
     case SYC_ENCODING_DEFLATE:
-        return 6;
     case SYC_ENCODING_ZSTD:
-        return 3;
+        return 1;
     default:
         return 0;
     }

@@ -265,8 +265,8 @@ extern const char *const syc_xh_grpc_compression_names[];
     {                                                                                          \
         .name = "compression_params.level", .type = SY_CFG_INT,                                \
         .offset = offsetof(cfg_type, member), .default_value = "0",                            \
-        .description = "Compression level; 0 is the codec's default (gzip/deflate/zlib: 6 of " \
-                       "libdeflate's 1-12, zstd: 3 of 1-22; snappy has none)."                 \
+        .description = "Compression level; 0 is the codec's default (gzip/deflate/zlib: 1 of " \
+                       "libdeflate's 1-12, zstd: 1 of 1-22; snappy has none)."                 \
     }
 
 /* Checks `compression_params.level` against `compression`: 0 or SY_EINVAL. */
