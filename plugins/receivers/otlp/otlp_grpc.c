@@ -59,7 +59,7 @@
 #define TLS_RECORD_MAX       16384u /* largest plaintext of one TLS record */
 #define SERVICE_PREFIX       "/opentelemetry.proto.collector."
 #define CT_GRPC              "application/grpc"
-#define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
+#define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd,snappy"
 
 typedef struct grpc_conn_s grpc_conn_t;
 
