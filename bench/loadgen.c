@@ -316,8 +316,9 @@ static void report(const driver_t *d)
                o->streams == 1 ? "" : "s", o->rate > 0 ? "open loop" : "closed loop");
         printf("  payload: %u spans x %u attributes per request, %.0f bytes (%.1f B/span)%s",
                o->payload.spans, o->payload.attrs, raw_avg, bytes_per_span,
-               o->payload.gzip ? "" : "\n");
-        if (o->payload.gzip) printf(", gzip %.0f bytes\n", body_avg);
+               o->payload.gzip || o->payload.zstd ? "" : "\n");
+        if (o->payload.gzip || o->payload.zstd)
+            printf(", %s %.0f bytes\n", o->payload.zstd ? "zstd" : "gzip", body_avg);
         printf("  %.2f s: %" PRIu64 " requests answered (%.1f/s), %.2f M spans/s accepted, "
                "%.1f MB/s sent\n",
                secs, answered, (double)answered / secs, (double)d->accepted_spans / secs / 1e6,
@@ -356,6 +357,7 @@ static void usage(FILE *f)
             "  --attrs N              attributes on each span (default 10)\n"
             "  --distinct N           different requests to cycle through (default 4)\n"
             "  --gzip                 send the bodies gzip-compressed\n"
+            "  --zstd                 send the bodies zstd-compressed (level 3)\n"
             "  --seed N               seed for IDs and values (default 1)\n"
             "  --out text|json        the summary's form (default text)\n");
 }
@@ -384,6 +386,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"attrs", required_argument, NULL, 'a'},
         {"distinct", required_argument, NULL, 'D'},
         {"gzip", no_argument, NULL, 'z'},
+        {"zstd", no_argument, NULL, 'Z'},
         {"seed", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
@@ -447,6 +450,9 @@ static int parse_options(int argc, char **argv, options_t *o)
             break;
         case 'z':
             o->payload.gzip = true;
+            break;
+        case 'Z':
+            o->payload.zstd = true;
             break;
         case 'S':
             if (parse_uint(optarg, UINT64_MAX, &o->payload.seed) < 0) goto bad;

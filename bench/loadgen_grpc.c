@@ -659,19 +659,20 @@ static lg_client_t *grpc_client_new(uv_loop_t *loop, const lg_target_t *target,
     cl->events = *events;
     cl->set = set;
     if (!(cl->prefixes = calloc(set->count ? set->count : 1, sizeof(*cl->prefixes)))) goto oom;
-    bool gzip = false;
+    bool gzip = false, zstd = false;
     for (unsigned i = 0; i < set->count; i++) {
         const lg_payload_t *p = &set->items[i];
         if (p->len > UINT32_MAX) {
             snprintf(err, err_len, "a request of %zu bytes does not fit a gRPC message", p->len);
             goto fail;
         }
-        cl->prefixes[i][0] = p->gzip ? 1 : 0;
+        cl->prefixes[i][0] = p->gzip || p->zstd ? 1 : 0;
         cl->prefixes[i][1] = (uint8_t)(p->len >> 24);
         cl->prefixes[i][2] = (uint8_t)(p->len >> 16);
         cl->prefixes[i][3] = (uint8_t)(p->len >> 8);
         cl->prefixes[i][4] = (uint8_t)p->len;
         gzip |= p->gzip;
+        zstd |= p->zstd;
     }
     /* The URL's path names the method when it has one; "/" means Export. */
     snprintf(cl->path, sizeof(cl->path), "%s",
@@ -685,7 +686,10 @@ static lg_client_t *grpc_client_new(uv_loop_t *loop, const lg_target_t *target,
     set_nv(&cl->nv[cl->nv_len++], "content-type", "application/grpc");
     set_nv(&cl->nv[cl->nv_len++], "te", "trailers");
     set_nv(&cl->nv[cl->nv_len++], "user-agent", "switchyard-loadgen");
-    if (gzip) set_nv(&cl->nv[cl->nv_len++], "grpc-encoding", "gzip");
+    if (zstd)
+        set_nv(&cl->nv[cl->nv_len++], "grpc-encoding", "zstd");
+    else if (gzip)
+        set_nv(&cl->nv[cl->nv_len++], "grpc-encoding", "gzip");
 
     cl->mem = (nghttp2_mem){
         .mem_user_data = &cl->pool,

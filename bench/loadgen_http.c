@@ -340,7 +340,10 @@ static lg_client_t *http_client_new(uv_loop_t *loop, const lg_target_t *target,
                          "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: switchyard-loadgen\r\n"
                          "Content-Type: application/x-protobuf\r\n%sContent-Length: %zu\r\n\r\n",
                          target->path, target->host, target->port,
-                         p->gzip ? "Content-Encoding: gzip\r\n" : "", p->len);
+                         p->zstd   ? "Content-Encoding: zstd\r\n"
+                         : p->gzip ? "Content-Encoding: gzip\r\n"
+                                   : "",
+                         p->len);
         if (n < 0 || n >= HEADER_MAX) {
             snprintf(err, err_len, "URL too long for a request head");
             goto fail;

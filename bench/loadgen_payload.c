@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <zlib.h>
+#include <zstd.h>
 
 #include "loadgen_payload.h"
 
@@ -315,8 +316,22 @@ static int build_one(const lg_payload_opts_t *o, unsigned index, lg_payload_t *p
     p->index = index;
     p->spans = o->spans;
     p->raw_len = len;
-    p->gzip = o->gzip;
-    if (o->gzip) {
+    p->gzip = o->gzip && !o->zstd;
+    p->zstd = o->zstd;
+    if (o->zstd) {
+        size_t cap = ZSTD_compressBound(len);
+        uint8_t *z = malloc(cap);
+        size_t zlen = z ? ZSTD_compress(z, cap, raw, len, 3) : 0;
+        if (!z || ZSTD_isError(zlen)) {
+            snprintf(err, err_len, "zstd compression failed");
+            free(z);
+            free(raw);
+            return -1;
+        }
+        free(raw);
+        p->body = z;
+        p->len = zlen;
+    } else if (o->gzip) {
         uint8_t *z;
         size_t zlen;
         if (gzip_body(raw, len, &z, &zlen) < 0) {

@@ -19,6 +19,7 @@ typedef struct lg_payload_opts_s {
     unsigned attrs;    /* attributes per span, alternately string and int */
     unsigned distinct; /* how many different requests to build */
     bool gzip;         /* compress the bodies */
+    bool zstd;         /* zstd-compress the bodies instead (level 3) */
     uint64_t seed;     /* for the IDs and values */
 } lg_payload_opts_t;
 
@@ -31,6 +32,7 @@ typedef struct lg_payload_s {
     size_t raw_len; /* bytes of the serialized protobuf, before compression */
     unsigned spans; /* spans it holds */
     bool gzip;      /* the body is gzip-compressed */
+    bool zstd;      /* the body is zstd-compressed */
 } lg_payload_t;
 
 typedef struct lg_payload_set_s {

@@ -49,3 +49,16 @@ if [[ "${1:-}" == "--test" ]] &&
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends python3-h2
 fi
+
+# Whole-buffer compression (plugins/common/compress.c): gzip/deflate through
+# libdeflate, block snappy.
+compress_missing=()
+for p in libdeflate-dev libsnappy-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || compress_missing+=("$p")
+done
+if ((${#compress_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${compress_missing[@]}"
+fi

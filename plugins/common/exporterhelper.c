@@ -15,6 +15,7 @@
  * outlive that call.
  */
 #include "exporterhelper.h"
+#include "compress.h"
 #include "signals.h"
 
 #include <inttypes.h>
@@ -23,8 +24,6 @@
 #include <string.h>
 
 #include <uv.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
@@ -33,7 +32,9 @@
 #include "otlp_json.h"
 
 const char *const syc_xh_sizer_names[] = {"requests", "items", "bytes", NULL};
-const char *const syc_xh_compression_names[] = {"gzip", "zstd", "none", NULL};
+const char *const syc_xh_compression_names[] = {"gzip",    "zstd", "none", "snappy",
+                                                "deflate", "zlib", NULL};
+const char *const syc_xh_grpc_compression_names[] = {"gzip", "zstd", "none", "snappy", NULL};
 
 enum { WHERE_QUEUED = 0, WHERE_SENDING = 1, WHERE_WAITING = 2 };
 
@@ -595,53 +596,43 @@ void syc_xh_free(syc_xh_t *xh)
 
 /* ---- compression ------------------------------------------------------------------ */
 
-static int gzip_into(const uint8_t *in, size_t len, size_t prefix, uint8_t **out, size_t *out_len)
+static syc_encoding_t xh_encoding(int compression)
 {
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    /* 15 window bits + 16: a gzip header and trailer rather than zlib's. */
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return SY_ENOMEM;
-    size_t cap = prefix + deflateBound(&zs, (uLong)len) + 32;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&zs);
-        return SY_ENOMEM;
+    switch (compression) {
+    case SYC_XH_COMPRESS_GZIP:
+        return SYC_ENCODING_GZIP;
+    case SYC_XH_COMPRESS_ZSTD:
+        return SYC_ENCODING_ZSTD;
+    case SYC_XH_COMPRESS_SNAPPY:
+        return SYC_ENCODING_SNAPPY;
+    case SYC_XH_COMPRESS_DEFLATE:
+    case SYC_XH_COMPRESS_ZLIB:
+        return SYC_ENCODING_DEFLATE;
+    default:
+        return SYC_ENCODING_IDENTITY;
     }
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = buf + prefix;
-    zs.avail_out = (uInt)(cap - prefix);
-    int rc = deflate(&zs, Z_FINISH);
-    size_t produced = cap - prefix - zs.avail_out;
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return SY_ENOMEM;
-    }
-    *out = buf;
-    *out_len = prefix + produced;
-    return SY_OK;
 }
 
-int syc_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
-                    size_t *out_len)
+const char *syc_xh_compression_name(int compression)
+{
+    if (compression < 0 || compression > SYC_XH_COMPRESS_ZLIB) return "none";
+    return syc_xh_compression_names[compression];
+}
+
+int syc_xh_compression_check(int compression, int64_t level, char *err, size_t err_len)
+{
+    if (compression == SYC_XH_COMPRESS_NONE) return SY_OK;
+    if (level < INT32_MIN || level > INT32_MAX) level = INT32_MAX;
+    return syc_compress_level_check(xh_encoding(compression), (int)level, err, err_len);
+}
+
+int syc_xh_compress(int compression, int level, size_t prefix, const uint8_t *in, size_t len,
+                    uint8_t **out, size_t *out_len)
 {
     if (len > UINT32_MAX) return SY_ENOMEM;
-    if (compression == SYC_XH_COMPRESS_GZIP) return gzip_into(in, len, prefix, out, out_len);
-    if (compression != SYC_XH_COMPRESS_ZSTD) return SY_EINVAL;
-    size_t cap = prefix + ZSTD_compressBound(len);
-    uint8_t *buf = malloc(cap);
-    if (!buf) return SY_ENOMEM;
-    size_t n = ZSTD_compress(buf + prefix, cap - prefix, in, len, 1);
-    if (ZSTD_isError(n)) {
-        free(buf);
-        return SY_ENOMEM;
-    }
-    *out = buf;
-    *out_len = prefix + n;
-    return SY_OK;
+    syc_encoding_t enc = xh_encoding(compression);
+    if (enc == SYC_ENCODING_IDENTITY) return SY_EINVAL;
+    return syc_compress(enc, level, prefix, in, len, out, out_len);
 }
 
 /* ---- responses ---------------------------------------------------------------------- */

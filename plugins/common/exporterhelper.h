@@ -247,16 +247,42 @@ void syc_xh_free(syc_xh_t *xh);
 
 /* ---- OTLP pieces both exporters use -------------------------------------------- */
 
-enum { SYC_XH_COMPRESS_GZIP = 0, SYC_XH_COMPRESS_ZSTD = 1, SYC_XH_COMPRESS_NONE = 2 };
-extern const char *const syc_xh_compression_names[]; /* "gzip", "zstd", "none", NULL */
+enum {
+    SYC_XH_COMPRESS_GZIP = 0,
+    SYC_XH_COMPRESS_ZSTD = 1,
+    SYC_XH_COMPRESS_NONE = 2,
+    SYC_XH_COMPRESS_SNAPPY = 3,
+    SYC_XH_COMPRESS_DEFLATE = 4, /* zlib format, Content-Encoding: deflate */
+    SYC_XH_COMPRESS_ZLIB = 5,    /* zlib format, Content-Encoding: zlib */
+};
+/* "gzip", "zstd", "none", "snappy", "deflate", "zlib", NULL (HTTP exporters) */
+extern const char *const syc_xh_compression_names[];
+/* "gzip", "zstd", "none", "snappy", NULL: what grpc-encoding can name */
+extern const char *const syc_xh_grpc_compression_names[];
+
+/* The `compression_params.level` field of an exporter's config struct (int64_t). */
+#define SYC_XH_COMPRESSION_LEVEL_FIELD(cfg_type, member)                                       \
+    {                                                                                          \
+        .name = "compression_params.level", .type = SY_CFG_INT,                                \
+        .offset = offsetof(cfg_type, member), .default_value = "0",                            \
+        .description = "Compression level; 0 is the codec's default (gzip/deflate/zlib: 1 of " \
+                       "libdeflate's 1-12, zstd: 1 of 1-22; snappy has none)."                 \
+    }
+
+/* Checks `compression_params.level` against `compression`: 0 or SY_EINVAL. */
+int syc_xh_compression_check(int compression, int64_t level, char *err, size_t err_len);
+
+/* The Content-Encoding / grpc-encoding value of `compression` ("gzip"). */
+const char *syc_xh_compression_name(int compression);
 
 /*
- * Compresses in[0..len) with `compression` (SYC_XH_COMPRESS_GZIP or _ZSTD) into a
- * malloc() buffer that starts with `prefix` uninitialised bytes (room for a gRPC
- * frame header). Returns 0 with *out / *out_len (prefix included), or SY_ENOMEM.
+ * Compresses in[0..len) with `compression` (not SYC_XH_COMPRESS_NONE) at `level`
+ * (0: the default) into a malloc() buffer that starts with `prefix` uninitialised
+ * bytes (room for a gRPC frame header). Returns 0 with *out / *out_len (prefix
+ * included), or SY_ENOMEM.
  */
-int syc_xh_compress(int compression, size_t prefix, const uint8_t *in, size_t len, uint8_t **out,
-                    size_t *out_len);
+int syc_xh_compress(int compression, int level, size_t prefix, const uint8_t *in, size_t len,
+                    uint8_t **out, size_t *out_len);
 
 /* The name of a signal's items, for log lines ("spans"). */
 const char *syc_xh_item_name(sy_signal_t signal);

@@ -1,9 +1,10 @@
 /*
  * fuzz_otlp_body.c - libFuzzer target for what the otlp receiver does with a
  * request body: the OTLP/JSON decoder (JSON -> encoded protobuf) for each
- * signal's request, then the same after gzip, deflate and zstd decompression of
- * the input. What it decodes goes through the wire encoder and back, compared
- * with protobuf-c and with the struct encoder it replaced (see decode_all): a
+ * signal's request, then the same after gzip, deflate, zstd and snappy
+ * decompression of the input; and every codec's compression of the input
+ * decompresses back to it. What it decodes goes through the wire encoder and
+ * back, compared with protobuf-c and with the struct encoder it replaced (see decode_all): a
  * failure is a bug (abort).
  *
  * Built with -fsanitize=fuzzer when SY_BUILD_FUZZ is ON, and always with
@@ -147,13 +148,39 @@ static void decode_all(const uint8_t *data, size_t size, arena_t *arena)
     }
 }
 
+/* Compressing the input with each codec at a level picked from its first byte and
+ * decompressing it again gives the input back, within a bound of exactly its size. */
+static void round_trip(const uint8_t *data, size_t size, arena_t *arena)
+{
+    static const syc_encoding_t encs[] = {SYC_ENCODING_GZIP, SYC_ENCODING_DEFLATE,
+                                          SYC_ENCODING_ZSTD, SYC_ENCODING_SNAPPY};
+    if (size > (64u << 10)) return;
+    for (size_t i = 0; i < sizeof(encs) / sizeof(encs[0]); i++) {
+        int level = 0;
+        if (size && encs[i] != SYC_ENCODING_SNAPPY)
+            level = encs[i] == SYC_ENCODING_ZSTD ? data[0] % 8 : data[0] % 13;
+        uint8_t *c, *out;
+        size_t clen, out_len;
+        char err[256];
+        if (syc_compress(encs[i], level, 0, data, size, &c, &clen) != 0) abort();
+        int rc = syc_decompress(encs[i], c, clen, size, arena_alloc, arena, &out, &out_len, err,
+                                sizeof(err));
+        if (rc != 0 || out_len != size || (size && memcmp(out, data, size) != 0)) {
+            fprintf(stderr, "fuzz_otlp_body: %s level %d round trip failed: %s\n",
+                    syc_encoding_name(encs[i]), level, err);
+            abort();
+        }
+        free(c);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     arena_t arena = {0};
     decode_all(data, size, &arena);
     static const syc_encoding_t encs[] = {SYC_ENCODING_GZIP, SYC_ENCODING_DEFLATE,
-                                          SYC_ENCODING_ZSTD};
+                                          SYC_ENCODING_ZSTD, SYC_ENCODING_SNAPPY};
     for (size_t i = 0; i < sizeof(encs) / sizeof(encs[0]); i++) {
         uint8_t *out;
         size_t out_len;
@@ -164,6 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             decode_all(out, out_len, &arena);
         }
     }
+    round_trip(data, size, &arena);
     arena_reset(&arena);
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct otlp_config_s {
     char *endpoint;
     sy_cfg_strmap_t headers;
     int compression;
+    int64_t compression_level;
     char *authority;
     int64_t keepalive_time_ns;
     int64_t keepalive_timeout_ns;
@@ -66,8 +67,9 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_ENUM,
      .offset = offsetof(otlp_config_t, compression),
      .default_value = "gzip",
-     .enum_values = syc_xh_compression_names,
-     .description = "grpc-encoding of the requests: gzip, zstd or none."},
+     .enum_values = syc_xh_grpc_compression_names,
+     .description = "grpc-encoding of the requests: gzip, zstd, snappy (block) or none."},
+    SYC_XH_COMPRESSION_LEVEL_FIELD(otlp_config_t, compression_level),
     {.name = "authority",
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, authority),
@@ -175,6 +177,8 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "'tls.server_name_override' must be a host name");
         return SY_EINVAL;
     }
+    if (syc_xh_compression_check(c->compression, c->compression_level, err, err_len) < 0)
+        return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);
 }
 
@@ -211,7 +215,8 @@ static int otlp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
     if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
     bool compress = s->cfg->compression != SYC_XH_COMPRESS_NONE;
     if (compress) {
-        if (syc_xh_compress(s->cfg->compression, 5, raw, len, &r->owned, &body_len) < 0)
+        if (syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 5, raw, len,
+                            &r->owned, &body_len) < 0)
             return SY_ENOMEM;
     } else {
         r->owned = malloc(len + 5);
@@ -339,8 +344,7 @@ static struct curl_slist *make_headers(const otlp_config_t *c)
     l = syc_oxp_header(l, "TE: trailers");
     l = syc_oxp_header(l, "Expect:");
     if (c->compression != SYC_XH_COMPRESS_NONE)
-        l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "grpc-encoding: gzip"
-                                                                     : "grpc-encoding: zstd");
+        l = syc_oxp_headerf(l, "grpc-encoding: %s", syc_xh_compression_name(c->compression));
     int64_t ms = c->xh.timeout_ns / 1000000;
     if (ms > 0 && ms < 100000000) l = syc_oxp_headerf(l, "grpc-timeout: %" PRId64 "m", ms);
     if (c->authority && *c->authority) l = syc_oxp_headerf(l, "Host: %s", c->authority);

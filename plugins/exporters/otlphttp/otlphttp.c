@@ -39,6 +39,7 @@ typedef struct otlphttp_config_s {
     char *logs_endpoint;
     sy_cfg_strmap_t headers;
     int compression;
+    int64_t compression_level;
     int encoding;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
@@ -73,7 +74,9 @@ static const sy_config_field_t otlphttp_fields[] = {
      .offset = offsetof(otlphttp_config_t, compression),
      .default_value = "gzip",
      .enum_values = syc_xh_compression_names,
-     .description = "Content-Encoding of the requests: gzip, zstd or none."},
+     .description = "Content-Encoding of the requests: gzip, zstd, snappy (block), deflate or "
+                    "zlib (both the zlib format), or none."},
+    SYC_XH_COMPRESSION_LEVEL_FIELD(otlphttp_config_t, compression_level),
     {.name = "encoding",
      .type = SY_CFG_ENUM,
      .offset = offsetof(otlphttp_config_t, encoding),
@@ -115,6 +118,8 @@ static int otlphttp_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_xh_compression_check(c->compression, c->compression_level, err, err_len) < 0)
+        return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);
 }
 
@@ -160,7 +165,8 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
         r->owned = (uint8_t *)json;
         return SY_OK;
     }
-    int rc = syc_xh_compress(s->cfg->compression, 0, raw, raw_len, &r->owned, &r->body_len);
+    int rc = syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 0, raw, raw_len,
+                             &r->owned, &r->body_len);
     free(json);
     r->body = r->owned;
     return rc;
@@ -222,8 +228,7 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
     /* No "Expect: 100-continue" round trip before large bodies. */
     l = syc_oxp_header(l, "Expect:");
     if (c->compression != SYC_XH_COMPRESS_NONE)
-        l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
-                                                                     : "Content-Encoding: zstd");
+        l = syc_oxp_headerf(l, "Content-Encoding: %s", syc_xh_compression_name(c->compression));
     s->base.headers = syc_oxp_header_map(l, &c->headers);
     return syc_oxp_create_done(&s->base, state);
 }

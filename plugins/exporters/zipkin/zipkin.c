@@ -25,6 +25,7 @@ typedef struct zipkin_config_s {
     int format;
     char *default_service_name;
     int compression;
+    int64_t compression_level;
     sy_cfg_strmap_t headers;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
@@ -55,7 +56,9 @@ static const sy_config_field_t zipkin_fields[] = {
      .offset = offsetof(zipkin_config_t, compression),
      .default_value = "none",
      .enum_values = syc_xh_compression_names,
-     .description = "Content-Encoding of the requests: gzip, zstd or none."},
+     .description = "Content-Encoding of the requests: gzip, zstd, snappy (block), deflate or "
+                    "zlib (both the zlib format), or none."},
+    SYC_XH_COMPRESSION_LEVEL_FIELD(zipkin_config_t, compression_level),
     {.name = "headers",
      .type = SY_CFG_STRMAP,
      .offset = offsetof(zipkin_config_t, headers),
@@ -80,6 +83,8 @@ static int zipkin_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_xh_compression_check(c->compression, c->compression_level, err, err_len) < 0)
+        return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);
 }
 
@@ -114,7 +119,8 @@ static int zipkin_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
         r->body_len = b.len;
         return SY_OK;
     }
-    rc = syc_xh_compress(z->cfg->compression, 0, b.p, b.len, &r->owned, &r->body_len);
+    rc = syc_xh_compress(z->cfg->compression, (int)z->cfg->compression_level, 0, b.p, b.len,
+                         &r->owned, &r->body_len);
     free(b.p);
     r->body = r->owned;
     return rc;
@@ -179,8 +185,7 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                                           : "Content-Type: application/json");
     l = syc_oxp_header(l, "Expect:");
     if (c->compression != SYC_XH_COMPRESS_NONE)
-        l = syc_oxp_header(l, c->compression == SYC_XH_COMPRESS_GZIP ? "Content-Encoding: gzip"
-                                                                     : "Content-Encoding: zstd");
+        l = syc_oxp_headerf(l, "Content-Encoding: %s", syc_xh_compression_name(c->compression));
     z->base.headers = syc_oxp_header_map(l, &c->headers);
     if (!z->base.urls[0]) {
         curl_slist_free_all(z->base.headers);

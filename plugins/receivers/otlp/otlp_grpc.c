@@ -75,7 +75,7 @@
 #define TERMINATED_LINGER_MS 5000u /* a final GOAWAY not written by then: closed anyway */
 #define SWEEP_MIN_MS         50u
 #define SWEEP_MAX_MS         1000u
-#define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd"
+#define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd,snappy"
 
 typedef struct grpc_conn_s grpc_conn_t;
 
