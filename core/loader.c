@@ -206,6 +206,24 @@ char *sy__registry_types(const sy__registry_t *reg, sy_kind_t kind)
     return s;
 }
 
+char *sy__registry_dirs(const sy__registry_t *reg)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < reg->ndirs; i++)
+        cap += strlen(reg->dirs[i]) + 2;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < reg->ndirs; i++) {
+        size_t n = strlen(reg->dirs[i]);
+        if (i) memcpy(s + len, ", ", 2), len += 2;
+        memcpy(s + len, reg->dirs[i], n);
+        len += n;
+    }
+    s[len] = 0;
+    return s;
+}
+
 static int check_descriptor(sy__plugin_file_t *file, const sy_plugin_t *d, char *err,
                             size_t err_len)
 {

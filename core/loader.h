@@ -42,6 +42,8 @@ void sy__registry_free(sy__registry_t *reg);
 sy__plugin_file_t *sy__registry_find(sy__registry_t *reg, sy_kind_t kind, const char *type);
 /* "[batch, nop]": the types of one kind found, for error messages (malloc'ed). */
 char *sy__registry_types(const sy__registry_t *reg, sy_kind_t kind);
+/* "/a, /b": the directories searched, in order, for error messages (malloc'ed). */
+char *sy__registry_dirs(const sy__registry_t *reg);
 /* Opens the file and checks its descriptor. Returns 0, or SY_ERROR with a
  * sentence naming the file in err. Loading twice is a no-op. */
 int sy__registry_load(sy__plugin_file_t *file, char *err, size_t err_len);

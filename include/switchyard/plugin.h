@@ -21,11 +21,11 @@
  * pipeline_refuse() (the memory_limiter's back-pressure); 1.2 added cfg_quoted()
  * (a quoted YAML scalar is a string) and value_container() (writing an ARRAY or
  * MAP value the plugin encoded itself); 1.3 added min, max and pattern at the end
- * of sy_config_field_t (the SY_FIELD() macro checks a member's C type), and
+ * of sy_config_field_t (the SY_CFG_FIELD() macro checks a member's C type), and
  * config_field_size and validate2() at the end of sy_plugin_t.
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
- * later says it in config_field_size (SY_CONFIG_TABLE() sets it; 0 means the 1.3
+ * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
  * size); one of minor 0 to 2 has the seven members of ABI 1.0.
  *
  * Threads: every instance is bound to one thread, its "loop thread", which runs a
@@ -141,7 +141,7 @@ typedef struct sy_cfg_strmap_s {
  * unknown key, with its file:line:col. Defaults are written as YAML scalars
  * ("200ms", "8192", "true"); NULL means zero / NULL / false.
  *
- * Declare fields with SY_FIELD() below: it fills name, type and offset and fails
+ * Declare fields with SY_CFG_FIELD() below: it fills name, type and offset and fails
  * the build when the member's C type is not the one the type writes.
  */
 typedef struct sy_config_field_s {
@@ -194,33 +194,33 @@ typedef struct sy_config_field_s {
         default: 0)
 /* offsetof(st, member), or a compile error naming the mismatch when the member's
  * C type is not the one cfg_type writes. */
-#define SY_FIELD_OFFSET(cfg_type, st, member)                                                \
+#define SY_CFG_FIELD_OFFSET(cfg_type, st, member)                                                \
     (offsetof(st, member) +                                                                  \
      0 * sizeof(struct {                                                                     \
          int sy_config_member_type_does_not_match_its_SY_CFG_type                            \
              : SY_CFG_CTYPE_OK(cfg_type, ((st *)0)->member) ? 1 : -1;                        \
      }))
 #else
-#define SY_FIELD_OFFSET(cfg_type, st, member) offsetof(st, member)
+#define SY_CFG_FIELD_OFFSET(cfg_type, st, member) offsetof(st, member)
 #endif
 
 /*
  * The first three members of one field, for a designated initializer:
  *
  *   static const sy_config_field_t fields[] = {
- *       {SY_FIELD("timeout", SY_CFG_DURATION, my_config_t, timeout),
+ *       {SY_CFG_FIELD("timeout", SY_CFG_DURATION, my_config_t, timeout),
  *        .default_value = "5s", .min = "1ms", .description = "..."},
  *   };
  *
  * A member of the wrong C type (an `int` for SY_CFG_INT, which writes int64_t)
  * fails the build with "sy_config_member_type_does_not_match_its_SY_CFG_type".
  */
-#define SY_FIELD(key, cfg_type, st, member) \
-    .name = (key), .type = (cfg_type), .offset = SY_FIELD_OFFSET(cfg_type, st, member)
+#define SY_CFG_FIELD(key, cfg_type, st, member) \
+    .name = (key), .type = (cfg_type), .offset = SY_CFG_FIELD_OFFSET(cfg_type, st, member)
 
 /* The table members of a descriptor: .config_fields, .config_field_count and
  * .config_field_size (ABI 1.3), from a static array. */
-#define SY_CONFIG_TABLE(fields)                                                         \
+#define SY_CFG_TABLE(fields)                                                         \
     .config_fields = (fields), .config_field_count = sizeof(fields) / sizeof((fields)[0]), \
     .config_field_size = sizeof((fields)[0])
 
@@ -278,6 +278,7 @@ typedef struct sy_plugin_s {
     int (*create)(const sy_host_api_t *api, sy_instance_t *inst, const void *config, void **state);
 
     /*
+     * Optional (NULL: nothing to start).
      * Starts the instance: open sockets, start timers. Exporters are started first,
      * then processors, then receivers, so that nothing is sent to a component that
      * is not running. Loop thread. Returns 0 or a negative SY_E* (startup fails).
@@ -296,6 +297,8 @@ typedef struct sy_plugin_s {
     int (*consume)(void *state, sy_batch_t *batch);
 
     /*
+     * Optional (NULL: nothing to stop; the host still closes api->timer_start()
+     * timers).
      * Begins stopping. A receiver stops accepting (and closes its handles); a
      * processor emits everything it holds (the batch processor flushes); an
      * exporter finishes or abandons what is in flight by the deadline it was
@@ -317,13 +320,13 @@ typedef struct sy_plugin_s {
     /* --- ABI 1.3 ------------------------------------------------------------ */
 
     /* sizeof(sy_config_field_t) of the header the plugin was built with, so that
-     * a later minor may grow the field struct (SY_CONFIG_TABLE() sets it). 0: the
+     * a later minor may grow the field struct (SY_CFG_TABLE() sets it). 0: the
      * size of ABI 1.3. */
     uint32_t config_field_size;
 
     /*
-     * Optional. validate() with the host API and the component's own config node
-     * (NULL when the component has no settings), for checks that read SY_CFG_RAW
+     * Optional. validate() with the host API and the component's own config map
+     * (NULL when the component has no settings: its key is empty or null), for checks that read SY_CFG_RAW
      * fields or point at the element at fault (api->cfg_where()). Called where
      * validate() is (at load and by `switchyard validate`, main thread, before
      * create()), after validate() when both are given. Only the api->cfg_*

@@ -30,18 +30,18 @@ typedef struct all_s {
 static const char *const enum_values[] = {"basic", "normal", "detailed", NULL};
 
 static const sy_config_field_t fields[] = {
-    {SY_FIELD("b", SY_CFG_BOOL, all_t, b), .default_value = "true", .description = ""},
-    {SY_FIELD("i", SY_CFG_INT, all_t, i), .default_value = "5", .description = ""},
-    {SY_FIELD("d", SY_CFG_DOUBLE, all_t, d), .default_value = "0.5", .description = ""},
-    {SY_FIELD("s.t", SY_CFG_STRING, all_t, s), .default_value = "x", .description = ""},
-    {SY_FIELD("dur", SY_CFG_DURATION, all_t, dur), .default_value = "200ms", .description = ""},
-    {SY_FIELD("size", SY_CFG_SIZE, all_t, size), .default_value = "4MiB", .description = ""},
-    {SY_FIELD("e", SY_CFG_ENUM, all_t, e), .default_value = "basic", .description = "",
+    {SY_CFG_FIELD("b", SY_CFG_BOOL, all_t, b), .default_value = "true", .description = ""},
+    {SY_CFG_FIELD("i", SY_CFG_INT, all_t, i), .default_value = "5", .description = ""},
+    {SY_CFG_FIELD("d", SY_CFG_DOUBLE, all_t, d), .default_value = "0.5", .description = ""},
+    {SY_CFG_FIELD("s.t", SY_CFG_STRING, all_t, s), .default_value = "x", .description = ""},
+    {SY_CFG_FIELD("dur", SY_CFG_DURATION, all_t, dur), .default_value = "200ms", .description = ""},
+    {SY_CFG_FIELD("size", SY_CFG_SIZE, all_t, size), .default_value = "4MiB", .description = ""},
+    {SY_CFG_FIELD("e", SY_CFG_ENUM, all_t, e), .default_value = "basic", .description = "",
      .enum_values = enum_values},
-    {SY_FIELD("p", SY_CFG_PRESENT, all_t, present), .description = ""},
-    {SY_FIELD("p.list", SY_CFG_STRLIST, all_t, list), .description = ""},
-    {SY_FIELD("p.map", SY_CFG_STRMAP, all_t, map), .description = ""},
-    {SY_FIELD("raw", SY_CFG_RAW, all_t, raw), .description = ""},
+    {SY_CFG_FIELD("p", SY_CFG_PRESENT, all_t, present), .description = ""},
+    {SY_CFG_FIELD("p.list", SY_CFG_STRLIST, all_t, list), .description = ""},
+    {SY_CFG_FIELD("p.map", SY_CFG_STRMAP, all_t, map), .description = ""},
+    {SY_CFG_FIELD("raw", SY_CFG_RAW, all_t, raw), .description = ""},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

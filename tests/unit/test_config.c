@@ -593,9 +593,9 @@ typedef struct tcfg_s {
 
 static const char *const modes[] = {"hash_seed", "proportional", "equalizing", NULL};
 
-#define F(n, t, m, d)                                                            \
-    {                                                                            \
-        SY_FIELD(n, t, tcfg_t, m), .default_value = d, .description = n " field" \
+#define F(n, t, m, d)                                                                \
+    {                                                                                \
+        SY_CFG_FIELD(n, t, tcfg_t, m), .default_value = d, .description = n " field" \
     }
 static const sy_config_field_t fields[] = {
     F("flag", SY_CFG_BOOL, flag, "true"),
@@ -604,7 +604,7 @@ static const sy_config_field_t fields[] = {
     F("name", SY_CFG_STRING, name, "dflt"),
     F("timeout", SY_CFG_DURATION, timeout, "200ms"),
     F("limit", SY_CFG_SIZE, limit, "4MiB"),
-    {SY_FIELD("mode", SY_CFG_ENUM, tcfg_t, mode), .default_value = "proportional",
+    {SY_CFG_FIELD("mode", SY_CFG_ENUM, tcfg_t, mode), .default_value = "proportional",
      .description = "mode", .enum_values = modes},
     F("tls", SY_CFG_PRESENT, tls, NULL),
     F("tls.insecure", SY_CFG_BOOL, insecure, NULL),
@@ -615,7 +615,8 @@ static const sy_config_field_t fields[] = {
     F("protocols.grpc.endpoint", SY_CFG_STRING, grpc_endpoint, "localhost:4317"),
     F("protocols.http", SY_CFG_PRESENT, http, NULL),
     F("protocols.http.endpoint", SY_CFG_STRING, http_endpoint, "localhost:4318"),
-    {SY_FIELD("path", SY_CFG_STRING, tcfg_t, path), .required = true, .description = "required"},
+    {SY_CFG_FIELD("path", SY_CFG_STRING, tcfg_t, path), .required = true,
+     .description = "required"},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

@@ -36,7 +36,7 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {SY_FIELD("block_in", SY_CFG_ENUM, cfg_t, block_in), .default_value = "none",
+    {SY_CFG_FIELD("block_in", SY_CFG_ENUM, cfg_t, block_in), .default_value = "none",
      .description = "the callback that never returns", .enum_values = block_names},
 };
 

@@ -25,13 +25,13 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {SY_FIELD("count", SY_CFG_INT, cfg_t, count), .default_value = "100",
+    {SY_CFG_FIELD("count", SY_CFG_INT, cfg_t, count), .default_value = "100",
      .description = "batches to send"},
-    {SY_FIELD("spans", SY_CFG_INT, cfg_t, spans), .default_value = "10",
+    {SY_CFG_FIELD("spans", SY_CFG_INT, cfg_t, spans), .default_value = "10",
      .description = "spans per batch"},
-    {SY_FIELD("interval", SY_CFG_DURATION, cfg_t, interval_ns), .default_value = "0s",
+    {SY_CFG_FIELD("interval", SY_CFG_DURATION, cfg_t, interval_ns), .default_value = "0s",
      .description = "pause between batches"},
-    {SY_FIELD("first_seq", SY_CFG_INT, cfg_t, first_seq), .default_value = "0",
+    {SY_CFG_FIELD("first_seq", SY_CFG_INT, cfg_t, first_seq), .default_value = "0",
      .description = "sequence number of the first span"},
 };
 

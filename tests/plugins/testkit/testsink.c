@@ -38,20 +38,20 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {SY_FIELD("delay", SY_CFG_DURATION, cfg_t, delay_ns), .default_value = "0s",
+    {SY_CFG_FIELD("delay", SY_CFG_DURATION, cfg_t, delay_ns), .default_value = "0s",
      .description = "time per batch"},
-    {SY_FIELD("report_path", SY_CFG_STRING, cfg_t, report_path),
+    {SY_CFG_FIELD("report_path", SY_CFG_STRING, cfg_t, report_path),
      .description = "file the report is written to at shutdown"},
-    {SY_FIELD("verify", SY_CFG_BOOL, cfg_t, verify), .default_value = "false",
+    {SY_CFG_FIELD("verify", SY_CFG_BOOL, cfg_t, verify), .default_value = "false",
      .description = "decode and check span sequence numbers"},
-    {SY_FIELD("max_seq", SY_CFG_INT, cfg_t, max_seq), .default_value = "1000000",
+    {SY_CFG_FIELD("max_seq", SY_CFG_INT, cfg_t, max_seq), .default_value = "1000000",
      .description = "highest sequence number expected"},
-    {SY_FIELD("gate_path", SY_CFG_STRING, cfg_t, gate_path),
+    {SY_CFG_FIELD("gate_path", SY_CFG_STRING, cfg_t, gate_path),
      .description = "decline every batch until this file exists (a test opens the gate)"},
-    {SY_FIELD("counts_path", SY_CFG_STRING, cfg_t, counts_path),
+    {SY_CFG_FIELD("counts_path", SY_CFG_STRING, cfg_t, counts_path),
      .description =
          "file the arrivals of each sequence number are written to at shutdown (with verify)"},
-    {SY_FIELD("digest", SY_CFG_BOOL, cfg_t, digest), .default_value = "false",
+    {SY_CFG_FIELD("digest", SY_CFG_BOOL, cfg_t, digest), .default_value = "false",
      .description = "count renamed spans and hash the spans and bytes seen"},
 };
 

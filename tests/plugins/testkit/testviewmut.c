@@ -33,7 +33,7 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {SY_FIELD("own_copy", SY_CFG_BOOL, cfg_t, own_copy), .default_value = "false",
+    {SY_CFG_FIELD("own_copy", SY_CFG_BOOL, cfg_t, own_copy), .default_value = "false",
      .description = "change a copy made by this instance instead of the batch given"},
 };
 
