@@ -40,3 +40,12 @@ if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' thrift-compiler 
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends thrift-compiler
 fi
+
+# integration.plugin_sdk.components parses `switchyard components` with PyYAML.
+if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' python3-yaml 2>/dev/null |
+  grep -q "install ok installed"; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends python3-yaml
+fi
