@@ -13,6 +13,7 @@
 #define SY_CORE_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,6 +141,12 @@ size_t sy__cfg_ctype_size(sy_cfg_type_t type);
  */
 int sy__cfg_check_table(const char *plugin, const sy_config_field_t *fields, size_t nfields,
                         size_t config_size, char *err, size_t err_len);
+
+/* `switchyard components --schema`: the plugin's field table as JSON Schema
+ * (2020-12), `kind` naming it in the title. */
+void sy__cfg_schema_json(FILE *out, const sy_plugin_t *d, const char *kind);
+/* `switchyard components --markdown`: the table of keys a README shows. */
+void sy__cfg_schema_markdown(FILE *out, const sy_plugin_t *d);
 
 /* Renders a tree as YAML (for `switchyard print-config`); the caller frees it.
  * NULL on out of memory. */

@@ -4,6 +4,7 @@
  *   switchyard [--config F]... [--set a.b=c]... [--plugin-dir D]...   run
  *   switchyard validate --config F ...                                check, start nothing
  *   switchyard components [--plugin-dir D]...                         list plugins found
+ *   switchyard components --schema|--markdown KIND/TYPE               one plugin's config
  *   switchyard print-config --config F ...                            the merged config
  *   switchyard --version | --help
  *
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "log.h"
 #include "router.h"
 #include "telemetry.h"
@@ -36,7 +38,9 @@ static const char usage_text[] =
     "Commands:\n"
     "  (none)        run the pipelines of the configuration until SIGTERM or SIGINT\n"
     "  validate      check the configuration and the plugins it names; start nothing\n"
-    "  components    list the plugins found on the plugin path\n"
+    "  components    list the plugins found on the plugin path; with\n"
+    "                --schema KIND/TYPE its configuration as JSON Schema, with\n"
+    "                --markdown KIND/TYPE as a README table of keys\n"
     "  print-config  print the configuration after merging, env expansion and --set\n"
     "\n"
     "Options:\n"
@@ -159,6 +163,48 @@ static int print_components(sy__registry_t *reg)
     return rc;
 }
 
+/* `components --schema|--markdown KIND/TYPE` (or TYPE when one kind has it):
+ * the plugin's configuration as JSON Schema or as its README's table. */
+static int print_schema(sy__registry_t *reg, const char *what, bool json)
+{
+    sy__plugin_file_t *found = NULL;
+    const char *slash = strchr(what, '/');
+    sy_kind_t kind;
+    if (slash) {
+        char kname[32];
+        snprintf(kname, sizeof(kname), "%.*s", (int)(slash - what), what);
+        if (sy__kind_from_name(kname, &kind) == 0) found = sy__registry_find(reg, kind, slash + 1);
+    } else {
+        for (size_t i = 0; i < reg->nfiles; i++) {
+            if (strcmp(reg->files[i].type, what) != 0) continue;
+            if (found) {
+                fprintf(stderr, "switchyard: \"%s\" is both %s/%s and %s/%s: give KIND/TYPE\n",
+                        what, sy__kind_name(found->kind), what, sy__kind_name(reg->files[i].kind),
+                        what);
+                return EXIT_USAGE;
+            }
+            found = &reg->files[i];
+        }
+    }
+    if (!found) {
+        fprintf(stderr,
+                "switchyard: no plugin \"%s\" on the plugin path (give KIND/TYPE, e.g. "
+                "processor/batch; `switchyard components` lists them)\n",
+                what);
+        return EXIT_USAGE;
+    }
+    char err[512];
+    if (sy__registry_load(found, err, sizeof(err)) < 0) {
+        fprintf(stderr, "switchyard: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (json)
+        sy__cfg_schema_json(stdout, &found->desc, sy__kind_name(found->kind));
+    else
+        sy__cfg_schema_markdown(stdout, &found->desc);
+    return 0;
+}
+
 /* Waits for SIGTERM or SIGINT on the main thread; every other thread has these
  * signals blocked, so they are delivered here and nowhere else. */
 static void wait_for_stop(const sigset_t *set)
@@ -224,7 +270,9 @@ int main(int argc, char **argv)
         if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0) {
             fprintf(stderr, "switchyard: cannot scan the plugin path: out of memory\n");
             rc = EXIT_START;
-        } else
+        } else if (cli.schema || cli.markdown)
+            rc = print_schema(&reg, cli.schema ? cli.schema : cli.markdown, cli.schema != NULL);
+        else
             rc = print_components(&reg);
         sy__registry_free(&reg);
         sy__cli_free(&cli);

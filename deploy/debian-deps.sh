@@ -41,11 +41,14 @@ if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' thrift-compiler 
   $SUDO apt-get install -y -q --no-install-recommends thrift-compiler
 fi
 
-# integration.plugin_sdk.components parses `switchyard components` with PyYAML.
-if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' python3-yaml 2>/dev/null |
-  grep -q "install ok installed"; then
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends python3-yaml
-fi
+# integration.plugin_sdk.* parse `switchyard components` with PyYAML and check
+# `components --schema` with jsonschema.
+for p in python3-yaml python3-jsonschema; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "$p"
+  fi
+done

@@ -6,7 +6,8 @@ descriptor whose offsets do not fit config_size refused with a sentence,
 validate2() given the component's node (and the redaction processor's
 db_sanitizer refusal caught at validate time), `components` printed as YAML
 that parses and reads back every string, a newer-minor plugin warned about, and
-"unknown type" naming the directories searched."""
+"unknown type" naming the directories searched, and `components --schema` /
+`--markdown` (a JSON Schema of every in-tree plugin that validates configs)."""
 import argparse
 import os
 import re
@@ -170,15 +171,94 @@ def case_components(args, tmp):
     check("processor_oldminor.so" not in err, "an older minor loads without a warning")
 
 
+def components(args, *extra, dirs=()):
+    cmd = [args.bin, "components"]
+    for d in dirs:
+        cmd += ["--plugin-dir", d]
+    p = subprocess.run(cmd + list(extra), capture_output=True, timeout=30)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8", "replace")
+
+
+def case_schema(args, tmp):
+    import json
+    import jsonschema
+    rc, out, _ = components(args, dirs=[args.plugin_dir])
+    listed = yaml.safe_load(out)
+    n = 0
+    for kind in ("receiver", "processor", "exporter", "extension"):
+        for comp in listed.get(kind + "s") or []:
+            rc, out, err = components(args, "--schema", "%s/%s" % (kind, comp["type"]),
+                                      dirs=[args.plugin_dir])
+            try:
+                schema = json.loads(out)
+                jsonschema.Draft202012Validator.check_schema(schema)
+                ok = rc == 0 and schema["title"] == "%s %s" % (kind, comp["type"])
+            except (ValueError, jsonschema.SchemaError) as e:
+                ok = False
+                err += str(e)
+            check(ok, "--schema %s/%s is a valid JSON Schema (rc %d %s)"
+                  % (kind, comp["type"], rc, err.strip()[-200:]))
+            n += 1
+    check(n >= 15, "every in-tree plugin has a schema (%d)" % n)
+
+    rc, out, _ = components(args, "--schema", "processor/batch", dirs=[args.plugin_dir])
+    batch = json.loads(out)
+    want = {"x-switchyard-type": "int", "type": "integer", "minimum": 0,
+            "maximum": 4294967295, "default": 8192,
+            "description": "Number of items after which a batch is sent regardless of the "
+                           "timeout; 0 sends on the timeout only."}
+    check(batch["properties"]["send_batch_size"] == want,
+          "batch.send_batch_size in the schema (%s)" % batch["properties"]["send_batch_size"])
+    check(batch["properties"]["timeout"]["default"] == "200ms"
+          and batch["additionalProperties"] is False, "batch.timeout and no other keys")
+    v = jsonschema.Draft202012Validator(batch)
+    check(v.is_valid({"send_batch_size": 5, "timeout": "1s"}) and v.is_valid(None),
+          "a good batch config validates against the schema")
+    check(not v.is_valid({"send_batch_size": -1}) and not v.is_valid({"bogus": 1})
+          and not v.is_valid({"send_batch_size": 4294967296}),
+          "bad batch configs do not validate against the schema")
+    # Dotted names are nested objects.
+    rc, out, _ = components(args, "--schema", "receiver/otlp", dirs=[args.plugin_dir])
+    otlp = json.loads(out)
+    ep = otlp["properties"]["protocols"]["properties"]["http"]["properties"]["endpoint"]
+    check(ep["type"] == "string" and ep["default"] == "localhost:4318",
+          "receiver/otlp protocols.http.endpoint nested (%s)" % ep)
+    # Patterns are anchored, enums listed.
+    rc, out, _ = components(args, "--schema", "processor/cfgv2",
+                            dirs=[os.path.join(args.kit_dir, "cfgabi")])
+    v2 = json.loads(out)
+    check(v2["properties"]["label"]["pattern"] == "^([a-z]+)$"
+          and v2["properties"]["limit"]["minimum"] == -5, "cfgv2 pattern and minimum")
+    rc, out, _ = components(args, "--schema", "exporter/debug", dirs=[args.plugin_dir])
+    check(json.loads(out)["properties"]["verbosity"]["enum"] == ["basic", "normal", "detailed"],
+          "debug.verbosity lists its values")
+    # An ambiguous type and a missing one are usage errors with a sentence.
+    rc, _, err = components(args, "--schema", "otlp", dirs=[args.plugin_dir])
+    check(rc == 2 and "\"otlp\" is both receiver/otlp and exporter/otlp: give KIND/TYPE" in err,
+          "an ambiguous type is refused (%d %s)" % (rc, err.strip()))
+    rc, _, err = components(args, "--schema", "processor/nosuch", dirs=[args.plugin_dir])
+    check(rc == 2 and "no plugin \"processor/nosuch\" on the plugin path" in err,
+          "a missing type is refused (%d %s)" % (rc, err.strip()))
+    # --markdown: the table a README shows.
+    rc, out, _ = components(args, "--markdown", "processor/batch", dirs=[args.plugin_dir])
+    lines = out.splitlines()
+    check(rc == 0 and lines[:2] == ["| key | type | default | description |",
+                                    "| --- | --- | --- | --- |"]
+          and "| `send_batch_size` | int | `8192` | Number of items after which a batch is sent "
+              "regardless of the timeout; 0 sends on the timeout only. (`0` to `4294967295`) |"
+          in lines and len(lines) == 7, "--markdown processor/batch (%s)" % out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--kit-dir", required=True)
-    ap.add_argument("--case", choices=["config", "components"], required=True)
+    ap.add_argument("--case", choices=["config", "components", "schema"], required=True)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        {"config": case_config, "components": case_components}[args.case](args, tmp)
+        {"config": case_config, "components": case_components,
+         "schema": case_schema}[args.case](args, tmp)
     if check.failures:
         print("%d check(s) failed" % len(check.failures))
         return 1
