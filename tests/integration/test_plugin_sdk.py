@@ -206,7 +206,8 @@ def case_schema(args, tmp):
     want = {"x-switchyard-type": "int", "type": "integer", "minimum": 0,
             "maximum": 4294967295, "default": 8192,
             "description": "Number of items after which a batch is sent regardless of the "
-                           "timeout; 0 sends on the timeout only."}
+                           "timeout. A trigger, not a cap: a batch may hold more. `0` sends on "
+                           "the timeout only."}
     check(batch["properties"]["send_batch_size"] == want,
           "batch.send_batch_size in the schema (%s)" % batch["properties"]["send_batch_size"])
     check(batch["properties"]["timeout"]["default"] == "200ms"
@@ -245,7 +246,8 @@ def case_schema(args, tmp):
     check(rc == 0 and lines[:2] == ["| key | type | default | description |",
                                     "| --- | --- | --- | --- |"]
           and "| `send_batch_size` | int | `8192` | Number of items after which a batch is sent "
-              "regardless of the timeout; 0 sends on the timeout only. (`0` to `4294967295`) |"
+              "regardless of the timeout. A trigger, not a cap: a batch may hold more. `0` sends "
+              "on the timeout only. (`0` to `4294967295`) |"
           in lines and len(lines) == 7, "--markdown processor/batch (%s)" % out)
 
 

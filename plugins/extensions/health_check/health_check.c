@@ -39,15 +39,19 @@ typedef struct hc_config_s {
 static const sy_config_field_t hc_fields[] = {
     {SY_CFG_FIELD("endpoint", SY_CFG_STRING, hc_config_t, endpoint),
      .default_value = HC_DEFAULT_ENDPOINT,
-     .description = "host:port the health endpoint listens on."},
+     .description = "`host:port` to listen on. Use `0.0.0.0:13133` in a container."},
     {SY_CFG_FIELD("path", SY_CFG_STRING, hc_config_t, path), .default_value = "/",
-     .description = "Path of the health endpoint; a path ending in '/' also answers below it."},
+     .description = "Path that answers. It must start with `/`. As in the collector (Go's "
+                    "`ServeMux`), a path ending in `/` also answers every path below it, so the "
+                    "default `/` answers any path; `/health/status` answers only itself."},
     {SY_CFG_FIELD("response_body.healthy", SY_CFG_STRING, hc_config_t, body_healthy),
-     .description = "Body sent with 200 instead of the default JSON status."},
+     .description = "Body sent with 200 instead of the JSON status below."},
     {SY_CFG_FIELD("response_body.unhealthy", SY_CFG_STRING, hc_config_t, body_unhealthy),
-     .description = "Body sent with 503 instead of the default JSON status."},
+     .description = "Body sent with 503 instead of the JSON status below."},
     {SY_CFG_FIELD("check_collector_pipeline", SY_CFG_RAW, hc_config_t, check_collector_pipeline),
-     .description = "Accepted for compatibility and ignored (deprecated in the collector)."},
+     .description =
+         "Accepted so that collector configs load, and ignored with a warning. The collector "
+         "itself documents this feature as not working and advises against it."},
 };
 
 typedef struct hc_state_s {

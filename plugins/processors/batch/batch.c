@@ -71,22 +71,20 @@ static const sy_config_field_t batch_fields[] = {
     {SY_CFG_FIELD("send_batch_size", SY_CFG_INT, batch_config_t, send_batch_size),
      .default_value = "8192", .min = "0",
      .max = "4294967295", /* SIZE_LIMIT: the collector's uint32 */
-     .description = "Number of items after which a batch is sent regardless of the timeout; "
-                    "0 sends on the timeout only."},
+     .description = "Number of items after which a batch is sent regardless of the timeout. A "
+                    "trigger, not a cap: a batch may hold more. `0` sends on the timeout only."},
     {SY_CFG_FIELD("send_batch_max_size", SY_CFG_INT, batch_config_t, send_batch_max_size),
      .default_value = "0", .min = "0", .max = "4294967295",
-     .description = "Upper limit of a batch's items; larger batches are split. 0 means no "
-                    "limit; otherwise it must be at least send_batch_size."},
+     .description = "Upper limit of a batch's items; larger batches are split. `0` means no limit; "
+                    "otherwise it must be at least `send_batch_size`."},
     {SY_CFG_FIELD("timeout", SY_CFG_DURATION, batch_config_t, timeout), .default_value = "200ms",
-     .description = "Time after the first item of a batch at which it is sent regardless of "
-                    "its size; 0 sends every batch immediately."},
+     .description = "Time after the first item of a batch at which it is sent regardless of its "
+                    "size. `0` sends every batch immediately (only cut to `send_batch_max_size`)."},
     {SY_CFG_FIELD("metadata_keys", SY_CFG_RAW, batch_config_t, metadata_keys),
-     .description = "Accepted for compatibility with the collector and ignored: Switchyard "
-                    "batches do not carry client metadata."},
+     .description = "Accepted for compatibility and ignored (see below)."},
     {SY_CFG_FIELD("metadata_cardinality_limit", SY_CFG_INT, batch_config_t,
                   metadata_cardinality_limit),
-     .default_value = "1000",
-     .description = "Accepted for compatibility with the collector and ignored."},
+     .default_value = "1000", .description = "Accepted for compatibility and ignored."},
 };
 
 static int signal_index(sy_signal_t signal)
