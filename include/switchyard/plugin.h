@@ -175,22 +175,24 @@ typedef struct sy_config_field_s {
 
 /*
  * Whether a member's C type is the one a SY_CFG_* type writes (a constant
- * expression, 1 or 0). C11 _Generic; the member is not evaluated.
+ * expression, 1 or 0), given the member's address: C11 _Generic, which does not
+ * evaluate it. The address keeps an array member (char name[16]) from passing as
+ * the char * it would decay to.
  */
 #ifndef __cplusplus
-#define SY_CFG_CTYPE_OK(cfg_type, member_expr)                                           \
-    _Generic((member_expr),                                                              \
-        bool: (cfg_type) == SY_CFG_BOOL || (cfg_type) == SY_CFG_PRESENT,                 \
-        int64_t: (cfg_type) == SY_CFG_INT || (cfg_type) == SY_CFG_DURATION,              \
-        uint64_t: (cfg_type) == SY_CFG_SIZE,                                             \
-        double: (cfg_type) == SY_CFG_DOUBLE,                                             \
-        char *: (cfg_type) == SY_CFG_STRING,                                             \
-        const char *: (cfg_type) == SY_CFG_STRING,                                       \
-        int: (cfg_type) == SY_CFG_ENUM,                                                  \
-        sy_cfg_strlist_t: (cfg_type) == SY_CFG_STRLIST,                                  \
-        sy_cfg_strmap_t: (cfg_type) == SY_CFG_STRMAP,                                    \
-        const sy_cfg_node_t *: (cfg_type) == SY_CFG_RAW,                                 \
-        sy_cfg_node_t *: (cfg_type) == SY_CFG_RAW,                                       \
+#define SY_CFG_CTYPE_OK(cfg_type, member_addr)                                           \
+    _Generic((member_addr),                                                              \
+        bool *: (cfg_type) == SY_CFG_BOOL || (cfg_type) == SY_CFG_PRESENT,               \
+        int64_t *: (cfg_type) == SY_CFG_INT || (cfg_type) == SY_CFG_DURATION,            \
+        uint64_t *: (cfg_type) == SY_CFG_SIZE,                                           \
+        double *: (cfg_type) == SY_CFG_DOUBLE,                                           \
+        char **: (cfg_type) == SY_CFG_STRING,                                            \
+        const char **: (cfg_type) == SY_CFG_STRING,                                      \
+        int *: (cfg_type) == SY_CFG_ENUM,                                                \
+        sy_cfg_strlist_t *: (cfg_type) == SY_CFG_STRLIST,                                \
+        sy_cfg_strmap_t *: (cfg_type) == SY_CFG_STRMAP,                                  \
+        const sy_cfg_node_t **: (cfg_type) == SY_CFG_RAW,                                \
+        sy_cfg_node_t **: (cfg_type) == SY_CFG_RAW,                                      \
         default: 0)
 /* offsetof(st, member), or a compile error naming the mismatch when the member's
  * C type is not the one cfg_type writes. */
@@ -198,7 +200,7 @@ typedef struct sy_config_field_s {
     (offsetof(st, member) +                                                                  \
      0 * sizeof(struct {                                                                     \
          int sy_config_member_type_does_not_match_its_SY_CFG_type                            \
-             : SY_CFG_CTYPE_OK(cfg_type, ((st *)0)->member) ? 1 : -1;                        \
+             : SY_CFG_CTYPE_OK(cfg_type, &((st *)0)->member) ? 1 : -1;                        \
      }))
 #else
 #define SY_CFG_FIELD_OFFSET(cfg_type, st, member) offsetof(st, member)

@@ -10,7 +10,8 @@ set(ok_pairs
 set(bad_pairs
   "SY_CFG_INT|int" "SY_CFG_INT|uint64_t" "SY_CFG_SIZE|int64_t" "SY_CFG_DURATION|double"
   "SY_CFG_ENUM|int64_t" "SY_CFG_BOOL|int" "SY_CFG_DOUBLE|float" "SY_CFG_STRING|sy_cfg_strlist_t"
-  "SY_CFG_RAW|char *" "SY_CFG_STRMAP|sy_cfg_strlist_t" "SY_CFG_PRESENT|int64_t")
+  "SY_CFG_RAW|char *" "SY_CFG_STRMAP|sy_cfg_strlist_t" "SY_CFG_PRESENT|int64_t"
+  "SY_CFG_STRING|char ARRAY" "SY_CFG_INT|const int64_t")
 string(REPLACE "," ";" COMPILERS "${COMPILERS}") # given comma-separated
 file(MAKE_DIRECTORY "${WORK_DIR}")
 set(n 0)
@@ -22,8 +23,12 @@ foreach(cc ${COMPILERS})
       list(GET parts 1 ctype)
       math(EXPR n "${n} + 1")
       set(src "${WORK_DIR}/field_${n}.c")
+      set(decl "${ctype} member")
+      if(ctype MATCHES "^(.*) ARRAY$") # an array member must not pass as a pointer
+        set(decl "${CMAKE_MATCH_1} member[8]")
+      endif()
       file(WRITE "${src}" "#include <switchyard/plugin.h>
-typedef struct { char pad; ${ctype} member; } cfg_t;
+typedef struct { char pad; ${decl}; } cfg_t;
 const sy_config_field_t fields[] = {
     {SY_CFG_FIELD(\"key\", ${cfgtype}, cfg_t, member), .description = \"d\"},
 };
