@@ -53,6 +53,14 @@ static void json_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* A field's pattern as JSON Schema reads it: anchored, as the host checks it. */
+static void json_pattern(FILE *out, const char *pattern)
+{
+    char *anchored = NULL;
+    if (asprintf(&anchored, "^(%s)$", pattern) >= 0) json_str(out, anchored);
+    free(anchored);
+}
+
 /* A default or bound as a JSON value of the field's type where it has one. */
 static void json_value(FILE *out, sy_cfg_type_t type, const char *text, bool length)
 {
@@ -159,9 +167,7 @@ static void json_leaf(FILE *out, const sy_config_field_t *f, const char *indent)
                 indent);
         if (f->pattern) {
             fputs(", \"pattern\": ", out);
-            char *anchored = NULL;
-            if (asprintf(&anchored, "^(%s)$", f->pattern) >= 0) json_str(out, anchored);
-            free(anchored);
+            json_pattern(out, f->pattern);
         }
         fputc('}', out);
         lo = "minItems", hi = "maxItems", length = true;
@@ -172,9 +178,7 @@ static void json_leaf(FILE *out, const sy_config_field_t *f, const char *indent)
                 indent, indent);
         if (f->pattern) {
             fputs(", \"pattern\": ", out);
-            char *anchored = NULL;
-            if (asprintf(&anchored, "^(%s)$", f->pattern) >= 0) json_str(out, anchored);
-            free(anchored);
+            json_pattern(out, f->pattern);
         }
         fputc('}', out);
         lo = "minProperties", hi = "maxProperties", length = true;
@@ -184,9 +188,7 @@ static void json_leaf(FILE *out, const sy_config_field_t *f, const char *indent)
     }
     if (f->pattern && f->type == SY_CFG_STRING) {
         fprintf(out, ",\n%s  \"pattern\": ", indent);
-        char *anchored = NULL;
-        if (asprintf(&anchored, "^(%s)$", f->pattern) >= 0) json_str(out, anchored);
-        free(anchored);
+        json_pattern(out, f->pattern);
     }
     if (f->min && lo) {
         fprintf(out, ",\n%s  \"%s\": ", indent, lo);
