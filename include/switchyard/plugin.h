@@ -180,7 +180,7 @@ typedef struct sy_config_field_s {
  * the char * it would decay to.
  */
 #ifndef __cplusplus
-#define SY_CFG_CTYPE_OK(cfg_type, member_addr)                                           \
+#define SY_CFG_CTYPE_OK(cfg_type, member_addr) \
     _Generic((member_addr),                                                              \
         bool *: (cfg_type) == SY_CFG_BOOL || (cfg_type) == SY_CFG_PRESENT,               \
         int64_t *: (cfg_type) == SY_CFG_INT || (cfg_type) == SY_CFG_DURATION,            \
@@ -196,12 +196,13 @@ typedef struct sy_config_field_s {
         default: 0)
 /* offsetof(st, member), or a compile error naming the mismatch when the member's
  * C type is not the one cfg_type writes. */
-#define SY_CFG_FIELD_OFFSET(cfg_type, st, member)                                                \
-    (offsetof(st, member) +                                                                  \
-     0 * sizeof(struct {                                                                     \
-         int sy_config_member_type_does_not_match_its_SY_CFG_type                            \
-             : SY_CFG_CTYPE_OK(cfg_type, &((st *)0)->member) ? 1 : -1;                        \
-     }))
+#define SY_CFG_FIELD_OFFSET(cfg_type, st, member)                                        \
+    (offsetof(st, member) + 0 * sizeof(struct {                                          \
+                                int sy_config_member_type_does_not_match_its_SY_CFG_type \
+                                    : SY_CFG_CTYPE_OK(cfg_type, &((st *)0)->member)      \
+                                      ? 1                                                \
+                                      : -1;                                              \
+                            }))
 #else
 #define SY_CFG_FIELD_OFFSET(cfg_type, st, member) offsetof(st, member)
 #endif
@@ -222,7 +223,7 @@ typedef struct sy_config_field_s {
 
 /* The table members of a descriptor: .config_fields, .config_field_count and
  * .config_field_size (ABI 1.3), from a static array. */
-#define SY_CFG_TABLE(fields)                                                         \
+#define SY_CFG_TABLE(fields)                                                               \
     .config_fields = (fields), .config_field_count = sizeof(fields) / sizeof((fields)[0]), \
     .config_field_size = sizeof((fields)[0])
 
@@ -328,8 +329,8 @@ typedef struct sy_plugin_s {
 
     /*
      * Optional. validate() with the host API and the component's own config map
-     * (NULL when the component has no settings: its key is empty or null), for checks that read SY_CFG_RAW
-     * fields or point at the element at fault (api->cfg_where()). Called where
+     * (NULL when the component has no settings: its key is empty or null), for checks that read
+     * SY_CFG_RAW fields or point at the element at fault (api->cfg_where()). Called where
      * validate() is (at load and by `switchyard validate`, main thread, before
      * create()), after validate() when both are given. Only the api->cfg_*
      * functions may be called (there is no instance yet).
