@@ -84,6 +84,14 @@ int sy__cli_parse(sy__cli_t *cli, int argc, char **argv, char *err, size_t err_l
             cli->shutdown_timeout_ms = (uint64_t)(ns / 1000000);
             continue;
         }
+        if ((m = option_value(argc, argv, &i, "--schema", &v)) != 0 ||
+            (m = option_value(argc, argv, &i, "--markdown", &v)) != 0) {
+            if (m < 0) goto missing;
+            char **slot = strncmp(a, "--schema", 8) == 0 ? &cli->schema : &cli->markdown;
+            free(*slot);
+            if (!(*slot = strdup(v))) goto nomem;
+            continue;
+        }
         if ((m = option_value(argc, argv, &i, "--plugin-dir", &v)) != 0) {
             if (m < 0) goto missing;
             if (push(&cli->plugin_dirs, &cli->nplugin_dirs, v) < 0) goto nomem;
@@ -127,5 +135,7 @@ void sy__cli_free(sy__cli_t *cli)
     free(cli->configs);
     free(cli->sets);
     free(cli->plugin_dirs);
+    free(cli->schema);
+    free(cli->markdown);
     memset(cli, 0, sizeof(*cli));
 }

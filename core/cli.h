@@ -22,6 +22,8 @@ typedef struct sy__cli_s {
     char **plugin_dirs;
     size_t nplugin_dirs;
     uint64_t shutdown_timeout_ms; /* 0: the default */
+    char *schema;                 /* components --schema KIND/TYPE (or TYPE): JSON Schema */
+    char *markdown;               /* components --markdown KIND/TYPE (or TYPE): a README table */
     bool help, version;
 } sy__cli_t;
 

@@ -13,6 +13,7 @@
 #define SY_CORE_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -126,6 +127,26 @@ int sy__parse_size(const char *s, uint64_t *bytes);
 int sy__cfg_fill(const char *id, const sy_config_field_t *fields, size_t nfields,
                  const sy_cfg_node_t *node, void *out, sy__diag_t *diag);
 void sy__cfg_free_struct(const sy_config_field_t *fields, size_t nfields, void *cfg);
+
+/* The bytes the host writes at a field's offset for its type; 0 for an unknown
+ * type. */
+size_t sy__cfg_ctype_size(sy_cfg_type_t type);
+
+/*
+ * Checks a plugin's field table before anything is filled: every field named,
+ * of a known type, its offset plus its C type's size within config_size, an
+ * enum with values, min and max that parse as the field's type (min <= max), a
+ * pattern that compiles. Returns 0, or SY_ERROR with a sentence naming `plugin`
+ * and the field in err.
+ */
+int sy__cfg_check_table(const char *plugin, const sy_config_field_t *fields, size_t nfields,
+                        size_t config_size, char *err, size_t err_len);
+
+/* `switchyard components --schema`: the plugin's field table as JSON Schema
+ * (2020-12), `kind` naming it in the title. */
+void sy__cfg_schema_json(FILE *out, const sy_plugin_t *d, const char *kind);
+/* `switchyard components --markdown`: the table of keys a README shows. */
+void sy__cfg_schema_markdown(FILE *out, const sy_plugin_t *d);
 
 /* Renders a tree as YAML (for `switchyard print-config`); the caller frees it.
  * NULL on out of memory. */

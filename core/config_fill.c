@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <regex.h>
 #include <strings.h>
 
 /* ------------------------------------------------------------------------ */
@@ -488,6 +489,9 @@ static int fill_default(fill_t *f, const sy_config_field_t *field, void *cfg)
     return rc;
 }
 
+static void check_limits(fill_t *f, const sy_config_field_t *field, const sy_cfg_node_t *v,
+                         const void *cfg);
+
 int sy__cfg_fill(const char *id, const sy_config_field_t *fields, size_t nfields,
                  const sy_cfg_node_t *node, void *out, sy__diag_t *diag)
 {
@@ -512,7 +516,7 @@ int sy__cfg_fill(const char *id, const sy_config_field_t *fields, size_t nfields
         } else if (field->type == SY_CFG_RAW) {
             memcpy(at, &v, sizeof(v));
         } else if (v && v->kind != SY__CFG_NULL) {
-            fill_value(&f, field, v, out);
+            if (fill_value(&f, field, v, out) == 0) check_limits(&f, field, v, out);
         }
         if (field->required && (!v || v->kind == SY__CFG_NULL))
             fill_error(&f, node, "'%s': missing required key '%s'", id, field->name);
@@ -522,4 +526,241 @@ int sy__cfg_fill(const char *id, const sy_config_field_t *fields, size_t nfields
         return -1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bounds and patterns (ABI 1.3), and the checks of a field table at load     */
+/* ------------------------------------------------------------------------ */
+
+/* The bytes a field's type writes at its offset; 0 for an unknown type. */
+size_t sy__cfg_ctype_size(sy_cfg_type_t type)
+{
+    switch (type) {
+    case SY_CFG_BOOL:
+    case SY_CFG_PRESENT:
+        return sizeof(bool);
+    case SY_CFG_INT:
+    case SY_CFG_DURATION:
+        return sizeof(int64_t);
+    case SY_CFG_SIZE:
+        return sizeof(uint64_t);
+    case SY_CFG_DOUBLE:
+        return sizeof(double);
+    case SY_CFG_STRING:
+        return sizeof(char *);
+    case SY_CFG_ENUM:
+        return sizeof(int);
+    case SY_CFG_STRLIST:
+        return sizeof(sy_cfg_strlist_t);
+    case SY_CFG_STRMAP:
+        return sizeof(sy_cfg_strmap_t);
+    case SY_CFG_RAW:
+        return sizeof(const sy_cfg_node_t *);
+    }
+    return 0;
+}
+
+/* A bound or value of a numeric field, or a length or a count, compared as one. */
+typedef struct bound_s {
+    bool is_double, is_unsigned;
+    int64_t i;
+    uint64_t u;
+    double d;
+} bound_t;
+
+static bool bounded_type(sy_cfg_type_t t)
+{
+    return t == SY_CFG_INT || t == SY_CFG_DOUBLE || t == SY_CFG_DURATION || t == SY_CFG_SIZE ||
+           t == SY_CFG_STRING || t == SY_CFG_STRLIST || t == SY_CFG_STRMAP;
+}
+
+/* Parses a bound written in the field's syntax (a length or count for strings,
+ * lists and maps: a non-negative integer). */
+static int parse_bound(sy_cfg_type_t type, const char *text, bound_t *b)
+{
+    memset(b, 0, sizeof(*b));
+    switch (type) {
+    case SY_CFG_INT:
+        return parse_int(text, &b->i);
+    case SY_CFG_DURATION:
+        return sy__parse_duration(text, &b->i);
+    case SY_CFG_SIZE:
+        b->is_unsigned = true;
+        return sy__parse_size(text, &b->u);
+    case SY_CFG_DOUBLE: {
+        char *end;
+        b->is_double = true;
+        b->d = *text ? strtod(text, &end) : NAN;
+        return *text && !*end && isfinite(b->d) ? 0 : -1;
+    }
+    default:
+        return parse_int(text, &b->i) < 0 || b->i < 0 ? -1 : 0;
+    }
+}
+
+static int bound_cmp(const bound_t *a, const bound_t *b)
+{
+    if (a->is_double) return a->d < b->d ? -1 : a->d > b->d;
+    if (a->is_unsigned) return a->u < b->u ? -1 : a->u > b->u;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Anchors a field's pattern: the whole value must match. */
+static int pattern_compile(const char *pattern, regex_t *re)
+{
+    char *anchored = NULL;
+    if (asprintf(&anchored, "^(%s)$", pattern) < 0) return REG_ESPACE;
+    int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+    free(anchored);
+    return rc;
+}
+
+/* Checks one string against the field's compiled pattern. */
+static void check_pattern(fill_t *f, const sy_config_field_t *field, const regex_t *re,
+                          const sy_cfg_node_t *at, const char *label, const char *value)
+{
+    if (regexec(re, value, 0, NULL, 0) == 0) return;
+    fill_error(f, at, "'%s.%s%s': \"%.64s%s\" does not match the pattern %s", f->id, field->name,
+               label, value, strlen(value) > 64 ? "..." : "", field->pattern);
+}
+
+/* Checks a value the user gave (already filled at the field's offset) against
+ * the field's min, max and pattern. */
+static void check_limits(fill_t *f, const sy_config_field_t *field, const sy_cfg_node_t *v,
+                         const void *cfg)
+{
+    const char *at = (const char *)cfg + field->offset;
+    if ((field->min || field->max) && bounded_type(field->type)) {
+        bound_t val = {0};
+        const char *fmt = "'%s.%s': must be %s %s, got %s";
+        switch (field->type) {
+        case SY_CFG_INT:
+        case SY_CFG_DURATION:
+            memcpy(&val.i, at, sizeof(val.i));
+            break;
+        case SY_CFG_SIZE:
+            val.is_unsigned = true;
+            memcpy(&val.u, at, sizeof(val.u));
+            break;
+        case SY_CFG_DOUBLE:
+            val.is_double = true;
+            memcpy(&val.d, at, sizeof(val.d));
+            break;
+        case SY_CFG_STRING: {
+            char *s;
+            memcpy(&s, at, sizeof(s));
+            val.i = s ? (int64_t)strlen(s) : 0;
+            fmt = "'%s.%s': must be %s %s bytes long, got %s";
+            break;
+        }
+        default: { /* STRLIST, STRMAP: both structs begin with their count */
+            size_t n;
+            memcpy(&n, at, sizeof(n));
+            val.i = (int64_t)n;
+            fmt = "'%s.%s': must have %s %s entries, got %s";
+            break;
+        }
+        }
+        const char *bounds[2] = {field->min, field->max};
+        for (int k = 0; k < 2; k++) {
+            bound_t b;
+            if (!bounds[k] || parse_bound(field->type, bounds[k], &b) < 0) continue;
+            int c = bound_cmp(&val, &b);
+            if ((k == 0 && c < 0) || (k == 1 && c > 0)) {
+                char got[96];
+                if (v->kind == SY__CFG_SCALAR && field->type != SY_CFG_STRING)
+                    describe(v, got, sizeof(got));
+                else
+                    snprintf(got, sizeof(got), "%lld", (long long)val.i);
+                sy__diag_add(f->diag, v, fmt, f->id, field->name, k == 0 ? "at least" : "at most",
+                             bounds[k], got);
+                f->errors++;
+                break;
+            }
+        }
+    }
+    if (!field->pattern) return;
+    regex_t re;
+    if (pattern_compile(field->pattern, &re) != 0) return; /* refused at load */
+    if (field->type == SY_CFG_STRING && v->kind == SY__CFG_SCALAR) {
+        check_pattern(f, field, &re, v, "", v->scalar);
+    } else if (field->type == SY_CFG_STRLIST && v->kind == SY__CFG_LIST) {
+        for (size_t i = 0; i < v->len; i++) {
+            char label[32];
+            snprintf(label, sizeof(label), "[%zu]", i);
+            check_pattern(f, field, &re, v->items[i], label, v->items[i]->scalar);
+        }
+    } else if (field->type == SY_CFG_STRMAP && v->kind == SY__CFG_MAP) {
+        for (size_t i = 0; i < v->len; i++) {
+            if (v->items[i]->kind != SY__CFG_SCALAR) continue;
+            char label[300];
+            snprintf(label, sizeof(label), ".%.250s", v->keys[i]);
+            check_pattern(f, field, &re, v->items[i], label, v->items[i]->scalar);
+        }
+    }
+    regfree(&re);
+}
+
+int sy__cfg_check_table(const char *plugin, const sy_config_field_t *fields, size_t nfields,
+                        size_t config_size, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < nfields; i++) {
+        const sy_config_field_t *fd = &fields[i];
+        if (!fd->name || !*fd->name) {
+            snprintf(err, err_len, "plugin %s: config field %zu has no name", plugin, i);
+            return SY_ERROR;
+        }
+        size_t size = sy__cfg_ctype_size(fd->type);
+        if (!size) {
+            snprintf(err, err_len, "plugin %s: config field '%s' has an unknown type %d", plugin,
+                     fd->name, (int)fd->type);
+            return SY_ERROR;
+        }
+        if (fd->offset > config_size || size > config_size - fd->offset) {
+            snprintf(err, err_len,
+                     "plugin %s: config field '%s' (offset %zu, %zu bytes) does not fit in its "
+                     "config struct of config_size %zu bytes: a wrong offsetof() or config_size "
+                     "in the plugin",
+                     plugin, fd->name, fd->offset, size, config_size);
+            return SY_ERROR;
+        }
+        if (fd->type == SY_CFG_ENUM && (!fd->enum_values || !fd->enum_values[0])) {
+            snprintf(err, err_len, "plugin %s: enum config field '%s' has no enum_values", plugin,
+                     fd->name);
+            return SY_ERROR;
+        }
+        bound_t b[2];
+        const char *bounds[2] = {fd->min, fd->max};
+        for (int k = 0; k < 2; k++) {
+            if (!bounds[k]) continue;
+            if (!bounded_type(fd->type) || parse_bound(fd->type, bounds[k], &b[k]) < 0) {
+                snprintf(err, err_len, "plugin %s: config field '%s' has a %s \"%.64s\" that %s",
+                         plugin, fd->name, k == 0 ? "min" : "max", bounds[k],
+                         bounded_type(fd->type) ? "does not parse as its type"
+                                                : "its type does not take");
+                return SY_ERROR;
+            }
+        }
+        if (fd->min && fd->max && bound_cmp(&b[0], &b[1]) > 0) {
+            snprintf(err, err_len, "plugin %s: config field '%s' has min %s above max %s", plugin,
+                     fd->name, fd->min, fd->max);
+            return SY_ERROR;
+        }
+        if (fd->pattern) {
+            regex_t re;
+            int rc =
+                fd->type == SY_CFG_STRING || fd->type == SY_CFG_STRLIST || fd->type == SY_CFG_STRMAP
+                    ? pattern_compile(fd->pattern, &re)
+                    : -1;
+            if (rc != 0) {
+                char why[128] = "its type takes no pattern";
+                if (rc > 0) regerror(rc, &re, why, sizeof(why));
+                snprintf(err, err_len, "plugin %s: config field '%s' has a pattern \"%.64s\": %s",
+                         plugin, fd->name, fd->pattern, why);
+                return SY_ERROR;
+            }
+            regfree(&re);
+        }
+    }
+    return SY_OK;
 }

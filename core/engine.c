@@ -86,9 +86,15 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
     sy__plugin_file_t *file = twin ? twin->file : sy__registry_find(e->reg, kind, comp->type);
     if (!file) {
         char *valid = sy__registry_types(e->reg, kind);
-        sy__diag_add(diag, comp->key, "unknown type: \"%s\" for id: \"%s\" (valid values: %s)",
-                     comp->type, id, valid ? valid : "[]");
+        char *dirs = sy__registry_dirs(e->reg);
+        sy__diag_add(diag, comp->key,
+                     "unknown type: \"%s\" for id: \"%s\" (valid values: %s); no %s_%s.so in "
+                     "the plugin path searched: %s (add a directory with --plugin-dir or "
+                     "SWITCHYARD_PLUGIN_PATH)",
+                     comp->type, id, valid ? valid : "[]", sy__kind_name(kind), comp->type,
+                     dirs ? dirs : "(none)");
         free(valid);
+        free(dirs);
         return NULL;
     }
     char err[512];
@@ -145,9 +151,18 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
         free(config);
         return NULL;
     }
-    if (d->validate) {
+    /* validate(), then validate2() (ABI 1.3) with the host API and the node. */
+    for (int pass = 0; pass < 2; pass++) {
         err[0] = 0;
-        if (d->validate(config, err, sizeof(err)) < 0) {
+        int rc = SY_OK;
+        if (pass == 0 && d->validate)
+            rc = d->validate(config, err, sizeof(err));
+        else if (pass == 1 && d->validate2)
+            rc = d->validate2(sy__host_api(),
+                              comp->node && sy__host_api()->cfg_kind(comp->node) == 'm' ? comp->node
+                                                                                        : NULL,
+                              config, err, sizeof(err));
+        if (rc < 0) {
             sy__diag_add(diag, comp->node ? comp->node : comp->key, "'%s': %s", id,
                          err[0] ? err : "invalid configuration");
             sy__cfg_free_struct(d->config_fields, d->config_field_count, config);

@@ -6,6 +6,9 @@
  */
 #include "loader.h"
 
+#include "config.h"
+#include "log.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
@@ -162,10 +165,8 @@ int sy__registry_scan(sy__registry_t *reg, const char *const *extra_dirs, size_t
 void sy__registry_free(sy__registry_t *reg)
 {
     /* Handles stay open: code is never unloaded while the process runs. */
-    for (size_t i = 0; i < reg->nfiles; i++) {
-        free(reg->files[i].path);
-        free(reg->files[i].type);
-    }
+    for (size_t i = 0; i < reg->nfiles; i++)
+        sy__plugin_file_free(&reg->files[i]);
     free(reg->files);
     for (size_t i = 0; i < reg->ndirs; i++)
         free(reg->dirs[i]);
@@ -201,6 +202,24 @@ char *sy__registry_types(const sy__registry_t *reg, sy_kind_t kind)
         len += tl;
     }
     s[len++] = ']';
+    s[len] = 0;
+    return s;
+}
+
+char *sy__registry_dirs(const sy__registry_t *reg)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < reg->ndirs; i++)
+        cap += strlen(reg->dirs[i]) + 2;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < reg->ndirs; i++) {
+        size_t n = strlen(reg->dirs[i]);
+        if (i) memcpy(s + len, ", ", 2), len += 2;
+        memcpy(s + len, reg->dirs[i], n);
+        len += n;
+    }
     s[len] = 0;
     return s;
 }
@@ -243,6 +262,44 @@ static int check_descriptor(sy__plugin_file_t *file, const sy_plugin_t *d, char 
                  c->config_field_count);
         return SY_ERROR;
     }
+    /* The table's element size: ABI 1.0 to 1.2 had seven members; from 1.3 on the
+     * descriptor says it (0: the 1.3 size). */
+    size_t stride = c->abi_minor < 3       ? SY_CONFIG_FIELD_SIZE_1_0
+                    : c->config_field_size ? c->config_field_size
+                                           : sizeof(sy_config_field_t);
+    if (stride < SY_CONFIG_FIELD_SIZE_1_0) {
+        snprintf(err, err_len,
+                 "plugin %s declares config fields of %zu bytes, smaller than ABI %d.0's (%zu)",
+                 file->path, stride, SY_ABI_MAJOR, (size_t)SY_CONFIG_FIELD_SIZE_1_0);
+        return SY_ERROR;
+    }
+    if (c->config_field_count && stride != sizeof(sy_config_field_t)) {
+        /* Another minor's layout: copy what both know into this host's layout;
+         * members the plugin's header lacked stay zero. */
+        sy_config_field_t *copy = calloc(c->config_field_count, sizeof(*copy));
+        if (!copy) {
+            snprintf(err, err_len, "plugin %s: out of memory", file->path);
+            return SY_ENOMEM;
+        }
+        size_t n = stride < sizeof(*copy) ? stride : sizeof(*copy);
+        for (size_t i = 0; i < c->config_field_count; i++)
+            memcpy(&copy[i], (const char *)c->config_fields + i * stride, n);
+        file->fields_copy = copy;
+        file->desc.config_fields = copy;
+    }
+    if (sy__cfg_check_table(file->path, c->config_fields, c->config_field_count, c->config_size,
+                            err, err_len) < 0) {
+        free(file->fields_copy);
+        file->fields_copy = NULL;
+        return SY_ERROR;
+    }
+    if (d->abi_minor > SY_ABI_MINOR)
+        sy__log(NULL, SY_LOG_WARN,
+                "plugin %s was built for plugin ABI %u.%u, newer than this switchyard %s (ABI "
+                "%d.%d): it loads, but what it adds past %d.%d is ignored, and it must check "
+                "api->size (SY_API_HAS) before calling newer host functions",
+                file->path, d->abi_major, d->abi_minor, SY_VERSION, SY_ABI_MAJOR, SY_ABI_MINOR,
+                SY_ABI_MAJOR, SY_ABI_MINOR);
     return SY_OK;
 }
 
@@ -296,10 +353,14 @@ int sy__plugin_load_path(const char *path, sy__plugin_file_t *out, char *err, si
         return SY_ENOMEM;
     }
     int rc = sy__registry_load(out, err, err_len);
-    if (rc < 0) {
-        free(out->path);
-        free(out->type);
-        memset(out, 0, sizeof(*out));
-    }
+    if (rc < 0) sy__plugin_file_free(out);
     return rc;
+}
+
+void sy__plugin_file_free(sy__plugin_file_t *file)
+{
+    free(file->path);
+    free(file->type);
+    free(file->fields_copy);
+    memset(file, 0, sizeof(*file));
 }

@@ -22,6 +22,9 @@ typedef struct sy__plugin_file_s {
     char *type;
     void *handle;     /* dlopen handle once loaded */
     sy_plugin_t desc; /* the descriptor, copied (zero past the plugin's size) */
+    /* The plugin's field table in this host's layout when the plugin's element
+     * size differs (another minor); desc.config_fields points here then. */
+    sy_config_field_t *fields_copy;
     bool loaded;
 } sy__plugin_file_t;
 
@@ -39,11 +42,15 @@ void sy__registry_free(sy__registry_t *reg);
 sy__plugin_file_t *sy__registry_find(sy__registry_t *reg, sy_kind_t kind, const char *type);
 /* "[batch, nop]": the types of one kind found, for error messages (malloc'ed). */
 char *sy__registry_types(const sy__registry_t *reg, sy_kind_t kind);
+/* "/a, /b": the directories searched, in order, for error messages (malloc'ed). */
+char *sy__registry_dirs(const sy__registry_t *reg);
 /* Opens the file and checks its descriptor. Returns 0, or SY_ERROR with a
  * sentence naming the file in err. Loading twice is a no-op. */
 int sy__registry_load(sy__plugin_file_t *file, char *err, size_t err_len);
 /* Loads one file by path, outside any registry (tests, `components`). */
 int sy__plugin_load_path(const char *path, sy__plugin_file_t *out, char *err, size_t err_len);
+/* Frees what sy__plugin_load_path() allocated (the handle stays open). */
+void sy__plugin_file_free(sy__plugin_file_t *file);
 
 const char *sy__kind_name(sy_kind_t kind); /* "receiver", ... */
 int sy__kind_from_name(const char *name, sy_kind_t *kind);

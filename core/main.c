@@ -4,6 +4,7 @@
  *   switchyard [--config F]... [--set a.b=c]... [--plugin-dir D]...   run
  *   switchyard validate --config F ...                                check, start nothing
  *   switchyard components [--plugin-dir D]...                         list plugins found
+ *   switchyard components --schema|--markdown KIND/TYPE               one plugin's config
  *   switchyard print-config --config F ...                            the merged config
  *   switchyard --version | --help
  *
@@ -12,12 +13,15 @@
  * its shutdown deadline (items counted as failed).
  */
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "log.h"
 #include "router.h"
 #include "telemetry.h"
@@ -34,7 +38,9 @@ static const char usage_text[] =
     "Commands:\n"
     "  (none)        run the pipelines of the configuration until SIGTERM or SIGINT\n"
     "  validate      check the configuration and the plugins it names; start nothing\n"
-    "  components    list the plugins found on the plugin path\n"
+    "  components    list the plugins found on the plugin path; with\n"
+    "                --schema KIND/TYPE its configuration as JSON Schema, with\n"
+    "                --markdown KIND/TYPE as a README table of keys\n"
     "  print-config  print the configuration after merging, env expansion and --set\n"
     "\n"
     "Options:\n"
@@ -49,10 +55,82 @@ static const char usage_text[] =
     "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 failed to start,\n"
     "4 stopped, but data was lost or a component missed the shutdown deadline.\n";
 
+/* Writes s as a YAML double-quoted scalar, valid whatever it holds: quotes,
+ * backslashes and control characters escaped, bytes that are not UTF-8 as \xNN. */
+static void yaml_str(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    putchar('"');
+    while (*p) {
+        unsigned char c = *p;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        bool ok = n > 1 && !(n == 2 && c < 0xC2);
+        uint32_t cp = n == 2 ? c & 0x1Fu : n == 3 ? c & 0x0Fu : c & 0x07u;
+        for (size_t i = 1; ok && i < n; i++) {
+            ok = (p[i] & 0xC0) == 0x80;
+            cp = cp << 6 | (p[i] & 0x3Fu);
+        }
+        /* No overlong forms, surrogates or code points past U+10FFFF. */
+        if (ok && ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+                   (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+            ok = false;
+        /* C1 controls (NEL among them) and U+2028/9 are line breaks or not
+         * printable in YAML 1.1, U+FFFE/F not characters: escaped. */
+        if (ok && ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFFFE ||
+                   cp == 0xFFFF)) {
+            printf("\\u%04x", (unsigned)cp);
+            p += n;
+            continue;
+        }
+        if (ok) {
+            fwrite(p, 1, n, stdout);
+            p += n;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            fputs("\\\"", stdout);
+            break;
+        case '\\':
+            fputs("\\\\", stdout);
+            break;
+        case '\n':
+            fputs("\\n", stdout);
+            break;
+        case '\t':
+            fputs("\\t", stdout);
+            break;
+        case '\r':
+            fputs("\\r", stdout);
+            break;
+        default:
+            if (c < 0x20 || c >= 0x7F)
+                printf("\\x%02x", c);
+            else
+                putchar(c);
+        }
+        p++;
+    }
+    putchar('"');
+}
+
+static void yaml_line(const char *indent, const char *key, const char *value)
+{
+    printf("%s%s: ", indent, key);
+    yaml_str(value);
+    putchar('\n');
+}
+
+/* `switchyard components`: YAML, every string quoted and escaped. */
 static int print_components(sy__registry_t *reg)
 {
-    printf("buildinfo:\n  command: switchyard\n  version: %s\n  abi: %d.%d\n", SY_VERSION,
-           SY_ABI_MAJOR, SY_ABI_MINOR);
+    printf("buildinfo:\n  command: switchyard\n");
+    yaml_line("  ", "version", SY_VERSION);
+    printf("  abi: \"%d.%d\"\n", SY_ABI_MAJOR, SY_ABI_MINOR);
     static const sy_kind_t kinds[] = {SY_KIND_RECEIVER, SY_KIND_PROCESSOR, SY_KIND_EXPORTER,
                                       SY_KIND_CONNECTOR, SY_KIND_EXTENSION};
     int rc = 0;
@@ -62,9 +140,11 @@ static int print_components(sy__registry_t *reg)
             sy__plugin_file_t *f = &reg->files[i];
             if (f->kind != kinds[k]) continue;
             char err[512];
-            printf("  - type: %s\n", f->type);
+            printf("  - ");
+            yaml_line("", "type", f->type);
             if (sy__registry_load(f, err, sizeof(err)) < 0) {
-                printf("    error: \"%s\"\n    file: %s\n", err, f->path);
+                yaml_line("    ", "error", err);
+                yaml_line("    ", "file", f->path);
                 rc = 1;
                 continue;
             }
@@ -74,12 +154,55 @@ static int print_components(sy__registry_t *reg)
             if (d->signals & SY_SIGNAL_TRACES) printf("%straces", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_METRICS) printf("%smetrics", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_LOGS) printf("%slogs", sep);
-            printf("]\n    abi: %u.%u\n    version: %s\n    file: %s\n", d->abi_major, d->abi_minor,
-                   d->version ? d->version : "", f->path);
-            if (d->description) printf("    description: \"%s\"\n", d->description);
+            printf("]\n    abi: \"%u.%u\"\n", d->abi_major, d->abi_minor);
+            yaml_line("    ", "version", d->version ? d->version : "");
+            yaml_line("    ", "file", f->path);
+            if (d->description) yaml_line("    ", "description", d->description);
         }
     }
     return rc;
+}
+
+/* `components --schema|--markdown KIND/TYPE` (or TYPE when one kind has it):
+ * the plugin's configuration as JSON Schema or as its README's table. */
+static int print_schema(sy__registry_t *reg, const char *what, bool json)
+{
+    sy__plugin_file_t *found = NULL;
+    const char *slash = strchr(what, '/');
+    sy_kind_t kind;
+    if (slash) {
+        char kname[32];
+        snprintf(kname, sizeof(kname), "%.*s", (int)(slash - what), what);
+        if (sy__kind_from_name(kname, &kind) == 0) found = sy__registry_find(reg, kind, slash + 1);
+    } else {
+        for (size_t i = 0; i < reg->nfiles; i++) {
+            if (strcmp(reg->files[i].type, what) != 0) continue;
+            if (found) {
+                fprintf(stderr, "switchyard: \"%s\" is both %s/%s and %s/%s: give KIND/TYPE\n",
+                        what, sy__kind_name(found->kind), what, sy__kind_name(reg->files[i].kind),
+                        what);
+                return EXIT_USAGE;
+            }
+            found = &reg->files[i];
+        }
+    }
+    if (!found) {
+        fprintf(stderr,
+                "switchyard: no plugin \"%s\" on the plugin path (give KIND/TYPE, e.g. "
+                "processor/batch; `switchyard components` lists them)\n",
+                what);
+        return EXIT_USAGE;
+    }
+    char err[512];
+    if (sy__registry_load(found, err, sizeof(err)) < 0) {
+        fprintf(stderr, "switchyard: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (json)
+        sy__cfg_schema_json(stdout, &found->desc, sy__kind_name(found->kind));
+    else
+        sy__cfg_schema_markdown(stdout, &found->desc);
+    return 0;
 }
 
 /* Waits for SIGTERM or SIGINT on the main thread; every other thread has these
@@ -147,7 +270,9 @@ int main(int argc, char **argv)
         if (sy__registry_scan(&reg, (const char *const *)cli.plugin_dirs, cli.nplugin_dirs) < 0) {
             fprintf(stderr, "switchyard: cannot scan the plugin path: out of memory\n");
             rc = EXIT_START;
-        } else
+        } else if (cli.schema || cli.markdown)
+            rc = print_schema(&reg, cli.schema ? cli.schema : cli.markdown, cli.schema != NULL);
+        else
             rc = print_components(&reg);
         sy__registry_free(&reg);
         sy__cli_free(&cli);

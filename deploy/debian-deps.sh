@@ -62,3 +62,15 @@ if ((${#compress_missing[@]})); then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${compress_missing[@]}"
 fi
+
+# integration.plugin_sdk.* parse `switchyard components` with PyYAML and check
+# `components --schema` with jsonschema.
+for p in python3-yaml python3-jsonschema; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "$p"
+  fi
+done

@@ -20,7 +20,13 @@
  * reading, changing and regrouping a batch without protobuf-c, docs/view.md) and
  * pipeline_refuse() (the memory_limiter's back-pressure); 1.2 added cfg_quoted()
  * (a quoted YAML scalar is a string) and value_container() (writing an ARRAY or
- * MAP value the plugin encoded itself).
+ * MAP value the plugin encoded itself); 1.3 added min, max and pattern at the end
+ * of sy_config_field_t (the SY_CFG_FIELD() macro checks a member's C type), and
+ * config_field_size and validate2() at the end of sy_plugin_t.
+ *
+ * The field table's element size follows the descriptor: a plugin of minor 3 or
+ * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
+ * size); one of minor 0 to 2 has the seven members of ABI 1.0.
  *
  * Threads: every instance is bound to one thread, its "loop thread", which runs a
  * libuv loop (api->loop()). create(), start(), consume(), shutdown() and destroy()
@@ -41,7 +47,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 2
+#define SY_ABI_MINOR 3
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -134,6 +140,9 @@ typedef struct sy_cfg_strmap_s {
  * YAML that no field names (and that is not a prefix of one) is refused as an
  * unknown key, with its file:line:col. Defaults are written as YAML scalars
  * ("200ms", "8192", "true"); NULL means zero / NULL / false.
+ *
+ * Declare fields with SY_CFG_FIELD() below: it fills name, type and offset and fails
+ * the build when the member's C type is not the one the type writes.
  */
 typedef struct sy_config_field_s {
     const char *name;
@@ -143,7 +152,80 @@ typedef struct sy_config_field_s {
     bool required;
     const char *description;
     const char *const *enum_values; /* SY_CFG_ENUM: NULL-terminated list of names */
+
+    /* End of ABI 1.0. ABI 1.3 (the host reads these only from a plugin of minor
+     * 3 or later; see config_field_size): */
+
+    /* The smallest and largest the user may write, both included, as YAML
+     * scalars: for SY_CFG_INT, DOUBLE, DURATION and SIZE a value in the field's
+     * own syntax ("1", "0.5", "10ms", "64KiB"); for SY_CFG_STRING the length in
+     * bytes; for SY_CFG_STRLIST and STRMAP the number of entries. NULL: no
+     * bound. The host refuses a value outside with its file:line:col, and, at
+     * load, a plugin whose bound does not parse. */
+    const char *min;
+    const char *max;
+    /* SY_CFG_STRING, and each item of STRLIST and value of STRMAP: a POSIX
+     * extended regular expression the whole value must match ("[a-z_]+" means
+     * ^([a-z_]+)$). NULL: any. */
+    const char *pattern;
 } sy_config_field_t;
+
+/* The size of a field of ABI 1.0 to 1.2: the host reads older tables with it. */
+#define SY_CONFIG_FIELD_SIZE_1_0 (offsetof(sy_config_field_t, enum_values) + sizeof(void *))
+
+/*
+ * Whether a member's C type is the one a SY_CFG_* type writes (a constant
+ * expression, 1 or 0), given the member's address: C11 _Generic, which does not
+ * evaluate it. The address keeps an array member (char name[16]) from passing as
+ * the char * it would decay to.
+ */
+#ifndef __cplusplus
+#define SY_CFG_CTYPE_OK(cfg_type, member_addr) \
+    _Generic((member_addr),                                                              \
+        bool *: (cfg_type) == SY_CFG_BOOL || (cfg_type) == SY_CFG_PRESENT,               \
+        int64_t *: (cfg_type) == SY_CFG_INT || (cfg_type) == SY_CFG_DURATION,            \
+        uint64_t *: (cfg_type) == SY_CFG_SIZE,                                           \
+        double *: (cfg_type) == SY_CFG_DOUBLE,                                           \
+        char **: (cfg_type) == SY_CFG_STRING,                                            \
+        const char **: (cfg_type) == SY_CFG_STRING,                                      \
+        int *: (cfg_type) == SY_CFG_ENUM,                                                \
+        sy_cfg_strlist_t *: (cfg_type) == SY_CFG_STRLIST,                                \
+        sy_cfg_strmap_t *: (cfg_type) == SY_CFG_STRMAP,                                  \
+        const sy_cfg_node_t **: (cfg_type) == SY_CFG_RAW,                                \
+        sy_cfg_node_t **: (cfg_type) == SY_CFG_RAW,                                      \
+        default: 0)
+/* offsetof(st, member), or a compile error naming the mismatch when the member's
+ * C type is not the one cfg_type writes. */
+#define SY_CFG_FIELD_OFFSET(cfg_type, st, member)                                        \
+    (offsetof(st, member) + 0 * sizeof(struct {                                          \
+                                int sy_config_member_type_does_not_match_its_SY_CFG_type \
+                                    : SY_CFG_CTYPE_OK(cfg_type, &((st *)0)->member)      \
+                                      ? 1                                                \
+                                      : -1;                                              \
+                            }))
+#else
+#define SY_CFG_FIELD_OFFSET(cfg_type, st, member) offsetof(st, member)
+#endif
+
+/*
+ * The first three members of one field, for a designated initializer:
+ *
+ *   static const sy_config_field_t fields[] = {
+ *       {SY_CFG_FIELD("timeout", SY_CFG_DURATION, my_config_t, timeout),
+ *        .default_value = "5s", .min = "1ms", .description = "..."},
+ *   };
+ *
+ * A member of the wrong C type (an `int` for SY_CFG_INT, which writes int64_t)
+ * fails the build with "sy_config_member_type_does_not_match_its_SY_CFG_type".
+ */
+#define SY_CFG_FIELD(key, cfg_type, st, member) \
+    .name = (key), .type = (cfg_type), .offset = SY_CFG_FIELD_OFFSET(cfg_type, st, member)
+
+/* The table members of a descriptor: .config_fields, .config_field_count and
+ * .config_field_size (ABI 1.3), from a static array. */
+#define SY_CFG_TABLE(fields)                                                               \
+    .config_fields = (fields), .config_field_count = sizeof(fields) / sizeof((fields)[0]), \
+    .config_field_size = sizeof((fields)[0])
 
 /* ------------------------------------------------------------------------ */
 /* The plugin descriptor                                                     */
@@ -199,6 +281,7 @@ typedef struct sy_plugin_s {
     int (*create)(const sy_host_api_t *api, sy_instance_t *inst, const void *config, void **state);
 
     /*
+     * Optional (NULL: nothing to start).
      * Starts the instance: open sockets, start timers. Exporters are started first,
      * then processors, then receivers, so that nothing is sent to a component that
      * is not running. Loop thread. Returns 0 or a negative SY_E* (startup fails).
@@ -217,6 +300,8 @@ typedef struct sy_plugin_s {
     int (*consume)(void *state, sy_batch_t *batch);
 
     /*
+     * Optional (NULL: nothing to stop; the host still closes api->timer_start()
+     * timers).
      * Begins stopping. A receiver stops accepting (and closes its handles); a
      * processor emits everything it holds (the batch processor flushes); an
      * exporter finishes or abandons what is in flight by the deadline it was
@@ -232,6 +317,27 @@ typedef struct sy_plugin_s {
 
     /* Frees the instance's state. Loop thread (its loop has no handles left). */
     void (*destroy)(void *state);
+
+    /* End of ABI 1.0. New members go below this line only. */
+
+    /* --- ABI 1.3 ------------------------------------------------------------ */
+
+    /* sizeof(sy_config_field_t) of the header the plugin was built with, so that
+     * a later minor may grow the field struct (SY_CFG_TABLE() sets it). 0: the
+     * size of ABI 1.3. */
+    uint32_t config_field_size;
+
+    /*
+     * Optional. validate() with the host API and the component's own config map
+     * (NULL when the component has no settings: its key is empty or null), for checks that read
+     * SY_CFG_RAW fields or point at the element at fault (api->cfg_where()). Called where
+     * validate() is (at load and by `switchyard validate`, main thread, before
+     * create()), after validate() when both are given. Only the api->cfg_*
+     * functions may be called (there is no instance yet).
+     * Returns 0, or SY_EINVAL with a sentence in err.
+     */
+    int (*validate2)(const sy_host_api_t *api, const sy_cfg_node_t *node, const void *config,
+                     char *err, size_t err_len);
 } sy_plugin_t;
 
 /* The entry function's type. */

@@ -30,23 +30,35 @@ typedef struct all_s {
 static const char *const enum_values[] = {"basic", "normal", "detailed", NULL};
 
 static const sy_config_field_t fields[] = {
-    {"b", SY_CFG_BOOL, offsetof(all_t, b), "true", false, "", NULL},
-    {"i", SY_CFG_INT, offsetof(all_t, i), "5", false, "", NULL},
-    {"d", SY_CFG_DOUBLE, offsetof(all_t, d), "0.5", false, "", NULL},
-    {"s.t", SY_CFG_STRING, offsetof(all_t, s), "x", false, "", NULL},
-    {"dur", SY_CFG_DURATION, offsetof(all_t, dur), "200ms", false, "", NULL},
-    {"size", SY_CFG_SIZE, offsetof(all_t, size), "4MiB", false, "", NULL},
-    {"e", SY_CFG_ENUM, offsetof(all_t, e), "basic", false, "", enum_values},
-    {"p", SY_CFG_PRESENT, offsetof(all_t, present), NULL, false, "", NULL},
-    {"p.list", SY_CFG_STRLIST, offsetof(all_t, list), NULL, false, "", NULL},
-    {"p.map", SY_CFG_STRMAP, offsetof(all_t, map), NULL, false, "", NULL},
-    {"raw", SY_CFG_RAW, offsetof(all_t, raw), NULL, false, "", NULL},
+    {SY_CFG_FIELD("b", SY_CFG_BOOL, all_t, b), .default_value = "true", .description = ""},
+    {SY_CFG_FIELD("i", SY_CFG_INT, all_t, i), .default_value = "5", .min = "-100", .max = "0x7fff",
+     .description = ""},
+    {SY_CFG_FIELD("d", SY_CFG_DOUBLE, all_t, d), .default_value = "0.5", .min = "-1.5",
+     .max = "1e9", .description = ""},
+    {SY_CFG_FIELD("s.t", SY_CFG_STRING, all_t, s), .default_value = "x", .max = "64",
+     .pattern = "[a-z0-9_.]*|x(y|z)+", .description = ""},
+    {SY_CFG_FIELD("dur", SY_CFG_DURATION, all_t, dur), .default_value = "200ms", .min = "-1h",
+     .max = "2h", .description = ""},
+    {SY_CFG_FIELD("size", SY_CFG_SIZE, all_t, size), .default_value = "4MiB", .min = "1KiB",
+     .max = "1GB", .description = ""},
+    {SY_CFG_FIELD("e", SY_CFG_ENUM, all_t, e), .default_value = "basic", .description = "",
+     .enum_values = enum_values},
+    {SY_CFG_FIELD("p", SY_CFG_PRESENT, all_t, present), .description = ""},
+    {SY_CFG_FIELD("p.list", SY_CFG_STRLIST, all_t, list), .min = "1", .max = "8",
+     .pattern = "[^/]*", .description = ""},
+    {SY_CFG_FIELD("p.map", SY_CFG_STRMAP, all_t, map), .max = "4", .pattern = ".+",
+     .description = ""},
+    {SY_CFG_FIELD("raw", SY_CFG_RAW, all_t, raw), .description = ""},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    char err[256];
+    if (sy__cfg_check_table("fuzz", fields, sizeof(fields) / sizeof(fields[0]), sizeof(all_t), err,
+                            sizeof(err)) != 0)
+        abort(); /* the table itself is wrong: fix the fuzzer */
     char *text = malloc(size + 1);
     if (!text) return 0;
     memcpy(text, data, size);

@@ -593,9 +593,9 @@ typedef struct tcfg_s {
 
 static const char *const modes[] = {"hash_seed", "proportional", "equalizing", NULL};
 
-#define F(n, t, m, d)                                         \
-    {                                                         \
-        n, t, offsetof(tcfg_t, m), d, false, n " field", NULL \
+#define F(n, t, m, d)                                                                \
+    {                                                                                \
+        SY_CFG_FIELD(n, t, tcfg_t, m), .default_value = d, .description = n " field" \
     }
 static const sy_config_field_t fields[] = {
     F("flag", SY_CFG_BOOL, flag, "true"),
@@ -604,7 +604,8 @@ static const sy_config_field_t fields[] = {
     F("name", SY_CFG_STRING, name, "dflt"),
     F("timeout", SY_CFG_DURATION, timeout, "200ms"),
     F("limit", SY_CFG_SIZE, limit, "4MiB"),
-    {"mode", SY_CFG_ENUM, offsetof(tcfg_t, mode), "proportional", false, "mode", modes},
+    {SY_CFG_FIELD("mode", SY_CFG_ENUM, tcfg_t, mode), .default_value = "proportional",
+     .description = "mode", .enum_values = modes},
     F("tls", SY_CFG_PRESENT, tls, NULL),
     F("tls.insecure", SY_CFG_BOOL, insecure, NULL),
     F("tags", SY_CFG_STRLIST, tags, "[a, b]"),
@@ -614,7 +615,8 @@ static const sy_config_field_t fields[] = {
     F("protocols.grpc.endpoint", SY_CFG_STRING, grpc_endpoint, "localhost:4317"),
     F("protocols.http", SY_CFG_PRESENT, http, NULL),
     F("protocols.http.endpoint", SY_CFG_STRING, http_endpoint, "localhost:4318"),
-    {"path", SY_CFG_STRING, offsetof(tcfg_t, path), NULL, true, "required", NULL},
+    {SY_CFG_FIELD("path", SY_CFG_STRING, tcfg_t, path), .required = true,
+     .description = "required"},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -891,6 +893,161 @@ static void test_diag_one_format(void **state)
     sy__diag_free(&d);
 }
 
+/* ---- ABI 1.3: min, max and pattern in the field table; the table's checks ---- */
+
+typedef struct lim_s {
+    int64_t n;
+    double ratio;
+    int64_t wait;
+    uint64_t buf;
+    char *name;
+    sy_cfg_strlist_t tags;
+    sy_cfg_strmap_t headers;
+} lim_t;
+
+static const sy_config_field_t lim_fields[] = {
+    {SY_CFG_FIELD("n", SY_CFG_INT, lim_t, n), .default_value = "-100", .min = "-10", .max = "0x10"},
+    {SY_CFG_FIELD("ratio", SY_CFG_DOUBLE, lim_t, ratio), .min = "0", .max = "1"},
+    {SY_CFG_FIELD("wait", SY_CFG_DURATION, lim_t, wait), .min = "10ms", .max = "1m"},
+    {SY_CFG_FIELD("buf", SY_CFG_SIZE, lim_t, buf), .min = "1KiB", .max = "4MiB"},
+    {SY_CFG_FIELD("name", SY_CFG_STRING, lim_t, name), .min = "2", .max = "5",
+     .pattern = "[a-z]+|x[0-9]"},
+    {SY_CFG_FIELD("tags", SY_CFG_STRLIST, lim_t, tags), .min = "1", .max = "2",
+     .pattern = "[a-z]*"},
+    {SY_CFG_FIELD("headers", SY_CFG_STRMAP, lim_t, headers), .max = "1", .pattern = "v.*"},
+};
+#define NLIM (sizeof(lim_fields) / sizeof(lim_fields[0]))
+
+static void test_fill_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        const char *msg; /* NULL: accepted */
+    } cases[] = {
+        {"t:\n  n: -10\n  ratio: 1\n  wait: 10ms\n  buf: 1024\n  name: ab\n  tags: [a]\n", NULL},
+        {"t:\n  n: 16\n  ratio: 0\n  wait: 1m\n  buf: 4MiB\n  name: x1\n  tags: [a, \"\"]\n"
+         "  headers: {k: vv}\n",
+         NULL},
+        {"t:\n  n: -11\n", "t.yaml:2:6: 't.n': must be at least -10, got \"-11\""},
+        {"t:\n  n: 17\n", "t.yaml:2:6: 't.n': must be at most 0x10, got \"17\""},
+        {"t:\n  ratio: 1.0001\n", "t.yaml:2:10: 't.ratio': must be at most 1, got \"1.0001\""},
+        {"t:\n  ratio: -0.5\n", "t.yaml:2:10: 't.ratio': must be at least 0, got \"-0.5\""},
+        {"t:\n  wait: 9ms\n", "t.yaml:2:9: 't.wait': must be at least 10ms, got \"9ms\""},
+        {"t:\n  wait: 1m0.001s\n", "t.yaml:2:9: 't.wait': must be at most 1m, got \"1m0.001s\""},
+        {"t:\n  buf: 1023\n", "t.yaml:2:8: 't.buf': must be at least 1KiB, got \"1023\""},
+        {"t:\n  buf: 5MB\n", "t.yaml:2:8: 't.buf': must be at most 4MiB, got \"5MB\""},
+        {"t:\n  name: a\n", "t.yaml:2:9: 't.name': must be at least 2 bytes long, got 1"},
+        {"t:\n  name: abcdef\n", "t.yaml:2:9: 't.name': must be at most 5 bytes long, got 6"},
+        {"t:\n  name: aB\n", "t.yaml:2:9: 't.name': \"aB\" does not match the pattern "
+                             "[a-z]+|x[0-9]"},
+        /* The alternation is anchored as a whole: "x1a" matches neither branch. */
+        {"t:\n  name: x1a\n", "t.yaml:2:9: 't.name': \"x1a\" does not match the pattern "
+                              "[a-z]+|x[0-9]"},
+        {"t:\n  tags: []\n", "t.yaml:2:9: 't.tags': must have at least 1 entries, got 0"},
+        {"t:\n  tags: [a, b, c]\n", "t.yaml:2:9: 't.tags': must have at most 2 entries, got 3"},
+        {"t:\n  tags: [a, B]\n",
+         "t.yaml:2:13: 't.tags[1]': \"B\" does not match the pattern [a-z]*"},
+        {"t:\n  headers: {a: v, b: v}\n",
+         "t.yaml:2:12: 't.headers': must have at most 1 entries, got 2"},
+        {"t:\n  headers: {a: w}\n",
+         "t.yaml:2:16: 't.headers.a': \"w\" does not match the pattern v.*"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sy__diag_t d;
+        sy_cfg_node_t *r = load(cases[i].yaml, &d);
+        assert_non_null(r);
+        lim_t c;
+        memset(&c, 0, sizeof(c));
+        int rc = sy__cfg_fill("t", lim_fields, NLIM, sy__cfg_get(r, "t"), &c, &d);
+        if (!cases[i].msg) {
+            if (rc != 0) sy__diag_print(&d, stderr);
+            assert_int_equal(rc, 0);
+            assert_int_equal(d.count, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_diag(&d, cases[i].msg);
+            assert_null(c.name);
+        }
+        sy__cfg_free_struct(lim_fields, NLIM, &c);
+        sy__cfg_free(r);
+        sy__diag_free(&d);
+    }
+    /* Bounds apply to what the user writes; the plugin's default (-100) is its own. */
+    sy__diag_t d;
+    sy__diag_init(&d);
+    lim_t c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(sy__cfg_fill("t", lim_fields, NLIM, NULL, &c, &d), 0);
+    assert_int_equal(c.n, -100);
+    sy__diag_free(&d);
+}
+
+static void test_check_table(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(sy__cfg_check_table("p.so", lim_fields, NLIM, sizeof(lim_t), err, sizeof(err)),
+                     0);
+    assert_int_equal(sy__cfg_check_table("p.so", fields, NFIELDS, sizeof(tcfg_t), err, sizeof(err)),
+                     0);
+    static const char *const no_values[] = {NULL};
+    static const struct {
+        sy_config_field_t field;
+        size_t config_size;
+        const char *msg;
+    } cases[] = {
+        {{SY_CFG_FIELD("n", SY_CFG_INT, lim_t, n)},
+         4,
+         "plugin p.so: config field 'n' (offset 0, 8 bytes) does not fit in its config struct of "
+         "config_size 4 bytes"},
+        {{.name = "far", .type = SY_CFG_BOOL, .offset = (size_t)-1},
+         sizeof(lim_t),
+         "plugin p.so: config field 'far' (offset 18446744073709551615, 1 bytes) does not fit"},
+        {{SY_CFG_FIELD("headers", SY_CFG_STRMAP, lim_t, headers)},
+         sizeof(lim_t) - 1,
+         "config field 'headers' (offset 56, 24 bytes) does not fit in its config struct of "
+         "config_size 79 bytes"},
+        {{.name = NULL, .type = SY_CFG_INT},
+         sizeof(lim_t),
+         "plugin p.so: config field 0 has no name"},
+        {{.name = "x", .type = (sy_cfg_type_t)99},
+         sizeof(lim_t),
+         "plugin p.so: config field 'x' has an unknown type 99"},
+        {{.name = "e", .type = SY_CFG_ENUM, .enum_values = no_values},
+         sizeof(lim_t),
+         "plugin p.so: enum config field 'e' has no enum_values"},
+        {{SY_CFG_FIELD("n", SY_CFG_INT, lim_t, n), .min = "ten"},
+         sizeof(lim_t),
+         "plugin p.so: config field 'n' has a min \"ten\" that does not parse as its type"},
+        {{SY_CFG_FIELD("wait", SY_CFG_DURATION, lim_t, wait), .max = "5"},
+         sizeof(lim_t),
+         "config field 'wait' has a max \"5\" that does not parse as its type"},
+        {{SY_CFG_FIELD("name", SY_CFG_STRING, lim_t, name), .min = "-1"},
+         sizeof(lim_t),
+         "config field 'name' has a min \"-1\" that does not parse as its type"},
+        {{SY_CFG_FIELD("n", SY_CFG_INT, lim_t, n), .min = "5", .max = "4"},
+         sizeof(lim_t),
+         "plugin p.so: config field 'n' has min 5 above max 4"},
+        {{.name = "b", .type = SY_CFG_BOOL, .min = "0"},
+         sizeof(lim_t),
+         "config field 'b' has a min \"0\" that its type does not take"},
+        {{SY_CFG_FIELD("n", SY_CFG_INT, lim_t, n), .pattern = "[0-9]+"},
+         sizeof(lim_t),
+         "config field 'n' has a pattern \"[0-9]+\": its type takes no pattern"},
+        {{SY_CFG_FIELD("name", SY_CFG_STRING, lim_t, name), .pattern = "(a"},
+         sizeof(lim_t),
+         "plugin p.so: config field 'name' has a pattern \"(a\": "},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = 0;
+        assert_int_equal(
+            sy__cfg_check_table("p.so", &cases[i].field, 1, cases[i].config_size, err, sizeof(err)),
+            SY_ERROR);
+        if (!strstr(err, cases[i].msg)) fail_msg("case %zu: got \"%s\"", i, err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -923,6 +1080,8 @@ int main(void)
         cmocka_unit_test(test_to_yaml_round_trip),
         cmocka_unit_test(test_diag_print),
         cmocka_unit_test(test_diag_one_format),
+        cmocka_unit_test(test_fill_limits),
+        cmocka_unit_test(test_check_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,6 +240,50 @@ static void test_graph_errors(void **state)
                         "<config>:3:15:");
 }
 
+/* ABI 1.3: a minor-2 plugin's table of the 1.0 layout is read with the 1.0
+ * element size and copied into this host's layout, new members zero; a 1.3
+ * table is used in place; a field past config_size is refused. */
+static void test_field_table_by_minor(void **state)
+{
+    (void)state;
+    sy__plugin_file_t f;
+    char err[512];
+    assert_int_equal(
+        sy__plugin_load_path(SY_TEST_KIT_DIR "/cfgabi/processor_cfgold.so", &f, err, sizeof(err)),
+        0);
+    assert_int_equal(f.desc.abi_minor, 2);
+    assert_int_equal(f.desc.config_field_count, 3);
+    assert_non_null(f.fields_copy);
+    assert_ptr_equal(f.desc.config_fields, f.fields_copy);
+    static const char *const names[] = {"limit", "label", "rules"};
+    static const sy_cfg_type_t types[] = {SY_CFG_INT, SY_CFG_STRING, SY_CFG_RAW};
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(f.desc.config_fields[i].name, names[i]);
+        assert_int_equal(f.desc.config_fields[i].type, types[i]);
+        assert_null(f.desc.config_fields[i].min);
+        assert_null(f.desc.config_fields[i].max);
+        assert_null(f.desc.config_fields[i].pattern);
+    }
+    assert_string_equal(f.desc.config_fields[0].default_value, "7");
+    assert_string_equal(f.desc.config_fields[1].description, "a label");
+    assert_null(f.desc.validate2);
+    sy__plugin_file_free(&f);
+
+    assert_int_equal(
+        sy__plugin_load_path(SY_TEST_KIT_DIR "/cfgabi/processor_cfgv2.so", &f, err, sizeof(err)),
+        0);
+    assert_int_equal(f.desc.abi_minor, SY_ABI_MINOR);
+    assert_null(f.fields_copy); /* the plugin's own table, in this host's layout */
+    assert_int_equal(f.desc.config_field_size, sizeof(sy_config_field_t));
+    assert_string_equal(f.desc.config_fields[1].pattern, "[a-z]+");
+    assert_string_equal(f.desc.config_fields[0].min, "-5");
+    assert_non_null(f.desc.validate2);
+    sy__plugin_file_free(&f);
+
+    load_expect(SY_TEST_KIT_DIR "/cfgabi/processor_cfgbadoffset.so", "config field 'label'",
+                "does not fit in its config struct of config_size");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_type_mismatch_refused),
         cmocka_unit_test(test_older_minor_loads),
         cmocka_unit_test(test_newer_minor_loads),
+        cmocka_unit_test(test_field_table_by_minor),
         cmocka_unit_test(test_registry_path_and_types),
         cmocka_unit_test(test_two_instances_coexist),
         cmocka_unit_test(test_batch_and_batch2_coexist),

@@ -1753,7 +1753,7 @@ static void test_api_table(void **state)
 {
     (void)state;
     const sy_host_api_t *api = sy__host_api();
-    assert_int_equal(api->abi_minor, 2); /* 1.2: cfg_quoted, value_container */
+    assert_int_equal(api->abi_minor, 3); /* 1.3: field bounds, validate2 (1.2: cfg_quoted) */
     assert_true(SY_API_HAS(api, view_open));
     assert_true(SY_API_HAS(api, value_container));
     assert_true(SY_API_HAS(api, view_build_abort));

@@ -47,30 +47,18 @@ typedef struct debug_state_s {
 static const char *const verbosity_names[] = {"basic", "normal", "detailed", NULL};
 
 static const sy_config_field_t debug_fields[] = {
-    {.name = "verbosity",
-     .type = SY_CFG_ENUM,
-     .offset = offsetof(debug_config_t, verbosity),
-     .default_value = "basic",
-     .description = "How much to write: basic (a summary per batch), normal (a line per "
-                    "item) or detailed (every field).",
-     .enum_values = verbosity_names},
-    {.name = "sampling_initial",
-     .type = SY_CFG_INT,
-     .offset = offsetof(debug_config_t, sampling_initial),
-     .default_value = "2",
-     .description = "Number of batches written each second before sampling starts."},
-    {.name = "sampling_thereafter",
-     .type = SY_CFG_INT,
-     .offset = offsetof(debug_config_t, sampling_thereafter),
+    {SY_CFG_FIELD("verbosity", SY_CFG_ENUM, debug_config_t, verbosity), .default_value = "basic",
+     .description = "How much to write.", .enum_values = verbosity_names},
+    {SY_CFG_FIELD("sampling_initial", SY_CFG_INT, debug_config_t, sampling_initial),
+     .default_value = "2", .description = "Batches written each second before sampling starts."},
+    {SY_CFG_FIELD("sampling_thereafter", SY_CFG_INT, debug_config_t, sampling_thereafter),
      .default_value = "1",
-     .description = "After sampling_initial in a second, write every Mth batch; 1 writes "
-                    "all, 0 none."},
-    {.name = "use_internal_logger",
-     .type = SY_CFG_BOOL,
-     .offset = offsetof(debug_config_t, use_internal_logger),
+     .description = "After `sampling_initial` batches in a second, write every Mth. `1` writes all "
+                    "(no sampling); `0` writes none."},
+    {SY_CFG_FIELD("use_internal_logger", SY_CFG_BOOL, debug_config_t, use_internal_logger),
      .default_value = "true",
-     .description = "Write through the router's logger to stderr (true) or directly to "
-                    "stdout, regardless of service.telemetry.logs (false)."},
+     .description = "`true`: write to stderr through the router's logger (its level applies). "
+                    "`false`: write to stdout, whatever `service.telemetry.logs` says."},
 };
 
 static int debug_validate(const void *config, char *err, size_t err_len)

@@ -37,28 +37,21 @@ typedef struct hc_config_s {
 } hc_config_t;
 
 static const sy_config_field_t hc_fields[] = {
-    {.name = "endpoint",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(hc_config_t, endpoint),
+    {SY_CFG_FIELD("endpoint", SY_CFG_STRING, hc_config_t, endpoint),
      .default_value = HC_DEFAULT_ENDPOINT,
-     .description = "host:port the health endpoint listens on."},
-    {.name = "path",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(hc_config_t, path),
-     .default_value = "/",
-     .description = "Path of the health endpoint; a path ending in '/' also answers below it."},
-    {.name = "response_body.healthy",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(hc_config_t, body_healthy),
-     .description = "Body sent with 200 instead of the default JSON status."},
-    {.name = "response_body.unhealthy",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(hc_config_t, body_unhealthy),
-     .description = "Body sent with 503 instead of the default JSON status."},
-    {.name = "check_collector_pipeline",
-     .type = SY_CFG_RAW,
-     .offset = offsetof(hc_config_t, check_collector_pipeline),
-     .description = "Accepted for compatibility and ignored (deprecated in the collector)."},
+     .description = "`host:port` to listen on. Use `0.0.0.0:13133` in a container."},
+    {SY_CFG_FIELD("path", SY_CFG_STRING, hc_config_t, path), .default_value = "/",
+     .description = "Path that answers. It must start with `/`. As in the collector (Go's "
+                    "`ServeMux`), a path ending in `/` also answers every path below it, so the "
+                    "default `/` answers any path; `/health/status` answers only itself."},
+    {SY_CFG_FIELD("response_body.healthy", SY_CFG_STRING, hc_config_t, body_healthy),
+     .description = "Body sent with 200 instead of the JSON status below."},
+    {SY_CFG_FIELD("response_body.unhealthy", SY_CFG_STRING, hc_config_t, body_unhealthy),
+     .description = "Body sent with 503 instead of the JSON status below."},
+    {SY_CFG_FIELD("check_collector_pipeline", SY_CFG_RAW, hc_config_t, check_collector_pipeline),
+     .description =
+         "Accepted so that collector configs load, and ignored with a warning. The collector "
+         "itself documents this feature as not working and advises against it."},
 };
 
 typedef struct hc_state_s {

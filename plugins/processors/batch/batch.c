@@ -68,34 +68,23 @@ struct batch_state_s {
 typedef enum trigger_e { TRIGGER_SIZE, TRIGGER_TIMEOUT } trigger_t;
 
 static const sy_config_field_t batch_fields[] = {
-    {.name = "send_batch_size",
-     .type = SY_CFG_INT,
-     .offset = offsetof(batch_config_t, send_batch_size),
-     .default_value = "8192",
-     .description = "Number of items after which a batch is sent regardless of the timeout; "
-                    "0 sends on the timeout only."},
-    {.name = "send_batch_max_size",
-     .type = SY_CFG_INT,
-     .offset = offsetof(batch_config_t, send_batch_max_size),
-     .default_value = "0",
-     .description = "Upper limit of a batch's items; larger batches are split. 0 means no "
-                    "limit; otherwise it must be at least send_batch_size."},
-    {.name = "timeout",
-     .type = SY_CFG_DURATION,
-     .offset = offsetof(batch_config_t, timeout),
-     .default_value = "200ms",
-     .description = "Time after the first item of a batch at which it is sent regardless of "
-                    "its size; 0 sends every batch immediately."},
-    {.name = "metadata_keys",
-     .type = SY_CFG_RAW,
-     .offset = offsetof(batch_config_t, metadata_keys),
-     .description = "Accepted for compatibility with the collector and ignored: Switchyard "
-                    "batches do not carry client metadata."},
-    {.name = "metadata_cardinality_limit",
-     .type = SY_CFG_INT,
-     .offset = offsetof(batch_config_t, metadata_cardinality_limit),
-     .default_value = "1000",
-     .description = "Accepted for compatibility with the collector and ignored."},
+    {SY_CFG_FIELD("send_batch_size", SY_CFG_INT, batch_config_t, send_batch_size),
+     .default_value = "8192", .min = "0",
+     .max = "4294967295", /* SIZE_LIMIT: the collector's uint32 */
+     .description = "Number of items after which a batch is sent regardless of the timeout. A "
+                    "trigger, not a cap: a batch may hold more. `0` sends on the timeout only."},
+    {SY_CFG_FIELD("send_batch_max_size", SY_CFG_INT, batch_config_t, send_batch_max_size),
+     .default_value = "0", .min = "0", .max = "4294967295",
+     .description = "Upper limit of a batch's items; larger batches are split. `0` means no limit; "
+                    "otherwise it must be at least `send_batch_size`."},
+    {SY_CFG_FIELD("timeout", SY_CFG_DURATION, batch_config_t, timeout), .default_value = "200ms",
+     .description = "Time after the first item of a batch at which it is sent regardless of its "
+                    "size. `0` sends every batch immediately (only cut to `send_batch_max_size`)."},
+    {SY_CFG_FIELD("metadata_keys", SY_CFG_RAW, batch_config_t, metadata_keys),
+     .description = "Accepted for compatibility and ignored (see below)."},
+    {SY_CFG_FIELD("metadata_cardinality_limit", SY_CFG_INT, batch_config_t,
+                  metadata_cardinality_limit),
+     .default_value = "1000", .description = "Accepted for compatibility and ignored."},
 };
 
 static int signal_index(sy_signal_t signal)
@@ -121,14 +110,8 @@ static uint64_t batch_items(const batch_state_t *s, const sy_batch_t *b)
 static int batch_validate(const void *config, char *err, size_t err_len)
 {
     const batch_config_t *c = config;
-    if (c->send_batch_size < 0 || c->send_batch_size > (int64_t)SIZE_LIMIT) {
-        snprintf(err, err_len, "send_batch_size must be between 0 and %" PRIu32, SIZE_LIMIT);
-        return SY_EINVAL;
-    }
-    if (c->send_batch_max_size < 0 || c->send_batch_max_size > (int64_t)SIZE_LIMIT) {
-        snprintf(err, err_len, "send_batch_max_size must be between 0 and %" PRIu32, SIZE_LIMIT);
-        return SY_EINVAL;
-    }
+    /* send_batch_size and send_batch_max_size are bounded by the field table
+     * (0 to SIZE_LIMIT); the host refused a value outside with its position. */
     if (c->send_batch_max_size > 0 && c->send_batch_max_size < c->send_batch_size) {
         snprintf(err, err_len, "send_batch_max_size must be greater or equal to send_batch_size");
         return SY_EINVAL;
@@ -428,8 +411,7 @@ static const sy_plugin_t batch_plugin = {
     .version = "0.1.0",
     .description = "Gathers items into batches by size and time, as the collector's batch "
                    "processor.",
-    .config_fields = batch_fields,
-    .config_field_count = sizeof(batch_fields) / sizeof(batch_fields[0]),
+    SY_CFG_TABLE(batch_fields),
     .config_size = sizeof(batch_config_t),
     .validate = batch_validate,
     .create = batch_create,

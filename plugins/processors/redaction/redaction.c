@@ -636,6 +636,22 @@ static void rd_destroy(void *state)
     free(s);
 }
 
+/* ABI 1.3: the same refusal as create()'s, at `switchyard validate` time, where
+ * the raw node can be read. create() keeps its check for hosts before 1.3. */
+static int rd_validate2(const sy_host_api_t *api, const sy_cfg_node_t *node, const void *config,
+                        char *err, size_t err_len)
+{
+    (void)node;
+    const rd_config_t *c = config;
+    if (!db_sanitizer_enabled(api, c->db_sanitizer)) return SY_OK;
+    snprintf(err, err_len,
+             "%s: db_sanitizer is not supported: the collector's SQL, Redis, Memcached, MongoDB, "
+             "OpenSearch and Elasticsearch obfuscators have no equivalent here; remove the key "
+             "or set its 'enabled' flags to false",
+             api->cfg_where(c->db_sanitizer));
+    return SY_EINVAL;
+}
+
 static const sy_plugin_t rd_plugin = {
     .abi_major = SY_ABI_MAJOR,
     .abi_minor = SY_ABI_MINOR,
@@ -650,6 +666,7 @@ static const sy_plugin_t rd_plugin = {
     .config_field_count = sizeof(rd_fields) / sizeof(rd_fields[0]),
     .config_size = sizeof(rd_config_t),
     .validate = rd_validate,
+    .validate2 = rd_validate2,
     .create = rd_create,
     .consume = rd_consume,
     .destroy = rd_destroy,

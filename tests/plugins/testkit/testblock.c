@@ -36,8 +36,8 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"block_in", SY_CFG_ENUM, offsetof(cfg_t, block_in), "none", false,
-     "the callback that never returns", block_names},
+    {SY_CFG_FIELD("block_in", SY_CFG_ENUM, cfg_t, block_in), .default_value = "none",
+     .description = "the callback that never returns", .enum_values = block_names},
 };
 
 typedef struct block_s {

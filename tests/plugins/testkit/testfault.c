@@ -26,11 +26,12 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"seed", SY_CFG_INT, offsetof(cfg_t, seed), "1", false, "seed of the refusal sequence", NULL},
-    {"refuse_permille", SY_CFG_INT, offsetof(cfg_t, refuse_permille), "0", false,
-     "batches in 1000 refused with SY_ERROR", NULL},
-    {"enomem_permille", SY_CFG_INT, offsetof(cfg_t, enomem_permille), "0", false,
-     "batches in 1000 refused with SY_ENOMEM", NULL},
+    {SY_CFG_FIELD("seed", SY_CFG_INT, cfg_t, seed), .default_value = "1",
+     .description = "seed of the refusal sequence"},
+    {SY_CFG_FIELD("refuse_permille", SY_CFG_INT, cfg_t, refuse_permille), .default_value = "0",
+     .description = "batches in 1000 refused with SY_ERROR"},
+    {SY_CFG_FIELD("enomem_permille", SY_CFG_INT, cfg_t, enomem_permille), .default_value = "0",
+     .description = "batches in 1000 refused with SY_ENOMEM"},
 };
 
 typedef struct fault_s {

@@ -25,12 +25,14 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"count", SY_CFG_INT, offsetof(cfg_t, count), "100", false, "batches to send", NULL},
-    {"spans", SY_CFG_INT, offsetof(cfg_t, spans), "10", false, "spans per batch", NULL},
-    {"interval", SY_CFG_DURATION, offsetof(cfg_t, interval_ns), "0s", false,
-     "pause between batches", NULL},
-    {"first_seq", SY_CFG_INT, offsetof(cfg_t, first_seq), "0", false,
-     "sequence number of the first span", NULL},
+    {SY_CFG_FIELD("count", SY_CFG_INT, cfg_t, count), .default_value = "100",
+     .description = "batches to send"},
+    {SY_CFG_FIELD("spans", SY_CFG_INT, cfg_t, spans), .default_value = "10",
+     .description = "spans per batch"},
+    {SY_CFG_FIELD("interval", SY_CFG_DURATION, cfg_t, interval_ns), .default_value = "0s",
+     .description = "pause between batches"},
+    {SY_CFG_FIELD("first_seq", SY_CFG_INT, cfg_t, first_seq), .default_value = "0",
+     .description = "sequence number of the first span"},
 };
 
 typedef struct gen_s {

@@ -33,8 +33,8 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"own_copy", SY_CFG_BOOL, offsetof(cfg_t, own_copy), "false", false,
-     "change a copy made by this instance instead of the batch given", NULL},
+    {SY_CFG_FIELD("own_copy", SY_CFG_BOOL, cfg_t, own_copy), .default_value = "false",
+     .description = "change a copy made by this instance instead of the batch given"},
 };
 
 typedef struct mut_s {

@@ -38,19 +38,21 @@ typedef struct cfg_s {
 } cfg_t;
 
 static const sy_config_field_t fields[] = {
-    {"delay", SY_CFG_DURATION, offsetof(cfg_t, delay_ns), "0s", false, "time per batch", NULL},
-    {"report_path", SY_CFG_STRING, offsetof(cfg_t, report_path), NULL, false,
-     "file the report is written to at shutdown", NULL},
-    {"verify", SY_CFG_BOOL, offsetof(cfg_t, verify), "false", false,
-     "decode and check span sequence numbers", NULL},
-    {"max_seq", SY_CFG_INT, offsetof(cfg_t, max_seq), "1000000", false,
-     "highest sequence number expected", NULL},
-    {"gate_path", SY_CFG_STRING, offsetof(cfg_t, gate_path), NULL, false,
-     "decline every batch until this file exists (a test opens the gate)", NULL},
-    {"counts_path", SY_CFG_STRING, offsetof(cfg_t, counts_path), NULL, false,
-     "file the arrivals of each sequence number are written to at shutdown (with verify)", NULL},
-    {"digest", SY_CFG_BOOL, offsetof(cfg_t, digest), "false", false,
-     "count renamed spans and hash the spans and bytes seen", NULL},
+    {SY_CFG_FIELD("delay", SY_CFG_DURATION, cfg_t, delay_ns), .default_value = "0s",
+     .description = "time per batch"},
+    {SY_CFG_FIELD("report_path", SY_CFG_STRING, cfg_t, report_path),
+     .description = "file the report is written to at shutdown"},
+    {SY_CFG_FIELD("verify", SY_CFG_BOOL, cfg_t, verify), .default_value = "false",
+     .description = "decode and check span sequence numbers"},
+    {SY_CFG_FIELD("max_seq", SY_CFG_INT, cfg_t, max_seq), .default_value = "1000000",
+     .description = "highest sequence number expected"},
+    {SY_CFG_FIELD("gate_path", SY_CFG_STRING, cfg_t, gate_path),
+     .description = "decline every batch until this file exists (a test opens the gate)"},
+    {SY_CFG_FIELD("counts_path", SY_CFG_STRING, cfg_t, counts_path),
+     .description =
+         "file the arrivals of each sequence number are written to at shutdown (with verify)"},
+    {SY_CFG_FIELD("digest", SY_CFG_BOOL, cfg_t, digest), .default_value = "false",
+     .description = "count renamed spans and hash the spans and bytes seen"},
 };
 
 typedef struct sink_s {
