@@ -169,7 +169,14 @@ class RawSink:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # Eight exporters post at once, each with several requests in flight:
+            # socketserver's default backlog of 5 overflows, a connection then waits
+            # for a SYN retransmission, the exporter's 5 s timeout passes while the
+            # body is still recorded here, and its retry is a duplicate.
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
