@@ -323,7 +323,7 @@ int rd_mask_value(rd_rules_t *r, const char *s, size_t len, const char **out, si
             cur_len = dst->len;
         }
     }
-    if (cur_len == len && (len == 0 || memcmp(cur, s, len) == 0)) return 0;
+    if (cur == s || (cur_len == len && (len == 0 || memcmp(cur, s, len) == 0))) return 0;
     *out = cur;
     *out_len = cur_len;
     return 1;
