@@ -713,6 +713,19 @@ int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out)
             return 0;
         }
     }
+    /* One int of up to 9 varint bytes (63 bits: no overflow to handle), such as
+     * a port, a size, a thread or row count. */
+    if (len >= 3 && len <= 10 && p[0] == 0x18 && p[len - 1] < 0x80) {
+        uint64_t x = 0;
+        size_t i = 1;
+        for (; i < len - 1 && p[i] >= 0x80; i++)
+            x |= (uint64_t)(p[i] & 0x7f) << (7 * (i - 1));
+        if (i == len - 1) {
+            out->type = SY_VALUE_INT;
+            out->i = (int64_t)(x | (uint64_t)p[i] << (7 * (i - 1)));
+            return 0;
+        }
+    }
     sy__pbf_t f;
     size_t pos = 0;
     int rc;

@@ -109,6 +109,9 @@ static const uint8_t detect_min_len[SYC_DETECT_KINDS] = {
     [SYC_DETECT_IPV6] = 1,         [SYC_DETECT_IPV4] = 5,
 };
 
+/* The largest of detect_min_len: longer strings pass every length test. */
+#define DETECT_LONGEST_MIN_LEN 13u
+
 #define KIND(k)     (1u << (k))
 #define NEED_DIGITS (KIND(SYC_DETECT_CARD) | KIND(SYC_DETECT_IPV4))
 #define NEED_DOT    (KIND(SYC_DETECT_EMAIL) | KIND(SYC_DETECT_IPV4))
@@ -170,8 +173,9 @@ static void counts_swar(uint32_t need, const uint8_t *s, size_t len, size_t *dig
  */
 static uint32_t prefilter(uint32_t kinds, const uint8_t *s, size_t len)
 {
-    for (int k = 0; k < SYC_DETECT_KINDS; k++)
-        if (len < detect_min_len[k]) kinds &= ~KIND(k);
+    if (len < DETECT_LONGEST_MIN_LEN)
+        for (int k = 0; k < SYC_DETECT_KINDS; k++)
+            if (len < detect_min_len[k]) kinds &= ~KIND(k);
     if (!(kinds & ~KIND(SYC_DETECT_BEARER))) return kinds;
     size_t digits = 0;
     uint64_t at = 0, colon = 0, dot = 0, slash = 0;
