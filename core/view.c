@@ -445,24 +445,31 @@ sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *fie
     return *field ? n : NULL;
 }
 
-void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
+/* What every encoder writes: the key (field 1) then the value (field 2), each
+ * under 128 bytes. False when p is laid out otherwise. */
+static inline bool attr_parse_usual(const uint8_t *p, size_t len, sy__vattr_t *a)
 {
-    /* A key or value given twice reads as its last occurrence, as protobuf-c
-     * decodes it; a key that is absent (or of another wire type) reads as "". */
-    a->bad = false;
-    /* What every encoder writes: the key (field 1) then the value (field 2), each
-     * under 128 bytes. */
     if (len >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 <= len) {
         size_t k = p[1], at = 2 + k;
         if (at == len ||
             (len - at >= 2 && p[at] == 0x12 && p[at + 1] < 0x80 && at + 2 + p[at + 1] == len)) {
+            a->bad = false;
             a->key = p + 2;
             a->keylen = (uint32_t)k;
             a->val = at == len ? NULL : p + at + 2;
             a->vallen = at == len ? 0 : p[at + 1];
-            return;
+            return true;
         }
     }
+    return false;
+}
+
+void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
+{
+    /* A key or value given twice reads as its last occurrence, as protobuf-c
+     * decodes it; a key that is absent (or of another wire type) reads as "". */
+    if (attr_parse_usual(p, len, a)) return;
+    a->bad = false;
     sy__pbf_t f;
     size_t pos = 0;
     int rc;
@@ -495,21 +502,47 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
      * holds are counted and collected by a second walk. */
     enum { LOCAL = 32 };
     sy__vattr_t local[LOCAL];
-    size_t pos = h->cs;
+    size_t pos = h->cs, end = h->ce;
     uint32_t n = 0, events = 0, links = 0;
-    int rc;
-    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0) {
-        if (f.wt != 2) continue;
-        if (f.num == field) {
+    int rc = 0;
+    for (;;) {
+        size_t start = pos, vs, ve;
+        uint32_t num;
+        /* The fields of a span, a log or a data point in the usual encoding (a
+         * one-byte tag; a length under 128, a one-byte varint or a fixed number)
+         * are stepped over here in registers; the rest as sy__pb_next() reads them. */
+        uint8_t tag = pos + 1 < end ? buf[pos] : 0;
+        if (tag >= 8 && tag < 0x80 && (tag & 7) == 2 && buf[pos + 1] < 0x80 &&
+            buf[pos + 1] <= end - pos - 2) {
+            num = tag >> 3;
+            vs = pos + 2;
+            ve = vs + buf[pos + 1];
+            pos = ve;
+        } else if (tag >= 8 && tag < 0x80 && (tag & 7) == 0 && buf[pos + 1] < 0x80) {
+            pos += 2;
+            continue;
+        } else if (tag >= 8 && tag < 0x80 && (tag & 7) == 1 && end - pos >= 9) {
+            pos += 9;
+            continue;
+        } else {
+            if ((rc = sy__pb_next(buf, &pos, end, &f)) <= 0) break;
+            if (f.wt != 2) continue;
+            num = f.num;
+            start = f.start;
+            vs = f.vs;
+            ve = f.ve;
+        }
+        if (num == field) {
             if (n < LOCAL) {
-                sy__view_attr_parse(buf + f.vs, f.ve - f.vs, &local[n]);
-                local[n].start = (uint32_t)f.start;
-                local[n].end = (uint32_t)f.ve;
+                if (!attr_parse_usual(buf + vs, ve - vs, &local[n]))
+                    sy__view_attr_parse(buf + vs, ve - vs, &local[n]);
+                local[n].start = (uint32_t)start;
+                local[n].end = (uint32_t)ve;
             }
             n++;
         }
-        events += f.num == 11;
-        links += f.num == 13;
+        events += num == 11;
+        links += num == 13;
     }
     if (rc < 0) return SY_EINVAL;
     /* A span's events (11) and links (13) were walked past as well: when it has
