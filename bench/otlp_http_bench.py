@@ -65,6 +65,14 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def proc_minor_faults(pid):
+    """Minor page faults of every thread of pid so far (field 10 of /proc/PID/stat):
+    pages the kernel had to map on first touch, e.g. fresh malloc/mmap blocks."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return int(data[data.rindex(")") + 2:].split()[7])
+
+
 def proc_runqueue_wait_seconds(pid):
     """Time the threads of pid spent runnable but waiting for a CPU, in seconds
     (the second field of /proc/PID/task/TID/schedstat): on a shared machine, the
@@ -207,11 +215,13 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         time.sleep(0.2)
         rss_before = proc_status(r.pid, "VmRSS")
         cpu0 = proc_cpu_seconds(r.pid)
+        flt0 = proc_minor_faults(r.pid)
         wait0 = proc_runqueue_wait_seconds(r.pid)
         t0 = time.perf_counter()
         lg = run_loadgen(build, url, duration, connections, gzip, loadgen_cpu, extra)
         wall = time.perf_counter() - t0
         cpu1 = proc_cpu_seconds(r.pid)
+        flt1 = proc_minor_faults(r.pid)
         wait1 = proc_runqueue_wait_seconds(r.pid)
         hwm = proc_status(r.pid, "VmHWM")
         held = tail_sampling_held(r, rss_before)
@@ -228,6 +238,9 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         "router_cpu_util": round(cpu / wall, 3) if wall > 0 else None,
         "router_wait_util": round((wait1 - wait0) / wall, 3) if wall > 0 else None,
         "spans_per_cpu_s": round(lg["accepted_spans"] / cpu) if cpu > 0 else None,
+        "minor_faults": flt1 - flt0,
+        "minor_faults_per_request": round((flt1 - flt0) / lg["accepted"], 1)
+        if lg.get("accepted") else None,
         "rss_before_kb": rss_before, "peak_rss_kb": hwm, "router_exit": rc,
         "loadgen": lg,
     }
@@ -330,8 +343,8 @@ def main():
 
     print("\n## Load\n")
     print("| config | conns | gzip | spans/CPU-s | spans/s | router CPU | req/s | refused | "
-          "errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS kB | loadgen CPU | router waiting | exit |")
-    print("| " + " | ".join(["---"] * 18) + " |")
+          "errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS kB | loadgen CPU | router waiting | exit | minor faults/req |")
+    print("| " + " | ".join(["---"] * 19) + " |")
     for v, rep in [(v, rep) for rep in range(args.repeat) for v in variants]:
         for c in conns:
             for g in gzips:
@@ -349,7 +362,8 @@ def main():
                       f"{lg['p999_us'] / 1e3:.2f} | {lg['max_us'] / 1e3:.2f} | "
                       f"{r['peak_rss_kb']} | "
                       f"{lg['loadgen_cpu_s'] / r['wall_s'] * 100:.0f} % | "
-                      f"{r['router_wait_util'] * 100:.0f} % | {r['router_exit']} |",
+                      f"{r['router_wait_util'] * 100:.0f} % | {r['router_exit']} | "
+                      f"{r['minor_faults_per_request']} |",
                       flush=True)
                 if r.get("tail_sampling"):
                     ts = r["tail_sampling"]

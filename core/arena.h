@@ -26,7 +26,13 @@ typedef struct sy__arena_s {
 void sy__arena_init(sy__arena_t *a, size_t limit);
 /* Returns `size` bytes aligned to 16, or NULL when out of memory or over the limit. */
 void *sy__arena_alloc(sy__arena_t *a, size_t size);
-/* Frees every chunk; the arena is empty and usable again. */
+/* Frees every chunk; the arena is empty and usable again. Chunks of 64 KiB or
+ * more go to a process-wide cache (at most 16 MiB in all) that later arenas on
+ * any thread take new chunks from, their pages already mapped (arena.c). */
 void sy__arena_release(sy__arena_t *a);
+/* Frees every chunk the cache holds; returns the bytes it held. */
+size_t sy__arena_cache_trim(void);
+/* The bytes the cache holds now. */
+size_t sy__arena_cache_bytes(void);
 
 #endif

@@ -365,9 +365,15 @@ static bool is_data_field(uint32_t num)
     return num == 5 || num == 7 || num == 9 || num == 10 || num == 11;
 }
 
+static int walk_holder(sy_view_node_t *n);
+
 sy_view_node_t *sy__view_sub(sy_view_node_t *n, bool create)
 {
     sy_view_t *v = n->view;
+    /* A resource's or scope's message is found by the walk that indexes its
+     * children, the one walk of their tags both need. */
+    if (!(n->flags & SY__VN_SUB) && (n->kind == SY_NODE_RESOURCE || n->kind == SY_NODE_SCOPE))
+        (void)walk_holder(n);
     if (!(n->flags & SY__VN_SUB)) {
         n->flags |= SY__VN_SUB;
         sy__pbf_t f, last;
@@ -445,24 +451,31 @@ sy_view_node_t *sy__view_attr_host(sy_view_node_t *n, bool create, uint32_t *fie
     return *field ? n : NULL;
 }
 
-void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
+/* What every encoder writes: the key (field 1) then the value (field 2), each
+ * under 128 bytes. False when p is laid out otherwise. */
+static inline bool attr_parse_usual(const uint8_t *p, size_t len, sy__vattr_t *a)
 {
-    /* A key or value given twice reads as its last occurrence, as protobuf-c
-     * decodes it; a key that is absent (or of another wire type) reads as "". */
-    a->bad = false;
-    /* What every encoder writes: the key (field 1) then the value (field 2), each
-     * under 128 bytes. */
     if (len >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 <= len) {
         size_t k = p[1], at = 2 + k;
         if (at == len ||
             (len - at >= 2 && p[at] == 0x12 && p[at + 1] < 0x80 && at + 2 + p[at + 1] == len)) {
+            a->bad = false;
             a->key = p + 2;
             a->keylen = (uint32_t)k;
             a->val = at == len ? NULL : p + at + 2;
             a->vallen = at == len ? 0 : p[at + 1];
-            return;
+            return true;
         }
     }
+    return false;
+}
+
+void sy__view_attr_parse(const uint8_t *p, size_t len, sy__vattr_t *a)
+{
+    /* A key or value given twice reads as its last occurrence, as protobuf-c
+     * decodes it; a key that is absent (or of another wire type) reads as "". */
+    if (attr_parse_usual(p, len, a)) return;
+    a->bad = false;
     sy__pbf_t f;
     size_t pos = 0;
     int rc;
@@ -495,21 +508,47 @@ int sy__view_index_attrs(sy_view_node_t *h, uint32_t field)
      * holds are counted and collected by a second walk. */
     enum { LOCAL = 32 };
     sy__vattr_t local[LOCAL];
-    size_t pos = h->cs;
+    size_t pos = h->cs, end = h->ce;
     uint32_t n = 0, events = 0, links = 0;
-    int rc;
-    while ((rc = sy__pb_next(buf, &pos, h->ce, &f)) > 0) {
-        if (f.wt != 2) continue;
-        if (f.num == field) {
+    int rc = 0;
+    for (;;) {
+        size_t start = pos, vs, ve;
+        uint32_t num;
+        /* The fields of a span, a log or a data point in the usual encoding (a
+         * one-byte tag; a length under 128, a one-byte varint or a fixed number)
+         * are stepped over here in registers; the rest as sy__pb_next() reads them. */
+        uint8_t tag = pos + 1 < end ? buf[pos] : 0;
+        if (tag >= 8 && tag < 0x80 && (tag & 7) == 2 && buf[pos + 1] < 0x80 &&
+            buf[pos + 1] <= end - pos - 2) {
+            num = tag >> 3;
+            vs = pos + 2;
+            ve = vs + buf[pos + 1];
+            pos = ve;
+        } else if (tag >= 8 && tag < 0x80 && (tag & 7) == 0 && buf[pos + 1] < 0x80) {
+            pos += 2;
+            continue;
+        } else if (tag >= 8 && tag < 0x80 && (tag & 7) == 1 && end - pos >= 9) {
+            pos += 9;
+            continue;
+        } else {
+            if ((rc = sy__pb_next(buf, &pos, end, &f)) <= 0) break;
+            if (f.wt != 2) continue;
+            num = f.num;
+            start = f.start;
+            vs = f.vs;
+            ve = f.ve;
+        }
+        if (num == field) {
             if (n < LOCAL) {
-                sy__view_attr_parse(buf + f.vs, f.ve - f.vs, &local[n]);
-                local[n].start = (uint32_t)f.start;
-                local[n].end = (uint32_t)f.ve;
+                if (!attr_parse_usual(buf + vs, ve - vs, &local[n]))
+                    sy__view_attr_parse(buf + vs, ve - vs, &local[n]);
+                local[n].start = (uint32_t)start;
+                local[n].end = (uint32_t)ve;
             }
             n++;
         }
-        events += f.num == 11;
-        links += f.num == 13;
+        events += num == 11;
+        links += num == 13;
     }
     if (rc < 0) return SY_EINVAL;
     /* A span's events (11) and links (13) were walked past as well: when it has
@@ -606,12 +645,84 @@ static bool rel_of(sy_view_node_t *n, sy_view_rel_t rel, rel_t *r)
     }
 }
 
+/* One walk of a resource's or scope's tags that finds its message (the last
+ * field 1: Resource, InstrumentationScope) and, unless indexed already, makes
+ * its children (field 2: scopes; spans, logs or metrics) in order. A scope of
+ * 512 spans is 512 tags, each on a cache line of its own: walked once instead of
+ * three times (the message lookup, counting, making). */
+static int walk_holder(sy_view_node_t *n)
+{
+    sy_view_t *v = n->view;
+    rel_t r = {0};
+    bool need_kids = !n->indexed[0], need_sub = !(n->flags & SY__VN_SUB);
+    if (!rel_of(n,
+                n->kind == SY_NODE_RESOURCE      ? SY_VIEW_SCOPES
+                : v->signal == SY_SIGNAL_METRICS ? SY_VIEW_METRICS
+                                                 : SY_VIEW_ITEMS,
+                &r) ||
+        r.slot != 0 || r.field != 2)
+        return SY_ENOTSUP;
+    enum { LOCAL = 64 };
+    uint32_t local[LOCAL][3], (*at)[3] = local; /* start, vs, ve of each child */
+    size_t cap = LOCAL, count = 0;
+    sy__pbf_t f, last;
+    bool found = false;
+    size_t pos = n->cs;
+    int rc;
+    while ((rc = sy__pb_next(v->buf, &pos, n->ce, &f)) > 0) {
+        if (f.wt != 2) continue;
+        if (f.num == 1) {
+            last = f;
+            found = true;
+        } else if (f.num == 2 && need_kids) {
+            if (count == cap) {
+                uint32_t(*more)[3] = sy__arena_alloc(&v->arena, 2 * cap * sizeof(*more));
+                if (!more) return SY_ENOMEM;
+                memcpy(more, at, count * sizeof(*more));
+                at = more;
+                cap *= 2;
+            }
+            at[count][0] = (uint32_t)f.start;
+            at[count][1] = (uint32_t)f.vs;
+            at[count][2] = (uint32_t)f.ve;
+            count++;
+        }
+    }
+    if (need_sub) {
+        /* As the lookup alone: what was found before any bad bytes. */
+        n->flags |= SY__VN_SUB;
+        int kind = n->kind == SY_NODE_RESOURCE ? SY__VK_RESOURCE_MSG : SY__VK_SCOPE_MSG;
+        if (found) n->sub = sy__view_node_new(v, n, kind, &last);
+        if (found && !n->sub) n->flags &= (uint8_t)~SY__VN_SUB; /* out of memory: retry */
+    }
+    if (!need_kids) return 0;
+    if (rc < 0) return SY_EINVAL;
+    sy_view_node_t **a = NULL;
+    if (count) {
+        a = sy__arena_alloc(&v->arena, count * sizeof(*a));
+        sy_view_node_t *block = sy__arena_alloc(&v->arena, count * sizeof(*block));
+        if (!a || !block) return SY_ENOMEM;
+        for (size_t k = 0; k < count; k++) {
+            sy__pbf_t kf = {.num = 2, .wt = 2, .start = at[k][0], .vs = at[k][1], .ve = at[k][2]};
+            kf.v = kf.ve - kf.vs;
+            node_init(&block[k], v, n, r.kind, &kf);
+            a[k] = &block[k];
+        }
+    }
+    n->kids[0] = a;
+    n->nkids[0] = (uint32_t)count;
+    n->indexed[0] = true;
+    return 0;
+}
+
 static int index_kids(sy_view_node_t *n, sy_view_rel_t rel)
 {
     rel_t r = {0};
     if (!rel_of(n, rel, &r)) return SY_ENOTSUP;
     if (n->indexed[r.slot]) return 0;
     sy_view_t *v = n->view;
+    if (r.slot == 0 && (n->kind == SY_NODE_RESOURCE || n->kind == SY_NODE_SCOPE))
+        return walk_holder(n);
     if (r.slot == 1 && n->kind == SY_NODE_SCOPE) {
         /* The data points of every metric of the scope, in order. */
         int rc = index_kids(n, SY_VIEW_METRICS);
@@ -710,6 +821,19 @@ int sy__view_parse_any(const uint8_t *p, size_t len, sy_value_t *out)
         if (p[0] == 0x18 && len == 2) {
             out->type = SY_VALUE_INT;
             out->i = p[1];
+            return 0;
+        }
+    }
+    /* One int of up to 9 varint bytes (63 bits: no overflow to handle), such as
+     * a port, a size, a thread or row count. */
+    if (len >= 3 && len <= 10 && p[0] == 0x18 && p[len - 1] < 0x80) {
+        uint64_t x = 0;
+        size_t i = 1;
+        for (; i < len - 1 && p[i] >= 0x80; i++)
+            x |= (uint64_t)(p[i] & 0x7f) << (7 * (i - 1));
+        if (i == len - 1) {
+            out->type = SY_VALUE_INT;
+            out->i = (int64_t)(x | (uint64_t)p[i] << (7 * (i - 1)));
             return 0;
         }
     }

@@ -8,9 +8,10 @@
  * before the end of the one taken. Nothing is allocated: the pending matches
  * live in a small struct on the caller's stack.
  *
- * Before any scanner runs, one vectorized pass over the string notes which of
- * the bytes the detectors need it holds (digits and how many, '@', ':', '.',
- * '/'), and detectors that cannot match are never called.
+ * Before any scanner runs, one pass over the string (8 bytes a step in a
+ * register for short strings, vectorized for long ones) notes which of the
+ * bytes the detectors need it holds (digits and how many, '@', ':', '.', '/'),
+ * and detectors that cannot match are never called.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,38 +101,110 @@ bool syc_luhn_valid(const char *digits, size_t n)
 /* The shortest string the bearer detector matches: "apikey=" and one byte. */
 #define BEARER_MIN_LEN 8u
 
+/* The shortest string each detector's prefilter condition allows (13 digits; 4
+ * digits and a dot; '@' and '.'; ':'; ':', '/' and '@'; the bearer's 8 bytes). */
+static const uint8_t detect_min_len[SYC_DETECT_KINDS] = {
+    [SYC_DETECT_URL_PASSWORD] = 3, [SYC_DETECT_BEARER] = BEARER_MIN_LEN,
+    [SYC_DETECT_EMAIL] = 2,        [SYC_DETECT_CARD] = 13,
+    [SYC_DETECT_IPV6] = 1,         [SYC_DETECT_IPV4] = 5,
+};
+
+/* The largest of detect_min_len: longer strings pass every length test. */
+#define DETECT_LONGEST_MIN_LEN 13u
+
+#define KIND(k)     (1u << (k))
+#define NEED_DIGITS (KIND(SYC_DETECT_CARD) | KIND(SYC_DETECT_IPV4))
+#define NEED_DOT    (KIND(SYC_DETECT_EMAIL) | KIND(SYC_DETECT_IPV4))
+#define NEED_AT     (KIND(SYC_DETECT_EMAIL) | KIND(SYC_DETECT_URL_PASSWORD))
+#define NEED_COLON  (KIND(SYC_DETECT_IPV6) | KIND(SYC_DETECT_URL_PASSWORD))
+#define NEED_SLASH  KIND(SYC_DETECT_URL_PASSWORD)
+/* Strings shorter than this take the word-at-a-time pass below. */
+#define SWAR_MAX_LEN 64u
+
+#define ONES 0x0101010101010101ull
+#define HIGH 0x8080808080808080ull
+
+/* The high bit of each byte of x that is an ASCII digit. A byte's 7 low bits
+ * plus 0x50 (0x46) have their high bit set when they are >= '0' (> '9'); no sum
+ * carries into the next byte. */
+static inline uint64_t swar_digits(uint64_t x)
+{
+    uint64_t y = x & ~HIGH;
+    return (y + ONES * (0x80 - '0')) & ~(y + ONES * (0x80 - '9' - 1)) & ~x & HIGH;
+}
+
+/* Non-zero when a byte of x equals c (exact: the borrow of the classic test
+ * only follows a byte that is really zero). */
+static inline uint64_t swar_has(uint64_t x, uint8_t c)
+{
+    uint64_t v = x ^ (ONES * c);
+    return (v - ONES) & ~v & HIGH;
+}
+
+/* The same counts as the loop below, 8 bytes a step in a 64-bit register, for
+ * the short values most attributes hold: the vectorized loop's set-up and its
+ * byte-by-byte tail cost more than the string there. Only what `need` asks for
+ * is computed; the tail is read through a zeroed word (a zero byte is none of
+ * the bytes looked for). */
+static void counts_swar(uint32_t need, const uint8_t *s, size_t len, size_t *digits, uint64_t *at,
+                        uint64_t *colon, uint64_t *dot, uint64_t *slash)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, s + i, len - i < 8 ? len - i : 8);
+        if (need & NEED_DIGITS) d += ((swar_digits(w) >> 7) * ONES) >> 56;
+        if (need & NEED_AT) *at |= swar_has(w, '@');
+        if (need & NEED_COLON) *colon |= swar_has(w, ':');
+        if (need & NEED_DOT) *dot |= swar_has(w, '.');
+        if (need & NEED_SLASH) *slash |= swar_has(w, '/');
+    }
+    *digits = d;
+}
+
 /*
  * Which detectors of `kinds` can match s at all, from the bytes it holds: a
  * card needs 13 digits, an IPv4 address 4 digits and a dot, an e-mail address
- * '@' and '.', an IPv6 address ':', a URL password ':', '/' and '@'. The loop
- * is branch-free compares and sums so that the compiler vectorizes it (16 or 32
- * bytes a step): it is most of what a value without secrets costs.
+ * '@' and '.', an IPv6 address ':', a URL password ':', '/' and '@'. Detectors
+ * whose condition the length alone rules out are dropped first, and a string
+ * no remaining detector needs to look into (bearer alone) is not read. Long
+ * strings take a loop of branch-free compares and sums that the compiler
+ * vectorizes (16 or 32 bytes a step); short ones counts_swar().
  */
 static uint32_t prefilter(uint32_t kinds, const uint8_t *s, size_t len)
 {
+    if (len < DETECT_LONGEST_MIN_LEN)
+        for (int k = 0; k < SYC_DETECT_KINDS; k++)
+            if (len < detect_min_len[k]) kinds &= ~KIND(k);
+    if (!(kinds & ~KIND(SYC_DETECT_BEARER))) return kinds;
     size_t digits = 0;
-    uint8_t at = 0, colon = 0, dot = 0, slash = 0;
-    /* Byte-wide counters, 255 bytes at a time, keep the vector lanes bytes. */
-    for (size_t block = 0; block < len; block += 255) {
-        size_t end = len - block < 255 ? len : block + 255;
-        uint8_t d = 0;
-        for (size_t i = block; i < end; i++) {
-            uint8_t c = s[i];
-            d += (uint8_t)(c - '0') < 10;
-            at |= c == '@';
-            colon |= c == ':';
-            dot |= c == '.';
-            slash |= c == '/';
+    uint64_t at = 0, colon = 0, dot = 0, slash = 0;
+    if (len < SWAR_MAX_LEN) {
+        counts_swar(kinds, s, len, &digits, &at, &colon, &dot, &slash);
+    } else {
+        /* Byte-wide counters, 255 bytes at a time, keep the vector lanes bytes. */
+        uint8_t at8 = 0, colon8 = 0, dot8 = 0, slash8 = 0;
+        for (size_t block = 0; block < len; block += 255) {
+            size_t end = len - block < 255 ? len : block + 255;
+            uint8_t d = 0;
+            for (size_t i = block; i < end; i++) {
+                uint8_t c = s[i];
+                d += (uint8_t)(c - '0') < 10;
+                at8 |= c == '@';
+                colon8 |= c == ':';
+                dot8 |= c == '.';
+                slash8 |= c == '/';
+            }
+            digits += d;
         }
-        digits += d;
+        at = at8, colon = colon8, dot = dot8, slash = slash8;
     }
-    uint32_t can = 0;
-    if (digits >= 13) can |= 1u << SYC_DETECT_CARD;
-    if (at && dot) can |= 1u << SYC_DETECT_EMAIL;
-    if (digits >= 4 && dot) can |= 1u << SYC_DETECT_IPV4;
-    if (colon) can |= 1u << SYC_DETECT_IPV6;
-    if (colon && slash && at) can |= 1u << SYC_DETECT_URL_PASSWORD;
-    if (len >= BEARER_MIN_LEN) can |= 1u << SYC_DETECT_BEARER;
+    uint32_t can = KIND(SYC_DETECT_BEARER);
+    if (digits >= 13) can |= KIND(SYC_DETECT_CARD);
+    if (at && dot) can |= KIND(SYC_DETECT_EMAIL);
+    if (digits >= 4 && dot) can |= KIND(SYC_DETECT_IPV4);
+    if (colon) can |= KIND(SYC_DETECT_IPV6);
+    if (colon && slash && at) can |= KIND(SYC_DETECT_URL_PASSWORD);
     return kinds & can;
 }
 
@@ -150,6 +223,7 @@ static void walk_init(detect_walk_t *w, const syc_detect_set_t *set, const char 
     w->len = len;
     w->pending = 0;
     uint32_t kinds = len ? prefilter(set->kinds, w->s, len) : 0;
+    if (!kinds) return;
     for (int k = 0; k < SYC_DETECT_KINDS; k++)
         if ((kinds >> k & 1u) && detect_scanners[k](w->s, len, 0, &w->next[k]))
             w->pending |= 1u << k;

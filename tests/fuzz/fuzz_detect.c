@@ -8,7 +8,9 @@
  * sorted and apart from the one before; the total does not depend on max; the
  * redacted length is len - covered + ranges * mask length; syc_detect_redact()
  * and syc_detect_apply() over the ranges write the same bytes; the bytes
- * between ranges are copied unchanged. ASan catches any read past the string.
+ * between ranges are copied unchanged; the prefilter never hides a match: when
+ * a detector's scanner, called directly, finds a range, the set of that
+ * detector alone finds one too. ASan catches any read past the string.
  *
  * Built with -fsanitize=fuzzer when SY_BUILD_FUZZ is ON, and always with
  * replay_main.c as a corpus replayer that ctest runs (fuzz.detect.corpus).
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "detect.h"
+#include "detect_scan.h"
 
 #define FUZZ_MAX_MATCHES 4096
 #define FUZZ_MASK        "<redacted>"
@@ -94,6 +97,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(via, 0, need);
         if (syc_detect_redact(set, s, len, via, cap, FUZZ_MASK) != need) abort();
         if (memcmp(via, out, cap) != 0) abort();
+    }
+    /* The prefilter (which skips scanners by the bytes the string holds) is
+     * exact for what it lets through: a scanner that matches is never skipped. */
+    static const syc_detect_scan_fn scan[SYC_DETECT_KINDS] = {
+        [SYC_DETECT_URL_PASSWORD] = syc_detect_scan_url_password,
+        [SYC_DETECT_BEARER] = syc_detect_scan_bearer,
+        [SYC_DETECT_EMAIL] = syc_detect_scan_email,
+        [SYC_DETECT_CARD] = syc_detect_scan_card,
+        [SYC_DETECT_IPV6] = syc_detect_scan_ipv6,
+        [SYC_DETECT_IPV4] = syc_detect_scan_ipv4,
+    };
+    for (int k = 0; k < SYC_DETECT_KINDS; k++) {
+        syc_detect_match_t direct;
+        if (len && scan[k]((const uint8_t *)s, len, 0, &direct) &&
+            syc_detect_find(set_for(1u << k), s, len, NULL, 0) == 0)
+            abort();
     }
     free(out);
     free(via);

@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Checks, Router, free_port, json_span, json_traces,  # noqa: E402
+from harness import (Checks, Router, free_port, http, json_span, json_traces,  # noqa: E402
                      post_json, wait_for)
 
 check = Checks()
@@ -344,6 +344,8 @@ def case_newkeys(args, tmp):
         {"timeUnixNano": "1544712660000000000", "body": sv("GET /api/v1/items/42?x=1")}]}]}]}
     docs = run(args, tmp, "url", cfg,
                [("traces", json_traces(spans, "svc")), ("logs", logs)])
+    # The two signals go through their own pipelines: either may be written first.
+    docs.sort(key=lambda d: "resourceSpans" not in d)
     got = docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
     names = [sp["name"] for sp in got]
     check(names == ["GET /users/*/orders", "/internal/123", "/123/456", "/api/v1/items/*"],
@@ -418,15 +420,61 @@ def case_newkeys(args, tmp):
                   % (p.returncode, out.strip()[-300:]))
 
 
+# --- counters: the processor's metrics, added once a batch --------------------
+
+def metric_value(text, name):
+    """The value of `name` for the traces pipeline in Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and 'pipeline="traces"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def case_counters(args, tmp):
+    path = os.path.join(tmp, "counters.json")
+    port, mport = free_port(), free_port()
+    text = config(port, path, "allowed_keys: [card, note, service.name]\n"
+                  "detectors: [card]\nsummary: silent\n")
+    text = text.replace("    metrics:\n      level: none\n",
+                        "    metrics:\n      address: 127.0.0.1:%d\n" % mport)
+    spans = [json_span("a", attributes=[s("card", "4111111111111111"), s("note", "ok"),
+                                        s("gone", "x")]),
+             json_span("b", attributes=[s("card", "4111 1111 1111 1111 and 5500 0000 0000 0004"),
+                                        s("gone2", "y")])]
+    requests = [json_traces(spans, "svc"), json_traces([json_span("c", attributes=[
+        s("note", "fine")])], "svc")]
+    want = {"attributes_redacted": 2, "values_masked": 2, "detector_matches": 3,
+            "values_allowed": 0, "attributes_ignored": 0, "urls_sanitized": 0}
+    with Router(args.bin, [args.plugin_dir], text) as r:
+        for body in requests:
+            status, _, resp = post_json("http://127.0.0.1:%d/v1/traces" % port, body)
+            check(status == 200, "counters: traces accepted (%d %r)" % (status, resp[:200]))
+        wait_for("2 lines in %s" % path, lambda: os.path.exists(path) and
+                 open(path, "rb").read().count(b"\n") >= 2, 10)
+
+        def scraped():
+            body = http("GET", "http://127.0.0.1:%d/metrics" % mport)[2].decode()
+            name = "switchyard_redaction_detector_matches_total"
+            return body if metric_value(body, name) == 3 else None
+        try:
+            body = wait_for("the detector counter at 3", scraped, 10)
+        except AssertionError:
+            body = http("GET", "http://127.0.0.1:%d/metrics" % mport)[2].decode()
+        for key, n in want.items():
+            got = metric_value(body, "switchyard_redaction_%s_total" % key)
+            check(got == n, "counters: redaction_%s is %r, want %r" % (key, got, n))
+        check(r.stop() == 0, "counters: SIGTERM exits 0")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--case", action="append", choices=["keys", "hash", "untouched", "config",
-                                                     "newkeys"])
+                                                     "newkeys", "counters"])
     args = ap.parse_args()
     cases = {"keys": case_keys, "hash": case_hash, "untouched": case_untouched,
-             "config": case_config, "newkeys": case_newkeys}
+             "config": case_config, "newkeys": case_newkeys, "counters": case_counters}
     with tempfile.TemporaryDirectory(prefix="sy-redaction-") as tmp:
         for name in args.case or list(cases):
             before = len(failures)

@@ -269,6 +269,42 @@ static void test_nul_bytes(void **state)
     syc_detect_free(set);
 }
 
+/* The prefilter counts digits 8 bytes at a time in a register below 64 bytes
+ * and with a vectorized loop from 64 on: cards and addresses at every position
+ * and length around those steps, among bytes with the high bit set (0xB0 is
+ * '0' | 0x80, 0xAE is '.' | 0x80, 0xC0 '@' | 0x80) that must not count. */
+static void test_prefilter_lengths(void **state)
+{
+    (void)state;
+    syc_detect_set_t *card = set_of("card"), *ip = set_of("ipv4"), *mail = set_of("email");
+    static const char pad[] = "\xb0\xae\xc0\xba\xaf\xb9";
+    char s[160];
+    for (size_t lead = 0; lead < 80; lead++) {
+        for (size_t i = 0; i < lead; i++)
+            s[i] = lead % 3 ? pad[i % 6] : "xy. "[i % 4];
+        s[lead] = ' ';
+        size_t at = lead + 1;
+        memcpy(s + at, "4111111111111111", 16);
+        syc_detect_match_t m;
+        assert_int_equal(syc_detect_find(card, s, at + 16, &m, 1), 1);
+        assert_int_equal(m.offset, at);
+        /* 12 digits: no card, whatever the high-bit bytes around them. */
+        assert_int_equal(syc_detect_find(card, s, at + 12, &m, 1), 0);
+        memcpy(s + at, "10.0.0.1", 8);
+        assert_int_equal(syc_detect_find(ip, s, at + 8, &m, 1), 1);
+        assert_int_equal(m.offset, at);
+        memcpy(s + at, "a@b.io", 6);
+        assert_int_equal(syc_detect_find(mail, s, at + 6, &m, 1), 1);
+        assert_int_equal(m.offset, at);
+    }
+    /* Digits with the high bit set are not digits: 13 of them hold no card. */
+    memset(s, 0xb4, 20);
+    assert_int_equal(syc_detect_find(card, s, 20, NULL, 0), 0);
+    syc_detect_free(card);
+    syc_detect_free(ip);
+    syc_detect_free(mail);
+}
+
 static void test_truncated_output(void **state)
 {
     (void)state;
@@ -354,7 +390,7 @@ int main(void)
         cmocka_unit_test(test_table),          cmocka_unit_test(test_kinds),
         cmocka_unit_test(test_nul_bytes),      cmocka_unit_test(test_truncated_output),
         cmocka_unit_test(test_compile_errors), cmocka_unit_test(test_luhn),
-        cmocka_unit_test(test_hash_hex),
+        cmocka_unit_test(test_hash_hex),       cmocka_unit_test(test_prefilter_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,9 @@ typedef struct rd_state_s {
     size_t edits; /* edits recorded on the current view */
     bool oom;
     sy_metric_t *m_redacted, *m_masked, *m_allowed, *m_ignored, *m_detected, *m_url;
+    /* What the current batch adds to each of those counters: added to them
+     * once a batch, not once a node (atomic adds, five a span otherwise). */
+    int64_t n_redacted, n_masked, n_allowed, n_ignored, n_detected, n_url;
 } rd_state_t;
 
 static const char *const rd_hash_names[] = {"none",        "md5",         "sha1", "sha3",
@@ -291,7 +294,7 @@ static int mask_string(rd_state_t *s, const char *str, size_t len, bool url, con
     if (rc >= 0 && url) {
         int u = sanitize_url(s, *out, *out_len);
         if (u > 0) {
-            s->api->metric_add(s->m_url, 1);
+            s->n_url++;
             *out = s->url.p, *out_len = s->url.len, rc = 1;
         }
         if (u < 0) rc = u;
@@ -361,11 +364,10 @@ static void add_summaries(rd_state_t *s, sy_view_node_t *node, bool body)
         add_meta(s, node, &s->allowed, "redaction.allowed.keys", "redaction.allowed.count");
         add_meta(s, node, &s->ignored, NULL, "redaction.ignored.count");
     }
-    const sy_host_api_t *api = s->api;
-    api->metric_add(s->m_redacted, (int64_t)s->redacted.n);
-    api->metric_add(s->m_masked, (int64_t)s->masked.n);
-    api->metric_add(s->m_allowed, (int64_t)s->allowed.n);
-    api->metric_add(s->m_ignored, (int64_t)s->ignored.n);
+    s->n_redacted += (int64_t)s->redacted.n;
+    s->n_masked += (int64_t)s->masked.n;
+    s->n_allowed += (int64_t)s->allowed.n;
+    s->n_ignored += (int64_t)s->ignored.n;
 }
 
 /* The collector's processAttrs, on the attributes of one node. Beyond the
@@ -409,7 +411,7 @@ static void process_attrs(rd_state_t *s, sy_view_node_t *node)
         if (s->redacted.k[i].p) /* a top-level key (paths inside values have p NULL) */
             record(s, api->view_attr_delete(node, s->redacted.k[i].p, s->redacted.k[i].len));
     add_summaries(s, node, false);
-    api->metric_add(s->m_detected, (int64_t)detected);
+    s->n_detected += (int64_t)detected;
 }
 
 /* The collector's processLogBody: a map or array body is walked entry by entry
@@ -454,7 +456,7 @@ static void process_body(rd_state_t *s, sy_view_node_t *log)
             }
         }
     }
-    api->metric_add(s->m_detected, (int64_t)detected);
+    s->n_detected += (int64_t)detected;
     add_summaries(s, log, true);
 }
 
@@ -491,7 +493,7 @@ static void sanitize_span_name(rd_state_t *s, sy_view_node_t *span)
     if (u <= 0 || rd_url_fully_redacted(s->url.p, s->url.len)) return;
     sy_value_t nv = {.type = SY_VALUE_STRING, .str = s->url.p, .len = s->url.len};
     record(s, api->view_set(span, SY_FIELD_NAME, &nv));
-    api->metric_add(s->m_url, 1);
+    s->n_url++;
 }
 
 static void process_item(rd_state_t *s, sy_view_node_t *item)
@@ -512,6 +514,17 @@ static void process_item(rd_state_t *s, sy_view_node_t *item)
     }
 }
 
+/* Adds what the batch counted to the processor's counters. */
+static void flush_counts(rd_state_t *s)
+{
+    sy_metric_t *const m[] = {s->m_redacted, s->m_masked,   s->m_allowed,
+                              s->m_ignored,  s->m_detected, s->m_url};
+    const int64_t n[] = {s->n_redacted, s->n_masked,   s->n_allowed,
+                         s->n_ignored,  s->n_detected, s->n_url};
+    for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++)
+        if (n[i]) s->api->metric_add(m[i], n[i]);
+}
+
 static int rd_consume(void *state, sy_batch_t *batch)
 {
     rd_state_t *s = state;
@@ -520,6 +533,7 @@ static int rd_consume(void *state, sy_batch_t *batch)
     if (!view) return SY_ENOMEM; /* the batch is still the caller's */
     s->edits = 0;
     s->oom = false;
+    s->n_redacted = s->n_masked = s->n_allowed = s->n_ignored = s->n_detected = s->n_url = 0;
     sy_view_node_t *root = api->view_root(view);
     for (size_t ri = 0, nr = api->view_count(root, SY_VIEW_RESOURCES); ri < nr; ri++) {
         sy_view_node_t *res = api->view_at(root, SY_VIEW_RESOURCES, ri);
@@ -542,6 +556,7 @@ static int rd_consume(void *state, sy_batch_t *batch)
         if (rc < 0) SY_LOG(api, s->inst, SY_LOG_ERROR, "redaction not applied (%d)", rc);
     }
     api->view_close(view);
+    flush_counts(s);
     if (rc < 0) return rc;
     return api->emit(s->inst, batch);
 }

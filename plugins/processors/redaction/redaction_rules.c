@@ -39,8 +39,11 @@ static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
 
 bool rd_key_in(const rd_keys_t *keys, const char *key, size_t len)
 {
+    /* The length and first byte rule out most keys without a call to memcmp. */
     for (size_t i = 0; i < keys->n; i++)
-        if (keys->len[i] == len && memcmp(keys->key[i], key, len) == 0) return true;
+        if (keys->len[i] == len &&
+            (len == 0 || (keys->key[i][0] == key[0] && memcmp(keys->key[i], key, len) == 0)))
+            return true;
     return false;
 }
 
@@ -323,7 +326,7 @@ int rd_mask_value(rd_rules_t *r, const char *s, size_t len, const char **out, si
             cur_len = dst->len;
         }
     }
-    if (cur_len == len && (len == 0 || memcmp(cur, s, len) == 0)) return 0;
+    if (cur == s || (cur_len == len && (len == 0 || memcmp(cur, s, len) == 0))) return 0;
     *out = cur;
     *out_len = cur_len;
     return 1;
