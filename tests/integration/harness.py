@@ -19,10 +19,22 @@ STARTUP_TIMEOUT = 20.0
 EXIT_TIMEOUT = 30.0
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, never one this process was given before (the
+    kernel may hand the same ephemeral port to two binds in a row once the first
+    socket is closed, and a test that asks for several ports at once would then
+    start two servers on one)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 after 100 tries")
 
 
 def http(method, url, body=None, headers=None, timeout=5.0):
