@@ -266,6 +266,9 @@ def config(hp, gp, lp, sink):
         endpoint: 127.0.0.1:{lp}
 exporters:
 {ex}service:
+  telemetry:
+    metrics:
+      level: none
   pipelines:
     traces:
       receivers: [otlp]
@@ -420,6 +423,9 @@ exporters:
     endpoint: {endpoint}
     {extra}
 service:
+  telemetry:
+    metrics:
+      level: none
   pipelines:
     traces:
       receivers: [otlp]
