@@ -113,6 +113,11 @@ struct jaeger_state_s {
     jaeger_scratch_t http_scratch;
     sy_metric_t *m_http_requests, *m_http_failed;
     jaeger_ratelog_t log_http;
+    /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
+    struct otlp_state_s *grpc;
+    struct otlp_config_s *grpc_cfg;
+    sy_metric_t *m_grpc_invalid;
+    jaeger_ratelog_t log_grpc;
 };
 
 /* What became of one Batch handed to jaeger_emit(). */
@@ -146,5 +151,21 @@ void jaeger_udp_free(jaeger_udp_t *u);
 /* thrift_http (jaeger_http.c). Loop thread. */
 int jaeger_http_start(jaeger_state_t *st);
 void jaeger_http_shutdown(jaeger_state_t *st);
+
+/* grpc (jaeger_grpc.c). create() then start(), loop thread; free() in destroy. */
+int jaeger_grpc_create(jaeger_state_t *st);
+int jaeger_grpc_start(jaeger_state_t *st);
+void jaeger_grpc_shutdown(jaeger_state_t *st);
+void jaeger_grpc_free(jaeger_state_t *st);
+
+/*
+ * Decodes a jaeger.api_v2.PostSpansRequest and translates it as the collector's
+ * ProtoToTraces does (jaeger_proto.c), everything allocated from `alloc`: *req is
+ * an ExportTraceServiceRequest, *spans its span count. Returns SY_OK; SY_EINVAL
+ * with a sentence in err (the bytes do not decode, an id of the wrong length, a
+ * timestamp or duration out of range); SY_ENOMEM.
+ */
+int jaeger_proto_translate(const uint8_t *data, size_t len, ProtobufCAllocator *alloc, void **req,
+                           size_t *spans, char *err, size_t err_len);
 
 #endif
