@@ -158,14 +158,4 @@ int jaeger_grpc_start(jaeger_state_t *st);
 void jaeger_grpc_shutdown(jaeger_state_t *st);
 void jaeger_grpc_free(jaeger_state_t *st);
 
-/*
- * Decodes a jaeger.api_v2.PostSpansRequest and translates it as the collector's
- * ProtoToTraces does (jaeger_proto.c), everything allocated from `alloc`: *req is
- * an ExportTraceServiceRequest, *spans its span count. Returns SY_OK; SY_EINVAL
- * with a sentence in err (the bytes do not decode, an id of the wrong length, a
- * timestamp or duration out of range); SY_ENOMEM.
- */
-int jaeger_proto_translate(const uint8_t *data, size_t len, ProtobufCAllocator *alloc, void **req,
-                           size_t *spans, char *err, size_t err_len);
-
 #endif

@@ -24,7 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "jaeger.h"
+#include <switchyard/plugin.h>
+
 #include "jaeger_model.h"
 
 #include "jaeger/api_v2/collector.pb-c.h"
