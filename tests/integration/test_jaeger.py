@@ -801,7 +801,50 @@ service:
     finally:
         router.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+    grpc_pushback(args, check)
     return report(check)
+
+
+def grpc_pushback(args, check):
+    """A slow exporter: PostSpans is answered RESOURCE_EXHAUSTED once the pipeline's
+    queue is full, as the otlp receiver answers, and every accepted span arrives."""
+    tmp = tempfile.mkdtemp(prefix="sy-jaeger-")
+    sink_report = os.path.join(tmp, "sink.txt")
+    gport, mport = free_port(), free_port()
+    config = f"""
+receivers:
+  jaeger:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gport}
+exporters:
+  testsink:
+    delay: 15ms
+    report_path: {sink_report}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces: {{receivers: [jaeger], exporters: [testsink]}}
+"""
+    router = Router(args.bin, [args.kit_dir, args.plugin_dir], config)
+    try:
+        res = grpc_node(args, "flood", gport)["flood"]
+        check(res["code"] == 8 and "queue is full" in res["details"] and res["calls"] > 1,
+              "flood: call %d answered %s %r" % (res["calls"], res["code"], res["details"]))
+        accepted = metric(mport, "receiver_accepted_spans_total")
+        check(accepted == 3 * (res["calls"] - 1),
+              "accepted spans %d = 3 x the %d calls answered OK" % (accepted, res["calls"] - 1))
+        rc = router.stop(timeout=120)
+        check(rc == 0, "router exit code %s" % rc)
+        with open(sink_report) as f:
+            fields = dict(x.split("=") for x in f.read().split())
+        check(int(fields["items"]) == accepted,
+              "the sink got every accepted span: %s of %d" % (fields["items"], accepted))
+    finally:
+        router.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

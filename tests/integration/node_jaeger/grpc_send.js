@@ -6,7 +6,9 @@
 //   node grpc_send.js good <port> <proto-dir>   PostSpans with the spans below
 //   node grpc_send.js bad <port> <proto-dir>    garbage bytes, an unknown method,
 //                                               an unknown service, a short id
-// Prints one JSON line: {"good": {...}} or {"bad": [{case, code, details}]}.
+//   node grpc_send.js flood <port> <proto-dir>  PostSpans until one is refused
+// Prints one JSON line: {"good": {...}}, {"flood": {calls, code, details}} or
+// {"bad": [{case, code, details}]}.
 'use strict';
 const grpc = require('@grpc/grpc-js');
 const loader = require('@grpc/proto-loader');
@@ -93,6 +95,19 @@ async function main() {
                                                : {code: 0, response: r}));
     });
     console.log(JSON.stringify({good: res}));
+  } else if (mode === 'flood') {
+    // PostSpans one after another (up to 5000) until one is not answered OK
+    let calls = 0;
+    let res;
+    do {
+      res = await new Promise((resolve) => {
+        client.PostSpans(request(), {deadline: deadline()},
+                         (err) => resolve(err ? {code: err.code, details: err.details}
+                                              : {code: 0}));
+      });
+      calls++;
+    } while (res.code === 0 && calls < 5000);
+    console.log(JSON.stringify({flood: {calls, ...res}}));
   } else {
     const out = [];
     const svc = '/jaeger.api_v2.CollectorService/';
