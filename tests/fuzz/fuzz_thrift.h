@@ -32,6 +32,36 @@ static void fuzz_thrift_check(int cond, const char *what)
     }
 }
 
+/* A translated request packs to bytes the core's wire walk accepts (valid
+ * structure, every string valid UTF-8) with `spans` spans, and that protobuf-c
+ * unpacks again. Shared with fuzz_jaeger_proto.c. */
+static void fuzz_jaeger_check_request(
+    const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req, size_t spans)
+{
+    char err[256];
+    size_t len =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+            req);
+    uint8_t *wire = malloc(len ? len : 1);
+    fuzz_thrift_check(wire != NULL, "malloc");
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, wire);
+    uint64_t items = 0;
+    int rc = sy__pb_validate(
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor, wire,
+        len, &items, err, sizeof(err));
+    if (rc != 0) fprintf(stderr, "fuzz_thrift: %s\n", err);
+    fuzz_thrift_check(rc == 0, "the translated request is valid OTLP (structure, UTF-8)");
+    fuzz_thrift_check(items == spans, "the wire walk counts the translated spans");
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *back =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, len,
+                                                                                         wire);
+    fuzz_thrift_check(back != NULL, "protobuf-c unpacks the packed request");
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(back,
+                                                                                            NULL);
+    free(wire);
+}
+
+#ifndef FUZZ_JAEGER_REQUEST_ONLY /* fuzz_jaeger_proto.c needs only the check above */
 static int fuzz_thrift_one(th_proto_t proto, const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
@@ -63,29 +93,12 @@ static int fuzz_thrift_one(th_proto_t proto, const uint8_t *data, size_t size)
         jg_to_otlp(&batch, &out.pb, &spans);
     fuzz_thrift_check(req != NULL, "a decoded batch translates");
     fuzz_thrift_check(spans <= batch.n_spans, "no more spans than decoded");
-    size_t len =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
-            req);
-    uint8_t *wire = malloc(len ? len : 1);
-    fuzz_thrift_check(wire != NULL, "malloc");
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, wire);
-    uint64_t items = 0;
-    int rc = sy__pb_validate(
-        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor, wire,
-        len, &items, err, sizeof(err));
-    if (rc != 0) fprintf(stderr, "fuzz_thrift: %s\n", err);
-    fuzz_thrift_check(rc == 0, "the translated request is valid OTLP (structure, UTF-8)");
-    fuzz_thrift_check(items == spans, "the wire walk counts the translated spans");
-    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *back =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, len,
-                                                                                         wire);
-    fuzz_thrift_check(back != NULL, "protobuf-c unpacks the packed request");
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(back,
-                                                                                            NULL);
-    free(wire);
+    fuzz_jaeger_check_request(req, spans);
     sy__arena_release(&out);
     sy__arena_release(&arena);
     return 0;
 }
+
+#endif
 
 #endif

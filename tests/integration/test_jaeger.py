@@ -247,7 +247,11 @@ def compare(check, what, resource, spans, rs):
     sss = rs.get("scopeSpans", [])
     check(len(sss) == 1 and sss[0].get("scope") == {},
           "%s: one ScopeSpans with an empty scope (got %s)" % (what, [x.get("scope") for x in sss]))
-    got = {x["name"]: x for x in sss[0]["spans"]} if sss else {}
+    compare_spans(check, what, spans, sss[0]["spans"] if sss else [])
+
+
+def compare_spans(check, what, spans, have_list):
+    got = {x["name"]: x for x in have_list}
     check(sorted(got) == sorted(spans), "%s: spans %s" % (what, sorted(got)))
     for name, want in spans.items():
         have = got.get(name)
@@ -521,7 +525,7 @@ service:
 def config_errors(args, check):
     """`switchyard validate` refuses what the receiver cannot run, naming the key."""
     cases = [
-        ("protocols: {grpc: }", "protocols::grpc: the Jaeger gRPC protocol is not supported"),
+        ("protocols: {grpc: {endpoint: nope}}", "protocols::grpc::endpoint"),
         ("protocols: {}", "must specify at least one protocol when using the Jaeger receiver"),
         ("protocols: {thrift_compact: {workers: 0}}",
          "protocols::thrift_compact::workers: must be between 1 and 256"),
@@ -664,9 +668,190 @@ service:
     return report(check)
 
 
+# ---------------------------------------------------------------------------
+# grpc: jaeger.api_v2.CollectorService/PostSpans from @grpc/grpc-js
+# ---------------------------------------------------------------------------
+
+T0_S = 1700000000
+
+
+def grpc_node(args, mode, port):
+    env = dict(os.environ, NODE_PATH=os.path.join(args.sinks_node_dir, "node_modules"))
+    script = os.path.join(args.src_dir, "grpc_send.js")
+    try:
+        out = subprocess.run(["node", script, mode, str(port), args.proto_dir],
+                             capture_output=True, text=True, timeout=NODE_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        fail("node grpc_send.js %s did not finish in %.0f s" % (mode, NODE_TIMEOUT))
+    if out.returncode != 0:
+        fail("node grpc_send.js %s failed (%d): %s" % (mode, out.returncode, out.stderr))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def grpc_expected():
+    """What the collector's ProtoToTraces makes of grpc_send.js's request."""
+    def ns(sec, nanos=0):
+        return str(sec * 1000000000 + nanos)
+
+    root = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "1111111111111111",
+            "name": "root", "kind": 2, "traceState": "k=v",
+            "startTimeUnixNano": ns(T0_S, 123456789),
+            "endTimeUnixNano": ns(T0_S + 1, 123456789 + 500),
+            "attributes": [kv("s", s("v")), kv("b", b(True)), kv("i", i(-42)), kv("f", d(2.5)),
+                           kv("bin", {"bytesValue": "AAEC/w=="}),
+                           kv("otel.library.name", s("oldlib"))],
+            "events": [{"timeUnixNano": ns(T0_S, 200), "name": "ev1",
+                        "attributes": [kv("level", s("info")), kv("n", i(3))]},
+                       {"timeUnixNano": ns(T0_S + 1)}],
+            "status": {}}
+    child = {"traceId": root["traceId"], "spanId": "2222222222222222", "name": "child",
+             "parentSpanId": "1111111111111111", "kind": 3,
+             "startTimeUnixNano": ns(T0_S + 2), "endTimeUnixNano": ns(T0_S + 2, 1000),
+             "links": [{"traceId": "00000000000000000a0b0c0d0e0f0001",
+                        "spanId": "3333333333333333", "attributes": ref_attr("follows_from")}],
+             "status": {"message": "boom", "code": 2}}
+    own = {"traceId": "00000000000000000000000000000077", "spanId": "4444444444444444",
+           "name": "own-process", "kind": 4,
+           "startTimeUnixNano": ns(T0_S + 3, 5), "endTimeUnixNano": ns(T0_S + 5, 5),
+           "links": [{"traceId": "00000000000000000000000000000077",
+                      "spanId": "5555555555555555", "attributes": ref_attr("follows_from")}],
+           "status": {}}
+    main_res = {"attributes": [kv("service.name", s("grpc-svc")), kv("proc.int", i(7)),
+                               kv("host.name", s("h1")),
+                               kv("opencensus.exporterversion", s("Jaeger-Go-2.30"))]}
+    own_res = {"attributes": [kv("service.name", s("other-svc")), kv("region", s("eu"))]}
+    return [(main_res, [({"name": "lib-a", "version": "1.2.3"}, {"root": root}),
+                        ({}, {"child": child})]),
+            (own_res, [({}, {"own-process": own})])]
+
+
+def grpc(args):
+    check = Checks()
+    tmp = tempfile.mkdtemp(prefix="sy-jaeger-")
+    out = os.path.join(tmp, "out.json")
+    gport, mport = free_port(), free_port()
+    config = f"""
+receivers:
+  jaeger:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gport}
+exporters:
+  file:
+    path: {out}
+    flush_interval: 50ms
+service:
+  telemetry:
+    logs:
+      level: debug
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces: {{receivers: [jaeger], exporters: [file]}}
+"""
+    router = Router(args.bin, [args.plugin_dir], config)
+    try:
+        res = grpc_node(args, "good", gport)["good"]
+        check(res["code"] == 0 and res.get("response") == {},
+              "PostSpans answered OK with an empty PostSpansResponse (%s)" % res)
+
+        def arrived():
+            reqs = read_requests(out)
+            return reqs if any(find_resource(reqs, svc) for svc in ("grpc-svc",)) and \
+                find_resource(reqs, "other-svc") else None
+
+        reqs = wait_for("the PostSpans spans in the file", arrived, OUT_TIMEOUT)
+        check(len(reqs) == 1 and len(reqs[0]["resourceSpans"]) == 2,
+              "one request with two ResourceSpans (the span's own process regrouped)")
+        for (resource, scopes), svc in zip(grpc_expected(), ("grpc-svc", "other-svc")):
+            rs = find_resource(reqs, svc)
+            check(rs["resource"] == resource, "grpc %s: resource %s" % (
+                svc, json.dumps(rs["resource"]) if rs["resource"] != resource else "as expected"))
+            sss = rs.get("scopeSpans", [])
+            check([x.get("scope") for x in sss] == [sc for sc, _ in scopes],
+                  "grpc %s: scopes %s" % (svc, [x.get("scope") for x in sss]))
+            for (scope, spans), ss in zip(scopes, sss):
+                compare_spans(check, "grpc %s/%s" % (svc, scope.get("name", "-")), spans,
+                              ss["spans"])
+
+        bad_res = {x["case"]: x for x in grpc_node(args, "bad", gport)["bad"]}
+        for case, code, text in (
+                ("garbage", 3, "grpc: error unmarshalling request: proto: cannot decode"),
+                ("unknown-method", 12,
+                 "unknown method GetSpans for service jaeger.api_v2.CollectorService"),
+                ("unknown-service", 12, "unknown service jaeger.api_v2.QueryService"),
+                ("short-span-id", 3, "invalid length for SpanID")):
+            r = bad_res.get(case, {})
+            check(r.get("code") == code and text in r.get("details", ""),
+                  "grpc %s: status %s %r" % (case, r.get("code"), r.get("details")))
+        for name, want in (("receiver_jaeger_grpc_invalid_requests_total", 2),
+                           ("receiver_jaeger_grpc_calls_total", 5),
+                           ("receiver_jaeger_grpc_failed_calls_total", 4)):
+            try:
+                got = wait_for(name, lambda: metric(mport, name) == want and want, OUT_TIMEOUT)
+            except AssertionError:
+                got = metric(mport, name)
+            check(got == want, "%s = %s (expected %d)" % (name, got, want))
+        rc = router.stop()
+        check(rc == 0, "router exit code %s" % rc)
+        check("grpc: PostSpans refused: invalid length for SpanID" in router.output() or
+              "grpc: PostSpans refused: proto: cannot decode" in router.output(),
+              "the refused PostSpans is logged (rate-limited warning)")
+        check(len(read_requests(out)) == 1, "the refused calls delivered nothing")
+    finally:
+        router.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    grpc_pushback(args, check)
+    return report(check)
+
+
+def grpc_pushback(args, check):
+    """A slow exporter: PostSpans is answered RESOURCE_EXHAUSTED once the pipeline's
+    queue is full, as the otlp receiver answers, and every accepted span arrives."""
+    tmp = tempfile.mkdtemp(prefix="sy-jaeger-")
+    sink_report = os.path.join(tmp, "sink.txt")
+    gport, mport = free_port(), free_port()
+    config = f"""
+receivers:
+  jaeger:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gport}
+exporters:
+  testsink:
+    delay: 15ms
+    report_path: {sink_report}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces: {{receivers: [jaeger], exporters: [testsink]}}
+"""
+    router = Router(args.bin, [args.kit_dir, args.plugin_dir], config)
+    try:
+        res = grpc_node(args, "flood", gport)["flood"]
+        check(res["code"] == 8 and "queue is full" in res["details"] and res["calls"] > 1,
+              "flood: call %d answered %s %r" % (res["calls"], res["code"], res["details"]))
+        accepted = metric(mport, "receiver_accepted_spans_total")
+        check(accepted == 3 * (res["calls"] - 1),
+              "accepted spans %d = 3 x the %d calls answered OK" % (accepted, res["calls"] - 1))
+        rc = router.stop(timeout=120)
+        check(rc == 0, "router exit code %s" % rc)
+        with open(sink_report) as f:
+            fields = dict(x.split("=") for x in f.read().split())
+        check(int(fields["items"]) == accepted,
+              "the sink got every accepted span: %s of %d" % (fields["items"], accepted))
+    finally:
+        router.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["setup", "clients", "bad", "pushback"])
+    ap.add_argument("mode", choices=["setup", "clients", "bad", "pushback", "grpc"])
+    ap.add_argument("--sinks-node-dir", help="grpc: the otlp sinks' node dir (@grpc/grpc-js)")
+    ap.add_argument("--proto-dir", help="grpc: the repository's proto/")
     ap.add_argument("--bin")
     ap.add_argument("--plugin-dir")
     ap.add_argument("--kit-dir")
@@ -677,6 +862,8 @@ def main():
     args.gen_dir = os.path.join(args.node_dir, "gen")
     if args.mode == "setup":
         return setup(args)
+    if args.mode == "grpc":
+        return grpc(args)
     if not os.path.exists(os.path.join(args.gen_dir, "Agent.js")):
         fail("%s/Agent.js is missing: run the setup mode (integration.jaeger.setup) first" %
              args.gen_dir)

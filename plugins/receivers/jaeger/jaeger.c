@@ -73,8 +73,8 @@ static const sy_config_field_t jaeger_fields[] = {
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(jaeger_config_t, grpc),
-     .description = "jaeger.api_v2.CollectorService/PostSpans: not implemented yet; refused by "
-                    "validation."},
+     .description = "Enables the collector's gRPC protocol "
+                    "(jaeger.api_v2.CollectorService/PostSpans) when present, even if empty."},
     {.name = "protocols.grpc.endpoint",
      .type = SY_CFG_STRING,
      .offset = offsetof(jaeger_config_t, grpc_endpoint),
@@ -88,13 +88,7 @@ static int jaeger_validate(const void *config, char *err, size_t err_len)
 {
     const jaeger_config_t *cfg = config;
     char why[300];
-    if (cfg->grpc) {
-        snprintf(err, err_len,
-                 "protocols::grpc: the Jaeger gRPC protocol is not supported by this receiver "
-                 "yet; use thrift_http, thrift_compact or thrift_binary (or send OTLP)");
-        return SY_EINVAL;
-    }
-    if (!cfg->udp[JG_COMPACT].enabled && !cfg->udp[JG_BINARY].enabled && !cfg->http) {
+    if (!cfg->udp[JG_COMPACT].enabled && !cfg->udp[JG_BINARY].enabled && !cfg->http && !cfg->grpc) {
         snprintf(err, err_len, "must specify at least one protocol when using the Jaeger receiver");
         return SY_EINVAL;
     }
@@ -127,6 +121,10 @@ static int jaeger_validate(const void *config, char *err, size_t err_len)
     }
     if (cfg->http && syc_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::thrift_http::endpoint: %s", why);
+        return SY_EINVAL;
+    }
+    if (cfg->grpc && syc_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
         return SY_EINVAL;
     }
     return 0;
@@ -305,6 +303,10 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                  "status than 202.",
                                  SY_METRIC_COUNTER);
     }
+    if (st->cfg->grpc && jaeger_grpc_create(st) != SY_OK) {
+        jaeger_destroy(st);
+        return SY_ENOMEM;
+    }
     *state = st;
     return SY_OK;
 }
@@ -317,6 +319,7 @@ static int jaeger_start(void *state)
     for (int i = 0; i < JG_UDP_PROTOCOLS; i++)
         if (st->cfg->udp[i].enabled && jaeger_udp_start(st, i) != 0) goto fail;
     if (st->cfg->http && jaeger_http_start(st) != 0) goto fail;
+    if (st->cfg->grpc && jaeger_grpc_start(st) != 0) goto fail;
     return SY_OK;
 fail:
     jaeger_shutdown(st);
@@ -332,6 +335,7 @@ static void jaeger_shutdown(void *state)
     for (int i = 0; i < JG_UDP_PROTOCOLS; i++)
         if (st->udp[i]) jaeger_udp_shutdown(st->udp[i]);
     jaeger_http_shutdown(st);
+    jaeger_grpc_shutdown(st);
 }
 
 static void jaeger_destroy(void *state)
@@ -341,6 +345,7 @@ static void jaeger_destroy(void *state)
     for (int i = 0; i < JG_UDP_PROTOCOLS; i++)
         jaeger_udp_free(st->udp[i]);
     jaeger_scratch_free(&st->http_scratch);
+    jaeger_grpc_free(st);
     free(st);
 }
 
@@ -353,7 +358,7 @@ static const sy_plugin_t jaeger_plugin = {
     .signals = SY_SIGNAL_TRACES,
     .version = "0.1.0",
     .description = "Receives Jaeger Thrift: the agent's UDP protocols (compact 6831, binary 6832) "
-                   "and the collector's HTTP endpoint (14268).",
+                   "the collector's HTTP endpoint (14268) and its gRPC PostSpans (14250).",
     .config_fields = jaeger_fields,
     .config_field_count = sizeof(jaeger_fields) / sizeof(jaeger_fields[0]),
     .config_size = sizeof(jaeger_config_t),

@@ -113,6 +113,11 @@ struct jaeger_state_s {
     jaeger_scratch_t http_scratch;
     sy_metric_t *m_http_requests, *m_http_failed;
     jaeger_ratelog_t log_http;
+    /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
+    struct otlp_state_s *grpc;
+    struct otlp_config_s *grpc_cfg;
+    sy_metric_t *m_grpc_invalid;
+    jaeger_ratelog_t log_grpc;
 };
 
 /* What became of one Batch handed to jaeger_emit(). */
@@ -146,5 +151,11 @@ void jaeger_udp_free(jaeger_udp_t *u);
 /* thrift_http (jaeger_http.c). Loop thread. */
 int jaeger_http_start(jaeger_state_t *st);
 void jaeger_http_shutdown(jaeger_state_t *st);
+
+/* grpc (jaeger_grpc.c). create() then start(), loop thread; free() in destroy. */
+int jaeger_grpc_create(jaeger_state_t *st);
+int jaeger_grpc_start(jaeger_state_t *st);
+void jaeger_grpc_shutdown(jaeger_state_t *st);
+void jaeger_grpc_free(jaeger_state_t *st);
 
 #endif

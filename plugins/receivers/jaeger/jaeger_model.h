@@ -69,6 +69,14 @@ typedef struct jg_span_s {
     jg_log_t *logs;
     uint32_t n_logs;
     bool logs_present;
+    /* Set by the api_v2 conversion (jaeger_proto.c), where the collector's proto
+     * translator (ProtoToTraces) differs from its Thrift one: start_time, duration
+     * and log timestamps are in nanoseconds; the parent is only a CHILD_OF
+     * reference of the same trace (parent_span_id unused); "w3c.tracestate"
+     * becomes the trace state; the spans are grouped into scopes by scope_name /
+     * scope_version (taken out of the tags by the conversion). */
+    bool proto;
+    jg_str_t scope_name, scope_version;
 } jg_span_t;
 
 typedef struct jg_batch_s {
@@ -76,6 +84,8 @@ typedef struct jg_batch_s {
     jg_tags_t process_tags;
     jg_span_t *spans;
     uint32_t n_spans;
+    bool proto; /* from api_v2: skipped when it has no process and no span */
+    bool process_present;
 } jg_batch_t;
 
 /* What a UDP packet held. */
@@ -112,5 +122,20 @@ jg_agent_result_t jg_decode_agent(th_proto_t proto, const uint8_t *data, size_t 
  * Returns NULL on out of memory.
  */
 void *jg_to_otlp(const jg_batch_t *batch, ProtobufCAllocator *alloc, size_t *spans);
+
+/* The same for n batches, one ResourceSpans each (the api_v2 path, whose batches
+ * are regrouped by process first). */
+void *jg_to_otlp_many(const jg_batch_t *batches, size_t n, ProtobufCAllocator *alloc,
+                      size_t *spans);
+
+/*
+ * Decodes a jaeger.api_v2.PostSpansRequest and translates it as the collector's
+ * ProtoToTraces does (jaeger_proto.c), everything allocated from `alloc`: *req is
+ * an ExportTraceServiceRequest, *spans its span count. Returns SY_OK; SY_EINVAL
+ * with a sentence in err (the bytes do not decode, an id of the wrong length, a
+ * timestamp or duration out of range); SY_ENOMEM.
+ */
+int jaeger_proto_translate(const uint8_t *data, size_t len, ProtobufCAllocator *alloc, void **req,
+                           size_t *spans, char *err, size_t err_len);
 
 #endif

@@ -342,6 +342,15 @@ static void span_id(tx_t *t, ProtobufCBinaryData *d, int64_t id)
 /* The collector's jThriftSpanParentID. */
 static int64_t parent_id(const jg_span_t *s)
 {
+    if (s->proto) { /* model.Span.ParentSpanID() */
+        for (uint32_t i = 0; i < s->n_refs; i++) {
+            const jg_ref_t *r = &s->refs[i];
+            if (r->trace_id_high == s->trace_id_high && r->trace_id_low == s->trace_id_low &&
+                r->type == JG_REF_CHILD_OF)
+                return r->span_id;
+        }
+        return 0;
+    }
     if (s->parent_span_id != 0) return s->parent_span_id;
     const jg_ref_t *follows = NULL;
     for (uint32_t i = 0; i < s->n_refs; i++) {
@@ -450,12 +459,12 @@ static void set_status(tx_t *t, amap_t *m, span_t *span)
     span->status->message = str_copy(t, (const uint8_t *)msg, strlen(msg));
 }
 
-static Opentelemetry__Proto__Trace__V1__Span__Event *log_event(tx_t *t, const jg_log_t *l)
+static Opentelemetry__Proto__Trace__V1__Span__Event *log_event(tx_t *t, const jg_log_t *l, bool ns)
 {
     Opentelemetry__Proto__Trace__V1__Span__Event *e = tx_alloc(t, sizeof(*e));
     if (!e) return NULL;
     opentelemetry__proto__trace__v1__span__event__init(e);
-    e->time_unix_nano = (uint64_t)l->timestamp * 1000u;
+    e->time_unix_nano = (uint64_t)l->timestamp * (ns ? 1u : 1000u);
     if (l->fields.n == 0) return e;
     amap_t m;
     if (amap_init(t, &m, l->fields.n) != 0) return NULL;
@@ -510,8 +519,9 @@ static span_t *span_new(tx_t *t, const jg_span_t *s)
     trace_id(t, &span->trace_id, s->trace_id_high, s->trace_id_low);
     span_id(t, &span->span_id, s->span_id);
     span->name = jstr(t, s->operation_name);
-    span->start_time_unix_nano = (uint64_t)s->start_time * 1000u;
-    span->end_time_unix_nano = ((uint64_t)s->start_time + (uint64_t)s->duration) * 1000u;
+    uint64_t unit = s->proto ? 1u : 1000u;
+    span->start_time_unix_nano = (uint64_t)s->start_time * unit;
+    span->end_time_unix_nano = ((uint64_t)s->start_time + (uint64_t)s->duration) * unit;
     int64_t parent = parent_id(s);
     if (parent != 0) span_id(t, &span->parent_span_id, parent);
 
@@ -524,6 +534,12 @@ static span_t *span_new(tx_t *t, const jg_span_t *s)
         AMAP_REMOVE(&m, "span.kind");
     }
     set_status(t, &m, span);
+    any_t *ts = s->proto ? AMAP_GET(&m, "w3c.tracestate") : NULL;
+    if (ts) { /* getTraceStateFromAttrs */
+        const char *v = any_as_str(ts);
+        span->trace_state = str_copy(t, (const uint8_t *)v, strlen(v));
+        AMAP_REMOVE(&m, "w3c.tracestate");
+    }
     span->attributes = m.kv;
     span->n_attributes = m.n;
 
@@ -531,7 +547,7 @@ static span_t *span_new(tx_t *t, const jg_span_t *s)
         span->events = tx_alloc(t, s->n_logs * sizeof(*span->events));
         if (!span->events) return NULL;
         for (uint32_t i = 0; i < s->n_logs; i++) {
-            span->events[i] = log_event(t, &s->logs[i]);
+            span->events[i] = log_event(t, &s->logs[i], s->proto);
             if (!span->events[i]) return NULL;
         }
         span->n_events = s->n_logs;
@@ -585,42 +601,102 @@ static Opentelemetry__Proto__Resource__V1__Resource *resource(tx_t *t, const jg_
     return t->oom ? NULL : res;
 }
 
+static Opentelemetry__Proto__Trace__V1__ScopeSpans *scope_spans_new(tx_t *t, jg_str_t name,
+                                                                    jg_str_t version, size_t cap)
+{
+    Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = tx_alloc(t, sizeof(*ss));
+    Opentelemetry__Proto__Common__V1__InstrumentationScope *scope = tx_alloc(t, sizeof(*scope));
+    span_t **out = tx_alloc(t, cap * sizeof(*out));
+    if (t->oom) return NULL;
+    opentelemetry__proto__trace__v1__scope_spans__init(ss);
+    opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
+    if (name.len) scope->name = jstr(t, name);
+    if (version.len) scope->version = jstr(t, version);
+    ss->scope = scope;
+    ss->spans = out;
+    return t->oom ? NULL : ss;
+}
+
+static bool jstr_eq(jg_str_t a, jg_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+/* jSpansToInternal: a ScopeSpans per (otel.scope.name, otel.scope.version), in
+ * the order they first appear, made when its first span that is not blank is. */
+static int proto_scopes(tx_t *t, const jg_batch_t *b,
+                        Opentelemetry__Proto__Trace__V1__ResourceSpans *rs, size_t *spans)
+{
+    rs->scope_spans = tx_alloc(t, b->n_spans * sizeof(*rs->scope_spans));
+    uint32_t *first = tx_alloc(t, b->n_spans * sizeof(*first)); /* a span of each scope */
+    if (t->oom) return -1;
+    for (uint32_t i = 0; i < b->n_spans; i++) {
+        const jg_span_t *js = &b->spans[i];
+        if (blank(js)) continue;
+        size_t k = 0;
+        while (k < rs->n_scope_spans &&
+               !(jstr_eq(b->spans[first[k]].scope_name, js->scope_name) &&
+                 jstr_eq(b->spans[first[k]].scope_version, js->scope_version)))
+            k++;
+        if (k == rs->n_scope_spans) {
+            rs->scope_spans[k] =
+                scope_spans_new(t, js->scope_name, js->scope_version, b->n_spans - i);
+            if (!rs->scope_spans[k]) return -1;
+            first[k] = i;
+            rs->n_scope_spans++;
+        }
+        span_t *s = span_new(t, js);
+        if (!s) return -1;
+        rs->scope_spans[k]->spans[rs->scope_spans[k]->n_spans++] = s;
+        (*spans)++;
+    }
+    return 0;
+}
+
 void *jg_to_otlp(const jg_batch_t *b, ProtobufCAllocator *alloc, size_t *spans)
+{
+    return jg_to_otlp_many(b, 1, alloc, spans);
+}
+
+void *jg_to_otlp_many(const jg_batch_t *batches, size_t n, ProtobufCAllocator *alloc, size_t *spans)
 {
     tx_t t = {.a = alloc};
     *spans = 0;
     Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req =
         tx_alloc(&t, sizeof(*req));
-    Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = tx_alloc(&t, sizeof(*rs));
-    Opentelemetry__Proto__Trace__V1__ResourceSpans **rss = tx_alloc(&t, sizeof(*rss));
+    Opentelemetry__Proto__Trace__V1__ResourceSpans **rss = tx_alloc(&t, n * sizeof(*rss));
     if (t.oom) return NULL;
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(req);
-    opentelemetry__proto__trace__v1__resource_spans__init(rs);
-    rss[0] = rs;
     req->resource_spans = rss;
-    req->n_resource_spans = 1;
-    rs->resource = resource(&t, b);
-    if (!rs->resource) return NULL;
-    if (b->n_spans == 0) return req;
-
-    Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = tx_alloc(&t, sizeof(*ss));
-    Opentelemetry__Proto__Trace__V1__ScopeSpans **sss = tx_alloc(&t, sizeof(*sss));
-    Opentelemetry__Proto__Common__V1__InstrumentationScope *scope = tx_alloc(&t, sizeof(*scope));
-    span_t **out = tx_alloc(&t, b->n_spans * sizeof(*out));
-    if (t.oom) return NULL;
-    opentelemetry__proto__trace__v1__scope_spans__init(ss);
-    opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
-    ss->scope = scope;
-    ss->spans = out;
-    sss[0] = ss;
-    rs->scope_spans = sss;
-    rs->n_scope_spans = 1;
-    for (uint32_t i = 0; i < b->n_spans; i++) {
-        if (blank(&b->spans[i])) continue;
-        span_t *s = span_new(&t, &b->spans[i]);
-        if (!s) return NULL;
-        out[ss->n_spans++] = s;
+    for (size_t i = 0; i < n; i++) {
+        const jg_batch_t *b = &batches[i];
+        if (b->proto && !b->process_present && b->n_spans == 0) continue;
+        Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = tx_alloc(&t, sizeof(*rs));
+        if (!rs) return NULL;
+        opentelemetry__proto__trace__v1__resource_spans__init(rs);
+        rss[req->n_resource_spans++] = rs;
+        rs->resource = resource(&t, b);
+        if (!rs->resource) return NULL;
+        if (b->n_spans == 0) continue;
+        if (b->proto) {
+            if (proto_scopes(&t, b, rs, spans) != 0) return NULL;
+            continue;
+        }
+        jg_str_t none = {0};
+        Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+            scope_spans_new(&t, none, none, b->n_spans);
+        Opentelemetry__Proto__Trace__V1__ScopeSpans **sss = tx_alloc(&t, sizeof(*sss));
+        if (!ss || !sss) return NULL;
+        sss[0] = ss;
+        rs->scope_spans = sss;
+        rs->n_scope_spans = 1;
+        for (uint32_t k = 0; k < b->n_spans; k++) {
+            if (blank(&b->spans[k])) continue;
+            span_t *s = span_new(&t, &b->spans[k]);
+            if (!s) return NULL;
+            ss->spans[ss->n_spans++] = s;
+        }
+        *spans += ss->n_spans;
     }
-    *spans = ss->n_spans;
     return req;
 }

@@ -101,6 +101,18 @@ typedef struct otlp_state_s {
     /* What each connection guard did (syc_http_guard_t order for HTTP). */
     sy_metric_t *m_http_guard[SYC_HTTP_GUARD_COUNT];
     sy_metric_t *m_grpc_guard[OTLP_GRPC_GUARD_COUNT];
+    /* Another gRPC service instead of OTLP's, for a plugin that compiles
+     * otlp_grpc.c into itself (the jaeger receiver): when `service` is set, the
+     * server serves only /<service>/<method>, answers UNIMPLEMENTED to anything
+     * else, and hands each call's message to `handle` instead of decoding it as
+     * OTLP. `handle` fills `batch` (a traces batch, whose arena holds `data`) with
+     * batch_set_decoded() and returns SY_OK, or returns SY_EINVAL (answered
+     * INVALID_ARGUMENT "grpc: error unmarshalling request: <err>") or another SY_E*
+     * (answered as the otlp receiver answers it). NULL: the OTLP services. */
+    const char *custom_service, *custom_method;
+    int (*custom_handle)(struct otlp_state_s *st, sy_batch_t *batch, const uint8_t *data,
+                         size_t len, char *err, size_t err_len);
+    void *custom_ctx;
 } otlp_state_t;
 
 /* Counts one action of a gRPC guard. Loop thread. */

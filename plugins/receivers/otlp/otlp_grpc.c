@@ -326,6 +326,23 @@ static void stream_check_headers(grpc_stream_t *s)
         return;
     }
     size_t service_len = (size_t)(slash - s->path - 1);
+    if (st->custom_service) {
+        if (strlen(st->custom_service) == service_len &&
+            strncmp(st->custom_service, s->path + 1, service_len) == 0) {
+            if (strcmp(slash + 1, st->custom_method) != 0) {
+                snprintf(msg, sizeof(msg), "unknown method %s for service %s", slash + 1,
+                         st->custom_service);
+                answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
+                return;
+            }
+            s->sig = 0;
+            syc_grpc_parser_init(&s->parser, srv->max_message, stream_alloc_message, s);
+            return;
+        }
+        snprintf(msg, sizeof(msg), "unknown service %.*s", (int)service_len, s->path + 1);
+        answer_error(s, 200, SYC_GRPC_UNIMPLEMENTED, msg, false);
+        return;
+    }
     uint32_t wanted = st->api->signals(st->inst);
     for (int i = 0; i < OTLP_SIGNALS; i++) {
         /* As in the collector, a service is registered only for a signal that a
@@ -424,7 +441,8 @@ static void stream_end(grpc_stream_t *s)
         answer_error(s, 200, SYC_GRPC_UNAVAILABLE, "out of memory", true);
         return;
     }
-    int set = api->batch_set_encoded(s->batch, data, len, err, sizeof(err));
+    int set = st->custom_handle ? st->custom_handle(st, s->batch, data, len, err, sizeof(err))
+                                : api->batch_set_encoded(s->batch, data, len, err, sizeof(err));
     if (set == SY_ENOMEM) {
         answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;
