@@ -1,11 +1,13 @@
 /*
  * hash.h - message digests as lowercase hex, for the attributes processor's
- * "hash" action and the redaction processor's hash_function (OpenSSL EVP).
+ * "hash" action and the redaction processor's hash_function (OpenSSL EVP); and
+ * FNV-1a 64, the hash the collector's samplers and Jaeger's model use.
  */
 #ifndef SY_COMMON_HASH_H
 #define SY_COMMON_HASH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The digest of data[0, len) with the algorithm named algo, as lowercase hex
@@ -20,5 +22,16 @@
  * allocates for one digest.
  */
 int syc_hash_hex(const char *algo, const void *data, size_t len, char *out, size_t out_cap);
+
+/* FNV-1a 64 (Go's hash/fnv New64a): start from SYC_FNV64_OFFSET, feed bytes in
+ * as many calls as wanted. */
+#define SYC_FNV64_OFFSET 14695981039346656037ull
+static inline uint64_t syc_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *b = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
 
 #endif

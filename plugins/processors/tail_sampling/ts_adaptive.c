@@ -4,6 +4,8 @@
  */
 #include "ts_adaptive.h"
 
+#include "hash.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +42,6 @@ struct ts_adaptive_s {
     sy_metric_t *m_errors, *m_slow, *m_kept, *m_not_kept, *m_overflow;
     sy_metric_t *m_services, *m_pmin, *m_pmax;
 };
-
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
 
 /* splitmix64's finaliser: spreads the FNV-1a hash of IDs that differ only in
  * their last bytes over the high bits that the threshold compares. */
@@ -136,7 +130,7 @@ void ts_adaptive_free(ts_adaptive_t *a)
  * max_services are tracked already (or out of memory). */
 static svc_t *svc_get(ts_adaptive_t *a, const char *name, size_t len, uint64_t now)
 {
-    uint64_t h = fnv1a(name, len);
+    uint64_t h = syc_fnv1a64(SYC_FNV64_OFFSET, name, len);
     size_t mask = a->nslots - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         uint32_t k = a->slots[i];

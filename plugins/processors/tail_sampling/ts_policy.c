@@ -8,6 +8,8 @@
 #include "ts_adaptive.h"
 #include "ts_tracestate.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pcre2.h>
@@ -833,12 +835,7 @@ bool ts_policy_is_drop(const ts_policy_t *p)
 
 uint64_t ts_hash_trace_id(const char *salt, size_t salt_len, const uint8_t id[16])
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64, as Go's hash/fnv New64a */
-    for (size_t i = 0; i < salt_len; i++)
-        h = (h ^ (uint8_t)salt[i]) * 1099511628211ull;
-    for (size_t i = 0; i < 16; i++)
-        h = (h ^ id[i]) * 1099511628211ull;
-    return h;
+    return syc_fnv1a64(syc_fnv1a64(SYC_FNV64_OFFSET, salt, salt_len), id, 16);
 }
 
 /* The collector multiplies MaxUint64 by the ratio as a big.Float of 64 bits of

@@ -26,6 +26,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "hash.h"
 #include "jaeger_model.h"
 
 #include "jaeger/api_v2/collector.pb-c.h"
@@ -238,31 +239,23 @@ static void span_of(cv_t *c, const pspan_t *p, jg_span_t *s)
 }
 
 /* process.Hash(fnv64a) stands for the process: ours covers the same fields. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
-
 static uint64_t process_key(const pproc_t *p)
 {
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = SYC_FNV64_OFFSET;
     if (!p) return h;
-    h = fnv(h, "P", 1);
-    h = fnv(h, p->service_name, strlen(p->service_name) + 1);
+    h = syc_fnv1a64(h, "P", 1);
+    h = syc_fnv1a64(h, p->service_name, strlen(p->service_name) + 1);
     for (size_t i = 0; i < p->n_tags; i++) {
         const pkv_t *kv = p->tags[i];
         int32_t vt = (int32_t)kv->v_type;
-        h = fnv(h, kv->key, strlen(kv->key) + 1);
-        h = fnv(h, &vt, sizeof(vt));
-        h = fnv(h, kv->v_str, strlen(kv->v_str) + 1);
-        h = fnv(h, &kv->v_bool, sizeof(kv->v_bool));
-        h = fnv(h, &kv->v_int64, sizeof(kv->v_int64));
-        h = fnv(h, &kv->v_float64, sizeof(kv->v_float64));
-        h = fnv(h, &kv->v_binary.len, sizeof(kv->v_binary.len));
-        h = fnv(h, kv->v_binary.data, kv->v_binary.len);
+        h = syc_fnv1a64(h, kv->key, strlen(kv->key) + 1);
+        h = syc_fnv1a64(h, &vt, sizeof(vt));
+        h = syc_fnv1a64(h, kv->v_str, strlen(kv->v_str) + 1);
+        h = syc_fnv1a64(h, &kv->v_bool, sizeof(kv->v_bool));
+        h = syc_fnv1a64(h, &kv->v_int64, sizeof(kv->v_int64));
+        h = syc_fnv1a64(h, &kv->v_float64, sizeof(kv->v_float64));
+        h = syc_fnv1a64(h, &kv->v_binary.len, sizeof(kv->v_binary.len));
+        h = syc_fnv1a64(h, kv->v_binary.data, kv->v_binary.len);
     }
     return h;
 }
