@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import http.server
 import socket
 import struct
 import subprocess
@@ -17,6 +18,15 @@ import urllib.request
 
 STARTUP_TIMEOUT = 20.0
 EXIT_TIMEOUT = 30.0
+
+
+class SinkHTTPServer(http.server.ThreadingHTTPServer):
+    """The HTTP server of the tests' sinks. socketserver's default listen backlog of 5
+    overflows when an exporter has many requests in flight: a connection then waits
+    for a SYN retransmission and the exporter's timeout may pass while the body is
+    still recorded here, so that its retry shows as a duplicate."""
+    request_queue_size = 256
+    daemon_threads = True
 
 
 _handed_out = set()

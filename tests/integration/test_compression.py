@@ -40,7 +40,8 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Checks, Router, free_port, json_span, json_traces, wait_for  # noqa: E402
+from harness import (Checks, Router, SinkHTTPServer, free_port, json_span, json_traces,  # noqa: E402
+                     wait_for)
 from test_otlp_http import Client, trace_request_pb  # noqa: E402
 
 MAX_BODY = 4 << 20
@@ -169,15 +170,7 @@ class RawSink:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-        class Server(http.server.ThreadingHTTPServer):
-            # Eight exporters post at once, each with several requests in flight:
-            # socketserver's default backlog of 5 overflows, a connection then waits
-            # for a SYN retransmission, the exporter's 5 s timeout passes while the
-            # body is still recorded here, and its retry is a duplicate.
-            request_queue_size = 256
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = SinkHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -28,22 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Checks, Router, free_port, http, json_span, json_traces,  # noqa: E402
+from harness import (Checks, Router, SinkHTTPServer, free_port, http, json_span, json_traces,  # noqa: E402
                      post_json, read_varint, varint, wait_for)
 import test_otel_js  # noqa: E402  (npm ci and copy_if_changed, shared with the OTLP JS tests)
-
-import http.server as _hs
-
-
-class _BigBacklogServer(_hs.ThreadingHTTPServer):
-    """socketserver's default listen backlog of 5 overflows when an exporter has
-    many requests in flight: a connection then waits for a SYN retransmission and
-    the exporter's timeout may pass while the body is still recorded here."""
-    request_queue_size = 256
-    daemon_threads = True
 
 NODE_TIMEOUT = 60.0
 OUTPUT_TIMEOUT = 15.0
@@ -481,7 +471,7 @@ class Sink:
             def log_message(self, *a):
                 pass
 
-        self.server = _BigBacklogServer(("127.0.0.1", 0), H)
+        self.server = SinkHTTPServer(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

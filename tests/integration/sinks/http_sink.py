@@ -14,15 +14,7 @@ import subprocess
 import threading
 import time
 
-import http.server as _hs
-
-
-class _BigBacklogServer(_hs.ThreadingHTTPServer):
-    """socketserver's default listen backlog of 5 overflows when an exporter has
-    many requests in flight: a connection then waits for a SYN retransmission and
-    the exporter's timeout may pass while the body is still recorded here."""
-    request_queue_size = 256
-    daemon_threads = True
+from harness import SinkHTTPServer  # tests/integration, on the importer's path
 
 
 def decompress(encoding, body):
@@ -122,7 +114,7 @@ class Sink:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = _BigBacklogServer(("127.0.0.1", self.port), Handler)
+        self.server = SinkHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
