@@ -218,6 +218,11 @@ int sy__signal_index(sy_signal_t signal);
 /* Internal plumbing between engine.c, runtime.c and host_api.c. */
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch);
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch);
+/* A connector's emit (pipelines NULL: every pipeline of the batch's signal it feeds). */
+int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
+                       size_t n);
+size_t sy__connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,
+                               size_t max);
 void sy__processor_refuse(sy_instance_t *inst, bool refuse);
 void sy__exporter_ready(sy_instance_t *inst);
 void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent);

@@ -157,14 +157,31 @@ static int api_emit(sy_instance_t *inst, sy_batch_t *batch)
         return sy__receiver_emit(inst, batch);
     case SY_KIND_PROCESSOR:
         return sy__processor_emit(inst, batch);
+    case SY_KIND_CONNECTOR:
+        return sy__connector_emit(inst, batch, NULL, 0);
     default:
         return SY_ENOTSUP;
     }
 }
 
+static int api_emit_to(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
+                       size_t n)
+{
+    if (inst->kind != SY_KIND_CONNECTOR) return SY_ENOTSUP;
+    return sy__connector_emit(inst, batch, pipelines, n);
+}
+
+static size_t api_connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,
+                                      size_t max)
+{
+    if (inst->kind != SY_KIND_CONNECTOR) return 0;
+    return sy__connector_pipelines(inst, signal, ids, max);
+}
+
 static void api_ready(sy_instance_t *inst)
 {
-    if (inst->kind == SY_KIND_EXPORTER) sy__exporter_ready(inst);
+    if (inst->kind == SY_KIND_EXPORTER || inst->kind == SY_KIND_CONNECTOR)
+        sy__exporter_ready(inst);
 }
 
 static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)
@@ -174,7 +191,8 @@ static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)
 
 static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent)
 {
-    if (inst->kind == SY_KIND_EXPORTER) sy__exporter_outcome(inst, signal, items, sent);
+    if (inst->kind == SY_KIND_EXPORTER || inst->kind == SY_KIND_CONNECTOR)
+        sy__exporter_outcome(inst, signal, items, sent);
 }
 
 /* ---- timers ------------------------------------------------------------------------ */
@@ -321,6 +339,8 @@ static const sy_host_api_t host_api = {
     .pipeline_refuse = api_pipeline_refuse,
     .cfg_quoted = api_cfg_quoted,
     .value_container = api_value_container,
+    .emit_to = api_emit_to,
+    .connector_pipelines = api_connector_pipelines,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -527,3 +527,25 @@ void sy__exporter_begin_drain(sy_instance_t *x)
     uv_timer_start(&x->exp.deadline, on_exporter_deadline, left, 0);
     sy__exporter_on_wake(x);
 }
+
+/* ---- connectors ------------------------------------------------------------------ */
+
+int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
+                       size_t n)
+{
+    (void)inst;
+    (void)batch;
+    (void)pipelines;
+    (void)n;
+    return SY_ENOTSUP;
+}
+
+size_t sy__connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,
+                               size_t max)
+{
+    (void)inst;
+    (void)signal;
+    (void)ids;
+    (void)max;
+    return 0;
+}

@@ -22,7 +22,9 @@
  * (a quoted YAML scalar is a string) and value_container() (writing an ARRAY or
  * MAP value the plugin encoded itself); 1.3 added min, max and pattern at the end
  * of sy_config_field_t (the SY_CFG_FIELD() macro checks a member's C type), and
- * config_field_size and validate2() at the end of sy_plugin_t.
+ * config_field_size and validate2() at the end of sy_plugin_t; 1.4 added connectors
+ * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
+ * the end of sy_host_api_t).
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -47,7 +49,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 3
+#define SY_ABI_MINOR 4
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -338,6 +340,24 @@ typedef struct sy_plugin_s {
      */
     int (*validate2)(const sy_host_api_t *api, const sy_cfg_node_t *node, const void *config,
                      char *err, size_t err_len);
+
+    /* --- ABI 1.4: connectors ------------------------------------------------ */
+
+    /*
+     * Connectors only (kind SY_KIND_CONNECTOR): for each input signal, indexed
+     * 0 traces, 1 metrics, 2 logs, the set of output signals (sy_signal_t bits)
+     * the connector makes from it: forward {TRACES, METRICS, LOGS}, spanmetrics
+     * {METRICS, 0, 0}. `signals` holds the input signals. A connector is an
+     * exporter in the pipelines it ends (consume() is called with their batches,
+     * as for an exporter, SY_EAGAIN and api->ready() included) and a receiver in
+     * the pipelines it starts: it hands batches to them with api->emit() (every
+     * pipeline of the batch's signal that it feeds) or api->emit_to() (some of
+     * them), from consume() or from its timers. Its loop thread is a pipeline
+     * worker. At shutdown its consume() is called until the pipelines it ends have
+     * drained, then shutdown() (emit what it still holds: the pipelines it feeds
+     * are drained after it).
+     */
+    uint32_t connects[3];
 } sy_plugin_t;
 
 /* The entry function's type. */
@@ -799,6 +819,31 @@ struct sy_host_api_s {
      * parse. Any thread. */
     int (*value_container)(sy_value_type_t type, const uint8_t *content, size_t len,
                            sy_value_t *out);
+
+    /* --- ABI 1.4: connectors ------------------------------------------------ */
+
+    /*
+     * Connectors: hands one batch to the pipelines named in `pipelines` (ids as in
+     * the configuration, "metrics/fast"), each of which the connector feeds and
+     * whose signal is the batch's. All are checked for room first: on SY_OK the
+     * reference is handed over (to every one of them). On SY_EAGAIN (a queue is
+     * full; nothing was taken) the caller still owns it: a connector that then
+     * returns SY_EAGAIN from consume() is offered that batch again once the full
+     * pipeline has taken some of its queue (the host calls api->ready() for it).
+     * On SY_EINVAL (a name that is not such a pipeline) the caller still owns it.
+     * api->emit() from a connector behaves the same for every pipeline of the
+     * batch's signal that it feeds. Connector's loop thread.
+     */
+    int (*emit_to)(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
+                   size_t n);
+    /*
+     * Connectors: the ids of the pipelines of `signal` that the connector feeds, in
+     * configuration order; writes at most `max` pointers (valid for the instance's
+     * life) and returns how many there are. For checking a routing table in
+     * create(). Loop thread.
+     */
+    size_t (*connector_pipelines)(sy_instance_t *inst, sy_signal_t signal, const char **ids,
+                                  size_t max);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */
