@@ -256,6 +256,8 @@ def main():
     ap.add_argument("--src-dir", required=True)
     ap.add_argument("--node-dir", required=True)
     args = ap.parse_args()
+    args.node_dir = os.path.abspath(args.node_dir)
+    args.src_dir = os.path.abspath(args.src_dir)
     if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
         print(f"FAIL {PROMETHEUS} is missing: install it with `apt-get install prometheus` "
               f"(deploy/debian-deps.sh --test does)", file=sys.stderr)
