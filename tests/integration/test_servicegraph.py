@@ -24,6 +24,15 @@ router and Prometheus stop on SIGTERM with exit code 0.
     test_servicegraph.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
         --src-dir tests/integration/node_servicegraph --node-dir build/servicegraph-node
 
+With --case backpressure (and --kit-dir for the test plugins), the metrics
+pipeline holds a testsink whose gate is shut (it declines every batch) next to the
+prometheus exporter, and metrics_flush_interval is 0 (a flush after every traces
+batch): BP_REQUESTS OTLP/JSON requests of one frontend -> backend call each fill
+the metrics queues until the connector's flushes are refused (counted in
+flush_retries); no span is refused meanwhile. Once the gate opens, with no more
+traffic, the retried flush brings the prometheus exporter the exact total,
+BP_REQUESTS.
+
 The node dir is installed by `test_otel_js.py setup` (the ctest fixture). Every wait
 is bounded; python3 standard library only.
 """
@@ -93,6 +102,36 @@ scrape_configs:
 """
 
 EDGE = 'client="frontend",server="backend"'
+
+BP_REQUESTS = 400
+BP_TIMEOUT = 60.0
+
+BP_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp_port}
+connectors:
+  servicegraph:
+    metrics_flush_interval: 0s
+exporters:
+  testsink:
+    gate_path: {gate}
+  prometheus:
+    endpoint: 127.0.0.1:{prom_port}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics_port}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [servicegraph]
+    metrics:
+      receivers: [servicegraph]
+      exporters: [testsink, prometheus]
+"""
 
 
 def send_spans(args, ports):
@@ -249,13 +288,101 @@ def check_own_metrics(check, ports):
     check(flushes >= 1, f"the connector has flushed ({flushes} flushes)")
 
 
+def call_request(i):
+    """One OTLP/JSON request: frontend's CLIENT span and backend's SERVER span of
+    call i (same trace, the server's parent is the client)."""
+    tid, cid, sid = "%032x" % (i + 1), "%016x" % (2 * i + 1), "%016x" % (2 * i + 2)
+    client = harness.json_span("GET", trace_id=tid, span_id=cid, kind=3)
+    server = harness.json_span("GET", trace_id=tid, span_id=sid, kind=2)
+    server["parentSpanId"] = cid
+    return {"resourceSpans": harness.json_traces([client], "frontend")["resourceSpans"] +
+            harness.json_traces([server], "backend")["resourceSpans"]}
+
+
+def exporter_total(ports):
+    """The request_total sample the prometheus exporter serves for the edge."""
+    status, _, body = http("GET", f"http://127.0.0.1:{ports['prom_port']}/metrics")
+    if status != 200:
+        return None
+    for line in body.decode().splitlines():
+        if (line.startswith("traces_service_graph_request_total{") and
+                'client="frontend"' in line and 'server="backend"' in line):
+            return line.rsplit(" ", 1)[1]
+    return None
+
+
+def run_backpressure(args, check):
+    ports = {"otlp_port": free_port(), "prom_port": free_port(), "metrics_port": free_port()}
+    workdir = tempfile.mkdtemp(prefix="sy-sg-bp-")
+    gate = os.path.join(workdir, "gate")
+    config = BP_CONFIG.format(gate=gate, **ports)
+    try:
+        with harness.Router(args.bin, [args.plugin_dir, args.kit_dir], config) as router:
+            try:
+                url = f"http://127.0.0.1:{ports['otlp_port']}/v1/traces"
+                refused = 0
+                for i in range(BP_REQUESTS):
+                    status, _, _ = harness.post_json(url, call_request(i))
+                    refused += status != 200
+                check(refused == 0, f"every traces request is accepted ({refused} refused)")
+
+                def retried():
+                    m = own_metrics(ports)
+                    return (m.get("switchyard_connector_servicegraph_flush_retries_total", 0) > 0
+                            and m.get("switchyard_connector_servicegraph_total_edges_total")
+                            == BP_REQUESTS)
+                try:
+                    harness.wait_for("every call read and flushes refused by the full metrics "
+                                     "pipeline", retried, BP_TIMEOUT)
+                except AssertionError:
+                    pass
+                m = own_metrics(ports)
+                retries = m.get("switchyard_connector_servicegraph_flush_retries_total", 0)
+                check(retries > 0, "flushes were refused while the gate was shut (%d retries, "
+                      "%d flushes)" % (retries,
+                                       m.get("switchyard_connector_servicegraph_flushes_total", 0)))
+                check(m.get("switchyard_connector_servicegraph_total_edges_total") == BP_REQUESTS,
+                      f"every call made its edge ({m.get('switchyard_connector_servicegraph_total_edges_total')})")
+                with open(gate, "w"):
+                    pass
+
+                def arrived():
+                    return exporter_total(ports) == str(BP_REQUESTS)
+                try:
+                    harness.wait_for("the exact total at the prometheus exporter", arrived,
+                                     BP_TIMEOUT)
+                except AssertionError:
+                    pass
+                got = exporter_total(ports)
+                check(got == str(BP_REQUESTS), f"after the gate opens, without more traffic, "
+                      f"the prometheus exporter serves request_total {BP_REQUESTS} ({got})")
+            except AssertionError as e:
+                check(False, str(e))
+            rc = router.terminate()
+            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
+            if check.failures:
+                router.dump(prefix="router: ")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--src-dir", required=True)
-    ap.add_argument("--node-dir", required=True)
+    ap.add_argument("--src-dir")
+    ap.add_argument("--node-dir")
+    ap.add_argument("--kit-dir")
+    ap.add_argument("--case", choices=["js", "backpressure"], default="js")
     args = ap.parse_args()
+    if args.case == "backpressure":
+        check = harness.Checks()
+        run_backpressure(args, check)
+        if check.failures:
+            print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
+            return 1
+        print("all checks passed")
+        return 0
     args.node_dir = os.path.abspath(args.node_dir)
     args.src_dir = os.path.abspath(args.src_dir)
     if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):

@@ -79,10 +79,13 @@ typedef struct sg_state_s {
     sg_settings_t settings;
     sg_t *sg;
     sy_timer_t *flush_timer, *expire_timer, *cache_timer;
+    sy_timer_t *retry_timer; /* metrics_flush_interval 0: a refused flush, again */
     uint64_t start_unix_ns;
     int64_t last_warn_ns;
     sg_metrics_t m;
 } sg_state_t;
+
+#define SG_RETRY_MS 200
 
 static int64_t mono_ns(void)
 {
@@ -128,6 +131,8 @@ static bool warn_now(sg_state_t *s)
     return true;
 }
 
+static void schedule_retry(sg_state_t *s);
+
 /* Emits the cumulative series once. Nothing to lose on failure: the next flush
  * carries the same totals or newer ones. */
 static void sg_flush(sg_state_t *s)
@@ -159,6 +164,7 @@ static void sg_flush(sg_state_t *s)
     if (b) api->batch_release(b);
     if (rc == SY_EAGAIN) {
         api->metric_add(s->m.retries, 1);
+        schedule_retry(s);
         if (warn_now(s))
             SY_LOG(api, s->inst, SY_LOG_WARN,
                    "the metrics pipelines are full: the service graph is sent at the next "
@@ -169,6 +175,24 @@ static void sg_flush(sg_state_t *s)
     if (warn_now(s))
         SY_LOG(api, s->inst, SY_LOG_WARN, "the service graph metrics could not be emitted (%d%s%s)",
                rc, err[0] ? ": " : "", err);
+}
+
+static void on_retry(void *arg);
+
+/* Without a flush timer (metrics_flush_interval 0) the next flush would wait for the
+ * next traces batch: a refused one is tried again on a timer of its own. */
+static void schedule_retry(sg_state_t *s)
+{
+    if (s->flush_timer || s->retry_timer) return;
+    s->retry_timer = s->api->timer_start(s->inst, SG_RETRY_MS, 0, on_retry, s);
+}
+
+static void on_retry(void *arg)
+{
+    sg_state_t *s = arg;
+    s->api->timer_stop(s->retry_timer);
+    s->retry_timer = NULL;
+    sg_flush(s);
 }
 
 static void on_flush(void *arg)
