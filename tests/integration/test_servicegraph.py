@@ -33,6 +33,11 @@ flush_retries); no span is refused meanwhile. Once the gate opens, with no more
 traffic, the retried flush brings the prometheus exporter the exact total,
 BP_REQUESTS.
 
+With --case config, `switchyard validate` refuses what the field table cannot
+check, each with the file:line:col of the value at fault: buckets out of order, a
+bucket that is not a duration, exponential_histogram_max_size, a peer attribute
+list that is not a list; and accepts the valid configuration.
+
 The node dir is installed by `test_otel_js.py setup` (the ctest fixture). Every wait
 is bounded; python3 standard library only.
 """
@@ -366,6 +371,64 @@ def run_backpressure(args, check):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+CONFIG_CASES = [
+    ("    latency_histogram_buckets: [10ms, 5ms]\n",
+     r"config\.yaml:\d+:\d+: 'servicegraph': config\.yaml:9:\d+: latency_histogram_buckets must be "
+     r"in increasing order \(5ms is not above the bucket before it\)"),
+    ("    latency_histogram_buckets: [abc]\n",
+     r"config\.yaml:9:\d+: latency_histogram_buckets\[0\]: expected a duration such as 5ms or "
+     r"1\.5s, got abc"),
+    ("    exponential_histogram_max_size: 160\n",
+     r"'servicegraph': exponential_histogram_max_size is not supported"),
+    ("    virtual_node_peer_attributes: peer.service\n",
+     r"config\.yaml:9:\d+: virtual_node_peer_attributes: expected a list of strings"),
+    ("    store:\n      max_items: -1\n",
+     r"'servicegraph\.store\.max_items': must be at least 0"),
+]
+
+VALIDATE_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:4318
+connectors:
+  servicegraph:
+{extra}    dimensions: [http.route]
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:8889
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [servicegraph]
+    metrics:
+      receivers: [servicegraph]
+      exporters: [prometheus]
+"""
+
+
+def run_config(args, check):
+    workdir = tempfile.mkdtemp(prefix="sy-sg-cfg-")
+    try:
+        path = os.path.join(workdir, "config.yaml")
+        for extra, pattern in CONFIG_CASES + [("", None)]:
+            with open(path, "w") as f:
+                f.write(VALIDATE_CONFIG.format(extra=extra))
+            p = subprocess.run([os.path.abspath(args.bin), "validate", "--config", "config.yaml",
+                                "--plugin-dir", os.path.abspath(args.plugin_dir)], cwd=workdir,
+                               capture_output=True, text=True, timeout=30)
+            out = p.stdout + p.stderr
+            if pattern is None:
+                check(p.returncode == 0, f"the valid configuration validates ({out.strip()})")
+            else:
+                check(p.returncode != 0 and re.search(pattern, out),
+                      f"{extra.strip()!r} is refused: {out.strip()}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -373,11 +436,11 @@ def main():
     ap.add_argument("--src-dir")
     ap.add_argument("--node-dir")
     ap.add_argument("--kit-dir")
-    ap.add_argument("--case", choices=["js", "backpressure"], default="js")
+    ap.add_argument("--case", choices=["js", "backpressure", "config"], default="js")
     args = ap.parse_args()
-    if args.case == "backpressure":
+    if args.case != "js":
         check = harness.Checks()
-        run_backpressure(args, check)
+        (run_backpressure if args.case == "backpressure" else run_config)(args, check)
         if check.failures:
             print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
             return 1
