@@ -46,7 +46,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,14 +53,13 @@ import tempfile
 import harness
 from harness import free_port, http
 from test_otel_js import copy_if_changed
-from test_prometheus import PROMETHEUS, prometheus_query
+from test_prometheus import PROMETHEUS, PROMETHEUS_CONFIG
 
 OK_CALLS = 5
 FAILED_CALLS = 2
 CLIENT_MS = 30
 SERVER_MS = 7
 NODE_TIMEOUT = 90.0
-PROMETHEUS_READY_TIMEOUT = 60.0
 SERIES_TIMEOUT = 60.0
 
 CONFIG = """
@@ -95,16 +93,6 @@ service:
       exporters: [prometheus]
 """
 
-PROMETHEUS_CONFIG = """
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: switchyard
-    static_configs:
-      - targets: ["127.0.0.1:{prom_port}"]
-"""
 
 EDGE = 'client="frontend",server="backend"'
 
@@ -157,33 +145,17 @@ def send_spans(args, ports):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class Prometheus:
-    """Debian's Prometheus on loopback, scraping the exporter every second."""
+class GraphPrometheus(harness.Prometheus):
+    """Debian's Prometheus on loopback, scraping the exporter every second, with
+    the single-value reads the checks below make."""
 
     def __init__(self, workdir, ports):
-        config = os.path.join(workdir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write(PROMETHEUS_CONFIG.format(**ports))
-        self.port = free_port()
-        self.log_path = os.path.join(workdir, "prometheus.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config}",
-             f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.proc.returncode}")
-            status, _, _ = http("GET", f"http://127.0.0.1:{self.port}/-/ready", timeout=2.0)
-            return status == 200
-        harness.wait_for("Prometheus to be ready", ready, PROMETHEUS_READY_TIMEOUT)
+        super().__init__(PROMETHEUS, workdir, PROMETHEUS_CONFIG.format(**ports))
 
     def value(self, query):
         """The single value of an instant query, as a string; None if there is not
         exactly one series."""
-        r = prometheus_query(self.port, query)
+        r = self.query(query)
         return r[0]["value"][1] if r and len(r) == 1 else None
 
     def wait_value(self, query, want):
@@ -195,28 +167,13 @@ class Prometheus:
             pass
         return self.value(query)
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = None
-        self.log.close()
-        if rc != 0:
-            with open(self.log_path, "rb") as f:
-                sys.stderr.write(f.read().decode("utf-8", "replace")[-4000:])
-        return rc
-
 
 def check_graph(check, prom, ports):
     total = OK_CALLS + FAILED_CALLS
     q = f'traces_service_graph_request_total{{{EDGE},failed="false"}}'
     v = prom.wait_value(q, str(OK_CALLS))
     check(v == str(OK_CALLS), f"{q} is {OK_CALLS} ({v})")
-    r = prometheus_query(prom.port, q)
+    r = prom.query(q)
     if r:
         labels = r[0]["metric"]
         want = {"__name__": "traces_service_graph_request_total", "client": "frontend",
@@ -463,7 +420,8 @@ def main():
                 check(len(sent["traces"]) == OK_CALLS + FAILED_CALLS and all(
                     t["serverParent"] == t["clientSpanId"] for t in sent["traces"]),
                     "the JS SDK made every server span the child of its client span")
-                prom = Prometheus(workdir, ports)
+                prom = GraphPrometheus(workdir, ports)
+                prom.ready()
                 check(True, "Prometheus is ready")
                 check_graph(check, prom, ports)
                 check_own_metrics(check, ports)
@@ -475,8 +433,7 @@ def main():
                 router.dump(prefix="router: ")
     finally:
         if prom:
-            rc = prom.stop()
-            check(rc == 0, f"Prometheus stops on SIGTERM ({rc})")
+            prom.stop(check)
         shutil.rmtree(workdir, ignore_errors=True)
     if check.failures:
         print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
