@@ -670,12 +670,18 @@ def case_otel_js(args):
     with start(args, router_config(port, sink, mp, ROUTING_JS, pipes, exps)) as r:
         with tempfile.TemporaryDirectory() as d:
             manifest_path = os.path.join(d, "manifest.json")
-            script = os.path.join(os.path.abspath(args.src_dir), "send_routing.mjs")
+            # ES modules resolve packages from the script's own directory: run a copy
+            # of it placed next to node_modules in the build tree.
+            script = os.path.join(args.node_dir, "send_routing.mjs")
+            with open(os.path.join(args.src_dir, "send_routing.mjs"), "rb") as f:
+                data = f.read()
+            with open(script + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(script + ".tmp", script)
             out = subprocess.run(["node", script, "--endpoint", "http://127.0.0.1:%d" % port,
                                   "--prefix", "js", "--manifest", manifest_path],
                                  cwd=args.node_dir, capture_output=True, text=True, timeout=90,
-                                 env=dict(os.environ, NODE_PATH=os.path.join(args.node_dir,
-                                                                              "node_modules")))
+                                 stdin=subprocess.DEVNULL)
             sys.stdout.write(out.stdout)
             sys.stderr.write(out.stderr[-3000:])
             if not check(out.returncode == 0, "send_routing.mjs exited 0 (%d)" % out.returncode):

@@ -95,7 +95,11 @@ const logExporter = reporting(
 const loggerProvider = new LoggerProvider({
   resource: resourceFromAttributes({ 'service.name': 'svc-logs' }),
   processors: [
-    new BatchLogRecordProcessor(logExporter, { maxExportBatchSize: 512, scheduledDelayMillis: 60000 }),
+    new BatchLogRecordProcessor({
+      exporter: logExporter,
+      maxExportBatchSize: 512,
+      scheduledDelayMillis: 60000,
+    }),
   ],
 });
 const logger = loggerProvider.getLogger('routing-test', '1.0.0');
