@@ -530,6 +530,32 @@ static void test_empty(void **state)
     rt_table_free(&t);
 }
 
+/* A route whose pipelines are the default's: one destination, so the batch goes
+ * whole, and the counts still tell what a route took from what it did not. */
+static void test_route_to_default_set(void **state)
+{
+    (void)state;
+    static const route_spec_t routes[] = {
+        {NULL, NULL, "attributes[\"tenant\"] == \"acme\"", {"traces/d"}}};
+    static const char *const def[] = {"traces/d"};
+    rt_table_t t;
+    make_table(&t, routes, 1, def, 1, RT_EM_PROPAGATE);
+    assert_int_equal(t.ndests, 1);
+    sy_batch_t *b = batch_json(SY_SIGNAL_TRACES, three_tenants);
+    rt_runner_t r;
+    assert_int_equal(rt_runner_init(&r), 0);
+    rt_result_t res;
+    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_true(res.whole);
+    assert_int_equal(res.whole_dest, 0);
+    assert_int_equal(res.items, 6);
+    assert_int_equal(res.matched, 3);
+    assert_int_equal(res.to_default, 3);
+    rt_runner_free(&r);
+    sy__batch_release(b);
+    rt_table_free(&t);
+}
+
 /* Many resources, routed alternately: every item lands once, in order. */
 static void test_many_items(void **state)
 {
@@ -600,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_table_errors),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_route_to_default_set),
         cmocka_unit_test(test_many_items),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

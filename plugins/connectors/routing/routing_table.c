@@ -526,6 +526,63 @@ static int build(rt_run_t *run, sy_instance_t *inst, sy_signal_t signal)
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * The common case without a walk of the items: every route that applies to the
+ * signal is of the resource context, so each resource goes whole to one place.
+ * Evaluates the routes on each resource; when all resources go to the same
+ * destination for the same reason (a route, or none), that is the answer: the
+ * whole batch goes there, its item count from the batch. Returns 1 when decided,
+ * 0 when the items must be listed (resources going to different places, or a
+ * condition that failed: the full pass decides and counts), <0 under propagate.
+ */
+static int route_resources(const rt_table_t *t, rt_runner_t *r, const sy_host_api_t *api,
+                           sy_view_node_t *root, unsigned contexts, uint64_t items,
+                           rt_result_t *res)
+{
+    for (size_t k = 0; k < t->nroutes; k++)
+        if ((contexts & 1u << t->routes[k].ctx) && t->routes[k].ctx != SYC_OTTL_CTX_RESOURCE)
+            return 0;
+    int dest = RT_UNSET;
+    bool by_route = false;
+    size_t nr = api->view_count(root, SY_VIEW_RESOURCES);
+    for (size_t i = 0; i < nr; i++) {
+        sy_view_node_t *node = api->view_at(root, SY_VIEW_RESOURCES, i);
+        int d = t->default_dest;
+        bool matched = false;
+        for (size_t k = 0; k < t->nroutes && !matched; k++) {
+            const rt_route_t *rt = &t->routes[k];
+            if (!(contexts & 1u << rt->ctx)) continue;
+            bool match = true;
+            if (rt->prog) {
+                syc_ottl_view_bind(&r->item, api, node);
+                int rc = syc_ottl_eval_condition(rt->prog, &syc_ottl_view_accessor, &r->item,
+                                                 r->scratch, &match);
+                if (rc < 0) {
+                    if (t->error_mode != RT_EM_PROPAGATE) return 0;
+                    res->errors = 1;
+                    res->first_error = rc;
+                    res->error_route = k;
+                    return rc;
+                }
+            }
+            if (match) d = rt->dest, matched = true;
+        }
+        if (dest != RT_UNSET && (d != dest || matched != by_route)) return 0;
+        dest = d;
+        by_route = matched;
+    }
+    res->items = items;
+    if (dest == RT_UNSET) return 1; /* no resource: nothing to route */
+    res->whole_dest = dest;
+    if (by_route)
+        res->matched = items;
+    else if (dest == RT_DROP)
+        res->dropped = items;
+    else
+        res->to_default = items;
+    return 1;
+}
+
 int rt_route(const rt_table_t *t, rt_runner_t *r, const sy_host_api_t *api, sy_instance_t *inst,
              sy_batch_t *batch, rt_result_t *res)
 {
@@ -548,10 +605,16 @@ int rt_route(const rt_table_t *t, rt_runner_t *r, const sy_host_api_t *api, sy_i
     api->batch_info(batch, &info);
     sy_view_t *v = api->view_open(batch);
     if (!v) return SY_ENOMEM;
+    unsigned contexts = rt_signal_contexts(info.signal);
+    int rc = route_resources(t, r, api, api->view_root(v), contexts, info.items, res);
+    if (rc != 0) {
+        api->view_close(v);
+        return rc < 0 ? rc : 0;
+    }
     rt_run_t run = {.t = t, .r = r, .api = api, .res = res};
-    int rc = collect(&run, api->view_root(v), info.signal == SY_SIGNAL_METRICS);
+    rc = collect(&run, api->view_root(v), info.signal == SY_SIGNAL_METRICS);
     res->items = run.nitems;
-    if (rc == 0) rc = run_routes(&run, rt_signal_contexts(info.signal));
+    if (rc == 0) rc = run_routes(&run, contexts);
     if (rc < 0) goto out;
 
     memset(r->counts, 0, nd * sizeof *r->counts);
