@@ -35,68 +35,35 @@ checks that each one arrived exactly where it should, exactly once.
 """
 import argparse
 import collections
-import http.server
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Checks, Router, SinkHTTPServer, free_port, http, post_json,  # noqa: E402
-                     wait_for)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sinks"))
+from harness import Checks, Router, free_port, http, post_json, wait_for  # noqa: E402
+from http_sink import Sink as HTTPSink  # noqa: E402
 
 check = Checks()
 TID = "5b8efff798038103d269b633813fc60c"
 ARRIVAL_TIMEOUT = 20.0
 
 
-class Sink:
-    """Records the OTLP/JSON body of every POST by path; answers 200 {}."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.got = []  # (path, document)
-        sink = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    doc = {"unparsable": body[:200].decode("utf-8", "replace")}
-                with sink.lock:
-                    sink.got.append((self.path, doc))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.server = SinkHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class Sink(HTTPSink):
+    """The sinks' recording HTTP server (sinks/http_sink.py); each exporter posts to
+    a path of its own under it."""
 
     def url(self, name, signal):
         return "http://127.0.0.1:%d/%s/v1/%s" % (self.port, name, signal)
 
     def docs(self, name, signal):
+        """The OTLP/JSON documents posted to one exporter's path, in order."""
         prefix = "/%s/v1/%s" % (name, signal)
-        with self.lock:
-            return [d for p, d in self.got if p == prefix]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return [json.loads(r["body"]) for r in self.received() if r["path"] == prefix]
 
 
 # ---- what a sink got ------------------------------------------------------------------

@@ -25,6 +25,8 @@
 #include "routing_table.h"
 
 static const sy_host_api_t *api;
+/* One runner for every test, as an instance keeps one from batch to batch. */
+static rt_runner_t runner;
 
 static const ProtobufCMessageDescriptor *desc_of(sy_signal_t signal)
 {
@@ -148,9 +150,7 @@ static void make_table(rt_table_t *t, const route_spec_t *routes, size_t n,
 static void expect_split(const rt_table_t *t, sy_batch_t *b, const char *const *want,
                          rt_result_t *res)
 {
-    rt_runner_t r;
-    assert_int_equal(rt_runner_init(&r), 0);
-    assert_int_equal(rt_route(t, &r, api, NULL, b, res), 0);
+    assert_int_equal(rt_route(t, &runner, api, NULL, b, res), 0);
     assert_false(res->whole);
     size_t o = 0;
     for (size_t d = 0; d < t->ndests; d++) {
@@ -169,7 +169,6 @@ static void expect_split(const rt_table_t *t, sy_batch_t *b, const char *const *
     assert_int_equal(o, res->nouts);
     for (size_t i = 0; i < res->nouts; i++)
         api->batch_release(res->outs[i].batch);
-    rt_runner_free(&r);
 }
 
 #define SPAN_KV(id, k, v)                                                                   \
@@ -248,10 +247,8 @@ static void test_first_match_only_whole_batch(void **state)
     rt_table_t t;
     make_table(&t, routes, 2, def, 1, RT_EM_PROPAGATE);
     sy_batch_t *b = batch_json(SY_SIGNAL_TRACES, three_tenants);
-    rt_runner_t r;
-    assert_int_equal(rt_runner_init(&r), 0);
     rt_result_t res;
-    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.whole_dest, 0);
     assert_int_equal(res.nouts, 0);
@@ -260,11 +257,10 @@ static void test_first_match_only_whole_batch(void **state)
     sy_batch_t *c = batch_json(
         SY_SIGNAL_TRACES,
         "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[" SPAN_KV("z", "k", "x") "]}]}]}");
-    assert_int_equal(rt_route(&t, &r, api, NULL, c, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, c, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.whole_dest, t.default_dest);
     assert_int_equal(res.to_default, 1);
-    rt_runner_free(&r);
     sy__batch_release(b);
     sy__batch_release(c);
     rt_table_free(&t);
@@ -313,10 +309,8 @@ static void test_no_default_drops_and_shared_dest(void **state)
     assert_int_equal(t.routes[1].npipelines, 2); /* the repeated id counted once */
     assert_int_equal(t.default_dest, RT_DROP);
     sy_batch_t *b = batch_json(SY_SIGNAL_TRACES, three_tenants);
-    rt_runner_t r;
-    assert_int_equal(rt_runner_init(&r), 0);
     rt_result_t res;
-    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), 0);
     assert_false(res.whole);
     assert_int_equal(res.nouts, 1);
     assert_int_equal(res.dropped, 2);
@@ -330,11 +324,10 @@ static void test_no_default_drops_and_shared_dest(void **state)
         SY_SIGNAL_TRACES,
         "{\"resourceSpans\":[{" RES("r9", "zeta") ",\"scopeSpans\":[{"
                                                   "\"spans\":[" SPAN_KV("z1", "k", "x") "]}]}]}");
-    assert_int_equal(rt_route(&t, &r, api, NULL, c, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, c, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.whole_dest, RT_DROP);
     assert_int_equal(res.dropped, 1);
-    rt_runner_free(&r);
     sy__batch_release(b);
     sy__batch_release(c);
     rt_table_free(&t);
@@ -428,13 +421,10 @@ static void test_error_modes(void **state)
         sy_batch_t *b = batch_json(SY_SIGNAL_TRACES, json);
         rt_result_t res;
         if (em == RT_EM_PROPAGATE) {
-            rt_runner_t r;
-            assert_int_equal(rt_runner_init(&r), 0);
-            assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), SY_EINVAL);
+            assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), SY_EINVAL);
             assert_int_equal(res.errors, 1);
             assert_int_equal(res.error_route, 0);
             assert_int_equal(res.first_error, SY_EINVAL);
-            rt_runner_free(&r);
         } else {
             /* The failing resource goes to the default, not on to route 1. */
             const char *want[] = {NULL, "r2/lib[b1]", "r1/lib[e1]"};
@@ -512,21 +502,18 @@ static void test_empty(void **state)
     static const char *const def[] = {"logs/d"};
     rt_table_t t;
     make_table(&t, routes, 1, def, 1, RT_EM_PROPAGATE);
-    rt_runner_t r;
-    assert_int_equal(rt_runner_init(&r), 0);
     rt_result_t res;
     sy_batch_t *b = batch_json(SY_SIGNAL_LOGS, "{}");
-    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.whole_dest, t.default_dest);
     assert_int_equal(res.items, 0);
     sy__batch_release(b);
     b = batch_json(SY_SIGNAL_LOGS, "{\"resourceLogs\":[{" RES("r1", "a") "}]}");
-    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.items, 0);
     sy__batch_release(b);
-    rt_runner_free(&r);
     rt_table_free(&t);
 }
 
@@ -542,16 +529,13 @@ static void test_route_to_default_set(void **state)
     make_table(&t, routes, 1, def, 1, RT_EM_PROPAGATE);
     assert_int_equal(t.ndests, 1);
     sy_batch_t *b = batch_json(SY_SIGNAL_TRACES, three_tenants);
-    rt_runner_t r;
-    assert_int_equal(rt_runner_init(&r), 0);
     rt_result_t res;
-    assert_int_equal(rt_route(&t, &r, api, NULL, b, &res), 0);
+    assert_int_equal(rt_route(&t, &runner, api, NULL, b, &res), 0);
     assert_true(res.whole);
     assert_int_equal(res.whole_dest, 0);
     assert_int_equal(res.items, 6);
     assert_int_equal(res.matched, 3);
     assert_int_equal(res.to_default, 3);
-    rt_runner_free(&r);
     sy__batch_release(b);
     rt_table_free(&t);
 }
@@ -610,6 +594,13 @@ static int setup(void **state)
 {
     (void)state;
     api = sy__host_api();
+    return rt_runner_init(&runner);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rt_runner_free(&runner);
     return 0;
 }
 
@@ -629,5 +620,5 @@ int main(void)
         cmocka_unit_test(test_route_to_default_set),
         cmocka_unit_test(test_many_items),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
