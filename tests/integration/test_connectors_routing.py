@@ -689,23 +689,28 @@ def read_counts(path, n):
 
 
 def case_backpressure(args):
+    """The second destination (odd spans) is gated shut: every batch's even piece is
+    taken and its odd piece refused, so the connector keeps the odd piece and hands
+    the batch back (SY_EAGAIN); when the host offers it again only that piece may
+    go. A span sent twice or lost shows in the sinks' per-span counts."""
     if not args.kit_dir:
         check(False, "backpressure needs --kit-dir")
         return
     with tempfile.TemporaryDirectory() as d:
         gate = os.path.join(d, "gate")
-        spans, batches = 64, 300
+        spans, batches = 16, 2000
         total = spans * batches
+        mp = free_port()
         paths = {k: (os.path.join(d, "report_" + k), os.path.join(d, "counts_" + k))
                  for k in ("even", "odd")}
         text = "\n".join([
             "receivers:",
             "  testgen: {count: %d, spans: %d}" % (batches, spans),
             "exporters:",
-            "  testsink/even: {verify: true, max_seq: %d, delay: 1ms, gate_path: %s, "
-            "report_path: %s, counts_path: %s}" % (total, gate, *paths["even"]),
-            "  testsink/odd: {verify: true, max_seq: %d, report_path: %s, counts_path: %s}" %
-            (total, *paths["odd"]),
+            "  testsink/even: {verify: true, max_seq: %d, report_path: %s, counts_path: %s}" %
+            (total, *paths["even"]),
+            "  testsink/odd: {verify: true, max_seq: %d, delay: 1ms, gate_path: %s, "
+            "report_path: %s, counts_path: %s}" % (total, gate, *paths["odd"]),
             "connectors:",
             "  routing:",
             "    table:",
@@ -716,16 +721,26 @@ def case_backpressure(args):
             "service:",
             "  telemetry:",
             "    metrics:",
-            "      level: none",
+            "      address: 127.0.0.1:%d" % mp,
             "  pipelines:",
             "    traces/in: {receivers: [testgen], exporters: [routing]}",
             "    traces/even: {receivers: [routing], exporters: [testsink/even]}",
             "    traces/odd: {receivers: [routing], exporters: [testsink/odd]}",
         ]) + "\n"
         with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
-            time.sleep(1.5)  # the gate is shut: queues fill, the connector is refused
+            deferred = wait_for("the connector to be pushed back", lambda: metric(
+                mp, "switchyard_connector_routing_deferred_batches_total"), ARRIVAL_TIMEOUT)
+            time.sleep(0.5)
+            check(deferred and deferred > 0,
+                  "back-pressure: the connector handed batches back while the gate was shut "
+                  "(deferred_batches %s)" % deferred)
             with open(gate, "w"):
                 pass
+            # testgen stops generating at shutdown: wait until all its spans went out.
+            sent = wait_count("the sinks to take every span", lambda: [0] * int(metric(
+                mp, "switchyard_exporter_sent_spans_total") or 0), total, timeout=90)
+            check(len(sent) == total, "back-pressure: the sinks took %d spans of %d" %
+                  (len(sent), total))
             rc = r.stop(timeout=60)
             check(rc == 0, "router exited %s after the gate opened" % rc)
             if rc != 0:
@@ -733,15 +748,15 @@ def case_backpressure(args):
             out = r.output()
         ce = read_counts(paths["even"][1], total)
         co = read_counts(paths["odd"][1], total)
-        # testgen's seq s has start time base + s, base even: even seq -> even sink.
+        # testgen's span s starts at an even base + s: even s -> traces/even.
         bad_even = [s for s in range(total) if ce[s] != (1 if s % 2 == 0 else 0)]
         bad_odd = [s for s in range(total) if co[s] != (0 if s % 2 == 0 else 1)]
         check(len(ce) == total and not bad_even,
-              "back-pressure: the slow sink got every even span once, no odd one (bad: %s)" %
+              "back-pressure: traces/even got every even span once, no odd one (bad: %s)" %
               bad_even[:5])
         check(len(co) == total and not bad_odd,
-              "back-pressure: the other sink got every odd span once, no even one (bad: %s)" %
-              bad_odd[:5])
+              "back-pressure: the gated traces/odd got every odd span once, no even one "
+              "(bad: %s)" % bad_odd[:5])
         check("lost" not in out, "back-pressure: nothing reported lost")
 
 

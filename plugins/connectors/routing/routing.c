@@ -61,7 +61,7 @@ typedef struct routing_state_s {
     rt_out_t *pending;
     size_t npending, pos;
     bool pending_taken; /* a piece of pending_src went downstream */
-    sy_metric_t *m_routed, *m_default, *m_dropped, *m_errors, *m_split, *m_lost;
+    sy_metric_t *m_routed, *m_default, *m_dropped, *m_errors, *m_split, *m_lost, *m_deferred;
     rate_log_t log_errors, log_dropped, log_lost;
 } routing_state_t;
 
@@ -166,6 +166,13 @@ static int send_pending(routing_state_t *s)
     return SY_OK;
 }
 
+/* consume()'s SY_EAGAIN: a pipeline is full; the host offers the batch again. */
+static int deferred(routing_state_t *s)
+{
+    add(s->api, s->m_deferred, 1);
+    return SY_EAGAIN;
+}
+
 /* Ends the pending batch: drops our reference to it. */
 static void pending_done(routing_state_t *s)
 {
@@ -183,7 +190,7 @@ static int routing_consume(void *state, sy_batch_t *batch)
          * should it not, one after it waits until they are). */
         bool same = batch == s->pending_src;
         int rc = send_pending(s);
-        if (rc == SY_EAGAIN) return SY_EAGAIN;
+        if (rc == SY_EAGAIN) return deferred(s);
         if (rc < 0) {
             pending_done(s);
             if (same) return rc; /* nothing of it went downstream: the host keeps it */
@@ -223,7 +230,7 @@ static int routing_consume(void *state, sy_batch_t *batch)
         }
         rc = emit_dest(s, batch, res.whole_dest);
         if (rc == SY_OK) account(s, batch, &res); /* not before: a refused batch comes back */
-        return rc;
+        return rc == SY_EAGAIN ? deferred(s) : rc;
     }
 
     /* Split: the pieces are ours now, and so is the batch once they are sent. */
@@ -235,7 +242,7 @@ static int routing_consume(void *state, sy_batch_t *batch)
     api->batch_retain(batch);
     s->pending_src = batch;
     rc = send_pending(s);
-    if (rc == SY_EAGAIN) return SY_EAGAIN;
+    if (rc == SY_EAGAIN) return deferred(s);
     pending_done(s);
     if (rc < 0) return rc;
     api->batch_release(batch);
@@ -325,6 +332,9 @@ static int routing_create(const sy_host_api_t *api, sy_instance_t *inst, const v
     s->m_lost = COUNTER("connector_routing_lost_items",
                         "Items of a split batch that a pipeline refused after other parts of "
                         "the batch had been sent (at shutdown): lost.");
+    s->m_deferred = COUNTER("connector_routing_deferred_batches",
+                            "Times a batch was handed back (SY_EAGAIN) because a pipeline it goes "
+                            "to was full; the host offers it again.");
 #undef COUNTER
     *state = s;
     return SY_OK;
