@@ -17,6 +17,7 @@ checks that each one arrived exactly where it should, exactly once.
   span         routing by a span attribute (context span) before a resource route.
   logs         log records by severity (context log), the rest by resource.
   metrics      metric context (by name) and datapoint context.
+  error_mode   a condition failing at run time under ignore, silent, propagate.
   first_match  two routes matching the same resources: only the first gets them;
                no default_pipelines: what matches nothing is dropped and counted.
   config       startup fails for a route naming a pipeline the connector does not
@@ -528,6 +529,71 @@ def case_first_match(args):
     sink.stop()
 
 
+ROUTING_ERRORS = r'''
+routing:
+  error_mode: %s
+  default_pipelines: [traces/other]
+  table:
+    - condition: 10 / attributes["n"] > 1
+      pipelines: [traces/acme]
+    - condition: attributes["n"] != nil
+      pipelines: [traces/ecorp]
+'''
+
+
+def case_error_mode(args):
+    """A condition failing at run time (10 / 0): under ignore and silent the
+    resource goes to default_pipelines (not on to the next route); under propagate
+    the whole batch is refused and counted."""
+    for mode in ("ignore", "silent", "propagate"):
+        sink = Sink()
+        port, mp = free_port(), free_port()
+        pipes, exps = tenant_pipelines()
+        with start(args, router_config(port, sink, mp, ROUTING_ERRORS % mode, pipes,
+                                       exps)) as r:
+            post(port, "traces", {"resourceSpans": [
+                resource_spans({"n": 0}, [span("em-zero-%d" % j, sid(j)) for j in range(3)]),
+                resource_spans({"n": 5}, [span("em-five-%d" % j, sid(j)) for j in range(2)])]})
+            post(port, "traces", {"resourceSpans": [
+                resource_spans({"n": 2}, [span("em-two-%d" % j, sid(j)) for j in range(4)])]})
+            if mode == "propagate":
+                wait_for("the refusal counted", lambda: metric(
+                    mp, "switchyard_connector_failed_spans_total") == 5, ARRIVAL_TIMEOUT)
+                wait_count("spans", lambda: spans_of(sink.docs("acme", "traces")), 4)
+            else:
+                wait_count("spans", lambda: sum((spans_of(sink.docs(t, "traces"))
+                                                 for t in ("acme", "other")), []), 9)
+            time.sleep(0.3)
+            acme = names(spans_of(sink.docs("acme", "traces")))
+            other = names(spans_of(sink.docs("other", "traces")))
+            ecorp = names(spans_of(sink.docs("ecorp", "traces")))
+            want_acme = collections.Counter(["em-two-%d" % j for j in range(4)])
+            if mode == "propagate":
+                expect_exactly("propagate: only the batch without a failure arrived", acme,
+                               want_acme)
+                check(not other and not ecorp, "propagate: nothing of the refused batch went on")
+                check(metric(mp, "switchyard_connector_failed_spans_total") == 5,
+                      "propagate: the host counted the 5 refused spans")
+            else:
+                want_acme.update("em-five-%d" % j for j in range(2))
+                expect_exactly("%s: routes matched" % mode, acme, want_acme)
+                expect_exactly("%s: the failed resource went to default_pipelines" % mode, other,
+                               collections.Counter("em-zero-%d" % j for j in range(3)))
+                check(not ecorp, "%s: the failed resource was not tried on the next route" %
+                      mode)
+            check(metric(mp, "switchyard_connector_routing_condition_errors_total") == 1,
+                  "%s: one condition error counted" % mode)
+            logged = "condition(s) of this batch failed" in r.output()
+            if mode == "ignore":
+                check(logged, "ignore: the failure was logged")
+            elif mode == "silent":
+                check(not logged, "silent: the failure was not logged")
+            else:
+                check("error_mode: propagate" in r.output(), "propagate: the refusal was logged")
+            stop(r)
+        sink.stop()
+
+
 def case_config(args):
     sink = Sink()
     port, mp = free_port(), free_port()
@@ -761,7 +827,7 @@ def case_backpressure(args):
 
 
 CASES = {"forward": case_forward, "resource": case_resource, "span": case_span,
-         "logs": case_logs, "metrics": case_metrics, "first_match": case_first_match,
+         "logs": case_logs, "metrics": case_metrics, "first_match": case_first_match, "error_mode": case_error_mode,
          "config": case_config, "otel_js": case_otel_js, "backpressure": case_backpressure}
 
 
