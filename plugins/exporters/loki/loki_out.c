@@ -1,0 +1,1177 @@
+/*
+ * loki_out.c - OTLP log records as Loki stream entries, read through the view
+ * only (no protobuf-c), as the collector's lokiexporter (pkg/translator/loki,
+ * LogsToLokiRequests and LogToLokiEntry) makes them:
+ *
+ * - labels: exporter="OTLP", job = service.namespace/service.name, instance =
+ *   service.instance.id (each unless default_labels_enabled turns it off); the
+ *   resource attributes named by the loki.resource.labels hint (of the resource
+ *   or of the record), the record attributes named by loki.attribute.labels, and
+ *   level from the severity number (added to the attribute hint, the record's own
+ *   `level` attribute winning). A name that is not found directly is looked up
+ *   as a path into map values ("a.b.c": a map "a.b" holding "c", or "a" holding
+ *   "b.c", ...). Names are normalized as Prometheus label names (anything but a
+ *   letter or digit becomes '_', a leading digit gets "key_", a single leading
+ *   '_' gets "key").
+ * - the promoted attributes and the four hint attributes are left out of the line.
+ * - the line: loki.format json (the default), logfmt or raw; any other value
+ *   leaves the record out (counted).
+ * - the timestamp: the record's time, else its observed time, else now.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+#include "loki_out.h"
+#include "ottl.h" /* syc_ottl_format_double */
+
+#define HINT_ATTRIBUTES "loki.attribute.labels"
+#define HINT_RESOURCES  "loki.resource.labels"
+#define HINT_TENANT     "loki.tenant"
+#define HINT_FORMAT     "loki.format"
+#define MAX_DEPTH       32
+#define MAX_NAMES       128 /* label names one hint may list */
+
+enum { FMT_JSON, FMT_LOGFMT, FMT_RAW, FMT_BAD };
+
+/* One label before normalization: its attribute name and its value (text in the
+ * context's scratch buffer). */
+typedef struct label_s {
+    const char *name;
+    size_t nlen;
+    size_t voff, vlen;
+} label_t;
+
+typedef struct ctx_s {
+    const sy_host_api_t *api;
+    const lk_defaults_t *defaults;
+    lk_push_t *out;
+    bool failed;
+    syc_buf_t scratch; /* label values, then the labels strings of one record */
+    label_t labels[MAX_NAMES * 3 + 8];
+    size_t nlabels;
+    /* the record being translated */
+    sy_view_node_t *res, *rec;
+    char names[8192]; /* label names made from non-string hint values */
+    size_t names_used;
+    bool level_added; /* a `level` attribute made from the severity number */
+    const char *level;
+} ctx_t;
+
+static const char *const level_names[25] = {
+    "UNSPECIFIED", "TRACE",  "TRACE2", "TRACE3", "TRACE4", "DEBUG",  "DEBUG2", "DEBUG3", "DEBUG4",
+    "INFO",        "INFO2",  "INFO3",  "INFO4",  "WARN",   "WARN2",  "WARN3",  "WARN4",  "ERROR",
+    "ERROR2",      "ERROR3", "ERROR4", "FATAL",  "FATAL2", "FATAL3", "FATAL4"};
+
+static bool str_is(const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    return len == n && (n == 0 || memcmp(s, lit, n) == 0);
+}
+
+static void put(ctx_t *c, syc_buf_t *b, const void *p, size_t n)
+{
+    if (n && syc_buf_put(b, p, n) < 0) c->failed = true;
+}
+
+static void puts_(ctx_t *c, syc_buf_t *b, const char *s)
+{
+    put(c, b, s, strlen(s));
+}
+
+/* ---- values as text ------------------------------------------------------------ */
+
+/* v as pcommon's AsString: scalars as syc_value_as_string, maps and arrays as JSON. */
+static void put_as_string(ctx_t *c, syc_buf_t *b, const sy_value_t *v);
+static void put_json_value(ctx_t *c, syc_buf_t *b, const sy_value_t *v, int depth);
+
+static void put_scalar_text(ctx_t *c, syc_buf_t *b, const sy_value_t *v)
+{
+    char small[64];
+    char *buf = small;
+    size_t cap = syc_value_as_string_cap(v);
+    if (cap > sizeof(small)) {
+        buf = malloc(cap);
+        if (!buf) {
+            c->failed = true;
+            return;
+        }
+    } else {
+        cap = sizeof(small);
+    }
+    const char *s;
+    size_t n;
+    if (syc_value_as_string(v, buf, cap, &s, &n) == SY_OK) put(c, b, s, n);
+    if (buf != small) free(buf);
+}
+
+static void put_as_string(ctx_t *c, syc_buf_t *b, const sy_value_t *v)
+{
+    if (v->type == SY_VALUE_ARRAY || v->type == SY_VALUE_MAP)
+        put_json_value(c, b, v, 0);
+    else
+        put_scalar_text(c, b, v);
+}
+
+int lk_json_str(syc_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *p = (const uint8_t *)s;
+    if (syc_buf_put(b, "\"", 1) < 0) return SY_ENOMEM;
+    size_t start = 0, i = 0;
+    while (i < len) {
+        uint8_t ch = p[i];
+        char esc[8];
+        size_t elen = 0, adv = 1;
+        if (ch < 0x80) {
+            if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != '<' && ch != '>' && ch != '&') {
+                i++;
+                continue;
+            }
+            esc[0] = '\\';
+            elen = 2;
+            switch (ch) {
+            case '"':
+                esc[1] = '"';
+                break;
+            case '\\':
+                esc[1] = '\\';
+                break;
+            case '\n':
+                esc[1] = 'n';
+                break;
+            case '\r':
+                esc[1] = 'r';
+                break;
+            case '\t':
+                esc[1] = 't';
+                break;
+            case '\b':
+                esc[1] = 'b';
+                break;
+            case '\f':
+                esc[1] = 'f';
+                break;
+            default:
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[ch >> 4];
+                esc[5] = hex[ch & 15];
+                elen = 6;
+            }
+        } else {
+            /* Valid UTF-8 passes, but U+2028/U+2029 (escaped by Go); anything else
+             * is one invalid byte, written as U+FFFD. */
+            size_t n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 ? 2 : 0;
+            bool ok = n && ch < 0xf5 && i + n <= len;
+            for (size_t k = 1; ok && k < n; k++)
+                ok = (p[i + k] & 0xc0) == 0x80;
+            if (ok && n == 3) {
+                uint32_t cp =
+                    (uint32_t)(ch & 15) << 12 | (uint32_t)(p[i + 1] & 63) << 6 | (p[i + 2] & 63);
+                ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+                if (ok && (cp == 0x2028 || cp == 0x2029)) {
+                    memcpy(esc, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
+                    elen = 6;
+                    adv = 3;
+                }
+            } else if (ok && n == 4) {
+                uint32_t cp = (uint32_t)(ch & 7) << 18 | (uint32_t)(p[i + 1] & 63) << 12;
+                ok = cp >= 0x10000 && cp <= 0x10ffff;
+            }
+            if (ok && !elen) {
+                i += n;
+                continue;
+            }
+            if (!ok) {
+                memcpy(esc, "\\ufffd", 6);
+                elen = 6;
+            }
+        }
+        if (syc_buf_put(b, s + start, i - start) < 0 || syc_buf_put(b, esc, elen) < 0)
+            return SY_ENOMEM;
+        i += adv;
+        start = i;
+    }
+    if (syc_buf_put(b, s + start, len - start) < 0 || syc_buf_put(b, "\"", 1) < 0) return SY_ENOMEM;
+    return SY_OK;
+}
+
+static void put_json_str(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
+{
+    if (lk_json_str(b, s, len) < 0) c->failed = true;
+}
+
+typedef struct kv_s {
+    sy_value_t k, v;
+    size_t order;
+} kv_t;
+
+static int kv_cmp(const void *a, const void *b)
+{
+    const kv_t *x = a, *y = b;
+    size_t n = x->k.len < y->k.len ? x->k.len : y->k.len;
+    int r = n ? memcmp(x->k.str, y->k.str, n) : 0;
+    if (r) return r;
+    if (x->k.len != y->k.len) return x->k.len < y->k.len ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Writes entries as a JSON object with sorted keys (Go's map order); of a key
+ * given twice the last one. */
+static void put_json_object(ctx_t *c, syc_buf_t *b, kv_t *kv, size_t n, int depth)
+{
+    qsort(kv, n, sizeof(*kv), kv_cmp);
+    put(c, b, "{", 1);
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && kv[i + 1].k.len == kv[i].k.len &&
+            (!kv[i].k.len || !memcmp(kv[i + 1].k.str, kv[i].k.str, kv[i].k.len)))
+            continue;
+        if (!first) put(c, b, ",", 1);
+        first = false;
+        put_json_str(c, b, kv[i].k.str, kv[i].k.len);
+        put(c, b, ":", 1);
+        put_json_value(c, b, &kv[i].v, depth + 1);
+    }
+    put(c, b, "}", 1);
+}
+
+/* A value as Go's json.Marshal writes pcommon's AsRaw(): maps with sorted keys,
+ * bytes in base64, doubles as Go writes them (NaN and the infinities, which Go
+ * refuses, as null). */
+static void put_json_value(ctx_t *c, syc_buf_t *b, const sy_value_t *v, int depth)
+{
+    switch (v->type) {
+    case SY_VALUE_STRING:
+        put_json_str(c, b, v->str, v->len);
+        return;
+    case SY_VALUE_BYTES:
+        put(c, b, "\"", 1);
+        put_scalar_text(c, b, v);
+        put(c, b, "\"", 1);
+        return;
+    case SY_VALUE_DOUBLE:
+        if (isnan(v->d) || isinf(v->d)) {
+            puts_(c, b, "null");
+            return;
+        }
+        put_scalar_text(c, b, v);
+        return;
+    case SY_VALUE_INT:
+    case SY_VALUE_BOOL:
+        put_scalar_text(c, b, v);
+        return;
+    case SY_VALUE_ARRAY:
+    case SY_VALUE_MAP:
+        break;
+    default:
+        puts_(c, b, "null");
+        return;
+    }
+    if (depth > MAX_DEPTH) {
+        puts_(c, b, "null");
+        return;
+    }
+    sy_value_iter_t it = {.value = v};
+    sy_value_t k, x;
+    if (v->type == SY_VALUE_ARRAY) {
+        put(c, b, "[", 1);
+        for (size_t i = 0; c->api->view_value_next(&it, &k, &x) == 1; i++) {
+            if (i) put(c, b, ",", 1);
+            put_json_value(c, b, &x, depth + 1);
+        }
+        put(c, b, "]", 1);
+        return;
+    }
+    kv_t *kv = v->len ? calloc(v->len, sizeof(*kv)) : NULL;
+    size_t n = 0;
+    if (v->len && !kv) {
+        c->failed = true;
+        return;
+    }
+    while (n < v->len && c->api->view_value_next(&it, &k, &x) == 1) {
+        kv[n] = (kv_t){k, x, n};
+        n++;
+    }
+    put_json_object(c, b, kv, n, depth);
+    free(kv);
+}
+
+/* ---- attributes ------------------------------------------------------------------ */
+
+/* The entry `key` of a MAP value. */
+static bool map_get(ctx_t *c, const sy_value_t *map, const char *key, size_t len, sy_value_t *out)
+{
+    sy_value_iter_t it = {.value = map};
+    sy_value_t k, x;
+    bool found = false;
+    while (c->api->view_value_next(&it, &k, &x) == 1)
+        if (k.len == len && (!len || !memcmp(k.str, key, len))) {
+            *out = x; /* the last one, as pcommon's Get would find the first: rare */
+            found = true;
+            break;
+        }
+    return found;
+}
+
+/* An attribute of `node` (or entry of `map` when node is NULL) by name, or by
+ * path into nested maps (getAttribute of pkg/translator/loki). The synthetic
+ * `level` attribute of the record counts as one of its attributes. */
+static bool get_attr(ctx_t *c, sy_view_node_t *node, const sy_value_t *map, const char *name,
+                     size_t len, int depth, sy_value_t *out)
+{
+    if (node) {
+        if (c->api->view_attr_get(node, name, len, out) == SY_OK) return true;
+        if (node == c->rec && c->level_added && str_is(name, len, "level")) {
+            *out = (sy_value_t){.type = SY_VALUE_STRING, .str = c->level, .len = strlen(c->level)};
+            return true;
+        }
+    } else if (map_get(c, map, name, len, out)) {
+        return true;
+    }
+    if (depth > 8) return false;
+    for (size_t i = len; i-- > 0;) {
+        if (name[i] != '.') continue;
+        sy_value_t left;
+        if (get_attr(c, node, map, name, i, depth + 1, &left) && left.type == SY_VALUE_MAP)
+            return get_attr(c, NULL, &left, name + i + 1, len - i - 1, depth + 1, out);
+    }
+    return false;
+}
+
+/* Adds (or replaces: a later source wins, as model.LabelSet.Merge) one label. */
+static void label_set(ctx_t *c, const char *name, size_t nlen, const sy_value_t *v)
+{
+    size_t voff = c->scratch.len;
+    put_as_string(c, &c->scratch, v);
+    size_t vlen = c->scratch.len - voff;
+    for (size_t i = 0; i < c->nlabels; i++)
+        if (c->labels[i].nlen == nlen && !memcmp(c->labels[i].name, name, nlen)) {
+            c->labels[i].voff = voff;
+            c->labels[i].vlen = vlen;
+            return;
+        }
+    if (c->nlabels < sizeof(c->labels) / sizeof(c->labels[0]))
+        c->labels[c->nlabels++] = (label_t){name, nlen, voff, vlen};
+}
+
+static void label_text(ctx_t *c, const char *name, const char *value, size_t vlen)
+{
+    sy_value_t v = {.type = SY_VALUE_STRING, .str = value, .len = vlen};
+    label_set(c, name, strlen(name), &v);
+}
+
+/* One name of a hint: trimmed of blanks, looked up, made a label when found. */
+static void hint_name(ctx_t *c, sy_view_node_t *attrs, const char *s, size_t len)
+{
+    while (len && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' ||
+                   s[len - 1] == '\r' || s[len - 1] == '\v' || s[len - 1] == '\f'))
+        len--;
+    sy_value_t v;
+    if (get_attr(c, attrs, NULL, s, len, 0, &v)) label_set(c, s, len, &v);
+}
+
+/* A name given as a value that is not a string (an element of an array hint):
+ * its text, kept in the record's name buffer, which does not move. */
+static void hint_value_name(ctx_t *c, sy_view_node_t *attrs, const sy_value_t *v)
+{
+    syc_buf_t t = {0};
+    put_as_string(c, &t, v);
+    if (!c->failed && t.len <= sizeof(c->names) - c->names_used) {
+        char *name = c->names + c->names_used;
+        if (t.len) memcpy(name, t.p, t.len);
+        c->names_used += t.len;
+        hint_name(c, attrs, name, t.len);
+    }
+    free(t.p);
+}
+
+/* The labels a hint value names (a comma-separated string, an array of names, or
+ * anything else as its text), looked up in the attributes of `attrs`. */
+static void hint_labels(ctx_t *c, const sy_value_t *hint, sy_view_node_t *attrs, bool add_level)
+{
+    if (hint && hint->type == SY_VALUE_STRING) {
+        const char *s = hint->str;
+        size_t len = hint->len, start = 0;
+        for (size_t i = 0; i <= len; i++)
+            if (i == len || s[i] == ',') {
+                hint_name(c, attrs, s + start, i - start);
+                start = i + 1;
+            }
+    } else if (hint && hint->type == SY_VALUE_ARRAY) {
+        sy_value_iter_t it = {.value = hint};
+        sy_value_t k, x;
+        while (c->api->view_value_next(&it, &k, &x) == 1)
+            hint_value_name(c, attrs, &x); /* fmt's %v of the raw value */
+    } else if (hint && hint->type != SY_VALUE_EMPTY) {
+        hint_value_name(c, attrs, hint); /* "trying to make the most of bad data" */
+    }
+    if (add_level) hint_name(c, attrs, "level", 5);
+}
+
+/* ---- label names and the labels string ------------------------------------------------ */
+
+typedef struct norm_s {
+    char name[256];
+    size_t nlen;
+    size_t voff, vlen;
+    size_t order;
+} norm_t;
+
+static int norm_cmp(const void *a, const void *b)
+{
+    const norm_t *x = a, *y = b;
+    size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+    int r = memcmp(x->name, y->name, n);
+    if (r) return r;
+    if (x->nlen != y->nlen) return x->nlen < y->nlen ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* prometheustranslator.NormalizeLabel, for ASCII: letters and digits stay, any
+ * other character (a UTF-8 sequence counts as one) becomes '_'; a leading digit
+ * gets "key_", one leading '_' (not two) gets "key". Names longer than 200 bytes
+ * are cut. */
+static void normalize(const char *s, size_t len, norm_t *n)
+{
+    char tmp[256];
+    size_t o = 0;
+    for (size_t i = 0; i < len && o < 200; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+            tmp[o++] = (char)ch;
+        } else {
+            tmp[o++] = '_';
+            if (ch >= 0xc0)
+                while (i + 1 < len && ((unsigned char)s[i + 1] & 0xc0) == 0x80)
+                    i++;
+        }
+    }
+    const char *prefix = "";
+    if (o && tmp[0] >= '0' && tmp[0] <= '9')
+        prefix = "key_";
+    else if (o && tmp[0] == '_' && !(o > 1 && tmp[1] == '_'))
+        prefix = "key";
+    size_t pl = strlen(prefix);
+    memcpy(n->name, prefix, pl);
+    memcpy(n->name + pl, tmp, o);
+    n->nlen = pl + o;
+}
+
+/* A label value as Go's strconv.Quote writes it (the body between the quotes). */
+static void put_go_quoted(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    put(c, b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        const char *e = NULL;
+        switch (ch) {
+        case '"':
+            e = "\\\"";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        case '\a':
+            e = "\\a";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\t':
+            e = "\\t";
+            break;
+        case '\v':
+            e = "\\v";
+            break;
+        default:
+            break;
+        }
+        if (e) {
+            puts_(c, b, e);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            char x[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+            put(c, b, x, 4);
+        } else {
+            put(c, b, s + i, 1);
+        }
+    }
+    put(c, b, "\"", 1);
+}
+
+static long stream_find_add(ctx_t *c, const char *labels, size_t llen, const char *jl, size_t jlen);
+
+/* Finds or makes the stream of the labels in c->labels; returns its index or -1. */
+static long stream_of(ctx_t *c)
+{
+    norm_t *n = calloc(c->nlabels ? c->nlabels : 1, sizeof(*n));
+    if (!n) {
+        c->failed = true;
+        return -1;
+    }
+    for (size_t i = 0; i < c->nlabels; i++) {
+        normalize(c->labels[i].name, c->labels[i].nlen, &n[i]);
+        n[i].voff = c->labels[i].voff;
+        n[i].vlen = c->labels[i].vlen;
+        n[i].order = i;
+    }
+    qsort(n, c->nlabels, sizeof(*n), norm_cmp);
+    /* {a="b", c="d"} and {"a":"b","c":"d"}; the values are read from the scratch. */
+    syc_buf_t ls = {0}, js = {0};
+    put(c, &ls, "{", 1);
+    put(c, &js, "{", 1);
+    size_t written = 0;
+    for (size_t i = 0; i < c->nlabels && !c->failed; i++) {
+        /* Two names that normalize alike: the later source wins. */
+        if (i + 1 < c->nlabels && n[i + 1].nlen == n[i].nlen &&
+            !memcmp(n[i + 1].name, n[i].name, n[i].nlen))
+            continue;
+        if (written++) {
+            put(c, &ls, ", ", 2);
+            put(c, &js, ",", 1);
+        }
+        const char *val = c->scratch.p ? c->scratch.p + n[i].voff : "";
+        put(c, &ls, n[i].name, n[i].nlen);
+        put(c, &ls, "=", 1);
+        put_go_quoted(c, &ls, val, n[i].vlen);
+        put_json_str(c, &js, n[i].name, n[i].nlen);
+        put(c, &js, ":", 1);
+        put_json_str(c, &js, val, n[i].vlen);
+    }
+    put(c, &ls, "}", 1);
+    put(c, &js, "}", 1);
+    free(n);
+    long found = c->failed ? -1 : stream_find_add(c, ls.p, ls.len, js.p, js.len);
+    free(ls.p);
+    free(js.p);
+    return found;
+}
+
+/* The stream of labels[0, llen) (JSON form jl[0, jlen)), found or made. */
+static long stream_find_add(ctx_t *c, const char *labels, size_t llen, const char *jl, size_t jlen)
+{
+    lk_push_t *p = c->out;
+    uint64_t h = syc_fnv1a64(SYC_FNV64_OFFSET, labels, llen);
+
+    if (p->n * 2 >= p->index_cap) { /* grow and rehash the index */
+        size_t ncap = p->index_cap ? p->index_cap * 2 : 64;
+        size_t *idx = calloc(ncap, sizeof(*idx));
+        if (!idx) {
+            c->failed = true;
+            return -1;
+        }
+        for (size_t i = 0; i < p->n; i++) {
+            size_t s = p->streams[i].hash & (ncap - 1);
+            while (idx[s])
+                s = (s + 1) & (ncap - 1);
+            idx[s] = i + 1;
+        }
+        free(p->index);
+        p->index = idx;
+        p->index_cap = ncap;
+    }
+    size_t s = h & (p->index_cap - 1);
+    for (; p->index[s]; s = (s + 1) & (p->index_cap - 1)) {
+        lk_stream_t *st = &p->streams[p->index[s] - 1];
+        if (st->hash == h && st->labels_len == llen &&
+            !memcmp(p->text.p + st->labels_off, labels, llen))
+            return (long)(p->index[s] - 1);
+    }
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 16;
+        lk_stream_t *v = realloc(p->streams, ncap * sizeof(*v));
+        if (!v) {
+            c->failed = true;
+            return -1;
+        }
+        p->streams = v;
+        p->cap = ncap;
+    }
+    lk_stream_t *st = &p->streams[p->n];
+    *st = (lk_stream_t){.hash = h};
+    st->labels_off = p->text.len;
+    st->labels_len = llen;
+    put(c, &p->text, labels, llen);
+    st->jlabels_off = p->text.len;
+    st->jlabels_len = jlen;
+    put(c, &p->text, jl, jlen);
+    if (c->failed) return -1;
+    p->index[s] = p->n + 1;
+    return (long)p->n++;
+}
+
+/* ---- the line ------------------------------------------------------------------------ */
+
+/* Whether an attribute key stays in the line: not a hint, not promoted to a label. */
+static bool kept(ctx_t *c, const sy_value_t *k)
+{
+    if (str_is(k->str, k->len, HINT_ATTRIBUTES) || str_is(k->str, k->len, HINT_RESOURCES) ||
+        str_is(k->str, k->len, HINT_TENANT) || str_is(k->str, k->len, HINT_FORMAT))
+        return false;
+    for (size_t i = 0; i < c->nlabels; i++)
+        if (c->labels[i].nlen == k->len && !memcmp(c->labels[i].name, k->str, k->len)) return false;
+    return true;
+}
+
+/* The kept attributes of a node. *n is their number; NULL (and *n 0) when none. */
+static kv_t *kept_attrs(ctx_t *c, sy_view_node_t *node, size_t *n)
+{
+    size_t count = c->api->view_attr_count(node);
+    *n = 0;
+    if (!count) return NULL;
+    kv_t *kv = calloc(count, sizeof(*kv));
+    if (!kv) {
+        c->failed = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        sy_value_t k, v;
+        if (c->api->view_attr_at(node, i, &k, &v) != SY_OK || !kept(c, &k)) continue;
+        kv[*n] = (kv_t){k, v, *n};
+        (*n)++;
+    }
+    return kv;
+}
+
+static void put_hex_id(ctx_t *c, syc_buf_t *b, const sy_value_t *id)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < id->len; i++) {
+        char x[2] = {hex[id->bytes[i] >> 4], hex[id->bytes[i] & 15]};
+        put(c, b, x, 2);
+    }
+}
+
+static bool id_set(const sy_value_t *id)
+{
+    if (id->type != SY_VALUE_BYTES) return false;
+    for (size_t i = 0; i < id->len; i++)
+        if (id->bytes[i]) return true;
+    return false;
+}
+
+/* The json format: lokiEntry of pkg/translator/loki/encode.go, fields in its order,
+ * empty ones left out. */
+static void line_json(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
+{
+    const sy_host_api_t *api = c->api;
+    sy_value_t body, tid, sid, sev, flags, sname, sver;
+    api->view_get(c->rec, SY_FIELD_BODY, &body);
+    api->view_get(c->rec, SY_FIELD_TRACE_ID, &tid);
+    api->view_get(c->rec, SY_FIELD_SPAN_ID, &sid);
+    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &sev);
+    api->view_get(c->rec, SY_FIELD_FLAGS, &flags);
+    api->view_get(scope, SY_FIELD_SCOPE_NAME, &sname);
+    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &sver);
+    bool any = false;
+#define SEP() (any ? put(c, b, ",", 1) : (void)0, any = true)
+    put(c, b, "{", 1);
+    if (body.type != SY_VALUE_EMPTY) {
+        SEP();
+        puts_(c, b, "\"body\":");
+        put_json_value(c, b, &body, 0);
+    }
+    if (id_set(&tid)) {
+        SEP();
+        puts_(c, b, "\"traceid\":\"");
+        put_hex_id(c, b, &tid);
+        put(c, b, "\"", 1);
+    }
+    if (id_set(&sid)) {
+        SEP();
+        puts_(c, b, "\"spanid\":\"");
+        put_hex_id(c, b, &sid);
+        put(c, b, "\"", 1);
+    }
+    if (sev.type == SY_VALUE_STRING && sev.len) {
+        SEP();
+        puts_(c, b, "\"severity\":");
+        put_json_str(c, b, sev.str, sev.len);
+    }
+    if (flags.type == SY_VALUE_INT && (uint32_t)flags.i) {
+        char num[24];
+        snprintf(num, sizeof(num), "%" PRIu32, (uint32_t)flags.i);
+        SEP();
+        puts_(c, b, "\"flags\":");
+        puts_(c, b, num);
+    }
+    static const char *const names[2] = {"\"attributes\":", "\"resources\":"};
+    sy_view_node_t *nodes[2] = {c->rec, c->res};
+    for (int w = 0; w < 2; w++) {
+        size_t n;
+        kv_t *kv = kept_attrs(c, nodes[w], &n);
+        if (n) {
+            SEP();
+            puts_(c, b, names[w]);
+            put_json_object(c, b, kv, n, 0);
+        }
+        free(kv);
+    }
+    if (sname.type == SY_VALUE_STRING && sname.len) {
+        SEP();
+        puts_(c, b, "\"instrumentation_scope\":{\"name\":");
+        put_json_str(c, b, sname.str, sname.len);
+        if (sver.type == SY_VALUE_STRING && sver.len) {
+            puts_(c, b, ",\"version\":");
+            put_json_str(c, b, sver.str, sver.len);
+        }
+        put(c, b, "}", 1);
+    }
+#undef SEP
+    put(c, b, "}", 1);
+}
+
+/* logfmt (go-logfmt's encoder): a key's invalid characters become '_'; a value is
+ * quoted when it holds a blank, '=', '"' or a control character. */
+static void lf_key(ctx_t *c, syc_buf_t *b, const char *k, size_t klen, const char *suffix,
+                   size_t slen)
+{
+    if (b->len) put(c, b, " ", 1);
+    for (int part = 0; part < 2; part++) {
+        const char *s = part ? suffix : k;
+        size_t n = part ? slen : klen;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            char o = ch <= ' ' || ch == '=' || ch == '"' || ch == 0x7f ? '_' : (char)ch;
+            put(c, b, &o, 1);
+        }
+    }
+    put(c, b, "=", 1);
+}
+
+static void lf_value(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
+{
+    bool quote = false;
+    for (size_t i = 0; i < len && !quote; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        quote = ch <= ' ' || ch == '=' || ch == '"' || ch == 0x7f;
+    }
+    if (str_is(s, len, "null")) quote = true;
+    if (!quote) {
+        put(c, b, s, len);
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    put(c, b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            put(c, b, e, 2);
+        } else if (ch == '\n') {
+            puts_(c, b, "\\n");
+        } else if (ch == '\r') {
+            puts_(c, b, "\\r");
+        } else if (ch == '\t') {
+            puts_(c, b, "\\t");
+        } else if (ch < 0x20 || ch == 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            put(c, b, e, 6);
+        } else {
+            put(c, b, s + i, 1);
+        }
+    }
+    put(c, b, "\"", 1);
+}
+
+/* A value as logfmt pairs under `prefix`: maps flattened with '_', arrays by index. */
+static void lf_pairs(ctx_t *c, syc_buf_t *b, syc_buf_t *key, const sy_value_t *v, int depth)
+{
+    if (v->type == SY_VALUE_EMPTY || depth > MAX_DEPTH) return;
+    if (v->type != SY_VALUE_MAP && v->type != SY_VALUE_ARRAY) {
+        lf_key(c, b, key->p ? key->p : "", key->len, "", 0);
+        syc_buf_t t = {0};
+        if (v->type == SY_VALUE_DOUBLE) {
+            char num[40];
+            snprintf(num, sizeof(num), "%.17g", v->d);
+            for (int p = 1; p <= 17; p++) { /* Go's %v: the shortest form that reads back */
+                snprintf(num, sizeof(num), "%.*g", p, v->d);
+                if (strtod(num, NULL) == v->d) break;
+            }
+            puts_(c, &t, num);
+        } else {
+            put_scalar_text(c, &t, v);
+        }
+        lf_value(c, b, t.p ? t.p : "", t.len);
+        free(t.p);
+        return;
+    }
+    size_t base = key->len;
+    sy_value_iter_t it = {.value = v};
+    sy_value_t k, x;
+    for (size_t i = 0; c->api->view_value_next(&it, &k, &x) == 1; i++) {
+        key->len = base;
+        if (base) put(c, key, "_", 1);
+        if (v->type == SY_VALUE_MAP) {
+            put(c, key, k.str, k.len);
+        } else {
+            char num[24];
+            snprintf(num, sizeof(num), "%zu", i);
+            puts_(c, key, num);
+        }
+        lf_pairs(c, b, key, &x, depth + 1);
+    }
+    key->len = base;
+}
+
+/* Parses a string body as logfmt (go-logfmt's decoder: key, key=value,
+ * key="quoted"); false when it is not logfmt. Writes the pairs to b. */
+static bool lf_parse_body(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
+{
+    syc_buf_t out = {0}, val = {0};
+    size_t i = 0;
+    bool ok = true, any = false;
+    while (ok && i < len) {
+        while (i < len && (unsigned char)s[i] <= ' ')
+            i++;
+        if (i == len) break;
+        size_t ks = i;
+        while (i < len && (unsigned char)s[i] > ' ' && s[i] != '=' && s[i] != '"')
+            i++;
+        if (i == ks) {
+            ok = false;
+            break;
+        }
+        lf_key(c, &out, s + ks, i - ks, "", 0);
+        any = true;
+        if (i < len && s[i] == '"') {
+            ok = false;
+            break;
+        }
+        if (i == len || s[i] != '=') continue; /* a key without a value */
+        i++;
+        val.len = 0;
+        if (i < len && s[i] == '"') {
+            i++;
+            bool closed = false;
+            while (i < len) {
+                if (s[i] == '\\' && i + 1 < len) {
+                    char e = s[i + 1];
+                    char o = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+                    put(c, &val, &o, 1);
+                    i += 2;
+                } else if (s[i] == '"') {
+                    i++;
+                    closed = true;
+                    break;
+                } else {
+                    put(c, &val, s + i, 1);
+                    i++;
+                }
+            }
+            if (!closed) ok = false;
+        } else {
+            size_t vs = i;
+            while (i < len && (unsigned char)s[i] > ' ') {
+                if (s[i] == '=' || s[i] == '"') ok = false;
+                i++;
+            }
+            put(c, &val, s + vs, i - vs);
+        }
+        if (ok) lf_value(c, &out, val.p ? val.p : "", val.len);
+    }
+    if (ok && any) put(c, b, out.p, out.len);
+    free(out.p);
+    free(val.p);
+    return ok && any;
+}
+
+/* Sets (replacing a pair of the body's with that key) or appends one pair. */
+static void lf_replace(ctx_t *c, syc_buf_t *b, const char *key, const char *value, size_t vlen)
+{
+    /* Find " key=" (or "key=" at the start) of a pair and cut it out first. */
+    size_t kl = strlen(key);
+    for (size_t i = 0; b->len && i + kl < b->len; i++) {
+        if ((i == 0 || b->p[i - 1] == ' ') && !memcmp(b->p + i, key, kl) && b->p[i + kl] == '=') {
+            size_t end = i + kl + 1;
+            if (end < b->len && b->p[end] == '"') {
+                end++;
+                while (end < b->len && b->p[end] != '"')
+                    end += b->p[end] == '\\' ? 2 : 1;
+                end++;
+            } else {
+                while (end < b->len && b->p[end] != ' ')
+                    end++;
+            }
+            if (end > b->len) end = b->len;
+            size_t from = i ? i - 1 : 0, to = i ? end : (end < b->len ? end + 1 : end);
+            memmove(b->p + from, b->p + to, b->len - to);
+            b->len -= to - from;
+            break;
+        }
+    }
+    lf_key(c, b, key, kl, "", 0);
+    lf_value(c, b, value, vlen);
+}
+
+static void line_logfmt(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
+{
+    const sy_host_api_t *api = c->api;
+    sy_value_t body, tid, sid, sev, flags, sname, sver;
+    api->view_get(c->rec, SY_FIELD_BODY, &body);
+    api->view_get(c->rec, SY_FIELD_TRACE_ID, &tid);
+    api->view_get(c->rec, SY_FIELD_SPAN_ID, &sid);
+    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &sev);
+    api->view_get(c->rec, SY_FIELD_FLAGS, &flags);
+    api->view_get(scope, SY_FIELD_SCOPE_NAME, &sname);
+    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &sver);
+    syc_buf_t key = {0};
+    if (body.type == SY_VALUE_STRING) {
+        if (!lf_parse_body(c, b, body.str, body.len)) {
+            lf_key(c, b, "msg", 3, "", 0);
+            lf_value(c, b, body.str, body.len);
+        }
+    } else if (body.type == SY_VALUE_MAP) {
+        lf_pairs(c, b, &key, &body, 0);
+    } else if (body.type == SY_VALUE_ARRAY) {
+        puts_(c, &key, "body");
+        lf_pairs(c, b, &key, &body, 0);
+    } else if (body.type != SY_VALUE_EMPTY) {
+        puts_(c, &key, "msg");
+        lf_pairs(c, b, &key, &body, 0);
+    }
+    syc_buf_t t = {0};
+    if (id_set(&tid)) {
+        put_hex_id(c, &t, &tid);
+        lf_replace(c, b, "traceID", t.p, t.len);
+    }
+    t.len = 0;
+    if (id_set(&sid)) {
+        put_hex_id(c, &t, &sid);
+        lf_replace(c, b, "spanID", t.p, t.len);
+    }
+    if (sev.type == SY_VALUE_STRING && sev.len) lf_replace(c, b, "severity", sev.str, sev.len);
+    if (flags.type == SY_VALUE_INT && (uint32_t)flags.i) {
+        char num[24];
+        snprintf(num, sizeof(num), "%" PRIu32, (uint32_t)flags.i);
+        lf_replace(c, b, "flags", num, strlen(num));
+    }
+    free(t.p);
+    static const char *const prefixes[2] = {"attribute_", "resource_"};
+    sy_view_node_t *nodes[2] = {c->rec, c->res};
+    for (int w = 0; w < 2; w++) {
+        size_t count = api->view_attr_count(nodes[w]);
+        for (size_t i = 0; i < count; i++) {
+            sy_value_t k, v;
+            if (api->view_attr_at(nodes[w], i, &k, &v) != SY_OK || !kept(c, &k)) continue;
+            key.len = 0;
+            puts_(c, &key, prefixes[w]);
+            put(c, &key, k.str, k.len);
+            lf_pairs(c, b, &key, &v, 0);
+        }
+    }
+    free(key.p);
+    if (sname.type == SY_VALUE_STRING && sname.len) {
+        lf_key(c, b, "instrumentation_scope_name", 26, "", 0);
+        lf_value(c, b, sname.str, sname.len);
+        if (sver.type == SY_VALUE_STRING && sver.len) {
+            lf_key(c, b, "instrumentation_scope_version", 29, "", 0);
+            lf_value(c, b, sver.str, sver.len);
+        }
+    }
+}
+
+/* ---- records --------------------------------------------------------------------------- */
+
+static int format_of(ctx_t *c, sy_value_t *fv)
+{
+    if (c->api->view_attr_get(c->res, HINT_FORMAT, strlen(HINT_FORMAT), fv) != SY_OK &&
+        c->api->view_attr_get(c->rec, HINT_FORMAT, strlen(HINT_FORMAT), fv) != SY_OK)
+        return FMT_JSON;
+    if (fv->type == SY_VALUE_STRING) {
+        if (str_is(fv->str, fv->len, "json")) return FMT_JSON;
+        if (str_is(fv->str, fv->len, "logfmt")) return FMT_LOGFMT;
+        if (str_is(fv->str, fv->len, "raw")) return FMT_RAW;
+    }
+    return FMT_BAD;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void translate_record(ctx_t *c, sy_view_node_t *scope)
+{
+    const sy_host_api_t *api = c->api;
+    lk_push_t *p = c->out;
+    c->scratch.len = 0;
+    c->nlabels = 0;
+    c->names_used = 0;
+    c->level_added = false;
+
+    sy_value_t v, sev;
+    api->view_get(c->rec, SY_FIELD_SEVERITY_NUMBER, &sev);
+    if (c->defaults->level && sev.type == SY_VALUE_INT && sev.i > 0 && sev.i <= 24) {
+        /* addLogLevelAttributeAndHint: `level` joins the attribute hint; the
+         * record's own `level` attribute, when it has one, is the value. */
+        c->level = level_names[sev.i];
+        c->level_added = true;
+    }
+    sy_value_t fv;
+    int format = format_of(c, &fv);
+    if (format == FMT_BAD) {
+        if (!p->dropped) {
+            syc_buf_t t = {0};
+            put_as_string(c, &t, &fv);
+            snprintf(p->dropped_why, sizeof(p->dropped_why),
+                     "invalid format %.*s. Expected one of: json, logfmt, raw",
+                     (int)(t.len > 60 ? 60 : t.len), t.p ? t.p : "");
+            free(t.p);
+        }
+        p->dropped++;
+        return;
+    }
+
+    if (c->defaults->exporter) label_text(c, "exporter", "OTLP", 4);
+    if (c->defaults->job && api->view_attr_get(c->res, "service.name", 12, &v) == SY_OK) {
+        sy_value_t ns;
+        syc_buf_t t = {0};
+        if (api->view_attr_get(c->res, "service.namespace", 17, &ns) == SY_OK) {
+            put_as_string(c, &t, &ns);
+            put(c, &t, "/", 1);
+        }
+        put_as_string(c, &t, &v);
+        if (!c->failed) label_text(c, "job", t.p ? t.p : "", t.len);
+        free(t.p);
+    }
+    if (c->defaults->instance && api->view_attr_get(c->res, "service.instance.id", 19, &v) == SY_OK)
+        label_set(c, "instance", 8, &v);
+    if (api->view_attr_get(c->res, HINT_RESOURCES, strlen(HINT_RESOURCES), &v) == SY_OK)
+        hint_labels(c, &v, c->res, false);
+    if (api->view_attr_get(c->rec, HINT_RESOURCES, strlen(HINT_RESOURCES), &v) == SY_OK)
+        hint_labels(c, &v, c->res, false);
+    bool has_hint =
+        api->view_attr_get(c->rec, HINT_ATTRIBUTES, strlen(HINT_ATTRIBUTES), &v) == SY_OK;
+    if (has_hint || c->level_added) hint_labels(c, has_hint ? &v : NULL, c->rec, c->level_added);
+    if (c->failed) return;
+
+    long si = stream_of(c);
+    if (si < 0) return;
+
+    int64_t ts = 0;
+    if (api->view_get(c->rec, SY_FIELD_TIME, &v) == SY_OK && v.i) ts = v.i;
+    if (!ts && api->view_get(c->rec, SY_FIELD_OBSERVED_TIME, &v) == SY_OK && v.i) ts = v.i;
+    if (!ts) ts = now_ns();
+
+    size_t line_off = p->text.len;
+    if (format == FMT_JSON) {
+        line_json(c, &p->text, scope);
+    } else if (format == FMT_LOGFMT) {
+        syc_buf_t l = {0};
+        line_logfmt(c, &l, scope);
+        put(c, &p->text, l.p, l.len);
+        free(l.p);
+    } else {
+        sy_value_t body;
+        api->view_get(c->rec, SY_FIELD_BODY, &body);
+        put_as_string(c, &p->text, &body);
+    }
+    if (c->failed) return;
+    lk_stream_t *st = &p->streams[si];
+    if (st->n == st->cap) {
+        size_t ncap = st->cap ? st->cap * 2 : 8;
+        lk_entry_t *e = realloc(st->entries, ncap * sizeof(*e));
+        if (!e) {
+            c->failed = true;
+            return;
+        }
+        st->entries = e;
+        st->cap = ncap;
+    }
+    st->entries[st->n++] = (lk_entry_t){ts, p->entries, line_off, p->text.len - line_off};
+    p->entries++;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const lk_entry_t *x = a, *y = b;
+    if (x->ts_ns != y->ts_ns) return x->ts_ns < y->ts_ns ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int lk_translate(const sy_host_api_t *api, sy_batch_t *batch, const lk_defaults_t *defaults,
+                 lk_push_t *out)
+{
+    sy_view_t *view = api->view_open(batch);
+    if (!view) return SY_ENOMEM;
+    ctx_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        api->view_close(view);
+        return SY_ENOMEM;
+    }
+    c->api = api;
+    c->defaults = defaults;
+    c->out = out;
+    sy_view_node_t *root = api->view_root(view);
+    size_t nr = api->view_count(root, SY_VIEW_RESOURCES);
+    for (size_t r = 0; r < nr && !c->failed; r++) {
+        c->res = api->view_at(root, SY_VIEW_RESOURCES, r);
+        size_t ns = api->view_count(c->res, SY_VIEW_SCOPES);
+        for (size_t s = 0; s < ns && !c->failed; s++) {
+            sy_view_node_t *scope = api->view_at(c->res, SY_VIEW_SCOPES, s);
+            size_t ni = api->view_count(scope, SY_VIEW_ITEMS);
+            for (size_t i = 0; i < ni && !c->failed; i++) {
+                c->rec = api->view_at(scope, SY_VIEW_ITEMS, i);
+                if (!out->tenant) lk_tenant(api, c->res, c->rec, &out->tenant, &out->tenant_len);
+                translate_record(c, scope);
+            }
+        }
+    }
+    for (size_t i = 0; i < out->n; i++)
+        qsort(out->streams[i].entries, out->streams[i].n, sizeof(lk_entry_t), entry_cmp);
+    int rc = c->failed ? SY_ENOMEM : SY_OK;
+    free(c->scratch.p);
+    free(c);
+    api->view_close(view);
+    return rc;
+}
+
+void lk_push_free(lk_push_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->streams[i].entries);
+    free(p->streams);
+    free(p->index);
+    free(p->text.p);
+    memset(p, 0, sizeof(*p));
+}
+
+void lk_tenant(const sy_host_api_t *api, sy_view_node_t *resource, sy_view_node_t *record,
+               const char **tenant, size_t *len)
+{
+    sy_value_t hint, t;
+    *tenant = "";
+    *len = 0;
+    if (api->view_attr_get(resource, HINT_TENANT, strlen(HINT_TENANT), &hint) != SY_OK &&
+        api->view_attr_get(record, HINT_TENANT, strlen(HINT_TENANT), &hint) != SY_OK)
+        return;
+    /* hintAttr.Str(): "" unless a string */
+    const char *name = hint.type == SY_VALUE_STRING ? hint.str : "";
+    size_t nlen = hint.type == SY_VALUE_STRING ? hint.len : 0;
+    if (api->view_attr_get(resource, name, nlen, &t) != SY_OK &&
+        api->view_attr_get(record, name, nlen, &t) != SY_OK)
+        return;
+    if (t.type == SY_VALUE_STRING) {
+        *tenant = t.str;
+        *len = t.len;
+    }
+}
