@@ -144,7 +144,10 @@ def main_request():
              attr("service.instance.id", "i-1"), attr("host.name", "h1"),
              attr("k8s.pod.name", "p1"), attr("loki.resource.labels", "host.name, k8s.pod.name")]
     recs_a = [
+        record(T0 + 160, s('user=bob msg="hi there"'), [attr("http.method", "GET"), attr(HINT_A, "http.method"),
+                                                         attr("loki.format", "logfmt")], sev=9, sev_text="Info"),
         record(T0 + 200, s('hello <x> & "q"'), [attr("http.method", "GET"), attr("n", 3),
+                                                 attr("raw", {"bytesValue": "AQID"}),
                                                  attr(HINT_A, "http.method")],
                sev=9, sev_text="Info", ids=True),
         record(T0 + 100, s("disk full"), [attr("http.method", "GET"), attr("level", "warn-custom"),
@@ -186,8 +189,11 @@ EXPECTED = {
             (T0 + 150, "z=1.5 a=true resource_service.name=api resource_service.namespace=shop "
                        "resource_service.instance.id=i-1 instrumentation_scope_name=lib "
                        "instrumentation_scope_version=1.2"),
+            (T0 + 160, 'user=bob msg="hi there" severity=Info resource_service.name=api '
+                       'resource_service.namespace=shop resource_service.instance.id=i-1 '
+                       'instrumentation_scope_name=lib instrumentation_scope_version=1.2'),
             (T0 + 200, '{"body":"hello \\u003cx\\u003e \\u0026 \\"q\\"","traceid":"%s","spanid":"%s",'
-                       '"severity":"Info","attributes":{"n":3},%s,%s}' % (TRACE, SPAN, RES_JSON, SCOPE_JSON)),
+                       '"severity":"Info","attributes":{"n":3,"raw":"AQID"},%s,%s}' % (TRACE, SPAN, RES_JSON, SCOPE_JSON)),
         ]),
         (dict(BASE_A, http_method="GET", level="warn-custom"), [
             (T0 + 100, '{"body":"disk full",%s,%s}' % (RES_JSON, SCOPE_JSON)),
@@ -204,6 +210,21 @@ EXPECTED = {
         ]),
     ],
 }
+
+
+LOGFMT_TAIL = ("resource_service.name=api resource_service.namespace=shop resource_service.instance.id=i-1 "
+               "instrumentation_scope_name=lib instrumentation_scope_version=1.2")
+EXPECTED_BARE = [
+    ({"host_name": "h1", "http_method": "GET", "k8s_pod_name": "p1"}, [
+        (T0 + 100, '{"body":"disk full","attributes":{"level":"warn-custom"},%s,%s}' % (RES_JSON, SCOPE_JSON)),
+        EXPECTED[""][0][1][0],
+        EXPECTED[""][0][1][1],
+        EXPECTED[""][0][1][2],
+    ]),
+    ({"host_name": "h1", "k8s_pod_name": "p1", "key_1st_attr": "x", "ctx_user_id": "u7"}, [
+        (T0 + 300, "raw text"),
+    ]),
+]
 
 
 def label_text(labels):
@@ -255,6 +276,11 @@ exporters:
     tenant_id: acme
     headers:
       X-Test: yes-json
+  loki/bare:
+    endpoint: {srv.url}
+    headers:
+      X-Bare: "1"
+    default_labels_enabled: {{exporter: false, job: false, instance: false, level: false}}
 service:
   telemetry:
     metrics:
@@ -263,18 +289,29 @@ service:
     logs:
       receivers: [otlp]
       exporters: [loki/proto, loki/json]
+    logs/bare:
+      receivers: [otlp]
+      exporters: [loki/bare]
 """
     try:
         with Router(args.bin, [args.plugin_dir], cfg) as r:
             st, _, _ = post_json("http://127.0.0.1:%d/v1/logs" % oport, main_request())
             check(st == 200, "otlp receiver accepted the logs (%d)" % st)
             try:
-                pushes = wait_for("4 pushes", lambda: len(srv.pushes()) >= 4 and srv.pushes(), TIMEOUT)
+                wait_for("5 pushes", lambda: len(srv.pushes()) >= 5, TIMEOUT)
             except AssertionError:
                 r.dump(40, "router: ")
                 raise
             time.sleep(0.3)
             pushes = srv.pushes()
+            bare = [p for p in pushes if p["headers"].get("x-bare") == "1"]
+            pushes = [p for p in pushes if p["headers"].get("x-bare") != "1"]
+            # No default label: team-b's records have no label at all and are left out
+            # (their push is never made); the rest lose exporter/job/instance/level.
+            check(len(bare) == 1 and bare[0]["tenant"] is None and bare[0]["encoding"] == "protobuf",
+                  "default_labels_enabled all false: one push (tenant '') (%d)" % len(bare))
+            if bare:
+                check_streams(check, "no default labels", bare[0], EXPECTED_BARE, True)
             check(len(pushes) == 4, "one push per tenant per exporter: 4 (got %d)" % len(pushes))
             for p in pushes:
                 check(p["error"] is None and p["status"] == 204, "push %d decoded (%s)" % (p["n"], p["error"]))
@@ -302,14 +339,18 @@ service:
                               p["encoding"] == "protobuf")
             _, _, body = http("GET", "http://127.0.0.1:%d/metrics" % mport)
             text = body.decode()
-            check(metric_value(text, "switchyard_exporter_loki_dropped_log_records_total") == 2,
-                  "the record of format yaml left out and counted once per exporter (%s)" %
+            check(metric_value(text, "switchyard_exporter_loki_dropped_log_records_total") == 6,
+                  "left out and counted: the record of format yaml once per exporter, team-b's 3 "
+                  "records without labels (%s)" %
                   metric_value(text, "switchyard_exporter_loki_dropped_log_records_total"))
-            check(metric_value(text, "switchyard_exporter_loki_tenant_splits_total") == 2,
+            check(metric_value(text, "switchyard_exporter_loki_tenant_splits_total") == 3,
                   "one tenant split per exporter")
-            check(metric_value(text, "switchyard_exporter_sent_log_records_total") == 16,
-                  "sent log records: the 8 of each exporter's requests (%s)" %
+            check(metric_value(text, "switchyard_exporter_sent_log_records_total") == 9 + 9 + 6,
+                  "sent log records: the records of every request made (%s)" %
                   metric_value(text, "switchyard_exporter_sent_log_records_total"))
+            check(metric_value(text, "switchyard_exporter_send_failed_log_records_total") == 3,
+                  "failed: team-b's request of loki/bare, nothing in it to send (%s)" %
+                  metric_value(text, "switchyard_exporter_send_failed_log_records_total"))
             check(r.stop() == 0, "router exits 0")
             check(any("invalid format yaml. Expected one of: json, logfmt, raw" in ln for ln in r.lines()),
                   "the unknown format is logged")

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <switchyard/plugin.h>
 
@@ -89,7 +90,18 @@ typedef struct loki_s {
     const loki_config_t *cfg;
     lk_defaults_t defaults;
     sy_metric_t *m_dropped, *m_rejected, *m_split;
+    uint64_t last_drop_log_ms; /* the rate limit of the "left out" warning */
+    uint64_t drops_unlogged;   /* records left out since that warning */
 } loki_t;
+
+#define DROP_LOG_INTERVAL_MS 10000
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 #define TENANT_HEADER "X-Scope-OrgID"
 
@@ -257,9 +269,21 @@ static int loki_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
     int rc = lk_translate(api, req->batch, &l->defaults, &push);
     if (rc == SY_OK && push.dropped) {
         api->metric_add(l->m_dropped, (int64_t)push.dropped);
-        SY_LOG(api, o->inst, SY_LOG_WARN, "left out %llu log records: %s",
-               (unsigned long long)push.dropped, push.dropped_why);
-        if (!push.entries) rc = SY_EINVAL; /* nothing left: the request fails */
+        l->drops_unlogged += push.dropped;
+        uint64_t now = monotonic_ms();
+        if (!push.entries) {
+            /* Nothing left to send: the request fails (the helper logs and counts it). */
+            SY_LOG(api, o->inst, SY_LOG_ERROR, "no log record of the request can be sent: %s",
+                   push.dropped_why);
+            rc = SY_EINVAL;
+        } else if (!l->last_drop_log_ms || now - l->last_drop_log_ms >= DROP_LOG_INTERVAL_MS) {
+            SY_LOG(api, o->inst, SY_LOG_WARN,
+                   "left out %llu log records (at most one such line every %d s): %s",
+                   (unsigned long long)l->drops_unlogged, DROP_LOG_INTERVAL_MS / 1000,
+                   push.dropped_why);
+            l->last_drop_log_ms = now;
+            l->drops_unlogged = 0;
+        }
     }
     if (rc == SY_OK && push.tenant_len) {
         if (!tenant_ok(push.tenant, push.tenant_len)) {

@@ -15,7 +15,7 @@
  *   '_' gets "key").
  * - the promoted attributes and the four hint attributes are left out of the line.
  * - the line: loki.format json (the default), logfmt or raw; any other value
- *   leaves the record out (counted).
+ *   leaves the record out (counted), as does a record that ends up with no label.
  * - the timestamp: the record's time, else its observed time, else now.
  */
 #include <inttypes.h>
@@ -1063,6 +1063,15 @@ static void translate_record(ctx_t *c, sy_view_node_t *scope)
         api->view_attr_get(c->rec, HINT_ATTRIBUTES, strlen(HINT_ATTRIBUTES), &v) == SY_OK;
     if (has_hint || c->level_added) hint_labels(c, has_hint ? &v : NULL, c->rec, c->level_added);
     if (c->failed) return;
+    if (!c->nlabels) {
+        /* Loki refuses a whole push holding a stream without labels: leave the
+         * record out instead (all default labels off and no hint found). */
+        if (!p->dropped)
+            snprintf(p->dropped_why, sizeof(p->dropped_why),
+                     "no labels (Loki needs at least one: enable a default label or add a hint)");
+        p->dropped++;
+        return;
+    }
 
     long si = stream_of(c);
     if (si < 0) return;

@@ -46,7 +46,7 @@ typedef struct lk_push_s {
     size_t entries;
     const char *tenant; /* the first record's tenant (lk_tenant), into the batch */
     size_t tenant_len;
-    uint64_t dropped;      /* records left out: an unknown loki.format */
+    uint64_t dropped;      /* records left out: an unknown loki.format, no label */
     char dropped_why[128]; /* the first reason */
 } lk_push_t;
 
