@@ -269,6 +269,8 @@ receivers:
 exporters:
   loki/proto:
     endpoint: {srv.url}
+    headers:
+      X-Scope-OrgID: hdr-tenant
   loki/json:
     endpoint: {srv.url}
     encoding: json
@@ -276,6 +278,7 @@ exporters:
     tenant_id: acme
     headers:
       X-Test: yes-json
+      x-scope-orgid: overridden
   loki/bare:
     endpoint: {srv.url}
     headers:
@@ -329,10 +332,11 @@ service:
                 check(p["userAgent"].startswith("Switchyard/"), "json: User-Agent Switchyard")
             tenants_p = sorted(str(p["tenant"]) for p in proto)
             tenants_j = sorted(str(p["tenant"]) for p in js)
-            check(tenants_p == ["None", "team-b"],
-                  "protobuf: no X-Scope-OrgID without a tenant, team-b from the loki.tenant hint (%r)" % tenants_p)
+            check(tenants_p == ["hdr-tenant", "team-b"],
+                  "protobuf: X-Scope-OrgID from headers, replaced by team-b from the loki.tenant hint "
+                  "(one header each: %r)" % tenants_p)
             check(tenants_j == ["acme", "team-b"],
-                  "json: tenant_id acme, the hint's team-b wins over it (%r)" % tenants_j)
+                  "json: tenant_id acme wins over headers, the hint's team-b over both (%r)" % tenants_j)
             for p in pushes:
                 tenant = "team-b" if p["tenant"] == "team-b" else ""
                 check_streams(check, "%s tenant %r" % (p["encoding"], p["tenant"]), p, EXPECTED[tenant],

@@ -249,15 +249,21 @@ static int loki_consume(void *state, sy_batch_t *batch)
 
 /* ---- a request ----------------------------------------------------------------------- */
 
-/* The request's header list: the instance's, with X-Scope-OrgID: tenant instead
- * of any configured one. NULL when out of memory. */
-static struct curl_slist *tenant_headers(loki_t *l, const char *tenant, size_t len)
+/* A copy of the header list `from` (which is not empty) without X-Scope-OrgID,
+ * then `X-Scope-OrgID: tenant` (when tenant is not NULL). NULL when out of memory. */
+static struct curl_slist *with_tenant(const struct curl_slist *from, const char *tenant, size_t len)
 {
-    struct curl_slist *out = curl_slist_append(NULL, "Expect:");
-    for (struct curl_slist *h = l->base.headers; out && h; h = h->next)
-        if (strncasecmp(h->data, TENANT_HEADER ":", strlen(TENANT_HEADER) + 1) &&
-            strcasecmp(h->data, "Expect:"))
-            out = syc_oxp_header(out, h->data);
+    struct curl_slist *out = NULL;
+    for (const struct curl_slist *h = from; h; h = h->next) {
+        if (!strncasecmp(h->data, TENANT_HEADER ":", strlen(TENANT_HEADER) + 1)) continue;
+        struct curl_slist *n = curl_slist_append(out, h->data);
+        if (!n) {
+            curl_slist_free_all(out);
+            return NULL;
+        }
+        out = n;
+    }
+    if (!tenant) return out;
     return syc_oxp_headerf(out, TENANT_HEADER ": %.*s", (int)len, tenant);
 }
 
@@ -292,7 +298,7 @@ static int loki_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
                    "characters or over 1024 bytes): dropping %llu log records",
                    (unsigned long long)req->items);
             rc = SY_EINVAL;
-        } else if (!(r->headers = tenant_headers(l, push.tenant, push.tenant_len))) {
+        } else if (!(r->headers = with_tenant(o->headers, push.tenant, push.tenant_len))) {
             rc = SY_ENOMEM;
         }
     }
@@ -396,7 +402,11 @@ static int loki_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     else if (c->compression == COMP_GZIP)
         h = syc_oxp_header(h, "Content-Encoding: gzip");
     h = syc_oxp_header_map(h, &c->headers);
-    if (c->tenant_id && c->tenant_id[0]) h = syc_oxp_headerf(h, TENANT_HEADER ": %s", c->tenant_id);
+    if (h && c->tenant_id && c->tenant_id[0]) { /* tenant_id wins over headers */
+        struct curl_slist *t = with_tenant(h, c->tenant_id, strlen(c->tenant_id));
+        curl_slist_free_all(h);
+        h = t;
+    }
     l->base.headers = h;
     if (!l->base.urls[2]) {
         curl_slist_free_all(l->base.headers);
