@@ -249,6 +249,24 @@ def check_streams(check, tag, push, want, proto):
               (tag, key, ge, entries))
 
 
+def router_config(oport, mport, exporters, pipelines):
+    """`otlp` (HTTP on oport) into the given exporters and pipelines (YAML text
+    indented as under `exporters:` and `pipelines:`), own metrics on mport."""
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{oport}
+exporters:
+{exporters}service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+{pipelines}"""
+
+
 def metric_value(text, name):
     total = None
     for line in text.splitlines():
@@ -260,13 +278,7 @@ def metric_value(text, name):
 def case_exporter(args, check):
     srv = LokiServer(args)
     oport, mport = free_port(), free_port()
-    cfg = f"""
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{oport}
-exporters:
+    cfg = router_config(oport, mport, f"""\
   loki/proto:
     endpoint: {srv.url}
     headers:
@@ -284,18 +296,14 @@ exporters:
     headers:
       X-Bare: "1"
     default_labels_enabled: {{exporter: false, job: false, instance: false, level: false}}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{mport}
-  pipelines:
+""", """\
     logs:
       receivers: [otlp]
       exporters: [loki/proto, loki/json]
     logs/bare:
       receivers: [otlp]
       exporters: [loki/bare]
-"""
+""")
     try:
         with Router(args.bin, [args.plugin_dir], cfg) as r:
             st, _, _ = post_json("http://127.0.0.1:%d/v1/logs" % oport, main_request())
@@ -391,13 +399,7 @@ def canonical(push):
 def case_winston(args, check):
     srv = LokiServer(args)
     oport = free_port()
-    cfg = f"""
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{oport}
-exporters:
+    cfg = router_config(oport, free_port(), f"""\
   loki/proto:
     endpoint: {srv.url}
     tenant_id: t-w
@@ -409,18 +411,14 @@ exporters:
     default_labels_enabled:
       exporter: false
       level: false
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{free_port()}
-  pipelines:
+""", """\
     logs/proto:
       receivers: [otlp]
       exporters: [loki/proto]
     logs/json:
       receivers: [otlp]
       exporters: [loki/json]
-"""
+""")
     recs_path = os.path.join(args.tmp, "records.json")
     with open(recs_path, "w") as f:
         json.dump(WINSTON_RECORDS, f)
@@ -484,28 +482,18 @@ service:
 def case_errors(args, check):
     srv = LokiServer(args)
     oport, mport = free_port(), free_port()
-    cfg = f"""
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{oport}
-exporters:
+    cfg = router_config(oport, mport, f"""\
   loki:
     endpoint: {srv.url}
     retry_on_failure:
       initial_interval: 100ms
       max_interval: 200ms
       randomization_factor: 0
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{mport}
-  pipelines:
+""", """\
     logs:
       receivers: [otlp]
       exporters: [loki]
-"""
+""")
 
     def send(line):
         req = {"resourceLogs": [{"resource": {"attributes": [attr("service.name", "err")]},

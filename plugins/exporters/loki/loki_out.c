@@ -117,6 +117,13 @@ static void put_as_string(ctx_t *c, syc_buf_t *b, const sy_value_t *v)
         put_scalar_text(c, b, v);
 }
 
+/* The one-letter escapes of Go's encoding/json and of strconv.Quote. */
+static const char json_esc[0x60] = {['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+                                    ['\t'] = 't', ['\b'] = 'b',  ['\f'] = 'f'};
+static const char go_esc[0x60] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    ['\b'] = 'b', ['\f'] = 'f',  ['\a'] = 'a', ['\v'] = 'v'};
+
 int lk_json_str(syc_buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -132,31 +139,11 @@ int lk_json_str(syc_buf_t *b, const char *s, size_t len)
                 i++;
                 continue;
             }
-            esc[0] = '\\';
-            elen = 2;
-            switch (ch) {
-            case '"':
-                esc[1] = '"';
-                break;
-            case '\\':
-                esc[1] = '\\';
-                break;
-            case '\n':
-                esc[1] = 'n';
-                break;
-            case '\r':
-                esc[1] = 'r';
-                break;
-            case '\t':
-                esc[1] = 't';
-                break;
-            case '\b':
-                esc[1] = 'b';
-                break;
-            case '\f':
-                esc[1] = 'f';
-                break;
-            default:
+            if (ch < sizeof(json_esc) && json_esc[ch]) {
+                esc[0] = '\\';
+                esc[1] = json_esc[ch];
+                elen = 2;
+            } else {
                 memcpy(esc, "\\u00", 4);
                 esc[4] = hex[ch >> 4];
                 esc[5] = hex[ch & 15];
@@ -471,40 +458,9 @@ static void put_go_quoted(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
     put(c, b, "\"", 1);
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        const char *e = NULL;
-        switch (ch) {
-        case '"':
-            e = "\\\"";
-            break;
-        case '\\':
-            e = "\\\\";
-            break;
-        case '\a':
-            e = "\\a";
-            break;
-        case '\b':
-            e = "\\b";
-            break;
-        case '\f':
-            e = "\\f";
-            break;
-        case '\n':
-            e = "\\n";
-            break;
-        case '\r':
-            e = "\\r";
-            break;
-        case '\t':
-            e = "\\t";
-            break;
-        case '\v':
-            e = "\\v";
-            break;
-        default:
-            break;
-        }
-        if (e) {
-            puts_(c, b, e);
+        if (ch < sizeof(go_esc) && go_esc[ch]) {
+            char e[2] = {'\\', go_esc[ch]};
+            put(c, b, e, 2);
         } else if (ch < 0x20 || ch == 0x7f) {
             char x[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
             put(c, b, x, 4);

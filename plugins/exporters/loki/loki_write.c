@@ -15,35 +15,6 @@
 
 /* ---- protobuf ---------------------------------------------------------------------- */
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static int put_varint(syc_buf_t *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return syc_buf_put(b, tmp, n);
-}
-
-/* A length-delimited field's header: the tag of field `num` and the length. */
-static int put_len_header(syc_buf_t *b, unsigned num, size_t len)
-{
-    if (put_varint(b, (uint64_t)num << 3 | 2) < 0) return SY_ENOMEM;
-    return put_varint(b, len);
-}
-
 static void split_ts(int64_t ns, int64_t *sec, int32_t *nanos)
 {
     *sec = ns / 1000000000;
@@ -60,22 +31,23 @@ static size_t ts_size(int64_t ns)
     int64_t sec;
     int32_t nanos;
     split_ts(ns, &sec, &nanos);
-    return (sec ? 1 + varint_len((uint64_t)sec) : 0) +
-           (nanos ? 1 + varint_len((uint64_t)(int64_t)nanos) : 0);
+    return (sec ? 1 + syc_varint_size((uint64_t)sec) : 0) +
+           (nanos ? 1 + syc_varint_size((uint64_t)(int64_t)nanos) : 0);
 }
 
 static size_t entry_size(const lk_entry_t *e)
 {
     size_t t = ts_size(e->ts_ns);
-    return 1 + varint_len(t) + t + (e->line_len ? 1 + varint_len(e->line_len) + e->line_len : 0);
+    return 1 + syc_varint_size(t) + t +
+           (e->line_len ? 1 + syc_varint_size(e->line_len) + e->line_len : 0);
 }
 
 static size_t stream_size(const lk_stream_t *s)
 {
-    size_t n = s->labels_len ? 1 + varint_len(s->labels_len) + s->labels_len : 0;
+    size_t n = s->labels_len ? 1 + syc_varint_size(s->labels_len) + s->labels_len : 0;
     for (size_t i = 0; i < s->n; i++) {
         size_t e = entry_size(&s->entries[i]);
-        n += 1 + varint_len(e) + e;
+        n += 1 + syc_varint_size(e) + e;
     }
     return n;
 }
@@ -85,8 +57,8 @@ int lk_write_proto(const lk_push_t *p, syc_buf_t *b)
     const char *text = p->text.p;
     for (size_t i = 0; i < p->n; i++) {
         const lk_stream_t *s = &p->streams[i];
-        if (put_len_header(b, 1, stream_size(s)) < 0) return SY_ENOMEM;
-        if (s->labels_len && (put_len_header(b, 1, s->labels_len) < 0 ||
+        if (syc_buf_put_ld(b, 1, stream_size(s)) < 0) return SY_ENOMEM;
+        if (s->labels_len && (syc_buf_put_ld(b, 1, s->labels_len) < 0 ||
                               syc_buf_put(b, text + s->labels_off, s->labels_len) < 0))
             return SY_ENOMEM;
         for (size_t j = 0; j < s->n; j++) {
@@ -94,15 +66,16 @@ int lk_write_proto(const lk_push_t *p, syc_buf_t *b)
             int64_t sec;
             int32_t nanos;
             split_ts(e->ts_ns, &sec, &nanos);
-            if (put_len_header(b, 2, entry_size(e)) < 0 ||
-                put_len_header(b, 1, ts_size(e->ts_ns)) < 0)
+            if (syc_buf_put_ld(b, 2, entry_size(e)) < 0 ||
+                syc_buf_put_ld(b, 1, ts_size(e->ts_ns)) < 0)
                 return SY_ENOMEM;
-            if (sec && (put_varint(b, 1 << 3 | 0) < 0 || put_varint(b, (uint64_t)sec) < 0))
+            if (sec &&
+                (syc_buf_put_varint(b, 1 << 3 | 0) < 0 || syc_buf_put_varint(b, (uint64_t)sec) < 0))
                 return SY_ENOMEM;
-            if (nanos &&
-                (put_varint(b, 2 << 3 | 0) < 0 || put_varint(b, (uint64_t)(int64_t)nanos) < 0))
+            if (nanos && (syc_buf_put_varint(b, 2 << 3 | 0) < 0 ||
+                          syc_buf_put_varint(b, (uint64_t)(int64_t)nanos) < 0))
                 return SY_ENOMEM;
-            if (e->line_len && (put_len_header(b, 2, e->line_len) < 0 ||
+            if (e->line_len && (syc_buf_put_ld(b, 2, e->line_len) < 0 ||
                                 syc_buf_put(b, text + e->line_off, e->line_len) < 0))
                 return SY_ENOMEM;
         }
