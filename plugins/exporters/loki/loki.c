@@ -383,8 +383,8 @@ static int loki_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         (lk_defaults_t){c->label_exporter, c->label_job, c->label_instance, c->label_level};
     l->base.urls[2] = strdup(c->endpoint);
     l->m_dropped = api->metric_register(inst, "exporter_loki_dropped_log_records",
-                                        "Log records left out of a push because their "
-                                        "loki.format hint names no known format.",
+                                        "Log records left out of a push: their loki.format "
+                                        "hint names no known format, or they have no label.",
                                         SY_METRIC_COUNTER);
     l->m_rejected = api->metric_register(inst, "exporter_loki_rejected_requests",
                                          "Pushes Loki refused with a status that is not "

@@ -622,19 +622,31 @@ static bool id_set(const sy_value_t *id)
     return false;
 }
 
+/* The fields of the record and its scope that both line formats write. */
+typedef struct fields_s {
+    sy_value_t body, tid, sid, sev, flags, sname, sver;
+} fields_t;
+
+static void read_fields(ctx_t *c, sy_view_node_t *scope, fields_t *f)
+{
+    const sy_host_api_t *api = c->api;
+    api->view_get(c->rec, SY_FIELD_BODY, &f->body);
+    api->view_get(c->rec, SY_FIELD_TRACE_ID, &f->tid);
+    api->view_get(c->rec, SY_FIELD_SPAN_ID, &f->sid);
+    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &f->sev);
+    api->view_get(c->rec, SY_FIELD_FLAGS, &f->flags);
+    api->view_get(scope, SY_FIELD_SCOPE_NAME, &f->sname);
+    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &f->sver);
+}
+
 /* The json format: lokiEntry of pkg/translator/loki/encode.go, fields in its order,
  * empty ones left out. */
 static void line_json(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
 {
-    const sy_host_api_t *api = c->api;
-    sy_value_t body, tid, sid, sev, flags, sname, sver;
-    api->view_get(c->rec, SY_FIELD_BODY, &body);
-    api->view_get(c->rec, SY_FIELD_TRACE_ID, &tid);
-    api->view_get(c->rec, SY_FIELD_SPAN_ID, &sid);
-    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &sev);
-    api->view_get(c->rec, SY_FIELD_FLAGS, &flags);
-    api->view_get(scope, SY_FIELD_SCOPE_NAME, &sname);
-    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &sver);
+    fields_t f;
+    read_fields(c, scope, &f);
+    sy_value_t body = f.body, tid = f.tid, sid = f.sid, sev = f.sev, flags = f.flags,
+               sname = f.sname, sver = f.sver;
     bool any = false;
 #define SEP() (any ? put(c, b, ",", 1) : (void)0, any = true)
     put(c, b, "{", 1);
@@ -879,14 +891,10 @@ static void lf_replace(ctx_t *c, syc_buf_t *b, const char *key, const char *valu
 static void line_logfmt(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
 {
     const sy_host_api_t *api = c->api;
-    sy_value_t body, tid, sid, sev, flags, sname, sver;
-    api->view_get(c->rec, SY_FIELD_BODY, &body);
-    api->view_get(c->rec, SY_FIELD_TRACE_ID, &tid);
-    api->view_get(c->rec, SY_FIELD_SPAN_ID, &sid);
-    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &sev);
-    api->view_get(c->rec, SY_FIELD_FLAGS, &flags);
-    api->view_get(scope, SY_FIELD_SCOPE_NAME, &sname);
-    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &sver);
+    fields_t f;
+    read_fields(c, scope, &f);
+    sy_value_t body = f.body, tid = f.tid, sid = f.sid, sev = f.sev, flags = f.flags,
+               sname = f.sname, sver = f.sver;
     syc_buf_t key = {0};
     if (body.type == SY_VALUE_STRING) {
         if (!lf_parse_body(c, b, body.str, body.len)) {
