@@ -144,7 +144,7 @@ def main_request():
              attr("service.instance.id", "i-1"), attr("host.name", "h1"),
              attr("k8s.pod.name", "p1"), attr("loki.resource.labels", "host.name, k8s.pod.name")]
     recs_a = [
-        record(T0 + 160, s('user=bob msg="hi there"'), [attr("http.method", "GET"), attr(HINT_A, "http.method"),
+        record(T0 + 160, s('severity=low user=bob msg="hi there"'), [attr("http.method", "GET"), attr(HINT_A, "http.method"),
                                                          attr("loki.format", "logfmt")], sev=9, sev_text="Info"),
         record(T0 + 200, s('hello <x> & "q"'), [attr("http.method", "GET"), attr("n", 3),
                                                  attr("raw", {"bytesValue": "AQID"}),
@@ -189,7 +189,7 @@ EXPECTED = {
             (T0 + 150, "z=1.5 a=true resource_service.name=api resource_service.namespace=shop "
                        "resource_service.instance.id=i-1 instrumentation_scope_name=lib "
                        "instrumentation_scope_version=1.2"),
-            (T0 + 160, 'user=bob msg="hi there" severity=Info resource_service.name=api '
+            (T0 + 160, 'severity=Info user=bob msg="hi there" resource_service.name=api '
                        'resource_service.namespace=shop resource_service.instance.id=i-1 '
                        'instrumentation_scope_name=lib instrumentation_scope_version=1.2'),
             (T0 + 200, '{"body":"hello \\u003cx\\u003e \\u0026 \\"q\\"","traceid":"%s","spanid":"%s",'

@@ -58,7 +58,8 @@ typedef struct ctx_s {
     sy_view_node_t *res, *rec;
     char names[8192]; /* label names made from non-string hint values */
     size_t names_used;
-    bool level_added; /* a `level` attribute made from the severity number */
+    unsigned lookups_left; /* get_attr's budget for one name */
+    bool level_added;      /* a `level` attribute made from the severity number */
     const char *level;
 } ctx_t;
 
@@ -320,7 +321,10 @@ static bool get_attr(ctx_t *c, sy_view_node_t *node, const sy_value_t *map, cons
     } else if (map_get(c, map, name, len, out)) {
         return true;
     }
-    if (depth > 8) return false;
+    /* Every split of the name at a dot is tried, recursively (getAttribute): a
+     * budget of lookups per name keeps a name of many dots from costing more. */
+    if (depth > 8 || c->lookups_left == 0) return false;
+    c->lookups_left--;
     for (size_t i = len; i-- > 0;) {
         if (name[i] != '.') continue;
         sy_value_t left;
@@ -361,6 +365,7 @@ static void hint_name(ctx_t *c, sy_view_node_t *attrs, const char *s, size_t len
                    s[len - 1] == '\r' || s[len - 1] == '\v' || s[len - 1] == '\f'))
         len--;
     sy_value_t v;
+    c->lookups_left = 64;
     if (get_attr(c, attrs, NULL, s, len, 0, &v)) label_set(c, s, len, &v);
 }
 
@@ -863,26 +868,42 @@ static bool lf_parse_body(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
 /* Sets (replacing a pair of the body's with that key) or appends one pair. */
 static void lf_replace(ctx_t *c, syc_buf_t *b, const char *key, const char *value, size_t vlen)
 {
-    /* Find " key=" (or "key=" at the start) of a pair and cut it out first. */
-    size_t kl = strlen(key);
-    for (size_t i = 0; b->len && i + kl < b->len; i++) {
-        if ((i == 0 || b->p[i - 1] == ' ') && !memcmp(b->p + i, key, kl) && b->p[i + kl] == '=') {
-            size_t end = i + kl + 1;
-            if (end < b->len && b->p[end] == '"') {
-                end++;
-                while (end < b->len && b->p[end] != '"')
-                    end += b->p[end] == '\\' ? 2 : 1;
-                end++;
-            } else {
-                while (end < b->len && b->p[end] != ' ')
-                    end++;
-            }
-            if (end > b->len) end = b->len;
-            size_t from = i ? i - 1 : 0, to = i ? end : (end < b->len ? end + 1 : end);
-            memmove(b->p + from, b->p + to, b->len - to);
-            b->len -= to - from;
-            break;
+    /* b holds pairs this file wrote: key=value or key="quoted" (no blank, '=' or
+     * '"' in a key), one blank apart. Walk them; a pair of that key gets the new
+     * value where it stands (keyvalsReplaceOrAppend), else the pair is appended. */
+    size_t kl = strlen(key), i = 0;
+    while (i < b->len) {
+        size_t ks = i;
+        while (i < b->len && b->p[i] != '=')
+            i++;
+        bool match = i - ks == kl && !memcmp(b->p + ks, key, kl);
+        size_t vs = ++i; /* past '=' */
+        if (i < b->len && b->p[i] == '"') {
+            for (i++; i < b->len && b->p[i] != '"'; i++)
+                if (b->p[i] == '\\') i++;
+            i++;
+        } else {
+            while (i < b->len && b->p[i] != ' ')
+                i++;
         }
+        if (i > b->len) i = b->len;
+        if (match) {
+            syc_buf_t t = {0};
+            put(c, &t, b->p, vs);
+            syc_buf_t v = {0};
+            lf_value(c, &v, value, vlen);
+            put(c, &t, v.p, v.len);
+            put(c, &t, b->p + i, b->len - i);
+            free(v.p);
+            if (!c->failed) {
+                free(b->p);
+                *b = t;
+            } else {
+                free(t.p);
+            }
+            return;
+        }
+        i++; /* the blank */
     }
     lf_key(c, b, key, kl, "", 0);
     lf_value(c, b, value, vlen);
