@@ -21,6 +21,7 @@ not). A real Loki client, winston-loki, sends the same records to the same serve
         text, nanosecond timestamps, entries).
       errors: 503 retried until accepted, 400 not retried (counted, logged with
         Loki's answer), 429 with Retry-After retried.
+      config: configuration errors refused by `validate`, naming the key.
 
 Every wait is bounded; python3 standard library only.
 """
@@ -544,6 +545,44 @@ def case_errors(args, check):
         srv.close()
 
 
+def case_config(args, check):
+    """Configuration errors, refused by `validate` with the key at fault."""
+    cases = [
+        ("{}", "endpoint"),
+        ("{endpoint: ftp://x}", "'endpoint' must be an http:// or https:// URL"),
+        ("{endpoint: http://x/loki/api/v1/push, compression: gzip}",
+         "'compression' applies to encoding json only"),
+        ("{endpoint: http://x/loki/api/v1/push, encoding: xml}", "encoding"),
+        ("{endpoint: http://x/loki/api/v1/push, tenant_id: \"a\\tb\"}", "'tenant_id' must be printable"),
+        ("{endpoint: http://x/loki/api/v1/push, default_labels_enabled: {job: maybe}}",
+         "default_labels_enabled"),
+        ("{endpoint: http://x/loki/api/v1/push, headers: {\"a:b\": c}}", "invalid header"),
+    ]
+    good = "{endpoint: http://x/loki/api/v1/push, encoding: json, compression: gzip, tenant_id: acme}"
+    for body, want in cases + [(good, None)]:
+        path = os.path.join(args.tmp, "c.yaml")
+        with open(path, "w") as f:
+            f.write("receivers:\n  otlp:\n    protocols: {http: {endpoint: 127.0.0.1:0}}\n"
+                    "exporters:\n  loki: %s\nservice:\n  pipelines:\n"
+                    "    logs: {receivers: [otlp], exporters: [loki]}\n" % body)
+        out = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir", args.plugin_dir],
+                             capture_output=True, text=True, timeout=30)
+        text = (out.stderr + out.stdout).strip()
+        if want is None:
+            check(out.returncode == 0, "validate accepts %s (%s)" % (body, text))
+        else:
+            check(out.returncode != 0 and want in text, "validate refuses %s: %s" % (body, text))
+    # A loki exporter in a traces pipeline is refused: logs only.
+    with open(path, "w") as f:
+        f.write("receivers:\n  otlp:\n    protocols: {http: {endpoint: 127.0.0.1:0}}\n"
+                "exporters:\n  loki: {endpoint: http://x/}\nservice:\n  pipelines:\n"
+                "    traces: {receivers: [otlp], exporters: [loki]}\n")
+    out = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir", args.plugin_dir],
+                         capture_output=True, text=True, timeout=30)
+    check(out.returncode != 0 and "traces" in out.stderr + out.stdout,
+          "loki in a traces pipeline refused: %s" % (out.stderr + out.stdout).strip())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["setup", "run"])
@@ -552,7 +591,7 @@ def main():
     ap.add_argument("--src-dir", required=True)
     ap.add_argument("--node-dir", required=True)
     ap.add_argument("--proto-dir")
-    ap.add_argument("--case", choices=["exporter", "winston", "errors"])
+    ap.add_argument("--case", choices=["exporter", "winston", "errors", "config"])
     args = ap.parse_args()
     if args.mode == "setup":
         return test_otel_js.setup(args)
