@@ -71,6 +71,7 @@ static unsigned rd_field(rd_t *r, rd_t *sub, uint64_t *value)
 
 static void walk_proto(const uint8_t *p, size_t len, size_t want_streams, size_t want_entries)
 {
+    if (!p) p = (const uint8_t *)""; /* nothing written: no buffer */
     rd_t r = {p, p + len}, s, e, t, x;
     uint64_t v;
     size_t streams = 0, entries = 0;
@@ -139,8 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(lk_write_proto(&push, &pb) == SY_OK, "the protobuf body is written");
     walk_proto((const uint8_t *)pb.p, pb.len, push.n, push.entries);
     check(lk_write_json(&push, &js) == SY_OK, "the JSON body is written");
-    check(syc_utf8_valid((const uint8_t *)js.p, js.len), "the JSON body is UTF-8");
-    check(js.len >= 14 && !memcmp(js.p, "{\"streams\":[", 12) && !memcmp(js.p + js.len - 2, "]}", 2),
+    check(js.p && syc_utf8_valid((const uint8_t *)js.p, js.len), "the JSON body is UTF-8");
+    check(js.len >= 14 && !memcmp(js.p, "{\"streams\":[", 12) &&
+              !memcmp(js.p + js.len - 2, "]}", 2),
           "the JSON body is {\"streams\":[...]}");
     free(pb.p);
     free(js.p);

@@ -212,7 +212,7 @@ static int kv_cmp(const void *a, const void *b)
  * given twice the last one. */
 static void put_json_object(ctx_t *c, syc_buf_t *b, kv_t *kv, size_t n, int depth)
 {
-    qsort(kv, n, sizeof(*kv), kv_cmp);
+    if (n > 1) qsort(kv, n, sizeof(*kv), kv_cmp);
     put(c, b, "{", 1);
     bool first = true;
     for (size_t i = 0; i < n; i++) {
@@ -492,7 +492,7 @@ static long stream_of(ctx_t *c)
         n[i].vlen = c->labels[i].vlen;
         n[i].order = i;
     }
-    qsort(n, c->nlabels, sizeof(*n), norm_cmp);
+    if (c->nlabels > 1) qsort(n, c->nlabels, sizeof(*n), norm_cmp);
     /* {a="b", c="d"} and {"a":"b","c":"d"}; the values are read from the scratch. */
     syc_buf_t ls = {0}, js = {0};
     put(c, &ls, "{", 1);
@@ -1131,7 +1131,8 @@ int lk_translate(const sy_host_api_t *api, sy_batch_t *batch, const lk_defaults_
         }
     }
     for (size_t i = 0; i < out->n; i++)
-        qsort(out->streams[i].entries, out->streams[i].n, sizeof(lk_entry_t), entry_cmp);
+        if (out->streams[i].n > 1)
+            qsort(out->streams[i].entries, out->streams[i].n, sizeof(lk_entry_t), entry_cmp);
     int rc = c->failed ? SY_ENOMEM : SY_OK;
     free(c->scratch.p);
     free(c);
