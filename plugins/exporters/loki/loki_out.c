@@ -456,23 +456,46 @@ static void normalize(const char *s, size_t len, norm_t *n)
     n->nlen = pl + o;
 }
 
-/* A label value as Go's strconv.Quote writes it (the body between the quotes). */
+/* What a byte becomes in a quoted string: n bytes in e, or 0 to keep it. */
+typedef size_t (*escape_fn)(unsigned char ch, char e[6]);
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* s[0, len) with each byte that `esc` escapes replaced, in runs. */
+static void put_escaped(ctx_t *c, syc_buf_t *b, const char *s, size_t len, escape_fn esc)
+{
+    size_t start = 0;
+    char e[6];
+    for (size_t i = 0; i < len; i++) {
+        size_t n = esc((unsigned char)s[i], e);
+        if (!n) continue;
+        put(c, b, s + start, i - start);
+        put(c, b, e, n);
+        start = i + 1;
+    }
+    put(c, b, s + start, len - start);
+}
+
+/* Go's strconv.Quote, for ASCII: one-letter escapes, other control bytes \xNN. */
+static size_t go_escape(unsigned char ch, char e[6])
+{
+    if (ch < sizeof(go_esc) && go_esc[ch]) {
+        e[0] = '\\';
+        e[1] = go_esc[ch];
+        return 2;
+    }
+    if (ch >= 0x20 && ch != 0x7f) return 0;
+    memcpy(e, "\\x", 2);
+    e[2] = hex_digits[ch >> 4];
+    e[3] = hex_digits[ch & 15];
+    return 4;
+}
+
+/* A label value as Go's strconv.Quote writes it, quotes included. */
 static void put_go_quoted(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     put(c, b, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < sizeof(go_esc) && go_esc[ch]) {
-            char e[2] = {'\\', go_esc[ch]};
-            put(c, b, e, 2);
-        } else if (ch < 0x20 || ch == 0x7f) {
-            char x[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
-            put(c, b, x, 4);
-        } else {
-            put(c, b, s + i, 1);
-        }
-    }
+    put_escaped(c, b, s, len, go_escape);
     put(c, b, "\"", 1);
 }
 
@@ -712,54 +735,50 @@ static void line_json(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
 
 /* logfmt (go-logfmt's encoder): a key's invalid characters become '_'; a value is
  * quoted when it holds a blank, '=', '"' or a control character. */
+static size_t lf_key_escape(unsigned char ch, char e[6])
+{
+    if (ch > ' ' && ch != '=' && ch != '"' && ch != 0x7f) return 0;
+    e[0] = '_';
+    return 1;
+}
+
+static size_t lf_value_escape(unsigned char ch, char e[6])
+{
+    static const char one[0x60] = {
+        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    if (ch < sizeof(one) && one[ch]) {
+        e[0] = '\\';
+        e[1] = one[ch];
+        return 2;
+    }
+    if (ch >= 0x20 && ch != 0x7f) return 0;
+    memcpy(e, "\\u00", 4);
+    e[4] = hex_digits[ch >> 4];
+    e[5] = hex_digits[ch & 15];
+    return 6;
+}
+
 static void lf_key(ctx_t *c, syc_buf_t *b, const char *k, size_t klen, const char *suffix,
                    size_t slen)
 {
     if (b->len) put(c, b, " ", 1);
-    for (int part = 0; part < 2; part++) {
-        const char *s = part ? suffix : k;
-        size_t n = part ? slen : klen;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)s[i];
-            char o = ch <= ' ' || ch == '=' || ch == '"' || ch == 0x7f ? '_' : (char)ch;
-            put(c, b, &o, 1);
-        }
-    }
+    put_escaped(c, b, k, klen, lf_key_escape);
+    put_escaped(c, b, suffix, slen, lf_key_escape);
     put(c, b, "=", 1);
 }
 
 static void lf_value(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
 {
-    bool quote = false;
-    for (size_t i = 0; i < len && !quote; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        quote = ch <= ' ' || ch == '=' || ch == '"' || ch == 0x7f;
-    }
-    if (str_is(s, len, "null")) quote = true;
+    bool quote = str_is(s, len, "null");
+    char e[6];
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = lf_key_escape((unsigned char)s[i], e) != 0;
     if (!quote) {
         put(c, b, s, len);
         return;
     }
-    static const char hex[] = "0123456789abcdef";
     put(c, b, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            put(c, b, e, 2);
-        } else if (ch == '\n') {
-            puts_(c, b, "\\n");
-        } else if (ch == '\r') {
-            puts_(c, b, "\\r");
-        } else if (ch == '\t') {
-            puts_(c, b, "\\t");
-        } else if (ch < 0x20 || ch == 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-            put(c, b, e, 6);
-        } else {
-            put(c, b, s + i, 1);
-        }
-    }
+    put_escaped(c, b, s, len, lf_value_escape);
     put(c, b, "\"", 1);
 }
 
