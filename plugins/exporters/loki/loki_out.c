@@ -76,7 +76,7 @@ static bool str_is(const char *s, size_t len, const char *lit)
 
 static void put(ctx_t *c, syc_buf_t *b, const void *p, size_t n)
 {
-    if (n && syc_buf_put(b, p, n) < 0) c->failed = true;
+    if (lk_put(b, p, n) < 0) c->failed = true;
 }
 
 static void puts_(ctx_t *c, syc_buf_t *b, const char *s)
@@ -129,7 +129,7 @@ int lk_json_str(syc_buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const uint8_t *p = (const uint8_t *)s;
-    if (syc_buf_put(b, "\"", 1) < 0) return SY_ENOMEM;
+    if (lk_put(b, "\"", 1) < 0) return SY_ENOMEM;
     size_t start = 0, i = 0;
     while (i < len) {
         uint8_t ch = p[i];
@@ -179,12 +179,11 @@ int lk_json_str(syc_buf_t *b, const char *s, size_t len)
                 elen = 6;
             }
         }
-        if (syc_buf_put(b, s + start, i - start) < 0 || syc_buf_put(b, esc, elen) < 0)
-            return SY_ENOMEM;
+        if (lk_put(b, s + start, i - start) < 0 || lk_put(b, esc, elen) < 0) return SY_ENOMEM;
         i += adv;
         start = i;
     }
-    if (syc_buf_put(b, s + start, len - start) < 0 || syc_buf_put(b, "\"", 1) < 0) return SY_ENOMEM;
+    if (lk_put(b, s + start, len - start) < 0 || lk_put(b, "\"", 1) < 0) return SY_ENOMEM;
     return SY_OK;
 }
 

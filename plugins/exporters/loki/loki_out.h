@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <switchyard/plugin.h>
 
@@ -69,6 +70,18 @@ void lk_push_free(lk_push_t *p);
  */
 void lk_tenant(const sy_host_api_t *api, sy_view_node_t *resource, sy_view_node_t *record,
                const char **tenant, size_t *len);
+
+/* syc_buf_put() with the common case (room left) inline: the lines are made of
+ * many short appends. Returns 0 or SY_ENOMEM. */
+static inline int lk_put(syc_buf_t *b, const void *p, size_t n)
+{
+    if (n <= b->cap - b->len) {
+        if (n) memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return SY_OK;
+    }
+    return syc_buf_put(b, p, n);
+}
 
 /* The two bodies (uncompressed). Return 0 or SY_ENOMEM. */
 int lk_write_proto(const lk_push_t *p, syc_buf_t *b);

@@ -59,7 +59,7 @@ int lk_write_proto(const lk_push_t *p, syc_buf_t *b)
         const lk_stream_t *s = &p->streams[i];
         if (syc_buf_put_ld(b, 1, stream_size(s)) < 0) return SY_ENOMEM;
         if (s->labels_len && (syc_buf_put_ld(b, 1, s->labels_len) < 0 ||
-                              syc_buf_put(b, text + s->labels_off, s->labels_len) < 0))
+                              lk_put(b, text + s->labels_off, s->labels_len) < 0))
             return SY_ENOMEM;
         for (size_t j = 0; j < s->n; j++) {
             const lk_entry_t *e = &s->entries[j];
@@ -76,7 +76,7 @@ int lk_write_proto(const lk_push_t *p, syc_buf_t *b)
                           syc_buf_put_varint(b, (uint64_t)(int64_t)nanos) < 0))
                 return SY_ENOMEM;
             if (e->line_len && (syc_buf_put_ld(b, 2, e->line_len) < 0 ||
-                                syc_buf_put(b, text + e->line_off, e->line_len) < 0))
+                                lk_put(b, text + e->line_off, e->line_len) < 0))
                 return SY_ENOMEM;
         }
     }
@@ -87,7 +87,7 @@ int lk_write_proto(const lk_push_t *p, syc_buf_t *b)
 
 static int put_str(syc_buf_t *b, const char *s)
 {
-    return syc_buf_put(b, s, strlen(s));
+    return lk_put(b, s, strlen(s));
 }
 
 int lk_write_json(const lk_push_t *p, syc_buf_t *b)
@@ -97,8 +97,7 @@ int lk_write_json(const lk_push_t *p, syc_buf_t *b)
     for (size_t i = 0; i < p->n; i++) {
         const lk_stream_t *s = &p->streams[i];
         if ((i && put_str(b, ",") < 0) || put_str(b, "{\"stream\":") < 0 ||
-            syc_buf_put(b, text + s->jlabels_off, s->jlabels_len) < 0 ||
-            put_str(b, ",\"values\":[") < 0)
+            lk_put(b, text + s->jlabels_off, s->jlabels_len) < 0 || put_str(b, ",\"values\":[") < 0)
             return SY_ENOMEM;
         for (size_t j = 0; j < s->n; j++) {
             const lk_entry_t *e = &s->entries[j];
