@@ -19,274 +19,20 @@
  * - the timestamp: the record's time, else its observed time, else now.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "hash.h"
-#include "loki_out.h"
-#include "ottl.h" /* syc_ottl_format_double */
-
-#define HINT_ATTRIBUTES "loki.attribute.labels"
-#define HINT_RESOURCES  "loki.resource.labels"
-#define HINT_TENANT     "loki.tenant"
-#define HINT_FORMAT     "loki.format"
-#define MAX_DEPTH       32
-#define MAX_NAMES       128 /* label names one hint may list */
+#include "loki_internal.h"
 
 enum { FMT_JSON, FMT_LOGFMT, FMT_RAW, FMT_BAD };
-
-/* One label before normalization: its attribute name and its value (text in the
- * context's scratch buffer). */
-typedef struct label_s {
-    const char *name;
-    size_t nlen;
-    size_t voff, vlen;
-} label_t;
-
-typedef struct ctx_s {
-    const sy_host_api_t *api;
-    const lk_defaults_t *defaults;
-    lk_push_t *out;
-    bool failed;
-    syc_buf_t scratch; /* label values, then the labels strings of one record */
-    label_t labels[MAX_NAMES * 3 + 8];
-    size_t nlabels;
-    /* the record being translated */
-    sy_view_node_t *res, *rec;
-    char names[8192]; /* label names made from non-string hint values */
-    size_t names_used;
-    unsigned lookups_left; /* get_attr's budget for one name */
-    bool level_added;      /* a `level` attribute made from the severity number */
-    const char *level;
-} ctx_t;
 
 static const char *const level_names[25] = {
     "UNSPECIFIED", "TRACE",  "TRACE2", "TRACE3", "TRACE4", "DEBUG",  "DEBUG2", "DEBUG3", "DEBUG4",
     "INFO",        "INFO2",  "INFO3",  "INFO4",  "WARN",   "WARN2",  "WARN3",  "WARN4",  "ERROR",
     "ERROR2",      "ERROR3", "ERROR4", "FATAL",  "FATAL2", "FATAL3", "FATAL4"};
-
-static bool str_is(const char *s, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    return len == n && (n == 0 || memcmp(s, lit, n) == 0);
-}
-
-static void put(ctx_t *c, syc_buf_t *b, const void *p, size_t n)
-{
-    if (lk_put(b, p, n) < 0) c->failed = true;
-}
-
-static void puts_(ctx_t *c, syc_buf_t *b, const char *s)
-{
-    put(c, b, s, strlen(s));
-}
-
-/* ---- values as text ------------------------------------------------------------ */
-
-/* v as pcommon's AsString: scalars as syc_value_as_string, maps and arrays as JSON. */
-static void put_as_string(ctx_t *c, syc_buf_t *b, const sy_value_t *v);
-static void put_json_value(ctx_t *c, syc_buf_t *b, const sy_value_t *v, int depth);
-
-static void put_scalar_text(ctx_t *c, syc_buf_t *b, const sy_value_t *v)
-{
-    char small[64];
-    char *buf = small;
-    size_t cap = syc_value_as_string_cap(v);
-    if (cap > sizeof(small)) {
-        buf = malloc(cap);
-        if (!buf) {
-            c->failed = true;
-            return;
-        }
-    } else {
-        cap = sizeof(small);
-    }
-    const char *s;
-    size_t n;
-    if (syc_value_as_string(v, buf, cap, &s, &n) == SY_OK) put(c, b, s, n);
-    if (buf != small) free(buf);
-}
-
-static void put_as_string(ctx_t *c, syc_buf_t *b, const sy_value_t *v)
-{
-    if (v->type == SY_VALUE_ARRAY || v->type == SY_VALUE_MAP)
-        put_json_value(c, b, v, 0);
-    else
-        put_scalar_text(c, b, v);
-}
-
-/* The one-letter escapes of Go's encoding/json and of strconv.Quote. */
-static const char json_esc[0x60] = {['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
-                                    ['\t'] = 't', ['\b'] = 'b',  ['\f'] = 'f'};
-static const char go_esc[0x60] = {
-    ['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
-    ['\b'] = 'b', ['\f'] = 'f',  ['\a'] = 'a', ['\v'] = 'v'};
-
-int lk_json_str(syc_buf_t *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = (const uint8_t *)s;
-    if (lk_put(b, "\"", 1) < 0) return SY_ENOMEM;
-    size_t start = 0, i = 0;
-    while (i < len) {
-        uint8_t ch = p[i];
-        char esc[8];
-        size_t elen = 0, adv = 1;
-        if (ch < 0x80) {
-            if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != '<' && ch != '>' && ch != '&') {
-                i++;
-                continue;
-            }
-            if (ch < sizeof(json_esc) && json_esc[ch]) {
-                esc[0] = '\\';
-                esc[1] = json_esc[ch];
-                elen = 2;
-            } else {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[ch >> 4];
-                esc[5] = hex[ch & 15];
-                elen = 6;
-            }
-        } else {
-            /* Valid UTF-8 passes, but U+2028/U+2029 (escaped by Go); anything else
-             * is one invalid byte, written as U+FFFD. */
-            size_t n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 ? 2 : 0;
-            bool ok = n && ch < 0xf5 && i + n <= len;
-            for (size_t k = 1; ok && k < n; k++)
-                ok = (p[i + k] & 0xc0) == 0x80;
-            if (ok && n == 3) {
-                uint32_t cp =
-                    (uint32_t)(ch & 15) << 12 | (uint32_t)(p[i + 1] & 63) << 6 | (p[i + 2] & 63);
-                ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
-                if (ok && (cp == 0x2028 || cp == 0x2029)) {
-                    memcpy(esc, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
-                    elen = 6;
-                    adv = 3;
-                }
-            } else if (ok && n == 4) {
-                uint32_t cp = (uint32_t)(ch & 7) << 18 | (uint32_t)(p[i + 1] & 63) << 12;
-                ok = cp >= 0x10000 && cp <= 0x10ffff;
-            }
-            if (ok && !elen) {
-                i += n;
-                continue;
-            }
-            if (!ok) {
-                memcpy(esc, "\\ufffd", 6);
-                elen = 6;
-            }
-        }
-        if (lk_put(b, s + start, i - start) < 0 || lk_put(b, esc, elen) < 0) return SY_ENOMEM;
-        i += adv;
-        start = i;
-    }
-    if (lk_put(b, s + start, len - start) < 0 || lk_put(b, "\"", 1) < 0) return SY_ENOMEM;
-    return SY_OK;
-}
-
-static void put_json_str(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
-{
-    if (lk_json_str(b, s, len) < 0) c->failed = true;
-}
-
-typedef struct kv_s {
-    sy_value_t k, v;
-    size_t order;
-} kv_t;
-
-static int kv_cmp(const void *a, const void *b)
-{
-    const kv_t *x = a, *y = b;
-    size_t n = x->k.len < y->k.len ? x->k.len : y->k.len;
-    int r = n ? memcmp(x->k.str, y->k.str, n) : 0;
-    if (r) return r;
-    if (x->k.len != y->k.len) return x->k.len < y->k.len ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
-}
-
-/* Writes entries as a JSON object with sorted keys (Go's map order); of a key
- * given twice the last one. */
-static void put_json_object(ctx_t *c, syc_buf_t *b, kv_t *kv, size_t n, int depth)
-{
-    if (n > 1) qsort(kv, n, sizeof(*kv), kv_cmp);
-    put(c, b, "{", 1);
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && kv[i + 1].k.len == kv[i].k.len &&
-            (!kv[i].k.len || !memcmp(kv[i + 1].k.str, kv[i].k.str, kv[i].k.len)))
-            continue;
-        if (!first) put(c, b, ",", 1);
-        first = false;
-        put_json_str(c, b, kv[i].k.str, kv[i].k.len);
-        put(c, b, ":", 1);
-        put_json_value(c, b, &kv[i].v, depth + 1);
-    }
-    put(c, b, "}", 1);
-}
-
-/* A value as Go's json.Marshal writes pcommon's AsRaw(): maps with sorted keys,
- * bytes in base64, doubles as Go writes them (NaN and the infinities, which Go
- * refuses, as null). */
-static void put_json_value(ctx_t *c, syc_buf_t *b, const sy_value_t *v, int depth)
-{
-    switch (v->type) {
-    case SY_VALUE_STRING:
-        put_json_str(c, b, v->str, v->len);
-        return;
-    case SY_VALUE_BYTES:
-        put(c, b, "\"", 1);
-        put_scalar_text(c, b, v);
-        put(c, b, "\"", 1);
-        return;
-    case SY_VALUE_DOUBLE:
-        if (isnan(v->d) || isinf(v->d)) {
-            puts_(c, b, "null");
-            return;
-        }
-        put_scalar_text(c, b, v);
-        return;
-    case SY_VALUE_INT:
-    case SY_VALUE_BOOL:
-        put_scalar_text(c, b, v);
-        return;
-    case SY_VALUE_ARRAY:
-    case SY_VALUE_MAP:
-        break;
-    default:
-        puts_(c, b, "null");
-        return;
-    }
-    if (depth > MAX_DEPTH) {
-        puts_(c, b, "null");
-        return;
-    }
-    sy_value_iter_t it = {.value = v};
-    sy_value_t k, x;
-    if (v->type == SY_VALUE_ARRAY) {
-        put(c, b, "[", 1);
-        for (size_t i = 0; c->api->view_value_next(&it, &k, &x) == 1; i++) {
-            if (i) put(c, b, ",", 1);
-            put_json_value(c, b, &x, depth + 1);
-        }
-        put(c, b, "]", 1);
-        return;
-    }
-    kv_t *kv = v->len ? calloc(v->len, sizeof(*kv)) : NULL;
-    size_t n = 0;
-    if (v->len && !kv) {
-        c->failed = true;
-        return;
-    }
-    while (n < v->len && c->api->view_value_next(&it, &k, &x) == 1) {
-        kv[n] = (kv_t){k, x, n};
-        n++;
-    }
-    put_json_object(c, b, kv, n, depth);
-    free(kv);
-}
 
 /* ---- attributes ------------------------------------------------------------------ */
 
@@ -337,7 +83,7 @@ static bool get_attr(ctx_t *c, sy_view_node_t *node, const sy_value_t *map, cons
 static void label_set(ctx_t *c, const char *name, size_t nlen, const sy_value_t *v)
 {
     size_t voff = c->scratch.len;
-    put_as_string(c, &c->scratch, v);
+    lk__put_as_string(c, &c->scratch, v);
     size_t vlen = c->scratch.len - voff;
     for (size_t i = 0; i < c->nlabels; i++)
         if (c->labels[i].nlen == nlen && !memcmp(c->labels[i].name, name, nlen)) {
@@ -373,7 +119,7 @@ static void hint_name(ctx_t *c, sy_view_node_t *attrs, const char *s, size_t len
 static void hint_value_name(ctx_t *c, sy_view_node_t *attrs, const sy_value_t *v)
 {
     syc_buf_t t = {0};
-    put_as_string(c, &t, v);
+    lk__put_as_string(c, &t, v);
     if (!c->failed && t.len <= sizeof(c->names) - c->names_used) {
         char *name = c->names + c->names_used;
         if (t.len) memcpy(name, t.p, t.len);
@@ -455,25 +201,10 @@ static void normalize(const char *s, size_t len, norm_t *n)
     n->nlen = pl + o;
 }
 
-/* What a byte becomes in a quoted string: n bytes in e, or 0 to keep it. */
-typedef size_t (*escape_fn)(unsigned char ch, char e[6]);
-
-static const char hex_digits[] = "0123456789abcdef";
-
-/* s[0, len) with each byte that `esc` escapes replaced, in runs. */
-static void put_escaped(ctx_t *c, syc_buf_t *b, const char *s, size_t len, escape_fn esc)
-{
-    size_t start = 0;
-    char e[6];
-    for (size_t i = 0; i < len; i++) {
-        size_t n = esc((unsigned char)s[i], e);
-        if (!n) continue;
-        put(c, b, s + start, i - start);
-        put(c, b, e, n);
-        start = i + 1;
-    }
-    put(c, b, s + start, len - start);
-}
+/* The one-letter escapes of Go's strconv.Quote. */
+static const char go_esc[0x60] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    ['\b'] = 'b', ['\f'] = 'f',  ['\a'] = 'a', ['\v'] = 'v'};
 
 /* Go's strconv.Quote, for ASCII: one-letter escapes, other control bytes \xNN. */
 static size_t go_escape(unsigned char ch, char e[6])
@@ -485,8 +216,8 @@ static size_t go_escape(unsigned char ch, char e[6])
     }
     if (ch >= 0x20 && ch != 0x7f) return 0;
     memcpy(e, "\\x", 2);
-    e[2] = hex_digits[ch >> 4];
-    e[3] = hex_digits[ch & 15];
+    e[2] = lk__hex_digits[ch >> 4];
+    e[3] = lk__hex_digits[ch & 15];
     return 4;
 }
 
@@ -494,7 +225,7 @@ static size_t go_escape(unsigned char ch, char e[6])
 static void put_go_quoted(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
 {
     put(c, b, "\"", 1);
-    put_escaped(c, b, s, len, go_escape);
+    lk__put_escaped(c, b, s, len, go_escape);
     put(c, b, "\"", 1);
 }
 
@@ -533,9 +264,9 @@ static long stream_of(ctx_t *c)
         put(c, &ls, n[i].name, n[i].nlen);
         put(c, &ls, "=", 1);
         put_go_quoted(c, &ls, val, n[i].vlen);
-        put_json_str(c, &js, n[i].name, n[i].nlen);
+        lk__put_json_str(c, &js, n[i].name, n[i].nlen);
         put(c, &js, ":", 1);
-        put_json_str(c, &js, val, n[i].vlen);
+        lk__put_json_str(c, &js, val, n[i].vlen);
     }
     put(c, &ls, "}", 1);
     put(c, &js, "}", 1);
@@ -599,397 +330,6 @@ static long stream_find_add(ctx_t *c, const char *labels, size_t llen, const cha
     return (long)p->n++;
 }
 
-/* ---- the line ------------------------------------------------------------------------ */
-
-/* Whether an attribute key stays in the line: not a hint, not promoted to a label. */
-static bool kept(ctx_t *c, const sy_value_t *k)
-{
-    if (str_is(k->str, k->len, HINT_ATTRIBUTES) || str_is(k->str, k->len, HINT_RESOURCES) ||
-        str_is(k->str, k->len, HINT_TENANT) || str_is(k->str, k->len, HINT_FORMAT))
-        return false;
-    for (size_t i = 0; i < c->nlabels; i++)
-        if (c->labels[i].nlen == k->len && !memcmp(c->labels[i].name, k->str, k->len)) return false;
-    return true;
-}
-
-/* The kept attributes of a node. *n is their number; NULL (and *n 0) when none. */
-static kv_t *kept_attrs(ctx_t *c, sy_view_node_t *node, size_t *n)
-{
-    size_t count = c->api->view_attr_count(node);
-    *n = 0;
-    if (!count) return NULL;
-    kv_t *kv = calloc(count, sizeof(*kv));
-    if (!kv) {
-        c->failed = true;
-        return NULL;
-    }
-    for (size_t i = 0; i < count; i++) {
-        sy_value_t k, v;
-        if (c->api->view_attr_at(node, i, &k, &v) != SY_OK || !kept(c, &k)) continue;
-        kv[*n] = (kv_t){k, v, *n};
-        (*n)++;
-    }
-    return kv;
-}
-
-static void put_hex_id(ctx_t *c, syc_buf_t *b, const sy_value_t *id)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < id->len; i++) {
-        char x[2] = {hex[id->bytes[i] >> 4], hex[id->bytes[i] & 15]};
-        put(c, b, x, 2);
-    }
-}
-
-static bool id_set(const sy_value_t *id)
-{
-    if (id->type != SY_VALUE_BYTES) return false;
-    for (size_t i = 0; i < id->len; i++)
-        if (id->bytes[i]) return true;
-    return false;
-}
-
-/* The fields of the record and its scope that both line formats write. */
-typedef struct fields_s {
-    sy_value_t body, tid, sid, sev, flags, sname, sver;
-} fields_t;
-
-static void read_fields(ctx_t *c, sy_view_node_t *scope, fields_t *f)
-{
-    const sy_host_api_t *api = c->api;
-    api->view_get(c->rec, SY_FIELD_BODY, &f->body);
-    api->view_get(c->rec, SY_FIELD_TRACE_ID, &f->tid);
-    api->view_get(c->rec, SY_FIELD_SPAN_ID, &f->sid);
-    api->view_get(c->rec, SY_FIELD_SEVERITY_TEXT, &f->sev);
-    api->view_get(c->rec, SY_FIELD_FLAGS, &f->flags);
-    api->view_get(scope, SY_FIELD_SCOPE_NAME, &f->sname);
-    api->view_get(scope, SY_FIELD_SCOPE_VERSION, &f->sver);
-}
-
-/* The json format: lokiEntry of pkg/translator/loki/encode.go, fields in its order,
- * empty ones left out. */
-static void line_json(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
-{
-    fields_t f;
-    read_fields(c, scope, &f);
-    sy_value_t body = f.body, tid = f.tid, sid = f.sid, sev = f.sev, flags = f.flags,
-               sname = f.sname, sver = f.sver;
-    bool any = false;
-#define SEP() (any ? put(c, b, ",", 1) : (void)0, any = true)
-    put(c, b, "{", 1);
-    if (body.type != SY_VALUE_EMPTY) {
-        SEP();
-        puts_(c, b, "\"body\":");
-        put_json_value(c, b, &body, 0);
-    }
-    if (id_set(&tid)) {
-        SEP();
-        puts_(c, b, "\"traceid\":\"");
-        put_hex_id(c, b, &tid);
-        put(c, b, "\"", 1);
-    }
-    if (id_set(&sid)) {
-        SEP();
-        puts_(c, b, "\"spanid\":\"");
-        put_hex_id(c, b, &sid);
-        put(c, b, "\"", 1);
-    }
-    if (sev.type == SY_VALUE_STRING && sev.len) {
-        SEP();
-        puts_(c, b, "\"severity\":");
-        put_json_str(c, b, sev.str, sev.len);
-    }
-    if (flags.type == SY_VALUE_INT && (uint32_t)flags.i) {
-        char num[24];
-        snprintf(num, sizeof(num), "%" PRIu32, (uint32_t)flags.i);
-        SEP();
-        puts_(c, b, "\"flags\":");
-        puts_(c, b, num);
-    }
-    static const char *const names[2] = {"\"attributes\":", "\"resources\":"};
-    sy_view_node_t *nodes[2] = {c->rec, c->res};
-    for (int w = 0; w < 2; w++) {
-        size_t n;
-        kv_t *kv = kept_attrs(c, nodes[w], &n);
-        if (n) {
-            SEP();
-            puts_(c, b, names[w]);
-            put_json_object(c, b, kv, n, 0);
-        }
-        free(kv);
-    }
-    if (sname.type == SY_VALUE_STRING && sname.len) {
-        SEP();
-        puts_(c, b, "\"instrumentation_scope\":{\"name\":");
-        put_json_str(c, b, sname.str, sname.len);
-        if (sver.type == SY_VALUE_STRING && sver.len) {
-            puts_(c, b, ",\"version\":");
-            put_json_str(c, b, sver.str, sver.len);
-        }
-        put(c, b, "}", 1);
-    }
-#undef SEP
-    put(c, b, "}", 1);
-}
-
-/* logfmt (go-logfmt's encoder): a key's invalid characters become '_'; a value is
- * quoted when it holds a blank, '=', '"' or a control character. */
-static size_t lf_key_escape(unsigned char ch, char e[6])
-{
-    if (ch > ' ' && ch != '=' && ch != '"' && ch != 0x7f) return 0;
-    e[0] = '_';
-    return 1;
-}
-
-static size_t lf_value_escape(unsigned char ch, char e[6])
-{
-    static const char one[0x60] = {
-        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
-    if (ch < sizeof(one) && one[ch]) {
-        e[0] = '\\';
-        e[1] = one[ch];
-        return 2;
-    }
-    if (ch >= 0x20 && ch != 0x7f) return 0;
-    memcpy(e, "\\u00", 4);
-    e[4] = hex_digits[ch >> 4];
-    e[5] = hex_digits[ch & 15];
-    return 6;
-}
-
-static void lf_key(ctx_t *c, syc_buf_t *b, const char *k, size_t klen, const char *suffix,
-                   size_t slen)
-{
-    if (b->len) put(c, b, " ", 1);
-    put_escaped(c, b, k, klen, lf_key_escape);
-    put_escaped(c, b, suffix, slen, lf_key_escape);
-    put(c, b, "=", 1);
-}
-
-static void lf_value(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
-{
-    bool quote = str_is(s, len, "null");
-    char e[6];
-    for (size_t i = 0; i < len && !quote; i++)
-        quote = lf_key_escape((unsigned char)s[i], e) != 0;
-    if (!quote) {
-        put(c, b, s, len);
-        return;
-    }
-    put(c, b, "\"", 1);
-    put_escaped(c, b, s, len, lf_value_escape);
-    put(c, b, "\"", 1);
-}
-
-/* A value as logfmt pairs under `prefix`: maps flattened with '_', arrays by index. */
-static void lf_pairs(ctx_t *c, syc_buf_t *b, syc_buf_t *key, const sy_value_t *v, int depth)
-{
-    if (v->type == SY_VALUE_EMPTY || depth > MAX_DEPTH) return;
-    if (v->type != SY_VALUE_MAP && v->type != SY_VALUE_ARRAY) {
-        lf_key(c, b, key->p ? key->p : "", key->len, "", 0);
-        syc_buf_t t = {0};
-        if (v->type == SY_VALUE_DOUBLE) {
-            char num[40];
-            snprintf(num, sizeof(num), "%.17g", v->d);
-            for (int p = 1; p <= 17; p++) { /* Go's %v: the shortest form that reads back */
-                snprintf(num, sizeof(num), "%.*g", p, v->d);
-                if (strtod(num, NULL) == v->d) break;
-            }
-            puts_(c, &t, num);
-        } else {
-            put_scalar_text(c, &t, v);
-        }
-        lf_value(c, b, t.p ? t.p : "", t.len);
-        free(t.p);
-        return;
-    }
-    size_t base = key->len;
-    sy_value_iter_t it = {.value = v};
-    sy_value_t k, x;
-    for (size_t i = 0; c->api->view_value_next(&it, &k, &x) == 1; i++) {
-        key->len = base;
-        if (base) put(c, key, "_", 1);
-        if (v->type == SY_VALUE_MAP) {
-            put(c, key, k.str, k.len);
-        } else {
-            char num[24];
-            snprintf(num, sizeof(num), "%zu", i);
-            puts_(c, key, num);
-        }
-        lf_pairs(c, b, key, &x, depth + 1);
-    }
-    key->len = base;
-}
-
-/* Parses a string body as logfmt (go-logfmt's decoder: key, key=value,
- * key="quoted"); false when it is not logfmt. Writes the pairs to b. */
-static bool lf_parse_body(ctx_t *c, syc_buf_t *b, const char *s, size_t len)
-{
-    syc_buf_t out = {0}, val = {0};
-    size_t i = 0;
-    bool ok = true, any = false;
-    while (ok && i < len) {
-        while (i < len && (unsigned char)s[i] <= ' ')
-            i++;
-        if (i == len) break;
-        size_t ks = i;
-        while (i < len && (unsigned char)s[i] > ' ' && s[i] != '=' && s[i] != '"')
-            i++;
-        if (i == ks) {
-            ok = false;
-            break;
-        }
-        lf_key(c, &out, s + ks, i - ks, "", 0);
-        any = true;
-        if (i < len && s[i] == '"') {
-            ok = false;
-            break;
-        }
-        if (i == len || s[i] != '=') continue; /* a key without a value */
-        i++;
-        val.len = 0;
-        if (i < len && s[i] == '"') {
-            i++;
-            bool closed = false;
-            while (i < len) {
-                if (s[i] == '\\' && i + 1 < len) {
-                    char e = s[i + 1];
-                    char o = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
-                    put(c, &val, &o, 1);
-                    i += 2;
-                } else if (s[i] == '"') {
-                    i++;
-                    closed = true;
-                    break;
-                } else {
-                    put(c, &val, s + i, 1);
-                    i++;
-                }
-            }
-            if (!closed) ok = false;
-        } else {
-            size_t vs = i;
-            while (i < len && (unsigned char)s[i] > ' ') {
-                if (s[i] == '=' || s[i] == '"') ok = false;
-                i++;
-            }
-            put(c, &val, s + vs, i - vs);
-        }
-        if (ok) lf_value(c, &out, val.p ? val.p : "", val.len);
-    }
-    if (ok && any) put(c, b, out.p, out.len);
-    free(out.p);
-    free(val.p);
-    return ok && any;
-}
-
-/* Sets (replacing a pair of the body's with that key) or appends one pair. */
-static void lf_replace(ctx_t *c, syc_buf_t *b, const char *key, const char *value, size_t vlen)
-{
-    /* b holds pairs this file wrote: key=value or key="quoted" (no blank, '=' or
-     * '"' in a key), one blank apart. Walk them; a pair of that key gets the new
-     * value where it stands (keyvalsReplaceOrAppend), else the pair is appended. */
-    size_t kl = strlen(key), i = 0;
-    while (i < b->len) {
-        size_t ks = i;
-        while (i < b->len && b->p[i] != '=')
-            i++;
-        bool match = i - ks == kl && !memcmp(b->p + ks, key, kl);
-        size_t vs = ++i; /* past '=' */
-        if (i < b->len && b->p[i] == '"') {
-            for (i++; i < b->len && b->p[i] != '"'; i++)
-                if (b->p[i] == '\\') i++;
-            i++;
-        } else {
-            while (i < b->len && b->p[i] != ' ')
-                i++;
-        }
-        if (i > b->len) i = b->len;
-        if (match) {
-            syc_buf_t t = {0};
-            put(c, &t, b->p, vs);
-            syc_buf_t v = {0};
-            lf_value(c, &v, value, vlen);
-            put(c, &t, v.p, v.len);
-            put(c, &t, b->p + i, b->len - i);
-            free(v.p);
-            if (!c->failed) {
-                free(b->p);
-                *b = t;
-            } else {
-                free(t.p);
-            }
-            return;
-        }
-        i++; /* the blank */
-    }
-    lf_key(c, b, key, kl, "", 0);
-    lf_value(c, b, value, vlen);
-}
-
-static void line_logfmt(ctx_t *c, syc_buf_t *b, sy_view_node_t *scope)
-{
-    const sy_host_api_t *api = c->api;
-    fields_t f;
-    read_fields(c, scope, &f);
-    sy_value_t body = f.body, tid = f.tid, sid = f.sid, sev = f.sev, flags = f.flags,
-               sname = f.sname, sver = f.sver;
-    syc_buf_t key = {0};
-    if (body.type == SY_VALUE_STRING) {
-        if (!lf_parse_body(c, b, body.str, body.len)) {
-            lf_key(c, b, "msg", 3, "", 0);
-            lf_value(c, b, body.str, body.len);
-        }
-    } else if (body.type == SY_VALUE_MAP) {
-        lf_pairs(c, b, &key, &body, 0);
-    } else if (body.type == SY_VALUE_ARRAY) {
-        puts_(c, &key, "body");
-        lf_pairs(c, b, &key, &body, 0);
-    } else if (body.type != SY_VALUE_EMPTY) {
-        puts_(c, &key, "msg");
-        lf_pairs(c, b, &key, &body, 0);
-    }
-    syc_buf_t t = {0};
-    if (id_set(&tid)) {
-        put_hex_id(c, &t, &tid);
-        lf_replace(c, b, "traceID", t.p, t.len);
-    }
-    t.len = 0;
-    if (id_set(&sid)) {
-        put_hex_id(c, &t, &sid);
-        lf_replace(c, b, "spanID", t.p, t.len);
-    }
-    if (sev.type == SY_VALUE_STRING && sev.len) lf_replace(c, b, "severity", sev.str, sev.len);
-    if (flags.type == SY_VALUE_INT && (uint32_t)flags.i) {
-        char num[24];
-        snprintf(num, sizeof(num), "%" PRIu32, (uint32_t)flags.i);
-        lf_replace(c, b, "flags", num, strlen(num));
-    }
-    free(t.p);
-    static const char *const prefixes[2] = {"attribute_", "resource_"};
-    sy_view_node_t *nodes[2] = {c->rec, c->res};
-    for (int w = 0; w < 2; w++) {
-        size_t count = api->view_attr_count(nodes[w]);
-        for (size_t i = 0; i < count; i++) {
-            sy_value_t k, v;
-            if (api->view_attr_at(nodes[w], i, &k, &v) != SY_OK || !kept(c, &k)) continue;
-            key.len = 0;
-            puts_(c, &key, prefixes[w]);
-            put(c, &key, k.str, k.len);
-            lf_pairs(c, b, &key, &v, 0);
-        }
-    }
-    free(key.p);
-    if (sname.type == SY_VALUE_STRING && sname.len) {
-        lf_key(c, b, "instrumentation_scope_name", 26, "", 0);
-        lf_value(c, b, sname.str, sname.len);
-        if (sver.type == SY_VALUE_STRING && sver.len) {
-            lf_key(c, b, "instrumentation_scope_version", 29, "", 0);
-            lf_value(c, b, sver.str, sver.len);
-        }
-    }
-}
-
 /* ---- records --------------------------------------------------------------------------- */
 
 static int format_of(ctx_t *c, sy_value_t *fv)
@@ -1034,7 +374,7 @@ static void translate_record(ctx_t *c, sy_view_node_t *scope)
     if (format == FMT_BAD) {
         if (!p->dropped) {
             syc_buf_t t = {0};
-            put_as_string(c, &t, &fv);
+            lk__put_as_string(c, &t, &fv);
             snprintf(p->dropped_why, sizeof(p->dropped_why),
                      "invalid format %.*s. Expected one of: json, logfmt, raw",
                      (int)(t.len > 60 ? 60 : t.len), t.p ? t.p : "");
@@ -1049,10 +389,10 @@ static void translate_record(ctx_t *c, sy_view_node_t *scope)
         sy_value_t ns;
         syc_buf_t t = {0};
         if (api->view_attr_get(c->res, "service.namespace", 17, &ns) == SY_OK) {
-            put_as_string(c, &t, &ns);
+            lk__put_as_string(c, &t, &ns);
             put(c, &t, "/", 1);
         }
-        put_as_string(c, &t, &v);
+        lk__put_as_string(c, &t, &v);
         if (!c->failed) label_text(c, "job", t.p ? t.p : "", t.len);
         free(t.p);
     }
@@ -1086,16 +426,16 @@ static void translate_record(ctx_t *c, sy_view_node_t *scope)
 
     size_t line_off = p->text.len;
     if (format == FMT_JSON) {
-        line_json(c, &p->text, scope);
+        lk__line_json(c, &p->text, scope);
     } else if (format == FMT_LOGFMT) {
         syc_buf_t l = {0};
-        line_logfmt(c, &l, scope);
+        lk__line_logfmt(c, &l, scope);
         put(c, &p->text, l.p, l.len);
         free(l.p);
     } else {
         sy_value_t body;
         api->view_get(c->rec, SY_FIELD_BODY, &body);
-        put_as_string(c, &p->text, &body);
+        lk__put_as_string(c, &p->text, &body);
     }
     if (c->failed) return;
     lk_stream_t *st = &p->streams[si];
