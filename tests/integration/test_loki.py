@@ -397,10 +397,9 @@ def canonical(push):
     return {k: sorted(v) for k, v in out.items()}
 
 
-def case_winston(args, check):
-    srv = LokiServer(args)
-    oport = free_port()
-    cfg = router_config(oport, free_port(), f"""\
+def winston_router_config(srv, oport):
+    """Two loki exporters (protobuf, json) shaped to send what winston-loki sends."""
+    return router_config(oport, free_port(), f"""\
   loki/proto:
     endpoint: {srv.url}
     tenant_id: t-w
@@ -420,6 +419,10 @@ def case_winston(args, check):
       receivers: [otlp]
       exporters: [loki/json]
 """)
+
+
+def case_winston(args, check):
+    srv = LokiServer(args)
     recs_path = os.path.join(args.tmp, "records.json")
     with open(recs_path, "w") as f:
         json.dump(WINSTON_RECORDS, f)
@@ -434,7 +437,10 @@ def case_winston(args, check):
             check(sent.get("json") == (mode == "json"),
                   "winston-loki used %s (native snappy loaded for protobuf)" % mode)
         wpushes = srv.pushes()
-        with Router(args.bin, [args.plugin_dir], cfg) as r:
+        # Ports taken only now: a port handed out before the node runs could be
+        # bound by another test in the meantime (ctest -j).
+        oport = free_port()
+        with Router(args.bin, [args.plugin_dir], winston_router_config(srv, oport)) as r:
             st, _, _ = post_json("http://127.0.0.1:%d/v1/logs" % oport, winston_as_otlp())
             check(st == 200, "otlp receiver accepted")
             wait_for("our 2 pushes", lambda: len(srv.pushes()) >= len(wpushes) + 2, TIMEOUT)
