@@ -500,8 +500,13 @@ static int parse_sample(scan_t *s)
     prom_sample_t smp = {0};
     smp.name = prom_arena_strndup(&d->arena, name, nl);
     if (!smp.name) return oom(s);
+    const char *after_name = s->p;
     if (!d->openmetrics) skip_blanks(s);
-    if (s->p < s->end && *s->p == '{' && scan_labels(s, &smp.labels, &smp.nlabels) != 0) return -1;
+    if (s->p < s->end && *s->p == '{') {
+        if (scan_labels(s, &smp.labels, &smp.nlabels) != 0) return -1;
+    } else {
+        s->p = after_name;
+    }
     if (need_separator(s, "the value") != 0) return -1;
     size_t tl;
     const char *tok = scan_token(s, &tl);
