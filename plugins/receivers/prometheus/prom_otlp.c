@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -414,6 +415,22 @@ static int place(build_t *b, const prom_sample_t *s, prom_labels_t *ls)
 
 /* ---- series state -------------------------------------------------------------- */
 
+static uint64_t labels_hash(const prom_labels_t *ls)
+{
+    uint64_t h = SYC_FNV64_OFFSET;
+    for (size_t i = 0; i < ls->n; i++) {
+        h = syc_fnv1a64(h, ls->v[i].name, strlen(ls->v[i].name) + 1);
+        h = syc_fnv1a64(h, ls->v[i].value, strlen(ls->v[i].value) + 1);
+    }
+    return h;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, c = *(const uint64_t *)y;
+    return a < c ? -1 : a > c;
+}
+
 static void series_free(series_t *s)
 {
     free(s->key);
@@ -444,9 +461,7 @@ static int track(build_t *b, met_t *m, pt_t *p)
             series_free(s);
             return -1;
         }
-        b->stats->added++;
     } else {
-        if (s->gen + 1 != st->gen) b->stats->added++;
         /* A cumulative value that went down: the series was reset. */
         if (cumulative && (a < s->last_a || bb < s->last_b)) s->start_ns = p->ts_ns;
         s->kind = m->kind;
@@ -456,9 +471,12 @@ static int track(build_t *b, met_t *m, pt_t *p)
     s->last_b = bb;
     if (!cumulative)
         p->start_ns = 0;
-    else if (p->has_created && isfinite(p->created_s) && p->created_s > 0)
-        p->start_ns = (uint64_t)llround(p->created_s * 1e9);
-    else
+    else if (p->has_created && isfinite(p->created_s) && p->created_s > 0 &&
+             p->created_s < 1.8e10) {
+        /* Seconds and fraction apart: a double holds no nanoseconds at 1.7e18. */
+        double secs = floor(p->created_s);
+        p->start_ns = (uint64_t)secs * 1000000000u + (uint64_t)llround((p->created_s - secs) * 1e9);
+    } else
         p->start_ns = s->start_ns;
     return 0;
 }
@@ -523,6 +541,8 @@ static int sweep(build_t *b)
 
 void prom_series_state_free(prom_series_state_t *st)
 {
+    free(st->sample_hashes);
+    st->sample_hashes = NULL;
     for (size_t i = 0; i < st->series.cap; i++)
         if (st->series.slots[i].key) series_free(st->series.slots[i].value);
     prom_map_free(&st->series);
@@ -846,14 +866,17 @@ void *prom_build(const prom_target_t *t, prom_series_state_t *st, const prom_doc
     memset(stats, 0, sizeof(*stats));
     st->gen++;
     req_t *req = NULL;
+    uint64_t *hashes = NULL;
     if (doc) {
         stats->scraped = doc->nsamples;
+        hashes = malloc((doc->nsamples ? doc->nsamples : 1) * sizeof(*hashes));
+        if (!hashes) goto out;
         for (size_t i = 0; i < doc->nsamples; i++) {
             prom_labels_t ls = {.arena = arena};
             int rc = final_labels(&b, &doc->samples[i], &ls);
             if (rc < 0) goto out;
             if (rc == 0) continue;
-            stats->post_relabel++;
+            hashes[stats->post_relabel++] = labels_hash(&ls);
             rc = place(&b, &doc->samples[i], &ls);
             if (rc < 0) goto out;
             if (rc == 0) stats->dropped++;
@@ -862,6 +885,19 @@ void *prom_build(const prom_target_t *t, prom_series_state_t *st, const prom_doc
             for (met_t *m = r->first; m; m = m->next)
                 for (pt_t *p = m->first; p; p = p->next)
                     if (p->has_value && track(&b, m, p) != 0) goto out;
+        /* scrape_series_added: Prometheus counts series of samples (each bucket is
+         * one) that its scrape cache did not hold; here, those the last
+         * successful scrape did not have. */
+        qsort(hashes, stats->post_relabel, sizeof(*hashes), cmp_u64);
+        for (size_t i = 0; i < stats->post_relabel; i++)
+            if ((i == 0 || hashes[i] != hashes[i - 1]) &&
+                !bsearch(&hashes[i], st->sample_hashes, st->nsample_hashes, sizeof(*hashes),
+                         cmp_u64))
+                stats->added++;
+        free(st->sample_hashes);
+        st->sample_hashes = hashes;
+        st->nsample_hashes = stats->post_relabel;
+        hashes = NULL;
     }
     if (sweep(&b) != 0 || add_scrape_metrics(&b, doc != NULL, duration_s) != 0) goto out;
     size_t nr = 0;
@@ -883,6 +919,7 @@ void *prom_build(const prom_target_t *t, prom_series_state_t *st, const prom_doc
     req->resource_metrics = rms;
     req->n_resource_metrics = nr;
 out:
+    free(hashes);
     prom_map_free(&b.res_map);
     prom_map_free(&b.met_map);
     prom_map_free(&b.pt_map);

@@ -39,8 +39,10 @@ typedef struct prom_target_s {
 /* What a target remembers between scrapes: each series' start time and last
  * value, and which scrape saw it last. */
 typedef struct prom_series_state_s {
-    prom_map_t series; /* key -> series (malloc'ed) */
-    uint32_t gen;      /* scrapes so far */
+    prom_map_t series;       /* key -> series (malloc'ed) */
+    uint32_t gen;            /* scrapes so far */
+    uint64_t *sample_hashes; /* of the samples of the last successful scrape, sorted */
+    size_t nsample_hashes;
 } prom_series_state_t;
 
 typedef struct prom_stats_s {
