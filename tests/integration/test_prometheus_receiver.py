@@ -776,16 +776,88 @@ def case_self(args, check):
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+BAD_CONFIGS = [
+    # (the receiver's config block, line:col of the node at fault, words of the message)
+    ("""      scrape_configs:
+        - job_name: a
+          scrape_interval: 5s
+          scrape_timeout: 10s
+          static_configs: [{targets: ["127.0.0.1:1"]}]
+""", "7:27", "scrape timeout greater than scrape interval"),
+    ("""      scrape_configs:
+        - job_name: a
+          static_configs: [{targets: ["http://127.0.0.1:1/metrics"]}]
+""", "6:39", "is not a valid target"),
+    ("""      scrape_configs:
+        - job_name: a
+          metric_relabel_configs:
+            - source_labels: [__name__]
+              regex: "(unclosed"
+              action: keep
+""", "7:15", "invalid regex"),
+    ("""      scrape_configs:
+        - job_name: a
+          metric_relabel_configs:
+            - action: replace
+              regex: x
+""", "7:15", "requires 'target_label'"),
+    ("""      scrape_configs:
+        - job_name: a
+          kubernetes_sd_configs: [{role: pod}]
+""", "6:34", "not supported"),
+    ("""      rule_files: [x.yml]
+      scrape_configs:
+        - job_name: a
+""", "4:19", "unsupported features: rule_files"),
+    ("""      scrape_configs:
+        - job_name: a
+        - job_name: a
+""", "6:11", "multiple scrape configs with job name"),
+    ("""      scrape_configs:
+        - job_name: a
+          scrape_interval: 1x
+""", "6:28", "not a valid duration"),
+]
+
+
+def case_config(args, check):
+    """`switchyard validate` refuses bad receiver configs with the node's position."""
+    workdir = tempfile.mkdtemp(prefix="sy-promcfg-")
+    try:
+        for i, (block, pos, words) in enumerate(BAD_CONFIGS):
+            path = os.path.join(workdir, f"bad{i}.yaml")
+            with open(path, "w") as f:
+                f.write("receivers:\n  prometheus:\n    config:\n" + block +
+                        "exporters:\n  debug:\nservice:\n  pipelines:\n"
+                        "    metrics: {receivers: [prometheus], exporters: [debug]}\n")
+            r = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                                args.plugin_dir], capture_output=True, timeout=30)
+            msg = (r.stdout + r.stderr).decode()
+            check(r.returncode != 0 and f"bad{i}.yaml:{pos}: " in msg and words in msg,
+                  f"validate refuses config {i} at {pos}: {words} ({msg.strip()})")
+        path = os.path.join(workdir, "good.yaml")
+        with open(path, "w") as f:
+            f.write("receivers:\n  prometheus:\n    config:\n" + FIXED_CONFIG.split(
+                "    config:\n")[1].split("exporters:")[0].format(port=1, down_port=2) +
+                "exporters:\n  debug:\nservice:\n  pipelines:\n"
+                "    metrics: {receivers: [prometheus], exporters: [debug]}\n")
+        r = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                            args.plugin_dir], capture_output=True, timeout=30)
+        check(r.returncode == 0, f"validate accepts the fixed test's config ({r.stderr.decode()})")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True,
-                    choices=["fixed", "prometheus", "node_exporter", "self"])
+                    choices=["fixed", "prometheus", "node_exporter", "self", "config"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     args = ap.parse_args()
     check = harness.Checks()
     {"fixed": case_fixed, "prometheus": case_prometheus, "node_exporter": case_node_exporter,
-     "self": case_self}[args.case](args, check)
+     "self": case_self, "config": case_config}[args.case](args, check)
     if check.failures:
         print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
         return 1
