@@ -507,8 +507,10 @@ static int sweep(build_t *b)
                 const char *name = instance + strlen(instance) + 1;
                 const char *q = name + strlen(name) + 1, *end = k + s->keylen;
                 size_t na = 0;
+                /* Each label is name \1 value \0: names hold no \1 and values no
+                 * NUL (the parser refuses it), so the first \1 splits. */
                 for (const char *x = q; x < end; x++)
-                    if (*x == '\1') na++;
+                    if (*x == '\0') na++;
                 prom_label_t *attrs = prom_arena_alloc(b->a, (na ? na : 1) * sizeof(*attrs));
                 if (!attrs) rc = -1;
                 for (size_t j = 0; rc == 0 && j < na; j++) {

@@ -317,6 +317,7 @@ static int apply_one(prom_relabel_t *r, prom_labels_t *ls)
             buf_t name = {.arena = ls->arena};
             if (buf_add(&name, "", 0) != 0 || expand(r, r->replacement, snap[i].name, &name) != 0)
                 return -1;
+            if (!prom_valid_label_name(name.p, name.n)) continue;
             if (prom_labels_set(ls, name.p, snap[i].value) != 0) return -1;
         }
         return 1;
