@@ -893,8 +893,8 @@ void *prom_build(const prom_target_t *t, prom_series_state_t *st, const prom_doc
         qsort(hashes, stats->post_relabel, sizeof(*hashes), cmp_u64);
         for (size_t i = 0; i < stats->post_relabel; i++)
             if ((i == 0 || hashes[i] != hashes[i - 1]) &&
-                !bsearch(&hashes[i], st->sample_hashes, st->nsample_hashes, sizeof(*hashes),
-                         cmp_u64))
+                (!st->nsample_hashes || !bsearch(&hashes[i], st->sample_hashes, st->nsample_hashes,
+                                                 sizeof(*hashes), cmp_u64)))
                 stats->added++;
         free(st->sample_hashes);
         st->sample_hashes = hashes;
