@@ -612,7 +612,7 @@ static void *write_point(build_t *b, met_t *m, pt_t *p)
         d->time_unix_nano = p->ts_ns;
         d->flags = flags;
         if (p->stale) return d;
-        qsort(p->b, p->nb, sizeof(*p->b), cmp_bound);
+        if (p->nb) qsort(p->b, p->nb, sizeof(*p->b), cmp_bound);
         size_t finite = 0;
         double inf_count = -1;
         for (size_t i = 0; i < p->nb; i++)

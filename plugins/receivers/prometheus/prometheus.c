@@ -291,7 +291,7 @@ static void on_done(void *arg, CURL *easy, CURLcode result)
     double duration_s = (double)(now_ns(CLOCK_MONOTONIC) - t->started_mono_ns) / 1e9;
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    char why[512] = "";
+    char why[512] = "", perr[400] = "";
     prom_doc_t doc = {0};
     bool ok = false;
     if (result != CURLE_OK) {
@@ -305,11 +305,9 @@ static void on_done(void *arg, CURL *easy, CURLcode result)
     } else if (status != 200) {
         snprintf(why, sizeof(why), "server returned HTTP status %ld", status);
     } else if (prom_parse(&doc, (const char *)t->body, t->body_len, is_openmetrics(t->content_type),
-                          (size_t)t->sc->sample_limit, why, sizeof(why)) != 0) {
-        char tmp[sizeof(why) - 32];
-        snprintf(tmp, sizeof(tmp), "%s", why);
+                          (size_t)t->sc->sample_limit, perr, sizeof(perr)) != 0) {
         snprintf(why, sizeof(why), "invalid %s: %s",
-                 is_openmetrics(t->content_type) ? "OpenMetrics" : "text format", tmp);
+                 is_openmetrics(t->content_type) ? "OpenMetrics" : "text format", perr);
     } else {
         ok = true;
     }
