@@ -15,6 +15,9 @@ exporter (OTLP/JSON, one scrape per line), every result read back and checked.
   node_exporter  Debian's node exporter (/usr/bin/prometheus-node-exporter) with a
                  few collectors: memory, load and CPU metrics
   self           the router scrapes its own service.telemetry.metrics endpoint
+  config         `switchyard validate` refuses bad configs at the node's position
+  backpressure   a slow exporter (testsink): scrapes refused twice are dropped and
+                 counted, every point emitted arrives, the router drains and exits 0
 
     test_prometheus_receiver.py --case fixed --bin build/bin/switchyard \
         --plugin-dir build/lib/switchyard/plugins
@@ -848,16 +851,82 @@ def case_config(args, check):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+BACKPRESSURE_CONFIG = """
+receivers:
+  prometheus:
+    config:
+      global:
+        scrape_interval: 10ms
+      scrape_configs:
+        - job_name: bp
+          static_configs:
+            - targets: [{targets}]
+exporters:
+  testsink:
+    delay: 20ms
+    report_path: {report}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics_port}
+  pipelines:
+    metrics:
+      receivers: [prometheus]
+      exporters: [testsink]
+"""
+
+
+def case_backpressure(args, check):
+    """A pipeline that cannot keep up: scrapes refused twice are dropped and
+    counted; every point emitted reaches the exporter."""
+    import re
+    workdir = tempfile.mkdtemp(prefix="sy-prombp-")
+    report = os.path.join(workdir, "report.txt")
+    mp = free_port()
+    # Ten targets nobody listens on: every 10 ms each makes a batch (up = 0).
+    targets = ", ".join(f'"127.0.0.1:{free_port()}"' for _ in range(10))
+    cfg = BACKPRESSURE_CONFIG.format(targets=targets, report=report, metrics_port=mp)
+    try:
+        with harness.Router(args.bin, [args.kit_dir, args.plugin_dir], cfg) as router:
+            try:
+                def dropped():
+                    _, _, body = http("GET", f"http://127.0.0.1:{mp}/metrics")
+                    m = re.search(r"^switchyard_receiver_prometheus_dropped_points_total\{[^}]*\} (\d+)",
+                                  body.decode(), re.M)
+                    return int(m.group(1)) if m and int(m.group(1)) > 0 else None
+                n = harness.wait_for("dropped points to be counted", dropped, WAIT)
+                check(n > 0 and n % 5 == 0, f"whole scrapes (5 points each) are dropped and counted ({n})")
+                check("the pipeline refused it twice (back-pressure)" in router.output(),
+                      "the drop is logged at warn")
+            except AssertionError as e:
+                check(False, str(e))
+            rc = router.terminate(timeout=60)
+            check(rc == 0, f"the router drains and exits 0 on SIGTERM ({rc})")
+            m = re.search(r"stopped: (\d+) points emitted, (\d+) dropped", router.output())
+            with open(report) as f:
+                rep = dict(kv.split("=") for kv in f.read().split())
+            check(m is not None and int(rep["items"]) == int(m.group(1)) and int(m.group(2)) > 0,
+                  f"every point emitted reached the exporter: sink {rep.get('items')}, "
+                  f"emitted/dropped {m.groups() if m else None}")
+            if check.failures:
+                router.dump(n=30, prefix="router: ")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True,
-                    choices=["fixed", "prometheus", "node_exporter", "self", "config"])
+                    choices=["fixed", "prometheus", "node_exporter", "self", "config",
+                             "backpressure"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--kit-dir", help="the test plugins (backpressure: testsink)")
     args = ap.parse_args()
     check = harness.Checks()
     {"fixed": case_fixed, "prometheus": case_prometheus, "node_exporter": case_node_exporter,
-     "self": case_self, "config": case_config}[args.case](args, check)
+     "self": case_self, "config": case_config,
+     "backpressure": case_backpressure}[args.case](args, check)
     if check.failures:
         print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
         return 1

@@ -78,7 +78,17 @@ struct prom_s {
     syc_curl_uv_t *curl;
     bool closing;
     sy_metric_t *m_scrapes, *m_failed, *m_points, *m_dropped, *m_stale;
+    uint64_t emitted, dropped; /* points, for the summary logged at shutdown */
 };
+
+static void count_points(prom_t *p, bool emitted, size_t points)
+{
+    p->api->metric_add(emitted ? p->m_points : p->m_dropped, (int64_t)points);
+    if (emitted)
+        p->emitted += points;
+    else
+        p->dropped += points;
+}
 
 static uint64_t now_ns(clockid_t clk)
 {
@@ -217,10 +227,10 @@ static void try_emit_pending(target_t *t)
     prom_t *p = t->owner;
     if (!t->pending) return;
     if (p->api->emit(p->inst, t->pending) == SY_OK) {
-        p->api->metric_add(p->m_points, (int64_t)t->pending_points);
+        count_points(p, true, t->pending_points);
     } else {
         p->api->batch_release(t->pending);
-        p->api->metric_add(p->m_dropped, (int64_t)t->pending_points);
+        count_points(p, false, t->pending_points);
         SY_LOG(p->api, p->inst, SY_LOG_WARN,
                "dropped the scrape of %s (%zu points): the pipeline refused it twice "
                "(back-pressure)",
@@ -249,21 +259,21 @@ static void deliver(target_t *t, const prom_doc_t *doc, double duration_s, prom_
     char err[256] = "";
     if (!buf) {
         if (batch) api->batch_release(batch);
-        api->metric_add(p->m_dropped, (int64_t)stats.points);
+        count_points(p, false, stats.points);
         SY_LOG(api, p->inst, SY_LOG_ERROR, "out of memory for the scrape of %s", t->url);
         return;
     }
     protobuf_c_message_pack(req, buf);
     if (api->batch_set_encoded(batch, buf, len, err, sizeof(err)) != 0) {
         api->batch_release(batch);
-        api->metric_add(p->m_dropped, (int64_t)stats.points);
+        count_points(p, false, stats.points);
         SY_LOG(api, p->inst, SY_LOG_ERROR, "the scrape of %s made an invalid request: %s", t->url,
                err);
         return;
     }
     int rc = api->emit(p->inst, batch);
     if (rc == SY_OK) {
-        api->metric_add(p->m_points, (int64_t)stats.points);
+        count_points(p, true, stats.points);
         return;
     }
     if (rc == SY_EAGAIN) {
@@ -272,7 +282,7 @@ static void deliver(target_t *t, const prom_doc_t *doc, double duration_s, prom_
         return;
     }
     api->batch_release(batch);
-    api->metric_add(p->m_dropped, (int64_t)stats.points);
+    count_points(p, false, stats.points);
 }
 
 static bool is_openmetrics(const char *ct)
@@ -452,6 +462,10 @@ static void prom_shutdown(void *state)
     }
     if (p->curl) syc_curl_uv_close(p->curl, NULL, NULL); /* cancels scrapes in flight */
     p->curl = NULL;
+    SY_LOG(p->api, p->inst, SY_LOG_INFO,
+           "stopped: %" PRIu64 " points emitted, %" PRIu64 " dropped under back-pressure or out "
+           "of memory",
+           p->emitted, p->dropped);
 }
 
 static void prom_destroy(void *state)
