@@ -14,6 +14,8 @@ exporter (OTLP/JSON, one scrape per line), every result read back and checked.
                  prometheus_build_info and a histogram arrive
   node_exporter  Debian's node exporter (/usr/bin/prometheus-node-exporter) with a
                  few collectors: memory, load and CPU metrics
+  python_client  a target made with Debian's Python Prometheus client, which answers
+                 OpenMetrics: counters, _created, UNIT, Info, Enum
   self           the router scrapes its own service.telemetry.metrics endpoint
   config         `switchyard validate` refuses bad configs at the node's position
   backpressure   a slow exporter (testsink): scrapes refused twice are dropped and
@@ -851,6 +853,120 @@ def case_config(args, check):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+SYSTEM_PYTHON = os.environ.get("SY_SYSTEM_PYTHON", "/usr/bin/python3")
+
+# A target made with the Python Prometheus client (Debian's python3-prometheus-client),
+# in its own process: its HTTP server answers OpenMetrics when the Accept header
+# asks for it. It prints the _created values of its registry as one JSON line.
+PY_CLIENT = r"""
+import json, sys, time
+from prometheus_client import (CollectorRegistry, Counter, Enum, Gauge, Histogram, Info,
+                               Summary, start_http_server)
+reg = CollectorRegistry()
+c = Counter("pc_requests", "Requests.", ["path"], registry=reg)
+c.labels(path="/a").inc(3)
+g = Gauge("pc_temperature_celsius", "Temperature.", unit="celsius", registry=reg)
+g.set(21.5)
+h = Histogram("pc_latency_seconds", "Latency.", buckets=[0.1, 1.0], registry=reg)
+for v in (0.05, 0.5, 2):
+    h.observe(v)
+s = Summary("pc_size_bytes", "Size.", registry=reg)
+s.observe(10)
+s.observe(20)
+Info("pc_build", "Build.", registry=reg).info({"version": "1.2.3"})
+Enum("pc_state", "State.", states=["a", "b"], registry=reg).state("b")
+start_http_server(int(sys.argv[1]), addr="127.0.0.1", registry=reg)
+created = {}
+for fam in reg.collect():
+    for smp in fam.samples:
+        if smp.name.endswith("_created"):
+            created[smp.name] = smp.value
+print(json.dumps(created), flush=True)
+time.sleep(3600)
+"""
+
+
+def created_ns(v):
+    """The receiver's conversion of a _created value: seconds and fraction apart."""
+    import math
+    secs = math.floor(v)
+    return int(secs) * 1000000000 + int(round((v - secs) * 1e9))
+
+
+def case_python_client(args, check):
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import prometheus_client"],
+                           capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        check(False, f"{SYSTEM_PYTHON} cannot import prometheus_client: apt-get install "
+              "python3-prometheus-client (deploy/debian-deps.sh --test does)")
+        return
+    port = free_port()
+    proc = subprocess.Popen([SYSTEM_PYTHON, "-c", PY_CLIENT, str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    workdir = tempfile.mkdtemp(prefix="sy-prompy-")
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            check(False, "the Python client's target did not start")
+            return
+        created = json.loads(line)
+        out = os.path.join(workdir, "out.json")
+        cfg = SIMPLE_CONFIG.format(job="py", port=port, out=out, metrics_port=free_port())
+        with harness.Router(args.bin, [args.plugin_dir], cfg) as router:
+            try:
+                harness.wait_for("two successful scrapes of py",
+                                 lambda: len(job_scrapes(out, "py", 1)) >= 2, WAIT)
+                s = job_scrapes(out, "py", 1)[1]
+                check_resource(check, s, "py", port)
+                want = {"pc_requests_total", "pc_temperature_celsius", "pc_latency_seconds",
+                        "pc_size_bytes", "pc_build_info", "pc_state", *SCRAPE_METRICS}
+                check(set(s["metrics"]) == want,
+                      f"py: exactly the metrics {sorted(want)} ({sorted(s['metrics'])})")
+                check_scrape_metrics(check, s, "py", 1, 15, 15, {})
+                ms = s["metrics"]
+                m = ms["pc_requests_total"]
+                p = point_by(m, path="/a")
+                check(kind(m) == "sum" and m["sum"].get("isMonotonic") is True
+                      and m.get("description") == "Requests." and p is not None
+                      and p.get("asDouble") == 3
+                      and ns(p, "startTimeUnixNano") == created_ns(created["pc_requests_created"]),
+                      f"py: counter pc_requests_total, start time from OpenMetrics _created ({m})")
+                m = ms["pc_temperature_celsius"]
+                check(kind(m) == "gauge" and m.get("unit") == "celsius"
+                      and points(m)[0].get("asDouble") == 21.5,
+                      f"py: gauge with the OpenMetrics UNIT, so the page was OpenMetrics ({m})")
+                m = ms["pc_latency_seconds"]
+                p = points(m)[0] if kind(m) == "histogram" else {}
+                check(p.get("explicitBounds") == [0.1, 1.0] and p.get("bucketCounts") == ["1", "1", "1"]
+                      and p.get("count") == "3" and abs(p.get("sum", 0) - 2.55) < 1e-9
+                      and ns(p, "startTimeUnixNano") == created_ns(created["pc_latency_seconds_created"]),
+                      f"py: histogram with its buckets and _created ({p})")
+                m = ms["pc_size_bytes"]
+                p = points(m)[0] if kind(m) == "summary" else {}
+                check(p.get("count") == "2" and p.get("sum") == 30
+                      and ns(p, "startTimeUnixNano") == created_ns(created["pc_size_bytes_created"]),
+                      f"py: summary without quantiles, with _created ({p})")
+                m = ms["pc_build_info"]
+                check(kind(m) == "sum" and m["sum"].get("isMonotonic") is not True
+                      and attrs(points(m)[0].get("attributes")) == {"version": "1.2.3"},
+                      f"py: Info -> non-monotonic Sum pc_build_info ({m})")
+                m = ms["pc_state"]
+                check(kind(m) == "sum" and point_by(m, pc_state="a").get("asDouble") == 0
+                      and point_by(m, pc_state="b").get("asDouble") == 1,
+                      f"py: Enum (stateset) -> one point per state ({m})")
+            except AssertionError as e:
+                check(False, str(e))
+            rc = router.terminate()
+            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
+            if check.failures:
+                router.dump(prefix="router: ")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 BACKPRESSURE_CONFIG = """
 receivers:
   prometheus:
@@ -917,15 +1033,15 @@ def case_backpressure(args, check):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True,
-                    choices=["fixed", "prometheus", "node_exporter", "self", "config",
-                             "backpressure"])
+                    choices=["fixed", "prometheus", "node_exporter", "python_client", "self",
+                             "config", "backpressure"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--kit-dir", help="the test plugins (backpressure: testsink)")
     args = ap.parse_args()
     check = harness.Checks()
     {"fixed": case_fixed, "prometheus": case_prometheus, "node_exporter": case_node_exporter,
-     "self": case_self, "config": case_config,
+     "python_client": case_python_client, "self": case_self, "config": case_config,
      "backpressure": case_backpressure}[args.case](args, check)
     if check.failures:
         print(f"{len(check.failures)} check(s) failed", file=sys.stderr)
