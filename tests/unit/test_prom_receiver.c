@@ -312,6 +312,20 @@ static void test_mapping_across_scrapes(void **state)
     prom_doc_free(&d);
     prom_arena_free(&a);
 
+    /* a series with an explicit timestamp is forgotten without a stale point */
+    r = scrape(&t, &st,
+               "e 1 5000\n# TYPE c_total counter\nc_total 12\n# TYPE h histogram\n"
+               "h_count 1\nh_sum 1\n",
+               false, 2500, &a, &d, &stats);
+    assert_int_equal(find(r, "e")->gauge->data_points[0]->time_unix_nano, 5000000000u);
+    prom_doc_free(&d);
+    prom_arena_free(&a);
+    r = scrape(&t, &st, p2, false, 2600, &a, &d, &stats);
+    assert_null(find(r, "e"));
+    assert_int_equal(stats.stale, 0);
+    prom_doc_free(&d);
+    prom_arena_free(&a);
+
     /* down: every series stale, up 0 */
     r = scrape(&t, &st, NULL, false, 3000, &a, &d, &stats);
     assert_int_equal(stats.stale, 2);

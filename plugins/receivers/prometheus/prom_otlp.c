@@ -54,6 +54,7 @@ typedef struct pt_s {
     size_t nattrs;
     uint64_t ts_ns;
     bool has_value, has_sum, has_count, has_created, stale;
+    bool explicit_ts; /* the page gave its timestamp: no staleness, as Prometheus */
     double value, sum, count, created_s;
     bound_t *b;
     size_t nb, cb;
@@ -81,6 +82,7 @@ typedef struct series_s {
     size_t keylen;
     kind_t kind;
     uint32_t gen;
+    bool no_stale; /* written with explicit timestamps */
     uint64_t start_ns;
     double last_a, last_b; /* counter value; or count and sum */
 } series_t;
@@ -388,6 +390,7 @@ static int place(build_t *b, const prom_sample_t *s, prom_labels_t *ls)
     if (role != R_CREATED && !p->has_value) {
         p->has_value = true;
         p->ts_ns = ts;
+        p->explicit_ts = s->has_ts && b->t->honor_timestamps;
     }
     switch (role) {
     case R_VALUE:
@@ -467,6 +470,7 @@ static int track(build_t *b, met_t *m, pt_t *p)
         s->kind = m->kind;
     }
     s->gen = st->gen;
+    s->no_stale = p->explicit_ts;
     s->last_a = a;
     s->last_b = bb;
     if (!cumulative)
@@ -495,7 +499,7 @@ static int sweep(build_t *b)
             if (prom_map_put(&kept, s->key, s->keylen, s) != 0) rc = -1;
             continue;
         }
-        if (rc == 0) {
+        if (rc == 0 && !s->no_stale) {
             /* Decode the key back into job, instance, name and attributes. */
             char *k = prom_arena_alloc(b->a, s->keylen + 1);
             if (!k)
