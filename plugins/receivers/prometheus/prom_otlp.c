@@ -96,6 +96,8 @@ typedef struct build_s {
     prom_stats_t *stats;
     res_t *res_first, *res_last;
     prom_map_t res_map, met_map, pt_map;
+    res_t *last_res; /* of the last sample placed */
+    met_t *last_met;
     bool oom;
 } build_t;
 
@@ -227,12 +229,7 @@ static bool classify(build_t *b, const char *name, const char **metric, kind_t *
         for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]) && !m; i++) {
             size_t base;
             if (!ends_with(name, n, suffixes[i], &base)) continue;
-            char *fam = prom_arena_strndup(b->a, name, base);
-            if (!fam) {
-                b->oom = true;
-                return false;
-            }
-            m = prom_doc_meta(b->doc, fam);
+            m = prom_map_get(&b->doc->meta_index, name, base);
             if (m) suffix = suffixes[i];
         }
     }
@@ -379,9 +376,22 @@ static int place(build_t *b, const prom_sample_t *s, prom_labels_t *ls)
             continue;
         attrs[na++] = ls->v[i];
     }
-    res_t *r = get_res(b, job ? job : "", instance ? instance : "");
-    met_t *m = r ? get_met(b, r, metric, kind, meta) : NULL;
-    if (!m) return -1;
+    /* The samples of a family come together: the last metric is most often it. */
+    res_t *r;
+    met_t *m;
+    job = job ? job : "";
+    instance = instance ? instance : "";
+    if (b->last_met && !strcmp(b->last_met->name, metric) && !strcmp(b->last_res->job, job) &&
+        !strcmp(b->last_res->instance, instance)) {
+        r = b->last_res;
+        m = b->last_met;
+    } else {
+        r = get_res(b, job, instance);
+        m = r ? get_met(b, r, metric, kind, meta) : NULL;
+        if (!m) return -1;
+        b->last_res = r;
+        b->last_met = m;
+    }
     if (m->kind != kind) return 0;
     pt_t *p = get_pt(b, m, r, attrs, na);
     if (!p) return -1;
@@ -492,6 +502,11 @@ static int sweep(build_t *b)
     prom_series_state_t *st = b->st;
     prom_map_t kept = {0};
     int rc = 0;
+    size_t gone = 0;
+    for (size_t i = 0; i < st->series.cap; i++)
+        if (st->series.slots[i].key && ((series_t *)st->series.slots[i].value)->gen != st->gen)
+            gone++;
+    if (gone == 0) return 0; /* the usual scrape: the same series as the last */
     for (size_t i = 0; i < st->series.cap; i++) {
         series_t *s = st->series.slots[i].value;
         if (!st->series.slots[i].key) continue;
