@@ -292,6 +292,11 @@ receivers:
         - job_name: down
           static_configs:
             - targets: ["127.0.0.1:{down_port}"]
+        - job_name: renamed
+          metrics_path: /om
+          static_configs:
+            - targets: ["127.0.0.1:{port}"]
+              labels: {{instance: db-7.example, team: infra}}
         - job_name: slow
           scrape_interval: 2s
           scrape_timeout: 500ms
@@ -491,8 +496,17 @@ def case_fixed(args, check):
                 harness.wait_for("two successful scrapes of every job", lambda: all(
                     len(job_scrapes(out, j, 1)) >= 2 for j in ("text", "om", "relabel", "flaky")),
                     WAIT)
-                harness.wait_for("a scrape of the down and slow jobs", lambda: all(
-                    job_scrapes(out, j) for j in ("down", "slow")), WAIT)
+                harness.wait_for("a scrape of the down, slow and renamed jobs", lambda: all(
+                    job_scrapes(out, j) for j in ("down", "slow", "renamed")), WAIT)
+                ren = job_scrapes(out, "renamed")[0]
+                check(ren["res"] == {"service.name": "renamed", "server.address": "db-7.example",
+                                     "service.instance.id": "db-7.example", "server.port": "",
+                                     "url.scheme": "http"},
+                      f"renamed: a static instance label replaces the address; a host that is "
+                      f"not loopback is server.address ({ren['res']})")
+                check(attrs(points(ren["metrics"]["up"])[0].get("attributes")) == {"team": "infra"}
+                      and attrs(points(ren["metrics"]["om_temp"])[0].get("attributes")) == {"team": "infra"},
+                      "renamed: the other static labels stay attributes")
                 text = job_scrapes(out, "text", 1)
                 check_text(check, text[0], text[1], port)
                 check_om(check, job_scrapes(out, "om", 1)[1], port)

@@ -183,8 +183,18 @@ static int target_init(prom_t *p, target_t *t, const prom_scrape_config_t *sc,
     t->t.job = sc->job_name;
     t->t.instance = st->address;
     t->t.scheme = sc->scheme;
-    t->t.labels = st->labels;
-    t->t.nlabels = st->nlabels;
+    /* Static labels named job or instance win over the job name and the
+     * address, as in Prometheus; the others stay target labels. */
+    t->t.labels = calloc(st->nlabels ? st->nlabels : 1, sizeof(*t->t.labels));
+    if (!t->t.labels) return SY_ENOMEM;
+    for (size_t i = 0; i < st->nlabels; i++) {
+        if (!strcmp(st->labels[i].name, "job"))
+            t->t.job = st->labels[i].value;
+        else if (!strcmp(st->labels[i].name, "instance"))
+            t->t.instance = st->labels[i].value;
+        else
+            t->t.labels[t->t.nlabels++] = st->labels[i];
+    }
     t->t.honor_labels = sc->honor_labels;
     t->t.honor_timestamps = sc->honor_timestamps;
     t->t.rules = sc->rules;
@@ -480,6 +490,7 @@ static void prom_destroy(void *state)
         curl_slist_free_all(t->headers);
         free(t->url);
         free(t->body);
+        free(t->t.labels);
         prom_series_state_free(&t->st);
     }
     free(p->targets);
