@@ -688,8 +688,8 @@ static int by_last_seen(const void *x, const void *y)
 
 static void rebuild_tables(sm_agg_t *a)
 {
-    memset(a->rtab, 0, a->rcap * sizeof(void *));
-    memset(a->stab, 0, a->scap * sizeof(void *));
+    if (a->rcap) memset(a->rtab, 0, a->rcap * sizeof(void *));
+    if (a->scap) memset(a->stab, 0, a->scap * sizeof(void *));
     a->nseries = 0;
     for (size_t i = 0; i < a->nres; i++) {
         sm_resource_t *r = a->res[i];
