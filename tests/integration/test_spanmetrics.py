@@ -84,7 +84,8 @@ def expected_series(spec):
 
 
 def fmt_le(b):
-    return str(int(b)) if float(b).is_integer() else repr(float(b))
+    """An `le` as Prometheus stores it from an OpenMetrics scrape: a float ("2.0")."""
+    return repr(float(b))
 
 
 CONFIG_PROM = """
@@ -213,7 +214,8 @@ def check_prom_results(check, prom, ports, want):
         exp_b[k + ("+Inf",)] = len(durs)
     if not check(got_b == exp_b, f"every bucket count is the durations' ({len(exp_b)} buckets)"):
         diff = {k: (got_b.get(k), v) for k, v in exp_b.items() if got_b.get(k) != v}
-        print(f"differ (got, want): {diff}", file=sys.stderr)
+        print(f"differ (got, want): {diff}; le values got: "
+              f"{sorted(set(k[-1] for k in got_b))}", file=sys.stderr)
 
     counts = prom_query(prom.port, "traces_span_metrics_duration_milliseconds_count")
     check({labels_key(r["metric"]): int(r["value"][1]) for r in counts} == exp,
