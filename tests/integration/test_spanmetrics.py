@@ -23,6 +23,13 @@
       points read back field by field (delta counts per round, start = previous
       flush, exemplar ids, the otel.metric.overflow series, exponential buckets).
 
+  test_spanmetrics.py backpressure --bin ... --plugin-dir ... --kit-dir build/tests/plugins
+      two connectors (cumulative every 5 ms, delta) into one metrics pipeline whose
+      testsink declines everything until a gate file exists: the flushes are
+      refused (SY_EAGAIN, counted), the delta counts carried over; once the gate
+      opens the delta points add up to every span sent, and the last cumulative
+      point is every span.
+
   test_spanmetrics.py config --bin ... --plugin-dir ...
       `switchyard validate` refuses what the collector refuses, with its words.
 
@@ -425,6 +432,119 @@ def run_file(args):
     return report(check)
 
 
+# --- backpressure: a full metrics pipeline refuses the flush; nothing is lost ------
+
+CONFIG_BACKPRESSURE = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp_port}
+connectors:
+  spanmetrics/cum:
+    metrics_flush_interval: 5ms
+    namespace: cum
+  spanmetrics/delta:
+    metrics_flush_interval: 50ms
+    namespace: delta
+    aggregation_temporality: AGGREGATION_TEMPORALITY_DELTA
+exporters:
+  file:
+    path: {path}
+  testsink:
+    gate_path: {gate}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics_port}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [spanmetrics/cum, spanmetrics/delta]
+    metrics:
+      receivers: [spanmetrics/cum, spanmetrics/delta]
+      exporters: [file, testsink]
+"""
+
+
+def own_metric(port, name, instance):
+    """The value of switchyard_<name> of one instance, or None."""
+    _, _, body = http("GET", f"http://127.0.0.1:{port}/metrics")
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith(f"switchyard_{name}{{") and f'"{instance}"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
+
+
+def run_backpressure(args):
+    """The testsink declines everything until its gate file exists: the cumulative
+    connector's flushes (every 5 ms) fill the metrics pipeline's queues, then the
+    delta connector's flushes are refused (SY_EAGAIN) and carried over. Once the
+    gate opens, the delta points in the file add up to every span sent, and the
+    last cumulative point is every span."""
+    check = Checks()
+    workdir = tempfile.mkdtemp(prefix="sy-spanmetrics-bp-")
+    path, gate = os.path.join(workdir, "out.jsonl"), os.path.join(workdir, "gate")
+    ports = {"otlp_port": free_port(), "metrics_port": free_port()}
+    url = f"http://127.0.0.1:{ports['otlp_port']}/v1/traces"
+    t0 = time.time_ns()
+    sent = 0
+
+    def send(n):
+        nonlocal sent
+        spans = [harness.json_span("op", trace_id=f"{sent + i + 1:032x}",
+                                   span_id=f"{sent + i + 1:016x}", start_ns=t0,
+                                   end_ns=t0 + 3 * MS) for i in range(n)]
+        status, _, _ = post_json(url, harness.json_traces(spans, "bp"))
+        check(status == 200, f"{n} spans accepted ({status})")
+        sent += n
+    try:
+        config = CONFIG_BACKPRESSURE.format(path=path, gate=gate, **ports)
+        with Router(args.bin, [args.kit_dir, args.plugin_dir], config) as router:
+            try:
+                send(3)
+                harness.wait_for("the cumulative flushes to be refused", lambda: (own_metric(
+                    ports["metrics_port"], "connector_spanmetrics_emit_refused_total",
+                    "spanmetrics/cum") or 0) > 0, 60.0)
+                check(True, "a full metrics pipeline refuses the cumulative flushes")
+                for n in (4, 5):  # refused, carried over, refused again
+                    send(n)
+                    time.sleep(0.3)
+                refused = own_metric(ports["metrics_port"],
+                                     "connector_spanmetrics_emit_refused_total",
+                                     "spanmetrics/delta") or 0
+                check(refused > 0, f"the delta connector's flushes were refused ({refused})")
+                open(gate, "w").close()
+
+                def delta_total():
+                    pts = [p for p in read_points(path) if p[0] == "delta.calls"]
+                    return sum(int(p[1]["asInt"]) for p in pts) >= sent
+                harness.wait_for("every span in the delta points", delta_total, 30.0)
+                pts = [p for p in read_points(path) if p[0] == "delta.calls"]
+                total = sum(int(p[1]["asInt"]) for p in pts)
+                check(total == sent, f"the delta points add up to the {sent} spans sent ({total})")
+
+                def cum_last():
+                    pts = [p for p in read_points(path) if p[0] == "cum.calls"]
+                    return pts and int(pts[-1][1]["asInt"]) == sent
+                harness.wait_for("the cumulative count to reach every span", cum_last, 30.0)
+                check(True, f"the last cumulative point is {sent}")
+                spans = own_metric(ports["metrics_port"], "connector_spanmetrics_spans_total",
+                                   "spanmetrics/delta")
+                check(spans == sent, f"connector_spanmetrics_spans_total is {sent} ({spans})")
+            except AssertionError as e:
+                check(False, str(e))
+            if not os.path.exists(gate):
+                open(gate, "w").close()
+            rc = router.terminate()
+            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
+            if check.failures:
+                router.dump(prefix="router: ")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report(check)
+
+
 # --- config: refused as the collector refuses -----------------------------------
 
 BAD_CONFIGS = [
@@ -499,15 +619,17 @@ def report(check):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["setup", "prometheus", "file", "config"])
+    ap.add_argument("mode", choices=["setup", "prometheus", "file", "config", "backpressure"])
     ap.add_argument("--bin")
     ap.add_argument("--plugin-dir")
     ap.add_argument("--src-dir")
     ap.add_argument("--node-dir")
+    ap.add_argument("--kit-dir")
     args = ap.parse_args()
     if args.mode == "setup":
         return test_otel_js.setup(args)
-    return {"prometheus": run_prometheus, "file": run_file, "config": run_config}[args.mode](args)
+    return {"prometheus": run_prometheus, "file": run_file, "config": run_config,
+            "backpressure": run_backpressure}[args.mode](args)
 
 
 if __name__ == "__main__":
