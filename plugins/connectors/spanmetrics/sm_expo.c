@@ -51,7 +51,7 @@ int32_t sm_expo_index(double v, int32_t scale)
         int32_t i = pow2 ? exp - 2 : exp - 1; /* at scale 0 */
         return shift_down(i, -scale);
     }
-    if (pow2) return (int32_t)(((int64_t)(exp - 1) << scale) - 1);
+    if (pow2) return (int32_t)((int64_t)(exp - 1) * ((int64_t)1 << scale) - 1);
     double factor = ldexp(1.0 / M_LN2, scale);
     return (int32_t)floor(log(v) * factor);
 }
