@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/hash.h"
 #include "sm_expo.h"
 
 typedef struct sm_exemplar_s {
@@ -78,6 +77,27 @@ static uint64_t mix(uint64_t h)
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     return h ? h : 1;
+}
+
+/* A hash of bytes read 8 at a time (FNV-1a's byte loop cost a fifth of the time
+ * spent per span on loadgen's spans). */
+static uint64_t hash_bytes(uint64_t seed, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0x94d049bb133111ebull;
+        h ^= h >> 29;
+    }
+    return mix(h);
 }
 
 static bool tab_grow(void ***tab, size_t *cap, size_t want, uint64_t (*hash_of)(const void *))
@@ -253,7 +273,7 @@ static sm_resource_t *resource_of(sm_agg_t *a, const sy_host_api_t *api, sy_view
         a->rattrs.failed = a->rkey.failed = false;
         return NULL;
     }
-    uint64_t h = mix(syc_fnv1a64(SYC_FNV64_OFFSET, a->rkey.data, a->rkey.len));
+    uint64_t h = hash_bytes(0, a->rkey.data, a->rkey.len);
     if (a->rcap) {
         for (size_t j = h & (a->rcap - 1); a->rtab[j]; j = (j + 1) & (a->rcap - 1)) {
             sm_resource_t *r = a->rtab[j];
@@ -345,8 +365,7 @@ fail:
 
 static uint64_t series_hash(const sm_resource_t *r, const uint8_t *attrs, size_t len)
 {
-    uint64_t h = syc_fnv1a64(SYC_FNV64_OFFSET, &r, sizeof(r));
-    return mix(syc_fnv1a64(h, attrs, len));
+    return hash_bytes((uint64_t)(uintptr_t)r, attrs, len);
 }
 
 static sm_series_t *series_find(sm_agg_t *a, const sm_resource_t *r, const uint8_t *attrs,
