@@ -247,6 +247,26 @@ def check_prom_results(check, prom, ports, want):
     check(mm and int(mm.group(1)) >= 2, "the connector flushed at least twice")
 
 
+def with_router(args, dirs, config, body, before_stop=None):
+    """Runs body(check) against the router on `config`, then before_stop(check)
+    (also after a failed wait), stops the router (SIGTERM, exit 0 checked) and
+    prints its output when anything failed. Returns the test's exit status."""
+    check = Checks()
+    with Router(args.bin, dirs, config) as router:
+        try:
+            body(check)
+        except AssertionError as e:
+            check(False, str(e))
+        finally:
+            if before_stop:
+                before_stop(check)
+        rc = router.terminate()
+        check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
+        if check.failures:
+            router.dump(prefix="router: ")
+    return report(check)
+
+
 def run_prometheus(args):
     if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
         print(f"FAIL {PROMETHEUS} is missing: `apt-get install prometheus` "
@@ -258,32 +278,28 @@ def run_prometheus(args):
         print("FAIL node_modules missing: integration.spanmetrics.setup did not run",
               file=sys.stderr)
         return 1
-    check = Checks()
     ports = {"otlp_port": free_port(), "prom_port": free_port(), "metrics_port": free_port()}
     workdir = tempfile.mkdtemp(prefix="sy-spanmetrics-")
     spec = spans_spec()
-    want = expected_series(spec)
+    prom = Prometheus(workdir, ports["prom_port"])
+
+    def body(check):
+        prom.wait_ready()
+        rc = send_with_sdk(args, f"http://127.0.0.1:{ports['otlp_port']}", spec, workdir)
+        check(rc == 0, f"the OpenTelemetry JS SDK exported all {len(spec)} spans ({rc})")
+        check_prom_results(check, prom, ports, expected_series(spec))
+
+    def stop_prometheus(check):
+        prc = prom.stop()
+        if not check(prc == 0, f"Prometheus stops on SIGTERM ({prc})"):
+            sys.stderr.write(prom.tail())
     try:
-        with Router(args.bin, [args.plugin_dir], CONFIG_PROM.format(**ports)) as router:
-            prom = Prometheus(workdir, ports["prom_port"])
-            try:
-                prom.wait_ready()
-                rc = send_with_sdk(args, f"http://127.0.0.1:{ports['otlp_port']}", spec, workdir)
-                check(rc == 0, f"the OpenTelemetry JS SDK exported all {len(spec)} spans ({rc})")
-                check_prom_results(check, prom, ports, want)
-            except AssertionError as e:
-                check(False, str(e))
-            finally:
-                prc = prom.stop()
-                if not check(prc == 0, f"Prometheus stops on SIGTERM ({prc})"):
-                    sys.stderr.write(prom.tail())
-            rc = router.terminate()
-            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
-            if check.failures:
-                router.dump(prefix="router: ")
+        return with_router(args, [args.plugin_dir], CONFIG_PROM.format(**ports), body,
+                           stop_prometheus)
     finally:
+        if prom.proc.poll() is None:
+            prom.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(check)
 
 
 # --- file: delta, exponential, exemplars, overflow ------------------------------
@@ -347,89 +363,82 @@ def attrs_of(p):
 
 
 def run_file(args):
-    check = Checks()
     workdir = tempfile.mkdtemp(prefix="sy-spanmetrics-file-")
     path = os.path.join(workdir, "out.jsonl")
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/traces"
     t0 = time.time_ns() - 10_000 * MS
+
+    def body(check):
+        # Round 1: a (3 spans: 1s, 2s, 4s), b (1 span), c and d beyond the
+        # limit of 2 series: the overflow series.
+        spans = []
+        for i, (name, dur_s) in enumerate([("a", 1), ("a", 2), ("a", 4), ("b", 0.5),
+                                           ("c", 1), ("d", 1)]):
+            spans.append(harness.json_span(
+                name, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}",
+                start_ns=t0, end_ns=t0 + int(dur_s * 1e9)))
+        status, _, answer = post_json(url, harness.json_traces(spans, "svc"))
+        check(status == 200, f"round 1 accepted ({status} {answer[:100]!r})")
+
+        def calls_seen(n):
+            def f():
+                pts = [p for p in read_points(path) if p[0] == "calls"]
+                return pts if sum(int(p[1]["asInt"]) for p in pts) >= n else None
+            return f
+        pts = harness.wait_for("round 1 in the file", calls_seen(6), 20.0)
+        by = {attrs_of(p[1]).get("span.name", "overflow"): p for p in pts}
+        check(int(by["a"][1]["asInt"]) == 3 and int(by["b"][1]["asInt"]) == 1,
+              "delta calls of round 1: a 3, b 1")
+        ov = by.get("overflow")
+        check(ov is not None and attrs_of(ov[1]) == {"otel.metric.overflow": True} and
+              int(ov[1]["asInt"]) == 2, "c and d are counted in the overflow series")
+        check(by["a"][3]["sum"]["aggregationTemporality"] == 1 and
+              by["a"][3]["sum"]["isMonotonic"], "calls: delta, monotonic")
+        ex = by["a"][1].get("exemplars", [])
+        check(len(ex) == 2 and ex[0]["traceId"] == f"{1:032x}" and
+              ex[0]["spanId"] == f"{1:016x}" and ex[1]["spanId"] == f"{2:016x}" and
+              ex[0]["asDouble"] == 1.0,
+              f"a's calls carry its first two spans as exemplars ({ex})")
+        hist = [p for p in read_points(path) if p[0] == "duration" and
+                attrs_of(p[1]).get("span.name") == "a"]
+        h = hist[0][1] if hist else {}
+        check(hist and hist[0][3]["unit"] == "s", "duration in seconds")
+        # 1, 2, 4 s: powers of two, each the upper bound of its bucket. From
+        # scale 20 the histogram comes down just far enough for 8 buckets:
+        # scale 1 (indices -1, 1, 3; at scale 2 they would span 9).
+        check(h.get("count") == "3" and h.get("sum") == 7.0 and h.get("min") == 1.0 and
+              h.get("max") == 4.0, f"exponential count/sum/min/max ({h})")
+        pos = h.get("positive", {})
+        counts = [int(c) for c in pos.get("bucketCounts", [])]
+        scale, off = h.get("scale", 0), pos.get("offset", 0)
+        idx = [off + i for i, c in enumerate(counts) for _ in range(c)]
+        want_idx = [math.ceil(math.log2(v) * 2 ** scale) - 1 for v in (1, 2, 4)]
+        check(scale == 1 and len(counts) <= 8 and idx == want_idx,
+              f"exponential buckets at scale {scale}: {idx} == {want_idx}")
+        first_flush = max(int(p[1]["timeUnixNano"]) for p in pts)
+
+        # Round 2: only a, once: a delta of 1 starting at the last flush.
+        n_before = len(read_points(path))
+        sp = harness.json_span("a", trace_id="ab" * 16, span_id="cd" * 8,
+                               start_ns=t0, end_ns=t0 + 3 * 10**9)
+        status, _, _ = post_json(url, harness.json_traces([sp], "svc"))
+        check(status == 200, "round 2 accepted")
+
+        def round2():
+            pts = [p for p in read_points(path)[n_before:] if p[0] == "calls"]
+            return pts or None
+        pts2 = harness.wait_for("round 2 in the file", round2, 20.0)
+        check(len(pts2) == 1 and attrs_of(pts2[0][1])["span.name"] == "a" and
+              int(pts2[0][1]["asInt"]) == 1,
+              f"round 2: only a, delta 1 ({[(attrs_of(p[1]), p[1]['asInt']) for p in pts2]})")
+        check(int(pts2[0][1]["startTimeUnixNano"]) >= first_flush,
+              "round 2's point starts at or after round 1's flush")
     try:
-        with Router(args.bin, [args.plugin_dir], CONFIG_FILE.format(otlp_port=port, path=path)) \
-                as router:
-            try:
-                # Round 1: a (3 spans: 1s, 2s, 4s), b (1 span), c and d beyond the
-                # limit of 2 series: the overflow series.
-                spans = []
-                for i, (name, dur_s) in enumerate([("a", 1), ("a", 2), ("a", 4), ("b", 0.5),
-                                                   ("c", 1), ("d", 1)]):
-                    spans.append(harness.json_span(
-                        name, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}",
-                        start_ns=t0, end_ns=t0 + int(dur_s * 1e9)))
-                status, _, body = post_json(url, harness.json_traces(spans, "svc"))
-                check(status == 200, f"round 1 accepted ({status} {body[:100]!r})")
-
-                def calls_seen(n):
-                    def f():
-                        pts = [p for p in read_points(path) if p[0] == "calls"]
-                        return pts if sum(int(p[1]["asInt"]) for p in pts) >= n else None
-                    return f
-                pts = harness.wait_for("round 1 in the file", calls_seen(6), 20.0)
-                by = {attrs_of(p[1]).get("span.name", "overflow"): p for p in pts}
-                check(int(by["a"][1]["asInt"]) == 3 and int(by["b"][1]["asInt"]) == 1,
-                      "delta calls of round 1: a 3, b 1")
-                ov = by.get("overflow")
-                check(ov is not None and attrs_of(ov[1]) == {"otel.metric.overflow": True} and
-                      int(ov[1]["asInt"]) == 2, "c and d are counted in the overflow series")
-                check(by["a"][3]["sum"]["aggregationTemporality"] == 1 and
-                      by["a"][3]["sum"]["isMonotonic"], "calls: delta, monotonic")
-                ex = by["a"][1].get("exemplars", [])
-                check(len(ex) == 2 and ex[0]["traceId"] == f"{1:032x}" and
-                      ex[0]["spanId"] == f"{1:016x}" and ex[1]["spanId"] == f"{2:016x}" and
-                      ex[0]["asDouble"] == 1.0,
-                      f"a's calls carry its first two spans as exemplars ({ex})")
-                hist = [p for p in read_points(path) if p[0] == "duration" and
-                        attrs_of(p[1]).get("span.name") == "a"]
-                h = hist[0][1] if hist else {}
-                check(hist and hist[0][3]["unit"] == "s", "duration in seconds")
-                # 1, 2, 4 s: powers of two, each the upper bound of its bucket. From
-                # scale 20 the histogram comes down just far enough for 8 buckets:
-                # scale 1 (indices -1, 1, 3; at scale 2 they would span 9).
-                check(h.get("count") == "3" and h.get("sum") == 7.0 and h.get("min") == 1.0 and
-                      h.get("max") == 4.0, f"exponential count/sum/min/max ({h})")
-                pos = h.get("positive", {})
-                counts = [int(c) for c in pos.get("bucketCounts", [])]
-                scale, off = h.get("scale", 0), pos.get("offset", 0)
-                idx = [off + i for i, c in enumerate(counts) for _ in range(c)]
-                want_idx = [math.ceil(math.log2(v) * 2 ** scale) - 1 for v in (1, 2, 4)]
-                check(scale == 1 and len(counts) <= 8 and idx == want_idx,
-                      f"exponential buckets at scale {scale}: {idx} == {want_idx}")
-                first_flush = max(int(p[1]["timeUnixNano"]) for p in pts)
-
-                # Round 2: only a, once: a delta of 1 starting at the last flush.
-                n_before = len(read_points(path))
-                sp = harness.json_span("a", trace_id="ab" * 16, span_id="cd" * 8,
-                                       start_ns=t0, end_ns=t0 + 3 * 10**9)
-                status, _, _ = post_json(url, harness.json_traces([sp], "svc"))
-                check(status == 200, "round 2 accepted")
-
-                def round2():
-                    pts = [p for p in read_points(path)[n_before:] if p[0] == "calls"]
-                    return pts or None
-                pts2 = harness.wait_for("round 2 in the file", round2, 20.0)
-                check(len(pts2) == 1 and attrs_of(pts2[0][1])["span.name"] == "a" and
-                      int(pts2[0][1]["asInt"]) == 1,
-                      f"round 2: only a, delta 1 ({[(attrs_of(p[1]), p[1]['asInt']) for p in pts2]})")
-                check(int(pts2[0][1]["startTimeUnixNano"]) >= first_flush,
-                      "round 2's point starts at or after round 1's flush")
-            except AssertionError as e:
-                check(False, str(e))
-            rc = router.terminate()
-            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
-            if check.failures:
-                router.dump(prefix="router: ")
+        return with_router(args, [args.plugin_dir],
+                           CONFIG_FILE.format(otlp_port=port, path=path), body)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(check)
 
 
 # --- backpressure: a full metrics pipeline refuses the flush; nothing is lost ------
@@ -482,7 +491,6 @@ def run_backpressure(args):
     delta connector's flushes are refused (SY_EAGAIN) and carried over. Once the
     gate opens, the delta points in the file add up to every span sent, and the
     last cumulative point is every span."""
-    check = Checks()
     workdir = tempfile.mkdtemp(prefix="sy-spanmetrics-bp-")
     path, gate = os.path.join(workdir, "out.jsonl"), os.path.join(workdir, "gate")
     ports = {"otlp_port": free_port(), "metrics_port": free_port()}
@@ -490,7 +498,7 @@ def run_backpressure(args):
     t0 = time.time_ns()
     sent = 0
 
-    def send(n):
+    def send(check, n):
         nonlocal sent
         spans = [harness.json_span("op", trace_id=f"{sent + i + 1:032x}",
                                    span_id=f"{sent + i + 1:016x}", start_ns=t0,
@@ -498,51 +506,48 @@ def run_backpressure(args):
         status, _, _ = post_json(url, harness.json_traces(spans, "bp"))
         check(status == 200, f"{n} spans accepted ({status})")
         sent += n
+
+    def body(check):
+        send(check, 3)
+        harness.wait_for("the cumulative flushes to be refused", lambda: (own_metric(
+            ports["metrics_port"], "connector_spanmetrics_emit_refused_total",
+            "spanmetrics/cum") or 0) > 0, 60.0)
+        check(True, "a full metrics pipeline refuses the cumulative flushes")
+        for n in (4, 5):  # refused, carried over, refused again
+            send(check, n)
+            time.sleep(0.3)
+        refused = own_metric(ports["metrics_port"],
+                             "connector_spanmetrics_emit_refused_total",
+                             "spanmetrics/delta") or 0
+        check(refused > 0, f"the delta connector's flushes were refused ({refused})")
+        open(gate, "w").close()
+
+        def delta_total():
+            pts = [p for p in read_points(path) if p[0] == "delta.calls"]
+            return sum(int(p[1]["asInt"]) for p in pts) >= sent
+        harness.wait_for("every span in the delta points", delta_total, 30.0)
+        pts = [p for p in read_points(path) if p[0] == "delta.calls"]
+        total = sum(int(p[1]["asInt"]) for p in pts)
+        check(total == sent, f"the delta points add up to the {sent} spans sent ({total})")
+
+        def cum_last():
+            pts = [p for p in read_points(path) if p[0] == "cum.calls"]
+            return pts and int(pts[-1][1]["asInt"]) == sent
+        harness.wait_for("the cumulative count to reach every span", cum_last, 30.0)
+        check(True, f"the last cumulative point is {sent}")
+        spans = own_metric(ports["metrics_port"], "connector_spanmetrics_spans_total",
+                           "spanmetrics/delta")
+        check(spans == sent, f"connector_spanmetrics_spans_total is {sent} ({spans})")
+
+    def open_gate(check):
+        if not os.path.exists(gate):
+            open(gate, "w").close()
     try:
-        config = CONFIG_BACKPRESSURE.format(path=path, gate=gate, **ports)
-        with Router(args.bin, [args.kit_dir, args.plugin_dir], config) as router:
-            try:
-                send(3)
-                harness.wait_for("the cumulative flushes to be refused", lambda: (own_metric(
-                    ports["metrics_port"], "connector_spanmetrics_emit_refused_total",
-                    "spanmetrics/cum") or 0) > 0, 60.0)
-                check(True, "a full metrics pipeline refuses the cumulative flushes")
-                for n in (4, 5):  # refused, carried over, refused again
-                    send(n)
-                    time.sleep(0.3)
-                refused = own_metric(ports["metrics_port"],
-                                     "connector_spanmetrics_emit_refused_total",
-                                     "spanmetrics/delta") or 0
-                check(refused > 0, f"the delta connector's flushes were refused ({refused})")
-                open(gate, "w").close()
-
-                def delta_total():
-                    pts = [p for p in read_points(path) if p[0] == "delta.calls"]
-                    return sum(int(p[1]["asInt"]) for p in pts) >= sent
-                harness.wait_for("every span in the delta points", delta_total, 30.0)
-                pts = [p for p in read_points(path) if p[0] == "delta.calls"]
-                total = sum(int(p[1]["asInt"]) for p in pts)
-                check(total == sent, f"the delta points add up to the {sent} spans sent ({total})")
-
-                def cum_last():
-                    pts = [p for p in read_points(path) if p[0] == "cum.calls"]
-                    return pts and int(pts[-1][1]["asInt"]) == sent
-                harness.wait_for("the cumulative count to reach every span", cum_last, 30.0)
-                check(True, f"the last cumulative point is {sent}")
-                spans = own_metric(ports["metrics_port"], "connector_spanmetrics_spans_total",
-                                   "spanmetrics/delta")
-                check(spans == sent, f"connector_spanmetrics_spans_total is {sent} ({spans})")
-            except AssertionError as e:
-                check(False, str(e))
-            if not os.path.exists(gate):
-                open(gate, "w").close()
-            rc = router.terminate()
-            check(rc == 0, f"the router exits 0 on SIGTERM ({rc})")
-            if check.failures:
-                router.dump(prefix="router: ")
+        return with_router(args, [args.kit_dir, args.plugin_dir],
+                           CONFIG_BACKPRESSURE.format(path=path, gate=gate, **ports), body,
+                           open_gate)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(check)
 
 
 # --- config: refused as the collector refuses -----------------------------------
