@@ -551,6 +551,17 @@ static void test_exemplars(void **state)
     assert_int_equal(h->count, 4);
     unpacked_free(m);
     sm_agg_free(a);
+
+    /* max_per_data_point 0: none at all, as the collector */
+    o.max_exemplars = 0;
+    a = sm_agg_new(&o);
+    feed(a, rss, 1, T0);
+    m = build(a, f, &points);
+    h = hist_point(metric(resource(m, "e"), "traces.span.metrics.duration"), "x", NULL);
+    assert_int_equal(h->n_exemplars, 0);
+    assert_int_equal(h->count, 4);
+    unpacked_free(m);
+    sm_agg_free(a);
 }
 
 static void test_cardinality_limit(void **state)

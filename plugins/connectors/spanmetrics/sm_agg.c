@@ -34,7 +34,7 @@ typedef struct sm_series_s {
     uint64_t hcount;
     double hsum;
     sm_expo_t expo;
-    sm_exemplar_t *ex; /* opts->max_exemplars of them (or grown) */
+    sm_exemplar_t *ex; /* room for opts->max_exemplars, made at the first */
     size_t nex, capex;
 } sm_series_t;
 
@@ -384,9 +384,9 @@ static sm_series_t *series_find(sm_agg_t *a, const sm_resource_t *r, const uint8
 static void add_exemplar(const sm_opts_t *o, sm_series_t *s, const sy_value_t *tid,
                          const sy_value_t *sid, double value)
 {
-    if (o->max_exemplars && s->nex >= o->max_exemplars) return;
+    if (s->nex >= o->max_exemplars) return; /* 0: none, as the collector */
     if (s->nex == s->capex) {
-        size_t cap = s->capex ? s->capex * 2 : (o->max_exemplars ? o->max_exemplars : 8);
+        size_t cap = o->max_exemplars;
         sm_exemplar_t *e = realloc(s->ex, cap * sizeof(*e));
         if (!e) return; /* an exemplar is a sample: going without one loses no count */
         s->ex = e;

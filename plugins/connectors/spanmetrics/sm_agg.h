@@ -48,7 +48,7 @@ typedef struct sm_opts_s {
     const char *name_calls; /* "traces.span.metrics.calls" */
     const char *name_duration;
     bool exemplars;
-    size_t max_exemplars;       /* per data point and flush interval; 0: no bound */
+    size_t max_exemplars;       /* per data point and flush interval; 0: none */
     int64_t expiration_ns;      /* metrics_expiration; 0: never */
     size_t cardinality_limit;   /* series per resource; 0: none */
     size_t resource_cache_size; /* resources kept; 0: no bound */

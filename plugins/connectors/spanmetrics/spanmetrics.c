@@ -110,7 +110,8 @@ static const sy_config_field_t sm_fields[] = {
     {SY_CFG_FIELD("exemplars.max_per_data_point", SY_CFG_INT, sm_config_t,
                   exemplars_max_per_data_point),
      .default_value = "5", .min = "0",
-     .description = "Most exemplars of a data point per flush interval; 0: no bound."},
+     .description = "Most exemplars of a data point per flush interval (the first spans); "
+                    "0: none."},
     {SY_CFG_FIELD("events.enabled", SY_CFG_BOOL, sm_config_t, events_enabled),
      .default_value = "false", .description = "Not supported: refused when true."},
     {SY_CFG_FIELD("events.dimensions", SY_CFG_RAW, sm_config_t, events_dimensions),
