@@ -27,6 +27,7 @@ typedef struct sm_series_s {
     size_t attrs_len;
     int64_t start_ns;
     uint64_t calls;
+    bool event;   /* a series of the events metric (no histogram) */
     bool emitted; /* a cumulative sum is first written as 0 (as the collector) */
     bool touched; /* counted since the last flush */
     /* explicit histogram */
@@ -47,9 +48,9 @@ struct sm_resource_s {
     int64_t last_seen_ns;
     sm_series_t **series;
     size_t nseries, capseries;
-    size_t normal; /* series that are not the overflow one */
-    sm_series_t *overflow;
-    bool evict; /* beyond resource_metrics_cache_size at this flush */
+    size_t normal;            /* series that are not an overflow one */
+    sm_series_t *overflow[2]; /* of calls/duration, of events */
+    bool evict;               /* beyond resource_metrics_cache_size at this flush */
 };
 
 struct sm_agg_s {
@@ -325,8 +326,8 @@ static void series_free(sm_series_t *s)
     free(s);
 }
 
-static sm_series_t *series_new(sm_agg_t *a, sm_resource_t *r, const uint8_t *attrs, size_t len,
-                               uint64_t h, int64_t now_ns)
+static sm_series_t *series_new(sm_agg_t *a, sm_resource_t *r, bool event, const uint8_t *attrs,
+                               size_t len, uint64_t h, int64_t now_ns)
 {
     const sm_opts_t *o = a->o;
     sm_series_t *s = calloc(1, sizeof(*s));
@@ -338,7 +339,8 @@ static sm_series_t *series_new(sm_agg_t *a, sm_resource_t *r, const uint8_t *att
     s->res = r;
     s->hash = h;
     s->start_ns = now_ns;
-    if (!o->hist_disable) {
+    s->event = event;
+    if (!o->hist_disable && !event) {
         if (o->exponential) {
             sm_expo_init(&s->expo, (uint32_t)o->max_size);
         } else {
@@ -363,18 +365,18 @@ fail:
     return NULL;
 }
 
-static uint64_t series_hash(const sm_resource_t *r, const uint8_t *attrs, size_t len)
+static uint64_t series_hash(const sm_resource_t *r, bool event, const uint8_t *attrs, size_t len)
 {
-    return hash_bytes((uint64_t)(uintptr_t)r, attrs, len);
+    return hash_bytes((uint64_t)(uintptr_t)r ^ (event ? 0x9e3779b97f4a7c15ull : 0), attrs, len);
 }
 
-static sm_series_t *series_find(sm_agg_t *a, const sm_resource_t *r, const uint8_t *attrs,
-                                size_t len, uint64_t h)
+static sm_series_t *series_find(sm_agg_t *a, const sm_resource_t *r, bool event,
+                                const uint8_t *attrs, size_t len, uint64_t h)
 {
     if (!a->scap) return NULL;
     for (size_t j = h & (a->scap - 1); a->stab[j]; j = (j + 1) & (a->scap - 1)) {
         sm_series_t *s = a->stab[j];
-        if (s->hash == h && s->res == r && s->attrs_len == len &&
+        if (s->hash == h && s->res == r && s->event == event && s->attrs_len == len &&
             (!len || memcmp(s->attrs, attrs, len) == 0))
             return s;
     }
@@ -414,7 +416,68 @@ static bool all_zero(const sy_value_t *v)
     return true;
 }
 
-/* Counts one span of resource r. */
+/* Appends the dimensions: each looked up in the span's attributes, then the
+ * event's (for the events metric), then the resource's; else its default. */
+static void put_dims(sm_buf_t *b, const sy_host_api_t *api, const sm_dim_t *dims, size_t n,
+                     sy_view_node_t *span, sy_view_node_t *event, sy_view_node_t *rnode)
+{
+    for (size_t d = 0; d < n; d++) {
+        const sm_dim_t *dim = &dims[d];
+        sy_value_t v;
+        if (api->view_attr_get(span, dim->name, dim->len, &v) == 0 ||
+            (event && api->view_attr_get(event, dim->name, dim->len, &v) == 0) ||
+            api->view_attr_get(rnode, dim->name, dim->len, &v) == 0) {
+            put_kv(b, api, dim->name, dim->len, &v);
+        } else if (dim->def) {
+            sy_value_t dv = {.type = SY_VALUE_STRING, .str = dim->def, .len = dim->def_len};
+            put_kv(b, api, dim->name, dim->len, &dv);
+        }
+    }
+}
+
+/* The series of resource r (of the events metric or not) whose attributes are
+ * b's bytes, made when new; past aggregation_cardinality_limit, the resource's
+ * otel.metric.overflow series. NULL on out of memory. */
+static sm_series_t *series_of(sm_agg_t *a, const sy_host_api_t *api, sm_resource_t *r, bool event,
+                              sm_buf_t *b, int64_t now_ns, sm_consume_stats_t *st)
+{
+    const sm_opts_t *o = a->o;
+    if (b->failed) {
+        b->failed = false;
+        return NULL;
+    }
+    uint64_t h = series_hash(r, event, b->data, b->len);
+    sm_series_t *s = series_find(a, r, event, b->data, b->len, h);
+    if (s) return s;
+    if (!o->cardinality_limit || r->normal < o->cardinality_limit) {
+        s = series_new(a, r, event, b->data, b->len, h, now_ns);
+        if (s) r->normal++;
+        return s;
+    }
+    st->overflow++;
+    if (!r->overflow[event]) {
+        sm_buf_t ob = {0};
+        sy_value_t t = {.type = SY_VALUE_BOOL, .b = true};
+        put_kv(&ob, api, "otel.metric.overflow", 20, &t);
+        if (!ob.failed)
+            r->overflow[event] = series_new(a, r, event, ob.data, ob.len,
+                                            series_hash(r, event, ob.data, ob.len), now_ns);
+        sm_buf_free(&ob);
+    }
+    return r->overflow[event];
+}
+
+static void count_exemplar(const sm_opts_t *o, const sy_host_api_t *api, sm_series_t *s,
+                           sy_view_node_t *span, double duration)
+{
+    if (!o->exemplars) return;
+    sy_value_t tid = {0}, sid = {0};
+    api->view_get(span, SY_FIELD_TRACE_ID, &tid);
+    api->view_get(span, SY_FIELD_SPAN_ID, &sid);
+    if (!all_zero(&tid)) add_exemplar(o, s, &tid, &sid, duration);
+}
+
+/* Counts one span of resource r (and its events, with events.enabled). */
 static int count_span(sm_agg_t *a, const sy_host_api_t *api, sm_resource_t *r,
                       sy_view_node_t *rnode, sy_view_node_t *span, const sy_value_t *service,
                       int64_t now_ns, sm_consume_stats_t *st)
@@ -429,6 +492,7 @@ static int count_span(sm_agg_t *a, const sy_host_api_t *api, sm_resource_t *r,
     double duration = 0; /* an end before the start counts as 0, as the collector */
     if (end.i > start.i) duration = (double)((uint64_t)end.i - (uint64_t)start.i) / o->ns_per_unit;
 
+    /* The four defaults, shared by the span's series and its events' */
     sm_buf_t *b = &a->scratch;
     b->len = 0;
     if (!o->excl_service) put_kv(b, api, "service.name", 12, service);
@@ -443,45 +507,10 @@ static int count_span(sm_agg_t *a, const sy_host_api_t *api, sm_resource_t *r,
         int64_t c = status.i >= 0 && status.i <= 2 ? status.i : 0;
         put_kv_str(b, "status.code", status_names[c], strlen(status_names[c]));
     }
-    for (size_t d = 0; d < o->ndims; d++) {
-        const sm_dim_t *dim = &o->dims[d];
-        sy_value_t v;
-        if (api->view_attr_get(span, dim->name, dim->len, &v) == 0 ||
-            api->view_attr_get(rnode, dim->name, dim->len, &v) == 0) {
-            put_kv(b, api, dim->name, dim->len, &v);
-        } else if (dim->def) {
-            sy_value_t dv = {.type = SY_VALUE_STRING, .str = dim->def, .len = dim->def_len};
-            put_kv(b, api, dim->name, dim->len, &dv);
-        }
-    }
-    if (b->failed) {
-        b->failed = false;
-        return SY_ENOMEM;
-    }
-    uint64_t h = series_hash(r, b->data, b->len);
-    sm_series_t *s = series_find(a, r, b->data, b->len, h);
-    if (!s) {
-        if (o->cardinality_limit && r->normal >= o->cardinality_limit) {
-            if (!r->overflow) {
-                sm_buf_t ob = {0};
-                sy_value_t t = {.type = SY_VALUE_BOOL, .b = true};
-                put_kv(&ob, api, "otel.metric.overflow", 20, &t);
-                if (ob.failed) return SY_ENOMEM;
-                /* hashed apart from every real series: no series has these bytes
-                 * unless a dimension is named otel.metric.overflow */
-                r->overflow =
-                    series_new(a, r, ob.data, ob.len, series_hash(r, ob.data, ob.len), now_ns);
-                sm_buf_free(&ob);
-                if (!r->overflow) return SY_ENOMEM;
-            }
-            s = r->overflow;
-            st->overflow++;
-        } else {
-            s = series_new(a, r, b->data, b->len, h, now_ns);
-            if (!s) return SY_ENOMEM;
-            r->normal++;
-        }
-    }
+    size_t base = b->len;
+    put_dims(b, api, o->dims, o->ndims, span, NULL, rnode);
+    sm_series_t *s = series_of(a, api, r, false, b, now_ns, st);
+    if (!s) return SY_ENOMEM;
     s->touched = true;
     s->calls++;
     if (!o->hist_disable) {
@@ -501,13 +530,22 @@ static int count_span(sm_agg_t *a, const sy_host_api_t *api, sm_resource_t *r,
             s->hsum += duration;
         }
     }
-    if (o->exemplars) {
-        sy_value_t tid = {0}, sid = {0};
-        api->view_get(span, SY_FIELD_TRACE_ID, &tid);
-        api->view_get(span, SY_FIELD_SPAN_ID, &sid);
-        if (!all_zero(&tid)) add_exemplar(o, s, &tid, &sid, duration);
-    }
+    count_exemplar(o, api, s, span, duration);
     st->spans++;
+    if (!o->events) return SY_OK;
+    size_t nev = api->view_count(span, SY_VIEW_EVENTS);
+    for (size_t e = 0; e < nev; e++) {
+        sy_view_node_t *ev = api->view_at(span, SY_VIEW_EVENTS, e);
+        b->len = base;
+        put_dims(b, api, o->dims, o->ndims, span, ev, rnode);
+        put_dims(b, api, o->edims, o->nedims, span, ev, rnode);
+        sm_series_t *es = series_of(a, api, r, true, b, now_ns, st);
+        if (!es) return SY_ENOMEM;
+        es->touched = true;
+        es->calls++;
+        count_exemplar(o, api, es, span, duration);
+        st->events++;
+    }
     return SY_OK;
 }
 
@@ -569,15 +607,25 @@ static bool series_due(const sm_opts_t *o, const sm_series_t *s)
     return !o->delta || s->touched; /* delta: only what was counted since the last flush */
 }
 
-static void write_calls(const sm_opts_t *o, sm_buf_t *out, const sm_resource_t *r, int64_t now_ns,
-                        uint64_t *points)
+/* Whether r has a series (of the events metric or not) to write now. */
+static bool any_due(const sm_opts_t *o, const sm_resource_t *r, bool event)
 {
+    for (size_t k = 0; k < r->nseries; k++)
+        if (r->series[k]->event == event && series_due(o, r->series[k])) return true;
+    return false;
+}
+
+/* The calls metric, or the events metric: monotonic sums of counts. */
+static void write_sum(const sm_opts_t *o, sm_buf_t *out, const sm_resource_t *r, bool event,
+                      int64_t now_ns, uint64_t *points)
+{
+    const char *name = event ? o->name_events : o->name_calls;
     size_t m = sm_pb_begin(out, 2); /* ScopeMetrics.metrics */
-    sm_pb_bytes(out, 1, o->name_calls, strlen(o->name_calls));
+    sm_pb_bytes(out, 1, name, strlen(name));
     size_t sum = sm_pb_begin(out, 7);
     for (size_t i = 0; i < r->nseries; i++) {
         const sm_series_t *s = r->series[i];
-        if (!series_due(o, s)) continue;
+        if (s->event != event || !series_due(o, s)) continue;
         size_t dp = sm_pb_begin(out, 1);
         write_attrs(out, 7, s->attrs, s->attrs_len);
         sm_pb_fixed64(out, 2, (uint64_t)s->start_ns);
@@ -602,7 +650,7 @@ static void write_duration(const sm_opts_t *o, sm_buf_t *out, const sm_resource_
     size_t hist = sm_pb_begin(out, o->exponential ? 10 : 9);
     for (size_t i = 0; i < r->nseries; i++) {
         const sm_series_t *s = r->series[i];
-        if (!series_due(o, s)) continue;
+        if (s->event || !series_due(o, s)) continue;
         size_t dp = sm_pb_begin(out, 1);
         sm_pb_fixed64(out, 2, (uint64_t)s->start_ns);
         sm_pb_fixed64(out, 3, (uint64_t)now_ns);
@@ -662,10 +710,8 @@ int sm_agg_build(sm_agg_t *a, int64_t now_ns, sm_buf_t *out, uint64_t *points)
     *points = 0;
     for (size_t i = 0; i < a->nres; i++) {
         const sm_resource_t *r = a->res[i];
-        bool any = false;
-        for (size_t k = 0; k < r->nseries && !any; k++)
-            any = series_due(o, r->series[k]);
-        if (!any) continue;
+        bool calls = any_due(o, r, false), events = o->events && any_due(o, r, true);
+        if (!calls && !events) continue;
         size_t rm = sm_pb_begin(out, 1); /* ResourceMetrics */
         size_t res = sm_pb_begin(out, 1);
         write_attrs(out, 1, r->attrs, r->attrs_len);
@@ -674,8 +720,9 @@ int sm_agg_build(sm_agg_t *a, int64_t now_ns, sm_buf_t *out, uint64_t *points)
         size_t scope = sm_pb_begin(out, 1);
         sm_pb_bytes(out, 1, "spanmetricsconnector", 20);
         sm_pb_end(out, scope);
-        write_calls(o, out, r, now_ns, points);
-        if (!o->hist_disable) write_duration(o, out, r, now_ns, points);
+        if (calls) write_sum(o, out, r, false, now_ns, points);
+        if (calls && !o->hist_disable) write_duration(o, out, r, now_ns, points);
+        if (events) write_sum(o, out, r, true, now_ns, points);
         sm_pb_end(out, sm);
         sm_pb_end(out, rm);
     }
@@ -733,8 +780,8 @@ uint64_t sm_agg_flushed(sm_agg_t *a, int64_t now_ns)
             s->nex = 0;
             if (o->delta) {
                 if (!s->touched) { /* nothing since the last flush: forgotten */
-                    if (s == r->overflow)
-                        r->overflow = NULL;
+                    if (s == r->overflow[s->event])
+                        r->overflow[s->event] = NULL;
                     else
                         r->normal--;
                     series_free(s);

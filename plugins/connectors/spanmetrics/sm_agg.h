@@ -47,6 +47,10 @@ typedef struct sm_opts_s {
     const char *unit;       /* "ms" or "s" */
     const char *name_calls; /* "traces.span.metrics.calls" */
     const char *name_duration;
+    bool events;             /* events.enabled: the events metric */
+    const char *name_events; /* "traces.span.metrics.events" */
+    const sm_dim_t *edims;   /* events.dimensions */
+    size_t nedims;
     bool exemplars;
     size_t max_exemplars;       /* per data point and flush interval; 0: none */
     int64_t expiration_ns;      /* metrics_expiration; 0: never */
@@ -60,7 +64,8 @@ typedef struct sm_agg_s sm_agg_t;
 typedef struct sm_consume_stats_s {
     uint64_t spans;      /* spans counted */
     uint64_t no_service; /* spans skipped: their resource has no service.name */
-    uint64_t overflow;   /* spans counted in an otel.metric.overflow series */
+    uint64_t overflow;   /* spans (and events) counted in an otel.metric.overflow series */
+    uint64_t events;     /* span events counted (events.enabled) */
 } sm_consume_stats_t;
 
 /* NULL on out of memory. `opts` (and what it points to) must outlive the agg. */
