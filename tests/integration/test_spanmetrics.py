@@ -19,9 +19,10 @@
   test_spanmetrics.py file --bin ... --plugin-dir ...
       metrics: spanmetrics -> file exporter (OTLP/JSON lines), with
       AGGREGATION_TEMPORALITY_DELTA, an exponential histogram in seconds, exemplars
-      and a cardinality limit: spans sent as OTLP/JSON in two rounds, each flush's
-      points read back field by field (delta counts per round, start = previous
-      flush, exemplar ids, the otel.metric.overflow series, exponential buckets).
+      a cardinality limit and the events metric: spans sent as OTLP/JSON in two
+      rounds, each flush's points read back field by field (delta counts per round,
+      start = previous flush, exemplar ids, the otel.metric.overflow series,
+      exponential buckets, span events per exception.type).
 
   test_spanmetrics.py backpressure --bin ... --plugin-dir ... --kit-dir build/tests/plugins
       two connectors (cumulative every 5 ms, delta) into one metrics pipeline whose
@@ -323,6 +324,10 @@ connectors:
       enabled: true
       max_per_data_point: 2
     aggregation_cardinality_limit: 2
+    events:
+      enabled: true
+      dimensions:
+        - name: exception.type
 exporters:
   file:
     path: {path}
@@ -378,6 +383,11 @@ def run_file(args):
             spans.append(harness.json_span(
                 name, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}",
                 start_ns=t0, end_ns=t0 + int(dur_s * 1e9)))
+        # span events: two IOError on the first a, one Timeout on b
+        spans[0]["events"] = [{"name": "exception", "timeUnixNano": str(t0), "attributes": [
+            {"key": "exception.type", "value": {"stringValue": "IOError"}}]}] * 2
+        spans[3]["events"] = [{"name": "exception", "timeUnixNano": str(t0), "attributes": [
+            {"key": "exception.type", "value": {"stringValue": "Timeout"}}]}]
         status, _, answer = post_json(url, harness.json_traces(spans, "svc"))
         check(status == 200, f"round 1 accepted ({status} {answer[:100]!r})")
 
@@ -416,6 +426,10 @@ def run_file(args):
         want_idx = [math.ceil(math.log2(v) * 2 ** scale) - 1 for v in (1, 2, 4)]
         check(scale == 1 and len(counts) <= 8 and idx == want_idx,
               f"exponential buckets at scale {scale}: {idx} == {want_idx}")
+        evs = {(attrs_of(p[1])["span.name"], attrs_of(p[1])["exception.type"]): int(p[1]["asInt"])
+               for p in read_points(path) if p[0] == "events"}
+        check(evs == {("a", "IOError"): 2, ("b", "Timeout"): 1},
+              f"the events metric counts the span events per span and exception.type ({evs})")
         first_flush = max(int(p[1]["timeUnixNano"]) for p in pts)
 
         # Round 2: only a, once: a delta of 1 starting at the last flush.
@@ -562,7 +576,9 @@ BAD_CONFIGS = [
     ("histogram:\n      explicit: {buckets: [2 parsecs]}", "is not a duration"),
     ("histogram:\n      unit: min", "does not match the pattern"),
     ("aggregation_temporality: DELTA", "does not match the pattern"),
-    ("events:\n      enabled: true", "events.enabled is not supported"),
+    ("events:\n      enabled: true", "no dimensions configured for events"),
+    ("events:\n      enabled: true\n      dimensions:\n        - name: span.name",
+     "failed validating event dimensions: duplicate dimension name span.name"),
     ("aggregation_cardinality_limit: -1", "must be at least 0"),
     ("metrics_flush_interval: 0s", "must be at least"),
     ("bogus: 1", "bogus"),

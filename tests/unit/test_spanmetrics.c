@@ -786,6 +786,83 @@ static void test_exponential(void **state)
     sm_agg_free(a);
 }
 
+static void test_events(void **state)
+{
+    (void)state;
+    sm_dim_t dims[] = {{.name = "http.method", .len = 11, .def = "GET", .def_len = 3}};
+    sm_dim_t edims[] = {{.name = "exception.type", .len = 14},
+                        {.name = "region", .len = 6, .def = "none", .def_len = 4}};
+    sm_opts_t o = base_opts();
+    o.dims = dims;
+    o.ndims = 1;
+    o.events = true;
+    o.edims = edims;
+    o.nedims = 2;
+    o.name_events = "traces.span.metrics.events";
+    sm_agg_t *a = sm_agg_new(&o);
+    KeyValue **r = T(2 * sizeof(KeyValue *));
+    r[0] = kv_str("service.name", "ev");
+    r[1] = kv_str("region", "eu"); /* the resource's, below an event's own */
+    span_spec_t s[] = {{"x", 2, 2, 3 * MS, 1, NULL}, {"x", 2, 2, 3 * MS, 1, NULL}};
+    ResourceSpans *rs = mk_rs(r, 2, s, 2);
+    /* span 0: events IOError, Timeout (region us); span 1: IOError */
+    const char *types[] = {"IOError", "Timeout", "IOError"};
+    for (int i = 0; i < 3; i++) {
+        Span *sp = rs->scope_spans[0]->spans[i < 2 ? 0 : 1];
+        Opentelemetry__Proto__Trace__V1__Span__Event *e = T(sizeof(*e));
+        opentelemetry__proto__trace__v1__span__event__init(e);
+        e->name = S("exception");
+        e->n_attributes = i == 1 ? 2 : 1;
+        e->attributes = T(2 * sizeof(KeyValue *));
+        e->attributes[0] = kv_str("exception.type", types[i]);
+        if (i == 1) e->attributes[1] = kv_str("region", "us");
+        Opentelemetry__Proto__Trace__V1__Span__Event **evs = T(3 * sizeof(*evs));
+        for (size_t k = 0; k < sp->n_events; k++)
+            evs[k] = sp->events[k];
+        evs[sp->n_events++] = e;
+        sp->events = evs;
+    }
+    ResourceSpans *rss[] = {rs};
+    sm_consume_stats_t st = feed(a, rss, 1, T0);
+    assert_int_equal(st.spans, 2);
+    assert_int_equal(st.events, 3);
+    assert_int_equal(sm_agg_series(a), 3); /* one of calls/duration, two of events */
+    sm_agg_flushed(a, T0);
+    uint64_t points;
+    MetricsReq *m = build(a, T0 + MS, &points);
+    assert_int_equal(points, 4); /* calls, duration, two events points */
+    const ResourceMetrics *rm = resource(m, "ev");
+    assert_int_equal(rm->scope_metrics[0]->n_metrics, 3);
+    assert_int_equal(calls_point(metric(rm, "traces.span.metrics.calls"), "x", NULL)->as_int, 2);
+    const Metric *ev = metric(rm, "traces.span.metrics.events");
+    assert_non_null(ev);
+    assert_true(ev->sum->is_monotonic);
+    assert_int_equal(ev->sum->n_data_points, 2);
+    int seen = 0;
+    for (size_t i = 0; i < 2; i++) {
+        const NumberDP *p = ev->sum->data_points[i];
+        KeyValue **kvs = p->attributes;
+        size_t n = p->n_attributes;
+        assert_int_equal(n, 7); /* 4 defaults, http.method, exception.type, region */
+        assert_string_equal(attr_str(kvs, n, "status.code"), "STATUS_CODE_ERROR");
+        assert_string_equal(attr_str(kvs, n, "http.method"), "GET");
+        const char *t = attr_str(kvs, n, "exception.type");
+        if (strcmp(t, "IOError") == 0) {
+            assert_string_equal(attr_str(kvs, n, "region"), "eu");
+            assert_int_equal(p->as_int, 2);
+            seen |= 1;
+        } else {
+            assert_string_equal(t, "Timeout");
+            assert_string_equal(attr_str(kvs, n, "region"), "us");
+            assert_int_equal(p->as_int, 1);
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    unpacked_free(m);
+    sm_agg_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +875,7 @@ int main(void)
         cmocka_unit_test_teardown(test_resource_cache_size, free_all),
         cmocka_unit_test_teardown(test_seconds, free_all),
         cmocka_unit_test_teardown(test_exponential, free_all),
+        cmocka_unit_test_teardown(test_events, free_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,7 +48,7 @@ struct sm_resource_s {
     int64_t last_seen_ns;
     sm_series_t **series;
     size_t nseries, capseries;
-    size_t normal;            /* series that are not an overflow one */
+    size_t normal[2];         /* series that are not an overflow one: calls, events */
     sm_series_t *overflow[2]; /* of calls/duration, of events */
     bool evict;               /* beyond resource_metrics_cache_size at this flush */
 };
@@ -449,9 +449,9 @@ static sm_series_t *series_of(sm_agg_t *a, const sy_host_api_t *api, sm_resource
     uint64_t h = series_hash(r, event, b->data, b->len);
     sm_series_t *s = series_find(a, r, event, b->data, b->len, h);
     if (s) return s;
-    if (!o->cardinality_limit || r->normal < o->cardinality_limit) {
+    if (!o->cardinality_limit || r->normal[event] < o->cardinality_limit) {
         s = series_new(a, r, event, b->data, b->len, h, now_ns);
-        if (s) r->normal++;
+        if (s) r->normal[event]++;
         return s;
     }
     st->overflow++;
@@ -783,7 +783,7 @@ uint64_t sm_agg_flushed(sm_agg_t *a, int64_t now_ns)
                     if (s == r->overflow[s->event])
                         r->overflow[s->event] = NULL;
                     else
-                        r->normal--;
+                        r->normal[s->event]--;
                     series_free(s);
                     dropped++;
                     removed = true;

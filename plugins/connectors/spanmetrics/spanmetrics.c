@@ -113,16 +113,19 @@ static const sy_config_field_t sm_fields[] = {
      .description = "Most exemplars of a data point per flush interval (the first spans); "
                     "0: none."},
     {SY_CFG_FIELD("events.enabled", SY_CFG_BOOL, sm_config_t, events_enabled),
-     .default_value = "false", .description = "Not supported: refused when true."},
+     .default_value = "false",
+     .description = "Count span events in a third metric, events (namespace.events)."},
     {SY_CFG_FIELD("events.dimensions", SY_CFG_RAW, sm_config_t, events_dimensions),
-     .description = "Not supported (see events.enabled)."},
+     .description = "With events.enabled (required then): the event attributes, a list of "
+                    "{name, default}, added to the dimensions of the events metric."},
     {SY_CFG_FIELD("include_instrumentation_scope", SY_CFG_STRLIST, sm_config_t,
                   include_instrumentation_scope),
      .description = "Not supported: refused when it lists anything."},
     {SY_CFG_FIELD("aggregation_cardinality_limit", SY_CFG_INT, sm_config_t,
                   aggregation_cardinality_limit),
      .default_value = "0", .min = "0",
-     .description = "Most series per resource; the spans of any further series are counted "
+     .description = "Most series per resource and metric; the spans (events) of any further series "
+                    "are counted "
                     "in one series with the attribute otel.metric.overflow=true. 0: no limit."},
 };
 
@@ -135,15 +138,15 @@ typedef struct sm_state_s {
     sy_instance_t *inst;
     const sm_config_t *cfg;
     sm_opts_t opts;
-    sm_dim_t *dims;
+    sm_dim_t *dims, *edims;
     double *bounds;
-    char *name_calls, *name_duration;
+    char *name_calls, *name_duration, *name_events;
     sm_agg_t *agg;
     sy_timer_t *timer;
     sm_buf_t out;
     int64_t last_warn_ns;
-    sy_metric_t *m_spans, *m_no_service, *m_overflow, *m_points, *m_flushes, *m_refused, *m_failed,
-        *m_series, *m_dropped;
+    sy_metric_t *m_spans, *m_events, *m_no_service, *m_overflow, *m_points, *m_flushes, *m_refused,
+        *m_failed, *m_series, *m_dropped;
 } sm_state_t;
 
 static int64_t now_ns(void)
@@ -208,6 +211,58 @@ static bool has_entries(const sy_host_api_t *api, const sy_cfg_node_t *n)
 
 static const char *const default_dims[] = {"service.name", "span.name", "span.kind", "status.code"};
 
+/* A list of {name, default} (dimensions, events.dimensions), as the collector
+ * checks it: every entry named, no name of the four defaults, none twice. */
+static int validate_dims(const sy_host_api_t *api, const sy_cfg_node_t *list, const char *what,
+                         char *err, size_t err_len)
+{
+    if (!list || api->cfg_kind(list) == 'n') return SY_OK;
+    if (api->cfg_kind(list) != 'l') {
+        snprintf(err, err_len, "%s: %s must be a list of {name, default}", api->cfg_where(list),
+                 what);
+        return SY_EINVAL;
+    }
+    size_t n = api->cfg_len(list);
+    for (size_t i = 0; i < n; i++) {
+        const sy_cfg_node_t *d = api->cfg_at(list, i, NULL);
+        const sy_cfg_node_t *name = api->cfg_kind(d) == 'm' ? api->cfg_get(d, "name") : NULL;
+        if (!name || api->cfg_kind(name) != 's' || !*api->cfg_scalar(name)) {
+            snprintf(err, err_len, "%s: failed validating %s: a dimension needs a name",
+                     api->cfg_where(d), what);
+            return SY_EINVAL;
+        }
+        for (size_t k = 0; k < api->cfg_len(d); k++) {
+            const char *key = NULL;
+            const sy_cfg_node_t *v = api->cfg_at(d, k, &key);
+            if (strcmp(key, "name") != 0 && strcmp(key, "default") != 0) {
+                snprintf(err, err_len, "%s: %s: unknown key %s (name, default)", api->cfg_where(v),
+                         what, key);
+                return SY_EINVAL;
+            }
+            if (api->cfg_kind(v) != 's' && api->cfg_kind(v) != 'n') {
+                snprintf(err, err_len, "%s: %s: %s must be a scalar", api->cfg_where(v), what, key);
+                return SY_EINVAL;
+            }
+        }
+        const char *nm = api->cfg_scalar(name);
+        for (size_t k = 0; k < 4; k++)
+            if (strcmp(nm, default_dims[k]) == 0) {
+                snprintf(err, err_len, "%s: failed validating %s: duplicate dimension name %s",
+                         api->cfg_where(name), what, nm);
+                return SY_EINVAL;
+            }
+        for (size_t j = 0; j < i; j++) {
+            const sy_cfg_node_t *o = api->cfg_at(list, j, NULL);
+            if (strcmp(api->cfg_scalar(api->cfg_get(o, "name")), nm) == 0) {
+                snprintf(err, err_len, "%s: failed validating %s: duplicate dimension name %s",
+                         api->cfg_where(name), what, nm);
+                return SY_EINVAL;
+            }
+        }
+    }
+    return SY_OK;
+}
+
 /* The checks a field table cannot make; the collector's wording where it has one. */
 static int sm_validate2(const sy_host_api_t *api, const sy_cfg_node_t *node, const void *config,
                         char *err, size_t err_len)
@@ -218,10 +273,6 @@ static int sm_validate2(const sy_host_api_t *api, const sy_cfg_node_t *node, con
         snprintf(err, err_len, "use either `explicit` or `exponential` buckets histogram");
         return SY_EINVAL;
     }
-    if (c->events_enabled) {
-        snprintf(err, err_len, "events.enabled is not supported by this spanmetrics connector");
-        return SY_EINVAL;
-    }
     if (has_entries(api, c->calls_dimensions) || has_entries(api, c->hist_dimensions) ||
         c->include_instrumentation_scope.count) {
         snprintf(err, err_len,
@@ -229,53 +280,15 @@ static int sm_validate2(const sy_host_api_t *api, const sy_cfg_node_t *node, con
                  "not supported by this spanmetrics connector");
         return SY_EINVAL;
     }
-    if (c->dimensions && api->cfg_kind(c->dimensions) != 'n') {
-        if (api->cfg_kind(c->dimensions) != 'l') {
-            snprintf(err, err_len, "%s: dimensions must be a list of {name, default}",
-                     api->cfg_where(c->dimensions));
+    if (validate_dims(api, c->dimensions, "dimensions", err, err_len) != SY_OK) return SY_EINVAL;
+    if (c->events_enabled) {
+        if (!has_entries(api, c->events_dimensions)) {
+            snprintf(err, err_len,
+                     "failed validating event dimensions: no dimensions configured for events");
             return SY_EINVAL;
         }
-        size_t n = api->cfg_len(c->dimensions);
-        for (size_t i = 0; i < n; i++) {
-            const sy_cfg_node_t *d = api->cfg_at(c->dimensions, i, NULL);
-            const sy_cfg_node_t *name = api->cfg_kind(d) == 'm' ? api->cfg_get(d, "name") : NULL;
-            if (!name || api->cfg_kind(name) != 's' || !*api->cfg_scalar(name)) {
-                snprintf(err, err_len, "%s: failed validating dimensions: a dimension needs a name",
-                         api->cfg_where(d));
-                return SY_EINVAL;
-            }
-            for (size_t k = 0; k < api->cfg_len(d); k++) {
-                const char *key = NULL;
-                const sy_cfg_node_t *v = api->cfg_at(d, k, &key);
-                if (strcmp(key, "name") != 0 && strcmp(key, "default") != 0) {
-                    snprintf(err, err_len, "%s: dimensions: unknown key %s (name, default)",
-                             api->cfg_where(v), key);
-                    return SY_EINVAL;
-                }
-                if (api->cfg_kind(v) != 's' && api->cfg_kind(v) != 'n') {
-                    snprintf(err, err_len, "%s: dimensions: %s must be a scalar", api->cfg_where(v),
-                             key);
-                    return SY_EINVAL;
-                }
-            }
-            const char *nm = api->cfg_scalar(name);
-            for (size_t k = 0; k < 4; k++)
-                if (strcmp(nm, default_dims[k]) == 0) {
-                    snprintf(err, err_len,
-                             "%s: failed validating dimensions: duplicate dimension name %s",
-                             api->cfg_where(name), nm);
-                    return SY_EINVAL;
-                }
-            for (size_t j = 0; j < i; j++) {
-                const sy_cfg_node_t *o = api->cfg_at(c->dimensions, j, NULL);
-                if (strcmp(api->cfg_scalar(api->cfg_get(o, "name")), nm) == 0) {
-                    snprintf(err, err_len,
-                             "%s: failed validating dimensions: duplicate dimension name %s",
-                             api->cfg_where(name), nm);
-                    return SY_EINVAL;
-                }
-            }
-        }
+        if (validate_dims(api, c->events_dimensions, "event dimensions", err, err_len) != SY_OK)
+            return SY_EINVAL;
     }
     double prev = -1;
     for (size_t i = 0; i < c->hist_buckets.count; i++) {
@@ -357,6 +370,7 @@ static int sm_consume(void *state, sy_batch_t *batch)
     s->api->metric_add(s->m_spans, (int64_t)st.spans);
     if (st.no_service) s->api->metric_add(s->m_no_service, (int64_t)st.no_service);
     if (st.overflow) s->api->metric_add(s->m_overflow, (int64_t)st.overflow);
+    if (st.events) s->api->metric_add(s->m_events, (int64_t)st.events);
     s->api->metric_set(s->m_series, (int64_t)sm_agg_series(s->agg));
     if (rc != SY_OK) {
         /* What was counted stays counted; the rest of the batch cannot be. */
@@ -378,6 +392,28 @@ static char *metric_name(const char *ns, const char *name)
     return out;
 }
 
+/* The {name, default} entries of a list that validate_dims() accepted, pointing
+ * into the configuration (valid for the instance's life). */
+static int parse_dims(const sy_host_api_t *api, const sy_cfg_node_t *list, sm_dim_t **out,
+                      size_t *n)
+{
+    *n = list && api->cfg_kind(list) == 'l' ? api->cfg_len(list) : 0;
+    *out = calloc(*n ? *n : 1, sizeof(**out));
+    if (!*out) return SY_ENOMEM;
+    for (size_t i = 0; i < *n; i++) {
+        const sy_cfg_node_t *d = api->cfg_at(list, i, NULL);
+        const char *name = api->cfg_scalar(api->cfg_get(d, "name"));
+        const sy_cfg_node_t *def = api->cfg_get(d, "default");
+        (*out)[i].name = name;
+        (*out)[i].len = strlen(name);
+        if (def && api->cfg_kind(def) == 's') {
+            (*out)[i].def = api->cfg_scalar(def);
+            (*out)[i].def_len = strlen((*out)[i].def);
+        }
+    }
+    return SY_OK;
+}
+
 static void sm_destroy(void *state)
 {
     sm_state_t *s = state;
@@ -385,9 +421,11 @@ static void sm_destroy(void *state)
     sm_agg_free(s->agg);
     sm_buf_free(&s->out);
     free(s->dims);
+    free(s->edims);
     free(s->bounds);
     free(s->name_calls);
     free(s->name_duration);
+    free(s->name_events);
     free(s);
 }
 
@@ -408,23 +446,15 @@ static int sm_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->cfg = c;
     sm_opts_t *o = &s->opts;
 
-    size_t nd =
-        c->dimensions && api->cfg_kind(c->dimensions) == 'l' ? api->cfg_len(c->dimensions) : 0;
-    s->dims = calloc(nd ? nd : 1, sizeof(*s->dims));
-    if (!s->dims) goto nomem;
-    for (size_t i = 0; i < nd; i++) {
-        const sy_cfg_node_t *d = api->cfg_at(c->dimensions, i, NULL);
-        const char *name = api->cfg_scalar(api->cfg_get(d, "name"));
-        const sy_cfg_node_t *def = api->cfg_get(d, "default");
-        s->dims[i].name = name;
-        s->dims[i].len = strlen(name);
-        if (def && api->cfg_kind(def) == 's') {
-            s->dims[i].def = api->cfg_scalar(def);
-            s->dims[i].def_len = strlen(s->dims[i].def);
-        }
-    }
+    size_t nd = 0, ned = 0;
+    if (parse_dims(api, c->dimensions, &s->dims, &nd) != SY_OK ||
+        parse_dims(api, c->events_dimensions, &s->edims, &ned) != SY_OK)
+        goto nomem;
     o->dims = s->dims;
     o->ndims = nd;
+    o->events = c->events_enabled;
+    o->edims = s->edims;
+    o->nedims = ned;
     for (size_t i = 0; i < c->exclude_dimensions.count; i++) {
         const char *x = c->exclude_dimensions.items[i];
         o->excl_service |= strcmp(x, "service.name") == 0;
@@ -458,9 +488,11 @@ static int sm_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     o->nbounds = nb;
     s->name_calls = metric_name(c->namespace_, "calls");
     s->name_duration = metric_name(c->namespace_, "duration");
-    if (!s->name_calls || !s->name_duration) goto nomem;
+    s->name_events = metric_name(c->namespace_, "events");
+    if (!s->name_calls || !s->name_duration || !s->name_events) goto nomem;
     o->name_calls = s->name_calls;
     o->name_duration = s->name_duration;
+    o->name_events = s->name_events;
     o->exemplars = c->exemplars_enabled;
     o->max_exemplars = (size_t)c->exemplars_max_per_data_point;
     o->expiration_ns = c->metrics_expiration;
@@ -471,6 +503,8 @@ static int sm_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
 
     s->m_spans = api->metric_register(inst, "connector_spanmetrics_spans",
                                       "Spans counted into span metrics.", SY_METRIC_COUNTER);
+    s->m_events = api->metric_register(inst, "connector_spanmetrics_events",
+                                       "Span events counted (events.enabled).", SY_METRIC_COUNTER);
     s->m_no_service =
         api->metric_register(inst, "connector_spanmetrics_spans_without_service",
                              "Spans skipped: their resource has no service.name (as the "
