@@ -4,7 +4,8 @@
  * accepts.
  *
  * Input: byte 0 picks options (bit 0 delta, bit 1 exponential histogram, bit 2
- * exemplars, bit 3 a cardinality limit of 2, bit 4 two extra dimensions, bit 5
+ * exemplars, bit 3 a cardinality limit of 2, bit 4 two extra dimensions and
+ * the events metric with one event dimension, bit 5
  * resource key attributes, bit 6 no histogram, bit 7 excluded defaults); the rest
  * is the request body. Properties:
  *  - reading the spans through the view never fails on bytes the walk accepted;
@@ -100,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     static const sm_dim_t dims[] = {{.name = "http.method", .len = 11, .def = "GET", .def_len = 3},
                                     {.name = "k", .len = 1}};
+    static const sm_dim_t edims[] = {{.name = "exception.type", .len = 14}};
     static const char *const keys[] = {"service.name"};
     sm_opts_t o = {
         .delta = opt & 1,
@@ -110,6 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .cardinality_limit = (opt & 8) ? 2 : 0,
         .dims = (opt & 16) ? dims : NULL,
         .ndims = (opt & 16) ? 2 : 0,
+        .events = opt & 16,
+        .edims = edims,
+        .nedims = 1,
+        .name_events = "events",
         .key_attrs = (opt & 32) ? keys : NULL,
         .nkey_attrs = (opt & 32) ? 1 : 0,
         .hist_disable = opt & 64,
