@@ -42,7 +42,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Checks, Router, free_port, http, post_json  # noqa: E402
 import test_otel_js  # noqa: E402  (npm ci, shared with the OTLP JS tests)
-from test_prometheus import PROMETHEUS_CONFIG, prometheus_query as prom_query  # noqa: E402
+from test_prometheus import PROMETHEUS_CONFIG  # noqa: E402
 
 PROMETHEUS = os.environ.get("SY_PROMETHEUS_BIN", "/usr/bin/prometheus")
 NODE_TIMEOUT = 90.0
@@ -124,46 +123,6 @@ service:
       exporters: [prometheus]
 """
 
-class Prometheus:
-    """Debian's Prometheus on loopback scraping one target; stopped on exit."""
-
-    def __init__(self, workdir, prom_port):
-        self.config = os.path.join(workdir, "prometheus.yml")
-        with open(self.config, "w") as f:
-            f.write(PROMETHEUS_CONFIG.format(prom_port=prom_port))
-        self.port = free_port()
-        self.log_path = os.path.join(workdir, "prometheus.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.config}",
-             f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self):
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.proc.returncode}")
-            return http("GET", f"http://127.0.0.1:{self.port}/-/ready", timeout=2.0)[0] == 200
-        harness.wait_for("Prometheus to be ready", ready, 60.0)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = None
-        self.log.close()
-        return rc
-
-    def tail(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")[-4000:]
-
-
 def send_with_sdk(args, endpoint, spec, workdir):
     spec_path = os.path.join(workdir, "spec.json")
     with open(spec_path, "w") as f:
@@ -187,12 +146,12 @@ def check_prom_results(check, prom, ports, want):
     total = sum(len(v) for v in want.values())
 
     def all_counted():
-        r = prom_query(prom.port, "sum(traces_span_metrics_calls_total)")
+        r = prom.query("sum(traces_span_metrics_calls_total)")
         return r if r and r[0]["value"][1] == str(total) else None
     harness.wait_for(f"Prometheus to count {total} calls", all_counted, SERIES_TIMEOUT)
     check(True, f"Prometheus counts {total} calls in all")
 
-    calls = prom_query(prom.port, "traces_span_metrics_calls_total")
+    calls = prom.query("traces_span_metrics_calls_total")
     got = {labels_key(r["metric"]): int(r["value"][1]) for r in calls}
     exp = {k: len(v) for k, v in want.items()}
     if not check(got == exp, f"calls per service, operation, kind, status and method "
@@ -203,8 +162,8 @@ def check_prom_results(check, prom, ports, want):
           m.get("exported_job") in ("checkout", "cart") and m.get("job") == "switchyard",
           f"series carry the scope and the resource's job ({m})")
 
-    per_op = prom_query(prom.port,
-                        "sum by (service_name, span_name) (traces_span_metrics_calls_total)")
+    per_op = prom.query(
+        "sum by (service_name, span_name) (traces_span_metrics_calls_total)")
     got_op = {(r["metric"]["service_name"], r["metric"]["span_name"]): int(r["value"][1])
               for r in per_op}
     exp_op = {}
@@ -212,7 +171,7 @@ def check_prom_results(check, prom, ports, want):
         exp_op[(k[0], k[1])] = exp_op.get((k[0], k[1]), 0) + len(v)
     check(got_op == exp_op, f"calls per service and operation {got_op}")
 
-    buckets = prom_query(prom.port, "traces_span_metrics_duration_milliseconds_bucket")
+    buckets = prom.query("traces_span_metrics_duration_milliseconds_bucket")
     got_b = {labels_key(r["metric"]) + (r["metric"]["le"],): int(r["value"][1])
              for r in buckets}
     exp_b = {}
@@ -225,16 +184,16 @@ def check_prom_results(check, prom, ports, want):
         print(f"differ (got, want): {diff}; le values got: "
               f"{sorted(set(k[-1] for k in got_b))}", file=sys.stderr)
 
-    counts = prom_query(prom.port, "traces_span_metrics_duration_milliseconds_count")
+    counts = prom.query("traces_span_metrics_duration_milliseconds_count")
     check({labels_key(r["metric"]): int(r["value"][1]) for r in counts} == exp,
           "histogram counts are the calls")
-    sums = prom_query(prom.port, "traces_span_metrics_duration_milliseconds_sum")
+    sums = prom.query("traces_span_metrics_duration_milliseconds_sum")
     got_s = {labels_key(r["metric"]): float(r["value"][1]) for r in sums}
     ok = set(got_s) == set(want) and all(
         math.isclose(got_s[k], sum(v), rel_tol=1e-9) for k, v in want.items())
     check(ok, f"histogram sums are the durations in ms ({got_s})")
 
-    p = prom_query(prom.port, 'histogram_quantile(1, sum by (le) (traces_span_metrics_duration_'
+    p = prom.query('histogram_quantile(1, sum by (le) (traces_span_metrics_duration_'
                    'milliseconds_bucket{service_name="checkout",span_name="SELECT orders"}))')
     check(p and float(p[0]["value"][1]) == 50.0,
           f"PromQL's histogram_quantile(1) of SELECT orders is its 12ms span's bucket bound, 50 ({p})")
@@ -282,24 +241,23 @@ def run_prometheus(args):
     ports = {"otlp_port": free_port(), "prom_port": free_port(), "metrics_port": free_port()}
     workdir = tempfile.mkdtemp(prefix="sy-spanmetrics-")
     spec = spans_spec()
-    prom = Prometheus(workdir, ports["prom_port"])
+    prom = harness.Prometheus(PROMETHEUS, workdir,
+                              PROMETHEUS_CONFIG.format(prom_port=ports["prom_port"]))
 
     def body(check):
-        prom.wait_ready()
+        prom.ready()
         rc = send_with_sdk(args, f"http://127.0.0.1:{ports['otlp_port']}", spec, workdir)
         check(rc == 0, f"the OpenTelemetry JS SDK exported all {len(spec)} spans ({rc})")
         check_prom_results(check, prom, ports, expected_series(spec))
 
     def stop_prometheus(check):
-        prc = prom.stop()
-        if not check(prc == 0, f"Prometheus stops on SIGTERM ({prc})"):
-            sys.stderr.write(prom.tail())
+        prom.stop(check)
     try:
         return with_router(args, [args.plugin_dir], CONFIG_PROM.format(**ports), body,
                            stop_prometheus)
     finally:
-        if prom.proc.poll() is None:
-            prom.stop()
+        if prom.proc.poll() is None:  # the router did not start
+            prom.stop(lambda cond, what: cond)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
