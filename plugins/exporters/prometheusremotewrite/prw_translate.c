@@ -249,16 +249,17 @@ static void attrs_push(tr_t *t, kv_t *const *attrs, size_t n, bool replace, bool
 }
 
 /* Starts the labels of a series: the attributes, job and instance, the external
- * labels. `point` is NULL for target_info (then the resource's attributes but the
- * identifying ones). */
-static void labels_begin(tr_t *t, kv_t *const *point, size_t n_point)
+ * labels. For a point's series (`of_point`), its attributes (and with
+ * resource_to_telemetry the resource's); for target_info, the resource's but the
+ * identifying ones. */
+static void labels_begin(tr_t *t, bool of_point, kv_t *const *point, size_t n_point)
 {
     t->nl = 0;
     syc_prom_buf_reset(&t->names);
     syc_prom_buf_reset(&t->vals);
     t->n_attrs = 0;
     const resource_t *r = t->res;
-    if (point) {
+    if (of_point) {
         attrs_push(t, point, n_point, false, false);
         /* resource_to_telemetry_conversion: the resource's attributes overwrite
          * the point's, as the collector's resourcetotelemetry wrapper does. */
@@ -514,7 +515,7 @@ static void suffixed(syc_prom_buf_t *dst, const syc_prom_buf_t *base, const char
 static void add_histogram(tr_t *t, const histogram_dp_t *p, const syc_prom_buf_t *base,
                           syc_prom_buf_t *name)
 {
-    labels_begin(t, p->attributes, p->n_attributes);
+    labels_begin(t, true, p->attributes, p->n_attributes);
     int64_t ts = ms_of(p->time_unix_nano);
     uint32_t f = p->flags;
     syc_prom_buf_t lb;
@@ -541,7 +542,7 @@ static void add_histogram(tr_t *t, const histogram_dp_t *p, const syc_prom_buf_t
 static void add_summary(tr_t *t, const summary_dp_t *p, const syc_prom_buf_t *base,
                         syc_prom_buf_t *name)
 {
-    labels_begin(t, p->attributes, p->n_attributes);
+    labels_begin(t, true, p->attributes, p->n_attributes);
     int64_t ts = ms_of(p->time_unix_nano);
     uint32_t f = p->flags;
     syc_prom_buf_t qb;
@@ -585,7 +586,7 @@ static void add_metric(tr_t *t, const metric_t *m, syc_prom_buf_t *base, syc_pro
         }
         for (size_t i = 0; i < n && !t->failed; i++) {
             if (!pts[i]) continue;
-            labels_begin(t, pts[i]->attributes, pts[i]->n_attributes);
+            labels_begin(t, true, pts[i]->attributes, pts[i]->n_attributes);
             emit(t, base->data, base->len, NULL, NULL, 0,
                  stale_or(pts[i]->flags, number_value(pts[i])), ms_of(pts[i]->time_unix_nano));
         }
@@ -669,7 +670,7 @@ static void resource_end(tr_t *t)
         if (r->attributes[i] && r->attributes[i]->key && !is_identifying(r->attributes[i]->key))
             other++;
     if (!other) return;
-    labels_begin(t, NULL, 0);
+    labels_begin(t, false, NULL, 0);
     syc_prom_buf_reset(&t->tmp);
     if (t->cfg->namer.ns && *t->cfg->namer.ns) {
         syc_prom_buf_str(&t->tmp, t->cfg->namer.ns);
