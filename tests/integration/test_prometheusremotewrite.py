@@ -26,24 +26,19 @@ Every wait is bounded; python3 standard library only.
 """
 import argparse
 import http.server as http_server
-import json
 import math
 import os
 import shutil
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 import harness
 from harness import free_port, http, post_json, read_varint
 
 PROMETHEUS = os.environ.get("SY_PROMETHEUS_BIN", "/usr/bin/prometheus")
-PROMETHEUS_READY_TIMEOUT = 60.0
 SERIES_TIMEOUT = 30.0
 
 # The points' time: recent, so that Prometheus' head takes them.
@@ -201,19 +196,6 @@ def key(labels):
     return tuple(sorted(labels.items()))
 
 
-def prometheus_query(port, query, at):
-    url = (f"http://127.0.0.1:{port}/api/v1/query?" +
-           urllib.parse.urlencode({"query": query, "time": str(at)}))
-    status, _, body = http("GET", url, timeout=5.0)
-    if status != 200:
-        print("query", query, status, body[:300], file=sys.stderr)
-        return None
-    doc = json.loads(body)
-    if doc.get("status") != "success":
-        return None
-    return doc["data"]["result"]
-
-
 def scrape(port):
     status, _, body = http("GET", f"http://127.0.0.1:{port}/metrics")
     assert status == 200, status
@@ -227,48 +209,13 @@ def sample(text, name, label):
     return None
 
 
-def start_prometheus(workdir, web_port):
-    config = os.path.join(workdir, "prometheus.yml")
-    with open(config, "w") as f:
-        f.write(PROMETHEUS_CONFIG)
-    log_path = os.path.join(workdir, "prometheus.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}",
-         f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
-         f"--web.listen-address=127.0.0.1:{web_port}",
-         "--web.enable-remote-write-receiver"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    return proc, log, log_path
-
-
-def stop_prometheus(check, proc, log, log_path, failed):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        rc = None
-    log.close()
-    check(rc == 0, f"Prometheus stops on SIGTERM ({rc})")
-    if rc != 0 or failed:
-        with open(log_path, "rb") as f:
-            sys.stderr.write(f.read().decode("utf-8", "replace")[-4000:])
-
-
 def check_prometheus(check, args, workdir):
-    web_port = free_port()
+    prom = harness.Prometheus(PROMETHEUS, workdir, PROMETHEUS_CONFIG,
+                              ["--web.enable-remote-write-receiver"])
+    web_port = prom.port
     ports = {"otlp_port": free_port(), "metrics_port": free_port(), "web_port": web_port}
-    proc, log, log_path = start_prometheus(workdir, web_port)
     try:
-        def ready():
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}")
-            status, _, _ = http("GET", f"http://127.0.0.1:{web_port}/-/ready", timeout=2.0)
-            return status == 200
-        harness.wait_for("Prometheus to be ready", ready, PROMETHEUS_READY_TIMEOUT)
+        prom.ready()
         check(True, "Prometheus is ready")
         with harness.Router(args.bin, [args.plugin_dir], CONFIG_A.format(**ports)) as router:
             try:
@@ -287,7 +234,7 @@ def check_prometheus(check, args, workdir):
                 deadline = time.monotonic() + SERIES_TIMEOUT
                 result = []
                 while time.monotonic() < deadline:
-                    result = prometheus_query(web_port, '{__name__=~".+"}', T_S) or []
+                    result = prom.query('{__name__=~".+"}', T_S) or []
                     if len(result) >= len(want):
                         break
                     time.sleep(0.1)
@@ -306,17 +253,17 @@ def check_prometheus(check, args, workdir):
 
                 # T + 10 s: the stale marker ends the temperature series; the
                 # others are still within the 5 minute look-back.
-                r = prometheus_query(web_port, '{__name__=~".*temperature.*"}', T_S + 10)
+                r = prom.query('{__name__=~".*temperature.*"}', T_S + 10)
                 check(r == [], f"the no-recorded-value point is a stale marker ({r})")
-                r = prometheus_query(web_port, '{__name__=~".*temperature.*"}', T_S + 9)
+                r = prom.query('{__name__=~".*temperature.*"}', T_S + 9)
                 check(r is not None and len(r) == 2 and
                       all(float(s["value"][1]) == 21.5 for s in r),
                       f"before it the series have their value ({r})")
-                r = prometheus_query(web_port, '{__name__=~".*target_info"}', T_S + 10) or []
+                r = prom.query('{__name__=~".*target_info"}', T_S + 10) or []
                 got = {key(s["metric"]): float(s["value"][1]) for s in r}
                 check(got == want_info and len(r) == 2,
                       f"target_info per exporter, at the newest point's time ({r})")
-                r = prometheus_query(web_port, '{__name__=~"network.*"}', T_S)
+                r = prom.query('{__name__=~"network.*"}', T_S)
                 check(r == [], f"the delta sum is not written ({r})")
 
                 text = scrape(ports["metrics_port"])
@@ -343,7 +290,7 @@ def check_prometheus(check, args, workdir):
             if check.failures:
                 router.dump(prefix="router: ")
     finally:
-        stop_prometheus(check, proc, log, log_path, bool(check.failures))
+        prom.stop(check, bool(check.failures))
 
 
 # --- b. a fake endpoint ---------------------------------------------------------------

@@ -13,6 +13,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "otlp_json_map.h" /* syc__varint_size, syc__varint_put */
 #include "prw_translate.h"
 
 typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest metrics_req_t;
@@ -41,26 +42,10 @@ static const uint64_t STALE_NAN_BITS = 0x7ff0000000000002ull;
 
 /* ---- protobuf writing ----------------------------------------------------------- */
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 static void put_varint(syc_prom_buf_t *b, uint64_t v)
 {
     uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    syc_prom_buf_put(b, tmp, n);
+    syc_prom_buf_put(b, tmp, syc__varint_put(tmp, v));
 }
 
 /* A length-delimited field: tag (field number, wire type 2), length, bytes. */
@@ -362,8 +347,8 @@ static void emit(tr_t *t, const char *name, size_t len, const char *extra_name,
     for (size_t i = 0; i < n; i++) {
         const label_t *x = &a[i];
         if (x->val_len == 0) continue;
-        size_t inner =
-            1 + varint_len(x->name_len) + x->name_len + 1 + varint_len(x->val_len) + x->val_len;
+        size_t inner = 1 + syc__varint_size(x->name_len) + x->name_len + 1 +
+                       syc__varint_size(x->val_len) + x->val_len;
         put_varint(&t->enc, 1 << 3 | 2);
         put_varint(&t->enc, inner);
         put_bytes(&t->enc, 1, t->names.data + x->name_off, x->name_len);
@@ -486,9 +471,9 @@ static void metadata_add(tr_t *t, const metric_t *m, const char *family, size_t 
 {
     size_t help_len = m->description ? strlen(m->description) : 0;
     size_t unit_len = m->unit ? strlen(m->unit) : 0;
-    size_t inner = 2 + (len ? 1 + varint_len(len) + len : 0) +
-                   (help_len ? 1 + varint_len(help_len) + help_len : 0) +
-                   (unit_len ? 1 + varint_len(unit_len) + unit_len : 0);
+    size_t inner = 2 + (len ? 1 + syc__varint_size(len) + len : 0) +
+                   (help_len ? 1 + syc__varint_size(help_len) + help_len : 0) +
+                   (unit_len ? 1 + syc__varint_size(unit_len) + unit_len : 0);
     put_varint(&t->meta, 3 << 3 | 2);
     put_varint(&t->meta, inner);
     put_varint(&t->meta, 1 << 3);
@@ -698,8 +683,8 @@ static size_t series_body_len(const series_t *s)
     size_t n = s->labels_len;
     for (size_t i = 0; i < s->n; i++) {
         size_t inner =
-            9 + (s->samples[i].ts_ms ? 1 + varint_len((uint64_t)s->samples[i].ts_ms) : 0);
-        n += 1 + varint_len(inner) + inner;
+            9 + (s->samples[i].ts_ms ? 1 + syc__varint_size((uint64_t)s->samples[i].ts_ms) : 0);
+        n += 1 + syc__varint_size(inner) + inner;
     }
     return n;
 }
@@ -711,7 +696,7 @@ static void put_series(syc_prom_buf_t *b, const series_t *s, size_t body)
     syc_prom_buf_put(b, s->labels, s->labels_len);
     for (size_t i = 0; i < s->n; i++) {
         int64_t ts = s->samples[i].ts_ms;
-        size_t inner = 9 + (ts ? 1 + varint_len((uint64_t)ts) : 0);
+        size_t inner = 9 + (ts ? 1 + syc__varint_size((uint64_t)ts) : 0);
         put_varint(b, 2 << 3 | 2);
         put_varint(b, inner);
         put_varint(b, 1 << 3 | 1); /* value: fixed64 */
@@ -815,7 +800,7 @@ int prw_translate(const prw_cfg_t *cfg, const metrics_req_t *req, size_t max_byt
         series_t *s = t.order[i];
         if (s->n > 1) qsort(s->samples, s->n, sizeof(*s->samples), sample_cmp);
         size_t body = series_body_len(s);
-        room_for(&c, 1 + varint_len(body) + body);
+        room_for(&c, 1 + syc__varint_size(body) + body);
         put_series(&c.cur, s, body);
         st->series++;
         st->samples += s->n;
