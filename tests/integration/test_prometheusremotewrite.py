@@ -494,6 +494,27 @@ def check_fake(check, args):
                 check(meta == [], "no metadata unless send_metadata")
                 want = [({"__name__": "up", "job": "shop"}, [(1.0, T // 1_000_000)])]
                 check(series == want, f"the WriteRequest holds up{{job=shop}} 1 ({series})")
+
+                # A batch with nothing remote write can carry (a delta sum): no
+                # request, the batch done, the point counted as dropped.
+                delta = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+                    {"name": "d", "sum": {"aggregationTemporality": 1, "isMonotonic": True,
+                                          "dataPoints": [{"asInt": "1",
+                                                          "timeUnixNano": str(T)}]}}]}]}]}
+                status, _, _ = post_json(
+                    f"http://127.0.0.1:{ports['otlp_port']}/v1/metrics", delta)
+                check(status == 200, f"the delta-only request is accepted ({status})")
+
+                def done():
+                    t = scrape(mport)
+                    return t if sample(t, "switchyard_exporter_prometheusremotewrite_dropped_"
+                                       "temporality_points_total", flaky) == 1 and sample(
+                        t, "switchyard_exporter_sent_metric_points_total", flaky) == 2 else None
+                text = harness.wait_for("the delta point to be dropped and the batch done",
+                                        done, 10.0)
+                n = sample(text, "switchyard_exporter_sent_metric_points_total", flaky)
+                check(n == 2, f"the empty batch completes ({n})")
+                check(len(fake.of("/flaky")) == 3, "and makes no request")
             except AssertionError as e:
                 check(False, str(e))
             rc = router.terminate()
