@@ -161,7 +161,8 @@ VARIANTS = {
         ("otlphttp", "  otlphttp:\n    endpoint: http://127.0.0.1:{sink}\n    compression: none\n"),
     "prometheusremotewrite (snappy)":
         ("prometheusremotewrite",
-         "  prometheusremotewrite:\n    endpoint: http://127.0.0.1:{sink}/api/v1/write\n"),
+         "  prometheusremotewrite:\n    endpoint: http://127.0.0.1:{sink}/api/v1/write\n"
+         "    remote_write_queue:\n      queue_size: 100\n"),
 }
 
 
@@ -194,6 +195,10 @@ def run_variant(args, label, name, exporter, bodies):
             break
         time.sleep(0.05)
     cpu0 = cpu_seconds(proc.pid)
+    perf = None
+    if args.perf and name == "prometheusremotewrite":
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(proc.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = time.monotonic() + args.duration
     accepted = [0] * args.clients
     refused = [0] * args.clients
@@ -228,6 +233,9 @@ def run_variant(args, label, name, exporter, bodies):
     elapsed = time.monotonic() - t0
     cpu = cpu_seconds(proc.pid) - cpu0
     sent = sent_points(mport)
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=60)
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=30)
     log.close()
@@ -244,6 +252,7 @@ def main():
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--metrics", type=int, default=10)
     ap.add_argument("--router-cpu", type=int, default=None)
+    ap.add_argument("--perf", help="record the router with `perf record -g` into this file")
     args = ap.parse_args()
     bodies = [metrics_request(args.points, args.metrics, s) for s in range(4)]
     rows = [run_variant(args, label, name, exp, bodies)

@@ -61,6 +61,15 @@ static bool syc_prom_buf_reserve(syc_prom_buf_t *b, size_t n)
     return true;
 }
 
+uint8_t *syc_prom_buf_extend(syc_prom_buf_t *b, size_t n)
+{
+    if (!syc_prom_buf_reserve(b, n)) return NULL;
+    uint8_t *p = (uint8_t *)b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return p;
+}
+
 void syc_prom_buf_put(syc_prom_buf_t *b, const void *p, size_t n)
 {
     if (!syc_prom_buf_reserve(b, n)) return;

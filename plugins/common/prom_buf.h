@@ -28,6 +28,9 @@ void syc_prom_buf_reset(syc_prom_buf_t *b);
 /* Cuts the buffer back to `len` bytes (len <= b->len). */
 void syc_prom_buf_truncate(syc_prom_buf_t *b, size_t len);
 void syc_prom_buf_put(syc_prom_buf_t *b, const void *p, size_t n);
+/* Appends n bytes for the caller to write (binary encoders: one check for a whole
+ * field); returns where they start, or NULL when the buffer fails. */
+uint8_t *syc_prom_buf_extend(syc_prom_buf_t *b, size_t n);
 void syc_prom_buf_str(syc_prom_buf_t *b, const char *s);
 void syc_prom_buf_char(syc_prom_buf_t *b, char c);
 void syc_prom_buf_u64(syc_prom_buf_t *b, uint64_t v);
