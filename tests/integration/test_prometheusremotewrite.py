@@ -531,9 +531,7 @@ def main():
     ap.add_argument("--plugin-dir", required=True)
     args = ap.parse_args()
 
-    if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
-        print(f"FAIL {PROMETHEUS} is missing: install it with `apt-get install prometheus` "
-              f"(deploy/debian-deps.sh --test does)", file=sys.stderr)
+    if harness.Prometheus.missing(PROMETHEUS):
         return 1
 
     check = harness.Checks()
