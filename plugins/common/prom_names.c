@@ -303,7 +303,7 @@ static void normalize_name(syc_prom_buf_t *out, const syc_prom_namer_t *nm, cons
     clean_unit(&main);
     clean_unit(&per);
     /* addUnitTokens, against the name's own tokens. */
-    tokens_t name_tokens = {t.v + first_name_token, t.n - first_name_token, 0};
+    tokens_t name_tokens = {t.v ? t.v + first_name_token : NULL, t.n - first_name_token, 0};
     size_t main_n = main.failed ? 0 : main.len, per_n = per.failed ? 0 : per.len;
     if (main_n && tokens_contains(&name_tokens, main.data, main_n)) main_n = 0;
     if (per_n == 4 && memcmp(per.data, "per_", 4) == 0) {

@@ -210,10 +210,11 @@ static int attr_cmp(const void *a, const void *b)
 
 /* Adds attributes (sorted by key first, so that a ';' join is deterministic),
  * each under its translated name; keys that translate to nothing are left out. */
-static void labels_from_attrs(tr_t *t, size_t from)
+static void labels_from_attrs(tr_t *t)
 {
-    attr_ref_t *a = t->attrs + from;
-    size_t n = t->n_attrs - from;
+    attr_ref_t *a = t->attrs;
+    size_t n = t->n_attrs;
+    if (!n) return; /* t->attrs may still be NULL */
     if (n > 1) qsort(a, n, sizeof(*a), attr_cmp);
     for (size_t i = 0; i < n; i++) {
         syc_prom_buf_reset(&t->tmp);
@@ -270,7 +271,7 @@ static void labels_begin(tr_t *t, bool of_point, kv_t *const *point, size_t n_po
     } else if (r) {
         attrs_push(t, r->attributes, r->n_attributes, false, true);
     }
-    labels_from_attrs(t, 0);
+    labels_from_attrs(t);
     if (t->has_job) label_add(t, "job", 3, t->job.data, t->job.len, L_SET);
     if (t->has_instance) label_add(t, "instance", 8, t->instance.data, t->instance.len, L_SET);
     for (size_t i = 0; i < t->cfg->n_external; i++)
