@@ -54,8 +54,8 @@ static void count(sy_metric_t *m, uint64_t n)
  * concurrent producers may interleave, so a limit can be passed by the batches
  * they push at the same moment; never by more.
  */
-#define SY__QUEUE_MAX_BYTES    ((int64_t)16 << 20)
-#define SY__QUEUE_BUDGET_BYTES ((int64_t)32 << 20)
+#define SY__QUEUE_MAX_BYTES    ((int64_t)4 << 20)
+#define SY__QUEUE_BUDGET_BYTES ((int64_t)16 << 20)
 
 /* The process-wide budget: SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: none),
  * else SY__QUEUE_BUDGET_BYTES. Read once; a value that does not parse is logged

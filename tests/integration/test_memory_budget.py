@@ -125,7 +125,7 @@ receivers:
 exporters:
   nop:
 service:
-  telemetry: {{logs: {{level: warn}}, metrics: {{address: "127.0.0.1:{self.metrics}"}}}}
+  telemetry: {{logs: {{level: info}}, metrics: {{address: "127.0.0.1:{self.metrics}"}}}}
   pipelines: {{traces: {{receivers: [otlp], exporters: [nop]}}}}
 """
         self.router = None
@@ -170,6 +170,8 @@ def run_case(args, case, compression):
     extra = ["--shutdown-timeout", "30s",
              "--set", "exporters.otlphttp.retry_on_failure.initial_interval=500ms",
              "--set", "exporters.otlphttp.retry_on_failure.max_interval=2s"]
+    for kv in args.set or []:
+        extra += ["--set", kv]
     sink = RouterSink(args, sink_port) if case == "fast" else \
         CountingSink(sink_port, 1.0 if case == "slow" else 0.0)
     if case != "down":
@@ -190,7 +192,29 @@ def run_case(args, case, compression):
               "--out", "json"]
         if compression == "gzip":
             lg.append("--gzip")
-        out = subprocess.run(lg, capture_output=True, text=True, timeout=args.duration + 60)
+        # The anonymous (heap) and file-backed (mapped libraries) parts of the RSS,
+        # at their highest, to tell where the memory is.
+        peaks = {"RssAnon": 0, "RssFile": 0}
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                for k in peaks:
+                    try:
+                        peaks[k] = max(peaks[k], proc_kb(pid, k))
+                    except OSError:
+                        return
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            out = subprocess.run(lg, capture_output=True, text=True,
+                                 timeout=args.duration + 60)
+        finally:
+            done.set()
+            sampler.join()
+        res["anon_peak_kb"], res["file_peak_kb"] = peaks["RssAnon"], peaks["RssFile"]
         if out.returncode != 0:
             raise AssertionError(f"loadgen failed ({out.returncode}): {out.stderr}")
         res["loadgen"] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -230,6 +254,7 @@ def main():
     ap.add_argument("--sanitized", action="store_true",
                     help="a sanitizer build: the budget applies to the growth over idle RSS, "
                          "with ASan's shadow memory (1/8) on top")
+    ap.add_argument("--set", action="append", help="more --set KEY=VALUE for the router")
     ap.add_argument("--json", help="append one JSON line per case to this file")
     args = ap.parse_args()
     if args.sanitized:
@@ -245,7 +270,8 @@ def main():
             if args.sanitized:
                 limit_kb += limit_kb // 8
             print(f"{case:5} {comp:5}: peak RSS {res['peak_kb'] / 1024:.1f} MiB (idle "
-                  f"{res['idle_kb'] / 1024:.1f}), loadgen {lg['accepted']} accepted / "
+                  f"{res['idle_kb'] / 1024:.1f}; heap {res['anon_peak_kb'] / 1024:.1f}, "
+                  f"libraries {res['file_peak_kb'] / 1024:.1f}), loadgen {lg['accepted']} accepted / "
                   f"{lg['refused']} refused / {lg['failed']} other / {lg['errors']} errors, "
                   f"{lg['accepted_spans']} spans acknowledged, {res['delivered']} delivered "
                   f"(drain {res['drain_s']} s), exit {res['rc']}")
