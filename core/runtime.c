@@ -37,13 +37,13 @@ static void count(sy_metric_t *m, uint64_t n)
 
 /*
  * A queue is full when it holds `limit` batches; or, while it holds anything at
- * all, SY__QUEUE_MAX_ITEMS items (spans, data points, log records), or
- * SY__QUEUE_MAX_BYTES bytes of batches, or when every core queue of the process
- * together holds the queue budget (SY__QUEUE_BUDGET_BYTES, or the environment's
- * SWITCHYARD_QUEUE_BUDGET). An empty queue always takes one batch, however large:
- * so a batch larger than a limit is never refused for ever, and a queue whose
- * consumer is stuck cannot starve the other queues of the process for longer
- * than their own share of the budget lasts.
+ * all, SY__QUEUE_MAX_ITEMS items (spans, data points, log records), or a quarter
+ * of the queue budget in bytes of batches, or when every core queue of the
+ * process together holds the whole budget (SY__QUEUE_BUDGET_BYTES, or the
+ * environment's SWITCHYARD_QUEUE_BUDGET). An empty queue always takes one batch,
+ * however large: so a batch larger than a limit is never refused for ever, and a
+ * queue whose consumer is stuck cannot starve the other queues of the process for
+ * longer than their own share of the budget lasts.
  *
  * Items are counted beside the ring (a batch's item count never changes while it
  * is queued: a shared batch is read-only): added before the push and taken back
@@ -54,12 +54,12 @@ static void count(sy_metric_t *m, uint64_t n)
  * concurrent producers may interleave, so a limit can be passed by the batches
  * they push at the same moment; never by more.
  */
-#define SY__QUEUE_MAX_BYTES    ((int64_t)4 << 20)
 #define SY__QUEUE_BUDGET_BYTES ((int64_t)16 << 20)
+#define SY__QUEUE_SHARE        4 /* one queue may hold budget / SY__QUEUE_SHARE */
 
-/* The process-wide budget: SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: none),
- * else SY__QUEUE_BUDGET_BYTES. Read once; a value that does not parse is logged
- * and the default kept. */
+/* The process-wide budget: SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: no byte
+ * bound at all), else SY__QUEUE_BUDGET_BYTES. Read once; a value that does not
+ * parse is logged and the default kept. */
 static int64_t queue_budget(void)
 {
     static _Atomic int64_t budget = -1;
@@ -86,8 +86,9 @@ static bool queue_full(sy__mpmc_t *q, size_t limit, const _Atomic int64_t *items
     size_t n = sy__mpmc_size(q);
     if (n >= limit) return true;
     if (n == 0) return false;
+    int64_t budget = queue_budget();
     return atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS ||
-           sy__mpmc_weight(q) >= SY__QUEUE_MAX_BYTES || sy__queue_weight_total() >= queue_budget();
+           sy__mpmc_weight(q) >= budget / SY__QUEUE_SHARE || sy__queue_weight_total() >= budget;
 }
 
 static bool queue_push(sy__mpmc_t *q, _Atomic int64_t *items, sy_batch_t *b)
