@@ -67,14 +67,7 @@ static sy_instance_t *make_instance(sy__engine_t *e, sy_kind_t kind, const char 
                                     sy__pipeline_t *p, size_t index, sy__diag_t *diag)
 {
     const sy__component_cfg_t *comp = sy__service_cfg_find(e->svc, kind, id);
-    if (!comp) {
-        /* A pipeline may name a connector where a receiver or exporter goes. */
-        const sy__component_cfg_t *conn = sy__service_cfg_find(e->svc, SY_KIND_CONNECTOR, id);
-        if (conn)
-            sy__diag_add(diag, conn->key,
-                         "connector \"%s\": connectors are not available in this build yet", id);
-        return NULL; /* otherwise a dangling reference: service_config reported it */
-    }
+    if (!comp) return NULL; /* a dangling reference: service_config reported it */
 
     sy_instance_t *twin = NULL; /* the same processor in an earlier pipeline */
     if (p) {
@@ -187,6 +180,127 @@ static bool check_signal(sy_instance_t *inst, const sy__pipeline_t *p, const sy_
     return false;
 }
 
+/* Whether a pipeline's receiver or exporter `id` names a connector (service_config
+ * refused an ID that names both). */
+static bool is_connector(const sy__service_cfg_t *svc, sy_kind_t kind, const char *id)
+{
+    return !sy__service_cfg_find(svc, kind, id) && sy__service_cfg_find(svc, SY_KIND_CONNECTOR, id);
+}
+
+/* A connector as the receiver of pipeline p: it must make p's signal from one of
+ * the signals it takes. */
+static bool check_output(sy_instance_t *c, const sy__pipeline_t *p, const sy_cfg_node_t *at,
+                         sy__diag_t *diag)
+{
+    uint32_t out = 0;
+    for (int i = 0; i < 3; i++)
+        if (c->plugin->signals & syc_signal_table[i].signal) out |= c->plugin->connects[i];
+    if (out & p->signal) return true;
+    char *has = signal_set_names(out);
+    sy__diag_add(diag, at,
+                 "service::pipelines::%s: connector \"%s\" cannot be a receiver of %s (it "
+                 "makes %s)",
+                 p->id, c->id, sy__signal_name(p->signal), has ? has : "none");
+    free(has);
+    return false;
+}
+
+/* Whether connector c makes signal `to` from signal `from`. */
+static bool connects(const sy_instance_t *c, sy_signal_t from, sy_signal_t to)
+{
+    return (c->plugin->signals & from) && (c->plugin->connects[sy__signal_index(from)] & to);
+}
+
+/*
+ * As the collector: a connector used as exporter in a pipeline must feed at least
+ * one pipeline whose signal it makes from that one, and a connector used as a
+ * receiver must be fed by at least one pipeline of a signal it makes that one
+ * from. Pairs it does not support are simply not connected.
+ */
+static void check_connector_pairs(sy__engine_t *e, sy__diag_t *diag)
+{
+    for (size_t pi = 0; pi < e->npipelines; pi++) {
+        sy__pipeline_t *p = e->pipelines[pi];
+        const sy__pipeline_cfg_t *pc = p->cfg;
+        for (size_t i = 0; i < pc->nexporters; i++) {
+            sy_instance_t *c = find_shared(e, SY_KIND_CONNECTOR, pc->exporters[i]);
+            if (!c || !is_connector(e->svc, SY_KIND_EXPORTER, pc->exporters[i])) continue;
+            bool ok = false;
+            for (size_t j = 0; j < c->recv.noutputs && !ok; j++)
+                ok = connects(c, p->signal, c->recv.outputs[j]->signal);
+            if (!ok)
+                sy__diag_add(diag, pc->exporter_nodes[i],
+                             "connector \"%s\" used as exporter in %s pipeline but not used in "
+                             "any supported receiver pipeline",
+                             c->id, p->id);
+        }
+        for (size_t i = 0; i < pc->nreceivers; i++) {
+            sy_instance_t *c = find_shared(e, SY_KIND_CONNECTOR, pc->receivers[i]);
+            if (!c || !is_connector(e->svc, SY_KIND_RECEIVER, pc->receivers[i])) continue;
+            bool ok = false;
+            for (size_t j = 0; j < c->exp.nfeeders && !ok; j++)
+                ok = connects(c, c->exp.feeders[j]->signal, p->signal);
+            if (!ok)
+                sy__diag_add(diag, pc->receiver_nodes[i],
+                             "connector \"%s\" used as receiver in %s pipeline but not used in "
+                             "any supported exporter pipeline",
+                             c->id, p->id);
+        }
+    }
+}
+
+/* Depth-first search over pipelines joined by connectors: 1 on the path, 2 done. */
+static bool find_cycle(sy__engine_t *e, size_t pi, unsigned char *mark, size_t *path, size_t depth,
+                       sy__diag_t *diag)
+{
+    mark[pi] = 1;
+    path[depth] = pi;
+    sy__pipeline_t *p = e->pipelines[pi];
+    for (size_t i = 0; i < p->nexporters; i++) {
+        sy_instance_t *c = p->exporters[i];
+        if (c->kind != SY_KIND_CONNECTOR) continue;
+        for (size_t j = 0; j < c->recv.noutputs; j++) {
+            size_t qi = 0;
+            while (qi < e->npipelines && e->pipelines[qi] != c->recv.outputs[j])
+                qi++;
+            if (qi == e->npipelines || mark[qi] == 2) continue;
+            if (mark[qi] == 1) {
+                /* The cycle: from where q sits on the path back to p, then q. */
+                char chain[1024] = "";
+                size_t len = 0, from = 0;
+                while (path[from] != qi)
+                    from++;
+                for (size_t k = from; k <= depth && len < sizeof(chain); k++)
+                    len += (size_t)snprintf(chain + len, sizeof(chain) - len, "pipeline %s -> ",
+                                            e->pipelines[path[k]]->id);
+                if (len < sizeof(chain))
+                    snprintf(chain + len, sizeof(chain) - len, "pipeline %s", e->pipelines[qi]->id);
+                const sy_cfg_node_t *at = p->cfg->node;
+                for (size_t k = 0; k < p->cfg->nexporters; k++)
+                    if (!strcmp(p->cfg->exporters[k], c->id)) at = p->cfg->exporter_nodes[k];
+                sy__diag_add(diag, at,
+                             "cycle detected: connector \"%s\" closes a loop of pipelines (%s); "
+                             "data would flow around it forever",
+                             c->id, chain);
+                return true;
+            }
+            if (find_cycle(e, qi, mark, path, depth + 1, diag)) return true;
+        }
+    }
+    mark[pi] = 2;
+    return false;
+}
+
+static void check_cycles(sy__engine_t *e, sy__diag_t *diag)
+{
+    unsigned char *mark = calloc(e->npipelines + 1, 1);
+    size_t *path = calloc(e->npipelines + 1, sizeof(size_t));
+    for (size_t i = 0; mark && path && i < e->npipelines; i++)
+        if (!mark[i] && find_cycle(e, i, mark, path, 0, diag)) break;
+    free(mark);
+    free(path);
+}
+
 static sy_instance_t *shared_instance(sy__engine_t *e, sy_kind_t kind, const char *id,
                                       sy__diag_t *diag, bool *reported)
 {
@@ -234,11 +348,16 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
         if (!p->id) goto oom;
 
         for (size_t i = 0; i < pc->nreceivers; i++) {
-            sy_instance_t *r =
-                shared_instance(e, SY_KIND_RECEIVER, pc->receivers[i], diag, reported);
-            if (!r || !check_signal(r, p, pc->receiver_nodes[i], diag)) continue;
-            r->signals |= p->signal;
+            bool conn = is_connector(svc, SY_KIND_RECEIVER, pc->receivers[i]);
+            sy_instance_t *r = shared_instance(e, conn ? SY_KIND_CONNECTOR : SY_KIND_RECEIVER,
+                                               pc->receivers[i], diag, reported);
+            if (!r) continue;
+            if (conn ? !check_output(r, p, pc->receiver_nodes[i], diag)
+                     : !check_signal(r, p, pc->receiver_nodes[i], diag))
+                continue;
+            if (!conn) r->signals |= p->signal;
             if (add_ptr((void ***)&r->recv.outputs, &r->recv.noutputs, p) < 0) goto oom;
+            if (conn && add_ptr((void ***)&p->upstream, &p->nupstream, r) < 0) goto oom;
         }
         for (size_t i = 0; i < pc->nprocessors; i++) {
             sy_instance_t *x =
@@ -248,8 +367,9 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
             if (add_ptr((void ***)&p->processors, &p->nprocessors, x) < 0) goto oom;
         }
         for (size_t i = 0; i < pc->nexporters; i++) {
-            sy_instance_t *x =
-                shared_instance(e, SY_KIND_EXPORTER, pc->exporters[i], diag, reported);
+            bool conn = is_connector(svc, SY_KIND_EXPORTER, pc->exporters[i]);
+            sy_instance_t *x = shared_instance(e, conn ? SY_KIND_CONNECTOR : SY_KIND_EXPORTER,
+                                               pc->exporters[i], diag, reported);
             if (!x || !check_signal(x, p, pc->exporter_nodes[i], diag)) continue;
             x->signals |= p->signal;
             if (add_ptr((void ***)&p->exporters, &p->nexporters, x) < 0 ||
@@ -259,6 +379,17 @@ sy__engine_t *sy__engine_build(sy__service_cfg_t *svc, sy__registry_t *reg, sy__
     }
     for (size_t i = 0; i < svc->nextensions; i++)
         shared_instance(e, SY_KIND_EXTENSION, svc->extensions[i], diag, reported);
+    if (sy__diag_errors(diag) == errors_before) {
+        check_connector_pairs(e, diag);
+        check_cycles(e, diag);
+    }
+    /* What each connector and each pipeline behind one waits for at shutdown (set
+     * here, not at start, so that a start that fails halfway stops the same way). */
+    for (size_t i = 0; i < e->ninstances; i++)
+        if (e->instances[i]->kind == SY_KIND_CONNECTOR)
+            atomic_store(&e->instances[i]->exp.feeders_live, e->instances[i]->exp.nfeeders);
+    for (size_t i = 0; i < e->npipelines; i++)
+        atomic_store(&e->pipelines[i]->upstream_live, e->pipelines[i]->nupstream);
 
     free(reported);
     reported = NULL;
@@ -315,6 +446,10 @@ static void worker_exit(void *arg)
             if (p->thread != &w->thread) continue;
             for (size_t j = 0; j < p->nprocessors; j++)
                 sy__instance_destroy(p->processors[j]);
+        }
+        for (size_t i = 0; i < e->ninstances; i++) {
+            sy_instance_t *x = e->instances[i];
+            if (x->kind == SY_KIND_CONNECTOR && x->thread == &w->thread) sy__instance_destroy(x);
         }
         return;
     }
@@ -444,8 +579,25 @@ static void register_metrics(sy_instance_t *inst)
     } else if (inst->kind == SY_KIND_EXPORTER) {
         ok = "exporter_sent_";
         failed = "exporter_send_failed_";
+    } else if (inst->kind == SY_KIND_CONNECTOR) {
+        ok = "connector_consumed_";
+        failed = "connector_failed_";
     } else {
         return;
+    }
+    if (inst->kind == SY_KIND_CONNECTOR) {
+        /* What it emitted, per signal of the pipelines it feeds. */
+        for (size_t j = 0; j < inst->recv.noutputs; j++) {
+            int i = sy__signal_index(inst->recv.outputs[j]->signal);
+            if (inst->metrics[i].emitted) continue;
+            char name[96], help[160];
+            snprintf(name, sizeof(name), "connector_emitted_%s", syc_signal_table[i].item_metric);
+            snprintf(help, sizeof(help),
+                     "Number of %s the connector handed to the pipelines it feeds.",
+                     syc_signal_table[i].item_metric);
+            inst->metrics[i].emitted =
+                sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
+        }
     }
     for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
         if (!(inst->signals & syc_signal_table[i].signal)) continue;
@@ -453,16 +605,18 @@ static void register_metrics(sy_instance_t *inst)
         char name[96], help[160];
         snprintf(name, sizeof(name), "%s%s", ok, items);
         snprintf(help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
-                 inst->kind == SY_KIND_RECEIVER ? "accepted and passed on"
-                                                : "handed to its backend");
+                 inst->kind == SY_KIND_RECEIVER   ? "accepted and passed on"
+                 : inst->kind == SY_KIND_EXPORTER ? "handed to its backend"
+                                                  : "took from the pipelines it ends");
         inst->metrics[i].ok = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
         snprintf(name, sizeof(name), "%s%s", failed, items);
         snprintf(help, sizeof(help), "Number of %s the %s %s.", items, sy__kind_name(inst->kind),
-                 inst->kind == SY_KIND_RECEIVER ? "refused (the client was told to retry)"
-                                                : "failed to send");
+                 inst->kind == SY_KIND_RECEIVER   ? "refused (the client was told to retry)"
+                 : inst->kind == SY_KIND_EXPORTER ? "failed to send"
+                                                  : "failed to process");
         inst->metrics[i].failed = sy__metric_register(name, help, SY_METRIC_COUNTER, inst->labels);
-        if (inst->kind != SY_KIND_EXPORTER) continue;
-        snprintf(name, sizeof(name), "exporter_enqueue_failed_%s", items);
+        if (inst->kind == SY_KIND_RECEIVER) continue;
+        snprintf(name, sizeof(name), "%s_enqueue_failed_%s", sy__kind_name(inst->kind), items);
         snprintf(help, sizeof(help),
                  "Number of %s a pipeline could not hand to the exporter (out of memory, "
                  "or the shutdown deadline).",
@@ -530,11 +684,15 @@ static int start_exporter(sy_instance_t *x, size_t n)
 {
     if (sy__mpmc_init(&x->exp.queue, SY__EXPORTER_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
     x->exp.queue_ready = true;
+    bool conn = x->kind == SY_KIND_CONNECTOR;
     char labels[256];
-    snprintf(labels, sizeof(labels), "%s,queue=\"exporter\"", x->labels);
+    snprintf(labels, sizeof(labels), "%s,queue=\"%s\"", x->labels, sy__kind_name(x->kind));
     register_queue_metrics(&x->exp.queue, labels, x->exp.queue_metrics);
     register_metrics(x);
-    x->thread = role_worker(x->engine, SY__ROLE_EXPORTER, n);
+    /* A connector lives on a pipeline worker: it is stopped with the pipelines,
+     * between those it ends and those it feeds (runtime.c). */
+    x->thread = role_worker(x->engine, conn ? SY__ROLE_PIPELINE : SY__ROLE_EXPORTER, n);
+
     x->start_rc = SY_ERROR;
     int rc = sy__thread_call(x->thread, exporter_open_call, x, start_deadline(x->engine));
     if (check_call(x->engine, rc, "opening the exporter", x->id) < 0) return rc;
@@ -556,6 +714,7 @@ static int start_pipeline(sy__pipeline_t *p, size_t n)
      * same time as another passes its room check (runtime.c, sy__receiver_emit). */
     sy__engine_t *e = p->engine;
     size_t spare = e->role_count[SY__ROLE_RECEIVER];
+    if (p->nupstream) spare += e->role_count[SY__ROLE_PIPELINE]; /* connectors push too */
     p->in_limit = SY__PIPELINE_QUEUE_CAPACITY;
     if (sy__mpmc_init(&p->in, SY__PIPELINE_QUEUE_CAPACITY + spare) < 0) return SY_ENOMEM;
     p->queue_ready = true;
@@ -577,6 +736,7 @@ static int start_pipeline(sy__pipeline_t *p, size_t n)
         register_processor_metrics(x);
         if ((rc = create_start(x)) < 0) return rc;
     }
+    atomic_store_explicit(&p->accepting, true, memory_order_release);
     return SY_OK;
 }
 
@@ -621,6 +781,13 @@ int sy__engine_start(sy__engine_t *e)
         sy_instance_t *x = e->instances[i];
         if (x->kind == SY_KIND_EXPORTER && start_exporter(x, next_exp++) < 0) goto fail;
     }
+    /* Connectors before the pipelines that feed them; they emit only once data
+     * flows (or from their timers, into pipelines that may not be open yet: such
+     * an emit is told to retry). */
+    for (size_t i = 0, next_conn = 0; i < e->ninstances; i++) {
+        sy_instance_t *x = e->instances[i];
+        if (x->kind == SY_KIND_CONNECTOR && start_exporter(x, next_conn++) < 0) goto fail;
+    }
     for (size_t i = 0; i < e->npipelines; i++)
         if (start_pipeline(e->pipelines[i], i) < 0) goto fail;
     for (size_t i = 0; i < e->ninstances; i++) {
@@ -656,11 +823,20 @@ static void shutdown_instances_on(void *arg)
     }
 }
 
+/* A pipeline fed by connectors waits until they have drained (runtime.c wakes it). */
 static void drain_pipelines_on(void *arg)
 {
     role_call_t *c = arg;
-    for (size_t i = 0; i < c->e->npipelines; i++)
-        if (c->e->pipelines[i]->thread == c->worker) sy__pipeline_begin_drain(c->e->pipelines[i]);
+    for (size_t i = 0; i < c->e->npipelines; i++) {
+        sy__pipeline_t *p = c->e->pipelines[i];
+        if (p->thread != c->worker) continue;
+        if (!p->nupstream) {
+            sy__pipeline_begin_drain(p);
+        } else {
+            atomic_store(&p->stop_requested, true);
+            if (atomic_load(&p->drain_go) && !p->draining) sy__pipeline_begin_drain(p);
+        }
+    }
 }
 
 static void drain_exporters_on(void *arg)
@@ -713,6 +889,8 @@ int sy__engine_stop(sy__engine_t *e)
      * longer for them to have done so before it calls a worker stuck. */
     e->deadline_ms = sy__now_ms() + e->shutdown_timeout_ms;
     uint64_t hard = e->deadline_ms + 500;
+    for (size_t i = 0; i < e->npipelines; i++)
+        sy__pipeline_never_started(e->pipelines[i]);
     if (stop_role(e, SY__ROLE_RECEIVER, shutdown_instances_on, hard) < 0 ||
         stop_role(e, SY__ROLE_PIPELINE, drain_pipelines_on, hard) < 0 ||
         stop_role(e, SY__ROLE_EXPORTER, drain_exporters_on, hard) < 0 ||
@@ -753,14 +931,16 @@ void sy__engine_free(sy__engine_t *e)
         free(p->pending);
         free(p->processors);
         free(p->exporters);
+        free(p->upstream);
         free(p->id);
         free(p);
     }
     free(e->pipelines);
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind == SY_KIND_EXPORTER) unregister_queue_metrics(x->exp.queue_metrics);
-        if (x->kind == SY_KIND_EXPORTER && x->exp.queue_ready) {
+        bool exp = x->kind == SY_KIND_EXPORTER || x->kind == SY_KIND_CONNECTOR;
+        if (exp) unregister_queue_metrics(x->exp.queue_metrics);
+        if (exp && x->exp.queue_ready) {
             while (x->exp.backlog_pos < x->exp.backlog_n)
                 sy__batch_release(x->exp.backlog[x->exp.backlog_pos++]);
             void *b;
@@ -772,8 +952,8 @@ void sy__engine_free(sy__engine_t *e)
             sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);
             free(x->config);
         }
-        if (x->kind == SY_KIND_RECEIVER) free(x->recv.outputs);
-        if (x->kind == SY_KIND_EXPORTER) free(x->exp.feeders);
+        free(x->recv.outputs);
+        if (exp) free(x->exp.feeders);
         free(x->id);
         free(x->labels);
         free(x);

@@ -41,6 +41,7 @@ typedef struct sy__signal_metrics_s {
     sy_metric_t *ok;             /* receiver: accepted; exporter: sent */
     sy_metric_t *failed;         /* receiver: refused; exporter: send_failed */
     sy_metric_t *enqueue_failed; /* exporter: never reached its queue (pipeline dropped) */
+    sy_metric_t *emitted;        /* connector: items it handed to the pipelines it feeds */
 } sy__signal_metrics_t;
 
 /* A processor's counters (one signal: its pipeline's). For every processor,
@@ -75,7 +76,7 @@ typedef struct sy__pending_s {
     size_t next;       /* the first exporter that has not taken it yet */
 } sy__pending_t;
 
-/* What only a receiver has: the pipelines it feeds. */
+/* What a receiver and a connector have: the pipelines they feed. */
 typedef struct sy__receiver_part_s {
     sy__pipeline_t **outputs;
     size_t noutputs;
@@ -110,6 +111,10 @@ typedef struct sy__exporter_part_s {
     /* Draining at shutdown: finishes when the backlog is empty, or at the deadline. */
     bool draining, drained, deadline_ready;
     uv_timer_t deadline;
+    /* Connectors: the feeders that have not finished draining; when the last one
+     * has, drain_go is set and the connector drains (runtime.c). */
+    atomic_size_t feeders_live;
+    atomic_bool drain_go;
 } sy__exporter_part_t;
 
 struct sy_instance_s {
@@ -132,10 +137,11 @@ struct sy_instance_s {
     sy__ratelimit_t cow_log;   /* batch_request_mut refusals (cow.c) */
     sy__signal_metrics_t metrics[3];
 
-    /* By kind: recv for receivers, proc for processors, exp for exporters
-     * (extensions have nothing of their own). */
+    /* Receivers and connectors: the pipelines they feed. */
+    sy__receiver_part_t recv;
+    /* By kind: proc for processors, exp for exporters and connectors (a connector
+     * is an exporter in the pipelines it ends); extensions have nothing of their own. */
     union {
-        sy__receiver_part_t recv;
         sy__processor_part_t proc;
         sy__exporter_part_t exp;
     };
@@ -171,6 +177,18 @@ struct sy__pipeline_s {
     /* Draining at shutdown: finishes when nothing is pending, or at the deadline. */
     bool draining, drained, deadline_ready;
     uv_timer_t deadline;
+
+    /* Connectors that feed this pipeline. It begins to drain only once all of
+     * them have (upstream_live reaches 0 and drain_go is set); one of them that
+     * found its queue full sets conn_waiting, and the pipeline wakes them all
+     * after it has taken from the queue. */
+    sy_instance_t **upstream;
+    size_t nupstream;
+    atomic_size_t upstream_live;
+    atomic_bool stop_requested; /* the engine asked it to drain */
+    atomic_bool drain_go;       /* and every connector feeding it has drained */
+    atomic_bool conn_waiting;
+    atomic_bool accepting; /* started: a connector's timer may emit into it */
 };
 
 struct sy__engine_s {
@@ -229,6 +247,7 @@ void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, 
 int sy__pipeline_open(sy__pipeline_t *p);
 void sy__pipeline_on_wake(void *arg);
 void sy__pipeline_begin_drain(sy__pipeline_t *p);
+void sy__pipeline_never_started(sy__pipeline_t *p);
 int sy__exporter_open(sy_instance_t *x);
 void sy__exporter_on_wake(void *arg);
 void sy__exporter_begin_drain(sy_instance_t *x);

@@ -180,8 +180,7 @@ static size_t api_connector_pipelines(sy_instance_t *inst, sy_signal_t signal, c
 
 static void api_ready(sy_instance_t *inst)
 {
-    if (inst->kind == SY_KIND_EXPORTER || inst->kind == SY_KIND_CONNECTOR)
-        sy__exporter_ready(inst);
+    if (inst->kind == SY_KIND_EXPORTER || inst->kind == SY_KIND_CONNECTOR) sy__exporter_ready(inst);
 }
 
 static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)

@@ -250,11 +250,20 @@ static int check_descriptor(sy__plugin_file_t *file, const sy_plugin_t *d, char 
                  sy__kind_name(file->kind), file->type);
         return SY_ERROR;
     }
-    if (!c->create || !c->destroy ||
-        ((c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER) && !c->consume)) {
+    bool consumes =
+        c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER || c->kind == SY_KIND_CONNECTOR;
+    if (!c->create || !c->destroy || (consumes && !c->consume)) {
         snprintf(err, err_len, "plugin %s lacks a required callback (create, destroy%s)",
-                 file->path,
-                 c->kind == SY_KIND_PROCESSOR || c->kind == SY_KIND_EXPORTER ? ", consume" : "");
+                 file->path, consumes ? ", consume" : "");
+        return SY_ERROR;
+    }
+    if (c->kind == SY_KIND_CONNECTOR &&
+        (d->size < offsetof(sy_plugin_t, connects) + sizeof(c->connects) ||
+         !(c->connects[0] | c->connects[1] | c->connects[2]))) {
+        snprintf(err, err_len,
+                 "plugin %s is a connector but declares no signals it connects (sy_plugin_t "
+                 "connects, ABI 1.4)",
+                 file->path);
         return SY_ERROR;
     }
     if (c->config_field_count && !c->config_fields) {

@@ -313,9 +313,16 @@ void sy__processor_refuse(sy_instance_t *inst, bool refuse)
         atomic_fetch_sub_explicit(&inst->proc.pipeline->refusing, 1, memory_order_relaxed);
 }
 
+static void connectors_ready(sy__pipeline_t *p);
+
 void sy__pipeline_on_wake(void *arg)
 {
     sy__pipeline_t *p = arg;
+    if (p->nupstream && !p->draining && atomic_load(&p->drain_go) &&
+        atomic_load(&p->stop_requested)) {
+        sy__pipeline_begin_drain(p);
+        return;
+    }
     if (p->npending && !pending_flush(p)) return; /* the exporter wakes us */
     if (p->draining) {
         if (!p->npending) pipeline_finish(p);
@@ -324,6 +331,7 @@ void sy__pipeline_on_wake(void *arg)
     void *items[SY__BURST];
     unsigned n = sy__mpmc_pop_burst(&p->in, items, SY__BURST);
     queue_popped(&p->in_items, items, n);
+    if (n) connectors_ready(p);
     for (unsigned i = 0; i < n; i++)
         run_chain(p, 0, items[i]);
     /* More may be queued: come back on the next loop turn rather than hog it, so
@@ -362,10 +370,14 @@ int sy__pipeline_open(sy__pipeline_t *p)
 }
 
 /* Closes the pipeline's own handles; its worker's loop can then end. */
+static void connector_feeder_done(sy_instance_t *c);
+
 static void pipeline_finish(sy__pipeline_t *p)
 {
     if (p->drained) return;
     p->drained = true;
+    for (size_t i = 0; i < p->nexporters; i++)
+        if (p->exporters[i]->kind == SY_KIND_CONNECTOR) connector_feeder_done(p->exporters[i]);
     if (p->wake_ready) sy__wake_close(&p->wake);
     if (p->deadline_ready) {
         uv_timer_stop(&p->deadline);
@@ -389,6 +401,7 @@ void sy__pipeline_begin_drain(sy__pipeline_t *p)
     unsigned n;
     while ((n = sy__mpmc_pop_burst(&p->in, items, SY__BURST)) > 0) {
         queue_popped(&p->in_items, items, n);
+        connectors_ready(p);
         for (unsigned i = 0; i < n; i++)
             run_chain(p, 0, items[i]);
     }
@@ -461,6 +474,10 @@ static bool backlog_refill(sy_instance_t *x)
 void sy__exporter_on_wake(void *arg)
 {
     sy_instance_t *x = arg;
+    if (x->kind == SY_KIND_CONNECTOR && !x->exp.draining && atomic_load(&x->exp.drain_go)) {
+        sy__exporter_begin_drain(x);
+        return;
+    }
     if (!x->started) return;
     for (int rounds = 0; rounds < 4; rounds++) {
         if (!backlog_refill(x)) {
@@ -536,11 +553,14 @@ int sy__exporter_open(sy_instance_t *x)
 
 /* Everything the exporter was given has been taken (or abandoned): its plugin
  * finishes or abandons what is in flight, and the host's handles close. */
+static void connector_drained(sy_instance_t *c);
+
 static void exporter_finish(sy_instance_t *x)
 {
     if (x->exp.drained) return;
     x->exp.drained = true;
     sy__instance_shutdown(x);
+    if (x->kind == SY_KIND_CONNECTOR) connector_drained(x);
     sy__wake_close(&x->exp.wake);
     if (x->exp.deadline_ready) {
         uv_timer_stop(&x->exp.deadline);
@@ -570,22 +590,127 @@ void sy__exporter_begin_drain(sy_instance_t *x)
 
 /* ---- connectors ------------------------------------------------------------------ */
 
+/*
+ * A connector is an exporter of the pipelines it ends and a receiver of those it
+ * feeds, on a pipeline worker. At shutdown the chain drains in order: each
+ * pipeline it ends finishes (connector_feeder_done), then the connector takes what
+ * is left in its queue and its plugin's shutdown() emits what it holds, and only
+ * then do the pipelines it feeds begin to drain (connector_drained). Cycles are
+ * refused when the engine is built, so this always ends.
+ */
+
+/* One of the pipelines the connector ends has finished (on that pipeline's worker). */
+static void connector_feeder_done(sy_instance_t *c)
+{
+    if (atomic_fetch_sub(&c->exp.feeders_live, 1) != 1) return;
+    atomic_store(&c->exp.drain_go, true);
+    if (c->exp.wake.thread) sy__wake_send(&c->exp.wake);
+}
+
+/* The connector has drained (on its worker): the pipelines it feeds may drain. */
+static void connector_drained(sy_instance_t *c)
+{
+    for (size_t i = 0; i < c->recv.noutputs; i++) {
+        sy__pipeline_t *p = c->recv.outputs[i];
+        if (atomic_fetch_sub(&p->upstream_live, 1) != 1) continue;
+        atomic_store(&p->drain_go, true);
+        if (p->wake_ready) sy__wake_send(&p->wake);
+    }
+}
+
+/* A pipeline that never started (the start failed before it) counts as drained
+ * for the connectors it ends. Main thread, at stop, before any worker drains. */
+void sy__pipeline_never_started(sy__pipeline_t *p)
+{
+    if (p->thread) return;
+    p->drained = true;
+    for (size_t i = 0; i < p->nexporters; i++)
+        if (p->exporters[i]->kind == SY_KIND_CONNECTOR) connector_feeder_done(p->exporters[i]);
+}
+
+/* After the pipeline took from its queue: connectors that found it full retry. */
+static void connectors_ready(sy__pipeline_t *p)
+{
+    if (!p->nupstream) return;
+    if (!atomic_exchange_explicit(&p->conn_waiting, false, memory_order_acq_rel)) return;
+    for (size_t i = 0; i < p->nupstream; i++)
+        sy__exporter_ready(p->upstream[i]);
+}
+
+static bool connector_wants(const char *const *pipelines, size_t n, const sy__pipeline_t *p)
+{
+    if (!pipelines) return true;
+    for (size_t i = 0; i < n; i++)
+        if (pipelines[i] && !strcmp(pipelines[i], p->id)) return true;
+    return false;
+}
+
+/* Whether pipeline p can take one more batch now. A full one is told that a
+ * connector waits, and checked once more: it may have emptied in between. */
+static bool connector_room(sy__pipeline_t *p)
+{
+    /* A connector's timer may fire while the engine still starts the pipelines. */
+    if (!atomic_load_explicit(&p->accepting, memory_order_acquire)) return false;
+    if (!queue_full(&p->in, p->in_limit, &p->in_items) &&
+        !atomic_load_explicit(&p->refusing, memory_order_relaxed))
+        return true;
+    atomic_store_explicit(&p->conn_waiting, true, memory_order_release);
+    return !queue_full(&p->in, p->in_limit, &p->in_items) &&
+           !atomic_load_explicit(&p->refusing, memory_order_relaxed);
+}
+
 int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
                        size_t n)
 {
-    (void)inst;
-    (void)batch;
-    (void)pipelines;
-    (void)n;
-    return SY_ENOTSUP;
+    sy_signal_t signal = sy__batch_signal(batch);
+    /* Every name must be a pipeline of the batch's signal that the connector feeds. */
+    for (size_t k = 0; pipelines && k < n; k++) {
+        bool found = false;
+        for (size_t i = 0; i < inst->recv.noutputs && !found; i++)
+            found = pipelines[k] && inst->recv.outputs[i]->signal == signal &&
+                    !strcmp(pipelines[k], inst->recv.outputs[i]->id);
+        if (!found) {
+            SY__LOG(SY_LOG_ERROR, inst->id,
+                    "emit_to: \"%s\" is not a %s pipeline this connector feeds",
+                    pipelines[k] ? pipelines[k] : "(null)", sy__signal_name(signal));
+            return SY_EINVAL;
+        }
+    }
+    size_t count_out = 0, last = 0;
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
+        if (p->signal != signal || !connector_wants(pipelines, n, p)) continue;
+        if (!connector_room(p)) return SY_EAGAIN;
+        count_out++;
+        last = i;
+    }
+    if (count_out == 0) return pipelines ? SY_EINVAL : SY_ENOTSUP;
+
+    uint64_t items = sy__batch_items(batch);
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
+        if (p->signal != signal || !connector_wants(pipelines, n, p)) continue;
+        if (i != last) sy__batch_retain(batch);
+        if (!queue_push(&p->in, &p->in_items, batch)) {
+            /* As for receivers: the spare slots make this unreachable. */
+            if (i != last) sy__batch_release(batch);
+            SY__LOG(SY_LOG_ERROR, inst->id, "pipeline %s: queue full after the room check", p->id);
+            return SY_EAGAIN;
+        }
+        sy__wake_send(&p->wake);
+    }
+    count(inst->metrics[sy__signal_index(signal)].emitted, items);
+    return SY_OK;
 }
 
 size_t sy__connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,
                                size_t max)
 {
-    (void)inst;
-    (void)signal;
-    (void)ids;
-    (void)max;
-    return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        if (inst->recv.outputs[i]->signal != signal) continue;
+        if (ids && n < max) ids[n] = inst->recv.outputs[i]->id;
+        n++;
+    }
+    return n;
 }

@@ -468,20 +468,43 @@ static void count_drop(syc_xh_t *xh, sy_signal_t signal, uint64_t items)
     }
 }
 
+/* Fills *info for `batch` and returns its size in units of the sizer. The bytes
+ * sizer counts the serialized request, as the collector's does: a batch that only
+ * has its decoded form is packed now (into its own arena, once: the transport
+ * sends those bytes); one that cannot be packed counts as 0 bytes and fails when
+ * it is sent. */
+static uint64_t batch_size(syc_xh_t *xh, sy_batch_t *batch, sy_batch_info_t *info)
+{
+    xh->api->batch_info(batch, info);
+    if (xh->cfg->sizer == SYC_XH_SIZER_BYTES && !info->has_encoded) {
+        size_t len = 0;
+        info->bytes = xh->api->batch_encoded(batch, &len) ? len : 0;
+    }
+    return sized(xh->cfg->sizer, info->items, info->bytes);
+}
+
+/* Queues one request for `batch` (the reference is the queue's). */
+static int enqueue(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info, uint64_t size)
+{
+    syc_xh_req_t *r = calloc(1, sizeof(*r));
+    if (!r) return SY_ENOMEM;
+    r->batch = batch;
+    r->signal = info->signal;
+    r->items = info->items;
+    r->bytes = info->bytes;
+    r->owner = xh;
+    r->where = WHERE_QUEUED;
+    list_push(&xh->queue, r);
+    xh->queued += size;
+    update_queue_gauge(xh);
+    return SY_OK;
+}
+
 int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 {
     if (xh->closing) return SY_ECLOSED;
     sy_batch_info_t info;
-    xh->api->batch_info(batch, &info);
-    if (xh->cfg->sizer == SYC_XH_SIZER_BYTES && !info.has_encoded) {
-        /* The bytes sizer counts the serialized request, as the collector's does;
-         * a batch that only has its decoded form is packed now (into its own
-         * arena, once: the transport sends those bytes). One that cannot be
-         * packed counts as 0 bytes and fails when it is sent. */
-        size_t len = 0;
-        info.bytes = xh->api->batch_encoded(batch, &len) ? len : 0;
-    }
-    uint64_t size = sized(xh->cfg->sizer, info.items, info.bytes);
+    uint64_t size = batch_size(xh, batch, &info);
     bool full;
     if (!xh->capacity)
         full = slots_used(xh) >= xh->consumers;
@@ -498,17 +521,40 @@ int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
         xh->want_ready = true;
         return SY_EAGAIN;
     }
-    syc_xh_req_t *r = calloc(1, sizeof(*r));
-    if (!r) return SY_ENOMEM;
-    r->batch = batch;
-    r->signal = info.signal;
-    r->items = info.items;
-    r->bytes = info.bytes;
-    r->owner = xh;
-    r->where = WHERE_QUEUED;
-    list_push(&xh->queue, r);
-    xh->queued += size;
-    update_queue_gauge(xh);
+    if (enqueue(xh, batch, &info, size) < 0) return SY_ENOMEM;
+    dispatch(xh);
+    return SY_OK;
+}
+
+int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
+{
+    if (xh->closing) return SY_ECLOSED;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        total += batch_size(xh, batches[i], &info);
+    }
+    /* As syc_xh_consume() judges one request, for all of them at once: they are
+     * taken together or not at all. */
+    bool full = !xh->capacity ? slots_used(xh) >= xh->consumers
+                              : xh->queued && xh->queued + total > xh->capacity;
+    if (full) {
+        xh->want_ready = true;
+        return SY_EAGAIN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        uint64_t size = batch_size(xh, batches[i], &info);
+        if (enqueue(xh, batches[i], &info, size) < 0) {
+            /* Out of memory half way: those queued are sent, the rest given up. */
+            for (size_t j = i; j < n; j++) {
+                xh->api->batch_info(batches[j], &info);
+                count_drop(xh, info.signal, info.items);
+                xh->api->batch_release(batches[j]);
+            }
+            break;
+        }
+    }
     dispatch(xh);
     return SY_OK;
 }

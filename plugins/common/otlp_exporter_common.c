@@ -98,7 +98,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers ? r->headers : o->headers);
         curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
         if (o->ops->setup) o->ops->setup(o, req, e);
@@ -123,6 +123,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
     free(r->owned);
+    curl_slist_free_all(r->headers);
     free(r);
     req->transport = NULL;
 }

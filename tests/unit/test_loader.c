@@ -227,12 +227,13 @@ static void test_graph_errors(void **state)
         "service:\n  pipelines:\n    traces:\n      receivers: [testgen]\n"
         "      processors: [abimajor]\n      exporters: [testsink]\n",
         "processor_abimajor.so was built for plugin ABI 2.");
-    /* A connector is refused, once, at its declaration, until connectors exist. */
-    expect_config_error("receivers:\n  testgen:\nconnectors:\n  forward:\nexporters:\n  testsink:\n"
-                        "service:\n  pipelines:\n"
-                        "    traces/a: {receivers: [testgen], exporters: [forward]}\n"
-                        "    traces/b: {receivers: [forward], exporters: [testsink]}\n",
-                        "<config>:4:3: connector \"forward\": connectors are not available");
+    /* A connector of a type no plugin provides: reported once, at its declaration,
+     * naming the file looked for. */
+    expect_config_error("receivers:\n  testgen:\nconnectors:\n  nosuchconn:\nexporters:\n"
+                        "  testsink:\nservice:\n  pipelines:\n"
+                        "    traces/a: {receivers: [testgen], exporters: [nosuchconn]}\n"
+                        "    traces/b: {receivers: [nosuchconn], exporters: [testsink]}\n",
+                        "<config>:4:3: unknown type: \"nosuchconn\" for id: \"nosuchconn\"");
     /* A value of the wrong type in a plugin's own table. */
     expect_config_error("receivers:\n  testgen:\n    interval: banana\nexporters:\n  testsink:\n"
                         "service:\n  pipelines:\n    traces:\n"
