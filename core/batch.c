@@ -196,6 +196,17 @@ uint64_t sy__batch_items(const sy_batch_t *b)
     return b->items;
 }
 
+size_t sy__batch_bytes(const sy_batch_t *b)
+{
+    /* Under the lock: a shared batch's arena grows when another holder makes
+     * its missing form (sy__batch_request, sy__batch_encoded). */
+    sy_batch_t *mb = (sy_batch_t *)b;
+    pthread_mutex_lock(&mb->lock);
+    size_t bytes = b->arena.total + sizeof(*b);
+    pthread_mutex_unlock(&mb->lock);
+    return bytes;
+}
+
 const char *sy__batch_origin(const sy_batch_t *b)
 {
     return b->origin;

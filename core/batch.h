@@ -91,6 +91,14 @@ bool sy__batch_is_shared(const sy_batch_t *b);
 const char *sy__batch_origin(const sy_batch_t *b);
 sy_signal_t sy__batch_signal(const sy_batch_t *b);
 uint64_t sy__batch_items(const sy_batch_t *b);
+/*
+ * The memory b holds now, in bytes: every chunk of its arena (its encoded request,
+ * its decoded structs, whatever was built in it) plus the batch itself. A split
+ * piece's parent is not included (whoever holds the parent counts it). Grows when
+ * a form is made lazily; what the core queues weigh a batch by when it goes in.
+ * Any thread holding a reference.
+ */
+size_t sy__batch_bytes(const sy_batch_t *b);
 
 /* What one walk learned of a message. */
 typedef struct sy__pb_stats_s {

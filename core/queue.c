@@ -16,12 +16,22 @@
  * The position counters of the MPMC ring carry no data, only the right to a
  * cell: the atomicity of the CAS makes a claim exclusive, and the data edge is
  * always the cell's own sequence number, so the CAS can be relaxed.
+ *
+ * Weights (MPMC only) carry no data either: the cell's weight travels with its
+ * item under the cell's edges, and the ring's and the process's totals are
+ * relaxed counters. They never go below zero because a push adds before its
+ * release store of cell.seq and the pop that takes the item off subtracts after
+ * its acquire load of it, so the add happens before the subtract and precedes
+ * it in the counter's modification order.
  */
 #include "queue.h"
 
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/* The weight held by every MPMC ring of the process: see sy__queue_weight_total(). */
+static _Atomic int64_t sy__queue_weight_all;
 
 /*
  * Rounds a requested capacity up to a power of two no smaller than `min`, and
@@ -179,7 +189,9 @@ int sy__mpmc_init(sy__mpmc_t *q, size_t capacity)
     for (size_t i = 0; i < cap; i++) {
         atomic_init(&q->cells[i].seq, i);
         q->cells[i].item = NULL;
+        q->cells[i].weight = 0;
     }
+    atomic_init(&q->weight, 0);
     atomic_init(&q->enqueue_pos, 0);
     atomic_init(&q->dequeue_pos, 0);
     return 0;
@@ -187,6 +199,11 @@ int sy__mpmc_init(sy__mpmc_t *q, size_t capacity)
 
 void sy__mpmc_destroy(sy__mpmc_t *q)
 {
+    /* Items left in the ring are forgotten, and so is their weight. */
+    if (q->cells)
+        atomic_fetch_sub_explicit(&sy__queue_weight_all,
+                                  atomic_load_explicit(&q->weight, memory_order_relaxed),
+                                  memory_order_relaxed);
     free(q->cells);
     q->cells = NULL;
     q->mask = 0;
@@ -249,7 +266,10 @@ static size_t sy__mpmc_claim(sy__mpmc_t *q, _Atomic size_t *pos_p, size_t lag, s
     }
 }
 
-unsigned sy__mpmc_push_burst(sy__mpmc_t *q, void *const *items, unsigned n)
+/* Pushes items[0..n) with weight[i] each (weight NULL: all 0); see
+ * sy__mpmc_push_burst(). */
+static unsigned sy__mpmc_push_run(sy__mpmc_t *q, void *const *items, const size_t *weight,
+                                  unsigned n)
 {
     unsigned done = 0;
 
@@ -264,6 +284,7 @@ unsigned sy__mpmc_push_burst(sy__mpmc_t *q, void *const *items, unsigned n)
             sy__mpmc_cell_t *cell = &q->cells[(start + i) & q->mask];
 
             cell->item = items[done + i];
+            cell->weight = weight ? weight[done + i] : 0;
             /* Release: pairs with the consumer's acquire load of cell.seq in
              * sy__mpmc_claim(), publishing the item written just above. */
             atomic_store_explicit(&cell->seq, start + i + 1, memory_order_release);
@@ -273,9 +294,34 @@ unsigned sy__mpmc_push_burst(sy__mpmc_t *q, void *const *items, unsigned n)
     return done;
 }
 
+unsigned sy__mpmc_push_burst(sy__mpmc_t *q, void *const *items, unsigned n)
+{
+    return sy__mpmc_push_run(q, items, NULL, n);
+}
+
+bool sy__mpmc_push_weighted(sy__mpmc_t *q, void *item, size_t weight)
+{
+    int64_t w = weight > (size_t)INT64_MAX ? INT64_MAX : (int64_t)weight;
+    size_t carried = (size_t)w; /* what the pop takes off: exactly what was added */
+
+    /* Relaxed: see the top of this file for why the counters cannot go below
+     * zero; nothing else is ordered by them. */
+    if (w) {
+        atomic_fetch_add_explicit(&q->weight, w, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sy__queue_weight_all, w, memory_order_relaxed);
+    }
+    if (sy__mpmc_push_run(q, &item, &carried, 1) == 1) return true;
+    if (w) {
+        atomic_fetch_sub_explicit(&q->weight, w, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&sy__queue_weight_all, w, memory_order_relaxed);
+    }
+    return false;
+}
+
 unsigned sy__mpmc_pop_burst(sy__mpmc_t *q, void **items, unsigned n)
 {
     unsigned done = 0;
+    int64_t weight = 0;
 
     while (done < n) {
         size_t start = 0;
@@ -286,6 +332,7 @@ unsigned sy__mpmc_pop_burst(sy__mpmc_t *q, void **items, unsigned n)
             sy__mpmc_cell_t *cell = &q->cells[(start + i) & q->mask];
 
             items[done + i] = cell->item;
+            weight += (int64_t)cell->weight;
             /* Release: pairs with the acquire load of cell.seq by the producer
              * of the next lap in sy__mpmc_claim(): our read of the item happens
              * before its overwrite. The new value, position + capacity, is the
@@ -294,7 +341,22 @@ unsigned sy__mpmc_pop_burst(sy__mpmc_t *q, void **items, unsigned n)
         }
         done += (unsigned)k;
     }
+    if (weight) {
+        /* Relaxed, after the acquire loads of the cells' seq: see the top. */
+        atomic_fetch_sub_explicit(&q->weight, weight, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&sy__queue_weight_all, weight, memory_order_relaxed);
+    }
     return done;
+}
+
+int64_t sy__mpmc_weight(const sy__mpmc_t *q)
+{
+    return atomic_load_explicit(&q->weight, memory_order_relaxed);
+}
+
+int64_t sy__queue_weight_total(void)
+{
+    return atomic_load_explicit(&sy__queue_weight_all, memory_order_relaxed);
 }
 
 size_t sy__mpmc_size(const sy__mpmc_t *q)

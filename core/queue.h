@@ -13,6 +13,12 @@
  *   sequence number that says whose turn it is, and producers (consumers) claim
  *   cells by a compare-and-swap on the enqueue (dequeue) position.
  *
+ * An MPMC ring can also carry a weight with each item (sy__mpmc_push_weighted):
+ * the ring adds it to its own total and to a process-wide one when the item goes
+ * in, and takes off exactly that weight when the item comes out, whatever has
+ * happened to the item meanwhile. The runtime weighs batches in bytes, which is
+ * how every core queue, and all of them together, are bounded in memory.
+ *
  * Bursts move as many items as they can and return how many moved; a short
  * count is the back-pressure signal (ring full on push, empty on pop), so a
  * caller never needs a second query. Items are opaque: the queue never reads,
@@ -31,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The destructive-interference size on x86-64 and most arm64 parts. */
 #define SY_QUEUE_CACHE_LINE 64
@@ -65,6 +72,7 @@ typedef struct sy__spsc_s {
 typedef struct sy__mpmc_cell_s {
     _Atomic size_t seq;
     void *item;
+    size_t weight; /* written and read with `item`, under the same seq edges */
 } sy__mpmc_cell_t;
 
 /*
@@ -90,6 +98,10 @@ typedef struct sy__mpmc_s {
 
     /* Next position to claim for a pop, contended among consumers. */
     alignas(SY_QUEUE_CACHE_LINE) _Atomic size_t dequeue_pos;
+
+    /* The weights of the items in the ring (claimed cells included): added before
+     * a weighted push publishes its item, taken off after a pop has read it. */
+    alignas(SY_QUEUE_CACHE_LINE) _Atomic int64_t weight;
 } sy__mpmc_t;
 
 /*
@@ -127,7 +139,8 @@ size_t sy__spsc_capacity(const sy__spsc_t *q);
  */
 int sy__mpmc_init(sy__mpmc_t *q, size_t capacity);
 
-/* As sy__spsc_destroy(). */
+/* As sy__spsc_destroy(); the weight of items left in it leaves the process-wide
+ * total with them. */
 void sy__mpmc_destroy(sy__mpmc_t *q);
 
 /* Any thread. Pushes items[0..n) in order until the ring is (or looks) full;
@@ -143,6 +156,26 @@ size_t sy__mpmc_size(const sy__mpmc_t *q);
 
 /* Any thread. The rounded-up capacity. */
 size_t sy__mpmc_capacity(const sy__mpmc_t *q);
+
+/*
+ * Any thread. Pushes one item carrying `weight` (at most INT64_MAX): added to
+ * the ring's weight and to the process-wide sy__queue_weight_total() before the
+ * item becomes visible, so that the pop that takes it off (any pop call) can
+ * never drive either below zero. False when the ring is (or looks) full; the
+ * weight is then taken back.
+ */
+bool sy__mpmc_push_weighted(sy__mpmc_t *q, void *item, size_t weight);
+
+/*
+ * Any thread. The total weight of the items in q at some recent instant
+ * (sy__mpmc_push() items weigh 0). Relaxed, like sy__mpmc_size(): a heuristic
+ * for admission, exact only when no thread is pushing or popping.
+ */
+int64_t sy__mpmc_weight(const sy__mpmc_t *q);
+
+/* Any thread. The weight of the items of every MPMC ring of the process, as
+ * sy__mpmc_weight(). */
+int64_t sy__queue_weight_total(void);
 
 /* Any thread. Pushes one item; false when the ring is (or looks) full. */
 static inline bool sy__mpmc_push(sy__mpmc_t *q, void *item)

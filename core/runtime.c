@@ -36,26 +36,66 @@ static void count(sy_metric_t *m, uint64_t n)
 }
 
 /*
- * A queue is full when it holds `limit` batches, or SY__QUEUE_MAX_ITEMS items
- * (spans, data points, log records) while it holds anything at all: a bound on
- * memory as well as on count, since a merged batch can hold thousands of items.
- * Items rather than bytes because a batch's item count never changes while it is
- * queued (a shared batch is read-only), so what is added at push is exactly what
- * is taken off at pop. Added before the push and taken back if the push fails, so
- * the count never goes below zero.
+ * A queue is full when it holds `limit` batches; or, while it holds anything at
+ * all, SY__QUEUE_MAX_ITEMS items (spans, data points, log records), or a quarter
+ * of the queue budget in bytes of batches, or when every core queue of the
+ * process together holds the whole budget (SY__QUEUE_BUDGET_BYTES, or the
+ * environment's SWITCHYARD_QUEUE_BUDGET). An empty queue always takes one batch,
+ * however large: so a batch larger than a limit is never refused for ever, and a
+ * queue whose consumer is stuck cannot starve the other queues of the process for
+ * longer than their own share of the budget lasts.
+ *
+ * Items are counted beside the ring (a batch's item count never changes while it
+ * is queued: a shared batch is read-only): added before the push and taken back
+ * if the push fails, so the count never goes below zero. Bytes are the batch's
+ * memory when it goes in (sy__batch_bytes), carried by the ring with the item, so
+ * that exactly that is taken off when it comes out even if the batch grew in the
+ * meantime (a lazy decode by another holder). The checks and the pushes of
+ * concurrent producers may interleave, so a limit can be passed by the batches
+ * they push at the same moment; never by more.
  */
+#define SY__QUEUE_BUDGET_BYTES ((int64_t)16 << 20)
+#define SY__QUEUE_SHARE        4 /* one queue may hold budget / SY__QUEUE_SHARE */
+
+/* The process-wide budget: SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: no byte
+ * bound at all), else SY__QUEUE_BUDGET_BYTES. Read once; a value that does not
+ * parse is logged and the default kept. */
+static int64_t queue_budget(void)
+{
+    static _Atomic int64_t budget = -1;
+    int64_t b = atomic_load_explicit(&budget, memory_order_relaxed);
+    if (b >= 0) return b;
+    b = SY__QUEUE_BUDGET_BYTES;
+    const char *env = getenv("SWITCHYARD_QUEUE_BUDGET");
+    uint64_t v = 0;
+    if (env && *env) {
+        if (sy__parse_size(env, &v) == 0 && v <= (uint64_t)INT64_MAX)
+            b = v ? (int64_t)v : INT64_MAX;
+        else
+            SY__LOG(SY_LOG_WARN, "service",
+                    "SWITCHYARD_QUEUE_BUDGET=%s is not a size such as 64MiB; using %lld MiB", env,
+                    (long long)(SY__QUEUE_BUDGET_BYTES >> 20));
+    }
+    /* Relaxed: every thread computes the same value; a race only repeats it. */
+    atomic_store_explicit(&budget, b, memory_order_relaxed);
+    return b;
+}
+
 static bool queue_full(sy__mpmc_t *q, size_t limit, const _Atomic int64_t *items)
 {
     size_t n = sy__mpmc_size(q);
-    return n >= limit ||
-           (n > 0 && atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS);
+    if (n >= limit) return true;
+    if (n == 0) return false;
+    int64_t budget = queue_budget();
+    return atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS ||
+           sy__mpmc_weight(q) >= budget / SY__QUEUE_SHARE || sy__queue_weight_total() >= budget;
 }
 
 static bool queue_push(sy__mpmc_t *q, _Atomic int64_t *items, sy_batch_t *b)
 {
     int64_t n = (int64_t)sy__batch_items(b);
     atomic_fetch_add_explicit(items, n, memory_order_relaxed);
-    if (sy__mpmc_push(q, b)) return true;
+    if (sy__mpmc_push_weighted(q, b, sy__batch_bytes(b))) return true;
     atomic_fetch_sub_explicit(items, n, memory_order_relaxed);
     return false;
 }

@@ -121,11 +121,6 @@ int syc_xh_config_validate(const syc_xh_config_t *c, char *err, size_t err_len)
             snprintf(err, err_len, "'sending_queue.queue_size' must be positive");
             return SY_EINVAL;
         }
-        if (c->sizer == SYC_XH_SIZER_BYTES) {
-            snprintf(err, err_len,
-                     "'sending_queue.sizer': bytes is not supported yet (use requests or items)");
-            return SY_EINVAL;
-        }
     }
     return SY_OK;
 }
@@ -168,9 +163,15 @@ static void list_remove(req_list_t *l, syc_xh_req_t *r)
     l->n--;
 }
 
+/* A request's size in units of the sizer (the same at enqueue and at dequeue). */
+static uint64_t sized(int sizer, uint64_t items, uint64_t bytes)
+{
+    return sizer == SYC_XH_SIZER_ITEMS ? items : sizer == SYC_XH_SIZER_BYTES ? bytes : 1;
+}
+
 static uint64_t req_size(const syc_xh_t *xh, const syc_xh_req_t *r)
 {
-    return xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? r->items : 1;
+    return sized(xh->cfg->sizer, r->items, r->bytes);
 }
 
 static uint64_t now_ms(syc_xh_t *xh)
@@ -424,7 +425,8 @@ syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh
     xh->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)xh ^ 0x9e3779b97f4a7c15ull;
     if (!xh->rng) xh->rng = 1;
     xh->m_queue_size = api->metric_register(inst, "exporter_queue_size",
-                                            "Requests (or items, by the sizer) waiting to "
+                                            "Requests (or items, or bytes: by the sizer) "
+                                            "waiting to "
                                             "be sent: in the sending queue or backing off "
                                             "before a retry.",
                                             SY_METRIC_GAUGE);
@@ -466,6 +468,21 @@ static void count_drop(syc_xh_t *xh, sy_signal_t signal, uint64_t items)
     }
 }
 
+/* Fills *info for `batch` and returns its size in units of the sizer. The bytes
+ * sizer counts the serialized request, as the collector's does: a batch that only
+ * has its decoded form is packed now (into its own arena, once: the transport
+ * sends those bytes); one that cannot be packed counts as 0 bytes and fails when
+ * it is sent. */
+static uint64_t batch_size(syc_xh_t *xh, sy_batch_t *batch, sy_batch_info_t *info)
+{
+    xh->api->batch_info(batch, info);
+    if (xh->cfg->sizer == SYC_XH_SIZER_BYTES && !info->has_encoded) {
+        size_t len = 0;
+        info->bytes = xh->api->batch_encoded(batch, &len) ? len : 0;
+    }
+    return sized(xh->cfg->sizer, info->items, info->bytes);
+}
+
 /* Queues one request for `batch` (the reference is the queue's). */
 static int enqueue(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info, uint64_t size)
 {
@@ -487,8 +504,7 @@ int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 {
     if (xh->closing) return SY_ECLOSED;
     sy_batch_info_t info;
-    xh->api->batch_info(batch, &info);
-    uint64_t size = xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
+    uint64_t size = batch_size(xh, batch, &info);
     bool full;
     if (!xh->capacity)
         full = slots_used(xh) >= xh->consumers;
@@ -516,8 +532,7 @@ int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         sy_batch_info_t info;
-        xh->api->batch_info(batches[i], &info);
-        total += xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
+        total += batch_size(xh, batches[i], &info);
     }
     /* As syc_xh_consume() judges one request, for all of them at once: they are
      * taken together or not at all. */
@@ -529,8 +544,7 @@ int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         sy_batch_info_t info;
-        xh->api->batch_info(batches[i], &info);
-        uint64_t size = xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
+        uint64_t size = batch_size(xh, batches[i], &info);
         if (enqueue(xh, batches[i], &info, size) < 0) {
             /* Out of memory half way: those queued are sent, the rest given up. */
             for (size_t j = i; j < n; j++) {

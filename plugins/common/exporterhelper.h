@@ -2,8 +2,12 @@
  * exporterhelper.h - what the OTLP exporters share, as the collector's
  * exporterhelper defines it: `timeout`, `retry_on_failure` (exponential back-off
  * with randomization, Retry-After / RetryInfo honoured, max_elapsed_time) and
- * `sending_queue` (queue_size, num_consumers, sizer requests|items,
- * block_on_overflow), independent of the transport.
+ * `sending_queue` (queue_size, num_consumers, sizer requests|items|bytes,
+ * block_on_overflow), independent of the transport. The sizer and queue_size are
+ * the collector's: queue_size (default 1000) is counted in requests (the default),
+ * items (spans, data points, log records) or bytes (the serialized, uncompressed
+ * protobuf request). Only the queue counts, as in the collector: the up to
+ * num_consumers requests being sent or backing off are outside it.
  *
  * A plugin embeds syc_xh_config_t in its configuration struct and lists its fields
  * with SYC_XH_CONFIG_FIELDS(); it makes one syc_xh_t in create() and hands every batch
@@ -114,8 +118,8 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
          .offset = offsetof(T, m.sizer),                                                          \
          .default_value = "requests",                                                             \
          .enum_values = syc_xh_sizer_names,                                                       \
-         .description = "What queue_size counts: requests or items (spans, data points, log "     \
-                        "records)."},                                                             \
+         .description = "What queue_size counts: requests, items (spans, data points, log "       \
+                        "records) or bytes (of the serialized request, uncompressed)."},          \
         {.name = "sending_queue.block_on_overflow",                                               \
          .type = SY_CFG_BOOL,                                                                     \
          .offset = offsetof(T, m.block_on_overflow),                                              \

@@ -171,6 +171,10 @@ def main():
     # relative to the router's idle RSS, and ASan's quarantine of freed memory is
     # turned off so that freed batches are returned as they are in a release build.
     os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
+    # The core's own queue budget (16 MiB of queued batches by default) would keep
+    # the RSS under the limit without the limiter: off, so that the limiter is
+    # what is tested.
+    os.environ["SWITCHYARD_QUEUE_BUDGET"] = "0"
     free = run(args, 1000000, 0, max_seq, tmp)
     limit = free["idle_kb"] // 1024 + LIMIT_MIB
     print(f"no limit in effect: idle RSS {free['idle_kb'] // 1024} MiB, peak "

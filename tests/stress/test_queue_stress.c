@@ -59,6 +59,7 @@ typedef struct run_s {
     sy__mpmc_t mpmc;
     const char *name;
     bool is_mpmc;
+    bool weighted; /* MPMC pushes with sy__mpmc_push_weighted: see item_weight() */
     unsigned producers;
     unsigned consumers;
     size_t capacity;
@@ -114,8 +115,22 @@ __attribute__((format(printf, 2, 3))) static void report(run_t *run, const char 
     fprintf(stderr, "queue stress %s: %s\n", run->name, line);
 }
 
+/* The weight a weighted run gives an item: from its stamp, so that any mix-up of
+ * weights between cells would leave a total other than zero at the end. */
+static size_t item_weight(const void *item)
+{
+    return ((uintptr_t)item & 0x3ff) + 1;
+}
+
 static unsigned push(run_t *run, void *const *items, unsigned n)
 {
+    if (run->weighted) {
+        unsigned done = 0;
+        while (done < n &&
+               sy__mpmc_push_weighted(&run->mpmc, items[done], item_weight(items[done])))
+            done++;
+        return done;
+    }
     return run->is_mpmc ? sy__mpmc_push_burst(&run->mpmc, items, n)
                         : sy__spsc_push_burst(&run->spsc, items, n);
 }
@@ -229,8 +244,8 @@ static double now_seconds(void)
 }
 
 /* Runs one configuration; returns true if it passed. */
-static bool run_one(const char *name, bool is_mpmc, unsigned producers, unsigned consumers,
-                    size_t capacity, uint64_t total, uint64_t seed)
+static bool run_one(const char *name, bool is_mpmc, bool weighted, unsigned producers,
+                    unsigned consumers, size_t capacity, uint64_t total, uint64_t seed)
 {
     run_t *run = aligned_alloc(SY_QUEUE_CACHE_LINE, (sizeof(run_t) + SY_QUEUE_CACHE_LINE - 1) &
                                                         ~(size_t)(SY_QUEUE_CACHE_LINE - 1));
@@ -246,6 +261,7 @@ static bool run_one(const char *name, bool is_mpmc, unsigned producers, unsigned
     memset(run, 0, sizeof(*run));
     run->name = name;
     run->is_mpmc = is_mpmc;
+    run->weighted = is_mpmc && weighted;
     run->producers = producers;
     run->consumers = consumers;
     run->capacity = capacity;
@@ -288,6 +304,15 @@ static bool run_one(const char *name, bool is_mpmc, unsigned producers, unsigned
     size_t left = is_mpmc ? sy__mpmc_size(&run->mpmc) : sy__spsc_size(&run->spsc);
     uint64_t consumed = atomic_load_explicit(&run->consumed, memory_order_relaxed);
     ok = !atomic_load(&run->failed) && missing == 0 && left == 0 && consumed == run->total;
+    /* Weighted: every weight added was taken off again, in the ring and process-wide
+     * (no other ring of this process holds anything now). */
+    int64_t weight_left = is_mpmc ? sy__mpmc_weight(&run->mpmc) : 0;
+    int64_t weight_all = sy__queue_weight_total();
+    if (weight_left != 0 || weight_all != 0) {
+        fprintf(stderr, "queue stress %s: weight left %lld in the ring, %lld in all\n", name,
+                (long long)weight_left, (long long)weight_all);
+        ok = false;
+    }
 
     printf("  %-22s %uP%uC cap %-5zu %9llu items %6.2fs %5.1f M/s  full %llu empty %llu  %s\n",
            name, producers, consumers,
@@ -363,15 +388,15 @@ int main(void)
      * wrap-around and the edges get most of the traffic. */
     static const struct {
         const char *name;
-        bool is_mpmc;
+        bool is_mpmc, weighted;
         unsigned producers, consumers;
         size_t capacity;
         double millions;
     } runs[] = {
-        {"spsc", false, 1, 1, 1024, 16},   {"spsc-tiny", false, 1, 1, 16, 12},
-        {"mpmc-1x1", true, 1, 1, 256, 12}, {"mpmc-2x2", true, 2, 2, 64, 16},
-        {"mpmc-4x4", true, 4, 4, 256, 20}, {"mpmc-4x4-tiny", true, 4, 4, 8, 4},
-        {"mpmc-4x1", true, 4, 1, 64, 10},
+        {"spsc", false, false, 1, 1, 1024, 16},   {"spsc-tiny", false, false, 1, 1, 16, 12},
+        {"mpmc-1x1", true, false, 1, 1, 256, 12}, {"mpmc-2x2", true, false, 2, 2, 64, 16},
+        {"mpmc-4x4", true, false, 4, 4, 256, 20}, {"mpmc-4x4-tiny", true, false, 4, 4, 8, 4},
+        {"mpmc-4x1", true, false, 4, 1, 64, 10},  {"mpmc-4x4-weighted", true, true, 4, 4, 16, 4},
     };
     unsigned nruns = sizeof(runs) / sizeof(runs[0]), passed = 0;
     uint64_t items = 0;
@@ -381,8 +406,8 @@ int main(void)
         atomic_store_explicit(&g_run_name, runs[i].name, memory_order_relaxed);
         uint64_t total = (uint64_t)(runs[i].millions * 1e6 * scale);
         if (total < 1000) total = 1000;
-        passed += run_one(runs[i].name, runs[i].is_mpmc, runs[i].producers, runs[i].consumers,
-                          runs[i].capacity, total, i + 1);
+        passed += run_one(runs[i].name, runs[i].is_mpmc, runs[i].weighted, runs[i].producers,
+                          runs[i].consumers, runs[i].capacity, total, i + 1);
         items += total;
     }
     printf("queue stress: %s, %u/%u runs passed, %.1fM items in %.1fs (scale %g%s)\n",

@@ -96,6 +96,27 @@ static void test_count_without_decoding(void **state)
     sy__batch_release(b);
 }
 
+/* sy__batch_bytes: the batch's arena and itself; it grows when a form is made
+ * (what the core queues weigh a batch by when it goes in). */
+static void test_bytes_held(void **state)
+{
+    (void)state;
+    sy_batch_t *empty = sy__batch_new(SY_SIGNAL_TRACES, "test");
+    size_t none = sy__batch_bytes(empty);
+    assert_true(none > 0 && none < 4096); /* no chunk yet: the struct only */
+    sy__batch_release(empty);
+
+    size_t per[] = {40, 20};
+    sy_batch_t *b = make_traces(per, 2);
+    size_t len = 0;
+    assert_non_null(sy__batch_encoded(b, &len));
+    size_t encoded = sy__batch_bytes(b);
+    assert_true(encoded >= none + len);
+    assert_non_null(sy__batch_request(b)); /* decoded into the same arena */
+    assert_true(sy__batch_bytes(b) > encoded);
+    sy__batch_release(b);
+}
+
 static void test_merge_concatenates(void **state)
 {
     (void)state;
@@ -530,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_utf8_strings),
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_decoded_size_bounds),
+        cmocka_unit_test(test_bytes_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,7 @@ static const sy_host_api_t fake_api = {
     .signals = f_signals,
     .batch_release = sy__batch_release,
     .batch_info = sy__batch_info,
+    .batch_encoded = sy__batch_encoded,
     .ready = f_ready,
     .metric_register = f_metric_register,
     .metric_add = f_metric_add,
@@ -415,6 +416,51 @@ static void shutdown_counts_held_items_failed(void **state)
     assert_int_equal(metric("exporter_queue_size"), 0);
 }
 
+/* The bytes sizer counts each request's serialized size (make_batch(n) is 4 + 2n
+ * bytes), packing one that only has its decoded form; a request larger than the
+ * whole queue is taken when the queue is empty; a full queue pushes back. */
+static void bytes_sizer_counts_serialized_bytes(void **state)
+{
+    (void)state;
+    F->cfg.sizer = SYC_XH_SIZER_BYTES;
+    F->cfg.queue_size = 30;
+    start();
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK); /* sending: 14 bytes */
+    assert_int_equal(metric("exporter_queue_size"), 0);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK); /* queued: 14 */
+    sy_batch_t *decoded = make_batch(5);
+    assert_non_null(sy__batch_request_mut(decoded)); /* drops the encoded form */
+    sy_batch_info_t info;
+    sy__batch_info(decoded, &info);
+    assert_false(info.has_encoded);
+    assert_int_equal(syc_xh_consume(F->xh, decoded), SY_OK); /* packed: 14, queued 28 */
+    assert_int_equal(metric("exporter_queue_size"), 28);
+    sy_batch_t *small = make_batch(1); /* 6 bytes: 34 > 30 */
+    assert_int_equal(syc_xh_consume(F->xh, small), SY_EAGAIN);
+    assert_int_equal(metric("exporter_queue_size"), 28);
+
+    answer(SYC_XH_SENT); /* the next one starts: 14 left queued, room again */
+    assert_int_equal(F->ready_calls, 1);
+    assert_int_equal(metric("exporter_queue_size"), 14);
+    assert_int_equal(syc_xh_consume(F->xh, small), SY_OK);
+    assert_int_equal(metric("exporter_queue_size"), 20);
+    for (int i = 0; i < 3; i++)
+        answer(SYC_XH_SENT);
+    assert_int_equal(metric("exporter_queue_size"), 0);
+
+    /* 44 bytes, more than the queue holds: taken since the queue is empty. */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(20)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(20)), SY_OK); /* queued: 44 */
+    assert_int_equal(metric("exporter_queue_size"), 44);
+    sy_batch_t *more = make_batch(1);
+    assert_int_equal(syc_xh_consume(F->xh, more), SY_EAGAIN);
+    sy__batch_release(more);
+    answer(SYC_XH_SENT);
+    answer(SYC_XH_SENT);
+    assert_int_equal(F->sent, 5 + 5 + 5 + 1 + 20 + 20);
+    assert_int_equal(F->failed, 0);
+}
+
 /* syc_xh_consume_all: pieces of one batch are taken together or not at all. One
  * consumer, room for two: three pieces do not fit behind one in flight (SY_EAGAIN,
  * none taken, ready() later), two do; all are sent and counted. */
@@ -454,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(queue_full_drops_when_configured, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_counts_held_items_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(consume_all_or_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(bytes_sizer_counts_serialized_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

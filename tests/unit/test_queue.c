@@ -349,6 +349,48 @@ static void test_mpmc_single(void **state)
     queue_free(&mpmc_ops, q);
 }
 
+/* A weighted push adds its weight to the ring and to the process-wide total;
+ * whatever pop takes the item off (single or burst) takes exactly that weight off;
+ * a push that fails and a plain push add nothing; destroy forgets what is left. */
+static void test_mpmc_weighted(void **state)
+{
+    (void)state;
+    sy__mpmc_t *q = queue_new(&mpmc_ops, 4);
+    sy__mpmc_t *r = queue_new(&mpmc_ops, 2);
+    int64_t base = sy__queue_weight_total();
+    void *items[4];
+
+    assert_true(sy__mpmc_push_weighted(q, ITEM(1), 100));
+    assert_true(sy__mpmc_push(q, ITEM(2)));
+    assert_true(sy__mpmc_push_weighted(q, ITEM(3), 30));
+    assert_true(sy__mpmc_push_weighted(r, ITEM(9), 5));
+    assert_int_equal(sy__mpmc_weight(q), 130);
+    assert_int_equal(sy__mpmc_weight(r), 5);
+    assert_int_equal(sy__queue_weight_total() - base, 135);
+    assert_true(sy__mpmc_push_weighted(q, ITEM(4), 7));
+    assert_false(sy__mpmc_push_weighted(q, ITEM(5), 1000)); /* full: weight taken back */
+    assert_int_equal(sy__mpmc_weight(q), 137);
+    assert_int_equal(sy__queue_weight_total() - base, 142);
+
+    assert_int_equal(sy__mpmc_pop_burst(q, items, 2), 2); /* 100 + 0 */
+    assert_int_equal(VALUE(items[0]), 1);
+    assert_int_equal(sy__mpmc_weight(q), 37);
+    assert_true(sy__mpmc_pop(q, &items[0])); /* 30 */
+    assert_int_equal(VALUE(items[0]), 3);
+    assert_int_equal(sy__mpmc_weight(q), 7);
+    assert_int_equal(sy__queue_weight_total() - base, 12);
+    /* Wrap around with weights: the cells' weights are reset by each push. */
+    for (uintptr_t i = 10; i < 13; i++)
+        assert_true(sy__mpmc_push(q, ITEM(i)));
+    assert_int_equal(sy__mpmc_pop_burst(q, items, 4), 4);
+    assert_int_equal(sy__mpmc_weight(q), 0);
+    assert_int_equal(sy__queue_weight_total() - base, 5);
+
+    queue_free(&mpmc_ops, r); /* destroyed holding ITEM(9): its 5 leave the total */
+    assert_int_equal(sy__queue_weight_total() - base, 0);
+    queue_free(&mpmc_ops, q);
+}
+
 /* A queue in static or automatic storage gets its alignment from alignas. */
 static void test_alignment(void **state)
 {
@@ -386,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_mpmc_fifo_wraparound),
         cmocka_unit_test(test_mpmc_smallest),
         cmocka_unit_test(test_mpmc_single),
+        cmocka_unit_test(test_mpmc_weighted),
         cmocka_unit_test(test_alignment),
     };
 
