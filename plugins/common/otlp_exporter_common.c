@@ -57,6 +57,40 @@ int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t e
     return SY_OK;
 }
 
+/* ---- authentication ------------------------------------------------------------------ */
+
+/* The headers of one attempt: the instance's, then the authenticator's lines
+ * (asked for every attempt, so a rotated token is used from the next one on).
+ * NULL when the authenticator fails or memory runs out. */
+static struct curl_slist *auth_headers(syc_oxp_t *o)
+{
+    char lines[8192];
+    int n = o->auth->headers(o->auth->ctx, lines, sizeof(lines));
+    if (n < 0) {
+        SY_LOG(o->api, o->inst, SY_LOG_ERROR, "authenticator \"%s\" gave no headers (error %d)",
+               o->auth_id, n);
+        return NULL;
+    }
+    struct curl_slist *l = NULL;
+    for (struct curl_slist *h = o->headers; h; h = h->next)
+        if (!(l = syc_oxp_header(l, h->data))) return NULL;
+    for (char *line = lines, *end; *line; line = end + 2) {
+        end = strstr(line, "\r\n");
+        if (!end || !memchr(line, ':', (size_t)(end - line)) ||
+            memchr(line, '\n', (size_t)(end - line))) {
+            SY_LOG(o->api, o->inst, SY_LOG_ERROR,
+                   "authenticator \"%s\" gave a header that is not a \"Name: value\" line",
+                   o->auth_id);
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        *end = '\0';
+        if (!(l = syc_oxp_header(l, line))) return NULL;
+    }
+    explicit_bzero(lines, sizeof(lines));
+    return l;
+}
+
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
 static void on_done(void *arg, CURL *easy, CURLcode rc)
@@ -106,6 +140,13 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
     } else {
         syc_curl_exchange_clear(&r->x);
     }
+    if (o->auth) {
+        struct curl_slist *l = auth_headers(o);
+        if (!l) return SY_ERROR;
+        curl_easy_setopt(r->x.easy, CURLOPT_HTTPHEADER, l);
+        curl_slist_free_all(r->auth_headers); /* the previous attempt's, which has ended */
+        r->auth_headers = l;
+    }
     return syc_curl_uv_add(o->curl, r->x.easy, on_done, req);
 }
 
@@ -122,6 +163,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     syc_oxp_req_t *r = req->transport;
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
+    curl_slist_free_all(r->auth_headers);
     free(r->owned);
     free(r);
     req->transport = NULL;
@@ -186,6 +228,20 @@ int syc_oxp_start(void *state)
 {
     syc_oxp_t *o = state;
     char err[256];
+    if (o->auth_id && *o->auth_id) {
+        if (SY_API_HAS(o->api, extension_get))
+            o->auth = o->api->extension_get(o->inst, o->auth_id, SY_AUTH_CLIENT);
+        if (!o->auth || !o->auth->headers) {
+            o->api->log(o->inst, SY_LOG_ERROR,
+                        "auth: failed to resolve authenticator \"%s\": authenticator not found "
+                        "(it must be an extension listed in service.extensions that adds "
+                        "client credentials, such as bearertokenauth or basicauth with "
+                        "client_auth)",
+                        o->auth_id);
+            o->auth = NULL;
+            return SY_ERROR;
+        }
+    }
     if (syc_xh_start(o->xh) < 0) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
         return SY_ERROR;

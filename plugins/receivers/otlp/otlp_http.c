@@ -319,6 +319,20 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
                    a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
+/* With an authenticator, whether the request may go on; answers 401 otherwise.
+ * The body says nothing about what was wrong, and nothing of what was sent. */
+static bool authenticated(otlp_state_t *st, syc_http_request_t *req)
+{
+    const sy_auth_server_t *a = st->http_auth;
+    if (!a || a->authenticate(a->ctx, req->headers, req->nheaders) == SY_OK) return true;
+    otlp_auth_refused(st, false);
+    char extra[300] = "";
+    if (a->challenge && strlen(a->challenge) < 200)
+        snprintf(extra, sizeof(extra), "WWW-Authenticate: %s\r\n", a->challenge);
+    respond_text(st, req, 401, "Unauthorized\n", extra[0] ? extra : NULL);
+    return false;
+}
+
 static void on_request(void *arg, syc_http_request_t *req)
 {
     otlp_state_t *st = arg;
@@ -326,13 +340,16 @@ static void on_request(void *arg, syc_http_request_t *req)
     uint32_t wanted = st->api->signals(st->inst);
     for (int i = 0; i < OTLP_SIGNALS; i++)
         if ((wanted & otlp_signal_at(i)) && strcmp(req->path, st->paths[i]) == 0) sig = i;
-    if (sig < 0) {
-        respond_text(st, req, 404, "404 page not found\n", NULL);
-        return;
-    }
-    if (strcmp(req->method, "OPTIONS") == 0 && st->cfg->cors_origins.count) {
+    /* A CORS preflight carries no credentials (browsers never send them with it),
+     * so it is answered before authentication, as the collector does. */
+    if (sig >= 0 && strcmp(req->method, "OPTIONS") == 0 && st->cfg->cors_origins.count) {
         st->api->metric_add(st->m_requests, 1);
         answer_preflight(st, req);
+        return;
+    }
+    if (!authenticated(st, req)) return;
+    if (sig < 0) {
+        respond_text(st, req, 404, "404 page not found\n", NULL);
         return;
     }
     if (strcmp(req->method, "POST") != 0) {
@@ -389,6 +406,7 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
+    if (st->http_auth) syc_http_server_keep_all_headers(st->http, true);
     const otlp_config_t *cfg = st->cfg;
     syc_http_limits_t lim = {
         .read_header_ms = (uint64_t)cfg->http_read_header_timeout / NS_PER_MS,
