@@ -71,9 +71,14 @@ static struct curl_slist *auth_headers(syc_oxp_t *o)
                o->auth_id, n);
         return NULL;
     }
-    struct curl_slist *l = NULL;
-    for (struct curl_slist *h = o->headers; h; h = h->next)
-        if (!(l = syc_oxp_header(l, h->data))) return NULL;
+    /* o->headers is never empty (each exporter sets at least "Expect:"). */
+    struct curl_slist *l = o->headers ? curl_slist_append(NULL, o->headers->data) : NULL;
+    for (struct curl_slist *h = o->headers ? o->headers->next : NULL; l && h; h = h->next)
+        l = syc_oxp_header(l, h->data);
+    if (!l) {
+        SY_LOG(o->api, o->inst, SY_LOG_ERROR, "out of memory for the request's headers");
+        return NULL;
+    }
     for (char *line = lines, *end; *line; line = end + 2) {
         end = strstr(line, "\r\n");
         if (!end || !memchr(line, ':', (size_t)(end - line)) ||

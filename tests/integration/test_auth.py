@@ -31,7 +31,7 @@ import base64
 import ctypes
 import ctypes.util
 import hashlib
-import http.server
+from http.server import BaseHTTPRequestHandler
 import json
 import os
 import shutil
@@ -76,7 +76,7 @@ class Sink:
         self.got = []
         sink = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *a):
@@ -119,10 +119,11 @@ def metrics_text(port):
     return body.decode()
 
 
-def metric(text, name):
-    """The value of switchyard_<name>{...} (the first series), or None."""
+def metric(text, name, labels=""):
+    """The value of the first series switchyard_<name>{...} whose labels hold
+    `labels` ('exporter="otlp/wrong"'), or None."""
     for line in text.splitlines():
-        if line.startswith("switchyard_" + name + "{"):
+        if line.startswith("switchyard_" + name + "{") and labels in line.split("}")[0]:
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -485,6 +486,8 @@ extensions:
     token: hop-token
   bearertokenauth/grpc_in:
     token: hop-token
+  bearertokenauth/grpc_wrong:
+    token: not-the-hop-token
   bearertokenauth/http_out:
     token: sink-token
     header: X-Api-Key
@@ -497,6 +500,10 @@ receivers:
     protocols:
       http:
         endpoint: 127.0.0.1:{fport}
+  otlp/front2:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{fport2}
   otlp/back:
     protocols:
       grpc:
@@ -510,6 +517,12 @@ exporters:
       insecure: true
     auth:
       authenticator: bearertokenauth/grpc_out
+  otlp/wrong:
+    endpoint: 127.0.0.1:{gport}
+    tls:
+      insecure: true
+    auth:
+      authenticator: bearertokenauth/grpc_wrong
   otlphttp/bearer:
     traces_endpoint: http://127.0.0.1:{sport}/bearer
     encoding: json
@@ -524,7 +537,7 @@ exporters:
       authenticator: basicauth/http_out
 service:
   extensions: [bearertokenauth/grpc_out, bearertokenauth/grpc_in, bearertokenauth/http_out,
-               basicauth/http_out]
+               basicauth/http_out, bearertokenauth/grpc_wrong]
   telemetry:
     metrics:
       address: 127.0.0.1:{mport}
@@ -532,6 +545,9 @@ service:
     traces/a:
       receivers: [otlp/front]
       exporters: [otlp/hop]
+    traces/c:
+      receivers: [otlp/front2]
+      exporters: [otlp/wrong]
     traces/b:
       receivers: [otlp/back]
       exporters: [otlphttp/bearer, otlphttp/basic]
@@ -540,8 +556,9 @@ service:
 
 def case_exporter(args, c):
     sink = Sink()
-    fport, gport, mport = free_port(), free_port(), free_port()
-    cfg = EXPORTER_CONFIG.format(fport=fport, gport=gport, sport=sink.port, mport=mport)
+    fport, fport2, gport, mport = free_port(), free_port(), free_port(), free_port()
+    cfg = EXPORTER_CONFIG.format(fport=fport, fport2=fport2, gport=gport, sport=sink.port,
+                                 mport=mport)
     try:
         with Router(args.bin, [args.plugin_dir], cfg) as r:
             names = ["exp-%d" % i for i in range(5)]
@@ -572,9 +589,34 @@ def case_exporter(args, c):
                 c.check(lower.get("content-type") == "application/json",
                         "the exporter's own headers stay (%r)" % lower.get("content-type"))
             text = metrics_text(mport)
-            c.check(metric(text, "receiver_otlp_grpc_auth_failures_total") == 0,
+            c.check(metric(text, "receiver_otlp_grpc_auth_failures_total",
+                           'receiver="otlp/back"') == 0,
                     "the gRPC hop never failed to authenticate")
+            # An exporter with the wrong token is refused by the receiver: counted on
+            # both sides, never delivered.
+            for i in range(3):
+                st, _, _ = post(fport2, "wrong-%d" % i)
+                c.check(st == 200, "front2 takes wrong-%d (%d)" % (i, st))
+
+            def refused_three():
+                t = metrics_text(mport)
+                return (metric(t, "receiver_otlp_grpc_auth_failures_total",
+                               'receiver="otlp/back"') == 3 and
+                        metric(t, "exporter_send_failed_spans_total",
+                               'exporter="otlp/wrong"') == 3)
+
+            try:
+                wait_for("3 refused calls", refused_three, DELIVERY_TIMEOUT)
+                c.check(True, "the exporter with a wrong token: 3 calls refused "
+                        "UNAUTHENTICATED and counted as failed sends")
+            except AssertionError as e:
+                c.check(False, "%s:\n%s" % (e, metrics_text(mport)))
+            time.sleep(0.5)
+            c.check(not [n for n in sink.span_names() if n.startswith("wrong-")],
+                    "nothing the wrong token sent was delivered")
             c.check(r.stop() == 0, "router exits 0")
+            if c.failures:
+                r.dump(80, "router: ")
     finally:
         sink.stop()
 
@@ -650,9 +692,14 @@ def case_unknown(args, c):
     bad = UNKNOWN_BASE.replace("    token: t\n", "    scheme: Bearer\n").format(
         hcport=free_port(), proto="http", rport=free_port(), recv_auth="bearertokenauth/ok",
         sport=free_port(), exp_auth="bearertokenauth/ok")
-    out = subprocess.run([args.bin, "validate", "--config", "/dev/stdin", "--plugin-dir",
-                          args.plugin_dir], input=bad, capture_output=True, text=True,
-                         timeout=30)
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sy-auth-bad-%d.yaml" % os.getpid())
+    with open(path, "w") as f:
+        f.write(bad)
+    try:
+        out = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                              args.plugin_dir], capture_output=True, text=True, timeout=30)
+    finally:
+        os.remove(path)
     c.check(out.returncode != 0 and "either token or filename must be set" in out.stderr + out.stdout,
             "validate refuses bearertokenauth without token or filename (%d: %s)" %
             (out.returncode, (out.stderr + out.stdout).strip()[-300:]))
