@@ -153,38 +153,22 @@ static int add_entry(ba_state_t *s, const char *user, size_t ulen, const char *h
     return SY_OK;
 }
 
-/* Adds the entries of htpasswd text: "user:hash" lines; blank lines and lines
- * starting with '#' are skipped. Returns 0, or SY_EINVAL naming the line. */
+static int add_parsed(void *arg, const char *user, size_t ulen, const char *hash, size_t hlen)
+{
+    return add_entry(arg, user, ulen, hash, hlen);
+}
+
+/* Adds the entries of htpasswd text. Returns 0, or SY_EINVAL naming the line. */
 static int parse_htpasswd(ba_state_t *s, const char *text, const char *what, char *err,
                           size_t err_len)
 {
-    size_t lineno = 0;
-    for (const char *p = text; *p;) {
-        const char *end = strchr(p, '\n');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        lineno++;
-        size_t l = len;
-        while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
-            l--;
-        size_t lead = 0;
-        while (lead < l && (p[lead] == ' ' || p[lead] == '\t'))
-            lead++;
-        if (l > lead && p[lead] != '#') {
-            const char *colon = memchr(p + lead, ':', l - lead);
-            if (!colon || colon == p + lead) {
-                snprintf(err, err_len, "%s, line %zu: not \"user:password\"", what, lineno);
-                return SY_EINVAL;
-            }
-            int rc = add_entry(s, p + lead, (size_t)(colon - p - lead), colon + 1,
-                               (size_t)(p + l - colon - 1));
-            if (rc < 0) {
-                snprintf(err, err_len, "out of memory");
-                return rc;
-            }
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return SY_OK;
+    size_t bad = 0;
+    int rc = syc_htpasswd_parse(text, add_parsed, s, &bad);
+    if (rc == SY_EINVAL)
+        snprintf(err, err_len, "%s, line %zu: not \"user:password\"", what, bad);
+    else if (rc < 0)
+        snprintf(err, err_len, "out of memory");
+    return rc;
 }
 
 static char *read_file(const char *path, char *err, size_t err_len)
@@ -220,21 +204,9 @@ static int ba_authenticate(void *ctx, const char *const *headers, size_t n)
     const char *v = syc_auth_header(headers, n, "authorization");
     int rc = SY_EINVAL;
     uint8_t cred[BA_CRED_MAX];
-    int len = -1;
-    if (v && strncasecmp(v, "Basic ", 6) == 0) {
-        const char *b = v + 6;
-        while (*b == ' ')
-            b++;
-        size_t blen = strlen(b);
-        while (blen > 0 && b[blen - 1] == ' ')
-            blen--;
-        len = syc_base64_decode(b, blen, cred, sizeof cred - 1);
-    }
-    const uint8_t *colon = len > 0 ? memchr(cred, ':', (size_t)len) : NULL;
-    if (colon) {
-        size_t ulen = (size_t)(colon - cred);
-        const char *pw = (const char *)colon + 1;
-        size_t pwlen = (size_t)len - ulen - 1;
+    size_t ulen, pwlen;
+    const char *pw;
+    if (syc_basic_credentials(v, cred, sizeof cred, &ulen, &pw, &pwlen) == 0) {
         for (size_t i = 0; i < s->nentries; i++) {
             const ba_entry_t *e = &s->entries[i];
             if (strlen(e->user) != ulen || memcmp(e->user, cred, ulen) != 0) continue;
@@ -242,7 +214,7 @@ static int ba_authenticate(void *ctx, const char *const *headers, size_t n)
             break; /* the first entry of a user is the one that counts */
         }
     }
-    if (len > 0) explicit_bzero(cred, (size_t)len);
+    explicit_bzero(cred, sizeof cred);
     if (rc != SY_OK) s->api->metric_add(s->m_failed, 1);
     return rc;
 }
