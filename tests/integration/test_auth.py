@@ -705,7 +705,109 @@ def case_unknown(args, c):
             (out.returncode, (out.stderr + out.stdout).strip()[-300:]))
 
 
-CASES = {"bearer_js": case_bearer_js, "basic": case_basic, "exporter": case_exporter,
+# ---------------------------------------------------------------------------
+# tls_versions (issue 11 item 3, point 7): tls.min_version / max_version of the
+# exporters
+# ---------------------------------------------------------------------------
+
+TLS_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{hport}
+exporters:
+  otlphttp/v12:
+    traces_endpoint: https://127.0.0.1:{sport}/v12
+    encoding: json
+    compression: none
+    retry_on_failure:
+      enabled: false
+    tls:
+      ca_file: {ca}
+      max_version: "1.2"
+  otlphttp/v13:
+    traces_endpoint: https://127.0.0.1:{sport}/v13
+    encoding: json
+    compression: none
+    retry_on_failure:
+      enabled: false
+    tls:
+      ca_file: {ca}
+      min_version: "1.3"
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp/v12, otlphttp/v13]
+"""
+
+
+def case_tls_versions(args, c):
+    import ssl
+    if not shutil.which("openssl"):
+        raise SystemExit("FAIL: the openssl command is needed to make the test certificate")
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sy-tlsv-%d" % os.getpid())
+    os.makedirs(tmp, exist_ok=True)
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    sink = Sink()
+    # The sink speaks TLS 1.2 at most, and records the version of each request.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    sink.server.socket = ctx.wrap_socket(sink.server.socket, server_side=True)
+    hport, mport = free_port(), free_port()
+    cfg = TLS_CONFIG.format(hport=hport, sport=sink.port, ca=cert, mport=mport)
+    try:
+        with Router(args.bin, [args.plugin_dir], cfg) as r:
+            for i in range(3):
+                st, _, _ = post(hport, "tls-%d" % i)
+                c.check(st == 200, "receiver takes tls-%d (%d)" % (i, st))
+            try:
+                wait_for("spans over TLS 1.2",
+                         lambda: {"tls-0", "tls-1", "tls-2"} <= set(sink.span_names("/v12")),
+                         DELIVERY_TIMEOUT)
+                c.check(True, "max_version 1.2 delivers to a TLS 1.2 server (ca_file verifies it)")
+            except AssertionError as e:
+                c.check(False, str(e))
+
+            def v13_failed():
+                return metric(metrics_text(mport), "exporter_send_failed_spans_total",
+                              'exporter="otlphttp/v13"') == 3
+
+            try:
+                wait_for("min_version 1.3 to fail", v13_failed, DELIVERY_TIMEOUT)
+                c.check(True, "min_version 1.3 refuses a TLS 1.2 server: 3 spans failed")
+            except AssertionError as e:
+                c.check(False, str(e))
+            c.check(not sink.requests("/v13"), "nothing reached the sink under min_version 1.3")
+            c.check(r.stop() == 0, "router exits 0")
+        # Bad versions are refused by validate.
+        for tls, msg in [('min_version: "1.4"', "'tls.min_version': unsupported TLS version"),
+                         ('min_version: "1.3"\n      max_version: "1.2"',
+                          "'tls.min_version' (1.3) is above 'tls.max_version' (1.2)")]:
+            bad = cfg.replace('max_version: "1.2"', tls, 1)
+            path = os.path.join(tmp, "bad.yaml")
+            with open(path, "w") as f:
+                f.write(bad)
+            out = subprocess.run([args.bin, "validate", "--config", path, "--plugin-dir",
+                                  args.plugin_dir], capture_output=True, text=True, timeout=30)
+            c.check(out.returncode != 0 and msg in out.stdout + out.stderr,
+                    "validate refuses %s (%s)" % (tls.replace("\n      ", ", "),
+                                                  (out.stdout + out.stderr).strip()[-200:]))
+    finally:
+        sink.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+CASES = {"bearer_js": case_bearer_js, "tls_versions": case_tls_versions, "basic": case_basic, "exporter": case_exporter,
          "unknown": case_unknown}
 
 

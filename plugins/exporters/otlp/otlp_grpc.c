@@ -175,6 +175,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     target_t t;
     if (parse_target(c, &t, err, err_len) < 0) return SY_EINVAL;
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     if (c->tls.server_name_override && strpbrk(c->tls.server_name_override, ":/[] ")) {
         snprintf(err, err_len, "'tls.server_name_override' must be a host name");
         return SY_EINVAL;
