@@ -103,7 +103,7 @@ typedef struct grpc_stream_s {
     /* With an authenticator: the call's metadata (headers but the pseudo-headers)
      * as "name\0value\0" pairs, at most AUTH_METADATA_MAX bytes. */
     char *meta;
-    size_t meta_len, meta_n;
+    size_t meta_len, meta_cap, meta_n;
 } grpc_stream_t;
 
 struct grpc_conn_s {
@@ -312,7 +312,15 @@ static void stream_keep_metadata(grpc_stream_t *s, const uint8_t *name, size_t n
 {
     size_t need = namelen + valuelen + 2;
     if (s->meta_n >= AUTH_METADATA_PAIRS || need > AUTH_METADATA_MAX - s->meta_len) return;
-    if (!s->meta && !(s->meta = malloc(AUTH_METADATA_MAX))) return;
+    if (s->meta_len + need > s->meta_cap) {
+        size_t cap = s->meta_cap ? s->meta_cap : 256;
+        while (cap < s->meta_len + need)
+            cap *= 2;
+        char *m = realloc(s->meta, cap);
+        if (!m) return;
+        s->meta = m;
+        s->meta_cap = cap;
+    }
     memcpy(s->meta + s->meta_len, name, namelen);
     s->meta[s->meta_len + namelen] = '\0';
     memcpy(s->meta + s->meta_len + namelen + 1, value, valuelen);
@@ -336,8 +344,8 @@ static bool stream_authenticated(grpc_stream_t *s)
         pairs[2 * i + 1] = p;
         p += strlen(p) + 1;
     }
-    /* Metadata names may be anything the client wrote: HTTP/2 requires lower case,
-     * which nghttp2 enforces on requests. */
+    /* Names are lower case: HTTP/2 requires it and nghttp2 refuses a request
+     * header that is not. */
     if (a->authenticate(a->ctx, pairs, s->meta_n) == SY_OK) return true;
     otlp_auth_refused(st, true);
     answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, "authentication failed", false);
