@@ -79,6 +79,8 @@ struct syc_http_server_s {
     void *arg;
     syc_http_error_fn error_handler;
     void *error_arg;
+    syc_http_head_fn head_check;
+    void *head_arg;
     syc_http_limits_t limits;
     syc_byte_budget_t budget; /* request bodies in flight */
     syc_http_conn_t *conns;   /* doubly linked */
@@ -120,6 +122,7 @@ struct syc_http_conn_s {
     size_t reserved;    /* body bytes counted against the server's budget */
     uint64_t req_start; /* uv_now() at the request's first byte */
     int refuse_status;  /* set by a callback that refuses the request */
+    bool refuse_head;   /* ... by the owner's head check */
     const char *refuse_msg;
     syc_http_request_t req;
 
@@ -575,6 +578,18 @@ static int on_headers_complete(llhttp_t *p)
 {
     syc_http_conn_t *c = conn_of(p);
     size_t max = c->server->max_body;
+    /* The owner's look at the head (authentication) comes first: a request it
+     * refuses has none of its body read or counted. */
+    if (c->server->head_check) {
+        build_request(c);
+        int status = c->server->head_check(c->server->head_arg, &c->req);
+        /* build_request() cut the query off the path; put it back for the next. */
+        if (c->req.query) ((char *)c->req.query)[-1] = '?';
+        if (status) {
+            c->refuse_head = true;
+            return refuse(c, status, "refused before its body");
+        }
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return refuse(c, 413, "request body is too large");
     c->headers_done = true;
@@ -667,7 +682,8 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
             return;
         }
         if (e != HPE_PAUSED) {
-            bool headers_known = c->refuse_status == 413 || c->refuse_status == 503;
+            bool headers_known =
+                c->refuse_status == 413 || c->refuse_status == 503 || c->refuse_head;
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
             else
@@ -940,6 +956,12 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 {
     server->error_handler = fn;
     server->error_arg = arg;
+}
+
+void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg)
+{
+    server->head_check = fn;
+    server->head_arg = arg;
 }
 
 void syc_http_server_keep_all_headers(syc_http_server_t *server, bool on)

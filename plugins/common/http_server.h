@@ -83,6 +83,17 @@ typedef void (*syc_http_error_fn)(void *arg, syc_http_request_t *req, int status
                                   const char *message);
 void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error_fn fn, void *arg);
 
+/*
+ * Called on the loop thread when a request's headers are complete, before any of
+ * its body is read (and before "100 Continue" is sent): returns 0 to go on, or an
+ * HTTP status to refuse the request with. A refused request is answered through
+ * the error handler (syc_http_server_set_error_handler(), with that status) as
+ * the server's own refusals are, and its connection is closed after the answer.
+ * `req` has no body; it is valid during the call only.
+ */
+typedef int (*syc_http_head_fn)(void *arg, const syc_http_request_t *req);
+void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg);
+
 /* Keeps every header of a request (names of at most 39 bytes) in req->headers,
  * for an owner that authenticates requests; off by default, which keeps only the
  * fields of syc_http_request_t. Applies to requests that start later. */

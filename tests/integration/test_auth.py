@@ -128,6 +128,22 @@ def metric(text, name, labels=""):
     return None
 
 
+def raw_head(port, head, timeout=5.0):
+    """Sends a request head (no body) and returns what the server answers before
+    closing, as text."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.encode())
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and b"\r\n\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    return out.decode("latin-1")
+
+
 def probe_body(name):
     return json.dumps(json_traces([json_span(name)], "auth-probe")).encode()
 
@@ -189,6 +205,8 @@ receivers:
     protocols:
       http:
         endpoint: 127.0.0.1:{hport}
+        cors:
+          allowed_origins: ["https://app.example"]
         auth:
           authenticator: bearertokenauth/in
       grpc:
@@ -272,6 +290,22 @@ def case_bearer_js(args, c):
                     "401 body echoes neither token")
             c.check(hdrs.get("WWW-Authenticate") == "Bearer",
                     "401 carries WWW-Authenticate: Bearer (%r)" % hdrs.get("WWW-Authenticate"))
+            # Refused from the headers alone: a large announced body is not waited
+            # for, and "Expect: 100-continue" gets the 401 instead of 100 Continue.
+            for expect in ("", "Expect: 100-continue\r\n"):
+                head = raw_head(hport, "POST /v1/traces HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Type: application/json\r\n"
+                                "Authorization: Bearer nope\r\n%s"
+                                "Content-Length: 10000000\r\n\r\n" % expect)
+                c.check(head.startswith("HTTP/1.1 401"),
+                        "401 before the body is sent%s (%r)" %
+                        (" (100-continue)" if expect else "", head[:40]))
+            # A CORS preflight needs no credentials (browsers never send them).
+            st, hdrs, _ = http("OPTIONS", "http://127.0.0.1:%d/v1/traces" % hport, None,
+                               {"Origin": "https://app.example",
+                                "Access-Control-Request-Method": "POST"})
+            c.check(st == 204 and hdrs.get("Access-Control-Allow-Origin") == "https://app.example",
+                    "a CORS preflight without credentials: 204 (%d)" % st)
             # A wrong path is refused before routing: it tells nothing either.
             st, _, _ = http("POST", "http://127.0.0.1:%d/nowhere" % hport, b"{}",
                             {"Content-Type": "application/json"})
@@ -283,15 +317,16 @@ def case_bearer_js(args, c):
             c.check(not bad, "nothing sent without the right token was delivered (%s)" % bad)
 
             text = metrics_text(mport)
-            # 2 JS + 2 prefix/scheme + 1 raw + 1 unknown path over HTTP; 2 JS over gRPC.
-            c.check(metric(text, "receiver_otlp_http_auth_failures_total") == 6,
-                    "receiver_otlp_http_auth_failures_total is 6 (%s)" %
+            # 2 JS + 2 prefix/scheme + 1 raw + 2 raw heads + 1 unknown path over HTTP;
+            # 2 JS over gRPC.
+            c.check(metric(text, "receiver_otlp_http_auth_failures_total") == 8,
+                    "receiver_otlp_http_auth_failures_total is 8 (%s)" %
                     metric(text, "receiver_otlp_http_auth_failures_total"))
             c.check(metric(text, "receiver_otlp_grpc_auth_failures_total") == 2,
                     "receiver_otlp_grpc_auth_failures_total is 2 (%s)" %
                     metric(text, "receiver_otlp_grpc_auth_failures_total"))
-            c.check(metric(text, "extension_bearertokenauth_failed_requests_total") == 8,
-                    "extension_bearertokenauth_failed_requests_total is 8 (%s)" %
+            c.check(metric(text, "extension_bearertokenauth_failed_requests_total") == 10,
+                    "extension_bearertokenauth_failed_requests_total is 10 (%s)" %
                     metric(text, "extension_bearertokenauth_failed_requests_total"))
 
             # Rotation: replace the file (a new inode, as an atomic rename does).
