@@ -371,6 +371,14 @@ def case_bearer_js(args, c):
             reloads = metric(text, "extension_bearertokenauth_token_reloads_total")
             c.check(reloads is not None and reloads >= 2,
                     "extension_bearertokenauth_token_reloads_total >= 2 (%s)" % reloads)
+            # An empty file is not a token: "Bearer " must not get in.
+            with open(token_file, "w") as f:
+                f.write("  \n")
+            time.sleep(2.5)
+            st, _, _ = post(hport, "rot-empty", "Bearer ")
+            c.check(st == 401, "an emptied token file does not let 'Bearer ' in (%d)" % st)
+            st, _, _ = post(hport, "rot-kept0", "Bearer third-token-longer")
+            c.check(st == 200, "an emptied token file keeps the last token (%d)" % st)
             # An unreadable file keeps the token in use.
             os.remove(token_file)
             time.sleep(1.5)

@@ -81,16 +81,19 @@ typedef struct bt_state_s {
 
 static void cred_free(bt_cred_t *c)
 {
+    if (c->expected) explicit_bzero(c->expected, strlen(c->expected));
+    if (c->line) explicit_bzero(c->line, strlen(c->line));
     free(c->expected);
     free(c->line);
     c->expected = c->line = NULL;
 }
 
-/* Makes the credentials of `token`. Returns 0, SY_EINVAL (a token with a line
- * break or a NUL would break the header) or SY_ENOMEM. */
+/* Makes the credentials of `token`. Returns 0, SY_EINVAL (an empty token would
+ * let "<scheme> " in; a line break or a NUL would break the header) or SY_ENOMEM. */
 static int cred_make(const bt_config_t *cfg, const char *token, size_t len, bt_cred_t *out)
 {
-    if (memchr(token, '\r', len) || memchr(token, '\n', len) || memchr(token, '\0', len))
+    if (len == 0 || memchr(token, '\r', len) || memchr(token, '\n', len) ||
+        memchr(token, '\0', len))
         return SY_EINVAL;
     const char *scheme = cfg->scheme ? cfg->scheme : "";
     const char *sep = *scheme ? " " : "";
@@ -166,6 +169,7 @@ static int load(bt_state_t *s, char *err, size_t err_len)
         rc = read_token_file(cfg->filename, &token, &len, err, err_len);
         if (rc < 0) return rc;
         rc = cred_make(cfg, token, len, &fresh);
+        explicit_bzero(token, len);
         free(token);
         if (rc == SY_OK) {
             s->mtime = st.st_mtim;
@@ -176,7 +180,10 @@ static int load(bt_state_t *s, char *err, size_t err_len)
     } else {
         rc = cred_make(cfg, cfg->token, strlen(cfg->token), &fresh);
     }
-    if (rc == SY_EINVAL) snprintf(err, err_len, "the token holds a line break");
+    if (rc == SY_EINVAL)
+        snprintf(err, err_len, "the token%s%s is empty or holds a line break or NUL",
+                 cfg->filename && *cfg->filename ? " in " : "",
+                 cfg->filename && *cfg->filename ? cfg->filename : "");
     if (rc == SY_ENOMEM) snprintf(err, err_len, "out of memory");
     if (rc < 0) return rc;
     cred_swap(s, &fresh);
