@@ -21,8 +21,8 @@ Results go to stdout as Markdown tables, and with --json FILE as JSON lines.
 """
 import argparse
 import json
-import shlex
 import os
+import shlex
 import shutil
 import signal
 import socket

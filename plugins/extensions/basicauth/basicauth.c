@@ -19,11 +19,13 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <switchyard/auth.h>
@@ -60,6 +62,12 @@ static const sy_config_field_t ba_fields[] = {
 typedef struct ba_entry_s {
     char *user;
     char *hash;
+    /* crypt() hashes (bcrypt above all) are slow on purpose: once a password has
+     * matched, a keyed SHA-256 of it is kept, and the same password is then
+     * accepted on that digest alone (guarded by ba_state_t.cache_lock). A wrong
+     * password always pays the full crypt(). */
+    bool verified;
+    uint8_t digest[SHA256_DIGEST_LENGTH];
 } ba_entry_t;
 
 typedef struct ba_state_s {
@@ -68,7 +76,9 @@ typedef struct ba_state_s {
     const ba_config_t *cfg;
     ba_entry_t *entries; /* inline entries first: a lookup takes the first match */
     size_t nentries, cap;
-    char *line; /* client: "Authorization: Basic ...\r\n" */
+    pthread_mutex_t cache_lock; /* guards entries[].verified and .digest */
+    uint8_t cache_key[32];      /* random, so that a digest is of use nowhere else */
+    char *line;                 /* client: "Authorization: Basic ...\r\n" */
     sy_auth_server_t server;
     sy_auth_client_t client;
     sy_metric_t *m_failed;
@@ -106,6 +116,17 @@ static bool sha_check(const char *b64, const char *pw, size_t pwlen, bool salted
     return syc_ct_equal(md, sizeof md, raw, SHA_DIGEST_LENGTH);
 }
 
+/* SHA-256(key || password): what the cache of verified crypt() passwords keeps. */
+static bool cache_digest(const ba_state_t *s, const char *pw, size_t pwlen, uint8_t *md)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(c, s->cache_key, sizeof s->cache_key) == 1 &&
+              EVP_DigestUpdate(c, pw, pwlen) == 1 && EVP_DigestFinal_ex(c, md, NULL) == 1;
+    EVP_MD_CTX_free(c);
+    return ok;
+}
+
 /* Whether password pw matches the entry's hash. */
 static bool htpasswd_check(const char *hash, const char *pw, size_t pwlen)
 {
@@ -127,6 +148,24 @@ static bool htpasswd_check(const char *hash, const char *pw, size_t pwlen)
     return syc_ct_equal(pw, pwlen, hash, strlen(hash));
 }
 
+/* htpasswd_check() through the cache of verified crypt() passwords. Any thread. */
+static bool entry_check(ba_state_t *s, ba_entry_t *e, const char *pw, size_t pwlen)
+{
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    if (!is_crypt_hash(e->hash) || !cache_digest(s, pw, pwlen, md))
+        return htpasswd_check(e->hash, pw, pwlen);
+    pthread_mutex_lock(&s->cache_lock);
+    bool hit = e->verified && syc_ct_equal(md, sizeof md, e->digest, sizeof e->digest);
+    pthread_mutex_unlock(&s->cache_lock);
+    if (hit) return true;
+    if (!htpasswd_check(e->hash, pw, pwlen)) return false;
+    pthread_mutex_lock(&s->cache_lock);
+    memcpy(e->digest, md, sizeof md);
+    e->verified = true;
+    pthread_mutex_unlock(&s->cache_lock);
+    return true;
+}
+
 static int add_entry(ba_state_t *s, const char *user, size_t ulen, const char *hash, size_t hlen)
 {
     if (s->nentries == s->cap) {
@@ -137,6 +176,7 @@ static int add_entry(ba_state_t *s, const char *user, size_t ulen, const char *h
         s->cap = cap;
     }
     ba_entry_t *e = &s->entries[s->nentries];
+    memset(e, 0, sizeof *e);
     e->user = strndup(user, ulen);
     e->hash = strndup(hash, hlen);
     if (!e->user || !e->hash) {
@@ -208,9 +248,9 @@ static int ba_authenticate(void *ctx, const char *const *headers, size_t n)
     const char *pw;
     if (syc_basic_credentials(v, cred, sizeof cred, &ulen, &pw, &pwlen) == 0) {
         for (size_t i = 0; i < s->nentries; i++) {
-            const ba_entry_t *e = &s->entries[i];
+            ba_entry_t *e = &s->entries[i];
             if (strlen(e->user) != ulen || memcmp(e->user, cred, ulen) != 0) continue;
-            if (htpasswd_check(e->hash, pw, pwlen)) rc = SY_OK;
+            if (entry_check(s, e, pw, pwlen)) rc = SY_OK;
             break; /* the first entry of a user is the one that counts */
         }
     }
@@ -294,6 +334,12 @@ static int ba_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->api = api;
     s->inst = inst;
     s->cfg = cfg;
+    pthread_mutex_init(&s->cache_lock, NULL);
+    if (RAND_bytes(s->cache_key, sizeof s->cache_key) != 1) {
+        api->log(inst, SY_LOG_ERROR, "no random bytes for the password cache's key");
+        ba_destroy(s);
+        return SY_ERROR;
+    }
     s->server =
         (sy_auth_server_t){.ctx = s, .authenticate = ba_authenticate, .challenge = BA_CHALLENGE};
     s->client = (sy_auth_client_t){.ctx = s, .headers = ba_headers};
@@ -334,6 +380,8 @@ static void ba_destroy(void *state)
     }
     free(s->entries);
     free(s->line);
+    pthread_mutex_destroy(&s->cache_lock);
+    explicit_bzero(s->cache_key, sizeof s->cache_key);
     free(s);
 }
 
