@@ -736,6 +736,7 @@ static int start_pipeline(sy__pipeline_t *p, size_t n)
         register_processor_metrics(x);
         if ((rc = create_start(x)) < 0) return rc;
     }
+    atomic_store_explicit(&p->accepting, true, memory_order_release);
     return SY_OK;
 }
 

@@ -188,6 +188,7 @@ struct sy__pipeline_s {
     atomic_bool stop_requested; /* the engine asked it to drain */
     atomic_bool drain_go;       /* and every connector feeding it has drained */
     atomic_bool conn_waiting;
+    atomic_bool accepting; /* started: a connector's timer may emit into it */
 };
 
 struct sy__engine_s {

@@ -154,7 +154,19 @@ static int print_components(sy__registry_t *reg)
             if (d->signals & SY_SIGNAL_TRACES) printf("%straces", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_METRICS) printf("%smetrics", sep), sep = ", ";
             if (d->signals & SY_SIGNAL_LOGS) printf("%slogs", sep);
-            printf("]\n    abi: \"%u.%u\"\n", d->abi_major, d->abi_minor);
+            printf("]\n");
+            if (d->kind == SY_KIND_CONNECTOR) {
+                /* As otelcol names the pairs: traces_to_metrics, ... */
+                static const char *const names[3] = {"traces", "metrics", "logs"};
+                printf("    connects: [");
+                sep = "";
+                for (int in = 0; in < 3; in++)
+                    for (int out = 0; out < 3; out++)
+                        if ((d->signals & (1u << in)) && (d->connects[in] & (1u << out)))
+                            printf("%s%s_to_%s", sep, names[in], names[out]), sep = ", ";
+                printf("]\n");
+            }
+            printf("    abi: \"%u.%u\"\n", d->abi_major, d->abi_minor);
             yaml_line("    ", "version", d->version ? d->version : "");
             yaml_line("    ", "file", f->path);
             if (d->description) yaml_line("    ", "description", d->description);

@@ -609,7 +609,8 @@ static bool connector_wants(const char *const *pipelines, size_t n, const sy__pi
  * connector waits, and checked once more: it may have emptied in between. */
 static bool connector_room(sy__pipeline_t *p)
 {
-    if (!p->queue_ready) return false;
+    /* A connector's timer may fire while the engine still starts the pipelines. */
+    if (!atomic_load_explicit(&p->accepting, memory_order_acquire)) return false;
     if (!queue_full(&p->in, p->in_limit, &p->in_items) &&
         !atomic_load_explicit(&p->refusing, memory_order_relaxed))
         return true;

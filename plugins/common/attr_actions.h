@@ -65,6 +65,13 @@ typedef struct syc_buf_s {
 /* Appends n bytes to b. Returns 0 or SY_ENOMEM. */
 int syc_buf_put(syc_buf_t *b, const void *p, size_t n);
 
+/* Protobuf wire pieces on a syc_buf_t: the bytes the varint of v takes (1..10);
+ * appending a varint; appending the header (tag and length) of length-delimited
+ * field `field` (1..15). The appends return 0 or SY_ENOMEM. */
+size_t syc_varint_size(uint64_t v);
+int syc_buf_put_varint(syc_buf_t *b, uint64_t v);
+int syc_buf_put_ld(syc_buf_t *b, uint32_t field, size_t len);
+
 /*
  * Appends one entry of an encoded container to b: a KeyValue when key (a STRING)
  * is not NULL, else an ArrayValue element. v is a scalar, or an ARRAY/MAP whose

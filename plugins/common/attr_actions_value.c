@@ -95,7 +95,7 @@ int syc_value_as_string(const sy_value_t *v, char *buf, size_t cap, const char *
 
 /* ---- the wire format ---- */
 
-static size_t varint_size(uint64_t v)
+size_t syc_varint_size(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -105,7 +105,7 @@ static size_t varint_size(uint64_t v)
     return n;
 }
 
-static int put_varint(syc_buf_t *b, uint64_t v)
+int syc_buf_put_varint(syc_buf_t *b, uint64_t v)
 {
     uint8_t tmp[10];
     size_t n = 0;
@@ -118,11 +118,11 @@ static int put_varint(syc_buf_t *b, uint64_t v)
 }
 
 /* The header of a length-delimited field (every field written here is < 16). */
-static int put_ld(syc_buf_t *b, uint32_t field, size_t len)
+int syc_buf_put_ld(syc_buf_t *b, uint32_t field, size_t len)
 {
     uint8_t tag = (uint8_t)(field << 3 | 2);
     int rc = syc_buf_put(b, &tag, 1);
-    return rc < 0 ? rc : put_varint(b, len);
+    return rc < 0 ? rc : syc_buf_put_varint(b, len);
 }
 
 /* The size of the encoded AnyValue of a scalar, or of a container whose content
@@ -132,16 +132,16 @@ static size_t any_size(const sy_value_t *v, size_t clen)
     switch (v->type) {
     case SY_VALUE_STRING:
     case SY_VALUE_BYTES:
-        return 1 + varint_size(v->len) + v->len;
+        return 1 + syc_varint_size(v->len) + v->len;
     case SY_VALUE_BOOL:
         return 2;
     case SY_VALUE_INT:
-        return 1 + varint_size((uint64_t)v->i);
+        return 1 + syc_varint_size((uint64_t)v->i);
     case SY_VALUE_DOUBLE:
         return 9;
     case SY_VALUE_ARRAY:
     case SY_VALUE_MAP:
-        return 1 + varint_size(clen) + clen;
+        return 1 + syc_varint_size(clen) + clen;
     default:
         return 0;
     }
@@ -155,7 +155,7 @@ static int put_any(syc_buf_t *b, const sy_value_t *v, const void *content, size_
     switch (v->type) {
     case SY_VALUE_STRING:
     case SY_VALUE_BYTES:
-        if ((rc = put_ld(b, v->type == SY_VALUE_STRING ? 1 : 7, v->len)) < 0) return rc;
+        if ((rc = syc_buf_put_ld(b, v->type == SY_VALUE_STRING ? 1 : 7, v->len)) < 0) return rc;
         return syc_buf_put(b, v->type == SY_VALUE_STRING ? (const void *)v->str : v->bytes, v->len);
     case SY_VALUE_BOOL:
         tmp[0] = 2 << 3;
@@ -164,7 +164,7 @@ static int put_any(syc_buf_t *b, const sy_value_t *v, const void *content, size_
     case SY_VALUE_INT:
         tmp[0] = 3 << 3;
         if ((rc = syc_buf_put(b, tmp, 1)) < 0) return rc;
-        return put_varint(b, (uint64_t)v->i);
+        return syc_buf_put_varint(b, (uint64_t)v->i);
     case SY_VALUE_DOUBLE: {
         uint64_t bits;
         memcpy(&bits, &v->d, sizeof(bits));
@@ -175,7 +175,7 @@ static int put_any(syc_buf_t *b, const sy_value_t *v, const void *content, size_
     }
     case SY_VALUE_ARRAY:
     case SY_VALUE_MAP:
-        if ((rc = put_ld(b, v->type == SY_VALUE_ARRAY ? 5 : 6, clen)) < 0) return rc;
+        if ((rc = syc_buf_put_ld(b, v->type == SY_VALUE_ARRAY ? 5 : 6, clen)) < 0) return rc;
         return syc_buf_put(b, content, clen);
     default:
         return SY_OK;
@@ -192,12 +192,12 @@ int syc_anyvalue_put_entry(syc_buf_t *b, const sy_value_t *key, const sy_value_t
     size_t alen = any_size(v, clen);
     int rc;
     if (!key) {
-        if ((rc = put_ld(b, 1, alen)) < 0) return rc;
+        if ((rc = syc_buf_put_ld(b, 1, alen)) < 0) return rc;
         return put_any(b, v, content, clen);
     }
-    size_t kvlen = 1 + varint_size(key->len) + key->len + 1 + varint_size(alen) + alen;
-    if ((rc = put_ld(b, 1, kvlen)) < 0 || (rc = put_ld(b, 1, key->len)) < 0 ||
-        (rc = syc_buf_put(b, key->str, key->len)) < 0 || (rc = put_ld(b, 2, alen)) < 0)
+    size_t kvlen = 1 + syc_varint_size(key->len) + key->len + 1 + syc_varint_size(alen) + alen;
+    if ((rc = syc_buf_put_ld(b, 1, kvlen)) < 0 || (rc = syc_buf_put_ld(b, 1, key->len)) < 0 ||
+        (rc = syc_buf_put(b, key->str, key->len)) < 0 || (rc = syc_buf_put_ld(b, 2, alen)) < 0)
         return rc;
     return put_any(b, v, content, clen);
 }

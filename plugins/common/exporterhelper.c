@@ -466,6 +466,23 @@ static void count_drop(syc_xh_t *xh, sy_signal_t signal, uint64_t items)
     }
 }
 
+/* Queues one request for `batch` (the reference is the queue's). */
+static int enqueue(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info, uint64_t size)
+{
+    syc_xh_req_t *r = calloc(1, sizeof(*r));
+    if (!r) return SY_ENOMEM;
+    r->batch = batch;
+    r->signal = info->signal;
+    r->items = info->items;
+    r->bytes = info->bytes;
+    r->owner = xh;
+    r->where = WHERE_QUEUED;
+    list_push(&xh->queue, r);
+    xh->queued += size;
+    update_queue_gauge(xh);
+    return SY_OK;
+}
+
 int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 {
     if (xh->closing) return SY_ECLOSED;
@@ -488,17 +505,42 @@ int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
         xh->want_ready = true;
         return SY_EAGAIN;
     }
-    syc_xh_req_t *r = calloc(1, sizeof(*r));
-    if (!r) return SY_ENOMEM;
-    r->batch = batch;
-    r->signal = info.signal;
-    r->items = info.items;
-    r->bytes = info.bytes;
-    r->owner = xh;
-    r->where = WHERE_QUEUED;
-    list_push(&xh->queue, r);
-    xh->queued += size;
-    update_queue_gauge(xh);
+    if (enqueue(xh, batch, &info, size) < 0) return SY_ENOMEM;
+    dispatch(xh);
+    return SY_OK;
+}
+
+int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
+{
+    if (xh->closing) return SY_ECLOSED;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        xh->api->batch_info(batches[i], &info);
+        total += xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
+    }
+    /* As syc_xh_consume() judges one request, for all of them at once: they are
+     * taken together or not at all. */
+    bool full = !xh->capacity ? slots_used(xh) >= xh->consumers
+                              : xh->queued && xh->queued + total > xh->capacity;
+    if (full) {
+        xh->want_ready = true;
+        return SY_EAGAIN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        xh->api->batch_info(batches[i], &info);
+        uint64_t size = xh->cfg->sizer == SYC_XH_SIZER_ITEMS ? info.items : 1;
+        if (enqueue(xh, batches[i], &info, size) < 0) {
+            /* Out of memory half way: those queued are sent, the rest given up. */
+            for (size_t j = i; j < n; j++) {
+                xh->api->batch_info(batches[j], &info);
+                count_drop(xh, info.signal, info.items);
+                xh->api->batch_release(batches[j]);
+            }
+            break;
+        }
+    }
     dispatch(xh);
     return SY_OK;
 }

@@ -236,6 +236,15 @@ int syc_xh_start(syc_xh_t *xh);
  */
 int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch);
 
+/*
+ * Takes n batches as n requests, all or none (a plugin that splits one batch it
+ * was handed, e.g. by tenant): SY_OK, every reference is the helper's (when out
+ * of memory half way, the rest are counted as failed and released); SY_EAGAIN,
+ * none was taken (the queue has no room for all of them; ready() follows);
+ * SY_ECLOSED: shutting down, none taken.
+ */
+int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n);
+
 /* The transport's ctx given to syc_xh_new(), for a request's callbacks. */
 void *syc_xh_req_ctx(const syc_xh_req_t *req);
 

@@ -59,10 +59,11 @@ int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t e
 
 /* ---- authentication ------------------------------------------------------------------ */
 
-/* The headers of one attempt: the instance's, then the authenticator's lines
- * (asked for every attempt, so a rotated token is used from the next one on).
- * NULL when the authenticator fails or memory runs out. */
-static struct curl_slist *auth_headers(syc_oxp_t *o)
+/* The headers of one attempt: the request's own (build_body's) or the
+ * instance's, then the authenticator's lines (asked for every attempt, so a
+ * rotated token is used from the next one on). NULL when the authenticator fails
+ * or memory runs out. */
+static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *base)
 {
     char lines[8192];
     int n = o->auth->headers(o->auth->ctx, lines, sizeof(lines));
@@ -71,9 +72,9 @@ static struct curl_slist *auth_headers(syc_oxp_t *o)
                o->auth_id, n);
         return NULL;
     }
-    /* o->headers is never empty (each exporter sets at least "Expect:"). */
-    struct curl_slist *l = o->headers ? curl_slist_append(NULL, o->headers->data) : NULL;
-    for (struct curl_slist *h = o->headers ? o->headers->next : NULL; l && h; h = h->next)
+    /* The base list is never empty (each exporter sets at least "Expect:"). */
+    struct curl_slist *l = base ? curl_slist_append(NULL, base->data) : NULL;
+    for (const struct curl_slist *h = base ? base->next : NULL; l && h; h = h->next)
         l = syc_oxp_header(l, h->data);
     if (!l) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "out of memory for the request's headers");
@@ -137,7 +138,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers ? r->headers : o->headers);
         curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
         if (o->ops->setup) o->ops->setup(o, req, e);
@@ -146,7 +147,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         syc_curl_exchange_clear(&r->x);
     }
     if (o->auth) {
-        struct curl_slist *l = auth_headers(o);
+        struct curl_slist *l = auth_headers(o, r->headers ? r->headers : o->headers);
         if (!l) return SY_ERROR;
         curl_easy_setopt(r->x.easy, CURLOPT_HTTPHEADER, l);
         curl_slist_free_all(r->auth_headers); /* the previous attempt's, which has ended */
@@ -170,6 +171,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     if (r->x_ready) syc_curl_exchange_free(&r->x);
     curl_slist_free_all(r->auth_headers);
     free(r->owned);
+    curl_slist_free_all(r->headers);
     free(r);
     req->transport = NULL;
 }

@@ -278,3 +278,64 @@ def read_varint(data, i):
         shift += 7
         if not b & 0x80:
             return v, i
+
+
+# --- a real Prometheus server (Debian's /usr/bin/prometheus) -------------------------
+
+class Prometheus:
+    """Prometheus on 127.0.0.1:<free port> with `config_text` and its storage in
+    `workdir`; ready() waits (bounded) for /-/ready, query() asks the HTTP API,
+    stop(check) sends SIGTERM, checks the exit code 0 and prints the end of its
+    log when that or `show_log` says something went wrong."""
+
+    READY_TIMEOUT = 60.0
+
+    def __init__(self, binary, workdir, config_text, extra_args=()):
+        self.port = free_port()
+        config = os.path.join(workdir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(workdir, "prometheus.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}",
+             f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
+             f"--web.listen-address=127.0.0.1:{self.port}", *extra_args],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def ready(self):
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited with {self.proc.returncode}")
+            status, _, _ = http("GET", f"http://127.0.0.1:{self.port}/-/ready", timeout=2.0)
+            return status == 200
+        wait_for("Prometheus to be ready", up, self.READY_TIMEOUT)
+
+    def query(self, query, at=None):
+        """The result list of an instant query (at `at` seconds), or None."""
+        import urllib.parse
+        params = {"query": query}
+        if at is not None:
+            params["time"] = str(at)
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(params)
+        status, _, body = http("GET", url, timeout=5.0)
+        if status != 200:
+            print(f"query {query!r}: {status} {body[:300]!r}", file=sys.stderr)
+            return None
+        doc = json.loads(body)
+        return doc["data"]["result"] if doc.get("status") == "success" else None
+
+    def stop(self, check, show_log=False):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        self.log.close()
+        check(rc == 0, f"Prometheus stops on SIGTERM ({rc})")
+        if rc != 0 or show_log:
+            with open(self.log_path, "rb") as f:
+                sys.stderr.write(f.read().decode("utf-8", "replace")[-4000:])

@@ -415,6 +415,35 @@ static void shutdown_counts_held_items_failed(void **state)
     assert_int_equal(metric("exporter_queue_size"), 0);
 }
 
+/* syc_xh_consume_all: pieces of one batch are taken together or not at all. One
+ * consumer, room for two: three pieces do not fit behind one in flight (SY_EAGAIN,
+ * none taken, ready() later), two do; all are sent and counted. */
+static void consume_all_or_none(void **state)
+{
+    (void)state;
+    start();
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* queued */
+    sy_batch_t *three[3] = {make_batch(2), make_batch(3), make_batch(4)};
+    assert_int_equal(syc_xh_consume_all(F->xh, three, 3), SY_EAGAIN);
+    assert_int_equal(metric("exporter_queue_size"), 1); /* none of the three taken */
+    answer(SYC_XH_SENT);
+    answer(SYC_XH_SENT);
+    assert_int_equal(F->ready_calls, 1);
+    /* An empty queue takes them all, even more than its capacity (as one large
+     * request is taken when the queue is empty). */
+    assert_int_equal(syc_xh_consume_all(F->xh, three, 3), SY_OK);
+    assert_int_equal(metric("exporter_queue_size"), 2); /* one sending, two queued */
+    for (int i = 0; i < 3; i++)
+        answer(SYC_XH_SENT);
+    assert_int_equal(F->sent, 2 + 2 + 3 + 4);
+    assert_int_equal(F->failed, 0);
+    syc_xh_shutdown(F->xh, 0, on_drained, F);
+    sy_batch_t *late = make_batch(1);
+    assert_int_equal(syc_xh_consume_all(F->xh, &late, 1), SY_ECLOSED); /* the caller keeps it */
+    sy__batch_release(late);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(queue_full_pushes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(queue_full_drops_when_configured, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_counts_held_items_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(consume_all_or_none, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

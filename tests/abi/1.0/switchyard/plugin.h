@@ -1,0 +1,436 @@
+/*
+ * switchyard/plugin.h - the plugin ABI.
+ *
+ * A plugin is one shared object that exports one symbol, SY_PLUGIN_ENTRY_SYMBOL
+ * ("sy_plugin_entry"), a function returning a pointer to a static, constant
+ * sy_plugin_t descriptor. The host reads the descriptor, checks the ABI version and
+ * the descriptor's size, fills the plugin's configuration struct from the plugin's
+ * field table and then drives the plugin through its callbacks. Everything the
+ * plugin may ask of the host it asks through the sy_host_api_t table handed to
+ * create(); a plugin never links against the host's symbols.
+ *
+ * Versioning: SY_ABI_MAJOR changes when anything here changes incompatibly; the
+ * host refuses a plugin of another major. SY_ABI_MINOR grows when fields are added
+ * at the end of sy_plugin_t or sy_host_api_t: a plugin built against an older minor
+ * keeps working (the host reads only descriptor->size bytes of the descriptor), and
+ * a plugin that wants a newer host function checks api->size before calling it
+ * (see SY_API_HAS()).
+ *
+ * Threads: every instance is bound to one thread, its "loop thread", which runs a
+ * libuv loop (api->loop()). create(), start(), consume(), shutdown() and destroy()
+ * of an instance are all called on that thread, so a plugin needs no locks for its
+ * own state. Receivers, exporters and extensions each get a loop thread of their
+ * own; the processors of one pipeline share the pipeline's worker thread. The only
+ * host functions that may be called from any thread are marked "any thread".
+ */
+#ifndef SWITCHYARD_PLUGIN_H
+#define SWITCHYARD_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SY_ABI_MAJOR 1
+#define SY_ABI_MINOR 0
+
+/* The one symbol a plugin exports. */
+#define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
+
+#if defined(__GNUC__)
+#define SY_EXPORT            __attribute__((visibility("default")))
+#define SY_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SY_EXPORT
+#define SY_PRINTF(fmt, args)
+#endif
+
+/* Return codes: 0 on success, a negative SY_E* otherwise. */
+enum {
+    SY_OK = 0,
+    SY_ERROR = -1,   /* generic failure; details were logged */
+    SY_EAGAIN = -2,  /* back-pressure: nothing was taken, try again later */
+    SY_EINVAL = -3,  /* invalid argument or invalid data */
+    SY_ENOMEM = -4,  /* out of memory, or over a configured size bound */
+    SY_ECLOSED = -5, /* the component or pipeline is shutting down */
+    SY_ENOTSUP = -6, /* not supported by this plugin or signal */
+};
+
+typedef enum sy_kind_e {
+    SY_KIND_RECEIVER = 1,
+    SY_KIND_PROCESSOR = 2,
+    SY_KIND_EXPORTER = 3,
+    SY_KIND_EXTENSION = 4,
+    SY_KIND_CONNECTOR = 5,
+} sy_kind_t;
+
+/* Signals, usable as a bit set. */
+typedef enum sy_signal_e {
+    SY_SIGNAL_TRACES = 1u << 0,
+    SY_SIGNAL_METRICS = 1u << 1,
+    SY_SIGNAL_LOGS = 1u << 2,
+} sy_signal_t;
+#define SY_SIGNAL_ALL (SY_SIGNAL_TRACES | SY_SIGNAL_METRICS | SY_SIGNAL_LOGS)
+
+typedef enum sy_log_level_e {
+    SY_LOG_DEBUG = 0,
+    SY_LOG_INFO = 1,
+    SY_LOG_WARN = 2,
+    SY_LOG_ERROR = 3,
+} sy_log_level_t;
+
+/* Opaque handles. */
+typedef struct sy_instance_s sy_instance_t; /* one configured component, e.g. "batch/2" */
+typedef struct sy_batch_s sy_batch_t;       /* one OTLP export request of one signal */
+typedef struct sy_metric_s sy_metric_t;     /* one of the plugin's own metrics */
+typedef struct sy_timer_s sy_timer_t;       /* a timer on the instance's loop thread */
+typedef struct sy_cfg_node_s sy_cfg_node_t; /* a raw configuration node (SY_CFG_RAW) */
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The type of one configuration field, and the C type the host writes at the
+ * field's offset in the plugin's configuration struct.
+ */
+typedef enum sy_cfg_type_e {
+    SY_CFG_BOOL = 1,     /* bool */
+    SY_CFG_INT = 2,      /* int64_t */
+    SY_CFG_DOUBLE = 3,   /* double */
+    SY_CFG_STRING = 4,   /* char *, NUL-terminated, owned by the host (NULL if unset) */
+    SY_CFG_DURATION = 5, /* int64_t nanoseconds; "200ms", "5s", "1m30s", "1h" */
+    SY_CFG_SIZE = 6,     /* uint64_t bytes; 1048576, "4MiB", "20MB", "512KiB" */
+    SY_CFG_ENUM = 7,     /* int: index into the field's enum_values */
+    SY_CFG_PRESENT = 8,  /* bool: true when the key is present at all (even if null) */
+    SY_CFG_STRLIST = 9,  /* sy_cfg_strlist_t */
+    SY_CFG_STRMAP = 10,  /* sy_cfg_strmap_t (e.g. headers) */
+    SY_CFG_RAW = 11,     /* const sy_cfg_node_t *: read it with api->cfg_* */
+} sy_cfg_type_t;
+
+typedef struct sy_cfg_strlist_s {
+    size_t count;
+    char **items; /* owned by the host */
+} sy_cfg_strlist_t;
+
+typedef struct sy_cfg_strmap_s {
+    size_t count;
+    char **keys;   /* owned by the host */
+    char **values; /* owned by the host */
+} sy_cfg_strmap_t;
+
+/*
+ * One field of a plugin's configuration. `name` is a dotted path below the
+ * component's own key: "timeout", "protocols.http.endpoint". A key in the user's
+ * YAML that no field names (and that is not a prefix of one) is refused as an
+ * unknown key, with its file:line:col. Defaults are written as YAML scalars
+ * ("200ms", "8192", "true"); NULL means zero / NULL / false.
+ */
+typedef struct sy_config_field_s {
+    const char *name;
+    sy_cfg_type_t type;
+    size_t offset; /* offsetof(the plugin's config struct, member) */
+    const char *default_value;
+    bool required;
+    const char *description;
+    const char *const *enum_values; /* SY_CFG_ENUM: NULL-terminated list of names */
+} sy_config_field_t;
+
+/* ------------------------------------------------------------------------ */
+/* The plugin descriptor                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Flags of a plugin. */
+enum {
+    /* A processor that changes the data it is given: the host hands it a batch it
+     * owns alone (a deep copy when the batch is shared, see batch_request_mut())
+     * and lets it use batch_request_mut(). Without it that call returns NULL. */
+    SY_PLUGIN_MUTATES_DATA = 1u << 0,
+    /* An exporter that sends asynchronously: the host does not count a batch as
+     * sent when consume() returns SY_OK; the plugin reports each batch's outcome
+     * with api->exporter_outcome() once it knows it. */
+    SY_PLUGIN_REPORTS_OUTCOME = 1u << 1,
+};
+
+typedef struct sy_host_api_s sy_host_api_t;
+
+typedef struct sy_plugin_s {
+    /* ABI identification: always SY_ABI_MAJOR, SY_ABI_MINOR, sizeof(sy_plugin_t). */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    uint32_t size;
+
+    sy_kind_t kind;
+    const char *type;        /* "otlp", "batch", ...: matches ^[a-zA-Z][0-9a-zA-Z_]{0,62}$ */
+    uint32_t signals;        /* sy_signal_t bits this plugin handles */
+    uint32_t flags;          /* SY_PLUGIN_* */
+    const char *version;     /* the plugin's own version string */
+    const char *description; /* one line, for `switchyard components` */
+
+    /* Configuration: the host allocates config_size zeroed bytes, writes the
+     * defaults and then the user's values at each field's offset. */
+    const sy_config_field_t *config_fields;
+    size_t config_field_count;
+    size_t config_size;
+
+    /*
+     * Optional. Checks the filled configuration beyond what the field table says
+     * (ranges, combinations). Called at load and by `switchyard validate`, on the
+     * main thread, before create(). Returns 0, or SY_EINVAL with a sentence in err
+     * (it should name the key at fault).
+     */
+    int (*validate)(const void *config, char *err, size_t err_len);
+
+    /*
+     * Creates one instance. `api` and `inst` stay valid until destroy() returns;
+     * `config` stays valid and unchanged for the instance's life. Stores the
+     * plugin's state in *state. No I/O yet: do that in start().
+     * Loop thread of the instance. Returns 0 or a negative SY_E* (logged first).
+     */
+    int (*create)(const sy_host_api_t *api, sy_instance_t *inst, const void *config, void **state);
+
+    /*
+     * Starts the instance: open sockets, start timers. Exporters are started first,
+     * then processors, then receivers, so that nothing is sent to a component that
+     * is not running. Loop thread. Returns 0 or a negative SY_E* (startup fails).
+     */
+    int (*start)(void *state);
+
+    /*
+     * Processors and exporters only: takes one batch. On SY_OK the reference is
+     * handed over: the plugin releases it (api->batch_release()) or passes it on
+     * (api->emit()), now or later. On any error the caller still owns it.
+     * An exporter that returns SY_EAGAIN is not called again until it calls
+     * api->ready(); the host keeps the batch and offers it again then.
+     * A processor emits downstream with api->emit() from consume() or later from
+     * a timer on the same thread. Loop thread.
+     */
+    int (*consume)(void *state, sy_batch_t *batch);
+
+    /*
+     * Begins stopping. A receiver stops accepting (and closes its handles); a
+     * processor emits everything it holds (the batch processor flushes); an
+     * exporter finishes or abandons what is in flight by the deadline it was
+     * given in its timeout settings. All libuv handles the plugin opened must be
+     * closed (uv_close) by the time the plugin's last close callback has run; the
+     * host runs the loop until they have (at most the router's shutdown timeout,
+     * 10 s, shared by all exporters). Timers made with api->timer_start() are
+     * closed by the host as soon as shutdown() returns: work that must go on after
+     * that (an exporter draining its retries) uses libuv timers of its own on
+     * api->loop(). Loop thread.
+     */
+    void (*shutdown)(void *state);
+
+    /* Frees the instance's state. Loop thread (its loop has no handles left). */
+    void (*destroy)(void *state);
+} sy_plugin_t;
+
+/* The entry function's type. */
+typedef const sy_plugin_t *(*sy_plugin_entry_fn)(void);
+
+/* Defines the entry point of a plugin: SY_PLUGIN_DEFINE(my_descriptor); */
+#define SY_PLUGIN_DEFINE(descriptor)                    \
+    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void); \
+    SY_EXPORT const sy_plugin_t *sy_plugin_entry(void)  \
+    {                                                   \
+        return &(descriptor);                           \
+    }
+
+/* ------------------------------------------------------------------------ */
+/* The host API                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* What the host is doing, as extensions such as health_check report it. */
+typedef enum sy_status_e {
+    SY_STATUS_STARTING = 0,
+    SY_STATUS_READY = 1,
+    SY_STATUS_STOPPING = 2,
+} sy_status_t;
+
+typedef enum sy_metric_type_e {
+    SY_METRIC_COUNTER = 1, /* monotonic, exposed as <name>_total */
+    SY_METRIC_GAUGE = 2,
+} sy_metric_type_t;
+
+/* Where a batch came from and what is known of it. */
+typedef struct sy_batch_info_s {
+    sy_signal_t signal;
+    uint64_t items;     /* spans, metric data points, or log records */
+    uint64_t bytes;     /* size of the encoded request (0 if never encoded) */
+    bool has_encoded;   /* protobuf bytes are available without packing */
+    bool has_decoded;   /* the decoded request is available without unpacking */
+    const char *origin; /* the ID of the receiver that made it ("otlp") */
+} sy_batch_info_t;
+
+typedef void (*sy_timer_cb)(void *arg);
+
+/* What the OTLP request of each signal is, as protobuf-c types (see proto/):
+ *   SY_SIGNAL_TRACES  Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
+ *   SY_SIGNAL_METRICS Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest
+ *   SY_SIGNAL_LOGS    Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest */
+
+/*
+ * The table of host functions. It only ever grows at its end; `size` is
+ * sizeof(sy_host_api_t) of the host, so test SY_API_HAS(api, member) before using a
+ * member added after the minor version the plugin was built for.
+ */
+struct sy_host_api_s {
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    uint32_t size;
+
+    /* --- Logging (any thread) ------------------------------------------- */
+
+    /* True if a message at `level` would be written: check before formatting. */
+    bool (*log_enabled)(const sy_instance_t *inst, sy_log_level_t level);
+    /* Writes one line, prefixed with the time, level and the instance's ID. */
+    void (*log)(const sy_instance_t *inst, sy_log_level_t level, const char *fmt, ...)
+        SY_PRINTF(3, 4);
+
+    /* --- The instance ---------------------------------------------------- */
+
+    /* The component ID ("otlp/2"); valid for the instance's life. Any thread. */
+    const char *(*instance_id)(const sy_instance_t *inst);
+    /* The libuv loop (uv_loop_t *) of the instance's loop thread. */
+    void *(*loop)(const sy_instance_t *inst);
+    /* What the whole router is doing. Any thread. */
+    sy_status_t (*status)(void);
+    /* Signals of the pipelines this instance takes part in (bit set). */
+    uint32_t (*signals)(const sy_instance_t *inst);
+
+    /* --- Raw configuration nodes (SY_CFG_RAW), main or loop thread ------- */
+
+    /* 's' scalar, 'm' map, 'l' list, 'n' null or absent. */
+    int (*cfg_kind)(const sy_cfg_node_t *node);
+    const char *(*cfg_scalar)(const sy_cfg_node_t *node);
+    size_t (*cfg_len)(const sy_cfg_node_t *node); /* entries of a map or list */
+    const sy_cfg_node_t *(*cfg_at)(const sy_cfg_node_t *node, size_t i, const char **key);
+    const sy_cfg_node_t *(*cfg_get)(const sy_cfg_node_t *node, const char *key);
+    /* "file:line:col" of the node, for error messages. */
+    const char *(*cfg_where)(const sy_cfg_node_t *node);
+
+    /* --- Batches ----------------------------------------------------------- */
+
+    /* A new, empty batch of one signal with one reference, owned by the caller,
+     * made by `inst` (its origin). NULL on out of memory. Any thread. */
+    sy_batch_t *(*batch_new)(sy_instance_t *inst, sy_signal_t signal);
+    /* Memory from the batch's arena, freed with the batch; 16-byte aligned.
+     * Only the batch's single owner may allocate. NULL when over the bound. */
+    void *(*batch_alloc)(sy_batch_t *batch, size_t size);
+    /* The batch's arena as a ProtobufCAllocator * (for protobuf_c unpack and for
+     * building a request by hand). Same rule as batch_alloc. */
+    void *(*batch_allocator)(sy_batch_t *batch);
+    /* Sets the batch's content to encoded protobuf bytes of the signal's request,
+     * which must live in the batch's arena (batch_alloc) or outlive the batch.
+     * Validates the wire format against the schema and counts the items without
+     * decoding. Returns 0, or SY_EINVAL with a sentence in err (malformed, or a
+     * string that is not UTF-8), or SY_ENOMEM with a sentence when the request is
+     * too large to decode within the core's bound (about 256 MiB decoded). */
+    int (*batch_set_encoded)(sy_batch_t *batch, const uint8_t *data, size_t len, char *err,
+                             size_t err_len);
+    /* Sets the batch's content to a decoded request allocated in the batch's arena
+     * (batch_allocator), and counts its items. Returns 0 or SY_EINVAL. */
+    int (*batch_set_decoded)(sy_batch_t *batch, void *request);
+    /* Takes one more reference (any thread). */
+    void (*batch_retain)(sy_batch_t *batch);
+    /* Drops one reference; the last frees the batch (any thread). */
+    void (*batch_release)(sy_batch_t *batch);
+    /* Signal, items, bytes, origin. */
+    void (*batch_info)(const sy_batch_t *batch, sy_batch_info_t *info);
+    /* The decoded request (see the types above), unpacked into the batch's arena
+     * on first use. Read-only. NULL if the bytes do not decode. Any thread
+     * holding a reference. */
+    const void *(*batch_request)(sy_batch_t *batch);
+    /*
+     * The decoded request for changing it in place. Drops the encoded bytes, which
+     * are packed again when needed. Call batch_recount() after changing the number
+     * of items. Returns NULL, and changes nothing, when:
+     *  - the batch is shared: it has more than one reference, or it is a piece of
+     *    batch_split() (whose structs point into the batch it was cut from, which
+     *    others may be reading); a batch that pieces were cut from is shared
+     *    through their references. Refused even to a plugin with the flag.
+     *  - the caller is a plugin without SY_PLUGIN_MUTATES_DATA, called from its
+     *    consume() or a timer of its own, and the batch is not one this instance
+     *    made (batch_new, batch_merge, batch_split of its own: the batch's
+     *    origin). A receiver building its own, unshared batch is allowed.
+     *  - the bytes do not decode.
+     * A refusal is logged at error level with the instance's ID and counted in
+     * switchyard_batch_mutation_refused_total. A processor with
+     * SY_PLUGIN_MUTATES_DATA is always handed a batch it owns alone (the host
+     * copies a shared one first), so for it a NULL here means its own retain or
+     * split made the batch shared. Any thread holding a reference.
+     */
+    void *(*batch_request_mut)(sy_batch_t *batch);
+    void (*batch_recount)(sy_batch_t *batch);
+    /* The encoded request, packed on first use when the batch was built decoded.
+     * Valid while the caller holds its reference. NULL on failure. Any thread. */
+    const uint8_t *(*batch_encoded)(sy_batch_t *batch, size_t *len);
+    /* One new batch holding every item of batches[0..n) in order (they must share
+     * one signal); the inputs keep their references, owned by the caller. */
+    sy_batch_t *(*batch_merge)(sy_instance_t *inst, sy_batch_t *const *batches, size_t n);
+    /* Splits off the first `max_items` items of *batch into a new batch returned
+     * to the caller; *batch is replaced by a batch holding the rest (the old
+     * reference is released). If the batch holds no more than max_items, returns
+     * it whole and sets *batch to NULL. */
+    sy_batch_t *(*batch_split)(sy_instance_t *inst, sy_batch_t **batch, uint64_t max_items);
+
+    /* --- Data flow ---------------------------------------------------------- */
+
+    /*
+     * Receivers and processors: hands one batch downstream (the next processor,
+     * or every pipeline/exporter that follows). On SY_OK the reference is handed
+     * over. On SY_EAGAIN (a queue downstream is full; a receiver should tell its
+     * client to retry) or SY_ECLOSED (shutting down) the caller still owns it.
+     * Receivers: any thread of their own; processors: their loop thread.
+     */
+    int (*emit)(sy_instance_t *inst, sy_batch_t *batch);
+    /* Exporters: wakes the host after consume() returned SY_EAGAIN. Any thread. */
+    void (*ready)(sy_instance_t *inst);
+
+    /* --- Timers on the instance's loop thread -------------------------------- */
+
+    /* Calls cb(arg) on the loop thread after `timeout_ms`, then every `repeat_ms`
+     * (0: once). Returns NULL on failure. */
+    sy_timer_t *(*timer_start)(sy_instance_t *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                               sy_timer_cb cb, void *arg);
+    /* Stops and frees the timer (loop thread). Safe from inside its callback. */
+    void (*timer_stop)(sy_timer_t *timer);
+
+    /* --- The plugin's own metrics (served on service.telemetry.metrics) ------ */
+
+    /* Registers a metric of the instance. `name` is a Prometheus name without the
+     * "switchyard_" prefix ("receiver_accepted_spans"); the host adds the labels
+     * that identify the instance. Main or loop thread, in create() or start(). */
+    sy_metric_t *(*metric_register)(sy_instance_t *inst, const char *name, const char *help,
+                                    sy_metric_type_t type);
+    /* Adds to a counter or gauge (any thread, lock-free). */
+    void (*metric_add)(sy_metric_t *metric, int64_t delta);
+    /* Sets a gauge (any thread, lock-free). */
+    void (*metric_set)(sy_metric_t *metric, int64_t value);
+
+    /* Exporters with SY_PLUGIN_REPORTS_OUTCOME: `items` of `signal` were delivered
+     * (sent = true) or given up on (sent = false: dropped after retries, refused
+     * by the backend as permanent, or dropped from a full sending queue). Feeds
+     * the exporter_sent_* / exporter_send_failed_* metrics. Any thread. */
+    void (*exporter_outcome)(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent);
+
+    /* End of ABI 1.0. New members go below this line only. */
+};
+
+/* True if the host's table has `member` (it was added at or before the host's minor). */
+#define SY_API_HAS(api, member) \
+    ((api)->size >= offsetof(sy_host_api_t, member) + sizeof(((sy_host_api_t *)0)->member))
+
+/* Logs through the host, formatting only when the level is enabled. */
+#define SY_LOG(api, inst, level, ...)                                                      \
+    do {                                                                                   \
+        if ((api)->log_enabled((inst), (level))) (api)->log((inst), (level), __VA_ARGS__); \
+    } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SWITCHYARD_PLUGIN_H */
