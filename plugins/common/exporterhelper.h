@@ -50,48 +50,55 @@ typedef struct syc_xh_config_s {
 extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
 
 /* The field table entries for a syc_xh_config_t member `m` of config type `T`. */
-#define SYC_XH_CONFIG_FIELDS(T, m)                                                                \
-    {.name = "timeout",                                                                           \
-     .type = SY_CFG_DURATION,                                                                     \
-     .offset = offsetof(T, m.timeout_ns),                                                         \
-     .default_value = "5s",                                                                       \
-     .description = "Time one export attempt may take."},                                         \
-        {.name = "retry_on_failure.enabled",                                                      \
-         .type = SY_CFG_BOOL,                                                                     \
-         .offset = offsetof(T, m.retry_enabled),                                                  \
-         .default_value = "true",                                                                 \
-         .description = "Retry failures that the OTLP specification calls retryable."},           \
-        {.name = "retry_on_failure.initial_interval",                                             \
-         .type = SY_CFG_DURATION,                                                                 \
-         .offset = offsetof(T, m.initial_interval_ns),                                            \
-         .default_value = "5s",                                                                   \
-         .description = "Wait before the first retry."},                                          \
-        {.name = "retry_on_failure.max_interval",                                                 \
-         .type = SY_CFG_DURATION,                                                                 \
-         .offset = offsetof(T, m.max_interval_ns),                                                \
-         .default_value = "30s",                                                                  \
-         .description = "Upper bound of the wait between retries."},                              \
-        {.name = "retry_on_failure.max_elapsed_time",                                             \
-         .type = SY_CFG_DURATION,                                                                 \
-         .offset = offsetof(T, m.max_elapsed_ns),                                                 \
-         .default_value = "300s",                                                                 \
-         .description = "Give a request up when its next attempt would start later than "         \
-                        "this after its first (0: never give up)."},                              \
-        {.name = "retry_on_failure.multiplier",                                                   \
-         .type = SY_CFG_DOUBLE,                                                                   \
-         .offset = offsetof(T, m.multiplier),                                                     \
-         .default_value = "1.5",                                                                  \
-         .description = "Factor by which the wait grows after each retry."},                      \
-        {.name = "retry_on_failure.randomization_factor",                                         \
-         .type = SY_CFG_DOUBLE,                                                                   \
-         .offset = offsetof(T, m.randomization_factor),                                           \
-         .default_value = "0.5",                                                                  \
-         .description = "Each wait is drawn from [wait*(1-f), wait*(1+f)]."},                     \
-        {.name = "sending_queue.enabled",                                                         \
-         .type = SY_CFG_BOOL,                                                                     \
-         .offset = offsetof(T, m.queue_enabled),                                                  \
-         .default_value = "true",                                                                 \
-         .description = "Queue requests in memory and send several at once."},                    \
+#define SYC_XH_CONFIG_FIELDS(T, m) SYC_XH_RETRY_FIELDS(T, m), SYC_XH_QUEUE_FIELDS(T, m)
+
+/* `timeout` and `retry_on_failure` only, for an exporter whose queue has keys of
+ * its own (prometheusremotewrite's remote_write_queue). */
+#define SYC_XH_RETRY_FIELDS(T, m)                                                         \
+    {.name = "timeout",                                                                   \
+     .type = SY_CFG_DURATION,                                                             \
+     .offset = offsetof(T, m.timeout_ns),                                                 \
+     .default_value = "5s",                                                               \
+     .description = "Time one export attempt may take."},                                 \
+        {.name = "retry_on_failure.enabled",                                              \
+         .type = SY_CFG_BOOL,                                                             \
+         .offset = offsetof(T, m.retry_enabled),                                          \
+         .default_value = "true",                                                         \
+         .description = "Retry failures that the OTLP specification calls retryable."},   \
+        {.name = "retry_on_failure.initial_interval",                                     \
+         .type = SY_CFG_DURATION,                                                         \
+         .offset = offsetof(T, m.initial_interval_ns),                                    \
+         .default_value = "5s",                                                           \
+         .description = "Wait before the first retry."},                                  \
+        {.name = "retry_on_failure.max_interval",                                         \
+         .type = SY_CFG_DURATION,                                                         \
+         .offset = offsetof(T, m.max_interval_ns),                                        \
+         .default_value = "30s",                                                          \
+         .description = "Upper bound of the wait between retries."},                      \
+        {.name = "retry_on_failure.max_elapsed_time",                                     \
+         .type = SY_CFG_DURATION,                                                         \
+         .offset = offsetof(T, m.max_elapsed_ns),                                         \
+         .default_value = "300s",                                                         \
+         .description = "Give a request up when its next attempt would start later than " \
+                        "this after its first (0: never give up)."},                      \
+        {.name = "retry_on_failure.multiplier",                                           \
+         .type = SY_CFG_DOUBLE,                                                           \
+         .offset = offsetof(T, m.multiplier),                                             \
+         .default_value = "1.5",                                                          \
+         .description = "Factor by which the wait grows after each retry."},              \
+    {                                                                                     \
+        .name = "retry_on_failure.randomization_factor", .type = SY_CFG_DOUBLE,           \
+        .offset = offsetof(T, m.randomization_factor), .default_value = "0.5",            \
+        .description = "Each wait is drawn from [wait*(1-f), wait*(1+f)]."                \
+    }
+
+/* The `sending_queue` entries. */
+#define SYC_XH_QUEUE_FIELDS(T, m)                                                                 \
+    {.name = "sending_queue.enabled",                                                             \
+     .type = SY_CFG_BOOL,                                                                         \
+     .offset = offsetof(T, m.queue_enabled),                                                      \
+     .default_value = "true",                                                                     \
+     .description = "Queue requests in memory and send several at once."},                        \
         {.name = "sending_queue.num_consumers",                                                   \
          .type = SY_CFG_INT,                                                                      \
          .offset = offsetof(T, m.num_consumers),                                                  \

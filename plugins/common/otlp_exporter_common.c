@@ -99,6 +99,15 @@ static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *ba
 
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
+/* Points the easy handle at the body of part r->part of a split request. */
+static void set_part_body(syc_oxp_req_t *r)
+{
+    r->body = r->parts[r->part].data;
+    r->body_len = r->parts[r->part].len;
+    curl_easy_setopt(r->x.easy, CURLOPT_POSTFIELDS, (const char *)r->body);
+    curl_easy_setopt(r->x.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+}
+
 static void on_done(void *arg, CURL *easy, CURLcode rc)
 {
     syc_xh_req_t *req = arg;
@@ -113,6 +122,28 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         o->ops->judge(o, req, r, status, &res);
     }
+    if (res.verdict == SYC_XH_SENT && r->split && r->part + 1 < r->nparts && o->curl) {
+        /* The next part, as the same attempt. */
+        r->part++;
+        syc_curl_exchange_clear(&r->x);
+        set_part_body(r);
+        if (syc_curl_uv_add(o->curl, r->x.easy, on_done, req) == 0) return;
+        res.verdict = SYC_XH_RETRYABLE;
+        snprintf(res.message, sizeof(res.message), "curl refused the transfer of part %zu",
+                 r->part + 1);
+    }
+    syc_xh_attempt_done(req, &res);
+}
+
+/* A split request with nothing to send: done, from a timer as the helper wants. */
+static void on_empty(void *arg)
+{
+    syc_xh_req_t *req = arg;
+    syc_oxp_req_t *r = req->transport;
+    syc_oxp_t *o = syc_xh_req_ctx(req);
+    o->api->timer_stop(r->empty_timer);
+    r->empty_timer = NULL;
+    syc_xh_result_t res = {.verdict = SYC_XH_SENT, .retry_after_ms = -1};
     syc_xh_attempt_done(req, &res);
 }
 
@@ -130,8 +161,16 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         r = calloc(1, sizeof(*r));
         if (!r) return SY_ENOMEM;
         req->transport = r;
-        if (o->ops->build_body(o, req, r) < 0 || syc_curl_exchange_init(&r->x) < 0)
-            return SY_ENOMEM;
+        if (o->ops->build_body(o, req, r) < 0) return SY_ENOMEM;
+        if (r->split && r->nparts == 0) {
+            r->empty_timer = o->api->timer_start(o->inst, 0, 0, on_empty, req);
+            return r->empty_timer ? SY_OK : SY_ENOMEM;
+        }
+        if (r->split) {
+            r->body = r->parts[0].data;
+            r->body_len = r->parts[0].len;
+        }
+        if (syc_curl_exchange_init(&r->x) < 0) return SY_ENOMEM;
         r->x_ready = true;
         CURL *e = r->x.easy;
         curl_easy_setopt(e, CURLOPT_URL, url);
@@ -145,6 +184,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         syc_curl_apply_tls(e, o->tls);
     } else {
         syc_curl_exchange_clear(&r->x);
+        if (r->split) set_part_body(r); /* again from the part that failed */
     }
     if (o->auth) {
         struct curl_slist *l = auth_headers(o, r->headers ? r->headers : o->headers);
@@ -161,15 +201,23 @@ static void oxp_abort(void *ctx, syc_xh_req_t *req)
     syc_oxp_t *o = ctx;
     syc_oxp_req_t *r = req->transport;
     if (r && r->x_ready && o->curl) syc_curl_uv_cancel(o->curl, r->x.easy);
+    if (r && r->empty_timer) {
+        o->api->timer_stop(r->empty_timer);
+        r->empty_timer = NULL;
+    }
 }
 
 static void oxp_req_free(void *ctx, syc_xh_req_t *req)
 {
-    (void)ctx;
+    syc_oxp_t *o = ctx;
     syc_oxp_req_t *r = req->transport;
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
     curl_slist_free_all(r->auth_headers);
+    if (r->empty_timer) o->api->timer_stop(r->empty_timer);
+    for (size_t i = 0; i < r->nparts; i++)
+        free(r->parts[i].data);
+    free(r->parts);
     free(r->owned);
     curl_slist_free_all(r->headers);
     free(r);

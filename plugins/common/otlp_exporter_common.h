@@ -37,6 +37,20 @@ typedef struct syc_oxp_req_s {
     struct curl_slist *headers; /* set by build_body: this request's own header list
                                    (instead of the instance's), freed with the request */
     struct curl_slist *auth_headers; /* with an authenticator: the headers of this attempt */
+    /* Optional, for a batch sent as several HTTP requests (a body split to a size
+     * bound, as prometheusremotewrite does): build_body sets `split` and fills
+     * parts[0..nparts) (the array and each part malloc'ed, freed with the request)
+     * instead of body. The parts go one after the other within one attempt, each
+     * once the one before was judged SYC_XH_SENT; a retry starts again at the part
+     * that failed (`part`), so delivered parts are not sent twice. With no part at
+     * all the attempt succeeds at once (from a timer, never inside send()). */
+    bool split;
+    struct syc_oxp_part_s {
+        uint8_t *data;
+        size_t len;
+    } * parts;
+    size_t nparts, part;
+    sy_timer_t *empty_timer; /* the zero-part case's timer, until it fires */
 } syc_oxp_req_t;
 
 /* What differs between the exporters. All are called on the loop thread. */

@@ -290,6 +290,15 @@ class Prometheus:
 
     READY_TIMEOUT = 60.0
 
+    @staticmethod
+    def missing(binary):
+        """True, with a line saying how to install it, when `binary` is not there."""
+        if os.path.isfile(binary) and os.access(binary, os.X_OK):
+            return False
+        print(f"FAIL {binary} is missing: install it with `apt-get install prometheus` "
+              f"(deploy/debian-deps.sh --test does)", file=sys.stderr)
+        return True
+
     def __init__(self, binary, workdir, config_text, extra_args=()):
         self.port = free_port()
         config = os.path.join(workdir, "prometheus.yml")

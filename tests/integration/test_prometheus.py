@@ -17,21 +17,15 @@
 Every wait is bounded; python3 standard library only.
 """
 import argparse
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.parse
 
 import harness
 from harness import free_port, http, post_json
 
 PROMETHEUS = os.environ.get("SY_PROMETHEUS_BIN", "/usr/bin/prometheus")
-PROMETHEUS_READY_TIMEOUT = 60.0
 SERIES_TIMEOUT = 60.0
 T0 = 1_700_000_000_000_000_000  # ns
 
@@ -216,41 +210,14 @@ def check_exporter(check, router, ports):
     check(status == 405, f"POST answers 405 ({status})")
 
 
-def prometheus_query(port, query):
-    url = (f"http://127.0.0.1:{port}/api/v1/query?" +
-           urllib.parse.urlencode({"query": query}))
-    status, _, body = http("GET", url, timeout=5.0)
-    if status != 200:
-        return None
-    doc = json.loads(body)
-    if doc.get("status") != "success":
-        return None
-    return doc["data"]["result"]
-
-
 def check_prometheus(check, ports, workdir):
-    config = os.path.join(workdir, "prometheus.yml")
-    with open(config, "w") as f:
-        f.write(PROMETHEUS_CONFIG.format(**ports))
-    web_port = free_port()
-    log_path = os.path.join(workdir, "prometheus.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}",
-         f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
-         f"--web.listen-address=127.0.0.1:{web_port}"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    prom = harness.Prometheus(PROMETHEUS, workdir, PROMETHEUS_CONFIG.format(**ports))
     try:
-        def ready():
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}")
-            status, _, _ = http("GET", f"http://127.0.0.1:{web_port}/-/ready", timeout=2.0)
-            return status == 200
-        harness.wait_for("Prometheus to be ready", ready, PROMETHEUS_READY_TIMEOUT)
+        prom.ready()
         check(True, "Prometheus is ready")
 
         def series():
-            r = prometheus_query(web_port, "command_time_milliseconds_total")
+            r = prom.query("command_time_milliseconds_total")
             return r if r else None
         result = harness.wait_for("Prometheus to scrape command_time_milliseconds_total",
                                   series, SERIES_TIMEOUT)
@@ -274,26 +241,14 @@ def check_prometheus(check, ports, workdir):
         if not check(metric == want, "the series has the CLI's labels, as from the collector"):
             print(f"got  {metric}\nwant {want}", file=sys.stderr)
         check(value == "45", f"its value is 45 ({value})")
-        r = prometheus_query(web_port, 'network_io_bytes_total{otel_scope_name="test"}')
+        r = prom.query('network_io_bytes_total{otel_scope_name="test"}')
         check(r is not None and len(r) == 1 and r[0]["value"][1] == "300",
               f"the accumulated delta sum is 300 in Prometheus ({r})")
-        r = prometheus_query(web_port, "target_info")
+        r = prom.query("target_info")
         check(r is not None and len(r) == 1 and r[0]["metric"].get("host_name") == "box",
               f"target_info carries the resource attributes ({r})")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = None
-        log.close()
-        check(rc == 0, f"Prometheus stops on SIGTERM ({rc})")
-        if rc != 0:
-            with open(log_path, "rb") as f:
-                sys.stderr.write(f.read().decode("utf-8", "replace")[-4000:])
+        prom.stop(check)
 
 
 def main():
@@ -302,9 +257,7 @@ def main():
     ap.add_argument("--plugin-dir", required=True)
     args = ap.parse_args()
 
-    if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
-        print(f"FAIL {PROMETHEUS} is missing: install it with `apt-get install prometheus` "
-              f"(deploy/debian-deps.sh --test does)", file=sys.stderr)
+    if harness.Prometheus.missing(PROMETHEUS):
         return 1
 
     check = harness.Checks()

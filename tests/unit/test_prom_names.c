@@ -20,8 +20,8 @@
 
 #include "otlp_json.h"
 
-#include "../../plugins/exporters/prometheus/prom_buf.c"
-#include "../../plugins/exporters/prometheus/prom_names.c"
+#include "../../plugins/common/prom_buf.c"
+#include "../../plugins/common/prom_names.c"
 #include "../../plugins/exporters/prometheus/prom_render.c"
 #include "../../plugins/exporters/prometheus/prom_store.c"
 
@@ -38,7 +38,7 @@ typedef struct name_case_s {
     const char *ns;
     bool suffixes, utf8;
     const char *name, *unit;
-    prom_mtype_t type;
+    syc_prom_mtype_t type;
     const char *want; /* NULL: refused */
 } name_case_t;
 
@@ -49,11 +49,11 @@ typedef struct name_case_s {
 
 static void check_name(const name_case_t *c)
 {
-    prom_namer_t n = {.ns = c->ns ? c->ns : "", .suffixes = c->suffixes, .utf8 = c->utf8};
-    prom_buf_t b;
-    prom_buf_init(&b, 0);
-    prom_buf_str(&b, "x"); /* names are appended: check that nothing before is touched */
-    int rc = prom_metric_name(&b, &n, c->name, c->unit, c->type);
+    syc_prom_namer_t n = {.ns = c->ns ? c->ns : "", .suffixes = c->suffixes, .utf8 = c->utf8};
+    syc_prom_buf_t b;
+    syc_prom_buf_init(&b, 0);
+    syc_prom_buf_str(&b, "x"); /* names are appended: check that nothing before is touched */
+    int rc = syc_prom_metric_name(&b, &n, c->name, c->unit, c->type);
     if (c->want == NULL) {
         if (rc != -1 || strcmp(b.data, "x") != 0)
             fail_msg("%s [%s] should be refused, got \"%s\"", c->name, c->unit, b.data + 1);
@@ -61,7 +61,7 @@ static void check_name(const name_case_t *c)
         fail_msg("%s [%s] (ns %s, sfx %d, utf8 %d): got \"%s\" (rc %d), want \"%s\"", c->name,
                  c->unit, n.ns, c->suffixes, c->utf8, rc == 0 ? b.data + 1 : "", rc, c->want);
     }
-    prom_buf_free(&b);
+    syc_prom_buf_free(&b);
 }
 
 static void test_metric_names(void **state)
@@ -69,107 +69,112 @@ static void test_metric_names(void **state)
     (void)state;
     static const name_case_t cases[] = {
         /* The Docker CLI's metric and its neighbours. */
-        {NULL, ESC_SFX, "command.time", "ms", PROM_MT_COUNTER, "command_time_milliseconds_total"},
-        {NULL, ESC_SFX, "command.time", "ms", PROM_MT_GAUGE, "command_time_milliseconds"},
-        {NULL, ESC_SFX, "command.time", "ms", PROM_MT_HISTOGRAM, "command_time_milliseconds"},
+        {NULL, ESC_SFX, "command.time", "ms", SYC_PROM_MT_COUNTER,
+         "command_time_milliseconds_total"},
+        {NULL, ESC_SFX, "command.time", "ms", SYC_PROM_MT_GAUGE, "command_time_milliseconds"},
+        {NULL, ESC_SFX, "command.time", "ms", SYC_PROM_MT_HISTOGRAM, "command_time_milliseconds"},
         /* Without suffixes, escaping. */
-        {NULL, ESC_NSFX, "simple_metric", "", PROM_MT_GAUGE, "simple_metric"},
-        {NULL, ESC_NSFX, "metric@with#special$chars", "", PROM_MT_GAUGE,
+        {NULL, ESC_NSFX, "simple_metric", "", SYC_PROM_MT_GAUGE, "simple_metric"},
+        {NULL, ESC_NSFX, "metric@with#special$chars", "", SYC_PROM_MT_GAUGE,
          "metric_with_special_chars"},
-        {NULL, ESC_NSFX, "123metric", "", PROM_MT_GAUGE, "_123metric"},
-        {"test_namespace", ESC_NSFX, "simple_metric", "", PROM_MT_GAUGE,
+        {NULL, ESC_NSFX, "123metric", "", SYC_PROM_MT_GAUGE, "_123metric"},
+        {"test_namespace", ESC_NSFX, "simple_metric", "", SYC_PROM_MT_GAUGE,
          "test_namespace_simple_metric"},
-        {NULL, ESC_NSFX, "", "", PROM_MT_GAUGE, NULL},
-        {NULL, ESC_NSFX, "metric@@##$$name", "", PROM_MT_GAUGE, "metric_name"},
-        {NULL, ESC_NSFX, "@#$%", "", PROM_MT_GAUGE, NULL},
-        {"test@namespace!!??", ESC_NSFX, "metric", "", PROM_MT_GAUGE, "test_namespace_metric"},
-        {NULL, ESC_NSFX, "command.time", "ms", PROM_MT_COUNTER, "command_time"},
+        {NULL, ESC_NSFX, "", "", SYC_PROM_MT_GAUGE, NULL},
+        {NULL, ESC_NSFX, "metric@@##$$name", "", SYC_PROM_MT_GAUGE, "metric_name"},
+        {NULL, ESC_NSFX, "@#$%", "", SYC_PROM_MT_GAUGE, NULL},
+        {"test@namespace!!??", ESC_NSFX, "metric", "", SYC_PROM_MT_GAUGE, "test_namespace_metric"},
+        {NULL, ESC_NSFX, "command.time", "ms", SYC_PROM_MT_COUNTER, "command_time"},
         /* With suffixes, escaping. */
-        {NULL, ESC_SFX, "requests", "", PROM_MT_COUNTER, "requests_total"},
-        {NULL, ESC_SFX, "cpu_usage", "1", PROM_MT_GAUGE, "cpu_usage_ratio"},
-        {NULL, ESC_SFX, "items", "1", PROM_MT_COUNTER, "items_total"},
-        {NULL, ESC_SFX, "items", "1", PROM_MT_UPDOWN, "items"},
-        {NULL, ESC_SFX, "response_time", "ms", PROM_MT_GAUGE, "response_time_milliseconds"},
-        {NULL, ESC_SFX, "memory_usage", "By", PROM_MT_GAUGE, "memory_usage_bytes"},
-        {NULL, ESC_SFX, "requests", "1/s", PROM_MT_GAUGE, "requests_per_second"},
-        {NULL, ESC_SFX, "throughput", "By/s", PROM_MT_GAUGE, "throughput_bytes_per_second"},
-        {NULL, ESC_SFX, "custom_metric", "custom_unit", PROM_MT_GAUGE, "custom_metric_custom_unit"},
-        {NULL, ESC_SFX, "custom_metric", "{custom}", PROM_MT_GAUGE, "custom_metric"},
-        {NULL, ESC_SFX, "packets", "{packets}", PROM_MT_COUNTER, "packets_total"},
-        {NULL, ESC_SFX, "custom_metric", "By/{custom}", PROM_MT_GAUGE, "custom_metric_bytes"},
-        {NULL, ESC_SFX, "requests_total", "", PROM_MT_COUNTER, "requests_total"},
-        {NULL, ESC_SFX, "cpu_usage_ratio", "1", PROM_MT_GAUGE, "cpu_usage_ratio"},
-        {NULL, ESC_SFX, "response_time_seconds", "s", PROM_MT_GAUGE, "response_time_seconds"},
-        {"app", ESC_SFX, "requests", "1/s", PROM_MT_COUNTER, "app_requests_per_second_total"},
-        {"app", ESC_SFX, "123_requests", "", PROM_MT_COUNTER, "app_123_requests_total"},
-        {NULL, ESC_SFX, "123_requests", "", PROM_MT_COUNTER, "_123_requests_total"},
+        {NULL, ESC_SFX, "requests", "", SYC_PROM_MT_COUNTER, "requests_total"},
+        {NULL, ESC_SFX, "cpu_usage", "1", SYC_PROM_MT_GAUGE, "cpu_usage_ratio"},
+        {NULL, ESC_SFX, "items", "1", SYC_PROM_MT_COUNTER, "items_total"},
+        {NULL, ESC_SFX, "items", "1", SYC_PROM_MT_UPDOWN, "items"},
+        {NULL, ESC_SFX, "response_time", "ms", SYC_PROM_MT_GAUGE, "response_time_milliseconds"},
+        {NULL, ESC_SFX, "memory_usage", "By", SYC_PROM_MT_GAUGE, "memory_usage_bytes"},
+        {NULL, ESC_SFX, "requests", "1/s", SYC_PROM_MT_GAUGE, "requests_per_second"},
+        {NULL, ESC_SFX, "throughput", "By/s", SYC_PROM_MT_GAUGE, "throughput_bytes_per_second"},
+        {NULL, ESC_SFX, "custom_metric", "custom_unit", SYC_PROM_MT_GAUGE,
+         "custom_metric_custom_unit"},
+        {NULL, ESC_SFX, "custom_metric", "{custom}", SYC_PROM_MT_GAUGE, "custom_metric"},
+        {NULL, ESC_SFX, "packets", "{packets}", SYC_PROM_MT_COUNTER, "packets_total"},
+        {NULL, ESC_SFX, "custom_metric", "By/{custom}", SYC_PROM_MT_GAUGE, "custom_metric_bytes"},
+        {NULL, ESC_SFX, "requests_total", "", SYC_PROM_MT_COUNTER, "requests_total"},
+        {NULL, ESC_SFX, "cpu_usage_ratio", "1", SYC_PROM_MT_GAUGE, "cpu_usage_ratio"},
+        {NULL, ESC_SFX, "response_time_seconds", "s", SYC_PROM_MT_GAUGE, "response_time_seconds"},
+        {"app", ESC_SFX, "requests", "1/s", SYC_PROM_MT_COUNTER, "app_requests_per_second_total"},
+        {"app", ESC_SFX, "123_requests", "", SYC_PROM_MT_COUNTER, "app_123_requests_total"},
+        {NULL, ESC_SFX, "123_requests", "", SYC_PROM_MT_COUNTER, "_123_requests_total"},
         {NULL, ESC_SFX, "metric__with__multiple__underscores", "unit__multiple__underscores",
-         PROM_MT_GAUGE, "metric_with_multiple_underscores_unit_multiple_underscores"},
-        {NULL, ESC_SFX, "custom_metric", "unit@with#special/chars", PROM_MT_GAUGE,
+         SYC_PROM_MT_GAUGE, "metric_with_multiple_underscores_unit_multiple_underscores"},
+        {NULL, ESC_SFX, "custom_metric", "unit@with#special/chars", SYC_PROM_MT_GAUGE,
          "custom_metric_unit_with_special_per_chars"},
-        {NULL, ESC_SFX, "@#$%", "", PROM_MT_GAUGE, NULL},
-        {NULL, ESC_SFX, "request_duration", "s", PROM_MT_HISTOGRAM, "request_duration_seconds"},
-        {NULL, ESC_SFX, "request_size", "By", PROM_MT_EXPHISTOGRAM, "request_size_bytes"},
-        {NULL, ESC_SFX, "response_time", "ms", PROM_MT_SUMMARY, "response_time_milliseconds"},
-        {NULL, ESC_SFX, "active_connections", "", PROM_MT_UPDOWN, "active_connections"},
-        {NULL, ESC_SFX, "uptime", "d", PROM_MT_GAUGE, "uptime_days"},
-        {NULL, ESC_SFX, "duration", "h", PROM_MT_GAUGE, "duration_hours"},
-        {NULL, ESC_SFX, "timeout", "min", PROM_MT_GAUGE, "timeout_minutes"},
-        {NULL, ESC_SFX, "latency", "us", PROM_MT_GAUGE, "latency_microseconds"},
-        {NULL, ESC_SFX, "precision_time", "ns", PROM_MT_GAUGE, "precision_time_nanoseconds"},
-        {NULL, ESC_SFX, "cache_size", "KiBy", PROM_MT_GAUGE, "cache_size_kibibytes"},
-        {NULL, ESC_SFX, "memory", "MiBy", PROM_MT_GAUGE, "memory_mebibytes"},
-        {NULL, ESC_SFX, "storage", "GiBy", PROM_MT_GAUGE, "storage_gibibytes"},
-        {NULL, ESC_SFX, "capacity", "TiBy", PROM_MT_GAUGE, "capacity_tibibytes"},
-        {NULL, ESC_SFX, "transfer", "KBy", PROM_MT_GAUGE, "transfer_kilobytes"},
-        {NULL, ESC_SFX, "download", "MBy", PROM_MT_GAUGE, "download_megabytes"},
-        {NULL, ESC_SFX, "backup", "GBy", PROM_MT_GAUGE, "backup_gigabytes"},
-        {NULL, ESC_SFX, "archive", "TBy", PROM_MT_GAUGE, "archive_terabytes"},
-        {NULL, ESC_SFX, "distance", "m", PROM_MT_GAUGE, "distance_meters"},
-        {NULL, ESC_SFX, "voltage", "V", PROM_MT_GAUGE, "voltage_volts"},
-        {NULL, ESC_SFX, "current", "A", PROM_MT_GAUGE, "current_amperes"},
-        {NULL, ESC_SFX, "energy", "J", PROM_MT_GAUGE, "energy_joules"},
-        {NULL, ESC_SFX, "power", "W", PROM_MT_GAUGE, "power_watts"},
-        {NULL, ESC_SFX, "weight", "g", PROM_MT_GAUGE, "weight_grams"},
-        {NULL, ESC_SFX, "temperature", "Cel", PROM_MT_GAUGE, "temperature_celsius"},
-        {NULL, ESC_SFX, "frequency", "Hz", PROM_MT_GAUGE, "frequency_hertz"},
-        {NULL, ESC_SFX, "cpu_usage", "%", PROM_MT_GAUGE, "cpu_usage_percent"},
-        {NULL, ESC_SFX, "requests", "1/m", PROM_MT_GAUGE, "requests_per_minute"},
-        {NULL, ESC_SFX, "events", "1/h", PROM_MT_GAUGE, "events_per_hour"},
-        {NULL, ESC_SFX, "transactions", "1/d", PROM_MT_GAUGE, "transactions_per_day"},
-        {NULL, ESC_SFX, "reports", "1/w", PROM_MT_GAUGE, "reports_per_week"},
-        {NULL, ESC_SFX, "invoices", "1/mo", PROM_MT_GAUGE, "invoices_per_month"},
-        {NULL, ESC_SFX, "renewals", "1/y", PROM_MT_GAUGE, "renewals_per_year"},
-        {NULL, ESC_SFX, "custom", "1/custom_unit", PROM_MT_GAUGE, "custom_per_custom_unit"},
-        {NULL, ESC_SFX, "metric", "By/", PROM_MT_GAUGE, "metric_bytes"},
-        {NULL, ESC_SFX, "metric", " By / s ", PROM_MT_GAUGE, "metric_bytes_per_second"},
-        {NULL, ESC_SFX, "metric", "/", PROM_MT_GAUGE, "metric"},
-        {NULL, ESC_SFX, "http.request.duration", "ms", PROM_MT_HISTOGRAM,
+        {NULL, ESC_SFX, "@#$%", "", SYC_PROM_MT_GAUGE, NULL},
+        {NULL, ESC_SFX, "request_duration", "s", SYC_PROM_MT_HISTOGRAM, "request_duration_seconds"},
+        {NULL, ESC_SFX, "request_size", "By", SYC_PROM_MT_EXPHISTOGRAM, "request_size_bytes"},
+        {NULL, ESC_SFX, "response_time", "ms", SYC_PROM_MT_SUMMARY, "response_time_milliseconds"},
+        {NULL, ESC_SFX, "active_connections", "", SYC_PROM_MT_UPDOWN, "active_connections"},
+        {NULL, ESC_SFX, "uptime", "d", SYC_PROM_MT_GAUGE, "uptime_days"},
+        {NULL, ESC_SFX, "duration", "h", SYC_PROM_MT_GAUGE, "duration_hours"},
+        {NULL, ESC_SFX, "timeout", "min", SYC_PROM_MT_GAUGE, "timeout_minutes"},
+        {NULL, ESC_SFX, "latency", "us", SYC_PROM_MT_GAUGE, "latency_microseconds"},
+        {NULL, ESC_SFX, "precision_time", "ns", SYC_PROM_MT_GAUGE, "precision_time_nanoseconds"},
+        {NULL, ESC_SFX, "cache_size", "KiBy", SYC_PROM_MT_GAUGE, "cache_size_kibibytes"},
+        {NULL, ESC_SFX, "memory", "MiBy", SYC_PROM_MT_GAUGE, "memory_mebibytes"},
+        {NULL, ESC_SFX, "storage", "GiBy", SYC_PROM_MT_GAUGE, "storage_gibibytes"},
+        {NULL, ESC_SFX, "capacity", "TiBy", SYC_PROM_MT_GAUGE, "capacity_tibibytes"},
+        {NULL, ESC_SFX, "transfer", "KBy", SYC_PROM_MT_GAUGE, "transfer_kilobytes"},
+        {NULL, ESC_SFX, "download", "MBy", SYC_PROM_MT_GAUGE, "download_megabytes"},
+        {NULL, ESC_SFX, "backup", "GBy", SYC_PROM_MT_GAUGE, "backup_gigabytes"},
+        {NULL, ESC_SFX, "archive", "TBy", SYC_PROM_MT_GAUGE, "archive_terabytes"},
+        {NULL, ESC_SFX, "distance", "m", SYC_PROM_MT_GAUGE, "distance_meters"},
+        {NULL, ESC_SFX, "voltage", "V", SYC_PROM_MT_GAUGE, "voltage_volts"},
+        {NULL, ESC_SFX, "current", "A", SYC_PROM_MT_GAUGE, "current_amperes"},
+        {NULL, ESC_SFX, "energy", "J", SYC_PROM_MT_GAUGE, "energy_joules"},
+        {NULL, ESC_SFX, "power", "W", SYC_PROM_MT_GAUGE, "power_watts"},
+        {NULL, ESC_SFX, "weight", "g", SYC_PROM_MT_GAUGE, "weight_grams"},
+        {NULL, ESC_SFX, "temperature", "Cel", SYC_PROM_MT_GAUGE, "temperature_celsius"},
+        {NULL, ESC_SFX, "frequency", "Hz", SYC_PROM_MT_GAUGE, "frequency_hertz"},
+        {NULL, ESC_SFX, "cpu_usage", "%", SYC_PROM_MT_GAUGE, "cpu_usage_percent"},
+        {NULL, ESC_SFX, "requests", "1/m", SYC_PROM_MT_GAUGE, "requests_per_minute"},
+        {NULL, ESC_SFX, "events", "1/h", SYC_PROM_MT_GAUGE, "events_per_hour"},
+        {NULL, ESC_SFX, "transactions", "1/d", SYC_PROM_MT_GAUGE, "transactions_per_day"},
+        {NULL, ESC_SFX, "reports", "1/w", SYC_PROM_MT_GAUGE, "reports_per_week"},
+        {NULL, ESC_SFX, "invoices", "1/mo", SYC_PROM_MT_GAUGE, "invoices_per_month"},
+        {NULL, ESC_SFX, "renewals", "1/y", SYC_PROM_MT_GAUGE, "renewals_per_year"},
+        {NULL, ESC_SFX, "custom", "1/custom_unit", SYC_PROM_MT_GAUGE, "custom_per_custom_unit"},
+        {NULL, ESC_SFX, "metric", "By/", SYC_PROM_MT_GAUGE, "metric_bytes"},
+        {NULL, ESC_SFX, "metric", " By / s ", SYC_PROM_MT_GAUGE, "metric_bytes_per_second"},
+        {NULL, ESC_SFX, "metric", "/", SYC_PROM_MT_GAUGE, "metric"},
+        {NULL, ESC_SFX, "http.request.duration", "ms", SYC_PROM_MT_HISTOGRAM,
          "http_request_duration_milliseconds"},
-        {NULL, ESC_SFX, "http.requests", "1", PROM_MT_COUNTER, "http_requests_total"},
-        {NULL, ESC_SFX, "system.network.io", "By", PROM_MT_COUNTER,
+        {NULL, ESC_SFX, "http.requests", "1", SYC_PROM_MT_COUNTER, "http_requests_total"},
+        {NULL, ESC_SFX, "system.network.io", "By", SYC_PROM_MT_COUNTER,
          "system_network_io_bytes_total"},
-        {NULL, ESC_SFX, "total.requests", "", PROM_MT_COUNTER, "requests_total"},
-        {NULL, ESC_SFX, "métric", "", PROM_MT_GAUGE, "m_tric"},
-        /* UTF-8 allowed (the exporter escapes afterwards, see prom_escape_legacy). */
-        {NULL, UTF_NSFX, "métric_with_ñ_chars", "", PROM_MT_GAUGE, "métric_with_ñ_chars"},
-        {"test_namespace", UTF_NSFX, "métric_with_ñ_chars", "", PROM_MT_GAUGE,
+        {NULL, ESC_SFX, "total.requests", "", SYC_PROM_MT_COUNTER, "requests_total"},
+        {NULL, ESC_SFX, "métric", "", SYC_PROM_MT_GAUGE, "m_tric"},
+        /* UTF-8 allowed (the exporter escapes afterwards, see syc_prom_escape_legacy). */
+        {NULL, UTF_NSFX, "métric_with_ñ_chars", "", SYC_PROM_MT_GAUGE, "métric_with_ñ_chars"},
+        {"test_namespace", UTF_NSFX, "métric_with_ñ_chars", "", SYC_PROM_MT_GAUGE,
          "test_namespace_métric_with_ñ_chars"},
-        {NULL, UTF_SFX, "requêsts", "", PROM_MT_COUNTER, "requêsts_total"},
-        {NULL, UTF_SFX, "cpu_usagé", "1", PROM_MT_GAUGE, "cpu_usagé_ratio"},
-        {NULL, UTF_SFX, "respønse_time", "ms", PROM_MT_GAUGE, "respønse_time_milliseconds"},
-        {NULL, UTF_SFX, "requêsts", "1/s", PROM_MT_GAUGE, "requêsts_per_second"},
-        {"ñamespace", UTF_SFX, "requêsts", "1/s", PROM_MT_COUNTER,
+        {NULL, UTF_SFX, "requêsts", "", SYC_PROM_MT_COUNTER, "requêsts_total"},
+        {NULL, UTF_SFX, "cpu_usagé", "1", SYC_PROM_MT_GAUGE, "cpu_usagé_ratio"},
+        {NULL, UTF_SFX, "respønse_time", "ms", SYC_PROM_MT_GAUGE, "respønse_time_milliseconds"},
+        {NULL, UTF_SFX, "requêsts", "1/s", SYC_PROM_MT_GAUGE, "requêsts_per_second"},
+        {"ñamespace", UTF_SFX, "requêsts", "1/s", SYC_PROM_MT_COUNTER,
          "ñamespace_requêsts_per_second_total"},
-        {NULL, UTF_SFX, "@#$%", "", PROM_MT_COUNTER, "@#$%_total"},
-        {"test@namespace", UTF_SFX, "metric", "", PROM_MT_COUNTER, "test@namespace_metric_total"},
-        {NULL, UTF_SFX, "requests_total", "", PROM_MT_COUNTER, "requests_total"},
-        {NULL, UTF_SFX, "cpu_usage_ratio", "1", PROM_MT_GAUGE, "cpu_usage_ratio"},
-        {NULL, UTF_SFX, "response_time_seconds", "s", PROM_MT_GAUGE, "response_time_seconds"},
-        {NULL, UTF_SFX, "cpu_seconds_total", "s", PROM_MT_COUNTER, "cpu_seconds_total"},
-        {NULL, UTF_SFX, "command.time", "ms", PROM_MT_COUNTER, "command.time_milliseconds_total"},
-        {NULL, UTF_NSFX, "http.request.duration", "ms", PROM_MT_HISTOGRAM, "http.request.duration"},
-        {NULL, UTF_NSFX, "http.requests", "1", PROM_MT_COUNTER, "http.requests"},
+        {NULL, UTF_SFX, "@#$%", "", SYC_PROM_MT_COUNTER, "@#$%_total"},
+        {"test@namespace", UTF_SFX, "metric", "", SYC_PROM_MT_COUNTER,
+         "test@namespace_metric_total"},
+        {NULL, UTF_SFX, "requests_total", "", SYC_PROM_MT_COUNTER, "requests_total"},
+        {NULL, UTF_SFX, "cpu_usage_ratio", "1", SYC_PROM_MT_GAUGE, "cpu_usage_ratio"},
+        {NULL, UTF_SFX, "response_time_seconds", "s", SYC_PROM_MT_GAUGE, "response_time_seconds"},
+        {NULL, UTF_SFX, "cpu_seconds_total", "s", SYC_PROM_MT_COUNTER, "cpu_seconds_total"},
+        {NULL, UTF_SFX, "command.time", "ms", SYC_PROM_MT_COUNTER,
+         "command.time_milliseconds_total"},
+        {NULL, UTF_NSFX, "http.request.duration", "ms", SYC_PROM_MT_HISTOGRAM,
+         "http.request.duration"},
+        {NULL, UTF_NSFX, "http.requests", "1", SYC_PROM_MT_COUNTER, "http.requests"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         check_name(&cases[i]);
@@ -197,13 +202,13 @@ static void test_unit_names(void **state)
         {"", ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        prom_buf_t b;
-        prom_buf_init(&b, 0);
-        prom_buf_str(&b, "");
-        prom_unit_name(&b, cases[i][0], false);
+        syc_prom_buf_t b;
+        syc_prom_buf_init(&b, 0);
+        syc_prom_buf_str(&b, "");
+        syc_prom_unit_name(&b, cases[i][0], false);
         if (strcmp(b.data, cases[i][1]) != 0)
             fail_msg("unit \"%s\": got \"%s\", want \"%s\"", cases[i][0], b.data, cases[i][1]);
-        prom_buf_free(&b);
+        syc_prom_buf_free(&b);
     }
 }
 
@@ -233,50 +238,50 @@ static void test_label_names(void **state)
         {"", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        prom_buf_t b;
-        prom_buf_init(&b, 0);
-        prom_buf_str(&b, "");
-        int rc = prom_label_name(&b, cases[i][0], strlen(cases[i][0]), false);
+        syc_prom_buf_t b;
+        syc_prom_buf_init(&b, 0);
+        syc_prom_buf_str(&b, "");
+        int rc = syc_prom_label_name(&b, cases[i][0], strlen(cases[i][0]), false);
         if (cases[i][1] == NULL) {
             if (rc != -1 || b.len != 0)
                 fail_msg("label \"%s\" should be refused, got \"%s\"", cases[i][0], b.data);
         } else if (rc != 0 || strcmp(b.data, cases[i][1]) != 0) {
             fail_msg("label \"%s\": got \"%s\", want \"%s\"", cases[i][0], b.data, cases[i][1]);
         }
-        prom_buf_free(&b);
+        syc_prom_buf_free(&b);
     }
     /* UTF-8 allowed: kept as they are, then escaped one '_' per character. */
-    prom_buf_t b;
-    prom_buf_init(&b, 0);
-    assert_int_equal(prom_label_name(&b, "lab.él", 7, true), 0);
+    syc_prom_buf_t b;
+    syc_prom_buf_init(&b, 0);
+    assert_int_equal(syc_prom_label_name(&b, "lab.él", 7, true), 0);
     assert_string_equal(b.data, "lab.él");
-    prom_buf_reset(&b);
-    prom_escape_legacy(&b, "lab.él", 7, false);
+    syc_prom_buf_reset(&b);
+    syc_prom_escape_legacy(&b, "lab.él", 7, false);
     assert_string_equal(b.data, "lab__l");
-    prom_buf_reset(&b);
-    prom_escape_legacy(&b, "1a:b", 4, true);
+    syc_prom_buf_reset(&b);
+    syc_prom_escape_legacy(&b, "1a:b", 4, true);
     assert_string_equal(b.data, "_a:b");
-    assert_true(prom_is_legacy_name("a_b:c", 5, true));
-    assert_false(prom_is_legacy_name("a_b:c", 5, false));
-    assert_false(prom_is_legacy_name("1ab", 3, true));
-    prom_buf_free(&b);
+    assert_true(syc_prom_is_legacy_name("a_b:c", 5, true));
+    assert_false(syc_prom_is_legacy_name("a_b:c", 5, false));
+    assert_false(syc_prom_is_legacy_name("1ab", 3, true));
+    syc_prom_buf_free(&b);
 }
 
 static void test_strategies(void **state)
 {
     (void)state;
-    assert_int_equal(prom_strategy_parse("UnderscoreEscapingWithSuffixes"), 0);
-    assert_int_equal(prom_strategy_parse("NoTranslation"), PROM_NO_TRANSLATION);
-    assert_int_equal(prom_strategy_parse("underscoreescapingwithsuffixes"), -1);
-    prom_namer_t n = prom_namer_for(-1, false, NULL);
+    assert_int_equal(syc_prom_strategy_parse("UnderscoreEscapingWithSuffixes"), 0);
+    assert_int_equal(syc_prom_strategy_parse("NoTranslation"), SYC_PROM_NO_TRANSLATION);
+    assert_int_equal(syc_prom_strategy_parse("underscoreescapingwithsuffixes"), -1);
+    syc_prom_namer_t n = syc_prom_namer_for(-1, false, NULL);
     assert_false(n.suffixes);
     assert_false(n.utf8);
-    n = prom_namer_for(PROM_UNDERSCORE_ESCAPING_WITH_SUFFIXES, false, "ns");
+    n = syc_prom_namer_for(SYC_PROM_UNDERSCORE_ESCAPING_WITH_SUFFIXES, false, "ns");
     assert_true(n.suffixes);
     assert_string_equal(n.ns, "ns");
-    n = prom_namer_for(PROM_NO_UTF8_ESCAPING_WITH_SUFFIXES, false, NULL);
+    n = syc_prom_namer_for(SYC_PROM_NO_UTF8_ESCAPING_WITH_SUFFIXES, false, NULL);
     assert_true(n.suffixes && n.utf8);
-    n = prom_namer_for(PROM_NO_TRANSLATION, true, NULL);
+    n = syc_prom_namer_for(SYC_PROM_NO_TRANSLATION, true, NULL);
     assert_true(!n.suffixes && n.utf8);
 }
 
@@ -284,77 +289,77 @@ static void test_strategies(void **state)
 /* Numbers, values, negotiation                                              */
 /* ------------------------------------------------------------------------ */
 
-static void check_float(void (*fn)(prom_buf_t *, double), double v, const char *want)
+static void check_float(void (*fn)(syc_prom_buf_t *, double), double v, const char *want)
 {
-    prom_buf_t b;
-    prom_buf_init(&b, 0);
-    prom_buf_str(&b, "");
+    syc_prom_buf_t b;
+    syc_prom_buf_init(&b, 0);
+    syc_prom_buf_str(&b, "");
     fn(&b, v);
     if (strcmp(b.data, want) != 0) fail_msg("%.17g: got \"%s\", want \"%s\"", v, b.data, want);
-    prom_buf_free(&b);
+    syc_prom_buf_free(&b);
 }
 
 static void test_floats(void **state)
 {
     (void)state;
     /* Go's strconv.FormatFloat(v, 'g', -1, 64). */
-    check_float(prom_buf_float_text, 45, "45");
-    check_float(prom_buf_float_text, 0, "0");
-    check_float(prom_buf_float_text, 1, "1");
-    check_float(prom_buf_float_text, -1, "-1");
-    check_float(prom_buf_float_text, 0.25, "0.25");
-    check_float(prom_buf_float_text, 0.1, "0.1");
-    check_float(prom_buf_float_text, 100000, "100000");
-    check_float(prom_buf_float_text, 1000000, "1e+06");
-    check_float(prom_buf_float_text, 1234567, "1.234567e+06");
-    check_float(prom_buf_float_text, 1712345678.5, "1.7123456785e+09");
-    check_float(prom_buf_float_text, 0.0001, "0.0001");
-    check_float(prom_buf_float_text, 0.00001, "1e-05");
-    check_float(prom_buf_float_text, 1e21, "1e+21");
-    check_float(prom_buf_float_text, 1.0 / 3, "0.3333333333333333");
-    check_float(prom_buf_float_text, INFINITY, "+Inf");
-    check_float(prom_buf_float_text, -INFINITY, "-Inf");
-    check_float(prom_buf_float_text, NAN, "NaN");
+    check_float(syc_prom_buf_float_text, 45, "45");
+    check_float(syc_prom_buf_float_text, 0, "0");
+    check_float(syc_prom_buf_float_text, 1, "1");
+    check_float(syc_prom_buf_float_text, -1, "-1");
+    check_float(syc_prom_buf_float_text, 0.25, "0.25");
+    check_float(syc_prom_buf_float_text, 0.1, "0.1");
+    check_float(syc_prom_buf_float_text, 100000, "100000");
+    check_float(syc_prom_buf_float_text, 1000000, "1e+06");
+    check_float(syc_prom_buf_float_text, 1234567, "1.234567e+06");
+    check_float(syc_prom_buf_float_text, 1712345678.5, "1.7123456785e+09");
+    check_float(syc_prom_buf_float_text, 0.0001, "0.0001");
+    check_float(syc_prom_buf_float_text, 0.00001, "1e-05");
+    check_float(syc_prom_buf_float_text, 1e21, "1e+21");
+    check_float(syc_prom_buf_float_text, 1.0 / 3, "0.3333333333333333");
+    check_float(syc_prom_buf_float_text, INFINITY, "+Inf");
+    check_float(syc_prom_buf_float_text, -INFINITY, "-Inf");
+    check_float(syc_prom_buf_float_text, NAN, "NaN");
     /* OpenMetrics: ".0" on integral values. */
-    check_float(prom_buf_float_om, 45, "45.0");
-    check_float(prom_buf_float_om, 0, "0.0");
-    check_float(prom_buf_float_om, 1, "1.0");
-    check_float(prom_buf_float_om, 0.5, "0.5");
-    check_float(prom_buf_float_om, 1e6, "1e+06");
-    check_float(prom_buf_float_om, INFINITY, "+Inf");
+    check_float(syc_prom_buf_float_om, 45, "45.0");
+    check_float(syc_prom_buf_float_om, 0, "0.0");
+    check_float(syc_prom_buf_float_om, 1, "1.0");
+    check_float(syc_prom_buf_float_om, 0.5, "0.5");
+    check_float(syc_prom_buf_float_om, 1e6, "1e+06");
+    check_float(syc_prom_buf_float_om, INFINITY, "+Inf");
     /* pcommon Value.AsString() of doubles. */
-    check_float(prom_buf_float_attr, 0.5, "0.5");
-    check_float(prom_buf_float_attr, 45, "45");
-    check_float(prom_buf_float_attr, 1e6, "1000000");
-    check_float(prom_buf_float_attr, 1e21, "1e+21");
-    check_float(prom_buf_float_attr, 1e-7, "1e-7");
-    check_float(prom_buf_float_attr, 1.5e-10, "1.5e-10");
-    check_float(prom_buf_float_attr, 0.000001, "0.000001");
+    check_float(syc_prom_buf_float_attr, 0.5, "0.5");
+    check_float(syc_prom_buf_float_attr, 45, "45");
+    check_float(syc_prom_buf_float_attr, 1e6, "1000000");
+    check_float(syc_prom_buf_float_attr, 1e21, "1e+21");
+    check_float(syc_prom_buf_float_attr, 1e-7, "1e-7");
+    check_float(syc_prom_buf_float_attr, 1.5e-10, "1.5e-10");
+    check_float(syc_prom_buf_float_attr, 0.000001, "0.000001");
 }
 
 static void test_escaping(void **state)
 {
     (void)state;
-    prom_buf_t b;
-    prom_buf_init(&b, 0);
+    syc_prom_buf_t b;
+    syc_prom_buf_init(&b, 0);
     const char in[] = "a\"b\\c\nd\xff"
                       "e";
-    prom_buf_escaped(&b, in, sizeof(in) - 1, true);
+    syc_prom_buf_escaped(&b, in, sizeof(in) - 1, true);
     assert_string_equal(b.data, "a\\\"b\\\\c\\nd\xEF\xBF\xBD"
                                 "e");
-    prom_buf_reset(&b);
-    prom_buf_escaped(&b, in, sizeof(in) - 1, false);
+    syc_prom_buf_reset(&b);
+    syc_prom_buf_escaped(&b, in, sizeof(in) - 1, false);
     assert_string_equal(b.data, "a\"b\\\\c\\nd\xEF\xBF\xBD"
                                 "e");
-    prom_buf_free(&b);
+    syc_prom_buf_free(&b);
     /* A bounded buffer fails and stays failed. */
-    prom_buf_init(&b, 8);
-    prom_buf_str(&b, "12345");
-    prom_buf_str(&b, "6789");
+    syc_prom_buf_init(&b, 8);
+    syc_prom_buf_str(&b, "12345");
+    syc_prom_buf_str(&b, "6789");
     assert_true(b.failed);
-    prom_buf_str(&b, "x");
-    assert_null(prom_buf_take(&b, NULL));
-    prom_buf_free(&b);
+    syc_prom_buf_str(&b, "x");
+    assert_null(syc_prom_buf_take(&b, NULL));
+    syc_prom_buf_free(&b);
 }
 
 static void test_accept(void **state)
@@ -461,11 +466,11 @@ static char *render(fixture_t *f, bool om, bool exemplars, bool timestamps)
                             .exemplars = exemplars,
                             .timestamps = timestamps,
                             .target_info_name = "target_info"};
-    prom_buf_t b;
-    prom_buf_init(&b, 0);
-    prom_buf_str(&b, "");
+    syc_prom_buf_t b;
+    syc_prom_buf_init(&b, 0);
+    syc_prom_buf_str(&b, "");
     assert_int_equal(prom_render(&f->store, &o, &b), 0);
-    return prom_buf_take(&b, NULL);
+    return syc_prom_buf_take(&b, NULL);
 }
 
 static void expect_render(fixture_t *f, bool om, const char *want)

@@ -25,100 +25,101 @@ static int target_cmp(const void *a, const void *b)
     return strcmp(x->labels, y->labels);
 }
 
-static void put_value(prom_buf_t *out, const prom_render_opts_t *o, double v)
+static void put_value(syc_prom_buf_t *out, const prom_render_opts_t *o, double v)
 {
     if (o->openmetrics)
-        prom_buf_float_om(out, v);
+        syc_prom_buf_float_om(out, v);
     else
-        prom_buf_float_text(out, v);
+        syc_prom_buf_float_text(out, v);
 }
 
 /* Counts are integers in OpenMetrics and floats (of integral value) in text. */
-static void put_count(prom_buf_t *out, const prom_render_opts_t *o, uint64_t v)
+static void put_count(syc_prom_buf_t *out, const prom_render_opts_t *o, uint64_t v)
 {
     if (o->openmetrics)
-        prom_buf_u64(out, v);
+        syc_prom_buf_u64(out, v);
     else
-        prom_buf_float_text(out, (double)v);
+        syc_prom_buf_float_text(out, (double)v);
 }
 
-static void put_timestamp(prom_buf_t *out, const prom_render_opts_t *o, uint64_t time_ns)
+static void put_timestamp(syc_prom_buf_t *out, const prom_render_opts_t *o, uint64_t time_ns)
 {
     if (!o->timestamps) return;
-    prom_buf_char(out, ' ');
+    syc_prom_buf_char(out, ' ');
     if (o->openmetrics)
-        prom_buf_float_om(out, (double)(time_ns / 1000000) / 1000.0);
+        syc_prom_buf_float_om(out, (double)(time_ns / 1000000) / 1000.0);
     else
-        prom_buf_i64(out, (int64_t)(time_ns / 1000000));
+        syc_prom_buf_i64(out, (int64_t)(time_ns / 1000000));
 }
 
 /* name<suffix>{labels[,extra="v"]} */
-static void put_series(prom_buf_t *out, const prom_render_opts_t *o, const char *name,
+static void put_series(syc_prom_buf_t *out, const prom_render_opts_t *o, const char *name,
                        const char *suffix, const prom_series_t *se, const char *extra,
                        double extra_value)
 {
-    prom_buf_str(out, name);
-    prom_buf_str(out, suffix);
+    syc_prom_buf_str(out, name);
+    syc_prom_buf_str(out, suffix);
     if (se->labels_len == 0 && !extra) return;
-    prom_buf_char(out, '{');
-    prom_buf_put(out, se->labels, se->labels_len);
+    syc_prom_buf_char(out, '{');
+    syc_prom_buf_put(out, se->labels, se->labels_len);
     if (extra) {
-        if (se->labels_len) prom_buf_char(out, ',');
-        prom_buf_str(out, extra);
-        prom_buf_str(out, "=\"");
+        if (se->labels_len) syc_prom_buf_char(out, ',');
+        syc_prom_buf_str(out, extra);
+        syc_prom_buf_str(out, "=\"");
         put_value(out, o, extra_value);
-        prom_buf_char(out, '"');
+        syc_prom_buf_char(out, '"');
     }
-    prom_buf_char(out, '}');
+    syc_prom_buf_char(out, '}');
 }
 
-static void put_hex(prom_buf_t *out, const uint8_t *p, size_t n)
+static void put_hex(syc_prom_buf_t *out, const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
-        prom_buf_char(out, hex[p[i] >> 4]);
-        prom_buf_char(out, hex[p[i] & 15]);
+        syc_prom_buf_char(out, hex[p[i] >> 4]);
+        syc_prom_buf_char(out, hex[p[i] & 15]);
     }
 }
 
 /* " # {span_id="..",trace_id=".."} value [timestamp]" */
-static void put_exemplar(prom_buf_t *out, const prom_exemplar_t *e)
+static void put_exemplar(syc_prom_buf_t *out, const prom_exemplar_t *e)
 {
-    prom_buf_str(out, " # {");
+    syc_prom_buf_str(out, " # {");
     if (e->has_span_id) {
-        prom_buf_str(out, "span_id=\"");
+        syc_prom_buf_str(out, "span_id=\"");
         put_hex(out, e->span_id, 8);
-        prom_buf_char(out, '"');
+        syc_prom_buf_char(out, '"');
     }
     if (e->has_trace_id) {
-        if (e->has_span_id) prom_buf_char(out, ',');
-        prom_buf_str(out, "trace_id=\"");
+        if (e->has_span_id) syc_prom_buf_char(out, ',');
+        syc_prom_buf_str(out, "trace_id=\"");
         put_hex(out, e->trace_id, 16);
-        prom_buf_char(out, '"');
+        syc_prom_buf_char(out, '"');
     }
-    prom_buf_str(out, "} ");
-    prom_buf_float_om(out, e->value);
+    syc_prom_buf_str(out, "} ");
+    syc_prom_buf_float_om(out, e->value);
     if (e->time_ns) {
-        prom_buf_char(out, ' ');
-        prom_buf_float_om(out, (double)e->time_ns / 1e9);
+        syc_prom_buf_char(out, ' ');
+        syc_prom_buf_float_om(out, (double)e->time_ns / 1e9);
     }
 }
 
-static void put_header(prom_buf_t *out, const prom_render_opts_t *o, const char *name,
+static void put_header(syc_prom_buf_t *out, const prom_render_opts_t *o, const char *name,
                        size_t name_len, const char *help, const char *type)
 {
-    prom_buf_str(out, "# HELP ");
-    prom_buf_put(out, name, name_len);
-    prom_buf_char(out, ' ');
-    prom_buf_escaped(out, help, strlen(help), o->openmetrics);
-    prom_buf_str(out, "\n# TYPE ");
-    prom_buf_put(out, name, name_len);
-    prom_buf_char(out, ' ');
-    prom_buf_str(out, type);
-    prom_buf_char(out, '\n');
+    syc_prom_buf_str(out, "# HELP ");
+    syc_prom_buf_put(out, name, name_len);
+    syc_prom_buf_char(out, ' ');
+    syc_prom_buf_escaped(out, help, strlen(help), o->openmetrics);
+    syc_prom_buf_str(out, "\n# TYPE ");
+    syc_prom_buf_put(out, name, name_len);
+    syc_prom_buf_char(out, ' ');
+    syc_prom_buf_str(out, type);
+    syc_prom_buf_char(out, '\n');
 }
 
-static void put_family_header(prom_buf_t *out, const prom_render_opts_t *o, const prom_family_t *f)
+static void put_family_header(syc_prom_buf_t *out, const prom_render_opts_t *o,
+                              const prom_family_t *f)
 {
     static const char *const types[] = {"gauge", "counter", "histogram", "summary"};
     size_t len = strlen(f->name);
@@ -129,38 +130,38 @@ static void put_family_header(prom_buf_t *out, const prom_render_opts_t *o, cons
     put_header(out, o, f->name, len, f->help, types[f->kind]);
 }
 
-static void put_counter(prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
+static void put_counter(syc_prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
 {
     const char *name = se->family->name;
     size_t len = strlen(name);
     bool has_total = len > 6 && strcmp(name + len - 6, "_total") == 0;
     /* OpenMetrics counters always end in _total. */
     put_series(out, o, name, (o->openmetrics && !has_total) ? "_total" : "", se, NULL, 0);
-    prom_buf_char(out, ' ');
+    syc_prom_buf_char(out, ' ');
     put_value(out, o, se->value);
     put_timestamp(out, o, se->time_ns);
     if (o->openmetrics && o->exemplars && se->n_exemplars)
         put_exemplar(out, &se->exemplars[se->n_exemplars - 1]);
-    prom_buf_char(out, '\n');
+    syc_prom_buf_char(out, '\n');
 }
 
 /* The _sum and _count lines of a histogram or summary. */
-static void put_sum_count(prom_buf_t *out, const prom_render_opts_t *o, const char *name,
+static void put_sum_count(syc_prom_buf_t *out, const prom_render_opts_t *o, const char *name,
                           const prom_series_t *se)
 {
     put_series(out, o, name, "_sum", se, NULL, 0);
-    prom_buf_char(out, ' ');
+    syc_prom_buf_char(out, ' ');
     put_value(out, o, se->sum);
     put_timestamp(out, o, se->time_ns);
-    prom_buf_char(out, '\n');
+    syc_prom_buf_char(out, '\n');
     put_series(out, o, name, "_count", se, NULL, 0);
-    prom_buf_char(out, ' ');
+    syc_prom_buf_char(out, ' ');
     put_count(out, o, se->count);
     put_timestamp(out, o, se->time_ns);
-    prom_buf_char(out, '\n');
+    syc_prom_buf_char(out, '\n');
 }
 
-static void put_histogram(prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
+static void put_histogram(syc_prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
 {
     const char *name = se->family->name;
     /* The exemplar of each bucket: the last one whose value is at most its bound
@@ -170,7 +171,7 @@ static void put_histogram(prom_buf_t *out, const prom_render_opts_t *o, const pr
         bool inf = i == se->n;
         cum += se->counts ? se->counts[i] : 0;
         put_series(out, o, name, "_bucket", se, "le", inf ? INFINITY : se->bounds[i]);
-        prom_buf_char(out, ' ');
+        syc_prom_buf_char(out, ' ');
         put_count(out, o, inf ? se->count : cum);
         put_timestamp(out, o, se->time_ns);
         if (o->openmetrics && o->exemplars) {
@@ -183,40 +184,41 @@ static void put_histogram(prom_buf_t *out, const prom_render_opts_t *o, const pr
             }
             if (ex) put_exemplar(out, ex);
         }
-        prom_buf_char(out, '\n');
+        syc_prom_buf_char(out, '\n');
     }
     put_sum_count(out, o, name, se);
 }
 
-static void put_summary(prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
+static void put_summary(syc_prom_buf_t *out, const prom_render_opts_t *o, const prom_series_t *se)
 {
     const char *name = se->family->name;
     for (size_t i = 0; i < se->n; i++) {
         put_series(out, o, name, "", se, "quantile", se->bounds[i]);
-        prom_buf_char(out, ' ');
+        syc_prom_buf_char(out, ' ');
         put_value(out, o, se->qvalues[i]);
         put_timestamp(out, o, se->time_ns);
-        prom_buf_char(out, '\n');
+        syc_prom_buf_char(out, '\n');
     }
     put_sum_count(out, o, name, se);
 }
 
-static void put_targets(prom_buf_t *out, const prom_render_opts_t *o, prom_target_t **t, size_t n)
+static void put_targets(syc_prom_buf_t *out, const prom_render_opts_t *o, prom_target_t **t,
+                        size_t n)
 {
     if (n == 0) return;
     put_header(out, o, o->target_info_name, strlen(o->target_info_name), "Target metadata",
                "gauge");
     for (size_t i = 0; i < n; i++) {
-        prom_buf_str(out, o->target_info_name);
-        prom_buf_char(out, '{');
-        prom_buf_put(out, t[i]->labels, t[i]->labels_len);
-        prom_buf_str(out, "} ");
+        syc_prom_buf_str(out, o->target_info_name);
+        syc_prom_buf_char(out, '{');
+        syc_prom_buf_put(out, t[i]->labels, t[i]->labels_len);
+        syc_prom_buf_str(out, "} ");
         put_value(out, o, 1);
-        prom_buf_char(out, '\n');
+        syc_prom_buf_char(out, '\n');
     }
 }
 
-int prom_render(const prom_store_t *s, const prom_render_opts_t *o, prom_buf_t *out)
+int prom_render(const prom_store_t *s, const prom_render_opts_t *o, syc_prom_buf_t *out)
 {
     size_t ns = s->series.count, nt = s->targets.count;
     prom_series_t **series = ns ? malloc(ns * sizeof(*series)) : NULL;
@@ -254,10 +256,10 @@ int prom_render(const prom_store_t *s, const prom_render_opts_t *o, prom_buf_t *
         switch (family->kind) {
         case PROM_KIND_GAUGE:
             put_series(out, o, family->name, "", se, NULL, 0);
-            prom_buf_char(out, ' ');
+            syc_prom_buf_char(out, ' ');
             put_value(out, o, se->value);
             put_timestamp(out, o, se->time_ns);
-            prom_buf_char(out, '\n');
+            syc_prom_buf_char(out, '\n');
             break;
         case PROM_KIND_COUNTER:
             put_counter(out, o, se);
@@ -271,7 +273,7 @@ int prom_render(const prom_store_t *s, const prom_render_opts_t *o, prom_buf_t *
         }
     }
     if (!targets_done) put_targets(out, o, targets, nt);
-    if (o->openmetrics) prom_buf_str(out, "# EOF\n");
+    if (o->openmetrics) syc_prom_buf_str(out, "# EOF\n");
     free(series);
     free(targets);
     return out->failed ? -1 : 0;

@@ -26,7 +26,7 @@ typedef struct prom_render_opts_s {
 
 /* Appends the whole exposition to `out`. Returns 0, or -1 when `out` failed (out of
  * memory or over its bound). */
-int prom_render(const prom_store_t *s, const prom_render_opts_t *o, prom_buf_t *out);
+int prom_render(const prom_store_t *s, const prom_render_opts_t *o, syc_prom_buf_t *out);
 
 /* True if an Accept header value prefers OpenMetrics (as client_golang's
  * NegotiateIncludingOpenMetrics decides: the highest-q acceptable type wins). */

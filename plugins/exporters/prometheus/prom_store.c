@@ -36,7 +36,7 @@ typedef Opentelemetry__Proto__Metrics__V1__Exemplar exemplar_t;
 struct prom_pair_s {
     const char *key;
     size_t key_len;
-    const prom_buf_t *vbuf;
+    const syc_prom_buf_t *vbuf;
     size_t voff, vlen;
     int prio; /* on equal keys the higher wins: resource attributes over the point's */
 };
@@ -182,10 +182,10 @@ void prom_store_init(prom_store_t *s, const prom_store_cfg_t *cfg)
 {
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
-    prom_buf_t *bufs[] = {&s->key,   &s->name,   &s->rvals, &s->svals,
-                          &s->dvals, &s->lnames, &s->lvals, &s->tmp};
+    syc_prom_buf_t *bufs[] = {&s->key,   &s->name,   &s->rvals, &s->svals,
+                              &s->dvals, &s->lnames, &s->lvals, &s->tmp};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-        prom_buf_init(bufs[i], 0);
+        syc_prom_buf_init(bufs[i], 0);
 }
 
 void prom_store_free(prom_store_t *s)
@@ -193,10 +193,10 @@ void prom_store_free(prom_store_t *s)
     htab_clear(&s->series, series_free_any);
     htab_clear(&s->families, free);
     htab_clear(&s->targets, target_free_any);
-    prom_buf_t *bufs[] = {&s->key,   &s->name,   &s->rvals, &s->svals,
-                          &s->dvals, &s->lnames, &s->lvals, &s->tmp};
+    syc_prom_buf_t *bufs[] = {&s->key,   &s->name,   &s->rvals, &s->svals,
+                              &s->dvals, &s->lnames, &s->lvals, &s->tmp};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-        prom_buf_free(bufs[i]);
+        syc_prom_buf_free(bufs[i]);
     free(s->pairs);
     s->pairs = NULL;
 }
@@ -213,7 +213,7 @@ static void warn(prom_store_t *s, prom_warn_t what, const char *fmt, const char 
 /* Attributes and keys                                                       */
 /* ------------------------------------------------------------------------ */
 
-static bool pairs_push(prom_store_t *s, const char *key, const prom_buf_t *vbuf, size_t voff,
+static bool pairs_push(prom_store_t *s, const char *key, const syc_prom_buf_t *vbuf, size_t voff,
                        int prio)
 {
     if (s->n_pairs == s->cap_pairs) {
@@ -233,13 +233,13 @@ static bool pairs_push(prom_store_t *s, const char *key, const prom_buf_t *vbuf,
 }
 
 /* Writes the attributes' values into vbuf and their pairs at the end of s->pairs. */
-static bool pairs_add_attrs(prom_store_t *s, kv_t *const *attrs, size_t n, prom_buf_t *vbuf,
+static bool pairs_add_attrs(prom_store_t *s, kv_t *const *attrs, size_t n, syc_prom_buf_t *vbuf,
                             int prio)
 {
     for (size_t i = 0; i < n; i++) {
         if (!attrs[i] || !attrs[i]->key) continue;
         size_t off = vbuf->len;
-        prom_attr_value(vbuf, attrs[i]->value);
+        syc_prom_attr_value(vbuf, attrs[i]->value);
         if (vbuf->failed || !pairs_push(s, attrs[i]->key, vbuf, off, prio)) return false;
     }
     return true;
@@ -276,14 +276,14 @@ static const char *pair_value(const prom_pair_t *p)
 }
 
 /* A length-prefixed field of a key, so that no two distinct inputs meet. */
-static void key_put(prom_buf_t *k, const char *p, size_t n)
+static void key_put(syc_prom_buf_t *k, const char *p, size_t n)
 {
     uint32_t len = (uint32_t)n;
-    prom_buf_put(k, &len, sizeof(len));
-    prom_buf_put(k, p, n);
+    syc_prom_buf_put(k, &len, sizeof(len));
+    syc_prom_buf_put(k, p, n);
 }
 
-static void key_put_pairs(prom_buf_t *k, const prom_pair_t *p, size_t n)
+static void key_put_pairs(syc_prom_buf_t *k, const prom_pair_t *p, size_t n)
 {
     key_put(k, (const char *)&n, sizeof(n));
     for (size_t i = 0; i < n; i++) {
@@ -350,9 +350,9 @@ static void labels_add_attr(prom_store_t *s, labels_t *l, const char *key, size_
 {
     size_t off = s->lnames.len;
     if (s->cfg.label_utf8) {
-        prom_escape_legacy(&s->lnames, key, key_len, false);
+        syc_prom_escape_legacy(&s->lnames, key, key_len, false);
         if (key_len == 0) return;
-    } else if (prom_label_name(&s->lnames, key, key_len, false) != 0) {
+    } else if (syc_prom_label_name(&s->lnames, key, key_len, false) != 0) {
         return;
     }
     labels_add(s, l, off, value, value_len);
@@ -362,7 +362,7 @@ static void labels_add_fixed(prom_store_t *s, labels_t *l, const char *name, con
                              size_t value_len)
 {
     size_t off = s->lnames.len;
-    prom_buf_str(&s->lnames, name);
+    syc_prom_buf_str(&s->lnames, name);
     labels_add(s, l, off, value, value_len);
 }
 
@@ -384,7 +384,7 @@ static int label_cmp(const void *a, const void *b, void *arg)
  */
 static bool labels_render(prom_store_t *s, labels_t *l)
 {
-    prom_buf_reset(&s->lvals);
+    syc_prom_buf_reset(&s->lvals);
     if (l->failed || s->lnames.failed) return false;
     if (l->n > 1) qsort_r(l->v, l->n, sizeof(*l->v), label_cmp, s);
     const char *names = s->lnames.data;
@@ -394,15 +394,15 @@ static bool labels_render(prom_store_t *s, labels_t *l)
                     memcmp(names + l->v[i - 1].name_off, names + x->name_off, x->name_len) == 0;
         if (same) {
             /* Reopen the value: drop the closing quote and append. */
-            prom_buf_truncate(&s->lvals, s->lvals.len - 1);
-            prom_buf_char(&s->lvals, ';');
+            syc_prom_buf_truncate(&s->lvals, s->lvals.len - 1);
+            syc_prom_buf_char(&s->lvals, ';');
         } else {
-            if (i > 0) prom_buf_char(&s->lvals, ',');
-            prom_buf_put(&s->lvals, names + x->name_off, x->name_len);
-            prom_buf_str(&s->lvals, "=\"");
+            if (i > 0) syc_prom_buf_char(&s->lvals, ',');
+            syc_prom_buf_put(&s->lvals, names + x->name_off, x->name_len);
+            syc_prom_buf_str(&s->lvals, "=\"");
         }
-        prom_buf_escaped(&s->lvals, x->value, x->value_len, true);
-        prom_buf_char(&s->lvals, '"');
+        syc_prom_buf_escaped(&s->lvals, x->value, x->value_len, true);
+        syc_prom_buf_char(&s->lvals, '"');
     }
     return !s->lvals.failed;
 }
@@ -411,16 +411,16 @@ static bool labels_render(prom_store_t *s, labels_t *l)
 static bool series_labels(prom_store_t *s, const ctx_t *c)
 {
     labels_t l = {0};
-    prom_buf_reset(&s->lnames);
+    syc_prom_buf_reset(&s->lnames);
     const prom_pair_t *d = s->pairs + c->d_start;
     for (size_t i = 0; i < c->d_n; i++)
         labels_add_attr(s, &l, d[i].key, d[i].key_len, pair_value(&d[i]), d[i].vlen);
     if (!s->cfg.without_scope_info) {
         const prom_pair_t *sp = s->pairs + c->s_start;
         for (size_t i = 0; i < c->s_n; i++) {
-            prom_buf_reset(&s->tmp);
-            prom_buf_str(&s->tmp, "otel_scope_");
-            prom_buf_put(&s->tmp, sp[i].key, sp[i].key_len);
+            syc_prom_buf_reset(&s->tmp);
+            syc_prom_buf_str(&s->tmp, "otel_scope_");
+            syc_prom_buf_put(&s->tmp, sp[i].key, sp[i].key_len);
             if (s->tmp.failed) {
                 l.failed = true;
                 break;
@@ -450,7 +450,7 @@ static bool series_labels(prom_store_t *s, const ctx_t *c)
 static void target_update(prom_store_t *s, const ctx_t *c, kv_t *const *attrs, size_t n,
                           uint64_t now_ms)
 {
-    prom_buf_reset(&s->key);
+    syc_prom_buf_reset(&s->key);
     key_put(&s->key, s->rvals.data + c->job_off, c->job_len);
     key_put(&s->key, s->rvals.data + c->inst_off, c->inst_len);
     if (s->key.failed) return;
@@ -459,14 +459,14 @@ static void target_update(prom_store_t *s, const ctx_t *c, kv_t *const *attrs, s
 
     /* Values go to s->tmp; the resource's own strings stay in s->rvals. */
     labels_t l = {0};
-    prom_buf_reset(&s->lnames);
-    prom_buf_reset(&s->tmp);
+    syc_prom_buf_reset(&s->lnames);
+    syc_prom_buf_reset(&s->tmp);
     size_t *offs = n ? calloc(n, sizeof(*offs)) : NULL;
     if (n && !offs) return;
     for (size_t i = 0; i < n; i++) {
         offs[i] = s->tmp.len;
         if (attrs[i] && attrs[i]->key && !is_service_attr(attrs[i]->key))
-            prom_attr_value(&s->tmp, attrs[i]->value);
+            syc_prom_attr_value(&s->tmp, attrs[i]->value);
     }
     for (size_t i = 0; i < n && !s->tmp.failed; i++) {
         if (!attrs[i] || !attrs[i]->key || is_service_attr(attrs[i]->key)) continue;
@@ -602,7 +602,7 @@ static bool point_key(prom_store_t *s, ctx_t *c, const metric_t *m, int data_cas
                       kv_t *const *attrs, size_t n_attrs)
 {
     s->n_pairs = c->d_start;
-    prom_buf_reset(&s->dvals);
+    syc_prom_buf_reset(&s->dvals);
     if (!pairs_add_attrs(s, attrs, n_attrs, &s->dvals, 0)) return false;
     /* The resource's attributes (resource_to_telemetry_conversion) join the point's;
      * pairs_push may move the array, so copy by index. */
@@ -613,7 +613,7 @@ static bool point_key(prom_store_t *s, ctx_t *c, const metric_t *m, int data_cas
     }
     c->d_n = s->n_pairs - c->d_start;
     pairs_sort_unique(s, c->d_start, &c->d_n);
-    prom_buf_truncate(&s->key, c->prefix_len);
+    syc_prom_buf_truncate(&s->key, c->prefix_len);
     key_put(&s->key, m->name ? m->name : "", m->name ? strlen(m->name) : 0);
     char type = (char)data_case;
     key_put(&s->key, &type, 1);
@@ -897,11 +897,11 @@ static void add_metric(prom_store_t *s, ctx_t *c, const metric_t *m, size_t *sto
                        uint64_t now_ms)
 {
     prom_kind_t kind;
-    prom_mtype_t mtype;
+    syc_prom_mtype_t mtype;
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
         kind = PROM_KIND_GAUGE;
-        mtype = PROM_MT_GAUGE;
+        mtype = SYC_PROM_MT_GAUGE;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
         if (!m->sum) return;
@@ -915,15 +915,15 @@ static void add_metric(prom_store_t *s, ctx_t *c, const metric_t *m, size_t *sto
             return;
         }
         kind = m->sum->is_monotonic ? PROM_KIND_COUNTER : PROM_KIND_GAUGE;
-        mtype = m->sum->is_monotonic ? PROM_MT_COUNTER : PROM_MT_UPDOWN;
+        mtype = m->sum->is_monotonic ? SYC_PROM_MT_COUNTER : SYC_PROM_MT_UPDOWN;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
         kind = PROM_KIND_HISTOGRAM;
-        mtype = PROM_MT_HISTOGRAM;
+        mtype = SYC_PROM_MT_HISTOGRAM;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
         kind = PROM_KIND_SUMMARY;
-        mtype = PROM_MT_SUMMARY;
+        mtype = SYC_PROM_MT_SUMMARY;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
         warn(s, PROM_WARN_EXPHISTOGRAM,
@@ -935,19 +935,19 @@ static void add_metric(prom_store_t *s, ctx_t *c, const metric_t *m, size_t *sto
     default:
         return;
     }
-    prom_buf_reset(&s->name);
-    if (prom_metric_name(&s->name, &s->cfg.namer, m->name, m->unit, mtype) != 0) {
+    syc_prom_buf_reset(&s->name);
+    if (syc_prom_metric_name(&s->name, &s->cfg.namer, m->name, m->unit, mtype) != 0) {
         warn(s, PROM_WARN_DROPPED,
              "%s: the metric name translates to an invalid Prometheus "
              "name (dropped)",
              m->name);
         return;
     }
-    if (s->cfg.namer.utf8 && !prom_is_legacy_name(s->name.data, s->name.len, true)) {
-        prom_buf_reset(&s->tmp);
-        prom_escape_legacy(&s->tmp, s->name.data, s->name.len, true);
-        prom_buf_reset(&s->name);
-        prom_buf_put(&s->name, s->tmp.data, s->tmp.len);
+    if (s->cfg.namer.utf8 && !syc_prom_is_legacy_name(s->name.data, s->name.len, true)) {
+        syc_prom_buf_reset(&s->tmp);
+        syc_prom_escape_legacy(&s->tmp, s->name.data, s->name.len, true);
+        syc_prom_buf_reset(&s->name);
+        syc_prom_buf_put(&s->name, s->tmp.data, s->tmp.len);
     }
     if (s->name.failed) return;
     switch (m->data_case) {
@@ -986,14 +986,14 @@ static void resource_identity(prom_store_t *s, ctx_t *c, kv_t *const *attrs, siz
     c->job_off = s->rvals.len;
     if (name) {
         if (ns) {
-            prom_attr_value(&s->rvals, ns->value);
-            prom_buf_char(&s->rvals, '/');
+            syc_prom_attr_value(&s->rvals, ns->value);
+            syc_prom_buf_char(&s->rvals, '/');
         }
-        prom_attr_value(&s->rvals, name->value);
+        syc_prom_attr_value(&s->rvals, name->value);
     }
     c->job_len = s->rvals.len - c->job_off;
     c->inst_off = s->rvals.len;
-    if (inst) prom_attr_value(&s->rvals, inst->value);
+    if (inst) syc_prom_attr_value(&s->rvals, inst->value);
     c->inst_len = s->rvals.len - c->inst_off;
 }
 
@@ -1010,7 +1010,7 @@ prom_store_add(prom_store_t *s,
         kv_t *const *rattrs = rm->resource ? rm->resource->attributes : NULL;
         size_t rn = rm->resource ? rm->resource->n_attributes : 0;
         ctx_t c = {0};
-        prom_buf_reset(&s->rvals);
+        syc_prom_buf_reset(&s->rvals);
         s->n_pairs = 0;
         resource_identity(s, &c, rattrs, rn);
         if (c.has_job && c.has_instance) target_update(s, &c, rattrs, rn, now_ms);
@@ -1020,7 +1020,7 @@ prom_store_add(prom_store_t *s,
                 if (!rattrs[i] || !rattrs[i]->key) continue;
                 if (s->cfg.exclude_service_attributes && is_service_attr(rattrs[i]->key)) continue;
                 size_t off = s->rvals.len;
-                prom_attr_value(&s->rvals, rattrs[i]->value);
+                syc_prom_attr_value(&s->rvals, rattrs[i]->value);
                 if (!pairs_push(s, rattrs[i]->key, &s->rvals, off, 1)) break;
             }
         }
@@ -1032,7 +1032,7 @@ prom_store_add(prom_store_t *s,
             c.scope = sm->scope;
             c.scope_schema_url = sm->schema_url ? sm->schema_url : "";
             s->n_pairs = c.r_start + c.r_n;
-            prom_buf_reset(&s->svals);
+            syc_prom_buf_reset(&s->svals);
             c.s_start = s->n_pairs;
             if (sm->scope &&
                 !pairs_add_attrs(s, sm->scope->attributes, sm->scope->n_attributes, &s->svals, 0))
@@ -1042,7 +1042,7 @@ prom_store_add(prom_store_t *s,
             s->n_pairs = c.s_start + c.s_n;
             c.d_start = s->n_pairs;
             /* The key prefix: job, instance, scope name, version, schema, attributes. */
-            prom_buf_reset(&s->key);
+            syc_prom_buf_reset(&s->key);
             char flags = (char)((c.has_job ? 1 : 0) | (c.has_instance ? 2 : 0));
             key_put(&s->key, &flags, 1);
             key_put(&s->key, s->rvals.data + c.job_off, c.job_len);

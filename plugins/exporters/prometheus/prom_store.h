@@ -103,7 +103,7 @@ typedef struct prom_target_s {
 } prom_target_t;
 
 typedef struct prom_store_cfg_s {
-    prom_namer_t namer;
+    syc_prom_namer_t namer;
     bool label_utf8;       /* label names kept as they are (then escaped) */
     size_t n_const_labels; /* const_labels, names already valid */
     char *const *const_label_names;
@@ -128,7 +128,7 @@ typedef struct prom_store_s {
     prom_htab_t targets;
     uint64_t dropped_points; /* points not stored: invalid, conflicting, over the limit */
     /* Scratch space reused from batch to batch. */
-    prom_buf_t key, name, rvals, svals, dvals, lnames, lvals, tmp;
+    syc_prom_buf_t key, name, rvals, svals, dvals, lnames, lvals, tmp;
     prom_pair_t *pairs;
     size_t n_pairs, cap_pairs;
 } prom_store_t;

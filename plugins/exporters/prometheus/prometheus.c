@@ -47,7 +47,7 @@ typedef struct prom_state_s {
     sy_instance_t *inst;
     const prom_config_t *cfg;
     prom_store_t store;
-    prom_buf_t out; /* the scrape answer, kept between scrapes */
+    syc_prom_buf_t out; /* the scrape answer, kept between scrapes */
     char *target_info_name;
     syc_http_server_t *server;
     sy_timer_t *sweep;
@@ -159,7 +159,7 @@ static int prom_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (c->translation_strategy && *c->translation_strategy &&
-        prom_strategy_parse(c->translation_strategy) < 0) {
+        syc_prom_strategy_parse(c->translation_strategy) < 0) {
         snprintf(err, err_len, "invalid translation_strategy: %s", c->translation_strategy);
         return SY_EINVAL;
     }
@@ -236,13 +236,13 @@ static void prom_handle(void *arg, syc_http_request_t *req)
         .timestamps = s->cfg->send_timestamps,
         .target_info_name = s->target_info_name,
     };
-    prom_buf_reset(&s->out);
+    syc_prom_buf_reset(&s->out);
     if (prom_render(&s->store, &o, &s->out) != 0) {
         SY_LOG(s->api, s->inst, SY_LOG_ERROR,
                "cannot write the metrics for a scrape (over %zu bytes, or out of memory)",
                (size_t)PROM_MAX_RESPONSE);
-        prom_buf_free(&s->out);
-        prom_buf_init(&s->out, PROM_MAX_RESPONSE);
+        syc_prom_buf_free(&s->out);
+        syc_prom_buf_init(&s->out, PROM_MAX_RESPONSE);
         syc_http_respond(req, 500, "text/plain; charset=utf-8", NULL, failed, sizeof(failed) - 1);
         return;
     }
@@ -274,9 +274,9 @@ static int prom_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     s->inst = inst;
     s->cfg = c;
     int strategy = c->translation_strategy && *c->translation_strategy
-                       ? prom_strategy_parse(c->translation_strategy)
+                       ? syc_prom_strategy_parse(c->translation_strategy)
                        : -1;
-    prom_namer_t namer = prom_namer_for(strategy, c->add_metric_suffixes, c->ns);
+    syc_prom_namer_t namer = syc_prom_namer_for(strategy, c->add_metric_suffixes, c->ns);
     prom_store_cfg_t sc = {
         .namer = namer,
         .label_utf8 = namer.utf8,
@@ -293,24 +293,24 @@ static int prom_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         .warn_arg = s,
     };
     prom_store_init(&s->store, &sc);
-    prom_buf_init(&s->out, PROM_MAX_RESPONSE);
+    syc_prom_buf_init(&s->out, PROM_MAX_RESPONSE);
     /* target_info takes the namespace as a label name would (LabelNamer). */
-    prom_buf_t name;
-    prom_buf_init(&name, 0);
+    syc_prom_buf_t name;
+    syc_prom_buf_init(&name, 0);
     if (c->ns && *c->ns) {
-        if (prom_label_name(&name, c->ns, strlen(c->ns), namer.utf8) == 0) {
-            if (namer.utf8 && !prom_is_legacy_name(name.data, name.len, true)) {
-                prom_buf_t esc;
-                prom_buf_init(&esc, 0);
-                prom_escape_legacy(&esc, name.data, name.len, true);
-                prom_buf_free(&name);
+        if (syc_prom_label_name(&name, c->ns, strlen(c->ns), namer.utf8) == 0) {
+            if (namer.utf8 && !syc_prom_is_legacy_name(name.data, name.len, true)) {
+                syc_prom_buf_t esc;
+                syc_prom_buf_init(&esc, 0);
+                syc_prom_escape_legacy(&esc, name.data, name.len, true);
+                syc_prom_buf_free(&name);
                 name = esc;
             }
-            prom_buf_char(&name, '_');
+            syc_prom_buf_char(&name, '_');
         }
     }
-    prom_buf_str(&name, "target_info");
-    s->target_info_name = prom_buf_take(&name, NULL);
+    syc_prom_buf_str(&name, "target_info");
+    s->target_info_name = syc_prom_buf_take(&name, NULL);
     s->m_series =
         api->metric_register(inst, "exporter_prometheus_series",
                              "Series the prometheus exporter currently serves.", SY_METRIC_GAUGE);
@@ -394,7 +394,7 @@ static void prom_destroy(void *state)
     prom_state_t *s = state;
     if (!s) return;
     prom_store_free(&s->store);
-    prom_buf_free(&s->out);
+    syc_prom_buf_free(&s->out);
     free(s->target_info_name);
     free(s);
 }

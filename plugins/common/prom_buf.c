@@ -12,34 +12,34 @@
 
 #define PROM_BUF_DEFAULT_MAX ((size_t)1 << 30)
 
-void prom_buf_init(prom_buf_t *b, size_t max)
+void syc_prom_buf_init(syc_prom_buf_t *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
     b->max = max ? max : PROM_BUF_DEFAULT_MAX;
 }
 
-void prom_buf_free(prom_buf_t *b)
+void syc_prom_buf_free(syc_prom_buf_t *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-void prom_buf_reset(prom_buf_t *b)
+void syc_prom_buf_reset(syc_prom_buf_t *b)
 {
     b->len = 0;
     b->failed = false;
     if (b->data) b->data[0] = '\0';
 }
 
-void prom_buf_truncate(prom_buf_t *b, size_t len)
+void syc_prom_buf_truncate(syc_prom_buf_t *b, size_t len)
 {
     if (b->failed || len > b->len) return;
     b->len = len;
     if (b->data) b->data[len] = '\0';
 }
 
-static bool prom_buf_reserve(prom_buf_t *b, size_t n)
+static bool syc_prom_buf_reserve(syc_prom_buf_t *b, size_t n)
 {
     if (b->failed) return false;
     if (n > b->max || b->len > b->max - n) {
@@ -61,42 +61,51 @@ static bool prom_buf_reserve(prom_buf_t *b, size_t n)
     return true;
 }
 
-void prom_buf_put(prom_buf_t *b, const void *p, size_t n)
+uint8_t *syc_prom_buf_extend(syc_prom_buf_t *b, size_t n)
 {
-    if (!prom_buf_reserve(b, n)) return;
+    if (!syc_prom_buf_reserve(b, n)) return NULL;
+    uint8_t *p = (uint8_t *)b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return p;
+}
+
+void syc_prom_buf_put(syc_prom_buf_t *b, const void *p, size_t n)
+{
+    if (!syc_prom_buf_reserve(b, n)) return;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
 }
 
-void prom_buf_str(prom_buf_t *b, const char *s)
+void syc_prom_buf_str(syc_prom_buf_t *b, const char *s)
 {
-    prom_buf_put(b, s, strlen(s));
+    syc_prom_buf_put(b, s, strlen(s));
 }
 
-void prom_buf_char(prom_buf_t *b, char c)
+void syc_prom_buf_char(syc_prom_buf_t *b, char c)
 {
-    prom_buf_put(b, &c, 1);
+    syc_prom_buf_put(b, &c, 1);
 }
 
-void prom_buf_u64(prom_buf_t *b, uint64_t v)
+void syc_prom_buf_u64(syc_prom_buf_t *b, uint64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-    prom_buf_put(b, tmp, (size_t)n);
+    syc_prom_buf_put(b, tmp, (size_t)n);
 }
 
-void prom_buf_i64(prom_buf_t *b, int64_t v)
+void syc_prom_buf_i64(syc_prom_buf_t *b, int64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    prom_buf_put(b, tmp, (size_t)n);
+    syc_prom_buf_put(b, tmp, (size_t)n);
 }
 
-char *prom_buf_take(prom_buf_t *b, size_t *len)
+char *syc_prom_buf_take(syc_prom_buf_t *b, size_t *len)
 {
-    if (b->failed || !prom_buf_reserve(b, 0)) {
-        prom_buf_free(b);
+    if (b->failed || !syc_prom_buf_reserve(b, 0)) {
+        syc_prom_buf_free(b);
         b->failed = false;
         return NULL;
     }
@@ -134,62 +143,62 @@ static void shortest_digits(double v, char digits[20], int *nd, int *dp)
 }
 
 /* Go's %e form of shortest digits: d[.ddd]e±XX (two exponent digits at least). */
-static void put_exp_form(prom_buf_t *b, const char *digits, int nd, int dp, bool pad_exp)
+static void put_exp_form(syc_prom_buf_t *b, const char *digits, int nd, int dp, bool pad_exp)
 {
-    prom_buf_char(b, digits[0]);
+    syc_prom_buf_char(b, digits[0]);
     if (nd > 1) {
-        prom_buf_char(b, '.');
-        prom_buf_put(b, digits + 1, (size_t)nd - 1);
+        syc_prom_buf_char(b, '.');
+        syc_prom_buf_put(b, digits + 1, (size_t)nd - 1);
     }
     int e = dp - 1;
     char tmp[12];
     int n = snprintf(tmp, sizeof(tmp), pad_exp ? "e%c%02d" : "e%c%d", e < 0 ? '-' : '+',
                      e < 0 ? -e : e);
-    prom_buf_put(b, tmp, (size_t)n);
+    syc_prom_buf_put(b, tmp, (size_t)n);
 }
 
 /* Go's %f form of shortest digits, with exactly the fraction digits needed. */
-static void put_fixed_form(prom_buf_t *b, const char *digits, int nd, int dp)
+static void put_fixed_form(syc_prom_buf_t *b, const char *digits, int nd, int dp)
 {
     if (dp > 0) {
         for (int i = 0; i < dp; i++)
-            prom_buf_char(b, i < nd ? digits[i] : '0');
+            syc_prom_buf_char(b, i < nd ? digits[i] : '0');
     } else {
-        prom_buf_char(b, '0');
+        syc_prom_buf_char(b, '0');
     }
     int frac = nd - dp;
     if (frac > 0) {
-        prom_buf_char(b, '.');
+        syc_prom_buf_char(b, '.');
         for (int i = 0; i < frac; i++) {
             int k = dp + i;
-            prom_buf_char(b, (k >= 0 && k < nd) ? digits[k] : '0');
+            syc_prom_buf_char(b, (k >= 0 && k < nd) ? digits[k] : '0');
         }
     }
 }
 
 /* NaN and the infinities as both exposition formats write them; false otherwise. */
-static bool put_special(prom_buf_t *b, double v)
+static bool put_special(syc_prom_buf_t *b, double v)
 {
     if (isnan(v)) {
-        prom_buf_str(b, "NaN");
+        syc_prom_buf_str(b, "NaN");
         return true;
     }
     if (isinf(v)) {
-        prom_buf_str(b, v > 0 ? "+Inf" : "-Inf");
+        syc_prom_buf_str(b, v > 0 ? "+Inf" : "-Inf");
         return true;
     }
     return false;
 }
 
-void prom_buf_float_text(prom_buf_t *b, double v)
+void syc_prom_buf_float_text(syc_prom_buf_t *b, double v)
 {
     if (put_special(b, v)) return;
     if (v == 0) {
-        prom_buf_str(b, signbit(v) ? "-0" : "0");
+        syc_prom_buf_str(b, signbit(v) ? "-0" : "0");
         return;
     }
     if (v < 0) {
-        prom_buf_char(b, '-');
+        syc_prom_buf_char(b, '-');
         v = -v;
     }
     char digits[20];
@@ -204,25 +213,25 @@ void prom_buf_float_text(prom_buf_t *b, double v)
         put_fixed_form(b, digits, nd, dp);
 }
 
-void prom_buf_float_om(prom_buf_t *b, double v)
+void syc_prom_buf_float_om(syc_prom_buf_t *b, double v)
 {
     size_t start = b->len;
-    prom_buf_float_text(b, v);
+    syc_prom_buf_float_text(b, v);
     if (b->failed || isnan(v) || isinf(v)) return;
     if (!memchr(b->data + start, '.', b->len - start) &&
         !memchr(b->data + start, 'e', b->len - start))
-        prom_buf_str(b, ".0");
+        syc_prom_buf_str(b, ".0");
 }
 
-void prom_buf_float_attr(prom_buf_t *b, double v)
+void syc_prom_buf_float_attr(syc_prom_buf_t *b, double v)
 {
     if (put_special(b, v)) return;
     if (v == 0) {
-        prom_buf_char(b, '0');
+        syc_prom_buf_char(b, '0');
         return;
     }
     if (v < 0) {
-        prom_buf_char(b, '-');
+        syc_prom_buf_char(b, '-');
         v = -v;
     }
     char digits[20];
@@ -234,7 +243,7 @@ void prom_buf_float_attr(prom_buf_t *b, double v)
         put_fixed_form(b, digits, nd, dp);
 }
 
-size_t prom_utf8_len(const unsigned char *s, size_t n)
+size_t syc_prom_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t len;
@@ -262,7 +271,7 @@ size_t prom_utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-void prom_buf_escaped(prom_buf_t *b, const char *s, size_t n, bool quote)
+void syc_prom_buf_escaped(syc_prom_buf_t *b, const char *s, size_t n, bool quote)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t run = 0; /* bytes at p[i - run .. i) to copy unchanged */
@@ -277,17 +286,17 @@ void prom_buf_escaped(prom_buf_t *b, const char *s, size_t n, bool quote)
             esc = "\\n";
         else if (c == '"' && quote)
             esc = "\\\"";
-        else if (c >= 0x80 && (len = prom_utf8_len(p + i, n - i)) == 0)
+        else if (c >= 0x80 && (len = syc_prom_utf8_len(p + i, n - i)) == 0)
             esc = "\xEF\xBF\xBD";
         if (!esc) {
             run += len;
             i += len;
             continue;
         }
-        prom_buf_put(b, p + i - run, run);
+        syc_prom_buf_put(b, p + i - run, run);
         run = 0;
-        prom_buf_str(b, esc);
+        syc_prom_buf_str(b, esc);
         i++;
     }
-    prom_buf_put(b, p + i - run, run);
+    syc_prom_buf_put(b, p + i - run, run);
 }

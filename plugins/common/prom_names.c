@@ -63,28 +63,28 @@ static const char *const strategy_names[] = {
     "NoTranslation",
 };
 
-int prom_strategy_parse(const char *s)
+int syc_prom_strategy_parse(const char *s)
 {
     for (int i = 0; i < (int)(sizeof(strategy_names) / sizeof(strategy_names[0])); i++)
         if (strcmp(s, strategy_names[i]) == 0) return i;
     return -1;
 }
 
-prom_namer_t prom_namer_for(int strategy, bool add_metric_suffixes, const char *ns)
+syc_prom_namer_t syc_prom_namer_for(int strategy, bool add_metric_suffixes, const char *ns)
 {
-    prom_namer_t n = {.ns = ns ? ns : "", .suffixes = add_metric_suffixes, .utf8 = false};
+    syc_prom_namer_t n = {.ns = ns ? ns : "", .suffixes = add_metric_suffixes, .utf8 = false};
     switch (strategy) {
-    case PROM_UNDERSCORE_ESCAPING_WITH_SUFFIXES:
+    case SYC_PROM_UNDERSCORE_ESCAPING_WITH_SUFFIXES:
         n.suffixes = true;
         break;
-    case PROM_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES:
+    case SYC_PROM_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES:
         n.suffixes = false;
         break;
-    case PROM_NO_UTF8_ESCAPING_WITH_SUFFIXES:
+    case SYC_PROM_NO_UTF8_ESCAPING_WITH_SUFFIXES:
         n.suffixes = true;
         n.utf8 = true;
         break;
-    case PROM_NO_TRANSLATION:
+    case SYC_PROM_NO_TRANSLATION:
         n.suffixes = false;
         n.utf8 = true;
         break;
@@ -145,7 +145,7 @@ static bool has_brace(span_t s)
  * buildUnitSuffixes: the main unit (before '/') and the per unit (after it, as
  * "per_<word>"), mapped but not cleaned, appended to `main` and `per`.
  */
-static void unit_suffixes(const char *unit, prom_buf_t *main, prom_buf_t *per)
+static void unit_suffixes(const char *unit, syc_prom_buf_t *main, syc_prom_buf_t *per)
 {
     size_t len = strlen(unit);
     const char *slash = memchr(unit, '/', len);
@@ -154,26 +154,26 @@ static void unit_suffixes(const char *unit, prom_buf_t *main, prom_buf_t *per)
     if (m.n > 0 && !has_brace(m)) {
         const char *w = map_get(unit_map, sizeof(unit_map) / sizeof(unit_map[0]), m.p, m.n);
         if (w)
-            prom_buf_str(main, w);
+            syc_prom_buf_str(main, w);
         else
-            prom_buf_put(main, m.p, m.n);
+            syc_prom_buf_put(main, m.p, m.n);
     }
     if (slash && slash[1] != '\0') {
         span_t q = trim_space(slash + 1, len - main_len - 1);
         if (q.n > 0 && !has_brace(q)) {
             const char *w =
                 map_get(per_unit_map, sizeof(per_unit_map) / sizeof(per_unit_map[0]), q.p, q.n);
-            prom_buf_str(per, "per_");
+            syc_prom_buf_str(per, "per_");
             if (w)
-                prom_buf_str(per, w);
+                syc_prom_buf_str(per, w);
             else
-                prom_buf_put(per, q.p, q.n);
+                syc_prom_buf_put(per, q.p, q.n);
         }
     }
 }
 
 /* cleanUpUnit: invalid characters to '_', runs of '_' to one, one leading '_' off. */
-static void clean_unit(prom_buf_t *b)
+static void clean_unit(syc_prom_buf_t *b)
 {
     if (b->failed || b->len == 0) return;
     size_t o = 0;
@@ -184,32 +184,32 @@ static void clean_unit(prom_buf_t *b)
     }
     size_t skip = (o > 0 && b->data[0] == '_') ? 1 : 0;
     memmove(b->data, b->data + skip, o - skip);
-    prom_buf_truncate(b, o - skip);
+    syc_prom_buf_truncate(b, o - skip);
 }
 
-void prom_unit_name(prom_buf_t *out, const char *unit, bool utf8)
+void syc_prom_unit_name(syc_prom_buf_t *out, const char *unit, bool utf8)
 {
-    prom_buf_t main, per;
-    prom_buf_init(&main, PROM_NAME_MAX);
-    prom_buf_init(&per, PROM_NAME_MAX);
+    syc_prom_buf_t main, per;
+    syc_prom_buf_init(&main, PROM_NAME_MAX);
+    syc_prom_buf_init(&per, PROM_NAME_MAX);
     unit_suffixes(unit, &main, &per);
     if (!utf8) {
         clean_unit(&main);
         clean_unit(&per);
     }
     size_t start = out->len;
-    prom_buf_put(out, main.data, main.len);
-    if (main.len && per.len) prom_buf_char(out, '_');
-    prom_buf_put(out, per.data, per.len);
+    syc_prom_buf_put(out, main.data, main.len);
+    if (main.len && per.len) syc_prom_buf_char(out, '_');
+    syc_prom_buf_put(out, per.data, per.len);
     /* UnitNamer.Build trims one leading and one trailing underscore. */
     if (!out->failed && out->len > start && out->data[start] == '_') {
         memmove(out->data + start, out->data + start + 1, out->len - start - 1);
-        prom_buf_truncate(out, out->len - 1);
+        syc_prom_buf_truncate(out, out->len - 1);
     }
     if (!out->failed && out->len > start && out->data[out->len - 1] == '_')
-        prom_buf_truncate(out, out->len - 1);
-    prom_buf_free(&main);
-    prom_buf_free(&per);
+        syc_prom_buf_truncate(out, out->len - 1);
+    syc_prom_buf_free(&main);
+    syc_prom_buf_free(&per);
 }
 
 /* The token list of normalizeName; tokens point into the name or into buffers that
@@ -263,7 +263,7 @@ static bool tokens_split(tokens_t *t, const char *s, size_t len)
 }
 
 /* Joins the fields of `s` between characters outside [a-zA-Z0-9:_] with '_'. */
-static void put_fields(prom_buf_t *out, const char *s, size_t len)
+static void put_fields(syc_prom_buf_t *out, const char *s, size_t len)
 {
     bool first = true;
     size_t i = 0;
@@ -274,22 +274,22 @@ static void put_fields(prom_buf_t *out, const char *s, size_t len)
         while (i < len && (is_metric_char((unsigned char)s[i]) || s[i] == '_'))
             i++;
         if (i > start) {
-            if (!first) prom_buf_char(out, '_');
-            prom_buf_put(out, s + start, i - start);
+            if (!first) syc_prom_buf_char(out, '_');
+            syc_prom_buf_put(out, s + start, i - start);
             first = false;
         }
     }
 }
 
 /* normalizeName: the name in tokens, unit tokens, "_total", "_ratio", namespace. */
-static void normalize_name(prom_buf_t *out, const prom_namer_t *nm, const char *name,
-                           const char *unit, prom_mtype_t type)
+static void normalize_name(syc_prom_buf_t *out, const syc_prom_namer_t *nm, const char *name,
+                           const char *unit, syc_prom_mtype_t type)
 {
     tokens_t t = {0};
-    prom_buf_t main, per, ns;
-    prom_buf_init(&main, PROM_NAME_MAX);
-    prom_buf_init(&per, PROM_NAME_MAX);
-    prom_buf_init(&ns, PROM_NAME_MAX);
+    syc_prom_buf_t main, per, ns;
+    syc_prom_buf_init(&main, PROM_NAME_MAX);
+    syc_prom_buf_init(&per, PROM_NAME_MAX);
+    syc_prom_buf_init(&ns, PROM_NAME_MAX);
     bool ok = true;
 
     if (nm->ns[0] != '\0') {
@@ -303,7 +303,7 @@ static void normalize_name(prom_buf_t *out, const prom_namer_t *nm, const char *
     clean_unit(&main);
     clean_unit(&per);
     /* addUnitTokens, against the name's own tokens. */
-    tokens_t name_tokens = {t.v + first_name_token, t.n - first_name_token, 0};
+    tokens_t name_tokens = {t.v ? t.v + first_name_token : NULL, t.n - first_name_token, 0};
     size_t main_n = main.failed ? 0 : main.len, per_n = per.failed ? 0 : per.len;
     if (main_n && tokens_contains(&name_tokens, main.data, main_n)) main_n = 0;
     if (per_n == 4 && memcmp(per.data, "per_", 4) == 0) {
@@ -316,11 +316,11 @@ static void normalize_name(prom_buf_t *out, const prom_namer_t *nm, const char *
     if (ok && main_n) ok = tokens_add(&t, main.data, main_n);
     if (ok && per_n) ok = tokens_add(&t, per.data, per_n);
 
-    if (ok && type == PROM_MT_COUNTER) {
+    if (ok && type == SYC_PROM_MT_COUNTER) {
         tokens_remove(&t, "total");
         ok = tokens_add(&t, "total", 5);
     }
-    if (ok && type == PROM_MT_GAUGE && strcmp(unit, "1") == 0) {
+    if (ok && type == SYC_PROM_MT_GAUGE && strcmp(unit, "1") == 0) {
         tokens_remove(&t, "ratio");
         ok = tokens_add(&t, "ratio", 5);
     }
@@ -328,11 +328,11 @@ static void normalize_name(prom_buf_t *out, const prom_namer_t *nm, const char *
     if (ok) {
         size_t start = out->len;
         for (size_t i = 0; i < t.n; i++) {
-            if (i > 0) prom_buf_char(out, '_');
-            prom_buf_put(out, t.v[i].p, t.v[i].n);
+            if (i > 0) syc_prom_buf_char(out, '_');
+            syc_prom_buf_put(out, t.v[i].p, t.v[i].n);
         }
         if (!out->failed && out->len > start && is_digit((unsigned char)out->data[start])) {
-            prom_buf_char(out, '_'); /* room for the prefix, then shift */
+            syc_prom_buf_char(out, '_'); /* room for the prefix, then shift */
             if (!out->failed) {
                 memmove(out->data + start + 1, out->data + start, out->len - start - 1);
                 out->data[start] = '_';
@@ -342,60 +342,60 @@ static void normalize_name(prom_buf_t *out, const prom_namer_t *nm, const char *
         out->failed = true;
     }
     free(t.v);
-    prom_buf_free(&main);
-    prom_buf_free(&per);
-    prom_buf_free(&ns);
+    syc_prom_buf_free(&main);
+    syc_prom_buf_free(&per);
+    syc_prom_buf_free(&ns);
 }
 
 /* trimSuffixAndDelimiter on out[start..). */
-static void trim_suffix_delim(prom_buf_t *out, size_t start, const char *suffix, size_t n)
+static void trim_suffix_delim(syc_prom_buf_t *out, size_t start, const char *suffix, size_t n)
 {
     size_t len = out->len - start;
     if (len > n + 1 && memcmp(out->data + out->len - n, suffix, n) == 0)
-        prom_buf_truncate(out, out->len - n - 1);
+        syc_prom_buf_truncate(out, out->len - n - 1);
 }
 
 /* buildMetricName: UTF-8 allowed; suffixes appended unless already there. */
-static void utf8_name(prom_buf_t *out, const prom_namer_t *nm, const char *name, const char *unit,
-                      prom_mtype_t type)
+static void utf8_name(syc_prom_buf_t *out, const syc_prom_namer_t *nm, const char *name,
+                      const char *unit, syc_prom_mtype_t type)
 {
     size_t start = out->len;
     if (nm->ns[0] != '\0') {
-        prom_buf_str(out, nm->ns);
-        prom_buf_char(out, '_');
+        syc_prom_buf_str(out, nm->ns);
+        syc_prom_buf_char(out, '_');
     }
-    prom_buf_str(out, name);
+    syc_prom_buf_str(out, name);
     if (!nm->suffixes || out->failed) return;
-    bool ratio = strcmp(unit, "1") == 0 && type == PROM_MT_GAUGE;
-    bool total = type == PROM_MT_COUNTER;
+    bool ratio = strcmp(unit, "1") == 0 && type == SYC_PROM_MT_GAUGE;
+    bool total = type == SYC_PROM_MT_COUNTER;
     if (ratio) trim_suffix_delim(out, start, "ratio", 5);
     if (total) trim_suffix_delim(out, start, "total", 5);
-    prom_buf_t main, per;
-    prom_buf_init(&main, PROM_NAME_MAX);
-    prom_buf_init(&per, PROM_NAME_MAX);
+    syc_prom_buf_t main, per;
+    syc_prom_buf_init(&main, PROM_NAME_MAX);
+    syc_prom_buf_init(&per, PROM_NAME_MAX);
     unit_suffixes(unit, &main, &per);
     if (per.len && !per.failed) trim_suffix_delim(out, start, per.data, per.len);
     if (main.len && !main.failed) {
         size_t len = out->len - start;
         if (!(len >= main.len &&
               memcmp(out->data + out->len - main.len, main.data, main.len) == 0)) {
-            prom_buf_char(out, '_');
-            prom_buf_put(out, main.data, main.len);
+            syc_prom_buf_char(out, '_');
+            syc_prom_buf_put(out, main.data, main.len);
         }
     }
     if (per.len && !per.failed) {
-        prom_buf_char(out, '_');
-        prom_buf_put(out, per.data, per.len);
+        syc_prom_buf_char(out, '_');
+        syc_prom_buf_put(out, per.data, per.len);
     }
-    if (total) prom_buf_str(out, "_total");
-    if (ratio) prom_buf_str(out, "_ratio");
-    prom_buf_free(&main);
-    prom_buf_free(&per);
+    if (total) syc_prom_buf_str(out, "_total");
+    if (ratio) syc_prom_buf_str(out, "_ratio");
+    syc_prom_buf_free(&main);
+    syc_prom_buf_free(&per);
 }
 
 /* True if out[start..) is empty, or made of underscores only while differing from
  * the input: buildCompliantMetricName refuses those. */
-static bool refused(const prom_buf_t *out, size_t start, const char *in, size_t in_len)
+static bool refused(const syc_prom_buf_t *out, size_t start, const char *in, size_t in_len)
 {
     size_t len = out->len - start;
     if (len == 0) return true;
@@ -405,8 +405,8 @@ static bool refused(const prom_buf_t *out, size_t start, const char *in, size_t 
     return true;
 }
 
-int prom_metric_name(prom_buf_t *out, const prom_namer_t *nm, const char *name, const char *unit,
-                     prom_mtype_t type)
+int syc_prom_metric_name(syc_prom_buf_t *out, const syc_prom_namer_t *nm, const char *name,
+                         const char *unit, syc_prom_mtype_t type)
 {
     size_t start = out->len;
     if (!name) name = "";
@@ -421,12 +421,12 @@ int prom_metric_name(prom_buf_t *out, const prom_namer_t *nm, const char *name, 
     } else {
         if (nm->ns[0] != '\0') {
             put_fields(out, nm->ns, strlen(nm->ns));
-            prom_buf_char(out, '_');
+            syc_prom_buf_char(out, '_');
             put_fields(out, name, strlen(name));
         } else {
             put_fields(out, name, strlen(name));
             if (!out->failed && out->len > start && is_digit((unsigned char)out->data[start])) {
-                prom_buf_char(out, '_');
+                syc_prom_buf_char(out, '_');
                 if (!out->failed) {
                     memmove(out->data + start + 1, out->data + start, out->len - start - 1);
                     out->data[start] = '_';
@@ -437,7 +437,7 @@ int prom_metric_name(prom_buf_t *out, const prom_namer_t *nm, const char *name, 
     if (out->failed || refused(out, start, name, strlen(name))) goto fail;
     return 0;
 fail:
-    if (!out->failed) prom_buf_truncate(out, start);
+    if (!out->failed) syc_prom_buf_truncate(out, start);
     return -1;
 }
 
@@ -456,13 +456,13 @@ static bool underscores_only(const char *s, size_t n)
  * around the sanitized inside; a leading digit gets "key_" before it; a name made
  * of underscores only is refused.
  */
-int prom_label_name(prom_buf_t *out, const char *key, size_t n, bool utf8)
+int syc_prom_label_name(syc_prom_buf_t *out, const char *key, size_t n, bool utf8)
 {
     size_t start = out->len;
     if (n == 0) return -1;
     if (utf8) {
         if (underscores_only(key, n)) return -1;
-        prom_buf_put(out, key, n);
+        syc_prom_buf_put(out, key, n);
         return out->failed ? -1 : 0;
     }
     bool reserved =
@@ -472,26 +472,26 @@ int prom_label_name(prom_buf_t *out, const char *key, size_t n, bool utf8)
     if (reserved) {
         i = 2;
         end = n - 2;
-        prom_buf_str(out, "__");
+        syc_prom_buf_str(out, "__");
     } else if (is_digit(p[0])) {
-        prom_buf_str(out, "key_");
+        syc_prom_buf_str(out, "key_");
     }
     bool prev_underscore = false;
     while (i < end) {
-        size_t len = p[i] < 0x80 ? 1 : prom_utf8_len(p + i, end - i);
+        size_t len = p[i] < 0x80 ? 1 : syc_prom_utf8_len(p + i, end - i);
         if (len == 0) len = 1;
         if (len == 1 && is_label_char(p[i]) && p[i] != '_') {
-            prom_buf_char(out, (char)p[i]);
+            syc_prom_buf_char(out, (char)p[i]);
             prev_underscore = false;
         } else if (!prev_underscore) {
-            prom_buf_char(out, '_');
+            syc_prom_buf_char(out, '_');
             prev_underscore = true;
         }
         i += len;
     }
-    if (reserved) prom_buf_str(out, "__");
+    if (reserved) syc_prom_buf_str(out, "__");
     if (out->failed || underscores_only(out->data + start, out->len - start)) {
-        if (!out->failed) prom_buf_truncate(out, start);
+        if (!out->failed) syc_prom_buf_truncate(out, start);
         return -1;
     }
     return 0;
@@ -503,7 +503,7 @@ static bool is_legacy_rune(unsigned char c, size_t i, bool metric)
            (c >= '0' && c <= '9' && i > 0);
 }
 
-bool prom_is_legacy_name(const char *name, size_t n, bool metric)
+bool syc_prom_is_legacy_name(const char *name, size_t n, bool metric)
 {
     if (n == 0) return false;
     for (size_t i = 0; i < n; i++)
@@ -511,13 +511,13 @@ bool prom_is_legacy_name(const char *name, size_t n, bool metric)
     return true;
 }
 
-void prom_escape_legacy(prom_buf_t *out, const char *name, size_t n, bool metric)
+void syc_prom_escape_legacy(syc_prom_buf_t *out, const char *name, size_t n, bool metric)
 {
     const unsigned char *p = (const unsigned char *)name;
     for (size_t i = 0; i < n;) {
-        size_t len = p[i] < 0x80 ? 1 : prom_utf8_len(p + i, n - i);
+        size_t len = p[i] < 0x80 ? 1 : syc_prom_utf8_len(p + i, n - i);
         if (len == 0) len = 1;
-        prom_buf_char(out, (len == 1 && is_legacy_rune(p[i], i, metric)) ? (char)p[i] : '_');
+        syc_prom_buf_char(out, (len == 1 && is_legacy_rune(p[i], i, metric)) ? (char)p[i] : '_');
         i += len;
     }
 }
@@ -526,7 +526,7 @@ void prom_escape_legacy(prom_buf_t *out, const char *name, size_t n, bool metric
 /* Attribute values                                                          */
 /* ------------------------------------------------------------------------ */
 
-static void put_base64(prom_buf_t *out, const uint8_t *p, size_t n)
+static void put_base64(syc_prom_buf_t *out, const uint8_t *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -535,47 +535,47 @@ static void put_base64(prom_buf_t *out, const uint8_t *p, size_t n)
         if (i + 2 < n) v |= p[i + 2];
         char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=',
                      i + 2 < n ? tbl[v & 63] : '='};
-        prom_buf_put(out, q, 4);
+        syc_prom_buf_put(out, q, 4);
     }
 }
 
 /* A JSON string as Go's encoding/json writes it (HTML characters escaped too). */
-static void put_json_string(prom_buf_t *out, const char *s, size_t n)
+static void put_json_string(syc_prom_buf_t *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    prom_buf_char(out, '"');
+    syc_prom_buf_char(out, '"');
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
         if (c >= 0x80) {
-            size_t len = prom_utf8_len(p + i, n - i);
+            size_t len = syc_prom_utf8_len(p + i, n - i);
             if (len == 0) {
-                prom_buf_str(out, "\\ufffd");
+                syc_prom_buf_str(out, "\\ufffd");
                 i++;
             } else {
-                prom_buf_put(out, p + i, len);
+                syc_prom_buf_put(out, p + i, len);
                 i += len;
             }
             continue;
         }
         if (c == '"' || c == '\\') {
-            prom_buf_char(out, '\\');
-            prom_buf_char(out, (char)c);
+            syc_prom_buf_char(out, '\\');
+            syc_prom_buf_char(out, (char)c);
         } else if (c == '\n') {
-            prom_buf_str(out, "\\n");
+            syc_prom_buf_str(out, "\\n");
         } else if (c == '\r') {
-            prom_buf_str(out, "\\r");
+            syc_prom_buf_str(out, "\\r");
         } else if (c == '\t') {
-            prom_buf_str(out, "\\t");
+            syc_prom_buf_str(out, "\\t");
         } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            prom_buf_put(out, u, 6);
+            syc_prom_buf_put(out, u, 6);
         } else {
-            prom_buf_char(out, (char)c);
+            syc_prom_buf_char(out, (char)c);
         }
         i++;
     }
-    prom_buf_char(out, '"');
+    syc_prom_buf_char(out, '"');
 }
 
 static int kv_cmp(const void *a, const void *b)
@@ -587,11 +587,11 @@ static int kv_cmp(const void *a, const void *b)
     return strcmp(x->key ? x->key : "", y->key ? y->key : "");
 }
 
-static void put_json_value(prom_buf_t *out, const Opentelemetry__Proto__Common__V1__AnyValue *v,
+static void put_json_value(syc_prom_buf_t *out, const Opentelemetry__Proto__Common__V1__AnyValue *v,
                            int depth)
 {
     if (!v || depth > PROM_JSON_DEPTH) {
-        prom_buf_str(out, "null");
+        syc_prom_buf_str(out, "null");
         return;
     }
     switch (v->value_case) {
@@ -599,18 +599,18 @@ static void put_json_value(prom_buf_t *out, const Opentelemetry__Proto__Common__
         put_json_string(out, v->string_value, strlen(v->string_value));
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        prom_buf_char(out, '"');
+        syc_prom_buf_char(out, '"');
         put_base64(out, v->bytes_value.data, v->bytes_value.len);
-        prom_buf_char(out, '"');
+        syc_prom_buf_char(out, '"');
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
         const Opentelemetry__Proto__Common__V1__ArrayValue *a = v->array_value;
-        prom_buf_char(out, '[');
+        syc_prom_buf_char(out, '[');
         for (size_t i = 0; a && i < a->n_values; i++) {
-            if (i) prom_buf_char(out, ',');
+            if (i) syc_prom_buf_char(out, ',');
             put_json_value(out, a->values[i], depth + 1);
         }
-        prom_buf_char(out, ']');
+        syc_prom_buf_char(out, ']');
         break;
     }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
@@ -624,43 +624,43 @@ static void put_json_value(prom_buf_t *out, const Opentelemetry__Proto__Common__
         }
         if (n) memcpy(kv, l->values, n * sizeof(*kv));
         if (n > 1) qsort(kv, n, sizeof(*kv), kv_cmp);
-        prom_buf_char(out, '{');
+        syc_prom_buf_char(out, '{');
         for (size_t i = 0; i < n; i++) {
-            if (i) prom_buf_char(out, ',');
+            if (i) syc_prom_buf_char(out, ',');
             const char *k = kv[i] && kv[i]->key ? kv[i]->key : "";
             put_json_string(out, k, strlen(k));
-            prom_buf_char(out, ':');
+            syc_prom_buf_char(out, ':');
             put_json_value(out, kv[i] ? kv[i]->value : NULL, depth + 1);
         }
-        prom_buf_char(out, '}');
+        syc_prom_buf_char(out, '}');
         free(kv);
         break;
     }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE_STRINDEX:
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET:
-        prom_buf_str(out, "null");
+        syc_prom_buf_str(out, "null");
         break;
     default:
-        prom_attr_value(out, v);
+        syc_prom_attr_value(out, v);
         break;
     }
 }
 
-void prom_attr_value(prom_buf_t *out, const Opentelemetry__Proto__Common__V1__AnyValue *v)
+void syc_prom_attr_value(syc_prom_buf_t *out, const Opentelemetry__Proto__Common__V1__AnyValue *v)
 {
     if (!v) return;
     switch (v->value_case) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        prom_buf_str(out, v->string_value);
+        syc_prom_buf_str(out, v->string_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        prom_buf_str(out, v->bool_value ? "true" : "false");
+        syc_prom_buf_str(out, v->bool_value ? "true" : "false");
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        prom_buf_i64(out, v->int_value);
+        syc_prom_buf_i64(out, v->int_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        prom_buf_float_attr(out, v->double_value);
+        syc_prom_buf_float_attr(out, v->double_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
         put_base64(out, v->bytes_value.data, v->bytes_value.len);
