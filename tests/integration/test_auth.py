@@ -196,6 +196,24 @@ class Node:
 # bearer_js
 # ---------------------------------------------------------------------------
 
+# The end of the receiver tests' configs: the otlp receiver's traces to the sink,
+# as OTLP/JSON, and the router's metrics on a port of the test's.
+SINK_TAIL = """exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sport}
+    encoding: json
+    compression: none
+service:
+  extensions: [EXT]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"""
+
 BEARER_CONFIG = """
 extensions:
   bearertokenauth/in:
@@ -213,21 +231,7 @@ receivers:
         endpoint: 127.0.0.1:{gport}
         auth:
           authenticator: bearertokenauth/in
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sport}
-    encoding: json
-    compression: none
-service:
-  extensions: [bearertokenauth/in]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{mport}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlphttp]
-"""
+""" + SINK_TAIL.replace("EXT", "bearertokenauth/in")
 
 
 def expect_delivered(c, sink, names, what):
@@ -415,21 +419,7 @@ receivers:
         endpoint: 127.0.0.1:{hport}
         auth:
           authenticator: basicauth/in
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sport}
-    encoding: json
-    compression: none
-service:
-  extensions: [basicauth/in]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{mport}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlphttp]
-"""
+""" + SINK_TAIL.replace("EXT", "basicauth/in")
 
 
 def bcrypt_hash(password):
