@@ -358,6 +358,7 @@ static void usage(FILE *f)
             "  --distinct N           different requests to cycle through (default 4)\n"
             "  --gzip                 send the bodies gzip-compressed\n"
             "  --zstd                 send the bodies zstd-compressed (level 3)\n"
+            "  --header 'Name: value' one more header on every HTTP request (auth benchmarks)\n"
             "  --seed N               seed for IDs and values (default 1)\n"
             "  --out text|json        the summary's form (default text)\n");
 }
@@ -387,6 +388,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"distinct", required_argument, NULL, 'D'},
         {"gzip", no_argument, NULL, 'z'},
         {"zstd", no_argument, NULL, 'Z'},
+        {"header", required_argument, NULL, 'H'},
         {"seed", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
@@ -453,6 +455,10 @@ static int parse_options(int argc, char **argv, options_t *o)
             break;
         case 'Z':
             o->payload.zstd = true;
+            break;
+        case 'H':
+            if (strpbrk(optarg, "\r\n") || !strchr(optarg, ':')) goto bad;
+            o->payload.header = optarg;
             break;
         case 'S':
             if (parse_uint(optarg, UINT64_MAX, &o->payload.seed) < 0) goto bad;

@@ -336,14 +336,15 @@ static lg_client_t *http_client_new(uv_loop_t *loop, const lg_target_t *target,
     if (!cl->heads || !cl->head_lens) goto oom;
     for (unsigned i = 0; i < set->count; i++) {
         const lg_payload_t *p = &set->items[i];
-        int n = snprintf(cl->heads[i], HEADER_MAX,
-                         "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: switchyard-loadgen\r\n"
-                         "Content-Type: application/x-protobuf\r\n%sContent-Length: %zu\r\n\r\n",
-                         target->path, target->host, target->port,
-                         p->zstd   ? "Content-Encoding: zstd\r\n"
-                         : p->gzip ? "Content-Encoding: gzip\r\n"
-                                   : "",
-                         p->len);
+        int n =
+            snprintf(cl->heads[i], HEADER_MAX,
+                     "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: switchyard-loadgen\r\n"
+                     "Content-Type: application/x-protobuf\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+                     target->path, target->host, target->port,
+                     p->zstd   ? "Content-Encoding: zstd\r\n"
+                     : p->gzip ? "Content-Encoding: gzip\r\n"
+                               : "",
+                     set->header ? set->header : "", set->header ? "\r\n" : "", p->len);
         if (n < 0 || n >= HEADER_MAX) {
             snprintf(err, err_len, "URL too long for a request head");
             goto fail;

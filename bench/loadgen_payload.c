@@ -366,6 +366,7 @@ int lg_payload_build(const lg_payload_opts_t *opts, lg_payload_set_t *set, char 
                  LG_MAX_SPANS, LG_MAX_ATTRS, LG_MAX_DISTINCT);
         return -1;
     }
+    set->header = opts->header;
     set->items = calloc(opts->distinct, sizeof(*set->items));
     if (!set->items) {
         snprintf(err, err_len, "out of memory");

@@ -15,12 +15,13 @@
 #define LG_MAX_DISTINCT 64      /* distinct requests cycled */
 
 typedef struct lg_payload_opts_s {
-    unsigned spans;    /* spans per request */
-    unsigned attrs;    /* attributes per span, alternately string and int */
-    unsigned distinct; /* how many different requests to build */
-    bool gzip;         /* compress the bodies */
-    bool zstd;         /* zstd-compress the bodies instead (level 3) */
-    uint64_t seed;     /* for the IDs and values */
+    unsigned spans;     /* spans per request */
+    unsigned attrs;     /* attributes per span, alternately string and int */
+    unsigned distinct;  /* how many different requests to build */
+    bool gzip;          /* compress the bodies */
+    bool zstd;          /* zstd-compress the bodies instead (level 3) */
+    uint64_t seed;      /* for the IDs and values */
+    const char *header; /* one more request header line ("Authorization: Bearer t"), or NULL */
 } lg_payload_opts_t;
 
 /* One encoded request. The body is what goes on the wire: the serialized
@@ -38,6 +39,7 @@ typedef struct lg_payload_s {
 typedef struct lg_payload_set_s {
     lg_payload_t *items;
     unsigned count;
+    const char *header; /* opts->header: sent with every HTTP request */
 } lg_payload_set_t;
 
 /* Builds opts->distinct requests into *set. Returns 0, or -1 with a message in

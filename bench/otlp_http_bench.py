@@ -22,6 +22,7 @@ Results go to stdout as Markdown tables, and with --json FILE as JSON lines.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -322,7 +323,7 @@ def main():
     variants = [v for v in args.variants.split(",") if v]
     conns = [int(c) for c in args.connections.split(",") if c]
     gzips = [g == "on" for g in args.gzip.split(",") if g]
-    extra = args.loadgen_args.split()
+    extra = shlex.split(args.loadgen_args)
     results = []
 
     print(f"# switchyard OTLP/HTTP benchmark ({build})\n")

@@ -194,6 +194,25 @@ static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64
         sy__exporter_outcome(inst, signal, items, sent);
 }
 
+/* ---- extension interfaces ------------------------------------------------------------ */
+
+/* Looks the extension up among the engine's instances: it must have started (so
+ * its start() wrote what the interface reads; the engine's cross-thread call that
+ * ran it orders that before this caller's create or start). */
+static const void *api_extension_get(sy_instance_t *inst, const char *extension_id,
+                                     const char *name)
+{
+    if (!inst || !inst->engine || !extension_id || !name) return NULL;
+    sy__engine_t *e = inst->engine;
+    for (size_t i = 0; i < e->ninstances; i++) {
+        sy_instance_t *x = e->instances[i];
+        if (x->kind != SY_KIND_EXTENSION || strcmp(x->id, extension_id) != 0) continue;
+        if (!x->started || !x->plugin->extension_interface) return NULL;
+        return x->plugin->extension_interface(x->state, name);
+    }
+    return NULL;
+}
+
 /* ---- timers ------------------------------------------------------------------------ */
 
 struct sy_timer_s {
@@ -340,6 +359,7 @@ static const sy_host_api_t host_api = {
     .value_container = api_value_container,
     .emit_to = api_emit_to,
     .connector_pipelines = api_connector_pipelines,
+    .extension_get = api_extension_get,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -86,3 +86,12 @@ for p in prometheus-node-exporter python3-prometheus-client; do
     $SUDO apt-get install -y -q --no-install-recommends "$p"
   fi
 done
+
+# The basicauth extension checks bcrypt and SHA-crypt htpasswd entries with
+# libxcrypt's crypt_rn() (crypt.h); libc6-dev usually brings it already.
+if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends libcrypt-dev
+fi

@@ -24,7 +24,9 @@
  * of sy_config_field_t (the SY_CFG_FIELD() macro checks a member's C type), and
  * config_field_size and validate2() at the end of sy_plugin_t; 1.4 added connectors
  * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
- * the end of sy_host_api_t).
+ * the end of sy_host_api_t), then extension interfaces (extension_interface at the
+ * end of sy_plugin_t, extension_get() at the end of sy_host_api_t; the
+ * authenticators' interfaces are in <switchyard/auth.h>).
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -358,6 +360,18 @@ typedef struct sy_plugin_s {
      * are drained after it).
      */
     uint32_t connects[3];
+
+    /*
+     * Extensions only, optional (NULL: it offers none). The interface the
+     * extension offers under `name` (for example SY_AUTH_SERVER of
+     * <switchyard/auth.h>: "auth.server/1"), or NULL when it offers none by that
+     * name. The pointer must stay valid, and what it points to unchanged, from
+     * start() until destroy(); the interface's own functions say from which
+     * threads they may be called. Called by the host for api->extension_get(),
+     * on the caller's thread, only after the extension's start() returned 0:
+     * read only what start() or create() set. (ABI 1.4, appended.)
+     */
+    const void *(*extension_interface)(void *state, const char *name);
 } sy_plugin_t;
 
 /* The entry function's type. */
@@ -844,6 +858,17 @@ struct sy_host_api_s {
      */
     size_t (*connector_pipelines)(sy_instance_t *inst, sy_signal_t signal, const char **ids,
                                   size_t max);
+
+    /*
+     * The interface `name` (see sy_plugin_t.extension_interface) of the extension
+     * instance `extension_id` ("bearertokenauth/in"), or NULL when no extension of
+     * that id is running (it must be listed in service.extensions) or it offers
+     * no such interface. Extensions start before every other component and stop
+     * after them, so a receiver or exporter may call this from create() or
+     * start() and use the interface until its own shutdown has finished. Main or
+     * loop thread. (ABI 1.4, appended.)
+     */
+    const void *(*extension_get)(sy_instance_t *inst, const char *extension_id, const char *name);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

@@ -313,8 +313,50 @@ static void finish_close(syc_curl_uv_t *c)
 
 /* ---- OTLP client pieces --------------------------------------------------------- */
 
+/* The index of a TLS version name (0 for 1.0 .. 3 for 1.3), or -1. */
+static int tls_version_index(const char *v)
+{
+    static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
+    for (int i = 0; v && i < 4; i++)
+        if (strcmp(v, names[i]) == 0) return i;
+    return -1;
+}
+
+int syc_tls_client_check(const syc_tls_client_t *tls, char *err, size_t err_len)
+{
+    const char *min = tls->min_version, *max = tls->max_version;
+    if (min && *min && tls_version_index(min) < 0) {
+        snprintf(err, err_len,
+                 "'tls.min_version': unsupported TLS version \"%.20s\" (1.0, 1.1, "
+                 "1.2 or 1.3)",
+                 min);
+        return SY_EINVAL;
+    }
+    if (max && *max && tls_version_index(max) < 0) {
+        snprintf(err, err_len,
+                 "'tls.max_version': unsupported TLS version \"%.20s\" (1.0, 1.1, "
+                 "1.2 or 1.3)",
+                 max);
+        return SY_EINVAL;
+    }
+    if (min && *min && max && *max && tls_version_index(min) > tls_version_index(max)) {
+        snprintf(err, err_len, "'tls.min_version' (%s) is above 'tls.max_version' (%s)", min, max);
+        return SY_EINVAL;
+    }
+    return SY_OK;
+}
+
 void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
 {
+    static const long min_opt[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1,
+                                   CURL_SSLVERSION_TLSv1_2, CURL_SSLVERSION_TLSv1_3};
+    static const long max_opt[] = {CURL_SSLVERSION_MAX_TLSv1_0, CURL_SSLVERSION_MAX_TLSv1_1,
+                                   CURL_SSLVERSION_MAX_TLSv1_2, CURL_SSLVERSION_MAX_TLSv1_3};
+    int min = tls_version_index(tls->min_version), max = tls_version_index(tls->max_version);
+    /* configtls' default minimum is TLS 1.2; no maximum means the highest known. */
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION,
+                     (min < 0 ? CURL_SSLVERSION_TLSv1_2 : min_opt[min]) |
+                         (max < 0 ? CURL_SSLVERSION_MAX_DEFAULT : max_opt[max]));
     if (tls->ca_file && *tls->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, tls->ca_file);
     if (tls->cert_file && *tls->cert_file) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->cert_file);
     if (tls->key_file && *tls->key_file) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls->key_file);

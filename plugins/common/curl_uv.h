@@ -69,10 +69,16 @@ typedef struct syc_tls_client_s {
     char *key_file;
     bool insecure_skip_verify;
     char *server_name_override;
+    char *min_version; /* "1.0" .. "1.3"; NULL: 1.2, as configtls */
+    char *max_version; /* NULL: the highest known */
 } syc_tls_client_t;
 
 /* Sets the TLS options of `easy` (they matter only for https:// URLs). */
 void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls);
+
+/* Checks tls.min_version and tls.max_version ("1.0", "1.1", "1.2", "1.3"; min not
+ * above max) for a plugin's validate(): 0, or SY_EINVAL with a sentence. */
+int syc_tls_client_check(const syc_tls_client_t *tls, char *err, size_t err_len);
 
 /* The largest response body kept (the OTLP specification's 4 MiB bound); more is
  * discarded and the exchange is marked truncated. */

@@ -156,6 +156,15 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
          .type = SY_CFG_STRING,                                                             \
          .offset = offsetof(T, m.key_file),                                                 \
          .description = "Client private key (PEM), for mutual TLS."},                       \
+        {.name = "tls.min_version",                                                         \
+         .type = SY_CFG_STRING,                                                             \
+         .offset = offsetof(T, m.min_version),                                              \
+         .default_value = "1.2",                                                            \
+         .description = "Lowest TLS version offered: 1.0, 1.1, 1.2 or 1.3."},               \
+        {.name = "tls.max_version",                                                         \
+         .type = SY_CFG_STRING,                                                             \
+         .offset = offsetof(T, m.max_version),                                              \
+         .description = "Highest TLS version offered (unset: 1.3)."},                       \
         {.name = "tls.insecure_skip_verify",                                                \
          .type = SY_CFG_BOOL,                                                               \
          .offset = offsetof(T, m.insecure_skip_verify),                                     \

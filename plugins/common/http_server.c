@@ -79,12 +79,15 @@ struct syc_http_server_s {
     void *arg;
     syc_http_error_fn error_handler;
     void *error_arg;
+    syc_http_head_fn head_check;
+    void *head_arg;
     syc_http_limits_t limits;
     syc_byte_budget_t budget; /* request bodies in flight */
     syc_http_conn_t *conns;   /* doubly linked */
     size_t nconns;            /* every connection, refused ones included */
     size_t nrefused;          /* connections answered 503 for max_connections */
     int port;
+    bool keep_all_headers; /* syc_http_server_keep_all_headers() */
     bool closing;
     bool listener_closed;
     void (*done)(void *arg);
@@ -109,10 +112,17 @@ struct syc_http_conn_s {
     int cur_header;   /* index into kept_headers, or -1 */
     size_t value_off; /* where the current kept header's value starts in hdr */
     size_t header_bytes;
+    /* With keep_all_headers: every header as (name, value) offsets into hdr, and the
+     * pointers handed out in req.headers. */
+    buf_t all_off;
+    buf_t all_ptrs;
+    size_t name_off; /* where the current header's name starts in hdr */
+    bool cur_all;    /* the current header is kept in all_off */
     buf_t body;
     size_t reserved;    /* body bytes counted against the server's budget */
     uint64_t req_start; /* uv_now() at the request's first byte */
     int refuse_status;  /* set by a callback that refuses the request */
+    bool refuse_head;   /* ... by the owner's head check */
     const char *refuse_msg;
     syc_http_request_t req;
 
@@ -268,6 +278,8 @@ static void conn_maybe_free(syc_http_conn_t *c)
     if (c->refused) s->nrefused--;
     conn_release_body(c);
     free(c->hdr.data);
+    free(c->all_off.data);
+    free(c->all_ptrs.data);
     free(c->body.data);
     free(c->in.data);
     free(c->pending.data);
@@ -437,6 +449,8 @@ static int on_message_begin(llhttp_t *p)
     c->url_off = 0;
     c->field_len = 0;
     c->cur_header = -1;
+    c->cur_all = false;
+    c->all_off.len = 0;
     for (int i = 0; i < HDR_COUNT; i++)
         c->header_off[i] = NO_OFFSET;
     return 0;
@@ -473,10 +487,20 @@ static int on_header_field_complete(llhttp_t *p)
 {
     syc_http_conn_t *c = conn_of(p);
     c->cur_header = -1;
+    c->cur_all = false;
     if (c->field_len < sizeof(c->field)) {
         c->field[c->field_len] = '\0';
         for (int i = 0; i < HDR_COUNT; i++)
             if (strcmp(c->field, kept_headers[i]) == 0) c->cur_header = i;
+        /* Every header is kept too (its lower-case name first), for an owner that
+         * authenticates requests; a name longer than `field` is not. The bytes are
+         * bounded by SY__HTTP_MAX_HEADER_BYTES like the rest of the head. */
+        if (c->server->keep_all_headers) {
+            c->name_off = c->hdr.len;
+            if (!buf_append(&c->hdr, c->field, c->field_len + 1))
+                return refuse(c, 500, "out of memory");
+            c->cur_all = true;
+        }
     }
     c->field_len = 0;
     c->value_off = c->hdr.len;
@@ -487,17 +511,23 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     syc_http_conn_t *c = conn_of(p);
     if (count_header_bytes(c, len)) return HPE_USER;
-    if (c->cur_header < 0) return 0;
+    if (c->cur_header < 0 && !c->cur_all) return 0;
     return buf_append(&c->hdr, at, len) ? 0 : refuse(c, 500, "out of memory");
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     syc_http_conn_t *c = conn_of(p);
-    if (c->cur_header < 0) return 0;
+    if (c->cur_header < 0 && !c->cur_all) return 0;
     if (!buf_append(&c->hdr, "", 1)) return refuse(c, 500, "out of memory");
-    c->header_off[c->cur_header] = c->value_off; /* the last of repeated headers wins */
+    if (c->cur_header >= 0)
+        c->header_off[c->cur_header] = c->value_off; /* the last of repeated headers wins */
+    if (c->cur_all) {
+        size_t pair[2] = {c->name_off, c->value_off};
+        if (!buf_append(&c->all_off, pair, sizeof(pair))) return refuse(c, 500, "out of memory");
+    }
     c->cur_header = -1;
+    c->cur_all = false;
     return 0;
 }
 
@@ -532,12 +562,34 @@ static void build_request(syc_http_conn_t *c)
     r->body = (const uint8_t *)c->body.data;
     r->body_len = c->body.len;
     r->conn = c;
+    /* hdr no longer grows: its offsets become pointers. */
+    size_t n = c->all_off.len / (2 * sizeof(size_t));
+    if (n && buf_reserve(&c->all_ptrs, n * 2 * sizeof(char *))) {
+        const size_t *off = (const size_t *)(void *)c->all_off.data;
+        const char **ptrs = (const char **)(void *)c->all_ptrs.data;
+        for (size_t i = 0; i < 2 * n; i++)
+            ptrs[i] = c->hdr.data + off[i];
+        r->headers = ptrs;
+        r->nheaders = n;
+    }
 }
 
 static int on_headers_complete(llhttp_t *p)
 {
     syc_http_conn_t *c = conn_of(p);
     size_t max = c->server->max_body;
+    /* The owner's look at the head (authentication) comes first: a request it
+     * refuses has none of its body read or counted. */
+    if (c->server->head_check) {
+        build_request(c);
+        int status = c->server->head_check(c->server->head_arg, &c->req);
+        /* build_request() cut the query off the path; put it back for the next. */
+        if (c->req.query) ((char *)c->req.query)[-1] = '?';
+        if (status) {
+            c->refuse_head = true;
+            return refuse(c, status, "refused before its body");
+        }
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return refuse(c, 413, "request body is too large");
     c->headers_done = true;
@@ -630,7 +682,8 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
             return;
         }
         if (e != HPE_PAUSED) {
-            bool headers_known = c->refuse_status == 413 || c->refuse_status == 503;
+            bool headers_known =
+                c->refuse_status == 413 || c->refuse_status == 503 || c->refuse_head;
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
             else
@@ -903,6 +956,17 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 {
     server->error_handler = fn;
     server->error_arg = arg;
+}
+
+void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg)
+{
+    server->head_check = fn;
+    server->head_arg = arg;
+}
+
+void syc_http_server_keep_all_headers(syc_http_server_t *server, bool on)
+{
+    server->keep_all_headers = on;
 }
 
 void syc_http_server_set_idle_timeout(syc_http_server_t *server, uint64_t ms)

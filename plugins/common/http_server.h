@@ -14,6 +14,7 @@
 #ifndef SY_HTTP_SERVER_H
 #define SY_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -36,6 +37,11 @@ typedef struct syc_http_request_s {
     const uint8_t *body;
     size_t body_len;
     syc_http_conn_t *conn; /* pass to syc_http_respond() */
+    /* With syc_http_server_keep_all_headers(): every header of the request in
+     * order, as nheaders (name, value) pairs: headers[2i] the lower-case name,
+     * headers[2i+1] the value. NULL and 0 otherwise. */
+    const char *const *headers;
+    size_t nheaders;
 } syc_http_request_t;
 
 /* Called on the loop thread once per complete request. The handler answers with
@@ -76,6 +82,22 @@ void syc_http_respond(syc_http_request_t *req, int status, const char *content_t
 typedef void (*syc_http_error_fn)(void *arg, syc_http_request_t *req, int status,
                                   const char *message);
 void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error_fn fn, void *arg);
+
+/*
+ * Called on the loop thread when a request's headers are complete, before any of
+ * its body is read (and before "100 Continue" is sent): returns 0 to go on, or an
+ * HTTP status to refuse the request with. A refused request is answered through
+ * the error handler (syc_http_server_set_error_handler(), with that status) as
+ * the server's own refusals are, and its connection is closed after the answer.
+ * `req` has no body; it is valid during the call only.
+ */
+typedef int (*syc_http_head_fn)(void *arg, const syc_http_request_t *req);
+void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg);
+
+/* Keeps every header of a request (names of at most 39 bytes) in req->headers,
+ * for an owner that authenticates requests; off by default, which keeps only the
+ * fields of syc_http_request_t. Applies to requests that start later. */
+void syc_http_server_keep_all_headers(syc_http_server_t *server, bool on);
 
 /* Closes connections that stay silent (and have no request with the handler) for
  * `ms` milliseconds; 0, the default, never does. Applies to new connections. */

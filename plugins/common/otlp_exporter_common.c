@@ -57,6 +57,46 @@ int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t e
     return SY_OK;
 }
 
+/* ---- authentication ------------------------------------------------------------------ */
+
+/* The headers of one attempt: the request's own (build_body's) or the
+ * instance's, then the authenticator's lines (asked for every attempt, so a
+ * rotated token is used from the next one on). NULL when the authenticator fails
+ * or memory runs out. */
+static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *base)
+{
+    char lines[8192];
+    int n = o->auth->headers(o->auth->ctx, lines, sizeof(lines));
+    if (n < 0) {
+        SY_LOG(o->api, o->inst, SY_LOG_ERROR, "authenticator \"%s\" gave no headers (error %d)",
+               o->auth_id, n);
+        return NULL;
+    }
+    /* The base list is never empty (each exporter sets at least "Expect:"). */
+    struct curl_slist *l = base ? curl_slist_append(NULL, base->data) : NULL;
+    for (const struct curl_slist *h = base ? base->next : NULL; l && h; h = h->next)
+        l = syc_oxp_header(l, h->data);
+    if (!l) {
+        SY_LOG(o->api, o->inst, SY_LOG_ERROR, "out of memory for the request's headers");
+        return NULL;
+    }
+    for (char *line = lines, *end; *line; line = end + 2) {
+        end = strstr(line, "\r\n");
+        if (!end || !memchr(line, ':', (size_t)(end - line)) ||
+            memchr(line, '\n', (size_t)(end - line))) {
+            SY_LOG(o->api, o->inst, SY_LOG_ERROR,
+                   "authenticator \"%s\" gave a header that is not a \"Name: value\" line",
+                   o->auth_id);
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        *end = '\0';
+        if (!(l = syc_oxp_header(l, line))) return NULL;
+    }
+    explicit_bzero(lines, sizeof(lines));
+    return l;
+}
+
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
 /* Points the easy handle at the body of part r->part of a split request. */
@@ -146,6 +186,13 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         syc_curl_exchange_clear(&r->x);
         if (r->split) set_part_body(r); /* again from the part that failed */
     }
+    if (o->auth) {
+        struct curl_slist *l = auth_headers(o, r->headers ? r->headers : o->headers);
+        if (!l) return SY_ERROR;
+        curl_easy_setopt(r->x.easy, CURLOPT_HTTPHEADER, l);
+        curl_slist_free_all(r->auth_headers); /* the previous attempt's, which has ended */
+        r->auth_headers = l;
+    }
     return syc_curl_uv_add(o->curl, r->x.easy, on_done, req);
 }
 
@@ -166,6 +213,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     syc_oxp_req_t *r = req->transport;
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
+    curl_slist_free_all(r->auth_headers);
     if (r->empty_timer) o->api->timer_stop(r->empty_timer);
     for (size_t i = 0; i < r->nparts; i++)
         free(r->parts[i].data);
@@ -235,6 +283,20 @@ int syc_oxp_start(void *state)
 {
     syc_oxp_t *o = state;
     char err[256];
+    if (o->auth_id && *o->auth_id) {
+        if (SY_API_HAS(o->api, extension_get))
+            o->auth = o->api->extension_get(o->inst, o->auth_id, SY_AUTH_CLIENT);
+        if (!o->auth || !o->auth->headers) {
+            o->api->log(o->inst, SY_LOG_ERROR,
+                        "auth: failed to resolve authenticator \"%s\": authenticator not found "
+                        "(it must be an extension listed in service.extensions that adds "
+                        "client credentials, such as bearertokenauth or basicauth with "
+                        "client_auth)",
+                        o->auth_id);
+            o->auth = NULL;
+            return SY_ERROR;
+        }
+    }
     if (syc_xh_start(o->xh) < 0) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
         return SY_ERROR;

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <switchyard/auth.h>
 #include <switchyard/plugin.h>
 
 #include "curl_uv.h"
@@ -35,6 +36,7 @@ typedef struct syc_oxp_req_s {
     uint8_t *owned; /* freed with the request: the body when it is not the batch's bytes */
     struct curl_slist *headers; /* set by build_body: this request's own header list
                                    (instead of the instance's), freed with the request */
+    struct curl_slist *auth_headers; /* with an authenticator: the headers of this attempt */
     /* Optional, for a batch sent as several HTTP requests (a body split to a size
      * bound, as prometheusremotewrite does): build_body sets `split` and fills
      * parts[0..nparts) (the array and each part malloc'ed, freed with the request)
@@ -83,6 +85,11 @@ struct syc_oxp_s {
     syc_xh_t *xh;
     char *urls[3]; /* traces, metrics, logs (syc_oxp_signal_index); NULL: no endpoint */
     struct curl_slist *headers;
+    /* auth.authenticator: the id the plugin set in create() (NULL: none), and the
+     * client authenticator resolved from it in start(); its header lines are
+     * added to every attempt. */
+    const char *auth_id;
+    const sy_auth_client_t *auth;
 };
 
 /* The index of a signal in syc_oxp_t.urls. */
@@ -122,6 +129,16 @@ struct curl_slist *syc_oxp_header_map(struct curl_slist *l, const sy_cfg_strmap_
 /* Checks the configuration's `headers` (no ':' or line break in a key, no line
  * break in a value): 0, or SY_EINVAL with a sentence in err. */
 int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t err_len);
+
+/* The `auth.authenticator` field of an exporter whose config struct T has the
+ * string member m. */
+#define SYC_OXP_AUTH_FIELD(T, m)                                                             \
+    {                                                                                        \
+        SY_CFG_FIELD("auth.authenticator", SY_CFG_STRING, T, m),                             \
+            .description = "ID of an extension (listed in service.extensions) whose "        \
+                           "headers are added to every request: bearertokenauth, basicauth " \
+                           "with client_auth."                                               \
+    }
 
 /* The plugin's entries (sy_plugin_t start, consume, shutdown, destroy); `state` is
  * the one syc_oxp_create_done() handed out. */

@@ -134,6 +134,7 @@ static int loki_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);
 }
 

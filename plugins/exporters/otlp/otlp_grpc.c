@@ -50,6 +50,7 @@ typedef struct otlp_config_s {
     char *balancer_name;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
+    char *authenticator; /* auth.authenticator */
 } otlp_config_t;
 
 static const sy_config_field_t otlp_fields[] = {
@@ -96,6 +97,7 @@ static const sy_config_field_t otlp_fields[] = {
      .offset = offsetof(otlp_config_t, balancer_name),
      .description = "Accepted for compatibility; one connection per host is used."},
     SYC_XH_TLS_FIELDS(otlp_config_t, tls),
+    SYC_OXP_AUTH_FIELD(otlp_config_t, authenticator),
     SYC_XH_CONFIG_FIELDS(otlp_config_t, xh),
 };
 
@@ -173,6 +175,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     target_t t;
     if (parse_target(c, &t, err, err_len) < 0) return SY_EINVAL;
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     if (c->tls.server_name_override && strpbrk(c->tls.server_name_override, ":/[] ")) {
         snprintf(err, err_len, "'tls.server_name_override' must be a host name");
         return SY_EINVAL;
@@ -386,6 +389,7 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         }
     s->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
     s->base.headers = make_headers(c);
+    s->base.auth_id = c->authenticator;
     return syc_oxp_create_done(&s->base, state);
 nomem:
     SY_LOG(api, inst, SY_LOG_ERROR, "could not create the exporter: out of memory");

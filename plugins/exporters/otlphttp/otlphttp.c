@@ -43,6 +43,7 @@ typedef struct otlphttp_config_s {
     int encoding;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
+    char *authenticator; /* auth.authenticator */
 } otlphttp_config_t;
 
 static const char *const encoding_names[] = {"proto", "json", NULL};
@@ -84,6 +85,7 @@ static const sy_config_field_t otlphttp_fields[] = {
      .enum_values = encoding_names,
      .description = "Body encoding: proto (application/x-protobuf) or json (OTLP/JSON)."},
     SYC_XH_TLS_FIELDS(otlphttp_config_t, tls),
+    SYC_OXP_AUTH_FIELD(otlphttp_config_t, authenticator),
     SYC_XH_CONFIG_FIELDS(otlphttp_config_t, xh),
 };
 
@@ -118,6 +120,7 @@ static int otlphttp_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     if (syc_xh_compression_check(c->compression, c->compression_level, err, err_len) < 0)
         return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);
@@ -230,6 +233,7 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
     if (c->compression != SYC_XH_COMPRESS_NONE)
         l = syc_oxp_headerf(l, "Content-Encoding: %s", syc_xh_compression_name(c->compression));
     s->base.headers = syc_oxp_header_map(l, &c->headers);
+    s->base.auth_id = c->authenticator;
     return syc_oxp_create_done(&s->base, state);
 }
 

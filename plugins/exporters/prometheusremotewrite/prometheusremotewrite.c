@@ -146,6 +146,7 @@ static int prw_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     for (size_t i = 0; i < c->external_labels.count; i++) {
         const char *k = c->external_labels.keys[i], *v = c->external_labels.values[i];
         if (!*k || !*v) {

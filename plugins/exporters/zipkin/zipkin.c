@@ -83,6 +83,7 @@ static int zipkin_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (syc_oxp_validate_headers(&c->headers, err, err_len) < 0) return SY_EINVAL;
+    if (syc_tls_client_check(&c->tls, err, err_len) < 0) return SY_EINVAL;
     if (syc_xh_compression_check(c->compression, c->compression_level, err, err_len) < 0)
         return SY_EINVAL;
     return syc_xh_config_validate(&c->xh, err, err_len);

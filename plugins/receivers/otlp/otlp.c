@@ -102,6 +102,11 @@ static const sy_config_field_t otlp_fields[] = {
      .description = "Request body bytes held by the server at once, counted from a "
                     "request's first byte by its Content-Length; a request that does not "
                     "fit is answered 503 with Retry-After (0: no bound)."},
+    {SY_CFG_FIELD("protocols.http.auth.authenticator", SY_CFG_STRING, otlp_config_t,
+                  http_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every HTTP request before its body is looked at: bearertokenauth, "
+                    "basicauth. A refused request gets 401."},
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc),
@@ -234,6 +239,11 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
      .description = "Accepted for compatibility; client metadata is not propagated yet."},
+    {SY_CFG_FIELD("protocols.grpc.auth.authenticator", SY_CFG_STRING, otlp_config_t,
+                  grpc_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every gRPC call from its metadata before its message is looked at. A "
+                    "refused call gets UNAUTHENTICATED."},
 };
 
 /* The metrics of the connection guards, in syc_http_guard_t and otlp_grpc_guard_t
@@ -273,6 +283,44 @@ static const char *const grpc_guard_metrics[OTLP_GRPC_GUARD_COUNT][2] = {
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)
 {
     st->api->metric_add(st->m_grpc_guard[which], 1);
+}
+
+#define AUTH_WARN_MS 10000u
+
+void otlp_auth_refused(otlp_state_t *st, bool grpc)
+{
+    st->api->metric_add(grpc ? st->m_grpc_auth_failed : st->m_http_auth_failed, 1);
+    st->auth_unreported++;
+    uint64_t now = uv_now(st->api->loop(st->inst));
+    if (st->auth_warned_ms && now - st->auth_warned_ms < AUTH_WARN_MS) return;
+    SY_LOG(st->api, st->inst, SY_LOG_WARN,
+           "refused %llu request(s) that did not authenticate (last: %s); see "
+           "receiver_otlp_*_auth_failures",
+           (unsigned long long)st->auth_unreported, grpc ? "gRPC" : "HTTP");
+    st->auth_warned_ms = now;
+    st->auth_unreported = 0;
+}
+
+/* Finds the server authenticator named by `id` (NULL or "": none). Fails with the
+ * collector's message when it is not a running extension that offers one. */
+static int resolve_auth(otlp_state_t *st, const char *proto, const char *id,
+                        const sy_auth_server_t **out)
+{
+    *out = NULL;
+    if (!id || !*id) return 0;
+    const sy_auth_server_t *a = NULL;
+    if (SY_API_HAS(st->api, extension_get))
+        a = st->api->extension_get(st->inst, id, SY_AUTH_SERVER);
+    if (!a || !a->authenticate) {
+        st->api->log(st->inst, SY_LOG_ERROR,
+                     "protocols.%s.auth: failed to resolve authenticator \"%s\": authenticator "
+                     "not found (it must be an extension listed in service.extensions that "
+                     "authenticates requests, such as bearertokenauth or basicauth with htpasswd)",
+                     proto, id);
+        return SY_ERROR;
+    }
+    *out = a;
+    return 0;
 }
 
 sy_signal_t otlp_signal_at(int i)
@@ -405,6 +453,14 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
                              "TLS handshakes that failed on the gRPC port (cleartext clients "
                              "among them).",
                              SY_METRIC_COUNTER);
+    st->m_http_auth_failed = api->metric_register(
+        inst, "receiver_otlp_http_auth_failures",
+        "OTLP/HTTP requests answered 401: their authenticator refused them.", SY_METRIC_COUNTER);
+    st->m_grpc_auth_failed =
+        api->metric_register(inst, "receiver_otlp_grpc_auth_failures",
+                             "OTLP/gRPC calls answered UNAUTHENTICATED: their authenticator "
+                             "refused them.",
+                             SY_METRIC_COUNTER);
     for (int i = 0; i < SYC_HTTP_GUARD_COUNT; i++)
         st->m_http_guard[i] = api->metric_register(inst, http_guard_metrics[i][0],
                                                    http_guard_metrics[i][1], SY_METRIC_COUNTER);
@@ -452,6 +508,9 @@ static void otlp_tls_reload(void *arg)
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
+    if ((st->cfg->grpc && resolve_auth(st, "grpc", st->cfg->grpc_authenticator, &st->grpc_auth)) ||
+        (st->cfg->http && resolve_auth(st, "http", st->cfg->http_authenticator, &st->http_auth)))
+        return SY_ERROR;
     if (st->cfg->grpc && otlp_grpc_start(st) != 0) return SY_ERROR;
     if (st->cfg->http && otlp_http_start(st) != 0) {
         otlp_grpc_shutdown(st);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <switchyard/auth.h>
 #include <switchyard/plugin.h>
 
 #include "http_server.h"
@@ -32,6 +33,7 @@ typedef struct otlp_config_s {
     int64_t http_idle_timeout;
     int64_t http_max_connections;
     uint64_t http_max_inflight;
+    char *http_authenticator; /* protocols.http.auth.authenticator: an extension's id */
 
     bool grpc;
     char *grpc_endpoint;
@@ -61,6 +63,7 @@ typedef struct otlp_config_s {
     int64_t grpc_read_timeout; /* nanoseconds: a call's message must be in by then */
     int64_t grpc_max_connections;
     uint64_t grpc_max_inflight;
+    char *grpc_authenticator; /* protocols.grpc.auth.authenticator */
 } otlp_config_t;
 
 typedef struct otlp_grpc_server_s otlp_grpc_server_t;
@@ -113,7 +116,17 @@ typedef struct otlp_state_s {
     int (*custom_handle)(struct otlp_state_s *st, sy_batch_t *batch, const uint8_t *data,
                          size_t len, char *err, size_t err_len);
     void *custom_ctx;
+    /* The authenticators of each protocol (NULL: requests are not authenticated),
+     * resolved in start(), and what they refused. */
+    const sy_auth_server_t *http_auth, *grpc_auth;
+    sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
+    uint64_t auth_warned_ms;  /* uv_now() of the last warning about refusals */
+    uint64_t auth_unreported; /* refusals since that warning */
 } otlp_state_t;
+
+/* Counts one request refused by its authenticator and logs it at a rate limit.
+ * Loop thread. */
+void otlp_auth_refused(otlp_state_t *st, bool grpc);
 
 /* Counts one action of a gRPC guard. Loop thread. */
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which);

@@ -76,6 +76,8 @@
 #define SWEEP_MIN_MS         50u
 #define SWEEP_MAX_MS         1000u
 #define GRPC_ACCEPT_ENCODING "identity,deflate,gzip,zstd,snappy"
+#define AUTH_METADATA_MAX    (16u * 1024u)
+#define AUTH_METADATA_PAIRS  64u
 
 typedef struct grpc_conn_s grpc_conn_t;
 
@@ -98,6 +100,10 @@ typedef struct grpc_stream_s {
     uint64_t opened_ms; /* uv_now() at its HEADERS */
     size_t reserved;    /* message bytes counted against the budgets */
     bool over_budget;   /* the message did not fit in the budgets */
+    /* With an authenticator: the call's metadata (headers but the pseudo-headers)
+     * as "name\0value\0" pairs, at most AUTH_METADATA_MAX bytes. */
+    char *meta;
+    size_t meta_len, meta_cap, meta_n;
 } grpc_stream_t;
 
 struct grpc_conn_s {
@@ -299,6 +305,53 @@ static void *stream_alloc_message(void *ctx, size_t size)
     return stream_alloc(ctx, size);
 }
 
+/* Keeps one metadata entry for the authenticator; past the bounds the rest is
+ * left out (a call that needs it then fails to authenticate). */
+static void stream_keep_metadata(grpc_stream_t *s, const uint8_t *name, size_t namelen,
+                                 const uint8_t *value, size_t valuelen)
+{
+    size_t need = namelen + valuelen + 2;
+    if (s->meta_n >= AUTH_METADATA_PAIRS || need > AUTH_METADATA_MAX - s->meta_len) return;
+    if (s->meta_len + need > s->meta_cap) {
+        size_t cap = s->meta_cap ? s->meta_cap : 256;
+        while (cap < s->meta_len + need)
+            cap *= 2;
+        char *m = realloc(s->meta, cap);
+        if (!m) return;
+        s->meta = m;
+        s->meta_cap = cap;
+    }
+    memcpy(s->meta + s->meta_len, name, namelen);
+    s->meta[s->meta_len + namelen] = '\0';
+    memcpy(s->meta + s->meta_len + namelen + 1, value, valuelen);
+    s->meta[s->meta_len + need - 1] = '\0';
+    s->meta_len += need;
+    s->meta_n++;
+}
+
+/* Asks the authenticator about the call's metadata; answers UNAUTHENTICATED
+ * (with a message that tells nothing of what was sent) when it refuses. */
+static bool stream_authenticated(grpc_stream_t *s)
+{
+    otlp_state_t *st = s->conn->server->st;
+    const sy_auth_server_t *a = st->grpc_auth;
+    if (!a) return true;
+    const char *pairs[2 * AUTH_METADATA_PAIRS];
+    const char *p = s->meta;
+    for (size_t i = 0; i < s->meta_n; i++) {
+        pairs[2 * i] = p;
+        p += strlen(p) + 1;
+        pairs[2 * i + 1] = p;
+        p += strlen(p) + 1;
+    }
+    /* Names are lower case: HTTP/2 requires it and nghttp2 refuses a request
+     * header that is not. */
+    if (a->authenticate(a->ctx, pairs, s->meta_n) == SY_OK) return true;
+    otlp_auth_refused(st, true);
+    answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, "authentication failed", false);
+    return false;
+}
+
 /* The request's headers are complete: refuses what is not an Export call. */
 static void stream_check_headers(grpc_stream_t *s)
 {
@@ -319,6 +372,7 @@ static void stream_check_headers(grpc_stream_t *s)
         answer_error(s, 200, SYC_GRPC_INTERNAL, msg, false);
         return;
     }
+    if (!stream_authenticated(s)) return;
     const char *slash = s->path[0] == '/' ? strchr(s->path + 1, '/') : NULL;
     if (!slash) {
         snprintf(msg, sizeof(msg), "malformed method name: \"%s\"", s->path);
@@ -471,6 +525,7 @@ static void stream_free(grpc_stream_t *s)
 {
     grpc_conn_t *c = s->conn;
     stream_release(s);
+    free(s->meta);
     if (--c->nstreams == 0) c->idle_since_ms = uv_now(c->server->loop);
     if (s->prev)
         s->prev->next = s->next;
@@ -529,6 +584,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         copy_value(s->content_type, sizeof(s->content_type), value, valuelen);
     else if (IS("grpc-encoding"))
         copy_value(s->encoding, sizeof(s->encoding), value, valuelen);
+    if (namelen > 0 && name[0] != ':' && s->conn->server->st->grpc_auth)
+        stream_keep_metadata(s, name, namelen, value, valuelen);
 #undef IS
     return 0;
 }

@@ -319,20 +319,58 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
                    a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
-static void on_request(void *arg, syc_http_request_t *req)
+/* The signal whose path the request names, or -1. */
+static int signal_of(const otlp_state_t *st, const syc_http_request_t *req)
 {
-    otlp_state_t *st = arg;
     int sig = -1;
     uint32_t wanted = st->api->signals(st->inst);
     for (int i = 0; i < OTLP_SIGNALS; i++)
         if ((wanted & otlp_signal_at(i)) && strcmp(req->path, st->paths[i]) == 0) sig = i;
-    if (sig < 0) {
-        respond_text(st, req, 404, "404 page not found\n", NULL);
-        return;
-    }
-    if (strcmp(req->method, "OPTIONS") == 0 && st->cfg->cors_origins.count) {
+    return sig;
+}
+
+/* A CORS preflight is answered without credentials (browsers never send them with
+ * it), as the collector does. */
+static bool is_preflight(const otlp_state_t *st, const syc_http_request_t *req, int sig)
+{
+    return sig >= 0 && strcmp(req->method, "OPTIONS") == 0 && st->cfg->cors_origins.count;
+}
+
+/* With an authenticator: every request is authenticated from its headers before
+ * any of its body is read; a refusal is answered 401 by on_refused(). */
+static int check_head(void *arg, const syc_http_request_t *req)
+{
+    otlp_state_t *st = arg;
+    const sy_auth_server_t *a = st->http_auth;
+    if (is_preflight(st, req, signal_of(st, req)) ||
+        a->authenticate(a->ctx, req->headers, req->nheaders) == SY_OK)
+        return 0;
+    otlp_auth_refused(st, false);
+    return 401;
+}
+
+/* The 401 answer: it says nothing about what was wrong, and repeats nothing that
+ * was sent. */
+static void respond_unauthorized(otlp_state_t *st, syc_http_request_t *req)
+{
+    const sy_auth_server_t *a = st->http_auth;
+    char extra[300] = "";
+    if (a->challenge && strlen(a->challenge) < 200)
+        snprintf(extra, sizeof(extra), "WWW-Authenticate: %s\r\n", a->challenge);
+    respond_text(st, req, 401, "Unauthorized\n", extra[0] ? extra : NULL);
+}
+
+static void on_request(void *arg, syc_http_request_t *req)
+{
+    otlp_state_t *st = arg;
+    int sig = signal_of(st, req);
+    if (is_preflight(st, req, sig)) {
         st->api->metric_add(st->m_requests, 1);
         answer_preflight(st, req);
+        return;
+    }
+    if (sig < 0) {
+        respond_text(st, req, 404, "404 page not found\n", NULL);
         return;
     }
     if (strcmp(req->method, "POST") != 0) {
@@ -352,6 +390,10 @@ static void on_request(void *arg, syc_http_request_t *req)
 static void on_refused(void *arg, syc_http_request_t *req, int status, const char *message)
 {
     otlp_state_t *st = arg;
+    if (status == 401) {
+        respond_unauthorized(st, req);
+        return;
+    }
     body_type_t type = body_type(req->content_type);
     char msg[256];
     const char *retry = status == 503 ? "Retry-After: 1\r\n" : NULL;
@@ -389,6 +431,10 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
+    if (st->http_auth) {
+        syc_http_server_keep_all_headers(st->http, true);
+        syc_http_server_set_head_check(st->http, check_head, st);
+    }
     const otlp_config_t *cfg = st->cfg;
     syc_http_limits_t lim = {
         .read_header_ms = (uint64_t)cfg->http_read_header_timeout / NS_PER_MS,
