@@ -47,6 +47,7 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
 #endif
 #if SY_ABI_MINOR >= 4
     P(connects),
+    P(extension_interface),
 #endif
     H(abi_major),
     H(abi_minor),
@@ -117,6 +118,7 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
 #if SY_ABI_MINOR >= 4
     H(emit_to),
     H(connector_pipelines),
+    H(extension_get),
 #endif
     {0, NULL, 0},
 };

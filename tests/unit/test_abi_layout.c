@@ -118,6 +118,8 @@ static const abi_member_t recorded[] = {
     {'H', "value_container", 472},
     {'H', "emit_to", 480},
     {'H', "connector_pipelines", 488},
+    {'P', "extension_interface", 152},
+    {'H', "extension_get", 496},
     {0, NULL, 0},
 };
 
