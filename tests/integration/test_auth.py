@@ -20,7 +20,8 @@ Cases:
   exporter   the otlp (gRPC) exporter with bearertokenauth through an otlp receiver
              that requires it, then the otlphttp exporter with bearertokenauth (a
              custom header) and with basicauth client_auth to a sink that records
-             the headers.
+             the headers; zipkin and loki (bearer) and prometheusremotewrite
+             (basic) send their authenticator's header too.
   unknown    an authenticator that is not a started extension, or one that does not
              offer the side asked for, fails startup naming it, as the collector.
 
@@ -568,6 +569,18 @@ exporters:
     compression: none
     auth:
       authenticator: basicauth/http_out
+  zipkin/auth:
+    endpoint: http://127.0.0.1:{sport}/zipkin
+    auth:
+      authenticator: bearertokenauth/http_out
+  loki/auth:
+    endpoint: http://127.0.0.1:{sport}/loki
+    auth:
+      authenticator: bearertokenauth/http_out
+  prometheusremotewrite/auth:
+    endpoint: http://127.0.0.1:{sport}/prw
+    auth:
+      authenticator: basicauth/http_out
 service:
   extensions: [bearertokenauth/grpc_out, bearertokenauth/grpc_in, bearertokenauth/http_out,
                basicauth/http_out, bearertokenauth/grpc_wrong]
@@ -583,8 +596,21 @@ service:
       exporters: [otlp/wrong]
     traces/b:
       receivers: [otlp/back]
-      exporters: [otlphttp/bearer, otlphttp/basic]
+      exporters: [otlphttp/bearer, otlphttp/basic, zipkin/auth]
+    metrics/m:
+      receivers: [otlp/front]
+      exporters: [prometheusremotewrite/auth]
+    logs/l:
+      receivers: [otlp/front]
+      exporters: [loki/auth]
 """
+
+# One gauge point and one log record, OTLP/JSON, for the metrics and logs pipelines.
+AUTH_METRIC = {"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"metrics": [{
+    "name": "auth_probe", "gauge": {"dataPoints": [{"asDouble": 1.5,
+                                                    "timeUnixNano": "%d"}]}}]}]}]}
+AUTH_LOG = {"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": [{
+    "timeUnixNano": "%d", "body": {"stringValue": "auth probe"}}]}]}]}
 
 
 def case_exporter(args, c):
@@ -607,7 +633,7 @@ def case_exporter(args, c):
                 except AssertionError as e:
                     c.check(False, str(e))
             want_basic = "Basic " + base64.b64encode(b"exporter-user:p@ss:w0rd").decode()
-            for path, hdrs, _ in sink.requests():
+            for path, hdrs, _ in sink.requests("/bearer") + sink.requests("/basic"):
                 lower = {k.lower(): v for k, v in hdrs.items()}
                 if path == "/bearer":
                     c.check(lower.get("x-api-key") == "Bearer sink-token",
@@ -621,6 +647,27 @@ def case_exporter(args, c):
                                                             lower.get("authorization")))
                 c.check(lower.get("content-type") == "application/json",
                         "the exporter's own headers stay (%r)" % lower.get("content-type"))
+            # zipkin, loki and prometheusremotewrite take the same auth key (the
+            # shared exporter glue): each request carries its authenticator's header.
+            now_ns = int(time.time() * 1e9)
+            for kind, doc in (("metrics", AUTH_METRIC), ("logs", AUTH_LOG)):
+                body = json.dumps(doc).replace('"%d"', '"%d"' % now_ns).encode()
+                st, _, _ = http("POST", "http://127.0.0.1:%d/v1/%s" % (fport, kind), body,
+                                {"Content-Type": "application/json"})
+                c.check(st == 200, "front receiver takes the %s probe (%d)" % (kind, st))
+            for path, header, want in (("/zipkin", "x-api-key", "Bearer sink-token"),
+                                       ("/loki", "x-api-key", "Bearer sink-token"),
+                                       ("/prw", "authorization", want_basic)):
+                try:
+                    wait_for("a request at " + path, lambda p=path: sink.requests(p),
+                             DELIVERY_TIMEOUT)
+                except AssertionError as e:
+                    c.check(False, str(e))
+                    continue
+                got = [{k.lower(): v for k, v in h.items()}.get(header)
+                       for _, h, _ in sink.requests(path)]
+                c.check(got and all(g == want for g in got),
+                        "%s sends %s: %s (%r)" % (path[1:], header, want, got))
             text = metrics_text(mport)
             c.check(metric(text, "receiver_otlp_grpc_auth_failures_total",
                            'receiver="otlp/back"') == 0,
@@ -645,7 +692,8 @@ def case_exporter(args, c):
             except AssertionError as e:
                 c.check(False, "%s:\n%s" % (e, metrics_text(mport)))
             time.sleep(0.5)
-            c.check(not [n for n in sink.span_names() if n.startswith("wrong-")],
+            c.check(not [n for p in ("/bearer", "/basic") for n in sink.span_names(p)
+                         if n.startswith("wrong-")],
                     "nothing the wrong token sent was delivered")
             c.check(r.stop() == 0, "router exits 0")
             if c.failures:

@@ -36,6 +36,7 @@ typedef struct loki_config_s {
     sy_cfg_strmap_t headers;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
+    char *authenticator; /* auth.authenticator */
 } loki_config_t;
 
 static const char *const encoding_names[] = {"protobuf", "json", NULL};
@@ -82,6 +83,7 @@ static const sy_config_field_t loki_fields[] = {
      .offset = offsetof(loki_config_t, headers),
      .description = "Headers added to every request."},
     SYC_XH_TLS_FIELDS(loki_config_t, tls),
+    SYC_OXP_AUTH_FIELD(loki_config_t, authenticator),
     SYC_XH_CONFIG_FIELDS(loki_config_t, xh),
 };
 
@@ -413,6 +415,7 @@ static int loki_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         curl_slist_free_all(l->base.headers);
         l->base.headers = NULL; /* create_done logs and fails */
     }
+    l->base.auth_id = c->authenticator;
     return syc_oxp_create_done(&l->base, state);
 }
 

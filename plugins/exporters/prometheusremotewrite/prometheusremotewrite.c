@@ -39,7 +39,8 @@ typedef struct prw_config_s {
     char *ns;
     bool add_metric_suffixes;
     syc_tls_client_t tls;
-    syc_xh_config_t xh; /* remote_write_queue fills its queue part */
+    syc_xh_config_t xh;  /* remote_write_queue fills its queue part */
+    char *authenticator; /* auth.authenticator */
 } prw_config_t;
 
 static const sy_config_field_t prw_fields[] = {
@@ -53,6 +54,7 @@ static const sy_config_field_t prw_fields[] = {
      .type = SY_CFG_STRMAP,
      .offset = offsetof(prw_config_t, headers),
      .description = "Headers added to every request."},
+    SYC_OXP_AUTH_FIELD(prw_config_t, authenticator),
     {.name = "external_labels",
      .type = SY_CFG_STRMAP,
      .offset = offsetof(prw_config_t, external_labels),
@@ -331,6 +333,7 @@ static int prw_create(const sy_host_api_t *api, sy_instance_t *inst, const void 
         inst, "exporter_prometheusremotewrite_permanent_failures",
         "Requests the endpoint refused with a status that is not retried (4xx but 429).",
         SY_METRIC_COUNTER);
+    s->base.auth_id = c->authenticator;
     return syc_oxp_create_done(&s->base, state);
 }
 

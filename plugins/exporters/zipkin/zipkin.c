@@ -29,6 +29,7 @@ typedef struct zipkin_config_s {
     sy_cfg_strmap_t headers;
     syc_tls_client_t tls;
     syc_xh_config_t xh;
+    char *authenticator; /* auth.authenticator */
 } zipkin_config_t;
 
 static const char *const format_names[] = {"json", "proto", NULL};
@@ -64,6 +65,7 @@ static const sy_config_field_t zipkin_fields[] = {
      .offset = offsetof(zipkin_config_t, headers),
      .description = "Headers added to every request."},
     SYC_XH_TLS_FIELDS(zipkin_config_t, tls),
+    SYC_OXP_AUTH_FIELD(zipkin_config_t, authenticator),
     SYC_XH_CONFIG_FIELDS(zipkin_config_t, xh),
 };
 
@@ -192,6 +194,7 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
         curl_slist_free_all(z->base.headers);
         z->base.headers = NULL; /* create_done logs and fails */
     }
+    z->base.auth_id = c->authenticator;
     return syc_oxp_create_done(&z->base, state);
 }
 
