@@ -667,6 +667,30 @@ static void register_queue_metrics(sy__mpmc_t *q, const char *labels, sy_metric_
                                     SY_METRIC_GAUGE, labels, queue_capacity_fn, q);
 }
 
+/* Process-wide: what the queues hold in bytes, and the budget they share. Global
+ * functions without an argument, so never unregistered. */
+static int64_t queue_bytes_fn(void *arg)
+{
+    (void)arg;
+    return sy__queue_weight_total();
+}
+
+static int64_t queue_budget_fn(void *arg)
+{
+    (void)arg;
+    return sy__queue_budget();
+}
+
+static void register_budget_metrics(void)
+{
+    sy__metric_register_fn("queue_bytes", "Bytes of batches held by all core queues.",
+                           SY_METRIC_GAUGE, NULL, queue_bytes_fn, NULL);
+    sy__metric_register_fn("queue_budget_bytes",
+                           "Bytes of batches all core queues may hold together (the default, "
+                           "a memory_limiter's bound, or SWITCHYARD_QUEUE_BUDGET).",
+                           SY_METRIC_GAUGE, NULL, queue_budget_fn, NULL);
+}
+
 static void unregister_queue_metrics(sy_metric_t *m[2])
 {
     for (int i = 0; i < 2; i++)
@@ -766,6 +790,8 @@ static void log_pipeline(const sy__pipeline_t *p)
 int sy__engine_start(sy__engine_t *e)
 {
     sy__engine_set_status(SY_STATUS_STARTING);
+    sy__queue_budget_reset(); /* memory_limiters of this engine set it again */
+    register_budget_metrics();
     if (start_workers(e) < 0) goto fail;
     /* Extensions first (health_check answers 503 while starting), then exporters,
      * the pipelines with their processors, and the receivers last, so that nothing

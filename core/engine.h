@@ -242,6 +242,11 @@ int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const
 size_t sy__connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,
                                size_t max);
 void sy__processor_refuse(sy_instance_t *inst, bool refuse);
+/* The bytes all core queues may hold together (runtime.c), a memory_limiter's
+ * bound on it (the smallest wins), and forgetting such bounds (a new engine). */
+int64_t sy__queue_budget(void);
+void sy__queue_budget_limit(int64_t bytes);
+void sy__queue_budget_reset(void);
 void sy__exporter_ready(sy_instance_t *inst);
 void sy__exporter_outcome(sy_instance_t *x, sy_signal_t signal, uint64_t items, bool sent);
 int sy__pipeline_open(sy__pipeline_t *p);

@@ -183,6 +183,12 @@ static void api_ready(sy_instance_t *inst)
     if (inst->kind == SY_KIND_EXPORTER || inst->kind == SY_KIND_CONNECTOR) sy__exporter_ready(inst);
 }
 
+static void api_queue_budget_limit(sy_instance_t *inst, uint64_t bytes)
+{
+    if (inst->kind != SY_KIND_PROCESSOR) return;
+    sy__queue_budget_limit(bytes > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)bytes);
+}
+
 static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)
 {
     if (inst->kind == SY_KIND_PROCESSOR) sy__processor_refuse(inst, refuse);
@@ -360,6 +366,7 @@ static const sy_host_api_t host_api = {
     .emit_to = api_emit_to,
     .connector_pipelines = api_connector_pipelines,
     .extension_get = api_extension_get,
+    .queue_budget_limit = api_queue_budget_limit,
 };
 
 const sy_host_api_t *sy__host_api(void)

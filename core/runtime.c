@@ -57,15 +57,14 @@ static void count(sy_metric_t *m, uint64_t n)
 #define SY__QUEUE_BUDGET_BYTES ((int64_t)16 << 20)
 #define SY__QUEUE_SHARE        4 /* one queue may hold budget / SY__QUEUE_SHARE */
 
-/* The process-wide budget: SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: no byte
- * bound at all), else SY__QUEUE_BUDGET_BYTES. Read once; a value that does not
- * parse is logged and the default kept. */
-static int64_t queue_budget(void)
+/* SWITCHYARD_QUEUE_BUDGET (a size, "48MiB"; 0: no byte bound at all), or -1 when
+ * it is not set. Read once; a value that does not parse is logged and ignored. */
+static int64_t env_queue_budget(void)
 {
-    static _Atomic int64_t budget = -1;
-    int64_t b = atomic_load_explicit(&budget, memory_order_relaxed);
-    if (b >= 0) return b;
-    b = SY__QUEUE_BUDGET_BYTES;
+    static _Atomic int64_t env_budget = -2; /* -2: not read yet */
+    int64_t b = atomic_load_explicit(&env_budget, memory_order_relaxed);
+    if (b != -2) return b;
+    b = -1;
     const char *env = getenv("SWITCHYARD_QUEUE_BUDGET");
     uint64_t v = 0;
     if (env && *env) {
@@ -73,12 +72,38 @@ static int64_t queue_budget(void)
             b = v ? (int64_t)v : INT64_MAX;
         else
             SY__LOG(SY_LOG_WARN, "service",
-                    "SWITCHYARD_QUEUE_BUDGET=%s is not a size such as 64MiB; using %lld MiB", env,
-                    (long long)(SY__QUEUE_BUDGET_BYTES >> 20));
+                    "SWITCHYARD_QUEUE_BUDGET=%s is not a size such as 64MiB; ignored", env);
     }
     /* Relaxed: every thread computes the same value; a race only repeats it. */
-    atomic_store_explicit(&budget, b, memory_order_relaxed);
+    atomic_store_explicit(&env_budget, b, memory_order_relaxed);
     return b;
+}
+
+/* The smallest bound a memory_limiter asked for (api->queue_budget_limit), or -1. */
+static _Atomic int64_t limiter_budget = -1;
+
+/* The process-wide budget: SWITCHYARD_QUEUE_BUDGET when set, else the smallest
+ * bound a memory_limiter asked for, else SY__QUEUE_BUDGET_BYTES. */
+int64_t sy__queue_budget(void)
+{
+    int64_t b = env_queue_budget();
+    if (b >= 0) return b;
+    b = atomic_load_explicit(&limiter_budget, memory_order_relaxed);
+    return b > 0 ? b : SY__QUEUE_BUDGET_BYTES;
+}
+
+void sy__queue_budget_limit(int64_t bytes)
+{
+    if (bytes <= 0) return;
+    int64_t cur = atomic_load(&limiter_budget);
+    while ((cur < 0 || bytes < cur) &&
+           !atomic_compare_exchange_weak(&limiter_budget, &cur, bytes)) {
+    }
+}
+
+void sy__queue_budget_reset(void)
+{
+    atomic_store(&limiter_budget, -1);
 }
 
 static bool queue_full(sy__mpmc_t *q, size_t limit, const _Atomic int64_t *items)
@@ -86,7 +111,7 @@ static bool queue_full(sy__mpmc_t *q, size_t limit, const _Atomic int64_t *items
     size_t n = sy__mpmc_size(q);
     if (n >= limit) return true;
     if (n == 0) return false;
-    int64_t budget = queue_budget();
+    int64_t budget = sy__queue_budget();
     return atomic_load_explicit(items, memory_order_relaxed) >= SY__QUEUE_MAX_ITEMS ||
            sy__mpmc_weight(q) >= budget / SY__QUEUE_SHARE || sy__queue_weight_total() >= budget;
 }

@@ -869,6 +869,15 @@ struct sy_host_api_s {
      * loop thread. (ABI 1.4, appended.)
      */
     const void *(*extension_get)(sy_instance_t *inst, const char *extension_id, const char *name);
+
+    /*
+     * Processors (the memory_limiter): bounds the bytes of batches that all the
+     * router's queues (pipelines' and exporters' input queues) may hold together
+     * to at most `bytes`; the smallest bound asked for wins, and the environment's
+     * SWITCHYARD_QUEUE_BUDGET, when set, overrides them all. Without any, the
+     * budget is 16 MiB (docs/architecture.md, "Memory budget"). Any thread.
+     */
+    void (*queue_budget_limit)(sy_instance_t *inst, uint64_t bytes);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

@@ -119,6 +119,7 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(emit_to),
     H(connector_pipelines),
     H(extension_get),
+    H(queue_budget_limit),
 #endif
     {0, NULL, 0},
 };

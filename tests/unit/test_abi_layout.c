@@ -120,6 +120,7 @@ static const abi_member_t recorded[] = {
     {'H', "connector_pipelines", 488},
     {'P', "extension_interface", 152},
     {'H', "extension_get", 496},
+    {'H', "queue_budget_limit", 504},
     {0, NULL, 0},
 };
 

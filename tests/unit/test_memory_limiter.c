@@ -90,6 +90,56 @@ static void test_below_soft_limit_passes(void **state)
     assert_non_null(strstr(line, "items=100 "));
 }
 
+/* A process-wide metric without labels, from the rendered text; -1 when absent. */
+static int64_t plain_metric(const char *name)
+{
+    char *text = sy__metrics_render(NULL);
+    assert_non_null(text);
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    const char *at = strstr(text, needle);
+    int64_t v = at ? strtoll(at + strlen(needle), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+/* The router's queues share a byte budget: 16 MiB by default; a memory_limiter
+ * bounds it to a quarter of its soft limit, the smallest of several winning. */
+static void test_queue_budget(void **state)
+{
+    (void)state;
+    if (getenv("SWITCHYARD_QUEUE_BUDGET")) skip(); /* it overrides both */
+    char yaml[2048];
+    /* No memory_limiter: the default. */
+    char plain[2048];
+    snprintf(plain, sizeof(plain),
+             "receivers:\n  testgen: {count: 1}\nexporters:\n  testsink:\n"
+             "service:\n  pipelines:\n    traces: {receivers: [testgen], exporters: [testsink]}\n");
+    sy__router_t *r = sy_test_router_start(plain);
+    assert_int_equal(plain_metric("switchyard_queue_budget_bytes"), 16 << 20);
+    assert_true(plain_metric("switchyard_queue_bytes") >= 0);
+    assert_int_equal(sy_test_router_close(r), 0);
+    /* Two limiters: soft limits 48 MiB and 80 MiB; a quarter of the smaller. */
+    snprintf(yaml, sizeof(yaml),
+             "receivers:\n  testgen: {count: 1}\n"
+             "processors:\n"
+             "  memory_limiter/a: {check_interval: 1s, limit_mib: 64, spike_limit_mib: 16}\n"
+             "  memory_limiter/b: {check_interval: 1s, limit_mib: 100, spike_limit_mib: 20}\n"
+             "exporters:\n  testsink:\n"
+             "service:\n  pipelines:\n"
+             "    traces/a: {receivers: [testgen], processors: [memory_limiter/a], exporters: "
+             "[testsink]}\n"
+             "    traces/b: {receivers: [testgen], processors: [memory_limiter/b], exporters: "
+             "[testsink]}\n");
+    r = sy_test_router_start(yaml);
+    assert_int_equal(plain_metric("switchyard_queue_budget_bytes"), (48 << 20) / 4);
+    assert_int_equal(sy_test_router_close(r), 0);
+    /* The next router without a limiter is back to the default. */
+    r = sy_test_router_start(plain);
+    assert_int_equal(plain_metric("switchyard_queue_budget_bytes"), 16 << 20);
+    assert_int_equal(sy_test_router_close(r), 0);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -113,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_above_soft_limit_refuses),
         cmocka_unit_test(test_below_soft_limit_passes),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_queue_budget),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sy__telemetry_shutdown();

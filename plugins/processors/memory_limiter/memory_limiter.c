@@ -201,6 +201,10 @@ static int ml_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
         free(s);
         return SY_EINVAL;
     }
+    /* Queued data is one part of the memory the limit covers: the router's queues
+     * together may hold a quarter of the soft limit (the smallest bound of all
+     * memory_limiters wins; SWITCHYARD_QUEUE_BUDGET overrides). */
+    if (SY_API_HAS(api, queue_budget_limit)) api->queue_budget_limit(inst, s->soft / 4);
     s->page_size = sysconf(_SC_PAGESIZE);
     if (s->page_size <= 0) s->page_size = 4096;
     s->m_rss = api->metric_register(inst, "memory_limiter_rss_bytes",
