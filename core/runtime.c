@@ -143,6 +143,42 @@ static void queue_popped(_Atomic int64_t *items, void *const *batches, unsigned 
  * follows a successful check finds a free slot, so a batch is never left in some
  * pipelines but not others.
  */
+/* Whether pipeline p is one of those named (all, when pipelines is NULL). */
+static bool output_wanted(const char *const *pipelines, size_t n, const sy__pipeline_t *p)
+{
+    if (!pipelines) return true;
+    for (size_t i = 0; i < n; i++)
+        if (pipelines[i] && !strcmp(pipelines[i], p->id)) return true;
+    return false;
+}
+
+/*
+ * The second half of a receiver's or a connector's emit, once every target has
+ * been checked for room: pushes the batch to each output of its signal that is
+ * wanted, one reference per pipeline, the caller's going to the one at `last`.
+ * SY_OK, or SY_EAGAIN (logged) if a push failed after all.
+ */
+static int push_outputs(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
+                        size_t n, size_t last)
+{
+    sy_signal_t signal = sy__batch_signal(batch);
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
+        if (p->signal != signal || !output_wanted(pipelines, n, p)) continue;
+        if (i != last) sy__batch_retain(batch);
+        if (!queue_push(&p->in, &p->in_items, batch)) {
+            /* Cannot happen while the ring has its spare slots; if it did, the
+             * pipelines served so far keep the batch and the client's retry
+             * duplicates it there. Said loudly rather than hidden. */
+            if (i != last) sy__batch_release(batch);
+            SY__LOG(SY_LOG_ERROR, inst->id, "pipeline %s: queue full after the room check", p->id);
+            return SY_EAGAIN;
+        }
+        sy__wake_send(&p->wake);
+    }
+    return SY_OK;
+}
+
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
 {
     sy_signal_t signal = sy__batch_signal(batch);
@@ -166,25 +202,9 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
         last = i;
     }
     if (n == 0) return SY_ENOTSUP;
-
-    /* One reference per pipeline: the caller's goes to the last one. */
-    for (size_t i = 0; i < inst->recv.noutputs; i++) {
-        sy__pipeline_t *p = inst->recv.outputs[i];
-        if (p->signal != signal) continue;
-        if (i != last) sy__batch_retain(batch);
-        if (!queue_push(&p->in, &p->in_items, batch)) {
-            /* Cannot happen while the ring has its spare slots; if it did, the
-             * pipelines served so far keep the batch and the client's retry
-             * duplicates it there. Said loudly rather than hidden. */
-            if (i != last) sy__batch_release(batch);
-            SY__LOG(SY_LOG_ERROR, inst->id, "pipeline %s: queue full after the room check", p->id);
-            count(m->failed, items);
-            return SY_EAGAIN;
-        }
-        sy__wake_send(&p->wake);
-    }
-    count(m->ok, items);
-    return SY_OK;
+    int rc = push_outputs(inst, batch, NULL, 0, last);
+    count(rc == SY_OK ? m->ok : m->failed, items);
+    return rc;
 }
 
 /* ---- pipelines ------------------------------------------------------------- */
@@ -662,14 +682,6 @@ static void connectors_ready(sy__pipeline_t *p)
         sy__exporter_ready(p->upstream[i]);
 }
 
-static bool connector_wants(const char *const *pipelines, size_t n, const sy__pipeline_t *p)
-{
-    if (!pipelines) return true;
-    for (size_t i = 0; i < n; i++)
-        if (pipelines[i] && !strcmp(pipelines[i], p->id)) return true;
-    return false;
-}
-
 /* Whether pipeline p can take one more batch now. A full one is told that a
  * connector waits, and checked once more: it may have emptied in between. */
 static bool connector_room(sy__pipeline_t *p)
@@ -704,28 +716,16 @@ int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const
     size_t count_out = 0, last = 0;
     for (size_t i = 0; i < inst->recv.noutputs; i++) {
         sy__pipeline_t *p = inst->recv.outputs[i];
-        if (p->signal != signal || !connector_wants(pipelines, n, p)) continue;
+        if (p->signal != signal || !output_wanted(pipelines, n, p)) continue;
         if (!connector_room(p)) return SY_EAGAIN;
         count_out++;
         last = i;
     }
     if (count_out == 0) return pipelines ? SY_EINVAL : SY_ENOTSUP;
-
     uint64_t items = sy__batch_items(batch);
-    for (size_t i = 0; i < inst->recv.noutputs; i++) {
-        sy__pipeline_t *p = inst->recv.outputs[i];
-        if (p->signal != signal || !connector_wants(pipelines, n, p)) continue;
-        if (i != last) sy__batch_retain(batch);
-        if (!queue_push(&p->in, &p->in_items, batch)) {
-            /* As for receivers: the spare slots make this unreachable. */
-            if (i != last) sy__batch_release(batch);
-            SY__LOG(SY_LOG_ERROR, inst->id, "pipeline %s: queue full after the room check", p->id);
-            return SY_EAGAIN;
-        }
-        sy__wake_send(&p->wake);
-    }
-    count(inst->metrics[sy__signal_index(signal)].emitted, items);
-    return SY_OK;
+    int rc = push_outputs(inst, batch, pipelines, n, last);
+    if (rc == SY_OK) count(inst->metrics[sy__signal_index(signal)].emitted, items);
+    return rc;
 }
 
 size_t sy__connector_pipelines(sy_instance_t *inst, sy_signal_t signal, const char **ids,

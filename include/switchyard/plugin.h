@@ -848,8 +848,7 @@ struct sy_host_api_s {
      * api->emit() from a connector behaves the same for every pipeline of the
      * batch's signal that it feeds. Connector's loop thread.
      */
-    int (*emit_to)(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,
-                   size_t n);
+    int (*emit_to)(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines, size_t n);
     /*
      * Connectors: the ids of the pipelines of `signal` that the connector feeds, in
      * configuration order; writes at most `max` pointers (valid for the instance's

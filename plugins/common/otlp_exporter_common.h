@@ -34,8 +34,8 @@ typedef struct syc_oxp_req_s {
     const uint8_t *body;
     size_t body_len;
     uint8_t *owned; /* freed with the request: the body when it is not the batch's bytes */
-    struct curl_slist *headers; /* set by build_body: this request's own header list
-                                   (instead of the instance's), freed with the request */
+    struct curl_slist *headers;      /* set by build_body: this request's own header list
+                                        (instead of the instance's), freed with the request */
     struct curl_slist *auth_headers; /* with an authenticator: the headers of this attempt */
     /* Optional, for a batch sent as several HTTP requests (a body split to a size
      * bound, as prometheusremotewrite does): build_body sets `split` and fills
