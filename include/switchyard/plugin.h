@@ -26,7 +26,8 @@
  * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
  * the end of sy_host_api_t), then extension interfaces (extension_interface at the
  * end of sy_plugin_t, extension_get() at the end of sy_host_api_t; the
- * authenticators' interfaces are in <switchyard/auth.h>).
+ * authenticators' interfaces are in <switchyard/auth.h>); 1.5: see the members
+ * under "ABI 1.5" at the end of both structs.
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -51,7 +52,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 4
+#define SY_ABI_MINOR 5
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"

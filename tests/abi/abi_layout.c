@@ -121,6 +121,8 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(extension_get),
     H(queue_budget_limit),
 #endif
+#if SY_ABI_MINOR >= 5
+#endif
     {0, NULL, 0},
 };
 

@@ -3,7 +3,7 @@
  * keeps its offset from one minor to the next (x86-64 / LP64 offsets).
  *
  * tests/abi/abi_layout.c is compiled against the plugin.h of every released
- * minor (tests/abi/1.0 ... 1.3, copies of the header as it was released) and
+ * minor (tests/abi/1.0 ... 1.4, copies of the header as it was released) and
  * against the current one. Each old member must sit at the offset the current
  * header gives it, and each old struct must be a prefix of the current one. The
  * current offsets are also compared with the table recorded below: a change to
@@ -28,8 +28,9 @@
 #include "router_harness.h"
 
 extern const abi_member_t abi_members_v10[], abi_members_v11[], abi_members_v12[],
-    abi_members_v13[], abi_members_cur[];
-extern const abi_sizes_t abi_sizes_v10, abi_sizes_v11, abi_sizes_v12, abi_sizes_v13, abi_sizes_cur;
+    abi_members_v13[], abi_members_v14[], abi_members_cur[];
+extern const abi_sizes_t abi_sizes_v10, abi_sizes_v11, abi_sizes_v12, abi_sizes_v13, abi_sizes_v14,
+    abi_sizes_cur;
 
 /* Recorded from ABI 1.4. Append; never edit a line. */
 static const abi_member_t recorded[] = {
@@ -173,16 +174,17 @@ static void test_old_headers_are_prefixes(void **state)
     check_old(abi_members_v11, &abi_sizes_v11, 1);
     check_old(abi_members_v12, &abi_sizes_v12, 2);
     check_old(abi_members_v13, &abi_sizes_v13, 3);
+    check_old(abi_members_v14, &abi_sizes_v14, 4);
     assert_int_equal(abi_sizes_cur.minor, SY_TEST_ABI_MINOR);
 }
 
 /* The same processor built against each old header (tests/plugins: abi10 ...
- * abi13) passes every span through and reads its 1.0-layout settings back. */
+ * abi14) passes every span through and reads its 1.0-layout settings back. */
 static void test_old_plugins_run(void **state)
 {
     (void)state;
-    static const char *const types[] = {"abi10", "abi11", "abi12", "abi13"};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const types[] = {"abi10", "abi11", "abi12", "abi13", "abi14"};
+    for (size_t i = 0; i < 5; i++) {
         char path[128], yaml[1024], labels[128];
         snprintf(path, sizeof(path), "/tmp/sy_abi_%s.%d", types[i], (int)getpid());
         snprintf(yaml, sizeof(yaml),
