@@ -12,52 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Writes s as a JSON string: quotes, backslashes and control characters
- * escaped, bytes that are not UTF-8 as U+FFFD. */
-static void json_str(FILE *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    fputc('"', out);
-    while (*p) {
-        unsigned char c = *p;
-        size_t n = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        bool ok = n == 1 || (n > 1 && !(n == 2 && c < 0xC2));
-        for (size_t i = 1; ok && i < n; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (!ok) {
-            fputs("\\ufffd", out);
-            p++;
-            continue;
-        }
-        if (n > 1) {
-            fwrite(p, 1, n, out);
-            p += n;
-            continue;
-        }
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c < 0x20 || c == 0x7F)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-        p++;
-    }
-    fputc('"', out);
-}
+#include "json_write.h"
 
 /* A field's pattern as JSON Schema reads it: anchored, as the host checks it. */
 static void json_pattern(FILE *out, const char *pattern)
 {
     char *anchored = NULL;
-    if (asprintf(&anchored, "^(%s)$", pattern) >= 0) json_str(out, anchored);
+    if (asprintf(&anchored, "^(%s)$", pattern) >= 0) sy__json_str(out, anchored);
     free(anchored);
 }
 
@@ -89,7 +50,7 @@ static void json_value(FILE *out, sy_cfg_type_t type, const char *text, bool len
             return;
         }
     }
-    json_str(out, text);
+    sy__json_str(out, text);
 }
 
 static const char *type_name(sy_cfg_type_t type)
@@ -155,7 +116,7 @@ static void json_leaf(FILE *out, const sy_config_field_t *f, const char *indent)
         fprintf(out, ",\n%s  \"enum\": [", indent);
         for (size_t i = 0; f->enum_values && f->enum_values[i]; i++) {
             if (i) fputs(", ", out);
-            json_str(out, f->enum_values[i]);
+            sy__json_str(out, f->enum_values[i]);
         }
         fputc(']', out);
         break;
@@ -204,7 +165,7 @@ static void json_leaf(FILE *out, const sy_config_field_t *f, const char *indent)
     }
     if (f->description) {
         fprintf(out, ",\n%s  \"description\": ", indent);
-        json_str(out, f->description);
+        sy__json_str(out, f->description);
     }
     fprintf(out, "\n%s}", indent);
 }
@@ -235,16 +196,16 @@ static void json_object(FILE *out, const sy_plugin_t *d, const char *prefix, int
                 "%s  \"$schema\": \"https://json-schema.org/draft/2020-12/schema\",\n%s  "
                 "\"title\": ",
                 indent, indent);
-        json_str(out, title);
+        sy__json_str(out, title);
         fprintf(out, ",\n%s  \"x-switchyard-version\": ", indent);
-        json_str(out, version);
+        sy__json_str(out, version);
         fputs(",\n", out);
     }
     fprintf(out, "%s  \"type\": [\"object\", \"null\"],\n%s  \"additionalProperties\": false",
             indent, indent);
     if (description) {
         fprintf(out, ",\n%s  \"description\": ", indent);
-        json_str(out, description);
+        sy__json_str(out, description);
     }
     fprintf(out, ",\n%s  \"properties\": {", indent);
     bool first = true;
@@ -294,7 +255,7 @@ static void json_object(FILE *out, const sy_plugin_t *d, const char *prefix, int
         fprintf(out, "%s", any ? ", " : ",\n");
         if (!any) fprintf(out, "%s  \"required\": [", indent);
         any = true;
-        json_str(out, rest);
+        sy__json_str(out, rest);
     }
     if (any) fputc(']', out);
     fprintf(out, "\n%s}", indent);

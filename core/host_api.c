@@ -13,6 +13,7 @@
 #include "cow.h"
 #include "engine.h"
 #include "log.h"
+#include "status_json.h"
 #include "telemetry.h"
 #include "view.h"
 #include "view_internal.h"
@@ -367,6 +368,8 @@ static const sy_host_api_t host_api = {
     .connector_pipelines = api_connector_pipelines,
     .extension_get = api_extension_get,
     .queue_budget_limit = api_queue_budget_limit,
+    /* ABI 1.5 */
+    .status_json = sy__status_json,
 };
 
 const sy_host_api_t *sy__host_api(void)

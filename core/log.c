@@ -87,11 +87,13 @@ static void sy__log_append(char *line, size_t *pos, size_t cap, const char *fmt,
     *pos += wrote;
 }
 
-static size_t sy__log_prefix(char *line, size_t cap, const char *component, sy_log_level_t level)
+static size_t sy__log_prefix(char *line, size_t cap, const char *component, sy_log_level_t level,
+                             struct timespec *when)
 {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
+    *when = ts;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\t%s\t", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
@@ -112,13 +114,19 @@ static void sy__log_emit(const char *component, sy_log_level_t level, uint64_t s
                          const char *fmt, va_list ap)
 {
     char line[SY__LOG_LINE_MAX];
-    size_t pos = sy__log_prefix(line, sizeof line, component, level);
+    struct timespec when;
+    size_t pos = sy__log_prefix(line, sizeof line, component, level, &when);
+    size_t msg = pos;
     sy__log_append(line, &pos, sizeof line, fmt, ap);
     if (suppressed > 0 && pos < sizeof line - 1) {
         int n = snprintf(line + pos, sizeof line - 1 - pos,
                          " (%" PRIu64 " similar messages suppressed)", suppressed);
         if (n > 0) pos += (size_t)n < sizeof line - 1 - pos ? (size_t)n : sizeof line - 2 - pos;
     }
+    /* Warnings and errors are also kept for the status page (log_recent.c). */
+    if (level >= SY_LOG_WARN)
+        sy__log_recent_add(component, level, (int64_t)when.tv_sec * 1000 + when.tv_nsec / 1000000,
+                           line + msg, pos - msg);
     line[pos++] = '\n';
     sy__log_write_all(line, pos);
 }

@@ -106,4 +106,36 @@ void sy__log_suppressed(const char *component, sy_log_level_t level, uint64_t su
             sy__log_suppressed((component), (level), sy__suppressed_, __VA_ARGS__);             \
     } while (0)
 
+/* ------------------------------------------------------------------------ */
+/* The last warnings and errors of each component (log_recent.c)             */
+/* ------------------------------------------------------------------------ */
+
+/* Records kept per component ID, and the longest message kept (NUL included;
+ * longer ones are cut). */
+#define SY__LOG_RECENT_PER_COMPONENT 5
+#define SY__LOG_RECENT_MSG_MAX       256
+
+typedef struct sy__log_recent_s {
+    int64_t time_unix_ms;                 /* when it was written (CLOCK_REALTIME) */
+    sy_log_level_t level;                 /* SY_LOG_WARN or SY_LOG_ERROR */
+    char message[SY__LOG_RECENT_MSG_MAX]; /* one line, as written after the ID */
+} sy__log_recent_t;
+
+/*
+ * Remembers one record of `component` (NULL: "service") if level is warn or
+ * error; the logging functions above call it for every such record they write.
+ * `message` is len bytes, no NUL needed. Any thread.
+ */
+void sy__log_recent_add(const char *component, sy_log_level_t level, int64_t time_unix_ms,
+                        const char *message, size_t len);
+
+/*
+ * Copies the newest records of `component` (NULL: "service"), at most max of them,
+ * oldest first, into out; returns how many. Any thread.
+ */
+size_t sy__log_recent(const char *component, sy__log_recent_t *out, size_t max);
+
+/* Forgets every record and frees the rings (tests; exit). Any thread. */
+void sy__log_recent_reset(void);
+
 #endif

@@ -878,6 +878,29 @@ struct sy_host_api_s {
      * budget is 16 MiB (docs/architecture.md, "Memory budget"). Any thread.
      */
     void (*queue_budget_limit)(sy_instance_t *inst, uint64_t bytes);
+
+    /* --- ABI 1.5 ------------------------------------------------------------ */
+
+    /*
+     * The running router as one JSON document (docs/status.md), for status pages
+     * such as the zpages extension: the build and process figures (version,
+     * uptime, resident memory, CPU seconds), every pipeline with its receivers,
+     * processors and exporters (connectors included) and its queue, and every
+     * component with the counters the router's own metrics show for it (the same
+     * values, read at one moment: receiver accepted/refused, processor
+     * incoming/outgoing/refused/dropped, exporter and connector sent/failed/
+     * enqueue_failed, connector emitted; queue size, capacity, items and bytes)
+     * and its last warnings and errors with their times. While the router is
+     * starting, counters and queues are left out.
+     *
+     * On SY_OK, *out is a malloc()ed, NUL-terminated UTF-8 document that the
+     * caller frees with free(), and *len (when len is not NULL) its length
+     * without the NUL. SY_EINVAL for a NULL inst or out, SY_ENOMEM when it could
+     * not be built; *out is then NULL. `inst` is the caller's own instance.
+     * Any thread, from the caller's start() until its shutdown() returns; it
+     * costs a walk of the graph (no plugin is called) and a read of /proc/self.
+     */
+    int (*status_json)(sy_instance_t *inst, char **out, size_t *len);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */
