@@ -111,7 +111,12 @@
     const id = el('span', 'id', n.id);
     id.title = n.id;
     title.append(id, el('span', 'kind', n.kind));
-    box.append(title, el('dl', 'counters'));
+    box.append(title);
+    if (n.shared > 1) {
+      // Its counters are its own, over every pipeline it is in.
+      box.append(el('div', 'shared', `in ${n.shared} pipelines: counts are its totals`));
+    }
+    box.append(el('dl', 'counters'));
     if (n.kind === 'exporter' || n.kind === 'connector') {
       if (n.role === 'out') {
         const q = el('div', 'queue');
@@ -125,7 +130,7 @@
     return box;
   }
 
-  function buildPipeline(p) {
+  function buildPipeline(p, comps) {
     const card = el('section', 'pipeline');
     card.dataset.pipeline = p.id;
     const h = el('h2');
@@ -138,7 +143,11 @@
     graph.append(document.createElementNS(SVG, 'svg'));
     for (const col of pipelineColumns(p)) {
       const c = el('div', 'column');
-      for (const n of col) c.append(buildNode(n));
+      for (const n of col) {
+        const comp = comps.get(keyOf(n.kind, n.id));
+        n.shared = comp && comp.pipelines ? comp.pipelines.length : 1;
+        c.append(buildNode(n));
+      }
       graph.append(c);
     }
     card.append(h, graph);
@@ -306,13 +315,13 @@
   function render(doc) {
     const key = structureKey(doc);
     const main = document.getElementById('pipelines');
+    const comps = componentMap(doc);
     if (key !== layoutKey) {
-      main.replaceChildren(...(doc.pipelines || []).map(buildPipeline));
+      main.replaceChildren(...(doc.pipelines || []).map((p) => buildPipeline(p, comps)));
       layoutKey = key;
     }
     const usable = previous && structureKey(previous) === key;
     const dt = usable ? (doc.service.time_unix_ms - previous.service.time_unix_ms) / 1000 : 0;
-    const comps = componentMap(doc);
     const prevComps = usable ? componentMap(previous) : null;
     updateSummary(doc, dt);
     (doc.pipelines || []).forEach((p, i) => {
