@@ -95,3 +95,13 @@ if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends libcrypt-dev
 fi
+
+# integration.zpages loads the zpages extension's page in Debian's chromium,
+# driven headless by playwright-core from npm (tests/integration/node_zpages).
+if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' chromium 2>/dev/null |
+  grep -q "install ok installed"; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends chromium
+fi
