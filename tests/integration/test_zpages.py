@@ -350,6 +350,14 @@ def case_api(args):
 
         check_debug_pages(check, zp, doc)
         check_http(check, zp)
+        own = parse_metrics(metrics_text(mp))
+        lab = frozenset({"extension": "zpages"}.items())
+        refused = own.get(("switchyard_extension_zpages_requests_refused_total", lab))
+        served = own.get(("switchyard_extension_zpages_requests_total", lab))
+        check(refused == 10 and served and served > 10 and
+              own.get(("switchyard_extension_zpages_requests_failed_total", lab)) == 0,
+              f"own metrics: {served} requests served, {refused} refused (5 x 404, 4 x 405, "
+              f"/metrics), none failed")
     finally:
         if load:
             load.stop()
