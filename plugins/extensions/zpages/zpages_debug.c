@@ -82,26 +82,15 @@ static yajl_val array_at(yajl_val v, size_t i)
 /* Text or an attribute value (double-quoted): the five characters that matter. */
 static void esc(FILE *f, const char *s)
 {
+    static const char *const entity[256] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+    };
     for (; s && *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
+        const char *e = entity[(unsigned char)*s];
+        if (e)
+            fputs(e, f);
+        else
             fputc(*s, f);
-        }
     }
 }
 
