@@ -111,14 +111,17 @@ static void put_errors(FILE *f, bool *first, const char *component)
 /* ---- the graph ----------------------------------------------------------------- */
 
 /* "queue": a core queue's fill, as the queue_size / queue_capacity gauges show it,
- * and the items and bytes of the batches in it. */
-static void put_queue(FILE *f, bool *first, const sy__mpmc_t *q, const _Atomic int64_t *items)
+ * the number of batches at which it refuses more (a pipeline's ring keeps spare
+ * slots above that, see runtime.c), and the items and bytes of the batches in it. */
+static void put_queue(FILE *f, bool *first, const sy__mpmc_t *q, size_t limit,
+                      const _Atomic int64_t *items)
 {
     bool f1 = true;
     put_key(f, first, "queue");
     fputc('{', f);
     put_int(f, &f1, "size", (int64_t)sy__mpmc_size(q));
     put_int(f, &f1, "capacity", (int64_t)sy__mpmc_capacity(q));
+    put_int(f, &f1, "limit", (int64_t)limit);
     put_int(f, &f1, "items", atomic_load_explicit(items, memory_order_relaxed));
     put_int(f, &f1, "bytes", sy__mpmc_weight(q));
     fputc('}', f);
@@ -190,7 +193,7 @@ static void put_pipeline(FILE *f, bool comma, const sy__pipeline_t *p, bool coun
     fputs(comma ? ",{" : "{", f);
     put_str(f, &f1, "id", p->id);
     put_str(f, &f1, "signal", syc_signal_info(p->signal)->name);
-    if (counters && p->queue_ready) put_queue(f, &f1, &p->in, &p->in_items);
+    if (counters && p->queue_ready) put_queue(f, &f1, &p->in, p->in_limit, &p->in_items);
     /* Receivers in configuration order: receivers and the connectors that feed
      * it are found through what they feed, as the engine links them. */
     put_key(f, &f1, "receivers");
@@ -255,7 +258,7 @@ static void put_component(FILE *f, bool comma, const sy_instance_t *x, bool coun
     if (counters && x->kind != SY_KIND_EXTENSION) put_signal_counters(f, &f1, x);
     bool has_queue = x->kind == SY_KIND_EXPORTER || x->kind == SY_KIND_CONNECTOR;
     if (counters && has_queue && x->exp.queue_ready)
-        put_queue(f, &f1, &x->exp.queue, &x->exp.queue_items);
+        put_queue(f, &f1, &x->exp.queue, sy__mpmc_capacity(&x->exp.queue), &x->exp.queue_items);
     put_errors(f, &f1, x->id);
     fputc('}', f);
 }

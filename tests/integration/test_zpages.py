@@ -41,6 +41,7 @@ from harness import (Checks, Router, free_port, http, json_span, json_traces,  #
                      wait_for)
 
 NODE_TIMEOUT = 90.0
+PIPELINE_QUEUE_LIMIT = 128  # SY__PIPELINE_QUEUE_CAPACITY in core/engine.h
 AWKWARD = 'nop/a&"b'
 PIPELINES = {
     # id: (receivers, processors, exporters) as (kind, id) lists
@@ -337,6 +338,12 @@ def case_api(args):
                   [c["queue"] for c in doc["components"] if "queue" in c]),
               "at rest, every queue is empty")
         acc = counters[metric_key(None, "receiver", "otlp", "accepted")]
+        check(all(p["queue"]["limit"] == PIPELINE_QUEUE_LIMIT < p["queue"]["capacity"]
+                  for p in doc["pipelines"]) and
+              all(c["queue"]["limit"] == c["queue"]["capacity"]
+                  for c in doc["components"] if "queue" in c),
+              "queue limits: a pipeline refuses at 128 batches (its ring has spare slots), "
+              "an exporter at its capacity")
         check(acc == load.acked and load.acked > 0,
               f"otlp accepted {acc} = spans answered 200 {load.acked} ({load.answers})")
         check(counters[metric_key("traces/checked", "processor", "testfault", "refused")] > 0,
@@ -595,10 +602,14 @@ def case_browser(args):
     check(down["counters"]["send_failed"]["value"] > 0 and down["errors"] and
           1 <= len(down["errors"]) <= 3, f"page: otlphttp/down's failures and last errors "
           f"(at most 3 shown): {down['errors'][:1]}")
+    metrics = parse_metrics(steady["metrics"])
     q = down["queue"]
-    check(q and q["size"] == "0" and int(q["capacity"]) > 0, f"page: exporter queue fill {q}")
+    check(q and q["size"] == "0" and
+          int(q["limit"]) == metrics[queue_key("exporter", "otlphttp/down", "capacity")] and
+          q["text"].startswith("0/%s " % q["limit"]), f"page: exporter queue fill {q}")
     pq = steady["page"]["pipelines"][0]["queue"]
-    check(pq["size"] == "0" and int(pq["capacity"]) > 0, f"page: pipeline queue fill {pq}")
+    check(pq["size"] == "0" and int(pq["limit"]) == PIPELINE_QUEUE_LIMIT,
+          f"page: pipeline queue fill {pq}")
     for phase in (moving, steady):
         check(not phase["console_errors"], f"browser console: {phase['console_errors']}")
         check(not phase["outside_requests"],

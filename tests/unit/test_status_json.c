@@ -326,6 +326,8 @@ static void test_status_document(void **state)
     assert_int_equal(
         num(get(pin, "queue"), "capacity"),
         sy_test_metric("switchyard_queue_capacity", "pipeline=\"traces/in\",queue=\"pipeline\""));
+    assert_int_equal(num(get(pin, "queue"), "limit"), SY__PIPELINE_QUEUE_CAPACITY);
+    assert_int_equal(num(q, "limit"), num(q, "capacity"));
     yajl_val zp = find(comps, "extension", "zpages");
     assert_null(get(zp, "signals"));
     assert_int_equal(get(zp, "pipelines")->u.array.len, 0);

@@ -106,7 +106,9 @@ static void row_text(FILE *f, const char *name, const char *value)
 /* "3h2m1s", "2m5s", "12.3s". */
 static void format_duration(char *buf, size_t cap, double seconds)
 {
-    if (seconds < 0) seconds = 0;
+    /* Bounded before the integer conversion: the document may say anything. */
+    if (!(seconds >= 0)) seconds = 0; /* NaN too */
+    if (seconds > 1e15) seconds = 1e15;
     if (seconds < 60) {
         snprintf(buf, cap, "%.1fs", seconds);
         return;

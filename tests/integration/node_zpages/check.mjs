@@ -42,7 +42,7 @@ function readPage() {
       id: card.dataset.pipeline,
       queue: {
         size: card.querySelector('h2 .pqueue').dataset.size,
-        capacity: card.querySelector('h2 .pqueue').dataset.capacity,
+        limit: card.querySelector('h2 .pqueue').dataset.limit,
       },
       // Columns in order, each with its nodes as drawn.
       columns: [...card.querySelectorAll('.graph > .column')].map((col) =>
@@ -57,7 +57,7 @@ function readPage() {
                        bad: dd.classList.contains('bad') }])),
           queue: n.querySelector('.queue') ? {
             size: n.querySelector('.queue').dataset.size,
-            capacity: n.querySelector('.queue').dataset.capacity,
+            limit: n.querySelector('.queue').dataset.limit,
             text: n.querySelector('.queue .qtext').textContent,
           } : null,
           errors: [...n.querySelectorAll('ul.errors li')].map((li) => li.textContent),

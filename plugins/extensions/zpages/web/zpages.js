@@ -164,13 +164,15 @@
       text.textContent = '–';
       return;
     }
-    const frac = q.capacity > 0 ? Math.min(1, q.size / q.capacity) : 0;
+    // Against the number of batches at which the queue refuses more.
+    const limit = q.limit || q.capacity;
+    const frac = limit > 0 ? Math.min(1, q.size / limit) : 0;
     fill.style.width = (frac * 100).toFixed(1) + '%';
     fill.classList.toggle('high', frac >= 0.5 && frac < 0.9);
     fill.classList.toggle('full', frac >= 0.9);
-    text.textContent = `${q.size}/${q.capacity} · ${fmtBytes(q.bytes)}`;
+    text.textContent = `${q.size}/${limit} · ${fmtBytes(q.bytes)}`;
     container.dataset.size = q.size;
-    container.dataset.capacity = q.capacity;
+    container.dataset.limit = limit;
   }
 
   function setErrors(ul, errors) {
