@@ -340,9 +340,14 @@ static int switch_traffic(sy__engine_t *old, sy__engine_t *nu)
     return SY_OK;
 }
 
-/* Moves each kept instance into nu in place of y, which is freed. */
-static void adopt_kept(sy__engine_t *old, sy__engine_t *nu)
+/* Moves each kept instance into nu in place of y, which is freed. A kept
+ * exporter goes on waking both generations' pipelines (switch_traffic) until the
+ * old ones have drained: its new feeders are handed back in *later (n of them),
+ * for finish_feeders. */
+static void adopt_kept(sy__engine_t *old, sy__engine_t *nu, swap_t **later, size_t *n)
 {
+    *later = calloc(nu->ninstances ? nu->ninstances : 1, sizeof(**later));
+    *n = 0;
     for (size_t i = 0; i < nu->ninstances; i++) {
         sy_instance_t *y = nu->instances[i];
         if (!y->keep) continue;
@@ -351,21 +356,27 @@ static void adopt_kept(sy__engine_t *old, sy__engine_t *nu)
         x->engine = nu;
         x->cfg = y->cfg;
         nu->instances[i] = x;
-        if (x->kind == SY_KIND_EXPORTER) {
-            /* Its feeders become nu's once the old pipelines are gone (step 4). */
-            free(x->exp.feeders);
-            x->exp.feeders = y->exp.feeders;
-            x->exp.nfeeders = y->exp.nfeeders;
+        if (x->kind == SY_KIND_EXPORTER && *later) {
+            (*later)[(*n)++] =
+                (swap_t){.x = x, .feeders = y->exp.feeders, .nfeeders = y->exp.nfeeders};
             y->exp.feeders = NULL;
-        }
-        for (size_t j = 0; j < nu->npipelines; j++) {
-            sy__pipeline_t *p = nu->pipelines[j];
-            for (size_t k = 0; k < p->nupstream; k++)
-                if (p->upstream[k] == y) p->upstream[k] = x;
         }
         y->keep = NULL;
         sy__engine_free_instance(y);
     }
+}
+
+/* Kept exporters: only nu's pipelines feed them now that the old ones are gone. */
+static int finish_feeders(sy__engine_t *nu, swap_t *later, size_t n)
+{
+    int rc = SY_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == SY_OK && call_on(nu, later[i].x, swap_feeders_on, &later[i]) < 0)
+            rc = SY__ETIMEDOUT;
+        free(later[i].feeders); /* the union, or (after a timeout) the new list */
+    }
+    free(later);
+    return rc;
 }
 
 int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
@@ -384,30 +395,32 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
     int rc = SY_OK;
     if (switch_traffic(old, nu) < 0) rc = SY_ERROR;
 
+    /* The kept instances move into nu now: new receivers' and exporters'
+     * extension_get() finds the kept extensions there. */
+    swap_t *later;
+    size_t nlater;
+    adopt_kept(old, nu, &later, &nlater);
+
     /* Step 3: receivers that are not kept stop; their replacements start. */
     for (size_t i = old->ninstances; i-- > 0;) {
         sy_instance_t *x = old->instances[i];
         if (x->kind != SY_KIND_RECEIVER) continue;
-        bool kept = false;
-        for (size_t j = 0; j < nu->ninstances && !kept; j++)
-            kept = nu->instances[j]->keep == x;
-        if (kept) continue;
         if (call_on(nu, x, shutdown_on, x) < 0) return SY__ETIMEDOUT;
         retire(nu, old, x);
     }
     /* Extensions a new receiver needs may only start in step 5. */
     for (size_t i = 0; i < nu->ninstances; i++) {
         sy_instance_t *y = nu->instances[i];
-        if (y->kind != SY_KIND_RECEIVER || y->keep) continue;
+        if (y->kind != SY_KIND_RECEIVER || y->thread) continue; /* kept: running */
         bool waits = false;
         for (size_t j = 0; j < nu->ninstances && !waits; j++) {
             sy_instance_t *ext = nu->instances[j];
-            waits = ext->kind == SY_KIND_EXTENSION && !ext->keep && find_old(old, ext) &&
+            /* An extension whose old version still runs (it changed) starts in step 5. */
+            waits = ext->kind == SY_KIND_EXTENSION && !ext->thread && find_old(old, ext) &&
                     node_mentions(y->cfg->node, ext->id);
         }
         if (!waits && sy__engine_start_instance(y) < 0) rc = SY_ERROR;
     }
-    adopt_kept(old, nu);
 
     /* Step 4: the old pipelines drain (connectors in chain order), then the old
      * exporters that are not kept. */
@@ -429,12 +442,7 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
         }
         retire(nu, old, x);
     }
-    /* Kept exporters: only nu's pipelines feed them now. */
-    for (size_t i = 0; i < nu->ninstances; i++) {
-        sy_instance_t *x = nu->instances[i];
-        if (x->kind != SY_KIND_EXPORTER || x->deferred || !x->started) continue;
-        if (call_on(nu, x, wake_on, x) < 0) return SY__ETIMEDOUT;
-    }
+    if (finish_feeders(nu, later, nlater) < 0) return SY__ETIMEDOUT;
 
     /* Step 5: extensions that changed or went away, their new versions, then the
      * new exporters' plugins and the receivers that waited for an extension. */

@@ -393,6 +393,44 @@ def run_cases(a, check):
         st = http("GET", f"http://127.0.0.1:{health}/")[0]
         check(st == 200, f"health_check answers 200 after the undone reload ({st})")
 
+        # The token of an authenticator changes: the extension restarts and so does
+        # the receiver that names it (after the extension); old token 401, new 200.
+        def auth_config(token):
+            return f"""extensions:
+  health_check: {{endpoint: "127.0.0.1:{health}"}}
+  bearertokenauth/in: {{token: "{token}"}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{hp2}", auth: {{authenticator: bearertokenauth/in}}}}
+exporters:
+  debug: {{verbosity: basic}}
+service:
+  extensions: [health_check, bearertokenauth/in]
+  telemetry: {{metrics: {{address: "127.0.0.1:{metrics}"}}}}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+"""
+
+        def post_token(token):
+            c = httpclient.HTTPConnection("127.0.0.1", hp2, timeout=5)
+            try:
+                c.request("POST", "/v1/traces", body=TRACE,
+                          headers={"Content-Type": "application/json",
+                                   "Authorization": f"Bearer {token}"})
+                r = c.getresponse()
+                r.read()
+                return r.status
+            finally:
+                c.close()
+
+        check(reload_and_wait(router, cfg_path, auth_config("first")), "reload adding auth")
+        check(post_token("first") == 200 and post_token("second") == 401,
+              "the first token is accepted, another refused")
+        check(reload_and_wait(router, cfg_path, auth_config("second")), "reload changing the token")
+        check(post_token("second") == 200 and post_token("first") == 401,
+              "after the reload the new token is accepted and the old one refused")
+
         # A file that does not parse.
         check(reload_and_wait(router, cfg_path, "receivers: [\n", what="reload refused"),
               "an unparsable file is refused")
@@ -400,9 +438,9 @@ def run_cases(a, check):
               "with its file:line:col")
         ok = metric(metrics, "switchyard_config_reloads_total")
         bad = metric(metrics, "switchyard_config_reload_failures_total")
-        check(ok == 2 and bad == 2, f"2 reloads applied, 2 failed ({ok}, {bad})")
+        check(ok == 4 and bad == 2, f"4 reloads applied, 2 failed ({ok}, {bad})")
         debug_lines = router.output().count('"spans": 1}')
-        check(debug_lines == 4, f"the debug exporters printed the 4 spans ({debug_lines})")
+        check(debug_lines == 6, f"the debug exporters printed the 6 spans ({debug_lines})")
     finally:
         rc = router.stop()
     check(rc == 0, f"the router exits 0 ({rc})")
