@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "status_json.h"
 
 sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
 {
@@ -83,6 +84,9 @@ int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t
                 was ? was : "(none)");
     nu->shutdown_timeout_ms = r->shutdown_timeout_ms;
     sy__log_set_level(gen->svc.log_level);
+    /* Status pages (api->status_json) are told to ask again until the graph is
+     * whole; after a stuck component (wedged) they go on being told so. */
+    sy__status_graph_lock();
     int rc = sy__engine_reload(r->engine, nu);
     if (rc == SY__ETIMEDOUT) {
         r->engine->wedged = true;
@@ -92,6 +96,7 @@ int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t
         /* Undone: the old engine got its pools back and runs as before. */
         sy__log_set_level(r->svc.log_level);
         sy__engine_free(nu);
+        sy__status_graph_unlock();
         sy__service_cfg_free(&gen->svc);
         sy__cfg_free(gen->root);
         free(gen);
@@ -108,6 +113,7 @@ int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t
     gen->next = r->retired;
     r->retired = gen;
     r->engine = nu;
+    sy__status_graph_unlock();
     return rc;
 }
 

@@ -8,16 +8,19 @@
  *
  * Threads: called from any plugin thread while the engine runs. Everything that
  * reads the engine's graph (its pipelines, instances, their metrics and queues)
- * happens inside status_write_graph(), and nothing else here touches the engine:
- * a reload that replaces the graph only has to exclude that one function. The
- * graph itself is not changed after sy__engine_build(); what start writes later
- * on the main thread (metric pointers, queues) is published by the release store
- * of the status READY (or STOPPING), so counters are read only once the acquire
- * load of sy__engine_status() says the router is no longer starting.
+ * happens inside status_write_graph(), under the read side of graph_lock; a
+ * reload (router.c) holds its write side while it moves instances between
+ * engines and frees the old one, and a reader that finds it held answers
+ * SY_EAGAIN rather than wait (a loop thread never blocks). Between reloads the
+ * graph is not changed after sy__engine_build(); what start writes later on the
+ * main thread (metric pointers, queues) is published by the release store of the
+ * status READY (or STOPPING), so counters are read only once the acquire load of
+ * sy__engine_status() says the router is no longer starting.
  */
 #include "status_json.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,19 @@
 #ifndef SY_VERSION
 #define SY_VERSION "0.0.0"
 #endif
+
+/* Held for writing by a reload; readers only ever try it. */
+static pthread_rwlock_t graph_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void sy__status_graph_lock(void)
+{
+    pthread_rwlock_wrlock(&graph_lock);
+}
+
+void sy__status_graph_unlock(void)
+{
+    pthread_rwlock_unlock(&graph_lock);
+}
 
 /* ---- small writers ------------------------------------------------------------ */
 
@@ -345,11 +361,15 @@ static void put_process(FILE *f, bool *first, const sy__procstat_t *ps)
 int sy__status_json(sy_instance_t *inst, char **out, size_t *len)
 {
     if (out) *out = NULL;
-    if (!inst || !inst->engine || !out) return SY_EINVAL;
+    if (!inst || !out) return SY_EINVAL;
+    if (pthread_rwlock_tryrdlock(&graph_lock) != 0) return SY_EAGAIN; /* reloading */
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f) return SY_ENOMEM;
+    FILE *f = inst->engine ? open_memstream(&buf, &size) : NULL;
+    if (!f) {
+        pthread_rwlock_unlock(&graph_lock);
+        return inst->engine ? SY_ENOMEM : SY_EINVAL;
+    }
     /* Acquire: pairs with the release store of the status, after which the
      * counters and queues that start registered are there to read. */
     sy_status_t status = sy__engine_status();
@@ -362,6 +382,7 @@ int sy__status_json(sy_instance_t *inst, char **out, size_t *len)
     put_service(f, &first, status, &ps, now);
     put_process(f, &first, &ps);
     status_write_graph(f, &first, inst->engine, status != SY_STATUS_STARTING);
+    pthread_rwlock_unlock(&graph_lock);
     fputs("}", f);
     bool failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed || !buf) {

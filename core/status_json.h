@@ -13,9 +13,20 @@
 /*
  * Builds the document for the engine that `inst` belongs to. On SY_OK *out is a
  * malloc()ed NUL-terminated string the caller frees, *len (if len is not NULL)
- * its length. SY_EINVAL for NULL arguments, SY_ENOMEM. Any thread while the
- * engine runs (see status_json.c for what a reload must exclude).
+ * its length. SY_EINVAL for NULL arguments, SY_ENOMEM; SY_EAGAIN, at once,
+ * while a reload holds the graph (sy__status_graph_lock()). Any thread while the
+ * engine runs.
  */
 int sy__status_json(sy_instance_t *inst, char **out, size_t *len);
+
+/*
+ * Excludes sy__status_json() from the engine's graph while a reload changes it
+ * (instances move between engines, the old engine is freed): between lock and
+ * unlock, sy__status_json() does not wait but answers SY_EAGAIN, so a status page
+ * on a loop thread never blocks on a reload. Lock waits for a document being
+ * built to finish (it reads for well under a millisecond). Main thread.
+ */
+void sy__status_graph_lock(void);
+void sy__status_graph_unlock(void);
 
 #endif

@@ -895,8 +895,10 @@ struct sy_host_api_s {
      *
      * On SY_OK, *out is a malloc()ed, NUL-terminated UTF-8 document that the
      * caller frees with free(), and *len (when len is not NULL) its length
-     * without the NUL. SY_EINVAL for a NULL inst or out, SY_ENOMEM when it could
-     * not be built; *out is then NULL. `inst` is the caller's own instance.
+     * without the NUL. SY_EAGAIN while a configuration reload is replacing the
+     * graph (it does not wait: ask again in a moment), SY_EINVAL for a NULL inst
+     * or out, SY_ENOMEM when it could not be built; *out is then NULL. `inst` is
+     * the caller's own instance.
      * Any thread, from the caller's start() until its shutdown() returns; it
      * costs a walk of the graph (no plugin is called) and a read of /proc/self.
      */

@@ -38,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Checks, Router, free_port, http, json_span, json_traces,  # noqa: E402
-                     wait_for)
+                     post_json, wait_for)
 
 NODE_TIMEOUT = 90.0
 PIPELINE_QUEUE_LIMIT = 128  # SY__PIPELINE_QUEUE_CAPACITY in core/engine.h
@@ -55,7 +55,7 @@ PIPELINES = {
 }
 
 
-def config(otlp_port, zp_port, metrics_port, down_port, gen_count):
+def config(otlp_port, zp_port, metrics_port, down_port, gen_count, extra=""):
     return f"""
 receivers:
   otlp:
@@ -97,7 +97,7 @@ service:
       receivers: [otlp, testgen]
       processors: [batch]
       exporters: [testsink, otlphttp/down, '{AWKWARD}']
-"""
+{extra}"""
 
 
 # ---------------------------------------------------------------------------
@@ -224,9 +224,8 @@ class Load:
 
 def start(args, gen_count=400):
     ports = dict(otlp_port=free_port(), zp_port=free_port(), metrics_port=free_port(),
-                 down_port=free_port())
-    router = Router(args.bin, [args.plugin_dir, args.kit_dir],
-                    config(gen_count=gen_count, **ports))
+                 down_port=free_port(), gen_count=gen_count)
+    router = Router(args.bin, [args.plugin_dir, args.kit_dir], config(**ports))
     return router, ports
 
 
@@ -365,6 +364,7 @@ def case_api(args):
               own.get(("switchyard_extension_zpages_requests_failed_total", lab)) == 0,
               f"own metrics: {served} requests served, {refused} refused (5 x 404, 4 x 405, "
               f"/metrics), none failed")
+        check_reload(check, router, ports)
     finally:
         if load:
             load.stop()
@@ -374,6 +374,65 @@ def case_api(args):
     check_validate(check, args)
     check_in_use(check, args)
     return check
+
+
+class StatusPoller(threading.Thread):
+    """GET /api/status as fast as it answers, recording every answer, until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.answers = {}
+        self.bad = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            try:
+                status, headers, body = http("GET", f"http://127.0.0.1:{self.port}/api/status")
+                if status == 200:
+                    json.loads(body)
+                elif status != 503 or headers.get("Retry-After") != "1":
+                    self.bad.append((status, body[:100]))
+                self.answers[status] = self.answers.get(status, 0) + 1
+            except (OSError, ValueError) as e:
+                self.bad.append(repr(e))
+            time.sleep(0.002)
+
+
+def check_reload(check, router, ports):
+    """A reload (SIGHUP) that adds a pipeline while /api/status is read without
+    pause: every answer is the document or 503 with Retry-After, and afterwards
+    the document shows the new graph, its counters equal to /metrics again."""
+    zp, mp = ports["zp_port"], ports["metrics_port"]
+    extra = ("    traces/extra:\n      receivers: [otlp]\n      processors: [batch]\n"
+             f"      exporters: ['{AWKWARD}']\n")
+    with open(router.config, "w") as f:
+        f.write(config(extra=extra, **ports))
+    poller = StatusPoller(zp)
+    poller.start()
+    time.sleep(0.1)
+    import signal
+    router.proc.send_signal(signal.SIGHUP)
+    done = wait_for("the reload", lambda: "Configuration reloaded in" in router.output(), 20)
+    time.sleep(0.2)
+    poller.stop_event.set()
+    poller.join(10)
+    check(done and not poller.bad and poller.answers.get(200, 0) > 0,
+          f"reload: /api/status answered {poller.answers} meanwhile (503 = reloading), "
+          f"nothing else {poller.bad[:3]}")
+    doc = get_status(zp)
+    ids = [p["id"] for p in doc["pipelines"]]
+    check(ids == ["traces/checked", "traces/fanout", "traces/extra"] and
+          [x["id"] for x in doc["pipelines"][2]["processors"]] == ["batch"],
+          f"reload: the document shows the new pipeline {ids}")
+    post_json(f"http://127.0.0.1:{ports['otlp_port']}/v1/traces",
+              json_traces([json_span("after-reload")], "zpages-reload"))
+    doc = wait_steady(zp)
+    check_equal(check, "after the reload, at rest, every counter", doc_counters(doc),
+                parse_metrics(metrics_text(mp)))
+    check(doc_counters(doc)[metric_key("traces/extra", "processor", "batch", "outgoing")] == 1,
+          "after the reload, the new pipeline's batch passed the span on")
 
 
 def check_debug_pages(check, zp, doc):

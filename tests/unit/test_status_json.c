@@ -351,6 +351,16 @@ static void test_status_document(void **state)
     yajl_tree_free(doc);
     free(text);
 
+    /* While a reload holds the graph: SY_EAGAIN at once, nothing made. */
+    sy__status_graph_lock();
+    text = (char *)"unchanged";
+    assert_int_equal(sy__status_json(ext, &text, NULL), SY_EAGAIN);
+    assert_null(text);
+    sy__status_graph_unlock();
+    doc = parse_status(ext, &text);
+    yajl_tree_free(doc);
+    free(text);
+
     /* Bad arguments. */
     text = (char *)"unchanged";
     assert_int_equal(sy__status_json(NULL, &text, NULL), SY_EINVAL);

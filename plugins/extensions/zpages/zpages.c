@@ -59,7 +59,7 @@ typedef struct zp_state_s {
     syc_http_server_t *server;
     sy_metric_t *requests; /* answered with 200 */
     sy_metric_t *refused;  /* answered 404 / 405 */
-    sy_metric_t *failed;   /* the status document could not be built: 500 */
+    sy_metric_t *failed;   /* 500 (out of memory), 503 (a reload holds the graph) */
 } zp_state_t;
 
 /* ------------------------------------------------------------------------ */
@@ -96,7 +96,7 @@ static void zp_plain(zp_state_t *s, syc_http_request_t *req, int status, const c
     char headers[512];
     snprintf(headers, sizeof headers, "%s%s", ZP_HEADERS, extra ? extra : "");
     syc_http_respond(req, status, "text/plain; charset=utf-8", headers, text, strlen(text));
-    s->api->metric_add(status == 500 ? s->failed : s->refused, 1);
+    s->api->metric_add(status >= 500 ? s->failed : s->refused, 1);
 }
 
 static void zp_handle(void *arg, syc_http_request_t *req)
@@ -120,6 +120,12 @@ static void zp_handle(void *arg, syc_http_request_t *req)
     char *json = NULL;
     size_t len = 0;
     int rc = s->api->status_json(s->inst, &json, &len);
+    if (rc == SY_EAGAIN) {
+        /* A configuration reload is replacing the graph: the page retries. */
+        zp_plain(s, req, 503, "Retry-After: 1\r\n",
+                 "503 the router is reloading its configuration\n");
+        return;
+    }
     if (rc != SY_OK) {
         SY_LOG(s->api, s->inst, SY_LOG_ERROR, "cannot build the status document (error %d)", rc);
         zp_plain(s, req, 500, NULL, "500 the status document could not be built\n");
@@ -187,7 +193,9 @@ static int zp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
         SY_METRIC_COUNTER);
     s->failed = api->metric_register(
         inst, "extension_zpages_requests_failed",
-        "Requests the zpages extension could not answer (500: out of memory).", SY_METRIC_COUNTER);
+        "Requests the zpages extension could not answer (500: out of memory; 503: a "
+        "configuration reload was replacing the graph).",
+        SY_METRIC_COUNTER);
     *state = s;
     return SY_OK;
 }

@@ -339,6 +339,7 @@
     const banner = document.getElementById('banner');
     try {
       const res = await fetch('/api/status', { cache: 'no-store' });
+      if (res.status === 503) throw new Error('the router is reloading its configuration');
       if (!res.ok) throw new Error(`/api/status answered ${res.status}`);
       const doc = await res.json();
       render(doc);
