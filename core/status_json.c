@@ -362,6 +362,9 @@ int sy__status_json(sy_instance_t *inst, char **out, size_t *len)
 {
     if (out) *out = NULL;
     if (!inst || !out) return SY_EINVAL;
+    sy__procstat_t ps;
+    sy__procstat_read(&ps);
+    double now = sy__procstat_now();
     if (pthread_rwlock_tryrdlock(&graph_lock) != 0) return SY_EAGAIN; /* reloading */
     char *buf = NULL;
     size_t size = 0;
@@ -373,9 +376,6 @@ int sy__status_json(sy_instance_t *inst, char **out, size_t *len)
     /* Acquire: pairs with the release store of the status, after which the
      * counters and queues that start registered are there to read. */
     sy_status_t status = sy__engine_status();
-    sy__procstat_t ps;
-    sy__procstat_read(&ps);
-    double now = sy__procstat_now();
     bool first = true;
     fputc('{', f);
     put_int(f, &first, "schema", 1);
