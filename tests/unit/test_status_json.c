@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <yajl/yajl_tree.h>
 
 #include "engine.h"
@@ -164,7 +165,7 @@ static void test_recent_threads(void **state)
 /* ---- status_json ------------------------------------------------------------ */
 
 static const char *const router_yaml = "receivers:\n"
-                                       "  testgen: {count: 40, spans: 5}\n"
+                                       "  testgen: {count: 200, spans: 5, interval: 1ms}\n"
                                        "processors:\n"
                                        "  testfault: {refuse_permille: 300, seed: 3}\n"
                                        "  batch: {timeout: 20ms}\n"
@@ -247,28 +248,52 @@ static void check_signals(yajl_val comp, const char *kind, const char *labels)
     }
 }
 
+/* Builds documents without pause while the data flows (ThreadSanitizer runs this
+ * test: the stress label). */
+typedef struct reader_s {
+    sy_instance_t *ext;
+    atomic_bool stop;
+    int built;
+} reader_t;
+
+static void *reader(void *arg)
+{
+    reader_t *rd = arg;
+    while (!atomic_load(&rd->stop)) {
+        char *text = NULL;
+        if (sy__status_json(rd->ext, &text, NULL) == SY_OK) rd->built++;
+        free(text);
+    }
+    return NULL;
+}
+
 static void test_status_document(void **state)
 {
     (void)state;
     sy__log_recent_reset();
     sy__router_t *r = sy_test_router_start(router_yaml);
-    sy_test_metric_wait("switchyard_exporter_sent_spans_total", "exporter=\"nop\"", 1, 5000);
-    /* 40 batches of 5: wait until what testfault let through reached nop. */
-    int64_t in = sy_test_metric_wait("switchyard_receiver_accepted_spans_total",
-                                     "receiver=\"testgen\"", 200, 5000);
-    assert_int_equal(in, 200);
-    for (int i = 0; i < 500; i++) {
-        int64_t refused = sy_test_metric("switchyard_processor_refused_spans_total",
-                                         "processor=\"testfault\",pipeline=\"traces/in\"");
-        int64_t out = sy_test_metric("switchyard_exporter_sent_spans_total", "exporter=\"nop\"");
-        if (refused + out == 200) break;
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
     sy_instance_t *ext = NULL;
     for (size_t i = 0; i < r->engine->ninstances; i++)
         if (r->engine->instances[i]->kind == SY_KIND_EXTENSION) ext = r->engine->instances[i];
     assert_non_null(ext);
+    reader_t rd = {.ext = ext};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader, &rd), 0);
+    /* 200 batches of 5: wait until what testfault let through reached nop. */
+    int64_t in = sy_test_metric_wait("switchyard_receiver_accepted_spans_total",
+                                     "receiver=\"testgen\"", 1000, 10000);
+    assert_int_equal(in, 1000);
+    for (int i = 0; i < 500; i++) {
+        int64_t refused = sy_test_metric("switchyard_processor_refused_spans_total",
+                                         "processor=\"testfault\",pipeline=\"traces/in\"");
+        int64_t out = sy_test_metric("switchyard_exporter_sent_spans_total", "exporter=\"nop\"");
+        if (refused + out == 1000) break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&rd.stop, true);
+    pthread_join(th, NULL);
+    assert_true(rd.built > 0);
 
     char *text = NULL;
     yajl_val doc = parse_status(ext, &text);
