@@ -94,13 +94,29 @@ static void esc(FILE *f, const char *s)
     }
 }
 
+/* <td>text</td> */
+static void cell(FILE *f, const char *text)
+{
+    fputs("<td>", f);
+    esc(f, text);
+    fputs("</td>", f);
+}
+
+/* ` name="value"` */
+static void attr(FILE *f, const char *name, const char *value)
+{
+    fprintf(f, " %s=\"", name);
+    esc(f, value);
+    fputc('"', f);
+}
+
 static void row_text(FILE *f, const char *name, const char *value)
 {
     fputs("<tr><th>", f);
     esc(f, name);
-    fputs("</th><td>", f);
-    esc(f, value);
-    fputs("</td></tr>\n", f);
+    fputs("</th>", f);
+    cell(f, value);
+    fputs("</tr>\n", f);
 }
 
 /* "3h2m1s", "2m5s", "12.3s". */
@@ -194,19 +210,15 @@ static void render_servicez(FILE *f, yajl_val doc)
     yajl_val comps = member(doc, "components");
     for (size_t i = 0; i < array_len(comps); i++) {
         yajl_val c = array_at(comps, i);
-        fputs("<tr data-kind=\"", f);
-        esc(f, member_str(c, "kind"));
-        fputs("\" data-id=\"", f);
-        esc(f, member_str(c, "id"));
-        fputs("\"><td>", f);
-        esc(f, member_str(c, "kind"));
-        fputs("</td><td>", f);
-        esc(f, member_str(c, "id"));
-        fputs("</td><td>", f);
-        esc(f, member_str(c, "type"));
-        fputs("</td><td>", f);
-        esc(f, member_str(c, "version"));
-        fputs("</td><td>", f);
+        fputs("<tr", f);
+        attr(f, "data-kind", member_str(c, "kind"));
+        attr(f, "data-id", member_str(c, "id"));
+        fputc('>', f);
+        cell(f, member_str(c, "kind"));
+        cell(f, member_str(c, "id"));
+        cell(f, member_str(c, "type"));
+        cell(f, member_str(c, "version"));
+        fputs("<td>", f);
         yajl_val pl = member(c, "pipelines");
         for (size_t j = 0; j < array_len(pl); j++) {
             yajl_val p = array_at(pl, j);
@@ -247,13 +259,11 @@ static void render_pipelinez(FILE *f, yajl_val doc)
     for (size_t i = 0; i < array_len(pipes); i++) {
         yajl_val p = array_at(pipes, i);
         bool mutates = false;
-        fputs("<tr data-pipeline=\"", f);
-        esc(f, member_str(p, "id"));
-        fputs("\"><td>", f);
-        esc(f, member_str(p, "id"));
-        fputs("</td><td>", f);
-        esc(f, member_str(p, "signal"));
-        fputs("</td>", f);
+        fputs("<tr", f);
+        attr(f, "data-pipeline", member_str(p, "id"));
+        fputc('>', f);
+        cell(f, member_str(p, "id"));
+        cell(f, member_str(p, "signal"));
         /* The processors are written first into a buffer of their own, so that
          * "mutates data" (any of them) can come before them. */
         char *procs = NULL;
