@@ -20,6 +20,8 @@
  * are compiled with hidden visibility, so the entry stays the only export); it
  * needs libuv, libcurl, yajl, zlib, libzstd, libdeflate, snappy, libpcre2-8,
  * libcrypto and libprotobuf-c, which `pkg-config --libs switchyard-helper` lists.
+ * The headers include <uv.h>: under -std=c11 define _GNU_SOURCE (or
+ * _POSIX_C_SOURCE 200809L) before the first #include, as libuv needs.
  */
 #ifndef SWITCHYARD_HELPER_H
 #define SWITCHYARD_HELPER_H

@@ -12,6 +12,7 @@
  *
  * Threads: everything runs on the instance's loop thread (api->loop()).
  */
+#define _GNU_SOURCE /* uv.h and clock_gettime() under -std=c11 */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
