@@ -16,6 +16,7 @@ against the INSTALLED SDK (cmake --install --prefix TMP), as an author uses them
 import argparse
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -92,13 +93,13 @@ switchyard_add_plugin(NAME processor_helperdemo SOURCES %s LIBS Switchyard::help
 """
 
 
-def build_cmake(src, prefix, work):
-    """examples/plugins with find_package(Switchyard), its ctest, and the helper
-    processor with Switchyard::helper."""
+def build_cmake(src, proj, prefix, work):
+    """The example project (as the guide writes it) with find_package(Switchyard),
+    its ctest, and the helper processor with Switchyard::helper."""
     bdir = os.path.join(work, "build")
     common = ["-DCMAKE_PREFIX_PATH=" + prefix, "-DCMAKE_BUILD_TYPE=Release",
               "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"]
-    rc, log = run(["cmake", "-S", os.path.join(src, "examples", "plugins"), "-B", bdir] + common)
+    rc, log = run(["cmake", "-S", proj, "-B", bdir] + common)
     check(rc == 0, "cmake: examples/plugins configures (%s)" % log.strip()[-800:])
     rc, log = run(["cmake", "--build", bdir, "-j2"], timeout=300)
     check(rc == 0, "cmake: examples/plugins builds (%s)" % log.strip()[-1500:])
@@ -208,6 +209,91 @@ def e2e(binary, plugin_dir, work):
     lsock.close()
 
 
+def guide_blocks(src):
+    """The ```c and ```cmake blocks of docs/plugin-guide.md with their line and
+    info string."""
+    blocks = []
+    lines = open(os.path.join(src, "docs", "plugin-guide.md")).read().split("\n")
+    i = 0
+    while i < len(lines):
+        m = re.match(r"^```(c|cmake)\b(.*)$", lines[i])
+        if not m:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j] != "```":
+            j += 1
+        blocks.append((i + 1, m.group(1), m.group(2).strip(), "\n".join(lines[i + 1:j]) + "\n"))
+        i = j + 1
+    return blocks
+
+
+def code_lines(text):
+    """The lines of a fragment that hold code: no blank, comment-only or elided
+    ("...") ones, whitespace collapsed."""
+    out = []
+    for ln in text.split("\n"):
+        t = " ".join(ln.split())
+        if not t or "..." in t or t.startswith(("/*", "*", "//", "#include")):
+            continue
+        out.append(t)
+    return out
+
+
+def extract_guide(src, prefix, work):
+    """Writes the guide's file= blocks into a project directory (the example
+    project: blocks of its files must be those files, byte for byte, and the files
+    the guide does not show are copied), builds the stand-alone ones with cc and
+    pkg-config, and checks each fragment from=FILE line by line against FILE.
+    Returns the project directory, which build_cmake() builds and tests."""
+    proj = os.path.join(work, "guide-project")
+    single = os.path.join(work, "guide-single")
+    os.makedirs(single)
+    shutil.copytree(os.path.join(src, "examples", "plugins"), proj)
+    blocks = guide_blocks(src)
+    check(len(blocks) >= 10, "the guide has its code blocks (%d)" % len(blocks))
+    files = fragments = 0
+    pcdir = glob.glob(os.path.join(prefix, "lib*", "pkgconfig"))[0]
+    env = dict(os.environ, PKG_CONFIG_PATH=pcdir)
+    for line, lang, info, body in blocks:
+        m = re.match(r"file=(\S+)$", info)
+        if m:
+            files += 1
+            name = m.group(1)
+            target = os.path.join(proj, name)
+            if os.path.exists(target):
+                same = open(target).read() == body
+                check(same, "guide line %d: file=%s is the example's %s byte for byte"
+                      % (line, name, name))
+                with open(target, "w") as f:  # what is built is the guide's text
+                    f.write(body)
+                continue
+            path = os.path.join(single, name)
+            with open(path, "w") as f:
+                f.write(body)
+            so = os.path.join(single, "processor_" + os.path.splitext(name)[0] + ".so")
+            flags = pkgconf(env, "--cflags", "--libs", "switchyard-plugin")
+            rc, log = run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", path] + flags
+                          + ["-o", so])
+            check(rc == 0, "guide line %d: file=%s builds against the installed SDK (%s)"
+                  % (line, name, log.strip()[-600:]))
+            continue
+        m = re.match(r"fragment(?: from=(\S+))?$", info)
+        check(m is not None, "guide line %d: a %s block is marked file= or fragment (%r)"
+              % (line, lang, info))
+        if not m:
+            continue
+        fragments += 1
+        if m.group(1):
+            have = set(code_lines(open(os.path.join(src, m.group(1))).read()))
+            missing = [ln for ln in code_lines(body) if ln not in have]
+            check(not missing, "guide line %d: the fragment is in %s (not there: %s)"
+                  % (line, m.group(1), missing[:3]))
+    check(files >= 3, "the guide has whole files to build (%d)" % files)
+    print("guide: %d file blocks, %d fragments" % (files, fragments))
+    return proj
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -232,7 +318,8 @@ def main():
         pcout = os.path.join(work, "pc")
         os.makedirs(pcout)
         build_pkgconfig(args.source_dir, prefix, pcout)
-        build_cmake(args.source_dir, prefix, os.path.join(work, "cmake"))
+        proj = extract_guide(args.source_dir, prefix, work)
+        build_cmake(args.source_dir, proj, prefix, os.path.join(work, "cmake"))
         binary = os.path.join(prefix, "bin", "switchyard")
         rc, out = run([binary, "components", "--plugin-dir", pcout])
         for name in ("receiver_udpline", "processor_stamp", "exporter_unixsock",
