@@ -29,6 +29,20 @@ from harness import Checks, Router, free_port  # noqa: E402
 
 check = Checks()
 
+# The flags of the build type under test, for what is built here: the installed
+# libraries of an Asan build are instrumented, so what links them must be too.
+SAN = {"Asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+       "Tsan": ["-fsanitize=thread"]}
+san_flags = []
+
+
+def build_type(build_dir):
+    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+        for ln in f:
+            if ln.startswith("CMAKE_BUILD_TYPE:"):
+                return ln.split("=", 1)[1].strip()
+    return ""
+
 
 def run(cmd, env=None, timeout=120, cwd=None):
     p = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, cwd=cwd)
@@ -59,7 +73,7 @@ def build_pkgconfig(src, prefix, out):
     # libuv is the system's: the receiver and the exporter add it themselves.
     uv = pkgconf(env, "--cflags", "--libs", "libuv")
     ex = os.path.join(src, "examples", "plugins")
-    cc = ["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
+    cc = ["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"] + san_flags
     for name, path, extra in (("receiver_udpline", "udpline/udpline.c", uv),
                               ("processor_stamp", "stamp/stamp.c", []),
                               ("exporter_unixsock", "unixsock/unixsock.c", uv)):
@@ -99,6 +113,10 @@ def build_cmake(src, proj, prefix, work):
     bdir = os.path.join(work, "build")
     common = ["-DCMAKE_PREFIX_PATH=" + prefix, "-DCMAKE_BUILD_TYPE=Release",
               "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"]
+    if san_flags:
+        f = " ".join(san_flags)
+        common += ["-DCMAKE_C_FLAGS=" + f, "-DCMAKE_EXE_LINKER_FLAGS=" + f,
+                   "-DCMAKE_MODULE_LINKER_FLAGS=" + f]
     rc, log = run(["cmake", "-S", proj, "-B", bdir] + common)
     check(rc == 0, "cmake: examples/plugins configures (%s)" % log.strip()[-800:])
     rc, log = run(["cmake", "--build", bdir, "-j2"], timeout=300)
@@ -274,7 +292,7 @@ def extract_guide(src, prefix, work):
             so = os.path.join(single, "processor_" + os.path.splitext(name)[0] + ".so")
             flags = pkgconf(env, "--cflags", "--libs", "switchyard-plugin")
             rc, log = run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", path] + flags
-                          + ["-o", so])
+                          + san_flags + ["-o", so])
             check(rc == 0, "guide line %d: file=%s builds against the installed SDK (%s)"
                   % (line, name, log.strip()[-600:]))
             continue
@@ -303,6 +321,7 @@ def main():
         if not shutil.which(tool):
             print("FAIL: %s is needed for this test (deploy/debian-deps.sh installs it)" % tool)
             return 1
+    san_flags.extend(SAN.get(build_type(args.build_dir), []))
     work = tempfile.mkdtemp(prefix="sy-sdk-ex-")
     try:
         prefix = os.path.join(work, "prefix")
