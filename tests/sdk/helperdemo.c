@@ -5,7 +5,9 @@
  * one with syc_grpc_code_name(), so that `switchyard validate` proves the
  * helpers link into a plugin and load in the installed binary.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* <switchyard/helper.h> includes uv.h */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -4,7 +4,9 @@
  * writes, its own metrics and log lines, and its timers on the fake clock. No
  * router runs. Plain C: exits 0 when every check holds, else 1.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sockets and uv.h under -std=c11 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +58,11 @@ static bool has_emitted(void *arg)
     return sy_pt_emitted_count(arg) > 0;
 }
 
+static bool has_two(void *arg)
+{
+    return sy_pt_emitted_count(arg) > 1;
+}
+
 static bool has_warned(void *arg)
 {
     return sy_pt_log_count(arg, SY_LOG_WARN, "dropped") > 0;
@@ -90,12 +97,21 @@ static void test_udpline(void)
           "the WARN record: %s", json ? json : "(none)");
     free(json);
     CHECK(metric(h, "receiver_udpline_lines") == 3, "lines metric");
+    /* A line that is not UTF-8 is kept whole, as a bytes body (OTLP strings are UTF-8). */
+    sendto(fd, "ERROR bad \xff byte\n", 17, 0, (struct sockaddr *)&to, sizeof(to));
+    CHECK(sy_pt_run(h, 5000, has_two, h) == 1, "nothing emitted for a datagram with bad UTF-8");
+    json = sy_pt_emitted_json(h, 1);
+    CHECK(json &&
+              strstr(json,
+                     "\"severityText\":\"ERROR\",\"body\":{\"bytesValue\":\"YmFkIP8gYnl0ZQ==\"}"),
+          "the bytes body: %s", json ? json : "(none)");
+    free(json);
     /* The pipeline refuses: UDP cannot push back, so the lines are counted and logged. */
     sy_pt_set_emit_result(h, SY_EAGAIN);
     sendto(fd, "a\nb\n", 4, 0, (struct sockaddr *)&to, sizeof(to));
     CHECK(sy_pt_run(h, 5000, has_warned, h) == 1, "no warning for dropped lines");
     CHECK(metric(h, "receiver_udpline_dropped_lines") == 2, "dropped metric");
-    CHECK(sy_pt_emitted_count(h) == 1, "nothing more emitted");
+    CHECK(sy_pt_emitted_count(h) == 2, "nothing more emitted");
     close(fd);
     CHECK(sy_pt_shutdown(h) == 0, "the socket is closed at shutdown");
     sy_pt_close(h);

@@ -5,14 +5,17 @@
  * becomes one log record. A line may start with a severity word (TRACE, DEBUG,
  * INFO, WARN, ERROR, FATAL) and a space: it sets severity_text and
  * severity_number, and the rest is the body. One datagram is one batch, encoded
- * here by hand as an OTLP ExportLogsServiceRequest (no protobuf-c needed).
+ * here by hand as an OTLP ExportLogsServiceRequest (no protobuf-c needed). OTLP
+ * strings are UTF-8: a line that is not is kept whole as a bytes body.
  *
  * UDP has no way to push back: a batch the pipeline refuses is dropped, counted
  * in receiver_udpline_dropped_lines and logged (at most once a second).
  *
  * Threads: everything runs on the instance's loop thread (api->loop()).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* uv.h and clock_gettime() under -std=c11 */
+#endif
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,12 +89,38 @@ static const char *const severities[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERRO
 typedef struct line_s {
     const char *text;
     size_t len;
-    int sev; /* index + 1 into severities */
+    int sev;   /* index + 1 into severities */
+    bool utf8; /* the body is UTF-8: a string_value (1), else a bytes_value (7) */
 } line_t;
+
+/* Whether s[0..len) is UTF-8 as protobuf requires of a string: no overlong
+ * forms, no surrogates, nothing above U+10FFFF. */
+static bool is_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        size_t n = c < 0x80             ? 0
+                   : (c & 0xe0) == 0xc0 ? 1
+                   : (c & 0xf0) == 0xe0 ? 2
+                   : (c & 0xf8) == 0xf0 ? 3
+                                        : 4;
+        if (n == 4 || i + n >= len) return false; /* a bad lead byte, or cut short */
+        uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        static const uint32_t least[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += n + 1;
+    }
+    return true;
+}
 
 static line_t parse_line(const char *s, size_t len)
 {
-    line_t l = {s, len, 0};
+    line_t l = {.text = s, .len = len};
     for (int i = 0; i < 6; i++) {
         size_t w = strlen(severities[i]);
         if (len > w && memcmp(s, severities[i], w) == 0 && s[w] == ' ') {
@@ -100,14 +129,16 @@ static line_t parse_line(const char *s, size_t len)
             l.len = len - w - 1;
         }
     }
+    l.utf8 = is_utf8((const unsigned char *)l.text, l.len);
     return l;
 }
 
 /* The LogRecord's bytes without its own tag: time (1, fixed64), severity_number
- * (2), severity_text (3), body (5: AnyValue string_value 1), observed time (11). */
+ * (2), severity_text (3), body (5: AnyValue string_value 1 or bytes_value 7),
+ * observed time (11). */
 static size_t record_len(const line_t *l)
 {
-    size_t n = 2 * (1 + 8) + len_field(5, len_field(1, l->len));
+    size_t n = 2 * (1 + 8) + len_field(5, len_field(l->utf8 ? 1 : 7, l->len));
     if (l->sev)
         n += 1 + varint_len((uint64_t)(l->sev - 1) * 4 + 1) +
              len_field(3, strlen(severities[l->sev - 1]));
@@ -134,8 +165,8 @@ static uint8_t *put_record(uint8_t *p, const line_t *l, uint64_t now)
         memcpy(p, t, strlen(t));
         p += strlen(t);
     }
-    p = put_len(p, 5, len_field(1, l->len));
-    p = put_len(p, 1, l->len);
+    p = put_len(p, 5, len_field(l->utf8 ? 1 : 7, l->len));
+    p = put_len(p, l->utf8 ? 1 : 7, l->len);
     memcpy(p, l->text, l->len);
     p += l->len;
     return put_fixed64(p, 11, now);

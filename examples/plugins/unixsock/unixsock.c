@@ -11,7 +11,9 @@
  * offers it again after api->ready(), so nothing is dropped while the reader is
  * slow or away. Threads: its loop thread (libuv), no locks.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* uv.h and clock_gettime() under -std=c11 */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
