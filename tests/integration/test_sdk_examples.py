@@ -334,6 +334,14 @@ def main():
                   "lib/libswitchyard-plugintest.so", "lib/pkgconfig/switchyard-plugintest.pc",
                   "lib/pkgconfig/switchyard-helper.pc"):
             check(os.path.exists(os.path.join(prefix, f)), "installed: " + f)
+        # The harness carries the core inside it, hidden: it exports sy_pt_* only.
+        rc, out = run(["nm", "-D", "--defined-only",
+                       os.path.join(prefix, "lib", "libswitchyard-plugintest.so")])
+        syms = [ln.split()[-1] for ln in out.splitlines() if ln.strip()]
+        others = [x for x in syms if not x.startswith("sy_pt_")]
+        check(rc == 0 and len(syms) >= 20 and not others,
+              "libswitchyard-plugintest.so exports sy_pt_* only (%d; others: %s)"
+              % (len(syms), others[:5]))
         pcout = os.path.join(work, "pc")
         os.makedirs(pcout)
         build_pkgconfig(args.source_dir, prefix, pcout)
