@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""The `subprocess` processor and exporter (docs/subprocess.md) through the real
+binary and loader, with tests/integration/subprocess_child.py as the child.
+
+Each case runs testgen as fast as the pipeline takes it (back-pressure included)
+through a child that fails once or several times on purpose, and checks that the
+router stays up, that its own metrics count the failure and the restart, and that
+every span arrives. The processor's delivery is exactly once (the answers of a
+child that went away are discarded and the batch is sent again whole), checked
+span by span by testsink's verify report; the exporter's is at least once, and
+the test counts the duplicates its child wrote.
+
+  crash     processor; the child aborts (SIGABRT) three times under load
+  leak      processor; the child allocates until limits.memory_mib stops it
+  hang      processor; the child never answers its first request: timeout, restart
+  hello     processor; the child answers the hello with another protocol's name
+  exporter  exporter; the child (writing what it gets to a file) aborts twice
+  badcmd    a command that does not exist: a clear error, the router does not start
+
+    test_subprocess.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins \
+        --kit-dir build/tests/plugins [cases...]
+"""
+import argparse
+import os
+import re
+import struct
+import sys
+import tempfile
+import time
+
+from harness import Checks, Router, free_port, http
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD = os.path.join(HERE, "subprocess_child.py")
+BATCHES, SPANS = 300, 20
+TOTAL = BATCHES * SPANS
+
+
+def metrics(port):
+    """{name: value} of every sample of the subprocess instance and the sink, with
+    the labels dropped (one instance of each per router here)."""
+    _, _, body = http("GET", "http://127.0.0.1:%d/metrics" % port)
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"^(switchyard_[a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if m and ("subprocess" in (m.group(2) or "") or "testsink" in (m.group(2) or "")):
+            out[m.group(1)] = float(m.group(3))
+    return out
+
+
+def wait_metric(port, name, want, timeout):
+    deadline = time.monotonic() + timeout
+    got = {}
+    while time.monotonic() < deadline:
+        got = metrics(port)
+        if got.get(name, 0) >= want:
+            return got
+        time.sleep(0.1)
+    print("timed out waiting for %s >= %s (last %s)" % (name, want, got.get(name)),
+          file=sys.stderr)
+    return got
+
+
+def config(workdir, port, kind, child_env, extra="", sink_report=None):
+    env = "\n".join('      %s: "%s"' % kv for kv in sorted(child_env.items()))
+    sp = f"""
+  subprocess:
+    command: [python3, {CHILD}]
+    env:
+      SP_STATE: "{workdir}"
+{env}
+    restart: {{initial_interval: 20ms, max_interval: 200ms, max_restarts: 20}}
+    timeout: 3s
+    max_in_flight: 8
+{extra}"""
+    sink = f"""
+  testsink:
+    verify: true
+    max_seq: {TOTAL}
+    report_path: {sink_report}"""
+    if kind == "processor":
+        processors, exporters = sp, sink
+        pipeline = "      processors: [subprocess]\n      exporters: [testsink]"
+    else:
+        processors, exporters = "  nop:", sp
+        pipeline = "      processors: [nop]\n      exporters: [subprocess]"
+    return f"""
+receivers:
+  testgen: {{count: {BATCHES}, spans: {SPANS}}}
+processors:{processors}
+exporters:{exporters}
+service:
+  telemetry:
+    logs: {{level: info}}
+    metrics: {{address: 127.0.0.1:{port}}}
+  pipelines:
+    traces:
+      receivers: [testgen]
+{pipeline}
+"""
+
+
+def read_report(path):
+    with open(path) as f:
+        return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
+
+
+def run_processor_case(args, check, name, child_env, extra, expect):
+    """Runs one processor case; `expect` maps metric names to the exact values."""
+    work = tempfile.mkdtemp(prefix="sy-sp-")
+    port = free_port()
+    report = os.path.join(work, "report")
+    with Router(args.bin, [args.plugin_dir, args.kit_dir],
+                config(work, port, "processor", child_env, extra, report)) as r:
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL, 30)
+        check(r.proc.poll() is None, f"{name}: the router is still running")
+        for metric, want in expect.items():
+            check(m.get(metric) == want, f"{name}: {metric} == {want} (got {m.get(metric)})")
+        check(m.get("switchyard_subprocess_batches_resent_total", 0) >= 1,
+              f"{name}: what was in flight was sent again "
+              f"({m.get('switchyard_subprocess_batches_resent_total')})")
+        check(m.get("switchyard_subprocess_items_dropped_total") == 0,
+              f"{name}: nothing given up")
+        check(m.get("switchyard_subprocess_child_up") == 1, f"{name}: a child is up")
+        check(m.get("switchyard_processor_outgoing_spans_total") == TOTAL,
+              f"{name}: the processor emitted {TOTAL} spans "
+              f"({m.get('switchyard_processor_outgoing_spans_total')})")
+        rc = r.stop()
+        check(rc == 0, f"{name}: the router drains and exits 0 (got {rc})")
+        rep = read_report(report)
+        check(rep["items"] == TOTAL and rep["distinct"] == TOTAL and rep["duplicates"] == 0
+              and rep["out_of_range"] == 0 and rep["undecodable"] == 0,
+              f"{name}: every span delivered exactly once ({rep})")
+        if check.failures:
+            r.dump(60, f"[{name}] ")
+        return r.output()
+
+
+def case_crash(args, check):
+    out = run_processor_case(
+        args, check, "crash", {"SP_CRASH_AFTER": "20", "SP_CRASH_TIMES": "3"}, "",
+        {"switchyard_subprocess_child_crashes_total": 3,
+         "switchyard_subprocess_crashes_sigabrt_total": 3,
+         "switchyard_subprocess_child_restarts_total": 3,
+         "switchyard_subprocess_child_starts_total": 4,
+         "switchyard_subprocess_timeouts_total": 0,
+         "switchyard_subprocess_in_flight": 0})
+    check(out.count("crashed: signal 6") == 3, "crash: each crash logged with its signal")
+
+
+def case_leak(args, check):
+    out = run_processor_case(
+        args, check, "leak", {"SP_LEAK_AFTER": "10"}, "    limits: {memory_mib: 256}\n",
+        {"switchyard_subprocess_child_failed_exits_total": 1,
+         "switchyard_subprocess_child_crashes_total": 0,
+         "switchyard_subprocess_child_restarts_total": 1})
+    check("MemoryError" in out, "leak: the child hit its memory limit (MemoryError)")
+    check("exited with status 1" in out, "leak: its exit logged")
+
+
+def case_hang(args, check):
+    out = run_processor_case(
+        args, check, "hang", {"SP_HANG": "1"}, "    timeout: 500ms\n",
+        {"switchyard_subprocess_timeouts_total": 1,
+         "switchyard_subprocess_child_crashes_total": 0,
+         "switchyard_subprocess_child_restarts_total": 1})
+    check("a request went unanswered for longer than the timeout" in out, "hang: logged")
+
+
+def case_hello(args, check):
+    out = run_processor_case(
+        args, check, "hello", {"SP_BAD_HELLO": "1"}, "",
+        {"switchyard_subprocess_protocol_errors_total": 1,
+         "switchyard_subprocess_child_restarts_total": 1})
+    check('the hello does not start with "switchyard-subprocess/1"' in out, "hello: logged")
+
+
+def span_ids(data):
+    """The span_id of every span in a file of length-prefixed
+    ExportTraceServiceRequests."""
+    def fields(buf):
+        i = 0
+        while i < len(buf):
+            key, i = varint(buf, i)
+            num, wt = key >> 3, key & 7
+            if wt == 0:
+                v, i = varint(buf, i)
+            elif wt == 1:
+                v, i = buf[i:i + 8], i + 8
+            elif wt == 5:
+                v, i = buf[i:i + 4], i + 4
+            elif wt == 2:
+                n, i = varint(buf, i)
+                v, i = buf[i:i + n], i + n
+            else:
+                raise ValueError("wire type %d" % wt)
+            yield num, v
+
+    def varint(buf, i):
+        shift = v = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v, i
+
+    pos = 0
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        req = data[pos + 4:pos + 4 + n]
+        pos += 4 + n
+        for f1, rs in fields(req):
+            for f2, ss in (x for x in fields(rs) if f1 == 1):
+                for f3, span in (x for x in fields(ss) if f2 == 2):
+                    for f4, sid in (x for x in fields(span) if f3 == 2):
+                        if f4 == 2:
+                            yield int.from_bytes(sid, "big")
+
+
+def case_exporter(args, check):
+    work = tempfile.mkdtemp(prefix="sy-sp-")
+    port = free_port()
+    sink = os.path.join(work, "sink.bin")
+    env = {"SP_CRASH_AFTER": "15", "SP_CRASH_TIMES": "2", "SP_SINK": sink}
+    with Router(args.bin, [args.plugin_dir, args.kit_dir],
+                config(work, port, "exporter", env)) as r:
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL, 30)
+        check(r.proc.poll() is None, "exporter: the router is still running")
+        for metric, want in {"switchyard_subprocess_child_crashes_total": 2,
+                             "switchyard_subprocess_crashes_sigabrt_total": 2,
+                             "switchyard_subprocess_child_restarts_total": 2,
+                             "switchyard_exporter_sent_spans_total": TOTAL,
+                             "switchyard_subprocess_items_dropped_total": 0}.items():
+            check(m.get(metric) == want, f"exporter: {metric} == {want} (got {m.get(metric)})")
+        check(m.get("switchyard_exporter_send_failed_spans_total", 0) == 0,
+              "exporter: nothing failed")
+        rc = r.stop()
+        check(rc == 0, f"exporter: the router drains and exits 0 (got {rc})")
+        with open(sink, "rb") as f:
+            ids = list(span_ids(f.read()))
+        distinct = set(ids)
+        check(distinct == set(range(TOTAL)),
+              f"exporter: every span reached the child ({len(distinct)} of {TOTAL} distinct)")
+        print(f"exporter: {len(ids) - len(distinct)} duplicates (at least once)")
+        check(len(ids) - len(distinct) <= 2 * 8 * SPANS,
+              "exporter: duplicates bounded by what was in flight at the crashes")
+        if check.failures:
+            r.dump(60, "[exporter] ")
+
+
+def case_badcmd(args, check):
+    for cmd, want in (("[/nonexistent/sy-child]",
+                       "command: `/nonexistent/sy-child` cannot be run: No such file"),
+                      ("[sy-no-such-program-xyz]",
+                       "command: `sy-no-such-program-xyz` was not found in PATH")):
+        text = f"""
+receivers:
+  testgen: {{count: 1}}
+processors:
+  subprocess:
+    command: {cmd}
+exporters:
+  testsink:
+service:
+  pipelines:
+    traces: {{receivers: [testgen], processors: [subprocess], exporters: [testsink]}}
+"""
+        r = Router(args.bin, [args.plugin_dir, args.kit_dir], text, wait=False)
+        try:
+            rc = r.proc.wait(timeout=10)
+        except Exception:
+            rc = None
+        out = r.output()
+        r.cleanup()
+        check(rc not in (None, 0), f"badcmd {cmd}: the router refuses to start (exit {rc})")
+        check(want in out, f"badcmd {cmd}: the error says why")
+        if want not in out:
+            print(out, file=sys.stderr)
+
+
+CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
+         "exporter": case_exporter, "badcmd": case_badcmd}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--kit-dir", required=True)
+    ap.add_argument("cases", nargs="*", default=list(CASES))
+    args = ap.parse_args()
+    check = Checks()
+    for name in args.cases:
+        t = time.monotonic()
+        CASES[name](args, check)
+        print(f"-- {name}: {time.monotonic() - t:.1f} s")
+    print("%d checks failed" % len(check.failures) if check.failures else "all checks passed")
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
