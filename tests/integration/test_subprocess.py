@@ -23,6 +23,7 @@ the test counts the duplicates its child wrote.
 import argparse
 import os
 import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -34,6 +35,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "subprocess_child.py")
 BATCHES, SPANS = 300, 20
 TOTAL = BATCHES * SPANS
+
+
+DIRS = []
+
+
+def workdir():
+    """A temporary directory, removed when the test ends."""
+    DIRS.append(tempfile.mkdtemp(prefix="sy-sp-"))
+    return DIRS[-1]
 
 
 def metrics(port):
@@ -62,6 +72,8 @@ def wait_metric(port, name, want, timeout):
 
 
 def config(workdir, port, kind, child_env, extra="", sink_report=None):
+    if "timeout:" not in extra:
+        extra += "    timeout: 3s\n"
     env = "\n".join('      %s: "%s"' % kv for kv in sorted(child_env.items()))
     sp = f"""
   subprocess:
@@ -70,7 +82,6 @@ def config(workdir, port, kind, child_env, extra="", sink_report=None):
       SP_STATE: "{workdir}"
 {env}
     restart: {{initial_interval: 20ms, max_interval: 200ms, max_restarts: 20}}
-    timeout: 3s
     max_in_flight: 8
 {extra}"""
     sink = f"""
@@ -82,7 +93,7 @@ def config(workdir, port, kind, child_env, extra="", sink_report=None):
         processors, exporters = sp, sink
         pipeline = "      processors: [subprocess]\n      exporters: [testsink]"
     else:
-        processors, exporters = "  nop:", sp
+        processors, exporters = "\n  nop:", sp
         pipeline = "      processors: [nop]\n      exporters: [subprocess]"
     return f"""
 receivers:
@@ -105,9 +116,9 @@ def read_report(path):
         return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
 
 
-def run_processor_case(args, check, name, child_env, extra, expect):
+def run_processor_case(args, check, name, child_env, extra, expect, resent=True):
     """Runs one processor case; `expect` maps metric names to the exact values."""
-    work = tempfile.mkdtemp(prefix="sy-sp-")
+    work = workdir()
     port = free_port()
     report = os.path.join(work, "report")
     with Router(args.bin, [args.plugin_dir, args.kit_dir],
@@ -116,8 +127,8 @@ def run_processor_case(args, check, name, child_env, extra, expect):
         check(r.proc.poll() is None, f"{name}: the router is still running")
         for metric, want in expect.items():
             check(m.get(metric) == want, f"{name}: {metric} == {want} (got {m.get(metric)})")
-        check(m.get("switchyard_subprocess_batches_resent_total", 0) >= 1,
-              f"{name}: what was in flight was sent again "
+        check((m.get("switchyard_subprocess_batches_resent_total", 0) >= 1) == resent,
+              f"{name}: what was in flight was sent again: {resent} "
               f"({m.get('switchyard_subprocess_batches_resent_total')})")
         check(m.get("switchyard_subprocess_items_dropped_total") == 0,
               f"{name}: nothing given up")
@@ -171,7 +182,7 @@ def case_hello(args, check):
     out = run_processor_case(
         args, check, "hello", {"SP_BAD_HELLO": "1"}, "",
         {"switchyard_subprocess_protocol_errors_total": 1,
-         "switchyard_subprocess_child_restarts_total": 1})
+         "switchyard_subprocess_child_restarts_total": 1}, resent=False)
     check('the hello does not start with "switchyard-subprocess/1"' in out, "hello: logged")
 
 
@@ -220,7 +231,7 @@ def span_ids(data):
 
 
 def case_exporter(args, check):
-    work = tempfile.mkdtemp(prefix="sy-sp-")
+    work = workdir()
     port = free_port()
     sink = os.path.join(work, "sink.bin")
     env = {"SP_CRASH_AFTER": "15", "SP_CRASH_TIMES": "2", "SP_SINK": sink}
@@ -251,7 +262,14 @@ def case_exporter(args, check):
 
 
 def case_badcmd(args, check):
-    for cmd, want in (("[/nonexistent/sy-child]",
+    # A script whose interpreter is missing passes the load-time check (it exists
+    # and is executable) and fails when the child is spawned, at start().
+    script = os.path.join(workdir(), "child.sh")
+    with open(script, "w") as f:
+        f.write("#!/nonexistent/interpreter\n")
+    os.chmod(script, 0o755)
+    for cmd, want in ((f"[{script}]", f"command: cannot start `{script}`: no such file"),
+                      ("[/nonexistent/sy-child]",
                        "command: `/nonexistent/sy-child` cannot be run: No such file"),
                       ("[sy-no-such-program-xyz]",
                        "command: `sy-no-such-program-xyz` was not found in PATH")):
@@ -292,10 +310,14 @@ def main():
     ap.add_argument("cases", nargs="*", default=list(CASES))
     args = ap.parse_args()
     check = Checks()
-    for name in args.cases:
-        t = time.monotonic()
-        CASES[name](args, check)
-        print(f"-- {name}: {time.monotonic() - t:.1f} s")
+    try:
+        for name in args.cases:
+            t = time.monotonic()
+            CASES[name](args, check)
+            print(f"-- {name}: {time.monotonic() - t:.1f} s")
+    finally:
+        for d in DIRS:
+            shutil.rmtree(d, ignore_errors=True)
     print("%d checks failed" % len(check.failures) if check.failures else "all checks passed")
     return 1 if check.failures else 0
 
