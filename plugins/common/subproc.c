@@ -303,8 +303,7 @@ static void on_data(syc_sp_t *sp, const syc_spf_frame_t *f)
     char err[160] = "out of memory";
     if (!b || (f->len && !buf)) goto fail;
     if (f->len) memcpy(buf, f->payload, f->len);
-    if (api->batch_set_encoded(b, f->len ? buf : (const uint8_t *)"", f->len, err, sizeof(err)) <
-        0)
+    if (api->batch_set_encoded(b, f->len ? buf : (const uint8_t *)"", f->len, err, sizeof(err)) < 0)
         goto fail;
     if (r->nouts == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 4;
@@ -696,8 +695,8 @@ static void child_lost(syc_sp_t *sp, sp_child_t *c, int64_t status, int term_sig
                term_signal, strsignal(term_signal));
     } else if (status != 0) {
         sp->api->metric_add(sp->m.failed_exits, 1);
-        SY_LOG(sp->api, sp->inst, SY_LOG_WARN, "child pid %d exited with status %lld",
-               c->proc.pid, (long long)status);
+        SY_LOG(sp->api, sp->inst, SY_LOG_WARN, "child pid %d exited with status %lld", c->proc.pid,
+               (long long)status);
     } else if (!sp->closing) {
         SY_LOG(sp->api, sp->inst, SY_LOG_WARN, "child pid %d exited with status 0", c->proc.pid);
     }
@@ -883,8 +882,9 @@ syc_sp_t *syc_sp_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_sp
     sp->m.field = api->metric_register(inst, name, help, SY_METRIC_COUNTER)
     SP_COUNTER(starts, "subprocess_child_starts", "Children started (the first and restarts).");
     SP_COUNTER(restarts, "subprocess_child_restarts", "Children restarted after one ended.");
-    SP_COUNTER(crashes, "subprocess_child_crashes", "Children that ended by a signal not sent "
-                                                    "by the router.");
+    SP_COUNTER(crashes, "subprocess_child_crashes",
+               "Children that ended by a signal not sent "
+               "by the router.");
     SP_COUNTER(failed_exits, "subprocess_child_failed_exits",
                "Children that exited with a non-zero status.");
     SP_COUNTER(timeouts, "subprocess_timeouts",
@@ -903,11 +903,11 @@ syc_sp_t *syc_sp_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_sp
     for (int i = 0; i < 6; i++)
         SP_COUNTER(by_signal[i], sp_signal_metrics[i], "Child crashes by this signal.");
 #undef SP_COUNTER
-    sp->m.in_flight = api->metric_register(inst, "subprocess_in_flight",
-                                           "Requests written to the child and unanswered.",
-                                           SY_METRIC_GAUGE);
-    sp->m.up = api->metric_register(inst, "subprocess_child_up", "1 while a child runs.",
-                                    SY_METRIC_GAUGE);
+    sp->m.in_flight =
+        api->metric_register(inst, "subprocess_in_flight",
+                             "Requests written to the child and unanswered.", SY_METRIC_GAUGE);
+    sp->m.up =
+        api->metric_register(inst, "subprocess_child_up", "1 while a child runs.", SY_METRIC_GAUGE);
     return sp;
 }
 

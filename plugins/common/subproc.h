@@ -48,44 +48,46 @@ typedef struct syc_sp_config_s {
 extern const char *const syc_sp_restart_policies[];
 
 /* The field table entries of syc_sp_config_t member `m` of struct `st`. */
-#define SYC_SP_FIELDS(st, m)                                                                     \
-    {SY_CFG_FIELD("command", SY_CFG_STRLIST, st, m.command), .required = true, .min = "1",      \
-     .description = "the child's program and its arguments (argv; the program is looked up in " \
-                    "PATH)"},                                                                    \
-        {SY_CFG_FIELD("env", SY_CFG_STRMAP, st, m.env),                                          \
-         .description = "variables added to the router's environment for the child"},           \
-        {SY_CFG_FIELD("restart.policy", SY_CFG_ENUM, st, m.restart_policy),                      \
-         .default_value = "always", .enum_values = syc_sp_restart_policies,                      \
-         .description = "when a child that ended is started again"},                             \
-        {SY_CFG_FIELD("restart.initial_interval", SY_CFG_DURATION, st, m.initial_interval_ns),   \
-         .default_value = "100ms", .min = "1ms", .description = "first wait before a restart"},   \
-        {SY_CFG_FIELD("restart.max_interval", SY_CFG_DURATION, st, m.max_interval_ns),           \
-         .default_value = "10s", .min = "1ms",                                                   \
-         .description = "longest wait; the wait doubles after each failure in a row"},           \
-        {SY_CFG_FIELD("restart.max_restarts", SY_CFG_INT, st, m.max_restarts),                   \
-         .default_value = "10", .min = "0",                                                      \
-         .description = "restarts allowed within restart.window before giving up (0: no bound)"}, \
-        {SY_CFG_FIELD("restart.window", SY_CFG_DURATION, st, m.restart_window_ns),               \
+#define SYC_SP_FIELDS(st, m)                                                                       \
+    {SY_CFG_FIELD("command", SY_CFG_STRLIST, st, m.command), .required = true, .min = "1",         \
+     .description = "the child's program and its arguments (argv; the program is looked up in "    \
+                    "PATH)"},                                                                      \
+        {SY_CFG_FIELD("env", SY_CFG_STRMAP, st, m.env),                                            \
+         .description = "variables added to the router's environment for the child"},              \
+        {SY_CFG_FIELD("restart.policy", SY_CFG_ENUM, st, m.restart_policy),                        \
+         .default_value = "always", .enum_values = syc_sp_restart_policies,                        \
+         .description = "when a child that ended is started again"},                               \
+        {SY_CFG_FIELD("restart.initial_interval", SY_CFG_DURATION, st, m.initial_interval_ns),     \
+         .default_value = "100ms", .min = "1ms", .description = "first wait before a restart"},    \
+        {SY_CFG_FIELD("restart.max_interval", SY_CFG_DURATION, st, m.max_interval_ns),             \
+         .default_value = "10s", .min = "1ms",                                                     \
+         .description = "longest wait; the wait doubles after each failure in a row"},             \
+        {SY_CFG_FIELD("restart.max_restarts", SY_CFG_INT, st, m.max_restarts),                     \
+         .default_value = "10", .min = "0",                                                        \
+         .description = "restarts allowed within restart.window before giving up (0: no bound)"},  \
+        {SY_CFG_FIELD("restart.window", SY_CFG_DURATION, st, m.restart_window_ns),                 \
          .default_value = "1m", .min = "1ms", .description = "the window max_restarts counts in"}, \
-        {SY_CFG_FIELD("limits.memory_mib", SY_CFG_INT, st, m.memory_mib), .default_value = "0",  \
-         .min = "0", .description = "RLIMIT_AS of the child in MiB (0: inherited)"},             \
-        {SY_CFG_FIELD("limits.cpu_seconds", SY_CFG_INT, st, m.cpu_seconds),                      \
-         .default_value = "0", .min = "0",                                                       \
-         .description = "RLIMIT_CPU of the child in seconds (0: inherited)"},                    \
-        {SY_CFG_FIELD("limits.open_files", SY_CFG_INT, st, m.open_files), .default_value = "0",  \
-         .min = "0", .description = "RLIMIT_NOFILE of the child (0: inherited)"},                \
-        {SY_CFG_FIELD("timeout", SY_CFG_DURATION, st, m.timeout_ns), .default_value = "5s",      \
-         .min = "1ms",                                                                           \
-         .description = "how long a request (and the child's hello) may go unanswered before "   \
-                        "the child is killed and restarted"},                                    \
-        {SY_CFG_FIELD("drain_timeout", SY_CFG_DURATION, st, m.drain_timeout_ns),                 \
-         .default_value = "5s", .min = "1ms",                                                    \
-         .description = "at shutdown, how long held batches may take to be answered"},           \
-        {SY_CFG_FIELD("max_in_flight", SY_CFG_INT, st, m.max_in_flight), .default_value = "16",  \
-         .min = "1", .max = "4096", .description = "requests written to the child and unanswered"}, \
-        {SY_CFG_FIELD("max_attempts", SY_CFG_INT, st, m.max_attempts), .default_value = "5",     \
-         .min = "1",                                                                             \
-         .description = "child failures a request may be in flight for before it is given up"}
+        {SY_CFG_FIELD("limits.memory_mib", SY_CFG_INT, st, m.memory_mib), .default_value = "0",    \
+         .min = "0", .description = "RLIMIT_AS of the child in MiB (0: inherited)"},               \
+        {SY_CFG_FIELD("limits.cpu_seconds", SY_CFG_INT, st, m.cpu_seconds), .default_value = "0",  \
+         .min = "0", .description = "RLIMIT_CPU of the child in seconds (0: inherited)"},          \
+        {SY_CFG_FIELD("limits.open_files", SY_CFG_INT, st, m.open_files), .default_value = "0",    \
+         .min = "0", .description = "RLIMIT_NOFILE of the child (0: inherited)"},                  \
+        {SY_CFG_FIELD("timeout", SY_CFG_DURATION, st, m.timeout_ns), .default_value = "5s",        \
+         .min = "1ms",                                                                             \
+         .description = "how long a request (and the child's hello) may go unanswered before "     \
+                        "the child is killed and restarted"},                                      \
+        {SY_CFG_FIELD("drain_timeout", SY_CFG_DURATION, st, m.drain_timeout_ns),                   \
+         .default_value = "5s", .min = "1ms",                                                      \
+         .description = "at shutdown, how long held batches may take to be answered"},             \
+        {SY_CFG_FIELD("max_in_flight", SY_CFG_INT, st, m.max_in_flight), .default_value = "16",    \
+         .min = "1", .max = "4096",                                                                \
+         .description = "requests written to the child and unanswered"},                           \
+    {                                                                                              \
+        SY_CFG_FIELD("max_attempts", SY_CFG_INT, st, m.max_attempts),                              \
+            .default_value = "5", .min = "1",                                                      \
+            .description = "child failures a request may be in flight for before it is given up"   \
+    }
 
 /* How a submitted batch ended. */
 typedef enum syc_sp_outcome_e {

@@ -24,11 +24,16 @@ void syc_spf_header(uint8_t out[SYC_SPF_HEADER], uint8_t type, uint8_t signal, u
 const char *syc_spf_type_name(uint8_t type)
 {
     switch (type) {
-    case SYC_SPF_HELLO: return "hello";
-    case SYC_SPF_DATA: return "data";
-    case SYC_SPF_ACK: return "ack";
-    case SYC_SPF_NACK: return "nack";
-    default: return "unknown";
+    case SYC_SPF_HELLO:
+        return "hello";
+    case SYC_SPF_DATA:
+        return "data";
+    case SYC_SPF_ACK:
+        return "ack";
+    case SYC_SPF_NACK:
+        return "nack";
+    default:
+        return "unknown";
     }
 }
 
@@ -42,7 +47,8 @@ int syc_spf_parse(const uint8_t *buf, size_t len, syc_spf_frame_t *frame, size_t
                   size_t err_len)
 {
     if (len < 4) return 0;
-    uint32_t flen = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+    uint32_t flen =
+        (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
     if (flen < SYC_SPF_HEADER - 4)
         return fail(err, err_len, "frame length %llu is shorter than the 10-byte header",
                     (unsigned long long)flen);
