@@ -14,11 +14,16 @@ the test counts the duplicates its child wrote.
   leak      processor; the child allocates until limits.memory_mib stops it
   hang      processor; the child never answers its first request: timeout, restart
   hello     processor; the child answers the hello with another protocol's name
+  host      processor; the child is switchyard-plugin-host running the test kit's
+            testmutate .so, killed with SIGKILL under load
+  host_attributes  switchyard-plugin-host running the in-tree attributes processor
+            with a YAML snippet (checked in the file exporter's output); a snippet
+            the plugin refuses: the router gives up after max_restarts
   exporter  exporter; the child (writing what it gets to a file) aborts twice
   badcmd    a command that does not exist: a clear error, the router does not start
 
     test_subprocess.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins \
-        --kit-dir build/tests/plugins [cases...]
+        --kit-dir build/tests/plugins --host build/bin/switchyard-plugin-host [cases...]
 """
 import argparse
 import os
@@ -298,8 +303,123 @@ service:
             print(out, file=sys.stderr)
 
 
+def case_host(args, check):
+    """switchyard-plugin-host running the test kit's testmutate processor (renames
+    each span in place to "mut." + name): killed with SIGKILL under load."""
+    work = workdir()
+    port = free_port()
+    report = os.path.join(work, "report")
+    text = f"""
+receivers:
+  testgen: {{count: {BATCHES}, spans: {SPANS}, interval: 4ms}}
+processors:
+  subprocess:
+    command: [{args.host}, --plugin-dir, {args.kit_dir}, processor, testmutate]
+    restart: {{initial_interval: 20ms}}
+    max_in_flight: 4
+exporters:
+  testsink: {{verify: true, digest: true, max_seq: {TOTAL}, report_path: {report}}}
+service:
+  telemetry:
+    logs: {{level: info}}
+    metrics: {{address: 127.0.0.1:{port}}}
+  pipelines:
+    traces: {{receivers: [testgen], processors: [subprocess], exporters: [testsink]}}
+"""
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        wait_metric(port, "switchyard_subprocess_items_sent_total", TOTAL // 4, 20)
+        pids = re.findall(r"child pid (\d+) started", r.output())
+        check(len(pids) == 1, f"host: one child so far ({pids})")
+        if pids:
+            os.kill(int(pids[0]), 9)
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL, 30)
+        check(r.proc.poll() is None, "host: the router is still running")
+        sent_before_end = m.get("switchyard_subprocess_items_sent_total", 0)
+        for metric, want in {"switchyard_subprocess_child_crashes_total": 1,
+                             "switchyard_subprocess_crashes_sigkill_total": 1,
+                             "switchyard_subprocess_child_restarts_total": 1,
+                             "switchyard_subprocess_items_dropped_total": 0,
+                             "switchyard_processor_outgoing_spans_total": TOTAL}.items():
+            check(m.get(metric) == want, f"host: {metric} == {want} (got {m.get(metric)})")
+        check(sent_before_end >= TOTAL, f"host: {sent_before_end} items sent to the children")
+        rc = r.stop()
+        check(rc == 0, f"host: the router drains and exits 0 (got {rc})")
+        rep = read_report(report)
+        check(rep["items"] == TOTAL and rep["distinct"] == TOTAL and rep["duplicates"] == 0,
+              f"host: every span delivered exactly once ({rep})")
+        check(rep["names1"] == TOTAL and rep["names0"] == 0 and rep["names2"] == 0,
+              f"host: the hosted plugin renamed every span once "
+              f"(names0={rep['names0']} names1={rep['names1']} names2={rep['names2']})")
+        check("speaks switchyard-subprocess/1 switchyard-plugin-host processor testmutate"
+              in r.output(), "host: the host's hello names the plugin")
+        if check.failures:
+            r.dump(60, "[host] ")
+
+
+def case_host_attributes(args, check):
+    """switchyard-plugin-host running the in-tree attributes processor with its YAML
+    snippet; the file exporter shows the attribute on every span."""
+    import json
+    work = workdir()
+    port = free_port()
+    out = os.path.join(work, "out.json")
+    snippet = "{actions: [{key: hosted.by, value: plugin-host, action: insert}]}"
+    text = f"""
+receivers:
+  testgen: {{count: 50, spans: 10}}
+processors:
+  subprocess:
+    command: [{args.host}, --plugin-dir, {args.plugin_dir}, --config-yaml, "{snippet}",
+              processor, attributes]
+exporters:
+  file: {{path: {out}}}
+service:
+  telemetry:
+    metrics: {{address: 127.0.0.1:{port}}}
+  pipelines:
+    traces: {{receivers: [testgen], processors: [subprocess], exporters: [file]}}
+"""
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        wait_metric(port, "switchyard_processor_outgoing_spans_total", 500, 20)
+        rc = r.stop()
+        check(rc == 0, f"host_attributes: the router exits 0 (got {rc})")
+        spans = []
+        with open(out) as f:
+            for line in f:
+                for rs in json.loads(line)["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        spans += ss["spans"]
+        tagged = [s for s in spans
+                  if {"key": "hosted.by", "value": {"stringValue": "plugin-host"}}
+                  in s.get("attributes", [])]
+        check(len(spans) == 500 and len(tagged) == 500,
+              f"host_attributes: every span has hosted.by=plugin-host ({len(tagged)} of "
+              f"{len(spans)})")
+        if check.failures:
+            r.dump(40, "[host_attributes] ")
+    # A snippet the plugin refuses: the host says why on stderr (the router's log)
+    # and exits 1 at each start; the router gives up after max_restarts and stays up.
+    bad_text = text.replace("action: insert", "action: explode").replace(
+        "              processor, attributes]",
+        "              processor, attributes]\n"
+        "    restart: {initial_interval: 10ms, max_restarts: 2}")
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], bad_text) as bad:
+        lines = bad.wait_output("giving up", lambda ls: any("giving up on the child" in x
+                                                            for x in ls), 20)
+        out_text = bad.output()
+        check(lines is not None and bad.proc.poll() is None,
+              "host_attributes: a refused snippet: the router gives up on the child, stays up")
+        check("explode" in out_text, "host_attributes: the host's error names the bad value")
+        check(out_text.count("the plugin did not start") == 3
+              and out_text.count("exited with status 1") == 3,
+              "host_attributes: three starts, each failing in the plugin and exiting 1")
+        if check.failures:
+            bad.dump(30, "[host_attributes bad] ")
+
+
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
-         "exporter": case_exporter, "badcmd": case_badcmd}
+         "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
+         "host_attributes": case_host_attributes}
 
 
 def main():
@@ -307,6 +427,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--kit-dir", required=True)
+    ap.add_argument("--host", required=True, help="the switchyard-plugin-host binary")
     ap.add_argument("cases", nargs="*", default=list(CASES))
     args = ap.parse_args()
     check = Checks()
