@@ -19,6 +19,8 @@ the test counts the duplicates its child wrote.
   host_attributes  switchyard-plugin-host running the in-tree attributes processor
             with a YAML snippet (checked in the file exporter's output); a snippet
             the plugin refuses: the router gives up after max_restarts
+  host_exporter  switchyard-plugin-host running the test kit's testsink as a slow
+            exporter (declines and ready())
   exporter  exporter; the child (writing what it gets to a file) aborts twice
   badcmd    a command that does not exist: a clear error, the router does not start
 
@@ -417,9 +419,48 @@ service:
             bad.dump(30, "[host_attributes bad] ")
 
 
+def case_host_exporter(args, check):
+    """switchyard-plugin-host running the test kit's testsink as an exporter, slow
+    (it declines while busy and calls ready(): the host's retry path)."""
+    work = workdir()
+    port = free_port()
+    report = os.path.join(work, "report")
+    snippet = f"{{delay: 2ms, verify: true, max_seq: {TOTAL}, report_path: {report}}}"
+    text = f"""
+receivers:
+  testgen: {{count: {BATCHES}, spans: {SPANS}}}
+processors:
+  nop:
+exporters:
+  subprocess:
+    command: [{args.host}, --plugin-dir, {args.kit_dir}, --config-yaml, "{snippet}",
+              exporter, testsink]
+service:
+  telemetry:
+    metrics: {{address: 127.0.0.1:{port}}}
+  pipelines:
+    traces: {{receivers: [testgen], processors: [nop], exporters: [subprocess]}}
+"""
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL, 30)
+        check(m.get("switchyard_exporter_sent_spans_total") == TOTAL,
+              f"host_exporter: {TOTAL} spans acknowledged by the child")
+        rc = r.stop()
+        check(rc == 0, f"host_exporter: the router exits 0 (got {rc})")
+        try:
+            rep = read_report(report)
+        except OSError as e:
+            rep = {"error": str(e)}
+        check(rep.get("items") == TOTAL and rep.get("distinct") == TOTAL
+              and rep.get("duplicates") == 0,
+              f"host_exporter: the hosted sink saw every span once ({rep})")
+        if check.failures:
+            r.dump(40, "[host_exporter] ")
+
+
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
          "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
-         "host_attributes": case_host_attributes}
+         "host_attributes": case_host_attributes, "host_exporter": case_host_exporter}
 
 
 def main():
