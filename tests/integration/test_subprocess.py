@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from harness import Checks, Router, free_port, http
+from harness import Checks, Router, free_port, http, read_varint
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "subprocess_child.py")
@@ -199,30 +199,20 @@ def span_ids(data):
     def fields(buf):
         i = 0
         while i < len(buf):
-            key, i = varint(buf, i)
+            key, i = read_varint(buf, i)
             num, wt = key >> 3, key & 7
             if wt == 0:
-                v, i = varint(buf, i)
+                v, i = read_varint(buf, i)
             elif wt == 1:
                 v, i = buf[i:i + 8], i + 8
             elif wt == 5:
                 v, i = buf[i:i + 4], i + 4
             elif wt == 2:
-                n, i = varint(buf, i)
+                n, i = read_varint(buf, i)
                 v, i = buf[i:i + n], i + n
             else:
                 raise ValueError("wire type %d" % wt)
             yield num, v
-
-    def varint(buf, i):
-        shift = v = 0
-        while True:
-            b = buf[i]
-            i += 1
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v, i
 
     pos = 0
     while pos < len(data):
