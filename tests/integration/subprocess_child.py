@@ -11,7 +11,10 @@ with files in SP_STATE, so that a restarted child carries on normally):
   SP_LEAK_AFTER=K   after K requests, allocate until the memory limit stops it
                     (MemoryError: it exits with status 1)
   SP_HANG=1         never answer the first request it gets
+  SP_SPIN=1         spin on the first request it gets (for limits.cpu_seconds)
   SP_BAD_HELLO=1    answer the hello with another protocol's name
+
+and, without a limit of times, SP_NACK_EVERY=N: refuse (NACK) every N-th request.
 """
 import os
 import struct
@@ -61,6 +64,8 @@ def main():
     crash_after = int(os.environ.get("SP_CRASH_AFTER", "-1"))
     leak_after = int(os.environ.get("SP_LEAK_AFTER", "-1"))
     hang = os.environ.get("SP_HANG") == "1"
+    spin = os.environ.get("SP_SPIN") == "1"
+    nack_every = int(os.environ.get("SP_NACK_EVERY", "0"))
     sink = os.environ.get("SP_SINK")
     ftype, signal, seq, payload = read_frame()
     if ftype != HELLO or not payload.startswith(VERSION):
@@ -83,6 +88,13 @@ def main():
             while inp.read(1 << 16):  # keep reading, never answer
                 pass
             sys.exit(0)
+        if spin and fault_left("spin"):
+            while True:
+                pass
+        if nack_every and (done + 1) % nack_every == 0:
+            write_frame(NACK, 0, seq, b"refused by SP_NACK_EVERY")
+            done += 1
+            continue
         if leak_after >= 0 and done >= leak_after and fault_left("leak"):
             while True:
                 hoard.append(bytearray(8 << 20))

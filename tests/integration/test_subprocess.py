@@ -21,6 +21,12 @@ the test counts the duplicates its child wrote.
             the plugin refuses: the router gives up after max_restarts
   host_exporter  switchyard-plugin-host running the test kit's testsink as a slow
             exporter (declines and ready())
+  poison    processor; the child aborts twice on the same request: given up
+            (max_attempts), counted, every other span delivered
+  nack      processor; the child refuses every 7th request: counted, not delivered
+  cpu       processor; the child spins until limits.cpu_seconds (SIGXCPU)
+  never     restart.policy never: the first crash gives up; delivered + dropped
+            + refused add up to what was sent
   exporter  exporter; the child (writing what it gets to a file) aborts twice
   badcmd    a command that does not exist: a clear error, the router does not start
 
@@ -79,8 +85,12 @@ def wait_metric(port, name, want, timeout):
 
 
 def config(workdir, port, kind, child_env, extra="", sink_report=None):
-    if "timeout:" not in extra:
-        extra += "    timeout: 3s\n"
+    # Defaults of these tests, unless the case sets the key itself.
+    for key, line in (("timeout:", "    timeout: 3s\n"), ("max_in_flight:", "    max_in_flight: 8\n"),
+                      ("restart:", "    restart: {initial_interval: 20ms, max_interval: 200ms, "
+                                   "max_restarts: 20}\n")):
+        if key not in extra:
+            extra += line
     env = "\n".join('      %s: "%s"' % kv for kv in sorted(child_env.items()))
     sp = f"""
   subprocess:
@@ -88,8 +98,6 @@ def config(workdir, port, kind, child_env, extra="", sink_report=None):
     env:
       SP_STATE: "{workdir}"
 {env}
-    restart: {{initial_interval: 20ms, max_interval: 200ms, max_restarts: 20}}
-    max_in_flight: 8
 {extra}"""
     sink = f"""
   testsink:
@@ -123,32 +131,37 @@ def read_report(path):
         return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
 
 
-def run_processor_case(args, check, name, child_env, extra, expect, resent=True):
-    """Runs one processor case; `expect` maps metric names to the exact values."""
+def run_processor_case(args, check, name, child_env, extra, expect, resent=True, lost=0):
+    """Runs one processor case; `expect` maps metric names to the exact values.
+    `lost` spans (the first ones the child refuses or that are given up) are
+    expected not to arrive, every other one exactly once."""
     work = workdir()
     port = free_port()
     report = os.path.join(work, "report")
     with Router(args.bin, [args.plugin_dir, args.kit_dir],
                 config(work, port, "processor", child_env, extra, report)) as r:
-        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL, 30)
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", TOTAL - lost, 30)
+        time.sleep(0.2 if lost else 0)  # nothing more is coming
+        m = metrics(port) if lost else m
         check(r.proc.poll() is None, f"{name}: the router is still running")
+        expect.setdefault("switchyard_subprocess_items_dropped_total", 0)
         for metric, want in expect.items():
             check(m.get(metric) == want, f"{name}: {metric} == {want} (got {m.get(metric)})")
         check((m.get("switchyard_subprocess_batches_resent_total", 0) >= 1) == resent,
               f"{name}: what was in flight was sent again: {resent} "
               f"({m.get('switchyard_subprocess_batches_resent_total')})")
-        check(m.get("switchyard_subprocess_items_dropped_total") == 0,
-              f"{name}: nothing given up")
         check(m.get("switchyard_subprocess_child_up") == 1, f"{name}: a child is up")
-        check(m.get("switchyard_processor_outgoing_spans_total") == TOTAL,
-              f"{name}: the processor emitted {TOTAL} spans "
+        check(m.get("switchyard_processor_outgoing_spans_total") == TOTAL - lost,
+              f"{name}: the processor emitted {TOTAL - lost} spans "
               f"({m.get('switchyard_processor_outgoing_spans_total')})")
         rc = r.stop()
         check(rc == 0, f"{name}: the router drains and exits 0 (got {rc})")
         rep = read_report(report)
-        check(rep["items"] == TOTAL and rep["distinct"] == TOTAL and rep["duplicates"] == 0
-              and rep["out_of_range"] == 0 and rep["undecodable"] == 0,
-              f"{name}: every span delivered exactly once ({rep})")
+        check(rep["items"] == TOTAL - lost and rep["distinct"] == TOTAL - lost
+              and rep["duplicates"] == 0 and rep["out_of_range"] == 0
+              and rep["undecodable"] == 0,
+              f"{name}: every span {'but the refused ' if lost else ''}delivered exactly once "
+              f"({rep})")
         if check.failures:
             r.dump(60, f"[{name}] ")
         return r.output()
@@ -191,6 +204,79 @@ def case_hello(args, check):
         {"switchyard_subprocess_protocol_errors_total": 1,
          "switchyard_subprocess_child_restarts_total": 1}, resent=False)
     check('the hello does not start with "switchyard-subprocess/1"' in out, "hello: logged")
+
+
+def case_poison(args, check):
+    # The child aborts on the first request it gets, twice: with one request in
+    # flight at a time and max_attempts 2, that batch is given up as a poison pill.
+    run_processor_case(
+        args, check, "poison", {"SP_CRASH_AFTER": "0", "SP_CRASH_TIMES": "2"},
+        "    max_attempts: 2\n    max_in_flight: 1\n",
+        {"switchyard_subprocess_child_crashes_total": 2,
+         "switchyard_subprocess_child_restarts_total": 2,
+         "switchyard_subprocess_batches_resent_total": 1,
+         "switchyard_subprocess_items_dropped_total": SPANS}, resent=True, lost=SPANS)
+
+
+def case_nack(args, check):
+    every = 7
+    run_processor_case(
+        args, check, "nack", {"SP_NACK_EVERY": str(every)}, "",
+        {"switchyard_subprocess_items_nacked_total": BATCHES // every * SPANS,
+         "switchyard_subprocess_child_restarts_total": 0,
+         "switchyard_subprocess_child_crashes_total": 0},
+        resent=False, lost=BATCHES // every * SPANS)
+
+
+def case_cpu(args, check):
+    out = run_processor_case(
+        args, check, "cpu", {"SP_SPIN": "1"}, "    limits: {cpu_seconds: 1}\n    timeout: 10s\n",
+        {"switchyard_subprocess_crashes_sigxcpu_total": 1,
+         "switchyard_subprocess_child_crashes_total": 1,
+         "switchyard_subprocess_timeouts_total": 0,
+         "switchyard_subprocess_child_restarts_total": 1})
+    check("crashed: signal 24" in out, "cpu: the CPU limit's SIGXCPU logged")
+
+
+def case_never(args, check):
+    """restart.policy never: the first crash gives up; what was held is dropped and
+    counted, later batches are refused (counted by the host), the router stays up."""
+    work = workdir()
+    port = free_port()
+    report = os.path.join(work, "report")
+    text = config(work, port, "processor", {"SP_CRASH_AFTER": "20", "SP_CRASH_TIMES": "1"},
+                  "    restart: {policy: never}\n", report)
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        deadline = time.monotonic() + 20
+        m = {}
+        while time.monotonic() < deadline:
+            m = metrics(port)
+            done = (m.get("switchyard_exporter_sent_spans_total", 0)
+                    + m.get("switchyard_subprocess_items_dropped_total", 0)
+                    + m.get("switchyard_processor_refused_spans_total", 0))
+            if done >= TOTAL:
+                break
+            time.sleep(0.1)
+        check(r.proc.poll() is None, "never: the router is still running")
+        for metric, want in {"switchyard_subprocess_child_crashes_total": 1,
+                             "switchyard_subprocess_child_restarts_total": 0,
+                             "switchyard_subprocess_child_up": 0}.items():
+            check(m.get(metric) == want, f"never: {metric} == {want} (got {m.get(metric)})")
+        sent = m.get("switchyard_exporter_sent_spans_total", 0)
+        dropped = m.get("switchyard_subprocess_items_dropped_total", 0)
+        refused = m.get("switchyard_processor_refused_spans_total", 0)
+        check(sent >= 20 * SPANS and dropped > 0 and refused > 0
+              and sent + dropped + refused == TOTAL,
+              f"never: delivered {sent} + dropped {dropped} + refused {refused} == {TOTAL}")
+        check("giving up on the child (restart.policy is never)" in r.output(),
+              "never: the giving up logged")
+        rc = r.stop()
+        check(rc == 0, f"never: the router exits 0 (got {rc})")
+        rep = read_report(report)
+        check(rep["items"] == sent and rep["duplicates"] == 0,
+              f"never: the sink got what was counted delivered, once ({rep})")
+        if check.failures:
+            r.dump(40, "[never] ")
 
 
 def span_ids(data):
@@ -449,6 +535,7 @@ service:
 
 
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
+         "poison": case_poison, "nack": case_nack, "cpu": case_cpu, "never": case_never,
          "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
          "host_attributes": case_host_attributes, "host_exporter": case_host_exporter}
 
