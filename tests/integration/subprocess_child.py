@@ -14,11 +14,13 @@ with files in SP_STATE, so that a restarted child carries on normally):
   SP_SPIN=1         spin on the first request it gets (for limits.cpu_seconds)
   SP_BAD_HELLO=1    answer the hello with another protocol's name
 
-and, without a limit of times, SP_NACK_EVERY=N: refuse (NACK) every N-th request.
+and, without a limit of times, SP_NACK_EVERY=N: refuse (NACK) every N-th request;
+SP_DELAY_MS=N: take N ms over each request.
 """
 import os
 import struct
 import sys
+import time
 
 HELLO, DATA, ACK, NACK = 1, 2, 3, 4
 VERSION = b"switchyard-subprocess/1"
@@ -66,6 +68,7 @@ def main():
     hang = os.environ.get("SP_HANG") == "1"
     spin = os.environ.get("SP_SPIN") == "1"
     nack_every = int(os.environ.get("SP_NACK_EVERY", "0"))
+    delay = int(os.environ.get("SP_DELAY_MS", "0")) / 1000.0
     sink = os.environ.get("SP_SINK")
     ftype, signal, seq, payload = read_frame()
     if ftype != HELLO or not payload.startswith(VERSION):
@@ -98,6 +101,8 @@ def main():
         if leak_after >= 0 and done >= leak_after and fault_left("leak"):
             while True:
                 hoard.append(bytearray(8 << 20))
+        if delay:
+            time.sleep(delay)
         if sink:
             with open(sink, "ab") as f:
                 f.write(struct.pack(">I", len(payload)) + payload)

@@ -27,6 +27,8 @@ the test counts the duplicates its child wrote.
   cpu       processor; the child spins until limits.cpu_seconds (SIGXCPU)
   never     restart.policy never: the first crash gives up; delivered + dropped
             + refused add up to what was sent
+  drain     SIGTERM while a slow child holds batches: they are answered and
+            delivered; what arrives is the accepted prefix, once each
   exporter  exporter; the child (writing what it gets to a file) aborts twice
   badcmd    a command that does not exist: a clear error, the router does not start
 
@@ -277,6 +279,34 @@ def case_never(args, check):
               f"never: the sink got what was counted delivered, once ({rep})")
         if check.failures:
             r.dump(40, "[never] ")
+
+
+def case_drain(args, check):
+    """SIGTERM while a slow child holds batches: the processor's shutdown waits for
+    their answers (drain_timeout) and hands them on; the spans that arrive are
+    exactly the prefix of testgen's numbering that was accepted, each once."""
+    work = workdir()
+    port = free_port()
+    report = os.path.join(work, "report")
+    counts = os.path.join(work, "counts")
+    text = config(work, port, "processor", {"SP_DELAY_MS": "5"}, "", report).replace(
+        f"report_path: {report}", f"report_path: {report}\n    counts_path: {counts}")
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        m = wait_metric(port, "switchyard_subprocess_items_sent_total", TOTAL // 4, 20)
+        check(m.get("switchyard_subprocess_in_flight", 0) > 0,
+              f"drain: requests in flight at SIGTERM ({m.get('switchyard_subprocess_in_flight')})")
+        rc = r.stop()
+        check(rc == 0, f"drain: the router drains and exits 0 (got {rc})")
+        with open(counts, "rb") as f:
+            seen = f.read()
+        k = seen.find(b"\0")
+        k = len(seen) if k < 0 else k
+        check(k >= TOTAL // 4 and all(c == 1 for c in seen[:k]) and not any(seen[k:]),
+              f"drain: spans 0..{k - 1} arrived once each and nothing after "
+              f"(multiplicities {sorted(set(seen))})")
+        check("drain_timeout" not in r.output(), "drain: nothing left at the drain deadline")
+        if check.failures:
+            r.dump(40, "[drain] ")
 
 
 def span_ids(data):
@@ -535,7 +565,7 @@ service:
 
 
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
-         "poison": case_poison, "nack": case_nack, "cpu": case_cpu, "never": case_never,
+         "poison": case_poison, "nack": case_nack, "cpu": case_cpu, "never": case_never, "drain": case_drain,
          "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
          "host_attributes": case_host_attributes, "host_exporter": case_host_exporter}
 
