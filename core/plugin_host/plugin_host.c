@@ -53,6 +53,7 @@ typedef struct req_s {
 typedef struct host_s {
     sy__thread_t thread; /* only its loop is used: the plugin's loop thread */
     sy_instance_t inst;
+    sy__pipeline_t pipeline; /* only its id: named in the core's refusal messages */
     sy_host_api_t api;
     const sy_plugin_t *d;
     uv_pipe_t in;
@@ -515,6 +516,10 @@ int main(int argc, char **argv)
     uv_loop_init(&H.thread.loop);
     snprintf(H.thread.name, sizeof(H.thread.name), "plugin-host");
     H.inst.thread = &H.thread;
+    if (H.inst.kind == SY_KIND_PROCESSOR) {
+        H.pipeline.id = (char *)"plugin-host";
+        H.inst.proc.pipeline = &H.pipeline;
+    }
     sy__engine_set_status(SY_STATUS_READY);
     uv_pipe_init(&H.thread.loop, &H.in, 0);
     uv_async_init(&H.thread.loop, &H.ready_async, on_ready_async);
