@@ -19,6 +19,8 @@ the test counts the duplicates its child wrote.
   host_attributes  switchyard-plugin-host running the in-tree attributes processor
             with a YAML snippet (checked in the file exporter's output); a snippet
             the plugin refuses: the router gives up after max_restarts
+  host_noflag  switchyard-plugin-host running testmutate_noflag: copy-on-write
+            refuses its change in the child as in the router
   host_exporter  switchyard-plugin-host running the test kit's testsink as a slow
             exporter (declines and ready())
   poison    processor; the child aborts twice on the same request: given up
@@ -525,6 +527,40 @@ service:
             bad.dump(30, "[host_attributes bad] ")
 
 
+def case_host_noflag(args, check):
+    """switchyard-plugin-host running testmutate_noflag, which changes batches
+    without declaring SY_PLUGIN_MUTATES_DATA: the core's copy-on-write refuses it
+    in the child as in the router, and the spans pass unchanged."""
+    work = workdir()
+    port = free_port()
+    report = os.path.join(work, "report")
+    text = f"""
+receivers:
+  testgen: {{count: 20, spans: 5}}
+processors:
+  subprocess:
+    command: [{args.host}, --plugin-dir, {args.kit_dir}, processor, testmutate_noflag]
+exporters:
+  testsink: {{verify: true, digest: true, max_seq: 100, report_path: {report}}}
+service:
+  telemetry:
+    metrics: {{address: 127.0.0.1:{port}}}
+  pipelines:
+    traces: {{receivers: [testgen], processors: [subprocess], exporters: [testsink]}}
+"""
+    with Router(args.bin, [args.plugin_dir, args.kit_dir], text) as r:
+        m = wait_metric(port, "switchyard_exporter_sent_spans_total", 100, 20)
+        check(m.get("switchyard_subprocess_child_crashes_total") == 0,
+              "host_noflag: the child did not crash")
+        rc = r.stop()
+        check(rc == 0, f"host_noflag: the router exits 0 (got {rc})")
+        rep = read_report(report)
+        check(rep["distinct"] == 100 and rep["names0"] == 100 and rep["names1"] == 0,
+              f"host_noflag: every span once, unchanged ({rep})")
+        check("batch_request_mut refused for plugin testmutate_noflag (pipeline plugin-host)"
+              in r.output(), "host_noflag: the refusal logged by the child")
+
+
 def case_host_exporter(args, check):
     """switchyard-plugin-host running the test kit's testsink as an exporter, slow
     (it declines while busy and calls ready(): the host's retry path)."""
@@ -567,7 +603,8 @@ service:
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
          "poison": case_poison, "nack": case_nack, "cpu": case_cpu, "never": case_never, "drain": case_drain,
          "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
-         "host_attributes": case_host_attributes, "host_exporter": case_host_exporter}
+         "host_attributes": case_host_attributes, "host_exporter": case_host_exporter,
+         "host_noflag": case_host_noflag}
 
 
 def main():
