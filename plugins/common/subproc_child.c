@@ -351,7 +351,10 @@ int syc_sp_validate(const syc_sp_config_t *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "command: `%s` cannot be run: %s", prog, strerror(errno));
         return SY_EINVAL;
     }
+    /* The child's PATH: the one `env` gives it, else the router's. */
     const char *path = getenv("PATH");
+    for (size_t i = 0; i < cfg->env.count; i++)
+        if (!strcmp(cfg->env.keys[i], "PATH")) path = cfg->env.values[i];
     if (!path) path = "/usr/local/bin:/usr/bin:/bin";
     while (*path) {
         const char *end = strchr(path, ':');

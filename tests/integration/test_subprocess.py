@@ -33,6 +33,7 @@ the test counts the duplicates its child wrote.
             delivered; what arrives is the accepted prefix, once each
   exporter  exporter; the child (writing what it gets to a file) aborts twice
   badcmd    a command that does not exist: a clear error, the router does not start
+  path      the command is looked up in the PATH that `env` gives the child
 
     test_subprocess.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins \
         --kit-dir build/tests/plugins --host build/bin/switchyard-plugin-host [cases...]
@@ -600,9 +601,44 @@ service:
             r.dump(40, "[host_exporter] ")
 
 
+def case_path(args, check):
+    """The command is looked up in the PATH that `env` gives the child: found there,
+    `switchyard validate` accepts it; without that PATH it says it is not found."""
+    import subprocess
+    d = workdir()
+    prog = os.path.join(d, "sy-sp-child-only-here")
+    shutil.copy(CHILD, prog)
+    os.chmod(prog, 0o755)
+    for env, want_rc, want in ((f'{{PATH: "{d}:/usr/bin:/bin"}}', 0, "configuration is valid"),
+                               ("{PATH: /usr/bin:/bin}", 1,
+                                "command: `sy-sp-child-only-here` was not found in PATH")):
+        cfg = os.path.join(d, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""
+receivers:
+  testgen: {{count: 1}}
+processors:
+  subprocess:
+    command: [sy-sp-child-only-here]
+    env: {env}
+exporters:
+  testsink:
+service:
+  pipelines:
+    traces: {{receivers: [testgen], processors: [subprocess], exporters: [testsink]}}
+""")
+        p = subprocess.run([args.bin, "validate", "--config", cfg, "--plugin-dir", args.kit_dir,
+                            "--plugin-dir", args.plugin_dir], capture_output=True, text=True,
+                           timeout=20)
+        out = p.stdout + p.stderr
+        check(p.returncode == want_rc and want in out,
+              f"path: env {env}: validate exits {want_rc} and says {want!r} "
+              f"(got {p.returncode}: {out.strip()[-200:]})")
+
+
 CASES = {"crash": case_crash, "leak": case_leak, "hang": case_hang, "hello": case_hello,
          "poison": case_poison, "nack": case_nack, "cpu": case_cpu, "never": case_never, "drain": case_drain,
-         "exporter": case_exporter, "badcmd": case_badcmd, "host": case_host,
+         "exporter": case_exporter, "badcmd": case_badcmd, "path": case_path, "host": case_host,
          "host_attributes": case_host_attributes, "host_exporter": case_host_exporter,
          "host_noflag": case_host_noflag}
 
