@@ -108,9 +108,10 @@ uint64_t syc_seg_walk(const uint8_t *buf, size_t len, uint64_t first_id,
         syc_seg_rec_t rec;
         syc_seg_status_t s = syc_seg_next(buf, len, pos, &rec);
         if (s == SYC_SEG_END) break;
+        if (s == SYC_SEG_RECORD && rec.id <= last_id) s = SYC_SEG_CORRUPT; /* out of order */
         if (s == SYC_SEG_RECORD) {
             if (fn) fn(arg, &rec);
-            if (rec.id > last_id) last_id = rec.id;
+            last_id = rec.id;
             pos = rec.data_offset + rec.len;
             continue;
         }
