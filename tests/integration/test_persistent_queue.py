@@ -15,6 +15,8 @@ sink of tests/integration/sinks) down:
              (what the core's in-memory queues held, sampled during the load).
   corrupt    one byte of a record changed and the last record cut short: the
              router starts, skips both, counts them, delivers the rest exactly.
+  sigterm    SIGTERM with the backend down: exit 0, the queue stays on the disk; the
+             next run delivers every span exactly once.
   config     directory missing, not a directory, not writable (when not root), the
              storage id unknown, a second router on the same directory: clear errors.
   full       a small queue_size (items): the client gets 429 once the bound (and the
@@ -450,7 +452,31 @@ def case_full(args):
         s.cleanup()
 
 
-CASES = {"persisted": case_persisted, "crash": case_crash, "corrupt": case_corrupt,
+def case_sigterm(args):
+    s = Setup(args)
+    try:
+        s.start()
+        for i in range(20):
+            assert send(s.port, i * SPANS_PER_REQ) == 200
+        n = 20 * SPANS_PER_REQ
+        wait_for("all spans persisted", lambda: queue_items(s) == n, WAIT)
+        rc = s.router.stop()
+        out = s.router.output()
+        assert rc == 0, rc
+        assert "requests stay in the persistent queue for the next run" in out, out[-2000:]
+        s.backend_up()
+        s.start()
+        ids = wait_delivered(s, n)
+        print(f"sigterm: delivered={len(set(ids))} of {n}, duplicates={len(ids) - len(set(ids))}")
+        assert set(ids) == set(range(n)) and len(ids) == n, (len(set(ids)), len(ids))
+        assert s.router.stop() == 0
+        print("ok: SIGTERM with the backend down keeps the queue (exit 0); the next run "
+              "delivers it exactly once")
+    finally:
+        s.cleanup()
+
+
+CASES = {"persisted": case_persisted, "sigterm": case_sigterm, "crash": case_crash, "corrupt": case_corrupt,
          "config": case_config, "full": case_full}
 
 
