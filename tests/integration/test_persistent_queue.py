@@ -15,6 +15,9 @@ sink of tests/integration/sinks) down:
              (what the core's in-memory queues held, sampled during the load).
   corrupt    one byte of a record changed and the last record cut short: the
              router starts, skips both, counts them, delivers the rest exactly.
+  duplicates the backend takes the 4 consumers' requests but the router is killed
+             before it answers: after the restart only those come twice, bounded
+             by (and counted in) redelivered_records.
   sigterm    SIGTERM with the backend down: exit 0, the queue stays on the disk; the
              next run delivers every span exactly once.
   config     directory missing, not a directory, not writable (when not root), the
@@ -25,6 +28,7 @@ sink of tests/integration/sinks) down:
     test_persistent_queue.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
 """
 import argparse
+from http.server import BaseHTTPRequestHandler
 import json
 import os
 import shutil
@@ -358,6 +362,95 @@ def case_corrupt(args):
         s.cleanup()
 
 
+class SlowBackend:
+    """An OTLP/HTTP backend that keeps every request it is sent (as a backend that
+    stored it) but answers only once released: a router killed meanwhile never
+    learns that the backend got them."""
+
+    def __init__(self, port):
+        self.got, self.lock, self.release = [], threading.Lock(), threading.Event()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with backend.lock:
+                    backend.got.append(body)
+                backend.release.wait(30)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except OSError:
+                    pass  # the router is gone: nobody hears the answer
+
+        from harness import SinkHTTPServer
+        self.server = SinkHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def ids(self):
+        with self.lock:
+            bodies = list(self.got)
+        out = []
+        for b in bodies:
+            for rs in json.loads(b).get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    out += [int(sp["spanId"], 16) for sp in ss.get("spans", [])]
+        return out
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def case_duplicates(args):
+    s = Setup(args)
+    slow = None
+    try:
+        s.start()
+        n_req = 20
+        for i in range(n_req):
+            assert send(s.port, i * SPANS_PER_REQ) == 200
+        n = n_req * SPANS_PER_REQ
+        wait_for("all spans persisted", lambda: queue_items(s) == n, WAIT)
+        # The backend comes up slow: it takes the 4 consumers' requests and keeps
+        # them, and the router is killed before any answer.
+        slow = SlowBackend(s.sink_port)
+        wait_for("4 requests at the backend", lambda: len(slow.got) >= 4, WAIT)
+        s.router.kill()
+        at_backend = set(slow.ids())
+        slow.stop()
+        slow = None
+        s.backend_up()
+        s.start()
+        ids = wait_delivered(s, n)
+        redelivered = s.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
+        both = at_backend & set(ids)
+        dup = len(both) + (len(ids) - len(set(ids)))
+        print(f"duplicates: spans the backend got before the kill={len(at_backend)} delivered "
+              f"after the restart={len(set(ids))} of {n} duplicates={dup} "
+              f"redelivered_records={redelivered:.0f} (x{SPANS_PER_REQ} spans)")
+        assert (at_backend | set(ids)) == set(range(n)), "lost"
+        assert set(ids) == set(range(n)), "the restart did not send everything not confirmed"
+        assert 0 < dup <= redelivered * SPANS_PER_REQ, (dup, redelivered)
+        assert redelivered <= 4, redelivered
+        assert s.router.stop() == 0
+        print("ok: only requests the backend had not confirmed come twice, and they are "
+              "counted")
+    finally:
+        if slow:
+            slow.stop()
+        s.cleanup()
+
+
 def expect_refusal(args, cfg, needle, what):
     r = Router(args.bin, [args.plugin_dir], cfg, wait=False)
     try:
@@ -476,7 +569,7 @@ def case_sigterm(args):
         s.cleanup()
 
 
-CASES = {"persisted": case_persisted, "sigterm": case_sigterm, "crash": case_crash, "corrupt": case_corrupt,
+CASES = {"persisted": case_persisted, "sigterm": case_sigterm, "duplicates": case_duplicates, "crash": case_crash, "corrupt": case_corrupt,
          "config": case_config, "full": case_full}
 
 
