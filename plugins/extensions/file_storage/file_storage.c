@@ -128,6 +128,7 @@ struct sy_storage_queue_s {
     uint64_t next_id;
     sy_storage_stats_t st;
     uint64_t warn_ms;
+    bool opened; /* fully opened: its state is written at close */
 };
 
 struct fs_state_s {
@@ -643,6 +644,7 @@ static int fs_open(void *ctx, const char *owner, const char *name, sy_storage_qu
                " of them had been handed out, so they may be delivered twice)",
                q->key, q->st.recovered, q->st.redelivered);
     write_state(q, fs->cfg->fsync);
+    q->opened = true;
     *out = q;
     return SY_OK;
 }
@@ -818,7 +820,8 @@ static void fs_close(sy_storage_queue_t *q)
 {
     if (!q) return;
     fs_state_t *fs = q->fs;
-    if (q->dir_fd >= 0) write_state(q, fs->cfg->fsync);
+    /* A queue that did not open leaves the state file as it found it. */
+    if (q->opened) write_state(q, fs->cfg->fsync);
     pthread_mutex_lock(&fs->lock);
     for (sy_storage_queue_t **pp = &fs->open; *pp; pp = &(*pp)->next_open)
         if (*pp == q) {
