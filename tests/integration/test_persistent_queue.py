@@ -22,6 +22,9 @@ sink of tests/integration/sinks) down:
              next run delivers every span exactly once.
   config     directory missing, not a directory, not writable (when not root), the
              storage id unknown, a second router on the same directory: clear errors.
+  disk       a "full disk": the router under RLIMIT_FSIZE (256 KiB) with SIGXFSZ
+             ignored, so appends fail with EFBIG: 429 to the client, nothing
+             acknowledged lost, and appends resume once the segment is confirmed.
   full       a small queue_size (items): the client gets 429 once the bound (and the
              core's queues) are full; every span acknowledged arrives, none refused.
 
@@ -145,8 +148,8 @@ class Setup:
         self.queue_size = queue_size
         self.router = None
 
-    def start(self):
-        self.router = Router(self.args.bin, [self.args.plugin_dir],
+    def start(self, binary=None):
+        self.router = Router(binary or self.args.bin, [self.args.plugin_dir],
                              config(self.port, self.mport, self.sink_port, self.dir,
                                     self.queue_size))
         return self.router
@@ -569,8 +572,62 @@ def case_sigterm(args):
         s.cleanup()
 
 
+FSIZE_WRAPPER = """#!/usr/bin/env python3
+# Runs the router with a file size limit of %d bytes and SIGXFSZ ignored (kept
+# across exec), so that a write past the limit fails with EFBIG as on a full disk.
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))
+os.execv(%r, [%r] + sys.argv[1:])
+"""
+
+
+def case_disk(args):
+    s = Setup(args)
+    try:
+        limit = 256 * 1024
+        wrapper = os.path.join(s.tmp, "fsize-router")
+        with open(wrapper, "w") as f:
+            f.write(FSIZE_WRAPPER % (limit, limit, limit, args.bin, args.bin))
+        os.chmod(wrapper, 0o755)
+        s.start(wrapper)
+        acked, refused, i = [], 0, 0
+        while i < 3000 and refused < 3:
+            st = send(s.port, i * SPANS_PER_REQ)
+            if st == 200:
+                acked.append(i)
+            elif st in (429, 503):
+                refused += 1
+            else:
+                raise AssertionError(f"unexpected status {st}")
+            i += 1
+        full = s.metric("switchyard_extension_file_storage_append_full_total", "")
+        on_disk = sum(os.path.getsize(p) for p in segments(s.dir))
+        print(f"disk: file size limit {limit} B: acknowledged requests={len(acked)} "
+              f"refused={refused} appends refused for room={full} segment bytes={on_disk} "
+              f"persisted spans={queue_items(s):.0f}")
+        assert refused > 0, "a full disk never pushed back"
+        assert full and full > 0, "no append was refused for room"
+        assert on_disk <= limit, on_disk
+        s.backend_up()
+        want = set()
+        for k in acked:
+            want.update(range(k * SPANS_PER_REQ, (k + 1) * SPANS_PER_REQ))
+        ids = wait_delivered(s, len(want), 2 * WAIT)
+        assert set(ids) == want, (len(set(ids)), len(want))
+        assert len(ids) == len(want), "duplicates"
+        # With room again (the confirmed segment deleted), new data goes through.
+        assert send(s.port, 10 ** 9) == 200
+        wait_delivered(s, len(want) + SPANS_PER_REQ)
+        assert s.router.stop() == 0
+        print("ok: a full disk (EFBIG under RLIMIT_FSIZE) pushes back to the client, loses "
+              "nothing acknowledged, and recovers once the queue is confirmed")
+    finally:
+        s.cleanup()
+
+
 CASES = {"persisted": case_persisted, "sigterm": case_sigterm, "duplicates": case_duplicates, "crash": case_crash, "corrupt": case_corrupt,
-         "config": case_config, "full": case_full}
+         "config": case_config, "full": case_full, "disk": case_disk}
 
 
 def main():

@@ -675,8 +675,10 @@ static int roll_segment(sy_storage_queue_t *q)
     return SY_OK;
 }
 
-static int fs_append(sy_storage_queue_t *q, const void *data, size_t len, uint64_t weight,
-                     uint64_t *id)
+/* One try at appending: SY_OK, SY_EINVAL, SY_ENOMEM, or SY_ERROR with the I/O
+ * error in *err (nothing of the record left behind). */
+static int append_once(sy_storage_queue_t *q, const void *data, size_t len, uint64_t weight,
+                       uint64_t *id, int *err)
 {
     fs_state_t *fs = q->fs;
     if (len > SYC_SEG_MAX_DATA) return SY_EINVAL;
@@ -741,9 +743,30 @@ static int fs_append(sy_storage_queue_t *q, const void *data, size_t len, uint64
     *id = q->next_id++;
     return SY_OK;
 
-io_error:;
-    int err = errno;
-    bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+io_error:
+    *err = errno;
+    return SY_ERROR;
+}
+
+static bool no_room(int err)
+{
+    return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+static int fs_append(sy_storage_queue_t *q, const void *data, size_t len, uint64_t weight,
+                     uint64_t *id)
+{
+    fs_state_t *fs = q->fs;
+    int err = 0;
+    int rc = append_once(q, data, len, weight, id, &err);
+    if (rc == SY_ERROR && no_room(err) && q->active && q->active->live == 0 && q->active->size) {
+        /* No room, and every record of the segment appended to is confirmed: a new
+         * segment deletes it (its space comes back; a file size limit starts
+         * again), and the append is tried once more. */
+        if (roll_segment(q) == SY_OK) rc = append_once(q, data, len, weight, id, &err);
+    }
+    if (rc != SY_ERROR) return rc;
+    bool full = no_room(err);
     if (full) {
         q->st.full++;
         fs->api->metric_add(fs->m_full, 1);
