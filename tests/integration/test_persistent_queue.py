@@ -182,6 +182,35 @@ def wait_delivered(s, expect_unique, timeout=WAIT):
     return delivered_ids(s.sink)
 
 
+def fill(s, n_req):
+    """Sends n_req requests (all must be acknowledged) and waits until their spans are
+    all in the persistent queue; returns the number of spans."""
+    for i in range(n_req):
+        st = send(s.port, i * SPANS_PER_REQ)
+        assert st == 200, f"request {i}: status {st}"
+    n = n_req * SPANS_PER_REQ
+    wait_for(f"{n} spans in the persistent queue", lambda: queue_items(s) == n, WAIT)
+    return n
+
+
+def send_until_refused(s, max_requests):
+    """Sends requests until three are refused (429/503); returns the spans of those
+    acknowledged, the number refused and the statuses seen."""
+    want, refused, statuses = set(), 0, set()
+    for i in range(max_requests):
+        if refused >= 3:
+            break
+        st = send(s.port, i * SPANS_PER_REQ)
+        statuses.add(st)
+        if st == 200:
+            want.update(range(i * SPANS_PER_REQ, (i + 1) * SPANS_PER_REQ))
+        elif st in (429, 503):
+            refused += 1
+        else:
+            raise AssertionError(f"unexpected status {st}")
+    return want, refused, statuses
+
+
 def segments(directory):
     out = []
     for root, _, files in os.walk(directory):
@@ -209,11 +238,7 @@ def case_persisted(args):
     try:
         s.start()
         n_req = 40
-        for i in range(n_req):
-            st = send(s.port, i * SPANS_PER_REQ)
-            assert st == 200, f"request {i}: status {st}"
-        n = n_req * SPANS_PER_REQ
-        wait_for(f"{n} spans in the persistent queue", lambda: queue_items(s) == n, WAIT)
+        n = fill(s, n_req)
         records_before = s.metric("switchyard_exporter_persistent_queue_records")
         assert records_before == n_req, records_before
         s.router.kill()  # kill -9
@@ -272,14 +297,16 @@ def case_crash(args):
                     return  # the router is gone
                 i += 1
 
-        def sampler():
+        def sample_window():
             # The in-flight window: batches acknowledged but still in the core's
             # in-memory queues (pipeline and exporter input), in spans.
+            q = sample(scrape(s.mport), "switchyard_queue_size")
+            if q is not None:
+                window[0] = max(window[0], int(q) * SPANS_PER_REQ)
+
+        def sampler():
             while not stop.is_set():
-                text = scrape(s.mport)
-                q = sample(text, "switchyard_queue_size")
-                if q is not None:
-                    window[0] = max(window[0], int(q) * SPANS_PER_REQ)
+                sample_window()
                 time.sleep(0.01)
 
         threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
@@ -288,6 +315,7 @@ def case_crash(args):
             t.start()
         # kill -9 in the middle of the load: once a quarter of it was acknowledged.
         wait_for("load", lambda: len(acked) >= 2500, WAIT)
+        sample_window()
         s.router.kill()
         stop.set()
         for t in threads:
@@ -305,7 +333,9 @@ def case_crash(args):
         dup = len(ids) - len(got)
         extra = got - acked  # sent, persisted, but the client got no answer
         redelivered = s.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
-        bound = window[0] + 4 * SPANS_PER_REQ
+        # What the samples saw, and what the four clients may have had acknowledged
+        # since the last one (two requests each).
+        bound = window[0] + 8 * SPANS_PER_REQ
         print(f"crash: sent={len(sent)} acknowledged={n_acked} delivered={len(got)} "
               f"lost={len(lost)} duplicates={dup} delivered_unacknowledged={len(extra)} "
               f"in_flight_window_measured={window[0]} bound={bound} "
@@ -326,10 +356,7 @@ def case_corrupt(args):
     try:
         s.start()
         n_req = 10
-        for i in range(n_req):
-            assert send(s.port, i * SPANS_PER_REQ) == 200
-        n = n_req * SPANS_PER_REQ
-        wait_for("all spans persisted", lambda: queue_items(s) == n, WAIT)
+        n = fill(s, n_req)
         s.router.kill()
         segs = segments(s.dir)
         assert len(segs) == 1, segs
@@ -419,11 +446,7 @@ def case_duplicates(args):
     slow = None
     try:
         s.start()
-        n_req = 20
-        for i in range(n_req):
-            assert send(s.port, i * SPANS_PER_REQ) == 200
-        n = n_req * SPANS_PER_REQ
-        wait_for("all spans persisted", lambda: queue_items(s) == n, WAIT)
+        n = fill(s, 20)
         # The backend comes up slow: it takes the 4 consumers' requests and keeps
         # them, and the router is killed before any answer.
         slow = SlowBackend(s.sink_port)
@@ -513,31 +536,17 @@ def case_full(args):
     s = Setup(args, queue_size=500)
     try:
         s.start()
-        acked, refused, i = [], 0, 0
-        statuses = set()
-        while i < 400 and refused < 3:
-            st = send(s.port, i * SPANS_PER_REQ)
-            statuses.add(st)
-            if st == 200:
-                acked.append(i)
-            elif st in (429, 503):
-                refused += 1
-            else:
-                raise AssertionError(f"unexpected status {st}")
-            i += 1
+        want, refused, statuses = send_until_refused(s, 400)
         assert refused > 0, "the bound never pushed back"
         persisted = queue_items(s)
         # What was acknowledged beyond the bound waits in the core's in-memory queues:
         # the window a kill -9 would lose while the persistent queue is full.
-        in_memory = len(acked) * SPANS_PER_REQ - persisted
-        print(f"full: acknowledged requests={len(acked)} ({len(acked) * SPANS_PER_REQ} spans) "
+        in_memory = len(want) - persisted
+        print(f"full: acknowledged requests={len(want) // SPANS_PER_REQ} ({len(want)} spans) "
               f"refused={refused} persisted spans={persisted:.0f} (queue_size 500 items) "
               f"acknowledged in memory only={in_memory:.0f} statuses={sorted(statuses)}")
         assert persisted <= 500, persisted
         s.backend_up()
-        want = set()
-        for k in acked:
-            want.update(range(k * SPANS_PER_REQ, (k + 1) * SPANS_PER_REQ))
         ids = wait_delivered(s, len(want))
         assert set(ids) == want, (len(set(ids)), len(want))
         assert len(ids) == len(want), "duplicates"
@@ -552,10 +561,7 @@ def case_sigterm(args):
     s = Setup(args)
     try:
         s.start()
-        for i in range(20):
-            assert send(s.port, i * SPANS_PER_REQ) == 200
-        n = 20 * SPANS_PER_REQ
-        wait_for("all spans persisted", lambda: queue_items(s) == n, WAIT)
+        n = fill(s, 20)
         rc = s.router.stop()
         out = s.router.output()
         assert rc == 0, rc
@@ -591,28 +597,17 @@ def case_disk(args):
             f.write(FSIZE_WRAPPER % (limit, limit, limit, args.bin, args.bin))
         os.chmod(wrapper, 0o755)
         s.start(wrapper)
-        acked, refused, i = [], 0, 0
-        while i < 3000 and refused < 3:
-            st = send(s.port, i * SPANS_PER_REQ)
-            if st == 200:
-                acked.append(i)
-            elif st in (429, 503):
-                refused += 1
-            else:
-                raise AssertionError(f"unexpected status {st}")
-            i += 1
+        want, refused, _ = send_until_refused(s, 3000)
         full = s.metric("switchyard_extension_file_storage_append_full_total", "")
         on_disk = sum(os.path.getsize(p) for p in segments(s.dir))
-        print(f"disk: file size limit {limit} B: acknowledged requests={len(acked)} "
+        print(f"disk: file size limit {limit} B: acknowledged requests="
+              f"{len(want) // SPANS_PER_REQ} "
               f"refused={refused} appends refused for room={full} segment bytes={on_disk} "
               f"persisted spans={queue_items(s):.0f}")
         assert refused > 0, "a full disk never pushed back"
         assert full and full > 0, "no append was refused for room"
         assert on_disk <= limit, on_disk
         s.backend_up()
-        want = set()
-        for k in acked:
-            want.update(range(k * SPANS_PER_REQ, (k + 1) * SPANS_PER_REQ))
         ids = wait_delivered(s, len(want), 2 * WAIT)
         assert set(ids) == want, (len(set(ids)), len(want))
         assert len(ids) == len(want), "duplicates"
