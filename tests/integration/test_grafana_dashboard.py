@@ -21,6 +21,7 @@
      adds), the variable queries find the job and the instance, and
      /api/v1/query returns a non-empty result under load. Every panel shows a
      value above zero, except the few in EXPECTED_ZERO (each with its reason).
+     The memory_limiter limit gauges hold the limits configured, in bytes.
   d. docs/operations.md lists every metric family the router exposed here.
 
     test_grafana_dashboard.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
@@ -412,6 +413,20 @@ def check_variables(check, dash, prom_port, target):
                              f"hold {want!r}")
 
 
+def check_limits(check, prom_port, target):
+    """The memory_limiter gauges the memory panels draw hold the limits configured:
+    limit_mib in bytes, and the soft limit 20 % (the default spike) below it."""
+    for processor, pipeline, mib in (("memory_limiter", "traces", 2048),
+                                     ("memory_limiter/tight", "logs/limited", 1)):
+        hard = mib * 1024 * 1024
+        for name, want in (("limit_bytes", hard), ("soft_limit_bytes", hard - hard // 5)):
+            sel = (f'switchyard_memory_limiter_{name}{{job="{JOB}",instance="{target}",'
+                   f'processor="{processor}",pipeline="{pipeline}"}}')
+            result, err = query(prom_port, sel)
+            got = values(result or [])
+            check(got == [float(want)], f"{sel} = {want} ({got}{err or ''})")
+
+
 def check_panels(check, evaluation):
     for title, rows in evaluation.items():
         for ref, expr, result, err in rows:
@@ -511,6 +526,7 @@ def main():
             print("-- c. variables and queries under load")
             check_variables(check, dash, prom.port, target)
             check_panels(check, evaluation)
+            check_limits(check, prom.port, target)
             print("-- d. docs")
             check_docs(check, args.docs, exposed)
             load.stop()
