@@ -216,6 +216,17 @@ static int ml_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->m_checks_refusing = api->metric_register(
         inst, "memory_limiter_checks_above_soft_limit",
         "Checks that found memory at or above the soft limit.", SY_METRIC_COUNTER);
+    /* The limits in force, so that a dashboard can draw the RSS against them. */
+    sy_metric_t *m_hard =
+        api->metric_register(inst, "memory_limiter_limit_bytes",
+                             "Hard limit (limit_mib or limit_percentage).", SY_METRIC_GAUGE);
+    sy_metric_t *m_soft =
+        api->metric_register(inst, "memory_limiter_soft_limit_bytes",
+                             "Soft limit (the hard limit less the spike limit): above it, "
+                             "receivers feeding the pipeline are refused.",
+                             SY_METRIC_GAUGE);
+    api->metric_set(m_hard, (int64_t)s->hard);
+    api->metric_set(m_soft, (int64_t)s->soft);
     *state = s;
     return SY_OK;
 }
