@@ -588,6 +588,26 @@ int sy__engine_create_start(sy_instance_t *inst)
     return inst->start_rc;
 }
 
+/* start() once more for an instance whose create() worked and whose start()
+ * failed (reload.c: its old self had not let go of its files yet). */
+static void do_start_again(void *arg)
+{
+    sy_instance_t *inst = arg;
+    sy_instance_t *prev = sy__consumer_enter(inst);
+    inst->start_rc = inst->plugin->start ? inst->plugin->start(inst->state) : SY_OK;
+    if (inst->start_rc >= 0) inst->started = true;
+    sy__consumer_leave(prev);
+}
+
+int sy__engine_start_again(sy_instance_t *inst)
+{
+    if (!inst->created || inst->started) return inst->started ? SY_OK : SY_ERROR;
+    inst->start_rc = SY_ERROR;
+    int rc = sy__thread_call(inst->thread, do_start_again, inst, start_deadline(inst->engine));
+    if (check_call(inst->engine, rc, "start", inst->id) < 0) return rc;
+    return inst->start_rc;
+}
+
 static void register_metrics(sy_instance_t *inst)
 {
     const char *ok = NULL, *failed = NULL;

@@ -238,6 +238,7 @@ sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role);
 int sy__engine_start_instance(sy_instance_t *x);
 int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start);
 int sy__engine_create_start(sy_instance_t *inst);
+int sy__engine_start_again(sy_instance_t *inst);
 int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n);
 int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
                             uint64_t deadline, sy__worker_t *only);

@@ -512,7 +512,18 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
         sy_instance_t *y = nu->instances[i];
         if (y->kind != SY_KIND_EXPORTER || !y->deferred) continue;
         y->deferred = false;
-        if (sy__engine_create_start(y) < 0) {
+        /* Its old self may still be letting go of something the new one needs
+         * (a persistent queue's files are closed once its last request in flight
+         * has ended): a failed start() is tried again until the deadline of the
+         * old engine's drain (a failed create() is not). */
+        int src = sy__engine_create_start(y);
+        while (src < 0 && src != SY__ETIMEDOUT && y->created && !nu->wedged &&
+               sy__now_ms() + 50 < hard) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            src = sy__engine_start_again(y);
+        }
+        if (src < 0) {
             rc = SY_ERROR;
             continue;
         }
