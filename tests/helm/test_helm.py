@@ -1,0 +1,548 @@
+#!/usr/bin/env python3
+"""deploy.helm: the Helm chart deploy/helm/switchyard, rendered without helm.
+
+  test_helm.py --chart deploy/helm/switchyard --build-dir BUILD/helm
+               --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
+
+1. Builds tests/helm/render (Go text/template + Sprig from Debian, GOPATH mode)
+   and installs tests/helm/node (npm ci, pinned) into the build tree.
+2. Renders every case of CASES (each mode's defaults, the agent preset, the
+   load-balancing tier, the tail-sampling tier behind it with a headless Service,
+   a scaled gateway with HPA, PDB, ServiceMonitor and PodMonitor, config merges,
+   alternateConfig), then for each render:
+   - yamllint -s (tests/helm/yamllint.yaml);
+   - every document against the Kubernetes schemas (kubernetes-models, and the
+     prometheus-operator CRDs), and each values file against values.schema.json;
+   - the switchyard config in the ConfigMap through `switchyard validate`;
+   - the case's own checks, field by field (ports, probes, security context,
+     checksum, memory_limiter from the memory limit, preset wiring...);
+   - equal to tests/helm/golden/<case>.yaml.
+3. Checks that a config change changes the checksum annotation, that a render is
+   deterministic, that `required`/`fail` stop rendering with their message, and
+   that values.schema.json refuses bad values.
+
+Regenerate the golden renders after an intended chart change with
+  SWITCHYARD_UPDATE_GOLDEN=1 ctest --test-dir build -R deploy.helm
+(or the same variable with this script), then review `git diff tests/helm/golden`.
+
+Fails (does not skip) when go, Sprig, yaml.v3, yamllint, node or npm are
+missing: deploy/debian-deps.sh --test installs them.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+GOLDEN = os.path.join(HERE, "golden")
+BAD_VALUES = os.path.join(HERE, "values")
+NS = "observability"
+TIMEOUT = 60
+
+FAILURES = []
+
+
+def check(cond, msg):
+    if not cond:
+        FAILURES.append(msg)
+        print("FAIL: " + msg, file=sys.stderr)
+    return cond
+
+
+def die(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def example(name):
+    return os.path.join(REPO, "deploy", "helm", "switchyard", "examples", name, "values.yaml")
+
+
+# name -> (release, values files, --set list)
+CASES = {
+    "daemonset-defaults": ("switchyard", [], ["mode=daemonset"]),
+    "deployment-defaults": ("switchyard", [], ["mode=deployment"]),
+    "statefulset-defaults": ("switchyard", [], ["mode=statefulset"]),
+    "agent": ("switchyard-agent", [example("agent")], []),
+    "gateway": ("switchyard-gateway", [example("gateway")], []),
+    "loadbalancing-tier": ("switchyard-lb", [example("loadbalancing-tier")], []),
+    "sampling-tier": ("switchyard-sampler", [example("sampling-tier")], []),
+    "config-merge": ("sy", [os.path.join(HERE, "values", "config-merge.yaml")], []),
+    "alternate-config": ("sy", [os.path.join(HERE, "values", "alternate-config.yaml")], []),
+    "statefulset-autoscaling": ("sy", [], [
+        "mode=statefulset", "autoscaling.enabled=true", "podDisruptionBudget.enabled=true",
+        "ports.metrics.enabled=true", "podMonitor.enabled=true", "ports.zipkin.enabled=false",
+        "resources.limits.memory=1G", "image.digest=sha256:" + "ab" * 32]),
+}
+
+# (what, values files, --set list, message expected on stderr)
+REFUSALS = [
+    ("no mode", [], [], "mode must be set: daemonset, deployment or statefulset"),
+    ("bad mode", [], ["mode=replicaset"],
+     'mode "replicaset" is not one of daemonset, deployment, statefulset'),
+    ("agent without gateway", [], ["mode=daemonset", "presets.agent.enabled=true"],
+     "presets.agent.gatewayEndpoint must be set"),
+    ("loadbalancing without hostname", [], ["mode=deployment", "presets.loadBalancing.enabled=true"],
+     "presets.loadBalancing.hostname must be set"),
+    ("autoscaling a daemonset", [], ["mode=daemonset", "autoscaling.enabled=true"],
+     "autoscaling is not available in daemonset mode"),
+    ("serviceMonitor without metrics port", [], ["mode=deployment", "serviceMonitor.enabled=true"],
+     "serviceMonitor needs ports.metrics.enabled and service.enabled"),
+    ("existing ConfigMap without name", [], ["mode=deployment", "configMap.create=false"],
+     "configMap.existingName must be set when configMap.create is false"),
+    ("bad memory limit", [], ["mode=deployment", "resources.limits.memory=12parsecs"],
+     'resources.limits.memory "12parsecs": expected a number with Ki, Mi, Gi'),
+]
+
+# bad values file -> a fragment of the schema error expected
+SCHEMA_REFUSALS = {
+    "bad-mode.yaml": "/mode must be equal to one of the allowed values",
+    "bad-port.yaml": "/ports/otlp/containerPort must be <= 65535",
+    "bad-unknown-key.yaml": "must NOT have additional properties",
+    "bad-preset.yaml": "/presets/tailSampling/numTraces must be integer",
+}
+
+
+def run(cmd, env=None, timeout=TIMEOUT, cwd=None):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=env, cwd=cwd)
+    except FileNotFoundError as e:
+        die("%s is not installed (%s); deploy/debian-deps.sh --test installs it" % (cmd[0], e))
+    except subprocess.TimeoutExpired:
+        die("%s took longer than %ds" % (" ".join(cmd), timeout))
+
+
+def build_renderer(build_dir):
+    if not shutil.which("go"):
+        die("go is not installed; deploy/debian-deps.sh --test installs golang-go, "
+            "golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v3-dev")
+    for pkg in ("github.com/Masterminds/sprig", "gopkg.in/yaml.v3"):
+        if not os.path.isdir(os.path.join("/usr/share/gocode/src", pkg)):
+            die("Go package %s is missing from /usr/share/gocode; deploy/debian-deps.sh "
+                "--test installs it" % pkg)
+    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+               GOCACHE=os.path.join(build_dir, "go-cache"), GOFLAGS="")
+    out = os.path.join(build_dir, "helm-render")
+    r = run(["go", "build", "-o", out, "."], env=env, cwd=os.path.join(HERE, "render"),
+            timeout=300)
+    if r.returncode != 0:
+        die("building tests/helm/render failed:\n" + r.stderr)
+    return out
+
+
+def setup_node(node_dir):
+    setup = os.path.join(REPO, "tests", "integration", "test_otel_js.py")
+    r = subprocess.run([sys.executable, setup, "setup", "--src-dir", os.path.join(HERE, "node"),
+                        "--node-dir", node_dir], timeout=320)
+    if r.returncode != 0:
+        die("npm ci for tests/helm/node failed")
+    shutil.copyfile(os.path.join(HERE, "node", "check.mjs"), os.path.join(node_dir, "check.mjs"))
+
+
+def render(renderer, chart, release, files, sets):
+    cmd = [renderer, "--chart", chart, "--name", release, "--namespace", NS]
+    for f in files:
+        cmd += ["-f", f]
+    for s in sets:
+        cmd += ["--set", s]
+    return run(cmd)
+
+
+def docs_of(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def by_kind(docs):
+    out = {}
+    for d in docs:
+        out.setdefault(d["kind"], []).append(d)
+    return out
+
+
+def one(objs, kind, case):
+    lst = objs.get(kind, [])
+    check(len(lst) == 1, "%s: %d %s objects, expected 1" % (case, len(lst), kind))
+    return lst[0] if lst else {}
+
+
+def workload(objs):
+    for kind in ("DaemonSet", "Deployment", "StatefulSet"):
+        if kind in objs:
+            return objs[kind][0]
+    return {}
+
+
+def container(objs):
+    return workload(objs)["spec"]["template"]["spec"]["containers"][0]
+
+
+def merged_values(chart, files, sets):
+    """The values as Helm coalesces them, for the checks below (not for rendering)."""
+    with open(os.path.join(chart, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+
+    def merge(dst, src):
+        for k, v in src.items():
+            if v is None:
+                dst.pop(k, None)
+            elif isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = v
+    for fn in files:
+        with open(fn) as f:
+            merge(values, yaml.safe_load(f) or {})
+    for s in sets:
+        key, _, val = s.partition("=")
+        node = {}
+        cur = node
+        parts = key.split(".")
+        for p in parts[:-1]:
+            cur[p] = {}
+            cur = cur[p]
+        cur[parts[-1]] = yaml.safe_load(val)
+        merge(values, node)
+    return values
+
+
+def config_of(objs):
+    cm = objs.get("ConfigMap", [{}])[0]
+    return cm.get("data", {}).get("config.yaml", "")
+
+
+def check_common(case, objs, values):
+    """What every render must satisfy."""
+    mode = values["mode"]
+    kinds = {"daemonset": "DaemonSet", "deployment": "Deployment", "statefulset": "StatefulSet"}
+    w = one(objs, kinds[mode], case)
+    for other in set(kinds.values()) - {kinds[mode]}:
+        check(other not in objs, "%s: a %s in mode %s" % (case, other, mode))
+    pod = w["spec"]["template"]
+    spec = pod["spec"]
+    c = spec["containers"][0]
+    check(w["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items(),
+          "%s: the selector does not match the pod labels" % case)
+    # config checksum: sha256 of the config text, which the ConfigMap holds (+ "\n").
+    cfg = config_of(objs)
+    check(cfg.endswith("\n"), "%s: config.yaml does not end with a newline" % case)
+    check(pod["metadata"]["annotations"]["checksum/config"] ==
+          hashlib.sha256(cfg[:-1].encode()).hexdigest(),
+          "%s: checksum/config is not the sha256 of the rendered config" % case)
+    check(c["args"][:4] == ["--config", "/conf/config.yaml", "--plugin-dir",
+                            values["command"]["pluginDir"]], "%s: args %r" % (case, c["args"]))
+    check(c["command"] == ["/usr/bin/switchyard"], "%s: command %r" % (case, c["command"]))
+    mount = [m for m in c["volumeMounts"] if m["name"] == "config"]
+    vol = [v for v in spec["volumes"] if v["name"] == "config"]
+    check(mount and mount[0]["mountPath"] == "/conf", "%s: config mount" % case)
+    check(vol and vol[0]["configMap"]["name"] == objs["ConfigMap"][0]["metadata"]["name"],
+          "%s: config volume does not name the ConfigMap" % case)
+    # security: non-root, read-only root filesystem, nothing to escalate
+    sc = c["securityContext"]
+    check(sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and
+          sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"],
+          "%s: container securityContext %r" % (case, sc))
+    check(spec["securityContext"]["runAsNonRoot"] is True, "%s: pod securityContext" % case)
+    # probes on health_check 13133
+    for probe in ("livenessProbe", "readinessProbe"):
+        check(c[probe]["httpGet"] == {"port": 13133, "path": "/"},
+              "%s: %s %r" % (case, probe, c[probe]))
+    # ports: exactly the enabled ones, on the container and the Service
+    enabled = sorted(n for n, p in values["ports"].items() if p.get("enabled"))
+    cports = {p["name"]: p for p in c.get("ports", [])}
+    check(sorted(cports) == enabled, "%s: container ports %r, expected %r" %
+          (case, sorted(cports), enabled))
+    for name in enabled:
+        p, want = cports.get(name, {}), values["ports"][name]
+        check(p.get("containerPort") == want["containerPort"] and
+              p.get("protocol") == want.get("protocol", "TCP"),
+              "%s: container port %s %r" % (case, name, p))
+        check(("hostPort" in p) == (mode == "daemonset" and "hostPort" in want),
+              "%s: hostPort of %s in mode %s" % (case, name, mode))
+    svc = one(objs, "Service", case)
+    sports = {p["name"]: p for p in svc["spec"]["ports"]}
+    check(sorted(sports) == enabled, "%s: service ports %r" % (case, sorted(sports)))
+    for name in enabled:
+        check(sports[name]["port"] == values["ports"][name]["servicePort"] and
+              sports[name]["targetPort"] == name, "%s: service port %s" % (case, name))
+    check(svc["spec"]["selector"] == w["spec"]["selector"]["matchLabels"],
+          "%s: service selector" % case)
+    check((svc["spec"].get("internalTrafficPolicy") == "Local") == (mode == "daemonset"),
+          "%s: internalTrafficPolicy %r" % (case, svc["spec"].get("internalTrafficPolicy")))
+    headless = values["service"]["clusterIP"] == "None"
+    check((svc["spec"].get("clusterIP") == "None") == headless, "%s: clusterIP" % case)
+    if mode == "statefulset":
+        check(w["spec"]["serviceName"] == svc["metadata"]["name"], "%s: serviceName" % case)
+    if values["autoscaling"]["enabled"]:
+        hpa = one(objs, "HorizontalPodAutoscaler", case)
+        check(hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": w["kind"],
+                                                "name": w["metadata"]["name"]},
+              "%s: HPA target %r" % (case, hpa["spec"]["scaleTargetRef"]))
+        check("replicas" not in w["spec"], "%s: replicas set beside an HPA" % case)
+        check(hpa["spec"]["minReplicas"] == values["autoscaling"]["minReplicas"] and
+              hpa["spec"]["maxReplicas"] == values["autoscaling"]["maxReplicas"],
+              "%s: HPA bounds" % case)
+    else:
+        check("HorizontalPodAutoscaler" not in objs, "%s: an HPA when disabled" % case)
+        if mode != "daemonset":
+            check(w["spec"]["replicas"] == values["replicaCount"], "%s: replicas" % case)
+    if values["podDisruptionBudget"]["enabled"]:
+        pdb = one(objs, "PodDisruptionBudget", case)
+        check(pdb["spec"]["selector"]["matchLabels"] == w["spec"]["selector"]["matchLabels"],
+              "%s: PDB selector" % case)
+    else:
+        check("PodDisruptionBudget" not in objs, "%s: a PDB when disabled" % case)
+    for kind, key in (("ServiceMonitor", "serviceMonitor"), ("PodMonitor", "podMonitor")):
+        if values[key]["enabled"]:
+            mon = one(objs, kind, case)
+            eps = mon["spec"].get("endpoints") or mon["spec"].get("podMetricsEndpoints")
+            check(eps[0]["port"] == "metrics" and "metrics" in cports,
+                  "%s: %s port" % (case, kind))
+            labels = svc["metadata"]["labels"] if kind == "ServiceMonitor" else \
+                pod["metadata"]["labels"]
+            check(mon["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+                  "%s: %s selects nothing" % (case, kind))
+        else:
+            check(kind not in objs, "%s: a %s when disabled" % (case, kind))
+    # memory_limiter from the memory limit
+    config = yaml.safe_load(cfg)
+    mem = values.get("resources", {}).get("limits", {}).get("memory")
+    ml = config.get("processors", {}).get("memory_limiter")
+    if ml is not None:
+        if mem:
+            mib = mem_mib(mem)
+            limit = int(mib * values["memoryLimiter"]["limitPercentage"] / 100)
+            spike = int(limit * values["memoryLimiter"]["spikePercentage"] / 100)
+            check(ml.get("limit_mib") == limit and ml.get("spike_limit_mib") == spike and
+                  "limit_percentage" not in ml,
+                  "%s: memory_limiter %r, expected limit_mib %d spike_limit_mib %d from %s" %
+                  (case, ml, limit, spike, mem))
+        else:
+            check("limit_mib" not in ml, "%s: limit_mib without a memory limit" % case)
+    return config
+
+
+def mem_mib(q):
+    units = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40,
+             "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    for u, m in units.items():
+        if q.endswith(u):
+            return float(q[:-len(u)]) * m / 2 ** 20
+    return float(q) / 2 ** 20
+
+
+def pipelines(config):
+    return config["service"]["pipelines"]
+
+
+def check_case(case, objs, config):
+    """Each case's own expectations."""
+    p = pipelines(config)
+    if case.endswith("-defaults"):
+        check(sorted(config["receivers"]) == ["jaeger", "otlp", "zipkin"],
+              "%s: receivers %r" % (case, sorted(config["receivers"])))
+        check(p["traces"] == {"receivers": ["otlp", "jaeger", "zipkin"],
+                              "processors": ["memory_limiter", "batch"], "exporters": ["debug"]},
+              "%s: traces pipeline %r" % (case, p["traces"]))
+    if case == "agent":
+        gw = config["exporters"]["otlp/gateway"]
+        check(gw == {"endpoint": "switchyard-gateway.observability.svc.cluster.local:4317",
+                     "compression": "gzip", "tls": {"insecure": True}},
+              "agent: otlp/gateway %r" % gw)
+        for sig in ("traces", "metrics", "logs"):
+            check(p[sig]["exporters"] == ["otlp/gateway"], "agent: %s exporters %r" %
+                  (sig, p[sig]["exporters"]))
+    if case == "loadbalancing-tier":
+        lb = config["exporters"]["loadbalancing"]
+        check(lb["resolver"] == {"dns": {"hostname":
+                                         "switchyard-sampler.observability.svc.cluster.local",
+                                         "port": 4317, "interval": "5s", "timeout": "1s"}},
+              "loadbalancing-tier: resolver %r" % lb["resolver"])
+        check(lb["routing_key"] == "traceID", "loadbalancing-tier: routing_key")
+        check(p["traces"]["exporters"] == ["loadbalancing"] and
+              p["logs"]["exporters"] == ["loadbalancing"] and
+              p["metrics"]["exporters"] == ["debug"],
+              "loadbalancing-tier: pipelines %r" % p)
+    if case == "sampling-tier":
+        check(p["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"],
+              "sampling-tier: traces processors %r" % p["traces"]["processors"])
+        ts = config["processors"]["tail_sampling"]
+        check(ts["decision_wait"] == "10s" and ts["num_traces"] == 100000 and
+              [x["name"] for x in ts["policies"]] == ["errors", "slow", "ten-percent"],
+              "sampling-tier: tail_sampling %r" % ts)
+        svc = objs["Service"][0]
+        check(svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"],
+              "sampling-tier: headless service %r" % svc["spec"])
+    if case == "config-merge":
+        # the user's keys merged over the defaults; null removed zipkin
+        check("zipkin" not in config["receivers"] and "jaeger" in config["receivers"],
+              "config-merge: receivers %r" % sorted(config["receivers"]))
+        check(config["processors"]["batch"] == {"timeout": "2s", "send_batch_size": 4096},
+              "config-merge: batch %r" % config["processors"]["batch"])
+        check(config["receivers"]["otlp"]["protocols"]["grpc"] ==
+              {"endpoint": "${env:MY_POD_IP}:4317", "max_recv_msg_size_mib": 16},
+              "config-merge: otlp grpc %r" % config["receivers"]["otlp"]["protocols"]["grpc"])
+        check(config["exporters"]["debug"] == {"verbosity": "detailed"},
+              "config-merge: tpl did not render the exporter's verbosity")
+        check(p["traces"]["receivers"] == ["otlp", "jaeger"], "config-merge: traces receivers")
+    if case == "alternate-config":
+        check(sorted(config["receivers"]) == ["otlp"] and
+              sorted(config["exporters"]) == ["nop"], "alternate-config: %r" % config)
+    if case == "statefulset-autoscaling":
+        c = container(objs)
+        check(c["image"] == "switchyard/switchyard@sha256:" + "ab" * 32, "image digest")
+
+
+def validate_config(args, case, cfg, tmp):
+    path = os.path.join(tmp, case + ".config.yaml")
+    with open(path, "w") as f:
+        f.write(cfg)
+    # MY_POD_IP is what the pod's env gives (status.podIP).
+    env = dict(os.environ, MY_POD_IP="127.0.0.1")
+    r = run([args.bin, "validate", "--config", path, "--plugin-dir", args.plugin_dir], env=env)
+    check(r.returncode == 0, "%s: switchyard validate refused the rendered config:\n%s%s" %
+          (case, r.stdout, r.stderr))
+    check("warning" not in r.stderr, "%s: switchyard validate warns:\n%s" % (case, r.stderr))
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chart", default=os.path.join(REPO, "deploy", "helm", "switchyard"))
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--plugin-dir", required=True)
+    args = ap.parse_args()
+    update = os.environ.get("SWITCHYARD_UPDATE_GOLDEN") == "1"
+    args.build_dir = os.path.abspath(args.build_dir)
+    os.makedirs(args.build_dir, exist_ok=True)
+    if not shutil.which("yamllint"):
+        die("yamllint is not installed; deploy/debian-deps.sh --test installs it")
+    renderer = build_renderer(args.build_dir)
+    node_dir = os.path.join(args.build_dir, "node")
+    setup_node(node_dir)
+
+    tmp = tempfile.mkdtemp(prefix="sy-helm-", dir=args.build_dir)
+    rendered = {}
+    value_files = [os.path.join(args.chart, "values.yaml")]
+    for case, (release, files, sets) in CASES.items():
+        r = render(renderer, args.chart, release, files, sets)
+        if not check(r.returncode == 0, "%s: render failed: %s" % (case, r.stderr)):
+            continue
+        rendered[case] = r.stdout
+        path = os.path.join(tmp, case + ".yaml")
+        with open(path, "w") as f:
+            f.write(r.stdout)
+        value_files += [f for f in files if f not in value_files]
+        values = merged_values(args.chart, files, sets)
+        objs = by_kind(docs_of(r.stdout))
+        config = check_common(case, objs, values)
+        check_case(case, objs, config)
+        validate_config(args, case, config_of(objs), tmp)
+        golden = os.path.join(GOLDEN, case + ".yaml")
+        if update:
+            with open(golden, "w") as f:
+                f.write(r.stdout)
+        elif not os.path.exists(golden):
+            check(False, "%s: no golden render %s (SWITCHYARD_UPDATE_GOLDEN=1 writes it)" %
+                  (case, golden))
+        else:
+            with open(golden) as f:
+                check(f.read() == r.stdout, "%s: render differs from %s (review the change, "
+                      "then SWITCHYARD_UPDATE_GOLDEN=1 to update)" % (case, golden))
+    print("rendered %d cases" % len(rendered))
+
+    # yamllint: every render, the chart's values and the examples
+    conf = os.path.join(HERE, "yamllint.yaml")
+    r = run(["yamllint", "-s", "-f", "parsable", "-c", conf] +
+            [os.path.join(tmp, c + ".yaml") for c in rendered])
+    check(r.returncode == 0, "yamllint (renders):\n" + r.stdout + r.stderr)
+    # values files, as Helm users write them: without a leading "---"
+    r = run(["yamllint", "-s", "-f", "parsable", "-d",
+             "{extends: %s, rules: {document-start: disable}}" % conf] + value_files)
+    check(r.returncode == 0, "yamllint (values files):\n" + r.stdout + r.stderr)
+
+    # Kubernetes schemas and values.schema.json
+    bad = [os.path.join(BAD_VALUES, b) for b in sorted(SCHEMA_REFUSALS)]
+    req = {"schema": os.path.join(args.chart, "values.schema.json"),
+           "values": value_files + bad,
+           "manifests": [os.path.join(tmp, c + ".yaml") for c in rendered]}
+    req_path = os.path.join(tmp, "check.json")
+    with open(req_path, "w") as f:
+        json.dump(req, f)
+    r = run(["node", os.path.join(node_dir, "check.mjs"), req_path], cwd=node_dir)
+    if r.returncode != 0:
+        die("check.mjs failed:\n" + r.stderr)
+    res = json.loads(r.stdout)
+    n_objs = 0
+    for fn, results in res["manifests"].items():
+        for o in results:
+            n_objs += 1
+            check(not o["errors"], "%s: %s %s fails the Kubernetes schema: %s" %
+                  (os.path.basename(fn), o["kind"], o["name"], "; ".join(o["errors"])))
+    kinds = sorted({o["kind"] for results in res["manifests"].values() for o in results})
+    check(kinds == ["ConfigMap", "DaemonSet", "Deployment", "HorizontalPodAutoscaler",
+                    "PodDisruptionBudget", "PodMonitor", "Service", "ServiceAccount",
+                    "ServiceMonitor", "StatefulSet"], "kinds checked: %r" % kinds)
+    for fn in value_files:
+        check(res["values"][fn] == [], "%s fails values.schema.json: %s" %
+              (fn, "; ".join(res["values"][fn])))
+    for b in bad:
+        errs = "; ".join(res["values"][b])
+        want = SCHEMA_REFUSALS[os.path.basename(b)]
+        check(want in errs, "%s: values.schema.json error %r, expected %r" %
+              (os.path.basename(b), errs, want))
+    print("schemas: %d objects of %d kinds, %d values files, %d refused as expected" %
+          (n_objs, len(kinds), len(value_files), len(bad)))
+
+    # a config change rolls the pods; the same values render the same
+    base = ["mode=deployment"]
+    a = render(renderer, args.chart, "sy", [], base).stdout
+    a2 = render(renderer, args.chart, "sy", [], base).stdout
+    b = render(renderer, args.chart, "sy", [], base + ["config.processors.batch.timeout=2s"]).stdout
+    c = render(renderer, args.chart, "sy", [], base + ["replicaCount=3"]).stdout
+
+    def checksum(text):
+        return workload(by_kind(docs_of(text)))["spec"]["template"]["metadata"][
+            "annotations"]["checksum/config"]
+    check(a == a2, "two renders of the same values differ")
+    check(checksum(a) != checksum(b), "a config change left checksum/config unchanged")
+    check(checksum(a) == checksum(c), "a change outside config changed checksum/config")
+    check("timeout: 2s" in config_of(by_kind(docs_of(b))), "the --set config change is missing")
+
+    # required / fail stop rendering with their message
+    for what, files, sets, msg in REFUSALS:
+        r = render(renderer, args.chart, "sy", files, sets)
+        check(r.returncode != 0 and msg in r.stderr,
+              "%s: expected a failure with %r, got status %d: %s" %
+              (what, msg, r.returncode, r.stderr.strip()[-300:]))
+    print("%d refusals with their message" % len(REFUSALS))
+
+    # the validate step sees a wrong key that the chart passes through
+    r = render(renderer, args.chart, "sy", [], base + ["config.receivers.otlp.bogus=1"])
+    path = os.path.join(tmp, "bogus.config.yaml")
+    with open(path, "w") as f:
+        f.write(config_of(by_kind(docs_of(r.stdout))))
+    r = run([args.bin, "validate", "--config", path, "--plugin-dir", args.plugin_dir],
+            env=dict(os.environ, MY_POD_IP="127.0.0.1"))
+    check(r.returncode != 0 and "'otlp' has invalid keys: bogus" in r.stderr,
+          "switchyard validate did not refuse config.receivers.otlp.bogus: %d %s" %
+          (r.returncode, r.stderr))
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    if FAILURES:
+        print("%d failures" % len(FAILURES), file=sys.stderr)
+        return 1
+    print("OK" + (" (golden renders rewritten)" if update else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
