@@ -459,6 +459,24 @@ def main():
                       "then SWITCHYARD_UPDATE_GOLDEN=1 to update)" % (case, golden))
     print("rendered %d cases" % len(rendered))
 
+    # the examples wire together: the agent's gateway endpoint is the gateway's
+    # Service, the load-balancing tier resolves the sampling tier's headless Service
+    def service_dns(case, port_name):
+        svc = by_kind(docs_of(rendered.get(case, "")))["Service"][0]
+        port = [p["port"] for p in svc["spec"]["ports"] if p["name"] == port_name][0]
+        return "%s.%s.svc.cluster.local" % (svc["metadata"]["name"], NS), port
+    if "agent" in rendered and "gateway" in rendered:
+        host, port = service_dns("gateway", "otlp")
+        agent = yaml.safe_load(config_of(by_kind(docs_of(rendered["agent"]))))
+        check(agent["exporters"]["otlp/gateway"]["endpoint"] == "%s:%d" % (host, port),
+              "the agent example does not send to the gateway example's Service")
+    if "loadbalancing-tier" in rendered and "sampling-tier" in rendered:
+        host, port = service_dns("sampling-tier", "otlp")
+        lb = yaml.safe_load(config_of(by_kind(docs_of(rendered["loadbalancing-tier"]))))
+        dns = lb["exporters"]["loadbalancing"]["resolver"]["dns"]
+        check((dns["hostname"], dns["port"]) == (host, port),
+              "the load-balancing example does not resolve the sampling tier's Service")
+
     # yamllint: every render, the chart's values and the examples
     conf = os.path.join(HERE, "yamllint.yaml")
     r = run(["yamllint", "-s", "-f", "parsable", "-c", conf] +
