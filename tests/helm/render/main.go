@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,11 +125,35 @@ func setValue(values map[string]interface{}, expr string, asString bool) error {
 	return nil
 }
 
+// integral turns whole float64s into int64s, as Helm's toYaml (JSON first) writes
+// them: 1000000, not 1e+06.
+func integral(v interface{}) interface{} {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return int64(x)
+		}
+	case map[string]interface{}:
+		out := make(map[string]interface{}, len(x))
+		for k, e := range x {
+			out[k] = integral(e)
+		}
+		return out
+	case []interface{}:
+		out := make([]interface{}, len(x))
+		for i, e := range x {
+			out[i] = integral(e)
+		}
+		return out
+	}
+	return v
+}
+
 func toYAML(v interface{}) string {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
+	if err := enc.Encode(integral(v)); err != nil {
 		return ""
 	}
 	enc.Close()
