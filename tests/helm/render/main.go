@@ -14,6 +14,11 @@
 // whose names start with "_" only define templates. Output: each non-empty
 // document as "---\n# Source: <chart>/templates/<file>\n<document>", files in
 // name order. A template error goes to stderr with exit status 1.
+//
+// Not provided, because this chart does not use them: subcharts, .Files,
+// --set list indexes and commas, Helm's schema check (the test runs values
+// files through values.schema.json itself), and Helm's ordering of documents by
+// kind (documents come in template-file order here).
 package main
 
 import (
