@@ -10,9 +10,9 @@
 // Values are coalesced as Helm does: the chart's values.yaml, then each -f file,
 // then each --set, later ones deep-merged over earlier ones; a null removes a
 // key of the chart's defaults. Every number is a float64, as after Helm's
-// JSON round trip. Templates are templates/*.yaml (and *.tpl, *.txt); files
-// whose names start with "_" only define templates. Output: each non-empty
-// document as "---\n# Source: <chart>/templates/<file>\n<document>", files in
+// JSON round trip. Templates are templates/*.yaml, *.tpl and NOTES.txt (run,
+// not printed); files whose names start with "_" only define templates.
+// Output: each non-empty document as "---\n# Source: <chart>/templates/<file>\n<document>", files in
 // name order. A template error goes to stderr with exit status 1.
 //
 // Not provided, because this chart does not use them: subcharts, .Files,
@@ -359,8 +359,9 @@ func run() error {
 	var renderable []string
 	for _, f := range files {
 		base := filepath.Base(f)
-		if !(strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".tpl")) {
-			continue // NOTES.txt and the like are not manifests
+		if !(strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".tpl") ||
+			base == "NOTES.txt") {
+			continue
 		}
 		text, err := os.ReadFile(f)
 		if err != nil {
@@ -389,6 +390,9 @@ func run() error {
 		var buf bytes.Buffer
 		if err := r.tmpl.ExecuteTemplate(&buf, tname, ctx); err != nil {
 			return err
+		}
+		if strings.HasSuffix(tname, "/NOTES.txt") {
+			continue // rendered, so that its errors show, but not a manifest
 		}
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
 		for _, doc := range docSplit.Split(text, -1) {
