@@ -12,8 +12,9 @@
 // key of the chart's defaults. Every number is a float64, as after Helm's
 // JSON round trip. Templates are templates/*.yaml, *.tpl and NOTES.txt (run,
 // not printed); files whose names start with "_" only define templates.
-// Output: each non-empty document as "---\n# Source: <chart>/templates/<file>\n<document>", files in
-// name order. A template error goes to stderr with exit status 1.
+// Output: each non-empty document as
+// "---\n# Source: <chart>/templates/<file>\n<document>", files in name order.
+// A template error goes to stderr with exit status 1.
 //
 // Not provided, because this chart does not use them: subcharts, .Files,
 // --set list indexes and commas, Helm's schema check (the test runs values
