@@ -100,6 +100,8 @@ REFUSALS = [
      "configMap.existingName must be set when configMap.create is false"),
     ("bad memory limit", [], ["mode=deployment", "resources.limits.memory=12parsecs"],
      'resources.limits.memory "12parsecs": expected a number with Ki, Mi, Gi'),
+    ("exponent memory limit", [], ["mode=deployment", "resources.limits.memory=1e9"],
+     'resources.limits.memory "1e9": expected a number with Ki, Mi, Gi'),
 ]
 
 # bad values file -> a fragment of the schema error expected
@@ -331,6 +333,8 @@ def check_common(case, objs, values):
 
 
 def mem_mib(q):
+    if isinstance(q, (int, float)):
+        return q / 2 ** 20
     units = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40,
              "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
     for u, m in units.items():

@@ -65,10 +65,14 @@ app.kubernetes.io/component: {{ include "switchyard.component" . }}
 {{- end }}
 
 {{/*
-A Kubernetes memory quantity in MiB (a float): 512Mi, 1Gi, 500M, 1G, 2000Ki, 1e9
-is not supported; plain bytes are.
+A Kubernetes memory quantity in MiB (a float): 512Mi, 1Gi, 1.5Gi, 500M, 1G,
+2000Ki, or a number of bytes (536870912); the exponent forms (1e9, 5e6M) are
+refused with a message.
 */}}
 {{- define "switchyard.memoryMiB" -}}
+{{- if kindIs "float64" . }}
+{{- divf . 1048576.0 }}
+{{- else }}
 {{- $q := toString . }}
 {{- $units := dict "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 }}
 {{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
@@ -77,6 +81,7 @@ is not supported; plain bytes are.
 {{- fail (printf "resources.limits.memory %q: expected a number with Ki, Mi, Gi, Ti, k, M, G or T" $q) }}
 {{- end }}
 {{- divf (mulf (float64 $num) (get $units $unit | default 1.0)) 1048576.0 }}
+{{- end }}
 {{- end }}
 
 {{/*
