@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,8 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import harness  # noqa: E402  (free ports, the Router process wrapper, OTLP/JSON)
 GOLDEN = os.path.join(HERE, "golden")
 BAD_VALUES = os.path.join(HERE, "values")
 NS = "observability"
@@ -476,6 +479,114 @@ def validate_config(args, case, cfg, tmp):
     return r
 
 
+def pod_endpoint_sets(config, path=()):
+    """--set options that move every endpoint the chart puts on ${env:MY_POD_IP}
+    to a free port on 127.0.0.1, as the pod's own IP would be; returns
+    (options, {dotted path: "127.0.0.1:port"})."""
+    sets, where = [], {}
+    if isinstance(config, dict):
+        for k, v in config.items():
+            if k in ("endpoint", "address") and isinstance(v, str) and "${env:MY_POD_IP}" in v:
+                addr = "127.0.0.1:%d" % harness.free_port()
+                sets += ["--set", "::".join(path + (k,)) + "=" + addr]
+                where[".".join(path + (k,))] = addr
+            else:
+                s, w = pod_endpoint_sets(v, path + (k,))
+                sets += s
+                where.update(w)
+    return sets, where
+
+
+def run_two_tiers(args, renderer, tmp):
+    """The load-balancing and sampling-tier examples, rendered and run: OTLP/JSON
+    into the first tier, routed by trace id to the second, tail-sampled there and
+    exported to a backend router writing a file. Only the network addresses are
+    changed (--set), as Kubernetes would give them."""
+    def rendered_config(release, files):
+        r = render(renderer, args.chart, release, files, [])
+        if not check(r.returncode == 0, "two tiers: render %s: %s" % (release, r.stderr)):
+            return None
+        return config_of(by_kind(docs_of(r.stdout)))
+    sampler_cfg = rendered_config("switchyard-sampler", [
+        example("sampling-tier"), os.path.join(HERE, "values", "e2e-sampler.yaml")])
+    lb_cfg = rendered_config("switchyard-lb", [example("loadbalancing-tier")])
+    if sampler_cfg is None or lb_cfg is None:
+        return
+    os.environ["MY_POD_IP"] = "127.0.0.1"
+    out_file = os.path.join(tmp, "backend.json")
+    backend_port = harness.free_port()
+    backend_cfg = yaml.safe_dump({
+        "receivers": {"otlp": {"protocols": {"grpc": {
+            "endpoint": "127.0.0.1:%d" % backend_port}}}},
+        "exporters": {"file": {"path": out_file, "flush_interval": "100ms"}},
+        "service": {"telemetry": {"metrics": {"level": "none"}},
+                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}}}})
+    s_sets, s_where = pod_endpoint_sets(yaml.safe_load(sampler_cfg))
+    s_sets += ["--set", "exporters::otlp/backend::endpoint=127.0.0.1:%d" % backend_port]
+    sampler_otlp = s_where["receivers.otlp.protocols.grpc.endpoint"].split(":")[1]
+    l_sets, l_where = pod_endpoint_sets(yaml.safe_load(lb_cfg))
+    l_sets += ["--set", "exporters::loadbalancing::resolver::dns::hostname=127.0.0.1",
+               "--set", "exporters::loadbalancing::resolver::dns::port=" + sampler_otlp]
+    plugins = [args.plugin_dir]
+    routers = []
+    try:
+        backend = harness.Router(args.bin, plugins, backend_cfg)
+        routers.append(backend)
+        sampler = harness.Router(args.bin, plugins, sampler_cfg, extra_args=s_sets)
+        routers.append(sampler)
+        lb = harness.Router(args.bin, plugins, lb_cfg, extra_args=l_sets)
+        routers.append(lb)
+        # the probes' target: health_check on "/" answers 200 once ready
+        for name, where in (("sampler", s_where), ("lb", l_where)):
+            url = "http://%s/" % where["extensions.health_check.endpoint"]
+            status, _, body = harness.http("GET", url)
+            check(status == 200 and json.loads(body)["status"] == "Server available",
+                  "two tiers: %s probe %s answered %d %r" % (name, url, status, body))
+        metrics_url = "http://%s/metrics" % l_where["service.telemetry.metrics.address"]
+        harness.wait_for("the load-balancing tier to resolve the sampler", lambda: re.search(
+            r"^switchyard_loadbalancer_num_backends(\{[^}]*\})? 1$",
+            harness.http("GET", metrics_url)[2].decode(), re.M), 10.0)
+        # trace a: an error; trace b: fast and fine (dropped); trace c: slow (2 s)
+        ids = {"a": "a" * 32, "b": "b" * 32, "c": "c" * 32}
+        spans = []
+        for t, tid in ids.items():
+            for i in range(3):
+                sp = harness.json_span("%s-%d" % (t, i), trace_id=tid,
+                                       span_id="%s%015d" % (t, i),
+                                       end_ns=harness.START_NS + (2_000_000_000 if t == "c"
+                                                                  else 1_000_000))
+                if t == "a" and i == 1:
+                    sp["status"] = {"code": 2}
+                spans.append(sp)
+        url = "http://%s/v1/traces" % l_where["receivers.otlp.protocols.http.endpoint"]
+        status, _, body = harness.post_json(url, harness.json_traces(spans, "helm-e2e"))
+        check(status == 200, "two tiers: the first tier answered %d %r" % (status, body))
+        # Stop in order: each drains into the next; the sampler decides what it
+        # holds at shutdown, the backend flushes its file.
+        for name, r in (("lb", lb), ("sampler", sampler), ("backend", backend)):
+            rc = r.stop()
+            check(rc == 0, "two tiers: %s exited with %s:\n%s" % (name, rc, r.output()[-2000:]))
+        got = {}
+        with open(out_file) as f:
+            for line in f:
+                for rs in json.loads(line)["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        for sp in ss["spans"]:
+                            got.setdefault(sp["traceId"], []).append(sp["name"])
+        check(sorted(got) == [ids["a"], ids["c"]] and
+              sorted(got[ids["a"]]) == ["a-0", "a-1", "a-2"] and
+              sorted(got[ids["c"]]) == ["c-0", "c-1", "c-2"],
+              "two tiers: the backend got %r, expected traces a and c, 3 spans each" % got)
+        print("two tiers: lb -> sampler -> backend kept %d of 3 traces" % len(got))
+    except (AssertionError, OSError, ValueError) as e:
+        check(False, "two tiers: %s" % e)
+        for r in routers:
+            r.dump(40, prefix="  router: ")
+    finally:
+        for r in routers:
+            r.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chart", default=os.path.join(REPO, "deploy", "helm", "switchyard"))
@@ -622,6 +733,8 @@ def main():
     check(r.returncode != 0 and "'otlp' has invalid keys: bogus" in r.stderr,
           "switchyard validate did not refuse config.receivers.otlp.bogus: %d %s" %
           (r.returncode, r.stderr))
+
+    run_two_tiers(args, renderer, tmp)
 
     shutil.rmtree(tmp, ignore_errors=True)
     if FAILURES:
