@@ -290,3 +290,21 @@ namespace: {{ .Release.Namespace }}
 labels:
   {{- include "switchyard.labels" . | nindent 2 }}
 {{- end }}
+
+{{/* metadata of the DaemonSet, Deployment or StatefulSet. */}}
+{{- define "switchyard.workloadMetadata" -}}
+{{ include "switchyard.metadata" . }}
+{{- with .Values.annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Deployment strategy, DaemonSet / StatefulSet updateStrategy. */}}
+{{- define "switchyard.rollout" -}}
+type: {{ .Values.rollout.strategy }}
+{{- if and (eq .Values.rollout.strategy "RollingUpdate") .Values.rollout.rollingUpdate }}
+rollingUpdate:
+  {{- toYaml .Values.rollout.rollingUpdate | nindent 2 }}
+{{- end }}
+{{- end }}
