@@ -79,6 +79,7 @@ CASES = {
     "sampling-tier": ("switchyard-sampler", [example("sampling-tier")], []),
     "config-merge": ("sy", [os.path.join(HERE, "values", "config-merge.yaml")], []),
     "alternate-config": ("sy", [os.path.join(HERE, "values", "alternate-config.yaml")], []),
+    "pod-options": ("sy", [os.path.join(HERE, "values", "pod-options.yaml")], []),
     "statefulset-autoscaling": ("sy", [], [
         "presets.tailSampling.enabled=true", "presets.tailSampling.numTraces=1000000",
         "mode=statefulset", "autoscaling.enabled=true", "podDisruptionBudget.enabled=true",
@@ -280,7 +281,9 @@ def check_common(case, objs, values):
               sports[name]["targetPort"] == name, "%s: service port %s" % (case, name))
     check(svc["spec"]["selector"] == w["spec"]["selector"]["matchLabels"],
           "%s: service selector" % case)
-    check((svc["spec"].get("internalTrafficPolicy") == "Local") == (mode == "daemonset"),
+    check(svc["spec"].get("internalTrafficPolicy") ==
+          (values["service"]["internalTrafficPolicy"] or
+           ("Local" if mode == "daemonset" else None)),
           "%s: internalTrafficPolicy %r" % (case, svc["spec"].get("internalTrafficPolicy")))
     headless = values["service"]["clusterIP"] == "None"
     check((svc["spec"].get("clusterIP") == "None") == headless, "%s: clusterIP" % case)
@@ -403,6 +406,40 @@ def check_case(case, objs, config):
     if case == "alternate-config":
         check(sorted(config["receivers"]) == ["otlp"] and
               sorted(config["exporters"]) == ["nop"], "alternate-config: %r" % config)
+    if case == "pod-options":
+        w = workload(objs)
+        pod = w["spec"]["template"]
+        spec, c = pod["spec"], container(objs)
+        check(w["metadata"]["name"] == "sy-router" and c["name"] == "router" and
+              w["metadata"]["annotations"] == {"team": "observability"},
+              "pod-options: names and annotations %r" % w["metadata"])
+        check(pod["metadata"]["labels"]["tier"] == "gateway" and
+              pod["metadata"]["annotations"]["example.com/scrape"] == "false",
+              "pod-options: pod labels and annotations")
+        check(c["image"] == "switchyard/switchyard:0.2.0" and c["imagePullPolicy"] == "Always",
+              "pod-options: image %r" % c["image"])
+        check(c["args"][4:] == ["--shutdown-timeout", "20s"], "pod-options: extra args")
+        check(spec["serviceAccountName"] == "telemetry" and
+              objs["ServiceAccount"][0]["metadata"]["name"] == "telemetry",
+              "pod-options: service account")
+        check(c["env"][1] == {"name": "SWITCHYARD_QUEUE_BUDGET", "value": "64MiB"},
+              "pod-options: extra env %r" % c["env"])
+        check({"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"] and
+              {"name": "tmp", "emptyDir": {}} in spec["volumes"], "pod-options: extra volume")
+        check(spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet" and
+              spec["priorityClassName"] == "system-cluster-critical" and
+              spec["terminationGracePeriodSeconds"] == 45 and
+              spec["nodeSelector"] == {"kubernetes.io/os": "linux"} and
+              spec["tolerations"][0]["key"] == "dedicated" and
+              "podAntiAffinity" in spec["affinity"] and
+              spec["topologySpreadConstraints"][0]["maxSkew"] == 1 and
+              spec["imagePullSecrets"] == [{"name": "registry"}],
+              "pod-options: pod spec %r" % spec)
+        check(w["spec"]["strategy"] == {"type": "Recreate"}, "pod-options: strategy")
+        svc = objs["Service"][0]
+        check(svc["spec"]["type"] == "LoadBalancer" and
+              svc["metadata"]["annotations"] == {"example.com/lb": "internal"},
+              "pod-options: service %r" % svc)
     if case == "statefulset-autoscaling":
         c = container(objs)
         check(c["image"] == "switchyard/switchyard@sha256:" + "ab" * 32, "image digest")
