@@ -20,6 +20,10 @@
 3. Checks that a config change changes the checksum annotation, that a render is
    deterministic, that `required`/`fail` stop rendering with their message, and
    that values.schema.json refuses bad values.
+4. Runs the examples' rendered configs as local routers, with only their
+   addresses moved to free loopback ports: load-balancing tier -> sampling tier
+   -> backend (only the traces the policies keep arrive, whole), and agent ->
+   gateway -> backend (a span, a metric and a log record arrive).
 
 Regenerate the golden renders after an intended chart change with
   SWITCHYARD_UPDATE_GOLDEN=1 ctest --test-dir build -R deploy.helm
@@ -534,57 +538,119 @@ def pod_endpoint_sets(config, path=()):
     return sets, where
 
 
-def run_two_tiers(args, renderer, tmp):
-    """The load-balancing and sampling-tier examples, rendered and run: OTLP/JSON
-    into the first tier, routed by trace id to the second, tail-sampled there and
-    exported to a backend router writing a file. Only the network addresses are
-    changed (--set), as Kubernetes would give them."""
-    def rendered_config(release, files):
-        r = render(renderer, args.chart, release, files, [])
-        if not check(r.returncode == 0, "two tiers: render %s: %s" % (release, r.stderr)):
-            return None
-        return config_of(by_kind(docs_of(r.stdout)))
-    sampler_cfg = rendered_config("switchyard-sampler", [
-        example("sampling-tier"), os.path.join(HERE, "values", "e2e-sampler.yaml")])
-    lb_cfg = rendered_config("switchyard-lb", [example("loadbalancing-tier")])
-    if sampler_cfg is None or lb_cfg is None:
-        return
-    os.environ["MY_POD_IP"] = "127.0.0.1"
-    out_file = os.path.join(tmp, "backend.json")
-    backend_port = harness.free_port()
-    backend_cfg = yaml.safe_dump({
-        "receivers": {"otlp": {"protocols": {"grpc": {
-            "endpoint": "127.0.0.1:%d" % backend_port}}}},
+def rendered_config(args, renderer, release, files):
+    r = render(renderer, args.chart, release, files, [])
+    if not check(r.returncode == 0, "run: render %s: %s" % (release, r.stderr)):
+        return None
+    return config_of(by_kind(docs_of(r.stdout)))
+
+
+def backend_config(out_file, protocol, port):
+    """A router standing for the backend: OTLP in, every signal to a file."""
+    pipe = {"receivers": ["otlp"], "exporters": ["file"]}
+    return yaml.safe_dump({
+        "receivers": {"otlp": {"protocols": {protocol: {"endpoint": "127.0.0.1:%d" % port}}}},
         "exporters": {"file": {"path": out_file, "flush_interval": "100ms"}},
         "service": {"telemetry": {"metrics": {"level": "none"}},
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}}}})
-    s_sets, s_where = pod_endpoint_sets(yaml.safe_load(sampler_cfg))
-    s_sets += ["--set", "exporters::otlp/backend::endpoint=127.0.0.1:%d" % backend_port]
-    sampler_otlp = s_where["receivers.otlp.protocols.grpc.endpoint"].split(":")[1]
-    l_sets, l_where = pod_endpoint_sets(yaml.safe_load(lb_cfg))
-    l_sets += ["--set", "exporters::loadbalancing::resolver::dns::hostname=127.0.0.1",
-               "--set", "exporters::loadbalancing::resolver::dns::port=" + sampler_otlp]
-    plugins = [args.plugin_dir]
+                    "pipelines": {"traces": pipe, "metrics": pipe, "logs": pipe}}})
+
+
+def check_probe(name, where):
+    """The probes' target: health_check on "/" answers 200 once ready."""
+    url = "http://%s/" % where["extensions.health_check.endpoint"]
+    status, _, body = harness.http("GET", url)
+    check(status == 200 and json.loads(body)["status"] == "Server available",
+          "%s: probe %s answered %d %r" % (name, url, status, body))
+
+
+def stop_in_order(routers):
+    """SIGTERM each in turn: each drains into the next, the last flushes its file."""
+    for name, r in routers:
+        rc = r.stop()
+        check(rc == 0, "%s exited with %s:\n%s" % (name, rc, r.output()[-2000:]))
+
+
+def file_items(out_file):
+    """{"spans": {traceId: [names]}, "metrics": [names], "logs": [bodies]} from the
+    file exporter's OTLP/JSON lines."""
+    got = {"spans": {}, "metrics": [], "logs": []}
+    with open(out_file) as f:
+        for line in f:
+            req = json.loads(line)
+            for rs in req.get("resourceSpans", []):
+                for ss in rs["scopeSpans"]:
+                    for sp in ss["spans"]:
+                        got["spans"].setdefault(sp["traceId"], []).append(sp["name"])
+            for rm in req.get("resourceMetrics", []):
+                for sm in rm["scopeMetrics"]:
+                    got["metrics"] += [m["name"] for m in sm["metrics"]]
+            for rl in req.get("resourceLogs", []):
+                for sl in rl["scopeLogs"]:
+                    got["logs"] += [r["body"]["stringValue"] for r in sl["logRecords"]]
+    return got
+
+
+def run_chain(args, renderer, tmp, what, tiers, backend_protocol, backend_set, body):
+    """Runs rendered tiers in a chain, as their pods would, in front of a backend
+    router writing a file: tiers is [(release, values files, sets(where of the
+    next tier))], first to last; backend_set(port) points the last tier at the
+    backend. Only network addresses change (--set), as Kubernetes would give
+    them. body(wheres) sends and returns after stopping nothing; returns the
+    backend file's items, or None."""
+    os.environ["MY_POD_IP"] = "127.0.0.1"
+    out_file = os.path.join(tmp, what + ".backend.json")
+    backend_port = harness.free_port()
+    configs = [rendered_config(args, renderer, rel, files) for rel, files, _ in tiers]
+    if None in configs:
+        return None
+    wheres, sets = [], []
+    for cfg in configs:
+        s_, w = pod_endpoint_sets(yaml.safe_load(cfg))
+        wheres.append(w)
+        sets.append(s_)
+    sets[-1] += backend_set(backend_port)
+    for i in range(len(tiers) - 1):
+        sets[i] += tiers[i][2](wheres[i + 1])
     routers = []
     try:
-        backend = harness.Router(args.bin, plugins, backend_cfg)
-        routers.append(backend)
-        sampler = harness.Router(args.bin, plugins, sampler_cfg, extra_args=s_sets)
-        routers.append(sampler)
-        lb = harness.Router(args.bin, plugins, lb_cfg, extra_args=l_sets)
-        routers.append(lb)
-        # the probes' target: health_check on "/" answers 200 once ready
-        for name, where in (("sampler", s_where), ("lb", l_where)):
-            url = "http://%s/" % where["extensions.health_check.endpoint"]
-            status, _, body = harness.http("GET", url)
-            check(status == 200 and json.loads(body)["status"] == "Server available",
-                  "two tiers: %s probe %s answered %d %r" % (name, url, status, body))
-        metrics_url = "http://%s/metrics" % l_where["service.telemetry.metrics.address"]
+        routers.append(("backend", harness.Router(
+            args.bin, [args.plugin_dir], backend_config(out_file, backend_protocol,
+                                                        backend_port))))
+        for i in reversed(range(len(tiers))):
+            r = harness.Router(args.bin, [args.plugin_dir], configs[i], extra_args=sets[i])
+            routers.insert(0, (tiers[i][0], r))
+        for (name, _), w in zip(routers, wheres):
+            check_probe("%s: %s" % (what, name), w)
+        body(wheres)
+        stop_in_order(routers)
+        return file_items(out_file)
+    except (AssertionError, OSError, ValueError) as e:
+        check(False, "%s: %s" % (what, e))
+        for _, r in routers:
+            r.dump(40, prefix="  router: ")
+        return None
+    finally:
+        for _, r in routers:
+            r.cleanup()
+
+
+def run_two_tiers(args, renderer, tmp):
+    """The load-balancing and sampling-tier examples: OTLP/JSON into the first tier,
+    routed by trace id to the second, tail-sampled there (errors and slow traces
+    kept), exported to the backend."""
+    ids = {"a": "a" * 32, "b": "b" * 32, "c": "c" * 32}
+
+    def lb_to_sampler(sampler):
+        port = sampler["receivers.otlp.protocols.grpc.endpoint"].split(":")[1]
+        return ["--set", "exporters::loadbalancing::resolver::dns::hostname=127.0.0.1",
+                "--set", "exporters::loadbalancing::resolver::dns::port=" + port]
+
+    def send(wheres):
+        metrics_url = "http://%s/metrics" % wheres[0]["service.telemetry.metrics.address"]
         harness.wait_for("the load-balancing tier to resolve the sampler", lambda: re.search(
             r"^switchyard_loadbalancer_num_backends(\{[^}]*\})? 1$",
             harness.http("GET", metrics_url)[2].decode(), re.M), 10.0)
         # trace a: an error; trace b: fast and fine (dropped); trace c: slow (2 s)
-        ids = {"a": "a" * 32, "b": "b" * 32, "c": "c" * 32}
         spans = []
         for t, tid in ids.items():
             for i in range(3):
@@ -595,33 +661,63 @@ def run_two_tiers(args, renderer, tmp):
                 if t == "a" and i == 1:
                     sp["status"] = {"code": 2}
                 spans.append(sp)
-        url = "http://%s/v1/traces" % l_where["receivers.otlp.protocols.http.endpoint"]
+        url = "http://%s/v1/traces" % wheres[0]["receivers.otlp.protocols.http.endpoint"]
         status, _, body = harness.post_json(url, harness.json_traces(spans, "helm-e2e"))
         check(status == 200, "two tiers: the first tier answered %d %r" % (status, body))
-        # Stop in order: each drains into the next; the sampler decides what it
-        # holds at shutdown, the backend flushes its file.
-        for name, r in (("lb", lb), ("sampler", sampler), ("backend", backend)):
-            rc = r.stop()
-            check(rc == 0, "two tiers: %s exited with %s:\n%s" % (name, rc, r.output()[-2000:]))
-        got = {}
-        with open(out_file) as f:
-            for line in f:
-                for rs in json.loads(line)["resourceSpans"]:
-                    for ss in rs["scopeSpans"]:
-                        for sp in ss["spans"]:
-                            got.setdefault(sp["traceId"], []).append(sp["name"])
-        check(sorted(got) == [ids["a"], ids["c"]] and
-              sorted(got[ids["a"]]) == ["a-0", "a-1", "a-2"] and
-              sorted(got[ids["c"]]) == ["c-0", "c-1", "c-2"],
-              "two tiers: the backend got %r, expected traces a and c, 3 spans each" % got)
-        print("two tiers: lb -> sampler -> backend kept %d of 3 traces" % len(got))
-    except (AssertionError, OSError, ValueError) as e:
-        check(False, "two tiers: %s" % e)
-        for r in routers:
-            r.dump(40, prefix="  router: ")
-    finally:
-        for r in routers:
-            r.cleanup()
+
+    got = run_chain(args, renderer, tmp, "two tiers", [
+        ("switchyard-lb", [example("loadbalancing-tier")], lb_to_sampler),
+        ("switchyard-sampler", [example("sampling-tier"),
+                                os.path.join(HERE, "values", "e2e-sampler.yaml")], None),
+    ], "grpc", lambda port: ["--set", "exporters::otlp/backend::endpoint=127.0.0.1:%d" % port],
+        send)
+    if got is not None:
+        spans = got["spans"]
+        check(sorted(spans) == [ids["a"], ids["c"]] and
+              sorted(spans[ids["a"]]) == ["a-0", "a-1", "a-2"] and
+              sorted(spans[ids["c"]]) == ["c-0", "c-1", "c-2"],
+              "two tiers: the backend got %r, expected traces a and c, 3 spans each" % spans)
+        print("two tiers: lb -> sampler -> backend kept %d of 3 traces" % len(spans))
+
+
+def run_agent_gateway(args, renderer, tmp):
+    """The agent and gateway examples: a span, a metric and a log record into the
+    agent, forwarded to the gateway (OTLP/gRPC), exported to the backend
+    (OTLP/HTTP)."""
+    now = str(harness.START_NS)
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "helm-e2e"}}]}
+    requests = {
+        "traces": harness.json_traces([harness.json_span("agent-span")], "helm-e2e"),
+        "metrics": {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{
+            "scope": {"name": "t"}, "metrics": [{"name": "helm.e2e.requests", "sum": {
+                "aggregationTemporality": 2, "isMonotonic": True,
+                "dataPoints": [{"asInt": "7", "timeUnixNano": now}]}}]}]}]},
+        "logs": {"resourceLogs": [{"resource": resource, "scopeLogs": [{
+            "scope": {"name": "t"}, "logRecords": [{
+                "timeUnixNano": now, "severityNumber": 9,
+                "body": {"stringValue": "hello from the agent"}}]}]}]},
+    }
+
+    def agent_to_gateway(gateway):
+        return ["--set", "exporters::otlp/gateway::endpoint=" +
+                gateway["receivers.otlp.protocols.grpc.endpoint"]]
+
+    def send(wheres):
+        base = "http://%s/v1/" % wheres[0]["receivers.otlp.protocols.http.endpoint"]
+        for signal, req in requests.items():
+            status, _, body = harness.post_json(base + signal, req)
+            check(status == 200, "agent: %s answered %d %r" % (signal, status, body))
+
+    got = run_chain(args, renderer, tmp, "agent and gateway", [
+        ("switchyard-agent", [example("agent")], agent_to_gateway),
+        ("switchyard-gateway", [example("gateway")], None),
+    ], "http", lambda port: ["--set", "exporters::otlphttp::endpoint=http://127.0.0.1:%d" % port],
+        send)
+    if got is not None:
+        check(got == {"spans": {harness.TRACE_ID_HEX: ["agent-span"]},
+                      "metrics": ["helm.e2e.requests"], "logs": ["hello from the agent"]},
+              "agent and gateway: the backend got %r" % got)
+        print("agent -> gateway -> backend: traces, metrics and logs delivered")
 
 
 def main():
@@ -772,6 +868,7 @@ def main():
           (r.returncode, r.stderr))
 
     run_two_tiers(args, renderer, tmp)
+    run_agent_gateway(args, renderer, tmp)
 
     shutil.rmtree(tmp, ignore_errors=True)
     if FAILURES:
