@@ -97,9 +97,10 @@ if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok
 fi
 
 # deploy.helm renders the Helm chart without helm: Go's text/template with Debian's
-# Sprig and yaml.v3 (GOPATH mode, tests/helm/render), and lints the renders.
+# Sprig and sigs.k8s.io/yaml, as Helm (GOPATH mode, tests/helm/render), and lints
+# the renders.
 helm_missing=()
-for p in golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint; do
+for p in golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev yamllint; do
   if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
     grep -q "install ok installed"; then
     helm_missing+=("$p")

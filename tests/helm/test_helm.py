@@ -134,8 +134,8 @@ def run(cmd, env=None, timeout=TIMEOUT, cwd=None):
 def build_renderer(build_dir):
     if not shutil.which("go"):
         die("go is not installed; deploy/debian-deps.sh --test installs golang-go, "
-            "golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v3-dev")
-    for pkg in ("github.com/Masterminds/sprig", "gopkg.in/yaml.v3"):
+            "golang-github-masterminds-sprig-dev and golang-k8s-sigs-yaml-dev")
+    for pkg in ("github.com/Masterminds/sprig", "sigs.k8s.io/yaml"):
         if not os.path.isdir(os.path.join("/usr/share/gocode/src", pkg)):
             die("Go package %s is missing from /usr/share/gocode; deploy/debian-deps.sh "
                 "--test installs it" % pkg)

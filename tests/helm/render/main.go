@@ -9,8 +9,8 @@
 //
 // Values are coalesced as Helm does: the chart's values.yaml, then each -f file,
 // then each --set, later ones deep-merged over earlier ones; a null removes a
-// key of the chart's defaults. Every number is a float64, as after Helm's
-// JSON round trip. Templates are templates/*.yaml, *.tpl and NOTES.txt (run,
+// key of the chart's defaults. YAML goes through sigs.k8s.io/yaml, as in Helm:
+// every number is a float64, and toYaml writes what helm writes. Templates are templates/*.yaml, *.tpl and NOTES.txt (run,
 // not printed); files whose names start with "_" only define templates.
 // Output: each non-empty document as
 // "---\n# Source: <chart>/templates/<file>\n<document>", files in name order.
@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,7 +36,7 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/sprig"
-	"gopkg.in/yaml.v3"
+	"sigs.k8s.io/yaml"
 )
 
 type listFlag []string
@@ -45,37 +44,17 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-// jsonRoundTrip turns a YAML document into what Helm's sigs.k8s.io/yaml gives:
-// maps of string keys, []interface{}, float64 numbers.
-func jsonRoundTrip(v interface{}) (interface{}, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out interface{}
-	err = json.Unmarshal(b, &out)
-	return out, err
-}
-
+// loadYAML reads a values file or Chart.yaml as Helm does, with sigs.k8s.io/yaml
+// (YAML to JSON, then encoding/json): maps of string keys, []interface{},
+// float64 numbers, nil for null.
 func loadYAML(path string) (map[string]interface{}, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var raw interface{}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	m := map[string]interface{}{}
+	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if raw == nil {
-		return map[string]interface{}{}, nil
-	}
-	v, err := jsonRoundTrip(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	m, ok := v.(map[string]interface{})
-	if !ok {
-		return nil, fmt.Errorf("%s: not a mapping", path)
 	}
 	return m, nil
 }
@@ -131,66 +110,30 @@ func setValue(values map[string]interface{}, expr string, asString bool) error {
 	return nil
 }
 
-// integral turns whole float64s into int64s, as Helm's toYaml (JSON first) writes
-// them: 1000000, not 1e+06.
-func integral(v interface{}) interface{} {
-	switch x := v.(type) {
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
-			return int64(x)
-		}
-	case map[string]interface{}:
-		out := make(map[string]interface{}, len(x))
-		for k, e := range x {
-			out[k] = integral(e)
-		}
-		return out
-	case []interface{}:
-		out := make([]interface{}, len(x))
-		for i, e := range x {
-			out[i] = integral(e)
-		}
-		return out
-	}
-	return v
-}
-
+// toYAML, fromYAML and fromYAMLArray are Helm's (pkg/engine/funcs.go): through
+// sigs.k8s.io/yaml, so the output is byte for byte what helm writes.
 func toYAML(v interface{}) string {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(integral(v)); err != nil {
+	data, err := yaml.Marshal(v)
+	if err != nil {
 		return ""
 	}
-	enc.Close()
-	return strings.TrimSuffix(buf.String(), "\n")
+	return strings.TrimSuffix(string(data), "\n")
 }
 
 func fromYAML(s string) map[string]interface{} {
-	var raw interface{}
-	if err := yaml.Unmarshal([]byte(s), &raw); err != nil {
-		return map[string]interface{}{"Error": err.Error()}
+	m := map[string]interface{}{}
+	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
+		m["Error"] = err.Error()
 	}
-	v, err := jsonRoundTrip(raw)
-	if err != nil {
-		return map[string]interface{}{"Error": err.Error()}
-	}
-	if m, ok := v.(map[string]interface{}); ok {
-		return m
-	}
-	return map[string]interface{}{}
+	return m
 }
 
 func fromYAMLArray(s string) []interface{} {
-	var raw interface{}
-	if err := yaml.Unmarshal([]byte(s), &raw); err != nil {
-		return []interface{}{err.Error()}
+	a := []interface{}{}
+	if err := yaml.Unmarshal([]byte(s), &a); err != nil {
+		a = []interface{}{err.Error()}
 	}
-	v, _ := jsonRoundTrip(raw)
-	if a, ok := v.([]interface{}); ok {
-		return a
-	}
-	return []interface{}{}
+	return a
 }
 
 func toJSON(v interface{}) string {
