@@ -29,7 +29,7 @@ Regenerate the golden renders after an intended chart change with
   SWITCHYARD_UPDATE_GOLDEN=1 ctest --test-dir build -R deploy.helm
 (or the same variable with this script), then review `git diff tests/helm/golden`.
 
-Fails (does not skip) when go, Sprig, yaml.v3, yamllint, node or npm are
+Fails (does not skip) when go, Sprig, sigs.k8s.io/yaml, yamllint, node or npm are
 missing: deploy/debian-deps.sh --test installs them.
 """
 import argparse
