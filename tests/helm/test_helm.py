@@ -441,6 +441,9 @@ def check_case(case, objs, config):
               "pod-options: pod spec %r" % spec)
         check(w["spec"]["strategy"] == {"type": "Recreate"}, "pod-options: strategy")
         svc = objs["Service"][0]
+        check([p.get("nodePort") for p in svc["spec"]["ports"] if p["name"] == "otlp"] ==
+              [30317] and sum("nodePort" in p for p in svc["spec"]["ports"]) == 1,
+              "pod-options: nodePort %r" % svc["spec"]["ports"])
         check(svc["spec"]["type"] == "LoadBalancer" and
               svc["metadata"]["annotations"] == {"example.com/lb": "internal"},
               "pod-options: service %r" % svc)
