@@ -95,3 +95,20 @@ if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends libcrypt-dev
 fi
+
+# deploy.helm renders the Helm chart without helm: Go's text/template with Debian's
+# Sprig and sigs.k8s.io/yaml, as Helm (GOPATH mode, tests/helm/render), and lints
+# the renders.
+helm_missing=()
+for p in golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev yamllint; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    helm_missing+=("$p")
+  fi
+done
+if ((${#helm_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${helm_missing[@]}"
+fi
