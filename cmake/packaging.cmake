@@ -44,7 +44,6 @@ set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION_SUMMARY}\n${CPACK_PACKAGE_DESCRIPTION}")
 # Depends from the ELF files (dpkg-shlibdeps, in dpkg-dev); where that tool is
 # missing, the Debian 12 libraries the binary and the plugins link.
 find_program(SY_DPKG_SHLIBDEPS dpkg-shlibdeps)

@@ -45,14 +45,16 @@ def podman(*args, timeout=120, check=True):
 
 
 def run_flags():
-    """--ulimit at the caller's limits: podman raises nofile and nproc by default,
-    which fails without CAP_SYS_RESOURCE."""
-    flags = []
-    for name, lim in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
-        soft, hard = resource.getrlimit(lim)
-        cap = 1048576 if hard == resource.RLIM_INFINITY else hard
-        flags += ["--ulimit", "%s=%d:%d" % (name, cap, cap)]
-    return flags
+    """--ulimit no higher than the caller's: podman raises nofile (to 1048576) and
+    nproc by default, which fails without CAP_SYS_RESOURCE. nproc counts the
+    container user's processes (a handful); at the caller's own hard limit runc
+    is still refused here, hence the cap."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nofile = 65536 if nofile == resource.RLIM_INFINITY else min(nofile, 65536)
+    nproc = 4096 if nproc == resource.RLIM_INFINITY else min(nproc, 4096)
+    return ["--ulimit", "nofile=%d:%d" % (nofile, nofile),
+            "--ulimit", "nproc=%d:%d" % (nproc, nproc)]
 
 
 def listed_plugins(text):

@@ -316,6 +316,12 @@ def purge_and_check(check, listed):
                  "/var/lib/systemd/deb-systemd-helper-enabled/switchyard.service.dsh-also",
                  "/var/lib/systemd/deb-systemd-helper-masked/switchyard.service"):
         check(not os.path.lexists(path), "%s is gone" % path)
+    stray = []
+    for top in ("/etc", "/var/lib/systemd", "/lib/systemd", "/var/lib/dpkg/info"):
+        for d, dirs, files in os.walk(top):
+            stray += [os.path.join(d, n) for n in dirs + files if "switchyard" in n]
+    check(not stray, "nothing named switchyard under /etc, /lib/systemd, /var/lib/systemd "
+          "or dpkg's info (%s)" % stray[:5])
     check(not user_exists() and not group_exists(), "user and group %s are gone" % USER)
 
 
