@@ -105,3 +105,13 @@ def still_up_after_sighup(check, send_hup, alive, output, health_url, settle=1.0
     check(http("GET", health_url, timeout=2)[0] == 200, "healthy after SIGHUP")
     check("SIGHUP" in output.text() or "reload" in output.text().lower(),
           "SIGHUP was logged")
+
+
+def verdict(check, t0):
+    """Prints the time taken and every failed check; the exit code."""
+    print("%.1fs" % (time.monotonic() - t0))
+    if check.failures:
+        print("FAILED: %d check(s):\n  %s" % (len(check.failures), "\n  ".join(check.failures)))
+        return 1
+    print("PASS")
+    return 0

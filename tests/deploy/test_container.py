@@ -31,7 +31,8 @@ import subprocess
 import sys
 import time
 
-from deploy_common import Output, run, send_and_check, still_up_after_sighup, wait_ready
+from deploy_common import (Output, run, send_and_check, still_up_after_sighup, verdict,
+                           wait_ready)
 from harness import Checks, free_port
 
 DEFAULT_PLUGINS = {"receiver/otlp", "processor/memory_limiter", "processor/batch",
@@ -166,12 +167,7 @@ def main():
             print("---- container output ----\n%s" % logs.text()[-6000:], file=sys.stderr)
         podman("rm", "-f", name, check=False)
         podman("rmi", "-f", tag, tag_all, check=False)
-    print("%.1fs" % (time.monotonic() - t0))
-    if check.failures:
-        print("FAILED: %d check(s):\n  %s" % (len(check.failures), "\n  ".join(check.failures)))
-        return 1
-    print("PASS")
-    return 0
+    return verdict(check, t0)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ import sys
 import tempfile
 import time
 
-from deploy_common import (Output, run, send_and_check, still_up_after_sighup, wait_exit,
-                           wait_ready)
+from deploy_common import (Output, run, send_and_check, still_up_after_sighup, verdict,
+                           wait_exit, wait_ready)
 from harness import Checks, free_port
 
 PKG = "switchyard"
@@ -358,12 +358,7 @@ def main():
         if known() or user_exists():
             purge_and_check(check, listed)
         shutil.rmtree(work, ignore_errors=True)
-    print("%.1fs" % (time.monotonic() - t0))
-    if check.failures:
-        print("FAILED: %d check(s):\n  %s" % (len(check.failures), "\n  ".join(check.failures)))
-        return 1
-    print("PASS")
-    return 0
+    return verdict(check, t0)
 
 
 if __name__ == "__main__":
