@@ -111,7 +111,8 @@ def preflight():
     if known():
         problems.append("the package %s is installed already; remove it first "
                         "(dpkg --purge %s)" % (PKG, PKG))
-    for what, present in (("user", user_exists()), ("group", group_exists()),
+    for what, present in (("the user " + USER, user_exists()),
+                          ("the group " + USER, group_exists()),
                           (CONFIG, os.path.exists(CONFIG)),
                           (STATE_DIR, os.path.exists(STATE_DIR))):
         if present:
