@@ -44,14 +44,17 @@ set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
-# Depends from the ELF files (dpkg-shlibdeps, in dpkg-dev); where that tool is
-# missing, the Debian 12 libraries the binary and the plugins link.
+# Depends from the ELF files (dpkg-shlibdeps, in dpkg-dev; CPack finds the ELF
+# files with `file`); where either tool is missing, the Debian 12 libraries the
+# binary and the plugins link, without versions.
 find_program(SY_DPKG_SHLIBDEPS dpkg-shlibdeps)
+find_program(SY_FILE_UTILITY file)
 # adduser is what the maintainer scripts call; CPack appends the computed list.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
-if(SY_DPKG_SHLIBDEPS)
+if(SY_DPKG_SHLIBDEPS AND SY_FILE_UTILITY)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 else()
+  message(STATUS "dpkg-shlibdeps or file missing: the package's Depends is a fixed list")
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS
          ", libc6, libuv1, libyaml-0-2, libprotobuf-c1, libyajl2, zlib1g, libzstd1, libnghttp2-14, libcurl4, libssl3, libpcre2-8-0, libdeflate0, libsnappy1v5, libcrypt1")
 endif()

@@ -96,11 +96,12 @@ if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok
   $SUDO apt-get install -y -q --no-install-recommends libcrypt-dev
 fi
 
-# deploy.deb_package builds the package with cpack (dpkg-shlibdeps from dpkg-dev),
-# installs and purges it (adduser) and verifies the unit (systemd-analyze, from
-# systemd; systemd need not run); deploy.container builds and runs an image FROM
-# scratch with podman, through runc (crun refuses hybrid cgroup v1 hosts).
-for p in dpkg-dev adduser systemd podman runc; do
+# deploy.deb_package builds the package with cpack (dpkg-shlibdeps from dpkg-dev,
+# and file, with which CPack finds the ELF files), installs and purges it (adduser)
+# and verifies the unit (systemd-analyze, from systemd; systemd need not run);
+# deploy.container builds and runs an image FROM scratch with podman, through runc
+# (crun refuses hybrid cgroup v1 hosts).
+for p in dpkg-dev file adduser systemd podman runc; do
   if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
     grep -q "install ok installed"; then
     SUDO=""

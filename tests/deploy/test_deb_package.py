@@ -21,7 +21,7 @@ machine (deploy/README.md).
    /var/lib/switchyard, the enable symlink, the user and the group).
 
 The machine is left as it was, whatever fails (try/finally). Needs root, dpkg-dev
-(dpkg-shlibdeps), adduser, util-linux (setpriv) and systemd (systemd-analyze);
+(dpkg-shlibdeps), file, adduser, util-linux (setpriv) and systemd (systemd-analyze);
 it fails, never skips, without them.
 
     test_deb_package.py --build-dir build --source-dir .
@@ -104,8 +104,8 @@ def preflight():
     problems = []
     if os.geteuid() != 0:
         problems.append("must run as root: it installs and purges a package (dpkg -i)")
-    for tool in ("cpack", "dpkg", "dpkg-deb", "dpkg-shlibdeps", "adduser", "setpriv",
-                 "systemd-analyze"):
+    for tool in ("cpack", "dpkg", "dpkg-deb", "dpkg-shlibdeps", "file", "adduser",
+                 "setpriv", "systemd-analyze"):
         if not shutil.which(tool):
             problems.append("%s is missing (deploy/debian-deps.sh --test installs it)" % tool)
     if known():
