@@ -13,6 +13,9 @@ assembles from the build tree, built and run with Debian's podman and no registr
    with exit code 0.
 3. Container and images are removed whatever fails.
 
+With --image (and --image-all) it checks images built elsewhere instead, e.g. from
+deploy/Dockerfile where a registry serves its Debian base images, and leaves them.
+
 On these machines podman needs runc (crun refuses the hybrid cgroup v1 layout) and
 limits no higher than the caller's (root has no CAP_SYS_RESOURCE): the test passes
 --runtime runc and --ulimit at the current limits. Needs root, podman and runc;
@@ -97,6 +100,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
+    ap.add_argument("--image", help="run these checks on an image built elsewhere (e.g. "
+                    "from deploy/Dockerfile) instead of building the scratch images; "
+                    "--image-all names its VARIANT=all build")
+    ap.add_argument("--image-all")
     a = ap.parse_args()
     problems = []
     if os.geteuid() != 0:
@@ -110,16 +117,17 @@ def main():
         return 1
 
     check = Checks()
-    tag = "localhost/switchyard-test:%d" % os.getpid()
-    tag_all = tag + "-all"
+    tag = a.image or "localhost/switchyard-test:%d" % os.getpid()
+    tag_all = a.image_all or (None if a.image else tag + "-all")
     name = "switchyard-test-%d" % os.getpid()
     script = os.path.join(a.source_dir, "deploy", "scratch-image.sh")
     t0 = time.monotonic()
     logs = PodmanLogs(name)
     try:
-        run([script, a.build_dir, tag], timeout=180)
-        run([script, a.build_dir, tag_all, "--all"], timeout=180)
-        print("images built in %.1fs" % (time.monotonic() - t0))
+        if not a.image:
+            run([script, a.build_dir, tag], timeout=180)
+            run([script, a.build_dir, tag_all, "--all"], timeout=180)
+            print("images built in %.1fs" % (time.monotonic() - t0))
         info = json.loads(podman("image", "inspect", tag).stdout)[0]
         check(info["Config"].get("User") == "%d:%d" % (UID, UID),
               "image user %s" % info["Config"].get("User"))
@@ -128,12 +136,13 @@ def main():
         comps = podman("run", "--rm", "--network=none", *run_flags(), tag, "components").stdout
         got = listed_plugins(comps)
         check(got == DEFAULT_PLUGINS, "default image: plugins %s" % sorted(got))
-        comps = podman("run", "--rm", "--network=none", *run_flags(), tag_all,
-                       "components").stdout
-        got, want = listed_plugins(comps), build_plugins(a.build_dir)
-        check(got == want and len(want) > len(DEFAULT_PLUGINS),
-              "-all image: all %d plugins of the build (missing %s, extra %s)"
-              % (len(want), sorted(want - got), sorted(got - want)))
+        if tag_all:
+            comps = podman("run", "--rm", "--network=none", *run_flags(), tag_all,
+                           "components").stdout
+            got, want = listed_plugins(comps), build_plugins(a.build_dir)
+            check(got == want and len(want) > len(DEFAULT_PLUGINS),
+                  "-all image: all %d plugins of the build (missing %s, extra %s)"
+                  % (len(want), sorted(want - got), sorted(got - want)))
 
         ports = (free_port(), free_port(), free_port())
         pub = []
@@ -166,7 +175,8 @@ def main():
         if check.failures:
             print("---- container output ----\n%s" % logs.text()[-6000:], file=sys.stderr)
         podman("rm", "-f", name, check=False)
-        podman("rmi", "-f", tag, tag_all, check=False)
+        if not a.image:
+            podman("rmi", "-f", tag, tag_all, check=False)
     return verdict(check, t0)
 
 
