@@ -55,6 +55,10 @@ int sy__cli_parse(sy__cli_t *cli, int argc, char **argv, char *err, size_t err_l
             cli->help = true;
             continue;
         }
+        if (strcmp(a, "--watch-config") == 0) {
+            cli->watch_config = true;
+            continue;
+        }
         if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
             cli->version = true;
             continue;

@@ -24,6 +24,7 @@ typedef struct sy__cli_s {
     uint64_t shutdown_timeout_ms; /* 0: the default */
     char *schema;                 /* components --schema KIND/TYPE (or TYPE): JSON Schema */
     char *markdown;               /* components --markdown KIND/TYPE (or TYPE): a README table */
+    bool watch_config;            /* re-read the --config files when they change */
     bool help, version;
 } sy__cli_t;
 

@@ -429,10 +429,17 @@ static size_t role_members(const sy__engine_t *e, sy__role_t role)
     return n;
 }
 
-/* Which worker of `role` the n-th member of that role lives on. */
-static sy__thread_t *role_worker(sy__engine_t *e, sy__role_t role, size_t n)
+/* Which worker of the pipelines' pool the n-th pipeline (or connector) lives on. */
+static sy__thread_t *pool_worker(sy__engine_t *e, size_t n)
 {
-    return &e->workers[e->role_first[role] + n % e->role_count[role]].thread;
+    return &e->pools[SY__ROLE_PIPELINE][n % e->npools[SY__ROLE_PIPELINE]]->thread;
+}
+
+/* The next worker of a pool, round robin. */
+sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role)
+{
+    size_t first = e->first_free[role], n = e->npools[role] - first;
+    return &e->pools[role][first + e->next_slot[role]++ % n]->thread;
 }
 
 /* Run on a worker once its loop has ended: destroys what lived there. */
@@ -440,6 +447,8 @@ static void worker_exit(void *arg)
 {
     sy__worker_t *w = arg;
     sy__engine_t *e = w->engine;
+    for (size_t i = 0; i < w->nretired; i++)
+        sy__instance_destroy(w->retired[i]);
     if (w->role == SY__ROLE_PIPELINE) {
         for (size_t i = 0; i < e->npipelines; i++) {
             sy__pipeline_t *p = e->pipelines[i];
@@ -459,38 +468,47 @@ static void worker_exit(void *arg)
     }
 }
 
+/* Starts n more workers in the pool of `role`. */
+int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n)
+{
+    static const char *const names[] = {"recv", "pipe", "exp", "ext"};
+    if (n == 0) return SY_OK;
+    sy__worker_t **grown = realloc(e->pools[role], (e->npools[role] + n) * sizeof(*grown));
+    if (!grown) return SY_ENOMEM;
+    e->pools[role] = grown;
+    for (size_t i = 0; i < n; i++) {
+        sy__worker_t *w = calloc(1, sizeof(*w));
+        if (!w) return SY_ENOMEM;
+        e->pools[role][e->npools[role]++] = w;
+        char name[32];
+        snprintf(name, sizeof(name), "sy-%s-%u", names[role], e->worker_seq[role]++);
+        w->engine = e;
+        w->role = role;
+        w->thread.on_exit = worker_exit;
+        w->thread.exit_arg = w;
+        if (sy__thread_start(&w->thread, name) < 0) {
+            SY__LOG(SY_LOG_ERROR, NULL, "cannot start worker thread %s: %s", name, strerror(errno));
+            return SY_ERROR;
+        }
+    }
+    return SY_OK;
+}
+
+/* Grows the pool of `role` to serve `members` components: a worker each, up to
+ * sy__engine_pool_max() (one for the extensions). */
+int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members)
+{
+    size_t max = role == SY__ROLE_EXTENSION ? 1 : sy__engine_pool_max();
+    size_t want = members < max ? members : max;
+    return want > e->npools[role] ? sy__engine_add_workers(e, role, want - e->npools[role]) : SY_OK;
+}
+
 static int start_workers(sy__engine_t *e)
 {
-    size_t max = sy__engine_pool_max(), total = 0;
     for (int r = 0; r < SY__ROLE_COUNT; r++) {
-        size_t n = role_members(e, (sy__role_t)r);
-        e->role_count[r] = n < max ? n : max;
-        if (r == SY__ROLE_EXTENSION && e->role_count[r] > 1) e->role_count[r] = 1;
-        e->role_first[r] = total;
-        total += e->role_count[r];
-    }
-    e->workers = calloc(total ? total : 1, sizeof(*e->workers));
-    if (!e->workers) {
-        SY__LOG(SY_LOG_ERROR, NULL, "out of memory starting %zu worker threads", total);
-        return SY_ENOMEM;
-    }
-    static const char *const names[] = {"recv", "pipe", "exp", "ext"};
-    for (int r = 0; r < SY__ROLE_COUNT; r++) {
-        for (size_t i = 0; i < e->role_count[r]; i++) {
-            sy__worker_t *w = &e->workers[e->role_first[r] + i];
-            char name[32];
-            snprintf(name, sizeof(name), "sy-%s-%zu", names[r], i);
-            w->engine = e;
-            w->role = (sy__role_t)r;
-            w->thread.on_exit = worker_exit;
-            w->thread.exit_arg = w;
-            if (sy__thread_start(&w->thread, name) < 0) {
-                SY__LOG(SY_LOG_ERROR, NULL, "cannot start worker thread %s: %s", name,
-                        strerror(errno));
-                return SY_ERROR;
-            }
-            e->nworkers = e->role_first[r] + i + 1;
-        }
+        int rc = sy__engine_grow_pool(e, (sy__role_t)r, role_members(e, (sy__role_t)r));
+        if (rc == SY_ENOMEM) SY__LOG(SY_LOG_ERROR, NULL, "out of memory starting worker threads");
+        if (rc < 0) return rc;
     }
     return SY_OK;
 }
@@ -562,7 +580,7 @@ void sy__instance_destroy(sy_instance_t *inst)
     inst->state = NULL;
 }
 
-static int create_start(sy_instance_t *inst)
+int sy__engine_create_start(sy_instance_t *inst)
 {
     inst->start_rc = SY_ERROR;
     int rc = sy__thread_call(inst->thread, do_create_start, inst, start_deadline(inst->engine));
@@ -691,10 +709,10 @@ static void register_budget_metrics(void)
                            SY_METRIC_GAUGE, NULL, queue_budget_fn, NULL);
 }
 
-static void unregister_queue_metrics(sy_metric_t *m[2])
+static void unregister_queue_metrics(sy_metric_t *m[2], const sy__mpmc_t *q)
 {
     for (int i = 0; i < 2; i++)
-        if (m[i]) sy__metric_unregister(m[i]);
+        if (m[i]) sy__metric_unregister_bound(m[i], q);
     m[0] = m[1] = NULL;
 }
 
@@ -704,7 +722,11 @@ static void exporter_open_call(void *arg)
     x->start_rc = sy__exporter_open(x);
 }
 
-static int start_exporter(sy_instance_t *x, size_t n)
+/* Opens an exporter's (or a connector's) queue and handles on a worker: its own
+ * for an exporter, the pool's n-th for a connector; then creates and starts its
+ * plugin, unless `start` is false (a reload starts it later: what the pipelines
+ * push meanwhile waits in the queue). */
+int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start)
 {
     if (sy__mpmc_init(&x->exp.queue, SY__EXPORTER_QUEUE_CAPACITY) < 0) return SY_ENOMEM;
     x->exp.queue_ready = true;
@@ -715,7 +737,8 @@ static int start_exporter(sy_instance_t *x, size_t n)
     register_metrics(x);
     /* A connector lives on a pipeline worker: it is stopped with the pipelines,
      * between those it ends and those it feeds (runtime.c). */
-    x->thread = role_worker(x->engine, conn ? SY__ROLE_PIPELINE : SY__ROLE_EXPORTER, n);
+    x->thread =
+        conn ? pool_worker(x->engine, n) : sy__engine_next_worker(x->engine, SY__ROLE_EXPORTER);
 
     x->start_rc = SY_ERROR;
     int rc = sy__thread_call(x->thread, exporter_open_call, x, start_deadline(x->engine));
@@ -723,7 +746,20 @@ static int start_exporter(sy_instance_t *x, size_t n)
     if (x->start_rc < 0) return x->start_rc;
     /* consume() is not called before start() returned: on_wake checks `started`,
      * which is set on the same thread. */
-    return create_start(x);
+    if (!start) {
+        x->deferred = true;
+        return SY_OK;
+    }
+    return sy__engine_create_start(x);
+}
+
+/* A receiver or an extension, on the next worker of its pool. */
+int sy__engine_start_instance(sy_instance_t *x)
+{
+    bool recv = x->kind == SY_KIND_RECEIVER;
+    if (recv) register_metrics(x);
+    x->thread = sy__engine_next_worker(x->engine, recv ? SY__ROLE_RECEIVER : SY__ROLE_EXTENSION);
+    return sy__engine_create_start(x);
 }
 
 static void pipeline_open_call(void *arg)
@@ -732,20 +768,21 @@ static void pipeline_open_call(void *arg)
     p->open_rc = sy__pipeline_open(p);
 }
 
-static int start_pipeline(sy__pipeline_t *p, size_t n)
+int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n)
 {
     /* The ring has one spare slot for every receiver worker that may push at the
-     * same time as another passes its room check (runtime.c, sy__receiver_emit). */
+     * same time as another passes its room check (runtime.c, sy__receiver_emit);
+     * in a reload, the old engine's receivers are on the same workers. */
     sy__engine_t *e = p->engine;
-    size_t spare = e->role_count[SY__ROLE_RECEIVER];
-    if (p->nupstream) spare += e->role_count[SY__ROLE_PIPELINE]; /* connectors push too */
+    size_t spare = e->npools[SY__ROLE_RECEIVER];
+    if (p->nupstream) spare += e->npools[SY__ROLE_PIPELINE]; /* connectors push too */
     p->in_limit = SY__PIPELINE_QUEUE_CAPACITY;
     if (sy__mpmc_init(&p->in, SY__PIPELINE_QUEUE_CAPACITY + spare) < 0) return SY_ENOMEM;
     p->queue_ready = true;
     char labels[256];
     if (sy__metric_labels(labels, sizeof(labels), "pipeline", p->id, "queue", "pipeline", NULL))
         register_queue_metrics(&p->in, labels, p->queue_metrics);
-    sy__thread_t *w = role_worker(e, SY__ROLE_PIPELINE, n);
+    sy__thread_t *w = pool_worker(e, n);
     p->thread = w;
     p->open_rc = SY_ERROR;
     int rc = sy__thread_call(w, pipeline_open_call, p, start_deadline(e));
@@ -758,13 +795,13 @@ static int start_pipeline(sy__pipeline_t *p, size_t n)
         sy_instance_t *x = p->processors[i];
         x->thread = w;
         register_processor_metrics(x);
-        if ((rc = create_start(x)) < 0) return rc;
+        if ((rc = sy__engine_create_start(x)) < 0) return rc;
     }
     atomic_store_explicit(&p->accepting, true, memory_order_release);
     return SY_OK;
 }
 
-static void log_pipeline(const sy__pipeline_t *p)
+void sy__engine_log_pipeline(const sy__pipeline_t *p)
 {
     char line[1024];
     size_t len = 0;
@@ -796,35 +833,30 @@ int sy__engine_start(sy__engine_t *e)
     /* Extensions first (health_check answers 503 while starting), then exporters,
      * the pipelines with their processors, and the receivers last, so that nothing
      * is sent to a component that is not running. */
-    size_t next_ext = 0, next_exp = 0, next_recv = 0;
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind != SY_KIND_EXTENSION) continue;
-        x->thread = role_worker(e, SY__ROLE_EXTENSION, next_ext++);
-        if (create_start(x) < 0) goto fail;
+        if (x->kind == SY_KIND_EXTENSION && sy__engine_start_instance(x) < 0) goto fail;
     }
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind == SY_KIND_EXPORTER && start_exporter(x, next_exp++) < 0) goto fail;
+        if (x->kind == SY_KIND_EXPORTER && sy__engine_open_exporter(x, 0, true) < 0) goto fail;
     }
     /* Connectors before the pipelines that feed them; they emit only once data
      * flows (or from their timers, into pipelines that may not be open yet: such
      * an emit is told to retry). */
     for (size_t i = 0, next_conn = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind == SY_KIND_CONNECTOR && start_exporter(x, next_conn++) < 0) goto fail;
+        if (x->kind == SY_KIND_CONNECTOR && sy__engine_open_exporter(x, next_conn++, true) < 0)
+            goto fail;
     }
     for (size_t i = 0; i < e->npipelines; i++)
-        if (start_pipeline(e->pipelines[i], i) < 0) goto fail;
+        if (sy__engine_start_pipeline(e->pipelines[i], i) < 0) goto fail;
     for (size_t i = 0; i < e->ninstances; i++) {
         sy_instance_t *x = e->instances[i];
-        if (x->kind != SY_KIND_RECEIVER) continue;
-        register_metrics(x);
-        x->thread = role_worker(e, SY__ROLE_RECEIVER, next_recv++);
-        if (create_start(x) < 0) goto fail;
+        if (x->kind == SY_KIND_RECEIVER && sy__engine_start_instance(x) < 0) goto fail;
     }
     for (size_t i = 0; i < e->npipelines; i++)
-        log_pipeline(e->pipelines[i]);
+        sy__engine_log_pipeline(e->pipelines[i]);
     sy__engine_set_status(SY_STATUS_READY);
     SY__LOG(SY_LOG_INFO, NULL, "Everything is ready. Begin running and processing data.");
     return SY_OK;
@@ -835,14 +867,9 @@ fail:
 
 /* ---- stopping ---------------------------------------------------------------------- */
 
-typedef struct role_call_s {
-    sy__engine_t *e;
-    sy__thread_t *worker;
-} role_call_t;
-
-static void shutdown_instances_on(void *arg)
+void sy__engine_shutdown_instances_on(void *arg)
 {
-    role_call_t *c = arg;
+    sy__role_call_t *c = arg;
     for (size_t i = 0; i < c->e->ninstances; i++) {
         sy_instance_t *x = c->e->instances[i];
         if (x->kind != SY_KIND_PROCESSOR && x->thread == c->worker) sy__instance_shutdown(x);
@@ -850,9 +877,9 @@ static void shutdown_instances_on(void *arg)
 }
 
 /* A pipeline fed by connectors waits until they have drained (runtime.c wakes it). */
-static void drain_pipelines_on(void *arg)
+void sy__engine_drain_pipelines_on(void *arg)
 {
-    role_call_t *c = arg;
+    sy__role_call_t *c = arg;
     for (size_t i = 0; i < c->e->npipelines; i++) {
         sy__pipeline_t *p = c->e->pipelines[i];
         if (p->thread != c->worker) continue;
@@ -865,9 +892,9 @@ static void drain_pipelines_on(void *arg)
     }
 }
 
-static void drain_exporters_on(void *arg)
+void sy__engine_drain_exporters_on(void *arg)
 {
-    role_call_t *c = arg;
+    sy__role_call_t *c = arg;
     for (size_t i = 0; i < c->e->ninstances; i++) {
         sy_instance_t *x = c->e->instances[i];
         if (x->kind == SY_KIND_EXPORTER && x->thread == c->worker) sy__exporter_begin_drain(x);
@@ -875,33 +902,46 @@ static void drain_exporters_on(void *arg)
 }
 
 /*
- * Stops the workers of one role: runs `begin` on each (which starts the shutdown
- * of every component there), then waits until each worker's loop has ended, all
- * by `deadline`. The call objects live on the heap and are leaked on a timeout,
- * since a stuck worker may still read them.
+ * Stops the workers of one role (or only worker `only`): runs `begin` on each
+ * (which starts the shutdown of every component there), then waits until each
+ * worker's loop has ended, all by `deadline`. The call objects live on the heap
+ * and are leaked on a timeout, since a stuck worker may still read them.
  */
-static int stop_role(sy__engine_t *e, sy__role_t role, sy__thread_fn begin, uint64_t deadline)
+int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
+                            uint64_t deadline, sy__worker_t *only)
 {
-    size_t first = e->role_first[role], n = e->role_count[role];
-    if (first + n > e->nworkers) n = e->nworkers > first ? e->nworkers - first : 0;
-    for (size_t i = 0; i < n && !e->wedged; i++) {
-        sy__thread_t *w = &e->workers[first + i].thread;
-        role_call_t *c = malloc(sizeof(*c));
+    for (size_t i = 0; i < e->npools[role] && !e->wedged; i++) {
+        sy__worker_t *wk = e->pools[role][i];
+        if ((only && wk != only) || !wk->thread.started) continue;
+        sy__thread_t *w = &wk->thread;
+        sy__role_call_t *c = malloc(sizeof(*c));
         if (!c) {
             SY__LOG(SY_LOG_ERROR, NULL, "out of memory stopping %s", w->name);
             continue;
         }
-        *c = (role_call_t){.e = e, .worker = w};
+        *c = (sy__role_call_t){.e = e, .worker = w};
         int rc = sy__thread_call(w, begin, c, deadline);
         if (check_call(e, rc, "shutdown", w->name) == SY__ETIMEDOUT) return rc;
         free(c);
     }
-    for (size_t i = 0; i < n && !e->wedged; i++) {
-        sy__thread_t *w = &e->workers[first + i].thread;
+    for (size_t i = 0; i < e->npools[role] && !e->wedged; i++) {
+        sy__worker_t *wk = e->pools[role][i];
+        if (only && wk != only) continue;
+        sy__thread_t *w = &wk->thread;
         if (check_call(e, sy__thread_stop(w, deadline), "closing the components", w->name) ==
             SY__ETIMEDOUT)
             return SY__ETIMEDOUT;
     }
+    return SY_OK;
+}
+
+/* Waits for the workers a reload left to end (their retired instances close). */
+static int stop_dying(sy__engine_t *e, uint64_t deadline)
+{
+    for (size_t i = 0; i < e->ndying && !e->wedged; i++)
+        if (check_call(e, sy__thread_stop(&e->dying[i]->thread, deadline),
+                       "closing stopped components", e->dying[i]->thread.name) == SY__ETIMEDOUT)
+            return SY__ETIMEDOUT;
     return SY_OK;
 }
 
@@ -917,10 +957,15 @@ int sy__engine_stop(sy__engine_t *e)
     uint64_t hard = e->deadline_ms + 500;
     for (size_t i = 0; i < e->npipelines; i++)
         sy__pipeline_never_started(e->pipelines[i]);
-    if (stop_role(e, SY__ROLE_RECEIVER, shutdown_instances_on, hard) < 0 ||
-        stop_role(e, SY__ROLE_PIPELINE, drain_pipelines_on, hard) < 0 ||
-        stop_role(e, SY__ROLE_EXPORTER, drain_exporters_on, hard) < 0 ||
-        stop_role(e, SY__ROLE_EXTENSION, shutdown_instances_on, hard) < 0) {
+    if (sy__engine_stop_workers(e, SY__ROLE_RECEIVER, sy__engine_shutdown_instances_on, hard,
+                                NULL) < 0 ||
+        sy__engine_stop_workers(e, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard, NULL) <
+            0 ||
+        sy__engine_stop_workers(e, SY__ROLE_EXPORTER, sy__engine_drain_exporters_on, hard, NULL) <
+            0 ||
+        sy__engine_stop_workers(e, SY__ROLE_EXTENSION, sy__engine_shutdown_instances_on, hard,
+                                NULL) < 0 ||
+        stop_dying(e, hard) < 0) {
         SY__LOG(SY_LOG_ERROR, NULL,
                 "shutdown deadline (%llu ms) missed: a component is stuck; data it holds is lost",
                 (unsigned long long)e->shutdown_timeout_ms);
@@ -936,54 +981,76 @@ int sy__engine_stop(sy__engine_t *e)
     return SY_OK;
 }
 
+void sy__engine_free_pipeline(sy__pipeline_t *p)
+{
+    unregister_queue_metrics(p->queue_metrics, &p->in);
+    if (p->queue_ready) {
+        void *b;
+        while (sy__mpmc_pop(&p->in, &b))
+            sy__batch_release(b);
+        sy__mpmc_destroy(&p->in);
+    }
+    for (size_t j = 0; j < p->npending; j++)
+        sy__batch_release(p->pending[j].batch);
+    free(p->pending);
+    free(p->processors);
+    free(p->exporters);
+    free(p->upstream);
+    free(p->id);
+    free(p);
+}
+
+void sy__engine_free_instance(sy_instance_t *x)
+{
+    bool exp = x->kind == SY_KIND_EXPORTER || x->kind == SY_KIND_CONNECTOR;
+    if (exp) unregister_queue_metrics(x->exp.queue_metrics, &x->exp.queue);
+    if (exp && x->exp.queue_ready) {
+        while (x->exp.backlog_pos < x->exp.backlog_n)
+            sy__batch_release(x->exp.backlog[x->exp.backlog_pos++]);
+        void *b;
+        while (sy__mpmc_pop(&x->exp.queue, &b))
+            sy__batch_release(b);
+        sy__mpmc_destroy(&x->exp.queue);
+    }
+    if (x->config_owner) {
+        sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);
+        free(x->config);
+    }
+    free(x->recv.outputs);
+    if (exp) free(x->exp.feeders);
+    free(x->id);
+    free(x->labels);
+    free(x);
+}
+
+/* Stops a worker if it still runs (waiting as long as it takes), then frees it
+ * and the instances retired to it. */
+void sy__engine_free_worker(sy__worker_t *w)
+{
+    if (w->thread.started) sy__thread_stop(&w->thread, 0);
+    for (size_t j = 0; j < w->nretired; j++)
+        sy__engine_free_instance(w->retired[j]);
+    free(w->retired);
+    free(w);
+}
+
 void sy__engine_free(sy__engine_t *e)
 {
     if (!e) return;
     if (e->wedged) return; /* a thread may still be inside; leave its memory alone */
-    for (size_t i = 0; i < e->nworkers; i++)
-        if (e->workers[i].thread.started) sy__thread_stop(&e->workers[i].thread, 0);
-    free(e->workers);
-    for (size_t i = 0; i < e->npipelines; i++) {
-        sy__pipeline_t *p = e->pipelines[i];
-        unregister_queue_metrics(p->queue_metrics);
-        if (p->queue_ready) {
-            void *b;
-            while (sy__mpmc_pop(&p->in, &b))
-                sy__batch_release(b);
-            sy__mpmc_destroy(&p->in);
-        }
-        for (size_t j = 0; j < p->npending; j++)
-            sy__batch_release(p->pending[j].batch);
-        free(p->pending);
-        free(p->processors);
-        free(p->exporters);
-        free(p->upstream);
-        free(p->id);
-        free(p);
+    for (int r = 0; r < SY__ROLE_COUNT; r++) {
+        for (size_t i = 0; i < e->npools[r]; i++)
+            sy__engine_free_worker(e->pools[r][i]);
+        free(e->pools[r]);
     }
+    for (size_t i = 0; i < e->ndying; i++)
+        sy__engine_free_worker(e->dying[i]);
+    free(e->dying);
+    for (size_t i = 0; i < e->npipelines; i++)
+        sy__engine_free_pipeline(e->pipelines[i]);
     free(e->pipelines);
-    for (size_t i = 0; i < e->ninstances; i++) {
-        sy_instance_t *x = e->instances[i];
-        bool exp = x->kind == SY_KIND_EXPORTER || x->kind == SY_KIND_CONNECTOR;
-        if (exp) unregister_queue_metrics(x->exp.queue_metrics);
-        if (exp && x->exp.queue_ready) {
-            while (x->exp.backlog_pos < x->exp.backlog_n)
-                sy__batch_release(x->exp.backlog[x->exp.backlog_pos++]);
-            void *b;
-            while (sy__mpmc_pop(&x->exp.queue, &b))
-                sy__batch_release(b);
-            sy__mpmc_destroy(&x->exp.queue);
-        }
-        if (x->config_owner) {
-            sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);
-            free(x->config);
-        }
-        free(x->recv.outputs);
-        if (exp) free(x->exp.feeders);
-        free(x->id);
-        free(x->labels);
-        free(x);
-    }
+    for (size_t i = 0; i < e->ninstances; i++)
+        sy__engine_free_instance(e->instances[i]);
     free(e->instances);
     free(e);
 }

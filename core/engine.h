@@ -68,6 +68,11 @@ typedef struct sy__worker_s {
     sy__thread_t thread; /* first: a sy__thread_t * of a worker is its sy__worker_t * */
     sy__engine_t *engine;
     sy__role_t role;
+    /* Instances a reload stopped on this worker while it kept others running:
+     * destroyed and freed only when the worker's loop has ended (the contract of
+     * destroy(): no handles left on the loop). */
+    struct sy_instance_s **retired;
+    size_t nretired;
 } sy__worker_t;
 
 /* A batch at the end of a pipeline's chain that not every exporter has taken. */
@@ -129,8 +134,14 @@ struct sy_instance_s {
     bool config_owner; /* processors of several pipelines share one config */
     void *state;
     bool created, started;
-    int start_rc;     /* what create()/start() returned (written on its worker) */
-    uint32_t signals; /* of the pipelines it is in */
+    /* Reload (reload.c): in a new engine, the running instance of the old one that
+     * this one stands for (its configuration did not change), adopted in its place;
+     * and an exporter whose plugin starts only once its old self has drained. */
+    sy_instance_t *keep;
+    bool deferred;
+    atomic_bool finished; /* exporter: drained and shut down (exporter_finish) */
+    int start_rc;         /* what create()/start() returned (written on its worker) */
+    uint32_t signals;     /* of the pipelines it is in */
 
     sy__thread_t *thread;      /* its worker (a processor's is its pipeline's) */
     struct sy_timer_s *timers; /* open timers, closed at shutdown if the plugin forgot */
@@ -198,9 +209,17 @@ struct sy__engine_s {
     size_t ninstances;
     sy__pipeline_t **pipelines;
     size_t npipelines;
-    sy__worker_t *workers; /* the pools, role by role */
-    size_t nworkers;
-    size_t role_first[SY__ROLE_COUNT], role_count[SY__ROLE_COUNT];
+    /* Its workers, a pool per role (a reload's new engine adopts the old one's
+     * receiver, exporter and extension pools, with the components kept on them). */
+    sy__worker_t **pools[SY__ROLE_COUNT];
+    size_t npools[SY__ROLE_COUNT];
+    size_t next_slot[SY__ROLE_COUNT];  /* round robin over a pool ... */
+    size_t first_free[SY__ROLE_COUNT]; /* ... from this worker on (a reload's fresh ones) */
+    /* Workers a reload left with nothing running on them: their loops end once the
+     * retired instances' handles are closed; joined and freed later. */
+    sy__worker_t **dying;
+    size_t ndying;
+    unsigned worker_seq[SY__ROLE_COUNT]; /* for thread names */
     uint64_t shutdown_timeout_ms;
     uint64_t deadline_ms; /* of the stop in progress (CLOCK_MONOTONIC) */
     /* Items that were acknowledged and then not delivered because of the shutdown
@@ -210,6 +229,39 @@ struct sy__engine_s {
      * running inside a plugin, so nothing it can reach is ever freed. */
     bool wedged;
 };
+
+/* Internal to engine.c and reload.c. */
+int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members);
+int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n);
+void sy__engine_free_worker(sy__worker_t *w);
+sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role);
+int sy__engine_start_instance(sy_instance_t *x);
+int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start);
+int sy__engine_create_start(sy_instance_t *inst);
+int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n);
+int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
+                            uint64_t deadline, sy__worker_t *only);
+void sy__engine_drain_pipelines_on(void *arg);
+void sy__engine_drain_exporters_on(void *arg);
+void sy__engine_shutdown_instances_on(void *arg);
+void sy__engine_log_pipeline(const sy__pipeline_t *p);
+void sy__engine_free_instance(sy_instance_t *x);
+void sy__engine_free_pipeline(sy__pipeline_t *p);
+/* The argument of the *_on functions above. */
+typedef struct sy__role_call_s {
+    sy__engine_t *e;
+    sy__thread_t *worker;
+} sy__role_call_t;
+
+/* Reload (reload.c): starts `nu` (built from the new configuration) beside the
+ * running `old`, moves the components whose configuration did not change into
+ * it untouched, switches the receivers to the new pipelines, drains the old ones
+ * and stops what is not kept. Returns SY_OK (`old` is freed); SY_ERROR when
+ * something failed after traffic moved (`old` is freed, nu runs without what
+ * failed); SY_EAGAIN when a new component failed to start before: what of `nu`
+ * had started is stopped, `old` runs as before, and the caller frees `nu`;
+ * SY__ETIMEDOUT when a component is stuck. */
+int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu);
 
 /* Resolves and checks everything; returns NULL with errors in diag. `svc` and
  * `reg` must outlive the engine. */

@@ -1,7 +1,7 @@
 /*
  * main.c - the switchyard command line.
  *
- *   switchyard [--config F]... [--set a.b=c]... [--plugin-dir D]...   run
+ *   switchyard [--config F]... [--set a.b=c]... [--plugin-dir D]...   run (SIGHUP: reload)
  *   switchyard validate --config F ...                                check, start nothing
  *   switchyard components [--plugin-dir D]...                         list plugins found
  *   switchyard components --schema|--markdown KIND/TYPE               one plugin's config
@@ -25,6 +25,7 @@
 #include "log.h"
 #include "router.h"
 #include "telemetry.h"
+#include "watch.h"
 
 #ifndef SY_VERSION
 #define SY_VERSION "0.0.0"
@@ -36,7 +37,8 @@ static const char usage_text[] =
     "usage: switchyard [command] [options]\n"
     "\n"
     "Commands:\n"
-    "  (none)        run the pipelines of the configuration until SIGTERM or SIGINT\n"
+    "  (none)        run the pipelines of the configuration until SIGTERM or SIGINT;\n"
+    "                SIGHUP reloads the configuration\n"
     "  validate      check the configuration and the plugins it names; start nothing\n"
     "  components    list the plugins found on the plugin path; with\n"
     "                --schema KIND/TYPE its configuration as JSON Schema, with\n"
@@ -47,6 +49,8 @@ static const char usage_text[] =
     "  --config FILE       a configuration file (repeatable; later files win on merge)\n"
     "  --set KEY=VALUE     override one setting, e.g. --set service.telemetry.logs.level=debug\n"
     "  --shutdown-timeout DURATION  how long draining may take on SIGTERM (default 10s)\n"
+    "  --watch-config      reload when a --config file changes (as on SIGHUP: the\n"
+    "                      components whose settings did not change go on untouched)\n"
     "  --plugin-dir DIR    search DIR for plugins first (repeatable); see also\n"
     "                      SWITCHYARD_PLUGIN_PATH\n"
     "  --version           print the version and exit\n"
@@ -217,21 +221,51 @@ static int print_schema(sy__registry_t *reg, const char *what, bool json)
     return 0;
 }
 
-/* Waits for SIGTERM or SIGINT on the main thread; every other thread has these
- * signals blocked, so they are delivered here and nowhere else. */
-static void wait_for_stop(const sigset_t *set)
+/* Reload counters (own metrics). */
+static sy_metric_t *reloads_ok, *reloads_failed;
+
+/* SIGHUP (or --watch-config): loads the configuration again and applies it.
+ * Returns false when a component got stuck and the process must leave. */
+static bool reload(sy__router_t *router, const sy__router_opts_t *opts)
+{
+    sy__log(NULL, SY_LOG_INFO, "Reloading the configuration.");
+    sy__diag_t diag;
+    sy__diag_init(&diag);
+    uint64_t t0 = sy__now_ms();
+    int rc = sy__router_reload(router, opts, &diag);
+    if (rc == SY_EINVAL) {
+        /* The errors with their file:line:col, the way a failed start prints them. */
+        sy__diag_print(&diag, stderr);
+        sy__log(NULL, SY_LOG_ERROR,
+                "reload refused: the new configuration is not valid (%zu errors above); "
+                "the running configuration stays",
+                sy__diag_errors(&diag));
+    } else if (rc == SY_ERROR) {
+        sy__log(NULL, SY_LOG_ERROR, "reload failed (see above)");
+    } else if (rc == SY_OK) {
+        if (diag.count) sy__diag_print(&diag, stderr); /* warnings */
+        sy__log(NULL, SY_LOG_INFO, "Configuration reloaded in %llu ms.",
+                (unsigned long long)(sy__now_ms() - t0));
+    }
+    sy__diag_free(&diag);
+    sy__metric_add(rc == SY_OK ? reloads_ok : reloads_failed, 1);
+    return rc != SY__ETIMEDOUT;
+}
+
+/* Waits for SIGTERM or SIGINT on the main thread, reloading on SIGHUP; every
+ * other thread has these signals blocked, so they are delivered here and nowhere
+ * else. Returns false when a reload left a component stuck. */
+static bool wait_for_stop(const sigset_t *set, sy__router_t *router, const sy__router_opts_t *opts)
 {
     for (;;) {
         int sig = 0;
         if (sigwait(set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            sy__log(NULL, SY_LOG_WARN,
-                    "SIGHUP received: configuration reload is not supported "
-                    "yet; restart to apply a new configuration");
+            if (!reload(router, opts)) return false;
             continue;
         }
         sy__log(NULL, SY_LOG_INFO, "Received signal from OS: %s", strsignal(sig));
-        return;
+        return true;
     }
 }
 
@@ -349,7 +383,22 @@ int main(int argc, char **argv)
         if (sy__router_wedged(router)) leave_stuck(rc);
         goto done;
     }
-    wait_for_stop(&set);
+    reloads_ok = sy__metric_register("config_reloads",
+                                     "Configuration reloads applied (SIGHUP or --watch-config).",
+                                     SY_METRIC_COUNTER, NULL);
+    reloads_failed = sy__metric_register("config_reload_failures",
+                                         "Configuration reloads refused or failed; the running "
+                                         "configuration stayed or runs without what failed.",
+                                         SY_METRIC_COUNTER, NULL);
+    sy__watch_t *watch = NULL;
+    if (cli.watch_config && !(watch = sy__watch_start((const char *const *)cli.configs,
+                                                      cli.nconfigs, err, sizeof(err))))
+        sy__log(NULL, SY_LOG_ERROR, "--watch-config: %s; reload with SIGHUP instead", err);
+    if (!wait_for_stop(&set, router, &opts)) {
+        sy__watch_stop(watch);
+        leave_stuck(EXIT_STOP);
+    }
+    sy__watch_stop(watch);
     int crc = sy__router_close(router);
     if (crc == SY__ETIMEDOUT) leave_stuck(EXIT_STOP); /* not freed: a thread is stuck */
     if (crc < 0) {

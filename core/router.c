@@ -32,6 +32,7 @@ sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
     r->engine = sy__engine_build(&r->svc, &r->reg, diag);
     if (!r->engine) goto fail;
     if (opts->shutdown_timeout_ms) r->engine->shutdown_timeout_ms = opts->shutdown_timeout_ms;
+    r->shutdown_timeout_ms = r->engine->shutdown_timeout_ms;
     return r;
 fail:
     /* Every way to fail leaves a reason; one that did not (memory ran out while
@@ -53,6 +54,63 @@ bool sy__router_wedged(const sy__router_t *r)
     return r && r->engine && r->engine->wedged;
 }
 
+int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t *diag)
+{
+    sy__router_gen_t *gen = calloc(1, sizeof(*gen));
+    if (!gen) {
+        sy__diag_add(diag, NULL, "out of memory loading the configuration");
+        return SY_EINVAL;
+    }
+    if (opts->yaml)
+        gen->root = sy__cfg_load_string("<config>", opts->yaml, diag);
+    else
+        gen->root = sy__cfg_load(opts->configs, opts->nconfigs, opts->sets, opts->nsets, diag);
+    sy__engine_t *nu = NULL;
+    if (!gen->root || sy__service_cfg_build(gen->root, &gen->svc, diag) < 0 ||
+        !(nu = sy__engine_build(&gen->svc, &r->reg, diag))) {
+        if (!sy__diag_errors(diag))
+            sy__diag_add(diag, NULL, "out of memory loading the configuration");
+        if (gen->root) sy__service_cfg_free(&gen->svc);
+        sy__cfg_free(gen->root);
+        free(gen);
+        return SY_EINVAL;
+    }
+    const char *was = r->svc.metrics_address, *now = gen->svc.metrics_address;
+    if ((was == NULL) != (now == NULL) || (was && strcmp(was, now) != 0))
+        SY__LOG(SY_LOG_WARN, NULL,
+                "reload: service.telemetry.metrics changed; the own metrics stay on %s until "
+                "a restart",
+                was ? was : "(none)");
+    nu->shutdown_timeout_ms = r->shutdown_timeout_ms;
+    sy__log_set_level(gen->svc.log_level);
+    int rc = sy__engine_reload(r->engine, nu);
+    if (rc == SY__ETIMEDOUT) {
+        r->engine->wedged = true;
+        return rc;
+    }
+    if (rc == SY_EAGAIN) {
+        /* Undone: the old engine got its pools back and runs as before. */
+        sy__log_set_level(r->svc.log_level);
+        sy__engine_free(nu);
+        sy__service_cfg_free(&gen->svc);
+        sy__cfg_free(gen->root);
+        free(gen);
+        return SY_ERROR;
+    }
+    /* The running configuration is the new one; the old is kept (see router.h). */
+    sy_cfg_node_t *old_root = r->root;
+    sy__service_cfg_t old_svc = r->svc;
+    r->root = gen->root;
+    r->svc = gen->svc;
+    nu->svc = &r->svc;
+    gen->root = old_root;
+    gen->svc = old_svc;
+    gen->next = r->retired;
+    r->retired = gen;
+    r->engine = nu;
+    return rc;
+}
+
 int sy__router_close(sy__router_t *r)
 {
     if (!r) return SY_OK;
@@ -62,6 +120,13 @@ int sy__router_close(sy__router_t *r)
     sy__engine_free(r->engine);
     if (r->svc_built) sy__service_cfg_free(&r->svc);
     sy__cfg_free(r->root);
+    while (r->retired) {
+        sy__router_gen_t *g = r->retired;
+        r->retired = g->next;
+        sy__service_cfg_free(&g->svc);
+        sy__cfg_free(g->root);
+        free(g);
+    }
     sy__registry_free(&r->reg);
     free(r);
     return rc;

@@ -13,6 +13,14 @@
 #include "loader.h"
 #include "service_config.h"
 
+/* A configuration a reload replaced: kept until the router closes, since the
+ * components that went on running were configured from it. */
+typedef struct sy__router_gen_s {
+    sy_cfg_node_t *root;
+    sy__service_cfg_t svc;
+    struct sy__router_gen_s *next;
+} sy__router_gen_t;
+
 typedef struct sy__router_s {
     sy__registry_t reg;
     sy_cfg_node_t *root;
@@ -20,6 +28,8 @@ typedef struct sy__router_s {
     bool svc_built;
     sy__engine_t *engine;
     bool started;
+    sy__router_gen_t *retired;
+    uint64_t shutdown_timeout_ms;
 } sy__router_t;
 
 typedef struct sy__router_opts_s {
@@ -36,6 +46,17 @@ typedef struct sy__router_opts_s {
 /* Loads and checks everything (no thread starts). NULL with errors in diag. */
 sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag);
 int sy__router_start(sy__router_t *r);
+/*
+ * Loads the configuration again (the same files and --set flags, or opts->yaml)
+ * and applies it to the running router (reload.c): components whose settings did
+ * not change go on untouched, the rest are replaced without losing anything
+ * acknowledged. Returns SY_OK; SY_EINVAL when the new configuration does not
+ * load or check (errors in diag; nothing changed); SY_ERROR when a new component
+ * failed to start before traffic moved (nothing changed) or after (the new
+ * configuration runs without it; logged); SY__ETIMEDOUT when a component is
+ * stuck (the process should leave). Main thread.
+ */
+int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t *diag);
 /* Stops (if started) and frees. Returns what sy__engine_stop() returned. When a
  * thread was left stuck inside a plugin (sy__router_wedged), nothing is freed and
  * nothing unloaded: the process should then leave with _exit(). */

@@ -611,6 +611,7 @@ static void exporter_finish(sy_instance_t *x)
         uv_timer_stop(&x->exp.deadline);
         uv_close((uv_handle_t *)&x->exp.deadline, NULL);
     }
+    atomic_store(&x->finished, true);
 }
 
 /* On the exporter's worker at shutdown, after every pipeline has finished. */

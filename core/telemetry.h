@@ -68,6 +68,10 @@ sy_metric_t *sy__metric_register_fn_double(const char *name, const char *help,
  * that no thread still adds to a plain metric.
  */
 void sy__metric_unregister(sy_metric_t *metric);
+/* A gauge registered again with the same name and labels (by a reload's new
+ * engine) is bound to the newer function argument: unregisters it only if it is
+ * still bound to `arg`, the caller's. */
+void sy__metric_unregister_bound(sy_metric_t *metric, const void *arg);
 
 /* Adds to a counter or gauge. Any thread, lock-free; NULL is ignored. */
 void sy__metric_add(sy_metric_t *metric, int64_t delta);

@@ -227,6 +227,15 @@ sy_metric_t *sy__metric_register_fn_double(const char *name, const char *help,
     return sy__register(name, help, type, labels, NULL, fn, arg);
 }
 
+void sy__metric_unregister_bound(sy_metric_t *metric, const void *arg)
+{
+    if (metric == NULL) return;
+    pthread_mutex_lock(&sy__registry_mu);
+    bool mine = metric->arg == arg;
+    pthread_mutex_unlock(&sy__registry_mu);
+    if (mine) sy__metric_unregister(metric);
+}
+
 void sy__metric_unregister(sy_metric_t *metric)
 {
     if (metric == NULL) return;
