@@ -9,8 +9,8 @@ assembles from the build tree, built and run with Debian's podman and no registr
 2. The default image runs as 10001:10001 with the default config, its ports 4318,
    13133 and 8888 published on free loopback ports: health answers, OTLP/HTTP spans
    are accepted and arrive (the debug exporter's line in `podman logs` and the own
-   metrics), SIGHUP (`podman kill --signal HUP`) leaves it up, `podman stop` ends it
-   with exit code 0.
+   metrics), SIGHUP (`podman kill --signal HUP`) reloads the configuration and it
+   keeps serving, `podman stop` ends it with exit code 0.
 3. Container and images are removed whatever fails.
 
 With --image (and --image-all) it checks images built elsewhere instead, e.g. from
@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from deploy_common import (Output, run, send_and_check, still_up_after_sighup, verdict,
+from deploy_common import (Output, reload_with_sighup, run, send_and_check, verdict,
                            wait_ready)
 from harness import Checks, free_port
 
@@ -163,8 +163,8 @@ def main():
         check(re.search(r"^Uid:\s+%d\s+%d" % (UID, UID), status, re.M) is not None,
               "the router runs as uid %d" % UID)
         send_and_check(check, logs, otlp, metrics, 3, "container")
-        still_up_after_sighup(check, lambda: podman("kill", "--signal", "HUP", name),
-                              alive, logs, health)
+        reload_with_sighup(check, lambda: podman("kill", "--signal", "HUP", name),
+                           alive, logs, health, metrics)
         send_and_check(check, logs, otlp, metrics, 2, "container-after-hup")
         podman("stop", "-t", str(STOP_TIMEOUT), name, timeout=STOP_TIMEOUT + 30)
         code = podman("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()

@@ -15,8 +15,9 @@ machine (deploy/README.md).
    once on a copy of /etc/switchyard/config.yaml moved to free ports, and once on
    the installed config as it is when its ports (4318, 13133, 8888) are free.
    OTLP/HTTP spans are accepted and arrive (the debug exporter's line and the own
-   metrics on the telemetry port); SIGHUP leaves it up and serving; SIGTERM stops
-   it with exit code 0.
+   metrics on the telemetry port); SIGHUP reloads the configuration (counted in
+   switchyard_config_reloads_total) and it keeps serving; SIGTERM stops it with
+   exit code 0.
 4. `dpkg --purge`: nothing of the package is left (files, /etc/switchyard,
    /var/lib/switchyard, the enable symlink, the user and the group).
 
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from deploy_common import (Output, run, send_and_check, still_up_after_sighup, verdict,
+from deploy_common import (Output, reload_with_sighup, run, send_and_check, verdict,
                            wait_exit, wait_ready)
 from harness import Checks, free_port
 
@@ -268,8 +269,8 @@ def run_service(check, work, name, config, ports, host=None, rounds=2):
               "%s: no_new_privs, no capabilities" % name)
         send_and_check(check, output, otlp, metrics, 3, name)
         if rounds > 1:
-            still_up_after_sighup(check, lambda: proc.send_signal(signal.SIGHUP),
-                                  lambda: proc.poll() is None, output, health)
+            reload_with_sighup(check, lambda: proc.send_signal(signal.SIGHUP),
+                               lambda: proc.poll() is None, output, health, metrics)
             send_and_check(check, output, otlp, metrics, 2, name + "-after-hup")
         proc.send_signal(signal.SIGTERM)
         rc = wait_exit(proc, STOP_TIMEOUT)
