@@ -70,17 +70,12 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nswitchyard:x:%d:%d:Switchyard:/var/
 printf 'root:x:0:\nswitchyard:x:%d:\n' "$uid" >"$root/etc/group"
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 
-cat >"$ctx/Containerfile" <<EOC
-FROM scratch
-COPY rootfs/ /
-COPY --chown=$uid:$uid state/ /var/lib/switchyard/
-USER $uid:$uid
-WORKDIR /var/lib/switchyard
-ENV SWITCHYARD_LISTEN_HOST=0.0.0.0
-EXPOSE 4318 13133 8888
-STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/switchyard"]
-CMD ["--config", "/etc/switchyard/config.yaml"]
-EOC
+# The runtime settings (user, working directory, environment, ports, stop signal,
+# command) are the Dockerfile's own, from its USER line to its end.
+{
+  printf 'FROM scratch\nARG UID=%d\nCOPY rootfs/ /\nCOPY --chown=%d:%d state/ /var/lib/switchyard/\n' \
+    "$uid" "$uid" "$uid"
+  sed -n '/^USER /,$p' "$src/deploy/Dockerfile"
+} >"$ctx/Containerfile"
 podman build --quiet -t "$tag" -f "$ctx/Containerfile" "$ctx" >/dev/null
 echo "$tag"
