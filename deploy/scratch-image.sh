@@ -77,5 +77,5 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
     "$uid" "$uid" "$uid"
   sed -n '/^USER /,$p' "$src/deploy/Dockerfile"
 } >"$ctx/Containerfile"
-podman build --quiet -t "$tag" -f "$ctx/Containerfile" "$ctx" >/dev/null
+podman build --quiet --layers=false -t "$tag" -f "$ctx/Containerfile" "$ctx" >/dev/null
 echo "$tag"
