@@ -112,3 +112,21 @@ if ((${#helm_missing[@]})); then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${helm_missing[@]}"
 fi
+# deploy.deb_package builds the package with cpack (dpkg-shlibdeps from dpkg-dev,
+# and file, with which CPack finds the ELF files), installs and purges it (adduser)
+# and verifies the unit (systemd-analyze, from systemd; systemd need not run);
+# deploy.container builds and runs an image FROM scratch with podman, through runc
+# (crun refuses hybrid cgroup v1 hosts).
+pkg_missing=()
+for p in dpkg-dev file adduser systemd podman runc; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    pkg_missing+=("$p")
+  fi
+done
+if ((${#pkg_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${pkg_missing[@]}"
+fi
