@@ -70,6 +70,11 @@ static const sy_config_field_t jaeger_fields[] = {
      .offset = offsetof(jaeger_config_t, http_max_body),
      .default_value = "20MiB",
      .description = "Largest request body accepted (413 beyond)."},
+    {SY_CFG_FIELD("protocols.thrift_http.auth.authenticator", SY_CFG_STRING, jaeger_config_t,
+                  http_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every thrift_http request before its body is read: bearertokenauth, "
+                    "basicauth. A refused request gets 401."},
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(jaeger_config_t, grpc),
@@ -80,6 +85,10 @@ static const sy_config_field_t jaeger_fields[] = {
      .offset = offsetof(jaeger_config_t, grpc_endpoint),
      .default_value = "localhost:14250",
      .description = "host:port of the gRPC server (see protocols.grpc)."},
+    {SY_CFG_FIELD("protocols.grpc.auth.authenticator", SY_CFG_STRING, jaeger_config_t,
+                  grpc_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every gRPC call from its metadata. A refused call gets UNAUTHENTICATED."},
 };
 
 static const char *const udp_names[JG_UDP_PROTOCOLS] = {"thrift_compact", "thrift_binary"};
@@ -301,6 +310,11 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
             api->metric_register(inst, "receiver_jaeger_thrift_http_failed_requests",
                                  "thrift_http requests answered with another "
                                  "status than 202.",
+                                 SY_METRIC_COUNTER);
+        st->m_http_auth_failed =
+            api->metric_register(inst, "receiver_jaeger_thrift_http_auth_failures",
+                                 "thrift_http requests answered 401: their authenticator "
+                                 "refused them.",
                                  SY_METRIC_COUNTER);
     }
     if (st->cfg->grpc && jaeger_grpc_create(st) != SY_OK) {

@@ -285,44 +285,6 @@ void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)
     st->api->metric_add(st->m_grpc_guard[which], 1);
 }
 
-#define AUTH_WARN_MS 10000u
-
-void otlp_auth_refused(otlp_state_t *st, bool grpc)
-{
-    st->api->metric_add(grpc ? st->m_grpc_auth_failed : st->m_http_auth_failed, 1);
-    st->auth_unreported++;
-    uint64_t now = uv_now(st->api->loop(st->inst));
-    if (st->auth_warned_ms && now - st->auth_warned_ms < AUTH_WARN_MS) return;
-    SY_LOG(st->api, st->inst, SY_LOG_WARN,
-           "refused %llu request(s) that did not authenticate (last: %s); see "
-           "receiver_otlp_*_auth_failures",
-           (unsigned long long)st->auth_unreported, grpc ? "gRPC" : "HTTP");
-    st->auth_warned_ms = now;
-    st->auth_unreported = 0;
-}
-
-/* Finds the server authenticator named by `id` (NULL or "": none). Fails with the
- * collector's message when it is not a running extension that offers one. */
-static int resolve_auth(otlp_state_t *st, const char *proto, const char *id,
-                        const sy_auth_server_t **out)
-{
-    *out = NULL;
-    if (!id || !*id) return 0;
-    const sy_auth_server_t *a = NULL;
-    if (SY_API_HAS(st->api, extension_get))
-        a = st->api->extension_get(st->inst, id, SY_AUTH_SERVER);
-    if (!a || !a->authenticate) {
-        st->api->log(st->inst, SY_LOG_ERROR,
-                     "protocols.%s.auth: failed to resolve authenticator \"%s\": authenticator "
-                     "not found (it must be an extension listed in service.extensions that "
-                     "authenticates requests, such as bearertokenauth or basicauth with htpasswd)",
-                     proto, id);
-        return SY_ERROR;
-    }
-    *out = a;
-    return 0;
-}
-
 sy_signal_t otlp_signal_at(int i)
 {
     return syc_signal_by_index(i)->signal;
@@ -508,8 +470,14 @@ static void otlp_tls_reload(void *arg)
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
-    if ((st->cfg->grpc && resolve_auth(st, "grpc", st->cfg->grpc_authenticator, &st->grpc_auth)) ||
-        (st->cfg->http && resolve_auth(st, "http", st->cfg->http_authenticator, &st->http_auth)))
+    if ((st->cfg->grpc &&
+         syc_auth_guard_init(&st->grpc_auth, st->api, st->inst, "protocols.grpc.auth",
+                             st->cfg->grpc_authenticator, st->m_grpc_auth_failed, "gRPC",
+                             "receiver_otlp_grpc_auth_failures") != 0) ||
+        (st->cfg->http &&
+         syc_auth_guard_init(&st->http_auth, st->api, st->inst, "protocols.http.auth",
+                             st->cfg->http_authenticator, st->m_http_auth_failed, "HTTP",
+                             "receiver_otlp_http_auth_failures") != 0))
         return SY_ERROR;
     if (st->cfg->grpc && otlp_grpc_start(st) != 0) return SY_ERROR;
     if (st->cfg->http && otlp_http_start(st) != 0) {

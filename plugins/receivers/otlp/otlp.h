@@ -12,6 +12,7 @@
 #include <switchyard/auth.h>
 #include <switchyard/plugin.h>
 
+#include "auth_server.h"
 #include "http_server.h"
 #include "otlp_tls.h"
 
@@ -116,17 +117,11 @@ typedef struct otlp_state_s {
     int (*custom_handle)(struct otlp_state_s *st, sy_batch_t *batch, const uint8_t *data,
                          size_t len, char *err, size_t err_len);
     void *custom_ctx;
-    /* The authenticators of each protocol (NULL: requests are not authenticated),
-     * resolved in start(), and what they refused. */
-    const sy_auth_server_t *http_auth, *grpc_auth;
+    /* The authenticators of each protocol (without one requests are not
+     * authenticated), resolved in start(), with what they refused. */
+    syc_auth_guard_t http_auth, grpc_auth;
     sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
-    uint64_t auth_warned_ms;  /* uv_now() of the last warning about refusals */
-    uint64_t auth_unreported; /* refusals since that warning */
 } otlp_state_t;
-
-/* Counts one request refused by its authenticator and logs it at a rate limit.
- * Loop thread. */
-void otlp_auth_refused(otlp_state_t *st, bool grpc);
 
 /* Counts one action of a gRPC guard. Loop thread. */
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which);

@@ -334,8 +334,7 @@ static void stream_keep_metadata(grpc_stream_t *s, const uint8_t *name, size_t n
 static bool stream_authenticated(grpc_stream_t *s)
 {
     otlp_state_t *st = s->conn->server->st;
-    const sy_auth_server_t *a = st->grpc_auth;
-    if (!a) return true;
+    if (!syc_auth_guard_on(&st->grpc_auth)) return true;
     const char *pairs[2 * AUTH_METADATA_PAIRS];
     const char *p = s->meta;
     for (size_t i = 0; i < s->meta_n; i++) {
@@ -346,9 +345,8 @@ static bool stream_authenticated(grpc_stream_t *s)
     }
     /* Names are lower case: HTTP/2 requires it and nghttp2 refuses a request
      * header that is not. */
-    if (a->authenticate(a->ctx, pairs, s->meta_n) == SY_OK) return true;
-    otlp_auth_refused(st, true);
-    answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, "authentication failed", false);
+    if (syc_auth_guard_check(&st->grpc_auth, pairs, s->meta_n)) return true;
+    answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, SYC_AUTH_GRPC_MESSAGE, false);
     return false;
 }
 
@@ -584,7 +582,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         copy_value(s->content_type, sizeof(s->content_type), value, valuelen);
     else if (IS("grpc-encoding"))
         copy_value(s->encoding, sizeof(s->encoding), value, valuelen);
-    if (namelen > 0 && name[0] != ':' && s->conn->server->st->grpc_auth)
+    if (namelen > 0 && name[0] != ':' && syc_auth_guard_on(&s->conn->server->st->grpc_auth))
         stream_keep_metadata(s, name, namelen, value, valuelen);
 #undef IS
     return 0;
