@@ -230,6 +230,11 @@ static const sy_config_field_t otlp_fields[] = {
      .type = SY_CFG_STRING,
      .offset = offsetof(otlp_config_t, tls_max_version),
      .description = "Highest TLS version accepted (unset: the highest known, 1.3)."},
+    {SY_CFG_FIELD("protocols.grpc.tls.cipher_suites", SY_CFG_STRLIST, otlp_config_t,
+                  tls_cipher_suites),
+     .description = "TLS 1.2 cipher suites offered, in Go's names "
+                    "(TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); unset: OpenSSL's defaults. "
+                    "TLS 1.3 suites are not configurable, as in the collector."},
     {.name = "protocols.grpc.tls.reload_interval",
      .type = SY_CFG_DURATION,
      .offset = offsetof(otlp_config_t, tls_reload_interval),
@@ -320,6 +325,7 @@ static otlp_tls_settings_t tls_settings(const otlp_config_t *cfg)
         .client_ca_file = cfg->tls_client_ca_file,
         .min_version = cfg->tls_min_version,
         .max_version = cfg->tls_max_version,
+        .cipher_suites = &cfg->tls_cipher_suites,
     };
 }
 
@@ -433,6 +439,12 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         /* The files are read now so that a bad one fails startup, naming it. */
         char err[700];
         st->tls_settings = tls_settings(cfg);
+        if (otlp_tls_settings_check(&st->tls_settings, "protocols::grpc::tls", err, sizeof(err)) !=
+            0) {
+            SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
+            otlp_destroy(st);
+            return SY_EINVAL;
+        }
         st->tls = otlp_tls_ctx_new(&st->tls_settings, err, sizeof(err));
         if (!st->tls) {
             SY_LOG(api, inst, SY_LOG_ERROR, "protocols.grpc.%s", err);

@@ -59,6 +59,7 @@ typedef struct otlp_config_s {
     char *tls_client_ca_file;
     char *tls_min_version;
     char *tls_max_version;
+    sy_cfg_strlist_t tls_cipher_suites;
     int64_t tls_reload_interval; /* nanoseconds; 0: never reloaded */
     bool grpc_include_metadata;
     int64_t grpc_read_timeout; /* nanoseconds: a call's message must be in by then */

@@ -19,6 +19,7 @@
 #include <switchyard/plugin.h>
 
 #include "otlp_tls_module.h"
+#include "tls_names.h"
 
 struct otlp_tls_ctx_s {
     SSL_CTX *ssl_ctx; /* replaced by a reload; SSL objects hold their own reference */
@@ -41,11 +42,11 @@ static bool is_set(const char *s)
 }
 
 /* The OpenSSL protocol version a configtls string names (its rank from
- * otlp_tls_version_rank()); 0 when unset or unknown (settings_check refused it). */
+ * syc_tls_version_rank()); 0 when unset or unknown (settings_check refused it). */
 static int version_of(const char *v)
 {
     static const int versions[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
-    int rank = otlp_tls_version_rank(v);
+    int rank = syc_tls_version_rank(v);
     if (rank < 1 || rank > (int)(sizeof(versions) / sizeof(versions[0]))) return 0;
     return versions[rank - 1];
 }
@@ -127,6 +128,11 @@ static SSL_CTX *build(const otlp_tls_settings_t *set, char *err, size_t err_len)
         !SSL_CTX_set_max_proto_version(ctx, max > 0 ? max : 0)) {
         snprintf(err, err_len, "tls: cannot set the protocol versions: %s",
                  ssl_reason(why, sizeof(why), "unknown error"));
+        goto fail;
+    }
+    if (set->cipher_list[0] && SSL_CTX_set_cipher_list(ctx, set->cipher_list) != 1) {
+        snprintf(err, err_len, "tls.cipher_suites: OpenSSL can use none of \"%.300s\": %s",
+                 set->cipher_list, ssl_reason(why, sizeof(why), "unknown error"));
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, set->cert_file) != 1) {

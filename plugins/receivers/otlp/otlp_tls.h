@@ -20,23 +20,28 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <switchyard/plugin.h>
+
 /* The configtls server settings; strings are NULL or empty when unset. The
  * context keeps the pointer: the settings must outlive it. */
 typedef struct otlp_tls_settings_s {
-    const char *cert_file;      /* PEM chain, required */
-    const char *key_file;       /* PEM private key, required */
-    const char *client_ca_file; /* set: clients must present a certificate it signed */
-    const char *min_version;    /* "1.0".."1.3"; unset: "1.2" */
-    const char *max_version;    /* unset: the highest OpenSSL knows */
+    const char *cert_file;                 /* PEM chain, required */
+    const char *key_file;                  /* PEM private key, required */
+    const char *client_ca_file;            /* set: clients must present a certificate it signed */
+    const char *min_version;               /* "1.0".."1.3"; unset: "1.2" */
+    const char *max_version;               /* unset: the highest OpenSSL knows */
+    const sy_cfg_strlist_t *cipher_suites; /* Go names (tls_names.h); NULL or empty: defaults */
+    char cipher_list[1024]; /* OpenSSL's names, filled by otlp_tls_settings_check() */
 } otlp_tls_settings_t;
 
 typedef struct otlp_tls_ctx_s otlp_tls_ctx_t;
 typedef struct otlp_tls_conn_s otlp_tls_conn_t;
 
 /* Checks the settings without reading files (for validate()): both files named,
- * known versions, min not above max. `prefix` starts the message ("protocols::
+ * known versions, min not above max, known cipher suites (whose OpenSSL names it
+ * writes into set->cipher_list). `prefix` starts the message ("protocols::
  * grpc::tls"). Returns 0, or SY_EINVAL with a sentence in err. Any thread. */
-int otlp_tls_settings_check(const otlp_tls_settings_t *set, const char *prefix, char *err,
+int otlp_tls_settings_check(otlp_tls_settings_t *set, const char *prefix, char *err,
                             size_t err_len);
 
 /* Reads the files and builds a context. Returns NULL with a sentence naming the

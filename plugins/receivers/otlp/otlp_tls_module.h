@@ -20,13 +20,12 @@
 
 /* Bumped with any change to the table below or to the API behind it: a module
  * left over from another build is refused rather than called. */
-#define OTLP_TLS_MODULE_ABI 1
+#define OTLP_TLS_MODULE_ABI 2
 
 typedef struct otlp_tls_module_s {
     unsigned abi; /* OTLP_TLS_MODULE_ABI */
     size_t size;  /* sizeof(otlp_tls_module_t) */
-    int (*settings_check)(const otlp_tls_settings_t *set, const char *prefix, char *err,
-                          size_t err_len);
+    int (*settings_check)(otlp_tls_settings_t *set, const char *prefix, char *err, size_t err_len);
     otlp_tls_ctx_t *(*ctx_new)(const otlp_tls_settings_t *set, char *err, size_t err_len);
     int (*ctx_reload)(otlp_tls_ctx_t *ctx, char *err, size_t err_len);
     void (*ctx_free)(otlp_tls_ctx_t *ctx);
@@ -45,11 +44,7 @@ typedef struct otlp_tls_module_s {
 /* The entry: a static table, valid while the module is mapped. */
 typedef const otlp_tls_module_t *(*otlp_tls_module_fn)(void);
 
-/* Built into both the receiver and the module (otlp_tls_settings.c), so that
- * validate() needs no OpenSSL: the rank of the protocol version a configtls string
- * names, in protocol order ("1.0" is 1 .. "1.3" is 4); 0 when unset, -1 when
- * unknown. */
-#define OTLP_TLS_RANK_DEFAULT_MIN 3 /* "1.2" */
-int otlp_tls_version_rank(const char *v);
+/* The default lowest version: "1.2" (tls_names.h's rank). */
+#define OTLP_TLS_RANK_DEFAULT_MIN 3
 
 #endif
