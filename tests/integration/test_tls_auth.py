@@ -23,6 +23,10 @@ Cases:
              the right one, and the next connection trusts it: with reload_interval
              1s and without it (libcurl 7.88 reads ca_file for every new connection;
              reload_interval bounds the CA cache of builds that keep one).
+  scrape_tls the prometheus receiver scraping an https target with tls_config:
+             ca_file and insecure_skip_verify scrape (up 1, the sample), a CA that
+             did not sign the target or min_version TLS13 against a TLS 1.2
+             target fail (up 0); bad versions and unsupported keys fail validate.
   defaults   every server's default endpoint (otlp grpc and http, jaeger's four
              protocols, zipkin, health_check, the router's own metrics) binds
              127.0.0.1 only, as the collector since 0.104: read from /proc/net inside
@@ -604,6 +608,152 @@ def case_reload(args, c):
 
 
 # ---------------------------------------------------------------------------
+# scrape_tls
+# ---------------------------------------------------------------------------
+
+SCRAPE_CONFIG = """
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: good
+          scrape_interval: 500ms
+          scheme: https
+          tls_config:
+            ca_file: {ca}
+            min_version: TLS12
+          static_configs:
+            - targets: ["127.0.0.1:{tport}"]
+        - job_name: skip
+          scrape_interval: 500ms
+          scheme: https
+          tls_config:
+            insecure_skip_verify: true
+          static_configs:
+            - targets: ["127.0.0.1:{tport}"]
+        - job_name: wrongca
+          scrape_interval: 500ms
+          scheme: https
+          tls_config:
+            ca_file: {other_ca}
+          static_configs:
+            - targets: ["127.0.0.1:{tport}"]
+        - job_name: toonew
+          scrape_interval: 500ms
+          scheme: https
+          tls_config:
+            ca_file: {ca}
+            min_version: TLS13
+          static_configs:
+            - targets: ["127.0.0.1:{tport}"]
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sport}
+    encoding: json
+    compression: none
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    metrics:
+      receivers: [prometheus]
+      exporters: [otlphttp]
+"""
+
+
+def scraped(sink):
+    """job (service.name) -> {metric name: last gauge value} from the sink."""
+    out = {}
+    for _, _, body in sink.requests("/v1/metrics"):
+        for rm in json.loads(body).get("resourceMetrics", []):
+            attrs = {a["key"]: a["value"].get("stringValue")
+                     for a in rm.get("resource", {}).get("attributes", [])}
+            job = attrs.get("service.name")
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    pts = m.get("gauge", m.get("sum", {})).get("dataPoints", [])
+                    for p in pts:
+                        v = p.get("asDouble", p.get("asInt"))
+                        out.setdefault(job, {})[m["name"]] = float(v)
+    return out
+
+
+def case_scrape_tls(args, c):
+    from http.server import BaseHTTPRequestHandler
+    from harness import SinkHTTPServer
+    import threading
+    need_openssl()
+    tmp = tempfile.mkdtemp(prefix="sy-scrape-")
+    pki = make_pki(tmp)
+
+    class Target(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = b"# TYPE tls_probe gauge\ntls_probe 42\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    target = SinkHTTPServer(("127.0.0.1", 0), Target)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    target.socket = ctx.wrap_socket(target.socket, server_side=True)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    sink = Sink()
+    mport = free_port()
+    cfg = SCRAPE_CONFIG.format(ca=pki["ca.pem"], other_ca=pki["other_ca.pem"],
+                               tport=target.server_address[1], sport=sink.port, mport=mport)
+    try:
+        with Router(args.bin, [args.plugin_dir], cfg) as r:
+            def all_jobs():
+                got = scraped(sink)
+                return all(j in got and "up" in got[j] for j in
+                           ("good", "skip", "wrongca", "toonew")) and \
+                    "tls_probe" in got.get("good", {}) and "tls_probe" in got.get("skip", {})
+
+            try:
+                wait_for("every job scraped at least once", all_jobs, WAIT)
+            except AssertionError as e:
+                c.check(False, "%s (%s)" % (e, scraped(sink)))
+            got = scraped(sink)
+            for job in ("good", "skip"):
+                c.check(got.get(job, {}).get("tls_probe") == 42.0 and
+                        got.get(job, {}).get("up") == 1.0,
+                        "job %s scrapes over https: tls_probe 42, up 1 (%s)" % (job, got.get(job)))
+            for job, why in (("wrongca", "a CA that did not sign the target"),
+                             ("toonew", "min_version TLS13 against a TLS 1.2 target")):
+                c.check(got.get(job, {}).get("up") == 0.0 and
+                        "tls_probe" not in got.get(job, {}),
+                        "job %s: %s fails the scrape: up 0, no sample (%s)" %
+                        (job, why, got.get(job)))
+            c.check(r.stop() == 0, "router exits 0")
+            if c.failures:
+                r.dump(40, "router: ")
+        bad = cfg.replace("min_version: TLS12", "min_version: TLS14")
+        rc, out = validate(args, bad, tmp)
+        c.check(rc != 0 and re.search(r"validate\.yaml:\d+:\d+: .*tls_config: unknown "
+                                      r"min_version \"TLS14\"", out) is not None,
+                "validate refuses min_version TLS14 with its line (%s)" % out.strip()[-200:])
+        bad = cfg.replace("insecure_skip_verify: true", "ca: inline-pem")
+        rc, out = validate(args, bad, tmp)
+        c.check(rc != 0 and "tls_config key 'ca' is unknown or not supported" in out,
+                "validate refuses an unsupported tls_config key (%s)" % out.strip()[-200:])
+    finally:
+        sink.stop()
+        target.shutdown()
+        target.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
 # defaults
 # ---------------------------------------------------------------------------
 
@@ -713,7 +863,7 @@ def case_defaults(args, c):
 
 
 CASES = {"receivers": case_receivers, "lb": case_lb, "ciphers": case_ciphers,
-         "reload": case_reload, "defaults": case_defaults, "defaults_inner": case_defaults_inner}
+         "reload": case_reload, "scrape_tls": case_scrape_tls, "defaults": case_defaults, "defaults_inner": case_defaults_inner}
 
 
 def main():
