@@ -1,7 +1,7 @@
 /*
  * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
  * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c, gRPC (OTLP/gRPC
- * over h2c, or over TLS through otlp_tls.c) in otlp_grpc.c; both hand their batches to the same
+ * over h2c, or over TLS through plugins/common/tls_server.h) in otlp_grpc.c; both hand their batches to the same
  * api->emit(), so they feed the same pipelines.
  *
  * Every callback runs on the instance's loop thread; the state needs no locks.
@@ -317,9 +317,9 @@ static bool tls_wanted(const otlp_config_t *cfg)
                          (cfg->tls_client_ca_file && *cfg->tls_client_ca_file));
 }
 
-static otlp_tls_settings_t tls_settings(const otlp_config_t *cfg)
+static syc_tls_settings_t tls_settings(const otlp_config_t *cfg)
 {
-    return (otlp_tls_settings_t){
+    return (syc_tls_settings_t){
         .cert_file = cfg->tls_cert_file,
         .key_file = cfg->tls_key_file,
         .client_ca_file = cfg->tls_client_ca_file,
@@ -344,8 +344,8 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
     }
     if (cfg->grpc && otlp_grpc_validate(cfg, err, err_len) != 0) return SY_EINVAL;
     if (tls_wanted(cfg)) {
-        otlp_tls_settings_t set = tls_settings(cfg);
-        if (otlp_tls_settings_check(&set, "protocols::grpc::tls", err, err_len) != 0)
+        syc_tls_settings_t set = tls_settings(cfg);
+        if (syc_tls_settings_check(&set, "protocols::grpc::tls", err, err_len) != 0)
             return SY_EINVAL;
         if (cfg->tls_reload_interval < 0) {
             snprintf(err, err_len, "protocols::grpc::tls::reload_interval: must not be negative");
@@ -439,13 +439,13 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         /* The files are read now so that a bad one fails startup, naming it. */
         char err[700];
         st->tls_settings = tls_settings(cfg);
-        if (otlp_tls_settings_check(&st->tls_settings, "protocols::grpc::tls", err, sizeof(err)) !=
+        if (syc_tls_settings_check(&st->tls_settings, "protocols::grpc::tls", err, sizeof(err)) !=
             0) {
             SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
             otlp_destroy(st);
             return SY_EINVAL;
         }
-        st->tls = otlp_tls_ctx_new(&st->tls_settings, err, sizeof(err));
+        st->tls = syc_tls_ctx_new(&st->tls_settings, err, sizeof(err));
         if (!st->tls) {
             SY_LOG(api, inst, SY_LOG_ERROR, "protocols.grpc.%s", err);
             otlp_destroy(st);
@@ -468,11 +468,11 @@ fail:
 }
 
 /* tls.reload_interval: reads the files again; a failure keeps what was loaded. */
-static void otlp_tls_reload(void *arg)
+static void syc_tls_reload(void *arg)
 {
     otlp_state_t *st = arg;
     char err[700];
-    if (otlp_tls_ctx_reload(st->tls, err, sizeof(err)) != 0)
+    if (syc_tls_ctx_reload(st->tls, err, sizeof(err)) != 0)
         SY_LOG(st->api, st->inst, SY_LOG_WARN,
                "protocols.grpc.%s; the TLS files loaded before stay in use", err);
     else
@@ -499,7 +499,7 @@ static int otlp_start(void *state)
     if (st->tls && st->cfg->tls_reload_interval > 0) {
         uint64_t ms = (uint64_t)st->cfg->tls_reload_interval / 1000000u;
         if (ms == 0) ms = 1;
-        st->tls_reload = st->api->timer_start(st->inst, ms, ms, otlp_tls_reload, st);
+        st->tls_reload = st->api->timer_start(st->inst, ms, ms, syc_tls_reload, st);
         if (!st->tls_reload)
             SY_LOG(st->api, st->inst, SY_LOG_WARN,
                    "cannot start the timer of tls.reload_interval: the TLS files will not be "
@@ -523,7 +523,7 @@ static void otlp_destroy(void *state)
     if (!st) return;
     for (int i = 0; i < OTLP_SIGNALS; i++)
         free(st->paths[i]);
-    otlp_tls_ctx_free(st->tls);
+    syc_tls_ctx_free(st->tls);
     free(st);
 }
 

@@ -14,7 +14,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
-#include "otlp_tls.h"
+#include "tls_server.h"
 
 #define OTLP_SIGNALS 3 /* traces, metrics, logs, in that order below */
 
@@ -99,8 +99,8 @@ typedef struct otlp_state_s {
     sy_metric_t *m_grpc_failed; /* of which not answered OK */
     /* TLS on the gRPC port: the settings, the context made from them in create()
      * (NULL without tls), the timer that reloads it, failed handshakes. */
-    otlp_tls_settings_t tls_settings;
-    otlp_tls_ctx_t *tls;
+    syc_tls_settings_t tls_settings;
+    syc_tls_ctx_t *tls;
     sy_timer_t *tls_reload;
     sy_metric_t *m_grpc_tls_failed;
     /* What each connection guard did (syc_http_guard_t order for HTTP). */

@@ -3,9 +3,9 @@
  * OpenSSL SSL object per connection between two memory BIOs, so that the socket
  * stays libuv's and nothing here ever blocks or touches a file descriptor.
  *
- * Built as its own shared object, otlp_tls.so (see otlp_tls_module.h), the only
+ * Built as its own shared object, sy_tls.so (see syc_tls_module.h), the only
  * one to link OpenSSL: everything is hidden but the table at the end, and the
- * receiver reaches these functions through otlp_tls_shim.c.
+ * receiver reaches these functions through syc_tls_shim.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,15 +18,15 @@
 
 #include <switchyard/plugin.h>
 
-#include "otlp_tls_module.h"
+#include "tls_module.h"
 #include "tls_names.h"
 
-struct otlp_tls_ctx_s {
+struct syc_tls_ctx_s {
     SSL_CTX *ssl_ctx; /* replaced by a reload; SSL objects hold their own reference */
-    const otlp_tls_settings_t *set;
+    const syc_tls_settings_t *set;
 };
 
-struct otlp_tls_conn_s {
+struct syc_tls_conn_s {
     SSL *ssl;
     BIO *rbio; /* ciphertext from the socket; owned by ssl */
     BIO *wbio; /* ciphertext for the socket; owned by ssl */
@@ -106,7 +106,7 @@ static int no_password(char *buf, int size, int rwflag, void *arg)
 }
 
 /* Builds an SSL_CTX from the files. NULL with a sentence naming the file. */
-static SSL_CTX *build(const otlp_tls_settings_t *set, char *err, size_t err_len)
+static SSL_CTX *build(const syc_tls_settings_t *set, char *err, size_t err_len)
 {
     char why[256];
     SSL_CTX *ctx = NULL;
@@ -182,9 +182,9 @@ fail:
     return NULL;
 }
 
-otlp_tls_ctx_t *otlp_tls_ctx_new(const otlp_tls_settings_t *set, char *err, size_t err_len)
+syc_tls_ctx_t *syc_tls_ctx_new(const syc_tls_settings_t *set, char *err, size_t err_len)
 {
-    otlp_tls_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    syc_tls_ctx_t *ctx = calloc(1, sizeof(*ctx));
     if (!ctx) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -198,7 +198,7 @@ otlp_tls_ctx_t *otlp_tls_ctx_new(const otlp_tls_settings_t *set, char *err, size
     return ctx;
 }
 
-int otlp_tls_ctx_reload(otlp_tls_ctx_t *ctx, char *err, size_t err_len)
+int syc_tls_ctx_reload(syc_tls_ctx_t *ctx, char *err, size_t err_len)
 {
     SSL_CTX *fresh = build(ctx->set, err, err_len);
     if (!fresh) return SY_EINVAL;
@@ -207,16 +207,16 @@ int otlp_tls_ctx_reload(otlp_tls_ctx_t *ctx, char *err, size_t err_len)
     return 0;
 }
 
-void otlp_tls_ctx_free(otlp_tls_ctx_t *ctx)
+void syc_tls_ctx_free(syc_tls_ctx_t *ctx)
 {
     if (!ctx) return;
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx);
 }
 
-otlp_tls_conn_t *otlp_tls_conn_new(otlp_tls_ctx_t *ctx)
+syc_tls_conn_t *syc_tls_conn_new(syc_tls_ctx_t *ctx)
 {
-    otlp_tls_conn_t *c = calloc(1, sizeof(*c));
+    syc_tls_conn_t *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->ssl = SSL_new(ctx->ssl_ctx);
     c->rbio = BIO_new(BIO_s_mem());
@@ -236,14 +236,14 @@ otlp_tls_conn_t *otlp_tls_conn_new(otlp_tls_ctx_t *ctx)
     return c;
 }
 
-void otlp_tls_conn_free(otlp_tls_conn_t *conn)
+void syc_tls_conn_free(syc_tls_conn_t *conn)
 {
     if (!conn) return;
     SSL_free(conn->ssl);
     free(conn);
 }
 
-int otlp_tls_conn_feed(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_feed(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     while (len > 0) {
         int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
@@ -258,8 +258,8 @@ int otlp_tls_conn_feed(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Turns a failed SSL call into a return of otlp_tls_conn_read(). */
-static ssize_t read_error(otlp_tls_conn_t *conn, int rc, char *err, size_t err_len)
+/* Turns a failed SSL call into a return of syc_tls_conn_read(). */
+static ssize_t read_error(syc_tls_conn_t *conn, int rc, char *err, size_t err_len)
 {
     char why[256];
     switch (SSL_get_error(conn->ssl, rc)) {
@@ -278,8 +278,7 @@ static ssize_t read_error(otlp_tls_conn_t *conn, int rc, char *err, size_t err_l
     }
 }
 
-ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char *err,
-                           size_t err_len)
+ssize_t syc_tls_conn_read(syc_tls_conn_t *conn, uint8_t *out, size_t cap, char *err, size_t err_len)
 {
     ERR_clear_error();
     if (!conn->established) {
@@ -300,12 +299,12 @@ ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char
     return read_error(conn, n, err, err_len);
 }
 
-bool otlp_tls_conn_established(const otlp_tls_conn_t *conn)
+bool syc_tls_conn_established(const syc_tls_conn_t *conn)
 {
     return conn->established;
 }
 
-int otlp_tls_conn_write(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_write(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     if (!conn->established) return SY_EINVAL;
     ERR_clear_error();
@@ -323,47 +322,47 @@ int otlp_tls_conn_write(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
     return 0;
 }
 
-void otlp_tls_conn_close_notify(otlp_tls_conn_t *conn)
+void syc_tls_conn_close_notify(syc_tls_conn_t *conn)
 {
     if (!conn->established) return;
     SSL_shutdown(conn->ssl);
     ERR_clear_error();
 }
 
-size_t otlp_tls_conn_pending(const otlp_tls_conn_t *conn)
+size_t syc_tls_conn_pending(const syc_tls_conn_t *conn)
 {
     return BIO_ctrl_pending(conn->wbio);
 }
 
-size_t otlp_tls_conn_take(otlp_tls_conn_t *conn, uint8_t *out, size_t cap)
+size_t syc_tls_conn_take(syc_tls_conn_t *conn, uint8_t *out, size_t cap)
 {
     int chunk = cap > INT32_MAX ? INT32_MAX : (int)cap;
     int n = BIO_read(conn->wbio, out, chunk);
     return n > 0 ? (size_t)n : 0;
 }
 
-static const otlp_tls_module_t otlp_tls_table = {
-    .abi = OTLP_TLS_MODULE_ABI,
-    .size = sizeof(otlp_tls_module_t),
-    .settings_check = otlp_tls_settings_check,
-    .ctx_new = otlp_tls_ctx_new,
-    .ctx_reload = otlp_tls_ctx_reload,
-    .ctx_free = otlp_tls_ctx_free,
-    .conn_new = otlp_tls_conn_new,
-    .conn_free = otlp_tls_conn_free,
-    .conn_feed = otlp_tls_conn_feed,
-    .conn_read = otlp_tls_conn_read,
-    .conn_established = otlp_tls_conn_established,
-    .conn_write = otlp_tls_conn_write,
-    .conn_close_notify = otlp_tls_conn_close_notify,
-    .conn_pending = otlp_tls_conn_pending,
-    .conn_take = otlp_tls_conn_take,
+static const syc_tls_module_t syc_tls_table = {
+    .abi = SYC_TLS_MODULE_ABI,
+    .size = sizeof(syc_tls_module_t),
+    .settings_check = syc_tls_settings_check,
+    .ctx_new = syc_tls_ctx_new,
+    .ctx_reload = syc_tls_ctx_reload,
+    .ctx_free = syc_tls_ctx_free,
+    .conn_new = syc_tls_conn_new,
+    .conn_free = syc_tls_conn_free,
+    .conn_feed = syc_tls_conn_feed,
+    .conn_read = syc_tls_conn_read,
+    .conn_established = syc_tls_conn_established,
+    .conn_write = syc_tls_conn_write,
+    .conn_close_notify = syc_tls_conn_close_notify,
+    .conn_pending = syc_tls_conn_pending,
+    .conn_take = syc_tls_conn_take,
 };
 
-/* The module's only export (OTLP_TLS_MODULE_ENTRY). */
-__attribute__((visibility("default"))) const otlp_tls_module_t *otlp_tls_module(void);
+/* The module's only export (SYC_TLS_MODULE_ENTRY). */
+__attribute__((visibility("default"))) const syc_tls_module_t *syc_tls_module(void);
 
-const otlp_tls_module_t *otlp_tls_module(void)
+const syc_tls_module_t *syc_tls_module(void)
 {
-    return &otlp_tls_table;
+    return &syc_tls_table;
 }

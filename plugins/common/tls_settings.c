@@ -1,15 +1,15 @@
 /*
- * otlp_tls_settings.c - the checks of the TLS settings that need no OpenSSL (see
- * otlp_tls.h and otlp_tls_module.h; the names are tls_names.c's). Built into the receiver, so that
+ * syc_tls_settings.c - the checks of the TLS settings that need no OpenSSL (see
+ * otlp_tls.h and syc_tls_module.h; the names are tls_names.c's). Built into the receiver, so that
  * validate() and a configuration without TLS never map the TLS module, and into the module, whose
- * table lists otlp_tls_settings_check() too.
+ * table lists syc_tls_settings_check() too.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <switchyard/plugin.h>
 
-#include "otlp_tls_module.h"
+#include "tls_module.h"
 #include "tls_names.h"
 
 static bool is_set(const char *s)
@@ -17,7 +17,7 @@ static bool is_set(const char *s)
     return s && *s;
 }
 
-int otlp_tls_settings_check(otlp_tls_settings_t *set, const char *prefix, char *err, size_t err_len)
+int syc_tls_settings_check(syc_tls_settings_t *set, const char *prefix, char *err, size_t err_len)
 {
     if (!is_set(set->cert_file) || !is_set(set->key_file)) {
         snprintf(err, err_len,
@@ -34,7 +34,7 @@ int otlp_tls_settings_check(otlp_tls_settings_t *set, const char *prefix, char *
                  min < 0 ? set->min_version : set->max_version);
         return SY_EINVAL;
     }
-    if (min == 0) min = OTLP_TLS_RANK_DEFAULT_MIN;
+    if (min == 0) min = SYC_TLS_RANK_DEFAULT_MIN;
     if (max != 0 && max < min) {
         snprintf(err, err_len,
                  "%s: invalid TLS configuration: min_version cannot be greater "
