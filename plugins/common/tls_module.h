@@ -20,7 +20,7 @@
 
 /* Bumped with any change to the table below or to the API behind it: a module
  * left over from another build is refused rather than called. */
-#define SYC_TLS_MODULE_ABI 2
+#define SYC_TLS_MODULE_ABI 3
 
 typedef struct syc_tls_module_s {
     unsigned abi; /* SYC_TLS_MODULE_ABI */

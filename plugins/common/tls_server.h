@@ -32,6 +32,10 @@ typedef struct syc_tls_settings_s {
     const char *max_version;               /* unset: the highest OpenSSL knows */
     const sy_cfg_strlist_t *cipher_suites; /* Go names (tls_names.h); NULL or empty: defaults */
     char cipher_list[1024];                /* OpenSSL's names, filled by syc_tls_settings_check() */
+    /* The application protocol: false, HTTP/2 only (a client must negotiate "h2"
+     * through ALPN: gRPC); true, HTTP/1.1 ("http/1.1" selected when offered, a
+     * client without ALPN accepted). */
+    bool http1;
 } syc_tls_settings_t;
 
 typedef struct syc_tls_ctx_s syc_tls_ctx_t;

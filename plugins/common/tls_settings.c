@@ -22,7 +22,7 @@ int syc_tls_settings_check(syc_tls_settings_t *set, const char *prefix, char *er
     if (!is_set(set->cert_file) || !is_set(set->key_file)) {
         snprintf(err, err_len,
                  "%s: a TLS server needs both cert_file and key_file (remove tls for "
-                 "cleartext h2c)",
+                 "cleartext)",
                  prefix);
         return SY_EINVAL;
     }

@@ -27,6 +27,12 @@ Cases:
              ca_file and insecure_skip_verify scrape (up 1, the sample), a CA that
              did not sign the target or min_version TLS13 against a TLS 1.2
              target fail (up 0); bad versions and unsupported keys fail validate.
+  servers    TLS on every HTTP server: the otlp receiver's HTTP protocol (its
+             certificate replaced and served after reload_interval), zipkin (one
+             cipher suite: another is refused), jaeger thrift_http (with auth),
+             health_check (mutual TLS: a client without a certificate is refused),
+             the prometheus exporter's endpoint (min_version 1.3: a TLS 1.2 client is
+             refused); a cleartext request to any of them gets no answer.
   defaults   every server's default endpoint (otlp grpc and http, jaeger's four
              protocols, zipkin, health_check, the router's own metrics) binds
              127.0.0.1 only, as the collector since 0.104: read from /proc/net inside
@@ -50,7 +56,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Router, free_port, http, json_span, json_traces, wait_for  # noqa: E402
-from test_auth import AuthChecks, Sink, metric, metrics_text, post, raw_head  # noqa: E402
+from test_auth import (AuthChecks, Sink, metric, metrics_text, post, probe_body,  # noqa: E402
+                       raw_head)
 from test_otlp_tls import make_pki  # noqa: E402
 
 WAIT = 15.0
@@ -754,6 +761,211 @@ def case_scrape_tls(args, c):
 
 
 # ---------------------------------------------------------------------------
+# servers
+# ---------------------------------------------------------------------------
+
+SERVERS_CONFIG = """
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{hcport}
+    tls:
+      cert_file: {cert}
+      key_file: {key}
+      client_ca_file: {ca}
+  bearertokenauth/in:
+    token: tls-token
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{oport}
+        tls:
+          cert_file: {rcert}
+          key_file: {rkey}
+          reload_interval: 500ms
+  zipkin:
+    endpoint: 127.0.0.1:{zport}
+    tls:
+      cert_file: {cert}
+      key_file: {key}
+      max_version: "1.2"
+      cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]
+  jaeger:
+    protocols:
+      thrift_http:
+        endpoint: 127.0.0.1:{jport}
+        tls:
+          cert_file: {cert}
+          key_file: {key}
+        auth:
+          authenticator: bearertokenauth/in
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sport}
+    encoding: json
+    compression: none
+  prometheus:
+    endpoint: 127.0.0.1:{pport}
+    tls:
+      cert_file: {cert}
+      key_file: {key}
+      min_version: "1.3"
+service:
+  extensions: [health_check, bearertokenauth/in]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces:
+      receivers: [otlp, zipkin, jaeger]
+      exporters: [otlphttp]
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+"""
+
+
+def https(port, path, ca, method="GET", body=None, headers=None, cert=None, max_v=None,
+          ciphers=None):
+    """One HTTPS request on a new connection: (status, body), or ("error", reason)."""
+    import http.client
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert:
+        ctx.load_cert_chain(*cert)
+    if max_v:
+        ctx.maximum_version = max_v
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    except (ssl.SSLError, OSError, http.client.HTTPException) as e:
+        return "error", str(e)
+    finally:
+        conn.close()
+
+
+def plain_refused(port):
+    """A cleartext HTTP request to a TLS port: True when no HTTP answer comes."""
+    try:
+        st, _, _ = http("GET", "http://127.0.0.1:%d/" % port, timeout=3)
+        return False
+    except Exception:
+        return True
+
+
+def case_servers(args, c):
+    need_openssl()
+    tmp = tempfile.mkdtemp(prefix="sy-servers-")
+    pki = make_pki(tmp)
+    rcert, rkey = os.path.join(tmp, "live.pem"), os.path.join(tmp, "live.key")
+    shutil.copyfile(pki["server.pem"], rcert)
+    shutil.copyfile(pki["server.key"], rkey)
+    sink = Sink()
+    ports = dict(hcport=free_port(), oport=free_port(), zport=free_port(), jport=free_port(),
+                 pport=free_port(), mport=free_port())
+    cfg = SERVERS_CONFIG.format(cert=pki["server.pem"], key=pki["server.key"], ca=pki["ca.pem"],
+                                rcert=rcert, rkey=rkey, sport=sink.port, **ports)
+    ca = pki["ca.pem"]
+    try:
+        with Router(args.bin, [args.plugin_dir], cfg) as r:
+            # otlp http over TLS
+            st, body = https(ports["oport"], "/v1/traces", ca, "POST", probe_body("o-tls"),
+                             {"Content-Type": "application/json"})
+            c.check(st == 200, "otlp http over TLS: 200 (%s %r)" % (st, body[:80]))
+            # zipkin over TLS, with its one cipher suite
+            st, body = https(ports["zport"], "/api/v2/spans", ca, "POST", zipkin_body("z-tls"),
+                             {"Content-Type": "application/json"})
+            c.check(st == 202, "zipkin over TLS: 202 (%s %r)" % (st, body[:80]))
+            st, body = https(ports["zport"], "/api/v2/spans", ca, "POST", zipkin_body("z-no"),
+                             {"Content-Type": "application/json"},
+                             max_v=ssl.TLSVersion.TLSv1_2,
+                             ciphers="ECDHE-ECDSA-AES256-GCM-SHA384")
+            c.check(st == "error", "zipkin refuses a suite it does not list (%s %s)" %
+                    (st, body))
+            # jaeger thrift_http over TLS with auth
+            jb = thrift_batch("jg-tls", "j-tls", 21)
+            st, _ = https(ports["jport"], "/api/traces", ca, "POST", jb,
+                          {"Content-Type": "application/x-thrift",
+                           "Authorization": "Bearer tls-token"})
+            c.check(st == 202, "thrift_http over TLS with the token: 202 (%s)" % st)
+            st, body = https(ports["jport"], "/api/traces", ca, "POST",
+                             thrift_batch("jg-tls", "j-no", 22),
+                             {"Content-Type": "application/x-thrift"})
+            c.check(st == 401 and body == b"Unauthorized\n",
+                    "thrift_http over TLS without the token: 401 (%s %r)" % (st, body))
+            try:
+                wait_for("the TLS spans at the sink",
+                         lambda: {"o-tls", "z-tls", "j-tls"} <= set(sink.span_names()), WAIT)
+                c.check(True, "otlp, zipkin and thrift_http spans sent over TLS delivered")
+            except AssertionError as e:
+                c.check(False, "%s (%s)" % (e, sink.span_names()))
+            c.check(not {"z-no", "j-no"} & set(sink.span_names()), "refused ones not delivered")
+            # health_check: mutual TLS
+            st, body = https(ports["hcport"], "/", ca,
+                             cert=(pki["client.pem"], pki["client.key"]))
+            c.check(st == 200 and b"Server available" in body,
+                    "health_check over mutual TLS: 200 (%s %r)" % (st, body[:60]))
+            st, body = https(ports["hcport"], "/", ca)
+            c.check(st == "error", "health_check refuses a client without a certificate (%s)" %
+                    body)
+            # prometheus exporter: TLS 1.3 only
+            mb = json.dumps({"resourceMetrics": [{"resource": {}, "scopeMetrics": [{
+                "metrics": [{"name": "tls_gauge", "gauge": {"dataPoints": [{
+                    "asDouble": 7, "timeUnixNano": str(int(time.time() * 1e9))}]}}]}]}]})
+            st, _ = https(ports["oport"], "/v1/metrics", ca, "POST", mb.encode(),
+                          {"Content-Type": "application/json"})
+            c.check(st == 200, "otlp http takes the metric (%s)" % st)
+            try:
+                wait_for("tls_gauge on the TLS scrape endpoint",
+                         lambda: re.search(rb"\ntls_gauge\{[^}]*\} 7\n",
+                                           https(ports["pport"], "/metrics", ca)[1]) is not None,
+                         WAIT)
+                c.check(True, "prometheus exporter serves /metrics over TLS 1.3")
+            except AssertionError as e:
+                c.check(False, "%s: %r" % (e, https(ports["pport"], "/metrics", ca)))
+            st, body = https(ports["pport"], "/metrics", ca, max_v=ssl.TLSVersion.TLSv1_2)
+            c.check(st == "error", "min_version 1.3 refuses a TLS 1.2 client (%s)" % body)
+            # cleartext to every TLS port: no HTTP answer
+            for name in ("oport", "zport", "jport", "hcport", "pport"):
+                c.check(plain_refused(ports[name]), "%s: a cleartext request gets no answer" %
+                        name)
+            # reload_interval: the otlp receiver's certificate replaced by one of the
+            # other CA; new connections get it.
+            shutil.copyfile(pki["other_server.pem"], rcert + ".new")
+            shutil.copyfile(pki["other_server.key"], rkey + ".new")
+            os.replace(rkey + ".new", rkey)
+            os.replace(rcert + ".new", rcert)
+            try:
+                wait_for("the replaced certificate served",
+                         lambda: https(ports["oport"], "/v1/traces", pki["other_ca.pem"], "POST",
+                                       probe_body("o-new"),
+                                       {"Content-Type": "application/json"})[0] == 200, WAIT)
+                c.check(True, "reload_interval: the new certificate is served")
+            except AssertionError as e:
+                c.check(False, str(e))
+            st, body = https(ports["oport"], "/v1/traces", ca, "POST", probe_body("o-old"),
+                             {"Content-Type": "application/json"})
+            c.check(st == "error", "the old CA no longer verifies it (%s)" % body)
+            c.check(r.stop() == 0, "router exits 0")
+            if c.failures:
+                r.dump(60, "router: ")
+        # validate: tls without a key file
+        bad = cfg.replace("      max_version: \"1.2\"\n", "").replace(
+            "    tls:\n      cert_file: %s\n      key_file: %s\n      cipher_suites" %
+            (pki["server.pem"], pki["server.key"]),
+            "    tls:\n      cert_file: %s\n      cipher_suites" % pki["server.pem"])
+        rc, out = validate(args, bad, tmp)
+        c.check(rc != 0 and "tls: a TLS server needs both cert_file and key_file" in out,
+                "validate refuses zipkin tls without key_file (%s)" % out.strip()[-200:])
+    finally:
+        sink.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
 # defaults
 # ---------------------------------------------------------------------------
 
@@ -863,7 +1075,7 @@ def case_defaults(args, c):
 
 
 CASES = {"receivers": case_receivers, "lb": case_lb, "ciphers": case_ciphers,
-         "reload": case_reload, "scrape_tls": case_scrape_tls, "defaults": case_defaults, "defaults_inner": case_defaults_inner}
+         "reload": case_reload, "scrape_tls": case_scrape_tls, "servers": case_servers, "defaults": case_defaults, "defaults_inner": case_defaults_inner}
 
 
 def main():

@@ -31,10 +31,12 @@ struct syc_tls_conn_s {
     BIO *rbio; /* ciphertext from the socket; owned by ssl */
     BIO *wbio; /* ciphertext for the socket; owned by ssl */
     bool established;
+    bool need_h2; /* the context's settings want HTTP/2 */
 };
 
-/* ALPN in wire format: the only protocol a gRPC server speaks. */
+/* ALPN in wire format: the only protocol a gRPC server speaks, and HTTP/1.1's. */
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+static const unsigned char alpn_http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 static bool is_set(const char *s)
 {
@@ -86,8 +88,17 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
-    (void)arg;
+    const syc_tls_settings_t *set = arg;
     unsigned char *selected;
+    if (set->http1) {
+        /* HTTP/1.1 when offered; a client that offers only h2 gets no ALPN answer
+         * and speaks HTTP/1.1 all the same, as Go's HTTP/1 server allows. */
+        if (SSL_select_next_proto(&selected, outlen, alpn_http1, sizeof(alpn_http1), in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED)
+            return SSL_TLSEXT_ERR_NOACK;
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+    }
     if (SSL_select_next_proto(&selected, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -171,7 +182,7 @@ static SSL_CTX *build(const syc_tls_settings_t *set, char *err, size_t err_len)
     /* Resumed sessions (with mTLS above all) need a context ID. */
     static const unsigned char sid[] = "switchyard-otlp";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, (void *)set);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     /* No renegotiation (HTTP/2 forbids it) and the server's cipher order. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -219,6 +230,7 @@ syc_tls_conn_t *syc_tls_conn_new(syc_tls_ctx_t *ctx)
     syc_tls_conn_t *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->ssl = SSL_new(ctx->ssl_ctx);
+    c->need_h2 = !ctx->set->http1;
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
     if (!c->ssl || !c->rbio || !c->wbio) {
@@ -287,7 +299,7 @@ ssize_t syc_tls_conn_read(syc_tls_conn_t *conn, uint8_t *out, size_t cap, char *
         const unsigned char *proto = NULL;
         unsigned int proto_len = 0;
         SSL_get0_alpn_selected(conn->ssl, &proto, &proto_len);
-        if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
+        if (conn->need_h2 && (proto_len != 2 || memcmp(proto, "h2", 2) != 0)) {
             snprintf(err, err_len, "the client did not negotiate HTTP/2 (ALPN \"h2\")");
             return SY_EINVAL;
         }

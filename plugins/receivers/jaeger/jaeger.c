@@ -75,6 +75,7 @@ static const sy_config_field_t jaeger_fields[] = {
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every thrift_http request before its body is read: bearertokenauth, "
                     "basicauth. A refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(jaeger_config_t, http_tls, "protocols.thrift_http."),
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(jaeger_config_t, grpc),
@@ -132,6 +133,9 @@ static int jaeger_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "protocols::thrift_http::endpoint: %s", why);
         return SY_EINVAL;
     }
+    if (cfg->http &&
+        syc_tls_server_cfg_check(&cfg->http_tls, "protocols::thrift_http::tls", err, err_len) != 0)
+        return SY_EINVAL;
     if (cfg->grpc && syc_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
         return SY_EINVAL;
@@ -317,6 +321,11 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                  "refused them.",
                                  SY_METRIC_COUNTER);
     }
+    if (st->cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &st->cfg->http_tls,
+                                             "protocols.thrift_http.tls") != 0) {
+        jaeger_destroy(st);
+        return SY_EINVAL;
+    }
     if (st->cfg->grpc && jaeger_grpc_create(st) != SY_OK) {
         jaeger_destroy(st);
         return SY_ENOMEM;
@@ -360,6 +369,7 @@ static void jaeger_destroy(void *state)
         jaeger_udp_free(st->udp[i]);
     jaeger_scratch_free(&st->http_scratch);
     jaeger_grpc_free(st);
+    syc_tls_server_free(&st->http_tls);
     free(st);
 }
 

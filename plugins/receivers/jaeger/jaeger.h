@@ -18,6 +18,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
+#include "tls_config.h"
 #include "thrift.h"
 
 /* How long a UDP worker retries a batch the pipeline refused as full before it
@@ -41,7 +42,8 @@ typedef struct jaeger_config_s {
     bool http;
     char *http_endpoint;
     uint64_t http_max_body;
-    char *http_authenticator; /* protocols.thrift_http.auth.authenticator */
+    char *http_authenticator;      /* protocols.thrift_http.auth.authenticator */
+    syc_tls_server_cfg_t http_tls; /* protocols.thrift_http.tls */
     bool grpc;
     char *grpc_endpoint;
     char *grpc_authenticator; /* protocols.grpc.auth.authenticator */
@@ -117,6 +119,7 @@ struct jaeger_state_s {
     sy_metric_t *m_http_requests, *m_http_failed, *m_http_auth_failed;
     jaeger_ratelog_t log_http;
     syc_auth_guard_t http_auth; /* protocols.thrift_http.auth */
+    syc_tls_server_t http_tls;  /* protocols.thrift_http.tls */
     /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
     struct otlp_state_s *grpc;
     struct otlp_config_s *grpc_cfg;

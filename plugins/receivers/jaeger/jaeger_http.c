@@ -130,6 +130,7 @@ int jaeger_http_start(jaeger_state_t *st)
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
     syc_auth_guard_attach(&st->http_auth, st->http);
+    syc_tls_server_attach(&st->http_tls, st->http);
     syc_http_server_set_idle_timeout(st->http, 60000);
     SY_LOG(st->api, st->inst, SY_LOG_INFO,
            "Starting HTTP server for Jaeger Thrift on endpoint %s "
@@ -147,6 +148,7 @@ static void on_closed(void *arg)
 
 void jaeger_http_shutdown(jaeger_state_t *st)
 {
+    syc_tls_server_stop(&st->http_tls);
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_closed, st);

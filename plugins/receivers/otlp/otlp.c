@@ -1,8 +1,8 @@
 /*
  * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
  * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c, gRPC (OTLP/gRPC
- * over h2c, or over TLS through plugins/common/tls_server.h) in otlp_grpc.c; both hand their batches to the same
- * api->emit(), so they feed the same pipelines.
+ * over h2c, or over TLS through plugins/common/tls_server.h) in otlp_grpc.c; both hand their
+ * batches to the same api->emit(), so they feed the same pipelines.
  *
  * Every callback runs on the instance's loop thread; the state needs no locks.
  */
@@ -107,6 +107,7 @@ static const sy_config_field_t otlp_fields[] = {
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every HTTP request before its body is looked at: bearertokenauth, "
                     "basicauth. A refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(otlp_config_t, http_tls, "protocols.http."),
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc),
@@ -378,7 +379,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "protocols::http::cors::max_age: must not be negative");
         return SY_EINVAL;
     }
-    return 0;
+    return syc_tls_server_cfg_check(&cfg->http_tls, "protocols::http::tls", err, err_len);
 }
 
 static void otlp_destroy(void *state);
@@ -452,6 +453,11 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
             return SY_EINVAL;
         }
     }
+    if (cfg->http &&
+        syc_tls_server_open(&st->http_tls, api, inst, &cfg->http_tls, "protocols.http.tls") != 0) {
+        otlp_destroy(st);
+        return SY_EINVAL;
+    }
     if (cfg->grpc && cfg->grpc_include_metadata)
         SY_LOG(api, inst, SY_LOG_WARN,
                "protocols.grpc.include_metadata is accepted but client metadata is not "
@@ -524,6 +530,7 @@ static void otlp_destroy(void *state)
     for (int i = 0; i < OTLP_SIGNALS; i++)
         free(st->paths[i]);
     syc_tls_ctx_free(st->tls);
+    syc_tls_server_free(&st->http_tls);
     free(st);
 }
 

@@ -14,6 +14,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
+#include "tls_config.h"
 #include "tls_server.h"
 
 #define OTLP_SIGNALS 3 /* traces, metrics, logs, in that order below */
@@ -34,7 +35,8 @@ typedef struct otlp_config_s {
     int64_t http_idle_timeout;
     int64_t http_max_connections;
     uint64_t http_max_inflight;
-    char *http_authenticator; /* protocols.http.auth.authenticator: an extension's id */
+    char *http_authenticator;      /* protocols.http.auth.authenticator: an extension's id */
+    syc_tls_server_cfg_t http_tls; /* protocols.http.tls */
 
     bool grpc;
     char *grpc_endpoint;
@@ -121,6 +123,7 @@ typedef struct otlp_state_s {
     /* The authenticators of each protocol (without one requests are not
      * authenticated), resolved in start(), with what they refused. */
     syc_auth_guard_t http_auth, grpc_auth;
+    syc_tls_server_t http_tls; /* TLS on the HTTP port */
     sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
 } otlp_state_t;
 

@@ -427,6 +427,7 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
+    syc_tls_server_attach(&st->http_tls, st->http);
     if (syc_auth_guard_on(&st->http_auth)) {
         syc_http_server_keep_all_headers(st->http, true);
         syc_http_server_set_head_check(st->http, check_head, st);
@@ -456,6 +457,7 @@ static void on_http_closed(void *arg)
 
 void otlp_http_shutdown(otlp_state_t *st)
 {
+    syc_tls_server_stop(&st->http_tls);
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_http_closed, st);

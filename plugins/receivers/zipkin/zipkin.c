@@ -29,6 +29,7 @@
 #include "compress.h"
 #include "auth_server.h"
 #include "http_server.h"
+#include "tls_config.h"
 #include "zipkin_model.h"
 
 #define ZK_IDLE_TIMEOUT_MS 60000
@@ -41,6 +42,7 @@ typedef struct zipkin_config_s {
     bool parse_string_tags;
     uint64_t max_body;
     char *authenticator; /* auth.authenticator */
+    syc_tls_server_cfg_t tls;
 } zipkin_config_t;
 
 static const sy_config_field_t zipkin_fields[] = {
@@ -65,6 +67,7 @@ static const sy_config_field_t zipkin_fields[] = {
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every request before its body is read: bearertokenauth, basicauth. A "
                     "refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(zipkin_config_t, tls, ""),
 };
 
 typedef struct zipkin_s {
@@ -79,6 +82,7 @@ typedef struct zipkin_s {
     sy_metric_t *m_invalid;  /* of which bad input: 400, 413, 415 */
     sy_metric_t *m_auth_failed;
     syc_auth_guard_t auth;
+    syc_tls_server_t tls;
     uint64_t last_warn_ms;
     uint64_t suppressed;
 } zipkin_t;
@@ -263,7 +267,7 @@ static int zipkin_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "endpoint: %s", why);
         return SY_EINVAL;
     }
-    return 0;
+    return syc_tls_server_cfg_check(&c->tls, "tls", err, err_len);
 }
 
 static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -289,6 +293,10 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                             "Zipkin HTTP requests answered 401: their "
                                             "authenticator refused them.",
                                             SY_METRIC_COUNTER);
+    if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls") != 0) {
+        free(z);
+        return SY_EINVAL;
+    }
     *state = z;
     return SY_OK;
 }
@@ -308,6 +316,7 @@ static int zipkin_start(void *state)
     }
     syc_http_server_set_error_handler(z->http, on_refused, z);
     syc_auth_guard_attach(&z->auth, z->http);
+    syc_tls_server_attach(&z->tls, z->http);
     syc_http_server_set_idle_timeout(z->http, ZK_IDLE_TIMEOUT_MS);
     SY_LOG(z->api, z->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
            z->cfg->endpoint, syc_http_server_port(z->http));
@@ -324,6 +333,7 @@ static void on_closed(void *arg)
 static void zipkin_shutdown(void *state)
 {
     zipkin_t *z = state;
+    syc_tls_server_stop(&z->tls);
     if (!z->http || z->closing) return;
     z->closing = true;
     syc_http_server_close(z->http, on_closed, z);
@@ -331,7 +341,9 @@ static void zipkin_shutdown(void *state)
 
 static void zipkin_destroy(void *state)
 {
-    free(state);
+    zipkin_t *z = state;
+    if (z) syc_tls_server_free(&z->tls);
+    free(z);
 }
 
 static const sy_plugin_t zipkin_plugin = {
