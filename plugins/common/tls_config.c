@@ -43,12 +43,13 @@ int syc_tls_server_cfg_check(const syc_tls_server_cfg_t *cfg, const char *where,
 }
 
 int syc_tls_server_open(syc_tls_server_t *t, const sy_host_api_t *api, sy_instance_t *inst,
-                        const syc_tls_server_cfg_t *cfg, const char *where)
+                        const syc_tls_server_cfg_t *cfg, const char *where, bool http1)
 {
     *t = (syc_tls_server_t){.api = api, .inst = inst, .where = where};
     if (!syc_tls_server_wanted(cfg)) return 0;
     char err[700];
     t->set = settings_of(cfg);
+    t->set.http1 = http1;
     t->reload_ns = cfg->reload_interval;
     if (syc_tls_settings_check(&t->set, where, err, sizeof(err)) != 0 ||
         !(t->ctx = syc_tls_ctx_new(&t->set, err, sizeof(err)))) {
@@ -74,7 +75,12 @@ void syc_tls_server_attach(syc_tls_server_t *t, syc_http_server_t *server)
 {
     if (!t->ctx) return;
     syc_http_server_set_tls(server, t->ctx);
-    if (t->reload_ns <= 0 || t->reload) return;
+    syc_tls_server_start_reload(t);
+}
+
+void syc_tls_server_start_reload(syc_tls_server_t *t)
+{
+    if (!t->ctx || t->reload_ns <= 0 || t->reload) return;
     uint64_t ms = (uint64_t)t->reload_ns / 1000000u;
     t->reload = t->api->timer_start(t->inst, ms ? ms : 1, ms ? ms : 1, on_reload, t);
     if (!t->reload)

@@ -37,8 +37,7 @@ typedef struct syc_tls_server_cfg_s {
  * of config type T; prefix is a string literal ("protocols.http.", or ""). */
 #define SYC_TLS_SERVER_FIELDS(T, m, prefix)                                                   \
     {SY_CFG_FIELD(prefix "tls", SY_CFG_PRESENT, T, m.present),                                \
-     .description = "Serves TLS (HTTP/1.1 over it) when present; cert_file and key_file "     \
-                    "are then required."},                                                    \
+     .description = "Serves TLS when present; cert_file and key_file are then required."},    \
         {SY_CFG_FIELD(prefix "tls.cert_file", SY_CFG_STRING, T, m.cert_file),                 \
          .description = "Server certificate chain (PEM), leaf first."},                       \
         {SY_CFG_FIELD(prefix "tls.key_file", SY_CFG_STRING, T, m.key_file),                   \
@@ -79,12 +78,17 @@ typedef struct syc_tls_server_s {
 } syc_tls_server_t;
 
 /*
- * In create(): when cfg asks for TLS, reads the files (HTTP/1.1 settings) into
- * t->ctx, so that a bad file fails startup naming it (logged). Without TLS, t->ctx
+ * In create(): when cfg asks for TLS, reads the files into t->ctx, so that a bad
+ * file fails startup naming it (logged); http1 says what the server speaks over
+ * it (true: HTTP/1.1; false: HTTP/2 only, for a gRPC server). Without TLS, t->ctx
  * stays NULL. Returns 0 or SY_EINVAL. `cfg` and `where` must outlive t.
  */
 int syc_tls_server_open(syc_tls_server_t *t, const sy_host_api_t *api, sy_instance_t *inst,
-                        const syc_tls_server_cfg_t *cfg, const char *where);
+                        const syc_tls_server_cfg_t *cfg, const char *where, bool http1);
+
+/* Starts the timer of reload_interval (nothing without TLS or interval); part of
+ * syc_tls_server_attach(), for a server that is not a syc_http_server_t. */
+void syc_tls_server_start_reload(syc_tls_server_t *t);
 
 /* In start(), once the server listens: serves TLS on it (nothing without TLS) and
  * starts the reload timer of reload_interval. */

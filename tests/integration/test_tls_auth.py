@@ -29,7 +29,8 @@ Cases:
              target fail (up 0); bad versions and unsupported keys fail validate.
   servers    TLS on every HTTP server: the otlp receiver's HTTP protocol (its
              certificate replaced and served after reload_interval), zipkin (one
-             cipher suite: another is refused), jaeger thrift_http (with auth),
+             cipher suite: another is refused), jaeger thrift_http (with auth) and
+             grpc (a TLS handshake with ALPN h2),
              health_check (mutual TLS: a client without a certificate is refused),
              the prometheus exporter's endpoint (min_version 1.3: a TLS 1.2 client is
              refused); a cleartext request to any of them gets no answer.
@@ -799,6 +800,11 @@ receivers:
           key_file: {key}
         auth:
           authenticator: bearertokenauth/in
+      grpc:
+        endpoint: 127.0.0.1:{jgport}
+        tls:
+          cert_file: {cert}
+          key_file: {key}
 exporters:
   otlphttp:
     endpoint: http://127.0.0.1:{sport}
@@ -865,7 +871,7 @@ def case_servers(args, c):
     shutil.copyfile(pki["server.key"], rkey)
     sink = Sink()
     ports = dict(hcport=free_port(), oport=free_port(), zport=free_port(), jport=free_port(),
-                 pport=free_port(), mport=free_port())
+                 jgport=free_port(), pport=free_port(), mport=free_port())
     cfg = SERVERS_CONFIG.format(cert=pki["server.pem"], key=pki["server.key"], ca=pki["ca.pem"],
                                 rcert=rcert, rkey=rkey, sport=sink.port, **ports)
     ca = pki["ca.pem"]
@@ -928,8 +934,12 @@ def case_servers(args, c):
                 c.check(False, "%s: %r" % (e, https(ports["pport"], "/metrics", ca)))
             st, body = https(ports["pport"], "/metrics", ca, max_v=ssl.TLSVersion.TLSv1_2)
             c.check(st == "error", "min_version 1.3 refuses a TLS 1.2 client (%s)" % body)
+            # jaeger grpc: TLS with ALPN h2
+            got = handshake(ports["jgport"], ca, "ECDHE-ECDSA-AES128-GCM-SHA256")
+            c.check(got == "ECDHE-ECDSA-AES128-GCM-SHA256",
+                    "jaeger grpc completes a TLS handshake with ALPN h2 (%s)" % got)
             # cleartext to every TLS port: no HTTP answer
-            for name in ("oport", "zport", "jport", "hcport", "pport"):
+            for name in ("oport", "zport", "jport", "hcport", "pport", "jgport"):
                 c.check(plain_refused(ports[name]), "%s: a cleartext request gets no answer" %
                         name)
             # reload_interval: the otlp receiver's certificate replaced by one of the

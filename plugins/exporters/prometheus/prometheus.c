@@ -318,7 +318,7 @@ static int prom_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         prom_destroy(s);
         return SY_ENOMEM;
     }
-    if (syc_tls_server_open(&s->tls, api, inst, &c->tls, "tls") != 0) {
+    if (syc_tls_server_open(&s->tls, api, inst, &c->tls, "tls", true) != 0) {
         prom_destroy(s);
         return SY_EINVAL;
     }

@@ -264,7 +264,7 @@ static int hc_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
                "check_collector_pipeline (%s) is not supported and is ignored; the endpoint "
                "reports the router's status only",
                api->cfg_where(ccp));
-    if (syc_tls_server_open(&s->tls, api, inst, &s->cfg->tls, "tls") != 0) {
+    if (syc_tls_server_open(&s->tls, api, inst, &s->cfg->tls, "tls", true) != 0) {
         free(s);
         return SY_EINVAL;
     }

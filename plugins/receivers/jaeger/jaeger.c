@@ -90,6 +90,7 @@ static const sy_config_field_t jaeger_fields[] = {
                   grpc_authenticator),
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every gRPC call from its metadata. A refused call gets UNAUTHENTICATED."},
+    SYC_TLS_SERVER_FIELDS(jaeger_config_t, grpc_tls, "protocols.grpc."),
 };
 
 static const char *const udp_names[JG_UDP_PROTOCOLS] = {"thrift_compact", "thrift_binary"};
@@ -135,6 +136,9 @@ static int jaeger_validate(const void *config, char *err, size_t err_len)
     }
     if (cfg->http &&
         syc_tls_server_cfg_check(&cfg->http_tls, "protocols::thrift_http::tls", err, err_len) != 0)
+        return SY_EINVAL;
+    if (cfg->grpc &&
+        syc_tls_server_cfg_check(&cfg->grpc_tls, "protocols::grpc::tls", err, err_len) != 0)
         return SY_EINVAL;
     if (cfg->grpc && syc_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
@@ -322,7 +326,12 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                  SY_METRIC_COUNTER);
     }
     if (st->cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &st->cfg->http_tls,
-                                             "protocols.thrift_http.tls") != 0) {
+                                             "protocols.thrift_http.tls", true) != 0) {
+        jaeger_destroy(st);
+        return SY_EINVAL;
+    }
+    if (st->cfg->grpc && syc_tls_server_open(&st->grpc_tls, api, inst, &st->cfg->grpc_tls,
+                                             "protocols.grpc.tls", false) != 0) {
         jaeger_destroy(st);
         return SY_EINVAL;
     }
@@ -370,6 +379,7 @@ static void jaeger_destroy(void *state)
     jaeger_scratch_free(&st->http_scratch);
     jaeger_grpc_free(st);
     syc_tls_server_free(&st->http_tls);
+    syc_tls_server_free(&st->grpc_tls);
     free(st);
 }
 

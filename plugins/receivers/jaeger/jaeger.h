@@ -46,7 +46,8 @@ typedef struct jaeger_config_s {
     syc_tls_server_cfg_t http_tls; /* protocols.thrift_http.tls */
     bool grpc;
     char *grpc_endpoint;
-    char *grpc_authenticator; /* protocols.grpc.auth.authenticator */
+    char *grpc_authenticator;      /* protocols.grpc.auth.authenticator */
+    syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls */
 } jaeger_config_t;
 
 typedef struct jaeger_state_s jaeger_state_t;
@@ -120,6 +121,7 @@ struct jaeger_state_s {
     jaeger_ratelog_t log_http;
     syc_auth_guard_t http_auth; /* protocols.thrift_http.auth */
     syc_tls_server_t http_tls;  /* protocols.thrift_http.tls */
+    syc_tls_server_t grpc_tls;  /* protocols.grpc.tls (HTTP/2) */
     /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
     struct otlp_state_s *grpc;
     struct otlp_config_s *grpc_cfg;

@@ -121,6 +121,7 @@ int jaeger_grpc_create(jaeger_state_t *st)
                              "grpc calls answered UNAUTHENTICATED: their authenticator refused "
                              "them.",
                              SY_METRIC_COUNTER);
+    ost->tls = st->grpc_tls.ctx; /* NULL: h2c; jaeger.c frees it */
     ost->custom_service = "jaeger.api_v2.CollectorService";
     ost->custom_method = "PostSpans";
     ost->custom_handle = post_spans;
@@ -137,11 +138,14 @@ int jaeger_grpc_start(jaeger_state_t *st)
                             st->cfg->grpc_authenticator, ost->m_grpc_auth_failed, "gRPC",
                             "receiver_jaeger_grpc_auth_failures") != 0)
         return SY_ERROR;
-    return otlp_grpc_start(ost) == 0 ? SY_OK : SY_ERROR;
+    if (otlp_grpc_start(ost) != 0) return SY_ERROR;
+    syc_tls_server_start_reload(&st->grpc_tls);
+    return SY_OK;
 }
 
 void jaeger_grpc_shutdown(jaeger_state_t *st)
 {
+    syc_tls_server_stop(&st->grpc_tls);
     if (st->grpc) otlp_grpc_shutdown(st->grpc);
 }
 

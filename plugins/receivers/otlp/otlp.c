@@ -453,8 +453,8 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
             return SY_EINVAL;
         }
     }
-    if (cfg->http &&
-        syc_tls_server_open(&st->http_tls, api, inst, &cfg->http_tls, "protocols.http.tls") != 0) {
+    if (cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &cfg->http_tls,
+                                         "protocols.http.tls", true) != 0) {
         otlp_destroy(st);
         return SY_EINVAL;
     }

@@ -293,7 +293,7 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                             "Zipkin HTTP requests answered 401: their "
                                             "authenticator refused them.",
                                             SY_METRIC_COUNTER);
-    if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls") != 0) {
+    if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls", true) != 0) {
         free(z);
         return SY_EINVAL;
     }
