@@ -204,43 +204,7 @@ static const sy_config_field_t otlp_fields[] = {
                     "message's first byte by its length prefix; a call that does not fit is "
                     "answered RESOURCE_EXHAUSTED with RetryInfo (0: no bound). One "
                     "connection may hold a quarter of it (at least one largest message)."},
-    {.name = "protocols.grpc.tls",
-     .type = SY_CFG_PRESENT,
-     .offset = offsetof(otlp_config_t, grpc_tls),
-     .description = "Serves OTLP/gRPC over TLS (ALPN h2) when present; cert_file and key_file "
-                    "are then required."},
-    {.name = "protocols.grpc.tls.cert_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_cert_file),
-     .description = "Server certificate chain (PEM), leaf first."},
-    {.name = "protocols.grpc.tls.key_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_key_file),
-     .description = "Server private key (PEM)."},
-    {.name = "protocols.grpc.tls.client_ca_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_client_ca_file),
-     .description = "CA certificates (PEM) of client certificates: when set, clients must "
-                    "present a certificate they signed (mutual TLS)."},
-    {.name = "protocols.grpc.tls.min_version",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_min_version),
-     .default_value = "1.2",
-     .description = "Lowest TLS version accepted: 1.0, 1.1, 1.2 or 1.3."},
-    {.name = "protocols.grpc.tls.max_version",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_max_version),
-     .description = "Highest TLS version accepted (unset: the highest known, 1.3)."},
-    {SY_CFG_FIELD("protocols.grpc.tls.cipher_suites", SY_CFG_STRLIST, otlp_config_t,
-                  tls_cipher_suites),
-     .description = "TLS 1.2 cipher suites offered, in Go's names "
-                    "(TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); unset: OpenSSL's defaults. "
-                    "TLS 1.3 suites are not configurable, as in the collector."},
-    {.name = "protocols.grpc.tls.reload_interval",
-     .type = SY_CFG_DURATION,
-     .offset = offsetof(otlp_config_t, tls_reload_interval),
-     .description = "Reads the certificate, key and client CA again at this interval, for "
-                    "new connections (0: never)."},
+    SYC_TLS_SERVER_FIELDS(otlp_config_t, grpc_tls, "protocols.grpc."),
     {.name = "protocols.grpc.include_metadata",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
@@ -310,26 +274,6 @@ int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_
     return -1;
 }
 
-/* TLS is on with a tls section, or with any of its files named. */
-static bool tls_wanted(const otlp_config_t *cfg)
-{
-    return cfg->grpc && (cfg->grpc_tls || (cfg->tls_cert_file && *cfg->tls_cert_file) ||
-                         (cfg->tls_key_file && *cfg->tls_key_file) ||
-                         (cfg->tls_client_ca_file && *cfg->tls_client_ca_file));
-}
-
-static syc_tls_settings_t tls_settings(const otlp_config_t *cfg)
-{
-    return (syc_tls_settings_t){
-        .cert_file = cfg->tls_cert_file,
-        .key_file = cfg->tls_key_file,
-        .client_ca_file = cfg->tls_client_ca_file,
-        .min_version = cfg->tls_min_version,
-        .max_version = cfg->tls_max_version,
-        .cipher_suites = &cfg->tls_cipher_suites,
-    };
-}
-
 static int otlp_validate(const void *config, char *err, size_t err_len)
 {
     static const char *const path_keys[OTLP_SIGNALS] = {"traces_url_path", "metrics_url_path",
@@ -344,15 +288,9 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (cfg->grpc && otlp_grpc_validate(cfg, err, err_len) != 0) return SY_EINVAL;
-    if (tls_wanted(cfg)) {
-        syc_tls_settings_t set = tls_settings(cfg);
-        if (syc_tls_settings_check(&set, "protocols::grpc::tls", err, err_len) != 0)
-            return SY_EINVAL;
-        if (cfg->tls_reload_interval < 0) {
-            snprintf(err, err_len, "protocols::grpc::tls::reload_interval: must not be negative");
-            return SY_EINVAL;
-        }
-    }
+    if (cfg->grpc &&
+        syc_tls_server_cfg_check(&cfg->grpc_tls, "protocols::grpc::tls", err, err_len) != 0)
+        return SY_EINVAL;
     if (!cfg->http) return 0;
     char why[300];
     if (syc_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
@@ -436,23 +374,13 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     for (int i = 0; i < OTLP_GRPC_GUARD_COUNT; i++)
         st->m_grpc_guard[i] = api->metric_register(inst, grpc_guard_metrics[i][0],
                                                    grpc_guard_metrics[i][1], SY_METRIC_COUNTER);
-    if (tls_wanted(cfg)) {
-        /* The files are read now so that a bad one fails startup, naming it. */
-        char err[700];
-        st->tls_settings = tls_settings(cfg);
-        if (syc_tls_settings_check(&st->tls_settings, "protocols::grpc::tls", err, sizeof(err)) !=
-            0) {
-            SY_LOG(api, inst, SY_LOG_ERROR, "%s", err);
-            otlp_destroy(st);
-            return SY_EINVAL;
-        }
-        st->tls = syc_tls_ctx_new(&st->tls_settings, err, sizeof(err));
-        if (!st->tls) {
-            SY_LOG(api, inst, SY_LOG_ERROR, "protocols.grpc.%s", err);
-            otlp_destroy(st);
-            return SY_EINVAL;
-        }
+    /* The files are read now so that a bad one fails startup, naming it. */
+    if (cfg->grpc && syc_tls_server_open(&st->grpc_tls, api, inst, &cfg->grpc_tls,
+                                         "protocols.grpc.tls", false) != 0) {
+        otlp_destroy(st);
+        return SY_EINVAL;
     }
+    st->tls = st->grpc_tls.ctx;
     if (cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &cfg->http_tls,
                                          "protocols.http.tls", true) != 0) {
         otlp_destroy(st);
@@ -473,18 +401,6 @@ fail:
     return SY_ENOMEM;
 }
 
-/* tls.reload_interval: reads the files again; a failure keeps what was loaded. */
-static void syc_tls_reload(void *arg)
-{
-    otlp_state_t *st = arg;
-    char err[700];
-    if (syc_tls_ctx_reload(st->tls, err, sizeof(err)) != 0)
-        SY_LOG(st->api, st->inst, SY_LOG_WARN,
-               "protocols.grpc.%s; the TLS files loaded before stay in use", err);
-    else
-        SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "reloaded the gRPC server's TLS files");
-}
-
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
@@ -502,23 +418,14 @@ static int otlp_start(void *state)
         otlp_grpc_shutdown(st);
         return SY_ERROR;
     }
-    if (st->tls && st->cfg->tls_reload_interval > 0) {
-        uint64_t ms = (uint64_t)st->cfg->tls_reload_interval / 1000000u;
-        if (ms == 0) ms = 1;
-        st->tls_reload = st->api->timer_start(st->inst, ms, ms, syc_tls_reload, st);
-        if (!st->tls_reload)
-            SY_LOG(st->api, st->inst, SY_LOG_WARN,
-                   "cannot start the timer of tls.reload_interval: the TLS files will not be "
-                   "reloaded");
-    }
+    syc_tls_server_start_reload(&st->grpc_tls);
     return 0;
 }
 
 static void otlp_shutdown(void *state)
 {
     otlp_state_t *st = state;
-    if (st->tls_reload) st->api->timer_stop(st->tls_reload);
-    st->tls_reload = NULL;
+    syc_tls_server_stop(&st->grpc_tls);
     otlp_grpc_shutdown(st);
     otlp_http_shutdown(st);
 }
@@ -529,7 +436,7 @@ static void otlp_destroy(void *state)
     if (!st) return;
     for (int i = 0; i < OTLP_SIGNALS; i++)
         free(st->paths[i]);
-    syc_tls_ctx_free(st->tls);
+    syc_tls_server_free(&st->grpc_tls);
     syc_tls_server_free(&st->http_tls);
     free(st);
 }

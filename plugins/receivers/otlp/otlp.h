@@ -54,15 +54,7 @@ typedef struct otlp_config_s {
     /* keepalive.enforcement_policy */
     int64_t ka_min_time;
     bool ka_permit_without_stream;
-    /* tls: present turns TLS on (configtls server settings) */
-    bool grpc_tls;
-    char *tls_cert_file;
-    char *tls_key_file;
-    char *tls_client_ca_file;
-    char *tls_min_version;
-    char *tls_max_version;
-    sy_cfg_strlist_t tls_cipher_suites;
-    int64_t tls_reload_interval; /* nanoseconds; 0: never reloaded */
+    syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls: present turns TLS on */
     bool grpc_include_metadata;
     int64_t grpc_read_timeout; /* nanoseconds: a call's message must be in by then */
     int64_t grpc_max_connections;
@@ -99,11 +91,10 @@ typedef struct otlp_state_s {
     otlp_grpc_server_t *grpc;
     sy_metric_t *m_grpc_calls;  /* gRPC calls answered */
     sy_metric_t *m_grpc_failed; /* of which not answered OK */
-    /* TLS on the gRPC port: the settings, the context made from them in create()
-     * (NULL without tls), the timer that reloads it, failed handshakes. */
-    syc_tls_settings_t tls_settings;
-    syc_tls_ctx_t *tls;
-    sy_timer_t *tls_reload;
+    /* TLS on the gRPC port: the settings, the context read in create() (NULL
+     * without tls) and its reload timer; failed handshakes. */
+    syc_tls_server_t grpc_tls;
+    syc_tls_ctx_t *tls; /* grpc_tls.ctx, or the owner's (the jaeger receiver) */
     sy_metric_t *m_grpc_tls_failed;
     /* What each connection guard did (syc_http_guard_t order for HTTP). */
     sy_metric_t *m_http_guard[SYC_HTTP_GUARD_COUNT];
