@@ -24,9 +24,9 @@ all=no
 [[ "$tag" == "--all" ]] && tag=localhost/switchyard:scratch-all
 src=$(cd "$(dirname "$0")/.." && pwd)
 uid=10001
-# What configs/default.yaml and deploy/config.yaml load (otlp_tls.so is the otlp
+# What configs/default.yaml and deploy/config.yaml load (sy_tls.so is the otlp
 # receiver's TLS layer, mapped only when a config asks for TLS).
-default_plugins=(receiver_otlp.so otlp_tls.so processor_memory_limiter.so processor_batch.so
+default_plugins=(receiver_otlp.so sy_tls.so processor_memory_limiter.so processor_batch.so
   exporter_debug.so extension_health_check.so)
 
 command -v podman >/dev/null || {

@@ -178,6 +178,13 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
          .offset = offsetof(T, m.insecure_skip_verify),                                     \
          .default_value = "false",                                                          \
          .description = "Do not verify the server's certificate or name."},                 \
+        {SY_CFG_FIELD("tls.cipher_suites", SY_CFG_STRLIST, T, m.cipher_suites),             \
+         .description = "TLS 1.2 cipher suites offered, in Go's names "                     \
+                        "(TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); unset: the "         \
+                        "library's defaults."},                                             \
+        {SY_CFG_FIELD("tls.reload_interval", SY_CFG_DURATION, T, m.reload_interval),        \
+         .description = "How long the CA certificates read from ca_file are kept before "   \
+                        "new connections read the file again (0: 24 hours)."},              \
     {                                                                                       \
         .name = "tls.server_name_override", .type = SY_CFG_STRING,                          \
         .offset = offsetof(T, m.server_name_override),                                      \

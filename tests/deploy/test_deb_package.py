@@ -162,7 +162,7 @@ def check_installed(check, source_dir):
     wanted = ["/usr/bin/switchyard", CONFIG, UNIT, "/usr/include/switchyard/plugin.h"]
     if pdir:
         wanted += [os.path.join(pdir, n) for n in
-                   ("receiver_otlp.so", "otlp_tls.so", "processor_batch.so",
+                   ("receiver_otlp.so", "sy_tls.so", "processor_batch.so",
                     "processor_memory_limiter.so", "exporter_debug.so",
                     "extension_health_check.so")]
     for path in wanted:
