@@ -18,6 +18,18 @@ router runs on one core and its spans per CPU-second is the figure to compare.
 
 Ports are picked free at random, so runs never collide with another router.
 Results go to stdout as Markdown tables, and with --json FILE as JSON lines.
+
+A/B mode: with --build-dir-b (e.g. a build of the previous commit), every load
+cell runs on both builds, one right after the other, the order alternating with
+each --repeat (A B, B A, A B, ...), so that both see the same machine; a last
+table gives, per cell, the median of each build and the ratio B/A. The machines
+here are shared and noisy: compare such ratios, not absolute figures from
+different runs.
+
+    git worktree add /tmp/prev HEAD~1 && cmake -S /tmp/prev -B build-prev \
+        -DCMAKE_BUILD_TYPE=Release && cmake --build build-prev -j2
+    bench/otlp_http_bench.py --build-dir build-prev --build-dir-b build-bench \
+        --variants batch_otlphttp_gzip --connections 4 --repeat 4 --ready-runs 3
 """
 import argparse
 import json
@@ -297,9 +309,36 @@ def fmt_k(v):
     return "%.2f M" % (v / 1e6) if v >= 1e6 else "%.0f K" % (v / 1e3)
 
 
+def print_load_row(label, v, c, g, r):
+    lg = r["loadgen"]
+    spc = fmt_k(r["spans_per_cpu_s"]) if r["spans_per_cpu_s"] else "n/a"
+    print(f"| {label} | {v} | {c} | {'on' if g else 'off'} | {spc} | "
+          f"{fmt_k(lg['spans_per_s'])} | {r['router_cpu_util'] * 100:.0f} % | "
+          f"{lg['requests_per_s']:.0f} | {lg['refused']} | "
+          f"{lg['errors'] + lg['failed']} | {lg['p50_us'] / 1e3:.2f} | "
+          f"{lg['p90_us'] / 1e3:.2f} | {lg['p99_us'] / 1e3:.2f} | "
+          f"{lg['p999_us'] / 1e3:.2f} | {lg['max_us'] / 1e3:.2f} | "
+          f"{r['peak_rss_kb']} | "
+          f"{lg['loadgen_cpu_s'] / r['wall_s'] * 100:.0f} % | "
+          f"{r['router_wait_util'] * 100:.0f} % | {r['router_exit']} | "
+          f"{r['minor_faults_per_request']} |",
+          flush=True)
+    if r.get("tail_sampling"):
+        ts = r["tail_sampling"]
+        print(f"|   |   | tail_sampling held after the run: {ts['traces']:.0f} traces, "
+              f"{ts['spans']:.0f} spans, {ts['bytes'] / 1e6:.1f} MB counted; RSS "
+              f"{ts['rss_kb']} kB, {ts['rss_kb_per_10k_traces']} kB per 10 000 "
+              f"traces held |" + " |" * 16, flush=True)
+    if r["router_exit"] != 0:
+        print("router output:\n" + "\n".join(r.get("router_tail", [])), file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--build-dir-b", help="A/B mode: a second build, run interleaved")
+    ap.add_argument("--label-a", default="A")
+    ap.add_argument("--label-b", default="B")
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--ready-runs", type=int, default=20)
     ap.add_argument("--variants", default="batch_nop,nop,batch_debug",
@@ -313,9 +352,13 @@ def main():
     args = ap.parse_args()
 
     build = os.path.abspath(args.build_dir)
-    for exe in ("switchyard", "loadgen"):
-        if not os.access(os.path.join(build, "bin", exe), os.X_OK):
-            sys.exit(f"no {exe} in {build}/bin: build it first")
+    builds = [(args.label_a, build)]
+    if args.build_dir_b:
+        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
+    for _, b in builds:
+        for exe in ("switchyard", "loadgen"):
+            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
+                sys.exit(f"no {exe} in {b}/bin: build it first")
     ncpu = len(os.sched_getaffinity(0))
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if ncpu >= 2 else (None, None)
@@ -326,7 +369,7 @@ def main():
     extra = shlex.split(args.loadgen_args)
     results = []
 
-    print(f"# switchyard OTLP/HTTP benchmark ({build})\n")
+    print(f"# switchyard OTLP/HTTP benchmark ({', '.join(f'{l}: {b}' for l, b in builds)})\n")
     print(f"- CPUs: {ncpu}; router pinned to {pin[0]}, loadgen to {pin[1]}")
     print(f"- load: {args.duration:g} s per cell, loadgen defaults "
           f"(512 spans x 10 attributes per request) {args.loadgen_args}\n")
@@ -343,38 +386,43 @@ def main():
               f"{r['idle_rss_kb_after_1s']} |", flush=True)
 
     print("\n## Load\n")
-    print("| config | conns | gzip | spans/CPU-s | spans/s | router CPU | req/s | refused | "
+    print("| build | config | conns | gzip | spans/CPU-s | spans/s | router CPU | req/s | refused | "
           "errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS kB | loadgen CPU | router waiting | exit | minor faults/req |")
-    print("| " + " | ".join(["---"] * 19) + " |")
+    print("| " + " | ".join(["---"] * 20) + " |")
+    cells = {}
     for v, rep in [(v, rep) for rep in range(args.repeat) for v in variants]:
         for c in conns:
             for g in gzips:
-                r = measure_load(build, cfg(v), args.duration, c, g, pin, extra)
-                r["kind"] = "load"
-                r["repeat"] = rep
-                results.append(r)
-                lg = r["loadgen"]
-                spc = fmt_k(r["spans_per_cpu_s"]) if r["spans_per_cpu_s"] else "n/a"
-                print(f"| {v} | {c} | {'on' if g else 'off'} | {spc} | "
-                      f"{fmt_k(lg['spans_per_s'])} | {r['router_cpu_util'] * 100:.0f} % | "
-                      f"{lg['requests_per_s']:.0f} | {lg['refused']} | "
-                      f"{lg['errors'] + lg['failed']} | {lg['p50_us'] / 1e3:.2f} | "
-                      f"{lg['p90_us'] / 1e3:.2f} | {lg['p99_us'] / 1e3:.2f} | "
-                      f"{lg['p999_us'] / 1e3:.2f} | {lg['max_us'] / 1e3:.2f} | "
-                      f"{r['peak_rss_kb']} | "
-                      f"{lg['loadgen_cpu_s'] / r['wall_s'] * 100:.0f} % | "
-                      f"{r['router_wait_util'] * 100:.0f} % | {r['router_exit']} | "
-                      f"{r['minor_faults_per_request']} |",
-                      flush=True)
-                if r.get("tail_sampling"):
-                    ts = r["tail_sampling"]
-                    print(f"|   | tail_sampling held after the run: {ts['traces']:.0f} traces, "
-                          f"{ts['spans']:.0f} spans, {ts['bytes'] / 1e6:.1f} MB counted; RSS "
-                          f"{ts['rss_kb']} kB, {ts['rss_kb_per_10k_traces']} kB per 10 000 "
-                          f"traces held |" + " |" * 16, flush=True)
-                if r["router_exit"] != 0:
-                    print("router output:\n" + "\n".join(r.get("router_tail", [])),
-                          file=sys.stderr)
+                order = builds if rep % 2 == 0 else builds[::-1]
+                for label, b in order:
+                    r = measure_load(b, cfg(v), args.duration, c, g, pin, extra)
+                    r["kind"] = "load"
+                    r["repeat"] = rep
+                    r["build"] = label
+                    results.append(r)
+                    cells.setdefault((v, c, g), {}).setdefault(label, []).append(r)
+                    print_load_row(label, v, c, g, r)
+
+    if len(builds) == 2:
+        la, lb = builds[0][0], builds[1][0]
+        print(f"\n## A/B: medians over {args.repeat} interleaved runs ({la} = A, {lb} = B)\n")
+        print("| config | conns | gzip | spans/CPU-s A | spans/CPU-s B | B/A | p50 ms A | p50 ms B "
+              "| p99 ms A | p99 ms B | peak RSS kB A | peak RSS kB B |")
+        print("| " + " | ".join(["---"] * 12) + " |")
+        for (v, c, g), by in cells.items():
+            def med(label, f):
+                vals = [f(r) for r in by.get(label, []) if f(r) is not None]
+                return statistics.median(vals) if vals else None
+            spc = lambda r: r["spans_per_cpu_s"]
+            p50 = lambda r: r["loadgen"]["p50_us"] / 1e3
+            p99 = lambda r: r["loadgen"]["p99_us"] / 1e3
+            rss = lambda r: r["peak_rss_kb"]
+            a, b = med(la, spc), med(lb, spc)
+            ratio = f"{b / a:.2f}" if a and b else "n/a"
+            print(f"| {v} | {c} | {'on' if g else 'off'} | {fmt_k(a) if a else 'n/a'} | "
+                  f"{fmt_k(b) if b else 'n/a'} | {ratio} | {med(la, p50):.2f} | {med(lb, p50):.2f} | "
+                  f"{med(la, p99):.2f} | {med(lb, p99):.2f} | {med(la, rss):.0f} | "
+                  f"{med(lb, rss):.0f} |", flush=True)
 
     print("\n## Sizes on disk\n")
     print("| file | bytes | stripped |")

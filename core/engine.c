@@ -438,7 +438,8 @@ static sy__thread_t *pool_worker(sy__engine_t *e, size_t n)
 /* The next worker of a pool, round robin. */
 sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role)
 {
-    return &e->pools[role][e->next_slot[role]++ % e->npools[role]]->thread;
+    size_t first = e->first_free[role], n = e->npools[role] - first;
+    return &e->pools[role][first + e->next_slot[role]++ % n]->thread;
 }
 
 /* Run on a worker once its loop has ended: destroys what lived there. */
@@ -467,21 +468,15 @@ static void worker_exit(void *arg)
     }
 }
 
-/*
- * Grows the pool of `role` to serve `members` components: a worker each, up to
- * sy__engine_pool_max() (one for the extensions). The pipelines'
- * pool is made once; a reload's engine grows the pools it adopted.
- */
-int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members)
+/* Starts n more workers in the pool of `role`. */
+int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n)
 {
     static const char *const names[] = {"recv", "pipe", "exp", "ext"};
-    size_t max = role == SY__ROLE_EXTENSION ? 1 : sy__engine_pool_max();
-    size_t want = members < max ? members : max;
-    if (want <= e->npools[role]) return SY_OK;
-    sy__worker_t **grown = realloc(e->pools[role], want * sizeof(*grown));
+    if (n == 0) return SY_OK;
+    sy__worker_t **grown = realloc(e->pools[role], (e->npools[role] + n) * sizeof(*grown));
     if (!grown) return SY_ENOMEM;
     e->pools[role] = grown;
-    while (e->npools[role] < want) {
+    for (size_t i = 0; i < n; i++) {
         sy__worker_t *w = calloc(1, sizeof(*w));
         if (!w) return SY_ENOMEM;
         e->pools[role][e->npools[role]++] = w;
@@ -497,6 +492,15 @@ int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members)
         }
     }
     return SY_OK;
+}
+
+/* Grows the pool of `role` to serve `members` components: a worker each, up to
+ * sy__engine_pool_max() (one for the extensions). */
+int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members)
+{
+    size_t max = role == SY__ROLE_EXTENSION ? 1 : sy__engine_pool_max();
+    size_t want = members < max ? members : max;
+    return want > e->npools[role] ? sy__engine_add_workers(e, role, want - e->npools[role]) : SY_OK;
 }
 
 static int start_workers(sy__engine_t *e)
@@ -581,6 +585,26 @@ int sy__engine_create_start(sy_instance_t *inst)
     inst->start_rc = SY_ERROR;
     int rc = sy__thread_call(inst->thread, do_create_start, inst, start_deadline(inst->engine));
     if (check_call(inst->engine, rc, "create/start", inst->id) < 0) return rc;
+    return inst->start_rc;
+}
+
+/* start() once more for an instance whose create() worked and whose start()
+ * failed (reload.c: its old self had not let go of its files yet). */
+static void do_start_again(void *arg)
+{
+    sy_instance_t *inst = arg;
+    sy_instance_t *prev = sy__consumer_enter(inst);
+    inst->start_rc = inst->plugin->start ? inst->plugin->start(inst->state) : SY_OK;
+    if (inst->start_rc >= 0) inst->started = true;
+    sy__consumer_leave(prev);
+}
+
+int sy__engine_start_again(sy_instance_t *inst)
+{
+    if (!inst->created || inst->started) return inst->started ? SY_OK : SY_ERROR;
+    inst->start_rc = SY_ERROR;
+    int rc = sy__thread_call(inst->thread, do_start_again, inst, start_deadline(inst->engine));
+    if (check_call(inst->engine, rc, "start", inst->id) < 0) return rc;
     return inst->start_rc;
 }
 
@@ -931,6 +955,16 @@ int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begi
     return SY_OK;
 }
 
+/* Waits for the workers a reload left to end (their retired instances close). */
+static int stop_dying(sy__engine_t *e, uint64_t deadline)
+{
+    for (size_t i = 0; i < e->ndying && !e->wedged; i++)
+        if (check_call(e, sy__thread_stop(&e->dying[i]->thread, deadline),
+                       "closing stopped components", e->dying[i]->thread.name) == SY__ETIMEDOUT)
+            return SY__ETIMEDOUT;
+    return SY_OK;
+}
+
 int sy__engine_stop(sy__engine_t *e)
 {
     sy__engine_set_status(SY_STATUS_STOPPING);
@@ -950,7 +984,8 @@ int sy__engine_stop(sy__engine_t *e)
         sy__engine_stop_workers(e, SY__ROLE_EXPORTER, sy__engine_drain_exporters_on, hard, NULL) <
             0 ||
         sy__engine_stop_workers(e, SY__ROLE_EXTENSION, sy__engine_shutdown_instances_on, hard,
-                                NULL) < 0) {
+                                NULL) < 0 ||
+        stop_dying(e, hard) < 0) {
         SY__LOG(SY_LOG_ERROR, NULL,
                 "shutdown deadline (%llu ms) missed: a component is stuck; data it holds is lost",
                 (unsigned long long)e->shutdown_timeout_ms);
@@ -1008,21 +1043,29 @@ void sy__engine_free_instance(sy_instance_t *x)
     free(x);
 }
 
+/* Stops a worker if it still runs (waiting as long as it takes), then frees it
+ * and the instances retired to it. */
+void sy__engine_free_worker(sy__worker_t *w)
+{
+    if (w->thread.started) sy__thread_stop(&w->thread, 0);
+    for (size_t j = 0; j < w->nretired; j++)
+        sy__engine_free_instance(w->retired[j]);
+    free(w->retired);
+    free(w);
+}
+
 void sy__engine_free(sy__engine_t *e)
 {
     if (!e) return;
     if (e->wedged) return; /* a thread may still be inside; leave its memory alone */
     for (int r = 0; r < SY__ROLE_COUNT; r++) {
-        for (size_t i = 0; i < e->npools[r]; i++) {
-            sy__worker_t *w = e->pools[r][i];
-            if (w->thread.started) sy__thread_stop(&w->thread, 0);
-            for (size_t j = 0; j < w->nretired; j++)
-                sy__engine_free_instance(w->retired[j]);
-            free(w->retired);
-            free(w);
-        }
+        for (size_t i = 0; i < e->npools[r]; i++)
+            sy__engine_free_worker(e->pools[r][i]);
         free(e->pools[r]);
     }
+    for (size_t i = 0; i < e->ndying; i++)
+        sy__engine_free_worker(e->dying[i]);
+    free(e->dying);
     for (size_t i = 0; i < e->npipelines; i++)
         sy__engine_free_pipeline(e->pipelines[i]);
     free(e->pipelines);

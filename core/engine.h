@@ -213,7 +213,12 @@ struct sy__engine_s {
      * receiver, exporter and extension pools, with the components kept on them). */
     sy__worker_t **pools[SY__ROLE_COUNT];
     size_t npools[SY__ROLE_COUNT];
-    size_t next_slot[SY__ROLE_COUNT];    /* round robin over a pool */
+    size_t next_slot[SY__ROLE_COUNT];  /* round robin over a pool ... */
+    size_t first_free[SY__ROLE_COUNT]; /* ... from this worker on (a reload's fresh ones) */
+    /* Workers a reload left with nothing running on them: their loops end once the
+     * retired instances' handles are closed; joined and freed later. */
+    sy__worker_t **dying;
+    size_t ndying;
     unsigned worker_seq[SY__ROLE_COUNT]; /* for thread names */
     uint64_t shutdown_timeout_ms;
     uint64_t deadline_ms; /* of the stop in progress (CLOCK_MONOTONIC) */
@@ -227,10 +232,13 @@ struct sy__engine_s {
 
 /* Internal to engine.c and reload.c. */
 int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members);
+int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n);
+void sy__engine_free_worker(sy__worker_t *w);
 sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role);
 int sy__engine_start_instance(sy_instance_t *x);
 int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start);
 int sy__engine_create_start(sy_instance_t *inst);
+int sy__engine_start_again(sy_instance_t *inst);
 int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n);
 int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
                             uint64_t deadline, sy__worker_t *only);

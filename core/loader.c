@@ -302,6 +302,17 @@ static int check_descriptor(sy__plugin_file_t *file, const sy_plugin_t *d, char 
         file->fields_copy = NULL;
         return SY_ERROR;
     }
+    /* ABI 1.5: a plugin may say which host minor it needs at least (c is the
+     * copy: zero when the plugin's descriptor is older and lacks the member). */
+    if (c->min_host_minor > SY_ABI_MINOR) {
+        snprintf(err, err_len,
+                 "plugin %s needs a switchyard of plugin ABI %u.%u or later (its "
+                 "min_host_minor; built for ABI %u.%u), but this switchyard %s has ABI %d.%d: "
+                 "upgrade switchyard or use a build of the plugin for ABI %d.%d",
+                 file->path, d->abi_major, c->min_host_minor, d->abi_major, d->abi_minor,
+                 SY_VERSION, SY_ABI_MAJOR, SY_ABI_MINOR, SY_ABI_MAJOR, SY_ABI_MINOR);
+        return SY_ERROR;
+    }
     if (d->abi_minor > SY_ABI_MINOR)
         sy__log(NULL, SY_LOG_WARN,
                 "plugin %s was built for plugin ABI %u.%u, newer than this switchyard %s (ABI "

@@ -178,10 +178,35 @@ static void close_ctl(void *arg)
     uv_close((uv_handle_t *)&t->ctl, NULL);
 }
 
-int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms)
+int sy__thread_stop_begin(sy__thread_t *t, uint64_t deadline_ms)
 {
     if (!t->started) return SY_OK;
     int rc = sy__thread_call(t, close_ctl, t, deadline_ms);
+    return rc == SY_ECLOSED ? SY_OK : rc; /* already closing */
+}
+
+static void thread_join(sy__thread_t *t)
+{
+    uv_thread_join(&t->tid);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cond);
+    t->started = false;
+}
+
+bool sy__thread_try_join(sy__thread_t *t)
+{
+    if (!t->started) return true;
+    pthread_mutex_lock(&t->mu);
+    bool exited = t->exited;
+    pthread_mutex_unlock(&t->mu);
+    if (exited) thread_join(t);
+    return exited;
+}
+
+int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms)
+{
+    if (!t->started) return SY_OK;
+    int rc = sy__thread_stop_begin(t, deadline_ms);
     if (rc == SY__ETIMEDOUT) return rc;
     pthread_mutex_lock(&t->mu);
     while (!t->exited && wait_until(t, deadline_ms)) {
@@ -189,10 +214,7 @@ int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms)
     bool exited = t->exited;
     pthread_mutex_unlock(&t->mu);
     if (!exited) return SY__ETIMEDOUT;
-    uv_thread_join(&t->tid);
-    pthread_mutex_destroy(&t->mu);
-    pthread_cond_destroy(&t->cond);
-    t->started = false;
+    thread_join(t);
     return SY_OK;
 }
 

@@ -82,6 +82,11 @@ bool sy__thread_is_current(const sy__thread_t *t);
  * (CLOCK_MONOTONIC); returns SY__ETIMEDOUT and does not join if the loop has not
  * ended by then (the thread and its memory must then be left alone).
  */
+/* The first half of sy__thread_stop(): asks the loop to end once its handles are
+ * closed, without waiting for that; sy__thread_try_join() then joins the thread
+ * if it has exited (true), or says it has not (false). */
+int sy__thread_stop_begin(sy__thread_t *t, uint64_t deadline_ms);
+bool sy__thread_try_join(sy__thread_t *t);
 int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms);
 
 /* Opens a component's wake-up on worker t. On t's thread (or before it starts

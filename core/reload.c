@@ -224,42 +224,93 @@ static bool wait_finished(sy_instance_t *x, uint64_t deadline)
 
 /* ---- the steps -------------------------------------------------------------------- */
 
-/* Moves the receiver, exporter and extension pools of `from` to `to`. */
+static const sy__role_t kept_roles[] = {SY__ROLE_RECEIVER, SY__ROLE_EXPORTER, SY__ROLE_EXTENSION};
+
+/* Moves the receiver, exporter and extension pools of `from` to `to`, with the
+ * workers still dying from earlier reloads. */
 static void move_pools(sy__engine_t *from, sy__engine_t *to)
 {
-    static const sy__role_t roles[] = {SY__ROLE_RECEIVER, SY__ROLE_EXPORTER, SY__ROLE_EXTENSION};
     for (size_t i = 0; i < 3; i++) {
-        sy__role_t r = roles[i];
+        sy__role_t r = kept_roles[i];
         to->pools[r] = from->pools[r];
         to->npools[r] = from->npools[r];
         to->worker_seq[r] = from->worker_seq[r];
+        to->first_free[r] = to->next_slot[r] = 0;
         from->pools[r] = NULL;
         from->npools[r] = 0;
         for (size_t j = 0; j < to->npools[r]; j++)
             to->pools[r][j]->engine = to;
     }
+    to->dying = from->dying;
+    to->ndying = from->ndying;
+    from->dying = NULL;
+    from->ndying = 0;
+    for (size_t j = 0; j < to->ndying; j++)
+        to->dying[j]->engine = to;
 }
 
-/* Whether y is the first instance of nu's for its old twin (processors are never
- * kept; receivers, exporters, extensions have one instance per ID). */
-static size_t count_kind(sy__engine_t *e, sy_kind_t kind)
+/* Joins and frees the dying workers whose loops have ended. */
+static void reap(sy__engine_t *e)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < e->ninstances; i++)
-        n += e->instances[i]->kind == kind;
-    return n;
+    size_t kept = 0;
+    for (size_t i = 0; i < e->ndying; i++) {
+        if (sy__thread_try_join(&e->dying[i]->thread))
+            sy__engine_free_worker(e->dying[i]);
+        else
+            e->dying[kept++] = e->dying[i];
+    }
+    e->ndying = kept;
+}
+
+/* Workers of the kept roles that nothing of e runs on any more are asked to end
+ * (once the instances retired to them have closed their handles) and move to the
+ * dying list: a router reloaded every minute for months keeps no more threads or
+ * stopped components than it runs. */
+static void prune(sy__engine_t *e)
+{
+    for (size_t k = 0; k < 3; k++) {
+        sy__role_t r = kept_roles[k];
+        size_t kept = 0;
+        for (size_t i = 0; i < e->npools[r]; i++) {
+            sy__worker_t *w = e->pools[r][i];
+            bool live = false;
+            for (size_t j = 0; j < e->ninstances && !live; j++)
+                live = e->instances[j]->thread == &w->thread;
+            sy__worker_t **grown =
+                live ? NULL : realloc(e->dying, (e->ndying + 1) * sizeof(*grown));
+            if (live || !grown ||
+                sy__thread_stop_begin(&w->thread, sy__now_ms() + e->shutdown_timeout_ms) < 0) {
+                if (grown) e->dying = grown;
+                e->pools[r][kept++] = w;
+                continue;
+            }
+            e->dying = grown;
+            e->dying[e->ndying++] = w;
+        }
+        e->npools[r] = kept;
+        e->first_free[r] = e->next_slot[r] = 0;
+    }
 }
 
 /* Step 1. Starts nu's new parts beside old; SY_OK or a failure (undone by the
- * caller with undo_start). */
+ * caller with undo_start). New receivers, exporters and extensions get workers
+ * of their own, after the adopted ones, so that the old workers end (prune) once
+ * nothing kept runs on them. */
 static int start_new(sy__engine_t *old, sy__engine_t *nu)
 {
+    reap(old);
     move_pools(old, nu);
-    if (sy__engine_grow_pool(nu, SY__ROLE_RECEIVER, count_kind(nu, SY_KIND_RECEIVER)) < 0 ||
-        sy__engine_grow_pool(nu, SY__ROLE_EXPORTER, count_kind(nu, SY_KIND_EXPORTER)) < 0 ||
-        sy__engine_grow_pool(nu, SY__ROLE_EXTENSION, count_kind(nu, SY_KIND_EXTENSION)) < 0 ||
-        sy__engine_grow_pool(nu, SY__ROLE_PIPELINE, nu->npipelines) < 0)
-        return SY_ERROR;
+    static const sy_kind_t kinds[] = {SY_KIND_RECEIVER, SY_KIND_EXPORTER, SY_KIND_EXTENSION};
+    for (size_t k = 0; k < 3; k++) {
+        size_t fresh = 0;
+        for (size_t i = 0; i < nu->ninstances; i++)
+            fresh += nu->instances[i]->kind == kinds[k] && !nu->instances[i]->keep;
+        size_t max = kinds[k] == SY_KIND_EXTENSION ? 1 : sy__engine_pool_max();
+        nu->first_free[kept_roles[k]] = nu->npools[kept_roles[k]];
+        if (sy__engine_add_workers(nu, kept_roles[k], fresh < max ? fresh : max) < 0)
+            return SY_ERROR;
+    }
+    if (sy__engine_grow_pool(nu, SY__ROLE_PIPELINE, nu->npipelines) < 0) return SY_ERROR;
     /* Pipelines of nu push to the kept exporters themselves. */
     for (size_t i = 0; i < nu->npipelines; i++) {
         sy__pipeline_t *p = nu->pipelines[i];
@@ -310,7 +361,7 @@ static void undo_start(sy__engine_t *old, sy__engine_t *nu)
         retire(nu, nu, y);
     }
     move_pools(nu, old);
-    /* Workers nu added to the pools it gave back stay with old. */
+    prune(old); /* the workers made for what was undone */
 }
 
 /* Step 2: kept receivers to the new pipelines, kept exporters fed by both. */
@@ -461,7 +512,18 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
         sy_instance_t *y = nu->instances[i];
         if (y->kind != SY_KIND_EXPORTER || !y->deferred) continue;
         y->deferred = false;
-        if (sy__engine_create_start(y) < 0) {
+        /* Its old self may still be letting go of something the new one needs
+         * (a persistent queue's files are closed once its last request in flight
+         * has ended): a failed start() is tried again until the deadline of the
+         * old engine's drain (a failed create() is not). */
+        int src = sy__engine_create_start(y);
+        while (src < 0 && src != SY__ETIMEDOUT && y->created && !nu->wedged &&
+               sy__now_ms() + 50 < hard) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            src = sy__engine_start_again(y);
+        }
+        if (src < 0) {
             rc = SY_ERROR;
             continue;
         }
@@ -482,5 +544,6 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
     for (size_t i = 0; i < nu->npipelines; i++)
         sy__engine_log_pipeline(nu->pipelines[i]);
     sy__engine_free(old);
+    prune(nu);
     return rc;
 }

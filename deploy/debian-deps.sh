@@ -96,6 +96,41 @@ if ! dpkg-query -W -f='${Status}' libcrypt-dev 2>/dev/null | grep -q "install ok
   $SUDO apt-get install -y -q --no-install-recommends libcrypt-dev
 fi
 
+# deploy.helm renders the Helm chart without helm: Go's text/template with Debian's
+# Sprig and sigs.k8s.io/yaml, as Helm (GOPATH mode, tests/helm/render), and lints
+# the renders.
+helm_missing=()
+for p in golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev yamllint; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    helm_missing+=("$p")
+  fi
+done
+if ((${#helm_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${helm_missing[@]}"
+fi
+# deploy.deb_package builds the package with cpack (dpkg-shlibdeps from dpkg-dev,
+# and file, with which CPack finds the ELF files), installs and purges it (adduser)
+# and verifies the unit (systemd-analyze, from systemd; systemd need not run);
+# deploy.container builds and runs an image FROM scratch with podman, through runc
+# (crun refuses hybrid cgroup v1 hosts).
+pkg_missing=()
+for p in dpkg-dev file adduser systemd podman runc; do
+  if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+    grep -q "install ok installed"; then
+    pkg_missing+=("$p")
+  fi
+done
+if ((${#pkg_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${pkg_missing[@]}"
+fi
+
 # integration.zpages loads the zpages extension's page in Debian's chromium,
 # driven headless by playwright-core from npm (tests/integration/node_zpages).
 if [[ "${1:-}" == "--test" ]] && ! dpkg-query -W -f='${Status}' chromium 2>/dev/null |

@@ -7,7 +7,7 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
 foreach(f bin/switchyard ${INCLUDE_DIR}/switchyard/plugin.h ${PLUGIN_DIR}/receiver_otlp.so
-          ${PLUGIN_DIR}/otlp_tls.so ${PLUGIN_DIR}/processor_batch.so
+          ${PLUGIN_DIR}/sy_tls.so ${PLUGIN_DIR}/processor_batch.so
           ${PLUGIN_DIR}/exporter_debug.so)
   if(NOT EXISTS "${PREFIX}/${f}")
     message(FATAL_ERROR "missing from the install tree: ${f}")

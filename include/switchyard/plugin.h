@@ -373,6 +373,17 @@ typedef struct sy_plugin_s {
      * read only what start() or create() set. (ABI 1.4, appended.)
      */
     const void *(*extension_interface)(void *state, const char *name);
+
+    /* --- ABI 1.5 ------------------------------------------------------------ */
+
+    /*
+     * Optional (0: any host of the major). The oldest host minor this plugin
+     * runs on: a plugin that calls a host function added in 1.N without checking
+     * SY_API_HAS() sets N here, and a host of an older minor refuses it at load
+     * with a sentence naming both versions, rather than loading it with a
+     * warning. A host of 1.4 or older does not read it.
+     */
+    uint16_t min_host_minor;
 } sy_plugin_t;
 
 /* The entry function's type. */

@@ -12,6 +12,7 @@
  * instances on two loop threads may therefore start at the same moment.
  */
 #include "curl_uv.h"
+#include "tls_names.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -316,10 +317,8 @@ static void finish_close(syc_curl_uv_t *c)
 /* The index of a TLS version name (0 for 1.0 .. 3 for 1.3), or -1. */
 static int tls_version_index(const char *v)
 {
-    static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
-    for (int i = 0; v && i < 4; i++)
-        if (strcmp(v, names[i]) == 0) return i;
-    return -1;
+    int rank = syc_tls_version_rank(v);
+    return rank > 0 ? rank - 1 : -1;
 }
 
 int syc_tls_client_check(const syc_tls_client_t *tls, char *err, size_t err_len)
@@ -343,7 +342,13 @@ int syc_tls_client_check(const syc_tls_client_t *tls, char *err, size_t err_len)
         snprintf(err, err_len, "'tls.min_version' (%s) is above 'tls.max_version' (%s)", min, max);
         return SY_EINVAL;
     }
-    return SY_OK;
+    if (tls->reload_interval < 0) {
+        snprintf(err, err_len, "'tls.reload_interval' must not be negative");
+        return SY_EINVAL;
+    }
+    char list[1024];
+    return syc_tls_cipher_list(&tls->cipher_suites, "'tls.cipher_suites'", list, sizeof(list), err,
+                               err_len);
 }
 
 void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
@@ -363,6 +368,20 @@ void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
     if (tls->insecure_skip_verify) {
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    /* Checked by validate(); only TLS 1.2 suites make a list (1.3's are not
+     * configurable, as in Go). */
+    char list[1024], err[256];
+    if (syc_tls_cipher_list(&tls->cipher_suites, "tls.cipher_suites", list, sizeof(list), err,
+                            sizeof(err)) == 0 &&
+        list[0])
+        curl_easy_setopt(easy, CURLOPT_SSL_CIPHER_LIST, list);
+    /* curl keeps the CA store it built from ca_file for a day by default (shared
+     * by the multi handle's transfers); reload_interval makes new connections
+     * read the file again once that much time has passed. */
+    if (tls->reload_interval > 0) {
+        long secs = (long)(tls->reload_interval / 1000000000);
+        curl_easy_setopt(easy, CURLOPT_CA_CACHE_TIMEOUT, secs > 0 ? secs : 1L);
     }
 }
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <switchyard/plugin.h>
 #include <uv.h>
 
 typedef struct syc_curl_uv_s syc_curl_uv_t;
@@ -69,15 +70,18 @@ typedef struct syc_tls_client_s {
     char *key_file;
     bool insecure_skip_verify;
     char *server_name_override;
-    char *min_version; /* "1.0" .. "1.3"; NULL: 1.2, as configtls */
-    char *max_version; /* NULL: the highest known */
+    char *min_version;              /* "1.0" .. "1.3"; NULL: 1.2, as configtls */
+    char *max_version;              /* NULL: the highest known */
+    sy_cfg_strlist_t cipher_suites; /* Go's names (tls_names.h); empty: curl's defaults */
+    int64_t reload_interval;        /* ns: how long a loaded ca_file is trusted (0: 24 h) */
 } syc_tls_client_t;
 
 /* Sets the TLS options of `easy` (they matter only for https:// URLs). */
 void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls);
 
 /* Checks tls.min_version and tls.max_version ("1.0", "1.1", "1.2", "1.3"; min not
- * above max) for a plugin's validate(): 0, or SY_EINVAL with a sentence. */
+ * above max), tls.cipher_suites (known names) and tls.reload_interval (not
+ * negative) for a plugin's validate(): 0, or SY_EINVAL with a sentence. */
 int syc_tls_client_check(const syc_tls_client_t *tls, char *err, size_t err_len);
 
 /* The largest response body kept (the OTLP specification's 4 MiB bound); more is

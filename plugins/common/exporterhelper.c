@@ -13,6 +13,20 @@
  * own uv_timer_t rather than api->timer_start() ones, because the host closes an
  * instance's timers when shutdown() returns, while retries and the deadline must
  * outlive that call.
+ *
+ * Persistent queue (`sending_queue.storage`). The storage extension's queues (one
+ * per signal, named after it) take the place of the in-memory queue: consume()
+ * appends the batch's encoded request, with its item count as the record's
+ * weight, and releases the batch; dispatch() reads records back into new batches
+ * (round robin over the signals) while a consumer slot is free, and finish()
+ * confirms a record once the backend accepted it or it failed for good. The
+ * bound is queue_size over what the storage holds unconfirmed (being sent
+ * included), in the sizer's unit. `queue` then holds only batches taken by
+ * syc_xh_consume_all() whose append failed half way (the disk was full): they
+ * are appended again before anything new is taken. At shutdown nothing is given
+ * up: what is not confirmed stays for the next run, which reads it first. The
+ * first dispatch is deferred to a zero timer (room_timer), since the transport
+ * opens its handles after syc_xh_start().
  */
 #include "exporterhelper.h"
 #include "compress.h"
@@ -24,6 +38,8 @@
 #include <string.h>
 
 #include <uv.h>
+
+#include <switchyard/storage.h>
 
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
@@ -72,6 +88,17 @@ struct syc_xh_s {
     uint64_t drops_unlogged;
     uint64_t drop_log_ms;
 
+    /* The persistent queue: the storage interface and one queue per signal. */
+    const sy_storage_t *store;
+    sy_storage_queue_t *sq[SYC_SIGNAL_COUNT];
+    int rr;                  /* the signal whose queue is read next */
+    uv_timer_t room_timer;   /* the first dispatch; retrying an append refused */
+    sy_storage_stats_t seen; /* the counters as last copied into the metrics */
+    uint64_t kept;           /* requests left in the storage at shutdown */
+    uint64_t append_log_ms;
+    sy_metric_t *m_pq_records, *m_pq_disk, *m_pq_confirmed, *m_pq_corrupt, *m_pq_recovered,
+        *m_pq_redelivered;
+
     sy_metric_t *m_queue_size;
     sy_metric_t *m_queue_capacity;
     sy_metric_t *m_enqueue_failed[3];
@@ -106,10 +133,10 @@ int syc_xh_config_validate(const syc_xh_config_t *c, char *err, size_t err_len)
             return SY_EINVAL;
         }
     }
-    if (c->storage && *c->storage) {
+    if (c->storage && *c->storage && !c->queue_enabled) {
         snprintf(err, err_len,
-                 "'sending_queue.storage': a persistent sending queue is not implemented yet; "
-                 "remove the key to use the in-memory queue");
+                 "'sending_queue.storage' needs the sending queue: remove it or set "
+                 "'sending_queue.enabled: true'");
         return SY_EINVAL;
     }
     if (c->queue_enabled) {
@@ -206,10 +233,15 @@ static req_list_t *list_of(syc_xh_t *xh, const syc_xh_req_t *r)
 /* exporter_queue_size counts what waits to be sent: the queue, and the requests
  * backing off before a retry (which hold a consumer slot, not queue room, but
  * are just as undelivered). */
+static uint64_t stored_size(syc_xh_t *xh);
+
 static void update_queue_gauge(syc_xh_t *xh)
 {
-    if (xh->m_queue_size)
-        xh->api->metric_set(xh->m_queue_size, (int64_t)(xh->queued + xh->retrying));
+    if (!xh->m_queue_size) return;
+    /* With storage: everything not confirmed there (requests being sent or backing
+     * off included), and batches waiting to be appended. */
+    uint64_t v = xh->store ? stored_size(xh) + xh->queued : xh->queued + xh->retrying;
+    xh->api->metric_set(xh->m_queue_size, (int64_t)v);
 }
 
 /* Takes `r` out of `waiting`. */
@@ -225,6 +257,11 @@ static void leave_waiting(syc_xh_t *xh, syc_xh_req_t *r)
 static void dispatch(syc_xh_t *xh);
 static void check_drained(syc_xh_t *xh);
 static void on_retry_due(uv_timer_t *t);
+static void stored_confirm(syc_xh_t *xh, syc_xh_req_t *r);
+static bool stored_dispatch_one(syc_xh_t *xh);
+static void stored_flush_pending(syc_xh_t *xh);
+static void stored_close(syc_xh_t *xh);
+static void on_room(uv_timer_t *t);
 
 /* The helper is done with a request: report, release, free the slot. */
 static void finish(syc_xh_t *xh, syc_xh_req_t *r, uint64_t sent, uint64_t failed)
@@ -235,6 +272,7 @@ static void finish(syc_xh_t *xh, syc_xh_req_t *r, uint64_t sent, uint64_t failed
         list_remove(list_of(xh, r), r);
     if (sent) xh->api->exporter_outcome(xh->inst, r->signal, sent, true);
     if (failed) xh->api->exporter_outcome(xh->inst, r->signal, failed, false);
+    if (r->stored) stored_confirm(xh, r);
     xh->ops->req_free(xh->ctx, r);
     xh->api->batch_release(r->batch);
     free(r);
@@ -314,6 +352,19 @@ static void wait_until(syc_xh_t *xh, syc_xh_req_t *r, uint64_t due)
 /* Starts queued requests while slots are free; tells the host there is room. */
 static void dispatch(syc_xh_t *xh)
 {
+    if (xh->store) {
+        stored_flush_pending(xh);
+        /* Closing: what is not read yet stays for the next run. */
+        while (!xh->closing && slots_used(xh) < xh->consumers && stored_dispatch_one(xh)) {
+        }
+        update_queue_gauge(xh);
+        bool room = !xh->queue.n && stored_size(xh) < xh->capacity;
+        if (xh->want_ready && room && !xh->closing) {
+            xh->want_ready = false;
+            xh->api->ready(xh->inst);
+        }
+        return;
+    }
     bool freed = false;
     while (xh->queue.head && slots_used(xh) < xh->consumers) {
         syc_xh_req_t *r = xh->queue.head;
@@ -353,6 +404,8 @@ void *syc_xh_req_ctx(const syc_xh_req_t *req)
     return req->owner->ctx;
 }
 
+static void stored_keep(syc_xh_t *xh, syc_xh_req_t *r);
+
 void syc_xh_attempt_done(syc_xh_req_t *r, const syc_xh_result_t *res)
 {
     syc_xh_t *xh = r->owner;
@@ -372,6 +425,12 @@ void syc_xh_attempt_done(syc_xh_req_t *r, const syc_xh_result_t *res)
                "(%s; dropped %" PRIu64 " %s)",
                res->message, r->items, what);
         finish(xh, r, 0, r->items);
+    } else if (xh->closing && r->stored) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
+               "Exporting failed while shutting down: the request stays in the persistent "
+               "queue for the next run. (%s; %" PRIu64 " %s)",
+               res->message, r->items, what);
+        stored_keep(xh, r);
     } else if (!c->retry_enabled || xh->closing) {
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
                "Exporting failed. Dropping data. (%s; %s; dropped %" PRIu64 " %s)", res->message,
@@ -444,6 +503,31 @@ syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh
                                      "Items dropped because the sending queue was full "
                                      "(block_on_overflow: false).",
                                      SY_METRIC_COUNTER);
+    if (cfg->storage && *cfg->storage) {
+        xh->m_pq_records = api->metric_register(
+            inst, "exporter_persistent_queue_records",
+            "Requests in the persistent queue not yet confirmed (being sent included).",
+            SY_METRIC_GAUGE);
+        xh->m_pq_disk =
+            api->metric_register(inst, "exporter_persistent_queue_disk_bytes",
+                                 "Bytes of the persistent queue's segment files.", SY_METRIC_GAUGE);
+        xh->m_pq_confirmed = api->metric_register(
+            inst, "exporter_persistent_queue_confirmed_records",
+            "Requests confirmed in the persistent queue: delivered, or failed for good.",
+            SY_METRIC_COUNTER);
+        xh->m_pq_corrupt = api->metric_register(
+            inst, "exporter_persistent_queue_corrupt_records",
+            "Records of the persistent queue skipped: bad checksum, or cut short by a crash.",
+            SY_METRIC_COUNTER);
+        xh->m_pq_recovered =
+            api->metric_register(inst, "exporter_persistent_queue_recovered_records",
+                                 "Requests left by a previous run, sent first.", SY_METRIC_COUNTER);
+        xh->m_pq_redelivered = api->metric_register(
+            inst, "exporter_persistent_queue_redelivered_records",
+            "Of the recovered requests, those a previous run had sent without a confirmation: "
+            "the backend may get them twice.",
+            SY_METRIC_COUNTER);
+    }
     xh->m_retries = api->metric_register(inst, "exporter_retries",
                                          "Export attempts that failed and were scheduled "
                                          "again.",
@@ -500,9 +584,12 @@ static int enqueue(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info,
     return SY_OK;
 }
 
+static int stored_consume(syc_xh_t *xh, sy_batch_t *const *batches, size_t n);
+
 int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 {
     if (xh->closing) return SY_ECLOSED;
+    if (xh->store) return stored_consume(xh, &batch, 1);
     sy_batch_info_t info;
     uint64_t size = batch_size(xh, batch, &info);
     bool full;
@@ -529,6 +616,7 @@ int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
 int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
 {
     if (xh->closing) return SY_ECLOSED;
+    if (xh->store) return stored_consume(xh, batches, n);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         sy_batch_info_t info;
@@ -559,17 +647,314 @@ int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
     return SY_OK;
 }
 
+/* ---- the persistent queue ------------------------------------------------------ */
+
+/* What the storage holds unconfirmed, over all signals, in units of the sizer. */
+static uint64_t stored_size(syc_xh_t *xh)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
+        if (!xh->sq[i]) continue;
+        sy_storage_stats_t st;
+        xh->store->stats(xh->sq[i], &st);
+        total += xh->cfg->sizer == SYC_XH_SIZER_REQUESTS
+                     ? st.records
+                     : sized(xh->cfg->sizer, st.weight, st.bytes);
+    }
+    return total;
+}
+
+/* Copies the storage's figures into the metrics (counters by their growth). */
+static void stored_metrics(syc_xh_t *xh)
+{
+    sy_storage_stats_t sum = {0};
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
+        if (!xh->sq[i]) continue;
+        sy_storage_stats_t st;
+        xh->store->stats(xh->sq[i], &st);
+        sum.records += st.records;
+        sum.disk_bytes += st.disk_bytes;
+        sum.confirmed += st.confirmed;
+        sum.corrupt += st.corrupt;
+        sum.recovered += st.recovered;
+        sum.redelivered += st.redelivered;
+    }
+    const sy_host_api_t *api = xh->api;
+    if (xh->m_pq_records) api->metric_set(xh->m_pq_records, (int64_t)sum.records);
+    if (xh->m_pq_disk) api->metric_set(xh->m_pq_disk, (int64_t)sum.disk_bytes);
+    struct {
+        sy_metric_t *m;
+        uint64_t now, *was;
+    } c[] = {{xh->m_pq_confirmed, sum.confirmed, &xh->seen.confirmed},
+             {xh->m_pq_corrupt, sum.corrupt, &xh->seen.corrupt},
+             {xh->m_pq_recovered, sum.recovered, &xh->seen.recovered},
+             {xh->m_pq_redelivered, sum.redelivered, &xh->seen.redelivered}};
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        if (c[i].m && c[i].now > *c[i].was)
+            api->metric_add(c[i].m, (int64_t)(c[i].now - *c[i].was));
+        *c[i].was = c[i].now;
+    }
+    update_queue_gauge(xh);
+}
+
+/* Opens the storage extension's queues for the instance's signals. */
+static int stored_open(syc_xh_t *xh)
+{
+    const char *id = xh->cfg->storage;
+    if (SY_API_HAS(xh->api, extension_get))
+        xh->store = xh->api->extension_get(xh->inst, id, SY_STORAGE_QUEUE);
+    if (!xh->store || !xh->store->open) {
+        xh->store = NULL;
+        xh->api->log(xh->inst, SY_LOG_ERROR,
+                     "'sending_queue.storage': storage \"%s\" not found (it must be a storage "
+                     "extension such as file_storage, listed in service.extensions)",
+                     id);
+        return SY_EINVAL;
+    }
+    uint32_t signals = xh->api->signals(xh->inst);
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++) {
+        const syc_signal_info_t *si = syc_signal_by_index(i);
+        if (!(signals & si->signal)) continue;
+        char err[512];
+        int rc = xh->store->open(xh->store->ctx, xh->api->instance_id(xh->inst), si->name,
+                                 &xh->sq[i], err, sizeof(err));
+        if (rc < 0) {
+            xh->sq[i] = NULL;
+            xh->api->log(xh->inst, SY_LOG_ERROR,
+                         "'sending_queue.storage': cannot open the %s queue in \"%s\": %s",
+                         si->name, id, err);
+            stored_close(xh);
+            return SY_EINVAL;
+        }
+    }
+    stored_metrics(xh);
+    return SY_OK;
+}
+
+static void stored_close(syc_xh_t *xh)
+{
+    if (!xh->store) return;
+    for (int i = 0; i < SYC_SIGNAL_COUNT; i++)
+        if (xh->sq[i]) {
+            xh->store->close(xh->sq[i]);
+            xh->sq[i] = NULL;
+        }
+    xh->store = NULL;
+}
+
+/* Writes one batch to its signal's queue. SY_OK: written, or given up (counted)
+ * when it can never be; SY_EAGAIN: no room on the disk, or an I/O error, nothing
+ * written (the room timer tries again). */
+static int stored_append(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info)
+{
+    sy_storage_queue_t *q = xh->sq[signal_index(info->signal)];
+    size_t len = 0;
+    const uint8_t *data = q ? xh->api->batch_encoded(batch, &len) : NULL;
+    int rc = data ? xh->store->append(q, data, len, info->items, &(uint64_t){0}) : SY_EINVAL;
+    if (rc == SY_EINVAL) {
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "Exporting failed. Dropping data. (%" PRIu64 " %s: the request %s)", info->items,
+               syc_xh_item_name(info->signal),
+               q ? "cannot be encoded or is too large for the persistent queue"
+                 : "is of a signal whose persistent queue is not open");
+        xh->api->exporter_outcome(xh->inst, info->signal, info->items, false);
+        return SY_OK;
+    }
+    if (rc < 0) {
+        if (xh->timers_open && !uv_is_active((uv_handle_t *)&xh->room_timer))
+            uv_timer_start(&xh->room_timer, on_room, 1000, 0);
+        return SY_EAGAIN;
+    }
+    return SY_OK;
+}
+
+/* Appends the batches that syc_xh_consume_all() could not write at once. */
+static void stored_flush_pending(syc_xh_t *xh)
+{
+    while (xh->queue.head) {
+        syc_xh_req_t *r = xh->queue.head;
+        sy_batch_info_t info = {.signal = r->signal, .items = r->items, .bytes = r->bytes};
+        if (stored_append(xh, r->batch, &info) != SY_OK) {
+            if (!xh->closing) return;
+            /* Shutting down with a disk still full: given up, counted. */
+            list_remove(&xh->queue, r);
+            xh->queued -= req_size(xh, r);
+            count_drop(xh, r->signal, r->items);
+        } else {
+            list_remove(&xh->queue, r);
+            xh->queued -= req_size(xh, r);
+        }
+        xh->ops->req_free(xh->ctx, r);
+        xh->api->batch_release(r->batch);
+        free(r);
+    }
+}
+
+static int stored_consume(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
+{
+    uint64_t total = 0;
+    sy_batch_info_t info;
+    for (size_t i = 0; i < n; i++)
+        total += batch_size(xh, batches[i], &info);
+    uint64_t used = stored_size(xh) + xh->queued;
+    /* As the in-memory queue judges it; batches that wait for the disk come first. */
+    if (xh->queue.n || (used && used + total > xh->capacity)) {
+        if (n == 1 && !xh->queue.n && xh->cfg->block_on_overflow_set &&
+            !xh->cfg->block_on_overflow) {
+            count_drop(xh, info.signal, info.items);
+            xh->api->batch_release(batches[0]);
+            return SY_OK;
+        }
+        xh->want_ready = true;
+        return SY_EAGAIN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t size = batch_size(xh, batches[i], &info);
+        int rc = xh->queue.n ? SY_EAGAIN : stored_append(xh, batches[i], &info);
+        if (rc == SY_EAGAIN && i == 0) {
+            xh->want_ready = true;
+            return SY_EAGAIN; /* nothing taken */
+        }
+        if (rc == SY_EAGAIN) {
+            /* Half way: the rest is taken too, and waits in memory for the disk. */
+            if (enqueue(xh, batches[i], &info, size) < 0) {
+                count_drop(xh, info.signal, info.items);
+                xh->api->batch_release(batches[i]);
+            }
+            continue;
+        }
+        xh->api->batch_release(batches[i]);
+    }
+    dispatch(xh);
+    stored_metrics(xh);
+    return SY_OK;
+}
+
+/* The batch a record is read into: made on the first allocation. */
+typedef struct stored_load_s {
+    syc_xh_t *xh;
+    sy_signal_t signal;
+    sy_batch_t *batch;
+} stored_load_t;
+
+static void *stored_alloc(void *arg, size_t len)
+{
+    stored_load_t *ld = arg;
+    if (!ld->batch) ld->batch = ld->xh->api->batch_new(ld->xh->inst, ld->signal);
+    return ld->batch ? ld->xh->api->batch_alloc(ld->batch, len) : NULL;
+}
+
+/* Reads the next record (round robin over the signals) and starts sending it.
+ * False when there is none (or memory ran out: the room timer tries again). */
+static bool stored_dispatch_one(syc_xh_t *xh)
+{
+    for (int k = 0; k < SYC_SIGNAL_COUNT; k++) {
+        int i = (xh->rr + k) % SYC_SIGNAL_COUNT;
+        if (!xh->sq[i]) continue;
+        stored_load_t ld = {.xh = xh, .signal = syc_signal_by_index(i)->signal};
+        sy_storage_record_t rec;
+        int rc = xh->store->next(xh->sq[i], stored_alloc, &ld, &rec);
+        if (rc < 0) {
+            if (ld.batch) xh->api->batch_release(ld.batch);
+            if (rc == SY_EAGAIN) continue;
+            if (xh->timers_open) uv_timer_start(&xh->room_timer, on_room, 1000, 0);
+            return false;
+        }
+        xh->rr = i + 1;
+        char err[256];
+        syc_xh_req_t *r = calloc(1, sizeof(*r));
+        if (!r || xh->api->batch_set_encoded(ld.batch, rec.data, rec.len, err, sizeof(err)) < 0) {
+            /* Its checksum matched, so it is what was written: a request this build
+             * cannot take (or no memory), given up for good. */
+            if (r) {
+                SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+                       "Exporting failed. Dropping data. (record %" PRIu64
+                       " of the persistent queue does not decode: %s; %" PRIu64 " %s)",
+                       rec.id, err, rec.weight, syc_xh_item_name(ld.signal));
+                xh->store->confirm(xh->sq[i], rec.id);
+                xh->api->exporter_outcome(xh->inst, ld.signal, rec.weight, false);
+                free(r);
+            }
+            xh->api->batch_release(ld.batch);
+            if (!r) return false;
+            return true;
+        }
+        sy_batch_info_t info;
+        xh->api->batch_info(ld.batch, &info);
+        r->batch = ld.batch;
+        r->signal = ld.signal;
+        r->items = info.items;
+        r->bytes = info.bytes;
+        r->owner = xh;
+        r->stored = true;
+        r->record_id = rec.id;
+        start_attempt(xh, r);
+        return true;
+    }
+    return false;
+}
+
+/* Delivered or failed for good: never sent again. */
+static void stored_confirm(syc_xh_t *xh, syc_xh_req_t *r)
+{
+    sy_storage_queue_t *q = xh->sq[signal_index(r->signal)];
+    if (q) xh->store->confirm(q, r->record_id);
+    stored_metrics(xh);
+}
+
+/* Lets go of a request read from the storage without confirming it: the next run
+ * sends it again. */
+static void stored_keep(syc_xh_t *xh, syc_xh_req_t *r)
+{
+    if (r->where == WHERE_WAITING)
+        leave_waiting(xh, r);
+    else
+        list_remove(list_of(xh, r), r);
+    xh->ops->req_free(xh->ctx, r);
+    xh->api->batch_release(r->batch);
+    free(r);
+    xh->kept++;
+}
+
+/* The room timer: the first dispatch, and appends or reads tried again. */
+static void on_room(uv_timer_t *t)
+{
+    syc_xh_t *xh = t->data;
+    if (xh->closing || !xh->store) return;
+    dispatch(xh);
+    stored_metrics(xh);
+    /* Still refused by the disk: let the host offer its batch again anyway, so
+     * that a disk that has room again is noticed without a confirmation. */
+    if (xh->want_ready && !xh->queue.n) {
+        xh->want_ready = false;
+        xh->api->ready(xh->inst);
+    }
+}
+
 /* ---- start and shutdown -------------------------------------------------------------- */
 
 int syc_xh_start(syc_xh_t *xh)
 {
-    if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) return SY_ERROR;
-    if (uv_timer_init(xh->loop, &xh->deadline_timer) != 0) {
-        uv_close((uv_handle_t *)&xh->retry_timer, NULL);
+    if (xh->cfg->storage && *xh->cfg->storage && stored_open(xh) < 0) return SY_EINVAL;
+    if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) {
+        stored_close(xh);
         return SY_ERROR;
     }
-    xh->retry_timer.data = xh->deadline_timer.data = xh;
+    if (uv_timer_init(xh->loop, &xh->deadline_timer) != 0) {
+        uv_close((uv_handle_t *)&xh->retry_timer, NULL);
+        stored_close(xh);
+        return SY_ERROR;
+    }
+    if (uv_timer_init(xh->loop, &xh->room_timer) != 0) {
+        uv_close((uv_handle_t *)&xh->retry_timer, NULL);
+        uv_close((uv_handle_t *)&xh->deadline_timer, NULL);
+        stored_close(xh);
+        return SY_ERROR;
+    }
+    xh->retry_timer.data = xh->deadline_timer.data = xh->room_timer.data = xh;
     xh->timers_open = true;
+    /* Records left by a previous run go first, once the transport is up. */
+    if (xh->store) uv_timer_start(&xh->room_timer, on_room, 0, 0);
     return SY_OK;
 }
 
@@ -581,8 +966,14 @@ static void check_drained(syc_xh_t *xh)
          * host has run the loop until every handle is closed. */
         uv_close((uv_handle_t *)&xh->retry_timer, NULL);
         uv_close((uv_handle_t *)&xh->deadline_timer, NULL);
+        uv_close((uv_handle_t *)&xh->room_timer, NULL);
         xh->timers_open = false;
     }
+    if (xh->kept)
+        SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
+               "%" PRIu64 " requests stay in the persistent queue for the next run", xh->kept);
+    xh->kept = 0;
+    stored_close(xh);
     void (*drained)(void *) = xh->drained;
     xh->drained = NULL;
     drained(xh->drained_arg);
@@ -598,6 +989,10 @@ static uint64_t give_up_all(syc_xh_t *xh)
         while (lists[i]->head) {
             syc_xh_req_t *r = lists[i]->head;
             if (r->where == WHERE_SENDING) xh->ops->abort(xh->ctx, r);
+            if (r->stored) {
+                stored_keep(xh, r);
+                continue;
+            }
             lost += r->items;
             finish(xh, r, 0, r->items);
         }
@@ -623,6 +1018,12 @@ void syc_xh_shutdown(syc_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *a
     xh->closing = true;
     xh->drained = drained;
     xh->drained_arg = arg;
+    if (xh->store) {
+        /* Batches still waiting for the disk get one last try; those it refuses
+         * are given up below (counted as failed). */
+        stored_flush_pending(xh);
+        if (xh->timers_open) uv_timer_stop(&xh->room_timer);
+    }
     if (!xh->timers_open) {
         /* Never started: nothing was ever sent. */
         give_up_all(xh);
@@ -647,6 +1048,7 @@ void syc_xh_free(syc_xh_t *xh)
     /* Normally empty by now (drained); anything left is released and counted as
      * failed, so that nothing leaks. */
     give_up_all(xh);
+    stored_close(xh);
     free(xh);
 }
 

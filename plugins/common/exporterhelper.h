@@ -16,6 +16,13 @@
  * reports each batch's outcome with api->exporter_outcome() (the plugin sets
  * SY_PLUGIN_REPORTS_OUTCOME). Everything runs on the instance's loop thread.
  *
+ * With `sending_queue.storage: <id>` the queue is persistent (see "Persistent
+ * queue" in exporterhelper.c and docs/reliability.md): consume() writes the
+ * request to the storage extension's queue (one per signal) before it takes the
+ * batch, the consumers read requests back from it, and a request is confirmed
+ * there once the backend accepted it or it failed for good; what is not confirmed
+ * when the router stops or dies is sent by the next run first.
+ *
  * Deliberate difference from the collector: a full sending queue pushes back to
  * the pipeline (consume returns SY_EAGAIN and the helper calls api->ready() when
  * there is room), unless `block_on_overflow: false` is written explicitly, which
@@ -48,7 +55,7 @@ typedef struct syc_xh_config_s {
     int sizer;                  /* SYC_XH_SIZER_* */
     bool block_on_overflow;     /* value, default true here (see above) */
     bool block_on_overflow_set; /* the key was written */
-    char *storage;              /* persistent queue: refused, not implemented yet */
+    char *storage;              /* persistent queue: the id of a storage extension */
 } syc_xh_config_t;
 
 extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
@@ -132,7 +139,8 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
          .description = "(whether block_on_overflow was written)"},                               \
     {                                                                                             \
         .name = "sending_queue.storage", .type = SY_CFG_STRING, .offset = offsetof(T, m.storage), \
-        .description = "Persistent queue storage extension: not implemented yet; must be unset."  \
+        .description = "ID of a storage extension (file_storage) that makes the queue "           \
+                       "persistent: requests are written to disk before they are taken."          \
     }
 
 /* The field table entries of the collector's client `tls` block, for a
@@ -170,6 +178,13 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
          .offset = offsetof(T, m.insecure_skip_verify),                                     \
          .default_value = "false",                                                          \
          .description = "Do not verify the server's certificate or name."},                 \
+        {SY_CFG_FIELD("tls.cipher_suites", SY_CFG_STRLIST, T, m.cipher_suites),             \
+         .description = "TLS 1.2 cipher suites offered, in Go's names "                     \
+                        "(TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); unset: the "         \
+                        "library's defaults."},                                             \
+        {SY_CFG_FIELD("tls.reload_interval", SY_CFG_DURATION, T, m.reload_interval),        \
+         .description = "How long the CA certificates read from ca_file are kept before "   \
+                        "new connections read the file again (0: 24 hours)."},              \
     {                                                                                       \
         .name = "tls.server_name_override", .type = SY_CFG_STRING,                          \
         .offset = offsetof(T, m.server_name_override),                                      \
@@ -198,7 +213,9 @@ struct syc_xh_req_s {
     uint64_t interval_ms; /* the current back-off interval, before randomization */
     uint64_t due_ms;      /* waiting: when the next attempt starts (loop time) */
     unsigned attempts;
-    int where; /* queued, sending, waiting to retry */
+    int where;          /* queued, sending, waiting to retry */
+    bool stored;        /* read from the persistent queue: confirmed when done */
+    uint64_t record_id; /* its record there */
 };
 
 /* What one attempt came to. */
@@ -235,8 +252,9 @@ typedef struct syc_xh_ops_s {
 syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh_config_t *cfg,
                      const syc_xh_ops_t *ops, void *ctx, char *err, size_t err_len);
 
-/* Opens the helper's timers on the loop (the plugin's start()). Returns 0 or
- * SY_ERROR. */
+/* Opens the helper's timers on the loop and, with `sending_queue.storage`, the
+ * persistent queue (the plugin's start()). Returns 0, SY_ERROR (no timer) or
+ * SY_EINVAL (the storage is not there or its queue does not open: logged). */
 int syc_xh_start(syc_xh_t *xh);
 
 /*

@@ -17,6 +17,7 @@
 
 #include "byte_budget.h"
 #include "endpoint.h"
+#include "tls_server.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -88,6 +89,7 @@ struct syc_http_server_s {
     size_t nrefused;          /* connections answered 503 for max_connections */
     int port;
     bool keep_all_headers; /* syc_http_server_keep_all_headers() */
+    syc_tls_ctx_t *tls;    /* syc_http_server_set_tls(): the owner's; NULL: cleartext */
     bool closing;
     bool listener_closed;
     void (*done)(void *arg);
@@ -132,6 +134,11 @@ struct syc_http_conn_s {
     buf_t out[2]; /* out[writing_idx] is being written; the other collects */
     int writing_idx;
     bool writing;
+    /* TLS: the session (NULL in cleartext), the ciphertext being written (out[]
+     * then holds plaintext only) and the plaintext of one decryption. */
+    syc_tls_conn_t *tls;
+    buf_t tls_out;
+    bool writing_tls; /* the write under way is tls_out's */
 
     int handles_open;
     bool awaiting;     /* a request is with the handler */
@@ -285,6 +292,8 @@ static void conn_maybe_free(syc_http_conn_t *c)
     free(c->pending.data);
     free(c->out[0].data);
     free(c->out[1].data);
+    free(c->tls_out.data);
+    syc_tls_conn_free(c->tls);
     free(c);
     server_check_done(s);
 }
@@ -334,7 +343,10 @@ static void on_write(uv_write_t *req, int status)
 {
     syc_http_conn_t *c = req->data;
     c->writing = false;
-    c->out[c->writing_idx].len = 0;
+    if (c->writing_tls)
+        c->tls_out.len = 0;
+    else
+        c->out[c->writing_idx].len = 0;
     if (c->closing) return;
     if (status < 0) {
         conn_close(c);
@@ -347,11 +359,43 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* TLS: encrypts what was collected (once the handshake is done) and writes the
+ * ciphertext, handshake records included. Returns true when a write started or
+ * nothing is left to write; false when there is nothing to write at all. */
+static bool conn_flush_tls(syc_http_conn_t *c)
+{
+    int idx = c->writing_idx ^ 1;
+    if (c->out[idx].len && syc_tls_conn_established(c->tls)) {
+        if (syc_tls_conn_write(c->tls, (const uint8_t *)c->out[idx].data, c->out[idx].len) != 0) {
+            conn_close(c);
+            return true;
+        }
+        c->out[idx].len = 0;
+    }
+    size_t pend = syc_tls_conn_pending(c->tls);
+    if (pend == 0) return c->out[idx].len != 0; /* plaintext waits for the handshake */
+    if (!buf_reserve(&c->tls_out, pend)) {
+        conn_close(c);
+        return true;
+    }
+    c->tls_out.len = syc_tls_conn_take(c->tls, (uint8_t *)c->tls_out.data, pend);
+    c->writing = true;
+    c->writing_tls = true;
+    uv_buf_t b = uv_buf_init(c->tls_out.data, (unsigned)c->tls_out.len);
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        c->writing = false;
+        conn_close(c);
+    }
+    return true;
+}
+
 /* Starts writing what has been collected, if no write is under way. When all is
  * written and the connection is to close, shuts its write side down. */
 static void conn_flush(syc_http_conn_t *c)
 {
     if (c->writing || c->closing) return;
+    if (c->tls && conn_flush_tls(c)) return;
     int idx = c->writing_idx ^ 1;
     if (c->out[idx].len == 0) {
         if (c->close_after && !c->awaiting && !c->shutting) {
@@ -364,6 +408,7 @@ static void conn_flush(syc_http_conn_t *c)
     }
     c->writing_idx = idx;
     c->writing = true;
+    c->writing_tls = false;
     uv_buf_t b = uv_buf_init(c->out[idx].data, (unsigned)c->out[idx].len);
     c->write_req.data = c;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
@@ -783,6 +828,43 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->in.data, (unsigned)c->in.cap);
 }
 
+/*
+ * TLS: hands ciphertext to the session and parses all the plaintext it gives,
+ * then writes what the session has to say (handshake records, answers). The
+ * plaintext is drained in full even when a request pauses the parser, into the
+ * pending buffer that conn_resume() parses later, since the session would not
+ * hand it over again once the socket stops reading.
+ */
+static void conn_read_tls(syc_http_conn_t *c, const uint8_t *data, size_t len)
+{
+    static __thread uint8_t plain[16384];
+    char err[256];
+    if (syc_tls_conn_feed(c->tls, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        ssize_t n = syc_tls_conn_read(c->tls, plain, sizeof(plain), err, sizeof(err));
+        if (n < 0) {
+            conn_flush(c); /* an alert, if the session made one */
+            conn_close(c);
+            return;
+        }
+        if (n == 0) break;
+        if (c->closing) return;
+        if (c->paused || c->out_blocked || c->close_after) {
+            /* Kept for conn_resume(), after what an earlier pause kept. */
+            if (!c->close_after && !buf_append(&c->pending, plain, (size_t)n)) {
+                conn_close(c);
+                return;
+            }
+            continue;
+        }
+        conn_process(c, (const char *)plain, (size_t)n);
+    }
+    conn_flush(c);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     syc_http_conn_t *c = stream->data;
@@ -797,6 +879,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) return;
     if (c->shutting) return; /* discarding input until the client closes */
     /* No timer is restarted here: deadlines run from a request's first byte. */
+    if (c->tls) {
+        conn_read_tls(c, (const uint8_t *)c->in.data, (size_t)nread);
+        return;
+    }
     conn_process(c, c->in.data, (size_t)nread);
 }
 
@@ -822,6 +908,10 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls && !(c->tls = syc_tls_conn_new(s->tls))) {
+        conn_close(c);
+        return;
+    }
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
     size_t active = s->nconns - 1 - s->nrefused;
@@ -962,6 +1052,11 @@ void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn 
 {
     server->head_check = fn;
     server->head_arg = arg;
+}
+
+void syc_http_server_set_tls(syc_http_server_t *server, syc_tls_ctx_t *ctx)
+{
+    server->tls = ctx;
 }
 
 void syc_http_server_keep_all_headers(syc_http_server_t *server, bool on)

@@ -94,6 +94,13 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 typedef int (*syc_http_head_fn)(void *arg, const syc_http_request_t *req);
 void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg);
 
+/* Serves TLS (HTTP/1.1 over it) on connections accepted from now on, with a
+ * context made by syc_tls_ctx_new() with settings whose http1 is true; NULL goes
+ * back to cleartext. The context stays the caller's and must outlive the server
+ * (syc_tls_ctx_reload() on it applies to later connections). */
+struct syc_tls_ctx_s;
+void syc_http_server_set_tls(syc_http_server_t *server, struct syc_tls_ctx_s *ctx);
+
 /* Keeps every header of a request (names of at most 39 bytes) in req->headers,
  * for an owner that authenticates requests; off by default, which keeps only the
  * fields of syc_http_request_t. Applies to requests that start later. */

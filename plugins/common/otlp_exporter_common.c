@@ -297,8 +297,11 @@ int syc_oxp_start(void *state)
             return SY_ERROR;
         }
     }
-    if (syc_xh_start(o->xh) < 0) {
-        SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
+    int rc = syc_xh_start(o->xh);
+    if (rc < 0) {
+        /* SY_EINVAL: the persistent queue could not be opened (logged why). */
+        if (rc == SY_ERROR)
+            SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: no timer on the loop");
         return SY_ERROR;
     }
     o->curl = syc_curl_uv_new(o->api->loop(o->inst), 0, err, sizeof(err));

@@ -122,6 +122,7 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(queue_budget_limit),
 #endif
 #if SY_ABI_MINOR >= 5
+    P(min_host_minor),
     H(status_json),
 #endif
     {0, NULL, 0},

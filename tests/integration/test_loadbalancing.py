@@ -15,6 +15,8 @@ CASE is one of:
           others stay; restarted with all three again: every trace is back where it was.
   down    a backend is stopped: its traces are retried (not re-routed) and delivered
           when it comes back on its port; the other backends get theirs meanwhile.
+  down_mid  a backend stopped in the middle of its traces: their later spans are
+          retried, not re-routed, and every span of a trace ends on its one backend.
   dns     the dns resolver on `localhost` with the port of one backend: the addresses
           libc gives for localhost are the ring (127.0.0.1:P and, where localhost also
           has ::1, [::1]:P, where nothing listens: those traces wait in their queue).
@@ -505,6 +507,51 @@ def case_down(args):
     return check.failures
 
 
+def case_down_mid(args):
+    """A backend goes down in the middle of its traces: the spans sent before reached
+    it; the later spans of the same traces wait in its queue and are retried (the
+    collector's loadbalancing exporter does the same: each backend is its own otlp
+    exporter with its own queue and retry, and only a resolver change moves a key),
+    so once it is back every span of each trace is on that one backend."""
+    check = Checks()
+
+    def run(ports, backends):
+        tids = trace_ids(60, "mid")
+        eps = ["127.0.0.1:%d" % p for p in ports]
+        tag_of = {"127.0.0.1:%d" % b.port: b.tag for b in backends}
+        ring = Ring(eps)
+        down = backends[2]
+        down_ep = "127.0.0.1:%d" % down.port
+        front, fport = start_front(args, static_resolver(ports))
+        with front:
+            first = send_traces(fport, tids, 2, 1)
+            got = collect(backends, first)
+            check_spans(check, got, first, "down_mid: before the stop")
+            down.stop()
+            second = send_traces(fport, tids, 2, 2)
+            on_down = {k for k in second if ring.endpoint_for(bytes.fromhex(k[0])) == down_ep}
+            check(len(on_down) > 0, "down_mid: %d later spans belong to the stopped backend" %
+                  len(on_down))
+            up = [b for b in backends if b is not down]
+            others = {k: v for k, v in second.items() if k not in on_down}
+            got = collect(up, others)
+            check_spans(check, got, others, "down_mid: the running backends, second half")
+            time.sleep(1.5)  # several retries go by
+            stray = [sp for b in up for sp in b.spans() if (sp[0], sp[1]) in on_down]
+            check(not stray, "down_mid: none of the stopped backend's later spans went "
+                  "elsewhere (%d)" % len(stray))
+            down.restart()
+            both = dict(first)
+            both.update(second)
+            got = collect(backends, both, timeout=30.0)
+            check_spans(check, got, both, "down_mid: after the restart")
+            check_routing(check, got, tids, ring, tag_of,
+                          "down_mid: every span of a trace on its one backend")
+            check(front.stop() == 0, "down_mid: the front exits 0")
+    with_backends(args, run)
+    return check.failures
+
+
 def case_dns(args):
     check = Checks()
 
@@ -858,7 +905,8 @@ def case_dns_change(args):
     return check.failures
 
 
-CASES = {"keys": case_keys, "dns_change": case_dns_change, "config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns}
+CASES = {"keys": case_keys, "dns_change": case_dns_change, "config": case_config, "signals": case_signals, "route": case_route, "resize": case_resize, "down": case_down, "dns": case_dns,
+         "down_mid": case_down_mid}
 
 
 def main():

@@ -28,10 +28,12 @@ import http.client as httpclient
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -446,9 +448,76 @@ service:
     check(rc == 0, f"the router exits 0 ({rc})")
 
 
+def run_storage(a, check):
+    """A changed exporter with a persistent queue: the new one takes over the queue's
+    files from the old one (the old closes them once its requests in flight end)."""
+    hp, metrics = free_port(), free_port()
+    sink = Sink()
+    sink.stop()  # the backend is down
+    qdir = tempfile.mkdtemp(prefix="sy_reload_q_")
+
+    def cfg(compression):
+        return f"""extensions:
+  file_storage: {{directory: "{qdir}"}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{hp}"}}
+exporters:
+  otlphttp:
+    endpoint: "http://127.0.0.1:{sink.port}"
+    compression: {compression}
+    retry_on_failure: {{initial_interval: 100ms, max_interval: 200ms}}
+    sending_queue: {{storage: file_storage}}
+service:
+  extensions: [file_storage]
+  telemetry: {{metrics: {{address: "127.0.0.1:{metrics}"}}}}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlphttp]}}
+"""
+    router = Router(a.bin, [a.plugin_dir], cfg("gzip"), wait=False)
+    try:
+        check(router.wait_ready(), "the router starts with a persistent queue") or router.dump()
+        names = [f"stored-{i}" for i in range(10)]
+        for n in names:
+            body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+                "traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708",
+                "name": n}]}]}]}).encode()
+            st = http("POST", f"http://127.0.0.1:{hp}/v1/traces", body,
+                      {"Content-Type": "application/json"})[0]
+            check(st == 200, f"{n} acknowledged ({st})")
+        check(wait_for("records on disk",
+                       lambda: (metric(metrics, "switchyard_exporter_persistent_queue_records")
+                                or 0) >= 1, 10.0), "the spans are in the persistent queue")
+        check(reload_and_wait(router, router.config, cfg("none")), "reload changing the exporter")
+        out = router.output()
+        check("reload failed" not in out, "the reload did not fail")
+        if "cannot open" in out:
+            print("(the new exporter's first start found the queue still open: retried)")
+        sink.start()
+        got = lambda: {n for r in sink.received() for n in span_names_json_or_proto(r)}
+        check(wait_for("delivery", lambda: set(names) <= got(), 20.0),
+              f"every stored span delivered after the reload ({len(got() & set(names))}/10)")
+    finally:
+        rc = router.stop()
+        if rc != 0:
+            router.dump(40)
+        shutil.rmtree(qdir, ignore_errors=True)
+    check(rc == 0, f"the router exits 0 ({rc})")
+
+
+def span_names_json_or_proto(r):
+    body = r["body"]
+    if r["headers"].get("Content-Type", "").startswith("application/json"):
+        doc = json.loads(body)
+        return [sp.get("name", "") for rs in doc.get("resourceSpans", [])
+                for ss in rs.get("scopeSpans", []) for sp in ss.get("spans", [])]
+    return span_names(body)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["load", "cases"])
+    ap.add_argument("mode", choices=["load", "cases", "storage"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--loadgen")
@@ -458,6 +527,8 @@ def main():
     check = Checks()
     if a.mode == "load":
         run_load(a, check)
+    elif a.mode == "storage":
+        run_storage(a, check)
     else:
         run_cases(a, check)
     if check.failures:

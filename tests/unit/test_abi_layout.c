@@ -122,6 +122,7 @@ static const abi_member_t recorded[] = {
     {'P', "extension_interface", 152},
     {'H', "extension_get", 496},
     {'H', "queue_budget_limit", 504},
+    {'P', "min_host_minor", 160},
     {'H', "status_json", 512},
     {0, NULL, 0},
 };

@@ -82,6 +82,16 @@ static void test_newer_minor_loads(void **state)
     load_expect(ABI_DIR "/processor_newminor.so", NULL, NULL);
 }
 
+/* ABI 1.5: a plugin that declares a minimum host minor above this host's is
+ * refused with both versions; one whose minimum is met loads. */
+static void test_min_host_minor(void **state)
+{
+    (void)state;
+    load_expect(ABI_DIR "/processor_needminor.so", "needs a switchyard of plugin ABI 1.99 or later",
+                "has ABI 1.5");
+    load_expect(ABI_DIR "/processor_needmet.so", NULL, NULL);
+}
+
 static void test_registry_path_and_types(void **state)
 {
     (void)state;
@@ -293,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_type_mismatch_refused),
         cmocka_unit_test(test_older_minor_loads),
         cmocka_unit_test(test_newer_minor_loads),
+        cmocka_unit_test(test_min_host_minor),
         cmocka_unit_test(test_field_table_by_minor),
         cmocka_unit_test(test_registry_path_and_types),
         cmocka_unit_test(test_two_instances_coexist),

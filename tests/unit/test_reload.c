@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "router_harness.h"
 
 #define RELOADS 12
@@ -45,6 +47,19 @@ static char *gen_yaml(int gen)
     return yaml;
 }
 
+/* The threads of this process right now. */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
 static void test_reload_under_load(void **state)
 {
     (void)state;
@@ -53,6 +68,7 @@ static void test_reload_under_load(void **state)
     char *yaml = gen_yaml(0);
     sy__router_t *r = sy_test_router_start(yaml);
     free(yaml);
+    int threads_before = count_threads();
     for (int gen = 1; gen <= RELOADS; gen++) {
         struct timespec ts = {0, 15 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -66,6 +82,16 @@ static void test_reload_under_load(void **state)
         sy__diag_free(&diag);
         free(yaml);
     }
+    /* Workers a reload no longer needs end: the thread count does not grow with
+     * the number of reloads (a new generation's exporter worker, the old one's
+     * still draining at most). */
+    struct timespec settle = {0, 200 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    int threads_after = count_threads();
+    fprintf(stderr, "threads: %d before the reloads, %d after %d\n", threads_before, threads_after,
+            RELOADS);
+    assert_true(threads_after <= threads_before + 2);
+
     /* A configuration that does not check is refused and changes nothing. */
     sy__router_opts_t bad = {.yaml = "receivers:\n  testgen: {count: -x}\n"};
     sy__diag_t diag;

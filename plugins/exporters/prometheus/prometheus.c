@@ -16,6 +16,7 @@
 #include <switchyard/plugin.h>
 
 #include "http_server.h"
+#include "tls_config.h"
 #include "prom_render.h"
 #include "prom_store.h"
 
@@ -38,7 +39,7 @@ typedef struct prom_config_s {
     bool add_metric_suffixes;
     char *translation_strategy;
     bool without_scope_info;
-    const sy_cfg_node_t *tls;
+    syc_tls_server_cfg_t tls;
     const sy_cfg_node_t *sending_queue;
 } prom_config_t;
 
@@ -50,6 +51,7 @@ typedef struct prom_state_s {
     syc_prom_buf_t out; /* the scrape answer, kept between scrapes */
     char *target_info_name;
     syc_http_server_t *server;
+    syc_tls_server_t tls;
     sy_timer_t *sweep;
     uint64_t last_warn_ms[PROM_WARN_COUNT];
     uint64_t suppressed[PROM_WARN_COUNT];
@@ -115,10 +117,7 @@ static const sy_config_field_t prom_fields[] = {
      .offset = offsetof(prom_config_t, without_scope_info),
      .default_value = "false",
      .description = "Leave out the otel_scope_* labels."},
-    {.name = "tls",
-     .type = SY_CFG_RAW,
-     .offset = offsetof(prom_config_t, tls),
-     .description = "TLS server settings; not supported yet (refused unless empty)."},
+    SYC_TLS_SERVER_FIELDS(prom_config_t, tls, ""),
     {.name = "sending_queue",
      .type = SY_CFG_RAW,
      .offset = offsetof(prom_config_t, sending_queue),
@@ -158,6 +157,7 @@ static int prom_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "endpoint: %s", why);
         return SY_EINVAL;
     }
+    if (syc_tls_server_cfg_check(&c->tls, "tls", err, err_len) != 0) return SY_EINVAL;
     if (c->translation_strategy && *c->translation_strategy &&
         syc_prom_strategy_parse(c->translation_strategy) < 0) {
         snprintf(err, err_len, "invalid translation_strategy: %s", c->translation_strategy);
@@ -256,14 +256,6 @@ static int prom_create(const sy_host_api_t *api, sy_instance_t *inst, const void
                        void **state)
 {
     const prom_config_t *c = config;
-    if (c->tls && (api->cfg_kind(c->tls) == 's' ||
-                   (api->cfg_kind(c->tls) != 'n' && api->cfg_len(c->tls) > 0))) {
-        api->log(inst, SY_LOG_ERROR,
-                 "%s: tls: TLS is not supported yet by the prometheus exporter; serve plain "
-                 "HTTP (remove the tls section) and terminate TLS in front of it",
-                 api->cfg_where(c->tls));
-        return SY_EINVAL;
-    }
     if (c->sending_queue && api->cfg_kind(c->sending_queue) != 'n')
         SY_LOG(api, inst, SY_LOG_INFO,
                "sending_queue is ignored: the prometheus exporter stores points as they "
@@ -326,6 +318,10 @@ static int prom_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         prom_destroy(s);
         return SY_ENOMEM;
     }
+    if (syc_tls_server_open(&s->tls, api, inst, &c->tls, "tls", true) != 0) {
+        prom_destroy(s);
+        return SY_EINVAL;
+    }
     *state = s;
     return SY_OK;
 }
@@ -340,6 +336,7 @@ static int prom_start(void *state)
         s->api->log(s->inst, SY_LOG_ERROR, "cannot listen on \"%s\": %s", s->cfg->endpoint, err);
         return SY_ERROR;
     }
+    syc_tls_server_attach(&s->tls, s->server);
     /* Expired series go at every scrape and, so that memory stays bounded when
      * nobody scrapes, at least once a minute. */
     uint64_t period = s->store.cfg.expiration_ms / 4;
@@ -350,8 +347,8 @@ static int prom_start(void *state)
         s->api->log(s->inst, SY_LOG_ERROR, "cannot start the expiration timer");
         return SY_ERROR;
     }
-    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Serving Prometheus metrics on http://%s/metrics",
-           s->cfg->endpoint);
+    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Serving Prometheus metrics on %s://%s/metrics",
+           s->tls.ctx ? "https" : "http", s->cfg->endpoint);
     return SY_OK;
 }
 
@@ -382,6 +379,7 @@ static void prom_server_closed(void *arg)
 static void prom_shutdown(void *state)
 {
     prom_state_t *s = state;
+    syc_tls_server_stop(&s->tls);
     if (s->sweep) {
         s->api->timer_stop(s->sweep);
         s->sweep = NULL;
@@ -396,6 +394,7 @@ static void prom_destroy(void *state)
     prom_store_free(&s->store);
     syc_prom_buf_free(&s->out);
     free(s->target_info_name);
+    syc_tls_server_free(&s->tls);
     free(s);
 }
 

@@ -23,6 +23,7 @@
 #include <switchyard/plugin.h>
 
 #include "http_server.h"
+#include "tls_config.h"
 
 #define HC_DEFAULT_ENDPOINT "localhost:13133"
 #define HC_PATH_MAX         1024
@@ -34,6 +35,7 @@ typedef struct hc_config_s {
     char *body_healthy;   /* NULL: the default JSON body */
     char *body_unhealthy; /* NULL: the default JSON body */
     const sy_cfg_node_t *check_collector_pipeline;
+    syc_tls_server_cfg_t tls;
 } hc_config_t;
 
 static const sy_config_field_t hc_fields[] = {
@@ -52,6 +54,7 @@ static const sy_config_field_t hc_fields[] = {
      .description =
          "Accepted so that collector configs load, and ignored with a warning. The collector "
          "itself documents this feature as not working and advises against it."},
+    SYC_TLS_SERVER_FIELDS(hc_config_t, tls, ""),
 };
 
 typedef struct hc_state_s {
@@ -59,6 +62,7 @@ typedef struct hc_state_s {
     sy_instance_t *inst;
     const hc_config_t *cfg;
     syc_http_server_t *server;
+    syc_tls_server_t tls;
     sy_timer_t *watch;       /* polls the status until it is READY; NULL after */
     bool ready;              /* the status was READY when last looked at */
     struct timespec up_wall; /* when it became READY: wall clock, for upSince */
@@ -243,7 +247,7 @@ static int hc_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "path: longer than %d bytes", HC_PATH_MAX);
         return SY_EINVAL;
     }
-    return SY_OK;
+    return syc_tls_server_cfg_check(&cfg->tls, "tls", err, err_len);
 }
 
 static int hc_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -260,6 +264,10 @@ static int hc_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
                "check_collector_pipeline (%s) is not supported and is ignored; the endpoint "
                "reports the router's status only",
                api->cfg_where(ccp));
+    if (syc_tls_server_open(&s->tls, api, inst, &s->cfg->tls, "tls", true) != 0) {
+        free(s);
+        return SY_EINVAL;
+    }
     *state = s;
     return SY_OK;
 }
@@ -274,8 +282,9 @@ static int hc_start(void *state)
         s->api->log(s->inst, SY_LOG_ERROR, "cannot listen on \"%s\": %s", s->cfg->endpoint, err);
         return SY_ERROR;
     }
-    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Starting health_check extension on http://%s%s",
-           s->cfg->endpoint, s->cfg->path);
+    syc_tls_server_attach(&s->tls, s->server);
+    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Starting health_check extension on %s://%s%s",
+           s->tls.ctx ? "https" : "http", s->cfg->endpoint, s->cfg->path);
     hc_observe(s);
     return SY_OK;
 }
@@ -290,6 +299,7 @@ static void hc_shutdown(void *state)
 {
     hc_state_t *s = state;
     s->closing = true;
+    syc_tls_server_stop(&s->tls);
     if (s->watch != NULL) {
         s->api->timer_stop(s->watch);
         s->watch = NULL;
@@ -299,7 +309,9 @@ static void hc_shutdown(void *state)
 
 static void hc_destroy(void *state)
 {
-    free(state);
+    hc_state_t *s = state;
+    if (s != NULL) syc_tls_server_free(&s->tls);
+    free(s);
 }
 
 static const sy_plugin_t hc_plugin = {

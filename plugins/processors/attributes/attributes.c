@@ -428,8 +428,9 @@ static int attr_consume(void *state, sy_batch_t *batch)
                rc);
         api->metric_add(s->m_commit_failed, 1);
     }
-    if (api->emit(s->inst, batch) < 0) api->batch_release(batch);
-    return SY_OK;
+    /* emit()'s ownership rule is consume()'s: on an error the batch goes back to
+     * the host with it (released here, it would be lost uncounted). */
+    return api->emit(s->inst, batch);
 }
 
 static const sy_plugin_t attr_descriptor = {

@@ -65,8 +65,9 @@ static const sy_config_field_t ml_fields[] = {
      .type = SY_CFG_INT,
      .offset = offsetof(ml_config_t, limit_percentage),
      .default_value = "0",
-     .description = "Hard limit as a percentage of the memory available (the cgroup's limit, "
-                    "or the machine's memory); used when limit_mib is 0."},
+     .description = "Hard limit as a percentage of the memory available (the limit of the "
+                    "process's own memory cgroup: a systemd unit's MemoryMax, a container's "
+                    "limit; else the machine's memory); used when limit_mib is 0."},
     {.name = "spike_limit_percentage",
      .type = SY_CFG_INT,
      .offset = offsetof(ml_config_t, spike_limit_percentage),
@@ -75,24 +76,65 @@ static const sy_config_field_t ml_fields[] = {
                     "limit_percentage."},
 };
 
-/* The memory this process may use: the cgroup v2 limit when there is one, else the
- * machine's. 0 if neither can be read. */
+/* The number in file `path` (a cgroup's limit), 0 when it cannot be read or says
+ * "max" (no limit). A cgroup v1 "no limit" is a huge number: read as given. */
+static uint64_t read_limit(const char *path)
+{
+    unsigned long long v = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    if (fscanf(f, "%llu", &v) != 1) v = 0;
+    fclose(f);
+    return (uint64_t)v;
+}
+
+/* The limit of this process's own memory cgroup (from /proc/self/cgroup): cgroup v2
+ * ("0::/path" -> /sys/fs/cgroup/path/memory.max), or v1 ("N:...memory...:/path" ->
+ * /sys/fs/cgroup/memory/path/memory.limit_in_bytes); then the root's files, as
+ * inside a container whose cgroup namespace makes its own cgroup the root. Under
+ * systemd this is the unit's MemoryMax. 0 when there is none. */
+static uint64_t cgroup_limit(void)
+{
+    char line[512], path[1024];
+    uint64_t v = 0;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && !v && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        const char *ctrl = c1 + 1, *cg = c2 + 1;
+        size_t ctrl_len = (size_t)(c2 - ctrl);
+        if (ctrl_len == 0 && !strncmp(line, "0:", 2)) {
+            snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", cg);
+            v = read_limit(path);
+        } else if (ctrl_len) {
+            char ctrls[128];
+            snprintf(ctrls, sizeof(ctrls), ",%.*s,", (int)ctrl_len, ctrl);
+            if (!strstr(ctrls, ",memory,")) continue;
+            snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg);
+            v = read_limit(path);
+        }
+    }
+    if (f) fclose(f);
+    if (!v) v = read_limit("/sys/fs/cgroup/memory.max");
+    if (!v) v = read_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    return v;
+}
+
+/* The memory this process may use: its cgroup's limit when there is one and it is
+ * below the machine's memory, else the machine's. 0 if neither can be read. */
 static uint64_t memory_available(void)
 {
     unsigned long long v = 0;
-    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
-        if (fscanf(f, "%llu", &v) != 1) v = 0; /* "max": no limit */
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "MemTotal: %llu kB", &v) == 1) break;
         fclose(f);
-        if (v) return v;
     }
-    f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "MemTotal: %llu kB", &v) == 1) break;
-    fclose(f);
-    return (uint64_t)v * 1024;
+    uint64_t total = (uint64_t)v * 1024, cg = cgroup_limit();
+    return cg && (cg < total || !total) ? cg : total;
 }
 
 /* The limits in bytes, or a sentence in err. Shared by validate() and create(). */
@@ -216,6 +258,17 @@ static int ml_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
     s->m_checks_refusing = api->metric_register(
         inst, "memory_limiter_checks_above_soft_limit",
         "Checks that found memory at or above the soft limit.", SY_METRIC_COUNTER);
+    /* The limits in force, so that a dashboard can draw the RSS against them. */
+    sy_metric_t *m_hard =
+        api->metric_register(inst, "memory_limiter_limit_bytes",
+                             "Hard limit (limit_mib or limit_percentage).", SY_METRIC_GAUGE);
+    sy_metric_t *m_soft =
+        api->metric_register(inst, "memory_limiter_soft_limit_bytes",
+                             "Soft limit (the hard limit less the spike limit): above it, "
+                             "receivers feeding the pipeline are refused.",
+                             SY_METRIC_GAUGE);
+    api->metric_set(m_hard, (int64_t)s->hard);
+    api->metric_set(m_soft, (int64_t)s->soft);
     *state = s;
     return SY_OK;
 }

@@ -70,6 +70,12 @@ static const sy_config_field_t jaeger_fields[] = {
      .offset = offsetof(jaeger_config_t, http_max_body),
      .default_value = "20MiB",
      .description = "Largest request body accepted (413 beyond)."},
+    {SY_CFG_FIELD("protocols.thrift_http.auth.authenticator", SY_CFG_STRING, jaeger_config_t,
+                  http_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every thrift_http request before its body is read: bearertokenauth, "
+                    "basicauth. A refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(jaeger_config_t, http_tls, "protocols.thrift_http."),
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(jaeger_config_t, grpc),
@@ -80,6 +86,11 @@ static const sy_config_field_t jaeger_fields[] = {
      .offset = offsetof(jaeger_config_t, grpc_endpoint),
      .default_value = "localhost:14250",
      .description = "host:port of the gRPC server (see protocols.grpc)."},
+    {SY_CFG_FIELD("protocols.grpc.auth.authenticator", SY_CFG_STRING, jaeger_config_t,
+                  grpc_authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every gRPC call from its metadata. A refused call gets UNAUTHENTICATED."},
+    SYC_TLS_SERVER_FIELDS(jaeger_config_t, grpc_tls, "protocols.grpc."),
 };
 
 static const char *const udp_names[JG_UDP_PROTOCOLS] = {"thrift_compact", "thrift_binary"};
@@ -123,6 +134,12 @@ static int jaeger_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "protocols::thrift_http::endpoint: %s", why);
         return SY_EINVAL;
     }
+    if (cfg->http &&
+        syc_tls_server_cfg_check(&cfg->http_tls, "protocols::thrift_http::tls", err, err_len) != 0)
+        return SY_EINVAL;
+    if (cfg->grpc &&
+        syc_tls_server_cfg_check(&cfg->grpc_tls, "protocols::grpc::tls", err, err_len) != 0)
+        return SY_EINVAL;
     if (cfg->grpc && syc_http_endpoint_check(cfg->grpc_endpoint, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "protocols::grpc::endpoint: %s", why);
         return SY_EINVAL;
@@ -302,6 +319,21 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                  "thrift_http requests answered with another "
                                  "status than 202.",
                                  SY_METRIC_COUNTER);
+        st->m_http_auth_failed =
+            api->metric_register(inst, "receiver_jaeger_thrift_http_auth_failures",
+                                 "thrift_http requests answered 401: their authenticator "
+                                 "refused them.",
+                                 SY_METRIC_COUNTER);
+    }
+    if (st->cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &st->cfg->http_tls,
+                                             "protocols.thrift_http.tls", true) != 0) {
+        jaeger_destroy(st);
+        return SY_EINVAL;
+    }
+    if (st->cfg->grpc && syc_tls_server_open(&st->grpc_tls, api, inst, &st->cfg->grpc_tls,
+                                             "protocols.grpc.tls", false) != 0) {
+        jaeger_destroy(st);
+        return SY_EINVAL;
     }
     if (st->cfg->grpc && jaeger_grpc_create(st) != SY_OK) {
         jaeger_destroy(st);
@@ -346,6 +378,8 @@ static void jaeger_destroy(void *state)
         jaeger_udp_free(st->udp[i]);
     jaeger_scratch_free(&st->http_scratch);
     jaeger_grpc_free(st);
+    syc_tls_server_free(&st->http_tls);
+    syc_tls_server_free(&st->grpc_tls);
     free(st);
 }
 

@@ -16,7 +16,9 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "auth_server.h"
 #include "http_server.h"
+#include "tls_config.h"
 #include "thrift.h"
 
 /* How long a UDP worker retries a batch the pipeline refused as full before it
@@ -40,8 +42,12 @@ typedef struct jaeger_config_s {
     bool http;
     char *http_endpoint;
     uint64_t http_max_body;
+    char *http_authenticator;      /* protocols.thrift_http.auth.authenticator */
+    syc_tls_server_cfg_t http_tls; /* protocols.thrift_http.tls */
     bool grpc;
     char *grpc_endpoint;
+    char *grpc_authenticator;      /* protocols.grpc.auth.authenticator */
+    syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls */
 } jaeger_config_t;
 
 typedef struct jaeger_state_s jaeger_state_t;
@@ -111,8 +117,11 @@ struct jaeger_state_s {
     syc_http_server_t *http;
     bool http_closing;
     jaeger_scratch_t http_scratch;
-    sy_metric_t *m_http_requests, *m_http_failed;
+    sy_metric_t *m_http_requests, *m_http_failed, *m_http_auth_failed;
     jaeger_ratelog_t log_http;
+    syc_auth_guard_t http_auth; /* protocols.thrift_http.auth */
+    syc_tls_server_t http_tls;  /* protocols.thrift_http.tls */
+    syc_tls_server_t grpc_tls;  /* protocols.grpc.tls (HTTP/2) */
     /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
     struct otlp_state_s *grpc;
     struct otlp_config_s *grpc_cfg;

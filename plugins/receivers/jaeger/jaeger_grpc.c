@@ -116,6 +116,12 @@ int jaeger_grpc_create(jaeger_state_t *st)
             st->inst, name, "grpc connections or calls a connection guard acted on.",
             SY_METRIC_COUNTER);
     }
+    ost->m_grpc_auth_failed =
+        api->metric_register(st->inst, "receiver_jaeger_grpc_auth_failures",
+                             "grpc calls answered UNAUTHENTICATED: their authenticator refused "
+                             "them.",
+                             SY_METRIC_COUNTER);
+    ost->tls = st->grpc_tls.ctx; /* NULL: h2c; jaeger.c frees it */
     ost->custom_service = "jaeger.api_v2.CollectorService";
     ost->custom_method = "PostSpans";
     ost->custom_handle = post_spans;
@@ -127,11 +133,19 @@ int jaeger_grpc_create(jaeger_state_t *st)
 
 int jaeger_grpc_start(jaeger_state_t *st)
 {
-    return otlp_grpc_start(st->grpc) == 0 ? SY_OK : SY_ERROR;
+    otlp_state_t *ost = st->grpc;
+    if (syc_auth_guard_init(&ost->grpc_auth, st->api, st->inst, "protocols.grpc.auth",
+                            st->cfg->grpc_authenticator, ost->m_grpc_auth_failed, "gRPC",
+                            "receiver_jaeger_grpc_auth_failures") != 0)
+        return SY_ERROR;
+    if (otlp_grpc_start(ost) != 0) return SY_ERROR;
+    syc_tls_server_start_reload(&st->grpc_tls);
+    return SY_OK;
 }
 
 void jaeger_grpc_shutdown(jaeger_state_t *st)
 {
+    syc_tls_server_stop(&st->grpc_tls);
     if (st->grpc) otlp_grpc_shutdown(st->grpc);
 }
 

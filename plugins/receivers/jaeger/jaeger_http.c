@@ -8,6 +8,8 @@
  *     202  accepted (no body)
  *     400  "Cannot parse content type: ...", "Unsupported content type: ...",
  *          "Unable to process request body: ..." (the collector's sentences)
+ *     401  refused by protocols.thrift_http.auth's authenticator (before the
+ *          body is read; "Unauthorized", WWW-Authenticate when it has a challenge)
  *     413  body over max_request_body_size
  *     429  the pipeline's queue is full (Retry-After: 1); the collector answers
  *          500 here, having no back-pressure of its own
@@ -101,6 +103,12 @@ static void on_refused(void *arg, syc_http_request_t *req, int status, const cha
 {
     jaeger_state_t *st = arg;
     char msg[300];
+    if (status == 401) {
+        char extra[300];
+        respond(st, req, 401, SYC_AUTH_UNAUTHORIZED_BODY,
+                syc_auth_guard_challenge(&st->http_auth, extra, sizeof(extra)));
+        return;
+    }
     snprintf(msg, sizeof(msg), "%s (max_request_body_size is %llu bytes)\n", message,
              (unsigned long long)st->cfg->http_max_body);
     respond(st, req, status, msg, NULL);
@@ -110,6 +118,10 @@ int jaeger_http_start(jaeger_state_t *st)
 {
     char err[512];
     uv_loop_t *loop = st->api->loop(st->inst);
+    if (syc_auth_guard_init(&st->http_auth, st->api, st->inst, "protocols.thrift_http.auth",
+                            st->cfg->http_authenticator, st->m_http_auth_failed, "thrift_http",
+                            "receiver_jaeger_thrift_http_auth_failures") != 0)
+        return SY_ERROR;
     st->http = syc_http_server_start(loop, st->cfg->http_endpoint, (size_t)st->cfg->http_max_body,
                                      on_request, st, err, sizeof(err));
     if (!st->http) {
@@ -117,6 +129,8 @@ int jaeger_http_start(jaeger_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
+    syc_auth_guard_attach(&st->http_auth, st->http);
+    syc_tls_server_attach(&st->http_tls, st->http);
     syc_http_server_set_idle_timeout(st->http, 60000);
     SY_LOG(st->api, st->inst, SY_LOG_INFO,
            "Starting HTTP server for Jaeger Thrift on endpoint %s "
@@ -134,6 +148,7 @@ static void on_closed(void *arg)
 
 void jaeger_http_shutdown(jaeger_state_t *st)
 {
+    syc_tls_server_stop(&st->http_tls);
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_closed, st);

@@ -1,8 +1,8 @@
 /*
  * otlp.c - the `otlp` receiver: configuration, validation and lifecycle. The
  * HTTP protocol (OTLP/HTTP, protobuf and JSON) is in otlp_http.c, gRPC (OTLP/gRPC
- * over h2c, or over TLS through otlp_tls.c) in otlp_grpc.c; both hand their batches to the same
- * api->emit(), so they feed the same pipelines.
+ * over h2c, or over TLS through plugins/common/tls_server.h) in otlp_grpc.c; both hand their
+ * batches to the same api->emit(), so they feed the same pipelines.
  *
  * Every callback runs on the instance's loop thread; the state needs no locks.
  */
@@ -107,6 +107,7 @@ static const sy_config_field_t otlp_fields[] = {
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every HTTP request before its body is looked at: bearertokenauth, "
                     "basicauth. A refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(otlp_config_t, http_tls, "protocols.http."),
     {.name = "protocols.grpc",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, grpc),
@@ -203,38 +204,7 @@ static const sy_config_field_t otlp_fields[] = {
                     "message's first byte by its length prefix; a call that does not fit is "
                     "answered RESOURCE_EXHAUSTED with RetryInfo (0: no bound). One "
                     "connection may hold a quarter of it (at least one largest message)."},
-    {.name = "protocols.grpc.tls",
-     .type = SY_CFG_PRESENT,
-     .offset = offsetof(otlp_config_t, grpc_tls),
-     .description = "Serves OTLP/gRPC over TLS (ALPN h2) when present; cert_file and key_file "
-                    "are then required."},
-    {.name = "protocols.grpc.tls.cert_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_cert_file),
-     .description = "Server certificate chain (PEM), leaf first."},
-    {.name = "protocols.grpc.tls.key_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_key_file),
-     .description = "Server private key (PEM)."},
-    {.name = "protocols.grpc.tls.client_ca_file",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_client_ca_file),
-     .description = "CA certificates (PEM) of client certificates: when set, clients must "
-                    "present a certificate they signed (mutual TLS)."},
-    {.name = "protocols.grpc.tls.min_version",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_min_version),
-     .default_value = "1.2",
-     .description = "Lowest TLS version accepted: 1.0, 1.1, 1.2 or 1.3."},
-    {.name = "protocols.grpc.tls.max_version",
-     .type = SY_CFG_STRING,
-     .offset = offsetof(otlp_config_t, tls_max_version),
-     .description = "Highest TLS version accepted (unset: the highest known, 1.3)."},
-    {.name = "protocols.grpc.tls.reload_interval",
-     .type = SY_CFG_DURATION,
-     .offset = offsetof(otlp_config_t, tls_reload_interval),
-     .description = "Reads the certificate, key and client CA again at this interval, for "
-                    "new connections (0: never)."},
+    SYC_TLS_SERVER_FIELDS(otlp_config_t, grpc_tls, "protocols.grpc."),
     {.name = "protocols.grpc.include_metadata",
      .type = SY_CFG_BOOL,
      .offset = offsetof(otlp_config_t, grpc_include_metadata),
@@ -285,44 +255,6 @@ void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)
     st->api->metric_add(st->m_grpc_guard[which], 1);
 }
 
-#define AUTH_WARN_MS 10000u
-
-void otlp_auth_refused(otlp_state_t *st, bool grpc)
-{
-    st->api->metric_add(grpc ? st->m_grpc_auth_failed : st->m_http_auth_failed, 1);
-    st->auth_unreported++;
-    uint64_t now = uv_now(st->api->loop(st->inst));
-    if (st->auth_warned_ms && now - st->auth_warned_ms < AUTH_WARN_MS) return;
-    SY_LOG(st->api, st->inst, SY_LOG_WARN,
-           "refused %llu request(s) that did not authenticate (last: %s); see "
-           "receiver_otlp_*_auth_failures",
-           (unsigned long long)st->auth_unreported, grpc ? "gRPC" : "HTTP");
-    st->auth_warned_ms = now;
-    st->auth_unreported = 0;
-}
-
-/* Finds the server authenticator named by `id` (NULL or "": none). Fails with the
- * collector's message when it is not a running extension that offers one. */
-static int resolve_auth(otlp_state_t *st, const char *proto, const char *id,
-                        const sy_auth_server_t **out)
-{
-    *out = NULL;
-    if (!id || !*id) return 0;
-    const sy_auth_server_t *a = NULL;
-    if (SY_API_HAS(st->api, extension_get))
-        a = st->api->extension_get(st->inst, id, SY_AUTH_SERVER);
-    if (!a || !a->authenticate) {
-        st->api->log(st->inst, SY_LOG_ERROR,
-                     "protocols.%s.auth: failed to resolve authenticator \"%s\": authenticator "
-                     "not found (it must be an extension listed in service.extensions that "
-                     "authenticates requests, such as bearertokenauth or basicauth with htpasswd)",
-                     proto, id);
-        return SY_ERROR;
-    }
-    *out = a;
-    return 0;
-}
-
 sy_signal_t otlp_signal_at(int i)
 {
     return syc_signal_by_index(i)->signal;
@@ -342,25 +274,6 @@ int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_
     return -1;
 }
 
-/* TLS is on with a tls section, or with any of its files named. */
-static bool tls_wanted(const otlp_config_t *cfg)
-{
-    return cfg->grpc && (cfg->grpc_tls || (cfg->tls_cert_file && *cfg->tls_cert_file) ||
-                         (cfg->tls_key_file && *cfg->tls_key_file) ||
-                         (cfg->tls_client_ca_file && *cfg->tls_client_ca_file));
-}
-
-static otlp_tls_settings_t tls_settings(const otlp_config_t *cfg)
-{
-    return (otlp_tls_settings_t){
-        .cert_file = cfg->tls_cert_file,
-        .key_file = cfg->tls_key_file,
-        .client_ca_file = cfg->tls_client_ca_file,
-        .min_version = cfg->tls_min_version,
-        .max_version = cfg->tls_max_version,
-    };
-}
-
 static int otlp_validate(const void *config, char *err, size_t err_len)
 {
     static const char *const path_keys[OTLP_SIGNALS] = {"traces_url_path", "metrics_url_path",
@@ -375,15 +288,9 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         return SY_EINVAL;
     }
     if (cfg->grpc && otlp_grpc_validate(cfg, err, err_len) != 0) return SY_EINVAL;
-    if (tls_wanted(cfg)) {
-        otlp_tls_settings_t set = tls_settings(cfg);
-        if (otlp_tls_settings_check(&set, "protocols::grpc::tls", err, err_len) != 0)
-            return SY_EINVAL;
-        if (cfg->tls_reload_interval < 0) {
-            snprintf(err, err_len, "protocols::grpc::tls::reload_interval: must not be negative");
-            return SY_EINVAL;
-        }
-    }
+    if (cfg->grpc &&
+        syc_tls_server_cfg_check(&cfg->grpc_tls, "protocols::grpc::tls", err, err_len) != 0)
+        return SY_EINVAL;
     if (!cfg->http) return 0;
     char why[300];
     if (syc_http_endpoint_check(cfg->http_endpoint, why, sizeof(why)) != 0) {
@@ -410,7 +317,7 @@ static int otlp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "protocols::http::cors::max_age: must not be negative");
         return SY_EINVAL;
     }
-    return 0;
+    return syc_tls_server_cfg_check(&cfg->http_tls, "protocols::http::tls", err, err_len);
 }
 
 static void otlp_destroy(void *state);
@@ -467,16 +374,17 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     for (int i = 0; i < OTLP_GRPC_GUARD_COUNT; i++)
         st->m_grpc_guard[i] = api->metric_register(inst, grpc_guard_metrics[i][0],
                                                    grpc_guard_metrics[i][1], SY_METRIC_COUNTER);
-    if (tls_wanted(cfg)) {
-        /* The files are read now so that a bad one fails startup, naming it. */
-        char err[700];
-        st->tls_settings = tls_settings(cfg);
-        st->tls = otlp_tls_ctx_new(&st->tls_settings, err, sizeof(err));
-        if (!st->tls) {
-            SY_LOG(api, inst, SY_LOG_ERROR, "protocols.grpc.%s", err);
-            otlp_destroy(st);
-            return SY_EINVAL;
-        }
+    /* The files are read now so that a bad one fails startup, naming it. */
+    if (cfg->grpc && syc_tls_server_open(&st->grpc_tls, api, inst, &cfg->grpc_tls,
+                                         "protocols.grpc.tls", false) != 0) {
+        otlp_destroy(st);
+        return SY_EINVAL;
+    }
+    st->tls = st->grpc_tls.ctx;
+    if (cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &cfg->http_tls,
+                                         "protocols.http.tls", true) != 0) {
+        otlp_destroy(st);
+        return SY_EINVAL;
     }
     if (cfg->grpc && cfg->grpc_include_metadata)
         SY_LOG(api, inst, SY_LOG_WARN,
@@ -493,46 +401,31 @@ fail:
     return SY_ENOMEM;
 }
 
-/* tls.reload_interval: reads the files again; a failure keeps what was loaded. */
-static void otlp_tls_reload(void *arg)
-{
-    otlp_state_t *st = arg;
-    char err[700];
-    if (otlp_tls_ctx_reload(st->tls, err, sizeof(err)) != 0)
-        SY_LOG(st->api, st->inst, SY_LOG_WARN,
-               "protocols.grpc.%s; the TLS files loaded before stay in use", err);
-    else
-        SY_LOG(st->api, st->inst, SY_LOG_DEBUG, "reloaded the gRPC server's TLS files");
-}
-
 static int otlp_start(void *state)
 {
     otlp_state_t *st = state;
-    if ((st->cfg->grpc && resolve_auth(st, "grpc", st->cfg->grpc_authenticator, &st->grpc_auth)) ||
-        (st->cfg->http && resolve_auth(st, "http", st->cfg->http_authenticator, &st->http_auth)))
+    if ((st->cfg->grpc &&
+         syc_auth_guard_init(&st->grpc_auth, st->api, st->inst, "protocols.grpc.auth",
+                             st->cfg->grpc_authenticator, st->m_grpc_auth_failed, "gRPC",
+                             "receiver_otlp_grpc_auth_failures") != 0) ||
+        (st->cfg->http &&
+         syc_auth_guard_init(&st->http_auth, st->api, st->inst, "protocols.http.auth",
+                             st->cfg->http_authenticator, st->m_http_auth_failed, "HTTP",
+                             "receiver_otlp_http_auth_failures") != 0))
         return SY_ERROR;
     if (st->cfg->grpc && otlp_grpc_start(st) != 0) return SY_ERROR;
     if (st->cfg->http && otlp_http_start(st) != 0) {
         otlp_grpc_shutdown(st);
         return SY_ERROR;
     }
-    if (st->tls && st->cfg->tls_reload_interval > 0) {
-        uint64_t ms = (uint64_t)st->cfg->tls_reload_interval / 1000000u;
-        if (ms == 0) ms = 1;
-        st->tls_reload = st->api->timer_start(st->inst, ms, ms, otlp_tls_reload, st);
-        if (!st->tls_reload)
-            SY_LOG(st->api, st->inst, SY_LOG_WARN,
-                   "cannot start the timer of tls.reload_interval: the TLS files will not be "
-                   "reloaded");
-    }
+    syc_tls_server_start_reload(&st->grpc_tls);
     return 0;
 }
 
 static void otlp_shutdown(void *state)
 {
     otlp_state_t *st = state;
-    if (st->tls_reload) st->api->timer_stop(st->tls_reload);
-    st->tls_reload = NULL;
+    syc_tls_server_stop(&st->grpc_tls);
     otlp_grpc_shutdown(st);
     otlp_http_shutdown(st);
 }
@@ -543,7 +436,8 @@ static void otlp_destroy(void *state)
     if (!st) return;
     for (int i = 0; i < OTLP_SIGNALS; i++)
         free(st->paths[i]);
-    otlp_tls_ctx_free(st->tls);
+    syc_tls_server_free(&st->grpc_tls);
+    syc_tls_server_free(&st->http_tls);
     free(st);
 }
 

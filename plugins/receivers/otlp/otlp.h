@@ -12,8 +12,10 @@
 #include <switchyard/auth.h>
 #include <switchyard/plugin.h>
 
+#include "auth_server.h"
 #include "http_server.h"
-#include "otlp_tls.h"
+#include "tls_config.h"
+#include "tls_server.h"
 
 #define OTLP_SIGNALS 3 /* traces, metrics, logs, in that order below */
 
@@ -33,7 +35,8 @@ typedef struct otlp_config_s {
     int64_t http_idle_timeout;
     int64_t http_max_connections;
     uint64_t http_max_inflight;
-    char *http_authenticator; /* protocols.http.auth.authenticator: an extension's id */
+    char *http_authenticator;      /* protocols.http.auth.authenticator: an extension's id */
+    syc_tls_server_cfg_t http_tls; /* protocols.http.tls */
 
     bool grpc;
     char *grpc_endpoint;
@@ -51,14 +54,7 @@ typedef struct otlp_config_s {
     /* keepalive.enforcement_policy */
     int64_t ka_min_time;
     bool ka_permit_without_stream;
-    /* tls: present turns TLS on (configtls server settings) */
-    bool grpc_tls;
-    char *tls_cert_file;
-    char *tls_key_file;
-    char *tls_client_ca_file;
-    char *tls_min_version;
-    char *tls_max_version;
-    int64_t tls_reload_interval; /* nanoseconds; 0: never reloaded */
+    syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls: present turns TLS on */
     bool grpc_include_metadata;
     int64_t grpc_read_timeout; /* nanoseconds: a call's message must be in by then */
     int64_t grpc_max_connections;
@@ -95,11 +91,10 @@ typedef struct otlp_state_s {
     otlp_grpc_server_t *grpc;
     sy_metric_t *m_grpc_calls;  /* gRPC calls answered */
     sy_metric_t *m_grpc_failed; /* of which not answered OK */
-    /* TLS on the gRPC port: the settings, the context made from them in create()
-     * (NULL without tls), the timer that reloads it, failed handshakes. */
-    otlp_tls_settings_t tls_settings;
-    otlp_tls_ctx_t *tls;
-    sy_timer_t *tls_reload;
+    /* TLS on the gRPC port: the settings, the context read in create() (NULL
+     * without tls) and its reload timer; failed handshakes. */
+    syc_tls_server_t grpc_tls;
+    syc_tls_ctx_t *tls; /* grpc_tls.ctx, or the owner's (the jaeger receiver) */
     sy_metric_t *m_grpc_tls_failed;
     /* What each connection guard did (syc_http_guard_t order for HTTP). */
     sy_metric_t *m_http_guard[SYC_HTTP_GUARD_COUNT];
@@ -116,17 +111,12 @@ typedef struct otlp_state_s {
     int (*custom_handle)(struct otlp_state_s *st, sy_batch_t *batch, const uint8_t *data,
                          size_t len, char *err, size_t err_len);
     void *custom_ctx;
-    /* The authenticators of each protocol (NULL: requests are not authenticated),
-     * resolved in start(), and what they refused. */
-    const sy_auth_server_t *http_auth, *grpc_auth;
+    /* The authenticators of each protocol (without one requests are not
+     * authenticated), resolved in start(), with what they refused. */
+    syc_auth_guard_t http_auth, grpc_auth;
+    syc_tls_server_t http_tls; /* TLS on the HTTP port */
     sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
-    uint64_t auth_warned_ms;  /* uv_now() of the last warning about refusals */
-    uint64_t auth_unreported; /* refusals since that warning */
 } otlp_state_t;
-
-/* Counts one request refused by its authenticator and logs it at a rate limit.
- * Loop thread. */
-void otlp_auth_refused(otlp_state_t *st, bool grpc);
 
 /* Counts one action of a gRPC guard. Loop thread. */
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which);

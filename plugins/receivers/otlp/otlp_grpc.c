@@ -25,7 +25,7 @@
  * to 64 KiB; while more than write_buffer_size bytes are in flight the connection
  * stops both producing and reading, so a slow client cannot make us buffer.
  *
- * TLS (when tls is set): otlp_tls.c sits between the socket and nghttp2. What is
+ * TLS (when tls is set): tls_module.c (plugins/common) sits between the socket and nghttp2. What is
  * read is fed to it and what it decrypts goes to nghttp2; each write request of
  * nghttp2's output is encrypted whole. Until the handshake has completed (with
  * ALPN "h2") nghttp2 is not asked for output, so its SETTINGS wait. A failed
@@ -111,7 +111,7 @@ struct grpc_conn_s {
     struct grpc_conn_s *prev, *next;
     uv_tcp_t tcp;
     nghttp2_session *session;
-    otlp_tls_conn_t *tls; /* NULL on cleartext */
+    syc_tls_conn_t *tls; /* NULL on cleartext */
     grpc_stream_t *streams;
     size_t in_flight; /* bytes handed to uv_write and not yet written */
     size_t nstreams;  /* calls open (grpc_stream_t) */
@@ -334,8 +334,7 @@ static void stream_keep_metadata(grpc_stream_t *s, const uint8_t *name, size_t n
 static bool stream_authenticated(grpc_stream_t *s)
 {
     otlp_state_t *st = s->conn->server->st;
-    const sy_auth_server_t *a = st->grpc_auth;
-    if (!a) return true;
+    if (!syc_auth_guard_on(&st->grpc_auth)) return true;
     const char *pairs[2 * AUTH_METADATA_PAIRS];
     const char *p = s->meta;
     for (size_t i = 0; i < s->meta_n; i++) {
@@ -346,9 +345,8 @@ static bool stream_authenticated(grpc_stream_t *s)
     }
     /* Names are lower case: HTTP/2 requires it and nghttp2 refuses a request
      * header that is not. */
-    if (a->authenticate(a->ctx, pairs, s->meta_n) == SY_OK) return true;
-    otlp_auth_refused(st, true);
-    answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, "authentication failed", false);
+    if (syc_auth_guard_check(&st->grpc_auth, pairs, s->meta_n)) return true;
+    answer_error(s, 200, SYC_GRPC_UNAUTHENTICATED, SYC_AUTH_GRPC_MESSAGE, false);
     return false;
 }
 
@@ -584,7 +582,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         copy_value(s->content_type, sizeof(s->content_type), value, valuelen);
     else if (IS("grpc-encoding"))
         copy_value(s->encoding, sizeof(s->encoding), value, valuelen);
-    if (namelen > 0 && name[0] != ':' && s->conn->server->st->grpc_auth)
+    if (namelen > 0 && name[0] != ':' && syc_auth_guard_on(&s->conn->server->st->grpc_auth))
         stream_keep_metadata(s, name, namelen, value, valuelen);
 #undef IS
     return 0;
@@ -727,13 +725,13 @@ static void conn_recv_tls(grpc_conn_t *c, const uint8_t *data, size_t len)
 {
     otlp_grpc_server_t *s = c->server;
     char err[300];
-    if (otlp_tls_conn_feed(c->tls, data, len) != 0) {
+    if (syc_tls_conn_feed(c->tls, data, len) != 0) {
         conn_close(c);
         return;
     }
     for (;;) {
-        bool was_established = otlp_tls_conn_established(c->tls);
-        ssize_t n = otlp_tls_conn_read(c->tls, s->plain_buf, TLS_RECORD_MAX, err, sizeof(err));
+        bool was_established = syc_tls_conn_established(c->tls);
+        ssize_t n = syc_tls_conn_read(c->tls, s->plain_buf, TLS_RECORD_MAX, err, sizeof(err));
         if (n > 0) {
             conn_recv(c, s->plain_buf, (size_t)n);
             if (c->closing || !nghttp2_session_want_read(c->session)) return;
@@ -817,14 +815,14 @@ static int conn_write(grpc_conn_t *c, write_req_t *w)
  * just encrypted), in one request. 0, or -1 when the connection is closing. */
 static int conn_write_tls(grpc_conn_t *c)
 {
-    size_t n = otlp_tls_conn_pending(c->tls);
+    size_t n = syc_tls_conn_pending(c->tls);
     if (n == 0) return 0;
     write_req_t *w = malloc(sizeof(*w) + n);
     if (!w) {
         conn_close(c);
         return -1;
     }
-    w->len = otlp_tls_conn_take(c->tls, w->data, n);
+    w->len = syc_tls_conn_take(c->tls, w->data, n);
     return conn_write(c, w);
 }
 
@@ -842,7 +840,7 @@ static void conn_flush(grpc_conn_t *c)
         if (c->in_flight == 0) conn_close(c);
         return;
     }
-    if (c->tls && !otlp_tls_conn_established(c->tls)) {
+    if (c->tls && !syc_tls_conn_established(c->tls)) {
         /* The handshake: nghttp2 waits, the client's next flight is read. */
         conn_set_reading(c, c->in_flight < limit);
         return;
@@ -878,7 +876,7 @@ static void conn_flush(grpc_conn_t *c)
         }
         if (!w) break;
         if (c->tls) {
-            int rc = otlp_tls_conn_write(c->tls, w->data, w->len);
+            int rc = syc_tls_conn_write(c->tls, w->data, w->len);
             free(w);
             if (rc != 0) {
                 conn_close(c);
@@ -904,7 +902,7 @@ static void on_conn_closed(uv_handle_t *handle)
     while (c->streams)
         stream_free(c->streams);
     nghttp2_session_del(c->session);
-    otlp_tls_conn_free(c->tls);
+    syc_tls_conn_free(c->tls);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -960,7 +958,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->created_ms = c->idle_since_ms = c->last_read_ms = uv_now(s->loop);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
         nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
-        (s->st->tls && !(c->tls = otlp_tls_conn_new(s->st->tls)))) {
+        (s->st->tls && !(c->tls = syc_tls_conn_new(s->st->tls)))) {
         conn_close(c);
         return;
     }
@@ -1016,7 +1014,7 @@ static void conn_terminate(grpc_conn_t *c)
 {
     c->terminated = true;
     c->goaway_ms = uv_now(c->server->loop);
-    if (c->tls && !otlp_tls_conn_established(c->tls))
+    if (c->tls && !syc_tls_conn_established(c->tls))
         conn_close(c); /* no HTTP/2 yet to say goodbye in */
     else
         nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
@@ -1054,7 +1052,7 @@ static void conn_sweep(grpc_conn_t *c, uint64_t now)
         conn_terminate(c);
     } else if (srv->ka_time_ms && !c->ping_outstanding &&
                now - c->last_read_ms >= srv->ka_time_ms &&
-               (!c->tls || otlp_tls_conn_established(c->tls))) {
+               (!c->tls || syc_tls_conn_established(c->tls))) {
         c->ping_outstanding = true;
         c->ping_sent_ms = now;
         nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL);
@@ -1273,20 +1271,20 @@ static void conn_goodbye(grpc_conn_t *c)
 {
     const uint8_t *data;
     ssize_t n;
-    if (c->tls && !otlp_tls_conn_established(c->tls)) return;
+    if (c->tls && !syc_tls_conn_established(c->tls)) return;
     while ((n = nghttp2_session_mem_send(c->session, &data)) > 0) {
         if (c->tls) {
-            if (otlp_tls_conn_write(c->tls, data, (size_t)n) != 0) return;
+            if (syc_tls_conn_write(c->tls, data, (size_t)n) != 0) return;
             continue;
         }
         uv_buf_t buf = uv_buf_init((char *)data, (unsigned)n);
         if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != n) return;
     }
     if (!c->tls) return;
-    otlp_tls_conn_close_notify(c->tls);
+    syc_tls_conn_close_notify(c->tls);
     uint8_t out[4096];
     size_t got;
-    while ((got = otlp_tls_conn_take(c->tls, out, sizeof(out))) > 0) {
+    while ((got = syc_tls_conn_take(c->tls, out, sizeof(out))) > 0) {
         uv_buf_t buf = uv_buf_init((char *)out, (unsigned)got);
         if (uv_try_write((uv_stream_t *)&c->tcp, &buf, 1) != (int)got) return;
     }

@@ -341,11 +341,9 @@ static bool is_preflight(const otlp_state_t *st, const syc_http_request_t *req, 
 static int check_head(void *arg, const syc_http_request_t *req)
 {
     otlp_state_t *st = arg;
-    const sy_auth_server_t *a = st->http_auth;
     if (is_preflight(st, req, signal_of(st, req)) ||
-        a->authenticate(a->ctx, req->headers, req->nheaders) == SY_OK)
+        syc_auth_guard_check(&st->http_auth, req->headers, req->nheaders))
         return 0;
-    otlp_auth_refused(st, false);
     return 401;
 }
 
@@ -353,11 +351,9 @@ static int check_head(void *arg, const syc_http_request_t *req)
  * was sent. */
 static void respond_unauthorized(otlp_state_t *st, syc_http_request_t *req)
 {
-    const sy_auth_server_t *a = st->http_auth;
-    char extra[300] = "";
-    if (a->challenge && strlen(a->challenge) < 200)
-        snprintf(extra, sizeof(extra), "WWW-Authenticate: %s\r\n", a->challenge);
-    respond_text(st, req, 401, "Unauthorized\n", extra[0] ? extra : NULL);
+    char extra[300];
+    respond_text(st, req, 401, SYC_AUTH_UNAUTHORIZED_BODY,
+                 syc_auth_guard_challenge(&st->http_auth, extra, sizeof(extra)));
 }
 
 static void on_request(void *arg, syc_http_request_t *req)
@@ -431,7 +427,8 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
-    if (st->http_auth) {
+    syc_tls_server_attach(&st->http_tls, st->http);
+    if (syc_auth_guard_on(&st->http_auth)) {
         syc_http_server_keep_all_headers(st->http, true);
         syc_http_server_set_head_check(st->http, check_head, st);
     }
@@ -460,6 +457,7 @@ static void on_http_closed(void *arg)
 
 void otlp_http_shutdown(otlp_state_t *st)
 {
+    syc_tls_server_stop(&st->http_tls);
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_http_closed, st);

@@ -287,6 +287,54 @@ static int parse_params(ctx_t *c, const sy_cfg_node_t *n, prom_scrape_config_t *
     return 0;
 }
 
+/* Prometheus's TLS version names ("TLS10".."TLS13") as configtls' ("1.0".."1.3"). */
+static int get_tls_version(ctx_t *c, const sy_cfg_node_t *n, const char *key, char **out)
+{
+    static const char *const names[][2] = {
+        {"TLS10", "1.0"}, {"TLS11", "1.1"}, {"TLS12", "1.2"}, {"TLS13", "1.3"}};
+    const char *s = scalar(c, n);
+    for (size_t i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(s, names[i][0])) return (*out = strdup(names[i][1])) ? 0 : SY_ENOMEM;
+    return fail(c, n, "tls_config: unknown %s \"%s\" (TLS10, TLS11, TLS12 or TLS13)", key,
+                s ? s : "");
+}
+
+/* tls_config: the subset that maps onto libcurl's options. */
+static int parse_tls(ctx_t *c, const sy_cfg_node_t *n, prom_scrape_config_t *sc)
+{
+    if (c->api->cfg_kind(n) != 'm') return fail(c, n, "'tls_config' must be a map");
+    syc_tls_client_t *t = &sc->tls;
+    for (size_t i = 0; i < c->api->cfg_len(n); i++) {
+        const char *key;
+        const sy_cfg_node_t *v = c->api->cfg_at(n, i, &key);
+        int rc;
+        if (!strcmp(key, "ca_file"))
+            rc = get_string(c, v, key, &t->ca_file);
+        else if (!strcmp(key, "cert_file"))
+            rc = get_string(c, v, key, &t->cert_file);
+        else if (!strcmp(key, "key_file"))
+            rc = get_string(c, v, key, &t->key_file);
+        else if (!strcmp(key, "insecure_skip_verify"))
+            rc = get_bool(c, v, key, &t->insecure_skip_verify);
+        else if (!strcmp(key, "min_version"))
+            rc = get_tls_version(c, v, key, &t->min_version);
+        else if (!strcmp(key, "max_version"))
+            rc = get_tls_version(c, v, key, &t->max_version);
+        else
+            return fail(c, v,
+                        "tls_config key '%s' is unknown or not supported by this receiver "
+                        "(supported: ca_file, cert_file, key_file, insecure_skip_verify, "
+                        "min_version, max_version)",
+                        key);
+        if (rc) return rc;
+    }
+    char why[256];
+    if (syc_tls_client_check(t, why, sizeof(why)) != 0) return fail(c, n, "tls_config: %s", why);
+    if ((t->cert_file && *t->cert_file) != (t->key_file && *t->key_file))
+        return fail(c, n, "tls_config: cert_file and key_file go together");
+    return 0;
+}
+
 static int parse_scrape(ctx_t *c, const sy_cfg_node_t *n, const prom_config_t *cfg,
                         prom_scrape_config_t *sc)
 {
@@ -333,6 +381,8 @@ static int parse_scrape(ctx_t *c, const sy_cfg_node_t *n, const prom_config_t *c
                 return fail(c, v, "'body_size_limit' must be a size (1024, 10MB, 1GiB)");
         } else if (!strcmp(key, "static_configs"))
             rc = parse_static(c, v, sc);
+        else if (!strcmp(key, "tls_config"))
+            rc = parse_tls(c, v, sc);
         else if (!strcmp(key, "metric_relabel_configs")) {
             if (c->api->cfg_kind(v) != 'l') return fail(c, v, "'%s' must be a list", key);
             size_t len = c->api->cfg_len(v);
@@ -347,7 +397,7 @@ static int parse_scrape(ctx_t *c, const sy_cfg_node_t *n, const prom_config_t *c
                         "scrape config key '%s' is unknown or not supported by this receiver "
                         "(supported: job_name, scrape_interval, scrape_timeout, metrics_path, "
                         "scheme, params, honor_labels, honor_timestamps, sample_limit, "
-                        "body_size_limit, static_configs, metric_relabel_configs)",
+                        "body_size_limit, static_configs, metric_relabel_configs, tls_config)",
                         key);
         if (rc) return rc;
     }
@@ -461,6 +511,11 @@ void prom_config_free(prom_config_t *cfg)
             free(t->labels);
         }
         free(sc->targets);
+        free(sc->tls.ca_file);
+        free(sc->tls.cert_file);
+        free(sc->tls.key_file);
+        free(sc->tls.min_version);
+        free(sc->tls.max_version);
     }
     free(cfg->scrapes);
     memset(cfg, 0, sizeof(*cfg));

@@ -11,6 +11,7 @@
 
 #include <switchyard/plugin.h>
 
+#include "curl_uv.h"
 #include "prom_relabel.h"
 
 typedef struct prom_static_target_s {
@@ -33,6 +34,10 @@ typedef struct prom_scrape_config_s {
     size_t ntargets;
     prom_relabel_t *rules;
     size_t nrules;
+    /* tls_config: ca_file, cert_file, key_file, insecure_skip_verify, min_version
+     * and max_version (Prometheus's TLS12 spelling, stored as configtls' "1.2"),
+     * for https targets. */
+    syc_tls_client_t tls;
 } prom_scrape_config_t;
 
 typedef struct prom_config_s {

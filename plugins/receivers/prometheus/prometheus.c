@@ -227,6 +227,8 @@ static int target_init(prom_t *p, target_t *t, const prom_scrape_config_t *sc,
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* tls_config (https targets): Prometheus's default minimum is TLS 1.2 too. */
+    syc_curl_apply_tls(e, &sc->tls);
     return SY_OK;
 }
 

@@ -6,6 +6,7 @@
  *   202  accepted (empty body), as Zipkin and the collector answer
  *   400  malformed JSON or protobuf, a value of the wrong type, a bad id, corrupt
  *        compression, an unknown Content-Encoding (text/plain message)
+ *   401  refused by auth.authenticator, before the body is read
  *   404  another path; 405 another method (Allow: POST); 413 a body over
  *        max_request_body_size, before or after decompression
  *   415  a Content-Type other than application/json (or none) and, on v2,
@@ -26,7 +27,9 @@
 
 #include "answer.h"
 #include "compress.h"
+#include "auth_server.h"
 #include "http_server.h"
+#include "tls_config.h"
 #include "zipkin_model.h"
 
 #define ZK_IDLE_TIMEOUT_MS 60000
@@ -38,6 +41,8 @@ typedef struct zipkin_config_s {
     char *endpoint;
     bool parse_string_tags;
     uint64_t max_body;
+    char *authenticator; /* auth.authenticator */
+    syc_tls_server_cfg_t tls;
 } zipkin_config_t;
 
 static const sy_config_field_t zipkin_fields[] = {
@@ -58,6 +63,11 @@ static const sy_config_field_t zipkin_fields[] = {
      .default_value = "20MiB",
      .description = "Largest request body accepted, before and after decompression (413 "
                     "beyond)."},
+    {SY_CFG_FIELD("auth.authenticator", SY_CFG_STRING, zipkin_config_t, authenticator),
+     .description = "ID of an extension (listed in service.extensions) that authenticates "
+                    "every request before its body is read: bearertokenauth, basicauth. A "
+                    "refused request gets 401."},
+    SYC_TLS_SERVER_FIELDS(zipkin_config_t, tls, ""),
 };
 
 typedef struct zipkin_s {
@@ -70,6 +80,9 @@ typedef struct zipkin_s {
     sy_metric_t *m_requests; /* answered */
     sy_metric_t *m_failed;   /* answered with another status than 202 */
     sy_metric_t *m_invalid;  /* of which bad input: 400, 413, 415 */
+    sy_metric_t *m_auth_failed;
+    syc_auth_guard_t auth;
+    syc_tls_server_t tls;
     uint64_t last_warn_ms;
     uint64_t suppressed;
 } zipkin_t;
@@ -236,6 +249,12 @@ static void on_refused(void *arg, syc_http_request_t *req, int status, const cha
 {
     zipkin_t *z = arg;
     char why[300];
+    if (status == 401) {
+        char extra[300];
+        respond(z, req, 401, SYC_AUTH_UNAUTHORIZED_BODY,
+                syc_auth_guard_challenge(&z->auth, extra, sizeof(extra)));
+        return;
+    }
     snprintf(why, sizeof(why), "%s (max_request_body_size is %zu bytes)", message, z->max_body);
     refuse(z, req, status, why);
 }
@@ -248,7 +267,7 @@ static int zipkin_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "endpoint: %s", why);
         return SY_EINVAL;
     }
-    return 0;
+    return syc_tls_server_cfg_check(&c->tls, "tls", err, err_len);
 }
 
 static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -270,6 +289,14 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                         "Zipkin HTTP requests refused as bad input (400, 413, "
                                         "415).",
                                         SY_METRIC_COUNTER);
+    z->m_auth_failed = api->metric_register(inst, "receiver_zipkin_auth_failures",
+                                            "Zipkin HTTP requests answered 401: their "
+                                            "authenticator refused them.",
+                                            SY_METRIC_COUNTER);
+    if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls", true) != 0) {
+        free(z);
+        return SY_EINVAL;
+    }
     *state = z;
     return SY_OK;
 }
@@ -278,6 +305,9 @@ static int zipkin_start(void *state)
 {
     zipkin_t *z = state;
     char err[512];
+    if (syc_auth_guard_init(&z->auth, z->api, z->inst, "auth", z->cfg->authenticator,
+                            z->m_auth_failed, "HTTP", "receiver_zipkin_auth_failures") != 0)
+        return SY_ERROR;
     z->http = syc_http_server_start(z->api->loop(z->inst), z->cfg->endpoint, z->max_body,
                                     on_request, z, err, sizeof(err));
     if (!z->http) {
@@ -285,6 +315,8 @@ static int zipkin_start(void *state)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(z->http, on_refused, z);
+    syc_auth_guard_attach(&z->auth, z->http);
+    syc_tls_server_attach(&z->tls, z->http);
     syc_http_server_set_idle_timeout(z->http, ZK_IDLE_TIMEOUT_MS);
     SY_LOG(z->api, z->inst, SY_LOG_INFO, "Starting HTTP server on endpoint %s (port %d)",
            z->cfg->endpoint, syc_http_server_port(z->http));
@@ -301,6 +333,7 @@ static void on_closed(void *arg)
 static void zipkin_shutdown(void *state)
 {
     zipkin_t *z = state;
+    syc_tls_server_stop(&z->tls);
     if (!z->http || z->closing) return;
     z->closing = true;
     syc_http_server_close(z->http, on_closed, z);
@@ -308,7 +341,9 @@ static void zipkin_shutdown(void *state)
 
 static void zipkin_destroy(void *state)
 {
-    free(state);
+    zipkin_t *z = state;
+    if (z) syc_tls_server_free(&z->tls);
+    free(z);
 }
 
 static const sy_plugin_t zipkin_plugin = {

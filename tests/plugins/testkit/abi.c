@@ -5,6 +5,7 @@
  *   TEST_OLD_SIZE     claim the size of an ABI 1.0 descriptor only
  *   TEST_TYPE         the type it declares
  *   TEST_NO_ENTRY     export no entry symbol at all
+ *   TEST_MIN_HOST_MINOR  the oldest host minor it declares it needs (ABI 1.5)
  */
 #include <stdlib.h>
 
@@ -60,6 +61,9 @@ static const sy_plugin_t descriptor = {
     .create = create,
     .consume = consume,
     .destroy = destroy,
+#ifdef TEST_MIN_HOST_MINOR
+    .min_host_minor = TEST_MIN_HOST_MINOR,
+#endif
 };
 
 #ifndef TEST_NO_ENTRY

@@ -1,9 +1,9 @@
 /*
- * otlp_tls_shim.c - the otlp_tls.h API in the receiver itself: it maps
- * otlp_tls.so (see otlp_tls_module.h) the first time a TLS context is made and
+ * syc_tls_shim.c - the otlp_tls.h API in the receiver itself: it maps
+ * sy_tls.so (see syc_tls_module.h) the first time a TLS context is made and
  * forwards every call to the module's table, so that the receiver does not link
- * OpenSSL and a router without TLS never maps it. otlp_tls_settings_check() needs
- * no OpenSSL and lives in otlp_tls_settings.c.
+ * OpenSSL and a router without TLS never maps it. syc_tls_settings_check() needs
+ * no OpenSSL and lives in syc_tls_settings.c.
  *
  * The module is found in the directory of the receiver's own shared object,
  * wherever that is (build tree, install tree, --plugin-dir), and stays mapped for
@@ -17,7 +17,7 @@
 
 #include <switchyard/plugin.h>
 
-#include "otlp_tls_module.h"
+#include "tls_module.h"
 
 /*
  * The module is a process-wide resource like the libraries it maps: one load
@@ -27,10 +27,10 @@
  * failed, and `load_error` says why.
  */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static const otlp_tls_module_t *module;
+static const syc_tls_module_t *module;
 static char load_error[PATH_MAX + 256];
 
-/* The module's path: OTLP_TLS_MODULE_FILE next to the shared object that holds
+/* The module's path: SYC_TLS_MODULE_FILE next to the shared object that holds
  * this function. Returns 0, or -1 with a sentence in load_error. */
 static int module_path(char *path, size_t len)
 {
@@ -38,17 +38,17 @@ static int module_path(char *path, size_t len)
     if (!dladdr((const void *)module_path, &info) || !info.dli_fname) {
         snprintf(load_error, sizeof(load_error),
                  "tls: cannot load the TLS module %s: the otlp receiver cannot find its own file",
-                 OTLP_TLS_MODULE_FILE);
+                 SYC_TLS_MODULE_FILE);
         return -1;
     }
     const char *slash = strrchr(info.dli_fname, '/');
     int dir_len = slash ? (int)(slash - info.dli_fname) : 1;
     int n =
-        snprintf(path, len, "%.*s/%s", dir_len, slash ? info.dli_fname : ".", OTLP_TLS_MODULE_FILE);
+        snprintf(path, len, "%.*s/%s", dir_len, slash ? info.dli_fname : ".", SYC_TLS_MODULE_FILE);
     if (n < 0 || (size_t)n >= len) {
         snprintf(load_error, sizeof(load_error),
                  "tls: cannot load the TLS module %s: the plugin directory's path is too long",
-                 OTLP_TLS_MODULE_FILE);
+                 SYC_TLS_MODULE_FILE);
         return -1;
     }
     return 0;
@@ -65,15 +65,15 @@ static void load(void)
                  why ? why : "unknown error");
         return;
     }
-    otlp_tls_module_fn entry;
+    syc_tls_module_fn entry;
     /* The ISO C way to turn dlsym()'s object pointer into a function pointer. */
-    *(void **)&entry = dlsym(h, OTLP_TLS_MODULE_ENTRY);
-    const otlp_tls_module_t *m = entry ? entry() : NULL;
-    if (!m || m->abi != OTLP_TLS_MODULE_ABI || m->size != sizeof(otlp_tls_module_t)) {
+    *(void **)&entry = dlsym(h, SYC_TLS_MODULE_ENTRY);
+    const syc_tls_module_t *m = entry ? entry() : NULL;
+    if (!m || m->abi != SYC_TLS_MODULE_ABI || m->size != sizeof(syc_tls_module_t)) {
         snprintf(load_error, sizeof(load_error),
                  "tls: cannot load the TLS module %s: %s (a module from another build?)", path,
                  entry ? "its table does not match this receiver"
-                       : "no " OTLP_TLS_MODULE_ENTRY " symbol");
+                       : "no " SYC_TLS_MODULE_ENTRY " symbol");
         dlclose(h);
         return;
     }
@@ -82,7 +82,7 @@ static void load(void)
 
 /* The module, loading it on the first call; NULL with a sentence in err when it
  * cannot be loaded. Any thread. */
-static const otlp_tls_module_t *module_get(char *err, size_t err_len)
+static const syc_tls_module_t *module_get(char *err, size_t err_len)
 {
     pthread_once(&load_once, load);
     if (!module) snprintf(err, err_len, "%s", load_error);
@@ -91,76 +91,75 @@ static const otlp_tls_module_t *module_get(char *err, size_t err_len)
 
 /*
  * The module once loaded, for the functions that take a context or a connection:
- * one exists only if otlp_tls_ctx_new() loaded the module. Goes through
+ * one exists only if syc_tls_ctx_new() loaded the module. Goes through
  * pthread_once() all the same (a load that already ran costs an atomic read), so
  * that a caller on another thread sees the table.
  */
-static const otlp_tls_module_t *loaded(void)
+static const syc_tls_module_t *loaded(void)
 {
     pthread_once(&load_once, load);
     return module;
 }
 
-otlp_tls_ctx_t *otlp_tls_ctx_new(const otlp_tls_settings_t *set, char *err, size_t err_len)
+syc_tls_ctx_t *syc_tls_ctx_new(const syc_tls_settings_t *set, char *err, size_t err_len)
 {
-    const otlp_tls_module_t *m = module_get(err, err_len);
+    const syc_tls_module_t *m = module_get(err, err_len);
     return m ? m->ctx_new(set, err, err_len) : NULL;
 }
 
-int otlp_tls_ctx_reload(otlp_tls_ctx_t *ctx, char *err, size_t err_len)
+int syc_tls_ctx_reload(syc_tls_ctx_t *ctx, char *err, size_t err_len)
 {
     return loaded()->ctx_reload(ctx, err, err_len);
 }
 
 /* The free functions take NULL without loading anything: a cleartext receiver
  * calls them with the NULL it holds in place of a context or connection. */
-void otlp_tls_ctx_free(otlp_tls_ctx_t *ctx)
+void syc_tls_ctx_free(syc_tls_ctx_t *ctx)
 {
     if (ctx) loaded()->ctx_free(ctx);
 }
 
-otlp_tls_conn_t *otlp_tls_conn_new(otlp_tls_ctx_t *ctx)
+syc_tls_conn_t *syc_tls_conn_new(syc_tls_ctx_t *ctx)
 {
     return loaded()->conn_new(ctx);
 }
 
-void otlp_tls_conn_free(otlp_tls_conn_t *conn)
+void syc_tls_conn_free(syc_tls_conn_t *conn)
 {
     if (conn) loaded()->conn_free(conn);
 }
 
-int otlp_tls_conn_feed(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_feed(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     return loaded()->conn_feed(conn, data, len);
 }
 
-ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char *err,
-                           size_t err_len)
+ssize_t syc_tls_conn_read(syc_tls_conn_t *conn, uint8_t *out, size_t cap, char *err, size_t err_len)
 {
     return loaded()->conn_read(conn, out, cap, err, err_len);
 }
 
-bool otlp_tls_conn_established(const otlp_tls_conn_t *conn)
+bool syc_tls_conn_established(const syc_tls_conn_t *conn)
 {
     return loaded()->conn_established(conn);
 }
 
-int otlp_tls_conn_write(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_write(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     return loaded()->conn_write(conn, data, len);
 }
 
-void otlp_tls_conn_close_notify(otlp_tls_conn_t *conn)
+void syc_tls_conn_close_notify(syc_tls_conn_t *conn)
 {
     loaded()->conn_close_notify(conn);
 }
 
-size_t otlp_tls_conn_pending(const otlp_tls_conn_t *conn)
+size_t syc_tls_conn_pending(const syc_tls_conn_t *conn)
 {
     return loaded()->conn_pending(conn);
 }
 
-size_t otlp_tls_conn_take(otlp_tls_conn_t *conn, uint8_t *out, size_t cap)
+size_t syc_tls_conn_take(syc_tls_conn_t *conn, uint8_t *out, size_t cap)
 {
     return loaded()->conn_take(conn, out, cap);
 }

@@ -3,9 +3,9 @@
  * OpenSSL SSL object per connection between two memory BIOs, so that the socket
  * stays libuv's and nothing here ever blocks or touches a file descriptor.
  *
- * Built as its own shared object, otlp_tls.so (see otlp_tls_module.h), the only
+ * Built as its own shared object, sy_tls.so (see syc_tls_module.h), the only
  * one to link OpenSSL: everything is hidden but the table at the end, and the
- * receiver reaches these functions through otlp_tls_shim.c.
+ * receiver reaches these functions through syc_tls_shim.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,22 +18,25 @@
 
 #include <switchyard/plugin.h>
 
-#include "otlp_tls_module.h"
+#include "tls_module.h"
+#include "tls_names.h"
 
-struct otlp_tls_ctx_s {
+struct syc_tls_ctx_s {
     SSL_CTX *ssl_ctx; /* replaced by a reload; SSL objects hold their own reference */
-    const otlp_tls_settings_t *set;
+    const syc_tls_settings_t *set;
 };
 
-struct otlp_tls_conn_s {
+struct syc_tls_conn_s {
     SSL *ssl;
     BIO *rbio; /* ciphertext from the socket; owned by ssl */
     BIO *wbio; /* ciphertext for the socket; owned by ssl */
     bool established;
+    bool need_h2; /* the context's settings want HTTP/2 */
 };
 
-/* ALPN in wire format: the only protocol a gRPC server speaks. */
+/* ALPN in wire format: the only protocol a gRPC server speaks, and HTTP/1.1's. */
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+static const unsigned char alpn_http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 static bool is_set(const char *s)
 {
@@ -41,11 +44,11 @@ static bool is_set(const char *s)
 }
 
 /* The OpenSSL protocol version a configtls string names (its rank from
- * otlp_tls_version_rank()); 0 when unset or unknown (settings_check refused it). */
+ * syc_tls_version_rank()); 0 when unset or unknown (settings_check refused it). */
 static int version_of(const char *v)
 {
     static const int versions[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
-    int rank = otlp_tls_version_rank(v);
+    int rank = syc_tls_version_rank(v);
     if (rank < 1 || rank > (int)(sizeof(versions) / sizeof(versions[0]))) return 0;
     return versions[rank - 1];
 }
@@ -85,8 +88,17 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
-    (void)arg;
+    const syc_tls_settings_t *set = arg;
     unsigned char *selected;
+    if (set->http1) {
+        /* HTTP/1.1 when offered; a client that offers only h2 gets no ALPN answer
+         * and speaks HTTP/1.1 all the same, as Go's HTTP/1 server allows. */
+        if (SSL_select_next_proto(&selected, outlen, alpn_http1, sizeof(alpn_http1), in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED)
+            return SSL_TLSEXT_ERR_NOACK;
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+    }
     if (SSL_select_next_proto(&selected, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -105,7 +117,7 @@ static int no_password(char *buf, int size, int rwflag, void *arg)
 }
 
 /* Builds an SSL_CTX from the files. NULL with a sentence naming the file. */
-static SSL_CTX *build(const otlp_tls_settings_t *set, char *err, size_t err_len)
+static SSL_CTX *build(const syc_tls_settings_t *set, char *err, size_t err_len)
 {
     char why[256];
     SSL_CTX *ctx = NULL;
@@ -127,6 +139,11 @@ static SSL_CTX *build(const otlp_tls_settings_t *set, char *err, size_t err_len)
         !SSL_CTX_set_max_proto_version(ctx, max > 0 ? max : 0)) {
         snprintf(err, err_len, "tls: cannot set the protocol versions: %s",
                  ssl_reason(why, sizeof(why), "unknown error"));
+        goto fail;
+    }
+    if (set->cipher_list[0] && SSL_CTX_set_cipher_list(ctx, set->cipher_list) != 1) {
+        snprintf(err, err_len, "tls.cipher_suites: OpenSSL can use none of \"%.300s\": %s",
+                 set->cipher_list, ssl_reason(why, sizeof(why), "unknown error"));
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, set->cert_file) != 1) {
@@ -165,7 +182,7 @@ static SSL_CTX *build(const otlp_tls_settings_t *set, char *err, size_t err_len)
     /* Resumed sessions (with mTLS above all) need a context ID. */
     static const unsigned char sid[] = "switchyard-otlp";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, (void *)set);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     /* No renegotiation (HTTP/2 forbids it) and the server's cipher order. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -176,9 +193,9 @@ fail:
     return NULL;
 }
 
-otlp_tls_ctx_t *otlp_tls_ctx_new(const otlp_tls_settings_t *set, char *err, size_t err_len)
+syc_tls_ctx_t *syc_tls_ctx_new(const syc_tls_settings_t *set, char *err, size_t err_len)
 {
-    otlp_tls_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    syc_tls_ctx_t *ctx = calloc(1, sizeof(*ctx));
     if (!ctx) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -192,7 +209,7 @@ otlp_tls_ctx_t *otlp_tls_ctx_new(const otlp_tls_settings_t *set, char *err, size
     return ctx;
 }
 
-int otlp_tls_ctx_reload(otlp_tls_ctx_t *ctx, char *err, size_t err_len)
+int syc_tls_ctx_reload(syc_tls_ctx_t *ctx, char *err, size_t err_len)
 {
     SSL_CTX *fresh = build(ctx->set, err, err_len);
     if (!fresh) return SY_EINVAL;
@@ -201,18 +218,19 @@ int otlp_tls_ctx_reload(otlp_tls_ctx_t *ctx, char *err, size_t err_len)
     return 0;
 }
 
-void otlp_tls_ctx_free(otlp_tls_ctx_t *ctx)
+void syc_tls_ctx_free(syc_tls_ctx_t *ctx)
 {
     if (!ctx) return;
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx);
 }
 
-otlp_tls_conn_t *otlp_tls_conn_new(otlp_tls_ctx_t *ctx)
+syc_tls_conn_t *syc_tls_conn_new(syc_tls_ctx_t *ctx)
 {
-    otlp_tls_conn_t *c = calloc(1, sizeof(*c));
+    syc_tls_conn_t *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->ssl = SSL_new(ctx->ssl_ctx);
+    c->need_h2 = !ctx->set->http1;
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
     if (!c->ssl || !c->rbio || !c->wbio) {
@@ -230,14 +248,14 @@ otlp_tls_conn_t *otlp_tls_conn_new(otlp_tls_ctx_t *ctx)
     return c;
 }
 
-void otlp_tls_conn_free(otlp_tls_conn_t *conn)
+void syc_tls_conn_free(syc_tls_conn_t *conn)
 {
     if (!conn) return;
     SSL_free(conn->ssl);
     free(conn);
 }
 
-int otlp_tls_conn_feed(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_feed(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     while (len > 0) {
         int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
@@ -252,8 +270,8 @@ int otlp_tls_conn_feed(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Turns a failed SSL call into a return of otlp_tls_conn_read(). */
-static ssize_t read_error(otlp_tls_conn_t *conn, int rc, char *err, size_t err_len)
+/* Turns a failed SSL call into a return of syc_tls_conn_read(). */
+static ssize_t read_error(syc_tls_conn_t *conn, int rc, char *err, size_t err_len)
 {
     char why[256];
     switch (SSL_get_error(conn->ssl, rc)) {
@@ -272,8 +290,7 @@ static ssize_t read_error(otlp_tls_conn_t *conn, int rc, char *err, size_t err_l
     }
 }
 
-ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char *err,
-                           size_t err_len)
+ssize_t syc_tls_conn_read(syc_tls_conn_t *conn, uint8_t *out, size_t cap, char *err, size_t err_len)
 {
     ERR_clear_error();
     if (!conn->established) {
@@ -282,7 +299,7 @@ ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char
         const unsigned char *proto = NULL;
         unsigned int proto_len = 0;
         SSL_get0_alpn_selected(conn->ssl, &proto, &proto_len);
-        if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
+        if (conn->need_h2 && (proto_len != 2 || memcmp(proto, "h2", 2) != 0)) {
             snprintf(err, err_len, "the client did not negotiate HTTP/2 (ALPN \"h2\")");
             return SY_EINVAL;
         }
@@ -294,12 +311,12 @@ ssize_t otlp_tls_conn_read(otlp_tls_conn_t *conn, uint8_t *out, size_t cap, char
     return read_error(conn, n, err, err_len);
 }
 
-bool otlp_tls_conn_established(const otlp_tls_conn_t *conn)
+bool syc_tls_conn_established(const syc_tls_conn_t *conn)
 {
     return conn->established;
 }
 
-int otlp_tls_conn_write(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
+int syc_tls_conn_write(syc_tls_conn_t *conn, const uint8_t *data, size_t len)
 {
     if (!conn->established) return SY_EINVAL;
     ERR_clear_error();
@@ -317,47 +334,47 @@ int otlp_tls_conn_write(otlp_tls_conn_t *conn, const uint8_t *data, size_t len)
     return 0;
 }
 
-void otlp_tls_conn_close_notify(otlp_tls_conn_t *conn)
+void syc_tls_conn_close_notify(syc_tls_conn_t *conn)
 {
     if (!conn->established) return;
     SSL_shutdown(conn->ssl);
     ERR_clear_error();
 }
 
-size_t otlp_tls_conn_pending(const otlp_tls_conn_t *conn)
+size_t syc_tls_conn_pending(const syc_tls_conn_t *conn)
 {
     return BIO_ctrl_pending(conn->wbio);
 }
 
-size_t otlp_tls_conn_take(otlp_tls_conn_t *conn, uint8_t *out, size_t cap)
+size_t syc_tls_conn_take(syc_tls_conn_t *conn, uint8_t *out, size_t cap)
 {
     int chunk = cap > INT32_MAX ? INT32_MAX : (int)cap;
     int n = BIO_read(conn->wbio, out, chunk);
     return n > 0 ? (size_t)n : 0;
 }
 
-static const otlp_tls_module_t otlp_tls_table = {
-    .abi = OTLP_TLS_MODULE_ABI,
-    .size = sizeof(otlp_tls_module_t),
-    .settings_check = otlp_tls_settings_check,
-    .ctx_new = otlp_tls_ctx_new,
-    .ctx_reload = otlp_tls_ctx_reload,
-    .ctx_free = otlp_tls_ctx_free,
-    .conn_new = otlp_tls_conn_new,
-    .conn_free = otlp_tls_conn_free,
-    .conn_feed = otlp_tls_conn_feed,
-    .conn_read = otlp_tls_conn_read,
-    .conn_established = otlp_tls_conn_established,
-    .conn_write = otlp_tls_conn_write,
-    .conn_close_notify = otlp_tls_conn_close_notify,
-    .conn_pending = otlp_tls_conn_pending,
-    .conn_take = otlp_tls_conn_take,
+static const syc_tls_module_t syc_tls_table = {
+    .abi = SYC_TLS_MODULE_ABI,
+    .size = sizeof(syc_tls_module_t),
+    .settings_check = syc_tls_settings_check,
+    .ctx_new = syc_tls_ctx_new,
+    .ctx_reload = syc_tls_ctx_reload,
+    .ctx_free = syc_tls_ctx_free,
+    .conn_new = syc_tls_conn_new,
+    .conn_free = syc_tls_conn_free,
+    .conn_feed = syc_tls_conn_feed,
+    .conn_read = syc_tls_conn_read,
+    .conn_established = syc_tls_conn_established,
+    .conn_write = syc_tls_conn_write,
+    .conn_close_notify = syc_tls_conn_close_notify,
+    .conn_pending = syc_tls_conn_pending,
+    .conn_take = syc_tls_conn_take,
 };
 
-/* The module's only export (OTLP_TLS_MODULE_ENTRY). */
-__attribute__((visibility("default"))) const otlp_tls_module_t *otlp_tls_module(void);
+/* The module's only export (SYC_TLS_MODULE_ENTRY). */
+__attribute__((visibility("default"))) const syc_tls_module_t *syc_tls_module(void);
 
-const otlp_tls_module_t *otlp_tls_module(void)
+const syc_tls_module_t *syc_tls_module(void)
 {
-    return &otlp_tls_table;
+    return &syc_tls_table;
 }

@@ -1,0 +1,641 @@
+#!/usr/bin/env python3
+"""The persistent sending queue (file_storage + sending_queue.storage) across kill -9.
+
+otlp receiver (OTLP/HTTP) -> no processor -> otlphttp exporter (OTLP/JSON, no
+compression) with `sending_queue.storage: file_storage`, the backend (the Python
+sink of tests/integration/sinks) down:
+
+  persisted  N spans with unique ids, wait until exporter_queue_size shows all N in
+             the persistent queue, kill -9, restart with the backend up: every span
+             arrives, by id; 0 lost; duplicates counted (bounded by the records the
+             first run had handed out).
+  crash      load from 4 client threads, kill -9 in the middle of it, restart,
+             backend up: acknowledged, delivered, lost, duplicated are printed;
+             delivered is a subset of sent; lost <= the in-flight window measured
+             (what the core's in-memory queues held, sampled during the load).
+  corrupt    one byte of a record changed and the last record cut short: the
+             router starts, skips both, counts them, delivers the rest exactly.
+  duplicates the backend takes the 4 consumers' requests but the router is killed
+             before it answers: after the restart only those come twice, bounded
+             by (and counted in) redelivered_records.
+  sigterm    SIGTERM with the backend down: exit 0, the queue stays on the disk; the
+             next run delivers every span exactly once.
+  config     directory missing, not a directory, not writable (when not root), the
+             storage id unknown, a second router on the same directory: clear errors.
+  disk       a "full disk": the router under RLIMIT_FSIZE (256 KiB) with SIGXFSZ
+             ignored, so appends fail with EFBIG: 429 to the client, nothing
+             acknowledged lost, and appends resume once the segment is confirmed.
+  full       a small queue_size (items): the client gets 429 once the bound (and the
+             core's queues) are full; every span acknowledged arrives, none refused.
+
+    test_persistent_queue.py --bin build/bin/switchyard --plugin-dir build/lib/switchyard/plugins
+"""
+import argparse
+from http.server import BaseHTTPRequestHandler
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sinks"))
+
+from harness import Router, free_port, http, wait_for  # noqa: E402
+from http_sink import Sink  # noqa: E402
+
+SPANS_PER_REQ = 50
+WAIT = 20.0
+
+
+def request_body(first_id, n):
+    spans = [{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "%016x" % (first_id + i),
+              "name": "pq", "kind": 1, "startTimeUnixNano": "1700000000000000000",
+              "endTimeUnixNano": "1700000000000001000"} for i in range(n)]
+    return json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}
+                      ).encode()
+
+
+def send(port, first_id, n=SPANS_PER_REQ, timeout=5.0):
+    """POSTs n spans with ids first_id.. ; returns the HTTP status (0: no answer)."""
+    try:
+        status, _, _ = http("POST", f"http://127.0.0.1:{port}/v1/traces",
+                            request_body(first_id, n), {"Content-Type": "application/json"},
+                            timeout=timeout)
+        return status
+    except OSError:
+        return 0
+
+
+def delivered_ids(sink):
+    """Every span id the sink accepted, in order, repeats included."""
+    out = []
+    for r in sink.received():
+        body = json.loads(r["body"])
+        for rs in body.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                for sp in ss.get("spans", []):
+                    out.append(int(sp["spanId"], 16))
+    return out
+
+
+def scrape(port):
+    try:
+        status, _, body = http("GET", f"http://127.0.0.1:{port}/metrics", timeout=2.0)
+    except OSError:
+        return ""
+    return body.decode() if status == 200 else ""
+
+
+def sample(text, name, label=""):
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    return total if found else None
+
+
+def config(port, mport, sink_port, directory, queue_size=1000000, storage="file_storage",
+           extra_fs=""):
+    return f"""
+extensions:
+  file_storage:
+    directory: {directory}
+{extra_fs}receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{port}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink_port}
+    encoding: json
+    compression: none
+    sending_queue:
+      storage: {storage}
+      sizer: items
+      queue_size: {queue_size}
+      num_consumers: 4
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 300ms
+      max_elapsed_time: 0s
+service:
+  extensions: [file_storage]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"""
+
+
+class Setup:
+    def __init__(self, args, queue_size=1000000):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="sy-pq-")
+        self.dir = os.path.join(self.tmp, "storage")
+        os.mkdir(self.dir)
+        self.port, self.mport = free_port(), free_port()
+        self.sink = Sink()
+        self.sink_port = self.sink.port
+        self.sink.stop()  # the backend is down
+        self.queue_size = queue_size
+        self.router = None
+
+    def start(self, binary=None):
+        self.router = Router(binary or self.args.bin, [self.args.plugin_dir],
+                             config(self.port, self.mport, self.sink_port, self.dir,
+                                    self.queue_size))
+        return self.router
+
+    def metric(self, name, label='exporter="otlphttp"'):
+        return sample(scrape(self.mport), name, label)
+
+    def backend_up(self):
+        self.sink = Sink(port=self.sink_port)
+
+    def cleanup(self):
+        if self.router:
+            self.router.cleanup()
+        self.sink.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def queue_items(s):
+    return s.metric("switchyard_exporter_queue_size")
+
+
+def wait_delivered(s, expect_unique, timeout=WAIT):
+    """Waits until the sink has expect_unique distinct ids and the exporter's queue is
+    empty; returns the delivered ids (repeats included)."""
+    def done():
+        ids = delivered_ids(s.sink)
+        return len(set(ids)) >= expect_unique and queue_items(s) == 0
+    wait_for(f"{expect_unique} spans at the sink", done, timeout)
+    time.sleep(0.3)  # anything sent twice arrives too
+    return delivered_ids(s.sink)
+
+
+def fill(s, n_req):
+    """Sends n_req requests (all must be acknowledged) and waits until their spans are
+    all in the persistent queue; returns the number of spans."""
+    for i in range(n_req):
+        st = send(s.port, i * SPANS_PER_REQ)
+        assert st == 200, f"request {i}: status {st}"
+    n = n_req * SPANS_PER_REQ
+    wait_for(f"{n} spans in the persistent queue", lambda: queue_items(s) == n, WAIT)
+    return n
+
+
+def send_until_refused(s, max_requests):
+    """Sends requests until three are refused (429/503); returns the spans of those
+    acknowledged, the number refused and the statuses seen."""
+    want, refused, statuses = set(), 0, set()
+    for i in range(max_requests):
+        if refused >= 3:
+            break
+        st = send(s.port, i * SPANS_PER_REQ)
+        statuses.add(st)
+        if st == 200:
+            want.update(range(i * SPANS_PER_REQ, (i + 1) * SPANS_PER_REQ))
+        elif st in (429, 503):
+            refused += 1
+        else:
+            raise AssertionError(f"unexpected status {st}")
+    return want, refused, statuses
+
+
+def segments(directory):
+    out = []
+    for root, _, files in os.walk(directory):
+        out += [os.path.join(root, f) for f in files if f.startswith("seg-")]
+    return sorted(out)
+
+
+def records(path):
+    """(offset, total length, id) of each whole record of a segment file."""
+    data = open(path, "rb").read()
+    out, pos = [], 0
+    while pos + 24 <= len(data):
+        ln, _crc, rid = struct.unpack_from("<IIQ", data, pos)
+        if pos + 8 + ln > len(data):
+            break
+        out.append((pos, 8 + ln, rid))
+        pos += 8 + ln
+    return out
+
+
+# ---- cases ------------------------------------------------------------------------------
+
+def case_persisted(args):
+    s = Setup(args)
+    try:
+        s.start()
+        n_req = 40
+        n = fill(s, n_req)
+        records_before = s.metric("switchyard_exporter_persistent_queue_records")
+        assert records_before == n_req, records_before
+        s.router.kill()  # kill -9
+        segs = segments(s.dir)
+        assert segs, "no segment file was written"
+        s.backend_up()
+        s.start()
+        ids = wait_delivered(s, n)
+        want = set(range(n))
+        lost = want - set(ids)
+        dup = len(ids) - len(set(ids))
+        recovered = s.metric("switchyard_exporter_persistent_queue_recovered_records_total")
+        redelivered = s.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
+        print(f"persisted: sent={n} acknowledged={n} delivered={len(set(ids))} lost={len(lost)} "
+              f"duplicates={dup} recovered_records={recovered:.0f} "
+              f"redelivered_records={redelivered:.0f}")
+        assert not lost, f"{len(lost)} spans lost: {sorted(lost)[:10]}"
+        assert set(ids) <= want, "the sink got spans that were never sent"
+        assert recovered == n_req, recovered
+        # Only records the first run had handed out (at most num_consumers at a time,
+        # none of which reached the backend, which was down) may come twice.
+        assert redelivered <= 4, redelivered
+        assert dup <= redelivered * SPANS_PER_REQ, (dup, redelivered)
+        assert dup == 0, f"{dup} duplicates although the backend never saw the first run"
+        confirmed = s.metric("switchyard_exporter_persistent_queue_confirmed_records_total")
+        assert confirmed == n_req, confirmed
+        rc = s.router.stop()
+        assert rc == 0, rc
+        # Everything confirmed: the first run's segments are deleted.
+        for p in segs:
+            assert not os.path.exists(p), f"{p} was not deleted after all was confirmed"
+        print("ok: all spans acknowledged before kill -9 delivered after the restart, by id")
+    finally:
+        s.cleanup()
+
+
+def case_crash(args):
+    s = Setup(args)
+    try:
+        s.start()
+        sent, acked, lock = set(), set(), threading.Lock()
+        stop = threading.Event()
+        window = [0]
+
+        def sender(k):
+            i = 0
+            while not stop.is_set() and i < 50:  # at most 10000 spans in all
+                first = (k << 32) | (i * SPANS_PER_REQ)
+                with lock:
+                    sent.update(range(first, first + SPANS_PER_REQ))
+                st = send(s.port, first, timeout=2.0)
+                if st == 200:
+                    with lock:
+                        acked.update(range(first, first + SPANS_PER_REQ))
+                elif st == 0:
+                    return  # the router is gone
+                i += 1
+
+        def sample_window():
+            # The in-flight window: batches acknowledged but still in the core's
+            # in-memory queues (pipeline and exporter input), in spans.
+            q = sample(scrape(s.mport), "switchyard_queue_size")
+            if q is not None:
+                window[0] = max(window[0], int(q) * SPANS_PER_REQ)
+
+        def sampler():
+            while not stop.is_set():
+                sample_window()
+                time.sleep(0.01)
+
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        threads.append(threading.Thread(target=sampler))
+        for t in threads:
+            t.start()
+        # kill -9 in the middle of the load: once a quarter of it was acknowledged.
+        wait_for("load", lambda: len(acked) >= 2500, WAIT)
+        sample_window()
+        s.router.kill()
+        stop.set()
+        for t in threads:
+            t.join(10)
+        s.backend_up()
+        s.start()
+        n_acked = len(acked)
+        assert n_acked > 0, "nothing was acknowledged before the kill"
+        # Wait until the router has sent everything it recovered.
+        wait_for("the recovered queue to drain", lambda: queue_items(s) == 0, 2 * WAIT)
+        time.sleep(0.3)
+        ids = delivered_ids(s.sink)
+        got = set(ids)
+        lost = acked - got
+        dup = len(ids) - len(got)
+        extra = got - acked  # sent, persisted, but the client got no answer
+        redelivered = s.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
+        # What the samples saw, and what the four clients may have had acknowledged
+        # since the last one (two requests each).
+        bound = window[0] + 8 * SPANS_PER_REQ
+        print(f"crash: sent={len(sent)} acknowledged={n_acked} delivered={len(got)} "
+              f"lost={len(lost)} duplicates={dup} delivered_unacknowledged={len(extra)} "
+              f"in_flight_window_measured={window[0]} bound={bound} "
+              f"redelivered_records={redelivered:.0f}")
+        assert got <= sent, "the sink got spans that were never sent"
+        assert len(lost) <= bound, f"lost {len(lost)} > the in-flight window {bound}"
+        assert dup <= redelivered * SPANS_PER_REQ, (dup, redelivered)
+        rc = s.router.stop()
+        assert rc == 0, rc
+        print("ok: kill -9 under load: no crash, delivered within what was sent, losses "
+              "within the in-memory window")
+    finally:
+        s.cleanup()
+
+
+def case_corrupt(args):
+    s = Setup(args)
+    try:
+        s.start()
+        n_req = 10
+        n = fill(s, n_req)
+        s.router.kill()
+        segs = segments(s.dir)
+        assert len(segs) == 1, segs
+        recs = records(segs[0])
+        assert len(recs) == n_req, recs
+        data = bytearray(open(segs[0], "rb").read())
+        # One byte inside record 4's data, and the last record cut in half.
+        off, ln, bad_id = recs[3]
+        data[off + ln // 2] ^= 0x5a
+        t_off, t_len, torn_id = recs[-1]
+        del data[t_off + t_len // 2:]
+        open(segs[0], "wb").write(bytes(data))
+        s.backend_up()
+        s.start()
+        expect = set(range(n)) - set(range(3 * SPANS_PER_REQ, 4 * SPANS_PER_REQ)) \
+            - set(range((n_req - 1) * SPANS_PER_REQ, n))
+        ids = wait_delivered(s, len(expect))
+        corrupt = s.metric("switchyard_exporter_persistent_queue_corrupt_records_total")
+        ext = s.metric("switchyard_extension_file_storage_records_corrupt_total", "")
+        print(f"corrupt: delivered={len(set(ids))} expected={len(expect)} "
+              f"corrupt_records={corrupt:.0f} extension_counter={ext}")
+        assert set(ids) == expect, (len(set(ids)), len(expect))
+        assert len(ids) == len(expect), "duplicates"
+        assert corrupt == 2, corrupt
+        assert ext == 2, ext
+        rc = s.router.stop()
+        out = s.router.output()
+        assert rc == 0, rc
+        assert "skipped 2 damaged records" in out, out[-3000:]
+        print("ok: a damaged record and a torn tail are skipped, counted and logged; the "
+              "rest is delivered exactly")
+    finally:
+        s.cleanup()
+
+
+class SlowBackend:
+    """An OTLP/HTTP backend that keeps every request it is sent (as a backend that
+    stored it) but answers only once released: a router killed meanwhile never
+    learns that the backend got them."""
+
+    def __init__(self, port):
+        self.got, self.lock, self.release = [], threading.Lock(), threading.Event()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with backend.lock:
+                    backend.got.append(body)
+                backend.release.wait(30)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except OSError:
+                    pass  # the router is gone: nobody hears the answer
+
+        from harness import SinkHTTPServer
+        self.server = SinkHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def ids(self):
+        with self.lock:
+            bodies = list(self.got)
+        out = []
+        for b in bodies:
+            for rs in json.loads(b).get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    out += [int(sp["spanId"], 16) for sp in ss.get("spans", [])]
+        return out
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def case_duplicates(args):
+    s = Setup(args)
+    slow = None
+    try:
+        s.start()
+        n = fill(s, 20)
+        # The backend comes up slow: it takes the 4 consumers' requests and keeps
+        # them, and the router is killed before any answer.
+        slow = SlowBackend(s.sink_port)
+        wait_for("4 requests at the backend", lambda: len(slow.got) >= 4, WAIT)
+        s.router.kill()
+        at_backend = set(slow.ids())
+        slow.stop()
+        slow = None
+        s.backend_up()
+        s.start()
+        ids = wait_delivered(s, n)
+        redelivered = s.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
+        both = at_backend & set(ids)
+        dup = len(both) + (len(ids) - len(set(ids)))
+        print(f"duplicates: spans the backend got before the kill={len(at_backend)} delivered "
+              f"after the restart={len(set(ids))} of {n} duplicates={dup} "
+              f"redelivered_records={redelivered:.0f} (x{SPANS_PER_REQ} spans)")
+        assert (at_backend | set(ids)) == set(range(n)), "lost"
+        assert set(ids) == set(range(n)), "the restart did not send everything not confirmed"
+        assert 0 < dup <= redelivered * SPANS_PER_REQ, (dup, redelivered)
+        assert redelivered <= 4, redelivered
+        assert s.router.stop() == 0
+        print("ok: only requests the backend had not confirmed come twice, and they are "
+              "counted")
+    finally:
+        if slow:
+            slow.stop()
+        s.cleanup()
+
+
+def expect_refusal(args, cfg, needle, what):
+    r = Router(args.bin, [args.plugin_dir], cfg, wait=False)
+    try:
+        deadline = time.monotonic() + WAIT
+        while r.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rc = r.proc.poll()
+        out = r.output()
+        assert rc is not None and rc != 0, f"{what}: the router did not refuse to start:\n{out}"
+        assert needle in out, f"{what}: no '{needle}' in:\n{out[-2000:]}"
+        print(f"ok: {what}: exit {rc}, '{needle}'")
+    finally:
+        r.cleanup()
+
+
+def case_config(args):
+    tmp = tempfile.mkdtemp(prefix="sy-pq-cfg-")
+    try:
+        port, mport, sport = free_port(), free_port(), free_port()
+        missing = os.path.join(tmp, "missing")
+        expect_refusal(args, config(port, mport, sport, missing), "does not exist",
+                       "a missing directory")
+        plain = os.path.join(tmp, "file")
+        open(plain, "w").close()
+        expect_refusal(args, config(port, mport, sport, plain), "is not a directory",
+                       "a file as directory")
+        if os.geteuid() != 0:
+            ro = os.path.join(tmp, "ro")
+            os.mkdir(ro, 0o500)
+            expect_refusal(args, config(port, mport, sport, ro), "is not writable",
+                           "a directory that is not writable")
+        else:
+            print("note: running as root, who may write anywhere: the not-writable case "
+                  "is checked through a directory that is not a directory above")
+        good = os.path.join(tmp, "good")
+        os.mkdir(good)
+        expect_refusal(args, config(port, mport, sport, good, storage="file_storage/nope"),
+                       "storage \"file_storage/nope\" not found", "an unknown storage id")
+        # create_directory makes it.
+        made = os.path.join(tmp, "made")
+        r = Router(args.bin, [args.plugin_dir],
+                   config(port, mport, sport, made, extra_fs="    create_directory: true\n"))
+        try:
+            assert os.path.isdir(made), "create_directory did not create the directory"
+            # A second router on the same directory waits `timeout`, then refuses.
+            expect_refusal(args, config(free_port(), free_port(), sport, made),
+                           "is locked by another process", "a second router on the directory")
+            assert r.stop() == 0
+        finally:
+            r.cleanup()
+        print("ok: configuration errors are clear")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def case_full(args):
+    s = Setup(args, queue_size=500)
+    try:
+        s.start()
+        want, refused, statuses = send_until_refused(s, 400)
+        assert refused > 0, "the bound never pushed back"
+        persisted = queue_items(s)
+        # What was acknowledged beyond the bound waits in the core's in-memory queues:
+        # the window a kill -9 would lose while the persistent queue is full.
+        in_memory = len(want) - persisted
+        print(f"full: acknowledged requests={len(want) // SPANS_PER_REQ} ({len(want)} spans) "
+              f"refused={refused} persisted spans={persisted:.0f} (queue_size 500 items) "
+              f"acknowledged in memory only={in_memory:.0f} statuses={sorted(statuses)}")
+        assert persisted <= 500, persisted
+        s.backend_up()
+        ids = wait_delivered(s, len(want))
+        assert set(ids) == want, (len(set(ids)), len(want))
+        assert len(ids) == len(want), "duplicates"
+        assert s.router.stop() == 0
+        print("ok: a full persistent queue pushes back (429); every span acknowledged is "
+              "delivered once, none refused")
+    finally:
+        s.cleanup()
+
+
+def case_sigterm(args):
+    s = Setup(args)
+    try:
+        s.start()
+        n = fill(s, 20)
+        rc = s.router.stop()
+        out = s.router.output()
+        assert rc == 0, rc
+        assert "requests stay in the persistent queue for the next run" in out, out[-2000:]
+        s.backend_up()
+        s.start()
+        ids = wait_delivered(s, n)
+        print(f"sigterm: delivered={len(set(ids))} of {n}, duplicates={len(ids) - len(set(ids))}")
+        assert set(ids) == set(range(n)) and len(ids) == n, (len(set(ids)), len(ids))
+        assert s.router.stop() == 0
+        print("ok: SIGTERM with the backend down keeps the queue (exit 0); the next run "
+              "delivers it exactly once")
+    finally:
+        s.cleanup()
+
+
+FSIZE_WRAPPER = """#!/usr/bin/env python3
+# Runs the router with a file size limit of %d bytes and SIGXFSZ ignored (kept
+# across exec), so that a write past the limit fails with EFBIG as on a full disk.
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))
+os.execv(%r, [%r] + sys.argv[1:])
+"""
+
+
+def case_disk(args):
+    s = Setup(args)
+    try:
+        limit = 256 * 1024
+        wrapper = os.path.join(s.tmp, "fsize-router")
+        with open(wrapper, "w") as f:
+            f.write(FSIZE_WRAPPER % (limit, limit, limit, args.bin, args.bin))
+        os.chmod(wrapper, 0o755)
+        s.start(wrapper)
+        want, refused, _ = send_until_refused(s, 3000)
+        full = s.metric("switchyard_extension_file_storage_append_full_total", "")
+        on_disk = sum(os.path.getsize(p) for p in segments(s.dir))
+        print(f"disk: file size limit {limit} B: acknowledged requests="
+              f"{len(want) // SPANS_PER_REQ} "
+              f"refused={refused} appends refused for room={full} segment bytes={on_disk} "
+              f"persisted spans={queue_items(s):.0f}")
+        assert refused > 0, "a full disk never pushed back"
+        assert full and full > 0, "no append was refused for room"
+        assert on_disk <= limit, on_disk
+        s.backend_up()
+        ids = wait_delivered(s, len(want), 2 * WAIT)
+        assert set(ids) == want, (len(set(ids)), len(want))
+        assert len(ids) == len(want), "duplicates"
+        # With room again (the confirmed segment deleted), new data goes through.
+        assert send(s.port, 10 ** 9) == 200
+        wait_delivered(s, len(want) + SPANS_PER_REQ)
+        assert s.router.stop() == 0
+        print("ok: a full disk (EFBIG under RLIMIT_FSIZE) pushes back to the client, loses "
+              "nothing acknowledged, and recovers once the queue is confirmed")
+    finally:
+        s.cleanup()
+
+
+CASES = {"persisted": case_persisted, "sigterm": case_sigterm, "duplicates": case_duplicates, "crash": case_crash, "corrupt": case_corrupt,
+         "config": case_config, "full": case_full, "disk": case_disk}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("cases", nargs="*", default=list(CASES))
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    for name in args.cases:
+        CASES[name](args)
+    print(f"all persistent queue cases passed in {time.monotonic() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
