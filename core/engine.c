@@ -436,7 +436,7 @@ static sy__thread_t *pool_worker(sy__engine_t *e, size_t n)
 }
 
 /* The next worker of a pool, round robin. */
-sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role)
+static sy__thread_t *next_worker(sy__engine_t *e, sy__role_t role)
 {
     size_t first = e->first_free[role], n = e->npools[role] - first;
     return &e->pools[role][first + e->next_slot[role]++ % n]->thread;
@@ -757,8 +757,7 @@ int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start)
     register_metrics(x);
     /* A connector lives on a pipeline worker: it is stopped with the pipelines,
      * between those it ends and those it feeds (runtime.c). */
-    x->thread =
-        conn ? pool_worker(x->engine, n) : sy__engine_next_worker(x->engine, SY__ROLE_EXPORTER);
+    x->thread = conn ? pool_worker(x->engine, n) : next_worker(x->engine, SY__ROLE_EXPORTER);
 
     x->start_rc = SY_ERROR;
     int rc = sy__thread_call(x->thread, exporter_open_call, x, start_deadline(x->engine));
@@ -778,7 +777,7 @@ int sy__engine_start_instance(sy_instance_t *x)
 {
     bool recv = x->kind == SY_KIND_RECEIVER;
     if (recv) register_metrics(x);
-    x->thread = sy__engine_next_worker(x->engine, recv ? SY__ROLE_RECEIVER : SY__ROLE_EXTENSION);
+    x->thread = next_worker(x->engine, recv ? SY__ROLE_RECEIVER : SY__ROLE_EXTENSION);
     return sy__engine_create_start(x);
 }
 
@@ -887,7 +886,13 @@ fail:
 
 /* ---- stopping ---------------------------------------------------------------------- */
 
-void sy__engine_shutdown_instances_on(void *arg)
+/* The argument of the *_on functions a stop runs on each worker. */
+typedef struct sy__role_call_s {
+    sy__engine_t *e;
+    sy__thread_t *worker;
+} sy__role_call_t;
+
+static void shutdown_instances_on(void *arg)
 {
     sy__role_call_t *c = arg;
     for (size_t i = 0; i < c->e->ninstances; i++) {
@@ -912,7 +917,7 @@ void sy__engine_drain_pipelines_on(void *arg)
     }
 }
 
-void sy__engine_drain_exporters_on(void *arg)
+static void drain_exporters_on(void *arg)
 {
     sy__role_call_t *c = arg;
     for (size_t i = 0; i < c->e->ninstances; i++) {
@@ -922,17 +927,17 @@ void sy__engine_drain_exporters_on(void *arg)
 }
 
 /*
- * Stops the workers of one role (or only worker `only`): runs `begin` on each
+ * Stops the workers of one role: runs `begin` on each
  * (which starts the shutdown of every component there), then waits until each
  * worker's loop has ended, all by `deadline`. The call objects live on the heap
  * and are leaked on a timeout, since a stuck worker may still read them.
  */
 int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
-                            uint64_t deadline, sy__worker_t *only)
+                            uint64_t deadline)
 {
     for (size_t i = 0; i < e->npools[role] && !e->wedged; i++) {
         sy__worker_t *wk = e->pools[role][i];
-        if ((only && wk != only) || !wk->thread.started) continue;
+        if (!wk->thread.started) continue;
         sy__thread_t *w = &wk->thread;
         sy__role_call_t *c = malloc(sizeof(*c));
         if (!c) {
@@ -945,9 +950,7 @@ int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begi
         free(c);
     }
     for (size_t i = 0; i < e->npools[role] && !e->wedged; i++) {
-        sy__worker_t *wk = e->pools[role][i];
-        if (only && wk != only) continue;
-        sy__thread_t *w = &wk->thread;
+        sy__thread_t *w = &e->pools[role][i]->thread;
         if (check_call(e, sy__thread_stop(w, deadline), "closing the components", w->name) ==
             SY__ETIMEDOUT)
             return SY__ETIMEDOUT;
@@ -977,14 +980,10 @@ int sy__engine_stop(sy__engine_t *e)
     uint64_t hard = e->deadline_ms + 500;
     for (size_t i = 0; i < e->npipelines; i++)
         sy__pipeline_never_started(e->pipelines[i]);
-    if (sy__engine_stop_workers(e, SY__ROLE_RECEIVER, sy__engine_shutdown_instances_on, hard,
-                                NULL) < 0 ||
-        sy__engine_stop_workers(e, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard, NULL) <
-            0 ||
-        sy__engine_stop_workers(e, SY__ROLE_EXPORTER, sy__engine_drain_exporters_on, hard, NULL) <
-            0 ||
-        sy__engine_stop_workers(e, SY__ROLE_EXTENSION, sy__engine_shutdown_instances_on, hard,
-                                NULL) < 0 ||
+    if (sy__engine_stop_workers(e, SY__ROLE_RECEIVER, shutdown_instances_on, hard) < 0 ||
+        sy__engine_stop_workers(e, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard) < 0 ||
+        sy__engine_stop_workers(e, SY__ROLE_EXPORTER, drain_exporters_on, hard) < 0 ||
+        sy__engine_stop_workers(e, SY__ROLE_EXTENSION, shutdown_instances_on, hard) < 0 ||
         stop_dying(e, hard) < 0) {
         SY__LOG(SY_LOG_ERROR, NULL,
                 "shutdown deadline (%llu ms) missed: a component is stuck; data it holds is lost",
@@ -1001,7 +1000,7 @@ int sy__engine_stop(sy__engine_t *e)
     return SY_OK;
 }
 
-void sy__engine_free_pipeline(sy__pipeline_t *p)
+static void free_pipeline(sy__pipeline_t *p)
 {
     unregister_queue_metrics(p->queue_metrics, &p->in);
     if (p->queue_ready) {
@@ -1067,7 +1066,7 @@ void sy__engine_free(sy__engine_t *e)
         sy__engine_free_worker(e->dying[i]);
     free(e->dying);
     for (size_t i = 0; i < e->npipelines; i++)
-        sy__engine_free_pipeline(e->pipelines[i]);
+        free_pipeline(e->pipelines[i]);
     free(e->pipelines);
     for (size_t i = 0; i < e->ninstances; i++)
         sy__engine_free_instance(e->instances[i]);

@@ -234,25 +234,16 @@ struct sy__engine_s {
 int sy__engine_grow_pool(sy__engine_t *e, sy__role_t role, size_t members);
 int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n);
 void sy__engine_free_worker(sy__worker_t *w);
-sy__thread_t *sy__engine_next_worker(sy__engine_t *e, sy__role_t role);
 int sy__engine_start_instance(sy_instance_t *x);
 int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start);
 int sy__engine_create_start(sy_instance_t *inst);
 int sy__engine_start_again(sy_instance_t *inst);
 int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n);
 int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
-                            uint64_t deadline, sy__worker_t *only);
+                            uint64_t deadline);
 void sy__engine_drain_pipelines_on(void *arg);
-void sy__engine_drain_exporters_on(void *arg);
-void sy__engine_shutdown_instances_on(void *arg);
 void sy__engine_log_pipeline(const sy__pipeline_t *p);
 void sy__engine_free_instance(sy_instance_t *x);
-void sy__engine_free_pipeline(sy__pipeline_t *p);
-/* The argument of the *_on functions above. */
-typedef struct sy__role_call_s {
-    sy__engine_t *e;
-    sy__thread_t *worker;
-} sy__role_call_t;
 
 /* Reload (reload.c): starts `nu` (built from the new configuration) beside the
  * running `old`, moves the components whose configuration did not change into

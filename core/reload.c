@@ -84,6 +84,14 @@ static bool keepable_kind(sy_kind_t k)
     return k == SY_KIND_RECEIVER || k == SY_KIND_EXPORTER || k == SY_KIND_EXTENSION;
 }
 
+/* Whether old extension ext goes on in nu (decided in decide()'s first pass). */
+static bool ext_kept(const sy__engine_t *nu, const sy_instance_t *ext)
+{
+    for (size_t k = 0; k < nu->ninstances; k++)
+        if (nu->instances[k]->keep == ext) return true;
+    return false;
+}
+
 /* Sets y->keep for every instance of nu whose running twin in old can go on. */
 static void decide(sy__engine_t *old, sy__engine_t *nu)
 {
@@ -98,11 +106,8 @@ static void decide(sy__engine_t *old, sy__engine_t *nu)
             bool uses_changed = false;
             for (size_t j = 0; j < old->ninstances && !uses_changed && pass == 1; j++) {
                 sy_instance_t *ext = old->instances[j];
-                if (ext->kind != SY_KIND_EXTENSION) continue;
-                bool kept = false;
-                for (size_t k = 0; k < nu->ninstances && !kept; k++)
-                    kept = nu->instances[k]->keep == ext;
-                uses_changed = !kept && node_mentions(y->cfg->node, ext->id);
+                uses_changed = ext->kind == SY_KIND_EXTENSION && !ext_kept(nu, ext) &&
+                               node_mentions(y->cfg->node, ext->id);
             }
             if (!uses_changed) y->keep = x;
         }
@@ -171,12 +176,6 @@ static void drain_one_on(void *arg)
     sy__exporter_begin_drain(arg);
 }
 
-static void wake_on(void *arg)
-{
-    sy_instance_t *x = arg;
-    sy__exporter_ready(x);
-}
-
 /* Removes x from e's instances (it is retired to its worker or moved). */
 static void unlist(sy__engine_t *e, sy_instance_t *x)
 {
@@ -224,14 +223,20 @@ static bool wait_finished(sy_instance_t *x, uint64_t deadline)
 
 /* ---- the steps -------------------------------------------------------------------- */
 
-static const sy__role_t kept_roles[] = {SY__ROLE_RECEIVER, SY__ROLE_EXPORTER, SY__ROLE_EXTENSION};
+/* The roles whose workers a reload's new engine adopts, with their components' kind. */
+static const struct {
+    sy__role_t role;
+    sy_kind_t kind;
+} kept_roles[] = {{SY__ROLE_RECEIVER, SY_KIND_RECEIVER},
+                  {SY__ROLE_EXPORTER, SY_KIND_EXPORTER},
+                  {SY__ROLE_EXTENSION, SY_KIND_EXTENSION}};
 
 /* Moves the receiver, exporter and extension pools of `from` to `to`, with the
  * workers still dying from earlier reloads. */
 static void move_pools(sy__engine_t *from, sy__engine_t *to)
 {
     for (size_t i = 0; i < 3; i++) {
-        sy__role_t r = kept_roles[i];
+        sy__role_t r = kept_roles[i].role;
         to->pools[r] = from->pools[r];
         to->npools[r] = from->npools[r];
         to->worker_seq[r] = from->worker_seq[r];
@@ -269,7 +274,7 @@ static void reap(sy__engine_t *e)
 static void prune(sy__engine_t *e)
 {
     for (size_t k = 0; k < 3; k++) {
-        sy__role_t r = kept_roles[k];
+        sy__role_t r = kept_roles[k].role;
         size_t kept = 0;
         for (size_t i = 0; i < e->npools[r]; i++) {
             sy__worker_t *w = e->pools[r][i];
@@ -300,15 +305,14 @@ static int start_new(sy__engine_t *old, sy__engine_t *nu)
 {
     reap(old);
     move_pools(old, nu);
-    static const sy_kind_t kinds[] = {SY_KIND_RECEIVER, SY_KIND_EXPORTER, SY_KIND_EXTENSION};
     for (size_t k = 0; k < 3; k++) {
+        sy__role_t r = kept_roles[k].role;
         size_t fresh = 0;
         for (size_t i = 0; i < nu->ninstances; i++)
-            fresh += nu->instances[i]->kind == kinds[k] && !nu->instances[i]->keep;
-        size_t max = kinds[k] == SY_KIND_EXTENSION ? 1 : sy__engine_pool_max();
-        nu->first_free[kept_roles[k]] = nu->npools[kept_roles[k]];
-        if (sy__engine_add_workers(nu, kept_roles[k], fresh < max ? fresh : max) < 0)
-            return SY_ERROR;
+            fresh += nu->instances[i]->kind == kept_roles[k].kind && !nu->instances[i]->keep;
+        size_t max = r == SY__ROLE_EXTENSION ? 1 : sy__engine_pool_max();
+        nu->first_free[r] = nu->npools[r];
+        if (sy__engine_add_workers(nu, r, fresh < max ? fresh : max) < 0) return SY_ERROR;
     }
     if (sy__engine_grow_pool(nu, SY__ROLE_PIPELINE, nu->npipelines) < 0) return SY_ERROR;
     /* Pipelines of nu push to the kept exporters themselves. */
@@ -345,8 +349,7 @@ static void undo_start(sy__engine_t *old, sy__engine_t *nu)
     uint64_t hard = nu->deadline_ms + 500;
     for (size_t i = 0; i < nu->npipelines; i++)
         sy__pipeline_never_started(nu->pipelines[i]);
-    if (sy__engine_stop_workers(nu, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard, NULL) <
-        0)
+    if (sy__engine_stop_workers(nu, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard) < 0)
         return;
     for (size_t i = nu->ninstances; i-- > 0;) {
         sy_instance_t *y = nu->instances[i];
@@ -365,7 +368,7 @@ static void undo_start(sy__engine_t *old, sy__engine_t *nu)
 }
 
 /* Step 2: kept receivers to the new pipelines, kept exporters fed by both. */
-static int switch_traffic(sy__engine_t *old, sy__engine_t *nu)
+static int switch_traffic(sy__engine_t *nu)
 {
     for (size_t i = 0; i < nu->ninstances; i++) {
         sy_instance_t *y = nu->instances[i];
@@ -387,7 +390,6 @@ static int switch_traffic(sy__engine_t *old, sy__engine_t *nu)
             free(s.feeders); /* the old list */
         }
     }
-    (void)old;
     return SY_OK;
 }
 
@@ -444,7 +446,7 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
     }
     /* From here on there is no way back: every failure is logged and the rest goes on. */
     int rc = SY_OK;
-    if (switch_traffic(old, nu) < 0) rc = SY_ERROR;
+    if (switch_traffic(nu) < 0) rc = SY_ERROR;
 
     /* The kept instances move into nu now: new receivers' and exporters'
      * extension_get() finds the kept extensions there. */
@@ -479,8 +481,7 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
     uint64_t hard = old->deadline_ms + 500;
     for (size_t i = 0; i < old->npipelines; i++)
         sy__pipeline_never_started(old->pipelines[i]);
-    if (sy__engine_stop_workers(old, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard, NULL) <
-        0)
+    if (sy__engine_stop_workers(old, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard) < 0)
         return SY__ETIMEDOUT;
     for (size_t i = old->ninstances; i-- > 0;) {
         sy_instance_t *x = old->instances[i];
@@ -527,7 +528,7 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
             rc = SY_ERROR;
             continue;
         }
-        if (call_on(nu, y, wake_on, y) < 0) return SY__ETIMEDOUT;
+        sy__exporter_ready(y); /* any thread: what waited in its queue goes */
     }
     for (size_t i = 0; i < nu->ninstances; i++) {
         sy_instance_t *y = nu->instances[i];

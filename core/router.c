@@ -11,6 +11,22 @@
 #include "log.h"
 #include "status_json.h"
 
+/* The configuration tree opts names: its YAML document, or its files and --set
+ * flags. NULL with the errors in diag. */
+static sy_cfg_node_t *load_root(const sy__router_opts_t *opts, sy__diag_t *diag)
+{
+    if (opts->yaml) return sy__cfg_load_string("<config>", opts->yaml, diag);
+    return sy__cfg_load(opts->configs, opts->nconfigs, opts->sets, opts->nsets, diag);
+}
+
+/* Frees a configuration generation (its service model may be all zeros). */
+static void gen_free(sy__router_gen_t *g)
+{
+    sy__service_cfg_free(&g->svc);
+    sy__cfg_free(g->root);
+    free(g);
+}
+
 sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
 {
     sy__router_t *r = calloc(1, sizeof(*r));
@@ -22,11 +38,7 @@ sy__router_t *sy__router_open(const sy__router_opts_t *opts, sy__diag_t *diag)
         sy__diag_add(diag, NULL, "out of memory scanning the plugin path");
         goto fail;
     }
-    if (opts->yaml)
-        r->root = sy__cfg_load_string("<config>", opts->yaml, diag);
-    else
-        r->root = sy__cfg_load(opts->configs, opts->nconfigs, opts->sets, opts->nsets, diag);
-    if (!r->root) goto fail;
+    if (!(r->root = load_root(opts, diag))) goto fail;
     r->svc_built = true;
     if (sy__service_cfg_build(r->root, &r->svc, diag) < 0) goto fail;
     sy__log_set_level(r->svc.log_level);
@@ -62,18 +74,13 @@ int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t
         sy__diag_add(diag, NULL, "out of memory loading the configuration");
         return SY_EINVAL;
     }
-    if (opts->yaml)
-        gen->root = sy__cfg_load_string("<config>", opts->yaml, diag);
-    else
-        gen->root = sy__cfg_load(opts->configs, opts->nconfigs, opts->sets, opts->nsets, diag);
+    gen->root = load_root(opts, diag);
     sy__engine_t *nu = NULL;
     if (!gen->root || sy__service_cfg_build(gen->root, &gen->svc, diag) < 0 ||
         !(nu = sy__engine_build(&gen->svc, &r->reg, diag))) {
         if (!sy__diag_errors(diag))
             sy__diag_add(diag, NULL, "out of memory loading the configuration");
-        if (gen->root) sy__service_cfg_free(&gen->svc);
-        sy__cfg_free(gen->root);
-        free(gen);
+        gen_free(gen);
         return SY_EINVAL;
     }
     const char *was = r->svc.metrics_address, *now = gen->svc.metrics_address;
@@ -97,9 +104,7 @@ int sy__router_reload(sy__router_t *r, const sy__router_opts_t *opts, sy__diag_t
         sy__log_set_level(r->svc.log_level);
         sy__engine_free(nu);
         sy__status_graph_unlock();
-        sy__service_cfg_free(&gen->svc);
-        sy__cfg_free(gen->root);
-        free(gen);
+        gen_free(gen);
         return SY_ERROR;
     }
     /* The running configuration is the new one; the old is kept (see router.h). */
@@ -129,9 +134,7 @@ int sy__router_close(sy__router_t *r)
     while (r->retired) {
         sy__router_gen_t *g = r->retired;
         r->retired = g->next;
-        sy__service_cfg_free(&g->svc);
-        sy__cfg_free(g->root);
-        free(g);
+        gen_free(g);
     }
     sy__registry_free(&r->reg);
     free(r);
