@@ -438,6 +438,14 @@ static int ref_pb_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *da
 static const char *pbwalk_differs(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                   size_t len)
 {
+    /* The plain walk takes shortcuts (the attribute fast path) that the estimating
+     * walk does not: both must count the same field occurrences, which bound the
+     * decoded size of what the receivers accept. */
+    sy__pb_stats_t plain, est;
+    int rp = sy__pb_walk(desc, data, len, false, &plain, NULL, 0);
+    int re = sy__pb_walk(desc, data, len, true, &est, NULL, 0);
+    if (rp != re) return "accept/reject, plain and estimating walks";
+    if (rp == 0 && plain.occurrences != est.occurrences) return "occurrences";
     for (int estimate = 0; estimate < 2; estimate++) {
         sy__pb_stats_t a, b;
         char ea[256] = "", eb[256] = "";

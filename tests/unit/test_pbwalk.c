@@ -277,6 +277,73 @@ static void test_repeated_oneof_holder_refused(void **state)
     assert_agrees(status_twice, sizeof(status_twice));
 }
 
+/* Attributes of every shape the walk's fast path takes (string, bool, int and
+ * double values; keys and strings with one- and two-byte lengths) and of shapes
+ * it leaves to the generic walk (other values, fields out of order or repeated,
+ * unknown fields), in a span: every prefix and every single-byte change agree
+ * with the reference, and count the same occurrences as the estimating walk. */
+static void test_attribute_shapes_agree(void **state)
+{
+    (void)state;
+    static const uint8_t values[][12] = {
+        {2, 0x0a, 0x00},                   /* empty string */
+        {4, 0x0a, 0x02, 'o', 'k'},         /* string */
+        {2, 0x10, 0x01},                   /* bool */
+        {4, 0x18, 0xff, 0xff, 0x03},       /* int, a 3-byte varint */
+        {9, 0x21, 1, 2, 3, 4, 5, 6, 7, 8}, /* double */
+        {2, 0x2a, 0x00},                   /* empty array: generic */
+        {4, 0x0a, 0x00, 0x10, 0x01},       /* two members of the oneof: generic */
+        {3, 0x38, 0x01, 0x00},             /* unknown wire type 0 field: generic */
+        {0},                               /* empty AnyValue: generic */
+    };
+    uint8_t buf[1024], *end = buf + sizeof(buf);
+    char text[300];
+    for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++)
+        for (size_t klen = 0; klen <= 200; klen += 67)
+            for (size_t slen = 0; slen <= 160; slen += 80) {
+                uint8_t *at = end;
+                uint8_t any[300];
+                size_t alen;
+                if (slen && v == 1) { /* a longer string value */
+                    memset(text, 's', slen);
+                    any[0] = 0x0a;
+                    uint8_t *w = wrap(any + sizeof(any) - slen, 0x0a, slen);
+                    memcpy(any + sizeof(any) - slen, text, slen);
+                    alen = (size_t)(any + sizeof(any) - w);
+                    memmove(any, w, alen);
+                } else {
+                    alen = values[v][0];
+                    memcpy(any, values[v] + 1, alen);
+                }
+                at -= alen;
+                memcpy(at, any, alen);
+                at = wrap(at, 0x12, alen); /* KeyValue.value */
+                memset(text, 'k', klen);
+                at -= klen;
+                memcpy(at, text, klen);
+                at = wrap(at, 0x0a, klen);               /* KeyValue.key */
+                at = wrap(at, 0x4a, (size_t)(end - at)); /* Span.attributes */
+                static const uint8_t name[] = {0x2a, 0x01, 'n'};
+                at -= sizeof(name);
+                memcpy(at, name, sizeof(name));
+                at = wrap(at, 0x12, (size_t)(end - at)); /* ScopeSpans.spans */
+                at = wrap(at, 0x12, (size_t)(end - at)); /* ResourceSpans.scope_spans */
+                at = wrap(at, 0x0a, (size_t)(end - at)); /* request.resource_spans */
+                size_t len = (size_t)(end - at);
+                uint8_t copy[1024];
+                for (size_t cut = 0; cut <= len; cut++)
+                    assert_agrees(at, cut);
+                for (size_t i = 0; i < len; i++)
+                    for (int flip = 0; flip < 3; flip++) {
+                        memcpy(copy, at, len);
+                        copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
+                                  : flip == 1 ? (uint8_t)(copy[i] - 1)
+                                              : 0xc3;
+                        assert_agrees(copy, len);
+                    }
+            }
+}
+
 int main(void)
 {
     descs_init();
@@ -286,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_string_edges_agree),
         cmocka_unit_test(test_depth_limit_agrees),
         cmocka_unit_test(test_repeated_oneof_holder_refused),
+        cmocka_unit_test(test_attribute_shapes_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
