@@ -99,6 +99,7 @@ static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_s
     b->items = st.items;
     b->enc_trusted = trusted;
     b->enc_occ = st.occurrences;
+    b->in_pieces = false; /* pieces, if any, stay referenced until the batch is freed */
     return SY_OK;
 }
 
@@ -118,14 +119,20 @@ int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *
     return take_encoded(b, data, len, st, trusted, err, err_len);
 }
 
+/* Whether b has an encoded form now, in one buffer or in pieces. */
+static bool has_encoded(const sy_batch_t *b)
+{
+    return b->enc || b->in_pieces;
+}
+
 bool sy__batch_encoded_trusted(const sy_batch_t *b)
 {
-    return b->enc && b->enc_trusted;
+    return has_encoded(b) && b->enc_trusted;
 }
 
 uint64_t sy__batch_occurrences(const sy_batch_t *b)
 {
-    return b->enc ? b->enc_occ : UINT64_MAX;
+    return has_encoded(b) ? b->enc_occ : UINT64_MAX;
 }
 
 int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
@@ -150,6 +157,7 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->dec = request;
     b->enc = NULL;
     b->enc_len = 0;
+    b->in_pieces = false;
     b->enc_trusted = false;
     b->enc_occ = UINT64_MAX;
     b->dec_est = 0;
@@ -176,6 +184,8 @@ void sy__batch_release(sy_batch_t *b)
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     for (size_t i = 0; i < b->nparents; i++)
         sy__batch_release(b->parents[i]);
+    for (size_t i = 0; i < b->npieces; i++) /* the array is in the arena */
+        sy__batch_release(b->pieces[i]);
     sy__arena_release(&b->arena);
     pthread_mutex_destroy(&b->lock);
     free(b);
@@ -204,6 +214,9 @@ size_t sy__batch_bytes(const sy_batch_t *b)
     pthread_mutex_lock(&mb->lock);
     size_t bytes = b->arena.total + sizeof(*b);
     pthread_mutex_unlock(&mb->lock);
+    /* A merge's pieces live as long as it does: their memory is its memory. */
+    for (size_t i = 0; i < b->npieces; i++)
+        bytes += sy__batch_bytes(b->pieces[i]);
     return bytes;
 }
 
@@ -218,16 +231,39 @@ void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info)
     pthread_mutex_lock(&mb->lock);
     info->signal = b->signal;
     info->items = b->items;
-    info->bytes = b->enc ? b->enc_len : 0;
-    info->has_encoded = b->enc != NULL;
+    info->bytes = b->enc ? b->enc_len : b->in_pieces ? b->pieces_len : 0;
+    info->has_encoded = has_encoded(b);
     info->has_decoded = b->dec != NULL;
     info->origin = b->origin;
     pthread_mutex_unlock(&mb->lock);
 }
 
+/* Writes the pieces of a merge back to back at dst (pieces_len bytes). */
+static void gather(const sy_batch_t *b, uint8_t *dst)
+{
+    for (size_t i = 0; i < b->npieces; i++) {
+        memcpy(dst, b->pieces[i]->enc, b->pieces[i]->enc_len);
+        dst += b->pieces[i]->enc_len;
+    }
+}
+
+/* Under b's lock: the pieces of a merge joined into one buffer in b's arena, for a
+ * reader that needs the request in one piece (the view, a decode, an exporter
+ * that compresses). Once; leaves enc NULL when memory runs out. */
+static void join_locked(sy_batch_t *b)
+{
+    if (b->enc || !b->in_pieces) return;
+    uint8_t *buf = sy__arena_alloc(&b->arena, b->pieces_len ? b->pieces_len : 1);
+    if (!buf) return;
+    gather(b, buf);
+    b->enc = buf;
+    b->enc_len = b->pieces_len;
+}
+
 const void *sy__batch_request(sy_batch_t *b)
 {
     pthread_mutex_lock(&b->lock);
+    if (!b->dec && !b->dec_failed) join_locked(b);
     if (!b->dec && !b->dec_failed && b->enc) {
         b->dec = protobuf_c_message_unpack(sy__signal_request_descriptor(b->signal), &b->arena.pb,
                                            b->enc_len, b->enc);
@@ -266,6 +302,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         pthread_mutex_lock(&b->lock);
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
+        b->in_pieces = false;
         b->enc_trusted = false;
         b->enc_occ = UINT64_MAX;
         b->dec_est = 0;
@@ -282,6 +319,7 @@ void sy__batch_recount(sy_batch_t *b)
 const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
 {
     pthread_mutex_lock(&b->lock);
+    join_locked(b);
     if (!b->enc && b->dec) {
         size_t n = protobuf_c_message_get_packed_size(b->dec);
         /* An empty request packs to zero bytes; give it a valid pointer. */
@@ -303,6 +341,7 @@ const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
 static uint64_t batch_dec_est(sy_batch_t *b, bool exact)
 {
     pthread_mutex_lock(&b->lock);
+    if (exact && !b->dec_exact) join_locked(b);
     if (b->enc && (!b->dec_est || (exact && !b->dec_exact))) {
         b->dec_est = exact_estimate(b->signal, b->enc, b->enc_len);
         b->dec_exact = true;
@@ -314,28 +353,41 @@ static uint64_t batch_dec_est(sy_batch_t *b, bool exact)
 
 /* Merging relies on a property of protobuf: two encoded export requests written
  * back to back are one valid request holding the resource entries of both, in
- * order. So a merge is one allocation and a memcpy per input, with no decoding.
+ * order. So a merge decodes nothing and copies nothing: it keeps a reference to
+ * each input (to the inputs' own pieces when an input is itself a merge) and
+ * their bytes as its pieces, joined only for a reader that needs one buffer.
  * A merge that would pass SY__BATCH_MAX_DECODED fails (NULL), so that whatever
  * is merged still decodes; the caller sends the inputs in smaller groups. */
 sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size_t n)
 {
     if (n == 0) return NULL;
     sy_signal_t signal = batches[0]->signal;
-    size_t total = 0;
+    size_t total = 0, npieces = 0;
     uint64_t items = 0, est = 0;
     bool trusted = true;
     uint64_t occ = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         if (batches[i]->signal != signal) return NULL;
-        if (!sy__batch_encoded(batches[i], &len)) return NULL;
+        sy_batch_t *in = batches[i];
+        /* A merge given again adds its pieces (its content while in_pieces, which
+         * only its sole holder could change, not while it is an input here). */
+        pthread_mutex_lock(&in->lock);
+        bool pieces = in->in_pieces;
+        pthread_mutex_unlock(&in->lock);
+        if (pieces) {
+            len = in->pieces_len;
+            npieces += in->npieces;
+        } else {
+            if (!sy__batch_encoded(in, &len)) return NULL;
+            npieces++;
+        }
         total += len;
-        items += batches[i]->items;
+        items += in->items;
         /* Requests written back to back hold no field twice that either did not:
          * the request's only field is repeated. */
-        trusted = trusted && batches[i]->enc_trusted;
-        occ = occ == UINT64_MAX || batches[i]->enc_occ == UINT64_MAX ? UINT64_MAX
-                                                                     : occ + batches[i]->enc_occ;
+        trusted = trusted && in->enc_trusted;
+        occ = occ == UINT64_MAX || in->enc_occ == UINT64_MAX ? UINT64_MAX : occ + in->enc_occ;
     }
     /* The cheap bounds first; the field-by-field estimates only when those are
      * too coarse to allow the merge (inputs of more than a few MB in all). */
@@ -348,18 +400,23 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     }
     sy_batch_t *out = sy__batch_new(signal, origin);
     if (!out) return NULL;
-    uint8_t *buf = sy__arena_alloc(&out->arena, total ? total : 1);
-    if (!buf) {
+    out->pieces = sy__arena_alloc(&out->arena, npieces * sizeof(out->pieces[0]));
+    if (!out->pieces) {
         sy__batch_release(out);
         return NULL;
     }
-    size_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        memcpy(buf + off, batches[i]->enc, batches[i]->enc_len);
-        off += batches[i]->enc_len;
+        sy_batch_t *in = batches[i];
+        bool pieces = in->in_pieces;
+        size_t k = pieces ? in->npieces : 1;
+        for (size_t j = 0; j < k; j++) {
+            sy_batch_t *leaf = pieces ? in->pieces[j] : in;
+            sy__batch_retain(leaf);
+            out->pieces[out->npieces++] = leaf;
+        }
     }
-    out->enc = buf;
-    out->enc_len = total;
+    out->pieces_len = total;
+    out->in_pieces = true;
     out->dec_est = est;
     out->dec_exact = false; /* a sum of bounds: walked again if it ever matters */
     out->items = items;
@@ -374,9 +431,12 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
  * bytes in its own arena, with no parent. It decodes afresh when asked. */
 sy_batch_t *sy__batch_copy(sy_batch_t *b)
 {
-    size_t len;
-    const uint8_t *enc = sy__batch_encoded(b, &len);
-    if (!enc) return NULL;
+    pthread_mutex_lock(&b->lock);
+    bool pieces = b->in_pieces && !b->enc;
+    pthread_mutex_unlock(&b->lock);
+    size_t len = b->pieces_len;
+    const uint8_t *enc = pieces ? NULL : sy__batch_encoded(b, &len);
+    if (!pieces && !enc) return NULL;
     sy_batch_t *out = sy__batch_new(b->signal, b->origin);
     if (!out) return NULL;
     uint8_t *buf = sy__arena_alloc(&out->arena, len ? len : 1);
@@ -384,7 +444,10 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
         sy__batch_release(out);
         return NULL;
     }
-    memcpy(buf, enc, len);
+    if (pieces) /* straight from the pieces: the original is not joined */
+        gather(b, buf);
+    else
+        memcpy(buf, enc, len);
     out->enc = buf;
     out->enc_len = len;
     out->dec_est = b->dec_est;
@@ -393,4 +456,21 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     out->enc_trusted = b->enc_trusted;
     out->enc_occ = b->enc_occ;
     return out;
+}
+
+size_t sy__batch_pieces(sy_batch_t *b, sy_piece_t *out, size_t max)
+{
+    pthread_mutex_lock(&b->lock);
+    bool pieces = b->in_pieces;
+    pthread_mutex_unlock(&b->lock);
+    if (!pieces) {
+        size_t len;
+        const uint8_t *enc = sy__batch_encoded(b, &len);
+        if (!enc) return 0;
+        if (max) out[0] = (sy_piece_t){enc, len};
+        return 1;
+    }
+    for (size_t i = 0; i < b->npieces && i < max; i++)
+        out[i] = (sy_piece_t){b->pieces[i]->enc, b->pieces[i]->enc_len};
+    return b->npieces;
 }

@@ -81,6 +81,10 @@ sy_batch_t *sy__batch_split(const char *origin, sy_batch_t **b, uint64_t max_ite
  * memory only, one reference, no parent. NULL on out of memory or when `b` cannot
  * be encoded. */
 sy_batch_t *sy__batch_copy(sy_batch_t *b);
+/* The encoded request as pieces written back to back (a merge's inputs, not
+ * joined), as the host's batch_pieces() gives them: fills out[0..min(n, max)) and
+ * returns n; 0 without an encoded form. */
+size_t sy__batch_pieces(sy_batch_t *b, sy_piece_t *out, size_t max);
 uint32_t sy__batch_refs(const sy_batch_t *b);
 /* True when changing `b` in place could change what someone else sees: more than
  * one reference, or a piece of a split that shares its parent's structs (a parent

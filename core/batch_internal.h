@@ -34,6 +34,17 @@ struct sy_batch_s {
     /* At least as many field occurrences as `enc` holds, or UINT64_MAX. */
     uint64_t enc_occ;
 
+    /* A merge keeps its inputs rather than copying their bytes: the encoded
+     * request is pieces[0..npieces) written back to back (pieces_len bytes in
+     * all), each piece a batch with an encoded form, referenced until this batch
+     * is freed. While `in_pieces`, that is the content; `enc` is NULL until
+     * someone needs it in one buffer (sy__batch_encoded() joins them once).
+     * Exporters write the pieces without joining them (sy__batch_pieces()). */
+    sy_batch_t **pieces;
+    size_t npieces;
+    size_t pieces_len;
+    bool in_pieces;
+
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */
     sy_batch_t *parents[1];

@@ -370,6 +370,8 @@ static const sy_host_api_t host_api = {
     .queue_budget_limit = api_queue_budget_limit,
     /* ABI 1.5 */
     .status_json = sy__status_json,
+    /* ABI 1.6 */
+    .batch_pieces = sy__batch_pieces,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -26,8 +26,8 @@
  * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
  * the end of sy_host_api_t), then extension interfaces (extension_interface at the
  * end of sy_plugin_t, extension_get() at the end of sy_host_api_t; the
- * authenticators' interfaces are in <switchyard/auth.h>); 1.5: see the members
- * under "ABI 1.5" at the end of both structs.
+ * authenticators' interfaces are in <switchyard/auth.h>); 1.5 and 1.6: see the
+ * members under "ABI 1.5" and "ABI 1.6" at the end of the structs.
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -52,7 +52,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 5
+#define SY_ABI_MINOR 6
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -422,6 +422,12 @@ typedef struct sy_batch_info_s {
     bool has_decoded;   /* the decoded request is available without unpacking */
     const char *origin; /* the ID of the receiver that made it ("otlp") */
 } sy_batch_info_t;
+
+/* One piece of an encoded request (batch_pieces(), ABI 1.6). */
+typedef struct sy_piece_s {
+    const uint8_t *data;
+    size_t len;
+} sy_piece_t;
 
 /* ------------------------------------------------------------------------ */
 /* The view (ABI 1.1): reading and changing a batch without protobuf-c       */
@@ -914,6 +920,23 @@ struct sy_host_api_s {
      * costs a walk of the graph (no plugin is called) and a read of /proc/self.
      */
     int (*status_json)(sy_instance_t *inst, char **out, size_t *len);
+
+    /* --- ABI 1.6 ------------------------------------------------------------ */
+
+    /*
+     * The encoded request as pieces which, written back to back, are the bytes
+     * batch_encoded() would return, without joining them into one buffer: a batch
+     * made by batch_merge() keeps its inputs' requests as they were (two encoded
+     * export requests one after the other are one request). Fills
+     * out[0 .. min(n, max)) and returns n, the number of pieces: call again with
+     * room for n when n > max. Returns 0 when the batch has no encoded form (its
+     * decoded request does not pack). The pointers stay valid while the caller
+     * holds its reference, and the batch is not joined: an exporter that writes
+     * the request unchanged (no compression) saves a copy of every byte with it
+     * (curl read callbacks, writev, nghttp2 data providers). Any thread holding a
+     * reference.
+     */
+    size_t (*batch_pieces)(sy_batch_t *batch, sy_piece_t *out, size_t max);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

@@ -99,13 +99,88 @@ static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *ba
 
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
+int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
+{
+    sy_piece_t one[8];
+    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(req->batch, one, 8) : 0;
+    if (n <= 1) { /* one buffer (or an older host): the bytes as they are */
+        r->body = n ? one[0].data : o->api->batch_encoded(req->batch, &r->body_len);
+        if (n) r->body_len = one[0].len;
+        return r->body ? SY_OK : SY_ENOMEM;
+    }
+    r->pieces = malloc(n * sizeof(*r->pieces));
+    if (!r->pieces) return SY_ENOMEM;
+    if (n <= 8)
+        memcpy(r->pieces, one, n * sizeof(*r->pieces));
+    else if (o->api->batch_pieces(req->batch, r->pieces, n) != n)
+        return SY_ENOMEM;
+    r->npieces = n;
+    r->body = NULL;
+    r->body_len = 0;
+    for (size_t i = 0; i < n; i++)
+        r->body_len += r->pieces[i].len;
+    return SY_OK;
+}
+
+/* curl's read callback over r's pieces: copies the next bytes into its buffer. */
+static size_t read_pieces(char *buf, size_t size, size_t nitems, void *arg)
+{
+    syc_oxp_req_t *r = arg;
+    size_t room = size * nitems, n = 0;
+    while (n < room && r->piece_at < r->npieces) {
+        const sy_piece_t *p = &r->pieces[r->piece_at];
+        size_t k = p->len - r->piece_off;
+        if (k > room - n) k = room - n;
+        memcpy(buf + n, p->data + r->piece_off, k);
+        n += k;
+        r->piece_off += k;
+        if (r->piece_off == p->len) {
+            r->piece_at++;
+            r->piece_off = 0;
+        }
+    }
+    return n;
+}
+
+/* curl rewinds the body (a redirect, an authentication round, a resend on a
+ * reused connection that closed): back to `offset` from the start. */
+static int seek_pieces(void *arg, curl_off_t offset, int origin)
+{
+    syc_oxp_req_t *r = arg;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > r->body_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    size_t left = (size_t)offset;
+    r->piece_at = r->piece_off = 0;
+    while (left && left >= r->pieces[r->piece_at].len) {
+        left -= r->pieces[r->piece_at].len;
+        r->piece_at++;
+    }
+    r->piece_off = left;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* Points the easy handle at r's body, or at its pieces from the first byte. */
+static void set_body(syc_oxp_req_t *r)
+{
+    CURL *e = r->x.easy;
+    if (r->npieces) {
+        r->piece_at = r->piece_off = 0;
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_pieces);
+        curl_easy_setopt(e, CURLOPT_READDATA, r);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_pieces);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body);
+    }
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+}
+
 /* Points the easy handle at the body of part r->part of a split request. */
 static void set_part_body(syc_oxp_req_t *r)
 {
     r->body = r->parts[r->part].data;
     r->body_len = r->parts[r->part].len;
-    curl_easy_setopt(r->x.easy, CURLOPT_POSTFIELDS, (const char *)r->body);
-    curl_easy_setopt(r->x.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    set_body(r);
 }
 
 static void on_done(void *arg, CURL *easy, CURLcode rc)
@@ -175,8 +250,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         CURL *e = r->x.easy;
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        set_body(r);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers ? r->headers : o->headers);
         curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
@@ -184,7 +258,10 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         syc_curl_apply_tls(e, o->tls);
     } else {
         syc_curl_exchange_clear(&r->x);
-        if (r->split) set_part_body(r); /* again from the part that failed */
+        if (r->split)
+            set_part_body(r); /* again from the part that failed */
+        else if (r->npieces)
+            set_body(r); /* from the first byte */
     }
     if (o->auth) {
         struct curl_slist *l = auth_headers(o, r->headers ? r->headers : o->headers);
@@ -218,6 +295,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     for (size_t i = 0; i < r->nparts; i++)
         free(r->parts[i].data);
     free(r->parts);
+    free(r->pieces);
     free(r->owned);
     curl_slist_free_all(r->headers);
     free(r);

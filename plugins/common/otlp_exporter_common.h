@@ -34,6 +34,12 @@ typedef struct syc_oxp_req_s {
     const uint8_t *body;
     size_t body_len;
     uint8_t *owned; /* freed with the request: the body when it is not the batch's bytes */
+    /* Instead of one body: the batch's pieces (syc_oxp_take_pieces()), which
+     * curl's read callback writes one after the other, so that a merged batch
+     * goes out without being joined into one buffer first. body is NULL and
+     * body_len the total; the array is freed with the request. */
+    sy_piece_t *pieces;
+    size_t npieces, piece_at, piece_off;
     struct curl_slist *headers;      /* set by build_body: this request's own header list
                                         (instead of the instance's), freed with the request */
     struct curl_slist *auth_headers; /* with an authenticator: the headers of this attempt */
@@ -52,6 +58,11 @@ typedef struct syc_oxp_req_s {
     size_t nparts, part;
     sy_timer_t *empty_timer; /* the zero-part case's timer, until it fires */
 } syc_oxp_req_t;
+
+/* For build_body: points r at req->batch's encoded request as it is, in pieces
+ * when the batch is a merge the host keeps unjoined (ABI 1.6 batch_pieces), in
+ * one body otherwise. Returns SY_OK or SY_ENOMEM. */
+int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r);
 
 /* What differs between the exporters. All are called on the loop thread. */
 typedef struct syc_oxp_ops_s {

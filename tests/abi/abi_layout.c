@@ -125,6 +125,9 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     P(min_host_minor),
     H(status_json),
 #endif
+#if SY_ABI_MINOR >= 6
+    H(batch_pieces),
+#endif
     {0, NULL, 0},
 };
 

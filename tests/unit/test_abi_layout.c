@@ -28,9 +28,9 @@
 #include "router_harness.h"
 
 extern const abi_member_t abi_members_v10[], abi_members_v11[], abi_members_v12[],
-    abi_members_v13[], abi_members_v14[], abi_members_cur[];
+    abi_members_v13[], abi_members_v14[], abi_members_v15[], abi_members_cur[];
 extern const abi_sizes_t abi_sizes_v10, abi_sizes_v11, abi_sizes_v12, abi_sizes_v13, abi_sizes_v14,
-    abi_sizes_cur;
+    abi_sizes_v15, abi_sizes_cur;
 
 /* Recorded from ABI 1.4. Append; never edit a line. */
 static const abi_member_t recorded[] = {
@@ -124,6 +124,7 @@ static const abi_member_t recorded[] = {
     {'H', "queue_budget_limit", 504},
     {'P', "min_host_minor", 160},
     {'H', "status_json", 512},
+    {'H', "batch_pieces", 520},
     {0, NULL, 0},
 };
 
@@ -177,16 +178,17 @@ static void test_old_headers_are_prefixes(void **state)
     check_old(abi_members_v12, &abi_sizes_v12, 2);
     check_old(abi_members_v13, &abi_sizes_v13, 3);
     check_old(abi_members_v14, &abi_sizes_v14, 4);
+    check_old(abi_members_v15, &abi_sizes_v15, 5);
     assert_int_equal(abi_sizes_cur.minor, SY_TEST_ABI_MINOR);
 }
 
 /* The same processor built against each old header (tests/plugins: abi10 ...
- * abi14) passes every span through and reads its 1.0-layout settings back. */
+ * abi15) passes every span through and reads its 1.0-layout settings back. */
 static void test_old_plugins_run(void **state)
 {
     (void)state;
-    static const char *const types[] = {"abi10", "abi11", "abi12", "abi13", "abi14"};
-    for (size_t i = 0; i < 5; i++) {
+    static const char *const types[] = {"abi10", "abi11", "abi12", "abi13", "abi14", "abi15"};
+    for (size_t i = 0; i < 6; i++) {
         char path[128], yaml[1024], labels[128];
         snprintf(path, sizeof(path), "/tmp/sy_abi_%s.%d", types[i], (int)getpid());
         snprintf(yaml, sizeof(yaml),

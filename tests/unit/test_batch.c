@@ -138,6 +138,80 @@ static void test_merge_concatenates(void **state)
     sy__batch_release(in[1]);
 }
 
+/* A merge keeps its inputs as pieces: sy__batch_pieces() hands out the inputs'
+ * own bytes (not copies), a merge of merges has the leaves as its pieces, the
+ * joined form is their concatenation, a copy and a decode read the pieces, the
+ * pieces count in the merge's bytes, and they stay valid after the caller
+ * released the inputs. */
+static void test_merge_keeps_pieces(void **state)
+{
+    (void)state;
+    size_t p1[] = {2}, p2[] = {1, 3}, p3[] = {4};
+    sy_batch_t *in[3] = {make_traces(p1, 1), make_traces(p2, 2), make_traces(p3, 1)};
+    size_t len[3];
+    const uint8_t *enc[3];
+    for (int i = 0; i < 3; i++)
+        enc[i] = sy__batch_encoded(in[i], &len[i]);
+    sy_batch_t *m01 = sy__batch_merge("test", in, 2);
+    assert_non_null(m01);
+    size_t in_bytes = sy__batch_bytes(in[0]) + sy__batch_bytes(in[1]);
+    assert_true(sy__batch_bytes(m01) >= in_bytes);
+    sy_batch_t *two[2] = {m01, in[2]};
+    sy_batch_t *m = sy__batch_merge("test", two, 2);
+    assert_non_null(m);
+    sy__batch_release(m01);
+    for (int i = 0; i < 3; i++)
+        sy__batch_release(in[i]); /* the merge holds them now */
+    sy_piece_t pieces[4];
+    assert_int_equal(sy__batch_pieces(m, pieces, 1), 3); /* room for one: the count */
+    assert_int_equal(sy__batch_pieces(m, pieces, 4), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_ptr_equal(pieces[i].data, enc[i]);
+        assert_int_equal(pieces[i].len, len[i]);
+    }
+    sy_batch_info_t info;
+    sy__batch_info(m, &info);
+    assert_true(info.has_encoded);
+    assert_int_equal(info.bytes, len[0] + len[1] + len[2]);
+    assert_int_equal(sy__batch_items(m), 10);
+    /* A copy, from the pieces. */
+    sy_batch_t *c = sy__batch_copy(m);
+    assert_non_null(c);
+    size_t lc;
+    const uint8_t *ec = sy__batch_encoded(c, &lc);
+    assert_int_equal(lc, len[0] + len[1] + len[2]);
+    assert_memory_equal(ec, enc[0], len[0]);
+    assert_memory_equal(ec + len[0], enc[1], len[1]);
+    assert_memory_equal(ec + len[0] + len[1], enc[2], len[2]);
+    assert_int_equal(sy__batch_pieces(c, pieces, 4), 1);
+    assert_ptr_equal(pieces[0].data, ec);
+    /* Joined and decoded: the items of all three, in order. */
+    size_t lm;
+    const uint8_t *em = sy__batch_encoded(m, &lm);
+    assert_int_equal(lm, lc);
+    assert_memory_equal(em, ec, lc);
+    char names[512];
+    names_of(m, names, sizeof(names));
+    assert_string_equal(names, "r0s0,r0s1,r0s0,r1s0,r1s1,r1s2,r0s0,r0s1,r0s2,r0s3,");
+    sy__batch_release(c);
+    /* A merge of one is the caller's own batch: changing it leaves the input alone. */
+    sy_batch_t *orig = make_traces(p1, 1);
+    size_t lo;
+    const uint8_t *eo = sy__batch_encoded(orig, &lo);
+    uint8_t before[4096];
+    assert_true(lo <= sizeof(before));
+    memcpy(before, eo, lo);
+    sy_batch_t *own = sy__batch_merge("test", &orig, 1);
+    assert_false(sy__batch_is_shared(own));
+    assert_non_null(sy__batch_request_mut(own));
+    sy__batch_info(own, &info);
+    assert_false(info.has_encoded); /* packed again when asked */
+    assert_memory_equal(sy__batch_encoded(orig, &lo), before, lo);
+    sy__batch_release(own);
+    sy__batch_release(orig);
+    sy__batch_release(m);
+}
+
 static void test_split_at_items(void **state)
 {
     (void)state;
@@ -552,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_decoded_size_bounds),
         cmocka_unit_test(test_bytes_held),
+        cmocka_unit_test(test_merge_keeps_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
