@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -82,6 +83,9 @@ struct syc_http_server_s {
     void *error_arg;
     syc_http_head_fn head_check;
     void *head_arg;
+    syc_http_body_alloc_fn body_alloc; /* syc_http_server_set_body_alloc() */
+    syc_http_body_release_fn body_release;
+    void *body_arg;
     syc_http_limits_t limits;
     syc_byte_budget_t budget; /* request bodies in flight */
     syc_http_conn_t *conns;   /* doubly linked */
@@ -121,6 +125,10 @@ struct syc_http_conn_s {
     size_t name_off; /* where the current header's name starts in hdr */
     bool cur_all;    /* the current header is kept in all_off */
     buf_t body;
+    /* The body's memory when the owner gave it (body_alloc): ext.cap bytes, the
+     * Content-Length, ext.len of them read; the owner's handle for it. */
+    buf_t ext;
+    void *ext_owner;
     size_t reserved;    /* body bytes counted against the server's budget */
     uint64_t req_start; /* uv_now() at the request's first byte */
     int refuse_status;  /* set by a callback that refuses the request */
@@ -246,6 +254,16 @@ static void guard_fired(syc_http_server_t *s, syc_http_guard_t which)
 /* Gives the request body's bytes back to the budget, and its buffer to the heap
  * when it is large (so that one large request does not pin its memory for the
  * connection's life). */
+/* Gives memory the owner lent for a body that will not reach the handler back. */
+static void conn_drop_ext(syc_http_conn_t *c)
+{
+    if (!c->ext_owner) return;
+    void *owner = c->ext_owner;
+    c->ext_owner = NULL;
+    memset(&c->ext, 0, sizeof(c->ext));
+    c->server->body_release(c->server->body_arg, owner);
+}
+
 static void conn_release_body(syc_http_conn_t *c)
 {
     if (c->body.cap > SY__HTTP_KEEP_BODY) {
@@ -283,6 +301,7 @@ static void conn_maybe_free(syc_http_conn_t *c)
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     if (c->refused) s->nrefused--;
+    conn_drop_ext(c);
     conn_release_body(c);
     free(c->hdr.data);
     free(c->all_off.data);
@@ -604,8 +623,8 @@ static void build_request(syc_http_conn_t *c)
     r->origin = hdr_value(c, HDR_ORIGIN);
     r->access_control_request_method = hdr_value(c, HDR_ACR_METHOD);
     r->access_control_request_headers = hdr_value(c, HDR_ACR_HEADERS);
-    r->body = (const uint8_t *)c->body.data;
-    r->body_len = c->body.len;
+    r->body = (const uint8_t *)(c->ext_owner ? c->ext.data : c->body.data);
+    r->body_len = c->ext_owner ? c->ext.len : c->body.len;
     r->conn = c;
     /* hdr no longer grows: its offsets become pointers. */
     size_t n = c->all_off.len / (2 * sizeof(size_t));
@@ -653,7 +672,21 @@ static int on_headers_complete(llhttp_t *p)
         if (!buf_append(o, "HTTP/1.1 100 Continue\r\n\r\n", 25)) return refuse(c, 500, "oom");
         conn_flush(c);
     }
-    /* Room for the whole announced body at once, reused by later requests. */
+    /* The owner's memory for a body it keeps; else room for the whole announced
+     * body at once, reused by later requests. */
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0 && c->server->body_alloc &&
+        !c->tls) {
+        build_request(c);
+        void *owner = NULL;
+        char *mem =
+            c->server->body_alloc(c->server->body_arg, &c->req, (size_t)p->content_length, &owner);
+        if (c->req.query) ((char *)c->req.query)[-1] = '?'; /* for the dispatch's build */
+        if (mem && owner) {
+            c->ext = (buf_t){mem, 0, (size_t)p->content_length};
+            c->ext_owner = owner;
+            return 0;
+        }
+    }
     if ((p->flags & F_CONTENT_LENGTH) && !buf_reserve(&c->body, (size_t)p->content_length))
         return refuse(c, 500, "out of memory");
     return 0;
@@ -671,6 +704,13 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         }
         c->reserved += len;
     }
+    if (c->ext_owner) {
+        /* Read straight into it (on_alloc), or a part that came with the headers. */
+        if (len > c->ext.cap - c->ext.len) return refuse(c, 413, "request body is too large");
+        if (at != c->ext.data + c->ext.len) memcpy(c->ext.data + c->ext.len, at, len);
+        c->ext.len += len;
+        return 0;
+    }
     return buf_append(&c->body, at, len) ? 0 : refuse(c, 500, "out of memory");
 }
 
@@ -684,6 +724,7 @@ static int on_message_complete(llhttp_t *p)
 static void conn_refuse(syc_http_conn_t *c, int status, const char *msg, bool headers_known)
 {
     c->close_after = true;
+    conn_drop_ext(c); /* the body will not reach the handler */
     if (headers_known && c->server->error_handler) {
         build_request(c);
         c->req.body = NULL;
@@ -743,6 +784,11 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
         c->in_request = false;
         uv_timer_stop(&c->timer); /* the handler has it; idle again once answered */
         build_request(c);
+        if (c->ext_owner) { /* the body's memory is the handler's now */
+            c->req.body_owner = c->ext_owner;
+            c->ext_owner = NULL;
+            memset(&c->ext, 0, sizeof(c->ext));
+        }
         if (!llhttp_should_keep_alive(&c->parser)) c->close_after = true;
         if (c->server->closing) c->close_after = true;
         c->awaiting = true;
@@ -821,6 +867,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     syc_http_conn_t *c = h->data;
+    if (c->ext_owner && c->ext.len < c->ext.cap) {
+        /* The rest of a body the owner keeps, straight where it stays; no more,
+         * so that a pipelined request's bytes do not land in it. */
+        size_t room = c->ext.cap - c->ext.len;
+        *buf = uv_buf_init(c->ext.data + c->ext.len, (unsigned)(room < UINT_MAX ? room : UINT_MAX));
+        return;
+    }
     if (!c->in.data) {
         c->in.data = malloc(SY__HTTP_READ_SIZE);
         c->in.cap = c->in.data ? SY__HTTP_READ_SIZE : 0;
@@ -868,7 +921,6 @@ static void conn_read_tls(syc_http_conn_t *c, const uint8_t *data, size_t len)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     syc_http_conn_t *c = stream->data;
-    (void)buf;
     if (c->closing) return;
     if (nread < 0) {
         /* End of input or an error: a request with the handler is answered into
@@ -883,7 +935,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_read_tls(c, (const uint8_t *)c->in.data, (size_t)nread);
         return;
     }
-    conn_process(c, c->in.data, (size_t)nread);
+    conn_process(c, buf->base, (size_t)nread); /* c->in, or a body read in place */
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -1046,6 +1098,14 @@ void syc_http_server_set_error_handler(syc_http_server_t *server, syc_http_error
 {
     server->error_handler = fn;
     server->error_arg = arg;
+}
+
+void syc_http_server_set_body_alloc(syc_http_server_t *server, syc_http_body_alloc_fn alloc,
+                                    syc_http_body_release_fn release, void *arg)
+{
+    server->body_alloc = alloc;
+    server->body_release = release;
+    server->body_arg = arg;
 }
 
 void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn fn, void *arg)

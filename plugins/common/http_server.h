@@ -42,6 +42,9 @@ typedef struct syc_http_request_s {
      * headers[2i+1] the value. NULL and 0 otherwise. */
     const char *const *headers;
     size_t nheaders;
+    /* With syc_http_server_set_body_alloc(): what the owner's alloc set for the
+     * memory `body` is in, now the handler's to keep or free; NULL otherwise. */
+    void *body_owner;
 } syc_http_request_t;
 
 /* Called on the loop thread once per complete request. The handler answers with
@@ -100,6 +103,25 @@ void syc_http_server_set_head_check(syc_http_server_t *server, syc_http_head_fn 
  * (syc_tls_ctx_reload() on it applies to later connections). */
 struct syc_tls_ctx_s;
 void syc_http_server_set_tls(syc_http_server_t *server, struct syc_tls_ctx_s *ctx);
+
+/*
+ * Lets the owner give the memory a request's body is read into, so that a body
+ * it keeps (the otlp receiver forwards protobuf bodies as they are) arrives where
+ * it stays, without a copy: the socket is read straight into it. Called on the
+ * loop thread when the headers of a request with a Content-Length above 0 are
+ * complete (and accepted), before any of its body is read: returns `len` bytes
+ * and sets *owner (non-NULL) to what holds them, or returns NULL for the
+ * server's own buffer. The handler then finds req->body in that memory and
+ * req->body_owner set, and owns it from then on. A request that never reaches
+ * the handler (refused, timed out, its connection closed) gives it back through
+ * release(arg, owner). Not used on TLS connections, whose plaintext is
+ * decrypted into the server's buffer anyway.
+ */
+typedef void *(*syc_http_body_alloc_fn)(void *arg, const syc_http_request_t *req, size_t len,
+                                        void **owner);
+typedef void (*syc_http_body_release_fn)(void *arg, void *owner);
+void syc_http_server_set_body_alloc(syc_http_server_t *server, syc_http_body_alloc_fn alloc,
+                                    syc_http_body_release_fn release, void *arg);
 
 /* Keeps every header of a request (names of at most 39 bytes) in req->headers,
  * for an owner that authenticates requests; off by default, which keeps only the

@@ -232,7 +232,8 @@ static void *arena_alloc(void *ctx, size_t size)
 }
 
 /* Decodes the body into `batch`. Returns 0, or the HTTP status to answer with a
- * message in err. */
+ * message in err. A body the server read into the batch's own memory
+ * (req->body_owner, see body_alloc()) is taken as it is. */
 static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig,
                       sy_batch_t *batch, char *err, size_t err_len)
 {
@@ -253,7 +254,7 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
         if (rc == SY_ENOMEM) return 413;
         if (rc != 0) return 400;
         data = out;
-    } else if (type == BODY_PROTOBUF) {
+    } else if (type == BODY_PROTOBUF && !req->body_owner) {
         /* The encoded request is forwarded as is: its bytes must live in the batch. */
         uint8_t *copy = api->batch_alloc(batch, len ? len : 1);
         if (!copy) {
@@ -286,7 +287,9 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
 {
     const sy_host_api_t *api = st->api;
     char err[512] = "";
-    sy_batch_t *batch = api->batch_new(st->inst, otlp_signal_at(sig));
+    /* The batch the body was read into (the server gave it to us), or a new one. */
+    sy_batch_t *batch =
+        req->body_owner ? req->body_owner : api->batch_new(st->inst, otlp_signal_at(sig));
     if (!batch) {
         respond_status(st, req, type, 503, SYC_GRPC_UNAVAILABLE, "out of memory",
                        "Retry-After: 1\r\n");
@@ -356,9 +359,46 @@ static void respond_unauthorized(otlp_state_t *st, syc_http_request_t *req)
                  syc_auth_guard_challenge(&st->http_auth, extra, sizeof(extra)));
 }
 
+/* Whether the body of this request is forwarded as it is: protobuf, not
+ * compressed, to a path of ours, by POST. */
+static bool body_kept(const syc_http_request_t *req, int sig)
+{
+    return sig >= 0 && strcmp(req->method, "POST") == 0 &&
+           body_type(req->content_type) == BODY_PROTOBUF &&
+           syc_encoding_parse(req->content_encoding) == SYC_ENCODING_IDENTITY;
+}
+
+/* The server's body_alloc: a body that is forwarded as it is goes straight into
+ * the memory of the batch that will carry it (one copy less per request: the
+ * socket is read into the batch). */
+static void *body_alloc(void *arg, const syc_http_request_t *req, size_t len, void **owner)
+{
+    otlp_state_t *st = arg;
+    int sig = signal_of(st, req);
+    if (!body_kept(req, sig)) return NULL;
+    sy_batch_t *batch = st->api->batch_new(st->inst, otlp_signal_at(sig));
+    void *mem = batch ? st->api->batch_alloc(batch, len) : NULL;
+    if (!mem) {
+        if (batch) st->api->batch_release(batch);
+        return NULL;
+    }
+    *owner = batch;
+    return mem;
+}
+
+static void body_release(void *arg, void *owner)
+{
+    otlp_state_t *st = arg;
+    st->api->batch_release(owner);
+}
+
 static void on_request(void *arg, syc_http_request_t *req)
 {
     otlp_state_t *st = arg;
+    if (req->body_owner) { /* the batch the body was read into */
+        handle_export(st, req, BODY_PROTOBUF, signal_of(st, req));
+        return;
+    }
     int sig = signal_of(st, req);
     if (is_preflight(st, req, sig)) {
         st->api->metric_add(st->m_requests, 1);
@@ -427,6 +467,7 @@ int otlp_http_start(otlp_state_t *st)
         return SY_ERROR;
     }
     syc_http_server_set_error_handler(st->http, on_refused, st);
+    syc_http_server_set_body_alloc(st->http, body_alloc, body_release, st);
     syc_tls_server_attach(&st->http_tls, st->http);
     if (syc_auth_guard_on(&st->http_auth)) {
         syc_http_server_keep_all_headers(st->http, true);
