@@ -27,6 +27,39 @@ struct sy__call_s {
 
 static _Thread_local const sy__thread_t *current_thread;
 
+/* Wake-ups that this worker's callbacks sent during the current loop iteration,
+ * sent when its I/O callbacks are done (see sy__wake_send). Each holds one count
+ * of its wake's `senders` until sent, so that it cannot be closed under it. */
+#define SY__DEFER_MAX 16
+static _Thread_local sy__wake_t *deferred[SY__DEFER_MAX];
+static _Thread_local size_t ndeferred;
+
+static void send_now(sy__wake_t *w)
+{
+    if (atomic_load(&w->open)) uv_async_send(&w->async);
+    atomic_fetch_sub(&w->senders, 1);
+}
+
+static void flush_deferred(void)
+{
+    size_t n = ndeferred;
+    ndeferred = 0;
+    for (size_t i = 0; i < n; i++)
+        send_now(deferred[i]);
+}
+
+static void on_check(uv_check_t *h)
+{
+    (void)h;
+    flush_deferred();
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    (void)h;
+    flush_deferred();
+}
+
 uint64_t sy__now_ms(void)
 {
     struct timespec ts;
@@ -66,7 +99,9 @@ static void thread_main(void *arg)
     memcpy(name, t->name, sizeof(name) - 1);
     pthread_setname_np(pthread_self(), name);
     uv_run(&t->loop, UV_RUN_DEFAULT);
+    flush_deferred();
     run_calls(t); /* calls that raced with closing: run them rather than strand them */
+    flush_deferred();
     if (t->on_exit) t->on_exit(t->exit_arg);
     uv_loop_close(&t->loop);
     pthread_mutex_lock(&t->mu);
@@ -84,6 +119,13 @@ int sy__thread_start(sy__thread_t *t, const char *name)
         return SY_ERROR;
     }
     t->ctl.data = t;
+    /* Unreferenced: it never keeps the loop alive; closed with ctl. */
+    uv_check_init(&t->loop, &t->check);
+    uv_check_start(&t->check, on_check);
+    uv_unref((uv_handle_t *)&t->check);
+    uv_prepare_init(&t->loop, &t->prepare);
+    uv_prepare_start(&t->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&t->prepare);
     pthread_mutex_init(&t->mu, NULL);
     /* Deadlines are on CLOCK_MONOTONIC, so that a clock step cannot stretch them. */
     pthread_condattr_t ca;
@@ -93,6 +135,8 @@ int sy__thread_start(sy__thread_t *t, const char *name)
     pthread_condattr_destroy(&ca);
     if (uv_thread_create(&t->tid, thread_main, t) != 0) {
         uv_close((uv_handle_t *)&t->ctl, NULL);
+        uv_close((uv_handle_t *)&t->check, NULL);
+        uv_close((uv_handle_t *)&t->prepare, NULL);
         uv_run(&t->loop, UV_RUN_DEFAULT);
         uv_loop_close(&t->loop);
         pthread_mutex_destroy(&t->mu);
@@ -176,6 +220,8 @@ static void close_ctl(void *arg)
     t->closing = true;
     pthread_mutex_unlock(&t->mu);
     uv_close((uv_handle_t *)&t->ctl, NULL);
+    uv_close((uv_handle_t *)&t->check, NULL);
+    uv_close((uv_handle_t *)&t->prepare, NULL);
 }
 
 int sy__thread_stop_begin(sy__thread_t *t, uint64_t deadline_ms)
@@ -247,17 +293,43 @@ int sy__wake_open(sy__wake_t *w, sy__thread_t *t, sy__thread_fn fn, void *arg)
  * sender sees the handle closed, or the closer sees the sender and waits the few
  * instructions until it is done.
  */
+/*
+ * On a worker that defers (defer_wakes: the receivers'), a wake-up of a component
+ * on another worker is sent at the end of this loop iteration rather than now:
+ * the woken thread would otherwise often take the CPU at once, and a receiver's
+ * answer to its client, written a moment later in the same callback, would wait
+ * behind the pipeline's work (the latency of every request on a busy core).
+ * Wake-ups coalesce anyway; the pipeline gets the batch a few microseconds later.
+ * Deferred sends go out before the loop next blocks (on_prepare, on_check).
+ */
 void sy__wake_send(sy__wake_t *w)
 {
     atomic_fetch_add(&w->senders, 1);
-    if (atomic_load(&w->open)) uv_async_send(&w->async);
-    atomic_fetch_sub(&w->senders, 1);
+    if (current_thread && current_thread->defer_wakes && w->thread != current_thread) {
+        for (size_t i = 0; i < ndeferred; i++)
+            if (deferred[i] == w) {
+                atomic_fetch_sub(&w->senders, 1); /* already pending */
+                return;
+            }
+        if (ndeferred < SY__DEFER_MAX) {
+            deferred[ndeferred++] = w;
+            return;
+        }
+    }
+    send_now(w);
 }
 
 void sy__wake_close(sy__wake_t *w)
 {
     if (!atomic_load(&w->open)) return;
     atomic_store(&w->open, false);
+    /* This thread's own deferred send of it would never end the wait below. */
+    for (size_t i = 0; i < ndeferred; i++)
+        if (deferred[i] == w) {
+            deferred[i] = deferred[--ndeferred];
+            atomic_fetch_sub(&w->senders, 1);
+            break;
+        }
     while (atomic_load(&w->senders) != 0)
         sched_yield();
     uv_close((uv_handle_t *)&w->async, NULL);

@@ -32,8 +32,15 @@ typedef void (*sy__thread_fn)(void *arg);
 typedef struct sy__call_s sy__call_t;
 
 typedef struct sy__thread_s {
-    uv_loop_t loop; /* what plugins get from api->loop() */
-    uv_async_t ctl; /* control plane wake-up */
+    uv_loop_t loop;   /* what plugins get from api->loop() */
+    uv_async_t ctl;   /* control plane wake-up */
+    /* Send deferred wake-ups: after each iteration's I/O callbacks (check), and
+     * after its timers and pending callbacks, before the loop blocks (prepare). */
+    uv_check_t check;
+    uv_prepare_t prepare;
+    /* Set before sy__thread_start(): wake-ups this worker sends to other workers
+     * wait until the end of its loop iteration (see sy__wake_send). */
+    bool defer_wakes;
     uv_thread_t tid;
     char name[32];
 

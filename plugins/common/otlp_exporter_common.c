@@ -99,25 +99,36 @@ static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *ba
 
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
-int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
+int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
+                        size_t prefix_len)
 {
     sy_piece_t one[8];
     size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(req->batch, one, 8) : 0;
-    if (n <= 1) { /* one buffer (or an older host): the bytes as they are */
-        r->body = n ? one[0].data : o->api->batch_encoded(req->batch, &r->body_len);
-        if (n) r->body_len = one[0].len;
-        return r->body ? SY_OK : SY_ENOMEM;
+    if (n == 0) { /* an older host: the bytes in one buffer */
+        n = 1;
+        if (!(one[0].data = o->api->batch_encoded(req->batch, &one[0].len))) return SY_ENOMEM;
     }
-    r->pieces = malloc(n * sizeof(*r->pieces));
+    if (n == 1 && prefix_len == 0) { /* one buffer: the bytes as they are */
+        r->body = one[0].data;
+        r->body_len = one[0].len;
+        return SY_OK;
+    }
+    size_t first = prefix_len ? 1 : 0;
+    r->pieces = malloc((first + n) * sizeof(*r->pieces));
     if (!r->pieces) return SY_ENOMEM;
     if (n <= 8)
-        memcpy(r->pieces, one, n * sizeof(*r->pieces));
-    else if (o->api->batch_pieces(req->batch, r->pieces, n) != n)
+        memcpy(r->pieces + first, one, n * sizeof(*r->pieces));
+    else if (o->api->batch_pieces(req->batch, r->pieces + first, n) != n)
         return SY_ENOMEM;
-    r->npieces = n;
+    if (first) {
+        if (prefix_len > sizeof(r->prefix)) return SY_ENOMEM;
+        memcpy(r->prefix, prefix, prefix_len);
+        r->pieces[0] = (sy_piece_t){r->prefix, prefix_len};
+    }
+    r->npieces = first + n;
     r->body = NULL;
     r->body_len = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < r->npieces; i++)
         r->body_len += r->pieces[i].len;
     return SY_OK;
 }

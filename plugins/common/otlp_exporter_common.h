@@ -40,6 +40,7 @@ typedef struct syc_oxp_req_s {
      * body_len the total; the array is freed with the request. */
     sy_piece_t *pieces;
     size_t npieces, piece_at, piece_off;
+    uint8_t prefix[8];               /* a first piece of the caller's (gRPC's message header) */
     struct curl_slist *headers;      /* set by build_body: this request's own header list
                                         (instead of the instance's), freed with the request */
     struct curl_slist *auth_headers; /* with an authenticator: the headers of this attempt */
@@ -61,8 +62,10 @@ typedef struct syc_oxp_req_s {
 
 /* For build_body: points r at req->batch's encoded request as it is, in pieces
  * when the batch is a merge the host keeps unjoined (ABI 1.6 batch_pieces), in
- * one body otherwise. Returns SY_OK or SY_ENOMEM. */
-int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r);
+ * one body otherwise; after prefix[0..prefix_len) (at most 8 bytes, copied into
+ * r) when prefix_len > 0. Returns SY_OK or SY_ENOMEM. */
+int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
+                        size_t prefix_len);
 
 /* What differs between the exporters. All are called on the loop thread. */
 typedef struct syc_oxp_ops_s {

@@ -209,24 +209,28 @@ static int code_from_http(long status)
 
 /* ---- one call ----------------------------------------------------------------------- */
 
-/* The length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length. */
+/* The length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length.
+ * Uncompressed, the header goes first and the batch's bytes follow as they are
+ * (in pieces for a merge: no copy before curl's). */
 static int otlp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
 {
     const otlp_t *s = (const otlp_t *)o;
     size_t len, body_len;
+    bool compress = s->cfg->compression != SYC_XH_COMPRESS_NONE;
+    if (!compress) {
+        uint8_t head[SYC_GRPC_FRAME_HEADER] = {0};
+        int rc = syc_oxp_take_pieces(o, req, r, head, sizeof(head));
+        if (rc != SY_OK) return rc;
+        if (r->body_len - SYC_GRPC_FRAME_HEADER > UINT32_MAX) return SY_ENOMEM;
+        /* The length is known once the pieces are: written into the first. */
+        syc_grpc_frame_header(r->prefix, false, (uint32_t)(r->body_len - SYC_GRPC_FRAME_HEADER));
+        return SY_OK;
+    }
     const uint8_t *raw = o->api->batch_encoded(req->batch, &len);
     if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
-    bool compress = s->cfg->compression != SYC_XH_COMPRESS_NONE;
-    if (compress) {
-        if (syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 5, raw, len,
-                            &r->owned, &body_len) < 0)
-            return SY_ENOMEM;
-    } else {
-        r->owned = malloc(len + 5);
-        if (!r->owned) return SY_ENOMEM;
-        memcpy(r->owned + 5, raw, len);
-        body_len = len + 5;
-    }
+    if (syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 5, raw, len, &r->owned,
+                        &body_len) < 0)
+        return SY_ENOMEM;
     syc_grpc_frame_header(r->owned, compress, (uint32_t)(body_len - SYC_GRPC_FRAME_HEADER));
     r->body = r->owned;
     r->body_len = body_len;

@@ -159,7 +159,7 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
         if (!json) return SY_ENOMEM;
         raw = (const uint8_t *)json;
     } else if (s->cfg->compression == SYC_XH_COMPRESS_NONE) {
-        return syc_oxp_take_pieces(o, req, r); /* the bytes as they are, unjoined */
+        return syc_oxp_take_pieces(o, req, r, NULL, 0); /* the bytes as they are, unjoined */
     } else {
         raw = o->api->batch_encoded(req->batch, &raw_len);
         if (!raw) return SY_ENOMEM;
