@@ -161,6 +161,66 @@ class Router:
         return rc
 
 
+class NginxProxy:
+    """nginx (the variant "nginx", bench/configs/otlp_http_nginx.conf) proxying to
+    the sink, in one process pinned like the router: the floor to compare
+    pass-through with. Same interface as Router."""
+
+    def __init__(self, config, cpu=None, timeout=10.0, **env_extra):
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.access(nginx, os.X_OK):
+            raise RuntimeError("the nginx variant needs nginx (apt-get install nginx-light)")
+        self.port = free_port()
+        self.metrics_port = free_port()  # nothing listens: no own metrics
+        self.dir = tempfile.mkdtemp(prefix="sy-bench-nginx-")
+        with open(config) as f:
+            text = f.read()
+        for k, v in (("SY_BENCH_PORT", str(self.port)), ("DIR", self.dir),
+                     ("SY_BENCH_SINK", env_extra.get("SY_BENCH_SINK", ""))):
+            text = text.replace("${" + k + "}", v)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+        self.tail = []
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([nginx, "-p", self.dir, "-c", conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=pre)
+        while time.perf_counter() < t0 + timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited: " + self.proc.stderr.read().decode(errors="replace"))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        self.ready_s = time.perf_counter() - t0
+        self.drainer = threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True)
+        self.drainer.start()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, timeout=30):
+        self.proc.send_signal(signal.SIGQUIT)  # graceful
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return 0
+
+
+def start_server(build, config, cpu=None, **env):
+    """The router, or nginx for the nginx variant."""
+    if config.endswith(".conf"):
+        return NginxProxy(config, cpu=cpu, **env)
+    return Router(build, config, cpu=cpu, **env)
+
+
 def run_loadgen(build, url, duration, connections, gzip, cpu, extra):
     argv = [os.path.join(build, "bin", "loadgen"), "--url", url, "--duration", str(duration),
             "--connections", str(connections), "--out", "json"] + extra
@@ -222,7 +282,7 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
     # The sink (if the config has one) shares loadgen's CPU; its CPU time is not
     # counted.
     sink, env = start_sink(build, config, loadgen_cpu)
-    r = Router(build, config, cpu=router_cpu, **env)
+    r = start_server(build, config, cpu=router_cpu, **env)
     url = f"http://127.0.0.1:{r.port}/v1/traces"
     try:
         time.sleep(0.2)
@@ -362,7 +422,8 @@ def main():
     ncpu = len(os.sched_getaffinity(0))
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if ncpu >= 2 else (None, None)
-    cfg = lambda v: os.path.join(HERE, "configs", f"otlp_http_{v}.yaml")
+    cfg = lambda v: os.path.join(HERE, "configs",
+                                 f"otlp_http_{v}.conf" if v == "nginx" else f"otlp_http_{v}.yaml")
     variants = [v for v in args.variants.split(",") if v]
     conns = [int(c) for c in args.connections.split(",") if c]
     gzips = [g == "on" for g in args.gzip.split(",") if g]
@@ -378,6 +439,8 @@ def main():
     print("| config | ready median ms | min | max | idle RSS kB | idle RSS after 1 s kB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for v in variants:
+        if v == "nginx":
+            continue
         r = measure_ready(build, cfg(v), args.ready_runs)
         r.update(kind="ready", config=f"otlp_http_{v}.yaml")
         results.append(r)
