@@ -235,6 +235,52 @@ def run_checks(port):
     check(statuses == [b"200", b"200", b"405"], "pipelined requests answered in order (got %r)"
           % statuses)
 
+    # Protobuf bodies are read straight into the batch that carries them (the
+    # server reads the socket into the receiver's memory, never past the body):
+    # two pipelined in one write; one split inside its body, the rest arriving
+    # with the next request; one with Expect: 100-continue; and one whose
+    # connection closes half-way (nothing delivered, the router carries on).
+    def pb_req(name, extra=b""):
+        body = trace_request_pb(name)
+        return (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"%sContent-Length: %d\r\n\r\n" % (extra, len(body))), body
+    h1, b1 = pb_req("pipelined-pb-one")
+    h2, b2 = pb_req("pipelined-pb-two")
+    h3, b3 = pb_req("split-pb-three")
+    h4, b4 = pb_req("expect-pb-four", b"Expect: 100-continue\r\n")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(h1 + b1 + h2 + b2 + h3 + b3[:7])
+    time.sleep(0.1)
+    s.sendall(b3[7:20])
+    time.sleep(0.1)
+    s.sendall(b3[20:] + h4)
+    got = b""
+    deadline = time.time() + 5
+    while b"100 Continue" not in got and time.time() < deadline:
+        got += s.recv(65536)
+    s.sendall(b4)
+    s.sendall(b"GET /v1/traces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
+    check(statuses == [b"200", b"200", b"200", b"100", b"200", b"405"],
+          "protobuf bodies read in place: pipelined, split, 100-continue, answered in order "
+          "(got %r)" % statuses)
+    h5, b5 = pb_req("half-pb-five")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(h5 + b5[: len(b5) // 2])
+    time.sleep(0.1)
+    s.close()
+    st, _, _ = c.request("POST", "/v1/traces", trace_request_pb("after-half-pb-six"), pb)
+    check(st == 200, "after a body cut off half-way, the next request -> 200 (got %d)" % st)
+
     # Malformed HTTP.
     answer = raw_exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
     check(answer.startswith(b"HTTP/1.1 400"), "malformed HTTP -> 400 (got %r)" % answer[:40])
@@ -309,12 +355,14 @@ service:
     check(rc == 0, "SIGTERM -> exit status 0 (got %r)" % rc)
     output = router.output()
     for name in ("pb-span-alpha", "json-span-delta", "gzip-span-eta", "gzip-json-theta",
-                 "pipelined-one", "pipelined-two"):
+                 "pipelined-one", "pipelined-two", "pipelined-pb-one", "pipelined-pb-two",
+                 "split-pb-three", "expect-pb-four", "after-half-pb-six"):
         check(("Name           : " + name) in output or name in output,
               "the debug exporter printed span %s" % name)
     for text in ("pb.metric.beta", "json.metric.epsilon", "pb log gamma", "json log zeta",
                  "deflate log iota", "cors log kappa"):
         check(text in output, "the debug exporter printed %r" % text)
+    check("half-pb-five" not in output, "a body cut off half-way is not delivered")
     if failures:
         print("---- switchyard output (%s) ----" % router.log_path)
         print(output[-6000:])
