@@ -184,6 +184,11 @@ static void set_body(syc_oxp_req_t *r)
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)r->body);
     }
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    /* Fewer, larger writes to the socket for large bodies: curl copies the body
+     * into this buffer either way (64 KiB by default); 512 KiB made pass-through
+     * 1.27 times as fast (a 224 KB request in one send, docs/benchmarks.md), 2 MiB
+     * no faster. One per request in flight (sending_queue.num_consumers). */
+    if (r->body_len > 65536) curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
 }
 
 /* Points the easy handle at the body of part r->part of a split request. */
