@@ -2,7 +2,8 @@
 """Instructions per batch of the in-process benches, counted by callgrind.
 
 Wall-clock figures on a shared machine are noisy; instruction counts are not.
-Each row of bench/redaction_bench and bench/processor_bench is run under
+Each row of bench/redaction_bench, bench/processor_bench and bench/probsampler_bench
+is run under
 `valgrind --tool=callgrind` twice, for --iterations A and B batches, and the
 difference of the two totals divided by B - A is the cost of one batch (the
 start-up, payload building and plugin loading cancel out).
@@ -24,6 +25,10 @@ ROWS = [
     ("processor_bench", 2, "filter: 3 conditions (string, int, regex)"),
     ("processor_bench", 3, "transform: set one attribute"),
     ("processor_bench", 4, "transform: set, delete_key, replace_pattern, set where"),
+    ("probsampler_bench", 0, "baseline: copy + validate a batch"),
+    ("probsampler_bench", 2, "probabilistic_sampler hash_seed 10 %"),
+    ("probsampler_bench", 3, "probabilistic_sampler hash_seed 100 % (rv and th on every span)"),
+    ("probsampler_bench", 4, "probabilistic_sampler proportional 10 %"),
 ]
 
 
@@ -47,6 +52,9 @@ def main():
     ap.add_argument("--small", type=int, default=8)
     ap.add_argument("--large", type=int, default=24)
     ap.add_argument("--bench", help="only rows of this bench")
+    ap.add_argument("--probsampler-plugin",
+                    help="the probabilistic_sampler .so probsampler_bench loads (another "
+                         "build's, for an A/B of the plugin alone)")
     args = ap.parse_args()
     binary = os.path.join(args.build_dir, "bin")
     plugin = os.path.join(args.build_dir, "lib/switchyard/plugins/processor_redaction.so")
@@ -58,6 +66,9 @@ def main():
         cmd = [os.path.join(binary, bench), "--row", str(row)]
         if bench == "redaction_bench":
             cmd += ["--plugin", plugin]
+        if bench == "probsampler_bench":
+            cmd += ["--plugin", args.probsampler_plugin or os.path.join(
+                args.build_dir, "lib/switchyard/plugins/processor_probabilistic_sampler.so")]
         counts = [instructions(cmd + ["--iterations", str(n)]) for n in (args.small, args.large)]
         per = (counts[1] - counts[0]) / (args.large - args.small)
         print("| %s | %s | %.2f M | %.0f |" % (bench, name, per / 1e6, per / 512), flush=True)

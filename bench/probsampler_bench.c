@@ -83,14 +83,20 @@ int main(int argc, char **argv)
 {
     const char *plugin = "build/lib/switchyard/plugins/processor_probabilistic_sampler.so";
     double seconds = 2;
+    long only = -1, iterations = 0; /* --row, --iterations: for bench/callgrind_per_batch.py */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--plugin") && i + 1 < argc)
             plugin = argv[++i];
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--row") && i + 1 < argc)
+            only = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
+            iterations = atol(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--plugin processor_probabilistic_sampler.so] [--seconds 2]\n",
+                    "usage: %s [--plugin processor_probabilistic_sampler.so] [--seconds 2] "
+                    "[--row N] [--iterations BATCHES]\n",
                     argv[0]);
             return 2;
         }
@@ -128,6 +134,7 @@ int main(int argc, char **argv)
         {"equalizing 10 %", "equalizing", 10},
     };
     for (size_t row = 0; row < sizeof rows / sizeof rows[0]; row++) {
+        if (only >= 0 && (size_t)only != row) continue;
         ps_config_t cfg = {.sampling_percentage = rows[row].pct,
                            .mode = (char *)rows[row].mode,
                            .fail_closed = true,
@@ -139,7 +146,7 @@ int main(int argc, char **argv)
         kept = 0;
         double t0 = now(), t;
         do {
-            for (unsigned k = 0; k < set.count; k++) {
+            for (unsigned k = 0; k < set.count && (!iterations || (long)n < iterations); k++) {
                 sy_batch_t *b = copy_batch(&set.items[k]);
                 if (!state)
                     sy__batch_release(b);
@@ -147,7 +154,8 @@ int main(int argc, char **argv)
                     return 1;
                 n++;
             }
-        } while ((t = now() - t0) < seconds);
+            t = now() - t0;
+        } while (iterations ? (long)n < iterations : t < seconds);
         double spans = (double)n * opts.spans;
         printf("%-52s %7.1f ns/span  %5.2f M spans/s  %5.1f %% kept\n", rows[row].name,
                t / spans * 1e9, spans / t / 1e6, state ? 100.0 * (double)kept / spans : 100.0);

@@ -386,6 +386,37 @@ def case_priority(args, tmp):
         run.close()
 
 
+def case_priority_scan(args, tmp):
+    # The sampler skips the per-span priority lookup when the request holds no
+    # "sampling.priority" bytes at all: requests with the key on some spans, in
+    # other strings only, at the very end, or nowhere decide as the collector does.
+    tid = "01000000000000000000000000000000"  # randomness 0: only 100 % keeps it
+    run = Run(args, tmp, [("traces", ["sampling_percentage: 0"]),
+                          ("traces", ["sampling_percentage: 100"])])
+    try:
+        prio = kv({"sampling.priority": 1})
+        mixed = [span(tid, "%016x" % 1, "a", attrs=prio), span(tid, "%016x" % 2, "b"),
+                 span(tid, "%016x" % 3, "sampling.priority"),
+                 span(tid, "%016x" % 4, "d", attrs=kv({"x": "sampling.priority"})),
+                 span(tid, "%016x" % 5, "e", attrs=kv({"sampling.prioritY": 1}))]
+        got = {s["name"] for s in run.send(0, [traces(mixed)])}
+        check(got == {"a"}, "0%%: only the span with the key kept (%s)" % sorted(got))
+        got = {s["name"] for s in run.send(0, [traces([span(tid, "%016x" % 6, "f"),
+                                                      span(tid, "%016x" % 7, "g")])])}
+        check(got == {"a"}, "0%%: a request without the key drops all (%s)" % sorted(got))
+        # the key in the request's last bytes (the last span's last attribute)
+        got = {s["name"] for s in run.send(0, [traces([span(tid, "%016x" % 8, "h"),
+                                                      span(tid, "%016x" % 9, "i", attrs=prio)])])}
+        check(got == {"a", "i"}, "0%%: the key in the last bytes keeps its span (%s)"
+              % sorted(got))
+        got = {s["name"]: s.get("traceState") for s in
+               run.send(1, [traces([span(tid, "%016x" % 10, "j"), span(tid, "%016x" % 11, "k")])])}
+        check(set(got) == {"j", "k"} and all("th:0" in (t or "") for t in got.values()),
+              "100%%: a request without the key keeps all, with th:0 (%r)" % got)
+    finally:
+        run.close()
+
+
 # --- d. tracestate vectors ----------------------------------------------------------
 
 DEF_TID = "fefefefefefefefefe80000000000000"
@@ -792,6 +823,7 @@ def case_metrics(args, tmp):
 
 CASES = {"reference": case_reference, "hash_seed": case_hash_seed,
          "statistics": case_statistics, "priority": case_priority,
+         "priority_scan": case_priority_scan,
          "tracestate": case_tracestate, "tiers": case_tiers, "two_routers": case_two_routers,
          "logs": case_logs,
          "config_errors": case_config_errors, "metrics": case_metrics}

@@ -224,6 +224,15 @@ def scenarios():
         [[span(45, 0, attrs=[s_attr("http.route", "/api/v2/users")])],
          [span(46, 0, attrs=[s_attr("http.route", "/web/api/v2/")])]],
         {45})
+    # cache_max_size 1: every other value evicts the one before, so decisions come
+    # from the cache (a repeat) and from the regexes (after an eviction) alike
+    routes = ["/api/x", "/web", "/api/x", "/shop/pay", "/web", "/web", "/shop/pay", "/api/x"]
+    sc["string_regex_cache"] = (
+        "[{name: api, type: string_attribute, string_attribute: "
+        "{key: http.route, values: ['^/api/', 'pay$'], enabled_regex_matching: true, "
+        "cache_max_size: 1}}]",
+        [[span(600 + i, 0, attrs=[s_attr("http.route", r)])] for i, r in enumerate(routes)],
+        {600 + i for i, r in enumerate(routes) if r != "/web"})
     sc["string_invert"] = (
         "[{name: not-health.v2, type: string_attribute, string_attribute: "
         "{key: http.route, values: [/health], invert_match: true}}]",
@@ -673,6 +682,9 @@ def run_errors(args):
                  'duplicate policy name "x"')
     config_error(args, "[{name: x, type: string_attribute, string_attribute: {key: k, "
                  "values: ['(a'], enabled_regex_matching: true}}]", "invalid regular expression")
+    config_error(args, "[{name: x, type: string_attribute, string_attribute: {key: k, "
+                 "values: [a], enabled_regex_matching: true, cache_max_size: 99999999}}]",
+                 "cache_max_size (99999999) must be at most 16777216")
     config_error(args, "[{name: x, type: latency, latency: {treshold_ms: 5}}]",
                  "has invalid keys: treshold_ms")
     config_error(args, "[{name: x, type: ottl_condition, ottl_condition: {span: ['name ==']}}]",

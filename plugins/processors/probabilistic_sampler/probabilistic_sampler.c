@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <switchyard/plugin.h>
 
@@ -143,6 +146,7 @@ typedef struct ps_run_s {
     ps_err_t first_perr;
     bool info; /* an error the collector logs at info level (a parse error) */
     bool edits;
+    bool no_priority; /* the request holds no "sampling.priority" bytes at all */
     uint64_t dropped;
 } ps_run_t;
 
@@ -222,11 +226,13 @@ static bool id_empty(const sy_value_t *v)
     return true;
 }
 
+#define PRIORITY_KEY "sampling.priority"
+
 /* parseSpanSamplingPriority: 0 drop, 1 keep, -1 no say. */
 static int span_priority(const sy_host_api_t *api, sy_view_node_t *span)
 {
     sy_value_t v;
-    if (api->view_attr_get(span, "sampling.priority", 17, &v) != 0) return -1;
+    if (api->view_attr_get(span, PRIORITY_KEY, sizeof PRIORITY_KEY - 1, &v) != 0) return -1;
     double d;
     switch (v.type) {
     case SY_VALUE_INT:
@@ -355,7 +361,7 @@ static int visit_span(ps_state_t *s, sy_view_node_t *span, ps_run_t *run)
     const sy_host_api_t *api = s->api;
     sy_value_t tid;
     if (api->view_get(span, SY_FIELD_TRACE_ID, &tid) < 0) tid.type = SY_VALUE_EMPTY;
-    int prio = span_priority(api, span);
+    int prio = run->no_priority ? -1 : span_priority(api, span);
     if (drop_early(s, &tid, prio, run)) {
         run->dropped++;
         return api->view_drop(span);
@@ -578,6 +584,56 @@ static void log_errors(ps_state_t *s, const ps_run_t *run, int sig)
     s->last_log = now;
 }
 
+/*
+ * Whether any span of the batch may carry a "sampling.priority" attribute. A
+ * protobuf string is its bytes as they are, so a request without these 17 bytes
+ * anywhere has no attribute of that key, and no span needs its attributes
+ * indexed to look for it (most traffic: the lookup was about a third of the
+ * sampler's time). When the bytes are there (as a key, or inside any other
+ * string) every span is looked up as before. The view reads the same encoded
+ * bytes, so asking for them here costs nothing more.
+ *
+ * 16 places at a time: the key's first byte at each and its last byte 16
+ * further (glibc's memmem took three times as long here); SSE2's byte mask
+ * where there is one, GCC's vector extension elsewhere.
+ */
+static bool has_priority_key(const sy_host_api_t *api, sy_batch_t *batch)
+{
+    size_t len = 0;
+    const uint8_t *enc = api->batch_encoded(batch, &len);
+    if (!enc) return true;
+    enum { M = sizeof PRIORITY_KEY - 1 };
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i first = _mm_set1_epi8('s'), last = _mm_set1_epi8('y');
+    for (; i + (M - 1) + 16 <= len; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(enc + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(enc + i + (M - 1)));
+        unsigned hit = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+        for (; hit; hit &= hit - 1)
+            if (memcmp(enc + i + (unsigned)__builtin_ctz(hit), PRIORITY_KEY, M) == 0) return true;
+    }
+#else
+    typedef uint8_t v16 __attribute__((vector_size(16)));
+    typedef int8_t v16s __attribute__((vector_size(16)));
+    const v16 zero = {0};
+    const v16 first = zero + (uint8_t)'s', last = zero + (uint8_t)'y';
+    for (; i + (M - 1) + 16 <= len; i += 16) {
+        v16 a, b;
+        memcpy(&a, enc + i, 16);
+        memcpy(&b, enc + i + (M - 1), 16);
+        v16s hit = (a == first) & (b == last);
+        uint64_t h[2];
+        memcpy(h, &hit, 16);
+        if (!(h[0] | h[1])) continue;
+        for (size_t k = 0; k < 16; k++)
+            if (hit[k] && memcmp(enc + i + k, PRIORITY_KEY, M) == 0) return true;
+    }
+#endif
+    return i < len && memmem(enc + i, len - i, PRIORITY_KEY, M) != NULL;
+}
+
 static int ps_consume(void *state, sy_batch_t *batch)
 {
     ps_state_t *s = state;
@@ -588,9 +644,10 @@ static int ps_consume(void *state, sy_batch_t *batch)
     if (info.signal != SY_SIGNAL_TRACES && info.signal != SY_SIGNAL_LOGS)
         return api->emit(s->inst, batch);
 
+    ps_run_t run = {0};
+    if (sig == SIG_TRACES) run.no_priority = !has_priority_key(api, batch);
     sy_view_t *v = api->view_open(batch);
     if (!v) return SY_ENOMEM; /* the batch is still the caller's */
-    ps_run_t run = {0};
     int rc = 0;
     sy_view_node_t *root = api->view_root(v);
     size_t nr = api->view_count(root, SY_VIEW_RESOURCES);

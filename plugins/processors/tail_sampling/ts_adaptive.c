@@ -21,6 +21,9 @@ typedef struct svc_s {
     uint64_t offered;  /* ordinary traces in the current interval */
     uint64_t first_ns; /* when it was first seen, if within the current interval */
     double log_rate;   /* the estimate: EWMA of log(offered traces per second) */
+    double x_prev;     /* the last interval's measured log rate */
+    double d_prev[2];  /* the slopes (per second) of the two intervals before */
+    int nd;            /* how many of d_prev are known */
     double p;          /* the probability in force */
     bool has_estimate;
     bool used; /* seen at least once (the overflow bucket may never be) */
@@ -156,6 +159,21 @@ static svc_t *svc_get(ts_adaptive_t *a, const char *name, size_t len, uint64_t n
     return &a->svcs[0];
 }
 
+/*
+ * The trend of a ramp: when the measured log rate moved the same way in each of
+ * the last three intervals, the smallest of the three slopes; otherwise 0. A
+ * step moves it in one interval only (the others are flat), so a step gets no
+ * trend and keeps the first-order response below (monotone, no overshoot),
+ * while a steady ramp gets its own slope, which removes the lag a first-order
+ * filter has on a ramp (kept ~ T * exp(g * (tau + interval)) without it).
+ */
+static double trend(double d0, double d1, double d2)
+{
+    if (d0 > 0 && d1 > 0 && d2 > 0) return fmin(d0, fmin(d1, d2));
+    if (d0 < 0 && d1 < 0 && d2 < 0) return fmax(d0, fmax(d1, d2));
+    return 0;
+}
+
 /* Closes the interval [interval_start, now): each service's measured rate
  * (floored at the target, below which p is max_probability anyway, so that the
  * log stays finite and an idle service is not far below when it wakes) moves
@@ -172,14 +190,23 @@ static void roll(ts_adaptive_t *a, uint64_t now)
         double rate = (double)s->offered / dt;
         s->offered = 0;
         double lr = log(rate > a->cfg.target ? rate : a->cfg.target);
+        double g = 0; /* the trend in force: log rate per second */
         if (!s->has_estimate) {
             s->log_rate = lr; /* the first measurement stands on its own */
             s->has_estimate = true;
         } else {
+            double d = (lr - s->x_prev) / dt;
+            if (s->nd == 2) g = trend(d, s->d_prev[0], s->d_prev[1]);
+            s->d_prev[1] = s->d_prev[0];
+            s->d_prev[0] = d;
+            if (s->nd < 2) s->nd++;
             double alpha = a->tau_s > 0 ? 1.0 - exp(-dt / a->tau_s) : 1.0;
-            s->log_rate += alpha * (lr - s->log_rate);
+            double pred = s->log_rate + g * dt; /* where the trend alone takes it */
+            s->log_rate = pred + alpha * (lr - pred);
         }
-        s->p = clampd(a->cfg.target / exp(s->log_rate), a->cfg.min_p, a->cfg.max_p);
+        s->x_prev = lr;
+        /* p applies to the next interval, g * dt further along a ramp */
+        s->p = clampd(a->cfg.target / exp(s->log_rate + g * dt), a->cfg.min_p, a->cfg.max_p);
     }
     a->interval_start_ns = now;
 }

@@ -6,6 +6,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "ts_policy.h"
 #include "ts_adaptive.h"
+#include "ts_strcache.h"
 #include "ts_tracestate.h"
 
 #include "hash.h"
@@ -87,6 +88,7 @@ struct ts_policy_s {
     size_t nvalues;
     pcre2_code **re;
     pcre2_match_data *md;
+    ts_strcache_t *re_cache; /* cache_max_size: value -> matched by any regex */
     /* probabilistic */
     char *salt;
     uint64_t threshold;
@@ -292,6 +294,7 @@ static void policy_free(ts_policy_t *p)
     free(p->value_lens);
     free(p->re);
     if (p->md) pcre2_match_data_free(p->md);
+    ts_strcache_free(p->re_cache);
     free(p->salt);
     syc_ottl_list_free(&p->span_conds);
     syc_ottl_list_free(&p->event_conds);
@@ -597,7 +600,14 @@ static int parse_type(pctx_t *c, ts_policy_t *p, const sy_cfg_node_t *cfg, const
             (rc = get_int(c, cfg, "cache_max_size", path, &cache)) < 0 ||
             (rc = get_bool(c, cfg, "invert_match", path, &p->invert)) < 0)
             return rc;
-        return regex ? compile_regexes(c, p, cfg, path) : 0;
+        if (cache > TS_REGEX_CACHE_MAX)
+            return fail(c, cfg, path, "cache_max_size (%lld) must be at most %d", (long long)cache,
+                        TS_REGEX_CACHE_MAX);
+        if (!regex) return 0;
+        /* the collector's filterset regexp cache: 128 entries unless set above 0 */
+        if (!(p->re_cache = ts_strcache_new(cache > 0 ? (size_t)cache : TS_REGEX_CACHE_DEFAULT)))
+            return SY_ENOMEM;
+        return compile_regexes(c, p, cfg, path);
     }
     case P_NUMERIC: {
         int64_t lo = 0, hi = 0;
@@ -868,13 +878,18 @@ static bool attr_str(ts_eval_t *ev, sy_view_node_t *node, const ts_policy_t *p, 
 
 static bool string_matches(ts_policy_t *p, const char *s, size_t len)
 {
-    for (size_t i = 0; i < p->nvalues; i++) {
-        if (p->re) {
-            if (pcre2_match(p->re[i], (PCRE2_SPTR)s, len, 0, 0, p->md, NULL) >= 0) return true;
-        } else if (p->value_lens[i] && p->value_lens[i] == len && !memcmp(p->values[i], s, len)) {
-            return true;
-        }
+    if (p->re) {
+        bool hit;
+        if (p->re_cache && ts_strcache_get(p->re_cache, s, len, &hit)) return hit;
+        hit = false;
+        for (size_t i = 0; i < p->nvalues && !hit; i++)
+            hit = pcre2_match(p->re[i], (PCRE2_SPTR)s, len, 0, 0, p->md, NULL) >= 0;
+        if (p->re_cache) ts_strcache_put(p->re_cache, s, len, hit);
+        return hit;
     }
+    for (size_t i = 0; i < p->nvalues; i++)
+        if (p->value_lens[i] && p->value_lens[i] == len && !memcmp(p->values[i], s, len))
+            return true;
     return false;
 }
 
