@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""The catalogue of bad inputs (issue 15 item 4) against the real binary.
+
+  test_bad_inputs.py run --group http|grpc|conn|config --bin build/bin/switchyard
+                     --plugin-dir build/lib/switchyard/plugins [--only ID] [--observe]
+  test_bad_inputs.py doc [--check docs/reliability.md]
+
+`run` starts the router (otlp receiver on HTTP and gRPC, zipkin, jaeger on
+thrift_compact, thrift_binary and thrift_http -> otlphttp exporter -> a Python sink)
+and sends every entry of the group (tests/integration/bad_inputs/catalogue.py).
+For each entry it checks:
+  - the answer, in the protocol's terms, is the entry's `expect`;
+  - the entry's own metric grew by its `delta`;
+  - the router still runs, and a normal client (one small OTLP/HTTP export, and an
+    OTLP/gRPC call for the gRPC entries, a Zipkin or Jaeger one for theirs) sent
+    right after is answered OK within NORMAL_BOUND_S;
+  - the router's peak RSS (VmHWM) stays under RSS_BOUND_MB;
+and at the end that every request acknowledged (all the normal clients') reached the
+sink exactly once, and nothing smuggled did; the router exits 0 on SIGTERM with no
+sanitizer report. The config group runs the binary on each bad file: exit code 1,
+the message with file:line:col, within a time and memory bound.
+
+`doc` prints the Markdown table of the catalogue; with --check it fails when the
+"Bad inputs" section of the file does not hold exactly that table.
+"""
+import argparse
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "bad_inputs"))
+
+from harness import Checks, Router, free_port, http  # noqa: E402
+from test_otlp_http import trace_request_pb  # noqa: E402
+
+ASAN = os.environ.get("SY_ASAN") == "1" or "asan" in os.environ.get("ASAN_OPTIONS", "") or \
+    bool(os.environ.get("ASAN_OPTIONS"))
+NORMAL_BOUND_S = 2.0 if ASAN else 0.5   # target 0.1 s; the rest is CI margin
+RSS_BOUND_MB = 400 if ASAN else 96      # the router's peak RSS over a whole group
+UDP_WAIT_S = 5.0
+
+CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http_port}
+        max_request_body_size: 4MiB
+        read_header_timeout: {header_timeout}
+        read_timeout: {read_timeout}
+        idle_timeout: 20s
+        max_connections: {max_conns}
+      grpc:
+        endpoint: 127.0.0.1:{grpc_port}
+        max_recv_msg_size_mib: 4
+        read_timeout: 1s
+        max_connections: {max_conns}
+  zipkin:
+    endpoint: 127.0.0.1:{zipkin_port}
+    max_request_body_size: 1MiB
+  jaeger:
+    protocols:
+      thrift_compact:
+        endpoint: 127.0.0.1:{compact_port}
+        max_packet_size: 2000
+      thrift_binary:
+        endpoint: 127.0.0.1:{binary_port}
+        max_packet_size: 2000
+      thrift_http:
+        endpoint: 127.0.0.1:{jhttp_port}
+        max_request_body_size: 1MiB
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink_port}
+    compression: none
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics_port}
+  pipelines:
+    traces:
+      receivers: [otlp, zipkin, jaeger]
+      exporters: [otlphttp]
+"""
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Target:
+    """The router under test, its ports, its sink and its metrics."""
+
+    def __init__(self, args, header_timeout="2s", read_timeout="3s", max_conns=1024):
+        from http_sink import Sink
+        self.args = args
+        self.sink = Sink()
+        self.http_port, self.grpc_port, self.zipkin_port = free_port(), free_port(), free_port()
+        self.jhttp_port, self.metrics_port = free_port(), free_port()
+        self.compact_port, self.binary_port = free_udp_port(), free_udp_port()
+        self.udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        text = CONFIG.format(sink_port=self.sink.port, header_timeout=header_timeout,
+                             read_timeout=read_timeout, max_conns=max_conns, **vars(self))
+        self.router = Router(args.bin, [args.plugin_dir], text)
+        self.pid = self.router.proc.pid
+        self.acked = {}   # marker -> times acknowledged to a normal client
+
+    def udp(self, port, data):
+        self.udp_sock.sendto(data, ("127.0.0.1", port))
+
+    def status_kb(self, field):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def metrics(self):
+        status, _, body = http("GET", f"http://127.0.0.1:{self.metrics_port}/metrics")
+        out = {}
+        for line in body.decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, value = line.rpartition(" ")
+            name = name.split("{")[0]
+            if name.startswith("switchyard_"):
+                name = name[len("switchyard_"):]
+            if name.endswith("_total"):
+                name = name[:-len("_total")]
+            out[name] = out.get(name, 0) + float(value)
+        return out
+
+    def cleanup(self):
+        self.router.cleanup()
+        self.sink.stop()
+        self.udp_sock.close()
+
+
+# --- normal clients ---------------------------------------------------------------------
+
+def normal_http(t, marker):
+    from wire import http_post
+    start = time.monotonic()
+    a = http_post(t.http_port, "/v1/traces", trace_request_pb(marker))
+    took = time.monotonic() - start
+    if a.get("http") == 200:
+        t.acked[marker] = t.acked.get(marker, 0) + 1
+    return a.get("http"), took
+
+
+def normal_grpc(t, marker):
+    from wire import grpc_message, grpc_unary
+    start = time.monotonic()
+    a = grpc_unary(t.grpc_port, grpc_message(trace_request_pb(marker)))
+    took = time.monotonic() - start
+    if a.get("grpc") == 0:
+        t.acked[marker] = t.acked.get(marker, 0) + 1
+    return a.get("grpc"), took
+
+
+def normal_zipkin(t, marker):
+    from wire import http_post, zipkin_json
+    start = time.monotonic()
+    a = http_post(t.zipkin_port, "/api/v2/spans", zipkin_json(marker), "application/json")
+    took = time.monotonic() - start
+    if a.get("http") == 202:
+        t.acked[marker] = t.acked.get(marker, 0) + 1
+    return (200 if a.get("http") == 202 else a.get("http")), took
+
+
+def normal_jaeger_http(t, marker):
+    from wire import http_post, jaeger_binary
+    start = time.monotonic()
+    a = http_post(t.jhttp_port, "/api/traces", jaeger_binary(marker.encode(), batch_only=True),
+                  "application/x-thrift")
+    took = time.monotonic() - start
+    if a.get("http") == 202:
+        t.acked[marker] = t.acked.get(marker, 0) + 1
+    return (200 if a.get("http") == 202 else a.get("http")), took
+
+
+def normal_udp(kind):
+    """A good datagram has no answer: it counts as answered once it reaches the sink
+    (waited for here, bounded)."""
+    def send(t, marker):
+        from wire import jaeger_binary, jaeger_compact
+        data = jaeger_compact(marker.encode()) if kind == "compact" else \
+            jaeger_binary(marker.encode())
+        start = time.monotonic()
+        t.udp(t.compact_port if kind == "compact" else t.binary_port, data)
+        deadline = start + UDP_WAIT_S
+        while time.monotonic() < deadline:
+            if sink_count(t, marker):
+                t.acked[marker] = 1
+                return 200, time.monotonic() - start
+            time.sleep(0.02)
+        return "not delivered", time.monotonic() - start
+    return send
+
+
+def sink_count(t, marker):
+    m = marker.encode()
+    return sum(r["body"].count(m) for r in t.sink.received())
+
+
+def normal_clients(entry):
+    """The normal clients sent after an entry: OTLP/HTTP always, and one of the entry's
+    own protocol. UDP ones are not timed against NORMAL_BOUND_S (delivery is)."""
+    p = entry["protocol"]
+    extra = []
+    if "gRPC" in p:
+        extra = [("grpc", normal_grpc)]
+    elif "Zipkin" in p:
+        extra = [("zipkin", normal_zipkin)]
+    elif "thrift_http" in p:
+        extra = [("jaeger-http", normal_jaeger_http)]
+    elif "compact" in p:
+        extra = [("jaeger-compact", normal_udp("compact"))]
+    elif "binary" in p:
+        extra = [("jaeger-binary", normal_udp("binary"))]
+    return [("http", normal_http)] + extra
+
+
+# --- matching ---------------------------------------------------------------------------
+
+def matches(answer, expect):
+    for k, v in expect.items():
+        if k == "says":
+            if v not in answer.get("text", ""):
+                return False
+        elif answer.get(k) != v:
+            return False
+    return True
+
+
+def short(answer):
+    return {k: (v[:160] if isinstance(v, str) else v) for k, v in answer.items()
+            if k not in ("raw", "headers")}
+
+
+# --- the groups -------------------------------------------------------------------------
+
+def run_entries(t, entries, check, observe):
+    bound = RSS_BOUND_MB * 1024
+    for e in entries:
+        before = t.metrics()
+        start = time.monotonic()
+        answer = e["send"](t)
+        took = time.monotonic() - start
+        metric = e["metric"]
+        after = t.metrics()
+        if metric:
+            deadline = time.monotonic() + UDP_WAIT_S
+            while after.get(metric, 0) - before.get(metric, 0) < e["delta"] and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+                after = t.metrics()
+        grew = after.get(metric, 0) - before.get(metric, 0) if metric else None
+        if observe:
+            moved = {k: after[k] - before.get(k, 0) for k in after
+                     if after[k] != before.get(k, 0) and "bytes" not in k and "queue" not in k
+                     and "memory" not in k and "cpu" not in k and "uptime" not in k}
+            print(f"OBSERVE {e['id']}: {short(answer)} in {took:.2f}s; moved {moved}")
+        else:
+            check(matches(answer, e["expect"]),
+                  f"{e['id']}: answered {short(answer)}, expected {e['expect']}")
+            if metric:
+                check(grew == e["delta"], f"{e['id']}: {metric} grew by {grew} "
+                      f"(expected {e['delta']})")
+        alive = t.router.proc.poll() is None
+        check(alive, f"{e['id']}: router still running")
+        if not alive:
+            print(t.router.output()[-3000:])
+            return
+        for name, client in normal_clients(e):
+            status, secs = client(t, f"good-after-{e['id']}-{name}")
+            check(status in (0, 200) and secs < NORMAL_BOUND_S,
+                  f"{e['id']}: then a normal {name} client answered OK ({status}) in "
+                  f"{secs * 1000:.0f} ms (bound {NORMAL_BOUND_S * 1000:.0f} ms)")
+        peak = t.status_kb("VmHWM")
+        check(peak < bound, f"{e['id']}: router peak RSS {peak / 1024:.1f} MB < {RSS_BOUND_MB} MB")
+
+
+def finish(t, check):
+    """Every acknowledged request at the sink exactly once; nothing smuggled; exit 0."""
+    def all_there():
+        return all(sink_count(t, m) >= n for m, n in t.acked.items())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not all_there():
+        time.sleep(0.1)
+    wrong = {m: (n, sink_count(t, m)) for m, n in t.acked.items() if sink_count(t, m) != n}
+    check(not wrong, f"all {len(t.acked)} acknowledged normal requests reached the sink exactly "
+          f"once (wrong: {dict(list(wrong.items())[:5])})")
+    check(sink_count(t, "smuggled!") == 0, "no smuggled request reached the sink")
+    rc = t.router.terminate()
+    out = t.router.output()
+    check(rc == 0 and "Sanitizer" not in out and "runtime error" not in out,
+          f"router exits 0 on SIGTERM, no sanitizer report (rc {rc})")
+    if rc != 0 or "Sanitizer" in out or "runtime error" in out:
+        print(out[-4000:])
+
+
+def group_entries(group, only):
+    from catalogue import ENTRIES
+    es = [e for e in ENTRIES if e["group"] == group]
+    if only:
+        es = [e for e in es if e["id"] in only]
+    return es
+
+
+def run_group(args, check):
+    entries = group_entries(args.group, args.only)
+    if args.group == "config":
+        return run_config_group(args, entries, check)
+    if args.group == "conn":
+        return run_conn_group(args, entries, check)
+    t = Target(args)
+    try:
+        run_entries(t, entries, check, args.observe)
+        finish(t, check)
+    finally:
+        t.cleanup()
+
+
+def run_config_group(args, entries, check):
+    for e in entries:
+        start = time.monotonic()
+        answer = e["send"](args)
+        took = time.monotonic() - start
+        if args.observe:
+            print(f"OBSERVE {e['id']}: {short(answer)} in {took:.2f}s, "
+                  f"peak RSS {answer.get('maxrss_kb', 0) / 1024:.1f} MB")
+            continue
+        check(matches(answer, e["expect"]),
+              f"{e['id']}: {short(answer)}, expected {e['expect']}")
+        check(took < 10, f"{e['id']}: refused in {took:.2f}s (< 10 s)")
+        peak = answer.get("maxrss_kb", 0)
+        check(peak < RSS_BOUND_MB * 1024,
+              f"{e['id']}: peak RSS while loading {peak / 1024:.1f} MB < {RSS_BOUND_MB} MB")
+
+
+def run_conn_group(args, entries, check):
+    for e in entries:
+        t = Target(args, header_timeout="1s", read_timeout="2s", max_conns=e.get("max_conns", 1024)
+                   if False else 200)
+        try:
+            run_entries(t, [e], check, args.observe)
+            finish(t, check)
+        finally:
+            t.cleanup()
+
+
+# --- the doc table ----------------------------------------------------------------------
+
+GRPC_CODES = {0: "OK", 3: "INVALID_ARGUMENT", 8: "RESOURCE_EXHAUSTED", 12: "UNIMPLEMENTED",
+              13: "INTERNAL", 14: "UNAVAILABLE", 1: "CANCELLED"}
+H2_ERRORS = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
+             6: "FRAME_SIZE_ERROR", 7: "REFUSED_STREAM", 8: "CANCEL", 11: "ENHANCE_YOUR_CALM"}
+
+
+def answer_text(e):
+    x = e["expect"]
+    parts = []
+    if "http" in x:
+        parts.append(f"HTTP {x['http']}")
+    if "status" in x:
+        parts.append(f"HTTP/2 :status {x['status']}")
+    if "grpc" in x:
+        parts.append(f"grpc-status {x['grpc']} {GRPC_CODES.get(x['grpc'], '')}".rstrip())
+    if "rst" in x:
+        parts.append(f"RST_STREAM {H2_ERRORS.get(x['rst'], x['rst'])}")
+    if "goaway" in x:
+        parts.append(f"GOAWAY {H2_ERRORS.get(x['goaway'], x['goaway'])}")
+    if "exit" in x:
+        parts.append(f"exit {x['exit']}")
+    if "udp" in x:
+        parts.append("dropped, counted")
+    if "says" in x:
+        parts.append("«" + x["says"] + "»")
+    if x.get("closed"):
+        parts.append("connection closed")
+    if e.get("note"):
+        parts.append("(" + e["note"] + ")")
+    return ", ".join(parts)
+
+
+def md(s):
+    return s.replace("|", "\\|")
+
+
+def doc_table():
+    from catalogue import ENTRIES
+    rows = ["| # | id | input | protocol | answer | own metric | test |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for i, e in enumerate(ENTRIES, 1):
+        metric = f"`{e['metric']}` +{e['delta']}" if e["metric"] else "—"
+        rows.append(f"| {i} | `{e['id']}` | {md(e['input'])} | {e['protocol']} | "
+                    f"{md(answer_text(e))} | {metric} | integration.bad_inputs.{e['group']} |")
+    return "\n".join(rows) + "\n"
+
+
+BEGIN = "<!-- bad-inputs table: generated by tests/integration/test_bad_inputs.py doc -->\n"
+END = "<!-- end of the bad-inputs table -->\n"
+
+
+def doc(args):
+    table = doc_table()
+    if not args.check:
+        sys.stdout.write(BEGIN + table + END)
+        return 0
+    with open(args.check, encoding="utf-8") as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        print(f"FAIL {args.check} has no generated bad-inputs table (markers missing)")
+        return 1
+    have = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    if have != table:
+        print(f"FAIL the bad-inputs table of {args.check} is stale: regenerate it with\n"
+              f"  python3 tests/integration/test_bad_inputs.py doc")
+        return 1
+    from catalogue import ENTRIES
+    ids = [e["id"] for e in ENTRIES]
+    if len(set(ids)) != len(ids):
+        print("FAIL duplicate ids in the catalogue")
+        return 1
+    print(f"ok   the table of {args.check} matches the catalogue ({len(ENTRIES)} entries)")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--group", required=True, choices=["http", "grpc", "conn", "config"])
+    r.add_argument("--bin", required=True)
+    r.add_argument("--plugin-dir", required=True)
+    r.add_argument("--only", action="append")
+    r.add_argument("--observe", action="store_true")
+    d = sub.add_parser("doc")
+    d.add_argument("--check")
+    args = ap.parse_args()
+    if args.cmd == "doc":
+        return doc(args)
+    sys.path.insert(0, os.path.join(HERE, "sinks"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 20000)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    check = Checks()
+    start = time.monotonic()
+    run_group(args, check)
+    print(f"FIGURE group {args.group}: {len(group_entries(args.group, args.only))} entries in "
+          f"{time.monotonic() - start:.1f} s")
+    if check.failures:
+        print(f"{len(check.failures)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+_unused = (select, subprocess)
+
+if __name__ == "__main__":
+    sys.exit(main())
