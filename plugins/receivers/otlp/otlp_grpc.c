@@ -965,8 +965,19 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->nconns++;
     c->created_ms = c->idle_since_ms = c->last_read_ms = uv_now(s->loop);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->max_connections && s->nrefused >= s->max_connections &&
+        s->nconns - 1 - s->nrefused >= s->max_connections) {
+        /* A flood past twice the cap: closed before any session memory is taken
+         * (libuv accepts a whole backlog in one go, and closes later). */
+        otlp_grpc_guard_count(s->st, OTLP_GRPC_GUARD_MAX_CONNECTIONS);
+        conn_close(c);
+        return;
+    }
+    if (nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
         (s->st->tls && !(c->tls = syc_tls_conn_new(s->st->tls)))) {
         conn_close(c);
         return;
@@ -1248,7 +1259,9 @@ int otlp_grpc_start(otlp_state_t *st)
     s->listener.data = s;
     s->listener_open = true;
     int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    /* The HTTP server's backlog: a connection flood must not leave real clients
+     * waiting for SYN retransmissions (a second and more) behind a full queue. */
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (rc != 0) {
         snprintf(err, sizeof(err), "listen tcp %s: %s", cfg->grpc_endpoint, uv_strerror(rc));
         s->closing = true;

@@ -18,9 +18,9 @@ An entry:
 from wire import (MIB, TRACE_EXPORT, bomb, grpc_message, grpc_unary, h2_flood, h2frame,
                   hpack_call_headers, http_head, http_post, http_raw, jaeger_binary,
                   jaeger_compact, json_bad_utf8, json_nested, pb_bad_utf8, pb_nested,
-                  pb_raw_len, pb_span_attr, zipkin_json)
+                  pb_raw_len, pb_span_attr, zipkin_json, slowloris, flood_http, flood_grpc,
+                  run_config)
 from test_otlp_http import trace_request_pb, trace_request_json
-import json
 
 PB, JS = "application/x-protobuf", "application/json"
 GOOD_PB = trace_request_pb("catalogue-good")
@@ -400,3 +400,106 @@ E("h2.bad_preface", "grpc", OTLP_GRPC, "an HTTP/1.1 request on the gRPC port",
 E("h2.frame_too_large", "grpc", OTLP_GRPC, "a DATA frame of 1 MiB over SETTINGS_MAX_FRAME_SIZE 16 KiB",
   lambda t: h2_flood(t.grpc_port, h2frame(1, 4, 1, HB) + h2frame(0, 0, 1, b"\x00" * MIB)),
   {"goaway": 6, "says": "too large frame size", "closed": True}, G_PROTO)
+
+# --- connections (each against a router of its own: read_header_timeout 1 s,
+# read_timeout 2 s, max_connections 200 on HTTP and gRPC) --------------------------------
+
+CAP = 200
+
+
+def normal_http_now(t):
+    a = http_post(t.http_port, "/v1/traces", trace_request_pb("during-the-flood"))
+    return a.get("http")
+
+
+def normal_grpc_now(t):
+    return grpc_unary(t.grpc_port, GFRAME).get("goaway", "answered")
+
+
+E("conn.slowloris_headers", "conn", OTLP_HTTP,
+  "slowloris: 20 connections sending their request line and headers a byte every 100 ms",
+  lambda t: slowloris(t.http_port, 20, http_head() + b"X-Slow: " + b"a" * 200),
+  {"http": 408, "says": "request headers not received within read_header_timeout", "closed": True},
+  "receiver_otlp_http_header_timeouts", 20)
+E("conn.slow_body", "conn", OTLP_HTTP,
+  "slow body: 20 connections announcing 100 000 bytes, then sending a byte every 100 ms",
+  lambda t: slowloris(t.http_port, 20, http_head() + b"Content-Length: 100000\r\n\r\n", b"\x0a" * 1000),
+  {"http": 408, "says": "request body not received within read_timeout", "closed": True},
+  "receiver_otlp_http_body_timeouts", 20)
+E("conn.idle_10000_http", "conn", OTLP_HTTP,
+  "10 000 idle connections (max_connections 200); a normal client meanwhile",
+  lambda t: flood_http(t.http_port, 10000, CAP, lambda: normal_http_now(t)),
+  {"http": 503, "says": "too many connections (max_connections); retry later", "retry_after": True,
+   "closed": True, "held": CAP, "during": 503},
+  "receiver_otlp_http_connections_refused", 10000 - CAP + 1,
+  note="the 200 over the cap get the 503, the rest of the flood is closed unanswered; "
+       "the 200 held stay until idle_timeout")
+E("conn.idle_10000_grpc", "conn", OTLP_GRPC,
+  "10 000 idle connections (max_connections 200); a normal call meanwhile",
+  lambda t: flood_grpc(t.grpc_port, 10000, CAP, lambda: normal_grpc_now(t)),
+  {"goaway": 11, "says": "too many connections (max_connections)", "closed": True, "held": CAP,
+   "during": 11},
+  "receiver_otlp_grpc_connections_refused", 10000 - CAP + 1,
+  note="the 200 over the cap get SETTINGS and the GOAWAY, the rest is closed unanswered")
+
+# --- the config loader: `switchyard --config` on a bad file -----------------------------
+
+VALID_TAIL = b"""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  nop:
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [nop]}
+"""
+
+
+def cfg(text):
+    return lambda args: run_config(args.bin, args.plugin_dir, text)
+
+
+def laughs(levels, width):
+    out = b'l0: &l0 ["lol"]\n'
+    for i in range(1, levels + 1):
+        out += b"l%d: &l%d [%s]\n" % (i, i, b", ".join([b"*l%d" % (i - 1)] * width))
+    return out
+
+
+E("config.anchor_bomb", "config", CONFIG, "YAML anchors bomb (billion laughs: 9 levels of 10 aliases)",
+  cfg(laughs(9, 10) + VALID_TAIL),
+  {"exit": 1, "says": "config.yaml:7:10: alias *l5 expands beyond 250000 nodes or 128 levels of nesting"},
+  None)
+E("config.anchor_bomb_wide", "config", CONFIG, "YAML anchors bomb: one alias of a 1 000-item list used 100 000 times",
+  cfg(b"big: &big [" + b", ".join([b"x"] * 1000) + b"]\nuse: [" + b", ".join([b"*big"] * 100000) + b"]\n" + VALID_TAIL),
+  {"exit": 1, "says": "config.yaml:2:1495: alias *big expands beyond 250000 nodes"}, None)
+E("config.nested_10000", "config", CONFIG, "a value nested 10 000 deep (flow sequences)",
+  cfg(b"deep: " + b"[" * 10000 + b"]" * 10000 + b"\n" + VALID_TAIL),
+  {"exit": 1, "says": "config.yaml:1:135: nesting deeper than 128 levels"}, None)
+E("config.nested_block_10000", "config", CONFIG, "a value nested 10 000 deep (block maps)",
+  cfg(b"".join(b" " * i + b"k:\n" for i in range(10000)) + b" " * 10000 + b"k: v\n"),
+  {"exit": 1, "says": "config.yaml:130:130: nesting deeper than 128 levels"}, None)
+E("config.bad_utf8", "config", CONFIG, "invalid UTF-8 in a scalar",
+  cfg(VALID_TAIL.replace(b"127.0.0.1:0", b"127.0.0.1:\xff\xfe")),
+  {"exit": 1, "says": "config.yaml:1:1: invalid leading UTF-8 octet"}, None)
+E("config.nul", "config", CONFIG, "a NUL character in a quoted scalar",
+  cfg(VALID_TAIL.replace(b"127.0.0.1:0", b'"127.0.0.1:\\0"')),
+  {"exit": 1, "says": "config.yaml:6:19: a NUL character in a scalar is not supported"}, None)
+E("config.unknown_alias", "config", CONFIG, "an alias used before its anchor",
+  cfg(b"x: *nope\n" + VALID_TAIL),
+  {"exit": 1, "says": "config.yaml:1:4: unknown anchor: *nope is not defined before its use"}, None)
+E("config.duplicate_key", "config", CONFIG, "the same key twice in one map",
+  cfg(VALID_TAIL + b"exporters:\n  nop:\n"),
+  {"exit": 1, "says": 'config.yaml:12:1: duplicate key "exporters" in one map (first defined at config.yaml:7:1)'}, None)
+E("config.syntax_error", "config", CONFIG, "a tab used for indentation",
+  cfg(VALID_TAIL.replace(b"      http:", b"\t  http:")),
+  {"exit": 1, "says": "config.yaml:5:1: found character that cannot start any token"}, None)
+E("config.wrong_type", "config", CONFIG, "max_request_body_size: lots (not a size)",
+  cfg(VALID_TAIL.replace(b"        endpoint: 127.0.0.1:0", b"        endpoint: 127.0.0.1:0\n        max_request_body_size: lots")),
+  {"exit": 1, "says": "config.yaml:7:32: 'otlp.protocols.http.max_request_body_size': expected a size"}, None)
+E("config.huge_file", "config", CONFIG, "a 64 MiB scalar (the file over 64 MiB)",
+  lambda args: run_config(args.bin, args.plugin_dir, b"big: " + b"x" * (64 * MIB) + b"\n" + VALID_TAIL),
+  {"exit": 1, "says": "config.yaml: config file is larger than 64 MiB"}, None)

@@ -19,7 +19,7 @@ import zlib
 
 from harness import field_len, field_fixed64, varint
 from test_compression import ZSTD
-from test_conn_guard import H2Client, grpc_message, http_connect, read_until_closed
+from test_conn_guard import H2Client, grpc_message, http_connect, read_until_closed  # noqa: F401
 from test_otlp_http import trace_request_pb, trace_request_json
 
 import ctypes
@@ -385,16 +385,160 @@ def hpack_call_headers():
 # --- config files -----------------------------------------------------------------------
 
 def run_config(binary, plugin_dir, text, timeout=20.0):
-    """Runs `switchyard --config` on text (bytes); returns {"exit", "text", "file"}."""
+    """Runs `switchyard --config` on text (bytes); returns {"exit", "text", "maxrss_kb"}
+    (the output with the file's path written as config.yaml; the peak RSS sampled
+    from /proc every 5 ms while it runs)."""
     with tempfile.TemporaryDirectory(prefix="sy-bad-cfg-") as d:
         path = os.path.join(d, "config.yaml")
+        out_path = os.path.join(d, "out.txt")
         with open(path, "wb") as f:
             f.write(text)
-        try:
-            p = subprocess.run([binary, "--config", path, "--plugin-dir", plugin_dir],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-            out = (p.stdout + p.stderr).decode("utf-8", "replace")
-            return {"exit": p.returncode, "text": out.replace(path, "config.yaml")}
-        except subprocess.TimeoutExpired:
-            return {"exit": None, "text": "still running after %ss" % timeout}
+        with open(out_path, "wb") as out:
+            p = subprocess.Popen([binary, "--config", path, "--plugin-dir", plugin_dir],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + timeout
+            hwm = 0
+            while True:
+                hwm = max(hwm, vm_hwm_kb(p.pid))
+                pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    p.kill()
+                    pid, status, usage = os.wait4(p.pid, 0)
+                    return {"exit": None, "text": "still running after %ss" % timeout}
+                time.sleep(0.005)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_path, "rb") as f:
+            output = f.read().decode("utf-8", "replace")
+        return {"exit": p.returncode, "text": output.replace(path, "config.yaml"),
+                "maxrss_kb": hwm}
 
+
+def vm_hwm_kb(pid):
+    """VmHWM of a process that may be exiting (0 once it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- connection-level attacks -----------------------------------------------------------
+
+def slowloris(port, n, head, body=None, period=0.1, limit=6.0):
+    """n connections; each sends `head` at once when body is given (then the body a
+    byte every `period` s), else `head` itself a byte every `period` s, until the
+    router closes it or `limit` s pass. Returns the answers' common status (or the
+    list of them), whether all were closed, and the first answer's text."""
+    socks = [http_connect(port) for _ in range(n)]
+    if body is not None:
+        for s in socks:
+            s.sendall(head)
+    drip = head if body is None else body
+    answers = {}
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() < start + limit and len(answers) < n:
+        for k, s in enumerate(socks):
+            if k in answers:
+                continue
+            try:
+                s.sendall(drip[i % len(drip):i % len(drip) + 1])
+            except OSError:
+                pass
+            s.settimeout(0.001)
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            rest, closed, _ = read_until_closed(s, time.monotonic() + 1.0)
+            answers[k] = parse_http(data + rest, closed or not data)
+        i += 1
+        time.sleep(period)
+    for s in socks:
+        s.close()
+    statuses = sorted({a["http"] for a in answers.values()}, key=str)
+    first = next(iter(answers.values()), {"text": ""})
+    return {"http": statuses[0] if len(statuses) == 1 else statuses,
+            "closed": len(answers) == n and all(a["closed"] for a in answers.values()),
+            "text": first["text"], "took": round(time.monotonic() - start, 1)}
+
+
+def open_many(port, n, cap, wait=10.0):
+    """Opens n connections without blocking, and collects for `wait` seconds (or until
+    all but the held ones ended) what the router sends on each before it closes it.
+    Returns (sockets, {index: (bytes, closed)})."""
+    import select
+    addr = ("127.0.0.1", port)
+    socks, got = [], {}
+    poller = select.poll()
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex(addr)
+        socks.append(s)
+        poller.register(s.fileno(), select.POLLIN)
+    by_fd = {s.fileno(): i for i, s in enumerate(socks)}
+    ended = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and len(ended) < n - cap:
+        for fd, ev in poller.poll(100):
+            i = by_fd[fd]
+            try:
+                data = socks[i].recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            prev = got.get(i, (b"", False))[0]
+            if data:
+                got[i] = (prev + data, False)
+            else:
+                got[i] = (prev, True)
+                ended.add(i)
+                poller.unregister(fd)
+    return socks, got, ended
+
+
+def flood_http(port, n, cap, normal):
+    """n idle connections against max_connections `cap`: the answer of the first over
+    the cap, whether all over the cap were closed, how many stayed open, and what a
+    normal client is told meanwhile."""
+    socks, got, ended = open_many(port, n, cap, wait=12.0)
+    time.sleep(2.5)  # past the drain of the refused ones (a flood beyond is not answered)
+    during = normal()
+    for s in socks:
+        s.close()
+    answered = [parse_http(d, c) for d, c in got.values() if d]
+    statuses = sorted({a["http"] for a in answered}, key=str)
+    return {"http": statuses[0] if len(statuses) == 1 else statuses,
+            "text": answered[0]["text"] if answered else "",
+            "closed": len(ended) == n - cap, "held": n - len(ended), "during": during,
+            "retry_after": all(a.get("headers", {}).get("retry-after") == "1" for a in answered)}
+
+
+def flood_grpc(port, n, cap, normal):
+    """As flood_http on the gRPC port: GOAWAYs read from the closed connections."""
+    socks, got, ended = open_many(port, n, cap, wait=12.0)
+    time.sleep(2.5)  # past the drain of the refused ones (a flood beyond is not answered)
+    during = normal()
+    for s in socks:
+        s.close()
+    goaways = set()
+    for data, _ in got.values():
+        i = 0
+        while i + 9 <= len(data):
+            length = int.from_bytes(data[i:i + 3], "big")
+            if data[i + 3] == 7 and i + 9 + length <= len(data):
+                p = data[i + 9:i + 9 + length]
+                goaways.add((int.from_bytes(p[4:8], "big"), p[8:].decode("latin-1")))
+            i += 9 + length
+    g = sorted(goaways)
+    return {"goaway": g[0][0] if len(g) == 1 else g, "text": g[0][1] if g else "",
+            "closed": len(ended) == n - cap, "held": n - len(ended), "during": during}
