@@ -34,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "bad_inputs"))
 
-from harness import Checks, Router, free_port, http  # noqa: E402
+from harness import Checks, Router, free_port  # noqa: E402
+from test_jaeger import metrics as jaeger_metrics  # noqa: E402
 from test_otlp_http import trace_request_pb  # noqa: E402
 
 NORMAL_BOUND_S = 0.5    # target 0.1 s; the rest is CI margin
@@ -127,18 +128,12 @@ class Target:
         return 0
 
     def metrics(self):
-        status, _, body = http("GET", f"http://127.0.0.1:{self.metrics_port}/metrics")
+        """{name without switchyard_ and _total: the sum of its samples}."""
         out = {}
-        for line in body.decode().splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name, _, value = line.rpartition(" ")
-            name = name.split("{")[0]
-            if name.startswith("switchyard_"):
-                name = name[len("switchyard_"):]
-            if name.endswith("_total"):
-                name = name[:-len("_total")]
-            out[name] = out.get(name, 0) + float(value)
+        for name, value in jaeger_metrics(self.metrics_port).items():
+            name = name[len("switchyard_"):] if name.startswith("switchyard_") else name
+            name = name[:-len("_total")] if name.endswith("_total") else name
+            out[name] = out.get(name, 0) + value
         return out
 
     def cleanup(self):
@@ -149,45 +144,43 @@ class Target:
 
 # --- normal clients ---------------------------------------------------------------------
 
+def acked_if(t, marker, send, key, ok):
+    """Times send(); counts marker as acknowledged when the answer's `key` is `ok`.
+    Returns (0 or 200 when acknowledged, else the answer's value; seconds)."""
+    start = time.monotonic()
+    a = send()
+    took = time.monotonic() - start
+    if a.get(key) != ok:
+        return a.get(key), took
+    t.acked[marker] = t.acked.get(marker, 0) + 1
+    return (0 if key == "grpc" else 200), took
+
+
 def normal_http(t, marker):
     from wire import http_post
-    start = time.monotonic()
-    a = http_post(t.http_port, "/v1/traces", trace_request_pb(marker))
-    took = time.monotonic() - start
-    if a.get("http") == 200:
-        t.acked[marker] = t.acked.get(marker, 0) + 1
-    return a.get("http"), took
+    return acked_if(t, marker, lambda: http_post(t.http_port, "/v1/traces",
+                                                 trace_request_pb(marker)), "http", 200)
 
 
 def normal_grpc(t, marker):
     from wire import grpc_message, grpc_unary
-    start = time.monotonic()
-    a = grpc_unary(t.grpc_port, grpc_message(trace_request_pb(marker)))
-    took = time.monotonic() - start
-    if a.get("grpc") == 0:
-        t.acked[marker] = t.acked.get(marker, 0) + 1
-    return a.get("grpc"), took
+    return acked_if(t, marker, lambda: grpc_unary(t.grpc_port,
+                                                  grpc_message(trace_request_pb(marker))),
+                    "grpc", 0)
 
 
 def normal_zipkin(t, marker):
     from wire import http_post, zipkin_json
-    start = time.monotonic()
-    a = http_post(t.zipkin_port, "/api/v2/spans", zipkin_json(marker), "application/json")
-    took = time.monotonic() - start
-    if a.get("http") == 202:
-        t.acked[marker] = t.acked.get(marker, 0) + 1
-    return (200 if a.get("http") == 202 else a.get("http")), took
+    return acked_if(t, marker, lambda: http_post(t.zipkin_port, "/api/v2/spans",
+                                                 zipkin_json(marker), "application/json"),
+                    "http", 202)
 
 
 def normal_jaeger_http(t, marker):
     from wire import http_post, jaeger_binary
-    start = time.monotonic()
-    a = http_post(t.jhttp_port, "/api/traces", jaeger_binary(marker.encode(), batch_only=True),
-                  "application/x-thrift")
-    took = time.monotonic() - start
-    if a.get("http") == 202:
-        t.acked[marker] = t.acked.get(marker, 0) + 1
-    return (200 if a.get("http") == 202 else a.get("http")), took
+    return acked_if(t, marker, lambda: http_post(t.jhttp_port, "/api/traces",
+                                                 jaeger_binary(marker.encode(), batch_only=True),
+                                                 "application/x-thrift"), "http", 202)
 
 
 def normal_udp(kind):
