@@ -79,6 +79,16 @@ receivers:
       thrift_http:
         endpoint: 127.0.0.1:{jhttp_port}
         max_request_body_size: 1MiB
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: bad-inputs
+          scrape_interval: 200ms
+          scrape_timeout: 200ms
+          body_size_limit: 64KiB
+          sample_limit: 1000
+          static_configs:
+            - targets: ["127.0.0.1:{prom_port}"]
 exporters:
   otlphttp:
     endpoint: http://127.0.0.1:{sink_port}
@@ -91,7 +101,55 @@ service:
     traces:
       receivers: [otlp, zipkin, jaeger]
       exporters: [otlphttp]
+    metrics:
+      receivers: [prometheus]
+      exporters: [otlphttp]
 """
+
+
+class PromTarget:
+    """A scrape target: serves `page` (text format 0.0.4), or the pages queued by
+    once() each for one scrape."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        from harness import SinkHTTPServer
+        target = self
+        self.page = (b"good_page 1\n", {})
+        self.queue = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                with target.lock:
+                    body, headers = target.queue.pop(0) if target.queue else target.page
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = SinkHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def once(self, body, headers=None):
+        with self.lock:
+            self.queue.append((body, headers or {}))
+
+    def serve(self, body):
+        with self.lock:
+            self.page = (body, {})
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def free_udp_port():
@@ -111,6 +169,8 @@ class Target:
         self.jhttp_port, self.metrics_port = free_port(), free_port()
         self.compact_port, self.binary_port = free_udp_port(), free_udp_port()
         self.udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.prom = PromTarget()
+        self.prom_port = self.prom.port
         text = CONFIG.format(sink_port=self.sink.port, header_timeout=header_timeout,
                              read_timeout=read_timeout, max_conns=max_conns, **vars(self))
         self.router = Router(args.bin, [args.plugin_dir], text)
@@ -139,6 +199,7 @@ class Target:
     def cleanup(self):
         self.router.cleanup()
         self.sink.stop()
+        self.prom.stop()
         self.udp_sock.close()
 
 
@@ -202,6 +263,20 @@ def normal_udp(kind):
     return send
 
 
+def normal_scrape(t, marker):
+    """The target serves a page with a metric named after marker: answered once the
+    sink has it (a scrape every 200 ms; not counted as acknowledged: each scrape
+    sends it again)."""
+    name = marker.replace("-", "_").replace(".", "_")
+    start = time.monotonic()
+    t.prom.serve(b"%s 1\n" % name.encode())
+    while time.monotonic() < start + UDP_WAIT_S:
+        if sink_count(t, name):
+            return 200, time.monotonic() - start
+        time.sleep(0.02)
+    return "not delivered", time.monotonic() - start
+
+
 def sink_count(t, marker):
     m = marker.encode()
     return sum(r["body"].count(m) for r in t.sink.received())
@@ -209,7 +284,7 @@ def sink_count(t, marker):
 
 def normal_clients(entry):
     """The normal clients sent after an entry: OTLP/HTTP always, and one of the entry's
-    own protocol. UDP ones are not timed against NORMAL_BOUND_S (delivery is)."""
+    own protocol. UDP and scrape ones are timed until their data is at the sink."""
     p = entry["protocol"]
     extra = []
     if "gRPC" in p:
@@ -222,6 +297,8 @@ def normal_clients(entry):
         extra = [("jaeger-compact", normal_udp("compact"))]
     elif "binary" in p:
         extra = [("jaeger-binary", normal_udp("binary"))]
+    elif "Prometheus" in p:
+        extra = [("scrape", normal_scrape)]
     return [("http", normal_http)] + extra
 
 
@@ -281,11 +358,13 @@ def run_entries(t, entries, check, observe):
             return
         for name, client in normal_clients(e):
             status, secs = client(t, f"good-after-{e['id']}-{name}")
-            if not name.startswith("jaeger-c") and not name.startswith("jaeger-b"):
+            if name not in ("jaeger-compact", "jaeger-binary", "scrape"):
                 FIGURES["slowest_s"] = max(FIGURES["slowest_s"], secs)
-            check(status in (0, 200) and secs < NORMAL_BOUND_S,
+            # A scrape waits for the target's next tick (every 200 ms).
+            limit = NORMAL_BOUND_S + (0.4 if name == "scrape" else 0.0)
+            check(status in (0, 200) and secs < limit,
                   f"{e['id']}: then a normal {name} client answered OK ({status}) in "
-                  f"{secs * 1000:.0f} ms (bound {NORMAL_BOUND_S * 1000:.0f} ms)")
+                  f"{secs * 1000:.0f} ms (bound {limit * 1000:.0f} ms)")
         peak = t.status_kb("VmHWM")
         check(peak < bound, f"{e['id']}: router peak RSS {peak / 1024:.1f} MB < {RSS_BOUND_MB} MB")
         FIGURES["peak_kb"] = max(FIGURES["peak_kb"], peak)
@@ -384,7 +463,9 @@ def answer_text(e):
     if "exit" in x:
         parts.append(f"exit {x['exit']}")
     if "udp" in x:
-        parts.append("dropped, counted")
+        parts.append("dropped, counted" if x["udp"] == "dropped" else "accepted")
+    if "scrape" in x:
+        parts.append("the scrape fails")
     if "says" in x:
         parts.append("«" + x["says"] + "»")
     if x.get("closed"):

@@ -503,3 +503,47 @@ E("config.wrong_type", "config", CONFIG, "max_request_body_size: lots (not a siz
 E("config.huge_file", "config", CONFIG, "a 64 MiB scalar (the file over 64 MiB)",
   lambda args: run_config(args.bin, args.plugin_dir, b"big: " + b"x" * (64 * MIB) + b"\n" + VALID_TAIL),
   {"exit": 1, "says": "config.yaml: config file is larger than 64 MiB"}, None)
+
+# --- Prometheus scrape (the receiver scrapes a target that serves a bad page once;
+# scrape_interval 200ms, body_size_limit 64KiB, sample_limit 1000) ----------------------
+
+PROM = "Prometheus scrape (prometheus receiver)"
+P_FAILED = "receiver_prometheus_scrape_failures"
+
+
+def scrape_once(body, headers=None):
+    """The target serves `body` for one scrape; the answer is the warning the
+    receiver logs for it (waited for, bounded)."""
+    def send(t):
+        import time
+        seen = t.router.output().count("failed:")
+        t.prom.once(body, headers)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            lines = [ln for ln in t.router.lines() if "scrape of" in ln and "failed:" in ln]
+            if len(lines) > seen:
+                return {"scrape": "failed", "text": lines[-1]}
+            time.sleep(0.02)
+        return {"scrape": "no failure logged"}
+    return send
+
+
+E("prom.garbage", "http", PROM, "a page that is not the text format",
+  scrape_once(b"this is { not a metrics page\n"),
+  {"scrape": "failed", "says": 'failed: invalid text format: line 1: invalid value "is"'}, P_FAILED,
+  note="logged as a warning; up 0 for the target")
+E("prom.bad_utf8", "http", PROM, "invalid UTF-8 in a label value",
+  scrape_once(b'm{l="\xff\xfe"} 1\n'),
+  {"scrape": "failed", "says": "invalid text format: line 1: invalid UTF-8 label value"}, P_FAILED)
+E("prom.over_body_limit", "http", PROM, "a page of 200 KiB over body_size_limit 64 KiB",
+  scrape_once(b"".join(b"m%d 1\n" % i for i in range(30000))),
+  {"scrape": "failed", "says": "failed: body size limit exceeded (65536 bytes)"}, P_FAILED)
+E("prom.over_sample_limit", "http", PROM, "5 000 samples over sample_limit 1 000",
+  scrape_once(b"".join(b"s%d 1\n" % i for i in range(5000))),
+  {"scrape": "failed", "says": "line 1001: more than sample_limit (1000) samples"}, P_FAILED)
+E("prom.gzip_bomb", "http", PROM, "a gzip bomb page (1 GiB of zeros in 1 MB)",
+  lambda t: scrape_once(bomb("gzip"), {"Content-Encoding": "gzip"})(t),
+  {"scrape": "failed", "says": "failed: body size limit exceeded (65536 bytes)"}, P_FAILED)
+E("prom.bad_value", "http", PROM, "a sample whose value is not a number",
+  scrape_once(b"m 12abc\n"),
+  {"scrape": "failed", "says": 'invalid text format: line 1: invalid value "12abc"'}, P_FAILED)
