@@ -732,6 +732,10 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
             if (!headers_known) guard_fired(c->server, SYC_HTTP_GUARD_MALFORMED);
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
+            else if (e == HPE_PAUSED_H2_UPGRADE) /* the HTTP/2 preface */
+                conn_refuse(c, 505, "HTTP/2 is not served on this port, only HTTP/1.1", false);
+            else if (e == HPE_INVALID_VERSION)
+                conn_refuse(c, 505, "HTTP version not supported, only HTTP/1.x", false);
             else
                 conn_refuse(c, 400, llhttp_get_error_reason(&c->parser), false);
             return;

@@ -233,7 +233,7 @@ E("http.bad_request_line", "http", OTLP_HTTP, "a request line that is not HTTP",
   {"http": 400, "says": "Invalid method encountered", "closed": True}, H_MALFORMED)
 E("http.bad_version", "http", OTLP_HTTP, "HTTP/3.7 in the request line",
   raw(b"POST /v1/traces HTTP/3.7\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
-  {"http": 400, "says": "Invalid HTTP version", "closed": True}, H_MALFORMED)
+  {"http": 505, "says": "HTTP version not supported, only HTTP/1.x", "closed": True}, H_MALFORMED)
 E("http.nul_in_header", "http", OTLP_HTTP, "a NUL byte in a header value",
   raw(http_head() + b"X-A: a\x00b\r\nContent-Length: 0\r\n\r\n"),
   {"http": 400, "says": "Invalid header value char", "closed": True}, H_MALFORMED)
@@ -248,7 +248,7 @@ E("http.unknown_path", "http", OTLP_HTTP, "POST on /v1/unknown",
   {"http": 404, "says": "404 page not found"}, H_FAILED)
 E("http.h2_preface_on_http1", "http", OTLP_HTTP, "the HTTP/2 client preface on the HTTP/1.1 port",
   raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
-  {"http": 400, "says": "Pause on PRI/Upgrade", "closed": True}, H_MALFORMED)
+  {"http": 505, "says": "HTTP/2 is not served on this port, only HTTP/1.1", "closed": True}, H_MALFORMED)
 
 # --- Zipkin -----------------------------------------------------------------------------
 
