@@ -470,39 +470,47 @@ def slowloris(port, n, head, body=None, period=0.1, limit=6.0):
             "text": first["text"], "took": round(time.monotonic() - start, 1)}
 
 
-def open_many(port, n, cap, wait=10.0):
-    """Opens n connections without blocking, and collects for `wait` seconds (or until
-    all but the held ones ended) what the router sends on each before it closes it.
-    Returns (sockets, {index: (bytes, closed)})."""
+def open_many(port, n, cap, wait=10.0, step=400):
+    """Opens n connections without blocking, `step` at a time (each step once the
+    router has closed all of the previous ones but `cap`, or after 3 s: more at once
+    would overflow the listen backlog and leave the rest waiting for SYN
+    retransmissions, which tests the kernel rather than the router), and collects
+    what the router sends on each before it closes it, until all but the held ones
+    ended or `wait` seconds after the last step. Returns (sockets, {index: (bytes,
+    closed)}, indexes of the ones that ended)."""
     import select
     addr = ("127.0.0.1", port)
-    socks, got = [], {}
+    socks, got, ended, by_fd = [], {}, set(), {}
     poller = select.poll()
-    for i in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        s.connect_ex(addr)
-        socks.append(s)
-        poller.register(s.fileno(), select.POLLIN)
-    by_fd = {s.fileno(): i for i, s in enumerate(socks)}
-    ended = set()
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and len(ended) < n - cap:
-        for fd, ev in poller.poll(100):
-            i = by_fd[fd]
-            try:
-                data = socks[i].recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            prev = got.get(i, (b"", False))[0]
-            if data:
-                got[i] = (prev + data, False)
-            else:
-                got[i] = (prev, True)
-                ended.add(i)
-                poller.unregister(fd)
+
+    def collect(until, want):
+        while time.monotonic() < until and len(ended) < want:
+            for fd, ev in poller.poll(50):
+                i = by_fd[fd]
+                try:
+                    data = socks[i].recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                prev = got.get(i, (b"", False))[0]
+                if data:
+                    got[i] = (prev + data, False)
+                else:
+                    got[i] = (prev, True)
+                    ended.add(i)
+                    poller.unregister(fd)
+
+    for first in range(0, n, step):
+        for _ in range(first, min(n, first + step)):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(addr)
+            by_fd[s.fileno()] = len(socks)
+            socks.append(s)
+            poller.register(s.fileno(), select.POLLIN)
+        collect(time.monotonic() + 3.0, len(socks) - cap)
+    collect(time.monotonic() + wait, n - cap)
     return socks, got, ended
 
 
