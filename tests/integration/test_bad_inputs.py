@@ -3,7 +3,7 @@
 
   test_bad_inputs.py run --group http|grpc|conn|config --bin build/bin/switchyard
                      --plugin-dir build/lib/switchyard/plugins [--only ID] [--observe]
-  test_bad_inputs.py doc [--check docs/reliability.md]
+  test_bad_inputs.py doc [--check docs/reliability.md | --write docs/reliability.md]
 
 `run` starts the router (otlp receiver on HTTP and gRPC, zipkin, jaeger on
 thrift_compact, thrift_binary and thrift_http -> otlphttp exporter -> a Python sink)
@@ -21,7 +21,8 @@ sanitizer report. The config group runs the binary on each bad file: exit code 1
 the message with file:line:col, within a time and memory bound.
 
 `doc` prints the Markdown table of the catalogue; with --check it fails when the
-"Bad inputs" section of the file does not hold exactly that table.
+"Bad inputs" section of the file does not hold exactly that table; --write puts it
+there.
 """
 import argparse
 import os
@@ -496,6 +497,17 @@ END = "<!-- end of the bad-inputs table -->\n"
 
 def doc(args):
     table = doc_table()
+    if args.write:
+        with open(args.write, encoding="utf-8") as f:
+            text = f.read()
+        if BEGIN not in text or END not in text:
+            print(f"FAIL {args.write} has no generated bad-inputs table (markers missing)")
+            return 1
+        head, rest = text.split(BEGIN, 1)
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write(head + BEGIN + table + END + rest.split(END, 1)[1])
+        print(f"wrote the table into {args.write}")
+        return 0
     if not args.check:
         sys.stdout.write(BEGIN + table + END)
         return 0
@@ -529,6 +541,7 @@ def main():
     r.add_argument("--observe", action="store_true")
     d = sub.add_parser("doc")
     d.add_argument("--check")
+    d.add_argument("--write")
     args = ap.parse_args()
     if args.cmd == "doc":
         return doc(args)
