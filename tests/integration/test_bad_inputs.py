@@ -469,8 +469,16 @@ def answer_text(e):
         parts.append("the scrape fails")
     if "says" in x:
         parts.append("«" + x["says"] + "»")
+    if x.get("retry_after"):
+        parts.append("Retry-After: 1")
     if x.get("closed"):
         parts.append("connection closed")
+    if "held" in x:
+        parts.append(f"{x['held']} connections held")
+    if "during" in x:
+        during = f"HTTP {x['during']}" if "http" in x else \
+            f"GOAWAY {H2_ERRORS.get(x['during'], x['during'])}"
+        parts.append(f"a normal client meanwhile: {during}")
     if e.get("note"):
         parts.append("(" + e["note"] + ")")
     return ", ".join(parts)
@@ -485,7 +493,8 @@ def doc_table():
     rows = ["| # | id | input | protocol | answer | own metric | test |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for i, e in enumerate(ENTRIES, 1):
-        metric = f"`{e['metric']}` +{e['delta']}" if e["metric"] else "—"
+        metric = f"`{e['metric']}` +{e['delta']}" if e["metric"] else \
+            ("— (the exit status)" if e["group"] == "config" else "—")
         rows.append(f"| {i} | `{e['id']}` | {md(e['input'])} | {e['protocol']} | "
                     f"{md(answer_text(e))} | {metric} | integration.bad_inputs.{e['group']} |")
     return "\n".join(rows) + "\n"
