@@ -26,7 +26,7 @@ enum { SY__CFG_NULL = 'n', SY__CFG_SCALAR = 's', SY__CFG_MAP = 'm', SY__CFG_LIST
 
 /* Bounds that keep a hostile file from exhausting memory or the stack. */
 #define SY__CFG_MAX_DEPTH 128         /* nesting of maps and lists */
-#define SY__CFG_MAX_NODES 1000000     /* nodes of one document, aliases expanded */
+#define SY__CFG_MAX_NODES 250000      /* nodes of one document, aliases expanded */
 #define SY__CFG_MAX_FILE  (64u << 20) /* bytes of one configuration file */
 /* Bytes of all scalar text that environment expansion produces in one load. */
 #define SY__CFG_MAX_EXPANDED (64u << 20)

@@ -770,8 +770,13 @@ static void conn_process(syc_http_conn_t *c, const char *data, size_t len)
         if (e != HPE_PAUSED) {
             bool headers_known =
                 c->refuse_status == 413 || c->refuse_status == 503 || c->refuse_head;
+            if (!headers_known) guard_fired(c->server, SYC_HTTP_GUARD_MALFORMED);
             if (c->refuse_status)
                 conn_refuse(c, c->refuse_status, c->refuse_msg, headers_known);
+            else if (e == HPE_PAUSED_H2_UPGRADE) /* the HTTP/2 preface */
+                conn_refuse(c, 505, "HTTP/2 is not served on this port, only HTTP/1.1", false);
+            else if (e == HPE_INVALID_VERSION)
+                conn_refuse(c, 505, "HTTP version not supported, only HTTP/1.x", false);
             else
                 conn_refuse(c, 400, llhttp_get_error_reason(&c->parser), false);
             return;
@@ -923,6 +928,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     syc_http_conn_t *c = stream->data;
     if (c->closing) return;
     if (nread < 0) {
+        if (nread == UV_EOF && c->in_request && !c->awaiting && !c->close_after && !c->tls) {
+            /* The client ended its side within a request: it may still read the 400. */
+            guard_fired(c->server, SYC_HTTP_GUARD_MALFORMED);
+            c->in_request = false;
+            uv_read_stop(stream);
+            conn_refuse(c, 400, "the request ended before it was complete", c->headers_done);
+            conn_release_body(c);
+            return;
+        }
         /* End of input or an error: a request with the handler is answered into
          * the void (syc_http_respond() then frees the connection). */
         conn_close(c);

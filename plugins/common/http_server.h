@@ -139,6 +139,8 @@ typedef enum syc_http_guard_e {
     SYC_HTTP_GUARD_IDLE,            /* no request within idle_timeout: closed */
     SYC_HTTP_GUARD_MAX_CONNECTIONS, /* over max_connections: 503 and closed */
     SYC_HTTP_GUARD_INFLIGHT,        /* body over the bytes-in-flight budget: 503 */
+    SYC_HTTP_GUARD_MALFORMED,       /* HTTP that does not parse, headers too large, or a
+                                       request cut short by the client: 400/431, closed */
     SYC_HTTP_GUARD_COUNT
 } syc_http_guard_t;
 

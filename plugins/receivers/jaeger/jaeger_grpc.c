@@ -82,7 +82,8 @@ static int post_spans(otlp_state_t *ost, sy_batch_t *batch, const uint8_t *data,
 }
 
 static const char *const guard_names[OTLP_GRPC_GUARD_COUNT] = {
-    "idle", "age", "keepalive", "read_timeout", "max_connections", "inflight", "streams", "pings",
+    "idle",     "age",     "keepalive", "read_timeout", "max_connections",
+    "inflight", "streams", "pings",     "protocol",
 };
 
 int jaeger_grpc_create(jaeger_state_t *st)

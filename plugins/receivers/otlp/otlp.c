@@ -229,6 +229,9 @@ static const char *const http_guard_metrics[SYC_HTTP_GUARD_COUNT][2] = {
      "HTTP connections answered 503 and closed: over max_connections."},
     {"receiver_otlp_http_inflight_refused",
      "HTTP requests answered 503: their body did not fit in max_inflight_bytes."},
+    {"receiver_otlp_http_malformed_requests",
+     "HTTP requests answered 400 (431 for headers over 64 KiB) and closed: HTTP that does "
+     "not parse, or a request the client cut short."},
 };
 static const char *const grpc_guard_metrics[OTLP_GRPC_GUARD_COUNT][2] = {
     {"receiver_otlp_grpc_idle_closed",
@@ -248,6 +251,9 @@ static const char *const grpc_guard_metrics[OTLP_GRPC_GUARD_COUNT][2] = {
     {"receiver_otlp_grpc_too_many_pings",
      "gRPC connections sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": PINGs against "
      "keepalive.enforcement_policy."},
+    {"receiver_otlp_grpc_protocol_errors",
+     "gRPC connections ended by a GOAWAY with an HTTP/2 error: a protocol violation, or a "
+     "flood of frames (SETTINGS or PING acks never read, RST_STREAM, CONTINUATION)."},
 };
 
 void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which)

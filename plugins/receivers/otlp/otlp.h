@@ -74,6 +74,7 @@ typedef enum otlp_grpc_guard_e {
     OTLP_GRPC_GUARD_INFLIGHT,        /* message over the bytes-in-flight budget */
     OTLP_GRPC_GUARD_STREAMS,         /* a stream over max_concurrent_streams: refused */
     OTLP_GRPC_GUARD_PINGS,           /* PINGs against enforcement_policy: GOAWAY */
+    OTLP_GRPC_GUARD_PROTOCOL,        /* an HTTP/2 error or a frame flood: GOAWAY, closed */
     OTLP_GRPC_GUARD_COUNT
 } otlp_grpc_guard_t;
 

@@ -464,8 +464,9 @@ static void stream_end(grpc_stream_t *s)
     if (s->answered) return;
     if (!s->have_message || !syc_grpc_parser_idle(&s->parser)) {
         answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT,
-                     s->have_message ? "grpc: the stream ended inside a message"
-                                     : "grpc: the call ended without a request message",
+                     !syc_grpc_parser_idle(&s->parser)
+                         ? "grpc: the stream ended inside a message"
+                         : "grpc: the call ended without a request message",
                      false);
         return;
     }
@@ -649,6 +650,11 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_RST_STREAM &&
         frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
         otlp_grpc_guard_count(c->server->st, OTLP_GRPC_GUARD_STREAMS);
+    /* A GOAWAY for an HTTP/2 error, ours (conn_recv()) or nghttp2's own (its
+     * RST_STREAM rate limit, flow control, frame size); not the guards' GOAWAYs. */
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+        !c->terminated && !c->refused)
+        otlp_grpc_guard_count(c->server->st, OTLP_GRPC_GUARD_PROTOCOL);
     return 0;
 }
 
@@ -683,8 +689,11 @@ static void conn_recv(grpc_conn_t *c, const uint8_t *data, size_t len)
     if (rc < 0) {
         SY_LOG(c->server->st->api, c->server->st->inst, SY_LOG_DEBUG,
                "closing a gRPC connection: %s", nghttp2_strerror((int)rc));
-        /* A GOAWAY may be queued: send it, then close (want_read is off now). */
-        nghttp2_session_terminate_session(c->session, NGHTTP2_PROTOCOL_ERROR);
+        /* A GOAWAY may be queued: send it, then close (want_read is off now). A
+         * flood (acks the peer never reads) is ENHANCE_YOUR_CALM, as grpc-go says. */
+        nghttp2_session_terminate_session(c->session, rc == NGHTTP2_ERR_FLOODED
+                                                          ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                          : NGHTTP2_PROTOCOL_ERROR);
         conn_set_reading(c, false);
     }
 }
@@ -956,8 +965,19 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->nconns++;
     c->created_ms = c->idle_since_ms = c->last_read_ms = uv_now(s->loop);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->max_connections && s->nrefused >= s->max_connections &&
+        s->nconns - 1 - s->nrefused >= s->max_connections) {
+        /* A flood past twice the cap: closed before any session memory is taken
+         * (libuv accepts a whole backlog in one go, and closes later). */
+        otlp_grpc_guard_count(s->st, OTLP_GRPC_GUARD_MAX_CONNECTIONS);
+        conn_close(c);
+        return;
+    }
+    if (nghttp2_session_server_new2(&c->session, s->callbacks, c, s->option) != 0 ||
         (s->st->tls && !(c->tls = syc_tls_conn_new(s->st->tls)))) {
         conn_close(c);
         return;
@@ -1239,7 +1259,9 @@ int otlp_grpc_start(otlp_state_t *st)
     s->listener.data = s;
     s->listener_open = true;
     int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    /* The HTTP server's backlog: a connection flood must not leave real clients
+     * waiting for SYN retransmissions (a second and more) behind a full queue. */
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (rc != 0) {
         snprintf(err, sizeof(err), "listen tcp %s: %s", cfg->grpc_endpoint, uv_strerror(rc));
         s->closing = true;

@@ -341,6 +341,13 @@ static bool ignored(dec_t *d, bool open)
     return false;
 }
 
+/* An ignored value counts against the same nesting bound as the others (yajl's
+ * own stack would otherwise grow with it). */
+static bool skip_too_deep(const dec_t *d)
+{
+    return d->depth + d->skip > ZK_JSON_MAX_DEPTH;
+}
+
 /* The current field's value is being set: returns the field, consuming it. */
 static field_t take(dec_t *d)
 {
@@ -515,7 +522,7 @@ static void span_reset(dec_t *d)
 static int on_start_map(void *ctx)
 {
     dec_t *d = ctx;
-    if (ignored(d, true)) return 1;
+    if (ignored(d, true)) return skip_too_deep(d) ? fail(d, "nested too deeply") : 1;
     ctx_t c = top(d);
     field_t f = take(d);
     ctx_t next;
@@ -653,7 +660,7 @@ static int on_end_map(void *ctx)
 static int on_start_array(void *ctx)
 {
     dec_t *d = ctx;
-    if (ignored(d, true)) return 1;
+    if (ignored(d, true)) return skip_too_deep(d) ? fail(d, "nested too deeply") : 1;
     ctx_t c = top(d);
     field_t f = take(d);
     ctx_t next;
