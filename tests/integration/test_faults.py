@@ -14,7 +14,8 @@ what the client was told was accepted with what reached the sink:
 Cases (test_faults.py CASE --bin B --plugin-dir D --loadgen L [--long]):
 
   down     the backend goes down for 8 s (--long: 60 s) under load, then comes
-           back: the clients are refused (429/503) once the queues are full, the
+           back: the clients are refused (429/503) once the queues are full (a
+           sending queue of 4,000 spans, the core's default queue budget), the
            exporter retries, everything acknowledged arrives exactly once.
   slow     the backend takes 1 s per request (batch of 100 spans, 4 consumers: 400
            spans/s against 800 offered; a small sending queue and core queue budget
@@ -30,6 +31,11 @@ Cases (test_faults.py CASE --bin B --plugin-dir D --loadgen L [--long]):
            fails and is counted as a retry, nothing is given up (max_elapsed_time
            0), the router does not crash; a SIGHUP reload with the right name
            delivers everything exactly once.
+  dns_memory  the same with the sending queue in memory: the reload replaces the
+           exporter, and its old self gives its queue up at the shutdown deadline
+           (a known limit: the in-memory queue is not handed to the successor);
+           checked: every span lost is counted in send_failed_spans, nothing
+           duplicated, the router runs on, and new data is delivered after the fix.
   disk     a persistent queue on a "full disk" (RLIMIT_FSIZE 256 KiB, SIGXFSZ
            ignored: writes fail with EFBIG) with the backend down: the clients are
            refused once it is full; backend up: everything acknowledged arrives
@@ -58,6 +64,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "soak"))
 from harness import Router, free_port, http  # noqa: E402
 from seq_sink import SeqSink, check_loadgen  # noqa: E402
 from test_persistent_queue import FSIZE_WRAPPER, sample, scrape  # noqa: E402
+from test_reload import count_reloaded, metric  # noqa: E402
 
 SPR = 20  # spans per request
 WAIT = 30.0
@@ -223,7 +230,7 @@ def case_down(args):
     outage = 60.0 if args.long else 8.0
     c = Case(args, "down")
     try:
-        c.start()
+        c.start(queue_size=4000)
         c.load(outage + 4, 100)
         time.sleep(1.5)
         c.sink.stop()
@@ -237,6 +244,7 @@ def case_down(args):
         common_checks(c, f)
         expect(f["duplicated"] == 0, "0 duplicated")
         expect(retries > 0, "the exporter retried while the backend was down")
+        expect(f["refused_requests"] > 0, "the clients were told to retry once the queues were full")
         expect(failed == 0, "nothing given up")
         expect(c.router.stop() == 0, "the router exits 0")
     finally:
@@ -289,8 +297,8 @@ def case_mixed(args):
         c.cleanup()
 
 
-def case_dns(args):
-    c = Case(args, "dns", storage=True)
+def case_dns(args, storage=True):
+    c = Case(args, "dns" if storage else "dns_memory", storage=storage)
     try:
         bad = f"http://no-such-backend.invalid:{c.sink.port}"
         c.start(endpoint=bad)
@@ -302,24 +310,56 @@ def case_dns(args):
         retries = c.metric("switchyard_exporter_retries_total")
         failed = c.metric("switchyard_exporter_send_failed_spans_total")
         queued = c.metric("switchyard_exporter_queue_size")
-        print(f"faults.dns: before the fix: retries={retries:.0f} send_failed_spans={failed:.0f} "
-              f"queued={queued:.0f} at_sink={c.sink.total()}")
+        print(f"faults.{c.name}: before the fix: retries={retries:.0f} "
+              f"send_failed_spans={failed:.0f} queued={queued:.0f} at_sink={c.sink.total()}")
         expect(c.router.proc.poll() is None, "the router runs on")
         expect(retries >= 5, "failed lookups are counted as retries")
         expect(failed == 0, "nothing is given up (max_elapsed_time: 0s)")
         expect(c.sink.total() == 0, "nothing reached the sink")
-        expect(b"invalid" in c.router.output_bytes(), "the log names the endpoint")
+        expect(b"no-such-backend.invalid" in c.router.output_bytes(), "the log names the host")
         # The fix: the right name, applied by SIGHUP.
         with open(c.router.config, "w") as fh:
             fh.write(config(c.port, c.mport, f"http://localhost:{c.sink.port}", c.storage))
         c.router.proc.send_signal(signal.SIGHUP)
-        f = c.settle(timeout=WAIT)
-        c.report(f, f" retries_before_fix={retries:.0f}")
-        common_checks(c, f)
-        expect(f["duplicated"] == 0, "0 duplicated")
+        if storage:
+            f = c.settle(timeout=WAIT)
+            c.report(f, f" retries_before_fix={retries:.0f}")
+            common_checks(c, f)
+            expect(f["duplicated"] == 0, "0 duplicated")
+        else:
+            # KNOWN LIMIT: a reload that replaces an exporter does not hand its
+            # in-memory queue to its successor; the old exporter tries to deliver it
+            # until the shutdown deadline, then gives it up, counted as failed.
+            acked = check_loadgen(c.sink, 1, c.loadgens[0][1])["acked"]
+            t_fix = time.monotonic()
+            while (time.monotonic() - t_fix < WAIT and
+                   c.metric("switchyard_exporter_send_failed_spans_total") + c.sink.total()
+                   < acked):
+                time.sleep(0.2)
+            print(f"faults.dns_memory: the old exporter gave its queue up "
+                  f"{time.monotonic() - t_fix:.1f} s after the SIGHUP")
+            f = c.settle(timeout=1)
+            _, failed = c.report(f, f" retries_before_fix={retries:.0f}")
+            expect(f["lost"] == failed, f"every span lost ({f['lost']}) is counted in "
+                                        f"send_failed_spans ({failed:.0f})")
+            expect(f["duplicated"] == 0 and f["never_sent"] == 0, "nothing duplicated or invented")
+            expect(c.router.proc.poll() is None, "the router runs on")
+            c.load(1, 20, client=2)
+            c.finish_load()
+            f2 = check_loadgen(c.sink, 2, c.loadgens[-1][1])
+            deadline = time.monotonic() + WAIT
+            while f2["lost"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                f2 = check_loadgen(c.sink, 2, c.loadgens[-1][1])
+            expect(f2["acked"] > 0 and f2["lost"] == 0 and f2["duplicated"] == 0,
+                   f"after the fix new data is delivered ({f2['acked']} spans, exactly once)")
         expect(c.router.stop() == 0, "the router exits 0")
     finally:
         c.cleanup()
+
+
+def case_dns_memory(args):
+    case_dns(args, storage=False)
 
 
 def case_disk(args):
@@ -392,18 +432,17 @@ def case_reload(args):
         time.sleep(1.0)
         reloads = 10
         for gen in range(1, reloads + 1):
-            before = sample(scrape(c.mport), "switchyard_config_reloads_total") or 0
+            before = count_reloaded(c.router)
             with open(c.router.config, "w") as fh:
                 fh.write(config(c.port, c.mport, f"http://127.0.0.1:{c.sink.port}",
                                 extra_exporter=f"    headers:\n      x-gen: \"{gen}\"\n",
                                 consumers=2 + gen % 3))
             c.router.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 10
-            while ((sample(scrape(c.mport), "switchyard_config_reloads_total") or 0) <= before
-                   and time.monotonic() < deadline):
+            while count_reloaded(c.router) <= before and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(0.5)
-        n = sample(scrape(c.mport), "switchyard_config_reloads_total") or 0
+            time.sleep(0.4)
+        n = metric(c.mport, "switchyard_config_reloads_total") or 0
         c.finish_load()
         f = c.settle(timeout=WAIT)
         c.report(f, f" reloads={n:.0f}")
@@ -417,6 +456,7 @@ def case_reload(args):
 
 
 CASES = {"down": case_down, "slow": case_slow, "mixed": case_mixed, "dns": case_dns,
+         "dns_memory": case_dns_memory,
          "disk": case_disk, "kill9": case_kill9, "reload": case_reload}
 
 
