@@ -143,8 +143,7 @@ static void on_idle(void *user)
 
 static void log_outcome(driver_t *d, const slot_t *s, lg_outcome_t outcome, int status)
 {
-    if (d->ack_log)
-        fprintf(d->ack_log, "%" PRIu32 " %c %d\n", s->seq, "ARFE"[outcome], status);
+    if (d->ack_log) fprintf(d->ack_log, "%" PRIu32 " %c %d\n", s->seq, "ARFE"[outcome], status);
 }
 
 static void on_done(void *user, lg_outcome_t outcome, int status)

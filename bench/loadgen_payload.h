@@ -28,13 +28,13 @@ typedef struct lg_payload_opts_s {
 /* One encoded request. The body is what goes on the wire: the serialized
  * ExportTraceServiceRequest, or its gzip compression. */
 typedef struct lg_payload_s {
-    unsigned index; /* position in the set */
-    uint8_t *body;  /* owned by the set */
-    size_t len;     /* bytes of body */
-    size_t raw_len; /* bytes of the serialized protobuf, before compression */
-    unsigned spans; /* spans it holds */
-    bool gzip;      /* the body is gzip-compressed */
-    bool zstd;      /* the body is zstd-compressed */
+    unsigned index;     /* position in the set */
+    uint8_t *body;      /* owned by the set */
+    size_t len;         /* bytes of body */
+    size_t raw_len;     /* bytes of the serialized protobuf, before compression */
+    unsigned spans;     /* spans it holds */
+    bool gzip;          /* the body is gzip-compressed */
+    bool zstd;          /* the body is zstd-compressed */
     size_t *span_id_at; /* with opts.sequence: offset of each span's 8 ID bytes in body */
 } lg_payload_t;
 
