@@ -199,7 +199,7 @@ class Case:
               f"requests={f['requests']} refused_requests={f['refused_requests']} "
               f"failed_requests={f['failed_requests']} receiver_refused_spans={refused:.0f} "
               f"exporter_retries={retries:.0f} send_failed_spans={failed:.0f} "
-              f"sink_requests={dict(sorted(self.sink.requests.items()))}{extra}", flush=True)
+              f"sink_requests={dict(sorted(self.sink.statuses.items()))}{extra}", flush=True)
         return retries, failed
 
     def cleanup(self):
@@ -290,7 +290,7 @@ def case_mixed(args):
         expect(failed == f["rejected"] == refused_for_good,
                f"send_failed_spans ({failed:.0f}) = the acknowledged spans answered 400/500 "
                f"({f['rejected']}) = what the sink refused for good ({refused_for_good})")
-        expect(retries >= c.sink.requests.get(503, 0) + c.sink.requests.get(429, 0),
+        expect(retries >= c.sink.statuses.get(503, 0) + c.sink.statuses.get(429, 0),
                "every 503 and 429 was retried")
         expect(c.router.stop() == 0, "the router exits 0 (its shutdown gave nothing up)")
     finally:

@@ -23,28 +23,19 @@ port.
 """
 import gzip
 import http.server
+import os
 import re
-import socket
+import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
+                                "sinks"))
+from harness import SinkHTTPServer, read_varint as _varint  # noqa: E402
+from http_sink import Sink  # noqa: E402
+
 NAME_RE = re.compile(rb"^(.+)-([0-9]{1,12})$")
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 256
-    daemon_threads = True
-
-
-def _varint(b, i):
-    shift = v = 0
-    while True:
-        c = b[i]
-        i += 1
-        v |= (c & 0x7F) << shift
-        if not c & 0x80:
-            return v, i
-        shift += 7
 
 
 def _fields(b, start=0, end=None):
@@ -133,21 +124,20 @@ class Counts:
         return [(i, c) for i, c in enumerate(arr) if c]
 
 
-class SeqSink:
+class SeqSink(Sink):
+    """http_sink.Sink's connection handling and stop(), with counts instead of
+    the bodies."""
+
     def __init__(self, spans_per_request, port=0, delay=0.0, answers=None):
-        self.lock = threading.Lock()
         self.accepted = Counts(spans_per_request)
         self.rejected = {}  # status -> Counts
         self.spr = spans_per_request
         self.delay = delay
         self.answers = list(answers or [])
         self.turn = 0
-        self.requests = {}  # status -> number of requests answered so
+        self.statuses = {}  # status -> number of requests answered so far
         self.bad_bodies = 0
-        self.server = None
-        self.conns = set()
-        self.port = port
-        self.start()
+        super().__init__(port)
 
     def set_answers(self, answers):
         with self.lock:
@@ -192,7 +182,7 @@ class SeqSink:
                     elif sink.answers:
                         status, extra = sink.answers[sink.turn % len(sink.answers)]
                         sink.turn += 1
-                    sink.requests[status] = sink.requests.get(status, 0) + 1
+                    sink.statuses[status] = sink.statuses.get(status, 0) + 1
                     if spans is not None:
                         if status == 200:
                             sink.accepted.add(spans)
@@ -205,23 +195,9 @@ class SeqSink:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = _Server(("127.0.0.1", self.port), Handler)
+        self.server = SinkHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        """The backend goes down: the listener closes and open connections are cut."""
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-        with self.lock:
-            conns = list(self.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def total(self):
         with self.lock:

@@ -38,6 +38,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import Router, free_port  # noqa: E402
 from seq_sink import SeqSink, check_items, check_loadgen, merge  # noqa: E402
+from test_memory_limiter import rss_kb  # noqa: E402
 from test_persistent_queue import sample, scrape  # noqa: E402
 
 SPR = 50  # spans per loadgen request
@@ -89,17 +90,6 @@ def sanitized(binary):
     """True when the binary is built with AddressSanitizer."""
     with open(binary, "rb") as f:
         return b"__asan_init" in f.read()
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def loadgen(a, port, tmp, client, extra):
@@ -158,7 +148,7 @@ def main():
     try:
         router = Router(a.bin, [a.plugin_dir], config(port, mport, sink.port, a.limit_mib))
         pid = router.proc.pid
-        idle_rss = rss_kib(pid)
+        idle_rss = rss_kb(pid)
 
         # 1. Calibration: closed loop, 4 connections.
         before = sink.total()
@@ -197,7 +187,7 @@ def main():
         t0 = time.monotonic()
         peak_rss, samples, last_print = 0, [], t0
         while lg.poll() is None and time.monotonic() - t0 < a.duration + 60:
-            r = rss_kib(pid)
+            r = rss_kb(pid)
             samples.append(r)
             peak_rss = max(peak_rss, r)
             if router.proc.poll() is not None:
@@ -237,7 +227,7 @@ def main():
             f = figures()
         time.sleep(1.0)
         f = figures()
-        rss_after = rss_kib(pid)
+        rss_after = rss_kb(pid)
         js_acked = sum(len(d["acked"]) for _, d in js_res)
         js_failed = sum(len(d["failed"]) for _, d in js_res)
         js_errors = [e for _, d in js_res for e in d["errors"]][:3]
