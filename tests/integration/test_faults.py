@@ -181,10 +181,15 @@ class Case:
                     tot[k] = tot.get(k, 0) + v
             return tot
         deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
         while time.monotonic() < deadline:
             f = figures()
-            if f["lost"] == 0 and self.metric("switchyard_exporter_queue_size") == 0:
-                break
+            total = self.sink.total()
+            if total != last:
+                last, since = total, time.monotonic()
+            if self.metric("switchyard_exporter_queue_size") == 0 and (
+                    f["lost"] == 0 or time.monotonic() - since > 3.0):
+                break  # all there, or nothing more arrives and nothing is queued
             time.sleep(0.2)
         time.sleep(0.5)  # a late duplicate shows too
         return figures()
