@@ -13,6 +13,11 @@
  *
  * Usage: loadgen [options]   (loadgen --help lists them)
  *
+ * With --sequence ID every request carries span IDs that name the client, the
+ * request and the span (lg_payload_number), and --ack-log FILE records how each
+ * request ended: a sink can then check, per client, that every acknowledged
+ * request arrived exactly once.
+ *
  * Output: a human-readable summary, or with --out json one JSON line with the
  * same figures, for scripts. Exit status 0 when every request got an answer
  * (of any status), 1 when some broke or nothing was answered, 2 on bad usage.
@@ -48,6 +53,8 @@ typedef struct options_s {
     uint64_t requests;
     double rate; /* requests per second in all, 0 for as fast as possible */
     bool json;
+    unsigned client;     /* --sequence: the client number in the span IDs, 1..65535 */
+    const char *ack_log; /* --ack-log: one line per request, "<seq> <A|R|F|E> <status>" */
     lg_payload_opts_t payload;
 } options_t;
 
@@ -60,6 +67,9 @@ typedef struct slot_s {
     uint64_t start_ns; /* when the request in flight was due */
     unsigned spans;    /* spans of the request in flight */
     bool idle;         /* connected and nothing in flight */
+    bool busy;         /* a request is in flight (its on_done is due) */
+    uint32_t seq;      /* --sequence: the number of the request in flight */
+    lg_payload_t own;  /* --sequence: the numbered copy in flight; own.body is the slot's */
 } slot_t;
 
 struct driver_s {
@@ -80,6 +90,7 @@ struct driver_s {
     int last_failed_status;
     char first_error[200];
     lg_hist_t hist; /* latency of answered requests, in nanoseconds */
+    FILE *ack_log;
 };
 
 static void finish(driver_t *d);
@@ -98,10 +109,19 @@ static void try_send(slot_t *s)
         if (due_at > now) return;
     }
     const lg_payload_t *p = &d->set.items[d->sent % d->set.count];
+    if (o->client) {
+        uint8_t *body = s->own.body;
+        s->own = *p;
+        s->own.body = body;
+        s->seq = (uint32_t)d->sent;
+        lg_payload_number(p, body, (uint16_t)o->client, s->seq);
+        p = &s->own;
+    }
     s->idle = false;
     s->start_ns = due_at;
     s->spans = p->spans;
     if (d->tp->send(s->conn, p) < 0) return; /* the transport reports and reconnects */
+    s->busy = true;
     d->sent++;
     d->in_flight++;
     d->bytes_sent += p->len;
@@ -121,11 +141,18 @@ static void on_idle(void *user)
     try_send(s);
 }
 
+static void log_outcome(driver_t *d, const slot_t *s, lg_outcome_t outcome, int status)
+{
+    if (d->ack_log) fprintf(d->ack_log, "%" PRIu32 " %c %d\n", s->seq, "ARFE"[outcome], status);
+}
+
 static void on_done(void *user, lg_outcome_t outcome, int status)
 {
     slot_t *s = user;
     driver_t *d = s->d;
     if (d->in_flight) d->in_flight--;
+    s->busy = false;
+    log_outcome(d, s, outcome, status);
     switch (outcome) {
     case LG_ACCEPTED:
         d->accepted++;
@@ -165,6 +192,8 @@ static void on_tick(uv_timer_t *t)
 static void on_drain_timeout(uv_timer_t *t)
 {
     driver_t *d = t->data;
+    for (unsigned i = 0; i < d->o->slots; i++)
+        if (d->slots[i].busy) log_outcome(d, &d->slots[i], LG_ERROR, 0);
     d->errors += d->in_flight; /* never answered */
     d->in_flight = 0;
     finish(d);
@@ -360,6 +389,11 @@ static void usage(FILE *f)
             "  --zstd                 send the bodies zstd-compressed (level 3)\n"
             "  --header 'Name: value' one more header on every HTTP request (auth benchmarks)\n"
             "  --seed N               seed for IDs and values (default 1)\n"
+            "  --sequence ID          number the spans: span ID = ID (16 bits), request number\n"
+            "                         (32 bits), span index (16 bits); ID 1..65535; no\n"
+            "                         compression\n"
+            "  --ack-log FILE         with --sequence: one line per request, \"<number> <A|R|F|E>\n"
+            "                         <status>\" (accepted, refused 429/503, failed, no answer)\n"
             "  --out text|json        the summary's form (default text)\n");
 }
 
@@ -391,6 +425,8 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"header", required_argument, NULL, 'H'},
         {"seed", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'o'},
+        {"sequence", required_argument, NULL, 'q'},
+        {"ack-log", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -463,6 +499,14 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'S':
             if (parse_uint(optarg, UINT64_MAX, &o->payload.seed) < 0) goto bad;
             break;
+        case 'q':
+            if (parse_uint(optarg, 65535, &v) < 0 || v == 0) goto bad;
+            o->client = (unsigned)v;
+            o->payload.sequence = true;
+            break;
+        case 'L':
+            o->ack_log = optarg;
+            break;
         case 'o':
             if (strcmp(optarg, "json") == 0)
                 o->json = true;
@@ -490,6 +534,18 @@ static int parse_options(int argc, char **argv, options_t *o)
         return -1;
     }
     o->slots = o->connections * o->streams;
+    if (o->client && (o->payload.gzip || o->payload.zstd || o->payload.spans > 65536)) {
+        fprintf(stderr, "loadgen: --sequence needs uncompressed requests of at most 65536 spans\n");
+        return -1;
+    }
+    if (o->ack_log && !o->client) {
+        fprintf(stderr, "loadgen: --ack-log needs --sequence\n");
+        return -1;
+    }
+    if (o->client && o->requests > UINT32_MAX) {
+        fprintf(stderr, "loadgen: --sequence numbers at most 2^32 requests\n");
+        return -1;
+    }
     return 0;
 bad:
     fprintf(stderr, "loadgen: bad value \"%s\" for option -%c (see --help)\n", optarg, c);
@@ -539,6 +595,17 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (!(d.slots = calloc(o.slots, sizeof(*d.slots)))) goto fail;
+    if (o.client) {
+        size_t most = 0;
+        for (unsigned i = 0; i < d.set.count; i++)
+            if (d.set.items[i].len > most) most = d.set.items[i].len;
+        for (unsigned i = 0; i < o.slots; i++)
+            if (!(d.slots[i].own.body = malloc(most))) goto fail;
+    }
+    if (o.ack_log && !(d.ack_log = fopen(o.ack_log, "w"))) {
+        fprintf(stderr, "loadgen: cannot write %s\n", o.ack_log);
+        goto fail;
+    }
     uv_timer_init(&d.loop, &d.tick);
     uv_timer_init(&d.loop, &d.stop);
     uv_timer_init(&d.loop, &d.drain);
@@ -576,6 +643,12 @@ fail:
         uv_loop_close(&d.loop);
     }
     if (d.client) d.tp->client_free(d.client);
+    if (d.ack_log && fclose(d.ack_log) != 0) {
+        fprintf(stderr, "loadgen: writing %s failed\n", o.ack_log);
+        rc = 1;
+    }
+    for (unsigned i = 0; d.slots && o.client && i < o.slots; i++)
+        free(d.slots[i].own.body);
     free(d.slots);
     lg_payload_free(&d.set);
     return rc;

@@ -221,6 +221,41 @@ fail:
     return -1;
 }
 
+/* Finds each span's `span_id` field (tag 0x12, length 8, the ID) in the encoded
+ * request, in order, and records where its 8 bytes are. Returns 0 or -1. */
+static int find_span_ids(const uint8_t *raw, size_t len, const span_t *spans, unsigned n,
+                         lg_payload_t *p)
+{
+    if (!(p->span_id_at = malloc((n ? n : 1) * sizeof(*p->span_id_at)))) return -1;
+    size_t at = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t want[10] = {0x12, 0x08};
+        memcpy(want + 2, spans[i].span_id.data, 8);
+        while (at + 10 <= len && memcmp(raw + at, want, 10) != 0)
+            at++;
+        if (at + 10 > len) return -1;
+        p->span_id_at[i] = at + 2;
+        at += 10;
+    }
+    return 0;
+}
+
+void lg_payload_number(const lg_payload_t *p, uint8_t *out, uint16_t client, uint32_t seq)
+{
+    memcpy(out, p->body, p->len);
+    for (unsigned i = 0; i < p->spans; i++) {
+        uint8_t *id = out + p->span_id_at[i];
+        id[0] = (uint8_t)(client >> 8);
+        id[1] = (uint8_t)client;
+        id[2] = (uint8_t)(seq >> 24);
+        id[3] = (uint8_t)(seq >> 16);
+        id[4] = (uint8_t)(seq >> 8);
+        id[5] = (uint8_t)seq;
+        id[6] = (uint8_t)(i >> 8);
+        id[7] = (uint8_t)i;
+    }
+}
+
 /* Builds and serializes one request into p. */
 static int build_one(const lg_payload_opts_t *o, unsigned index, lg_payload_t *p, char *err,
                      size_t err_len)
@@ -310,6 +345,14 @@ static int build_one(const lg_payload_opts_t *o, unsigned index, lg_payload_t *p
             req);
     if (!(raw = malloc(len ? len : 1))) goto oom;
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, raw);
+    if (o->sequence && find_span_ids(raw, len, spans, o->spans, p) < 0) {
+        snprintf(err, err_len, "a span ID was not found in the encoded request");
+        free(p->span_id_at);
+        p->span_id_at = NULL;
+        free(s.base);
+        free(raw);
+        return -1;
+    }
     free(s.base);
     s.base = NULL;
 
@@ -384,8 +427,10 @@ int lg_payload_build(const lg_payload_opts_t *opts, lg_payload_set_t *set, char 
 
 void lg_payload_free(lg_payload_set_t *set)
 {
-    for (unsigned i = 0; i < set->count; i++)
+    for (unsigned i = 0; i < set->count; i++) {
         free(set->items[i].body);
+        free(set->items[i].span_id_at);
+    }
     free(set->items);
     set->items = NULL;
     set->count = 0;

@@ -22,18 +22,20 @@ typedef struct lg_payload_opts_s {
     bool zstd;          /* zstd-compress the bodies instead (level 3) */
     uint64_t seed;      /* for the IDs and values */
     const char *header; /* one more request header line ("Authorization: Bearer t"), or NULL */
+    bool sequence;      /* remember where each span ID is, for lg_payload_number() */
 } lg_payload_opts_t;
 
 /* One encoded request. The body is what goes on the wire: the serialized
  * ExportTraceServiceRequest, or its gzip compression. */
 typedef struct lg_payload_s {
-    unsigned index; /* position in the set */
-    uint8_t *body;  /* owned by the set */
-    size_t len;     /* bytes of body */
-    size_t raw_len; /* bytes of the serialized protobuf, before compression */
-    unsigned spans; /* spans it holds */
-    bool gzip;      /* the body is gzip-compressed */
-    bool zstd;      /* the body is zstd-compressed */
+    unsigned index;     /* position in the set */
+    uint8_t *body;      /* owned by the set */
+    size_t len;         /* bytes of body */
+    size_t raw_len;     /* bytes of the serialized protobuf, before compression */
+    unsigned spans;     /* spans it holds */
+    bool gzip;          /* the body is gzip-compressed */
+    bool zstd;          /* the body is zstd-compressed */
+    size_t *span_id_at; /* with opts.sequence: offset of each span's 8 ID bytes in body */
 } lg_payload_t;
 
 typedef struct lg_payload_set_s {
@@ -46,6 +48,11 @@ typedef struct lg_payload_set_s {
  * err. On failure *set is empty and needs no free. */
 int lg_payload_build(const lg_payload_opts_t *opts, lg_payload_set_t *set, char *err,
                      size_t err_len);
+
+/* With opts.sequence (uncompressed bodies): copies p's body into out (p->len bytes)
+ * with span i's ID set to client (16 bits, big-endian), seq (32 bits) and i (16
+ * bits), so that a sink can tell which request of which client each span came in. */
+void lg_payload_number(const lg_payload_t *p, uint8_t *out, uint16_t client, uint32_t seq);
 
 /* Frees what lg_payload_build made; an empty set is fine. */
 void lg_payload_free(lg_payload_set_t *set);
