@@ -13,6 +13,7 @@
 #include "cow.h"
 #include "engine.h"
 #include "log.h"
+#include "arena.h"
 #include "status_json.h"
 #include "telemetry.h"
 #include "view.h"
@@ -192,7 +193,11 @@ static void api_queue_budget_limit(sy_instance_t *inst, uint64_t bytes)
 
 static void api_pipeline_refuse(sy_instance_t *inst, bool refuse)
 {
-    if (inst->kind == SY_KIND_PROCESSOR) sy__processor_refuse(inst, refuse);
+    if (inst->kind != SY_KIND_PROCESSOR) return;
+    sy__processor_refuse(inst, refuse);
+    /* A limiter refuses for memory: the arena's chunk cache (up to 16 MiB kept
+     * for the next batches) is given back first. */
+    if (refuse) sy__arena_cache_trim();
 }
 
 static void api_exporter_outcome(sy_instance_t *inst, sy_signal_t signal, uint64_t items, bool sent)

@@ -7,8 +7,9 @@
  * emit into its pipeline (api->pipeline_refuse): their clients are told to retry
  * (HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED), which is the collector's
  * behaviour seen from the client. Below the soft limit it lets data in again.
- * At or above the hard limit it also hands freed heap back to the system
- * (malloc_trim), the closest thing C has to the collector's forced GC.
+ * At or above the soft limit it also hands freed heap back to the system
+ * (malloc_trim), the closest thing C has to the collector's forced GC, and reads
+ * the RSS again: freed memory the allocator keeps must not keep it refusing.
  *
  * Unlike the collector it never drops a batch that reaches it: data in the
  * pipeline was already acknowledged to a client, so it is carried on. The bound
@@ -205,7 +206,14 @@ static void ml_check(void *arg)
     ml_state_t *s = arg;
     const sy_host_api_t *api = s->api;
     uint64_t rss = rss_bytes(s);
-    if (rss >= s->hard) malloc_trim(0);
+    /* Freed heap the allocator keeps counts in the RSS: without handing it back,
+     * a router whose queues have drained could stay above the soft limit and
+     * refuse for ever. So it is handed back at every check above the soft limit
+     * (a few milliseconds a check, only while refusing), and read again. */
+    if (rss >= s->soft) {
+        malloc_trim(0);
+        rss = rss_bytes(s);
+    }
     api->metric_set(s->m_rss, (int64_t)rss);
     bool refuse = rss >= s->soft;
     if (refuse) api->metric_add(s->m_checks_refusing, 1);
