@@ -133,6 +133,34 @@ int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const
     return SY_OK;
 }
 
+const uint8_t *syc_oxp_flat(syc_oxp_t *o, sy_batch_t *batch, size_t *len, uint8_t **tmp)
+{
+    *tmp = NULL;
+    sy_piece_t one[8];
+    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(batch, one, 8) : 0;
+    if (n <= 1) return n ? (*len = one[0].len, one[0].data) : o->api->batch_encoded(batch, len);
+    sy_piece_t *p = n <= 8 ? one : malloc(n * sizeof(*p));
+    if (!p || (p != one && o->api->batch_pieces(batch, p, n) != n)) {
+        if (p != one) free(p);
+        return NULL;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += p[i].len;
+    uint8_t *buf = malloc(total ? total : 1);
+    if (buf) {
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(buf + off, p[i].data, p[i].len);
+            off += p[i].len;
+        }
+    }
+    if (p != one) free(p);
+    *tmp = buf;
+    *len = total;
+    return buf;
+}
+
 /* curl's read callback over r's pieces: copies the next bytes into its buffer. */
 static size_t read_pieces(char *buf, size_t size, size_t nitems, void *arg)
 {

@@ -67,6 +67,14 @@ typedef struct syc_oxp_req_s {
 int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
                         size_t prefix_len);
 
+/* The batch's encoded request in one buffer, for a body made from it (compressed,
+ * or written as JSON), without joining a merge's pieces inside the batch, where
+ * the joined copy would stay as long as the batch (twice the memory that the
+ * sending queue counts): a merge is gathered into a malloc'ed buffer returned in
+ * *tmp, which the caller frees once the body is made; otherwise *tmp is NULL and
+ * the batch's own bytes are returned. NULL when memory runs out. */
+const uint8_t *syc_oxp_flat(syc_oxp_t *o, sy_batch_t *batch, size_t *len, uint8_t **tmp);
+
 /* What differs between the exporters. All are called on the loop thread. */
 typedef struct syc_oxp_ops_s {
     /* Sets r->body and r->body_len from req->batch (r->owned if it allocates).

@@ -226,11 +226,14 @@ static int otlp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
         syc_grpc_frame_header(r->prefix, false, (uint32_t)(r->body_len - SYC_GRPC_FRAME_HEADER));
         return SY_OK;
     }
-    const uint8_t *raw = o->api->batch_encoded(req->batch, &len);
-    if (!raw || len > UINT32_MAX - 5) return SY_ENOMEM;
-    if (syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 5, raw, len, &r->owned,
-                        &body_len) < 0)
-        return SY_ENOMEM;
+    uint8_t *tmp; /* a merge's pieces gathered (syc_oxp_flat) */
+    const uint8_t *raw = syc_oxp_flat(o, req->batch, &len, &tmp);
+    int rc = raw && len <= UINT32_MAX - 5
+                 ? syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 5, raw, len,
+                                   &r->owned, &body_len)
+                 : SY_ENOMEM;
+    free(tmp);
+    if (rc < 0) return SY_ENOMEM;
     syc_grpc_frame_header(r->owned, compress, (uint32_t)(body_len - SYC_GRPC_FRAME_HEADER));
     r->body = r->owned;
     r->body_len = body_len;

@@ -150,18 +150,21 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
     const uint8_t *raw;
     size_t raw_len;
     char *json = NULL;
+    uint8_t *tmp = NULL; /* a merge's pieces gathered (syc_oxp_flat) */
     if (s->cfg->encoding == ENCODING_JSON) {
         /* From the encoded bytes, so that strings keep every byte (NUL too). */
         const syc_signal_info_t *sig = syc_signal_info(req->signal);
         size_t wire_len;
-        const uint8_t *wire = sig ? o->api->batch_encoded(req->batch, &wire_len) : NULL;
+        const uint8_t *wire = sig ? syc_oxp_flat(o, req->batch, &wire_len, &tmp) : NULL;
         json = wire ? syc_otlp_json_from_wire(sig->request, wire, wire_len, &raw_len, NULL) : NULL;
+        free(tmp);
+        tmp = NULL;
         if (!json) return SY_ENOMEM;
         raw = (const uint8_t *)json;
     } else if (s->cfg->compression == SYC_XH_COMPRESS_NONE) {
         return syc_oxp_take_pieces(o, req, r, NULL, 0); /* the bytes as they are, unjoined */
     } else {
-        raw = o->api->batch_encoded(req->batch, &raw_len);
+        raw = syc_oxp_flat(o, req->batch, &raw_len, &tmp);
         if (!raw) return SY_ENOMEM;
     }
     if (s->cfg->compression == SYC_XH_COMPRESS_NONE) {
@@ -173,6 +176,7 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
     int rc = syc_xh_compress(s->cfg->compression, (int)s->cfg->compression_level, 0, raw, raw_len,
                              &r->owned, &r->body_len);
     free(json);
+    free(tmp);
     r->body = r->owned;
     return rc;
 }
