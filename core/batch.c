@@ -23,6 +23,15 @@
 #include "arena.h"
 #include "batch_internal.h"
 #include "signals.h"
+#include "view.h"
+
+/* A view attached to the batch (the shared view, core/view.c) writes its
+ * committed edits before anything but the view reads, replaces or shares the
+ * batch's content. */
+static inline void settle(sy_batch_t *b)
+{
+    if (b->view) sy__view_settle(b);
+}
 
 const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal)
 {
@@ -104,6 +113,7 @@ static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_s
 
 int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
 {
+    settle(b);
     sy__pb_stats_t st;
     if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
         0)
@@ -131,6 +141,7 @@ uint64_t sy__batch_occurrences(const sy_batch_t *b)
 int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
                           uint64_t occurrences, char *err, size_t err_len)
 {
+    settle(b);
     sy__pb_stats_t st = {.items = items,
                          .occurrences = occurrences,
                          .decoded_bytes = sy__pb_cheap_bound(
@@ -141,6 +152,7 @@ int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64
 int sy__batch_set_decoded(sy_batch_t *b, void *request)
 {
     if (!request) return SY_EINVAL;
+    settle(b);
     const ProtobufCMessage *m = request;
     /* By name, not address: each plugin links its own copy of the generated
      * descriptors, so a request a plugin built has the plugin's descriptor. */
@@ -161,7 +173,8 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
 void sy__batch_retain(sy_batch_t *b)
 {
     /* Relaxed: a new reference is made from an existing one, which already
-     * orders everything before it. */
+     * orders everything before it. A second reference: the view goes first. */
+    settle(b);
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
 }
 
@@ -174,6 +187,7 @@ void sy__batch_release(sy_batch_t *b)
      * than release plus an acquire fence on the last: ThreadSanitizer does not
      * model fences, and the cost is the same on x86.) */
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    if (b->view) sy__view_batch_gone(b);
     for (size_t i = 0; i < b->nparents; i++)
         sy__batch_release(b->parents[i]);
     sy__arena_release(&b->arena);
@@ -227,6 +241,7 @@ void sy__batch_info(const sy_batch_t *b, sy_batch_info_t *info)
 
 const void *sy__batch_request(sy_batch_t *b)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     if (!b->dec && !b->dec_failed && b->enc) {
         b->dec = protobuf_c_message_unpack(sy__signal_request_descriptor(b->signal), &b->arena.pb,
@@ -281,6 +296,7 @@ void sy__batch_recount(sy_batch_t *b)
 
 const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     if (!b->enc && b->dec) {
         size_t n = protobuf_c_message_get_packed_size(b->dec);
