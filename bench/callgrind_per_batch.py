@@ -24,6 +24,8 @@ ROWS = [
     ("processor_bench", 2, "filter: 3 conditions (string, int, regex)"),
     ("processor_bench", 3, "transform: set one attribute"),
     ("processor_bench", 4, "transform: set, delete_key, replace_pattern, set where"),
+    ("processor_bench", 5, "transform: delete_key"),
+    ("processor_bench", 6, "chain: transform delete_key, then filter 1 condition"),
 ]
 
 

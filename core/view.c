@@ -1296,7 +1296,7 @@ void sy__view_close(sy_view_t *v)
     if (!v) return;
     v->open = false;
     if (v->attached) {
-        if (v->seq == v->cp) return; /* nothing uncommitted: it stays with the batch */
+        if (v->seq == v->cp && !v->drops) return; /* nothing uncommitted: it stays */
         /* Edits made since the checkpoint were not committed: they go, the
          * checkpoint is written. */
         detach_settled(v);

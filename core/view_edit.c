@@ -980,7 +980,7 @@ static void detach(sy_view_t *v)
 int sy__view_commit(sy_view_t *v)
 {
     if (!v) return SY_EINVAL;
-    if (v->seq == v->cp) { /* nothing new */
+    if (v->seq == v->cp && !v->drops) { /* nothing new (a drop of a linked node adds no op) */
         attach(v);
         return 0;
     }

@@ -1801,6 +1801,19 @@ static void test_shared_view_chain(void **state)
     sy__view_close(v);
     assert_ptr_equal(b->enc, enc0);
     assert_int_equal(sy__batch_items(b), 3);
+    /* A third drops the span the first two edited (no new op: it is linked
+     * already): written at once, with their edits. */
+    v = sy__view_open(b);
+    assert_ptr_equal(v, a);
+    sy_view_node_t *sc =
+        sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0);
+    set_str(sy__view_at(sc, SY_VIEW_ITEMS, 1), "gone", "x");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_int_equal(sy__view_drop(sy__view_at(sc, SY_VIEW_ITEMS, 1)), 0);
+    assert_int_equal(sy__view_commit(v), 0);
+    sy__view_close(v);
+    assert_true(b->enc != enc0);
+    assert_int_equal(sy__batch_items(b), 2);
     /* The exporter (or a merge, a copy) asks for the bytes: both edits. */
     assert_string_equal(written_attr(b, "by"), "a");
     assert_string_equal(written_attr(b, "second"), "b");
