@@ -1200,7 +1200,7 @@ int sy__view_reset(sy_view_t *v)
     v->mirror = NULL;
     sy__arena_release(&v->arena);
     v->gen = atomic_fetch_add_explicit(&view_gen, 1, memory_order_relaxed) + 1;
-    v->seq = v->cp = v->drops = 0;
+    v->seq = v->cp = v->drops = v->nbad = 0;
     v->stale = false;
     v->undo = NULL;
     size_t len = 0;

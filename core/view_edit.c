@@ -69,6 +69,14 @@ static void undo_swap(sy_view_t *v)
     }
 }
 
+/* Sets what committing op needs, keeping the view's count of ops that would be
+ * refused (a checkpoint needs no walk to know it has none). */
+static void op_check(sy_view_t *v, sy__vop_t *op, uint8_t check)
+{
+    v->nbad = v->nbad + (check == SY__VC_BAD) - (op->check == SY__VC_BAD);
+    op->check = check;
+}
+
 static sy__vop_t *op_new(sy_view_node_t *n)
 {
     sy__vop_t *op = sy__view_alloc(n->view, sizeof(*op));
@@ -365,7 +373,7 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
         if (op_save(t, found) < 0) return SY_ENOMEM;
         found->repl = bytes;
         found->rlen = (uint32_t)len;
-        found->check = check;
+        op_check(t->view, found, check);
         return 0;
     }
     const uint8_t *buf = t->view->buf;
@@ -393,7 +401,7 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
     op->end = last.num ? (uint32_t)last.ve : t->ce;
     op->repl = bytes;
     op->rlen = (uint32_t)len;
-    op->check = check;
+    op_check(t->view, op, check);
     return mark_dirty(t);
 }
 
@@ -628,7 +636,7 @@ int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const s
     op->deleted = false;
     /* The KeyValue's content sits one level below h's, its AnyValue's two. */
     op->vcheck = value_check(val, node_depth(st.h) + 2);
-    op->check = worst(utf8_check(key, keylen), op->vcheck);
+    op_check(v, op, worst(utf8_check(key, keylen), op->vcheck));
     attrs_edited(st.h);
     return mark_dirty(st.h);
 }
@@ -645,7 +653,8 @@ int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
         st.op->repl = NULL;
         st.op->rlen = 0;
         st.op->deleted = true;
-        st.op->check = st.op->vcheck = SY__VC_OK;
+        op_check(n->view, st.op, SY__VC_OK);
+        st.op->vcheck = SY__VC_OK;
     }
     if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
     attrs_edited(st.h);
@@ -693,7 +702,7 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     op->deleted = false;
     op->seq = ++v->seq;
     /* The value is the op's own (checked when set) or the original bytes. */
-    op->check = worst(utf8_check(nkey, nkeylen), op->vcheck);
+    op_check(v, op, worst(utf8_check(nkey, nkeylen), op->vcheck));
     /* The old key is absent now: a tombstone decides it, and any other original
      * occurrence of it goes. */
     sy__vop_t *tomb = attr_op(st.h, key, keylen);
@@ -990,17 +999,15 @@ int sy__view_commit(sy_view_t *v)
         goto fail;
     }
     if (!v->drops && may_share(v)) {
+        /* Without drops every op is written: the count of refused ones says
+         * it; the first walk makes sure when there are any. */
         tally_t tally = {.bound = UINT32_MAX};
-        if ((rc = calc(v->root, 0, &tally)) < 0) goto fail;
-        if (tally.check == SY__VC_BAD) {
+        if (v->nbad && (rc = calc(v->root, 0, &tally)) < 0) goto fail;
+        if (v->nbad && tally.check == SY__VC_BAD) {
             SY__LOG(SY_LOG_ERROR, NULL,
                     "view_commit: the edited request was refused: a string set through the view "
                     "is not valid UTF-8, or an ARRAY/MAP value is malformed");
             rc = SY_EINVAL;
-            goto fail;
-        }
-        if (v->root->newlen > INT32_MAX) {
-            rc = SY_ENOMEM;
             goto fail;
         }
         v->cp = v->seq;

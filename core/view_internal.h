@@ -145,6 +145,7 @@ struct sy_view_s {
     uint64_t gen;   /* new on every open and commit: names this buffer among all views */
     uint32_t cp;    /* ops 1..cp are checkpointed (committed, not yet written) */
     uint32_t drops; /* view_drop() calls since the last reset */
+    uint32_t nbad;  /* ops whose check is SY__VC_BAD */
     bool attached;  /* batch->view == this view */
     bool open;      /* a holder has it open (between view_open and view_close) */
     bool stale;     /* settled while open: the batch holds ops 1..cp already */
