@@ -270,8 +270,13 @@ static sy_batch_t *holders(walk_t *w, sy_signal_t signal, const uint8_t *body, s
         for (size_t i = 0; i + 3 <= mid; i += 3)
             edit(w, seg + i);
         if (ending != 1) sy__view_commit(v);
-        for (size_t i = mid; i + 3 <= third; i += 3)
-            if (ending == 2) edit(w, seg + i);
+        if (ending == 2) { /* a commit may reset the view: its nodes are read again */
+            memset(w, 0, sizeof(*w));
+            walk(w, sy__view_root(v), 0);
+            w->ncontainers = 0;
+            for (size_t i = mid; i + 3 <= third; i += 3)
+                edit(w, seg + i);
+        }
         sy__view_close(v);
     }
     sy__view_share = true;
