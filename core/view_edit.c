@@ -47,6 +47,7 @@ static int op_save(sy_view_node_t *n, sy__vop_t *op)
     sy__vundo_t *u = sy__view_alloc(v, sizeof(*u));
     if (!u) return SY_ENOMEM;
     op->saved_cp = v->cp;
+    v->seq++; /* an edit since the checkpoint, though it makes no op */
     u->op = op;
     u->node = n;
     u->saved = *op;

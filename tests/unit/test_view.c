@@ -1865,6 +1865,30 @@ static void test_shared_view_discards_uncommitted(void **state)
     }
 }
 
+/* An edit that changes the previous holder's op in place (deleting the key it
+ * set) and makes no op of its own is an edit all the same: committed, it is
+ * written; not committed, it goes. */
+static void test_shared_view_in_place_edit(void **state)
+{
+    (void)state;
+    for (int commit = 0; commit < 2; commit++) {
+        sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+        sy_view_t *v = sy__view_open(b);
+        set_str(first_span(v), "k", "first");
+        assert_int_equal(sy__view_commit(v), 0);
+        sy__view_close(v);
+        v = sy__view_open(b);
+        assert_int_equal(sy__view_attr_delete(first_span(v), "k", 1), 0);
+        if (commit) assert_int_equal(sy__view_commit(v), 0);
+        sy__view_close(v);
+        if (commit)
+            assert_null(written_attr(b, "k"));
+        else
+            assert_string_equal(written_attr(b, "k"), "first");
+        sy__batch_release(b);
+    }
+}
+
 /* A drop is written at once (the index would be stale); a view whose batch goes
  * away while it is open is freed by its close; a batch settled while its view is
  * open gets the committed edits, and the view's next commit writes everything. */
@@ -2104,6 +2128,7 @@ int main(void)
         cmocka_unit_test_teardown(test_shared_view_chain, free_all),
         cmocka_unit_test_teardown(test_shared_view_discards_uncommitted, free_all),
         cmocka_unit_test_teardown(test_shared_view_drop_and_lifetimes, free_all),
+        cmocka_unit_test_teardown(test_shared_view_in_place_edit, free_all),
         cmocka_unit_test_teardown(test_api_table, free_all),
         cmocka_unit_test_teardown(test_view_processor_through_loader, free_all),
     };
