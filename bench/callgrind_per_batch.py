@@ -29,6 +29,8 @@ ROWS = [
     ("probsampler_bench", 2, "probabilistic_sampler hash_seed 10 %"),
     ("probsampler_bench", 3, "probabilistic_sampler hash_seed 100 % (rv and th on every span)"),
     ("probsampler_bench", 4, "probabilistic_sampler proportional 10 %"),
+    ("processor_bench", 5, "transform: delete_key"),
+    ("processor_bench", 6, "chain: transform delete_key, then filter 1 condition"),
 ]
 
 

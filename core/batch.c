@@ -23,6 +23,15 @@
 #include "arena.h"
 #include "batch_internal.h"
 #include "signals.h"
+#include "view.h"
+
+/* A view attached to the batch (the shared view, core/view.c) writes its
+ * committed edits before anything but the view reads, replaces or shares the
+ * batch's content. */
+static inline void settle(sy_batch_t *b)
+{
+    if (b->view) sy__view_settle(b);
+}
 
 const ProtobufCMessageDescriptor *sy__signal_request_descriptor(sy_signal_t signal)
 {
@@ -105,6 +114,7 @@ static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_s
 
 int sy__batch_set_encoded(sy_batch_t *b, const uint8_t *data, size_t len, char *err, size_t err_len)
 {
+    settle(b);
     sy__pb_stats_t st;
     if (sy__pb_walk(sy__signal_request_descriptor(b->signal), data, len, false, &st, err, err_len) <
         0)
@@ -138,6 +148,7 @@ uint64_t sy__batch_occurrences(const sy_batch_t *b)
 int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64_t items,
                           uint64_t occurrences, char *err, size_t err_len)
 {
+    settle(b);
     sy__pb_stats_t st = {.items = items,
                          .occurrences = occurrences,
                          .decoded_bytes = sy__pb_cheap_bound(
@@ -148,6 +159,7 @@ int sy__batch_set_trusted(sy_batch_t *b, const uint8_t *data, size_t len, uint64
 int sy__batch_set_decoded(sy_batch_t *b, void *request)
 {
     if (!request) return SY_EINVAL;
+    settle(b);
     const ProtobufCMessage *m = request;
     /* By name, not address: each plugin links its own copy of the generated
      * descriptors, so a request a plugin built has the plugin's descriptor. */
@@ -169,7 +181,8 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
 void sy__batch_retain(sy_batch_t *b)
 {
     /* Relaxed: a new reference is made from an existing one, which already
-     * orders everything before it. */
+     * orders everything before it. A second reference: the view goes first. */
+    settle(b);
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
 }
 
@@ -182,6 +195,7 @@ void sy__batch_release(sy_batch_t *b)
      * than release plus an acquire fence on the last: ThreadSanitizer does not
      * model fences, and the cost is the same on x86.) */
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    if (b->view) sy__view_batch_gone(b);
     for (size_t i = 0; i < b->nparents; i++)
         sy__batch_release(b->parents[i]);
     for (size_t i = 0; i < b->npieces; i++) /* the array is in the arena */
@@ -262,6 +276,7 @@ static void join_locked(sy_batch_t *b)
 
 const void *sy__batch_request(sy_batch_t *b)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     if (!b->dec && !b->dec_failed) join_locked(b);
     if (!b->dec && !b->dec_failed && b->enc) {
@@ -318,6 +333,7 @@ void sy__batch_recount(sy_batch_t *b)
 
 const uint8_t *sy__batch_encoded(sy_batch_t *b, size_t *len)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     join_locked(b);
     if (!b->enc && b->dec) {
@@ -370,6 +386,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
         size_t len;
         if (batches[i]->signal != signal) return NULL;
         sy_batch_t *in = batches[i];
+        settle(in); /* a view's committed edits are the content */
         /* A merge given again adds its pieces (its content while in_pieces, which
          * only its sole holder could change, not while it is an input here). */
         pthread_mutex_lock(&in->lock);
@@ -431,6 +448,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
  * bytes in its own arena, with no parent. It decodes afresh when asked. */
 sy_batch_t *sy__batch_copy(sy_batch_t *b)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     bool pieces = b->in_pieces && !b->enc;
     pthread_mutex_unlock(&b->lock);
@@ -460,6 +478,7 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
 
 size_t sy__batch_pieces(sy_batch_t *b, sy_piece_t *out, size_t max)
 {
+    settle(b);
     pthread_mutex_lock(&b->lock);
     bool pieces = b->in_pieces;
     pthread_mutex_unlock(&b->lock);

@@ -51,6 +51,10 @@ struct sy_batch_s {
     size_t nparents;
 
     sy__arena_t arena;
+
+    /* The shared view (core/view.c): attached while the batch has one holder;
+     * settled (its committed edits written) before anything else reads it. */
+    struct sy_view_s *view;
 };
 
 /* Spans, metric data points or log records in a decoded request. */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "signals.h"
 #include "telemetry.h"
+#include "view.h"
 
 #define SY__BURST 64
 
@@ -162,6 +163,7 @@ static int push_outputs(sy_instance_t *inst, sy_batch_t *batch, const char *cons
                         size_t n, size_t last)
 {
     sy_signal_t signal = sy__batch_signal(batch);
+    sy__view_settle(batch); /* a view it was made or edited with stays on this thread */
     for (size_t i = 0; i < inst->recv.noutputs; i++) {
         sy__pipeline_t *p = inst->recv.outputs[i];
         if (p->signal != signal || !output_wanted(pipelines, n, p)) continue;
@@ -292,6 +294,8 @@ blocked:
  * until every exporter queue has taken it, or counted as failed to enqueue. */
 static void fan_out(sy__pipeline_t *p, sy_batch_t *batch)
 {
+    /* The processors' shared view ends here: the exporters read bytes. */
+    sy__view_settle(batch);
     if (pending_add(p, batch) < 0) {
         SY__LOG(SY_LOG_ERROR, p->id, "out of memory: %llu items not handed to the exporters",
                 (unsigned long long)sy__batch_items(batch));

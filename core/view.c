@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "batch.h"
+#include "batch_internal.h" /* batch->view: the shared view */
+#include "log.h"
 #include "view_internal.h"
 
 /* ---- the wire ------------------------------------------------------------------ */
@@ -1190,42 +1192,136 @@ int sy__view_get(sy_view_node_t *n, sy_field_t field, sy_value_t *out)
 /* View generations: a node is known by (gen, cs, ce) across views (view_build.c). */
 static _Atomic uint64_t view_gen;
 
+bool sy__view_share = true;
+
 int sy__view_reset(sy_view_t *v)
 {
+    if (v->mirror) sy__view_free(v->mirror);
+    v->mirror = NULL;
     sy__arena_release(&v->arena);
     v->gen = atomic_fetch_add_explicit(&view_gen, 1, memory_order_relaxed) + 1;
-    v->edited = false;
-    v->seq = 0;
+    v->seq = v->cp = v->drops = v->nbad = 0;
+    v->stale = false;
+    v->undo = NULL;
     size_t len = 0;
+    /* Not attached while this runs (the callers see to it): batch_encoded would
+     * settle the view itself. */
     const uint8_t *buf = sy__batch_encoded(v->batch, &len);
     v->buf = buf ? buf : (const uint8_t *)empty_str;
     v->len = buf ? len : 0;
+    v->base_items = sy__batch_items(v->batch);
+    v->base_occ = sy__batch_occurrences(v->batch);
+    v->base_trusted = sy__batch_encoded_trusted(v->batch);
     v->root = sy__view_node_new(v, NULL, SY_NODE_REQUEST, NULL);
     if (!v->root) return SY_ENOMEM;
     v->root->ce = (uint32_t)v->len;
     return 0;
 }
 
-sy_view_t *sy__view_open(sy_batch_t *batch)
+/*
+ * The shared view. A view is attached to its batch only while the batch has one
+ * holder (not shared: one reference, not a piece of a split), so only that
+ * holder's thread touches the view and the batch; sy__batch_retain() settles it
+ * before a second reference exists. The next view_open() of the batch takes the
+ * attached view as it is, unless a holder still has it open (then it is settled
+ * and the new view reads the bytes).
+ */
+static sy_view_t *view_new(sy_batch_t *batch)
 {
-    if (!batch) return NULL;
     sy_view_t *v = calloc(1, sizeof(*v));
     if (!v) return NULL;
     v->batch = batch;
     v->signal = sy__batch_signal(batch);
     sy__arena_init(&v->arena, SY__BATCH_MAX_ARENA);
-    if (sy__view_reset(v) < 0) {
-        sy__view_close(v);
+    if (sy__view_reset(v) < 0) { /* reset settled an attached view, if any */
+        sy__view_free(v);
         return NULL;
     }
     return v;
 }
 
+sy_view_t *sy__view_written(sy_view_t *v)
+{
+    if (v->attached) sy__view_settle(v->batch); /* v is open: it stays, stale */
+    const uint8_t *enc = sy__batch_encoded(v->batch, NULL);
+    if (v->mirror && v->mirror->buf == enc) return v->mirror;
+    if (v->mirror) sy__view_free(v->mirror);
+    v->mirror = view_new(v->batch);
+    return v->mirror;
+}
+
+sy_view_t *sy__view_open(sy_batch_t *batch)
+{
+    if (!batch) return NULL;
+    sy_view_t *a = batch->view;
+    if (a && !a->open) {
+        a->open = true;
+        return a;
+    }
+    sy_view_t *v = view_new(batch);
+    if (!v) return NULL;
+    v->open = true;
+    if (sy__view_share && !batch->view && !sy__batch_is_shared(batch)) {
+        batch->view = v;
+        v->attached = true;
+    }
+    return v;
+}
+
+void sy__view_free(sy_view_t *v)
+{
+    if (v->mirror) sy__view_free(v->mirror);
+    sy__arena_release(&v->arena);
+    free(v);
+}
+
+/* Lets the view go from its batch: the checkpoint, if any, is written first. */
+static void detach_settled(sy_view_t *v)
+{
+    v->batch->view = NULL;
+    v->attached = false;
+    if (v->cp && !v->stale) {
+        int rc = sy__view_apply(v, v->cp);
+        if (rc < 0)
+            SY__LOG(SY_LOG_ERROR, NULL,
+                    "view: committed edits could not be written into the batch (error %d); the "
+                    "batch keeps its bytes from before them",
+                    rc);
+        v->stale = true;
+    }
+}
+
 void sy__view_close(sy_view_t *v)
 {
     if (!v) return;
-    sy__arena_release(&v->arena);
-    free(v);
+    v->open = false;
+    if (v->attached) {
+        if (v->seq == v->cp && !v->drops) return; /* nothing uncommitted: it stays */
+        /* Edits made since the checkpoint were not committed: they go, the
+         * checkpoint is written. */
+        detach_settled(v);
+    }
+    sy__view_free(v);
+}
+
+void sy__view_settle(sy_batch_t *batch)
+{
+    sy_view_t *v = batch->view;
+    if (!v) return;
+    detach_settled(v);
+    /* A holder that has it open goes on reading the bytes it read (still in the
+     * batch's arena) with every edit; its next commit writes them all. */
+    if (!v->open) sy__view_free(v);
+}
+
+void sy__view_batch_gone(sy_batch_t *batch)
+{
+    sy_view_t *v = batch->view;
+    if (!v) return;
+    batch->view = NULL;
+    v->attached = false;
+    v->stale = true;
+    if (!v->open) sy__view_free(v);
 }
 
 sy_view_node_t *sy__view_root(sy_view_t *v)

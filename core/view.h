@@ -32,6 +32,14 @@ int sy__view_attr_rename(sy_view_node_t *node, const char *key, size_t keylen, c
 int sy__view_drop(sy_view_node_t *node);
 int sy__view_commit(sy_view_t *view);
 
+/* The shared view (view.c): a view stays attached to its batch between
+ * processors. sy__view_settle() writes its checkpointed edits into the batch and
+ * lets it go: called before anything but the view reads or shares the batch
+ * (batch.c's accessors, retain, the exporters' fan-out). sy__view_batch_gone():
+ * the batch is being freed. */
+void sy__view_settle(sy_batch_t *batch);
+void sy__view_batch_gone(sy_batch_t *batch);
+
 /* The builder (view_build.c). `origin` is the making instance's ID. */
 sy_view_builder_t *sy__view_build(const char *origin, sy_signal_t signal);
 int sy__view_build_add(sy_view_builder_t *builder, const sy_view_node_t *item);

@@ -223,10 +223,47 @@ static void memo_set(bmemo_t *m, const sy_view_node_t *n, uint32_t group)
     *m = (bmemo_t){.gen = n->view->gen, .cs = n->cs, .ce = n->ce, .group = group};
 }
 
+/* The relation that lists a node of `kind` in its logical parent. */
+static sy_view_rel_t rel_in_parent(int kind)
+{
+    switch (kind) {
+    case SY_NODE_RESOURCE:
+        return SY_VIEW_RESOURCES;
+    case SY_NODE_SCOPE:
+        return SY_VIEW_SCOPES;
+    case SY_NODE_METRIC:
+        return SY_VIEW_METRICS;
+    default:
+        return SY_VIEW_ITEMS;
+    }
+}
+
+/* The same node in view m, a view of the bytes n's view's checkpoint was written
+ * to: found by its place (the index in each relation from the request down),
+ * which a checkpoint does not change (it holds no drop). */
+static sy_view_node_t *same_in(sy_view_t *m, sy_view_node_t *n)
+{
+    sy_view_node_t *p = sy__view_parent(n);
+    if (!p) return sy__view_root(m);
+    sy_view_node_t *mp = same_in(m, p);
+    if (!mp) return NULL;
+    sy_view_rel_t rel = rel_in_parent(n->kind);
+    for (size_t i = 0, c = sy__view_count(p, rel); i < c; i++)
+        if (sy__view_at(p, rel, i) == n) return sy__view_at(mp, rel, i);
+    return NULL;
+}
+
 int sy__view_build_add(sy_view_builder_t *b, const sy_view_node_t *item)
 {
     if (!b || !item || b->failed) return b && b->failed ? SY_ENOMEM : SY_EINVAL;
     if (item->view->signal != b->signal || !is_item(b->signal, item->kind)) return SY_EINVAL;
+    if (item->view->cp) {
+        /* Committed edits of the shared view that its buffer does not hold: the
+         * item is copied from the bytes they are written to. */
+        sy_view_t *m = sy__view_written(item->view);
+        if (!m) return SY_ENOMEM;
+        if (!(item = same_in(m, (sy_view_node_t *)item))) return SY_EINVAL;
+    }
     bool metrics = b->signal == SY_SIGNAL_METRICS;
     const sy_view_node_t *data = metrics ? item->parent : NULL;
     const sy_view_node_t *metric = metrics ? data->parent : NULL;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "batch_internal.h" /* batch->view: the shared view */
 #include "cow.h"
 #include "log.h"
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
@@ -35,6 +36,47 @@
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 #include "utf8.h"
 #include "view_internal.h"
+
+/* Before an edit changes op in place: when op is checkpointed (a commit of the
+ * shared view took it, docs/view.md), its state goes to the undo list once, so
+ * that the checkpoint can still be written without the holder's later edits. */
+static int op_save(sy_view_node_t *n, sy__vop_t *op)
+{
+    sy_view_t *v = n->view;
+    if (op->seq > v->cp || op->saved_cp == v->cp) return 0;
+    sy__vundo_t *u = sy__view_alloc(v, sizeof(*u));
+    if (!u) return SY_ENOMEM;
+    op->saved_cp = v->cp;
+    v->seq++; /* an edit since the checkpoint, though it makes no op */
+    u->op = op;
+    u->node = n;
+    u->saved = *op;
+    u->next = v->undo;
+    v->undo = u;
+    return 0;
+}
+
+/* Swaps each saved op with its saved state (the checkpoint's state and back):
+ * each op is in the list once, so the order does not matter. */
+static void undo_swap(sy_view_t *v)
+{
+    for (sy__vundo_t *u = v->undo; u; u = u->next) {
+        sy__vop_t cur = *u->op;
+        sy__vop_t *next = u->op->next;
+        *u->op = u->saved;
+        u->op->next = next;
+        u->saved = cur;
+        u->node->flags &= (uint8_t)~SY__VN_SORTED; /* seq may differ: sort again */
+    }
+}
+
+/* Sets what committing op needs, keeping the view's count of ops that would be
+ * refused (a checkpoint needs no walk to know it has none). */
+static void op_check(sy_view_t *v, sy__vop_t *op, uint8_t check)
+{
+    v->nbad = v->nbad + (check == SY__VC_BAD) - (op->check == SY__VC_BAD);
+    op->check = check;
+}
 
 static sy__vop_t *op_new(sy_view_node_t *n)
 {
@@ -51,7 +93,6 @@ static sy__vop_t *op_new(sy_view_node_t *n)
 /* Registers n and its enclosing nodes as changed, each once. */
 static int mark_dirty(sy_view_node_t *n)
 {
-    n->view->edited = true;
     for (; n->parent && !(n->flags & SY__VN_LINKED); n = n->parent) {
         sy__vop_t *op = op_new(n->parent);
         if (!op) return SY_ENOMEM;
@@ -330,9 +371,10 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
         if (!op->child && !op->is_attr && op->field == num && (!found || op->seq > found->seq))
             found = op;
     if (found) {
+        if (op_save(t, found) < 0) return SY_ENOMEM;
         found->repl = bytes;
         found->rlen = (uint32_t)len;
-        found->check = check;
+        op_check(t->view, found, check);
         return 0;
     }
     const uint8_t *buf = t->view->buf;
@@ -360,7 +402,7 @@ static int set_field(sy_view_node_t *t, uint32_t num, uint32_t num2, const uint8
     op->end = last.num ? (uint32_t)last.ve : t->ce;
     op->repl = bytes;
     op->rlen = (uint32_t)len;
-    op->check = check;
+    op_check(t->view, op, check);
     return mark_dirty(t);
 }
 
@@ -587,6 +629,7 @@ int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const s
         if (!(op = attr_op(st.h, key, keylen))) return SY_ENOMEM;
         if (st.orig >= 0) attr_range(st.h, st.orig, &op->start, &op->end);
     } else {
+        if (op_save(st.h, op) < 0) return SY_ENOMEM;
         op->seq = ++v->seq;
     }
     op->repl = kv;
@@ -594,7 +637,7 @@ int sy__view_attr_set(sy_view_node_t *n, const char *key, size_t keylen, const s
     op->deleted = false;
     /* The KeyValue's content sits one level below h's, its AnyValue's two. */
     op->vcheck = value_check(val, node_depth(st.h) + 2);
-    op->check = worst(utf8_check(key, keylen), op->vcheck);
+    op_check(v, op, worst(utf8_check(key, keylen), op->vcheck));
     attrs_edited(st.h);
     return mark_dirty(st.h);
 }
@@ -607,10 +650,12 @@ int sy__view_attr_delete(sy_view_node_t *n, const char *key, size_t keylen)
     if (rc < 0) return rc;
     if (!st.h || !st.present) return SY_EAGAIN;
     if (st.op) {
+        if (op_save(st.h, st.op) < 0) return SY_ENOMEM;
         st.op->repl = NULL;
         st.op->rlen = 0;
         st.op->deleted = true;
-        st.op->check = st.op->vcheck = SY__VC_OK;
+        op_check(n->view, st.op, SY__VC_OK);
+        st.op->vcheck = SY__VC_OK;
     }
     if ((rc = delete_uncovered(st.h, key, keylen, st.orig)) < 0) return rc;
     attrs_edited(st.h);
@@ -648,6 +693,8 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     if (!op) {
         if (!(op = attr_op(st.h, key, keylen))) return SY_ENOMEM;
         attr_range(st.h, st.orig, &op->start, &op->end);
+    } else if (op_save(st.h, op) < 0) {
+        return SY_ENOMEM;
     }
     op->key = k2;
     op->keylen = (uint32_t)nkeylen;
@@ -656,7 +703,7 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
     op->deleted = false;
     op->seq = ++v->seq;
     /* The value is the op's own (checked when set) or the original bytes. */
-    op->check = worst(utf8_check(nkey, nkeylen), op->vcheck);
+    op_check(v, op, worst(utf8_check(nkey, nkeylen), op->vcheck));
     /* The old key is absent now: a tombstone decides it, and any other original
      * occurrence of it goes. */
     sy__vop_t *tomb = attr_op(st.h, key, keylen);
@@ -674,6 +721,7 @@ int sy__view_drop(sy_view_node_t *n)
     if (!n || n->kind == SY_NODE_REQUEST || n->kind >= SY__VK_RESOURCE_MSG) return SY_EINVAL;
     if (n->flags & SY__VN_DROPPED) return 0;
     n->flags |= SY__VN_DROPPED;
+    n->view->drops++;
     /* Counted against the parent whose kids[0] holds n (a data point against its
      * metric, a metric against its scope, a scope against its resource). */
     sy_view_node_t *p = sy__view_parent(n);
@@ -702,6 +750,7 @@ static bool auto_drops(const sy_view_node_t *n)
  * when `count`) and the worst check of the ops that will be written. */
 typedef struct tally_s {
     bool count;
+    uint32_t bound; /* ops after it are skipped; below UINT32_MAX, drops too */
     uint64_t removed;
     uint64_t added; /* at most this many field occurrences written anew */
     uint8_t check;
@@ -769,9 +818,11 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
         n->flags |= SY__VN_SORTED;
     }
     int64_t len = (int64_t)(n->ce - n->cs);
-    tally_t mine = {.count = tally->count};
+    tally_t mine = {.count = tally->count, .bound = tally->bound};
+    bool all = tally->bound == UINT32_MAX;
     for (uint32_t i = 0; i < n->nops; i++) {
         sy__vop_t *op = n->opv[i];
+        if (op->seq > tally->bound) continue;
         sy_view_node_t *c = op->child;
         if (!c) {
             len += (int64_t)op->rlen - (int64_t)(op->end - op->start);
@@ -781,23 +832,23 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
             continue;
         }
         int rc;
-        if (c->flags & SY__VN_DROPPED) { /* dropped by the plugin */
+        if (all && (c->flags & SY__VN_DROPPED)) { /* dropped by the plugin */
             uint64_t items = 0;
             if (mine.count && (rc = items_in(c, &items)) < 0) return rc;
             mine.removed += items;
         } else {
-            tally_t sub = {.count = mine.count};
+            tally_t sub = {.count = mine.count, .bound = mine.bound};
             if ((rc = calc(c, depth + 1, &sub)) < 0) return rc;
             mine.removed += sub.removed;
             /* Nothing of a node dropped for being left empty is written; a
              * virtual node written is one occurrence more. */
-            if (!(c->flags & SY__VN_DROPPED)) {
+            if (!all || !(c->flags & SY__VN_DROPPED)) {
                 mine.check = worst(mine.check, sub.check);
                 mine.added += sub.added + ((c->flags & SY__VN_VIRTUAL) ? 1 : 0);
             }
         }
         int64_t orig = (int64_t)(c->ce - c->fstart);
-        if (c->flags & SY__VN_DROPPED) {
+        if (all && (c->flags & SY__VN_DROPPED)) {
             len -= orig;
             continue;
         }
@@ -810,7 +861,7 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
     tally->removed += mine.removed;
     tally->added += mine.added;
     tally->check = worst(tally->check, mine.check);
-    if (auto_drops(n)) {
+    if (all && auto_drops(n)) {
         n->flags |= SY__VN_DROPPED;
         sy_view_node_t *p = sy__view_parent(n);
         if (p) p->ndropped++;
@@ -820,11 +871,13 @@ static int calc(sy_view_node_t *n, int depth, tally_t *tally)
 
 /* Second walk: writes n's new content at out; returns the end, or NULL when the
  * ops overlap (which would be a bug here, not bad input). */
-static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
+static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out, uint32_t bound)
 {
     size_t pos = n->cs;
+    bool all = bound == UINT32_MAX;
     for (uint32_t i = 0; i < n->nops; i++) {
         const sy__vop_t *op = n->opv[i];
+        if (op->seq > bound) continue;
         if (op->start < pos || op->end > n->ce) return NULL;
         memcpy(out, buf + pos, op->start - pos);
         out += op->start - pos;
@@ -832,7 +885,7 @@ static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
         if (!c) {
             if (op->rlen) memcpy(out, op->repl, op->rlen);
             out += op->rlen;
-        } else if (!(c->flags & SY__VN_DROPPED)) {
+        } else if (!all || !(c->flags & SY__VN_DROPPED)) {
             if (c->flags & SY__VN_VIRTUAL) {
                 out += put_tag(out, c->field, 2);
             } else {
@@ -840,7 +893,7 @@ static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
                 out += c->taglen;
             }
             out += sy__varint_put(out, c->newlen);
-            if (!(out = emit(c, buf, out))) return NULL;
+            if (!(out = emit(c, buf, out, bound))) return NULL;
         }
         pos = op->end;
     }
@@ -859,55 +912,123 @@ static uint8_t *emit(const sy_view_node_t *n, const uint8_t *buf, uint8_t *out)
  * walk accepts the committed bytes and counts the same items. Bytes packed from
  * a decoded request, or a copied value holding a merged field, take the walk.
  */
-int sy__view_commit(sy_view_t *v)
+int sy__view_apply(sy_view_t *v, uint32_t bound)
 {
-    if (!v) return SY_EINVAL;
-    if (!v->edited) return 0;
-    int rc;
-    if (!sy__cow_may_change(v->batch, "view_commit")) {
-        rc = SY_EAGAIN;
-        goto fail;
-    }
-    tally_t tally = {.count = sy__batch_encoded_trusted(v->batch)};
-    if ((rc = calc(v->root, 0, &tally)) < 0) goto fail;
+    bool part = bound != UINT32_MAX && v->undo;
+    if (part) undo_swap(v); /* the checkpointed ops as they were */
+    tally_t tally = {.count = v->base_trusted, .bound = bound};
+    int rc = calc(v->root, 0, &tally);
+    if (rc < 0) goto out;
     if (tally.check == SY__VC_BAD) {
         SY__LOG(SY_LOG_ERROR, NULL,
                 "view_commit: the edited request was refused: a string set through the view is "
                 "not valid UTF-8, or an ARRAY/MAP value is malformed");
         rc = SY_EINVAL;
-        goto fail;
+        goto out;
     }
     size_t len = v->root->newlen;
     if (len > INT32_MAX) { /* the walk's bound on any length */
         rc = SY_ENOMEM;
-        goto fail;
+        goto out;
     }
     uint8_t *out = sy__batch_alloc(v->batch, len ? len : 1);
     if (!out) {
         rc = SY_ENOMEM;
-        goto fail;
+        goto out;
     }
-    uint8_t *end = emit(v->root, v->buf, out);
+    uint8_t *end = emit(v->root, v->buf, out, bound);
     if (!end || (size_t)(end - out) != len) {
         rc = SY_EINVAL;
-        goto fail;
+        goto out;
     }
     char err[256];
-    uint64_t items = sy__batch_items(v->batch);
+    uint64_t items = v->base_items;
     /* Occurrences: the old ones (a drop only removes some) and the new ones. */
-    uint64_t occ = sy__batch_occurrences(v->batch);
+    uint64_t occ = v->base_occ;
     occ = occ == UINT64_MAX || tally.added > UINT64_MAX - occ ? UINT64_MAX : occ + tally.added;
     if (tally.count && tally.check == SY__VC_OK && tally.removed <= items)
         rc =
             sy__batch_set_trusted(v->batch, out, len, items - tally.removed, occ, err, sizeof(err));
     else
         rc = sy__batch_set_encoded(v->batch, out, len, err, sizeof(err));
-    if (rc < 0) {
-        SY__LOG(SY_LOG_ERROR, NULL, "view_commit: the edited request was refused: %s", err);
+    if (rc < 0) SY__LOG(SY_LOG_ERROR, NULL, "view_commit: the edited request was refused: %s", err);
+out:
+    if (part) undo_swap(v); /* and back to the holder's */
+    return rc;
+}
+
+/* The view may stay attached to its batch (docs/view.md: one holder, nothing
+ * settled it while open). */
+static bool may_share(const sy_view_t *v)
+{
+    return sy__view_share && !v->stale && (v->attached || !v->batch->view) &&
+           !sy__batch_is_shared(v->batch);
+}
+
+static void attach(sy_view_t *v)
+{
+    if (v->attached || !may_share(v)) return;
+    v->batch->view = v;
+    v->attached = true;
+}
+
+static void detach(sy_view_t *v)
+{
+    if (!v->attached) return;
+    v->batch->view = NULL;
+    v->attached = false;
+}
+
+/*
+ * A commit whose edits drop nothing, on a view that may stay with its batch, is
+ * a checkpoint: checked as the write would check it (the first walk only), and
+ * written when a consumer other than the view needs the bytes
+ * (sy__view_settle). Otherwise it writes everything now, as before the shared
+ * view. A refused commit discards the edits since the checkpoint (the
+ * checkpoint itself is written, and the view starts again on those bytes).
+ */
+int sy__view_commit(sy_view_t *v)
+{
+    if (!v) return SY_EINVAL;
+    if (v->seq == v->cp && !v->drops) { /* nothing new (a drop of a linked node adds no op) */
+        attach(v);
+        return 0;
+    }
+    int rc;
+    if (!sy__cow_may_change(v->batch, "view_commit")) {
+        rc = SY_EAGAIN;
         goto fail;
     }
-    return sy__view_reset(v);
+    if (!v->drops && may_share(v)) {
+        /* Without drops every op is written: the count of refused ones says
+         * it; the first walk makes sure when there are any. */
+        tally_t tally = {.bound = UINT32_MAX};
+        if (v->nbad && (rc = calc(v->root, 0, &tally)) < 0) goto fail;
+        if (v->nbad && tally.check == SY__VC_BAD) {
+            SY__LOG(SY_LOG_ERROR, NULL,
+                    "view_commit: the edited request was refused: a string set through the view "
+                    "is not valid UTF-8, or an ARRAY/MAP value is malformed");
+            rc = SY_EINVAL;
+            goto fail;
+        }
+        v->cp = v->seq;
+        v->undo = NULL;
+        attach(v);
+        return 0;
+    }
+    detach(v);
+    if ((rc = sy__view_apply(v, UINT32_MAX)) < 0) goto fail;
+    if ((rc = sy__view_reset(v)) == 0) attach(v);
+    return rc;
 fail:
+    detach(v);
+    if (v->cp && !v->stale) {
+        int wrc = sy__view_apply(v, v->cp);
+        if (wrc < 0)
+            SY__LOG(SY_LOG_ERROR, NULL,
+                    "view: committed edits could not be written into the batch (error %d)", wrc);
+    }
     sy__view_reset(v);
+    attach(v);
     return rc;
 }

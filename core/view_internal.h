@@ -74,9 +74,20 @@ struct sy__vop_s {
     const uint8_t *key;    /* attribute ops: the key this op decides */
     uint32_t keylen;
     bool is_attr;
-    bool deleted;   /* attribute ops: the key is absent after this op */
-    uint8_t check;  /* SY__VC_*: what committing repl needs (view_edit.c) */
-    uint8_t vcheck; /* attribute ops: the same for the value alone */
+    bool deleted;      /* attribute ops: the key is absent after this op */
+    uint8_t check;     /* SY__VC_*: what committing repl needs (view_edit.c) */
+    uint8_t vcheck;    /* attribute ops: the same for the value alone */
+    uint32_t saved_cp; /* the checkpoint whose state of this op is in the undo list */
+};
+
+/* The state a checkpointed op had before a later edit changed it in place, so
+ * that the checkpoint can still be written as it was (view_edit.c). */
+typedef struct sy__vundo_s sy__vundo_t;
+struct sy__vundo_s {
+    sy__vundo_t *next;
+    sy__vop_t *op;
+    sy_view_node_t *node;
+    sy__vop_t saved;
 };
 
 /* What a commit must do about bytes an edit wrote, in increasing order (the
@@ -110,6 +121,19 @@ struct sy_view_node_s {
     size_t newlen;     /* content length after edits (commit, first walk) */
 };
 
+/*
+ * The shared view (docs/view.md, "One view for a chain of processors"). A view
+ * is attached to its batch (batch->view) while the batch is held by one holder
+ * only: the next view_open() of that batch returns the same view, its index and
+ * its edits, instead of walking the bytes again. A commit whose edits drop
+ * nothing is a checkpoint: the edits up to op `cp` are the batch's content from
+ * then on (reads see them), but no bytes are written until a consumer that is
+ * not the view asks for them (sy__view_settle: batch_encoded, request, retain,
+ * merge, copy, the exporters' fan-out). Edits after `cp` belong to the holder
+ * that has the view open: a commit makes them the next checkpoint (or writes
+ * everything, when they drop), a refused commit or a close without commit
+ * discards them by writing the edits up to `cp` only (apply(v, cp)).
+ */
 struct sy_view_s {
     sy_batch_t *batch;
     sy_signal_t signal;
@@ -117,10 +141,24 @@ struct sy_view_s {
     size_t len;
     sy__arena_t arena; /* nodes, indexes, edits: freed on close or commit */
     sy_view_node_t *root;
-    bool edited;
     uint32_t seq;
-    uint64_t gen; /* new on every open and commit: names this buffer among all views */
+    uint64_t gen;   /* new on every open and commit: names this buffer among all views */
+    uint32_t cp;    /* ops 1..cp are checkpointed (committed, not yet written) */
+    uint32_t drops; /* view_drop() calls since the last reset */
+    uint32_t nbad;  /* ops whose check is SY__VC_BAD */
+    bool attached;  /* batch->view == this view */
+    bool open;      /* a holder has it open (between view_open and view_close) */
+    bool stale;     /* settled while open: the batch holds ops 1..cp already */
+    /* The batch's state when buf was taken (reset): what a commit builds on. */
+    uint64_t base_items, base_occ;
+    bool base_trusted;
+    sy__vundo_t *undo; /* checkpointed ops changed since the checkpoint */
+    sy_view_t *mirror; /* a view of the batch's bytes with the checkpoint written */
 };
+
+/* Off switch of the shared view, for tests and fuzz_view's oracle: when false,
+ * every commit writes at once and no view is attached to its batch. */
+extern bool sy__view_share;
 
 /* ---- the wire ----------------------------------------------------------------- */
 
@@ -246,6 +284,15 @@ int sy__view_attr_rename(sy_view_node_t *n, const char *key, size_t keylen, cons
                          size_t nkeylen);
 int sy__view_drop(sy_view_node_t *n);
 int sy__view_commit(sy_view_t *v);
+/* Writes the view's buffer with its ops 1..bound (all of them: UINT32_MAX) into
+ * its batch; with a bound, drops are ignored (a checkpoint holds none). The view
+ * itself is left as it is. */
+int sy__view_apply(sy_view_t *v, uint32_t bound);
+/* Frees a view that no holder has open and no batch holds. */
+void sy__view_free(sy_view_t *v);
+/* A view of v's batch with v's checkpoint written (the batch is settled; the view
+ * is kept in v until v is reset), for the builder; NULL when out of memory. */
+sy_view_t *sy__view_written(sy_view_t *v);
 /* Read-your-writes: the latest op that decides attribute `key` of host h, or NULL
  * (then the original attributes decide). */
 sy__vop_t *sy__view_attr_op(sy_view_node_t *h, const char *key, size_t keylen);

@@ -16,7 +16,17 @@
  *  - a second script on the committed batch (whose bytes are now the commit's
  *    own) holds to the same;
  *  - the committed request reads again without failure;
- *  - a builder given every item makes a batch with exactly those items.
+ *  - a builder given every item makes a batch with exactly those items;
+ *  - the shared view (one view handed from processor to processor, its commits
+ *    checkpoints written only when something else reads the batch): the script
+ *    is played again as three holders in a row, each opening the batch's view,
+ *    editing, and then committing, closing without a commit, or committing and
+ *    editing more before closing; once with the shared view and once with it
+ *    off (every commit written at once, every holder reading the bytes). Both
+ *    runs end with the same content: the same tree, the same fields, the same
+ *    attributes (as multisets: the shared view may keep a key deleted and set
+ *    again in its place, where the bytes would have it last), the same items,
+ *    and bytes the full walk accepts.
  * Any violation aborts, which libFuzzer reports as a crash.
  */
 #include <stdbool.h>
@@ -28,6 +38,7 @@
 #include "batch.h"
 #include "batch_internal.h" /* dec_est: the decoded-size bound a batch keeps */
 #include "view.h"
+#include "view_internal.h" /* sy__view_share */
 
 static void check(int cond, const char *what)
 {
@@ -166,6 +177,139 @@ static void edit(walk_t *w, const uint8_t *s)
     }
 }
 
+/* ---- the shared view against the view without it ------------------------------ */
+
+static bool same_value(const sy_value_t *a, const sy_value_t *b, int depth)
+{
+    if (a->type != b->type || depth > 100) return false;
+    switch (a->type) {
+    case SY_VALUE_STRING:
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case SY_VALUE_BYTES:
+        return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+    case SY_VALUE_INT:
+        return a->i == b->i;
+    case SY_VALUE_DOUBLE:
+        return memcmp(&a->d, &b->d, sizeof(a->d)) == 0;
+    case SY_VALUE_BOOL:
+        return a->b == b->b;
+    case SY_VALUE_ARRAY:
+    case SY_VALUE_MAP: {
+        if (a->len != b->len) return false;
+        sy_value_iter_t ia = {.value = a}, ib = {.value = b};
+        sy_value_t ka, xa, kb, xb;
+        int ra, rb;
+        while ((ra = sy__view_value_next(&ia, &ka, &xa)) == 1) {
+            rb = sy__view_value_next(&ib, &kb, &xb);
+            if (rb != 1 || !same_value(&xa, &xb, depth + 1)) return false;
+            if (a->type == SY_VALUE_MAP && !same_value(&ka, &kb, depth + 1)) return false;
+        }
+        return ra == 0 && sy__view_value_next(&ib, &kb, &xb) == 0;
+    }
+    default:
+        return true;
+    }
+}
+
+/* The same attributes, as multisets of (key, value). */
+static bool same_attrs(sy_view_node_t *x, sy_view_node_t *y)
+{
+    size_t n = sy__view_attr_count(x);
+    if (n != sy__view_attr_count(y)) return false;
+    bool *used = calloc(n ? n : 1, sizeof(*used));
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        sy_value_t k, v, k2, v2;
+        check(sy__view_attr_at(x, i, &k, &v) == 0, "reading an attribute does not fail");
+        ok = false;
+        for (size_t j = 0; j < n && !ok; j++) {
+            if (used[j]) continue;
+            check(sy__view_attr_at(y, j, &k2, &v2) == 0, "reading an attribute does not fail");
+            if (same_value(&k, &k2, 0) && same_value(&v, &v2, 0)) ok = used[j] = true;
+        }
+    }
+    free(used);
+    return ok;
+}
+
+static bool same_tree(walk_t *wx, walk_t *wy)
+{
+    if (wx->n != wy->n || wx->nitems != wy->nitems) return false;
+    for (size_t i = 0; i < wx->n; i++) {
+        sy_view_node_t *x = wx->nodes[i], *y = wy->nodes[i];
+        if (sy__view_kind(x) != sy__view_kind(y) || !same_attrs(x, y)) return false;
+        for (int f = SY_FIELD_NAME; f <= SY_FIELD_QUANTILES; f++) {
+            sy_value_t a, b;
+            int ra = sy__view_get(x, (sy_field_t)f, &a), rb = sy__view_get(y, (sy_field_t)f, &b);
+            if (ra != rb || (ra == 0 && !same_value(&a, &b, 0))) return false;
+        }
+    }
+    return true;
+}
+
+/* Three holders in a row play the script on a batch of `body`; returns it. */
+static sy_batch_t *holders(walk_t *w, sy_signal_t signal, const uint8_t *body, size_t len,
+                           const uint8_t *script, size_t e, bool share)
+{
+    sy__view_share = share;
+    sy_batch_t *b = sy__batch_new(signal, "fuzz");
+    uint8_t *copy = sy__batch_alloc(b, len ? len : 1);
+    if (len) memcpy(copy, body, len);
+    check(sy__batch_set_encoded(b, copy, len, NULL, 0) == 0, "committed bytes load again");
+    size_t third = e / 9 * 3;
+    for (int h = 0; h < 3; h++) {
+        sy_view_t *v = sy__view_open(b);
+        check(v != NULL, "a view opens");
+        memset(w, 0, sizeof(*w));
+        walk(w, sy__view_root(v), 0);
+        /* Containers are listed in attribute order, which may differ: none. */
+        w->ncontainers = 0;
+        const uint8_t *seg = script + (size_t)h * third;
+        int ending = third ? seg[0] % 3 : 0;
+        size_t mid = third / 6 * 3;
+        for (size_t i = 0; i + 3 <= mid; i += 3)
+            edit(w, seg + i);
+        if (ending != 1) sy__view_commit(v);
+        if (ending == 2) { /* a commit may reset the view: its nodes are read again */
+            memset(w, 0, sizeof(*w));
+            walk(w, sy__view_root(v), 0);
+            w->ncontainers = 0;
+            for (size_t i = mid; i + 3 <= third; i += 3)
+                edit(w, seg + i);
+        }
+        sy__view_close(v);
+    }
+    sy__view_share = true;
+    return b;
+}
+
+static void chain(walk_t *w, sy_signal_t signal, const uint8_t *body, size_t len,
+                  const uint8_t *script, size_t e)
+{
+    walk_t *w2 = calloc(1, sizeof(*w2));
+    sy_batch_t *shared = holders(w, signal, body, len, script, e, true);
+    sy_batch_t *plain = holders(w, signal, body, len, script, e, false);
+    check(sy__batch_items(shared) == sy__batch_items(plain),
+          "the shared view counts the items the view without it counts");
+    size_t slen;
+    const uint8_t *senc = sy__batch_encoded(shared, &slen);
+    check(senc != NULL, "the shared view's batch has bytes");
+    sy__pb_stats_t st;
+    check(sy__pb_walk(sy__signal_request_descriptor(signal), senc, slen, false, &st, NULL, 0) == 0,
+          "the shared view's request passes the full validation walk");
+    check(st.items == sy__batch_items(shared), "the shared view counted the items the walk counts");
+    sy_view_t *vs = sy__view_open(shared), *vp = sy__view_open(plain);
+    memset(w, 0, sizeof(*w));
+    walk(w, sy__view_root(vs), 0);
+    walk(w2, sy__view_root(vp), 0);
+    check(same_tree(w, w2), "the shared view writes what the view without it writes");
+    sy__view_close(vs);
+    sy__view_close(vp);
+    sy__batch_release(shared);
+    sy__batch_release(plain);
+    free(w2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -243,8 +387,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(w, 0, sizeof(*w));
         walk(w, sy__view_root(v), 0);
     }
-    free(w);
     sy__view_close(v);
+    size_t flen;
+    const uint8_t *fin = sy__batch_encoded(b, &flen);
+    chain(w, signal, fin, flen, script, e);
+    free(w);
     sy__batch_release(b);
     return 0;
 }

@@ -32,6 +32,7 @@
 #include "router.h"
 #include "telemetry.h"
 #include "view.h"
+#include "view_internal.h" /* sy__view_share */
 
 typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
 typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
@@ -1749,6 +1750,199 @@ static void test_commit_refused_when_shared(void **state)
     sy__batch_release(b);
 }
 
+/* ---- the shared view ---------------------------------------------------------------- */
+
+static void set_str(sy_view_node_t *n, const char *key, const char *val)
+{
+    sy_value_t v = {.type = SY_VALUE_STRING, .str = val, .len = strlen(val)};
+    assert_int_equal(sy__view_attr_set(n, key, strlen(key), &v, SY_ATTR_UPSERT), 0);
+}
+
+/* The value of attribute `key` of the first span of what the batch holds now,
+ * read through a view of its bytes (NULL when absent). */
+static char *written_attr(sy_batch_t *b, const char *key)
+{
+    static char out[64];
+    size_t len;
+    const uint8_t *enc = sy__batch_encoded(b, &len);
+    sy_batch_t *c = sy__batch_new(SY_SIGNAL_TRACES, "t");
+    uint8_t *copy = sy__batch_alloc(c, len ? len : 1);
+    memcpy(copy, enc, len);
+    assert_int_equal(sy__batch_set_encoded(c, copy, len, NULL, 0), 0);
+    sy_view_t *v = sy__view_open(c);
+    sy_value_t x;
+    int rc = sy__view_attr_get(first_span(v), key, strlen(key), &x);
+    if (rc == 0) snprintf(out, sizeof(out), "%.*s", (int)x.len, x.str);
+    sy__view_close(v);
+    sy__batch_release(c);
+    return rc == 0 ? out : NULL;
+}
+
+/* Two processors in a row: the second opens the view the first committed, with
+ * its index, and reads its edits; nothing is written until something other than
+ * the view asks for the bytes. */
+static void test_shared_view_chain(void **state)
+{
+    (void)state;
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    size_t len0;
+    const uint8_t *enc0 = sy__batch_encoded(b, &len0);
+    sy_view_t *a = sy__view_open(b);
+    set_str(first_span(a), "by", "a");
+    assert_int_equal(sy__view_commit(a), 0);
+    sy__view_close(a);
+    assert_ptr_equal(b->view, a);   /* kept with the batch */
+    assert_ptr_equal(b->enc, enc0); /* not written yet */
+    sy_view_t *v = sy__view_open(b);
+    assert_ptr_equal(v, a); /* the same view: no second walk */
+    check_attr_str(first_span(v), "by", "a");
+    set_str(first_span(v), "second", "b");
+    assert_int_equal(sy__view_commit(v), 0);
+    sy__view_close(v);
+    assert_ptr_equal(b->enc, enc0);
+    assert_int_equal(sy__batch_items(b), 3);
+    /* A third drops the span the first two edited (no new op: it is linked
+     * already): written at once, with their edits. */
+    v = sy__view_open(b);
+    assert_ptr_equal(v, a);
+    sy_view_node_t *sc =
+        sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0);
+    set_str(sy__view_at(sc, SY_VIEW_ITEMS, 1), "gone", "x");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_int_equal(sy__view_drop(sy__view_at(sc, SY_VIEW_ITEMS, 1)), 0);
+    assert_int_equal(sy__view_commit(v), 0);
+    sy__view_close(v);
+    assert_true(b->enc != enc0);
+    assert_int_equal(sy__batch_items(b), 2);
+    /* The exporter (or a merge, a copy) asks for the bytes: both edits. */
+    assert_string_equal(written_attr(b, "by"), "a");
+    assert_string_equal(written_attr(b, "second"), "b");
+    assert_null(b->view);
+    assert_true(b->enc != enc0);
+    sy__batch_release(b);
+}
+
+/* What the second holder does not commit, or commits refused, is its own: the
+ * first holder's committed edits are written all the same, without it (also when
+ * it changed the first one's edit in place). */
+static void test_shared_view_discards_uncommitted(void **state)
+{
+    (void)state;
+    sy_value_t bad = {.type = SY_VALUE_STRING, .str = "a\xc3", .len = 2};
+    for (int way = 0; way < 3; way++) {
+        sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+        sy_view_t *v = sy__view_open(b);
+        set_str(first_span(v), "k", "first");
+        assert_int_equal(sy__view_commit(v), 0);
+        sy__view_close(v);
+        v = sy__view_open(b);
+        set_str(first_span(v), "k", "second"); /* the same op, changed in place */
+        set_str(first_span(v), "other", "x");
+        assert_int_equal(
+            sy__view_drop(sy__view_at(
+                sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0),
+                SY_VIEW_ITEMS, 1)),
+            0);
+        check_attr_str(first_span(v), "k", "second");
+        if (way == 0) { /* closed without a commit */
+            sy__view_close(v);
+        } else if (way == 1) { /* refused: not UTF-8 */
+            assert_int_equal(sy__view_attr_set(first_span(v), "bad", 3, &bad, SY_ATTR_UPSERT), 0);
+            assert_int_equal(sy__view_commit(v), SY_EINVAL);
+            check_attr_str(first_span(v), "k", "first"); /* the view reads the batch again */
+            sy__view_close(v);
+        } else {                 /* refused: shared */
+            sy__batch_retain(b); /* settles: the first holder's edit is written */
+            assert_null(b->view);
+            assert_int_equal(sy__view_commit(v), SY_EAGAIN);
+            sy__view_close(v);
+            sy__batch_release(b);
+        }
+        assert_string_equal(written_attr(b, "k"), "first");
+        assert_null(written_attr(b, "other"));
+        assert_int_equal(sy__batch_items(b), 3);
+        sy__batch_release(b);
+    }
+}
+
+/* An edit that changes the previous holder's op in place (deleting the key it
+ * set) and makes no op of its own is an edit all the same: committed, it is
+ * written; not committed, it goes. */
+static void test_shared_view_in_place_edit(void **state)
+{
+    (void)state;
+    for (int commit = 0; commit < 2; commit++) {
+        sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+        sy_view_t *v = sy__view_open(b);
+        set_str(first_span(v), "k", "first");
+        assert_int_equal(sy__view_commit(v), 0);
+        sy__view_close(v);
+        v = sy__view_open(b);
+        assert_int_equal(sy__view_attr_delete(first_span(v), "k", 1), 0);
+        if (commit) assert_int_equal(sy__view_commit(v), 0);
+        sy__view_close(v);
+        if (commit)
+            assert_null(written_attr(b, "k"));
+        else
+            assert_string_equal(written_attr(b, "k"), "first");
+        sy__batch_release(b);
+    }
+}
+
+/* A drop is written at once (the index would be stale); a view whose batch goes
+ * away while it is open is freed by its close; a batch settled while its view is
+ * open gets the committed edits, and the view's next commit writes everything. */
+static void test_shared_view_drop_and_lifetimes(void **state)
+{
+    (void)state;
+    sy_batch_t *b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    const uint8_t *enc0 = sy__batch_encoded(b, NULL);
+    sy_view_t *v = sy__view_open(b);
+    set_str(first_span(v), "k", "1");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_ptr_equal(b->enc, enc0);
+    sy_view_node_t *sc =
+        sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0), SY_VIEW_SCOPES, 0);
+    assert_int_equal(sy__view_drop(sy__view_at(sc, SY_VIEW_ITEMS, 1)), 0);
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_true(b->enc != enc0);
+    assert_int_equal(sy__batch_items(b), 2);
+    assert_int_equal(sy__view_count(sy__view_at(sy__view_at(sy__view_root(v), SY_VIEW_RESOURCES, 0),
+                                                SY_VIEW_SCOPES, 0),
+                                    SY_VIEW_ITEMS),
+                     1);
+    sy__view_close(v);
+    assert_string_equal(written_attr(b, "k"), "1");
+    /* Settled while open. */
+    v = sy__view_open(b);
+    set_str(first_span(v), "k", "2");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_string_equal(written_attr(b, "k"), "2"); /* settles */
+    set_str(first_span(v), "k2", "3");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_string_equal(written_attr(b, "k"), "2");
+    assert_string_equal(written_attr(b, "k2"), "3");
+    sy__view_close(v);
+    /* The batch goes while its view is open. */
+    v = sy__view_open(b);
+    set_str(first_span(v), "k", "4");
+    assert_int_equal(sy__view_commit(v), 0);
+    sy__batch_release(b);
+    sy__view_close(v);
+    /* Off: every commit is written at once. */
+    sy__view_share = false;
+    b = batch_of(SY_SIGNAL_TRACES, &make_traces(false)->base);
+    enc0 = sy__batch_encoded(b, NULL);
+    v = sy__view_open(b);
+    assert_null(b->view);
+    set_str(first_span(v), "k", "5");
+    assert_int_equal(sy__view_commit(v), 0);
+    assert_true(b->enc != enc0);
+    sy__view_close(v);
+    sy__view_share = true;
+    sy__batch_release(b);
+}
+
 static void test_api_table(void **state)
 {
     (void)state;
@@ -1932,6 +2126,10 @@ int main(void)
         cmocka_unit_test_teardown(test_builder_memo, free_all),
         cmocka_unit_test_teardown(test_builder_metrics, free_all),
         cmocka_unit_test_teardown(test_commit_refused_when_shared, free_all),
+        cmocka_unit_test_teardown(test_shared_view_chain, free_all),
+        cmocka_unit_test_teardown(test_shared_view_discards_uncommitted, free_all),
+        cmocka_unit_test_teardown(test_shared_view_drop_and_lifetimes, free_all),
+        cmocka_unit_test_teardown(test_shared_view_in_place_edit, free_all),
         cmocka_unit_test_teardown(test_api_table, free_all),
         cmocka_unit_test_teardown(test_view_processor_through_loader, free_all),
     };

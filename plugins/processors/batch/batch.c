@@ -369,6 +369,10 @@ static int batch_consume(void *state, sy_batch_t *batch)
     }
     pending_t *p = &s->pending[idx];
     if (p->nheld >= HELD_COMPACT_AT) compact(s, p);
+    /* Held for a while: its bytes now, so that a view the processors before left
+     * with it (docs/view.md, the shared view) is written and freed rather than
+     * kept while the batch waits. The merge would ask for them anyway. */
+    s->api->batch_encoded(batch, NULL);
     if (!hold(p, batch, info.items)) return SY_ENOMEM; /* still the caller's */
     if (s->size > 0 && p->items >= s->size) {
         flush_by_size(s, p);
