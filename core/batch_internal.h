@@ -40,6 +40,14 @@ struct sy_batch_s {
     size_t nparents;
 
     sy__arena_t arena;
+
+    /* Settle tokens (settle.c): one hold on each, let go once the batch's routes
+     * have all reached a fan-out (or when it is freed). Set by their single owner
+     * before the batch is shared; `settle_routes` and `settle_let_go` any thread. */
+    struct sy_settle_s **settle;
+    size_t nsettle;
+    atomic_uint settle_routes;
+    atomic_bool settle_let_go;
 };
 
 /* Spans, metric data points or log records in a decoded request. */

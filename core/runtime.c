@@ -19,6 +19,7 @@
 #include "cow.h"
 #include "engine.h"
 #include "log.h"
+#include "settle.h"
 #include "signals.h"
 #include "telemetry.h"
 
@@ -202,6 +203,7 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
         last = i;
     }
     if (n == 0) return SY_ENOTSUP;
+    sy__settle_routes(batch, (unsigned)n);
     int rc = push_outputs(inst, batch, NULL, 0, last);
     count(rc == SY_OK ? m->ok : m->failed, items);
     return rc;
@@ -216,8 +218,10 @@ static void enqueue_failed(sy__pipeline_t *p, size_t first, sy_batch_t *batch)
 {
     uint64_t items = sy__batch_items(batch);
     int si = sy__signal_index(p->signal);
-    for (size_t i = first; i < p->nexporters; i++)
+    for (size_t i = first; i < p->nexporters; i++) {
         count(p->exporters[i]->metrics[si].enqueue_failed, items);
+        sy__settle_done(batch, SY_EAGAIN); /* its client is told to retry */
+    }
     if (sy__engine_status() == SY_STATUS_STOPPING)
         atomic_fetch_add(&p->engine->lost_at_stop, items);
 }
@@ -292,6 +296,11 @@ blocked:
  * until every exporter queue has taken it, or counted as failed to enqueue. */
 static void fan_out(sy__pipeline_t *p, sy_batch_t *batch)
 {
+    if (sy__settle_has(batch)) {
+        /* Settled by each exporter's consume(); the batch's own route ends here. */
+        sy__settle_expect(batch, (unsigned)p->nexporters);
+        sy__settle_route_end(batch);
+    }
     if (pending_add(p, batch) < 0) {
         SY__LOG(SY_LOG_ERROR, p->id, "out of memory: %llu items not handed to the exporters",
                 (unsigned long long)sy__batch_items(batch));
@@ -316,6 +325,7 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
     if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_is_shared(batch)) {
         /* Shared batches are read-only: a processor that changes data gets its own. */
         sy_batch_t *copy = sy__batch_copy(batch);
+        if (copy) sy__settle_route_end(batch); /* its tokens go on in the copy */
         sy__batch_release(batch);
         if (!copy) {
             count(proc->proc.pmetrics.dropped, items);
@@ -466,13 +476,45 @@ void sy__pipeline_begin_drain(sy__pipeline_t *p)
 
 static void exporter_finish(sy_instance_t *x);
 
+/* The settle tokens of a batch being delivered, kept aside: consume() may free it. */
+typedef struct settle_list_s {
+    sy_settle_t *small[8];
+    sy_settle_t **list;
+    size_t n;
+} settle_list_t;
+
+static void settle_list_take(settle_list_t *sl, const sy_batch_t *batch)
+{
+    sl->list = sl->small;
+    sl->n = sy__settle_tokens(batch, sl->small, 8);
+    if (sl->n <= 8) return;
+    sl->list = malloc(sl->n * sizeof(*sl->list));
+    if (sl->list)
+        sy__settle_tokens(batch, sl->list, sl->n);
+    else { /* cannot keep them aside: let the batch's free settle them, as failed */
+        sl->n = 0;
+        sy__settle_done((sy_batch_t *)batch, SY_ENOMEM);
+    }
+}
+
+static void settle_list_end(settle_list_t *sl, int rc)
+{
+    if (rc != SY_EAGAIN) sy__settle_done_list(sl->list, sl->n, rc < 0 ? rc : SY_OK);
+    if (sl->list != sl->small) free(sl->list);
+}
+
 static int deliver(sy_instance_t *x, sy_batch_t *batch)
 {
     sy_signal_t signal = sy__batch_signal(batch);
     uint64_t items = sy__batch_items(batch);
+    settle_list_t sl = {.n = 0};
+    bool settle = sy__settle_has(batch);
+    if (settle) settle_list_take(&sl, batch);
     sy_instance_t *prev = sy__consumer_enter(x);
     int rc = x->plugin->consume(x->state, batch);
     sy__consumer_leave(prev);
+    /* Taken (for a durable exporter: written), or failed; not a refusal. */
+    if (settle) settle_list_end(&sl, rc);
     if (rc == SY_EAGAIN) return rc;
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     if (rc < 0) {
@@ -565,6 +607,7 @@ static uint64_t exporter_abandon(sy_instance_t *x)
             uint64_t items = sy__batch_items(b);
             count(x->metrics[sy__signal_index(sy__batch_signal(b))].failed, items);
             lost += items;
+            sy__settle_done(b, SY_EAGAIN);
             sy__batch_release(b);
         }
         x->exp.backlog_pos = 0;

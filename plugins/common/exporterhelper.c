@@ -936,6 +936,8 @@ static void on_room(uv_timer_t *t)
 int syc_xh_start(syc_xh_t *xh)
 {
     if (xh->cfg->storage && *xh->cfg->storage && stored_open(xh) < 0) return SY_EINVAL;
+    /* consume() takes a batch only once it is written: receivers may answer then. */
+    if (xh->store && SY_API_HAS(xh->api, settle_durable)) xh->api->settle_durable(xh->inst);
     if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) {
         stored_close(xh);
         return SY_ERROR;

@@ -125,6 +125,13 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     P(min_host_minor),
     H(status_json),
 #endif
+#if SY_ABI_MINOR >= 6
+    H(settle_new),
+    H(settle_attach),
+    H(settle_release),
+    H(settle_wanted),
+    H(settle_durable),
+#endif
     {0, NULL, 0},
 };
 

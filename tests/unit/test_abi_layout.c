@@ -28,9 +28,9 @@
 #include "router_harness.h"
 
 extern const abi_member_t abi_members_v10[], abi_members_v11[], abi_members_v12[],
-    abi_members_v13[], abi_members_v14[], abi_members_cur[];
+    abi_members_v13[], abi_members_v14[], abi_members_v15[], abi_members_cur[];
 extern const abi_sizes_t abi_sizes_v10, abi_sizes_v11, abi_sizes_v12, abi_sizes_v13, abi_sizes_v14,
-    abi_sizes_cur;
+    abi_sizes_v15, abi_sizes_cur;
 
 /* Recorded from ABI 1.4. Append; never edit a line. */
 static const abi_member_t recorded[] = {
@@ -124,6 +124,11 @@ static const abi_member_t recorded[] = {
     {'H', "queue_budget_limit", 504},
     {'P', "min_host_minor", 160},
     {'H', "status_json", 512},
+    {'H', "settle_new", 520},
+    {'H', "settle_attach", 528},
+    {'H', "settle_release", 536},
+    {'H', "settle_wanted", 544},
+    {'H', "settle_durable", 552},
     {0, NULL, 0},
 };
 
@@ -177,6 +182,7 @@ static void test_old_headers_are_prefixes(void **state)
     check_old(abi_members_v12, &abi_sizes_v12, 2);
     check_old(abi_members_v13, &abi_sizes_v13, 3);
     check_old(abi_members_v14, &abi_sizes_v14, 4);
+    check_old(abi_members_v15, &abi_sizes_v15, 5);
     assert_int_equal(abi_sizes_cur.minor, SY_TEST_ABI_MINOR);
 }
 
