@@ -48,6 +48,11 @@ struct sy_batch_s {
     size_t nsettle;
     atomic_uint settle_routes;
     atomic_bool settle_let_go;
+    /* Exporter obligations on all of them not yet settled (settle.c), and
+     * "sealed": handed to a connector, which may emit this very batch into more
+     * pipelines; from then on its hold lasts until it is freed. */
+    atomic_uint settle_obl;
+    atomic_bool settle_sealed;
 };
 
 /* Spans, metric data points or log records in a decoded request. */

@@ -344,6 +344,7 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
         SY__LOG_RATELIMITED(&proc->proc.refusal_log, 10000, SY_LOG_WARN, proc->id,
                             "processor refused a batch of %llu items (error %d)",
                             (unsigned long long)items, rc);
+        sy__settle_fail(batch, rc); /* its clients are told to retry */
         sy__batch_release(batch);
     }
 }
@@ -483,23 +484,28 @@ typedef struct settle_list_s {
     size_t n;
 } settle_list_t;
 
-static void settle_list_take(settle_list_t *sl, const sy_batch_t *batch)
+/* Claims the exporter's obligation on the batch (none: sl->n == 0). */
+static void settle_list_take(settle_list_t *sl, sy_batch_t *batch)
 {
     sl->list = sl->small;
-    sl->n = sy__settle_tokens(batch, sl->small, 8);
+    sl->n = sy__settle_claim(batch, sl->small, 8);
     if (sl->n <= 8) return;
     sl->list = malloc(sl->n * sizeof(*sl->list));
-    if (sl->list)
-        sy__settle_tokens(batch, sl->list, sl->n);
-    else { /* cannot keep them aside: let the batch's free settle them, as failed */
+    if (!sl->list) { /* cannot keep them aside: settled now, as failed (retried) */
+        sl->list = sl->small;
         sl->n = 0;
-        sy__settle_done((sy_batch_t *)batch, SY_ENOMEM);
+        sy__settle_claimed_drop(batch, SY_ENOMEM);
+        return;
     }
+    sy__settle_copy(batch, sl->list, sl->n);
 }
 
-static void settle_list_end(settle_list_t *sl, int rc)
+static void settle_list_end(settle_list_t *sl, sy_batch_t *batch, int rc)
 {
-    if (rc != SY_EAGAIN) sy__settle_done_list(sl->list, sl->n, rc < 0 ? rc : SY_OK);
+    if (rc == SY_EAGAIN)
+        sy__settle_unclaim(batch); /* still ours: offered again */
+    else
+        sy__settle_done_list(sl->list, sl->n, rc < 0 ? rc : SY_OK);
     if (sl->list != sl->small) free(sl->list);
 }
 
@@ -508,13 +514,18 @@ static int deliver(sy_instance_t *x, sy_batch_t *batch)
     sy_signal_t signal = sy__batch_signal(batch);
     uint64_t items = sy__batch_items(batch);
     settle_list_t sl = {.n = 0};
-    bool settle = sy__settle_has(batch);
-    if (settle) settle_list_take(&sl, batch);
+    if (sy__settle_has(batch)) {
+        settle_list_take(&sl, batch);
+        /* A connector may emit this very batch on: its exporters there were not
+         * expected, and its tokens are then held until it is freed. */
+        if (x->kind == SY_KIND_CONNECTOR) sy__settle_seal(batch);
+    }
     sy_instance_t *prev = sy__consumer_enter(x);
     int rc = x->plugin->consume(x->state, batch);
     sy__consumer_leave(prev);
-    /* Taken (for a durable exporter: written), or failed; not a refusal. */
-    if (settle) settle_list_end(&sl, rc);
+    /* Taken (for a durable exporter: written), or failed; not a refusal. The
+     * batch may be gone by now: the claimed tokens are settled from the list. */
+    if (sl.n) settle_list_end(&sl, batch, rc);
     if (rc == SY_EAGAIN) return rc;
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     if (rc < 0) {

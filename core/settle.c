@@ -95,7 +95,7 @@ static void settle_let_go(sy_batch_t *b, int status)
 
 void sy__settle_route_end(sy_batch_t *b)
 {
-    if (!b->nsettle) return;
+    if (!b->nsettle || atomic_load(&b->settle_sealed)) return;
     unsigned r = atomic_load(&b->settle_routes);
     while (r > 0 && !atomic_compare_exchange_weak(&b->settle_routes, &r, r - 1)) {
     }
@@ -111,18 +111,62 @@ void sy__settle_batch_free(sy_batch_t *b)
     b->nsettle = 0;
 }
 
+/*
+ * Obligations are counted per batch as well as on its tokens, so that only as
+ * many exporters settle a batch as it was handed to: a batch that a connector
+ * emitted again (sealed) reaches more exporters than it was expected at, and
+ * those find no obligation left to settle. Its tokens are then kept by the
+ * batch's hold until it is freed, which is after every exporter let go of it.
+ * expect() runs on a route that still holds (settle_routes > 0), which keeps the
+ * tokens alive; a claim finds them alive through the obligation it claims.
+ */
 void sy__settle_expect(sy_batch_t *b, unsigned k)
 {
-    if (!k) return;
+    if (!k || !b->nsettle || atomic_load(&b->settle_sealed) || atomic_load(&b->settle_let_go))
+        return;
+    atomic_fetch_add(&b->settle_obl, k);
     for (size_t i = 0; i < b->nsettle; i++)
         settle_hold(b->settle[i], k);
 }
 
-size_t sy__settle_tokens(const sy_batch_t *b, sy_settle_t **out, size_t max)
+size_t sy__settle_claim(sy_batch_t *b, sy_settle_t **out, size_t max)
+{
+    if (!b->nsettle) return 0;
+    unsigned o = atomic_load(&b->settle_obl);
+    do {
+        if (o == 0) return 0;
+    } while (!atomic_compare_exchange_weak(&b->settle_obl, &o, o - 1));
+    sy__settle_copy(b, out, max);
+    return b->nsettle;
+}
+
+void sy__settle_copy(const sy_batch_t *b, sy_settle_t **out, size_t max)
 {
     for (size_t i = 0; i < b->nsettle && i < max; i++)
         out[i] = b->settle[i];
-    return b->nsettle;
+}
+
+void sy__settle_claimed_drop(sy_batch_t *b, int status)
+{
+    sy__settle_done_list(b->settle, b->nsettle, status);
+}
+
+void sy__settle_unclaim(sy_batch_t *b)
+{
+    atomic_fetch_add(&b->settle_obl, 1);
+}
+
+void sy__settle_seal(sy_batch_t *b)
+{
+    if (b->nsettle) atomic_store(&b->settle_sealed, true);
+}
+
+void sy__settle_fail(sy_batch_t *b, int status)
+{
+    for (size_t i = 0; i < b->nsettle; i++) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&b->settle[i]->status, &expected, status);
+    }
 }
 
 void sy__settle_done_list(sy_settle_t *const *list, size_t n, int status)
@@ -133,7 +177,7 @@ void sy__settle_done_list(sy_settle_t *const *list, size_t n, int status)
 
 void sy__settle_done(sy_batch_t *b, int status)
 {
-    sy__settle_done_list(b->settle, b->nsettle, status);
+    if (sy__settle_claim(b, NULL, 0)) sy__settle_claimed_drop(b, status);
 }
 
 bool sy__settle_wanted(sy_instance_t *inst)

@@ -48,11 +48,23 @@ void sy__settle_batch_free(sy_batch_t *b);
 
 /* Exporter obligations: the batch is handed to k exporters. */
 void sy__settle_expect(sy_batch_t *b, unsigned k);
-/* The tokens of a batch, to settle after consume() (which may free the batch):
- * fills at most max pointers, returns how many there are. */
-size_t sy__settle_tokens(const sy_batch_t *b, sy_settle_t **out, size_t max);
-/* One exporter is done with the batch (status SY_OK: taken). */
+/* Claims one of the batch's exporter obligations, before consume() (which may
+ * free the batch): 0 when there is none to claim (no tokens, or a batch a
+ * connector emitted again), else the number of tokens, of which at most max are
+ * copied to out; settle them with sy__settle_done_list() after consume(), or give
+ * the claim back with sy__settle_unclaim() (SY_EAGAIN: offered again). */
+size_t sy__settle_claim(sy_batch_t *b, sy_settle_t **out, size_t max);
+void sy__settle_unclaim(sy_batch_t *b);
+/* All of the batch's tokens (at most max), without claiming. */
+void sy__settle_copy(const sy_batch_t *b, sy_settle_t **out, size_t max);
+/* Settles a claimed obligation from the batch itself (still alive). */
+void sy__settle_claimed_drop(sy_batch_t *b, int status);
+/* Claims and settles one obligation (an exporter is done with the batch). */
 void sy__settle_done(sy_batch_t *b, int status);
+/* The batch goes to a connector, which may emit it again: no more obligations. */
+void sy__settle_seal(sy_batch_t *b);
+/* Marks the batch's tokens failed (their clients are told to retry). */
+void sy__settle_fail(sy_batch_t *b, int status);
 void sy__settle_done_list(sy_settle_t *const *list, size_t n, int status);
 
 /* Whether receiver `inst` feeds a pipeline with a durable exporter. */

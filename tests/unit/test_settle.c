@@ -20,6 +20,9 @@
 #include "settle.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#define THREADS    4
+#define PER_THREAD 2000
+
 typedef struct done_s {
     atomic_int calls;
     atomic_int status;
@@ -225,20 +228,15 @@ static void test_attach_after_emit_refused(void **state)
 
 /* ---- threads ---------------------------------------------------------------------- */
 
-#define THREADS    4
-#define PER_THREAD 2000
-
-typedef struct work_s {
-    sy_batch_t *b;
-    sy_settle_t *tokens[8];
-    size_t ntokens;
-} work_t;
-
 static void *settler(void *arg)
 {
-    work_t *w = arg;
-    for (int i = 0; i < PER_THREAD; i++)
-        sy__settle_done_list(w->tokens, w->ntokens, SY_OK);
+    sy_batch_t *b = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        sy_settle_t *list[8];
+        size_t n = sy__settle_claim(b, list, 8); /* as deliver() does */
+        assert_int_equal(n, 4);
+        sy__settle_done_list(list, n, SY_OK);
+    }
     return NULL;
 }
 
@@ -255,21 +253,43 @@ static void test_threads_settle_once(void **state)
         for (int i = 0; i < 4; i++)
             sy__batch_release(in[i]);
         sy__settle_expect(m, THREADS * PER_THREAD);
-        work_t w = {.b = m};
-        w.ntokens = sy__settle_tokens(m, w.tokens, 8);
-        assert_int_equal(w.ntokens, 4);
         pthread_t th[THREADS];
         for (int i = 0; i < THREADS; i++)
-            assert_int_equal(pthread_create(&th[i], NULL, settler, &w), 0);
-        sy__settle_route_end(m); /* the fan-out, meanwhile */
-        sy__batch_release(m);    /* and the last exporter lets go of the batch */
+            assert_int_equal(pthread_create(&th[i], NULL, settler, m), 0);
+        sy__settle_route_end(m); /* the fan-out's end, meanwhile */
         for (int i = 0; i < THREADS; i++)
             pthread_join(th[i], NULL);
+        sy_settle_t *none[1];
+        assert_int_equal(sy__settle_claim(m, none, 1), 0); /* every obligation settled */
         for (int i = 0; i < 4; i++) {
             assert_int_equal(atomic_load(&d[i].calls), 1);
             assert_int_equal(atomic_load(&d[i].status), SY_OK);
         }
+        sy__batch_release(m);
     }
+}
+
+/* A connector emits the very batch it was given into another pipeline: that
+ * pipeline's exporters find no obligation, and the token waits for the batch's
+ * end (every holder let go), never settling twice nor early. */
+static void test_connector_reemits(void **state)
+{
+    (void)state;
+    done_t d = {0};
+    sy_batch_t *b = emitted(&d, 2, 1);
+    fan_out(b, 1); /* pipeline A: the connector */
+    sy_settle_t *list[8];
+    size_t n = sy__settle_claim(b, list, 8);
+    assert_int_equal(n, 1);
+    sy__settle_seal(b);
+    sy__batch_retain(b); /* the connector emits it to pipeline B */
+    sy__settle_done_list(list, n, SY_OK);
+    assert_int_equal(atomic_load(&d.calls), 1); /* A's route had ended: settled */
+    fan_out(b, 1);                              /* pipeline B: nothing expected */
+    assert_int_equal(sy__settle_claim(b, list, 8), 0);
+    sy__batch_release(b);
+    sy__batch_release(b);
+    assert_int_equal(atomic_load(&d.calls), 1);
 }
 
 int main(void)
@@ -284,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_fan_out_to_two_pipelines),
         cmocka_unit_test(test_attach_after_emit_refused),
         cmocka_unit_test(test_threads_settle_once),
+        cmocka_unit_test(test_connector_reemits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
