@@ -438,8 +438,8 @@ def run_load(s, kill_after, threads=4, per_thread=60, name_of=None):
     if kill_after is not None:
         wait_for("load", lambda: len(acked) >= kill_after or
                  not any(t.is_alive() for t in ts), WAIT)
+        stop.set()  # no new requests; those in flight meet the kill
         s.router.kill()
-        stop.set()
     for t in ts:
         t.join(30)
     with lock:
