@@ -18,6 +18,7 @@
 #include "batch.h"
 #include "batch_internal.h"
 #include "settle.h"
+#include "view.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 #define THREADS    4
@@ -292,6 +293,40 @@ static void test_connector_reemits(void **state)
     assert_int_equal(atomic_load(&d.calls), 1);
 }
 
+/* A processor that builds a new batch from items of held batches (tail_sampling,
+ * through the view builder): the result carries the sources' tokens. */
+static void test_view_builder_carries(void **state)
+{
+    (void)state;
+    done_t d1 = {0}, d2 = {0};
+    sy_batch_t *src[2] = {emitted(&d1, 3, 1), emitted(&d2, 2, 1)};
+    sy_view_builder_t *vb = sy__view_build("tail_sampling", SY_SIGNAL_TRACES);
+    assert_non_null(vb);
+    sy_view_t *v[2];
+    for (int i = 0; i < 2; i++) {
+        v[i] = sy__view_open(src[i]);
+        assert_non_null(v[i]);
+        sy_view_node_t *res = sy__view_at(sy__view_root(v[i]), SY_VIEW_RESOURCES, 0);
+        sy_view_node_t *sc = sy__view_at(res, SY_VIEW_SCOPES, 0);
+        for (size_t k = 0; k < 2; k++) /* the same source twice: its tokens taken once */
+            assert_int_equal(sy__view_build_add(vb, sy__view_at(sc, SY_VIEW_ITEMS, k)), SY_OK);
+    }
+    sy_batch_t *out = sy__view_build_finish(vb);
+    assert_non_null(out);
+    assert_int_equal(sy__batch_items(out), 4);
+    assert_int_equal(out->nsettle, 2);
+    for (int i = 0; i < 2; i++) {
+        sy__view_close(v[i]);
+        sy__batch_release(src[i]); /* the sources are let go of after the decision */
+    }
+    assert_int_equal(atomic_load(&d1.calls) + atomic_load(&d2.calls), 0);
+    fan_out(out, 1);
+    sy__settle_done(out, SY_OK);
+    assert_int_equal(atomic_load(&d1.calls), 1);
+    assert_int_equal(atomic_load(&d2.calls), 1);
+    sy__batch_release(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_attach_after_emit_refused),
         cmocka_unit_test(test_threads_settle_once),
         cmocka_unit_test(test_connector_reemits),
+        cmocka_unit_test(test_view_builder_carries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
