@@ -40,7 +40,7 @@ static void on_done(void *ud, int status)
 static sy_batch_t *make_batch(size_t n)
 {
     Opentelemetry__Proto__Trace__V1__Span spans[32], *sp[32];
-    char names[32][16];
+    char names[32][24];
     assert_true(n <= 32);
     for (size_t i = 0; i < n; i++) {
         opentelemetry__proto__trace__v1__span__init(&spans[i]);
