@@ -22,6 +22,7 @@
 
 #include "arena.h"
 #include "batch_internal.h"
+#include "settle.h"
 #include "signals.h"
 #include "view.h"
 
@@ -196,6 +197,7 @@ void sy__batch_release(sy_batch_t *b)
      * model fences, and the cost is the same on x86.) */
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     if (b->view) sy__view_batch_gone(b);
+    sy__settle_batch_free(b);
     for (size_t i = 0; i < b->nparents; i++)
         sy__batch_release(b->parents[i]);
     for (size_t i = 0; i < b->npieces; i++) /* the array is in the arena */
@@ -367,6 +369,19 @@ static uint64_t batch_dec_est(sy_batch_t *b, bool exact)
     return est;
 }
 
+/* The merged batch carries its inputs' settle tokens; their routes end here. */
+static sy_batch_t *settle_merged(sy_batch_t *out, sy_batch_t *const *batches, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sy__settle_inherit(out, batches[i]) < 0) {
+            sy__batch_release(out);
+            return NULL;
+        }
+    for (size_t i = 0; i < n; i++)
+        sy__settle_route_end(batches[i]);
+    return out;
+}
+
 /* Merging relies on a property of protobuf: two encoded export requests written
  * back to back are one valid request holding the resource entries of both, in
  * order. So a merge decodes nothing and copies nothing: it keeps a reference to
@@ -439,7 +454,7 @@ sy_batch_t *sy__batch_merge(const char *origin, sy_batch_t *const *batches, size
     out->items = items;
     out->enc_trusted = trusted;
     out->enc_occ = occ;
-    return out;
+    return settle_merged(out, batches, n);
 }
 
 /* The copy is deep because it goes through the encoded form: a piece of a split,
@@ -473,6 +488,10 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b)
     out->items = b->items;
     out->enc_trusted = b->enc_trusted;
     out->enc_occ = b->enc_occ;
+    if (sy__settle_inherit(out, b) < 0) {
+        sy__batch_release(out);
+        return NULL;
+    }
     return out;
 }
 

@@ -55,6 +55,18 @@ struct sy_batch_s {
     /* The shared view (core/view.c): attached while the batch has one holder;
      * settled (its committed edits written) before anything else reads it. */
     struct sy_view_s *view;
+    /* Settle tokens (settle.c): one hold on each, let go once the batch's routes
+     * have all reached a fan-out (or when it is freed). Set by their single owner
+     * before the batch is shared; `settle_routes` and `settle_let_go` any thread. */
+    struct sy_settle_s **settle;
+    size_t nsettle;
+    atomic_uint settle_routes;
+    atomic_bool settle_let_go;
+    /* Exporter obligations on all of them not yet settled (settle.c), and
+     * "sealed": handed to a connector, which may emit this very batch into more
+     * pipelines; from then on its hold lasts until it is freed. */
+    atomic_uint settle_obl;
+    atomic_bool settle_sealed;
 };
 
 /* Spans, metric data points or log records in a decoded request. */

@@ -120,6 +120,9 @@ typedef struct sy__exporter_part_s {
      * has, drain_go is set and the connector drains (runtime.c). */
     atomic_size_t feeders_live;
     atomic_bool drain_go;
+    /* consume() returning SY_OK means written to a persistent queue
+     * (api->settle_durable(); settle.c). */
+    atomic_bool durable;
 } sy__exporter_part_t;
 
 struct sy_instance_s {

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "log.h"
 #include "arena.h"
+#include "settle.h"
 #include "status_json.h"
 #include "telemetry.h"
 #include "view.h"
@@ -305,6 +306,18 @@ static sy_metric_t *api_metric_register(sy_instance_t *inst, const char *name, c
     return sy__metric_register(name, help, type, inst ? inst->labels : NULL);
 }
 
+static sy_settle_t *api_settle_new(sy_instance_t *inst, void (*done)(void *ud, int status),
+                                   void *ud)
+{
+    (void)inst;
+    return sy__settle_new(done, ud);
+}
+
+static void api_settle_release(sy_settle_t *t)
+{
+    sy__settle_drop(t, SY_OK);
+}
+
 static const sy_host_api_t host_api = {
     .abi_major = SY_ABI_MAJOR,
     .abi_minor = SY_ABI_MINOR,
@@ -377,6 +390,11 @@ static const sy_host_api_t host_api = {
     .status_json = sy__status_json,
     /* ABI 1.6 */
     .batch_pieces = sy__batch_pieces,
+    .settle_new = api_settle_new,
+    .settle_attach = sy__settle_attach,
+    .settle_release = api_settle_release,
+    .settle_wanted = sy__settle_wanted,
+    .settle_durable = sy__settle_durable,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -19,6 +19,7 @@
 #include "cow.h"
 #include "engine.h"
 #include "log.h"
+#include "settle.h"
 #include "signals.h"
 #include "telemetry.h"
 #include "view.h"
@@ -204,6 +205,7 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
         last = i;
     }
     if (n == 0) return SY_ENOTSUP;
+    sy__settle_routes(batch, (unsigned)n);
     int rc = push_outputs(inst, batch, NULL, 0, last);
     count(rc == SY_OK ? m->ok : m->failed, items);
     return rc;
@@ -218,8 +220,10 @@ static void enqueue_failed(sy__pipeline_t *p, size_t first, sy_batch_t *batch)
 {
     uint64_t items = sy__batch_items(batch);
     int si = sy__signal_index(p->signal);
-    for (size_t i = first; i < p->nexporters; i++)
+    for (size_t i = first; i < p->nexporters; i++) {
         count(p->exporters[i]->metrics[si].enqueue_failed, items);
+        sy__settle_done(batch, SY_EAGAIN); /* its client is told to retry */
+    }
     if (sy__engine_status() == SY_STATUS_STOPPING)
         atomic_fetch_add(&p->engine->lost_at_stop, items);
 }
@@ -296,6 +300,11 @@ static void fan_out(sy__pipeline_t *p, sy_batch_t *batch)
 {
     /* The processors' shared view ends here: the exporters read bytes. */
     sy__view_settle(batch);
+    if (sy__settle_has(batch)) {
+        /* Settled by each exporter's consume(); the batch's own route ends here. */
+        sy__settle_expect(batch, (unsigned)p->nexporters);
+        sy__settle_route_end(batch);
+    }
     if (pending_add(p, batch) < 0) {
         SY__LOG(SY_LOG_ERROR, p->id, "out of memory: %llu items not handed to the exporters",
                 (unsigned long long)sy__batch_items(batch));
@@ -320,6 +329,7 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
     if ((proc->plugin->flags & SY_PLUGIN_MUTATES_DATA) && sy__batch_is_shared(batch)) {
         /* Shared batches are read-only: a processor that changes data gets its own. */
         sy_batch_t *copy = sy__batch_copy(batch);
+        if (copy) sy__settle_route_end(batch); /* its tokens go on in the copy */
         sy__batch_release(batch);
         if (!copy) {
             count(proc->proc.pmetrics.dropped, items);
@@ -338,6 +348,7 @@ static void run_chain(sy__pipeline_t *p, size_t index, sy_batch_t *batch)
         SY__LOG_RATELIMITED(&proc->proc.refusal_log, 10000, SY_LOG_WARN, proc->id,
                             "processor refused a batch of %llu items (error %d)",
                             (unsigned long long)items, rc);
+        sy__settle_fail(batch, rc); /* its clients are told to retry */
         sy__batch_release(batch);
     }
 }
@@ -470,13 +481,55 @@ void sy__pipeline_begin_drain(sy__pipeline_t *p)
 
 static void exporter_finish(sy_instance_t *x);
 
+/* The settle tokens of a batch being delivered, kept aside: consume() may free it. */
+typedef struct settle_list_s {
+    sy_settle_t *small[8];
+    sy_settle_t **list;
+    size_t n;
+} settle_list_t;
+
+/* Claims the exporter's obligation on the batch (none: sl->n == 0). */
+static void settle_list_take(settle_list_t *sl, sy_batch_t *batch)
+{
+    sl->list = sl->small;
+    sl->n = sy__settle_claim(batch, sl->small, 8);
+    if (sl->n <= 8) return;
+    sl->list = malloc(sl->n * sizeof(*sl->list));
+    if (!sl->list) { /* cannot keep them aside: settled now, as failed (retried) */
+        sl->list = sl->small;
+        sl->n = 0;
+        sy__settle_claimed_drop(batch, SY_ENOMEM);
+        return;
+    }
+    sy__settle_copy(batch, sl->list, sl->n);
+}
+
+static void settle_list_end(settle_list_t *sl, sy_batch_t *batch, int rc)
+{
+    if (rc == SY_EAGAIN)
+        sy__settle_unclaim(batch); /* still ours: offered again */
+    else
+        sy__settle_done_list(sl->list, sl->n, rc < 0 ? rc : SY_OK);
+    if (sl->list != sl->small) free(sl->list);
+}
+
 static int deliver(sy_instance_t *x, sy_batch_t *batch)
 {
     sy_signal_t signal = sy__batch_signal(batch);
     uint64_t items = sy__batch_items(batch);
+    settle_list_t sl = {.n = 0};
+    if (sy__settle_has(batch)) {
+        settle_list_take(&sl, batch);
+        /* A connector may emit this very batch on: its exporters there were not
+         * expected, and its tokens are then held until it is freed. */
+        if (x->kind == SY_KIND_CONNECTOR) sy__settle_seal(batch);
+    }
     sy_instance_t *prev = sy__consumer_enter(x);
     int rc = x->plugin->consume(x->state, batch);
     sy__consumer_leave(prev);
+    /* Taken (for a durable exporter: written), or failed; not a refusal. The
+     * batch may be gone by now: the claimed tokens are settled from the list. */
+    if (sl.n) settle_list_end(&sl, batch, rc);
     if (rc == SY_EAGAIN) return rc;
     sy__signal_metrics_t *m = &x->metrics[sy__signal_index(signal)];
     if (rc < 0) {
@@ -569,6 +622,7 @@ static uint64_t exporter_abandon(sy_instance_t *x)
             uint64_t items = sy__batch_items(b);
             count(x->metrics[sy__signal_index(sy__batch_signal(b))].failed, items);
             lost += items;
+            sy__settle_done(b, SY_EAGAIN);
             sy__batch_release(b);
         }
         x->exp.backlog_pos = 0;

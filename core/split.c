@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "batch_internal.h"
+#include "settle.h"
 
 #define ONEOF_STEP "*" /* a path step that follows whichever oneof message is set */
 
@@ -160,6 +161,10 @@ static sy_batch_t *slice_batch(const char *origin, sy_batch_t *src, const void *
         return NULL;
     }
     b->items = count;
+    if (sy__settle_inherit(b, src) < 0) {
+        sy__batch_release(b);
+        return NULL;
+    }
     sy__batch_retain(src);
     b->parents[0] = src;
     b->nparents = 1;
@@ -181,6 +186,7 @@ sy_batch_t *sy__batch_split(const char *origin, sy_batch_t **bp, uint64_t max_it
         sy__batch_release(head);
         return NULL;
     }
+    sy__settle_route_end(b); /* its tokens go on in the pieces */
     sy__batch_release(b);
     *bp = rest;
     return head;

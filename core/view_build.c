@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "settle.h"
 #include "view_internal.h"
 
 #define NONE UINT32_MAX
@@ -60,7 +61,27 @@ struct sy_view_builder_s {
     size_t nit, capit;
     uint32_t first, last; /* resource groups */
     bmemo_t mres, mscope, mdata;
+    /* The settle tokens of the batches items came from (settle.c), held by an
+     * empty batch until the result takes them; the last sources, not to take
+     * the same tokens again for every item. */
+    sy_batch_t *settle;
+    const sy_batch_t *settle_seen[4];
 };
+
+/* The result carries the tokens of every batch an item came from. */
+static void settle_from(sy_view_builder_t *b, const sy_batch_t *src)
+{
+    if (!sy__settle_has(src)) return;
+    for (size_t i = 0; i < 4; i++)
+        if (b->settle_seen[i] == src) return;
+    memmove(b->settle_seen + 1, b->settle_seen, 3 * sizeof(b->settle_seen[0]));
+    b->settle_seen[0] = src;
+    if (!b->settle && !(b->settle = sy__batch_new(b->signal, b->origin))) {
+        b->failed = true;
+        return;
+    }
+    if (sy__settle_inherit(b->settle, src) < 0) b->failed = true;
+}
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -94,6 +115,7 @@ sy_view_builder_t *sy__view_build(const char *origin, sy_signal_t signal)
 void sy__view_build_abort(sy_view_builder_t *b)
 {
     if (!b) return;
+    sy__batch_release(b->settle);
     free(b->data);
     free(b->g);
     free(b->it);
@@ -257,6 +279,7 @@ int sy__view_build_add(sy_view_builder_t *b, const sy_view_node_t *item)
 {
     if (!b || !item || b->failed) return b && b->failed ? SY_ENOMEM : SY_EINVAL;
     if (item->view->signal != b->signal || !is_item(b->signal, item->kind)) return SY_EINVAL;
+    settle_from(b, item->view->batch);
     if (item->view->cp) {
         /* Committed edits of the shared view that its buffer does not hold: the
          * item is copied from the bytes they are written to. */
@@ -412,6 +435,7 @@ sy_batch_t *sy__view_build_finish(sy_view_builder_t *b)
     }
     if ((size_t)(p - buf) != total) goto fail;
     if (sy__batch_set_encoded(out, buf, total, NULL, 0) < 0) goto fail;
+    if (b->settle && sy__settle_inherit(out, b->settle) < 0) goto fail;
     goto done;
 fail:
     sy__batch_release(out);

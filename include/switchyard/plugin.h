@@ -937,6 +937,42 @@ struct sy_host_api_s {
      * reference.
      */
     size_t (*batch_pieces)(sy_batch_t *batch, sy_piece_t *out, size_t max);
+
+    /*
+     * Settle tokens: answering a client only once its request's data is written
+     * to the persistent queue of every exporter with one that the request
+     * reaches (docs/reliability.md). A receiver asks settle_wanted() per request
+     * (cheap: a walk of its pipelines' exporters, current after a reload); when
+     * true it makes a token with settle_new(), attaches it to the request's
+     * batch with settle_attach() before api->emit(), and lets go of its own hold
+     * with settle_release() after emit() returned, whatever it returned (on a
+     * refusal the batch's release settles the token as well). done(ud, status)
+     * then runs exactly once, on any thread (often another exporter's, or the
+     * caller's own inside settle_release()): status SY_OK when every durable
+     * exporter has written the data and every other exporter took it into its
+     * queue (or a processor dropped it), < 0 when some exporter failed or gave it
+     * up (the client should be told to retry). The token is freed after done()
+     * returns. A batch carries its tokens through processors: merged batches
+     * carry all their inputs', split pieces and copies their source's.
+     * settle_new: NULL for out of memory (answer as today). Any thread.
+     */
+    struct sy_settle_s *(*settle_new)(sy_instance_t *inst, void (*done)(void *ud, int status),
+                                      void *ud);
+    /* Attaches a token to a batch that has not been emitted yet: SY_OK, SY_EINVAL
+     * (NULL, or emitted), SY_ENOMEM. The caller's hold is kept. */
+    int (*settle_attach)(sy_batch_t *batch, struct sy_settle_s *token);
+    /* Lets go of the maker's hold (exactly once per token). */
+    void (*settle_release)(struct sy_settle_s *token);
+    /* Whether receiver `inst` feeds a pipeline with an exporter that declared
+     * itself durable. */
+    bool (*settle_wanted)(sy_instance_t *inst);
+    /*
+     * Exporters: declares that consume() returning SY_OK means the batch is
+     * written to a persistent queue (the exporterhelper calls it with
+     * sending_queue.storage). Its receivers then wait for it. From create() or
+     * start().
+     */
+    void (*settle_durable)(sy_instance_t *inst);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

@@ -825,6 +825,13 @@ static int stored_consume(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
         }
         xh->api->batch_release(batches[i]);
     }
+    /* Sending starts on the next turn of the loop (room_timer, at 0): returning
+     * now settles the batches, and their clients are answered without waiting
+     * for a record to be read back and handed to the transport. */
+    if (xh->timers_open) {
+        uv_timer_start(&xh->room_timer, on_room, 0, 0);
+        return SY_OK;
+    }
     dispatch(xh);
     stored_metrics(xh);
     return SY_OK;
@@ -936,6 +943,8 @@ static void on_room(uv_timer_t *t)
 int syc_xh_start(syc_xh_t *xh)
 {
     if (xh->cfg->storage && *xh->cfg->storage && stored_open(xh) < 0) return SY_EINVAL;
+    /* consume() takes a batch only once it is written: receivers may answer then. */
+    if (xh->store && SY_API_HAS(xh->api, settle_durable)) xh->api->settle_durable(xh->inst);
     if (uv_timer_init(xh->loop, &xh->retry_timer) != 0) {
         stored_close(xh);
         return SY_ERROR;

@@ -127,6 +127,11 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
 #endif
 #if SY_ABI_MINOR >= 6
     H(batch_pieces),
+    H(settle_new),
+    H(settle_attach),
+    H(settle_release),
+    H(settle_wanted),
+    H(settle_durable),
 #endif
     {0, NULL, 0},
 };

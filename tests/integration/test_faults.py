@@ -416,9 +416,9 @@ def case_kill9(args):
         c.finish_load()
         f = c.settle(timeout=WAIT)
         redelivered = c.metric("switchyard_exporter_persistent_queue_redelivered_records_total")
-        # TIGHTEN-AFTER-ACK: once the receiver answers only after the durable write
-        # (branch `ack`), the bound is 0 and duplicates are bounded by redelivered.
-        bound = window[0] + 2 * 4 * SPR  # the window sampled + two requests per connection
+        # The receiver answers only after the durable write (settle tokens): nothing
+        # acknowledged may be lost; the window is reported for comparison.
+        bound = 0
         c.report(f, f" in_memory_window={window[0]} bound={bound} "
                     f"redelivered_records={redelivered:.0f}")
         common_checks(c, f, lost_bound=bound)

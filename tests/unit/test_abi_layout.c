@@ -125,6 +125,11 @@ static const abi_member_t recorded[] = {
     {'P', "min_host_minor", 160},
     {'H', "status_json", 512},
     {'H', "batch_pieces", 520},
+    {'H', "settle_new", 528},
+    {'H', "settle_attach", 536},
+    {'H', "settle_release", 544},
+    {'H', "settle_wanted", 552},
+    {'H', "settle_durable", 560},
     {0, NULL, 0},
 };
 

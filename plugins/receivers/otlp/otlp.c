@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "otlp.h"
+#include "otlp_settle.h"
 #include "signals.h"
 
 #define OTLP_MIB (1024u * 1024u)
@@ -22,6 +23,13 @@ static const sy_config_field_t otlp_fields[] = {
      .default_value = "1000000",
      .description = "Most spans, data points or log records one request may hold (HTTP 413 / "
                     "gRPC RESOURCE_EXHAUSTED beyond; 0: no bound but the decoded size)."},
+    {.name = "settle_timeout",
+     .type = SY_CFG_DURATION,
+     .offset = offsetof(otlp_config_t, settle_timeout),
+     .default_value = "5s",
+     .description = "With a persistent queue (sending_queue.storage) on an exporter of the "
+                    "receiver's pipelines: how long a request's answer waits for its data to "
+                    "be written there; HTTP 503 / gRPC UNAVAILABLE beyond (the client retries)."},
     {.name = "protocols.http",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, http),
@@ -350,6 +358,16 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
     st->m_requests =
         api->metric_register(inst, "receiver_otlp_http_requests",
                              "OTLP/HTTP requests answered by the receiver.", SY_METRIC_COUNTER);
+    st->m_settle_timeouts = api->metric_register(
+        inst, "receiver_otlp_settle_timeouts",
+        "Requests answered unavailable because their data was not written to the persistent "
+        "queue within settle_timeout.",
+        SY_METRIC_COUNTER);
+    st->m_settle_failed = api->metric_register(
+        inst, "receiver_otlp_settle_failed",
+        "Requests answered unavailable because an exporter failed or gave up their data before "
+        "it was settled, or the receiver stopped first.",
+        SY_METRIC_COUNTER);
     st->m_failed = api->metric_register(inst, "receiver_otlp_http_failed_requests",
                                         "OTLP/HTTP requests answered with another status than "
                                         "200.",
@@ -432,6 +450,7 @@ static void otlp_shutdown(void *state)
 {
     otlp_state_t *st = state;
     syc_tls_server_stop(&st->grpc_tls);
+    otlp_settle_close(st);
     otlp_grpc_shutdown(st);
     otlp_http_shutdown(st);
 }

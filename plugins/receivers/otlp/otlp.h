@@ -60,6 +60,7 @@ typedef struct otlp_config_s {
     int64_t grpc_max_connections;
     uint64_t grpc_max_inflight;
     char *grpc_authenticator; /* protocols.grpc.auth.authenticator */
+    int64_t settle_timeout;   /* nanoseconds: how long an answer waits for the disk */
 } otlp_config_t;
 
 typedef struct otlp_grpc_server_s otlp_grpc_server_t;
@@ -117,6 +118,10 @@ typedef struct otlp_state_s {
     syc_auth_guard_t http_auth, grpc_auth;
     syc_tls_server_t http_tls; /* TLS on the HTTP port */
     sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
+    /* Answers held until the data is settled (otlp_settle.c). */
+    struct otlp_settle_hub_s *settle_hub;
+    bool settle_closed;
+    sy_metric_t *m_settle_timeouts, *m_settle_failed;
 } otlp_state_t;
 
 /* Counts one action of a gRPC guard. Loop thread. */

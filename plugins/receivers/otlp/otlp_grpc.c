@@ -58,6 +58,7 @@
 #include "grpc_frame.h"
 #include "signals.h"
 #include "otlp.h"
+#include "otlp_settle.h"
 
 #define MIB                  (1024u * 1024u)
 #define WRITE_CHUNK          (64u * 1024u)
@@ -104,6 +105,7 @@ typedef struct grpc_stream_s {
      * as "name\0value\0" pairs, at most AUTH_METADATA_MAX bytes. */
     char *meta;
     size_t meta_len, meta_cap, meta_n;
+    otlp_wait_t *wait; /* its answer waits for the data to be settled */
 } grpc_stream_t;
 
 struct grpc_conn_s {
@@ -455,6 +457,29 @@ static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
     }
 }
 
+/* The answer of a call that waited for its data to be settled (otlp_settle.c):
+ * OK, or UNAVAILABLE with RetryInfo. Loop thread, outside nghttp2's callbacks. */
+static void grpc_settled(otlp_state_t *st, void *ctx, int tag, int status)
+{
+    (void)st;
+    (void)tag;
+    grpc_stream_t *s = ctx;
+    grpc_conn_t *c = s->conn;
+    s->wait = NULL;
+    if (c->closing) return;
+    s->answered = false;
+    if (status == SY_OK)
+        answer_ok(s);
+    else
+        answer_error(s, 200, SYC_GRPC_UNAVAILABLE,
+                     status == SY_ETIMEDOUT ? "the data was not written to the persistent queue "
+                                              "within settle_timeout"
+                                            : "the data could not be written to the persistent "
+                                              "queue",
+                     true);
+    conn_flush(c);
+}
+
 /* The client ended its side: decodes the one message and hands it on. */
 static void stream_end(grpc_stream_t *s)
 {
@@ -510,11 +535,20 @@ static void stream_end(grpc_stream_t *s)
         answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;
     }
+    s->wait = otlp_settle_begin(st, s->batch, grpc_settled, s, 0);
     int rc = api->emit(st->inst, s->batch);
+    otlp_settle_emitted(s->wait, rc);
     if (rc == SY_OK) {
         s->batch = NULL; /* handed over */
+        if (s->wait) {
+            /* Answered once settled (grpc_settled); input from now on is ignored. */
+            s->answered = true;
+            stream_release(s);
+            return;
+        }
         answer_ok(s);
     } else {
+        s->wait = NULL;
         const syc_answer_t *a = syc_answer_for(rc);
         answer_error(s, 200, a->grpc_code, a->message, a->retry);
     }
@@ -523,6 +557,8 @@ static void stream_end(grpc_stream_t *s)
 static void stream_free(grpc_stream_t *s)
 {
     grpc_conn_t *c = s->conn;
+    otlp_settle_forget(s->wait); /* the client went away: no answer */
+    s->wait = NULL;
     stream_release(s);
     free(s->meta);
     if (--c->nstreams == 0) c->idle_since_ms = uv_now(c->server->loop);
@@ -1315,11 +1351,12 @@ static void conn_goodbye(grpc_conn_t *c)
 void otlp_grpc_shutdown(otlp_state_t *st)
 {
     otlp_grpc_server_t *s = st->grpc;
+    otlp_settle_close(st); /* answers the calls still waiting for the disk */
     if (!s || s->closing) return;
     s->closing = true;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
-    /* Every call is answered synchronously, so nothing is pending: tell each
+    /* Every call is answered by now (otlp_settle_close), so nothing is pending: tell each
      * client with a GOAWAY written now, best effort, and close. */
     for (grpc_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;

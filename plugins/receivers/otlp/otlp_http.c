@@ -34,6 +34,7 @@
 #include "grpc_frame.h"
 #include "otlp.h"
 #include "otlp_json.h"
+#include "otlp_settle.h"
 #include "signals.h"
 
 #include "google/rpc/status.pb-c.h"
@@ -283,6 +284,27 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
     return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
 }
 
+/* The answer of a request that waited for its data to be settled (otlp_settle.c):
+ * 200 as usual, or 503 with Retry-After (the client sends it again: a duplicate
+ * at worst, never a loss). Loop thread. */
+static void http_settled(otlp_state_t *st, void *ctx, int tag, int status)
+{
+    syc_http_request_t *req = ctx;
+    body_type_t type = (body_type_t)tag;
+    if (status == SY_OK) {
+        if (type == BODY_PROTOBUF)
+            respond(st, req, 200, CT_PROTOBUF, NULL, NULL, 0);
+        else
+            respond(st, req, 200, CT_JSON, NULL, "{}", 2);
+        return;
+    }
+    respond_status(st, req, type, 503, SYC_GRPC_UNAVAILABLE,
+                   status == SY_ETIMEDOUT
+                       ? "the data was not written to the persistent queue within settle_timeout"
+                       : "the data could not be written to the persistent queue",
+                   "Retry-After: 1\r\n");
+}
+
 static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig)
 {
     const sy_host_api_t *api = st->api;
@@ -308,8 +330,11 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
                        err, NULL);
         return;
     }
+    otlp_wait_t *w = otlp_settle_begin(st, batch, http_settled, req, (int)type);
     int rc = api->emit(st->inst, batch);
+    otlp_settle_emitted(w, rc);
     if (rc == SY_OK) {
+        if (w) return; /* answered once settled (http_settled) */
         if (type == BODY_PROTOBUF)
             respond(st, req, 200, CT_PROTOBUF, NULL, NULL, 0);
         else

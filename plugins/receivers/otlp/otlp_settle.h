@@ -1,0 +1,35 @@
+/*
+ * otlp_settle.h - answering a request only once its data is settled (written to
+ * every persistent queue it reaches; docs/reliability.md): the receiver's side of
+ * the host's settle tokens (ABI 1.6), shared by OTLP/HTTP and OTLP/gRPC.
+ *
+ * otlp_settle_begin() makes a wait for a batch when the host says the receiver's
+ * pipelines have a durable exporter (NULL otherwise, or on an older host: answer
+ * at once, as without one). After api->emit(), otlp_settle_emitted() either keeps
+ * the wait (SY_OK: the answer comes later through `answer`, on the loop thread) or
+ * drops it (the caller answers the refusal itself). `answer(st, ctx, tag, status)` gets
+ * SY_OK, or < 0 when an exporter failed it, or SY_ETIMEDOUT when it was not
+ * settled within settle_timeout, or SY_ECLOSED at shutdown.
+ */
+#ifndef SY_RECEIVER_OTLP_SETTLE_H
+#define SY_RECEIVER_OTLP_SETTLE_H
+
+#include <switchyard/plugin.h>
+
+struct otlp_state_s;
+typedef struct otlp_wait_s otlp_wait_t;
+typedef void (*otlp_settle_answer_fn)(struct otlp_state_s *st, void *ctx, int tag, int status);
+
+#define OTLP_SETTLE_DEFAULT_MS 5000
+#define SY_ETIMEDOUT           (-1000) /* answer(): not settled within settle_timeout */
+
+otlp_wait_t *otlp_settle_begin(struct otlp_state_s *st, sy_batch_t *batch,
+                               otlp_settle_answer_fn answer, void *ctx, int tag);
+void otlp_settle_emitted(otlp_wait_t *w, int rc);
+/* The request is gone (its client went away): the answer is not given. */
+void otlp_settle_forget(otlp_wait_t *w);
+/* Shutdown: answers every wait still open (SY_ECLOSED) and closes the handles;
+ * tokens settled later are let go of quietly. Loop thread; idempotent. */
+void otlp_settle_close(struct otlp_state_s *st);
+
+#endif
