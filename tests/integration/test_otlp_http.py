@@ -121,12 +121,9 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def raw_exchange(port, payload, timeout=5.0):
-    """Sends raw bytes and returns everything the server answers until it closes."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    data = b""
+def read_until_close(s, data=b""):
+    """Everything the server answers on socket s until it closes (then closed)."""
     try:
-        s.sendall(payload)
         while True:
             chunk = s.recv(65536)
             if not chunk:
@@ -137,6 +134,16 @@ def raw_exchange(port, payload, timeout=5.0):
     finally:
         s.close()
     return data
+
+
+def raw_exchange(port, payload, timeout=5.0):
+    """Sends raw bytes and returns everything the server answers until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(payload)
+    except (socket.timeout, ConnectionResetError, BrokenPipeError):
+        pass
+    return read_until_close(s)
 
 
 def run_checks(port):
@@ -260,15 +267,7 @@ def run_checks(port):
         got += s.recv(65536)
     s.sendall(b4)
     s.sendall(b"GET /v1/traces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    s.close()
+    got = read_until_close(s, got)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
     check(statuses == [b"200", b"200", b"200", b"100", b"200", b"405"],
           "protobuf bodies read in place: pipelined, split, 100-continue, answered in order "
