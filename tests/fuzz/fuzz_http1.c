@@ -20,7 +20,7 @@
  * Invariants (abort on violation): every request handed over has a method, a
  * path and a body no larger than max_body, header names kept in lower case; what
  * the server writes back is a sequence of well-formed responses (status line,
- * Content-Length, exactly that many body bytes; "100 Continue" interim
+ * Content-Length, exactly that many body bytes, none for HEAD; "100 Continue" interim
  * responses), one per request handed over plus at most one refusal, none after
  * a refusal; the connection is freed and the in-flight budget is back to 0 once
  * the client has closed.
@@ -49,7 +49,11 @@ static struct {
     bool error_answers;
     size_t handled; /* requests handed to the handler */
     size_t refused; /* refusals that went through the error handler */
-    char *out;      /* what the client read */
+    /* Whether each answer given, in order, is to a HEAD request (which has the
+     * Content-Length of its body, and no body). */
+    bool head[FUZZ_MAX_INPUT];
+    size_t answers;
+    char *out; /* what the client read */
     size_t out_len;
 } run;
 
@@ -75,9 +79,17 @@ static void check_request(const syc_http_request_t *req)
 }
 
 /* Answers with the request's body (none for HEAD), a status from its path. */
+/* Notes whether the answer about to be given is to a HEAD request. */
+static void note_answer(const syc_http_request_t *req)
+{
+    check(run.answers < FUZZ_MAX_INPUT, "answers bounded");
+    run.head[run.answers++] = req->method && strcmp(req->method, "HEAD") == 0;
+}
+
 static void answer(syc_http_request_t *req)
 {
     bool head = strcmp(req->method, "HEAD") == 0;
+    note_answer(req);
     size_t plen = strlen(req->path);
     int status = plen % 3 == 0 ? 200 : plen % 3 == 1 ? 400 : 503;
     syc_http_respond(req, status, "application/octet-stream",
@@ -105,6 +117,7 @@ static void on_error(void *arg, syc_http_request_t *req, int status, const char 
     check(req->body_len == 0, "a refusal has no body");
     if (!run.error_answers) return;
     run.refused++;
+    note_answer(req);
     syc_http_respond(req, status, "text/plain", NULL, message, strlen(message));
 }
 
@@ -176,6 +189,7 @@ static size_t check_responses(void)
         const char *cl = memmem(p, head, "\r\nContent-Length: ", 18);
         check(cl != NULL, "Content-Length");
         size_t body = strtoul(cl + 18, NULL, 10);
+        if (finals < run.answers && run.head[finals]) body = 0; /* HEAD: no body */
         check(body <= left - head, "the body is complete");
         if (memmem(p, head, "\r\nConnection: close\r\n", 21)) refusal_seen = true;
         pos += head + body;
