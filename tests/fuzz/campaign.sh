@@ -112,10 +112,11 @@ table="$(
     execs=$(grep -ao 'stat::number_of_executed_units: [0-9]*' "$d/fuzz.log" | tail -1 | awk '{print $2}')
     cov=$(grep -aoE 'cov: [0-9]+' "$d/fuzz.log" | tail -1 | awk '{print $2}')
     ft=$(grep -aoE 'ft: [0-9]+' "$d/fuzz.log" | tail -1 | awk '{print $2}')
-    read -r rc el <"$d/status"
-    found=$(find "$d/artifacts" -type f | wc -l)
+    rc=? el=?
+    [[ -f "$d/status" ]] && read -r rc el <"$d/status"
+    found=$(find "$d/artifacts" -type f 2>/dev/null | wc -l)
     what="none"
-    if [[ $found -gt 0 || $rc -ne 0 ]]; then
+    if [[ $found -gt 0 || $rc != 0 ]]; then
       what="$found artifact(s) in $d/artifacts, see $d/fuzz.log"
     fi
     printf '| %-16s | %12s | %7s | %7s | %6s | %-8s | %s |\n' "fuzz_$t" "${execs:-?}" \
