@@ -81,6 +81,10 @@ mkdir -p "$work"
 run_one() {
   local t="$1" bin="$bindir/fuzz_$1" seeds="$here/corpus/$1"
   local dir="$work/$t"
+  # Findings of an earlier run in the same work directory are kept aside.
+  if [[ -n "$(ls -A "$dir/artifacts" 2>/dev/null)" ]]; then
+    mv "$dir/artifacts" "$dir/artifacts.$(date +%s)"
+  fi
   mkdir -p "$dir/corpus" "$dir/artifacts" "$seeds"
   local start end
   start=$(date +%s)
