@@ -337,6 +337,9 @@ static void on_drain_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     syc_http_conn_t *c = req->data;
@@ -345,7 +348,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         conn_close(c);
         return;
     }
-    /* Keep reading (and discarding) until the client closes or the deadline. */
+    /* Keep reading (and discarding) until the client closes or the deadline. Reading
+     * may have stopped while the last answer was awaited (input after it was kept
+     * unparsed): it starts again, or the client's close would go unseen. */
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     uv_timer_start(&c->timer, on_drain_timeout, SY__HTTP_DRAIN_MS, 0);
 }
 
@@ -355,8 +361,6 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void conn_flush(syc_http_conn_t *c);
 static void conn_resume(syc_http_conn_t *c);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void on_write(uv_write_t *req, int status)
 {
