@@ -14,12 +14,15 @@
  *
  * Input: byte 0 picks the server's settings (bit 0 keep every header, bit 1
  * answer later, bit 2 head check, bit 3 error handler answers, bits 4-5
- * max_body 16 B / 256 B / 4 KiB / 1 MiB, bit 6 a 64-byte in-flight budget),
+ * max_body 16 B / 256 B / 4 KiB / 1 MiB, bit 6 a 64-byte in-flight budget, bit 7
+ * bodies read into memory the owner lends, syc_http_server_set_body_alloc()),
  * byte 1 the chunk size (0: all at once), the rest is what the client sends.
  *
  * Invariants (abort on violation): every request handed over has a method, a
  * path and a body no larger than max_body, header names kept in lower case; what
- * the server writes back is a sequence of well-formed responses (status line,
+ * lent body memory is handed to the handler with the body in it, or given back
+ * exactly once (ASan sees a double free or a leak); the server writes back is a
+ * sequence of well-formed responses (status line,
  * Content-Length, exactly that many body bytes, none for HEAD; "100 Continue" interim
  * responses), one per request handed over plus at most one refusal, none after
  * a refusal; the connection is freed and the in-flight budget is back to 0 once
@@ -86,15 +89,38 @@ static void note_answer(const syc_http_request_t *req)
     run.head[run.answers++] = req->method && strcmp(req->method, "HEAD") == 0;
 }
 
+static size_t lent; /* body memory lent (bit 7) and not yet freed */
+
+static void *lend_body(void *arg, const syc_http_request_t *req, size_t len, void **owner)
+{
+    (void)arg;
+    check(req->path != NULL && len > 0, "body_alloc: a request with a body");
+    void *m = malloc(len);
+    check(m != NULL, "memory");
+    *owner = m;
+    lent++;
+    return m;
+}
+
+static void give_back(void *arg, void *owner)
+{
+    (void)arg;
+    free(owner);
+    lent--;
+}
+
 static void answer(syc_http_request_t *req)
 {
     bool head = strcmp(req->method, "HEAD") == 0;
     note_answer(req);
     size_t plen = strlen(req->path);
     int status = plen % 3 == 0 ? 200 : plen % 3 == 1 ? 400 : 503;
+    void *owner = req->body_owner; /* req may be freed by the answer */
+    check(!owner || req->body == owner, "a lent body is read into its memory");
     syc_http_respond(req, status, "application/octet-stream",
                      status == 503 ? "Retry-After: 1\r\n" : NULL, req->body,
                      head ? 0 : req->body_len);
+    if (owner) give_back(NULL, owner);
 }
 
 static void on_request(void *arg, syc_http_request_t *req)
@@ -220,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     syc_http_server_keep_all_headers(server, opt & 1);
     syc_http_server_set_head_check(server, (opt & 4) ? head_check : NULL, NULL);
     syc_http_server_set_error_handler(server, on_error, NULL);
+    syc_http_server_set_body_alloc(server, (opt & 128) ? lend_body : NULL, give_back, NULL);
 
     int sv[2];
     check(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
@@ -261,6 +288,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t finals = check_responses();
     check(finals >= run.handled && finals <= run.handled + 1, "one response per request");
     check(server->budget.used == 0, "the in-flight budget is given back");
+    check(lent == 0, "lent body memory is given back");
     free(run.out);
     return 0;
 }
