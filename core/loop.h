@@ -32,8 +32,8 @@ typedef void (*sy__thread_fn)(void *arg);
 typedef struct sy__call_s sy__call_t;
 
 typedef struct sy__thread_s {
-    uv_loop_t loop;   /* what plugins get from api->loop() */
-    uv_async_t ctl;   /* control plane wake-up */
+    uv_loop_t loop; /* what plugins get from api->loop() */
+    uv_async_t ctl; /* control plane wake-up */
     /* Send deferred wake-ups: after each iteration's I/O callbacks (check), and
      * after its timers and pending callbacks, before the loop blocks (prepare). */
     uv_check_t check;
