@@ -99,62 +99,72 @@ static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *ba
 
 /* ---- one request: the helper's transport ops --------------------------------------- */
 
+/* The batch's pieces in *out: `one` when they fit in its `room`, else a malloc'ed
+ * array the caller frees (*out != one); one piece, the encoded bytes, from a host
+ * without batch_pieces. Returns how many, or 0 when memory runs out. */
+static size_t pieces_of(syc_oxp_t *o, sy_batch_t *batch, sy_piece_t *one, size_t room,
+                        sy_piece_t **out)
+{
+    *out = one;
+    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(batch, one, room) : 0;
+    if (n == 0) /* an older host: the bytes in one buffer */
+        return (one[0].data = o->api->batch_encoded(batch, &one[0].len)) ? 1 : 0;
+    if (n <= room) return n;
+    sy_piece_t *p = malloc(n * sizeof(*p));
+    if (!p || o->api->batch_pieces(batch, p, n) != n) {
+        free(p);
+        return 0;
+    }
+    *out = p;
+    return n;
+}
+
 int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
                         size_t prefix_len)
 {
-    sy_piece_t one[8];
-    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(req->batch, one, 8) : 0;
-    if (n == 0) { /* an older host: the bytes in one buffer */
-        n = 1;
-        if (!(one[0].data = o->api->batch_encoded(req->batch, &one[0].len))) return SY_ENOMEM;
-    }
+    if (prefix_len > sizeof(r->prefix)) return SY_ENOMEM;
+    sy_piece_t one[8], *p;
+    size_t n = pieces_of(o, req->batch, one, 8, &p);
+    if (n == 0) return SY_ENOMEM;
     if (n == 1 && prefix_len == 0) { /* one buffer: the bytes as they are */
-        r->body = one[0].data;
-        r->body_len = one[0].len;
+        r->body = p[0].data;
+        r->body_len = p[0].len;
         return SY_OK;
     }
     size_t first = prefix_len ? 1 : 0;
     r->pieces = malloc((first + n) * sizeof(*r->pieces));
-    if (!r->pieces) return SY_ENOMEM;
-    if (n <= 8)
-        memcpy(r->pieces + first, one, n * sizeof(*r->pieces));
-    else if (o->api->batch_pieces(req->batch, r->pieces + first, n) != n)
-        return SY_ENOMEM;
-    if (first) {
-        if (prefix_len > sizeof(r->prefix)) return SY_ENOMEM;
-        memcpy(r->prefix, prefix, prefix_len);
-        r->pieces[0] = (sy_piece_t){r->prefix, prefix_len};
+    if (r->pieces) {
+        memcpy(r->pieces + first, p, n * sizeof(*r->pieces));
+        if (first) {
+            memcpy(r->prefix, prefix, prefix_len);
+            r->pieces[0] = (sy_piece_t){r->prefix, prefix_len};
+        }
+        r->npieces = first + n;
+        r->body = NULL;
+        r->body_len = 0;
+        for (size_t i = 0; i < r->npieces; i++)
+            r->body_len += r->pieces[i].len;
     }
-    r->npieces = first + n;
-    r->body = NULL;
-    r->body_len = 0;
-    for (size_t i = 0; i < r->npieces; i++)
-        r->body_len += r->pieces[i].len;
-    return SY_OK;
+    if (p != one) free(p);
+    return r->pieces ? SY_OK : SY_ENOMEM;
 }
 
 const uint8_t *syc_oxp_flat(syc_oxp_t *o, sy_batch_t *batch, size_t *len, uint8_t **tmp)
 {
     *tmp = NULL;
-    sy_piece_t one[8];
-    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(batch, one, 8) : 0;
-    if (n <= 1) return n ? (*len = one[0].len, one[0].data) : o->api->batch_encoded(batch, len);
-    sy_piece_t *p = n <= 8 ? one : malloc(n * sizeof(*p));
-    if (!p || (p != one && o->api->batch_pieces(batch, p, n) != n)) {
-        if (p != one) free(p);
-        return NULL;
+    sy_piece_t one[8], *p;
+    size_t n = pieces_of(o, batch, one, 8, &p);
+    if (n == 0) return NULL;
+    if (n == 1) {
+        *len = p[0].len;
+        return p[0].data;
     }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += p[i].len;
     uint8_t *buf = malloc(total ? total : 1);
-    if (buf) {
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++) {
-            memcpy(buf + off, p[i].data, p[i].len);
-            off += p[i].len;
-        }
-    }
+    for (size_t i = 0, off = 0; buf && i < n; off += p[i].len, i++)
+        memcpy(buf + off, p[i].data, p[i].len);
     if (p != one) free(p);
     *tmp = buf;
     *len = total;
