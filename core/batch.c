@@ -110,6 +110,7 @@ static int take_encoded(sy_batch_t *b, const uint8_t *data, size_t len, sy__pb_s
     b->enc_trusted = trusted;
     b->enc_occ = st.occurrences;
     b->in_pieces = false; /* pieces, if any, stay referenced until the batch is freed */
+    b->zdata = NULL;      /* a new content: the twin is of the old one */
     return SY_OK;
 }
 
@@ -171,6 +172,7 @@ int sy__batch_set_decoded(sy_batch_t *b, void *request)
     b->enc = NULL;
     b->enc_len = 0;
     b->in_pieces = false;
+    b->zdata = NULL;
     b->enc_trusted = false;
     b->enc_occ = UINT64_MAX;
     b->dec_est = 0;
@@ -320,6 +322,7 @@ void *sy__batch_request_mut(sy_batch_t *b)
         b->enc = NULL; /* stale once changed: packed again when asked for */
         b->enc_len = 0;
         b->in_pieces = false;
+        b->zdata = NULL;
         b->enc_trusted = false;
         b->enc_occ = UINT64_MAX;
         b->dec_est = 0;
@@ -511,4 +514,61 @@ size_t sy__batch_pieces(sy_batch_t *b, sy_piece_t *out, size_t max)
     for (size_t i = 0; i < b->npieces && i < max; i++)
         out[i] = (sy_piece_t){b->pieces[i]->enc, b->pieces[i]->enc_len};
     return b->npieces;
+}
+
+/* The twin of a batch that is not a merge: its compressed bytes while its content
+ * is still the encoded form they decompressed to. */
+static bool leaf_twin(const sy_batch_t *b, const char *encoding, sy_piece_t *out)
+{
+    if (!b->zdata || b->in_pieces || !b->enc || b->enc != b->zof || b->view) return false;
+    if (strcmp(b->zenc, encoding) != 0) return false;
+    *out = (sy_piece_t){b->zdata, b->zlen};
+    return true;
+}
+
+int sy__batch_set_compressed(sy_batch_t *b, const char *encoding, const uint8_t *data, size_t len)
+{
+    static const char *const known[] = {"gzip", "zstd"};
+    const char *enc = NULL;
+    for (size_t i = 0; encoding && i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(encoding, known[i]) == 0) enc = known[i];
+    if (!enc || !data || len == 0) return SY_EINVAL;
+    settle(b);
+    pthread_mutex_lock(&b->lock);
+    int rc = SY_EINVAL;
+    if (b->enc && !b->in_pieces) {
+        b->zdata = data;
+        b->zlen = len;
+        b->zenc = enc;
+        b->zof = b->enc;
+        rc = SY_OK;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+size_t sy__batch_compressed_pieces(sy_batch_t *b, const char *encoding, sy_piece_t *out, size_t max)
+{
+    if (!encoding) return 0;
+    settle(b); /* a view's edits would make a new content, without a twin */
+    pthread_mutex_lock(&b->lock);
+    bool pieces = b->in_pieces;
+    size_t n = 0;
+    sy_piece_t p;
+    if (!pieces) {
+        if (leaf_twin(b, encoding, &p)) {
+            if (max) out[0] = p;
+            n = 1;
+        }
+    } else {
+        /* The leaves are not changed while a merge holds them (a merge given as
+         * an input only lends its pieces; nobody holds them for writing). */
+        for (n = 0; n < b->npieces; n++) {
+            if (!leaf_twin(b->pieces[n], encoding, &p)) break;
+            if (n < max) out[n] = p;
+        }
+        if (n < b->npieces) n = 0;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }

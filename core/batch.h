@@ -85,6 +85,11 @@ sy_batch_t *sy__batch_copy(sy_batch_t *b);
  * joined), as the host's batch_pieces() gives them: fills out[0..min(n, max)) and
  * returns n; 0 without an encoded form. */
 size_t sy__batch_pieces(sy_batch_t *b, sy_piece_t *out, size_t max);
+/* The compressed twin (the host's batch_set_compressed / batch_compressed_pieces,
+ * ABI 1.7): see batch_internal.h and include/switchyard/plugin.h. */
+int sy__batch_set_compressed(sy_batch_t *b, const char *encoding, const uint8_t *data, size_t len);
+size_t sy__batch_compressed_pieces(sy_batch_t *b, const char *encoding, sy_piece_t *out,
+                                   size_t max);
 uint32_t sy__batch_refs(const sy_batch_t *b);
 /* True when changing `b` in place could change what someone else sees: more than
  * one reference, or a piece of a split that shares its parent's structs (a parent

@@ -45,6 +45,16 @@ struct sy_batch_s {
     size_t pieces_len;
     bool in_pieces;
 
+    /* The compressed twin (batch_set_compressed, ABI 1.7): the request as the
+     * client sent it, `zenc`-compressed (a Content-Encoding name, static), kept
+     * while the encoded form is the one it decompressed to (`zof`): any new
+     * encoded or decoded form drops it. A merge's twin is its leaves' twins
+     * written back to back (gzip members, zstd frames), when all have one. */
+    const uint8_t *zdata;
+    size_t zlen;
+    const char *zenc;
+    const uint8_t *zof;
+
     /* A split batch points into the decoded structs of the batch it came from and
      * keeps a reference to it. */
     sy_batch_t *parents[1];

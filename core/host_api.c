@@ -395,6 +395,9 @@ static const sy_host_api_t host_api = {
     .settle_release = api_settle_release,
     .settle_wanted = sy__settle_wanted,
     .settle_durable = sy__settle_durable,
+    /* ABI 1.7 */
+    .batch_set_compressed = sy__batch_set_compressed,
+    .batch_compressed_pieces = sy__batch_compressed_pieces,
 };
 
 const sy_host_api_t *sy__host_api(void)

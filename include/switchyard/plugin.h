@@ -52,7 +52,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 6
+#define SY_ABI_MINOR 7
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -973,6 +973,35 @@ struct sy_host_api_s {
      * start().
      */
     void (*settle_durable)(sy_instance_t *inst);
+
+    /* --- ABI 1.7 ------------------------------------------------------------ */
+
+    /*
+     * The compressed twin: a receiver that decompressed a request keeps the
+     * bytes the client sent, so that an exporter compressing with the same
+     * encoding can send them instead of compressing again. `encoding` is "gzip"
+     * or "zstd" (formats in which two compressed streams written back to back
+     * decompress to the two contents back to back: gzip members, zstd frames);
+     * `data` decompresses to exactly the batch's current encoded request and
+     * lives as long as the batch (batch_alloc() memory). Call after
+     * batch_set_encoded(), before emit(). SY_OK, or SY_EINVAL (another encoding,
+     * no encoded form). The twin is dropped as soon as the content changes (a
+     * view's edits, batch_request_mut(), a new encoded or decoded form), so a
+     * reader never gets bytes of an older content. Any thread holding the only
+     * reference.
+     */
+    int (*batch_set_compressed)(sy_batch_t *batch, const char *encoding, const uint8_t *data,
+                                size_t len);
+    /*
+     * The batch's request compressed with `encoding`, as pieces written back to
+     * back, without compressing anything: the twins of the requests it is made
+     * of (a merge's inputs), when every one of them has an unchanged twin of that
+     * encoding. Fills out[0 .. min(n, max)) and returns n (call again with room
+     * for n when n > max), or 0 when there is no such twin: the exporter
+     * compresses batch_pieces() itself. Any thread holding a reference.
+     */
+    size_t (*batch_compressed_pieces)(sy_batch_t *batch, const char *encoding, sy_piece_t *out,
+                                      size_t max);
 };
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */

@@ -13,6 +13,7 @@
 #ifndef SY_COMPRESS_H
 #define SY_COMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,13 @@ syc_encoding_t syc_encoding_parse(const char *content_encoding);
 
 /* The name of an encoding, for messages ("gzip"). */
 const char *syc_encoding_name(syc_encoding_t encoding);
+/* Whether two streams of `encoding` written back to back are one stream of their
+ * contents back to back (gzip members, zstd frames): the formats a batch keeps
+ * as its compressed twin (batch_set_compressed) and sends merged as it came. */
+static inline bool syc_encoding_twin(syc_encoding_t encoding)
+{
+    return encoding == SYC_ENCODING_GZIP || encoding == SYC_ENCODING_ZSTD;
+}
 
 /*
  * Decompresses in[0..in_len) of `encoding` (not identity) into memory from

@@ -101,17 +101,29 @@ static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *ba
 
 /* The batch's pieces in *out: `one` when they fit in its `room`, else a malloc'ed
  * array the caller frees (*out != one); one piece, the encoded bytes, from a host
- * without batch_pieces. Returns how many, or 0 when memory runs out. */
-static size_t pieces_of(syc_oxp_t *o, sy_batch_t *batch, sy_piece_t *one, size_t room,
-                        sy_piece_t **out)
+ * without batch_pieces. With `encoding` ("gzip", "zstd"): the pieces of the
+ * batch's compressed twin instead (ABI 1.7), 0 when it has none. Returns how
+ * many, or 0 when memory runs out. */
+static size_t pieces_of(syc_oxp_t *o, sy_batch_t *batch, const char *encoding, sy_piece_t *one,
+                        size_t room, sy_piece_t **out)
 {
     *out = one;
-    size_t n = SY_API_HAS(o->api, batch_pieces) ? o->api->batch_pieces(batch, one, room) : 0;
-    if (n == 0) /* an older host: the bytes in one buffer */
-        return (one[0].data = o->api->batch_encoded(batch, &one[0].len)) ? 1 : 0;
+    const sy_host_api_t *api = o->api;
+    size_t n;
+    if (encoding)
+        n = SY_API_HAS(api, batch_compressed_pieces)
+                ? api->batch_compressed_pieces(batch, encoding, one, room)
+                : 0;
+    else
+        n = SY_API_HAS(api, batch_pieces) ? api->batch_pieces(batch, one, room) : 0;
+    if (n == 0) { /* no twin; or an older host: the bytes in one buffer */
+        if (encoding) return 0;
+        return (one[0].data = api->batch_encoded(batch, &one[0].len)) ? 1 : 0;
+    }
     if (n <= room) return n;
     sy_piece_t *p = malloc(n * sizeof(*p));
-    if (!p || o->api->batch_pieces(batch, p, n) != n) {
+    if (!p || (encoding ? api->batch_compressed_pieces(batch, encoding, p, n)
+                        : api->batch_pieces(batch, p, n)) != n) {
         free(p);
         return 0;
     }
@@ -119,13 +131,14 @@ static size_t pieces_of(syc_oxp_t *o, sy_batch_t *batch, sy_piece_t *one, size_t
     return n;
 }
 
-int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
-                        size_t prefix_len)
+/* r's body: prefix[0..prefix_len) then the pieces (of the twin with `encoding`). */
+static int take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const char *encoding,
+                       const uint8_t *prefix, size_t prefix_len)
 {
     if (prefix_len > sizeof(r->prefix)) return SY_ENOMEM;
     sy_piece_t one[8], *p;
-    size_t n = pieces_of(o, req->batch, one, 8, &p);
-    if (n == 0) return SY_ENOMEM;
+    size_t n = pieces_of(o, req->batch, encoding, one, 8, &p);
+    if (n == 0) return encoding ? SY_ENOTSUP : SY_ENOMEM;
     if (n == 1 && prefix_len == 0) { /* one buffer: the bytes as they are */
         r->body = p[0].data;
         r->body_len = p[0].len;
@@ -149,11 +162,29 @@ int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const
     return r->pieces ? SY_OK : SY_ENOMEM;
 }
 
+int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
+                        size_t prefix_len)
+{
+    return take_pieces(o, req, r, NULL, prefix, prefix_len);
+}
+
+int syc_oxp_take_twin(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, int compression,
+                      const uint8_t *prefix, size_t prefix_len)
+{
+    const char *encoding = compression == SYC_XH_COMPRESS_GZIP   ? "gzip"
+                           : compression == SYC_XH_COMPRESS_ZSTD ? "zstd"
+                                                                 : NULL;
+    if (!encoding || !o->twin) return SY_ENOTSUP;
+    int rc = take_pieces(o, req, r, encoding, prefix, prefix_len);
+    if (rc == SY_OK && o->m_twin) o->api->metric_add(o->m_twin, 1);
+    return rc;
+}
+
 const uint8_t *syc_oxp_flat(syc_oxp_t *o, sy_batch_t *batch, size_t *len, uint8_t **tmp)
 {
     *tmp = NULL;
     sy_piece_t one[8], *p;
-    size_t n = pieces_of(o, batch, one, 8, &p);
+    size_t n = pieces_of(o, batch, NULL, one, 8, &p);
     if (n == 0) return NULL;
     if (n == 1) {
         *len = p[0].len;
@@ -377,6 +408,7 @@ void *syc_oxp_alloc(size_t size, const sy_host_api_t *api, sy_instance_t *inst,
     o->xh_cfg = xh_cfg;
     o->tls = tls;
     o->user_agent = user_agent;
+    o->twin = true;
     return o;
 }
 
@@ -387,6 +419,11 @@ int syc_oxp_create_done(syc_oxp_t *o, void **state)
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not create the exporter: out of memory");
         return syc_oxp_create_fail(o);
     }
+    o->m_twin = o->api->metric_register(
+        o->inst, "exporter_sent_requests_compressed_as_received",
+        "Requests sent with the bytes the clients compressed (gzip or zstd, one stream per "
+        "request merged) rather than compressed again",
+        SY_METRIC_COUNTER);
     o->xh = syc_xh_new(o->api, o->inst, o->xh_cfg, &oxp_ops, o, err, sizeof(err));
     if (!o->xh) {
         SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not create the exporter: %s", err);

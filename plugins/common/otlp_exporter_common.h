@@ -67,6 +67,16 @@ typedef struct syc_oxp_req_s {
 int syc_oxp_take_pieces(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, const uint8_t *prefix,
                         size_t prefix_len);
 
+/* For build_body of an exporter that compresses with `compression` (a
+ * SYC_XH_COMPRESS_*): points r at the batch's compressed twin (ABI 1.7), the
+ * bytes the clients sent (gzip members or zstd frames back to back, one per
+ * request merged), after prefix[0..prefix_len) as syc_oxp_take_pieces() does,
+ * so that nothing is compressed again. SY_OK; SY_ENOTSUP when the batch has no
+ * twin of that encoding (it was changed, or came otherwise compressed or not at
+ * all): compress it then; SY_ENOMEM. */
+int syc_oxp_take_twin(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r, int compression,
+                      const uint8_t *prefix, size_t prefix_len);
+
 /* The batch's encoded request in one buffer, for a body made from it (compressed,
  * or written as JSON), without joining a merge's pieces inside the batch, where
  * the joined copy would stay as long as the batch (twice the memory that the
@@ -112,6 +122,10 @@ struct syc_oxp_s {
      * added to every attempt. */
     const char *auth_id;
     const sy_auth_client_t *auth;
+    /* Whether syc_oxp_take_twin() may send what the clients compressed (true
+     * unless the plugin says otherwise), and the count of requests it did. */
+    bool twin;
+    sy_metric_t *m_twin;
 };
 
 /* The index of a signal in syc_oxp_t.urls. */

@@ -614,6 +614,55 @@ static void test_decoded_size_bounds(void **state)
     free(part);
 }
 
+/* The compressed twin (ABI 1.7): kept while the content is the one it is of,
+ * a merge's when every input has one of the same encoding, dropped by a change. */
+static void test_compressed_twin(void **state)
+{
+    (void)state;
+    static const uint8_t z0[] = "gzip-of-0", z1[] = "gzip-of-1", z2[] = "zstd-of-2";
+    size_t p1[] = {2}, p2[] = {1, 3}, p3[] = {4};
+    sy_batch_t *in[3] = {make_traces(p1, 1), make_traces(p2, 2), make_traces(p3, 1)};
+    sy_piece_t pieces[4];
+    assert_int_equal(sy__batch_compressed_pieces(in[0], "gzip", pieces, 4), 0); /* none yet */
+    assert_int_equal(sy__batch_set_compressed(in[0], "br", z0, sizeof(z0)), SY_EINVAL);
+    assert_int_equal(sy__batch_set_compressed(in[0], "gzip", z0, 0), SY_EINVAL);
+    assert_int_equal(sy__batch_set_compressed(in[0], "gzip", z0, sizeof(z0)), SY_OK);
+    assert_int_equal(sy__batch_set_compressed(in[1], "gzip", z1, sizeof(z1)), SY_OK);
+    assert_int_equal(sy__batch_set_compressed(in[2], "zstd", z2, sizeof(z2)), SY_OK);
+    assert_int_equal(sy__batch_compressed_pieces(in[0], "gzip", pieces, 4), 1);
+    assert_ptr_equal(pieces[0].data, z0);
+    assert_int_equal(pieces[0].len, sizeof(z0));
+    assert_int_equal(sy__batch_compressed_pieces(in[0], "zstd", pieces, 4), 0);
+    /* A merge of two gzip twins: both, in order; with the zstd one: none. */
+    sy_batch_t *m01 = sy__batch_merge("test", in, 2);
+    assert_non_null(m01);
+    assert_int_equal(sy__batch_compressed_pieces(m01, "gzip", pieces, 1), 2); /* the count */
+    assert_int_equal(sy__batch_compressed_pieces(m01, "gzip", pieces, 4), 2);
+    assert_ptr_equal(pieces[0].data, z0);
+    assert_ptr_equal(pieces[1].data, z1);
+    sy_batch_t *m012 = sy__batch_merge("test", in, 3);
+    assert_non_null(m012);
+    assert_int_equal(sy__batch_compressed_pieces(m012, "gzip", pieces, 4), 0);
+    assert_int_equal(sy__batch_compressed_pieces(m012, "zstd", pieces, 4), 0);
+    /* Decoding (reading) keeps it; a copy has none; a new content drops it. */
+    assert_non_null(sy__batch_request(in[2]));
+    assert_int_equal(sy__batch_compressed_pieces(in[2], "zstd", pieces, 4), 1);
+    sy_batch_t *c = sy__batch_copy(in[2]);
+    assert_non_null(c);
+    assert_int_equal(sy__batch_compressed_pieces(c, "zstd", pieces, 4), 0);
+    sy__batch_release(c);
+    sy__batch_release(m01);
+    sy__batch_release(m012);
+    assert_non_null(sy__batch_request_mut(in[2])); /* the only holder: may change it */
+    assert_int_equal(sy__batch_compressed_pieces(in[2], "zstd", pieces, 4), 0);
+    size_t len;
+    const uint8_t *enc = sy__batch_encoded(in[1], &len);
+    assert_int_equal(sy__batch_set_encoded(in[1], enc, len, NULL, 0), SY_OK);
+    assert_int_equal(sy__batch_compressed_pieces(in[1], "gzip", pieces, 4), 0);
+    for (int i = 0; i < 3; i++)
+        sy__batch_release(in[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_decoded_size_bounds),
         cmocka_unit_test(test_bytes_held),
         cmocka_unit_test(test_merge_keeps_pieces),
+        cmocka_unit_test(test_compressed_twin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,6 +226,15 @@ static int otlp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
         syc_grpc_frame_header(r->prefix, false, (uint32_t)(r->body_len - SYC_GRPC_FRAME_HEADER));
         return SY_OK;
     }
+    /* What the clients compressed the same way, unchanged since: as it came. */
+    uint8_t head[SYC_GRPC_FRAME_HEADER] = {0};
+    int twin = syc_oxp_take_twin(o, req, r, s->cfg->compression, head, sizeof(head));
+    if (twin == SY_OK) {
+        if (r->body_len - SYC_GRPC_FRAME_HEADER > UINT32_MAX) return SY_ENOMEM;
+        syc_grpc_frame_header(r->prefix, true, (uint32_t)(r->body_len - SYC_GRPC_FRAME_HEADER));
+        return SY_OK;
+    }
+    if (twin != SY_ENOTSUP) return twin;
     uint8_t *tmp; /* a merge's pieces gathered (syc_oxp_flat) */
     const uint8_t *raw = syc_oxp_flat(o, req->batch, &len, &tmp);
     int rc = raw && len <= UINT32_MAX - 5

@@ -164,6 +164,9 @@ static int otlphttp_build_body(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r
     } else if (s->cfg->compression == SYC_XH_COMPRESS_NONE) {
         return syc_oxp_take_pieces(o, req, r, NULL, 0); /* the bytes as they are, unjoined */
     } else {
+        /* What the clients compressed the same way, unchanged since: as it came. */
+        int rc = syc_oxp_take_twin(o, req, r, s->cfg->compression, NULL, 0);
+        if (rc != SY_ENOTSUP) return rc;
         raw = syc_oxp_flat(o, req->batch, &raw_len, &tmp);
         if (!raw) return SY_ENOMEM;
     }

@@ -55,6 +55,7 @@
 #include "answer.h"
 #include "byte_budget.h"
 #include "endpoint.h"
+#include "compress.h"
 #include "grpc_frame.h"
 #include "signals.h"
 #include "otlp.h"
@@ -497,6 +498,7 @@ static void stream_end(grpc_stream_t *s)
     }
     const uint8_t *data = s->message.data;
     size_t len = s->message.len;
+    const uint8_t *zdata = NULL; /* the compressed message, kept as the batch's twin */
     if (s->message.compressed) {
         uint8_t *out;
         int rc = syc_grpc_decompress(s->encoding, data, len, s->parser.max_message, stream_alloc, s,
@@ -513,6 +515,7 @@ static void stream_end(grpc_stream_t *s)
                          err, false);
             return;
         }
+        if (syc_encoding_twin(syc_encoding_parse(s->encoding)) && !st->custom_handle) zdata = data;
         data = out;
     }
     if (!s->batch && !stream_alloc(s, 1)) {
@@ -531,6 +534,11 @@ static void stream_end(grpc_stream_t *s)
         answer_error(s, 200, SYC_GRPC_INVALID_ARGUMENT, msg, false);
         return;
     }
+    /* The message as it came (in the batch's arena), for an exporter compressing
+     * the same way (ABI 1.7; see otlp_http.c keep_twin()). */
+    if (zdata && s->message.len && SY_API_HAS(api, batch_set_compressed))
+        api->batch_set_compressed(s->batch, syc_encoding_name(syc_encoding_parse(s->encoding)),
+                                  zdata, s->message.len);
     if (otlp_check_items(st, s->batch, err, sizeof(err)) != 0) {
         answer_error(s, 200, SYC_GRPC_RESOURCE_EXHAUSTED, err, false);
         return;

@@ -232,6 +232,25 @@ static void *arena_alloc(void *ctx, size_t size)
     return a->api->batch_alloc(a->batch, size);
 }
 
+/* Keeps the compressed body as the batch's twin (ABI 1.7), so that an exporter
+ * compressing the same way sends it as it came (docs/architecture.md, "The
+ * compressed twin"): in place when the server read it into the batch, else
+ * copied (a fraction of the request's size). Without room, the batch goes on
+ * without a twin. */
+static void keep_twin(otlp_state_t *st, const syc_http_request_t *req, sy_batch_t *batch,
+                      syc_encoding_t enc, const uint8_t *zdata, size_t zlen)
+{
+    const sy_host_api_t *api = st->api;
+    if (!SY_API_HAS(api, batch_set_compressed) || zlen == 0) return;
+    if (!req->body_owner) {
+        uint8_t *copy = api->batch_alloc(batch, zlen);
+        if (!copy) return;
+        memcpy(copy, zdata, zlen);
+        zdata = copy;
+    }
+    api->batch_set_compressed(batch, syc_encoding_name(enc), zdata, zlen);
+}
+
 /* Decodes the body into `batch`. Returns 0, or the HTTP status to answer with a
  * message in err. A body the server read into the batch's own memory
  * (req->body_owner, see body_alloc()) is taken as it is. */
@@ -247,6 +266,8 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
         snprintf(err, err_len, "unsupported Content-Encoding \"%.64s\"", req->content_encoding);
         return 400;
     }
+    const uint8_t *zdata = NULL; /* the compressed body, kept as the batch's twin */
+    size_t zlen = 0;
     if (enc != SYC_ENCODING_IDENTITY) {
         arena_ctx_t actx = {api, batch};
         uint8_t *out;
@@ -254,6 +275,10 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
                                 err_len);
         if (rc == SY_ENOMEM) return 413;
         if (rc != 0) return 400;
+        if (type == BODY_PROTOBUF && syc_encoding_twin(enc)) {
+            zdata = data;
+            zlen = req->body_len;
+        }
         data = out;
     } else if (type == BODY_PROTOBUF && !req->body_owner) {
         /* The encoded request is forwarded as is: its bytes must live in the batch. */
@@ -270,6 +295,7 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
         int rc = api->batch_set_encoded(batch, data, len, err, err_len);
         if (rc == SY_ENOMEM) return 413;
         if (rc != 0) return 400;
+        if (zdata) keep_twin(st, req, batch, enc, zdata, zlen);
         return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
     }
     /* JSON becomes the encoded request, in the batch's arena: from here on it is
@@ -384,13 +410,17 @@ static void respond_unauthorized(otlp_state_t *st, syc_http_request_t *req)
                  syc_auth_guard_challenge(&st->http_auth, extra, sizeof(extra)));
 }
 
-/* Whether the body of this request is forwarded as it is: protobuf, not
- * compressed, to a path of ours, by POST. */
-static bool body_kept(const syc_http_request_t *req, int sig)
+/* Whether the body of this request is kept in its batch as it is: protobuf, to a
+ * path of ours, by POST, not compressed (the request forwarded) or compressed in
+ * a format the batch keeps as its twin (the compressed bytes forwarded). */
+static bool body_kept(const otlp_state_t *st, const syc_http_request_t *req, int sig)
 {
-    return sig >= 0 && strcmp(req->method, "POST") == 0 &&
-           body_type(req->content_type) == BODY_PROTOBUF &&
-           syc_encoding_parse(req->content_encoding) == SYC_ENCODING_IDENTITY;
+    if (sig < 0 || strcmp(req->method, "POST") != 0 ||
+        body_type(req->content_type) != BODY_PROTOBUF)
+        return false;
+    syc_encoding_t enc = syc_encoding_parse(req->content_encoding);
+    return enc == SYC_ENCODING_IDENTITY ||
+           (syc_encoding_twin(enc) && SY_API_HAS(st->api, batch_set_compressed));
 }
 
 /* The server's body_alloc: a body that is forwarded as it is goes straight into
@@ -400,7 +430,7 @@ static void *body_alloc(void *arg, const syc_http_request_t *req, size_t len, vo
 {
     otlp_state_t *st = arg;
     int sig = signal_of(st, req);
-    if (!body_kept(req, sig)) return NULL;
+    if (!body_kept(st, req, sig)) return NULL;
     sy_batch_t *batch = st->api->batch_new(st->inst, otlp_signal_at(sig));
     void *mem = batch ? st->api->batch_alloc(batch, len) : NULL;
     if (!mem) {
