@@ -423,7 +423,7 @@ def main():
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if ncpu >= 2 else (None, None)
     cfg = lambda v: os.path.join(HERE, "configs",
-                                 f"otlp_http_{v}.conf" if v == "nginx" else f"otlp_http_{v}.yaml")
+                                 f"otlp_http_{v}.conf" if v.startswith("nginx") else f"otlp_http_{v}.yaml")
     variants = [v for v in args.variants.split(",") if v]
     conns = [int(c) for c in args.connections.split(",") if c]
     gzips = [g == "on" for g in args.gzip.split(",") if g]
@@ -439,7 +439,7 @@ def main():
     print("| config | ready median ms | min | max | idle RSS kB | idle RSS after 1 s kB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for v in variants:
-        if v == "nginx":
+        if v.startswith("nginx"):
             continue
         r = measure_ready(build, cfg(v), args.ready_runs)
         r.update(kind="ready", config=f"otlp_http_{v}.yaml")
