@@ -137,6 +137,20 @@ static void batch_release(sy_batch_t *b)
     sy__host_api()->batch_release(b);
 }
 
+/* The decompressor's memory: every block kept until the check is done (a
+ * growing output is copied from the block before). */
+typedef struct twin_mem_s {
+    void *blocks[64];
+    size_t n;
+} twin_mem_t;
+
+static void *twin_alloc(void *ctx, size_t size)
+{
+    twin_mem_t *m = ctx;
+    if (m->n == sizeof(m->blocks) / sizeof(m->blocks[0])) return NULL;
+    return m->blocks[m->n++] = malloc(size ? size : 1);
+}
+
 static int emit(sy_instance_t *inst, sy_batch_t *b)
 {
     (void)inst;
@@ -144,6 +158,23 @@ static int emit(sy_instance_t *inst, sy_batch_t *b)
     host.batch_info(b, &info);
     check(info.has_encoded && (info.signal & run.signals),
           "a batch handed on: encoded, of a served signal");
+    /* The compressed twin (ABI 1.7), when kept, decompresses to exactly the
+     * encoded request: an exporter sends it in the request's place. */
+    sy_piece_t z[2];
+    for (int e = 0; e < 2; e++) {
+        const char *name = e ? "zstd" : "gzip";
+        if (host.batch_compressed_pieces(b, name, z, 2) != 1) continue;
+        size_t len = 0, out_len = 0;
+        const uint8_t *enc = host.batch_encoded(b, &len);
+        uint8_t *out = NULL;
+        twin_mem_t mem = {.n = 0};
+        int rc = syc_decompress(e ? SYC_ENCODING_ZSTD : SYC_ENCODING_GZIP, z[0].data, z[0].len,
+                                len + 1, twin_alloc, &mem, &out, &out_len, NULL, 0);
+        check(rc == 0 && enc && out_len == len && memcmp(out, enc, len) == 0,
+              "the compressed twin decompresses to the encoded request");
+        for (size_t i = 0; i < mem.n; i++)
+            free(mem.blocks[i]);
+    }
     if (run.refuse) return SY_EAGAIN;
     run.emitted++;
     batch_release(b);
