@@ -133,6 +133,10 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(settle_wanted),
     H(settle_durable),
 #endif
+#if SY_ABI_MINOR >= 7
+    H(metric_register_labelled),
+    H(metric_series),
+#endif
     {0, NULL, 0},
 };
 

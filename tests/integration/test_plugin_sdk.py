@@ -148,14 +148,14 @@ def case_components(args, tmp):
         check(False, "components prints valid YAML (%s):\n%s" % (e, out))
         return
     check(isinstance(doc, dict), "components prints a YAML map")
-    check(doc["buildinfo"]["abi"] == "1.6", "buildinfo.abi is 1.6 (%r)" % doc["buildinfo"]["abi"])
+    check(doc["buildinfo"]["abi"] == "1.7", "buildinfo.abi is 1.7 (%r)" % doc["buildinfo"]["abi"])
     procs = {x["type"]: x for x in doc["processors"]}
     want = ("quotes \"q\", colon: yes\nnew line\ttab \\ backslash \x01 ctl \xff byte "
             "# no comment \x85 nel \x90 c1 caf\u00e9")  # NEL would fold if not escaped
     check(procs.get("cfgv2", {}).get("description") == want,
           "a description with quotes, colons, newlines, control and invalid bytes reads back "
           "(%r)" % procs.get("cfgv2", {}).get("description"))
-    check(procs.get("cfgv2", {}).get("abi") == "1.6", "a plugin's abi is a string")
+    check(procs.get("cfgv2", {}).get("abi") == "1.7", "a plugin's abi is a string")
     wrong = procs.get("other") or procs.get("wrongtype", {})
     check("declares processor \"other\", but its file name says processor \"wrongtype\""
           in wrong.get("error", ""), "an error with quotes reads back (%r)" % wrong)

@@ -116,11 +116,20 @@ int ts_cache_init(ts_cache_t *c, size_t cap)
     memset(c, 0, sizeof *c);
     if (cap == 0) return 0;
     c->ring = malloc(cap * sizeof *c->ring);
-    if (!c->ring) return SY_ENOMEM;
+    c->when = calloc(cap, sizeof *c->when);
+    if (!c->ring || !c->when) {
+        free(c->ring);
+        free(c->when);
+        c->ring = NULL;
+        c->when = NULL;
+        return SY_ENOMEM;
+    }
     c->cap = cap;
     if (ts_idmap_init(&c->map, cap) < 0) {
         free(c->ring);
+        free(c->when);
         c->ring = NULL;
+        c->when = NULL;
         return SY_ENOMEM;
     }
     return 0;
@@ -130,6 +139,7 @@ void ts_cache_free(ts_cache_t *c)
 {
     ts_idmap_free(&c->map);
     free(c->ring);
+    free(c->when);
     memset(c, 0, sizeof *c);
 }
 
@@ -138,7 +148,19 @@ bool ts_cache_has(const ts_cache_t *c, const uint8_t id[16])
     return c->cap && ts_idmap_get(&c->map, id) != NULL;
 }
 
+bool ts_cache_find(const ts_cache_t *c, const uint8_t id[16], uint32_t *when)
+{
+    const uint32_t *slot = c->cap ? ts_idmap_get(&c->map, id) : NULL;
+    if (slot) *when = c->when[*slot];
+    return slot != NULL;
+}
+
 int ts_cache_put(ts_cache_t *c, const uint8_t id[16])
+{
+    return ts_cache_put_at(c, id, 0);
+}
+
+int ts_cache_put_at(ts_cache_t *c, const uint8_t id[16], uint32_t when)
 {
     if (!c->cap || ts_idmap_get(&c->map, id)) return 0;
     size_t slot;
@@ -151,5 +173,6 @@ int ts_cache_put(ts_cache_t *c, const uint8_t id[16])
         c->n++;
     }
     memcpy(c->ring[slot], id, 16);
+    c->when[slot] = when;
     return ts_idmap_put(&c->map, id, (uint32_t)slot);
 }
