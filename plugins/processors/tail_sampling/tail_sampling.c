@@ -148,11 +148,15 @@ typedef struct ts_held_s {
 
 enum { L_WAIT, L_ROOT, L_COUNT };
 
+/* Spans of a trace held in its slot; a larger trace moves them to the heap. */
+#define TS_INLINE_SPANS 8u
+
 typedef struct ts_trace_s {
     uint8_t id[16];
     uint64_t deadline_ms;
     uint64_t bytes;
-    ts_span_t *spans;
+    ts_span_t *spans; /* NULL: they are in inl (see spans_of()); else on the heap */
+    ts_span_t inl[TS_INLINE_SPANS];
     uint32_t nspans, cap;
     uint32_t prev, next; /* in its list; next is the free list link when unused */
     uint8_t list;
@@ -204,7 +208,16 @@ typedef struct ts_state_s {
     ts_hist_t h_decision;      /* sampling_decision_latency, microseconds a trace */
     ts_hist_t h_timer;         /* sampling_decision_timer_latency, milliseconds a tick */
     ts_hist_t h_late_age;      /* sampling_late_span_age, seconds */
+    /* Counts of the hot path, added to their metrics once a tick. */
+    uint64_t n_sampled, n_not_sampled, n_dropped, n_new, n_early;
 } ts_state_t;
+
+/* A trace's spans: in its slot (spans NULL) or on the heap. Not kept across a
+ * slot_new(), which may move the slots. */
+static ts_span_t *spans_of(ts_trace_t *t)
+{
+    return t->spans ? t->spans : t->inl;
+}
 
 static uint64_t now_ns(void)
 {
@@ -289,11 +302,15 @@ static void trace_free(ts_state_t *s, uint32_t i)
     ts_trace_t *t = &s->traces[i];
     list_unlink(s, i);
     ts_idmap_del(&s->index, t->id);
+    ts_span_t *sp = spans_of(t);
     for (uint32_t k = 0; k < t->nspans; k++)
-        held_unref(s, t->spans[k].held);
+        held_unref(s, sp[k].held);
     s->held_spans -= t->nspans;
     free(t->spans);
-    *t = (ts_trace_t){.next = s->free_head};
+    t->spans = NULL;
+    t->nspans = t->cap = 0;
+    t->live = false;
+    t->next = s->free_head;
     s->free_head = i;
     s->live--;
 }
@@ -374,19 +391,21 @@ static void decide(ts_state_t *s, uint32_t i)
         trace_free(s, i);
         return;
     }
-    ts_trace_data_t td = {t->id, t->spans, t->nspans, t->bytes};
+    ts_trace_data_t td = {t->id, spans_of(t), t->nspans, t->bytes};
     uint64_t t0 = now_ns();
     ts_decision_t d = make_decision(s, &td);
     s->h_decision.n_sum += (now_ns() - t0) / 1000u;
     s->h_decision.n_count++;
     uint32_t when = (uint32_t)(s->ev.now_ns / 1000000000u);
     if (d == TS_SAMPLED) {
-        out_add(s, t->spans, t->nspans);
-        count(s, s->m_sampled, 1);
+        out_add(s, spans_of(t), t->nspans);
+        s->n_sampled++;
         (void)ts_cache_put_at(&s->sampled, t->id, when); /* out of memory: the cache misses it */
     } else {
-        count(s, d == TS_DROPPED ? s->m_dropped : s->m_not_sampled, 1);
-        count(s, s->m_global_not, 1);
+        if (d == TS_DROPPED)
+            s->n_dropped++;
+        else
+            s->n_not_sampled++;
         (void)ts_cache_put_at(&s->not_sampled, t->id, when);
     }
     trace_free(s, i);
@@ -409,7 +428,7 @@ static bool over_bounds(ts_state_t *s, uint32_t extra_traces)
 
 /* Decides the oldest traces early until the bounds hold (with block_on_overflow,
  * only past a quarter more than them: below that, receivers are refused). */
-static void enforce_bounds(ts_state_t *s, uint32_t extra_traces)
+static void enforce_bounds(ts_state_t *s, uint32_t extra_traces, uint32_t keep)
 {
     if (s->cfg->block_on_overflow) {
         if (over_bounds(s, extra_traces) && !s->refusing) {
@@ -418,16 +437,16 @@ static void enforce_bounds(ts_state_t *s, uint32_t extra_traces)
         }
         uint64_t hard_traces = (uint64_t)s->cfg->num_traces + (uint64_t)s->cfg->num_traces / 4;
         uint64_t hard_bytes = s->cfg->max_bytes + s->cfg->max_bytes / 4;
-        while (s->live &&
+        while (s->live && oldest(s) != keep &&
                ((uint64_t)s->live + extra_traces > hard_traces || s->held_bytes > hard_bytes)) {
             decide(s, oldest(s));
-            count(s, s->m_early, 1);
+            s->n_early++;
         }
         return;
     }
-    while (s->live && over_bounds(s, extra_traces)) {
+    while (s->live && oldest(s) != keep && over_bounds(s, extra_traces)) {
         decide(s, oldest(s));
-        count(s, s->m_early, 1);
+        s->n_early++;
     }
 }
 
@@ -446,6 +465,13 @@ static void flush_metrics(ts_state_t *s)
     if (s->m_traces) s->api->metric_set(s->m_traces, s->live);
     if (s->m_bytes) s->api->metric_set(s->m_bytes, (int64_t)s->held_bytes);
     if (s->m_spans) s->api->metric_set(s->m_spans, (int64_t)s->held_spans);
+    count(s, s->m_sampled, s->n_sampled);
+    count(s, s->m_not_sampled, s->n_not_sampled);
+    count(s, s->m_dropped, s->n_dropped);
+    count(s, s->m_global_not, s->n_not_sampled + s->n_dropped);
+    count(s, s->m_new, s->n_new);
+    count(s, s->m_early, s->n_early);
+    s->n_sampled = s->n_not_sampled = s->n_dropped = s->n_new = s->n_early = 0;
     hist_flush(s, &s->h_decision);
     hist_flush(s, &s->h_timer);
     hist_flush(s, &s->h_late_age);
@@ -474,14 +500,19 @@ static void on_tick(void *arg)
 
 static int trace_add_span(ts_state_t *s, ts_trace_t *t, sy_view_node_t *node, ts_held_t *h)
 {
-    if (t->nspans == t->cap) {
-        uint32_t cap = t->cap ? t->cap * 2 : 8;
-        ts_span_t *sp = realloc(t->spans, (size_t)cap * sizeof *sp);
+    if (t->nspans == TS_INLINE_SPANS && !t->spans) { /* out of the slot */
+        ts_span_t *sp = malloc((size_t)TS_INLINE_SPANS * 2 * sizeof *sp);
+        if (!sp) return SY_ENOMEM;
+        memcpy(sp, t->inl, sizeof t->inl);
+        t->spans = sp;
+        t->cap = TS_INLINE_SPANS * 2;
+    } else if (t->spans && t->nspans == t->cap) {
+        ts_span_t *sp = realloc(t->spans, (size_t)t->cap * 2 * sizeof *sp);
         if (!sp) return SY_ENOMEM;
         t->spans = sp;
-        t->cap = cap;
+        t->cap *= 2;
     }
-    t->spans[t->nspans++] = (ts_span_t){node, h};
+    spans_of(t)[t->nspans++] = (ts_span_t){node, h};
     t->bytes += h->span_bytes;
     h->refs++;
     s->held_spans++;
@@ -496,23 +527,27 @@ static uint32_t trace_get(ts_state_t *s, const uint8_t id[16], uint64_t now_ms)
      * lookup in a table of num_traces IDs that is mostly out of the cache. */
     uint32_t last = s->last_slot;
     if (last < s->cap && s->traces[last].live && !memcmp(s->traces[last].id, id, 16)) return last;
-    uint32_t *slot = ts_idmap_get(&s->index, id);
-    if (slot) return s->last_slot = *slot;
-    enforce_bounds(s, 1);
+    /* One probe finds the trace or makes its entry. */
+    bool added;
+    uint32_t *slot = ts_idmap_get_or_add(&s->index, id, &added);
+    if (!slot) return NIL;
+    if (!added) return s->last_slot = *slot;
     uint32_t i = slot_new(s);
-    if (i == NIL) return NIL;
-    if (ts_idmap_put(&s->index, id, i) < 0) {
-        s->traces[i].next = s->free_head;
-        s->free_head = i;
+    if (i == NIL) {
+        ts_idmap_del(&s->index, id);
         return NIL;
     }
+    *slot = i;
     ts_trace_t *t = &s->traces[i];
-    *t = (ts_trace_t){.deadline_ms = now_ms + (uint64_t)s->cfg->decision_wait / 1000000u,
-                      .live = true};
+    t->deadline_ms = now_ms + (uint64_t)s->cfg->decision_wait / 1000000u;
+    t->bytes = 0;
+    t->live = true;
+    t->too_large = false;
     memcpy(t->id, id, 16);
     list_append(s, i, L_WAIT);
     s->live++;
-    count(s, s->m_new, 1);
+    s->n_new++;
+    enforce_bounds(s, 0, i); /* makes room for it: the oldest others are decided */
     return s->last_slot = i;
 }
 
@@ -578,8 +613,9 @@ static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_
         (void)ts_cache_put(&s->not_sampled, t->id);
         count(s, s->m_too_large, 1);
         count(s, s->m_too_large_spans, t->nspans);
+        ts_span_t *sp = spans_of(t);
         for (uint32_t k = 0; k < t->nspans; k++)
-            held_unref(s, t->spans[k].held);
+            held_unref(s, sp[k].held);
         s->held_spans -= t->nspans;
         t->nspans = 0;
         t->too_large = true;
@@ -625,11 +661,16 @@ static int ts_consume(void *state, sy_batch_t *batch)
         }
     }
     held_unref(s, h);
-    enforce_bounds(s, 0);
-    if (s->stopped) /* no timer any more: nothing may wait for it */
+    enforce_bounds(s, 0, NIL);
+    if (s->stopped) { /* no timer any more: nothing may wait for it */
         for (uint32_t i; (i = oldest(s)) != NIL;)
             decide(s, i);
-    out_flush(s);
+        out_flush(s);
+    }
+    /* Otherwise what was decided early (for the bounds) stays in the output batch
+     * until it is full or the next tick: the builder then finds the header of a
+     * request's resource and scope once for all its kept traces (copying it walks
+     * the whole scope), however many requests decide them. */
     return SY_OK;
 }
 

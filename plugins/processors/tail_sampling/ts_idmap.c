@@ -69,6 +69,19 @@ static void insert_new(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
     m->count++;
 }
 
+/* Doubles the table when one more entry would fill it past half. */
+static int make_room(ts_idmap_t *m)
+{
+    if ((m->count + 1) * 2 <= m->mask + 1) return 0;
+    ts_idmap_t bigger;
+    if (alloc_table(&bigger, (m->mask + 1) * 2) < 0) return SY_ENOMEM;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->e[i].used) insert_new(&bigger, m->e[i].id, m->e[i].val);
+    free(m->e);
+    *m = bigger;
+    return 0;
+}
+
 int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
 {
     uint32_t *v = ts_idmap_get(m, id);
@@ -76,16 +89,24 @@ int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
         *v = val;
         return 0;
     }
-    if ((m->count + 1) * 2 > m->mask + 1) {
-        ts_idmap_t bigger;
-        if (alloc_table(&bigger, (m->mask + 1) * 2) < 0) return SY_ENOMEM;
-        for (size_t i = 0; i <= m->mask; i++)
-            if (m->e[i].used) insert_new(&bigger, m->e[i].id, m->e[i].val);
-        free(m->e);
-        *m = bigger;
-    }
+    if (make_room(m) < 0) return SY_ENOMEM;
     insert_new(m, id, val);
     return 0;
+}
+
+uint32_t *ts_idmap_get_or_add(ts_idmap_t *m, const uint8_t id[16], bool *added)
+{
+    *added = false;
+    if (!m->e || make_room(m) < 0) return NULL;
+    size_t i = id_hash(id) & m->mask;
+    for (; m->e[i].used; i = (i + 1) & m->mask)
+        if (memcmp(m->e[i].id, id, 16) == 0) return &m->e[i].val;
+    memcpy(m->e[i].id, id, 16);
+    m->e[i].val = 0;
+    m->e[i].used = 1;
+    m->count++;
+    *added = true;
+    return &m->e[i].val;
 }
 
 /* Backward-shift deletion: every entry after the hole that could live at the

@@ -35,6 +35,10 @@ uint32_t *ts_idmap_get(const ts_idmap_t *m, const uint8_t id[16]);
 /* Stores id -> val (replacing a value already there). Grows at half full.
  * Returns 0 or SY_ENOMEM (the map is unchanged then). */
 int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val);
+/* The value of id; when absent, id is added (its value 0) and *added set: one
+ * probe for a trace ID seen for the first time. Grows at half full. NULL on out
+ * of memory (the map is unchanged then). Valid until the next put, add or del. */
+uint32_t *ts_idmap_get_or_add(ts_idmap_t *m, const uint8_t id[16], bool *added);
 /* Removes id; nothing when absent. */
 void ts_idmap_del(ts_idmap_t *m, const uint8_t id[16]);
 
