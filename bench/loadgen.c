@@ -394,6 +394,8 @@ static void usage(FILE *f)
             "                         compression\n"
             "  --ack-log FILE         with --sequence: one line per request, \"<number> <A|R|F|E>\n"
             "                         <status>\" (accepted, refused 429/503, failed, no answer)\n"
+            "  --unique-traces        with --sequence: trace IDs start with the ID and the\n"
+            "                         request number too, so no trace ID is ever sent twice\n"
             "  --out text|json        the summary's form (default text)\n");
 }
 
@@ -427,6 +429,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"out", required_argument, NULL, 'o'},
         {"sequence", required_argument, NULL, 'q'},
         {"ack-log", required_argument, NULL, 'L'},
+        {"unique-traces", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -507,6 +510,9 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'L':
             o->ack_log = optarg;
             break;
+        case 'U':
+            o->payload.unique_traces = true;
+            break;
         case 'o':
             if (strcmp(optarg, "json") == 0)
                 o->json = true;
@@ -536,6 +542,10 @@ static int parse_options(int argc, char **argv, options_t *o)
     o->slots = o->connections * o->streams;
     if (o->client && (o->payload.gzip || o->payload.zstd || o->payload.spans > 65536)) {
         fprintf(stderr, "loadgen: --sequence needs uncompressed requests of at most 65536 spans\n");
+        return -1;
+    }
+    if (o->payload.unique_traces && !o->client) {
+        fprintf(stderr, "loadgen: --unique-traces needs --sequence\n");
         return -1;
     }
     if (o->ack_log && !o->client) {

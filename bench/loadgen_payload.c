@@ -253,6 +253,8 @@ void lg_payload_number(const lg_payload_t *p, uint8_t *out, uint16_t client, uin
         id[5] = (uint8_t)seq;
         id[6] = (uint8_t)(i >> 8);
         id[7] = (uint8_t)i;
+        if (p->unique_traces) /* the Span's field 1 (0x0a, 16 bytes) before field 2 */
+            memcpy(id - 18, id, 6);
     }
 }
 
@@ -352,6 +354,20 @@ static int build_one(const lg_payload_opts_t *o, unsigned index, lg_payload_t *p
         free(s.base);
         free(raw);
         return -1;
+    }
+    if (o->sequence && o->unique_traces) {
+        for (unsigned i = 0; i < o->spans; i++) {
+            size_t at = p->span_id_at[i];
+            if (at < 20 || raw[at - 20] != 0x0a || raw[at - 19] != 0x10) {
+                snprintf(err, err_len, "a trace ID does not precede its span ID");
+                free(p->span_id_at);
+                p->span_id_at = NULL;
+                free(s.base);
+                free(raw);
+                return -1;
+            }
+        }
+        p->unique_traces = true;
     }
     free(s.base);
     s.base = NULL;

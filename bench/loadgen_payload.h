@@ -23,6 +23,7 @@ typedef struct lg_payload_opts_s {
     uint64_t seed;      /* for the IDs and values */
     const char *header; /* one more request header line ("Authorization: Bearer t"), or NULL */
     bool sequence;      /* remember where each span ID is, for lg_payload_number() */
+    bool unique_traces; /* with sequence: lg_payload_number() also numbers the trace IDs */
 } lg_payload_opts_t;
 
 /* One encoded request. The body is what goes on the wire: the serialized
@@ -36,6 +37,7 @@ typedef struct lg_payload_s {
     bool gzip;          /* the body is gzip-compressed */
     bool zstd;          /* the body is zstd-compressed */
     size_t *span_id_at; /* with opts.sequence: offset of each span's 8 ID bytes in body */
+    bool unique_traces; /* opts.unique_traces: the trace ID precedes each span ID */
 } lg_payload_t;
 
 typedef struct lg_payload_set_s {
@@ -51,7 +53,9 @@ int lg_payload_build(const lg_payload_opts_t *opts, lg_payload_set_t *set, char 
 
 /* With opts.sequence (uncompressed bodies): copies p's body into out (p->len bytes)
  * with span i's ID set to client (16 bits, big-endian), seq (32 bits) and i (16
- * bits), so that a sink can tell which request of which client each span came in. */
+ * bits), so that a sink can tell which request of which client each span came in.
+ * With opts.unique_traces, the first 6 bytes of each span's trace ID are set to
+ * client and seq too, so that no trace ID comes back in a later request. */
 void lg_payload_number(const lg_payload_t *p, uint8_t *out, uint16_t client, uint32_t seq);
 
 /* Frees what lg_payload_build made; an empty set is fine. */

@@ -12,6 +12,7 @@ Counts only the first router (the one under test), not the sink or loadgen.
 """
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ sys.path.insert(0, HERE)
 import otlp_http_bench as hb  # noqa: E402
 
 
-def one_run(build, config, shim, requests, rate, spans_per_request, tmp):
+def one_run(build, config, shim, requests, rate, spans_per_request, tmp, extra=()):
     out = os.path.join(tmp, "count.txt")
     sink, env = hb.start_sink(build, config, None)
     env = dict(env, LD_PRELOAD=shim, MALLOC_COUNT_OUT=out)
@@ -31,7 +32,7 @@ def one_run(build, config, shim, requests, rate, spans_per_request, tmp):
         argv = [os.path.join(build, "bin", "loadgen"), "--url",
                 f"http://127.0.0.1:{r.port}/v1/traces", "--requests", str(requests),
                 "--rate", str(rate), "--spans-per-request", str(spans_per_request),
-                "--out", "json"]
+                "--out", "json"] + list(extra)
         res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         import json
         lg = json.loads(res.stdout.strip().splitlines()[-1])
@@ -58,7 +59,11 @@ def main():
     ap.add_argument("--large", type=int, default=600, help="requests of the second run")
     ap.add_argument("--rate", type=int, default=200, help="requests per second")
     ap.add_argument("--spans-per-request", type=int, default=512)
+    ap.add_argument("--loadgen-args", default="",
+                    help="more loadgen options, one string (tailsampling: "
+                         "'--sequence 1 --unique-traces')")
     args = ap.parse_args()
+    extra = shlex.split(args.loadgen_args)
     build = os.path.abspath(args.build_dir)
     with tempfile.TemporaryDirectory() as tmp:
         shim = os.path.join(tmp, "malloc_count.so")
@@ -69,7 +74,7 @@ def main():
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for v in [v for v in args.variants.split(",") if v]:
             cfg = os.path.join(HERE, "configs", f"otlp_http_{v}.yaml")
-            runs = [one_run(build, cfg, shim, n, args.rate, args.spans_per_request, tmp)
+            runs = [one_run(build, cfg, shim, n, args.rate, args.spans_per_request, tmp, extra)
                     for n in (args.small, args.large)]
             (c1, l1, _), (c2, l2, _) = runs
             dspans = l2["accepted_spans"] - l1["accepted_spans"]

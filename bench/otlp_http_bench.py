@@ -221,8 +221,12 @@ def start_server(build, config, cpu=None, **env):
     return Router(build, config, cpu=cpu, **env)
 
 
+# --loadgen-build: the build whose loadgen drives every cell (None: each cell's own).
+LOADGEN_BUILD = None
+
+
 def run_loadgen(build, url, duration, connections, gzip, cpu, extra):
-    argv = [os.path.join(build, "bin", "loadgen"), "--url", url, "--duration", str(duration),
+    argv = [os.path.join(LOADGEN_BUILD or build, "bin", "loadgen"), "--url", url, "--duration", str(duration),
             "--connections", str(connections), "--out", "json"] + extra
     if gzip:
         argv.append("--gzip")
@@ -406,10 +410,15 @@ def main():
     ap.add_argument("--connections", default="1,4")
     ap.add_argument("--gzip", default="off,on", help="off, on, or off,on")
     ap.add_argument("--loadgen-args", default="", help="more loadgen options, one string")
+    ap.add_argument("--loadgen-build", default=None,
+                    help="take bin/loadgen from this build for every cell (A/B against a base "
+                         "whose loadgen lacks an option, e.g. --unique-traces)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the load table this many times, the variants alternating")
     ap.add_argument("--json", help="also write every result to this file as JSON lines")
     args = ap.parse_args()
+    global LOADGEN_BUILD
+    LOADGEN_BUILD = os.path.abspath(args.loadgen_build) if args.loadgen_build else None
 
     build = os.path.abspath(args.build_dir)
     builds = [(args.label_a, build)]

@@ -306,6 +306,14 @@ static sy_metric_t *api_metric_register(sy_instance_t *inst, const char *name, c
     return sy__metric_register(name, help, type, inst ? inst->labels : NULL);
 }
 
+static sy_labelled_metric_t *api_metric_register_labelled(sy_instance_t *inst, const char *name,
+                                                          const char *help, sy_metric_type_t type,
+                                                          const char *const *label_names, size_t n)
+{
+    return sy__metric_register_labelled(name, help, type, inst ? inst->labels : NULL, label_names,
+                                        n);
+}
+
 static sy_settle_t *api_settle_new(sy_instance_t *inst, void (*done)(void *ud, int status),
                                    void *ud)
 {
@@ -396,6 +404,8 @@ static const sy_host_api_t host_api = {
     .settle_wanted = sy__settle_wanted,
     .settle_durable = sy__settle_durable,
     /* ABI 1.7 */
+    .metric_register_labelled = api_metric_register_labelled,
+    .metric_series = sy__metric_series,
     .batch_set_compressed = sy__batch_set_compressed,
     .batch_compressed_pieces = sy__batch_compressed_pieces,
 };

@@ -83,6 +83,27 @@ void sy__metric_set(sy_metric_t *metric, int64_t value);
 int64_t sy__metric_value(const sy_metric_t *metric);
 
 /*
+ * A labelled metric (ABI 1.7, metric_register_labelled): a name, help, type, the
+ * instance's label list and the names of the labels the plugin gives values to.
+ * sy__metric_series() makes (or finds) one series of it, a plain sy_metric_t.
+ * Registering the same name, instance labels and label names again returns the
+ * same handle (a component rebuilt on reload keeps counting). Freed with the
+ * registry at shutdown. NULL when a label name is not a valid Prometheus label
+ * name, is given twice, starts with "__", or is one of the instance's own label
+ * names; or on out of memory.
+ */
+sy_labelled_metric_t *sy__metric_register_labelled(const char *name, const char *help,
+                                                   sy_metric_type_t type, const char *labels,
+                                                   const char *const *label_names, size_t n);
+/*
+ * The series of `lm` with these label values (n of them, in the order of the
+ * names; NULL counts as ""). Values are escaped for the text format. Takes the
+ * registry's mutex: call it once per series, not per item. NULL on out of memory
+ * or when the label list grows past SY__METRIC_LABELS_MAX.
+ */
+sy_metric_t *sy__metric_series(sy_labelled_metric_t *lm, const char *const *label_values);
+
+/*
  * Builds an escaped label list into buf from NULL-terminated key, value pairs:
  *
  *     sy__metric_labels(buf, sizeof buf, "receiver", id, "transport", "http", NULL);

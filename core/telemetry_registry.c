@@ -16,6 +16,17 @@
 pthread_mutex_t sy__registry_mu = PTHREAD_MUTEX_INITIALIZER;
 sy__family_t *sy__families;
 
+/* A labelled metric's description (ABI 1.7); its series are plain metrics. */
+struct sy_labelled_metric_s {
+    char *name, *help, *inst_labels;
+    sy_metric_type_t type;
+    char **label_names;
+    size_t n;
+    struct sy_labelled_metric_s *next;
+};
+/* Every labelled metric registered; guarded by sy__registry_mu. */
+static sy_labelled_metric_t *sy__labelled;
+
 static bool sy__is_name_char(char c, bool first, bool colon_ok)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return true;
@@ -59,40 +70,48 @@ static bool sy__valid_labels(const char *s)
     }
 }
 
+static bool sy__label_put(char *buf, size_t cap, size_t *pos, const char *key, const char *value);
+
 char *sy__metric_labels(char *buf, size_t cap, ...)
 {
     va_list ap;
     size_t pos = 0;
-    char *ret = buf;
     if (cap == 0) return NULL;
+    buf[0] = '\0';
     va_start(ap, cap);
     for (const char *key; (key = va_arg(ap, const char *)) != NULL;) {
         const char *value = va_arg(ap, const char *);
-        if (!sy__valid_name(key, false)) goto fail;
-        if (value == NULL) value = "";
-        int n = snprintf(buf + pos, cap - pos, "%s%s=\"", pos > 0 ? "," : "", key);
-        if (n < 0 || (size_t)n >= cap - pos) goto fail;
-        pos += (size_t)n;
-        for (const char *v = value; *v != '\0'; v++) {
-            const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
-            size_t need = esc != NULL ? 2 : 1;
-            if (pos + need >= cap) goto fail;
-            if (esc != NULL)
-                memcpy(buf + pos, esc, 2);
-            else
-                buf[pos] = *v;
-            pos += need;
+        if (!sy__valid_name(key, false) || !sy__label_put(buf, cap, &pos, key, value)) {
+            va_end(ap);
+            buf[0] = '\0';
+            return NULL;
         }
-        if (pos + 1 >= cap) goto fail;
-        buf[pos++] = '"';
     }
-    buf[pos] = '\0';
     va_end(ap);
-    return ret;
-fail:
-    va_end(ap);
-    buf[0] = '\0';
-    return NULL;
+    return buf;
+}
+
+/* Appends key="escaped value" (with a ',' before it when pos > 0) at buf + *pos.
+ * False when it does not fit. */
+static bool sy__label_put(char *buf, size_t cap, size_t *pos, const char *key, const char *value)
+{
+    int n = snprintf(buf + *pos, cap - *pos, "%s%s=\"", *pos > 0 ? "," : "", key);
+    if (n < 0 || (size_t)n >= cap - *pos) return false;
+    *pos += (size_t)n;
+    for (const char *v = value != NULL ? value : ""; *v != '\0'; v++) {
+        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+        size_t need = esc != NULL ? 2 : 1;
+        if (*pos + need >= cap) return false;
+        if (esc != NULL)
+            memcpy(buf + *pos, esc, 2);
+        else
+            buf[*pos] = *v;
+        *pos += need;
+    }
+    if (*pos + 1 >= cap) return false;
+    buf[(*pos)++] = '"';
+    buf[*pos] = '\0';
+    return true;
 }
 
 static bool sy__ends_with(const char *s, const char *suffix)
@@ -227,6 +246,107 @@ sy_metric_t *sy__metric_register_fn_double(const char *name, const char *help,
     return sy__register(name, help, type, labels, NULL, fn, arg);
 }
 
+static void sy__labelled_free(sy_labelled_metric_t *lm)
+{
+    if (lm == NULL) return;
+    for (size_t i = 0; lm->label_names != NULL && i < lm->n; i++)
+        free(lm->label_names[i]);
+    free(lm->label_names);
+    free(lm->name);
+    free(lm->help);
+    free(lm->inst_labels);
+    free(lm);
+}
+
+/* Whether the label list `labels` (valid) has a label called `key`. */
+static bool sy__labels_have(const char *labels, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = labels; *p != '\0';) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=') return true;
+        p = strchr(p, '"') + 1; /* the value's opening quote */
+        while (*p != '"')
+            p += *p == '\\' ? 2 : 1;
+        p++;
+        if (*p == ',') p++;
+    }
+    return false;
+}
+
+sy_labelled_metric_t *sy__metric_register_labelled(const char *name, const char *help,
+                                                   sy_metric_type_t type, const char *labels,
+                                                   const char *const *label_names, size_t n)
+{
+    if (labels == NULL) labels = "";
+    if (!sy__valid_name(name, true) || (type != SY_METRIC_COUNTER && type != SY_METRIC_GAUGE) ||
+        (n > 0 && label_names == NULL) || n > 32 || !sy__valid_labels(labels)) {
+        sy__log("telemetry", SY_LOG_ERROR, "invalid labelled metric \"%.100s\"",
+                name != NULL ? name : "(null)");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *k = label_names[i];
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(label_names[j], k) == 0;
+        if (!sy__valid_name(k, false) || strncmp(k, "__", 2) == 0 || dup ||
+            sy__labels_have(labels, k)) {
+            sy__log("telemetry", SY_LOG_ERROR,
+                    "metric %.100s: label name \"%.100s\" is invalid, reserved or repeated", name,
+                    k != NULL ? k : "(null)");
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&sy__registry_mu);
+    sy_labelled_metric_t *lm;
+    for (lm = sy__labelled; lm != NULL; lm = lm->next) {
+        if (strcmp(lm->name, name) != 0 || strcmp(lm->inst_labels, labels) != 0 || lm->n != n ||
+            lm->type != type)
+            continue;
+        size_t i = 0;
+        while (i < n && strcmp(lm->label_names[i], label_names[i]) == 0)
+            i++;
+        if (i == n) goto out;
+    }
+    lm = calloc(1, sizeof *lm);
+    if (lm == NULL) goto out;
+    lm->type = type;
+    lm->n = n;
+    lm->name = strdup(name);
+    lm->help = strndup(help != NULL ? help : "", SY__METRIC_HELP_MAX);
+    lm->inst_labels = strdup(labels);
+    lm->label_names = calloc(n ? n : 1, sizeof *lm->label_names);
+    bool ok = lm->name && lm->help && lm->inst_labels && lm->label_names;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (lm->label_names[i] = strdup(label_names[i])) != NULL;
+    if (!ok) {
+        sy__labelled_free(lm);
+        lm = NULL;
+        goto out;
+    }
+    lm->next = sy__labelled;
+    sy__labelled = lm;
+out:
+    pthread_mutex_unlock(&sy__registry_mu);
+    return lm;
+}
+
+sy_metric_t *sy__metric_series(sy_labelled_metric_t *lm, const char *const *label_values)
+{
+    if (lm == NULL || (lm->n > 0 && label_values == NULL)) return NULL;
+    char buf[SY__METRIC_LABELS_MAX + 1];
+    size_t pos = strlen(lm->inst_labels);
+    if (pos > SY__METRIC_LABELS_MAX) return NULL;
+    memcpy(buf, lm->inst_labels, pos + 1);
+    for (size_t i = 0; i < lm->n; i++) {
+        if (!sy__label_put(buf, sizeof buf, &pos, lm->label_names[i], label_values[i])) {
+            sy__log("telemetry", SY_LOG_ERROR, "metric %.100s: label values too long", lm->name);
+            return NULL;
+        }
+    }
+    return sy__metric_register(lm->name, lm->help, lm->type, buf);
+}
+
 void sy__metric_unregister_bound(sy_metric_t *metric, const void *arg)
 {
     if (metric == NULL) return;
@@ -277,7 +397,14 @@ void sy__metrics_free_all(void)
     pthread_mutex_lock(&sy__registry_mu);
     sy__family_t *f = sy__families;
     sy__families = NULL;
+    sy_labelled_metric_t *lm = sy__labelled;
+    sy__labelled = NULL;
     pthread_mutex_unlock(&sy__registry_mu);
+    while (lm != NULL) {
+        sy_labelled_metric_t *next = lm->next;
+        sy__labelled_free(lm);
+        lm = next;
+    }
     while (f != NULL) {
         sy__family_t *next_f = f->next;
         for (sy_metric_t *m = f->series, *next_m; m != NULL; m = next_m) {

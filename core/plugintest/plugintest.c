@@ -38,6 +38,16 @@ struct sy_metric_s {
     struct sy_metric_s *next;
 };
 
+/* A labelled metric: its series are metrics named name{k="v",...} (values not
+ * escaped), so that sy_pt_metric() finds them by that string. */
+struct sy_labelled_metric_s {
+    sy_pt_t *h;
+    char *name;
+    char **names;
+    size_t n;
+    struct sy_labelled_metric_s *next;
+};
+
 struct sy_timer_s {
     sy_pt_t *h;
     uint64_t due, repeat;
@@ -69,6 +79,7 @@ struct sy_pt_s {
     uint64_t ready_calls;
 
     struct sy_metric_s *metrics;
+    struct sy_labelled_metric_s *labelled;
     pt_line_t *lines;
     size_t nlines, cap_lines;
     sy_log_level_t log_level;
@@ -242,6 +253,51 @@ static sy_metric_t *pt_metric_register(sy_instance_t *inst, const char *name, co
     return m;
 }
 
+static void pt_labelled_free(struct sy_labelled_metric_s *lm)
+{
+    for (size_t i = 0; lm->names && i < lm->n; i++)
+        free(lm->names[i]);
+    free(lm->names);
+    free(lm->name);
+    free(lm);
+}
+
+static sy_labelled_metric_t *pt_metric_register_labelled(sy_instance_t *inst, const char *name,
+                                                         const char *help, sy_metric_type_t type,
+                                                         const char *const *label_names, size_t n)
+{
+    (void)help;
+    (void)type;
+    sy_pt_t *h = of(inst);
+    struct sy_labelled_metric_s *lm = calloc(1, sizeof(*lm));
+    if (!lm) return NULL;
+    lm->h = h;
+    lm->n = n;
+    bool ok = (lm->name = strdup(name)) && (lm->names = calloc(n ? n : 1, sizeof(char *)));
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (lm->names[i] = strdup(label_names[i])) != NULL;
+    if (!ok) {
+        pt_labelled_free(lm);
+        return NULL;
+    }
+    lm->next = h->labelled;
+    h->labelled = lm;
+    return lm;
+}
+
+static sy_metric_t *pt_metric_series(sy_labelled_metric_t *lm, const char *const *values)
+{
+    if (!lm) return NULL;
+    char full[2048];
+    size_t pos = (size_t)snprintf(full, sizeof(full), "%s{", lm->name);
+    for (size_t i = 0; i < lm->n && pos < sizeof(full); i++)
+        pos += (size_t)snprintf(full + pos, sizeof(full) - pos, "%s%s=\"%s\"", i ? "," : "",
+                                lm->names[i], values[i] ? values[i] : "");
+    if (pos + 2 > sizeof(full)) return NULL;
+    memcpy(full + pos, "}", 2);
+    return pt_metric_register(&lm->h->inst, full, NULL, SY_METRIC_COUNTER);
+}
+
 static void pt_metric_add(sy_metric_t *m, int64_t delta)
 {
     if (m) atomic_fetch_add_explicit(&m->value, delta, memory_order_relaxed);
@@ -309,6 +365,8 @@ PT_API sy_pt_t *sy_pt_open_opts(const sy_pt_options_t *o, char *err, size_t err_
     h->api.metric_register = pt_metric_register;
     h->api.metric_add = pt_metric_add;
     h->api.metric_set = pt_metric_set;
+    h->api.metric_register_labelled = pt_metric_register_labelled;
+    h->api.metric_series = pt_metric_series;
     h->api.exporter_outcome = pt_outcome;
     h->api.pipeline_refuse = pt_refuse;
     h->api.emit_to = pt_emit_to;
@@ -430,6 +488,10 @@ PT_API void sy_pt_close(sy_pt_t *h)
         n = m->next;
         free(m->name);
         free(m);
+    }
+    for (struct sy_labelled_metric_s *m = h->labelled, *n; m; m = n) {
+        n = m->next;
+        pt_labelled_free(m);
     }
     for (size_t i = 0; i < h->nlines; i++)
         free(h->lines[i].text);

@@ -26,8 +26,8 @@
  * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
  * the end of sy_host_api_t), then extension interfaces (extension_interface at the
  * end of sy_plugin_t, extension_get() at the end of sy_host_api_t; the
- * authenticators' interfaces are in <switchyard/auth.h>); 1.5 and 1.6: see the
- * members under "ABI 1.5" and "ABI 1.6" at the end of the structs.
+ * authenticators' interfaces are in <switchyard/auth.h>); 1.5, 1.6 and 1.7: see
+ * the members under "ABI 1.5", "ABI 1.6" and "ABI 1.7" at the end of the structs.
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -977,6 +977,34 @@ struct sy_host_api_s {
     /* --- ABI 1.7 ------------------------------------------------------------ */
 
     /*
+     * Labelled metrics: a metric of the instance whose series differ by the values
+     * of the labels named here (n of them, valid Prometheus label names, none
+     * starting with "__" nor equal to a label the host adds for the instance, such
+     * as "processor"): the collector's otelcol_processor_tail_sampling_
+     * count_traces_sampled{policy,sampled}. Name, help and type as
+     * metric_register(). Returns NULL on a bad name or out of memory (the plugin
+     * then counts nothing). Registering the same again returns the same handle.
+     * Main or loop thread, in create() or start().
+     */
+    struct sy_labelled_metric_s *(*metric_register_labelled)(sy_instance_t *inst, const char *name,
+                                                             const char *help,
+                                                             sy_metric_type_t type,
+                                                             const char *const *label_names,
+                                                             size_t n);
+    /*
+     * One series of a labelled metric: label_values holds one value per label
+     * name, in their order (NULL reads as ""; any bytes, escaped by the host when
+     * rendered). The same values give the same series. The result is a plain
+     * sy_metric_t for metric_add() / metric_set(), valid as long as any metric of
+     * the instance. It takes a lock: look a series up once (at create(), or the
+     * first time a label value is seen) and keep the handle, never per item.
+     * NULL for a NULL metric, out of memory, or labels longer than 2 KiB.
+     * Any thread.
+     */
+    sy_metric_t *(*metric_series)(struct sy_labelled_metric_s *metric,
+                                  const char *const *label_values);
+
+    /*
      * The compressed twin: a receiver that decompressed a request keeps the
      * bytes the client sent, so that an exporter compressing with the same
      * encoding can send them instead of compressing again. `encoding` is "gzip"
@@ -1003,6 +1031,9 @@ struct sy_host_api_s {
     size_t (*batch_compressed_pieces)(sy_batch_t *batch, const char *encoding, sy_piece_t *out,
                                       size_t max);
 };
+
+/* A labelled metric (metric_register_labelled(), ABI 1.7). */
+typedef struct sy_labelled_metric_s sy_labelled_metric_t;
 
 /* True if the host's table has `member` (it was added at or before the host's minor). */
 #define SY_API_HAS(api, member) \

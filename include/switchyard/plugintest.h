@@ -135,7 +135,9 @@ uint64_t sy_pt_ready_calls(sy_pt_t *h);
 
 /* The value of the plugin's metric `name` (as registered, without the
  * "switchyard_" prefix or "_total"): SY_OK with *value set, or SY_EINVAL when it
- * registered none of that name. */
+ * registered none of that name. A series of a labelled metric (ABI 1.7) is named
+ * name{label="value",...}, its labels in registration order, values unescaped:
+ * "processor_x_count{policy=\"p\",sampled=\"true\"}". */
 int sy_pt_metric(sy_pt_t *h, const char *name, int64_t *value);
 /* Log lines the plugin wrote at `level` or above whose text holds `needle`
  * (NULL: any). */

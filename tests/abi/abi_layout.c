@@ -134,6 +134,8 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(settle_durable),
 #endif
 #if SY_ABI_MINOR >= 7
+    H(metric_register_labelled),
+    H(metric_series),
     H(batch_set_compressed),
     H(batch_compressed_pieces),
 #endif

@@ -196,9 +196,10 @@ def metrics_text(mport):
     return text.decode()
 
 
-def metric(text, name):
+def metric(text, name, label=None):
+    """The first series of switchyard_<name> (with `label`, 'k="v"', among its labels)."""
     for line in text.splitlines():
-        if line.startswith("switchyard_" + name + "{"):
+        if line.startswith("switchyard_" + name + "{") and (label is None or label in line):
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -234,7 +235,8 @@ def run_main(args):
         n_total = len(sent)
         # Every trace is decided 1-2 s after its first span; then the file is flushed.
         wait_for("every trace decided", lambda: (lambda t: (
-            metric(t, "processor_tail_sampling_global_count_traces_sampled_total") or 0) + (
+            metric(t, "processor_tail_sampling_global_count_traces_sampled_total",
+                   'sampled="true"') or 0) + (
             metric(t, "processor_tail_sampling_global_count_traces_not_sampled_total") or 0)
             >= n_total)(metrics_text(mport)), 20)
         time.sleep(0.5)
@@ -325,8 +327,8 @@ def run_main(args):
           "lowest probability %s ppm ≈ target/2000 = 25000" % pmin)
     check(pmax is not None and abs(pmax - 83333) <= 0.1 * 83333,
           "highest probability %s ppm ≈ target/600 = 83333" % pmax)
-    check(metric(text, "processor_tail_sampling_count_traces_sampled_adaptive_total")
-          == len(kept), "the policy's sampled counter equals the traces kept")
+    check(metric(text, "processor_tail_sampling_count_traces_sampled_total",
+                 'policy="adaptive",sampled="true"') == len(kept), "the policy's sampled counter equals the traces kept")
 
 
 def run_overflow(args):
@@ -352,7 +354,8 @@ def run_overflow(args):
                         "scopeSpans": [{"scope": {"name": "load"}, "spans": spans}]}]})
                 check(status == 200, "posted 20 traces of %s (%d)" % (svc, status))
             wait_for("60 traces decided", lambda: (lambda t: t if (metric(
-                t, "processor_tail_sampling_global_count_traces_sampled_total") or 0) + (metric(
+                t, "processor_tail_sampling_global_count_traces_sampled_total",
+                'sampled="true"') or 0) + (metric(
                     t, "processor_tail_sampling_global_count_traces_not_sampled_total") or 0)
                 >= 60 else None)(metrics_text(mport)), 20)
             time.sleep(1.2)  # the gauges and counters are flushed once a second

@@ -166,14 +166,14 @@ def case_components(args, tmp):
     check(procs.get("newminor", {}).get("abi") == "1.99" and "error" not in procs["newminor"],
           "the newer-minor plugin loads")
     check(re.search(r"processor_newminor\.so was built for plugin ABI 1\.99, newer than this "
-                    r"switchyard \S+ \(ABI 1\.6\)", err) is not None,
+                    r"switchyard \S+ \(ABI 1\.7\)", err) is not None,
           "a newer minor is warned about at load (%s)" % err.strip()[-300:])
     check("processor_oldminor.so" not in err, "an older minor loads without a warning")
     # ABI 1.5: a declared minimum host minor that is not met is refused, naming both.
     need = procs.get("needminor", {}).get("error", "")
     check(re.search(r"processor_needminor\.so needs a switchyard of plugin ABI 1\.99 or later "
                     r"\(its min_host_minor; built for ABI 1\.99\), but this switchyard \S+ "
-                    r"has ABI 1\.6", need) is not None,
+                    r"has ABI 1\.7", need) is not None,
           "a plugin needing a newer host minor is refused with both versions (%r)" % need)
     check("error" not in procs.get("needmet", {"error": "absent"}),
           "a plugin whose minimum host minor is met loads")

@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from fractions import Fraction
@@ -138,13 +139,32 @@ def metrics(mport):
     return text.decode()
 
 
-def metric(text, name, inst):
-    """The value of switchyard_<name> for processor tail_sampling/<inst>, or None."""
+def metric(text, name, inst, **labels):
+    """The value of switchyard_<name> for processor tail_sampling/<inst> whose
+    labels include `labels` (values as rendered, escaped), or None."""
+    want = ['processor="tail_sampling/%s"' % inst] + \
+        ['%s="%s"' % (k, v) for k, v in labels.items()]
     for line in text.splitlines():
         if line.startswith("switchyard_" + name + "{") and \
-                ('processor="tail_sampling/%s"' % inst) in line:
+                all(w in line.rsplit("}", 1)[0] for w in want):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def series(text, name, inst):
+    """Every series of switchyard_<name> of tail_sampling/<inst>: {labels: value},
+    labels as rendered (the instance's own left out)."""
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith("switchyard_" + name + "{"):
+            continue
+        labels, value = line[len("switchyard_" + name + "{"):].rsplit("} ", 1)
+        if ('processor="tail_sampling/%s"' % inst) not in labels:
+            continue
+        own = [x for x in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels)
+               if x[0] not in ("processor", "pipeline")]
+        out[tuple(own)] = float(value)
+    return out
 
 
 # ---- the collector's probabilistic hash, written from its description ----------
@@ -361,6 +381,12 @@ def scenarios():
         "[{name: e, type: status_code, status_code: {status_codes: [ERROR]}}, "
         "{name: p, type: probabilistic, probabilistic: {hash_salt: s2, sampling_percentage: 50}}]",
         reqs, errors | {t for t in range(2000, 2300) if prob_keeps("s2", 50, t)})
+    sc["labels"] = (
+        "[{name: 'e\"rr\\s', type: status_code, status_code: {status_codes: [ERROR]}}, "
+        "{name: slow, type: latency, latency: {threshold_ms: 500}}]",
+        [[span(300, 0, 0, 100), span(300, 1, 0, 50, status=2), span(300, 2, 0, 50)],
+         [span(301, 0, 0, 100), span(301, 1, 500, 100)], [span(302, 0, 0, 10)]],
+        {300, 301})
     return sc
 
 
@@ -447,8 +473,10 @@ def run_main(args):
                 n = len(sent_spans(reqs))
                 if metric(text, "processor_tail_sampling_new_trace_id_received_total", name) != n:
                     return False
-                decided = sum(metric(text, "processor_tail_sampling_global_count_traces_%s_total"
-                                     % k, name) or 0 for k in ("sampled", "not_sampled", "dropped"))
+                decided = (metric(text, "processor_tail_sampling_global_count_traces_sampled_total",
+                                  name, sampled="true") or 0) + sum(
+                    metric(text, "processor_tail_sampling_global_count_traces_%s_total" % k,
+                           name) or 0 for k in ("not_sampled", "dropped"))
                 if decided != n:
                     return False
             return metric(text, "processor_tail_sampling_sampling_traces_on_memory", "late") == 0
@@ -466,8 +494,13 @@ def run_main(args):
                 name, sorted(got_t), sorted(kept)))
             partial = [t for t in kept & got_t if got[tid(t)] != sent[t]]
             check(not partial, "%s: every kept trace whole (partial: %s)" % (name, partial))
-            v = metric(text, "processor_tail_sampling_global_count_traces_sampled_total", name)
+            v = metric(text, "processor_tail_sampling_global_count_traces_sampled_total", name,
+                       sampled="true")
             check(v == len(kept), "%s: global sampled count %s == %d" % (name, v, len(kept)))
+            vf = metric(text, "processor_tail_sampling_global_count_traces_sampled_total", name,
+                        sampled="false") or 0
+            check(vf == len(sent) - len(kept), "%s: global sampled=false %s == %d" % (
+                name, vf, len(sent) - len(kept)))
             nn = metric(text, "processor_tail_sampling_global_count_traces_not_sampled_total",
                         name) or 0
             nd = metric(text, "processor_tail_sampling_global_count_traces_dropped_total",
@@ -478,18 +511,41 @@ def run_main(args):
         check(got_homes and all(sent_homes[k] == v for k, v in got_homes.items()),
               "shuffled: every kept span with its own resource and scope (%d spans)"
               % len(got_homes))
-        check(metric(text, "processor_tail_sampling_count_traces_sampled_errors_total",
-                     "status") == 1, "status: per-policy sampled count")
-        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_errors_total",
-                     "status") == 1, "status: per-policy not-sampled count")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total", "status",
+                     policy="errors", sampled="true") == 1, "status: per-policy sampled count")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total", "status",
+                     policy="errors", sampled="false") == 1,
+              "status: per-policy not-sampled count")
         check(metric(text, "processor_tail_sampling_global_count_traces_dropped_total",
                      "drop") == 1, "drop: counted as dropped")
-        check(metric(text, "processor_tail_sampling_count_traces_sampled_not_health_v2_total",
-                     "string_invert") == 2,
-              "string_invert: InvertSampled counted as sampled, under the policy's name with "
-              "'-' and '.' as '_'")
-        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_not_health_v2_total",
-                     "string_invert") == 1, "string_invert: InvertNotSampled counted as not sampled")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total", "string_invert",
+                     policy="not-health.v2", sampled="true") == 2,
+              "string_invert: InvertSampled counted as sampled, under the policy's own name")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total", "string_invert",
+                     policy="not-health.v2", sampled="false") == 1,
+              "string_invert: InvertNotSampled counted as not sampled")
+        # labels: the collector's per-policy metrics, series by series, the policy
+        # name with a quote and a backslash escaped as the text format says
+        q = 'e\\"rr\\\\s'  # e"rr\s rendered: e\"rr\\s
+        want = {
+            "processor_tail_sampling_count_traces_sampled_total": {
+                (("policy", q), ("sampled", "false")): 2, (("policy", q), ("sampled", "true")): 1,
+                (("policy", "slow"), ("sampled", "false")): 2,
+                (("policy", "slow"), ("sampled", "true")): 1},
+            "processor_tail_sampling_count_spans_sampled_total": {
+                (("policy", q), ("sampled", "false")): 3, (("policy", q), ("sampled", "true")): 3,
+                (("policy", "slow"), ("sampled", "false")): 4,
+                (("policy", "slow"), ("sampled", "true")): 2},
+            "processor_tail_sampling_global_count_traces_sampled_total": {
+                (("sampled", "false"),): 1, (("sampled", "true"),): 2},
+        }
+        for mname, exp in want.items():
+            got = series(text, mname, "labels")
+            check(got == exp, "labels: %s is %r, expected %r" % (mname, got, exp))
+        check(metric(text, "processor_tail_sampling_sampling_decision_latency_count_total",
+                     "labels") == 3, "labels: three decisions timed")
+        check((metric(text, "processor_tail_sampling_sampling_decision_timer_latency_count_total",
+                      "labels") or 0) >= 1, "labels: the decision timer's runs counted")
         pk = len(sc["probabilistic"][2])
         check(40 <= pk <= 110, "probabilistic: %d of 200 kept at 37.5 %% (sanity)" % pk)
 
@@ -502,11 +558,18 @@ def run_main(args):
         wait_for("late span of the kept trace", lambda: len(read_spans(late_path).get(
             tid(200), ())) == 3, 5)
         text = metrics(mport)
-        check(metric(text, "processor_tail_sampling_early_releases_from_cache_decision_sampled_total",
-                     "late") == 1, "late: one span released by the sampled cache")
-        check(metric(text,
-                     "processor_tail_sampling_early_releases_from_cache_decision_not_sampled_total",
-                     "late") == 1, "late: one span dropped by the non-sampled cache")
+        check(metric(text, "processor_tail_sampling_early_releases_from_cache_decision_total",
+                     "late", sampled="true") == 1, "late: one span released by the sampled cache")
+        check(metric(text, "processor_tail_sampling_early_releases_from_cache_decision_total",
+                     "late", sampled="false") == 1,
+              "late: one span dropped by the non-sampled cache")
+        # the sums and counts are added once a tick (1 s)
+        wait_for("late: both late spans' ages counted", lambda: metric(
+            metrics(mport), "processor_tail_sampling_sampling_late_span_age_count_total",
+            "late") == 2, 5)
+        text = metrics(mport)
+        age = metric(text, "processor_tail_sampling_sampling_late_span_age_sum_total", "late")
+        check(age is not None and 0 <= age <= 2 * 15, "late: late span age sum %r s" % age)
         check(tid(201) not in read_spans(late_path), "late: the dropped trace stays dropped")
         check(metric(text, "processor_tail_sampling_new_trace_id_received_total", "late") == 2,
               "late: late spans start no new trace")
@@ -642,16 +705,16 @@ def run_options(args):
         def done():
             text = metrics(mport)
             return all(metric(text, "processor_tail_sampling_global_count_traces_sampled_total",
-                              n) == 1 for n in ("first", "every", "maxsize", "root"))
+                              n, sampled="true") == 1 for n in ("first", "every", "maxsize", "root"))
         wait_for("the option scenarios' decisions", done, 10)
         wait_for("files", lambda: all(read_spans(paths[n]) for n in
                                       ("first", "every", "maxsize", "root")), 5)
         text = metrics(mport)
-        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_none_total",
-                     "first") in (None, 0),
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total",
+                     "first", policy="none", sampled="false") in (None, 0),
               "sample_on_first_match: the second policy was not asked")
-        check(metric(text, "processor_tail_sampling_count_traces_not_sampled_none_total",
-                     "every") == 1, "without it every policy is asked")
+        check(metric(text, "processor_tail_sampling_count_traces_sampled_total",
+                     "every", policy="none", sampled="false") == 1, "without it every policy is asked")
         check(set(read_spans(paths["first"])) == {tid(500)}, "sample_on_first_match: kept")
         check(set(read_spans(paths["maxsize"])) == {tid(502)},
               "maximum_trace_size_bytes: the large trace dropped, the small one kept")

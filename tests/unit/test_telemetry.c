@@ -158,6 +158,97 @@ static void test_label_escaping(void **state)
     assert_string_equal(buf, "");
 }
 
+/* ABI 1.7: a labelled metric of an instance, its series found once each, values
+ * escaped, the family rendered with the instance's labels first. */
+static void test_labelled(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"policy", "sampled"};
+    const char *inst = "processor=\"tail_sampling/x\",pipeline=\"traces\"";
+    sy_labelled_metric_t *lm =
+        sy__metric_register_labelled("processor_tail_sampling_count_traces_sampled", "Per policy.",
+                                     SY_METRIC_COUNTER, inst, names, 2);
+    assert_non_null(lm);
+    /* The same again is the same handle (a reload keeps counting). */
+    assert_ptr_equal(sy__metric_register_labelled("processor_tail_sampling_count_traces_sampled",
+                                                  "Per policy.", SY_METRIC_COUNTER, inst, names, 2),
+                     lm);
+    const char *v1[] = {"e\"rr\\s\nx", "true"}, *v2[] = {"slow", "false"}, *v3[] = {NULL, "true"};
+    sy_metric_t *a = sy__metric_series(lm, v1), *b = sy__metric_series(lm, v2);
+    sy_metric_t *c = sy__metric_series(lm, v3);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_ptr_equal(sy__metric_series(lm, v1), a);
+    assert_ptr_not_equal(a, b);
+    sy__metric_add(a, 2);
+    sy__metric_add(b, 5);
+    sy__metric_add(c, 1);
+    assert_render(
+        "# HELP switchyard_processor_tail_sampling_count_traces_sampled_total Per policy.\n"
+        "# TYPE switchyard_processor_tail_sampling_count_traces_sampled_total counter\n"
+        "switchyard_processor_tail_sampling_count_traces_sampled_total{processor=\""
+        "tail_sampling/x\",pipeline=\"traces\",policy=\"\",sampled=\"true\"} 1\n"
+        "switchyard_processor_tail_sampling_count_traces_sampled_total{processor=\""
+        "tail_sampling/x\",pipeline=\"traces\",policy=\"e\\\"rr\\\\s\\nx\","
+        "sampled=\"true\"} 2\n"
+        "switchyard_processor_tail_sampling_count_traces_sampled_total{processor=\""
+        "tail_sampling/x\",pipeline=\"traces\",policy=\"slow\",sampled=\"false\"} 5\n");
+    /* Without instance labels, and a gauge. */
+    static const char *const one[] = {"k"};
+    sy_labelled_metric_t *g =
+        sy__metric_register_labelled("x_gauge", "G.", SY_METRIC_GAUGE, NULL, one, 1);
+    const char *gv[] = {"v"};
+    sy__metric_set(sy__metric_series(g, gv), -4);
+    size_t len;
+    char *text = sy__metrics_render(&len);
+    assert_non_null(
+        strstr(text, "# TYPE switchyard_x_gauge gauge\nswitchyard_x_gauge{k=\"v\"} -4\n"));
+    free(text);
+}
+
+static void test_labelled_invalid(void **state)
+{
+    (void)state;
+    const char *inst = "processor=\"p\"";
+    static const char *const dup[] = {"a", "a"}, *const reserved[] = {"__name"},
+                             *const clash[] = {"processor"}, *const bad[] = {"a-b"},
+                             *const ok[] = {"a"};
+    assert_null(sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, dup, 2));
+    assert_null(sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, reserved, 1));
+    assert_null(sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, clash, 1));
+    assert_null(sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, bad, 1));
+    assert_null(sy__metric_register_labelled("bad name", "", SY_METRIC_COUNTER, inst, ok, 1));
+    assert_null(sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, NULL, 1));
+    assert_null(sy__metric_series(NULL, NULL));
+    sy_labelled_metric_t *lm =
+        sy__metric_register_labelled("m", "", SY_METRIC_COUNTER, inst, ok, 1);
+    assert_non_null(lm);
+    assert_null(sy__metric_series(lm, NULL));
+    /* Values past the label list's bound. */
+    char *big = malloc(SY__METRIC_LABELS_MAX + 10);
+    assert_non_null(big);
+    memset(big, 'v', SY__METRIC_LABELS_MAX + 9);
+    big[SY__METRIC_LABELS_MAX + 9] = '\0';
+    const char *bv[] = {big};
+    assert_null(sy__metric_series(lm, bv));
+    free(big);
+    /* No labels at all is a plain metric. */
+    sy_labelled_metric_t *none =
+        sy__metric_register_labelled("n", "", SY_METRIC_COUNTER, inst, NULL, 0);
+    assert_non_null(none);
+    assert_ptr_equal(sy__metric_series(none, NULL),
+                     sy__metric_register("n", "", SY_METRIC_COUNTER, inst));
+    /* A family registered as a counter (exposed t_total) refuses a gauge series of
+     * the same exposed name. */
+    sy__metric_register("t", "", SY_METRIC_COUNTER, NULL);
+    sy_labelled_metric_t *t =
+        sy__metric_register_labelled("t_total", "", SY_METRIC_GAUGE, NULL, ok, 1);
+    const char *tv[] = {"x"};
+    assert_non_null(t);
+    assert_null(sy__metric_series(t, tv));
+}
+
 static int64_t fn_value(void *arg)
 {
     return *(int64_t *)arg;
@@ -350,6 +441,8 @@ int main(void)
         cmocka_unit_test_teardown(test_dedupe_and_grouping, teardown),
         cmocka_unit_test_teardown(test_invalid, teardown),
         cmocka_unit_test_teardown(test_label_escaping, teardown),
+        cmocka_unit_test_teardown(test_labelled, teardown),
+        cmocka_unit_test_setup_teardown(test_labelled_invalid, quiet, teardown),
         cmocka_unit_test_teardown(test_function_metrics, teardown),
         cmocka_unit_test_teardown(test_concurrent_adds, teardown),
         cmocka_unit_test_teardown(test_concurrent_registration, teardown),

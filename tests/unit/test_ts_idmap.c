@@ -54,7 +54,22 @@ static void check_against_reference(bool crafted)
     for (int op = 0; op < 200000; op++) {
         unsigned k = (unsigned)(rnd() % NKEYS);
         key_of(k, crafted, id);
-        switch (rnd() % 3) {
+        switch (rnd() % 4) {
+        case 3: { /* get-or-add: the value kept when present, 0 when added */
+            bool added;
+            uint32_t *v = ts_idmap_get_or_add(&m, id, &added);
+            assert_non_null(v);
+            assert_int_equal(added, !present[k]);
+            if (added) {
+                assert_int_equal(*v, 0);
+                *v = (uint32_t)rnd();
+                count++;
+                present[k] = true;
+            }
+            assert_int_equal(*v, added ? *v : value[k]);
+            value[k] = *v;
+            break;
+        }
         case 0:
         case 1: {
             uint32_t v = (uint32_t)rnd();

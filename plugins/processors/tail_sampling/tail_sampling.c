@@ -148,11 +148,15 @@ typedef struct ts_held_s {
 
 enum { L_WAIT, L_ROOT, L_COUNT };
 
+/* Spans of a trace held in its slot; a larger trace moves them to the heap. */
+#define TS_INLINE_SPANS 8u
+
 typedef struct ts_trace_s {
     uint8_t id[16];
     uint64_t deadline_ms;
     uint64_t bytes;
-    ts_span_t *spans;
+    ts_span_t *spans; /* NULL: they are in inl (see spans_of()); else on the heap */
+    ts_span_t inl[TS_INLINE_SPANS];
     uint32_t nspans, cap;
     uint32_t prev, next; /* in its list; next is the free list link when unused */
     uint8_t list;
@@ -160,10 +164,19 @@ typedef struct ts_trace_s {
     bool too_large; /* dropped for maximum_trace_size_bytes: its later spans follow */
 } ts_trace_t;
 
+/* A policy's counts, added to its series once a tick. */
 typedef struct ts_pmetrics_s {
-    sy_metric_t *sampled, *not_sampled;
-    uint64_t n_sampled, n_not_sampled;
+    sy_metric_t *sampled, *not_sampled;             /* traces */
+    sy_metric_t *spans_sampled, *spans_not_sampled; /* spans (ABI 1.7 hosts) */
+    uint64_t n_sampled, n_not_sampled, n_spans_sampled, n_spans_not_sampled;
 } ts_pmetrics_t;
+
+/* A histogram of the collector's, as its sum and count (the host's registry
+ * has no buckets); added to the counters once a tick. */
+typedef struct ts_hist_s {
+    sy_metric_t *sum, *count;
+    uint64_t n_sum, n_count;
+} ts_hist_t;
 
 typedef struct ts_state_s {
     const sy_host_api_t *api;
@@ -191,7 +204,20 @@ typedef struct ts_state_s {
     sy_metric_t *m_sampled, *m_not_sampled, *m_dropped;
     sy_metric_t *m_early, *m_late_sampled, *m_late_not_sampled, *m_new, *m_errors;
     sy_metric_t *m_too_large, *m_too_large_spans, *m_shutdown_dropped, *m_lost;
+    sy_metric_t *m_global_not; /* global_count_traces_sampled{sampled="false"} (ABI 1.7) */
+    ts_hist_t h_decision;      /* sampling_decision_latency, microseconds a trace */
+    ts_hist_t h_timer;         /* sampling_decision_timer_latency, milliseconds a tick */
+    ts_hist_t h_late_age;      /* sampling_late_span_age, seconds */
+    /* Counts of the hot path, added to their metrics once a tick. */
+    uint64_t n_sampled, n_not_sampled, n_dropped, n_new, n_early;
 } ts_state_t;
+
+/* A trace's spans: in its slot (spans NULL) or on the heap. Not kept across a
+ * slot_new(), which may move the slots. */
+static ts_span_t *spans_of(ts_trace_t *t)
+{
+    return t->spans ? t->spans : t->inl;
+}
 
 static uint64_t now_ns(void)
 {
@@ -203,6 +229,13 @@ static uint64_t now_ns(void)
 static void count(ts_state_t *s, sy_metric_t *m, uint64_t n)
 {
     if (m && n) s->api->metric_add(m, (int64_t)n);
+}
+
+static void hist_flush(ts_state_t *s, ts_hist_t *h)
+{
+    count(s, h->sum, h->n_sum);
+    count(s, h->count, h->n_count);
+    h->n_sum = h->n_count = 0;
 }
 
 /* ---- retained batches ---------------------------------------------------------- */
@@ -269,11 +302,15 @@ static void trace_free(ts_state_t *s, uint32_t i)
     ts_trace_t *t = &s->traces[i];
     list_unlink(s, i);
     ts_idmap_del(&s->index, t->id);
+    ts_span_t *sp = spans_of(t);
     for (uint32_t k = 0; k < t->nspans; k++)
-        held_unref(s, t->spans[k].held);
+        held_unref(s, sp[k].held);
     s->held_spans -= t->nspans;
     free(t->spans);
-    *t = (ts_trace_t){.next = s->free_head};
+    t->spans = NULL;
+    t->nspans = t->cap = 0;
+    t->live = false;
+    t->next = s->free_head;
     s->free_head = i;
     s->live--;
 }
@@ -328,10 +365,13 @@ static ts_decision_t make_decision(ts_state_t *s, const ts_trace_data_t *td)
             count(s, s->m_errors, 1);
             continue;
         }
-        if (d == TS_SAMPLED || d == TS_INVERT_SAMPLED)
+        if (d == TS_SAMPLED || d == TS_INVERT_SAMPLED) {
             s->pm[i].n_sampled++;
-        else
+            s->pm[i].n_spans_sampled += td->nspans;
+        } else {
             s->pm[i].n_not_sampled++;
+            s->pm[i].n_spans_not_sampled += td->nspans;
+        }
         seen[d] = true;
         if (d == TS_DROPPED) break;
         if (s->cfg->sample_on_first_match && d == TS_SAMPLED) break;
@@ -351,15 +391,22 @@ static void decide(ts_state_t *s, uint32_t i)
         trace_free(s, i);
         return;
     }
-    ts_trace_data_t td = {t->id, t->spans, t->nspans, t->bytes};
+    ts_trace_data_t td = {t->id, spans_of(t), t->nspans, t->bytes};
+    uint64_t t0 = now_ns();
     ts_decision_t d = make_decision(s, &td);
+    s->h_decision.n_sum += (now_ns() - t0) / 1000u;
+    s->h_decision.n_count++;
+    uint32_t when = (uint32_t)(s->ev.now_ns / 1000000000u);
     if (d == TS_SAMPLED) {
-        out_add(s, t->spans, t->nspans);
-        count(s, s->m_sampled, 1);
-        (void)ts_cache_put(&s->sampled, t->id); /* out of memory: only the cache misses it */
+        out_add(s, spans_of(t), t->nspans);
+        s->n_sampled++;
+        (void)ts_cache_put_at(&s->sampled, t->id, when); /* out of memory: the cache misses it */
     } else {
-        count(s, d == TS_DROPPED ? s->m_dropped : s->m_not_sampled, 1);
-        (void)ts_cache_put(&s->not_sampled, t->id);
+        if (d == TS_DROPPED)
+            s->n_dropped++;
+        else
+            s->n_not_sampled++;
+        (void)ts_cache_put_at(&s->not_sampled, t->id, when);
     }
     trace_free(s, i);
 }
@@ -381,7 +428,7 @@ static bool over_bounds(ts_state_t *s, uint32_t extra_traces)
 
 /* Decides the oldest traces early until the bounds hold (with block_on_overflow,
  * only past a quarter more than them: below that, receivers are refused). */
-static void enforce_bounds(ts_state_t *s, uint32_t extra_traces)
+static void enforce_bounds(ts_state_t *s, uint32_t extra_traces, uint32_t keep)
 {
     if (s->cfg->block_on_overflow) {
         if (over_bounds(s, extra_traces) && !s->refusing) {
@@ -390,31 +437,44 @@ static void enforce_bounds(ts_state_t *s, uint32_t extra_traces)
         }
         uint64_t hard_traces = (uint64_t)s->cfg->num_traces + (uint64_t)s->cfg->num_traces / 4;
         uint64_t hard_bytes = s->cfg->max_bytes + s->cfg->max_bytes / 4;
-        while (s->live &&
+        while (s->live && oldest(s) != keep &&
                ((uint64_t)s->live + extra_traces > hard_traces || s->held_bytes > hard_bytes)) {
             decide(s, oldest(s));
-            count(s, s->m_early, 1);
+            s->n_early++;
         }
         return;
     }
-    while (s->live && over_bounds(s, extra_traces)) {
+    while (s->live && oldest(s) != keep && over_bounds(s, extra_traces)) {
         decide(s, oldest(s));
-        count(s, s->m_early, 1);
+        s->n_early++;
     }
 }
 
 static void flush_metrics(ts_state_t *s)
 {
     for (size_t i = 0; i < s->pols.count; i++) {
-        count(s, s->pm[i].sampled, s->pm[i].n_sampled);
-        count(s, s->pm[i].not_sampled, s->pm[i].n_not_sampled);
-        s->pm[i].n_sampled = s->pm[i].n_not_sampled = 0;
+        ts_pmetrics_t *pm = &s->pm[i];
+        count(s, pm->sampled, pm->n_sampled);
+        count(s, pm->not_sampled, pm->n_not_sampled);
+        count(s, pm->spans_sampled, pm->n_spans_sampled);
+        count(s, pm->spans_not_sampled, pm->n_spans_not_sampled);
+        pm->n_sampled = pm->n_not_sampled = pm->n_spans_sampled = pm->n_spans_not_sampled = 0;
         if (ts_policy_adaptive(s->pols.list[i]))
             ts_adaptive_flush_metrics(ts_policy_adaptive(s->pols.list[i]), s->api);
     }
     if (s->m_traces) s->api->metric_set(s->m_traces, s->live);
     if (s->m_bytes) s->api->metric_set(s->m_bytes, (int64_t)s->held_bytes);
     if (s->m_spans) s->api->metric_set(s->m_spans, (int64_t)s->held_spans);
+    count(s, s->m_sampled, s->n_sampled);
+    count(s, s->m_not_sampled, s->n_not_sampled);
+    count(s, s->m_dropped, s->n_dropped);
+    count(s, s->m_global_not, s->n_not_sampled + s->n_dropped);
+    count(s, s->m_new, s->n_new);
+    count(s, s->m_early, s->n_early);
+    s->n_sampled = s->n_not_sampled = s->n_dropped = s->n_new = s->n_early = 0;
+    hist_flush(s, &s->h_decision);
+    hist_flush(s, &s->h_timer);
+    hist_flush(s, &s->h_late_age);
 }
 
 static void on_tick(void *arg)
@@ -431,6 +491,8 @@ static void on_tick(void *arg)
         s->refusing = false;
         s->api->pipeline_refuse(s->inst, false);
     }
+    s->h_timer.n_sum += (now_ns() - now) / 1000000u;
+    s->h_timer.n_count++;
     flush_metrics(s);
 }
 
@@ -438,14 +500,19 @@ static void on_tick(void *arg)
 
 static int trace_add_span(ts_state_t *s, ts_trace_t *t, sy_view_node_t *node, ts_held_t *h)
 {
-    if (t->nspans == t->cap) {
-        uint32_t cap = t->cap ? t->cap * 2 : 8;
-        ts_span_t *sp = realloc(t->spans, (size_t)cap * sizeof *sp);
+    if (t->nspans == TS_INLINE_SPANS && !t->spans) { /* out of the slot */
+        ts_span_t *sp = malloc((size_t)TS_INLINE_SPANS * 2 * sizeof *sp);
+        if (!sp) return SY_ENOMEM;
+        memcpy(sp, t->inl, sizeof t->inl);
+        t->spans = sp;
+        t->cap = TS_INLINE_SPANS * 2;
+    } else if (t->spans && t->nspans == t->cap) {
+        ts_span_t *sp = realloc(t->spans, (size_t)t->cap * 2 * sizeof *sp);
         if (!sp) return SY_ENOMEM;
         t->spans = sp;
-        t->cap = cap;
+        t->cap *= 2;
     }
-    t->spans[t->nspans++] = (ts_span_t){node, h};
+    spans_of(t)[t->nspans++] = (ts_span_t){node, h};
     t->bytes += h->span_bytes;
     h->refs++;
     s->held_spans++;
@@ -460,23 +527,27 @@ static uint32_t trace_get(ts_state_t *s, const uint8_t id[16], uint64_t now_ms)
      * lookup in a table of num_traces IDs that is mostly out of the cache. */
     uint32_t last = s->last_slot;
     if (last < s->cap && s->traces[last].live && !memcmp(s->traces[last].id, id, 16)) return last;
-    uint32_t *slot = ts_idmap_get(&s->index, id);
-    if (slot) return s->last_slot = *slot;
-    enforce_bounds(s, 1);
+    /* One probe finds the trace or makes its entry. */
+    bool added;
+    uint32_t *slot = ts_idmap_get_or_add(&s->index, id, &added);
+    if (!slot) return NIL;
+    if (!added) return s->last_slot = *slot;
     uint32_t i = slot_new(s);
-    if (i == NIL) return NIL;
-    if (ts_idmap_put(&s->index, id, i) < 0) {
-        s->traces[i].next = s->free_head;
-        s->free_head = i;
+    if (i == NIL) {
+        ts_idmap_del(&s->index, id);
         return NIL;
     }
+    *slot = i;
     ts_trace_t *t = &s->traces[i];
-    *t = (ts_trace_t){.deadline_ms = now_ms + (uint64_t)s->cfg->decision_wait / 1000000u,
-                      .live = true};
+    t->deadline_ms = now_ms + (uint64_t)s->cfg->decision_wait / 1000000u;
+    t->bytes = 0;
+    t->live = true;
+    t->too_large = false;
     memcpy(t->id, id, 16);
     list_append(s, i, L_WAIT);
     s->live++;
-    count(s, s->m_new, 1);
+    s->n_new++;
+    enforce_bounds(s, 0, i); /* makes room for it: the oldest others are decided */
     return s->last_slot = i;
 }
 
@@ -494,6 +565,14 @@ static void root_seen(ts_state_t *s, uint32_t i, sy_view_node_t *span, uint64_t 
     list_append(s, i, L_ROOT);
 }
 
+/* A span of a trace decided at `when` (seconds) arrived now. */
+static void late_age(ts_state_t *s, uint32_t when)
+{
+    uint32_t now_s = (uint32_t)(s->ev.now_ns / 1000000000u);
+    s->h_late_age.n_sum += now_s > when ? now_s - when : 0;
+    s->h_late_age.n_count++;
+}
+
 /* One span of the batch being taken. */
 static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_t now_ms)
 {
@@ -503,14 +582,17 @@ static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_
     if (s->api->view_get(span, SY_FIELD_TRACE_ID, &v) == 0 && v.type == SY_VALUE_BYTES &&
         v.len == 16)
         id = v.bytes;
-    if (s->sampled.cap && ts_cache_has(&s->sampled, id)) {
+    uint32_t when;
+    if (s->sampled.cap && ts_cache_find(&s->sampled, id, &when)) {
         ts_span_t one = {span, h};
         out_add(s, &one, 1);
         count(s, s->m_late_sampled, 1);
+        late_age(s, when);
         return;
     }
-    if (s->not_sampled.cap && ts_cache_has(&s->not_sampled, id)) {
+    if (s->not_sampled.cap && ts_cache_find(&s->not_sampled, id, &when)) {
         count(s, s->m_late_not_sampled, 1);
+        late_age(s, when);
         return;
     }
     uint32_t i = trace_get(s, id, now_ms);
@@ -531,8 +613,9 @@ static void take_span(ts_state_t *s, ts_held_t *h, sy_view_node_t *span, uint64_
         (void)ts_cache_put(&s->not_sampled, t->id);
         count(s, s->m_too_large, 1);
         count(s, s->m_too_large_spans, t->nspans);
+        ts_span_t *sp = spans_of(t);
         for (uint32_t k = 0; k < t->nspans; k++)
-            held_unref(s, t->spans[k].held);
+            held_unref(s, sp[k].held);
         s->held_spans -= t->nspans;
         t->nspans = 0;
         t->too_large = true;
@@ -578,11 +661,16 @@ static int ts_consume(void *state, sy_batch_t *batch)
         }
     }
     held_unref(s, h);
-    enforce_bounds(s, 0);
-    if (s->stopped) /* no timer any more: nothing may wait for it */
+    enforce_bounds(s, 0, NIL);
+    if (s->stopped) { /* no timer any more: nothing may wait for it */
         for (uint32_t i; (i = oldest(s)) != NIL;)
             decide(s, i);
-    out_flush(s);
+        out_flush(s);
+    }
+    /* Otherwise what was decided early (for the bounds) stays in the output batch
+     * until it is full or the next tick: the builder then finds the header of a
+     * request's resource and scope once for all its kept traces (copying it walks
+     * the whole scope), however many requests decide them. */
     return SY_OK;
 }
 
@@ -691,44 +779,61 @@ static void metric_name(char *out, size_t cap, const char *prefix, const char *p
     out[n] = '\0';
 }
 
-static void register_metrics(ts_state_t *s)
+/* The collector's labelled metrics (ABI 1.7 hosts): per policy
+ * count_traces_sampled and count_spans_sampled{policy,sampled}, and
+ * global_count_traces_sampled and early_releases_from_cache_decision{sampled}.
+ * Every series is looked up here, once. */
+static void register_labelled(ts_state_t *s)
 {
     const sy_host_api_t *api = s->api;
     sy_instance_t *in = s->inst;
-#define C(name, help) api->metric_register(in, name, help, SY_METRIC_COUNTER)
-#define G(name, help) api->metric_register(in, name, help, SY_METRIC_GAUGE)
-    s->m_traces = G("processor_tail_sampling_sampling_traces_on_memory",
-                    "Traces held, waiting for their decision.");
-    s->m_spans = G("processor_tail_sampling_sampling_spans_on_memory", "Spans held.");
-    s->m_bytes = G("processor_tail_sampling_sampling_bytes_on_memory",
-                   "Bytes held, as counted against max_bytes.");
-    s->m_sampled = C("processor_tail_sampling_global_count_traces_sampled",
-                     "Traces sampled (kept and emitted).");
-    s->m_not_sampled =
-        C("processor_tail_sampling_global_count_traces_not_sampled", "Traces not sampled.");
-    s->m_dropped = C("processor_tail_sampling_global_count_traces_dropped",
-                     "Traces dropped by a drop policy.");
-    s->m_early = C("processor_tail_sampling_sampling_trace_dropped_too_early",
-                   "Traces decided before decision_wait because num_traces or max_bytes was "
-                   "reached.");
-    s->m_late_sampled = C("processor_tail_sampling_early_releases_from_cache_decision_sampled",
-                          "Late spans emitted because the sampled cache holds their trace.");
-    s->m_late_not_sampled =
-        C("processor_tail_sampling_early_releases_from_cache_decision_not_sampled",
-          "Late spans dropped because the non-sampled cache holds their trace.");
-    s->m_new = C("processor_tail_sampling_new_trace_id_received", "Traces started.");
-    s->m_errors = C("processor_tail_sampling_sampling_policy_evaluation_error",
-                    "Policy evaluations that failed.");
-    s->m_too_large = C("processor_tail_sampling_traces_over_maximum_size",
-                       "Traces dropped because they grew past maximum_trace_size_bytes.");
-    s->m_too_large_spans = C("processor_tail_sampling_spans_over_maximum_size",
-                             "Spans dropped with their trace for maximum_trace_size_bytes.");
-    s->m_shutdown_dropped = C("processor_tail_sampling_traces_dropped_on_shutdown",
-                              "Undecided traces dropped at shutdown.");
-    s->m_lost = C("processor_tail_sampling_spans_lost",
-                  "Spans that could not be held or emitted (out of memory).");
-#undef C
-#undef G
+    static const char *const sampled_name[] = {"sampled"};
+    static const char *const yes1[] = {"true"}, *const no1[] = {"false"};
+    sy_labelled_metric_t *g = api->metric_register_labelled(
+        in, "processor_tail_sampling_global_count_traces_sampled",
+        "Global count of traces that were sampled or not by at least one policy.",
+        SY_METRIC_COUNTER, sampled_name, 1);
+    s->m_sampled = api->metric_series(g, yes1);
+    s->m_global_not = api->metric_series(g, no1);
+    sy_labelled_metric_t *e = api->metric_register_labelled(
+        in, "processor_tail_sampling_early_releases_from_cache_decision",
+        "Spans released at once because a decision cache holds their trace (sampled: emitted, "
+        "not: dropped).",
+        SY_METRIC_COUNTER, sampled_name, 1);
+    s->m_late_sampled = api->metric_series(e, yes1);
+    s->m_late_not_sampled = api->metric_series(e, no1);
+    static const char *const names[] = {"policy", "sampled"};
+    sy_labelled_metric_t *tr = api->metric_register_labelled(
+        in, "processor_tail_sampling_count_traces_sampled",
+        "Count of traces that were sampled or not per sampling policy.", SY_METRIC_COUNTER, names,
+        2);
+    sy_labelled_metric_t *sp = api->metric_register_labelled(
+        in, "processor_tail_sampling_count_spans_sampled",
+        "Count of spans that were sampled or not per sampling policy.", SY_METRIC_COUNTER, names,
+        2);
+    for (size_t i = 0; i < s->pols.count; i++) {
+        const char *policy = ts_policy_name(s->pols.list[i]);
+        const char *yes[] = {policy, "true"}, *no[] = {policy, "false"};
+        s->pm[i].sampled = api->metric_series(tr, yes);
+        s->pm[i].not_sampled = api->metric_series(tr, no);
+        s->pm[i].spans_sampled = api->metric_series(sp, yes);
+        s->pm[i].spans_not_sampled = api->metric_series(sp, no);
+    }
+}
+
+/* Before ABI 1.7: a metric per policy, its name made from the policy's. */
+static void register_per_policy_names(ts_state_t *s)
+{
+    const sy_host_api_t *api = s->api;
+    sy_instance_t *in = s->inst;
+    s->m_sampled = api->metric_register(in, "processor_tail_sampling_global_count_traces_sampled",
+                                        "Traces sampled (kept and emitted).", SY_METRIC_COUNTER);
+    s->m_late_sampled = api->metric_register(
+        in, "processor_tail_sampling_early_releases_from_cache_decision_sampled",
+        "Late spans emitted because the sampled cache holds their trace.", SY_METRIC_COUNTER);
+    s->m_late_not_sampled = api->metric_register(
+        in, "processor_tail_sampling_early_releases_from_cache_decision_not_sampled",
+        "Late spans dropped because the non-sampled cache holds their trace.", SY_METRIC_COUNTER);
     for (size_t i = 0; i < s->pols.count; i++) {
         char name[160], pn[96];
         metric_name(pn, sizeof pn, "", ts_policy_name(s->pols.list[i]));
@@ -748,6 +853,60 @@ static void register_metrics(ts_state_t *s)
         metric_name(name, sizeof name, "processor_tail_sampling_count_traces_not_sampled_", pn);
         s->pm[i].not_sampled =
             api->metric_register(in, name, "Traces this policy did not sample.", SY_METRIC_COUNTER);
+    }
+}
+
+static void register_metrics(ts_state_t *s)
+{
+    const sy_host_api_t *api = s->api;
+    sy_instance_t *in = s->inst;
+#define C(name, help) api->metric_register(in, name, help, SY_METRIC_COUNTER)
+#define G(name, help) api->metric_register(in, name, help, SY_METRIC_GAUGE)
+    s->m_traces = G("processor_tail_sampling_sampling_traces_on_memory",
+                    "Traces held, waiting for their decision.");
+    s->m_spans = G("processor_tail_sampling_sampling_spans_on_memory", "Spans held.");
+    s->m_bytes = G("processor_tail_sampling_sampling_bytes_on_memory",
+                   "Bytes held, as counted against max_bytes.");
+    s->m_not_sampled =
+        C("processor_tail_sampling_global_count_traces_not_sampled", "Traces not sampled.");
+    s->m_dropped = C("processor_tail_sampling_global_count_traces_dropped",
+                     "Traces dropped by a drop policy.");
+    s->m_early = C("processor_tail_sampling_sampling_trace_dropped_too_early",
+                   "Traces decided before decision_wait because num_traces or max_bytes was "
+                   "reached.");
+    s->m_new = C("processor_tail_sampling_new_trace_id_received", "Traces started.");
+    s->m_errors = C("processor_tail_sampling_sampling_policy_evaluation_error",
+                    "Policy evaluations that failed.");
+    s->m_too_large = C("processor_tail_sampling_traces_over_maximum_size",
+                       "Traces dropped because they grew past maximum_trace_size_bytes.");
+    s->m_too_large_spans = C("processor_tail_sampling_spans_over_maximum_size",
+                             "Spans dropped with their trace for maximum_trace_size_bytes.");
+    s->m_shutdown_dropped = C("processor_tail_sampling_traces_dropped_on_shutdown",
+                              "Undecided traces dropped at shutdown.");
+    s->m_lost = C("processor_tail_sampling_spans_lost",
+                  "Spans that could not be held or emitted (out of memory).");
+    s->h_decision.sum = C("processor_tail_sampling_sampling_decision_latency_sum",
+                          "Microseconds spent deciding traces (all policies), summed.");
+    s->h_decision.count = C("processor_tail_sampling_sampling_decision_latency_count",
+                            "Traces decided (the count of sampling_decision_latency).");
+    s->h_timer.sum = C("processor_tail_sampling_sampling_decision_timer_latency_sum",
+                       "Milliseconds the decision timer's runs took, summed.");
+    s->h_timer.count = C("processor_tail_sampling_sampling_decision_timer_latency_count",
+                         "Runs of the decision timer.");
+    s->h_late_age.sum = C("processor_tail_sampling_sampling_late_span_age_sum",
+                          "Seconds from a trace's decision to the arrival of its late spans, "
+                          "summed.");
+    s->h_late_age.count = C("processor_tail_sampling_sampling_late_span_age_count",
+                            "Late spans (spans of a trace already decided and cached).");
+#undef C
+#undef G
+    if (SY_API_HAS(api, metric_series) && api->metric_register_labelled && api->metric_series)
+        register_labelled(s);
+    else
+        register_per_policy_names(s);
+    for (size_t i = 0; i < s->pols.count; i++) {
+        char pn[96];
+        metric_name(pn, sizeof pn, "", ts_policy_name(s->pols.list[i]));
         if (ts_policy_adaptive(s->pols.list[i]))
             ts_adaptive_register_metrics(ts_policy_adaptive(s->pols.list[i]), api, in, pn);
     }

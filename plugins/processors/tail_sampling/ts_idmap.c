@@ -69,6 +69,19 @@ static void insert_new(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
     m->count++;
 }
 
+/* Doubles the table when one more entry would fill it past half. */
+static int make_room(ts_idmap_t *m)
+{
+    if ((m->count + 1) * 2 <= m->mask + 1) return 0;
+    ts_idmap_t bigger;
+    if (alloc_table(&bigger, (m->mask + 1) * 2) < 0) return SY_ENOMEM;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->e[i].used) insert_new(&bigger, m->e[i].id, m->e[i].val);
+    free(m->e);
+    *m = bigger;
+    return 0;
+}
+
 int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
 {
     uint32_t *v = ts_idmap_get(m, id);
@@ -76,16 +89,24 @@ int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val)
         *v = val;
         return 0;
     }
-    if ((m->count + 1) * 2 > m->mask + 1) {
-        ts_idmap_t bigger;
-        if (alloc_table(&bigger, (m->mask + 1) * 2) < 0) return SY_ENOMEM;
-        for (size_t i = 0; i <= m->mask; i++)
-            if (m->e[i].used) insert_new(&bigger, m->e[i].id, m->e[i].val);
-        free(m->e);
-        *m = bigger;
-    }
+    if (make_room(m) < 0) return SY_ENOMEM;
     insert_new(m, id, val);
     return 0;
+}
+
+uint32_t *ts_idmap_get_or_add(ts_idmap_t *m, const uint8_t id[16], bool *added)
+{
+    *added = false;
+    if (!m->e || make_room(m) < 0) return NULL;
+    size_t i = id_hash(id) & m->mask;
+    for (; m->e[i].used; i = (i + 1) & m->mask)
+        if (memcmp(m->e[i].id, id, 16) == 0) return &m->e[i].val;
+    memcpy(m->e[i].id, id, 16);
+    m->e[i].val = 0;
+    m->e[i].used = 1;
+    m->count++;
+    *added = true;
+    return &m->e[i].val;
 }
 
 /* Backward-shift deletion: every entry after the hole that could live at the
@@ -116,11 +137,20 @@ int ts_cache_init(ts_cache_t *c, size_t cap)
     memset(c, 0, sizeof *c);
     if (cap == 0) return 0;
     c->ring = malloc(cap * sizeof *c->ring);
-    if (!c->ring) return SY_ENOMEM;
+    c->when = calloc(cap, sizeof *c->when);
+    if (!c->ring || !c->when) {
+        free(c->ring);
+        free(c->when);
+        c->ring = NULL;
+        c->when = NULL;
+        return SY_ENOMEM;
+    }
     c->cap = cap;
     if (ts_idmap_init(&c->map, cap) < 0) {
         free(c->ring);
+        free(c->when);
         c->ring = NULL;
+        c->when = NULL;
         return SY_ENOMEM;
     }
     return 0;
@@ -130,6 +160,7 @@ void ts_cache_free(ts_cache_t *c)
 {
     ts_idmap_free(&c->map);
     free(c->ring);
+    free(c->when);
     memset(c, 0, sizeof *c);
 }
 
@@ -138,7 +169,19 @@ bool ts_cache_has(const ts_cache_t *c, const uint8_t id[16])
     return c->cap && ts_idmap_get(&c->map, id) != NULL;
 }
 
+bool ts_cache_find(const ts_cache_t *c, const uint8_t id[16], uint32_t *when)
+{
+    const uint32_t *slot = c->cap ? ts_idmap_get(&c->map, id) : NULL;
+    if (slot) *when = c->when[*slot];
+    return slot != NULL;
+}
+
 int ts_cache_put(ts_cache_t *c, const uint8_t id[16])
+{
+    return ts_cache_put_at(c, id, 0);
+}
+
+int ts_cache_put_at(ts_cache_t *c, const uint8_t id[16], uint32_t when)
 {
     if (!c->cap || ts_idmap_get(&c->map, id)) return 0;
     size_t slot;
@@ -151,5 +194,6 @@ int ts_cache_put(ts_cache_t *c, const uint8_t id[16])
         c->n++;
     }
     memcpy(c->ring[slot], id, 16);
+    c->when[slot] = when;
     return ts_idmap_put(&c->map, id, (uint32_t)slot);
 }

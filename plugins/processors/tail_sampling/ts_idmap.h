@@ -35,6 +35,10 @@ uint32_t *ts_idmap_get(const ts_idmap_t *m, const uint8_t id[16]);
 /* Stores id -> val (replacing a value already there). Grows at half full.
  * Returns 0 or SY_ENOMEM (the map is unchanged then). */
 int ts_idmap_put(ts_idmap_t *m, const uint8_t id[16], uint32_t val);
+/* The value of id; when absent, id is added (its value 0) and *added set: one
+ * probe for a trace ID seen for the first time. Grows at half full. NULL on out
+ * of memory (the map is unchanged then). Valid until the next put, add or del. */
+uint32_t *ts_idmap_get_or_add(ts_idmap_t *m, const uint8_t id[16], bool *added);
 /* Removes id; nothing when absent. */
 void ts_idmap_del(ts_idmap_t *m, const uint8_t id[16]);
 
@@ -46,6 +50,7 @@ void ts_idmap_del(ts_idmap_t *m, const uint8_t id[16]);
 typedef struct ts_cache_s {
     ts_idmap_t map;
     uint8_t (*ring)[16];
+    uint32_t *when; /* per ring slot: when the decision was taken (ts_cache_put_at) */
     size_t cap, head, n;
 } ts_cache_t;
 
@@ -54,5 +59,9 @@ void ts_cache_free(ts_cache_t *c);
 bool ts_cache_has(const ts_cache_t *c, const uint8_t id[16]);
 /* Remembers id (no-op when present or when the cap is 0). 0 or SY_ENOMEM. */
 int ts_cache_put(ts_cache_t *c, const uint8_t id[16]);
+/* The same, remembering `when` (the caller's clock, seconds) with it. */
+int ts_cache_put_at(ts_cache_t *c, const uint8_t id[16], uint32_t when);
+/* Whether id is remembered; when it is, *when is what ts_cache_put_at() stored. */
+bool ts_cache_find(const ts_cache_t *c, const uint8_t id[16], uint32_t *when);
 
 #endif
