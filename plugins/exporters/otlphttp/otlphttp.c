@@ -280,7 +280,7 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
     s->base.headers = syc_oxp_header_map(l, &c->headers);
     s->base.auth_id = c->authenticator;
     s->base.direct = use_own_client(s);
-    SY_LOG(api, inst, SY_LOG_DEBUG, "sending with %s",
+    SY_LOG(api, inst, SY_LOG_INFO, "sending with %s",
            s->base.direct ? "the own HTTP/1.1 client" : "libcurl");
     return syc_oxp_create_done(&s->base, state);
 }
