@@ -44,6 +44,13 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* llhttp takes any number of digits: an answer's status is three. */
+static int on_status_complete(llhttp_t *p)
+{
+    int status = llhttp_get_status_code(p);
+    return status >= 100 && status <= 999 ? 0 : -1;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     syc_hc_resp_t *r = resp_of(p);
@@ -131,6 +138,7 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t resp_settings = {
     .on_message_begin = on_message_begin,
+    .on_status_complete = on_status_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
