@@ -24,6 +24,9 @@ CASE is one of:
               retried, delivered exactly once.
   chain       router A (otlphttp, own client) -> router B (otlp receiver -> otlphttp)
               -> the server: every span once.
+  timeout     the server reads a request and never answers: the attempt ends at
+              `timeout` (500 ms) with curl's message, is retried on a new connection,
+              delivered once.
   curl        http_client: curl forces libcurl: the same delivery, the log says so.
 """
 import argparse
@@ -129,6 +132,10 @@ class RawServer:
                     buf += d
                 body, buf = buf[:length], buf[length:]
                 if action == "drop":
+                    return
+                if action == "hang":  # read, never answer, until the client gives up
+                    while c.recv(65536):
+                        pass
                     return
                 with self.lock:
                     self.requests.append({"conn": conn_no, "method": method, "path": path,
@@ -437,6 +444,29 @@ def case_chain(args):
     print("ok: router A -> router B -> server, 30 requests, every span once")
 
 
+def case_timeout(args):
+    srv = RawServer(["hang"])
+    port, mport = free_port(), free_port()
+    extra = "    timeout: 500ms\n    retry_on_failure:\n      initial_interval: 100ms\n"
+    router = Router(args.bin, [args.plugin_dir],
+                    config(port, mport, f"http://127.0.0.1:{srv.port}", extra))
+    try:
+        send(port, 0)
+        expect_marks(srv, range(1))
+        retries = metric(mport, "switchyard_exporter_retries_total")
+        out = stop(router)
+    finally:
+        router.kill()
+        srv.stop()
+    hang_at = srv.events[0][2]
+    gap = srv.requests[0]["at"] - hang_at
+    assert srv.events[0][0] == "hang" and srv.requests[0]["conn"] == 2, srv.events
+    assert 0.45 <= gap < 5, f"retried {gap:.2f} s after the request; timeout is 500 ms"
+    assert re.search(r"Operation timed out after \d+ milliseconds with 0 bytes received", out), out
+    assert retries == 1, retries
+    print(f"ok: an unanswered request timed out and was retried {gap:.2f} s later, once")
+
+
 def case_curl(args):
     srv = RawServer()
     port = free_port()
@@ -456,7 +486,8 @@ def case_curl(args):
 
 
 CASES = {"keepalive": case_keepalive, "close": case_close, "status": case_status,
-         "slow": case_slow, "killed": case_killed, "chain": case_chain, "curl": case_curl}
+         "slow": case_slow, "killed": case_killed, "chain": case_chain, "timeout": case_timeout,
+         "curl": case_curl}
 
 
 def main():
