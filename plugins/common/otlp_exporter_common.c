@@ -63,7 +63,7 @@ int syc_oxp_validate_headers(const sy_cfg_strmap_t *headers, char *err, size_t e
  * instance's, then the authenticator's lines (asked for every attempt, so a
  * rotated token is used from the next one on). NULL when the authenticator fails
  * or memory runs out. */
-static struct curl_slist *auth_headers(syc_oxp_t *o, const struct curl_slist *base)
+struct curl_slist *syc_oxp_auth_headers(syc_oxp_t *o, const struct curl_slist *base)
 {
     char lines[8192];
     int n = o->auth->headers(o->auth->ctx, lines, sizeof(lines));
@@ -322,6 +322,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         if (!r) return SY_ENOMEM;
         req->transport = r;
         if (o->ops->build_body(o, req, r) < 0) return SY_ENOMEM;
+        if (o->hc && !r->split) return syc_oxp_direct_send(o, req, r);
         if (r->split && r->nparts == 0) {
             r->empty_timer = o->api->timer_start(o->inst, 0, 0, on_empty, req);
             return r->empty_timer ? SY_OK : SY_ENOMEM;
@@ -341,6 +342,8 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
         if (o->ops->setup) o->ops->setup(o, req, e);
         syc_curl_apply_tls(e, o->tls);
+    } else if (r->call) {
+        return syc_oxp_direct_send(o, req, r);
     } else {
         syc_curl_exchange_clear(&r->x);
         if (r->split)
@@ -349,7 +352,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
             set_body(r); /* from the first byte */
     }
     if (o->auth) {
-        struct curl_slist *l = auth_headers(o, r->headers ? r->headers : o->headers);
+        struct curl_slist *l = syc_oxp_auth_headers(o, r->headers ? r->headers : o->headers);
         if (!l) return SY_ERROR;
         curl_easy_setopt(r->x.easy, CURLOPT_HTTPHEADER, l);
         curl_slist_free_all(r->auth_headers); /* the previous attempt's, which has ended */
@@ -363,6 +366,7 @@ static void oxp_abort(void *ctx, syc_xh_req_t *req)
     syc_oxp_t *o = ctx;
     syc_oxp_req_t *r = req->transport;
     if (r && r->x_ready && o->curl) syc_curl_uv_cancel(o->curl, r->x.easy);
+    if (r && r->call) syc_oxp_direct_abort(o, r);
     if (r && r->empty_timer) {
         o->api->timer_stop(r->empty_timer);
         r->empty_timer = NULL;
@@ -375,6 +379,7 @@ static void oxp_req_free(void *ctx, syc_xh_req_t *req)
     syc_oxp_req_t *r = req->transport;
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
+    syc_oxp_direct_free(r);
     curl_slist_free_all(r->auth_headers);
     if (r->empty_timer) o->api->timer_stop(r->empty_timer);
     for (size_t i = 0; i < r->nparts; i++)
@@ -443,6 +448,8 @@ int syc_oxp_create_fail(syc_oxp_t *o)
 static void on_drained(void *arg)
 {
     syc_oxp_t *o = arg;
+    if (o->hc) syc_hc_close(o->hc, NULL, NULL);
+    o->hc = NULL;
     if (!o->curl) return;
     syc_curl_uv_close(o->curl, NULL, NULL);
     o->curl = NULL;
@@ -479,6 +486,15 @@ int syc_oxp_start(void *state)
         syc_xh_shutdown(o->xh, 0, on_drained, o); /* closes the helper's timers */
         return SY_ERROR;
     }
+    if (o->direct) {
+        int64_t n = o->xh_cfg->queue_enabled ? o->xh_cfg->num_consumers : 1;
+        o->hc = syc_hc_new(o->api->loop(o->inst), n > 0 ? (size_t)n : 1);
+        if (!o->hc) {
+            SY_LOG(o->api, o->inst, SY_LOG_ERROR, "could not start: out of memory");
+            syc_xh_shutdown(o->xh, 0, on_drained, o);
+            return SY_ERROR;
+        }
+    }
     return SY_OK;
 }
 
@@ -502,7 +518,9 @@ void syc_oxp_destroy(void *state)
     syc_xh_free(o->xh);
     if (o->ops->free) o->ops->free(o);
     curl_slist_free_all(o->headers);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         free(o->urls[i]);
+        syc_hc_target_free(o->targets[i]);
+    }
     free(o);
 }

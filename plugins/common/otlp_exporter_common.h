@@ -24,6 +24,7 @@
 
 #include "curl_uv.h"
 #include "exporterhelper.h"
+#include "http_client.h"
 
 typedef struct syc_oxp_s syc_oxp_t;
 
@@ -58,6 +59,11 @@ typedef struct syc_oxp_req_s {
     } * parts;
     size_t nparts, part;
     sy_timer_t *empty_timer; /* the zero-part case's timer, until it fires */
+    /* Sent by the own HTTP/1.1 client (syc_oxp_t.direct, http_client_oxp.c): the
+     * call, its request head and the body as one piece when not in pieces. */
+    syc_hc_call_t *call;
+    char *head;
+    sy_piece_t one;
 } syc_oxp_req_t;
 
 /* For build_body: points r at req->batch's encoded request as it is, in pieces
@@ -126,7 +132,24 @@ struct syc_oxp_s {
      * unless the plugin says otherwise), and the count of requests it did. */
     bool twin;
     sy_metric_t *m_twin;
+    /* Set by the plugin in create() when every URL is plain http:// and nothing
+     * needs curl: requests go through the own HTTP/1.1 client (http_client.h),
+     * from start() on, to targets[i] (parsed from urls[i]). */
+    bool direct;
+    syc_hc_target_t *targets[3];
+    syc_hc_t *hc;
 };
+
+/* The own HTTP/1.1 client's part (http_client_oxp.c). syc_oxp_direct_send() starts
+ * one attempt of a request whose body build_body made; syc_oxp_direct_abort()
+ * and syc_oxp_direct_free() are the helper's abort and req_free for it. */
+int syc_oxp_direct_send(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r);
+void syc_oxp_direct_abort(syc_oxp_t *o, syc_oxp_req_t *r);
+void syc_oxp_direct_free(syc_oxp_req_t *r);
+
+/* The headers of one attempt with an authenticator: `base` and the
+ * authenticator's lines (NULL when it fails or memory runs out; logged). */
+struct curl_slist *syc_oxp_auth_headers(syc_oxp_t *o, const struct curl_slist *base);
 
 /* The index of a signal in syc_oxp_t.urls. */
 int syc_oxp_signal_index(sy_signal_t signal);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <switchyard/plugin.h>
 
@@ -44,9 +45,13 @@ typedef struct otlphttp_config_s {
     syc_tls_client_t tls;
     syc_xh_config_t xh;
     char *authenticator; /* auth.authenticator */
+    int http_client;     /* HTTP_CLIENT_* */
 } otlphttp_config_t;
 
 static const char *const encoding_names[] = {"proto", "json", NULL};
+
+enum { HTTP_CLIENT_AUTO = 0, HTTP_CLIENT_CURL = 1 };
+static const char *const http_client_names[] = {"auto", "curl", NULL};
 
 static const sy_config_field_t otlphttp_fields[] = {
     {.name = "endpoint",
@@ -87,6 +92,12 @@ static const sy_config_field_t otlphttp_fields[] = {
     SYC_XH_TLS_FIELDS(otlphttp_config_t, tls),
     SYC_OXP_AUTH_FIELD(otlphttp_config_t, authenticator),
     SYC_XH_CONFIG_FIELDS(otlphttp_config_t, xh),
+    {SY_CFG_FIELD("http_client", SY_CFG_ENUM, otlphttp_config_t, http_client),
+     .default_value = "auto", .enum_values = http_client_names,
+     .description = "auto: plain http:// endpoints are sent to with the exporter's own "
+                    "HTTP/1.1 client (keep-alive, the body written from the batch's memory) "
+                    "when nothing needs libcurl (no proxy variable set, no credentials in the "
+                    "URL); curl: always libcurl."},
 };
 
 typedef struct otlphttp_s {
@@ -224,6 +235,34 @@ static const syc_oxp_ops_t otlphttp_ops = {
 
 /* ---- the instance ------------------------------------------------------------------- */
 
+/* Whether every URL can go through the own HTTP/1.1 client (http_client.h): all
+ * plain http://, no credentials in them, no proxy that curl would use for them
+ * (http_proxy, all_proxy; curl ignores HTTP_PROXY), no header that the client
+ * writes itself or that changes the framing. Fills the targets when so. */
+static bool use_own_client(otlphttp_t *s)
+{
+    const otlphttp_config_t *c = s->cfg;
+    if (c->http_client == HTTP_CLIENT_CURL) return false;
+    static const char *const proxies[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = getenv(proxies[i]);
+        if (v && *v) return false;
+    }
+    static const char *const own[] = {"host",       "content-length", "transfer-encoding",
+                                      "connection", "expect",         "te",
+                                      "upgrade",    "keep-alive"};
+    for (size_t i = 0; i < c->headers.count; i++)
+        for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++)
+            if (!strcasecmp(c->headers.keys[i], own[k])) return false;
+    bool any = false;
+    for (int i = 0; i < 3; i++) {
+        if (!s->base.urls[i]) continue;
+        if (!(s->base.targets[i] = syc_hc_target_new(s->base.urls[i]))) return false;
+        any = true;
+    }
+    return any;
+}
+
 static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
                            void **state)
 {
@@ -243,6 +282,9 @@ static int otlphttp_create(const sy_host_api_t *api, sy_instance_t *inst, const 
         l = syc_oxp_headerf(l, "Content-Encoding: %s", syc_xh_compression_name(c->compression));
     s->base.headers = syc_oxp_header_map(l, &c->headers);
     s->base.auth_id = c->authenticator;
+    s->base.direct = use_own_client(s);
+    SY_LOG(api, inst, SY_LOG_INFO, "sending with %s",
+           s->base.direct ? "the own HTTP/1.1 client" : "libcurl");
     return syc_oxp_create_done(&s->base, state);
 }
 
