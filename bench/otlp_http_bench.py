@@ -107,12 +107,16 @@ class Router:
     """A switchyard process started with one config, its stderr drained by a thread
     (the debug exporter writes there; a full pipe would stall the router)."""
 
-    def __init__(self, build, config, cpu=None, timeout=10.0, **env_extra):
-        self.port = free_port()
+    def __init__(self, build, config, cpu=None, timeout=10.0, port=None, args=(), on_line=None,
+                 **env_extra):
+        # port: the one to listen on (default: a free one); args: more command-line
+        # arguments (--set ...); on_line: called with each line of output after ready.
+        self.port = port or free_port()
         self.metrics_port = free_port()
+        self.on_line = on_line
         env = dict(os.environ, SY_BENCH_PORT=str(self.port),
                    SY_BENCH_METRICS_PORT=str(self.metrics_port), **env_extra)
-        argv = [os.path.join(build, "bin", "switchyard"), "--config", config]
+        argv = [os.path.join(build, "bin", "switchyard"), "--config", config, *args]
         pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         self.tail = []
         t0 = time.perf_counter()
@@ -141,6 +145,8 @@ class Router:
     def _drain(self):
         for line in self.proc.stderr:
             self.lines += 1
+            if self.on_line:
+                self.on_line(line)
             if len(self.tail) < 200 and b"\tinfo\t" not in line:
                 self.tail.append(line.decode(errors="replace").rstrip())
 
@@ -277,7 +283,7 @@ def measure_ready(build, config, runs):
             "idle_rss_kb_after_1s": rss_1s[0], "runs": runs}
 
 
-def measure_load(build, config, duration, connections, gzip, cpus, extra):
+def measure_load(build, config, duration, connections, gzip, cpus, extra, loadgen_build=None):
     router_cpu, loadgen_cpu = cpus
     # The sink (if the config has one) shares loadgen's CPU; its CPU time is not
     # counted.
@@ -291,7 +297,8 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         flt0 = proc_minor_faults(r.pid)
         wait0 = proc_runqueue_wait_seconds(r.pid)
         t0 = time.perf_counter()
-        lg = run_loadgen(build, url, duration, connections, gzip, loadgen_cpu, extra)
+        lg = run_loadgen(loadgen_build or build, url, duration, connections, gzip, loadgen_cpu,
+                         extra)
         wall = time.perf_counter() - t0
         cpu1 = proc_cpu_seconds(r.pid)
         flt1 = proc_minor_faults(r.pid)
