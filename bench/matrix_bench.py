@@ -54,7 +54,6 @@ The machine should be quiet: on a shared one, only ratios within one run mean
 anything.
 """
 import argparse
-import json
 import os
 import shlex
 import statistics
@@ -67,8 +66,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from otlp_http_bench import (Router, free_port, fmt_k, measure_load,  # noqa: E402
-                             proc_cpu_seconds, proc_status, run_loadgen)
+from otlp_http_bench import (Router, ab_cells, ab_medians, builds_of,  # noqa: E402
+                             free_port, fmt_k, measure_load, proc_cpu_seconds, proc_status,
+                             run_loadgen, write_json)
 from test_memory_budget import CountingSink, DebugLines, RouterSink  # noqa: E402
 
 BUDGET_MIB = 64
@@ -208,11 +208,6 @@ def print_row(label, res):
         print("router output:\n" + "\n".join(res["router_tail"]), file=sys.stderr)
 
 
-def median_of(results, f):
-    vals = [f(r) for r in results if f(r) is not None]
-    return statistics.median(vals) if vals else None
-
-
 def matrix(args, builds, pin, out):
     rows = rows_of(args)
     print(f"\n## The matrix: {args.duration:g} s of load a row, {args.connections} connections, "
@@ -237,19 +232,12 @@ def matrix(args, builds, pin, out):
           "| peak RSS MiB A | B | delivered = acked (A, B) |")
     print("| " + " | ".join(["---"] * 13) + " |")
     for (config, comp, kind), by in cells.items():
-        def m(label, f):
-            return median_of(by.get(label, []), f)
-        spc = lambda r: r["spans_per_cpu_s"]
-        p50 = lambda r: r["loadgen"]["p50_us"] / 1e3
-        p99 = lambda r: r["loadgen"]["p99_us"] / 1e3
-        rss = lambda r: r["peak_rss_kb"] / 1024
-        a, b = m(la, spc), m(lb, spc)
+        A, B = ab_medians(by, la), ab_medians(by, lb)
         exact = ", ".join("yes" if all(r["delivered"] == r["acked"] for r in by[lbl]) else "NO"
                           for lbl in (la, lb))
-        print(f"| {config} | {comp} | {kind} | {fmt_k(a) if a else 'n/a'} | "
-              f"{fmt_k(b) if b else 'n/a'} | {f'{b / a:.2f}' if a and b else 'n/a'} | "
-              f"{m(la, p50):.2f} | {m(lb, p50):.2f} | {m(la, p99):.2f} | {m(lb, p99):.2f} | "
-              f"{m(la, rss):.1f} | {m(lb, rss):.1f} | {exact} |", flush=True)
+        print(f"| {config} | {comp} | {kind} | {ab_cells(A, B)} | {A['p50']:.2f} | "
+              f"{B['p50']:.2f} | {A['p99']:.2f} | {B['p99']:.2f} | {A['rss'] / 1024:.1f} | "
+              f"{B['rss'] / 1024:.1f} | {exact} |", flush=True)
 
 
 def latency(args, builds, pin, out):
@@ -339,13 +327,7 @@ def main():
         args.duration, args.repeat, args.drain_timeout = 3, 1, min(args.drain_timeout, 60)
         args.latency_duration, args.latency_repeat = 3, 1
 
-    builds = [(args.label_a, os.path.abspath(args.build_dir))]
-    if args.build_dir_b:
-        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
-    for _, b in builds:
-        for exe in ("switchyard", "loadgen"):
-            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
-                sys.exit(f"no {exe} in {b}/bin: build it first")
+    builds = builds_of(args)
     args.loadgen_build = builds[-1][1]  # one client for both builds
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
@@ -370,10 +352,7 @@ def main():
             latency(args, builds, pin, out)
     finally:
         print(f"\n- load average at the end {os.getloadavg()[0]:.2f}")
-        if args.json:
-            with open(args.json, "w") as f:
-                for r in out:
-                    f.write(json.dumps(r) + "\n")
+        write_json(args.json, out)
 
 
 if __name__ == "__main__":

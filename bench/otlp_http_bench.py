@@ -400,6 +400,48 @@ def print_load_row(label, v, c, g, r):
         print("router output:\n" + "\n".join(r.get("router_tail", [])), file=sys.stderr)
 
 
+def ab_medians(by, label):
+    """The medians over the results by[label] of an A/B cell: spans per CPU-second,
+    p50 and p99 ms, peak RSS kB (None when there is none)."""
+    fields = {"spc": lambda r: r["spans_per_cpu_s"],
+              "p50": lambda r: r["loadgen"]["p50_us"] / 1e3,
+              "p99": lambda r: r["loadgen"]["p99_us"] / 1e3,
+              "rss": lambda r: r["peak_rss_kb"]}
+    out = {}
+    for k, f in fields.items():
+        vals = [f(r) for r in by.get(label, []) if f(r) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+def ab_cells(A, B):
+    """'spans/CPU-s A | B | B/A' of two ab_medians()."""
+    a, b = A["spc"], B["spc"]
+    return (f"{fmt_k(a) if a else 'n/a'} | {fmt_k(b) if b else 'n/a'} | "
+            f"{f'{b / a:.2f}' if a and b else 'n/a'}")
+
+
+def builds_of(args):
+    """[(label, build dir)] of --build-dir (and --build-dir-b); exits when one lacks
+    its binaries."""
+    builds = [(args.label_a, os.path.abspath(args.build_dir))]
+    if args.build_dir_b:
+        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
+    for _, b in builds:
+        for exe in ("switchyard", "loadgen"):
+            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
+                sys.exit(f"no {exe} in {b}/bin: build it first")
+    return builds
+
+
+def write_json(path, results):
+    """Every result as a JSON line into path (nothing when path is None)."""
+    if path:
+        with open(path, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -418,14 +460,8 @@ def main():
     ap.add_argument("--json", help="also write every result to this file as JSON lines")
     args = ap.parse_args()
 
-    build = os.path.abspath(args.build_dir)
-    builds = [(args.label_a, build)]
-    if args.build_dir_b:
-        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
-    for _, b in builds:
-        for exe in ("switchyard", "loadgen"):
-            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
-                sys.exit(f"no {exe} in {b}/bin: build it first")
+    builds = builds_of(args)
+    build = builds[0][1]
     ncpu = len(os.sched_getaffinity(0))
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if ncpu >= 2 else (None, None)
@@ -480,19 +516,10 @@ def main():
               "| p99 ms A | p99 ms B | peak RSS kB A | peak RSS kB B |")
         print("| " + " | ".join(["---"] * 12) + " |")
         for (v, c, g), by in cells.items():
-            def med(label, f):
-                vals = [f(r) for r in by.get(label, []) if f(r) is not None]
-                return statistics.median(vals) if vals else None
-            spc = lambda r: r["spans_per_cpu_s"]
-            p50 = lambda r: r["loadgen"]["p50_us"] / 1e3
-            p99 = lambda r: r["loadgen"]["p99_us"] / 1e3
-            rss = lambda r: r["peak_rss_kb"]
-            a, b = med(la, spc), med(lb, spc)
-            ratio = f"{b / a:.2f}" if a and b else "n/a"
-            print(f"| {v} | {c} | {'on' if g else 'off'} | {fmt_k(a) if a else 'n/a'} | "
-                  f"{fmt_k(b) if b else 'n/a'} | {ratio} | {med(la, p50):.2f} | {med(lb, p50):.2f} | "
-                  f"{med(la, p99):.2f} | {med(lb, p99):.2f} | {med(la, rss):.0f} | "
-                  f"{med(lb, rss):.0f} |", flush=True)
+            A, B = ab_medians(by, la), ab_medians(by, lb)
+            print(f"| {v} | {c} | {'on' if g else 'off'} | {ab_cells(A, B)} | {A['p50']:.2f} | "
+                  f"{B['p50']:.2f} | {A['p99']:.2f} | {B['p99']:.2f} | {A['rss']:.0f} | "
+                  f"{B['rss']:.0f} |", flush=True)
 
     print("\n## Sizes on disk\n")
     print("| file | bytes | stripped |")
@@ -505,10 +532,7 @@ def main():
         print(f"| {s['file']} | {s['bytes']} | {s['stripped']} |")
     print(f"| total | {total[0]} | {total[1]} |")
 
-    if args.json:
-        with open(args.json, "w") as f:
-            for r in results:
-                f.write(json.dumps(r) + "\n")
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":
