@@ -126,7 +126,11 @@ class IdSink:
         self.seq.start()
 
     def delivered(self):
-        return self.seq.total()
+        """Distinct spans received (a duplicate does not count twice: the drain
+        waits for every span, not for as many)."""
+        with self.seq.lock:
+            arr = bytes(self.seq.accepted.by_client.get("lg1", b""))
+        return len(arr) - arr.count(0)
 
     def stop(self):
         self.seq.stop()
@@ -134,6 +138,23 @@ class IdSink:
     def check(self, ack_log):
         """lost / duplicated / never_sent / unacked_delivered spans, by identity."""
         return check_loadgen(self.seq, 1, ack_log)
+
+
+def exporter_metrics(port):
+    """The router's own switchyard_exporter_* counters that are not 0 (retries,
+    sent, send_failed: what the exporter did), or {} when they cannot be read."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as f:
+            text = f.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("switchyard_exporter_") and "_total" in line:
+            name, value = line.rsplit(" ", 1)
+            if float(value):
+                out[name] = float(value)
+    return out
 
 
 def make_sink(kind, sink_build, port, ids):
@@ -177,7 +198,6 @@ def run_row(args, build, row, pin):
         delivered = (lambda: debug["spans"]) if sink is None else sink.delivered
         idle_kb = proc_status(r.pid, "VmRSS")
         cpu0 = proc_cpu_seconds(r.pid)
-        t0 = time.perf_counter()
         lg = run_loadgen(args.loadgen_build, f"http://127.0.0.1:{http_port}/v1/traces",
                          args.duration, args.connections, comp == "gzip", other_cpu, lg_extra)
         t_load = time.perf_counter()
@@ -193,6 +213,7 @@ def run_row(args, build, row, pin):
         cpu = proc_cpu_seconds(r.pid) - cpu0
         time.sleep(1.0)  # anything beyond the acknowledged spans would show now
         got = delivered()
+        metrics_addr = env.get("SY_GATEWAY_METRICS")
         res = {
             "config": config, "compression": comp, "sink": kind,
             "spans_per_cpu_s": round(acked / cpu) if cpu > 0 else None,
@@ -204,6 +225,9 @@ def run_row(args, build, row, pin):
         }
         if ids:
             res["ids"] = sink.check(ack_log)
+            res["delivered_with_duplicates"] = sink.seq.total()
+        if metrics_addr:
+            res["exporter"] = exporter_metrics(metrics_addr.rsplit(":", 1)[1])
     finally:
         rc = r.stop(timeout=60) if r is not None else None
         if sink is not None:
@@ -241,11 +265,13 @@ def verdict(res):
 def print_row(label, res):
     lg = res["loadgen"]
     spc = fmt_k(res["spans_per_cpu_s"]) if res["spans_per_cpu_s"] else "n/a"
+    retries = "—" if "exporter" not in res else "%.0f" % sum(
+        v for k, v in res["exporter"].items() if k.startswith("switchyard_exporter_retries_total"))
     print(f"| {res['config']} | {res['compression']} | {res['sink']} | {label} | {spc} | "
           f"{lg['requests_per_s']:.0f} | {lg['refused']} | {lg['failed'] + lg['errors']} | "
           f"{lg['p50_us'] / 1e3:.2f} | {lg['p99_us'] / 1e3:.2f} | "
           f"{res['peak_rss_kb'] / 1024:.1f} | {res['acked']} | {res['delivered']} | "
-          f"{res['drain_s']:.1f} | {verdict(res)} |", flush=True)
+          f"{res['drain_s']:.1f} | {retries} | {verdict(res)} |", flush=True)
     if res.get("router_tail"):
         print("router output:\n" + "\n".join(res["router_tail"]), file=sys.stderr)
 
@@ -255,8 +281,9 @@ def matrix(args, builds, pin, out):
     print(f"\n## The matrix: {args.duration:g} s of load a row, {args.connections} connections, "
           f"{args.repeat} interleaved run(s) per build\n")
     print("| config | compression | sink | build | spans/CPU-s | req/s | refused | other | "
-          "p50 ms | p99 ms | peak RSS MiB | acked spans | delivered | drain s | verdict |")
-    print("| " + " | ".join(["---"] * 15) + " |")
+          "p50 ms | p99 ms | peak RSS MiB | acked spans | delivered | drain s | exporter retries "
+          "| verdict |")
+    print("| " + " | ".join(["---"] * 16) + " |")
     cells = {}
     for rep in range(args.repeat):
         for row in rows:
