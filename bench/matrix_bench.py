@@ -70,8 +70,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "soak"))
 
 from otlp_http_bench import (Router, ab_cells, ab_medians, builds_of,  # noqa: E402
-                             free_port, fmt_k, measure_load, proc_cpu_seconds, proc_status,
-                             run_loadgen, write_json)
+                             free_port, fmt_k, measure_load, proc_cpu_seconds,
+                             proc_runqueue_wait_seconds, proc_status, run_loadgen,
+                             write_json)
 from seq_sink import SeqSink, check_loadgen  # noqa: E402
 from test_memory_budget import CountingSink, DebugLines, RouterSink  # noqa: E402
 
@@ -198,10 +199,12 @@ def run_row(args, build, row, pin):
         delivered = (lambda: debug["spans"]) if sink is None else sink.delivered
         idle_kb = proc_status(r.pid, "VmRSS")
         cpu0 = proc_cpu_seconds(r.pid)
+        wait0 = proc_runqueue_wait_seconds(r.pid)
         lg = run_loadgen(args.loadgen_build, f"http://127.0.0.1:{http_port}/v1/traces",
                          args.duration, args.connections, comp == "gzip", other_cpu, lg_extra)
         t_load = time.perf_counter()
         load_cpu = proc_cpu_seconds(r.pid) - cpu0
+        wait = proc_runqueue_wait_seconds(r.pid) - wait0
         load_hwm = proc_status(r.pid, "VmHWM")
         if kind == "down":
             sink.start()
@@ -218,6 +221,7 @@ def run_row(args, build, row, pin):
             "config": config, "compression": comp, "sink": kind,
             "spans_per_cpu_s": round(acked / cpu) if cpu > 0 else None,
             "router_cpu_s": round(cpu, 3), "router_cpu_s_load": round(load_cpu, 3),
+            "router_wait_util": round(wait / lg["seconds"], 3),
             "drain_s": round(t_drained - t_load, 2),
             "drained": got >= acked, "acked": acked, "delivered": got,
             "idle_rss_kb": idle_kb, "peak_rss_kb_load": load_hwm,
@@ -271,7 +275,7 @@ def print_row(label, res):
           f"{lg['requests_per_s']:.0f} | {lg['refused']} | {lg['failed'] + lg['errors']} | "
           f"{lg['p50_us'] / 1e3:.2f} | {lg['p99_us'] / 1e3:.2f} | "
           f"{res['peak_rss_kb'] / 1024:.1f} | {res['acked']} | {res['delivered']} | "
-          f"{res['drain_s']:.1f} | {retries} | {verdict(res)} |", flush=True)
+          f"{res['drain_s']:.1f} | {retries} | {waiting(res)} | {verdict(res)} |", flush=True)
     if res.get("router_tail"):
         print("router output:\n" + "\n".join(res["router_tail"]), file=sys.stderr)
 
@@ -282,8 +286,8 @@ def matrix(args, builds, pin, out):
           f"{args.repeat} interleaved run(s) per build\n")
     print("| config | compression | sink | build | spans/CPU-s | req/s | refused | other | "
           "p50 ms | p99 ms | peak RSS MiB | acked spans | delivered | drain s | exporter retries "
-          "| verdict |")
-    print("| " + " | ".join(["---"] * 16) + " |")
+          "| router waiting | verdict |")
+    print("| " + " | ".join(["---"] * 17) + " |")
     cells = {}
     for rep in range(args.repeat):
         for row in rows:
@@ -309,8 +313,31 @@ def matrix(args, builds, pin, out):
               f"{B['rss'] / 1024:.1f} | {exact} |", flush=True)
 
 
+def nginx_direct_conf(tmp):
+    """bench/configs/otlp_http_nginx_direct.conf with keepalive_requests raised:
+    nginx closes a keep-alive connection after 1000 requests by default, and
+    loadgen's reconnections (conn_errors) would count in the baseline's tail."""
+    with open(NGINX_DIRECT) as f:
+        text = f.read()
+    if "keepalive_requests" not in text:
+        text = text.replace("http {", "http {\n    keepalive_requests 100000000;", 1)
+    path = os.path.join(tmp, "otlp_http_nginx_direct.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def waiting(res):
+    """The time the server's threads spent runnable but waiting for a CPU, as a share
+    of the run, summed over its threads (/proc/PID/task/*/schedstat): its own
+    threads queueing behind each other on the pinned core, and other processes on
+    that core. Compare it with a quiet run: well above it, the machine decides."""
+    return f"{res['router_wait_util'] * 100:.0f} %"
+
+
 def latency(args, builds, pin, out):
     nginx_build = builds[-1][1]  # nginx_direct needs no build: loadgen of B
+    nginx_conf = nginx_direct_conf(args.tmp)
     for spans in [int(s) for s in args.latency_spans.split(",") if s]:
         extra = ["--spans-per-request", str(spans)]
         print(f"\n## Latency at half capacity: {spans} spans a request, "
@@ -325,15 +352,17 @@ def latency(args, builds, pin, out):
             print(f"- capacity of {label} (closed loop): {caps[label]:.0f} requests/s accepted "
                   f"({lg['requests_per_s']:.0f} answered, {lg['refused']} refused), "
                   f"{fmt_k(lg['accepted_spans'] / lg['seconds'])} spans/s, "
-                  f"{fmt_k(res['spans_per_cpu_s'])} spans/CPU-s", flush=True)
+                  f"{fmt_k(res['spans_per_cpu_s'])} spans/CPU-s, router CPU "
+                  f"{res['router_cpu_util'] * 100:.0f} %, waiting for its CPU {waiting(res)}",
+                  flush=True)
         rate = args.rate or round(caps[builds[-1][0]] / 2)
         print(f"- open loop at {rate} requests/s ({'--rate' if args.rate else 'half of '}"
               f"{'' if args.rate else builds[-1][0] + ' capacity'}), "
               f"{args.latency_duration:g} s a run\n")
-        print("| round | server | refused | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | "
-              "server CPU | added p99 ms |")
-        print("| " + " | ".join(["---"] * 10) + " |")
-        servers = [("nginx_direct", nginx_build, NGINX_DIRECT)] + \
+        print("| round | server | refused | reconnections | p50 ms | p90 ms | p99 ms | p99.9 ms "
+              "| max ms | server CPU | server waiting | added p99 ms |")
+        print("| " + " | ".join(["---"] * 12) + " |")
+        servers = [("nginx_direct", nginx_build, nginx_conf)] + \
             [(label, b, NOP) for label, b in builds]
         added = {label: [] for label, _ in builds}
         for rep in range(args.latency_repeat):
@@ -355,9 +384,10 @@ def latency(args, builds, pin, out):
                 if name != "nginx_direct":
                     added[name].append(p99 - base)
                     got[name]["added_p99_ms"] = round(p99 - base, 3)
-                print(f"| {rep + 1} | {name} | {lg['refused']} | {lg['p50_us'] / 1e3:.2f} | "
-                      f"{lg['p90_us'] / 1e3:.2f} | {p99:.2f} | {lg['p999_us'] / 1e3:.2f} | "
-                      f"{lg['max_us'] / 1e3:.2f} | {got[name]['router_cpu_util'] * 100:.0f} % | "
+                print(f"| {rep + 1} | {name} | {lg['refused']} | {lg['conn_errors']} | "
+                      f"{lg['p50_us'] / 1e3:.2f} | {lg['p90_us'] / 1e3:.2f} | {p99:.2f} | "
+                      f"{lg['p999_us'] / 1e3:.2f} | {lg['max_us'] / 1e3:.2f} | "
+                      f"{got[name]['router_cpu_util'] * 100:.0f} % | {waiting(got[name])} | "
                       f"{add} |", flush=True)
         for label, vals in added.items():
             print(f"\n- added p99 of {label}, {spans} spans: median {statistics.median(vals):.2f} ms "
