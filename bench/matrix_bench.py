@@ -37,7 +37,13 @@ beyond would show) and reads:
   peak RSS      VmHWM of the router, read after the drain (MiB; item 1: <= 64);
   acked/delivered  spans loadgen saw acknowledged, spans the sink received: equal
                 means nothing acknowledged was lost or sent twice;
-  drain         seconds from the end of the load until the sink had them all.
+  drain         seconds from the end of the load until the sink had them all;
+  exporter retries  the router's switchyard_exporter_retries_total (gateway);
+  router waiting  its threads' time runnable but without a CPU, a share of the run.
+In the slow and down rows without compression, loadgen numbers the spans
+(--sequence 1 --ack-log) and the sink is tests/soak/seq_sink.py's SeqSink: every
+span of every acknowledged request must arrive exactly once, none of a refused
+one (--no-ids: counts only).
 
 Part 2, latency at half capacity (item 5): for each --latency-spans size (spans per
 request), a closed-loop run of each build on bench/configs/otlp_http_nop.yaml (no
@@ -45,8 +51,10 @@ batch, so no batch timeout) with 4 connections gives its capacity (accepted
 requests per second); the open-loop rate (loadgen --rate) is half of build B's
 capacity (or --rate). Then --latency-repeat rounds, each running nginx_direct
 (bench/configs/otlp_http_nginx_direct.conf: nginx answering 200 itself, the instant
-backend), A and B at that rate, the order rotating; "added p99" = the router's p99
-- nginx_direct's p99 of the same round (item 5: <= 1 ms).
+backend; run with keepalive_requests raised, so that nginx does not close the
+connections every 1000 requests), A and B at that rate, the order rotating;
+"added p99" = the router's p99 - nginx_direct's p99 of the same round (item 5:
+<= 1 ms).
 
 Output: Markdown tables on stdout, the exact command first; --json FILE writes
 every result as a JSON line. --quick: 3 s rows, one repeat, 3 s latency runs.
