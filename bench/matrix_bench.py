@@ -440,6 +440,10 @@ def main():
 
     builds = builds_of(args)
     args.loadgen_build = builds[-1][1]  # one client for both builds
+    modes = args.mode.split(",")
+    if "latency" in modes and not (shutil.which("nginx") or os.access("/usr/sbin/nginx", os.X_OK)):
+        sys.exit("the latency mode needs nginx for its baseline (apt-get install nginx-light), "
+                 "or run --mode matrix")
     args.tmp = tempfile.mkdtemp(prefix="sy-matrix-")
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
@@ -456,7 +460,6 @@ def main():
           f"load average at start {os.getloadavg()[0]:.2f}")
     print(f"- {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
     out = []
-    modes = args.mode.split(",")
     try:
         if "matrix" in modes:
             matrix(args, builds, pin, out)
