@@ -80,7 +80,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "soak"))
 from otlp_http_bench import (Router, ab_cells, ab_medians, builds_of,  # noqa: E402
                              free_port, fmt_k, measure_load, proc_cpu_seconds,
                              proc_runqueue_wait_seconds, proc_status, run_loadgen,
-                             write_json)
+                             table_head, write_json)
 from seq_sink import SeqSink, check_loadgen  # noqa: E402
 from test_memory_budget import CountingSink, DebugLines, RouterSink  # noqa: E402
 
@@ -308,10 +308,9 @@ def matrix(args, builds, pin, out):
     if len(builds) < 2:
         return
     la, lb = builds[0][0], builds[1][0]
-    print(f"\n## The matrix, A/B: medians over {args.repeat} run(s) ({la} = A, {lb} = B)\n")
-    print("| config | compression | sink | spans/CPU-s A | B | B/A | p50 ms A | B | p99 ms A | B "
-          "| peak RSS MiB A | B | delivered = acked (A, B) |")
-    print("| " + " | ".join(["---"] * 13) + " |")
+    table_head(f"The matrix, A/B: medians over {args.repeat} run(s) ({la} = A, {lb} = B)",
+               ["config", "compression", "sink", "spans/CPU-s A", "B", "B/A", "p50 ms A", "B",
+                "p99 ms A", "B", "peak RSS MiB A", "B", "delivered = acked (A, B)"])
     for (config, comp, kind), by in cells.items():
         A, B = ab_medians(by, la), ab_medians(by, lb)
         exact = ", ".join("yes" if all(r["delivered"] == r["acked"] for r in by[lbl]) else "NO"

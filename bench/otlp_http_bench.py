@@ -400,6 +400,13 @@ def print_load_row(label, v, c, g, r):
         print("router output:\n" + "\n".join(r.get("router_tail", [])), file=sys.stderr)
 
 
+def table_head(title, columns):
+    """A '## title' and the head of a Markdown table with these columns."""
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("| " + " | ".join(["---"] * len(columns)) + " |")
+
+
 def ab_medians(by, label):
     """The medians over the results by[label] of an A/B cell: spans per CPU-second,
     p50 and p99 ms, peak RSS kB (None when there is none)."""
@@ -511,10 +518,9 @@ def main():
 
     if len(builds) == 2:
         la, lb = builds[0][0], builds[1][0]
-        print(f"\n## A/B: medians over {args.repeat} interleaved runs ({la} = A, {lb} = B)\n")
-        print("| config | conns | gzip | spans/CPU-s A | spans/CPU-s B | B/A | p50 ms A | p50 ms B "
-              "| p99 ms A | p99 ms B | peak RSS kB A | peak RSS kB B |")
-        print("| " + " | ".join(["---"] * 12) + " |")
+        table_head(f"A/B: medians over {args.repeat} interleaved runs ({la} = A, {lb} = B)",
+                   ["config", "conns", "gzip", "spans/CPU-s A", "spans/CPU-s B", "B/A", "p50 ms A",
+                    "p50 ms B", "p99 ms A", "p99 ms B", "peak RSS kB A", "peak RSS kB B"])
         for (v, c, g), by in cells.items():
             A, B = ab_medians(by, la), ab_medians(by, lb)
             print(f"| {v} | {c} | {'on' if g else 'off'} | {ab_cells(A, B)} | {A['p50']:.2f} | "
