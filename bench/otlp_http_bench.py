@@ -107,12 +107,16 @@ class Router:
     """A switchyard process started with one config, its stderr drained by a thread
     (the debug exporter writes there; a full pipe would stall the router)."""
 
-    def __init__(self, build, config, cpu=None, timeout=10.0, **env_extra):
-        self.port = free_port()
+    def __init__(self, build, config, cpu=None, timeout=10.0, port=None, args=(), on_line=None,
+                 **env_extra):
+        # port: the one to listen on (default: a free one); args: more command-line
+        # arguments (--set ...); on_line: called with each line of output after ready.
+        self.port = port or free_port()
         self.metrics_port = free_port()
+        self.on_line = on_line
         env = dict(os.environ, SY_BENCH_PORT=str(self.port),
                    SY_BENCH_METRICS_PORT=str(self.metrics_port), **env_extra)
-        argv = [os.path.join(build, "bin", "switchyard"), "--config", config]
+        argv = [os.path.join(build, "bin", "switchyard"), "--config", config, *args]
         pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         self.tail = []
         t0 = time.perf_counter()
@@ -141,6 +145,8 @@ class Router:
     def _drain(self):
         for line in self.proc.stderr:
             self.lines += 1
+            if self.on_line:
+                self.on_line(line)
             if len(self.tail) < 200 and b"\tinfo\t" not in line:
                 self.tail.append(line.decode(errors="replace").rstrip())
 
@@ -281,7 +287,7 @@ def measure_ready(build, config, runs):
             "idle_rss_kb_after_1s": rss_1s[0], "runs": runs}
 
 
-def measure_load(build, config, duration, connections, gzip, cpus, extra):
+def measure_load(build, config, duration, connections, gzip, cpus, extra, loadgen_build=None):
     router_cpu, loadgen_cpu = cpus
     # The sink (if the config has one) shares loadgen's CPU; its CPU time is not
     # counted.
@@ -295,7 +301,8 @@ def measure_load(build, config, duration, connections, gzip, cpus, extra):
         flt0 = proc_minor_faults(r.pid)
         wait0 = proc_runqueue_wait_seconds(r.pid)
         t0 = time.perf_counter()
-        lg = run_loadgen(build, url, duration, connections, gzip, loadgen_cpu, extra)
+        lg = run_loadgen(loadgen_build or build, url, duration, connections, gzip, loadgen_cpu,
+                         extra)
         wall = time.perf_counter() - t0
         cpu1 = proc_cpu_seconds(r.pid)
         flt1 = proc_minor_faults(r.pid)
@@ -397,6 +404,55 @@ def print_load_row(label, v, c, g, r):
         print("router output:\n" + "\n".join(r.get("router_tail", [])), file=sys.stderr)
 
 
+def table_head(title, columns):
+    """A '## title' and the head of a Markdown table with these columns."""
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("| " + " | ".join(["---"] * len(columns)) + " |")
+
+
+def ab_medians(by, label):
+    """The medians over the results by[label] of an A/B cell: spans per CPU-second,
+    p50 and p99 ms, peak RSS kB (None when there is none)."""
+    fields = {"spc": lambda r: r["spans_per_cpu_s"],
+              "p50": lambda r: r["loadgen"]["p50_us"] / 1e3,
+              "p99": lambda r: r["loadgen"]["p99_us"] / 1e3,
+              "rss": lambda r: r["peak_rss_kb"]}
+    out = {}
+    for k, f in fields.items():
+        vals = [f(r) for r in by.get(label, []) if f(r) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+def ab_cells(A, B):
+    """'spans/CPU-s A | B | B/A' of two ab_medians()."""
+    a, b = A["spc"], B["spc"]
+    return (f"{fmt_k(a) if a else 'n/a'} | {fmt_k(b) if b else 'n/a'} | "
+            f"{f'{b / a:.2f}' if a and b else 'n/a'}")
+
+
+def builds_of(args):
+    """[(label, build dir)] of --build-dir (and --build-dir-b); exits when one lacks
+    its binaries."""
+    builds = [(args.label_a, os.path.abspath(args.build_dir))]
+    if args.build_dir_b:
+        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
+    for _, b in builds:
+        for exe in ("switchyard", "loadgen"):
+            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
+                sys.exit(f"no {exe} in {b}/bin: build it first")
+    return builds
+
+
+def write_json(path, results):
+    """Every result as a JSON line into path (nothing when path is None)."""
+    if path:
+        with open(path, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -420,14 +476,8 @@ def main():
     global LOADGEN_BUILD
     LOADGEN_BUILD = os.path.abspath(args.loadgen_build) if args.loadgen_build else None
 
-    build = os.path.abspath(args.build_dir)
-    builds = [(args.label_a, build)]
-    if args.build_dir_b:
-        builds.append((args.label_b, os.path.abspath(args.build_dir_b)))
-    for _, b in builds:
-        for exe in ("switchyard", "loadgen"):
-            if not os.access(os.path.join(b, "bin", exe), os.X_OK):
-                sys.exit(f"no {exe} in {b}/bin: build it first")
+    builds = builds_of(args)
+    build = builds[0][1]
     ncpu = len(os.sched_getaffinity(0))
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if ncpu >= 2 else (None, None)
@@ -477,24 +527,14 @@ def main():
 
     if len(builds) == 2:
         la, lb = builds[0][0], builds[1][0]
-        print(f"\n## A/B: medians over {args.repeat} interleaved runs ({la} = A, {lb} = B)\n")
-        print("| config | conns | gzip | spans/CPU-s A | spans/CPU-s B | B/A | p50 ms A | p50 ms B "
-              "| p99 ms A | p99 ms B | peak RSS kB A | peak RSS kB B |")
-        print("| " + " | ".join(["---"] * 12) + " |")
+        table_head(f"A/B: medians over {args.repeat} interleaved runs ({la} = A, {lb} = B)",
+                   ["config", "conns", "gzip", "spans/CPU-s A", "spans/CPU-s B", "B/A", "p50 ms A",
+                    "p50 ms B", "p99 ms A", "p99 ms B", "peak RSS kB A", "peak RSS kB B"])
         for (v, c, g), by in cells.items():
-            def med(label, f):
-                vals = [f(r) for r in by.get(label, []) if f(r) is not None]
-                return statistics.median(vals) if vals else None
-            spc = lambda r: r["spans_per_cpu_s"]
-            p50 = lambda r: r["loadgen"]["p50_us"] / 1e3
-            p99 = lambda r: r["loadgen"]["p99_us"] / 1e3
-            rss = lambda r: r["peak_rss_kb"]
-            a, b = med(la, spc), med(lb, spc)
-            ratio = f"{b / a:.2f}" if a and b else "n/a"
-            print(f"| {v} | {c} | {'on' if g else 'off'} | {fmt_k(a) if a else 'n/a'} | "
-                  f"{fmt_k(b) if b else 'n/a'} | {ratio} | {med(la, p50):.2f} | {med(lb, p50):.2f} | "
-                  f"{med(la, p99):.2f} | {med(lb, p99):.2f} | {med(la, rss):.0f} | "
-                  f"{med(lb, rss):.0f} |", flush=True)
+            A, B = ab_medians(by, la), ab_medians(by, lb)
+            print(f"| {v} | {c} | {'on' if g else 'off'} | {ab_cells(A, B)} | {A['p50']:.2f} | "
+                  f"{B['p50']:.2f} | {A['p99']:.2f} | {B['p99']:.2f} | {A['rss']:.0f} | "
+                  f"{B['rss']:.0f} |", flush=True)
 
     print("\n## Sizes on disk\n")
     print("| file | bytes | stripped |")
@@ -507,10 +547,7 @@ def main():
         print(f"| {s['file']} | {s['bytes']} | {s['stripped']} |")
     print(f"| total | {total[0]} | {total[1]} |")
 
-    if args.json:
-        with open(args.json, "w") as f:
-            for r in results:
-                f.write(json.dumps(r) + "\n")
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":
