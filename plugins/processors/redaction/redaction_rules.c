@@ -25,6 +25,27 @@
 #define MASK     "****"
 #define MASK_LEN 4
 
+/* The first and last 8 bytes of key[0, len) as two words (for a key under 8
+ * bytes, its bytes and zeros, twice), read with whole loads inside the key. */
+static void key_words(const char *key, size_t len, uint64_t *head, uint64_t *tail)
+{
+    if (len >= 8) {
+        memcpy(head, key, 8);
+        memcpy(tail, key + len - 8, 8);
+        return;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        w |= (uint64_t)(uint8_t)key[i] << (8 * i);
+    *head = *tail = w;
+}
+
+static uint64_t key_hash(uint64_t head, uint64_t tail, size_t len)
+{
+    uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull) ^ len) * 0xFF51AFD7ED558CCDull;
+    return h ^ h >> 29;
+}
+
 static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
 {
     k->n = list->count;
@@ -32,19 +53,41 @@ static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
     if (list->count == 0) return SY_OK;
     k->len = calloc(list->count, sizeof(*k->len));
     if (!k->len) return SY_ENOMEM;
-    for (size_t i = 0; i < list->count; i++)
+    size_t slots = 16;
+    while (slots < 4 * list->count)
+        slots *= 2;
+    k->slot = malloc(slots * sizeof(*k->slot));
+    if (!k->slot) return SY_ENOMEM;
+    k->mask = slots - 1;
+    for (size_t i = 0; i < slots; i++)
+        k->slot[i].i = -1;
+    for (size_t i = 0; i < list->count; i++) {
         k->len[i] = strlen(list->items[i]);
+        rd_key_slot_t e = {.len = (uint32_t)k->len[i], .i = (int32_t)i};
+        key_words(list->items[i], k->len[i], &e.head, &e.tail);
+        uint64_t h = key_hash(e.head, e.tail, k->len[i]);
+        while (k->slot[h & k->mask].i >= 0)
+            h++;
+        k->slot[h & k->mask] = e;
+    }
     return SY_OK;
 }
 
 bool rd_key_in(const rd_keys_t *keys, const char *key, size_t len)
 {
-    /* The length and first byte rule out most keys without a call to memcmp. */
-    for (size_t i = 0; i < keys->n; i++)
-        if (keys->len[i] == len &&
-            (len == 0 || (keys->key[i][0] == key[0] && memcmp(keys->key[i], key, len) == 0)))
+    /* One hashed probe, mostly: the length and the first and last 8 bytes
+     * decide a key of up to 16 bytes; the bytes between them are compared for a
+     * longer one. */
+    if (keys->n == 0 || len > UINT32_MAX) return false;
+    uint64_t head, tail;
+    key_words(key, len, &head, &tail);
+    for (uint64_t h = key_hash(head, tail, len);; h++) {
+        const rd_key_slot_t *e = &keys->slot[h & keys->mask];
+        if (e->i < 0) return false;
+        if (e->len == len && e->head == head && e->tail == tail &&
+            (len <= 16 || memcmp(keys->key[e->i] + 8, key + 8, len - 16) == 0))
             return true;
-    return false;
+    }
 }
 
 static void regexes_free(rd_regexes_t *l)
@@ -143,6 +186,9 @@ void rd_rules_free(rd_rules_t *r)
     free(r->allowed.len);
     free(r->ignored.len);
     free(r->url_attributes.len);
+    free(r->allowed.slot);
+    free(r->ignored.slot);
+    free(r->url_attributes.slot);
     r->allowed = (rd_keys_t){0};
     r->ignored = (rd_keys_t){0};
     r->url_attributes = (rd_keys_t){0};

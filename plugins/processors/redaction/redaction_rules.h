@@ -62,10 +62,20 @@ typedef struct rd_regexes_s {
     void **code; /* pcre2_code * */
 } rd_regexes_t;
 
+/* A key of a list as the look-up compares it: its length, its first and last
+ * 8 bytes (all of a key of up to 16 bytes; zero-padded below 8), its index. */
+typedef struct rd_key_slot_s {
+    uint64_t head, tail;
+    uint32_t len;
+    int32_t i; /* -1: an empty slot */
+} rd_key_slot_t;
+
 typedef struct rd_keys_s {
     size_t n;
     const char *const *key;
     size_t *len;
+    rd_key_slot_t *slot; /* open addressing, mask + 1 slots, at most a quarter used */
+    uint64_t mask;
 } rd_keys_t;
 
 typedef struct rd_rules_s {
