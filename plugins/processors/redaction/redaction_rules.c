@@ -40,10 +40,9 @@ static void key_words(const char *key, size_t len, uint64_t *head, uint64_t *tai
     *head = *tail = w;
 }
 
-static uint64_t key_hash(uint64_t head, uint64_t tail, size_t len)
+static size_t key_group(size_t len)
 {
-    uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull) ^ len) * 0xFF51AFD7ED558CCDull;
-    return h ^ h >> 29;
+    return len < RD_KEY_GROUPS ? len : RD_KEY_GROUPS;
 }
 
 static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
@@ -52,42 +51,44 @@ static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
     k->key = (const char *const *)list->items;
     if (list->count == 0) return SY_OK;
     k->len = calloc(list->count, sizeof(*k->len));
-    if (!k->len) return SY_ENOMEM;
-    size_t slots = 16;
-    while (slots < 4 * list->count)
-        slots *= 2;
-    k->slot = malloc(slots * sizeof(*k->slot));
-    if (!k->slot) return SY_ENOMEM;
-    k->mask = slots - 1;
-    for (size_t i = 0; i < slots; i++)
-        k->slot[i].i = -1;
+    k->slot = calloc(list->count, sizeof(*k->slot));
+    if (!k->len || !k->slot) return SY_ENOMEM;
+    uint32_t count[RD_KEY_GROUPS + 1] = {0};
     for (size_t i = 0; i < list->count; i++) {
         k->len[i] = strlen(list->items[i]);
-        rd_key_slot_t e = {.len = (uint32_t)k->len[i], .i = (int32_t)i};
-        key_words(list->items[i], k->len[i], &e.head, &e.tail);
-        uint64_t h = key_hash(e.head, e.tail, k->len[i]);
-        while (k->slot[h & k->mask].i >= 0)
-            h++;
-        k->slot[h & k->mask] = e;
+        count[key_group(k->len[i])]++;
+    }
+    k->first[0] = 0;
+    for (size_t g = 0; g <= RD_KEY_GROUPS; g++)
+        k->first[g + 1] = k->first[g] + count[g];
+    uint32_t next[RD_KEY_GROUPS + 1];
+    memcpy(next, k->first, sizeof(next));
+    for (size_t i = 0; i < list->count; i++) {
+        rd_key_slot_t *e = &k->slot[next[key_group(k->len[i])]++];
+        *e = (rd_key_slot_t){.len = k->len[i], .i = i};
+        key_words(list->items[i], k->len[i], &e->head, &e->tail);
     }
     return SY_OK;
 }
 
 bool rd_key_in(const rd_keys_t *keys, const char *key, size_t len)
 {
-    /* One hashed probe, mostly: the length and the first and last 8 bytes
-     * decide a key of up to 16 bytes; the bytes between them are compared for a
-     * longer one. */
-    if (keys->n == 0 || len > UINT32_MAX) return false;
+    /* Only the keys of the same length are looked at (a handful); the first and
+     * last 8 bytes decide a key of up to 16 bytes, the bytes between them are
+     * compared for a longer one. */
+    if (keys->n == 0) return false;
+    size_t g = key_group(len);
+    uint32_t i = keys->first[g], end = keys->first[g + 1];
+    if (i == end) return false;
     uint64_t head, tail;
     key_words(key, len, &head, &tail);
-    for (uint64_t h = key_hash(head, tail, len);; h++) {
-        const rd_key_slot_t *e = &keys->slot[h & keys->mask];
-        if (e->i < 0) return false;
+    for (; i < end; i++) {
+        const rd_key_slot_t *e = &keys->slot[i];
         if (e->len == len && e->head == head && e->tail == tail &&
             (len <= 16 || memcmp(keys->key[e->i] + 8, key + 8, len - 16) == 0))
             return true;
     }
+    return false;
 }
 
 static void regexes_free(rd_regexes_t *l)
