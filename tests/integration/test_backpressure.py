@@ -4,9 +4,10 @@
 OTLP/HTTP in, into a deliberately slow exporter (the test-only `testsink` with a
 delay per batch). Requests are sent one after another until the router answers
 429 with Retry-After (the exporter queue and then the pipeline queue are full).
-A refusal is answered a few milliseconds late (the receiver's
-OTLP_HTTP_REFUSE_DELAY_MS, 5 ms: a client that sends again at once does not make
-the router read and walk request after request it can only refuse), never at once.
+A refusal of a body of 64 KiB or more (these requests are padded to that) is
+answered a few milliseconds late (the receiver's OTLP_HTTP_REFUSE_DELAY_MS, 5 ms:
+a client that sends again at once does not make the router read and walk request
+after request it can only refuse), never at once.
 Every request that got 200 must then reach the exporter exactly once: after
 SIGTERM the router drains, exits 0, and the sink's report counts each accepted
 span once and no refused one.
@@ -28,7 +29,9 @@ MAX_REQUESTS = 3000
 def body(seq):
     span = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "%016x" % seq,
             "name": "bp-%d" % seq, "kind": 1,
-            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000"}
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000",
+            # Over the receiver's 64 KiB from which a refusal waits (see below).
+            "attributes": [{"key": "pad", "value": {"stringValue": "x" * 66000}}]}
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 

@@ -314,11 +314,16 @@ static void http_settled(otlp_state_t *st, void *ctx, int tag, int status)
  * so a client that sends again at once, without the Retry-After pause, does not
  * make the router read, validate and refuse request after request while the
  * pipeline drains (each costs what accepting it would up to the queue: the copy
- * from the socket and the walk of every item). The answer, and the refused
- * count, are what they were; only later. A request that cannot wait (out of
- * memory, shutting down) is answered at once.
+ * from the socket and the walk of every item; for a body of 64 KiB or more). The answer, and the
+ * refused count, are what they were; only later. A request that cannot wait (out of memory,
+ * shutting down) is answered at once.
  */
 #define OTLP_HTTP_REFUSE_DELAY_MS 5
+/* Only bodies this large wait: refusing a smaller one costs little, and an
+ * open-loop client whose many small requests all wait catches up in a burst
+ * when the refusals end (the soak test's memory bound saw it: a memory_limiter
+ * refusing, 50-span requests, the peak RSS over the limit). */
+#define OTLP_HTTP_REFUSE_DELAY_MIN_BODY (64u * 1024u)
 
 typedef struct otlp_deferred_s {
     struct otlp_deferred_s *next;
@@ -420,7 +425,7 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
     }
     api->batch_release(batch);
     const syc_answer_t *a = syc_answer_for(rc);
-    if (rc == SY_EAGAIN)
+    if (rc == SY_EAGAIN && req->body_len >= OTLP_HTTP_REFUSE_DELAY_MIN_BODY)
         defer_refusal(st, req, type, a);
     else
         answer_refusal(st, req, type, a);
