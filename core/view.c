@@ -681,8 +681,8 @@ static int walk_holder(sy_view_node_t *n)
     size_t ahead = pos;
     int rc;
     while ((rc = sy__pb_next(v->buf, &pos, n->ce, &f)) > 0) {
-        for (size_t want = pos + PREFETCH_AHEAD < n->ce ? pos + PREFETCH_AHEAD : n->ce; ahead < want;
-             ahead += 64)
+        for (size_t want = pos + PREFETCH_AHEAD < n->ce ? pos + PREFETCH_AHEAD : n->ce;
+             ahead < want; ahead += 64)
             __builtin_prefetch(v->buf + ahead);
         if (f.wt != 2) continue;
         if (f.num == 1) {

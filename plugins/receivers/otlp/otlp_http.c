@@ -11,8 +11,8 @@
  *     413  body over max_request_body_size, before or after decompression; more
  *          than max_items_per_request items; too large to decode within the
  *          core's bound (RESOURCE_EXHAUSTED in the Status)
- *     429  the pipeline's queue is full (Retry-After: 1), answered after
- *          OTLP_HTTP_REFUSE_DELAY_MS (see defer_refusal())
+ *     429  the pipeline's queue is full (Retry-After: 1); for a body of 64 KiB
+ *          or more answered OTLP_HTTP_REFUSE_DELAY_MS late (defer_refusal())
  *     503  the router is shutting down (Retry-After: 1)
  *   other method: 405 with Allow: POST; other content type: 415; other path: 404.
  *
@@ -308,15 +308,16 @@ static void http_settled(otlp_state_t *st, void *ctx, int tag, int status)
 }
 
 /*
- * A request refused because its pipeline is full (SY_EAGAIN: a full queue, or a
- * memory_limiter refusing) is answered OTLP_HTTP_REFUSE_DELAY_MS later; its batch
- * is released at once. Its connection is not read while it waits for the answer,
- * so a client that sends again at once, without the Retry-After pause, does not
- * make the router read, validate and refuse request after request while the
- * pipeline drains (each costs what accepting it would up to the queue: the copy
- * from the socket and the walk of every item; for a body of 64 KiB or more). The answer, and the
- * refused count, are what they were; only later. A request that cannot wait (out of memory,
- * shutting down) is answered at once.
+ * A request of OTLP_HTTP_REFUSE_DELAY_MIN_BODY bytes or more refused because its
+ * pipeline is full (SY_EAGAIN: a full queue, or a memory_limiter refusing) is
+ * answered OTLP_HTTP_REFUSE_DELAY_MS later; its batch is released at once. Its
+ * connection is not read while it waits for the answer, so a client that sends
+ * again at once, without the Retry-After pause, does not make the router read,
+ * validate and refuse request after request while the pipeline drains (each
+ * costs what accepting it would up to the queue: the copy from the socket and the
+ * walk of every item). The answer, and the refused count, are what they were;
+ * only later. A request that cannot wait (out of memory, shutting down) is
+ * answered at once.
  */
 #define OTLP_HTTP_REFUSE_DELAY_MS 5
 /* Only bodies this large wait: refusing a smaller one costs little, and an
