@@ -652,6 +652,9 @@ static bool rel_of(sy_view_node_t *n, sy_view_rel_t rel, rel_t *r)
  * its children (field 2: scopes; spans, logs or metrics) in order. A scope of
  * 512 spans is 512 tags, each on a cache line of its own: walked once instead of
  * three times (the message lookup, counting, making). */
+/* How far ahead of a walk of children its lines are prefetched. */
+#define PREFETCH_AHEAD 4096
+
 static int walk_holder(sy_view_node_t *n)
 {
     sy_view_t *v = n->view;
@@ -670,8 +673,17 @@ static int walk_holder(sy_view_node_t *n)
     sy__pbf_t f, last;
     bool found = false;
     size_t pos = n->cs;
+    /* Each child's tag is on a cache line of its own, found only once the
+     * previous child's length is read: a chain of misses when the request has
+     * left the cache (it waited in a queue). The lines ahead of the walk are
+     * asked for in order, so the tags, and the children the caller reads next,
+     * arrive while the walk goes on. */
+    size_t ahead = pos;
     int rc;
     while ((rc = sy__pb_next(v->buf, &pos, n->ce, &f)) > 0) {
+        for (size_t want = pos + PREFETCH_AHEAD < n->ce ? pos + PREFETCH_AHEAD : n->ce;
+             ahead < want; ahead += 64)
+            __builtin_prefetch(v->buf + ahead);
         if (f.wt != 2) continue;
         if (f.num == 1) {
             last = f;

@@ -146,13 +146,47 @@ static inline uint64_t swar_has(uint64_t x, uint8_t c)
  * byte-by-byte tail cost more than the string there. Only what `need` asks for
  * is computed; the tail is read through a zeroed word (a zero byte is none of
  * the bytes looked for). */
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t load32(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* The n bytes (1 to 8) at p in the low bytes of a word, the others zero, read
+ * with whole loads inside [p, p + n): a copy of a variable length through memory
+ * costs a store-forwarding stall (a dozen cycles) on every word. Overlapping
+ * loads put the same byte at the same place, so OR-ing them is exact. */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    if (n >= 4) {
+        uint64_t lo = load32(p), hi = load32(p + n - 4);
+        return lo | hi << (8 * (n - 4));
+    }
+    uint64_t w = p[0];
+    w |= (uint64_t)p[n / 2] << (8 * (n / 2));
+    w |= (uint64_t)p[n - 1] << (8 * (n - 1));
+    return w;
+}
+
 static void counts_swar(uint32_t need, const uint8_t *s, size_t len, size_t *digits, uint64_t *at,
                         uint64_t *colon, uint64_t *dot, uint64_t *slash)
 {
     size_t d = 0;
     for (size_t i = 0; i < len; i += 8) {
-        uint64_t w = 0;
-        memcpy(&w, s + i, len - i < 8 ? len - i : 8);
+        size_t n = len - i;
+        /* The last partial word: the last 8 bytes of s shifted down when s has
+         * 8 (the bytes already counted fall out), else loaded piecewise. */
+        uint64_t w = n >= 8     ? load64(s + i)
+                     : len >= 8 ? load64(s + len - 8) >> (8 * (8 - n))
+                                : load_tail(s + i, n);
         if (need & NEED_DIGITS) d += ((swar_digits(w) >> 7) * ONES) >> 56;
         if (need & NEED_AT) *at |= swar_has(w, '@');
         if (need & NEED_COLON) *colon |= swar_has(w, ':');

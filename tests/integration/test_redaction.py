@@ -466,15 +466,44 @@ def case_counters(args, tmp):
         check(r.stop() == 0, "counters: SIGTERM exits 0")
 
 
+# --- allowed keys: the look-up by length and first/last bytes -------------------
+
+LOOKUP_KEYS = ["a", "ab", "abc", "abcdefg", "abcdefgh", "abcdefghi", "http.request.method",
+               "http.response.status_code", "k" * 16, "k" * 17, "m" * 63, "m" * 64, "m" * 65,
+               "m" * 100, "user_agent.original", "http.request.method"]
+
+
+def near_misses(key):
+    """Keys of the same length differing in the first, a middle or the last byte,
+    and one byte longer and shorter."""
+    out = {key + "x", key[:-1] if len(key) > 1 else "zz"}
+    for at in (0, len(key) // 2, len(key) - 1):
+        out.add(key[:at] + ("Z" if key[at] != "Z" else "Y") + key[at + 1:])
+    return out
+
+
+def case_keylookup(args, tmp):
+    allowed = set(LOOKUP_KEYS)
+    sent = sorted(allowed | {m for k in allowed for m in near_misses(k)})
+    cfg = "allowed_keys: [%s]\nsummary: silent\n" % ", ".join(json.dumps(k) for k in LOOKUP_KEYS)
+    span = json_span("lookup", attributes=[s(k, "v") for k in sent])
+    out = run(args, tmp, "keylookup", cfg, [("traces", json_traces([span], "svc"))])
+    got = attrs(out[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"])
+    kept = sorted(k for k in sent if k in allowed)
+    check(sorted(got) == kept, "keylookup: kept %r, want %r" % (sorted(got), kept))
+    check(len(sent) > 3 * len(allowed), "keylookup: %d keys sent" % len(sent))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--case", action="append", choices=["keys", "hash", "untouched", "config",
-                                                     "newkeys", "counters"])
+                                                     "newkeys", "counters", "keylookup"])
     args = ap.parse_args()
     cases = {"keys": case_keys, "hash": case_hash, "untouched": case_untouched,
-             "config": case_config, "newkeys": case_newkeys, "counters": case_counters}
+             "config": case_config, "newkeys": case_newkeys, "counters": case_counters,
+             "keylookup": case_keylookup}
     with tempfile.TemporaryDirectory(prefix="sy-redaction-") as tmp:
         for name in args.case or list(cases):
             before = len(failures)

@@ -322,13 +322,13 @@ static void process_value(rd_state_t *s, sy_view_node_t *node, const sy_value_t 
         int rc = as_string(s, v, num, sizeof(num), &str, &len);
         if (rc == SY_ENOMEM) return;
     }
-    if (rd_regex_any(r, &r->allowed_values, str, len)) {
+    if (r->allowed_values.n && rd_regex_any(r, &r->allowed_values, str, len)) {
         keylist_push(s, &s->allowed, k->str, k->len);
         return;
     }
     const char *out;
     size_t out_len;
-    if (rd_regex_any(r, &r->blocked_keys, k->str, k->len)) {
+    if (r->blocked_keys.n && rd_regex_any(r, &r->blocked_keys, k->str, k->len)) {
         keylist_push(s, &s->masked, k->str, k->len);
         if (rd_mask_whole(r, str, len, &out, &out_len) < 0)
             s->oom = true;
@@ -384,7 +384,7 @@ static void process_attrs(rd_state_t *s, sy_view_node_t *node)
     for (size_t i = 0; i < n && !s->oom; i++) {
         sy_value_t k, v;
         if (api->view_attr_at(node, i, &k, &v) != SY_OK) continue;
-        if (rd_key_ignored(r, k.str, k.len)) {
+        if ((r->ignored.n || r->ignored_key_patterns.n) && rd_key_ignored(r, k.str, k.len)) {
             keylist_push(s, &s->ignored, k.str, k.len);
             continue;
         }

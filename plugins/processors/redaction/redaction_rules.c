@@ -25,25 +25,69 @@
 #define MASK     "****"
 #define MASK_LEN 4
 
+/* The first and last 8 bytes of key[0, len) as two words (for a key under 8
+ * bytes, its bytes and zeros, twice), read with whole loads inside the key. */
+static void key_words(const char *key, size_t len, uint64_t *head, uint64_t *tail)
+{
+    if (len >= 8) {
+        memcpy(head, key, 8);
+        memcpy(tail, key + len - 8, 8);
+        return;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        w |= (uint64_t)(uint8_t)key[i] << (8 * i);
+    *head = *tail = w;
+}
+
+static size_t key_group(size_t len)
+{
+    return len < RD_KEY_GROUPS ? len : RD_KEY_GROUPS;
+}
+
 static int keys_init(rd_keys_t *k, const sy_cfg_strlist_t *list)
 {
     k->n = list->count;
     k->key = (const char *const *)list->items;
     if (list->count == 0) return SY_OK;
     k->len = calloc(list->count, sizeof(*k->len));
-    if (!k->len) return SY_ENOMEM;
-    for (size_t i = 0; i < list->count; i++)
+    k->slot = calloc(list->count, sizeof(*k->slot));
+    if (!k->len || !k->slot) return SY_ENOMEM;
+    uint32_t count[RD_KEY_GROUPS + 1] = {0};
+    for (size_t i = 0; i < list->count; i++) {
         k->len[i] = strlen(list->items[i]);
+        count[key_group(k->len[i])]++;
+    }
+    k->first[0] = 0;
+    for (size_t g = 0; g <= RD_KEY_GROUPS; g++)
+        k->first[g + 1] = k->first[g] + count[g];
+    uint32_t next[RD_KEY_GROUPS + 1];
+    memcpy(next, k->first, sizeof(next));
+    for (size_t i = 0; i < list->count; i++) {
+        rd_key_slot_t *e = &k->slot[next[key_group(k->len[i])]++];
+        *e = (rd_key_slot_t){.len = k->len[i], .i = i};
+        key_words(list->items[i], k->len[i], &e->head, &e->tail);
+    }
     return SY_OK;
 }
 
 bool rd_key_in(const rd_keys_t *keys, const char *key, size_t len)
 {
-    /* The length and first byte rule out most keys without a call to memcmp. */
-    for (size_t i = 0; i < keys->n; i++)
-        if (keys->len[i] == len &&
-            (len == 0 || (keys->key[i][0] == key[0] && memcmp(keys->key[i], key, len) == 0)))
+    /* Only the keys of the same length are looked at (a handful); the first and
+     * last 8 bytes decide a key of up to 16 bytes, the bytes between them are
+     * compared for a longer one. */
+    if (keys->n == 0) return false;
+    size_t g = key_group(len);
+    uint32_t i = keys->first[g], end = keys->first[g + 1];
+    if (i == end) return false;
+    uint64_t head, tail;
+    key_words(key, len, &head, &tail);
+    for (; i < end; i++) {
+        const rd_key_slot_t *e = &keys->slot[i];
+        if (e->len == len && e->head == head && e->tail == tail &&
+            (len <= 16 || memcmp(keys->key[e->i] + 8, key + 8, len - 16) == 0))
             return true;
+    }
     return false;
 }
 
@@ -143,6 +187,9 @@ void rd_rules_free(rd_rules_t *r)
     free(r->allowed.len);
     free(r->ignored.len);
     free(r->url_attributes.len);
+    free(r->allowed.slot);
+    free(r->ignored.slot);
+    free(r->url_attributes.slot);
     r->allowed = (rd_keys_t){0};
     r->ignored = (rd_keys_t){0};
     r->url_attributes = (rd_keys_t){0};

@@ -62,10 +62,25 @@ typedef struct rd_regexes_s {
     void **code; /* pcre2_code * */
 } rd_regexes_t;
 
+/* A key of a list as the look-up compares it: its length, its first and last
+ * 8 bytes (all of a key of up to 16 bytes; zero-padded below 8), its index. */
+typedef struct rd_key_slot_s {
+    uint64_t head, tail;
+    size_t len;
+    size_t i;
+} rd_key_slot_t;
+
+/* The longest key length with a group of its own in rd_keys_t.first. */
+#define RD_KEY_GROUPS 64
+
 typedef struct rd_keys_s {
     size_t n;
     const char *const *key;
     size_t *len;
+    /* The keys ordered by length: those of length L (L < RD_KEY_GROUPS; all
+     * longer ones under RD_KEY_GROUPS) are slot[first[L] .. first[L + 1]). */
+    rd_key_slot_t *slot;
+    uint32_t first[RD_KEY_GROUPS + 2];
 } rd_keys_t;
 
 typedef struct rd_rules_s {
