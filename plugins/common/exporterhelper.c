@@ -1000,8 +1000,9 @@ static size_t reg_count_inst_locked(const sy_instance_t *inst)
 
 static void reg_add(syc_xh_t *xh)
 {
-    const char *id = xh->api->instance_id(xh->inst);
-    xh->reg_id = strdup(id ? id : "");
+    /* Without an id (a host table without instance_id) there is no handover. */
+    const char *id = xh->api->instance_id ? xh->api->instance_id(xh->inst) : NULL;
+    xh->reg_id = id ? strdup(id) : NULL;
     xh->reg_signals = xh->api->signals(xh->inst);
     pthread_mutex_lock(&reg_mu);
     xh->reg_seq = ++reg_last_seq;
