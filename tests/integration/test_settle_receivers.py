@@ -12,8 +12,13 @@ zipkin receiver (POST /api/v2/spans, JSON) or jaeger receiver (thrift_http, POST
   timeout  queue_size 500 items, settle_timeout 500ms: once the persistent queue
            is full a request waits 500 ms and gets 503 + Retry-After, never 202,
            counted in receiver_*_settle_timeouts; every 202 is on the disk.
+  client   (jaeger) the real jaeger-client 3.19.0 HTTPSender (npm, node_jaeger, set
+           up by integration.jaeger.setup) sends its spans; it reports no error
+           (it got 202, after the durable write); kill -9 right after; restart:
+           every span it sent is delivered, by span id.
 
-    test_settle_receivers.py --bin B --plugin-dir D {zipkin,jaeger} {crash,timeout}
+    test_settle_receivers.py --bin B --plugin-dir D [--node-dir N] {zipkin,jaeger}
+                             {crash,timeout,client}
 
 The requests are built here (Zipkin v2 JSON; a Thrift binary-protocol Batch with
 the fields of jaeger.thrift) so that every span carries an id the test chose and
@@ -25,6 +30,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -260,15 +266,46 @@ def case_timeout(args):
         s.cleanup()
 
 
+def case_client(args):
+    if args.kind != "jaeger" or not args.node_dir:
+        raise AssertionError("the client case is jaeger's, with --node-dir")
+    s = Setup(args)
+    try:
+        s.start()
+        try:
+            out = subprocess.run(
+                ["node", "send.js", "client-http", f"http://127.0.0.1:{s.port}/api/traces"],
+                cwd=args.node_dir, capture_output=True, text=True, timeout=60,
+                stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise AssertionError("node is not installed (deploy/debian-deps.sh --test)")
+        expect(out.returncode == 0, f"node send.js client-http ran ({out.stderr[-300:]})")
+        man = json.loads(out.stdout.strip().splitlines()[-1])
+        sent = {int(sp["spanId"], 16) for sp in man["spans"]}
+        expect(len(sent) == 4 and not man["errors"],
+               f"jaeger-client sent {len(sent)} spans and reports no error: it got 202 "
+               f"({man['errors']})")
+        s.router.kill()  # kill -9 right after the client's answer
+        got = set(s.restart_and_collect())
+        print(f"settle.jaeger.client: sent={len(sent)} delivered_after_kill9={len(got & sent)}",
+              flush=True)
+        expect(sent <= got, "every span jaeger-client was told was accepted is delivered "
+                            "after kill -9 and a restart")
+        expect(s.router.stop() == 0, "the restarted router exits 0")
+    finally:
+        s.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--node-dir")
     ap.add_argument("kind", choices=sorted(KINDS))
-    ap.add_argument("case", choices=["crash", "timeout"])
+    ap.add_argument("case", choices=["crash", "timeout", "client"])
     args = ap.parse_args()
     t0 = time.monotonic()
-    {"crash": case_crash, "timeout": case_timeout}[args.case](args)
+    {"crash": case_crash, "timeout": case_timeout, "client": case_client}[args.case](args)
     print(f"settle.{args.kind}.{args.case} passed in {time.monotonic() - t0:.1f} s")
 
 
