@@ -541,12 +541,15 @@ static int check_call(sy__engine_t *e, int rc, const char *what, const char *id)
 static void create_start_here(sy_instance_t *inst)
 {
     const sy_plugin_t *d = inst->plugin;
-    inst->start_rc = d->create(sy__host_api(), inst, inst->config, &inst->state);
-    if (inst->start_rc < 0) {
-        SY__LOG(SY_LOG_ERROR, inst->id, "failed to create (error %d)", inst->start_rc);
-        return;
+    if (!inst->created) {
+        inst->start_rc = d->create(sy__host_api(), inst, inst->config, &inst->state);
+        if (inst->start_rc < 0) {
+            SY__LOG(SY_LOG_ERROR, inst->id, "failed to create (error %d)", inst->start_rc);
+            return;
+        }
+        inst->created = true;
     }
-    inst->created = true;
+    inst->start_rc = SY_OK;
     if (d->start) inst->start_rc = d->start(inst->state);
     if (inst->start_rc < 0) {
         SY__LOG(SY_LOG_ERROR, inst->id, "failed to start (error %d)", inst->start_rc);
@@ -581,6 +584,27 @@ void sy__instance_destroy(sy_instance_t *inst)
     sy__consumer_leave(prev);
     inst->created = false;
     inst->state = NULL;
+}
+
+static void do_create_only(void *arg)
+{
+    sy_instance_t *inst = arg;
+    sy_instance_t *prev = sy__consumer_enter(inst);
+    inst->start_rc = inst->plugin->create(sy__host_api(), inst, inst->config, &inst->state);
+    if (inst->start_rc < 0)
+        SY__LOG(SY_LOG_ERROR, inst->id, "failed to create (error %d)", inst->start_rc);
+    else
+        inst->created = true;
+    sy__consumer_leave(prev);
+}
+
+int sy__engine_create_only(sy_instance_t *inst)
+{
+    if (inst->created) return SY_OK;
+    inst->start_rc = SY_ERROR;
+    int rc = sy__thread_call(inst->thread, do_create_only, inst, start_deadline(inst->engine));
+    if (check_call(inst->engine, rc, "create", inst->id) < 0) return rc;
+    return inst->start_rc;
 }
 
 int sy__engine_create_start(sy_instance_t *inst)
@@ -1033,6 +1057,11 @@ void sy__engine_free_instance(sy_instance_t *x)
         while (sy__mpmc_pop(&x->exp.queue, &b))
             sy__batch_release(b);
         sy__mpmc_destroy(&x->exp.queue);
+    }
+    if (exp) {
+        while (x->exp.inherit_pos < x->exp.inherit_n)
+            sy__batch_release(x->exp.inherit[x->exp.inherit_pos++]);
+        free(x->exp.inherit);
     }
     if (x->config_owner) {
         sy__cfg_free_struct(x->plugin->config_fields, x->plugin->config_field_count, x->config);

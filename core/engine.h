@@ -123,6 +123,14 @@ typedef struct sy__exporter_part_s {
     /* consume() returning SY_OK means written to a persistent queue
      * (api->settle_durable(); settle.c). */
     atomic_bool durable;
+    /* Reload (reload.c): the new instance with the same id and plugin that takes
+     * over what this one still holds in its queue when it drains; and, in that
+     * new instance, the batches handed over from its predecessor's queue, offered
+     * to its plugin before anything of its own queue (runtime.c). */
+    sy_instance_t *successor;
+    bool handing; /* from the start of the old pipelines' drain: all goes there */
+    void **inherit;
+    size_t inherit_n, inherit_pos;
 } sy__exporter_part_t;
 
 struct sy_instance_s {
@@ -241,6 +249,9 @@ int sy__engine_start_instance(sy_instance_t *x);
 int sy__engine_open_exporter(sy_instance_t *x, size_t n, bool start);
 int sy__engine_create_start(sy_instance_t *inst);
 int sy__engine_start_again(sy_instance_t *inst);
+/* create() only, on the instance's worker (reload: a successor created beside its
+ * old self, started later with sy__engine_create_start, which skips create). */
+int sy__engine_create_only(sy_instance_t *inst);
 int sy__engine_start_pipeline(sy__pipeline_t *p, size_t n);
 int sy__engine_stop_workers(sy__engine_t *e, sy__role_t role, sy__thread_fn begin,
                             uint64_t deadline);
@@ -303,6 +314,10 @@ void sy__pipeline_never_started(sy__pipeline_t *p);
 int sy__exporter_open(sy_instance_t *x);
 void sy__exporter_on_wake(void *arg);
 void sy__exporter_begin_drain(sy_instance_t *x);
+/* Reload, on x's worker before the old pipelines drain: from now on whatever x's
+ * queue holds or gets goes to the end of its successor's inherited list, not to
+ * x's plugin (which then only finishes or hands on what it holds). */
+void sy__exporter_hand_over_begin(sy_instance_t *x);
 void sy__instance_close_timers(sy_instance_t *inst);
 void sy__instance_shutdown(sy_instance_t *inst);
 void sy__instance_destroy(sy_instance_t *inst);

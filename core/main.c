@@ -372,7 +372,10 @@ int main(int argc, char **argv)
     sy__log(NULL, SY_LOG_INFO, "Starting switchyard %s (plugin ABI %d.%d)", SY_VERSION,
             SY_ABI_MAJOR, SY_ABI_MINOR);
     const char *metrics = router->svc.metrics_address;
-    if (metrics && sy__telemetry_start(metrics, err, sizeof(err)) < 0) {
+    if (metrics &&
+        (sy__telemetry_set_tls(router->svc.metrics_tls, (const char *const *)cli.plugin_dirs,
+                               cli.nplugin_dirs, err, sizeof(err)) < 0 ||
+         sy__telemetry_start(metrics, err, sizeof(err)) < 0)) {
         sy__log(NULL, SY_LOG_ERROR, "cannot serve own metrics: %s", err);
         rc = EXIT_START;
         goto done;

@@ -176,6 +176,11 @@ static void drain_one_on(void *arg)
     sy__exporter_begin_drain(arg);
 }
 
+static void hand_over_begin_on(void *arg)
+{
+    sy__exporter_hand_over_begin(arg);
+}
+
 /* Removes x from e's instances (it is retired to its worker or moved). */
 static void unlist(sy__engine_t *e, sy_instance_t *x)
 {
@@ -332,6 +337,19 @@ static int start_new(sy__engine_t *old, sy__engine_t *nu)
         if (y->kind == SY_KIND_EXPORTER && !y->keep && sy__engine_open_exporter(y, 0, false) < 0)
             return SY_ERROR;
     }
+    /* An exporter that changed (same id, same plugin, no fewer signals) is
+     * created now, beside its old self, so that the old one can hand it what is
+     * left in its queues when it drains (step 4): the core's queue here
+     * (runtime.c), the plugin's sending queue in exporterhelper.c. Its start()
+     * waits for step 5 as before. */
+    for (size_t i = 0; i < nu->ninstances; i++) {
+        sy_instance_t *y = nu->instances[i];
+        if (y->kind != SY_KIND_EXPORTER || y->keep) continue;
+        sy_instance_t *x = find_old(old, y);
+        if (!x || x->plugin != y->plugin || (x->signals & ~y->signals)) continue;
+        if (sy__engine_create_only(y) < 0) return SY_ERROR;
+        x->exp.successor = y;
+    }
     for (size_t i = 0, n = 0; i < nu->ninstances; i++) {
         sy_instance_t *y = nu->instances[i];
         if (y->kind == SY_KIND_CONNECTOR && sy__engine_open_exporter(y, n++, true) < 0)
@@ -345,6 +363,8 @@ static int start_new(sy__engine_t *old, sy__engine_t *nu)
 /* Undoes start_new: nothing of nu has received a client's data yet. */
 static void undo_start(sy__engine_t *old, sy__engine_t *nu)
 {
+    for (size_t i = 0; i < old->ninstances; i++)
+        if (old->instances[i]->kind == SY_KIND_EXPORTER) old->instances[i]->exp.successor = NULL;
     nu->deadline_ms = sy__now_ms() + nu->shutdown_timeout_ms;
     uint64_t hard = nu->deadline_ms + 500;
     for (size_t i = 0; i < nu->npipelines; i++)
@@ -479,6 +499,15 @@ int sy__engine_reload(sy__engine_t *old, sy__engine_t *nu)
      * exporters that are not kept. */
     old->deadline_ms = sy__now_ms() + old->shutdown_timeout_ms;
     uint64_t hard = old->deadline_ms + 500;
+    /* An exporter replaced by a new instance of itself passes what the old
+     * pipelines still give it straight to that one (which starts in step 5):
+     * a full queue behind a backend that is down does not hold the drain up. */
+    for (size_t i = 0; i < old->ninstances; i++) {
+        sy_instance_t *x = old->instances[i];
+        if (x->kind == SY_KIND_EXPORTER && x->exp.successor &&
+            call_on(nu, x, hand_over_begin_on, x) < 0)
+            return SY__ETIMEDOUT;
+    }
     for (size_t i = 0; i < old->npipelines; i++)
         sy__pipeline_never_started(old->pipelines[i]);
     if (sy__engine_stop_workers(old, SY__ROLE_PIPELINE, sy__engine_drain_pipelines_on, hard) < 0)

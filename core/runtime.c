@@ -566,12 +566,28 @@ static bool backlog_refill(sy_instance_t *x)
 {
     if (x->exp.backlog_pos < x->exp.backlog_n) return true;
     x->exp.backlog_pos = 0;
+    if (x->exp.inherit_pos < x->exp.inherit_n) {
+        /* Handed over by the old instance at a reload: offered first. */
+        size_t n = x->exp.inherit_n - x->exp.inherit_pos;
+        if (n > SY__EXPORTER_BURST) n = SY__EXPORTER_BURST;
+        memcpy(x->exp.backlog, &x->exp.inherit[x->exp.inherit_pos], n * sizeof(void *));
+        x->exp.inherit_pos += n;
+        x->exp.backlog_n = (unsigned)n;
+        if (x->exp.inherit_pos == x->exp.inherit_n) {
+            free(x->exp.inherit);
+            x->exp.inherit = NULL;
+            x->exp.inherit_pos = x->exp.inherit_n = 0;
+        }
+        return true;
+    }
     x->exp.backlog_n = sy__mpmc_pop_burst(&x->exp.queue, x->exp.backlog, SY__EXPORTER_BURST);
     if (x->exp.backlog_n == 0) return false;
     queue_popped(&x->exp.queue_items, x->exp.backlog, x->exp.backlog_n);
     exporter_made_room(x);
     return true;
 }
+
+static long exporter_hand_over(sy_instance_t *x, sy_instance_t *y);
 
 void sy__exporter_on_wake(void *arg)
 {
@@ -581,6 +597,11 @@ void sy__exporter_on_wake(void *arg)
         return;
     }
     if (!x->started) return;
+    if (x->exp.handing) {
+        /* Reload: everything goes to the successor (see sy__exporter_hand_over_begin). */
+        if (exporter_hand_over(x, x->exp.successor) >= 0) return;
+        x->exp.handing = false; /* no memory: x takes it itself */
+    }
     for (int rounds = 0; rounds < 4; rounds++) {
         if (!backlog_refill(x)) {
             if (x->exp.draining) exporter_finish(x);
@@ -616,6 +637,7 @@ void sy__exporter_ready(sy_instance_t *inst)
 static uint64_t exporter_abandon(sy_instance_t *x)
 {
     uint64_t lost = 0;
+    backlog_refill(x); /* what was handed over from a predecessor, if any */
     for (;;) {
         while (x->exp.backlog_pos < x->exp.backlog_n) {
             sy_batch_t *b = x->exp.backlog[x->exp.backlog_pos++];
@@ -625,13 +647,50 @@ static uint64_t exporter_abandon(sy_instance_t *x)
             sy__settle_done(b, SY_EAGAIN);
             sy__batch_release(b);
         }
+        x->exp.backlog_pos = x->exp.backlog_n = 0;
+        if (backlog_refill(x)) continue;
+        break;
+    }
+    atomic_fetch_add(&x->engine->lost_at_stop, lost);
+    return lost;
+}
+
+/* Reload: moves everything x's queue holds, in order, to the end of its
+ * successor's inherited list (x's worker; the successor's plugin has not started,
+ * and the main thread's wait for x->finished orders this before its start).
+ * Returns the batches moved, or -1 without memory (what was not moved stays and x
+ * drains it as if it had no successor). */
+static long exporter_hand_over(sy_instance_t *x, sy_instance_t *y)
+{
+    long moved = 0;
+    uint64_t items = 0;
+    size_t cap = y->exp.inherit_n;
+    for (;;) {
+        while (x->exp.backlog_pos < x->exp.backlog_n) {
+            if (y->exp.inherit_n == cap) {
+                size_t ncap = cap ? 2 * cap : 64;
+                void **grown = realloc(y->exp.inherit, ncap * sizeof(*grown));
+                if (!grown) return -1; /* the rest stays: x drains it itself */
+                y->exp.inherit = grown;
+                cap = ncap;
+            }
+            void *b = x->exp.backlog[x->exp.backlog_pos++];
+            items += sy__batch_items(b);
+            y->exp.inherit[y->exp.inherit_n++] = b;
+            moved++;
+        }
         x->exp.backlog_pos = 0;
         x->exp.backlog_n = sy__mpmc_pop_burst(&x->exp.queue, x->exp.backlog, SY__EXPORTER_BURST);
         queue_popped(&x->exp.queue_items, x->exp.backlog, x->exp.backlog_n);
         if (!x->exp.backlog_n) break;
+        exporter_made_room(x);
     }
-    atomic_fetch_add(&x->engine->lost_at_stop, lost);
-    return lost;
+    if (moved)
+        SY__LOG(SY_LOG_INFO, x->id,
+                "reload: %ld batches (%llu items) not yet taken by the old instance are handed "
+                "to the new one",
+                moved, (unsigned long long)items);
+    return moved;
 }
 
 static void on_exporter_deadline(uv_timer_t *t)
@@ -672,6 +731,12 @@ static void exporter_finish(sy_instance_t *x)
     atomic_store(&x->finished, true);
 }
 
+void sy__exporter_hand_over_begin(sy_instance_t *x)
+{
+    if (!x->exp.successor || !x->started || x->exp.draining) return;
+    x->exp.handing = exporter_hand_over(x, x->exp.successor) >= 0;
+}
+
 /* On the exporter's worker at shutdown, after every pipeline has finished. */
 void sy__exporter_begin_drain(sy_instance_t *x)
 {
@@ -679,6 +744,12 @@ void sy__exporter_begin_drain(sy_instance_t *x)
     x->exp.draining = true;
     if (!x->started) {
         exporter_abandon(x);
+        exporter_finish(x);
+        return;
+    }
+    /* A reload with a successor: it takes the queue; the plugin's shutdown()
+     * hands its own queue on (exporterhelper.c) and finishes what is in flight. */
+    if (x->exp.successor && exporter_hand_over(x, x->exp.successor) >= 0) {
         exporter_finish(x);
         return;
     }

@@ -6,6 +6,7 @@
 #include "service_config.h"
 
 #include "signals.h"
+#include "telemetry_tls.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -497,7 +498,7 @@ static void read_telemetry(build_t *b, const sy_cfg_node_t *tel)
                                             "initial_fields",
                                             "processors",
                                             NULL};
-    static const char *const metrics_keys[] = {"level", "address", "readers", "views", NULL};
+    static const char *const metrics_keys[] = {"level", "address", "readers", "views", "tls", NULL};
     static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
     static const char *const metric_levels[] = {"none", "basic", "normal", "detailed", NULL};
     sy__service_cfg_t *cfg = b->cfg;
@@ -556,6 +557,18 @@ static void read_telemetry(build_t *b, const sy_cfg_node_t *tel)
         }
     }
     if (readers && readers->kind != SY__CFG_NULL) read_readers(b, readers);
+    const sy_cfg_node_t *tls = sy__cfg_get(metrics, "tls");
+    if (tls && tls->kind != SY__CFG_NULL) {
+        sy__metrics_tls_t t;
+        const sy_cfg_node_t *bad = tls;
+        char err[512];
+        if (sy__metrics_tls_read(tls, &t, &bad, err, sizeof(err)) < 0) {
+            berror(b, bad, "%s", err);
+        } else {
+            sy__metrics_tls_free(&t);
+            cfg->metrics_tls = tls;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */

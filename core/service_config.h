@@ -61,6 +61,9 @@ typedef struct sy__service_cfg_s {
      * readers[].pull.exporter.prometheus; default "localhost:8888"; NULL when the
      * metrics level is none (or no reader can be served). */
     char *metrics_address;
+    /* service.telemetry.metrics.tls (telemetry_tls.h), checked; NULL: plain HTTP.
+     * Points into the configuration tree. */
+    const sy_cfg_node_t *metrics_tls;
     /* 0 none, 1 basic, 2 normal (default), 3 detailed. */
     int metrics_level;
 } sy__service_cfg_t;

@@ -17,6 +17,7 @@
 
 #include "http_server.h"
 #include "log.h"
+#include "telemetry_tls.h"
 #include "procstat.h"
 
 /* ------------------------------------------------------------------------ */
@@ -90,7 +91,43 @@ static struct {
     uv_async_t stop;
     syc_http_server_t *server;
     int port;
+    /* service.telemetry.metrics.tls (sy__telemetry_set_tls): the settings, the
+     * context once made, the reload timer of reload_interval. */
+    bool tls_set, timer_open;
+    sy__metrics_tls_t tls;
+    syc_tls_ctx_t *tls_ctx;
+    uv_timer_t tls_timer;
 } sy__srv;
+
+int sy__telemetry_set_tls(const sy_cfg_node_t *tls, const char *const *module_dirs, size_t ndirs,
+                          char *err, size_t err_len)
+{
+    if (sy__srv.tls_set) sy__metrics_tls_free(&sy__srv.tls);
+    sy__srv.tls_set = false;
+    if (!tls) return SY_OK;
+    const sy_cfg_node_t *bad = tls;
+    char why[512];
+    if (sy__metrics_tls_read(tls, &sy__srv.tls, &bad, why, sizeof(why)) < 0) {
+        const char *at = sy__cfg_where(bad);
+        snprintf(err, err_len, "%s: %s", at ? at : "service.telemetry.metrics.tls", why);
+        return SY_EINVAL;
+    }
+    syc_tls_module_dirs(module_dirs, ndirs);
+    sy__srv.tls_set = true;
+    return SY_OK;
+}
+
+/* reload_interval: reads the three files again for new connections; a failure
+ * keeps what was loaded (metrics thread). */
+static void sy__metrics_tls_reload(uv_timer_t *t)
+{
+    (void)t;
+    char err[512];
+    if (syc_tls_ctx_reload(sy__srv.tls_ctx, err, sizeof(err)) != 0)
+        sy__log("telemetry", SY_LOG_WARN,
+                "%s: service.telemetry.metrics.tls: %s; the TLS files loaded before stay in use",
+                sy__srv.tls.where, err);
+}
 
 #define SY__METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -132,6 +169,8 @@ static void sy__metrics_stop_cb(uv_async_t *handle)
 {
     if (sy__srv.server != NULL)
         syc_http_server_close(sy__srv.server, sy__metrics_server_closed, NULL);
+    if (sy__srv.timer_open) uv_close((uv_handle_t *)&sy__srv.tls_timer, NULL);
+    sy__srv.timer_open = false;
     sy__srv.server = NULL;
     uv_close((uv_handle_t *)handle, NULL);
 }
@@ -171,6 +210,24 @@ int sy__telemetry_start(const char *endpoint, char *err, size_t err_len)
         goto fail_loop;
     }
     sy__srv.port = syc_http_server_port(sy__srv.server);
+    if (sy__srv.tls_set) {
+        char terr[512] = "";
+        sy__srv.tls_ctx = syc_tls_ctx_new(&sy__srv.tls.set, terr, sizeof terr);
+        if (!sy__srv.tls_ctx) {
+            snprintf(err, err_len, "%s: service.telemetry.metrics.tls: %s", sy__srv.tls.where,
+                     terr);
+            syc_http_server_close(sy__srv.server, sy__metrics_server_closed, NULL);
+            sy__srv.server = NULL;
+            rc = SY_EINVAL;
+            goto fail_loop;
+        }
+        syc_http_server_set_tls(sy__srv.server, sy__srv.tls_ctx);
+        uint64_t every = (uint64_t)(sy__srv.tls.reload_ns / 1000000);
+        if (every && uv_timer_init(&sy__srv.loop, &sy__srv.tls_timer) == 0) {
+            sy__srv.timer_open = true;
+            uv_timer_start(&sy__srv.tls_timer, sy__metrics_tls_reload, every, every);
+        }
+    }
     uv_async_init(&sy__srv.loop, &sy__srv.stop, sy__metrics_stop_cb);
 
     /* The thread starts with every signal blocked, so that SIGTERM and SIGHUP reach
@@ -190,7 +247,8 @@ int sy__telemetry_start(const char *endpoint, char *err, size_t err_len)
     pthread_setname_np(sy__srv.thread, "sy-metrics");
 #endif
     sy__srv.running = true;
-    sy__log("telemetry", SY_LOG_INFO, "serving metrics on http://%s/metrics", endpoint);
+    sy__log("telemetry", SY_LOG_INFO, "serving metrics on %s://%s/metrics",
+            sy__srv.tls_ctx ? "https" : "http", endpoint);
     return SY_OK;
 
 fail_loop:
@@ -198,6 +256,8 @@ fail_loop:
     uv_run(&sy__srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(&sy__srv.loop);
     sy__srv.port = 0;
+    syc_tls_ctx_free(sy__srv.tls_ctx);
+    sy__srv.tls_ctx = NULL;
     return rc;
 }
 
@@ -218,11 +278,15 @@ void sy__telemetry_stop(void)
                 uv_strerror(rc));
     sy__srv.running = false;
     sy__srv.port = 0;
+    syc_tls_ctx_free(sy__srv.tls_ctx);
+    sy__srv.tls_ctx = NULL;
 }
 
 void sy__telemetry_shutdown(void)
 {
     sy__telemetry_stop();
+    if (sy__srv.tls_set) sy__metrics_tls_free(&sy__srv.tls);
+    sy__srv.tls_set = false;
     sy__metrics_free_all();
     sy__start_time = 0;
 }

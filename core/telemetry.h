@@ -132,6 +132,14 @@ char *sy__metrics_render(size_t *len);
  */
 int sy__telemetry_start(const char *endpoint, char *err, size_t err_len);
 
+/* Before sy__telemetry_start(): serve the endpoint over TLS with the block of
+ * service.telemetry.metrics.tls (NULL: plain HTTP); the TLS module (sy_tls.so) is
+ * looked for in module_dirs (the plugin directories). SY_EINVAL with
+ * "file:line:col: sentence" in err. */
+struct sy_cfg_node_s;
+int sy__telemetry_set_tls(const struct sy_cfg_node_s *tls, const char *const *module_dirs,
+                          size_t ndirs, char *err, size_t err_len);
+
 /* The port the endpoint is bound to (useful with port 0), or 0 when not serving. */
 int sy__telemetry_port(void);
 

@@ -362,9 +362,7 @@ void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
     curl_easy_setopt(easy, CURLOPT_SSLVERSION,
                      (min < 0 ? CURL_SSLVERSION_TLSv1_2 : min_opt[min]) |
                          (max < 0 ? CURL_SSLVERSION_MAX_DEFAULT : max_opt[max]));
-    if (tls->ca_file && *tls->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, tls->ca_file);
-    if (tls->cert_file && *tls->cert_file) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->cert_file);
-    if (tls->key_file && *tls->key_file) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls->key_file);
+    syc_curl_tls_files(easy, tls); /* ca_file, cert_file, key_file; reload_interval */
     if (tls->insecure_skip_verify) {
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -376,13 +374,6 @@ void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls)
                             sizeof(err)) == 0 &&
         list[0])
         curl_easy_setopt(easy, CURLOPT_SSL_CIPHER_LIST, list);
-    /* curl keeps the CA store it built from ca_file for a day by default (shared
-     * by the multi handle's transfers); reload_interval makes new connections
-     * read the file again once that much time has passed. */
-    if (tls->reload_interval > 0) {
-        long secs = (long)(tls->reload_interval / 1000000000);
-        curl_easy_setopt(easy, CURLOPT_CA_CACHE_TIMEOUT, secs > 0 ? secs : 1L);
-    }
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)

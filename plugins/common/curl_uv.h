@@ -73,11 +73,16 @@ typedef struct syc_tls_client_s {
     char *min_version;              /* "1.0" .. "1.3"; NULL: 1.2, as configtls */
     char *max_version;              /* NULL: the highest known */
     sy_cfg_strlist_t cipher_suites; /* Go's names (tls_names.h); empty: curl's defaults */
-    int64_t reload_interval;        /* ns: how long a loaded ca_file is trusted (0: 24 h) */
+    int64_t reload_interval; /* ns: files kept this long, then read again (tls_client_files.c);
+                                0: curl reads them for every new connection */
 } syc_tls_client_t;
 
 /* Sets the TLS options of `easy` (they matter only for https:// URLs). */
 void syc_curl_apply_tls(CURL *easy, const syc_tls_client_t *tls);
+
+/* Its part for ca_file, cert_file and key_file, with reload_interval
+ * (tls_client_files.c). Any thread. */
+void syc_curl_tls_files(CURL *easy, const syc_tls_client_t *tls);
 
 /* Checks tls.min_version and tls.max_version ("1.0", "1.1", "1.2", "1.3"; min not
  * above max), tls.cipher_suites (known names) and tls.reload_interval (not

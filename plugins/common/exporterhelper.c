@@ -33,6 +33,7 @@
 #include "signals.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,21 @@ struct syc_xh_s {
     uint64_t append_log_ms;
     sy_metric_t *m_pq_records, *m_pq_disk, *m_pq_confirmed, *m_pq_corrupt, *m_pq_recovered,
         *m_pq_redelivered;
+
+    /* Handover at a reload (see "Handover" below): the registry's links, this
+     * helper's id and rank there, and what its predecessor handed over. Under
+     * reg_mu: accepting, inbox*, reg_next. */
+    syc_xh_t *reg_next;
+    char *reg_id;
+    uint64_t reg_seq;
+    uint32_t reg_signals;
+    bool accepting;         /* takes handovers: made, not shutting down */
+    bool async_open;        /* inbox_async is initialised (started) */
+    uv_async_t inbox_async; /* a handover arrived after start() */
+    sy_batch_t **inbox;     /* handed over, oldest first */
+    size_t inbox_n, inbox_cap;
+    uint64_t handed_items, handed_reqs; /* by this one to its successor */
+    sy_metric_t *m_handed;
 
     sy_metric_t *m_queue_size;
     sy_metric_t *m_queue_capacity;
@@ -405,6 +421,8 @@ void *syc_xh_req_ctx(const syc_xh_req_t *req)
 }
 
 static void stored_keep(syc_xh_t *xh, syc_xh_req_t *r);
+static bool hand_over(syc_xh_t *xh, syc_xh_req_t *r);
+static void reg_add(syc_xh_t *xh);
 
 void syc_xh_attempt_done(syc_xh_req_t *r, const syc_xh_result_t *res)
 {
@@ -431,6 +449,8 @@ void syc_xh_attempt_done(syc_xh_req_t *r, const syc_xh_result_t *res)
                "queue for the next run. (%s; %" PRIu64 " %s)",
                res->message, r->items, what);
         stored_keep(xh, r);
+    } else if (xh->closing && c->retry_enabled && hand_over(xh, r)) {
+        /* Shutting down at a reload: the new instance retries it. */
     } else if (!c->retry_enabled || xh->closing) {
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
                "Exporting failed. Dropping data. (%s; %s; dropped %" PRIu64 " %s)", res->message,
@@ -532,6 +552,11 @@ syc_xh_t *syc_xh_new(const sy_host_api_t *api, sy_instance_t *inst, const syc_xh
                                          "Export attempts that failed and were scheduled "
                                          "again.",
                                          SY_METRIC_COUNTER);
+    xh->m_handed = api->metric_register(inst, "exporter_queue_handed_over_items",
+                                        "Items still queued at a reload that this instance "
+                                        "handed to its new instance instead of giving them up.",
+                                        SY_METRIC_COUNTER);
+    reg_add(xh);
     return xh;
 }
 
@@ -938,6 +963,191 @@ static void on_room(uv_timer_t *t)
     }
 }
 
+/* ---- handover at a reload ------------------------------------------------------------ */
+
+/*
+ * A reload that changes an exporter's configuration makes its new instance (same
+ * id, same plugin) beside the old one before the old one drains (core/reload.c).
+ * Every helper of this plugin is listed in a registry: sy_common is linked into
+ * each plugin .so, so the registry only ever holds helpers of one component type,
+ * keyed by instance id and ranked by the order they were made in. When a helper
+ * with its queue in memory shuts down, it hands to the newest helper of the same
+ * id made after it (its successor):
+ *   - at once, every request not in flight: queued, or backing off before a retry;
+ *   - a request in flight whose attempt then fails in a way that would be retried;
+ *   - at the deadline, a request still in flight, after aborting it (the backend
+ *     may have had it already: the one case where a reload may duplicate).
+ * A request handed over keeps its batch (the reference moves); the successor
+ * queues it in front of anything new, above its queue_size if need be, once it
+ * has started (uv_async: the two run on different workers). The old one counts
+ * them in exporter_queue_handed_over_items, the new one reports their outcome.
+ * Nothing is handed over from or to a persistent queue (what is not confirmed
+ * stays on disk for the next instance anyway), by or to a helper that is one of
+ * several of its instance (loadbalancing: one per backend), or of a signal the
+ * successor does not export: those drain until the deadline as before.
+ */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static syc_xh_t *reg_head;
+static uint64_t reg_last_seq;
+
+static size_t reg_count_inst_locked(const sy_instance_t *inst)
+{
+    size_t n = 0;
+    for (const syc_xh_t *e = reg_head; e; e = e->reg_next)
+        n += e->inst == inst;
+    return n;
+}
+
+static void reg_add(syc_xh_t *xh)
+{
+    /* Without an id (a host table without instance_id) there is no handover. */
+    const char *id = xh->api->instance_id ? xh->api->instance_id(xh->inst) : NULL;
+    xh->reg_id = id ? strdup(id) : NULL;
+    xh->reg_signals = xh->api->signals(xh->inst);
+    pthread_mutex_lock(&reg_mu);
+    xh->reg_seq = ++reg_last_seq;
+    xh->accepting = xh->reg_id && !(xh->cfg->storage && *xh->cfg->storage);
+    xh->reg_next = reg_head;
+    reg_head = xh;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* Takes what was handed over so far (the caller owns the array). */
+static sy_batch_t **inbox_take(syc_xh_t *xh, size_t *n)
+{
+    pthread_mutex_lock(&reg_mu);
+    sy_batch_t **got = xh->inbox;
+    *n = xh->inbox_n;
+    xh->inbox = NULL;
+    xh->inbox_n = xh->inbox_cap = 0;
+    pthread_mutex_unlock(&reg_mu);
+    return got;
+}
+
+/* Leaves the registry; a handover that never got queued is released and counted
+ * as failed (a successor that never started). */
+static void reg_remove(syc_xh_t *xh)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (syc_xh_t **pp = &reg_head; *pp; pp = &(*pp)->reg_next)
+        if (*pp == xh) {
+            *pp = xh->reg_next;
+            break;
+        }
+    xh->accepting = false;
+    pthread_mutex_unlock(&reg_mu);
+    size_t n;
+    sy_batch_t **got = inbox_take(xh, &n);
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        xh->api->batch_info(got[i], &info);
+        xh->api->exporter_outcome(xh->inst, info.signal, info.items, false);
+        xh->api->batch_release(got[i]);
+    }
+    if (n)
+        SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
+               "%zu requests handed over by the previous instance were never sent (this one "
+               "did not start): counted as failed",
+               n);
+    free(got);
+    free(xh->reg_id);
+    xh->reg_id = NULL;
+}
+
+static syc_xh_t *successor_locked(const syc_xh_t *xh, sy_signal_t signal)
+{
+    if (!xh->reg_id || xh->store || reg_count_inst_locked(xh->inst) != 1) return NULL;
+    syc_xh_t *best = NULL;
+    for (syc_xh_t *e = reg_head; e; e = e->reg_next)
+        if (e != xh && e->accepting && e->reg_seq > xh->reg_seq && !strcmp(e->reg_id, xh->reg_id) &&
+            (!best || e->reg_seq > best->reg_seq))
+            best = e;
+    if (!best || !(best->reg_signals & signal) || reg_count_inst_locked(best->inst) != 1)
+        return NULL;
+    return best;
+}
+
+/* Hands `r` (in any of the lists, not in flight any more) to the successor.
+ * Returns true when it did (r is freed), false when there is none. */
+static bool hand_over(syc_xh_t *xh, syc_xh_req_t *r)
+{
+    if (r->stored) return false;
+    pthread_mutex_lock(&reg_mu);
+    syc_xh_t *s = successor_locked(xh, r->signal);
+    if (s && s->inbox_n == s->inbox_cap) {
+        size_t cap = s->inbox_cap ? 2 * s->inbox_cap : 64;
+        sy_batch_t **grown = realloc(s->inbox, cap * sizeof(*grown));
+        if (grown) {
+            s->inbox = grown;
+            s->inbox_cap = cap;
+        } else {
+            s = NULL;
+        }
+    }
+    if (!s) {
+        pthread_mutex_unlock(&reg_mu);
+        return false;
+    }
+    s->inbox[s->inbox_n++] = r->batch;
+    if (s->async_open) uv_async_send(&s->inbox_async);
+    pthread_mutex_unlock(&reg_mu);
+    if (r->where == WHERE_WAITING) {
+        leave_waiting(xh, r);
+    } else {
+        list_remove(list_of(xh, r), r);
+        if (r->where == WHERE_QUEUED) {
+            xh->queued -= req_size(xh, r);
+            update_queue_gauge(xh);
+        }
+    }
+    xh->handed_items += r->items;
+    xh->handed_reqs++;
+    if (xh->m_handed) xh->api->metric_add(xh->m_handed, (int64_t)r->items);
+    xh->ops->req_free(xh->ctx, r);
+    free(r);
+    return true;
+}
+
+/* Hands every request that is not in flight to the successor (shutdown). */
+static void hand_over_idle(syc_xh_t *xh)
+{
+    req_list_t *lists[2] = {&xh->waiting, &xh->queue};
+    for (int i = 0; i < 2; i++)
+        for (syc_xh_req_t *r = lists[i]->head, *next; r; r = next) {
+            next = r->next;
+            (void)hand_over(xh, r);
+        }
+}
+
+/* The successor's side, on its loop: queues what was handed over. */
+static void adopt_inbox(syc_xh_t *xh)
+{
+    size_t n;
+    sy_batch_t **got = inbox_take(xh, &n);
+    uint64_t items = 0;
+    for (size_t i = 0; i < n; i++) {
+        sy_batch_info_t info;
+        uint64_t size = batch_size(xh, got[i], &info);
+        items += info.items;
+        if (enqueue(xh, got[i], &info, size) < 0) {
+            xh->api->exporter_outcome(xh->inst, info.signal, info.items, false);
+            xh->api->batch_release(got[i]);
+        }
+    }
+    free(got);
+    if (!n) return;
+    SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
+           "Reload: took over %zu requests (%" PRIu64 " items) from the sending queue of the "
+           "previous instance of this exporter",
+           n, items);
+    dispatch(xh);
+}
+
+static void on_inbox(uv_async_t *a)
+{
+    adopt_inbox(a->data);
+}
+
 /* ---- start and shutdown -------------------------------------------------------------- */
 
 int syc_xh_start(syc_xh_t *xh)
@@ -962,6 +1172,15 @@ int syc_xh_start(syc_xh_t *xh)
     }
     xh->retry_timer.data = xh->deadline_timer.data = xh->room_timer.data = xh;
     xh->timers_open = true;
+    if (uv_async_init(xh->loop, &xh->inbox_async, on_inbox) == 0) {
+        xh->inbox_async.data = xh;
+        pthread_mutex_lock(&reg_mu);
+        xh->async_open = true;
+        /* Handed over before start: queued on the next turn of the loop, once the
+         * transport has opened its handles. */
+        if (xh->inbox_n) uv_async_send(&xh->inbox_async);
+        pthread_mutex_unlock(&reg_mu);
+    }
     /* Records left by a previous run go first, once the transport is up. */
     if (xh->store) uv_timer_start(&xh->room_timer, on_room, 0, 0);
     return SY_OK;
@@ -977,7 +1196,18 @@ static void check_drained(syc_xh_t *xh)
         uv_close((uv_handle_t *)&xh->deadline_timer, NULL);
         uv_close((uv_handle_t *)&xh->room_timer, NULL);
         xh->timers_open = false;
+        pthread_mutex_lock(&reg_mu);
+        bool async = xh->async_open;
+        xh->async_open = false;
+        pthread_mutex_unlock(&reg_mu);
+        if (async) uv_close((uv_handle_t *)&xh->inbox_async, NULL);
     }
+    if (xh->handed_reqs)
+        SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
+               "Reload: handed %" PRIu64 " requests (%" PRIu64 " items) still queued or "
+               "failed to the new instance of this exporter",
+               xh->handed_reqs, xh->handed_items);
+    xh->handed_reqs = xh->handed_items = 0;
     if (xh->kept)
         SY_LOG(xh->api, xh->inst, SY_LOG_INFO,
                "%" PRIu64 " requests stay in the persistent queue for the next run", xh->kept);
@@ -1002,6 +1232,7 @@ static uint64_t give_up_all(syc_xh_t *xh)
                 stored_keep(xh, r);
                 continue;
             }
+            if (xh->closing && hand_over(xh, r)) continue;
             lost += r->items;
             finish(xh, r, 0, r->items);
         }
@@ -1017,7 +1248,8 @@ static void on_deadline(uv_timer_t *t)
     if (lost)
         SY_LOG(xh->api, xh->inst, SY_LOG_ERROR,
                "Shutdown deadline passed: %" PRIu64 " items still queued or in flight are "
-               "counted as failed",
+               "counted as failed (no new instance of this exporter took them over: it "
+               "was removed from the configuration, or the router is stopping)",
                lost);
     check_drained(xh);
 }
@@ -1027,6 +1259,11 @@ void syc_xh_shutdown(syc_xh_t *xh, uint64_t deadline_ms, void (*drained)(void *a
     xh->closing = true;
     xh->drained = drained;
     xh->drained_arg = arg;
+    pthread_mutex_lock(&reg_mu);
+    xh->accepting = false;
+    pthread_mutex_unlock(&reg_mu);
+    if (xh->timers_open) adopt_inbox(xh); /* a late handover (else: reg_remove) */
+    if (!xh->store) hand_over_idle(xh);
     if (xh->store) {
         /* Batches still waiting for the disk get one last try; those it refuses
          * are given up below (counted as failed). */
@@ -1057,6 +1294,7 @@ void syc_xh_free(syc_xh_t *xh)
     /* Normally empty by now (drained); anything left is released and counted as
      * failed, so that nothing leaks. */
     give_up_all(xh);
+    reg_remove(xh);
     stored_close(xh);
     free(xh);
 }

@@ -183,8 +183,8 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
                         "(TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); unset: the "         \
                         "library's defaults."},                                             \
         {SY_CFG_FIELD("tls.reload_interval", SY_CFG_DURATION, T, m.reload_interval),        \
-         .description = "How long the CA certificates read from ca_file are kept before "   \
-                        "new connections read the file again (0: 24 hours)."},              \
+         .description = "ca_file, cert_file and key_file are kept in memory this long, "    \
+                        "then read again (0: read for every new connection)."},             \
     {                                                                                       \
         .name = "tls.server_name_override", .type = SY_CFG_STRING,                          \
         .offset = offsetof(T, m.server_name_override),                                      \

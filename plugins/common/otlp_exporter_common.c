@@ -341,7 +341,6 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->xh_cfg->timeout_ns / 1000000));
         if (o->ops->setup) o->ops->setup(o, req, e);
-        syc_curl_apply_tls(e, o->tls);
     } else if (r->call) {
         return syc_oxp_direct_send(o, req, r);
     } else {
@@ -351,6 +350,8 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         else if (r->npieces)
             set_body(r); /* from the first byte */
     }
+    /* Every attempt: a retry sees files re-read after tls.reload_interval. */
+    syc_curl_apply_tls(r->x.easy, o->tls);
     if (o->auth) {
         struct curl_slist *l = syc_oxp_auth_headers(o, r->headers ? r->headers : o->headers);
         if (!l) return SY_ERROR;

@@ -47,6 +47,11 @@ typedef struct syc_tls_conn_s syc_tls_conn_t;
  * grpc::tls"). Returns 0, or SY_EINVAL with a sentence in err. Any thread. */
 int syc_tls_settings_check(syc_tls_settings_t *set, const char *prefix, char *err, size_t err_len);
 
+/* For a program that is not a plugin (the core's own /metrics server): the TLS
+ * module is looked for in these directories, the first that has it, instead of
+ * next to the calling shared object. Call before the first context is made. */
+void syc_tls_module_dirs(const char *const *dirs, size_t n);
+
 /* Reads the files and builds a context. Returns NULL with a sentence naming the
  * file at fault in err. */
 syc_tls_ctx_t *syc_tls_ctx_new(const syc_tls_settings_t *set, char *err, size_t err_len);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <switchyard/plugin.h>
 
@@ -29,11 +30,27 @@
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const syc_tls_module_t *module;
 static char load_error[PATH_MAX + 256];
+static char module_override[PATH_MAX]; /* syc_tls_module_dirs(): the core's choice */
+
+void syc_tls_module_dirs(const char *const *dirs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        int len = snprintf(path, sizeof(path), "%s/%s", dirs[i], SYC_TLS_MODULE_FILE);
+        if (len < 0 || (size_t)len >= sizeof(path) || access(path, R_OK) != 0) continue;
+        memcpy(module_override, path, (size_t)len + 1);
+        return;
+    }
+}
 
 /* The module's path: SYC_TLS_MODULE_FILE next to the shared object that holds
  * this function. Returns 0, or -1 with a sentence in load_error. */
 static int module_path(char *path, size_t len)
 {
+    if (module_override[0]) {
+        snprintf(path, len, "%s", module_override);
+        return 0;
+    }
     Dl_info info;
     if (!dladdr((const void *)module_path, &info) || !info.dli_fname) {
         snprintf(load_error, sizeof(load_error),

@@ -490,6 +490,74 @@ static void consume_all_or_none(void **state)
     sy__batch_release(late);
 }
 
+static const char *f_instance_id(const sy_instance_t *inst)
+{
+    (void)inst;
+    return "otlphttp"; /* both instances: a reload's old and new one */
+}
+
+static bool succ_drained;
+
+static void on_succ_drained(void *arg)
+{
+    (void)arg;
+    succ_drained = true;
+}
+
+static bool succ_is_drained(void)
+{
+    return succ_drained;
+}
+
+/* Reload (exporterhelper.c "Handover"): a helper made later with the same instance
+ * id is the successor. The old one, shutting down, hands it what is queued or
+ * backing off at once and an attempt under way once it fails retryably, instead of
+ * giving them up; the successor sends them once started. Nothing is counted as
+ * failed; the old one counts what it handed in exporter_queue_handed_over_items. */
+static void handover_to_successor(void **state)
+{
+    (void)state;
+    static sy_host_api_t api;
+    api = fake_api;
+    api.instance_id = f_instance_id;
+    char err[256];
+    F->cfg.num_consumers = 2;
+    F->cfg.queue_size = 4;
+    F->xh = syc_xh_new(&api, (sy_instance_t *)F, &F->cfg, &fake_ops, F, err, sizeof(err));
+    assert_non_null(F->xh);
+    assert_int_equal(syc_xh_start(F->xh), SY_OK);
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(1)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(2)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(3)), SY_OK); /* queued */
+    answer(SYC_XH_RETRYABLE);                                      /* 1: backing off */
+    assert_int_equal(F->npending, 1);                              /* 2: under way */
+
+    syc_xh_config_t cfg2 = F->cfg;
+    syc_xh_t *succ =
+        syc_xh_new(&api, (sy_instance_t *)&cfg2, &cfg2, &fake_ops, F, err, sizeof(err));
+    assert_non_null(succ);
+    succ_drained = false;
+
+    syc_xh_shutdown(F->xh, 1000, on_drained, F);
+    assert_int_equal(F->sends, 2); /* no last attempt: the waiting one was handed */
+    assert_false(F->drained);      /* 2 is still under way */
+    answer(SYC_XH_RETRYABLE);      /* fails while closing: handed too, not given up */
+    assert_true(F->drained);
+    assert_int_equal(F->failed, 0);
+    assert_int_equal(metric("exporter_queue_handed_over_items"), 1 + 2 + 3);
+
+    assert_int_equal(syc_xh_start(succ), SY_OK);
+    assert_true(run_until(has_pending, 1000)); /* adopted on the loop's next turn */
+    assert_int_equal(F->npending, 2);          /* its two consumers */
+    while (F->npending)
+        answer(SYC_XH_SENT);
+    assert_int_equal(F->sent, 1 + 2 + 3);
+    assert_int_equal(F->failed, 0);
+    syc_xh_shutdown(succ, 0, on_succ_drained, NULL);
+    assert_true(run_until(succ_is_drained, 1000));
+    syc_xh_free(succ);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shutdown_counts_held_items_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(consume_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(bytes_sizer_counts_serialized_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(handover_to_successor, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

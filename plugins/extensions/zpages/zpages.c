@@ -26,6 +26,7 @@
 #include <switchyard/plugin.h>
 
 #include "http_server.h"
+#include "tls_config.h"
 #include "zpages_assets.h"
 #include "zpages_debug.h"
 
@@ -41,6 +42,7 @@
 
 typedef struct zp_config_s {
     char *endpoint;
+    syc_tls_server_cfg_t tls;
 } zp_config_t;
 
 static const sy_config_field_t zp_fields[] = {
@@ -50,6 +52,7 @@ static const sy_config_field_t zp_fields[] = {
                     "interface only, as the collector's zpages do; the pages show the whole "
                     "configuration graph and recent error messages, so think before opening "
                     "it wider."},
+    SYC_TLS_SERVER_FIELDS(zp_config_t, tls, ""),
 };
 
 typedef struct zp_state_s {
@@ -60,6 +63,7 @@ typedef struct zp_state_s {
     sy_metric_t *requests; /* answered with 200 */
     sy_metric_t *refused;  /* answered 404 / 405 */
     sy_metric_t *failed;   /* 500 (out of memory), 503 (a reload holds the graph) */
+    syc_tls_server_t tls;
 } zp_state_t;
 
 /* ------------------------------------------------------------------------ */
@@ -166,7 +170,7 @@ static int zp_validate(const void *config, char *err, size_t err_len)
         snprintf(err, err_len, "endpoint: %s", why);
         return SY_EINVAL;
     }
-    return SY_OK;
+    return syc_tls_server_cfg_check(&cfg->tls, "tls", err, err_len);
 }
 
 static int zp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *config,
@@ -196,6 +200,10 @@ static int zp_create(const sy_host_api_t *api, sy_instance_t *inst, const void *
         "Requests the zpages extension could not answer (500: out of memory; 503: a "
         "configuration reload was replacing the graph).",
         SY_METRIC_COUNTER);
+    if (syc_tls_server_open(&s->tls, api, inst, &s->cfg->tls, "tls", true) != 0) {
+        free(s);
+        return SY_EINVAL;
+    }
     *state = s;
     return SY_OK;
 }
@@ -210,8 +218,9 @@ static int zp_start(void *state)
         s->api->log(s->inst, SY_LOG_ERROR, "cannot listen on \"%s\": %s", s->cfg->endpoint, err);
         return SY_ERROR;
     }
-    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Starting zpages extension on http://%s/",
-           s->cfg->endpoint);
+    syc_tls_server_attach(&s->tls, s->server);
+    SY_LOG(s->api, s->inst, SY_LOG_INFO, "Starting zpages extension on %s://%s/",
+           s->tls.ctx ? "https" : "http", s->cfg->endpoint);
     return SY_OK;
 }
 
@@ -224,12 +233,15 @@ static void zp_server_closed(void *arg)
 static void zp_shutdown(void *state)
 {
     zp_state_t *s = state;
+    syc_tls_server_stop(&s->tls);
     if (s->server != NULL) syc_http_server_close(s->server, zp_server_closed, s);
 }
 
 static void zp_destroy(void *state)
 {
-    free(state);
+    zp_state_t *s = state;
+    if (s) syc_tls_server_free(&s->tls);
+    free(s);
 }
 
 static const sy_plugin_t zp_plugin = {

@@ -91,6 +91,7 @@ static const sy_config_field_t jaeger_fields[] = {
      .description = "ID of an extension (listed in service.extensions) that authenticates "
                     "every gRPC call from its metadata. A refused call gets UNAUTHENTICATED."},
     SYC_TLS_SERVER_FIELDS(jaeger_config_t, grpc_tls, "protocols.grpc."),
+    SYC_SETTLE_TIMEOUT_FIELD(jaeger_config_t, settle_timeout),
 };
 
 static const char *const udp_names[JG_UDP_PROTOCOLS] = {"thrift_compact", "thrift_binary"};
@@ -246,6 +247,7 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
     out->rc = SY_OK;
     out->spans = 0;
     out->err[0] = '\0';
+    out->wait = NULL;
     sy_batch_t *batch = api->batch_new(st->inst, SY_SIGNAL_TRACES);
     if (!batch) {
         out->rc = SY_ENOMEM;
@@ -283,6 +285,9 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
         out->rc = SY_ERROR;
         snprintf(out->err, sizeof(out->err), "the translated request was refused");
     }
+    if (out->rc == SY_OK && out->settle_req)
+        out->wait =
+            syc_settle_begin(&st->http_settle, batch, jaeger_http_settled, st, out->settle_req, 0);
     if (out->rc == SY_OK) out->rc = api->emit(st->inst, batch);
     /* A full pipeline queue is usually a burst: waiting here (a worker thread,
      * never the loop thread) lets the packet queue absorb it, and when it lasts,
@@ -295,6 +300,10 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
         out->rc = api->emit(st->inst, batch);
+    }
+    if (out->wait) {
+        syc_settle_emitted(out->wait, out->rc);
+        if (out->rc != SY_OK) out->wait = NULL; /* the caller answers the refusal */
     }
     if (out->rc != SY_OK) api->batch_release(batch);
 }
@@ -324,6 +333,20 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                  "thrift_http requests answered 401: their authenticator "
                                  "refused them.",
                                  SY_METRIC_COUNTER);
+    }
+    if (st->cfg->http) {
+        st->m_http_settle_timeouts = api->metric_register(
+            inst, "receiver_jaeger_thrift_http_settle_timeouts",
+            "thrift_http requests answered 503 because their spans were not written to the "
+            "persistent queue within settle_timeout.",
+            SY_METRIC_COUNTER);
+        st->m_http_settle_failed = api->metric_register(
+            inst, "receiver_jaeger_thrift_http_settle_failed",
+            "thrift_http requests answered 503 because an exporter failed or gave up their "
+            "spans before they were written, or the receiver stopped first.",
+            SY_METRIC_COUNTER);
+        syc_settle_init(&st->http_settle, api, inst, st->cfg->settle_timeout,
+                        st->m_http_settle_timeouts, st->m_http_settle_failed);
     }
     if (st->cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &st->cfg->http_tls,
                                              "protocols.thrift_http.tls", true) != 0) {

@@ -18,6 +18,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
+#include "settle_wait.h"
 #include "tls_config.h"
 #include "thrift.h"
 
@@ -48,6 +49,7 @@ typedef struct jaeger_config_s {
     char *grpc_endpoint;
     char *grpc_authenticator;      /* protocols.grpc.auth.authenticator */
     syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls */
+    int64_t settle_timeout;        /* thrift_http: waiting for a persistent queue */
 } jaeger_config_t;
 
 typedef struct jaeger_state_s jaeger_state_t;
@@ -121,7 +123,9 @@ struct jaeger_state_s {
     jaeger_ratelog_t log_http;
     syc_auth_guard_t http_auth; /* protocols.thrift_http.auth */
     syc_tls_server_t http_tls;  /* protocols.thrift_http.tls */
-    syc_tls_server_t grpc_tls;  /* protocols.grpc.tls (HTTP/2) */
+    syc_settle_t http_settle;   /* thrift_http answers after the durable write */
+    sy_metric_t *m_http_settle_timeouts, *m_http_settle_failed;
+    syc_tls_server_t grpc_tls; /* protocols.grpc.tls (HTTP/2) */
     /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
     struct otlp_state_s *grpc;
     struct otlp_config_s *grpc_cfg;
@@ -134,6 +138,11 @@ typedef struct jaeger_outcome_s {
     int rc;       /* SY_OK, or the SY_E* of the failure */
     size_t spans; /* spans in the batch */
     char err[300];
+    /* thrift_http: set before the call, the request whose answer may wait for the
+     * durable write (settle_wait.h); `wait` is then that wait, or NULL (answer
+     * now). */
+    void *settle_req;
+    syc_settle_wait_t *wait;
 } jaeger_outcome_t;
 
 /*
@@ -145,6 +154,9 @@ typedef struct jaeger_outcome_s {
  * SY_ENOMEM; or emit's SY_EAGAIN / SY_ECLOSED (the pipeline refused; nothing was
  * kept). Any thread of the receiver's own.
  */
+/* thrift_http: the answer of a request that waited for the durable write. */
+void jaeger_http_settled(void *owner, void *ctx, int tag, int status);
+
 void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
                  unsigned wait_ms, const uint8_t *data, size_t len, jaeger_outcome_t *out);
 

@@ -81,10 +81,10 @@ static void on_request(void *arg, syc_http_request_t *req)
         respond(st, req, 400, msg, NULL);
         return;
     }
-    jaeger_outcome_t out;
+    jaeger_outcome_t out = {.settle_req = req};
     jaeger_emit(st, &st->http_scratch, TH_PROTO_BINARY, false, 0, req->body, req->body_len, &out);
     if (out.rc == SY_OK) {
-        respond(st, req, 202, NULL, NULL);
+        if (!out.wait) respond(st, req, 202, NULL, NULL); /* else: jaeger_http_settled */
         return;
     }
     if (out.rc == SY_EINVAL) {
@@ -96,6 +96,24 @@ static void on_request(void *arg, syc_http_request_t *req)
     snprintf(msg, sizeof(msg), "Cannot submit Jaeger batch: %s\n",
              out.err[0] ? out.err : a->message);
     respond(st, req, a->http_status, msg, a->retry ? "Retry-After: 1\r\n" : NULL);
+}
+
+void jaeger_http_settled(void *owner, void *ctx, int tag, int status)
+{
+    jaeger_state_t *st = owner;
+    syc_http_request_t *req = ctx;
+    (void)tag;
+    if (status == SY_OK) {
+        respond(st, req, 202, NULL, NULL);
+        return;
+    }
+    respond(st, req, 503,
+            status == SYC_SETTLE_TIMEDOUT
+                ? "Cannot submit Jaeger batch: the spans were not written to the persistent "
+                  "queue within settle_timeout\n"
+                : "Cannot submit Jaeger batch: the spans could not be written to the persistent "
+                  "queue\n",
+            "Retry-After: 1\r\n");
 }
 
 /* The server refused a request by itself (a body over max_request_body_size). */
@@ -149,6 +167,7 @@ static void on_closed(void *arg)
 void jaeger_http_shutdown(jaeger_state_t *st)
 {
     syc_tls_server_stop(&st->http_tls);
+    syc_settle_close(&st->http_settle); /* answers 503 to the requests still waiting */
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_closed, st);

@@ -58,7 +58,7 @@ static void register_metrics(jaeger_udp_t *u)
 static void process(jaeger_udp_t *u, jaeger_scratch_t *scratch, jaeger_packet_t *pk)
 {
     jaeger_state_t *st = u->st;
-    jaeger_outcome_t out;
+    jaeger_outcome_t out = {.settle_req = NULL};
     jaeger_emit(st, scratch, u->proto, true, JAEGER_UDP_EMIT_WAIT_MS, pk->data, pk->len, &out);
     if (out.rc == SY_OK) return;
     if (out.rc == SY_EAGAIN || out.rc == SY_ECLOSED) {

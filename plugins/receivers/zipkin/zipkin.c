@@ -12,6 +12,10 @@
  *   415  a Content-Type other than application/json (or none) and, on v2,
  *        application/x-protobuf
  *   429  the pipeline's queue is full; 503 shutting down (Retry-After: 1)
+ *   503  with a persistent queue (sending_queue.storage) on an exporter of the
+ *        receiver's pipelines, the 202 waits until the spans are written there
+ *        (settle tokens, settle_wait.h); 503 with Retry-After: 1 when that does not
+ *        happen within settle_timeout or an exporter fails them
  *
  * The spans are decoded into the batch's arena (zipkin_json.c, zipkin_proto.c),
  * translated into protobuf-c OTLP structs in the same arena and handed over with
@@ -29,6 +33,7 @@
 #include "compress.h"
 #include "auth_server.h"
 #include "http_server.h"
+#include "settle_wait.h"
 #include "tls_config.h"
 #include "zipkin_model.h"
 
@@ -43,6 +48,7 @@ typedef struct zipkin_config_s {
     uint64_t max_body;
     char *authenticator; /* auth.authenticator */
     syc_tls_server_cfg_t tls;
+    int64_t settle_timeout;
 } zipkin_config_t;
 
 static const sy_config_field_t zipkin_fields[] = {
@@ -68,6 +74,7 @@ static const sy_config_field_t zipkin_fields[] = {
                     "every request before its body is read: bearertokenauth, basicauth. A "
                     "refused request gets 401."},
     SYC_TLS_SERVER_FIELDS(zipkin_config_t, tls, ""),
+    SYC_SETTLE_TIMEOUT_FIELD(zipkin_config_t, settle_timeout),
 };
 
 typedef struct zipkin_s {
@@ -81,6 +88,8 @@ typedef struct zipkin_s {
     sy_metric_t *m_failed;   /* answered with another status than 202 */
     sy_metric_t *m_invalid;  /* of which bad input: 400, 413, 415 */
     sy_metric_t *m_auth_failed;
+    sy_metric_t *m_settle_timeouts, *m_settle_failed;
+    syc_settle_t settle;
     syc_auth_guard_t auth;
     syc_tls_server_t tls;
     uint64_t last_warn_ms;
@@ -195,6 +204,25 @@ static int fill_batch(zipkin_t *z, syc_http_request_t *req, zk_format_t format, 
     return 0;
 }
 
+/* The answer of a request that waited for its spans to be written to a persistent
+ * queue: 202, or 503 with Retry-After (the client sends again: a duplicate at
+ * worst, never a loss). Loop thread. */
+static void on_settled(void *owner, void *ctx, int tag, int status)
+{
+    zipkin_t *z = owner;
+    syc_http_request_t *req = ctx;
+    (void)tag;
+    if (status == SY_OK) {
+        respond(z, req, 202, NULL, NULL);
+        return;
+    }
+    const char *why = status == SYC_SETTLE_TIMEDOUT
+                          ? "the spans were not written to the persistent queue within "
+                            "settle_timeout\n"
+                          : "the spans could not be written to the persistent queue\n";
+    respond(z, req, 503, why, "Retry-After: 1\r\n");
+}
+
 static void on_request(void *arg, syc_http_request_t *req)
 {
     zipkin_t *z = arg;
@@ -233,9 +261,11 @@ static void on_request(void *arg, syc_http_request_t *req)
         refuse(z, req, status, err);
         return;
     }
+    syc_settle_wait_t *w = syc_settle_begin(&z->settle, batch, on_settled, z, req, 0);
     int rc = api->emit(z->inst, batch);
+    syc_settle_emitted(w, rc);
     if (rc == SY_OK) {
-        respond(z, req, 202, NULL, NULL);
+        if (!w) respond(z, req, 202, NULL, NULL); /* else answered by on_settled */
         return;
     }
     api->batch_release(batch);
@@ -293,6 +323,18 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
                                             "Zipkin HTTP requests answered 401: their "
                                             "authenticator refused them.",
                                             SY_METRIC_COUNTER);
+    z->m_settle_timeouts = api->metric_register(
+        inst, "receiver_zipkin_settle_timeouts",
+        "Requests answered 503 because their spans were not written to the persistent queue "
+        "within settle_timeout.",
+        SY_METRIC_COUNTER);
+    z->m_settle_failed = api->metric_register(
+        inst, "receiver_zipkin_settle_failed",
+        "Requests answered 503 because an exporter failed or gave up their spans before they "
+        "were written, or the receiver stopped first.",
+        SY_METRIC_COUNTER);
+    syc_settle_init(&z->settle, api, inst, z->cfg->settle_timeout, z->m_settle_timeouts,
+                    z->m_settle_failed);
     if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls", true) != 0) {
         free(z);
         return SY_EINVAL;
@@ -334,6 +376,7 @@ static void zipkin_shutdown(void *state)
 {
     zipkin_t *z = state;
     syc_tls_server_stop(&z->tls);
+    syc_settle_close(&z->settle); /* answers 503 to the requests still waiting */
     if (!z->http || z->closing) return;
     z->closing = true;
     syc_http_server_close(z->http, on_closed, z);
