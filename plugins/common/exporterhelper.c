@@ -73,6 +73,7 @@ struct syc_xh_s {
     req_list_t sending;        /* an attempt under way: holds a slot */
     req_list_t waiting;        /* backing off, earliest due first: holds a slot */
     uint64_t queued;           /* queue use in units of the sizer */
+    uint64_t queued_bytes;     /* and in bytes, for sending_queue.max_bytes */
     uint64_t retrying;         /* `waiting` in units of the sizer */
     uint64_t capacity;         /* queue_size, or 0 without a queue */
     size_t consumers;          /* slots */
@@ -246,6 +247,24 @@ static req_list_t *list_of(syc_xh_t *xh, const syc_xh_req_t *r)
                                        : &xh->waiting;
 }
 
+/* Takes r's share off the queue's use (r has just left the queue). */
+static void unqueued(syc_xh_t *xh, const syc_xh_req_t *r)
+{
+    xh->queued -= req_size(xh, r);
+    xh->queued_bytes -= r->bytes;
+}
+
+/* Whether `size` (in units of the sizer) and `bytes` more would pass the queue's
+ * bounds: queue_size, and sending_queue.max_bytes whatever the sizer. A request
+ * larger than the whole queue is taken when the queue is empty, so that it is
+ * never refused for ever. */
+static bool queue_full(const syc_xh_t *xh, uint64_t size, uint64_t bytes)
+{
+    if (!xh->queued) return false;
+    uint64_t max_bytes = xh->cfg->max_bytes;
+    return xh->queued + size > xh->capacity || (max_bytes && xh->queued_bytes + bytes > max_bytes);
+}
+
 /* exporter_queue_size counts what waits to be sent: the queue, and the requests
  * backing off before a retry (which hold a consumer slot, not queue room, but
  * are just as undelivered). */
@@ -385,7 +404,7 @@ static void dispatch(syc_xh_t *xh)
     while (xh->queue.head && slots_used(xh) < xh->consumers) {
         syc_xh_req_t *r = xh->queue.head;
         list_remove(&xh->queue, r);
-        xh->queued -= req_size(xh, r);
+        unqueued(xh, r);
         freed = true;
         start_attempt(xh, r);
     }
@@ -605,6 +624,7 @@ static int enqueue(syc_xh_t *xh, sy_batch_t *batch, const sy_batch_info_t *info,
     r->where = WHERE_QUEUED;
     list_push(&xh->queue, r);
     xh->queued += size;
+    xh->queued_bytes += r->bytes;
     update_queue_gauge(xh);
     return SY_OK;
 }
@@ -621,9 +641,7 @@ int syc_xh_consume(syc_xh_t *xh, sy_batch_t *batch)
     if (!xh->capacity)
         full = slots_used(xh) >= xh->consumers;
     else
-        /* A request larger than the whole queue is taken when the queue is empty,
-         * so that it is never refused for ever. */
-        full = xh->queued && xh->queued + size > xh->capacity;
+        full = queue_full(xh, size, info.bytes);
     if (full) {
         if (xh->capacity && xh->cfg->block_on_overflow_set && !xh->cfg->block_on_overflow) {
             count_drop(xh, info.signal, info.items);
@@ -642,15 +660,16 @@ int syc_xh_consume_all(syc_xh_t *xh, sy_batch_t *const *batches, size_t n)
 {
     if (xh->closing) return SY_ECLOSED;
     if (xh->store) return stored_consume(xh, batches, n);
-    uint64_t total = 0;
+    uint64_t total = 0, total_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         sy_batch_info_t info;
         total += batch_size(xh, batches[i], &info);
+        total_bytes += info.bytes;
     }
     /* As syc_xh_consume() judges one request, for all of them at once: they are
      * taken together or not at all. */
-    bool full = !xh->capacity ? slots_used(xh) >= xh->consumers
-                              : xh->queued && xh->queued + total > xh->capacity;
+    bool full =
+        !xh->capacity ? slots_used(xh) >= xh->consumers : queue_full(xh, total, total_bytes);
     if (full) {
         xh->want_ready = true;
         return SY_EAGAIN;
@@ -803,11 +822,11 @@ static void stored_flush_pending(syc_xh_t *xh)
             if (!xh->closing) return;
             /* Shutting down with a disk still full: given up, counted. */
             list_remove(&xh->queue, r);
-            xh->queued -= req_size(xh, r);
+            unqueued(xh, r);
             count_drop(xh, r->signal, r->items);
         } else {
             list_remove(&xh->queue, r);
-            xh->queued -= req_size(xh, r);
+            unqueued(xh, r);
         }
         xh->ops->req_free(xh->ctx, r);
         xh->api->batch_release(r->batch);
@@ -1096,7 +1115,7 @@ static bool hand_over(syc_xh_t *xh, syc_xh_req_t *r)
     } else {
         list_remove(list_of(xh, r), r);
         if (r->where == WHERE_QUEUED) {
-            xh->queued -= req_size(xh, r);
+            unqueued(xh, r);
             update_queue_gauge(xh);
         }
     }
@@ -1237,6 +1256,7 @@ static uint64_t give_up_all(syc_xh_t *xh)
             finish(xh, r, 0, r->items);
         }
     xh->queued = 0;
+    xh->queued_bytes = 0;
     update_queue_gauge(xh);
     return lost;
 }

@@ -56,6 +56,7 @@ typedef struct syc_xh_config_s {
     bool block_on_overflow;     /* value, default true here (see above) */
     bool block_on_overflow_set; /* the key was written */
     char *storage;              /* persistent queue: the id of a storage extension */
+    uint64_t max_bytes;         /* the queue's bound in bytes whatever the sizer (0: none) */
 } syc_xh_config_t;
 
 extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", NULL */
@@ -104,43 +105,50 @@ extern const char *const syc_xh_sizer_names[]; /* "requests", "items", "bytes", 
     }
 
 /* The `sending_queue` entries. */
-#define SYC_XH_QUEUE_FIELDS(T, m)                                                                 \
-    {.name = "sending_queue.enabled",                                                             \
-     .type = SY_CFG_BOOL,                                                                         \
-     .offset = offsetof(T, m.queue_enabled),                                                      \
-     .default_value = "true",                                                                     \
-     .description = "Queue requests in memory and send several at once."},                        \
-        {.name = "sending_queue.num_consumers",                                                   \
-         .type = SY_CFG_INT,                                                                      \
-         .offset = offsetof(T, m.num_consumers),                                                  \
-         .default_value = "10",                                                                   \
-         .description = "Requests in flight at once (waiting to retry included)."},               \
-        {.name = "sending_queue.queue_size",                                                      \
-         .type = SY_CFG_INT,                                                                      \
-         .offset = offsetof(T, m.queue_size),                                                     \
-         .default_value = "1000",                                                                 \
-         .description = "Capacity of the queue, in units of the sizer."},                         \
-        {.name = "sending_queue.sizer",                                                           \
-         .type = SY_CFG_ENUM,                                                                     \
-         .offset = offsetof(T, m.sizer),                                                          \
-         .default_value = "requests",                                                             \
-         .enum_values = syc_xh_sizer_names,                                                       \
-         .description = "What queue_size counts: requests, items (spans, data points, log "       \
-                        "records) or bytes (of the serialized request, uncompressed)."},          \
-        {.name = "sending_queue.block_on_overflow",                                               \
-         .type = SY_CFG_BOOL,                                                                     \
-         .offset = offsetof(T, m.block_on_overflow),                                              \
-         .default_value = "true",                                                                 \
-         .description = "When the queue is full, push back to the pipeline (true, the "           \
-                        "default here) or drop and count (false, the collector's default)."},     \
-        {.name = "sending_queue.block_on_overflow",                                               \
-         .type = SY_CFG_PRESENT,                                                                  \
-         .offset = offsetof(T, m.block_on_overflow_set),                                          \
-         .description = "(whether block_on_overflow was written)"},                               \
-    {                                                                                             \
-        .name = "sending_queue.storage", .type = SY_CFG_STRING, .offset = offsetof(T, m.storage), \
-        .description = "ID of a storage extension (file_storage) that makes the queue "           \
-                       "persistent: requests are written to disk before they are taken."          \
+#define SYC_XH_QUEUE_FIELDS(T, m)                                                                \
+    {.name = "sending_queue.enabled",                                                            \
+     .type = SY_CFG_BOOL,                                                                        \
+     .offset = offsetof(T, m.queue_enabled),                                                     \
+     .default_value = "true",                                                                    \
+     .description = "Queue requests in memory and send several at once."},                       \
+        {.name = "sending_queue.num_consumers",                                                  \
+         .type = SY_CFG_INT,                                                                     \
+         .offset = offsetof(T, m.num_consumers),                                                 \
+         .default_value = "10",                                                                  \
+         .description = "Requests in flight at once (waiting to retry included)."},              \
+        {.name = "sending_queue.queue_size",                                                     \
+         .type = SY_CFG_INT,                                                                     \
+         .offset = offsetof(T, m.queue_size),                                                    \
+         .default_value = "1000",                                                                \
+         .description = "Capacity of the queue, in units of the sizer."},                        \
+        {.name = "sending_queue.sizer",                                                          \
+         .type = SY_CFG_ENUM,                                                                    \
+         .offset = offsetof(T, m.sizer),                                                         \
+         .default_value = "requests",                                                            \
+         .enum_values = syc_xh_sizer_names,                                                      \
+         .description = "What queue_size counts: requests, items (spans, data points, log "      \
+                        "records) or bytes (of the serialized request, uncompressed)."},         \
+        {.name = "sending_queue.block_on_overflow",                                              \
+         .type = SY_CFG_BOOL,                                                                    \
+         .offset = offsetof(T, m.block_on_overflow),                                             \
+         .default_value = "true",                                                                \
+         .description = "When the queue is full, push back to the pipeline (true, the "          \
+                        "default here) or drop and count (false, the collector's default)."},    \
+        {.name = "sending_queue.block_on_overflow",                                              \
+         .type = SY_CFG_PRESENT,                                                                 \
+         .offset = offsetof(T, m.block_on_overflow_set),                                         \
+         .description = "(whether block_on_overflow was written)"},                              \
+        {.name = "sending_queue.storage",                                                        \
+         .type = SY_CFG_STRING,                                                                  \
+         .offset = offsetof(T, m.storage),                                                       \
+         .description = "ID of a storage extension (file_storage) that makes the queue "         \
+                        "persistent: requests are written to disk before they are taken."},      \
+    {                                                                                            \
+        .name = "sending_queue.max_bytes", .type = SY_CFG_SIZE,                                  \
+        .offset = offsetof(T, m.max_bytes), .default_value = "16MiB",                            \
+        .description = "The in-memory queue's bound in bytes of serialized requests, whatever "  \
+                       "the sizer: full at queue_size or at this, whichever comes first (0: no " \
+                       "bound but queue_size). Not a key of the collector's."                    \
     }
 
 /* The field table entries of the collector's client `tls` block, for a
