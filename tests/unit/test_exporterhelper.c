@@ -558,6 +558,37 @@ static void handover_to_successor(void **state)
     syc_xh_free(succ);
 }
 
+/* sending_queue.max_bytes bounds a queue counted in requests as well: full at
+ * whichever bound comes first; an empty queue still takes one request. */
+static void max_bytes_bounds_a_request_queue(void **state)
+{
+    (void)state;
+    F->cfg.queue_size = 1000;
+    F->cfg.max_bytes = 30;
+    start();
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK); /* sending: 14 bytes */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK); /* queued: 14 */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(5)), SY_OK); /* queued: 28 */
+    assert_int_equal(metric("exporter_queue_size"), 2);            /* in requests */
+    sy_batch_t *small = make_batch(1);                             /* 6 bytes: 34 > 30 */
+    assert_int_equal(syc_xh_consume(F->xh, small), SY_EAGAIN);
+    answer(SYC_XH_SENT); /* one leaves the queue: 14 bytes queued */
+    assert_int_equal(F->ready_calls, 1);
+    assert_int_equal(syc_xh_consume(F->xh, small), SY_OK);
+    for (int i = 0; i < 3; i++)
+        answer(SYC_XH_SENT);
+    /* 44 bytes alone, over the bound: taken since the queue is empty. */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(20)), SY_OK); /* sending */
+    assert_int_equal(syc_xh_consume(F->xh, make_batch(20)), SY_OK); /* queued: 44 */
+    sy_batch_t *more = make_batch(1);
+    assert_int_equal(syc_xh_consume(F->xh, more), SY_EAGAIN);
+    sy__batch_release(more);
+    answer(SYC_XH_SENT);
+    answer(SYC_XH_SENT);
+    assert_int_equal(F->sent, 5 + 5 + 5 + 1 + 20 + 20);
+    assert_int_equal(F->failed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shutdown_counts_held_items_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(consume_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(bytes_sizer_counts_serialized_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_bytes_bounds_a_request_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(handover_to_successor, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
