@@ -4,10 +4,6 @@
 OTLP/HTTP in, into a deliberately slow exporter (the test-only `testsink` with a
 delay per batch). Requests are sent one after another until the router answers
 429 with Retry-After (the exporter queue and then the pipeline queue are full).
-A refusal of a body of 64 KiB or more (these requests are padded to that) is
-answered a few milliseconds late (the receiver's OTLP_HTTP_REFUSE_DELAY_MS, 5 ms:
-a client that sends again at once does not make the router read and walk request
-after request it can only refuse), never at once.
 Every request that got 200 must then reach the exporter exactly once: after
 SIGTERM the router drains, exits 0, and the sink's report counts each accepted
 span once and no refused one.
@@ -19,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from harness import Router, free_port, http
 
@@ -29,9 +24,7 @@ MAX_REQUESTS = 3000
 def body(seq):
     span = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "%016x" % seq,
             "name": "bp-%d" % seq, "kind": 1,
-            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000",
-            # Over the receiver's 64 KiB from which a refusal waits (see below).
-            "attributes": [{"key": "pad", "value": {"stringValue": "x" * 66000}}]}
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000"}
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
@@ -69,16 +62,13 @@ service:
     url = f"http://127.0.0.1:{port}/v1/traces"
     accepted, refused = [], 0
     retry_after = None
-    refusal_s = []
     try:
         for seq in range(MAX_REQUESTS):
-            t0 = time.monotonic()
             status, headers, _ = http("POST", url, body(seq),
                                       {"Content-Type": "application/json"})
             if status == 200:
                 accepted.append(seq)
             elif status == 429:
-                refusal_s.append(time.monotonic() - t0)
                 refused += 1
                 retry_after = headers.get("Retry-After")
                 if refused >= 3:
@@ -87,9 +77,6 @@ service:
                 raise AssertionError(f"unexpected status {status} for request {seq}")
         print(f"accepted={len(accepted)} refused={refused} retry-after={retry_after}")
         assert refused > 0, "the queues never filled: no 429 was answered"
-        # 5 ms from the loop's clock, which may lag the request's arrival by a
-        # little: at least 3 ms whatever the load.
-        assert min(refusal_s) >= 0.003, f"a 429 answered at once: {refusal_s}"
         assert retry_after is not None and retry_after.strip().isdigit(), \
             f"429 without a Retry-After in seconds: {retry_after!r}"
         rc = router.stop(timeout=60)

@@ -2,8 +2,10 @@
 """zipkin and jaeger thrift_http answer only after the durable write (issue 11
 item 3): settle tokens as the otlp receiver uses them (settle_wait.h).
 
-zipkin receiver (POST /api/v2/spans, JSON) or jaeger receiver (thrift_http, POST
-/api/traces, Thrift binary Batch) -> otlphttp exporter (OTLP/JSON) with
+zipkin receiver (POST /api/v2/spans, JSON), jaeger receiver (thrift_http, POST
+/api/traces, Thrift binary Batch) or jaeger receiver (grpc, PostSpans through curl
+--http2-prior-knowledge; grpc-status OK read as 202, UNAVAILABLE as 503,
+RESOURCE_EXHAUSTED as 429) -> otlphttp exporter (OTLP/JSON) with
 `sending_queue.storage: file_storage`, its backend (tests/integration/sinks) down:
 
   crash    4 client threads send 50-span requests with unique span ids; kill -9
@@ -17,7 +19,7 @@ zipkin receiver (POST /api/v2/spans, JSON) or jaeger receiver (thrift_http, POST
            (it got 202, after the durable write); kill -9 right after; restart:
            every span it sent is delivered, by span id.
 
-    test_settle_receivers.py --bin B --plugin-dir D [--node-dir N] {zipkin,jaeger}
+    test_settle_receivers.py --bin B --plugin-dir D [--node-dir N] {zipkin,jaeger,jaeger_grpc}
                              {crash,timeout,client}
 
 The requests are built here (Zipkin v2 JSON; a Thrift binary-protocol Batch with
@@ -80,12 +82,48 @@ def jaeger_body(first, n):
             _f(15, 2) + struct.pack(">bi", 12, n) + spans + b"\x00")
 
 
+def _pb_len(num, payload):
+    return _pb_varint((num << 3) | 2) + _pb_varint(len(payload)) + payload
+
+
+def _pb_varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def jaeger_grpc_body(first, n):
+    """A jaeger.api_v2 PostSpansRequest{batch: Batch{spans, process}} (model.proto)."""
+    spans = b""
+    for i in range(n):
+        start = _pb_varint((1 << 3) | 0) + _pb_varint(1700000000) + \
+            _pb_varint((2 << 3) | 0) + _pb_varint(i)  # Timestamp{seconds, nanos}
+        span = (_pb_len(1, TRACE.to_bytes(16, "big")) + _pb_len(2, (first + i).to_bytes(8, "big"))
+                + _pb_len(3, b"settle") + _pb_len(6, start)
+                + _pb_len(7, _pb_varint((2 << 3) | 0) + _pb_varint(10000)))  # Duration{nanos}
+        spans += _pb_len(1, span)
+    batch = spans + _pb_len(2, _pb_len(1, b"jaeger-grpc-settle"))
+    return _pb_len(1, batch)
+
+
 KINDS = {
     "zipkin": {"path": "/api/v2/spans", "ctype": "application/json", "body": zipkin_body,
                "timeouts": "switchyard_receiver_zipkin_settle_timeouts_total"},
     "jaeger": {"path": "/api/traces", "ctype": "application/x-thrift", "body": jaeger_body,
                "timeouts": "switchyard_receiver_jaeger_thrift_http_settle_timeouts_total"},
+    # gRPC PostSpans through curl --http2-prior-knowledge; its grpc-status is read as
+    # the HTTP receivers' answers: OK as 202, UNAVAILABLE as 503, RESOURCE_EXHAUSTED
+    # as 429 (send()).
+    "jaeger_grpc": {"path": "/jaeger.api_v2.CollectorService/PostSpans",
+                    "body": jaeger_grpc_body,
+                    "timeouts": "switchyard_receiver_jaeger_grpc_settle_timeouts_total"},
 }
+GRPC_AS_HTTP = {0: 202, 14: 503, 8: 429}
 
 
 def receiver_yaml(kind, port, settle_timeout):
@@ -93,6 +131,13 @@ def receiver_yaml(kind, port, settle_timeout):
         return f"""  zipkin:
     endpoint: 127.0.0.1:{port}
     settle_timeout: {settle_timeout}
+"""
+    if kind == "jaeger_grpc":
+        return f"""  jaeger:
+    settle_timeout: {settle_timeout}
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{port}
 """
     return f"""  jaeger:
     settle_timeout: {settle_timeout}
@@ -128,7 +173,7 @@ service:
       address: 127.0.0.1:{mport}
   pipelines:
     traces:
-      receivers: [{kind}]
+      receivers: [{kind.split("_")[0]}]
       exporters: [otlphttp]
 """
 
@@ -153,6 +198,8 @@ class Setup:
                                     self.queue_size, self.settle_timeout))
 
     def send(self, first, timeout=5.0):
+        if self.kind == "jaeger_grpc":
+            return self.send_grpc(first, timeout)
         try:
             status, _, _ = http("POST", f"http://127.0.0.1:{self.port}{self.k['path']}",
                                 self.k["body"](first, SPANS),
@@ -160,6 +207,23 @@ class Setup:
             return status
         except OSError:
             return 0
+
+    def send_grpc(self, first, timeout):
+        frame = b"\x00" + len(body := self.k["body"](first, SPANS)).to_bytes(4, "big") + body
+        cmd = ["curl", "-sS", "--http2-prior-knowledge", "--max-time", str(timeout), "-X", "POST",
+               "-H", "content-type: application/grpc", "-H", "te: trailers",
+               "--data-binary", "@-", "-D", "-", "-o", os.devnull,
+               f"http://127.0.0.1:{self.port}{self.k['path']}"]
+        try:
+            out = subprocess.run(cmd, input=frame, capture_output=True, timeout=timeout + 5)
+        except (OSError, subprocess.TimeoutExpired):
+            return 0
+        for line in out.stdout.decode("latin-1").splitlines():
+            k, sep, v = line.partition(":")
+            if sep and k.strip().lower() == "grpc-status":
+                code = int(v.strip())
+                return GRPC_AS_HTTP.get(code, 1000 + code)
+        return 0
 
     def metric(self, name, label=""):
         return sample(scrape(self.mport), name, label)

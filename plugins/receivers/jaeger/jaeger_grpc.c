@@ -98,6 +98,9 @@ int jaeger_grpc_create(jaeger_state_t *st)
     }
     oc->grpc = true;
     oc->grpc_endpoint = st->cfg->grpc_endpoint;
+    /* With a persistent queue behind, a call is answered once its spans are
+     * written there (otlp_grpc.c's settle wait, as for OTLP/gRPC). */
+    oc->settle_timeout = st->cfg->settle_timeout;
     ost->api = api;
     ost->inst = st->inst;
     ost->cfg = oc;
@@ -122,6 +125,16 @@ int jaeger_grpc_create(jaeger_state_t *st)
                              "grpc calls answered UNAUTHENTICATED: their authenticator refused "
                              "them.",
                              SY_METRIC_COUNTER);
+    ost->m_settle_timeouts = api->metric_register(
+        st->inst, "receiver_jaeger_grpc_settle_timeouts",
+        "grpc PostSpans calls answered UNAVAILABLE: their spans were not written to the "
+        "persistent queue within settle_timeout.",
+        SY_METRIC_COUNTER);
+    ost->m_settle_failed = api->metric_register(
+        st->inst, "receiver_jaeger_grpc_settle_failed",
+        "grpc PostSpans calls answered UNAVAILABLE: an exporter failed or gave up their spans "
+        "before they were written, or the receiver stopped.",
+        SY_METRIC_COUNTER);
     ost->tls = st->grpc_tls.ctx; /* NULL: h2c; jaeger.c frees it */
     ost->custom_service = "jaeger.api_v2.CollectorService";
     ost->custom_method = "PostSpans";

@@ -85,10 +85,6 @@ typedef struct otlp_state_s {
     const otlp_config_t *cfg;
     syc_http_server_t *http;
     bool http_closing;
-    /* OTLP/HTTP requests refused for a full pipeline, answered a moment later
-     * (otlp_http.c, defer_refusal()), oldest first, and the timer that answers them. */
-    struct otlp_deferred_s *deferred_head, *deferred_tail;
-    sy_timer_t *deferred_timer;
     /* The URL path of each signal, with a leading '/' (owned). */
     char *paths[OTLP_SIGNALS];
     size_t max_body;

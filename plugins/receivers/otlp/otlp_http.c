@@ -11,8 +11,7 @@
  *     413  body over max_request_body_size, before or after decompression; more
  *          than max_items_per_request items; too large to decode within the
  *          core's bound (RESOURCE_EXHAUSTED in the Status)
- *     429  the pipeline's queue is full (Retry-After: 1); for a body of 64 KiB
- *          or more answered OTLP_HTTP_REFUSE_DELAY_MS late (defer_refusal())
+ *     429  the pipeline's queue is full (Retry-After: 1)
  *     503  the router is shutting down (Retry-After: 1)
  *   other method: 405 with Allow: POST; other content type: 415; other path: 404.
  *
@@ -333,85 +332,11 @@ static void http_settled(otlp_state_t *st, void *ctx, int tag, int status)
                    "Retry-After: 1\r\n");
 }
 
-/*
- * A request of OTLP_HTTP_REFUSE_DELAY_MIN_BODY bytes or more refused because its
- * pipeline is full (SY_EAGAIN: a full queue, or a memory_limiter refusing) is
- * answered OTLP_HTTP_REFUSE_DELAY_MS later; its batch is released at once. Its
- * connection is not read while it waits for the answer, so a client that sends
- * again at once, without the Retry-After pause, does not make the router read,
- * validate and refuse request after request while the pipeline drains (each
- * costs what accepting it would up to the queue: the copy from the socket and the
- * walk of every item). The answer, and the refused count, are what they were;
- * only later. A request that cannot wait (out of memory, shutting down) is
- * answered at once.
- */
-#define OTLP_HTTP_REFUSE_DELAY_MS 5
-/* Only bodies this large wait: refusing a smaller one costs little, and an
- * open-loop client whose many small requests all wait catches up in a burst
- * when the refusals end (the soak test's memory bound saw it: a memory_limiter
- * refusing, 50-span requests, the peak RSS over the limit). */
-#define OTLP_HTTP_REFUSE_DELAY_MIN_BODY (64u * 1024u)
-
-typedef struct otlp_deferred_s {
-    struct otlp_deferred_s *next;
-    syc_http_request_t *req;
-    const syc_answer_t *answer;
-    body_type_t type;
-    uint64_t due_ms;
-} otlp_deferred_t;
-
 static void answer_refusal(otlp_state_t *st, syc_http_request_t *req, body_type_t type,
                            const syc_answer_t *a)
 {
     respond_status(st, req, type, a->http_status, a->grpc_code, a->message,
                    a->retry ? "Retry-After: 1\r\n" : NULL);
-}
-
-/* Answers the deferred refusals due by now_ms (all with UINT64_MAX), oldest first. */
-static void answer_deferred(otlp_state_t *st, uint64_t now_ms)
-{
-    while (st->deferred_head && st->deferred_head->due_ms <= now_ms) {
-        otlp_deferred_t *d = st->deferred_head;
-        st->deferred_head = d->next;
-        if (!d->next) st->deferred_tail = NULL;
-        answer_refusal(st, d->req, d->type, d->answer);
-        free(d);
-    }
-    if (!st->deferred_head && st->deferred_timer) {
-        st->api->timer_stop(st->deferred_timer);
-        st->deferred_timer = NULL;
-    }
-}
-
-static uint64_t loop_now(otlp_state_t *st)
-{
-    return uv_now((uv_loop_t *)st->api->loop(st->inst));
-}
-
-static void on_deferred_tick(void *arg)
-{
-    otlp_state_t *st = arg;
-    answer_deferred(st, loop_now(st));
-}
-
-static void defer_refusal(otlp_state_t *st, syc_http_request_t *req, body_type_t type,
-                          const syc_answer_t *a)
-{
-    otlp_deferred_t *d = st->http_closing ? NULL : malloc(sizeof(*d));
-    if (d && !st->deferred_timer)
-        st->deferred_timer = st->api->timer_start(st->inst, 1, 1, on_deferred_tick, st);
-    if (!d || !st->deferred_timer) {
-        free(d);
-        answer_refusal(st, req, type, a);
-        return;
-    }
-    *d = (otlp_deferred_t){
-        .req = req, .answer = a, .type = type, .due_ms = loop_now(st) + OTLP_HTTP_REFUSE_DELAY_MS};
-    if (st->deferred_tail)
-        st->deferred_tail->next = d;
-    else
-        st->deferred_head = d;
-    st->deferred_tail = d;
 }
 
 static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig)
@@ -452,10 +377,7 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
     }
     api->batch_release(batch);
     const syc_answer_t *a = syc_answer_for(rc);
-    if (rc == SY_EAGAIN && req->body_len >= OTLP_HTTP_REFUSE_DELAY_MIN_BODY)
-        defer_refusal(st, req, type, a);
-    else
-        answer_refusal(st, req, type, a);
+    answer_refusal(st, req, type, a);
 }
 
 /* The signal whose path the request names, or -1. */
@@ -638,7 +560,6 @@ static void on_http_closed(void *arg)
 
 void otlp_http_shutdown(otlp_state_t *st)
 {
-    answer_deferred(st, UINT64_MAX); /* the server's close waits for every answer */
     syc_tls_server_stop(&st->http_tls);
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
