@@ -14,6 +14,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
+#include "settle_wait.h"
 #include "tls_config.h"
 #include "tls_server.h"
 
@@ -118,9 +119,8 @@ typedef struct otlp_state_s {
     syc_auth_guard_t http_auth, grpc_auth;
     syc_tls_server_t http_tls; /* TLS on the HTTP port */
     sy_metric_t *m_http_auth_failed, *m_grpc_auth_failed;
-    /* Answers held until the data is settled (otlp_settle.c). */
-    struct otlp_settle_hub_s *settle_hub;
-    bool settle_closed;
+    /* Answers held until the data is settled (otlp_settle.c; set up at first use). */
+    syc_settle_t settle;
     sy_metric_t *m_settle_timeouts, *m_settle_failed;
 } otlp_state_t;
 

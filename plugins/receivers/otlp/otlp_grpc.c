@@ -460,9 +460,9 @@ static void stream_data(grpc_stream_t *s, const uint8_t *data, size_t len)
 
 /* The answer of a call that waited for its data to be settled (otlp_settle.c):
  * OK, or UNAVAILABLE with RetryInfo. Loop thread, outside nghttp2's callbacks. */
-static void grpc_settled(otlp_state_t *st, void *ctx, int tag, int status)
+static void grpc_settled(void *owner, void *ctx, int tag, int status)
 {
-    (void)st;
+    (void)owner;
     (void)tag;
     grpc_stream_t *s = ctx;
     grpc_conn_t *c = s->conn;

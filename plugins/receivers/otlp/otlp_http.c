@@ -314,8 +314,9 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
 /* The answer of a request that waited for its data to be settled (otlp_settle.c):
  * 200 as usual, or 503 with Retry-After (the client sends it again: a duplicate
  * at worst, never a loss). Loop thread. */
-static void http_settled(otlp_state_t *st, void *ctx, int tag, int status)
+static void http_settled(void *owner, void *ctx, int tag, int status)
 {
+    otlp_state_t *st = owner;
     syc_http_request_t *req = ctx;
     body_type_t type = (body_type_t)tag;
     if (status == SY_OK) {

@@ -9,19 +9,23 @@
  * the wait (SY_OK: the answer comes later through `answer`, on the loop thread) or
  * drops it (the caller answers the refusal itself). `answer(st, ctx, tag, status)` gets
  * SY_OK, or < 0 when an exporter failed it, or SY_ETIMEDOUT when it was not
- * settled within settle_timeout, or SY_ECLOSED at shutdown.
+ * settled within settle_timeout, or SY_ECLOSED at shutdown. The waits are
+ * plugins/common/settle_wait.c's (otlp_settle.c adapts them to the receiver).
  */
 #ifndef SY_RECEIVER_OTLP_SETTLE_H
 #define SY_RECEIVER_OTLP_SETTLE_H
 
 #include <switchyard/plugin.h>
 
-struct otlp_state_s;
-typedef struct otlp_wait_s otlp_wait_t;
-typedef void (*otlp_settle_answer_fn)(struct otlp_state_s *st, void *ctx, int tag, int status);
+#include "settle_wait.h"
 
-#define OTLP_SETTLE_DEFAULT_MS 5000
-#define SY_ETIMEDOUT           (-1000) /* answer(): not settled within settle_timeout */
+struct otlp_state_s;
+typedef syc_settle_wait_t otlp_wait_t;
+/* answer(owner, ctx, tag, status): owner is the receiver's otlp_state_t. */
+typedef syc_settle_answer_fn otlp_settle_answer_fn;
+
+#define OTLP_SETTLE_DEFAULT_MS SYC_SETTLE_DEFAULT_MS
+#define SY_ETIMEDOUT           SYC_SETTLE_TIMEDOUT /* answer(): not within settle_timeout */
 
 otlp_wait_t *otlp_settle_begin(struct otlp_state_s *st, sy_batch_t *batch,
                                otlp_settle_answer_fn answer, void *ctx, int tag);
