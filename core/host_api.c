@@ -408,6 +408,8 @@ static const sy_host_api_t host_api = {
     .metric_series = sy__metric_series,
     .batch_set_compressed = sy__batch_set_compressed,
     .batch_compressed_pieces = sy__batch_compressed_pieces,
+    /* ABI 1.8 */
+    .emit_may_wait = sy__receiver_may_wait,
 };
 
 const sy_host_api_t *sy__host_api(void)

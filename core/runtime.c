@@ -211,6 +211,24 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     return rc;
 }
 
+/*
+ * Whether the receiver may hold a refused batch of `signal` and emit it again
+ * (emit_may_wait(), ABI 1.8): no pipeline of that signal it feeds is refusing on
+ * a processor's word (memory_limiter), and the engine is not stopping. A queue
+ * that is full is; it empties as its pipeline works.
+ */
+bool sy__receiver_may_wait(sy_instance_t *inst, sy_signal_t signal)
+{
+    if (!inst || inst->kind != SY_KIND_RECEIVER || sy__engine_status() == SY_STATUS_STOPPING)
+        return false;
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        sy__pipeline_t *p = inst->recv.outputs[i];
+        if (p->signal == signal && atomic_load_explicit(&p->refusing, memory_order_relaxed))
+            return false;
+    }
+    return true;
+}
+
 /* ---- pipelines ------------------------------------------------------------- */
 
 static void pipeline_finish(sy__pipeline_t *p);

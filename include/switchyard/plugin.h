@@ -26,8 +26,8 @@
  * (`connects` at the end of sy_plugin_t; emit_to() and connector_pipelines() at
  * the end of sy_host_api_t), then extension interfaces (extension_interface at the
  * end of sy_plugin_t, extension_get() at the end of sy_host_api_t; the
- * authenticators' interfaces are in <switchyard/auth.h>); 1.5, 1.6 and 1.7: see
- * the members under "ABI 1.5", "ABI 1.6" and "ABI 1.7" at the end of the structs.
+ * authenticators' interfaces are in <switchyard/auth.h>); 1.5 to 1.8: see the
+ * members under "ABI 1.5" ... "ABI 1.8" at the end of the structs.
  *
  * The field table's element size follows the descriptor: a plugin of minor 3 or
  * later says it in config_field_size (SY_CFG_TABLE() sets it; 0 means the 1.3
@@ -52,7 +52,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_MAJOR 1
-#define SY_ABI_MINOR 7
+#define SY_ABI_MINOR 8
 
 /* The one symbol a plugin exports. */
 #define SY_PLUGIN_ENTRY_SYMBOL "sy_plugin_entry"
@@ -1030,6 +1030,19 @@ struct sy_host_api_s {
      */
     size_t (*batch_compressed_pieces)(sy_batch_t *batch, const char *encoding, sy_piece_t *out,
                                       size_t max);
+
+    /* --- ABI 1.8 ------------------------------------------------------------ */
+
+    /*
+     * After emit() of a batch of `signal` returned SY_EAGAIN: true when the
+     * refusal was a queue that is full for the moment, so that the receiver may
+     * hold the request (already read) and emit() it again shortly, as the
+     * collector's receivers wait for a consumer that blocks; false when a
+     * processor refuses on purpose (a memory_limiter shedding load,
+     * pipeline_refuse()) or the host is stopping: the client is answered at
+     * once. plugins/common/emit_wait.c does the waiting. Receivers; any thread.
+     */
+    bool (*emit_may_wait)(sy_instance_t *inst, sy_signal_t signal);
 };
 
 /* A labelled metric (metric_register_labelled(), ABI 1.7). */

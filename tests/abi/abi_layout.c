@@ -139,6 +139,9 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
     H(batch_set_compressed),
     H(batch_compressed_pieces),
 #endif
+#if SY_ABI_MINOR >= 8
+    H(emit_may_wait),
+#endif
     {0, NULL, 0},
 };
 

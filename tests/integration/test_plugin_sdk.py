@@ -148,14 +148,14 @@ def case_components(args, tmp):
         check(False, "components prints valid YAML (%s):\n%s" % (e, out))
         return
     check(isinstance(doc, dict), "components prints a YAML map")
-    check(doc["buildinfo"]["abi"] == "1.7", "buildinfo.abi is 1.7 (%r)" % doc["buildinfo"]["abi"])
+    check(doc["buildinfo"]["abi"] == "1.8", "buildinfo.abi is 1.8 (%r)" % doc["buildinfo"]["abi"])
     procs = {x["type"]: x for x in doc["processors"]}
     want = ("quotes \"q\", colon: yes\nnew line\ttab \\ backslash \x01 ctl \xff byte "
             "# no comment \x85 nel \x90 c1 caf\u00e9")  # NEL would fold if not escaped
     check(procs.get("cfgv2", {}).get("description") == want,
           "a description with quotes, colons, newlines, control and invalid bytes reads back "
           "(%r)" % procs.get("cfgv2", {}).get("description"))
-    check(procs.get("cfgv2", {}).get("abi") == "1.7", "a plugin's abi is a string")
+    check(procs.get("cfgv2", {}).get("abi") == "1.8", "a plugin's abi is a string")
     wrong = procs.get("other") or procs.get("wrongtype", {})
     check("declares processor \"other\", but its file name says processor \"wrongtype\""
           in wrong.get("error", ""), "an error with quotes reads back (%r)" % wrong)
@@ -166,14 +166,14 @@ def case_components(args, tmp):
     check(procs.get("newminor", {}).get("abi") == "1.99" and "error" not in procs["newminor"],
           "the newer-minor plugin loads")
     check(re.search(r"processor_newminor\.so was built for plugin ABI 1\.99, newer than this "
-                    r"switchyard \S+ \(ABI 1\.7\)", err) is not None,
+                    r"switchyard \S+ \(ABI 1\.8\)", err) is not None,
           "a newer minor is warned about at load (%s)" % err.strip()[-300:])
     check("processor_oldminor.so" not in err, "an older minor loads without a warning")
     # ABI 1.5: a declared minimum host minor that is not met is refused, naming both.
     need = procs.get("needminor", {}).get("error", "")
     check(re.search(r"processor_needminor\.so needs a switchyard of plugin ABI 1\.99 or later "
                     r"\(its min_host_minor; built for ABI 1\.99\), but this switchyard \S+ "
-                    r"has ABI 1\.7", need) is not None,
+                    r"has ABI 1\.8", need) is not None,
           "a plugin needing a newer host minor is refused with both versions (%r)" % need)
     check("error" not in procs.get("needmet", {"error": "absent"}),
           "a plugin whose minimum host minor is met loads")

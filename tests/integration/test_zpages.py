@@ -308,7 +308,7 @@ def case_api(args):
             metric_key(None, "receiver", "otlp", "accepted"), 0) > 0, 10)
         doc = get_status(zp)
         svc = doc["service"]
-        check(doc["schema"] == 1 and svc["name"] == "switchyard" and svc["abi"] == "1.7" and
+        check(doc["schema"] == 1 and svc["name"] == "switchyard" and svc["abi"] == "1.8" and
               re.fullmatch(r"\d+\.\d+\.\d+", svc["version"]) and svc["status"] == "ready" and
               svc["pid"] == router.proc.pid, f"service: {svc}")
         check(0 < svc["uptime_seconds"] < 60 and
@@ -442,7 +442,7 @@ def check_debug_pages(check, zp, doc):
           f"servicez: {status} {headers.get('Content-Type')}")
     svc = doc["service"]
     for name, value in (("Command", "switchyard"), ("Version", svc["version"]),
-                        ("Plugin ABI", "1.7"), ("Status", "ready"), ("PID", str(svc["pid"])),
+                        ("Plugin ABI", "1.8"), ("Status", "ready"), ("PID", str(svc["pid"])),
                         ("Start time", svc["start_time"])):
         check(f"<tr><th>{name}</th><td>{value}</td></tr>" in html, f"servicez: {name} {value}")
     check(re.search(r"<tr><th>Uptime</th><td>\d+(\.\d)?s</td></tr>", html) is not None,

@@ -88,7 +88,7 @@ static void test_min_host_minor(void **state)
 {
     (void)state;
     load_expect(ABI_DIR "/processor_needminor.so", "needs a switchyard of plugin ABI 1.99 or later",
-                "has ABI 1.7");
+                "has ABI 1.8");
     load_expect(ABI_DIR "/processor_needmet.so", NULL, NULL);
 }
 

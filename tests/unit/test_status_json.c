@@ -300,7 +300,7 @@ static void test_status_document(void **state)
     assert_int_equal(num(doc, "schema"), 1);
     yajl_val svc = get(doc, "service");
     assert_string_equal(str(svc, "status"), "ready");
-    assert_string_equal(str(svc, "abi"), "1.7");
+    assert_string_equal(str(svc, "abi"), "1.8");
     assert_true(num(get(doc, "process"), "rss_bytes") > 0);
 
     /* The graph. */

@@ -1947,7 +1947,7 @@ static void test_api_table(void **state)
 {
     (void)state;
     const sy_host_api_t *api = sy__host_api();
-    assert_int_equal(api->abi_minor, 7); /* 1.7 (1.6: pieces, settle; 1.5: status_json, ...) */
+    assert_int_equal(api->abi_minor, 8); /* 1.8 (1.7: twin; 1.6: pieces, settle; 1.5: ...) */
     assert_true(SY_API_HAS(api, metric_series));
     assert_true(api->metric_register_labelled && api->metric_series);
     assert_true(SY_API_HAS(api, settle_durable));

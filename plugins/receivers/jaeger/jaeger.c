@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "emit_wait.h"
 #include "jaeger.h"
 #include "jaeger_model.h"
 
@@ -92,6 +93,7 @@ static const sy_config_field_t jaeger_fields[] = {
                     "every gRPC call from its metadata. A refused call gets UNAUTHENTICATED."},
     SYC_TLS_SERVER_FIELDS(jaeger_config_t, grpc_tls, "protocols.grpc."),
     SYC_SETTLE_TIMEOUT_FIELD(jaeger_config_t, settle_timeout),
+    SYC_EMIT_WAIT_FIELD(jaeger_config_t, queue_wait),
 };
 
 static const char *const udp_names[JG_UDP_PROTOCOLS] = {"thrift_compact", "thrift_binary"};

@@ -50,6 +50,7 @@ typedef struct jaeger_config_s {
     char *grpc_authenticator;      /* protocols.grpc.auth.authenticator */
     syc_tls_server_cfg_t grpc_tls; /* protocols.grpc.tls */
     int64_t settle_timeout;        /* thrift_http: waiting for a persistent queue */
+    int64_t queue_wait;            /* grpc: how long a call waits for a full queue */
 } jaeger_config_t;
 
 typedef struct jaeger_state_s jaeger_state_t;

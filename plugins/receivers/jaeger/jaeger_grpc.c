@@ -23,6 +23,7 @@
 #include "jaeger_model.h"
 #include "signals.h"
 #include "otlp.h"
+#include "otlp_settle.h"
 
 #include "jaeger/api_v2/collector.pb-c.h"
 
@@ -101,6 +102,8 @@ int jaeger_grpc_create(jaeger_state_t *st)
     /* With a persistent queue behind, a call is answered once its spans are
      * written there (otlp_grpc.c's settle wait, as for OTLP/gRPC). */
     oc->settle_timeout = st->cfg->settle_timeout;
+    /* A call waits for room in a full queue as an OTLP/gRPC call does. */
+    oc->queue_wait = st->cfg->queue_wait;
     ost->api = api;
     ost->inst = st->inst;
     ost->cfg = oc;
@@ -135,6 +138,16 @@ int jaeger_grpc_create(jaeger_state_t *st)
         "grpc PostSpans calls answered UNAVAILABLE: an exporter failed or gave up their spans "
         "before they were written, or the receiver stopped.",
         SY_METRIC_COUNTER);
+    ost->m_queue_waits = api->metric_register(
+        st->inst, "receiver_jaeger_grpc_queue_waits",
+        "grpc PostSpans calls held because the queue of a pipeline they feed was full "
+        "(queue_wait).",
+        SY_METRIC_COUNTER);
+    ost->m_queue_wait_expired = api->metric_register(
+        st->inst, "receiver_jaeger_grpc_queue_wait_expired",
+        "Held grpc PostSpans calls whose queue had no room within queue_wait (answered "
+        "RESOURCE_EXHAUSTED).",
+        SY_METRIC_COUNTER);
     ost->tls = st->grpc_tls.ctx; /* NULL: h2c; jaeger.c frees it */
     ost->custom_service = "jaeger.api_v2.CollectorService";
     ost->custom_method = "PostSpans";
@@ -160,6 +173,7 @@ int jaeger_grpc_start(jaeger_state_t *st)
 void jaeger_grpc_shutdown(jaeger_state_t *st)
 {
     syc_tls_server_stop(&st->grpc_tls);
+    if (st->grpc) otlp_emit_close(st->grpc); /* held calls: answered UNAVAILABLE */
     if (st->grpc) otlp_grpc_shutdown(st->grpc);
 }
 

@@ -30,6 +30,7 @@ static const sy_config_field_t otlp_fields[] = {
      .description = "With a persistent queue (sending_queue.storage) on an exporter of the "
                     "receiver's pipelines: how long a request's answer waits for its data to "
                     "be written there; HTTP 503 / gRPC UNAVAILABLE beyond (the client retries)."},
+    SYC_EMIT_WAIT_FIELD(otlp_config_t, queue_wait),
     {.name = "protocols.http",
      .type = SY_CFG_PRESENT,
      .offset = offsetof(otlp_config_t, http),
@@ -368,6 +369,14 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         "Requests answered unavailable because an exporter failed or gave up their data before "
         "it was settled, or the receiver stopped first.",
         SY_METRIC_COUNTER);
+    st->m_queue_waits = api->metric_register(
+        inst, "receiver_otlp_queue_waits",
+        "Requests held because the queue of a pipeline they feed was full (queue_wait).",
+        SY_METRIC_COUNTER);
+    st->m_queue_wait_expired = api->metric_register(
+        inst, "receiver_otlp_queue_wait_expired",
+        "Held requests whose queue had no room within queue_wait: the client was told to retry.",
+        SY_METRIC_COUNTER);
     st->m_failed = api->metric_register(inst, "receiver_otlp_http_failed_requests",
                                         "OTLP/HTTP requests answered with another status than "
                                         "200.",
@@ -450,6 +459,7 @@ static void otlp_shutdown(void *state)
 {
     otlp_state_t *st = state;
     syc_tls_server_stop(&st->grpc_tls);
+    otlp_emit_close(st); /* before the settle waits: a held request's answer uses them */
     otlp_settle_close(st);
     otlp_grpc_shutdown(st);
     otlp_http_shutdown(st);

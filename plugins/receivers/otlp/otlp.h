@@ -13,6 +13,7 @@
 #include <switchyard/plugin.h>
 
 #include "auth_server.h"
+#include "emit_wait.h"
 #include "http_server.h"
 #include "settle_wait.h"
 #include "tls_config.h"
@@ -62,6 +63,7 @@ typedef struct otlp_config_s {
     uint64_t grpc_max_inflight;
     char *grpc_authenticator; /* protocols.grpc.auth.authenticator */
     int64_t settle_timeout;   /* nanoseconds: how long an answer waits for the disk */
+    int64_t queue_wait;       /* nanoseconds: how long a request waits for a full queue */
 } otlp_config_t;
 
 typedef struct otlp_grpc_server_s otlp_grpc_server_t;
@@ -122,6 +124,11 @@ typedef struct otlp_state_s {
     /* Answers held until the data is settled (otlp_settle.c; set up at first use). */
     syc_settle_t settle;
     sy_metric_t *m_settle_timeouts, *m_settle_failed;
+    /* Requests held while a pipeline's queue is full (queue_wait; otlp_settle.c,
+     * set up at first use). */
+    syc_emit_wait_t emitq;
+    bool emitq_ready;
+    sy_metric_t *m_queue_waits, *m_queue_wait_expired;
 } otlp_state_t;
 
 /* Counts one action of a gRPC guard. Loop thread. */

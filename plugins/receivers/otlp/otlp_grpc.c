@@ -106,7 +106,8 @@ typedef struct grpc_stream_s {
      * as "name\0value\0" pairs, at most AUTH_METADATA_MAX bytes. */
     char *meta;
     size_t meta_len, meta_cap, meta_n;
-    otlp_wait_t *wait; /* its answer waits for the data to be settled */
+    otlp_wait_t *wait;     /* its answer waits for the data to be settled */
+    syc_emit_park_t *park; /* held while a pipeline's queue is full (queue_wait) */
 } grpc_stream_t;
 
 struct grpc_conn_s {
@@ -183,12 +184,24 @@ static void server_check_done(otlp_grpc_server_t *s);
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
     }
 
+/* A call held for room (queue_wait) that goes away first: never emitted, so its
+ * settle wait is given up too. */
+static void stream_unpark(grpc_stream_t *s)
+{
+    if (!s->park) return;
+    otlp_emit_cancel(s->conn->server->st, s->park);
+    s->park = NULL;
+    otlp_settle_emitted(s->wait, SY_ECLOSED);
+    s->wait = NULL;
+}
+
 /* Gives the call's memory back: its batch (when not handed on) and its bytes in
  * flight. Called once the call is answered; its later input is ignored. */
 static void stream_release(grpc_stream_t *s)
 {
     grpc_conn_t *c = s->conn;
     otlp_grpc_server_t *srv = c->server;
+    stream_unpark(s);
     if (s->batch) srv->st->api->batch_release(s->batch);
     s->batch = NULL;
     if (s->reserved) {
@@ -481,6 +494,38 @@ static void grpc_settled(void *owner, void *ctx, int tag, int status)
     conn_flush(c);
 }
 
+/* The second half of a call, once emit() (perhaps after a wait for room) took
+ * its batch or refused it. */
+static void grpc_emitted(grpc_stream_t *s, int rc)
+{
+    s->park = NULL;
+    otlp_settle_emitted(s->wait, rc);
+    if (rc == SY_OK) {
+        s->batch = NULL; /* handed over */
+        if (s->wait) {
+            /* Answered once settled (grpc_settled); input from now on is ignored. */
+            s->answered = true;
+            stream_release(s);
+            return;
+        }
+        answer_ok(s);
+    } else {
+        s->wait = NULL;
+        const syc_answer_t *a = syc_answer_for(rc);
+        answer_error(s, 200, a->grpc_code, a->message, a->retry);
+    }
+}
+
+/* The same for a call that was held: from the receiver's timer, outside
+ * nghttp2's callbacks, so the answer is written here. */
+static void grpc_emitted_later(const syc_emit_req_t *er, int rc)
+{
+    grpc_stream_t *s = er->ctx;
+    grpc_conn_t *c = s->conn;
+    grpc_emitted(s, rc);
+    conn_flush(c);
+}
+
 /* The client ended its side: decodes the one message and hands it on. */
 static void stream_end(grpc_stream_t *s)
 {
@@ -544,22 +589,11 @@ static void stream_end(grpc_stream_t *s)
         return;
     }
     s->wait = otlp_settle_begin(st, s->batch, grpc_settled, s, 0);
-    int rc = api->emit(st->inst, s->batch);
-    otlp_settle_emitted(s->wait, rc);
-    if (rc == SY_OK) {
-        s->batch = NULL; /* handed over */
-        if (s->wait) {
-            /* Answered once settled (grpc_settled); input from now on is ignored. */
-            s->answered = true;
-            stream_release(s);
-            return;
-        }
-        answer_ok(s);
-    } else {
-        s->wait = NULL;
-        const syc_answer_t *a = syc_answer_for(rc);
-        answer_error(s, 200, a->grpc_code, a->message, a->retry);
-    }
+    syc_emit_req_t er = {.batch = s->batch, .owner = st, .ctx = s};
+    int rc = otlp_emit(st, &er, grpc_emitted_later, &s->park);
+    if (rc != SYC_EMIT_PARKED) grpc_emitted(s, rc);
+    /* Held (queue_wait): grpc_emitted_later() answers, or stream_release() gives
+     * it up when the call goes away first. */
 }
 
 static void stream_free(grpc_stream_t *s)
@@ -971,6 +1005,8 @@ static void conn_close(grpc_conn_t *c)
 {
     if (c->closing) return;
     c->closing = true;
+    for (grpc_stream_t *s = c->streams; s; s = s->next)
+        stream_unpark(s); /* nobody to answer: not emitted */
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -1057,7 +1093,7 @@ static void conn_sweep_streams(grpc_conn_t *c, uint64_t now)
 {
     otlp_grpc_server_t *srv = c->server;
     for (grpc_stream_t *s = c->streams; s; s = s->next) {
-        if (now - s->opened_ms < srv->read_ms) continue;
+        if (now - s->opened_ms < srv->read_ms || s->park) continue; /* held: it is all in */
         if (!s->answered) {
             otlp_grpc_guard_count(srv->st, OTLP_GRPC_GUARD_READ_TIMEOUT);
             SY_LOG(srv->st->api, srv->st->inst, SY_LOG_DEBUG,

@@ -340,6 +340,26 @@ static void answer_refusal(otlp_state_t *st, syc_http_request_t *req, body_type_
                    a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
+/* The second half of an export, once emit() (perhaps after a wait for room)
+ * took the batch or refused it. Loop thread. */
+static void http_emitted(const syc_emit_req_t *er, int rc)
+{
+    otlp_state_t *st = er->owner;
+    syc_http_request_t *req = er->ctx;
+    body_type_t type = (body_type_t)er->tag;
+    otlp_settle_emitted(er->aux, rc);
+    if (rc == SY_OK) {
+        if (er->aux) return; /* answered once settled (http_settled) */
+        if (type == BODY_PROTOBUF)
+            respond(st, req, 200, CT_PROTOBUF, NULL, NULL, 0);
+        else
+            respond(st, req, 200, CT_JSON, NULL, "{}", 2);
+        return;
+    }
+    st->api->batch_release(er->batch);
+    answer_refusal(st, req, type, syc_answer_for(rc));
+}
+
 static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t type, int sig)
 {
     const sy_host_api_t *api = st->api;
@@ -365,20 +385,13 @@ static void handle_export(otlp_state_t *st, syc_http_request_t *req, body_type_t
                        err, NULL);
         return;
     }
-    otlp_wait_t *w = otlp_settle_begin(st, batch, http_settled, req, (int)type);
-    int rc = api->emit(st->inst, batch);
-    otlp_settle_emitted(w, rc);
-    if (rc == SY_OK) {
-        if (w) return; /* answered once settled (http_settled) */
-        if (type == BODY_PROTOBUF)
-            respond(st, req, 200, CT_PROTOBUF, NULL, NULL, 0);
-        else
-            respond(st, req, 200, CT_JSON, NULL, "{}", 2);
-        return;
-    }
-    api->batch_release(batch);
-    const syc_answer_t *a = syc_answer_for(rc);
-    answer_refusal(st, req, type, a);
+    syc_emit_req_t er = {.batch = batch, .owner = st, .ctx = req, .tag = (int)type};
+    er.aux = otlp_settle_begin(st, batch, http_settled, req, (int)type);
+    syc_emit_park_t *park;
+    int rc = otlp_emit(st, &er, http_emitted, &park);
+    if (rc != SYC_EMIT_PARKED) http_emitted(&er, rc);
+    /* Held (queue_wait): http_emitted() answers once the queue took it, or not.
+     * The request stays valid until it is answered, its client gone or not. */
 }
 
 /* The signal whose path the request names, or -1. */

@@ -37,3 +37,29 @@ void otlp_settle_close(otlp_state_t *st)
 {
     syc_settle_close(settle_of(st));
 }
+
+static syc_emit_wait_t *emitq_of(otlp_state_t *st)
+{
+    if (!st->emitq_ready) {
+        syc_emit_wait_init(&st->emitq, st->api, st->inst, st->cfg->queue_wait, st->m_queue_waits,
+                           st->m_queue_wait_expired);
+        st->emitq_ready = true;
+    }
+    return &st->emitq;
+}
+
+int otlp_emit(otlp_state_t *st, const syc_emit_req_t *req, syc_emit_done_fn done,
+              syc_emit_park_t **park)
+{
+    return syc_emit(emitq_of(st), req, done, park);
+}
+
+void otlp_emit_cancel(otlp_state_t *st, syc_emit_park_t *park)
+{
+    syc_emit_cancel(emitq_of(st), park);
+}
+
+void otlp_emit_close(otlp_state_t *st)
+{
+    syc_emit_wait_close(emitq_of(st));
+}

@@ -11,12 +11,16 @@
  * SY_OK, or < 0 when an exporter failed it, or SY_ETIMEDOUT when it was not
  * settled within settle_timeout, or SY_ECLOSED at shutdown. The waits are
  * plugins/common/settle_wait.c's (otlp_settle.c adapts them to the receiver).
+ *
+ * Also here: the requests held while a pipeline's queue is full (queue_wait,
+ * plugins/common/emit_wait.c), on the same receiver state.
  */
 #ifndef SY_RECEIVER_OTLP_SETTLE_H
 #define SY_RECEIVER_OTLP_SETTLE_H
 
 #include <switchyard/plugin.h>
 
+#include "emit_wait.h"
 #include "settle_wait.h"
 
 struct otlp_state_s;
@@ -35,5 +39,14 @@ void otlp_settle_forget(otlp_wait_t *w);
 /* Shutdown: answers every wait still open (SY_ECLOSED) and closes the handles;
  * tokens settled later are let go of quietly. Loop thread; idempotent. */
 void otlp_settle_close(struct otlp_state_s *st);
+
+/* api->emit() through the receiver's queue_wait (plugins/common/emit_wait.h):
+ * emit()'s result, or SYC_EMIT_PARKED (done(req, rc) later, on the loop thread). */
+int otlp_emit(struct otlp_state_s *st, const syc_emit_req_t *req, syc_emit_done_fn done,
+              syc_emit_park_t **park);
+/* Takes a held request back (its client went away): done() is not called. */
+void otlp_emit_cancel(struct otlp_state_s *st, syc_emit_park_t *park);
+/* Shutdown: the held requests are answered SY_ECLOSED. Loop thread; idempotent. */
+void otlp_emit_close(struct otlp_state_s *st);
 
 #endif
