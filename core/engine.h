@@ -295,6 +295,8 @@ int sy__signal_index(sy_signal_t signal);
 int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch);
 /* ABI 1.8 emit_may_wait(): whether a refusal of `signal` was only a full queue. */
 bool sy__receiver_may_wait(sy_instance_t *inst, sy_signal_t signal);
+/* ABI 1.8 compressed_wanted(): whether an exporter behind it sends compressed twins. */
+bool sy__receiver_compressed_wanted(sy_instance_t *inst, sy_signal_t signal);
 int sy__processor_emit(sy_instance_t *inst, sy_batch_t *batch);
 /* A connector's emit (pipelines NULL: every pipeline of the batch's signal it feeds). */
 int sy__connector_emit(sy_instance_t *inst, sy_batch_t *batch, const char *const *pipelines,

@@ -410,6 +410,7 @@ static const sy_host_api_t host_api = {
     .batch_compressed_pieces = sy__batch_compressed_pieces,
     /* ABI 1.8 */
     .emit_may_wait = sy__receiver_may_wait,
+    .compressed_wanted = sy__receiver_compressed_wanted,
 };
 
 const sy_host_api_t *sy__host_api(void)

@@ -229,6 +229,20 @@ bool sy__receiver_may_wait(sy_instance_t *inst, sy_signal_t signal)
     return true;
 }
 
+/* compressed_wanted() (ABI 1.8): an exporter of a pipeline of `signal` that the
+ * receiver feeds may send a compressed twin as it is. */
+bool sy__receiver_compressed_wanted(sy_instance_t *inst, sy_signal_t signal)
+{
+    if (!inst || inst->kind != SY_KIND_RECEIVER) return false;
+    for (size_t i = 0; i < inst->recv.noutputs; i++) {
+        const sy__pipeline_t *p = inst->recv.outputs[i];
+        if (p->signal != signal) continue;
+        for (size_t j = 0; j < p->nexporters; j++)
+            if (p->exporters[j]->plugin->flags & SY_PLUGIN_SENDS_COMPRESSED) return true;
+    }
+    return false;
+}
+
 /* ---- pipelines ------------------------------------------------------------- */
 
 static void pipeline_finish(sy__pipeline_t *p);

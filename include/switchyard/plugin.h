@@ -246,6 +246,11 @@ enum {
      * sent when consume() returns SY_OK; the plugin reports each batch's outcome
      * with api->exporter_outcome() once it knows it. */
     SY_PLUGIN_REPORTS_OUTCOME = 1u << 1,
+    /* An exporter that may send a batch's compressed twin as it is
+     * (batch_compressed_pieces(), ABI 1.7). A receiver keeps the bytes a client
+     * compressed only while such an exporter is behind it (compressed_wanted(),
+     * ABI 1.8); read by hosts of 1.8 and later. */
+    SY_PLUGIN_SENDS_COMPRESSED = 1u << 2,
 };
 
 typedef struct sy_host_api_s sy_host_api_t;
@@ -1043,6 +1048,13 @@ struct sy_host_api_s {
      * once. plugins/common/emit_wait.c does the waiting. Receivers; any thread.
      */
     bool (*emit_may_wait)(sy_instance_t *inst, sy_signal_t signal);
+    /*
+     * Whether a pipeline of `signal` that the receiver feeds has an exporter
+     * whose plugin declares SY_PLUGIN_SENDS_COMPRESSED: only then is keeping the
+     * bytes a client compressed (batch_set_compressed()) worth their memory.
+     * Receivers; any thread.
+     */
+    bool (*compressed_wanted)(sy_instance_t *inst, sy_signal_t signal);
 };
 
 /* A labelled metric (metric_register_labelled(), ABI 1.7). */

@@ -141,6 +141,7 @@ const abi_member_t CAT(abi_members_, ABI_SUFFIX)[] = {
 #endif
 #if SY_ABI_MINOR >= 8
     H(emit_may_wait),
+    H(compressed_wanted),
 #endif
     {0, NULL, 0},
 };

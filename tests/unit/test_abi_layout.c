@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "abi_layout.h"
+#include "engine.h"
 #include "router_harness.h"
 
 extern const abi_member_t abi_members_v10[], abi_members_v11[], abi_members_v12[],
@@ -136,6 +137,7 @@ static const abi_member_t recorded[] = {
     {'H', "batch_set_compressed", 584},
     {'H', "batch_compressed_pieces", 592},
     {'H', "emit_may_wait", 600},
+    {'H', "compressed_wanted", 608},
     {0, NULL, 0},
 };
 
@@ -195,6 +197,50 @@ static void test_old_headers_are_prefixes(void **state)
     assert_int_equal(abi_sizes_cur.minor, SY_TEST_ABI_MINOR);
 }
 
+static sy_instance_t *instance(sy__router_t *r, const char *id)
+{
+    for (size_t i = 0; i < r->engine->ninstances; i++)
+        if (!strcmp(r->engine->instances[i]->id, id)) return r->engine->instances[i];
+    fail_msg("no instance %s", id);
+    return NULL;
+}
+
+/* ABI 1.8: compressed_wanted() is true only for a receiver with an exporter that
+ * declares SY_PLUGIN_SENDS_COMPRESSED (otlphttp) behind it, for that signal;
+ * emit_may_wait() is true for a receiver whose pipeline only has full queues and
+ * false once a memory_limiter refuses. */
+static void test_receiver_queries(void **state)
+{
+    (void)state;
+    const char *yaml = "receivers:\n  testgen/a: {count: 0}\n  testgen/b: {count: 0}\n"
+                       "  testgen/c: {count: 0}\n"
+                       "processors:\n  memory_limiter: {check_interval: 10ms, limit_mib: 1}\n"
+                       "exporters:\n  testsink/a: {}\n  testsink/c: {}\n"
+                       "  otlphttp/b: {endpoint: 'http://127.0.0.1:9'}\n"
+                       "service:\n  telemetry: {logs: {level: error}}\n  pipelines:\n"
+                       "    traces/a: {receivers: [testgen/a], exporters: [testsink/a]}\n"
+                       "    traces/b: {receivers: [testgen/b], exporters: [otlphttp/b]}\n"
+                       "    traces/c: {receivers: [testgen/c], processors: [memory_limiter], "
+                       "exporters: [testsink/c]}\n";
+    sy__router_t *r = sy_test_router_start(yaml);
+    const sy_host_api_t *api = sy__host_api();
+    sy_instance_t *a = instance(r, "testgen/a"), *b = instance(r, "testgen/b"),
+                  *c = instance(r, "testgen/c");
+    assert_false(api->compressed_wanted(a, SY_SIGNAL_TRACES));
+    assert_true(api->compressed_wanted(b, SY_SIGNAL_TRACES));
+    assert_false(api->compressed_wanted(b, SY_SIGNAL_METRICS)); /* no such pipeline */
+    assert_false(api->compressed_wanted(instance(r, "testsink/a"), SY_SIGNAL_TRACES));
+    assert_true(api->emit_may_wait(a, SY_SIGNAL_TRACES));
+    assert_true(api->emit_may_wait(b, SY_SIGNAL_TRACES));
+    assert_int_equal(sy_test_metric_wait("switchyard_memory_limiter_refusing",
+                                         "processor=\"memory_limiter\",pipeline=\"traces/c\"", 1,
+                                         3000),
+                     1);
+    assert_false(api->emit_may_wait(c, SY_SIGNAL_TRACES));
+    assert_true(api->emit_may_wait(a, SY_SIGNAL_TRACES)); /* another pipeline's limiter */
+    assert_int_equal(sy_test_router_close(r), 0);
+}
+
 /* The same processor built against each old header (tests/plugins: abi10 ...
  * abi17) passes every span through and reads its 1.0-layout settings back. */
 static void test_old_plugins_run(void **state)
@@ -237,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_current_matches_record),
         cmocka_unit_test(test_old_headers_are_prefixes),
         cmocka_unit_test(test_old_plugins_run),
+        cmocka_unit_test(test_receiver_queries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

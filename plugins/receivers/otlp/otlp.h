@@ -137,6 +137,11 @@ void otlp_grpc_guard_count(otlp_state_t *st, otlp_grpc_guard_t which);
 /* The signal of index i (0 traces, 1 metrics, 2 logs). */
 sy_signal_t otlp_signal_at(int i);
 
+/* Whether to keep the bytes a client compressed beside a batch of signal index
+ * sig (the compressed twin, ABI 1.7): an exporter behind the receiver may send
+ * them (ABI 1.8 compressed_wanted(); on a 1.7 host, always). */
+bool otlp_twin_wanted(const otlp_state_t *st, int sig);
+
 /* Checks a filled batch against max_items_per_request. Returns 0, or -1 with a
  * sentence in err (the caller answers 413 / RESOURCE_EXHAUSTED). */
 int otlp_check_items(const otlp_state_t *st, sy_batch_t *batch, char *err, size_t err_len);

@@ -560,7 +560,9 @@ static void stream_end(grpc_stream_t *s)
                          err, false);
             return;
         }
-        if (syc_encoding_twin(syc_encoding_parse(s->encoding)) && !st->custom_handle) zdata = data;
+        if (syc_encoding_twin(syc_encoding_parse(s->encoding)) && !st->custom_handle &&
+            otlp_twin_wanted(st, s->sig))
+            zdata = data;
         data = out;
     }
     if (!s->batch && !stream_alloc(s, 1)) {

@@ -238,11 +238,11 @@ static void *arena_alloc(void *ctx, size_t size)
  * compressed twin"): in place when the server read it into the batch, else
  * copied (a fraction of the request's size). Without room, the batch goes on
  * without a twin. */
-static void keep_twin(otlp_state_t *st, const syc_http_request_t *req, sy_batch_t *batch,
+static void keep_twin(otlp_state_t *st, const syc_http_request_t *req, sy_batch_t *batch, int sig,
                       syc_encoding_t enc, const uint8_t *zdata, size_t zlen)
 {
     const sy_host_api_t *api = st->api;
-    if (!SY_API_HAS(api, batch_set_compressed) || zlen == 0) return;
+    if (zlen == 0 || !otlp_twin_wanted(st, sig)) return;
     if (!req->body_owner) {
         uint8_t *copy = api->batch_alloc(batch, zlen);
         if (!copy) return;
@@ -296,7 +296,7 @@ static int fill_batch(otlp_state_t *st, syc_http_request_t *req, body_type_t typ
         int rc = api->batch_set_encoded(batch, data, len, err, err_len);
         if (rc == SY_ENOMEM) return 413;
         if (rc != 0) return 400;
-        if (zdata) keep_twin(st, req, batch, enc, zdata, zlen);
+        if (zdata) keep_twin(st, req, batch, sig, enc, zdata, zlen);
         return otlp_check_items(st, batch, err, err_len) == 0 ? 0 : 413;
     }
     /* JSON becomes the encoded request, in the batch's arena: from here on it is
@@ -440,8 +440,7 @@ static bool body_kept(const otlp_state_t *st, const syc_http_request_t *req, int
         body_type(req->content_type) != BODY_PROTOBUF)
         return false;
     syc_encoding_t enc = syc_encoding_parse(req->content_encoding);
-    return enc == SYC_ENCODING_IDENTITY ||
-           (syc_encoding_twin(enc) && SY_API_HAS(st->api, batch_set_compressed));
+    return enc == SYC_ENCODING_IDENTITY || (syc_encoding_twin(enc) && otlp_twin_wanted(st, sig));
 }
 
 /* The server's body_alloc: a body that is forwarded as it is goes straight into

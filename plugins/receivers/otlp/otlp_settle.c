@@ -63,3 +63,11 @@ void otlp_emit_close(otlp_state_t *st)
 {
     syc_emit_wait_close(emitq_of(st));
 }
+
+bool otlp_twin_wanted(const otlp_state_t *st, int sig)
+{
+    const sy_host_api_t *api = st->api;
+    if (!SY_API_HAS(api, batch_set_compressed)) return false;
+    if (!SY_API_HAS(api, compressed_wanted) || !api->compressed_wanted) return true;
+    return api->compressed_wanted(st->inst, otlp_signal_at(sig));
+}
