@@ -17,6 +17,9 @@ Cases (--case):
               queue_wait 10s: requests are refused at once (429 within 1 s), never
               held: a limiter's refusal is not a full queue.
   off         queue_wait 0s: with the queues full a request is refused at once.
+  zipkin      the zipkin receiver's queue_wait: 600 Zipkin v2 JSON requests one after
+              the other into the 2 ms exporter: every one answered 202, some held
+              (receiver_zipkin_queue_waits), every span at the sink.
 
     test_queue_wait.py --case http --bin build/bin/switchyard --loadgen build/bin/loadgen \
         --plugin-dir build/lib/switchyard/plugins --kit-dir build/tests/plugins
@@ -177,9 +180,54 @@ def run_refusal(args, case):
                                                            max(refusals)))
 
 
+def run_zipkin(args):
+    port, mport = free_port(), free_port()
+    report = "/tmp/sy-qw-zipkin.%d" % os.getpid()
+    cfg = f"""
+receivers:
+  zipkin:
+    endpoint: 127.0.0.1:{port}
+    queue_wait: 10s
+exporters:
+  testsink:
+    delay: 2ms
+    report_path: {report}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{mport}
+  pipelines:
+    traces:
+      receivers: [zipkin]
+      exporters: [testsink]
+"""
+    router = Router(args.bin, [args.kit_dir, args.plugin_dir], cfg)
+    url = "http://127.0.0.1:%d/api/v2/spans" % port
+    statuses = {}
+    try:
+        for seq in range(600):
+            span = [{"traceId": "%032x" % (seq + 1), "id": "%016x" % (seq + 1), "name": "qw",
+                     "timestamp": 1700000000000000, "duration": 10,
+                     "localEndpoint": {"serviceName": "qw"}}]
+            status, _, _ = http("POST", url, json.dumps(span).encode(),
+                                {"Content-Type": "application/json"}, timeout=15)
+            statuses[status] = statuses.get(status, 0) + 1
+        waits = metric(metrics_text(mport), "receiver_zipkin_queue_waits_total")
+        print("statuses=%s waits=%d" % (statuses, waits))
+        rc = router.stop(timeout=60)
+    finally:
+        router.kill()
+    assert rc == 0, "router exit code %s" % rc
+    assert statuses == {202: 600}, "not every request was answered 202: %s" % statuses
+    assert waits > 0, "no request waited: the queues never filled"
+    items = sink_items(report)
+    assert items == 600, "600 spans acknowledged, the sink got %d" % items
+    print("ok: zipkin: 600 requests, %d held for room, all answered 202 and delivered" % waits)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True, choices=["http", "grpc", "expire", "limiter", "off"])
+    ap.add_argument("--case", required=True, choices=["http", "grpc", "expire", "limiter", "off", "zipkin"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--plugin-dir", required=True)
@@ -187,6 +235,8 @@ def main():
     args = ap.parse_args()
     if args.case in ("http", "grpc"):
         run_burst(args, args.case)
+    elif args.case == "zipkin":
+        run_zipkin(args)
     else:
         run_refusal(args, args.case)
 

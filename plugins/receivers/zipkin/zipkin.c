@@ -33,6 +33,7 @@
 #include "compress.h"
 #include "auth_server.h"
 #include "http_server.h"
+#include "emit_wait.h"
 #include "settle_wait.h"
 #include "tls_config.h"
 #include "zipkin_model.h"
@@ -49,6 +50,7 @@ typedef struct zipkin_config_s {
     char *authenticator; /* auth.authenticator */
     syc_tls_server_cfg_t tls;
     int64_t settle_timeout;
+    int64_t queue_wait;
 } zipkin_config_t;
 
 static const sy_config_field_t zipkin_fields[] = {
@@ -75,6 +77,7 @@ static const sy_config_field_t zipkin_fields[] = {
                     "refused request gets 401."},
     SYC_TLS_SERVER_FIELDS(zipkin_config_t, tls, ""),
     SYC_SETTLE_TIMEOUT_FIELD(zipkin_config_t, settle_timeout),
+    SYC_EMIT_WAIT_FIELD(zipkin_config_t, queue_wait),
 };
 
 typedef struct zipkin_s {
@@ -90,6 +93,8 @@ typedef struct zipkin_s {
     sy_metric_t *m_auth_failed;
     sy_metric_t *m_settle_timeouts, *m_settle_failed;
     syc_settle_t settle;
+    syc_emit_wait_t emitq; /* requests held while a pipeline's queue is full */
+    sy_metric_t *m_queue_waits, *m_queue_wait_expired;
     syc_auth_guard_t auth;
     syc_tls_server_t tls;
     uint64_t last_warn_ms;
@@ -223,6 +228,8 @@ static void on_settled(void *owner, void *ctx, int tag, int status)
     respond(z, req, 503, why, "Retry-After: 1\r\n");
 }
 
+static void on_emitted(const syc_emit_req_t *er, int rc);
+
 static void on_request(void *arg, syc_http_request_t *req)
 {
     zipkin_t *z = arg;
@@ -261,14 +268,25 @@ static void on_request(void *arg, syc_http_request_t *req)
         refuse(z, req, status, err);
         return;
     }
-    syc_settle_wait_t *w = syc_settle_begin(&z->settle, batch, on_settled, z, req, 0);
-    int rc = api->emit(z->inst, batch);
-    syc_settle_emitted(w, rc);
+    syc_emit_req_t er = {.batch = batch, .owner = z, .ctx = req};
+    er.aux = syc_settle_begin(&z->settle, batch, on_settled, z, req, 0);
+    syc_emit_park_t *park;
+    int rc = syc_emit(&z->emitq, &er, on_emitted, &park);
+    if (rc != SYC_EMIT_PARKED) on_emitted(&er, rc);
+    /* Held (queue_wait): on_emitted() answers; the request stays valid until then. */
+}
+
+/* Once emit() took the batch or refused it (perhaps after a wait for room). */
+static void on_emitted(const syc_emit_req_t *er, int rc)
+{
+    zipkin_t *z = er->owner;
+    syc_http_request_t *req = er->ctx;
+    syc_settle_emitted(er->aux, rc);
     if (rc == SY_OK) {
-        if (!w) respond(z, req, 202, NULL, NULL); /* else answered by on_settled */
+        if (!er->aux) respond(z, req, 202, NULL, NULL); /* else answered by on_settled */
         return;
     }
-    api->batch_release(batch);
+    z->api->batch_release(er->batch);
     const syc_answer_t *a = syc_answer_for(rc);
     char body[200];
     snprintf(body, sizeof(body), "%s\n", a->message);
@@ -335,6 +353,17 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
         SY_METRIC_COUNTER);
     syc_settle_init(&z->settle, api, inst, z->cfg->settle_timeout, z->m_settle_timeouts,
                     z->m_settle_failed);
+    z->m_queue_waits = api->metric_register(
+        inst, "receiver_zipkin_queue_waits",
+        "Requests held because the queue of a pipeline they feed was full (queue_wait).",
+        SY_METRIC_COUNTER);
+    z->m_queue_wait_expired = api->metric_register(
+        inst, "receiver_zipkin_queue_wait_expired",
+        "Held requests whose queue had no room within queue_wait: answered 429, the client "
+        "retries.",
+        SY_METRIC_COUNTER);
+    syc_emit_wait_init(&z->emitq, api, inst, z->cfg->queue_wait, z->m_queue_waits,
+                       z->m_queue_wait_expired);
     if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls", true) != 0) {
         free(z);
         return SY_EINVAL;
@@ -376,7 +405,8 @@ static void zipkin_shutdown(void *state)
 {
     zipkin_t *z = state;
     syc_tls_server_stop(&z->tls);
-    syc_settle_close(&z->settle); /* answers 503 to the requests still waiting */
+    syc_emit_wait_close(&z->emitq); /* held requests: answered 503, then the settle waits */
+    syc_settle_close(&z->settle);   /* answers 503 to the requests still waiting */
     if (!z->http || z->closing) return;
     z->closing = true;
     syc_http_server_close(z->http, on_closed, z);
