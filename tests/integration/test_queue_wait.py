@@ -20,6 +20,8 @@ Cases (--case):
   zipkin      the zipkin receiver's queue_wait: 600 Zipkin v2 JSON requests one after
               the other into the 2 ms exporter: every one answered 202, some held
               (receiver_zipkin_queue_waits), every span at the sink.
+  jaeger_http the same through the jaeger receiver's thrift_http (Thrift binary
+              Batch bodies): every one 202, some held, every span at the sink.
 
     test_queue_wait.py --case http --bin build/bin/switchyard --loadgen build/bin/loadgen \
         --plugin-dir build/lib/switchyard/plugins --kit-dir build/tests/plugins
@@ -27,6 +29,7 @@ Cases (--case):
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -180,15 +183,47 @@ def run_refusal(args, case):
                                                            max(refusals)))
 
 
-def run_zipkin(args):
+def thrift_batch(seq):
+    """A jaeger.thrift Batch of one span, in the Thrift binary protocol."""
+    def fld(ftype, fid, payload):
+        return bytes([ftype]) + struct.pack(">h", fid) + payload
+
+    def tstr(text):
+        return struct.pack(">i", len(text)) + text.encode()
+
+    i64 = lambda v: struct.pack(">q", v)  # noqa: E731
+    span = (fld(10, 1, i64(seq + 1)) + fld(10, 2, i64(0)) + fld(10, 3, i64(seq + 1)) +
+            fld(10, 4, i64(0)) + fld(11, 5, tstr("qw")) + fld(8, 7, struct.pack(">i", 1)) +
+            fld(10, 8, i64(1700000000000000)) + fld(10, 9, i64(10)) + b"\x00")
+    process = fld(11, 1, tstr("qw")) + b"\x00"
+    return (fld(12, 1, process) + fld(15, 2, bytes([12]) + struct.pack(">i", 1) + span) +
+            b"\x00")
+
+
+def zipkin_body(seq):
+    return json.dumps([{"traceId": "%032x" % (seq + 1), "id": "%016x" % (seq + 1),
+                        "name": "qw", "timestamp": 1700000000000000, "duration": 10,
+                        "localEndpoint": {"serviceName": "qw"}}]).encode()
+
+
+def run_sequential(args, case):
+    """600 requests one after the other into the 2 ms exporter, queue_wait 10s."""
     port, mport = free_port(), free_port()
-    report = "/tmp/sy-qw-zipkin.%d" % os.getpid()
+    report = "/tmp/sy-qw-%s.%d" % (case, os.getpid())
+    if case == "zipkin":
+        receiver = f"  zipkin:\n    endpoint: 127.0.0.1:{port}\n    queue_wait: 10s\n"
+        url, ctype, body = "http://127.0.0.1:%d/api/v2/spans" % port, "application/json", zipkin_body
+        counter, ok_status = "receiver_zipkin_queue_waits_total", 202
+        rid = "zipkin"
+    else:
+        receiver = (f"  jaeger:\n    queue_wait: 10s\n    protocols:\n      thrift_http:\n"
+                    f"        endpoint: 127.0.0.1:{port}\n")
+        url, ctype, body = "http://127.0.0.1:%d/api/traces" % port, "application/x-thrift", thrift_batch
+        counter, ok_status = "receiver_jaeger_thrift_http_queue_waits_total", 202
+        rid = "jaeger"
     cfg = f"""
 receivers:
-  zipkin:
-    endpoint: 127.0.0.1:{port}
-    queue_wait: 10s
-exporters:
+{receiver}exporters:
   testsink:
     delay: 2ms
     report_path: {report}
@@ -198,36 +233,34 @@ service:
       address: 127.0.0.1:{mport}
   pipelines:
     traces:
-      receivers: [zipkin]
+      receivers: [{rid}]
       exporters: [testsink]
 """
     router = Router(args.bin, [args.kit_dir, args.plugin_dir], cfg)
-    url = "http://127.0.0.1:%d/api/v2/spans" % port
     statuses = {}
     try:
         for seq in range(600):
-            span = [{"traceId": "%032x" % (seq + 1), "id": "%016x" % (seq + 1), "name": "qw",
-                     "timestamp": 1700000000000000, "duration": 10,
-                     "localEndpoint": {"serviceName": "qw"}}]
-            status, _, _ = http("POST", url, json.dumps(span).encode(),
-                                {"Content-Type": "application/json"}, timeout=15)
+            status, _, _ = http("POST", url, body(seq), {"Content-Type": ctype}, timeout=15)
             statuses[status] = statuses.get(status, 0) + 1
-        waits = metric(metrics_text(mport), "receiver_zipkin_queue_waits_total")
+        waits = metric(metrics_text(mport), counter)
         print("statuses=%s waits=%d" % (statuses, waits))
         rc = router.stop(timeout=60)
     finally:
         router.kill()
     assert rc == 0, "router exit code %s" % rc
-    assert statuses == {202: 600}, "not every request was answered 202: %s" % statuses
+    assert statuses == {ok_status: 600}, "not every request was answered %d: %s" % (ok_status,
+                                                                                    statuses)
     assert waits > 0, "no request waited: the queues never filled"
     items = sink_items(report)
     assert items == 600, "600 spans acknowledged, the sink got %d" % items
-    print("ok: zipkin: 600 requests, %d held for room, all answered 202 and delivered" % waits)
+    print("ok: %s: 600 requests, %d held for room, all answered %d and delivered"
+          % (case, waits, ok_status))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True, choices=["http", "grpc", "expire", "limiter", "off", "zipkin"])
+    ap.add_argument("--case", required=True, choices=["http", "grpc", "expire", "limiter", "off", "zipkin",
+                                                  "jaeger_http"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--plugin-dir", required=True)
@@ -235,8 +268,8 @@ def main():
     args = ap.parse_args()
     if args.case in ("http", "grpc"):
         run_burst(args, args.case)
-    elif args.case == "zipkin":
-        run_zipkin(args)
+    elif args.case in ("zipkin", "jaeger_http"):
+        run_sequential(args, args.case)
     else:
         run_refusal(args, args.case)
 

@@ -290,7 +290,15 @@ void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto
     if (out->rc == SY_OK && out->settle_req)
         out->wait =
             syc_settle_begin(&st->http_settle, batch, jaeger_http_settled, st, out->settle_req, 0);
-    if (out->rc == SY_OK) out->rc = api->emit(st->inst, batch);
+    if (out->rc == SY_OK && out->settle_req) {
+        /* thrift_http, on the loop thread: held while the queue is full (queue_wait). */
+        syc_emit_req_t er = {.batch = batch, .owner = st, .ctx = out->settle_req, .aux = out->wait};
+        syc_emit_park_t *park;
+        out->rc = syc_emit(&st->http_emitq, &er, jaeger_http_emitted, &park);
+        if (out->rc == SYC_EMIT_PARKED) return; /* the batch is held; answered later */
+    } else if (out->rc == SY_OK) {
+        out->rc = api->emit(st->inst, batch);
+    }
     /* A full pipeline queue is usually a burst: waiting here (a worker thread,
      * never the loop thread) lets the packet queue absorb it, and when it lasts,
      * packets are dropped at the queue before they cost a decode, rather than
@@ -349,6 +357,17 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
             SY_METRIC_COUNTER);
         syc_settle_init(&st->http_settle, api, inst, st->cfg->settle_timeout,
                         st->m_http_settle_timeouts, st->m_http_settle_failed);
+        st->m_http_queue_waits = api->metric_register(
+            inst, "receiver_jaeger_thrift_http_queue_waits",
+            "thrift_http requests held because the queue of a pipeline they feed was full "
+            "(queue_wait).",
+            SY_METRIC_COUNTER);
+        st->m_http_queue_wait_expired = api->metric_register(
+            inst, "receiver_jaeger_thrift_http_queue_wait_expired",
+            "Held thrift_http requests whose queue had no room within queue_wait (answered 429).",
+            SY_METRIC_COUNTER);
+        syc_emit_wait_init(&st->http_emitq, api, inst, st->cfg->queue_wait, st->m_http_queue_waits,
+                           st->m_http_queue_wait_expired);
     }
     if (st->cfg->http && syc_tls_server_open(&st->http_tls, api, inst, &st->cfg->http_tls,
                                              "protocols.thrift_http.tls", true) != 0) {

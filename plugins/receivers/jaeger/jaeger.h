@@ -18,6 +18,7 @@
 
 #include "auth_server.h"
 #include "http_server.h"
+#include "emit_wait.h"
 #include "settle_wait.h"
 #include "tls_config.h"
 #include "thrift.h"
@@ -126,6 +127,8 @@ struct jaeger_state_s {
     syc_tls_server_t http_tls;  /* protocols.thrift_http.tls */
     syc_settle_t http_settle;   /* thrift_http answers after the durable write */
     sy_metric_t *m_http_settle_timeouts, *m_http_settle_failed;
+    syc_emit_wait_t http_emitq; /* thrift_http requests held while a queue is full */
+    sy_metric_t *m_http_queue_waits, *m_http_queue_wait_expired;
     syc_tls_server_t grpc_tls; /* protocols.grpc.tls (HTTP/2) */
     /* grpc (jaeger_grpc.c): the otlp receiver's gRPC server's state and config */
     struct otlp_state_s *grpc;
@@ -141,7 +144,8 @@ typedef struct jaeger_outcome_s {
     char err[300];
     /* thrift_http: set before the call, the request whose answer may wait for the
      * durable write (settle_wait.h); `wait` is then that wait, or NULL (answer
-     * now). */
+     * now). Its emit goes through queue_wait (emit_wait.h): rc SYC_EMIT_PARKED
+     * means jaeger_http_emitted() answers later. */
     void *settle_req;
     syc_settle_wait_t *wait;
 } jaeger_outcome_t;
@@ -157,6 +161,9 @@ typedef struct jaeger_outcome_s {
  */
 /* thrift_http: the answer of a request that waited for the durable write. */
 void jaeger_http_settled(void *owner, void *ctx, int tag, int status);
+/* thrift_http: the answer of a request once emit() took it or refused it (after
+ * a wait for room when it was held). */
+void jaeger_http_emitted(const syc_emit_req_t *er, int rc);
 
 void jaeger_emit(jaeger_state_t *st, jaeger_scratch_t *scratch, th_proto_t proto, bool agent,
                  unsigned wait_ms, const uint8_t *data, size_t len, jaeger_outcome_t *out);

@@ -83,6 +83,7 @@ static void on_request(void *arg, syc_http_request_t *req)
     }
     jaeger_outcome_t out = {.settle_req = req};
     jaeger_emit(st, &st->http_scratch, TH_PROTO_BINARY, false, 0, req->body, req->body_len, &out);
+    if (out.rc == SYC_EMIT_PARKED) return; /* held for room: jaeger_http_emitted() answers */
     if (out.rc == SY_OK) {
         if (!out.wait) respond(st, req, 202, NULL, NULL); /* else: jaeger_http_settled */
         return;
@@ -95,6 +96,22 @@ static void on_request(void *arg, syc_http_request_t *req)
     const syc_answer_t *a = syc_answer_for(out.rc);
     snprintf(msg, sizeof(msg), "Cannot submit Jaeger batch: %s\n",
              out.err[0] ? out.err : a->message);
+    respond(st, req, a->http_status, msg, a->retry ? "Retry-After: 1\r\n" : NULL);
+}
+
+void jaeger_http_emitted(const syc_emit_req_t *er, int rc)
+{
+    jaeger_state_t *st = er->owner;
+    syc_http_request_t *req = er->ctx;
+    syc_settle_emitted(er->aux, rc);
+    if (rc == SY_OK) {
+        if (!er->aux) respond(st, req, 202, NULL, NULL); /* else: jaeger_http_settled */
+        return;
+    }
+    st->api->batch_release(er->batch);
+    const syc_answer_t *a = syc_answer_for(rc);
+    char msg[300];
+    snprintf(msg, sizeof(msg), "Cannot submit Jaeger batch: %s\n", a->message);
     respond(st, req, a->http_status, msg, a->retry ? "Retry-After: 1\r\n" : NULL);
 }
 
@@ -167,7 +184,8 @@ static void on_closed(void *arg)
 void jaeger_http_shutdown(jaeger_state_t *st)
 {
     syc_tls_server_stop(&st->http_tls);
-    syc_settle_close(&st->http_settle); /* answers 503 to the requests still waiting */
+    syc_emit_wait_close(&st->http_emitq); /* held requests: 503, before the settle waits */
+    syc_settle_close(&st->http_settle);   /* answers 503 to the requests still waiting */
     if (!st->http || st->http_closing) return;
     st->http_closing = true;
     syc_http_server_close(st->http, on_closed, st);
