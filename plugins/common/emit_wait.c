@@ -10,6 +10,8 @@
  */
 #include "emit_wait.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -87,6 +89,25 @@ static void on_tick(uv_timer_t *t)
         p = next;
     }
     if (!w->head) uv_timer_stop(t);
+}
+
+void syc_emit_wait_metrics(const sy_host_api_t *api, sy_instance_t *inst, const char *prefix,
+                           const char *what, sy_metric_t **m_parked, sy_metric_t **m_expired)
+{
+    char name[128], help[300];
+    snprintf(name, sizeof(name), "%s_queue_waits", prefix);
+    snprintf(help, sizeof(help),
+             "%s held, already read, because the queue of a pipeline they feed was full "
+             "(queue_wait).",
+             what);
+    help[0] = (char)toupper((unsigned char)help[0]);
+    *m_parked = api->metric_register(inst, name, help, SY_METRIC_COUNTER);
+    snprintf(name, sizeof(name), "%s_queue_wait_expired", prefix);
+    snprintf(help, sizeof(help),
+             "Held %s whose queue had no room within queue_wait: the client was told to retry "
+             "(HTTP 429 / RESOURCE_EXHAUSTED).",
+             what);
+    *m_expired = api->metric_register(inst, name, help, SY_METRIC_COUNTER);
 }
 
 void syc_emit_wait_init(syc_emit_wait_t *w, const sy_host_api_t *api, sy_instance_t *inst,

@@ -70,6 +70,12 @@ typedef struct syc_emit_wait_s {
                        "memory_limiter's refusal is answered at once."                           \
     }
 
+/* Registers a receiver's two counters, <prefix>_queue_waits and
+ * <prefix>_queue_wait_expired ("receiver_zipkin"), `what` naming what is held
+ * in their help ("requests", "gRPC PostSpans calls"). In create(). */
+void syc_emit_wait_metrics(const sy_host_api_t *api, sy_instance_t *inst, const char *prefix,
+                           const char *what, sy_metric_t **m_parked, sy_metric_t **m_expired);
+
 /* max_ns <= 0: never park. The metrics may be NULL. */
 void syc_emit_wait_init(syc_emit_wait_t *w, const sy_host_api_t *api, sy_instance_t *inst,
                         int64_t max_ns, sy_metric_t *m_parked, sy_metric_t *m_expired);

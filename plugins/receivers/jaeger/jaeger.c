@@ -357,15 +357,8 @@ static int jaeger_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
             SY_METRIC_COUNTER);
         syc_settle_init(&st->http_settle, api, inst, st->cfg->settle_timeout,
                         st->m_http_settle_timeouts, st->m_http_settle_failed);
-        st->m_http_queue_waits = api->metric_register(
-            inst, "receiver_jaeger_thrift_http_queue_waits",
-            "thrift_http requests held because the queue of a pipeline they feed was full "
-            "(queue_wait).",
-            SY_METRIC_COUNTER);
-        st->m_http_queue_wait_expired = api->metric_register(
-            inst, "receiver_jaeger_thrift_http_queue_wait_expired",
-            "Held thrift_http requests whose queue had no room within queue_wait (answered 429).",
-            SY_METRIC_COUNTER);
+        syc_emit_wait_metrics(api, inst, "receiver_jaeger_thrift_http", "thrift_http requests",
+                              &st->m_http_queue_waits, &st->m_http_queue_wait_expired);
         syc_emit_wait_init(&st->http_emitq, api, inst, st->cfg->queue_wait, st->m_http_queue_waits,
                            st->m_http_queue_wait_expired);
     }

@@ -138,16 +138,8 @@ int jaeger_grpc_create(jaeger_state_t *st)
         "grpc PostSpans calls answered UNAVAILABLE: an exporter failed or gave up their spans "
         "before they were written, or the receiver stopped.",
         SY_METRIC_COUNTER);
-    ost->m_queue_waits = api->metric_register(
-        st->inst, "receiver_jaeger_grpc_queue_waits",
-        "grpc PostSpans calls held because the queue of a pipeline they feed was full "
-        "(queue_wait).",
-        SY_METRIC_COUNTER);
-    ost->m_queue_wait_expired = api->metric_register(
-        st->inst, "receiver_jaeger_grpc_queue_wait_expired",
-        "Held grpc PostSpans calls whose queue had no room within queue_wait (answered "
-        "RESOURCE_EXHAUSTED).",
-        SY_METRIC_COUNTER);
+    syc_emit_wait_metrics(api, st->inst, "receiver_jaeger_grpc", "gRPC PostSpans calls",
+                          &ost->m_queue_waits, &ost->m_queue_wait_expired);
     ost->tls = st->grpc_tls.ctx; /* NULL: h2c; jaeger.c frees it */
     ost->custom_service = "jaeger.api_v2.CollectorService";
     ost->custom_method = "PostSpans";

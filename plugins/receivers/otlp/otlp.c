@@ -369,14 +369,8 @@ static int otlp_create(const sy_host_api_t *api, sy_instance_t *inst, const void
         "Requests answered unavailable because an exporter failed or gave up their data before "
         "it was settled, or the receiver stopped first.",
         SY_METRIC_COUNTER);
-    st->m_queue_waits = api->metric_register(
-        inst, "receiver_otlp_queue_waits",
-        "Requests held because the queue of a pipeline they feed was full (queue_wait).",
-        SY_METRIC_COUNTER);
-    st->m_queue_wait_expired = api->metric_register(
-        inst, "receiver_otlp_queue_wait_expired",
-        "Held requests whose queue had no room within queue_wait: the client was told to retry.",
-        SY_METRIC_COUNTER);
+    syc_emit_wait_metrics(api, inst, "receiver_otlp", "requests", &st->m_queue_waits,
+                          &st->m_queue_wait_expired);
     st->m_failed = api->metric_register(inst, "receiver_otlp_http_failed_requests",
                                         "OTLP/HTTP requests answered with another status than "
                                         "200.",

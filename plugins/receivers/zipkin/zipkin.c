@@ -353,15 +353,8 @@ static int zipkin_create(const sy_host_api_t *api, sy_instance_t *inst, const vo
         SY_METRIC_COUNTER);
     syc_settle_init(&z->settle, api, inst, z->cfg->settle_timeout, z->m_settle_timeouts,
                     z->m_settle_failed);
-    z->m_queue_waits = api->metric_register(
-        inst, "receiver_zipkin_queue_waits",
-        "Requests held because the queue of a pipeline they feed was full (queue_wait).",
-        SY_METRIC_COUNTER);
-    z->m_queue_wait_expired = api->metric_register(
-        inst, "receiver_zipkin_queue_wait_expired",
-        "Held requests whose queue had no room within queue_wait: answered 429, the client "
-        "retries.",
-        SY_METRIC_COUNTER);
+    syc_emit_wait_metrics(api, inst, "receiver_zipkin", "requests", &z->m_queue_waits,
+                          &z->m_queue_wait_expired);
     syc_emit_wait_init(&z->emitq, api, inst, z->cfg->queue_wait, z->m_queue_waits,
                        z->m_queue_wait_expired);
     if (syc_tls_server_open(&z->tls, api, inst, &z->cfg->tls, "tls", true) != 0) {
