@@ -34,17 +34,21 @@
 /*
  * What one field occurrence asks of the walk. It depends only on the field's
  * descriptor and the wire type the occurrence arrived with, so it is decided once
- * per (field, wire type) when the tables are built, and the loop does one lookup
- * and one switch per tag instead of a field search, a wire-type switch and tests
- * of the field's type, label and flags.
+ * per (field, wire type) when the tables are built. The action says how the value
+ * is laid out too, so the loop reads a tag, looks up its action and dispatches
+ * once: the wire type is looked at separately only on PB_OTHER, which no valid
+ * message of a known type takes but for its unknown fields.
  */
 typedef enum {
-    PB_MISMATCH,       /* the wire type does not fit the field's type: refused */
-    PB_UNKNOWN,        /* no such field: protobuf-c keeps a copy of it */
-    PB_SCALAR,         /* a number in its own wire type: nothing more to check */
-    PB_BYTES,          /* copied */
+    PB_OTHER,          /* no such field (protobuf-c keeps a copy of it), a wire type
+                        * that does not fit the field's type (refused), or none at all */
+    PB_VARINT,         /* a number in its own wire type: nothing more to check */
+    PB_FIXED64,        /* the same, 8 bytes */
+    PB_FIXED32,        /* the same, 4 bytes */
+    PB_BYTES,          /* length-delimited from here on: copied */
     PB_STRING,         /* copied, and must be UTF-8 */
     PB_MSG_REPEATED,   /* walked; every occurrence's items count */
+    PB_KV_REPEATED,    /* the same, of KeyValues: walk_kv_fast() first */
     PB_MSG_SINGULAR,   /* walked; merged into the earlier one if given again */
     PB_MSG_ONEOF,      /* as singular, and only the last member of its oneof counts */
     PB_PACKED_VARINT,  /* a repeated scalar, packed: whole varints */
@@ -81,7 +85,6 @@ static pb_schema_t schemas[PB_MAX_SCHEMAS];
 static size_t nschemas;
 static size_t max_sizeof_message; /* of every type reached (4096 if the table filled) */
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
-static const pb_schema_t *kv_schema; /* KeyValue's: see walk_kv_fast() */
 
 static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
 {
@@ -97,24 +100,27 @@ static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
  */
 static pb_action_t classify(const ProtobufCFieldDescriptor *f, int wt)
 {
-    if (!f) return PB_UNKNOWN;
+    if (!f) return PB_OTHER;
     int want = syc__wire_type_of(f->type);
     if (wt == want) {
         switch (f->type) {
         case PROTOBUF_C_TYPE_MESSAGE:
-            if (f->label == PROTOBUF_C_LABEL_REPEATED) return PB_MSG_REPEATED;
+            if (f->label == PROTOBUF_C_LABEL_REPEATED)
+                return f->descriptor == &opentelemetry__proto__common__v1__key_value__descriptor
+                           ? PB_KV_REPEATED
+                           : PB_MSG_REPEATED;
             return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? PB_MSG_ONEOF : PB_MSG_SINGULAR;
         case PROTOBUF_C_TYPE_STRING:
             return PB_STRING;
         case PROTOBUF_C_TYPE_BYTES:
             return PB_BYTES;
         default:
-            return PB_SCALAR;
+            return want == 0 ? PB_VARINT : want == 1 ? PB_FIXED64 : PB_FIXED32;
         }
     }
     if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2)
         return want == 0 ? PB_PACKED_VARINT : want == 1 ? PB_PACKED_FIXED64 : PB_PACKED_FIXED32;
-    return PB_MISMATCH;
+    return PB_OTHER;
 }
 
 /* Adds d and, depth first, every message type it reaches (while room lasts). */
@@ -126,7 +132,7 @@ static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
     s = &schemas[nschemas];
     s->index = (unsigned)nschemas++;
     s->desc = d;
-    memset(s->action, PB_UNKNOWN, sizeof(s->action));
+    memset(s->action, PB_OTHER, sizeof(s->action));
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (f->id >= PB_FAST_FIELDS) continue;
@@ -146,7 +152,6 @@ static void schemas_init(void)
         if (schemas[i].desc->sizeof_message > max_sizeof_message)
             max_sizeof_message = schemas[i].desc->sizeof_message;
     if (nschemas == PB_MAX_SCHEMAS) max_sizeof_message = 4096;
-    kv_schema = schema_find(&opentelemetry__proto__common__v1__key_value__descriptor);
 }
 
 typedef struct walk_s {
@@ -184,6 +189,46 @@ static inline size_t read_varint_max(const uint8_t *p, size_t len, size_t limit,
 static inline size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
 {
     return read_varint_max(p, len, 10, out);
+}
+
+/* Skips a varint value (at most 10 bytes) that starts at p, before end; returns
+ * where the next field starts, or NULL if it is truncated or longer. */
+static inline const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
+{
+    if (PB_LIKELY(p < end && p[0] < 0x80)) return p + 1;
+    uint64_t v;
+    size_t n = read_varint(p, (size_t)(end - p), &v);
+    return n ? p + n : NULL;
+}
+
+/*
+ * Reads the length prefix of a length-delimited value at *q, before end: sets
+ * *val and *vlen to the value and moves *q past it. Returns NULL, or what is
+ * wrong, in the words of the error message. Lengths of up to 16383 bytes (one or
+ * two bytes) are read without a loop.
+ */
+static inline const char *take_length(const uint8_t **q, const uint8_t *end, const uint8_t **val,
+                                      size_t *vlen)
+{
+    const uint8_t *p = *q;
+    uint64_t l;
+    if (PB_LIKELY(p < end && p[0] < 0x80)) {
+        l = p[0];
+        p += 1;
+    } else if (PB_LIKELY(end - p >= 2 && p[1] < 0x80)) {
+        l = (p[0] & 0x7fu) | (uint64_t)p[1] << 7;
+        p += 2;
+    } else {
+        size_t n = read_varint_max(p, (size_t)(end - p), 5, &l);
+        if (PB_UNLIKELY(!n)) return "truncated or overlong length";
+        if (PB_UNLIKELY(l > INT_MAX)) return "length over 2 GiB";
+        p += n;
+    }
+    if (PB_UNLIKELY(l > (size_t)(end - p))) return "length past the end of the message";
+    *val = p;
+    *vlen = (size_t)l;
+    *q = p + l;
+    return NULL;
 }
 
 /*
@@ -396,54 +441,21 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
     while (q < end) {
         occurrences++;
         uint64_t key = *q;
-        size_t n;
         if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
             if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
             q++;
+        } else if (PB_LIKELY(end - q >= 2 && q[1] < 0x80)) { /* two bytes: up to field 2047 */
+            key = (key & 0x7f) | (uint64_t)q[1] << 7;
+            if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            q += 2;
         } else {
-            n = read_varint_max(q, (size_t)(end - q), 5, &key);
+            size_t n = read_varint_max(q, (size_t)(end - q), 5, &key);
             if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong tag", 0);
             q += n;
             if (PB_UNLIKELY(key >> 3 > 0x1fffffff || key >> 3 == 0))
                 return fail(w, desc, "invalid field number", 0);
         }
         uint32_t field = (uint32_t)(key >> 3);
-        int wt = (int)(key & 7);
-
-        const uint8_t *val = q;
-        size_t vlen = 0;
-        switch (wt) {
-        case 0: {
-            uint64_t v;
-            n = read_varint(q, (size_t)(end - q), &v);
-            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated varint", field);
-            q += n;
-            break;
-        }
-        case 1:
-            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
-            q += 8;
-            break;
-        case 5:
-            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
-            q += 4;
-            break;
-        case 2: {
-            uint64_t l;
-            n = read_varint_max(q, (size_t)(end - q), 5, &l);
-            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong length", field);
-            if (PB_UNLIKELY(l > INT_MAX)) return fail(w, desc, "length over 2 GiB", field);
-            q += n;
-            if (PB_UNLIKELY(l > (size_t)(end - q)))
-                return fail(w, desc, "length past the end of the message", field);
-            val = q;
-            vlen = (size_t)l;
-            q += vlen;
-            break;
-        }
-        default:
-            return fail(w, desc, "unsupported wire type", field);
-        }
 
         pb_action_t act;
         const pb_field_t *pf;
@@ -456,14 +468,61 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             slow.sub = slow.f && slow.f->type == PROTOBUF_C_TYPE_MESSAGE
                            ? schema_find(slow.f->descriptor)
                            : NULL;
-            act = classify(slow.f, wt);
+            act = classify(slow.f, (int)(key & 7));
             pf = &slow;
+        }
+
+        /* The value: skipped for a number, found for the rest (val, vlen). */
+        const uint8_t *val = q;
+        size_t vlen = 0;
+        const char *bad;
+        switch (act) {
+        case PB_VARINT:
+            if (PB_UNLIKELY(!(q = skip_varint(q, end))))
+                return fail(w, desc, "truncated varint", field);
+            continue;
+        case PB_FIXED64:
+            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+            q += 8;
+            continue;
+        case PB_FIXED32:
+            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+            q += 4;
+            continue;
+        case PB_OTHER:
+            switch (key & 7) {
+            case 0:
+                if (PB_UNLIKELY(!(q = skip_varint(q, end))))
+                    return fail(w, desc, "truncated varint", field);
+                break;
+            case 1:
+                if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+                q += 8;
+                break;
+            case 5:
+                if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+                q += 4;
+                break;
+            case 2:
+                if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                    return fail(w, desc, bad, field);
+                break;
+            default:
+                return fail(w, desc, "unsupported wire type", field);
+            }
+            if (PB_UNLIKELY(pf->f != NULL))
+                return fail(w, desc, "wire type does not match the field's type", field);
+            /* unknown fields are kept by protobuf-c and skipped here */
+            if (estimate) copied += vlen + 16; /* the copy includes the length prefix */
+            continue;
+        default: /* length-delimited */
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
+            break;
         }
 
         int64_t sub;
         switch (act) {
-        case PB_SCALAR:
-            continue;
         case PB_STRING:
             if (estimate) copied += vlen;
             if (PB_UNLIKELY(!string_is_utf8(val, vlen, (size_t)(w->end - val))))
@@ -472,12 +531,11 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
         case PB_BYTES:
             if (estimate) copied += vlen;
             continue;
-        case PB_UNKNOWN: /* unknown fields are kept by protobuf-c and skipped here */
-            if (estimate) copied += vlen + 16; /* the copy includes the length prefix */
-            continue;
-        case PB_MSG_REPEATED:
-            if (!estimate && pf->sub == kv_schema && walk_kv_fast(w, val, vlen, depth + 1))
+        case PB_KV_REPEATED:
+            if (!estimate && walk_kv_fast(w, val, vlen, depth + 1))
                 continue; /* no items in an attribute */
+            /* fall through */
+        case PB_MSG_REPEATED:
             sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
                            : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
             if (PB_UNLIKELY(sub < 0)) return -1;
@@ -527,10 +585,8 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             if (estimate) copied += vlen;
             if (check_packed(w, desc, pf->f, act, val, vlen, estimate) < 0) return -1;
             continue;
-        case PB_MISMATCH:
-            return fail(w, desc, "wire type does not match the field's type", field);
         default:
-            __builtin_unreachable(); /* actions come from classify() */
+            __builtin_unreachable(); /* the others were handled above */
         }
     }
     for (size_t k = 0; k < noneofs; k++)
