@@ -286,33 +286,59 @@ static PB_COLD int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
 #define PB_ESTIMATE_CAP   ((uint64_t)1 << 60) /* far past any bound */
 
 /*
- * Whether the string s[0..n) is UTF-8, knowing that `room` bytes from s are
- * readable (the rest of the buffer). Most OTLP strings are ASCII: a string of at
+ * Whether s[0..n) is all ASCII, knowing that `room` bytes from s are readable
+ * (the rest of the buffer); false also when that cannot be told cheaply (a short
+ * run at the very end of the buffer). Most OTLP strings are ASCII: a run of at
  * most 16 bytes with 16 readable is checked with one unaligned 16-byte load and a
  * mask, without a branch on its length; a longer one by OR-ing its 16-byte blocks
- * (the last one overlapping) and testing the high bits once. Only a string with a
- * high bit, or at the very end of the buffer, goes to syc_utf8_valid(), which
- * decides: ASCII is always valid, so the answer is the same.
+ * (the last one overlapping) and testing the high bits once. Without SSE2, 8
+ * bytes at a time through memcpy.
  */
-static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
+static inline bool is_ascii(const uint8_t *s, size_t n, size_t room)
 {
 #if defined(__SSE2__)
     if (PB_LIKELY(n <= 16)) {
-        if (PB_LIKELY(room >= 16)) {
-            unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
-            if (PB_LIKELY(!(high & ((1u << n) - 1)))) return true;
-        }
-    } else {
-        __m128i any = _mm_loadu_si128((const __m128i *)s);
-        for (size_t i = 16; i + 16 < n; i += 16)
-            any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
-        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + n - 16)));
-        if (PB_LIKELY(!_mm_movemask_epi8(any))) return true;
+        if (PB_UNLIKELY(room < 16)) return false;
+        unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
+        return !(high & ((1u << n) - 1));
     }
+    __m128i any = _mm_loadu_si128((const __m128i *)s);
+    size_t last = n - 16; /* the offset of the last block */
+    if (PB_LIKELY(n <= 64)) {
+        /* Four blocks, overlapping, at 0, a, last - a and last, with no gap
+         * between them: no loop, no branch on the length. */
+        size_t a = (last + 2) / 3;
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + a)));
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last - a)));
+    } else {
+        for (size_t i = 16; i < last; i += 16)
+            any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
+    }
+    any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last)));
+    return !_mm_movemask_epi8(any);
 #else
-    (void)room; /* syc_utf8_valid() goes 8 bytes at a time */
+    (void)room;
+    uint64_t any = 0, word;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, s + i, 8);
+        any |= word;
+    }
+    for (; i < n; i++)
+        any |= s[i];
+    return !(any & 0x8080808080808080ull);
 #endif
-    return syc_utf8_valid(s, n);
+}
+
+/*
+ * Whether the string s[0..n) is UTF-8, `room` as for is_ascii(). Only a string
+ * with a high bit, or a short one at the very end of the buffer, goes to
+ * syc_utf8_valid(), which decides: ASCII is always valid, so the answer is the
+ * same.
+ */
+static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
+{
+    return PB_LIKELY(is_ascii(s, n, room)) || syc_utf8_valid(s, n);
 }
 
 /* A packed array of scalars must hold whole elements. With `estimate`, adds its
@@ -532,8 +558,20 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             if (estimate) copied += vlen;
             continue;
         case PB_KV_REPEATED:
-            if (!estimate && walk_kv_fast(w, val, vlen, depth + 1))
-                continue; /* no items in an attribute */
+            /* No items in an attribute. Attributes come in runs: the rest of the
+             * run (the same one-byte tag again) is walked here, without going
+             * back to the top of the loop, while each one takes the fast path. */
+            if (!estimate) {
+                bool fast;
+                while ((fast = walk_kv_fast(w, val, vlen, depth + 1)) && key < 0x80 && q < end &&
+                       *q == key) {
+                    occurrences++;
+                    q++;
+                    if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                        return fail(w, desc, bad, field);
+                }
+                if (fast) continue;
+            }
             /* fall through */
         case PB_MSG_REPEATED:
             sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
