@@ -73,6 +73,7 @@ typedef struct pb_schema_s pb_schema_t;
 typedef struct pb_field_s {
     const ProtobufCFieldDescriptor *f; /* NULL: no such field */
     const pb_schema_t *sub;            /* the table of a message field's type, or NULL */
+    bool flat;                         /* sub is flat: see walk_flat() */
 } pb_field_t;
 struct pb_schema_s {
     const ProtobufCMessageDescriptor *desc;
@@ -123,6 +124,17 @@ static pb_action_t classify(const ProtobufCFieldDescriptor *f, int wt)
     return PB_OTHER;
 }
 
+/* Whether messages of type d hold only singular numbers, strings and bytes, in
+ * fields 1 to 15 (one-byte tags): Status, ValueAtQuantile. See walk_flat(). */
+static bool is_flat(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].id >= 16 || d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE ||
+            d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+            return false;
+    return true;
+}
+
 /* Adds d and, depth first, every message type it reaches (while room lasts). */
 static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
 {
@@ -139,7 +151,10 @@ static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
         s->field[f->id].f = f;
         for (int wt = 0; wt < 8; wt++)
             s->action[f->id << 3 | (unsigned)wt] = (uint8_t)classify(f, wt);
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE) s->field[f->id].sub = schema_add(f->descriptor);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            s->field[f->id].sub = schema_add(f->descriptor);
+            s->field[f->id].flat = s->field[f->id].sub && is_flat(f->descriptor);
+        }
     }
     return s;
 }
@@ -425,12 +440,68 @@ static inline bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int dep
     return true;
 }
 
+/*
+ * A message of a flat type (is_flat(): Status, ValueAtQuantile) walked without
+ * the generic loop and its bookkeeping (a call, the oneof and merge records):
+ * one-byte tags, numbers and strings, each in its own wire type. Returns the
+ * items in it (whether its type counts as one), having counted its occurrences;
+ * -1 to let the generic walk decide anything else, errors included (so that an
+ * error reads the same either way). `depth` is the message's.
+ */
+static inline int64_t walk_flat(walk_t *w, const pb_schema_t *s, const uint8_t *p, size_t len,
+                                int depth)
+{
+    if (PB_UNLIKELY(depth > SY__PB_MAX_DEPTH)) return -1;
+    const uint8_t *q = p, *const end = p + len, *val;
+    size_t vlen;
+    uint64_t occurrences = 0;
+    while (q < end) {
+        uint8_t key = *q++;
+        occurrences++;
+        switch (key < 0x80 ? (pb_action_t)s->action[key] : PB_OTHER) {
+        case PB_VARINT:
+            if (!(q = skip_varint(q, end))) return -1;
+            continue;
+        case PB_FIXED64:
+            if (end - q < 8) return -1;
+            q += 8;
+            continue;
+        case PB_FIXED32:
+            if (end - q < 4) return -1;
+            q += 4;
+            continue;
+        case PB_BYTES:
+            if (take_length(&q, end, &val, &vlen)) return -1;
+            continue;
+        case PB_STRING:
+            if (take_length(&q, end, &val, &vlen) ||
+                !string_is_utf8(val, vlen, (size_t)(w->end - val)))
+                return -1;
+            continue;
+        default:
+            return -1;
+        }
+    }
+    w->occ += occurrences;
+    return (int64_t)((w->item_mask >> s->index) & 1);
+}
+
 static int64_t walk_plain(walk_t *w, const pb_schema_t *schema,
                           const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
                           int depth);
 static int64_t walk_estimated(walk_t *w, const pb_schema_t *schema,
                               const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
                               int depth);
+
+/* Walks the message val[0..vlen) that field pf holds; returns its items, or -1. */
+static inline __attribute__((always_inline)) int64_t walk_field(walk_t *w, const pb_field_t *pf,
+                                                                const uint8_t *val, size_t vlen,
+                                                                int depth, const bool estimate)
+{
+    if (estimate) return walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth);
+    int64_t items = pf->flat ? walk_flat(w, pf->sub, val, vlen, depth) : -1;
+    return items >= 0 ? items : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth);
+}
 
 /*
  * Walks one message of type desc (whose table is schema, or NULL); returns the
@@ -494,6 +565,7 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             slow.sub = slow.f && slow.f->type == PROTOBUF_C_TYPE_MESSAGE
                            ? schema_find(slow.f->descriptor)
                            : NULL;
+            slow.flat = false;
             act = classify(slow.f, (int)(key & 7));
             pf = &slow;
         }
@@ -574,15 +646,13 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             }
             /* fall through */
         case PB_MSG_REPEATED:
-            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
-                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            sub = walk_field(w, pf, val, vlen, depth + 1, estimate);
             if (PB_UNLIKELY(sub < 0)) return -1;
             total += (uint64_t)sub;
             continue;
         case PB_MSG_SINGULAR:
         case PB_MSG_ONEOF: {
-            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
-                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            sub = walk_field(w, pf, val, vlen, depth + 1, estimate);
             if (PB_UNLIKELY(sub < 0)) return -1;
             /* A singular message field (a oneof member too) given again is
              * merged into what came before: protobuf-c allocates every repeated
