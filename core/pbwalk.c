@@ -307,8 +307,8 @@ static PB_COLD int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
  * run at the very end of the buffer). Most OTLP strings are ASCII: a run of at
  * most 16 bytes with 16 readable is checked with one unaligned 16-byte load and a
  * mask, without a branch on its length; a longer one by OR-ing its 16-byte blocks
- * (the last one overlapping) and testing the high bits once. Without SSE2, 8
- * bytes at a time through memcpy.
+ * (the last one overlapping: up to 64 bytes without a loop) and testing the high
+ * bits once. Without SSE2, 8 bytes at a time through memcpy.
  */
 PB_INLINE bool is_ascii(const uint8_t *s, size_t n, size_t room)
 {
@@ -320,12 +320,12 @@ PB_INLINE bool is_ascii(const uint8_t *s, size_t n, size_t room)
     }
     __m128i any = _mm_loadu_si128((const __m128i *)s);
     size_t last = n - 16; /* the offset of the last block */
-    if (PB_LIKELY(n <= 64)) {
-        /* Four blocks, overlapping, at 0, a, last - a and last, with no gap
-         * between them: no loop, no branch on the length. */
-        size_t a = (last + 2) / 3;
-        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + a)));
-        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last - a)));
+    if (PB_LIKELY(n <= 32)) {
+        /* two blocks, overlapping: most keys and values */
+    } else if (n <= 64) {
+        /* Four blocks, overlapping, with no gap between them: no loop. */
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + 16)));
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last - 16)));
     } else {
         for (size_t i = 16; i < last; i += 16)
             any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
