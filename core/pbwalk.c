@@ -55,6 +55,7 @@ typedef enum {
     PB_PACKED_VARINT,  /* a repeated scalar, packed: whole varints */
     PB_PACKED_FIXED64, /* a repeated scalar, packed: whole 8-byte elements */
     PB_PACKED_FIXED32, /* a repeated scalar, packed: whole 4-byte elements */
+    PB_SLOW,           /* not in a table: the field is looked up and classified */
 } pb_action_t;
 
 /*
@@ -87,6 +88,9 @@ static pb_schema_t schemas[PB_MAX_SCHEMAS];
 static size_t nschemas;
 static size_t max_sizeof_message; /* of every type reached (4096 if the table filled) */
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
+
+/* The table of types that have none: every tag takes the slow path. */
+static pb_schema_t no_table;
 
 static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
 {
@@ -162,6 +166,7 @@ static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
 
 static void schemas_init(void)
 {
+    memset(no_table.action, PB_SLOW, sizeof(no_table.action));
     for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
         schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
     for (size_t i = 0; i < nschemas; i++)
@@ -553,6 +558,7 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
     if (PB_UNLIKELY(depth > SY__PB_MAX_DEPTH)) return fail(w, desc, "nesting too deep", 0);
     uint64_t total =
         PB_LIKELY(schema != NULL) ? (w->item_mask >> schema->index) & 1 : is_item_slow(w, desc);
+    if (PB_UNLIKELY(!schema)) schema = &no_table;
     /* Items under each oneof seen so far, keyed by the oneof's case offset. */
     struct {
         unsigned qoff;
@@ -570,12 +576,15 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
     while (q < end) {
         occurrences++;
         uint64_t key = *q;
+        pb_action_t act;
         if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
             if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            act = (pb_action_t)schema->action[key];
             q++;
         } else if (PB_LIKELY(end - q >= 2 && q[1] < 0x80)) { /* two bytes: up to field 2047 */
             key = (key & 0x7f) | (uint64_t)q[1] << 7;
             if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            act = key < PB_FAST_FIELDS * 8 ? (pb_action_t)schema->action[key] : PB_SLOW;
             q += 2;
         } else {
             size_t n = read_varint_max(q, (size_t)(end - q), 5, &key);
@@ -583,16 +592,13 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
             q += n;
             if (PB_UNLIKELY(key >> 3 > 0x1fffffff || key >> 3 == 0))
                 return fail(w, desc, "invalid field number", 0);
+            act = key < PB_FAST_FIELDS * 8 ? (pb_action_t)schema->action[key] : PB_SLOW;
         }
         uint32_t field = (uint32_t)(key >> 3);
-
-        pb_action_t act;
-        const pb_field_t *pf;
+        /* (a field past the table takes the slow path, and its own pf) */
+        const pb_field_t *pf = &schema->field[field % PB_FAST_FIELDS];
         pb_field_t slow;
-        if (PB_LIKELY(schema && key < PB_FAST_FIELDS * 8)) {
-            act = (pb_action_t)schema->action[key];
-            pf = &schema->field[field];
-        } else {
+        if (PB_UNLIKELY(act == PB_SLOW)) {
             slow.f = protobuf_c_message_descriptor_get_field(desc, field);
             slow.sub = slow.f && slow.f->type == PROTOBUF_C_TYPE_MESSAGE
                            ? schema_find(slow.f->descriptor)
@@ -602,7 +608,8 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
             pf = &slow;
         }
 
-        /* The value: skipped for a number, found for the rest (val, vlen). */
+        /* The value: skipped for a number, checked for a string or bytes, found
+         * (val, vlen) for the rest. */
         const uint8_t *val = q;
         size_t vlen = 0;
         const char *bad;
@@ -618,6 +625,18 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
         case PB_FIXED32:
             if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
             q += 4;
+            continue;
+        case PB_STRING:
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
+            if (estimate) copied += vlen;
+            if (PB_UNLIKELY(!string_is_utf8(val, vlen, (size_t)(w->end - val))))
+                return fail_utf8(w, desc, pf->f);
+            continue;
+        case PB_BYTES:
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
+            if (estimate) copied += vlen;
             continue;
         case PB_OTHER:
             switch (key & 7) {
@@ -645,7 +664,7 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
             /* unknown fields are kept by protobuf-c and skipped here */
             if (estimate) copied += vlen + 16; /* the copy includes the length prefix */
             continue;
-        default: /* length-delimited */
+        default: /* a message or a packed array */
             if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
                 return fail(w, desc, bad, field);
             break;
@@ -653,14 +672,6 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
 
         int64_t sub;
         switch (act) {
-        case PB_STRING:
-            if (estimate) copied += vlen;
-            if (PB_UNLIKELY(!string_is_utf8(val, vlen, (size_t)(w->end - val))))
-                return fail_utf8(w, desc, pf->f);
-            continue;
-        case PB_BYTES:
-            if (estimate) copied += vlen;
-            continue;
         case PB_KV_REPEATED:
             /* No items in an attribute. Attributes come in runs: the rest of the
              * run (the same one-byte tag again) is walked here, without going
