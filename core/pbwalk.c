@@ -400,8 +400,8 @@ static PB_COLD uint64_t is_item_slow(const walk_t *w, const ProtobufCMessageDesc
  * field once and in that order. Nine in ten messages of a typical request are a
  * KeyValue or its AnyValue, and the generic walk spends more on entering and
  * leaving them (two calls, their locals, the oneof and merge bookkeeping) than on
- * their bytes. Returns true when p[0..len) is that shape and valid, having counted
- * its three occurrences; false to let the generic walk decide, errors included
+ * their bytes. Returns true when p[0..len) is that shape and valid (it holds three
+ * occurrences: the caller counts them); false to let the generic walk decide, errors included
  * (so that an error reads the same either way). `depth` is the KeyValue's.
  * Decides exactly as walk_message() would: tests/unit/test_pbwalk.c and
  * fuzz_otlp_proto compare both with the reference walk.
@@ -439,7 +439,6 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
                 return false;
             }
             if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(w->end - (p + 2))))) {
-                w->occ += 3;
                 return true;
             }
         }
@@ -474,7 +473,6 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
         return false;
     }
     if (!string_is_utf8(key, key_len, (size_t)(w->end - key))) return false;
-    w->occ += 3;
     return true;
 }
 
@@ -678,8 +676,8 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
              * back to the top of the loop, while each one takes the fast path. */
             if (!estimate) {
                 bool fast;
-                while ((fast = walk_kv_fast(w, val, vlen, depth + 1)) && key < 0x80 && q < end &&
-                       *q == key) {
+                while ((fast = walk_kv_fast(w, val, vlen, depth + 1)) &&
+                       (occurrences += 3, key < 0x80 && q < end && *q == key)) {
                     occurrences++;
                     q++;
                     if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
