@@ -401,17 +401,19 @@ static PB_COLD uint64_t is_item_slow(const walk_t *w, const ProtobufCMessageDesc
  * KeyValue or its AnyValue, and the generic walk spends more on entering and
  * leaving them (two calls, their locals, the oneof and merge bookkeeping) than on
  * their bytes. Returns true when p[0..len) is that shape and valid (it holds three
- * occurrences: the caller counts them); false to let the generic walk decide, errors included
- * (so that an error reads the same either way). `depth` is the KeyValue's.
+ * occurrences: the caller counts them); false to let the generic walk decide,
+ * errors included (so that an error reads the same either way). The caller has
+ * checked that the KeyValue and its AnyValue are within the depth bound;
+ * `buf_end` is the end of the buffer (reads up to it are safe).
  * Decides exactly as walk_message() would: tests/unit/test_pbwalk.c and
  * fuzz_otlp_proto compare both with the reference walk.
  */
-PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
+PB_INLINE bool walk_kv_fast(const uint8_t *p, size_t len, const uint8_t *buf_end)
 {
     const uint8_t *const end = p + len;
     uint64_t l;
     size_t n;
-    if (PB_UNLIKELY(depth + 1 > SY__PB_MAX_DEPTH || len < 4 || p[0] != 0x0A)) return false;
+    if (PB_UNLIKELY(len < 4 || p[0] != 0x0A)) return false;
     /*
      * The compact shape first, in fewer steps: an attribute under 132 bytes, so
      * that every length in it is under 128 and takes one byte. Anything it does
@@ -426,7 +428,7 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
             switch (any[0]) {
             case 0x0A: /* string_value */
                 ok = alen >= 2 && any[1] == alen - 2 &&
-                     is_ascii(any + 2, alen - 2, (size_t)(w->end - (any + 2)));
+                     is_ascii(any + 2, alen - 2, (size_t)(buf_end - (any + 2)));
                 break;
             case 0x10: /* bool_value */
             case 0x18: /* int_value */
@@ -438,7 +440,7 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
             default:
                 return false;
             }
-            if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(w->end - (p + 2))))) {
+            if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(buf_end - (p + 2))))) {
                 return true;
             }
         }
@@ -459,7 +461,7 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
     switch (v[0]) {
     case 0x0A: /* string_value */
         if (!(n = read_varint_max(v + 1, vlen - 1, 5, &l)) || l != vlen - 1 - n ||
-            !string_is_utf8(v + 1 + n, (size_t)l, (size_t)(w->end - (v + 1 + n))))
+            !string_is_utf8(v + 1 + n, (size_t)l, (size_t)(buf_end - (v + 1 + n))))
             return false;
         break;
     case 0x10: /* bool_value */
@@ -472,7 +474,7 @@ PB_INLINE bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
     default:
         return false;
     }
-    if (!string_is_utf8(key, key_len, (size_t)(w->end - key))) return false;
+    if (!string_is_utf8(key, key_len, (size_t)(buf_end - key))) return false;
     return true;
 }
 
@@ -674,9 +676,9 @@ PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
             /* No items in an attribute. Attributes come in runs: the rest of the
              * run (the same one-byte tag again) is walked here, without going
              * back to the top of the loop, while each one takes the fast path. */
-            if (!estimate) {
+            if (!estimate && depth + 2 <= SY__PB_MAX_DEPTH) {
                 bool fast;
-                while ((fast = walk_kv_fast(w, val, vlen, depth + 1)) &&
+                while ((fast = walk_kv_fast(val, vlen, w->end)) &&
                        (occurrences += 3, key < 0x80 && q < end && *q == key)) {
                     occurrences++;
                     q++;
