@@ -533,12 +533,12 @@ static void test_compact_attributes_agree(void **state)
                 assert_agrees(req, (size_t)(buf + sizeof(buf) - req));
             }
         }
-    /* Numbers: an int or bool of 1 to 11 varint bytes (the last without its end
-     * bit too), a double of 7 to 9 bytes. */
+    /* Numbers: an int or bool of 1 to 11 varint bytes (also with no end bit, or
+     * with the varint ending at the first byte), a double of 7 to 9 bytes. */
     for (size_t klen = 0; klen <= 40; klen += 8)
         for (int type = 0; type < 3; type++)
             for (size_t nb = 1; nb <= 11; nb++)
-                for (int ends = 0; ends < 2; ends++) {
+                for (int ends = 0; ends < 3; ends++) {
                     size_t alen = 0;
                     if (type == 2) {
                         if (nb < 7 || nb > 10) continue;
@@ -548,14 +548,16 @@ static void test_compact_attributes_agree(void **state)
                     } else {
                         any[alen++] = type == 0 ? 0x18 : 0x10;
                         for (size_t i = 0; i < nb; i++)
-                            any[alen++] = i + 1 < nb || !ends ? 0x81 : 0x01;
+                            any[alen++] = ends == 2 ? (i == 0 ? 0x01 : 0x81) /* ends early */
+                                          : i + 1 < nb || !ends ? 0x81
+                                                                : 0x01;
                     }
                     size_t n = attribute(span, klen, false, any, alen);
                     n += attribute(span + n, 2, false, plain, sizeof(plain));
                     uint8_t *req = trace_request(buf, sizeof(buf), span, n);
                     size_t len = (size_t)(buf + sizeof(buf) - req);
                     assert_agrees(req, len);
-                    if (klen == 8) assert_edits_agree(req, len);
+                    if (klen == 8 && type == 0) assert_edits_agree(req, len);
                 }
 }
 
@@ -599,7 +601,7 @@ static void test_attribute_depth_agrees(void **state)
 static void test_tags_and_lengths_agree(void **state)
 {
     (void)state;
-    uint8_t span[40000], buf[40200];
+    uint8_t span[17000], buf[17200];
     static const uint8_t tags[][7] = {
         {2, 0x80, 0x00},
         {2, 0x87, 0x00},
@@ -615,7 +617,7 @@ static void test_tags_and_lengths_agree(void **state)
         {6, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
         {1, 0x80},
     };
-    static const size_t slens[] = {0, 5, 127, 128, 200, 16383, 16384, 20000};
+    static const size_t slens[] = {0, 5, 127, 128, 200, 16383, 16384};
     for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
         for (size_t si = 0; si < sizeof(slens) / sizeof(slens[0]); si++)
             for (int minimal = 0; minimal < 2; minimal++) {
@@ -645,7 +647,7 @@ static void test_tags_and_lengths_agree(void **state)
                 uint8_t *req = trace_request(buf, sizeof(buf), span, n);
                 size_t len = (size_t)(buf + sizeof(buf) - req);
                 assert_agrees(req, len);
-                if (slen < 200) assert_edits_agree(req, len);
+                if (slen <= 5) assert_edits_agree(req, len);
             }
 }
 
