@@ -44,6 +44,24 @@ static void assert_agrees(const uint8_t *data, size_t len)
     }
 }
 
+/* Every prefix of data[0..len) and every single-byte change (one up, one down,
+ * a high byte) agree with the reference. */
+static void assert_edits_agree(const uint8_t *data, size_t len)
+{
+    uint8_t copy[1024];
+    assert_true(len <= sizeof(copy));
+    for (size_t cut = 0; cut <= len; cut++)
+        assert_agrees(data, cut);
+    for (size_t i = 0; i < len; i++)
+        for (int flip = 0; flip < 3; flip++) {
+            memcpy(copy, data, len);
+            copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
+                      : flip == 1 ? (uint8_t)(copy[i] - 1)
+                                  : 0xc3;
+            assert_agrees(copy, len);
+        }
+}
+
 typedef struct seed_s {
     uint8_t *data;
     size_t len;
@@ -329,37 +347,8 @@ static void test_attribute_shapes_agree(void **state)
                 at = wrap(at, 0x12, (size_t)(end - at)); /* ScopeSpans.spans */
                 at = wrap(at, 0x12, (size_t)(end - at)); /* ResourceSpans.scope_spans */
                 at = wrap(at, 0x0a, (size_t)(end - at)); /* request.resource_spans */
-                size_t len = (size_t)(end - at);
-                uint8_t copy[1024];
-                for (size_t cut = 0; cut <= len; cut++)
-                    assert_agrees(at, cut);
-                for (size_t i = 0; i < len; i++)
-                    for (int flip = 0; flip < 3; flip++) {
-                        memcpy(copy, at, len);
-                        copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
-                                  : flip == 1 ? (uint8_t)(copy[i] - 1)
-                                              : 0xc3;
-                        assert_agrees(copy, len);
-                    }
+                assert_edits_agree(at, (size_t)(end - at));
             }
-}
-
-/* Every prefix of data[0..len) and every single-byte change (one up, one down,
- * a high byte) agree with the reference. */
-static void assert_edits_agree(const uint8_t *data, size_t len)
-{
-    uint8_t copy[1024];
-    assert_true(len <= sizeof(copy));
-    for (size_t cut = 0; cut <= len; cut++)
-        assert_agrees(data, cut);
-    for (size_t i = 0; i < len; i++)
-        for (int flip = 0; flip < 3; flip++) {
-            memcpy(copy, data, len);
-            copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
-                      : flip == 1 ? (uint8_t)(copy[i] - 1)
-                                  : 0xc3;
-            assert_agrees(copy, len);
-        }
 }
 
 /* Wraps span[0..n) (a Span's fields) into a trace request at the end of
