@@ -440,9 +440,7 @@ PB_INLINE bool walk_kv_fast(const uint8_t *p, size_t len, const uint8_t *buf_end
             default:
                 return false;
             }
-            if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(buf_end - (p + 2))))) {
-                return true;
-            }
+            if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(buf_end - (p + 2))))) return true;
         }
     }
     /* key: field 1, a string */
