@@ -30,26 +30,32 @@
 #define PB_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define PB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PB_COLD        __attribute__((cold, noinline))
+#define PB_INLINE      static inline __attribute__((always_inline))
 
 /*
  * What one field occurrence asks of the walk. It depends only on the field's
  * descriptor and the wire type the occurrence arrived with, so it is decided once
- * per (field, wire type) when the tables are built, and the loop does one lookup
- * and one switch per tag instead of a field search, a wire-type switch and tests
- * of the field's type, label and flags.
+ * per (field, wire type) when the tables are built. The action says how the value
+ * is laid out too, so the loop reads a tag, looks up its action and dispatches
+ * once: the wire type is looked at separately only on PB_OTHER, which no valid
+ * message of a known type takes but for its unknown fields.
  */
 typedef enum {
-    PB_MISMATCH,       /* the wire type does not fit the field's type: refused */
-    PB_UNKNOWN,        /* no such field: protobuf-c keeps a copy of it */
-    PB_SCALAR,         /* a number in its own wire type: nothing more to check */
-    PB_BYTES,          /* copied */
+    PB_OTHER,          /* no such field (protobuf-c keeps a copy of it), a wire type
+                        * that does not fit the field's type (refused), or none at all */
+    PB_VARINT,         /* a number in its own wire type: nothing more to check */
+    PB_FIXED64,        /* the same, 8 bytes */
+    PB_FIXED32,        /* the same, 4 bytes */
+    PB_BYTES,          /* length-delimited from here on: copied */
     PB_STRING,         /* copied, and must be UTF-8 */
     PB_MSG_REPEATED,   /* walked; every occurrence's items count */
+    PB_KV_REPEATED,    /* the same, of KeyValues: walk_kv_fast() first */
     PB_MSG_SINGULAR,   /* walked; merged into the earlier one if given again */
     PB_MSG_ONEOF,      /* as singular, and only the last member of its oneof counts */
     PB_PACKED_VARINT,  /* a repeated scalar, packed: whole varints */
     PB_PACKED_FIXED64, /* a repeated scalar, packed: whole 8-byte elements */
     PB_PACKED_FIXED32, /* a repeated scalar, packed: whole 4-byte elements */
+    PB_SLOW,           /* not in a table: the field is looked up and classified */
 } pb_action_t;
 
 /*
@@ -69,6 +75,7 @@ typedef struct pb_schema_s pb_schema_t;
 typedef struct pb_field_s {
     const ProtobufCFieldDescriptor *f; /* NULL: no such field */
     const pb_schema_t *sub;            /* the table of a message field's type, or NULL */
+    bool flat;                         /* sub is flat: see walk_flat() */
 } pb_field_t;
 struct pb_schema_s {
     const ProtobufCMessageDescriptor *desc;
@@ -81,7 +88,9 @@ static pb_schema_t schemas[PB_MAX_SCHEMAS];
 static size_t nschemas;
 static size_t max_sizeof_message; /* of every type reached (4096 if the table filled) */
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
-static const pb_schema_t *kv_schema; /* KeyValue's: see walk_kv_fast() */
+
+/* The table of types that have none: every tag takes the slow path. */
+static pb_schema_t no_table;
 
 static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
 {
@@ -97,24 +106,38 @@ static const pb_schema_t *schema_find(const ProtobufCMessageDescriptor *d)
  */
 static pb_action_t classify(const ProtobufCFieldDescriptor *f, int wt)
 {
-    if (!f) return PB_UNKNOWN;
+    if (!f) return PB_OTHER;
     int want = syc__wire_type_of(f->type);
     if (wt == want) {
         switch (f->type) {
         case PROTOBUF_C_TYPE_MESSAGE:
-            if (f->label == PROTOBUF_C_LABEL_REPEATED) return PB_MSG_REPEATED;
+            if (f->label == PROTOBUF_C_LABEL_REPEATED)
+                return f->descriptor == &opentelemetry__proto__common__v1__key_value__descriptor
+                           ? PB_KV_REPEATED
+                           : PB_MSG_REPEATED;
             return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? PB_MSG_ONEOF : PB_MSG_SINGULAR;
         case PROTOBUF_C_TYPE_STRING:
             return PB_STRING;
         case PROTOBUF_C_TYPE_BYTES:
             return PB_BYTES;
         default:
-            return PB_SCALAR;
+            return want == 0 ? PB_VARINT : want == 1 ? PB_FIXED64 : PB_FIXED32;
         }
     }
     if (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2)
         return want == 0 ? PB_PACKED_VARINT : want == 1 ? PB_PACKED_FIXED64 : PB_PACKED_FIXED32;
-    return PB_MISMATCH;
+    return PB_OTHER;
+}
+
+/* Whether messages of type d hold only singular numbers, strings and bytes, in
+ * fields 1 to 15 (one-byte tags): Status, ValueAtQuantile. See walk_flat(). */
+static bool is_flat(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].id >= 16 || d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE ||
+            d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+            return false;
+    return true;
 }
 
 /* Adds d and, depth first, every message type it reaches (while room lasts). */
@@ -126,27 +149,30 @@ static pb_schema_t *schema_add(const ProtobufCMessageDescriptor *d)
     s = &schemas[nschemas];
     s->index = (unsigned)nschemas++;
     s->desc = d;
-    memset(s->action, PB_UNKNOWN, sizeof(s->action));
+    memset(s->action, PB_OTHER, sizeof(s->action));
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (f->id >= PB_FAST_FIELDS) continue;
         s->field[f->id].f = f;
         for (int wt = 0; wt < 8; wt++)
             s->action[f->id << 3 | (unsigned)wt] = (uint8_t)classify(f, wt);
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE) s->field[f->id].sub = schema_add(f->descriptor);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            s->field[f->id].sub = schema_add(f->descriptor);
+            s->field[f->id].flat = s->field[f->id].sub && is_flat(f->descriptor);
+        }
     }
     return s;
 }
 
 static void schemas_init(void)
 {
+    memset(no_table.action, PB_SLOW, sizeof(no_table.action));
     for (int sig = SY_SIGNAL_TRACES; sig <= SY_SIGNAL_LOGS; sig <<= 1)
         schema_add(sy__signal_request_descriptor((sy_signal_t)sig));
     for (size_t i = 0; i < nschemas; i++)
         if (schemas[i].desc->sizeof_message > max_sizeof_message)
             max_sizeof_message = schemas[i].desc->sizeof_message;
     if (nschemas == PB_MAX_SCHEMAS) max_sizeof_message = 4096;
-    kv_schema = schema_find(&opentelemetry__proto__common__v1__key_value__descriptor);
 }
 
 typedef struct walk_s {
@@ -163,7 +189,7 @@ typedef struct walk_s {
 /* Reads a varint of at most `limit` bytes; returns the bytes used, or 0 if it is
  * truncated or longer. protobuf-c reads values with up to 10 bytes, but tags and
  * length prefixes with up to 5, and refuses longer ones: so must we. */
-static inline size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
+PB_INLINE size_t read_varint_max(const uint8_t *p, size_t len, size_t limit, uint64_t *out)
 {
     if (PB_LIKELY(len && p[0] < 0x80)) { /* most tags and lengths fit in one byte */
         *out = p[0];
@@ -181,9 +207,49 @@ static inline size_t read_varint_max(const uint8_t *p, size_t len, size_t limit,
     return 0;
 }
 
-static inline size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+PB_INLINE size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
 {
     return read_varint_max(p, len, 10, out);
+}
+
+/* Skips a varint value (at most 10 bytes) that starts at p, before end; returns
+ * where the next field starts, or NULL if it is truncated or longer. */
+PB_INLINE const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
+{
+    if (PB_LIKELY(p < end && p[0] < 0x80)) return p + 1;
+    uint64_t v;
+    size_t n = read_varint(p, (size_t)(end - p), &v);
+    return n ? p + n : NULL;
+}
+
+/*
+ * Reads the length prefix of a length-delimited value at *q, before end: sets
+ * *val and *vlen to the value and moves *q past it. Returns NULL, or what is
+ * wrong, in the words of the error message. Lengths of up to 16383 bytes (one or
+ * two bytes) are read without a loop.
+ */
+PB_INLINE const char *take_length(const uint8_t **q, const uint8_t *end, const uint8_t **val,
+                                  size_t *vlen)
+{
+    const uint8_t *p = *q;
+    uint64_t l;
+    if (PB_LIKELY(p < end && p[0] < 0x80)) {
+        l = p[0];
+        p += 1;
+    } else if (PB_LIKELY(end - p >= 2 && p[1] < 0x80)) {
+        l = (p[0] & 0x7fu) | (uint64_t)p[1] << 7;
+        p += 2;
+    } else {
+        size_t n = read_varint_max(p, (size_t)(end - p), 5, &l);
+        if (PB_UNLIKELY(!n)) return "truncated or overlong length";
+        if (PB_UNLIKELY(l > INT_MAX)) return "length over 2 GiB";
+        p += n;
+    }
+    if (PB_UNLIKELY(l > (size_t)(end - p))) return "length past the end of the message";
+    *val = p;
+    *vlen = (size_t)l;
+    *q = p + l;
+    return NULL;
 }
 
 /*
@@ -241,33 +307,59 @@ static PB_COLD int fail_utf8(walk_t *w, const ProtobufCMessageDescriptor *desc,
 #define PB_ESTIMATE_CAP   ((uint64_t)1 << 60) /* far past any bound */
 
 /*
- * Whether the string s[0..n) is UTF-8, knowing that `room` bytes from s are
- * readable (the rest of the buffer). Most OTLP strings are ASCII: a string of at
+ * Whether s[0..n) is all ASCII, knowing that `room` bytes from s are readable
+ * (the rest of the buffer); false also when that cannot be told cheaply (a short
+ * run at the very end of the buffer). Most OTLP strings are ASCII: a run of at
  * most 16 bytes with 16 readable is checked with one unaligned 16-byte load and a
  * mask, without a branch on its length; a longer one by OR-ing its 16-byte blocks
- * (the last one overlapping) and testing the high bits once. Only a string with a
- * high bit, or at the very end of the buffer, goes to syc_utf8_valid(), which
- * decides: ASCII is always valid, so the answer is the same.
+ * (the last one overlapping: up to 64 bytes without a loop) and testing the high
+ * bits once. Without SSE2, 8 bytes at a time through memcpy.
  */
-static inline bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
+PB_INLINE bool is_ascii(const uint8_t *s, size_t n, size_t room)
 {
 #if defined(__SSE2__)
     if (PB_LIKELY(n <= 16)) {
-        if (PB_LIKELY(room >= 16)) {
-            unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
-            if (PB_LIKELY(!(high & ((1u << n) - 1)))) return true;
-        }
-    } else {
-        __m128i any = _mm_loadu_si128((const __m128i *)s);
-        for (size_t i = 16; i + 16 < n; i += 16)
-            any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
-        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + n - 16)));
-        if (PB_LIKELY(!_mm_movemask_epi8(any))) return true;
+        if (PB_UNLIKELY(room < 16)) return false;
+        unsigned high = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
+        return !(high & ((1u << n) - 1));
     }
+    __m128i any = _mm_loadu_si128((const __m128i *)s);
+    size_t last = n - 16; /* the offset of the last block */
+    if (PB_LIKELY(n <= 32)) {
+        /* two blocks, overlapping: most keys and values */
+    } else if (n <= 64) {
+        /* Four blocks, overlapping, with no gap between them: no loop. */
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + 16)));
+        any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last - 16)));
+    } else {
+        for (size_t i = 16; i < last; i += 16)
+            any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + i)));
+    }
+    any = _mm_or_si128(any, _mm_loadu_si128((const __m128i *)(s + last)));
+    return !_mm_movemask_epi8(any);
 #else
-    (void)room; /* syc_utf8_valid() goes 8 bytes at a time */
+    (void)room;
+    uint64_t any = 0, word;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, s + i, 8);
+        any |= word;
+    }
+    for (; i < n; i++)
+        any |= s[i];
+    return !(any & 0x8080808080808080ull);
 #endif
-    return syc_utf8_valid(s, n);
+}
+
+/*
+ * Whether the string s[0..n) is UTF-8, `room` as for is_ascii(). Only a string
+ * with a high bit, or a short one at the very end of the buffer, goes to
+ * syc_utf8_valid(), which decides: ASCII is always valid, so the answer is the
+ * same.
+ */
+PB_INLINE bool string_is_utf8(const uint8_t *s, size_t n, size_t room)
+{
+    return PB_LIKELY(is_ascii(s, n, room)) || syc_utf8_valid(s, n);
 }
 
 /* A packed array of scalars must hold whole elements. With `estimate`, adds its
@@ -308,18 +400,49 @@ static PB_COLD uint64_t is_item_slow(const walk_t *w, const ProtobufCMessageDesc
  * field once and in that order. Nine in ten messages of a typical request are a
  * KeyValue or its AnyValue, and the generic walk spends more on entering and
  * leaving them (two calls, their locals, the oneof and merge bookkeeping) than on
- * their bytes. Returns true when p[0..len) is that shape and valid, having counted
- * its three occurrences; false to let the generic walk decide, errors included
- * (so that an error reads the same either way). `depth` is the KeyValue's.
+ * their bytes. Returns true when p[0..len) is that shape and valid (it holds three
+ * occurrences: the caller counts them); false to let the generic walk decide,
+ * errors included (so that an error reads the same either way). The caller has
+ * checked that the KeyValue and its AnyValue are within the depth bound;
+ * `buf_end` is the end of the buffer (reads up to it are safe).
  * Decides exactly as walk_message() would: tests/unit/test_pbwalk.c and
  * fuzz_otlp_proto compare both with the reference walk.
  */
-static inline bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int depth)
+PB_INLINE bool walk_kv_fast(const uint8_t *p, size_t len, const uint8_t *buf_end)
 {
     const uint8_t *const end = p + len;
     uint64_t l;
     size_t n;
-    if (PB_UNLIKELY(depth + 1 > SY__PB_MAX_DEPTH || len < 4 || p[0] != 0x0A)) return false;
+    if (PB_UNLIKELY(len < 4 || p[0] != 0x0A)) return false;
+    /*
+     * The compact shape first, in fewer steps: an attribute under 132 bytes, so
+     * that every length in it is under 128 and takes one byte. Anything it does
+     * not accept is decided by the general code below.
+     */
+    size_t klen = p[1]; /* the key's length */
+    if (PB_LIKELY(len < 4 + 0x80 && klen + 4 <= len)) {
+        const uint8_t *tag = p + 2 + klen, *any = tag + 2;
+        size_t alen = len - 4 - klen; /* the AnyValue's length, under 128 */
+        if (PB_LIKELY(tag[0] == 0x12 && tag[1] == alen && alen != 0)) {
+            bool ok;
+            switch (any[0]) {
+            case 0x0A: /* string_value */
+                ok = alen >= 2 && any[1] == alen - 2 &&
+                     is_ascii(any + 2, alen - 2, (size_t)(buf_end - (any + 2)));
+                break;
+            case 0x10: /* bool_value */
+            case 0x18: /* int_value */
+                ok = read_varint(any + 1, alen - 1, &l) == alen - 1;
+                break;
+            case 0x21: /* double_value */
+                ok = alen == 9;
+                break;
+            default:
+                return false;
+            }
+            if (PB_LIKELY(ok && is_ascii(p + 2, klen, (size_t)(buf_end - (p + 2))))) return true;
+        }
+    }
     /* key: field 1, a string */
     if (!(n = read_varint_max(p + 1, len - 1, 5, &l)) || l > (size_t)(end - p - 1 - n))
         return false;
@@ -336,7 +459,7 @@ static inline bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int dep
     switch (v[0]) {
     case 0x0A: /* string_value */
         if (!(n = read_varint_max(v + 1, vlen - 1, 5, &l)) || l != vlen - 1 - n ||
-            !string_is_utf8(v + 1 + n, (size_t)l, (size_t)(w->end - (v + 1 + n))))
+            !string_is_utf8(v + 1 + n, (size_t)l, (size_t)(buf_end - (v + 1 + n))))
             return false;
         break;
     case 0x10: /* bool_value */
@@ -349,9 +472,54 @@ static inline bool walk_kv_fast(walk_t *w, const uint8_t *p, size_t len, int dep
     default:
         return false;
     }
-    if (!string_is_utf8(key, key_len, (size_t)(w->end - key))) return false;
-    w->occ += 3;
+    if (!string_is_utf8(key, key_len, (size_t)(buf_end - key))) return false;
     return true;
+}
+
+/*
+ * A message of a flat type (is_flat(): Status, ValueAtQuantile) walked without
+ * the generic loop and its bookkeeping (a call, the oneof and merge records):
+ * one-byte tags, numbers and strings, each in its own wire type. Returns the
+ * items in it (whether its type counts as one), having counted its occurrences;
+ * -1 to let the generic walk decide anything else, errors included (so that an
+ * error reads the same either way). `depth` is the message's.
+ */
+PB_INLINE int64_t walk_flat(walk_t *w, const pb_schema_t *s, const uint8_t *p, size_t len,
+                            int depth)
+{
+    if (PB_UNLIKELY(depth > SY__PB_MAX_DEPTH)) return -1;
+    const uint8_t *q = p, *const end = p + len, *val;
+    size_t vlen;
+    uint64_t occurrences = 0;
+    while (q < end) {
+        uint8_t key = *q++;
+        occurrences++;
+        switch (key < 0x80 ? (pb_action_t)s->action[key] : PB_OTHER) {
+        case PB_VARINT:
+            if (!(q = skip_varint(q, end))) return -1;
+            continue;
+        case PB_FIXED64:
+            if (end - q < 8) return -1;
+            q += 8;
+            continue;
+        case PB_FIXED32:
+            if (end - q < 4) return -1;
+            q += 4;
+            continue;
+        case PB_BYTES:
+            if (take_length(&q, end, &val, &vlen)) return -1;
+            continue;
+        case PB_STRING:
+            if (take_length(&q, end, &val, &vlen) ||
+                !string_is_utf8(val, vlen, (size_t)(w->end - val)))
+                return -1;
+            continue;
+        default:
+            return -1;
+        }
+    }
+    w->occ += occurrences;
+    return (int64_t)((w->item_mask >> s->index) & 1);
 }
 
 static int64_t walk_plain(walk_t *w, const pb_schema_t *schema,
@@ -360,6 +528,15 @@ static int64_t walk_plain(walk_t *w, const pb_schema_t *schema,
 static int64_t walk_estimated(walk_t *w, const pb_schema_t *schema,
                               const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
                               int depth);
+
+/* Walks the message val[0..vlen) that field pf holds; returns its items, or -1. */
+PB_INLINE int64_t walk_field(walk_t *w, const pb_field_t *pf, const uint8_t *val, size_t vlen,
+                             int depth, const bool estimate)
+{
+    if (estimate) return walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth);
+    int64_t items = pf->flat ? walk_flat(w, pf->sub, val, vlen, depth) : -1;
+    return items >= 0 ? items : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth);
+}
 
 /*
  * Walks one message of type desc (whose table is schema, or NULL); returns the
@@ -372,13 +549,14 @@ static int64_t walk_estimated(walk_t *w, const pb_schema_t *schema,
  * walk_estimated(): the plain walk, the one on every request, keeps no counts
  * for the estimate at all.
  */
-static inline __attribute__((always_inline)) int64_t
-walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescriptor *desc,
-             const uint8_t *p, size_t len, int depth, const bool estimate)
+PB_INLINE int64_t walk_message(walk_t *w, const pb_schema_t *schema,
+                               const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                               int depth, const bool estimate)
 {
     if (PB_UNLIKELY(depth > SY__PB_MAX_DEPTH)) return fail(w, desc, "nesting too deep", 0);
     uint64_t total =
         PB_LIKELY(schema != NULL) ? (w->item_mask >> schema->index) & 1 : is_item_slow(w, desc);
+    if (PB_UNLIKELY(!schema)) schema = &no_table;
     /* Items under each oneof seen so far, keyed by the oneof's case offset. */
     struct {
         unsigned qoff;
@@ -396,97 +574,126 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
     while (q < end) {
         occurrences++;
         uint64_t key = *q;
-        size_t n;
+        pb_action_t act;
         if (PB_LIKELY(key < 0x80)) { /* a one-byte tag: fields 1 to 15 */
             if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            act = (pb_action_t)schema->action[key];
             q++;
+        } else if (PB_LIKELY(end - q >= 2 && q[1] < 0x80)) { /* two bytes: up to field 2047 */
+            key = (key & 0x7f) | (uint64_t)q[1] << 7;
+            if (PB_UNLIKELY(key < 8)) return fail(w, desc, "invalid field number", 0);
+            act = key < PB_FAST_FIELDS * 8 ? (pb_action_t)schema->action[key] : PB_SLOW;
+            q += 2;
         } else {
-            n = read_varint_max(q, (size_t)(end - q), 5, &key);
+            size_t n = read_varint_max(q, (size_t)(end - q), 5, &key);
             if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong tag", 0);
             q += n;
             if (PB_UNLIKELY(key >> 3 > 0x1fffffff || key >> 3 == 0))
                 return fail(w, desc, "invalid field number", 0);
+            act = key < PB_FAST_FIELDS * 8 ? (pb_action_t)schema->action[key] : PB_SLOW;
         }
         uint32_t field = (uint32_t)(key >> 3);
-        int wt = (int)(key & 7);
-
-        const uint8_t *val = q;
-        size_t vlen = 0;
-        switch (wt) {
-        case 0: {
-            uint64_t v;
-            n = read_varint(q, (size_t)(end - q), &v);
-            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated varint", field);
-            q += n;
-            break;
-        }
-        case 1:
-            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
-            q += 8;
-            break;
-        case 5:
-            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
-            q += 4;
-            break;
-        case 2: {
-            uint64_t l;
-            n = read_varint_max(q, (size_t)(end - q), 5, &l);
-            if (PB_UNLIKELY(!n)) return fail(w, desc, "truncated or overlong length", field);
-            if (PB_UNLIKELY(l > INT_MAX)) return fail(w, desc, "length over 2 GiB", field);
-            q += n;
-            if (PB_UNLIKELY(l > (size_t)(end - q)))
-                return fail(w, desc, "length past the end of the message", field);
-            val = q;
-            vlen = (size_t)l;
-            q += vlen;
-            break;
-        }
-        default:
-            return fail(w, desc, "unsupported wire type", field);
-        }
-
-        pb_action_t act;
-        const pb_field_t *pf;
+        /* (a field past the table takes the slow path, and its own pf) */
+        const pb_field_t *pf = &schema->field[field % PB_FAST_FIELDS];
         pb_field_t slow;
-        if (PB_LIKELY(schema && key < PB_FAST_FIELDS * 8)) {
-            act = (pb_action_t)schema->action[key];
-            pf = &schema->field[field];
-        } else {
+        if (PB_UNLIKELY(act == PB_SLOW)) {
             slow.f = protobuf_c_message_descriptor_get_field(desc, field);
             slow.sub = slow.f && slow.f->type == PROTOBUF_C_TYPE_MESSAGE
                            ? schema_find(slow.f->descriptor)
                            : NULL;
-            act = classify(slow.f, wt);
+            slow.flat = false;
+            act = classify(slow.f, (int)(key & 7));
             pf = &slow;
         }
 
-        int64_t sub;
+        /* The value: skipped for a number, checked for a string or bytes, found
+         * (val, vlen) for the rest. */
+        const uint8_t *val = q;
+        size_t vlen = 0;
+        const char *bad;
         switch (act) {
-        case PB_SCALAR:
+        case PB_VARINT:
+            if (PB_UNLIKELY(!(q = skip_varint(q, end))))
+                return fail(w, desc, "truncated varint", field);
+            continue;
+        case PB_FIXED64:
+            if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+            q += 8;
+            continue;
+        case PB_FIXED32:
+            if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+            q += 4;
             continue;
         case PB_STRING:
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
             if (estimate) copied += vlen;
             if (PB_UNLIKELY(!string_is_utf8(val, vlen, (size_t)(w->end - val))))
                 return fail_utf8(w, desc, pf->f);
             continue;
         case PB_BYTES:
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
             if (estimate) copied += vlen;
             continue;
-        case PB_UNKNOWN: /* unknown fields are kept by protobuf-c and skipped here */
+        case PB_OTHER:
+            switch (key & 7) {
+            case 0:
+                if (PB_UNLIKELY(!(q = skip_varint(q, end))))
+                    return fail(w, desc, "truncated varint", field);
+                break;
+            case 1:
+                if (PB_UNLIKELY(end - q < 8)) return fail(w, desc, "truncated fixed64", field);
+                q += 8;
+                break;
+            case 5:
+                if (PB_UNLIKELY(end - q < 4)) return fail(w, desc, "truncated fixed32", field);
+                q += 4;
+                break;
+            case 2:
+                if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                    return fail(w, desc, bad, field);
+                break;
+            default:
+                return fail(w, desc, "unsupported wire type", field);
+            }
+            if (PB_UNLIKELY(pf->f != NULL))
+                return fail(w, desc, "wire type does not match the field's type", field);
+            /* unknown fields are kept by protobuf-c and skipped here */
             if (estimate) copied += vlen + 16; /* the copy includes the length prefix */
             continue;
+        default: /* a message or a packed array */
+            if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                return fail(w, desc, bad, field);
+            break;
+        }
+
+        int64_t sub;
+        switch (act) {
+        case PB_KV_REPEATED:
+            /* No items in an attribute. Attributes come in runs: the rest of the
+             * run (the same one-byte tag again) is walked here, without going
+             * back to the top of the loop, while each one takes the fast path. */
+            if (!estimate && depth + 2 <= SY__PB_MAX_DEPTH) {
+                bool fast;
+                while ((fast = walk_kv_fast(val, vlen, w->end)) &&
+                       (occurrences += 3, key < 0x80 && q < end && *q == key)) {
+                    occurrences++;
+                    q++;
+                    if (PB_UNLIKELY((bad = take_length(&q, end, &val, &vlen))))
+                        return fail(w, desc, bad, field);
+                }
+                if (fast) continue;
+            }
+            /* fall through */
         case PB_MSG_REPEATED:
-            if (!estimate && pf->sub == kv_schema && walk_kv_fast(w, val, vlen, depth + 1))
-                continue; /* no items in an attribute */
-            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
-                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            sub = walk_field(w, pf, val, vlen, depth + 1, estimate);
             if (PB_UNLIKELY(sub < 0)) return -1;
             total += (uint64_t)sub;
             continue;
         case PB_MSG_SINGULAR:
         case PB_MSG_ONEOF: {
-            sub = estimate ? walk_estimated(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1)
-                           : walk_plain(w, pf->sub, pf->f->descriptor, val, vlen, depth + 1);
+            sub = walk_field(w, pf, val, vlen, depth + 1, estimate);
             if (PB_UNLIKELY(sub < 0)) return -1;
             /* A singular message field (a oneof member too) given again is
              * merged into what came before: protobuf-c allocates every repeated
@@ -527,10 +734,8 @@ walk_message(walk_t *w, const pb_schema_t *schema, const ProtobufCMessageDescrip
             if (estimate) copied += vlen;
             if (check_packed(w, desc, pf->f, act, val, vlen, estimate) < 0) return -1;
             continue;
-        case PB_MISMATCH:
-            return fail(w, desc, "wire type does not match the field's type", field);
         default:
-            __builtin_unreachable(); /* actions come from classify() */
+            __builtin_unreachable(); /* the others were handled above */
         }
     }
     for (size_t k = 0; k < noneofs; k++)

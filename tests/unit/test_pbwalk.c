@@ -44,6 +44,24 @@ static void assert_agrees(const uint8_t *data, size_t len)
     }
 }
 
+/* Every prefix of data[0..len) and every single-byte change (one up, one down,
+ * a high byte) agree with the reference. */
+static void assert_edits_agree(const uint8_t *data, size_t len)
+{
+    uint8_t copy[1024];
+    assert_true(len <= sizeof(copy));
+    for (size_t cut = 0; cut <= len; cut++)
+        assert_agrees(data, cut);
+    for (size_t i = 0; i < len; i++)
+        for (int flip = 0; flip < 3; flip++) {
+            memcpy(copy, data, len);
+            copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
+                      : flip == 1 ? (uint8_t)(copy[i] - 1)
+                                  : 0xc3;
+            assert_agrees(copy, len);
+        }
+}
+
 typedef struct seed_s {
     uint8_t *data;
     size_t len;
@@ -329,18 +347,296 @@ static void test_attribute_shapes_agree(void **state)
                 at = wrap(at, 0x12, (size_t)(end - at)); /* ScopeSpans.spans */
                 at = wrap(at, 0x12, (size_t)(end - at)); /* ResourceSpans.scope_spans */
                 at = wrap(at, 0x0a, (size_t)(end - at)); /* request.resource_spans */
-                size_t len = (size_t)(end - at);
-                uint8_t copy[1024];
-                for (size_t cut = 0; cut <= len; cut++)
-                    assert_agrees(at, cut);
-                for (size_t i = 0; i < len; i++)
-                    for (int flip = 0; flip < 3; flip++) {
-                        memcpy(copy, at, len);
-                        copy[i] = flip == 0   ? (uint8_t)(copy[i] + 1)
-                                  : flip == 1 ? (uint8_t)(copy[i] - 1)
-                                              : 0xc3;
-                        assert_agrees(copy, len);
+                assert_edits_agree(at, (size_t)(end - at));
+            }
+}
+
+/* Wraps span[0..n) (a Span's fields) into a trace request at the end of
+ * buf[0..size), so that the span's last field ends the buffer; returns the
+ * request's start. */
+static uint8_t *trace_request(uint8_t *buf, size_t size, const uint8_t *span, size_t n)
+{
+    uint8_t *end = buf + size, *at = end - n;
+    assert_true(n + 16 <= size);
+    memcpy(at, span, n);
+    at = wrap(at, 0x12, (size_t)(end - at));   /* ScopeSpans.spans */
+    at = wrap(at, 0x12, (size_t)(end - at));   /* ResourceSpans.scope_spans */
+    return wrap(at, 0x0a, (size_t)(end - at)); /* request.resource_spans */
+}
+
+/*
+ * Messages the walk takes through its flat path (walk_flat(): Status, and
+ * ValueAtQuantile in a summary) and through its one-dispatch loop (IDs, a
+ * two-byte tag, fixed-size fields), in valid and broken shapes: every prefix and
+ * every single-byte change agree with the reference, and the plain walk counts the
+ * occurrences the estimating one does.
+ */
+static void test_flat_messages_agree(void **state)
+{
+    (void)state;
+    static const uint8_t statuses[][16] = {
+        {0},                                     /* Status {} */
+        {2, 0x18, 0x01},                         /* code OK */
+        {5, 0x12, 0x01, 'x', 0x18, 0x02},        /* message, code ERROR */
+        {4, 0x12, 0x02, 0xc3, 0xa9},             /* message "é" */
+        {3, 0x12, 0x01, 0xff},                   /* message not UTF-8: refused */
+        {11, 0x18, 0x80, 0x80, 0x80, 0x80, 0x80, /* code, a 10-byte varint */
+         0x80, 0x80, 0x80, 0x80, 0x01},
+        {12, 0x18, 0x80, 0x80, 0x80, 0x80, 0x80, /* code, an 11-byte varint: refused */
+         0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+        {2, 0x08, 0x01},                   /* reserved field 1: unknown, kept */
+        {3, 0x1a, 0x01, 0x00},             /* code as length-delimited: refused */
+        {3, 0x82, 0x01, 0x00},             /* field 16, a two-byte tag: unknown */
+        {9, 0x19, 1, 2, 3, 4, 5, 6, 7, 8}, /* code as fixed64: refused */
+        {2, 0x12, 0x05},                   /* message past the end: refused */
+    };
+    uint8_t span[128], buf[512];
+    for (size_t v = 0; v < sizeof(statuses) / sizeof(statuses[0]); v++)
+        for (int twice = 0; twice < 2; twice++) {
+            size_t n = 0;
+            span[n++] = 0x0a; /* trace_id */
+            span[n++] = 16;
+            for (int i = 0; i < 16; i++)
+                span[n++] = (uint8_t)(0xf0 + i);
+            span[n++] = 0x12; /* span_id */
+            span[n++] = 8;
+            for (int i = 0; i < 8; i++)
+                span[n++] = (uint8_t)(0x80 + i);
+            span[n++] = 0x85; /* flags: field 16, fixed32, a two-byte tag */
+            span[n++] = 0x01;
+            memcpy(span + n, "\x01\x01\x00\x00", 4);
+            n += 4;
+            span[n++] = 0x2a; /* name */
+            span[n++] = 1;
+            span[n++] = 'n';
+            span[n++] = 0x39; /* start_time_unix_nano: fixed64 */
+            memset(span + n, 0x81, 8);
+            n += 8;
+            for (int k = 0; k <= twice; k++) { /* status, once or twice (merged) */
+                span[n++] = 0x7a;
+                span[n++] = statuses[v][0];
+                memcpy(span + n, statuses[v] + 1, statuses[v][0]);
+                n += statuses[v][0];
+            }
+            uint8_t *req = trace_request(buf, sizeof(buf), span, n);
+            size_t len = (size_t)(buf + sizeof(buf) - req);
+            assert_edits_agree(req, len);
+            char err[256] = "";
+            int rc = sy__pb_walk(descs[0], req, len, false, NULL, err, sizeof(err));
+            assert_int_equal(rc == 0, v != 4 && v != 6 && v != 8 && v != 10 && v != 11);
+            if (v == 4) assert_non_null(strstr(err, "Status.message"));
+        }
+
+    /* A summary data point's quantiles: ValueAtQuantile{quantile, value}, two
+     * doubles, also with a value cut short and an unknown field. */
+    static const uint8_t quantiles[][24] = {
+        {18, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x11, 1, 2, 3, 4, 5, 6, 7, 8},
+        {9, 0x11, 1, 2, 3, 4, 5, 6, 7, 8},
+        {7, 0x11, 1, 2, 3, 4, 5, 6},                    /* refused */
+        {11, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x20, 0x7f}, /* field 4: unknown */
+        {0},
+    };
+    for (size_t v = 0; v < sizeof(quantiles) / sizeof(quantiles[0]); v++) {
+        uint8_t *end = buf + sizeof(buf), *at = end;
+        for (int k = 0; k < 3; k++) { /* three quantiles */
+            at -= quantiles[v][0];
+            memcpy(at, quantiles[v] + 1, quantiles[v][0]);
+            at = wrap(at, 0x32, quantiles[v][0]); /* SummaryDataPoint.quantile_values */
+        }
+        at = wrap(at, 0x0a, (size_t)(end - at)); /* Summary.data_points */
+        at = wrap(at, 0x5a, (size_t)(end - at)); /* Metric.summary */
+        at = wrap(at, 0x12, (size_t)(end - at)); /* ScopeMetrics.metrics */
+        at = wrap(at, 0x12, (size_t)(end - at)); /* ResourceMetrics.scope_metrics */
+        at = wrap(at, 0x0a, (size_t)(end - at)); /* request.resource_metrics */
+        size_t len = (size_t)(end - at);
+        assert_edits_agree(at, len);
+        uint64_t items = 0;
+        int rc = sy__pb_validate(descs[1], at, len, &items, NULL, 0);
+        assert_int_equal(rc == 0, v != 2);
+        if (rc == 0) assert_int_equal(items, 1);
+    }
+}
+
+/* Writes an attribute (Span.attributes, tag 0x4a) with a key of klen bytes (its
+ * last one 0xff with key_high) and the AnyValue any[0..alen) to out; returns the
+ * bytes written. */
+static size_t attribute(uint8_t *out, size_t klen, bool key_high, const uint8_t *any, size_t alen)
+{
+    uint8_t tmp[600], *end = tmp + sizeof(tmp), *at = end - alen;
+    memcpy(at, any, alen);
+    at = wrap(at, 0x12, alen); /* KeyValue.value */
+    at -= klen;
+    for (size_t i = 0; i < klen; i++)
+        at[i] = (uint8_t)('a' + i % 26);
+    if (klen && key_high) at[klen - 1] = 0xff;
+    at = wrap(at, 0x0a, klen);               /* KeyValue.key */
+    at = wrap(at, 0x4a, (size_t)(end - at)); /* Span.attributes */
+    memcpy(out, at, (size_t)(end - at));
+    return (size_t)(end - at);
+}
+
+/*
+ * The attribute fast path's compact shape (every length under 128) at its edges:
+ * attributes of 127 to 132 bytes, keys and string values of every length around
+ * the 16- and 32-byte blocks of the ASCII test, a high byte or a two-byte
+ * character at their first and last byte, ints of one to eleven bytes, bools and
+ * doubles of the right and wrong lengths, each in a run of three attributes (the
+ * middle one changed) that ends the buffer: the walk agrees with the reference.
+ */
+static void test_compact_attributes_agree(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 120};
+    const size_t nlens = sizeof(lens) / sizeof(lens[0]);
+    uint8_t any[300], span[1024], buf[2048];
+    static const uint8_t plain[] = {0x0a, 0x02, 'o', 'k'};
+    for (size_t ki = 0; ki < nlens; ki++)
+        for (size_t vi = 0; vi < nlens + 8; vi++) {
+            /* string values of the listed lengths, then ones that make the
+             * KeyValue 126 to 133 bytes long, around the compact shape's edge */
+            size_t klen = lens[ki];
+            size_t slen = vi < nlens ? lens[vi] : 128 + (vi - nlens) - 8 - klen;
+            if (vi >= nlens && klen > 110) continue;
+            for (int mark = 0; mark < 5; mark++) {
+                size_t alen = 0;
+                any[alen++] = 0x0a;
+                any[alen++] = (uint8_t)slen; /* under 128: one byte */
+                for (size_t i = 0; i < slen; i++)
+                    any[alen++] = (uint8_t)('A' + i % 26);
+                if (slen && mark == 1) any[2] = 0xc3;            /* high first byte */
+                if (slen && mark == 2) any[2 + slen - 1] = 0x80; /* high last byte */
+                if (slen >= 2 && mark == 3) {                    /* "é" at the end */
+                    any[2 + slen - 2] = 0xc3;
+                    any[2 + slen - 1] = 0xa9;
+                }
+                size_t n = 0;
+                n += attribute(span + n, 3, false, plain, sizeof(plain));
+                n += attribute(span + n, klen, mark == 4, any, alen);
+                size_t last = attribute(span + n, 5, false, plain, sizeof(plain));
+                n += last;
+                uint8_t *req = trace_request(buf, sizeof(buf), span, n);
+                assert_agrees(req, (size_t)(buf + sizeof(buf) - req));
+                /* and as the last attribute, ending the buffer */
+                n -= last;
+                req = trace_request(buf, sizeof(buf), span, n);
+                assert_agrees(req, (size_t)(buf + sizeof(buf) - req));
+            }
+        }
+    /* Numbers: an int or bool of 1 to 11 varint bytes (also with no end bit, or
+     * with the varint ending at the first byte), a double of 7 to 9 bytes. */
+    for (size_t klen = 0; klen <= 40; klen += 8)
+        for (int type = 0; type < 3; type++)
+            for (size_t nb = 1; nb <= 11; nb++)
+                for (int ends = 0; ends < 3; ends++) {
+                    size_t alen = 0;
+                    if (type == 2) {
+                        if (nb < 7 || nb > 10) continue;
+                        any[alen++] = 0x21;
+                        memset(any + alen, 0xee, nb - 1);
+                        alen += nb - 1;
+                    } else {
+                        any[alen++] = type == 0 ? 0x18 : 0x10;
+                        for (size_t i = 0; i < nb; i++)
+                            any[alen++] = ends == 2 ? (i == 0 ? 0x01 : 0x81) /* ends early */
+                                          : i + 1 < nb || !ends ? 0x81
+                                                                : 0x01;
                     }
+                    size_t n = attribute(span, klen, false, any, alen);
+                    n += attribute(span + n, 2, false, plain, sizeof(plain));
+                    uint8_t *req = trace_request(buf, sizeof(buf), span, n);
+                    size_t len = (size_t)(buf + sizeof(buf) - req);
+                    assert_agrees(req, len);
+                    if (klen == 8 && type == 0) assert_edits_agree(req, len);
+                }
+}
+
+/* KeyValues nested in kvlist values (and AnyValues in arrays, to reach every
+ * depth) around the depth limit: the attribute fast path stops where the generic
+ * walk's bound is, with the same answer and sentence. */
+static void test_attribute_depth_agrees(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    uint8_t *end = buf + sizeof(buf);
+    bool accepted = false, refused = false;
+    for (int arrays = 0; arrays <= 2; arrays++)
+        for (int levels = 18; levels <= 24; levels++) {
+            uint8_t *p = end;
+            *--p = 'v';
+            p = wrap(p, 0x0a, 1); /* AnyValue.string_value */
+            for (int i = 0; i < levels; i++) {
+                p = wrap(p, 0x12, (size_t)(end - p)); /* KeyValue.value */
+                *--p = 'k';
+                p = wrap(p, 0x0a, 1);                 /* KeyValue.key */
+                p = wrap(p, 0x0a, (size_t)(end - p)); /* KeyValueList.values */
+                p = wrap(p, 0x32, (size_t)(end - p)); /* AnyValue.kvlist_value */
+            }
+            for (int i = 0; i < arrays; i++) {
+                p = wrap(p, 0x0a, (size_t)(end - p)); /* ArrayValue.values */
+                p = wrap(p, 0x2a, (size_t)(end - p)); /* AnyValue.array_value */
+            }
+            assert_agrees(p, (size_t)(end - p));
+            int rc = sy__pb_walk(descs[3], p, (size_t)(end - p), false, NULL, NULL, 0);
+            assert_int_equal(rc == 0, 3 * levels + 2 * arrays <= SY__PB_MAX_DEPTH);
+            accepted |= rc == 0;
+            refused |= rc != 0;
+        }
+    assert_true(accepted && refused);
+}
+
+/* Tags of two bytes (fields 16 to 2047) and more, lengths of one, two and three
+ * bytes, non-minimal encodings of both, and a two-byte tag of field 0: the same
+ * answer and sentence as the reference. */
+static void test_tags_and_lengths_agree(void **state)
+{
+    (void)state;
+    uint8_t span[17000], buf[17200];
+    static const uint8_t tags[][7] = {
+        {2, 0x80, 0x00},
+        {2, 0x87, 0x00},
+        {2, 0x88, 0x00},
+        {2, 0xaa, 0x00}, /* fields 0, 1, 5 */
+        {2, 0x80, 0x01},
+        {2, 0x85, 0x01},
+        {2, 0x82, 0x01},
+        {2, 0xfa, 0x7f}, /* 16, 2047 */
+        {3, 0x80, 0x80, 0x01},
+        {3, 0xaa, 0x80, 0x00},
+        {5, 0xf8, 0xff, 0xff, 0xff, 0x0f},
+        {6, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+        {1, 0x80},
+    };
+    static const size_t slens[] = {0, 5, 127, 128, 200, 16383, 16384};
+    for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
+        for (size_t si = 0; si < sizeof(slens) / sizeof(slens[0]); si++)
+            for (int minimal = 0; minimal < 2; minimal++) {
+                size_t n = 0, slen = slens[si];
+                span[n++] = 0x2a; /* name, its length minimal or padded to 3 bytes */
+                size_t l = slen;
+                for (int k = 0; k < 3 && (l || k == 0 || !minimal); k++) {
+                    bool more = minimal ? l > 0x7f : k < 2;
+                    span[n++] = (uint8_t)((l & 0x7f) | (more ? 0x80 : 0));
+                    l >>= 7;
+                    if (!more) break;
+                }
+                memset(span + n, 'n', slen);
+                n += slen;
+                memcpy(span + n, tags[t] + 1, tags[t][0]); /* then the tag, and a value */
+                n += tags[t][0];
+                int wt = tags[t][1] & 7;
+                if (wt == 0) span[n++] = 0x05;
+                if (wt == 2) {
+                    span[n++] = 0x01;
+                    span[n++] = 'x';
+                }
+                if (wt == 5) {
+                    memset(span + n, 0, 4);
+                    n += 4;
+                }
+                uint8_t *req = trace_request(buf, sizeof(buf), span, n);
+                size_t len = (size_t)(buf + sizeof(buf) - req);
+                assert_agrees(req, len);
+                if (slen <= 5) assert_edits_agree(req, len);
             }
 }
 
@@ -354,6 +650,10 @@ int main(void)
         cmocka_unit_test(test_depth_limit_agrees),
         cmocka_unit_test(test_repeated_oneof_holder_refused),
         cmocka_unit_test(test_attribute_shapes_agree),
+        cmocka_unit_test(test_flat_messages_agree),
+        cmocka_unit_test(test_compact_attributes_agree),
+        cmocka_unit_test(test_attribute_depth_agrees),
+        cmocka_unit_test(test_tags_and_lengths_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
