@@ -105,12 +105,26 @@ def span_body(seq):
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
+# The burst and sequential cases shrink the core's queue budget (a pipeline queue
+# may hold a quarter of it in bytes) so that the queues fill after a few requests
+# however slowly a sanitizer build reads them; the refusal cases fill them with a
+# stuck exporter instead.
+SMALL_BUDGET = "64KiB"
+
+
+def small_budget_router(args, cfg):
+    os.environ["SWITCHYARD_QUEUE_BUDGET"] = SMALL_BUDGET
+    try:
+        return Router(args.bin, [args.kit_dir, args.plugin_dir], cfg)
+    finally:
+        del os.environ["SWITCHYARD_QUEUE_BUDGET"]
+
+
 def run_burst(args, protocol):
     """A burst many times the queues' room, into an exporter that drains slowly."""
     port, gport, mport = free_port(), free_port(), free_port()
     report = "/tmp/sy-qw-%s.%d" % (protocol, os.getpid())
-    router = Router(args.bin, [args.kit_dir, args.plugin_dir],
-                    config(port, gport, mport, report, "2ms", "10s"))
+    router = small_budget_router(args, config(port, gport, mport, report, "2ms", "10s"))
     try:
         url = ("http://127.0.0.1:%d/v1/traces" % port if protocol == "http"
                else "http://127.0.0.1:%d" % gport)
@@ -236,7 +250,7 @@ service:
       receivers: [{rid}]
       exporters: [testsink]
 """
-    router = Router(args.bin, [args.kit_dir, args.plugin_dir], cfg)
+    router = small_budget_router(args, cfg)
     statuses = {}
     try:
         for seq in range(600):
