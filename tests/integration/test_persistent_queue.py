@@ -35,6 +35,7 @@ from http.server import BaseHTTPRequestHandler
 import json
 import os
 import shutil
+import socket
 import struct
 import sys
 import tempfile
@@ -176,6 +177,7 @@ class Setup:
         self.sink = Sink()
         self.sink_port = self.sink.port
         self.sink.stop()  # the backend is down
+        self.hold_port()
         self.queue_size = queue_size
         self.router = None
 
@@ -188,13 +190,27 @@ class Setup:
     def metric(self, name, label='exporter="otlphttp"'):
         return sample(scrape(self.mport), name, label)
 
+    def hold_port(self):
+        """While the backend is down its port stays bound, not listening: a connect is
+        refused, and no other socket gets the port meanwhile (not even the
+        exporter's own connect, whose local port could otherwise be the same one:
+        a TCP self-connect that answers the request with itself)."""
+        self.placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.placeholder.bind(("127.0.0.1", self.sink_port))
+
     def backend_up(self):
+        if self.placeholder:
+            self.placeholder.close()
+            self.placeholder = None
         self.sink = Sink(port=self.sink_port)
 
     def cleanup(self):
         if self.router:
             self.router.cleanup()
         self.sink.stop()
+        if self.placeholder:
+            self.placeholder.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
