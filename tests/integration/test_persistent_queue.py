@@ -236,7 +236,16 @@ def fill(s, n_req):
         st = send(s.port, i * SPANS_PER_REQ)
         assert st == 200, f"request {i}: status {st}"
     n = n_req * SPANS_PER_REQ
-    wait_for(f"{n} spans in the persistent queue", lambda: queue_items(s) == n, WAIT)
+    seen = []
+
+    def full():
+        seen.append(queue_items(s))
+        return seen[-1] == n
+
+    try:
+        wait_for(f"{n} spans in the persistent queue", full, WAIT)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; queue sizes seen: {sorted(set(map(str, seen)))[:10]}")
     return n
 
 
