@@ -72,7 +72,7 @@ static void on_tick(uv_timer_t *t)
         unsigned bit = 1u << ((unsigned)p->signal & 31u);
         if (!(blocked & bit)) {
             int rc = w->api->emit(w->inst, p->req.batch);
-            if (rc == SY_OK || rc != SY_EAGAIN || !may_wait(w, p->signal)) {
+            if (rc != SY_EAGAIN || !may_wait(w, p->signal)) {
                 /* done() may cancel or park others: start again from the head
                  * rather than trust `next`. */
                 finish(w, p, rc);
