@@ -23,6 +23,7 @@
 #include "arena.h"
 #include "batch_internal.h"
 #include "settle.h"
+#include "telemetry.h"
 #include "signals.h"
 #include "view.h"
 
@@ -198,6 +199,7 @@ void sy__batch_release(sy_batch_t *b)
      * than release plus an acquire fence on the last: ThreadSanitizer does not
      * model fences, and the cost is the same on x86.) */
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    if (b->refused_by && b->items) sy__metric_add(b->refused_by, (int64_t)b->items);
     if (b->view) sy__view_batch_gone(b);
     sy__settle_batch_free(b);
     for (size_t i = 0; i < b->nparents; i++)
@@ -222,6 +224,11 @@ sy_signal_t sy__batch_signal(const sy_batch_t *b)
 uint64_t sy__batch_items(const sy_batch_t *b)
 {
     return b->items;
+}
+
+void sy__batch_refused_by(sy_batch_t *b, sy_metric_t *m)
+{
+    b->refused_by = m;
 }
 
 size_t sy__batch_bytes(const sy_batch_t *b)

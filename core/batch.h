@@ -100,6 +100,9 @@ bool sy__batch_is_shared(const sy_batch_t *b);
 const char *sy__batch_origin(const sy_batch_t *b);
 sy_signal_t sy__batch_signal(const sy_batch_t *b);
 uint64_t sy__batch_items(const sy_batch_t *b);
+/* Counts the batch's items on `m` when it is freed, unless called again with
+ * NULL before then (see `refused_by` in batch_internal.h). Single owner only. */
+void sy__batch_refused_by(sy_batch_t *b, sy_metric_t *m);
 /*
  * The memory b holds now, in bytes: every chunk of its arena (its encoded request,
  * its decoded structs, whatever was built in it) plus the batch itself. A split

@@ -77,6 +77,15 @@ struct sy_batch_s {
      * pipelines; from then on its hold lasts until it is freed. */
     atomic_uint settle_obl;
     atomic_bool settle_sealed;
+
+    /* A receiver's refused counter (its metrics' `failed`), set while the
+     * batch's last emit was refused for the moment (a full queue, a refusing
+     * processor): the items count as refused when the batch is freed without
+     * an emit taking it since (sy__batch_refused_by). A receiver that holds a
+     * refused request and emits it again (queue_wait) counts it once, as
+     * refused only if it is in the end. Set and read by the batch's single
+     * owner (a refused batch is not shared). */
+    sy_metric_t *refused_by;
 };
 
 /* Spans, metric data points or log records in a decoded request. */

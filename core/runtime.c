@@ -187,6 +187,10 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
     sy_signal_t signal = sy__batch_signal(batch);
     uint64_t items = sy__batch_items(batch);
     sy__signal_metrics_t *m = &inst->metrics[sy__signal_index(signal)];
+    /* A refusal for the moment is counted when the batch is freed, not here: a
+     * receiver that holds the request and emits it again (queue_wait) counts
+     * it once, and not at all if a later emit takes it. */
+    sy__batch_refused_by(batch, NULL);
     if (sy__engine_status() == SY_STATUS_STOPPING) {
         count(m->failed, items);
         return SY_ECLOSED;
@@ -198,7 +202,7 @@ int sy__receiver_emit(sy_instance_t *inst, sy_batch_t *batch)
         if (p->signal != signal) continue;
         if (queue_full(&p->in, p->in_limit, &p->in_items) ||
             atomic_load_explicit(&p->refusing, memory_order_relaxed)) {
-            count(m->failed, items);
+            sy__batch_refused_by(batch, m->failed);
             return SY_EAGAIN;
         }
         n++;

@@ -133,7 +133,8 @@ def run_burst(args, protocol):
         text = metrics_text(mport)
         waits = metric(text, "receiver_otlp_queue_waits_total")
         expired = metric(text, "receiver_otlp_queue_wait_expired_total")
-        print("queue_waits=%d expired=%d" % (waits, expired))
+        refused_spans = metric(text, "receiver_refused_spans_total")
+        print("queue_waits=%d expired=%d refused_spans=%d" % (waits, expired, refused_spans))
         rc = router.stop(timeout=60)
     finally:
         router.kill()
@@ -144,6 +145,9 @@ def run_burst(args, protocol):
     assert ok == 900, "not every request was acknowledged: %s" % res
     assert waits > 0, "no request waited: the burst never filled the queues"
     assert expired == 0, "a request waited past 10s"
+    # A request held and then taken was never refused: the emits tried while it
+    # waited are not counted as refused spans.
+    assert refused_spans == 0, "%d spans counted as refused, none was" % refused_spans
     items = sink_items(report)
     assert items == ok * SPANS, "acknowledged %d spans, the sink got %d" % (ok * SPANS, items)
     print("ok: %s burst of 900 requests, %d held for room, none refused, all delivered"
@@ -178,12 +182,17 @@ def run_refusal(args, case):
         text = metrics_text(mport)
         waits = metric(text, "receiver_otlp_queue_waits_total")
         expired = metric(text, "receiver_otlp_queue_wait_expired_total")
-        print("accepted=%d refusals=%s waits=%d expired=%d"
-              % (accepted, ["%.3f" % t for t in refusals], waits, expired))
+        refused_spans = metric(text, "receiver_refused_spans_total")
+        print("accepted=%d refusals=%s waits=%d expired=%d refused_spans=%d"
+              % (accepted, ["%.3f" % t for t in refusals], waits, expired, refused_spans))
         # Kill: the 3 s exporter would take minutes to drain what it holds.
     finally:
         router.kill()
     assert len(refusals) == 5, "the queues never filled"
+    # Each 429 counts its one span once, however often it was emitted while it
+    # waited (expire: every millisecond for 100 ms).
+    assert refused_spans == len(refusals), \
+        "%d requests of one span refused, %d spans counted" % (len(refusals), refused_spans)
     if case == "expire":
         assert all(0.08 <= t <= 2.0 for t in refusals), \
             "a 429 came before queue_wait (100ms) or long after it: %s" % refusals
