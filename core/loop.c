@@ -8,7 +8,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <switchyard/plugin.h>
 
@@ -34,9 +36,33 @@ static _Thread_local const sy__thread_t *current_thread;
 static _Thread_local sy__wake_t *deferred[SY__DEFER_MAX];
 static _Thread_local size_t ndeferred;
 
+/*
+ * Why not uv_async_send(): libuv marks the handle busy, writes to the loop's
+ * descriptor and marks it done, and the woken loop spins (pause, then
+ * sched_yield) while a handle is marked busy. On one CPU the write itself wakes
+ * the loop's thread, which preempts the sender between the two marks and spins
+ * until the scheduler runs the sender again: 1.6 % of the pass-through router's
+ * CPU in that spin, pinned to one core (docs/benchmarks.md). Here the flag only
+ * coalesces: a sender that finds it clear sets it and writes the eventfd; the
+ * worker reads the eventfd, clears the flag, then runs the component, which
+ * drains its queue. A send whose flag was still set came before the clear, so
+ * the drain after it sees what was pushed; a send after the clear writes again.
+ * Nothing waits for anybody.
+ */
 static void send_now(sy__wake_t *w)
 {
-    if (atomic_load(&w->open)) uv_async_send(&w->async);
+    if (atomic_load(&w->open)) {
+        /* What the caller pushed is ordered before the flag (seq_cst), as the
+         * worker's clear is before its drain. */
+        if (!atomic_exchange(&w->pending, true)) {
+            uint64_t one = 1;
+            ssize_t n;
+            do
+                n = write(w->fd, &one, sizeof(one));
+            while (n < 0 && errno == EINTR);
+            /* EAGAIN: the counter is at its maximum, so it is readable anyway. */
+        }
+    }
     atomic_fetch_sub(&w->senders, 1);
 }
 
@@ -266,19 +292,38 @@ int sy__thread_stop(sy__thread_t *t, uint64_t deadline_ms)
 
 /* ---- wake-ups ------------------------------------------------------------------ */
 
-static void on_wake(uv_async_t *h)
+static void on_wake(uv_poll_t *h, int status, int events)
 {
+    (void)status;
+    (void)events;
     sy__wake_t *w = h->data;
+    uint64_t count;
+    while (read(w->fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+    atomic_store(&w->pending, false); /* seq_cst: before the drain's loads */
     if (atomic_load_explicit(&w->open, memory_order_relaxed)) w->fn(w->arg);
 }
 
 int sy__wake_open(sy__wake_t *w, sy__thread_t *t, sy__thread_fn fn, void *arg)
 {
-    if (uv_async_init(&t->loop, &w->async, on_wake) != 0) return SY_ERROR;
-    w->async.data = w;
+    w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->fd < 0) return SY_ERROR;
+    if (uv_poll_init(&t->loop, &w->poll, w->fd) != 0) {
+        close(w->fd);
+        w->fd = -1;
+        return SY_ERROR;
+    }
+    w->poll.data = w;
+    if (uv_poll_start(&w->poll, UV_READABLE, on_wake) != 0) {
+        uv_close((uv_handle_t *)&w->poll, NULL);
+        close(w->fd); /* safe once uv_close() is called (libuv's uv_poll_t) */
+        w->fd = -1;
+        return SY_ERROR;
+    }
     w->thread = t;
     w->fn = fn;
     w->arg = arg;
+    atomic_init(&w->pending, false);
     atomic_init(&w->senders, 0);
     atomic_init(&w->open, true);
     return SY_OK;
@@ -332,5 +377,7 @@ void sy__wake_close(sy__wake_t *w)
         }
     while (atomic_load(&w->senders) != 0)
         sched_yield();
-    uv_close((uv_handle_t *)&w->async, NULL);
+    uv_close((uv_handle_t *)&w->poll, NULL);
+    close(w->fd); /* safe once uv_close() is called (libuv's uv_poll_t) */
+    w->fd = -1;
 }

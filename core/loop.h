@@ -58,9 +58,12 @@ typedef struct sy__thread_s {
     bool started;
 } sy__thread_t;
 
-/* One component's data-plane wake-up on its worker. */
+/* One component's data-plane wake-up on its worker: an eventfd of its own,
+ * watched by the worker's loop (see sy__wake_send in loop.c). */
 typedef struct sy__wake_s {
-    uv_async_t async;
+    uv_poll_t poll;
+    int fd;               /* the eventfd */
+    atomic_bool pending;  /* written to fd and not yet read: later sends coalesce */
     sy__thread_t *thread;
     sy__thread_fn fn; /* run on the worker after each wake-up */
     void *arg;
