@@ -489,6 +489,7 @@ int sy__engine_add_workers(sy__engine_t *e, sy__role_t role, size_t n)
         /* A receiver answers its client first, then wakes the pipelines: the
          * answer does not wait behind them for the CPU (sy__wake_send). */
         w->thread.defer_wakes = role == SY__ROLE_RECEIVER;
+        w->thread.batch_sched = role == SY__ROLE_PIPELINE || role == SY__ROLE_EXPORTER;
         if (sy__thread_start(&w->thread, name) < 0) {
             SY__LOG(SY_LOG_ERROR, NULL, "cannot start worker thread %s: %s", name, strerror(errno));
             return SY_ERROR;

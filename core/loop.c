@@ -124,6 +124,27 @@ static void thread_main(void *arg)
     char name[16] = ""; /* the kernel keeps 15 characters */
     memcpy(name, t->name, sizeof(name) - 1);
     pthread_setname_np(pthread_self(), name);
+    if (t->batch_sched) {
+        /*
+         * The pipelines' and exporters' workers do not preempt a receiver when
+         * it wakes them: a receiver's wake-up comes at the end of each loop
+         * iteration, and on a CPU they share (a small host, a CPU quota, a
+         * pinned router) the woken worker would take the CPU at once for one
+         * batch, then the receiver again for the next request: a context switch
+         * each way per request. SCHED_BATCH (same priority, no privilege
+         * needed) is still fair over time; it only does not preempt on
+         * wake-up, so the worker runs when the receiver waits for input, or at
+         * the scheduler's tick, and drains everything queued by then. On a
+         * CPU of its own it runs at once as before. Not fatal if refused.
+         */
+        struct sched_param sp;
+        int policy;
+        if (pthread_getschedparam(pthread_self(), &policy, &sp) == 0 && policy == SCHED_OTHER) {
+            /* (a policy the operator chose, real-time or idle, is left alone) */
+            sp.sched_priority = 0;
+            (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+        }
+    }
     uv_run(&t->loop, UV_RUN_DEFAULT);
     flush_deferred();
     run_calls(t); /* calls that raced with closing: run them rather than strand them */

@@ -41,6 +41,9 @@ typedef struct sy__thread_s {
     /* Set before sy__thread_start(): wake-ups this worker sends to other workers
      * wait until the end of its loop iteration (see sy__wake_send). */
     bool defer_wakes;
+    /* Set before sy__thread_start(): the worker runs under SCHED_BATCH (see
+     * thread_main in loop.c). */
+    bool batch_sched;
     uv_thread_t tid;
     char name[32];
 
@@ -62,8 +65,8 @@ typedef struct sy__thread_s {
  * watched by the worker's loop (see sy__wake_send in loop.c). */
 typedef struct sy__wake_s {
     uv_poll_t poll;
-    int fd;               /* the eventfd */
-    atomic_bool pending;  /* written to fd and not yet read: later sends coalesce */
+    int fd;              /* the eventfd */
+    atomic_bool pending; /* written to fd and not yet read: later sends coalesce */
     sy__thread_t *thread;
     sy__thread_fn fn; /* run on the worker after each wake-up */
     void *arg;
