@@ -33,6 +33,9 @@
 #define SY__HTTP_MAX_HEADER_BYTES (64u * 1024u)
 /* Size of a connection's socket read buffer. */
 #define SY__HTTP_READ_SIZE (64u * 1024u)
+/* The first read of a request on a connection whose bodies are large: room for
+ * the head of most requests, and little of the body (see `large_bodies`). */
+#define SY__HTTP_HEAD_READ (4u * 1024u)
 /* Unsent answers above which a connection stops reading (a client that pipelines
  * without reading its answers). */
 #define SY__HTTP_OUT_HIGH (256u * 1024u)
@@ -129,6 +132,10 @@ struct syc_http_conn_s {
      * Content-Length, ext.len of them read; the owner's handle for it. */
     buf_t ext;
     void *ext_owner;
+    /* The last request's body was larger than SY__HTTP_READ_SIZE: the next
+     * request's first read takes SY__HTTP_HEAD_READ bytes only, so that little
+     * of its body lands in `in` to be copied into `ext` (on_alloc). */
+    bool large_bodies;
     size_t reserved;    /* body bytes counted against the server's budget */
     uint64_t req_start; /* uv_now() at the request's first byte */
     int refuse_status;  /* set by a callback that refuses the request */
@@ -430,9 +437,29 @@ static void conn_flush(syc_http_conn_t *c)
         return;
     }
     c->writing_idx = idx;
+    uv_buf_t b = uv_buf_init(c->out[idx].data, (unsigned)c->out[idx].len);
+    /*
+     * Most answers fit in the socket at once: written here, without a write
+     * request. A write request that completes makes libuv queue the socket's
+     * watcher as changed (it stops POLLOUT, which was never started), and its
+     * next poll re-arms the descriptor: one epoll_ctl per answer.
+     */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)b.len) {
+        c->out[idx].len = 0;
+        if (c->close_after && !c->awaiting && !c->shutting) conn_flush(c); /* shuts down */
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    if (n > 0) { /* the rest when the socket has room */
+        b.base += n;
+        b.len -= (size_t)n;
+    }
     c->writing = true;
     c->writing_tls = false;
-    uv_buf_t b = uv_buf_init(c->out[idx].data, (unsigned)c->out[idx].len);
     c->write_req.data = c;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         c->writing = false;
@@ -669,6 +696,7 @@ static int on_headers_complete(llhttp_t *p)
         }
         c->reserved = (size_t)p->content_length;
     }
+    c->large_bodies = (p->flags & F_CONTENT_LENGTH) && p->content_length > SY__HTTP_READ_SIZE;
     conn_arm_read_deadline(c, c->server->limits.read_ms);
     const char *expect = hdr_value(c, HDR_EXPECT);
     if (expect && strcasecmp(expect, "100-continue") == 0) {
@@ -887,7 +915,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         c->in.data = malloc(SY__HTTP_READ_SIZE);
         c->in.cap = c->in.data ? SY__HTTP_READ_SIZE : 0;
     }
-    *buf = uv_buf_init(c->in.data, (unsigned)c->in.cap);
+    size_t cap = c->large_bodies && c->in.cap > SY__HTTP_HEAD_READ ? SY__HTTP_HEAD_READ : c->in.cap;
+    *buf = uv_buf_init(c->in.data, (unsigned)cap);
 }
 
 /*

@@ -891,6 +891,22 @@ static int conn_write(grpc_conn_t *c, write_req_t *w)
 {
     w->conn = c;
     uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->len);
+    /* Written at once when the socket takes it all: a write request that
+     * completes costs libuv an epoll_ctl (see conn_flush in plugins/common/http_server.c). */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (n == (int)w->len) {
+        free(w);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    if (n > 0) { /* the rest when the socket has room */
+        buf.base += n;
+        buf.len -= (size_t)n;
+    }
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(w);
         conn_close(c);
