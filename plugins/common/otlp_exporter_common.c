@@ -295,16 +295,41 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
     syc_xh_attempt_done(req, &res);
 }
 
-/* A split request with nothing to send: done, from a timer as the helper wants. */
-static void on_empty(void *arg)
+static void empty_timer_closed(uv_handle_t *h)
 {
-    syc_xh_req_t *req = arg;
-    syc_oxp_req_t *r = req->transport;
-    syc_oxp_t *o = syc_xh_req_ctx(req);
-    o->api->timer_stop(r->empty_timer);
+    free(h);
+}
+
+/* Stops and lets go of a request's zero-part timer, if it has one. */
+static void empty_timer_stop(syc_oxp_req_t *r)
+{
+    if (!r->empty_timer) return;
+    uv_timer_stop(r->empty_timer);
+    uv_close((uv_handle_t *)r->empty_timer, empty_timer_closed);
     r->empty_timer = NULL;
+}
+
+/* A split request with nothing to send: done, from a timer as the helper wants. */
+static void on_empty(uv_timer_t *t)
+{
+    syc_xh_req_t *req = t->data;
+    empty_timer_stop(req->transport);
     syc_xh_result_t res = {.verdict = SYC_XH_SENT, .retry_after_ms = -1};
     syc_xh_attempt_done(req, &res);
+}
+
+static int empty_timer_start(syc_oxp_t *o, syc_xh_req_t *req, syc_oxp_req_t *r)
+{
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (!t) return SY_ENOMEM;
+    if (uv_timer_init(o->api->loop(o->inst), t) != 0) {
+        free(t);
+        return SY_ENOMEM;
+    }
+    t->data = req;
+    r->empty_timer = t;
+    uv_timer_start(t, on_empty, 0, 0);
+    return SY_OK;
 }
 
 static int oxp_send(void *ctx, syc_xh_req_t *req)
@@ -323,10 +348,7 @@ static int oxp_send(void *ctx, syc_xh_req_t *req)
         req->transport = r;
         if (o->ops->build_body(o, req, r) < 0) return SY_ENOMEM;
         if (o->hc && !r->split) return syc_oxp_direct_send(o, req, r);
-        if (r->split && r->nparts == 0) {
-            r->empty_timer = o->api->timer_start(o->inst, 0, 0, on_empty, req);
-            return r->empty_timer ? SY_OK : SY_ENOMEM;
-        }
+        if (r->split && r->nparts == 0) return empty_timer_start(o, req, r);
         if (r->split) {
             r->body = r->parts[0].data;
             r->body_len = r->parts[0].len;
@@ -368,21 +390,18 @@ static void oxp_abort(void *ctx, syc_xh_req_t *req)
     syc_oxp_req_t *r = req->transport;
     if (r && r->x_ready && o->curl) syc_curl_uv_cancel(o->curl, r->x.easy);
     if (r && r->call) syc_oxp_direct_abort(o, r);
-    if (r && r->empty_timer) {
-        o->api->timer_stop(r->empty_timer);
-        r->empty_timer = NULL;
-    }
+    if (r) empty_timer_stop(r);
 }
 
 static void oxp_req_free(void *ctx, syc_xh_req_t *req)
 {
-    syc_oxp_t *o = ctx;
+    (void)ctx;
     syc_oxp_req_t *r = req->transport;
     if (!r) return;
     if (r->x_ready) syc_curl_exchange_free(&r->x);
     syc_oxp_direct_free(r);
     curl_slist_free_all(r->auth_headers);
-    if (r->empty_timer) o->api->timer_stop(r->empty_timer);
+    empty_timer_stop(r);
     for (size_t i = 0; i < r->nparts; i++)
         free(r->parts[i].data);
     free(r->parts);

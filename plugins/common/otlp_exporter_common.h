@@ -58,7 +58,10 @@ typedef struct syc_oxp_req_s {
         size_t len;
     } * parts;
     size_t nparts, part;
-    sy_timer_t *empty_timer; /* the zero-part case's timer, until it fires */
+    /* The zero-part case's timer, until it fires: a libuv timer of its own on the
+     * exporter's loop, not api->timer_start(), whose timers the host closes when
+     * shutdown() returns while such a request may still be in flight. */
+    uv_timer_t *empty_timer;
     /* Sent by the own HTTP/1.1 client (syc_oxp_t.direct, http_client_oxp.c): the
      * call, its request head and the body as one piece when not in pieces. */
     syc_hc_call_t *call;
