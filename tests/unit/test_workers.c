@@ -77,20 +77,25 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A worker t with the wake-up of w open on it, and SENDERS threads sending. */
+static void start_senders(sy__thread_t *t, wake_case_t *w, pthread_t *th)
+{
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(sy__thread_start(t, "sy-test-wake"), 0);
+    memset(w, 0, sizeof(*w));
+    w->thread = t;
+    assert_int_equal(sy__thread_call(t, open_wake, w, 0), 0);
+    for (int i = 0; i < SENDERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sender, w), 0);
+}
+
 static void test_wake_not_lost(void **state)
 {
     (void)state;
     sy__thread_t t;
-    memset(&t, 0, sizeof(t));
-    assert_int_equal(sy__thread_start(&t, "sy-test-wake"), 0);
     wake_case_t w;
-    memset(&w, 0, sizeof(w));
-    w.thread = &t;
-    assert_int_equal(sy__thread_call(&t, open_wake, &w, 0), 0);
-
     pthread_t th[SENDERS];
-    for (int i = 0; i < SENDERS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, sender, &w), 0);
+    start_senders(&t, &w, th);
     for (int i = 0; i < SENDERS; i++)
         pthread_join(th[i], NULL);
     uint64_t total = atomic_load(&w.pushed);
@@ -121,15 +126,9 @@ static void test_wake_close_under_senders(void **state)
     (void)state;
     for (int round = 0; round < 20; round++) {
         sy__thread_t t;
-        memset(&t, 0, sizeof(t));
-        assert_int_equal(sy__thread_start(&t, "sy-test-wake"), 0);
         wake_case_t w;
-        memset(&w, 0, sizeof(w));
-        w.thread = &t;
-        assert_int_equal(sy__thread_call(&t, open_wake, &w, 0), 0);
         pthread_t th[SENDERS];
-        for (int i = 0; i < SENDERS; i++)
-            assert_int_equal(pthread_create(&th[i], NULL, sender, &w), 0);
+        start_senders(&t, &w, th);
         usleep(1000 * (unsigned)(round % 3));
         assert_int_equal(sy__thread_call(&t, close_wake, &w, 0), 0);
         uint64_t runs = atomic_load(&w.runs);
