@@ -52,8 +52,11 @@ static _Thread_local size_t ndeferred;
 static void send_now(sy__wake_t *w)
 {
     if (atomic_load(&w->open)) {
-        /* What the caller pushed is ordered before the flag (seq_cst), as the
-         * worker's clear is before its drain. */
+        /* Either the worker's drain, after its clear and fence, sees what the
+         * caller pushed before this fence, or this exchange sees the clear
+         * and writes again (the two fences are ordered one way or the other:
+         * the store-load pattern, which release/acquire alone does not order). */
+        atomic_thread_fence(memory_order_seq_cst);
         if (!atomic_exchange(&w->pending, true)) {
             uint64_t one = 1;
             ssize_t n;
@@ -321,7 +324,8 @@ static void on_wake(uv_poll_t *h, int status, int events)
     uint64_t count;
     while (read(w->fd, &count, sizeof(count)) < 0 && errno == EINTR)
         ;
-    atomic_store(&w->pending, false); /* seq_cst: before the drain's loads */
+    atomic_store(&w->pending, false);
+    atomic_thread_fence(memory_order_seq_cst); /* before the drain's loads: see send_now */
     if (atomic_load_explicit(&w->open, memory_order_relaxed)) w->fn(w->arg);
 }
 
