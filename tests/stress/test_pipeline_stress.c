@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "router.h"
+#include "router_harness.h"
 #include "telemetry.h"
 
 static const char *plugin_dirs[] = {SY_TEST_KIT_DIR, SY_TEST_PLUGIN_DIR};
@@ -55,28 +56,22 @@ static void read_report(const char *path, unsigned long long v[6])
     assert_int_equal(n, 6);
 }
 
-/* The registry of metrics is process-wide and keyed by name and labels, so each
- * test uses IDs of its own: `sfx` is appended to every component ID. */
-/* One generator's refused emits so far: testgen's own counter of them (it holds
- * a refused batch and emits it again, so the receiver's refused counter, which
- * counts a batch when it is given up, stays 0). */
+/* One generator's refused emits so far, 0 before the first: testgen's own
+ * counter of them (it holds a refused batch and emits it again, so the
+ * receiver's refused counter, which counts a batch when it is given up, stays 0). */
 static int64_t gen_refusals(const char *gen)
 {
-    char *text = sy__metrics_render(NULL);
-    assert_non_null(text);
-    char needle[128];
-    snprintf(needle, sizeof(needle), "\nswitchyard_testgen_refused_batches_total{receiver=\"%s\"} ",
-             gen);
-    const char *at = strstr(text, needle);
-    int64_t v = at ? strtoll(at + strlen(needle), NULL, 10) : 0;
-    free(text);
-    return v;
+    char labels[96];
+    snprintf(labels, sizeof(labels), "receiver=\"%s\"", gen);
+    int64_t v = sy_test_metric("switchyard_testgen_refused_batches_total", labels);
+    return v > 0 ? v : 0;
 }
 
+/* The registry of metrics is process-wide and keyed by name and labels, so each
+ * test uses IDs of its own: `sfx` is appended to every component ID. */
 /* The refusals counted at both generators so far. */
-static int64_t refusals(sy__router_t *r, const char *gen_a, const char *gen_b)
+static int64_t refusals(const char *gen_a, const char *gen_b)
 {
-    (void)r;
     return gen_refusals(gen_a) + gen_refusals(gen_b);
 }
 
@@ -99,7 +94,7 @@ static void run(const char *yaml, const char *sfx, int64_t spans, const char *re
     snprintf(id[2], sizeof(id[2]), "testgen/a%s", sfx);
     snprintf(id[3], sizeof(id[3]), "testgen/b%s", sfx);
     if (gate) {
-        for (int i = 0; i < 6000 && refusals(r, id[2], id[3]) == 0; i++)
+        for (int i = 0; i < 6000 && refusals(id[2], id[3]) == 0; i++)
             usleep(10000);
         FILE *g = fopen(gate, "w");
         assert_non_null(g);
@@ -107,7 +102,7 @@ static void run(const char *yaml, const char *sfx, int64_t spans, const char *re
     }
     assert_int_equal(wait_sent(r, id[0], spans, 120), spans);
     assert_int_equal(wait_sent(r, id[1], spans, 120), spans);
-    int64_t refused = refusals(r, id[2], id[3]);
+    int64_t refused = refusals(id[2], id[3]);
     fprintf(stderr, "spans=%lld refused-at-receivers=%lld\n", (long long)spans, (long long)refused);
     if (expect_refusals) assert_true(refused > 0);
     assert_int_equal(sy__router_close(r), 0);
